@@ -1,0 +1,1 @@
+//! refract-sdk-macro. Filled by the sandbox issue.

@@ -1,0 +1,1 @@
+//! refract-sdk: what automation authors depend on. Filled by the sandbox issue.

@@ -1,0 +1,1 @@
+//! refract-host: the wasmtime embedding. Filled by the sandbox issue.

@@ -1,0 +1,61 @@
+//! Error kinds shared by every crate, and the validation error of this one.
+
+use std::fmt;
+
+/// What kind of failure an error is: retry policies and the HTTP layer read this, never the
+/// error's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The thing asked for does not exist (or is invisible to the caller).
+    NotFound,
+    /// The request conflicts with the current state (a slug taken, a stale version).
+    Conflict,
+    /// The input is malformed or breaks a rule; retrying the same input fails again.
+    Invalid,
+    /// A dependency (database, broker, cache) cannot be reached; retrying may succeed.
+    Unavailable,
+    /// A deadline passed; retrying may succeed.
+    Timeout,
+    /// The caller may not do this.
+    Forbidden,
+    /// A size, rate or resource limit was hit.
+    Limit,
+    /// A bug or an unexpected fault on our side.
+    Internal,
+}
+
+impl ErrorKind {
+    /// Whether trying the same operation again later can succeed.
+    pub fn is_transient(self) -> bool {
+        matches!(self, ErrorKind::Unavailable | ErrorKind::Timeout)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Input that breaks one of the model's rules. `field` names what is wrong, as a JSON path
+/// into the input (`type`, `source.workspaceId`, `payload`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("event is {size} bytes, over the {limit}-byte limit")]
+    TooLarge { size: usize, limit: usize },
+}
+
+impl ValidationError {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        ValidationError::Invalid { field, reason: reason.into() }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ValidationError::Invalid { .. } => ErrorKind::Invalid,
+            ValidationError::TooLarge { .. } => ErrorKind::Limit,
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! The event envelope (`spec/http-api.md` §13.1): what the broker carries, the datalake stores,
+//! WebSocket clients receive and automations emit.
+//!
+//! The serde shape is the spec's JSON exactly (camelCase, absent optionals omitted), so an
+//! event read from the broker, history or a client serializes back to the same document.
+
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::error::ValidationError;
+use crate::ids::{CorrelationId, EventId, SessionId, UserId, WorkspaceId};
+
+/// Default cap on a serialized event, in bytes (`EVENT_MAX_SIZE`). Events are copied to every
+/// consumer group, every live subscriber and the datalake: a cap keeps one producer from
+/// flooding them all.
+pub const DEFAULT_MAX_EVENT_SIZE: usize = 100_000;
+
+/// Longest event type, in bytes. Types are indexed and matched on every delivery.
+pub const MAX_TYPE_LEN: usize = 128;
+
+/// Limits applied when an event enters the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventLimits {
+    /// Largest serialized event accepted, in bytes.
+    pub max_size: usize,
+}
+
+impl Default for EventLimits {
+    fn default() -> Self {
+        Self { max_size: DEFAULT_MAX_EVENT_SIZE }
+    }
+}
+
+/// An event type: `^[A-Za-z0-9 ._-]{1,128}$`, dotted by convention (`workspaces.created`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct EventType(String);
+
+impl EventType {
+    pub fn new(value: impl Into<String>) -> Result<Self, ValidationError> {
+        let value = value.into();
+        if value.is_empty() || value.len() > MAX_TYPE_LEN {
+            return Err(ValidationError::invalid("type", format!("must be 1 to {MAX_TYPE_LEN} characters")));
+        }
+        if let Some(bad) = value
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '_' | '-')))
+        {
+            return Err(ValidationError::invalid(
+                "type",
+                format!("{bad:?} is not allowed; use A-Z, a-z, 0-9, space, '.', '_' or '-'"),
+            ));
+        }
+        Ok(Self(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this type is `prefix` itself or lies under it (`workspaces` matches
+    /// `workspaces.created`; `work` does not).
+    pub fn is_under(&self, prefix: &str) -> bool {
+        let prefix = prefix.trim_end_matches('.');
+        self.0 == prefix
+            || (self.0.len() > prefix.len()
+                && self.0.starts_with(prefix)
+                && self.0.as_bytes()[prefix.len()] == b'.')
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::new(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The service instance that produced an event.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SourceHost {
+    pub service: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
+}
+
+/// The HTTP request an event was born from.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceHttp {
+    pub method: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+}
+
+/// Where an event came from. The correlation id is generated when a producer leaves it out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Source {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<WorkspaceId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<SessionId>,
+    #[serde(default = "CorrelationId::generate")]
+    pub correlation_id: CorrelationId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automation_slug: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automation_depth: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_slug: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_instance_full_slug: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_instance_depth: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<SourceHost>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_topic: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<SourceHttp>,
+}
+
+impl Default for Source {
+    fn default() -> Self {
+        Self {
+            workspace_id: None,
+            user_id: None,
+            session_id: None,
+            correlation_id: CorrelationId::generate(),
+            automation_slug: None,
+            automation_depth: None,
+            app_slug: None,
+            app_instance_full_slug: None,
+            app_instance_depth: None,
+            socket_id: None,
+            ip: None,
+            host: None,
+            service_topic: None,
+            http: None,
+        }
+    }
+}
+
+/// Restricts delivery to a user, session or user topic (and grants them read).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Target {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<SessionId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_topic: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_socket: Option<bool>,
+}
+
+/// Per-event options.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EventOptions {
+    /// `false` keeps the event out of history (default `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persist: Option<bool>,
+}
+
+/// How bad an error event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorLevel {
+    Warning,
+    Error,
+    Fatal,
+}
+
+/// The `error` member of error events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventError {
+    pub error: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+    pub level: ErrorLevel,
+}
+
+/// The event envelope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// Assigned by the broker at first publish; `None` before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<EventId>,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    #[serde(default)]
+    pub source: Source,
+    #[serde(default, deserialize_with = "payload_object")]
+    pub payload: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<EventOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<EventError>,
+    #[serde(default = "Utc::now", with = "millis")]
+    pub created_at: DateTime<Utc>,
+    /// Bytes of the serialized event, set by [`Event::seal`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<usize>,
+}
+
+impl Event {
+    /// A new event of `event_type` in `workspace`, created now, with a fresh correlation id.
+    pub fn new(event_type: EventType, workspace: Option<WorkspaceId>, payload: Map<String, Value>) -> Self {
+        Self {
+            id: None,
+            event_type,
+            source: Source { workspace_id: workspace, ..Source::default() },
+            payload,
+            target: None,
+            options: None,
+            error: None,
+            created_at: Utc::now(),
+            size: None,
+        }
+    }
+
+    /// Parses an event from JSON, with the spec's validation (type charset, payload object).
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ValidationError> {
+        serde_json::from_slice(bytes).map_err(|e| ValidationError::invalid("event", e.to_string()))
+    }
+
+    /// Serializes the envelope.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Every member is a string, number, bool, map or `Value`: serialization cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Whether the event goes to history (`options.persist`, default true).
+    pub fn persist(&self) -> bool {
+        self.options.as_ref().and_then(|o| o.persist).unwrap_or(true)
+    }
+
+    /// Measures the event and records its size; fails when it is over `limits.max_size`.
+    /// The size counts the envelope as stored, without `id` and `size`, which the broker adds.
+    pub fn seal(&mut self, limits: &EventLimits) -> Result<usize, ValidationError> {
+        let (id, _) = (self.id.take(), self.size.take());
+        let size = serde_json::to_vec(self).map(|v| v.len()).unwrap_or(usize::MAX);
+        self.id = id;
+        if size > limits.max_size {
+            return Err(ValidationError::TooLarge { size, limit: limits.max_size });
+        }
+        self.size = Some(size);
+        Ok(size)
+    }
+}
+
+fn payload_object<'de, D: Deserializer<'de>>(d: D) -> Result<Map<String, Value>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Object(map) => Ok(map),
+        Value::Null => Ok(Map::new()),
+        other => Err(serde::de::Error::custom(format!(
+            "payload must be a JSON object, not {}",
+            match other {
+                Value::Array(_) => "an array",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                Value::Bool(_) => "a boolean",
+                _ => "this",
+            }
+        ))),
+    }
+}
+
+/// ISO-8601 UTC with milliseconds (`2026-11-27T10:00:00.000Z`), as every time in the API.
+mod millis {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| serde::de::Error::custom(format!("createdAt: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn full_event() -> Value {
+        json!({
+            "id": "1764237600000-0",
+            "type": "orders.created",
+            "source": {
+                "workspaceId": "ws1",
+                "userId": "u1",
+                "sessionId": "s1",
+                "correlationId": "0123456789abcdef0123456789abcdef",
+                "automationSlug": "onOrder",
+                "automationDepth": 2,
+                "appInstanceFullSlug": "crm.sub",
+                "ip": "203.0.113.9",
+                "host": {"service": "runtime", "replica": "r-1"},
+                "http": {"method": "POST", "path": "/v2/x", "originalUrl": "/v2/x?a=1", "hostname": "example.org"}
+            },
+            "payload": {"order": {"id": 42, "lines": [1, 2]}},
+            "target": {"userId": "u2", "currentSocket": false},
+            "options": {"persist": false},
+            "error": {"error": "Boom", "message": "it broke", "details": {"n": 1}, "level": "fatal"},
+            "createdAt": "2026-11-27T10:00:00.123Z",
+            "size": 512
+        })
+    }
+
+    #[test]
+    fn the_spec_shape_round_trips_exactly() {
+        let doc = full_event();
+        let event: Event = serde_json::from_value(doc.clone()).unwrap();
+        assert_eq!(event.source.automation_depth, Some(2));
+        assert!(!event.persist());
+        assert_eq!(serde_json::to_value(&event).unwrap(), doc);
+    }
+
+    #[test]
+    fn a_minimal_event_gets_defaults_and_a_correlation_id() {
+        let event = Event::from_json(br#"{"type":"hello","createdAt":"2026-01-01T00:00:00Z"}"#).unwrap();
+        assert!(event.payload.is_empty());
+        assert!(event.persist());
+        assert_eq!(event.source.correlation_id.as_str().len(), 32);
+        let out = serde_json::to_value(&event).unwrap();
+        assert_eq!(out["createdAt"], "2026-01-01T00:00:00.000Z");
+        assert!(out.get("target").is_none() && out.get("id").is_none());
+    }
+
+    #[test]
+    fn bad_types_and_payloads_are_rejected_with_the_reason() {
+        let err = Event::from_json(br#"{"type":"a/b"}"#).unwrap_err();
+        assert!(err.to_string().contains("'/' is not allowed"), "{err}");
+        let err = Event::from_json(br#"{"type":"ok","payload":[1]}"#).unwrap_err();
+        assert!(err.to_string().contains("payload must be a JSON object, not an array"), "{err}");
+        let long = format!(r#"{{"type":"{}"}}"#, "x".repeat(129));
+        assert!(Event::from_json(long.as_bytes()).is_err());
+        assert!(Event::from_json(b"not json").is_err());
+    }
+
+    #[test]
+    fn seal_measures_and_caps_the_size() {
+        let mut payload = Map::new();
+        payload.insert("blob".into(), Value::String("x".repeat(1000)));
+        let mut event = Event::new(EventType::new("big").unwrap(), None, payload);
+        let size = event.seal(&EventLimits::default()).unwrap();
+        assert!(size > 1000 && size < 1400, "{size}");
+        assert_eq!(event.size, Some(size));
+        let err = event.seal(&EventLimits { max_size: 500 }).unwrap_err();
+        assert_eq!(err, ValidationError::TooLarge { size, limit: 500 });
+    }
+
+    #[test]
+    fn type_prefixes_match_on_dot_boundaries() {
+        let t = EventType::new("workspaces.automations.created").unwrap();
+        assert!(t.is_under("workspaces"));
+        assert!(t.is_under("workspaces.automations."));
+        assert!(t.is_under("workspaces.automations.created"));
+        assert!(!t.is_under("work"));
+        assert!(!t.is_under("workspaces.automations.created.x"));
+    }
+}

@@ -1,0 +1,19 @@
+//! `refract-core`: the vocabulary every Refract crate shares.
+//!
+//! - [`ids`]: validated newtypes for the ids that travel between services.
+//! - [`event`]: the event envelope of `spec/http-api.md` §13.1, its validation and size.
+//! - [`error`]: the small [`ErrorKind`] that retry logic and HTTP mapping read.
+//!
+//! This crate does no I/O and depends on nothing of ours: broker, storage, host and the
+//! services all build on it.
+
+pub mod error;
+pub mod event;
+pub mod ids;
+
+pub use error::{ErrorKind, ValidationError};
+pub use event::{
+    DEFAULT_MAX_EVENT_SIZE, ErrorLevel, Event, EventError, EventLimits, EventOptions, EventType,
+    Source, SourceHost, SourceHttp, Target,
+};
+pub use ids::{CorrelationId, EventId, SessionId, UserId, WorkspaceId};

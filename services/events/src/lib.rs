@@ -1,0 +1,1 @@
+//! Refract events service. Filled by a later issue; empty until then.

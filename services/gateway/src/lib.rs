@@ -1,0 +1,1 @@
+//! Refract gateway service. Filled by a later issue; empty until then.

@@ -1,0 +1,1 @@
+//! Refract runtime service. Filled by a later issue; empty until then.

@@ -1,0 +1,1 @@
+//! refract-storage. Filled by the storage issue.

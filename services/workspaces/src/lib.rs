@@ -1,0 +1,1 @@
+//! Refract workspaces service. Filled by a later issue; empty until then.
