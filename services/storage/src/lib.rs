@@ -1,1 +1,37 @@
-//! refract-storage. Filled by the storage issue.
+//! `refract-storage`: the three kinds of storage Refract's services share, each an
+//! `Arc<dyn Trait>` chosen by URL, so the embedded mode needs no server and the distributed
+//! mode shares one instance between replicas.
+//!
+//! - [`store`]: the **document store** ([`DocumentStore`]) = the event history
+//!   ([`EventHistory`], the datalake) + document collections ([`Collections`]: users,
+//!   workspaces, permissions). Backends: [`sqlite`] (embedded default), [`postgres`],
+//!   [`mongo`], and an in-memory twin.
+//! - [`cache`]: the **cache** ([`Cache`]): TTL values, counters, locks, hashes. Backends: in
+//!   process (durable keys persisted in the embedded SQLite file) and Redis.
+//! - [`files`]: **file storage** ([`FileStore`]) over `object_store`: local folder, S3, memory;
+//!   content-addressed blobs for components.
+//! - [`keys`]: every cache key name, built in one place.
+//! - [`error`]: [`StorageError`] and its [`ErrorKind`](refract_core::ErrorKind).
+//!
+//! This crate depends on `refract-core` only among our crates. It must not depend on the
+//! broker, the host or any service: services depend on it.
+
+pub mod cache;
+pub mod documents;
+pub mod error;
+pub mod files;
+pub mod history;
+pub mod keys;
+pub mod location;
+pub mod mongo;
+pub mod postgres;
+pub mod sqlite;
+pub mod store;
+
+pub use cache::{CACHE_SCHEMES, Cache, open_cache};
+pub use documents::{CollectionSpec, Collections, Document, Expect, collections};
+pub use error::{Result, StorageError};
+pub use files::{Digest, FILE_STORE_SCHEMES, FileStore, open_file_store, open_file_store_with};
+pub use history::{AppendOutcome, EventHistory, FieldFilter, HistoryQuery, SortOrder, TypeFilter};
+pub use keys::CacheKey;
+pub use store::{DOCUMENT_STORE_SCHEMES, DocumentStore, MemoryStore, open_document_store};

@@ -1,0 +1,111 @@
+//! The cache: short-lived shared state (sessions, OIDC states, rate-limit counters, locks,
+//! contexts, subscriptions), chosen by URL.
+//!
+//! - `memory://`: in process, nothing survives a restart (tests).
+//! - `sqlite://path`: in process, and the keys marked durable ([`CacheKey::is_durable`]:
+//!   sessions, global and user contexts) are written through to that SQLite file and loaded
+//!   back at start. The embedded mode passes the same file as its document store.
+//! - `redis://…` / `rediss://…`: shared by every replica.
+//!
+//! Every key is prefixed with the namespace given at open (`<namespace>:<key>`), so several
+//! deployments or test runs can share one Redis.
+
+mod durable;
+pub(crate) mod memory;
+mod redis;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::{Result, StorageError};
+use crate::keys::CacheKey;
+use crate::location::{Location, unsupported};
+
+pub use memory::MemoryCache;
+pub use redis::RedisCache;
+
+/// Schemes [`open_cache`] accepts.
+pub const CACHE_SCHEMES: &str = "memory://, sqlite://path (in process, durable keys in SQLite), redis://… (or rediss://)";
+
+/// Largest value or hash field value, in bytes: the cache holds small state, not files.
+pub const MAX_VALUE_SIZE: usize = 4 * 1024 * 1024;
+
+/// A cache shared by the services.
+#[async_trait]
+pub trait Cache: Send + Sync {
+    /// Backend name and URL without secrets.
+    fn describe(&self) -> String;
+
+    /// Whether the cache answers (readiness).
+    async fn ping(&self) -> Result<()>;
+
+    async fn get(&self, key: &CacheKey) -> Result<Option<Vec<u8>>>;
+
+    /// Sets `key`; `ttl` `None` keeps it until deleted.
+    async fn set(&self, key: &CacheKey, value: &[u8], ttl: Option<Duration>) -> Result<()>;
+
+    /// Deletes `key` (of any kind); `false` when it did not exist.
+    async fn delete(&self, key: &CacheKey) -> Result<bool>;
+
+    /// Sets `key` only if it does not exist (a lock); `true` when this call set it.
+    async fn set_if_absent(&self, key: &CacheKey, value: &[u8], ttl: Duration) -> Result<bool>;
+
+    /// Adds `by` to the counter at `key` (0 when absent) and returns the new value; a counter
+    /// created by this call expires after `ttl` (a fixed rate-limit window).
+    async fn incr(&self, key: &CacheKey, by: i64, ttl: Duration) -> Result<i64>;
+
+    /// Sets `field` of the hash at `key`.
+    async fn hset(&self, key: &CacheKey, field: &str, value: &[u8]) -> Result<()>;
+
+    async fn hget(&self, key: &CacheKey, field: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Every field of the hash at `key` (empty when absent).
+    async fn hgetall(&self, key: &CacheKey) -> Result<BTreeMap<String, Vec<u8>>>;
+
+    /// Deletes `field`; `false` when it did not exist.
+    async fn hdel(&self, key: &CacheKey, field: &str) -> Result<bool>;
+
+    /// Makes `key` expire after `ttl`; `false` when it does not exist.
+    async fn expire(&self, key: &CacheKey, ttl: Duration) -> Result<bool>;
+}
+
+/// Opens the cache `url` names, with every key under `namespace` (`[A-Za-z0-9_.-]{1,64}`).
+pub async fn open_cache(url: &str, namespace: &str) -> Result<Arc<dyn Cache>> {
+    check_namespace(namespace)?;
+    let loc = Location::parse("cache", url)?;
+    Ok(match loc.scheme() {
+        "memory" => Arc::new(MemoryCache::new(namespace)),
+        "sqlite" => Arc::new(MemoryCache::open_durable(&loc, namespace).await?),
+        "redis" | "rediss" => Arc::new(RedisCache::open(&loc, namespace).await?),
+        _ => return Err(unsupported("cache", &loc, CACHE_SCHEMES)),
+    })
+}
+
+fn check_namespace(namespace: &str) -> Result<()> {
+    let ok = !namespace.is_empty()
+        && namespace.len() <= 64
+        && namespace.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok { Ok(()) } else { Err(StorageError::invalid("namespace", "use [A-Za-z0-9_.-]{1,64}")) }
+}
+
+pub(crate) fn check_value(value: &[u8]) -> Result<()> {
+    if value.len() > MAX_VALUE_SIZE {
+        return Err(StorageError::invalid("value", format!("{} bytes, over the {MAX_VALUE_SIZE}-byte limit", value.len())));
+    }
+    Ok(())
+}
+
+/// A zero TTL would expire before anyone reads it: it is a caller bug.
+pub(crate) fn check_ttl(ttl: Duration) -> Result<()> {
+    if ttl.as_millis() == 0 {
+        return Err(StorageError::invalid("ttl", "must be at least 1 ms"));
+    }
+    Ok(())
+}
+
+pub(crate) fn wrong_kind(key: &CacheKey) -> StorageError {
+    StorageError::invalid("key", format!("{} holds another kind of value", key.name()))
+}

@@ -1,0 +1,119 @@
+//! Every cache key Refract uses, built here and nowhere else, so two services never disagree on
+//! a name and a key's lifetime class (durable or not) is decided once.
+//!
+//! A key is `kind:part:part`. Parts are ids (validated newtypes) or caller strings; a caller
+//! string has `:` and control characters replaced, so one key can never impersonate another
+//! by embedding the separator. The cache adds its namespace prefix in front.
+
+use refract_core::{SessionId, UserId, WorkspaceId};
+
+/// A cache key, and whether its value must outlive a restart of the embedded mode.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    name: String,
+    durable: bool,
+}
+
+/// Whose context a context hash holds (`spec/automation-dsl.md` scopes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextScope {
+    /// Shared by the whole workspace; survives restarts.
+    Global,
+    /// One user's variables; survives restarts.
+    User,
+    /// One login session's variables.
+    Session,
+    /// One WebSocket's variables.
+    Socket,
+    /// One run's variables.
+    Run,
+}
+
+impl ContextScope {
+    fn as_str(self) -> &'static str {
+        match self {
+            ContextScope::Global => "global",
+            ContextScope::User => "user",
+            ContextScope::Session => "session",
+            ContextScope::Socket => "socket",
+            ContextScope::Run => "run",
+        }
+    }
+
+    fn durable(self) -> bool {
+        matches!(self, ContextScope::Global | ContextScope::User)
+    }
+}
+
+/// A caller-supplied part with the separator and control characters replaced.
+fn part(s: &str) -> String {
+    s.chars().map(|c| if c == ':' || c.is_control() { '_' } else { c }).collect()
+}
+
+impl CacheKey {
+    fn new(name: String, durable: bool) -> Self {
+        Self { name, durable }
+    }
+
+    /// The key without the cache's namespace.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the embedded cache persists this key in its database.
+    pub fn is_durable(&self) -> bool {
+        self.durable
+    }
+
+    /// A login session (durable: a restart must not log everyone out).
+    pub fn session(session: &SessionId) -> Self {
+        Self::new(format!("session:{session}"), true)
+    }
+
+    /// An OIDC login in flight (state → PKCE verifier, nonce), minutes long.
+    pub fn oidc_state(state: &str) -> Self {
+        Self::new(format!("oidc:{}", part(state)), false)
+    }
+
+    /// A fixed-window rate-limit counter: `rule` (e.g. `events.emit`), the subject it counts
+    /// (a user, a workspace, an IP) and the window's start in seconds.
+    pub fn rate_limit(rule: &str, subject: &str, window_start_secs: i64) -> Self {
+        Self::new(format!("ratelimit:{}:{}:{window_start_secs}", part(rule), part(subject)), false)
+    }
+
+    /// A cluster-wide lock (e.g. `cron:<workspace>:<automation>:<tick>`: one tick, one run).
+    pub fn lock(name: &str) -> Self {
+        Self::new(format!("lock:{}", part(name)), false)
+    }
+
+    /// A context hash: field = variable name. Global and user contexts are durable.
+    pub fn context(workspace: &WorkspaceId, scope: ContextScope, owner: &str) -> Self {
+        Self::new(format!("context:{workspace}:{}:{}", scope.as_str(), part(owner)), scope.durable())
+    }
+
+    /// The user topics a user joined in a workspace.
+    pub fn user_topics(workspace: &WorkspaceId, user: &UserId) -> Self {
+        Self::new(format!("usertopics:{workspace}:{user}"), false)
+    }
+
+    /// Live subscriptions (WebSocket filters) of a workspace, field = socket id.
+    pub fn subscriptions(workspace: &WorkspaceId) -> Self {
+        Self::new(format!("subscriptions:{workspace}"), false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_stable_and_separators_cannot_be_injected() {
+        let ws = WorkspaceId::new("ws1").unwrap();
+        assert_eq!(CacheKey::context(&ws, ContextScope::Global, "").name(), "context:ws1:global:");
+        assert!(CacheKey::context(&ws, ContextScope::User, "u1").is_durable());
+        assert!(!CacheKey::context(&ws, ContextScope::Run, "r1").is_durable());
+        assert_eq!(CacheKey::lock("a:b\n").name(), "lock:a_b_");
+        assert_eq!(CacheKey::rate_limit("emit", "u:1", 60).name(), "ratelimit:emit:u_1:60");
+        assert!(CacheKey::session(&SessionId::new("s1").unwrap()).is_durable());
+    }
+}

@@ -1,0 +1,198 @@
+//! SQLite (`sqlite://path`): the embedded default. One file in WAL mode holds the event
+//! history (with an FTS5 index), the document collections and the durable cache entries.
+
+mod documents;
+mod history;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::error::{Result, StorageError};
+use crate::location::{CONNECT_TIMEOUT, Location};
+
+pub(crate) const BACKEND: &str = "sqlite";
+
+/// How long a writer waits for another connection's write lock before failing: WAL allows one
+/// writer at a time, and appends from several tasks queue behind each other.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections in the pool: readers run in parallel under WAL; more than the cores here buys
+/// nothing.
+const MAX_CONNECTIONS: u32 = 4;
+
+/// Schema versions, applied in order, each in one transaction. Never edit a released entry:
+/// add a new one.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY,
+    workspace TEXT NOT NULL,
+    id_ms INTEGER NOT NULL,
+    id_seq INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    correlation_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    UNIQUE (workspace, id_ms, id_seq)
+);
+CREATE INDEX events_ws_type ON events (workspace, type, id_ms, id_seq);
+CREATE INDEX events_ws_created ON events (workspace, created_at);
+CREATE INDEX events_ws_corr ON events (workspace, correlation_id);
+CREATE INDEX events_created ON events (created_at);
+CREATE VIRTUAL TABLE events_fts USING fts5(
+    text, content='events', content_rowid='seq', tokenize='unicode61 remove_diacritics 0'
+);
+CREATE TRIGGER events_fts_insert AFTER INSERT ON events BEGIN
+    INSERT INTO events_fts (rowid, text) VALUES (new.seq, new.text);
+END;
+CREATE TRIGGER events_fts_delete AFTER DELETE ON events BEGIN
+    INSERT INTO events_fts (events_fts, rowid, text) VALUES ('delete', old.seq, old.text);
+END;
+CREATE TABLE documents (
+    collection TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (collection, id)
+) WITHOUT ROWID;
+CREATE TABLE document_keys (
+    collection TEXT NOT NULL,
+    field TEXT NOT NULL,
+    value TEXT NOT NULL,
+    id TEXT NOT NULL,
+    PRIMARY KEY (collection, field, value)
+) WITHOUT ROWID;
+CREATE INDEX document_keys_owner ON document_keys (collection, id);
+CREATE TABLE cache_entries (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    expires_at INTEGER
+) WITHOUT ROWID;
+"#,
+)];
+
+/// The SQLite document store (history + collections) over one pool.
+pub struct SqliteStore {
+    pool: SqlitePool,
+    location: Location,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file, then applies pending migrations.
+    pub async fn open(location: &Location) -> Result<Self> {
+        let pool = connect(location).await?;
+        migrate(&pool, location).await?;
+        Ok(Self { pool, location: location.clone() })
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    #[cfg(test)]
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(|e| unavailable(&self.location, e))?;
+        Ok(())
+    }
+}
+
+/// A pool on the file of `location`, its folder created if missing.
+pub(crate) async fn connect(location: &Location) -> Result<SqlitePool> {
+    let path = location.path_of_local("document store")?;
+    if let Some(parent) = Path::new(&path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(parent).await.map_err(|e| unavailable(location, e))?;
+    }
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true);
+    SqlitePoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .connect_with(options)
+        .await
+        .map_err(|e| unavailable(location, e))
+}
+
+/// Applies every migration newer than the database's version, each in its own transaction.
+pub(crate) async fn migrate(pool: &SqlitePool, location: &Location) -> Result<()> {
+    let fail = |e: sqlx::Error| StorageError::backend(BACKEND, "migrate", e);
+    sqlx::query("CREATE TABLE IF NOT EXISTS refract_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+        .execute(pool)
+        .await
+        .map_err(|e| unavailable(location, e))?;
+    for (version, sql) in MIGRATIONS {
+        let mut tx = pool.begin().await.map_err(fail)?;
+        let done = sqlx::query("SELECT 1 FROM refract_migrations WHERE version = ?")
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(fail)?;
+        if done.is_some() {
+            continue;
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(&mut *tx).await.map_err(fail)?;
+        sqlx::query("INSERT INTO refract_migrations (version, applied_at) VALUES (?, ?)")
+            .bind(version)
+            .bind(chrono::Utc::now().timestamp_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        tracing::info!(version, "sqlite migration applied");
+    }
+    Ok(())
+}
+
+/// The schema version of the database.
+#[cfg(test)]
+pub(crate) async fn schema_version(pool: &SqlitePool) -> Result<i64> {
+    let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM refract_migrations")
+        .fetch_one(pool)
+        .await
+        .map_err(|e| StorageError::backend(BACKEND, "migrate", e))?;
+    row.try_get::<i64, _>("v").map_err(|e| StorageError::backend(BACKEND, "migrate", e))
+}
+
+pub(crate) fn unavailable(location: &Location, e: impl Into<crate::error::BoxError>) -> StorageError {
+    StorageError::Unavailable { backend: BACKEND, url: location.redacted().to_string(), source: e.into() }
+}
+
+/// Maps an error of an operation: pool exhaustion and I/O are the database being unavailable,
+/// the rest is a failed operation.
+pub(crate) fn op_error(location: &Location, operation: &'static str, e: sqlx::Error) -> StorageError {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => unavailable(location, e),
+        other => StorageError::backend(BACKEND, operation, other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn migrations_apply_once_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/sub/r.db", dir.path().display());
+        let loc = Location::parse("document store", &url).unwrap();
+        let store = SqliteStore::open(&loc).await.unwrap();
+        assert_eq!(schema_version(store.pool()).await.unwrap(), 1);
+        drop(store);
+        let again = SqliteStore::open(&loc).await.unwrap();
+        assert_eq!(schema_version(again.pool()).await.unwrap(), 1);
+    }
+}
