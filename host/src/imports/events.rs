@@ -1,0 +1,155 @@
+//! `refract:automation/events`: emit and wait.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use refract_core::{Event, EventLimits, EventOptions, EventType, Source, Target, ValidationError};
+use serde_json::Value;
+
+use super::parse_json;
+use crate::bindings::events::{Condition, EmitError, Host, WaitError};
+use crate::bindings::types;
+use crate::services::{ServiceError, WaitCondition};
+use crate::store::{Cap, RunCtx};
+
+impl Host for RunCtx {
+    async fn emit(
+        &mut self,
+        ty: String,
+        payload: String,
+        target: Option<String>,
+        persist: bool,
+    ) -> wasmtime::Result<Result<String, EmitError>> {
+        let max = self.limits.max_emits;
+        if self.emits >= max {
+            self.refuse(Cap::Emits, "emit", max)?;
+            return Ok(Err(EmitError::LimitExceeded(max)));
+        }
+        let depth = self.info.depth.saturating_add(1);
+        if depth > self.limits.max_call_depth {
+            return Ok(Err(EmitError::DepthExceeded(self.limits.max_call_depth)));
+        }
+        let mut event = match self.build_event(&ty, &payload, target.as_deref(), persist, depth) {
+            Ok(e) => e,
+            Err(e) => return Ok(Err(e)),
+        };
+        match event.seal(&EventLimits { max_size: self.limits.max_event_bytes }) {
+            Ok(_) => {}
+            Err(ValidationError::TooLarge { size, .. }) => {
+                return Ok(Err(EmitError::TooLarge(u32::try_from(size).unwrap_or(u32::MAX))));
+            }
+            Err(e) => return Ok(Err(EmitError::Invalid(e.to_string()))),
+        }
+        self.emits += 1;
+        let events = self.services.events.clone();
+        let info = self.info.clone();
+        let result = self.io(events.emit(&info, event)).await;
+        Ok(match result {
+            Ok(id) => Ok(id.as_str().to_owned()),
+            Err(ServiceError::Invalid(m)) => Err(EmitError::Invalid(m)),
+            Err(ServiceError::TooLarge(n)) => Err(EmitError::TooLarge(n)),
+            Err(ServiceError::Unavailable(m)) => Err(EmitError::Unavailable(m)),
+        })
+    }
+
+    async fn wait(
+        &mut self,
+        conditions: Vec<Condition>,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<Option<types::Event>, WaitError>> {
+        if conditions.is_empty() {
+            return Ok(Err(WaitError::Invalid("no condition".into())));
+        }
+        let mut parsed = Vec::with_capacity(conditions.len());
+        for c in conditions {
+            let event_type = match EventType::new(c.type_) {
+                Ok(t) => t,
+                Err(e) => return Ok(Err(WaitError::Invalid(e.to_string()))),
+            };
+            let mut filters = Vec::with_capacity(c.filters.len());
+            for (path, value) in c.filters {
+                if path.is_empty() || path.split('.').any(str::is_empty) {
+                    return Ok(Err(WaitError::Invalid(format!("malformed filter path {path:?}"))));
+                }
+                match parse_json("filter value", &value) {
+                    Ok(v) => filters.push((path, v)),
+                    Err(m) => return Ok(Err(WaitError::Invalid(m))),
+                }
+            }
+            parsed.push(WaitCondition { event_type, filters });
+        }
+        // No cap here: the run's wall-clock timeout ends a wait that outlives the run.
+        let timeout = Duration::from_millis(u64::from(timeout_ms));
+        let events = self.services.events.clone();
+        let info = self.info.clone();
+        let result = self.io(events.wait(&info, &parsed, timeout)).await;
+        Ok(match result {
+            Ok(None) => Ok(None),
+            Ok(Some(event)) => Ok(Some(to_wit_event(&event))),
+            Err(ServiceError::Invalid(m)) => Err(WaitError::Invalid(m)),
+            Err(ServiceError::TooLarge(n)) => Err(WaitError::Invalid(format!("too large: {n} bytes"))),
+            Err(ServiceError::Unavailable(m)) => Err(WaitError::Unavailable(m)),
+        })
+    }
+}
+
+impl RunCtx {
+    fn build_event(
+        &self,
+        ty: &str,
+        payload: &str,
+        target: Option<&str>,
+        persist: bool,
+        depth: u32,
+    ) -> Result<Event, EmitError> {
+        let event_type = EventType::new(ty).map_err(|e| EmitError::Invalid(e.to_string()))?;
+        let payload = match parse_json("payload", payload).map_err(EmitError::Invalid)? {
+            Value::Object(map) => map,
+            _ => return Err(EmitError::Invalid("payload: must be a JSON object".into())),
+        };
+        let target = match target {
+            None => None,
+            Some(t) => Some(
+                serde_json::from_str::<Target>(t)
+                    .map_err(|e| EmitError::Invalid(format!("target: {e}")))?,
+            ),
+        };
+        let info = &self.info;
+        Ok(Event {
+            id: None,
+            event_type,
+            source: Source {
+                workspace_id: Some(info.workspace_id.clone()),
+                user_id: info.user_id.clone(),
+                session_id: info.session_id.clone(),
+                correlation_id: info.correlation_id.clone(),
+                automation_slug: Some(info.automation_slug.clone()),
+                automation_depth: Some(depth),
+                app_slug: None,
+                app_instance_full_slug: None,
+                app_instance_depth: None,
+                socket_id: None,
+                ip: None,
+                host: None,
+                service_topic: None,
+                http: None,
+            },
+            payload,
+            target,
+            options: (!persist).then_some(EventOptions { persist: Some(false) }),
+            error: None,
+            created_at: Utc::now(),
+            size: None,
+        })
+    }
+}
+
+/// An event as the guest sees it.
+pub(crate) fn to_wit_event(event: &Event) -> types::Event {
+    types::Event {
+        id: event.id.as_ref().map(|i| i.as_str().to_owned()).unwrap_or_default(),
+        type_: event.event_type.as_str().to_owned(),
+        payload: serde_json::to_string(&event.payload).unwrap_or_else(|_| "{}".into()),
+        source: serde_json::to_string(&event.source).unwrap_or_else(|_| "{}".into()),
+    }
+}

@@ -1,0 +1,42 @@
+//! `refract:automation/http`: fetch, through [`crate::egress`].
+
+use crate::bindings::http::{FetchError, Host, Request, Response};
+use crate::egress::{self, FetchLimits, FetchRequest};
+use crate::store::{Cap, RunCtx};
+
+impl Host for RunCtx {
+    async fn fetch(&mut self, request: Request) -> wasmtime::Result<Result<Response, FetchError>> {
+        let max = self.limits.max_fetches;
+        if self.fetches >= max {
+            self.refuse(Cap::Fetches, "fetch", max)?;
+            return Ok(Err(FetchError::LimitExceeded(max)));
+        }
+        self.fetches += 1;
+        let limits = FetchLimits {
+            total_timeout: self.limits.fetch_timeout,
+            max_bytes: self.limits.fetch_max_bytes,
+            max_redirects: self.limits.fetch_max_redirects,
+        };
+        let req = FetchRequest {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            body: request.body,
+        };
+        let (client, policy) = (self.egress.clone(), self.policy.clone());
+        let result = self.io(client.fetch(&policy, limits, req)).await;
+        if let Err(e) = &result {
+            let r = &self.info;
+            tracing::info!(run_id = %r.run_id, workspace_id = %r.workspace_id, error = %e, "fetch refused or failed");
+        }
+        Ok(result
+            .map(|r| Response { status: r.status, headers: r.headers, body: r.body })
+            .map_err(|e| match e {
+                egress::FetchError::Denied(m) => FetchError::Denied(m),
+                egress::FetchError::Timeout => FetchError::Timeout,
+                egress::FetchError::TooLarge(n) => FetchError::TooLarge(n),
+                egress::FetchError::ConnectionFailed(m) => FetchError::ConnectionFailed(m),
+                egress::FetchError::InvalidRequest(m) => FetchError::InvalidRequest(m),
+            }))
+    }
+}

@@ -1,0 +1,80 @@
+//! The typed result of a run.
+
+use std::time::Duration;
+
+pub use crate::bindings::types::{AutomationError, HttpResponse, Output};
+
+/// Why a run was stopped; the `reason` of the API's `ComponentTrap` (`spec/http-api.md` §1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrapReason {
+    /// The guest-compute budget (epoch deadline) ran out.
+    Cpu,
+    /// The run's wall-clock budget ran out.
+    Timeout,
+    /// The guest asked for more linear memory than its limit.
+    Memory,
+    /// The guest overflowed its stack.
+    Stack,
+    /// The output is over its size limit.
+    Output,
+    /// The guest kept emitting or fetching after a per-run cap refused it.
+    Limit,
+    /// The guest panicked; the message is its panic message.
+    Panic,
+    /// Any other trap (unreachable, out-of-bounds access, division by zero, ...).
+    Trap,
+}
+
+impl TrapReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrapReason::Cpu => "cpu",
+            TrapReason::Timeout => "timeout",
+            TrapReason::Memory => "memory",
+            TrapReason::Stack => "stack",
+            TrapReason::Output => "output",
+            TrapReason::Limit => "limit",
+            TrapReason::Panic => "panic",
+            TrapReason::Trap => "trap",
+        }
+    }
+}
+
+/// A run that did not return: why, and a message for humans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trapped {
+    pub reason: TrapReason,
+    pub message: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    /// The automation returned an output.
+    Ok(Output),
+    /// The automation returned its own typed error (on purpose).
+    Failed(AutomationError),
+    /// The sandbox stopped the run.
+    Trapped(Trapped),
+}
+
+impl RunOutcome {
+    pub fn trap_reason(&self) -> Option<TrapReason> {
+        match self {
+            RunOutcome::Trapped(t) => Some(t.reason),
+            _ => None,
+        }
+    }
+}
+
+/// A finished run: its outcome and what it used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunReport {
+    pub outcome: RunOutcome,
+    pub emits: u32,
+    pub fetches: u32,
+    /// Wall-clock time of the run (instantiation included).
+    pub elapsed: Duration,
+    /// Log lines and stdio bytes dropped over the log budget.
+    pub logs_dropped: u64,
+}

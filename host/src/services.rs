@@ -1,0 +1,142 @@
+//! What the runtime gives the host: the implementations of the imports, as trait objects.
+//!
+//! The host validates everything the guest sends (JSON, event rules, scopes, limits) before a
+//! service is called, and turns service errors into the WIT error values. A service never sees
+//! guest memory, and knows nothing of wasmtime.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use refract_core::{CorrelationId, Event, EventId, EventType, SessionId, UserId, WorkspaceId};
+use serde_json::Value;
+
+/// Who and what a run is: the identity every import acts under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunContext {
+    /// Unique id of this run (log lines and traces carry it).
+    pub run_id: String,
+    pub workspace_id: WorkspaceId,
+    pub automation_slug: String,
+    pub correlation_id: CorrelationId,
+    pub user_id: Option<UserId>,
+    pub session_id: Option<SessionId>,
+    /// Depth in the automation chain: 0 for a run started by a user, a schedule or a webhook;
+    /// `source.automationDepth` of the triggering event, or the caller's depth plus one.
+    pub depth: u32,
+}
+
+/// A failure of a backend service, as the guest will see it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    /// The request breaks a rule the service checks (the text says which).
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The value is over the service's size limit (bytes, given).
+    #[error("too large: {0} bytes")]
+    TooLarge(u32),
+    /// The backend cannot be reached.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One condition an awaited event must meet (validated by the host).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitCondition {
+    pub event_type: EventType,
+    /// Dotted paths into the event (`payload.order.id`) and the value each must equal.
+    pub filters: Vec<(String, Value)>,
+}
+
+impl WaitCondition {
+    /// Does `event` meet this condition?
+    pub fn matches(&self, event: &Event) -> bool {
+        if event.event_type != self.event_type {
+            return false;
+        }
+        let Ok(doc) = serde_json::to_value(event) else { return false };
+        self.filters.iter().all(|(path, want)| {
+            let mut cur = &doc;
+            for part in path.split('.') {
+                match cur.get(part) {
+                    Some(next) => cur = next,
+                    None => return false,
+                }
+            }
+            cur == want
+        })
+    }
+}
+
+/// Publishing and awaiting events (the runtime backs it with the broker).
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    /// Publishes `event` (validated, sealed, source filled in by the host); returns its id.
+    async fn emit(&self, run: &RunContext, event: Event) -> Result<EventId, ServiceError>;
+    /// The first event published after the call that meets one of `conditions`, or `None` after
+    /// `timeout`.
+    async fn wait(
+        &self,
+        run: &RunContext,
+        conditions: &[WaitCondition],
+        timeout: Duration,
+    ) -> Result<Option<Event>, ServiceError>;
+}
+
+/// Where a state variable lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StateScope {
+    Global,
+    User,
+    Session,
+    Run,
+}
+
+/// Context variables (the runtime backs it with the context store). The host has checked that
+/// the scope has an owner in this run and that the path is well-formed.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    async fn get(&self, run: &RunContext, scope: StateScope, path: &str) -> Result<Option<Value>, ServiceError>;
+    async fn set(&self, run: &RunContext, scope: StateScope, path: &str, value: Value) -> Result<(), ServiceError>;
+    async fn delete(&self, run: &RunContext, scope: StateScope, path: &str) -> Result<(), ServiceError>;
+}
+
+/// Why a call to another automation returned no output; mirrors the WIT `call-error`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallFailure {
+    #[error("no automation {0}")]
+    NotFound(String),
+    #[error("invalid arguments: {0}")]
+    InvalidArguments(String),
+    /// The callee returned its own typed error.
+    #[error("{code}: {message}")]
+    Failed { code: String, message: String, details: Option<String> },
+    /// The callee trapped or hit a sandbox limit.
+    #[error("trapped: {0}")]
+    Trapped(String),
+    /// The host could not run the callee (not compiled, no free slot, ...).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Runs another automation of the workspace (the runtime routes it; the in-memory twin runs it
+/// on the same host). `callee` is the context of the new run: same correlation, user, session,
+/// one level deeper, with a fresh run id.
+#[async_trait]
+pub trait AutomationCaller: Send + Sync {
+    async fn call(&self, callee: RunContext, slug: &str, arguments: Value) -> Result<Value, CallFailure>;
+}
+
+/// The services one run uses.
+#[derive(Clone)]
+pub struct Services {
+    pub events: Arc<dyn EventBus>,
+    pub state: Arc<dyn StateStore>,
+    pub automations: Arc<dyn AutomationCaller>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Services { .. }")
+    }
+}

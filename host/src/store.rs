@@ -1,0 +1,144 @@
+//! The data of one run's `Store`: the WASI context that grants nothing, the memory limiter, and
+//! the [`RunCtx`] the imports reach through the [`RunView`] trait.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::egress::{Egress, EgressPolicy};
+use crate::limits::{Limits, MemoryLimiter};
+use crate::services::{RunContext, Services};
+use crate::stdio::{LogPipe, Stream};
+
+/// A per-run cap the guest hit once; calling again after the refusal ends the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cap {
+    Emits,
+    Fetches,
+}
+
+/// The error an import raises (a trap) when a guest keeps calling after a refusal.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} limit of {limit} per run exceeded, and the guest kept calling")]
+pub(crate) struct LimitTrap {
+    pub(crate) what: &'static str,
+    pub(crate) limit: u32,
+}
+
+/// What the imports of one run share.
+pub(crate) struct RunCtx {
+    pub(crate) info: Arc<RunContext>,
+    pub(crate) services: Services,
+    pub(crate) limits: Arc<Limits>,
+    pub(crate) egress: Arc<Egress>,
+    pub(crate) policy: Arc<EgressPolicy>,
+    pub(crate) started: Instant,
+    /// Time spent awaiting async host calls: not guest CPU.
+    pub(crate) io_time: Duration,
+    pub(crate) emits: u32,
+    pub(crate) fetches: u32,
+    pub(crate) calls: u32,
+    pub(crate) refused: Vec<Cap>,
+    pub(crate) log_bytes: usize,
+    pub(crate) logs_dropped: u32,
+}
+
+impl RunCtx {
+    /// Runs an async host call, counting its time as I/O, not guest CPU.
+    pub(crate) async fn io<F: std::future::Future>(&mut self, f: F) -> F::Output {
+        let t = Instant::now();
+        let out = f.await;
+        self.io_time += t.elapsed();
+        out
+    }
+
+    /// Records a refusal of `cap`; `Err` (a trap) if the guest was already refused once.
+    pub(crate) fn refuse(&mut self, cap: Cap, what: &'static str, limit: u32) -> wasmtime::Result<()> {
+        if self.refused.contains(&cap) {
+            return Err(wasmtime::Error::new(LimitTrap { what, limit }));
+        }
+        self.refused.push(cap);
+        Ok(())
+    }
+}
+
+/// How host code reaches the run's context without seeing the whole store.
+pub(crate) trait RunView: Send {
+    fn run_ctx(&mut self) -> &mut RunCtx;
+}
+
+pub(crate) struct StoreData {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) run: RunCtx,
+    pub(crate) stdout: LogPipe,
+    pub(crate) stderr: LogPipe,
+}
+
+impl StoreData {
+    pub(crate) fn new(run: RunCtx) -> Self {
+        let limits = run.limits.clone();
+        let stdout = LogPipe::new(Stream::Stdout, run.info.clone(), limits.max_log_bytes, limits.max_log_line);
+        let stderr = LogPipe::new(Stream::Stderr, run.info.clone(), limits.max_log_bytes, limits.max_log_line);
+        // The default context grants nothing: no args, no env, no preopens, stdin closed,
+        // sockets denied (and the socket interfaces are not even linked).
+        let wasi = WasiCtx::builder().stdout(stdout.clone()).stderr(stderr.clone()).build();
+        StoreData {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(limits.memory_bytes),
+            run,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl WasiView for StoreData {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl RunView for StoreData {
+    fn run_ctx(&mut self) -> &mut RunCtx {
+        &mut self.run
+    }
+}
+
+struct IoTable;
+impl HasData for IoTable {
+    type Data<'a> = &'a mut ResourceTable;
+}
+
+/// Links the minimal WASI subset: I/O streams, clocks, random, and the `wasi:cli` interfaces Rust's
+/// std imports (environment, exit, stdio, terminals). No filesystem, no sockets, no HTTP.
+pub(crate) fn add_minimal_wasi<T: WasiView + 'static>(l: &mut Linker<T>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, io, random};
+    use wasmtime_wasi::random::{WasiRandom, WasiRandomView as _};
+
+    io::error::add_to_linker::<T, IoTable>(l, |t| t.ctx().table)?;
+    io::poll::add_to_linker::<T, IoTable>(l, |t| t.ctx().table)?;
+    io::streams::add_to_linker::<T, IoTable>(l, |t| t.ctx().table)?;
+    clocks::wall_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
+    random::random::add_to_linker::<T, WasiRandom>(l, T::random)?;
+    random::insecure::add_to_linker::<T, WasiRandom>(l, T::random)?;
+    random::insecure_seed::add_to_linker::<T, WasiRandom>(l, T::random)?;
+    cli::exit::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::environment::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_input::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_output::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    Ok(())
+}
