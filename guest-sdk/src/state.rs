@@ -1,0 +1,170 @@
+//! Context variables (`spec/automation-dsl.md` §5): [`get`], [`set`] and [`delete`] a dotted
+//! path in a [`Scope`], with values (de)serialized by serde.
+//!
+//! ```no_run
+//! use refract_sdk::state::{self, Scope};
+//! # fn f() -> Result<(), refract_sdk::Error> {
+//! let n: u64 = state::get(Scope::Global, "counter.value")?.unwrap_or(0);
+//! state::set(Scope::Global, "counter.value", &(n + 1))?;
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::__bindings::refract::automation::state as host;
+use crate::error::{CODE_STATE_FAILED, Error};
+
+/// Where a variable lives and how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Shared by every run of the workspace; persistent.
+    Global,
+    /// Per user; persistent. Unavailable when the run has no user.
+    User,
+    /// Per session; expires with the session. Unavailable when the run has no session.
+    Session,
+    /// This run only (and the automations it calls).
+    Run,
+}
+
+impl Scope {
+    fn to_raw(self) -> host::Scope {
+        match self {
+            Self::Global => host::Scope::Global,
+            Self::User => host::Scope::User,
+            Self::Session => host::Scope::Session,
+            Self::Run => host::Scope::Run,
+        }
+    }
+}
+
+/// Why a state operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateError {
+    /// The path is empty or malformed (dotted names, `[n]` indexes), or the value is not
+    /// JSON; the text says which.
+    Invalid(String),
+    /// The scope has no owner in this run (no user, no session).
+    NoSuchScope,
+    /// The value, or the scope after the change, is over its size limit (bytes, given).
+    TooLarge(u32),
+    /// The context store cannot be reached.
+    Unavailable(String),
+    /// The value to write could not be serialized, or the stored value is not JSON or does not
+    /// deserialize into the requested type; the text says why. Raised by the SDK.
+    Decode(String),
+}
+
+impl StateError {
+    fn from_raw(e: host::StateError) -> Self {
+        match e {
+            host::StateError::Invalid(s) => Self::Invalid(s),
+            host::StateError::NoSuchScope => Self::NoSuchScope,
+            host::StateError::TooLarge(n) => Self::TooLarge(n),
+            host::StateError::Unavailable(s) => Self::Unavailable(s),
+        }
+    }
+
+    /// A stable camelCase name of the variant (`details.kind` once converted into [`Error`]).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid",
+            Self::NoSuchScope => "noSuchScope",
+            Self::TooLarge(_) => "tooLarge",
+            Self::Unavailable(_) => "unavailable",
+            Self::Decode(_) => "decode",
+        }
+    }
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Invalid(s) => write!(f, "invalid state operation: {s}"),
+            Self::NoSuchScope => write!(f, "the scope has no owner in this run"),
+            Self::TooLarge(n) => write!(f, "over the state size limit ({n} bytes)"),
+            Self::Unavailable(s) => write!(f, "context store unavailable: {s}"),
+            Self::Decode(s) => write!(f, "state value could not be converted: {s}"),
+        }
+    }
+}
+
+impl std::error::Error for StateError {}
+
+impl From<StateError> for Error {
+    fn from(e: StateError) -> Self {
+        Error::sdk(CODE_STATE_FAILED, e.kind(), e.to_string(), None)
+    }
+}
+
+fn decode<T: DeserializeOwned>(path: &str, value: Option<String>) -> Result<Option<T>, StateError> {
+    value
+        .map(|v| serde_json::from_str(&v).map_err(|e| StateError::Decode(format!("`{path}`: {e}"))))
+        .transpose()
+}
+
+fn encode(value: &impl Serialize) -> Result<String, StateError> {
+    serde_json::to_string(value).map_err(|e| StateError::Decode(e.to_string()))
+}
+
+/// Reads the value at a dotted `path` in `scope` as `T` (`serde_json::Value` for any JSON);
+/// `None` when nothing is there.
+pub fn get<T: DeserializeOwned>(scope: Scope, path: &str) -> Result<Option<T>, StateError> {
+    let value = host::get(scope.to_raw(), path).map_err(StateError::from_raw)?;
+    decode(path, value)
+}
+
+/// Writes `value` (serialized to JSON) at `path` in `scope`, creating parents as needed.
+pub fn set(scope: Scope, path: &str, value: &impl Serialize) -> Result<(), StateError> {
+    let value = encode(value)?;
+    host::set(scope.to_raw(), path, &value).map_err(StateError::from_raw)
+}
+
+/// Removes the value at `path` in `scope`; removing nothing is not an error.
+pub fn delete(scope: Scope, path: &str) -> Result<(), StateError> {
+    host::delete(scope.to_raw(), path).map_err(StateError::from_raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_handles_missing_typed_and_bad_values() {
+        assert_eq!(decode::<u64>("p", None), Ok(None));
+        assert_eq!(decode::<u64>("p", Some("41".into())), Ok(Some(41)));
+        assert!(matches!(
+            decode::<u64>("p", Some("\"x\"".into())),
+            Err(StateError::Decode(_))
+        ));
+        assert!(
+            matches!(decode::<serde_json::Value>("p", Some("{bad".into())), Err(StateError::Decode(ref m)) if m.contains("`p`"))
+        );
+    }
+
+    #[test]
+    fn encode_serializes_or_errors() {
+        assert_eq!(
+            encode(&serde_json::json!({"a": 1})),
+            Ok(r#"{"a":1}"#.to_owned())
+        );
+        let mut m = std::collections::BTreeMap::new();
+        m.insert((1, 2), 3);
+        assert_eq!(encode(&m).unwrap_err().kind(), "decode");
+    }
+
+    #[test]
+    fn scopes_and_errors_map() {
+        assert_eq!(Scope::Session.to_raw(), host::Scope::Session);
+        assert_eq!(
+            StateError::from_raw(host::StateError::NoSuchScope),
+            StateError::NoSuchScope
+        );
+        let e: Error = StateError::TooLarge(10).into();
+        assert_eq!(e.code, CODE_STATE_FAILED);
+        assert_eq!(e.details.unwrap()["kind"], "tooLarge");
+    }
+}
