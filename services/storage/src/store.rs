@@ -112,3 +112,25 @@ impl DocumentStore for sqlite::SqliteStore {
         sqlite::SqliteStore::ping(self).await
     }
 }
+
+#[async_trait]
+impl DocumentStore for postgres::PostgresStore {
+    fn describe(&self) -> String {
+        format!("postgres {}", self.location().redacted())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        postgres::PostgresStore::ping(self).await
+    }
+}
+
+#[async_trait]
+impl DocumentStore for mongo::MongoStore {
+    fn describe(&self) -> String {
+        format!("mongodb {}", self.location().redacted())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        mongo::MongoStore::ping(self).await
+    }
+}

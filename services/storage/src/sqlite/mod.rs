@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
 
 use crate::error::{Result, StorageError};
 use crate::location::{CONNECT_TIMEOUT, Location};
@@ -160,6 +160,7 @@ pub(crate) async fn migrate(pool: &SqlitePool, location: &Location) -> Result<()
 /// The schema version of the database.
 #[cfg(test)]
 pub(crate) async fn schema_version(pool: &SqlitePool) -> Result<i64> {
+    use sqlx::Row;
     let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM refract_migrations")
         .fetch_one(pool)
         .await

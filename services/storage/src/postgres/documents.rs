@@ -1,0 +1,160 @@
+//! Document collections on PostgreSQL: the version check is in the write's WHERE clause and
+//! unique keys are rows of `document_keys`, all in one transaction.
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use sqlx::postgres::PgRow;
+use sqlx::{Postgres, QueryBuilder, Row};
+
+use super::history::push_json_eq;
+use super::{BACKEND, PostgresStore, op_error};
+use crate::documents::{
+    CollectionSpec, Collections, Document, Expect, check_find, check_id, check_put, unique_conflict, unique_keys,
+    version_conflict,
+};
+use crate::error::{Result, StorageError};
+
+fn decode(spec: &CollectionSpec, row: &PgRow) -> Result<Document> {
+    let bad = |e: &dyn std::fmt::Display| StorageError::corrupt(BACKEND, format!("document in {}", spec.name), e);
+    let id: String = row.try_get("id").map_err(|e| bad(&e))?;
+    let version: i64 = row.try_get("version").map_err(|e| bad(&e))?;
+    let body: String = row.try_get("body").map_err(|e| bad(&e))?;
+    let body: Value = serde_json::from_str(&body)
+        .map_err(|e| StorageError::corrupt(BACKEND, format!("document {}/{id}", spec.name), e))?;
+    Ok(Document { id, version: u64::try_from(version).unwrap_or(0), body })
+}
+
+impl PostgresStore {
+    async fn current_version(&self, spec: &CollectionSpec, id: &str) -> Result<Option<u64>> {
+        let row = sqlx::query("SELECT version FROM documents WHERE collection = $1 AND id = $2")
+            .bind(spec.name)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| op_error(&self.location, "get document", e))?;
+        Ok(row.and_then(|r| r.try_get::<i64, _>("version").ok()).map(|v| u64::try_from(v).unwrap_or(0)))
+    }
+}
+
+#[async_trait]
+impl Collections for PostgresStore {
+    async fn put(&self, spec: &CollectionSpec, id: &str, body: &Value, expect: Expect) -> Result<Document> {
+        check_put(spec, id, body)?;
+        let err = |e| op_error(&self.location, "put document", e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let sql = match expect {
+            Expect::Any => {
+                "INSERT INTO documents (collection, id, version, body) VALUES ($1, $2, 1, $3::jsonb)
+                 ON CONFLICT (collection, id) DO UPDATE SET version = documents.version + 1, body = excluded.body
+                 RETURNING version"
+            }
+            Expect::Absent => {
+                "INSERT INTO documents (collection, id, version, body) VALUES ($1, $2, 1, $3::jsonb)
+                 ON CONFLICT (collection, id) DO NOTHING RETURNING version"
+            }
+            Expect::Version(_) => {
+                "UPDATE documents SET version = version + 1, body = $3::jsonb
+                 WHERE collection = $1 AND id = $2 AND version = $4 RETURNING version"
+            }
+        };
+        let expected = match expect {
+            Expect::Version(v) => i64::try_from(v).unwrap_or(i64::MAX),
+            _ => 0,
+        };
+        let mut query = sqlx::query(sql).bind(spec.name).bind(id.to_string()).bind(body.to_string());
+        if matches!(expect, Expect::Version(_)) {
+            query = query.bind(expected);
+        }
+        let row = query.fetch_optional(&mut *tx).await.map_err(err)?;
+        let Some(row) = row else {
+            drop(tx);
+            let found = self.current_version(spec, id).await?;
+            return Err(version_conflict(spec, id, expect, found));
+        };
+        let version: i64 = row.try_get("version").map_err(err)?;
+        sqlx::query("DELETE FROM document_keys WHERE collection = $1 AND id = $2")
+            .bind(spec.name)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        for (field, value) in unique_keys(spec, body) {
+            let done = sqlx::query(
+                "INSERT INTO document_keys (collection, field, value, id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(spec.name)
+            .bind(field)
+            .bind(value)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            if done.rows_affected() == 0 {
+                return Err(unique_conflict(spec, field));
+            }
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(Document { id: id.to_string(), version: u64::try_from(version).unwrap_or(0), body: body.clone() })
+    }
+
+    async fn get(&self, spec: &CollectionSpec, id: &str) -> Result<Option<Document>> {
+        check_id(id)?;
+        let row = sqlx::query("SELECT id, version, body::text AS body FROM documents WHERE collection = $1 AND id = $2")
+            .bind(spec.name)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| op_error(&self.location, "get document", e))?;
+        row.map(|r| decode(spec, &r)).transpose()
+    }
+
+    async fn delete(&self, spec: &CollectionSpec, id: &str, expect: Expect) -> Result<bool> {
+        check_id(id)?;
+        let err = |e| op_error(&self.location, "delete document", e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let done = match expect {
+            Expect::Version(v) => sqlx::query("DELETE FROM documents WHERE collection = $1 AND id = $2 AND version = $3")
+                .bind(spec.name)
+                .bind(id.to_string())
+                .bind(i64::try_from(v).unwrap_or(i64::MAX)),
+            _ => sqlx::query("DELETE FROM documents WHERE collection = $1 AND id = $2")
+                .bind(spec.name)
+                .bind(id.to_string()),
+        }
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        if done.rows_affected() == 0 {
+            drop(tx);
+            if matches!(expect, Expect::Version(_)) {
+                let found = self.current_version(spec, id).await?;
+                return Err(version_conflict(spec, id, expect, found));
+            }
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM document_keys WHERE collection = $1 AND id = $2")
+            .bind(spec.name)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(true)
+    }
+
+    async fn find(&self, spec: &CollectionSpec, field: &str, value: &Value, limit: u32) -> Result<Vec<Document>> {
+        let segments = check_find(spec, field, value, limit)?;
+        let containment = segments.iter().rev().fold(value.clone(), |inner, seg| {
+            let mut map = Map::new();
+            map.insert(seg.clone(), inner);
+            Value::Object(map)
+        });
+        let mut qb =
+            QueryBuilder::<Postgres>::new("SELECT id, version, body::text AS body FROM documents WHERE collection = ");
+        qb.push_bind(spec.name).push(" AND ");
+        push_json_eq(&mut qb, "body", &segments, value, &containment);
+        qb.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
+        let rows = qb.build().fetch_all(&self.pool).await.map_err(|e| op_error(&self.location, "find documents", e))?;
+        rows.iter().map(|r| decode(spec, r)).collect()
+    }
+}
