@@ -1,0 +1,130 @@
+//! The broker abstraction every service programs against.
+
+use async_trait::async_trait;
+use refract_core::{Event, EventId};
+
+use crate::{BrokerError, TypeFilter};
+
+/// Publishes events and hands them to subscribers.
+#[async_trait]
+pub trait Broker: Send + Sync {
+    /// Validates `event` (type, payload, size), records its size, appends it to its
+    /// workspace's partition, and returns the id it was given there.
+    async fn publish(&self, event: Event) -> Result<EventId, BrokerError>;
+
+    /// Starts reading. A [`Mode::Group`] subscription receives new events published from now on
+    /// (and any its group left pending); a [`Mode::FanOut`] one receives every event published
+    /// from now on.
+    async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn Subscriber>, BrokerError>;
+
+    /// The newest `limit` dead letters, newest first.
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BrokerError>;
+}
+
+/// A stream of deliveries.
+#[async_trait]
+pub trait Subscriber: Send {
+    /// Waits for the next delivery. Transient broker failures are retried with backoff inside;
+    /// an error means the broker is closed.
+    async fn next(&mut self) -> Result<Delivery, BrokerError>;
+}
+
+/// What to read and how.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub mode: Mode,
+    pub filter: TypeFilter,
+}
+
+impl Subscription {
+    /// Work distribution: each event goes to one consumer of `group`.
+    pub fn group(group: impl Into<String>, consumer: impl Into<String>, filter: TypeFilter) -> Self {
+        Self { mode: Mode::Group { group: group.into(), consumer: consumer.into() }, filter }
+    }
+
+    /// Fan-out: this subscriber sees every matching event.
+    pub fn fan_out(filter: TypeFilter) -> Self {
+        Self { mode: Mode::FanOut, filter }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// One consumer group per service kind, one consumer per instance.
+    Group { group: String, consumer: String },
+    /// Every subscriber sees every event; nothing to acknowledge.
+    FanOut,
+}
+
+/// One event handed to one subscriber.
+pub struct Delivery {
+    pub event: Event,
+    /// 1 on first delivery; higher when the event is redelivered.
+    pub attempt: u32,
+    pub(crate) acker: Option<Box<dyn Acker>>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery").field("event", &self.event).field("attempt", &self.attempt).finish()
+    }
+}
+
+impl Delivery {
+    /// The event's id (always set on deliveries).
+    pub fn id(&self) -> Option<&EventId> {
+        self.event.id.as_ref()
+    }
+
+    /// Marks the event handled: it will not be delivered to this group again.
+    pub async fn ack(mut self) -> Result<(), BrokerError> {
+        match self.acker.take() {
+            Some(acker) => acker.ack().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Reports that handling failed with `error`: the event is delivered again after the claim
+    /// idle time, or moved to the dead-letter stream with `error` once it has been delivered
+    /// `max_deliveries` times.
+    pub async fn nack(mut self, error: &str) -> Result<(), BrokerError> {
+        match self.acker.take() {
+            Some(acker) => acker.nack(self.attempt, error).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// A delivery dropped unsettled (its handler panicked or was cancelled) counts as failed: it
+/// is delivered again after the claim idle time.
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        if let Some(acker) = self.acker.take() {
+            acker.abandon();
+        }
+    }
+}
+
+/// Settles one delivery; each implementation has its own.
+#[async_trait]
+pub(crate) trait Acker: Send + Sync {
+    async fn ack(&self) -> Result<(), BrokerError>;
+    async fn nack(&self, attempt: u32, error: &str) -> Result<(), BrokerError>;
+    /// Called without a runtime when the delivery is dropped unsettled: must not block.
+    fn abandon(&self);
+}
+
+/// An entry that could not be handled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// Its id in its partition.
+    pub id: String,
+    /// The group that gave up on it.
+    pub group: String,
+    /// Why: the last handler error, or why the entry is not a valid event.
+    pub error: String,
+    /// How many times it was delivered.
+    pub deliveries: u32,
+    /// The entry as stored, for inspection and replay.
+    pub raw: String,
+}

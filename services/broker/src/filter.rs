@@ -1,0 +1,66 @@
+//! Which event types a subscription receives.
+
+use refract_core::EventType;
+
+/// A set of patterns: an exact type (`orders.created`), a prefix (`workspaces.*`, matching
+/// `workspaces` and everything under it), or `*` for everything. Empty matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TypeFilter {
+    exact: Vec<String>,
+    prefixes: Vec<String>,
+    all: bool,
+}
+
+impl TypeFilter {
+    /// Every event.
+    pub fn all() -> Self {
+        Self { all: true, ..Self::default() }
+    }
+
+    /// Events matching any of `patterns`.
+    pub fn new<I, S>(patterns: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut filter = Self::default();
+        for pattern in patterns {
+            let pattern = pattern.as_ref();
+            match pattern.strip_suffix('*') {
+                Some("") => filter.all = true,
+                Some(prefix) => filter.prefixes.push(prefix.trim_end_matches('.').to_string()),
+                None => filter.exact.push(pattern.to_string()),
+            }
+        }
+        if filter.exact.is_empty() && filter.prefixes.is_empty() {
+            filter.all = true;
+        }
+        filter
+    }
+
+    /// Whether an event of type `event_type` passes.
+    pub fn matches(&self, event_type: &str) -> bool {
+        self.all
+            || self.exact.iter().any(|t| t == event_type)
+            || EventType::new(event_type)
+                .map(|t| self.prefixes.iter().any(|p| t.is_under(p)))
+                .unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_prefix_and_all() {
+        let f = TypeFilter::new(["orders.created", "workspaces.*"]);
+        assert!(f.matches("orders.created"));
+        assert!(!f.matches("orders.created.v2"));
+        assert!(f.matches("workspaces.automations.created"));
+        assert!(f.matches("workspaces"));
+        assert!(!f.matches("workspacesX"));
+        assert!(TypeFilter::new(Vec::<String>::new()).matches("x"));
+        assert!(TypeFilter::new(["*"]).matches("anything"));
+    }
+}

@@ -1,0 +1,133 @@
+//! The broker on Redis Streams (5.0+).
+//!
+//! - Publish: `XADD <ns>:events:<partition> MAXLEN ~ <max_len> * type <type> event <json>`;
+//!   the entry id is the event id.
+//! - Groups: `XGROUP CREATE … $ MKSTREAM` per partition, `XREADGROUP … BLOCK` over every
+//!   partition, `XACK` after the handler succeeds. Entries a consumer still handles are
+//!   refreshed with `XCLAIM … JUSTID` more often than the claim idle time, so only the entries
+//!   of dead consumers (and failed ones) grow idle; those are taken over with `XPENDING` +
+//!   `XCLAIM <min-idle>` (which also works on Redis 5, unlike XAUTOCLAIM) and dead-lettered
+//!   once delivered `max_deliveries` times.
+//! - Fan-out: `XREAD … BLOCK` from the partitions' ends at subscribe time.
+//! - Redis restarts: the connection manager reconnects; reads retry with backoff and recreate
+//!   groups that vanished (`NOGROUP`) from the start of the new streams, so nothing published
+//!   after the restart is skipped.
+
+mod subscriber;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use refract_core::{Event, EventId};
+
+use crate::{Broker, BrokerConfig, BrokerError, DeadLetter, Subscriber, Subscription, keys, redact};
+
+/// How long a command (other than a blocking read) may take before it counts as failed.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long connecting may take before the attempt counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The Redis Streams broker. Cheap to clone.
+#[derive(Clone)]
+pub struct RedisBroker {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: BrokerConfig,
+    pub(crate) client: redis::Client,
+    pub(crate) url: String,
+    pub(crate) conn: ConnectionManager,
+    pub(crate) streams: Vec<String>,
+}
+
+impl RedisBroker {
+    /// Connects to `url` and checks that the server answers; the error names the URL
+    /// (password redacted) when it does not.
+    pub async fn connect(url: &str, config: BrokerConfig) -> Result<Self, BrokerError> {
+        config.validate()?;
+        let shown = redact(url);
+        let connect_err = |source| BrokerError::Connect { url: shown.clone(), source };
+        let client = redis::Client::open(url).map_err(connect_err)?;
+        let conn = connection(&client, RESPONSE_TIMEOUT).await.map_err(connect_err)?;
+        let mut ping = conn.clone();
+        redis::cmd("PING").query_async::<String>(&mut ping).await.map_err(connect_err)?;
+        let streams = (0..config.partitions).map(|p| keys::partition_stream(&config.namespace, p)).collect();
+        Ok(Self { shared: Arc::new(Shared { config, client, url: shown, conn, streams }) })
+    }
+
+    /// Appends a raw entry that bypasses validation, as a foreign or corrupt producer would.
+    /// For tests of how consumers survive bad entries.
+    pub async fn inject_raw(&self, partition: u32, fields: &[(&str, &str)]) -> Result<String, BrokerError> {
+        let key = &self.shared.streams[partition as usize % self.shared.streams.len()];
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(key).arg("*");
+        for (field, value) in fields {
+            cmd.arg(field).arg(value);
+        }
+        cmd.query_async(&mut self.shared.conn.clone()).await.map_err(BrokerError::command("XADD"))
+    }
+}
+
+pub(crate) async fn connection(client: &redis::Client, response_timeout: Duration) -> redis::RedisResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(response_timeout))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(2));
+    ConnectionManager::new_with_config(client.clone(), config).await
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    async fn publish(&self, mut event: Event) -> Result<EventId, BrokerError> {
+        let config = &self.shared.config;
+        event.id = None;
+        event.seal(&config.event_limits)?;
+        let partition = config.partition_of(event.source.workspace_id.as_ref().map(|w| w.as_str()));
+        let id: String = redis::cmd("XADD")
+            .arg(&self.shared.streams[partition as usize])
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(config.max_len)
+            .arg("*")
+            .arg("type")
+            .arg(event.event_type.as_str())
+            .arg("event")
+            .arg(event.to_json())
+            .query_async(&mut self.shared.conn.clone())
+            .await
+            .map_err(BrokerError::command("XADD"))?;
+        EventId::new(id).map_err(BrokerError::Invalid)
+    }
+
+    async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn Subscriber>, BrokerError> {
+        Ok(Box::new(subscriber::RedisSubscriber::start(self.shared.clone(), subscription).await?))
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BrokerError> {
+        let key = keys::dead_letter_stream(&self.shared.config.namespace);
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(&key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut self.shared.conn.clone())
+            .await
+            .map_err(BrokerError::command("XREVRANGE"))?;
+        Ok(reply
+            .ids
+            .iter()
+            .map(|entry| DeadLetter {
+                id: entry.get("id").unwrap_or_default(),
+                group: entry.get("group").unwrap_or_default(),
+                error: entry.get("error").unwrap_or_default(),
+                deliveries: entry.get("deliveries").unwrap_or_default(),
+                raw: entry.get("raw").unwrap_or_default(),
+            })
+            .collect())
+    }
+}

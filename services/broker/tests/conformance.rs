@@ -1,0 +1,353 @@
+//! The broker conformance suite: every scenario runs against the in-process broker always, and
+//! against Redis when `REFRACT_TEST_REDIS_URL` is set (each test in its own key namespace).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use refract_broker::{Broker, BrokerConfig, BrokerError, Delivery, MemoryBroker, RedisBroker, Subscriber, Subscription, TypeFilter};
+use refract_core::{ErrorKind, Event, EventLimits, EventType, WorkspaceId};
+use serde_json::{Map, Value, json};
+
+/// Upper bound for anything that should happen: reached only when the behaviour is broken.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+fn config() -> BrokerConfig {
+    BrokerConfig {
+        namespace: format!("refract-test-{}", uuid::Uuid::new_v4().simple()),
+        claim_idle: Duration::from_millis(400),
+        block: Duration::from_millis(100),
+        max_deliveries: 3,
+        ..BrokerConfig::default()
+    }
+}
+
+enum Backend {
+    Memory(MemoryBroker),
+    Redis(RedisBroker, String),
+}
+
+impl Backend {
+    fn broker(&self) -> Arc<dyn Broker> {
+        match self {
+            Backend::Memory(b) => Arc::new(b.clone()),
+            Backend::Redis(b, _) => Arc::new(b.clone()),
+        }
+    }
+
+    async fn inject_garbage(&self, event_type: &str, raw: &str) {
+        match self {
+            Backend::Memory(b) => {
+                b.inject_raw(0, event_type, raw);
+            }
+            Backend::Redis(b, _) => {
+                b.inject_raw(0, &[("type", event_type), ("event", raw)]).await.unwrap();
+            }
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Backend::Redis(_, namespace) = self
+            && let Some(url) = redis_url()
+            && let Ok(client) = redis::Client::open(url)
+            && let Ok(mut conn) = client.get_connection()
+        {
+            let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{namespace}:*")).query(&mut conn).unwrap_or_default();
+            if !keys.is_empty() {
+                let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
+            }
+        }
+    }
+}
+
+fn redis_url() -> Option<String> {
+    std::env::var("REFRACT_TEST_REDIS_URL").ok().filter(|u| !u.is_empty())
+}
+
+async fn memory(config: BrokerConfig) -> Option<Backend> {
+    Some(Backend::Memory(MemoryBroker::new(config)))
+}
+
+async fn redis(config: BrokerConfig) -> Option<Backend> {
+    let Some(url) = redis_url() else {
+        eprintln!("skipped: REFRACT_TEST_REDIS_URL is not set, so the Redis broker was not tested");
+        return None;
+    };
+    let namespace = config.namespace.clone();
+    Some(Backend::Redis(RedisBroker::connect(&url, config).await.expect("connect to the test redis"), namespace))
+}
+
+/// Runs each scenario against both backends, as `memory::<name>` and `redis::<name>`.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod memory_broker {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { if let Some(b) = super::memory(super::config()).await { super::$name(b).await } })*
+        }
+        mod redis_broker {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { if let Some(b) = super::redis(super::config()).await { super::$name(b).await } })*
+        }
+    };
+}
+
+conformance!(
+    order_holds_per_partition,
+    each_event_goes_to_one_consumer_per_group,
+    fan_out_reaches_every_subscriber_from_now_on,
+    filters_select_by_type_and_prefix,
+    a_failed_delivery_is_retried_then_acknowledged,
+    a_dropped_consumers_work_is_reclaimed,
+    an_unsettled_delivery_is_redelivered,
+    a_slow_handler_keeps_its_event,
+    poison_events_are_dead_lettered_after_max_deliveries,
+    malformed_entries_are_dead_lettered_and_consumption_goes_on,
+    invalid_events_are_refused_at_publish,
+);
+
+fn event(event_type: &str, workspace: &str, payload: Value) -> Event {
+    let Value::Object(map) = payload else { panic!("payload must be an object") };
+    Event::new(EventType::new(event_type).unwrap(), Some(WorkspaceId::new(workspace).unwrap()), map)
+}
+
+async fn next(sub: &mut Box<dyn Subscriber>) -> Delivery {
+    tokio::time::timeout(PATIENCE, sub.next()).await.expect("a delivery in time").expect("broker open")
+}
+
+/// Whether `sub` receives anything within `window`.
+async fn receives_within(sub: &mut Box<dyn Subscriber>, window: Duration) -> Option<Delivery> {
+    tokio::time::timeout(window, sub.next()).await.ok().map(|r| r.expect("broker open"))
+}
+
+fn seq(d: &Delivery) -> u64 {
+    d.event.payload["seq"].as_u64().unwrap()
+}
+
+async fn order_holds_per_partition(backend: Backend) {
+    let broker = backend.broker();
+    let mut sub = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
+    let mut ids = HashSet::new();
+    for i in 0..60u64 {
+        let ws = if i % 2 == 0 { "ws-a" } else { "ws-b" };
+        let id = broker.publish(event("orders.created", ws, json!({"seq": i}))).await.unwrap();
+        assert!(ids.insert((ws.to_string(), id)), "ids are unique within a workspace");
+    }
+    let mut last: HashMap<String, u64> = HashMap::new();
+    for _ in 0..60 {
+        let d = next(&mut sub).await;
+        let ws = d.event.source.workspace_id.clone().unwrap().to_string();
+        let s = seq(&d);
+        if let Some(prev) = last.insert(ws.clone(), s) {
+            assert!(s > prev, "{ws}: {s} after {prev}");
+        }
+        assert!(ids.contains(&(ws.clone(), d.id().unwrap().clone())), "the delivered id is the published one");
+        assert!(d.event.size.unwrap() > 0);
+        d.ack().await.unwrap();
+    }
+    assert_eq!(last.len(), 2);
+}
+
+async fn each_event_goes_to_one_consumer_per_group(backend: Backend) {
+    let broker = backend.broker();
+    let a = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
+    let b = broker.subscribe(Subscription::group("runtime", "r2", TypeFilter::all())).await.unwrap();
+    let mut other = broker.subscribe(Subscription::group("events", "e1", TypeFilter::all())).await.unwrap();
+    const N: u64 = 40;
+    for i in 0..N {
+        broker.publish(event("ping", &format!("ws-{}", i % 7), json!({"seq": i}))).await.unwrap();
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut workers = Vec::new();
+    for (name, mut sub) in [("r1", a), ("r2", b)] {
+        let tx = tx.clone();
+        workers.push(tokio::spawn(async move {
+            loop {
+                let d = sub.next().await.unwrap();
+                tx.send((name, seq(&d))).unwrap();
+                d.ack().await.unwrap();
+            }
+        }));
+    }
+    let mut seen = HashMap::new();
+    while seen.len() < N as usize {
+        let (who, s) = tokio::time::timeout(PATIENCE, rx.recv()).await.expect("all events handled").unwrap();
+        assert!(seen.insert(s, who).is_none(), "event {s} was handled twice");
+    }
+    // Nothing more comes to the group: each event was handled exactly once.
+    assert!(tokio::time::timeout(Duration::from_millis(600), rx.recv()).await.is_err());
+    for w in workers {
+        w.abort();
+    }
+    // Another group gets its own copy of every event.
+    let mut theirs = HashSet::new();
+    for _ in 0..N {
+        let d = next(&mut other).await;
+        theirs.insert(seq(&d));
+        d.ack().await.unwrap();
+    }
+    assert_eq!(theirs.len(), N as usize);
+}
+
+async fn fan_out_reaches_every_subscriber_from_now_on(backend: Backend) {
+    let broker = backend.broker();
+    broker.publish(event("before", "ws-a", json!({"seq": 0}))).await.unwrap();
+    let mut subs = Vec::new();
+    for _ in 0..2 {
+        subs.push(broker.subscribe(Subscription::fan_out(TypeFilter::all())).await.unwrap());
+    }
+    for i in 1..=10u64 {
+        broker.publish(event("live", "ws-a", json!({"seq": i}))).await.unwrap();
+    }
+    for sub in &mut subs {
+        for i in 1..=10u64 {
+            let d = next(sub).await;
+            assert_eq!(d.event.event_type.as_str(), "live");
+            assert_eq!(seq(&d), i);
+            d.ack().await.unwrap();
+        }
+        assert!(receives_within(sub, Duration::from_millis(300)).await.is_none());
+    }
+}
+
+async fn filters_select_by_type_and_prefix(backend: Backend) {
+    let broker = backend.broker();
+    let filter = TypeFilter::new(["workspaces.*", "orders.created"]);
+    let mut sub = broker.subscribe(Subscription::group("runtime", "r1", filter.clone())).await.unwrap();
+    let mut fan = broker.subscribe(Subscription::fan_out(filter)).await.unwrap();
+    for (i, t) in ["workspaces.created", "orders.updated", "workspacesX", "orders.created", "workspaces.automations.deleted"]
+        .into_iter()
+        .enumerate()
+    {
+        broker.publish(event(t, "ws-a", json!({"seq": i}))).await.unwrap();
+    }
+    for sub in [&mut sub, &mut fan] {
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let d = next(sub).await;
+            got.push(d.event.event_type.to_string());
+            d.ack().await.unwrap();
+        }
+        assert_eq!(got, ["workspaces.created", "orders.created", "workspaces.automations.deleted"]);
+        assert!(receives_within(sub, Duration::from_millis(300)).await.is_none());
+    }
+}
+
+async fn a_failed_delivery_is_retried_then_acknowledged(backend: Backend) {
+    let broker = backend.broker();
+    let mut sub = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
+    let id = broker.publish(event("job", "ws-a", json!({"seq": 1}))).await.unwrap();
+    let first = next(&mut sub).await;
+    assert_eq!(first.attempt, 1);
+    first.nack("database unavailable").await.unwrap();
+    let second = next(&mut sub).await;
+    assert_eq!(second.id(), Some(&id));
+    assert_eq!(second.attempt, 2);
+    second.ack().await.unwrap();
+    assert!(receives_within(&mut sub, Duration::from_millis(1500)).await.is_none(), "acknowledged work is not redelivered");
+    assert!(broker.dead_letters(10).await.unwrap().is_empty());
+}
+
+async fn a_dropped_consumers_work_is_reclaimed(backend: Backend) {
+    let broker = backend.broker();
+    let mut dying = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
+    let id = broker.publish(event("job", "ws-a", json!({"seq": 1}))).await.unwrap();
+    let taken = next(&mut dying).await;
+    assert_eq!(taken.id(), Some(&id));
+    // The instance dies mid-handling: neither the delivery nor the consumer settle anything.
+    std::mem::forget(taken);
+    drop(dying);
+    let mut survivor = broker.subscribe(Subscription::group("runtime", "r2", TypeFilter::all())).await.unwrap();
+    let again = next(&mut survivor).await;
+    assert_eq!(again.id(), Some(&id));
+    assert_eq!(again.attempt, 2);
+    again.ack().await.unwrap();
+    assert!(receives_within(&mut survivor, Duration::from_millis(1200)).await.is_none());
+}
+
+async fn an_unsettled_delivery_is_redelivered(backend: Backend) {
+    let broker = backend.broker();
+    let mut sub = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
+    let id = broker.publish(event("job", "ws-a", json!({"seq": 1}))).await.unwrap();
+    // A handler that panics drops its delivery without settling it.
+    drop(next(&mut sub).await);
+    let again = next(&mut sub).await;
+    assert_eq!(again.id(), Some(&id));
+    assert_eq!(again.attempt, 2);
+    again.ack().await.unwrap();
+}
+
+async fn a_slow_handler_keeps_its_event(backend: Backend) {
+    let broker = backend.broker();
+    let mut slow = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
+    broker.publish(event("job", "ws-a", json!({"seq": 1}))).await.unwrap();
+    let held = next(&mut slow).await;
+    let mut other = broker.subscribe(Subscription::group("runtime", "r2", TypeFilter::all())).await.unwrap();
+    // Hold it for several claim-idle periods while the other consumer keeps reading.
+    assert!(receives_within(&mut other, Duration::from_millis(2000)).await.is_none(), "a live handler's event was reclaimed");
+    held.ack().await.unwrap();
+    drop(slow);
+    assert!(receives_within(&mut other, Duration::from_millis(1200)).await.is_none());
+}
+
+async fn poison_events_are_dead_lettered_after_max_deliveries(backend: Backend) {
+    let broker = backend.broker();
+    let mut sub = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
+    let id = broker.publish(event("poison", "ws-a", json!({"seq": 1}))).await.unwrap();
+    for attempt in 1..=3 {
+        let d = next(&mut sub).await;
+        assert_eq!(d.attempt, attempt);
+        d.nack(&format!("handler failed on attempt {attempt}")).await.unwrap();
+    }
+    assert!(receives_within(&mut sub, Duration::from_millis(1500)).await.is_none(), "a dead letter is not redelivered");
+    let dead = broker.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, id.to_string());
+    assert_eq!(dead[0].group, "runtime");
+    assert_eq!(dead[0].deliveries, 3);
+    assert_eq!(dead[0].error, "handler failed on attempt 3");
+    assert!(dead[0].raw.contains("\"poison\""));
+}
+
+async fn malformed_entries_are_dead_lettered_and_consumption_goes_on(backend: Backend) {
+    let broker = backend.broker();
+    let mut sub = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
+    backend.inject_garbage("bad", "{not json").await;
+    backend.inject_garbage("bad", r#"{"type":"bad","payload":[1,2]}"#).await;
+    broker.publish(event("good", "ws-a", json!({"seq": 7}))).await.unwrap();
+    let d = next(&mut sub).await;
+    assert_eq!(d.event.event_type.as_str(), "good");
+    assert_eq!(seq(&d), 7);
+    d.ack().await.unwrap();
+    let dead = broker.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(dead.iter().all(|l| l.error.starts_with("not a valid event")), "{dead:?}");
+    assert!(dead.iter().any(|l| l.error.contains("payload must be a JSON object")), "{dead:?}");
+    assert!(dead.iter().any(|l| l.raw == "{not json"));
+}
+
+async fn invalid_events_are_refused_at_publish(backend: Backend) {
+    let broker = backend.broker();
+    let mut big = Map::new();
+    big.insert("blob".into(), Value::String("x".repeat(EventLimits::default().max_size)));
+    let err = broker.publish(event("big", "ws-a", Value::Object(big))).await.unwrap_err();
+    assert!(matches!(err, BrokerError::Invalid(_)));
+    assert_eq!(err.kind(), ErrorKind::Limit);
+    assert!(err.to_string().contains("over the 100000-byte limit"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_named_in_the_error() {
+    let err = RedisBroker::connect("redis://:hunter2@127.0.0.1:1/0", BrokerConfig::default()).await.err().unwrap();
+    let text = err.to_string();
+    assert!(text.contains("redis://:***@127.0.0.1:1/0"), "{text}");
+    assert!(!text.contains("hunter2"));
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+}
+
+#[tokio::test]
+async fn unknown_broker_schemes_list_the_supported_ones() {
+    let err = refract_broker::open("kafka://x", BrokerConfig::default()).await.err().unwrap();
+    assert!(err.to_string().contains("memory:// or redis://"), "{err}");
+}
