@@ -1,0 +1,6 @@
+//! The one integration-test binary of the workspace (each test binary links wasmtime).
+//! Guest fixtures are built and compiled once per run of this binary.
+
+mod egress;
+mod sandbox;
+mod validation;
