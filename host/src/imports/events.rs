@@ -12,6 +12,9 @@ use crate::bindings::types;
 use crate::services::{ServiceError, WaitCondition};
 use crate::store::{Cap, RunCtx};
 
+/// Time kept for the guest to answer after a `wait` capped by the run's wall-clock budget.
+const WAIT_MARGIN: Duration = Duration::from_secs(1);
+
 impl Host for RunCtx {
     async fn emit(
         &mut self,
@@ -78,8 +81,11 @@ impl Host for RunCtx {
             }
             parsed.push(WaitCondition { event_type, filters });
         }
-        // No cap here: the run's wall-clock timeout ends a wait that outlives the run.
-        let timeout = Duration::from_millis(u64::from(timeout_ms));
+        // Capped by what is left of the run's wall-clock budget, less a margin, so the guest
+        // gets `none` and can still answer instead of being cut off by the run's timeout.
+        let left = self.limits.wall_time.saturating_sub(self.started.elapsed());
+        let margin = (self.limits.wall_time / 10).min(WAIT_MARGIN);
+        let timeout = Duration::from_millis(u64::from(timeout_ms)).min(left.saturating_sub(margin));
         let events = self.services.events.clone();
         let info = self.info.clone();
         let result = self.io(events.wait(&info, &parsed, timeout)).await;

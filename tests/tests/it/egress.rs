@@ -51,6 +51,10 @@ async fn serve(bind: &str) -> anyhow::Result<Server> {
                     "/to-metadata" => sock
                         .write_all(reply("301 Moved", "location: http://169.254.169.254/latest/meta-data\r\n", "").as_bytes())
                         .await,
+                    "/hang" => {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        Ok(())
+                    }
                     "/loop" => sock.write_all(reply("302 Found", "location: /loop\r\n", "").as_bytes()).await,
                     "/big" => {
                         // No content-length: the cap must stop the stream.
@@ -221,5 +225,20 @@ async fn guests_fetch_from_a_local_server_when_loopback_is_allowed() -> anyhow::
     let req = call("hostile", json!({"mode": "fetch", "url": format!("{base}/ok")}), limits, EgressPolicy::any_host());
     let report = sb.loopback.run(&sb.hostile, req, services).await?;
     assert!(guest_error(&report.outcome).contains("LimitExceeded(0)"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_run_stuck_in_a_host_call_is_stopped_by_the_wall_clock() -> anyhow::Result<()> {
+    // The server never answers; the fetch timeout (15 s) is longer than the run's budget, and
+    // epoch interruption cannot see time spent in a host call: the run's timeout stops it.
+    let sb = sandbox()?;
+    let server = serve("127.0.0.1:0").await?;
+    let (services, _) = services(&sb.loopback);
+    let url = format!("http://127.0.0.1:{}/hang", server.addr.port());
+    let limits = Limits { wall_time: Duration::from_millis(300), ..Limits::default() };
+    let req = call("hostile", json!({"mode": "fetch", "url": url}), limits, EgressPolicy::any_host());
+    let report = sb.loopback.run(&sb.hostile, req, services).await?;
+    assert_eq!(report.outcome.trap_reason(), Some(refract_host::TrapReason::Timeout), "{:?}", report.outcome);
     Ok(())
 }
