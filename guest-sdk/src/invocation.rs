@@ -10,7 +10,9 @@ use crate::error::{CODE_INVALID_INVOCATION, Error};
 use crate::events::Event;
 
 /// Everything a run is given.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Its `Debug` output omits the config values, which may hold resolved secrets.
+#[derive(Clone, PartialEq)]
 pub struct Invocation {
     /// What started this run.
     pub trigger: Trigger,
@@ -149,6 +151,26 @@ impl Invocation {
     }
 }
 
+impl fmt::Debug for Invocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The config holds resolved secrets: show only its keys, so `{:?}` in a log is safe.
+        let config_keys: Vec<&str> = self
+            .config
+            .as_object()
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        f.debug_struct("Invocation")
+            .field("trigger", &self.trigger)
+            .field("workspace_id", &self.workspace_id)
+            .field("automation_slug", &self.automation_slug)
+            .field("correlation_id", &self.correlation_id)
+            .field("user_id", &self.user_id)
+            .field("session_id", &self.session_id)
+            .field("config_keys (values redacted)", &config_keys)
+            .finish()
+    }
+}
+
 impl HttpRequest {
     /// The first header named `name` (compared case-insensitively).
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -227,6 +249,18 @@ mod tests {
     }
 
     #[test]
+    fn debug_redacts_config_values() {
+        let inv = Invocation::from_raw(raw_invocation(
+            raw::Trigger::Call("{}".into()),
+            r#"{"apiKey":"s3cret"}"#,
+        ))
+        .unwrap();
+        let shown = format!("{inv:?}");
+        assert!(shown.contains("apiKey"));
+        assert!(!shown.contains("s3cret"));
+    }
+
+    #[test]
     fn bad_host_json_is_an_error_naming_the_field() {
         let raw = raw_invocation(raw::Trigger::Call("{oops".into()), "{}");
         let err = Invocation::from_raw(raw).unwrap_err();
@@ -295,6 +329,7 @@ mod tests {
             matches!(inv.trigger, Trigger::Schedule { ref expression, .. } if expression == "* * * * *")
         );
         assert_eq!(inv.config_as::<Config>().unwrap().limit, 3);
+        assert_eq!(inv.config_str("limit"), None, "not a string");
         assert!(inv.config_as::<Vec<u8>>().is_err());
     }
 }

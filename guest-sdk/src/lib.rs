@@ -25,13 +25,15 @@
 //!
 //! Layout, one module per host interface:
 //! - [`invocation`]: what a run is given ([`Invocation`], [`Trigger`]).
-//! - [`output`] and [`error`]: what a run returns ([`Output`], [`Error`]).
+//! - [`output`] and [`error`](mod@error): what a run returns ([`Output`], [`Error`]).
 //! - [`events`]: [`emit`] and [`wait`]; [`http`]: [`fetch`]; [`state`]; [`log`];
 //!   [`automations`]: [`call`].
 //!
 //! Errors are values: every host error is a typed enum, host data that fails to parse becomes an
 //! error rather than a panic, and every SDK error converts into [`Error`] so `?` works in a
 //! handler. The crate depends on nothing of Refract's but `wit/`.
+
+#![warn(missing_docs)]
 
 pub mod automations;
 pub mod error;
@@ -50,6 +52,9 @@ pub use invocation::{HttpRequest, Invocation, InvocationError, Trigger};
 pub use output::Output;
 pub use state::{Scope, StateError};
 
+/// The `serde_json` the SDK is built with, for authors who do not depend on it themselves.
+pub use serde_json;
+
 /// Marks the automation's handler and exports it as the component's `run`.
 ///
 /// The handler is a plain (not `async`) function taking an [`Invocation`] and returning
@@ -62,7 +67,24 @@ pub use state::{Scope, StateError};
 /// }
 /// ```
 ///
-/// Exactly one function per component may carry this attribute.
+/// Exactly one function per component may carry this attribute. The author's crate must
+/// depend on this crate under its own name, `refract_sdk` (the expansion names it).
+///
+/// An `async` handler, or one with other than one argument, is a compile error:
+///
+/// ```compile_fail
+/// #[refract_sdk::automation]
+/// async fn handler(inv: refract_sdk::Invocation) -> Result<(), refract_sdk::Error> {
+///     Ok(())
+/// }
+/// ```
+///
+/// ```compile_fail
+/// #[refract_sdk::automation]
+/// fn handler() -> Result<(), refract_sdk::Error> {
+///     Ok(())
+/// }
+/// ```
 pub use refract_sdk_macro::automation;
 
 // Lets the generated bindings and the macro name this crate as `::refract_sdk` from inside it.
@@ -117,5 +139,62 @@ pub mod __private {
             Ok(output) => output.into().into_raw().map_err(crate::Error::into_raw),
             Err(error) => Err(error.into().into_raw()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::__private::{RawInvocation, run};
+    use super::*;
+    use crate::__bindings::refract::automation::types as raw;
+
+    fn invocation(config: &str) -> RawInvocation {
+        raw::Invocation {
+            trigger: raw::Trigger::Call(r#"{"n":2}"#.into()),
+            workspace_id: "ws".into(),
+            automation_slug: "double".into(),
+            correlation_id: "c".into(),
+            user_id: None,
+            session_id: None,
+            config: config.into(),
+        }
+    }
+
+    fn double(inv: Invocation) -> Result<Output, Error> {
+        let Trigger::Call { arguments } = inv.trigger else {
+            return Err(Error::new("NotACall", "expected a call"));
+        };
+        let n = arguments["n"]
+            .as_i64()
+            .ok_or_else(|| Error::new("BadArgs", "n must be an integer"))?;
+        Ok(Output::json(&serde_json::json!({ "n": n * 2 })).status(202))
+    }
+
+    fn fails(_: Invocation) -> Result<(), serde_json::Error> {
+        serde_json::from_str::<()>("nope")
+    }
+
+    fn must_not_run(_: Invocation) -> Result<(), Error> {
+        panic!("the handler must not run on bad host data");
+    }
+
+    #[test]
+    fn run_converts_invocation_and_output() {
+        let out = run(invocation("{}"), double).unwrap();
+        assert_eq!(out.body, r#"{"n":4}"#);
+        assert_eq!(out.http.map(|h| h.status), Some(202));
+    }
+
+    #[test]
+    fn run_converts_any_error_into_the_automation_error() {
+        let err = run(invocation("{}"), fails).unwrap_err();
+        assert_eq!(err.code, error::CODE_INVALID_JSON);
+        assert_eq!(err.details.as_deref(), Some(r#"{"kind":"json"}"#));
+    }
+
+    #[test]
+    fn run_reports_bad_host_data_without_calling_the_handler() {
+        let err = run(invocation("not json"), must_not_run).unwrap_err();
+        assert_eq!(err.code, error::CODE_INVALID_INVOCATION);
     }
 }

@@ -1,9 +1,9 @@
 //! Log lines, tagged by the host with workspace, automation, run and correlation ids.
 //!
 //! Long messages are truncated; a run that logs too much has its extra lines dropped (and
-//! counted), never fails. The crate-level macros [`trace!`](crate::trace),
-//! [`debug!`](crate::debug), [`info!`](crate::info), [`warn!`](crate::warn) and
-//! [`error!`](crate::error) take `format!` arguments.
+//! counted), never fails. The crate-level macros [`trace!`](macro@crate::trace),
+//! [`debug!`](macro@crate::debug), [`info!`](macro@crate::info), [`warn!`](macro@crate::warn) and
+//! [`error!`](macro@crate::error) take `format!` arguments.
 
 use crate::__bindings::refract::automation::logging as host;
 
