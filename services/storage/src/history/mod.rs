@@ -167,7 +167,9 @@ impl EventRow {
             event_type: event.event_type.as_str().to_string(),
             correlation_id: event.source.correlation_id.as_str().to_string(),
             created_at: event.created_at.timestamp_millis(),
-            text: event_text(event),
+            // Pre-split into lowercase words so every backend's tokenizer sees the same words
+            // (PostgreSQL's parser would otherwise keep `orders.paid` as one host-like token).
+            text: text_words(&event_text(event)).join(" "),
             doc,
         })
     }
