@@ -51,6 +51,42 @@ pub enum Trigger {
     },
 }
 
+impl Trigger {
+    /// The event, for an event trigger.
+    pub fn as_event(&self) -> Option<&Event> {
+        match self {
+            Self::Event(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The request, for a webhook trigger.
+    pub fn as_http(&self) -> Option<&HttpRequest> {
+        match self {
+            Self::Http(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The arguments, for a direct call.
+    pub fn call_arguments(&self) -> Option<&Value> {
+        match self {
+            Self::Call { arguments } => Some(arguments),
+            _ => None,
+        }
+    }
+
+    /// `event`, `http`, `schedule` or `call`: the WIT case name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Event(_) => "event",
+            Self::Http(_) => "http",
+            Self::Schedule { .. } => "schedule",
+            Self::Call { .. } => "call",
+        }
+    }
+}
+
 /// An HTTP request that reached the automation's webhook.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRequest {

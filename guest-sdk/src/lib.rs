@@ -142,6 +142,11 @@ pub mod __private {
     }
 }
 
+/// Compiles the README's Rust example as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(test)]
 mod tests {
     use super::__private::{RawInvocation, run};
