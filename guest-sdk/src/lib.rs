@@ -67,6 +67,17 @@ pub use serde_json;
 /// }
 /// ```
 ///
+/// Any output convertible into [`Output`] works, including an opaque one:
+///
+/// ```no_run
+/// #[refract_sdk::automation]
+/// fn handler(
+///     inv: refract_sdk::Invocation,
+/// ) -> Result<impl Into<refract_sdk::Output>, refract_sdk::Error> {
+///     Ok(serde_json::json!({ "slug": inv.automation_slug }))
+/// }
+/// ```
+///
 /// Exactly one function per component may carry this attribute. The author's crate must
 /// depend on this crate under its own name, `refract_sdk` (the expansion names it).
 ///
