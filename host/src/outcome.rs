@@ -77,4 +77,18 @@ pub struct RunReport {
     pub elapsed: Duration,
     /// Log lines and stdio bytes dropped over the log budget.
     pub logs_dropped: u64,
+    pub timings: RunTimings,
+}
+
+/// Where a run's time went (for metrics and the benchmark).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunTimings {
+    /// Building the invocation and the `Store` (WASI context, limiter, epoch deadline).
+    pub setup: Duration,
+    /// Instantiating from the `InstancePre` (pool slots, memory image).
+    pub instantiate: Duration,
+    /// The `run` export, host calls included.
+    pub call: Duration,
+    /// Dropping the store (pool slots reset).
+    pub teardown: Duration,
 }

@@ -14,7 +14,7 @@ use crate::egress::{Egress, EgressConfig, EgressPolicy};
 use crate::engine::{EngineConfig, EpochTicker, build_engine, engine_fingerprint};
 use crate::error::HostError;
 use crate::limits::{Limits, MemoryExceeded};
-use crate::outcome::{AutomationError, RunOutcome, RunReport, TrapReason, Trapped};
+use crate::outcome::{AutomationError, RunOutcome, RunReport, RunTimings, TrapReason, Trapped};
 use crate::services::{RunContext, Services};
 use crate::store::{LimitTrap, RunCtx, StoreData, add_minimal_wasi};
 use crate::{imports, stdio, validate};
@@ -233,9 +233,15 @@ impl Host {
             Ok(UpdateDeadline::Yield(ticks(cpu - used, tick).min(YIELD_TICKS)))
         });
 
+        let mut timings = RunTimings { setup: started.elapsed(), ..RunTimings::default() };
         let call = async {
+            let t = Instant::now();
             let instance = pre.instantiate_async(&mut store).await.map_err(Phase::Instantiate)?;
-            instance.call_run(&mut store, &invocation).await.map_err(Phase::Call)
+            timings.instantiate = t.elapsed();
+            let t = Instant::now();
+            let out = instance.call_run(&mut store, &invocation).await.map_err(Phase::Call);
+            timings.call = t.elapsed();
+            out
         };
         let result = tokio::time::timeout(limits.wall_time, call).await;
 
@@ -255,13 +261,12 @@ impl Host {
             }
             Ok(Err(Phase::Instantiate(e) | Phase::Call(e))) => classify(&e, data.limiter.exceeded, &stderr),
         };
-        let report = RunReport {
-            outcome,
-            emits: data.run.emits,
-            fetches: data.run.fetches,
-            elapsed: started.elapsed(),
-            logs_dropped,
-        };
+        let (emits, fetches) = (data.run.emits, data.run.fetches);
+        // Dropping the store returns the instance's pool slots (memory reset or decommit).
+        let t = Instant::now();
+        drop(store);
+        timings.teardown = t.elapsed();
+        let report = RunReport { outcome, emits, fetches, elapsed: started.elapsed(), logs_dropped, timings };
         if let RunOutcome::Trapped(t) = &report.outcome {
             tracing::info!(run_id = %info.run_id, workspace_id = %info.workspace_id, automation = %info.automation_slug,
                 reason = t.reason.as_str(), message = %t.message, "run trapped");

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use refract_host::{
-    ComponentDigest, EgressPolicy, Host, HostConfig, Limits, MemoryArtifactStore, RunOutcome, RunRequest, Services,
+    ComponentDigest, EgressPolicy, EngineConfig, Host, HostConfig, Limits, MemoryArtifactStore, RunOutcome, RunRequest, Services,
 };
 use refract_tests::fixtures::fixture;
 use refract_tests::sandbox::{call, services};
@@ -17,23 +17,35 @@ const RUNS: u64 = 10_000;
 const IMPORT_CALLS: u32 = 200_000;
 
 fn main() -> anyhow::Result<()> {
-    let trivial = fixture("trivial")?;
+    // The per-run guest: no std, no WASI imports (`minimal`); `trivial` is the same with std.
+    let trivial = fixture("minimal")?;
+    let trivial_std = fixture("trivial")?;
     let hostile = fixture("hostile")?;
     let host = Arc::new(Host::new(HostConfig::default(), Arc::new(MemoryArtifactStore::new()))?);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let digest = rt.block_on(host.upload(&trivial))?;
 
-    compile_and_load(&host, &[("trivial", &trivial), ("hostile", &hostile)])?;
+    compile_and_load(&host, &[("minimal", &trivial), ("trivial (std)", &trivial_std), ("hostile", &hostile)])?;
 
-    // Per-run overhead, one thread.
+    // Per-run overhead, one thread: the default engine, then variants for comparison.
     let (hist, rate) = rt.block_on(runs(&host, &digest, RUNS, "null"))?;
-    println!(
-        "per-run (1 thread, {RUNS} runs): p50 {:.1} us, p99 {:.1} us, mean {:.1} us, {:.0} runs/s   [target p50 <= 20 us]",
-        hist.value_at_quantile(0.5) as f64 / 1e3,
-        hist.value_at_quantile(0.99) as f64 / 1e3,
-        hist.mean() / 1e3,
-        rate
-    );
+    print_runs("minimal guest, default engine (pooling, keep-resident 1 MiB)", &hist, rate);
+    let std_digest = rt.block_on(host.upload(&trivial_std))?;
+    let (hist, rate) = rt.block_on(runs(&host, &std_digest, RUNS, "null"))?;
+    print_runs("std guest (trivial), default engine", &hist, rate);
+    let variants: [(&str, EngineConfig); 4] = [
+        ("minimal guest, pooling, keep-resident 0", EngineConfig { keep_resident_bytes: 0, ..EngineConfig::default() }),
+        ("minimal guest, pooling, keep-resident 64 KiB", EngineConfig { keep_resident_bytes: 64 << 10, ..EngineConfig::default() }),
+        ("minimal guest, pooling, decommit batch 32", EngineConfig { decommit_batch_size: 32, ..EngineConfig::default() }),
+        ("minimal guest, on-demand allocator", EngineConfig { pooling: false, ..EngineConfig::default() }),
+    ];
+    for (name, engine) in variants {
+        let config = HostConfig { engine, ..HostConfig::default() };
+        let h = Arc::new(Host::new(config, Arc::new(MemoryArtifactStore::new()))?);
+        let d = rt.block_on(h.upload(&trivial))?;
+        let (hist, rate) = rt.block_on(runs(&h, &d, RUNS, "null"))?;
+        print_runs(name, &hist, rate);
+    }
 
     // Two threads, one runtime each, sharing the host.
     let start = Instant::now();
@@ -70,6 +82,16 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+fn print_runs(name: &str, hist: &Histogram<u64>, rate: f64) {
+    println!(
+        "per-run, 1 thread, {RUNS} runs, {name}: p50 {:.1} us, p99 {:.1} us, mean {:.1} us, {:.0} runs/s   [target p50 <= 20 us]",
+        hist.value_at_quantile(0.5) as f64 / 1e3,
+        hist.value_at_quantile(0.99) as f64 / 1e3,
+        hist.mean() / 1e3,
+        rate
+    );
+}
+
 fn request(config: &str) -> RunRequest {
     let mut r = call("bench", json!({}), unlimited(), EgressPolicy::default());
     r.config = config.to_owned();
@@ -88,14 +110,25 @@ async fn runs(host: &Arc<Host>, digest: &ComponentDigest, n: u64, config: &str) 
         check(host.run(digest, req.clone(), services.clone()).await?.outcome)?;
     }
     let mut hist = Histogram::<u64>::new(3)?;
+    let mut phases = [Duration::ZERO; 4];
     let start = Instant::now();
     for _ in 0..n {
         let t = Instant::now();
         let report = host.run(digest, req.clone(), services.clone()).await?;
         hist.record(t.elapsed().as_nanos() as u64)?;
+        let tm = report.timings;
+        for (acc, d) in phases.iter_mut().zip([tm.setup, tm.instantiate, tm.call, tm.teardown]) {
+            *acc += d;
+        }
         check(report.outcome)?;
     }
-    Ok((hist, n as f64 / start.elapsed().as_secs_f64()))
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    let mean = |d: Duration| d.as_nanos() as f64 / n as f64 / 1e3;
+    println!(
+        "    mean split: setup {:.1} us, instantiate {:.1} us, call {:.1} us, drop {:.1} us",
+        mean(phases[0]), mean(phases[1]), mean(phases[2]), mean(phases[3])
+    );
+    Ok((hist, rate))
 }
 
 async fn one(host: &Arc<Host>, digest: &ComponentDigest, config: &str) -> anyhow::Result<Duration> {

@@ -69,3 +69,17 @@ async fn fixtures_of_our_world_are_accepted_and_stored_once() -> anyhow::Result<
     assert!(sb.artifacts.len() >= 2, "an artifact per compiled fixture");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_guest_without_wasi_imports_is_accepted_and_runs() -> anyhow::Result<()> {
+    let sb = sandbox()?;
+    let digest = sb.strict.upload(&fixture("minimal")?).await?;
+    let (services, _) = refract_tests::sandbox::services(&sb.strict);
+    let req = refract_tests::sandbox::call("minimal", serde_json::json!({}), Default::default(), Default::default());
+    let report = sb.strict.run(&digest, req, services).await?;
+    match report.outcome {
+        refract_host::RunOutcome::Ok(o) => assert_eq!(o.body, "null"),
+        other => panic!("expected an output, got {other:?}"),
+    }
+    Ok(())
+}
