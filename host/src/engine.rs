@@ -38,6 +38,9 @@ pub struct EngineConfig {
     pub keep_resident_bytes: usize,
     /// Slots whose memory is returned to the OS (`madvise`) in one batch; 1 = at every drop.
     pub decommit_batch_size: usize,
+    /// Reset kept-resident memory with Linux's `PAGEMAP_SCAN` (only the pages a run touched),
+    /// when the kernel supports it (6.7+); otherwise the first `keep_resident_bytes` are memset.
+    pub pagemap_scan: bool,
     /// Use the pooling allocator (the default). Off only to compare in benchmarks.
     pub pooling: bool,
 }
@@ -51,6 +54,7 @@ impl Default for EngineConfig {
             max_wasm_stack: DEFAULT_MAX_WASM_STACK,
             keep_resident_bytes: DEFAULT_KEEP_RESIDENT_BYTES,
             decommit_batch_size: DEFAULT_DECOMMIT_BATCH,
+            pagemap_scan: true,
             pooling: true,
         }
     }
@@ -96,7 +100,8 @@ pub(crate) fn build_engine(config: &EngineConfig) -> Result<Engine, HostError> {
             .max_memory_size(config.max_memory_bytes)
             .linear_memory_keep_resident(config.keep_resident_bytes)
             .table_keep_resident(config.keep_resident_bytes)
-            .decommit_batch_size(config.decommit_batch_size.max(1));
+            .decommit_batch_size(config.decommit_batch_size.max(1))
+            .pagemap_scan(if config.pagemap_scan { wasmtime::Enabled::Auto } else { wasmtime::Enabled::No });
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     Engine::new(&c).map_err(|e| HostError::internal("creating the wasmtime engine", e))

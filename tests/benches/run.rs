@@ -29,11 +29,12 @@ fn main() -> anyhow::Result<()> {
 
     // Per-run overhead, one thread: the default engine, then variants for comparison.
     let (hist, rate) = rt.block_on(runs(&host, &digest, RUNS, "null"))?;
-    print_runs("minimal guest, default engine (pooling, keep-resident 1 MiB)", &hist, rate);
+    print_runs("minimal guest, default engine (pooling, keep-resident 1 MiB, pagemap scan)", &hist, rate);
     let std_digest = rt.block_on(host.upload(&trivial_std))?;
     let (hist, rate) = rt.block_on(runs(&host, &std_digest, RUNS, "null"))?;
     print_runs("std guest (trivial), default engine", &hist, rate);
-    let variants: [(&str, EngineConfig); 4] = [
+    let variants: [(&str, EngineConfig); 5] = [
+        ("minimal guest, pooling, keep-resident 1 MiB, no pagemap scan", EngineConfig { pagemap_scan: false, ..EngineConfig::default() }),
         ("minimal guest, pooling, keep-resident 0", EngineConfig { keep_resident_bytes: 0, ..EngineConfig::default() }),
         ("minimal guest, pooling, keep-resident 64 KiB", EngineConfig { keep_resident_bytes: 64 << 10, ..EngineConfig::default() }),
         ("minimal guest, pooling, decommit batch 32", EngineConfig { decommit_batch_size: 32, ..EngineConfig::default() }),
