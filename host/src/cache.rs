@@ -80,7 +80,10 @@ impl MemoryArtifactStore {
     }
 
     pub fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -91,11 +94,19 @@ impl MemoryArtifactStore {
 #[async_trait]
 impl ArtifactStore for MemoryArtifactStore {
     async fn get(&self, key: &str) -> Result<Option<Arc<[u8]>>, ArtifactStoreError> {
-        Ok(self.map.lock().unwrap_or_else(PoisonError::into_inner).get(key).cloned())
+        Ok(self
+            .map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned())
     }
 
     async fn put(&self, key: &str, bytes: Arc<[u8]>) -> Result<(), ArtifactStoreError> {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner).insert(key.to_owned(), bytes);
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.to_owned(), bytes);
         Ok(())
     }
 }
@@ -108,19 +119,31 @@ pub(crate) struct PreCache {
 impl PreCache {
     pub(crate) fn new(capacity: usize) -> Self {
         let cap = NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
-        PreCache { lru: Mutex::new(LruCache::new(cap)) }
+        PreCache {
+            lru: Mutex::new(LruCache::new(cap)),
+        }
     }
 
     pub(crate) fn get(&self, digest: &ComponentDigest) -> Option<AutomationPre<StoreData>> {
-        self.lru.lock().unwrap_or_else(PoisonError::into_inner).get(digest).cloned()
+        self.lru
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(digest)
+            .cloned()
     }
 
     pub(crate) fn put(&self, digest: ComponentDigest, pre: AutomationPre<StoreData>) {
-        self.lru.lock().unwrap_or_else(PoisonError::into_inner).put(digest, pre);
+        self.lru
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .put(digest, pre);
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.lru.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.lru
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 }
 
@@ -131,7 +154,10 @@ mod tests {
     #[test]
     fn digest_round_trip() {
         let d = ComponentDigest::of(b"abc");
-        assert_eq!(d.hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            d.hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(ComponentDigest::parse(&d.to_string()), Some(d.clone()));
         assert_eq!(ComponentDigest::parse("sha256:zz"), None);
         assert!(artifact_key(&d, "wasmtime-48-x").starts_with(d.hex()));

@@ -65,7 +65,10 @@ impl EgressPolicy {
         let mut allowed = Vec::new();
         for p in patterns {
             let p = p.as_ref().trim().to_ascii_lowercase();
-            let bad = |m: &str| HostError::Config { setting: "egress.allowedHosts", message: format!("{p:?}: {m}") };
+            let bad = |m: &str| HostError::Config {
+                setting: "egress.allowedHosts",
+                message: format!("{p:?}: {m}"),
+            };
             if p == "*" {
                 allowed.push(HostPattern::Any);
             } else if let Some(rest) = p.strip_prefix("*.") {
@@ -84,7 +87,9 @@ impl EgressPolicy {
 
     /// Any host, subject to the address checks.
     pub fn any_host() -> Self {
-        EgressPolicy { allowed: vec![HostPattern::Any] }
+        EgressPolicy {
+            allowed: vec![HostPattern::Any],
+        }
     }
 
     /// Is `host` (lower-case, IPv6 without brackets) on the allow-list?
@@ -93,7 +98,9 @@ impl EgressPolicy {
         self.allowed.iter().any(|p| match p {
             HostPattern::Any => true,
             HostPattern::Exact(h) => h == host,
-            HostPattern::Subdomains(suffix) => host.len() > suffix.len() && host.ends_with(suffix.as_str()),
+            HostPattern::Subdomains(suffix) => {
+                host.len() > suffix.len() && host.ends_with(suffix.as_str())
+            }
         })
     }
 }
@@ -180,7 +187,8 @@ impl reqwest::dns::Resolve for CheckedResolver {
         let allow_loopback = self.allow_loopback;
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut denied = None;
             let mut ok = Vec::with_capacity(resolved.len());
             for addr in resolved {
@@ -247,7 +255,9 @@ pub struct Egress {
 
 impl std::fmt::Debug for Egress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Egress").field("allow_loopback", &self.allow_loopback).finish()
+        f.debug_struct("Egress")
+            .field("allow_loopback", &self.allow_loopback)
+            .finish()
     }
 }
 
@@ -258,11 +268,16 @@ impl Egress {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
             .pool_max_idle_per_host(config.pool_idle_per_host)
-            .dns_resolver(Arc::new(CheckedResolver { allow_loopback: config.allow_loopback }))
+            .dns_resolver(Arc::new(CheckedResolver {
+                allow_loopback: config.allow_loopback,
+            }))
             .user_agent("refract-automation")
             .build()
             .map_err(|e| HostError::internal("building the egress HTTP client", e))?;
-        Ok(Egress { client, allow_loopback: config.allow_loopback })
+        Ok(Egress {
+            client,
+            allow_loopback: config.allow_loopback,
+        })
     }
 
     /// Sends `req` under `policy`, following redirects by hand, within `limits`.
@@ -272,7 +287,9 @@ impl Egress {
         limits: FetchLimits,
         req: FetchRequest,
     ) -> Result<FetchResponse, FetchError> {
-        match tokio::time::timeout(limits.total_timeout, self.fetch_inner(policy, limits, req)).await {
+        match tokio::time::timeout(limits.total_timeout, self.fetch_inner(policy, limits, req))
+            .await
+        {
             Ok(result) => result,
             Err(_) => Err(FetchError::Timeout),
         }
@@ -281,19 +298,29 @@ impl Egress {
     /// Checks one hop's URL before anything is sent.
     pub fn check_url(&self, policy: &EgressPolicy, url: &Url) -> Result<(), FetchError> {
         if url.scheme() != "http" && url.scheme() != "https" {
-            return Err(FetchError::InvalidRequest(format!("scheme {:?} is not http or https", url.scheme())));
+            return Err(FetchError::InvalidRequest(format!(
+                "scheme {:?} is not http or https",
+                url.scheme()
+            )));
         }
         let Some(raw_host) = url.host_str() else {
             return Err(FetchError::InvalidRequest("URL has no host".into()));
         };
-        let host = raw_host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = raw_host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
         if !policy.allows_host(&host) {
-            return Err(FetchError::Denied(format!("host {host} is not on the workspace's allow-list")));
+            return Err(FetchError::Denied(format!(
+                "host {host} is not on the workspace's allow-list"
+            )));
         }
         if let Ok(ip) = host.parse::<IpAddr>()
             && let Some(reason) = denied_reason(ip, self.allow_loopback)
         {
-            return Err(FetchError::Denied(format!("address {ip} is refused ({reason})")));
+            return Err(FetchError::Denied(format!(
+                "address {ip} is refused ({reason})"
+            )));
         }
         Ok(())
     }
@@ -306,7 +333,8 @@ impl Egress {
     ) -> Result<FetchResponse, FetchError> {
         let mut method = Method::from_bytes(req.method.as_bytes())
             .map_err(|_| FetchError::InvalidRequest(format!("method {:?}", req.method)))?;
-        let mut url = Url::parse(&req.url).map_err(|e| FetchError::InvalidRequest(format!("url: {e}")))?;
+        let mut url =
+            Url::parse(&req.url).map_err(|e| FetchError::InvalidRequest(format!("url: {e}")))?;
         let mut headers = HeaderMap::new();
         for (name, value) in &req.headers {
             let n = HeaderName::from_bytes(name.as_bytes())
@@ -323,14 +351,19 @@ impl Egress {
         let mut hops = 0u32;
         loop {
             self.check_url(policy, &url)?;
-            let mut rb = self.client.request(method.clone(), url.clone()).headers(headers.clone());
+            let mut rb = self
+                .client
+                .request(method.clone(), url.clone())
+                .headers(headers.clone());
             if let Some(b) = &body {
                 rb = rb.body(b.clone());
             }
             let mut resp = rb.send().await.map_err(classify)?;
             let status = resp.status();
             let location = resp.headers().get(reqwest::header::LOCATION).cloned();
-            if status.is_redirection() && let Some(location) = location {
+            if status.is_redirection()
+                && let Some(location) = location
+            {
                 if hops >= limits.max_redirects {
                     return Err(FetchError::ConnectionFailed(format!(
                         "more than {} redirects",
@@ -338,18 +371,22 @@ impl Egress {
                     )));
                 }
                 hops += 1;
-                let location = location
-                    .to_str()
-                    .map_err(|_| FetchError::ConnectionFailed("redirect with a non-text Location".into()))?;
-                let next = url
-                    .join(location)
-                    .map_err(|e| FetchError::ConnectionFailed(format!("redirect to a bad URL: {e}")))?;
+                let location = location.to_str().map_err(|_| {
+                    FetchError::ConnectionFailed("redirect with a non-text Location".into())
+                })?;
+                let next = url.join(location).map_err(|e| {
+                    FetchError::ConnectionFailed(format!("redirect to a bad URL: {e}"))
+                })?;
                 let see_other = status == reqwest::StatusCode::SEE_OTHER;
                 let legacy = (status == reqwest::StatusCode::MOVED_PERMANENTLY
                     || status == reqwest::StatusCode::FOUND)
                     && method == Method::POST;
                 if see_other || legacy {
-                    method = if method == Method::HEAD { Method::HEAD } else { Method::GET };
+                    method = if method == Method::HEAD {
+                        Method::HEAD
+                    } else {
+                        Method::GET
+                    };
                     body = None;
                     headers.remove(reqwest::header::CONTENT_TYPE);
                 }
@@ -369,7 +406,12 @@ impl Egress {
             let headers_out = resp
                 .headers()
                 .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect();
             let mut out = Vec::new();
             while let Some(chunk) = resp.chunk().await.map_err(classify)? {
@@ -378,7 +420,11 @@ impl Egress {
                 }
                 out.extend_from_slice(&chunk);
             }
-            return Ok(FetchResponse { status: status.as_u16(), headers: headers_out, body: out });
+            return Ok(FetchResponse {
+                status: status.as_u16(),
+                headers: headers_out,
+                body: out,
+            });
         }
     }
 }
@@ -422,15 +468,43 @@ mod tests {
     #[test]
     fn refused_ranges() {
         for a in [
-            "127.0.0.1", "127.1.2.3", "0.0.0.0", "10.0.0.1", "172.16.0.1", "172.31.255.255",
-            "192.168.1.1", "169.254.169.254", "169.254.1.1", "100.64.0.1", "100.100.100.200",
-            "224.0.0.1", "255.255.255.255", "192.0.0.192", "::1", "::", "fe80::1", "fc00::1",
-            "fd00:ec2::254", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
-            "::ffff:169.254.169.254", "64:ff9b::a00:1", "2002:7f00:1::", "::127.0.0.1",
+            "127.0.0.1",
+            "127.1.2.3",
+            "0.0.0.0",
+            "10.0.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "169.254.1.1",
+            "100.64.0.1",
+            "100.100.100.200",
+            "224.0.0.1",
+            "255.255.255.255",
+            "192.0.0.192",
+            "::1",
+            "::",
+            "fe80::1",
+            "fc00::1",
+            "fd00:ec2::254",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a00:1",
+            "2002:7f00:1::",
+            "::127.0.0.1",
         ] {
             assert!(denied(a), "{a} should be refused");
         }
-        for a in ["93.184.216.34", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for a in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(!denied(a), "{a} should be allowed");
         }
         assert_eq!(denied_reason("127.0.0.1".parse().expect("ip"), true), None);

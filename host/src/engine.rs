@@ -63,7 +63,10 @@ impl Default for EngineConfig {
 impl EngineConfig {
     fn validate(&self) -> Result<(), HostError> {
         let bad = |setting, message: &str| {
-            Err(HostError::Config { setting, message: message.to_owned() })
+            Err(HostError::Config {
+                setting,
+                message: message.to_owned(),
+            })
         };
         if self.epoch_tick < Duration::from_millis(1) {
             return bad("epoch_tick", "must be at least 1 ms");
@@ -72,7 +75,10 @@ impl EngineConfig {
             return bad("max_instances", "must be at least 1");
         }
         if self.max_memory_bytes < (1 << 16) {
-            return bad("max_memory_bytes", "must be at least one wasm page (64 KiB)");
+            return bad(
+                "max_memory_bytes",
+                "must be at least one wasm page (64 KiB)",
+            );
         }
         Ok(())
     }
@@ -101,7 +107,11 @@ pub(crate) fn build_engine(config: &EngineConfig) -> Result<Engine, HostError> {
             .linear_memory_keep_resident(config.keep_resident_bytes)
             .table_keep_resident(config.keep_resident_bytes)
             .decommit_batch_size(config.decommit_batch_size.max(1))
-            .pagemap_scan(if config.pagemap_scan { wasmtime::Enabled::Auto } else { wasmtime::Enabled::No });
+            .pagemap_scan(if config.pagemap_scan {
+                wasmtime::Enabled::Auto
+            } else {
+                wasmtime::Enabled::No
+            });
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     Engine::new(&c).map_err(|e| HostError::internal("creating the wasmtime engine", e))
@@ -144,7 +154,10 @@ impl EpochTicker {
                 }
             })
             .map_err(|e| HostError::internal("starting the epoch ticker", e))?;
-        Ok(EpochTicker { stop, handle: Some(handle) })
+        Ok(EpochTicker {
+            stop,
+            handle: Some(handle),
+        })
     }
 }
 

@@ -58,7 +58,10 @@ pub enum HostError {
     Busy { message: String },
     /// A configuration value is out of range; `setting` names it.
     #[error("invalid host configuration: {setting}: {message}")]
-    Config { setting: &'static str, message: String },
+    Config {
+        setting: &'static str,
+        message: String,
+    },
     /// A fault of the host itself (a bug, or wasmtime refusing a valid configuration).
     #[error("host fault: {message}")]
     Internal { message: String },
@@ -72,16 +75,20 @@ impl HostError {
             | HostError::WorldMismatch { .. }
             | HostError::Config { .. } => ErrorKind::Invalid,
             HostError::NotCompiled { .. } => ErrorKind::NotFound,
-            HostError::ArtifactStore { transient: true, .. } | HostError::Busy { .. } => {
-                ErrorKind::Unavailable
+            HostError::ArtifactStore {
+                transient: true, ..
             }
-            HostError::ArtifactStore { transient: false, .. } | HostError::Internal { .. } => {
-                ErrorKind::Internal
+            | HostError::Busy { .. } => ErrorKind::Unavailable,
+            HostError::ArtifactStore {
+                transient: false, ..
             }
+            | HostError::Internal { .. } => ErrorKind::Internal,
         }
     }
 
     pub(crate) fn internal(context: &str, e: impl std::fmt::Display) -> Self {
-        HostError::Internal { message: format!("{context}: {e}") }
+        HostError::Internal {
+            message: format!("{context}: {e}"),
+        }
     }
 }

@@ -39,9 +39,11 @@ pub use egress::{EgressConfig, EgressPolicy};
 pub use engine::EngineConfig;
 pub use error::{HostError, NotAComponent};
 pub use limits::Limits;
-pub use outcome::{AutomationError, HttpResponse, Output, RunOutcome, RunReport, RunTimings, TrapReason, Trapped};
+pub use outcome::{
+    AutomationError, HttpResponse, Output, RunOutcome, RunReport, RunTimings, TrapReason, Trapped,
+};
 pub use run::{Host, HostConfig, RunRequest};
 pub use services::{
-    AutomationCaller, CallFailure, EventBus, RunContext, ServiceError, Services, StateScope, StateStore,
-    WaitCondition,
+    AutomationCaller, CallFailure, EventBus, RunContext, ServiceError, Services, StateScope,
+    StateStore, WaitCondition,
 };

@@ -103,7 +103,11 @@ pub(crate) struct MemoryExceeded {
 
 impl MemoryLimiter {
     pub(crate) fn new(max_memory: usize) -> Self {
-        MemoryLimiter { max_memory, max_table_elements: 100_000, exceeded: false }
+        MemoryLimiter {
+            max_memory,
+            max_table_elements: 100_000,
+            exceeded: false,
+        }
     }
 }
 
@@ -116,7 +120,10 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
     ) -> wasmtime::Result<bool> {
         if desired > self.max_memory {
             self.exceeded = true;
-            return Err(wasmtime::Error::new(MemoryExceeded { limit: self.max_memory, desired }));
+            return Err(wasmtime::Error::new(MemoryExceeded {
+                limit: self.max_memory,
+                desired,
+            }));
         }
         Ok(true)
     }

@@ -21,8 +21,8 @@ use crate::limits::Limits;
 use crate::outcome::RunOutcome;
 use crate::run::{Host, RunRequest};
 use crate::services::{
-    AutomationCaller, CallFailure, EventBus, RunContext, ServiceError, Services, StateScope, StateStore,
-    WaitCondition,
+    AutomationCaller, CallFailure, EventBus, RunContext, ServiceError, Services, StateScope,
+    StateStore, WaitCondition,
 };
 
 /// Events kept in memory and broadcast to waiters.
@@ -44,21 +44,35 @@ impl Default for MemoryEventBus {
 impl MemoryEventBus {
     pub fn new(keep: bool) -> Self {
         let (tx, _) = broadcast::channel(1024);
-        MemoryEventBus { events: Mutex::new(Vec::new()), tx, seq: AtomicU64::new(0), keep }
+        MemoryEventBus {
+            events: Mutex::new(Vec::new()),
+            tx,
+            seq: AtomicU64::new(0),
+            keep,
+        }
     }
 
     /// Every event published so far.
     pub fn published(&self) -> Vec<Event> {
-        self.events.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Publishes an event from outside a run (e.g. a test feeding a waiting guest).
     pub fn publish(&self, mut event: Event) -> EventId {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let id = EventId::from_parts(u64::try_from(event.created_at.timestamp_millis()).unwrap_or(0), seq);
+        let id = EventId::from_parts(
+            u64::try_from(event.created_at.timestamp_millis()).unwrap_or(0),
+            seq,
+        );
         event.id = Some(id.clone());
         if self.keep {
-            self.events.lock().unwrap_or_else(PoisonError::into_inner).push(event.clone());
+            self.events
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(event.clone());
         }
         if self.tx.receiver_count() > 0 {
             let _ = self.tx.send(event);
@@ -109,9 +123,17 @@ pub struct MemoryStateStore {
 fn owner(run: &RunContext, scope: StateScope) -> String {
     match scope {
         StateScope::Global => format!("g:{}", run.workspace_id),
-        StateScope::User => format!("u:{}:{}", run.workspace_id, run.user_id.as_ref().map_or("", |u| u.as_str())),
+        StateScope::User => format!(
+            "u:{}:{}",
+            run.workspace_id,
+            run.user_id.as_ref().map_or("", |u| u.as_str())
+        ),
         StateScope::Session => {
-            format!("s:{}:{}", run.workspace_id, run.session_id.as_ref().map_or("", |s| s.as_str()))
+            format!(
+                "s:{}:{}",
+                run.workspace_id,
+                run.session_id.as_ref().map_or("", |s| s.as_str())
+            )
         }
         // A run and the automations it calls share the correlation id.
         StateScope::Run => format!("r:{}:{}", run.workspace_id, run.correlation_id),
@@ -120,18 +142,40 @@ fn owner(run: &RunContext, scope: StateScope) -> String {
 
 #[async_trait]
 impl StateStore for MemoryStateStore {
-    async fn get(&self, run: &RunContext, scope: StateScope, path: &str) -> Result<Option<Value>, ServiceError> {
+    async fn get(
+        &self,
+        run: &RunContext,
+        scope: StateScope,
+        path: &str,
+    ) -> Result<Option<Value>, ServiceError> {
         let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(map.get(&(owner(run, scope), path.to_owned())).cloned())
     }
 
-    async fn set(&self, run: &RunContext, scope: StateScope, path: &str, value: Value) -> Result<(), ServiceError> {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner).insert((owner(run, scope), path.to_owned()), value);
+    async fn set(
+        &self,
+        run: &RunContext,
+        scope: StateScope,
+        path: &str,
+        value: Value,
+    ) -> Result<(), ServiceError> {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((owner(run, scope), path.to_owned()), value);
         Ok(())
     }
 
-    async fn delete(&self, run: &RunContext, scope: StateScope, path: &str) -> Result<(), ServiceError> {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner).remove(&(owner(run, scope), path.to_owned()));
+    async fn delete(
+        &self,
+        run: &RunContext,
+        scope: StateScope,
+        path: &str,
+    ) -> Result<(), ServiceError> {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(owner(run, scope), path.to_owned()));
         Ok(())
     }
 }
@@ -167,7 +211,10 @@ impl MemoryAutomations {
     }
 
     pub fn register(&self, slug: &str, digest: ComponentDigest) {
-        self.slugs.lock().unwrap_or_else(PoisonError::into_inner).insert(slug.to_owned(), digest);
+        self.slugs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(slug.to_owned(), digest);
     }
 
     pub fn events(&self) -> &Arc<MemoryEventBus> {
@@ -177,16 +224,32 @@ impl MemoryAutomations {
     /// The services of a run: this registry's bus and store, and calls back into it.
     pub fn services(&self) -> Option<Services> {
         let me = self.this.upgrade()?;
-        Some(Services { events: self.events.clone(), state: self.state.clone(), automations: me })
+        Some(Services {
+            events: self.events.clone(),
+            state: self.state.clone(),
+            automations: me,
+        })
     }
 }
 
 #[async_trait]
 impl AutomationCaller for MemoryAutomations {
-    async fn call(&self, callee: RunContext, slug: &str, arguments: Value) -> Result<Value, CallFailure> {
-        let digest = self.slugs.lock().unwrap_or_else(PoisonError::into_inner).get(slug).cloned();
+    async fn call(
+        &self,
+        callee: RunContext,
+        slug: &str,
+        arguments: Value,
+    ) -> Result<Value, CallFailure> {
+        let digest = self
+            .slugs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(slug)
+            .cloned();
         let digest = digest.ok_or_else(|| CallFailure::NotFound(slug.to_owned()))?;
-        let services = self.services().ok_or_else(|| CallFailure::Unavailable("registry dropped".into()))?;
+        let services = self
+            .services()
+            .ok_or_else(|| CallFailure::Unavailable("registry dropped".into()))?;
         let request = RunRequest {
             context: callee,
             trigger: Trigger::Call(arguments.to_string()),
@@ -203,8 +266,16 @@ impl AutomationCaller for MemoryAutomations {
         match report.outcome {
             RunOutcome::Ok(output) => serde_json::from_str(&output.body)
                 .map_err(|e| CallFailure::Trapped(format!("callee output is not JSON: {e}"))),
-            RunOutcome::Failed(e) => Err(CallFailure::Failed { code: e.code, message: e.message, details: e.details }),
-            RunOutcome::Trapped(t) => Err(CallFailure::Trapped(format!("{}: {}", t.reason.as_str(), t.message))),
+            RunOutcome::Failed(e) => Err(CallFailure::Failed {
+                code: e.code,
+                message: e.message,
+                details: e.details,
+            }),
+            RunOutcome::Trapped(t) => Err(CallFailure::Trapped(format!(
+                "{}: {}",
+                t.reason.as_str(),
+                t.message
+            ))),
         }
     }
 }

@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
-use crate::bindings::types::{Invocation, Trigger};
 use crate::bindings::AutomationPre;
-use crate::cache::{ArtifactStore, ComponentDigest, DEFAULT_INSTANCE_CACHE, PreCache, artifact_key};
+use crate::bindings::types::{Invocation, Trigger};
+use crate::cache::{
+    ArtifactStore, ComponentDigest, DEFAULT_INSTANCE_CACHE, PreCache, artifact_key,
+};
 use crate::egress::{Egress, EgressConfig, EgressPolicy};
 use crate::engine::{EngineConfig, EpochTicker, build_engine, engine_fingerprint};
 use crate::error::HostError;
@@ -74,7 +76,9 @@ pub struct Host {
 
 impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Host").field("fingerprint", &self.fingerprint).finish_non_exhaustive()
+        f.debug_struct("Host")
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
     }
 }
 
@@ -85,7 +89,8 @@ impl Host {
         let engine = build_engine(&config.engine)?;
         let mut linker = Linker::new(&engine);
         add_minimal_wasi(&mut linker).map_err(|e| HostError::internal("linking WASI", e))?;
-        imports::add_to_linker(&mut linker).map_err(|e| HostError::internal("linking imports", e))?;
+        imports::add_to_linker(&mut linker)
+            .map_err(|e| HostError::internal("linking imports", e))?;
         let egress = Arc::new(Egress::new(&config.egress)?);
         let ticker = EpochTicker::start(&engine, config.engine.epoch_tick)?;
         Ok(Host {
@@ -127,15 +132,22 @@ impl Host {
         let component = tokio::task::spawn_blocking(move || Component::new(&engine, owned))
             .await
             .map_err(|e| HostError::internal("compile task", e))?
-            .map_err(|e| HostError::Compile { message: format!("{e:#}") })?;
+            .map_err(|e| HostError::Compile {
+                message: format!("{e:#}"),
+            })?;
         validate::check_world(&self.engine, &component)?;
         let pre = self.pre_for(&component)?;
-        let artifact = component.serialize().map_err(|e| HostError::internal("serializing artifact", e))?;
+        let artifact = component
+            .serialize()
+            .map_err(|e| HostError::internal("serializing artifact", e))?;
         let key = artifact_key(&digest, &self.fingerprint);
         self.artifacts
             .put(&key, artifact.into())
             .await
-            .map_err(|e| HostError::ArtifactStore { message: e.message, transient: e.transient })?;
+            .map_err(|e| HostError::ArtifactStore {
+                message: e.message,
+                transient: e.transient,
+            })?;
         self.pres.put(digest.clone(), pre);
         Ok(digest)
     }
@@ -152,7 +164,10 @@ impl Host {
 
     /// The ready `InstancePre` of `digest`: from the LRU, else loaded from its artifact. Never
     /// compiles.
-    pub(crate) async fn prepare(&self, digest: &ComponentDigest) -> Result<AutomationPre<StoreData>, HostError> {
+    pub(crate) async fn prepare(
+        &self,
+        digest: &ComponentDigest,
+    ) -> Result<AutomationPre<StoreData>, HostError> {
         if let Some(pre) = self.pres.get(digest) {
             return Ok(pre);
         }
@@ -161,8 +176,13 @@ impl Host {
             .artifacts
             .get(&key)
             .await
-            .map_err(|e| HostError::ArtifactStore { message: e.message, transient: e.transient })?
-            .ok_or_else(|| HostError::NotCompiled { digest: digest.to_string() })?;
+            .map_err(|e| HostError::ArtifactStore {
+                message: e.message,
+                transient: e.transient,
+            })?
+            .ok_or_else(|| HostError::NotCompiled {
+                digest: digest.to_string(),
+            })?;
         let component = load_artifact(&self.engine, &bytes)?;
         let pre = self.pre_for(&component)?;
         self.pres.put(digest.clone(), pre.clone());
@@ -191,7 +211,13 @@ impl Host {
         request: RunRequest,
         services: Services,
     ) -> Result<RunReport, HostError> {
-        let RunRequest { context, trigger, config, limits, egress } = request;
+        let RunRequest {
+            context,
+            trigger,
+            config,
+            limits,
+            egress,
+        } = request;
         let info = Arc::new(context);
         let invocation = Invocation {
             trigger,
@@ -230,16 +256,27 @@ impl Host {
             if used >= cpu {
                 return Err(wasmtime::Error::new(CpuExceeded { limit: cpu }));
             }
-            Ok(UpdateDeadline::Yield(ticks(cpu - used, tick).min(YIELD_TICKS)))
+            Ok(UpdateDeadline::Yield(
+                ticks(cpu - used, tick).min(YIELD_TICKS),
+            ))
         });
 
-        let mut timings = RunTimings { setup: started.elapsed(), ..RunTimings::default() };
+        let mut timings = RunTimings {
+            setup: started.elapsed(),
+            ..RunTimings::default()
+        };
         let call = async {
             let t = Instant::now();
-            let instance = pre.instantiate_async(&mut store).await.map_err(Phase::Instantiate)?;
+            let instance = pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Phase::Instantiate)?;
             timings.instantiate = t.elapsed();
             let t = Instant::now();
-            let out = instance.call_run(&mut store, &invocation).await.map_err(Phase::Call);
+            let out = instance
+                .call_run(&mut store, &invocation)
+                .await
+                .map_err(Phase::Call);
             timings.call = t.elapsed();
             out
         };
@@ -253,20 +290,34 @@ impl Host {
             tracing::warn!(run_id = %info.run_id, workspace_id = %info.workspace_id, logs_dropped, "run logged over its budget");
         }
         let outcome = match result {
-            Err(_elapsed) => trapped(TrapReason::Timeout, format!("wall-clock limit of {:?} exceeded", limits.wall_time)),
+            Err(_elapsed) => trapped(
+                TrapReason::Timeout,
+                format!("wall-clock limit of {:?} exceeded", limits.wall_time),
+            ),
             Ok(Ok(Ok(output))) => check_output(output, limits.output_bytes),
             Ok(Ok(Err(error))) => RunOutcome::Failed(error),
             Ok(Err(Phase::Instantiate(e))) if is_pool_exhausted(&e) => {
-                return Err(HostError::Busy { message: format!("{e}") });
+                return Err(HostError::Busy {
+                    message: format!("{e}"),
+                });
             }
-            Ok(Err(Phase::Instantiate(e) | Phase::Call(e))) => classify(&e, data.limiter.exceeded, &stderr),
+            Ok(Err(Phase::Instantiate(e) | Phase::Call(e))) => {
+                classify(&e, data.limiter.exceeded, &stderr)
+            }
         };
         let (emits, fetches) = (data.run.emits, data.run.fetches);
         // Dropping the store returns the instance's pool slots (memory reset or decommit).
         let t = Instant::now();
         drop(store);
         timings.teardown = t.elapsed();
-        let report = RunReport { outcome, emits, fetches, elapsed: started.elapsed(), logs_dropped, timings };
+        let report = RunReport {
+            outcome,
+            emits,
+            fetches,
+            elapsed: started.elapsed(),
+            logs_dropped,
+            timings,
+        };
         if let RunOutcome::Trapped(t) = &report.outcome {
             tracing::info!(run_id = %info.run_id, workspace_id = %info.workspace_id, automation = %info.automation_slug,
                 reason = t.reason.as_str(), message = %t.message, "run trapped");
@@ -297,18 +348,27 @@ fn ticks(d: Duration, tick: Duration) -> u64 {
 }
 
 fn trapped(reason: TrapReason, message: impl Into<String>) -> RunOutcome {
-    RunOutcome::Trapped(Trapped { reason, message: message.into() })
+    RunOutcome::Trapped(Trapped {
+        reason,
+        message: message.into(),
+    })
 }
 
 fn is_pool_exhausted(e: &wasmtime::Error) -> bool {
-    e.chain().any(|c| c.is::<wasmtime::PoolConcurrencyLimitError>())
+    e.chain()
+        .any(|c| c.is::<wasmtime::PoolConcurrencyLimitError>())
 }
 
 fn check_output(output: crate::outcome::Output, limit: usize) -> RunOutcome {
-    let headers: usize = output.http.as_ref().map_or(0, |h| h.headers.iter().map(|(k, v)| k.len() + v.len()).sum());
+    let headers: usize = output.http.as_ref().map_or(0, |h| {
+        h.headers.iter().map(|(k, v)| k.len() + v.len()).sum()
+    });
     let size = output.body.len() + headers;
     if size > limit {
-        return trapped(TrapReason::Output, format!("output is {size} bytes, over the limit of {limit}"));
+        return trapped(
+            TrapReason::Output,
+            format!("output is {size} bytes, over the limit of {limit}"),
+        );
     }
     if serde_json::from_str::<serde::de::IgnoredAny>(&output.body).is_err() {
         return RunOutcome::Failed(AutomationError {
@@ -332,8 +392,13 @@ fn check_output(output: crate::outcome::Output, limit: usize) -> RunOutcome {
 /// Turns a wasmtime error into the reason the API reports.
 fn classify(e: &wasmtime::Error, memory_exceeded: bool, stderr: &str) -> RunOutcome {
     if memory_exceeded || e.chain().any(|c| c.is::<MemoryExceeded>()) {
-        let msg = e.chain().find_map(|c| c.downcast_ref::<MemoryExceeded>().map(ToString::to_string));
-        return trapped(TrapReason::Memory, msg.unwrap_or_else(|| "linear memory limit exceeded".into()));
+        let msg = e
+            .chain()
+            .find_map(|c| c.downcast_ref::<MemoryExceeded>().map(ToString::to_string));
+        return trapped(
+            TrapReason::Memory,
+            msg.unwrap_or_else(|| "linear memory limit exceeded".into()),
+        );
     }
     if let Some(c) = e.chain().find_map(|c| c.downcast_ref::<CpuExceeded>()) {
         return trapped(TrapReason::Cpu, c.to_string());
@@ -341,13 +406,21 @@ fn classify(e: &wasmtime::Error, memory_exceeded: bool, stderr: &str) -> RunOutc
     if let Some(l) = e.chain().find_map(|c| c.downcast_ref::<LimitTrap>()) {
         return trapped(TrapReason::Limit, l.to_string());
     }
-    if let Some(exit) = e.chain().find_map(|c| c.downcast_ref::<wasmtime_wasi::I32Exit>()) {
-        return trapped(TrapReason::Trap, format!("the guest exited with code {}", exit.0));
+    if let Some(exit) = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<wasmtime_wasi::I32Exit>())
+    {
+        return trapped(
+            TrapReason::Trap,
+            format!("the guest exited with code {}", exit.0),
+        );
     }
     let trap = e.chain().find_map(|c| c.downcast_ref::<Trap>()).copied();
     match trap {
         Some(Trap::StackOverflow) => return trapped(TrapReason::Stack, "stack overflow"),
-        Some(Trap::Interrupt | Trap::OutOfFuel) => return trapped(TrapReason::Cpu, "guest compute budget exceeded"),
+        Some(Trap::Interrupt | Trap::OutOfFuel) => {
+            return trapped(TrapReason::Cpu, "guest compute budget exceeded");
+        }
         _ => {}
     }
     if let Some(message) = stdio::panic_message(stderr) {

@@ -54,7 +54,9 @@ impl WaitCondition {
         if event.event_type != self.event_type {
             return false;
         }
-        let Ok(doc) = serde_json::to_value(event) else { return false };
+        let Ok(doc) = serde_json::to_value(event) else {
+            return false;
+        };
         self.filters.iter().all(|(path, want)| {
             let mut cur = &doc;
             for part in path.split('.') {
@@ -96,9 +98,25 @@ pub enum StateScope {
 /// the scope has an owner in this run and that the path is well-formed.
 #[async_trait]
 pub trait StateStore: Send + Sync {
-    async fn get(&self, run: &RunContext, scope: StateScope, path: &str) -> Result<Option<Value>, ServiceError>;
-    async fn set(&self, run: &RunContext, scope: StateScope, path: &str, value: Value) -> Result<(), ServiceError>;
-    async fn delete(&self, run: &RunContext, scope: StateScope, path: &str) -> Result<(), ServiceError>;
+    async fn get(
+        &self,
+        run: &RunContext,
+        scope: StateScope,
+        path: &str,
+    ) -> Result<Option<Value>, ServiceError>;
+    async fn set(
+        &self,
+        run: &RunContext,
+        scope: StateScope,
+        path: &str,
+        value: Value,
+    ) -> Result<(), ServiceError>;
+    async fn delete(
+        &self,
+        run: &RunContext,
+        scope: StateScope,
+        path: &str,
+    ) -> Result<(), ServiceError>;
 }
 
 /// Why a call to another automation returned no output; mirrors the WIT `call-error`.
@@ -110,7 +128,11 @@ pub enum CallFailure {
     InvalidArguments(String),
     /// The callee returned its own typed error.
     #[error("{code}: {message}")]
-    Failed { code: String, message: String, details: Option<String> },
+    Failed {
+        code: String,
+        message: String,
+        details: Option<String>,
+    },
     /// The callee trapped or hit a sandbox limit.
     #[error("trapped: {0}")]
     Trapped(String),
@@ -124,7 +146,12 @@ pub enum CallFailure {
 /// one level deeper, with a fresh run id.
 #[async_trait]
 pub trait AutomationCaller: Send + Sync {
-    async fn call(&self, callee: RunContext, slug: &str, arguments: Value) -> Result<Value, CallFailure>;
+    async fn call(
+        &self,
+        callee: RunContext,
+        slug: &str,
+        arguments: Value,
+    ) -> Result<Value, CallFailure>;
 }
 
 /// The services one run uses.

@@ -35,9 +35,24 @@ pub(crate) struct LogPipe {
 }
 
 impl LogPipe {
-    pub(crate) fn new(stream: Stream, run: Arc<RunContext>, budget: usize, max_line: usize) -> Self {
-        let state = PipeState { line: Vec::new(), kept: Vec::new(), budget, max_line, dropped: 0 };
-        LogPipe { stream, run, state: Arc::new(Mutex::new(state)) }
+    pub(crate) fn new(
+        stream: Stream,
+        run: Arc<RunContext>,
+        budget: usize,
+        max_line: usize,
+    ) -> Self {
+        let state = PipeState {
+            line: Vec::new(),
+            kept: Vec::new(),
+            budget,
+            max_line,
+            dropped: 0,
+        };
+        LogPipe {
+            stream,
+            run,
+            state: Arc::new(Mutex::new(state)),
+        }
     }
 
     fn push(&self, bytes: &[u8]) {
@@ -133,11 +148,17 @@ impl tokio::io::AsyncWrite for LogPipe {
         std::task::Poll::Ready(Ok(buf.len()))
     }
 
-    fn poll_flush(self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
 }
@@ -148,9 +169,16 @@ pub(crate) fn panic_message(stderr: &str) -> Option<String> {
     let after = &stderr[start..];
     // `panicked at src/lib.rs:10:5:\n<message>\nnote: run with ...`
     let body = after.split_once('\n').map(|(_, rest)| rest).unwrap_or("");
-    let message: Vec<&str> = body.lines().take_while(|l| !l.starts_with("note: ")).collect();
+    let message: Vec<&str> = body
+        .lines()
+        .take_while(|l| !l.starts_with("note: "))
+        .collect();
     let message = message.join("\n").trim().to_owned();
-    Some(if message.is_empty() { after.lines().next().unwrap_or("panic").to_owned() } else { message })
+    Some(if message.is_empty() {
+        after.lines().next().unwrap_or("panic").to_owned()
+    } else {
+        message
+    })
 }
 
 #[cfg(test)]

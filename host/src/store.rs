@@ -55,7 +55,12 @@ impl RunCtx {
     }
 
     /// Records a refusal of `cap`; `Err` (a trap) if the guest was already refused once.
-    pub(crate) fn refuse(&mut self, cap: Cap, what: &'static str, limit: u32) -> wasmtime::Result<()> {
+    pub(crate) fn refuse(
+        &mut self,
+        cap: Cap,
+        what: &'static str,
+        limit: u32,
+    ) -> wasmtime::Result<()> {
         if self.refused.contains(&cap) {
             return Err(wasmtime::Error::new(LimitTrap { what, limit }));
         }
@@ -81,11 +86,24 @@ pub(crate) struct StoreData {
 impl StoreData {
     pub(crate) fn new(run: RunCtx) -> Self {
         let limits = run.limits.clone();
-        let stdout = LogPipe::new(Stream::Stdout, run.info.clone(), limits.max_log_bytes, limits.max_log_line);
-        let stderr = LogPipe::new(Stream::Stderr, run.info.clone(), limits.max_log_bytes, limits.max_log_line);
+        let stdout = LogPipe::new(
+            Stream::Stdout,
+            run.info.clone(),
+            limits.max_log_bytes,
+            limits.max_log_line,
+        );
+        let stderr = LogPipe::new(
+            Stream::Stderr,
+            run.info.clone(),
+            limits.max_log_bytes,
+            limits.max_log_line,
+        );
         // The default context grants nothing: no args, no env, no preopens, stdin closed,
         // sockets denied (and the socket interfaces are not even linked).
-        let wasi = WasiCtx::builder().stdout(stdout.clone()).stderr(stderr.clone()).build();
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .build();
         StoreData {
             wasi,
             table: ResourceTable::new(),
@@ -99,7 +117,10 @@ impl StoreData {
 
 impl WasiView for StoreData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 

@@ -50,12 +50,13 @@ pub fn check_preamble(bytes: &[u8]) -> Result<(), HostError> {
         return invalid(NotAComponent::NotWasm);
     }
     match Parser::new(0).parse(bytes, true) {
-        Ok(wasmparser::Chunk::Parsed { payload: Payload::Version { encoding, .. }, .. }) => {
-            match encoding {
-                Encoding::Component => Ok(()),
-                Encoding::Module => invalid(NotAComponent::CoreModule),
-            }
-        }
+        Ok(wasmparser::Chunk::Parsed {
+            payload: Payload::Version { encoding, .. },
+            ..
+        }) => match encoding {
+            Encoding::Component => Ok(()),
+            Encoding::Module => invalid(NotAComponent::CoreModule),
+        },
         // A known magic with an unknown version or layer.
         Ok(_) | Err(_) => invalid(NotAComponent::UnsupportedVersion),
     }
@@ -83,7 +84,11 @@ pub fn check_world(engine: &Engine, component: &Component) -> Result<(), HostErr
         .collect();
     forbidden.sort();
     let has_run = ty.exports(engine).any(|(name, _)| name == RUN_EXPORT);
-    let missing: Vec<String> = if has_run { Vec::new() } else { vec![RUN_EXPORT.to_owned()] };
+    let missing: Vec<String> = if has_run {
+        Vec::new()
+    } else {
+        vec![RUN_EXPORT.to_owned()]
+    };
     if forbidden.is_empty() && missing.is_empty() {
         Ok(())
     } else {
@@ -105,11 +110,17 @@ mod tests {
             Err(HostError::InvalidComponent { reason }) => Some(reason),
             _ => None,
         };
-        assert_eq!(reason(b"hello world, not wasm"), Some(NotAComponent::NotWasm));
+        assert_eq!(
+            reason(b"hello world, not wasm"),
+            Some(NotAComponent::NotWasm)
+        );
         assert_eq!(reason(b""), Some(NotAComponent::NotWasm));
         assert_eq!(reason(b"\0asm\x01\0\0\0"), Some(NotAComponent::CoreModule));
         assert_eq!(reason(b"\0asm\x0d\0\x01\0"), None);
-        assert_eq!(reason(b"\0asm\x63\0\x09\0"), Some(NotAComponent::UnsupportedVersion));
+        assert_eq!(
+            reason(b"\0asm\x63\0\x09\0"),
+            Some(NotAComponent::UnsupportedVersion)
+        );
     }
 
     #[test]

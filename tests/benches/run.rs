@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use refract_host::{
-    ComponentDigest, EgressPolicy, EngineConfig, Host, HostConfig, Limits, MemoryArtifactStore, RunOutcome, RunRequest, Services,
+    ComponentDigest, EgressPolicy, EngineConfig, Host, HostConfig, Limits, MemoryArtifactStore,
+    RunOutcome, RunRequest, Services,
 };
 use refract_tests::fixtures::fixture;
 use refract_tests::sandbox::{call, services};
@@ -21,27 +22,76 @@ fn main() -> anyhow::Result<()> {
     let trivial = fixture("minimal")?;
     let trivial_std = fixture("trivial")?;
     let hostile = fixture("hostile")?;
-    let host = Arc::new(Host::new(HostConfig::default(), Arc::new(MemoryArtifactStore::new()))?);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let host = Arc::new(Host::new(
+        HostConfig::default(),
+        Arc::new(MemoryArtifactStore::new()),
+    )?);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let digest = rt.block_on(host.upload(&trivial))?;
 
-    compile_and_load(&host, &[("minimal", &trivial), ("trivial (std)", &trivial_std), ("hostile", &hostile)])?;
+    compile_and_load(
+        &host,
+        &[
+            ("minimal", &trivial),
+            ("trivial (std)", &trivial_std),
+            ("hostile", &hostile),
+        ],
+    )?;
 
     // Per-run overhead, one thread: the default engine, then variants for comparison.
     let (hist, rate) = rt.block_on(runs(&host, &digest, RUNS, "null"))?;
-    print_runs("minimal guest, default engine (pooling, keep-resident 1 MiB, pagemap scan)", &hist, rate);
+    print_runs(
+        "minimal guest, default engine (pooling, keep-resident 1 MiB, pagemap scan)",
+        &hist,
+        rate,
+    );
     let std_digest = rt.block_on(host.upload(&trivial_std))?;
     let (hist, rate) = rt.block_on(runs(&host, &std_digest, RUNS, "null"))?;
     print_runs("std guest (trivial), default engine", &hist, rate);
     let variants: [(&str, EngineConfig); 5] = [
-        ("minimal guest, pooling, keep-resident 1 MiB, no pagemap scan", EngineConfig { pagemap_scan: false, ..EngineConfig::default() }),
-        ("minimal guest, pooling, keep-resident 0", EngineConfig { keep_resident_bytes: 0, ..EngineConfig::default() }),
-        ("minimal guest, pooling, keep-resident 64 KiB", EngineConfig { keep_resident_bytes: 64 << 10, ..EngineConfig::default() }),
-        ("minimal guest, pooling, decommit batch 32", EngineConfig { decommit_batch_size: 32, ..EngineConfig::default() }),
-        ("minimal guest, on-demand allocator", EngineConfig { pooling: false, ..EngineConfig::default() }),
+        (
+            "minimal guest, pooling, keep-resident 1 MiB, no pagemap scan",
+            EngineConfig {
+                pagemap_scan: false,
+                ..EngineConfig::default()
+            },
+        ),
+        (
+            "minimal guest, pooling, keep-resident 0",
+            EngineConfig {
+                keep_resident_bytes: 0,
+                ..EngineConfig::default()
+            },
+        ),
+        (
+            "minimal guest, pooling, keep-resident 64 KiB",
+            EngineConfig {
+                keep_resident_bytes: 64 << 10,
+                ..EngineConfig::default()
+            },
+        ),
+        (
+            "minimal guest, pooling, decommit batch 32",
+            EngineConfig {
+                decommit_batch_size: 32,
+                ..EngineConfig::default()
+            },
+        ),
+        (
+            "minimal guest, on-demand allocator",
+            EngineConfig {
+                pooling: false,
+                ..EngineConfig::default()
+            },
+        ),
     ];
     for (name, engine) in variants {
-        let config = HostConfig { engine, ..HostConfig::default() };
+        let config = HostConfig {
+            engine,
+            ..HostConfig::default()
+        };
         let h = Arc::new(Host::new(config, Arc::new(MemoryArtifactStore::new()))?);
         let d = rt.block_on(h.upload(&trivial))?;
         let (hist, rate) = rt.block_on(runs(&h, &d, RUNS, "null"))?;
@@ -54,14 +104,18 @@ fn main() -> anyhow::Result<()> {
         .map(|_| {
             let (host, digest) = (host.clone(), digest.clone());
             std::thread::spawn(move || -> anyhow::Result<Histogram<u64>> {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
                 Ok(rt.block_on(runs(&host, &digest, RUNS, "null"))?.0)
             })
         })
         .collect();
     let mut p50s = Vec::new();
     for h in handles {
-        let hist = h.join().map_err(|_| anyhow::anyhow!("bench thread panicked"))??;
+        let hist = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("bench thread panicked"))??;
         p50s.push(format!("{:.1}", hist.value_at_quantile(0.5) as f64 / 1e3));
     }
     let total = start.elapsed();
@@ -77,8 +131,14 @@ fn main() -> anyhow::Result<()> {
         let cfg = format!("\"{what}:{IMPORT_CALLS}\"");
         let full = rt.block_on(one(&host, &digest, &cfg))?;
         let per = full.saturating_sub(base).as_nanos() as f64 / f64::from(IMPORT_CALLS);
-        let target = if what == "log" { "   [target <= 150 ns]" } else { "" };
-        println!("import call `{what}`: {per:.0} ns per call ({IMPORT_CALLS} calls in one run){target}");
+        let target = if what == "log" {
+            "   [target <= 150 ns]"
+        } else {
+            ""
+        };
+        println!(
+            "import call `{what}`: {per:.0} ns per call ({IMPORT_CALLS} calls in one run){target}"
+        );
     }
     Ok(())
 }
@@ -100,15 +160,28 @@ fn request(config: &str) -> RunRequest {
 }
 
 fn unlimited() -> Limits {
-    Limits { max_emits: u32::MAX, max_log_bytes: usize::MAX, ..Limits::default() }
+    Limits {
+        max_emits: u32::MAX,
+        max_log_bytes: usize::MAX,
+        ..Limits::default()
+    }
 }
 
-async fn runs(host: &Arc<Host>, digest: &ComponentDigest, n: u64, config: &str) -> anyhow::Result<(Histogram<u64>, f64)> {
+async fn runs(
+    host: &Arc<Host>,
+    digest: &ComponentDigest,
+    n: u64,
+    config: &str,
+) -> anyhow::Result<(Histogram<u64>, f64)> {
     let (services, _) = quiet_services(host);
     let req = request(config);
     // Warm-up: fault in code, fill the pool slots.
     for _ in 0..200 {
-        check(host.run(digest, req.clone(), services.clone()).await?.outcome)?;
+        check(
+            host.run(digest, req.clone(), services.clone())
+                .await?
+                .outcome,
+        )?;
     }
     let mut hist = Histogram::<u64>::new(3)?;
     let mut phases = [Duration::ZERO; 4];
@@ -118,7 +191,10 @@ async fn runs(host: &Arc<Host>, digest: &ComponentDigest, n: u64, config: &str) 
         let report = host.run(digest, req.clone(), services.clone()).await?;
         hist.record(t.elapsed().as_nanos() as u64)?;
         let tm = report.timings;
-        for (acc, d) in phases.iter_mut().zip([tm.setup, tm.instantiate, tm.call, tm.teardown]) {
+        for (acc, d) in phases
+            .iter_mut()
+            .zip([tm.setup, tm.instantiate, tm.call, tm.teardown])
+        {
             *acc += d;
         }
         check(report.outcome)?;
@@ -127,7 +203,10 @@ async fn runs(host: &Arc<Host>, digest: &ComponentDigest, n: u64, config: &str) 
     let mean = |d: Duration| d.as_nanos() as f64 / n as f64 / 1e3;
     println!(
         "    mean split: setup {:.1} us, instantiate {:.1} us, call {:.1} us, drop {:.1} us",
-        mean(phases[0]), mean(phases[1]), mean(phases[2]), mean(phases[3])
+        mean(phases[0]),
+        mean(phases[1]),
+        mean(phases[2]),
+        mean(phases[3])
     );
     Ok((hist, rate))
 }
@@ -137,7 +216,11 @@ async fn one(host: &Arc<Host>, digest: &ComponentDigest, config: &str) -> anyhow
     let mut best = Duration::MAX;
     for _ in 0..5 {
         let t = Instant::now();
-        check(host.run(digest, request(config), services.clone()).await?.outcome)?;
+        check(
+            host.run(digest, request(config), services.clone())
+                .await?
+                .outcome,
+        )?;
         best = best.min(t.elapsed());
     }
     Ok(best)

@@ -35,9 +35,18 @@ fn build() -> anyhow::Result<PathBuf> {
     let manifest = fixtures_dir().join("Cargo.toml");
     // `fixture-minimal` is no_std: built alone, or feature unification would turn wit-bindgen's
     // `std` back on for it.
-    for selection in [&["--workspace", "--exclude", "fixture-minimal"][..], &["-p", "fixture-minimal"][..]] {
+    for selection in [
+        &["--workspace", "--exclude", "fixture-minimal"][..],
+        &["-p", "fixture-minimal"][..],
+    ] {
         let status = Command::new(&cargo)
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
             .arg(&manifest)
             .args(selection)
             .env("CARGO_TARGET_DIR", &target)

@@ -6,8 +6,8 @@ use anyhow::Context;
 use refract_core::{CorrelationId, UserId, WorkspaceId};
 use refract_host::memory::{MemoryAutomations, MemoryEventBus, MemoryStateStore};
 use refract_host::{
-    ComponentDigest, EgressConfig, EgressPolicy, Host, HostConfig, Limits, MemoryArtifactStore, RunContext,
-    RunRequest, Services, Trigger,
+    ComponentDigest, EgressConfig, EgressPolicy, Host, HostConfig, Limits, MemoryArtifactStore,
+    RunContext, RunRequest, Services, Trigger,
 };
 use serde_json::Value;
 
@@ -39,20 +39,43 @@ pub fn sandbox() -> anyhow::Result<&'static Sandbox> {
 }
 
 fn setup() -> anyhow::Result<Sandbox> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let artifacts = Arc::new(MemoryArtifactStore::new());
         let strict = Arc::new(Host::new(HostConfig::default(), artifacts.clone())?);
-        let hostile = strict.upload(&fixture("hostile")?).await.context("uploading hostile")?;
-        let trivial = strict.upload(&fixture("trivial")?).await.context("uploading trivial")?;
+        let hostile = strict
+            .upload(&fixture("hostile")?)
+            .await
+            .context("uploading hostile")?;
+        let trivial = strict
+            .upload(&fixture("trivial")?)
+            .await
+            .context("uploading trivial")?;
         let loopback_config = HostConfig {
-            egress: EgressConfig { allow_loopback: true, ..EgressConfig::default() },
+            egress: EgressConfig {
+                allow_loopback: true,
+                ..EgressConfig::default()
+            },
             ..HostConfig::default()
         };
         let loopback = Arc::new(Host::new(loopback_config, artifacts.clone())?);
-        loopback.warm(&hostile).await.context("loading hostile from its artifact")?;
-        loopback.warm(&trivial).await.context("loading trivial from its artifact")?;
-        Ok(Sandbox { strict, loopback, artifacts, hostile, trivial })
+        loopback
+            .warm(&hostile)
+            .await
+            .context("loading hostile from its artifact")?;
+        loopback
+            .warm(&trivial)
+            .await
+            .context("loading trivial from its artifact")?;
+        Ok(Sandbox {
+            strict,
+            loopback,
+            artifacts,
+            hostile,
+            trivial,
+        })
     })
 }
 
@@ -91,7 +114,11 @@ pub fn registry_services(registry: &Arc<MemoryAutomations>) -> Services {
 
 /// Fresh in-memory services (no callable automations).
 pub fn services(host: &Arc<Host>) -> (Services, Arc<MemoryEventBus>) {
-    let registry = MemoryAutomations::new(host.clone(), Arc::new(Limits::default()), Arc::new(EgressPolicy::default()));
+    let registry = MemoryAutomations::new(
+        host.clone(),
+        Arc::new(Limits::default()),
+        Arc::new(EgressPolicy::default()),
+    );
     let events = registry.events().clone();
     (registry_services(&registry), events)
 }

@@ -8,7 +8,11 @@ use crate::store::RunCtx;
 use super::parse_json;
 
 impl Host for RunCtx {
-    async fn call(&mut self, slug: String, arguments: String) -> wasmtime::Result<Result<String, CallError>> {
+    async fn call(
+        &mut self,
+        slug: String,
+        arguments: String,
+    ) -> wasmtime::Result<Result<String, CallError>> {
         let max = self.limits.max_call_depth;
         let depth = self.info.depth.saturating_add(1);
         if depth > max {
@@ -16,7 +20,11 @@ impl Host for RunCtx {
         }
         let args = match parse_json("arguments", &arguments) {
             Ok(v) if v.is_object() => v,
-            Ok(_) => return Ok(Err(CallError::InvalidArguments("arguments must be a JSON object".into()))),
+            Ok(_) => {
+                return Ok(Err(CallError::InvalidArguments(
+                    "arguments must be a JSON object".into(),
+                )));
+            }
             Err(m) => return Ok(Err(CallError::InvalidArguments(m))),
         };
         self.calls += 1;
@@ -32,9 +40,15 @@ impl Host for RunCtx {
             Ok(v) => Ok(serde_json::to_string(&v).unwrap_or_else(|_| "null".into())),
             Err(CallFailure::NotFound(s)) => Err(CallError::NotFound(s)),
             Err(CallFailure::InvalidArguments(m)) => Err(CallError::InvalidArguments(m)),
-            Err(CallFailure::Failed { code, message, details }) => {
-                Err(CallError::Failed(AutomationError { code, message, details }))
-            }
+            Err(CallFailure::Failed {
+                code,
+                message,
+                details,
+            }) => Err(CallError::Failed(AutomationError {
+                code,
+                message,
+                details,
+            })),
             Err(CallFailure::Trapped(m)) => Err(CallError::Trapped(m)),
             Err(CallFailure::Unavailable(m)) => Err(CallError::Trapped(format!("not run: {m}"))),
         })

@@ -36,10 +36,14 @@ impl Host for RunCtx {
             Ok(e) => e,
             Err(e) => return Ok(Err(e)),
         };
-        match event.seal(&EventLimits { max_size: self.limits.max_event_bytes }) {
+        match event.seal(&EventLimits {
+            max_size: self.limits.max_event_bytes,
+        }) {
             Ok(_) => {}
             Err(ValidationError::TooLarge { size, .. }) => {
-                return Ok(Err(EmitError::TooLarge(u32::try_from(size).unwrap_or(u32::MAX))));
+                return Ok(Err(EmitError::TooLarge(
+                    u32::try_from(size).unwrap_or(u32::MAX),
+                )));
             }
             Err(e) => return Ok(Err(EmitError::Invalid(e.to_string()))),
         }
@@ -72,14 +76,19 @@ impl Host for RunCtx {
             let mut filters = Vec::with_capacity(c.filters.len());
             for (path, value) in c.filters {
                 if path.is_empty() || path.split('.').any(str::is_empty) {
-                    return Ok(Err(WaitError::Invalid(format!("malformed filter path {path:?}"))));
+                    return Ok(Err(WaitError::Invalid(format!(
+                        "malformed filter path {path:?}"
+                    ))));
                 }
                 match parse_json("filter value", &value) {
                     Ok(v) => filters.push((path, v)),
                     Err(m) => return Ok(Err(WaitError::Invalid(m))),
                 }
             }
-            parsed.push(WaitCondition { event_type, filters });
+            parsed.push(WaitCondition {
+                event_type,
+                filters,
+            });
         }
         // Capped by what is left of the run's wall-clock budget, less a margin, so the guest
         // gets `none` and can still answer instead of being cut off by the run's timeout.
@@ -93,7 +102,9 @@ impl Host for RunCtx {
             Ok(None) => Ok(None),
             Ok(Some(event)) => Ok(Some(to_wit_event(&event))),
             Err(ServiceError::Invalid(m)) => Err(WaitError::Invalid(m)),
-            Err(ServiceError::TooLarge(n)) => Err(WaitError::Invalid(format!("too large: {n} bytes"))),
+            Err(ServiceError::TooLarge(n)) => {
+                Err(WaitError::Invalid(format!("too large: {n} bytes")))
+            }
             Err(ServiceError::Unavailable(m)) => Err(WaitError::Unavailable(m)),
         })
     }
@@ -142,7 +153,9 @@ impl RunCtx {
             },
             payload,
             target,
-            options: (!persist).then_some(EventOptions { persist: Some(false) }),
+            options: (!persist).then_some(EventOptions {
+                persist: Some(false),
+            }),
             error: None,
             created_at: Utc::now(),
             size: None,
@@ -153,7 +166,11 @@ impl RunCtx {
 /// An event as the guest sees it.
 pub(crate) fn to_wit_event(event: &Event) -> types::Event {
     types::Event {
-        id: event.id.as_ref().map(|i| i.as_str().to_owned()).unwrap_or_default(),
+        id: event
+            .id
+            .as_ref()
+            .map(|i| i.as_str().to_owned())
+            .unwrap_or_default(),
         type_: event.event_type.as_str().to_owned(),
         payload: serde_json::to_string(&event.payload).unwrap_or_else(|_| "{}".into()),
         source: serde_json::to_string(&event.source).unwrap_or_else(|_| "{}".into()),

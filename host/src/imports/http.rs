@@ -30,7 +30,11 @@ impl Host for RunCtx {
             tracing::info!(run_id = %r.run_id, workspace_id = %r.workspace_id, error = %e, "fetch refused or failed");
         }
         Ok(result
-            .map(|r| Response { status: r.status, headers: r.headers, body: r.body })
+            .map(|r| Response {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            })
             .map_err(|e| match e {
                 egress::FetchError::Denied(m) => FetchError::Denied(m),
                 egress::FetchError::Timeout => FetchError::Timeout,

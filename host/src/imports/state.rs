@@ -13,7 +13,9 @@ impl RunCtx {
             Scope::Global => StateScope::Global,
             Scope::User if self.info.user_id.is_none() => return Err(StateError::NoSuchScope),
             Scope::User => StateScope::User,
-            Scope::Session if self.info.session_id.is_none() => return Err(StateError::NoSuchScope),
+            Scope::Session if self.info.session_id.is_none() => {
+                return Err(StateError::NoSuchScope);
+            }
             Scope::Session => StateScope::Session,
             Scope::Run => StateScope::Run,
         };
@@ -55,7 +57,11 @@ fn to_wit(e: ServiceError) -> StateError {
 }
 
 impl Host for RunCtx {
-    async fn get(&mut self, scope: Scope, path: String) -> wasmtime::Result<Result<Option<String>, StateError>> {
+    async fn get(
+        &mut self,
+        scope: Scope,
+        path: String,
+    ) -> wasmtime::Result<Result<Option<String>, StateError>> {
         let scope = match self.check(scope, &path) {
             Ok(s) => s,
             Err(e) => return Ok(Err(e)),
@@ -67,13 +73,20 @@ impl Host for RunCtx {
             .map_err(to_wit))
     }
 
-    async fn set(&mut self, scope: Scope, path: String, value: String) -> wasmtime::Result<Result<(), StateError>> {
+    async fn set(
+        &mut self,
+        scope: Scope,
+        path: String,
+        value: String,
+    ) -> wasmtime::Result<Result<(), StateError>> {
         let scope = match self.check(scope, &path) {
             Ok(s) => s,
             Err(e) => return Ok(Err(e)),
         };
         if value.len() > self.limits.max_state_value_bytes {
-            return Ok(Err(StateError::TooLarge(u32::try_from(self.limits.max_state_value_bytes).unwrap_or(u32::MAX))));
+            return Ok(Err(StateError::TooLarge(
+                u32::try_from(self.limits.max_state_value_bytes).unwrap_or(u32::MAX),
+            )));
         }
         let value = match parse_json("value", &value) {
             Ok(v) => v,
@@ -84,7 +97,11 @@ impl Host for RunCtx {
         Ok(result.map_err(to_wit))
     }
 
-    async fn delete(&mut self, scope: Scope, path: String) -> wasmtime::Result<Result<(), StateError>> {
+    async fn delete(
+        &mut self,
+        scope: Scope,
+        path: String,
+    ) -> wasmtime::Result<Result<(), StateError>> {
         let scope = match self.check(scope, &path) {
             Ok(s) => s,
             Err(e) => return Ok(Err(e)),

@@ -5,14 +5,23 @@ use std::time::Duration;
 
 use refract_core::{Event, EventType};
 use refract_host::memory::MemoryAutomations;
-use refract_host::{ComponentDigest, EgressPolicy, HostError, Limits, Output, RunOutcome, RunReport, TrapReason};
+use refract_host::{
+    ComponentDigest, EgressPolicy, HostError, Limits, Output, RunOutcome, RunReport, TrapReason,
+};
 use refract_tests::sandbox::{call, registry_services, sandbox, services};
 use serde_json::{Value, json};
 
 async fn run(args: Value, limits: Limits) -> anyhow::Result<RunReport> {
     let sb = sandbox()?;
     let (services, _) = services(&sb.strict);
-    Ok(sb.strict.run(&sb.hostile, call("hostile", args, limits, EgressPolicy::default()), services).await?)
+    Ok(sb
+        .strict
+        .run(
+            &sb.hostile,
+            call("hostile", args, limits, EgressPolicy::default()),
+            services,
+        )
+        .await?)
 }
 
 fn body(outcome: &RunOutcome) -> Value {
@@ -55,7 +64,10 @@ async fn an_automation_error_is_a_value() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn an_infinite_loop_is_stopped_by_the_cpu_limit() -> anyhow::Result<()> {
-    let limits = Limits { cpu_time: Duration::from_millis(200), ..Limits::default() };
+    let limits = Limits {
+        cpu_time: Duration::from_millis(200),
+        ..Limits::default()
+    };
     let report = run(json!({"mode": "loop"}), limits).await?;
     assert_eq!(trap(&report).0, TrapReason::Cpu);
     Ok(())
@@ -65,8 +77,15 @@ async fn an_infinite_loop_is_stopped_by_the_cpu_limit() -> anyhow::Result<()> {
 async fn a_wait_is_capped_by_the_wall_clock_budget() -> anyhow::Result<()> {
     // The guest asks to wait ten minutes; its run has one second: it gets `none` in time to
     // answer (the hanging-call case, where the run itself is cut off, is in `egress`).
-    let limits = Limits { wall_time: Duration::from_secs(1), ..Limits::default() };
-    let report = run(json!({"mode": "wait", "type": "never.comes", "timeoutMs": 600_000}), limits).await?;
+    let limits = Limits {
+        wall_time: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let report = run(
+        json!({"mode": "wait", "type": "never.comes", "timeoutMs": 600_000}),
+        limits,
+    )
+    .await?;
     assert_eq!(body(&report.outcome), Value::Null);
     Ok(())
 }
@@ -91,7 +110,10 @@ async fn a_huge_output_is_refused() -> anyhow::Result<()> {
     let report = run(json!({"mode": "output"}), Limits::default()).await?;
     assert_eq!(trap(&report).0, TrapReason::Output);
     // The same output passes under a larger limit.
-    let limits = Limits { output_bytes: 4 << 20, ..Limits::default() };
+    let limits = Limits {
+        output_bytes: 4 << 20,
+        ..Limits::default()
+    };
     let report = run(json!({"mode": "output"}), limits).await?;
     assert!(matches!(report.outcome, RunOutcome::Ok(_)));
     Ok(())
@@ -99,12 +121,21 @@ async fn a_huge_output_is_refused() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn an_emit_flood_is_refused_then_stopped() -> anyhow::Result<()> {
-    let limits = Limits { max_emits: 10, ..Limits::default() };
+    let limits = Limits {
+        max_emits: 10,
+        ..Limits::default()
+    };
     // A guest that stops at the first refusal gets the limit as a value...
     let report = run(json!({"mode": "emit-until-refused"}), limits.clone()).await?;
     let out = body(&report.outcome);
     assert_eq!(out["emitted"], 10);
-    assert!(out["error"].as_str().unwrap_or("").contains("LimitExceeded(10)"), "{out}");
+    assert!(
+        out["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("LimitExceeded(10)"),
+        "{out}"
+    );
     // ...one that keeps emitting is stopped.
     let report = run(json!({"mode": "emit-flood"}), limits).await?;
     assert_eq!(trap(&report).0, TrapReason::Limit);
@@ -114,7 +145,11 @@ async fn an_emit_flood_is_refused_then_stopped() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn a_panic_carries_its_message() -> anyhow::Result<()> {
-    let report = run(json!({"mode": "panic", "message": "boom 42"}), Limits::default()).await?;
+    let report = run(
+        json!({"mode": "panic", "message": "boom 42"}),
+        Limits::default(),
+    )
+    .await?;
     let (reason, message) = trap(&report);
     assert_eq!(reason, TrapReason::Panic);
     assert!(message.contains("fixture panic: boom 42"), "{message}");
@@ -124,9 +159,16 @@ async fn a_panic_carries_its_message() -> anyhow::Result<()> {
 #[tokio::test]
 async fn stdio_and_logs_do_not_disturb_the_run() -> anyhow::Result<()> {
     let report = run(json!({"mode": "stdio"}), Limits::default()).await?;
-    assert!(matches!(report.outcome, RunOutcome::Ok(_)), "{:?}", report.outcome);
+    assert!(
+        matches!(report.outcome, RunOutcome::Ok(_)),
+        "{:?}",
+        report.outcome
+    );
     assert_eq!(report.logs_dropped, 0);
-    let limits = Limits { max_log_bytes: 4, ..Limits::default() };
+    let limits = Limits {
+        max_log_bytes: 4,
+        ..Limits::default()
+    };
     let report = run(json!({"mode": "stdio"}), limits).await?;
     assert!(matches!(report.outcome, RunOutcome::Ok(_)));
     assert!(report.logs_dropped > 0);
@@ -140,8 +182,20 @@ async fn state_errors_are_values() -> anyhow::Result<()> {
     assert_eq!(out["set"], "Ok(())");
     assert_eq!(out["got"], "Ok(Some(\"41\"))");
     assert_eq!(out["user"], "Ok(None)");
-    assert!(out["bad"].as_str().unwrap_or("").starts_with("Err(StateError::Invalid"), "{out}");
-    assert!(out["notJson"].as_str().unwrap_or("").starts_with("Err(StateError::Invalid"), "{out}");
+    assert!(
+        out["bad"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Err(StateError::Invalid"),
+        "{out}"
+    );
+    assert!(
+        out["notJson"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Err(StateError::Invalid"),
+        "{out}"
+    );
     Ok(())
 }
 
@@ -149,8 +203,12 @@ async fn state_errors_are_values() -> anyhow::Result<()> {
 async fn emitted_events_carry_the_chain_and_depth_is_capped() -> anyhow::Result<()> {
     let sb = sandbox()?;
     let (services, events) = services(&sb.strict);
-    let req = call("hostile", json!({"mode": "emit", "type": "orders.created", "payload": {"n": 1}}),
-        Limits::default(), EgressPolicy::default());
+    let req = call(
+        "hostile",
+        json!({"mode": "emit", "type": "orders.created", "payload": {"n": 1}}),
+        Limits::default(),
+        EgressPolicy::default(),
+    );
     let correlation = req.context.correlation_id.clone();
     let report = sb.strict.run(&sb.hostile, req, services.clone()).await?;
     assert!(body(&report.outcome)["id"].is_string());
@@ -163,22 +221,60 @@ async fn emitted_events_carry_the_chain_and_depth_is_capped() -> anyhow::Result<
     assert_eq!(e.source.automation_slug.as_deref(), Some("hostile"));
 
     // Invalid input is refused as a value.
-    let req = call("hostile", json!({"mode": "emit-raw", "type": "bad type!", "payload": "{}"}),
-        Limits::default(), EgressPolicy::default());
-    let out = body(&sb.strict.run(&sb.hostile, req, services.clone()).await?.outcome);
-    assert!(out["error"].as_str().unwrap_or("").contains("Invalid"), "{out}");
-    let req = call("hostile", json!({"mode": "emit-raw", "type": "ok.type", "payload": "[1]"}),
-        Limits::default(), EgressPolicy::default());
-    let out = body(&sb.strict.run(&sb.hostile, req, services.clone()).await?.outcome);
-    assert!(out["error"].as_str().unwrap_or("").contains("Invalid"), "{out}");
+    let req = call(
+        "hostile",
+        json!({"mode": "emit-raw", "type": "bad type!", "payload": "{}"}),
+        Limits::default(),
+        EgressPolicy::default(),
+    );
+    let out = body(
+        &sb.strict
+            .run(&sb.hostile, req, services.clone())
+            .await?
+            .outcome,
+    );
+    assert!(
+        out["error"].as_str().unwrap_or("").contains("Invalid"),
+        "{out}"
+    );
+    let req = call(
+        "hostile",
+        json!({"mode": "emit-raw", "type": "ok.type", "payload": "[1]"}),
+        Limits::default(),
+        EgressPolicy::default(),
+    );
+    let out = body(
+        &sb.strict
+            .run(&sb.hostile, req, services.clone())
+            .await?
+            .outcome,
+    );
+    assert!(
+        out["error"].as_str().unwrap_or("").contains("Invalid"),
+        "{out}"
+    );
 
     // At the maximum depth, neither emit nor call may go one level deeper.
     let limits = Limits::default();
-    for args in [json!({"mode": "emit-raw", "type": "a.b", "payload": "{}"}), json!({"mode": "call", "slug": "x", "args": {}})] {
+    for args in [
+        json!({"mode": "emit-raw", "type": "a.b", "payload": "{}"}),
+        json!({"mode": "call", "slug": "x", "args": {}}),
+    ] {
         let mut req = call("hostile", args, limits.clone(), EgressPolicy::default());
         req.context.depth = limits.max_call_depth;
-        let out = body(&sb.strict.run(&sb.hostile, req, services.clone()).await?.outcome);
-        assert!(out["error"].as_str().unwrap_or("").contains("DepthExceeded(20)"), "{out}");
+        let out = body(
+            &sb.strict
+                .run(&sb.hostile, req, services.clone())
+                .await?
+                .outcome,
+        );
+        assert!(
+            out["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("DepthExceeded(20)"),
+            "{out}"
+        );
     }
     Ok(())
 }
@@ -186,22 +282,58 @@ async fn emitted_events_carry_the_chain_and_depth_is_capped() -> anyhow::Result<
 #[tokio::test]
 async fn call_runs_another_automation_on_the_same_host() -> anyhow::Result<()> {
     let sb = sandbox()?;
-    let registry = MemoryAutomations::new(sb.strict.clone(), Arc::new(Limits::default()), Arc::new(EgressPolicy::default()));
+    let registry = MemoryAutomations::new(
+        sb.strict.clone(),
+        Arc::new(Limits::default()),
+        Arc::new(EgressPolicy::default()),
+    );
     registry.register("echo", sb.hostile.clone());
     let services = registry_services(&registry);
-    let req = call("caller", json!({"mode": "call", "slug": "echo", "args": {"mode": "echo", "x": 7}}),
-        Limits::default(), EgressPolicy::default());
-    let out = body(&sb.strict.run(&sb.hostile, req, services.clone()).await?.outcome);
+    let req = call(
+        "caller",
+        json!({"mode": "call", "slug": "echo", "args": {"mode": "echo", "x": 7}}),
+        Limits::default(),
+        EgressPolicy::default(),
+    );
+    let out = body(
+        &sb.strict
+            .run(&sb.hostile, req, services.clone())
+            .await?
+            .outcome,
+    );
     assert_eq!(out["output"]["args"]["x"], 7, "{out}");
 
-    let req = call("caller", json!({"mode": "call", "slug": "missing", "args": {}}), Limits::default(), EgressPolicy::default());
-    let out = body(&sb.strict.run(&sb.hostile, req, services.clone()).await?.outcome);
-    assert!(out["error"].as_str().unwrap_or("").contains("NotFound"), "{out}");
+    let req = call(
+        "caller",
+        json!({"mode": "call", "slug": "missing", "args": {}}),
+        Limits::default(),
+        EgressPolicy::default(),
+    );
+    let out = body(
+        &sb.strict
+            .run(&sb.hostile, req, services.clone())
+            .await?
+            .outcome,
+    );
+    assert!(
+        out["error"].as_str().unwrap_or("").contains("NotFound"),
+        "{out}"
+    );
 
-    let req = call("caller", json!({"mode": "call", "slug": "echo", "args": {"mode": "panic", "message": "deep"}}),
-        Limits::default(), EgressPolicy::default());
+    let req = call(
+        "caller",
+        json!({"mode": "call", "slug": "echo", "args": {"mode": "panic", "message": "deep"}}),
+        Limits::default(),
+        EgressPolicy::default(),
+    );
     let out = body(&sb.strict.run(&sb.hostile, req, services).await?.outcome);
-    assert!(out["error"].as_str().unwrap_or("").contains("Trapped(\"panic: fixture panic: deep"), "{out}");
+    assert!(
+        out["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Trapped(\"panic: fixture panic: deep"),
+        "{out}"
+    );
     Ok(())
 }
 
@@ -209,15 +341,27 @@ async fn call_runs_another_automation_on_the_same_host() -> anyhow::Result<()> {
 async fn wait_returns_a_matching_event() -> anyhow::Result<()> {
     let sb = sandbox()?;
     let (services, events) = services(&sb.strict);
-    let req = call("hostile", json!({"mode": "wait", "type": "orders.paid", "timeoutMs": 20_000}),
-        Limits::default(), EgressPolicy::default());
+    let req = call(
+        "hostile",
+        json!({"mode": "wait", "type": "orders.paid", "timeoutMs": 20_000}),
+        Limits::default(),
+        EgressPolicy::default(),
+    );
     let host = sb.strict.clone();
     let digest = sb.hostile.clone();
     let running = tokio::spawn(async move { host.run(&digest, req, services).await });
     // Publish until the waiting guest has seen one (it only sees events after its call).
     while !running.is_finished() {
-        events.publish(Event::new(EventType::new("orders.other")?, None, Default::default()));
-        events.publish(Event::new(EventType::new("orders.paid")?, None, Default::default()));
+        events.publish(Event::new(
+            EventType::new("orders.other")?,
+            None,
+            Default::default(),
+        ));
+        events.publish(Event::new(
+            EventType::new("orders.paid")?,
+            None,
+            Default::default(),
+        ));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let out = body(&running.await??.outcome);
@@ -240,10 +384,18 @@ async fn an_unknown_digest_is_never_compiled_on_the_run_path() -> anyhow::Result
 #[tokio::test]
 async fn a_new_host_runs_from_stored_artifacts() -> anyhow::Result<()> {
     let sb = sandbox()?;
-    let host = Arc::new(refract_host::Host::new(Default::default(), sb.artifacts.clone())?);
+    let host = Arc::new(refract_host::Host::new(
+        Default::default(),
+        sb.artifacts.clone(),
+    )?);
     assert_eq!(host.cached_instances(), 0);
     let (services, _) = services(&host);
-    let req = call("hostile", json!({"mode": "echo", "y": 2}), Limits::default(), EgressPolicy::default());
+    let req = call(
+        "hostile",
+        json!({"mode": "echo", "y": 2}),
+        Limits::default(),
+        EgressPolicy::default(),
+    );
     let report = host.run(&sb.hostile, req, services).await?;
     assert_eq!(body(&report.outcome)["args"]["y"], 2);
     assert_eq!(host.cached_instances(), 1);
@@ -257,13 +409,40 @@ async fn after_a_thousand_hostile_runs_the_host_still_serves() -> anyhow::Result
     let mut seen = std::collections::HashMap::new();
     for i in 0..1000u32 {
         let (args, limits) = match i % 8 {
-            0 => (json!({"mode": "panic", "message": i.to_string()}), Limits::default()),
+            0 => (
+                json!({"mode": "panic", "message": i.to_string()}),
+                Limits::default(),
+            ),
             1 => (json!({"mode": "recurse"}), Limits::default()),
-            2 => (json!({"mode": "emit-flood"}), Limits { max_emits: 5, ..Limits::default() }),
-            3 => (json!({"mode": "output"}), Limits { output_bytes: 1024, ..Limits::default() }),
-            4 => (json!({"mode": "memory"}), Limits { memory_bytes: 4 << 20, ..Limits::default() }),
+            2 => (
+                json!({"mode": "emit-flood"}),
+                Limits {
+                    max_emits: 5,
+                    ..Limits::default()
+                },
+            ),
+            3 => (
+                json!({"mode": "output"}),
+                Limits {
+                    output_bytes: 1024,
+                    ..Limits::default()
+                },
+            ),
+            4 => (
+                json!({"mode": "memory"}),
+                Limits {
+                    memory_bytes: 4 << 20,
+                    ..Limits::default()
+                },
+            ),
             5 => (json!({"mode": "fail"}), Limits::default()),
-            6 if i % 100 == 6 => (json!({"mode": "loop"}), Limits { cpu_time: Duration::from_millis(20), ..Limits::default() }),
+            6 if i % 100 == 6 => (
+                json!({"mode": "loop"}),
+                Limits {
+                    cpu_time: Duration::from_millis(20),
+                    ..Limits::default()
+                },
+            ),
             _ => (json!({"mode": "invalid-output"}), Limits::default()),
         };
         let req = call("hostile", args, limits, EgressPolicy::default());
@@ -275,7 +454,16 @@ async fn after_a_thousand_hostile_runs_the_host_still_serves() -> anyhow::Result
         };
         *seen.entry(key).or_insert(0u32) += 1;
     }
-    for reason in ["panic", "stack", "limit", "output", "memory", "cpu", "Nope", "InvalidOutput"] {
+    for reason in [
+        "panic",
+        "stack",
+        "limit",
+        "output",
+        "memory",
+        "cpu",
+        "Nope",
+        "InvalidOutput",
+    ] {
         assert!(seen.contains_key(reason), "no {reason} among {seen:?}");
     }
     assert!(!seen.contains_key("ok"), "{seen:?}");

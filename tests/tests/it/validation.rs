@@ -27,7 +27,9 @@ async fn a_truncated_component_does_not_compile() -> anyhow::Result<()> {
     let mut bytes = fixture("hostile")?;
     bytes.truncate(bytes.len() / 2);
     match host.upload(&bytes).await {
-        Err(e @ HostError::Compile { .. }) => assert_eq!(e.kind(), refract_core::ErrorKind::Invalid),
+        Err(e @ HostError::Compile { .. }) => {
+            assert_eq!(e.kind(), refract_core::ErrorKind::Invalid)
+        }
         other => panic!("expected a compile error, got {other:?}"),
     }
     Ok(())
@@ -37,7 +39,11 @@ async fn a_truncated_component_does_not_compile() -> anyhow::Result<()> {
 async fn an_unknown_import_is_named() -> anyhow::Result<()> {
     let host = &sandbox()?.strict;
     match host.upload(&fixture("bad-import")?).await {
-        Err(HostError::WorldMismatch { forbidden_imports, missing_exports, .. }) => {
+        Err(HostError::WorldMismatch {
+            forbidden_imports,
+            missing_exports,
+            ..
+        }) => {
             assert!(missing_exports.is_empty(), "{missing_exports:?}");
             assert_eq!(forbidden_imports, vec!["evil:probe/raw".to_owned()]);
         }
@@ -51,7 +57,14 @@ async fn a_missing_run_export_is_named() -> anyhow::Result<()> {
     let host = &sandbox()?.strict;
     match host.upload(&fixture("no-run")?).await {
         Err(e @ HostError::WorldMismatch { .. }) => {
-            let HostError::WorldMismatch { missing_exports, forbidden_imports, .. } = &e else { unreachable!() };
+            let HostError::WorldMismatch {
+                missing_exports,
+                forbidden_imports,
+                ..
+            } = &e
+            else {
+                unreachable!()
+            };
             assert_eq!(missing_exports, &vec!["run".to_owned()]);
             assert!(forbidden_imports.is_empty());
             assert!(e.to_string().contains("run"), "{e}");
@@ -75,7 +88,12 @@ async fn a_guest_without_wasi_imports_is_accepted_and_runs() -> anyhow::Result<(
     let sb = sandbox()?;
     let digest = sb.strict.upload(&fixture("minimal")?).await?;
     let (services, _) = refract_tests::sandbox::services(&sb.strict);
-    let req = refract_tests::sandbox::call("minimal", serde_json::json!({}), Default::default(), Default::default());
+    let req = refract_tests::sandbox::call(
+        "minimal",
+        serde_json::json!({}),
+        Default::default(),
+        Default::default(),
+    );
     let report = sb.strict.run(&digest, req, services).await?;
     match report.outcome {
         refract_host::RunOutcome::Ok(o) => assert_eq!(o.body, "null"),
