@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
@@ -71,6 +72,8 @@ pub struct Host {
     pres: PreCache,
     egress: Arc<Egress>,
     tick: Duration,
+    /// The engine's ceiling on one memory: no workspace limit may exceed it.
+    max_memory: usize,
     _ticker: EpochTicker,
 }
 
@@ -101,6 +104,7 @@ impl Host {
             pres: PreCache::new(config.instance_cache),
             egress,
             tick: config.engine.epoch_tick,
+            max_memory: config.engine.max_memory_bytes,
             _ticker: ticker,
         })
     }
@@ -201,8 +205,20 @@ impl Host {
         request: RunRequest,
         services: Services,
     ) -> Result<RunReport, HostError> {
+        if request.limits.memory_bytes > self.max_memory {
+            return Err(HostError::Config {
+                setting: "limits.memory_bytes",
+                message: format!(
+                    "{} bytes is over the engine's ceiling of {} (EngineConfig::max_memory_bytes)",
+                    request.limits.memory_bytes, self.max_memory
+                ),
+            });
+        }
         let pre = self.prepare(digest).await?;
-        self.run_pre(&pre, request, services).await
+        let c = &request.context;
+        let span = tracing::info_span!("run", run_id = %c.run_id, workspace_id = %c.workspace_id,
+            automation = %c.automation_slug, correlation_id = %c.correlation_id, depth = c.depth);
+        self.run_pre(&pre, request, services).instrument(span).await
     }
 
     async fn run_pre(

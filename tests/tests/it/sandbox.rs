@@ -471,3 +471,51 @@ async fn after_a_thousand_hostile_runs_the_host_still_serves() -> anyhow::Result
     assert_eq!(body(&report.outcome)["args"]["after"], true);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_full_pool_is_a_host_error_not_a_guest_trap() -> anyhow::Result<()> {
+    // One instance slot: the caller holds it, so its callee cannot be instantiated.
+    let sb = sandbox()?;
+    let config = refract_host::HostConfig {
+        engine: refract_host::EngineConfig {
+            max_instances: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let host = Arc::new(refract_host::Host::new(config, sb.artifacts.clone())?);
+    let registry = MemoryAutomations::new(
+        host.clone(),
+        Arc::new(Limits::default()),
+        Arc::new(EgressPolicy::default()),
+    );
+    registry.register("echo", sb.hostile.clone());
+    let req = call(
+        "caller",
+        json!({"mode": "call", "slug": "echo", "args": {"mode": "echo"}}),
+        Limits::default(),
+        EgressPolicy::default(),
+    );
+    let out = body(
+        &host
+            .run(&sb.hostile, req, registry_services(&registry))
+            .await?
+            .outcome,
+    );
+    let err = out["error"].as_str().unwrap_or("");
+    assert!(err.contains("no free instance slot"), "{out}");
+    // A limit over the engine's ceiling is refused before anything runs.
+    let limits = Limits {
+        memory_bytes: usize::MAX,
+        ..Limits::default()
+    };
+    let req = call("x", json!({}), limits, EgressPolicy::default());
+    match host
+        .run(&sb.hostile, req, registry_services(&registry))
+        .await
+    {
+        Err(HostError::Config { setting, .. }) => assert_eq!(setting, "limits.memory_bytes"),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+    Ok(())
+}
