@@ -299,9 +299,8 @@ impl Host {
         let result = tokio::time::timeout(limits.wall_time, call).await;
 
         let data = store.data();
-        let (stderr, dropped_err) = data.stderr.finish();
-        let (_, dropped_out) = data.stdout.finish();
-        let logs_dropped = dropped_err + dropped_out + u64::from(data.run.logs_dropped);
+        let (stderr, dropped_stdio) = data.finish_stdio();
+        let logs_dropped = dropped_stdio + u64::from(data.run.logs_dropped);
         if logs_dropped > 0 {
             tracing::warn!(run_id = %info.run_id, workspace_id = %info.workspace_id, logs_dropped, "run logged over its budget");
         }

@@ -75,50 +75,67 @@ pub(crate) trait RunView: Send {
 }
 
 pub(crate) struct StoreData {
-    pub(crate) wasi: WasiCtx,
+    /// Built on the guest's first WASI call: many runs never make one, and building it (random
+    /// generators, stdio pipes) is a measurable share of a short run.
+    wasi: Option<Wasi>,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) run: RunCtx,
-    pub(crate) stdout: LogPipe,
-    pub(crate) stderr: LogPipe,
 }
 
-impl StoreData {
-    pub(crate) fn new(run: RunCtx) -> Self {
-        let limits = run.limits.clone();
-        let stdout = LogPipe::new(
-            Stream::Stdout,
-            run.info.clone(),
-            limits.max_log_bytes,
-            limits.max_log_line,
-        );
-        let stderr = LogPipe::new(
-            Stream::Stderr,
-            run.info.clone(),
-            limits.max_log_bytes,
-            limits.max_log_line,
-        );
+struct Wasi {
+    ctx: WasiCtx,
+    stdout: LogPipe,
+    stderr: LogPipe,
+}
+
+impl Wasi {
+    fn new(run: &RunCtx) -> Self {
+        let (budget, line) = (run.limits.max_log_bytes, run.limits.max_log_line);
+        let stdout = LogPipe::new(Stream::Stdout, run.info.clone(), budget, line);
+        let stderr = LogPipe::new(Stream::Stderr, run.info.clone(), budget, line);
         // The default context grants nothing: no args, no env, no preopens, stdin closed,
         // sockets denied (and the socket interfaces are not even linked).
-        let wasi = WasiCtx::builder()
+        let ctx = WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .build();
-        StoreData {
-            wasi,
-            table: ResourceTable::new(),
-            limiter: MemoryLimiter::new(limits.memory_bytes),
-            run,
+        Wasi {
+            ctx,
             stdout,
             stderr,
         }
     }
 }
 
+impl StoreData {
+    pub(crate) fn new(run: RunCtx) -> Self {
+        StoreData {
+            wasi: None,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(run.limits.memory_bytes),
+            run,
+        }
+    }
+
+    /// Flushes guest stdio: what stderr kept, and the bytes dropped over the log budget.
+    pub(crate) fn finish_stdio(&self) -> (String, u64) {
+        match &self.wasi {
+            None => (String::new(), 0),
+            Some(w) => {
+                let (stderr, dropped_err) = w.stderr.finish();
+                let (_, dropped_out) = w.stdout.finish();
+                (stderr, dropped_err + dropped_out)
+            }
+        }
+    }
+}
+
 impl WasiView for StoreData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let wasi = self.wasi.get_or_insert_with(|| Wasi::new(&self.run));
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: &mut wasi.ctx,
             table: &mut self.table,
         }
     }
