@@ -31,7 +31,7 @@ pub const DEFAULT_MAX_LOG_BYTES: usize = 64 << 10;
 pub const DEFAULT_MAX_LOG_LINE: usize = 4 << 10;
 /// Largest state value a run may write. Protects the context store.
 pub const DEFAULT_MAX_STATE_VALUE_BYTES: usize = 256 << 10;
-/// Connect timeout of one outbound request.
+/// Connect timeout of one outbound request (process-wide: [`crate::EgressConfig`]).
 pub const DEFAULT_FETCH_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Total time of one outbound request, redirects and body included.
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(15);
@@ -55,7 +55,6 @@ pub struct Limits {
     pub max_state_value_bytes: usize,
     /// Largest serialized event `emit` accepts (refract-core's limit by default).
     pub max_event_bytes: usize,
-    pub fetch_connect_timeout: Duration,
     pub fetch_timeout: Duration,
     pub fetch_max_bytes: u64,
     pub fetch_max_redirects: u32,
@@ -75,7 +74,6 @@ impl Default for Limits {
             max_log_line: DEFAULT_MAX_LOG_LINE,
             max_state_value_bytes: DEFAULT_MAX_STATE_VALUE_BYTES,
             max_event_bytes: refract_core::DEFAULT_MAX_EVENT_SIZE,
-            fetch_connect_timeout: DEFAULT_FETCH_CONNECT_TIMEOUT,
             fetch_timeout: DEFAULT_FETCH_TIMEOUT,
             fetch_max_bytes: DEFAULT_FETCH_MAX_BYTES,
             fetch_max_redirects: DEFAULT_FETCH_MAX_REDIRECTS,
