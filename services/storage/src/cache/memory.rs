@@ -187,7 +187,9 @@ impl Cache for MemoryCache {
                 None => (0, expiry(Some(ttl))),
                 Some(Entry { value: Value::Bytes(b), expires }) => {
                     let n = std::str::from_utf8(b).ok().and_then(|s| s.parse::<i64>().ok());
-                    (n.ok_or_else(|| StorageError::invalid("key", format!("{} is not a counter", key.name())))?, *expires)
+                    let n = n.ok_or_else(|| StorageError::invalid("key", format!("{} is not a counter", key.name())))?;
+                    // A counter without expiry gets the window, as in Redis's script.
+                    (n, expires.or_else(|| expiry(Some(ttl))))
                 }
                 Some(_) => return Err(wrong_kind(key)),
             };

@@ -14,6 +14,7 @@ use crate::error::{Result, StorageError};
 
 struct Stored {
     row: EventRow,
+    doc: serde_json::Value,
     words: HashSet<String>,
     event: Event,
 }
@@ -56,7 +57,7 @@ impl MemoryHistory {
                     && (q.types.is_empty() || q.types.iter().any(|t| t.matches(&r.event_type)))
                     && corr.as_ref().is_none_or(|c| &r.correlation_id == c)
                     && words.as_ref().is_none_or(|ws| ws.iter().all(|w| s.words.contains(w)))
-                    && q.fields.iter().all(|f| f.matches(&r.doc))
+                    && q.fields.iter().all(|f| f.matches(&s.doc))
             })
     }
 }
@@ -74,7 +75,8 @@ impl EventHistory for MemoryHistory {
                 continue;
             }
             let words = text_words(&row.text).into_iter().collect();
-            map.insert(key, Stored { row, words, event: event.clone() });
+            let doc = serde_json::to_value(event).map_err(|e| StorageError::invalid("event", e.to_string()))?;
+            map.insert(key, Stored { row, doc, words, event: event.clone() });
             outcome.inserted += 1;
         }
         Ok(outcome)

@@ -11,7 +11,6 @@ pub(crate) mod memory;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use refract_core::{CorrelationId, Event, EventId, WorkspaceId};
-use serde_json::Value;
 
 use crate::error::{Result, StorageError};
 
@@ -146,7 +145,8 @@ pub(crate) struct EventRow {
     pub correlation_id: String,
     pub created_at: i64,
     pub text: String,
-    pub doc: Value,
+    /// The envelope as stored (JSON text).
+    pub json: String,
 }
 
 impl EventRow {
@@ -158,7 +158,7 @@ impl EventRow {
             .as_ref()
             .ok_or_else(|| StorageError::invalid("source.workspaceId", "an event needs a workspace to be stored"))?;
         let (ms, seq) = id.parts();
-        let doc = serde_json::to_value(event).map_err(|e| StorageError::invalid("event", e.to_string()))?;
+        let json = serde_json::to_string(event).map_err(|e| StorageError::invalid("event", e.to_string()))?;
         Ok(Self {
             workspace: workspace.as_str().to_string(),
             id: id.as_str().to_string(),
@@ -170,7 +170,7 @@ impl EventRow {
             // Pre-split into lowercase words so every backend's tokenizer sees the same words
             // (PostgreSQL's parser would otherwise keep `orders.paid` as one host-like token).
             text: text_words(&event_text(event)).join(" "),
-            doc,
+            json,
         })
     }
 

@@ -18,7 +18,7 @@ impl MongoStore {
     }
 }
 
-fn row_doc(r: &EventRow) -> Result<BsonDoc> {
+fn row_doc(r: &EventRow, event: &Event) -> Result<BsonDoc> {
     Ok(doc! {
         "_id": format!("{}/{}", r.workspace, r.id),
         "ws": &r.workspace,
@@ -28,7 +28,7 @@ fn row_doc(r: &EventRow) -> Result<BsonDoc> {
         "corr": &r.correlation_id,
         "at": r.created_at,
         "text": &r.text,
-        "doc": to_bson(&r.doc)?,
+        "doc": to_bson(event)?,
     })
 }
 
@@ -95,7 +95,7 @@ impl EventHistory for MongoStore {
         if rows.is_empty() {
             return Ok(AppendOutcome::default());
         }
-        let docs = rows.iter().map(row_doc).collect::<Result<Vec<_>>>()?;
+        let docs = rows.iter().zip(events).map(|(r, e)| row_doc(r, e)).collect::<Result<Vec<_>>>()?;
         let total = docs.len() as u64;
         match self.events().insert_many(docs).ordered(false).await {
             Ok(done) => Ok(AppendOutcome { inserted: done.inserted_ids.len() as u64, duplicates: 0 }),

@@ -117,7 +117,7 @@ pub(crate) fn duplicate_key(e: &mongodb::error::Error) -> Option<String> {
 }
 
 /// JSON → BSON for filters and bodies.
-pub(crate) fn to_bson(v: &serde_json::Value) -> Result<Bson> {
+pub(crate) fn to_bson<T: serde::Serialize + ?Sized>(v: &T) -> Result<Bson> {
     mongodb::bson::to_bson(v).map_err(|e| StorageError::invalid("value", e.to_string()))
 }
 

@@ -35,7 +35,7 @@ impl EventHistory for PostgresStore {
         .bind(col(|r| r.correlation_id.clone()))
         .bind(num(|r| r.created_at))
         .bind(col(|r| r.text.clone()))
-        .bind(col(|r| r.doc.to_string()))
+        .bind(col(|r| r.json.clone()))
         .execute(&self.pool)
         .await
         .map_err(|e| op_error(&self.location, "append", e))?;

@@ -177,6 +177,10 @@ pub(crate) fn op_error(location: &Location, operation: &'static str, e: sqlx::Er
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
             unavailable(location, e)
         }
+        // JSONB cannot hold U+0000: the input is at fault, so retrying it cannot succeed.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("22P05") => {
+            StorageError::invalid("event", format!("{operation}: {}", db.message()))
+        }
         other => StorageError::backend(BACKEND, operation, other),
     }
 }

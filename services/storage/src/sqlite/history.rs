@@ -36,7 +36,7 @@ impl EventHistory for SqliteStore {
                     .push_bind(r.correlation_id.clone())
                     .push_bind(r.created_at)
                     .push_bind(r.text.clone())
-                    .push_bind(r.doc.to_string());
+                    .push_bind(r.json.clone());
             });
             qb.push(" ON CONFLICT (workspace, id_ms, id_seq) DO NOTHING");
             let done = qb.build().execute(&mut *tx).await.map_err(|e| op_error(loc, "append", e))?;
