@@ -57,7 +57,24 @@ impl Partition {
 struct Entry {
     id: EventId,
     event_type: Arc<str>,
-    raw: Arc<str>,
+    body: Body,
+}
+
+/// An entry's content: a published event is kept parsed (deliveries clone it, and it is only
+/// serialized if it is dead-lettered); an injected raw entry is parsed on delivery.
+#[derive(Clone)]
+enum Body {
+    Event(Arc<Event>),
+    Raw(Arc<str>),
+}
+
+impl Entry {
+    fn raw(&self) -> String {
+        match &self.body {
+            Body::Event(event) => String::from_utf8_lossy(&event.to_json()).into_owned(),
+            Body::Raw(raw) => raw.to_string(),
+        }
+    }
 }
 
 struct Group {
@@ -97,7 +114,7 @@ impl MemoryBroker {
     /// Appends a raw entry that bypasses validation, as a foreign or corrupt producer would.
     /// For tests of how consumers survive bad entries.
     pub fn inject_raw(&self, partition: u32, event_type: &str, raw: &str) -> EventId {
-        let id = self.shared.append(partition, event_type.into(), raw.into());
+        let id = self.shared.append(partition, event_type.into(), Err(raw.into()));
         self.shared.notify.notify_waiters();
         id
     }
@@ -110,7 +127,8 @@ impl Shared {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn append(&self, partition: u32, event_type: Arc<str>, raw: Arc<str>) -> EventId {
+    /// Appends a published event (`Ok`) or a raw entry (`Err`) and returns its new id.
+    fn append(&self, partition: u32, event_type: Arc<str>, content: Result<Event, Arc<str>>) -> EventId {
         let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
         let mut state = self.lock();
         let max_len = self.config.max_len;
@@ -118,7 +136,14 @@ impl Shared {
         let (ms, seq) = part.last_id;
         part.last_id = if now_ms > ms { (now_ms, 0) } else { (ms, seq + 1) };
         let id = EventId::from_parts(part.last_id.0, part.last_id.1);
-        part.entries.push_back(Entry { id: id.clone(), event_type, raw });
+        let body = match content {
+            Ok(mut event) => {
+                event.id = Some(id.clone());
+                Body::Event(Arc::new(event))
+            }
+            Err(raw) => Body::Raw(raw),
+        };
+        part.entries.push_back(Entry { id: id.clone(), event_type, body });
         while part.entries.len() > max_len {
             part.entries.pop_front();
             part.first += 1;
@@ -138,12 +163,11 @@ impl Broker for MemoryBroker {
     async fn publish(&self, mut event: Event) -> Result<EventId, BrokerError> {
         event.id = None;
         event.seal(&self.shared.config.event_limits)?;
-        let raw: Arc<str> = String::from_utf8_lossy(&event.to_json()).into();
         let partition = self
             .shared
             .config
             .partition_of(event.source.workspace_id.as_ref().map(|w| w.as_str()));
-        let id = self.shared.append(partition, event.event_type.as_str().into(), raw);
+        let id = self.shared.append(partition, event.event_type.as_str().into(), Ok(event));
         self.shared.notify.notify_waiters();
         Ok(id)
     }
@@ -260,7 +284,7 @@ impl MemorySubscriber {
                 group: name.to_string(),
                 error,
                 deliveries,
-                raw: entry.raw.to_string(),
+                raw: entry.raw(),
             })
         };
 
@@ -334,7 +358,11 @@ impl MemorySubscriber {
 }
 
 fn parse(entry: &Entry) -> Result<Event, String> {
-    let mut event = Event::from_json(entry.raw.as_bytes()).map_err(|e| format!("not a valid event: {e}"))?;
+    let raw = match &entry.body {
+        Body::Event(event) => return Ok(Event::clone(event)),
+        Body::Raw(raw) => raw,
+    };
+    let mut event = Event::from_json(raw.as_bytes()).map_err(|e| format!("not a valid event: {e}"))?;
     event.id = Some(entry.id.clone());
     Ok(event)
 }
@@ -422,7 +450,7 @@ impl Acker for MemoryAcker {
                 group: self.group.clone(),
                 error: error.to_string(),
                 deliveries: pending.deliveries,
-                raw: pending.entry.raw.to_string(),
+                raw: pending.entry.raw(),
             };
             if !matches!(pending.state, PendingState::InFlight) {
                 group.reclaimable -= 1;

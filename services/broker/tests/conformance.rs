@@ -351,3 +351,84 @@ async fn unknown_broker_schemes_list_the_supported_ones() {
     let err = refract_broker::open("kafka://x", BrokerConfig::default()).await.err().unwrap();
     assert!(err.to_string().contains("memory:// or redis://"), "{err}");
 }
+
+/// A private Redis server on a free loopback port, killed on drop.
+struct PrivateRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> std::io::Result<Self> {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        Ok(Self { port, child })
+    }
+
+    async fn wait_ready(&self) {
+        let url = format!("redis://127.0.0.1:{}", self.port);
+        for _ in 0..100 {
+            if let Ok(client) = redis::Client::open(url.as_str())
+                && let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("private redis-server did not start on port {}", self.port);
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Redis restarts (losing every stream and group, as it keeps nothing on disk): publishers get
+/// an `Unavailable` error meanwhile, and a consumer resumes by itself without a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_survive_a_redis_restart() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let Ok(server) = PrivateRedis::start(port) else {
+        eprintln!("skipped: no redis-server binary to restart");
+        return;
+    };
+    server.wait_ready().await;
+    let url = format!("redis://127.0.0.1:{port}");
+    let broker = RedisBroker::connect(&url, config()).await.unwrap();
+    let mut sub = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
+    broker.publish(event("before", "ws-a", json!({"seq": 1}))).await.unwrap();
+    next(&mut sub).await.ack().await.unwrap();
+
+    drop(server);
+    let err = broker.publish(event("during", "ws-a", json!({"seq": 2}))).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    let reader = tokio::spawn(async move {
+        let d = next(&mut sub).await;
+        d.event.event_type.to_string()
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let server = PrivateRedis::start(port).unwrap();
+    server.wait_ready().await;
+    // The publisher reconnects by itself; retry until it has.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match broker.publish(event("after", "ws-a", json!({"seq": 3}))).await {
+            Ok(_) => break,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                assert_eq!(e.kind(), ErrorKind::Unavailable);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("publisher never reconnected: {e}"),
+        }
+    }
+    let got = tokio::time::timeout(PATIENCE, reader).await.expect("consumer resumed").unwrap();
+    assert_eq!(got, "after");
+    drop(server);
+}
