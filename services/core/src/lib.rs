@@ -2,6 +2,7 @@
 //!
 //! - [`ids`]: validated newtypes for the ids that travel between services.
 //! - [`event`]: the event envelope of `spec/http-api.md` §13.1, its validation and size.
+//! - [`model`]: the workspace and automation documents.
 //! - [`error`]: the small [`ErrorKind`] that retry logic and HTTP mapping read.
 //!
 //! This crate does no I/O and depends on nothing of ours: broker, storage, host and the
@@ -10,6 +11,7 @@
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod model;
 
 pub use error::{ErrorKind, ValidationError};
 pub use event::{

@@ -1,0 +1,207 @@
+//! The workspace and automation documents (`spec/http-api.md` §4, §5), shared by the
+//! workspaces service (which writes them) and the runtime (which runs them).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ValidationError;
+
+/// Workspace slugs that would collide with platform hosts.
+pub const RESERVED_WORKSPACE_SLUGS: &[&str] = &["platform", "api", "www", "admin", "console", "studio", "sys", "oidc"];
+
+/// Checks a workspace slug: a DNS label (`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`), not
+/// reserved.
+pub fn check_workspace_slug(slug: &str) -> Result<(), ValidationError> {
+    let bytes = slug.as_bytes();
+    let ok_char = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let valid = !bytes.is_empty()
+        && bytes.len() <= 63
+        && ok_char(&bytes[0])
+        && ok_char(&bytes[bytes.len() - 1])
+        && bytes.iter().all(|b| ok_char(b) || *b == b'-');
+    if !valid {
+        return Err(ValidationError::invalid("slug", "must be a DNS label: a-z, 0-9 and '-', 1 to 63 characters, not starting or ending with '-'"));
+    }
+    if RESERVED_WORKSPACE_SLUGS.contains(&slug) {
+        return Err(ValidationError::invalid("slug", format!("{slug:?} is reserved")));
+    }
+    Ok(())
+}
+
+/// Checks an automation slug: `^[A-Za-z0-9 _-]{1,64}$`.
+pub fn check_automation_slug(slug: &str) -> Result<(), ValidationError> {
+    if slug.is_empty() || slug.len() > 64 || !slug.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'_' | b'-')) {
+        return Err(ValidationError::invalid("slug", "must be 1 to 64 characters of A-Z, a-z, 0-9, space, '_' or '-'"));
+    }
+    Ok(())
+}
+
+/// A workspace's metadata (`WorkspaceMeta` plus `config`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Workspace {
+    pub id: String,
+    pub slug: String,
+    /// Localized text: a string or `{lang: text}`.
+    pub name: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub photo: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// `{schema?, value?}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub created_by: String,
+}
+
+/// How an automation is implemented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutomationKind {
+    Dsl,
+    Component,
+}
+
+/// What starts an automation.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct When {
+    /// Event types (exact match within the workspace).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
+    /// Cron expressions (with optional seconds and time zone, `automation-dsl.md` §2.6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<String>,
+    /// `true` (the slug is the endpoint name) or a custom endpoint name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<Endpoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Endpoint {
+    Enabled(bool),
+    Named(String),
+}
+
+impl When {
+    /// The webhook name this automation answers on, if any.
+    pub fn endpoint_name<'a>(&'a self, slug: &'a str) -> Option<&'a str> {
+        match &self.endpoint {
+            Some(Endpoint::Enabled(true)) => Some(slug),
+            Some(Endpoint::Named(name)) => Some(name),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a component automation can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComponentStatus {
+    Missing,
+    Ready,
+}
+
+/// Per-automation sandbox limits (`component.limits`); unset fields take the workspace's or
+/// the platform's defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ComponentLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+}
+
+/// The `component` member of a component automation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentInfo {
+    pub status: ComponentStatus,
+    #[serde(default)]
+    pub limits: ComponentLimits,
+    /// `sha256:<hex>` of the uploaded bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub world: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub imports: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compiled_with: Option<String>,
+}
+
+/// An automation of a workspace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Automation {
+    pub slug: String,
+    pub name: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<When>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Value>,
+    /// Free-form config handed to every run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
+    pub kind: AutomationKind,
+    /// DSL instructions (`kind: dsl`).
+    #[serde(rename = "do", default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    /// Component details (`kind: component`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<ComponentInfo>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn workspace_slugs_are_dns_labels_and_not_reserved() {
+        assert!(check_workspace_slug("my-team-01").is_ok());
+        for bad in ["", "-a", "a-", "My", "a_b", "api", &"a".repeat(64)] {
+            assert!(check_workspace_slug(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn automation_slugs_and_endpoints() {
+        assert!(check_automation_slug("On order 2").is_ok());
+        assert!(check_automation_slug("a/b").is_err());
+        let when: When = serde_json::from_value(json!({"endpoint": true, "events": ["x"]})).unwrap();
+        assert_eq!(when.endpoint_name("echo"), Some("echo"));
+        let when: When = serde_json::from_value(json!({"endpoint": "hook"})).unwrap();
+        assert_eq!(when.endpoint_name("echo"), Some("hook"));
+        assert!(serde_json::from_value::<When>(json!({"endpoints": true})).is_err());
+    }
+}

@@ -1,0 +1,87 @@
+//! The trusted-header contract (`spec/http-api.md` §1.5). Only the gateway sets these; it
+//! deletes every `x-prismeai-*` and `x-refract-*` header a client sends first.
+
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use refract_core::{CorrelationId, SessionId, UserId};
+
+use crate::ApiError;
+
+pub const USER_ID: &str = "x-prismeai-user-id";
+pub const SESSION_ID: &str = "x-prismeai-session-id";
+pub const AUTH_DATA: &str = "x-prismeai-auth-data";
+pub const ROLE: &str = "x-prismeai-role";
+pub const WORKSPACE_ID: &str = "x-prismeai-workspace-id";
+pub const API_KEY: &str = "x-prismeai-api-key";
+pub const CSRF_TOKEN: &str = "x-prismeai-csrf-token";
+pub const CORRELATION_ID: &str = "x-correlation-id";
+pub const GATEWAY_KEY: &str = "x-refract-gateway-key";
+
+/// Whether a client-sent header must be removed before the gateway sets its own.
+pub fn is_trusted_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    (name.starts_with("x-prismeai-") || name.starts_with("x-refract-"))
+        && name != API_KEY
+        && name != CSRF_TOKEN
+}
+
+/// Who is calling a backend, as the gateway said.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Caller {
+    pub user_id: Option<UserId>,
+    pub session_id: Option<SessionId>,
+    pub correlation_id: CorrelationId,
+    pub superadmin: bool,
+}
+
+impl Caller {
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        Self {
+            user_id: text(USER_ID).and_then(|v| UserId::new(v).ok()),
+            session_id: text(SESSION_ID).and_then(|v| SessionId::new(v).ok()),
+            correlation_id: text(CORRELATION_ID)
+                .and_then(|v| CorrelationId::new(v).ok())
+                .unwrap_or_else(CorrelationId::generate),
+            superadmin: text(ROLE) == Some("superadmin"),
+        }
+    }
+
+    /// The authenticated user, or 401.
+    pub fn require_user(&self) -> Result<&UserId, ApiError> {
+        self.user_id.as_ref().ok_or_else(|| ApiError::unauthenticated("authentication required"))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_headers(&parts.headers))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_identity_headers_are_untrusted_but_pass_throughs_are_kept() {
+        assert!(is_trusted_header("X-Prismeai-User-Id"));
+        assert!(is_trusted_header("x-refract-gateway-key"));
+        assert!(!is_trusted_header(API_KEY));
+        assert!(!is_trusted_header("content-type"));
+    }
+
+    #[test]
+    fn caller_reads_valid_headers_and_ignores_bad_ones() {
+        let mut headers = HeaderMap::new();
+        headers.insert(USER_ID, "u1".parse().unwrap());
+        headers.insert(CORRELATION_ID, "bad id!".parse().unwrap());
+        let caller = Caller::from_headers(&headers);
+        assert_eq!(caller.user_id.unwrap().as_str(), "u1");
+        assert_eq!(caller.correlation_id.as_str().len(), 32);
+        assert!(Caller::from_headers(&HeaderMap::new()).require_user().is_err());
+    }
+}

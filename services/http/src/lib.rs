@@ -1,0 +1,21 @@
+//! `refract-http`: the HTTP conventions every Refract service shares (`spec/http-api.md` §1).
+//!
+//! - [`error`]: [`ApiError`], the `{error, message, details?}` body with its status.
+//! - [`headers`]: the trusted `x-prismeai-*` headers the gateway sets and backends read, and the
+//!   [`Caller`] extractor built from them.
+//! - [`json`]: a [`Json`] extractor whose rejections are API errors.
+//!
+//! Depends on `refract-core` and axum only; no service logic.
+
+pub mod error;
+pub mod headers;
+pub mod json;
+
+pub use error::ApiError;
+pub use headers::Caller;
+pub use json::Json;
+
+/// The JSON 404 for paths no route matches.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
