@@ -181,6 +181,35 @@ pub struct Automation {
     pub updated_by: String,
 }
 
+/// A member's role in a workspace (`spec/http-api.md` §9.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Editor,
+    Owner,
+}
+
+/// A user's role in a workspace: a document of the `permissions` collection with id
+/// [`permission_doc_id`]. Workspaces writes them; every service reads them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Membership {
+    pub workspace_id: String,
+    pub user_id: String,
+    pub role: Role,
+}
+
+/// The `permissions` document id of `user` in `workspace`.
+pub fn permission_doc_id(workspace: &str, user: &str) -> String {
+    format!("{workspace}:{user}")
+}
+
+/// The `automations` document id of `slug` in `workspace`.
+pub fn automation_doc_id(workspace: &str, slug: &str) -> String {
+    format!("{workspace}:{slug}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

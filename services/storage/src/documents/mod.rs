@@ -36,6 +36,12 @@ pub mod collections {
     pub const USERS: CollectionSpec = CollectionSpec { name: "users", unique: &["email"] };
     pub const WORKSPACES: CollectionSpec = CollectionSpec { name: "workspaces", unique: &["slug"] };
     pub const PERMISSIONS: CollectionSpec = CollectionSpec { name: "permissions", unique: &[] };
+    /// Automations, by `refract_core::model::automation_doc_id` (`<workspaceId>:<slug>`).
+    pub const AUTOMATIONS: CollectionSpec = CollectionSpec { name: "automations", unique: &[] };
+    /// Workspace secrets, by `<workspaceId>:<name>`.
+    pub const SECRETS: CollectionSpec = CollectionSpec { name: "secrets", unique: &[] };
+    /// Personal access tokens, by token id; `hash` is the SHA-256 of the token.
+    pub const ACCESS_TOKENS: CollectionSpec = CollectionSpec { name: "access_tokens", unique: &["hash"] };
 }
 
 /// A stored document.
