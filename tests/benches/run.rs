@@ -184,29 +184,43 @@ async fn runs(
         )?;
     }
     let mut hist = Histogram::<u64>::new(3)?;
-    let mut phases = [Duration::ZERO; 4];
+    let mut phases: Vec<Histogram<u64>> = (0..4)
+        .map(|_| Histogram::new(3))
+        .collect::<Result<_, _>>()?;
     let start = Instant::now();
     for _ in 0..n {
         let t = Instant::now();
         let report = host.run(digest, req.clone(), services.clone()).await?;
         hist.record(t.elapsed().as_nanos() as u64)?;
         let tm = report.timings;
-        for (acc, d) in phases
+        for (h, d) in phases
             .iter_mut()
             .zip([tm.setup, tm.instantiate, tm.call, tm.teardown])
         {
-            *acc += d;
+            h.record(d.as_nanos() as u64)?;
         }
         check(report.outcome)?;
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
-    let mean = |d: Duration| d.as_nanos() as f64 / n as f64 / 1e3;
+    let us = |v: u64| v as f64 / 1e3;
+    let line: Vec<String> = ["setup", "instantiate", "call", "drop"]
+        .iter()
+        .zip(&phases)
+        .map(|(name, h)| {
+            format!(
+                "{name} p50 {:.1} / p99 {:.1} / max {:.0} / mean {:.1}",
+                us(h.value_at_quantile(0.5)),
+                us(h.value_at_quantile(0.99)),
+                us(h.max()),
+                h.mean() / 1e3
+            )
+        })
+        .collect();
+    println!("    split (us): {}", line.join("; "));
     println!(
-        "    mean split: setup {:.1} us, instantiate {:.1} us, call {:.1} us, drop {:.1} us",
-        mean(phases[0]),
-        mean(phases[1]),
-        mean(phases[2]),
-        mean(phases[3])
+        "    runs over 200 us: {}, slowest {:.0} us",
+        n - hist.count_between(0, 200_000),
+        us(hist.max())
     );
     Ok((hist, rate))
 }
