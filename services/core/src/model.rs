@@ -76,10 +76,39 @@ pub struct When {
     pub events: Vec<String>,
     /// Cron expressions (with optional seconds and time zone, `automation-dsl.md` §2.6).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub schedules: Vec<String>,
+    pub schedules: Vec<Schedule>,
     /// `true` (the slug is the endpoint name) or a custom endpoint name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<Endpoint>,
+}
+
+/// One entry of `when.schedules`: a plain cron string (UTC), or `{cron, timezone}` with an IANA
+/// time zone (`automation-dsl.md` §2.6, D24). Cron has 5 fields, or 6 with leading seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Schedule {
+    Utc(String),
+    Zoned {
+        cron: String,
+        timezone: String,
+    },
+}
+
+impl Schedule {
+    /// The cron expression.
+    pub fn cron(&self) -> &str {
+        match self {
+            Schedule::Utc(cron) | Schedule::Zoned { cron, .. } => cron,
+        }
+    }
+
+    /// The IANA time zone name; `None` means UTC.
+    pub fn timezone(&self) -> Option<&str> {
+        match self {
+            Schedule::Utc(_) => None,
+            Schedule::Zoned { timezone, .. } => Some(timezone),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,5 +261,9 @@ mod tests {
         let when: When = serde_json::from_value(json!({"endpoint": "hook"})).unwrap();
         assert_eq!(when.endpoint_name("echo"), Some("hook"));
         assert!(serde_json::from_value::<When>(json!({"endpoints": true})).is_err());
+        let when: When = serde_json::from_value(json!({"schedules": ["*/5 * * * * *", {"cron": "0 9 * * 1-5", "timezone": "Europe/Paris"}]})).unwrap();
+        assert_eq!(when.schedules[0].timezone(), None);
+        assert_eq!(when.schedules[1].cron(), "0 9 * * 1-5");
+        assert_eq!(when.schedules[1].timezone(), Some("Europe/Paris"));
     }
 }
