@@ -1,1 +1,144 @@
-//! Refract events service. Filled by a later issue; empty until then.
+//! `refract-events`: the events service.
+//!
+//! - [`ingest`]: reads every event through the `events` consumer group and appends the ones
+//!   that persist to the history (the datalake), acknowledging only once they are stored.
+//! - [`api`]: `GET /v2/workspaces/{id}/events` (history with filters and cursors) and
+//!   `POST /v2/workspaces/{id}/events` (client emits).
+//!
+//! Depends on core, broker, storage and refract-http; never on another service crate.
+//! Live WebSocket delivery and search come with the events issue.
+
+pub mod api;
+pub mod ingest;
+
+use std::sync::Arc;
+
+use refract_broker::Broker;
+use refract_storage::DocumentStore;
+
+pub use api::router;
+pub use ingest::run_ingest;
+
+/// Largest number of events one client `POST /events` may publish (`spec/http-api.md` §7.2).
+pub const MAX_EMIT_BATCH: usize = 100;
+/// Largest `POST /events` body, in bytes.
+pub const MAX_EMIT_BODY: usize = 1024 * 1024;
+/// Most events ingested per history append: bounds one transaction.
+pub const INGEST_BATCH: usize = 256;
+
+/// What the events service needs.
+#[derive(Clone)]
+pub struct EventsState {
+    pub broker: Arc<dyn Broker>,
+    pub store: Arc<dyn DocumentStore>,
+    /// This instance's name in the `events` consumer group.
+    pub instance: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use refract_broker::{BrokerConfig, MemoryBroker};
+    use refract_core::model::{Membership, Role, permission_doc_id};
+    use refract_storage::collections::PERMISSIONS;
+    use refract_storage::{Collections, Expect, MemoryStore};
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn state() -> EventsState {
+        let store = Arc::new(MemoryStore::new());
+        let membership = Membership { workspace_id: "ws1".into(), user_id: "alice".into(), role: Role::Owner };
+        store
+            .put(&PERMISSIONS, &permission_doc_id("ws1", "alice"), &serde_json::to_value(membership).unwrap(), Expect::Any)
+            .await
+            .unwrap();
+        EventsState { broker: Arc::new(MemoryBroker::new(BrokerConfig::default())), store, instance: "e1".into() }
+    }
+
+    async fn call(state: &EventsState, method: &str, uri: &str, user: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(user) = user {
+            req = req.header("x-prismeai-user-id", user);
+        }
+        let body = match body {
+            Some(b) => {
+                req = req.header("content-type", "application/json");
+                Body::from(b.to_string())
+            }
+            None => Body::empty(),
+        };
+        let res = router(state.clone()).oneshot(req.body(body).unwrap()).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn emitted_events_are_ingested_and_queryable() {
+        let state = state().await;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let ingest = tokio::spawn(run_ingest(state.clone(), async move { let _ = stop_rx.await; }));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+
+        let (status, body) = call(
+            &state,
+            "POST",
+            "/v2/workspaces/ws1/events",
+            Some("alice"),
+            Some(json!({"events": [
+                {"type": "orders.created", "payload": {"id": 1}},
+                {"type": "orders.created", "payload": {"id": 2}},
+                {"type": "ping", "options": {"persist": false}}
+            ]})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body.as_array().unwrap().len(), 3);
+        assert_eq!(body[0]["source"]["userId"], "alice");
+        assert!(body[0]["id"].is_string());
+
+        // Ingestion is asynchronous: poll until both persisted events are there.
+        let mut events = Value::Null;
+        for _ in 0..100 {
+            let (status, body) = call(&state, "GET", "/v2/workspaces/ws1/events?types=orders.*", Some("alice"), None).await;
+            assert_eq!(status, StatusCode::OK);
+            events = body["result"]["events"].clone();
+            if events.as_array().unwrap().len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(events.as_array().unwrap().len(), 2, "{events}");
+        assert_eq!(events[0]["payload"]["id"], 2, "newest first");
+
+        let (_, body) = call(&state, "GET", "/v2/workspaces/ws1/events?payload.id=1", Some("alice"), None).await;
+        assert_eq!(body["result"]["events"].as_array().unwrap().len(), 1);
+        let (_, body) = call(&state, "GET", "/v2/workspaces/ws1/events?types=ping", Some("alice"), None).await;
+        assert!(body["result"]["events"].as_array().unwrap().is_empty(), "persist: false stays out of history");
+        let _ = stop_tx.send(());
+        ingest.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn strangers_bad_queries_and_system_types_are_refused() {
+        let state = state().await;
+        let (status, body) = call(&state, "GET", "/v2/workspaces/ws1/events", Some("mallory"), None).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("ObjectNotFoundError")));
+        let (status, _) = call(&state, "GET", "/v2/workspaces/ws1/events", None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, body) = call(&state, "GET", "/v2/workspaces/ws1/events?afterDate=yesterday", Some("alice"), None).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidQuery")));
+        let (status, body) = call(&state, "POST", "/v2/workspaces/ws1/events", Some("alice"), Some(json!({"events": [{"type": "runtime.automations.executed"}]}))).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("ReservedEventType")));
+        let (status, body) = call(&state, "POST", "/v2/workspaces/ws1/events", Some("alice"), Some(json!({"events": [{"type": "ok", "payload": [1]}]}))).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidEventError")));
+        let (status, body) = call(&state, "POST", "/v2/workspaces/ws1/events", Some("alice"), Some(json!({"evnts": []}))).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("RequestValidationError")));
+    }
+}
