@@ -18,6 +18,15 @@ const RUNS: u64 = 10_000;
 const IMPORT_CALLS: u32 = 200_000;
 
 fn main() -> anyhow::Result<()> {
+    if std::env::var_os("RUST_BACKTRACE").is_some()
+        && std::env::var_os("RUST_LIB_BACKTRACE").is_none()
+    {
+        // wasmtime builds an error while dropping every component store; with library
+        // backtraces on, each drop captures a backtrace (~4 us here).
+        println!(
+            "note: RUST_BACKTRACE is set without RUST_LIB_BACKTRACE=0: every store drop captures a backtrace"
+        );
+    }
     // The per-run guest: no std, no WASI imports (`minimal`); `trivial` is the same with std.
     let trivial = fixture("minimal")?;
     let trivial_std = fixture("trivial")?;
@@ -31,6 +40,12 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let digest = rt.block_on(host.upload(&trivial))?;
 
+    if std::env::var_os("REFRACT_BENCH_PROFILE").is_some() {
+        // Only the per-run loop, long enough for a profiler.
+        let (hist, rate, detail) = rt.block_on(runs(&host, &digest, 200_000, "null"))?;
+        print_runs("minimal guest, profile mode", &hist, rate, &detail);
+        return Ok(());
+    }
     compile_and_load(
         &host,
         &[
@@ -41,15 +56,16 @@ fn main() -> anyhow::Result<()> {
     )?;
 
     // Per-run overhead, one thread: the default engine, then variants for comparison.
-    let (hist, rate) = rt.block_on(runs(&host, &digest, RUNS, "null"))?;
+    let (hist, rate, detail) = rt.block_on(runs(&host, &digest, RUNS, "null"))?;
     print_runs(
         "minimal guest, default engine (pooling, keep-resident 1 MiB, pagemap scan)",
         &hist,
         rate,
+        &detail,
     );
     let std_digest = rt.block_on(host.upload(&trivial_std))?;
-    let (hist, rate) = rt.block_on(runs(&host, &std_digest, RUNS, "null"))?;
-    print_runs("std guest (trivial), default engine", &hist, rate);
+    let (hist, rate, detail) = rt.block_on(runs(&host, &std_digest, RUNS, "null"))?;
+    print_runs("std guest (trivial), default engine", &hist, rate, &detail);
     let variants: [(&str, EngineConfig); 5] = [
         (
             "minimal guest, pooling, keep-resident 1 MiB, no pagemap scan",
@@ -94,8 +110,8 @@ fn main() -> anyhow::Result<()> {
         };
         let h = Arc::new(Host::new(config, Arc::new(MemoryArtifactStore::new()))?);
         let d = rt.block_on(h.upload(&trivial))?;
-        let (hist, rate) = rt.block_on(runs(&h, &d, RUNS, "null"))?;
-        print_runs(name, &hist, rate);
+        let (hist, rate, detail) = rt.block_on(runs(&h, &d, RUNS, "null"))?;
+        print_runs(name, &hist, rate, &detail);
     }
 
     // Two threads, one runtime each, sharing the host.
@@ -143,7 +159,7 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_runs(name: &str, hist: &Histogram<u64>, rate: f64) {
+fn print_runs(name: &str, hist: &Histogram<u64>, rate: f64, detail: &str) {
     println!(
         "per-run, 1 thread, {RUNS} runs, {name}: p50 {:.1} us, p99 {:.1} us, mean {:.1} us, {:.0} runs/s   [target p50 <= 20 us]",
         hist.value_at_quantile(0.5) as f64 / 1e3,
@@ -151,6 +167,7 @@ fn print_runs(name: &str, hist: &Histogram<u64>, rate: f64) {
         hist.mean() / 1e3,
         rate
     );
+    println!("{detail}");
 }
 
 fn request(config: &str) -> RunRequest {
@@ -172,7 +189,7 @@ async fn runs(
     digest: &ComponentDigest,
     n: u64,
     config: &str,
-) -> anyhow::Result<(Histogram<u64>, f64)> {
+) -> anyhow::Result<(Histogram<u64>, f64, String)> {
     let (services, _) = quiet_services(host);
     let req = request(config);
     // Warm-up: fault in code, fill the pool slots.
@@ -216,13 +233,13 @@ async fn runs(
             )
         })
         .collect();
-    println!("    split (us): {}", line.join("; "));
-    println!(
-        "    runs over 200 us: {}, slowest {:.0} us",
+    let detail = format!(
+        "    split (us): {}\n    runs over 200 us: {}, slowest {:.0} us",
+        line.join("; "),
         n - hist.count_between(0, 200_000),
         us(hist.max())
     );
-    Ok((hist, rate))
+    Ok((hist, rate, detail))
 }
 
 async fn one(host: &Arc<Host>, digest: &ComponentDigest, config: &str) -> anyhow::Result<Duration> {
