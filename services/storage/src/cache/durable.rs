@@ -70,7 +70,8 @@ impl Durable {
     /// Opens the database and loads the unexpired entries whose key starts with `prefix`.
     /// A corrupt row fails the open: silently dropping a session or context would lose data.
     pub async fn open(location: &Location, prefix: &str) -> Result<(Self, HashMap<String, Entry>)> {
-        let pool = sqlite::connect(location).await?;
+        // One connection: durable writes are serialized anyway, and it keeps its page cache.
+        let pool = sqlite::connect(location, 1).await?;
         sqlite::migrate(&pool, location).await?;
         let err = |e| sqlite::op_error(location, "load cache", e);
         sqlx::query("DELETE FROM cache_entries WHERE expires_at IS NOT NULL AND expires_at <= ?")

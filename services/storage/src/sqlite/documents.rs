@@ -30,7 +30,7 @@ impl Collections for SqliteStore {
     async fn put(&self, spec: &CollectionSpec, id: &str, body: &Value, expect: Expect) -> Result<Document> {
         check_put(spec, id, body)?;
         let err = |e| op_error(&self.location, "put document", e);
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         let current: Option<i64> = sqlx::query("SELECT version FROM documents WHERE collection = ? AND id = ?")
             .bind(spec.name)
             .bind(id.to_string())
@@ -95,7 +95,7 @@ impl Collections for SqliteStore {
     async fn delete(&self, spec: &CollectionSpec, id: &str, expect: Expect) -> Result<bool> {
         check_id(id)?;
         let err = |e| op_error(&self.location, "delete document", e);
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
         let current: Option<i64> = sqlx::query("SELECT version FROM documents WHERE collection = ? AND id = ?")
             .bind(spec.name)
             .bind(id.to_string())

@@ -21,7 +21,7 @@ impl EventHistory for SqliteStore {
     async fn append(&self, events: &[Event]) -> Result<AppendOutcome> {
         let rows = EventRow::batch(events)?;
         let loc = &self.location;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(|e| op_error(loc, "append", e))?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(|e| op_error(loc, "append", e))?;
         let mut inserted = 0;
         for chunk in rows.chunks(INSERT_CHUNK) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -78,7 +78,7 @@ impl EventHistory for SqliteStore {
     async fn delete_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
         let done = sqlx::query("DELETE FROM events WHERE created_at < ?")
             .bind(cutoff.timestamp_millis())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| op_error(&self.location, "retention", e))?;
         Ok(done.rows_affected())
@@ -87,7 +87,7 @@ impl EventHistory for SqliteStore {
     async fn delete_workspace(&self, workspace: &WorkspaceId) -> Result<u64> {
         let done = sqlx::query("DELETE FROM events WHERE workspace = ?")
             .bind(workspace.as_str().to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|e| op_error(&self.location, "delete workspace", e))?;
         Ok(done.rows_affected())
