@@ -1,1 +1,183 @@
-//! Refract gateway service. Filled by a later issue; empty until then.
+//! `refract-gateway`: Refract's only public listener (`spec/http-api.md` §1, §2).
+//!
+//! - [`config`]: [`Config`], its defaults and validation.
+//! - [`edge`]: the middleware every request passes first: trusted headers deleted, correlation
+//!   id set on request and response, one log line per request.
+//! - [`accounts`]: signup, password and anonymous login, logout, `/v2/me`.
+//! - [`sessions`]: login sessions in the shared cache, keyed by the token's SHA-256.
+//! - [`tokens`]: personal access tokens.
+//! - [`auth`]: credentials → [`auth::Principal`], and the CSRF rule of cookie sessions.
+//! - [`proxy`]: [`Upstreams`], path → backend, body caps, timeouts, forwarding.
+//! - [`users`], [`secrets`], [`error`]: accounts storage, token and password material, error
+//!   mapping.
+//!
+//! [`router`] builds the whole public app from a [`GatewayState`]; serving it (listener,
+//! shutdown) is the CLI's job. Depends on core, http, storage and broker; on no other service
+//! crate — backends are reached through [`Upstream`]s.
+
+pub mod accounts;
+pub mod auth;
+pub mod config;
+pub mod edge;
+mod error;
+pub mod proxy;
+pub mod secrets;
+pub mod sessions;
+pub mod tokens;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use refract_broker::Broker;
+use refract_core::{EventType, SessionId, SourceHost, UserId};
+use refract_http::ApiError;
+use refract_storage::{Cache, DocumentStore};
+use serde_json::{Value, json};
+
+pub use config::{Config, ConfigError, SameSite};
+pub use proxy::{Upstream, Upstreams};
+
+use crate::edge::RequestMeta;
+
+/// How long an event publish may take before the gateway gives up on it: events are a side
+/// effect, and a slow broker must not hold a login.
+const EMIT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the healthcheck waits for the cache.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Everything the handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct GatewayState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    store: Arc<dyn DocumentStore>,
+    cache: Arc<dyn Cache>,
+    broker: Arc<dyn Broker>,
+    upstreams: Upstreams,
+    http: reqwest::Client,
+    password_rule: regex::Regex,
+}
+
+impl std::fmt::Debug for GatewayState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayState")
+            .field("config", &self.inner.config)
+            .field("store", &self.inner.store.describe())
+            .field("cache", &self.inner.cache.describe())
+            .field("upstreams", &self.inner.upstreams)
+            .finish()
+    }
+}
+
+impl GatewayState {
+    /// Validates `config` and builds the state, with one pooled HTTP client for `Http`
+    /// upstreams.
+    pub fn new(
+        config: Config,
+        store: Arc<dyn DocumentStore>,
+        cache: Arc<dyn Cache>,
+        broker: Arc<dyn Broker>,
+        upstreams: Upstreams,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let password_rule = regex::Regex::new(&config.password_rule)
+            .map_err(|e| ConfigError::Invalid { setting: "password_rule", reason: e.to_string() })?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
+        Ok(Self { inner: Arc::new(Inner { config, store, cache, broker, upstreams, http, password_rule }) })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub(crate) fn store(&self) -> &dyn DocumentStore {
+        self.inner.store.as_ref()
+    }
+
+    pub(crate) fn cache(&self) -> &dyn Cache {
+        self.inner.cache.as_ref()
+    }
+
+    pub(crate) fn upstreams(&self) -> &Upstreams {
+        &self.inner.upstreams
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    pub(crate) fn password_rule(&self) -> &regex::Regex {
+        &self.inner.password_rule
+    }
+
+    /// Publishes a `gateway.*` event. A broker failure is logged, never returned: the login
+    /// or signup it reports has already happened.
+    pub(crate) async fn emit(&self, event_type: &str, payload: Value, meta: &RequestMeta, user: Option<&str>, session: Option<&str>) {
+        let (Ok(event_type), Value::Object(payload)) = (EventType::new(event_type), payload) else {
+            tracing::error!(event_type, "gateway event with a bad type or a non-object payload");
+            return;
+        };
+        let mut event = refract_core::Event::new(event_type, None, payload);
+        event.source.correlation_id = meta.correlation_id.clone();
+        event.source.user_id = user.and_then(|u| UserId::new(u).ok());
+        event.source.session_id = session.and_then(|s| SessionId::new(s).ok());
+        event.source.ip = meta.ip();
+        event.source.host = Some(SourceHost { service: "gateway".into(), replica: None });
+        let kind = event.event_type.to_string();
+        match tokio::time::timeout(EMIT_TIMEOUT, self.inner.broker.publish(event)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(event_type = %kind, error = %e, "could not publish a gateway event"),
+            Err(_) => tracing::warn!(event_type = %kind, "publishing a gateway event timed out"),
+        }
+    }
+}
+
+/// `GET /sys/healthcheck`: 200 `{"status":"ok","healthy":true}` while the gateway's own
+/// dependency (the session cache) answers, 503 JSON otherwise.
+async fn healthcheck(State(state): State<GatewayState>) -> Response {
+    match tokio::time::timeout(HEALTH_TIMEOUT, state.cache().ping()).await {
+        Ok(Ok(())) => axum::Json(json!({ "status": "ok", "healthy": true })).into_response(),
+        Ok(Err(e)) => ApiError::unavailable(format!("cache: {e}")).into_response(),
+        Err(_) => ApiError::unavailable("cache: no answer to ping").into_response(),
+    }
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "this route does not accept this method")
+}
+
+/// The whole public app: the gateway's own routes, `/sys/healthcheck`, dispatch of
+/// `/v2/workspaces**` to the backends, and JSON 404s for everything else. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so `x-forwarded-for` and event IPs
+/// are set.
+pub fn router(state: GatewayState) -> Router {
+    let own = Router::new()
+        .route("/v2/signup", post(accounts::signup))
+        .route("/v2/login", post(accounts::login))
+        .route("/v2/login/anonymous", post(accounts::login_anonymous))
+        .route("/v2/logout", post(accounts::logout))
+        .route("/v2/me", get(accounts::me))
+        .route("/v2/user/accessTokens", get(tokens::list).post(tokens::create))
+        .route("/v2/user/accessTokens/{token}", delete(tokens::revoke))
+        .layer(DefaultBodyLimit::max(state.config().body_limit));
+    Router::new()
+        .merge(own)
+        .route("/sys/healthcheck", get(healthcheck))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(proxy::dispatch)
+        .layer(axum::middleware::from_fn(edge::edge))
+        .with_state(state)
+}

@@ -1,0 +1,206 @@
+//! Who is calling: credentials read from a request (bearer token, `access-token` cookie,
+//! legacy `x-prismeai-token`), resolved to a [`Principal`] through the session cache or the
+//! personal access tokens, and the CSRF rule for cookie sessions (`spec/http-api.md` §1.8,
+//! §2.1).
+
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use chrono::{DateTime, Utc};
+use refract_http::ApiError;
+use refract_http::headers::CSRF_TOKEN;
+
+use crate::GatewayState;
+use crate::error::csrf;
+use crate::secrets::{Secret, constant_time_eq};
+use crate::{sessions, tokens};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "access-token";
+/// The deprecated header some old clients send their token in.
+pub const LEGACY_TOKEN_HEADER: &str = "x-prismeai-token";
+/// Prefix of personal access tokens.
+pub const PAT_PREFIX: &str = "at:";
+
+/// How the credential arrived: only cookies are ambient, so only they need CSRF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Bearer,
+    Cookie,
+    LegacyHeader,
+}
+
+/// What authenticated the request.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A login session.
+    Session { token: Secret, csrf: Secret, anonymous: bool },
+    /// A personal access token; refused on `login` routes.
+    AccessToken { id: String },
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: String,
+    /// Sent to backends as `x-prismeai-session-id` (`at_<tokenId>` for access tokens: ids keep
+    /// to `[A-Za-z0-9_-]`, so the spec's `at:` becomes `at_`).
+    pub session_id: String,
+    pub expires: DateTime<Utc>,
+    pub via: Via,
+    pub credential: Credential,
+}
+
+impl Principal {
+    pub fn is_access_token(&self) -> bool {
+        matches!(self.credential, Credential::AccessToken { .. })
+    }
+
+    /// The session token, for logout.
+    pub fn session_token(&self) -> Option<&Secret> {
+        match &self.credential {
+            Credential::Session { token, .. } => Some(token),
+            Credential::AccessToken { .. } => None,
+        }
+    }
+
+    /// The CSRF token of a cookie session (sent back in `x-prismeai-csrf-token`).
+    pub fn cookie_csrf(&self) -> Option<&Secret> {
+        match (&self.credential, self.via) {
+            (Credential::Session { csrf, .. }, Via::Cookie) => Some(csrf),
+            _ => None,
+        }
+    }
+
+    /// 403 for personal access tokens on credential and account routes (`login` auth).
+    pub fn require_login(&self) -> Result<(), ApiError> {
+        if self.is_access_token() {
+            return Err(ApiError::forbidden("personal access tokens cannot manage credentials; log in with a password"));
+        }
+        Ok(())
+    }
+}
+
+/// The raw token a request carries, and how. `Authorization: Bearer` wins over the legacy
+/// header, which wins over the cookie.
+pub fn credential(headers: &HeaderMap) -> Option<(String, Via)> {
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
+        if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
+            return Some((token.trim().to_string(), Via::Bearer));
+        }
+    }
+    if let Some(token) = headers.get(LEGACY_TOKEN_HEADER).and_then(|v| v.to_str().ok()) {
+        if !token.trim().is_empty() {
+            return Some((token.trim().to_string(), Via::LegacyHeader));
+        }
+    }
+    session_cookie(headers).map(|t| (t, Via::Cookie))
+}
+
+/// The `access-token` cookie's value.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
+        .map(|(_, value)| value.to_string())
+}
+
+/// The `Cookie` header without the session cookie (other cookies may matter to webhooks).
+pub fn strip_session_cookie(headers: &mut HeaderMap) {
+    let kept: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty() && pair.split_once('=').is_none_or(|(name, _)| name != SESSION_COOKIE))
+        .map(str::to_string)
+        .collect();
+    headers.remove(header::COOKIE);
+    if !kept.is_empty() {
+        if let Ok(value) = HeaderValue::from_str(&kept.join("; ")) {
+            headers.insert(header::COOKIE, value);
+        }
+    }
+}
+
+/// The principal behind the request's credential; `None` when there is no credential or it is
+/// unknown, expired or revoked (callers decide whether that is a 401).
+pub async fn authenticate(state: &GatewayState, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
+    let Some((token, via)) = credential(headers) else { return Ok(None) };
+    if token.starts_with(PAT_PREFIX) {
+        // A PAT in a cookie would be ambient yet CSRF-free: accept PATs only as headers.
+        if via == Via::Cookie {
+            return Ok(None);
+        }
+        return Ok(tokens::lookup(state.store(), &token).await?.map(|t| Principal {
+            user_id: t.user_id,
+            session_id: format!("at_{}", t.id),
+            expires: t.expires_at,
+            via,
+            credential: Credential::AccessToken { id: t.id },
+        }));
+    }
+    Ok(sessions::lookup(state.cache(), &token).await?.map(|record| Principal {
+        user_id: record.user_id,
+        session_id: record.session_id,
+        expires: record.expires,
+        via,
+        credential: Credential::Session { token: Secret::new(token), csrf: record.csrf_token, anonymous: record.anonymous },
+    }))
+}
+
+/// `authenticate`, with 401 `AuthenticationError` when nobody is authenticated.
+pub async fn require_user(state: &GatewayState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    authenticate(state, headers)
+        .await?
+        .ok_or_else(|| ApiError::unauthenticated("missing, invalid, expired or revoked credentials"))
+}
+
+/// §1.8: a cookie-authenticated request with a method that can change state must echo its
+/// session's CSRF token in `x-prismeai-csrf-token`. Every other credential is exempt.
+pub fn check_csrf(method: &Method, headers: &HeaderMap, principal: &Principal) -> Result<(), ApiError> {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let Some(expected) = principal.cookie_csrf() else { return Ok(()) };
+    let sent = headers.get(CSRF_TOKEN).map(|v| v.as_bytes()).unwrap_or_default();
+    if constant_time_eq(sent, expected.expose().as_bytes()) { Ok(()) } else { Err(csrf()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn credentials_are_read_in_order() {
+        let h = headers(&[("authorization", "Bearer abc"), ("cookie", "access-token=zzz")]);
+        assert_eq!(credential(&h), Some(("abc".into(), Via::Bearer)));
+        let h = headers(&[("x-prismeai-token", "leg"), ("cookie", "a=1; access-token=zzz")]);
+        assert_eq!(credential(&h), Some(("leg".into(), Via::LegacyHeader)));
+        let h = headers(&[("authorization", "Basic xyz"), ("cookie", "a=1; access-token=zzz")]);
+        assert_eq!(credential(&h), Some(("zzz".into(), Via::Cookie)));
+        assert_eq!(credential(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn only_the_session_cookie_is_stripped() {
+        let mut h = headers(&[("cookie", "a=1; access-token=zzz"), ("cookie", "b=2")]);
+        strip_session_cookie(&mut h);
+        assert_eq!(h.get(header::COOKIE).unwrap(), "a=1; b=2");
+        let mut h = headers(&[("cookie", "access-token=zzz")]);
+        strip_session_cookie(&mut h);
+        assert!(h.get(header::COOKIE).is_none());
+    }
+}

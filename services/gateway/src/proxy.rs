@@ -1,0 +1,284 @@
+//! Dispatch to the backends: which service answers a path, with which auth rule, body cap and
+//! timeout, and the forwarding itself, in process (embedded mode: the backend's router is
+//! called directly) or over HTTP (distributed mode: a pooled client, bodies streamed both
+//! ways).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::body::{Body, HttpBody};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use refract_http::ApiError;
+use refract_http::headers::{SESSION_ID, USER_ID};
+use serde_json::json;
+use tower::ServiceExt;
+
+use crate::GatewayState;
+use crate::auth::{LEGACY_TOKEN_HEADER, authenticate, check_csrf, strip_session_cookie};
+use crate::edge::RequestMeta;
+use crate::error::upstream_timeout;
+
+/// Where one backend service is.
+#[derive(Clone)]
+pub enum Upstream {
+    /// Embedded mode: the backend's router, called in process. The header contract of §1.5
+    /// holds at this boundary exactly as over HTTP.
+    InProcess(axum::Router),
+    /// Distributed mode: the backend's base URL (`http://workspaces:3001`), without a trailing
+    /// path; the request path is appended as is.
+    Http(String),
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Upstream::InProcess(_) => f.write_str("InProcess(router)"),
+            Upstream::Http(url) => write!(f, "Http({url})"),
+        }
+    }
+}
+
+/// The three backends the gateway dispatches to.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    pub workspaces: Upstream,
+    pub runtime: Upstream,
+    pub events: Upstream,
+}
+
+/// A backend service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Workspaces,
+    Runtime,
+    Events,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Workspaces => "workspaces",
+            Service::Runtime => "runtime",
+            Service::Events => "events",
+        }
+    }
+}
+
+/// How a proxied path is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub service: Service,
+    /// Whether an authenticated principal is required (else credentials are optional).
+    pub user_required: bool,
+    pub body_limit: usize,
+    pub timeout: Duration,
+}
+
+/// The route of `path` under `/v2/workspaces`, or `None` for paths the gateway does not proxy.
+pub fn classify(path: &str, config: &crate::Config) -> Option<Route> {
+    let rest = path.strip_prefix("/v2/workspaces")?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
+    let segs: Vec<&str> = rest.split('/').skip(1).collect();
+    let ordinary = Route {
+        service: Service::Workspaces,
+        user_required: true,
+        body_limit: config.proxy_body_limit,
+        timeout: config.upstream_timeout,
+    };
+    let route = match segs.as_slice() {
+        [_, "webhooks", ..] => Route {
+            service: Service::Runtime,
+            user_required: false,
+            body_limit: config.webhook_body_limit,
+            timeout: config.webhook_timeout,
+        },
+        [_, "test", ..] => Route {
+            service: Service::Runtime,
+            body_limit: config.webhook_body_limit,
+            timeout: config.webhook_timeout,
+            ..ordinary
+        },
+        [_, "events", ..] | [_, "search"] => Route { service: Service::Events, ..ordinary },
+        [_, "automations", _, "component"] => Route {
+            body_limit: config.component_upload_limit,
+            timeout: config.upload_timeout,
+            ..ordinary
+        },
+        _ => ordinary,
+    };
+    Some(route)
+}
+
+/// `Retry-After` of a 503: long enough for a restarting backend, short enough for humans.
+const RETRY_AFTER_SECS: &str = "5";
+
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1). In process, `upgrade`
+/// and `connection` are kept so a WebSocket upgrade reaches the backend.
+const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+fn too_large(limit: usize, length: Option<u64>) -> ApiError {
+    let mut err = ApiError::too_large(limit);
+    if let Some(length) = length {
+        err = err.with_details(json!({ "length": length, "limit": limit }));
+    }
+    err
+}
+
+/// The fallback handler: proxies `/v2/workspaces**`, answers 404 JSON for anything else.
+pub async fn dispatch(State(state): State<GatewayState>, meta: RequestMeta, req: Request) -> Response {
+    let Some(route) = classify(req.uri().path(), state.config()) else {
+        return refract_http::not_found().await.into_response();
+    };
+    match forward(&state, &meta, route, req).await {
+        Ok(res) => res,
+        Err(e) => {
+            let mut res = e.into_response();
+            if res.status() == StatusCode::SERVICE_UNAVAILABLE {
+                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            }
+            res
+        }
+    }
+}
+
+async fn forward(state: &GatewayState, meta: &RequestMeta, route: Route, req: Request) -> Result<Response, ApiError> {
+    let (mut parts, body) = req.into_parts();
+    let length = content_length(&parts.headers);
+    if length.is_some_and(|l| l > route.body_limit as u64) {
+        return Err(too_large(route.body_limit, length));
+    }
+    let principal = authenticate(state, &parts.headers).await?;
+    match &principal {
+        Some(p) => check_csrf(&parts.method, &parts.headers, p)?,
+        None if route.user_required => {
+            return Err(ApiError::unauthenticated("missing, invalid, expired or revoked credentials"));
+        }
+        None => {}
+    }
+    // Credentials stay at the gateway; identity travels as trusted headers (§1.5). The edge
+    // already deleted client-sent trusted headers and set the correlation id.
+    let headers = &mut parts.headers;
+    headers.remove(header::AUTHORIZATION);
+    headers.remove(LEGACY_TOKEN_HEADER);
+    strip_session_cookie(headers);
+    if let Some(p) = &principal {
+        set(headers, USER_ID, &p.user_id);
+        set(headers, SESSION_ID, &p.session_id);
+    }
+    if let Some(ip) = meta.ip() {
+        set(headers, "x-forwarded-for", &ip);
+    }
+    let upstream = match route.service {
+        Service::Workspaces => &state.upstreams().workspaces,
+        Service::Runtime => &state.upstreams().runtime,
+        Service::Events => &state.upstreams().events,
+    };
+    // The cap is enforced again while the body streams: Content-Length may be absent or lie.
+    let body = Limited::new(body, route.body_limit);
+    match upstream {
+        Upstream::InProcess(router) => {
+            let req = Request::from_parts(parts, Body::new(body));
+            match tokio::time::timeout(route.timeout, router.clone().oneshot(req)).await {
+                Ok(Ok(res)) => Ok(res),
+                Ok(Err(never)) => match never {},
+                Err(_) => Err(upstream_timeout(route.service.name(), route.timeout)),
+            }
+        }
+        Upstream::Http(base) => forward_http(state, route, base, parts, body, length).await,
+    }
+}
+
+fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(HeaderName::from_static(name), v);
+    }
+}
+
+async fn forward_http(
+    state: &GatewayState,
+    route: Route,
+    base: &str,
+    mut parts: axum::http::request::Parts,
+    body: Limited<Body>,
+    length: Option<u64>,
+) -> Result<Response, ApiError> {
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let url = format!("{}{}", base.trim_end_matches('/'), path_and_query);
+    strip_hop_by_hop(&mut parts.headers);
+    let overflowed = Arc::new(AtomicBool::new(false));
+    let mut request = state.http().request(parts.method.clone(), &url).headers(parts.headers);
+    let empty = body.is_end_stream() || (length == Some(0) && matches!(parts.method, Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS));
+    if !empty {
+        let flag = overflowed.clone();
+        let stream = body.into_data_stream().inspect_err(move |e| {
+            if e.is::<LengthLimitError>() {
+                flag.store(true, Ordering::Relaxed);
+            }
+        });
+        request = request.body(reqwest::Body::wrap_stream(stream));
+    }
+    let service = route.service.name();
+    let res = match tokio::time::timeout(route.timeout, request.send()).await {
+        Err(_) => return Err(upstream_timeout(service, route.timeout)),
+        Ok(Err(_)) if overflowed.load(Ordering::Relaxed) => return Err(too_large(route.body_limit, None)),
+        Ok(Err(e)) if e.is_timeout() => return Err(upstream_timeout(service, route.timeout)),
+        Ok(Err(e)) => {
+            tracing::warn!(service, url = %url, error = %e, "upstream unreachable");
+            return Err(unavailable());
+        }
+        Ok(Ok(res)) => res,
+    };
+    let mut out = Response::builder().status(res.status());
+    if let Some(headers) = out.headers_mut() {
+        headers.extend(res.headers().iter().map(|(k, v)| (k.clone(), v.clone())));
+        strip_hop_by_hop(headers);
+    }
+    out.body(Body::from_stream(res.bytes_stream())).map_err(crate::error::internal)
+}
+
+/// 503 `ServiceUnavailable` with `Retry-After` (§1.2).
+fn unavailable() -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "a backend is unavailable; retry later")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+
+    #[test]
+    fn paths_route_to_the_documented_services() {
+        let c = Config::default();
+        let r = |p: &str| classify(p, &c).map(|r| (r.service, r.user_required));
+        assert_eq!(r("/v2/workspaces"), Some((Service::Workspaces, true)));
+        assert_eq!(r("/v2/workspaces/w1/webhooks/echo"), Some((Service::Runtime, false)));
+        assert_eq!(r("/v2/workspaces/w1/test/echo"), Some((Service::Runtime, true)));
+        assert_eq!(r("/v2/workspaces/w1/events"), Some((Service::Events, true)));
+        assert_eq!(r("/v2/workspaces/w1/events/ws"), Some((Service::Events, true)));
+        assert_eq!(r("/v2/workspaces/w1/search"), Some((Service::Events, true)));
+        assert_eq!(r("/v2/workspaces/w1/automations/a"), Some((Service::Workspaces, true)));
+        assert_eq!(r("/v2/workspacesX"), None);
+        assert_eq!(r("/v2/other"), None);
+        let upload = classify("/v2/workspaces/w1/automations/a/component", &c).unwrap();
+        assert_eq!((upload.body_limit, upload.timeout), (c.component_upload_limit, c.upload_timeout));
+        let hook = classify("/v2/workspaces/w1/webhooks/a", &c).unwrap();
+        assert_eq!((hook.body_limit, hook.timeout), (c.webhook_body_limit, c.webhook_timeout));
+    }
+}
