@@ -1,1 +1,65 @@
-//! Refract workspaces service. Filled by a later issue; empty until then.
+//! `refract-workspaces`: the workspaces service (`spec/http-api.md` §4, §5.1–5.3, §9.2
+//! secrets). It owns workspaces, memberships, automations, component uploads and secrets, and
+//! emits `workspaces.*` events on every write.
+//!
+//! - [`config`]: [`Config`] and its defaults (size caps, compile timeout).
+//! - [`state`]: [`WorkspacesState`], access checks by role, event emission.
+//! - [`workspaces`]: workspace CRUD (memberships, slugs).
+//! - [`automations`]: automation CRUD; [`schedule`] checks `when.schedules`.
+//! - [`components`]: `PUT …/component`: read, check, compile through the host, store;
+//!   [`inspect`] reads imports and the source language from the binary.
+//! - [`artifacts`]: [`FileArtifactStore`], the host's artifact store over file storage.
+//! - [`secrets`]: write-only workspace secrets.
+//! - `params`: query strings and body-map helpers shared by the handlers.
+//!
+//! Depends on core, http, broker, storage and host; never on another service crate.
+
+pub mod artifacts;
+pub mod automations;
+pub mod components;
+pub mod config;
+pub mod inspect;
+mod params;
+pub mod schedule;
+pub mod secrets;
+pub mod state;
+pub mod workspaces;
+
+pub use artifacts::{ARTIFACTS_PREFIX, FileArtifactStore};
+pub use config::Config;
+pub use state::WorkspacesState;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, put};
+
+/// The service's routes, all under `/v2/workspaces`. Serving (listener, shutdown) is the
+/// caller's job, so tests drive this with `oneshot`.
+pub fn router(state: WorkspacesState) -> Router {
+    let json_limit = state.config.max_json_bytes;
+    let api = Router::new()
+        .route("/v2/workspaces", get(workspaces::list).post(workspaces::create))
+        .route(
+            "/v2/workspaces/{workspace_id}",
+            get(workspaces::get_one).patch(workspaces::update).delete(workspaces::remove),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/automations",
+            get(automations::list).post(automations::create),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/automations/{slug}",
+            get(automations::get_one).patch(automations::update).delete(automations::remove),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/security/secrets",
+            get(secrets::list).patch(secrets::merge).put(secrets::replace),
+        )
+        .route("/v2/workspaces/{workspace_id}/security/secrets/{name}", delete(secrets::remove))
+        .layer(DefaultBodyLimit::max(json_limit));
+    // The upload reads its body itself, with its own cap and gzip handling.
+    let upload = Router::new()
+        .route("/v2/workspaces/{workspace_id}/automations/{slug}/component", put(components::upload))
+        .layer(DefaultBodyLimit::disable());
+    api.merge(upload).fallback(refract_http::not_found).with_state(state)
+}

@@ -1,0 +1,422 @@
+//! Automation CRUD (`spec/http-api.md` §5.1–5.2). Documents live in the `automations`
+//! collection under `automation_doc_id(workspace, slug)`; the stored body is the [`Automation`]
+//! plus a `workspaceId` member, so a workspace's automations can be found.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::http::header::ETAG;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use refract_core::model::{
+    Automation, AutomationKind, ComponentInfo, ComponentLimits, ComponentStatus, Endpoint, When, automation_doc_id,
+    check_automation_slug,
+};
+use refract_core::{ErrorKind, EventType, WorkspaceId};
+use refract_http::{ApiError, Caller, Json};
+use refract_storage::documents::MAX_FIND_LIMIT;
+use refract_storage::{Document, Expect, collections};
+use serde_json::{Map, Value, json};
+
+use crate::params::{self, invalid_slug};
+use crate::schedule;
+use crate::state::{Action, WorkspacesState, decode, encode, storage};
+
+/// Longest automation name and description, in characters.
+const MAX_NAME: usize = 200;
+const MAX_DESCRIPTION: usize = 2_000;
+/// Generated slugs keep at most this many characters of the name (§5.1).
+const GENERATED_SLUG_LEN: usize = 20;
+/// Ceilings of `component.limits` (§5.1).
+const MAX_MEMORY_MIB: u32 = 256;
+const MAX_TIMEOUT_MS: u64 = 120_000;
+
+/// Every automation of a workspace, by slug.
+pub async fn load_all(state: &WorkspacesState, workspace: &WorkspaceId) -> Result<Vec<Automation>, ApiError> {
+    let docs = state
+        .store
+        .find(&collections::AUTOMATIONS, "workspaceId", &json!(workspace.as_str()), MAX_FIND_LIMIT)
+        .await
+        .map_err(storage)?;
+    let mut all: Vec<Automation> = docs.into_iter().map(|d| decode(d.body, "automation")).collect::<Result<_, _>>()?;
+    all.sort_by(|a, b| a.slug.cmp(&b.slug));
+    Ok(all)
+}
+
+/// The automation `slug` of `workspace` and its document version, or 404.
+pub async fn load(state: &WorkspacesState, workspace: &str, slug: &str) -> Result<(Automation, u64), ApiError> {
+    let missing = || ApiError::not_found(format!("automation {slug:?} not found"));
+    if check_automation_slug(slug).is_err() {
+        return Err(missing());
+    }
+    let doc = state.store.get(&collections::AUTOMATIONS, &automation_doc_id(workspace, slug)).await.map_err(storage)?;
+    let Document { body, version, .. } = doc.ok_or_else(missing)?;
+    Ok((decode(body, "automation")?, version))
+}
+
+/// Stores `automation` as `expect`ed; a conflict is returned as is for the caller to read.
+pub async fn store(
+    state: &WorkspacesState,
+    workspace: &str,
+    automation: &Automation,
+    expect: Expect,
+) -> Result<Result<Document, refract_storage::StorageError>, ApiError> {
+    let mut body = encode(automation)?;
+    if let Some(map) = body.as_object_mut() {
+        map.insert("workspaceId".into(), json!(workspace));
+    }
+    Ok(state.store.put(&collections::AUTOMATIONS, &automation_doc_id(workspace, &automation.slug), &body, expect).await)
+}
+
+pub async fn delete_doc(state: &WorkspacesState, workspace: &str, slug: &str) -> Result<(), ApiError> {
+    state
+        .store
+        .delete(&collections::AUTOMATIONS, &automation_doc_id(workspace, slug), Expect::Any)
+        .await
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// `AutomationMeta`: the automation without `do`, `output` and `component.imports`.
+pub fn meta(a: &Automation) -> Result<Value, ApiError> {
+    let mut v = encode(a)?;
+    if let Some(map) = v.as_object_mut() {
+        map.remove("do");
+        map.remove("output");
+        if let Some(c) = map.get_mut("component").and_then(Value::as_object_mut) {
+            c.remove("imports");
+        }
+    }
+    Ok(v)
+}
+
+/// The payload of `workspaces.automations.*` events.
+pub fn event_payload(a: &Automation, old_slug: Option<&str>) -> Value {
+    let mut p = json!({ "automation": a, "slug": a.slug });
+    if let Some(old) = old_slug {
+        p["oldSlug"] = json!(old);
+    }
+    p
+}
+
+/// 409 `AutomationKindConflict`.
+pub fn kind_conflict(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "AutomationKindConflict", message)
+}
+
+/// `GET …/automations`: `[AutomationMeta]`, query `page, limit, labels, kind`.
+pub async fn list(
+    State(state): State<WorkspacesState>,
+    caller: Caller,
+    Path(workspace_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let access = state.authorize(&caller, &workspace_id, Action::Read).await?;
+    let q = params::query(raw.as_deref());
+    let (offset, limit) = params::page(&q)?;
+    let kind = match q.get("kind").map(String::as_str) {
+        None => None,
+        Some("dsl") => Some(AutomationKind::Dsl),
+        Some("component") => Some(AutomationKind::Component),
+        Some(_) => return Err(ApiError::validation("kind", "must be dsl or component")),
+    };
+    let labels = params::list(&q, "labels");
+    load_all(&state, &access.id)
+        .await?
+        .iter()
+        .filter(|a| kind.is_none_or(|k| a.kind == k))
+        .filter(|a| labels.as_ref().is_none_or(|want| want.iter().all(|l| a.labels.contains(l))))
+        .skip(offset)
+        .take(limit)
+        .map(meta)
+        .collect::<Result<_, _>>()
+        .map(Json)
+}
+
+/// `POST …/automations`: kind from the body (`do` → dsl, `component` → component).
+pub async fn create(
+    State(state): State<WorkspacesState>,
+    caller: Caller,
+    Path(workspace_id): Path<String>,
+    Json(body): Json<Map<String, Value>>,
+) -> Result<Json<Automation>, ApiError> {
+    let access = state.authorize(&caller, &workspace_id, Action::Update).await?;
+    let user = caller.require_user()?.to_string();
+    let present = |k: &str| body.get(k).is_some_and(|v| !v.is_null());
+    let kind = match (present("do"), present("component"), body.get("kind").and_then(Value::as_str)) {
+        (true, true, _) => return Err(ApiError::validation("body", "has both do and component; choose one kind")),
+        (true, false, None | Some("dsl")) => AutomationKind::Dsl,
+        (false, _, None | Some("component")) if present("component") || present("kind") => AutomationKind::Component,
+        (false, false, Some("dsl")) => return Err(ApiError::validation("do", "is required for a dsl automation")),
+        (_, _, Some(_)) => return Err(ApiError::validation("kind", "must be dsl or component, and agree with the body")),
+        _ => return Err(ApiError::validation("body", "needs do (a dsl automation) or component (a component automation)")),
+    };
+    let now = Utc::now();
+    let mut a = Automation {
+        slug: String::new(),
+        name: Value::Null,
+        description: None,
+        labels: Vec::new(),
+        disabled: false,
+        when: None,
+        arguments: None,
+        config: None,
+        kind,
+        instructions: None,
+        output: None,
+        component: (kind == AutomationKind::Component).then(|| ComponentInfo {
+            status: ComponentStatus::Missing,
+            limits: ComponentLimits::default(),
+            digest: None,
+            size: None,
+            world: None,
+            imports: Vec::new(),
+            language: None,
+            uploaded_at: None,
+            uploaded_by: None,
+            compiled_with: None,
+        }),
+        created_at: now,
+        created_by: user.clone(),
+        updated_at: now,
+        updated_by: user,
+    };
+    apply(&state, &mut a, body)?;
+    if a.name.is_null() {
+        return Err(ApiError::validation("name", "is required"));
+    }
+    let ws = access.id.as_str();
+    let explicit = !a.slug.is_empty();
+    if !explicit {
+        a.slug = free_slug(&state, ws, &a.name).await?;
+    }
+    match store(&state, ws, &a, Expect::Absent).await? {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::Conflict => {
+            return Err(ApiError::already_used("slug", format!("automation slug {:?} is already used", a.slug)));
+        }
+        Err(e) => return Err(storage(e)),
+    }
+    state.emit(&caller, &access.id, "workspaces.automations.created", event_payload(&a, None)).await;
+    Ok(Json(a))
+}
+
+/// `GET …/automations/{slug}`: the automation; `ETag` is the component digest.
+pub async fn get_one(
+    State(state): State<WorkspacesState>,
+    caller: Caller,
+    Path((workspace_id, slug)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let access = state.authorize(&caller, &workspace_id, Action::Read).await?;
+    let (a, _) = load(&state, access.id.as_str(), &slug).await?;
+    let etag = a.component.as_ref().and_then(|c| c.digest.as_ref()).map(|d| format!("\"{d}\""));
+    let mut response = Json(a).into_response();
+    if let Some(tag) = etag.and_then(|t| t.parse().ok()) {
+        response.headers_mut().insert(ETAG, tag);
+    }
+    Ok(response)
+}
+
+/// `PATCH …/automations/{slug}`: top-level members to replace; `slug` renames.
+pub async fn update(
+    State(state): State<WorkspacesState>,
+    caller: Caller,
+    Path((workspace_id, slug)): Path<(String, String)>,
+    Json(body): Json<Map<String, Value>>,
+) -> Result<Json<Automation>, ApiError> {
+    let access = state.authorize(&caller, &workspace_id, Action::Update).await?;
+    let ws = access.id.as_str();
+    let (old, version) = load(&state, ws, &slug).await?;
+    let present = |k: &str| body.get(k).is_some_and(|v| !v.is_null());
+    match old.kind {
+        AutomationKind::Component if present("do") => return Err(kind_conflict("a component automation has no do")),
+        AutomationKind::Dsl if present("component") => return Err(kind_conflict("a dsl automation has no component")),
+        _ => {}
+    }
+    if let Some(kind) = body.get("kind").filter(|v| !v.is_null()) {
+        if serde_json::from_value::<AutomationKind>(kind.clone()).ok() != Some(old.kind) {
+            return Err(kind_conflict("the kind of an automation is fixed at creation"));
+        }
+    }
+    let mut a = old.clone();
+    apply(&state, &mut a, body)?;
+    if a.kind == AutomationKind::Dsl && a.instructions.is_none() {
+        return Err(ApiError::validation("do", "is required for a dsl automation"));
+    }
+    a.updated_at = Utc::now();
+    a.updated_by = caller.require_user()?.to_string();
+    let renamed = a.slug != old.slug;
+    let expect = if renamed { Expect::Absent } else { Expect::Version(version) };
+    match store(&state, ws, &a, expect).await? {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::Conflict && renamed => {
+            return Err(ApiError::already_used("slug", format!("automation slug {:?} is already used", a.slug)));
+        }
+        Err(e) if e.kind() == ErrorKind::Conflict => {
+            return Err(ApiError::new(StatusCode::CONFLICT, "AlreadyUsedError", "the automation changed while updating; retry")
+                .with_details(json!({ "field": "version" })));
+        }
+        Err(e) => return Err(storage(e)),
+    }
+    if renamed {
+        delete_doc(&state, ws, &old.slug).await?;
+    }
+    let old_slug = renamed.then_some(old.slug.as_str());
+    state.emit(&caller, &access.id, "workspaces.automations.updated", event_payload(&a, old_slug)).await;
+    Ok(Json(a))
+}
+
+/// `DELETE …/automations/{slug}`: `{slug}`. The component blob stays (content-addressed,
+/// possibly shared); the runtime drops the automation's triggers on the event.
+pub async fn remove(
+    State(state): State<WorkspacesState>,
+    caller: Caller,
+    Path((workspace_id, slug)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let access = state.authorize(&caller, &workspace_id, Action::Update).await?;
+    let (a, _) = load(&state, access.id.as_str(), &slug).await?;
+    delete_doc(&state, access.id.as_str(), &a.slug).await?;
+    state.emit(&caller, &access.id, "workspaces.automations.deleted", event_payload(&a, None)).await;
+    Ok(Json(json!({ "slug": a.slug })))
+}
+
+/// Applies a create or PATCH body (kind already checked). Read-only members are ignored so a
+/// client can send back what it read.
+fn apply(state: &WorkspacesState, a: &mut Automation, body: Map<String, Value>) -> Result<(), ApiError> {
+    for (key, value) in body {
+        match key.as_str() {
+            "slug" => {
+                let slug = params::string("slug", &value)?;
+                check_automation_slug(slug).map_err(|e| invalid_slug(slug, e))?;
+                a.slug = slug.to_string();
+            }
+            "name" => {
+                params::localized("name", &value, params::check_text(MAX_NAME))?;
+                a.name = value;
+            }
+            "description" if value.is_null() => a.description = None,
+            "description" => {
+                params::localized("description", &value, params::check_text(MAX_DESCRIPTION))?;
+                a.description = Some(value);
+            }
+            "labels" if value.is_null() => a.labels.clear(),
+            "labels" => a.labels = params::labels(&value)?,
+            "disabled" => a.disabled = value.as_bool().ok_or_else(|| ApiError::validation("disabled", "must be a boolean"))?,
+            "when" if value.is_null() => a.when = None,
+            "when" => a.when = Some(check_when(state, value)?),
+            "arguments" if value.is_null() => a.arguments = None,
+            "arguments" if value.is_object() => a.arguments = Some(value),
+            "arguments" => return Err(ApiError::validation("arguments", "must be an object")),
+            "config" if value.is_null() => a.config = None,
+            "config" => a.config = Some(value),
+            "do" if value.is_null() => {}
+            "do" if value.is_array() => a.instructions = Some(value),
+            "do" => return Err(ApiError::validation("do", "must be a list of instructions")),
+            "output" if value.is_null() => a.output = None,
+            "output" => a.output = Some(value),
+            "component" if value.is_null() => {}
+            "component" => {
+                let limits = component_limits(&value)?;
+                if let (Some(info), Some(limits)) = (a.component.as_mut(), limits) {
+                    info.limits = limits;
+                }
+            }
+            "kind" | "events" | "createdAt" | "createdBy" | "updatedAt" | "updatedBy" | "unchanged" => {}
+            other => return Err(params::unknown_field(other)),
+        }
+    }
+    Ok(())
+}
+
+/// The writable part of `component`: `limits`. Its read-only members are ignored.
+fn component_limits(value: &Value) -> Result<Option<ComponentLimits>, ApiError> {
+    let Some(obj) = value.as_object() else {
+        return Err(ApiError::validation("component", "must be an object ({limits?})"));
+    };
+    let Some(raw) = obj.get("limits").filter(|v| !v.is_null()) else { return Ok(None) };
+    let limits: ComponentLimits = serde_json::from_value(raw.clone())
+        .map_err(|e| ApiError::validation("component.limits", e.to_string()))?;
+    if limits.memory_mib.is_some_and(|m| m == 0 || m > MAX_MEMORY_MIB) {
+        return Err(ApiError::validation("component.limits.memoryMiB", format!("must be 1 to {MAX_MEMORY_MIB}")));
+    }
+    if limits.timeout_ms.is_some_and(|t| t == 0 || t > MAX_TIMEOUT_MS) {
+        return Err(ApiError::validation("component.limits.timeoutMs", format!("must be 1 to {MAX_TIMEOUT_MS}")));
+    }
+    Ok(Some(limits))
+}
+
+/// Parses and checks `when` (§5.1; `automation-dsl.md` §2.6).
+fn check_when(state: &WorkspacesState, value: Value) -> Result<When, ApiError> {
+    let when: When = serde_json::from_value(value).map_err(|e| ApiError::validation("when", e.to_string()))?;
+    if when.events.is_empty() && when.schedules.is_empty() && when.endpoint.is_none() {
+        return Err(ApiError::validation("when", "needs at least one of events, schedules, endpoint"));
+    }
+    for (i, ty) in when.events.iter().enumerate() {
+        EventType::new(ty.as_str()).map_err(|e| ApiError::validation(&format!("when.events.{i}"), e.to_string()))?;
+    }
+    let now = Utc::now();
+    for (i, s) in when.schedules.iter().enumerate() {
+        schedule::check(s, state.config.min_schedule_interval, now).map_err(|reason| {
+            ApiError::new(StatusCode::BAD_REQUEST, "InvalidScheduleError", format!("when.schedules.{i}: {reason}"))
+                .with_details(json!({ "path": format!("when.schedules.{i}"), "message": reason }))
+        })?;
+    }
+    if let Some(Endpoint::Named(name)) = &when.endpoint {
+        let ok = !name.is_empty()
+            && name.len() <= 128
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'.' | b'_' | b'-'));
+        if !ok {
+            return Err(ApiError::validation("when.endpoint", "true, or a name of A-Z a-z 0-9 space . _ - (1 to 128)"));
+        }
+    }
+    Ok(when)
+}
+
+/// A slug from `name` (§5.1): diacritics stripped, other characters dropped, at most 20
+/// characters, `-N` appended until unique.
+async fn free_slug(state: &WorkspacesState, workspace: &str, name: &Value) -> Result<String, ApiError> {
+    let base = slugify(params::first_text(name).unwrap_or(""));
+    let base = if base.is_empty() { "automation".to_string() } else { base };
+    for n in 0..MAX_FIND_LIMIT {
+        let candidate = if n == 0 { base.clone() } else { format!("{base}-{n}") };
+        let id = automation_doc_id(workspace, &candidate);
+        if state.store.get(&collections::AUTOMATIONS, &id).await.map_err(storage)?.is_none() {
+            return Ok(candidate);
+        }
+    }
+    Err(ApiError::already_used("slug", "no free slug for this name; give one"))
+}
+
+/// `name` reduced to slug characters.
+pub fn slugify(name: &str) -> String {
+    let kept: String = name
+        .chars()
+        .filter_map(|c| {
+            let c = strip_diacritic(c);
+            (c.is_ascii_alphanumeric() || matches!(c, ' ' | '_' | '-')).then_some(c)
+        })
+        .take(GENERATED_SLUG_LEN)
+        .collect();
+    kept.trim().to_string()
+}
+
+fn strip_diacritic(c: char) -> char {
+    const MAP: &[(&str, char)] = &[
+        ("àáâãäåā", 'a'), ("ÀÁÂÃÄÅĀ", 'A'), ("çćč", 'c'), ("ÇĆČ", 'C'), ("èéêëēė", 'e'), ("ÈÉÊËĒĖ", 'E'),
+        ("ìíîïī", 'i'), ("ÌÍÎÏĪ", 'I'), ("ñń", 'n'), ("ÑŃ", 'N'), ("òóôõöøō", 'o'), ("ÒÓÔÕÖØŌ", 'O'),
+        ("ùúûüū", 'u'), ("ÙÚÛÜŪ", 'U'), ("ýÿ", 'y'), ("ÝŸ", 'Y'), ("šś", 's'), ("ŠŚ", 'S'), ("žźż", 'z'),
+        ("ŽŹŻ", 'Z'),
+    ];
+    MAP.iter().find(|(from, _)| from.contains(c)).map_or(c, |(_, to)| *to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_from_names() {
+        assert_eq!(slugify("Été: send e-mails!"), "Ete send e-mails");
+        assert_eq!(slugify("日本"), "");
+        assert_eq!(slugify("a very long automation name indeed").len(), 20);
+    }
+}

@@ -1,0 +1,288 @@
+//! `PUT /v2/workspaces/{id}/automations/{slug}/component` (`spec/http-api.md` §5.3): read the
+//! body under its cap (gzip allowed), check the digest and precondition, validate and compile
+//! through the host (Cranelift runs on a blocking thread), store the `.wasm` by content hash and
+//! the artifact through the host's artifact store, and point the automation at the new digest.
+
+use std::io::Read;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, IF_MATCH};
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine as _;
+use bytes::Bytes;
+use chrono::Utc;
+use http_body_util::BodyExt;
+use refract_core::ErrorKind;
+use refract_core::model::{AutomationKind, ComponentStatus};
+use refract_host::{HostError, validate};
+use refract_http::{ApiError, Caller, Json};
+use refract_storage::Expect;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+use crate::automations::{self, event_payload, kind_conflict};
+use crate::inspect::{self, normalize_language};
+use crate::params;
+use crate::state::{Action, WorkspacesState, encode, storage};
+
+/// The only accepted content type.
+pub const WASM_CONTENT_TYPE: &str = "application/wasm";
+/// Optional source-language hint header.
+pub const LANGUAGE_HEADER: &str = "x-refract-component-language";
+const CONTENT_DIGEST: &str = "content-digest";
+
+/// 400 `InvalidComponent` with its `reason`.
+pub fn invalid_component(reason: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "InvalidComponent", message).with_details(json!({ "reason": reason }))
+}
+
+/// The API error of a host validation or compile failure.
+pub fn host_error(e: HostError) -> ApiError {
+    match e {
+        HostError::InvalidComponent { reason } => {
+            invalid_component(reason.as_str(), format!("the upload is not a Wasm component ({})", reason.as_str()))
+        }
+        HostError::Compile { message } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "ComponentCompileError", "the component does not compile")
+                .with_details(json!({ "message": message }))
+        }
+        HostError::WorldMismatch { missing_exports, forbidden_imports, detail } => {
+            let mut details = json!({ "missingExports": missing_exports, "forbiddenImports": forbidden_imports });
+            if let Some(d) = detail {
+                details["detail"] = json!(d);
+            }
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "ComponentWorldMismatch",
+                "the component does not target the Refract world",
+            )
+            .with_details(details)
+        }
+        other => ApiError::from_kind(other.kind(), other),
+    }
+}
+
+fn too_large(length: Option<usize>, limit: usize) -> ApiError {
+    let mut details = json!({ "limit": limit });
+    if let Some(l) = length {
+        details["length"] = json!(l);
+    }
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", format!("the component is over the {limit}-byte limit"))
+        .with_details(details)
+}
+
+fn unsupported_media(expected: &str) -> ApiError {
+    ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", format!("expected {expected}"))
+        .with_details(json!({ "expected": expected }))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: impl axum::http::header::AsHeaderName) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// The upload handler.
+pub async fn upload(
+    State(state): State<WorkspacesState>,
+    caller: Caller,
+    Path((workspace_id, slug)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let access = state.authorize(&caller, &workspace_id, Action::Update).await?;
+    let user = caller.require_user()?.to_string();
+    let ws = access.id.as_str();
+    let (mut automation, version) = automations::load(&state, ws, &slug).await?;
+    if automation.kind != AutomationKind::Component {
+        return Err(kind_conflict("this is a dsl automation; components go to component automations"));
+    }
+    let media = header(&headers, CONTENT_TYPE).and_then(|v| v.split(';').next()).map(str::trim);
+    if !media.is_some_and(|m| m.eq_ignore_ascii_case(WASM_CONTENT_TYPE)) {
+        return Err(unsupported_media(WASM_CONTENT_TYPE));
+    }
+    let gzip = match header(&headers, CONTENT_ENCODING) {
+        None | Some("identity") => false,
+        Some(e) if e.eq_ignore_ascii_case("gzip") => true,
+        Some(_) => return Err(unsupported_media("Content-Encoding: gzip or none")),
+    };
+    let language = match header(&headers, LANGUAGE_HEADER) {
+        None => None,
+        Some(l @ ("rust" | "js" | "python" | "other")) => Some(l.to_string()),
+        Some(_) => return Err(ApiError::validation(LANGUAGE_HEADER, "must be rust, js, python or other")),
+    };
+    let validate_only = params::query(raw.as_deref()).get("validateOnly").is_some_and(|v| v == "true");
+
+    // 2. Size, then digest.
+    let limit = state.config.max_component_bytes;
+    let declared = header(&headers, CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(too_large(declared, limit));
+    }
+    let sent = read_body(body, limit).await?;
+    let bytes = if gzip {
+        let compressed = sent.clone();
+        tokio::task::spawn_blocking(move || gunzip(&compressed, limit)).await.map_err(ApiError::internal)??
+    } else {
+        sent.clone()
+    };
+    if let Some(value) = header(&headers, CONTENT_DIGEST) {
+        check_content_digest(value, &sent, &bytes)?;
+    }
+    let previous = automation.component.as_ref().and_then(|c| c.digest.clone());
+    if let Some(tag) = header(&headers, IF_MATCH) {
+        let wanted = tag.trim_matches('"');
+        if wanted != "*" && previous.as_deref() != Some(wanted) {
+            return Err(ApiError::new(StatusCode::PRECONDITION_FAILED, "PreconditionFailed", "If-Match does not match the current component digest"));
+        }
+    }
+
+    // 3–5. Preamble, compile, world.
+    if validate_only {
+        check_without_storing(&state, bytes).await?;
+        let mut out = encode(&automation)?;
+        out["unchanged"] = json!(false);
+        return Ok(Json(out));
+    }
+    let compiled = tokio::time::timeout(state.config.compile_timeout, state.host.upload(&bytes)).await;
+    let digest = match compiled {
+        Err(_) => {
+            return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "ComponentCompileError", "the component did not compile in time")
+                .with_details(json!({ "message": format!("compilation exceeded {} s", state.config.compile_timeout.as_secs()) })));
+        }
+        Ok(result) => result.map_err(host_error)?,
+    };
+    let digest_text = digest.to_string();
+    let ready = automation.component.as_ref().is_some_and(|c| c.status == ComponentStatus::Ready);
+    if ready && previous.as_deref() == Some(digest_text.as_str()) {
+        let mut out = encode(&automation)?;
+        out["unchanged"] = json!(true);
+        return Ok(Json(out));
+    }
+    let size = bytes.len();
+    let for_inspect = bytes.clone();
+    let facts = tokio::task::spawn_blocking(move || inspect::inspect(&for_inspect)).await.map_err(ApiError::internal)?;
+    let blob = state.files.put_blob(bytes).await.map_err(storage)?;
+    if blob.to_string() != digest_text {
+        return Err(ApiError::internal(format!("blob digest {blob} differs from host digest {digest_text}")));
+    }
+    let language = language.or(facts.language.map(|l| normalize_language(&l)));
+    let now = Utc::now();
+    let Some(info) = automation.component.as_mut() else {
+        return Err(ApiError::internal("component automation without component member"));
+    };
+    info.status = ComponentStatus::Ready;
+    info.digest = Some(digest_text.clone());
+    info.size = Some(size as u64);
+    info.world = Some(facts.world.clone());
+    info.imports = facts.imports;
+    info.language = language.clone();
+    info.uploaded_at = Some(now);
+    info.uploaded_by = Some(user.clone());
+    info.compiled_with = Some(state.host.fingerprint().to_string());
+    automation.updated_at = now;
+    automation.updated_by = user;
+    match automations::store(&state, ws, &automation, Expect::Version(version)).await? {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::Conflict => {
+            return Err(ApiError::new(StatusCode::CONFLICT, "AlreadyUsedError", "the automation changed during the upload; retry")
+                .with_details(json!({ "field": "version" })));
+        }
+        Err(e) => return Err(storage(e)),
+    }
+    tracing::info!(workspace_id = %access.id, automation = %automation.slug, digest = %digest_text, size,
+        correlation_id = %caller.correlation_id, "component uploaded");
+    state.emit(&caller, &access.id, "workspaces.automations.updated", event_payload(&automation, None)).await;
+    let mut uploaded = json!({
+        "automationSlug": automation.slug,
+        "digest": digest_text,
+        "size": size,
+        "world": facts.world,
+        "language": language,
+    });
+    if let Some(p) = previous {
+        uploaded["previousDigest"] = json!(p);
+    }
+    state.emit(&caller, &access.id, "workspaces.components.uploaded", uploaded).await;
+    let mut out = encode(&automation)?;
+    out["unchanged"] = json!(false);
+    Ok(Json(out))
+}
+
+/// Reads at most `limit` bytes of `body`.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large(None, limit)),
+        Err(e) => {
+            tracing::debug!(error = %e, "reading an upload failed");
+            Err(ApiError::new(StatusCode::BAD_REQUEST, "InvalidFile", "the upload could not be read"))
+        }
+    }
+}
+
+/// Decompresses a gzip body, refusing more than `limit` bytes of output (a zip bomb stops
+/// there).
+fn gunzip(sent: &[u8], limit: usize) -> Result<Bytes, ApiError> {
+    let mut out = Vec::new();
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    flate2::read::GzDecoder::new(sent)
+        .take(cap)
+        .read_to_end(&mut out)
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "InvalidFile", "the body is not valid gzip"))?;
+    if out.len() > limit {
+        return Err(too_large(None, limit));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// `Content-Digest: sha-256=:<base64>:` must match the body as sent (RFC 9530) or, for gzip
+/// uploads, the decompressed component.
+fn check_content_digest(value: &str, sent: &[u8], decoded: &[u8]) -> Result<(), ApiError> {
+    let bad = || invalid_component("digest", "Content-Digest does not match the body");
+    for entry in value.split(',') {
+        let Some((alg, encoded)) = entry.trim().split_once('=') else { return Err(bad()) };
+        if !alg.trim().eq_ignore_ascii_case("sha-256") {
+            continue;
+        }
+        let wanted = base64::engine::general_purpose::STANDARD.decode(encoded.trim().trim_matches(':')).map_err(|_| bad())?;
+        let matches = |b: &[u8]| Sha256::digest(b)[..] == wanted[..];
+        return if matches(sent) || matches(decoded) { Ok(()) } else { Err(bad()) };
+    }
+    Ok(())
+}
+
+/// `validateOnly=true`: every check of the upload, nothing stored or cached.
+async fn check_without_storing(state: &WorkspacesState, bytes: Bytes) -> Result<(), ApiError> {
+    validate::check_preamble(&bytes).map_err(host_error)?;
+    let engine = state.host.engine().clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let component = wasmtime::component::Component::new(&engine, &bytes[..])
+            .map_err(|e| HostError::Compile { message: format!("{e:#}") })?;
+        validate::check_world(&engine, &component)
+    });
+    match tokio::time::timeout(state.config.compile_timeout, task).await {
+        Err(_) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "ComponentCompileError", "the component did not compile in time")),
+        Ok(joined) => joined.map_err(ApiError::internal)?.map_err(host_error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_digest_and_gzip() {
+        let body = b"\0asm\x0d\0\x01\0";
+        let good = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body));
+        assert!(check_content_digest(&format!("sha-256=:{good}:"), body, body).is_ok());
+        assert!(check_content_digest("sha-256=:AAAA:", body, body).is_err());
+        assert!(check_content_digest("sha-512=:AAAA:", body, body).is_ok());
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, &[0u8; 4096]).ok();
+        let gz = enc.finish().unwrap_or_default();
+        assert_eq!(gunzip(&gz, 4096).map(|b| b.len()).ok(), Some(4096));
+        assert_eq!(gunzip(&gz, 4095).err().map(|e| e.status), Some(StatusCode::PAYLOAD_TOO_LARGE));
+        assert!(gunzip(b"nope", 10).is_err());
+    }
+}
