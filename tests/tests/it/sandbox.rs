@@ -519,3 +519,53 @@ async fn a_full_pool_is_a_host_error_not_a_guest_trap() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Collects what a `fmt` subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn guest_stdio_and_logs_become_log_lines_tagged_with_the_run() -> anyhow::Result<()> {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // Thread-local: this test's runtime is single-threaded, so the whole run logs here.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let sb = sandbox()?;
+    let (services, _) = services(&sb.strict);
+    let req = call(
+        "hostile",
+        json!({"mode": "stdio"}),
+        Limits::default(),
+        EgressPolicy::default(),
+    );
+    let run_id = req.context.run_id.clone();
+    let report = sb.strict.run(&sb.hostile, req, services).await?;
+    assert!(matches!(report.outcome, RunOutcome::Ok(_)));
+    let text =
+        String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    for line in ["hello from stdout", "hello from stderr", "hello from log"] {
+        let found = text.lines().find(|l| l.contains(line));
+        let found = found.unwrap_or_else(|| panic!("no {line:?} in:\n{text}"));
+        assert!(found.contains(&run_id), "{found}");
+        assert!(found.contains("ws-test"), "{found}");
+    }
+    Ok(())
+}
