@@ -1,1 +1,40 @@
-//! Refract runtime service. Filled by a later issue; empty until then.
+//! `refract-runtime`: runs automations in the sandbox on events, webhooks and schedules.
+//!
+//! Triggers (what starts a run) are separate from the executor (what runs it):
+//!
+//! - [`state`]: [`RuntimeState`], everything a runtime instance holds, built once.
+//! - [`config`]: [`Config`] and its defaults.
+//! - [`index`]: the per-instance trigger index (events, endpoints, schedules), loaded from the
+//!   `automations` collection and kept current from `workspaces.automations.*` (fan-out).
+//! - [`executor`]: runs one automation in the host and reports `runtime.automations.executed`
+//!   (and `error`); also the `call` import.
+//! - [`webhook`]: `router(state)`: webhooks and test runs over HTTP.
+//! - [`workers`]: `run_workers`: the event consumer (group `runtime`), the fan-out listener
+//!   (index updates, waits) and the scheduler.
+//! - [`schedule`]: cron with seconds and time zones, one run per tick cluster-wide.
+//! - [`contexts`] + [`paths`]: the `state` import (global, user, session, run scopes).
+//! - [`bus`] + [`waiters`]: the `emit` and `wait` imports over the broker.
+//! - [`artifacts`]: a [`FileStore`](refract_storage::FileStore)-backed artifact store.
+//!
+//! Depends on core, http, broker, storage and host; never on another service crate.
+
+pub mod artifacts;
+pub mod bus;
+pub mod config;
+pub mod contexts;
+pub mod error;
+pub mod executor;
+pub mod index;
+pub mod paths;
+pub mod schedule;
+pub mod state;
+pub mod waiters;
+pub mod webhook;
+pub mod workers;
+
+pub use artifacts::FileArtifactStore;
+pub use config::Config;
+pub use error::RuntimeError;
+pub use state::RuntimeState;
+pub use webhook::router;
+pub use workers::run_workers;

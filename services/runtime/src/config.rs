@@ -1,0 +1,103 @@
+//! The runtime's settings. Only the binary reads the environment; it fills this struct.
+
+use std::time::Duration;
+
+use refract_host::{EgressConfig, HostConfig};
+
+/// How long a webhook (or test run) caller waits for the run's output before a 504
+/// (`spec/http-api.md` §1.9); the run itself goes on to its own wall-clock cap.
+pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the scheduler looks for due ticks: bounds how late a cron tick fires.
+pub const DEFAULT_SCHEDULER_TICK: Duration = Duration::from_millis(200);
+/// Largest webhook body read (`WEBHOOK_BODY_MAX_SIZE`): protects memory from huge uploads.
+pub const DEFAULT_WEBHOOK_BODY_LIMIT: usize = 1 << 20;
+/// Event deliveries handled at once by one instance: bounds memory and sandbox slots used by
+/// a burst of events.
+pub const DEFAULT_MAX_CONCURRENT_EVENTS: usize = 64;
+/// Lifetime of a session scope after its last write (a login session's default lifetime).
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Lifetime of a run scope after its last write (`automation-dsl.md` §6.4).
+pub const DEFAULT_RUN_SCOPE_TTL: Duration = Duration::from_secs(60);
+/// Largest serialized variable of a persistent scope: protects the cache from state bombs.
+pub const DEFAULT_MAX_VARIABLE_BYTES: usize = 1 << 20;
+/// Bytes of output (and initial payload) kept in `runtime.automations.executed`: keeps the
+/// event well under the 100 KB event limit.
+pub const DEFAULT_EXECUTED_PREVIEW_BYTES: usize = 16 << 10;
+/// How long a schedule tick lock is kept: longer than any clock skew between instances.
+pub const DEFAULT_TICK_LOCK_TTL: Duration = Duration::from_secs(600);
+
+/// Settings of one runtime instance.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This instance's id: its consumer name in the `runtime` group, and `source.host.replica`.
+    pub instance_id: String,
+    pub webhook_timeout: Duration,
+    pub webhook_body_limit: usize,
+    pub scheduler_tick: Duration,
+    pub max_concurrent_events: usize,
+    pub session_ttl: Duration,
+    pub run_scope_ttl: Duration,
+    pub max_variable_bytes: usize,
+    pub executed_preview_bytes: usize,
+    pub tick_lock_ttl: Duration,
+    /// Hosts every workspace may `fetch` (`*`, `example.com`, `*.example.com`); empty denies
+    /// all. Address checks (private, loopback, metadata) apply whatever this says.
+    pub egress_allow_hosts: Vec<String>,
+    /// Lets `fetch` reach loopback addresses. Tests and local development only. It is a
+    /// setting of the host: build the host with [`Config::host_config`].
+    pub allow_loopback: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            instance_id: format!("runtime-{}", uuid::Uuid::new_v4().simple()),
+            webhook_timeout: DEFAULT_WEBHOOK_TIMEOUT,
+            webhook_body_limit: DEFAULT_WEBHOOK_BODY_LIMIT,
+            scheduler_tick: DEFAULT_SCHEDULER_TICK,
+            max_concurrent_events: DEFAULT_MAX_CONCURRENT_EVENTS,
+            session_ttl: DEFAULT_SESSION_TTL,
+            run_scope_ttl: DEFAULT_RUN_SCOPE_TTL,
+            max_variable_bytes: DEFAULT_MAX_VARIABLE_BYTES,
+            executed_preview_bytes: DEFAULT_EXECUTED_PREVIEW_BYTES,
+            tick_lock_ttl: DEFAULT_TICK_LOCK_TTL,
+            egress_allow_hosts: Vec::new(),
+            allow_loopback: false,
+        }
+    }
+}
+
+impl Config {
+    /// Checks the settings, naming the first wrong one.
+    pub fn validate(&self) -> Result<(), String> {
+        let ok_id = !self.instance_id.is_empty()
+            && self.instance_id.len() <= 64
+            && self.instance_id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !ok_id {
+            return Err("instance_id: 1 to 64 characters of A-Z a-z 0-9 - _ .".into());
+        }
+        if self.webhook_timeout.is_zero() {
+            return Err("webhook_timeout must be positive".into());
+        }
+        if self.scheduler_tick.is_zero() || self.scheduler_tick > Duration::from_secs(1) {
+            return Err("scheduler_tick must be between 1 ms and 1 s (cron has second precision)".into());
+        }
+        if self.max_concurrent_events == 0 {
+            return Err("max_concurrent_events must be at least 1".into());
+        }
+        if self.session_ttl.is_zero() || self.run_scope_ttl.is_zero() || self.tick_lock_ttl.is_zero() {
+            return Err("session_ttl, run_scope_ttl and tick_lock_ttl must be positive".into());
+        }
+        refract_host::EgressPolicy::new(&self.egress_allow_hosts)
+            .map_err(|e| format!("egress_allow_hosts: {e}"))?;
+        Ok(())
+    }
+
+    /// The host settings matching this config (egress loopback), other fields default.
+    pub fn host_config(&self) -> HostConfig {
+        HostConfig {
+            egress: EgressConfig { allow_loopback: self.allow_loopback, ..EgressConfig::default() },
+            ..HostConfig::default()
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The executor: runs one automation in the host, whatever started it, and reports the run
+//! (`runtime.automations.executed`, plus `error` on failure). Also the `call` import: a call
+//! runs the callee through the same path, one level deeper.
+
+use std::str::FromStr;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use refract_core::model::{Automation, AutomationKind, ComponentStatus};
+use refract_core::{ErrorLevel, Event, EventError, EventType, Source};
+use refract_host::limits::DEFAULT_MAX_CALL_DEPTH;
+use refract_host::{
+    AutomationCaller, AutomationError, CallFailure, ComponentDigest, EgressPolicy, Host, HostError, Limits,
+    RunContext, RunOutcome, RunReport, RunRequest, Services, Trigger,
+};
+use refract_storage::{Digest, FileStore};
+use serde_json::{Map, Value, json};
+use tracing::Instrument;
+
+use crate::bus::BrokerBus;
+use crate::contexts::ContextStore;
+use crate::error::RuntimeError;
+use crate::index::TriggerIndex;
+
+/// Largest memory a component may ask for in `component.limits.memoryMiB` (§5.1).
+pub const MAX_MEMORY_MIB: u32 = 256;
+/// Longest wall clock a component may ask for in `component.limits.timeoutMs` (§5.1).
+pub const MAX_TIMEOUT_MS: u64 = 120_000;
+
+/// What started a run, as `runtime.automations.executed` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TriggerInfo {
+    /// `event`, `endpoint`, `schedule` or `automation`.
+    pub kind: &'static str,
+    /// The event type, endpoint name, cron expression or slug.
+    pub value: String,
+    /// The triggering event's id.
+    pub id: Option<String>,
+}
+
+/// One run to do.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    pub automation: Arc<Automation>,
+    pub trigger: Trigger,
+    pub info: TriggerInfo,
+    pub context: RunContext,
+    /// The run's input as reported in `runtime.automations.executed` (`payload`).
+    pub payload: Value,
+}
+
+/// Runs automations; one per instance.
+pub struct Executor {
+    this: Weak<Executor>,
+    host: Arc<Host>,
+    files: FileStore,
+    index: Arc<TriggerIndex>,
+    bus: Arc<BrokerBus>,
+    contexts: Arc<ContextStore>,
+    egress: Arc<EgressPolicy>,
+    preview_bytes: usize,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor").finish_non_exhaustive()
+    }
+}
+
+/// The run's output body as JSON (`{}` when empty or unreadable).
+pub fn output_value(body: &str) -> Value {
+    if body.trim().is_empty() {
+        return json!({});
+    }
+    serde_json::from_str(body).unwrap_or_else(|_| json!({}))
+}
+
+impl Executor {
+    pub fn new(
+        host: Arc<Host>,
+        files: FileStore,
+        index: Arc<TriggerIndex>,
+        bus: Arc<BrokerBus>,
+        contexts: Arc<ContextStore>,
+        egress: Arc<EgressPolicy>,
+        preview_bytes: usize,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|this| Executor {
+            this: this.clone(),
+            host,
+            files,
+            index,
+            bus,
+            contexts,
+            egress,
+            preview_bytes,
+        })
+    }
+
+    pub fn index(&self) -> &Arc<TriggerIndex> {
+        &self.index
+    }
+
+    /// Runs `exec` and reports it. `Err` only when the run could not happen; a transient error
+    /// (host busy, storage down) is not reported, so a redelivery can try again.
+    pub async fn execute(&self, exec: Execution) -> Result<RunReport, RuntimeError> {
+        let started_at = Utc::now();
+        let span = tracing::info_span!("execute", workspace_id = %exec.context.workspace_id,
+            automation = %exec.automation.slug, correlation_id = %exec.context.correlation_id,
+            trigger = exec.info.kind);
+        let result = self.run(&exec).instrument(span).await;
+        match &result {
+            Ok(report) => self.report(&exec, started_at, Ok(report)).await,
+            Err(e) if !e.is_transient() => self.report(&exec, started_at, Err(e)).await,
+            Err(e) => tracing::warn!(workspace_id = %exec.context.workspace_id, automation = %exec.automation.slug,
+                error = %e, "run not started"),
+        }
+        result
+    }
+
+    async fn run(&self, exec: &Execution) -> Result<RunReport, RuntimeError> {
+        let automation = &exec.automation;
+        let not_ready = |reason: &str| RuntimeError::NotReady { slug: automation.slug.clone(), reason: reason.into() };
+        if exec.context.depth > DEFAULT_MAX_CALL_DEPTH {
+            return Ok(RunReport {
+                outcome: RunOutcome::Failed(AutomationError {
+                    code: "TooManyCallError".into(),
+                    message: format!("call depth {} is over the limit of {DEFAULT_MAX_CALL_DEPTH}", exec.context.depth),
+                    details: Some(json!({"limit": DEFAULT_MAX_CALL_DEPTH}).to_string()),
+                }),
+                emits: 0,
+                fetches: 0,
+                elapsed: Duration::ZERO,
+                logs_dropped: 0,
+                timings: Default::default(),
+            });
+        }
+        if automation.kind == AutomationKind::Dsl {
+            return Err(not_ready("DSL automations are not supported by this runtime yet"));
+        }
+        let component = automation.component.as_ref().ok_or_else(|| not_ready("no component uploaded"))?;
+        if component.status != ComponentStatus::Ready {
+            return Err(not_ready("no component uploaded"));
+        }
+        let digest = component
+            .digest
+            .as_deref()
+            .and_then(ComponentDigest::parse)
+            .ok_or_else(|| not_ready("the component digest is missing or malformed"))?;
+        let request = RunRequest {
+            context: exec.context.clone(),
+            trigger: exec.trigger.clone(),
+            config: automation.config.clone().unwrap_or_else(|| json!({})).to_string(),
+            limits: Arc::new(limits_of(automation)),
+            egress: self.egress.clone(),
+        };
+        let services = self.services()?;
+        match self.host.run(&digest, request.clone(), services.clone()).await {
+            Err(HostError::NotCompiled { .. }) => {
+                self.compile_from_blob(&digest, &automation.slug).await?;
+                Ok(self.host.run(&digest, request, services).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    fn services(&self) -> Result<Services, RuntimeError> {
+        let me = self.this.upgrade().ok_or_else(|| RuntimeError::Config("the executor is shutting down".into()))?;
+        Ok(Services { events: self.bus.clone(), state: self.contexts.clone(), automations: me })
+    }
+
+    /// No artifact for this engine (uploaded before an engine upgrade, or by a workspaces
+    /// service without the artifact store): compile once from the stored bytes, which stores
+    /// the artifact for every instance.
+    async fn compile_from_blob(&self, digest: &ComponentDigest, slug: &str) -> Result<(), RuntimeError> {
+        let not_ready = || RuntimeError::NotReady { slug: slug.to_owned(), reason: "the component bytes are missing".into() };
+        let blob = Digest::from_str(digest.hex()).map_err(|_| not_ready())?;
+        let bytes = self.files.get_blob(&blob).await?.ok_or_else(not_ready)?;
+        tracing::warn!(%digest, "no precompiled artifact: compiling on the run path");
+        self.host.upload(&bytes).await?;
+        Ok(())
+    }
+
+    async fn report(&self, exec: &Execution, started_at: DateTime<Utc>, result: Result<&RunReport, &RuntimeError>) {
+        let (output, error, duration) = match result {
+            Ok(report) => {
+                let duration = report.elapsed.as_millis();
+                match &report.outcome {
+                    RunOutcome::Ok(out) => (Some(output_value(&out.body)), None, duration),
+                    RunOutcome::Failed(e) => (None, Some(guest_error(e)), duration),
+                    RunOutcome::Trapped(t) => (None, Some(("ComponentTrap".to_owned(), "the component was stopped".to_owned(),
+                        json!({"reason": t.reason.as_str(), "message": t.message}))), duration),
+                }
+            }
+            Err(e) => (None, Some(runtime_error(e)), 0),
+        };
+        let mut payload = Map::new();
+        payload.insert("slug".into(), json!(exec.automation.slug));
+        payload.insert("kind".into(), json!(exec.automation.kind));
+        let mut trigger = json!({"type": exec.info.kind, "value": exec.info.value});
+        if let Some(id) = &exec.info.id {
+            trigger["id"] = json!(id);
+        }
+        payload.insert("trigger".into(), trigger);
+        payload.insert("status".into(), json!(if error.is_none() { "success" } else { "error" }));
+        payload.insert("payload".into(), preview(&exec.payload, self.preview_bytes));
+        payload.insert("output".into(), output.as_ref().map_or(Value::Null, |o| preview(o, self.preview_bytes)));
+        payload.insert("duration".into(), json!(duration));
+        payload.insert("throttled".into(), json!(0));
+        payload.insert("startedAt".into(), json!(started_at.to_rfc3339_opts(SecondsFormat::Millis, true)));
+        if let Some((code, message, details)) = &error {
+            payload.insert("error".into(), json!({"error": code, "message": message, "details": details}));
+        }
+        self.publish("runtime.automations.executed", exec, payload, None).await;
+        if let Some((code, message, details)) = error {
+            let mut details = details;
+            if let Value::Object(map) = &mut details {
+                map.insert("automationSlug".into(), json!(exec.automation.slug));
+            } else {
+                details = json!({"automationSlug": exec.automation.slug, "details": details});
+            }
+            let mut payload = Map::new();
+            payload.insert("error".into(), json!(code));
+            payload.insert("message".into(), json!(message));
+            payload.insert("details".into(), details.clone());
+            let envelope = EventError { error: code, message, details: Some(details), level: ErrorLevel::Error };
+            self.publish("error", exec, payload, Some(envelope)).await;
+        }
+    }
+
+    async fn publish(&self, ty: &str, exec: &Execution, payload: Map<String, Value>, error: Option<EventError>) {
+        let Ok(event_type) = EventType::new(ty) else { return };
+        let c = &exec.context;
+        let mut event = Event::new(event_type, Some(c.workspace_id.clone()), payload);
+        event.source = Source {
+            workspace_id: Some(c.workspace_id.clone()),
+            user_id: c.user_id.clone(),
+            session_id: c.session_id.clone(),
+            correlation_id: c.correlation_id.clone(),
+            automation_slug: Some(exec.automation.slug.clone()),
+            automation_depth: Some(c.depth),
+            ..Source::default()
+        };
+        event.error = error;
+        if let Err(e) = self.bus.publish(event).await {
+            tracing::warn!(workspace_id = %c.workspace_id, automation = %exec.automation.slug, event_type = ty,
+                error = %e, "could not publish a run event");
+        }
+    }
+}
+
+/// `(code, message, details)` of a guest's typed error.
+fn guest_error(e: &AutomationError) -> (String, String, Value) {
+    let details = e.details.as_deref().map(|d| serde_json::from_str(d).unwrap_or_else(|_| json!(d))).unwrap_or(json!({}));
+    (e.code.clone(), e.message.clone(), details)
+}
+
+/// `(code, message, details)` of a run that could not start.
+fn runtime_error(e: &RuntimeError) -> (String, String, Value) {
+    match e {
+        RuntimeError::NotReady { reason, .. } => ("ComponentNotReady".into(), reason.clone(), json!({})),
+        RuntimeError::NotFound(slug) => ("ObjectNotFoundError".into(), format!("no automation {slug}"), json!({})),
+        _ => ("Internal".into(), "the run could not start".into(), json!({})),
+    }
+}
+
+/// `value` if its JSON is at most `limit` bytes, else its JSON text cut to `limit` bytes.
+pub fn preview(value: &Value, limit: usize) -> Value {
+    let text = value.to_string();
+    if text.len() <= limit {
+        return value.clone();
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Value::String(format!("{}…", &text[..end]))
+}
+
+/// The run limits of `automation`: its `component.limits` within the platform maxima.
+pub fn limits_of(automation: &Automation) -> Limits {
+    let mut limits = Limits::default();
+    if let Some(l) = automation.component.as_ref().map(|c| &c.limits) {
+        if let Some(mib) = l.memory_mib {
+            limits.memory_bytes = (mib.clamp(1, MAX_MEMORY_MIB) as usize) << 20;
+        }
+        if let Some(ms) = l.timeout_ms {
+            limits.wall_time = Duration::from_millis(ms.clamp(1, MAX_TIMEOUT_MS));
+        }
+    }
+    limits
+}
+
+#[async_trait]
+impl AutomationCaller for Executor {
+    async fn call(&self, callee: RunContext, slug: &str, arguments: Value) -> Result<Value, CallFailure> {
+        let automation = self
+            .index
+            .get(callee.workspace_id.as_str(), slug)
+            .ok_or_else(|| CallFailure::NotFound(slug.to_owned()))?;
+        let exec = Execution {
+            automation,
+            trigger: Trigger::Call(arguments.to_string()),
+            info: TriggerInfo { kind: "automation", value: slug.to_owned(), id: None },
+            context: callee,
+            payload: arguments,
+        };
+        let report = self.execute(exec).await.map_err(|e| CallFailure::Unavailable(e.to_string()))?;
+        match report.outcome {
+            RunOutcome::Ok(out) => Ok(output_value(&out.body)),
+            RunOutcome::Failed(e) => Err(CallFailure::Failed { code: e.code, message: e.message, details: e.details }),
+            RunOutcome::Trapped(t) => Err(CallFailure::Trapped(format!("{}: {}", t.reason.as_str(), t.message))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previews_cut_large_values_on_char_boundaries() {
+        assert_eq!(preview(&json!({"a": 1}), 100), json!({"a": 1}));
+        let cut = preview(&json!("ééééé"), 4);
+        assert!(cut.as_str().unwrap().ends_with('…'));
+        assert_eq!(output_value(""), json!({}));
+        assert_eq!(output_value("\"hi\""), json!("hi"));
+    }
+}

@@ -1,0 +1,233 @@
+//! The trigger index of one instance: which automation answers which event type, endpoint and
+//! schedule, per workspace. Loaded from the `automations` collection at start, then kept
+//! current from `workspaces.automations.*` events that every instance reads (fan-out).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use refract_core::Event;
+use refract_core::model::Automation;
+use serde_json::Value;
+
+/// The event types that keep the index current.
+pub const INDEX_EVENTS: &[&str] = &[
+    "workspaces.automations.created",
+    "workspaces.automations.updated",
+    "workspaces.automations.deleted",
+    "workspaces.deleted",
+];
+
+/// Automations by workspace and slug. Reads take a std lock briefly, never across an await.
+#[derive(Debug, Default)]
+pub struct TriggerIndex {
+    workspaces: RwLock<HashMap<String, BTreeMap<String, Arc<Automation>>>>,
+    /// Bumped on every change, so the scheduler knows when to rebuild its plan.
+    version: AtomicU64,
+}
+
+impl TriggerIndex {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Changes since creation.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Adds or replaces an automation of `workspace`.
+    pub fn upsert(&self, workspace: &str, automation: Automation) {
+        let mut map = self.workspaces.write().unwrap_or_else(PoisonError::into_inner);
+        map.entry(workspace.to_owned()).or_default().insert(automation.slug.clone(), Arc::new(automation));
+        drop(map);
+        self.changed();
+    }
+
+    /// Removes an automation; `false` when it was not there.
+    pub fn remove(&self, workspace: &str, slug: &str) -> bool {
+        let mut map = self.workspaces.write().unwrap_or_else(PoisonError::into_inner);
+        let removed = map.get_mut(workspace).and_then(|w| w.remove(slug)).is_some();
+        if map.get(workspace).is_some_and(BTreeMap::is_empty) {
+            map.remove(workspace);
+        }
+        drop(map);
+        if removed {
+            self.changed();
+        }
+        removed
+    }
+
+    /// Forgets a whole workspace.
+    pub fn remove_workspace(&self, workspace: &str) {
+        let removed = self.workspaces.write().unwrap_or_else(PoisonError::into_inner).remove(workspace);
+        if removed.is_some() {
+            self.changed();
+        }
+    }
+
+    /// Number of automations indexed.
+    pub fn len(&self) -> usize {
+        self.workspaces.read().unwrap_or_else(PoisonError::into_inner).values().map(BTreeMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The automation `slug` of `workspace`, if present and enabled.
+    pub fn get(&self, workspace: &str, slug: &str) -> Option<Arc<Automation>> {
+        let map = self.workspaces.read().unwrap_or_else(PoisonError::into_inner);
+        map.get(workspace)?.get(slug).filter(|a| !a.disabled).cloned()
+    }
+
+    fn select(&self, workspace: &str, keep: impl Fn(&Automation) -> bool) -> Vec<Arc<Automation>> {
+        let map = self.workspaces.read().unwrap_or_else(PoisonError::into_inner);
+        map.get(workspace)
+            .map(|w| w.values().filter(|a| !a.disabled && keep(a)).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Enabled automations of `workspace` listening to `event_type`, in slug order.
+    pub fn by_event(&self, workspace: &str, event_type: &str) -> Vec<Arc<Automation>> {
+        self.select(workspace, |a| a.when.as_ref().is_some_and(|w| w.events.iter().any(|t| t == event_type)))
+    }
+
+    /// Enabled automations of `workspace` answering the webhook `endpoint`, in slug order.
+    pub fn by_endpoint(&self, workspace: &str, endpoint: &str) -> Vec<Arc<Automation>> {
+        self.select(workspace, |a| a.when.as_ref().and_then(|w| w.endpoint_name(&a.slug)) == Some(endpoint))
+    }
+
+    /// Every enabled automation with schedules: `(workspace, automation)`.
+    pub fn scheduled(&self) -> Vec<(String, Arc<Automation>)> {
+        let map = self.workspaces.read().unwrap_or_else(PoisonError::into_inner);
+        map.iter()
+            .flat_map(|(ws, autos)| {
+                autos
+                    .values()
+                    .filter(|a| !a.disabled && a.when.as_ref().is_some_and(|w| !w.schedules.is_empty()))
+                    .map(move |a| (ws.clone(), a.clone()))
+            })
+            .collect()
+    }
+
+    /// Applies a `workspaces.*` event; returns whether it was one the index reads. A payload
+    /// that does not parse is logged and skipped (it cannot be fixed by reading it again).
+    pub fn apply(&self, event: &Event) -> bool {
+        let Some(workspace) = event.source.workspace_id.as_ref().map(|w| w.as_str().to_owned()) else {
+            return false;
+        };
+        let payload = &event.payload;
+        match event.event_type.as_str() {
+            "workspaces.automations.created" | "workspaces.automations.updated" => {
+                let Some(body) = payload.get("automation") else {
+                    tracing::warn!(%workspace, event_type = %event.event_type, "automation event without an automation");
+                    return true;
+                };
+                match serde_json::from_value::<Automation>(body.clone()) {
+                    Ok(automation) => {
+                        if let Some(old) = payload.get("oldSlug").and_then(Value::as_str)
+                            && old != automation.slug
+                        {
+                            self.remove(&workspace, old);
+                        }
+                        self.upsert(&workspace, automation);
+                    }
+                    Err(e) => tracing::warn!(%workspace, error = %e, "automation event with an unreadable automation"),
+                }
+                true
+            }
+            "workspaces.automations.deleted" => {
+                let slug = payload
+                    .get("slug")
+                    .and_then(Value::as_str)
+                    .or_else(|| payload.get("automation").and_then(|a| a.get("slug")).and_then(Value::as_str));
+                if let Some(slug) = slug {
+                    self.remove(&workspace, slug);
+                }
+                true
+            }
+            "workspaces.deleted" => {
+                self.remove_workspace(&workspace);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Splits an `automations` document id (`<workspaceId>:<slug>`, workspace ids have no `:`).
+pub fn split_doc_id(id: &str) -> Option<(&str, &str)> {
+    id.split_once(':')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use refract_core::{EventType, WorkspaceId};
+    use serde_json::json;
+
+    fn automation(slug: &str, when: Value) -> Value {
+        json!({"slug": slug, "name": slug, "kind": "component", "when": when,
+            "component": {"status": "ready", "digest": format!("sha256:{}", "a".repeat(64))},
+            "createdAt": "2026-11-27T10:00:00.000Z", "createdBy": "u1",
+            "updatedAt": "2026-11-27T10:00:00.000Z", "updatedBy": "u1"})
+    }
+
+    fn event(ty: &str, ws: &str, payload: Value) -> Event {
+        let Value::Object(map) = payload else { panic!("object") };
+        Event::new(EventType::new(ty).unwrap(), Some(WorkspaceId::new(ws).unwrap()), map)
+    }
+
+    #[test]
+    fn created_updated_renamed_and_deleted_automations_keep_the_index_current() {
+        let index = TriggerIndex::new();
+        let v0 = index.version();
+        assert!(index.apply(&event("workspaces.automations.created", "ws1",
+            json!({"slug": "a", "automation": automation("a", json!({"events": ["x"], "endpoint": true}))}))));
+        assert!(index.version() > v0);
+        assert_eq!(index.by_event("ws1", "x").len(), 1);
+        assert_eq!(index.by_endpoint("ws1", "a").len(), 1);
+        assert!(index.by_event("ws2", "x").is_empty(), "workspaces are isolated");
+
+        // Rename a → b with a named endpoint and another event.
+        index.apply(&event("workspaces.automations.updated", "ws1",
+            json!({"slug": "b", "oldSlug": "a", "automation": automation("b", json!({"events": ["y"], "endpoint": "hook"}))})));
+        assert!(index.get("ws1", "a").is_none());
+        assert!(index.by_event("ws1", "x").is_empty());
+        assert_eq!(index.by_event("ws1", "y")[0].slug, "b");
+        assert_eq!(index.by_endpoint("ws1", "hook")[0].slug, "b");
+        assert!(index.by_endpoint("ws1", "b").is_empty());
+
+        index.apply(&event("workspaces.automations.deleted", "ws1", json!({"slug": "b"})));
+        assert!(index.is_empty());
+        assert!(!index.apply(&event("orders.created", "ws1", json!({}))));
+    }
+
+    #[test]
+    fn disabled_automations_have_no_triggers_and_schedules_are_listed() {
+        let index = TriggerIndex::new();
+        let mut a = automation("a", json!({"events": ["x"], "schedules": ["* * * * * *"]}));
+        index.apply(&event("workspaces.automations.created", "ws1", json!({"automation": a.clone()})));
+        assert_eq!(index.scheduled().len(), 1);
+        a["disabled"] = json!(true);
+        index.apply(&event("workspaces.automations.updated", "ws1", json!({"automation": a})));
+        assert!(index.by_event("ws1", "x").is_empty());
+        assert!(index.scheduled().is_empty());
+        assert!(index.get("ws1", "a").is_none());
+        index.apply(&event("workspaces.deleted", "ws1", json!({})));
+        assert!(index.is_empty());
+    }
+
+    #[test]
+    fn a_bad_payload_is_skipped() {
+        let index = TriggerIndex::new();
+        assert!(index.apply(&event("workspaces.automations.created", "ws1", json!({"automation": {"slug": 1}}))));
+        assert!(index.is_empty());
+        assert_eq!(split_doc_id("ws1:my slug"), Some(("ws1", "my slug")));
+    }
+}

@@ -1,0 +1,150 @@
+//! [`RuntimeState`]: everything one runtime instance holds, shared by its router and workers.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use refract_broker::{Broker, Subscriber, Subscription, TypeFilter};
+use refract_core::model::Automation;
+use refract_core::{CorrelationId, SessionId, UserId, WorkspaceId};
+use refract_host::{EgressPolicy, Host, RunContext};
+use refract_storage::documents::MAX_FIND_LIMIT;
+use refract_storage::{Cache, DocumentStore, FileStore, collections};
+use serde_json::json;
+
+use crate::bus::BrokerBus;
+use crate::config::Config;
+use crate::contexts::ContextStore;
+use crate::error::RuntimeError;
+use crate::executor::Executor;
+use crate::index::{TriggerIndex, split_doc_id};
+use crate::waiters::Waiters;
+
+/// The consumer group every runtime instance reads work through.
+pub const GROUP: &str = "runtime";
+
+/// The subscriptions opened at start, handed to [`crate::run_workers`].
+pub(crate) struct Subscriptions {
+    pub group: Box<dyn Subscriber>,
+    pub fan_out: Box<dyn Subscriber>,
+}
+
+pub(crate) struct Inner {
+    pub config: Config,
+    pub store: Arc<dyn DocumentStore>,
+    pub cache: Arc<dyn Cache>,
+    pub index: Arc<TriggerIndex>,
+    pub waiters: Arc<Waiters>,
+    pub executor: Arc<Executor>,
+    pub subscriptions: Mutex<Option<Subscriptions>>,
+}
+
+/// A runtime instance. Cheap to clone.
+#[derive(Clone)]
+pub struct RuntimeState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RuntimeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeState").field("instance_id", &self.inner.config.instance_id).finish_non_exhaustive()
+    }
+}
+
+impl RuntimeState {
+    /// Validates `config`, subscribes to the broker (group `runtime` and fan-out, so nothing
+    /// published from now on is missed) and loads the trigger index from the `automations`
+    /// collection. `host` should be built with an artifact store the workspaces service also
+    /// writes (e.g. [`crate::FileArtifactStore`] over the same file storage).
+    pub async fn new(
+        broker: Arc<dyn Broker>,
+        store: Arc<dyn DocumentStore>,
+        cache: Arc<dyn Cache>,
+        files: FileStore,
+        host: Arc<Host>,
+        config: Config,
+    ) -> Result<Self, RuntimeError> {
+        config.validate().map_err(RuntimeError::Config)?;
+        let egress = EgressPolicy::new(&config.egress_allow_hosts).map_err(|e| RuntimeError::Config(format!("egress_allow_hosts: {e}")))?;
+        let fan_out = broker.subscribe(Subscription::fan_out(TypeFilter::all())).await?;
+        let group = broker.subscribe(Subscription::group(GROUP, config.instance_id.clone(), TypeFilter::all())).await?;
+        let index = Arc::new(TriggerIndex::new());
+        let waiters = Arc::new(Waiters::new());
+        let bus = Arc::new(BrokerBus::new(broker, waiters.clone(), config.instance_id.clone()));
+        let contexts = Arc::new(ContextStore::new(cache.clone(), config.session_ttl, config.run_scope_ttl, config.max_variable_bytes));
+        let executor = Executor::new(host, files, index.clone(), bus, contexts, Arc::new(egress), config.executed_preview_bytes);
+        let state = RuntimeState {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                cache,
+                index,
+                waiters,
+                executor,
+                subscriptions: Mutex::new(Some(Subscriptions { group, fan_out })),
+            }),
+        };
+        let loaded = state.load_index().await?;
+        tracing::info!(instance_id = %state.inner.config.instance_id, automations = loaded, "runtime index loaded");
+        Ok(state)
+    }
+
+    /// Reads every automation from the `automations` collection into the index. The store
+    /// has no "list all": this finds by `kind`, at most [`MAX_FIND_LIMIT`] of each kind.
+    pub async fn load_index(&self) -> Result<usize, RuntimeError> {
+        let mut loaded = 0;
+        for kind in ["component", "dsl"] {
+            let docs = self.inner.store.find(&collections::AUTOMATIONS, "kind", &json!(kind), MAX_FIND_LIMIT).await?;
+            if docs.len() as u32 == MAX_FIND_LIMIT {
+                tracing::warn!(kind, limit = MAX_FIND_LIMIT, "automation index truncated at the find limit");
+            }
+            for doc in docs {
+                // Workspaces stores `workspaceId` beside the automation; the id also holds it.
+                let from_body = doc.body.get("workspaceId").and_then(|v| v.as_str()).map(str::to_owned);
+                let Some(workspace) = from_body.or_else(|| split_doc_id(&doc.id).map(|(w, _)| w.to_owned())) else { continue };
+                match serde_json::from_value::<Automation>(doc.body) {
+                    Ok(a) => {
+                        self.inner.index.upsert(&workspace, a);
+                        loaded += 1;
+                    }
+                    Err(e) => tracing::warn!(doc_id = %doc.id, error = %e, "unreadable automation skipped"),
+                }
+            }
+        }
+        Ok(loaded)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn index(&self) -> &Arc<TriggerIndex> {
+        &self.inner.index
+    }
+
+    pub fn executor(&self) -> &Arc<Executor> {
+        &self.inner.executor
+    }
+
+    pub(crate) fn take_subscriptions(&self) -> Option<Subscriptions> {
+        self.inner.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// The context of a new root run (or of an event-triggered one at `depth`).
+pub fn run_context(
+    workspace: &WorkspaceId,
+    slug: &str,
+    correlation: CorrelationId,
+    user: Option<UserId>,
+    session: Option<SessionId>,
+    depth: u32,
+) -> RunContext {
+    RunContext {
+        run_id: uuid::Uuid::new_v4().simple().to_string(),
+        workspace_id: workspace.clone(),
+        automation_slug: slug.to_owned(),
+        correlation_id: correlation,
+        user_id: user,
+        session_id: session,
+        depth,
+    }
+}

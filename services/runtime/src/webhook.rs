@@ -1,0 +1,271 @@
+//! HTTP triggers: webhooks (every method on `/v2/workspaces/{workspaceId}/webhooks/{endpoint}`)
+//! and test runs (`POST /v2/workspaces/{workspaceId}/test/{automationSlug}`). The run's output
+//! becomes the response (`spec/http-api.md` §6.1).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use refract_core::WorkspaceId;
+use refract_core::model::{Automation, Membership, Role, permission_doc_id};
+use refract_host::{HttpRequest, Output, RunOutcome, RunReport, Trigger};
+use refract_http::{ApiError, Caller, Json};
+use refract_storage::collections;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::error::RuntimeError;
+use crate::executor::{Execution, TriggerInfo, output_value};
+use crate::state::{RuntimeState, run_context};
+
+/// The routes of the runtime (paths as the gateway forwards them).
+pub fn router(state: RuntimeState) -> Router {
+    Router::new()
+        .route("/v2/workspaces/{workspace_id}/webhooks/{endpoint}", any(webhook))
+        .route("/v2/workspaces/{workspace_id}/test/{slug}", post(test_run))
+        .with_state(state)
+}
+
+fn workspace(id: &str) -> Result<WorkspaceId, ApiError> {
+    WorkspaceId::new(id).map_err(|_| ApiError::not_found("no such workspace"))
+}
+
+/// Request headers the guest sees: lower-case, without credentials and internal headers.
+pub fn guest_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(name, _)| {
+            let n = name.as_str();
+            !(matches!(n, "cookie" | "host" | "authorization")
+                || (n.starts_with("x-") && n != "x-prismeai-workspace-id"))
+        })
+        .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str().to_owned(), v.to_owned())))
+        .collect()
+}
+
+/// The request body as the `payload` of `runtime.automations.executed`: JSON, text, or a note.
+fn body_preview(headers: &HeaderMap, body: &[u8]) -> Value {
+    if body.is_empty() {
+        return Value::Null;
+    }
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if ct.contains("json")
+        && let Ok(v) = serde_json::from_slice(body)
+    {
+        return v;
+    }
+    match std::str::from_utf8(body) {
+        Ok(text) if ct.starts_with("text/") || ct.contains("urlencoded") => json!(text),
+        _ => json!({"mimetype": ct, "size": body.len()}),
+    }
+}
+
+async fn webhook(
+    State(state): State<RuntimeState>,
+    Path((workspace_id, endpoint)): Path<(String, String)>,
+    caller: Caller,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let ws = workspace(&workspace_id)?;
+    let automations = state.index().by_endpoint(ws.as_str(), &endpoint);
+    if automations.is_empty() {
+        return Err(ApiError::not_found(format!("no automation answers the endpoint {endpoint:?}")));
+    }
+    let (parts, body) = request.into_parts();
+    let Query(query) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+        .map_err(|e| ApiError::validation("query", e.body_text()))?;
+    let limit = state.config().webhook_body_limit;
+    let body = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::too_large(limit))?;
+    let headers = guest_headers(&parts.headers);
+    let http = HttpRequest {
+        method: parts.method.as_str().to_ascii_uppercase(),
+        path: parts.uri.path().to_owned(),
+        query: query.clone(),
+        headers: headers.clone(),
+        body: body.to_vec(),
+    };
+    let mut query_map = Map::new();
+    for (k, v) in &query {
+        query_map.insert(k.clone(), json!(v));
+    }
+    let payload = json!({
+        "method": http.method, "headers": headers.into_iter().map(|(k, v)| (k, json!(v))).collect::<Map<String, Value>>(),
+        "query": query_map, "body": body_preview(&parts.headers, &body),
+        "workspaceId": ws, "automationSlug": endpoint,
+    });
+    let info = TriggerInfo { kind: "endpoint", value: endpoint.clone(), id: None };
+    let mut first = None;
+    for automation in automations {
+        let slug = automation.slug.clone();
+        let exec = Execution {
+            context: run_context(&ws, &automation.slug, caller.correlation_id.clone(), caller.user_id.clone(), caller.session_id.clone(), 0),
+            automation,
+            trigger: Trigger::Http(http.clone()),
+            info: info.clone(),
+            payload: payload.clone(),
+        };
+        let executor = state.executor().clone();
+        // Spawned: the run goes on past the webhook timeout (to its own wall-clock cap).
+        let handle = tokio::spawn(async move { executor.execute(exec).await });
+        first.get_or_insert((handle, slug));
+    }
+    let Some((handle, slug)) = first else { return Err(ApiError::not_found("no automation answers this endpoint")) };
+    let result = tokio::time::timeout(state.config().webhook_timeout, handle).await;
+    let result = match result {
+        Err(_) => return Err(timeout()),
+        Ok(Err(join)) => return Err(ApiError::internal(join)),
+        Ok(Ok(result)) => result,
+    };
+    Ok(with_correlation(respond(result, &slug, webhook_output), &caller))
+}
+
+fn timeout() -> ApiError {
+    ApiError::new(StatusCode::GATEWAY_TIMEOUT, "TimeoutError", "the automation did not answer in time")
+}
+
+fn with_correlation(mut response: Response, caller: &Caller) -> Response {
+    if let Ok(v) = HeaderValue::from_str(caller.correlation_id.as_str()) {
+        response.headers_mut().insert("x-correlation-id", v);
+    }
+    response
+}
+
+/// Maps a finished run (or one that could not start) to the HTTP answer; `ok` renders an
+/// output.
+pub fn respond(result: Result<RunReport, RuntimeError>, slug: &str, ok: fn(&Output) -> Response) -> Response {
+    match result {
+        Ok(report) => match report.outcome {
+            RunOutcome::Ok(output) => ok(&output),
+            RunOutcome::Failed(e) => {
+                let details: Value = e.details.as_deref().map(|d| serde_json::from_str(d).unwrap_or_else(|_| json!(d))).unwrap_or(Value::Null);
+                let mut body = json!({"error": e.code, "message": e.message, "automationSlug": slug});
+                if !details.is_null() {
+                    body["details"] = details;
+                }
+                ApiError::new(StatusCode::BAD_REQUEST, "AutomationError", e.message.clone()).with_details(body).into_response()
+            }
+            RunOutcome::Trapped(t) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ComponentTrap", "the automation was stopped by the sandbox")
+                    .with_details(json!({"reason": t.reason.as_str(), "message": t.message}))
+                    .into_response()
+            }
+        },
+        Err(RuntimeError::NotReady { reason, .. }) => {
+            ApiError::new(StatusCode::CONFLICT, "ComponentNotReady", reason).into_response()
+        }
+        Err(RuntimeError::NotFound(slug)) => ApiError::not_found(format!("no automation {slug}")).into_response(),
+        Err(e) => ApiError::from_kind(e.kind(), &e).into_response(),
+    }
+}
+
+/// Response headers a guest may not set: hop-by-hop, framing, and the session cookie.
+fn refused_header(name: &str, value: &str) -> bool {
+    matches!(
+        name,
+        "connection" | "keep-alive" | "proxy-authenticate" | "proxy-authorization" | "te" | "trailer"
+            | "transfer-encoding" | "upgrade" | "content-length"
+    ) || (name == "set-cookie" && value.trim_start().starts_with("access-token="))
+}
+
+/// A webhook answer: the guest's status and headers; a JSON string body as text, anything
+/// else as JSON, no output as `{}`.
+pub fn webhook_output(output: &Output) -> Response {
+    let status = output
+        .http
+        .as_ref()
+        .and_then(|h| StatusCode::from_u16(h.status).ok())
+        .unwrap_or(StatusCode::OK);
+    let mut headers = HeaderMap::new();
+    for (name, value) in output.http.iter().flat_map(|h| h.headers.iter()) {
+        let lower = name.to_ascii_lowercase();
+        if refused_header(&lower, value) {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(lower.as_bytes()), HeaderValue::from_str(value)) {
+            headers.append(n, v);
+        }
+    }
+    let (content_type, body) = match output_value(&output.body) {
+        Value::String(text) => ("text/plain; charset=utf-8", text),
+        _ if output.body.trim().is_empty() => ("application/json", "{}".to_owned()),
+        _ => ("application/json", output.body.clone()),
+    };
+    if !headers.contains_key(header::CONTENT_TYPE) {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// A test run's answer: the output as JSON.
+fn test_output(output: &Output) -> Response {
+    axum::Json(output_value(&output.body)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestBody {
+    #[serde(default)]
+    payload: Option<Value>,
+}
+
+/// Whether `caller` may test automations of `ws`: an owner or editor, or a superadmin.
+async fn may_test(state: &RuntimeState, ws: &WorkspaceId, caller: &Caller) -> Result<(), ApiError> {
+    if caller.superadmin {
+        return Ok(());
+    }
+    let user = caller.require_user()?;
+    let doc = state
+        .inner
+        .store
+        .get(&collections::PERMISSIONS, &permission_doc_id(ws.as_str(), user.as_str()))
+        .await
+        .map_err(|e| ApiError::from_kind(e.kind(), &e))?;
+    let role = doc.and_then(|d| serde_json::from_value::<Membership>(d.body).ok()).map(|m| m.role);
+    match role {
+        Some(Role::Owner | Role::Editor) => Ok(()),
+        Some(Role::Viewer) => Err(ApiError::forbidden("testing automations needs the editor role")),
+        None => Err(ApiError::not_found("no such workspace")),
+    }
+}
+
+async fn test_run(
+    State(state): State<RuntimeState>,
+    Path((workspace_id, slug)): Path<(String, String)>,
+    caller: Caller,
+    Json(body): Json<TestBody>,
+) -> Result<Response, ApiError> {
+    let ws = workspace(&workspace_id)?;
+    may_test(&state, &ws, &caller).await?;
+    let automation: Arc<Automation> =
+        state.index().get(ws.as_str(), &slug).ok_or_else(|| ApiError::not_found(format!("no automation {slug}")))?;
+    let payload = match body.payload {
+        None | Some(Value::Null) => json!({}),
+        Some(p @ Value::Object(_)) => p,
+        Some(_) => return Err(ApiError::validation("payload", "must be a JSON object")),
+    };
+    let exec = Execution {
+        context: run_context(&ws, &slug, caller.correlation_id.clone(), caller.user_id.clone(), caller.session_id.clone(), 0),
+        automation,
+        trigger: Trigger::Call(payload.to_string()),
+        info: TriggerInfo { kind: "automation", value: slug.clone(), id: None },
+        payload,
+    };
+    let executor = state.executor().clone();
+    let handle = tokio::spawn(async move { executor.execute(exec).await });
+    let result = match tokio::time::timeout(state.config().webhook_timeout, handle).await {
+        Err(_) => return Err(timeout()),
+        Ok(Err(join)) => return Err(ApiError::internal(join)),
+        Ok(Ok(result)) => result,
+    };
+    Ok(with_correlation(respond(result, &slug, test_output), &caller))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,107 @@
+//! Response mapping without real components.
+
+use axum::body::to_bytes;
+use refract_host::{AutomationError, HttpResponse, TrapReason, Trapped};
+
+use super::*;
+
+fn report(outcome: RunOutcome) -> RunReport {
+    RunReport {
+        outcome,
+        emits: 0,
+        fetches: 0,
+        elapsed: std::time::Duration::ZERO,
+        logs_dropped: 0,
+        timings: Default::default(),
+    }
+}
+
+fn out(body: &str, http: Option<HttpResponse>) -> RunOutcome {
+    RunOutcome::Ok(Output { body: body.into(), http })
+}
+
+async fn parts(response: Response) -> (StatusCode, HeaderMap, String) {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn outputs_become_responses() {
+    let http = HttpResponse {
+        status: 201,
+        headers: vec![
+            ("X-Echo".into(), "1".into()),
+            ("content-length".into(), "999".into()),
+            ("set-cookie".into(), "access-token=stolen".into()),
+            ("bad name".into(), "x".into()),
+        ],
+    };
+    let (status, headers, body) = parts(respond(Ok(report(out(r#"{"a":1}"#, Some(http)))), "echo", webhook_output)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(headers["x-echo"], "1");
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    assert!(headers.get("set-cookie").is_none());
+    assert_eq!(body, r#"{"a":1}"#);
+
+    let (status, headers, body) = parts(respond(Ok(report(out(r#""hello""#, None))), "echo", webhook_output)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "text/plain; charset=utf-8");
+    assert_eq!(body, "hello");
+
+    let (_, headers, body) = parts(respond(Ok(report(out("", None))), "echo", webhook_output)).await;
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    assert_eq!(body, "{}");
+
+    let (_, _, body) = parts(respond(Ok(report(out("null", None))), "echo", webhook_output)).await;
+    assert_eq!(body, "null");
+
+    let custom = HttpResponse { status: 200, headers: vec![("Content-Type".into(), "text/html".into())] };
+    let (_, headers, body) = parts(respond(Ok(report(out(r#""<p>hi</p>""#, Some(custom)))), "echo", webhook_output)).await;
+    assert_eq!(headers[header::CONTENT_TYPE], "text/html");
+    assert_eq!(body, "<p>hi</p>");
+}
+
+#[tokio::test]
+async fn failures_become_api_errors() {
+    let failed = RunOutcome::Failed(AutomationError { code: "Nope".into(), message: "no".into(), details: Some(r#"{"k":1}"#.into()) });
+    let (status, _, body) = parts(respond(Ok(report(failed)), "echo", webhook_output)).await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "AutomationError");
+    assert_eq!(body["details"]["error"], "Nope");
+    assert_eq!(body["details"]["automationSlug"], "echo");
+    assert_eq!(body["details"]["details"]["k"], 1);
+
+    let trapped = RunOutcome::Trapped(Trapped { reason: TrapReason::Memory, message: "too big".into() });
+    let (status, _, body) = parts(respond(Ok(report(trapped)), "echo", webhook_output)).await;
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body["error"], "ComponentTrap");
+    assert_eq!(body["details"]["reason"], "memory");
+
+    let not_ready = RuntimeError::NotReady { slug: "echo".into(), reason: "no component uploaded".into() };
+    let (status, _, body) = parts(respond(Err(not_ready), "echo", webhook_output)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body.contains("ComponentNotReady"));
+}
+
+#[test]
+fn guests_never_see_credentials_or_internal_headers() {
+    let mut h = HeaderMap::new();
+    for (k, v) in [
+        ("authorization", "Bearer x"),
+        ("cookie", "access-token=y"),
+        ("host", "example.org"),
+        ("x-prismeai-user-id", "u1"),
+        ("x-prismeai-workspace-id", "ws1"),
+        ("content-type", "application/json"),
+    ] {
+        h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+    }
+    let seen: Vec<String> = guest_headers(&h).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen.contains(&"content-type".to_string()));
+    assert!(seen.contains(&"x-prismeai-workspace-id".to_string()));
+}

@@ -1,0 +1,204 @@
+//! The background work of an instance: the event consumer (group `runtime`), the fan-out
+//! listener (index updates and waits) and the scheduler. Triggers only: every run goes through
+//! the [`Executor`](crate::executor::Executor).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::{SecondsFormat, Utc};
+use refract_broker::{Delivery, Subscriber};
+use refract_core::{CorrelationId, Event};
+use refract_host::{ScheduleTick, Trigger, WitEvent};
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tokio::time::MissedTickBehavior;
+
+use crate::error::RuntimeError;
+use crate::executor::{Execution, TriggerInfo};
+use crate::schedule::{Fire, Planner, claim_tick, tick_lock};
+use crate::state::{RuntimeState, run_context};
+
+/// System event types that may trigger automations (`automation-dsl.md` §2.6); every other
+/// type under a system namespace never does (`runtime.automations.executed` would loop).
+pub const TRIGGERING_SYSTEM_EVENTS: &[&str] = &[
+    "workspaces.configured",
+    "workspaces.deleted",
+    "workspaces.duplicated",
+    "workspaces.apps.installed",
+    "workspaces.apps.configured",
+    "workspaces.apps.uninstalled",
+    "workspaces.versions.published",
+    "workspaces.versions.deleted",
+    "workspaces.pages.permissions.shared",
+    "workspaces.pages.permissions.deleted",
+    "apps.published",
+    "apps.deleted",
+    "runtime.fetch.failed",
+    "runtime.interactions.triggered",
+];
+
+const SYSTEM_NAMESPACES: &[&str] = &["gateway", "workspaces", "runtime", "events", "apps", "apikeys"];
+
+/// Whether an event of `event_type` may start automations.
+pub fn is_triggering(event_type: &str) -> bool {
+    if TRIGGERING_SYSTEM_EVENTS.contains(&event_type) {
+        return true;
+    }
+    let namespace = event_type.split('.').next().unwrap_or("");
+    !(SYSTEM_NAMESPACES.contains(&namespace) || matches!(event_type, "error" | "usage"))
+}
+
+/// Runs the event consumer, the fan-out listener and the scheduler until `shutdown` resolves
+/// (then returns `Ok`) or the broker closes (an error). Call once per state.
+pub async fn run_workers(state: RuntimeState, shutdown: impl Future<Output = ()> + Send) -> Result<(), RuntimeError> {
+    let subs = state
+        .take_subscriptions()
+        .ok_or_else(|| RuntimeError::Config("run_workers was already called for this state".into()))?;
+    tracing::info!(instance_id = %state.config().instance_id, "runtime workers started");
+    let result = tokio::select! {
+        r = consume(state.clone(), subs.group) => r,
+        r = listen(state.clone(), subs.fan_out) => r,
+        () = schedule(state.clone()) => Ok(()),
+        () = shutdown => Ok(()),
+    };
+    tracing::info!(instance_id = %state.config().instance_id, "runtime workers stopped");
+    result
+}
+
+/// Group consumer: each event is handled by one instance; acknowledged once its runs are done.
+async fn consume(state: RuntimeState, mut sub: Box<dyn Subscriber>) -> Result<(), RuntimeError> {
+    let permits = Arc::new(Semaphore::new(state.config().max_concurrent_events));
+    loop {
+        let delivery = sub.next().await?;
+        let Ok(permit) = permits.clone().acquire_owned().await else { return Ok(()) };
+        let state = state.clone();
+        tokio::spawn(async move {
+            handle_event(&state, delivery).await;
+            drop(permit);
+        });
+    }
+}
+
+fn wit_event(event: &Event) -> WitEvent {
+    WitEvent {
+        id: event.id.as_ref().map(|i| i.as_str().to_owned()).unwrap_or_default(),
+        type_: event.event_type.as_str().to_owned(),
+        payload: serde_json::to_string(&event.payload).unwrap_or_else(|_| "{}".into()),
+        source: serde_json::to_string(&event.source).unwrap_or_else(|_| "{}".into()),
+    }
+}
+
+/// Runs every automation of the event's workspace listening to its type, then settles the
+/// delivery: nack when a run could not start for a transient reason, else ack (a guest's
+/// failure is reported, not retried).
+pub async fn handle_event(state: &RuntimeState, delivery: Delivery) {
+    let event = &delivery.event;
+    let ty = event.event_type.as_str();
+    let automations = match event.source.workspace_id.as_ref() {
+        Some(ws) if is_triggering(ty) => state.index().by_event(ws.as_str(), ty),
+        _ => Vec::new(),
+    };
+    let mut runs = Vec::with_capacity(automations.len());
+    if let Some(ws) = event.source.workspace_id.as_ref() {
+        let wit = wit_event(event);
+        let id = event.id.as_ref().map(|i| i.as_str().to_owned());
+        let payload = json!({"payload": event.payload, "source": event.source, "id": id});
+        for automation in automations {
+            let context = run_context(
+                ws,
+                &automation.slug,
+                event.source.correlation_id.clone(),
+                event.source.user_id.clone(),
+                event.source.session_id.clone(),
+                event.source.automation_depth.unwrap_or(0),
+            );
+            let exec = Execution {
+                automation,
+                trigger: Trigger::Event(wit.clone()),
+                info: TriggerInfo { kind: "event", value: ty.to_owned(), id: id.clone() },
+                context,
+                payload: payload.clone(),
+            };
+            let executor = state.executor().clone();
+            runs.push(async move { executor.execute(exec).await });
+        }
+    }
+    let results = futures::future::join_all(runs).await;
+    let transient = results.iter().filter_map(|r| r.as_ref().err()).find(|e| e.is_transient()).map(ToString::to_string);
+    let settled = match transient {
+        Some(error) => delivery.nack(&error).await,
+        None => delivery.ack().await,
+    };
+    if let Err(e) = settled {
+        tracing::warn!(error = %e, "could not settle an event delivery");
+    }
+}
+
+/// Fan-out listener: every instance keeps its index current and fulfils its waits.
+async fn listen(state: RuntimeState, mut sub: Box<dyn Subscriber>) -> Result<(), RuntimeError> {
+    loop {
+        let delivery = sub.next().await?;
+        state.index().apply(&delivery.event);
+        state.inner.waiters.dispatch(&delivery.event);
+        // Fan-out deliveries have nothing to acknowledge; settle explicitly all the same.
+        let _ = delivery.ack().await;
+    }
+}
+
+/// Scheduler: every tick, fire the due schedule ticks this instance wins the lock of.
+async fn schedule(state: RuntimeState) {
+    let mut planner = Planner::new();
+    let mut interval = tokio::time::interval(state.config().scheduler_tick);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        interval.tick().await;
+        let now = Utc::now();
+        planner.refresh(state.index(), now);
+        for fire in planner.due(now) {
+            let state = state.clone();
+            tokio::spawn(async move { fire_tick(&state, fire).await });
+        }
+    }
+}
+
+/// Runs one tick if this instance takes its lock.
+pub async fn fire_tick(state: &RuntimeState, fire: Fire) {
+    let config = state.config();
+    let key = tick_lock(&fire.workspace, &fire.automation.slug, &fire.lock, fire.tick);
+    match claim_tick(state.inner.cache.as_ref(), &key, &config.instance_id, config.tick_lock_ttl).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            tracing::warn!(workspace_id = %fire.workspace, automation = %fire.automation.slug, error = %e, "tick lock unavailable; tick skipped");
+            return;
+        }
+    }
+    let Ok(ws) = refract_core::WorkspaceId::new(&fire.workspace) else { return };
+    let time = fire.tick.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let payload = json!({"workspaceId": ws, "automation": fire.automation.slug,
+        "trigger": {"type": "schedule", "value": fire.expression}, "startedAt": time});
+    let exec = Execution {
+        context: run_context(&ws, &fire.automation.slug, CorrelationId::generate(), None, None, 0),
+        trigger: Trigger::Schedule(ScheduleTick { expression: fire.expression.clone(), time }),
+        info: TriggerInfo { kind: "schedule", value: fire.expression.clone(), id: None },
+        automation: fire.automation,
+        payload,
+    };
+    let _ = state.executor().execute(exec).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_events_do_not_trigger_except_the_listed_ones() {
+        assert!(is_triggering("orders.created"));
+        assert!(is_triggering("workspaces.configured"));
+        assert!(is_triggering("runtime.interactions.triggered"));
+        assert!(!is_triggering("runtime.automations.executed"));
+        assert!(!is_triggering("workspaces.automations.created"));
+        assert!(!is_triggering("error"));
+        assert!(is_triggering("workspaces-like.custom"));
+    }
+}
