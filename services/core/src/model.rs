@@ -142,7 +142,8 @@ pub enum ComponentStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ComponentLimits {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `memoryMiB` in the API (§5.1), not serde's `memoryMib`.
+    #[serde(rename = "memoryMiB", default, skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
