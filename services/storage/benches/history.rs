@@ -31,7 +31,10 @@ const T0_MS: u64 = 1_790_812_800_000;
 
 fn env_u64(name: &str, default: u64) -> anyhow::Result<u64> {
     match std::env::var(name) {
-        Ok(v) if !v.is_empty() => v.replace('_', "").parse().with_context(|| format!("{name}={v} is not a number")),
+        Ok(v) if !v.is_empty() => v
+            .replace('_', "")
+            .parse()
+            .with_context(|| format!("{name}={v} is not a number")),
         _ => Ok(default),
     }
 }
@@ -62,12 +65,28 @@ fn event(i: u64, n: u64, rng: &mut Rng) -> anyhow::Result<Event> {
     let ws = workspace(i % WORKSPACES);
     let ty = event_type(rng.next() % TYPES);
     let mut payload = Map::new();
-    payload.insert("order".into(), json!({"id": i, "total": rng.next() % 10_000, "currency": "EUR"}));
-    payload.insert("customer".into(), json!(format!("customer {} of shop", rng.next() % 5_000)));
-    payload.insert("status".into(), json!(if i % 3 == 0 { "paid" } else { "pending" }));
+    payload.insert(
+        "order".into(),
+        json!({"id": i, "total": rng.next() % 10_000, "currency": "EUR"}),
+    );
+    payload.insert(
+        "customer".into(),
+        json!(format!("customer {} of shop", rng.next() % 5_000)),
+    );
+    payload.insert(
+        "status".into(),
+        json!(if i.is_multiple_of(3) {
+            "paid"
+        } else {
+            "pending"
+        }),
+    );
     let mut e = Event::new(EventType::new(ty)?, Some(ws), payload);
     e.id = Some(EventId::from_parts(ms, i % 7));
-    e.created_at = Utc.timestamp_millis_opt(i64::try_from(ms)?).single().context("time")?;
+    e.created_at = Utc
+        .timestamp_millis_opt(i64::try_from(ms)?)
+        .single()
+        .context("time")?;
     e.source.correlation_id = CorrelationId::generate();
     Ok(e)
 }
@@ -96,7 +115,9 @@ async fn insert(store: &Arc<dyn DocumentStore>, n: u64, batch: u64) -> anyhow::R
     let mut next_report = n / 10;
     while done < n {
         let size = batch.min(n - done);
-        let events = (done..done + size).map(|i| event(i, n, &mut rng)).collect::<anyhow::Result<Vec<_>>>()?;
+        let events = (done..done + size)
+            .map(|i| event(i, n, &mut rng))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let (started, cpu_before) = (Instant::now(), cpu_time());
         let outcome = store.append(&events).await?;
         spent += started.elapsed();
@@ -104,7 +125,11 @@ async fn insert(store: &Arc<dyn DocumentStore>, n: u64, batch: u64) -> anyhow::R
             (Some(total), Some(a), Some(b)) => Some(total + b.saturating_sub(a)),
             _ => None,
         };
-        anyhow::ensure!(outcome.inserted == size, "expected {size} new events, stored {}", outcome.inserted);
+        anyhow::ensure!(
+            outcome.inserted == size,
+            "expected {size} new events, stored {}",
+            outcome.inserted
+        );
         done += size;
         if done >= next_report && n >= 100_000 {
             eprintln!(
@@ -119,7 +144,9 @@ async fn insert(store: &Arc<dyn DocumentStore>, n: u64, batch: u64) -> anyhow::R
     }
     Ok(InsertRate {
         wall: n as f64 / spent.as_secs_f64(),
-        cpu: cpu.filter(|c| !c.is_zero()).map(|c| n as f64 / c.as_secs_f64()),
+        cpu: cpu
+            .filter(|c| !c.is_zero())
+            .map(|c| n as f64 / c.as_secs_f64()),
     })
 }
 
@@ -133,14 +160,25 @@ async fn query(store: &Arc<dyn DocumentStore>, queries: u64) -> anyhow::Result<[
         q.types = vec![TypeFilter::parse(&event_type(rng.next() % TYPES))?];
         let day = rng.next() % DAYS;
         let from = T0_MS + day * DAY_MS;
-        q.after_date = Some(Utc.timestamp_millis_opt(i64::try_from(from)?).single().context("time")?);
-        q.before_date = Some(Utc.timestamp_millis_opt(i64::try_from(from + DAY_MS)?).single().context("time")?);
+        q.after_date = Some(
+            Utc.timestamp_millis_opt(i64::try_from(from)?)
+                .single()
+                .context("time")?,
+        );
+        q.before_date = Some(
+            Utc.timestamp_millis_opt(i64::try_from(from + DAY_MS)?)
+                .single()
+                .context("time")?,
+        );
         let started = Instant::now();
         let page = store.query(&q).await?;
         hist.record(u64::try_from(started.elapsed().as_micros())?.max(1))?;
         rows += page.len();
     }
-    eprintln!("  {queries} queries returned {rows} events ({:.1} per page)", rows as f64 / queries as f64);
+    eprintln!(
+        "  {queries} queries returned {rows} events ({:.1} per page)",
+        rows as f64 / queries as f64
+    );
     let us = |v: u64| Duration::from_micros(v);
     Ok([
         us(hist.value_at_quantile(0.5)),
@@ -150,13 +188,23 @@ async fn query(store: &Arc<dyn DocumentStore>, queries: u64) -> anyhow::Result<[
     ])
 }
 
-async fn run(name: &str, store: Arc<dyn DocumentStore>, n: u64, batch: u64, queries: u64, target: f64) -> anyhow::Result<()> {
+async fn run(
+    name: &str,
+    store: Arc<dyn DocumentStore>,
+    n: u64,
+    batch: u64,
+    queries: u64,
+    target: f64,
+) -> anyhow::Result<()> {
     eprintln!("== {name}: inserting {n} events in batches of {batch}");
     let rate = insert(&store, n, batch).await?;
     // Warm-up page, so the first timed query does not pay for cold caches alone.
     query(&store, 5).await?;
     let [p50, p95, p99, max] = query(&store, queries).await?;
-    let cpu = rate.cpu.map(|c| format!(", {c:.0} per CPU-second of this process")).unwrap_or_default();
+    let cpu = rate
+        .cpu
+        .map(|c| format!(", {c:.0} per CPU-second of this process"))
+        .unwrap_or_default();
     println!(
         "{name}: insert {:.0} events/s wall{cpu} (target >= {target:.0}) | filtered first page over {n} events: \
          p50 {:.2} ms (target <= 50), p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -175,7 +223,8 @@ async fn main() -> anyhow::Result<()> {
     let batch = env_u64("REFRACT_BENCH_BATCH", 1_000)?.clamp(1, 5_000);
     let queries = env_u64("REFRACT_BENCH_QUERIES", 500)?.max(1);
 
-    let backends = std::env::var("REFRACT_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
+    let backends =
+        std::env::var("REFRACT_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
     let wanted = |name: &str| backends.split(',').any(|b| b.trim() == name);
 
     if wanted("sqlite") {
@@ -188,15 +237,26 @@ async fn main() -> anyhow::Result<()> {
     if !wanted("postgres") {
         return Ok(());
     }
-    match std::env::var("REFRACT_TEST_DATABASE_URL").ok().filter(|v| !v.is_empty()) {
+    match std::env::var("REFRACT_TEST_DATABASE_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
         None => eprintln!("skipped: postgres: REFRACT_TEST_DATABASE_URL not set"),
         Some(base) => {
             let schema = format!("refract_bench_{}", uuid::Uuid::new_v4().simple());
             let sep = if base.contains('?') { '&' } else { '?' };
-            let store = open_document_store(&format!("{base}{sep}schema={schema}")).await.context("opening postgres")?;
+            let store = open_document_store(&format!("{base}{sep}schema={schema}"))
+                .await
+                .context("opening postgres")?;
             let outcome = run("postgres", store, n, batch, queries, 10_000.0).await;
-            let pool = sqlx::PgPool::connect(&base).await.context("connecting to drop the bench schema")?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))).execute(&pool).await?;
+            let pool = sqlx::PgPool::connect(&base)
+                .await
+                .context("connecting to drop the bench schema")?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+            )))
+            .execute(&pool)
+            .await?;
             outcome?;
         }
     }

@@ -13,11 +13,22 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// The URL's scheme is not one this abstraction has a backend for.
-    #[error("unsupported {abstraction} URL scheme {scheme:?} in {url}; supported schemes: {supported}")]
-    UnsupportedScheme { abstraction: &'static str, scheme: String, url: String, supported: &'static str },
+    #[error(
+        "unsupported {abstraction} URL scheme {scheme:?} in {url}; supported schemes: {supported}"
+    )]
+    UnsupportedScheme {
+        abstraction: &'static str,
+        scheme: String,
+        url: String,
+        supported: &'static str,
+    },
     /// The URL (or one of its options) is malformed.
     #[error("invalid {abstraction} URL {url}: {reason}")]
-    InvalidUrl { abstraction: &'static str, url: String, reason: String },
+    InvalidUrl {
+        abstraction: &'static str,
+        url: String,
+        reason: String,
+    },
     /// The backend could not be reached or refused the connection.
     #[error("{backend} at {url} is unavailable: {source}")]
     Unavailable {
@@ -28,7 +39,11 @@ pub enum StorageError {
     },
     /// The backend did not answer in time.
     #[error("{backend} at {url} did not answer within {seconds} s")]
-    Timeout { backend: &'static str, url: String, seconds: u64 },
+    Timeout {
+        backend: &'static str,
+        url: String,
+        seconds: u64,
+    },
     /// The thing asked for does not exist.
     #[error("{what} not found")]
     NotFound { what: String },
@@ -40,7 +55,11 @@ pub enum StorageError {
     Invalid { field: &'static str, reason: String },
     /// A stored row or document could not be decoded.
     #[error("corrupt {what} in {backend}: {reason}")]
-    Corrupt { backend: &'static str, what: String, reason: String },
+    Corrupt {
+        backend: &'static str,
+        what: String,
+        reason: String,
+    },
     /// Any other failure reported by the backend during an operation.
     #[error("{backend} failed during {operation}: {source}")]
     Backend {
@@ -66,15 +85,28 @@ impl StorageError {
     }
 
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        StorageError::Invalid { field, reason: reason.into() }
+        StorageError::Invalid {
+            field,
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn conflict(reason: impl Into<String>) -> Self {
-        StorageError::Conflict { reason: reason.into() }
+        StorageError::Conflict {
+            reason: reason.into(),
+        }
     }
 
-    pub(crate) fn corrupt(backend: &'static str, what: impl Into<String>, reason: impl ToString) -> Self {
-        StorageError::Corrupt { backend, what: what.into(), reason: reason.to_string() }
+    pub(crate) fn corrupt(
+        backend: &'static str,
+        what: impl Into<String>,
+        reason: impl ToString,
+    ) -> Self {
+        StorageError::Corrupt {
+            backend,
+            what: what.into(),
+            reason: reason.to_string(),
+        }
     }
 
     pub(crate) fn backend(
@@ -82,7 +114,11 @@ impl StorageError {
         operation: &'static str,
         source: impl Into<BoxError>,
     ) -> Self {
-        StorageError::Backend { backend, operation, source: source.into() }
+        StorageError::Backend {
+            backend,
+            operation,
+            source: source.into(),
+        }
     }
 }
 
@@ -93,9 +129,19 @@ mod tests {
     #[test]
     fn kinds_follow_the_variant() {
         assert_eq!(StorageError::conflict("x").kind(), ErrorKind::Conflict);
-        assert_eq!(StorageError::invalid("path", "x").kind(), ErrorKind::Invalid);
-        let e = StorageError::Timeout { backend: "redis", url: "redis://h".into(), seconds: 5 };
+        assert_eq!(
+            StorageError::invalid("path", "x").kind(),
+            ErrorKind::Invalid
+        );
+        let e = StorageError::Timeout {
+            backend: "redis",
+            url: "redis://h".into(),
+            seconds: 5,
+        };
         assert!(e.kind().is_transient());
-        assert_eq!(StorageError::corrupt("sqlite", "event", "bad json").kind(), ErrorKind::Internal);
+        assert_eq!(
+            StorageError::corrupt("sqlite", "event", "bad json").kind(),
+            ErrorKind::Internal
+        );
     }
 }

@@ -54,8 +54,15 @@ impl FromStr for Digest {
     /// Accepts `sha256:<hex>` or bare `<hex>`.
     fn from_str(s: &str) -> Result<Self> {
         let hex = s.strip_prefix("sha256:").unwrap_or(s);
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(StorageError::invalid("digest", "expected sha256:<64 lowercase hex characters>"));
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(StorageError::invalid(
+                "digest",
+                "expected sha256:<64 lowercase hex characters>",
+            ));
         }
         Ok(Self(hex.to_string()))
     }
@@ -99,21 +106,28 @@ pub async fn open_file_store_with(url: &str, options: &[(&str, &str)]) -> Result
         "memory" => (Arc::new(InMemory::new()), "memory"),
         "file" => {
             let root = loc.path_of_local("file store")?;
-            tokio::fs::create_dir_all(&root).await.map_err(|e| StorageError::Unavailable {
-                backend: "file",
-                url: loc.redacted().to_string(),
-                source: Box::new(e),
-            })?;
+            tokio::fs::create_dir_all(&root)
+                .await
+                .map_err(|e| StorageError::Unavailable {
+                    backend: "file",
+                    url: loc.redacted().to_string(),
+                    source: Box::new(e),
+                })?;
             let fs = LocalFileSystem::new_with_prefix(&root).map_err(|e| invalid(e.to_string()))?;
             (Arc::new(fs.with_automatic_cleanup(true)), "file")
         }
         "s3" => {
-            let bucket = loc.url().host_str().filter(|b| !b.is_empty()).ok_or_else(|| invalid("no bucket".into()))?;
+            let bucket = loc
+                .url()
+                .host_str()
+                .filter(|b| !b.is_empty())
+                .ok_or_else(|| invalid("no bucket".into()))?;
             let mut builder = AmazonS3Builder::new().with_bucket_name(bucket);
             let mut all: Vec<(String, String)> = loc.options().into_iter().collect();
             all.extend(options.iter().map(|(k, v)| (k.to_string(), v.to_string())));
             for (k, v) in &all {
-                let key = AmazonS3ConfigKey::from_str(k).map_err(|_| invalid(format!("unknown S3 option {k:?}")))?;
+                let key = AmazonS3ConfigKey::from_str(k)
+                    .map_err(|_| invalid(format!("unknown S3 option {k:?}")))?;
                 if matches!(key, AmazonS3ConfigKey::Endpoint) && v.starts_with("http://") {
                     builder = builder.with_allow_http(true);
                 }
@@ -130,7 +144,11 @@ pub async fn open_file_store_with(url: &str, options: &[(&str, &str)]) -> Result
         }
         _ => return Err(unsupported("file store", &loc, FILE_STORE_SCHEMES)),
     };
-    Ok(FileStore { store, backend, location: loc.redacted().to_string() })
+    Ok(FileStore {
+        store,
+        backend,
+        location: loc.redacted().to_string(),
+    })
 }
 
 fn check_path(path: &str) -> Result<Path> {
@@ -141,8 +159,13 @@ fn check_path(path: &str) -> Result<Path> {
     if path.chars().any(char::is_control) || path.contains('\\') {
         return Err(bad("no control characters or backslashes"));
     }
-    if path.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
-        return Err(bad("a relative path of non-empty segments, without . or .."));
+    if path
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(bad(
+            "a relative path of non-empty segments, without . or ..",
+        ));
     }
     Path::parse(path).map_err(|e| bad(&e.to_string()))
 }
@@ -159,18 +182,33 @@ impl FileStore {
 
     fn err(&self, operation: &'static str) -> impl Fn(object_store::Error) -> StorageError + '_ {
         move |e| match e {
-            object_store::Error::NotFound { path, .. } => StorageError::NotFound { what: format!("file {path}") },
-            object_store::Error::AlreadyExists { path, .. } => StorageError::conflict(format!("file {path} exists")),
-            object_store::Error::Precondition { path, .. } => StorageError::conflict(format!("file {path} changed")),
-            object_store::Error::InvalidPath { source } => StorageError::invalid("path", source.to_string()),
-            other => StorageError::Backend { backend: self.backend, operation, source: Box::new(other) },
+            object_store::Error::NotFound { path, .. } => StorageError::NotFound {
+                what: format!("file {path}"),
+            },
+            object_store::Error::AlreadyExists { path, .. } => {
+                StorageError::conflict(format!("file {path} exists"))
+            }
+            object_store::Error::Precondition { path, .. } => {
+                StorageError::conflict(format!("file {path} changed"))
+            }
+            object_store::Error::InvalidPath { source } => {
+                StorageError::invalid("path", source.to_string())
+            }
+            other => StorageError::Backend {
+                backend: self.backend,
+                operation,
+                source: Box::new(other),
+            },
         }
     }
 
     /// Writes `bytes` at `path`, replacing what was there.
     pub async fn put(&self, path: &str, bytes: Bytes) -> Result<()> {
         let path = check_path(path)?;
-        self.store.put(&path, PutPayload::from_bytes(bytes)).await.map_err(self.err("put"))?;
+        self.store
+            .put(&path, PutPayload::from_bytes(bytes))
+            .await
+            .map_err(self.err("put"))?;
         Ok(())
     }
 
@@ -212,7 +250,11 @@ impl FileStore {
 
     /// Every file under `prefix` (a folder path, `""` for all), sorted.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        let prefix = if prefix.is_empty() { None } else { Some(check_path(prefix.trim_end_matches('/'))?) };
+        let prefix = if prefix.is_empty() {
+            None
+        } else {
+            Some(check_path(prefix.trim_end_matches('/'))?)
+        };
         let mut out: Vec<String> = self
             .store
             .list(prefix.as_ref())
@@ -229,7 +271,10 @@ impl FileStore {
         let digest = Digest::of(&bytes);
         let path = blob_path(&digest);
         if !self.exists_at(&path).await? {
-            self.store.put(&path, PutPayload::from_bytes(bytes)).await.map_err(self.err("put blob"))?;
+            self.store
+                .put(&path, PutPayload::from_bytes(bytes))
+                .await
+                .map_err(self.err("put blob"))?;
         }
         Ok(digest)
     }
@@ -237,9 +282,15 @@ impl FileStore {
     /// The blob with `digest`; `None` when absent, [`StorageError::Corrupt`] when its bytes no
     /// longer hash to `digest`.
     pub async fn get_blob(&self, digest: &Digest) -> Result<Option<Bytes>> {
-        let Some(bytes) = self.get_at(&blob_path(digest)).await? else { return Ok(None) };
+        let Some(bytes) = self.get_at(&blob_path(digest)).await? else {
+            return Ok(None);
+        };
         if Digest::of(&bytes) != *digest {
-            return Err(StorageError::corrupt(self.backend, format!("blob {digest}"), "content does not match its digest"));
+            return Err(StorageError::corrupt(
+                self.backend,
+                format!("blob {digest}"),
+                "content does not match its digest",
+            ));
         }
         Ok(Some(bytes))
     }
@@ -261,7 +312,10 @@ mod tests {
     #[test]
     fn digests_parse_in_both_forms_and_print_prefixed() {
         let d = Digest::of(b"abc");
-        assert_eq!(d.hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            d.hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
         assert_eq!(d.hex().parse::<Digest>().unwrap(), d);
         assert!("sha256:XYZ".parse::<Digest>().is_err());

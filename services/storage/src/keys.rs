@@ -47,7 +47,9 @@ impl ContextScope {
 
 /// A caller-supplied part with the separator and control characters replaced.
 fn part(s: &str) -> String {
-    s.chars().map(|c| if c == ':' || c.is_control() { '_' } else { c }).collect()
+    s.chars()
+        .map(|c| if c == ':' || c.is_control() { '_' } else { c })
+        .collect()
 }
 
 impl CacheKey {
@@ -78,7 +80,14 @@ impl CacheKey {
     /// A fixed-window rate-limit counter: `rule` (e.g. `events.emit`), the subject it counts
     /// (a user, a workspace, an IP) and the window's start in seconds.
     pub fn rate_limit(rule: &str, subject: &str, window_start_secs: i64) -> Self {
-        Self::new(format!("ratelimit:{}:{}:{window_start_secs}", part(rule), part(subject)), false)
+        Self::new(
+            format!(
+                "ratelimit:{}:{}:{window_start_secs}",
+                part(rule),
+                part(subject)
+            ),
+            false,
+        )
     }
 
     /// A cluster-wide lock (e.g. `cron:<workspace>:<automation>:<tick>`: one tick, one run).
@@ -88,7 +97,10 @@ impl CacheKey {
 
     /// A context hash: field = variable name. Global and user contexts are durable.
     pub fn context(workspace: &WorkspaceId, scope: ContextScope, owner: &str) -> Self {
-        Self::new(format!("context:{workspace}:{}:{}", scope.as_str(), part(owner)), scope.durable())
+        Self::new(
+            format!("context:{workspace}:{}:{}", scope.as_str(), part(owner)),
+            scope.durable(),
+        )
     }
 
     /// The user topics a user joined in a workspace.
@@ -109,11 +121,17 @@ mod tests {
     #[test]
     fn names_are_stable_and_separators_cannot_be_injected() {
         let ws = WorkspaceId::new("ws1").unwrap();
-        assert_eq!(CacheKey::context(&ws, ContextScope::Global, "").name(), "context:ws1:global:");
+        assert_eq!(
+            CacheKey::context(&ws, ContextScope::Global, "").name(),
+            "context:ws1:global:"
+        );
         assert!(CacheKey::context(&ws, ContextScope::User, "u1").is_durable());
         assert!(!CacheKey::context(&ws, ContextScope::Run, "r1").is_durable());
         assert_eq!(CacheKey::lock("a:b\n").name(), "lock:a_b_");
-        assert_eq!(CacheKey::rate_limit("emit", "u:1", 60).name(), "ratelimit:emit:u_1:60");
+        assert_eq!(
+            CacheKey::rate_limit("emit", "u:1", 60).name(),
+            "ratelimit:emit:u_1:60"
+        );
         assert!(CacheKey::session(&SessionId::new("s1").unwrap()).is_durable());
     }
 }

@@ -12,8 +12,14 @@ use crate::error::{Result, StorageError};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Query options whose values are secrets and never printed.
-const SECRET_OPTIONS: &[&str] =
-    &["password", "secret_access_key", "aws_secret_access_key", "session_token", "aws_session_token", "token"];
+const SECRET_OPTIONS: &[&str] = &[
+    "password",
+    "secret_access_key",
+    "aws_secret_access_key",
+    "session_token",
+    "aws_session_token",
+    "token",
+];
 
 /// A parsed backend URL, with a printable form that hides the password and secret options.
 #[derive(Clone)]
@@ -37,7 +43,10 @@ impl Location {
             url: redact(raw),
             reason: format!("{e} (expected scheme://...)"),
         })?;
-        Ok(Self { redacted: redact_url(&url), url })
+        Ok(Self {
+            redacted: redact_url(&url),
+            url,
+        })
     }
 
     pub fn scheme(&self) -> &str {
@@ -60,7 +69,10 @@ impl Location {
 
     /// The query options, last value winning.
     pub fn options(&self) -> BTreeMap<String, String> {
-        self.url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+        self.url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
     }
 
     /// The URL with the named query options removed (they are ours, not the client's).
@@ -85,7 +97,11 @@ impl Location {
     pub fn path_of_local(&self, abstraction: &'static str) -> Result<String> {
         let host = self.url.host_str().unwrap_or("");
         let path = percent_decode(self.url.path());
-        let joined = if host.is_empty() { path } else { format!("{host}{path}") };
+        let joined = if host.is_empty() {
+            path
+        } else {
+            format!("{host}{path}")
+        };
         if joined.is_empty() {
             return Err(StorageError::InvalidUrl {
                 abstraction,
@@ -103,12 +119,13 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -137,7 +154,14 @@ fn redact_url(url: &Url) -> String {
         .query_pairs()
         .map(|(k, v)| {
             let secret = SECRET_OPTIONS.contains(&k.to_ascii_lowercase().as_str());
-            (k.into_owned(), if secret { "***".to_string() } else { v.into_owned() })
+            (
+                k.into_owned(),
+                if secret {
+                    "***".to_string()
+                } else {
+                    v.into_owned()
+                },
+            )
         })
         .collect();
     if !pairs.is_empty() {
@@ -147,7 +171,11 @@ fn redact_url(url: &Url) -> String {
 }
 
 /// The error for a scheme no backend of `abstraction` handles.
-pub(crate) fn unsupported(abstraction: &'static str, loc: &Location, supported: &'static str) -> StorageError {
+pub(crate) fn unsupported(
+    abstraction: &'static str,
+    loc: &Location,
+    supported: &'static str,
+) -> StorageError {
     StorageError::UnsupportedScheme {
         abstraction,
         scheme: loc.scheme().to_string(),
@@ -162,9 +190,15 @@ mod tests {
 
     #[test]
     fn passwords_and_secret_options_are_hidden() {
-        assert_eq!(redact("postgres://bob:hunter2@db:5432/x"), "postgres://bob:***@db:5432/x");
+        assert_eq!(
+            redact("postgres://bob:hunter2@db:5432/x"),
+            "postgres://bob:***@db:5432/x"
+        );
         let s = redact("s3://b/p?endpoint=http://h:1&secret_access_key=abc");
-        assert!(s.contains("secret_access_key=***") && !s.contains("abc"), "{s}");
+        assert!(
+            s.contains("secret_access_key=***") && !s.contains("abc"),
+            "{s}"
+        );
         assert_eq!(redact("not a url:pw@host"), "***@host");
     }
 
@@ -174,13 +208,21 @@ mod tests {
         assert_eq!(abs.path_of_local("x").unwrap(), "/tmp/a b/r.db");
         let rel = Location::parse("x", "file://data/files").unwrap();
         assert_eq!(rel.path_of_local("x").unwrap(), "data/files");
-        assert!(Location::parse("x", "sqlite://").unwrap().path_of_local("x").is_err());
+        assert!(
+            Location::parse("x", "sqlite://")
+                .unwrap()
+                .path_of_local("x")
+                .is_err()
+        );
     }
 
     #[test]
     fn our_options_are_stripped() {
         let loc = Location::parse("x", "postgres://h/db?schema=t1&sslmode=disable").unwrap();
         assert_eq!(loc.options().get("schema").map(String::as_str), Some("t1"));
-        assert_eq!(loc.without_options(&["schema"]).as_str(), "postgres://h/db?sslmode=disable");
+        assert_eq!(
+            loc.without_options(&["schema"]).as_str(),
+            "postgres://h/db?sslmode=disable"
+        );
     }
 }

@@ -16,7 +16,8 @@ use crate::location::{Location, unsupported};
 use crate::{mongo, postgres, sqlite};
 
 /// Schemes [`open_document_store`] accepts.
-pub const DOCUMENT_STORE_SCHEMES: &str = "sqlite://path, postgres://… (or postgresql://), mongodb://… (or mongodb+srv://), memory://";
+pub const DOCUMENT_STORE_SCHEMES: &str =
+    "sqlite://path, postgres://… (or postgresql://), mongodb://… (or mongodb+srv://), memory://";
 
 /// A document database: the event history and the document collections. Services hold it as
 /// `Arc<dyn DocumentStore>` and may pass it on as `Arc<dyn EventHistory>` or
@@ -88,7 +89,13 @@ impl EventHistory for MemoryStore {
 
 #[async_trait]
 impl Collections for MemoryStore {
-    async fn put(&self, c: &CollectionSpec, id: &str, body: &Value, expect: Expect) -> Result<Document> {
+    async fn put(
+        &self,
+        c: &CollectionSpec,
+        id: &str,
+        body: &Value,
+        expect: Expect,
+    ) -> Result<Document> {
         self.collections.put(c, id, body, expect).await
     }
     async fn get(&self, c: &CollectionSpec, id: &str) -> Result<Option<Document>> {
@@ -97,7 +104,13 @@ impl Collections for MemoryStore {
     async fn delete(&self, c: &CollectionSpec, id: &str, expect: Expect) -> Result<bool> {
         self.collections.delete(c, id, expect).await
     }
-    async fn find(&self, c: &CollectionSpec, field: &str, value: &Value, limit: u32) -> Result<Vec<Document>> {
+    async fn find(
+        &self,
+        c: &CollectionSpec,
+        field: &str,
+        value: &Value,
+        limit: u32,
+    ) -> Result<Vec<Document>> {
         self.collections.find(c, field, value, limit).await
     }
 }

@@ -30,8 +30,10 @@ impl Snapshot {
             let json = match &e.value {
                 Value::Bytes(b) => serde_json::json!({ "bytes": hex::encode(b) }),
                 Value::Hash(h) => {
-                    let fields: Map<String, Json> =
-                        h.iter().map(|(k, v)| (k.clone(), Json::String(hex::encode(v)))).collect();
+                    let fields: Map<String, Json> = h
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Json::String(hex::encode(v))))
+                        .collect();
                     serde_json::json!({ "hash": fields })
                 }
             };
@@ -52,7 +54,11 @@ fn to_wall_ms(at: Instant) -> i64 {
 fn decode(key: &str, json: &str) -> Result<Value> {
     let corrupt = |why: &str| StorageError::corrupt(BACKEND, format!("cache entry {key}"), why);
     let doc: Json = serde_json::from_str(json).map_err(|e| corrupt(&e.to_string()))?;
-    let unhex = |v: &Json| v.as_str().and_then(|s| hex::decode(s).ok()).ok_or_else(|| corrupt("a value is not hex"));
+    let unhex = |v: &Json| {
+        v.as_str()
+            .and_then(|s| hex::decode(s).ok())
+            .ok_or_else(|| corrupt("a value is not hex"))
+    };
     if let Some(b) = doc.get("bytes") {
         return Ok(Value::Bytes(unhex(b)?));
     }
@@ -79,22 +85,40 @@ impl Durable {
             .execute(&pool)
             .await
             .map_err(err)?;
-        let rows = sqlx::query("SELECT key, value, expires_at FROM cache_entries WHERE substr(key, 1, ?) = ?")
-            .bind(i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX))
-            .bind(prefix.to_string())
-            .fetch_all(&pool)
-            .await
-            .map_err(err)?;
+        let rows = sqlx::query(
+            "SELECT key, value, expires_at FROM cache_entries WHERE substr(key, 1, ?) = ?",
+        )
+        .bind(i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX))
+        .bind(prefix.to_string())
+        .fetch_all(&pool)
+        .await
+        .map_err(err)?;
         let mut loaded = HashMap::new();
         let now = now_ms();
         for row in rows {
             let key: String = row.try_get("key").map_err(err)?;
             let json: String = row.try_get("value").map_err(err)?;
             let at: Option<i64> = row.try_get("expires_at").map_err(err)?;
-            let expires = at.map(|ms| Instant::now() + std::time::Duration::from_millis(u64::try_from(ms - now).unwrap_or(0)));
-            loaded.insert(key.clone(), Entry { value: decode(&key, &json)?, expires });
+            let expires = at.map(|ms| {
+                Instant::now()
+                    + std::time::Duration::from_millis(u64::try_from(ms - now).unwrap_or(0))
+            });
+            loaded.insert(
+                key.clone(),
+                Entry {
+                    value: decode(&key, &json)?,
+                    expires,
+                },
+            );
         }
-        Ok((Self { pool, location: location.clone(), order: tokio::sync::Mutex::new(()) }, loaded))
+        Ok((
+            Self {
+                pool,
+                location: location.clone(),
+                order: tokio::sync::Mutex::new(()),
+            },
+            loaded,
+        ))
     }
 
     pub async fn write(&self, key: &str, snapshot: Snapshot) -> Result<()> {
@@ -120,7 +144,10 @@ impl Durable {
     }
 
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(|e| sqlite::unavailable(&self.location, e))?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| sqlite::unavailable(&self.location, e))?;
         Ok(())
     }
 }
@@ -134,6 +161,9 @@ mod tests {
         assert!(decode("k", "not json").is_err());
         assert!(decode("k", r#"{"bytes":"zz"}"#).is_err());
         assert!(decode("k", r#"{"other":1}"#).is_err());
-        assert_eq!(decode("k", r#"{"bytes":"6869"}"#).unwrap(), Value::Bytes(b"hi".to_vec()));
+        assert_eq!(
+            decode("k", r#"{"bytes":"6869"}"#).unwrap(),
+            Value::Bytes(b"hi".to_vec())
+        );
     }
 }

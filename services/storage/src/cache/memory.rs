@@ -51,7 +51,11 @@ pub struct MemoryCache {
 
 impl MemoryCache {
     pub fn new(namespace: &str) -> Self {
-        Self { namespace: namespace.to_string(), state: Mutex::default(), durable: None }
+        Self {
+            namespace: namespace.to_string(),
+            state: Mutex::default(),
+            durable: None,
+        }
     }
 
     /// An in-process cache whose durable keys live in the SQLite file of `location`; the
@@ -59,7 +63,11 @@ impl MemoryCache {
     pub async fn open_durable(location: &Location, namespace: &str) -> Result<Self> {
         let prefix = format!("{namespace}:");
         let (durable, loaded) = Durable::open(location, &prefix).await?;
-        let cache = Self { namespace: namespace.to_string(), state: Mutex::default(), durable: Some(durable) };
+        let cache = Self {
+            namespace: namespace.to_string(),
+            state: Mutex::default(),
+            durable: Some(durable),
+        };
         {
             let mut state = cache.lock()?;
             state.entries.extend(loaded);
@@ -72,12 +80,18 @@ impl MemoryCache {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>> {
-        self.state.lock().map_err(|_| StorageError::backend("memory cache", "lock", "lock poisoned"))
+        self.state
+            .lock()
+            .map_err(|_| StorageError::backend("memory cache", "lock", "lock poisoned"))
     }
 
     /// Runs `f` on the live entry of `key` (expired ones are dropped first) and, for a durable
     /// key on a persisting cache, writes the result through. Returns `f`'s output.
-    async fn update<T>(&self, key: &CacheKey, f: impl FnOnce(&mut Option<Entry>) -> Result<T>) -> Result<T> {
+    async fn update<T>(
+        &self,
+        key: &CacheKey,
+        f: impl FnOnce(&mut Option<Entry>) -> Result<T>,
+    ) -> Result<T> {
         let full = self.full(key);
         let persist = self.durable.as_ref().filter(|_| key.is_durable());
         // Serializes durable writes so the database sees them in the map's order.
@@ -131,7 +145,10 @@ fn expiry(ttl: Option<Duration>) -> Option<Instant> {
 impl Cache for MemoryCache {
     fn describe(&self) -> String {
         match &self.durable {
-            Some(d) => format!("in-process cache, durable keys in sqlite {}", d.location.redacted()),
+            Some(d) => format!(
+                "in-process cache, durable keys in sqlite {}",
+                d.location.redacted()
+            ),
             None => "in-process cache (memory://)".into(),
         }
     }
@@ -157,7 +174,10 @@ impl Cache for MemoryCache {
             check_ttl(ttl)?;
         }
         self.update(key, |slot| {
-            *slot = Some(Entry { value: Value::Bytes(value.to_vec()), expires: expiry(ttl) });
+            *slot = Some(Entry {
+                value: Value::Bytes(value.to_vec()),
+                expires: expiry(ttl),
+            });
             Ok(())
         })
         .await
@@ -174,7 +194,10 @@ impl Cache for MemoryCache {
             if slot.is_some() {
                 return Ok(false);
             }
-            *slot = Some(Entry { value: Value::Bytes(value.to_vec()), expires: expiry(Some(ttl)) });
+            *slot = Some(Entry {
+                value: Value::Bytes(value.to_vec()),
+                expires: expiry(Some(ttl)),
+            });
             Ok(true)
         })
         .await
@@ -185,9 +208,16 @@ impl Cache for MemoryCache {
         self.update(key, |slot| {
             let (current, expires) = match slot {
                 None => (0, expiry(Some(ttl))),
-                Some(Entry { value: Value::Bytes(b), expires }) => {
-                    let n = std::str::from_utf8(b).ok().and_then(|s| s.parse::<i64>().ok());
-                    let n = n.ok_or_else(|| StorageError::invalid("key", format!("{} is not a counter", key.name())))?;
+                Some(Entry {
+                    value: Value::Bytes(b),
+                    expires,
+                }) => {
+                    let n = std::str::from_utf8(b)
+                        .ok()
+                        .and_then(|s| s.parse::<i64>().ok());
+                    let n = n.ok_or_else(|| {
+                        StorageError::invalid("key", format!("{} is not a counter", key.name()))
+                    })?;
                     // A counter without expiry gets the window, as in Redis's script.
                     (n, expires.or_else(|| expiry(Some(ttl))))
                 }
@@ -196,7 +226,10 @@ impl Cache for MemoryCache {
             let next = current
                 .checked_add(by)
                 .ok_or_else(|| StorageError::invalid("by", "the counter would overflow"))?;
-            *slot = Some(Entry { value: Value::Bytes(next.to_string().into_bytes()), expires });
+            *slot = Some(Entry {
+                value: Value::Bytes(next.to_string().into_bytes()),
+                expires,
+            });
             Ok(next)
         })
         .await
@@ -212,7 +245,10 @@ impl Cache for MemoryCache {
                 });
                 Ok(())
             }
-            Some(Entry { value: Value::Hash(h), .. }) => {
+            Some(Entry {
+                value: Value::Hash(h),
+                ..
+            }) => {
                 h.insert(field.to_string(), value.to_vec());
                 Ok(())
             }
@@ -240,7 +276,10 @@ impl Cache for MemoryCache {
     async fn hdel(&self, key: &CacheKey, field: &str) -> Result<bool> {
         self.update(key, |slot| match slot {
             None => Ok(false),
-            Some(Entry { value: Value::Hash(h), .. }) => {
+            Some(Entry {
+                value: Value::Hash(h),
+                ..
+            }) => {
                 let removed = h.remove(field).is_some();
                 if h.is_empty() {
                     *slot = None; // as in Redis: an empty hash does not exist
@@ -273,21 +312,45 @@ mod tests {
     async fn entries_expire_on_the_tokio_clock() {
         let cache = MemoryCache::new("t");
         let key = CacheKey::lock("a");
-        assert!(cache.set_if_absent(&key, b"1", Duration::from_secs(30)).await.unwrap());
-        assert!(!cache.set_if_absent(&key, b"2", Duration::from_secs(30)).await.unwrap());
+        assert!(
+            cache
+                .set_if_absent(&key, b"1", Duration::from_secs(30))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !cache
+                .set_if_absent(&key, b"2", Duration::from_secs(30))
+                .await
+                .unwrap()
+        );
         tokio::time::advance(Duration::from_secs(31)).await;
         assert_eq!(cache.get(&key).await.unwrap(), None);
-        assert!(cache.set_if_absent(&key, b"3", Duration::from_secs(30)).await.unwrap());
+        assert!(
+            cache
+                .set_if_absent(&key, b"3", Duration::from_secs(30))
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_counter_keeps_the_window_of_its_first_increment() {
         let cache = MemoryCache::new("t");
         let key = CacheKey::rate_limit("r", "u", 0);
-        assert_eq!(cache.incr(&key, 1, Duration::from_secs(60)).await.unwrap(), 1);
+        assert_eq!(
+            cache.incr(&key, 1, Duration::from_secs(60)).await.unwrap(),
+            1
+        );
         tokio::time::advance(Duration::from_secs(59)).await;
-        assert_eq!(cache.incr(&key, 1, Duration::from_secs(60)).await.unwrap(), 2);
+        assert_eq!(
+            cache.incr(&key, 1, Duration::from_secs(60)).await.unwrap(),
+            2
+        );
         tokio::time::advance(Duration::from_secs(2)).await;
-        assert_eq!(cache.incr(&key, 1, Duration::from_secs(60)).await.unwrap(), 1);
+        assert_eq!(
+            cache.incr(&key, 1, Duration::from_secs(60)).await.unwrap(),
+            1
+        );
     }
 }

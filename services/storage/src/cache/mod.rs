@@ -28,7 +28,8 @@ pub use memory::MemoryCache;
 pub use redis::RedisCache;
 
 /// Schemes [`open_cache`] accepts.
-pub const CACHE_SCHEMES: &str = "memory://, sqlite://path (in process, durable keys in SQLite), redis://… (or rediss://)";
+pub const CACHE_SCHEMES: &str =
+    "memory://, sqlite://path (in process, durable keys in SQLite), redis://… (or rediss://)";
 
 /// Largest value or hash field value, in bytes: the cache holds small state, not files.
 pub const MAX_VALUE_SIZE: usize = 4 * 1024 * 1024;
@@ -87,13 +88,28 @@ pub async fn open_cache(url: &str, namespace: &str) -> Result<Arc<dyn Cache>> {
 fn check_namespace(namespace: &str) -> Result<()> {
     let ok = !namespace.is_empty()
         && namespace.len() <= 64
-        && namespace.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok { Ok(()) } else { Err(StorageError::invalid("namespace", "use [A-Za-z0-9_.-]{1,64}")) }
+        && namespace
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StorageError::invalid(
+            "namespace",
+            "use [A-Za-z0-9_.-]{1,64}",
+        ))
+    }
 }
 
 pub(crate) fn check_value(value: &[u8]) -> Result<()> {
     if value.len() > MAX_VALUE_SIZE {
-        return Err(StorageError::invalid("value", format!("{} bytes, over the {MAX_VALUE_SIZE}-byte limit", value.len())));
+        return Err(StorageError::invalid(
+            "value",
+            format!(
+                "{} bytes, over the {MAX_VALUE_SIZE}-byte limit",
+                value.len()
+            ),
+        ));
     }
     Ok(())
 }

@@ -35,16 +35,23 @@ pub struct RedisCache {
 impl RedisCache {
     /// Connects, failing within [`CONNECT_TIMEOUT`] when Redis does not answer.
     pub async fn open(location: &Location, namespace: &str) -> Result<Self> {
-        let client = redis::Client::open(location.as_secret_str()).map_err(|e| StorageError::InvalidUrl {
-            abstraction: "cache",
-            url: location.redacted().to_string(),
-            reason: e.to_string(),
+        let client = redis::Client::open(location.as_secret_str()).map_err(|e| {
+            StorageError::InvalidUrl {
+                abstraction: "cache",
+                url: location.redacted().to_string(),
+                reason: e.to_string(),
+            }
         })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(1);
-        let conn = match tokio::time::timeout(CONNECT_TIMEOUT, ConnectionManager::new_with_config(client, config)).await {
+        let conn = match tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => return Err(unavailable(location, e)),
             Err(_) => {
@@ -55,20 +62,33 @@ impl RedisCache {
                 });
             }
         };
-        Ok(Self { namespace: namespace.to_string(), conn, location: location.clone(), incr: redis::Script::new(INCR_SCRIPT) })
+        Ok(Self {
+            namespace: namespace.to_string(),
+            conn,
+            location: location.clone(),
+            incr: redis::Script::new(INCR_SCRIPT),
+        })
     }
 
     fn full(&self, key: &CacheKey) -> String {
         format!("{}:{}", self.namespace, key.name())
     }
 
-    fn err(&self, key: &CacheKey, operation: &'static str) -> impl Fn(redis::RedisError) -> StorageError + '_ {
+    fn err(
+        &self,
+        key: &CacheKey,
+        operation: &'static str,
+    ) -> impl Fn(redis::RedisError) -> StorageError + '_ {
         let name = key.name().to_string();
         move |e| {
             if e.code() == Some("WRONGTYPE") {
                 return StorageError::invalid("key", format!("{name} holds another kind of value"));
             }
-            if e.is_io_error() || e.is_connection_refusal() || e.is_timeout() || e.is_connection_dropped() {
+            if e.is_io_error()
+                || e.is_connection_refusal()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+            {
                 return unavailable(&self.location, e);
             }
             StorageError::backend(BACKEND, operation, e)
@@ -77,7 +97,11 @@ impl RedisCache {
 }
 
 fn unavailable(location: &Location, e: redis::RedisError) -> StorageError {
-    StorageError::Unavailable { backend: BACKEND, url: location.redacted().to_string(), source: Box::new(e) }
+    StorageError::Unavailable {
+        backend: BACKEND,
+        url: location.redacted().to_string(),
+        source: Box::new(e),
+    }
 }
 
 fn millis(ttl: Duration) -> u64 {
@@ -92,7 +116,10 @@ impl Cache for RedisCache {
 
     async fn ping(&self) -> Result<()> {
         let mut conn = self.conn.clone();
-        redis::cmd("PING").query_async::<String>(&mut conn).await.map_err(|e| unavailable(&self.location, e))?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map_err(|e| unavailable(&self.location, e))?;
         Ok(())
     }
 
@@ -110,12 +137,17 @@ impl Cache for RedisCache {
             cmd.arg("PX").arg(millis(ttl));
         }
         let mut conn = self.conn.clone();
-        cmd.query_async::<()>(&mut conn).await.map_err(self.err(key, "set"))
+        cmd.query_async::<()>(&mut conn)
+            .await
+            .map_err(self.err(key, "set"))
     }
 
     async fn delete(&self, key: &CacheKey) -> Result<bool> {
         let mut conn = self.conn.clone();
-        let n: i64 = conn.del(self.full(key)).await.map_err(self.err(key, "delete"))?;
+        let n: i64 = conn
+            .del(self.full(key))
+            .await
+            .map_err(self.err(key, "delete"))?;
         Ok(n > 0)
     }
 
@@ -138,34 +170,49 @@ impl Cache for RedisCache {
     async fn incr(&self, key: &CacheKey, by: i64, ttl: Duration) -> Result<i64> {
         check_ttl(ttl)?;
         let mut conn = self.conn.clone();
-        self.incr.key(self.full(key)).arg(by).arg(millis(ttl)).invoke_async(&mut conn).await.map_err(|e| {
-            if e.to_string().contains("not an integer") {
-                StorageError::invalid("key", format!("{} is not a counter", key.name()))
-            } else {
-                self.err(key, "incr")(e)
-            }
-        })
+        self.incr
+            .key(self.full(key))
+            .arg(by)
+            .arg(millis(ttl))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| {
+                if e.to_string().contains("not an integer") {
+                    StorageError::invalid("key", format!("{} is not a counter", key.name()))
+                } else {
+                    self.err(key, "incr")(e)
+                }
+            })
     }
 
     async fn hset(&self, key: &CacheKey, field: &str, value: &[u8]) -> Result<()> {
         check_value(value)?;
         let mut conn = self.conn.clone();
-        conn.hset::<_, _, _, ()>(self.full(key), field, value).await.map_err(self.err(key, "hset"))
+        conn.hset::<_, _, _, ()>(self.full(key), field, value)
+            .await
+            .map_err(self.err(key, "hset"))
     }
 
     async fn hget(&self, key: &CacheKey, field: &str) -> Result<Option<Vec<u8>>> {
         let mut conn = self.conn.clone();
-        conn.hget(self.full(key), field).await.map_err(self.err(key, "hget"))
+        conn.hget(self.full(key), field)
+            .await
+            .map_err(self.err(key, "hget"))
     }
 
     async fn hgetall(&self, key: &CacheKey) -> Result<BTreeMap<String, Vec<u8>>> {
         let mut conn = self.conn.clone();
-        conn.hgetall(self.full(key)).await.map_err(self.err(key, "hgetall"))
+        conn.hgetall(self.full(key))
+            .await
+            .map_err(self.err(key, "hgetall"))
     }
 
     async fn hdel(&self, key: &CacheKey, field: &str) -> Result<bool> {
         let mut conn = self.conn.clone();
-        let n: i64 = conn.hdel(self.full(key), field).await.map_err(self.err(key, "hdel"))?;
+        let n: i64 = conn
+            .hdel(self.full(key), field)
+            .await
+            .map_err(self.err(key, "hdel"))?;
         Ok(n > 0)
     }
 
@@ -181,4 +228,3 @@ impl Cache for RedisCache {
         Ok(set == 1)
     }
 }
-

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{
-    CollectionSpec, Collections, Document, Expect, check_find, check_id, check_put, expectation_met, unique_conflict,
-    unique_keys, value_at, version_conflict,
+    CollectionSpec, Collections, Document, Expect, check_find, check_id, check_put,
+    expectation_met, unique_conflict, unique_keys, value_at, version_conflict,
 };
 use crate::error::{Result, StorageError};
 use crate::history::json_eq;
@@ -27,13 +27,21 @@ pub struct MemoryCollections {
 
 impl MemoryCollections {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<&'static str, Collection>>> {
-        self.collections.lock().map_err(|_| StorageError::backend("memory", "documents", "lock poisoned"))
+        self.collections
+            .lock()
+            .map_err(|_| StorageError::backend("memory", "documents", "lock poisoned"))
     }
 }
 
 #[async_trait]
 impl Collections for MemoryCollections {
-    async fn put(&self, spec: &CollectionSpec, id: &str, body: &Value, expect: Expect) -> Result<Document> {
+    async fn put(
+        &self,
+        spec: &CollectionSpec,
+        id: &str,
+        body: &Value,
+        expect: Expect,
+    ) -> Result<Document> {
         check_put(spec, id, body)?;
         let mut all = self.lock()?;
         let coll = all.entry(spec.name).or_default();
@@ -43,7 +51,11 @@ impl Collections for MemoryCollections {
         }
         let keys = unique_keys(spec, body);
         for (field, value) in &keys {
-            if coll.keys.get(&(*field, value.clone())).is_some_and(|owner| owner != id) {
+            if coll
+                .keys
+                .get(&(*field, value.clone()))
+                .is_some_and(|owner| owner != id)
+            {
                 return Err(unique_conflict(spec, field));
             }
         }
@@ -51,14 +63,21 @@ impl Collections for MemoryCollections {
         for key in keys {
             coll.keys.insert(key, id.to_string());
         }
-        let doc = Document { id: id.to_string(), version: current.unwrap_or(0) + 1, body: body.clone() };
+        let doc = Document {
+            id: id.to_string(),
+            version: current.unwrap_or(0) + 1,
+            body: body.clone(),
+        };
         coll.docs.insert(id.to_string(), doc.clone());
         Ok(doc)
     }
 
     async fn get(&self, spec: &CollectionSpec, id: &str) -> Result<Option<Document>> {
         check_id(id)?;
-        Ok(self.lock()?.get(spec.name).and_then(|c| c.docs.get(id).cloned()))
+        Ok(self
+            .lock()?
+            .get(spec.name)
+            .and_then(|c| c.docs.get(id).cloned()))
     }
 
     async fn delete(&self, spec: &CollectionSpec, id: &str, expect: Expect) -> Result<bool> {
@@ -78,10 +97,18 @@ impl Collections for MemoryCollections {
         Ok(coll.docs.remove(id).is_some())
     }
 
-    async fn find(&self, spec: &CollectionSpec, field: &str, value: &Value, limit: u32) -> Result<Vec<Document>> {
+    async fn find(
+        &self,
+        spec: &CollectionSpec,
+        field: &str,
+        value: &Value,
+        limit: u32,
+    ) -> Result<Vec<Document>> {
         check_find(spec, field, value, limit)?;
         let all = self.lock()?;
-        let Some(coll) = all.get(spec.name) else { return Ok(Vec::new()) };
+        let Some(coll) = all.get(spec.name) else {
+            return Ok(Vec::new());
+        };
         Ok(coll
             .docs
             .values()

@@ -33,15 +33,33 @@ pub struct CollectionSpec {
 pub mod collections {
     use super::CollectionSpec;
 
-    pub const USERS: CollectionSpec = CollectionSpec { name: "users", unique: &["email"] };
-    pub const WORKSPACES: CollectionSpec = CollectionSpec { name: "workspaces", unique: &["slug"] };
-    pub const PERMISSIONS: CollectionSpec = CollectionSpec { name: "permissions", unique: &[] };
+    pub const USERS: CollectionSpec = CollectionSpec {
+        name: "users",
+        unique: &["email"],
+    };
+    pub const WORKSPACES: CollectionSpec = CollectionSpec {
+        name: "workspaces",
+        unique: &["slug"],
+    };
+    pub const PERMISSIONS: CollectionSpec = CollectionSpec {
+        name: "permissions",
+        unique: &[],
+    };
     /// Automations, by `refract_core::model::automation_doc_id` (`<workspaceId>:<slug>`).
-    pub const AUTOMATIONS: CollectionSpec = CollectionSpec { name: "automations", unique: &[] };
+    pub const AUTOMATIONS: CollectionSpec = CollectionSpec {
+        name: "automations",
+        unique: &[],
+    };
     /// Workspace secrets, by `<workspaceId>:<name>`.
-    pub const SECRETS: CollectionSpec = CollectionSpec { name: "secrets", unique: &[] };
+    pub const SECRETS: CollectionSpec = CollectionSpec {
+        name: "secrets",
+        unique: &[],
+    };
     /// Personal access tokens, by token id; `hash` is the SHA-256 of the token.
-    pub const ACCESS_TOKENS: CollectionSpec = CollectionSpec { name: "access_tokens", unique: &["hash"] };
+    pub const ACCESS_TOKENS: CollectionSpec = CollectionSpec {
+        name: "access_tokens",
+        unique: &["hash"],
+    };
 }
 
 /// A stored document.
@@ -69,7 +87,13 @@ pub enum Expect {
 #[async_trait]
 pub trait Collections: Send + Sync {
     /// Creates or replaces document `id` if it is as `expect`ed; returns the stored document.
-    async fn put(&self, collection: &CollectionSpec, id: &str, body: &Value, expect: Expect) -> Result<Document>;
+    async fn put(
+        &self,
+        collection: &CollectionSpec,
+        id: &str,
+        body: &Value,
+        expect: Expect,
+    ) -> Result<Document>;
 
     async fn get(&self, collection: &CollectionSpec, id: &str) -> Result<Option<Document>>;
 
@@ -77,7 +101,13 @@ pub trait Collections: Send + Sync {
     async fn delete(&self, collection: &CollectionSpec, id: &str, expect: Expect) -> Result<bool>;
 
     /// Documents whose body has `value` at dotted `field`, by id, at most `limit`.
-    async fn find(&self, collection: &CollectionSpec, field: &str, value: &Value, limit: u32) -> Result<Vec<Document>>;
+    async fn find(
+        &self,
+        collection: &CollectionSpec,
+        field: &str,
+        value: &Value,
+        limit: u32,
+    ) -> Result<Vec<Document>>;
 }
 
 /// Checks a write's input; shared by every backend.
@@ -93,7 +123,10 @@ pub(crate) fn check_put(collection: &CollectionSpec, id: &str, body: &Value) -> 
 pub(crate) fn check_collection(collection: &CollectionSpec) -> Result<()> {
     let n = collection.name;
     if n.is_empty() || n.len() > 48 || !n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
-        return Err(StorageError::invalid("collection", format!("{n:?}: use [a-z_]{{1,48}}")));
+        return Err(StorageError::invalid(
+            "collection",
+            format!("{n:?}: use [a-z_]{{1,48}}"),
+        ));
     }
     for field in collection.unique {
         check_field(field)?;
@@ -114,18 +147,32 @@ pub(crate) fn check_id(id: &str) -> Result<()> {
 pub(crate) fn check_field(field: &str) -> Result<Vec<String>> {
     let segments: Vec<String> = field.split('.').map(str::to_string).collect();
     if segments.is_empty() || segments.len() > 10 || !segments.iter().all(|s| filter_path_ok(s)) {
-        return Err(StorageError::invalid("field", format!("{field:?}: dotted segments of A-Z a-z 0-9 _ $ -")));
+        return Err(StorageError::invalid(
+            "field",
+            format!("{field:?}: dotted segments of A-Z a-z 0-9 _ $ -"),
+        ));
     }
     Ok(segments)
 }
 
-pub(crate) fn check_find(collection: &CollectionSpec, field: &str, value: &Value, limit: u32) -> Result<Vec<String>> {
+pub(crate) fn check_find(
+    collection: &CollectionSpec,
+    field: &str,
+    value: &Value,
+    limit: u32,
+) -> Result<Vec<String>> {
     check_collection(collection)?;
     if value.is_null() {
-        return Err(StorageError::invalid("value", "find matches a present, non-null value"));
+        return Err(StorageError::invalid(
+            "value",
+            "find matches a present, non-null value",
+        ));
     }
     if limit == 0 || limit > MAX_FIND_LIMIT {
-        return Err(StorageError::invalid("limit", format!("must be 1 to {MAX_FIND_LIMIT}")));
+        return Err(StorageError::invalid(
+            "limit",
+            format!("must be 1 to {MAX_FIND_LIMIT}"),
+        ));
     }
     check_field(field)
 }
@@ -140,7 +187,10 @@ pub(crate) fn value_at<'a>(body: &'a Value, field: &str) -> Option<&'a Value> {
 }
 
 /// The unique keys of `body`: `(field, canonical JSON of its value)`.
-pub(crate) fn unique_keys(collection: &CollectionSpec, body: &Value) -> Vec<(&'static str, String)> {
+pub(crate) fn unique_keys(
+    collection: &CollectionSpec,
+    body: &Value,
+) -> Vec<(&'static str, String)> {
     collection
         .unique
         .iter()
@@ -162,18 +212,29 @@ pub(crate) fn canonical(v: &Value) -> String {
 
 /// The conflict error of a unique key.
 pub(crate) fn unique_conflict(collection: &CollectionSpec, field: &str) -> StorageError {
-    StorageError::conflict(format!("{}: another document has the same {field}", collection.name))
+    StorageError::conflict(format!(
+        "{}: another document has the same {field}",
+        collection.name
+    ))
 }
 
 /// The conflict error of a version mismatch.
-pub(crate) fn version_conflict(collection: &CollectionSpec, id: &str, expect: Expect, found: Option<u64>) -> StorageError {
+pub(crate) fn version_conflict(
+    collection: &CollectionSpec,
+    id: &str,
+    expect: Expect,
+    found: Option<u64>,
+) -> StorageError {
     let found = found.map_or("absent".to_string(), |v| format!("version {v}"));
     let wanted = match expect {
         Expect::Any => "any".to_string(),
         Expect::Absent => "absent".to_string(),
         Expect::Version(v) => format!("version {v}"),
     };
-    StorageError::conflict(format!("{}/{id}: expected {wanted}, found {found}", collection.name))
+    StorageError::conflict(format!(
+        "{}/{id}: expected {wanted}, found {found}",
+        collection.name
+    ))
 }
 
 /// Whether the current version satisfies `expect`.
@@ -192,17 +253,23 @@ mod tests {
 
     #[test]
     fn unique_keys_skip_absent_fields_and_normalise_numbers() {
-        let spec = CollectionSpec { name: "t", unique: &["email", "n"] };
-        assert_eq!(unique_keys(&spec, &json!({"email": "a@x", "n": 1.0})), vec![
-            ("email", "\"a@x\"".to_string()),
-            ("n", "1".to_string())
-        ]);
+        let spec = CollectionSpec {
+            name: "t",
+            unique: &["email", "n"],
+        };
+        assert_eq!(
+            unique_keys(&spec, &json!({"email": "a@x", "n": 1.0})),
+            vec![("email", "\"a@x\"".to_string()), ("n", "1".to_string())]
+        );
         assert!(unique_keys(&spec, &json!({"email": null})).is_empty());
     }
 
     #[test]
     fn bad_names_ids_and_bodies_are_invalid() {
-        let bad = CollectionSpec { name: "Users;drop", unique: &[] };
+        let bad = CollectionSpec {
+            name: "Users;drop",
+            unique: &[],
+        };
         assert!(check_put(&bad, "a", &json!({})).is_err());
         assert!(check_put(&collections::USERS, "", &json!({})).is_err());
         assert!(check_put(&collections::USERS, "a", &json!([1])).is_err());

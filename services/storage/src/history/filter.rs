@@ -28,7 +28,11 @@ impl TypeFilter {
             None => (raw, false),
         };
         EventType::new(base).map_err(|e| StorageError::invalid("types", e.to_string()))?;
-        Ok(if prefix { TypeFilter::Prefix(format!("{base}.")) } else { TypeFilter::Exact(base.to_string()) })
+        Ok(if prefix {
+            TypeFilter::Prefix(format!("{base}."))
+        } else {
+            TypeFilter::Exact(base.to_string())
+        })
     }
 
     pub fn matches(&self, event_type: &str) -> bool {
@@ -68,11 +72,17 @@ impl FieldFilter {
         if !FILTER_ROOTS.contains(&segments[0].as_str()) {
             return Err(StorageError::invalid(
                 "fields",
-                format!("{path:?}: must start with one of {}", FILTER_ROOTS.join(", ")),
+                format!(
+                    "{path:?}: must start with one of {}",
+                    FILTER_ROOTS.join(", ")
+                ),
             ));
         }
         if !segments.iter().all(|s| segment_ok(s)) {
-            return Err(StorageError::invalid("fields", format!("{path:?}: segments use A-Z a-z 0-9 _ $ -")));
+            return Err(StorageError::invalid(
+                "fields",
+                format!("{path:?}: segments use A-Z a-z 0-9 _ $ -"),
+            ));
         }
         Ok(Self { segments, value })
     }
@@ -91,11 +101,14 @@ impl FieldFilter {
 
     /// The value as a nested object (`{"payload":{"a":1}}`), for containment queries.
     pub fn as_containment(&self) -> Value {
-        self.segments.iter().rev().fold(self.value.clone(), |inner, seg| {
-            let mut map = serde_json::Map::new();
-            map.insert(seg.clone(), inner);
-            Value::Object(map)
-        })
+        self.segments
+            .iter()
+            .rev()
+            .fold(self.value.clone(), |inner, seg| {
+                let mut map = serde_json::Map::new();
+                map.insert(seg.clone(), inner);
+                Value::Object(map)
+            })
     }
 
     /// Whether `doc` (a serialized envelope) has this value at this path.
@@ -113,7 +126,9 @@ impl FieldFilter {
 
 /// Whether `s` is a valid path segment (`[A-Za-z0-9_$-]+`): safe to quote into SQL paths.
 pub(crate) fn segment_ok(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$' | b'-'))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$' | b'-'))
 }
 
 /// JSON equality where numbers compare numerically (`1` equals `1.0`), as in SQL and Mongo.
@@ -123,9 +138,13 @@ pub(crate) fn json_eq(a: &Value, b: &Value) -> bool {
             (Some(x), Some(y)) => x == y,
             _ => x.as_f64() == y.as_f64(),
         },
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
@@ -169,7 +188,11 @@ mod tests {
     #[test]
     fn type_filters_match_exactly_or_under_a_prefix() {
         let p = TypeFilter::parse("workspaces.*").unwrap();
-        assert!(p.matches("workspaces.created") && !p.matches("workspacesX.a") && !p.matches("workspaces"));
+        assert!(
+            p.matches("workspaces.created")
+                && !p.matches("workspacesX.a")
+                && !p.matches("workspaces")
+        );
         assert!(TypeFilter::parse("a.b").unwrap().matches("a.b"));
         assert!(TypeFilter::parse("a/b").is_err());
         assert_eq!(TypeFilter::prefix_upper_bound("workspaces."), "workspaces/");
@@ -183,7 +206,10 @@ mod tests {
         let f = FieldFilter::new("payload.order.total", json!(10)).unwrap();
         assert!(f.matches(&json!({"payload": {"order": {"total": 10.0}}})));
         assert!(!f.matches(&json!({"payload": {"order": {"total": "10"}}})));
-        assert_eq!(f.as_containment(), json!({"payload": {"order": {"total": 10}}}));
+        assert_eq!(
+            f.as_containment(),
+            json!({"payload": {"order": {"total": 10}}})
+        );
     }
 
     #[test]

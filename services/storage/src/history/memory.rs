@@ -12,6 +12,9 @@ use super::filter::text_words;
 use super::{AppendOutcome, EventHistory, EventRow, HistoryQuery, SortOrder, id_key};
 use crate::error::{Result, StorageError};
 
+/// Events by `(workspace, id_ms, id_seq)`.
+type EventMap = BTreeMap<(String, i64, i64), Stored>;
+
 struct Stored {
     row: EventRow,
     doc: serde_json::Value,
@@ -22,20 +25,24 @@ struct Stored {
 /// Events by `(workspace, id_ms, id_seq)`, which is also page order.
 #[derive(Default)]
 pub struct MemoryHistory {
-    events: RwLock<BTreeMap<(String, i64, i64), Stored>>,
+    events: RwLock<EventMap>,
 }
 
 impl MemoryHistory {
-    fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, BTreeMap<(String, i64, i64), Stored>>> {
-        self.events.read().map_err(|_| StorageError::backend("memory", "read", "lock poisoned"))
+    fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, EventMap>> {
+        self.events
+            .read()
+            .map_err(|_| StorageError::backend("memory", "read", "lock poisoned"))
     }
 
-    fn write(&self) -> Result<std::sync::RwLockWriteGuard<'_, BTreeMap<(String, i64, i64), Stored>>> {
-        self.events.write().map_err(|_| StorageError::backend("memory", "write", "lock poisoned"))
+    fn write(&self) -> Result<std::sync::RwLockWriteGuard<'_, EventMap>> {
+        self.events
+            .write()
+            .map_err(|_| StorageError::backend("memory", "write", "lock poisoned"))
     }
 
     fn matching<'a>(
-        map: &'a BTreeMap<(String, i64, i64), Stored>,
+        map: &'a EventMap,
         q: &'a HistoryQuery,
     ) -> impl DoubleEndedIterator<Item = &'a Stored> + 'a {
         let ws = q.workspace.as_str().to_string();
@@ -56,7 +63,9 @@ impl MemoryHistory {
                     && before.is_none_or(|b| r.created_at < b)
                     && (q.types.is_empty() || q.types.iter().any(|t| t.matches(&r.event_type)))
                     && corr.as_ref().is_none_or(|c| &r.correlation_id == c)
-                    && words.as_ref().is_none_or(|ws| ws.iter().all(|w| s.words.contains(w)))
+                    && words
+                        .as_ref()
+                        .is_none_or(|ws| ws.iter().all(|w| s.words.contains(w)))
                     && q.fields.iter().all(|f| f.matches(&s.doc))
             })
     }
@@ -75,8 +84,17 @@ impl EventHistory for MemoryHistory {
                 continue;
             }
             let words = text_words(&row.text).into_iter().collect();
-            let doc = serde_json::to_value(event).map_err(|e| StorageError::invalid("event", e.to_string()))?;
-            map.insert(key, Stored { row, doc, words, event: event.clone() });
+            let doc = serde_json::to_value(event)
+                .map_err(|e| StorageError::invalid("event", e.to_string()))?;
+            map.insert(
+                key,
+                Stored {
+                    row,
+                    doc,
+                    words,
+                    event: event.clone(),
+                },
+            );
             outcome.inserted += 1;
         }
         Ok(outcome)
@@ -89,7 +107,12 @@ impl EventHistory for MemoryHistory {
         let take = q.limit as usize;
         let it = Self::matching(&map, q);
         let page: Vec<Event> = match q.sort {
-            SortOrder::Desc => it.rev().skip(skip).take(take).map(|s| s.event.clone()).collect(),
+            SortOrder::Desc => it
+                .rev()
+                .skip(skip)
+                .take(take)
+                .map(|s| s.event.clone())
+                .collect(),
             SortOrder::Asc => it.skip(skip).take(take).map(|s| s.event.clone()).collect(),
         };
         Ok(page)

@@ -85,10 +85,16 @@ impl HistoryQuery {
     /// Checks the limits every backend relies on.
     pub fn validate(&self) -> Result<()> {
         if self.limit == 0 || self.limit > MAX_PAGE_LIMIT {
-            return Err(StorageError::invalid("limit", format!("must be 1 to {MAX_PAGE_LIMIT}")));
+            return Err(StorageError::invalid(
+                "limit",
+                format!("must be 1 to {MAX_PAGE_LIMIT}"),
+            ));
         }
         if self.fields.len() > MAX_FIELD_FILTERS {
-            return Err(StorageError::invalid("fields", format!("at most {MAX_FIELD_FILTERS} field filters")));
+            return Err(StorageError::invalid(
+                "fields",
+                format!("at most {MAX_FIELD_FILTERS} field filters"),
+            ));
         }
         Ok(())
     }
@@ -151,14 +157,19 @@ pub(crate) struct EventRow {
 
 impl EventRow {
     pub fn from_event(event: &Event) -> Result<Self> {
-        let id = event.id.as_ref().ok_or_else(|| StorageError::invalid("id", "an event needs an id to be stored"))?;
-        let workspace = event
-            .source
-            .workspace_id
+        let id = event
+            .id
             .as_ref()
-            .ok_or_else(|| StorageError::invalid("source.workspaceId", "an event needs a workspace to be stored"))?;
+            .ok_or_else(|| StorageError::invalid("id", "an event needs an id to be stored"))?;
+        let workspace = event.source.workspace_id.as_ref().ok_or_else(|| {
+            StorageError::invalid(
+                "source.workspaceId",
+                "an event needs a workspace to be stored",
+            )
+        })?;
         let (ms, seq) = id.parts();
-        let json = serde_json::to_string(event).map_err(|e| StorageError::invalid("event", e.to_string()))?;
+        let json = serde_json::to_string(event)
+            .map_err(|e| StorageError::invalid("event", e.to_string()))?;
         Ok(Self {
             workspace: workspace.as_str().to_string(),
             id: id.as_str().to_string(),
@@ -177,7 +188,10 @@ impl EventRow {
     /// Rows for a whole batch, or the first event's error.
     pub fn batch(events: &[Event]) -> Result<Vec<Self>> {
         if events.len() > MAX_APPEND_BATCH {
-            return Err(StorageError::invalid("events", format!("at most {MAX_APPEND_BATCH} events per append")));
+            return Err(StorageError::invalid(
+                "events",
+                format!("at most {MAX_APPEND_BATCH} events per append"),
+            ));
         }
         events.iter().map(Self::from_event).collect()
     }

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use super::{BACKEND, MongoStore, duplicate_key, op_error, to_bson, to_json};
 use crate::documents::{
-    CollectionSpec, Collections, Document, Expect, check_find, check_id, check_put, unique_conflict, unique_keys,
-    version_conflict,
+    CollectionSpec, Collections, Document, Expect, check_find, check_id, check_put,
+    unique_conflict, unique_keys, version_conflict,
 };
 use crate::error::{Result, StorageError};
 
@@ -21,8 +21,12 @@ fn index_name(field: &str) -> String {
 }
 
 fn decode(spec: &CollectionSpec, d: BsonDoc) -> Result<Document> {
-    let corrupt = |why: &str| StorageError::corrupt(BACKEND, format!("document in {}", spec.name), why);
-    let id = d.get_str("_id").map_err(|_| corrupt("_id is not a string"))?.to_string();
+    let corrupt =
+        |why: &str| StorageError::corrupt(BACKEND, format!("document in {}", spec.name), why);
+    let id = d
+        .get_str("_id")
+        .map_err(|_| corrupt("_id is not a string"))?
+        .to_string();
     let version = match d.get("version") {
         Some(Bson::Int64(v)) => *v,
         Some(Bson::Int32(v)) => i64::from(*v),
@@ -33,13 +37,23 @@ fn decode(spec: &CollectionSpec, d: BsonDoc) -> Result<Document> {
     if !body.is_object() {
         return Err(corrupt("body is not an object"));
     }
-    Ok(Document { id, version: u64::try_from(version).unwrap_or(0), body })
+    Ok(Document {
+        id,
+        version: u64::try_from(version).unwrap_or(0),
+        body,
+    })
 }
 
 impl MongoStore {
     async fn docs(&self, spec: &CollectionSpec) -> Result<mongodb::Collection<BsonDoc>> {
-        let coll = self.db.collection::<BsonDoc>(&format!("docs_{}", spec.name));
-        let done = self.indexed.lock().map(|s| s.contains(spec.name)).unwrap_or(false);
+        let coll = self
+            .db
+            .collection::<BsonDoc>(&format!("docs_{}", spec.name));
+        let done = self
+            .indexed
+            .lock()
+            .map(|s| s.contains(spec.name))
+            .unwrap_or(false);
         if !done && !spec.unique.is_empty() {
             let models: Vec<IndexModel> = spec
                 .unique
@@ -62,7 +76,9 @@ impl MongoStore {
                         .build()
                 })
                 .collect();
-            coll.create_indexes(models).await.map_err(|e| op_error(&self.location, "create indexes", e))?;
+            coll.create_indexes(models)
+                .await
+                .map_err(|e| op_error(&self.location, "create indexes", e))?;
         }
         if let Ok(mut s) = self.indexed.lock() {
             s.insert(spec.name);
@@ -70,7 +86,13 @@ impl MongoStore {
         Ok(coll)
     }
 
-    fn conflict(&self, spec: &CollectionSpec, e: mongodb::error::Error, id: &str, expect: Expect) -> StorageError {
+    fn conflict(
+        &self,
+        spec: &CollectionSpec,
+        e: mongodb::error::Error,
+        id: &str,
+        expect: Expect,
+    ) -> StorageError {
         match duplicate_key(&e) {
             Some(msg) => match spec.unique.iter().find(|f| msg.contains(&index_name(f))) {
                 Some(field) => unique_conflict(spec, field),
@@ -83,7 +105,13 @@ impl MongoStore {
 
 #[async_trait]
 impl Collections for MongoStore {
-    async fn put(&self, spec: &CollectionSpec, id: &str, body: &Value, expect: Expect) -> Result<Document> {
+    async fn put(
+        &self,
+        spec: &CollectionSpec,
+        id: &str,
+        body: &Value,
+        expect: Expect,
+    ) -> Result<Document> {
         check_put(spec, id, body)?;
         let coll = self.docs(spec).await?;
         let mut keys = BsonDoc::new();
@@ -104,13 +132,20 @@ impl Collections for MongoStore {
                 .await
                 .map(|d| d.and_then(|d| d.get_i64("version").ok())),
             Expect::Version(v) => coll
-                .find_one_and_update(doc! { "_id": id, "version": i64::try_from(v).unwrap_or(i64::MAX) }, set)
+                .find_one_and_update(
+                    doc! { "_id": id, "version": i64::try_from(v).unwrap_or(i64::MAX) },
+                    set,
+                )
                 .return_document(ReturnDocument::After)
                 .await
                 .map(|d| d.and_then(|d| d.get_i64("version").ok())),
         };
         match result {
-            Ok(Some(version)) => Ok(Document { id: id.to_string(), version: u64::try_from(version).unwrap_or(0), body: body.clone() }),
+            Ok(Some(version)) => Ok(Document {
+                id: id.to_string(),
+                version: u64::try_from(version).unwrap_or(0),
+                body: body.clone(),
+            }),
             Ok(None) => {
                 let found = self.get(spec, id).await?.map(|d| d.version);
                 Err(version_conflict(spec, id, expect, found))
@@ -122,7 +157,10 @@ impl Collections for MongoStore {
     async fn get(&self, spec: &CollectionSpec, id: &str) -> Result<Option<Document>> {
         check_id(id)?;
         let coll = self.docs(spec).await?;
-        let found = coll.find_one(doc! { "_id": id }).await.map_err(|e| op_error(&self.location, "get document", e))?;
+        let found = coll
+            .find_one(doc! { "_id": id })
+            .await
+            .map_err(|e| op_error(&self.location, "get document", e))?;
         found.map(|d| decode(spec, d)).transpose()
     }
 
@@ -130,10 +168,15 @@ impl Collections for MongoStore {
         check_id(id)?;
         let coll = self.docs(spec).await?;
         let filter = match expect {
-            Expect::Version(v) => doc! { "_id": id, "version": i64::try_from(v).unwrap_or(i64::MAX) },
+            Expect::Version(v) => {
+                doc! { "_id": id, "version": i64::try_from(v).unwrap_or(i64::MAX) }
+            }
             _ => doc! { "_id": id },
         };
-        let done = coll.delete_one(filter).await.map_err(|e| op_error(&self.location, "delete document", e))?;
+        let done = coll
+            .delete_one(filter)
+            .await
+            .map_err(|e| op_error(&self.location, "delete document", e))?;
         if done.deleted_count == 0 && matches!(expect, Expect::Version(_)) {
             let found = self.get(spec, id).await?.map(|d| d.version);
             return Err(version_conflict(spec, id, expect, found));
@@ -141,7 +184,13 @@ impl Collections for MongoStore {
         Ok(done.deleted_count > 0)
     }
 
-    async fn find(&self, spec: &CollectionSpec, field: &str, value: &Value, limit: u32) -> Result<Vec<Document>> {
+    async fn find(
+        &self,
+        spec: &CollectionSpec,
+        field: &str,
+        value: &Value,
+        limit: u32,
+    ) -> Result<Vec<Document>> {
         check_find(spec, field, value, limit)?;
         let coll = self.docs(spec).await?;
         let mut filter = BsonDoc::new();
@@ -152,7 +201,10 @@ impl Collections for MongoStore {
             .limit(i64::from(limit))
             .await
             .map_err(|e| op_error(&self.location, "find documents", e))?;
-        let docs: Vec<BsonDoc> = cursor.try_collect().await.map_err(|e| op_error(&self.location, "find documents", e))?;
+        let docs: Vec<BsonDoc> = cursor
+            .try_collect()
+            .await
+            .map_err(|e| op_error(&self.location, "find documents", e))?;
         docs.into_iter().map(|d| decode(spec, d)).collect()
     }
 }

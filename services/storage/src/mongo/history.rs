@@ -8,7 +8,9 @@ use refract_core::{Event, WorkspaceId};
 
 use super::{BACKEND, MongoStore, op_error, to_bson, to_json};
 use crate::error::{Result, StorageError};
-use crate::history::{AppendOutcome, EventHistory, EventRow, HistoryQuery, SortOrder, TypeFilter, id_key};
+use crate::history::{
+    AppendOutcome, EventHistory, EventRow, HistoryQuery, SortOrder, TypeFilter, id_key,
+};
 
 const DUPLICATE_KEY: i32 = 11000;
 
@@ -50,25 +52,37 @@ fn filter(q: &HistoryQuery) -> Result<BsonDoc> {
         and.push(Bson::Document(doc! { "$or": any }));
     }
     if let Some(d) = q.after_date {
-        and.push(Bson::Document(doc! { "at": { "$gt": d.timestamp_millis() } }));
+        and.push(Bson::Document(
+            doc! { "at": { "$gt": d.timestamp_millis() } },
+        ));
     }
     if let Some(d) = q.before_date {
-        and.push(Bson::Document(doc! { "at": { "$lt": d.timestamp_millis() } }));
+        and.push(Bson::Document(
+            doc! { "at": { "$lt": d.timestamp_millis() } },
+        ));
     }
     if let Some(id) = &q.before_id {
         let (ms, seq) = id_key(id);
-        and.push(Bson::Document(doc! { "$or": [ { "ms": { "$lt": ms } }, { "ms": ms, "seq": { "$lt": seq } } ] }));
+        and.push(Bson::Document(
+            doc! { "$or": [ { "ms": { "$lt": ms } }, { "ms": ms, "seq": { "$lt": seq } } ] },
+        ));
     }
     if let Some(id) = &q.after_id {
         let (ms, seq) = id_key(id);
-        and.push(Bson::Document(doc! { "$or": [ { "ms": { "$gt": ms } }, { "ms": ms, "seq": { "$gt": seq } } ] }));
+        and.push(Bson::Document(
+            doc! { "$or": [ { "ms": { "$gt": ms } }, { "ms": ms, "seq": { "$gt": seq } } ] },
+        ));
     }
     if let Some(c) = &q.correlation_id {
         and.push(Bson::Document(doc! { "corr": c.as_str() }));
     }
     if let Some(words) = q.words() {
         // Quoted words are ANDed by $text; unquoted ones would be ORed.
-        let search = words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ");
+        let search = words
+            .iter()
+            .map(|w| format!("\"{w}\""))
+            .collect::<Vec<_>>()
+            .join(" ");
         and.push(Bson::Document(doc! { "$text": { "$search": search } }));
     }
     for f in &q.fields {
@@ -85,7 +99,8 @@ fn decode(d: BsonDoc) -> Result<Event> {
         .get("doc")
         .cloned()
         .ok_or_else(|| StorageError::corrupt(BACKEND, format!("event {key}"), "no doc field"))?;
-    serde_json::from_value(to_json(body)).map_err(|e| StorageError::corrupt(BACKEND, format!("event {key}"), e))
+    serde_json::from_value(to_json(body))
+        .map_err(|e| StorageError::corrupt(BACKEND, format!("event {key}"), e))
 }
 
 #[async_trait]
@@ -95,20 +110,33 @@ impl EventHistory for MongoStore {
         if rows.is_empty() {
             return Ok(AppendOutcome::default());
         }
-        let docs = rows.iter().zip(events).map(|(r, e)| row_doc(r, e)).collect::<Result<Vec<_>>>()?;
+        let docs = rows
+            .iter()
+            .zip(events)
+            .map(|(r, e)| row_doc(r, e))
+            .collect::<Result<Vec<_>>>()?;
         let total = docs.len() as u64;
         match self.events().insert_many(docs).ordered(false).await {
-            Ok(done) => Ok(AppendOutcome { inserted: done.inserted_ids.len() as u64, duplicates: 0 }),
+            Ok(done) => Ok(AppendOutcome {
+                inserted: done.inserted_ids.len() as u64,
+                duplicates: 0,
+            }),
             Err(e) => {
                 let dups = match e.kind.as_ref() {
                     mongodb::error::ErrorKind::InsertMany(m) if m.write_concern_error.is_none() => {
                         let errors = m.write_errors.as_deref().unwrap_or_default();
-                        errors.iter().all(|w| w.code == DUPLICATE_KEY).then_some(errors.len() as u64)
+                        errors
+                            .iter()
+                            .all(|w| w.code == DUPLICATE_KEY)
+                            .then_some(errors.len() as u64)
                     }
                     _ => None,
                 };
                 match dups {
-                    Some(d) => Ok(AppendOutcome { inserted: total - d, duplicates: d }),
+                    Some(d) => Ok(AppendOutcome {
+                        inserted: total - d,
+                        duplicates: d,
+                    }),
                     None => Err(op_error(&self.location, "append", e)),
                 }
             }
@@ -126,13 +154,19 @@ impl EventHistory for MongoStore {
             .limit(i64::from(q.limit))
             .await
             .map_err(|e| op_error(&self.location, "query", e))?;
-        let docs: Vec<BsonDoc> = cursor.try_collect().await.map_err(|e| op_error(&self.location, "query", e))?;
+        let docs: Vec<BsonDoc> = cursor
+            .try_collect()
+            .await
+            .map_err(|e| op_error(&self.location, "query", e))?;
         docs.into_iter().map(decode).collect()
     }
 
     async fn count(&self, q: &HistoryQuery) -> Result<u64> {
         q.validate()?;
-        self.events().count_documents(filter(q)?).await.map_err(|e| op_error(&self.location, "count", e))
+        self.events()
+            .count_documents(filter(q)?)
+            .await
+            .map_err(|e| op_error(&self.location, "count", e))
     }
 
     async fn delete_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {

@@ -37,17 +37,25 @@ impl MongoStore {
     /// Connects (failing within [`CONNECT_TIMEOUT`] when no server answers) and creates the
     /// event indexes.
     pub async fn open(location: &Location) -> Result<Self> {
-        let mut options = ClientOptions::parse(location.as_secret_str()).await.map_err(|e| StorageError::InvalidUrl {
-            abstraction: "document store",
-            url: location.redacted().to_string(),
-            reason: e.to_string(),
-        })?;
+        let mut options = ClientOptions::parse(location.as_secret_str())
+            .await
+            .map_err(|e| StorageError::InvalidUrl {
+                abstraction: "document store",
+                url: location.redacted().to_string(),
+                reason: e.to_string(),
+            })?;
         options.server_selection_timeout = Some(CONNECT_TIMEOUT);
         options.connect_timeout = Some(CONNECT_TIMEOUT);
         options.app_name = Some("refract".into());
         let client = Client::with_options(options).map_err(|e| unavailable(location, e))?;
-        let db = client.default_database().unwrap_or_else(|| client.database(DEFAULT_DATABASE));
-        let store = Self { db, location: location.clone(), indexed: Mutex::default() };
+        let db = client
+            .default_database()
+            .unwrap_or_else(|| client.database(DEFAULT_DATABASE));
+        let store = Self {
+            db,
+            location: location.clone(),
+            indexed: Mutex::default(),
+        };
         store.ping().await?;
         store.create_event_indexes().await?;
         Ok(store)
@@ -63,21 +71,35 @@ impl MongoStore {
     }
 
     pub async fn ping(&self) -> Result<()> {
-        self.db.run_command(doc! { "ping": 1 }).await.map_err(|e| unavailable(&self.location, e))?;
+        self.db
+            .run_command(doc! { "ping": 1 })
+            .await
+            .map_err(|e| unavailable(&self.location, e))?;
         Ok(())
     }
 
     async fn create_event_indexes(&self) -> Result<()> {
         let index = |keys: BsonDoc, name: &str| {
-            IndexModel::builder().keys(keys).options(IndexOptions::builder().name(name.to_string()).build()).build()
+            IndexModel::builder()
+                .keys(keys)
+                .options(IndexOptions::builder().name(name.to_string()).build())
+                .build()
         };
         let text = IndexModel::builder()
             .keys(doc! { "text": "text" })
-            .options(IndexOptions::builder().name("events_text".to_string()).default_language("none".to_string()).build())
+            .options(
+                IndexOptions::builder()
+                    .name("events_text".to_string())
+                    .default_language("none".to_string())
+                    .build(),
+            )
             .build();
         let models = vec![
             index(doc! { "ws": 1, "ms": -1, "seq": -1 }, "events_ws_id"),
-            index(doc! { "ws": 1, "type": 1, "ms": -1, "seq": -1 }, "events_ws_type"),
+            index(
+                doc! { "ws": 1, "type": 1, "ms": -1, "seq": -1 },
+                "events_ws_type",
+            ),
             index(doc! { "ws": 1, "at": 1 }, "events_ws_created"),
             index(doc! { "ws": 1, "corr": 1 }, "events_ws_corr"),
             index(doc! { "at": 1 }, "events_created"),
@@ -93,15 +115,23 @@ impl MongoStore {
 }
 
 pub(crate) fn unavailable(location: &Location, e: mongodb::error::Error) -> StorageError {
-    StorageError::Unavailable { backend: BACKEND, url: location.redacted().to_string(), source: Box::new(e) }
+    StorageError::Unavailable {
+        backend: BACKEND,
+        url: location.redacted().to_string(),
+        source: Box::new(e),
+    }
 }
 
-pub(crate) fn op_error(location: &Location, operation: &'static str, e: mongodb::error::Error) -> StorageError {
+pub(crate) fn op_error(
+    location: &Location,
+    operation: &'static str,
+    e: mongodb::error::Error,
+) -> StorageError {
     use mongodb::error::ErrorKind;
     match *e.kind {
-        ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => {
-            unavailable(location, e)
-        }
+        ErrorKind::ServerSelection { .. }
+        | ErrorKind::Io(_)
+        | ErrorKind::ConnectionPoolCleared { .. } => unavailable(location, e),
         _ => StorageError::backend(BACKEND, operation, e),
     }
 }
@@ -110,7 +140,9 @@ pub(crate) fn op_error(location: &Location, operation: &'static str, e: mongodb:
 pub(crate) fn duplicate_key(e: &mongodb::error::Error) -> Option<String> {
     use mongodb::error::{ErrorKind, WriteFailure};
     match e.kind.as_ref() {
-        ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == DUPLICATE_KEY => Some(w.message.clone()),
+        ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == DUPLICATE_KEY => {
+            Some(w.message.clone())
+        }
         ErrorKind::Command(c) if c.code == DUPLICATE_KEY => Some(c.message.clone()),
         _ => None,
     }

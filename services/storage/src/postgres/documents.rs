@@ -9,19 +9,25 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use super::history::push_json_eq;
 use super::{BACKEND, PostgresStore, op_error};
 use crate::documents::{
-    CollectionSpec, Collections, Document, Expect, check_find, check_id, check_put, unique_conflict, unique_keys,
-    version_conflict,
+    CollectionSpec, Collections, Document, Expect, check_find, check_id, check_put,
+    unique_conflict, unique_keys, version_conflict,
 };
 use crate::error::{Result, StorageError};
 
 fn decode(spec: &CollectionSpec, row: &PgRow) -> Result<Document> {
-    let bad = |e: &dyn std::fmt::Display| StorageError::corrupt(BACKEND, format!("document in {}", spec.name), e);
+    let bad = |e: &dyn std::fmt::Display| {
+        StorageError::corrupt(BACKEND, format!("document in {}", spec.name), e)
+    };
     let id: String = row.try_get("id").map_err(|e| bad(&e))?;
     let version: i64 = row.try_get("version").map_err(|e| bad(&e))?;
     let body: String = row.try_get("body").map_err(|e| bad(&e))?;
     let body: Value = serde_json::from_str(&body)
         .map_err(|e| StorageError::corrupt(BACKEND, format!("document {}/{id}", spec.name), e))?;
-    Ok(Document { id, version: u64::try_from(version).unwrap_or(0), body })
+    Ok(Document {
+        id,
+        version: u64::try_from(version).unwrap_or(0),
+        body,
+    })
 }
 
 impl PostgresStore {
@@ -32,13 +38,21 @@ impl PostgresStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| op_error(&self.location, "get document", e))?;
-        Ok(row.and_then(|r| r.try_get::<i64, _>("version").ok()).map(|v| u64::try_from(v).unwrap_or(0)))
+        Ok(row
+            .and_then(|r| r.try_get::<i64, _>("version").ok())
+            .map(|v| u64::try_from(v).unwrap_or(0)))
     }
 }
 
 #[async_trait]
 impl Collections for PostgresStore {
-    async fn put(&self, spec: &CollectionSpec, id: &str, body: &Value, expect: Expect) -> Result<Document> {
+    async fn put(
+        &self,
+        spec: &CollectionSpec,
+        id: &str,
+        body: &Value,
+        expect: Expect,
+    ) -> Result<Document> {
         check_put(spec, id, body)?;
         let err = |e| op_error(&self.location, "put document", e);
         let mut tx = self.pool.begin().await.map_err(err)?;
@@ -61,7 +75,10 @@ impl Collections for PostgresStore {
             Expect::Version(v) => i64::try_from(v).unwrap_or(i64::MAX),
             _ => 0,
         };
-        let mut query = sqlx::query(sql).bind(spec.name).bind(id.to_string()).bind(body.to_string());
+        let mut query = sqlx::query(sql)
+            .bind(spec.name)
+            .bind(id.to_string())
+            .bind(body.to_string());
         if matches!(expect, Expect::Version(_)) {
             query = query.bind(expected);
         }
@@ -94,7 +111,11 @@ impl Collections for PostgresStore {
             }
         }
         tx.commit().await.map_err(err)?;
-        Ok(Document { id: id.to_string(), version: u64::try_from(version).unwrap_or(0), body: body.clone() })
+        Ok(Document {
+            id: id.to_string(),
+            version: u64::try_from(version).unwrap_or(0),
+            body: body.clone(),
+        })
     }
 
     async fn get(&self, spec: &CollectionSpec, id: &str) -> Result<Option<Document>> {
@@ -113,10 +134,12 @@ impl Collections for PostgresStore {
         let err = |e| op_error(&self.location, "delete document", e);
         let mut tx = self.pool.begin().await.map_err(err)?;
         let done = match expect {
-            Expect::Version(v) => sqlx::query("DELETE FROM documents WHERE collection = $1 AND id = $2 AND version = $3")
-                .bind(spec.name)
-                .bind(id.to_string())
-                .bind(i64::try_from(v).unwrap_or(i64::MAX)),
+            Expect::Version(v) => sqlx::query(
+                "DELETE FROM documents WHERE collection = $1 AND id = $2 AND version = $3",
+            )
+            .bind(spec.name)
+            .bind(id.to_string())
+            .bind(i64::try_from(v).unwrap_or(i64::MAX)),
             _ => sqlx::query("DELETE FROM documents WHERE collection = $1 AND id = $2")
                 .bind(spec.name)
                 .bind(id.to_string()),
@@ -142,19 +165,30 @@ impl Collections for PostgresStore {
         Ok(true)
     }
 
-    async fn find(&self, spec: &CollectionSpec, field: &str, value: &Value, limit: u32) -> Result<Vec<Document>> {
+    async fn find(
+        &self,
+        spec: &CollectionSpec,
+        field: &str,
+        value: &Value,
+        limit: u32,
+    ) -> Result<Vec<Document>> {
         let segments = check_find(spec, field, value, limit)?;
         let containment = segments.iter().rev().fold(value.clone(), |inner, seg| {
             let mut map = Map::new();
             map.insert(seg.clone(), inner);
             Value::Object(map)
         });
-        let mut qb =
-            QueryBuilder::<Postgres>::new("SELECT id, version, body::text AS body FROM documents WHERE collection = ");
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "SELECT id, version, body::text AS body FROM documents WHERE collection = ",
+        );
         qb.push_bind(spec.name).push(" AND ");
         push_json_eq(&mut qb, "body", &segments, value, &containment);
         qb.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
-        let rows = qb.build().fetch_all(&self.pool).await.map_err(|e| op_error(&self.location, "find documents", e))?;
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| op_error(&self.location, "find documents", e))?;
         rows.iter().map(|r| decode(spec, r)).collect()
     }
 }

@@ -9,7 +9,10 @@ use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::{BACKEND, PostgresStore, op_error};
 use crate::error::Result;
-use crate::history::{AppendOutcome, EventHistory, EventRow, HistoryQuery, SortOrder, TypeFilter, decode_event, id_key};
+use crate::history::{
+    AppendOutcome, EventHistory, EventRow, HistoryQuery, SortOrder, TypeFilter, decode_event,
+    id_key,
+};
 
 #[async_trait]
 impl EventHistory for PostgresStore {
@@ -40,23 +43,36 @@ impl EventHistory for PostgresStore {
         .await
         .map_err(|e| op_error(&self.location, "append", e))?;
         let inserted = done.rows_affected();
-        Ok(AppendOutcome { inserted, duplicates: rows.len() as u64 - inserted })
+        Ok(AppendOutcome {
+            inserted,
+            duplicates: rows.len() as u64 - inserted,
+        })
     }
 
     async fn query(&self, q: &HistoryQuery) -> Result<Vec<Event>> {
         q.validate()?;
-        let mut qb = QueryBuilder::<Postgres>::new("SELECT workspace, id, doc::text AS doc FROM events WHERE ");
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "SELECT workspace, id, doc::text AS doc FROM events WHERE ",
+        );
         push_where(&mut qb, q);
         qb.push(match q.sort {
             SortOrder::Desc => " ORDER BY id_ms DESC, id_seq DESC",
             SortOrder::Asc => " ORDER BY id_ms ASC, id_seq ASC",
         });
         qb.push(" LIMIT ").push_bind(i64::from(q.limit));
-        qb.push(" OFFSET ").push_bind(i64::try_from(q.offset()).unwrap_or(i64::MAX));
-        let rows = qb.build().fetch_all(&self.pool).await.map_err(|e| op_error(&self.location, "query", e))?;
+        qb.push(" OFFSET ")
+            .push_bind(i64::try_from(q.offset()).unwrap_or(i64::MAX));
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| op_error(&self.location, "query", e))?;
         rows.iter()
             .map(|row| {
-                let get = |c: &str| row.try_get::<String, _>(c).map_err(|e| op_error(&self.location, "query", e));
+                let get = |c: &str| {
+                    row.try_get::<String, _>(c)
+                        .map_err(|e| op_error(&self.location, "query", e))
+                };
                 let key = format!("{}/{}", get("workspace")?, get("id")?);
                 decode_event(BACKEND, &key, &get("doc")?)
             })
@@ -67,8 +83,14 @@ impl EventHistory for PostgresStore {
         q.validate()?;
         let mut qb = QueryBuilder::<Postgres>::new("SELECT COUNT(*) AS n FROM events WHERE ");
         push_where(&mut qb, q);
-        let row = qb.build().fetch_one(&self.pool).await.map_err(|e| op_error(&self.location, "count", e))?;
-        let n: i64 = row.try_get("n").map_err(|e| op_error(&self.location, "count", e))?;
+        let row = qb
+            .build()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| op_error(&self.location, "count", e))?;
+        let n: i64 = row
+            .try_get("n")
+            .map_err(|e| op_error(&self.location, "count", e))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -92,7 +114,8 @@ impl EventHistory for PostgresStore {
 }
 
 fn push_where(qb: &mut QueryBuilder<Postgres>, q: &HistoryQuery) {
-    qb.push("workspace = ").push_bind(q.workspace.as_str().to_string());
+    qb.push("workspace = ")
+        .push_bind(q.workspace.as_str().to_string());
     if !q.types.is_empty() {
         qb.push(" AND (");
         for (i, t) in q.types.iter().enumerate() {
@@ -106,31 +129,46 @@ fn push_where(qb: &mut QueryBuilder<Postgres>, q: &HistoryQuery) {
                 TypeFilter::Prefix(p) => {
                     // COLLATE "C": byte order, so the range is exactly the prefix's.
                     qb.push("(type COLLATE \"C\" >= ").push_bind(p.clone());
-                    qb.push(" AND type COLLATE \"C\" < ").push_bind(TypeFilter::prefix_upper_bound(p)).push(")");
+                    qb.push(" AND type COLLATE \"C\" < ")
+                        .push_bind(TypeFilter::prefix_upper_bound(p))
+                        .push(")");
                 }
             }
         }
         qb.push(")");
     }
     if let Some(d) = q.after_date {
-        qb.push(" AND created_at > ").push_bind(d.timestamp_millis());
+        qb.push(" AND created_at > ")
+            .push_bind(d.timestamp_millis());
     }
     if let Some(d) = q.before_date {
-        qb.push(" AND created_at < ").push_bind(d.timestamp_millis());
+        qb.push(" AND created_at < ")
+            .push_bind(d.timestamp_millis());
     }
     if let Some(id) = &q.before_id {
         let (ms, seq) = id_key(id);
-        qb.push(" AND (id_ms, id_seq) < (").push_bind(ms).push(", ").push_bind(seq).push(")");
+        qb.push(" AND (id_ms, id_seq) < (")
+            .push_bind(ms)
+            .push(", ")
+            .push_bind(seq)
+            .push(")");
     }
     if let Some(id) = &q.after_id {
         let (ms, seq) = id_key(id);
-        qb.push(" AND (id_ms, id_seq) > (").push_bind(ms).push(", ").push_bind(seq).push(")");
+        qb.push(" AND (id_ms, id_seq) > (")
+            .push_bind(ms)
+            .push(", ")
+            .push_bind(seq)
+            .push(")");
     }
     if let Some(c) = &q.correlation_id {
-        qb.push(" AND correlation_id = ").push_bind(c.as_str().to_string());
+        qb.push(" AND correlation_id = ")
+            .push_bind(c.as_str().to_string());
     }
     if let Some(words) = q.words() {
-        qb.push(" AND tsv @@ plainto_tsquery('simple', ").push_bind(words.join(" ")).push(")");
+        qb.push(" AND tsv @@ plainto_tsquery('simple', ")
+            .push_bind(words.join(" "))
+            .push(")");
     }
     for f in &q.fields {
         qb.push(" AND ");
@@ -147,7 +185,11 @@ pub(super) fn push_json_eq(
     value: &Value,
     containment: &Value,
 ) {
-    qb.push(format!("({column} @> ")).push_bind(containment.to_string()).push("::jsonb");
-    qb.push(format!(" AND {column} #> ")).push_bind(segments.to_vec()).push("::text[] = ");
+    qb.push(format!("({column} @> "))
+        .push_bind(containment.to_string())
+        .push("::jsonb");
+    qb.push(format!(" AND {column} #> "))
+        .push_bind(segments.to_vec())
+        .push("::text[] = ");
     qb.push_bind(value.to_string()).push("::jsonb)");
 }

@@ -81,11 +81,12 @@ impl PostgresStore {
             check_schema(location, s)?;
         }
         let url = location.without_options(&["schema"]);
-        let mut options = PgConnectOptions::from_str(url.as_str()).map_err(|e| StorageError::InvalidUrl {
-            abstraction: "document store",
-            url: location.redacted().to_string(),
-            reason: e.to_string(),
-        })?;
+        let mut options =
+            PgConnectOptions::from_str(url.as_str()).map_err(|e| StorageError::InvalidUrl {
+                abstraction: "document store",
+                url: location.redacted().to_string(),
+                reason: e.to_string(),
+            })?;
         if let Some(s) = &schema {
             // Created before the pool exists, since every pooled connection starts in it.
             let admin = PgPoolOptions::new()
@@ -94,10 +95,12 @@ impl PostgresStore {
                 .connect_with(options.clone())
                 .await
                 .map_err(|e| unavailable(location, e))?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{s}\"")))
-                .execute(&admin)
-                .await
-                .map_err(|e| op_error(location, "create schema", e))?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{s}\""
+            )))
+            .execute(&admin)
+            .await
+            .map_err(|e| op_error(location, "create schema", e))?;
             admin.close().await;
             options = options.options([("search_path", s.as_str())]);
         }
@@ -108,7 +111,10 @@ impl PostgresStore {
             .await
             .map_err(|e| unavailable(location, e))?;
         migrate(&pool, location).await?;
-        Ok(Self { pool, location: location.clone() })
+        Ok(Self {
+            pool,
+            location: location.clone(),
+        })
     }
 
     pub fn location(&self) -> &Location {
@@ -116,7 +122,10 @@ impl PostgresStore {
     }
 
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(|e| unavailable(&self.location, e))?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| unavailable(&self.location, e))?;
         Ok(())
     }
 }
@@ -124,7 +133,8 @@ impl PostgresStore {
 fn check_schema(location: &Location, s: &str) -> Result<()> {
     let ok = !s.is_empty()
         && s.len() <= 48
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && !s.starts_with("pg_");
     if ok {
         Ok(())
@@ -140,7 +150,11 @@ fn check_schema(location: &Location, s: &str) -> Result<()> {
 async fn migrate(pool: &PgPool, location: &Location) -> Result<()> {
     let fail = |e: sqlx::Error| op_error(location, "migrate", e);
     let mut tx = pool.begin().await.map_err(fail)?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await.map_err(fail)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS refract_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
     )
@@ -156,7 +170,10 @@ async fn migrate(pool: &PgPool, location: &Location) -> Result<()> {
         if done.is_some() {
             continue;
         }
-        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(&mut *tx).await.map_err(fail)?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
         sqlx::query("INSERT INTO refract_migrations (version, applied_at) VALUES ($1, $2)")
             .bind(version)
             .bind(chrono::Utc::now().timestamp_millis())
@@ -168,15 +185,27 @@ async fn migrate(pool: &PgPool, location: &Location) -> Result<()> {
     tx.commit().await.map_err(fail)
 }
 
-pub(crate) fn unavailable(location: &Location, e: impl Into<crate::error::BoxError>) -> StorageError {
-    StorageError::Unavailable { backend: BACKEND, url: location.redacted().to_string(), source: e.into() }
+pub(crate) fn unavailable(
+    location: &Location,
+    e: impl Into<crate::error::BoxError>,
+) -> StorageError {
+    StorageError::Unavailable {
+        backend: BACKEND,
+        url: location.redacted().to_string(),
+        source: e.into(),
+    }
 }
 
-pub(crate) fn op_error(location: &Location, operation: &'static str, e: sqlx::Error) -> StorageError {
+pub(crate) fn op_error(
+    location: &Location,
+    operation: &'static str,
+    e: sqlx::Error,
+) -> StorageError {
     match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-            unavailable(location, e)
-        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => unavailable(location, e),
         // JSONB cannot hold U+0000: the input is at fault, so retrying it cannot succeed.
         sqlx::Error::Database(db) if db.code().as_deref() == Some("22P05") => {
             StorageError::invalid("event", format!("{operation}: {}", db.message()))

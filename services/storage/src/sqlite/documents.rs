@@ -10,36 +10,53 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use super::history::push_json_eq;
 use super::{BACKEND, SqliteStore, op_error};
 use crate::documents::{
-    CollectionSpec, Collections, Document, Expect, check_find, check_id, check_put, expectation_met, unique_conflict,
-    unique_keys, version_conflict,
+    CollectionSpec, Collections, Document, Expect, check_find, check_id, check_put,
+    expectation_met, unique_conflict, unique_keys, version_conflict,
 };
 use crate::error::{Result, StorageError};
 
 fn decode(spec: &CollectionSpec, row: &SqliteRow) -> Result<Document> {
-    let bad = |e: &dyn std::fmt::Display| StorageError::corrupt(BACKEND, format!("document in {}", spec.name), e);
+    let bad = |e: &dyn std::fmt::Display| {
+        StorageError::corrupt(BACKEND, format!("document in {}", spec.name), e)
+    };
     let id: String = row.try_get("id").map_err(|e| bad(&e))?;
     let version: i64 = row.try_get("version").map_err(|e| bad(&e))?;
     let body: String = row.try_get("body").map_err(|e| bad(&e))?;
     let body: Value = serde_json::from_str(&body)
         .map_err(|e| StorageError::corrupt(BACKEND, format!("document {}/{id}", spec.name), e))?;
-    Ok(Document { id, version: u64::try_from(version).unwrap_or(0), body })
+    Ok(Document {
+        id,
+        version: u64::try_from(version).unwrap_or(0),
+        body,
+    })
 }
 
 #[async_trait]
 impl Collections for SqliteStore {
-    async fn put(&self, spec: &CollectionSpec, id: &str, body: &Value, expect: Expect) -> Result<Document> {
+    async fn put(
+        &self,
+        spec: &CollectionSpec,
+        id: &str,
+        body: &Value,
+        expect: Expect,
+    ) -> Result<Document> {
         check_put(spec, id, body)?;
         let err = |e| op_error(&self.location, "put document", e);
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
-        let current: Option<i64> = sqlx::query("SELECT version FROM documents WHERE collection = ? AND id = ?")
-            .bind(spec.name)
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(err)?
-            .map(|r| r.try_get::<i64, _>("version"))
-            .transpose()
             .map_err(err)?;
+        let current: Option<i64> =
+            sqlx::query("SELECT version FROM documents WHERE collection = ? AND id = ?")
+                .bind(spec.name)
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?
+                .map(|r| r.try_get::<i64, _>("version"))
+                .transpose()
+                .map_err(err)?;
         let current = current.map(|v| u64::try_from(v).unwrap_or(0));
         if !expectation_met(expect, current) {
             return Err(version_conflict(spec, id, expect, current));
@@ -78,33 +95,43 @@ impl Collections for SqliteStore {
         .await
         .map_err(err)?;
         tx.commit().await.map_err(err)?;
-        Ok(Document { id: id.to_string(), version, body: body.clone() })
+        Ok(Document {
+            id: id.to_string(),
+            version,
+            body: body.clone(),
+        })
     }
 
     async fn get(&self, spec: &CollectionSpec, id: &str) -> Result<Option<Document>> {
         check_id(id)?;
-        let row = sqlx::query("SELECT id, version, body FROM documents WHERE collection = ? AND id = ?")
-            .bind(spec.name)
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| op_error(&self.location, "get document", e))?;
+        let row =
+            sqlx::query("SELECT id, version, body FROM documents WHERE collection = ? AND id = ?")
+                .bind(spec.name)
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| op_error(&self.location, "get document", e))?;
         row.map(|r| decode(spec, &r)).transpose()
     }
 
     async fn delete(&self, spec: &CollectionSpec, id: &str, expect: Expect) -> Result<bool> {
         check_id(id)?;
         let err = |e| op_error(&self.location, "delete document", e);
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
-        let current: Option<i64> = sqlx::query("SELECT version FROM documents WHERE collection = ? AND id = ?")
-            .bind(spec.name)
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(err)?
-            .map(|r| r.try_get::<i64, _>("version"))
-            .transpose()
             .map_err(err)?;
+        let current: Option<i64> =
+            sqlx::query("SELECT version FROM documents WHERE collection = ? AND id = ?")
+                .bind(spec.name)
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?
+                .map(|r| r.try_get::<i64, _>("version"))
+                .transpose()
+                .map_err(err)?;
         let current = current.map(|v| u64::try_from(v).unwrap_or(0));
         if matches!(expect, Expect::Version(_)) && !expectation_met(expect, current) {
             return Err(version_conflict(spec, id, expect, current));
@@ -113,19 +140,36 @@ impl Collections for SqliteStore {
             "DELETE FROM document_keys WHERE collection = ? AND id = ?",
             "DELETE FROM documents WHERE collection = ? AND id = ?",
         ] {
-            sqlx::query(sql).bind(spec.name).bind(id.to_string()).execute(&mut *tx).await.map_err(err)?;
+            sqlx::query(sql)
+                .bind(spec.name)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
         }
         tx.commit().await.map_err(err)?;
         Ok(current.is_some())
     }
 
-    async fn find(&self, spec: &CollectionSpec, field: &str, value: &Value, limit: u32) -> Result<Vec<Document>> {
+    async fn find(
+        &self,
+        spec: &CollectionSpec,
+        field: &str,
+        value: &Value,
+        limit: u32,
+    ) -> Result<Vec<Document>> {
         let segments = check_find(spec, field, value, limit)?;
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT id, version, body FROM documents WHERE collection = ");
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "SELECT id, version, body FROM documents WHERE collection = ",
+        );
         qb.push_bind(spec.name).push(" AND ");
         push_json_eq(&mut qb, "body", &segments, value);
         qb.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
-        let rows = qb.build().fetch_all(&self.pool).await.map_err(|e| op_error(&self.location, "find documents", e))?;
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| op_error(&self.location, "find documents", e))?;
         rows.iter().map(|r| decode(spec, r)).collect()
     }
 }

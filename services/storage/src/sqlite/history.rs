@@ -10,7 +10,8 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use super::{BACKEND, SqliteStore, op_error};
 use crate::error::Result;
 use crate::history::{
-    AppendOutcome, EventHistory, EventRow, HistoryQuery, SortOrder, TypeFilter, decode_event, id_key,
+    AppendOutcome, EventHistory, EventRow, HistoryQuery, SortOrder, TypeFilter, decode_event,
+    id_key,
 };
 
 /// Rows per INSERT statement: 9 bound values a row stays under SQLite's 32,766-variable cap.
@@ -21,7 +22,11 @@ impl EventHistory for SqliteStore {
     async fn append(&self, events: &[Event]) -> Result<AppendOutcome> {
         let rows = EventRow::batch(events)?;
         let loc = &self.location;
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(|e| op_error(loc, "append", e))?;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| op_error(loc, "append", e))?;
         let mut inserted = 0;
         for chunk in rows.chunks(INSERT_CHUNK) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -39,11 +44,18 @@ impl EventHistory for SqliteStore {
                     .push_bind(r.json.clone());
             });
             qb.push(" ON CONFLICT (workspace, id_ms, id_seq) DO NOTHING");
-            let done = qb.build().execute(&mut *tx).await.map_err(|e| op_error(loc, "append", e))?;
+            let done = qb
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| op_error(loc, "append", e))?;
             inserted += done.rows_affected();
         }
         tx.commit().await.map_err(|e| op_error(loc, "append", e))?;
-        Ok(AppendOutcome { inserted, duplicates: rows.len() as u64 - inserted })
+        Ok(AppendOutcome {
+            inserted,
+            duplicates: rows.len() as u64 - inserted,
+        })
     }
 
     async fn query(&self, q: &HistoryQuery) -> Result<Vec<Event>> {
@@ -55,11 +67,19 @@ impl EventHistory for SqliteStore {
             SortOrder::Asc => " ORDER BY id_ms ASC, id_seq ASC",
         });
         qb.push(" LIMIT ").push_bind(i64::from(q.limit));
-        qb.push(" OFFSET ").push_bind(i64::try_from(q.offset()).unwrap_or(i64::MAX));
-        let rows = qb.build().fetch_all(&self.pool).await.map_err(|e| op_error(&self.location, "query", e))?;
+        qb.push(" OFFSET ")
+            .push_bind(i64::try_from(q.offset()).unwrap_or(i64::MAX));
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| op_error(&self.location, "query", e))?;
         rows.iter()
             .map(|row| {
-                let get = |c: &str| row.try_get::<String, _>(c).map_err(|e| op_error(&self.location, "query", e));
+                let get = |c: &str| {
+                    row.try_get::<String, _>(c)
+                        .map_err(|e| op_error(&self.location, "query", e))
+                };
                 let key = format!("{}/{}", get("workspace")?, get("id")?);
                 decode_event(BACKEND, &key, &get("doc")?)
             })
@@ -70,8 +90,14 @@ impl EventHistory for SqliteStore {
         q.validate()?;
         let mut qb = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) AS n FROM events WHERE ");
         push_where(&mut qb, q);
-        let row = qb.build().fetch_one(&self.pool).await.map_err(|e| op_error(&self.location, "count", e))?;
-        let n: i64 = row.try_get("n").map_err(|e| op_error(&self.location, "count", e))?;
+        let row = qb
+            .build()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| op_error(&self.location, "count", e))?;
+        let n: i64 = row
+            .try_get("n")
+            .map_err(|e| op_error(&self.location, "count", e))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -96,7 +122,8 @@ impl EventHistory for SqliteStore {
 
 /// The WHERE clause of `q` (every value bound, never interpolated).
 fn push_where(qb: &mut QueryBuilder<Sqlite>, q: &HistoryQuery) {
-    qb.push("workspace = ").push_bind(q.workspace.as_str().to_string());
+    qb.push("workspace = ")
+        .push_bind(q.workspace.as_str().to_string());
     if !q.types.is_empty() {
         qb.push(" AND (");
         for (i, t) in q.types.iter().enumerate() {
@@ -109,33 +136,52 @@ fn push_where(qb: &mut QueryBuilder<Sqlite>, q: &HistoryQuery) {
                 }
                 TypeFilter::Prefix(p) => {
                     qb.push("(type >= ").push_bind(p.clone());
-                    qb.push(" AND type < ").push_bind(TypeFilter::prefix_upper_bound(p)).push(")");
+                    qb.push(" AND type < ")
+                        .push_bind(TypeFilter::prefix_upper_bound(p))
+                        .push(")");
                 }
             }
         }
         qb.push(")");
     }
     if let Some(d) = q.after_date {
-        qb.push(" AND created_at > ").push_bind(d.timestamp_millis());
+        qb.push(" AND created_at > ")
+            .push_bind(d.timestamp_millis());
     }
     if let Some(d) = q.before_date {
-        qb.push(" AND created_at < ").push_bind(d.timestamp_millis());
+        qb.push(" AND created_at < ")
+            .push_bind(d.timestamp_millis());
     }
     if let Some(id) = &q.before_id {
         let (ms, seq) = id_key(id);
-        qb.push(" AND (id_ms, id_seq) < (").push_bind(ms).push(", ").push_bind(seq).push(")");
+        qb.push(" AND (id_ms, id_seq) < (")
+            .push_bind(ms)
+            .push(", ")
+            .push_bind(seq)
+            .push(")");
     }
     if let Some(id) = &q.after_id {
         let (ms, seq) = id_key(id);
-        qb.push(" AND (id_ms, id_seq) > (").push_bind(ms).push(", ").push_bind(seq).push(")");
+        qb.push(" AND (id_ms, id_seq) > (")
+            .push_bind(ms)
+            .push(", ")
+            .push_bind(seq)
+            .push(")");
     }
     if let Some(c) = &q.correlation_id {
-        qb.push(" AND correlation_id = ").push_bind(c.as_str().to_string());
+        qb.push(" AND correlation_id = ")
+            .push_bind(c.as_str().to_string());
     }
     if let Some(words) = q.words() {
         // Each word quoted: FTS5 ANDs the terms; words are alphanumeric, so no quote inside.
-        let matcher = words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ");
-        qb.push(" AND seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ").push_bind(matcher).push(")");
+        let matcher = words
+            .iter()
+            .map(|w| format!("\"{w}\""))
+            .collect::<Vec<_>>()
+            .join(" ");
+        qb.push(" AND seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ")
+            .push_bind(matcher)
+            .push(")");
     }
     for f in &q.fields {
         qb.push(" AND ");
@@ -145,10 +191,17 @@ fn push_where(qb: &mut QueryBuilder<Sqlite>, q: &HistoryQuery) {
 
 /// `column` has `value` at `segments`, with SQLite's JSON functions. Segments are checked
 /// (`[A-Za-z0-9_$-]`) and the path is bound anyway.
-pub(super) fn push_json_eq(qb: &mut QueryBuilder<Sqlite>, column: &str, segments: &[String], value: &Value) {
+pub(super) fn push_json_eq(
+    qb: &mut QueryBuilder<Sqlite>,
+    column: &str,
+    segments: &[String],
+    value: &Value,
+) {
     let path = sqlite_path(segments);
     let jtype = |qb: &mut QueryBuilder<Sqlite>| {
-        qb.push(format!("json_type({column}, ")).push_bind(path.clone()).push(")");
+        qb.push(format!("json_type({column}, "))
+            .push_bind(path.clone())
+            .push(")");
     };
     match value {
         Value::Null => {
@@ -163,7 +216,9 @@ pub(super) fn push_json_eq(qb: &mut QueryBuilder<Sqlite>, column: &str, segments
             qb.push("(");
             jtype(qb);
             qb.push(" IN ('integer', 'real') AND ");
-            qb.push(format!("json_extract({column}, ")).push_bind(path.clone()).push(") = ");
+            qb.push(format!("json_extract({column}, "))
+                .push_bind(path.clone())
+                .push(") = ");
             match n.as_i64() {
                 Some(i) => qb.push_bind(i),
                 None => qb.push_bind(n.as_f64().unwrap_or(f64::NAN)),
@@ -174,11 +229,15 @@ pub(super) fn push_json_eq(qb: &mut QueryBuilder<Sqlite>, column: &str, segments
             qb.push("(");
             jtype(qb);
             qb.push(" = 'text' AND ");
-            qb.push(format!("json_extract({column}, ")).push_bind(path.clone()).push(") = ");
+            qb.push(format!("json_extract({column}, "))
+                .push_bind(path.clone())
+                .push(") = ");
             qb.push_bind(s.clone()).push(")");
         }
         Value::Array(_) | Value::Object(_) => {
-            qb.push(format!("json_extract({column}, ")).push_bind(path.clone()).push(") = json(");
+            qb.push(format!("json_extract({column}, "))
+                .push_bind(path.clone())
+                .push(") = json(");
             qb.push_bind(value.to_string()).push(")");
         }
     }

@@ -7,8 +7,8 @@ mod history;
 use std::path::Path;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::error::{Result, StorageError};
 use crate::location::{CONNECT_TIMEOUT, Location};
@@ -102,7 +102,11 @@ impl SqliteStore {
         let writer = connect(location, 1).await?;
         migrate(&writer, location).await?;
         let pool = connect(location, MAX_READERS).await?;
-        Ok(Self { pool, writer, location: location.clone() })
+        Ok(Self {
+            pool,
+            writer,
+            location: location.clone(),
+        })
     }
 
     pub fn location(&self) -> &Location {
@@ -115,7 +119,10 @@ impl SqliteStore {
     }
 
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(|e| unavailable(&self.location, e))?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| unavailable(&self.location, e))?;
         Ok(())
     }
 }
@@ -123,8 +130,13 @@ impl SqliteStore {
 /// A pool of `connections` on the file of `location`, its folder created if missing.
 pub(crate) async fn connect(location: &Location, connections: u32) -> Result<SqlitePool> {
     let path = location.path_of_local("document store")?;
-    if let Some(parent) = Path::new(&path).parent().filter(|p| !p.as_os_str().is_empty()) {
-        tokio::fs::create_dir_all(parent).await.map_err(|e| unavailable(location, e))?;
+    if let Some(parent) = Path::new(&path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| unavailable(location, e))?;
     }
     let options = SqliteConnectOptions::new()
         .filename(&path)
@@ -162,7 +174,10 @@ pub(crate) async fn migrate(pool: &SqlitePool, location: &Location) -> Result<()
         if done.is_some() {
             continue;
         }
-        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(&mut *tx).await.map_err(fail)?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
         sqlx::query("INSERT INTO refract_migrations (version, applied_at) VALUES (?, ?)")
             .bind(version)
             .bind(chrono::Utc::now().timestamp_millis())
@@ -183,18 +198,32 @@ pub(crate) async fn schema_version(pool: &SqlitePool) -> Result<i64> {
         .fetch_one(pool)
         .await
         .map_err(|e| StorageError::backend(BACKEND, "migrate", e))?;
-    row.try_get::<i64, _>("v").map_err(|e| StorageError::backend(BACKEND, "migrate", e))
+    row.try_get::<i64, _>("v")
+        .map_err(|e| StorageError::backend(BACKEND, "migrate", e))
 }
 
-pub(crate) fn unavailable(location: &Location, e: impl Into<crate::error::BoxError>) -> StorageError {
-    StorageError::Unavailable { backend: BACKEND, url: location.redacted().to_string(), source: e.into() }
+pub(crate) fn unavailable(
+    location: &Location,
+    e: impl Into<crate::error::BoxError>,
+) -> StorageError {
+    StorageError::Unavailable {
+        backend: BACKEND,
+        url: location.redacted().to_string(),
+        source: e.into(),
+    }
 }
 
 /// Maps an error of an operation: pool exhaustion and I/O are the database being unavailable,
 /// the rest is a failed operation.
-pub(crate) fn op_error(location: &Location, operation: &'static str, e: sqlx::Error) -> StorageError {
+pub(crate) fn op_error(
+    location: &Location,
+    operation: &'static str,
+    e: sqlx::Error,
+) -> StorageError {
     match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => unavailable(location, e),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            unavailable(location, e)
+        }
         other => StorageError::backend(BACKEND, operation, other),
     }
 }

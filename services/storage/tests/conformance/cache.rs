@@ -26,37 +26,84 @@ async fn values_expire(cache: &Arc<dyn Cache>) {
     let key = CacheKey::session(&SessionId::new(unique("s")).expect("session"));
     assert_eq!(cache.get(&key).await.expect("get"), None);
     cache.set(&key, b"v1", None).await.expect("set");
-    assert_eq!(cache.get(&key).await.expect("get").as_deref(), Some(&b"v1"[..]));
-    cache.set(&key, b"v2", Some(SHORT_TTL)).await.expect("set ttl");
-    assert_eq!(cache.get(&key).await.expect("get").as_deref(), Some(&b"v2"[..]));
-    assert!(eventually(EXPIRY_DEADLINE, || async { cache.get(&key).await.expect("get").is_none() }).await);
+    assert_eq!(
+        cache.get(&key).await.expect("get").as_deref(),
+        Some(&b"v1"[..])
+    );
+    cache
+        .set(&key, b"v2", Some(SHORT_TTL))
+        .await
+        .expect("set ttl");
+    assert_eq!(
+        cache.get(&key).await.expect("get").as_deref(),
+        Some(&b"v2"[..])
+    );
+    assert!(
+        eventually(EXPIRY_DEADLINE, || async {
+            cache.get(&key).await.expect("get").is_none()
+        })
+        .await
+    );
     cache.set(&key, b"v3", None).await.expect("set");
     assert!(cache.delete(&key).await.expect("delete"));
     assert!(!cache.delete(&key).await.expect("delete again"));
     assert_eq!(cache.get(&key).await.expect("get"), None);
-    let err = cache.set(&key, b"x", Some(Duration::ZERO)).await.expect_err("zero ttl");
+    let err = cache
+        .set(&key, b"x", Some(Duration::ZERO))
+        .await
+        .expect_err("zero ttl");
     assert_eq!(err.kind(), ErrorKind::Invalid);
 }
 
 async fn locks_are_taken_once_until_they_expire(cache: &Arc<dyn Cache>) {
     let key = CacheKey::lock(&unique("cron:ws:auto:"));
-    assert!(cache.set_if_absent(&key, b"replica-1", SHORT_TTL).await.expect("take"));
-    assert!(!cache.set_if_absent(&key, b"replica-2", SHORT_TTL).await.expect("taken"));
-    assert_eq!(cache.get(&key).await.expect("holder").as_deref(), Some(&b"replica-1"[..]));
     assert!(
-        eventually(EXPIRY_DEADLINE, || async { cache.set_if_absent(&key, b"replica-2", LONG_TTL).await.expect("retake") })
-            .await,
+        cache
+            .set_if_absent(&key, b"replica-1", SHORT_TTL)
+            .await
+            .expect("take")
+    );
+    assert!(
+        !cache
+            .set_if_absent(&key, b"replica-2", SHORT_TTL)
+            .await
+            .expect("taken")
+    );
+    assert_eq!(
+        cache.get(&key).await.expect("holder").as_deref(),
+        Some(&b"replica-1"[..])
+    );
+    assert!(
+        eventually(EXPIRY_DEADLINE, || async {
+            cache
+                .set_if_absent(&key, b"replica-2", LONG_TTL)
+                .await
+                .expect("retake")
+        })
+        .await,
         "an expired lock can be taken again"
     );
-    assert_eq!(cache.get(&key).await.expect("holder").as_deref(), Some(&b"replica-2"[..]));
+    assert_eq!(
+        cache.get(&key).await.expect("holder").as_deref(),
+        Some(&b"replica-2"[..])
+    );
     // Many contenders at once: exactly one wins.
     let contested = CacheKey::lock(&unique("tick"));
     let tries = (0..16).map(|i| {
         let cache = cache.clone();
         let key = contested.clone();
-        async move { cache.set_if_absent(&key, format!("{i}").as_bytes(), LONG_TTL).await.expect("try") }
+        async move {
+            cache
+                .set_if_absent(&key, format!("{i}").as_bytes(), LONG_TTL)
+                .await
+                .expect("try")
+        }
     });
-    let wins = futures::future::join_all(tries).await.into_iter().filter(|w| *w).count();
+    let wins = futures::future::join_all(tries)
+        .await
+        .into_iter()
+        .filter(|w| *w)
+        .count();
     assert_eq!(wins, 1);
 }
 
@@ -64,9 +111,16 @@ async fn counters_count_within_their_window(cache: &Arc<dyn Cache>) {
     let key = CacheKey::rate_limit("events.emit", &unique("user"), 0);
     assert_eq!(cache.incr(&key, 1, SHORT_TTL).await.expect("1"), 1);
     assert_eq!(cache.incr(&key, 2, SHORT_TTL).await.expect("3"), 3);
-    assert_eq!(cache.get(&key).await.expect("read").as_deref(), Some(&b"3"[..]), "a counter reads as its number");
+    assert_eq!(
+        cache.get(&key).await.expect("read").as_deref(),
+        Some(&b"3"[..]),
+        "a counter reads as its number"
+    );
     assert!(
-        eventually(EXPIRY_DEADLINE, || async { cache.get(&key).await.expect("get").is_none() }).await,
+        eventually(EXPIRY_DEADLINE, || async {
+            cache.get(&key).await.expect("get").is_none()
+        })
+        .await,
         "the window expires although it was incremented again"
     );
     assert_eq!(cache.incr(&key, 1, LONG_TTL).await.expect("new window"), 1);
@@ -81,7 +135,14 @@ async fn counters_count_within_their_window(cache: &Arc<dyn Cache>) {
     assert_eq!(cache.incr(&hot, 0, LONG_TTL).await.expect("total"), 20);
     let text = CacheKey::lock(&unique("not-a-number"));
     cache.set(&text, b"abc", None).await.expect("set");
-    assert_eq!(cache.incr(&text, 1, LONG_TTL).await.expect_err("text").kind(), ErrorKind::Invalid);
+    assert_eq!(
+        cache
+            .incr(&text, 1, LONG_TTL)
+            .await
+            .expect_err("text")
+            .kind(),
+        ErrorKind::Invalid
+    );
 }
 
 async fn hashes_hold_contexts(cache: &Arc<dyn Cache>) {
@@ -90,7 +151,10 @@ async fn hashes_hold_contexts(cache: &Arc<dyn Cache>) {
     cache.hset(&key, "a", b"1").await.expect("a");
     cache.hset(&key, "b", br#"{"x":2}"#).await.expect("b");
     cache.hset(&key, "a", b"3").await.expect("a again");
-    assert_eq!(cache.hget(&key, "a").await.expect("a").as_deref(), Some(&b"3"[..]));
+    assert_eq!(
+        cache.hget(&key, "a").await.expect("a").as_deref(),
+        Some(&b"3"[..])
+    );
     assert_eq!(cache.hget(&key, "zz").await.expect("missing"), None);
     let all = cache.hgetall(&key).await.expect("all");
     assert_eq!(all.keys().cloned().collect::<Vec<_>>(), vec!["a", "b"]);
@@ -100,12 +164,20 @@ async fn hashes_hold_contexts(cache: &Arc<dyn Cache>) {
     let err = cache.get(&key).await.expect_err("a hash is not a value");
     assert_eq!(err.kind(), ErrorKind::Invalid);
     assert!(cache.expire(&key, SHORT_TTL).await.expect("expire"));
-    assert!(eventually(EXPIRY_DEADLINE, || async { cache.hgetall(&key).await.expect("all").is_empty() }).await);
+    assert!(
+        eventually(EXPIRY_DEADLINE, || async {
+            cache.hgetall(&key).await.expect("all").is_empty()
+        })
+        .await
+    );
     assert!(!cache.expire(&key, SHORT_TTL).await.expect("expire missing"));
     // Deleting the last field deletes the hash.
     cache.hset(&key, "only", b"1").await.expect("only");
     assert!(cache.hdel(&key, "only").await.expect("del only"));
-    cache.set(&key, b"plain", None).await.expect("a value may take the name again");
+    cache
+        .set(&key, b"plain", None)
+        .await
+        .expect("a value may take the name again");
 }
 
 async fn suite(cache: Arc<dyn Cache>) {
@@ -126,7 +198,11 @@ where
     let key = CacheKey::lock("shared-name");
     a.set(&key, b"a", Some(LONG_TTL)).await.expect("set a");
     assert_eq!(b.get(&key).await.expect("get b"), None);
-    assert!(b.set_if_absent(&key, b"b", LONG_TTL).await.expect("b takes its own"));
+    assert!(
+        b.set_if_absent(&key, b"b", LONG_TTL)
+            .await
+            .expect("b takes its own")
+    );
     assert_eq!(a.get(&key).await.expect("a").as_deref(), Some(&b"a"[..]));
     a.delete(&key).await.expect("clean a");
     b.delete(&key).await.expect("clean b");
@@ -135,7 +211,12 @@ where
 #[tokio::test]
 async fn cache_conformance_in_process() {
     eprintln!("cache: memory");
-    suite(open_cache("memory://", &unique("t")).await.expect("memory cache")).await;
+    suite(
+        open_cache("memory://", &unique("t"))
+            .await
+            .expect("memory cache"),
+    )
+    .await;
     let dir = tempfile::tempdir().expect("dir");
     let url = format!("sqlite://{}/cache.db", dir.path().display());
     eprintln!("cache: sqlite-backed in-process");
@@ -168,10 +249,18 @@ async fn cache_conformance_redis() {
 /// Deletes every key of a test namespace (best effort).
 async fn delete_namespace(url: &str, ns: &str) {
     let result = async {
-        let mut conn = redis::Client::open(url)?.get_multiplexed_async_connection().await?;
-        let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{ns}:*")).query_async(&mut conn).await?;
+        let mut conn = redis::Client::open(url)?
+            .get_multiplexed_async_connection()
+            .await?;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{ns}:*"))
+            .query_async(&mut conn)
+            .await?;
         if !keys.is_empty() {
-            redis::cmd("DEL").arg(keys).query_async::<()>(&mut conn).await?;
+            redis::cmd("DEL")
+                .arg(keys)
+                .query_async::<()>(&mut conn)
+                .await?;
         }
         Ok::<_, redis::RedisError>(())
     }
@@ -188,31 +277,69 @@ async fn durable_keys_of_the_embedded_cache_survive_a_restart() {
     let w = ws();
     let session = CacheKey::session(&SessionId::new("s1").expect("s"));
     let global = CacheKey::context(&w, ContextScope::Global, "");
-    let user = CacheKey::context(&w, ContextScope::User, UserId::new("u1").expect("u").as_str());
+    let user = CacheKey::context(
+        &w,
+        ContextScope::User,
+        UserId::new("u1").expect("u").as_str(),
+    );
     let run = CacheKey::context(&w, ContextScope::Run, "r1");
     let short = CacheKey::session(&SessionId::new("s2").expect("s"));
     {
         let cache = open_cache(&url, "prod").await.expect("open");
-        cache.set(&session, b"token-data", Some(LONG_TTL)).await.expect("session");
+        cache
+            .set(&session, b"token-data", Some(LONG_TTL))
+            .await
+            .expect("session");
         cache.hset(&global, "counter", b"41").await.expect("global");
-        cache.hset(&global, "name", b"\"x\"").await.expect("global 2");
+        cache
+            .hset(&global, "name", b"\"x\"")
+            .await
+            .expect("global 2");
         cache.hset(&user, "lang", b"\"fr\"").await.expect("user");
         cache.hset(&run, "tmp", b"1").await.expect("run");
-        cache.set(&short, b"gone soon", Some(SHORT_TTL)).await.expect("short");
+        cache
+            .set(&short, b"gone soon", Some(SHORT_TTL))
+            .await
+            .expect("short");
         cache.hdel(&global, "name").await.expect("hdel");
     }
     tokio::time::sleep(SHORT_TTL + Duration::from_millis(100)).await;
     let cache = open_cache(&url, "prod").await.expect("reopen");
-    assert_eq!(cache.get(&session).await.expect("session").as_deref(), Some(&b"token-data"[..]));
+    assert_eq!(
+        cache.get(&session).await.expect("session").as_deref(),
+        Some(&b"token-data"[..])
+    );
     let g = cache.hgetall(&global).await.expect("global");
-    assert_eq!(g.keys().cloned().collect::<Vec<_>>(), vec!["counter"], "the deleted field stays deleted");
-    assert_eq!(cache.hget(&user, "lang").await.expect("user").as_deref(), Some(&b"\"fr\""[..]));
-    assert!(cache.hgetall(&run).await.expect("run").is_empty(), "run contexts are not durable");
-    assert_eq!(cache.get(&short).await.expect("short"), None, "an expired durable key does not come back");
+    assert_eq!(
+        g.keys().cloned().collect::<Vec<_>>(),
+        vec!["counter"],
+        "the deleted field stays deleted"
+    );
+    assert_eq!(
+        cache.hget(&user, "lang").await.expect("user").as_deref(),
+        Some(&b"\"fr\""[..])
+    );
+    assert!(
+        cache.hgetall(&run).await.expect("run").is_empty(),
+        "run contexts are not durable"
+    );
+    assert_eq!(
+        cache.get(&short).await.expect("short"),
+        None,
+        "an expired durable key does not come back"
+    );
     let other = open_cache(&url, "staging").await.expect("other namespace");
-    assert_eq!(other.get(&session).await.expect("other"), None, "namespaces stay apart on disk too");
+    assert_eq!(
+        other.get(&session).await.expect("other"),
+        None,
+        "namespaces stay apart on disk too"
+    );
     cache.delete(&session).await.expect("delete");
     drop(cache);
     let again = open_cache(&url, "prod").await.expect("reopen 2");
-    assert_eq!(again.get(&session).await.expect("deleted"), None, "deletes are persisted");
+    assert_eq!(
+        again.get(&session).await.expect("deleted"),
+        None,
+        "deletes are persisted"
+    );
 }

@@ -13,47 +13,145 @@ const WORKSPACES: CollectionSpec = collections::WORKSPACES;
 
 async fn versions_guard_against_lost_updates(store: &Arc<dyn DocumentStore>) {
     let id = unique("u");
-    let created = store.put(&USERS, &id, &json!({"name": "Ann"}), Expect::Absent).await.expect("create");
+    let created = store
+        .put(&USERS, &id, &json!({"name": "Ann"}), Expect::Absent)
+        .await
+        .expect("create");
     assert_eq!(created.version, 1);
-    let err = store.put(&USERS, &id, &json!({"name": "Dup"}), Expect::Absent).await.expect_err("create twice");
+    let err = store
+        .put(&USERS, &id, &json!({"name": "Dup"}), Expect::Absent)
+        .await
+        .expect_err("create twice");
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
-    let updated = store.put(&USERS, &id, &json!({"name": "Ann B"}), Expect::Version(1)).await.expect("update");
+    let updated = store
+        .put(&USERS, &id, &json!({"name": "Ann B"}), Expect::Version(1))
+        .await
+        .expect("update");
     assert_eq!(updated.version, 2);
-    let stale = store.put(&USERS, &id, &json!({"name": "stale"}), Expect::Version(1)).await.expect_err("stale");
+    let stale = store
+        .put(&USERS, &id, &json!({"name": "stale"}), Expect::Version(1))
+        .await
+        .expect_err("stale");
     assert_eq!(stale.kind(), ErrorKind::Conflict, "{stale}");
-    let forced = store.put(&USERS, &id, &json!({"name": "Ann C"}), Expect::Any).await.expect("last write wins");
+    let forced = store
+        .put(&USERS, &id, &json!({"name": "Ann C"}), Expect::Any)
+        .await
+        .expect("last write wins");
     assert_eq!(forced.version, 3);
     let got = store.get(&USERS, &id).await.expect("get").expect("exists");
     assert_eq!((got.version, got.body), (3, json!({"name": "Ann C"})));
-    let fresh = store.put(&USERS, &unique("u"), &json!({}), Expect::Any).await.expect("upsert new");
+    let fresh = store
+        .put(&USERS, &unique("u"), &json!({}), Expect::Any)
+        .await
+        .expect("upsert new");
     assert_eq!(fresh.version, 1);
-    let missing = store.put(&USERS, &unique("u"), &json!({}), Expect::Version(1)).await.expect_err("update missing");
+    let missing = store
+        .put(&USERS, &unique("u"), &json!({}), Expect::Version(1))
+        .await
+        .expect_err("update missing");
     assert_eq!(missing.kind(), ErrorKind::Conflict);
-    assert!(store.get(&USERS, &unique("u")).await.expect("get missing").is_none());
+    assert!(
+        store
+            .get(&USERS, &unique("u"))
+            .await
+            .expect("get missing")
+            .is_none()
+    );
 }
 
 async fn unique_fields_are_unique(store: &Arc<dyn DocumentStore>) {
     let (a, b) = (unique("u"), unique("u"));
     let email = format!("{}@example.org", unique("m"));
-    store.put(&USERS, &a, &json!({"email": email}), Expect::Absent).await.expect("a");
-    let err = store.put(&USERS, &b, &json!({"email": email}), Expect::Absent).await.expect_err("same email");
+    store
+        .put(&USERS, &a, &json!({"email": email}), Expect::Absent)
+        .await
+        .expect("a");
+    let err = store
+        .put(&USERS, &b, &json!({"email": email}), Expect::Absent)
+        .await
+        .expect_err("same email");
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
-    assert!(store.get(&USERS, &b).await.expect("get b").is_none(), "the refused document is not stored");
+    assert!(
+        store.get(&USERS, &b).await.expect("get b").is_none(),
+        "the refused document is not stored"
+    );
     // Rewriting a document with its own value is fine.
-    store.put(&USERS, &a, &json!({"email": email, "n": 1}), Expect::Version(1)).await.expect("same owner");
+    store
+        .put(
+            &USERS,
+            &a,
+            &json!({"email": email, "n": 1}),
+            Expect::Version(1),
+        )
+        .await
+        .expect("same owner");
     // Changing the value frees the old one.
-    store.put(&USERS, &a, &json!({"email": "other@example.org"}), Expect::Any).await.expect("change email");
-    store.put(&USERS, &b, &json!({"email": email}), Expect::Absent).await.expect("freed value");
+    store
+        .put(
+            &USERS,
+            &a,
+            &json!({"email": "other@example.org"}),
+            Expect::Any,
+        )
+        .await
+        .expect("change email");
+    store
+        .put(&USERS, &b, &json!({"email": email}), Expect::Absent)
+        .await
+        .expect("freed value");
     // Deleting frees it too; documents without the field never conflict.
     assert!(store.delete(&USERS, &b, Expect::Any).await.expect("delete"));
-    store.put(&USERS, &unique("u"), &json!({"email": email}), Expect::Absent).await.expect("freed by delete");
-    store.put(&USERS, &unique("u"), &json!({"name": "no email"}), Expect::Absent).await.expect("absent 1");
-    store.put(&USERS, &unique("u"), &json!({"name": "no email"}), Expect::Absent).await.expect("absent 2");
+    store
+        .put(
+            &USERS,
+            &unique("u"),
+            &json!({"email": email}),
+            Expect::Absent,
+        )
+        .await
+        .expect("freed by delete");
+    store
+        .put(
+            &USERS,
+            &unique("u"),
+            &json!({"name": "no email"}),
+            Expect::Absent,
+        )
+        .await
+        .expect("absent 1");
+    store
+        .put(
+            &USERS,
+            &unique("u"),
+            &json!({"name": "no email"}),
+            Expect::Absent,
+        )
+        .await
+        .expect("absent 2");
     // Unique per collection: a workspace may use the same value.
-    store.put(&WORKSPACES, &a, &json!({"email": email}), Expect::Absent).await.expect("other collection");
+    store
+        .put(&WORKSPACES, &a, &json!({"email": email}), Expect::Absent)
+        .await
+        .expect("other collection");
     let slug = unique("slug");
-    store.put(&WORKSPACES, &unique("w"), &json!({"slug": slug}), Expect::Absent).await.expect("slug");
-    let err = store.put(&WORKSPACES, &unique("w"), &json!({"slug": slug}), Expect::Any).await.expect_err("slug");
+    store
+        .put(
+            &WORKSPACES,
+            &unique("w"),
+            &json!({"slug": slug}),
+            Expect::Absent,
+        )
+        .await
+        .expect("slug");
+    let err = store
+        .put(
+            &WORKSPACES,
+            &unique("w"),
+            &json!({"slug": slug}),
+            Expect::Any,
+        )
+        .await
+        .expect_err("slug");
     assert_eq!(err.kind(), ErrorKind::Conflict);
 }
 
@@ -61,41 +159,98 @@ async fn find_matches_a_field(store: &Arc<dyn DocumentStore>) {
     let team = unique("team");
     for (i, role) in ["owner", "editor", "editor"].iter().enumerate() {
         let body = json!({"team": {"id": team}, "role": role, "rank": i});
-        store.put(&collections::PERMISSIONS, &format!("{team}-{i}"), &body, Expect::Absent).await.expect("put");
+        store
+            .put(
+                &collections::PERMISSIONS,
+                &format!("{team}-{i}"),
+                &body,
+                Expect::Absent,
+            )
+            .await
+            .expect("put");
     }
-    let all = store.find(&collections::PERMISSIONS, "team.id", &json!(team), 10).await.expect("find");
-    assert_eq!(all.iter().map(|d| d.id.clone()).collect::<Vec<_>>(), vec![
-        format!("{team}-0"),
-        format!("{team}-1"),
-        format!("{team}-2")
-    ]);
-    let first = store.find(&collections::PERMISSIONS, "team.id", &json!(team), 1).await.expect("limit");
+    let all = store
+        .find(&collections::PERMISSIONS, "team.id", &json!(team), 10)
+        .await
+        .expect("find");
+    assert_eq!(
+        all.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+        vec![
+            format!("{team}-0"),
+            format!("{team}-1"),
+            format!("{team}-2")
+        ]
+    );
+    let first = store
+        .find(&collections::PERMISSIONS, "team.id", &json!(team), 1)
+        .await
+        .expect("limit");
     assert_eq!(first.len(), 1);
-    let ranked = store.find(&collections::PERMISSIONS, "rank", &json!(2.0), 10).await.expect("number");
-    assert!(ranked.iter().any(|d| d.id == format!("{team}-2")), "2.0 finds 2");
-    let err = store.find(&collections::PERMISSIONS, "team.id", &json!(null), 10).await.expect_err("null");
+    let ranked = store
+        .find(&collections::PERMISSIONS, "rank", &json!(2.0), 10)
+        .await
+        .expect("number");
+    assert!(
+        ranked.iter().any(|d| d.id == format!("{team}-2")),
+        "2.0 finds 2"
+    );
+    let err = store
+        .find(&collections::PERMISSIONS, "team.id", &json!(null), 10)
+        .await
+        .expect_err("null");
     assert_eq!(err.kind(), ErrorKind::Invalid);
-    let err = store.find(&collections::PERMISSIONS, "a;drop", &json!(1), 10).await.expect_err("bad field");
+    let err = store
+        .find(&collections::PERMISSIONS, "a;drop", &json!(1), 10)
+        .await
+        .expect_err("bad field");
     assert_eq!(err.kind(), ErrorKind::Invalid);
 }
 
 async fn deletes_check_versions(store: &Arc<dyn DocumentStore>) {
     let id = unique("u");
-    store.put(&USERS, &id, &json!({}), Expect::Absent).await.expect("create");
-    let err = store.delete(&USERS, &id, Expect::Version(7)).await.expect_err("wrong version");
+    store
+        .put(&USERS, &id, &json!({}), Expect::Absent)
+        .await
+        .expect("create");
+    let err = store
+        .delete(&USERS, &id, Expect::Version(7))
+        .await
+        .expect_err("wrong version");
     assert_eq!(err.kind(), ErrorKind::Conflict);
-    assert!(store.delete(&USERS, &id, Expect::Version(1)).await.expect("delete"));
-    assert!(!store.delete(&USERS, &id, Expect::Any).await.expect("delete again"));
+    assert!(
+        store
+            .delete(&USERS, &id, Expect::Version(1))
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete(&USERS, &id, Expect::Any)
+            .await
+            .expect("delete again")
+    );
     assert!(store.get(&USERS, &id).await.expect("get").is_none());
 }
 
 async fn bad_input_is_invalid(store: &Arc<dyn DocumentStore>) {
-    let err = store.put(&USERS, "", &json!({}), Expect::Any).await.expect_err("empty id");
+    let err = store
+        .put(&USERS, "", &json!({}), Expect::Any)
+        .await
+        .expect_err("empty id");
     assert_eq!(err.kind(), ErrorKind::Invalid);
-    let err = store.put(&USERS, "x", &json!([1]), Expect::Any).await.expect_err("array body");
+    let err = store
+        .put(&USERS, "x", &json!([1]), Expect::Any)
+        .await
+        .expect_err("array body");
     assert_eq!(err.kind(), ErrorKind::Invalid);
-    let bad = CollectionSpec { name: "Robert'); DROP TABLE documents;--", unique: &[] };
-    let err = store.put(&bad, "x", &json!({}), Expect::Any).await.expect_err("bad collection");
+    let bad = CollectionSpec {
+        name: "Robert'); DROP TABLE documents;--",
+        unique: &[],
+    };
+    let err = store
+        .put(&bad, "x", &json!({}), Expect::Any)
+        .await
+        .expect_err("bad collection");
     assert_eq!(err.kind(), ErrorKind::Invalid);
 }
 

@@ -14,20 +14,28 @@ fn ws() -> WorkspaceId {
 }
 
 fn at(secs: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(1_780_000_000 + secs, 0).single().expect("time")
+    Utc.timestamp_opt(1_780_000_000 + secs, 0)
+        .single()
+        .expect("time")
 }
 
 /// Event `seq` of `ws`, id `<base+seq>-0`, created `seq` seconds after the base time.
 fn event(ws: &WorkspaceId, seq: i64, ty: &str, payload: Value) -> Event {
     let payload: Map<String, Value> = payload.as_object().cloned().unwrap_or_default();
     let mut e = Event::new(EventType::new(ty).expect("type"), Some(ws.clone()), payload);
-    e.id = Some(EventId::from_parts(1_780_000_000_000 + seq as u64 * 1000, 0));
+    e.id = Some(EventId::from_parts(
+        1_780_000_000_000 + seq as u64 * 1000,
+        0,
+    ));
     e.created_at = at(seq);
     e
 }
 
 fn ids(events: &[Event]) -> Vec<String> {
-    events.iter().map(|e| e.id.as_ref().map(|i| i.to_string()).unwrap_or_default()).collect()
+    events
+        .iter()
+        .map(|e| e.id.as_ref().map(|i| i.to_string()).unwrap_or_default())
+        .collect()
 }
 
 fn id(seq: i64) -> String {
@@ -36,18 +44,39 @@ fn id(seq: i64) -> String {
 
 async fn appends_are_idempotent_by_workspace_and_id(store: &Arc<dyn DocumentStore>) {
     let (a, b) = (ws(), ws());
-    let batch: Vec<Event> = (0..3).map(|i| event(&a, i, "orders.created", json!({}))).collect();
+    let batch: Vec<Event> = (0..3)
+        .map(|i| event(&a, i, "orders.created", json!({})))
+        .collect();
     let first = store.append(&batch).await.expect("append");
     assert_eq!((first.inserted, first.duplicates), (3, 0));
     let mut again = batch.clone();
     again.push(event(&a, 3, "orders.created", json!({})));
     let second = store.append(&again).await.expect("append again");
-    assert_eq!((second.inserted, second.duplicates), (1, 3), "redelivered events are stored once");
+    assert_eq!(
+        (second.inserted, second.duplicates),
+        (1, 3),
+        "redelivered events are stored once"
+    );
     // The same id in another workspace is another event.
-    let other = store.append(&[event(&b, 0, "orders.created", json!({}))]).await.expect("append b");
+    let other = store
+        .append(&[event(&b, 0, "orders.created", json!({}))])
+        .await
+        .expect("append b");
     assert_eq!(other.inserted, 1);
-    assert_eq!(store.count(&HistoryQuery::new(a.clone())).await.expect("count"), 4);
-    assert_eq!(store.count(&HistoryQuery::new(b.clone())).await.expect("count"), 1);
+    assert_eq!(
+        store
+            .count(&HistoryQuery::new(a.clone()))
+            .await
+            .expect("count"),
+        4
+    );
+    assert_eq!(
+        store
+            .count(&HistoryQuery::new(b.clone()))
+            .await
+            .expect("count"),
+        1
+    );
     assert_eq!(store.append(&[]).await.expect("empty").inserted, 0);
 }
 
@@ -56,44 +85,80 @@ async fn events_without_id_or_workspace_are_refused_whole(store: &Arc<dyn Docume
     let good = event(&w, 0, "a", json!({}));
     let mut no_id = event(&w, 1, "a", json!({}));
     no_id.id = None;
-    let err = store.append(&[good.clone(), no_id]).await.expect_err("no id");
+    let err = store
+        .append(&[good.clone(), no_id])
+        .await
+        .expect_err("no id");
     assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
     let mut no_ws = event(&w, 2, "a", json!({}));
     no_ws.source.workspace_id = None;
-    assert_eq!(store.append(&[no_ws]).await.expect_err("no ws").kind(), ErrorKind::Invalid);
-    assert_eq!(store.count(&HistoryQuery::new(w)).await.expect("count"), 0, "nothing of a refused batch is stored");
+    assert_eq!(
+        store.append(&[no_ws]).await.expect_err("no ws").kind(),
+        ErrorKind::Invalid
+    );
+    assert_eq!(
+        store.count(&HistoryQuery::new(w)).await.expect("count"),
+        0,
+        "nothing of a refused batch is stored"
+    );
 }
 
 async fn events_round_trip_unchanged(store: &Arc<dyn DocumentStore>) {
     let w = ws();
-    let mut e = event(&w, 0, "orders.created", json!({"order": {"id": 42, "lines": [1, 2.5], "note": "ünïcode ✓"}}));
+    let mut e = event(
+        &w,
+        0,
+        "orders.created",
+        json!({"order": {"id": 42, "lines": [1, 2.5], "note": "ünïcode ✓"}}),
+    );
     e.source.user_id = Some(UserId::new("u1").expect("user"));
     e.source.automation_depth = Some(2);
     e.size = Some(321);
-    store.append(std::slice::from_ref(&e)).await.expect("append");
+    store
+        .append(std::slice::from_ref(&e))
+        .await
+        .expect("append");
     let got = store.query(&HistoryQuery::new(w)).await.expect("query");
     assert_eq!(got, vec![e]);
 }
 
 async fn pages_are_newest_first_with_cursors(store: &Arc<dyn DocumentStore>) {
     let w = ws();
-    let batch: Vec<Event> = (0..10).rev().map(|i| event(&w, i, "tick", json!({"n": i}))).collect();
+    let batch: Vec<Event> = (0..10)
+        .rev()
+        .map(|i| event(&w, i, "tick", json!({"n": i})))
+        .collect();
     store.append(&batch).await.expect("append");
     let mut q = HistoryQuery::new(w.clone());
     q.limit = 3;
-    assert_eq!(ids(&store.query(&q).await.expect("page 0")), vec![id(9), id(8), id(7)]);
+    assert_eq!(
+        ids(&store.query(&q).await.expect("page 0")),
+        vec![id(9), id(8), id(7)]
+    );
     q.page = 1;
-    assert_eq!(ids(&store.query(&q).await.expect("page 1")), vec![id(6), id(5), id(4)]);
+    assert_eq!(
+        ids(&store.query(&q).await.expect("page 1")),
+        vec![id(6), id(5), id(4)]
+    );
     q.page = 4;
     assert!(store.query(&q).await.expect("past the end").is_empty());
     q.page = 0;
     q.before_id = Some(EventId::new(id(4)).expect("id"));
-    assert_eq!(ids(&store.query(&q).await.expect("before")), vec![id(3), id(2), id(1)]);
+    assert_eq!(
+        ids(&store.query(&q).await.expect("before")),
+        vec![id(3), id(2), id(1)]
+    );
     q.before_id = None;
     q.after_id = Some(EventId::new(id(6)).expect("id"));
-    assert_eq!(ids(&store.query(&q).await.expect("after")), vec![id(9), id(8), id(7)]);
+    assert_eq!(
+        ids(&store.query(&q).await.expect("after")),
+        vec![id(9), id(8), id(7)]
+    );
     q.sort = SortOrder::Asc;
-    assert_eq!(ids(&store.query(&q).await.expect("asc")), vec![id(7), id(8), id(9)]);
+    assert_eq!(
+        ids(&store.query(&q).await.expect("asc")),
+        vec![id(7), id(8), id(9)]
+    );
     // Ids order by their numeric parts, not as strings: 9-0 < 10-0.
     let w2 = ws();
     let mut small = event(&w2, 0, "t", json!({}));
@@ -101,23 +166,57 @@ async fn pages_are_newest_first_with_cursors(store: &Arc<dyn DocumentStore>) {
     let mut big = event(&w2, 1, "t", json!({}));
     big.id = Some(EventId::from_parts(10, 0));
     store.append(&[small, big]).await.expect("append");
-    assert_eq!(ids(&store.query(&HistoryQuery::new(w2)).await.expect("numeric")), vec!["10-0", "9-5"]);
+    assert_eq!(
+        ids(&store.query(&HistoryQuery::new(w2)).await.expect("numeric")),
+        vec!["10-0", "9-5"]
+    );
     let mut bad = HistoryQuery::new(w);
     bad.limit = 0;
-    assert_eq!(store.query(&bad).await.expect_err("limit 0").kind(), ErrorKind::Invalid);
+    assert_eq!(
+        store.query(&bad).await.expect_err("limit 0").kind(),
+        ErrorKind::Invalid
+    );
     bad.limit = 1_001;
-    assert_eq!(store.query(&bad).await.expect_err("limit too big").kind(), ErrorKind::Invalid);
+    assert_eq!(
+        store.query(&bad).await.expect_err("limit too big").kind(),
+        ErrorKind::Invalid
+    );
 }
 
 async fn filters_select_what_users_ask_for(store: &Arc<dyn DocumentStore>) {
     let w = ws();
     let corr = CorrelationId::generate();
     let mut events = vec![
-        event(&w, 0, "orders.created", json!({"order": {"id": 1, "total": 10}, "customer": "Alice Smith"})),
-        event(&w, 1, "orders.paid", json!({"order": {"id": 1, "total": 10.0}, "paid": true})),
-        event(&w, 2, "orders.created", json!({"order": {"id": 2, "total": 25}, "customer": "Bob Jones"})),
-        event(&w, 3, "ordersX.other", json!({"note": "alice was here", "tags": ["a", "b"]})),
-        event(&w, 4, "users.login", json!({"who": {"name": "Alice"}, "paid": false})),
+        event(
+            &w,
+            0,
+            "orders.created",
+            json!({"order": {"id": 1, "total": 10}, "customer": "Alice Smith"}),
+        ),
+        event(
+            &w,
+            1,
+            "orders.paid",
+            json!({"order": {"id": 1, "total": 10.0}, "paid": true}),
+        ),
+        event(
+            &w,
+            2,
+            "orders.created",
+            json!({"order": {"id": 2, "total": 25}, "customer": "Bob Jones"}),
+        ),
+        event(
+            &w,
+            3,
+            "ordersX.other",
+            json!({"note": "alice was here", "tags": ["a", "b"]}),
+        ),
+        event(
+            &w,
+            4,
+            "users.login",
+            json!({"who": {"name": "Alice"}, "paid": false}),
+        ),
     ];
     events[2].source.correlation_id = corr.clone();
     events[4].source.correlation_id = corr.clone();
@@ -130,7 +229,9 @@ async fn filters_select_what_users_ask_for(store: &Arc<dyn DocumentStore>) {
             let page = store.query(&q).await.expect("query");
             let n = store.count(&q).await.expect("count");
             assert_eq!(n as usize, page.len(), "count agrees with the page");
-            page.iter().map(|e| e.id.as_ref().map(|i| i.to_string()).unwrap_or_default()).collect::<Vec<_>>()
+            page.iter()
+                .map(|e| e.id.as_ref().map(|i| i.to_string()).unwrap_or_default())
+                .collect::<Vec<_>>()
         }
     };
 
@@ -139,15 +240,26 @@ async fn filters_select_what_users_ask_for(store: &Arc<dyn DocumentStore>) {
     assert_eq!(run(q).await, vec![id(2), id(0)], "exact type");
     let mut q = base.clone();
     q.types = vec![TypeFilter::parse("orders.*").expect("type")];
-    assert_eq!(run(q).await, vec![id(2), id(1), id(0)], "prefix stops at the dot");
+    assert_eq!(
+        run(q).await,
+        vec![id(2), id(1), id(0)],
+        "prefix stops at the dot"
+    );
     let mut q = base.clone();
-    q.types = vec![TypeFilter::parse("users.login").expect("t"), TypeFilter::parse("ordersX.*").expect("t")];
+    q.types = vec![
+        TypeFilter::parse("users.login").expect("t"),
+        TypeFilter::parse("ordersX.*").expect("t"),
+    ];
     assert_eq!(run(q).await, vec![id(4), id(3)], "several types are ORed");
 
     let mut q = base.clone();
     q.after_date = Some(at(1));
     q.before_date = Some(at(4));
-    assert_eq!(run(q).await, vec![id(3), id(2)], "date bounds are exclusive");
+    assert_eq!(
+        run(q).await,
+        vec![id(3), id(2)],
+        "date bounds are exclusive"
+    );
 
     let mut q = base.clone();
     q.correlation_id = Some(corr);
@@ -155,13 +267,21 @@ async fn filters_select_what_users_ask_for(store: &Arc<dyn DocumentStore>) {
 
     let mut q = base.clone();
     q.text = Some("ALICE".into());
-    assert_eq!(run(q).await, vec![id(4), id(3), id(0)], "text is case-insensitive, nested strings count");
+    assert_eq!(
+        run(q).await,
+        vec![id(4), id(3), id(0)],
+        "text is case-insensitive, nested strings count"
+    );
     let mut q = base.clone();
     q.text = Some("alice smith".into());
     assert_eq!(run(q).await, vec![id(0)], "every word is required");
     let mut q = base.clone();
     q.text = Some("paid".into());
-    assert_eq!(run(q).await, vec![id(1)], "the type's words count, payload keys do not");
+    assert_eq!(
+        run(q).await,
+        vec![id(1)],
+        "the type's words count, payload keys do not"
+    );
     let mut q = base.clone();
     q.text = Some("ali".into());
     assert!(run(q).await.is_empty(), "words match whole");
@@ -169,7 +289,11 @@ async fn filters_select_what_users_ask_for(store: &Arc<dyn DocumentStore>) {
     let field = |p: &str, v: Value| FieldFilter::new(p, v).expect("field");
     let mut q = base.clone();
     q.fields = vec![field("payload.order.total", json!(10))];
-    assert_eq!(run(q).await, vec![id(1), id(0)], "numbers compare numerically (10 = 10.0)");
+    assert_eq!(
+        run(q).await,
+        vec![id(1), id(0)],
+        "numbers compare numerically (10 = 10.0)"
+    );
     let mut q = base.clone();
     q.fields = vec![field("payload.order.id", json!(2))];
     assert_eq!(run(q).await, vec![id(2)]);
@@ -215,15 +339,28 @@ async fn retention_and_workspace_deletion(store: &Arc<dyn DocumentStore>) {
     let mut other = event(&b, 0, "t", json!({"text": "recent"}));
     other.created_at = now;
     store.append(&[old, recent, other]).await.expect("append");
-    let removed = store.delete_before(now - Duration::days(30)).await.expect("retention");
+    let removed = store
+        .delete_before(now - Duration::days(30))
+        .await
+        .expect("retention");
     assert!(removed >= 1, "the 40-day-old event is removed ({removed})");
-    assert_eq!(ids(&store.query(&HistoryQuery::new(a.clone())).await.expect("q")), vec![id(1)]);
+    assert_eq!(
+        ids(&store.query(&HistoryQuery::new(a.clone())).await.expect("q")),
+        vec![id(1)]
+    );
     let mut q = HistoryQuery::new(a.clone());
     q.text = Some("old".into());
-    assert!(store.query(&q).await.expect("text after delete").is_empty(), "the text index forgets deleted events");
+    assert!(
+        store.query(&q).await.expect("text after delete").is_empty(),
+        "the text index forgets deleted events"
+    );
     assert_eq!(store.delete_workspace(&a).await.expect("delete ws"), 1);
     assert_eq!(store.count(&HistoryQuery::new(a)).await.expect("count"), 0);
-    assert_eq!(store.count(&HistoryQuery::new(b)).await.expect("count"), 1, "other workspaces keep theirs");
+    assert_eq!(
+        store.count(&HistoryQuery::new(b)).await.expect("count"),
+        1,
+        "other workspaces keep theirs"
+    );
 }
 
 async fn suite(store: Arc<dyn DocumentStore>) {

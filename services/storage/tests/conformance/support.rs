@@ -90,7 +90,11 @@ pub fn with_schema(url: &str, schema: &str) -> String {
 pub async fn drop_schema(url: &str, schema: &str) {
     let result = async {
         let pool = sqlx::PgPool::connect(url).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))).execute(&pool).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+        )))
+        .execute(&pool)
+        .await?;
         pool.close().await;
         Ok::<_, sqlx::Error>(())
     }
@@ -132,7 +136,9 @@ where
     Fut: Future<Output = ()>,
 {
     // memory
-    let memory = open_document_store("memory://").await.expect("memory store");
+    let memory = open_document_store("memory://")
+        .await
+        .expect("memory store");
     eprintln!("{name}: memory");
     suite(memory).await;
 
@@ -145,10 +151,15 @@ where
 
     // postgres
     match postgres_url() {
-        None => skip(&format!("{name}: postgres"), "REFRACT_TEST_DATABASE_URL not set"),
+        None => skip(
+            &format!("{name}: postgres"),
+            "REFRACT_TEST_DATABASE_URL not set",
+        ),
         Some(base) => {
             let schema = unique("refract_t");
-            let store = open_document_store(&with_schema(&base, &schema)).await.expect("postgres store");
+            let store = open_document_store(&with_schema(&base, &schema))
+                .await
+                .expect("postgres store");
             eprintln!("{name}: postgres (schema {schema})");
             with_cleanup(suite(store), drop_schema(&base, &schema)).await;
         }
