@@ -15,6 +15,8 @@ use refract_core::CorrelationId;
 use refract_http::headers::{CORRELATION_ID, is_trusted_header};
 use tracing::Instrument;
 
+use crate::auth::LEGACY_TOKEN_HEADER;
+
 /// Headers describing the client hop; rewritten from the socket peer, never trusted from the
 /// client (no `TRUSTED_PROXIES` support yet).
 const FORWARDED_HEADERS: &[&str] = &["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip"];
@@ -49,7 +51,12 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
 pub fn strip_untrusted(headers: &mut HeaderMap) {
     let names: Vec<_> = headers
         .keys()
-        .filter(|name| is_trusted_header(name.as_str()) || FORWARDED_HEADERS.contains(&name.as_str()))
+        .filter(|name| {
+            let name = name.as_str();
+            // The legacy token header is a credential, not an identity claim: authentication
+            // reads it, and the proxy removes it before forwarding.
+            (is_trusted_header(name) && name != LEGACY_TOKEN_HEADER) || FORWARDED_HEADERS.contains(&name)
+        })
         .cloned()
         .collect();
     for name in names {
