@@ -232,10 +232,10 @@ pub async fn update(
         AutomationKind::Dsl if present("component") => return Err(kind_conflict("a dsl automation has no component")),
         _ => {}
     }
-    if let Some(kind) = body.get("kind").filter(|v| !v.is_null()) {
-        if serde_json::from_value::<AutomationKind>(kind.clone()).ok() != Some(old.kind) {
-            return Err(kind_conflict("the kind of an automation is fixed at creation"));
-        }
+    if let Some(kind) = body.get("kind").filter(|v| !v.is_null())
+        && serde_json::from_value::<AutomationKind>(kind.clone()).ok() != Some(old.kind)
+    {
+        return Err(kind_conflict("the kind of an automation is fixed at creation"));
     }
     let mut a = old.clone();
     apply(&state, &mut a, body)?;

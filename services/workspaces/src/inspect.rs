@@ -40,10 +40,10 @@ pub fn inspect(bytes: &[u8]) -> ComponentFacts {
             Payload::CustomSection(reader) if language.is_none() => {
                 if let KnownCustom::Producers(producers) = reader.as_known() {
                     for field in producers.into_iter().flatten() {
-                        if field.name == "language" {
-                            if let Some(v) = field.values.into_iter().flatten().next() {
-                                language = Some(normalize_language(v.name));
-                            }
+                        if field.name == "language"
+                            && let Some(v) = field.values.into_iter().flatten().next()
+                        {
+                            language = Some(normalize_language(v.name));
                         }
                     }
                 }
