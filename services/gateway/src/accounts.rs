@@ -56,7 +56,10 @@ fn check_text(field: &str, value: &str, max: usize, required: bool) -> Result<()
     let len = value.trim().chars().count();
     if (required && len == 0) || len > max || value.chars().any(char::is_control) {
         let min = if required { 1 } else { 0 };
-        return Err(ApiError::validation(field, format!("must be {min} to {max} characters without control characters")));
+        return Err(ApiError::validation(
+            field,
+            format!("must be {min} to {max} characters without control characters"),
+        ));
     }
     Ok(())
 }
@@ -67,11 +70,18 @@ fn iso(t: DateTime<Utc>) -> String {
 
 /// `POST /v2/signup`: creates a validated local account (`ACCOUNT_VALIDATION_METHOD=auto`);
 /// opens no session.
-pub async fn signup(State(state): State<GatewayState>, meta: RequestMeta, Json(input): Json<SignupInput>) -> Result<Json<User>, ApiError> {
+pub async fn signup(
+    State(state): State<GatewayState>,
+    meta: RequestMeta,
+    Json(input): Json<SignupInput>,
+) -> Result<Json<User>, ApiError> {
     let email = normalize_email(&input.email);
     check_email(&email)?;
     if !state.password_rule().is_match(input.password.expose()) {
-        return Err(ApiError::validation("password", format!("must match {}", state.config().password_rule)));
+        return Err(ApiError::validation(
+            "password",
+            format!("must match {}", state.config().password_rule),
+        ));
     }
     check_text("firstName", &input.first_name, MAX_NAME_LEN, true)?;
     if let Some(last) = &input.last_name {
@@ -83,7 +93,10 @@ pub async fn signup(State(state): State<GatewayState>, meta: RequestMeta, Json(i
     // Cheap check first, so a taken email does not cost an argon2 hash; the unique index
     // still decides races.
     if users::find_by_email(state.store(), &email).await?.is_some() {
-        return Err(ApiError::already_used("email", "this email is already used by another account"));
+        return Err(ApiError::already_used(
+            "email",
+            "this email is already used by another account",
+        ));
     }
     let password = input.password;
     let hash = tokio::task::spawn_blocking(move || hash_password(password.expose()))
@@ -97,21 +110,44 @@ pub async fn signup(State(state): State<GatewayState>, meta: RequestMeta, Json(i
         id,
         email: Some(email),
         first_name: input.first_name.trim().to_string(),
-        last_name: input.last_name.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+        last_name: input
+            .last_name
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()),
         language: input.language.map(|s| s.trim().to_string()),
         status: UserStatus::Validated,
         auth_data,
         created_at: Utc::now(),
     };
-    users::create(state.store(), &StoredUser { user: user.clone(), password_hash: Some(hash) }).await?;
+    users::create(
+        state.store(),
+        &StoredUser {
+            user: user.clone(),
+            password_hash: Some(hash),
+        },
+    )
+    .await?;
     tracing::info!(user_id = %user.id, "account created");
     let payload = json!({ "user": user, "ip": meta.ip() });
-    state.emit("gateway.signup.succeeded", payload, &meta, Some(&user.id), None).await;
+    state
+        .emit(
+            "gateway.signup.succeeded",
+            payload,
+            &meta,
+            Some(&user.id),
+            None,
+        )
+        .await;
     Ok(Json(user))
 }
 
 /// The body and headers of a response that opened a session.
-fn session_response(state: &GatewayState, user: &User, token: &Secret, record: &SessionRecord) -> Result<Response, ApiError> {
+fn session_response(
+    state: &GatewayState,
+    user: &User,
+    token: &Secret,
+    record: &SessionRecord,
+) -> Result<Response, ApiError> {
     let mut body = serde_json::to_value(user).map_err(internal)?;
     body["token"] = Value::String(token.expose().to_string());
     body["sessionId"] = Value::String(record.session_id.clone());
@@ -127,22 +163,36 @@ fn session_response(state: &GatewayState, user: &User, token: &Secret, record: &
         cookie.push_str("; Secure");
     }
     let mut headers = HeaderMap::new();
-    headers.insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(internal)?);
+    headers.insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(internal)?,
+    );
     insert(&mut headers, SESSION_ID, &record.session_id)?;
     insert(&mut headers, CSRF_TOKEN, record.csrf_token.expose())?;
     Ok((headers, axum::Json(body)).into_response())
 }
 
 fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) -> Result<(), ApiError> {
-    headers.insert(HeaderName::from_static(name), HeaderValue::from_str(value).map_err(internal)?);
+    headers.insert(
+        HeaderName::from_static(name),
+        HeaderValue::from_str(value).map_err(internal)?,
+    );
     Ok(())
 }
 
 /// `POST /v2/login`: password login. Unknown email, wrong password and deactivated account
 /// all get the same 401.
-pub async fn login(State(state): State<GatewayState>, meta: RequestMeta, Json(input): Json<LoginInput>) -> Result<Response, ApiError> {
+pub async fn login(
+    State(state): State<GatewayState>,
+    meta: RequestMeta,
+    Json(input): Json<LoginInput>,
+) -> Result<Response, ApiError> {
     let email = normalize_email(&input.email);
-    let found = if check_email(&email).is_ok() { users::find_by_email(state.store(), &email).await? } else { None };
+    let found = if check_email(&email).is_ok() {
+        users::find_by_email(state.store(), &email).await?
+    } else {
+        None
+    };
     let password = input.password;
     let stored_hash = found.as_ref().and_then(|u| u.password_hash.clone());
     let matches = tokio::task::spawn_blocking(move || match stored_hash {
@@ -158,12 +208,18 @@ pub async fn login(State(state): State<GatewayState>, meta: RequestMeta, Json(in
         Some(stored) if matches && stored.user.status != UserStatus::Deactivated => stored.user,
         _ => {
             let payload = json!({ "email": email, "ip": meta.ip(), "provider": "prismeai" });
-            state.emit("gateway.login.failed", payload, &meta, None, None).await;
+            state
+                .emit("gateway.login.failed", payload, &meta, None, None)
+                .await;
             return Err(ApiError::unauthenticated(BAD_CREDENTIALS));
         }
     };
     if user.status == UserStatus::Pending {
-        return Err(ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "ValidateEmailError", "validate your email address first"));
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "ValidateEmailError",
+            "validate your email address first",
+        ));
     }
     let ttl = state.config().session_ttl;
     let (token, record) = sessions::open(state.cache(), &user.id, ttl, false).await?;
@@ -175,7 +231,15 @@ pub async fn login(State(state): State<GatewayState>, meta: RequestMeta, Json(in
         "authData": user.auth_data,
         "session": { "id": record.session_id, "expiresIn": ttl.as_secs(), "expires": iso(record.expires) },
     });
-    state.emit("gateway.login.succeeded", payload, &meta, Some(&user.id), Some(&record.session_id)).await;
+    state
+        .emit(
+            "gateway.login.succeeded",
+            payload,
+            &meta,
+            Some(&user.id),
+            Some(&record.session_id),
+        )
+        .await;
     session_response(&state, &user, &token, &record)
 }
 
@@ -197,7 +261,12 @@ pub async fn login_anonymous(
     };
     let max = state.config().session_ttl;
     let ttl = match input.expires_after {
-        Some(0) => return Err(ApiError::validation("expiresAfter", "must be at least 1 second")),
+        Some(0) => {
+            return Err(ApiError::validation(
+                "expiresAfter",
+                "must be at least 1 second",
+            ));
+        }
         Some(secs) => Duration::from_secs(secs).min(max),
         None => max,
     };
@@ -214,7 +283,14 @@ pub async fn login_anonymous(
         auth_data,
         created_at: Utc::now(),
     };
-    users::create(state.store(), &StoredUser { user: user.clone(), password_hash: None }).await?;
+    users::create(
+        state.store(),
+        &StoredUser {
+            user: user.clone(),
+            password_hash: None,
+        },
+    )
+    .await?;
     let (token, record) = sessions::open(state.cache(), &user.id, ttl, true).await?;
     let payload = json!({
         "id": user.id,
@@ -223,13 +299,25 @@ pub async fn login_anonymous(
         "authData": user.auth_data,
         "session": { "id": record.session_id, "expiresIn": ttl.as_secs(), "expires": iso(record.expires) },
     });
-    state.emit("gateway.login.succeeded", payload, &meta, Some(&user.id), Some(&record.session_id)).await;
+    state
+        .emit(
+            "gateway.login.succeeded",
+            payload,
+            &meta,
+            Some(&user.id),
+            Some(&record.session_id),
+        )
+        .await;
     session_response(&state, &user, &token, &record)
 }
 
 /// `POST /v2/logout`: revokes the calling session and clears the cookie. Idempotent: without a
 /// live session it still answers 200. Personal access tokens get 403.
-pub async fn logout(State(state): State<GatewayState>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn logout(
+    State(state): State<GatewayState>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if let Some(principal) = authenticate(&state, &headers).await? {
         principal.require_login()?;
         check_csrf(&method, &headers, &principal)?;
@@ -238,17 +326,26 @@ pub async fn logout(State(state): State<GatewayState>, method: Method, headers: 
             tracing::info!(user_id = %principal.user_id, session_id = %principal.session_id, "logged out");
         }
     }
-    let mut cookie = format!("{SESSION_COOKIE}=; HttpOnly; Path=/; SameSite={}; Max-Age=0", state.config().cookie_same_site.as_str());
+    let mut cookie = format!(
+        "{SESSION_COOKIE}=; HttpOnly; Path=/; SameSite={}; Max-Age=0",
+        state.config().cookie_same_site.as_str()
+    );
     if state.config().cookie_secure {
         cookie.push_str("; Secure");
     }
     let mut out = HeaderMap::new();
-    out.insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(internal)?);
+    out.insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(internal)?,
+    );
     Ok((out, axum::Json(json!({ "success": true }))).into_response())
 }
 
 /// `GET /v2/me`: the caller, its session id and expiry; the CSRF token for cookie sessions.
-pub async fn me(State(state): State<GatewayState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn me(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let principal = require_user(&state, &headers).await?;
     let user = users::get(state.store(), &principal.user_id)
         .await?

@@ -32,7 +32,11 @@ pub enum Via {
 #[derive(Debug, Clone)]
 pub enum Credential {
     /// A login session.
-    Session { token: Secret, csrf: Secret, anonymous: bool },
+    Session {
+        token: Secret,
+        csrf: Secret,
+        anonymous: bool,
+    },
     /// A personal access token; refused on `login` routes.
     AccessToken { id: String },
 }
@@ -73,7 +77,9 @@ impl Principal {
     /// 403 for personal access tokens on credential and account routes (`login` auth).
     pub fn require_login(&self) -> Result<(), ApiError> {
         if self.is_access_token() {
-            return Err(ApiError::forbidden("personal access tokens cannot manage credentials; log in with a password"));
+            return Err(ApiError::forbidden(
+                "personal access tokens cannot manage credentials; log in with a password",
+            ));
         }
         Ok(())
     }
@@ -82,16 +88,21 @@ impl Principal {
 /// The raw token a request carries, and how. `Authorization: Bearer` wins over the legacy
 /// header, which wins over the cookie.
 pub fn credential(headers: &HeaderMap) -> Option<(String, Via)> {
-    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
         if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
             return Some((token.trim().to_string(), Via::Bearer));
         }
     }
-    if let Some(token) = headers.get(LEGACY_TOKEN_HEADER).and_then(|v| v.to_str().ok()) {
-        if !token.trim().is_empty() {
-            return Some((token.trim().to_string(), Via::LegacyHeader));
-        }
+    if let Some(token) = headers
+        .get(LEGACY_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        && !token.trim().is_empty()
+    {
+        return Some((token.trim().to_string(), Via::LegacyHeader));
     }
     session_cookie(headers).map(|t| (t, Via::Cookie))
 }
@@ -116,59 +127,93 @@ pub fn strip_session_cookie(headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
-        .filter(|pair| !pair.is_empty() && pair.split_once('=').is_none_or(|(name, _)| name != SESSION_COOKIE))
+        .filter(|pair| {
+            !pair.is_empty()
+                && pair
+                    .split_once('=')
+                    .is_none_or(|(name, _)| name != SESSION_COOKIE)
+        })
         .map(str::to_string)
         .collect();
     headers.remove(header::COOKIE);
-    if !kept.is_empty() {
-        if let Ok(value) = HeaderValue::from_str(&kept.join("; ")) {
-            headers.insert(header::COOKIE, value);
-        }
+    if !kept.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&kept.join("; "))
+    {
+        headers.insert(header::COOKIE, value);
     }
 }
 
 /// The principal behind the request's credential; `None` when there is no credential or it is
 /// unknown, expired or revoked (callers decide whether that is a 401).
-pub async fn authenticate(state: &GatewayState, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
-    let Some((token, via)) = credential(headers) else { return Ok(None) };
+pub async fn authenticate(
+    state: &GatewayState,
+    headers: &HeaderMap,
+) -> Result<Option<Principal>, ApiError> {
+    let Some((token, via)) = credential(headers) else {
+        return Ok(None);
+    };
     if token.starts_with(PAT_PREFIX) {
         // A PAT in a cookie would be ambient yet CSRF-free: accept PATs only as headers.
         if via == Via::Cookie {
             return Ok(None);
         }
-        return Ok(tokens::lookup(state.store(), &token).await?.map(|t| Principal {
-            user_id: t.user_id,
-            session_id: format!("at_{}", t.id),
-            expires: t.expires_at,
-            via,
-            credential: Credential::AccessToken { id: t.id },
-        }));
+        return Ok(tokens::lookup(state.store(), &token)
+            .await?
+            .map(|t| Principal {
+                user_id: t.user_id,
+                session_id: format!("at_{}", t.id),
+                expires: t.expires_at,
+                via,
+                credential: Credential::AccessToken { id: t.id },
+            }));
     }
-    Ok(sessions::lookup(state.cache(), &token).await?.map(|record| Principal {
-        user_id: record.user_id,
-        session_id: record.session_id,
-        expires: record.expires,
-        via,
-        credential: Credential::Session { token: Secret::new(token), csrf: record.csrf_token, anonymous: record.anonymous },
-    }))
+    Ok(sessions::lookup(state.cache(), &token)
+        .await?
+        .map(|record| Principal {
+            user_id: record.user_id,
+            session_id: record.session_id,
+            expires: record.expires,
+            via,
+            credential: Credential::Session {
+                token: Secret::new(token),
+                csrf: record.csrf_token,
+                anonymous: record.anonymous,
+            },
+        }))
 }
 
 /// `authenticate`, with 401 `AuthenticationError` when nobody is authenticated.
-pub async fn require_user(state: &GatewayState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    authenticate(state, headers)
-        .await?
-        .ok_or_else(|| ApiError::unauthenticated("missing, invalid, expired or revoked credentials"))
+pub async fn require_user(
+    state: &GatewayState,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
+    authenticate(state, headers).await?.ok_or_else(|| {
+        ApiError::unauthenticated("missing, invalid, expired or revoked credentials")
+    })
 }
 
 /// §1.8: a cookie-authenticated request with a method that can change state must echo its
 /// session's CSRF token in `x-prismeai-csrf-token`. Every other credential is exempt.
-pub fn check_csrf(method: &Method, headers: &HeaderMap, principal: &Principal) -> Result<(), ApiError> {
+pub fn check_csrf(
+    method: &Method,
+    headers: &HeaderMap,
+    principal: &Principal,
+) -> Result<(), ApiError> {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }
-    let Some(expected) = principal.cookie_csrf() else { return Ok(()) };
-    let sent = headers.get(CSRF_TOKEN).map(|v| v.as_bytes()).unwrap_or_default();
-    if constant_time_eq(sent, expected.expose().as_bytes()) { Ok(()) } else { Err(csrf()) }
+    let Some(expected) = principal.cookie_csrf() else {
+        return Ok(());
+    };
+    let sent = headers
+        .get(CSRF_TOKEN)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if constant_time_eq(sent, expected.expose().as_bytes()) {
+        Ok(())
+    } else {
+        Err(csrf())
+    }
 }
 
 #[cfg(test)]
@@ -178,18 +223,30 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            h.append(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
 
     #[test]
     fn credentials_are_read_in_order() {
-        let h = headers(&[("authorization", "Bearer abc"), ("cookie", "access-token=zzz")]);
+        let h = headers(&[
+            ("authorization", "Bearer abc"),
+            ("cookie", "access-token=zzz"),
+        ]);
         assert_eq!(credential(&h), Some(("abc".into(), Via::Bearer)));
-        let h = headers(&[("x-prismeai-token", "leg"), ("cookie", "a=1; access-token=zzz")]);
+        let h = headers(&[
+            ("x-prismeai-token", "leg"),
+            ("cookie", "a=1; access-token=zzz"),
+        ]);
         assert_eq!(credential(&h), Some(("leg".into(), Via::LegacyHeader)));
-        let h = headers(&[("authorization", "Basic xyz"), ("cookie", "a=1; access-token=zzz")]);
+        let h = headers(&[
+            ("authorization", "Basic xyz"),
+            ("cookie", "a=1; access-token=zzz"),
+        ]);
         assert_eq!(credential(&h), Some(("zzz".into(), Via::Cookie)));
         assert_eq!(credential(&HeaderMap::new()), None);
     }

@@ -120,7 +120,10 @@ impl Config {
     /// The embedded-mode default: like `default()` but without `Secure` on the cookie, since
     /// `refract serve` listens on plain http on 127.0.0.1.
     pub fn embedded() -> Self {
-        Self { cookie_secure: false, ..Self::default() }
+        Self {
+            cookie_secure: false,
+            ..Self::default()
+        }
     }
 
     /// Checks the settings; the error names the setting.
@@ -134,7 +137,10 @@ impl Config {
         ];
         for (name, value) in positive {
             if value.is_zero() {
-                return Err(ConfigError::Invalid { setting: name, reason: "must be greater than zero".into() });
+                return Err(ConfigError::Invalid {
+                    setting: name,
+                    reason: "must be greater than zero".into(),
+                });
             }
         }
         let limits = [
@@ -145,13 +151,18 @@ impl Config {
         ];
         for (name, value) in limits {
             if value == 0 {
-                return Err(ConfigError::Invalid { setting: name, reason: "must be greater than zero".into() });
+                return Err(ConfigError::Invalid {
+                    setting: name,
+                    reason: "must be greater than zero".into(),
+                });
             }
         }
         if self.cookie_same_site == SameSite::None && !self.cookie_secure {
             return Err(ConfigError::Invalid {
                 setting: "cookie_same_site",
-                reason: "SameSite=None requires cookie_secure = true (browsers refuse it otherwise)".into(),
+                reason:
+                    "SameSite=None requires cookie_secure = true (browsers refuse it otherwise)"
+                        .into(),
             });
         }
         regex::Regex::new(&self.password_rule).map_err(|e| ConfigError::Invalid {
@@ -166,7 +177,10 @@ impl Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("invalid gateway setting {setting}: {reason}")]
-    Invalid { setting: &'static str, reason: String },
+    Invalid {
+        setting: &'static str,
+        reason: String,
+    },
     #[error("cannot build the upstream HTTP client: {0}")]
     HttpClient(String),
 }
@@ -179,11 +193,35 @@ mod tests {
     fn defaults_are_valid_and_bad_settings_are_named() {
         assert!(Config::default().validate().is_ok());
         assert!(!Config::embedded().cookie_secure);
-        let bad = Config { password_rule: "(".into(), ..Config::default() };
-        assert!(bad.validate().unwrap_err().to_string().contains("password_rule"));
-        let bad = Config { cookie_same_site: SameSite::None, ..Config::embedded() };
-        assert!(bad.validate().unwrap_err().to_string().contains("cookie_same_site"));
-        let bad = Config { upstream_timeout: Duration::ZERO, ..Config::default() };
-        assert!(bad.validate().unwrap_err().to_string().contains("upstream_timeout"));
+        let bad = Config {
+            password_rule: "(".into(),
+            ..Config::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("password_rule")
+        );
+        let bad = Config {
+            cookie_same_site: SameSite::None,
+            ..Config::embedded()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("cookie_same_site")
+        );
+        let bad = Config {
+            upstream_timeout: Duration::ZERO,
+            ..Config::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("upstream_timeout")
+        );
     }
 }

@@ -19,7 +19,13 @@ use crate::auth::LEGACY_TOKEN_HEADER;
 
 /// Headers describing the client hop; rewritten from the socket peer, never trusted from the
 /// client (no `TRUSTED_PROXIES` support yet).
-const FORWARDED_HEADERS: &[&str] = &["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip"];
+const FORWARDED_HEADERS: &[&str] = &[
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+    "x-real-ip",
+];
 
 /// Per-request facts the edge established, for handlers and the proxy.
 #[derive(Debug, Clone)]
@@ -40,10 +46,17 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts.extensions.get::<RequestMeta>().cloned().unwrap_or_else(|| RequestMeta {
-            correlation_id: CorrelationId::generate(),
-            peer: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
-        }))
+        Ok(parts
+            .extensions
+            .get::<RequestMeta>()
+            .cloned()
+            .unwrap_or_else(|| RequestMeta {
+                correlation_id: CorrelationId::generate(),
+                peer: parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0),
+            }))
     }
 }
 
@@ -55,7 +68,8 @@ pub fn strip_untrusted(headers: &mut HeaderMap) {
             let name = name.as_str();
             // The legacy token header is a credential, not an identity claim: authentication
             // reads it, and the proxy removes it before forwarding.
-            (is_trusted_header(name) && name != LEGACY_TOKEN_HEADER) || FORWARDED_HEADERS.contains(&name)
+            (is_trusted_header(name) && name != LEGACY_TOKEN_HEADER)
+                || FORWARDED_HEADERS.contains(&name)
         })
         .cloned()
         .collect();
@@ -68,7 +82,10 @@ pub fn strip_untrusted(headers: &mut HeaderMap) {
 pub async fn edge(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let correlation_id = CorrelationId::generate();
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     strip_untrusted(req.headers_mut());
@@ -77,8 +94,12 @@ pub async fn edge(mut req: Request, next: Next) -> Response {
     if let Some(v) = &id_value {
         req.headers_mut().insert(CORRELATION_ID, v.clone());
     }
-    req.extensions_mut().insert(RequestMeta { correlation_id: correlation_id.clone(), peer });
-    let span = tracing::info_span!("request", correlation_id = %correlation_id, %method, path = %path);
+    req.extensions_mut().insert(RequestMeta {
+        correlation_id: correlation_id.clone(),
+        peer,
+    });
+    let span =
+        tracing::info_span!("request", correlation_id = %correlation_id, %method, path = %path);
     let mut res = next.run(req).instrument(span.clone()).await;
     if let Some(v) = id_value {
         res.headers_mut().insert(CORRELATION_ID, v);

@@ -17,11 +17,23 @@ pub(crate) fn internal(cause: impl std::fmt::Display) -> ApiError {
 
 /// 403 `CSRFError` (§1.8).
 pub(crate) fn csrf() -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "CSRFError", "this cookie-authenticated request needs the x-prismeai-csrf-token header of its session")
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "CSRFError",
+        "this cookie-authenticated request needs the x-prismeai-csrf-token header of its session",
+    )
 }
 
 /// 504 `TimeoutError` for an upstream that did not answer within the route's timeout.
 pub(crate) fn upstream_timeout(service: &str, after: std::time::Duration) -> ApiError {
-    tracing::warn!(service, timeout_ms = after.as_millis() as u64, "upstream timed out");
-    ApiError::new(StatusCode::GATEWAY_TIMEOUT, "TimeoutError", "the backend did not answer in time")
+    tracing::warn!(
+        service,
+        timeout_ms = after.as_millis() as u64,
+        "upstream timed out"
+    );
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "TimeoutError",
+        "the backend did not answer in time",
+    )
 }

@@ -89,14 +89,27 @@ impl GatewayState {
         upstreams: Upstreams,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        let password_rule = regex::Regex::new(&config.password_rule)
-            .map_err(|e| ConfigError::Invalid { setting: "password_rule", reason: e.to_string() })?;
+        let password_rule =
+            regex::Regex::new(&config.password_rule).map_err(|e| ConfigError::Invalid {
+                setting: "password_rule",
+                reason: e.to_string(),
+            })?;
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
-        Ok(Self { inner: Arc::new(Inner { config, store, cache, broker, upstreams, http, password_rule }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                cache,
+                broker,
+                upstreams,
+                http,
+                password_rule,
+            }),
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -125,9 +138,19 @@ impl GatewayState {
 
     /// Publishes a `gateway.*` event. A broker failure is logged, never returned: the login
     /// or signup it reports has already happened.
-    pub(crate) async fn emit(&self, event_type: &str, payload: Value, meta: &RequestMeta, user: Option<&str>, session: Option<&str>) {
+    pub(crate) async fn emit(
+        &self,
+        event_type: &str,
+        payload: Value,
+        meta: &RequestMeta,
+        user: Option<&str>,
+        session: Option<&str>,
+    ) {
         let (Ok(event_type), Value::Object(payload)) = (EventType::new(event_type), payload) else {
-            tracing::error!(event_type, "gateway event with a bad type or a non-object payload");
+            tracing::error!(
+                event_type,
+                "gateway event with a bad type or a non-object payload"
+            );
             return;
         };
         let mut event = refract_core::Event::new(event_type, None, payload);
@@ -135,11 +158,16 @@ impl GatewayState {
         event.source.user_id = user.and_then(|u| UserId::new(u).ok());
         event.source.session_id = session.and_then(|s| SessionId::new(s).ok());
         event.source.ip = meta.ip();
-        event.source.host = Some(SourceHost { service: "gateway".into(), replica: None });
+        event.source.host = Some(SourceHost {
+            service: "gateway".into(),
+            replica: None,
+        });
         let kind = event.event_type.to_string();
         match tokio::time::timeout(EMIT_TIMEOUT, self.inner.broker.publish(event)).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(event_type = %kind, error = %e, "could not publish a gateway event"),
+            Ok(Err(e)) => {
+                tracing::warn!(event_type = %kind, error = %e, "could not publish a gateway event")
+            }
             Err(_) => tracing::warn!(event_type = %kind, "publishing a gateway event timed out"),
         }
     }
@@ -156,7 +184,11 @@ async fn healthcheck(State(state): State<GatewayState>) -> Response {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "this route does not accept this method")
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        "this route does not accept this method",
+    )
 }
 
 /// The whole public app: the gateway's own routes, `/sys/healthcheck`, dispatch of
@@ -170,7 +202,10 @@ pub fn router(state: GatewayState) -> Router {
         .route("/v2/login/anonymous", post(accounts::login_anonymous))
         .route("/v2/logout", post(accounts::logout))
         .route("/v2/me", get(accounts::me))
-        .route("/v2/user/accessTokens", get(tokens::list).post(tokens::create))
+        .route(
+            "/v2/user/accessTokens",
+            get(tokens::list).post(tokens::create),
+        )
         .route("/v2/user/accessTokens/{token}", delete(tokens::revoke))
         .layer(DefaultBodyLimit::max(state.config().body_limit));
     Router::new()

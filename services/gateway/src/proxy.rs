@@ -105,7 +105,10 @@ pub fn classify(path: &str, config: &crate::Config) -> Option<Route> {
             timeout: config.webhook_timeout,
             ..ordinary
         },
-        [_, "events", ..] | [_, "search"] => Route { service: Service::Events, ..ordinary },
+        [_, "events", ..] | [_, "search"] => Route {
+            service: Service::Events,
+            ..ordinary
+        },
         [_, "automations", _, "component"] => Route {
             body_limit: config.component_upload_limit,
             timeout: config.upload_timeout,
@@ -121,7 +124,18 @@ const RETRY_AFTER_SECS: &str = "5";
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1). In process, `upgrade`
 /// and `connection` are kept so a WebSocket upgrade reaches the backend.
-const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"];
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in HOP_BY_HOP {
@@ -130,7 +144,13 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn too_large(limit: usize, length: Option<u64>) -> ApiError {
@@ -142,7 +162,11 @@ fn too_large(limit: usize, length: Option<u64>) -> ApiError {
 }
 
 /// The fallback handler: proxies `/v2/workspaces**`, answers 404 JSON for anything else.
-pub async fn dispatch(State(state): State<GatewayState>, meta: RequestMeta, req: Request) -> Response {
+pub async fn dispatch(
+    State(state): State<GatewayState>,
+    meta: RequestMeta,
+    req: Request,
+) -> Response {
     let Some(route) = classify(req.uri().path(), state.config()) else {
         return refract_http::not_found().await.into_response();
     };
@@ -151,14 +175,22 @@ pub async fn dispatch(State(state): State<GatewayState>, meta: RequestMeta, req:
         Err(e) => {
             let mut res = e.into_response();
             if res.status() == StatusCode::SERVICE_UNAVAILABLE {
-                res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+                res.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECS),
+                );
             }
             res
         }
     }
 }
 
-async fn forward(state: &GatewayState, meta: &RequestMeta, route: Route, req: Request) -> Result<Response, ApiError> {
+async fn forward(
+    state: &GatewayState,
+    meta: &RequestMeta,
+    route: Route,
+    req: Request,
+) -> Result<Response, ApiError> {
     let (mut parts, body) = req.into_parts();
     let length = content_length(&parts.headers);
     if length.is_some_and(|l| l > route.body_limit as u64) {
@@ -168,7 +200,9 @@ async fn forward(state: &GatewayState, meta: &RequestMeta, route: Route, req: Re
     match &principal {
         Some(p) => check_csrf(&parts.method, &parts.headers, p)?,
         None if route.user_required => {
-            return Err(ApiError::unauthenticated("missing, invalid, expired or revoked credentials"));
+            return Err(ApiError::unauthenticated(
+                "missing, invalid, expired or revoked credentials",
+            ));
         }
         None => {}
     }
@@ -192,17 +226,22 @@ async fn forward(state: &GatewayState, meta: &RequestMeta, route: Route, req: Re
     };
     // The cap is enforced again while the body streams: Content-Length may be absent or lie.
     let body = Limited::new(body, route.body_limit);
-    match upstream {
+    let mut res = match upstream {
         Upstream::InProcess(router) => {
             let req = Request::from_parts(parts, Body::new(body));
             match tokio::time::timeout(route.timeout, router.clone().oneshot(req)).await {
-                Ok(Ok(res)) => Ok(res),
+                Ok(Ok(res)) => res,
                 Ok(Err(never)) => match never {},
-                Err(_) => Err(upstream_timeout(route.service.name(), route.timeout)),
+                Err(_) => return Err(upstream_timeout(route.service.name(), route.timeout)),
             }
         }
-        Upstream::Http(base) => forward_http(state, route, base, parts, body, length).await,
+        Upstream::Http(base) => forward_http(state, route, base, parts, body, length).await?,
+    };
+    // §1.5: the session id is echoed to the client too.
+    if let Some(p) = &principal {
+        set(res.headers_mut(), SESSION_ID, &p.session_id);
     }
+    Ok(res)
 }
 
 fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
@@ -223,8 +262,16 @@ async fn forward_http(
     let url = format!("{}{}", base.trim_end_matches('/'), path_and_query);
     strip_hop_by_hop(&mut parts.headers);
     let overflowed = Arc::new(AtomicBool::new(false));
-    let mut request = state.http().request(parts.method.clone(), &url).headers(parts.headers);
-    let empty = body.is_end_stream() || (length == Some(0) && matches!(parts.method, Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS));
+    let mut request = state
+        .http()
+        .request(parts.method.clone(), &url)
+        .headers(parts.headers);
+    let empty = body.is_end_stream()
+        || (length == Some(0)
+            && matches!(
+                parts.method,
+                Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS
+            ));
     if !empty {
         let flag = overflowed.clone();
         let stream = body.into_data_stream().inspect_err(move |e| {
@@ -237,7 +284,9 @@ async fn forward_http(
     let service = route.service.name();
     let res = match tokio::time::timeout(route.timeout, request.send()).await {
         Err(_) => return Err(upstream_timeout(service, route.timeout)),
-        Ok(Err(_)) if overflowed.load(Ordering::Relaxed) => return Err(too_large(route.body_limit, None)),
+        Ok(Err(_)) if overflowed.load(Ordering::Relaxed) => {
+            return Err(too_large(route.body_limit, None));
+        }
         Ok(Err(e)) if e.is_timeout() => return Err(upstream_timeout(service, route.timeout)),
         Ok(Err(e)) => {
             tracing::warn!(service, url = %url, error = %e, "upstream unreachable");
@@ -250,12 +299,17 @@ async fn forward_http(
         headers.extend(res.headers().iter().map(|(k, v)| (k.clone(), v.clone())));
         strip_hop_by_hop(headers);
     }
-    out.body(Body::from_stream(res.bytes_stream())).map_err(crate::error::internal)
+    out.body(Body::from_stream(res.bytes_stream()))
+        .map_err(crate::error::internal)
 }
 
 /// 503 `ServiceUnavailable` with `Retry-After` (§1.2).
 fn unavailable() -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "a backend is unavailable; retry later")
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailable",
+        "a backend is unavailable; retry later",
+    )
 }
 
 #[cfg(test)]
@@ -268,17 +322,35 @@ mod tests {
         let c = Config::default();
         let r = |p: &str| classify(p, &c).map(|r| (r.service, r.user_required));
         assert_eq!(r("/v2/workspaces"), Some((Service::Workspaces, true)));
-        assert_eq!(r("/v2/workspaces/w1/webhooks/echo"), Some((Service::Runtime, false)));
-        assert_eq!(r("/v2/workspaces/w1/test/echo"), Some((Service::Runtime, true)));
+        assert_eq!(
+            r("/v2/workspaces/w1/webhooks/echo"),
+            Some((Service::Runtime, false))
+        );
+        assert_eq!(
+            r("/v2/workspaces/w1/test/echo"),
+            Some((Service::Runtime, true))
+        );
         assert_eq!(r("/v2/workspaces/w1/events"), Some((Service::Events, true)));
-        assert_eq!(r("/v2/workspaces/w1/events/ws"), Some((Service::Events, true)));
+        assert_eq!(
+            r("/v2/workspaces/w1/events/ws"),
+            Some((Service::Events, true))
+        );
         assert_eq!(r("/v2/workspaces/w1/search"), Some((Service::Events, true)));
-        assert_eq!(r("/v2/workspaces/w1/automations/a"), Some((Service::Workspaces, true)));
+        assert_eq!(
+            r("/v2/workspaces/w1/automations/a"),
+            Some((Service::Workspaces, true))
+        );
         assert_eq!(r("/v2/workspacesX"), None);
         assert_eq!(r("/v2/other"), None);
         let upload = classify("/v2/workspaces/w1/automations/a/component", &c).unwrap();
-        assert_eq!((upload.body_limit, upload.timeout), (c.component_upload_limit, c.upload_timeout));
+        assert_eq!(
+            (upload.body_limit, upload.timeout),
+            (c.component_upload_limit, c.upload_timeout)
+        );
         let hook = classify("/v2/workspaces/w1/webhooks/a", &c).unwrap();
-        assert_eq!((hook.body_limit, hook.timeout), (c.webhook_body_limit, c.webhook_timeout));
+        assert_eq!(
+            (hook.body_limit, hook.timeout),
+            (c.webhook_body_limit, c.webhook_timeout)
+        );
     }
 }

@@ -3,8 +3,8 @@
 
 use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
@@ -42,7 +42,9 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], getrandom::Error> {
 
 /// A fresh opaque token: base64url of [`TOKEN_BYTES`] random bytes (43 characters).
 pub fn random_token() -> Result<Secret, getrandom::Error> {
-    Ok(Secret(URL_SAFE_NO_PAD.encode(random_bytes::<TOKEN_BYTES>()?)))
+    Ok(Secret(
+        URL_SAFE_NO_PAD.encode(random_bytes::<TOKEN_BYTES>()?),
+    ))
 }
 
 /// Lowercase hex SHA-256 of `value`: what is stored instead of a token, so a leaked cache or
@@ -71,7 +73,8 @@ pub enum HashError {
 /// The argon2id PHC string of `password` with a fresh salt. CPU-heavy: call it off the async
 /// threads (`spawn_blocking`).
 pub fn hash_password(password: &str) -> Result<String, HashError> {
-    let salt = SaltString::encode_b64(&random_bytes::<16>()?).map_err(|e| HashError::Argon2(e.to_string()))?;
+    let salt = SaltString::encode_b64(&random_bytes::<16>()?)
+        .map_err(|e| HashError::Argon2(e.to_string()))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
@@ -82,7 +85,9 @@ pub fn hash_password(password: &str) -> Result<String, HashError> {
 /// CPU-heavy, like [`hash_password`].
 pub fn verify_password(password: &str, stored: &str) -> bool {
     match PasswordHash::new(stored) {
-        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -108,7 +113,11 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(format!("{a:?}"), "Secret(***)");
         assert_eq!(fingerprint("x").len(), 64);
-        assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"a", b"ab"));
+        assert!(
+            constant_time_eq(b"abc", b"abc")
+                && !constant_time_eq(b"abc", b"abd")
+                && !constant_time_eq(b"a", b"ab")
+        );
     }
 
     #[test]

@@ -46,11 +46,18 @@ impl<'de> Deserialize<'de> for Secret {
 /// The cache key of the session whose token is `token`.
 fn key(token: &str) -> Result<CacheKey, ApiError> {
     // A SHA-256 in hex is 64 characters of [0-9a-f]: always a valid id.
-    SessionId::new(fingerprint(token)).map(|id| CacheKey::session(&id)).map_err(internal)
+    SessionId::new(fingerprint(token))
+        .map(|id| CacheKey::session(&id))
+        .map_err(internal)
 }
 
 /// Opens a session for `user_id` lasting `ttl`; returns the token (shown once) and the record.
-pub async fn open(cache: &dyn Cache, user_id: &str, ttl: Duration, anonymous: bool) -> Result<(Secret, SessionRecord), ApiError> {
+pub async fn open(
+    cache: &dyn Cache,
+    user_id: &str,
+    ttl: Duration,
+    anonymous: bool,
+) -> Result<(Secret, SessionRecord), ApiError> {
     let token = random_token().map_err(internal)?;
     let csrf = random_token().map_err(internal)?;
     let expires = Utc::now() + chrono::Duration::from_std(ttl).map_err(internal)?;
@@ -62,7 +69,10 @@ pub async fn open(cache: &dyn Cache, user_id: &str, ttl: Duration, anonymous: bo
         anonymous,
     };
     let body = serde_json::to_vec(&record).map_err(internal)?;
-    cache.set(&key(token.expose())?, &body, Some(ttl)).await.map_err(storage)?;
+    cache
+        .set(&key(token.expose())?, &body, Some(ttl))
+        .await
+        .map_err(storage)?;
     Ok((token, record))
 }
 
@@ -71,7 +81,9 @@ pub async fn lookup(cache: &dyn Cache, token: &str) -> Result<Option<SessionReco
     if token.is_empty() || token.len() > 512 {
         return Ok(None);
     }
-    let Some(bytes) = cache.get(&key(token)?).await.map_err(storage)? else { return Ok(None) };
+    let Some(bytes) = cache.get(&key(token)?).await.map_err(storage)? else {
+        return Ok(None);
+    };
     let record: SessionRecord = match serde_json::from_slice(&bytes) {
         Ok(r) => r,
         Err(e) => {

@@ -53,12 +53,21 @@ pub struct AccessToken {
 
 impl From<StoredToken> for AccessToken {
     fn from(t: StoredToken) -> Self {
-        Self { id: t.id, name: t.name, token: None, token_hint: t.token_hint, expires_at: t.expires_at, user_id: t.user_id, created_at: t.created_at }
+        Self {
+            id: t.id,
+            name: t.name,
+            token: None,
+            token_hint: t.token_hint,
+            expires_at: t.expires_at,
+            user_id: t.user_id,
+            created_at: t.created_at,
+        }
     }
 }
 
 fn decode(body: Value) -> Result<StoredToken, ApiError> {
-    serde_json::from_value(body).map_err(|e| internal(format!("corrupt access token document: {e}")))
+    serde_json::from_value(body)
+        .map_err(|e| internal(format!("corrupt access token document: {e}")))
 }
 
 /// The unexpired token whose value is `token`.
@@ -67,7 +76,10 @@ pub async fn lookup(store: &dyn Collections, token: &str) -> Result<Option<Store
         return Ok(None);
     }
     let hash = Value::String(fingerprint(token));
-    let found = store.find(&collections::ACCESS_TOKENS, "hash", &hash, 1).await.map_err(storage)?;
+    let found = store
+        .find(&collections::ACCESS_TOKENS, "hash", &hash, 1)
+        .await
+        .map_err(storage)?;
     match found.into_iter().next() {
         Some(doc) => Ok(Some(decode(doc.body)?).filter(|t| t.expires_at > Utc::now())),
         None => Ok(None),
@@ -93,17 +105,28 @@ pub async fn create(
     crate::auth::check_csrf(&method, &headers, &principal)?;
     let name = input.name.trim().to_string();
     if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
-        return Err(ApiError::validation("name", format!("must be 1 to {MAX_NAME_LEN} characters")));
+        return Err(ApiError::validation(
+            "name",
+            format!("must be 1 to {MAX_NAME_LEN} characters"),
+        ));
     }
     let expires_at = DateTime::parse_from_rfc3339(&input.expires_at)
-        .map_err(|_| ApiError::validation("expiresAt", "must be an ISO-8601 date, e.g. 2027-01-31T00:00:00Z"))?
+        .map_err(|_| {
+            ApiError::validation(
+                "expiresAt",
+                "must be an ISO-8601 date, e.g. 2027-01-31T00:00:00Z",
+            )
+        })?
         .with_timezone(&Utc);
     let now = Utc::now();
     if expires_at <= now {
         return Err(ApiError::validation("expiresAt", "must be in the future"));
     }
     if expires_at > now + chrono::Duration::days(MAX_TOKEN_LIFETIME_DAYS) {
-        return Err(ApiError::validation("expiresAt", "must be at most one year from now"));
+        return Err(ApiError::validation(
+            "expiresAt",
+            "must be at most one year from now",
+        ));
     }
     let token = format!("{PAT_PREFIX}{}", uuid::Uuid::new_v4());
     let stored = StoredToken {
@@ -116,22 +139,45 @@ pub async fn create(
         created_at: now,
     };
     let body = serde_json::to_value(&stored).map_err(internal)?;
-    state.store().put(&collections::ACCESS_TOKENS, &stored.id, &body, Expect::Absent).await.map_err(storage)?;
+    state
+        .store()
+        .put(
+            &collections::ACCESS_TOKENS,
+            &stored.id,
+            &body,
+            Expect::Absent,
+        )
+        .await
+        .map_err(storage)?;
     tracing::info!(user_id = %stored.user_id, token_id = %stored.id, "access token created");
-    Ok(Json(AccessToken { token: Some(token), ..stored.into() }))
+    Ok(Json(AccessToken {
+        token: Some(token),
+        ..stored.into()
+    }))
 }
 
 /// `GET /v2/user/accessTokens`: the caller's tokens, without their values.
-pub async fn list(State(state): State<GatewayState>, headers: HeaderMap) -> Result<Json<Vec<AccessToken>>, ApiError> {
+pub async fn list(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<AccessToken>>, ApiError> {
     let principal = require_user(&state, &headers).await?;
     principal.require_login()?;
     let docs = state
         .store()
-        .find(&collections::ACCESS_TOKENS, "userId", &Value::String(principal.user_id), MAX_TOKENS_PER_USER)
+        .find(
+            &collections::ACCESS_TOKENS,
+            "userId",
+            &Value::String(principal.user_id),
+            MAX_TOKENS_PER_USER,
+        )
         .await
         .map_err(storage)?;
-    let mut tokens = docs.into_iter().map(|d| decode(d.body).map(AccessToken::from)).collect::<Result<Vec<_>, _>>()?;
-    tokens.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    let mut tokens = docs
+        .into_iter()
+        .map(|d| decode(d.body).map(AccessToken::from))
+        .collect::<Result<Vec<_>, _>>()?;
+    tokens.sort_by_key(|t| std::cmp::Reverse(t.created_at));
     Ok(Json(tokens))
 }
 
@@ -148,11 +194,19 @@ pub async fn revoke(
     let store = state.store();
     let found = if token.starts_with(PAT_PREFIX) {
         let hash = Value::String(fingerprint(&token));
-        store.find(&collections::ACCESS_TOKENS, "hash", &hash, 1).await.map_err(storage)?.into_iter().next()
+        store
+            .find(&collections::ACCESS_TOKENS, "hash", &hash, 1)
+            .await
+            .map_err(storage)?
+            .into_iter()
+            .next()
     } else if token.is_empty() || token.len() > 128 {
         None
     } else {
-        store.get(&collections::ACCESS_TOKENS, &token).await.map_err(storage)?
+        store
+            .get(&collections::ACCESS_TOKENS, &token)
+            .await
+            .map_err(storage)?
     };
     let not_found = || ApiError::not_found("no such access token");
     let doc = found.ok_or_else(not_found)?;
@@ -160,7 +214,10 @@ pub async fn revoke(
     if stored.user_id != principal.user_id {
         return Err(not_found());
     }
-    store.delete(&collections::ACCESS_TOKENS, &stored.id, Expect::Any).await.map_err(storage)?;
+    store
+        .delete(&collections::ACCESS_TOKENS, &stored.id, Expect::Any)
+        .await
+        .map_err(storage)?;
     tracing::info!(user_id = %stored.user_id, token_id = %stored.id, "access token revoked");
     Ok(Json(stored.into()))
 }

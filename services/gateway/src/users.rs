@@ -68,7 +68,14 @@ pub fn check_email(email: &str) -> Result<(), ApiError> {
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
         });
-    if ok { Ok(()) } else { Err(ApiError::validation("email", "must be an email address like name@example.org")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::validation(
+            "email",
+            "must be an email address like name@example.org",
+        ))
+    }
 }
 
 fn decode(body: Value) -> Result<StoredUser, ApiError> {
@@ -78,9 +85,15 @@ fn decode(body: Value) -> Result<StoredUser, ApiError> {
 /// Creates `user`; 409 `AlreadyUsedError {field: email}` when the email is taken.
 pub async fn create(store: &dyn Collections, user: &StoredUser) -> Result<(), ApiError> {
     let body = serde_json::to_value(user).map_err(internal)?;
-    match store.put(&collections::USERS, &user.user.id, &body, Expect::Absent).await {
+    match store
+        .put(&collections::USERS, &user.user.id, &body, Expect::Absent)
+        .await
+    {
         Ok(_) => Ok(()),
-        Err(StorageError::Conflict { .. }) => Err(ApiError::already_used("email", "this email is already used by another account")),
+        Err(StorageError::Conflict { .. }) => Err(ApiError::already_used(
+            "email",
+            "this email is already used by another account",
+        )),
         Err(e) => Err(storage(e)),
     }
 }
@@ -93,8 +106,19 @@ pub async fn get(store: &dyn Collections, id: &str) -> Result<Option<StoredUser>
 }
 
 /// The account with this (normalized) email.
-pub async fn find_by_email(store: &dyn Collections, email: &str) -> Result<Option<StoredUser>, ApiError> {
-    let docs = store.find(&collections::USERS, "email", &Value::String(email.to_string()), 1).await.map_err(storage)?;
+pub async fn find_by_email(
+    store: &dyn Collections,
+    email: &str,
+) -> Result<Option<StoredUser>, ApiError> {
+    let docs = store
+        .find(
+            &collections::USERS,
+            "email",
+            &Value::String(email.to_string()),
+            1,
+        )
+        .await
+        .map_err(storage)?;
     match docs.into_iter().next() {
         Some(doc) => decode(doc.body).map(Some),
         None => Ok(None),
@@ -109,7 +133,16 @@ mod tests {
     fn emails_are_normalized_and_checked() {
         assert_eq!(normalize_email("  Ann@Example.ORG "), "ann@example.org");
         assert!(check_email("ann@example.org").is_ok());
-        for bad in ["", "ann", "ann@", "@x.org", "a b@x.org", "a@x", "a@@x.org", "a@x.org."] {
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@x.org",
+            "a b@x.org",
+            "a@x",
+            "a@@x.org",
+            "a@x.org.",
+        ] {
             assert!(check_email(bad).is_err(), "{bad}");
         }
     }

@@ -12,7 +12,10 @@ use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use http_body_util::BodyExt;
-use refract_broker::{Broker, BrokerConfig, BrokerError, DeadLetter, MemoryBroker, Subscriber, Subscription, TypeFilter};
+use refract_broker::{
+    Broker, BrokerConfig, BrokerError, DeadLetter, MemoryBroker, Subscriber, Subscription,
+    TypeFilter,
+};
 use refract_core::{Event, EventId};
 use refract_gateway::{Config, GatewayState, Upstream, Upstreams, router};
 use refract_storage::cache::MemoryCache;
@@ -32,7 +35,12 @@ fn echo(service: &'static str) -> Router {
         let headers: serde_json::Map<String, Value> = parts
             .headers
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), Value::String(v.to_str().unwrap_or("?").to_string())))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    Value::String(v.to_str().unwrap_or("?").to_string()),
+                )
+            })
             .collect();
         axum::Json(json!({
             "service": service,
@@ -81,36 +89,80 @@ impl Gw {
     fn with(config: Config, upstreams: Upstreams, broker: Arc<dyn Broker>) -> Result<Self> {
         let store: Arc<dyn DocumentStore> = Arc::new(MemoryStore::new());
         let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new("test"));
-        let state = GatewayState::new(config, store.clone(), cache.clone(), broker.clone(), upstreams)?;
-        Ok(Self { app: router(state), broker, store, cache })
+        let state = GatewayState::new(
+            config,
+            store.clone(),
+            cache.clone(),
+            broker.clone(),
+            upstreams,
+        )?;
+        Ok(Self {
+            app: router(state),
+            broker,
+            store,
+            cache,
+        })
     }
 
     fn new() -> Result<Self> {
-        Self::with(Config::embedded(), in_process(), Arc::new(MemoryBroker::new(BrokerConfig::default())))
+        Self::with(
+            Config::embedded(),
+            in_process(),
+            Arc::new(MemoryBroker::new(BrokerConfig::default())),
+        )
     }
 
     /// Sends `req` from a client at 203.0.113.7.
     async fn send(&self, mut req: Request) -> Result<Reply> {
-        req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([203, 0, 113, 7], 40000))));
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([203, 0, 113, 7], 40000))));
         let res = self.app.clone().oneshot(req).await?;
         let status = res.status();
         let headers = res.headers().clone();
         let bytes = res.into_body().collect().await?.to_bytes();
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).context("response is not JSON")? };
-        let correlation = headers.get("x-correlation-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
-        ensure!(correlation.len() == 32 && correlation.bytes().all(|b| b.is_ascii_hexdigit()), "bad correlation id {correlation:?} on {status}");
-        Ok(Reply { status, headers, body })
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).context("response is not JSON")?
+        };
+        let correlation = headers
+            .get("x-correlation-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        ensure!(
+            correlation.len() == 32 && correlation.bytes().all(|b| b.is_ascii_hexdigit()),
+            "bad correlation id {correlation:?} on {status}"
+        );
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 
     async fn signup(&self, email: &str, password: &str) -> Result<Reply> {
-        self.send(post_json("/v2/signup", json!({"email": email, "password": password, "firstName": "Ann"}))).await
+        self.send(post_json(
+            "/v2/signup",
+            json!({"email": email, "password": password, "firstName": "Ann"}),
+        ))
+        .await
     }
 
     /// Signs up and logs in; returns the login reply.
     async fn login(&self, email: &str) -> Result<Reply> {
         let r = self.signup(email, "correct horse").await?;
-        ensure!(r.status == StatusCode::OK, "signup: {} {}", r.status, r.body);
-        let r = self.send(post_json("/v2/login", json!({"email": email, "password": "correct horse"}))).await?;
+        ensure!(
+            r.status == StatusCode::OK,
+            "signup: {} {}",
+            r.status,
+            r.body
+        );
+        let r = self
+            .send(post_json(
+                "/v2/login",
+                json!({"email": email, "password": "correct horse"}),
+            ))
+            .await?;
         ensure!(r.status == StatusCode::OK, "login: {} {}", r.status, r.body);
         Ok(r)
     }
@@ -124,7 +176,10 @@ struct Reply {
 
 impl Reply {
     fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
     }
 
     fn token(&self) -> String {
@@ -134,12 +189,21 @@ impl Reply {
     /// The `access-token` cookie value from `Set-Cookie`.
     fn cookie(&self) -> String {
         let set = self.header("set-cookie");
-        set.split(';').next().and_then(|kv| kv.strip_prefix("access-token=")).unwrap_or_default().to_string()
+        set.split(';')
+            .next()
+            .and_then(|kv| kv.strip_prefix("access-token="))
+            .unwrap_or_default()
+            .to_string()
     }
 }
 
 fn post_json(uri: &str, body: Value) -> Request {
-    request("POST", uri, &[("content-type", "application/json")], Body::from(body.to_string()))
+    request(
+        "POST",
+        uri,
+        &[("content-type", "application/json")],
+        Body::from(body.to_string()),
+    )
 }
 
 fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: Body) -> Request {
@@ -163,11 +227,20 @@ async fn signup_login_me_logout() -> Result<()> {
     assert_eq!(r.body["status"], "validated");
     assert_eq!(r.body["firstName"], "Ann");
     assert!(r.body["id"].is_string() && r.body["authData"]["prismeai"].is_object());
-    assert!(!r.body.to_string().contains("argon2"), "no hash in {}", r.body);
+    assert!(
+        !r.body.to_string().contains("argon2"),
+        "no hash in {}",
+        r.body
+    );
     assert!(r.header("set-cookie").is_empty(), "signup opens no session");
     let user_id = r.body["id"].clone();
 
-    let r = gw.send(post_json("/v2/login", json!({"email": "ann@example.org", "password": "correct horse"}))).await?;
+    let r = gw
+        .send(post_json(
+            "/v2/login",
+            json!({"email": "ann@example.org", "password": "correct horse"}),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["id"], user_id);
     let token = r.token();
@@ -177,29 +250,70 @@ async fn signup_login_me_logout() -> Result<()> {
     for part in ["HttpOnly", "Path=/", "SameSite=Lax", "Max-Age="] {
         assert!(cookie.contains(part), "{cookie}");
     }
-    assert!(!cookie.contains("Secure"), "embedded config has no Secure: {cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "embedded config has no Secure: {cookie}"
+    );
     assert_eq!(r.cookie(), token);
     assert!(!r.header("x-prismeai-csrf-token").is_empty());
 
-    let me = gw.send(request("GET", "/v2/me", &[("authorization", &bearer(&token))], Body::empty())).await?;
+    let me = gw
+        .send(request(
+            "GET",
+            "/v2/me",
+            &[("authorization", &bearer(&token))],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
     assert_eq!(me.body["id"], user_id);
     assert_eq!(me.body["sessionId"], r.body["sessionId"]);
     assert_eq!(me.body["expires"], r.body["expires"]);
-    assert!(me.header("x-prismeai-csrf-token").is_empty(), "bearer sessions need no CSRF token");
+    assert!(
+        me.header("x-prismeai-csrf-token").is_empty(),
+        "bearer sessions need no CSRF token"
+    );
 
     // The legacy header works too.
-    let me = gw.send(request("GET", "/v2/me", &[("x-prismeai-token", &token)], Body::empty())).await?;
+    let me = gw
+        .send(request(
+            "GET",
+            "/v2/me",
+            &[("x-prismeai-token", &token)],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(me.status, StatusCode::OK);
 
-    let out = gw.send(request("POST", "/v2/logout", &[("authorization", &bearer(&token))], Body::empty())).await?;
+    let out = gw
+        .send(request(
+            "POST",
+            "/v2/logout",
+            &[("authorization", &bearer(&token))],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(out.status, StatusCode::OK);
     assert_eq!(out.body, json!({"success": true}));
     assert!(out.header("set-cookie").contains("Max-Age=0"));
-    let me = gw.send(request("GET", "/v2/me", &[("authorization", &bearer(&token))], Body::empty())).await?;
+    let me = gw
+        .send(request(
+            "GET",
+            "/v2/me",
+            &[("authorization", &bearer(&token))],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(me.status, StatusCode::UNAUTHORIZED);
     assert_eq!(me.body["error"], "AuthenticationError");
-    let again = gw.send(request("POST", "/v2/logout", &[("authorization", &bearer(&token))], Body::empty())).await?;
+    let again = gw
+        .send(request(
+            "POST",
+            "/v2/logout",
+            &[("authorization", &bearer(&token))],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(again.status, StatusCode::OK, "logout is idempotent");
     Ok(())
 }
@@ -208,9 +322,27 @@ async fn signup_login_me_logout() -> Result<()> {
 async fn a_session_is_visible_to_another_gateway_on_the_same_cache() -> Result<()> {
     let gw = Gw::new()?;
     let token = gw.login("ann@example.org").await?.token();
-    let state = GatewayState::new(Config::embedded(), gw.store.clone(), gw.cache.clone(), gw.broker.clone(), in_process())?;
-    let other = Gw { app: router(state), broker: gw.broker.clone(), store: gw.store.clone(), cache: gw.cache.clone() };
-    let me = other.send(request("GET", "/v2/me", &[("authorization", &bearer(&token))], Body::empty())).await?;
+    let state = GatewayState::new(
+        Config::embedded(),
+        gw.store.clone(),
+        gw.cache.clone(),
+        gw.broker.clone(),
+        in_process(),
+    )?;
+    let other = Gw {
+        app: router(state),
+        broker: gw.broker.clone(),
+        store: gw.store.clone(),
+        cache: gw.cache.clone(),
+    };
+    let me = other
+        .send(request(
+            "GET",
+            "/v2/me",
+            &[("authorization", &bearer(&token))],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(me.status, StatusCode::OK);
     Ok(())
 }
@@ -218,7 +350,10 @@ async fn a_session_is_visible_to_another_gateway_on_the_same_cache() -> Result<(
 #[tokio::test]
 async fn duplicate_emails_conflict_whatever_their_case() -> Result<()> {
     let gw = Gw::new()?;
-    assert_eq!(gw.signup("ann@example.org", "correct horse").await?.status, StatusCode::OK);
+    assert_eq!(
+        gw.signup("ann@example.org", "correct horse").await?.status,
+        StatusCode::OK
+    );
     let r = gw.signup("ANN@example.org", "another password").await?;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.body["error"], "AlreadyUsedError");
@@ -229,10 +364,25 @@ async fn duplicate_emails_conflict_whatever_their_case() -> Result<()> {
 #[tokio::test]
 async fn bad_password_and_unknown_email_get_the_same_401_and_a_failed_event() -> Result<()> {
     let gw = Gw::new()?;
-    let mut events = gw.broker.subscribe(Subscription::fan_out(TypeFilter::new(["gateway.login.failed"]))).await?;
+    let mut events = gw
+        .broker
+        .subscribe(Subscription::fan_out(TypeFilter::new([
+            "gateway.login.failed",
+        ])))
+        .await?;
     gw.signup("ann@example.org", "correct horse").await?;
-    let wrong = gw.send(post_json("/v2/login", json!({"email": "ann@example.org", "password": "wrong horse"}))).await?;
-    let unknown = gw.send(post_json("/v2/login", json!({"email": "bob@example.org", "password": "correct horse"}))).await?;
+    let wrong = gw
+        .send(post_json(
+            "/v2/login",
+            json!({"email": "ann@example.org", "password": "wrong horse"}),
+        ))
+        .await?;
+    let unknown = gw
+        .send(post_json(
+            "/v2/login",
+            json!({"email": "bob@example.org", "password": "correct horse"}),
+        ))
+        .await?;
     for r in [&wrong, &unknown] {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
         assert_eq!(r.body["error"], "AuthenticationError");
@@ -243,24 +393,42 @@ async fn bad_password_and_unknown_email_get_the_same_401_and_a_failed_event() ->
     let event = &delivery.event;
     assert_eq!(event.payload["email"], "ann@example.org");
     assert_eq!(event.payload["ip"], "203.0.113.7");
-    assert!(!serde_json::to_string(&event.payload)?.contains("horse"), "no password in the event");
-    assert_eq!(event.source.correlation_id.as_str(), wrong.header("x-correlation-id"));
+    assert!(
+        !serde_json::to_string(&event.payload)?.contains("horse"),
+        "no password in the event"
+    );
+    assert_eq!(
+        event.source.correlation_id.as_str(),
+        wrong.header("x-correlation-id")
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn login_and_signup_emit_events_without_secrets() -> Result<()> {
     let gw = Gw::new()?;
-    let mut events = gw.broker.subscribe(Subscription::fan_out(TypeFilter::new(["gateway.*"]))).await?;
+    let mut events = gw
+        .broker
+        .subscribe(Subscription::fan_out(TypeFilter::new(["gateway.*"])))
+        .await?;
     let login = gw.login("ann@example.org").await?;
-    let signup = tokio::time::timeout(Duration::from_secs(5), events.next()).await??.event.clone();
+    let signup = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await??
+        .event
+        .clone();
     assert_eq!(signup.event_type.as_str(), "gateway.signup.succeeded");
     assert_eq!(signup.payload["user"]["email"], "ann@example.org");
-    let ok = tokio::time::timeout(Duration::from_secs(5), events.next()).await??.event.clone();
+    let ok = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await??
+        .event
+        .clone();
     assert_eq!(ok.event_type.as_str(), "gateway.login.succeeded");
     assert_eq!(ok.payload["session"]["id"], login.body["sessionId"]);
     let text = serde_json::to_string(&ok)? + &serde_json::to_string(&signup)?;
-    assert!(!text.contains(&login.token()) && !text.contains("horse") && !text.contains("argon2"), "{text}");
+    assert!(
+        !text.contains(&login.token()) && !text.contains("horse") && !text.contains("argon2"),
+        "{text}"
+    );
     Ok(())
 }
 
@@ -275,20 +443,51 @@ async fn a_broken_broker_does_not_break_login() -> Result<()> {
 #[tokio::test]
 async fn bad_input_gets_json_400s() -> Result<()> {
     let gw = Gw::new()?;
-    let malformed = request("POST", "/v2/signup", &[("content-type", "application/json")], Body::from("{oops"));
+    let malformed = request(
+        "POST",
+        "/v2/signup",
+        &[("content-type", "application/json")],
+        Body::from("{oops"),
+    );
     for (req, field) in [
         (malformed, "body"),
-        (post_json("/v2/signup", json!({"email": "a@x.org", "password": "correct horse", "firstName": "A", "admin": true})), "body"),
-        (post_json("/v2/signup", json!({"email": "a@x.org", "password": "short", "firstName": "A"})), "password"),
-        (post_json("/v2/signup", json!({"email": "not an email", "password": "correct horse", "firstName": "A"})), "email"),
-        (post_json("/v2/signup", json!({"email": "a@x.org", "password": "correct horse", "firstName": ""})), "firstName"),
+        (
+            post_json(
+                "/v2/signup",
+                json!({"email": "a@x.org", "password": "correct horse", "firstName": "A", "admin": true}),
+            ),
+            "body",
+        ),
+        (
+            post_json(
+                "/v2/signup",
+                json!({"email": "a@x.org", "password": "short", "firstName": "A"}),
+            ),
+            "password",
+        ),
+        (
+            post_json(
+                "/v2/signup",
+                json!({"email": "not an email", "password": "correct horse", "firstName": "A"}),
+            ),
+            "email",
+        ),
+        (
+            post_json(
+                "/v2/signup",
+                json!({"email": "a@x.org", "password": "correct horse", "firstName": ""}),
+            ),
+            "firstName",
+        ),
     ] {
         let r = gw.send(req).await?;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
         assert_eq!(r.body["error"], "RequestValidationError");
         assert_eq!(r.body["details"][0]["path"], field, "{}", r.body);
     }
-    let r = gw.send(request("POST", "/v2/login", &[], Body::from("{}"))).await?;
+    let r = gw
+        .send(request("POST", "/v2/login", &[], Body::from("{}")))
+        .await?;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     Ok(())
 }
@@ -297,26 +496,51 @@ async fn bad_input_gets_json_400s() -> Result<()> {
 async fn oversized_bodies_get_413_on_own_and_proxied_routes() -> Result<()> {
     let gw = Gw::new()?;
     let big = "x".repeat(1024 * 1024 + 10);
-    let r = gw.send(post_json("/v2/signup", json!({"email": "a@x.org", "password": "correct horse", "firstName": big}))).await?;
+    let r = gw
+        .send(post_json(
+            "/v2/signup",
+            json!({"email": "a@x.org", "password": "correct horse", "firstName": big}),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.body);
     assert_eq!(r.body["error"], "PayloadTooLarge");
 
     // Declared too large: refused before the backend is called.
     let len = (1024 * 1024 + 1).to_string();
     let r = gw
-        .send(request("POST", "/v2/workspaces/w1/webhooks/echo", &[("content-length", &len)], Body::from(vec![0u8; 1024 * 1024 + 1])))
+        .send(request(
+            "POST",
+            "/v2/workspaces/w1/webhooks/echo",
+            &[("content-length", &len)],
+            Body::from(vec![0u8; 1024 * 1024 + 1]),
+        ))
         .await?;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(r.body["error"], "PayloadTooLarge");
     assert_eq!(r.body["details"]["limit"], 1024 * 1024);
 
     // Streamed without a length: cut while streaming.
-    let chunks = futures::stream::iter((0..20).map(|_| Ok::<_, std::io::Error>(vec![1u8; 64 * 1024])));
-    let r = gw.send(request("POST", "/v2/workspaces/w1/webhooks/echo", &[], Body::from_stream(chunks))).await?;
+    let chunks =
+        futures::stream::iter((0..20).map(|_| Ok::<_, std::io::Error>(vec![1u8; 64 * 1024])));
+    let r = gw
+        .send(request(
+            "POST",
+            "/v2/workspaces/w1/webhooks/echo",
+            &[],
+            Body::from_stream(chunks),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
 
     // Under the cap, the backend gets it all.
-    let r = gw.send(request("POST", "/v2/workspaces/w1/webhooks/echo", &[], Body::from(vec![1u8; 1000]))).await?;
+    let r = gw
+        .send(request(
+            "POST",
+            "/v2/workspaces/w1/webhooks/echo",
+            &[],
+            Body::from(vec![1u8; 1000]),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["bodyLen"], 1000);
     Ok(())
@@ -336,11 +560,19 @@ async fn backends_see_the_real_user_never_a_spoofed_one() -> Result<()> {
         ("x-forwarded-for", "10.0.0.1"),
         ("x-prismeai-api-key", "rfk_key"),
         ("cookie", "theme=dark"),
+        ("x-refract-component-language", "rust"),
     ];
     let mut headers = spoof.to_vec();
     let auth = bearer(&token);
     headers.push(("authorization", &auth));
-    let r = gw.send(request("GET", "/v2/workspaces/w1/automations?limit=5", &headers, Body::empty())).await?;
+    let r = gw
+        .send(request(
+            "GET",
+            "/v2/workspaces/w1/automations?limit=5",
+            &headers,
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let seen = &r.body["headers"];
     assert_eq!(r.body["service"], "workspaces");
@@ -349,22 +581,52 @@ async fn backends_see_the_real_user_never_a_spoofed_one() -> Result<()> {
     assert_eq!(seen["x-prismeai-user-id"], login.body["id"]);
     assert_eq!(seen["x-prismeai-session-id"], login.body["sessionId"]);
     assert!(seen.get("x-prismeai-role").is_none() && seen.get("x-refract-gateway-key").is_none());
-    assert!(seen.get("authorization").is_none(), "credentials stay at the gateway");
+    assert!(
+        seen.get("authorization").is_none(),
+        "credentials stay at the gateway"
+    );
     assert_eq!(seen["x-correlation-id"], r.header("x-correlation-id"));
     assert_eq!(seen["x-forwarded-for"], "203.0.113.7");
-    assert_eq!(seen["x-prismeai-api-key"], "rfk_key", "the API key passes through");
+    assert_eq!(
+        seen["x-prismeai-api-key"], "rfk_key",
+        "the API key passes through"
+    );
     assert_eq!(seen["cookie"], "theme=dark");
+    assert_eq!(
+        seen["x-refract-component-language"], "rust",
+        "an upload hint, not an identity"
+    );
+    assert_eq!(
+        r.header("x-prismeai-session-id"),
+        login.body["sessionId"].as_str().unwrap_or("-")
+    );
 
     // Anonymous webhook call with a spoofed identity and a cookie session: no identity header
     // but the real one, and no session cookie reach the runtime.
-    let r = gw.send(request("POST", "/v2/workspaces/w1/webhooks/echo", &spoof, Body::from("{}"))).await?;
+    let r = gw
+        .send(request(
+            "POST",
+            "/v2/workspaces/w1/webhooks/echo",
+            &spoof,
+            Body::from("{}"),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["service"], "runtime");
-    assert!(r.body["headers"].get("x-prismeai-user-id").is_none(), "{}", r.body);
+    assert!(
+        r.body["headers"].get("x-prismeai-user-id").is_none(),
+        "{}",
+        r.body
+    );
     assert!(r.body["headers"].get("x-prismeai-session-id").is_none());
     let cookie = format!("access-token={token}; theme=dark");
     let r = gw
-        .send(request("GET", "/v2/workspaces/w1/webhooks/echo", &[("cookie", &cookie), ("x-prismeai-user-id", "admin")], Body::empty()))
+        .send(request(
+            "GET",
+            "/v2/workspaces/w1/webhooks/echo",
+            &[("cookie", &cookie), ("x-prismeai-user-id", "admin")],
+            Body::empty(),
+        ))
         .await?;
     assert_eq!(r.body["headers"]["x-prismeai-user-id"], login.body["id"]);
     assert_eq!(r.body["headers"]["cookie"], "theme=dark");
@@ -374,12 +636,31 @@ async fn backends_see_the_real_user_never_a_spoofed_one() -> Result<()> {
 #[tokio::test]
 async fn routes_reach_their_services_and_need_a_user_except_webhooks() -> Result<()> {
     let gw = Gw::new()?;
-    for path in ["/v2/workspaces", "/v2/workspaces/w1/events", "/v2/workspaces/w1/search", "/v2/workspaces/w1/test/a"] {
-        let r = gw.send(request("GET", path, &[("x-prismeai-user-id", "admin")], Body::empty())).await?;
+    for path in [
+        "/v2/workspaces",
+        "/v2/workspaces/w1/events",
+        "/v2/workspaces/w1/search",
+        "/v2/workspaces/w1/test/a",
+    ] {
+        let r = gw
+            .send(request(
+                "GET",
+                path,
+                &[("x-prismeai-user-id", "admin")],
+                Body::empty(),
+            ))
+            .await?;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
         assert_eq!(r.body["error"], "AuthenticationError");
     }
-    let bad = gw.send(request("GET", "/v2/workspaces", &[("authorization", "Bearer nope")], Body::empty())).await?;
+    let bad = gw
+        .send(request(
+            "GET",
+            "/v2/workspaces",
+            &[("authorization", "Bearer nope")],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
     let auth = bearer(&gw.login("ann@example.org").await?.token());
     for (path, service) in [
@@ -390,7 +671,14 @@ async fn routes_reach_their_services_and_need_a_user_except_webhooks() -> Result
         ("/v2/workspaces/w1/webhooks/a", "runtime"),
         ("/v2/workspaces/w1/automations/a/component", "workspaces"),
     ] {
-        let r = gw.send(request("GET", path, &[("authorization", &auth)], Body::empty())).await?;
+        let r = gw
+            .send(request(
+                "GET",
+                path,
+                &[("authorization", &auth)],
+                Body::empty(),
+            ))
+            .await?;
         assert_eq!(r.body["service"], service, "{path}");
     }
     Ok(())
@@ -401,16 +689,29 @@ async fn every_response_has_a_fresh_correlation_id() -> Result<()> {
     let gw = Gw::new()?;
     let mut seen = std::collections::HashSet::new();
     for req in [
-        request("GET", "/nothing", &[("x-correlation-id", "0123456789abcdef0123456789abcdef")], Body::empty()),
+        request(
+            "GET",
+            "/nothing",
+            &[("x-correlation-id", "0123456789abcdef0123456789abcdef")],
+            Body::empty(),
+        ),
         request("GET", "/v2/me", &[], Body::empty()),
         request("GET", "/sys/healthcheck", &[], Body::empty()),
-        request("POST", "/v2/login", &[("content-type", "application/json")], Body::from("nope")),
+        request(
+            "POST",
+            "/v2/login",
+            &[("content-type", "application/json")],
+            Body::from("nope"),
+        ),
         request("GET", "/v2/workspaces/w1/webhooks/x", &[], Body::empty()),
     ] {
         let r = gw.send(req).await?; // `send` checks the header's shape
         assert!(seen.insert(r.header("x-correlation-id").to_string()));
     }
-    assert!(!seen.contains("0123456789abcdef0123456789abcdef"), "client ids are replaced");
+    assert!(
+        !seen.contains("0123456789abcdef0123456789abcdef"),
+        "client ids are replaced"
+    );
     Ok(())
 }
 
@@ -420,16 +721,29 @@ async fn personal_access_tokens_are_shown_once_used_and_revoked() -> Result<()> 
     let login = gw.login("ann@example.org").await?;
     let auth = bearer(&login.token());
     let expires = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
-    let mut req = post_json("/v2/user/accessTokens", json!({"name": "ci", "expiresAt": expires}));
+    let mut req = post_json(
+        "/v2/user/accessTokens",
+        json!({"name": "ci", "expiresAt": expires}),
+    );
     req.headers_mut().insert("authorization", auth.parse()?);
     let created = gw.send(req).await?;
     assert_eq!(created.status, StatusCode::OK, "{}", created.body);
-    let pat = created.body["token"].as_str().context("token shown at creation")?.to_string();
+    let pat = created.body["token"]
+        .as_str()
+        .context("token shown at creation")?
+        .to_string();
     assert!(pat.starts_with("at:"));
     let id = created.body["id"].as_str().context("id")?.to_string();
     assert_eq!(created.body["tokenHint"], &pat[pat.len() - 4..]);
 
-    let list = gw.send(request("GET", "/v2/user/accessTokens", &[("authorization", &auth)], Body::empty())).await?;
+    let list = gw
+        .send(request(
+            "GET",
+            "/v2/user/accessTokens",
+            &[("authorization", &auth)],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(list.status, StatusCode::OK);
     assert_eq!(list.body.as_array().map(Vec::len), Some(1));
     assert_eq!(list.body[0]["id"], id.as_str());
@@ -437,34 +751,97 @@ async fn personal_access_tokens_are_shown_once_used_and_revoked() -> Result<()> 
 
     // The PAT acts as its user, with session id at_<id>, on backends and /v2/me.
     let pat_auth = bearer(&pat);
-    let r = gw.send(request("POST", "/v2/workspaces", &[("authorization", &pat_auth)], Body::from("{}"))).await?;
+    let r = gw
+        .send(request(
+            "POST",
+            "/v2/workspaces",
+            &[("authorization", &pat_auth)],
+            Body::from("{}"),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["headers"]["x-prismeai-user-id"], login.body["id"]);
-    assert_eq!(r.body["headers"]["x-prismeai-session-id"], format!("at_{id}"));
-    let me = gw.send(request("GET", "/v2/me", &[("authorization", &pat_auth)], Body::empty())).await?;
+    assert_eq!(
+        r.body["headers"]["x-prismeai-session-id"],
+        format!("at_{id}")
+    );
+    let me = gw
+        .send(request(
+            "GET",
+            "/v2/me",
+            &[("authorization", &pat_auth)],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(me.body["id"], login.body["id"]);
 
     // ... but not on credential routes.
-    let r = gw.send(request("GET", "/v2/user/accessTokens", &[("authorization", &pat_auth)], Body::empty())).await?;
+    let r = gw
+        .send(request(
+            "GET",
+            "/v2/user/accessTokens",
+            &[("authorization", &pat_auth)],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.body["error"], "ForbiddenError");
-    let r = gw.send(request("POST", "/v2/logout", &[("authorization", &pat_auth)], Body::empty())).await?;
+    let r = gw
+        .send(request(
+            "POST",
+            "/v2/logout",
+            &[("authorization", &pat_auth)],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 
     // Another user cannot revoke it.
     let other = bearer(&gw.login("bob@example.org").await?.token());
     let path = format!("/v2/user/accessTokens/{id}");
-    let r = gw.send(request("DELETE", &path, &[("authorization", &other)], Body::empty())).await?;
+    let r = gw
+        .send(request(
+            "DELETE",
+            &path,
+            &[("authorization", &other)],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
-    let r = gw.send(request("DELETE", &path, &[("authorization", &auth)], Body::empty())).await?;
+    let r = gw
+        .send(request(
+            "DELETE",
+            &path,
+            &[("authorization", &auth)],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["id"], id.as_str());
     assert!(r.body.get("token").is_none());
-    let r = gw.send(request("POST", "/v2/workspaces", &[("authorization", &pat_auth)], Body::from("{}"))).await?;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "a revoked token stops working");
-    let r = gw.send(request("DELETE", &path, &[("authorization", &auth)], Body::empty())).await?;
+    let r = gw
+        .send(request(
+            "POST",
+            "/v2/workspaces",
+            &[("authorization", &pat_auth)],
+            Body::from("{}"),
+        ))
+        .await?;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "a revoked token stops working"
+    );
+    let r = gw
+        .send(request(
+            "DELETE",
+            &path,
+            &[("authorization", &auth)],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
     for bad in [
@@ -472,7 +849,10 @@ async fn personal_access_tokens_are_shown_once_used_and_revoked() -> Result<()> 
         (chrono::Utc::now() + chrono::Duration::days(400)).to_rfc3339(),
         "tomorrow".to_string(),
     ] {
-        let mut req = post_json("/v2/user/accessTokens", json!({"name": "ci", "expiresAt": bad}));
+        let mut req = post_json(
+            "/v2/user/accessTokens",
+            json!({"name": "ci", "expiresAt": bad}),
+        );
         req.headers_mut().insert("authorization", auth.parse()?);
         let r = gw.send(req).await?;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
@@ -488,31 +868,98 @@ async fn cookie_sessions_need_the_csrf_token_to_write() -> Result<()> {
     let cookie = format!("access-token={}", login.cookie());
     let csrf = login.header("x-prismeai-csrf-token").to_string();
 
-    let me = gw.send(request("GET", "/v2/me", &[("cookie", &cookie)], Body::empty())).await?;
+    let me = gw
+        .send(request(
+            "GET",
+            "/v2/me",
+            &[("cookie", &cookie)],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(me.header("x-prismeai-csrf-token"), csrf);
 
-    let r = gw.send(request("POST", "/v2/workspaces", &[("cookie", &cookie)], Body::from("{}"))).await?;
+    let r = gw
+        .send(request(
+            "POST",
+            "/v2/workspaces",
+            &[("cookie", &cookie)],
+            Body::from("{}"),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.body["error"], "CSRFError");
-    let r = gw.send(request("POST", "/v2/workspaces", &[("cookie", &cookie), ("x-prismeai-csrf-token", "wrong")], Body::from("{}"))).await?;
+    let r = gw
+        .send(request(
+            "POST",
+            "/v2/workspaces",
+            &[("cookie", &cookie), ("x-prismeai-csrf-token", "wrong")],
+            Body::from("{}"),
+        ))
+        .await?;
     assert_eq!(r.body["error"], "CSRFError");
-    let r = gw.send(request("POST", "/v2/workspaces", &[("cookie", &cookie), ("x-prismeai-csrf-token", &csrf)], Body::from("{}"))).await?;
+    let r = gw
+        .send(request(
+            "POST",
+            "/v2/workspaces",
+            &[("cookie", &cookie), ("x-prismeai-csrf-token", &csrf)],
+            Body::from("{}"),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.body["headers"]["x-prismeai-csrf-token"], csrf.as_str(), "passes through");
-    let r = gw.send(request("GET", "/v2/workspaces", &[("cookie", &cookie)], Body::empty())).await?;
+    assert_eq!(
+        r.body["headers"]["x-prismeai-csrf-token"],
+        csrf.as_str(),
+        "passes through"
+    );
+    let r = gw
+        .send(request(
+            "GET",
+            "/v2/workspaces",
+            &[("cookie", &cookie)],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::OK, "reads need no token");
 
     // Bearer tokens are not ambient: exempt.
-    let r = gw.send(request("POST", "/v2/workspaces", &[("authorization", &bearer(&login.token()))], Body::from("{}"))).await?;
+    let r = gw
+        .send(request(
+            "POST",
+            "/v2/workspaces",
+            &[("authorization", &bearer(&login.token()))],
+            Body::from("{}"),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::OK);
 
     // Logout by cookie is a write too.
-    let r = gw.send(request("POST", "/v2/logout", &[("cookie", &cookie)], Body::empty())).await?;
+    let r = gw
+        .send(request(
+            "POST",
+            "/v2/logout",
+            &[("cookie", &cookie)],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = gw.send(request("POST", "/v2/logout", &[("cookie", &cookie), ("x-prismeai-csrf-token", &csrf)], Body::empty())).await?;
+    let r = gw
+        .send(request(
+            "POST",
+            "/v2/logout",
+            &[("cookie", &cookie), ("x-prismeai-csrf-token", &csrf)],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::OK);
-    let me = gw.send(request("GET", "/v2/me", &[("cookie", &cookie)], Body::empty())).await?;
+    let me = gw
+        .send(request(
+            "GET",
+            "/v2/me",
+            &[("cookie", &cookie)],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(me.status, StatusCode::UNAUTHORIZED);
     Ok(())
 }
@@ -520,16 +967,33 @@ async fn cookie_sessions_need_the_csrf_token_to_write() -> Result<()> {
 #[tokio::test]
 async fn anonymous_sessions_have_a_user_without_email() -> Result<()> {
     let gw = Gw::new()?;
-    let r = gw.send(post_json("/v2/login/anonymous", json!({"expiresAfter": 60}))).await?;
+    let r = gw
+        .send(post_json(
+            "/v2/login/anonymous",
+            json!({"expiresAfter": 60}),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body.get("email").is_none());
     assert!(r.body["authData"]["anonymous"].is_object());
-    assert!(r.header("set-cookie").contains("Max-Age=60") || r.header("set-cookie").contains("Max-Age=59"));
+    assert!(
+        r.header("set-cookie").contains("Max-Age=60")
+            || r.header("set-cookie").contains("Max-Age=59")
+    );
     let token = r.token();
-    let me = gw.send(request("GET", "/v2/me", &[("authorization", &bearer(&token))], Body::empty())).await?;
+    let me = gw
+        .send(request(
+            "GET",
+            "/v2/me",
+            &[("authorization", &bearer(&token))],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(me.body["id"], r.body["id"]);
-    let r = gw.send(request("POST", "/v2/login/anonymous", &[], Body::empty())).await?;
+    let r = gw
+        .send(request("POST", "/v2/login/anonymous", &[], Body::empty()))
+        .await?;
     assert_eq!(r.status, StatusCode::OK, "the body is optional: {}", r.body);
     Ok(())
 }
@@ -542,10 +1006,14 @@ async fn unknown_routes_get_json_404s_and_health_answers() -> Result<()> {
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(r.body["error"], "ObjectNotFoundError");
     }
-    let r = gw.send(request("DELETE", "/v2/signup", &[], Body::empty())).await?;
+    let r = gw
+        .send(request("DELETE", "/v2/signup", &[], Body::empty()))
+        .await?;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(r.body["error"].is_string());
-    let r = gw.send(request("GET", "/sys/healthcheck", &[], Body::empty())).await?;
+    let r = gw
+        .send(request("GET", "/sys/healthcheck", &[], Body::empty()))
+        .await?;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["status"], "ok");
     Ok(())
@@ -557,9 +1025,23 @@ async fn an_unreachable_http_backend_is_a_503_and_a_stuck_one_a_504() -> Result<
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let dead = format!("http://{}", listener.local_addr()?);
     drop(listener);
-    let upstreams = Upstreams { runtime: Upstream::Http(dead), ..in_process() };
-    let gw = Gw::with(Config::embedded(), upstreams, Arc::new(MemoryBroker::new(BrokerConfig::default())))?;
-    let r = gw.send(request("POST", "/v2/workspaces/w1/webhooks/a", &[], Body::from("{}"))).await?;
+    let upstreams = Upstreams {
+        runtime: Upstream::Http(dead),
+        ..in_process()
+    };
+    let gw = Gw::with(
+        Config::embedded(),
+        upstreams,
+        Arc::new(MemoryBroker::new(BrokerConfig::default())),
+    )?;
+    let r = gw
+        .send(request(
+            "POST",
+            "/v2/workspaces/w1/webhooks/a",
+            &[],
+            Body::from("{}"),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.body["error"], "ServiceUnavailable");
     assert!(!r.header("retry-after").is_empty());
@@ -568,11 +1050,28 @@ async fn an_unreachable_http_backend_is_a_503_and_a_stuck_one_a_504() -> Result<
         tokio::time::sleep(Duration::from_secs(3600)).await;
         "late"
     });
-    let upstreams = Upstreams { workspaces: Upstream::InProcess(stuck), ..in_process() };
-    let config = Config { upstream_timeout: Duration::from_millis(50), ..Config::embedded() };
-    let gw = Gw::with(config, upstreams, Arc::new(MemoryBroker::new(BrokerConfig::default())))?;
+    let upstreams = Upstreams {
+        workspaces: Upstream::InProcess(stuck),
+        ..in_process()
+    };
+    let config = Config {
+        upstream_timeout: Duration::from_millis(50),
+        ..Config::embedded()
+    };
+    let gw = Gw::with(
+        config,
+        upstreams,
+        Arc::new(MemoryBroker::new(BrokerConfig::default())),
+    )?;
     let auth = bearer(&gw.login("ann@example.org").await?.token());
-    let r = gw.send(request("GET", "/v2/workspaces", &[("authorization", &auth)], Body::empty())).await?;
+    let r = gw
+        .send(request(
+            "GET",
+            "/v2/workspaces",
+            &[("authorization", &auth)],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(r.body["error"], "TimeoutError");
     Ok(())
@@ -583,24 +1082,47 @@ async fn http_backends_get_the_same_headers_and_streamed_bodies() -> Result<()> 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let server = tokio::spawn(async move { axum::serve(listener, echo("runtime")).await });
-    let upstreams = Upstreams { runtime: Upstream::Http(base), ..in_process() };
-    let gw = Gw::with(Config::embedded(), upstreams, Arc::new(MemoryBroker::new(BrokerConfig::default())))?;
+    let upstreams = Upstreams {
+        runtime: Upstream::Http(base),
+        ..in_process()
+    };
+    let gw = Gw::with(
+        Config::embedded(),
+        upstreams,
+        Arc::new(MemoryBroker::new(BrokerConfig::default())),
+    )?;
     let login = gw.login("ann@example.org").await?;
     let auth = bearer(&login.token());
 
     let r = gw
-        .send(request("PUT", "/v2/workspaces/w1/webhooks/echo?x=1", &[("authorization", &auth), ("x-prismeai-user-id", "admin")], Body::from(vec![7u8; 5000])))
+        .send(request(
+            "PUT",
+            "/v2/workspaces/w1/webhooks/echo?x=1",
+            &[("authorization", &auth), ("x-prismeai-user-id", "admin")],
+            Body::from(vec![7u8; 5000]),
+        ))
         .await?;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["method"], "PUT");
     assert_eq!(r.body["query"], "x=1");
     assert_eq!(r.body["bodyLen"], 5000);
     assert_eq!(r.body["headers"]["x-prismeai-user-id"], login.body["id"]);
-    assert_eq!(r.body["headers"]["x-correlation-id"], r.header("x-correlation-id"));
+    assert_eq!(
+        r.body["headers"]["x-correlation-id"],
+        r.header("x-correlation-id")
+    );
     assert!(r.body["headers"].get("authorization").is_none());
 
-    let chunks = futures::stream::iter((0..20).map(|_| Ok::<_, std::io::Error>(vec![1u8; 64 * 1024])));
-    let r = gw.send(request("POST", "/v2/workspaces/w1/webhooks/echo", &[], Body::from_stream(chunks))).await?;
+    let chunks =
+        futures::stream::iter((0..20).map(|_| Ok::<_, std::io::Error>(vec![1u8; 64 * 1024])));
+    let r = gw
+        .send(request(
+            "POST",
+            "/v2/workspaces/w1/webhooks/echo",
+            &[],
+            Body::from_stream(chunks),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.body);
     assert_eq!(r.body["error"], "PayloadTooLarge");
     server.abort();

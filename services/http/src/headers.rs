@@ -17,6 +17,9 @@ pub const API_KEY: &str = "x-prismeai-api-key";
 pub const CSRF_TOKEN: &str = "x-prismeai-csrf-token";
 pub const CORRELATION_ID: &str = "x-correlation-id";
 pub const GATEWAY_KEY: &str = "x-refract-gateway-key";
+/// Client hint on component uploads (`spec/http-api.md` §5.3): a description of the upload,
+/// not an identity claim, so it passes through the gateway.
+pub const COMPONENT_LANGUAGE: &str = "x-refract-component-language";
 
 /// Whether a client-sent header must be removed before the gateway sets its own.
 pub fn is_trusted_header(name: &str) -> bool {
@@ -24,6 +27,7 @@ pub fn is_trusted_header(name: &str) -> bool {
     (name.starts_with("x-prismeai-") || name.starts_with("x-refract-"))
         && name != API_KEY
         && name != CSRF_TOKEN
+        && name != COMPONENT_LANGUAGE
 }
 
 /// Who is calling a backend, as the gateway said.
@@ -71,6 +75,7 @@ mod tests {
         assert!(is_trusted_header("X-Prismeai-User-Id"));
         assert!(is_trusted_header("x-refract-gateway-key"));
         assert!(!is_trusted_header(API_KEY));
+        assert!(!is_trusted_header("X-Refract-Component-Language"));
         assert!(!is_trusted_header("content-type"));
     }
 
