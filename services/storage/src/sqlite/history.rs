@@ -11,7 +11,7 @@ use super::{BACKEND, SqliteStore, op_error};
 use crate::error::Result;
 use crate::history::{
     AppendOutcome, EventHistory, EventRow, HistoryQuery, SortOrder, TypeFilter, decode_event,
-    id_key,
+    id_key, text_words,
 };
 
 /// Rows per INSERT statement: 9 bound values a row stays under SQLite's 32,766-variable cap.
@@ -171,22 +171,33 @@ fn push_where(qb: &mut QueryBuilder<Sqlite>, q: &HistoryQuery) {
     if let Some(c) = &q.correlation_id {
         qb.push(" AND correlation_id = ")
             .push_bind(c.as_str().to_string());
+        let tokens = text_words(c.as_str());
+        if !tokens.is_empty() {
+            qb.push(" AND seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ")
+                .push_bind(fts_all("correlation_id", &tokens))
+                .push(")");
+        }
     }
     if let Some(words) = q.words() {
-        // Each word quoted: FTS5 ANDs the terms; words are alphanumeric, so no quote inside.
-        let matcher = words
-            .iter()
-            .map(|w| format!("\"{w}\""))
-            .collect::<Vec<_>>()
-            .join(" ");
         qb.push(" AND seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ")
-            .push_bind(matcher)
+            .push_bind(fts_all("text", &words))
             .push(")");
     }
     for f in &q.fields {
         qb.push(" AND ");
         push_json_eq(qb, "doc", f.segments(), f.value());
     }
+}
+
+/// An FTS5 query: every word in `column`. Words are alphanumeric runs (quoted anyway), one
+/// token each, so no phrase query is needed (the index keeps no positions).
+fn fts_all(column: &str, words: &[String]) -> String {
+    let terms = words
+        .iter()
+        .map(|w| format!("\"{w}\""))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    format!("{column} : ({terms})")
 }
 
 /// `column` has `value` at `segments`, with SQLite's JSON functions. Segments are checked

@@ -261,6 +261,20 @@ async fn filters_select_what_users_ask_for(store: &Arc<dyn DocumentStore>) {
         "date bounds are exclusive"
     );
 
+    // Client-chosen ids with separators match exactly, not word by word.
+    let dashed = CorrelationId::new("Run-2026_ab").expect("corr");
+    let near = CorrelationId::new("run-2026_ab-x").expect("corr");
+    let mut e1 = event(&w, 5, "t.dashed", json!({}));
+    e1.source.correlation_id = dashed.clone();
+    let mut e2 = event(&w, 6, "t.dashed", json!({}));
+    e2.source.correlation_id = near;
+    store.append(&[e1, e2]).await.expect("append dashed");
+    let mut q = base.clone();
+    q.correlation_id = Some(dashed);
+    assert_eq!(run(q).await, vec![id(5)], "dashed correlation id");
+    let mut base = base.clone();
+    base.before_date = Some(at(5));
+
     let mut q = base.clone();
     q.correlation_id = Some(corr);
     assert_eq!(run(q).await, vec![id(4), id(2)], "correlation id");
