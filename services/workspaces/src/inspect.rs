@@ -22,6 +22,7 @@ pub struct ComponentFacts {
 pub fn inspect(bytes: &[u8]) -> ComponentFacts {
     let mut imports = Vec::new();
     let mut language = None;
+    let mut tool_language = None;
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
         let Ok(payload) = payload else { break };
@@ -29,7 +30,8 @@ pub fn inspect(bytes: &[u8]) -> ComponentFacts {
             Payload::Version { .. } => depth += 1,
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ComponentImportSection(reader) if depth == 1 => {
-                for import in reader.into_iter().flatten() {
+                // Interface imports only; type imports (`invocation`, …) name no interface.
+                for import in reader.into_iter().flatten().filter(|i| i.name.name.contains(':')) {
                     let mut name = import.name.name.to_string();
                     if let Some(v) = import.name.version_suffix {
                         name.push_str(v);
@@ -40,10 +42,16 @@ pub fn inspect(bytes: &[u8]) -> ComponentFacts {
             Payload::CustomSection(reader) if language.is_none() => {
                 if let KnownCustom::Producers(producers) = reader.as_known() {
                     for field in producers.into_iter().flatten() {
-                        if field.name == "language"
-                            && let Some(v) = field.values.into_iter().flatten().next()
-                        {
-                            language = Some(normalize_language(v.name));
+                        match field.name {
+                            "language" => {
+                                if let Some(v) = field.values.into_iter().flatten().next() {
+                                    language = Some(normalize_language(v.name));
+                                }
+                            }
+                            "processed-by" => {
+                                tool_language = tool_language.or(field.values.into_iter().flatten().find_map(|v| language_of_tool(v.name)));
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -53,6 +61,7 @@ pub fn inspect(bytes: &[u8]) -> ComponentFacts {
     }
     imports.sort();
     imports.dedup();
+    let language = language.or(tool_language);
     let version = imports
         .iter()
         .filter(|i| i.starts_with(WORLD_PACKAGE))
@@ -62,6 +71,18 @@ pub fn inspect(bytes: &[u8]) -> ComponentFacts {
         None => DEFAULT_WORLD.to_string(),
     };
     ComponentFacts { imports, world, language }
+}
+
+/// The language a binding generator in `processed-by` implies (release builds often strip the
+/// `language` field but keep the tools).
+fn language_of_tool(tool: &str) -> Option<String> {
+    let lang = match tool {
+        t if t.starts_with("wit-bindgen-rust") => "rust",
+        t if t.starts_with("componentize-js") || t.starts_with("jco") => "js",
+        t if t.starts_with("componentize-py") => "python",
+        _ => return None,
+    };
+    Some(lang.to_string())
 }
 
 /// Maps a producers `language` (or the upload's language header) to `rust|js|python|other`.

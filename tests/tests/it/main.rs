@@ -4,3 +4,4 @@
 mod egress;
 mod sandbox;
 mod validation;
+mod workspaces;
