@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use crate::secrets::Secret;
+
 /// How long a login session lives (`SESSION_TTL`, 30 days as in Prisme.ai): long enough that
 /// people are not logged out every week, short enough that a stolen cookie does not work
 /// forever. The cookie's `Max-Age` is the same.
@@ -95,6 +97,10 @@ pub struct Config {
     pub cookie_secure: bool,
     /// The session cookie's `SameSite`.
     pub cookie_same_site: SameSite,
+    /// Internal key sent to every backend as `x-refract-gateway-key` (§1.5,
+    /// `REQUIRE_GATEWAY_KEY`): proves in the distributed mode that a request came through a
+    /// gateway. `None` sends nothing (embedded mode, where backends are not listening).
+    pub gateway_key: Option<Secret>,
 }
 
 impl Default for Config {
@@ -112,6 +118,7 @@ impl Default for Config {
             password_rule: DEFAULT_PASSWORD_RULE.to_string(),
             cookie_secure: true,
             cookie_same_site: SameSite::Lax,
+            gateway_key: None,
         }
     }
 }
@@ -163,6 +170,14 @@ impl Config {
                 reason:
                     "SameSite=None requires cookie_secure = true (browsers refuse it otherwise)"
                         .into(),
+            });
+        }
+        if let Some(key) = &self.gateway_key
+            && (key.expose().len() < 16 || axum::http::HeaderValue::from_str(key.expose()).is_err())
+        {
+            return Err(ConfigError::Invalid {
+                setting: "gateway_key",
+                reason: "must be at least 16 printable ASCII characters".into(),
             });
         }
         regex::Regex::new(&self.password_rule).map_err(|e| ConfigError::Invalid {

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use refract_http::ApiError;
-use refract_http::headers::{SESSION_ID, USER_ID};
+use refract_http::headers::{GATEWAY_KEY, SESSION_ID, USER_ID};
 use serde_json::json;
 use tower::ServiceExt;
 
@@ -215,6 +215,9 @@ async fn forward(
     if let Some(p) = &principal {
         set(headers, USER_ID, &p.user_id);
         set(headers, SESSION_ID, &p.session_id);
+    }
+    if let Some(key) = &state.config().gateway_key {
+        set(headers, GATEWAY_KEY, key.expose());
     }
     if let Some(ip) = meta.ip() {
         set(headers, "x-forwarded-for", &ip);

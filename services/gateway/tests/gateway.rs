@@ -1086,8 +1086,13 @@ async fn http_backends_get_the_same_headers_and_streamed_bodies() -> Result<()> 
         runtime: Upstream::Http(base),
         ..in_process()
     };
+    let key = refract_gateway::secrets::Secret::new("internal-key-0123456789");
+    let config = Config {
+        gateway_key: Some(key),
+        ..Config::embedded()
+    };
     let gw = Gw::with(
-        Config::embedded(),
+        config,
         upstreams,
         Arc::new(MemoryBroker::new(BrokerConfig::default())),
     )?;
@@ -1112,6 +1117,10 @@ async fn http_backends_get_the_same_headers_and_streamed_bodies() -> Result<()> 
         r.header("x-correlation-id")
     );
     assert!(r.body["headers"].get("authorization").is_none());
+    assert_eq!(
+        r.body["headers"]["x-refract-gateway-key"],
+        "internal-key-0123456789"
+    );
 
     let chunks =
         futures::stream::iter((0..20).map(|_| Ok::<_, std::io::Error>(vec![1u8; 64 * 1024])));
