@@ -29,27 +29,43 @@ impl FileArtifactStore {
 
     /// The file path of artifact `key`; keys are one path segment.
     pub fn path(key: &str) -> Result<String, ArtifactStoreError> {
-        let ok = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        let ok = !key.is_empty()
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
         if !ok || key.starts_with('.') {
-            return Err(ArtifactStoreError { message: format!("invalid artifact key {key:?}"), transient: false });
+            return Err(ArtifactStoreError {
+                message: format!("invalid artifact key {key:?}"),
+                transient: false,
+            });
         }
         Ok(format!("{ARTIFACTS_PREFIX}/{key}"))
     }
 }
 
 fn store_error(e: refract_storage::StorageError) -> ArtifactStoreError {
-    ArtifactStoreError { transient: e.kind().is_transient(), message: e.to_string() }
+    ArtifactStoreError {
+        transient: e.kind().is_transient(),
+        message: e.to_string(),
+    }
 }
 
 #[async_trait]
 impl ArtifactStore for FileArtifactStore {
     async fn get(&self, key: &str) -> Result<Option<Arc<[u8]>>, ArtifactStoreError> {
-        let bytes = self.files.get(&Self::path(key)?).await.map_err(store_error)?;
+        let bytes = self
+            .files
+            .get(&Self::path(key)?)
+            .await
+            .map_err(store_error)?;
         Ok(bytes.map(|b| Arc::from(b.as_ref())))
     }
 
     async fn put(&self, key: &str, bytes: Arc<[u8]>) -> Result<(), ArtifactStoreError> {
-        self.files.put(&Self::path(key)?, Bytes::from(bytes.to_vec())).await.map_err(store_error)
+        self.files
+            .put(&Self::path(key)?, Bytes::from(bytes.to_vec()))
+            .await
+            .map_err(store_error)
     }
 }
 

@@ -8,8 +8,8 @@ use axum::http::header::ETAG;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use refract_core::model::{
-    Automation, AutomationKind, ComponentInfo, ComponentLimits, ComponentStatus, Endpoint, When, automation_doc_id,
-    check_automation_slug,
+    Automation, AutomationKind, ComponentInfo, ComponentLimits, ComponentStatus, Endpoint, When,
+    automation_doc_id, check_automation_slug,
 };
 use refract_core::{ErrorKind, EventType, WorkspaceId};
 use refract_http::{ApiError, Caller, Json};
@@ -31,24 +31,46 @@ const MAX_MEMORY_MIB: u32 = 256;
 const MAX_TIMEOUT_MS: u64 = 120_000;
 
 /// Every automation of a workspace, by slug.
-pub async fn load_all(state: &WorkspacesState, workspace: &WorkspaceId) -> Result<Vec<Automation>, ApiError> {
+pub async fn load_all(
+    state: &WorkspacesState,
+    workspace: &WorkspaceId,
+) -> Result<Vec<Automation>, ApiError> {
     let docs = state
         .store
-        .find(&collections::AUTOMATIONS, "workspaceId", &json!(workspace.as_str()), MAX_FIND_LIMIT)
+        .find(
+            &collections::AUTOMATIONS,
+            "workspaceId",
+            &json!(workspace.as_str()),
+            MAX_FIND_LIMIT,
+        )
         .await
         .map_err(storage)?;
-    let mut all: Vec<Automation> = docs.into_iter().map(|d| decode(d.body, "automation")).collect::<Result<_, _>>()?;
+    let mut all: Vec<Automation> = docs
+        .into_iter()
+        .map(|d| decode(d.body, "automation"))
+        .collect::<Result<_, _>>()?;
     all.sort_by(|a, b| a.slug.cmp(&b.slug));
     Ok(all)
 }
 
 /// The automation `slug` of `workspace` and its document version, or 404.
-pub async fn load(state: &WorkspacesState, workspace: &str, slug: &str) -> Result<(Automation, u64), ApiError> {
+pub async fn load(
+    state: &WorkspacesState,
+    workspace: &str,
+    slug: &str,
+) -> Result<(Automation, u64), ApiError> {
     let missing = || ApiError::not_found(format!("automation {slug:?} not found"));
     if check_automation_slug(slug).is_err() {
         return Err(missing());
     }
-    let doc = state.store.get(&collections::AUTOMATIONS, &automation_doc_id(workspace, slug)).await.map_err(storage)?;
+    let doc = state
+        .store
+        .get(
+            &collections::AUTOMATIONS,
+            &automation_doc_id(workspace, slug),
+        )
+        .await
+        .map_err(storage)?;
     let Document { body, version, .. } = doc.ok_or_else(missing)?;
     Ok((decode(body, "automation")?, version))
 }
@@ -64,13 +86,29 @@ pub async fn store(
     if let Some(map) = body.as_object_mut() {
         map.insert("workspaceId".into(), json!(workspace));
     }
-    Ok(state.store.put(&collections::AUTOMATIONS, &automation_doc_id(workspace, &automation.slug), &body, expect).await)
+    Ok(state
+        .store
+        .put(
+            &collections::AUTOMATIONS,
+            &automation_doc_id(workspace, &automation.slug),
+            &body,
+            expect,
+        )
+        .await)
 }
 
-pub async fn delete_doc(state: &WorkspacesState, workspace: &str, slug: &str) -> Result<(), ApiError> {
+pub async fn delete_doc(
+    state: &WorkspacesState,
+    workspace: &str,
+    slug: &str,
+) -> Result<(), ApiError> {
     state
         .store
-        .delete(&collections::AUTOMATIONS, &automation_doc_id(workspace, slug), Expect::Any)
+        .delete(
+            &collections::AUTOMATIONS,
+            &automation_doc_id(workspace, slug),
+            Expect::Any,
+        )
         .await
         .map_err(storage)?;
     Ok(())
@@ -110,7 +148,9 @@ pub async fn list(
     Path(workspace_id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let access = state.authorize(&caller, &workspace_id, Action::Read).await?;
+    let access = state
+        .authorize(&caller, &workspace_id, Action::Read)
+        .await?;
     let q = params::query(raw.as_deref());
     let (offset, limit) = params::page(&q)?;
     let kind = match q.get("kind").map(String::as_str) {
@@ -124,7 +164,11 @@ pub async fn list(
         .await?
         .iter()
         .filter(|a| kind.is_none_or(|k| a.kind == k))
-        .filter(|a| labels.as_ref().is_none_or(|want| want.iter().all(|l| a.labels.contains(l))))
+        .filter(|a| {
+            labels
+                .as_ref()
+                .is_none_or(|want| want.iter().all(|l| a.labels.contains(l)))
+        })
         .skip(offset)
         .take(limit)
         .map(meta)
@@ -139,16 +183,44 @@ pub async fn create(
     Path(workspace_id): Path<String>,
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Json<Automation>, ApiError> {
-    let access = state.authorize(&caller, &workspace_id, Action::Update).await?;
+    let access = state
+        .authorize(&caller, &workspace_id, Action::Update)
+        .await?;
     let user = caller.require_user()?.to_string();
     let present = |k: &str| body.get(k).is_some_and(|v| !v.is_null());
-    let kind = match (present("do"), present("component"), body.get("kind").and_then(Value::as_str)) {
-        (true, true, _) => return Err(ApiError::validation("body", "has both do and component; choose one kind")),
+    let kind = match (
+        present("do"),
+        present("component"),
+        body.get("kind").and_then(Value::as_str),
+    ) {
+        (true, true, _) => {
+            return Err(ApiError::validation(
+                "body",
+                "has both do and component; choose one kind",
+            ));
+        }
         (true, false, None | Some("dsl")) => AutomationKind::Dsl,
-        (false, _, None | Some("component")) if present("component") || present("kind") => AutomationKind::Component,
-        (false, false, Some("dsl")) => return Err(ApiError::validation("do", "is required for a dsl automation")),
-        (_, _, Some(_)) => return Err(ApiError::validation("kind", "must be dsl or component, and agree with the body")),
-        _ => return Err(ApiError::validation("body", "needs do (a dsl automation) or component (a component automation)")),
+        (false, _, None | Some("component")) if present("component") || present("kind") => {
+            AutomationKind::Component
+        }
+        (false, false, Some("dsl")) => {
+            return Err(ApiError::validation(
+                "do",
+                "is required for a dsl automation",
+            ));
+        }
+        (_, _, Some(_)) => {
+            return Err(ApiError::validation(
+                "kind",
+                "must be dsl or component, and agree with the body",
+            ));
+        }
+        _ => {
+            return Err(ApiError::validation(
+                "body",
+                "needs do (a dsl automation) or component (a component automation)",
+            ));
+        }
     };
     let now = Utc::now();
     let mut a = Automation {
@@ -192,11 +264,21 @@ pub async fn create(
     match store(&state, ws, &a, Expect::Absent).await? {
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::Conflict => {
-            return Err(ApiError::already_used("slug", format!("automation slug {:?} is already used", a.slug)));
+            return Err(ApiError::already_used(
+                "slug",
+                format!("automation slug {:?} is already used", a.slug),
+            ));
         }
         Err(e) => return Err(storage(e)),
     }
-    state.emit(&caller, &access.id, "workspaces.automations.created", event_payload(&a, None)).await;
+    state
+        .emit(
+            &caller,
+            &access.id,
+            "workspaces.automations.created",
+            event_payload(&a, None),
+        )
+        .await;
     Ok(Json(a))
 }
 
@@ -206,9 +288,15 @@ pub async fn get_one(
     caller: Caller,
     Path((workspace_id, slug)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let access = state.authorize(&caller, &workspace_id, Action::Read).await?;
+    let access = state
+        .authorize(&caller, &workspace_id, Action::Read)
+        .await?;
     let (a, _) = load(&state, access.id.as_str(), &slug).await?;
-    let etag = a.component.as_ref().and_then(|c| c.digest.as_ref()).map(|d| format!("\"{d}\""));
+    let etag = a
+        .component
+        .as_ref()
+        .and_then(|c| c.digest.as_ref())
+        .map(|d| format!("\"{d}\""));
     let mut response = Json(a).into_response();
     if let Some(tag) = etag.and_then(|t| t.parse().ok()) {
         response.headers_mut().insert(ETAG, tag);
@@ -223,37 +311,59 @@ pub async fn update(
     Path((workspace_id, slug)): Path<(String, String)>,
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Json<Automation>, ApiError> {
-    let access = state.authorize(&caller, &workspace_id, Action::Update).await?;
+    let access = state
+        .authorize(&caller, &workspace_id, Action::Update)
+        .await?;
     let ws = access.id.as_str();
     let (old, version) = load(&state, ws, &slug).await?;
     let present = |k: &str| body.get(k).is_some_and(|v| !v.is_null());
     match old.kind {
-        AutomationKind::Component if present("do") => return Err(kind_conflict("a component automation has no do")),
-        AutomationKind::Dsl if present("component") => return Err(kind_conflict("a dsl automation has no component")),
+        AutomationKind::Component if present("do") => {
+            return Err(kind_conflict("a component automation has no do"));
+        }
+        AutomationKind::Dsl if present("component") => {
+            return Err(kind_conflict("a dsl automation has no component"));
+        }
         _ => {}
     }
     if let Some(kind) = body.get("kind").filter(|v| !v.is_null())
         && serde_json::from_value::<AutomationKind>(kind.clone()).ok() != Some(old.kind)
     {
-        return Err(kind_conflict("the kind of an automation is fixed at creation"));
+        return Err(kind_conflict(
+            "the kind of an automation is fixed at creation",
+        ));
     }
     let mut a = old.clone();
     apply(&state, &mut a, body)?;
     if a.kind == AutomationKind::Dsl && a.instructions.is_none() {
-        return Err(ApiError::validation("do", "is required for a dsl automation"));
+        return Err(ApiError::validation(
+            "do",
+            "is required for a dsl automation",
+        ));
     }
     a.updated_at = Utc::now();
     a.updated_by = caller.require_user()?.to_string();
     let renamed = a.slug != old.slug;
-    let expect = if renamed { Expect::Absent } else { Expect::Version(version) };
+    let expect = if renamed {
+        Expect::Absent
+    } else {
+        Expect::Version(version)
+    };
     match store(&state, ws, &a, expect).await? {
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::Conflict && renamed => {
-            return Err(ApiError::already_used("slug", format!("automation slug {:?} is already used", a.slug)));
+            return Err(ApiError::already_used(
+                "slug",
+                format!("automation slug {:?} is already used", a.slug),
+            ));
         }
         Err(e) if e.kind() == ErrorKind::Conflict => {
-            return Err(ApiError::new(StatusCode::CONFLICT, "AlreadyUsedError", "the automation changed while updating; retry")
-                .with_details(json!({ "field": "version" })));
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "AlreadyUsedError",
+                "the automation changed while updating; retry",
+            )
+            .with_details(json!({ "field": "version" })));
         }
         Err(e) => return Err(storage(e)),
     }
@@ -261,7 +371,14 @@ pub async fn update(
         delete_doc(&state, ws, &old.slug).await?;
     }
     let old_slug = renamed.then_some(old.slug.as_str());
-    state.emit(&caller, &access.id, "workspaces.automations.updated", event_payload(&a, old_slug)).await;
+    state
+        .emit(
+            &caller,
+            &access.id,
+            "workspaces.automations.updated",
+            event_payload(&a, old_slug),
+        )
+        .await;
     Ok(Json(a))
 }
 
@@ -272,16 +389,29 @@ pub async fn remove(
     caller: Caller,
     Path((workspace_id, slug)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let access = state.authorize(&caller, &workspace_id, Action::Update).await?;
+    let access = state
+        .authorize(&caller, &workspace_id, Action::Update)
+        .await?;
     let (a, _) = load(&state, access.id.as_str(), &slug).await?;
     delete_doc(&state, access.id.as_str(), &a.slug).await?;
-    state.emit(&caller, &access.id, "workspaces.automations.deleted", event_payload(&a, None)).await;
+    state
+        .emit(
+            &caller,
+            &access.id,
+            "workspaces.automations.deleted",
+            event_payload(&a, None),
+        )
+        .await;
     Ok(Json(json!({ "slug": a.slug })))
 }
 
 /// Applies a create or PATCH body (kind already checked). Read-only members are ignored so a
 /// client can send back what it read.
-fn apply(state: &WorkspacesState, a: &mut Automation, body: Map<String, Value>) -> Result<(), ApiError> {
+fn apply(
+    state: &WorkspacesState,
+    a: &mut Automation,
+    body: Map<String, Value>,
+) -> Result<(), ApiError> {
     for (key, value) in body {
         match key.as_str() {
             "slug" => {
@@ -300,7 +430,11 @@ fn apply(state: &WorkspacesState, a: &mut Automation, body: Map<String, Value>) 
             }
             "labels" if value.is_null() => a.labels.clear(),
             "labels" => a.labels = params::labels(&value)?,
-            "disabled" => a.disabled = value.as_bool().ok_or_else(|| ApiError::validation("disabled", "must be a boolean"))?,
+            "disabled" => {
+                a.disabled = value
+                    .as_bool()
+                    .ok_or_else(|| ApiError::validation("disabled", "must be a boolean"))?
+            }
             "when" if value.is_null() => a.when = None,
             "when" => a.when = Some(check_when(state, value)?),
             "arguments" if value.is_null() => a.arguments = None,
@@ -320,7 +454,8 @@ fn apply(state: &WorkspacesState, a: &mut Automation, body: Map<String, Value>) 
                     info.limits = limits;
                 }
             }
-            "kind" | "events" | "createdAt" | "createdBy" | "updatedAt" | "updatedBy" | "unchanged" => {}
+            "kind" | "events" | "createdAt" | "createdBy" | "updatedAt" | "updatedBy"
+            | "unchanged" => {}
             other => return Err(params::unknown_field(other)),
         }
     }
@@ -330,42 +465,73 @@ fn apply(state: &WorkspacesState, a: &mut Automation, body: Map<String, Value>) 
 /// The writable part of `component`: `limits`. Its read-only members are ignored.
 fn component_limits(value: &Value) -> Result<Option<ComponentLimits>, ApiError> {
     let Some(obj) = value.as_object() else {
-        return Err(ApiError::validation("component", "must be an object ({limits?})"));
+        return Err(ApiError::validation(
+            "component",
+            "must be an object ({limits?})",
+        ));
     };
-    let Some(raw) = obj.get("limits").filter(|v| !v.is_null()) else { return Ok(None) };
+    let Some(raw) = obj.get("limits").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
     let limits: ComponentLimits = serde_json::from_value(raw.clone())
         .map_err(|e| ApiError::validation("component.limits", e.to_string()))?;
-    if limits.memory_mib.is_some_and(|m| m == 0 || m > MAX_MEMORY_MIB) {
-        return Err(ApiError::validation("component.limits.memoryMiB", format!("must be 1 to {MAX_MEMORY_MIB}")));
+    if limits
+        .memory_mib
+        .is_some_and(|m| m == 0 || m > MAX_MEMORY_MIB)
+    {
+        return Err(ApiError::validation(
+            "component.limits.memoryMiB",
+            format!("must be 1 to {MAX_MEMORY_MIB}"),
+        ));
     }
-    if limits.timeout_ms.is_some_and(|t| t == 0 || t > MAX_TIMEOUT_MS) {
-        return Err(ApiError::validation("component.limits.timeoutMs", format!("must be 1 to {MAX_TIMEOUT_MS}")));
+    if limits
+        .timeout_ms
+        .is_some_and(|t| t == 0 || t > MAX_TIMEOUT_MS)
+    {
+        return Err(ApiError::validation(
+            "component.limits.timeoutMs",
+            format!("must be 1 to {MAX_TIMEOUT_MS}"),
+        ));
     }
     Ok(Some(limits))
 }
 
 /// Parses and checks `when` (§5.1; `automation-dsl.md` §2.6).
 fn check_when(state: &WorkspacesState, value: Value) -> Result<When, ApiError> {
-    let when: When = serde_json::from_value(value).map_err(|e| ApiError::validation("when", e.to_string()))?;
+    let when: When =
+        serde_json::from_value(value).map_err(|e| ApiError::validation("when", e.to_string()))?;
     if when.events.is_empty() && when.schedules.is_empty() && when.endpoint.is_none() {
-        return Err(ApiError::validation("when", "needs at least one of events, schedules, endpoint"));
+        return Err(ApiError::validation(
+            "when",
+            "needs at least one of events, schedules, endpoint",
+        ));
     }
     for (i, ty) in when.events.iter().enumerate() {
-        EventType::new(ty.as_str()).map_err(|e| ApiError::validation(&format!("when.events.{i}"), e.to_string()))?;
+        EventType::new(ty.as_str())
+            .map_err(|e| ApiError::validation(&format!("when.events.{i}"), e.to_string()))?;
     }
     let now = Utc::now();
     for (i, s) in when.schedules.iter().enumerate() {
         schedule::check(s, state.config.min_schedule_interval, now).map_err(|reason| {
-            ApiError::new(StatusCode::BAD_REQUEST, "InvalidScheduleError", format!("when.schedules.{i}: {reason}"))
-                .with_details(json!({ "path": format!("when.schedules.{i}"), "message": reason }))
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidScheduleError",
+                format!("when.schedules.{i}: {reason}"),
+            )
+            .with_details(json!({ "path": format!("when.schedules.{i}"), "message": reason }))
         })?;
     }
     if let Some(Endpoint::Named(name)) = &when.endpoint {
         let ok = !name.is_empty()
             && name.len() <= 128
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'.' | b'_' | b'-'));
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'.' | b'_' | b'-'));
         if !ok {
-            return Err(ApiError::validation("when.endpoint", "true, or a name of A-Z a-z 0-9 space . _ - (1 to 128)"));
+            return Err(ApiError::validation(
+                "when.endpoint",
+                "true, or a name of A-Z a-z 0-9 space . _ - (1 to 128)",
+            ));
         }
     }
     Ok(when)
@@ -373,17 +539,38 @@ fn check_when(state: &WorkspacesState, value: Value) -> Result<When, ApiError> {
 
 /// A slug from `name` (§5.1): diacritics stripped, other characters dropped, at most 20
 /// characters, `-N` appended until unique.
-async fn free_slug(state: &WorkspacesState, workspace: &str, name: &Value) -> Result<String, ApiError> {
+async fn free_slug(
+    state: &WorkspacesState,
+    workspace: &str,
+    name: &Value,
+) -> Result<String, ApiError> {
     let base = slugify(params::first_text(name).unwrap_or(""));
-    let base = if base.is_empty() { "automation".to_string() } else { base };
+    let base = if base.is_empty() {
+        "automation".to_string()
+    } else {
+        base
+    };
     for n in 0..MAX_FIND_LIMIT {
-        let candidate = if n == 0 { base.clone() } else { format!("{base}-{n}") };
+        let candidate = if n == 0 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
         let id = automation_doc_id(workspace, &candidate);
-        if state.store.get(&collections::AUTOMATIONS, &id).await.map_err(storage)?.is_none() {
+        if state
+            .store
+            .get(&collections::AUTOMATIONS, &id)
+            .await
+            .map_err(storage)?
+            .is_none()
+        {
             return Ok(candidate);
         }
     }
-    Err(ApiError::already_used("slug", "no free slug for this name; give one"))
+    Err(ApiError::already_used(
+        "slug",
+        "no free slug for this name; give one",
+    ))
 }
 
 /// `name` reduced to slug characters.
@@ -401,12 +588,30 @@ pub fn slugify(name: &str) -> String {
 
 fn strip_diacritic(c: char) -> char {
     const MAP: &[(&str, char)] = &[
-        ("àáâãäåā", 'a'), ("ÀÁÂÃÄÅĀ", 'A'), ("çćč", 'c'), ("ÇĆČ", 'C'), ("èéêëēė", 'e'), ("ÈÉÊËĒĖ", 'E'),
-        ("ìíîïī", 'i'), ("ÌÍÎÏĪ", 'I'), ("ñń", 'n'), ("ÑŃ", 'N'), ("òóôõöøō", 'o'), ("ÒÓÔÕÖØŌ", 'O'),
-        ("ùúûüū", 'u'), ("ÙÚÛÜŪ", 'U'), ("ýÿ", 'y'), ("ÝŸ", 'Y'), ("šś", 's'), ("ŠŚ", 'S'), ("žźż", 'z'),
+        ("àáâãäåā", 'a'),
+        ("ÀÁÂÃÄÅĀ", 'A'),
+        ("çćč", 'c'),
+        ("ÇĆČ", 'C'),
+        ("èéêëēė", 'e'),
+        ("ÈÉÊËĒĖ", 'E'),
+        ("ìíîïī", 'i'),
+        ("ÌÍÎÏĪ", 'I'),
+        ("ñń", 'n'),
+        ("ÑŃ", 'N'),
+        ("òóôõöøō", 'o'),
+        ("ÒÓÔÕÖØŌ", 'O'),
+        ("ùúûüū", 'u'),
+        ("ÙÚÛÜŪ", 'U'),
+        ("ýÿ", 'y'),
+        ("ÝŸ", 'Y'),
+        ("šś", 's'),
+        ("ŠŚ", 'S'),
+        ("žźż", 'z'),
         ("ŽŹŻ", 'Z'),
     ];
-    MAP.iter().find(|(from, _)| from.contains(c)).map_or(c, |(_, to)| *to)
+    MAP.iter()
+        .find(|(from, _)| from.contains(c))
+        .map_or(c, |(_, to)| *to)
 }
 
 #[cfg(test)]

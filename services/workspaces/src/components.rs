@@ -34,21 +34,30 @@ const CONTENT_DIGEST: &str = "content-digest";
 
 /// 400 `InvalidComponent` with its `reason`.
 pub fn invalid_component(reason: &str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "InvalidComponent", message).with_details(json!({ "reason": reason }))
+    ApiError::new(StatusCode::BAD_REQUEST, "InvalidComponent", message)
+        .with_details(json!({ "reason": reason }))
 }
 
 /// The API error of a host validation or compile failure.
 pub fn host_error(e: HostError) -> ApiError {
     match e {
-        HostError::InvalidComponent { reason } => {
-            invalid_component(reason.as_str(), format!("the upload is not a Wasm component ({})", reason.as_str()))
-        }
-        HostError::Compile { message } => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "ComponentCompileError", "the component does not compile")
-                .with_details(json!({ "message": message }))
-        }
-        HostError::WorldMismatch { missing_exports, forbidden_imports, detail } => {
-            let mut details = json!({ "missingExports": missing_exports, "forbiddenImports": forbidden_imports });
+        HostError::InvalidComponent { reason } => invalid_component(
+            reason.as_str(),
+            format!("the upload is not a Wasm component ({})", reason.as_str()),
+        ),
+        HostError::Compile { message } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ComponentCompileError",
+            "the component does not compile",
+        )
+        .with_details(json!({ "message": message })),
+        HostError::WorldMismatch {
+            missing_exports,
+            forbidden_imports,
+            detail,
+        } => {
+            let mut details =
+                json!({ "missingExports": missing_exports, "forbiddenImports": forbidden_imports });
             if let Some(d) = detail {
                 details["detail"] = json!(d);
             }
@@ -68,17 +77,28 @@ fn too_large(length: Option<usize>, limit: usize) -> ApiError {
     if let Some(l) = length {
         details["length"] = json!(l);
     }
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", format!("the component is over the {limit}-byte limit"))
-        .with_details(details)
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PayloadTooLarge",
+        format!("the component is over the {limit}-byte limit"),
+    )
+    .with_details(details)
 }
 
 fn unsupported_media(expected: &str) -> ApiError {
-    ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", format!("expected {expected}"))
-        .with_details(json!({ "expected": expected }))
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UnsupportedMediaType",
+        format!("expected {expected}"),
+    )
+    .with_details(json!({ "expected": expected }))
 }
 
 fn header(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> Option<&str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 /// The upload handler.
@@ -90,14 +110,20 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let access = state.authorize(&caller, &workspace_id, Action::Update).await?;
+    let access = state
+        .authorize(&caller, &workspace_id, Action::Update)
+        .await?;
     let user = caller.require_user()?.to_string();
     let ws = access.id.as_str();
     let (mut automation, version) = automations::load(&state, ws, &slug).await?;
     if automation.kind != AutomationKind::Component {
-        return Err(kind_conflict("this is a dsl automation; components go to component automations"));
+        return Err(kind_conflict(
+            "this is a dsl automation; components go to component automations",
+        ));
     }
-    let media = header(&headers, CONTENT_TYPE).and_then(|v| v.split(';').next()).map(str::trim);
+    let media = header(&headers, CONTENT_TYPE)
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
     if !media.is_some_and(|m| m.eq_ignore_ascii_case(WASM_CONTENT_TYPE)) {
         return Err(unsupported_media(WASM_CONTENT_TYPE));
     }
@@ -109,9 +135,16 @@ pub async fn upload(
     let language = match header(&headers, LANGUAGE_HEADER) {
         None => None,
         Some(l @ ("rust" | "js" | "python" | "other")) => Some(l.to_string()),
-        Some(_) => return Err(ApiError::validation(LANGUAGE_HEADER, "must be rust, js, python or other")),
+        Some(_) => {
+            return Err(ApiError::validation(
+                LANGUAGE_HEADER,
+                "must be rust, js, python or other",
+            ));
+        }
     };
-    let validate_only = params::query(raw.as_deref()).get("validateOnly").is_some_and(|v| v == "true");
+    let validate_only = params::query(raw.as_deref())
+        .get("validateOnly")
+        .is_some_and(|v| v == "true");
 
     // 2. Size, then digest.
     let limit = state.config.max_component_bytes;
@@ -122,7 +155,9 @@ pub async fn upload(
     let sent = read_body(body, limit).await?;
     let bytes = if gzip {
         let compressed = sent.clone();
-        tokio::task::spawn_blocking(move || gunzip(&compressed, limit)).await.map_err(ApiError::internal)??
+        tokio::task::spawn_blocking(move || gunzip(&compressed, limit))
+            .await
+            .map_err(ApiError::internal)??
     } else {
         sent.clone()
     };
@@ -133,7 +168,11 @@ pub async fn upload(
     if let Some(tag) = header(&headers, IF_MATCH) {
         let wanted = tag.trim_matches('"');
         if wanted != "*" && previous.as_deref() != Some(wanted) {
-            return Err(ApiError::new(StatusCode::PRECONDITION_FAILED, "PreconditionFailed", "If-Match does not match the current component digest"));
+            return Err(ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "PreconditionFailed",
+                "If-Match does not match the current component digest",
+            ));
         }
     }
 
@@ -144,7 +183,8 @@ pub async fn upload(
         out["unchanged"] = json!(false);
         return Ok(Json(out));
     }
-    let compiled = tokio::time::timeout(state.config.compile_timeout, state.host.upload(&bytes)).await;
+    let compiled =
+        tokio::time::timeout(state.config.compile_timeout, state.host.upload(&bytes)).await;
     let digest = match compiled {
         Err(_) => {
             return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "ComponentCompileError", "the component did not compile in time")
@@ -153,7 +193,10 @@ pub async fn upload(
         Ok(result) => result.map_err(host_error)?,
     };
     let digest_text = digest.to_string();
-    let ready = automation.component.as_ref().is_some_and(|c| c.status == ComponentStatus::Ready);
+    let ready = automation
+        .component
+        .as_ref()
+        .is_some_and(|c| c.status == ComponentStatus::Ready);
     if ready && previous.as_deref() == Some(digest_text.as_str()) {
         let mut out = encode(&automation)?;
         out["unchanged"] = json!(true);
@@ -161,15 +204,21 @@ pub async fn upload(
     }
     let size = bytes.len();
     let for_inspect = bytes.clone();
-    let facts = tokio::task::spawn_blocking(move || inspect::inspect(&for_inspect)).await.map_err(ApiError::internal)?;
+    let facts = tokio::task::spawn_blocking(move || inspect::inspect(&for_inspect))
+        .await
+        .map_err(ApiError::internal)?;
     let blob = state.files.put_blob(bytes).await.map_err(storage)?;
     if blob.to_string() != digest_text {
-        return Err(ApiError::internal(format!("blob digest {blob} differs from host digest {digest_text}")));
+        return Err(ApiError::internal(format!(
+            "blob digest {blob} differs from host digest {digest_text}"
+        )));
     }
     let language = language.or(facts.language.map(|l| normalize_language(&l)));
     let now = Utc::now();
     let Some(info) = automation.component.as_mut() else {
-        return Err(ApiError::internal("component automation without component member"));
+        return Err(ApiError::internal(
+            "component automation without component member",
+        ));
     };
     info.status = ComponentStatus::Ready;
     info.digest = Some(digest_text.clone());
@@ -185,14 +234,25 @@ pub async fn upload(
     match automations::store(&state, ws, &automation, Expect::Version(version)).await? {
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::Conflict => {
-            return Err(ApiError::new(StatusCode::CONFLICT, "AlreadyUsedError", "the automation changed during the upload; retry")
-                .with_details(json!({ "field": "version" })));
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "AlreadyUsedError",
+                "the automation changed during the upload; retry",
+            )
+            .with_details(json!({ "field": "version" })));
         }
         Err(e) => return Err(storage(e)),
     }
     tracing::info!(workspace_id = %access.id, automation = %automation.slug, digest = %digest_text, size,
         correlation_id = %caller.correlation_id, "component uploaded");
-    state.emit(&caller, &access.id, "workspaces.automations.updated", event_payload(&automation, None)).await;
+    state
+        .emit(
+            &caller,
+            &access.id,
+            "workspaces.automations.updated",
+            event_payload(&automation, None),
+        )
+        .await;
     let mut uploaded = json!({
         "automationSlug": automation.slug,
         "digest": digest_text,
@@ -203,7 +263,14 @@ pub async fn upload(
     if let Some(p) = previous {
         uploaded["previousDigest"] = json!(p);
     }
-    state.emit(&caller, &access.id, "workspaces.components.uploaded", uploaded).await;
+    state
+        .emit(
+            &caller,
+            &access.id,
+            "workspaces.components.uploaded",
+            uploaded,
+        )
+        .await;
     let mut out = encode(&automation)?;
     out["unchanged"] = json!(false);
     Ok(Json(out))
@@ -213,10 +280,19 @@ pub async fn upload(
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large(None, limit)),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large(None, limit))
+        }
         Err(e) => {
             tracing::debug!(error = %e, "reading an upload failed");
-            Err(ApiError::new(StatusCode::BAD_REQUEST, "InvalidFile", "the upload could not be read"))
+            Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidFile",
+                "the upload could not be read",
+            ))
         }
     }
 }
@@ -229,7 +305,13 @@ fn gunzip(sent: &[u8], limit: usize) -> Result<Bytes, ApiError> {
     flate2::read::GzDecoder::new(sent)
         .take(cap)
         .read_to_end(&mut out)
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "InvalidFile", "the body is not valid gzip"))?;
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidFile",
+                "the body is not valid gzip",
+            )
+        })?;
     if out.len() > limit {
         return Err(too_large(None, limit));
     }
@@ -241,13 +323,21 @@ fn gunzip(sent: &[u8], limit: usize) -> Result<Bytes, ApiError> {
 fn check_content_digest(value: &str, sent: &[u8], decoded: &[u8]) -> Result<(), ApiError> {
     let bad = || invalid_component("digest", "Content-Digest does not match the body");
     for entry in value.split(',') {
-        let Some((alg, encoded)) = entry.trim().split_once('=') else { return Err(bad()) };
+        let Some((alg, encoded)) = entry.trim().split_once('=') else {
+            return Err(bad());
+        };
         if !alg.trim().eq_ignore_ascii_case("sha-256") {
             continue;
         }
-        let wanted = base64::engine::general_purpose::STANDARD.decode(encoded.trim().trim_matches(':')).map_err(|_| bad())?;
+        let wanted = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim().trim_matches(':'))
+            .map_err(|_| bad())?;
         let matches = |b: &[u8]| Sha256::digest(b)[..] == wanted[..];
-        return if matches(sent) || matches(decoded) { Ok(()) } else { Err(bad()) };
+        return if matches(sent) || matches(decoded) {
+            Ok(())
+        } else {
+            Err(bad())
+        };
     }
     Ok(())
 }
@@ -257,12 +347,19 @@ async fn check_without_storing(state: &WorkspacesState, bytes: Bytes) -> Result<
     validate::check_preamble(&bytes).map_err(host_error)?;
     let engine = state.host.engine().clone();
     let task = tokio::task::spawn_blocking(move || {
-        let component = wasmtime::component::Component::new(&engine, &bytes[..])
-            .map_err(|e| HostError::Compile { message: format!("{e:#}") })?;
+        let component = wasmtime::component::Component::new(&engine, &bytes[..]).map_err(|e| {
+            HostError::Compile {
+                message: format!("{e:#}"),
+            }
+        })?;
         validate::check_world(&engine, &component)
     });
     match tokio::time::timeout(state.config.compile_timeout, task).await {
-        Err(_) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "ComponentCompileError", "the component did not compile in time")),
+        Err(_) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ComponentCompileError",
+            "the component did not compile in time",
+        )),
         Ok(joined) => joined.map_err(ApiError::internal)?.map_err(host_error),
     }
 }
@@ -282,7 +379,10 @@ mod tests {
         std::io::Write::write_all(&mut enc, &[0u8; 4096]).ok();
         let gz = enc.finish().unwrap_or_default();
         assert_eq!(gunzip(&gz, 4096).map(|b| b.len()).ok(), Some(4096));
-        assert_eq!(gunzip(&gz, 4095).err().map(|e| e.status), Some(StatusCode::PAYLOAD_TOO_LARGE));
+        assert_eq!(
+            gunzip(&gz, 4095).err().map(|e| e.status),
+            Some(StatusCode::PAYLOAD_TOO_LARGE)
+        );
         assert!(gunzip(b"nope", 10).is_err());
     }
 }

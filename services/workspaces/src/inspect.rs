@@ -31,7 +31,11 @@ pub fn inspect(bytes: &[u8]) -> ComponentFacts {
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ComponentImportSection(reader) if depth == 1 => {
                 // Interface imports only; type imports (`invocation`, …) name no interface.
-                for import in reader.into_iter().flatten().filter(|i| i.name.name.contains(':')) {
+                for import in reader
+                    .into_iter()
+                    .flatten()
+                    .filter(|i| i.name.name.contains(':'))
+                {
                     let mut name = import.name.name.to_string();
                     if let Some(v) = import.name.version_suffix {
                         name.push_str(v);
@@ -49,7 +53,11 @@ pub fn inspect(bytes: &[u8]) -> ComponentFacts {
                                 }
                             }
                             "processed-by" => {
-                                tool_language = tool_language.or(field.values.into_iter().flatten().find_map(|v| language_of_tool(v.name)));
+                                tool_language = tool_language.or(field
+                                    .values
+                                    .into_iter()
+                                    .flatten()
+                                    .find_map(|v| language_of_tool(v.name)));
                             }
                             _ => {}
                         }
@@ -70,7 +78,11 @@ pub fn inspect(bytes: &[u8]) -> ComponentFacts {
         Some(v) => format!("{WORLD_PACKAGE}/automation@{v}"),
         None => DEFAULT_WORLD.to_string(),
     };
-    ComponentFacts { imports, world, language }
+    ComponentFacts {
+        imports,
+        world,
+        language,
+    }
 }
 
 /// The language a binding generator in `processed-by` implies (release builds often strip the

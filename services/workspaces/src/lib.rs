@@ -38,10 +38,15 @@ use axum::routing::{delete, get, put};
 pub fn router(state: WorkspacesState) -> Router {
     let json_limit = state.config.max_json_bytes;
     let api = Router::new()
-        .route("/v2/workspaces", get(workspaces::list).post(workspaces::create))
+        .route(
+            "/v2/workspaces",
+            get(workspaces::list).post(workspaces::create),
+        )
         .route(
             "/v2/workspaces/{workspace_id}",
-            get(workspaces::get_one).patch(workspaces::update).delete(workspaces::remove),
+            get(workspaces::get_one)
+                .patch(workspaces::update)
+                .delete(workspaces::remove),
         )
         .route(
             "/v2/workspaces/{workspace_id}/automations",
@@ -49,17 +54,29 @@ pub fn router(state: WorkspacesState) -> Router {
         )
         .route(
             "/v2/workspaces/{workspace_id}/automations/{slug}",
-            get(automations::get_one).patch(automations::update).delete(automations::remove),
+            get(automations::get_one)
+                .patch(automations::update)
+                .delete(automations::remove),
         )
         .route(
             "/v2/workspaces/{workspace_id}/security/secrets",
-            get(secrets::list).patch(secrets::merge).put(secrets::replace),
+            get(secrets::list)
+                .patch(secrets::merge)
+                .put(secrets::replace),
         )
-        .route("/v2/workspaces/{workspace_id}/security/secrets/{name}", delete(secrets::remove))
+        .route(
+            "/v2/workspaces/{workspace_id}/security/secrets/{name}",
+            delete(secrets::remove),
+        )
         .layer(DefaultBodyLimit::max(json_limit));
     // The upload reads its body itself, with its own cap and gzip handling.
     let upload = Router::new()
-        .route("/v2/workspaces/{workspace_id}/automations/{slug}/component", put(components::upload))
+        .route(
+            "/v2/workspaces/{workspace_id}/automations/{slug}/component",
+            put(components::upload),
+        )
         .layer(DefaultBodyLimit::disable());
-    api.merge(upload).fallback(refract_http::not_found).with_state(state)
+    api.merge(upload)
+        .fallback(refract_http::not_found)
+        .with_state(state)
 }

@@ -14,23 +14,34 @@ const INTERVAL_SAMPLES: usize = 16;
 
 /// The parser the runtime must use too: seconds optional, no year field.
 pub fn parser() -> CronParser {
-    CronParser::builder().seconds(Seconds::Optional).year(Year::Disallowed).build()
+    CronParser::builder()
+        .seconds(Seconds::Optional)
+        .year(Year::Disallowed)
+        .build()
 }
 
 /// Parses `cron`, or says why not.
 pub fn parse_cron(cron: &str) -> Result<Cron, String> {
     let fields = cron.split_whitespace().count();
     if !cron.trim_start().starts_with('@') && !(5..=6).contains(&fields) {
-        return Err(format!("{cron:?}: expected 5 fields, or 6 with leading seconds (found {fields})"));
+        return Err(format!(
+            "{cron:?}: expected 5 fields, or 6 with leading seconds (found {fields})"
+        ));
     }
     parser().parse(cron).map_err(|e| format!("{cron:?}: {e}"))
 }
 
 /// Checks one schedule entry.
-pub fn check(schedule: &Schedule, min_interval: Duration, now: DateTime<Utc>) -> Result<(), String> {
+pub fn check(
+    schedule: &Schedule,
+    min_interval: Duration,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
     let cron = parse_cron(schedule.cron())?;
     if let Some(tz) = schedule.timezone() {
-        tz.parse::<chrono_tz::Tz>().map_err(|_| format!("unknown time zone {tz:?} (use an IANA name such as Europe/Paris)"))?;
+        tz.parse::<chrono_tz::Tz>().map_err(|_| {
+            format!("unknown time zone {tz:?} (use an IANA name such as Europe/Paris)")
+        })?;
     }
     if min_interval > Duration::from_secs(1) {
         let ticks: Vec<DateTime<Utc>> = cron.iter_after(now).take(INTERVAL_SAMPLES).collect();
@@ -66,7 +77,10 @@ mod tests {
         assert!(check(&utc("not a cron"), min, now).is_err());
         assert!(check(&utc("61 * * * *"), min, now).is_err());
         assert!(check(&utc("0 0 0 1 1 * 2030"), min, now).is_err());
-        let zoned = |tz: &str| Schedule::Zoned { cron: "0 9 * * 1-5".into(), timezone: tz.into() };
+        let zoned = |tz: &str| Schedule::Zoned {
+            cron: "0 9 * * 1-5".into(),
+            timezone: tz.into(),
+        };
         assert!(check(&zoned("Europe/Paris"), min, now).is_ok());
         assert!(check(&zoned("Mars/Olympus"), min, now).is_err());
         assert!(check(&utc("* * * * * *"), Duration::from_secs(60), now).is_err());

@@ -52,22 +52,37 @@ fn public(s: &Secret) -> Value {
 /// Checks a secret name: `^[A-Za-z_][A-Za-z0-9_]{0,63}$`; system names for superadmins only.
 fn check_name(name: &str, caller: &Caller) -> Result<(), ApiError> {
     let mut chars = name.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && name.len() <= 64;
     if !ok {
-        return Err(ApiError::validation(name, "secret names match ^[A-Za-z_][A-Za-z0-9_]{0,63}$"));
+        return Err(ApiError::validation(
+            name,
+            "secret names match ^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+        ));
     }
     if name.starts_with(SYSTEM_PREFIX) && !caller.superadmin {
-        return Err(ApiError::forbidden(format!("{SYSTEM_PREFIX}* secrets are writable by superadmins only")));
+        return Err(ApiError::forbidden(format!(
+            "{SYSTEM_PREFIX}* secrets are writable by superadmins only"
+        )));
     }
     Ok(())
 }
 
-async fn load_all(state: &WorkspacesState, workspace: &str) -> Result<BTreeMap<String, Secret>, ApiError> {
+async fn load_all(
+    state: &WorkspacesState,
+    workspace: &str,
+) -> Result<BTreeMap<String, Secret>, ApiError> {
     let docs = state
         .store
-        .find(&collections::SECRETS, "workspaceId", &json!(workspace), MAX_FIND_LIMIT)
+        .find(
+            &collections::SECRETS,
+            "workspaceId",
+            &json!(workspace),
+            MAX_FIND_LIMIT,
+        )
         .await
         .map_err(storage)?;
     docs.into_iter()
@@ -78,7 +93,15 @@ async fn load_all(state: &WorkspacesState, workspace: &str) -> Result<BTreeMap<S
 /// Deletes every secret of `workspace` (workspace deletion).
 pub async fn delete_all(state: &WorkspacesState, workspace: &str) -> Result<(), ApiError> {
     for name in load_all(state, workspace).await?.into_keys() {
-        state.store.delete(&collections::SECRETS, &secret_doc_id(workspace, &name), Expect::Any).await.map_err(storage)?;
+        state
+            .store
+            .delete(
+                &collections::SECRETS,
+                &secret_doc_id(workspace, &name),
+                Expect::Any,
+            )
+            .await
+            .map_err(storage)?;
     }
     Ok(())
 }
@@ -93,7 +116,9 @@ pub async fn list(
     caller: Caller,
     Path(workspace_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let access = state.authorize(&caller, &workspace_id, Action::ManageSecurity).await?;
+    let access = state
+        .authorize(&caller, &workspace_id, Action::ManageSecurity)
+        .await?;
     Ok(Json(listing(&load_all(&state, access.id.as_str()).await?)))
 }
 
@@ -124,7 +149,9 @@ async fn write(
     body: Map<String, Value>,
     replace: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let access = state.authorize(&caller, &workspace_id, Action::ManageSecurity).await?;
+    let access = state
+        .authorize(&caller, &workspace_id, Action::ManageSecurity)
+        .await?;
     let user = caller.require_user()?.to_string();
     let ws = access.id.as_str();
     let mut input = Vec::new();
@@ -133,42 +160,84 @@ async fn write(
         let Some(obj) = entry.as_object() else {
             return Err(ApiError::validation(name, "must be {value, description?}"));
         };
-        if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "value" | "description")) {
-            return Err(ApiError::validation(&format!("{name}.{k}"), "unknown field"));
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !matches!(k.as_str(), "value" | "description"))
+        {
+            return Err(ApiError::validation(
+                &format!("{name}.{k}"),
+                "unknown field",
+            ));
         }
-        let value = obj.get("value").cloned().ok_or_else(|| ApiError::validation(&format!("{name}.value"), "is required"))?;
+        let value = obj
+            .get("value")
+            .cloned()
+            .ok_or_else(|| ApiError::validation(&format!("{name}.value"), "is required"))?;
         if serde_json::to_vec(&value).map_or(0, |v| v.len()) > MAX_SECRET_BYTES {
-            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", format!("secret {name} is over {MAX_SECRET_BYTES} bytes"))
-                .with_details(json!({ "limit": MAX_SECRET_BYTES })));
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLarge",
+                format!("secret {name} is over {MAX_SECRET_BYTES} bytes"),
+            )
+            .with_details(json!({ "limit": MAX_SECRET_BYTES })));
         }
         let description = match obj.get("description") {
             None | Some(Value::Null) => None,
             Some(Value::String(d)) => Some(d.clone()),
-            Some(_) => return Err(ApiError::validation(&format!("{name}.description"), "must be a string")),
+            Some(_) => {
+                return Err(ApiError::validation(
+                    &format!("{name}.description"),
+                    "must be a string",
+                ));
+            }
         };
         input.push((name.clone(), value, description));
     }
     let mut all = load_all(&state, ws).await?;
     let mut changed: Vec<String> = Vec::new();
     if replace {
-        let gone: Vec<String> = all.keys().filter(|k| !body.contains_key(*k)).cloned().collect();
+        let gone: Vec<String> = all
+            .keys()
+            .filter(|k| !body.contains_key(*k))
+            .cloned()
+            .collect();
         for name in gone {
             if name.starts_with(SYSTEM_PREFIX) && !caller.superadmin {
                 continue;
             }
-            state.store.delete(&collections::SECRETS, &secret_doc_id(ws, &name), Expect::Any).await.map_err(storage)?;
+            state
+                .store
+                .delete(
+                    &collections::SECRETS,
+                    &secret_doc_id(ws, &name),
+                    Expect::Any,
+                )
+                .await
+                .map_err(storage)?;
             all.remove(&name);
             changed.push(name);
         }
     }
-    let new_names = input.iter().filter(|(n, _, _)| !all.contains_key(n)).count();
+    let new_names = input
+        .iter()
+        .filter(|(n, _, _)| !all.contains_key(n))
+        .count();
     if all.len() + new_names > MAX_SECRETS {
-        return Err(ApiError::validation("body", format!("a workspace holds at most {MAX_SECRETS} secrets")));
+        return Err(ApiError::validation(
+            "body",
+            format!("a workspace holds at most {MAX_SECRETS} secrets"),
+        ));
     }
     let now = Utc::now();
     for (name, value, description) in input {
         let secret = match all.get(&name) {
-            Some(old) => Secret { value, description: description.or(old.description.clone()), updated_at: now, updated_by: user.clone(), ..old.clone() },
+            Some(old) => Secret {
+                value,
+                description: description.or(old.description.clone()),
+                updated_at: now,
+                updated_by: user.clone(),
+                ..old.clone()
+            },
             None => Secret {
                 workspace_id: ws.to_string(),
                 name: name.clone(),
@@ -180,12 +249,28 @@ async fn write(
                 updated_by: user.clone(),
             },
         };
-        state.store.put(&collections::SECRETS, &secret_doc_id(ws, &name), &encode(&secret)?, Expect::Any).await.map_err(storage)?;
+        state
+            .store
+            .put(
+                &collections::SECRETS,
+                &secret_doc_id(ws, &name),
+                &encode(&secret)?,
+                Expect::Any,
+            )
+            .await
+            .map_err(storage)?;
         all.insert(name.clone(), secret);
         changed.push(name);
     }
     changed.sort();
-    state.emit(&caller, &access.id, "workspaces.secrets.updated", json!({ "names": changed })).await;
+    state
+        .emit(
+            &caller,
+            &access.id,
+            "workspaces.secrets.updated",
+            json!({ "names": changed }),
+        )
+        .await;
     Ok(Json(listing(&all)))
 }
 
@@ -195,16 +280,29 @@ pub async fn remove(
     caller: Caller,
     Path((workspace_id, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let access = state.authorize(&caller, &workspace_id, Action::ManageSecurity).await?;
+    let access = state
+        .authorize(&caller, &workspace_id, Action::ManageSecurity)
+        .await?;
     check_name(&name, &caller)?;
     let deleted = state
         .store
-        .delete(&collections::SECRETS, &secret_doc_id(access.id.as_str(), &name), Expect::Any)
+        .delete(
+            &collections::SECRETS,
+            &secret_doc_id(access.id.as_str(), &name),
+            Expect::Any,
+        )
         .await
         .map_err(storage)?;
     if !deleted {
         return Err(ApiError::not_found(format!("secret {name} not found")));
     }
-    state.emit(&caller, &access.id, "workspaces.secrets.updated", json!({ "names": [name] })).await;
+    state
+        .emit(
+            &caller,
+            &access.id,
+            "workspaces.secrets.updated",
+            json!({ "names": [name] }),
+        )
+        .await;
     Ok(Json(json!({ "secretName": name })))
 }

@@ -28,7 +28,10 @@ pub struct WorkspacesState {
 
 impl std::fmt::Debug for WorkspacesState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkspacesState").field("files", &self.files).field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("WorkspacesState")
+            .field("files", &self.files)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -70,16 +73,32 @@ impl WorkspacesState {
         host: Arc<Host>,
         config: Config,
     ) -> Self {
-        Self { broker, store, files, host, config: Arc::new(config) }
+        Self {
+            broker,
+            store,
+            files,
+            host,
+            config: Arc::new(config),
+        }
     }
 
     /// The caller's role in `workspace_id`, checked against `action`. Invisible workspaces
     /// (absent, or no membership) are 404, never 403.
-    pub async fn authorize(&self, caller: &Caller, workspace_id: &str, action: Action) -> Result<Access, ApiError> {
+    pub async fn authorize(
+        &self,
+        caller: &Caller,
+        workspace_id: &str,
+        action: Action,
+    ) -> Result<Access, ApiError> {
         let user = caller.require_user()?;
         let hidden = || ApiError::not_found(format!("workspace {workspace_id} not found"));
         let id = WorkspaceId::new(workspace_id).map_err(|_| hidden())?;
-        let Some(doc) = self.store.get(&collections::WORKSPACES, id.as_str()).await.map_err(storage)? else {
+        let Some(doc) = self
+            .store
+            .get(&collections::WORKSPACES, id.as_str())
+            .await
+            .map_err(storage)?
+        else {
             return Err(hidden());
         };
         let role = if caller.superadmin {
@@ -87,24 +106,43 @@ impl WorkspacesState {
         } else {
             let member = self
                 .store
-                .get(&collections::PERMISSIONS, &permission_doc_id(id.as_str(), user.as_str()))
+                .get(
+                    &collections::PERMISSIONS,
+                    &permission_doc_id(id.as_str(), user.as_str()),
+                )
                 .await
                 .map_err(storage)?;
-            match member.map(|d| decode::<Membership>(d.body, "membership")).transpose()? {
+            match member
+                .map(|d| decode::<Membership>(d.body, "membership"))
+                .transpose()?
+            {
                 Some(m) => m.role,
                 None => return Err(hidden()),
             }
         };
         if role < action.min_role() {
-            return Err(ApiError::forbidden(format!("your role in this workspace does not allow this ({action:?})")));
+            return Err(ApiError::forbidden(format!(
+                "your role in this workspace does not allow this ({action:?})"
+            )));
         }
         let workspace = decode(doc.body, "workspace")?;
-        Ok(Access { id, workspace, version: doc.version, role })
+        Ok(Access {
+            id,
+            workspace,
+            version: doc.version,
+            role,
+        })
     }
 
     /// Publishes a `workspaces.*` event caused by `caller`'s request. The write it reports is
     /// already stored, so a failed publish is logged, not returned.
-    pub async fn emit(&self, caller: &Caller, workspace: &WorkspaceId, event_type: &str, payload: Value) {
+    pub async fn emit(
+        &self,
+        caller: &Caller,
+        workspace: &WorkspaceId,
+        event_type: &str,
+        payload: Value,
+    ) {
         let Ok(ty) = EventType::new(event_type) else {
             tracing::error!(event_type, "invalid event type");
             return;
@@ -117,7 +155,10 @@ impl WorkspacesState {
         event.source.user_id = caller.user_id.clone();
         event.source.session_id = caller.session_id.clone();
         event.source.correlation_id = caller.correlation_id.clone();
-        event.source.host = Some(SourceHost { service: SERVICE_NAME.into(), replica: None });
+        event.source.host = Some(SourceHost {
+            service: SERVICE_NAME.into(),
+            replica: None,
+        });
         if let Err(e) = self.broker.publish(event).await {
             tracing::error!(error = %e, %workspace, event_type, correlation_id = %caller.correlation_id, "publishing failed");
         }
@@ -131,7 +172,8 @@ pub(crate) fn storage(e: StorageError) -> ApiError {
 
 /// Decodes a stored document; a document that does not decode is our fault (500).
 pub(crate) fn decode<T: DeserializeOwned>(body: Value, what: &str) -> Result<T, ApiError> {
-    serde_json::from_value(body).map_err(|e| ApiError::internal(format!("stored {what} does not decode: {e}")))
+    serde_json::from_value(body)
+        .map_err(|e| ApiError::internal(format!("stored {what} does not decode: {e}")))
 }
 
 /// Encodes a document body.

@@ -22,13 +22,14 @@ const SLUG_ATTEMPTS: usize = 10;
 const MAX_DESCRIPTION: usize = 2_000;
 
 const ADJECTIVES: &[&str] = &[
-    "amber", "brave", "calm", "clever", "crisp", "eager", "fuzzy", "gentle", "golden", "happy", "jolly", "keen",
-    "lively", "lucky", "mellow", "nimble", "proud", "quiet", "rapid", "shiny", "sunny", "swift", "tidy", "witty",
+    "amber", "brave", "calm", "clever", "crisp", "eager", "fuzzy", "gentle", "golden", "happy",
+    "jolly", "keen", "lively", "lucky", "mellow", "nimble", "proud", "quiet", "rapid", "shiny",
+    "sunny", "swift", "tidy", "witty",
 ];
 const NOUNS: &[&str] = &[
-    "badger", "beacon", "canyon", "comet", "falcon", "forest", "harbor", "island", "lagoon", "meadow", "otter",
-    "panda", "pebble", "planet", "quartz", "river", "rocket", "sparrow", "summit", "tiger", "tulip", "valley",
-    "walrus", "willow",
+    "badger", "beacon", "canyon", "comet", "falcon", "forest", "harbor", "island", "lagoon",
+    "meadow", "otter", "panda", "pebble", "planet", "quartz", "river", "rocket", "sparrow",
+    "summit", "tiger", "tulip", "valley", "walrus", "willow",
 ];
 
 /// A generated slug: `adjective-noun-NN`.
@@ -50,7 +51,12 @@ pub async fn list(
     let (offset, limit) = params::page(&q)?;
     let members = state
         .store
-        .find(&collections::PERMISSIONS, "userId", &json!(user.as_str()), MAX_FIND_LIMIT)
+        .find(
+            &collections::PERMISSIONS,
+            "userId",
+            &json!(user.as_str()),
+            MAX_FIND_LIMIT,
+        )
         .await
         .map_err(storage)?;
     let labels = params::list(&q, "labels");
@@ -59,15 +65,25 @@ pub async fn list(
     let mut found = Vec::new();
     for doc in members {
         let m: Membership = decode(doc.body, "membership")?;
-        if ids.as_ref().is_some_and(|ids| !ids.contains(&m.workspace_id)) {
+        if ids
+            .as_ref()
+            .is_some_and(|ids| !ids.contains(&m.workspace_id))
+        {
             continue;
         }
-        let Some(doc) = state.store.get(&collections::WORKSPACES, &m.workspace_id).await.map_err(storage)? else {
+        let Some(doc) = state
+            .store
+            .get(&collections::WORKSPACES, &m.workspace_id)
+            .await
+            .map_err(storage)?
+        else {
             continue;
         };
         let ws: Workspace = decode(doc.body, "workspace")?;
         let keep = q.get("slug").is_none_or(|s| *s == ws.slug)
-            && labels.as_ref().is_none_or(|want| want.iter().all(|l| ws.labels.contains(l)))
+            && labels
+                .as_ref()
+                .is_none_or(|want| want.iter().all(|l| ws.labels.contains(l)))
             && name.as_ref().is_none_or(|n| {
                 params::first_text(&ws.name).is_some_and(|t| t.to_lowercase().contains(n.as_str()))
             });
@@ -85,12 +101,23 @@ pub async fn list(
         "updatedAt" => found.sort_by_key(|w| w.updated_at),
         "slug" => found.sort_by(|a, b| a.slug.cmp(&b.slug)),
         "name" => found.sort_by_key(|w| params::first_text(&w.name).map(str::to_lowercase)),
-        _ => return Err(ApiError::validation("sort", "one of createdAt, updatedAt, name, slug, with an optional '-'")),
+        _ => {
+            return Err(ApiError::validation(
+                "sort",
+                "one of createdAt, updatedAt, name, slug, with an optional '-'",
+            ));
+        }
     }
     if descending {
         found.reverse();
     }
-    found.into_iter().skip(offset).take(limit).map(|w| meta(&w)).collect::<Result<_, _>>().map(Json)
+    found
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|w| meta(&w))
+        .collect::<Result<_, _>>()
+        .map(Json)
 }
 
 /// `WorkspaceMeta`: the workspace without its config.
@@ -131,24 +158,52 @@ pub async fn create(
         if !explicit {
             ws.slug = generate_slug();
         }
-        match state.store.put(&collections::WORKSPACES, &ws.id, &encode(&ws)?, Expect::Absent).await {
+        match state
+            .store
+            .put(
+                &collections::WORKSPACES,
+                &ws.id,
+                &encode(&ws)?,
+                Expect::Absent,
+            )
+            .await
+        {
             Ok(_) => break,
             Err(e) if e.kind() == ErrorKind::Conflict && explicit => {
-                return Err(ApiError::already_used("slug", format!("slug {:?} is already used", ws.slug)));
+                return Err(ApiError::already_used(
+                    "slug",
+                    format!("slug {:?} is already used", ws.slug),
+                ));
             }
             Err(e) if e.kind() == ErrorKind::Conflict && attempt < SLUG_ATTEMPTS => continue,
             Err(e) => return Err(storage(e)),
         }
     }
-    let owner = Membership { workspace_id: ws.id.clone(), user_id: user.to_string(), role: Role::Owner };
+    let owner = Membership {
+        workspace_id: ws.id.clone(),
+        user_id: user.to_string(),
+        role: Role::Owner,
+    };
     state
         .store
-        .put(&collections::PERMISSIONS, &permission_doc_id(&ws.id, user.as_str()), &encode(&owner)?, Expect::Any)
+        .put(
+            &collections::PERMISSIONS,
+            &permission_doc_id(&ws.id, user.as_str()),
+            &encode(&owner)?,
+            Expect::Any,
+        )
         .await
         .map_err(storage)?;
     let id = WorkspaceId::new(ws.id.clone()).map_err(ApiError::internal)?;
     tracing::info!(workspace_id = %id, slug = %ws.slug, correlation_id = %caller.correlation_id, "workspace created");
-    state.emit(&caller, &id, "workspaces.created", json!({ "workspace": ws })).await;
+    state
+        .emit(
+            &caller,
+            &id,
+            "workspaces.created",
+            json!({ "workspace": ws }),
+        )
+        .await;
     Ok(Json(ws))
 }
 
@@ -177,9 +232,19 @@ fn apply(ws: &mut Workspace, body: Map<String, Value>) -> Result<(), ApiError> {
             "labels" => ws.labels = params::labels(&value)?,
             "config" if value.is_null() => ws.config = None,
             "config" if value.is_object() => ws.config = Some(value),
-            "config" => return Err(ApiError::validation("config", "must be an object {schema?, value?}")),
+            "config" => {
+                return Err(ApiError::validation(
+                    "config",
+                    "must be an object {schema?, value?}",
+                ));
+            }
             "id" if value.as_str() == Some(ws.id.as_str()) => {}
-            "id" => return Err(ApiError::validation("id", "is assigned by the server and cannot change")),
+            "id" => {
+                return Err(ApiError::validation(
+                    "id",
+                    "is assigned by the server and cannot change",
+                ));
+            }
             "createdAt" | "updatedAt" | "createdBy" | "automations" | "imports" | "pages" => {}
             other => return Err(params::unknown_field(other)),
         }
@@ -193,7 +258,9 @@ pub async fn get_one(
     caller: Caller,
     Path(workspace_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let access = state.authorize(&caller, &workspace_id, Action::Read).await?;
+    let access = state
+        .authorize(&caller, &workspace_id, Action::Read)
+        .await?;
     let mut detail = encode(&access.workspace)?;
     let mut autos = Map::new();
     for a in automations::load_all(&state, &access.id).await? {
@@ -218,34 +285,58 @@ pub async fn update(
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Json<Workspace>, ApiError> {
     for _ in 0..WRITE_ATTEMPTS {
-        let access = state.authorize(&caller, &workspace_id, Action::Update).await?;
+        let access = state
+            .authorize(&caller, &workspace_id, Action::Update)
+            .await?;
         let old = access.workspace;
         let mut ws = old.clone();
         apply(&mut ws, body.clone())?;
         ws.updated_at = Utc::now();
-        match state.store.put(&collections::WORKSPACES, &ws.id, &encode(&ws)?, Expect::Version(access.version)).await {
+        match state
+            .store
+            .put(
+                &collections::WORKSPACES,
+                &ws.id,
+                &encode(&ws)?,
+                Expect::Version(access.version),
+            )
+            .await
+        {
             Ok(_) => {
                 let mut payload = json!({ "workspace": ws });
                 if old.slug != ws.slug {
                     payload["oldSlug"] = json!(old.slug);
                 }
-                state.emit(&caller, &access.id, "workspaces.updated", payload).await;
+                state
+                    .emit(&caller, &access.id, "workspaces.updated", payload)
+                    .await;
                 return Ok(Json(ws));
             }
             Err(e) if e.kind() == ErrorKind::Conflict => {
                 if ws.slug != old.slug && slug_taken(&state, &ws.slug, &ws.id).await? {
-                    return Err(ApiError::already_used("slug", format!("slug {:?} is already used", ws.slug)));
+                    return Err(ApiError::already_used(
+                        "slug",
+                        format!("slug {:?} is already used", ws.slug),
+                    ));
                 }
             }
             Err(e) => return Err(storage(e)),
         }
     }
-    Err(ApiError::new(axum::http::StatusCode::CONFLICT, "AlreadyUsedError", "the workspace changed while updating; retry")
-        .with_details(json!({ "field": "version" })))
+    Err(ApiError::new(
+        axum::http::StatusCode::CONFLICT,
+        "AlreadyUsedError",
+        "the workspace changed while updating; retry",
+    )
+    .with_details(json!({ "field": "version" })))
 }
 
 async fn slug_taken(state: &WorkspacesState, slug: &str, own_id: &str) -> Result<bool, ApiError> {
-    let found = state.store.find(&collections::WORKSPACES, "slug", &json!(slug), 2).await.map_err(storage)?;
+    let found = state
+        .store
+        .find(&collections::WORKSPACES, "slug", &json!(slug), 2)
+        .await
+        .map_err(storage)?;
     Ok(found.iter().any(|d| d.id != own_id))
 }
 
@@ -256,9 +347,15 @@ pub async fn remove(
     caller: Caller,
     Path(workspace_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let access = state.authorize(&caller, &workspace_id, Action::Delete).await?;
+    let access = state
+        .authorize(&caller, &workspace_id, Action::Delete)
+        .await?;
     let id = access.id.as_str();
-    state.store.delete(&collections::WORKSPACES, id, Expect::Any).await.map_err(storage)?;
+    state
+        .store
+        .delete(&collections::WORKSPACES, id, Expect::Any)
+        .await
+        .map_err(storage)?;
     for a in automations::load_all(&state, &access.id).await? {
         automations::delete_doc(&state, id, &a.slug).await?;
     }
@@ -266,19 +363,30 @@ pub async fn remove(
     loop {
         let members = state
             .store
-            .find(&collections::PERMISSIONS, "workspaceId", &json!(id), MAX_FIND_LIMIT)
+            .find(
+                &collections::PERMISSIONS,
+                "workspaceId",
+                &json!(id),
+                MAX_FIND_LIMIT,
+            )
             .await
             .map_err(storage)?;
         if members.is_empty() {
             break;
         }
         for m in members {
-            state.store.delete(&collections::PERMISSIONS, &m.id, Expect::Any).await.map_err(storage)?;
+            state
+                .store
+                .delete(&collections::PERMISSIONS, &m.id, Expect::Any)
+                .await
+                .map_err(storage)?;
         }
     }
     tracing::info!(workspace_id = %access.id, correlation_id = %caller.correlation_id, "workspace deleted");
     let payload = json!({ "workspaceId": id, "workspaceSlug": access.workspace.slug });
-    state.emit(&caller, &access.id, "workspaces.deleted", payload).await;
+    state
+        .emit(&caller, &access.id, "workspaces.deleted", payload)
+        .await;
     Ok(Json(json!({ "id": id })))
 }
 

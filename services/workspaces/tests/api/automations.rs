@@ -10,7 +10,9 @@ async fn automation_crud_and_events() -> anyhow::Result<()> {
     let base = format!("/v2/workspaces/{ws}/automations");
     let mut events = app.events().await?;
 
-    let r = app.call("POST", &base, Some(ALICE), Some(component_body())).await?;
+    let r = app
+        .call("POST", &base, Some(ALICE), Some(component_body()))
+        .await?;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["kind"], "component");
     assert_eq!(r.body["component"]["status"], "missing");
@@ -26,13 +28,23 @@ async fn automation_crud_and_events() -> anyhow::Result<()> {
     assert_eq!(r.body["kind"], "dsl");
     next_event(&mut events).await?;
 
-    let r = app.call("GET", &format!("{base}?kind=dsl"), Some(ALICE), None).await?;
-    let slugs: Vec<_> = r.body.as_array().into_iter().flatten().map(|a| a["slug"].clone()).collect();
+    let r = app
+        .call("GET", &format!("{base}?kind=dsl"), Some(ALICE), None)
+        .await?;
+    let slugs: Vec<_> = r
+        .body
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| a["slug"].clone())
+        .collect();
     assert_eq!(slugs, vec![json!("Ete notify")]);
     assert!(r.body[0].get("do").is_none(), "lists carry AutomationMeta");
     let r = app.call("GET", &base, Some(ALICE), None).await?;
     assert_eq!(r.body.as_array().map(Vec::len), Some(2));
-    let detail = app.call("GET", &format!("/v2/workspaces/{ws}"), Some(ALICE), None).await?;
+    let detail = app
+        .call("GET", &format!("/v2/workspaces/{ws}"), Some(ALICE), None)
+        .await?;
     assert_eq!(detail.body["automations"]["echo"]["kind"], "component");
 
     let one = format!("{base}/echo");
@@ -45,26 +57,58 @@ async fn automation_crud_and_events() -> anyhow::Result<()> {
     assert_eq!(e.event_type.as_str(), "workspaces.automations.updated");
     assert_eq!(e.payload["oldSlug"], "echo");
     assert_eq!(e.payload["slug"], "echo2");
-    assert_eq!(app.call("GET", &one, Some(ALICE), None).await?.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.call("GET", &one, Some(ALICE), None).await?.status,
+        StatusCode::NOT_FOUND
+    );
 
     // Renaming onto a used slug, and changing kind, are conflicts.
-    let r = app.call("PATCH", &format!("{base}/echo2"), Some(ALICE), Some(json!({"slug": "Ete notify"}))).await?;
+    let r = app
+        .call(
+            "PATCH",
+            &format!("{base}/echo2"),
+            Some(ALICE),
+            Some(json!({"slug": "Ete notify"})),
+        )
+        .await?;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.body["error"], "AlreadyUsedError");
-    let r = app.call("PATCH", &format!("{base}/echo2"), Some(ALICE), Some(json!({"do": []}))).await?;
+    let r = app
+        .call(
+            "PATCH",
+            &format!("{base}/echo2"),
+            Some(ALICE),
+            Some(json!({"do": []})),
+        )
+        .await?;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.body["error"], "AutomationKindConflict");
 
     // Another user sees nothing of it.
-    assert_eq!(app.call("GET", &format!("{base}/echo2"), Some(BOB), None).await?.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.call("GET", &base, Some(BOB), None).await?.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.call("GET", &format!("{base}/echo2"), Some(BOB), None)
+            .await?
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.call("GET", &base, Some(BOB), None).await?.status,
+        StatusCode::NOT_FOUND
+    );
 
-    let r = app.call("DELETE", &format!("{base}/echo2"), Some(ALICE), None).await?;
+    let r = app
+        .call("DELETE", &format!("{base}/echo2"), Some(ALICE), None)
+        .await?;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["slug"], "echo2");
     let e = next_event(&mut events).await?;
     assert_eq!(e.event_type.as_str(), "workspaces.automations.deleted");
-    assert_eq!(app.call("DELETE", &format!("{base}/echo2"), Some(ALICE), None).await?.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.call("DELETE", &format!("{base}/echo2"), Some(ALICE), None)
+            .await?
+            .status,
+        StatusCode::NOT_FOUND
+    );
     Ok(())
 }
 
@@ -74,29 +118,75 @@ async fn bad_automations_are_400s() -> anyhow::Result<()> {
     let ws = app.workspace(ALICE, json!({"name": "Flows"})).await?;
     let base = format!("/v2/workspaces/{ws}/automations");
     let cases = [
-        (json!({"name": "Both", "do": [], "component": {}}), "RequestValidationError"),
+        (
+            json!({"name": "Both", "do": [], "component": {}}),
+            "RequestValidationError",
+        ),
         (json!({"name": "Neither"}), "RequestValidationError"),
         (json!({"do": []}), "RequestValidationError"),
-        (json!({"name": "Bad slug", "slug": "a/b", "do": []}), "InvalidSlugError"),
-        (json!({"name": "Unknown", "do": [], "colour": 1}), "RequestValidationError"),
-        (json!({"name": "Empty when", "do": [], "when": {}}), "RequestValidationError"),
-        (json!({"name": "Bad when", "do": [], "when": {"cron": "x"}}), "RequestValidationError"),
-        (json!({"name": "Bad event", "do": [], "when": {"events": ["a/b"]}}), "RequestValidationError"),
-        (json!({"name": "Bad cron", "do": [], "when": {"schedules": ["61 * * * *"]}}), "InvalidScheduleError"),
-        (json!({"name": "Garbage cron", "do": [], "when": {"schedules": ["every day"]}}), "InvalidScheduleError"),
-        (json!({"name": "Bad zone", "do": [], "when": {"schedules": [{"cron": "0 9 * * *", "timezone": "Mars/Base"}]}}), "InvalidScheduleError"),
-        (json!({"name": "Big", "component": {"limits": {"memoryMiB": 4096}}}), "RequestValidationError"),
+        (
+            json!({"name": "Bad slug", "slug": "a/b", "do": []}),
+            "InvalidSlugError",
+        ),
+        (
+            json!({"name": "Unknown", "do": [], "colour": 1}),
+            "RequestValidationError",
+        ),
+        (
+            json!({"name": "Empty when", "do": [], "when": {}}),
+            "RequestValidationError",
+        ),
+        (
+            json!({"name": "Bad when", "do": [], "when": {"cron": "x"}}),
+            "RequestValidationError",
+        ),
+        (
+            json!({"name": "Bad event", "do": [], "when": {"events": ["a/b"]}}),
+            "RequestValidationError",
+        ),
+        (
+            json!({"name": "Bad cron", "do": [], "when": {"schedules": ["61 * * * *"]}}),
+            "InvalidScheduleError",
+        ),
+        (
+            json!({"name": "Garbage cron", "do": [], "when": {"schedules": ["every day"]}}),
+            "InvalidScheduleError",
+        ),
+        (
+            json!({"name": "Bad zone", "do": [], "when": {"schedules": [{"cron": "0 9 * * *", "timezone": "Mars/Base"}]}}),
+            "InvalidScheduleError",
+        ),
+        (
+            json!({"name": "Big", "component": {"limits": {"memoryMiB": 4096}}}),
+            "RequestValidationError",
+        ),
     ];
     for (body, code) in cases {
-        let r = app.call("POST", &base, Some(ALICE), Some(body.clone())).await?;
+        let r = app
+            .call("POST", &base, Some(ALICE), Some(body.clone()))
+            .await?;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
         assert_eq!(r.body["error"], code, "{body}: {}", r.body);
     }
-    assert_eq!(app.call("POST", &base, Some(ALICE), Some(component_body())).await?.status, StatusCode::OK);
-    let r = app.call("POST", &base, Some(ALICE), Some(component_body())).await?;
+    assert_eq!(
+        app.call("POST", &base, Some(ALICE), Some(component_body()))
+            .await?
+            .status,
+        StatusCode::OK
+    );
+    let r = app
+        .call("POST", &base, Some(ALICE), Some(component_body()))
+        .await?;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.body["details"]["field"], "slug");
-    let r = app.call("PATCH", &format!("{base}/echo"), Some(ALICE), Some(json!({"when": {"schedules": ["bad"]}}))).await?;
+    let r = app
+        .call(
+            "PATCH",
+            &format!("{base}/echo"),
+            Some(ALICE),
+            Some(json!({"when": {"schedules": ["bad"]}})),
+        )
+        .await?;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.body["error"], "InvalidScheduleError");
     let req = axum::http::Request::post(&base)

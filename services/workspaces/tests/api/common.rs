@@ -9,8 +9,8 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use refract_broker::{Broker, BrokerConfig, MemoryBroker, Subscriber, Subscription, TypeFilter};
 use refract_core::Event;
-use refract_host::{EngineConfig, Host, HostConfig};
 use refract_core::model::{Membership, Role, permission_doc_id};
+use refract_host::{EngineConfig, Host, HostConfig};
 use refract_storage::{Collections, Expect, FileStore, MemoryStore, collections, open_file_store};
 use refract_workspaces::{Config, FileArtifactStore, WorkspacesState, router};
 use serde_json::{Value, json};
@@ -31,10 +31,30 @@ pub async fn app() -> anyhow::Result<App> {
     let broker = Arc::new(MemoryBroker::new(BrokerConfig::default()));
     let store = Arc::new(MemoryStore::new());
     let files = open_file_store("memory://").await?;
-    let host_config = HostConfig { engine: EngineConfig { pooling: false, ..EngineConfig::default() }, ..HostConfig::default() };
-    let host = Arc::new(Host::new(host_config, Arc::new(FileArtifactStore::new(files.clone())))?);
-    let state = WorkspacesState::new(broker.clone(), store.clone(), files.clone(), host, Config::default());
-    Ok(App { router: router(state), broker, files, store })
+    let host_config = HostConfig {
+        engine: EngineConfig {
+            pooling: false,
+            ..EngineConfig::default()
+        },
+        ..HostConfig::default()
+    };
+    let host = Arc::new(Host::new(
+        host_config,
+        Arc::new(FileArtifactStore::new(files.clone())),
+    )?);
+    let state = WorkspacesState::new(
+        broker.clone(),
+        store.clone(),
+        files.clone(),
+        host,
+        Config::default(),
+    );
+    Ok(App {
+        router: router(state),
+        broker,
+        files,
+        store,
+    })
 }
 
 /// A response: status, JSON body (null when not JSON), headers.
@@ -51,17 +71,32 @@ impl App {
         let status = res.status();
         let headers = res.headers().clone();
         let bytes = res.into_body().collect().await?.to_bytes();
-        Ok(Reply { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null), headers })
+        Ok(Reply {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            headers,
+        })
     }
 
     /// A JSON request as `user` (through the gateway's trusted headers).
-    pub async fn call(&self, method: &str, path: &str, user: Option<&str>, body: Option<Value>) -> anyhow::Result<Reply> {
-        let mut req = Request::builder().method(method).uri(path).header("x-correlation-id", "0123456789abcdef0123456789abcdef");
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        user: Option<&str>,
+        body: Option<Value>,
+    ) -> anyhow::Result<Reply> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("x-correlation-id", "0123456789abcdef0123456789abcdef");
         if let Some(u) = user {
             req = req.header("x-prismeai-user-id", u);
         }
         let req = match body {
-            Some(b) => req.header("content-type", "application/json").body(Body::from(b.to_string()))?,
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string()))?,
             None => req.body(Body::empty())?,
         };
         self.send(req).await
@@ -69,22 +104,43 @@ impl App {
 
     /// Creates a workspace as `user`; returns its id.
     pub async fn workspace(&self, user: &str, body: Value) -> anyhow::Result<String> {
-        let r = self.call("POST", "/v2/workspaces", Some(user), Some(body)).await?;
-        anyhow::ensure!(r.status == StatusCode::OK, "create workspace: {} {}", r.status, r.body);
+        let r = self
+            .call("POST", "/v2/workspaces", Some(user), Some(body))
+            .await?;
+        anyhow::ensure!(
+            r.status == StatusCode::OK,
+            "create workspace: {} {}",
+            r.status,
+            r.body
+        );
         Ok(r.body["id"].as_str().unwrap_or_default().to_string())
     }
 
     /// Gives `user` `role` in `workspace` (sharing is not an endpoint of this service yet).
     pub async fn share(&self, workspace: &str, user: &str, role: Role) -> anyhow::Result<()> {
-        let m = Membership { workspace_id: workspace.into(), user_id: user.into(), role };
+        let m = Membership {
+            workspace_id: workspace.into(),
+            user_id: user.into(),
+            role,
+        };
         let id = permission_doc_id(workspace, user);
-        self.store.put(&collections::PERMISSIONS, &id, &serde_json::to_value(m)?, Expect::Any).await?;
+        self.store
+            .put(
+                &collections::PERMISSIONS,
+                &id,
+                &serde_json::to_value(m)?,
+                Expect::Any,
+            )
+            .await?;
         Ok(())
     }
 
     /// Subscribes to every event published from now on.
     pub async fn events(&self) -> anyhow::Result<Box<dyn Subscriber>> {
-        Ok(self.broker.subscribe(Subscription::fan_out(TypeFilter::all())).await?)
+        Ok(self
+            .broker
+            .subscribe(Subscription::fan_out(TypeFilter::all()))
+            .await?)
     }
 }
 

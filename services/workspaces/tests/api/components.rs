@@ -7,31 +7,72 @@ use crate::common::{ALICE, App, BOB, app, component_body};
 async fn setup() -> anyhow::Result<(App, String)> {
     let app = app().await?;
     let ws = app.workspace(ALICE, json!({"name": "Components"})).await?;
-    let r = app.call("POST", &format!("/v2/workspaces/{ws}/automations"), Some(ALICE), Some(component_body())).await?;
+    let r = app
+        .call(
+            "POST",
+            &format!("/v2/workspaces/{ws}/automations"),
+            Some(ALICE),
+            Some(component_body()),
+        )
+        .await?;
     anyhow::ensure!(r.status == StatusCode::OK, "{}", r.body);
-    Ok((app, format!("/v2/workspaces/{ws}/automations/echo/component")))
+    Ok((
+        app,
+        format!("/v2/workspaces/{ws}/automations/echo/component"),
+    ))
 }
 
 fn put(path: &str, user: &str, content_type: &str, body: Vec<u8>) -> anyhow::Result<Request<Body>> {
-    Ok(Request::put(path).header("x-prismeai-user-id", user).header("content-type", content_type).body(Body::from(body))?)
+    Ok(Request::put(path)
+        .header("x-prismeai-user-id", user)
+        .header("content-type", content_type)
+        .body(Body::from(body))?)
 }
 
 #[tokio::test]
 async fn garbage_core_modules_and_wrong_types_are_refused() -> anyhow::Result<()> {
     let (app, path) = setup().await?;
-    let r = app.send(put(&path, ALICE, "application/wasm", b"definitely not wasm".to_vec())?).await?;
+    let r = app
+        .send(put(
+            &path,
+            ALICE,
+            "application/wasm",
+            b"definitely not wasm".to_vec(),
+        )?)
+        .await?;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.body["error"], "InvalidComponent");
     assert_eq!(r.body["details"]["reason"], "not-wasm");
-    let r = app.send(put(&path, ALICE, "application/wasm", b"\0asm\x01\0\0\0".to_vec())?).await?;
+    let r = app
+        .send(put(
+            &path,
+            ALICE,
+            "application/wasm",
+            b"\0asm\x01\0\0\0".to_vec(),
+        )?)
+        .await?;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.body["details"]["reason"], "core-module");
-    let r = app.send(put(&path, ALICE, "application/octet-stream", b"\0asm\x0d\0\x01\0".to_vec())?).await?;
+    let r = app
+        .send(put(
+            &path,
+            ALICE,
+            "application/octet-stream",
+            b"\0asm\x0d\0\x01\0".to_vec(),
+        )?)
+        .await?;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(r.body["error"], "UnsupportedMediaType");
     assert_eq!(r.body["details"]["expected"], "application/wasm");
     // Nothing changed: the component is still missing.
-    let a = app.call("GET", path.trim_end_matches("/component"), Some(ALICE), None).await?;
+    let a = app
+        .call(
+            "GET",
+            path.trim_end_matches("/component"),
+            Some(ALICE),
+            None,
+        )
+        .await?;
     assert_eq!(a.body["component"]["status"], "missing");
     Ok(())
 }
@@ -39,15 +80,36 @@ async fn garbage_core_modules_and_wrong_types_are_refused() -> anyhow::Result<()
 #[tokio::test]
 async fn uploads_check_access_kind_size_digest_and_gzip() -> anyhow::Result<()> {
     let (app, path) = setup().await?;
-    let r = app.send(put(&path, BOB, "application/wasm", b"\0asm".to_vec())?).await?;
+    let r = app
+        .send(put(&path, BOB, "application/wasm", b"\0asm".to_vec())?)
+        .await?;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let missing = path.replace("/echo/", "/nope/");
-    assert_eq!(app.send(put(&missing, ALICE, "application/wasm", Vec::new())?).await?.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.send(put(&missing, ALICE, "application/wasm", Vec::new())?)
+            .await?
+            .status,
+        StatusCode::NOT_FOUND
+    );
 
     let ws_path = path.trim_end_matches("/automations/echo/component");
-    let r = app.call("POST", &format!("{ws_path}/automations"), Some(ALICE), Some(json!({"name": "Flow", "slug": "flow", "do": []}))).await?;
+    let r = app
+        .call(
+            "POST",
+            &format!("{ws_path}/automations"),
+            Some(ALICE),
+            Some(json!({"name": "Flow", "slug": "flow", "do": []})),
+        )
+        .await?;
     assert_eq!(r.status, StatusCode::OK);
-    let r = app.send(put(&path.replace("/echo/", "/flow/"), ALICE, "application/wasm", b"x".to_vec())?).await?;
+    let r = app
+        .send(put(
+            &path.replace("/echo/", "/flow/"),
+            ALICE,
+            "application/wasm",
+            b"x".to_vec(),
+        )?)
+        .await?;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.body["error"], "AutomationKindConflict");
 
@@ -63,7 +125,10 @@ async fn uploads_check_access_kind_size_digest_and_gzip() -> anyhow::Result<()> 
     let req = Request::put(&path)
         .header("x-prismeai-user-id", ALICE)
         .header("content-type", "application/wasm")
-        .header("content-digest", "sha-256=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:")
+        .header(
+            "content-digest",
+            "sha-256=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:",
+        )
         .body(Body::from(b"\0asm\x01\0\0\0".to_vec()))?;
     let r = app.send(req).await?;
     assert_eq!(r.body["details"]["reason"], "digest", "{}", r.body);
