@@ -5,7 +5,8 @@
 //! - [`config`]: [`Config`] and its defaults (size caps, compile timeout).
 //! - [`state`]: [`WorkspacesState`], access checks by role, event emission.
 //! - [`workspaces`]: workspace CRUD (memberships, slugs).
-//! - [`automations`]: automation CRUD; [`schedule`] checks `when.schedules`.
+//! - [`automations`]: automation CRUD; [`automation_fields`] applies and checks body members;
+//!   [`schedule`] checks `when.schedules`.
 //! - [`components`]: `PUT …/component`: read, check, compile through the host, store;
 //!   [`inspect`] reads imports and the source language from the binary.
 //! - [`artifacts`]: [`FileArtifactStore`], the host's artifact store over file storage.
@@ -15,6 +16,7 @@
 //! Depends on core, http, broker, storage and host; never on another service crate.
 
 pub mod artifacts;
+pub mod automation_fields;
 pub mod automations;
 pub mod components;
 pub mod config;
