@@ -86,6 +86,12 @@ pub fn classify(path: &str, config: &crate::Config) -> Option<Route> {
         return None;
     }
     let segs: Vec<&str> = rest.split('/').skip(1).collect();
+    // An HTTP client normalizes `..` (also spelled `%2e%2e`, or with `\` for `/`) before
+    // sending, which would let `/v2/workspaces/w/webhooks/../../../sys/…` reach a backend
+    // path the gateway never routes, without authentication.
+    if rest.contains('\\') || segs.iter().any(|seg| is_dot_segment(seg)) {
+        return None;
+    }
     let ordinary = Route {
         service: Service::Workspaces,
         user_required: true,
@@ -121,6 +127,12 @@ pub fn classify(path: &str, config: &crate::Config) -> Option<Route> {
 
 /// `Retry-After` of a 503: long enough for a restarting backend, short enough for humans.
 const RETRY_AFTER_SECS: &str = "5";
+
+/// `.` or `..`, percent-encoded or not.
+fn is_dot_segment(seg: &str) -> bool {
+    let decoded = seg.to_ascii_lowercase().replace("%2e", ".");
+    decoded == "." || decoded == ".."
+}
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1). In process, `upgrade`
 /// and `connection` are kept so a WebSocket upgrade reaches the backend.
@@ -344,6 +356,13 @@ mod tests {
             Some((Service::Workspaces, true))
         );
         assert_eq!(r("/v2/workspacesX"), None);
+        assert_eq!(r("/v2/workspaces/w1/webhooks/../../../sys/metrics"), None);
+        assert_eq!(r("/v2/workspaces/w1/webhooks/%2E%2e/x"), None);
+        assert_eq!(r("/v2/workspaces/w1/webhooks/./x"), None);
+        assert_eq!(
+            r("/v2/workspaces/w1/webhooks/a..b"),
+            Some((Service::Runtime, false))
+        );
         assert_eq!(r("/v2/other"), None);
         let upload = classify("/v2/workspaces/w1/automations/a/component", &c).unwrap();
         assert_eq!(
