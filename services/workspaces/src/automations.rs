@@ -118,9 +118,20 @@ pub fn meta(a: &Automation) -> Result<Value, ApiError> {
     Ok(v)
 }
 
-/// The payload of `workspaces.automations.*` events.
+/// Largest `automation` member sent in events: past it the event carries `AutomationMeta`
+/// (no `do`, `output`, `component.imports`) so it stays under the broker's 100 kB cap.
+pub const MAX_EVENT_AUTOMATION_BYTES: usize = 80_000;
+
+/// The payload of `workspaces.automations.*` events: `{automation, slug, oldSlug?}`.
 pub fn event_payload(a: &Automation, old_slug: Option<&str>) -> Value {
-    let mut p = json!({ "automation": a, "slug": a.slug });
+    let full = serde_json::to_value(a).unwrap_or(Value::Null);
+    let automation =
+        if serde_json::to_vec(&full).map_or(0, |b| b.len()) > MAX_EVENT_AUTOMATION_BYTES {
+            meta(a).unwrap_or(Value::Null)
+        } else {
+            full
+        };
+    let mut p = json!({ "automation": automation, "slug": a.slug });
     if let Some(old) = old_slug {
         p["oldSlug"] = json!(old);
     }

@@ -23,7 +23,7 @@ pub fn parser() -> CronParser {
 /// Parses `cron`, or says why not.
 pub fn parse_cron(cron: &str) -> Result<Cron, String> {
     let fields = cron.split_whitespace().count();
-    if !cron.trim_start().starts_with('@') && !(5..=6).contains(&fields) {
+    if !(5..=6).contains(&fields) {
         return Err(format!(
             "{cron:?}: expected 5 fields, or 6 with leading seconds (found {fields})"
         ));
@@ -77,6 +77,10 @@ mod tests {
         assert!(check(&utc("not a cron"), min, now).is_err());
         assert!(check(&utc("61 * * * *"), min, now).is_err());
         assert!(check(&utc("0 0 0 1 1 * 2030"), min, now).is_err());
+        assert!(
+            check(&utc("@daily"), min, now).is_err(),
+            "the runtime takes fields only"
+        );
         let zoned = |tz: &str| Schedule::Zoned {
             cron: "0 9 * * 1-5".into(),
             timezone: tz.into(),

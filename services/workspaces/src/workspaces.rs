@@ -274,6 +274,9 @@ pub async fn get_one(
     Ok(Json(detail))
 }
 
+/// Rounds of `find` + delete over a deleted workspace's memberships.
+const MEMBERSHIP_SWEEPS: usize = 100;
+
 /// Attempts at a PATCH that lost an optimistic-version race.
 const WRITE_ATTEMPTS: usize = 3;
 
@@ -360,7 +363,8 @@ pub async fn remove(
         automations::delete_doc(&state, id, &a.slug).await?;
     }
     secrets::delete_all(&state, id).await?;
-    loop {
+    // Bounded: a backend that reports a delete but keeps the document must not spin us.
+    for _ in 0..MEMBERSHIP_SWEEPS {
         let members = state
             .store
             .find(
