@@ -1143,3 +1143,40 @@ async fn http_backends_get_the_same_headers_and_streamed_bodies() -> Result<()> 
     server.abort();
     Ok(())
 }
+
+#[tokio::test]
+async fn sessions_survive_a_restart_of_the_embedded_cache() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("refract.db").display());
+    let store: Arc<dyn DocumentStore> = Arc::new(MemoryStore::new());
+    let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new(BrokerConfig::default()));
+    let start = |cache: Arc<dyn Cache>| -> Result<Gw> {
+        let state = GatewayState::new(
+            Config::embedded(),
+            store.clone(),
+            cache.clone(),
+            broker.clone(),
+            in_process(),
+        )?;
+        Ok(Gw {
+            app: router(state),
+            broker: broker.clone(),
+            store: store.clone(),
+            cache,
+        })
+    };
+    let first = start(refract_storage::open_cache(&url, "refract").await?)?;
+    let token = first.login("ann@example.org").await?.token();
+    drop(first);
+    let second = start(refract_storage::open_cache(&url, "refract").await?)?;
+    let me = second
+        .send(request(
+            "GET",
+            "/v2/me",
+            &[("authorization", &bearer(&token))],
+            Body::empty(),
+        ))
+        .await?;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    Ok(())
+}
