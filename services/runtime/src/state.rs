@@ -124,6 +124,11 @@ impl RuntimeState {
         &self.inner.executor
     }
 
+    /// Runs of this instance blocked in `wait` (readiness, metrics, tests).
+    pub fn waiting(&self) -> usize {
+        self.inner.waiters.len()
+    }
+
     pub(crate) fn take_subscriptions(&self) -> Option<Subscriptions> {
         self.inner.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
