@@ -7,8 +7,9 @@ use std::io::Read;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, IF_MATCH};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_MATCH};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
 use base64::Engine as _;
 use bytes::Bytes;
 use chrono::Utc;
@@ -274,6 +275,38 @@ pub async fn upload(
     let mut out = encode(&automation)?;
     out["unchanged"] = json!(false);
     Ok(Json(out))
+}
+
+/// `GET …/automations/{slug}/component` [next]: the stored `.wasm`, `ETag: "sha256:<hex>"`;
+/// 404 while `status: missing`.
+pub async fn download(
+    State(state): State<WorkspacesState>,
+    caller: Caller,
+    Path((workspace_id, slug)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let access = state
+        .authorize(&caller, &workspace_id, Action::Read)
+        .await?;
+    let (automation, _) = automations::load(&state, access.id.as_str(), &slug).await?;
+    let missing = || ApiError::not_found(format!("automation {slug:?} has no component yet"));
+    let digest = automation
+        .component
+        .and_then(|c| c.digest)
+        .ok_or_else(missing)?;
+    let parsed: refract_storage::Digest = digest.parse().map_err(ApiError::internal)?;
+    let bytes = state
+        .files
+        .get_blob(&parsed)
+        .await
+        .map_err(storage)?
+        .ok_or_else(missing)?;
+    let mut response = Response::new(Body::from(bytes));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(WASM_CONTENT_TYPE));
+    if let Ok(tag) = HeaderValue::from_str(&format!("\"{digest}\"")) {
+        headers.insert(ETAG, tag);
+    }
+    Ok(response)
 }
 
 /// Reads at most `limit` bytes of `body`.

@@ -33,7 +33,7 @@ pub use state::WorkspacesState;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, put};
+use axum::routing::{delete, get};
 
 /// The service's routes, all under `/v2/workspaces`. Serving (listener, shutdown) is the
 /// caller's job, so tests drive this with `oneshot`.
@@ -75,7 +75,7 @@ pub fn router(state: WorkspacesState) -> Router {
     let upload = Router::new()
         .route(
             "/v2/workspaces/{workspace_id}/automations/{slug}/component",
-            put(components::upload),
+            get(components::download).put(components::upload),
         )
         .layer(DefaultBodyLimit::disable());
     api.merge(upload)

@@ -192,6 +192,18 @@ async fn a_real_component_uploads_compiles_and_is_stored_for_the_runtime() -> an
         "unchanged upload emitted"
     );
 
+    // The stored bytes download as they were uploaded.
+    let res = app.clone().oneshot(json_req("GET", &path, None)?).await?;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/wasm")
+    );
+    let downloaded = res.into_body().collect().await?.to_bytes();
+    assert_eq!(&downloaded[..], &trivial[..]);
+
     // Another instance over the same file storage loads the artifact without compiling.
     let other = host(&files)?;
     other.warm(&digest).await?;

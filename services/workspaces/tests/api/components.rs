@@ -64,7 +64,10 @@ async fn garbage_core_modules_and_wrong_types_are_refused() -> anyhow::Result<()
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(r.body["error"], "UnsupportedMediaType");
     assert_eq!(r.body["details"]["expected"], "application/wasm");
-    // Nothing changed: the component is still missing.
+    // Nothing changed: the component is still missing, and there is nothing to download.
+    let r = app.call("GET", &path, Some(ALICE), None).await?;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.body["error"], "ObjectNotFoundError");
     let a = app
         .call(
             "GET",
