@@ -319,7 +319,7 @@ pub async fn logout(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(principal) = authenticate(&state, &headers).await? {
-        principal.require_login()?;
+        principal.refuse_access_token()?;
         check_csrf(&method, &headers, &principal)?;
         if let Some(token) = principal.session_token() {
             sessions::revoke(state.cache(), token.expose()).await?;

@@ -74,11 +74,29 @@ impl Principal {
         }
     }
 
-    /// 403 for personal access tokens on credential and account routes (`login` auth).
-    pub fn require_login(&self) -> Result<(), ApiError> {
+    /// 403 for personal access tokens (they may not end or mint sessions).
+    pub fn refuse_access_token(&self) -> Result<(), ApiError> {
         if self.is_access_token() {
             return Err(ApiError::forbidden(
                 "personal access tokens cannot manage credentials; log in with a password",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `login` auth (credential and account routes): 403 for personal access tokens and
+    /// anonymous sessions.
+    pub fn require_login(&self) -> Result<(), ApiError> {
+        self.refuse_access_token()?;
+        if matches!(
+            self.credential,
+            Credential::Session {
+                anonymous: true,
+                ..
+            }
+        ) {
+            return Err(ApiError::forbidden(
+                "anonymous sessions have no credentials to manage; sign up first",
             ));
         }
         Ok(())

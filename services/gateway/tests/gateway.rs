@@ -991,6 +991,28 @@ async fn anonymous_sessions_have_a_user_without_email() -> Result<()> {
         .await?;
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(me.body["id"], r.body["id"]);
+    let tokens = gw
+        .send(request(
+            "GET",
+            "/v2/user/accessTokens",
+            &[("authorization", &bearer(&token))],
+            Body::empty(),
+        ))
+        .await?;
+    assert_eq!(
+        tokens.status,
+        StatusCode::FORBIDDEN,
+        "anonymous sessions are not `named`"
+    );
+    let out = gw
+        .send(request(
+            "POST",
+            "/v2/logout",
+            &[("authorization", &bearer(&token))],
+            Body::empty(),
+        ))
+        .await?;
+    assert_eq!(out.status, StatusCode::OK, "but they can log out");
     let r = gw
         .send(request("POST", "/v2/login/anonymous", &[], Body::empty()))
         .await?;
