@@ -136,6 +136,29 @@ async fn uploads_check_access_kind_size_digest_and_gzip() -> anyhow::Result<()> 
     let r = app.send(req).await?;
     assert_eq!(r.body["details"]["reason"], "digest", "{}", r.body);
 
+    // If-Match names the component being replaced; there is none yet.
+    let req = Request::put(&path)
+        .header("x-prismeai-user-id", ALICE)
+        .header("content-type", "application/wasm")
+        .header(
+            "if-match",
+            "\"sha256:0000000000000000000000000000000000000000000000000000000000000000\"",
+        )
+        .body(Body::from(b"\0asm\x0d\0\x01\0".to_vec()))?;
+    let r = app.send(req).await?;
+    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED, "{}", r.body);
+    // validateOnly runs the same checks.
+    let r = app
+        .send(put(
+            &format!("{path}?validateOnly=true"),
+            ALICE,
+            "application/wasm",
+            b"nope".to_vec(),
+        )?)
+        .await?;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["details"]["reason"], "not-wasm");
+
     // A gzip body is decompressed before the checks.
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut enc, b"\0asm\x01\0\0\0")?;
