@@ -12,6 +12,11 @@
 //!   content-addressed blobs for components.
 //! - [`keys`]: every cache key name, built in one place.
 //! - [`error`]: [`StorageError`] and its [`ErrorKind`](refract_core::ErrorKind).
+//! - [`location`]: backend URLs, their options, and printing them without passwords.
+//!
+//! Tests: `tests/conformance.rs` runs one suite per abstraction against every backend (the
+//! server ones when `REFRACT_TEST_DATABASE_URL`, `REFRACT_TEST_REDIS_URL`,
+//! `REFRACT_TEST_S3_ENDPOINT` or `MONGODB_URL` is set). Benchmark: `benches/history.rs`.
 //!
 //! This crate depends on `refract-core` only among our crates. It must not depend on the
 //! broker, the host or any service: services depend on it.
