@@ -1202,3 +1202,138 @@ async fn sessions_survive_a_restart_of_the_embedded_cache() -> Result<()> {
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
     Ok(())
 }
+
+/// A cache whose server went away: every call fails.
+struct DownCache;
+
+fn down() -> refract_storage::StorageError {
+    refract_storage::StorageError::Timeout {
+        backend: "redis",
+        url: "redis://cache".into(),
+        seconds: 1,
+    }
+}
+
+#[async_trait::async_trait]
+impl Cache for DownCache {
+    fn describe(&self) -> String {
+        "down".into()
+    }
+    async fn ping(&self) -> refract_storage::Result<()> {
+        Err(down())
+    }
+    async fn get(&self, _: &refract_storage::CacheKey) -> refract_storage::Result<Option<Vec<u8>>> {
+        Err(down())
+    }
+    async fn set(
+        &self,
+        _: &refract_storage::CacheKey,
+        _: &[u8],
+        _: Option<Duration>,
+    ) -> refract_storage::Result<()> {
+        Err(down())
+    }
+    async fn delete(&self, _: &refract_storage::CacheKey) -> refract_storage::Result<bool> {
+        Err(down())
+    }
+    async fn set_if_absent(
+        &self,
+        _: &refract_storage::CacheKey,
+        _: &[u8],
+        _: Duration,
+    ) -> refract_storage::Result<bool> {
+        Err(down())
+    }
+    async fn incr(
+        &self,
+        _: &refract_storage::CacheKey,
+        _: i64,
+        _: Duration,
+    ) -> refract_storage::Result<i64> {
+        Err(down())
+    }
+    async fn hset(
+        &self,
+        _: &refract_storage::CacheKey,
+        _: &str,
+        _: &[u8],
+    ) -> refract_storage::Result<()> {
+        Err(down())
+    }
+    async fn hget(
+        &self,
+        _: &refract_storage::CacheKey,
+        _: &str,
+    ) -> refract_storage::Result<Option<Vec<u8>>> {
+        Err(down())
+    }
+    async fn hgetall(
+        &self,
+        _: &refract_storage::CacheKey,
+    ) -> refract_storage::Result<std::collections::BTreeMap<String, Vec<u8>>> {
+        Err(down())
+    }
+    async fn hdel(&self, _: &refract_storage::CacheKey, _: &str) -> refract_storage::Result<bool> {
+        Err(down())
+    }
+    async fn expire(
+        &self,
+        _: &refract_storage::CacheKey,
+        _: Duration,
+    ) -> refract_storage::Result<bool> {
+        Err(down())
+    }
+}
+
+#[tokio::test]
+async fn without_its_cache_the_gateway_reports_unhealthy_and_refuses_logins_cleanly() -> Result<()>
+{
+    let store: Arc<dyn DocumentStore> = Arc::new(MemoryStore::new());
+    let cache: Arc<dyn Cache> = Arc::new(DownCache);
+    let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new(BrokerConfig::default()));
+    let state = GatewayState::new(
+        Config::embedded(),
+        store.clone(),
+        cache.clone(),
+        broker.clone(),
+        in_process(),
+    )?;
+    let gw = Gw {
+        app: router(state),
+        broker,
+        store,
+        cache,
+    };
+    let r = gw
+        .send(request("GET", "/sys/healthcheck", &[], Body::empty()))
+        .await?;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.body["error"], "ServiceUnavailable");
+    assert_eq!(
+        gw.signup("ann@example.org", "correct horse").await?.status,
+        StatusCode::OK
+    );
+    let r = gw
+        .send(post_json(
+            "/v2/login",
+            json!({"email": "ann@example.org", "password": "correct horse"}),
+        ))
+        .await?;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT, "{}", r.body);
+    assert_eq!(r.body["error"], "TimeoutError");
+    assert!(
+        !r.body.to_string().contains("redis://"),
+        "no internals in the body: {}",
+        r.body
+    );
+    let r = gw
+        .send(request(
+            "GET",
+            "/v2/workspaces",
+            &[("authorization", "Bearer abc")],
+            Body::empty(),
+        ))
+        .await?;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
+    Ok(())
+}
