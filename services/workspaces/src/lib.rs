@@ -11,6 +11,7 @@
 //!   [`inspect`] reads imports and the source language from the binary.
 //! - [`artifacts`]: [`FileArtifactStore`], the host's artifact store over file storage.
 //! - [`secrets`]: write-only workspace secrets.
+//! - [`sharing`]: memberships by role (`…/permissions`).
 //! - `params`: query strings and body-map helpers shared by the handlers.
 //!
 //! Depends on core, http, broker, storage and host; never on another service crate.
@@ -24,6 +25,7 @@ pub mod inspect;
 mod params;
 pub mod schedule;
 pub mod secrets;
+pub mod sharing;
 pub mod state;
 pub mod workspaces;
 
@@ -59,6 +61,14 @@ pub fn router(state: WorkspacesState) -> Router {
             get(automations::get_one)
                 .patch(automations::update)
                 .delete(automations::remove),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/permissions",
+            get(sharing::list).post(sharing::share),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/permissions/{user_id}",
+            delete(sharing::revoke),
         )
         .route(
             "/v2/workspaces/{workspace_id}/security/secrets",

@@ -278,3 +278,62 @@ async fn viewers_read_editors_update_only_owners_delete() -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn owners_share_by_role_and_keep_one_owner() -> anyhow::Result<()> {
+    let app = app().await?;
+    let id = app.workspace(ALICE, json!({"name": "Shared"})).await?;
+    let perms = format!("/v2/workspaces/{id}/permissions");
+    let share = |role: &str| json!({"target": {"id": BOB}, "permissions": {"role": role}});
+    let r = app
+        .call("POST", &perms, Some(ALICE), Some(share("wizard")))
+        .await?;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["error"], "UnknownRole");
+    let r = app
+        .call("POST", &perms, Some(ALICE), Some(share("viewer")))
+        .await?;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["permissions"]["role"], "viewer");
+    assert_eq!(
+        app.call("GET", &format!("/v2/workspaces/{id}"), Some(BOB), None)
+            .await?
+            .status,
+        StatusCode::OK
+    );
+    // A viewer cannot share; the last owner cannot leave or be downgraded.
+    assert_eq!(
+        app.call("POST", &perms, Some(BOB), Some(share("owner")))
+            .await?
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let r = app
+        .call("DELETE", &format!("{perms}/{ALICE}"), Some(ALICE), None)
+        .await?;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.body["error"], "LastOwnerError");
+    let demote = json!({"target": {"id": ALICE}, "permissions": {"role": "editor"}});
+    assert_eq!(
+        app.call("POST", &perms, Some(ALICE), Some(demote))
+            .await?
+            .status,
+        StatusCode::CONFLICT
+    );
+    let r = app.call("GET", &perms, Some(ALICE), None).await?;
+    assert_eq!(r.body["result"].as_array().map(Vec::len), Some(2));
+    // Bob leaves by himself; then the workspace is invisible to him again.
+    assert_eq!(
+        app.call("DELETE", &format!("{perms}/{BOB}"), Some(BOB), None)
+            .await?
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.call("GET", &format!("/v2/workspaces/{id}"), Some(BOB), None)
+            .await?
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    Ok(())
+}
