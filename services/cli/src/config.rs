@@ -1,0 +1,204 @@
+//! The binary's settings, layered: defaults < TOML file < `REFRACT_*` env vars < flags.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+/// Where `refract serve` listens by default: loopback only, so a fresh install exposes nothing.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+/// Default data folder of the embedded mode, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "refract-data";
+/// Default key namespace in shared Redis/caches, so several platforms can share a server.
+pub const DEFAULT_NAMESPACE: &str = "refract";
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the process's HTTP listener binds.
+    pub listen: SocketAddr,
+    /// Folder of the embedded mode's database and files.
+    pub data_dir: PathBuf,
+    /// Broker URL: `memory://` (embedded) or `redis://…`.
+    pub broker_url: Option<String>,
+    /// Document store URL: `sqlite://…` (embedded), `postgres://…`, `mongodb://…`.
+    pub database_url: Option<String>,
+    /// Cache URL: `sqlite://…` (embedded, durable keys persisted), `memory://`, `redis://…`.
+    pub cache_url: Option<String>,
+    /// File storage URL: `file://…` (embedded), `s3://bucket/prefix`, `memory://`.
+    pub files_url: Option<String>,
+    /// Key namespace in the broker and cache.
+    pub namespace: String,
+    /// This instance's name in consumer groups (default: a random id per process).
+    pub instance: Option<String>,
+    /// Backend URLs the gateway forwards to in distributed mode.
+    pub workspaces_url: Option<String>,
+    pub runtime_url: Option<String>,
+    pub events_url: Option<String>,
+    /// Lets automations `fetch` loopback addresses. For local development and tests only.
+    pub allow_loopback_fetch: bool,
+    /// Marks the session cookie `Secure` (needs HTTPS in front).
+    pub secure_cookies: bool,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |u: &Option<String>| u.as_deref().map(refract_broker::redact);
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("broker_url", &redact(&self.broker_url))
+            .field("database_url", &redact(&self.database_url))
+            .field("cache_url", &redact(&self.cache_url))
+            .field("files_url", &self.files_url)
+            .field("namespace", &self.namespace)
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 3000))),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            broker_url: None,
+            database_url: None,
+            cache_url: None,
+            files_url: None,
+            namespace: DEFAULT_NAMESPACE.to_string(),
+            instance: None,
+            workspaces_url: None,
+            runtime_url: None,
+            events_url: None,
+            allow_loopback_fetch: false,
+            secure_cookies: false,
+        }
+    }
+}
+
+/// Values given on the command line (highest precedence).
+#[derive(Debug, Default)]
+pub struct Flags {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Builds the config from its layers. `env` is the process environment (only
+    /// `REFRACT_<SETTING>` for known settings is read).
+    pub fn load(file: Option<&Path>, env: &HashMap<String, String>, flags: Flags) -> anyhow::Result<Self> {
+        let mut table = toml::Table::try_from(Config::default()).context("serializing the defaults")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
+            let overrides: toml::Table = toml::from_str(&text).with_context(|| format!("parsing the config file {}", path.display()))?;
+            for (key, value) in overrides {
+                if !table.contains_key(&key) && !is_optional(&key) {
+                    bail!("config file {}: unknown setting `{key}`", path.display());
+                }
+                table.insert(key, value);
+            }
+        }
+        for key in Self::settings() {
+            if let Some(raw) = env.get(&format!("REFRACT_{}", key.to_ascii_uppercase())) {
+                table.insert(key.to_string(), env_value(raw));
+            }
+        }
+        let mut config: Config = table.try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("invalid setting: {}", e.message()))?;
+        if let Some(listen) = flags.listen {
+            config.listen = listen;
+        }
+        if let Some(dir) = flags.data_dir {
+            config.data_dir = dir;
+        }
+        Ok(config)
+    }
+
+    fn settings() -> &'static [&'static str] {
+        &[
+            "listen", "data_dir", "broker_url", "database_url", "cache_url", "files_url", "namespace", "instance",
+            "workspaces_url", "runtime_url", "events_url", "allow_loopback_fetch", "secure_cookies",
+        ]
+    }
+
+    /// The broker URL, defaulting to the embedded one.
+    pub fn broker(&self) -> String {
+        self.broker_url.clone().unwrap_or_else(|| "memory://".into())
+    }
+
+    /// The document store URL, defaulting to SQLite in the data folder.
+    pub fn database(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("refract.db").display()))
+    }
+
+    /// The cache URL, defaulting to the in-process cache persisted in the data folder.
+    pub fn cache(&self) -> String {
+        self.cache_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("cache.db").display()))
+    }
+
+    /// The file storage URL, defaulting to the data folder.
+    pub fn files(&self) -> String {
+        self.files_url.clone().unwrap_or_else(|| format!("file://{}", self.data_dir.join("files").display()))
+    }
+
+    /// This instance's consumer name.
+    pub fn instance(&self) -> String {
+        self.instance.clone().unwrap_or_else(|| format!("i-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]))
+    }
+}
+
+/// Optional settings are absent from the serialized defaults.
+fn is_optional(key: &str) -> bool {
+    Config::settings().contains(&key)
+}
+
+/// An env var's text as a TOML value: booleans and integers keep their type.
+fn env_value(raw: &str) -> toml::Value {
+    match raw {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(raw.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = std::env::temp_dir().join(format!("refract-cfg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("refract.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:4000\"\nnamespace = \"from-file\"\nbroker_url = \"redis://h:1\"\n").unwrap();
+        let env = HashMap::from([
+            ("REFRACT_NAMESPACE".to_string(), "from-env".to_string()),
+            ("REFRACT_ALLOW_LOOPBACK_FETCH".to_string(), "true".to_string()),
+            ("REFRACT_TEST_REDIS_URL".to_string(), "ignored".to_string()),
+        ]);
+        let flags = Flags { listen: Some("127.0.0.1:5000".parse().unwrap()), data_dir: None };
+        let config = Config::load(Some(&file), &env, flags).unwrap();
+        assert_eq!(config.listen.port(), 5000);
+        assert_eq!(config.namespace, "from-env");
+        assert_eq!(config.broker(), "redis://h:1");
+        assert!(config.allow_loopback_fetch);
+        assert!(config.database().starts_with("sqlite://refract-data"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let env = HashMap::from([("REFRACT_LISTEN".to_string(), "not an address".to_string())]);
+        let err = Config::load(None, &env, Flags::default()).unwrap_err().to_string();
+        assert!(err.contains("listen") || err.contains("socket address"), "{err}");
+        let dir = std::env::temp_dir().join(format!("refract-cfg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bad.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let err = Config::load(Some(&file), &HashMap::new(), Flags::default()).unwrap_err().to_string();
+        assert!(err.contains("unknown setting `lisen`"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,152 @@
+//! `refract deploy`: build a guest crate (or take a `.wasm`), create or update its automation
+//! from a small manifest, and upload the component.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The manifest beside a guest crate (`refract.toml`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub slug: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `{events?, schedules?, endpoint?}` as in the automation object.
+    #[serde(default)]
+    pub when: Option<toml::Table>,
+    #[serde(default)]
+    pub config: Option<toml::Table>,
+    /// `{memoryMiB?, timeoutMs?}`.
+    #[serde(default)]
+    pub limits: Option<toml::Table>,
+}
+
+pub struct Deploy {
+    pub path: PathBuf,
+    pub manifest: Option<PathBuf>,
+    pub url: String,
+    pub token: String,
+    pub workspace: String,
+}
+
+pub async fn deploy(args: Deploy) -> anyhow::Result<()> {
+    let manifest_path = match &args.manifest {
+        Some(p) => p.clone(),
+        None if args.path.is_dir() => args.path.join("refract.toml"),
+        None => bail!("a .wasm file needs --manifest <refract.toml>"),
+    };
+    let text = std::fs::read_to_string(&manifest_path).with_context(|| format!("reading the manifest {}", manifest_path.display()))?;
+    let manifest: Manifest = toml::from_str(&text).with_context(|| format!("parsing the manifest {}", manifest_path.display()))?;
+
+    let wasm_path = if args.path.is_dir() { build(&args.path)? } else { args.path.clone() };
+    let wasm = std::fs::read(&wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
+    eprintln!("component: {} ({} bytes)", wasm_path.display(), wasm.len());
+
+    let client = reqwest::Client::new();
+    let base = args.url.trim_end_matches('/');
+    let automations = format!("{base}/v2/workspaces/{}/automations", args.workspace);
+    let mut body = json!({
+        "slug": manifest.slug,
+        "name": manifest.name,
+        "component": { "limits": manifest.limits.clone().map(toml_to_json).unwrap_or(json!({})) },
+    });
+    if let Some(d) = &manifest.description {
+        body["description"] = json!(d);
+    }
+    if let Some(when) = manifest.when.clone() {
+        body["when"] = toml_to_json(when);
+    }
+    if let Some(config) = manifest.config.clone() {
+        body["config"] = toml_to_json(config);
+    }
+
+    let res = client.post(&automations).bearer_auth(&args.token).json(&body).send().await.context("calling the API")?;
+    if res.status() == reqwest::StatusCode::CONFLICT {
+        eprintln!("automation {} exists: updating it", manifest.slug);
+        let mut patch = body.clone();
+        if let Some(map) = patch.as_object_mut() {
+            map.remove("slug");
+            map.remove("component");
+        }
+        let res = client
+            .patch(format!("{automations}/{}", manifest.slug))
+            .bearer_auth(&args.token)
+            .json(&patch)
+            .send()
+            .await
+            .context("calling the API")?;
+        check(res, "updating the automation").await?;
+    } else {
+        check(res, "creating the automation").await?;
+        eprintln!("automation {} created", manifest.slug);
+    }
+
+    let res = client
+        .put(format!("{automations}/{}/component", manifest.slug))
+        .bearer_auth(&args.token)
+        .header("content-type", "application/wasm")
+        .header("x-refract-component-language", "rust")
+        .body(wasm)
+        .send()
+        .await
+        .context("uploading the component")?;
+    let uploaded = check(res, "uploading the component").await?;
+    let digest = uploaded.pointer("/component/digest").and_then(Value::as_str).unwrap_or("?");
+    eprintln!("component uploaded: {digest}");
+    let endpoint = match manifest.when.as_ref().and_then(|w| w.get("endpoint")) {
+        Some(toml::Value::Boolean(true)) => Some(manifest.slug.clone()),
+        Some(toml::Value::String(name)) => Some(name.clone()),
+        _ => None,
+    };
+    if let Some(endpoint) = endpoint {
+        println!("{base}/v2/workspaces/{}/webhooks/{endpoint}", args.workspace);
+    }
+    Ok(())
+}
+
+/// The JSON body of a successful response, or an error carrying the API's message.
+async fn check(res: reqwest::Response, what: &str) -> anyhow::Result<Value> {
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        let code = body.get("error").and_then(Value::as_str).unwrap_or("error");
+        let message = body.get("message").and_then(Value::as_str).unwrap_or("no message");
+        bail!("{what} failed: {status} {code}: {message}");
+    }
+    Ok(body)
+}
+
+/// Builds the guest crate in `dir` for wasm32-wasip2 (release) and returns its `.wasm`.
+fn build(dir: &Path) -> anyhow::Result<PathBuf> {
+    eprintln!("building {} for wasm32-wasip2 …", dir.display());
+    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--message-format=json-render-diagnostics"])
+        .current_dir(dir)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo (is the Rust toolchain installed? `rustup target add wasm32-wasip2`)")?;
+    if !output.status.success() {
+        bail!("cargo build failed in {}", dir.display());
+    }
+    let manifest = std::fs::canonicalize(dir.join("Cargo.toml")).with_context(|| format!("{} has no Cargo.toml", dir.display()))?;
+    let mut found = None;
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<Value>(line) else { continue };
+        if message["reason"] != "compiler-artifact" || message["manifest_path"].as_str() != manifest.to_str() {
+            continue;
+        }
+        if let Some(files) = message["filenames"].as_array() {
+            found = files.iter().filter_map(Value::as_str).find(|f| f.ends_with(".wasm")).map(PathBuf::from).or(found);
+        }
+    }
+    found.context("the build produced no .wasm: is the crate a cdylib?")
+}
+
+fn toml_to_json(table: toml::Table) -> Value {
+    serde_json::to_value(table).unwrap_or(Value::Null)
+}

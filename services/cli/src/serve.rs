@@ -1,0 +1,255 @@
+//! Running the platform: every service in one process (`refract serve`), or one service per
+//! process on shared backends (`refract gateway|workspaces|runtime|events`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use axum::Router;
+use axum::routing::get;
+use refract_broker::{Broker, BrokerConfig};
+use refract_host::{Host, HostConfig};
+use refract_storage::{Cache, DocumentStore, FileStore};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::Config;
+
+/// One service of the platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Gateway,
+    Workspaces,
+    Runtime,
+    Events,
+}
+
+/// The shared backends, opened from the config's URLs.
+#[derive(Clone)]
+pub struct Backends {
+    pub broker: Arc<dyn Broker>,
+    pub store: Arc<dyn DocumentStore>,
+    pub cache: Arc<dyn Cache>,
+    pub files: FileStore,
+    pub host: Arc<Host>,
+}
+
+impl Backends {
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        let embedded = [config.database_url.as_ref(), config.cache_url.as_ref(), config.files_url.as_ref()]
+            .iter()
+            .any(Option::is_none);
+        if embedded {
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
+        }
+        let broker_config = BrokerConfig { namespace: config.namespace.clone(), ..BrokerConfig::default() };
+        let broker = refract_broker::open(&config.broker(), broker_config).await.context("broker_url")?;
+        let store = refract_storage::open_document_store(&config.database()).await.context("database_url")?;
+        let cache = refract_storage::open_cache(&config.cache(), &config.namespace).await.context("cache_url")?;
+        let files = refract_storage::open_file_store(&config.files()).await.context("files_url")?;
+        let mut host_config = HostConfig::default();
+        host_config.egress.allow_loopback = config.allow_loopback_fetch;
+        let artifacts = Arc::new(refract_runtime::FileArtifactStore::new(files.clone()));
+        let host = Arc::new(Host::new(host_config, artifacts).map_err(|e| anyhow!("starting the sandbox host: {e}"))?);
+        Ok(Self { broker, store, cache, files, host })
+    }
+}
+
+/// Every service in one process: the gateway's app (dispatching in process) and the
+/// background workers (runtime consumers and scheduler, history ingestion).
+pub struct Cluster {
+    pub app: Router,
+    pub backends: Backends,
+    stop: watch::Sender<bool>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Cluster {
+    pub async fn embedded(config: &Config) -> anyhow::Result<Self> {
+        let backends = Backends::open(config).await?;
+        let (stop, stopped) = watch::channel(false);
+        let mut workers = Vec::new();
+
+        let events = events_state(&backends, config);
+        workers.push(tokio::spawn(refract_events::run_ingest(events.clone(), until(stopped.clone()))));
+
+        let runtime = runtime_state(&backends, config).await?;
+        let runtime_workers = runtime.clone();
+        let runtime_stopped = stopped.clone();
+        workers.push(tokio::spawn(async move {
+            if let Err(e) = refract_runtime::run_workers(runtime_workers, until(runtime_stopped)).await {
+                tracing::error!(error = %e, "runtime workers stopped");
+            }
+        }));
+
+        let workspaces = workspaces_state(&backends);
+        let upstreams = refract_gateway::Upstreams {
+            workspaces: refract_gateway::Upstream::InProcess(refract_workspaces::router(workspaces)),
+            runtime: refract_gateway::Upstream::InProcess(refract_runtime::router(runtime)),
+            events: refract_gateway::Upstream::InProcess(refract_events::router(events)),
+        };
+        let app = refract_gateway::router(gateway_state(&backends, config, upstreams)?);
+        Ok(Self { app, backends, stop, workers })
+    }
+
+    /// Stops the workers and waits for them.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for worker in self.workers {
+            let _ = worker.await;
+        }
+    }
+}
+
+/// `refract serve`: the embedded mode, until `shutdown` resolves.
+pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    tracing::info!(?config, "starting refract (embedded)");
+    let cluster = Cluster::embedded(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {} (setting `listen`)", config.listen))?;
+    eprintln!("refract is listening on http://{} (data in {})", listener.local_addr()?, config.data_dir.display());
+    let app = cluster.app.clone();
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")?;
+    cluster.shutdown().await;
+    Ok(())
+}
+
+/// One service alone on shared backends (distributed mode).
+pub async fn service(which: Service, config: Config) -> anyhow::Result<()> {
+    tracing::info!(?which, ?config, "starting refract service");
+    let backends = Backends::open(&config).await?;
+    let (stop, stopped) = watch::channel(false);
+    let mut workers: Vec<JoinHandle<()>> = Vec::new();
+    let app = match which {
+        Service::Gateway => {
+            let upstream = |url: &Option<String>, setting: &str| {
+                url.clone()
+                    .map(refract_gateway::Upstream::Http)
+                    .ok_or_else(|| anyhow!("the gateway needs `{setting}` (REFRACT_{}) in distributed mode", setting.to_uppercase()))
+            };
+            let upstreams = refract_gateway::Upstreams {
+                workspaces: upstream(&config.workspaces_url, "workspaces_url")?,
+                runtime: upstream(&config.runtime_url, "runtime_url")?,
+                events: upstream(&config.events_url, "events_url")?,
+            };
+            refract_gateway::router(gateway_state(&backends, &config, upstreams)?)
+        }
+        Service::Workspaces => with_health(refract_workspaces::router(workspaces_state(&backends))),
+        Service::Runtime => {
+            let runtime = runtime_state(&backends, &config).await?;
+            let workers_state = runtime.clone();
+            let worker_stop = stopped.clone();
+            workers.push(tokio::spawn(async move {
+                if let Err(e) = refract_runtime::run_workers(workers_state, until(worker_stop)).await {
+                    tracing::error!(error = %e, "runtime workers stopped");
+                }
+            }));
+            with_health(refract_runtime::router(runtime))
+        }
+        Service::Events => {
+            let events = events_state(&backends, &config);
+            workers.push(tokio::spawn(refract_events::run_ingest(events.clone(), until(stopped.clone()))));
+            with_health(refract_events::router(events))
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {} (setting `listen`)", config.listen))?;
+    eprintln!("refract {which:?} is listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    let _ = stop.send(true);
+    for worker in workers {
+        let _ = worker.await;
+    }
+    Ok(())
+}
+
+fn events_state(backends: &Backends, config: &Config) -> refract_events::EventsState {
+    refract_events::EventsState { broker: backends.broker.clone(), store: backends.store.clone(), instance: config.instance() }
+}
+
+fn workspaces_state(backends: &Backends) -> refract_workspaces::WorkspacesState {
+    refract_workspaces::WorkspacesState::new(
+        backends.broker.clone(),
+        backends.store.clone(),
+        backends.files.clone(),
+        backends.host.clone(),
+        refract_workspaces::Config::default(),
+    )
+}
+
+async fn runtime_state(backends: &Backends, config: &Config) -> anyhow::Result<refract_runtime::RuntimeState> {
+    let runtime_config = refract_runtime::Config {
+        instance_id: config.instance(),
+        allow_loopback: config.allow_loopback_fetch,
+        ..refract_runtime::Config::default()
+    };
+    refract_runtime::RuntimeState::new(
+        backends.broker.clone(),
+        backends.store.clone(),
+        backends.cache.clone(),
+        backends.files.clone(),
+        backends.host.clone(),
+        runtime_config,
+    )
+    .await
+    .map_err(|e| anyhow!("starting the runtime: {e}"))
+}
+
+fn gateway_state(
+    backends: &Backends,
+    config: &Config,
+    upstreams: refract_gateway::Upstreams,
+) -> anyhow::Result<refract_gateway::GatewayState> {
+    let gateway_config = refract_gateway::Config { cookie_secure: config.secure_cookies, ..refract_gateway::Config::default() };
+    refract_gateway::GatewayState::new(
+        gateway_config,
+        backends.store.clone(),
+        backends.cache.clone(),
+        backends.broker.clone(),
+        upstreams,
+    )
+    .map_err(|e| anyhow!("gateway configuration: {e}"))
+}
+
+/// A backend's router plus `GET /sys/healthcheck`.
+fn with_health(router: Router) -> Router {
+    router.route("/sys/healthcheck", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
+}
+
+/// Resolves once `stopped` turns true (or its sender is gone).
+async fn until(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}
