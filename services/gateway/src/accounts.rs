@@ -320,7 +320,12 @@ pub async fn logout(
 ) -> Result<Response, ApiError> {
     if let Some(principal) = authenticate(&state, &headers).await? {
         principal.refuse_access_token()?;
-        check_csrf(&method, &headers, &principal)?;
+        check_csrf(
+            &method,
+            &headers,
+            &principal,
+            &state.config().allowed_origins,
+        )?;
         if let Some(token) = principal.session_token() {
             sessions::revoke(state.cache(), token.expose()).await?;
             tracing::info!(user_id = %principal.user_id, session_id = %principal.session_id, "logged out");

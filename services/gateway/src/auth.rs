@@ -216,6 +216,7 @@ pub fn check_csrf(
     method: &Method,
     headers: &HeaderMap,
     principal: &Principal,
+    allowed_origins: &[String],
 ) -> Result<(), ApiError> {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
@@ -227,10 +228,34 @@ pub fn check_csrf(
         .get(CSRF_TOKEN)
         .map(|v| v.as_bytes())
         .unwrap_or_default();
-    if constant_time_eq(sent, expected.expose().as_bytes()) {
+    if constant_time_eq(sent, expected.expose().as_bytes())
+        && origin_allowed(headers, allowed_origins)
+    {
         Ok(())
     } else {
         Err(csrf())
+    }
+}
+
+/// Whether the request's `Origin` may use the cookie: absent (not a cross-site browser
+/// request), the gateway's own origin (same host), or one of `allowed`.
+pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if allowed
+        .iter()
+        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    match (origin.split_once("://"), host) {
+        (Some((_, authority)), Some(host)) => authority.eq_ignore_ascii_case(host),
+        _ => false,
     }
 }
 
@@ -267,6 +292,28 @@ mod tests {
         ]);
         assert_eq!(credential(&h), Some(("zzz".into(), Via::Cookie)));
         assert_eq!(credential(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn origins_are_same_host_or_allow_listed() {
+        let allowed = vec!["https://console.example.org/".to_string()];
+        assert!(origin_allowed(&headers(&[]), &allowed));
+        let h = headers(&[
+            ("origin", "http://127.0.0.1:3000"),
+            ("host", "127.0.0.1:3000"),
+        ]);
+        assert!(origin_allowed(&h, &allowed));
+        let h = headers(&[
+            ("origin", "https://console.example.org"),
+            ("host", "api.example.org"),
+        ]);
+        assert!(origin_allowed(&h, &allowed));
+        let h = headers(&[
+            ("origin", "https://evil.example"),
+            ("host", "api.example.org"),
+        ]);
+        assert!(!origin_allowed(&h, &allowed));
+        assert!(!origin_allowed(&headers(&[("origin", "null")]), &allowed));
     }
 
     #[test]

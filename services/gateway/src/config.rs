@@ -101,6 +101,10 @@ pub struct Config {
     /// `REQUIRE_GATEWAY_KEY`): proves in the distributed mode that a request came through a
     /// gateway. `None` sends nothing (embedded mode, where backends are not listening).
     pub gateway_key: Option<Secret>,
+    /// Origins (`https://console.example.org`) besides the gateway's own whose cookie-
+    /// authenticated writes are accepted (§1.8, `CORS_ADDITIONAL_ALLOWED_ORIGINS`). A request
+    /// without `Origin` is not a cross-site browser request and is not refused for it.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -119,6 +123,7 @@ impl Default for Config {
             cookie_secure: true,
             cookie_same_site: SameSite::Lax,
             gateway_key: None,
+            allowed_origins: Vec::new(),
         }
     }
 }

@@ -210,7 +210,12 @@ async fn forward(
     }
     let principal = authenticate(state, &parts.headers).await?;
     match &principal {
-        Some(p) => check_csrf(&parts.method, &parts.headers, p)?,
+        Some(p) => check_csrf(
+            &parts.method,
+            &parts.headers,
+            p,
+            &state.config().allowed_origins,
+        )?,
         None if route.user_required => {
             return Err(ApiError::unauthenticated(
                 "missing, invalid, expired or revoked credentials",

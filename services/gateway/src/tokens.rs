@@ -102,7 +102,12 @@ pub async fn create(
 ) -> Result<Json<AccessToken>, ApiError> {
     let principal = require_user(&state, &headers).await?;
     principal.require_login()?;
-    crate::auth::check_csrf(&method, &headers, &principal)?;
+    crate::auth::check_csrf(
+        &method,
+        &headers,
+        &principal,
+        &state.config().allowed_origins,
+    )?;
     let name = input.name.trim().to_string();
     if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
         return Err(ApiError::validation(
@@ -190,7 +195,12 @@ pub async fn revoke(
 ) -> Result<Json<AccessToken>, ApiError> {
     let principal = require_user(&state, &headers).await?;
     principal.require_login()?;
-    crate::auth::check_csrf(&method, &headers, &principal)?;
+    crate::auth::check_csrf(
+        &method,
+        &headers,
+        &principal,
+        &state.config().allowed_origins,
+    )?;
     let store = state.store();
     let found = if token.starts_with(PAT_PREFIX) {
         let hash = Value::String(fingerprint(&token));

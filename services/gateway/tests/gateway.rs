@@ -922,6 +922,28 @@ async fn cookie_sessions_need_the_csrf_token_to_write() -> Result<()> {
         .await?;
     assert_eq!(r.status, StatusCode::OK, "reads need no token");
 
+    // A cross-site page cannot write with the cookie, even with a leaked token.
+    let evil = [
+        ("cookie", cookie.as_str()),
+        ("x-prismeai-csrf-token", csrf.as_str()),
+        ("origin", "https://evil.example"),
+        ("host", "127.0.0.1:3000"),
+    ];
+    let r = gw
+        .send(request("POST", "/v2/workspaces", &evil, Body::from("{}")))
+        .await?;
+    assert_eq!(r.body["error"], "CSRFError");
+    let own = [
+        ("cookie", cookie.as_str()),
+        ("x-prismeai-csrf-token", csrf.as_str()),
+        ("origin", "http://127.0.0.1:3000"),
+        ("host", "127.0.0.1:3000"),
+    ];
+    let r = gw
+        .send(request("POST", "/v2/workspaces", &own, Body::from("{}")))
+        .await?;
+    assert_eq!(r.status, StatusCode::OK);
+
     // Bearer tokens are not ambient: exempt.
     let r = gw
         .send(request(
