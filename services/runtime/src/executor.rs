@@ -230,6 +230,31 @@ impl Executor {
         }
     }
 
+    /// Publishes `runtime.interactions.triggered` for a trigger occurrence (webhook request,
+    /// schedule tick, test run), once, naming the first automation it starts.
+    pub async fn announce(&self, exec: &Execution, test: bool) {
+        let mut payload = Map::new();
+        payload.insert("workspaceId".into(), json!(exec.context.workspace_id));
+        payload.insert("automation".into(), json!(exec.automation.slug));
+        let mut trigger = json!({"type": exec.info.kind, "value": exec.info.value});
+        if let Some(id) = &exec.info.id {
+            trigger["id"] = json!(id);
+        }
+        payload.insert("trigger".into(), trigger);
+        if test {
+            payload.insert("test".into(), json!(true));
+        }
+        payload.insert("startedAt".into(), json!(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)));
+        self.publish("runtime.interactions.triggered", exec, payload, None).await;
+    }
+
+    /// Loads a component's artifact into the host's cache ahead of its first run.
+    pub async fn warm(&self, digest: &ComponentDigest) {
+        if let Err(e) = self.host.warm(digest).await {
+            tracing::debug!(%digest, error = %e, "component not warmed");
+        }
+    }
+
     async fn publish(&self, ty: &str, exec: &Execution, payload: Map<String, Value>, error: Option<EventError>) {
         let Ok(event_type) = EventType::new(ty) else { return };
         let c = &exec.context;

@@ -109,6 +109,9 @@ async fn webhook(
             payload: payload.clone(),
         };
         let executor = state.executor().clone();
+        if first.is_none() {
+            executor.announce(&exec, false).await;
+        }
         // Spawned: the run goes on past the webhook timeout (to its own wall-clock cap).
         let handle = tokio::spawn(async move { executor.execute(exec).await });
         first.get_or_insert((handle, slug));
@@ -258,6 +261,7 @@ async fn test_run(
         payload,
     };
     let executor = state.executor().clone();
+    executor.announce(&exec, true).await;
     let handle = tokio::spawn(async move { executor.execute(exec).await });
     let result = match tokio::time::timeout(state.config().webhook_timeout, handle).await {
         Err(_) => return Err(timeout()),

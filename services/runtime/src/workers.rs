@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{SecondsFormat, Utc};
 use refract_broker::{Delivery, Subscriber};
 use refract_core::{CorrelationId, Event};
-use refract_host::{ScheduleTick, Trigger, WitEvent};
+use refract_host::{ComponentDigest, ScheduleTick, Trigger, WitEvent};
 use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::time::MissedTickBehavior;
@@ -134,12 +134,20 @@ pub async fn handle_event(state: &RuntimeState, delivery: Delivery) {
     }
 }
 
-/// Fan-out listener: every instance keeps its index current and fulfils its waits.
+/// Fan-out listener: every instance keeps its index current, fulfils its waits, and loads
+/// newly uploaded components ahead of their first run.
 async fn listen(state: RuntimeState, mut sub: Box<dyn Subscriber>) -> Result<(), RuntimeError> {
     loop {
         let delivery = sub.next().await?;
-        state.index().apply(&delivery.event);
-        state.inner.waiters.dispatch(&delivery.event);
+        let event = &delivery.event;
+        state.index().apply(event);
+        state.inner.waiters.dispatch(event);
+        if event.event_type.as_str() == "workspaces.components.uploaded"
+            && let Some(digest) = event.payload.get("digest").and_then(|d| d.as_str()).and_then(ComponentDigest::parse)
+        {
+            let executor = state.executor().clone();
+            tokio::spawn(async move { executor.warm(&digest).await });
+        }
         // Fan-out deliveries have nothing to acknowledge; settle explicitly all the same.
         let _ = delivery.ack().await;
     }
@@ -184,6 +192,7 @@ pub async fn fire_tick(state: &RuntimeState, fire: Fire) {
         automation: fire.automation,
         payload,
     };
+    state.executor().announce(&exec, false).await;
     let _ = state.executor().execute(exec).await;
 }
 

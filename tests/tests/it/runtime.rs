@@ -150,8 +150,11 @@ impl Cluster {
 
     /// Starts one runtime instance with its workers; dropping the guard stops them.
     async fn instance(&self, id: &str) -> anyhow::Result<Instance> {
+        self.instance_with(Config { instance_id: id.into(), ..Config::default() }).await
+    }
+
+    async fn instance_with(&self, config: Config) -> anyhow::Result<Instance> {
         let c = components()?;
-        let config = Config { instance_id: id.into(), ..Config::default() };
         let state = RuntimeState::new(self.broker.clone(), self.store.clone(), self.cache.clone(), c.files.clone(), c.host.clone(), config).await?;
         let (stop, stopped) = oneshot::channel::<()>();
         let workers = tokio::spawn(run_workers(state.clone(), async move {
@@ -242,6 +245,8 @@ async fn a_webhook_runs_the_component_and_answers_with_its_output() -> anyhow::R
     assert_eq!(body["query"], json!([["x", "1"], ["x", "2"]]));
     assert_eq!(body["path"], format!("/v2/workspaces/{WS}/webhooks/echo"));
 
+    let event = next_event(&mut watch, |e| e.event_type.as_str() == "runtime.interactions.triggered").await?;
+    assert_eq!(event.payload["trigger"], json!({"type": "endpoint", "value": "echo"}));
     let event = next_event(&mut watch, executed("echo")).await?;
     assert_eq!(event.payload["status"], "success");
     assert_eq!(event.payload["trigger"], json!({"type": "endpoint", "value": "echo"}));
@@ -283,6 +288,13 @@ async fn a_trap_is_a_500_component_trap() -> anyhow::Result<()> {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
     assert_eq!(body["error"], "ComponentTrap");
     assert_eq!(body["details"]["reason"], "panic");
+    // A run that outlives the webhook timeout answers 504 (the run itself goes on).
+    let impatient = cluster
+        .instance_with(Config { instance_id: "rt-impatient".into(), webhook_timeout: Duration::from_millis(200), ..Config::default() })
+        .await?;
+    let (status, body) = impatient.test_run("hostile", json!({"mode": "wait", "type": "never.happens", "timeoutMs": 5000})).await?;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(body["error"], "TimeoutError");
     // Only members may run tests.
     let request = Request::post(format!("/v2/workspaces/{WS}/test/hostile"))
         .header("content-type", "application/json")
