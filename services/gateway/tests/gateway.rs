@@ -1359,3 +1359,58 @@ async fn without_its_cache_the_gateway_reports_unhealthy_and_refuses_logins_clea
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
     Ok(())
 }
+
+#[tokio::test]
+async fn webhooks_answer_cors_preflights_from_any_origin() -> Result<()> {
+    let gw = Gw::new()?;
+    let preflight = [
+        ("origin", "https://shop.example"),
+        ("access-control-request-method", "POST"),
+        ("access-control-request-headers", "content-type"),
+    ];
+    let res = gw
+        .app
+        .clone()
+        .oneshot(request(
+            "OPTIONS",
+            "/v2/workspaces/w1/webhooks/echo",
+            &preflight,
+            Body::empty(),
+        ))
+        .await?;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(res.headers()["access-control-allow-origin"], "*");
+    assert_eq!(
+        res.headers()["access-control-allow-headers"],
+        "content-type"
+    );
+    assert!(
+        res.headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+    let r = gw
+        .send(request(
+            "POST",
+            "/v2/workspaces/w1/webhooks/echo",
+            &[("origin", "https://shop.example")],
+            Body::from("{}"),
+        ))
+        .await?;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("access-control-allow-origin"), "*");
+    assert_eq!(r.body["service"], "runtime");
+    // Private routes get no CORS grant.
+    let res = gw
+        .app
+        .clone()
+        .oneshot(request(
+            "OPTIONS",
+            "/v2/workspaces/w1",
+            &preflight,
+            Body::empty(),
+        ))
+        .await?;
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    Ok(())
+}
