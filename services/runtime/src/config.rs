@@ -101,3 +101,21 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_settings_are_named() {
+        assert!(Config::default().validate().is_ok());
+        let bad = Config { instance_id: "a b".into(), ..Config::default() };
+        assert!(bad.validate().unwrap_err().starts_with("instance_id"));
+        let bad = Config { scheduler_tick: Duration::from_secs(5), ..Config::default() };
+        assert!(bad.validate().unwrap_err().starts_with("scheduler_tick"));
+        let bad = Config { egress_allow_hosts: vec!["*foo.com".into()], ..Config::default() };
+        assert!(bad.validate().unwrap_err().starts_with("egress_allow_hosts"));
+        let loopback = Config { allow_loopback: true, ..Config::default() };
+        assert!(loopback.host_config().egress.allow_loopback);
+    }
+}

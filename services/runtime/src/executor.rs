@@ -196,6 +196,8 @@ impl Executor {
             }
             Err(e) => (None, Some(runtime_error(e)), 0),
         };
+        // A guest's error details are its own JSON: cut like the output so the events fit.
+        let error = error.map(|(code, message, details)| (code, message, preview(&details, self.preview_bytes)));
         let mut payload = Map::new();
         payload.insert("slug".into(), json!(exec.automation.slug));
         payload.insert("kind".into(), json!(exec.automation.kind));
@@ -352,5 +354,16 @@ mod tests {
         assert!(cut.as_str().unwrap().ends_with('…'));
         assert_eq!(output_value(""), json!({}));
         assert_eq!(output_value("\"hi\""), json!("hi"));
+    }
+
+    #[test]
+    fn component_limits_are_kept_within_the_platform_maxima() {
+        let a: Automation = serde_json::from_value(json!({"slug": "a", "name": "a", "kind": "component",
+            "component": {"status": "ready", "limits": {"memoryMiB": 4096, "timeoutMs": 5000}},
+            "createdAt": "2026-11-27T10:00:00.000Z", "createdBy": "u",
+            "updatedAt": "2026-11-27T10:00:00.000Z", "updatedBy": "u"})).unwrap();
+        let limits = limits_of(&a);
+        assert_eq!(limits.memory_bytes, 256 << 20);
+        assert_eq!(limits.wall_time, Duration::from_secs(5));
     }
 }
