@@ -264,20 +264,23 @@ async fn forward(
     if length.is_some_and(|l| l > route.body_limit as u64) {
         return Err(too_large(route.body_limit, length));
     }
-    let principal = authenticate(state, &parts.headers).await?;
-    match &principal {
-        Some(p) => check_csrf(
-            &parts.method,
-            &parts.headers,
-            p,
-            &state.config().allowed_origins,
-        )?,
-        None if route.user_required => {
-            return Err(ApiError::unauthenticated(
-                "missing, invalid, expired or revoked credentials",
-            ));
+    let mut principal = authenticate(state, &parts.headers).await?;
+    if let Some(p) = &principal {
+        let allowed = &state.config().allowed_origins;
+        if let Err(e) = check_csrf(&parts.method, &parts.headers, p, allowed) {
+            // On a public route the cookie is only a bonus: without its CSRF token the call
+            // goes on anonymously, so a foreign page cannot act as the user yet public
+            // webhooks keep working.
+            if route.user_required {
+                return Err(e);
+            }
+            principal = None;
         }
-        None => {}
+    }
+    if principal.is_none() && route.user_required {
+        return Err(ApiError::unauthenticated(
+            "missing, invalid, expired or revoked credentials",
+        ));
     }
     // Credentials stay at the gateway; identity travels as trusted headers (§1.5). The edge
     // already deleted client-sent trusted headers and set the correlation id.

@@ -630,6 +630,21 @@ async fn backends_see_the_real_user_never_a_spoofed_one() -> Result<()> {
         .await?;
     assert_eq!(r.body["headers"]["x-prismeai-user-id"], login.body["id"]);
     assert_eq!(r.body["headers"]["cookie"], "theme=dark");
+    // A cookie write without the CSRF token goes on anonymously on a public webhook.
+    let r = gw
+        .send(request(
+            "POST",
+            "/v2/workspaces/w1/webhooks/echo",
+            &[("cookie", &cookie)],
+            Body::from("{}"),
+        ))
+        .await?;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.body["headers"].get("x-prismeai-user-id").is_none(),
+        "{}",
+        r.body
+    );
     Ok(())
 }
 
