@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use refract_broker::{Broker, BrokerError};
-use refract_core::{Event, EventId, SourceHost};
+use chrono::Utc;
+use refract_core::{Event, EventId, EventType, Source, SourceHost};
+use serde_json::{Value, json};
 use refract_host::{EventBus, RunContext, ServiceError, WaitCondition};
 
 use crate::waiters::Waiters;
@@ -23,6 +25,25 @@ pub struct BrokerBus {
 impl BrokerBus {
     pub fn new(broker: Arc<dyn Broker>, waiters: Arc<Waiters>, instance: String) -> Self {
         Self { broker, waiters, instance }
+    }
+
+    /// Publishes a system event about `run` (a wait starting or fulfilled); a failure is logged,
+    /// the wait goes on.
+    async fn announce(&self, run: &RunContext, ty: &str, payload: Value) {
+        let (Ok(event_type), Value::Object(payload)) = (EventType::new(ty), payload) else { return };
+        let mut event = Event::new(event_type, Some(run.workspace_id.clone()), payload);
+        event.source = Source {
+            workspace_id: Some(run.workspace_id.clone()),
+            user_id: run.user_id.clone(),
+            session_id: run.session_id.clone(),
+            correlation_id: run.correlation_id.clone(),
+            automation_slug: Some(run.automation_slug.clone()),
+            automation_depth: Some(run.depth),
+            ..Source::default()
+        };
+        if let Err(e) = self.publish(event).await {
+            tracing::warn!(workspace_id = %run.workspace_id, event_type = ty, error = %e, "could not publish a wait event");
+        }
     }
 
     /// Publishes an event of the runtime itself (stamped with this instance).
@@ -44,8 +65,16 @@ impl EventBus for BrokerBus {
 
     async fn wait(&self, run: &RunContext, conditions: &[WaitCondition], timeout: Duration) -> Result<Option<Event>, ServiceError> {
         let mut handle = self.waiters.register(run.workspace_id.as_str(), conditions.to_vec());
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let expires_at = Utc::now().timestamp_millis().saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX));
+        let one_of: Vec<&str> = conditions.iter().map(|c| c.event_type.as_str()).collect();
+        let pending = json!({"id": id, "expiresAt": expires_at, "wait": {"oneOf": one_of, "timeout": timeout.as_millis() as u64}});
+        self.announce(run, "runtime.waits.pending", pending).await;
         match tokio::time::timeout(timeout, &mut handle.rx).await {
-            Ok(Ok(event)) => Ok(Some(event)),
+            Ok(Ok(event)) => {
+                self.announce(run, "runtime.waits.fulfilled", json!({"id": id, "event": event})).await;
+                Ok(Some(event))
+            }
             Ok(Err(_)) => Err(ServiceError::Unavailable("the wait was dropped".into())),
             Err(_) => Ok(None),
         }

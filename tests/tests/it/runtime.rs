@@ -345,9 +345,19 @@ async fn an_event_runs_an_automation_whose_emit_fulfils_a_wait_on_another_instan
     let payload: Value = serde_json::from_str(body["payload"].as_str().context("payload text")?)?;
     assert_eq!(payload["original"], json!({"order": {"id": 7}}));
 
-    // The emitted event precedes the report of the run that emitted it.
+    let pending = next_event(&mut watch, |e| e.event_type.as_str() == "runtime.waits.pending").await?;
+    assert_eq!(pending.payload["wait"]["oneOf"], json!(["orders.created.processed"]));
+    // The emitted event precedes the report of the run that emitted it and the fulfilled wait.
     let processed = next_event(&mut watch, |e| e.event_type.as_str() == "orders.created.processed").await?;
-    let run = next_event(&mut watch, executed("emitter")).await?;
+    let (mut run, mut fulfilled) = (None, None);
+    while run.is_none() || fulfilled.is_none() {
+        let e = next_event(&mut watch, |e| executed("emitter")(e) || e.event_type.as_str() == "runtime.waits.fulfilled").await?;
+        if e.event_type.as_str() == "runtime.waits.fulfilled" { fulfilled = Some(e) } else { run = Some(e) }
+    }
+    let (run, fulfilled) = (run.context("run")?, fulfilled.context("fulfilled")?);
+    assert_eq!(fulfilled.payload["id"], pending.payload["id"]);
+    assert_eq!(fulfilled.payload["event"]["type"], "orders.created.processed");
+    assert_eq!(fulfilled.source.automation_slug.as_deref(), Some("waiter"));
     assert_eq!(run.payload["status"], "success");
     assert_eq!(run.payload["trigger"]["type"], "event");
     assert_eq!(run.payload["trigger"]["value"], "orders.created");
