@@ -1429,3 +1429,63 @@ async fn webhooks_answer_cors_preflights_from_any_origin() -> Result<()> {
     assert!(res.headers().get("access-control-allow-origin").is_none());
     Ok(())
 }
+
+#[tokio::test]
+async fn websocket_upgrades_reach_an_in_process_backend() -> Result<()> {
+    use axum::extract::ws::WebSocketUpgrade;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let events = Router::new().fallback(|ws: WebSocketUpgrade, headers: HeaderMap| async move {
+        let user = headers.get("x-prismeai-user-id").is_some();
+        ws.on_upgrade(move |mut socket| async move {
+            let text = if user { "hello user" } else { "hello nobody" };
+            let _ = socket
+                .send(axum::extract::ws::Message::Text(text.into()))
+                .await;
+        })
+    });
+    let upstreams = Upstreams {
+        events: Upstream::InProcess(events),
+        ..in_process()
+    };
+    let gw = Gw::with(
+        Config::embedded(),
+        upstreams,
+        Arc::new(MemoryBroker::new(BrokerConfig::default())),
+    )?;
+    let token = gw.login("ann@example.org").await?.token();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = gw.app.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
+    let mut tcp = tokio::net::TcpStream::connect(addr).await?;
+    let handshake = format!(
+        "GET /v2/workspaces/w1/events/ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    tcp.write_all(handshake.as_bytes()).await?;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !String::from_utf8_lossy(&seen).contains("hello") {
+        let n = tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await??;
+        ensure!(n > 0, "closed early: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("x-correlation-id:"),
+        "{text}"
+    );
+    assert!(text.contains("hello user"), "{text}");
+    server.abort();
+    Ok(())
+}
