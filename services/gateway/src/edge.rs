@@ -78,6 +78,22 @@ pub fn strip_untrusted(headers: &mut HeaderMap) {
     }
 }
 
+/// `path` with secrets replaced: `DELETE /v2/user/accessTokens/{token}` accepts the token
+/// value itself, which must not end up in log files.
+pub fn loggable_path(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            let lower = seg.to_ascii_lowercase();
+            if lower.starts_with("at:") || lower.starts_with("at%3a") {
+                "***"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// The edge middleware.
 pub async fn edge(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -87,7 +103,7 @@ pub async fn edge(mut req: Request, next: Next) -> Response {
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let path = loggable_path(req.uri().path());
     strip_untrusted(req.headers_mut());
     // 32 hex characters: always a valid header value.
     let id_value = HeaderValue::from_str(correlation_id.as_str()).ok();
@@ -113,6 +129,22 @@ pub async fn edge(mut req: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_values_never_reach_the_request_log() {
+        assert_eq!(
+            loggable_path("/v2/user/accessTokens/at:1234-abcd"),
+            "/v2/user/accessTokens/***"
+        );
+        assert_eq!(
+            loggable_path("/v2/user/accessTokens/AT%3A1234"),
+            "/v2/user/accessTokens/***"
+        );
+        assert_eq!(
+            loggable_path("/v2/workspaces/w1/automations/attack"),
+            "/v2/workspaces/w1/automations/attack"
+        );
+    }
 
     #[test]
     fn identity_and_forwarding_headers_from_clients_are_removed() {
