@@ -112,6 +112,32 @@ impl RuntimeState {
         Ok(loaded)
     }
 
+    /// Re-reads automation `slug` of `workspace` from the collection into the index (or drops
+    /// it when deleted). For requests that arrive before the fan-out delivered a change (a
+    /// webhook right after a create or an upload); the index stays the fast path.
+    pub async fn refresh_automation(&self, workspace: &str, slug: &str) -> Result<Option<Arc<Automation>>, RuntimeError> {
+        if refract_core::model::check_automation_slug(slug).is_err() {
+            return Ok(None);
+        }
+        let id = refract_core::model::automation_doc_id(workspace, slug);
+        match self.inner.store.get(&collections::AUTOMATIONS, &id).await? {
+            None => {
+                self.inner.index.remove(workspace, slug);
+                Ok(None)
+            }
+            Some(doc) => match serde_json::from_value::<Automation>(doc.body) {
+                Ok(a) => {
+                    self.inner.index.upsert(workspace, a);
+                    Ok(self.inner.index.get(workspace, slug))
+                }
+                Err(e) => {
+                    tracing::warn!(doc_id = %id, error = %e, "unreadable automation skipped");
+                    Ok(None)
+                }
+            },
+        }
+    }
+
     pub fn config(&self) -> &Config {
         &self.inner.config
     }

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use refract_core::WorkspaceId;
-use refract_core::model::{Automation, Membership, Role, permission_doc_id};
+use refract_core::model::{Automation, ComponentStatus, Membership, Role, permission_doc_id};
 use refract_host::{HttpRequest, Output, RunOutcome, RunReport, Trigger};
 use refract_http::{ApiError, Caller, Json};
 use refract_storage::collections;
@@ -28,6 +28,11 @@ pub fn router(state: RuntimeState) -> Router {
         .route("/v2/workspaces/{workspace_id}/webhooks/{endpoint}", any(webhook))
         .route("/v2/workspaces/{workspace_id}/test/{slug}", post(test_run))
         .with_state(state)
+}
+
+/// Whether the index's copy of `a` can run as is (a component is uploaded).
+fn is_ready(a: &Automation) -> bool {
+    a.component.as_ref().is_some_and(|c| c.status == ComponentStatus::Ready)
 }
 
 fn workspace(id: &str) -> Result<WorkspaceId, ApiError> {
@@ -71,7 +76,13 @@ async fn webhook(
     request: Request,
 ) -> Result<Response, ApiError> {
     let ws = workspace(&workspace_id)?;
-    let automations = state.index().by_endpoint(ws.as_str(), &endpoint);
+    let mut automations = state.index().by_endpoint(ws.as_str(), &endpoint);
+    if automations.iter().all(|a| !is_ready(a)) {
+        // Maybe created or uploaded a moment ago: the fan-out has not told this instance yet.
+        let slug = automations.first().map_or(endpoint.clone(), |a| a.slug.clone());
+        state.refresh_automation(ws.as_str(), &slug).await.map_err(|e| ApiError::from_kind(e.kind(), &e))?;
+        automations = state.index().by_endpoint(ws.as_str(), &endpoint);
+    }
     if automations.is_empty() {
         return Err(ApiError::not_found(format!("no automation answers the endpoint {endpoint:?}")));
     }
@@ -246,8 +257,12 @@ async fn test_run(
 ) -> Result<Response, ApiError> {
     let ws = workspace(&workspace_id)?;
     may_test(&state, &ws, &caller).await?;
-    let automation: Arc<Automation> =
-        state.index().get(ws.as_str(), &slug).ok_or_else(|| ApiError::not_found(format!("no automation {slug}")))?;
+    let mut automation = state.index().get(ws.as_str(), &slug);
+    if !automation.as_ref().is_some_and(|a| is_ready(a)) {
+        // Maybe created or uploaded a moment ago: the fan-out has not told this instance yet.
+        automation = state.refresh_automation(ws.as_str(), &slug).await.map_err(|e| ApiError::from_kind(e.kind(), &e))?;
+    }
+    let automation: Arc<Automation> = automation.ok_or_else(|| ApiError::not_found(format!("no automation {slug}")))?;
     let payload = match body.payload {
         None | Some(Value::Null) => json!({}),
         Some(p @ Value::Object(_)) => p,

@@ -270,6 +270,11 @@ async fn a_webhook_runs_the_component_and_answers_with_its_output() -> anyhow::R
     let event = next_event(&mut watch, |e| e.event_type.as_str() == "error").await?;
     assert_eq!(event.error.as_ref().map(|e| e.level), Some(refract_core::ErrorLevel::Error));
 
+    // Stored a moment ago, before any event reached this instance: read from the collection.
+    cluster.store(&automation("fresh", "webhook_echo", json!({"endpoint": true}))?).await?;
+    let (status, _, _) = node.call(Request::get(format!("/v2/workspaces/{WS}/webhooks/fresh")).body(Body::empty())?).await?;
+    assert_eq!(status, StatusCode::OK);
+
     let (status, _, body) = node.call(Request::get(format!("/v2/workspaces/{WS}/webhooks/nobody")).body(Body::empty())?).await?;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(serde_json::from_slice::<Value>(&body)?["error"], "ObjectNotFoundError");
