@@ -14,6 +14,11 @@
 //! [`router`] builds the whole public app from a [`GatewayState`]; serving it (listener,
 //! shutdown) is the CLI's job. Depends on core, http, storage and broker; on no other service
 //! crate — backends are reached through [`Upstream`]s.
+//!
+//! Backends receive the full public path (`/v2/workspaces/…`). In process, the request keeps
+//! its extensions, so a WebSocket upgrade reaches the backend's `WebSocketUpgrade`; over HTTP
+//! upgrades are not proxied yet. Session tokens are opaque random strings, not JWTs: RS256
+//! session JWTs with a JWKS are a later step, and clients treat the token as opaque either way.
 
 pub mod accounts;
 pub mod auth;
