@@ -16,6 +16,11 @@
 //! - [`bus`] + [`waiters`]: the `emit` and `wait` imports over the broker.
 //! - [`artifacts`]: a [`FileStore`](refract_storage::FileStore)-backed artifact store.
 //!
+//! Wiring (the binary): build the [`Host`](refract_host::Host) with [`Config::host_config`] and
+//! an artifact store over the shared file storage, then `RuntimeState::new(broker, store,
+//! cache, files, host, config).await?`; serve [`router`] behind the gateway and spawn
+//! `run_workers(state, shutdown)`.
+//!
 //! Depends on core, http, broker, storage and host; never on another service crate.
 
 pub mod artifacts;
