@@ -13,6 +13,7 @@
 //! - [`keys`]: every cache key name, built in one place.
 //! - [`error`]: [`StorageError`] and its [`ErrorKind`](refract_core::ErrorKind).
 //! - [`location`]: backend URLs, their options, and printing them without passwords.
+//! - `sql`: what the SQLite and PostgreSQL backends share (query conditions, row decoding).
 //!
 //! Tests: `tests/conformance.rs` runs one suite per abstraction against every backend (the
 //! server ones when `REFRACT_TEST_DATABASE_URL`, `REFRACT_TEST_REDIS_URL`,
@@ -30,6 +31,7 @@ pub mod keys;
 pub mod location;
 pub mod mongo;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 pub mod store;
 

@@ -3,7 +3,6 @@
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
-use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::history::push_json_eq;
@@ -12,23 +11,8 @@ use crate::documents::{
     CollectionSpec, Collections, Document, Expect, check_find, check_id, check_put,
     unique_conflict, unique_keys, version_conflict,
 };
-use crate::error::{Result, StorageError};
-
-fn decode(spec: &CollectionSpec, row: &PgRow) -> Result<Document> {
-    let bad = |e: &dyn std::fmt::Display| {
-        StorageError::corrupt(BACKEND, format!("document in {}", spec.name), e)
-    };
-    let id: String = row.try_get("id").map_err(|e| bad(&e))?;
-    let version: i64 = row.try_get("version").map_err(|e| bad(&e))?;
-    let body: String = row.try_get("body").map_err(|e| bad(&e))?;
-    let body: Value = serde_json::from_str(&body)
-        .map_err(|e| StorageError::corrupt(BACKEND, format!("document {}/{id}", spec.name), e))?;
-    Ok(Document {
-        id,
-        version: u64::try_from(version).unwrap_or(0),
-        body,
-    })
-}
+use crate::error::Result;
+use crate::sql;
 
 impl PostgresStore {
     async fn current_version(&self, spec: &CollectionSpec, id: &str) -> Result<Option<u64>> {
@@ -126,7 +110,8 @@ impl Collections for PostgresStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| op_error(&self.location, "get document", e))?;
-        row.map(|r| decode(spec, &r)).transpose()
+        row.map(|r| sql::decode_document(BACKEND, spec, &r))
+            .transpose()
     }
 
     async fn delete(&self, spec: &CollectionSpec, id: &str, expect: Expect) -> Result<bool> {
@@ -189,6 +174,8 @@ impl Collections for PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| op_error(&self.location, "find documents", e))?;
-        rows.iter().map(|r| decode(spec, r)).collect()
+        rows.iter()
+            .map(|r| sql::decode_document(BACKEND, spec, r))
+            .collect()
     }
 }

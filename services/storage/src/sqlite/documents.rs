@@ -4,7 +4,6 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::history::push_json_eq;
@@ -13,23 +12,8 @@ use crate::documents::{
     CollectionSpec, Collections, Document, Expect, check_find, check_id, check_put,
     expectation_met, unique_conflict, unique_keys, version_conflict,
 };
-use crate::error::{Result, StorageError};
-
-fn decode(spec: &CollectionSpec, row: &SqliteRow) -> Result<Document> {
-    let bad = |e: &dyn std::fmt::Display| {
-        StorageError::corrupt(BACKEND, format!("document in {}", spec.name), e)
-    };
-    let id: String = row.try_get("id").map_err(|e| bad(&e))?;
-    let version: i64 = row.try_get("version").map_err(|e| bad(&e))?;
-    let body: String = row.try_get("body").map_err(|e| bad(&e))?;
-    let body: Value = serde_json::from_str(&body)
-        .map_err(|e| StorageError::corrupt(BACKEND, format!("document {}/{id}", spec.name), e))?;
-    Ok(Document {
-        id,
-        version: u64::try_from(version).unwrap_or(0),
-        body,
-    })
-}
+use crate::error::Result;
+use crate::sql;
 
 #[async_trait]
 impl Collections for SqliteStore {
@@ -111,7 +95,8 @@ impl Collections for SqliteStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|e| op_error(&self.location, "get document", e))?;
-        row.map(|r| decode(spec, &r)).transpose()
+        row.map(|r| sql::decode_document(BACKEND, spec, &r))
+            .transpose()
     }
 
     async fn delete(&self, spec: &CollectionSpec, id: &str, expect: Expect) -> Result<bool> {
@@ -170,6 +155,8 @@ impl Collections for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| op_error(&self.location, "find documents", e))?;
-        rows.iter().map(|r| decode(spec, r)).collect()
+        rows.iter()
+            .map(|r| sql::decode_document(BACKEND, spec, r))
+            .collect()
     }
 }

@@ -5,14 +5,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use refract_core::{Event, WorkspaceId};
 use serde_json::Value;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 
 use super::{BACKEND, SqliteStore, op_error};
 use crate::error::Result;
-use crate::history::{
-    AppendOutcome, EventHistory, EventRow, HistoryQuery, SortOrder, TypeFilter, decode_event,
-    id_key, text_words,
-};
+use crate::history::{AppendOutcome, EventHistory, EventRow, HistoryQuery, text_words};
+use crate::sql;
 
 /// Rows per INSERT statement: 9 bound values a row stays under SQLite's 32,766-variable cap.
 const INSERT_CHUNK: usize = 1_000;
@@ -62,43 +60,19 @@ impl EventHistory for SqliteStore {
         q.validate()?;
         let mut qb = QueryBuilder::<Sqlite>::new("SELECT workspace, id, doc FROM events WHERE ");
         push_where(&mut qb, q);
-        qb.push(match q.sort {
-            SortOrder::Desc => " ORDER BY id_ms DESC, id_seq DESC",
-            SortOrder::Asc => " ORDER BY id_ms ASC, id_seq ASC",
-        });
-        qb.push(" LIMIT ").push_bind(i64::from(q.limit));
-        qb.push(" OFFSET ")
-            .push_bind(i64::try_from(q.offset()).unwrap_or(i64::MAX));
-        let rows = qb
-            .build()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| op_error(&self.location, "query", e))?;
-        rows.iter()
-            .map(|row| {
-                let get = |c: &str| {
-                    row.try_get::<String, _>(c)
-                        .map_err(|e| op_error(&self.location, "query", e))
-                };
-                let key = format!("{}/{}", get("workspace")?, get("id")?);
-                decode_event(BACKEND, &key, &get("doc")?)
-            })
-            .collect()
+        sql::push_history_page(&mut qb, q);
+        let err = |e| op_error(&self.location, "query", e);
+        let rows = qb.build().fetch_all(&self.pool).await.map_err(err)?;
+        sql::decode_events(BACKEND, &rows, err)
     }
 
     async fn count(&self, q: &HistoryQuery) -> Result<u64> {
         q.validate()?;
         let mut qb = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) AS n FROM events WHERE ");
         push_where(&mut qb, q);
-        let row = qb
-            .build()
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| op_error(&self.location, "count", e))?;
-        let n: i64 = row
-            .try_get("n")
-            .map_err(|e| op_error(&self.location, "count", e))?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        let err = |e| op_error(&self.location, "count", e);
+        let row = qb.build().fetch_one(&self.pool).await.map_err(err)?;
+        sql::decode_count(&row, err)
     }
 
     async fn delete_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
@@ -122,52 +96,7 @@ impl EventHistory for SqliteStore {
 
 /// The WHERE clause of `q` (every value bound, never interpolated).
 fn push_where(qb: &mut QueryBuilder<Sqlite>, q: &HistoryQuery) {
-    qb.push("workspace = ")
-        .push_bind(q.workspace.as_str().to_string());
-    if !q.types.is_empty() {
-        qb.push(" AND (");
-        for (i, t) in q.types.iter().enumerate() {
-            if i > 0 {
-                qb.push(" OR ");
-            }
-            match t {
-                TypeFilter::Exact(t) => {
-                    qb.push("type = ").push_bind(t.clone());
-                }
-                TypeFilter::Prefix(p) => {
-                    qb.push("(type >= ").push_bind(p.clone());
-                    qb.push(" AND type < ")
-                        .push_bind(TypeFilter::prefix_upper_bound(p))
-                        .push(")");
-                }
-            }
-        }
-        qb.push(")");
-    }
-    if let Some(d) = q.after_date {
-        qb.push(" AND created_at > ")
-            .push_bind(d.timestamp_millis());
-    }
-    if let Some(d) = q.before_date {
-        qb.push(" AND created_at < ")
-            .push_bind(d.timestamp_millis());
-    }
-    if let Some(id) = &q.before_id {
-        let (ms, seq) = id_key(id);
-        qb.push(" AND (id_ms, id_seq) < (")
-            .push_bind(ms)
-            .push(", ")
-            .push_bind(seq)
-            .push(")");
-    }
-    if let Some(id) = &q.after_id {
-        let (ms, seq) = id_key(id);
-        qb.push(" AND (id_ms, id_seq) > (")
-            .push_bind(ms)
-            .push(", ")
-            .push_bind(seq)
-            .push(")");
-    }
+    sql::push_history_conditions(qb, q, "type");
     if let Some(c) = &q.correlation_id {
         qb.push(" AND correlation_id = ")
             .push_bind(c.as_str().to_string());
