@@ -250,6 +250,14 @@ impl Executor {
         self.publish("runtime.interactions.triggered", exec, payload, None).await;
     }
 
+    /// Publishes an event of the runtime (stamped with this instance); a failure is logged.
+    pub async fn publish_event(&self, event: Event) {
+        let ty = event.event_type.clone();
+        if let Err(e) = self.bus.publish(event).await {
+            tracing::warn!(event_type = %ty, error = %e, "could not publish a runtime event");
+        }
+    }
+
     /// Loads a component's artifact into the host's cache ahead of its first run.
     pub async fn warm(&self, digest: &ComponentDigest) {
         if let Err(e) = self.host.warm(digest).await {

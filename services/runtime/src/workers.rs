@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{SecondsFormat, Utc};
 use refract_broker::{Delivery, Subscriber};
-use refract_core::{CorrelationId, Event};
+use refract_core::{CorrelationId, Event, EventType};
 use refract_host::{ComponentDigest, ScheduleTick, Trigger, WitEvent};
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -98,7 +98,13 @@ pub async fn handle_event(state: &RuntimeState, delivery: Delivery) {
         Some(ws) if is_triggering(ty) => state.index().by_event(ws.as_str(), ty),
         _ => Vec::new(),
     };
+    if ty == "workspaces.automations.created" || ty == "workspaces.automations.updated" {
+        announce_schedules(state, event).await;
+    }
     let mut runs = Vec::with_capacity(automations.len());
+    // Events sent by users and the platform start an interaction; those emitted by automations
+    // continue one.
+    let mut announce = event.source.automation_slug.is_none();
     if let Some(ws) = event.source.workspace_id.as_ref() {
         let wit = wit_event(event);
         let id = event.id.as_ref().map(|i| i.as_str().to_owned());
@@ -120,6 +126,9 @@ pub async fn handle_event(state: &RuntimeState, delivery: Delivery) {
                 payload: payload.clone(),
             };
             let executor = state.executor().clone();
+            if std::mem::take(&mut announce) {
+                executor.announce(&exec, false).await;
+            }
             runs.push(async move { executor.execute(exec).await });
         }
     }
@@ -132,6 +141,24 @@ pub async fn handle_event(state: &RuntimeState, delivery: Delivery) {
     if let Err(e) = settled {
         tracing::warn!(error = %e, "could not settle an event delivery");
     }
+}
+
+/// `runtime.automations.scheduled` for an automation saved with schedules: emitted by the one
+/// instance that consumed the save.
+async fn announce_schedules(state: &RuntimeState, event: &Event) {
+    let Some(automation) = event.payload.get("automation") else { return };
+    let schedules = automation.get("when").and_then(|w| w.get("schedules")).cloned().unwrap_or_default();
+    let disabled = automation.get("disabled").and_then(serde_json::Value::as_bool).unwrap_or(false);
+    if disabled || schedules.as_array().is_none_or(Vec::is_empty) {
+        return;
+    }
+    let (Ok(ty), Some(ws)) = (EventType::new("runtime.automations.scheduled"), event.source.workspace_id.clone()) else { return };
+    let mut payload = serde_json::Map::new();
+    payload.insert("slug".into(), automation.get("slug").cloned().unwrap_or_default());
+    payload.insert("schedules".into(), schedules);
+    let mut scheduled = Event::new(ty, Some(ws), payload);
+    scheduled.source.correlation_id = event.source.correlation_id.clone();
+    state.executor().publish_event(scheduled).await;
 }
 
 /// Fan-out listener: every instance keeps its index current, fulfils its waits, and loads

@@ -350,16 +350,21 @@ async fn an_event_runs_an_automation_whose_emit_fulfils_a_wait_on_another_instan
     let payload: Value = serde_json::from_str(body["payload"].as_str().context("payload text")?)?;
     assert_eq!(payload["original"], json!({"order": {"id": 7}}));
 
-    let pending = next_event(&mut watch, |e| e.event_type.as_str() == "runtime.waits.pending").await?;
-    assert_eq!(pending.payload["wait"]["oneOf"], json!(["orders.created.processed"]));
-    // The emitted event precedes the report of the run that emitted it and the fulfilled wait.
-    let processed = next_event(&mut watch, |e| e.event_type.as_str() == "orders.created.processed").await?;
-    let (mut run, mut fulfilled) = (None, None);
-    while run.is_none() || fulfilled.is_none() {
-        let e = next_event(&mut watch, |e| executed("emitter")(e) || e.event_type.as_str() == "runtime.waits.fulfilled").await?;
-        if e.event_type.as_str() == "runtime.waits.fulfilled" { fulfilled = Some(e) } else { run = Some(e) }
+    // Runs on two instances publish concurrently: gather the events, then check each.
+    let mut events: Vec<Event> = Vec::new();
+    let has = |events: &[Event], pred: &dyn Fn(&Event) -> bool| events.iter().any(|e| pred(e));
+    let is = |ty: &'static str| move |e: &Event| e.event_type.as_str() == ty;
+    while !(has(&events, &executed("emitter")) && has(&events, &is("runtime.waits.fulfilled"))) {
+        events.push(next_event(&mut watch, |_| true).await?);
     }
-    let (run, fulfilled) = (run.context("run")?, fulfilled.context("fulfilled")?);
+    let find = |pred: &dyn Fn(&Event) -> bool| events.iter().find(|e| pred(e)).cloned().context("missing event");
+    let interaction = find(&|e| is("runtime.interactions.triggered")(e) && e.payload["trigger"]["type"] == "event")?;
+    assert_eq!(interaction.payload["automation"], "emitter");
+    let pending = find(&is("runtime.waits.pending"))?;
+    assert_eq!(pending.payload["wait"]["oneOf"], json!(["orders.created.processed"]));
+    let processed = find(&is("orders.created.processed"))?;
+    let run = find(&executed("emitter"))?;
+    let fulfilled = find(&is("runtime.waits.fulfilled"))?;
     assert_eq!(fulfilled.payload["id"], pending.payload["id"]);
     assert_eq!(fulfilled.payload["event"]["type"], "orders.created.processed");
     assert_eq!(fulfilled.source.automation_slug.as_deref(), Some("waiter"));
@@ -411,6 +416,8 @@ async fn schedule_fires_once_per_tick(cluster: Cluster) -> anyhow::Result<()> {
     cluster.announce(&automation("ticker", "trivial", json!({"schedules": ["* * * * * *"]}))?).await?;
     // Four distinct ticks; the runs of the first three are complete once the fourth shows up
     // (both instances try each tick at the same time).
+    let scheduled = next_event(&mut watch, |e| e.event_type.as_str() == "runtime.automations.scheduled").await?;
+    assert_eq!(scheduled.payload["schedules"], json!(["* * * * * *"]));
     let seen = runs_per_tick(&mut watch, "ticker", 4).await?;
     let complete: Vec<_> = seen.iter().take(3).collect();
     assert!(complete.iter().all(|(_, runs)| **runs == 1), "each tick runs once: {seen:?}");
