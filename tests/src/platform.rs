@@ -24,11 +24,14 @@ pub struct Platform {
 impl Platform {
     /// Starts `refract serve` in process with its data in `data_dir`.
     pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
-        let config = Config {
-            data_dir: data_dir.to_path_buf(),
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            ..Config::default()
-        };
+        Self::start_with(Config { data_dir: data_dir.to_path_buf(), ..Config::default() }).await
+    }
+
+    /// Starts the platform in process with `config` (its `listen` is replaced by a free
+    /// loopback port). Several platforms on the same shared backends are a distributed
+    /// deployment in one process.
+    pub async fn start_with(config: Config) -> anyhow::Result<Self> {
+        let config = Config { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..config };
         let cluster = Cluster::embedded(&config).await?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let url = format!("http://{}", listener.local_addr()?);

@@ -205,3 +205,64 @@ async fn everything_survives_a_restart() {
     assert_eq!(body["body"]["after"], "restart");
     platform.stop().await.unwrap();
 }
+
+/// Two platform instances on one Redis (broker and cache), one PostgreSQL and one file store:
+/// a schedule fires once per tick across both runtimes, and a session opened on one gateway
+/// works on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_fires_once_per_tick_across_two_instances() {
+    let (Ok(redis), Ok(postgres)) = (std::env::var("REFRACT_TEST_REDIS_URL"), std::env::var("REFRACT_TEST_DATABASE_URL")) else {
+        eprintln!("skipped: REFRACT_TEST_REDIS_URL and REFRACT_TEST_DATABASE_URL are needed for two instances on shared backends");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let unique = uuid_like();
+    let separator = if postgres.contains('?') { '&' } else { '?' };
+    let config = refract::Config {
+        data_dir: dir.path().to_path_buf(),
+        broker_url: Some(redis.clone()),
+        cache_url: Some(redis.clone()),
+        database_url: Some(format!("{postgres}{separator}schema=e2e_{unique}")),
+        files_url: Some(format!("file://{}", dir.path().join("files").display())),
+        namespace: format!("e2e-{unique}"),
+        ..refract::Config::default()
+    };
+    let first = Platform::start_with(refract::Config { instance: Some("one".into()), ..config.clone() }).await.unwrap();
+    let second = Platform::start_with(refract::Config { instance: Some("two".into()), ..config }).await.unwrap();
+
+    let ada = first.client().signed_up("ada@example.com").await.unwrap();
+    let ws = ada.workspace("Ticks").await.unwrap();
+    let automation = json!({"slug": "tick", "name": "Tick", "when": {"schedules": ["* * * * * *"]}, "component": {}});
+    ada.deploy(&ws, automation, &example("counter").unwrap()).await.unwrap();
+
+    // The session opened on the first gateway works on the second.
+    let on_second = refract_tests::platform::Client { token: ada.token.clone(), ..second.client() };
+    let (status, _) = on_second.json(Method::GET, "/v2/me", None).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+
+    // Wait for a few ticks, read every executed run of the schedule.
+    let mut runs = Vec::new();
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let (status, body) = on_second
+            .json(Method::GET, &format!("/v2/workspaces/{ws}/events?types=runtime.automations.executed&limit=500"), None)
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        runs = body["result"]["events"].as_array().unwrap().clone();
+        if runs.len() >= 4 {
+            break;
+        }
+    }
+    assert!(runs.len() >= 4, "the schedule fired: {runs:?}");
+    let ticks: std::collections::HashSet<String> =
+        runs.iter().map(|r| r["payload"]["payload"]["startedAt"].as_str().unwrap_or_default().to_string()).collect();
+    assert_eq!(ticks.len(), runs.len(), "each tick ran once across both instances: {runs:?}");
+    assert!(runs.iter().all(|r| r["payload"]["status"] == "success"), "{runs:?}");
+    first.stop().await.unwrap();
+    second.stop().await.unwrap();
+}
+
+fn uuid_like() -> String {
+    format!("{:x}{:x}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+}
