@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::history::push_json_eq;
 use super::{BACKEND, SqliteStore, op_error};
@@ -14,6 +14,23 @@ use crate::documents::{
 };
 use crate::error::Result;
 use crate::sql;
+
+/// The version of `id` as the write transaction `tx` sees it.
+async fn current_version(
+    tx: &mut SqliteConnection,
+    spec: &CollectionSpec,
+    id: &str,
+) -> sqlx::Result<Option<u64>> {
+    let current: Option<i64> =
+        sqlx::query("SELECT version FROM documents WHERE collection = ? AND id = ?")
+            .bind(spec.name)
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get::<i64, _>("version"))
+            .transpose()?;
+    Ok(current.map(|v| u64::try_from(v).unwrap_or(0)))
+}
 
 #[async_trait]
 impl Collections for SqliteStore {
@@ -31,17 +48,7 @@ impl Collections for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(err)?;
-        let current: Option<i64> =
-            sqlx::query("SELECT version FROM documents WHERE collection = ? AND id = ?")
-                .bind(spec.name)
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(err)?
-                .map(|r| r.try_get::<i64, _>("version"))
-                .transpose()
-                .map_err(err)?;
-        let current = current.map(|v| u64::try_from(v).unwrap_or(0));
+        let current = current_version(&mut tx, spec, id).await.map_err(err)?;
         if !expectation_met(expect, current) {
             return Err(version_conflict(spec, id, expect, current));
         }
@@ -107,17 +114,7 @@ impl Collections for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(err)?;
-        let current: Option<i64> =
-            sqlx::query("SELECT version FROM documents WHERE collection = ? AND id = ?")
-                .bind(spec.name)
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(err)?
-                .map(|r| r.try_get::<i64, _>("version"))
-                .transpose()
-                .map_err(err)?;
-        let current = current.map(|v| u64::try_from(v).unwrap_or(0));
+        let current = current_version(&mut tx, spec, id).await.map_err(err)?;
         if matches!(expect, Expect::Version(_)) && !expectation_met(expect, current) {
             return Err(version_conflict(spec, id, expect, current));
         }
