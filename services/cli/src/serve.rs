@@ -51,7 +51,7 @@ impl Backends {
         let files = refract_storage::open_file_store(&config.files()).await.context("files_url")?;
         let mut host_config = HostConfig::default();
         host_config.egress.allow_loopback = config.allow_loopback_fetch;
-        let artifacts = Arc::new(refract_runtime::FileArtifactStore::new(files.clone()));
+        let artifacts = Arc::new(refract_workspaces::FileArtifactStore::new(files.clone()));
         let host = Arc::new(Host::new(host_config, artifacts).map_err(|e| anyhow!("starting the sandbox host: {e}"))?);
         Ok(Self { broker, store, cache, files, host })
     }

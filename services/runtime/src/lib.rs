@@ -14,7 +14,6 @@
 //! - [`schedule`]: cron with seconds and time zones, one run per tick cluster-wide.
 //! - [`contexts`] + [`paths`]: the `state` import (global, user, session, run scopes).
 //! - [`bus`] + [`waiters`]: the `emit` and `wait` imports over the broker.
-//! - [`artifacts`]: a [`FileStore`](refract_storage::FileStore)-backed artifact store.
 //!
 //! Wiring (the binary): build the [`Host`](refract_host::Host) with [`Config::host_config`] and
 //! an artifact store over the shared file storage, then `RuntimeState::new(broker, store,
@@ -23,7 +22,6 @@
 //!
 //! Depends on core, http, broker, storage and host; never on another service crate.
 
-pub mod artifacts;
 pub mod bus;
 pub mod config;
 pub mod contexts;
@@ -37,7 +35,6 @@ pub mod waiters;
 pub mod webhook;
 pub mod workers;
 
-pub use artifacts::FileArtifactStore;
 pub use config::Config;
 pub use error::RuntimeError;
 pub use state::RuntimeState;

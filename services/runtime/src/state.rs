@@ -53,7 +53,7 @@ impl RuntimeState {
     /// Validates `config`, subscribes to the broker (group `runtime` and fan-out, so nothing
     /// published from now on is missed) and loads the trigger index from the `automations`
     /// collection. `host` should be built with an artifact store the workspaces service also
-    /// writes (e.g. [`crate::FileArtifactStore`] over the same file storage).
+    /// writes (`refract_workspaces::FileArtifactStore` over the same file storage; the composition root builds it).
     pub async fn new(
         broker: Arc<dyn Broker>,
         store: Arc<dyn DocumentStore>,

@@ -7,8 +7,6 @@
 //! artifacts live in a shared in-memory file store, as the workspaces service would leave them.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -20,10 +18,12 @@ use refract_broker::{Broker, BrokerConfig, MemoryBroker, Subscriber, Subscriptio
 use refract_core::model::{Automation, automation_doc_id, permission_doc_id};
 use refract_core::{Event, EventType, WorkspaceId};
 use refract_host::{ComponentDigest, Host, HostConfig};
-use refract_runtime::{Config, FileArtifactStore, RuntimeState, router, run_workers};
+use refract_runtime::{Config, RuntimeState, router, run_workers};
 use refract_storage::cache::MemoryCache;
 use refract_storage::{Cache, DocumentStore, Expect, FileStore, MemoryStore, collections};
-use refract_tests::fixtures::{fixture, guest_target_dir};
+use refract_workspaces::FileArtifactStore;
+use refract_tests::fixtures::fixture;
+use refract_tests::platform::example;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tower::ServiceExt;
@@ -53,37 +53,14 @@ fn components() -> anyhow::Result<&'static Components> {
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// Builds the SDK examples (their own workspace) for wasm32-wasip2.
-fn build_examples() -> anyhow::Result<PathBuf> {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk/examples/Cargo.toml");
-    let target = guest_target_dir().join("examples");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-        .arg(&manifest)
-        .env("CARGO_TARGET_DIR", &target)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_TARGET")
-        .status()
-        .with_context(|| format!("running {cargo} build for {}", manifest.display()))?;
-    if !status.success() {
-        bail!("building the SDK examples failed ({status})");
-    }
-    Ok(target.join("wasm32-wasip2").join("release"))
-}
-
 fn setup() -> anyhow::Result<Components> {
-    let examples = build_examples()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let files = refract_storage::open_file_store("memory://").await?;
         let host = Arc::new(Host::new(HostConfig::default(), Arc::new(FileArtifactStore::new(files.clone())))?);
         let mut digests = BTreeMap::new();
-        for name in ["webhook_echo", "event_emitter", "counter"] {
-            let path = examples.join(format!("{name}.wasm"));
-            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            digests.insert(name, upload(&host, &files, bytes).await?);
+        for (key, name) in [("webhook_echo", "webhook-echo"), ("event_emitter", "event-emitter"), ("counter", "counter")] {
+            digests.insert(key, upload(&host, &files, example(name)?).await?);
         }
         for name in ["hostile", "trivial"] {
             digests.insert(name, upload(&host, &files, fixture(name)?).await?);
