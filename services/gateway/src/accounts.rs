@@ -221,26 +221,34 @@ pub async fn login(
             "validate your email address first",
         ));
     }
-    let ttl = state.config().session_ttl;
-    let (token, record) = sessions::open(state.cache(), &user.id, ttl, false).await?;
-    let payload = json!({
+    open_session(&state, &meta, &user, "prismeai", state.config().session_ttl).await
+}
+
+/// Opens a session for `user`, reports `gateway.login.succeeded` (never with the token) and
+/// answers with the user, the token and the session cookie.
+async fn open_session(
+    state: &GatewayState,
+    meta: &RequestMeta,
+    user: &User,
+    provider: &str,
+    ttl: Duration,
+) -> Result<Response, ApiError> {
+    let anonymous = provider == "anonymous";
+    let (token, record) = sessions::open(state.cache(), &user.id, ttl, anonymous).await?;
+    let mut payload = json!({
         "id": user.id,
-        "email": user.email,
         "ip": meta.ip(),
-        "provider": "prismeai",
+        "provider": provider,
         "authData": user.auth_data,
         "session": { "id": record.session_id, "expiresIn": ttl.as_secs(), "expires": iso(record.expires) },
     });
+    if let Some(email) = &user.email {
+        payload["email"] = json!(email);
+    }
     state
-        .emit(
-            "gateway.login.succeeded",
-            payload,
-            &meta,
-            Some(&user.id),
-            Some(&record.session_id),
-        )
+        .emit("gateway.login.succeeded", payload, meta, Some(&user.id), Some(&record.session_id))
         .await;
-    session_response(&state, &user, &token, &record)
+    session_response(state, user, &token, &record)
 }
 
 /// `POST /v2/login/anonymous`: a user without email or password, and a session lasting
@@ -291,24 +299,7 @@ pub async fn login_anonymous(
         },
     )
     .await?;
-    let (token, record) = sessions::open(state.cache(), &user.id, ttl, true).await?;
-    let payload = json!({
-        "id": user.id,
-        "ip": meta.ip(),
-        "provider": "anonymous",
-        "authData": user.auth_data,
-        "session": { "id": record.session_id, "expiresIn": ttl.as_secs(), "expires": iso(record.expires) },
-    });
-    state
-        .emit(
-            "gateway.login.succeeded",
-            payload,
-            &meta,
-            Some(&user.id),
-            Some(&record.session_id),
-        )
-        .await;
-    session_response(&state, &user, &token, &record)
+    open_session(&state, &meta, &user, "anonymous", ttl).await
 }
 
 /// `POST /v2/logout`: revokes the calling session and clears the cookie. Idempotent: without a
