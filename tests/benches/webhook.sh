@@ -37,7 +37,7 @@ echo "idle RSS with a deployed automation: $(awk '/VmRSS/ {print $2 " " $3}' /pr
 run() { # label, oha args...
   local label=$1; shift
   oha --no-tui --output-format json -z "$DURATION" -m POST -H 'content-type: application/json' -d '{"hello":"world"}' "$@" "$HOOK" >"$DATA/oha.json"
-  jq -r --arg label "$label" '"\($label): \(.summary.requestsPerSec | floor) req/s, p50 \(.latencyPercentiles.p50 * 1000 | . * 100 | floor / 100) ms, p99 \(.latencyPercentiles.p99 * 1000 | . * 100 | floor / 100) ms, success \(.summary.successRate * 100)%, status \(.statusCodeDistribution)"' "$DATA/oha.json"
+  jq -r --arg name "$label" '"\($name): \(.summary.requestsPerSec | floor) req/s, p50 \(.latencyPercentiles.p50 * 1000 | . * 100 | floor / 100) ms, p99 \(.latencyPercentiles.p99 * 1000 | . * 100 | floor / 100) ms, success \(.summary.successRate * 100)%, status \(.statusCodeDistribution)"' "$DATA/oha.json"
 }
 run "concurrency 16" -c 16
 run "concurrency 64" -c 64

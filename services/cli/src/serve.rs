@@ -16,6 +16,12 @@ use tokio::task::JoinHandle;
 
 use crate::Config;
 
+/// How many events each in-process broker partition keeps. The in-process broker holds its
+/// streams in memory: Redis's default (100,000 per partition) would let a busy embedded
+/// platform grow by hundreds of MB; every consumer reads within milliseconds, so a short
+/// backlog is enough.
+pub const EMBEDDED_BROKER_MAX_LEN: usize = 10_000;
+
 /// One service of the platform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -44,8 +50,12 @@ impl Backends {
             std::fs::create_dir_all(&config.data_dir)
                 .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
         }
-        let broker_config = BrokerConfig { namespace: config.namespace.clone(), ..BrokerConfig::default() };
-        let broker = refract_broker::open(&config.broker(), broker_config).await.context("broker_url")?;
+        let broker_url = config.broker();
+        let mut broker_config = BrokerConfig { namespace: config.namespace.clone(), ..BrokerConfig::default() };
+        if broker_url.starts_with("memory:") {
+            broker_config.max_len = EMBEDDED_BROKER_MAX_LEN;
+        }
+        let broker = refract_broker::open(&broker_url, broker_config).await.context("broker_url")?;
         let store = refract_storage::open_document_store(&config.database()).await.context("database_url")?;
         let cache = refract_storage::open_cache(&config.cache(), &config.namespace).await.context("cache_url")?;
         let files = refract_storage::open_file_store(&config.files()).await.context("files_url")?;
