@@ -7,10 +7,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
-use refract_core::model::{Membership, Role, permission_doc_id};
+use refract_core::model::Role;
 use refract_core::{Event, EventId, EventOptions, EventType, Source, Target, WorkspaceId};
 use refract_http::{ApiError, Caller, Json};
-use refract_storage::collections::PERMISSIONS;
 use refract_storage::{FieldFilter, HistoryQuery, SortOrder, TypeFilter};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -39,14 +38,11 @@ async fn member(state: &EventsState, caller: &Caller, workspace: &str) -> Result
     let user = caller.require_user()?;
     let not_found = || ApiError::not_found(format!("workspace {workspace} not found"));
     let workspace_id = WorkspaceId::new(workspace).map_err(|_| not_found())?;
-    let doc = state
-        .store
-        .get(&PERMISSIONS, &permission_doc_id(workspace, user.as_str()))
+    let role = refract_storage::role_of(state.store.as_ref(), workspace, user.as_str())
         .await
         .map_err(|e| ApiError::from_kind(e.kind(), e))?
         .ok_or_else(not_found)?;
-    let membership: Membership = serde_json::from_value(doc.body).map_err(ApiError::internal)?;
-    Ok((workspace_id, membership.role))
+    Ok((workspace_id, role))
 }
 
 async fn history(

@@ -11,10 +11,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use refract_core::WorkspaceId;
-use refract_core::model::{Automation, ComponentStatus, Membership, Role, permission_doc_id};
+use refract_core::model::{Automation, ComponentStatus, Role};
 use refract_host::{HttpRequest, Output, RunOutcome, RunReport, Trigger};
 use refract_http::{ApiError, Caller, Json};
-use refract_storage::collections;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -235,13 +234,9 @@ async fn may_test(state: &RuntimeState, ws: &WorkspaceId, caller: &Caller) -> Re
         return Ok(());
     }
     let user = caller.require_user()?;
-    let doc = state
-        .inner
-        .store
-        .get(&collections::PERMISSIONS, &permission_doc_id(ws.as_str(), user.as_str()))
+    let role = refract_storage::role_of(state.inner.store.as_ref(), ws.as_str(), user.as_str())
         .await
         .map_err(|e| ApiError::from_kind(e.kind(), &e))?;
-    let role = doc.and_then(|d| serde_json::from_value::<Membership>(d.body).ok()).map(|m| m.role);
     match role {
         Some(Role::Owner | Role::Editor) => Ok(()),
         Some(Role::Viewer) => Err(ApiError::forbidden("testing automations needs the editor role")),

@@ -36,7 +36,7 @@ pub mod sqlite;
 pub mod store;
 
 pub use cache::{CACHE_SCHEMES, Cache, open_cache};
-pub use documents::{CollectionSpec, Collections, Document, Expect, collections};
+pub use documents::{CollectionSpec, Collections, Document, Expect, collections, role_of};
 pub use error::{Result, StorageError};
 pub use files::{Digest, FILE_STORE_SCHEMES, FileStore, open_file_store, open_file_store_with};
 pub use history::{AppendOutcome, EventHistory, FieldFilter, HistoryQuery, SortOrder, TypeFilter};

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use refract_broker::Broker;
-use refract_core::model::{Membership, Role, Workspace, permission_doc_id};
+use refract_core::model::{Role, Workspace};
 use refract_core::{Event, EventType, SourceHost, WorkspaceId};
 use refract_host::Host;
 use refract_http::{ApiError, Caller};
@@ -104,19 +104,11 @@ impl WorkspacesState {
         let role = if caller.superadmin {
             Role::Owner
         } else {
-            let member = self
-                .store
-                .get(
-                    &collections::PERMISSIONS,
-                    &permission_doc_id(id.as_str(), user.as_str()),
-                )
+            match refract_storage::role_of(self.store.as_ref(), id.as_str(), user.as_str())
                 .await
-                .map_err(storage)?;
-            match member
-                .map(|d| decode::<Membership>(d.body, "membership"))
-                .transpose()?
+                .map_err(storage)?
             {
-                Some(m) => m.role,
+                Some(role) => role,
                 None => return Err(hidden()),
             }
         };
