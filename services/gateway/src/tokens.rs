@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::GatewayState;
-use crate::auth::{PAT_PREFIX, require_user};
+use crate::auth::{PAT_PREFIX, Principal, require_user};
 use crate::error::{internal, storage};
 use crate::secrets::fingerprint;
 
@@ -93,6 +93,15 @@ pub struct CreateToken {
     expires_at: String,
 }
 
+/// The caller of a token-changing route: a logged-in user (not a PAT, not anonymous) whose
+/// cookie-authenticated write carries its CSRF token.
+async fn login_principal(state: &GatewayState, method: &axum::http::Method, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let principal = require_user(state, headers).await?;
+    principal.require_login()?;
+    crate::auth::check_csrf(method, headers, &principal, &state.config().allowed_origins)?;
+    Ok(principal)
+}
+
 /// `POST /v2/user/accessTokens`.
 pub async fn create(
     State(state): State<GatewayState>,
@@ -100,14 +109,7 @@ pub async fn create(
     method: axum::http::Method,
     Json(input): Json<CreateToken>,
 ) -> Result<Json<AccessToken>, ApiError> {
-    let principal = require_user(&state, &headers).await?;
-    principal.require_login()?;
-    crate::auth::check_csrf(
-        &method,
-        &headers,
-        &principal,
-        &state.config().allowed_origins,
-    )?;
+    let principal = login_principal(&state, &method, &headers).await?;
     let name = input.name.trim().to_string();
     if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
         return Err(ApiError::validation(
@@ -193,14 +195,7 @@ pub async fn revoke(
     method: axum::http::Method,
     Path(token): Path<String>,
 ) -> Result<Json<AccessToken>, ApiError> {
-    let principal = require_user(&state, &headers).await?;
-    principal.require_login()?;
-    crate::auth::check_csrf(
-        &method,
-        &headers,
-        &principal,
-        &state.config().allowed_origins,
-    )?;
+    let principal = login_principal(&state, &method, &headers).await?;
     let store = state.store();
     let found = if token.starts_with(PAT_PREFIX) {
         let hash = Value::String(fingerprint(&token));
