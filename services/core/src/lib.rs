@@ -3,6 +3,7 @@
 //! - [`ids`]: validated newtypes for the ids that travel between services.
 //! - [`event`]: the event envelope of `spec/http-api.md` §13.1, its validation and size.
 //! - [`model`]: the workspace and automation documents.
+//! - [`permissions`]: roles, rules and the one permission check every service uses.
 //! - [`error`]: the small [`ErrorKind`] that retry logic and HTTP mapping read.
 //!
 //! This crate does no I/O and depends on nothing of ours: broker, storage, host and the
@@ -12,6 +13,7 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod model;
+pub mod permissions;
 
 pub use error::{ErrorKind, ValidationError};
 pub use event::{
