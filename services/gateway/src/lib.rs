@@ -8,6 +8,7 @@
 //! - [`tokens`]: personal access tokens.
 //! - [`auth`]: credentials → [`auth::Principal`], and the CSRF rule of cookie sessions.
 //! - [`proxy`]: [`Upstreams`], path → backend, body caps, timeouts, forwarding.
+//! - [`console`]: the web UI's embedded files, served on every non-API path.
 //! - [`users`], [`secrets`], [`error`]: accounts storage, token and password material, error
 //!   mapping.
 //!
@@ -23,6 +24,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod edge;
 mod error;
 pub mod proxy;
@@ -217,7 +219,7 @@ pub fn router(state: GatewayState) -> Router {
         .merge(own)
         .route("/sys/healthcheck", get(healthcheck))
         .method_not_allowed_fallback(method_not_allowed)
-        .fallback(proxy::dispatch)
+        .fallback(console::console_or_dispatch)
         .layer(axum::middleware::from_fn(edge::edge))
         .with_state(state)
 }
