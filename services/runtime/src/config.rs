@@ -1,8 +1,11 @@
 //! The runtime's settings. Only the binary reads the environment; it fills this struct.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use refract_host::{EgressConfig, HostConfig};
+
+use crate::sandbox::{SandboxPolicy, Sandboxes};
 
 /// How long a webhook (or test run) caller waits for the run's output before a 504
 /// (`spec/http-api.md` §1.9); the run itself goes on to its own wall-clock cap.
@@ -40,9 +43,10 @@ pub struct Config {
     pub max_variable_bytes: usize,
     pub executed_preview_bytes: usize,
     pub tick_lock_ttl: Duration,
-    /// Hosts every workspace may `fetch` (`*`, `example.com`, `*.example.com`); empty denies
-    /// all. Address checks (private, loopback, metadata) apply whatever this says.
-    pub egress_allow_hosts: Vec<String>,
+    /// What runs may do: the platform policy, for every workspace without its own.
+    pub sandbox: SandboxPolicy,
+    /// Workspace id → the policy that replaces [`Config::sandbox`] for that workspace.
+    pub workspace_sandboxes: HashMap<String, SandboxPolicy>,
     /// Lets `fetch` reach loopback addresses. Tests and local development only. It is a
     /// setting of the host: build the host with [`Config::host_config`].
     pub allow_loopback: bool,
@@ -61,7 +65,8 @@ impl Default for Config {
             max_variable_bytes: DEFAULT_MAX_VARIABLE_BYTES,
             executed_preview_bytes: DEFAULT_EXECUTED_PREVIEW_BYTES,
             tick_lock_ttl: DEFAULT_TICK_LOCK_TTL,
-            egress_allow_hosts: Vec::new(),
+            sandbox: SandboxPolicy::default(),
+            workspace_sandboxes: HashMap::new(),
             allow_loopback: false,
         }
     }
@@ -88,9 +93,12 @@ impl Config {
         if self.session_ttl.is_zero() || self.run_scope_ttl.is_zero() || self.tick_lock_ttl.is_zero() {
             return Err("session_ttl, run_scope_ttl and tick_lock_ttl must be positive".into());
         }
-        refract_host::EgressPolicy::new(&self.egress_allow_hosts)
-            .map_err(|e| format!("egress_allow_hosts: {e}"))?;
-        Ok(())
+        self.sandboxes().map(drop)
+    }
+
+    /// The sandbox policies, parsed.
+    pub fn sandboxes(&self) -> Result<Sandboxes, String> {
+        Sandboxes::new(self.sandbox.clone(), &self.workspace_sandboxes).map_err(|e| format!("sandbox: {e}"))
     }
 
     /// The host settings matching this config (egress loopback), other fields default.
@@ -113,8 +121,9 @@ mod tests {
         assert!(bad.validate().unwrap_err().starts_with("instance_id"));
         let bad = Config { scheduler_tick: Duration::from_secs(5), ..Config::default() };
         assert!(bad.validate().unwrap_err().starts_with("scheduler_tick"));
-        let bad = Config { egress_allow_hosts: vec!["*foo.com".into()], ..Config::default() };
-        assert!(bad.validate().unwrap_err().starts_with("egress_allow_hosts"));
+        let sandbox = SandboxPolicy { allow_hosts: vec!["*foo.com".into()], ..SandboxPolicy::default() };
+        let bad = Config { sandbox, ..Config::default() };
+        assert!(bad.validate().unwrap_err().starts_with("sandbox: allow_hosts"));
         let loopback = Config { allow_loopback: true, ..Config::default() };
         assert!(loopback.host_config().egress.allow_loopback);
     }

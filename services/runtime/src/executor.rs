@@ -10,10 +10,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use refract_core::model::{Automation, AutomationKind, ComponentStatus};
 use refract_core::{ErrorLevel, Event, EventError, EventType, Source};
-use refract_host::limits::DEFAULT_MAX_CALL_DEPTH;
 use refract_host::{
-    AutomationCaller, AutomationError, CallFailure, ComponentDigest, EgressPolicy, Host, HostError, Limits,
-    RunContext, RunOutcome, RunReport, RunRequest, Services, Trigger,
+    AutomationCaller, AutomationError, CallFailure, ComponentDigest, Host, HostError, RunContext, RunOutcome, RunReport, RunRequest, Services, Trigger,
 };
 use refract_storage::{Digest, FileStore};
 use serde_json::{Map, Value, json};
@@ -23,11 +21,7 @@ use crate::bus::BrokerBus;
 use crate::contexts::ContextStore;
 use crate::error::RuntimeError;
 use crate::index::TriggerIndex;
-
-/// Largest memory a component may ask for in `component.limits.memoryMiB` (§5.1).
-pub const MAX_MEMORY_MIB: u32 = 256;
-/// Longest wall clock a component may ask for in `component.limits.timeoutMs` (§5.1).
-pub const MAX_TIMEOUT_MS: u64 = 120_000;
+use crate::sandbox::Sandboxes;
 
 /// What started a run, as `runtime.automations.executed` reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,7 +53,7 @@ pub struct Executor {
     index: Arc<TriggerIndex>,
     bus: Arc<BrokerBus>,
     contexts: Arc<ContextStore>,
-    egress: Arc<EgressPolicy>,
+    sandboxes: Sandboxes,
     preview_bytes: usize,
 }
 
@@ -84,7 +78,7 @@ impl Executor {
         index: Arc<TriggerIndex>,
         bus: Arc<BrokerBus>,
         contexts: Arc<ContextStore>,
-        egress: Arc<EgressPolicy>,
+        sandboxes: Sandboxes,
         preview_bytes: usize,
     ) -> Arc<Self> {
         Arc::new_cyclic(|this| Executor {
@@ -94,7 +88,7 @@ impl Executor {
             index,
             bus,
             contexts,
-            egress,
+            sandboxes,
             preview_bytes,
         })
     }
@@ -123,12 +117,14 @@ impl Executor {
     async fn run(&self, exec: &Execution) -> Result<RunReport, RuntimeError> {
         let automation = &exec.automation;
         let not_ready = |reason: &str| RuntimeError::NotReady { slug: automation.slug.clone(), reason: reason.into() };
-        if exec.context.depth > DEFAULT_MAX_CALL_DEPTH {
+        let (policy, egress) = self.sandboxes.of(exec.context.workspace_id.as_str());
+        if exec.context.depth > policy.max_call_depth {
+            let limit = policy.max_call_depth;
             return Ok(RunReport {
                 outcome: RunOutcome::Failed(AutomationError {
                     code: "TooManyCallError".into(),
-                    message: format!("call depth {} is over the limit of {DEFAULT_MAX_CALL_DEPTH}", exec.context.depth),
-                    details: Some(json!({"limit": DEFAULT_MAX_CALL_DEPTH}).to_string()),
+                    message: format!("call depth {} is over the limit of {limit}", exec.context.depth),
+                    details: Some(json!({"limit": limit}).to_string()),
                 }),
                 emits: 0,
                 fetches: 0,
@@ -153,8 +149,8 @@ impl Executor {
             context: exec.context.clone(),
             trigger: exec.trigger.clone(),
             config: automation.config.clone().unwrap_or_else(|| json!({})).to_string(),
-            limits: Arc::new(limits_of(automation)),
-            egress: self.egress.clone(),
+            limits: Arc::new(policy.limits_for(automation)),
+            egress: egress.clone(),
         };
         let services = self.services()?;
         match self.host.run(&digest, request.clone(), services.clone()).await {
@@ -314,20 +310,6 @@ pub fn preview(value: &Value, limit: usize) -> Value {
     Value::String(format!("{}…", &text[..end]))
 }
 
-/// The run limits of `automation`: its `component.limits` within the platform maxima.
-pub fn limits_of(automation: &Automation) -> Limits {
-    let mut limits = Limits::default();
-    if let Some(l) = automation.component.as_ref().map(|c| &c.limits) {
-        if let Some(mib) = l.memory_mib {
-            limits.memory_bytes = (mib.clamp(1, MAX_MEMORY_MIB) as usize) << 20;
-        }
-        if let Some(ms) = l.timeout_ms {
-            limits.wall_time = Duration::from_millis(ms.clamp(1, MAX_TIMEOUT_MS));
-        }
-    }
-    limits
-}
-
 #[async_trait]
 impl AutomationCaller for Executor {
     async fn call(&self, callee: RunContext, slug: &str, arguments: Value) -> Result<Value, CallFailure> {
@@ -362,16 +344,5 @@ mod tests {
         assert!(cut.as_str().unwrap().ends_with('…'));
         assert_eq!(output_value(""), json!({}));
         assert_eq!(output_value("\"hi\""), json!("hi"));
-    }
-
-    #[test]
-    fn component_limits_are_kept_within_the_platform_maxima() {
-        let a: Automation = serde_json::from_value(json!({"slug": "a", "name": "a", "kind": "component",
-            "component": {"status": "ready", "limits": {"memoryMiB": 4096, "timeoutMs": 5000}},
-            "createdAt": "2026-11-27T10:00:00.000Z", "createdBy": "u",
-            "updatedAt": "2026-11-27T10:00:00.000Z", "updatedBy": "u"})).unwrap();
-        let limits = limits_of(&a);
-        assert_eq!(limits.memory_bytes, 256 << 20);
-        assert_eq!(limits.wall_time, Duration::from_secs(5));
     }
 }

@@ -29,6 +29,7 @@ pub mod error;
 pub mod executor;
 pub mod index;
 pub mod paths;
+pub mod sandbox;
 pub mod schedule;
 pub mod state;
 pub mod waiters;
@@ -37,6 +38,7 @@ pub mod workers;
 
 pub use config::Config;
 pub use error::RuntimeError;
+pub use sandbox::SandboxPolicy;
 pub use state::RuntimeState;
 pub use webhook::router;
 pub use workers::run_workers;

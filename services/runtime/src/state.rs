@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use refract_broker::{Broker, Subscriber, Subscription, TypeFilter};
 use refract_core::model::Automation;
 use refract_core::{CorrelationId, SessionId, UserId, WorkspaceId};
-use refract_host::{EgressPolicy, Host, RunContext};
+use refract_host::{Host, RunContext};
 use refract_storage::documents::MAX_FIND_LIMIT;
 use refract_storage::{Cache, DocumentStore, FileStore, collections};
 use serde_json::json;
@@ -63,14 +63,14 @@ impl RuntimeState {
         config: Config,
     ) -> Result<Self, RuntimeError> {
         config.validate().map_err(RuntimeError::Config)?;
-        let egress = EgressPolicy::new(&config.egress_allow_hosts).map_err(|e| RuntimeError::Config(format!("egress_allow_hosts: {e}")))?;
+        let sandboxes = config.sandboxes().map_err(RuntimeError::Config)?;
         let fan_out = broker.subscribe(Subscription::fan_out(TypeFilter::all())).await?;
         let group = broker.subscribe(Subscription::group(GROUP, config.instance_id.clone(), TypeFilter::all())).await?;
         let index = Arc::new(TriggerIndex::new());
         let waiters = Arc::new(Waiters::new());
         let bus = Arc::new(BrokerBus::new(broker, waiters.clone(), config.instance_id.clone()));
         let contexts = Arc::new(ContextStore::new(cache.clone(), config.session_ttl, config.run_scope_ttl, config.max_variable_bytes));
-        let executor = Executor::new(host, files, index.clone(), bus, contexts, Arc::new(egress), config.executed_preview_bytes);
+        let executor = Executor::new(host, files, index.clone(), bus, contexts, sandboxes, config.executed_preview_bytes);
         let state = RuntimeState {
             inner: Arc::new(Inner {
                 config,
