@@ -1,0 +1,223 @@
+//! The DSL interpreter component: runs a compiled DSL automation (`refract_dsl::Program`) in
+//! the sandbox. Every effect goes through the WIT imports of the `refract:automation` world via
+//! the guest SDK; clocks and randomness come from WASI.
+//!
+//! The runtime hands each run, in the invocation's `config`, a [`Setup`]: the compiled program
+//! (JSON text, compiled when the automation was saved), the automation's own config, the call
+//! depth and the trigger as `runtime.automations.executed` reports it.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use refract_dsl::interpreter::{FetchRequest, FetchResponse, Outside, RunInput, Scope, WaitFor};
+use refract_dsl::{DslError, Program};
+use refract_sdk::state::Scope as WitScope;
+use refract_sdk::{Condition, Emit, Error, Invocation, Output, Target, Trigger};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// What the runtime puts in the invocation's config for a DSL run.
+#[derive(Deserialize)]
+struct Setup {
+    /// The compiled program, as JSON text.
+    program: String,
+    #[serde(default)]
+    config: Value,
+    #[serde(default)]
+    depth: u32,
+    /// `{type, value, id?}`.
+    #[serde(default)]
+    trigger: Value,
+}
+
+#[refract_sdk::automation]
+fn handler(inv: Invocation) -> Result<Output, Error> {
+    let setup: Setup = serde_json::from_value(inv.config.clone())
+        .map_err(|e| Error::new("InvalidInvocation", format!("no DSL program in the invocation: {e}")))?;
+    let program: Program = serde_json::from_str(&setup.program)
+        .map_err(|e| Error::new("InvalidInvocation", format!("unreadable DSL program: {e}")))?;
+    let input = input(&inv, setup);
+    match refract_dsl::run(&program, input, &mut Wit) {
+        Ok(result) => {
+            let mut out = Output::json(&result.output);
+            if let Some(status) = result.http.status {
+                out = out.status(status);
+            }
+            for (name, value) in result.http.headers {
+                out = out.header(name, value);
+            }
+            Ok(out)
+        }
+        Err(e) => Err(Error::new(e.class, e.message).with_details(&e.details)),
+    }
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The initial locals and computed scope fields of the run (`automation-dsl.md` §2.7, §5.2).
+fn input(inv: &Invocation, setup: Setup) -> RunInput {
+    let mut locals = Map::new();
+    match &inv.trigger {
+        Trigger::Event(e) => {
+            locals.insert("payload".into(), e.payload.clone());
+            locals.insert("source".into(), e.source.clone());
+            locals.insert("id".into(), json!(e.id));
+        }
+        Trigger::Http(req) => {
+            let headers: Map<String, Value> = req.headers.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            let mut query = Map::new();
+            for (k, v) in &req.query {
+                query.insert(k.clone(), json!(v));
+            }
+            let is_json = req.header("content-type").is_some_and(|c| c.contains("json"));
+            let body = if req.body.is_empty() {
+                json!({})
+            } else if is_json {
+                serde_json::from_slice(&req.body).unwrap_or_else(|_| json!(String::from_utf8_lossy(&req.body)))
+            } else {
+                json!(String::from_utf8_lossy(&req.body))
+            };
+            locals.insert("method".into(), json!(req.method));
+            locals.insert("headers".into(), Value::Object(headers));
+            locals.insert("query".into(), Value::Object(query));
+            locals.insert("body".into(), body);
+            locals.insert("workspaceId".into(), json!(inv.workspace_id));
+            locals.insert("automationSlug".into(), setup.trigger.get("value").cloned().unwrap_or_else(|| json!(inv.automation_slug)));
+        }
+        Trigger::Schedule { expression, time } => {
+            locals.insert(
+                "payload".into(),
+                json!({"workspaceId": inv.workspace_id, "automation": inv.automation_slug,
+                    "trigger": {"type": "schedule", "value": expression}, "startedAt": time}),
+            );
+        }
+        Trigger::Call { arguments } => {
+            if let Value::Object(args) = arguments {
+                locals = args.clone();
+            }
+        }
+    }
+    let date = refract_dsl::functions::iso_from_millis(now_millis()).unwrap_or_default();
+    let mut run = Map::new();
+    run.insert("depth".into(), json!(setup.depth));
+    run.insert("correlationId".into(), json!(inv.correlation_id));
+    run.insert("date".into(), json!(date));
+    run.insert("trigger".into(), setup.trigger);
+    run.insert("automationSlug".into(), json!(inv.automation_slug));
+    let mut global = Map::new();
+    global.insert("workspaceId".into(), json!(inv.workspace_id));
+    RunInput {
+        locals,
+        run,
+        global,
+        user_id: inv.user_id.clone(),
+        session_id: inv.session_id.clone(),
+        config: setup.config,
+    }
+}
+
+/// The outside world through the WIT imports.
+struct Wit;
+
+fn wit_scope(s: Scope) -> WitScope {
+    match s {
+        Scope::Global => WitScope::Global,
+        Scope::User => WitScope::User,
+        Scope::Session => WitScope::Session,
+        Scope::Run => WitScope::Run,
+    }
+}
+
+/// Host errors as DSL errors: the class a `try` sees and an error event reports.
+fn host_error(class: &str, e: impl std::fmt::Display) -> DslError {
+    DslError::new(class, e.to_string())
+}
+
+impl Outside for Wit {
+    fn emit(&mut self, event_type: &str, payload: &Value, target: Option<&Value>, persist: bool) -> Result<String, DslError> {
+        let mut emit = Emit::new(event_type, payload).persist(persist);
+        if let Some(t) = target {
+            let text = |k: &str| t.get(k).and_then(Value::as_str).map(str::to_owned);
+            emit = emit.target(Target { user_id: text("userId"), session_id: text("sessionId"), user_topic: text("userTopic") });
+        }
+        emit.send().map_err(|e| {
+            let class = match e {
+                refract_sdk::EmitError::TooLarge(_) => "BrokerError",
+                refract_sdk::EmitError::DepthExceeded(_) => "TooManyCallError",
+                _ => "InvalidEventError",
+            };
+            host_error(class, e)
+        })
+    }
+
+    fn wait(&mut self, on: &[WaitFor], timeout_ms: u32) -> Result<Option<Value>, DslError> {
+        let conditions: Vec<Condition> = on
+            .iter()
+            .map(|w| w.filters.iter().fold(Condition::new(w.event_type.clone()), |c, (k, v)| c.filter(k.clone(), v)))
+            .collect();
+        let event = refract_sdk::wait(&conditions, std::time::Duration::from_millis(u64::from(timeout_ms)))
+            .map_err(|e| host_error("InvalidInstructionError", e))?;
+        Ok(event.map(|e| json!({"id": e.id, "type": e.event_type, "payload": e.payload, "source": e.source})))
+    }
+
+    fn fetch(&mut self, request: FetchRequest) -> Result<FetchResponse, DslError> {
+        let mut req = refract_sdk::Request::new(&request.method, request.url.clone());
+        for (k, v) in request.headers {
+            req = req.header(k, v);
+        }
+        if let Some(body) = request.body {
+            req = req.body(body);
+        }
+        let resp = req.send().map_err(|e| {
+            DslError::new("FetchError", e.to_string()).with_details(json!({"url": request.url, "code": e.kind()}))
+        })?;
+        Ok(FetchResponse { status: resp.status, headers: resp.headers, body: resp.body })
+    }
+
+    fn get(&mut self, scope: Scope, name: &str) -> Result<Option<Value>, DslError> {
+        match refract_sdk::state::get::<Value>(wit_scope(scope), name) {
+            Err(refract_sdk::StateError::NoSuchScope) => Ok(None),
+            other => other.map_err(|e| host_error("InvalidInstructionError", e)),
+        }
+    }
+
+    fn set(&mut self, scope: Scope, name: &str, value: &Value) -> Result<(), DslError> {
+        match refract_sdk::state::set(wit_scope(scope), name, value) {
+            // A scope without an owner in this run (no user): the write stays in memory.
+            Err(refract_sdk::StateError::NoSuchScope) => Ok(()),
+            Err(refract_sdk::StateError::TooLarge(n)) => Err(DslError::new("LimitExceededError", format!("value over {n} bytes"))
+                .with_details(json!({"limit": "valueSize", "value": n}))),
+            other => other.map_err(|e| host_error("InvalidInstructionError", e)),
+        }
+    }
+
+    fn delete(&mut self, scope: Scope, name: &str) -> Result<(), DslError> {
+        match refract_sdk::state::delete(wit_scope(scope), name) {
+            Err(refract_sdk::StateError::NoSuchScope) => Ok(()),
+            other => other.map_err(|e| host_error("InvalidInstructionError", e)),
+        }
+    }
+
+    fn call(&mut self, slug: &str, arguments: &Value) -> Result<Value, DslError> {
+        use refract_sdk::CallError;
+        refract_sdk::call::<Value>(slug, arguments).map_err(|e| match e {
+            CallError::NotFound(_) => DslError::new("ObjectNotFoundError", "Automation not found")
+                .with_details(json!({"automation": slug})),
+            CallError::DepthExceeded(limit) => {
+                DslError::new("TooManyCallError", "Too many automation calls").with_details(json!({"limit": limit}))
+            }
+            CallError::Failed(err) => DslError::new(err.code, err.message).with_details(err.details.unwrap_or(Value::Null)),
+            CallError::InvalidArguments(m) => DslError::new("InvalidArgumentsError", m),
+            other => host_error("AutomationError", other),
+        })
+    }
+
+    fn random(&mut self) -> f64 {
+        // 53 random bits as a float in [0, 1).
+        let bits = getrandom::u64().unwrap_or(0) >> 11;
+        #[allow(clippy::cast_precision_loss)]
+        let r = bits as f64 / (1u64 << 53) as f64;
+        r
+    }
+}

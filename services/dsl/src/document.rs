@@ -1,0 +1,296 @@
+//! Automation documents (`automation-dsl.md` §2.3, §3): validation on save and the compiled
+//! [`Program`] the interpreter runs, with every template and expression already parsed.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::Invalid;
+use crate::expr::{self, Expr};
+use crate::template::{self, Tpl};
+
+/// Instruction lists nested deeper than this are refused on save, so running one can never
+/// exhaust the interpreter's stack.
+pub const MAX_NESTING: usize = 48;
+
+/// A compiled automation: what the interpreter component receives per run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Program {
+    pub instructions: Vec<Instr>,
+    /// `output`, evaluated after `do`; `None` returns `{}`.
+    pub output: Option<Tpl>,
+}
+
+/// One instruction with its argument pre-parsed. Lazy parts (`conditions` bodies, `repeat.do`,
+/// `try.do`/`catch`) are instruction lists; everything else is interpolated when it starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Instr {
+    Set(Tpl),
+    Delete(Tpl),
+    Emit(Tpl),
+    Wait(Tpl),
+    Fetch(Tpl),
+    Conditions { branches: Vec<(Expr, Vec<Instr>)>, default: Vec<Instr> },
+    /// `args` holds every member but `do`.
+    Repeat { args: Tpl, body: Vec<Instr> },
+    All(Vec<Instr>),
+    Break(Tpl),
+    Comment,
+    Try { body: Vec<Instr>, catch: Option<Vec<Instr>> },
+    /// A call of another automation (`slug` or `instance.slug`), `args` its argument object.
+    Call { slug: String, args: Tpl },
+    /// An instruction given a `null` argument: raises `InvalidInstructionError` when reached.
+    Null(String),
+    /// A known instruction this interpreter does not run yet: fails when reached.
+    Unsupported(String),
+}
+
+/// Top-level members an automation document may have (§2.3, closed schema).
+const FIELDS: &[&str] = &[
+    "name", "do", "slug", "description", "labels", "when", "arguments", "validateArguments", "output", "private",
+    "disabled", "authorizations", "events", "createdAt", "createdBy", "updatedAt", "updatedBy", "kind", "config",
+    "workspaceId", "id",
+];
+
+/// Instructions of the spec not run by this interpreter yet (they fail when reached).
+const UNSUPPORTED: &[&str] = &["rateLimit", "createUserTopic", "joinUserTopic"];
+
+/// Validates a whole automation document (JSON form of the YAML) and compiles it.
+pub fn compile_document(doc: &Value) -> Result<Program, Invalid> {
+    let Some(map) = doc.as_object() else {
+        return Err(Invalid::new("", "InvalidAutomationError", "an automation document is a mapping"));
+    };
+    if let Some(unknown) = map.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(Invalid::new(unknown, "InvalidAutomationError", format!("unknown member {unknown:?}")));
+    }
+    if !map.contains_key("name") {
+        return Err(Invalid::new("name", "InvalidAutomationError", "name is required"));
+    }
+    compile(map.get("do").unwrap_or(&Value::Null), map.get("output"))
+}
+
+/// Compiles `do` and `output` (what the automations API stores).
+pub fn compile(instructions: &Value, output: Option<&Value>) -> Result<Program, Invalid> {
+    let instructions = list(instructions, "do", 0)?;
+    let output = match output {
+        None | Some(Value::Null) => None,
+        Some(o) => Some(tpl(o, "output")?),
+    };
+    Ok(Program { instructions, output })
+}
+
+fn tpl(v: &Value, path: &str) -> Result<Tpl, Invalid> {
+    template::compile(v).map_err(|(rule, m)| Invalid::new(path, rule, m))
+}
+
+fn list(v: &Value, path: &str, depth: usize) -> Result<Vec<Instr>, Invalid> {
+    if depth > MAX_NESTING {
+        return Err(Invalid::new(path, "InvalidInstructionError", format!("instructions nested deeper than {MAX_NESTING}")));
+    }
+    let Value::Array(items) = v else {
+        return Err(Invalid::new(path, "InvalidInstructionError", "must be a list of instructions"));
+    };
+    items.iter().enumerate().map(|(i, item)| instruction(item, &format!("{path}[{i}]"), depth)).collect()
+}
+
+/// `a.b` for identifier-like keys, `a['k']` for the rest.
+fn member(path: &str, key: &str) -> String {
+    if key.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$') && !key.is_empty() {
+        format!("{path}.{key}")
+    } else {
+        format!("{path}[{key:?}]")
+    }
+}
+
+fn object<'a>(arg: &'a Value, path: &str, name: &str) -> Result<&'a Map<String, Value>, Invalid> {
+    arg.as_object()
+        .ok_or_else(|| Invalid::new(path, "InvalidInstructionError", format!("{name} takes a mapping")))
+}
+
+fn instruction(item: &Value, path: &str, depth: usize) -> Result<Instr, Invalid> {
+    let Some(map) = item.as_object() else {
+        return Err(Invalid::new(path, "InvalidInstructionError", "an instruction is a one-key mapping"));
+    };
+    // `{}` is a no-op; several keys: the first one counts (as in Prisme.ai).
+    let Some((name, arg)) = map.iter().next() else { return Ok(Instr::Comment) };
+    let at = member(path, name);
+    if arg.is_null() && name != "break" && name != "comment" {
+        return Ok(Instr::Null(name.clone()));
+    }
+    Ok(match name.as_str() {
+        "set" | "delete" => {
+            let m = object(arg, &at, name)?;
+            match m.get("name") {
+                Some(Value::String(_)) => {}
+                Some(_) => return Err(Invalid::new(&member(&at, "name"), "InvalidInstructionError", "name must be a string")),
+                None => return Err(Invalid::new(&at, "InvalidInstructionError", format!("{name} needs a name"))),
+            }
+            if name == "set" {
+                if let Some(t) = m.get("type").and_then(Value::as_str)
+                    && !["replace", "merge", "push"].contains(&t)
+                {
+                    return Err(Invalid::new(&member(&at, "type"), "InvalidInstructionError", "type is replace, merge or push"));
+                }
+                Instr::Set(tpl(arg, &at)?)
+            } else {
+                Instr::Delete(tpl(arg, &at)?)
+            }
+        }
+        "emit" => {
+            let m = object(arg, &at, name)?;
+            if !m.get("event").is_some_and(Value::is_string) {
+                return Err(Invalid::new(&member(&at, "event"), "InvalidInstructionError", "emit needs an event (a string)"));
+            }
+            Instr::Emit(tpl(arg, &at)?)
+        }
+        "wait" => {
+            let m = object(arg, &at, name)?;
+            if !m.get("oneOf").is_some_and(Value::is_array) {
+                return Err(Invalid::new(&member(&at, "oneOf"), "InvalidInstructionError", "wait needs oneOf (a list)"));
+            }
+            Instr::Wait(tpl(arg, &at)?)
+        }
+        "fetch" => {
+            let m = object(arg, &at, name)?;
+            if !m.get("url").is_some_and(|u| u.as_str().is_some_and(|s| !s.is_empty())) {
+                return Err(Invalid::new(&member(&at, "url"), "InvalidInstructionError", "fetch needs a url"));
+            }
+            Instr::Fetch(tpl(arg, &at)?)
+        }
+        "conditions" => {
+            let m = object(arg, &at, name)?;
+            let mut branches = Vec::new();
+            let mut default = Vec::new();
+            for (key, body) in m {
+                let p = format!("{at}[{key:?}]");
+                let body = if body.is_null() { Vec::new() } else { list(body, &p, depth + 1)? };
+                if key == "default" {
+                    default = body;
+                } else {
+                    let e = expr::parse(key).map_err(|msg| Invalid::new(&p, "InvalidExpressionSyntax", msg))?;
+                    branches.push((e, body));
+                }
+            }
+            Instr::Conditions { branches, default }
+        }
+        "repeat" => {
+            let m = object(arg, &at, name)?;
+            if !m.contains_key("on") && !m.contains_key("until") {
+                return Err(Invalid::new(&at, "InvalidInstructionError", "repeat needs on or until"));
+            }
+            let body = list(m.get("do").unwrap_or(&Value::Null), &member(&at, "do"), depth + 1)?;
+            let mut rest = m.clone();
+            rest.remove("do");
+            Instr::Repeat { args: tpl(&Value::Object(rest), &at)?, body }
+        }
+        "all" => Instr::All(list(arg, &at, depth + 1)?),
+        "break" => Instr::Break(tpl(if arg.is_null() { &Value::Null } else { arg }, &at)?),
+        "comment" => Instr::Comment,
+        "try" => {
+            let m = object(arg, &at, name)?;
+            let body = list(m.get("do").unwrap_or(&Value::Null), &member(&at, "do"), depth + 1)?;
+            let catch = match m.get("catch") {
+                None | Some(Value::Null) => None,
+                Some(c) => Some(list(c, &member(&at, "catch"), depth + 1)?),
+            };
+            Instr::Try { body, catch }
+        }
+        n if UNSUPPORTED.contains(&n) => Instr::Unsupported(n.to_owned()),
+        slug => {
+            if !arg.is_object() {
+                return Err(Invalid::new(&at, "InvalidInstructionError", "an automation call takes a mapping of arguments"));
+            }
+            Instr::Call { slug: slug.to_owned(), args: tpl(arg, &at)? }
+        }
+    })
+}
+
+/// Parses a YAML automation document (YAML 1.2 core schema, merge keys) into JSON.
+#[cfg(feature = "yaml")]
+pub fn from_yaml(text: &str) -> Result<Value, Invalid> {
+    let mut v: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| Invalid::new("", "InvalidYamlError", e.to_string()))?;
+    v.apply_merge().map_err(|e| Invalid::new("", "InvalidYamlError", e.to_string()))?;
+    serde_json::to_value(v).map_err(|e| Invalid::new("", "InvalidYamlError", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn err(doc: Value) -> Invalid {
+        compile(&doc, None).unwrap_err()
+    }
+
+    #[test]
+    fn compiles_every_instruction_kind() {
+        let p = compile(
+            &json!([
+                {"set": {"name": "a", "value": "{{b}}"}},
+                {"delete": {"name": "a"}},
+                {"emit": {"event": "done"}},
+                {"wait": {"oneOf": [{"event": "x"}]}},
+                {"fetch": {"url": "https://example.com"}},
+                {"conditions": {"{{a}} > 1": [{"comment": "big"}], "default": []}},
+                {"repeat": {"on": "{{l}}", "do": [{"break": {}}]}},
+                {"all": [{"comment": "x"}]},
+                {"try": {"do": [], "catch": []}},
+                {"other": {"x": 1}},
+                {"emit": null},
+                {}
+            ]),
+            Some(&json!("{{a}}")),
+        )
+        .unwrap();
+        assert_eq!(p.instructions.len(), 12);
+        assert!(matches!(p.instructions[9], Instr::Call { ref slug, .. } if slug == "other"));
+        assert!(matches!(p.instructions[10], Instr::Null(ref n) if n == "emit"));
+        assert!(p.output.is_some());
+    }
+
+    #[test]
+    fn errors_give_the_path_and_the_rule() {
+        let e = err(json!([{"set": {"value": 1}}]));
+        assert_eq!((e.path.as_str(), e.rule.as_str()), ("do[0].set", "InvalidInstructionError"));
+        let e = err(json!([{"set": {"name": 3}}]));
+        assert_eq!(e.path, "do[0].set.name");
+        let e = err(json!(["set"]));
+        assert_eq!(e.path, "do[0]");
+        let e = err(json!([{"conditions": {"{{a}}==1": []}}]));
+        assert_eq!((e.path.as_str(), e.rule.as_str()), ("do[0].conditions[\"{{a}}==1\"]", "InvalidExpressionSyntax"));
+        let e = err(json!([{"repeat": {"on": [], "do": [{"emit": {"event": "{{a..b}}"}}]}}]));
+        assert_eq!((e.path.as_str(), e.rule.as_str()), ("do[0].repeat.do[0].emit", "InvalidVariableNameError"));
+        let e = err(json!({"set": {}}));
+        assert_eq!(e.path, "do");
+        let e = err(json!([{"fetch": {"method": "get"}}]));
+        assert_eq!(e.path, "do[0].fetch.url");
+        let e = err(json!([{"set": {"name": "a", "type": "append"}}]));
+        assert_eq!(e.path, "do[0].set.type");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let mut v = json!([]);
+        for _ in 0..60 {
+            v = json!([{"all": v}]);
+        }
+        assert!(err(v).message.contains("nested"));
+    }
+
+    #[test]
+    fn documents_are_closed() {
+        assert_eq!(compile_document(&json!({"name": "a", "do": [], "bogus": 1})).unwrap_err().path, "bogus");
+        assert_eq!(compile_document(&json!({"do": []})).unwrap_err().path, "name");
+        assert!(compile_document(&json!({"name": "a", "do": [], "when": {"endpoint": true}})).is_ok());
+    }
+
+    #[cfg(feature = "yaml")]
+    #[test]
+    fn yaml_follows_the_core_schema_and_merges() {
+        let v = from_yaml("name: a\ndo:\n  - repeat:\n      on: [1]\n      do: []\nflag: yes\nbase: &b {x: 1}\nm:\n  <<: *b\n  y: 2\n").unwrap();
+        assert_eq!(v["do"][0]["repeat"]["on"], json!([1]));
+        assert_eq!(v["flag"], json!("yes"));
+        assert_eq!(v["m"], json!({"x": 1, "y": 2}));
+        assert_eq!(from_yaml("a: [").unwrap_err().rule, "InvalidYamlError");
+    }
+}

@@ -1,0 +1,621 @@
+//! Runs a [`Program`] (`automation-dsl.md` §3, §5, §6). Every effect on the outside world goes
+//! through [`Outside`], which the interpreter component implements with the WIT imports and the
+//! tests with an in-memory twin.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::document::{Instr, Program};
+use crate::error::DslError;
+use crate::eval::{Env, eval};
+use crate::path::{self, Seg};
+use crate::template::{Tpl, render};
+use crate::value::{Val, json_type_name};
+
+/// A persistent scope of the state import (§5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Global,
+    User,
+    Session,
+    Run,
+}
+
+impl Scope {
+    fn of(name: &str) -> Option<Scope> {
+        Some(match name {
+            "global" => Scope::Global,
+            "user" => Scope::User,
+            "session" => Scope::Session,
+            "run" => Scope::Run,
+            _ => return None,
+        })
+    }
+}
+
+/// One entry of a `wait`: an event type and equality filters on envelope paths.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitFor {
+    pub event_type: String,
+    pub filters: Vec<(String, Value)>,
+}
+
+/// An outbound request of `fetch`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
+/// The answer to a `fetch`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// The outside world of a run. Errors are DSL errors (their class is what `try` sees).
+pub trait Outside {
+    /// Publishes a custom event; returns its id.
+    fn emit(&mut self, event_type: &str, payload: &Value, target: Option<&Value>, persist: bool) -> Result<String, DslError>;
+    /// Waits for the first event matching one entry; `None` on timeout. Returns the envelope
+    /// (`{id, type, payload, source}`).
+    fn wait(&mut self, on: &[WaitFor], timeout_ms: u32) -> Result<Option<Value>, DslError>;
+    fn fetch(&mut self, request: FetchRequest) -> Result<FetchResponse, DslError>;
+    /// The variable `name` of a persistent scope.
+    fn get(&mut self, scope: Scope, name: &str) -> Result<Option<Value>, DslError>;
+    fn set(&mut self, scope: Scope, name: &str, value: &Value) -> Result<(), DslError>;
+    fn delete(&mut self, scope: Scope, name: &str) -> Result<(), DslError>;
+    /// Runs another automation with `arguments`; returns its output.
+    fn call(&mut self, slug: &str, arguments: &Value) -> Result<Value, DslError>;
+    /// A float in [0, 1).
+    fn random(&mut self) -> f64;
+}
+
+/// What a run starts from.
+#[derive(Debug, Clone, Default)]
+pub struct RunInput {
+    /// Initial locals (§2.7).
+    pub locals: Map<String, Value>,
+    /// Computed `run` fields: `depth`, `correlationId`, `date`, `trigger`, `automationSlug`.
+    pub run: Map<String, Value>,
+    /// Computed `global` fields: `workspaceId`.
+    pub global: Map<String, Value>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    /// The `config` scope.
+    pub config: Value,
+}
+
+/// The HTTP response channel (`$http`, §6.2).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HttpOut {
+    pub status: Option<u16>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunResult {
+    pub output: Value,
+    pub http: HttpOut,
+    /// A `break` ended the automation.
+    pub broke: bool,
+}
+
+/// How an instruction list ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Next,
+    Break(BreakScope),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BreakScope {
+    Automation,
+    All,
+    Repeat,
+}
+
+/// Runs `program` with `input` against `outside`.
+pub fn run(program: &Program, input: RunInput, outside: &mut dyn Outside) -> Result<RunResult, DslError> {
+    let mut r = Runner { out: outside, input, scopes: HashMap::new(), http: HttpOut::default(), locals: Value::Null };
+    r.locals = Value::Object(std::mem::take(&mut r.input.locals));
+    let flow = r.block(&program.instructions)?;
+    let output = match &program.output {
+        None => json!({}),
+        Some(t) => render(t, &mut r)?.into_json().unwrap_or_else(|| json!({})),
+    };
+    Ok(RunResult { output, http: r.http, broke: matches!(flow, Flow::Break(_)) })
+}
+
+struct Runner<'o> {
+    out: &'o mut dyn Outside,
+    input: RunInput,
+    locals: Value,
+    /// Persistent variables read or written in this run: (scope, name) → value.
+    scopes: HashMap<(Scope, String), Option<Value>>,
+    http: HttpOut,
+}
+
+fn invalid(message: impl Into<String>) -> DslError {
+    DslError::new("InvalidInstructionError", message)
+}
+
+impl Env for Runner<'_> {
+    fn lookup(&mut self, segs: &[Seg]) -> Result<Val, DslError> {
+        let Some(first) = segs.first() else { return Ok(Val::Undefined) };
+        let first = first.as_key();
+        let root = match first.as_str() {
+            "config" => return Ok(path::lookup(&Val::Json(self.input.config.clone()), &segs[1..])),
+            s if Scope::of(s).is_some() => {
+                let scope = Scope::of(s).unwrap_or(Scope::Run);
+                let Some(name) = segs.get(1) else { return Ok(Val::Json(self.whole_scope(scope))) };
+                let v = self.variable(scope, &name.as_key())?;
+                return Ok(path::lookup(&Val::from_opt(v), &segs[2..]));
+            }
+            _ => self.locals.get(&first).cloned(),
+        };
+        Ok(path::lookup(&Val::from_opt(root), &segs[1..]))
+    }
+
+    fn random(&mut self) -> f64 {
+        self.out.random()
+    }
+}
+
+impl Runner<'_> {
+    /// Computed fields of a scope (§5.2); they win over stored values.
+    fn computed(&self, scope: Scope, name: &str) -> Option<Value> {
+        match (scope, name) {
+            (Scope::Global, n) => self.input.global.get(n).cloned(),
+            (Scope::Run, n) => self.input.run.get(n).cloned(),
+            (Scope::User, "id") => self.input.user_id.clone().map(Value::String),
+            (Scope::Session, "id") => self.input.session_id.clone().or_else(|| self.input.user_id.clone()).map(Value::String),
+            _ => None,
+        }
+    }
+
+    fn variable(&mut self, scope: Scope, name: &str) -> Result<Option<Value>, DslError> {
+        if let Some(v) = self.computed(scope, name) {
+            return Ok(Some(v));
+        }
+        let key = (scope, name.to_owned());
+        if let Some(v) = self.scopes.get(&key) {
+            return Ok(v.clone());
+        }
+        let v = self.out.get(scope, name)?;
+        self.scopes.insert(key, v.clone());
+        Ok(v)
+    }
+
+    /// A whole scope as far as this run knows it: computed fields plus the variables read or
+    /// written so far (the state import reads variables by name).
+    fn whole_scope(&self, scope: Scope) -> Value {
+        let mut m = Map::new();
+        for ((s, name), v) in &self.scopes {
+            if *s == scope
+                && let Some(v) = v
+            {
+                m.insert(name.clone(), v.clone());
+            }
+        }
+        let computed: Vec<(String, Value)> = match scope {
+            Scope::Global => self.input.global.clone().into_iter().collect(),
+            Scope::Run => self.input.run.clone().into_iter().collect(),
+            Scope::User | Scope::Session => self.computed(scope, "id").map(|v| ("id".to_owned(), v)).into_iter().collect(),
+        };
+        m.extend(computed);
+        Value::Object(m)
+    }
+
+    fn block(&mut self, list: &[Instr]) -> Result<Flow, DslError> {
+        for i in list {
+            let flow = self.instruction(i)?;
+            if flow != Flow::Next {
+                return Ok(flow);
+            }
+        }
+        Ok(Flow::Next)
+    }
+
+    /// Renders an instruction's argument mapping.
+    fn args(&mut self, t: &Tpl, name: &str) -> Result<Map<String, Value>, DslError> {
+        match render(t, self)? {
+            Val::Json(Value::Object(m)) => Ok(m),
+            other => Err(invalid(format!("{name} takes a mapping, got {}", other.type_name()))),
+        }
+    }
+
+    /// Writes an instruction's result at its `output` path, if any (§3.1).
+    fn output_to(&mut self, args: &Map<String, Value>, value: Option<Value>) -> Result<(), DslError> {
+        let (Some(target), Some(value)) = (args.get("output"), value) else { return Ok(()) };
+        let Some(name) = target.as_str() else {
+            // A non-string output raises an error event in Prisme.ai; the run continues.
+            return Ok(());
+        };
+        self.write(name, SetMode::Replace, Some(value))
+    }
+
+    fn instruction(&mut self, i: &Instr) -> Result<Flow, DslError> {
+        match i {
+            Instr::Comment => Ok(Flow::Next),
+            Instr::Null(name) => Err(invalid(format!("{name} needs an argument"))),
+            Instr::Unsupported(name) => Err(invalid(format!("{name} is not supported by this interpreter yet"))),
+            Instr::Set(t) => {
+                let a = self.args(t, "set")?;
+                let name = a.get("name").and_then(Value::as_str).ok_or_else(|| invalid("set needs a string name"))?;
+                let mode = match a.get("type").and_then(Value::as_str) {
+                    Some("merge") => SetMode::Merge,
+                    Some("push") => SetMode::Push,
+                    _ => SetMode::Replace,
+                };
+                let (name, mode) = match name.strip_suffix("[]") {
+                    Some(base) => (base, SetMode::Push),
+                    None => (name, mode),
+                };
+                self.write(name, mode, a.get("value").cloned())?;
+                Ok(Flow::Next)
+            }
+            Instr::Delete(t) => {
+                let a = self.args(t, "delete")?;
+                let name = a.get("name").and_then(Value::as_str).ok_or_else(|| invalid("delete needs a string name"))?;
+                self.delete(name)?;
+                Ok(Flow::Next)
+            }
+            Instr::Emit(t) => {
+                let a = self.args(t, "emit")?;
+                let envelope = self.emit(&a)?;
+                self.output_to(&a, Some(envelope))?;
+                Ok(Flow::Next)
+            }
+            Instr::Wait(t) => {
+                let a = self.args(t, "wait")?;
+                let event = self.wait(&a)?;
+                self.output_to(&a, event)?;
+                Ok(Flow::Next)
+            }
+            Instr::Fetch(t) => {
+                let a = self.args(t, "fetch")?;
+                let result = self.fetch(&a)?;
+                self.output_to(&a, Some(result))?;
+                Ok(Flow::Next)
+            }
+            Instr::Conditions { branches, default } => {
+                for (cond, body) in branches {
+                    if eval(cond, self)?.truthy() {
+                        return self.block(body);
+                    }
+                }
+                self.block(default)
+            }
+            Instr::Repeat { args, body } => self.repeat(args, body),
+            // Branches run one after the other: host calls are the only suspension points and
+            // the WIT imports are blocking, so a branch waiting for an event emitted by a later
+            // branch would time out (documented difference).
+            Instr::All(branches) => {
+                let mut first: Option<Result<Flow, DslError>> = None;
+                for b in branches {
+                    let r = self.instruction(b);
+                    if first.is_none() && !matches!(r, Ok(Flow::Next)) {
+                        first = Some(r);
+                    }
+                }
+                first.unwrap_or(Ok(Flow::Next))
+            }
+            Instr::Break(t) => {
+                let scope = match render(t, self)? {
+                    Val::Json(Value::Object(m)) => m.get("scope").and_then(Value::as_str).map(str::to_owned),
+                    _ => None,
+                };
+                Ok(Flow::Break(match scope.as_deref() {
+                    Some("all") => BreakScope::All,
+                    Some("repeat") => BreakScope::Repeat,
+                    _ => BreakScope::Automation,
+                }))
+            }
+            Instr::Try { body, catch } => match self.block(body) {
+                Err(e) => {
+                    let err = json!({"error": e.class, "name": e.class, "message": e.message, "details": e.details});
+                    self.set_local("$error", err);
+                    match catch {
+                        Some(c) => self.block(c),
+                        None => Ok(Flow::Next),
+                    }
+                }
+                ok => ok,
+            },
+            Instr::Call { slug, args } => {
+                let a = self.args(args, slug)?;
+                let result = self.out.call(slug, &Value::Object(a.clone()))?;
+                self.output_to(&a, Some(result))?;
+                Ok(Flow::Next)
+            }
+        }
+    }
+
+    fn set_local(&mut self, name: &str, value: Value) {
+        if let Value::Object(m) = &mut self.locals {
+            m.insert(name.to_owned(), value);
+        }
+    }
+
+    fn repeat(&mut self, args: &Tpl, body: &[Instr]) -> Result<Flow, DslError> {
+        let a = self.args(args, "repeat")?;
+        let until = a.get("until").map(|u| Val::from_json(u.clone()).to_number()).filter(|n| *n > 0.0 && !n.is_nan());
+        let items: Vec<Value> = match a.get("on") {
+            Some(Value::Array(items)) => items.clone(),
+            Some(Value::Object(m)) => m.iter().map(|(k, v)| json!({"key": k, "value": v})).collect(),
+            Some(Value::String(s)) => s.encode_utf16().map(|u| Value::String(String::from_utf16_lossy(&[u]))).collect(),
+            Some(_) => Vec::new(),
+            None => {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let n = until.unwrap_or(0.0).min(10_000_000.0) as usize;
+                (0..n).map(|i| json!(i)).collect()
+            }
+        };
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let cap = if a.contains_key("on") { until.map_or(usize::MAX, |u| u as usize) } else { usize::MAX };
+        let mut flow = Flow::Next;
+        for (index, item) in items.into_iter().take(cap).enumerate() {
+            self.set_local("item", item);
+            self.set_local("$index", json!(index));
+            match self.block(body)? {
+                Flow::Next => {}
+                Flow::Break(BreakScope::Repeat) => break,
+                other => {
+                    flow = other;
+                    break;
+                }
+            }
+        }
+        if let Value::Object(m) = &mut self.locals {
+            m.remove("item");
+        }
+        Ok(flow)
+    }
+
+    /// `set` at `name` (§3.2): locals, or a persistent scope variable written whole.
+    fn write(&mut self, name: &str, mode: SetMode, value: Option<Value>) -> Result<(), DslError> {
+        let segs = path::parse(name).map_err(invalid)?;
+        let first = segs[0].as_key();
+        if first == "$http" {
+            if segs.len() == 1
+                && let Some(Value::Object(v)) = &value
+            {
+                self.set_http(v);
+            }
+            return Ok(());
+        }
+        if let Some(scope) = Scope::of(&first) {
+            let Some(var) = segs.get(1).map(Seg::as_key) else {
+                return Err(invalid(format!("cannot replace the whole {first} scope")));
+            };
+            if self.computed(scope, &var).is_some() {
+                // Computed fields (user.id, run.depth, …) cannot be written; identity switching
+                // is not supported yet.
+                return Err(invalid(format!("{first}.{var} is read-only here")));
+            }
+            let mut doc = json!({});
+            if let Some(current) = self.variable(scope, &var)? {
+                doc[&var] = current;
+            }
+            apply_set(&mut doc, &segs[1..], mode, value)?;
+            let new = doc.get(&var).cloned();
+            match &new {
+                Some(v) => self.out.set(scope, &var, v)?,
+                None => self.out.delete(scope, &var)?,
+            }
+            self.scopes.insert((scope, var), new);
+            return Ok(());
+        }
+        if first == "config" {
+            return Err(invalid("config writes are not supported yet"));
+        }
+        apply_set(&mut self.locals, &segs, mode, value)
+    }
+
+    fn delete(&mut self, name: &str) -> Result<(), DslError> {
+        let segs = path::parse(name).map_err(invalid)?;
+        let first = segs[0].as_key();
+        if let Some(scope) = Scope::of(&first) {
+            let Some(var) = segs.get(1).map(Seg::as_key) else {
+                return Err(invalid(format!("cannot delete the whole {first} scope")));
+            };
+            let mut doc = json!({});
+            if let Some(current) = self.variable(scope, &var)? {
+                doc[&var] = current;
+            }
+            path::delete(&mut doc, &segs[1..]).map_err(invalid)?;
+            let new = doc.get(&var).cloned();
+            match &new {
+                Some(v) => self.out.set(scope, &var, v)?,
+                None => self.out.delete(scope, &var)?,
+            }
+            self.scopes.insert((scope, var), new);
+            return Ok(());
+        }
+        path::delete(&mut self.locals, &segs).map_err(invalid)
+    }
+
+    fn set_http(&mut self, v: &Map<String, Value>) {
+        if let Some(s) = v.get("status").and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok()) {
+            self.http.status = Some(s);
+        }
+        if let Some(Value::Object(h)) = v.get("headers") {
+            for (k, val) in h {
+                let text = Val::from_json(val.clone()).to_js_string();
+                self.http.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
+                self.http.headers.push((k.to_ascii_lowercase(), text));
+            }
+        }
+    }
+
+    fn emit(&mut self, a: &Map<String, Value>) -> Result<Value, DslError> {
+        let event = a.get("event").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let valid = !event.is_empty()
+            && event.len() <= 128
+            && event.chars().all(|c| c.is_ascii_alphanumeric() || " ._-".contains(c));
+        if !valid {
+            return Err(DslError::new("InvalidEventError", format!("invalid event type {event:?}")));
+        }
+        let payload = match a.get("payload") {
+            None | Some(Value::Null) => json!({}),
+            Some(p @ Value::Object(_)) => p.clone(),
+            Some(other) => {
+                // Not an error of the run: an `error` event is emitted instead (§3.4).
+                let err = json!({"error": "InvalidEventError",
+                    "message": format!("Event payload must be an object, received {}", json_type_name(other)),
+                    "details": {"event": event, "payload": other}});
+                let id = self.out.emit("error", &err, None, true)?;
+                return Ok(json!({"id": id, "type": "error", "payload": err}));
+            }
+        };
+        let persist = a.get("options").and_then(|o| o.get("persist")).and_then(Value::as_bool).unwrap_or(true);
+        let target = a.get("target").filter(|t| t.is_object());
+        let id = self.out.emit(&event, &payload, target, persist)?;
+        Ok(json!({"id": id, "type": event, "payload": payload}))
+    }
+
+    fn wait(&mut self, a: &Map<String, Value>) -> Result<Option<Value>, DslError> {
+        let Some(Value::Array(entries)) = a.get("oneOf") else { return Err(invalid("wait needs oneOf")) };
+        let mut on = Vec::new();
+        for e in entries {
+            let Some(event_type) = e.get("event").and_then(Value::as_str) else {
+                return Err(invalid("each wait.oneOf entry needs an event"));
+            };
+            let filters = e
+                .get("filters")
+                .and_then(Value::as_object)
+                .map(|f| f.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default();
+            on.push(WaitFor { event_type: event_type.to_owned(), filters });
+        }
+        let secs = a.get("timeout").map(|t| Val::from_json(t.clone()).to_number()).filter(|t| *t > 0.0).unwrap_or(20.0);
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let ms = (secs * 1000.0).min(f64::from(u32::MAX)) as u32;
+        self.out.wait(&on, ms)
+    }
+
+    fn fetch(&mut self, a: &Map<String, Value>) -> Result<Value, DslError> {
+        let url = a.get("url").and_then(Value::as_str).filter(|u| !u.is_empty()).ok_or_else(|| invalid("fetch needs a url"))?;
+        let mut url = url.to_owned();
+        if let Some(Value::Object(q)) = a.get("query") {
+            let mut pairs = Vec::new();
+            for (k, v) in q {
+                let values = match v {
+                    Value::Array(items) => items.clone(),
+                    other => vec![other.clone()],
+                };
+                for v in values {
+                    pairs.push(format!("{}={}", encode(k), encode(&Val::from_json(v).to_js_string())));
+                }
+            }
+            if !pairs.is_empty() {
+                url.push(if url.contains('?') { '&' } else { '?' });
+                url.push_str(&pairs.join("&"));
+            }
+        }
+        let method = a.get("method").and_then(Value::as_str).unwrap_or("GET").to_ascii_uppercase();
+        let mut headers: Vec<(String, String)> = a
+            .get("headers")
+            .and_then(Value::as_object)
+            .map(|h| h.iter().map(|(k, v)| (k.clone(), Val::from_json(v.clone()).to_js_string())).collect())
+            .unwrap_or_default();
+        let body_val = a.get("body").cloned().map(Val::from_json).filter(Val::truthy);
+        let mut body = None;
+        if let Some(b) = body_val {
+            if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+                headers.push(("content-type".into(), "application/json".into()));
+            }
+            if method != "GET" {
+                body = Some(match b {
+                    Val::Json(v @ (Value::Object(_) | Value::Array(_))) => serde_json::to_vec(&v).unwrap_or_default(),
+                    other => other.to_js_string().into_bytes(),
+                });
+            }
+        }
+        let resp = self.out.fetch(FetchRequest { method, url, headers, body })?;
+        let content_type = resp
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.to_ascii_lowercase())
+            .unwrap_or_default();
+        let body = if content_type.contains("application/json") {
+            if resp.body.is_empty() {
+                json!("")
+            } else {
+                serde_json::from_slice(&resp.body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&resp.body).into_owned()))
+            }
+        } else {
+            Value::String(String::from_utf8_lossy(&resp.body).into_owned())
+        };
+        Ok(match a.get("outputMode").and_then(Value::as_str) {
+            Some("detailed_response") => {
+                let mut h = Map::new();
+                for (k, v) in &resp.headers {
+                    h.insert(k.to_ascii_lowercase(), Value::String(v.clone()));
+                }
+                json!({"status": resp.status, "headers": h, "body": body, "stream": false})
+            }
+            _ => body,
+        })
+    }
+}
+
+/// Percent-encoding of a query component.
+fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SetMode {
+    Replace,
+    Merge,
+    Push,
+}
+
+/// The table of §3.2 applied at `segs` inside `doc`.
+fn apply_set(doc: &mut Value, segs: &[Seg], mode: SetMode, value: Option<Value>) -> Result<(), DslError> {
+    let existed = !matches!(path::lookup(&Val::Json(doc.clone()), segs), Val::Undefined);
+    let Some(value) = value else {
+        // `undefined` replaces by removing.
+        if mode == SetMode::Replace {
+            return path::delete(doc, segs).map_err(invalid);
+        }
+        return Ok(());
+    };
+    let slot = path::slot(doc, segs).map_err(invalid)?;
+    match mode {
+        SetMode::Replace => *slot = value,
+        SetMode::Merge => match (&mut *slot, value) {
+            (Value::Array(a), Value::Array(v)) => a.extend(v),
+            (Value::Array(a), v) => a.push(v),
+            (Value::Object(o), Value::Object(v)) => o.extend(v),
+            (Value::Null, Value::Object(v)) => *slot = Value::Object(v),
+            (Value::Object(_), _) => {}
+            (Value::Null, _) if existed => {}
+            (_, v) => *slot = v,
+        },
+        SetMode::Push => match &mut *slot {
+            Value::Array(a) => a.push(value),
+            _ => *slot = Value::Array(vec![value]),
+        },
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,292 @@
+//! Instruction behaviour against an in-memory outside world.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::document::compile;
+
+#[derive(Default)]
+struct World {
+    emitted: Vec<(String, Value, bool)>,
+    state: HashMap<(Scope, String), Value>,
+    calls: Vec<(String, Value)>,
+    waits: Vec<(Vec<WaitFor>, u32)>,
+    reply: Option<Value>,
+    fetched: Vec<FetchRequest>,
+}
+
+impl Outside for World {
+    fn emit(&mut self, t: &str, payload: &Value, _target: Option<&Value>, persist: bool) -> Result<String, DslError> {
+        self.emitted.push((t.to_owned(), payload.clone(), persist));
+        Ok(format!("e{}", self.emitted.len()))
+    }
+    fn wait(&mut self, on: &[WaitFor], timeout_ms: u32) -> Result<Option<Value>, DslError> {
+        self.waits.push((on.to_vec(), timeout_ms));
+        Ok(self.reply.clone())
+    }
+    fn fetch(&mut self, request: FetchRequest) -> Result<FetchResponse, DslError> {
+        self.fetched.push(request);
+        Ok(FetchResponse { status: 200, headers: vec![("content-type".into(), "application/json".into())], body: br#"{"ok":true}"#.to_vec() })
+    }
+    fn get(&mut self, scope: Scope, name: &str) -> Result<Option<Value>, DslError> {
+        Ok(self.state.get(&(scope, name.to_owned())).cloned())
+    }
+    fn set(&mut self, scope: Scope, name: &str, value: &Value) -> Result<(), DslError> {
+        self.state.insert((scope, name.to_owned()), value.clone());
+        Ok(())
+    }
+    fn delete(&mut self, scope: Scope, name: &str) -> Result<(), DslError> {
+        self.state.remove(&(scope, name.to_owned()));
+        Ok(())
+    }
+    fn call(&mut self, slug: &str, arguments: &Value) -> Result<Value, DslError> {
+        self.calls.push((slug.to_owned(), arguments.clone()));
+        if slug == "missing" {
+            return Err(DslError::new("ObjectNotFoundError", "Automation not found"));
+        }
+        Ok(json!({"called": slug, "with": arguments}))
+    }
+    fn random(&mut self) -> f64 {
+        0.5
+    }
+}
+
+fn go_with(world: &mut World, steps: Value, output: Value, locals: Value) -> Result<RunResult, DslError> {
+    let program = compile(&steps, Some(&output)).unwrap_or_else(|e| panic!("{e}"));
+    let Value::Object(locals) = locals else { panic!("locals") };
+    let input = RunInput {
+        locals,
+        run: serde_json::from_value(json!({"depth": 1, "correlationId": "c1"})).unwrap(),
+        global: serde_json::from_value(json!({"workspaceId": "ws1"})).unwrap(),
+        user_id: Some("u1".into()),
+        session_id: None,
+        config: json!({"apiBase": "https://api.example"}),
+    };
+    run(&program, input, world)
+}
+
+fn go(steps: Value, output: Value) -> Value {
+    go_with(&mut World::default(), steps, output, json!({})).unwrap().output
+}
+
+#[test]
+fn set_replace_merge_push() {
+    let out = go(
+        json!([
+            {"set": {"name": "cart", "value": {"items": [], "total": 0}}},
+            {"set": {"name": "cart.items[]", "value": {"sku": "A1", "qty": 2}}},
+            {"set": {"name": "cart", "type": "merge", "value": {"total": 18.5}}},
+            {"set": {"name": "l", "value": [1]}},
+            {"set": {"name": "l", "type": "merge", "value": [2, 3]}},
+            {"set": {"name": "l", "type": "push", "value": [4]}},
+            {"set": {"name": "s", "value": "x"}},
+            {"set": {"name": "s", "type": "push", "value": "y"}},
+            {"set": {"name": "o", "value": {"a": 1}}},
+            {"set": {"name": "o", "type": "merge", "value": 5}},
+            {"set": {"name": "first", "value": "{{cart.items[0].sku}}"}}
+        ]),
+        json!({"cart": "{{cart}}", "l": "{{l}}", "s": "{{s}}", "o": "{{o}}", "first": "{{first}}"}),
+    );
+    assert_eq!(out, json!({"cart": {"items": [{"sku": "A1", "qty": 2}], "total": 18.5}, "l": [1, 2, 3, [4]],
+        "s": ["y"], "o": {"a": 1}, "first": "A1"}));
+}
+
+#[test]
+fn set_through_a_scalar_is_an_error_and_delete_splices() {
+    let e = go_with(&mut World::default(), json!([{"set": {"name": "a", "value": 1}}, {"set": {"name": "a.b", "value": 2}}]), json!({}), json!({}))
+        .unwrap_err();
+    assert_eq!(e.class, "InvalidInstructionError");
+    let out = go(json!([{"set": {"name": "l", "value": [1, 2, 3]}}, {"delete": {"name": "l[0]"}}, {"delete": {"name": "nothing"}}]), json!("{{l}}"));
+    assert_eq!(out, json!([2, 3]));
+}
+
+#[test]
+fn persistent_scopes_go_through_the_outside_and_computed_fields_are_read_only() {
+    let mut w = World::default();
+    w.state.insert((Scope::Global, "counter".into()), json!(41));
+    let r = go_with(
+        &mut w,
+        json!([
+            {"set": {"name": "global.counter", "value": "{% {{global.counter}} + 1 %}"}},
+            {"set": {"name": "user.prefs.lang", "value": "fr"}},
+            {"set": {"name": "session.seen[]", "value": 1}},
+            {"set": {"name": "run.step", "value": "x"}},
+            {"delete": {"name": "run.step"}}
+        ]),
+        json!({"c": "{{global.counter}}", "ws": "{{global.workspaceId}}", "u": "{{user.id}}", "s": "{{session.id}}",
+            "d": "{{run.depth}}", "cfg": "{{config.apiBase}}", "lang": "{{user.prefs.lang}}"}),
+        json!({}),
+    )
+    .unwrap();
+    assert_eq!(r.output, json!({"c": 42, "ws": "ws1", "u": "u1", "s": "u1", "d": 1, "cfg": "https://api.example", "lang": "fr"}));
+    assert_eq!(w.state[&(Scope::Global, "counter".into())], json!(42));
+    assert_eq!(w.state[&(Scope::User, "prefs".into())], json!({"lang": "fr"}));
+    assert_eq!(w.state[&(Scope::Session, "seen".into())], json!([1]));
+    assert!(!w.state.contains_key(&(Scope::Run, "step".into())));
+    let e = go_with(&mut World::default(), json!([{"set": {"name": "run.depth", "value": 0}}]), json!({}), json!({})).unwrap_err();
+    assert_eq!(e.class, "InvalidInstructionError");
+}
+
+#[test]
+fn emit_returns_the_envelope_and_bad_payloads_become_error_events() {
+    let mut w = World::default();
+    let r = go_with(
+        &mut w,
+        json!([
+            {"emit": {"event": "order.done", "payload": {"id": "{{id}}"}, "output": "sent"}},
+            {"emit": {"event": "quiet", "options": {"persist": false}}},
+            {"emit": {"event": "bad", "payload": [1]}}
+        ]),
+        json!("{{sent.payload.id}}"),
+        json!({"id": 7}),
+    )
+    .unwrap();
+    assert_eq!(r.output, json!(7));
+    assert_eq!(w.emitted[0], ("order.done".into(), json!({"id": 7}), true));
+    assert_eq!(w.emitted[1], ("quiet".into(), json!({}), false));
+    assert_eq!(w.emitted[2].0, "error");
+    assert_eq!(w.emitted[2].1["error"], json!("InvalidEventError"));
+    let e = go_with(&mut World::default(), json!([{"emit": {"event": "bad type!"}}]), json!({}), json!({})).unwrap_err();
+    assert_eq!(e.class, "InvalidEventError");
+}
+
+#[test]
+fn conditions_take_the_first_truthy_branch_in_order() {
+    let steps = json!([{"conditions": {
+        "{{qty}} > 10": [{"set": {"name": "tier", "value": "bulk"}}],
+        "{{qty}} exists": [{"set": {"name": "tier", "value": "normal"}}],
+        "default": [{"set": {"name": "tier", "value": "none"}}]
+    }}]);
+    let tier = |locals: Value| go_with(&mut World::default(), steps.clone(), json!("{{tier}}"), locals).unwrap().output;
+    assert_eq!(tier(json!({"qty": 20})), json!("bulk"));
+    assert_eq!(tier(json!({"qty": 2})), json!("normal"));
+    assert_eq!(tier(json!({})), json!("none"));
+}
+
+#[test]
+fn repeat_over_arrays_objects_strings_and_counts() {
+    let out = go(
+        json!([
+            {"set": {"name": "sum", "value": 0}},
+            {"repeat": {"on": [1, 2, 3], "do": [{"set": {"name": "sum", "value": "{% {{sum}} + {{item}} %}"}}]}},
+            {"repeat": {"on": {"a": 1, "b": 2}, "do": [{"set": {"name": "keys[]", "value": "{{item.key}}"}}]}},
+            {"repeat": {"on": "hé", "do": [{"set": {"name": "chars[]", "value": "{{item}}"}}]}},
+            {"repeat": {"until": 3, "do": [{"set": {"name": "idx[]", "value": "{{$index}}"}}]}},
+            {"repeat": {"on": [1, 2, 3, 4], "until": 2, "do": [{"set": {"name": "capped[]", "value": "{{item}}"}}]}}
+        ]),
+        json!({"sum": "{{sum}}", "keys": "{{keys}}", "chars": "{{chars}}", "idx": "{{idx}}", "capped": "{{capped}}",
+            "item": "{{item}}", "last": "{{$index}}"}),
+    );
+    assert_eq!(out, json!({"sum": 6, "keys": ["a", "b"], "chars": ["h", "é"], "idx": [0, 1, 2], "capped": [1, 2], "last": 1}));
+}
+
+#[test]
+fn break_stops_the_automation_but_output_is_computed() {
+    let r = go_with(
+        &mut World::default(),
+        json!([
+            {"repeat": {"on": [1, 2, 3], "do": [
+                {"conditions": {"{{item}} == 2": [{"break": {"scope": "repeat"}}], "default": []}},
+                {"set": {"name": "seen[]", "value": "{{item}}"}}
+            ]}},
+            {"set": {"name": "after", "value": true}},
+            {"break": {}},
+            {"set": {"name": "never", "value": true}}
+        ]),
+        json!({"seen": "{{seen}}", "after": "{{after}}", "never": "{{never}}"}),
+        json!({}),
+    )
+    .unwrap();
+    assert_eq!(r.output, json!({"seen": [1], "after": true}));
+    assert!(r.broke);
+}
+
+#[test]
+fn try_catch_exposes_the_error_and_all_runs_every_branch() {
+    let out = go(
+        json!([
+            {"try": {"do": [{"missing": {}}, {"set": {"name": "skipped", "value": 1}}],
+                "catch": [{"set": {"name": "caught", "value": "{{$error.error}}"}}]}},
+            {"try": {"do": [{"emit": {"event": "bad!"}}]}},
+            {"all": [{"set": {"name": "a", "value": 1}}, {"set": {"name": "b", "value": 2}}]}
+        ]),
+        json!({"caught": "{{caught}}", "skipped": "{{skipped}}", "class": "{{$error.name}}", "a": "{{a}}", "b": "{{b}}"}),
+    );
+    assert_eq!(out, json!({"caught": "ObjectNotFoundError", "class": "InvalidEventError", "a": 1, "b": 2}));
+}
+
+#[test]
+fn calls_pass_interpolated_arguments_and_write_the_output() {
+    let mut w = World::default();
+    let r = go_with(&mut w, json!([{"quote": {"sku": "{{sku}}", "output": "price"}}]), json!("{{price.with.sku}}"), json!({"sku": "A1"})).unwrap();
+    assert_eq!(r.output, json!("A1"));
+    assert_eq!(w.calls, vec![("quote".into(), json!({"sku": "A1", "output": "price"}))]);
+    let e = go_with(&mut World::default(), json!([{"missing": {}}]), json!({}), json!({})).unwrap_err();
+    assert_eq!(e.class, "ObjectNotFoundError");
+}
+
+#[test]
+fn wait_passes_filters_and_timeout() {
+    let mut w = World { reply: Some(json!({"type": "reply", "payload": {"ok": 1}})), ..World::default() };
+    let r = go_with(
+        &mut w,
+        json!([{"wait": {"oneOf": [{"event": "reply", "filters": {"source.correlationId": "{{run.correlationId}}"}}],
+            "timeout": 2, "output": "got"}}]),
+        json!("{{got.payload.ok}}"),
+        json!({}),
+    )
+    .unwrap();
+    assert_eq!(r.output, json!(1));
+    assert_eq!(w.waits[0].1, 2000);
+    assert_eq!(w.waits[0].0[0].filters, vec![("source.correlationId".to_owned(), json!("c1"))]);
+}
+
+#[test]
+fn fetch_builds_the_request_and_parses_json() {
+    let mut w = World::default();
+    let r = go_with(
+        &mut w,
+        json!([{"fetch": {"url": "https://x.example/a?z=1", "method": "post", "query": {"q": "a b", "n": [1, 2]},
+            "body": {"k": "{{v}}"}, "output": "res"}}]),
+        json!("{{res.ok}}"),
+        json!({"v": 3}),
+    )
+    .unwrap();
+    assert_eq!(r.output, json!(true));
+    let req = &w.fetched[0];
+    assert_eq!(req.method, "POST");
+    assert_eq!(req.url, "https://x.example/a?z=1&q=a%20b&n=1&n=2");
+    assert_eq!(req.body.as_deref(), Some(br#"{"k":3}"#.as_slice()));
+    assert!(req.headers.contains(&("content-type".into(), "application/json".into())));
+}
+
+#[test]
+fn http_channel_sets_status_and_headers() {
+    let r = go_with(
+        &mut World::default(),
+        json!([{"set": {"name": "$http", "value": {"status": 201, "headers": {"X-Id": 5}}}}, {"set": {"name": "$http.status", "value": 500}}]),
+        json!({"ok": true}),
+        json!({}),
+    )
+    .unwrap();
+    assert_eq!(r.http, HttpOut { status: Some(201), headers: vec![("x-id".into(), "5".into())] });
+}
+
+#[test]
+fn null_arguments_and_unsupported_instructions_fail_when_reached() {
+    let e = go_with(&mut World::default(), json!([{"emit": null}]), json!({}), json!({})).unwrap_err();
+    assert_eq!(e.class, "InvalidInstructionError");
+    let e = go_with(&mut World::default(), json!([{"rateLimit": {"name": "x"}}]), json!({}), json!({})).unwrap_err();
+    assert!(e.message.contains("rateLimit"));
+    assert_eq!(go(json!([{"break": null}, {"set": {"name": "a", "value": 1}}]), json!("{{a}}")), json!({}));
+}
+
+#[test]
+fn compiled_programs_survive_serialization() {
+    let p = compile(&json!([{"conditions": {"{{a}} > 1 and {{b}}": [{"emit": {"event": "x"}}], "default": []}}]), Some(&json!("{{a}}"))).unwrap();
+    let text = serde_json::to_string(&p).unwrap();
+    let back: crate::Program = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, p);
+}

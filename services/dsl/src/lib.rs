@@ -1,0 +1,28 @@
+//! `refract-dsl`: the Prisme.ai-compatible YAML automation language (`spec/automation-dsl.md`).
+//!
+//! No I/O: it builds for native (the workspaces service validates and compiles on save) and for
+//! `wasm32-wasip2` (the interpreter component runs the compiled form in the sandbox).
+//!
+//! - [`document`]: validation of automation documents (errors with path and rule) and the
+//!   compiled, serializable [`Program`]; YAML loading behind the `yaml` feature.
+//! - [`template`]: `{{path}}` / `{% expr %}` templates; [`expr`] parses expressions,
+//!   [`eval`] and [`functions`] evaluate them; [`path`]: variable paths.
+//! - [`value`]: the JS value semantics the language is defined by.
+//! - [`interpreter`]: runs a [`Program`] against the [`Outside`] trait (emit, wait, fetch,
+//!   state, call), which the interpreter component implements with the WIT imports.
+
+pub mod document;
+pub mod error;
+pub mod eval;
+pub mod expr;
+pub mod functions;
+pub mod interpreter;
+pub mod path;
+pub mod template;
+pub mod value;
+
+pub use document::{Instr, Program, compile, compile_document};
+#[cfg(feature = "yaml")]
+pub use document::from_yaml;
+pub use error::{DslError, Invalid};
+pub use interpreter::{FetchRequest, FetchResponse, HttpOut, Outside, RunInput, RunResult, Scope, WaitFor, run};

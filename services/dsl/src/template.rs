@@ -1,0 +1,258 @@
+//! Templates (`automation-dsl.md` §4.1–4.3): strings mixing text, `{{path}}` placeholders and
+//! `{% expression %}` blocks, parsed once on save into [`Tpl`]; values without any template
+//! string stay constants, so rendering them is a clone.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::DslError;
+use crate::eval::{Env, eval};
+use crate::expr::{self, Expr};
+use crate::path::{self, Seg};
+use crate::value::{Val, render_in_text};
+
+/// A piece of a template string.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Part {
+    Text(String),
+    Var(VarRef),
+    Block(Expr),
+}
+
+/// The path of a placeholder: parsed on save, or built at run time from nested items
+/// (`{{prices[{{item.sku}}]}}`, §4.3 step 5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum VarRef {
+    Path(Vec<Seg>),
+    Dynamic(Vec<Part>),
+}
+
+/// A value that may hold templates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Tpl {
+    Const(Value),
+    Str(Vec<Part>),
+    Arr(Vec<Tpl>),
+    Obj(Vec<(String, Tpl)>),
+}
+
+/// Why a template does not parse: the rule and the message.
+pub type TplError = (&'static str, String);
+
+/// Parses the template parts of `s`.
+pub fn parse_str(s: &str) -> Result<Vec<Part>, TplError> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut parts = Vec::new();
+    let mut text = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let opens = |a: char, b: char, j: usize| chars.get(j) == Some(&a) && chars.get(j + 1) == Some(&b);
+        if opens('{', '%', i)
+            && let Some(end) = matching(&chars, i, ('{', '%'), ('%', '}'))
+        {
+            let inner: String = chars[i + 2..end].iter().collect();
+            let e = expr::parse(&inner).map_err(|m| ("InvalidExpressionSyntax", format!("{{% {} %}}: {m}", inner.trim())))?;
+            flush(&mut text, &mut parts);
+            parts.push(Part::Block(e));
+            i = end + 2;
+            continue;
+        }
+        if opens('{', '{', i)
+            && let Some(end) = matching(&chars, i, ('{', '{'), ('}', '}'))
+        {
+            let inner: String = chars[i + 2..end].iter().collect();
+            let inner_parts = parse_str(&inner)?;
+            flush(&mut text, &mut parts);
+            if inner_parts.iter().all(|p| matches!(p, Part::Text(_))) {
+                let segs = path::parse(&inner).map_err(|m| ("InvalidVariableNameError", m))?;
+                parts.push(Part::Var(VarRef::Path(segs)));
+            } else {
+                parts.push(Part::Var(VarRef::Dynamic(inner_parts)));
+            }
+            i = end + 2;
+            continue;
+        }
+        text.push(chars[i]);
+        i += 1;
+    }
+    flush(&mut text, &mut parts);
+    Ok(parts)
+}
+
+fn flush(text: &mut String, parts: &mut Vec<Part>) {
+    if !text.is_empty() {
+        parts.push(Part::Text(std::mem::take(text)));
+    }
+}
+
+/// The index of the closer matching the opener at `start`, counting nested openers.
+fn matching(chars: &[char], start: usize, open: (char, char), close: (char, char)) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut j = start;
+    while j + 1 < chars.len() {
+        if chars[j] == open.0 && chars[j + 1] == open.1 {
+            depth += 1;
+            j += 2;
+        } else if chars[j] == close.0 && chars[j + 1] == close.1 {
+            depth -= 1;
+            if depth == 0 {
+                return Some(j);
+            }
+            j += 2;
+        } else {
+            j += 1;
+        }
+    }
+    None
+}
+
+/// Compiles a value: strings with items become templates, the rest constants.
+pub fn compile(v: &Value) -> Result<Tpl, TplError> {
+    Ok(match v {
+        Value::String(s) => {
+            let parts = parse_str(s)?;
+            if parts.iter().all(|p| matches!(p, Part::Text(_))) { Tpl::Const(v.clone()) } else { Tpl::Str(parts) }
+        }
+        Value::Array(items) => {
+            let t = items.iter().map(compile).collect::<Result<Vec<_>, _>>()?;
+            if t.iter().all(|x| matches!(x, Tpl::Const(_))) { Tpl::Const(v.clone()) } else { Tpl::Arr(t) }
+        }
+        Value::Object(m) => {
+            let t = m.iter().map(|(k, x)| Ok((k.clone(), compile(x)?))).collect::<Result<Vec<_>, TplError>>()?;
+            if t.iter().all(|(_, x)| matches!(x, Tpl::Const(_))) { Tpl::Const(v.clone()) } else { Tpl::Obj(t) }
+        }
+        other => Tpl::Const(other.clone()),
+    })
+}
+
+/// Renders a template value (§4.3): whole-value items keep their type, `undefined` members
+/// are dropped and `undefined` array elements become `null`.
+pub fn render(t: &Tpl, env: &mut dyn Env) -> Result<Val, DslError> {
+    match t {
+        Tpl::Const(v) => Ok(Val::from_json(v.clone())),
+        Tpl::Str(parts) => render_parts(parts, env),
+        Tpl::Arr(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for i in items {
+                out.push(render(i, env)?.into_json_or_null());
+            }
+            Ok(Val::Json(Value::Array(out)))
+        }
+        Tpl::Obj(members) => {
+            let mut out = Map::new();
+            for (k, v) in members {
+                if let Some(v) = render(v, env)?.into_json() {
+                    out.insert(k.clone(), v);
+                }
+            }
+            Ok(Val::Json(Value::Object(out)))
+        }
+    }
+}
+
+/// Renders string parts: one item alone is its typed value, else text.
+pub fn render_parts(parts: &[Part], env: &mut dyn Env) -> Result<Val, DslError> {
+    if let [only] = parts {
+        return item(only, env);
+    }
+    let mut s = String::new();
+    for p in parts {
+        match p {
+            Part::Text(t) => s.push_str(t),
+            other => s.push_str(&render_in_text(&item(other, env)?)),
+        }
+    }
+    Ok(Val::str(s))
+}
+
+fn item(p: &Part, env: &mut dyn Env) -> Result<Val, DslError> {
+    match p {
+        Part::Text(t) => Ok(Val::str(t.clone())),
+        Part::Block(e) => eval(e, env),
+        Part::Var(VarRef::Path(segs)) => env.lookup(segs),
+        Part::Var(VarRef::Dynamic(inner)) => {
+            let mut text = String::new();
+            for p in inner {
+                match p {
+                    Part::Text(t) => text.push_str(t),
+                    other => text.push_str(&render_in_text(&item(other, env)?)),
+                }
+            }
+            let segs = path::parse(&text).map_err(|m| DslError::new("InvalidVariableNameError", m))?;
+            env.lookup(&segs)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    struct Vars(Value);
+
+    impl Env for Vars {
+        fn lookup(&mut self, segs: &[Seg]) -> Result<Val, DslError> {
+            Ok(path::lookup(&Val::Json(self.0.clone()), segs))
+        }
+        fn random(&mut self) -> f64 {
+            0.0
+        }
+    }
+
+    fn r(v: Value) -> Option<Value> {
+        let mut env = Vars(json!({"n": 7, "name": "Ada", "tags": ["a", "b"], "obj": {"k": 1}, "key": "k",
+            "prices": {"A1": 5}, "item": {"sku": "A1"}, "field": "name", "i": 0, "a": [10, 20]}));
+        render(&compile(&v).unwrap(), &mut env).unwrap().into_json()
+    }
+
+    #[test]
+    fn whole_values_keep_their_type() {
+        assert_eq!(r(json!("{{n}}")), Some(json!(7)));
+        assert_eq!(r(json!("{{obj}}")), Some(json!({"k": 1})));
+        assert_eq!(r(json!("{{ n }}")), Some(json!(7)));
+        assert_eq!(r(json!("{% {{n}} * 2 %}")), Some(json!(14)));
+    }
+
+    #[test]
+    fn mixed_text_renders_json_with_indent() {
+        assert_eq!(r(json!("n={{n}}")), Some(json!("n=7")));
+        assert_eq!(r(json!("o={{obj}}")), Some(json!("o={\n  \"k\": 1\n}")));
+        assert_eq!(r(json!("x{{missing}}y")), Some(json!("xy")));
+        assert_eq!(r(json!("{{tags[1]}}-{{name.length}}")), Some(json!("b-3")));
+        assert_eq!(r(json!("x{% {{n}} * 2 %}")), Some(json!("x14")));
+        assert_eq!(r(json!("adult: {% {{n}} >= 18 %}")), Some(json!("adult: false")));
+    }
+
+    #[test]
+    fn undefined_members_are_removed_and_elements_null() {
+        assert_eq!(r(json!({"a": "{{missing}}", "b": 1, "c": "{{n}}"})), Some(json!({"b": 1, "c": 7})));
+        assert_eq!(r(json!(["{{missing}}", "{{n}}"])), Some(json!([null, 7])));
+        assert_eq!(r(json!("{{missing}}")), None);
+    }
+
+    #[test]
+    fn dynamic_paths() {
+        assert_eq!(r(json!("{{obj[{{key}}]}}")), Some(json!(1)));
+        assert_eq!(r(json!("{{prices[{{item.sku}}]}}")), Some(json!(5)));
+        assert_eq!(r(json!("{{{{field}}}}")), Some(json!("Ada")));
+        assert_eq!(r(json!("{{a[{% {{i}} + 1 %}]}}")), Some(json!(20)));
+    }
+
+    #[test]
+    fn inserted_text_is_not_rescanned_and_unmatched_delimiters_are_text() {
+        let mut env = Vars(json!({"t": "{{n}}", "n": 1}));
+        let v = render(&compile(&json!("a {{t}}")).unwrap(), &mut env).unwrap();
+        assert_eq!(v, Val::str("a {{n}}"));
+        assert_eq!(r(json!("a {{ b")), Some(json!("a {{ b")));
+        assert_eq!(r(json!("50% {% off")), Some(json!("50% {% off")));
+        assert_eq!(r(json!("{% \"{{x}}\" %}")), Some(json!("{{x}}")));
+    }
+
+    #[test]
+    fn constants_stay_constants_and_errors_name_the_rule() {
+        assert_eq!(compile(&json!({"a": [1, "b"]})).unwrap(), Tpl::Const(json!({"a": [1, "b"]})));
+        assert_eq!(compile(&json!("{{a..b}}")).unwrap_err().0, "InvalidVariableNameError");
+        assert_eq!(compile(&json!("{% {{a}}==1 %}")).unwrap_err().0, "InvalidExpressionSyntax");
+    }
+}
