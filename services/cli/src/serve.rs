@@ -83,7 +83,7 @@ impl Cluster {
         let mut workers = Vec::new();
 
         let events = events_state(&backends, config);
-        workers.push(tokio::spawn(refract_events::run_ingest(events.clone(), until(stopped.clone()))));
+        workers.push(tokio::spawn(refract_events::run_workers(events.clone(), until(stopped.clone()))));
 
         let runtime = runtime_state(&backends, config).await?;
         let runtime_workers = runtime.clone();
@@ -164,7 +164,7 @@ pub async fn service(which: Service, config: Config) -> anyhow::Result<()> {
         }
         Service::Events => {
             let events = events_state(&backends, &config);
-            workers.push(tokio::spawn(refract_events::run_ingest(events.clone(), until(stopped.clone()))));
+            workers.push(tokio::spawn(refract_events::run_workers(events.clone(), until(stopped.clone()))));
             with_health(refract_events::router(events))
         }
     };
@@ -184,7 +184,12 @@ pub async fn service(which: Service, config: Config) -> anyhow::Result<()> {
 }
 
 fn events_state(backends: &Backends, config: &Config) -> refract_events::EventsState {
-    refract_events::EventsState { broker: backends.broker.clone(), store: backends.store.clone(), instance: config.instance() }
+    refract_events::EventsState::new(
+        backends.broker.clone(),
+        backends.store.clone(),
+        backends.cache.clone(),
+        refract_events::Config::new(config.instance()),
+    )
 }
 
 fn workspaces_state(backends: &Backends) -> refract_workspaces::WorkspacesState {

@@ -2,39 +2,53 @@
 
 use std::collections::HashMap;
 
+use std::time::Duration;
+
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
+use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use refract_core::model::Role;
-use refract_core::{Event, EventId, EventOptions, EventType, Source, Target, WorkspaceId};
+use refract_core::{Event, EventId, WorkspaceId};
 use refract_http::{ApiError, Caller, Json};
 use refract_storage::{FieldFilter, HistoryQuery, SortOrder, TypeFilter};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use crate::{EventsState, MAX_EMIT_BATCH, MAX_EMIT_BODY};
+use crate::config::MAX_WAIT;
+use crate::emit::{EmitEvent, Emitter, emit};
+use crate::live::socket;
+use crate::{EventsState, MAX_EMIT_BODY, search};
 
 /// Default and largest history page (`spec/http-api.md` §1.3).
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
 /// `page × limit` ceiling on history queries: deeper pages use cursors.
 const MAX_OFFSET: u64 = 10_000;
-/// Type namespaces only the platform may emit (§7.2).
-const RESERVED_PREFIXES: &[&str] = &["gateway", "workspaces", "apps", "apikeys", "runtime", "events"];
-const RESERVED_TYPES: &[&str] = &["error", "usage"];
+/// Largest search body (§7.3) and longest search (§14.2).
+const MAX_SEARCH_BODY: usize = 64 * 1024;
+const SEARCH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Once a long-poll hears of a new event, how long it re-reads history for it: ingestion
+/// writes in batches, so a just-published event shows up within about one batch window.
+const CATCH_UP: Duration = Duration::from_secs(1);
+const CATCH_UP_STEP: Duration = Duration::from_millis(25);
 
 pub fn router(state: EventsState) -> Router {
     Router::new()
-        .route("/v2/workspaces/{workspace_id}/events", get(history).post(emit))
+        .route("/v2/workspaces/{workspace_id}/events", get(history).post(emit_events))
+        .route("/v2/workspaces/{workspace_id}/events/ws", get(socket::upgrade))
+        .route(
+            "/v2/workspaces/{workspace_id}/search",
+            post(search).layer(DefaultBodyLimit::max(MAX_SEARCH_BODY)),
+        )
         .layer(DefaultBodyLimit::max(MAX_EMIT_BODY))
         .fallback(refract_http::not_found)
         .with_state(state)
 }
 
 /// The caller's role in the workspace, or 404 (invisible workspaces do not exist).
-async fn member(state: &EventsState, caller: &Caller, workspace: &str) -> Result<(WorkspaceId, Role), ApiError> {
+pub(crate) async fn member(state: &EventsState, caller: &Caller, workspace: &str) -> Result<(WorkspaceId, Role), ApiError> {
     let user = caller.require_user()?;
     let not_found = || ApiError::not_found(format!("workspace {workspace} not found"));
     let workspace_id = WorkspaceId::new(workspace).map_err(|_| not_found())?;
@@ -52,9 +66,56 @@ async fn history(
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
     let (workspace_id, _) = member(&state, &caller, &workspace).await?;
-    let query = parse_query(workspace_id, &params)?;
-    let events = state.store.query(&query).await.map_err(|e| ApiError::from_kind(e.kind(), e))?;
+    let mut wait = None;
+    let mut rest = Vec::with_capacity(params.len());
+    for (key, value) in params {
+        if key == "wait" {
+            let secs: f64 = value.parse().ok().filter(|s: &f64| s.is_finite() && *s >= 0.0).ok_or_else(|| {
+                ApiError::new(StatusCode::BAD_REQUEST, "InvalidQuery", "wait: seconds, at most 15")
+                    .with_details(json!({ "path": "wait", "reason": "seconds, at most 15" }))
+            })?;
+            wait = Some(Duration::from_secs_f64(secs).min(MAX_WAIT));
+        } else {
+            rest.push((key, value));
+        }
+    }
+    let query = parse_query(workspace_id, &rest)?;
+    let events = match wait {
+        Some(wait) if query.after_id.is_some() => long_poll(&state, &query, wait).await?,
+        _ => state.store.query(&query).await.map_err(|e| ApiError::from_kind(e.kind(), e))?,
+    };
     Ok(Json(json!({ "result": { "events": events } })))
+}
+
+/// Long-polling (§7.1 `wait`): answers at once when history already has matching events
+/// after the cursor, else when one is stored before `wait` ends (then `[]`). Woken by the
+/// live hub when the workspace gets an event, it re-reads history while ingestion catches up.
+async fn long_poll(state: &EventsState, query: &HistoryQuery, wait: Duration) -> Result<Vec<Event>, ApiError> {
+    let storage = |e: refract_storage::StorageError| ApiError::from_kind(e.kind(), e);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut news = state.hub.news();
+    let events = state.store.query(query).await.map_err(storage)?;
+    if !events.is_empty() {
+        return Ok(events);
+    }
+    loop {
+        match tokio::time::timeout_at(deadline, news.recv()).await {
+            Err(_) => return Ok(Vec::new()),
+            Ok(Ok(ws)) if ws != query.workspace => continue,
+            Ok(_) => {}
+        }
+        let catch_up = (tokio::time::Instant::now() + CATCH_UP).min(deadline);
+        loop {
+            let events = state.store.query(query).await.map_err(storage)?;
+            if !events.is_empty() {
+                return Ok(events);
+            }
+            if tokio::time::Instant::now() >= catch_up {
+                break;
+            }
+            tokio::time::sleep(CATCH_UP_STEP).await;
+        }
+    }
 }
 
 fn parse_query(workspace: WorkspaceId, params: &[(String, String)]) -> Result<HistoryQuery, ApiError> {
@@ -123,74 +184,34 @@ struct EmitBody {
     events: Vec<EmitEvent>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EmitEvent {
-    #[serde(rename = "type")]
-    event_type: String,
-    #[serde(default)]
-    payload: Option<Value>,
-    #[serde(default)]
-    target: Option<Target>,
-    #[serde(default)]
-    options: Option<EventOptions>,
-    /// Ignored: the server sets the source.
-    #[serde(default)]
-    #[allow(dead_code)]
-    source: Option<Value>,
-}
-
-async fn emit(
+async fn emit_events(
     State(state): State<EventsState>,
     caller: Caller,
     Path(workspace): Path<String>,
     Json(body): Json<EmitBody>,
 ) -> Result<Json<Vec<Event>>, ApiError> {
     let (workspace_id, role) = member(&state, &caller, &workspace).await?;
-    if body.events.is_empty() || body.events.len() > MAX_EMIT_BATCH {
-        return Err(ApiError::validation("events", format!("1 to {MAX_EMIT_BATCH} events")));
-    }
-    // Validate all before publishing any.
-    let mut events = Vec::with_capacity(body.events.len());
-    for (i, e) in body.events.into_iter().enumerate() {
-        let invalid_event = |message: String| {
-            ApiError::new(StatusCode::BAD_REQUEST, "InvalidEventError", format!("events[{i}]: {message}"))
-        };
-        let event_type = EventType::new(e.event_type).map_err(|err| invalid_event(err.to_string()))?;
-        let t = event_type.as_str();
-        if RESERVED_TYPES.contains(&t) || RESERVED_PREFIXES.iter().any(|p| event_type.is_under(p)) {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "ReservedEventType", format!("events[{i}]: {t} is a system event type")));
-        }
-        let payload = match e.payload {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(map)) => map,
-            Some(_) => return Err(invalid_event("payload must be a JSON object".into())),
-        };
-        if let Some(target) = &e.target {
-            let other_user = target.user_id.as_ref().is_some_and(|u| Some(u) != caller.user_id.as_ref());
-            if other_user && role < Role::Editor {
-                return Err(ApiError::forbidden(format!("events[{i}]: targeting another user needs the editor role")));
-            }
-        }
-        let mut event = Event::new(event_type, Some(workspace_id.clone()), payload);
-        event.source = Source {
-            workspace_id: Some(workspace_id.clone()),
-            user_id: caller.user_id.clone(),
-            session_id: caller.session_id.clone(),
-            correlation_id: caller.correlation_id.clone(),
-            ..Source::default()
-        };
-        event.target = e.target;
-        event.options = e.options;
-        event.seal(&Default::default()).map_err(|err| match err {
-            refract_core::ValidationError::TooLarge { .. } => ApiError::from(err),
-            other => invalid_event(other.to_string()),
-        })?;
-        events.push(event);
-    }
-    for event in &mut events {
-        let id = state.broker.publish(event.clone()).await.map_err(|e| ApiError::from_kind(e.kind(), e))?;
-        event.id = Some(id);
-    }
-    Ok(Json(events))
+    let who = Emitter { caller: &caller, workspace: &workspace_id, role, socket_id: None };
+    Ok(Json(emit(&state, &who, body.events).await?))
+}
+
+async fn search(
+    State(state): State<EventsState>,
+    caller: Caller,
+    Path(workspace): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let (workspace_id, _) = member(&state, &caller, &workspace).await?;
+    let body = search::parse(body)?;
+    let (query, track_total) = search::to_query(workspace_id, &body)?;
+    let storage = |e: refract_storage::StorageError| ApiError::from_kind(e.kind(), e);
+    let run = async {
+        let (events, total) = tokio::try_join!(state.store.query(&query), state.store.count(&query)).map_err(storage)?;
+        Ok::<_, ApiError>((events, total))
+    };
+    let (events, total) = tokio::time::timeout(SEARCH_TIMEOUT, run)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::GATEWAY_TIMEOUT, "TimeoutError", "the search took longer than 2 s"))??;
+    let documents = search::project(events, search::fields(&body));
+    Ok(Json(json!({ "size": search::size(total, track_total), "documents": documents })))
 }

@@ -1,24 +1,33 @@
 //! History ingestion: every event the broker carries, stored once.
+//!
+//! Deliveries are gathered into a batch until it holds [`Config::ingest_batch`] events or
+//! [`Config::batch_window`] has passed since its first one, then written with one append
+//! (one transaction). A batch is acknowledged only once stored; a failing database is retried
+//! with backoff while the batch stays pending (the broker keeps it claimed), so a slow or
+//! broken database back-pressures the stream instead of dropping or dead-lettering events.
+//! Appends are idempotent by `(workspace, id)`: a batch re-read after a crash is stored once.
+//!
+//! `workspaces.deleted` events also delete that workspace's history.
 
 use std::future::Future;
 use std::time::Duration;
 
 use refract_broker::{Delivery, Subscription, TypeFilter};
+use refract_core::{Event, WorkspaceId};
 
-use crate::{EventsState, INGEST_BATCH};
+use crate::EventsState;
+use crate::config::{MAX_RETRY_BACKOFF, RETRY_BACKOFF};
 
 /// Consumer group of the events service.
 pub const GROUP: &str = "events";
 
-/// How long a batch waits for more deliveries before it is written.
-const BATCH_WINDOW: Duration = Duration::from_millis(20);
+/// The event whose arrival deletes a workspace's history.
+const WORKSPACE_DELETED: &str = "workspaces.deleted";
 
-/// Stores every persisted event until `shutdown` resolves. Deliveries are acknowledged only
-/// after their batch is stored (a duplicate delivery is skipped by the store's idempotency);
-/// a failed append is reported to the broker, which redelivers and eventually dead-letters.
+/// Stores every persisted event until `shutdown` resolves.
 pub async fn run_ingest(state: EventsState, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
-    let subscription = Subscription::group(GROUP, state.instance.clone(), TypeFilter::all());
+    let subscription = Subscription::group(GROUP, state.config.instance.clone(), TypeFilter::all());
     let mut sub = loop {
         match state.broker.subscribe(subscription.clone()).await {
             Ok(sub) => break sub,
@@ -31,6 +40,7 @@ pub async fn run_ingest(state: EventsState, shutdown: impl Future<Output = ()>) 
             }
         }
     };
+    let max = state.config.ingest_batch.max(1);
     loop {
         let first = tokio::select! {
             _ = &mut shutdown => return,
@@ -42,44 +52,75 @@ pub async fn run_ingest(state: EventsState, shutdown: impl Future<Output = ()>) 
                 }
             },
         };
-        let mut batch = vec![first];
-        let window = tokio::time::sleep(BATCH_WINDOW);
+        let mut batch = Vec::with_capacity(max);
+        batch.push(first);
+        let window = tokio::time::sleep(state.config.batch_window);
         tokio::pin!(window);
-        while batch.len() < INGEST_BATCH {
+        while batch.len() < max {
             tokio::select! {
-                _ = &mut window => break,
+                biased;
                 next = sub.next() => match next {
                     Ok(d) => batch.push(d),
                     Err(_) => break,
                 },
+                _ = &mut window => break,
             }
         }
-        store(&state, batch).await;
+        // Dropped unsettled on shutdown: the broker redelivers the batch to a live instance.
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = store(&state, batch) => {}
+        }
     }
 }
 
+/// Writes `batch` (retrying until it is stored) and acknowledges it.
 async fn store(state: &EventsState, batch: Vec<Delivery>) {
-    let events: Vec<_> = batch
-        .iter()
-        .filter(|d| d.event.persist() && d.event.source.workspace_id.is_some())
-        .map(|d| d.event.clone())
-        .collect();
-    let result = if events.is_empty() { Ok(Default::default()) } else { state.store.append(&events).await };
-    match result {
-        Ok(outcome) => {
-            tracing::debug!(inserted = outcome.inserted, duplicates = outcome.duplicates, "events stored");
-            for delivery in batch {
-                if let Err(error) = delivery.ack().await {
-                    tracing::warn!(%error, "events: ack failed; the event will be delivered again");
-                }
-            }
-        }
-        Err(error) => {
-            tracing::warn!(%error, events = events.len(), "events: storing a batch failed");
-            let reason = error.to_string();
-            for delivery in batch {
-                let _ = delivery.nack(&reason).await;
+    let events: Vec<Event> = batch.iter().filter(|d| persists(&d.event)).map(|d| d.event.clone()).collect();
+    let deleted: Vec<WorkspaceId> = batch.iter().filter_map(|d| deleted_workspace(&d.event)).collect();
+    let mut backoff = RETRY_BACKOFF;
+    loop {
+        match write(state, &events, &deleted).await {
+            Ok(()) => break,
+            Err(error) => {
+                tracing::warn!(%error, events = events.len(), retry_in_ms = backoff.as_millis() as u64,
+                    "events: storing a batch failed; it stays pending and is retried");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
             }
         }
     }
+    // Acks go out together (Redis pipelines them on one connection).
+    let acks = batch.into_iter().map(|d| d.ack());
+    for result in futures::future::join_all(acks).await {
+        if let Err(error) = result {
+            tracing::warn!(%error, "events: ack failed; the event will be delivered again (and skipped as stored)");
+        }
+    }
+}
+
+async fn write(state: &EventsState, events: &[Event], deleted: &[WorkspaceId]) -> Result<(), refract_storage::StorageError> {
+    if !events.is_empty() {
+        let outcome = state.store.append(events).await?;
+        tracing::debug!(inserted = outcome.inserted, duplicates = outcome.duplicates, "events stored");
+    }
+    // After the append: a deleted workspace's own last events are in the same batch.
+    for workspace in deleted {
+        let removed = state.store.delete_workspace(workspace).await?;
+        tracing::info!(%workspace, removed, "events: history of a deleted workspace removed");
+    }
+    Ok(())
+}
+
+/// Whether `event` belongs in history: it persists and has a workspace.
+fn persists(event: &Event) -> bool {
+    event.persist() && event.source.workspace_id.is_some()
+}
+
+/// The workspace a `workspaces.deleted` event deletes.
+fn deleted_workspace(event: &Event) -> Option<WorkspaceId> {
+    if event.event_type.as_str() != WORKSPACE_DELETED {
+        return None;
+    }
+    event.source.workspace_id.clone()
 }

@@ -1,38 +1,82 @@
 //! `refract-events`: the events service.
 //!
-//! - [`ingest`]: reads every event through the `events` consumer group and appends the ones
-//!   that persist to the history (the datalake), acknowledging only once they are stored.
-//! - [`api`]: `GET /v2/workspaces/{id}/events` (history with filters and cursors) and
-//!   `POST /v2/workspaces/{id}/events` (client emits).
+//! - [`ingest`]: reads every event through the `events` consumer group and writes the ones
+//!   that persist to the history (the datalake) in batches, acknowledging only once stored;
+//!   `workspaces.deleted` deletes a workspace's history.
+//! - [`retention`]: deletes history older than each workspace's retention.
+//! - [`api`]: `GET /v2/workspaces/{id}/events` (history with filters, cursors and
+//!   long-polling), `POST …/events` (client emits, [`emit`]), `POST …/search` ([`search`]) and
+//!   the WebSocket upgrade `GET …/events/ws` ([`live`]).
+//! - [`topics`]: user-topic membership (in the cache).
+//! - [`config`]: settings and their defaults.
 //!
 //! Depends on core, broker, storage and refract-http; never on another service crate.
-//! Live WebSocket delivery and search come with the events issue.
 
 pub mod api;
+pub mod config;
+pub mod emit;
 pub mod ingest;
+pub mod live;
+pub mod retention;
+pub mod search;
+pub mod topics;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use refract_broker::Broker;
-use refract_storage::DocumentStore;
+use refract_storage::{Cache, DocumentStore};
 
 pub use api::router;
+pub use config::Config;
 pub use ingest::run_ingest;
+pub use live::hub::Hub;
+pub use live::run_live;
+pub use retention::run_retention;
 
 /// Largest number of events one client `POST /events` may publish (`spec/http-api.md` §7.2).
 pub const MAX_EMIT_BATCH: usize = 100;
 /// Largest `POST /events` body, in bytes.
 pub const MAX_EMIT_BODY: usize = 1024 * 1024;
-/// Most events ingested per history append: bounds one transaction.
-pub const INGEST_BATCH: usize = 256;
 
 /// What the events service needs.
 #[derive(Clone)]
 pub struct EventsState {
     pub broker: Arc<dyn Broker>,
     pub store: Arc<dyn DocumentStore>,
-    /// This instance's name in the `events` consumer group.
-    pub instance: String,
+    pub cache: Arc<dyn Cache>,
+    pub config: Config,
+    /// This instance's WebSockets.
+    pub hub: Arc<Hub>,
+}
+
+impl EventsState {
+    pub fn new(broker: Arc<dyn Broker>, store: Arc<dyn DocumentStore>, cache: Arc<dyn Cache>, config: Config) -> Self {
+        let hub = Arc::new(Hub::new(config.socket_queue));
+        Self { broker, store, cache, config, hub }
+    }
+}
+
+/// The background work of an events instance — history ingestion, retention and live
+/// delivery — until `shutdown` resolves.
+pub async fn run_workers(state: EventsState, shutdown: impl Future<Output = ()> + Send + 'static) {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let tasks = [
+        tokio::spawn(run_ingest(state.clone(), until())),
+        tokio::spawn(run_retention(state.clone(), until())),
+        tokio::spawn(run_live(state, until())),
+    ];
+    shutdown.await;
+    let _ = stop.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
 }
 
 #[cfg(test)]
@@ -53,12 +97,17 @@ mod tests {
 
     async fn state() -> EventsState {
         let store = Arc::new(MemoryStore::new());
-        let membership = Membership { workspace_id: "ws1".into(), user_id: "alice".into(), role: Role::Owner };
+        let membership = Membership { workspace_id: "ws1".into(), user_id: "alice".into(), role: Role::Owner.into() };
         store
             .put(&PERMISSIONS, &permission_doc_id("ws1", "alice"), &serde_json::to_value(membership).unwrap(), Expect::Any)
             .await
             .unwrap();
-        EventsState { broker: Arc::new(MemoryBroker::new(BrokerConfig::default())), store, instance: "e1".into() }
+        EventsState::new(
+            Arc::new(MemoryBroker::new(BrokerConfig::default())),
+            store,
+            Arc::new(refract_storage::cache::MemoryCache::new("test")),
+            Config::new("e1"),
+        )
     }
 
     async fn call(state: &EventsState, method: &str, uri: &str, user: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {

@@ -18,7 +18,7 @@
 //!
 //! Backends receive the full public path (`/v2/workspaces/…`). In process, the request keeps
 //! its extensions, so a WebSocket upgrade reaches the backend's `WebSocketUpgrade`; over HTTP
-//! upgrades are not proxied yet. Session tokens are opaque random strings, not JWTs: RS256
+//! the gateway sends the handshake itself and splices the two upgraded connections. Session tokens are opaque random strings, not JWTs: RS256
 //! session JWTs with a JWKS are a later step, and clients treat the token as opaque either way.
 
 pub mod accounts;

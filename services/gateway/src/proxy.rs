@@ -134,8 +134,9 @@ fn is_dot_segment(seg: &str) -> bool {
     decoded == "." || decoded == ".."
 }
 
-/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1). In process, `upgrade`
-/// and `connection` are kept so a WebSocket upgrade reaches the backend.
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1). WebSocket upgrades keep
+/// `upgrade` and `connection`: in process they reach the backend's router as they came, and
+/// to an HTTP upstream they go through [`forward_upgrade`].
 const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
@@ -314,6 +315,9 @@ async fn forward(
                 Err(_) => return Err(upstream_timeout(route.service.name(), route.timeout)),
             }
         }
+        Upstream::Http(base) if is_websocket_upgrade(&parts.headers) => {
+            forward_upgrade(route, base, parts).await?
+        }
         Upstream::Http(base) => forward_http(state, route, base, parts, body, length).await?,
     };
     // §1.5: the session id is echoed to the client too.
@@ -380,6 +384,76 @@ async fn forward_http(
     }
     out.body(Body::from_stream(res.bytes_stream()))
         .map_err(crate::error::internal)
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// A WebSocket upgrade to an HTTP upstream: the handshake goes to the backend over its own
+/// connection (reqwest cannot carry an upgrade); once the backend answers 101, the client's
+/// and the backend's upgraded connections are spliced byte for byte until either side closes.
+async fn forward_upgrade(
+    route: Route,
+    base: &str,
+    mut parts: axum::http::request::Parts,
+) -> Result<Response, ApiError> {
+    let service = route.service.name();
+    let down = |what: &dyn std::fmt::Display| {
+        tracing::warn!(service, base, error = %what, "upstream WebSocket upgrade failed");
+        unavailable()
+    };
+    let url = reqwest::Url::parse(base).map_err(|e| down(&e))?;
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return Err(down(&"the upstream URL has no host"));
+    };
+    if url.scheme() != "http" {
+        return Err(down(&"WebSocket upgrades reach http:// upstreams only"));
+    }
+    let client_side = parts
+        .extensions
+        .remove::<hyper::upgrade::OnUpgrade>()
+        .ok_or_else(|| down(&"the client connection cannot be upgraded"))?;
+    let connect = tokio::net::TcpStream::connect((host, port));
+    let stream = match tokio::time::timeout(route.timeout, connect).await {
+        Err(_) => return Err(upstream_timeout(service, route.timeout)),
+        Ok(stream) => stream.map_err(|e| down(&e))?,
+    };
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| down(&e))?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = path_and_query.parse().map_err(|e| down(&e))?;
+    if let Ok(h) = HeaderValue::from_str(&format!("{host}:{port}")) {
+        parts.headers.insert(header::HOST, h);
+    }
+    let req = Request::from_parts(parts, http_body_util::Empty::<bytes::Bytes>::new());
+    let answer = tokio::time::timeout(route.timeout, sender.send_request(req)).await;
+    let mut res = match answer {
+        Err(_) => return Err(upstream_timeout(service, route.timeout)),
+        Ok(res) => res.map_err(|e| down(&e))?,
+    };
+    if res.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(res.map(Body::new));
+    }
+    let backend_side = hyper::upgrade::on(&mut res);
+    tokio::spawn(async move {
+        let (Ok(client), Ok(backend)) = tokio::join!(client_side, backend_side) else {
+            return;
+        };
+        let mut client = hyper_util::rt::TokioIo::new(client);
+        let mut backend = hyper_util::rt::TokioIo::new(backend);
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+    });
+    let (head, _) = res.into_parts();
+    Ok(Response::from_parts(head, Body::empty()))
 }
 
 /// 503 `ServiceUnavailable` with `Retry-After` (§1.2).

@@ -107,6 +107,20 @@ where
         .collect()
 }
 
+/// Workspace ids from `SELECT DISTINCT workspace` rows; a stored id that is not valid is
+/// [`StorageError::Corrupt`].
+pub(crate) fn decode_workspaces(
+    backend: &'static str,
+    rows: Vec<(String,)>,
+) -> Result<Vec<refract_core::WorkspaceId>> {
+    rows.into_iter()
+        .map(|(ws,)| {
+            refract_core::WorkspaceId::new(ws.as_str())
+                .map_err(|e| StorageError::corrupt(backend, format!("workspace {ws}"), e))
+        })
+        .collect()
+}
+
 /// The count of a `SELECT COUNT(*) AS n` row.
 pub(crate) fn decode_count<R>(row: &R, err: impl Fn(sqlx::Error) -> StorageError) -> Result<u64>
 where

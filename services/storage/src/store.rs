@@ -85,6 +85,16 @@ impl EventHistory for MemoryStore {
     async fn delete_workspace(&self, workspace: &WorkspaceId) -> Result<u64> {
         self.history.delete_workspace(workspace).await
     }
+    async fn delete_workspace_before(
+        &self,
+        workspace: &WorkspaceId,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64> {
+        self.history.delete_workspace_before(workspace, cutoff).await
+    }
+    async fn workspaces(&self) -> Result<Vec<WorkspaceId>> {
+        self.history.workspaces().await
+    }
 }
 
 #[async_trait]

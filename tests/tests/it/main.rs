@@ -2,6 +2,7 @@
 //! Guest fixtures are built and compiled once per run of this binary.
 
 mod egress;
+mod events;
 mod platform;
 mod runtime;
 mod sandbox;

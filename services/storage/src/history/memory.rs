@@ -138,4 +138,29 @@ impl EventHistory for MemoryHistory {
         map.retain(|(ws, _, _), _| ws != workspace.as_str());
         Ok((before - map.len()) as u64)
     }
+
+    async fn delete_workspace_before(
+        &self,
+        workspace: &WorkspaceId,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64> {
+        let cutoff = cutoff.timestamp_millis();
+        let mut map = self.write()?;
+        let before = map.len();
+        map.retain(|(ws, _, _), s| ws != workspace.as_str() || s.row.created_at >= cutoff);
+        Ok((before - map.len()) as u64)
+    }
+
+    async fn workspaces(&self) -> Result<Vec<WorkspaceId>> {
+        let map = self.read()?;
+        let mut out: Vec<WorkspaceId> = Vec::new();
+        for (ws, _, _) in map.keys() {
+            if out.last().is_none_or(|last| last.as_str() != ws) {
+                out.push(WorkspaceId::new(ws.as_str()).map_err(|e| {
+                    StorageError::corrupt("memory", format!("workspace {ws}"), e)
+                })?);
+            }
+        }
+        Ok(out)
+    }
 }

@@ -138,6 +138,18 @@ pub trait EventHistory: Send + Sync {
 
     /// Deletes every event of `workspace` (workspace deletion); returns how many.
     async fn delete_workspace(&self, workspace: &WorkspaceId) -> Result<u64>;
+
+    /// Per-workspace retention: deletes the events of `workspace` created before `cutoff`;
+    /// returns how many.
+    async fn delete_workspace_before(
+        &self,
+        workspace: &WorkspaceId,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64>;
+
+    /// Every workspace that has stored events, so a retention pass can apply each one's
+    /// own age limit (there is no other list of workspaces in the history).
+    async fn workspaces(&self) -> Result<Vec<WorkspaceId>>;
 }
 
 /// The columns every backend indexes, extracted once from an event.

@@ -186,4 +186,33 @@ impl EventHistory for MongoStore {
             .map_err(|e| op_error(&self.location, "delete workspace", e))?;
         Ok(done.deleted_count)
     }
+
+    async fn delete_workspace_before(
+        &self,
+        workspace: &WorkspaceId,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64> {
+        let done = self
+            .events()
+            .delete_many(doc! { "ws": workspace.as_str(), "at": { "$lt": cutoff.timestamp_millis() } })
+            .await
+            .map_err(|e| op_error(&self.location, "retention", e))?;
+        Ok(done.deleted_count)
+    }
+
+    async fn workspaces(&self) -> Result<Vec<WorkspaceId>> {
+        let values = self
+            .events()
+            .distinct("ws", doc! {})
+            .await
+            .map_err(|e| op_error(&self.location, "workspaces", e))?;
+        values
+            .into_iter()
+            .map(|v| match v {
+                Bson::String(ws) => WorkspaceId::new(ws.as_str())
+                    .map_err(|e| StorageError::corrupt(BACKEND, format!("workspace {ws}"), e)),
+                other => Err(StorageError::corrupt(BACKEND, "events.ws", format!("not a string: {other}"))),
+            })
+            .collect()
+    }
 }

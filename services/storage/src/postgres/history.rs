@@ -85,6 +85,29 @@ impl EventHistory for PostgresStore {
             .map_err(|e| op_error(&self.location, "delete workspace", e))?;
         Ok(done.rows_affected())
     }
+
+    async fn delete_workspace_before(
+        &self,
+        workspace: &WorkspaceId,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM events WHERE workspace = $1 AND created_at < $2")
+            .bind(workspace.as_str().to_string())
+            .bind(cutoff.timestamp_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| op_error(&self.location, "retention", e))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn workspaces(&self) -> Result<Vec<WorkspaceId>> {
+        let err = |e| op_error(&self.location, "workspaces", e);
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT workspace FROM events")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        sql::decode_workspaces(BACKEND, rows)
+    }
 }
 
 fn push_where(qb: &mut QueryBuilder<Postgres>, q: &HistoryQuery) {

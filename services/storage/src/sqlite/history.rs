@@ -92,6 +92,29 @@ impl EventHistory for SqliteStore {
             .map_err(|e| op_error(&self.location, "delete workspace", e))?;
         Ok(done.rows_affected())
     }
+
+    async fn delete_workspace_before(
+        &self,
+        workspace: &WorkspaceId,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM events WHERE workspace = ? AND created_at < ?")
+            .bind(workspace.as_str().to_string())
+            .bind(cutoff.timestamp_millis())
+            .execute(&self.writer)
+            .await
+            .map_err(|e| op_error(&self.location, "retention", e))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn workspaces(&self) -> Result<Vec<WorkspaceId>> {
+        let err = |e| op_error(&self.location, "workspaces", e);
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT workspace FROM events")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        sql::decode_workspaces(BACKEND, rows)
+    }
 }
 
 /// The WHERE clause of `q` (every value bound, never interpolated).

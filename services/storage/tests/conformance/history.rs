@@ -368,6 +368,30 @@ async fn retention_and_workspace_deletion(store: &Arc<dyn DocumentStore>) {
         store.query(&q).await.expect("text after delete").is_empty(),
         "the text index forgets deleted events"
     );
+    // Per-workspace retention touches only that workspace.
+    let mut other_old = event(&b, 1, "t", json!({"text": "old"}));
+    other_old.created_at = now - Duration::days(10);
+    store.append(&[other_old]).await.expect("append");
+    let mut listed = store.workspaces().await.expect("workspaces");
+    listed.sort_by(|x, y| x.as_str().cmp(y.as_str()));
+    let mut expected = vec![a.clone(), b.clone()];
+    expected.sort_by(|x, y| x.as_str().cmp(y.as_str()));
+    assert_eq!(listed, expected, "both workspaces have events");
+    assert_eq!(
+        store
+            .delete_workspace_before(&a, now - Duration::days(5))
+            .await
+            .expect("workspace retention"),
+        0,
+        "a keeps its 1-day-old event and b's 10-day-old one is not a's"
+    );
+    assert_eq!(
+        store
+            .delete_workspace_before(&b, now - Duration::days(5))
+            .await
+            .expect("workspace retention"),
+        1
+    );
     assert_eq!(store.delete_workspace(&a).await.expect("delete ws"), 1);
     assert_eq!(store.count(&HistoryQuery::new(a)).await.expect("count"), 0);
     assert_eq!(

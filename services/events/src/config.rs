@@ -1,0 +1,76 @@
+//! The events service's settings and their defaults.
+
+use std::time::Duration;
+
+/// Most events written per history append. One append is one transaction (one multi-row
+/// INSERT on SQLite, one UNNEST insert on PostgreSQL): larger batches amortize the commit and
+/// the FTS5 index update, smaller ones bound how long a transaction holds the writer.
+pub const DEFAULT_INGEST_BATCH: usize = 512;
+
+/// How long a batch waits for more events before it is written: bounds the delay between a
+/// publish and its visibility in history under light load.
+pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_millis(50);
+
+/// First pause before a failed append is retried; doubles up to [`MAX_RETRY_BACKOFF`].
+pub const RETRY_BACKOFF: Duration = Duration::from_millis(200);
+/// Longest pause between two tries of a failing append: a recovering database is written
+/// again within seconds.
+pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How long events are kept when the workspace does not say (`config.value.eventsRetentionDays`).
+pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+/// Longest retention a workspace may ask for (ten years).
+pub const MAX_RETENTION_DAYS: u32 = 3_650;
+/// How often the retention pass runs: deleting by age is not urgent, and each pass scans the
+/// list of workspaces.
+pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(3_600);
+
+/// Server ping period on WebSockets (`spec/http-api.md` §8 `heartbeatMs`).
+pub const HEARTBEAT: Duration = Duration::from_secs(25);
+/// A socket silent (no pong, no frame) for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Events queued for one socket before it counts as a slow consumer and is closed (4008):
+/// a client that stops reading cannot grow the server's memory without bound.
+pub const SOCKET_QUEUE: usize = 1_000;
+/// Largest inbound WebSocket frame (§14.2).
+pub const MAX_FRAME: usize = 1024 * 1024;
+/// Events kept for a dropped socket until it reconnects, and for how long (§8: 500 events or
+/// 10 minutes); past either, `reconnected.complete` is false.
+pub const RECONNECT_BUFFER: usize = 500;
+pub const RECONNECT_WINDOW: Duration = Duration::from_secs(600);
+/// Inbound `emit` frames per socket: sustained rate per second and burst (§14.1).
+pub const EMIT_RATE: f64 = 20.0;
+pub const EMIT_BURST: f64 = 50.0;
+
+/// Longest long-poll (`wait` on `GET …/events`, §7.1).
+pub const MAX_WAIT: Duration = Duration::from_secs(15);
+
+/// The events service's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This instance's name in the `events` consumer group.
+    pub instance: String,
+    pub ingest_batch: usize,
+    pub batch_window: Duration,
+    pub default_retention_days: u32,
+    pub retention_interval: Duration,
+    pub heartbeat: Duration,
+    pub idle_timeout: Duration,
+    pub socket_queue: usize,
+}
+
+impl Config {
+    /// The defaults, for instance `instance`.
+    pub fn new(instance: impl Into<String>) -> Self {
+        Self {
+            instance: instance.into(),
+            ingest_batch: DEFAULT_INGEST_BATCH,
+            batch_window: DEFAULT_BATCH_WINDOW,
+            default_retention_days: DEFAULT_RETENTION_DAYS,
+            retention_interval: DEFAULT_RETENTION_INTERVAL,
+            heartbeat: HEARTBEAT,
+            idle_timeout: IDLE_TIMEOUT,
+            socket_queue: SOCKET_QUEUE,
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Live delivery over WebSocket (`spec/http-api.md` §8).
+//!
+//! - [`hub`]: this instance's sockets, delivery rules, slow-consumer and reconnection buffers.
+//! - [`filters`]: a socket's server-side filters.
+//! - [`socket`]: the upgrade handler and the frame protocol.
+//!
+//! [`run_live`] feeds the hub from a broker fan-out subscription, so every events instance
+//! delivers every event to its own sockets.
+
+pub mod filters;
+pub mod hub;
+pub mod socket;
+
+use std::future::Future;
+use std::time::Duration;
+
+use refract_broker::{Subscription, TypeFilter};
+
+use crate::EventsState;
+
+/// How often detached sockets past the reconnection window are forgotten.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// Delivers every published event to this instance's sockets until `shutdown`.
+pub async fn run_live(state: EventsState, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut sub = loop {
+        match state.broker.subscribe(Subscription::fan_out(TypeFilter::all())).await {
+            Ok(sub) => break sub,
+            Err(error) => {
+                tracing::warn!(%error, "events: live subscription failed; retrying");
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    };
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = sweep.tick() => state.hub.sweep(),
+            next = sub.next() => match next {
+                Ok(delivery) => state.hub.dispatch(&delivery.event),
+                Err(error) => {
+                    tracing::error!(%error, "events: broker closed; live delivery stops");
+                    return;
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! `GET /v2/workspaces/{id}/events/ws`: the upgrade (the gateway authenticated it and set the
+//! trusted identity headers) and the frame protocol of one socket.
+//!
+//! Client frames: `subscribe {filters}`, `emit {events}`, `reconnect {socketId, lastEventId?}`,
+//! `ping`; each may carry `ref`, echoed in its reply. Server frames: `hello`, `subscribed`,
+//! `event`, `emitted`, `reconnected`, `pong`, `error`.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use refract_core::model::Role;
+use refract_core::{EventId, WorkspaceId};
+use refract_http::{ApiError, Caller};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::filters::{FilterError, Filters, RawFilters};
+use super::hub::{Reader, Refused};
+use crate::config::{EMIT_BURST, EMIT_RATE, MAX_FRAME};
+use crate::emit::{EmitEvent, Emitter, emit};
+use crate::{EventsState, api, topics};
+
+/// The optional subprotocol, echoed when offered.
+pub const PROTOCOL: &str = "refract.events.v1";
+
+/// Close codes (§8).
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_POLICY: u16 = 1008;
+const CLOSE_SLOW: u16 = 4008;
+
+/// Longest `ref` echoed back.
+const MAX_REF: usize = 64;
+
+pub async fn upgrade(
+    State(state): State<EventsState>,
+    caller: Caller,
+    Path(workspace): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let (workspace, role) = api::member(&state, &caller, &workspace).await?;
+    let filters = Filters::from_query(&params).map_err(invalid_query)?;
+    let ws = ws.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "InvalidRequest", format!("a WebSocket upgrade is expected: {e}")))?;
+    let user = caller.require_user()?.clone();
+    let topics = topics::joined(state.cache.as_ref(), &workspace, &user).await.map_err(|e| ApiError::from_kind(e.kind(), e))?;
+    let reader = Reader { user, session: caller.session_id.clone(), topics };
+    let offered = headers
+        .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|p| p.trim() == PROTOCOL));
+    let ws = if offered { ws.protocols([PROTOCOL]) } else { ws };
+    Ok(ws
+        .max_message_size(MAX_FRAME)
+        .max_frame_size(MAX_FRAME)
+        .on_upgrade(move |socket| Connection { state, caller, workspace, role, id: new_socket_id() }.run(socket, reader, filters)))
+}
+
+fn invalid_query(e: FilterError) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "InvalidQuery", format!("{}: {}", e.path, e.reason))
+        .with_details(json!({ "path": e.path, "reason": e.reason }))
+}
+
+fn new_socket_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// A frame from the client.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+enum ClientFrame {
+    Subscribe {
+        #[serde(default)]
+        filters: Option<RawFilters>,
+    },
+    Emit {
+        events: Vec<EmitEvent>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Reconnect {
+        socket_id: String,
+        #[serde(default)]
+        last_event_id: Option<String>,
+    },
+    Ping,
+    Auth {},
+}
+
+/// Inbound `emit` budget: a token bucket (§14.1, 20/s, burst 50).
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * EMIT_RATE).min(EMIT_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Connection {
+    state: EventsState,
+    caller: Caller,
+    workspace: WorkspaceId,
+    role: Role,
+    /// This socket's id; a `reconnect` replaces it with the previous socket's.
+    id: String,
+}
+
+impl Connection {
+    async fn run(mut self, socket: WebSocket, reader: Reader, filters: Filters) {
+        let hub = self.state.hub.clone();
+        let mut reg = hub.register(&self.workspace, &self.id, reader, filters);
+        let started = reg.last_id.clone();
+        let (mut sink, mut stream) = socket.split();
+        let hello = json!({
+            "type": "hello",
+            "socketId": self.id,
+            "sessionId": self.caller.session_id,
+            "userId": self.caller.user_id,
+            "heartbeatMs": self.state.config.heartbeat.as_millis() as u64,
+            "protocol": PROTOCOL,
+            "lastEventId": started,
+        });
+        let mut bucket = Bucket { tokens: EMIT_BURST, at: Instant::now() };
+        let mut heartbeat = tokio::time::interval(self.state.config.heartbeat);
+        heartbeat.tick().await;
+        let mut seen = Instant::now();
+        let mut close: Option<(u16, &'static str)> = None;
+        if sink.send(text(&hello)).await.is_ok() {
+            loop {
+                tokio::select! {
+                    frame = reg.queue.recv() => match frame {
+                        Some(frame) => {
+                            if sink.send(Message::Text(frame)).await.is_err() {
+                                break;
+                            }
+                        }
+                        None => {
+                            if reg.slow.load(Ordering::Relaxed) {
+                                close = Some((CLOSE_SLOW, "slow consumer"));
+                            }
+                            break;
+                        }
+                    },
+                    msg = stream.next() => {
+                        seen = Instant::now();
+                        let Some(Ok(msg)) = msg else { break };
+                        let replies = match msg {
+                            Message::Text(t) => self.frame(t.as_str(), &mut bucket, started.as_ref()).await,
+                            Message::Binary(_) => vec![error_frame(None, "InvalidFrame", "frames are JSON text", None)],
+                            Message::Close(_) => break,
+                            Message::Ping(_) | Message::Pong(_) => Vec::new(),
+                        };
+                        let mut failed = false;
+                        for reply in replies {
+                            if sink.send(reply).await.is_err() {
+                                failed = true;
+                                break;
+                            }
+                        }
+                        if failed {
+                            break;
+                        }
+                    },
+                    _ = heartbeat.tick() => {
+                        if seen.elapsed() > self.state.config.idle_timeout {
+                            close = Some((CLOSE_POLICY, "no pong"));
+                            break;
+                        }
+                        if sink.send(Message::Ping(Default::default())).await.is_err() {
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+        hub.detach(&self.workspace, &self.id);
+        let (code, reason) = close.unwrap_or((CLOSE_GOING_AWAY, "closing"));
+        let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))).await;
+    }
+
+    /// Handles one client frame; returns the frames to send back, in order.
+    async fn frame(&mut self, raw: &str, bucket: &mut Bucket, started: Option<&EventId>) -> Vec<Message> {
+        let value: Value = match serde_json::from_str(raw) {
+            Ok(v) => v,
+            Err(e) => return vec![error_frame(None, "InvalidFrame", &format!("not JSON: {e}"), None)],
+        };
+        let reference = value.get("ref").and_then(Value::as_str).map(|r| r.chars().take(MAX_REF).collect::<String>());
+        let mut body = value;
+        if let Some(map) = body.as_object_mut() {
+            map.remove("ref");
+        }
+        let frame: ClientFrame = match serde_json::from_value(body) {
+            Ok(f) => f,
+            Err(e) => return vec![error_frame(reference, "InvalidFrame", &e.to_string(), None)],
+        };
+        match frame {
+            ClientFrame::Ping => vec![reply(reference, json!({ "type": "pong" }))],
+            ClientFrame::Auth {} => vec![error_frame(reference, "InvalidFrame", "this socket is already authenticated", None)],
+            ClientFrame::Subscribe { filters } => match Filters::parse(filters.unwrap_or_default()) {
+                Ok(filters) => {
+                    let normalized = filters.to_json();
+                    self.state.hub.set_filters(&self.workspace, &self.id, filters);
+                    vec![reply(reference, json!({ "type": "subscribed", "filters": normalized }))]
+                }
+                Err(e) => {
+                    let details = json!({ "path": e.path, "reason": e.reason });
+                    vec![error_frame(reference, "InvalidQuery", &format!("{}: {}", e.path, e.reason), Some(details))]
+                }
+            },
+            ClientFrame::Emit { events } => {
+                if !bucket.take() {
+                    return vec![error_frame(reference, "TooManyRequests", "at most 20 emits per second per socket", None)];
+                }
+                let who = Emitter { caller: &self.caller, workspace: &self.workspace, role: self.role, socket_id: Some(&self.id) };
+                match emit(&self.state, &who, events).await {
+                    Ok(published) => {
+                        let ids: Vec<_> = published.iter().map(|e| e.id.clone()).collect();
+                        vec![reply(reference, json!({ "type": "emitted", "ids": ids }))]
+                    }
+                    Err(e) => vec![api_error_frame(reference, e)],
+                }
+            }
+            ClientFrame::Reconnect { socket_id, last_event_id } => {
+                let after = match last_event_id.map(EventId::new).transpose() {
+                    Ok(after) => after,
+                    Err(e) => return vec![error_frame(reference, "InvalidFrame", &format!("lastEventId: {e}"), None)],
+                };
+                match self.state.hub.adopt(&self.workspace, &self.id, &socket_id, after.as_ref(), started) {
+                    Ok(adopted) => {
+                        self.id = socket_id;
+                        let replayed = adopted.frames.len();
+                        let mut out: Vec<Message> = adopted.frames.into_iter().map(Message::Text).collect();
+                        out.push(reply(
+                            reference,
+                            json!({ "type": "reconnected", "socketId": self.id, "replayed": replayed, "complete": adopted.complete }),
+                        ));
+                        out
+                    }
+                    Err(Refused::NotYours) => {
+                        vec![error_frame(reference, "ForbiddenError", "that socket belonged to another session", None)]
+                    }
+                    Err(Refused::Unknown) => {
+                        vec![error_frame(reference, "ForbiddenError", "no such socket was seen recently", None)]
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn text(v: &Value) -> Message {
+    Message::Text(Utf8Bytes::from(v.to_string()))
+}
+
+fn reply(reference: Option<String>, mut v: Value) -> Message {
+    if let (Some(r), Some(map)) = (reference, v.as_object_mut()) {
+        map.insert("ref".into(), Value::String(r));
+    }
+    text(&v)
+}
+
+fn error_frame(reference: Option<String>, code: &str, message: &str, details: Option<Value>) -> Message {
+    let mut v = json!({ "type": "error", "error": code, "message": message });
+    if let Some(d) = details {
+        v["details"] = d;
+    }
+    reply(reference, v)
+}
+
+fn api_error_frame(reference: Option<String>, e: ApiError) -> Message {
+    error_frame(reference, e.code, &e.message, e.details)
+}
