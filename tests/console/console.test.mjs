@@ -140,7 +140,7 @@ try {
   step = 'create and list a secret';
   await page.getByRole('link', { name: 'Members & security' }).click();
   await page.getByRole('heading', { name: 'Members & security' }).waitFor();
-  await page.getByLabel('Name', { exact: true }).fill('CRM_TOKEN');
+  await page.getByLabel('Secret name').fill('CRM_TOKEN');
   await page.getByLabel('Value').fill('s3cret-value');
   await page.getByRole('button', { name: 'Save secret' }).click();
   await expectText(page.locator('section[aria-labelledby="secrets-title"] table'), 'CRM_TOKEN');

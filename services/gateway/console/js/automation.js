@@ -46,6 +46,7 @@ export async function automationView(ctx, slug) {
         h('p', { class: 'muted' }, h('code', {}, automation.slug), ' · ', automation.kind,
           automation.updatedAt ? [' · updated ', time(automation.updatedAt)] : null)),
       h('div', { class: 'actions' },
+        automation.kind === 'dsl' ? h('a', { class: 'button secondary', href: `${base}/dsl/${enc(automation.slug)}` }, 'Edit YAML') : null,
         h('button', { type: 'button', class: 'secondary', onclick: toggle, 'aria-pressed': String(!automation.disabled) },
           automation.disabled ? 'Enable' : 'Disable'),
         h('button', { type: 'button', class: 'danger', onclick: remove }, 'Delete'))),

@@ -17,7 +17,9 @@ export async function automationsView(ctx) {
     h('td', {}, a.updatedAt ? time(a.updatedAt) : '—')));
   return h('section', {},
     h('div', { class: 'page-head' }, h('h1', {}, 'Automations'),
-      h('a', { class: 'button secondary', href: `${base}/runs` }, 'Runs & charts')),
+      h('div', { class: 'actions' },
+        h('a', { class: 'button secondary', href: `${base}/dsl` }, 'New DSL automation'),
+        h('a', { class: 'button secondary', href: `${base}/runs` }, 'Runs & charts'))),
     automations.length
       ? h('div', { class: 'table-wrap card' }, h('table', {},
         h('thead', {}, h('tr', {}, ['Automation', 'Kind', 'Triggers', 'Status', 'Updated'].map((t) => h('th', { scope: 'col' }, t)))),
@@ -33,7 +35,7 @@ function lines(text, sep) {
 function createForm(ctx) {
   const { ws, base } = ctx;
   const name = h('input', { name: 'name', required: true, placeholder: 'Webhook echo' });
-  const slug = h('input', { name: 'slug', pattern: '[A-Za-z0-9 _-]{1,64}', placeholder: 'generated from the name' });
+  const slug = h('input', { name: 'slug', pattern: '[A-Za-z0-9 _\\-]{1,64}', placeholder: 'generated from the name' });
   const endpoint = h('input', { type: 'checkbox', name: 'endpoint', checked: true });
   const events = h('input', { name: 'events', placeholder: 'orders.created, orders.paid' });
   const schedules = h('textarea', { name: 'schedules', rows: 2, placeholder: '*/5 * * * *' });

@@ -5,7 +5,7 @@ import { h, ms, s } from './dom.js';
 
 const W = 640;
 const H = 180;
-const PAD = { l: 44, r: 10, t: 12, b: 24 };
+const PAD = { l: 58, r: 12, t: 12, b: 24 };
 
 function niceMax(v) {
   if (v <= 0) return 1;
@@ -31,7 +31,8 @@ function frame(label, maxY, fmt, buckets) {
   for (let i = 0; i < ticks; i += 1) {
     const idx = Math.round((i * (buckets.length - 1)) / (ticks - 1));
     const x = PAD.l + ((idx + 0.5) * plotW) / buckets.length;
-    g.push(s('text', { class: 'axis', x, y: H - 6, 'text-anchor': 'middle' }, clock(buckets[idx].t)));
+    const anchor = i === 0 ? 'start' : i === ticks - 1 ? 'end' : 'middle';
+    g.push(s('text', { class: 'axis', x, y: H - 6, 'text-anchor': anchor }, clock(buckets[idx].t)));
   }
   return s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': label }, s('title', {}, label), g);
 }
@@ -40,7 +41,7 @@ function frame(label, maxY, fmt, buckets) {
 export function runsChart(buckets, bucketMs, label) {
   const perMin = 60e3 / bucketMs;
   const maxY = niceMax(Math.max(...buckets.map((b) => (b.ok + b.err) * perMin), 0));
-  const fmt = (v) => (v >= 10 ? Math.round(v) : v.toFixed(1).replace(/\.0$/, ''));
+  const fmt = (v) => (v >= 10 ? String(Math.round(v)) : String(Number(v.toFixed(2))));
   const svg = frame(label, maxY, fmt, buckets);
   const plotW = W - PAD.l - PAD.r;
   const plotH = H - PAD.t - PAD.b;
@@ -60,7 +61,7 @@ export function runsChart(buckets, bucketMs, label) {
 /** p50 and p99 run duration per bucket; buckets with failures get a red marker. */
 export function durationChart(buckets, label) {
   const maxY = niceMax(Math.max(...buckets.map((b) => b.p99 || 0), 0));
-  const svg = frame(label, maxY, (v) => ms(v), buckets);
+  const svg = frame(label, maxY, (v) => (v > 0 && v < 10 ? `${v.toFixed(1)} ms` : ms(v)), buckets);
   const plotW = W - PAD.l - PAD.r;
   const plotH = H - PAD.t - PAD.b;
   const x = (i) => PAD.l + ((i + 0.5) * plotW) / buckets.length;

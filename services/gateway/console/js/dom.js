@@ -123,7 +123,8 @@ export function time(iso) {
 /** Milliseconds for people. */
 export function ms(value) {
   if (typeof value !== 'number' || Number.isNaN(value)) return '—';
-  if (value < 1) return `${value.toFixed(2)} ms`;
+  // Run durations are whole milliseconds: 0 means under one.
+  if (value < 1) return value === 0 ? '< 1 ms' : `${value.toFixed(2)} ms`;
   if (value < 1000) return `${Math.round(value)} ms`;
   return `${(value / 1000).toFixed(2)} s`;
 }

@@ -54,6 +54,7 @@ function parse(hash) {
 }
 
 async function route() {
+  document.getElementById('toasts').replaceChildren();
   for (const fn of app.cleanups.splice(0)) {
     try { fn(); } catch { /* a view's cleanup must not block navigation */ }
   }

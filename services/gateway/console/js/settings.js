@@ -12,7 +12,8 @@ async function section(title, id, build) {
   try {
     box.append(...[].concat(await build()));
   } catch (err) {
-    const missing = err instanceof ApiError && (err.status === 404 || err.status === 405) && err.code !== 'ObjectNotFoundError';
+    // The workspace itself was just read, so a 404 here means the route is not on this server.
+    const missing = err instanceof ApiError && (err.status === 404 || err.status === 405);
     box.append(h('p', { class: missing ? 'muted' : 'notice error' },
       missing ? 'This server does not offer this yet.' : describe(err)));
   }
@@ -32,12 +33,21 @@ async function members(ws) {
     if (!(err instanceof ApiError) || err.status !== 404) throw err;
   }
   const { result } = await api('GET', `${base}/permissions`);
+  // Names for the member ids; without the contacts route the ids are shown.
+  const ids = (result || []).map((p) => p.target && p.target.id).filter(Boolean);
+  const names = new Map();
+  if (ids.length) {
+    try {
+      const { contacts } = await api('POST', '/v2/contacts', { ids });
+      for (const c of contacts || []) names.set(c.id, [c.firstName, c.lastName].filter(Boolean).join(' '));
+    } catch { /* ids stay as they are */ }
+  }
   const roleSelect = () => h('select', { name: 'role' }, roles.map((r) => h('option', { value: r.name }, r.name)));
   const table = h('table', {},
     h('thead', {}, h('tr', {}, ['Member', 'Role', ''].map((t) => h('th', { scope: 'col' }, t)))),
     h('tbody', {}, (result || []).map((p) => {
       const t = p.target || {};
-      const who = t.public ? 'Everyone (public)' : t.role ? `Role ${t.role}` : (t.displayName || t.email || t.id);
+      const who = t.public ? 'Everyone (public)' : t.role ? `Role ${t.role}` : (t.displayName || t.email || names.get(t.id) || t.id);
       const id = t.public ? '*' : t.role ? `role:${t.role}` : t.id;
       const select = roleSelect();
       select.value = (p.permissions && p.permissions.role) || '';
@@ -106,7 +116,7 @@ async function secrets(ws) {
       if (description.value) entry.description = description.value;
       try { await api('PATCH', base, { [name.value]: entry }); toast('Secret saved'); refresh(); } catch (err) { toast(describe(err), 'error'); }
     },
-  }, field('Name', name), field('Value', value, 'Write-only: never shown again.'), field('Description', description),
+  }, field('Secret name', name), field('Value', value, 'Write-only: never shown again.'), field('Description', description),
   h('button', { type: 'submit', class: 'primary' }, 'Save secret'));
   return [list, form];
 }
@@ -144,7 +154,7 @@ async function apiKeys(ws) {
           h('code', { class: 'secret-once' }, created.apiKey), ' ', copyButton(created.apiKey, 'Copy key')));
       } catch (err) { toast(describe(err), 'error'); }
     },
-  }, h('div', { class: 'row' }, field('Name', name)), field('Rules (JSON)', rules, 'Permission rules, e.g. action read on subject events.'),
+  }, h('div', { class: 'row' }, field('Key name', name)), field('Rules (JSON)', rules, 'Permission rules, e.g. action read on subject events.'),
   h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Create API key')));
   return [shown, list, form];
 }

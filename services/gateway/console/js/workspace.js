@@ -7,6 +7,7 @@ import { automationView } from './automation.js';
 import { eventsView } from './events.js';
 import { runsView } from './runs.js';
 import { settingsView } from './settings.js';
+import { dslEditorView } from './dsl.js';
 
 const TABS = [
   ['automations', 'Automations'],
@@ -21,7 +22,9 @@ export async function workspaceView(ctx, id, tab, sub) {
   const wctx = { ...ctx, ws, base };
   const trail = [['Workspaces', '#/'], [ws.name, base]];
   let content;
-  if (tab === 'automations' && sub) {
+  if (tab === 'dsl') {
+    content = await dslEditorView(wctx, sub);
+  } else if (tab === 'automations' && sub) {
     ctx.crumbs([...trail, ['Automations', `${base}/automations`], [sub]]);
     content = await automationView(wctx, sub);
   } else {
