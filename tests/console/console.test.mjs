@@ -93,6 +93,13 @@ try {
   await expectText(page.locator('.run-events'), 'runtime.automations.executed');
   await shot('04-test-panel');
 
+  step = 'a failing run shows its error in the test panel';
+  await page.getByLabel('Send as').selectOption('test');
+  await page.getByRole('button', { name: 'Run', exact: true }).click();
+  // webhook-echo refuses anything but an HTTP trigger: its typed error is the answer.
+  await expectText(page.locator('.test-result pre.error'), 'NotAWebhook');
+  await expectText(page.locator('.run-duration'), 'error');
+
   step = 'the executed event is in the live feed, and a new one arrives live';
   await page.getByRole('link', { name: 'Live events' }).click();
   await page.getByRole('heading', { name: 'Live events' }).waitFor();
@@ -130,6 +137,8 @@ try {
   await expectText(history, 'echo');
   await expectText(history, 'success');
   if (await page.locator('svg.chart rect.bar.ok').count() < 1) throw new Error('the runs chart has no bar');
+  if (await page.locator('svg.chart rect.bar.err').count() < 1) throw new Error('the failed run is not highlighted in the chart');
+  await expectText(history.locator('tr.failed'), 'NotAWebhook');
   await shot('06-runs');
 
   step = 'the correlation id leads to the events of that run';
@@ -146,6 +155,23 @@ try {
   await expectText(page.locator('section[aria-labelledby="secrets-title"] table'), 'CRM_TOKEN');
   if ((await page.content()).includes('s3cret-value')) throw new Error('the secret value is shown on the page');
   await shot('07-settings');
+
+  step = 'the YAML editor shows parse errors and the API validation errors inline';
+  await page.getByRole('link', { name: 'Automations', exact: true }).click();
+  await page.getByRole('link', { name: 'New DSL automation' }).click();
+  const yaml = page.getByLabel('Automation YAML');
+  await yaml.fill('slug: nightly\nname: Nightly\nwhen:\n  schedules: [\n');
+  await expectText(page.locator('.problems'), 'line');
+  await yaml.fill('slug: nightly\nname: Nightly\nwhen:\n  schedules: ["every now and then"]\ndo:\n  - emit:\n      event: nightly.done\n');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await expectText(page.locator('.problems'), 'InvalidScheduleError');
+  await shot('08-yaml-error');
+
+  step = 'a valid DSL automation saves and lists its schedule with the next run';
+  await yaml.fill('slug: nightly\nname: Nightly\nwhen:\n  schedules: ["0 3 * * *"]\ndo:\n  - emit:\n      event: nightly.done\n');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('heading', { name: /Nightly/ }).waitFor();
+  await expectText(page.locator('.chip.schedule'), 'next');
 
   step = 'sign out';
   await page.getByRole('button', { name: 'Sign out' }).click();

@@ -61,7 +61,7 @@ export function runsChart(buckets, bucketMs, label) {
 /** p50 and p99 run duration per bucket; buckets with failures get a red marker. */
 export function durationChart(buckets, label) {
   const maxY = niceMax(Math.max(...buckets.map((b) => b.p99 || 0), 0));
-  const svg = frame(label, maxY, (v) => (v > 0 && v < 10 ? `${v.toFixed(1)} ms` : ms(v)), buckets);
+  const svg = frame(label, maxY, (v) => (v === 0 ? '0' : v < 10 ? `${v.toFixed(1)} ms` : ms(v)), buckets);
   const plotW = W - PAD.l - PAD.r;
   const plotH = H - PAD.t - PAD.b;
   const x = (i) => PAD.l + ((i + 0.5) * plotW) / buckets.length;

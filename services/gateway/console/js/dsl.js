@@ -28,6 +28,21 @@ function toYaml(automation) {
   return dump(clean, { lineWidth: 100, noRefs: true });
 }
 
+/** The editor line (1-based) of the deepest key of `path` (`when.schedules.0`), or null. */
+function lineOf(text, path) {
+  const lines = text.split('\n');
+  let at = -1;
+  for (const seg of String(path).split('.')) {
+    if (/^\d+$/.test(seg)) continue;
+    const key = seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const re = new RegExp(`^\\s*(- )?["']?${key}["']?\\s*:`);
+    const found = lines.findIndex((l, i) => i > at && re.test(l));
+    if (found < 0) break;
+    at = found;
+  }
+  return at >= 0 ? at + 1 : null;
+}
+
 function problems(list) {
   return h('ul', { class: 'problems', role: 'alert' }, list.map((p) => h('li', {},
     p.line ? h('span', { class: 'line-ref' }, `line ${p.line}`) : null,
@@ -68,9 +83,10 @@ export async function dslEditorView(ctx, slug) {
       toast(`Automation ${saved.slug} saved`);
       location.hash = `${base}/automations/${enc(saved.slug)}`;
     } catch (err) {
-      const details = err instanceof ApiError && Array.isArray(err.details) ? err.details : null;
-      mount(out, details && details.length
-        ? problems(details.map((d) => ({ path: d.path, message: d.message })))
+      let details = err instanceof ApiError ? err.details : null;
+      if (details && !Array.isArray(details) && details.path) details = [details];
+      mount(out, Array.isArray(details) && details.length && details[0].path
+        ? problems(details.map((d) => ({ line: lineOf(editor.value, d.path), path: d.path, message: `${err.code}: ${d.message}` })))
         : problems([{ message: describe(err) }]));
     }
   };
