@@ -104,7 +104,10 @@ pub fn asset(method: &Method, path: &str, headers: &HeaderMap) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    out.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    out.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     out.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     out.insert(
         "cross-origin-opener-policy",
@@ -135,7 +138,7 @@ mod tests {
         asset(&Method::GET, path, headers)
     }
 
-    fn header_of<'a>(res: &'a Response, name: header::HeaderName) -> &'a str {
+    fn header_of(res: &Response, name: header::HeaderName) -> &str {
         res.headers()
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -144,7 +147,13 @@ mod tests {
 
     #[test]
     fn api_paths_never_reach_the_console() {
-        for path in ["/v2", "/v2/me", "/sys/healthcheck", "/metrics", "/oidc/auth"] {
+        for path in [
+            "/v2",
+            "/v2/me",
+            "/sys/healthcheck",
+            "/metrics",
+            "/oidc/auth",
+        ] {
             assert!(!is_console_path(path), "{path}");
         }
         for path in ["/", "/app.js", "/workspaces/abc", "/v2x", "/metricsboard"] {
@@ -156,10 +165,16 @@ mod tests {
     fn the_page_comes_with_a_strict_policy_and_a_revalidated_etag() {
         let res = get("/", &HeaderMap::new());
         assert_eq!(res.status(), StatusCode::OK);
-        assert_eq!(header_of(&res, header::CONTENT_TYPE), "text/html; charset=utf-8");
+        assert_eq!(
+            header_of(&res, header::CONTENT_TYPE),
+            "text/html; charset=utf-8"
+        );
         assert_eq!(header_of(&res, header::CACHE_CONTROL), "no-cache");
         let csp = header_of(&res, header::CONTENT_SECURITY_POLICY);
-        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe"), "{csp}");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+            "{csp}"
+        );
         let etag = header_of(&res, header::ETAG).to_string();
         assert!(etag.starts_with('"') && etag.len() == 34, "{etag}");
 
@@ -172,11 +187,20 @@ mod tests {
     fn modules_are_served_as_javascript_and_missing_files_are_404() {
         let res = get("/js/main.js", &HeaderMap::new());
         assert_eq!(res.status(), StatusCode::OK);
-        assert_eq!(header_of(&res, header::CONTENT_TYPE), "text/javascript; charset=utf-8");
-        assert_eq!(get("/js/nope.js", &HeaderMap::new()).status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            header_of(&res, header::CONTENT_TYPE),
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(
+            get("/js/nope.js", &HeaderMap::new()).status(),
+            StatusCode::NOT_FOUND
+        );
         // A client-side route gets the page.
         let res = get("/workspaces/w1", &HeaderMap::new());
-        assert_eq!(header_of(&res, header::CONTENT_TYPE), "text/html; charset=utf-8");
+        assert_eq!(
+            header_of(&res, header::CONTENT_TYPE),
+            "text/html; charset=utf-8"
+        );
     }
 
     #[test]
