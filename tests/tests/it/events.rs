@@ -252,7 +252,7 @@ async fn a_batch_left_by_a_killed_instance_is_stored_once() {
     use refract_storage::{DocumentStore, EventHistory, HistoryQuery, MemoryStore};
 
     let namespace = format!("it-events-{}", uuid_like());
-    let config = BrokerConfig { namespace, claim_idle: Duration::from_millis(500), ..BrokerConfig::default() };
+    let config = BrokerConfig { namespace, claim_idle: Duration::from_millis(600), block: Duration::from_millis(200), ..BrokerConfig::default() };
     let broker: Arc<dyn Broker> = Arc::new(RedisBroker::connect(&url, config).await.expect("redis"));
     let history = Arc::new(MemoryStore::new());
     let cache = Arc::new(refract_storage::cache::MemoryCache::new("it"));
