@@ -220,17 +220,50 @@ pub enum Role {
     Owner,
 }
 
-/// A user's role in a workspace: a document of the `permissions` collection with id
-/// [`permission_doc_id`]. Workspaces writes them; every service reads them.
+/// The role a membership gives: a built-in one, or a custom role of the workspace's security
+/// (`spec/http-api.md` §9.1). Stored as the bare name either way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MemberRole {
+    BuiltIn(Role),
+    Custom(String),
+}
+
+impl MemberRole {
+    /// The built-in role, if this is one.
+    pub fn built_in(&self) -> Option<Role> {
+        match self {
+            MemberRole::BuiltIn(r) => Some(*r),
+            MemberRole::Custom(_) => None,
+        }
+    }
+}
+
+impl From<Role> for MemberRole {
+    fn from(role: Role) -> Self {
+        MemberRole::BuiltIn(role)
+    }
+}
+
+/// Who a membership is for: a user id, [`PUBLIC_MEMBER`] (everyone authenticated), or
+/// `role:<name>` (every holder of a custom role).
+pub const PUBLIC_MEMBER: &str = "*";
+/// Prefix of memberships shared with the holders of a custom role.
+pub const ROLE_MEMBER_PREFIX: &str = "role:";
+
+/// A role in a workspace given to a user, to the public or to a custom role's holders: a
+/// document of the `permissions` collection with id [`permission_doc_id`]. Workspaces writes
+/// them; every service reads them (through `refract_storage::access_of`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Membership {
     pub workspace_id: String,
+    /// A user id, [`PUBLIC_MEMBER`] or `role:<name>`.
     pub user_id: String,
-    pub role: Role,
+    pub role: MemberRole,
 }
 
-/// The `permissions` document id of `user` in `workspace`.
+/// The `permissions` document id of `user` (or `*`, or `role:<name>`) in `workspace`.
 pub fn permission_doc_id(workspace: &str, user: &str) -> String {
     format!("{workspace}:{user}")
 }

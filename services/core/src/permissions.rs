@@ -302,6 +302,29 @@ impl Grant {
     }
 }
 
+/// Prefix of workspace API keys (§9.2): `rfk_` + 43 base64url characters (32 random bytes).
+pub const API_KEY_PREFIX: &str = "rfk_";
+
+/// A workspace API key as stored (`api_keys` collection, by id): the SHA-256 of the key, never
+/// the key. Workspaces writes them; the gateway checks a presented key exists and is enabled;
+/// backends evaluate its `rules`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    /// Hex SHA-256 of the key.
+    pub hash: String,
+    /// The key's last 4 characters.
+    pub key_hint: String,
+    pub rules: Vec<PermissionRule>,
+    #[serde(default)]
+    pub disabled: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub created_by: String,
+}
+
 /// Checks the operators of a condition document without a resource, so bad rules are refused
 /// when saved instead of silently never matching.
 pub fn check_conditions(conditions: &Value) -> Result<(), String> {

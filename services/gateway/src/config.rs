@@ -105,6 +105,12 @@ pub struct Config {
     /// authenticated writes are accepted (§1.8, `CORS_ADDITIONAL_ALLOWED_ORIGINS`). A request
     /// without `Origin` is not a cross-site browser request and is not refused for it.
     pub allowed_origins: Vec<String>,
+    /// Emails of the platform's superadmins (`SUPER_ADMIN_EMAILS`): a validated account with one
+    /// of them gets `x-prismeai-role: superadmin`, which every backend reads as every right.
+    pub super_admin_emails: Vec<String>,
+    /// The HTTP rate limits (§14.1), counted in the shared cache; `None` turns them off
+    /// (`DISABLE_RATE_LIMIT`), as test harnesses that poll in loops need.
+    pub rate_limits: Option<crate::ratelimit::RateLimits>,
 }
 
 impl Default for Config {
@@ -124,6 +130,8 @@ impl Default for Config {
             cookie_same_site: SameSite::Lax,
             gateway_key: None,
             allowed_origins: Vec::new(),
+            super_admin_emails: Vec::new(),
+            rate_limits: None,
         }
     }
 }

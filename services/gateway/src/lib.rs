@@ -7,7 +7,9 @@
 //! - [`sessions`]: login sessions in the shared cache, keyed by the token's SHA-256.
 //! - [`tokens`]: personal access tokens.
 //! - [`auth`]: credentials → [`auth::Principal`], and the CSRF rule of cookie sessions.
-//! - [`proxy`]: [`Upstreams`], path → backend, body caps, timeouts, forwarding.
+//! - [`proxy`]: [`Upstreams`], path → backend, body caps, timeouts, forwarding; workspace
+//!   API keys checked, identity headers (`x-prismeai-auth-data`, superadmin role) set.
+//! - [`ratelimit`]: cluster-wide HTTP rate limits (counters in the shared cache).
 //! - [`console`]: the web UI's embedded files, served on every non-API path.
 //! - [`users`], [`secrets`], [`error`]: accounts storage, token and password material, error
 //!   mapping.
@@ -28,6 +30,7 @@ pub mod console;
 pub mod edge;
 mod error;
 pub mod proxy;
+pub mod ratelimit;
 pub mod secrets;
 pub mod sessions;
 pub mod tokens;
@@ -220,6 +223,10 @@ pub fn router(state: GatewayState) -> Router {
         .route("/sys/healthcheck", get(healthcheck))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(console::console_or_dispatch)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::guard,
+        ))
         .layer(axum::middleware::from_fn(edge::edge))
         .with_state(state)
 }

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use refract_http::ApiError;
-use refract_http::headers::{GATEWAY_KEY, SESSION_ID, USER_ID};
+use refract_http::headers::{API_KEY, AUTH_DATA, GATEWAY_KEY, ROLE, SESSION_ID, USER_ID};
 use serde_json::json;
 use tower::ServiceExt;
 
@@ -278,7 +278,22 @@ async fn forward(
             principal = None;
         }
     }
-    if principal.is_none() && route.user_required {
+    // §2.1: a workspace API key is a credential of its own, alone or beside a user's. The
+    // gateway only checks it exists and is enabled; the backend evaluates its rules.
+    let api_key = parts
+        .headers
+        .get(API_KEY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(key) = &api_key
+        && refract_storage::access::find_api_key(state.store(), key)
+            .await
+            .map_err(crate::error::storage)?
+            .is_none()
+    {
+        return Err(ApiError::unauthenticated("unknown or disabled API key"));
+    }
+    if principal.is_none() && api_key.is_none() && route.user_required {
         return Err(ApiError::unauthenticated(
             "missing, invalid, expired or revoked credentials",
         ));
@@ -292,6 +307,7 @@ async fn forward(
     if let Some(p) = &principal {
         set(headers, USER_ID, &p.user_id);
         set(headers, SESSION_ID, &p.session_id);
+        identity_headers(state, headers, &p.user_id).await?;
     }
     if let Some(key) = &state.config().gateway_key {
         set(headers, GATEWAY_KEY, key.expose());
@@ -325,6 +341,33 @@ async fn forward(
         set(res.headers_mut(), SESSION_ID, &p.session_id);
     }
     Ok(res)
+}
+
+/// `x-prismeai-auth-data` (the user's provider identities, which custom roles bind on) and
+/// `x-prismeai-role: superadmin` for the verified accounts listed in `super_admin_emails`.
+async fn identity_headers(
+    state: &GatewayState,
+    headers: &mut HeaderMap,
+    user_id: &str,
+) -> Result<(), ApiError> {
+    let Some(stored) = crate::users::get(state.store(), user_id).await? else {
+        return Ok(());
+    };
+    let user = stored.user;
+    if let Ok(auth_data) = serde_json::to_string(&user.auth_data) {
+        set(headers, AUTH_DATA, &auth_data);
+    }
+    let listed = user.email.as_deref().is_some_and(|email| {
+        state
+            .config()
+            .super_admin_emails
+            .iter()
+            .any(|admin| crate::users::normalize_email(admin) == email)
+    });
+    if listed && user.status == crate::users::UserStatus::Validated {
+        set(headers, ROLE, "superadmin");
+    }
+    Ok(())
 }
 
 fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {

@@ -549,6 +549,14 @@ async fn oversized_bodies_get_413_on_own_and_proxied_routes() -> Result<()> {
 #[tokio::test]
 async fn backends_see_the_real_user_never_a_spoofed_one() -> Result<()> {
     let gw = Gw::new()?;
+    // A workspace API key that exists: it passes through; its rules are the backend's business.
+    let record = serde_json::json!({
+        "id": "k1", "workspaceId": "w1", "name": "ci", "hash": refract_storage::api_key_hash("rfk_key"),
+        "keyHint": "_key", "rules": [], "createdAt": "2026-01-01T00:00:00Z", "createdBy": "ann"
+    });
+    gw.store
+        .put(&refract_storage::collections::API_KEYS, "k1", &record, refract_storage::Expect::Absent)
+        .await?;
     let login = gw.login("ann@example.org").await?;
     let token = login.token();
     let spoof = [
@@ -595,6 +603,10 @@ async fn backends_see_the_real_user_never_a_spoofed_one() -> Result<()> {
     assert_eq!(
         seen["x-refract-component-language"], "rust",
         "an upload hint, not an identity"
+    );
+    assert!(
+        seen["x-prismeai-auth-data"].as_str().is_some_and(|a| a.contains("prismeai")),
+        "the user's identities travel for role bindings"
     );
     assert_eq!(
         r.header("x-prismeai-session-id"),
@@ -1487,5 +1499,28 @@ async fn websocket_upgrades_reach_an_in_process_backend() -> Result<()> {
     );
     assert!(text.contains("hello user"), "{text}");
     server.abort();
+    Ok(())
+}
+
+#[tokio::test]
+async fn unknown_api_keys_are_refused_and_listed_admins_are_superadmins() -> Result<()> {
+    let gw = Gw::new()?;
+    let r = gw
+        .send(request("GET", "/v2/workspaces/w1/automations", &[("x-prismeai-api-key", "rfk_guess")], Body::empty()))
+        .await?;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    let r = gw.send(request("GET", "/v2/workspaces/w1/automations", &[], Body::empty())).await?;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    let config = Config { super_admin_emails: vec!["Root@Example.org".into()], ..Config::embedded() };
+    let admins = Gw::with(config, in_process(), Arc::new(MemoryBroker::new(BrokerConfig::default())))?;
+    for (email, expected) in [("root@example.org", Some("superadmin")), ("ann@example.org", None)] {
+        let token = admins.login(email).await?.token();
+        let auth = bearer(&token);
+        let r = admins
+            .send(request("GET", "/v2/workspaces/w1", &[("authorization", &auth)], Body::empty()))
+            .await?;
+        assert_eq!(r.body["headers"]["x-prismeai-role"].as_str(), expected, "{email}");
+    }
     Ok(())
 }

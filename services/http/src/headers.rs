@@ -37,6 +37,11 @@ pub struct Caller {
     pub session_id: Option<SessionId>,
     pub correlation_id: CorrelationId,
     pub superadmin: bool,
+    /// The workspace API key the client sent (`x-prismeai-api-key`, a pass-through the gateway
+    /// checked exists and is enabled); backends evaluate its rules.
+    pub api_key: Option<String>,
+    /// `user.authData` from `x-prismeai-auth-data` (custom roles bind on provider claims).
+    pub auth_data: Option<serde_json::Value>,
 }
 
 impl Caller {
@@ -49,6 +54,8 @@ impl Caller {
                 .and_then(|v| CorrelationId::new(v).ok())
                 .unwrap_or_else(CorrelationId::generate),
             superadmin: text(ROLE) == Some("superadmin"),
+            api_key: text(API_KEY).filter(|k| !k.is_empty()).map(str::to_string),
+            auth_data: text(AUTH_DATA).and_then(|v| serde_json::from_str(v).ok()),
         }
     }
 

@@ -6,6 +6,8 @@
 //!   ([`EventHistory`], the datalake) + document collections ([`Collections`]: users,
 //!   workspaces, permissions). Backends: [`sqlite`] (embedded default), [`postgres`],
 //!   [`mongo`], and an in-memory twin.
+//! - [`access`]: who may do what in a workspace: memberships, custom roles, API keys and the
+//!   workspace's rules, read for every request and decided by `refract_core::permissions`.
 //! - [`cache`]: the **cache** ([`Cache`]): TTL values, counters, locks, hashes. Backends: in
 //!   process (durable keys persisted in the embedded SQLite file) and Redis.
 //! - [`files`]: **file storage** ([`FileStore`]) over `object_store`: local folder, S3, memory;
@@ -22,6 +24,7 @@
 //! This crate depends on `refract-core` only among our crates. It must not depend on the
 //! broker, the host or any service: services depend on it.
 
+pub mod access;
 pub mod cache;
 pub mod documents;
 pub mod error;
@@ -36,7 +39,8 @@ pub mod sqlite;
 pub mod store;
 
 pub use cache::{CACHE_SCHEMES, Cache, open_cache};
-pub use documents::{CollectionSpec, Collections, Document, Expect, collections, role_of};
+pub use access::{Principal, WorkspaceAccess, access_of, api_key_hash, role_of};
+pub use documents::{CollectionSpec, Collections, Document, Expect, collections};
 pub use error::{Result, StorageError};
 pub use files::{Digest, FILE_STORE_SCHEMES, FileStore, open_file_store, open_file_store_with};
 pub use history::{AppendOutcome, EventHistory, FieldFilter, HistoryQuery, SortOrder, TypeFilter};

@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 
 use crate::automation_fields::{apply, free_slug};
 use crate::params;
-use crate::state::{Action, WorkspacesState, decode, encode, storage};
+use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage};
 
 /// Every automation of a workspace, by slug.
 pub async fn load_all(
@@ -151,7 +151,7 @@ pub async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, Action::Read)
+        .authorize(&caller, &workspace_id, (Action::Read, Subject::Automations))
         .await?;
     let q = params::query(raw.as_deref());
     let (offset, limit) = params::page(&q)?;
@@ -186,7 +186,7 @@ pub async fn create(
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Json<Automation>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, Action::Update)
+        .authorize(&caller, &workspace_id, (Action::Update, Subject::Automations))
         .await?;
     let user = caller.require_user()?.to_string();
     let present = |k: &str| body.get(k).is_some_and(|v| !v.is_null());
@@ -258,6 +258,9 @@ pub async fn create(
     if a.name.is_null() {
         return Err(ApiError::validation("name", "is required"));
     }
+    if a.kind == AutomationKind::Dsl {
+        crate::dsl::check(&a)?;
+    }
     let ws = access.id.as_str();
     let explicit = !a.slug.is_empty();
     if !explicit {
@@ -291,7 +294,7 @@ pub async fn get_one(
     Path((workspace_id, slug)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, Action::Read)
+        .authorize(&caller, &workspace_id, (Action::Read, Subject::Automations))
         .await?;
     let (a, _) = load(&state, access.id.as_str(), &slug).await?;
     let etag = a
@@ -314,7 +317,7 @@ pub async fn update(
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Json<Automation>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, Action::Update)
+        .authorize(&caller, &workspace_id, (Action::Update, Subject::Automations))
         .await?;
     let ws = access.id.as_str();
     let (old, version) = load(&state, ws, &slug).await?;
@@ -342,6 +345,9 @@ pub async fn update(
             "do",
             "is required for a dsl automation",
         ));
+    }
+    if a.kind == AutomationKind::Dsl {
+        crate::dsl::check(&a)?;
     }
     a.updated_at = Utc::now();
     a.updated_by = caller.require_user()?.to_string();
@@ -392,7 +398,7 @@ pub async fn remove(
     Path((workspace_id, slug)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, Action::Update)
+        .authorize(&caller, &workspace_id, (Action::Update, Subject::Automations))
         .await?;
     let (a, _) = load(&state, access.id.as_str(), &slug).await?;
     delete_doc(&state, access.id.as_str(), &a.slug).await?;

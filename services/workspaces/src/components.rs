@@ -25,7 +25,7 @@ use sha2::{Digest as _, Sha256};
 use crate::automations::{self, event_payload, kind_conflict};
 use crate::inspect::{self, normalize_language};
 use crate::params;
-use crate::state::{Action, WorkspacesState, encode, storage};
+use crate::state::{Action, Subject, WorkspacesState, encode, storage};
 
 /// The only accepted content type.
 pub const WASM_CONTENT_TYPE: &str = "application/wasm";
@@ -112,7 +112,7 @@ pub async fn upload(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, Action::Update)
+        .authorize(&caller, &workspace_id, (Action::Update, Subject::Automations))
         .await?;
     let user = caller.require_user()?.to_string();
     let ws = access.id.as_str();
@@ -285,7 +285,7 @@ pub async fn download(
     Path((workspace_id, slug)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, Action::Read)
+        .authorize(&caller, &workspace_id, (Action::Read, Subject::Automations))
         .await?;
     let (automation, _) = automations::load(&state, access.id.as_str(), &slug).await?;
     let missing = || ApiError::not_found(format!("automation {slug:?} has no component yet"));

@@ -3,15 +3,17 @@
 //! emits `workspaces.*` events on every write.
 //!
 //! - [`config`]: [`Config`] and its defaults (size caps, compile timeout).
-//! - [`state`]: [`WorkspacesState`], access checks by role, event emission.
+//! - [`state`]: [`WorkspacesState`], access checks (`refract_storage::access_of` and the one
+//!   rule evaluation of `refract_core::permissions`), event emission.
 //! - [`workspaces`]: workspace CRUD (memberships, slugs).
 //! - [`automations`]: automation CRUD; [`automation_fields`] applies and checks body members;
-//!   [`schedule`] checks `when.schedules`.
+//!   [`schedule`] checks `when.schedules`; [`dsl`] validates and compiles DSL `do`/`output`.
 //! - [`components`]: `PUT …/component`: read, check, compile through the host, store;
 //!   [`inspect`] reads imports and the source language from the binary.
 //! - [`artifacts`]: [`FileArtifactStore`], the host's artifact store over file storage.
 //! - [`secrets`]: write-only workspace secrets.
-//! - [`sharing`]: memberships by role (`…/permissions`).
+//! - [`sharing`]: shares with users, the public or custom roles (`…/permissions`).
+//! - [`security`]: custom roles and rules, workspace API keys (`…/security`).
 //! - `params`: query strings and body-map helpers shared by the handlers.
 //!
 //! Depends on core, http, broker, storage and host; never on another service crate.
@@ -21,10 +23,12 @@ pub mod automation_fields;
 pub mod automations;
 pub mod components;
 pub mod config;
+pub mod dsl;
 pub mod inspect;
 mod params;
 pub mod schedule;
 pub mod secrets;
+pub mod security;
 pub mod sharing;
 pub mod state;
 pub mod workspaces;
@@ -35,7 +39,7 @@ pub use state::WorkspacesState;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, put};
 
 /// The service's routes, all under `/v2/workspaces`. Serving (listener, shutdown) is the
 /// caller's job, so tests drive this with `oneshot`.
@@ -69,6 +73,22 @@ pub fn router(state: WorkspacesState) -> Router {
         .route(
             "/v2/workspaces/{workspace_id}/permissions/{user_id}",
             delete(sharing::revoke),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/security",
+            get(security::get).put(security::replace),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/security/roles",
+            get(security::roles),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/security/apikeys",
+            get(security::list_keys).post(security::create_key),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/security/apikeys/{key_id}",
+            put(security::update_key).delete(security::delete_key),
         )
         .route(
             "/v2/workspaces/{workspace_id}/security/secrets",

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::config::{MAX_SECRET_BYTES, MAX_SECRETS};
-use crate::state::{Action, WorkspacesState, decode, encode, storage};
+use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage};
 
 /// Names reserved for system secrets, writable by superadmins only.
 const SYSTEM_PREFIX: &str = "prismeai_";
@@ -117,7 +117,7 @@ pub async fn list(
     Path(workspace_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, Action::ManageSecurity)
+        .authorize(&caller, &workspace_id, (Action::ManageSecurity, Subject::Workspaces))
         .await?;
     Ok(Json(listing(&load_all(&state, access.id.as_str()).await?)))
 }
@@ -150,7 +150,7 @@ async fn write(
     replace: bool,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, Action::ManageSecurity)
+        .authorize(&caller, &workspace_id, (Action::ManageSecurity, Subject::Workspaces))
         .await?;
     let user = caller.require_user()?.to_string();
     let ws = access.id.as_str();
@@ -281,7 +281,7 @@ pub async fn remove(
     Path((workspace_id, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, Action::ManageSecurity)
+        .authorize(&caller, &workspace_id, (Action::ManageSecurity, Subject::Workspaces))
         .await?;
     check_name(&name, &caller)?;
     let deleted = state

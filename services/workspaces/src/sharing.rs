@@ -1,20 +1,23 @@
-//! Sharing (`spec/http-api.md` §10, `subjectType = workspaces`), the built-in roles only:
-//! owners give users a role by id, list the members, and revoke them. `target.email` is
-//! resolved by the gateway's user store and is not supported here yet. Memberships are the
-//! `permissions` documents ([`Membership`] under `permission_doc_id`), the same ones access
-//! checks read.
+//! Sharing (`spec/http-api.md` §10, `subjectType = workspaces`): owners give a role — built-in
+//! or one of the workspace's custom roles — to a user (`target.id`), to every authenticated
+//! user (`target.public`), or to the holders of a custom role (`target.role`); they list and
+//! revoke those shares; anyone may leave. `target.email` is resolved by the gateway's user
+//! store and is not supported here yet. Shares are the `permissions` documents ([`Membership`]
+//! under `permission_doc_id`) that `refract_storage::access_of` reads for every request.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use refract_core::UserId;
-use refract_core::model::{Membership, Role, permission_doc_id};
+use refract_core::model::{
+    MemberRole, Membership, PUBLIC_MEMBER, ROLE_MEMBER_PREFIX, Role, permission_doc_id,
+};
 use refract_http::{ApiError, Caller, Json};
 use refract_storage::documents::MAX_FIND_LIMIT;
 use refract_storage::{Expect, collections};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::state::{Action, WorkspacesState, decode, encode, storage};
+use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -28,6 +31,9 @@ pub struct ShareRequest {
 pub struct Target {
     pub id: Option<String>,
     pub email: Option<String>,
+    #[serde(default)]
+    pub public: bool,
+    pub role: Option<String>,
     pub display_name: Option<String>,
 }
 
@@ -37,8 +43,16 @@ pub struct Permissions {
     pub role: String,
 }
 
+/// A share as clients see it (`UserPermissions`).
 fn user_permissions(m: &Membership) -> Value {
-    json!({ "target": { "id": m.user_id }, "permissions": { "role": m.role } })
+    let target = if m.user_id == PUBLIC_MEMBER {
+        json!({ "id": PUBLIC_MEMBER, "public": true })
+    } else if let Some(role) = m.user_id.strip_prefix(ROLE_MEMBER_PREFIX) {
+        json!({ "id": m.user_id, "role": role })
+    } else {
+        json!({ "id": m.user_id })
+    };
+    json!({ "target": target, "permissions": { "role": m.role } })
 }
 
 async fn members(state: &WorkspacesState, workspace: &str) -> Result<Vec<Membership>, ApiError> {
@@ -57,7 +71,65 @@ async fn members(state: &WorkspacesState, workspace: &str) -> Result<Vec<Members
         .collect()
 }
 
-/// `POST /v2/workspaces/{id}/permissions`: `{target: {id}, permissions: {role}}`.
+fn unknown_role(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "UnknownRole",
+        format!("no role {name:?} in this workspace"),
+    )
+}
+
+/// The role called `name`: built-in, or a custom role the workspace defines.
+async fn resolve_role(
+    state: &WorkspacesState,
+    workspace: &str,
+    name: &str,
+) -> Result<MemberRole, ApiError> {
+    if let Some(role) = Role::parse(name) {
+        return Ok(role.into());
+    }
+    let security = refract_storage::access::authorizations_of(state.store.as_ref(), workspace)
+        .await
+        .map_err(storage)?;
+    if security.roles.contains_key(name) {
+        Ok(MemberRole::Custom(name.to_string()))
+    } else {
+        Err(unknown_role(name))
+    }
+}
+
+/// Who the share is for, as a membership subject: a user id, `*` or `role:<name>`.
+async fn member_of(
+    state: &WorkspacesState,
+    workspace: &str,
+    target: Target,
+) -> Result<String, ApiError> {
+    // `displayName` is accepted (Prisme.ai clients send it) and not stored.
+    let _ = target.display_name;
+    match (target.id, target.public, target.role) {
+        (Some(id), false, None) => UserId::new(id)
+            .map(|u| u.to_string())
+            .map_err(|e| ApiError::validation("target.id", e.to_string())),
+        (None, true, None) => Ok(PUBLIC_MEMBER.to_string()),
+        (None, false, Some(role)) => match resolve_role(state, workspace, &role).await? {
+            MemberRole::Custom(name) => Ok(format!("{ROLE_MEMBER_PREFIX}{name}")),
+            MemberRole::BuiltIn(_) => Err(ApiError::validation(
+                "target.role",
+                "only custom roles can be shared with; built-in roles are given to users",
+            )),
+        },
+        (None, false, None) if target.email.is_some() => Err(ApiError::validation(
+            "target.email",
+            "sharing by email is not supported yet; use target.id",
+        )),
+        _ => Err(ApiError::validation(
+            "target",
+            "give exactly one of id, public: true or role",
+        )),
+    }
+}
+
+/// `POST /v2/workspaces/{id}/permissions`: `{target: {id | public | role}, permissions: {role}}`.
 pub async fn share(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -65,40 +137,35 @@ pub async fn share(
     Json(req): Json<ShareRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, Action::ManageSecurity)
-        .await?;
-    let role: Role = serde_json::from_value(json!(req.permissions.role)).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "UnknownRole",
-            format!("no role {:?} in this workspace", req.permissions.role),
+        .authorize(
+            &caller,
+            &workspace_id,
+            (Action::ManagePermissions, Subject::Workspaces),
         )
-    })?;
-    // `displayName` is accepted (Prisme.ai clients send it) and not stored.
-    let _ = req.target.display_name;
-    let Some(id) = req.target.id else {
-        let what = if req.target.email.is_some() {
-            "sharing by email is not supported yet; use target.id"
-        } else {
-            "is required"
-        };
-        return Err(ApiError::validation("target.id", what));
-    };
-    let user = UserId::new(id).map_err(|e| ApiError::validation("target.id", e.to_string()))?;
+        .await?;
     let ws = access.id.as_str();
-    if role != Role::Owner {
-        check_not_last_owner(&state, ws, user.as_str()).await?;
+    let role = resolve_role(&state, ws, &req.permissions.role).await?;
+    let member = member_of(&state, ws, req.target).await?;
+    if member == PUBLIC_MEMBER && role == MemberRole::BuiltIn(Role::Owner) {
+        return Err(ApiError::forbidden("the public cannot own a workspace"));
+    }
+    let owner = access.rights.grant.superadmin || access.rights.grant.role == Some(Role::Owner);
+    if role == MemberRole::BuiltIn(Role::Owner) && !owner {
+        return Err(ApiError::forbidden("only owners grant the owner role"));
+    }
+    if role != MemberRole::BuiltIn(Role::Owner) {
+        check_not_last_owner(&state, ws, &member).await?;
     }
     let m = Membership {
         workspace_id: ws.to_string(),
-        user_id: user.to_string(),
+        user_id: member,
         role,
     };
     state
         .store
         .put(
             &collections::PERMISSIONS,
-            &permission_doc_id(ws, user.as_str()),
+            &permission_doc_id(ws, &m.user_id),
             &encode(&m)?,
             Expect::Any,
         )
@@ -123,7 +190,11 @@ pub async fn list(
     Path(workspace_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, Action::ManageSecurity)
+        .authorize(
+            &caller,
+            &workspace_id,
+            (Action::ManagePermissions, Subject::Workspaces),
+        )
         .await?;
     let result: Vec<Value> = members(&state, access.id.as_str())
         .await?
@@ -133,50 +204,54 @@ pub async fn list(
     Ok(Json(json!({ "result": result })))
 }
 
-/// `DELETE /v2/workspaces/{id}/permissions/{userId}`: owners revoke anyone; anyone may leave.
+/// `DELETE /v2/workspaces/{id}/permissions/{id}` (a user id, `*` or `role:<name>`): owners
+/// revoke any share; a member may remove itself.
 pub async fn revoke(
     State(state): State<WorkspacesState>,
     caller: Caller,
-    Path((workspace_id, user_id)): Path<(String, String)>,
+    Path((workspace_id, member)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let me = caller.require_user()?.to_string();
-    let action = if me == user_id {
-        Action::Read
+    let need = if me == member {
+        (Action::Read, Subject::Workspaces)
     } else {
-        Action::ManageSecurity
+        (Action::ManagePermissions, Subject::Workspaces)
     };
-    let access = state.authorize(&caller, &workspace_id, action).await?;
+    let access = state.authorize(&caller, &workspace_id, need).await?;
     let ws = access.id.as_str();
-    check_not_last_owner(&state, ws, &user_id).await?;
-    let id = permission_doc_id(ws, &user_id);
+    check_not_last_owner(&state, ws, &member).await?;
+    let id = permission_doc_id(ws, &member);
     if !state
         .store
         .delete(&collections::PERMISSIONS, &id, Expect::Any)
         .await
         .map_err(storage)?
     {
-        return Err(ApiError::not_found(format!("{user_id} is not a member")));
+        return Err(ApiError::not_found(format!("{member} is not a member")));
     }
     state
         .emit(
             &caller,
             &access.id,
             "workspaces.permissions.deleted",
-            json!({ "target": { "id": user_id } }),
+            json!({ "target": { "id": member } }),
         )
         .await;
-    Ok(Json(json!({ "id": user_id })))
+    Ok(Json(json!({ "id": member })))
 }
 
-/// 409 `LastOwnerError` when `user` is the only owner left.
+/// 409 `LastOwnerError` when `member` is the only owner left.
 async fn check_not_last_owner(
     state: &WorkspacesState,
     workspace: &str,
-    user: &str,
+    member: &str,
 ) -> Result<(), ApiError> {
     let all = members(state, workspace).await?;
-    let owners: Vec<&Membership> = all.iter().filter(|m| m.role == Role::Owner).collect();
-    if owners.len() == 1 && owners[0].user_id == user {
+    let owners: Vec<&Membership> = all
+        .iter()
+        .filter(|m| m.role == MemberRole::BuiltIn(Role::Owner))
+        .collect();
+    if owners.len() == 1 && owners[0].user_id == member {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "LastOwnerError",

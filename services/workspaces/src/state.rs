@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use refract_broker::Broker;
-use refract_core::model::{Role, Workspace};
+use refract_core::model::Workspace;
+pub use refract_core::permissions::{Action, Subject};
 use refract_core::{Event, EventType, SourceHost, WorkspaceId};
 use refract_host::Host;
 use refract_http::{ApiError, Caller};
-use refract_storage::{DocumentStore, FileStore, StorageError, collections};
+use refract_storage::{DocumentStore, FileStore, Principal, StorageError, WorkspaceAccess, collections};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -35,24 +36,8 @@ impl std::fmt::Debug for WorkspacesState {
     }
 }
 
-/// What a caller wants to do to a workspace (`spec/http-api.md` §9.1, built-in roles only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Read,
-    Update,
-    Delete,
-    ManageSecurity,
-}
-
-impl Action {
-    fn min_role(self) -> Role {
-        match self {
-            Action::Read => Role::Viewer,
-            Action::Update => Role::Editor,
-            Action::Delete | Action::ManageSecurity => Role::Owner,
-        }
-    }
-}
+/// What a handler needs: an action on a subject (`spec/http-api.md` §9.1).
+pub type Need = (Action, Subject);
 
 /// A workspace the caller may act on.
 #[derive(Debug)]
@@ -60,7 +45,8 @@ pub struct Access {
     pub id: WorkspaceId,
     pub workspace: Workspace,
     pub version: u64,
-    pub role: Role,
+    /// Everything the caller holds here, for finer checks (per automation, per key).
+    pub rights: WorkspaceAccess,
 }
 
 impl WorkspacesState {
@@ -82,15 +68,17 @@ impl WorkspacesState {
         }
     }
 
-    /// The caller's role in `workspace_id`, checked against `action`. Invisible workspaces
-    /// (absent, or no membership) are 404, never 403.
+    /// The caller's access to `workspace_id`, checked against `need` by the platform's one
+    /// permission check. Invisible workspaces (absent, or nothing granted) are 404, never 403.
     pub async fn authorize(
         &self,
         caller: &Caller,
         workspace_id: &str,
-        action: Action,
+        need: Need,
     ) -> Result<Access, ApiError> {
-        let user = caller.require_user()?;
+        if caller.user_id.is_none() && caller.api_key.is_none() && !caller.superadmin {
+            return Err(ApiError::unauthenticated("authentication required"));
+        }
         let hidden = || ApiError::not_found(format!("workspace {workspace_id} not found"));
         let id = WorkspaceId::new(workspace_id).map_err(|_| hidden())?;
         let Some(doc) = self
@@ -101,28 +89,24 @@ impl WorkspacesState {
         else {
             return Err(hidden());
         };
-        let role = if caller.superadmin {
-            Role::Owner
-        } else {
-            match refract_storage::role_of(self.store.as_ref(), id.as_str(), user.as_str())
-                .await
-                .map_err(storage)?
-            {
-                Some(role) => role,
-                None => return Err(hidden()),
+        let grant = refract_storage::access_of(self.store.as_ref(), id.as_str(), &principal(caller))
+            .await
+            .map_err(storage)?;
+        let workspace: Workspace = decode(doc.body, "workspace")?;
+        let (action, subject) = need;
+        if !grant.allows(action, subject, &encode(&workspace)?) {
+            if !grant.visible() {
+                return Err(hidden());
             }
-        };
-        if role < action.min_role() {
             return Err(ApiError::forbidden(format!(
-                "your role in this workspace does not allow this ({action:?})"
+                "you may not {action:?} {subject:?} in this workspace"
             )));
         }
-        let workspace = decode(doc.body, "workspace")?;
         Ok(Access {
             id,
             workspace,
             version: doc.version,
-            role,
+            rights: grant,
         })
     }
 
@@ -154,6 +138,16 @@ impl WorkspacesState {
         if let Err(e) = self.broker.publish(event).await {
             tracing::error!(error = %e, %workspace, event_type, correlation_id = %caller.correlation_id, "publishing failed");
         }
+    }
+}
+
+/// The storage-side view of the gateway's trusted headers.
+pub(crate) fn principal(caller: &Caller) -> Principal<'_> {
+    Principal {
+        user_id: caller.user_id.as_ref().map(|u| u.as_str()),
+        api_key: caller.api_key.as_deref(),
+        superadmin: caller.superadmin,
+        auth_data: caller.auth_data.as_ref(),
     }
 }
 

@@ -12,7 +12,7 @@ use refract_storage::{Expect, collections};
 use serde_json::{Map, Value, json};
 
 use crate::params::{self, invalid_slug};
-use crate::state::{Action, WorkspacesState, decode, encode, storage};
+use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage};
 use crate::{automations, secrets};
 
 /// Attempts at a free generated slug before giving up.
@@ -182,7 +182,7 @@ pub async fn create(
     let owner = Membership {
         workspace_id: ws.id.clone(),
         user_id: user.to_string(),
-        role: Role::Owner,
+        role: Role::Owner.into(),
     };
     state
         .store
@@ -259,7 +259,7 @@ pub async fn get_one(
     Path(workspace_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, Action::Read)
+        .authorize(&caller, &workspace_id, (Action::Read, Subject::Workspaces))
         .await?;
     let mut detail = encode(&access.workspace)?;
     let mut autos = Map::new();
@@ -289,7 +289,7 @@ pub async fn update(
 ) -> Result<Json<Workspace>, ApiError> {
     for _ in 0..WRITE_ATTEMPTS {
         let access = state
-            .authorize(&caller, &workspace_id, Action::Update)
+            .authorize(&caller, &workspace_id, (Action::Update, Subject::Workspaces))
             .await?;
         let old = access.workspace;
         let mut ws = old.clone();
@@ -351,7 +351,7 @@ pub async fn remove(
     Path(workspace_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, Action::Delete)
+        .authorize(&caller, &workspace_id, (Action::Delete, Subject::Workspaces))
         .await?;
     let id = access.id.as_str();
     state

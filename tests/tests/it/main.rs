@@ -3,6 +3,7 @@
 
 mod console;
 mod egress;
+mod identity;
 mod events;
 mod platform;
 mod runtime;

@@ -60,21 +60,18 @@ pub mod collections {
         name: "access_tokens",
         unique: &["hash"],
     };
-}
-
-/// The role of `user` in `workspace`: the `permissions` document the workspaces service
-/// writes, read the same way by every service that checks access. `None` when the user is no
-/// member; a document that is not a membership is [`StorageError::Corrupt`].
-pub async fn role_of<C: Collections + ?Sized>(
-    store: &C,
-    workspace: &str,
-    user: &str,
-) -> Result<Option<refract_core::model::Role>> {
-    let id = refract_core::model::permission_doc_id(workspace, user);
-    let Some(doc) = store.get(&collections::PERMISSIONS, &id).await? else { return Ok(None) };
-    let membership: refract_core::model::Membership = serde_json::from_value(doc.body)
-        .map_err(|e| StorageError::corrupt("permissions", format!("membership {id}"), e))?;
-    Ok(Some(membership.role))
+    /// Workspace API keys (`refract_core::permissions::ApiKeyRecord`), by key id; `hash` is
+    /// the SHA-256 of the key.
+    pub const API_KEYS: CollectionSpec = CollectionSpec {
+        name: "api_keys",
+        unique: &["hash"],
+    };
+    /// Workspace custom roles and rules (`refract_core::permissions::Authorizations`), by
+    /// workspace id.
+    pub const SECURITY: CollectionSpec = CollectionSpec {
+        name: "security",
+        unique: &[],
+    };
 }
 
 /// A stored document.

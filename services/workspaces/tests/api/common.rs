@@ -121,7 +121,7 @@ impl App {
         let m = Membership {
             workspace_id: workspace.into(),
             user_id: user.into(),
-            role,
+            role: role.into(),
         };
         let id = permission_doc_id(workspace, user);
         self.store
