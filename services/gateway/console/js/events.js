@@ -64,8 +64,8 @@ export async function eventsView(ctx, correlationId) {
   const setStatus = (text, kind) => { mount(status, h('span', { class: `dot ${kind}` }), text); };
 
   const showDetail = (ev, row) => {
-    for (const r of list.querySelectorAll('[aria-selected="true"]')) r.setAttribute('aria-selected', 'false');
-    row.setAttribute('aria-selected', 'true');
+    for (const r of list.querySelectorAll('[aria-current="true"]')) r.removeAttribute('aria-current');
+    row.setAttribute('aria-current', 'true');
     mount(detail,
       h('div', { class: 'detail-head' }, h('h2', {}, ev.type),
         h('button', { type: 'button', class: 'ghost small', 'aria-label': 'Close detail', onclick: () => { detail.hidden = true; row.focus(); } }, 'Close')),
@@ -80,7 +80,7 @@ export async function eventsView(ctx, correlationId) {
 
   const row = (ev) => {
     const failed = ev.error || (ev.payload && ev.payload.status === 'error');
-    const li = h('li', { class: `event${failed ? ' failed' : ''}`, tabindex: '0', role: 'button', 'aria-selected': 'false', dataset: { type: ev.type } },
+    const li = h('li', { class: `event${failed ? ' failed' : ''}`, tabindex: '0', role: 'button', 'aria-label': `${ev.type}, ${summaryOf(ev)}, show detail`, dataset: { type: ev.type } },
       h('code', { class: 'ev-type' }, ev.type),
       h('span', { class: 'ev-summary' }, summaryOf(ev)),
       time(ev.createdAt));
