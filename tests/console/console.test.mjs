@@ -7,7 +7,7 @@
 // Every main screen is saved as a PNG; on failure the page at that moment is saved as
 // failure.png and the process exits 1 with the failed step.
 
-import { mkdirSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -24,6 +24,7 @@ if (!existsSync(executablePath)) {
   process.exit(2);
 }
 mkdirSync(artifacts, { recursive: true });
+rmSync(join(artifacts, 'failure.png'), { force: true });
 
 const browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox'] });
 const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, baseURL: url });
@@ -156,7 +157,17 @@ try {
   await page.getByRole('button', { name: 'Save secret' }).click();
   await expectText(page.locator('section[aria-labelledby="secrets-title"] table'), 'CRM_TOKEN');
   if ((await page.content()).includes('s3cret-value')) throw new Error('the secret value is shown on the page');
+
+  step = 'create an API key, see it once, revoke it';
+  await page.getByLabel('Key name').fill('CRM server');
+  await page.getByRole('button', { name: 'Create API key' }).click();
+  await expectText(page.locator('.secret-once'), 'rfk_');
+  const key = await page.locator('.secret-once').innerText();
+  await expectText(page.locator('table.apikeys'), `…${key.slice(-4)}`);
   await shot('07-settings');
+  await page.getByRole('row', { name: /CRM server/ }).getByRole('button', { name: 'Revoke' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click();
+  await page.locator('table.apikeys').waitFor({ state: 'detached' });
 
   step = 'the YAML editor shows parse errors and the API validation errors inline';
   await page.getByRole('link', { name: 'Automations', exact: true }).click();

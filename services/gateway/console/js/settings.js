@@ -123,23 +123,27 @@ async function secrets(ws) {
 
 async function apiKeys(ws) {
   const base = `/v2/workspaces/${enc(ws.id)}/security/apikeys`;
-  const keys = await api('GET', base);
   const shown = h('div', { role: 'status', 'aria-live': 'polite' });
-  const list = keys.length
-    ? h('table', {},
-      h('thead', {}, h('tr', {}, ['Name', 'Key', 'Rules', 'State', ''].map((t) => h('th', { scope: 'col' }, t)))),
-      h('tbody', {}, keys.map((k) => h('tr', {},
-        h('td', {}, k.name), h('td', {}, h('code', {}, `…${k.keyHint || ''}`)),
-        h('td', {}, h('code', {}, JSON.stringify(k.rules || []))),
-        h('td', {}, k.disabled ? h('span', { class: 'badge off' }, 'disabled') : h('span', { class: 'badge ok' }, 'active')),
-        h('td', {}, h('button', {
-          type: 'button', class: 'small ghost danger-text',
-          onclick: async () => {
-            if (!await confirmDialog(`Revoke ${k.name}?`, 'Servers using this key are refused from now on.', 'Revoke')) return;
-            try { await api('DELETE', `${base}/${enc(k.id)}`); toast('API key revoked'); refresh(); } catch (err) { toast(describe(err), 'error'); }
-          },
-        }, 'Revoke'))))))
-    : h('p', { class: 'muted' }, 'No API key yet.');
+  const listBox = h('div', { class: 'table-wrap' });
+  const renderList = async () => {
+    const keys = await api('GET', base);
+    mount(listBox, keys.length
+      ? h('table', { class: 'apikeys' },
+        h('thead', {}, h('tr', {}, ['Name', 'Key', 'Rules', 'State', ''].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, keys.map((k) => h('tr', {},
+          h('td', {}, k.name), h('td', {}, h('code', {}, `…${k.keyHint || ''}`)),
+          h('td', {}, h('code', {}, JSON.stringify(k.rules || []))),
+          h('td', {}, k.disabled ? h('span', { class: 'badge off' }, 'disabled') : h('span', { class: 'badge ok' }, 'active')),
+          h('td', {}, h('button', {
+            type: 'button', class: 'small ghost danger-text',
+            onclick: async () => {
+              if (!await confirmDialog(`Revoke ${k.name}?`, 'Servers using this key are refused from now on.', 'Revoke')) return;
+              try { await api('DELETE', `${base}/${enc(k.id)}`); toast('API key revoked'); mount(shown); await renderList(); } catch (err) { toast(describe(err), 'error'); }
+            },
+          }, 'Revoke'))))))
+      : h('p', { class: 'muted' }, 'No API key yet.'));
+  };
+  await renderList();
   const name = h('input', { name: 'keyName', required: true, placeholder: 'CRM server' });
   const rules = h('textarea', { name: 'rules', rows: 3, class: 'code', spellcheck: 'false' }, '[{"action": "read", "subject": "events"}]');
   const form = h('form', {
@@ -152,11 +156,13 @@ async function apiKeys(ws) {
         const created = await api('POST', base, { name: name.value, rules: parsed });
         mount(shown, h('div', { class: 'notice' }, h('p', {}, 'Copy the key now: it is not shown again.'),
           h('code', { class: 'secret-once' }, created.apiKey), ' ', copyButton(created.apiKey, 'Copy key')));
+        name.value = '';
+        await renderList();
       } catch (err) { toast(describe(err), 'error'); }
     },
   }, h('div', { class: 'row' }, field('Key name', name)), field('Rules (JSON)', rules, 'Permission rules, e.g. action read on subject events.'),
   h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Create API key')));
-  return [shown, list, form];
+  return [shown, listBox, form];
 }
 
 export async function settingsView(ctx) {
