@@ -95,12 +95,22 @@ impl PostgresStore {
                 .connect_with(options.clone())
                 .await
                 .map_err(|e| unavailable(location, e))?;
+            // `IF NOT EXISTS` is not safe against a concurrent create (instances starting
+            // together fail on the catalog's unique index): serialize on the migration lock.
+            let fail = |e| op_error(location, "create schema", e);
+            let mut tx = admin.begin().await.map_err(fail)?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                 "CREATE SCHEMA IF NOT EXISTS \"{s}\""
             )))
-            .execute(&admin)
+            .execute(&mut *tx)
             .await
-            .map_err(|e| op_error(location, "create schema", e))?;
+            .map_err(fail)?;
+            tx.commit().await.map_err(fail)?;
             admin.close().await;
             options = options.options([("search_path", s.as_str())]);
         }

@@ -266,3 +266,30 @@ async fn suite(store: Arc<dyn DocumentStore>) {
 async fn document_collections_conformance() {
     each_document_store("documents", suite).await;
 }
+
+/// Instances of a cluster start together on one schema: each must open it, none may fail on
+/// the other's `CREATE SCHEMA` or migrations.
+#[tokio::test]
+async fn postgres_instances_opening_a_new_schema_together_all_start() {
+    let Some(base) = crate::support::postgres_url() else {
+        crate::support::skip("postgres concurrent open", "REFRACT_TEST_DATABASE_URL not set");
+        return;
+    };
+    let schema = unique("refract_race");
+    let url = crate::support::with_schema(&base, &schema);
+    let opens = (0..6).map(|_| refract_storage::open_document_store(&url));
+    let results = futures::future::join_all(opens).await;
+    let mut failures = Vec::new();
+    for result in results {
+        match result {
+            Ok(store) => {
+                if let Err(e) = store.put(&USERS, &unique("u"), &json!({}), Expect::Absent).await {
+                    failures.push(format!("write: {e}"));
+                }
+            }
+            Err(e) => failures.push(format!("open: {e}")),
+        }
+    }
+    crate::support::drop_schema(&base, &schema).await;
+    assert!(failures.is_empty(), "{failures:?}");
+}
