@@ -92,9 +92,13 @@ pub struct PermissionRule {
 
 impl PermissionRule {
     fn matches(&self, action: Action, subject: Subject, resource: &Value) -> bool {
-        self.action.contains(|a| *a == action || *a == Action::Manage)
+        self.action
+            .contains(|a| *a == action || *a == Action::Manage)
             && self.subject.contains(|s| *s == subject)
-            && self.conditions.as_ref().is_none_or(|c| conditions_hold(c, resource))
+            && self
+                .conditions
+                .as_ref()
+                .is_none_or(|c| conditions_hold(c, resource))
     }
 }
 
@@ -145,7 +149,10 @@ impl Authorizations {
             if RESERVED_ROLE_NAMES.contains(&name.as_str()) {
                 out.push((format!("roles.{name}"), "is a reserved role name".into()));
             } else if name.is_empty() || name.len() > 64 {
-                out.push((format!("roles.{name}"), "names are 1 to 64 characters".into()));
+                out.push((
+                    format!("roles.{name}"),
+                    "names are 1 to 64 characters".into(),
+                ));
             }
         }
         out.extend(rule_problems(&self.rules, Some(&self.roles)));
@@ -160,7 +167,10 @@ impl Authorizations {
                 role.auth.as_ref().is_some_and(|bindings| {
                     bindings.iter().any(|(provider, binding)| {
                         auth_data.get(provider).is_some_and(|identity| {
-                            binding.conditions.as_ref().is_none_or(|c| conditions_hold(c, identity))
+                            binding
+                                .conditions
+                                .as_ref()
+                                .is_none_or(|c| conditions_hold(c, identity))
                         })
                     })
                 })
@@ -355,7 +365,9 @@ pub fn check_conditions(conditions: &Value) -> Result<(), String> {
     Ok(())
 }
 
-const FIELD_OPERATORS: &[&str] = &["$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists"];
+const FIELD_OPERATORS: &[&str] = &[
+    "$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists",
+];
 
 /// Whether `resource` satisfies `conditions` (`$eq $ne $in $nin $gt $gte $lt $lte $exists
 /// $and $or $not`, dotted field paths; a plain value means `$eq`). Unknown operators fail.
@@ -433,7 +445,10 @@ mod tests {
     #[test]
     fn built_in_roles_follow_the_spec() {
         let none = Authorizations::default();
-        let grant = |role| Grant { role: Some(role), ..Grant::default() };
+        let grant = |role| Grant {
+            role: Some(role),
+            ..Grant::default()
+        };
         let ev = json!({});
         assert!(grant(Role::Owner).allows(&none, Action::ManageSecurity, Subject::Workspaces, &ev));
         assert!(grant(Role::Editor).allows(&none, Action::Update, Subject::Automations, &ev));
@@ -442,7 +457,10 @@ mod tests {
         assert!(grant(Role::Viewer).allows(&none, Action::Read, Subject::Events, &ev));
         assert!(!grant(Role::Viewer).allows(&none, Action::Update, Subject::Automations, &ev));
         assert!(!Grant::default().allows(&none, Action::Read, Subject::Workspaces, &ev));
-        let admin = Grant { superadmin: true, ..Grant::default() };
+        let admin = Grant {
+            superadmin: true,
+            ..Grant::default()
+        };
         assert!(admin.allows(&none, Action::Delete, Subject::Workspaces, &ev));
     }
 
@@ -459,15 +477,46 @@ mod tests {
             ]
         }));
         assert!(security.problems().is_empty());
-        let support = Grant { custom_roles: vec!["support".into()], ..Grant::default() };
-        assert!(support.allows(&security, Action::Read, Subject::Events, &json!({"type": "orders.paid"})));
-        assert!(!support.allows(&security, Action::Read, Subject::Events, &json!({"type": "users.deleted"})));
-        assert!(!support.allows(&security, Action::Create, Subject::Events, &json!({"type": "orders.paid"})));
+        let support = Grant {
+            custom_roles: vec!["support".into()],
+            ..Grant::default()
+        };
+        assert!(support.allows(
+            &security,
+            Action::Read,
+            Subject::Events,
+            &json!({"type": "orders.paid"})
+        ));
+        assert!(!support.allows(
+            &security,
+            Action::Read,
+            Subject::Events,
+            &json!({"type": "users.deleted"})
+        ));
+        assert!(!support.allows(
+            &security,
+            Action::Create,
+            Subject::Events,
+            &json!({"type": "orders.paid"})
+        ));
         // The rule without a role reaches everyone, even strangers.
         assert!(Grant::default().allows(&security, Action::Read, Subject::Automations, &json!({})));
-        let editor = Grant { role: Some(Role::Editor), ..Grant::default() };
-        assert!(editor.allows(&security, Action::Update, Subject::Automations, &json!({"slug": "other"})));
-        assert!(!editor.allows(&security, Action::Update, Subject::Automations, &json!({"slug": "billing"})));
+        let editor = Grant {
+            role: Some(Role::Editor),
+            ..Grant::default()
+        };
+        assert!(editor.allows(
+            &security,
+            Action::Update,
+            Subject::Automations,
+            &json!({"slug": "other"})
+        ));
+        assert!(!editor.allows(
+            &security,
+            Action::Update,
+            Subject::Automations,
+            &json!({"slug": "billing"})
+        ));
     }
 
     #[test]
@@ -475,7 +524,10 @@ mod tests {
         let none = Authorizations::default();
         let key: Vec<PermissionRule> =
             serde_json::from_value(json!([{ "action": "read", "subject": "events" }])).unwrap();
-        let grant = Grant { api_key_rules: Some(key), ..Grant::default() };
+        let grant = Grant {
+            api_key_rules: Some(key),
+            ..Grant::default()
+        };
         assert!(grant.allows(&none, Action::Read, Subject::Events, &json!({"type": "a"})));
         assert!(!grant.allows(&none, Action::Update, Subject::Automations, &json!({})));
         assert!(!grant.allows(&none, Action::Create, Subject::Events, &json!({})));
@@ -486,10 +538,18 @@ mod tests {
         let r = json!({"type": "orders.paid", "payload": {"amount": 12, "tags": ["a"]}});
         let holds = |c: Value| conditions_hold(&c, &r);
         assert!(holds(json!({"payload.amount": {"$gte": 10, "$lt": 13}})));
-        assert!(holds(json!({"$or": [{"type": "x"}, {"payload.tags.0": "a"}]})));
-        assert!(holds(json!({"$not": {"type": "x"}, "payload.missing": {"$exists": false}})));
-        assert!(holds(json!({"type": {"$nin": ["a", "b"]}, "payload.amount": {"$ne": 3}})));
-        assert!(!holds(json!({"$and": [{"type": "orders.paid"}, {"payload.amount": {"$gt": 12}}]})));
+        assert!(holds(
+            json!({"$or": [{"type": "x"}, {"payload.tags.0": "a"}]})
+        ));
+        assert!(holds(
+            json!({"$not": {"type": "x"}, "payload.missing": {"$exists": false}})
+        ));
+        assert!(holds(
+            json!({"type": {"$nin": ["a", "b"]}, "payload.amount": {"$ne": 3}})
+        ));
+        assert!(!holds(
+            json!({"$and": [{"type": "orders.paid"}, {"payload.amount": {"$gt": 12}}]})
+        ));
         assert!(!holds(json!({"type": {"$regex": "."}})));
         assert!(check_conditions(&json!({"type": {"$regex": "."}})).is_err());
         assert!(check_conditions(&json!({"$or": {}})).is_err());
@@ -502,11 +562,16 @@ mod tests {
             "rules": [{ "role": "ghost", "action": "read", "subject": "events" }]
         }));
         let paths: Vec<String> = bad.problems().into_iter().map(|(p, _)| p).collect();
-        assert_eq!(paths, vec!["roles.owner".to_string(), "rules.0.role".to_string()]);
-        assert!(serde_json::from_value::<Authorizations>(
-            json!({"rules": [{"action": "fly", "subject": "events"}]})
-        )
-        .is_err());
+        assert_eq!(
+            paths,
+            vec!["roles.owner".to_string(), "rules.0.role".to_string()]
+        );
+        assert!(
+            serde_json::from_value::<Authorizations>(
+                json!({"rules": [{"action": "fly", "subject": "events"}]})
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -518,7 +583,15 @@ mod tests {
             security.bound_roles(&json!({"corp": {"id": "s1", "email_verified": true}})),
             vec!["staff".to_string()]
         );
-        assert!(security.bound_roles(&json!({"corp": {"id": "s1"}})).is_empty());
-        assert!(security.bound_roles(&json!({"prismeai": {"id": "u"}})).is_empty());
+        assert!(
+            security
+                .bound_roles(&json!({"corp": {"id": "s1"}}))
+                .is_empty()
+        );
+        assert!(
+            security
+                .bound_roles(&json!({"prismeai": {"id": "u"}}))
+                .is_empty()
+        );
     }
 }

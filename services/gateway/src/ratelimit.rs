@@ -152,7 +152,8 @@ pub async fn charge(cache: &dyn Cache, charges: &[Charge]) -> Result<Option<Stan
             exceeded: used > c.limit.points,
         };
         let worse = worst.is_none_or(|w| {
-            (standing.exceeded, u32::MAX - standing.remaining) > (w.exceeded, u32::MAX - w.remaining)
+            (standing.exceeded, u32::MAX - standing.remaining)
+                > (w.exceeded, u32::MAX - w.remaining)
         });
         if worse {
             worst = Some(standing);
@@ -175,7 +176,11 @@ async fn charges_for(
     email: Option<String>,
     limits: &RateLimits,
 ) -> Result<Vec<Charge>, ApiError> {
-    let c = |rule, subject: &str, limit| Charge { rule, subject: subject.to_string(), limit };
+    let c = |rule, subject: &str, limit| Charge {
+        rule,
+        subject: subject.to_string(),
+        limit,
+    };
     let out = match (method.as_str(), path) {
         ("POST", "/v2/login") => {
             let mut out = vec![c("login_ip", who, limits.login_ip)];
@@ -200,9 +205,20 @@ async fn charges_for(
                 (limits.events_user, limits.events_workspace)
             };
             let store = state.store();
-            let user = workspace_limit(store, ws, &format!("prismeai_ratelimit_http_{kind}_user"), user).await?;
-            let workspace =
-                workspace_limit(store, ws, &format!("prismeai_ratelimit_http_{kind}_workspace"), workspace).await?;
+            let user = workspace_limit(
+                store,
+                ws,
+                &format!("prismeai_ratelimit_http_{kind}_user"),
+                user,
+            )
+            .await?;
+            let workspace = workspace_limit(
+                store,
+                ws,
+                &format!("prismeai_ratelimit_http_{kind}_workspace"),
+                workspace,
+            )
+            .await?;
             let (user_rule, ws_rule) = if kind == "webhooks" {
                 ("webhooks_user", "webhooks_workspace")
             } else {
@@ -210,7 +226,10 @@ async fn charges_for(
             };
             // The user's budget is per workspace too: one busy workspace must not lock a
             // user out of the others.
-            vec![c(user_rule, &format!("{ws}/{who}"), user), c(ws_rule, ws, workspace)]
+            vec![
+                c(user_rule, &format!("{ws}/{who}"), user),
+                c(ws_rule, ws, workspace),
+            ]
         }
     };
     Ok(out)
@@ -299,10 +318,19 @@ pub async fn workspace_limit(
     else {
         return Ok(default);
     };
-    match doc.body.get("value").and_then(|v| v.as_str()).and_then(Limit::parse) {
+    match doc
+        .body
+        .get("value")
+        .and_then(|v| v.as_str())
+        .and_then(Limit::parse)
+    {
         Some(limit) => Ok(limit),
         None => {
-            tracing::warn!(workspace, secret, "ignoring a rate-limit secret that is not <points>/<seconds>");
+            tracing::warn!(
+                workspace,
+                secret,
+                "ignoring a rate-limit secret that is not <points>/<seconds>"
+            );
             Ok(default)
         }
     }
@@ -326,11 +354,22 @@ mod tests {
     async fn the_tightest_limiter_speaks_and_the_excess_is_refused() {
         let cache = MemoryCache::new("test");
         let charges = [
-            Charge { rule: "a", subject: "ip".into(), limit: Limit::per(2, 3600) },
-            Charge { rule: "b", subject: "ip".into(), limit: Limit::per(10, 3600) },
+            Charge {
+                rule: "a",
+                subject: "ip".into(),
+                limit: Limit::per(2, 3600),
+            },
+            Charge {
+                rule: "b",
+                subject: "ip".into(),
+                limit: Limit::per(10, 3600),
+            },
         ];
         let first = charge(&cache, &charges).await.unwrap().unwrap();
-        assert_eq!((first.limit, first.remaining, first.exceeded), (2, 1, false));
+        assert_eq!(
+            (first.limit, first.remaining, first.exceeded),
+            (2, 1, false)
+        );
         let second = charge(&cache, &charges).await.unwrap().unwrap();
         assert_eq!((second.remaining, second.exceeded), (0, false));
         let third = charge(&cache, &charges).await.unwrap().unwrap();
@@ -341,7 +380,11 @@ mod tests {
         assert_eq!(headers["x-ratelimit-remaining"], "0");
         assert!(headers.contains_key("retry-after"));
         // Another subject has its own budget.
-        let other = [Charge { rule: "a", subject: "other".into(), limit: Limit::per(2, 3600) }];
+        let other = [Charge {
+            rule: "a",
+            subject: "other".into(),
+            limit: Limit::per(2, 3600),
+        }];
         assert!(!charge(&cache, &other).await.unwrap().unwrap().exceeded);
     }
 }

@@ -4,7 +4,9 @@
 //! API key it presented, and the workspace's own rules. The decision itself is
 //! [`refract_core::permissions::Grant::allows`]: one function for the whole platform.
 
-use refract_core::model::{MemberRole, Membership, PUBLIC_MEMBER, ROLE_MEMBER_PREFIX, Role, permission_doc_id};
+use refract_core::model::{
+    MemberRole, Membership, PUBLIC_MEMBER, ROLE_MEMBER_PREFIX, Role, permission_doc_id,
+};
 use refract_core::permissions::{Action, ApiKeyRecord, Authorizations, Grant, Subject};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -46,7 +48,11 @@ impl WorkspaceAccess {
     pub fn visible(&self) -> bool {
         self.grant.is_member()
             || self.grant.api_key_rules.is_some()
-            || self.authorizations.rules.iter().any(|r| r.role.is_none() && !r.inverted)
+            || self
+                .authorizations
+                .rules
+                .iter()
+                .any(|r| r.role.is_none() && !r.inverted)
     }
 }
 
@@ -186,25 +192,72 @@ mod tests {
     #[tokio::test]
     async fn memberships_public_shares_role_shares_and_keys_add_up() {
         let store = MemoryStore::new();
-        let member = |user: &str, role: &str| json!({"workspaceId": "w1", "userId": user, "role": role});
-        put(&store, &collections::PERMISSIONS, "w1:ann", member("ann", "editor")).await;
-        put(&store, &collections::PERMISSIONS, "w1:*", member("*", "viewer")).await;
-        put(&store, &collections::PERMISSIONS, "w1:bob", member("bob", "support")).await;
-        put(&store, &collections::PERMISSIONS, "w1:role:support", member("role:support", "auditor")).await;
-        put(&store, &collections::SECURITY, "w1", json!({
-            "roles": {"support": {}, "auditor": {}},
-            "rules": [{"role": "auditor", "action": "read", "subject": "secrets"}]
-        })).await;
-        let who = |user| Principal { user_id: Some(user), ..Principal::default() };
+        let member =
+            |user: &str, role: &str| json!({"workspaceId": "w1", "userId": user, "role": role});
+        put(
+            &store,
+            &collections::PERMISSIONS,
+            "w1:ann",
+            member("ann", "editor"),
+        )
+        .await;
+        put(
+            &store,
+            &collections::PERMISSIONS,
+            "w1:*",
+            member("*", "viewer"),
+        )
+        .await;
+        put(
+            &store,
+            &collections::PERMISSIONS,
+            "w1:bob",
+            member("bob", "support"),
+        )
+        .await;
+        put(
+            &store,
+            &collections::PERMISSIONS,
+            "w1:role:support",
+            member("role:support", "auditor"),
+        )
+        .await;
+        put(
+            &store,
+            &collections::SECURITY,
+            "w1",
+            json!({
+                "roles": {"support": {}, "auditor": {}},
+                "rules": [{"role": "auditor", "action": "read", "subject": "secrets"}]
+            }),
+        )
+        .await;
+        let who = |user| Principal {
+            user_id: Some(user),
+            ..Principal::default()
+        };
 
-        assert_eq!(role_of(&store, "w1", "ann").await.unwrap(), Some(Role::Editor));
+        assert_eq!(
+            role_of(&store, "w1", "ann").await.unwrap(),
+            Some(Role::Editor)
+        );
         // The public share reaches any authenticated user, and only in its workspace.
-        assert_eq!(role_of(&store, "w1", "carl").await.unwrap(), Some(Role::Viewer));
+        assert_eq!(
+            role_of(&store, "w1", "carl").await.unwrap(),
+            Some(Role::Viewer)
+        );
         assert_eq!(role_of(&store, "w2", "carl").await.unwrap(), None);
         let bob = access_of(&store, "w1", &who("bob")).await.unwrap();
-        assert_eq!(bob.grant.custom_roles, vec!["support".to_string(), "auditor".to_string()]);
+        assert_eq!(
+            bob.grant.custom_roles,
+            vec!["support".to_string(), "auditor".to_string()]
+        );
         assert!(bob.allows(Action::Read, Subject::Secrets, &json!({})));
-        assert!(!access_of(&store, "w1", &who("ann")).await.unwrap().allows(Action::Read, Subject::Secrets, &json!({})));
+        assert!(!access_of(&store, "w1", &who("ann")).await.unwrap().allows(
+            Action::Read,
+            Subject::Secrets,
+            &json!({})
+        ));
 
         let record = json!({
             "id": "k1", "workspaceId": "w1", "name": "reader", "hash": api_key_hash("rfk_secret"),
@@ -212,14 +265,27 @@ mod tests {
             "createdAt": "2026-01-01T00:00:00Z", "createdBy": "ann"
         });
         put(&store, &collections::API_KEYS, "k1", record.clone()).await;
-        let key = |k| Principal { api_key: Some(k), ..Principal::default() };
+        let key = |k| Principal {
+            api_key: Some(k),
+            ..Principal::default()
+        };
         let keyed = access_of(&store, "w1", &key("rfk_secret")).await.unwrap();
         assert!(keyed.visible());
         assert!(keyed.allows(Action::Read, Subject::Events, &json!({"type": "x"})));
         assert!(!keyed.allows(Action::Update, Subject::Automations, &json!({})));
         // A key opens only its own workspace; a wrong key opens nothing.
-        assert!(!access_of(&store, "w2", &key("rfk_secret")).await.unwrap().visible());
-        assert!(!access_of(&store, "w1", &key("rfk_other")).await.unwrap().visible());
+        assert!(
+            !access_of(&store, "w2", &key("rfk_secret"))
+                .await
+                .unwrap()
+                .visible()
+        );
+        assert!(
+            !access_of(&store, "w1", &key("rfk_other"))
+                .await
+                .unwrap()
+                .visible()
+        );
         let mut disabled = record;
         disabled["disabled"] = json!(true);
         put(&store, &collections::API_KEYS, "k1", disabled).await;

@@ -54,7 +54,9 @@ pub async fn get(
     Path(workspace_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let access = state.authorize(&caller, &workspace_id, READ).await?;
-    Ok(Json(json!({ "authorizations": access.rights.authorizations })))
+    Ok(Json(
+        json!({ "authorizations": access.rights.authorizations }),
+    ))
 }
 
 /// `PUT …/security`: replaces the roles and rules.
@@ -73,12 +75,22 @@ pub async fn replace(
     let body = encode(&input.authorizations)?;
     state
         .store
-        .put(&collections::SECURITY, access.id.as_str(), &body, Expect::Any)
+        .put(
+            &collections::SECURITY,
+            access.id.as_str(),
+            &body,
+            Expect::Any,
+        )
         .await
         .map_err(storage)?;
     let saved = json!({ "authorizations": body });
     state
-        .emit(&caller, &access.id, "workspaces.security.updated", saved.clone())
+        .emit(
+            &caller,
+            &access.id,
+            "workspaces.security.updated",
+            saved.clone(),
+        )
         .await;
     Ok(Json(saved))
 }
@@ -94,9 +106,14 @@ pub async fn roles(
         .iter()
         .map(|name| json!({ "name": name }))
         .collect();
-    out.extend(access.rights.authorizations.roles.iter().map(|(name, role)| {
-        json!({ "name": name, "description": role.description })
-    }));
+    out.extend(
+        access
+            .rights
+            .authorizations
+            .roles
+            .iter()
+            .map(|(name, role)| json!({ "name": name, "description": role.description })),
+    );
     Ok(Json(Value::Array(out)))
 }
 
@@ -115,10 +132,16 @@ impl KeyInput {
         let name = self.name.trim().to_string();
         let mut problems = rule_problems(&self.rules, None);
         if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
-            problems.push(("name".into(), format!("must be 1 to {MAX_NAME_LEN} characters")));
+            problems.push((
+                "name".into(),
+                format!("must be 1 to {MAX_NAME_LEN} characters"),
+            ));
         }
         if self.rules.iter().any(|r| r.role.is_some()) {
-            problems.push(("rules".into(), "API key rules apply to the key; drop `role`".into()));
+            problems.push((
+                "rules".into(),
+                "API key rules apply to the key; drop `role`".into(),
+            ));
         }
         if problems.is_empty() {
             Ok(name)
@@ -149,10 +172,17 @@ fn api_key(record: &ApiKeyRecord, key: Option<&str>) -> Value {
 async fn keys_of(state: &WorkspacesState, workspace: &str) -> Result<Vec<ApiKeyRecord>, ApiError> {
     let docs = state
         .store
-        .find(&collections::API_KEYS, "workspaceId", &json!(workspace), MAX_FIND_LIMIT)
+        .find(
+            &collections::API_KEYS,
+            "workspaceId",
+            &json!(workspace),
+            MAX_FIND_LIMIT,
+        )
         .await
         .map_err(storage)?;
-    docs.into_iter().map(|d| decode(d.body, "api key")).collect()
+    docs.into_iter()
+        .map(|d| decode(d.body, "api key"))
+        .collect()
 }
 
 /// A fresh key: 32 random bytes, base64url without padding.
@@ -175,7 +205,9 @@ pub async fn list_keys(
     let access = state.authorize(&caller, &workspace_id, MANAGE).await?;
     let mut keys = keys_of(&state, access.id.as_str()).await?;
     keys.sort_by_key(|k| k.created_at);
-    Ok(Json(Value::Array(keys.iter().map(|k| api_key(k, None)).collect())))
+    Ok(Json(Value::Array(
+        keys.iter().map(|k| api_key(k, None)).collect(),
+    )))
 }
 
 /// `POST …/security/apikeys`: `{name, rules}` → `ApiKey` with `apiKey`, shown this once.
@@ -208,7 +240,12 @@ pub async fn create_key(
     };
     state
         .store
-        .put(&collections::API_KEYS, &record.id, &encode(&record)?, Expect::Absent)
+        .put(
+            &collections::API_KEYS,
+            &record.id,
+            &encode(&record)?,
+            Expect::Absent,
+        )
         .await
         .map_err(storage)?;
     state
@@ -261,7 +298,12 @@ pub async fn update_key(
     record.disabled = input.disabled;
     state
         .store
-        .put(&collections::API_KEYS, &record.id, &encode(&record)?, Expect::Version(version))
+        .put(
+            &collections::API_KEYS,
+            &record.id,
+            &encode(&record)?,
+            Expect::Version(version),
+        )
         .await
         .map_err(storage)?;
     state

@@ -8,7 +8,9 @@ pub use refract_core::permissions::{Action, Subject};
 use refract_core::{Event, EventType, SourceHost, WorkspaceId};
 use refract_host::Host;
 use refract_http::{ApiError, Caller};
-use refract_storage::{DocumentStore, FileStore, Principal, StorageError, WorkspaceAccess, collections};
+use refract_storage::{
+    DocumentStore, FileStore, Principal, StorageError, WorkspaceAccess, collections,
+};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -89,9 +91,10 @@ impl WorkspacesState {
         else {
             return Err(hidden());
         };
-        let grant = refract_storage::access_of(self.store.as_ref(), id.as_str(), &principal(caller))
-            .await
-            .map_err(storage)?;
+        let grant =
+            refract_storage::access_of(self.store.as_ref(), id.as_str(), &principal(caller))
+                .await
+                .map_err(storage)?;
         let workspace: Workspace = decode(doc.body, "workspace")?;
         let (action, subject) = need;
         if !grant.allows(action, subject, &encode(&workspace)?) {

@@ -22,23 +22,51 @@ fn core_routes(ws: &str) -> Vec<(Method, String, Option<Value>)> {
         (Method::PATCH, p(""), Some(json!({"name": "taken"}))),
         (Method::DELETE, p(""), None),
         (Method::GET, p("/automations"), None),
-        (Method::POST, p("/automations"), Some(json!({"slug": "x", "name": "X", "component": {}}))),
+        (
+            Method::POST,
+            p("/automations"),
+            Some(json!({"slug": "x", "name": "X", "component": {}})),
+        ),
         (Method::GET, p("/automations/echo"), None),
-        (Method::PATCH, p("/automations/echo"), Some(json!({"name": "taken"}))),
+        (
+            Method::PATCH,
+            p("/automations/echo"),
+            Some(json!({"name": "taken"})),
+        ),
         (Method::DELETE, p("/automations/echo"), None),
         (Method::GET, p("/automations/echo/component"), None),
         (Method::GET, p("/security"), None),
-        (Method::PUT, p("/security"), Some(json!({"authorizations": {"rules": []}}))),
+        (
+            Method::PUT,
+            p("/security"),
+            Some(json!({"authorizations": {"rules": []}})),
+        ),
         (Method::GET, p("/security/roles"), None),
         (Method::GET, p("/security/apikeys"), None),
-        (Method::POST, p("/security/apikeys"), Some(json!({"name": "k", "rules": []}))),
+        (
+            Method::POST,
+            p("/security/apikeys"),
+            Some(json!({"name": "k", "rules": []})),
+        ),
         (Method::GET, p("/security/secrets"), None),
-        (Method::PATCH, p("/security/secrets"), Some(json!({"TOKEN": {"value": "stolen"}}))),
+        (
+            Method::PATCH,
+            p("/security/secrets"),
+            Some(json!({"TOKEN": {"value": "stolen"}})),
+        ),
         (Method::DELETE, p("/security/secrets/TOKEN"), None),
         (Method::GET, p("/permissions"), None),
-        (Method::POST, p("/permissions"), Some(json!({"target": {"public": true}, "permissions": {"role": "viewer"}}))),
+        (
+            Method::POST,
+            p("/permissions"),
+            Some(json!({"target": {"public": true}, "permissions": {"role": "viewer"}})),
+        ),
         (Method::GET, p("/events"), None),
-        (Method::POST, p("/events"), Some(json!({"events": [{"type": "custom.ping", "payload": {}}]}))),
+        (
+            Method::POST,
+            p("/events"),
+            Some(json!({"events": [{"type": "custom.ping", "payload": {}}]})),
+        ),
         (Method::POST, p("/test/echo"), Some(json!({"payload": {}}))),
     ]
 }
@@ -46,13 +74,22 @@ fn core_routes(ws: &str) -> Vec<(Method, String, Option<Value>)> {
 /// A workspace of `owner` with an automation `echo` and a secret `TOKEN`.
 async fn furnished(owner: &Client, name: &str) -> String {
     let ws = owner.workspace(name).await.unwrap();
-    let automation = json!({"slug": "echo", "name": "Echo", "when": {"endpoint": true}, "component": {}});
+    let automation =
+        json!({"slug": "echo", "name": "Echo", "when": {"endpoint": true}, "component": {}});
     owner
-        .deploy(&ws, automation, &refract_tests::platform::example("webhook-echo").unwrap())
+        .deploy(
+            &ws,
+            automation,
+            &refract_tests::platform::example("webhook-echo").unwrap(),
+        )
         .await
         .unwrap();
     let (status, body) = owner
-        .json(Method::PATCH, &format!("/v2/workspaces/{ws}/security/secrets"), Some(json!({"TOKEN": {"value": "s3cret"}})))
+        .json(
+            Method::PATCH,
+            &format!("/v2/workspaces/{ws}/security/secrets"),
+            Some(json!({"TOKEN": {"value": "s3cret"}})),
+        )
         .await
         .unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -61,7 +98,11 @@ async fn furnished(owner: &Client, name: &str) -> String {
 
 async fn api_key(owner: &Client, ws: &str, rules: Value) -> String {
     let (status, body) = owner
-        .json(Method::POST, &format!("/v2/workspaces/{ws}/security/apikeys"), Some(json!({"name": "ci", "rules": rules})))
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/security/apikeys"),
+            Some(json!({"name": "ci", "rules": rules})),
+        )
         .await
         .unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -72,8 +113,16 @@ async fn api_key(owner: &Client, ws: &str, rules: Value) -> String {
 async fn no_tenant_reaches_another_tenants_workspace() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::start(dir.path()).await.unwrap();
-    let alice = platform.client().signed_up("alice@example.com").await.unwrap();
-    let mallory = platform.client().signed_up("mallory@example.com").await.unwrap();
+    let alice = platform
+        .client()
+        .signed_up("alice@example.com")
+        .await
+        .unwrap();
+    let mallory = platform
+        .client()
+        .signed_up("mallory@example.com")
+        .await
+        .unwrap();
     let victim = furnished(&alice, "Victim").await;
     let own = mallory.workspace("Mallory").await.unwrap();
     // Mallory's own API key, with every right on her own workspace.
@@ -83,9 +132,19 @@ async fn no_tenant_reaches_another_tenants_workspace() {
     for (method, path, body) in core_routes(&victim).into_iter().chain(core_routes(guessed)) {
         // As Mallory's user, and as her workspace's API key: no answer tells a stranger's
         // workspace from one that does not exist.
-        let (status, answer) = mallory.json(method.clone(), &path, body.clone()).await.unwrap();
-        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path} as mallory: {answer}");
-        let mut req = platform.client().request(method.clone(), &path).header("x-prismeai-api-key", &key);
+        let (status, answer) = mallory
+            .json(method.clone(), &path, body.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "{method} {path} as mallory: {answer}"
+        );
+        let mut req = platform
+            .client()
+            .request(method.clone(), &path)
+            .header("x-prismeai-api-key", &key);
         if let Some(body) = &body {
             req = req.json(body);
         }
@@ -98,13 +157,38 @@ async fn no_tenant_reaches_another_tenants_workspace() {
         );
     }
     // Alice's things are intact.
-    let (status, body) = alice.json(Method::GET, &format!("/v2/workspaces/{victim}/automations/echo"), None).await.unwrap();
+    let (status, body) = alice
+        .json(
+            Method::GET,
+            &format!("/v2/workspaces/{victim}/automations/echo"),
+            None,
+        )
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["name"], "Echo");
-    let (_, secrets) = alice.json(Method::GET, &format!("/v2/workspaces/{victim}/security/secrets"), None).await.unwrap();
+    let (_, secrets) = alice
+        .json(
+            Method::GET,
+            &format!("/v2/workspaces/{victim}/security/secrets"),
+            None,
+        )
+        .await
+        .unwrap();
     assert!(secrets.get("TOKEN").is_some(), "{secrets}");
-    let (_, shares) = alice.json(Method::GET, &format!("/v2/workspaces/{victim}/permissions"), None).await.unwrap();
-    assert_eq!(shares["result"].as_array().map(Vec::len), Some(1), "{shares}");
+    let (_, shares) = alice
+        .json(
+            Method::GET,
+            &format!("/v2/workspaces/{victim}/permissions"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        shares["result"].as_array().map(Vec::len),
+        Some(1),
+        "{shares}"
+    );
     platform.stop().await.unwrap();
 }
 
@@ -112,8 +196,16 @@ async fn no_tenant_reaches_another_tenants_workspace() {
 async fn spoofed_trusted_headers_are_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::start(dir.path()).await.unwrap();
-    let alice = platform.client().signed_up("alice@example.com").await.unwrap();
-    let mallory = platform.client().signed_up("mallory@example.com").await.unwrap();
+    let alice = platform
+        .client()
+        .signed_up("alice@example.com")
+        .await
+        .unwrap();
+    let mallory = platform
+        .client()
+        .signed_up("mallory@example.com")
+        .await
+        .unwrap();
     let ws = alice.workspace("Private").await.unwrap();
     let (_, me) = alice.json(Method::GET, "/v2/me", None).await.unwrap();
     let alice_id = me["id"].as_str().unwrap().to_string();
@@ -124,11 +216,20 @@ async fn spoofed_trusted_headers_are_ignored() {
             .header("x-prismeai-auth-data", r#"{"prismeai":{"id":"x"}}"#)
             .header("x-refract-gateway-key", "0123456789abcdef0123")
     };
-    let res = spoof(platform.client().request(Method::GET, &path)).send().await.unwrap();
+    let res = spoof(platform.client().request(Method::GET, &path))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let res = spoof(mallory.request(Method::GET, &path)).send().await.unwrap();
+    let res = spoof(mallory.request(Method::GET, &path))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    let res = spoof(mallory.request(Method::DELETE, &path)).send().await.unwrap();
+    let res = spoof(mallory.request(Method::DELETE, &path))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     let (status, _) = alice.json(Method::GET, &path, None).await.unwrap();
     assert_eq!(status, StatusCode::OK, "the workspace survived");
@@ -139,12 +240,29 @@ async fn spoofed_trusted_headers_are_ignored() {
 async fn an_api_key_does_only_what_its_rules_say() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::start(dir.path()).await.unwrap();
-    let alice = platform.client().signed_up("alice@example.com").await.unwrap();
+    let alice = platform
+        .client()
+        .signed_up("alice@example.com")
+        .await
+        .unwrap();
     let ws = furnished(&alice, "Keys").await;
-    let events_only = api_key(&alice, &ws, json!([{"action": "read", "subject": "events"}])).await;
-    let reader = api_key(&alice, &ws, json!([{"action": "read", "subject": ["workspaces", "automations"]}])).await;
+    let events_only = api_key(
+        &alice,
+        &ws,
+        json!([{"action": "read", "subject": "events"}]),
+    )
+    .await;
+    let reader = api_key(
+        &alice,
+        &ws,
+        json!([{"action": "read", "subject": ["workspaces", "automations"]}]),
+    )
+    .await;
     let keyed = |key: &str, method: Method, path: &str| {
-        platform.client().request(method, format!("/v2/workspaces/{ws}{path}").as_str()).header("x-prismeai-api-key", key.to_string())
+        platform
+            .client()
+            .request(method, format!("/v2/workspaces/{ws}{path}").as_str())
+            .header("x-prismeai-api-key", key.to_string())
     };
 
     // The events-only key cannot deploy a component, change an automation or read secrets.
@@ -155,29 +273,75 @@ async fn an_api_key_does_only_what_its_rules_say() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::FORBIDDEN, "{}", res.text().await.unwrap_or_default());
-    let res = keyed(&events_only, Method::PATCH, "/automations/echo").json(&json!({"name": "pwned"})).send().await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::FORBIDDEN,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    let res = keyed(&events_only, Method::PATCH, "/automations/echo")
+        .json(&json!({"name": "pwned"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let res = keyed(&events_only, Method::GET, "/security/secrets").send().await.unwrap();
+    let res = keyed(&events_only, Method::GET, "/security/secrets")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let res = keyed(&events_only, Method::POST, "/security/apikeys").json(&json!({"name": "more", "rules": []})).send().await.unwrap();
+    let res = keyed(&events_only, Method::POST, "/security/apikeys")
+        .json(&json!({"name": "more", "rules": []}))
+        .send()
+        .await
+        .unwrap();
     assert!(res.status().is_client_error());
 
     // The reader key, alone, reads what its rules allow.
-    let res = keyed(&reader, Method::GET, "/automations/echo").send().await.unwrap();
+    let res = keyed(&reader, Method::GET, "/automations/echo")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.json::<Value>().await.unwrap()["name"], "Echo");
 
     // Listed without values, revoked at once.
-    let (status, keys) = alice.json(Method::GET, &format!("/v2/workspaces/{ws}/security/apikeys"), None).await.unwrap();
+    let (status, keys) = alice
+        .json(
+            Method::GET,
+            &format!("/v2/workspaces/{ws}/security/apikeys"),
+            None,
+        )
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK);
     let keys = keys.as_array().unwrap().clone();
     assert_eq!(keys.len(), 2);
-    assert!(keys.iter().all(|k| k.get("apiKey").is_none() && k["keyHint"].as_str().is_some_and(|h| h.len() == 4)));
-    let reader_id = keys.iter().find(|k| reader.ends_with(k["keyHint"].as_str().unwrap())).unwrap()["id"].as_str().unwrap().to_string();
-    let (status, _) = alice.json(Method::DELETE, &format!("/v2/workspaces/{ws}/security/apikeys/{reader_id}"), None).await.unwrap();
+    assert!(
+        keys.iter()
+            .all(|k| k.get("apiKey").is_none()
+                && k["keyHint"].as_str().is_some_and(|h| h.len() == 4))
+    );
+    let reader_id = keys
+        .iter()
+        .find(|k| reader.ends_with(k["keyHint"].as_str().unwrap()))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = alice
+        .json(
+            Method::DELETE,
+            &format!("/v2/workspaces/{ws}/security/apikeys/{reader_id}"),
+            None,
+        )
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK);
-    let res = keyed(&reader, Method::GET, "/automations/echo").send().await.unwrap();
+    let res = keyed(&reader, Method::GET, "/automations/echo")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     platform.stop().await.unwrap();
 }
@@ -186,9 +350,21 @@ async fn an_api_key_does_only_what_its_rules_say() {
 async fn custom_roles_and_public_shares_grant_exactly_their_rules() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::start(dir.path()).await.unwrap();
-    let alice = platform.client().signed_up("alice@example.com").await.unwrap();
-    let bob = platform.client().signed_up("bob@example.com").await.unwrap();
-    let carl = platform.client().signed_up("carl@example.com").await.unwrap();
+    let alice = platform
+        .client()
+        .signed_up("alice@example.com")
+        .await
+        .unwrap();
+    let bob = platform
+        .client()
+        .signed_up("bob@example.com")
+        .await
+        .unwrap();
+    let carl = platform
+        .client()
+        .signed_up("carl@example.com")
+        .await
+        .unwrap();
     let ws = furnished(&alice, "Roles").await;
     let (_, me) = bob.json(Method::GET, "/v2/me", None).await.unwrap();
     let bob_id = me["id"].as_str().unwrap().to_string();
@@ -196,52 +372,136 @@ async fn custom_roles_and_public_shares_grant_exactly_their_rules() {
         "roles": {"auditor": {"description": "reads automations"}},
         "rules": [{"role": "auditor", "action": "read", "subject": ["workspaces", "automations"]}]
     }});
-    let (status, body) = alice.json(Method::PUT, &format!("/v2/workspaces/{ws}/security"), Some(security)).await.unwrap();
+    let (status, body) = alice
+        .json(
+            Method::PUT,
+            &format!("/v2/workspaces/{ws}/security"),
+            Some(security),
+        )
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
     let share = json!({"target": {"id": bob_id}, "permissions": {"role": "auditor"}});
-    let (status, body) = alice.json(Method::POST, &format!("/v2/workspaces/{ws}/permissions"), Some(share)).await.unwrap();
+    let (status, body) = alice
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/permissions"),
+            Some(share),
+        )
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, _) = alice.json(Method::POST, &format!("/v2/workspaces/{ws}/permissions"), Some(json!({"target": {"id": bob_id}, "permissions": {"role": "ghost"}}))).await.unwrap();
+    let (status, _) = alice
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/permissions"),
+            Some(json!({"target": {"id": bob_id}, "permissions": {"role": "ghost"}})),
+        )
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // Bob reads what the rule allows and nothing else; Carl, a stranger, sees nothing.
     let automation = format!("/v2/workspaces/{ws}/automations/echo");
-    assert_eq!(bob.json(Method::GET, &automation, None).await.unwrap().0, StatusCode::OK);
-    assert_eq!(bob.json(Method::PATCH, &automation, Some(json!({"name": "x"}))).await.unwrap().0, StatusCode::FORBIDDEN);
-    assert_eq!(bob.json(Method::GET, &format!("/v2/workspaces/{ws}/security/secrets"), None).await.unwrap().0, StatusCode::FORBIDDEN);
-    assert_eq!(carl.json(Method::GET, &automation, None).await.unwrap().0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        bob.json(Method::GET, &automation, None).await.unwrap().0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        bob.json(Method::PATCH, &automation, Some(json!({"name": "x"})))
+            .await
+            .unwrap()
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        bob.json(
+            Method::GET,
+            &format!("/v2/workspaces/{ws}/security/secrets"),
+            None
+        )
+        .await
+        .unwrap()
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        carl.json(Method::GET, &automation, None).await.unwrap().0,
+        StatusCode::NOT_FOUND
+    );
 
     // Shared with the public as viewer: Carl reads, still cannot write.
     let public = json!({"target": {"public": true}, "permissions": {"role": "viewer"}});
-    let (status, body) = alice.json(Method::POST, &format!("/v2/workspaces/{ws}/permissions"), Some(public)).await.unwrap();
+    let (status, body) = alice
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/permissions"),
+            Some(public),
+        )
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(carl.json(Method::GET, &automation, None).await.unwrap().0, StatusCode::OK);
-    assert_eq!(carl.json(Method::DELETE, &automation, None).await.unwrap().0, StatusCode::FORBIDDEN);
-    let (status, _) = alice.json(Method::DELETE, &format!("/v2/workspaces/{ws}/permissions/*"), None).await.unwrap();
+    assert_eq!(
+        carl.json(Method::GET, &automation, None).await.unwrap().0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        carl.json(Method::DELETE, &automation, None)
+            .await
+            .unwrap()
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, _) = alice
+        .json(
+            Method::DELETE,
+            &format!("/v2/workspaces/{ws}/permissions/*"),
+            None,
+        )
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(carl.json(Method::GET, &automation, None).await.unwrap().0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        carl.json(Method::GET, &automation, None).await.unwrap().0,
+        StatusCode::NOT_FOUND
+    );
     platform.stop().await.unwrap();
 }
 
 /// A gateway on the shared store and its own connection to the shared Redis, in front of a
 /// stub backend that answers every webhook with 200.
-async fn gateway(store: Arc<MemoryStore>, redis: &str, namespace: &str, limits: RateLimits) -> (String, tokio::task::JoinHandle<()>) {
+async fn gateway(
+    store: Arc<MemoryStore>,
+    redis: &str,
+    namespace: &str,
+    limits: RateLimits,
+) -> (String, tokio::task::JoinHandle<()>) {
     let cache: Arc<dyn Cache> = refract_storage::open_cache(redis, namespace).await.unwrap();
-    let broker = Arc::new(refract_broker::MemoryBroker::new(refract_broker::BrokerConfig::default()));
+    let broker = Arc::new(refract_broker::MemoryBroker::new(
+        refract_broker::BrokerConfig::default(),
+    ));
     let stub = Router::new().fallback(|| async { axum::Json(json!({"ran": true})) });
     let upstreams = refract_gateway::Upstreams {
         workspaces: refract_gateway::Upstream::InProcess(stub.clone()),
         runtime: refract_gateway::Upstream::InProcess(stub.clone()),
         events: refract_gateway::Upstream::InProcess(stub),
     };
-    let config = refract_gateway::Config { rate_limits: Some(limits), ..refract_gateway::Config::embedded() };
+    let config = refract_gateway::Config {
+        rate_limits: Some(limits),
+        ..refract_gateway::Config::embedded()
+    };
     let store: Arc<dyn DocumentStore> = store;
-    let state = refract_gateway::GatewayState::new(config, store, cache, broker, upstreams).unwrap();
+    let state =
+        refract_gateway::GatewayState::new(config, store, cache, broker, upstreams).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = refract_gateway::router(state);
     let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
     });
     (url, server)
 }
@@ -267,36 +527,89 @@ async fn rate_limits_hold_across_two_gateways_sharing_redis() {
 
     // Login attempts on one account, alternating gateways: the fourth is refused on either.
     let signup = json!({"email": "ann@example.com", "password": "correct horse battery", "firstName": "Ann"});
-    assert_eq!(http.post(format!("{a}/v2/signup")).json(&signup).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        http.post(format!("{a}/v2/signup"))
+            .json(&signup)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
     let wrong = json!({"email": "ann@example.com", "password": "wrong password!"});
     for (i, url) in [&a, &b, &a].into_iter().enumerate() {
-        let res = http.post(format!("{url}/v2/login")).json(&wrong).send().await.unwrap();
+        let res = http
+            .post(format!("{url}/v2/login"))
+            .json(&wrong)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
-        assert_eq!(res.headers()["x-ratelimit-remaining"], (2 - i).to_string().as_str());
+        assert_eq!(
+            res.headers()["x-ratelimit-remaining"],
+            (2 - i).to_string().as_str()
+        );
     }
-    let res = http.post(format!("{b}/v2/login")).json(&wrong).send().await.unwrap();
+    let res = http
+        .post(format!("{b}/v2/login"))
+        .json(&wrong)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=3600).contains(&retry));
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], "TooManyRequests");
     assert_eq!(body["details"]["retryAfter"], retry);
     // Even the right password waits: the budget protects the account, not the guess.
     let right = json!({"email": "ann@example.com", "password": "correct horse battery"});
-    assert_eq!(http.post(format!("{a}/v2/login")).json(&right).send().await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        http.post(format!("{a}/v2/login"))
+            .json(&right)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
 
     // A workspace's own webhook limit (a system secret) holds across both gateways too.
     let secret = json!({"workspaceId": "w1", "name": "prismeai_ratelimit_http_webhooks_workspace", "value": "4/3600"});
-    store.put(&collections::SECRETS, "w1:prismeai_ratelimit_http_webhooks_workspace", &secret, Expect::Any).await.unwrap();
+    store
+        .put(
+            &collections::SECRETS,
+            "w1:prismeai_ratelimit_http_webhooks_workspace",
+            &secret,
+            Expect::Any,
+        )
+        .await
+        .unwrap();
     for url in [&a, &b, &a, &b] {
-        let res = http.post(format!("{url}/v2/workspaces/w1/webhooks/hook")).send().await.unwrap();
+        let res = http
+            .post(format!("{url}/v2/workspaces/w1/webhooks/hook"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(res.headers()["x-ratelimit-limit"], "4");
     }
-    let res = http.post(format!("{a}/v2/workspaces/w1/webhooks/hook")).send().await.unwrap();
+    let res = http
+        .post(format!("{a}/v2/workspaces/w1/webhooks/hook"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     // Another workspace keeps its own budget.
-    let res = http.post(format!("{b}/v2/workspaces/w2/webhooks/hook")).send().await.unwrap();
+    let res = http
+        .post(format!("{b}/v2/workspaces/w2/webhooks/hook"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     server_a.abort();
     server_b.abort();
