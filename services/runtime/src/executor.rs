@@ -11,7 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use refract_core::model::{Automation, AutomationKind, ComponentStatus};
 use refract_core::{ErrorLevel, Event, EventError, EventType, Source};
 use refract_host::{
-    AutomationCaller, AutomationError, CallFailure, ComponentDigest, Host, HostError, RunContext, RunOutcome, RunReport, RunRequest, Services, Trigger,
+    AutomationCaller, AutomationError, CallFailure, ComponentDigest, EgressPolicy, Host, HostError, Limits, RunContext, RunOutcome, RunReport, RunRequest, Services, Trigger,
 };
 use refract_storage::{Digest, FileStore};
 use serde_json::{Map, Value, json};
@@ -19,6 +19,7 @@ use tracing::Instrument;
 
 use crate::bus::BrokerBus;
 use crate::contexts::ContextStore;
+use crate::dsl;
 use crate::error::RuntimeError;
 use crate::index::TriggerIndex;
 use crate::sandbox::Sandboxes;
@@ -55,6 +56,8 @@ pub struct Executor {
     contexts: Arc<ContextStore>,
     sandboxes: Sandboxes,
     preview_bytes: usize,
+    /// The DSL interpreter component, compiled once per process on first use.
+    interpreter: dsl::Interpreter,
 }
 
 impl std::fmt::Debug for Executor {
@@ -90,6 +93,7 @@ impl Executor {
             contexts,
             sandboxes,
             preview_bytes,
+            interpreter: dsl::Interpreter::default(),
         })
     }
 
@@ -134,7 +138,7 @@ impl Executor {
             });
         }
         if automation.kind == AutomationKind::Dsl {
-            return Err(not_ready("DSL automations are not supported by this runtime yet"));
+            return self.run_dsl(exec, Arc::new(policy.limits_for(automation)), egress.clone()).await;
         }
         let component = automation.component.as_ref().ok_or_else(|| not_ready("no component uploaded"))?;
         if component.status != ComponentStatus::Ready {
@@ -160,6 +164,40 @@ impl Executor {
             }
             other => Ok(other?),
         }
+    }
+
+    /// Runs a DSL automation: the interpreter component with the automation's compiled program
+    /// (compiled when the index learnt of it). A stored document that does not compile fails
+    /// the run with its validation error.
+    async fn run_dsl(&self, exec: &Execution, limits: Arc<Limits>, egress: Arc<EgressPolicy>) -> Result<RunReport, RuntimeError> {
+        let automation = &exec.automation;
+        let compiled = self.index.program(exec.context.workspace_id.as_str(), automation);
+        let program = match compiled.as_ref() {
+            Ok(p) => p.clone(),
+            Err(invalid) => {
+                return Ok(RunReport {
+                    outcome: RunOutcome::Failed(AutomationError {
+                        code: invalid.rule.clone(),
+                        message: invalid.message.clone(),
+                        details: Some(json!({"path": invalid.path}).to_string()),
+                    }),
+                    emits: 0,
+                    fetches: 0,
+                    elapsed: Duration::ZERO,
+                    logs_dropped: 0,
+                    timings: Default::default(),
+                });
+            }
+        };
+        let digest = self.interpreter.digest(&self.host).await?;
+        let request = RunRequest {
+            context: exec.context.clone(),
+            trigger: exec.trigger.clone(),
+            config: dsl::invocation_config(&program, automation, exec.context.depth, &exec.info),
+            limits,
+            egress,
+        };
+        Ok(self.host.run(&digest, request, self.services()?).await?)
     }
 
     fn services(&self) -> Result<Services, RuntimeError> {

@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use refract_core::Event;
-use refract_core::model::Automation;
+use refract_core::model::{Automation, AutomationKind};
 use serde_json::Value;
+
+use crate::dsl::{Compiled, Programs};
 
 /// The event types that keep the index current.
 pub const INDEX_EVENTS: &[&str] = &[
@@ -24,6 +26,8 @@ pub struct TriggerIndex {
     workspaces: RwLock<HashMap<String, BTreeMap<String, Arc<Automation>>>>,
     /// Bumped on every change, so the scheduler knows when to rebuild its plan.
     version: AtomicU64,
+    /// Compiled programs of the DSL automations, compiled when they enter the index.
+    programs: Programs,
 }
 
 impl TriggerIndex {
@@ -42,6 +46,9 @@ impl TriggerIndex {
 
     /// Adds or replaces an automation of `workspace`.
     pub fn upsert(&self, workspace: &str, automation: Automation) {
+        if automation.kind == AutomationKind::Dsl {
+            self.programs.insert(workspace, &automation);
+        }
         let mut map = self.workspaces.write().unwrap_or_else(PoisonError::into_inner);
         map.entry(workspace.to_owned()).or_default().insert(automation.slug.clone(), Arc::new(automation));
         drop(map);
@@ -52,6 +59,7 @@ impl TriggerIndex {
     pub fn remove(&self, workspace: &str, slug: &str) -> bool {
         let mut map = self.workspaces.write().unwrap_or_else(PoisonError::into_inner);
         let removed = map.get_mut(workspace).and_then(|w| w.remove(slug)).is_some();
+        self.programs.remove(workspace, slug);
         if map.get(workspace).is_some_and(BTreeMap::is_empty) {
             map.remove(workspace);
         }
@@ -65,6 +73,7 @@ impl TriggerIndex {
     /// Forgets a whole workspace.
     pub fn remove_workspace(&self, workspace: &str) {
         let removed = self.workspaces.write().unwrap_or_else(PoisonError::into_inner).remove(workspace);
+        self.programs.remove_workspace(workspace);
         if removed.is_some() {
             self.changed();
         }
@@ -77,6 +86,11 @@ impl TriggerIndex {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The compiled program of the DSL automation `automation` of `workspace`.
+    pub fn program(&self, workspace: &str, automation: &Automation) -> Arc<Compiled> {
+        self.programs.get(workspace, automation)
     }
 
     /// The automation `slug` of `workspace`, if present and enabled.

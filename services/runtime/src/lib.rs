@@ -11,6 +11,8 @@
 //! - [`webhook`]: `router(state)`: webhooks and test runs over HTTP.
 //! - [`workers`]: `run_workers`: the event consumer (group `runtime`), the fan-out listener
 //!   (index updates, waits) and the scheduler.
+//! - [`dsl`]: DSL automations: the embedded interpreter component (built by `build.rs`) and
+//!   the compiled programs it is handed per run.
 //! - [`schedule`]: cron with seconds and time zones, one run per tick cluster-wide.
 //! - [`contexts`] + [`paths`]: the `state` import (global, user, session, run scopes).
 //! - [`bus`] + [`waiters`]: the `emit` and `wait` imports over the broker.
@@ -25,6 +27,7 @@
 pub mod bus;
 pub mod config;
 pub mod contexts;
+pub mod dsl;
 pub mod error;
 pub mod executor;
 pub mod index;

@@ -2,6 +2,7 @@
 //! Guest fixtures are built and compiled once per run of this binary.
 
 mod console;
+mod dsl;
 mod egress;
 mod identity;
 mod events;
