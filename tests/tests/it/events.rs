@@ -240,6 +240,52 @@ async fn history_search_pages_and_long_polls() {
     platform.stop().await.unwrap();
 }
 
+/// With the events service reached over HTTP (distributed mode), the gateway still carries
+/// the authenticated upgrade, and events flow to the socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_reach_an_events_service_over_http() {
+    use refract_broker::{Broker, BrokerConfig, MemoryBroker};
+    use refract_gateway::Upstream;
+    use refract_storage::{Cache, Collections, Expect, MemoryStore, collections::PERMISSIONS};
+
+    let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new(BrokerConfig::default()));
+    let store = Arc::new(MemoryStore::new());
+    let cache: Arc<dyn Cache> = Arc::new(refract_storage::cache::MemoryCache::new("it"));
+    let events = refract_events::EventsState::new(broker.clone(), store.clone(), cache.clone(), refract_events::Config::new("e1"));
+    let live = tokio::spawn(refract_events::run_live(events.clone(), std::future::pending()));
+    let serve = |app: axum::Router| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
+        });
+        (url, server)
+    };
+    let (events_url, events_server) = serve(refract_events::router(events)).await;
+    let upstreams = refract_gateway::Upstreams {
+        workspaces: Upstream::Http(events_url.clone()),
+        runtime: Upstream::Http(events_url.clone()),
+        events: Upstream::Http(events_url),
+    };
+    let gateway = refract_gateway::GatewayState::new(refract_gateway::Config::default(), store.clone(), cache, broker.clone(), upstreams)
+        .expect("gateway");
+    let (url, gateway_server) = serve(refract_gateway::router(gateway)).await;
+
+    let ada = Client { http: reqwest::Client::new(), url, token: None }.signed_up("ada@example.com").await.unwrap();
+    let (_, me) = ada.json(Method::GET, "/v2/me", None).await.unwrap();
+    let id = me["id"].as_str().expect("id");
+    let membership = json!({"workspaceId": "w1", "userId": id, "role": "owner"});
+    store.put(&PERMISSIONS, &refract_core::model::permission_doc_id("w1", id), &membership, Expect::Any).await.expect("membership");
+
+    let mut socket = Socket::open(&ada, "w1", "").await;
+    assert_eq!(socket.hello["userId"], id);
+    emit(&ada, "w1", json!([{"type": "over.http", "payload": {"ok": true}}])).await;
+    assert_eq!(socket.event().await["type"], "over.http");
+    live.abort();
+    events_server.abort();
+    gateway_server.abort();
+}
+
 /// Ingestion survives an instance killed after writing a batch but before acknowledging it:
 /// another instance re-reads the batch from Redis and the history keeps each event once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
