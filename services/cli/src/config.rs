@@ -1,10 +1,11 @@
 //! The binary's settings, layered: defaults < TOML file < `REFRACT_*` env vars < flags.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use refract_runtime::SandboxPolicy;
 use serde::{Deserialize, Serialize};
 
 /// Where `refract serve` listens by default: loopback only, so a fresh install exposes nothing.
@@ -41,6 +42,11 @@ pub struct Config {
     pub allow_loopback_fetch: bool,
     /// Marks the session cookie `Secure` (needs HTTPS in front).
     pub secure_cookies: bool,
+    /// What automations may do (`[sandbox]`: egress allow-list, run limits), in every workspace.
+    pub sandbox: SandboxPolicy,
+    /// `[workspace_sandbox.<workspace id>]`: settings that replace those of `[sandbox]` for one
+    /// workspace; the others are inherited.
+    pub workspace_sandbox: BTreeMap<String, toml::Table>,
 }
 
 impl std::fmt::Debug for Config {
@@ -75,6 +81,8 @@ impl Default for Config {
             events_url: None,
             allow_loopback_fetch: false,
             secure_cookies: false,
+            sandbox: SandboxPolicy::default(),
+            workspace_sandbox: BTreeMap::new(),
         }
     }
 }
@@ -143,6 +151,23 @@ impl Config {
         self.files_url.clone().unwrap_or_else(|| format!("file://{}", self.data_dir.join("files").display()))
     }
 
+    /// The sandbox policy of each workspace of `[workspace_sandbox]`: `[sandbox]` with the
+    /// workspace's settings in place of the platform's.
+    pub fn workspace_sandboxes(&self) -> anyhow::Result<HashMap<String, SandboxPolicy>> {
+        let platform = toml::Table::try_from(&self.sandbox).context("serializing [sandbox]")?;
+        self.workspace_sandbox
+            .iter()
+            .map(|(id, overrides)| {
+                let mut merged = platform.clone();
+                merged.extend(overrides.clone());
+                let policy = merged
+                    .try_into()
+                    .map_err(|e: toml::de::Error| anyhow::anyhow!("invalid setting in [workspace_sandbox.{id}]: {}", e.message()))?;
+                Ok((id.clone(), policy))
+            })
+            .collect()
+    }
+
     /// This instance's consumer name.
     pub fn instance(&self) -> String {
         self.instance.clone().unwrap_or_else(|| format!("i-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]))
@@ -186,6 +211,35 @@ mod tests {
         assert!(config.allow_loopback_fetch);
         assert!(config.database().starts_with("sqlite://refract-data"));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn workspace_sandboxes_inherit_the_platform_policy() {
+        let dir = tempfile_dir();
+        let file = dir.join("refract.toml");
+        std::fs::write(
+            &file,
+            "[sandbox]\nallow_hosts = [\"api.example.com\"]\nmax_emits = 5\n\n[workspace_sandbox.ws1]\nmax_memory_mib = 512\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&file), &HashMap::new(), Flags::default()).unwrap();
+        assert_eq!(config.sandbox.allow_hosts, ["api.example.com"]);
+        let ws1 = &config.workspace_sandboxes().unwrap()["ws1"];
+        assert_eq!(ws1.max_memory_mib, 512);
+        assert_eq!(ws1.max_emits, 5, "inherited from [sandbox]");
+        assert_eq!(ws1.allow_hosts, ["api.example.com"]);
+
+        std::fs::write(&file, "[workspace_sandbox.ws1]\nmax_memroy_mib = 512\n").unwrap();
+        let config = Config::load(Some(&file), &HashMap::new(), Flags::default()).unwrap();
+        let err = config.workspace_sandboxes().unwrap_err().to_string();
+        assert!(err.contains("[workspace_sandbox.ws1]") && err.contains("max_memroy_mib"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("refract-cfg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! `refract`: the one binary, as a library so end-to-end tests can start the same cluster
 //! in process.
 //!
+//! - [`cli`]: the command line (the binary's `main`).
 //! - [`config`]: settings, layered defaults < TOML file < `REFRACT_*` env < flags.
 //! - [`serve`]: the embedded mode (every service in one process) and one-service modes.
 //! - [`deploy`]: build, register and upload an automation.
 
+pub mod cli;
 pub mod config;
 pub mod deploy;
 pub mod serve;

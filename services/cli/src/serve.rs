@@ -206,6 +206,8 @@ async fn runtime_state(backends: &Backends, config: &Config) -> anyhow::Result<r
     let runtime_config = refract_runtime::Config {
         instance_id: config.instance(),
         allow_loopback: config.allow_loopback_fetch,
+        sandbox: config.sandbox.clone(),
+        workspace_sandboxes: config.workspace_sandboxes()?,
         ..refract_runtime::Config::default()
     };
     refract_runtime::RuntimeState::new(

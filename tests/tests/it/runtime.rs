@@ -6,7 +6,7 @@
 //! and the `hostile`/`trivial` fixtures; they are compiled once into a shared host whose
 //! artifacts live in a shared in-memory file store, as the workspaces service would leave them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use refract_broker::{Broker, BrokerConfig, MemoryBroker, Subscriber, Subscriptio
 use refract_core::model::{Automation, automation_doc_id, permission_doc_id};
 use refract_core::{Event, EventType, WorkspaceId};
 use refract_host::{ComponentDigest, Host, HostConfig};
-use refract_runtime::{Config, RuntimeState, router, run_workers};
+use refract_runtime::{Config, RuntimeState, SandboxPolicy, router, run_workers};
 use refract_storage::cache::MemoryCache;
 use refract_storage::{Cache, DocumentStore, Expect, FileStore, MemoryStore, collections};
 use refract_workspaces::FileArtifactStore;
@@ -284,6 +284,44 @@ async fn a_trap_is_a_500_component_trap() -> anyhow::Result<()> {
         .body(Body::from(r#"{"payload": {}}"#))?;
     let (status, _, _) = node.call(request).await?;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    Ok(())
+}
+
+/// The operator's per-workspace sandbox policy is what a hostile guest of that workspace hits:
+/// lower memory and emit caps than the platform's, and an egress allow-list of its own.
+#[tokio::test]
+async fn a_workspace_sandbox_policy_bounds_its_runs() -> anyhow::Result<()> {
+    let cluster = Cluster::memory().await?;
+    cluster.store(&automation("hostile", "hostile", json!({}))?).await?;
+    let platform = cluster.instance("rt-platform").await?;
+    let tight = SandboxPolicy { max_memory_mib: 8, max_emits: 3, allow_hosts: vec!["partner.invalid".into()], ..SandboxPolicy::default() };
+    let config = Config {
+        instance_id: "rt-tight".into(),
+        workspace_sandboxes: HashMap::from([(WS.to_string(), tight), ("ws-other".to_string(), SandboxPolicy::default())]),
+        ..Config::default()
+    };
+    let tight = cluster.instance_with(config).await?;
+
+    let (status, body) = platform.test_run("hostile", json!({"mode": "emit-until-refused"})).await?;
+    assert_eq!((status, &body["emitted"]), (StatusCode::OK, &json!(100)), "{body}");
+    let (status, body) = tight.test_run("hostile", json!({"mode": "emit-until-refused"})).await?;
+    assert_eq!((status, &body["emitted"]), (StatusCode::OK, &json!(3)), "{body}");
+
+    // 16 MiB fits the platform's default 64 MiB, not the workspace's 8 MiB.
+    let (status, body) = platform.test_run("hostile", json!({"mode": "allocate", "mib": 16})).await?;
+    assert_eq!((status, &body), (StatusCode::OK, &json!(16)), "{body}");
+    let (status, body) = tight.test_run("hostile", json!({"mode": "allocate", "mib": 16})).await?;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(body["details"]["reason"], "memory", "{body}");
+
+    // Fetch: the platform denies every host; the workspace allows its partner only.
+    let (_, body) = platform.test_run("hostile", json!({"mode": "fetch", "url": "http://partner.invalid/"})).await?;
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("Denied")), "{body}");
+    let (_, body) = tight.test_run("hostile", json!({"mode": "fetch", "url": "http://elsewhere.invalid/"})).await?;
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("Denied")), "{body}");
+    let (_, body) = tight.test_run("hostile", json!({"mode": "fetch", "url": "http://partner.invalid/"})).await?;
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(!error.contains("Denied") && !error.is_empty(), "allowed, then failed to resolve: {body}");
     Ok(())
 }
 

@@ -1,0 +1,191 @@
+//! A distributed Refract on this machine: every service a separate `refract` process on shared
+//! Redis, PostgreSQL and a shared file folder, with a round-robin [`Balancer`] in front of the
+//! gateways. What the scale-out and fault tests use.
+//!
+//! Each cluster gets its own key namespace in Redis and its own PostgreSQL schema, so clusters
+//! of parallel tests (and the other suites) never see each other's data.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::balancer::Balancer;
+use crate::platform::Client;
+
+/// How long a process may take to answer its healthcheck (a debug build loads wasmtime).
+const START_PATIENCE: Duration = Duration::from_secs(90);
+
+/// The backends every instance shares.
+#[derive(Debug, Clone)]
+pub struct SharedBackends {
+    pub redis_url: String,
+    pub database_url: String,
+}
+
+impl SharedBackends {
+    /// From `REFRACT_TEST_REDIS_URL` and `REFRACT_TEST_DATABASE_URL`; `None` (with the reason)
+    /// when either is unset.
+    pub fn from_env() -> Result<Self, String> {
+        let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+        Ok(Self { redis_url: var("REFRACT_TEST_REDIS_URL")?, database_url: var("REFRACT_TEST_DATABASE_URL")? })
+    }
+}
+
+/// How many instances of each service.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub gateways: usize,
+    pub runtimes: usize,
+    pub events: usize,
+}
+
+impl Default for Shape {
+    /// The cluster: 2 gateways, 2 runtimes, 2 events, and always 1 workspaces.
+    fn default() -> Self {
+        Self { gateways: 2, runtimes: 2, events: 2 }
+    }
+}
+
+/// One `refract <service>` process.
+struct Node {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+/// A running cluster; dropping it kills every process.
+pub struct LocalCluster {
+    /// The balancer in front of the gateways: what clients use.
+    pub url: String,
+    /// The Redis key namespace (and PostgreSQL schema) of this cluster.
+    pub namespace: String,
+    bin: PathBuf,
+    nodes: BTreeMap<String, Node>,
+    balancer: Balancer,
+    dir: tempfile::TempDir,
+}
+
+impl LocalCluster {
+    /// Starts `shape` on `backends` with the `refract` binary `bin` (end-to-end tests pass their
+    /// `CARGO_BIN_EXE_refract-node`): workspaces `ws-1`, runtimes `rt-N`, events `ev-N`, gateways
+    /// `gw-N` (gateway N forwards to runtime N and events N, wrapping around), and waits until
+    /// every one answers its healthcheck.
+    pub async fn start(bin: &Path, backends: &SharedBackends, shape: Shape) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let namespace = format!("cluster{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let mut cluster = Self { bin: bin.to_path_buf(), url: String::new(), namespace, nodes: BTreeMap::new(), balancer: Balancer::start(Vec::new()).await?, dir };
+        let workspaces = cluster.spawn("ws-1", "workspaces", backends, &[])?;
+        let runtimes: Vec<String> =
+            (1..=shape.runtimes).map(|i| cluster.spawn(&format!("rt-{i}"), "runtime", backends, &[])).collect::<anyhow::Result<_>>()?;
+        let events: Vec<String> =
+            (1..=shape.events).map(|i| cluster.spawn(&format!("ev-{i}"), "events", backends, &[])).collect::<anyhow::Result<_>>()?;
+        let mut gateways = Vec::new();
+        for i in 0..shape.gateways {
+            let upstreams = [
+                ("REFRACT_WORKSPACES_URL", workspaces.clone()),
+                ("REFRACT_RUNTIME_URL", runtimes[i % runtimes.len()].clone()),
+                ("REFRACT_EVENTS_URL", events[i % events.len()].clone()),
+            ];
+            gateways.push(cluster.spawn(&format!("gw-{}", i + 1), "gateway", backends, &upstreams)?);
+        }
+        let names: Vec<String> = cluster.nodes.keys().cloned().collect();
+        for name in names {
+            cluster.wait_healthy(&name).await?;
+        }
+        let addrs = gateways.iter().map(|u| u.trim_start_matches("http://").parse()).collect::<Result<Vec<SocketAddr>, _>>()?;
+        cluster.balancer = Balancer::start(addrs).await?;
+        cluster.url = format!("http://{}", cluster.balancer.addr);
+        Ok(cluster)
+    }
+
+    /// Starts `refract <service>` as `name` on a free loopback port; returns its URL.
+    fn spawn(&mut self, name: &str, service: &str, backends: &SharedBackends, extra: &[(&str, String)]) -> anyhow::Result<String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let url = format!("http://127.0.0.1:{port}");
+        let log = self.dir.path().join(format!("{name}.log"));
+        let separator = if backends.database_url.contains('?') { '&' } else { '?' };
+        let files = self.dir.path().join("files");
+        let mut command = Command::new(&self.bin);
+        command
+            .args([service, "--listen", &format!("127.0.0.1:{port}")])
+            .env("REFRACT_BROKER_URL", &backends.redis_url)
+            .env("REFRACT_CACHE_URL", &backends.redis_url)
+            .env("REFRACT_DATABASE_URL", format!("{}{separator}schema={}", backends.database_url, self.namespace))
+            .env("REFRACT_FILES_URL", format!("file://{}", files.display()))
+            .env("REFRACT_NAMESPACE", &self.namespace)
+            .env("REFRACT_INSTANCE", name)
+            .env("RUST_LOG", "warn,refract=info")
+            .env("RUST_LIB_BACKTRACE", "0")
+            .env_remove("REFRACT_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log)?)
+            .stderr(std::fs::File::create(&log)?.try_clone()?);
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        let child = command.spawn().with_context(|| format!("starting {name}"))?;
+        self.nodes.insert(name.to_string(), Node { child, url: url.clone(), log });
+        Ok(url)
+    }
+
+    async fn wait_healthy(&mut self, name: &str) -> anyhow::Result<()> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+        let started = Instant::now();
+        loop {
+            let node = self.nodes.get_mut(name).context("no such node")?;
+            if let Some(status) = node.child.try_wait()? {
+                bail!("{name} exited ({status}) before it was healthy:\n{}", tail(&node.log));
+            }
+            let url = format!("{}/sys/healthcheck", node.url);
+            if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            if started.elapsed() > START_PATIENCE {
+                bail!("{name} not healthy after {START_PATIENCE:?}:\n{}", tail(&node.log));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Kills `name` with SIGKILL: no graceful shutdown, no acknowledgements sent on the way out.
+    pub fn kill(&mut self, name: &str) -> anyhow::Result<()> {
+        let node = self.nodes.get_mut(name).with_context(|| format!("no node {name}"))?;
+        node.child.kill()?;
+        node.child.wait()?;
+        Ok(())
+    }
+
+    /// A client of the cluster through the balancer.
+    pub fn client(&self) -> Client {
+        Client { http: reqwest::Client::new(), url: self.url.clone(), token: None }
+    }
+
+    /// The URL of one node (to call a given gateway directly).
+    pub fn node_url(&self, name: &str) -> Option<&str> {
+        self.nodes.get(name).map(|n| n.url.as_str())
+    }
+
+    /// The last lines each process logged: for failure messages.
+    pub fn logs(&self) -> String {
+        self.nodes.iter().map(|(name, n)| format!("== {name}\n{}", tail(&n.log))).collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for node in self.nodes.values_mut() {
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+        }
+    }
+}
+
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
