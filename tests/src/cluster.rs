@@ -64,6 +64,7 @@ pub struct LocalCluster {
     /// The Redis key namespace (and PostgreSQL schema) of this cluster.
     pub namespace: String,
     bin: PathBuf,
+    database_url: String,
     nodes: BTreeMap<String, Node>,
     balancer: Balancer,
     dir: tempfile::TempDir,
@@ -77,7 +78,7 @@ impl LocalCluster {
     pub async fn start(bin: &Path, backends: &SharedBackends, shape: Shape) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let namespace = format!("cluster{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let mut cluster = Self { bin: bin.to_path_buf(), url: String::new(), namespace, nodes: BTreeMap::new(), balancer: Balancer::start(Vec::new()).await?, dir };
+        let mut cluster = Self { bin: bin.to_path_buf(), database_url: backends.database_url.clone(), url: String::new(), namespace, nodes: BTreeMap::new(), balancer: Balancer::start(Vec::new()).await?, dir };
         let workspaces = cluster.spawn("ws-1", "workspaces", backends, &[])?;
         let runtimes: Vec<String> =
             (1..=shape.runtimes).map(|i| cluster.spawn(&format!("rt-{i}"), "runtime", backends, &[])).collect::<anyhow::Result<_>>()?;
@@ -181,6 +182,10 @@ impl Drop for LocalCluster {
             let _ = node.child.kill();
             let _ = node.child.wait();
         }
+        // Best effort: the schema is unique to this cluster, and only psql can drop it without
+        // an async runtime here.
+        let drop = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.namespace);
+        let _ = Command::new("psql").args([self.database_url.as_str(), "-qc", &drop]).stdout(Stdio::null()).stderr(Stdio::null()).status();
     }
 }
 
