@@ -151,7 +151,7 @@ fn instruction(item: &Value, path: &str, depth: usize) -> Result<Instr, Invalid>
         }
         "fetch" => {
             let m = object(arg, &at, name)?;
-            if !m.get("url").is_some_and(|u| u.as_str().is_some_and(|s| !s.is_empty())) {
+            if m.get("url").and_then(Value::as_str).is_none_or(str::is_empty) {
                 return Err(Invalid::new(&member(&at, "url"), "InvalidInstructionError", "fetch needs a url"));
             }
             Instr::Fetch(tpl(arg, &at)?)

@@ -98,14 +98,7 @@ impl Parser {
     }
 
     fn at(&self, s: &str) -> bool {
-        let mut j = self.i;
-        for ch in s.chars() {
-            if self.c.get(j) != Some(&ch) {
-                return false;
-            }
-            j += 1;
-        }
-        true
+        s.chars().enumerate().all(|(k, ch)| self.c.get(self.i + k) == Some(&ch))
     }
 
     /// Skips whitespace; returns whether there was any.

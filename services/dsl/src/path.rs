@@ -19,10 +19,12 @@ pub enum Seg {
 impl Seg {
     /// A segment from a key text: all digits become an index (leading zeros dropped).
     pub fn from_text(s: &str) -> Seg {
-        if !s.is_empty() && s.len() < 16 && s.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(i) = s.parse() {
-                return Seg::Index(i);
-            }
+        if !s.is_empty()
+            && s.len() < 16
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(i) = s.parse()
+        {
+            return Seg::Index(i);
         }
         Seg::Key(s.to_owned())
     }
