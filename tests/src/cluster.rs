@@ -119,6 +119,7 @@ impl LocalCluster {
             .env("REFRACT_FILES_URL", format!("file://{}", files.display()))
             .env("REFRACT_NAMESPACE", &self.namespace)
             .env("REFRACT_INSTANCE", name)
+            .env("REFRACT_DISABLE_RATE_LIMIT", "true")
             .env("RUST_LOG", "warn,refract=info")
             .env("RUST_LIB_BACKTRACE", "0")
             .env_remove("REFRACT_CONFIG")

@@ -22,9 +22,10 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// Starts `refract serve` in process with its data in `data_dir`.
+    /// Starts `refract serve` in process with its data in `data_dir`, rate limits off (tests
+    /// sign up several users from one address and poll the history).
     pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
-        Self::start_with(Config { data_dir: data_dir.to_path_buf(), ..Config::default() }).await
+        Self::start_with(Config { data_dir: data_dir.to_path_buf(), disable_rate_limit: true, ..Config::default() }).await
     }
 
     /// Starts the platform in process with `config` (its `listen` is replaced by a free

@@ -42,6 +42,11 @@ pub struct Config {
     pub allow_loopback_fetch: bool,
     /// Marks the session cookie `Secure` (needs HTTPS in front).
     pub secure_cookies: bool,
+    /// Turns every HTTP rate limiter of the gateway off (`DISABLE_RATE_LIMIT`). Tests and
+    /// benchmarks only: the limits protect logins and the sandboxes.
+    pub disable_rate_limit: bool,
+    /// Emails of the platform's super-admins (validated accounts only).
+    pub super_admin_emails: Vec<String>,
     /// What automations may do (`[sandbox]`: egress allow-list, run limits), in every workspace.
     pub sandbox: SandboxPolicy,
     /// `[workspace_sandbox.<workspace id>]`: settings that replace those of `[sandbox]` for one
@@ -81,6 +86,8 @@ impl Default for Config {
             events_url: None,
             allow_loopback_fetch: false,
             secure_cookies: false,
+            disable_rate_limit: false,
+            super_admin_emails: Vec::new(),
             sandbox: SandboxPolicy::default(),
             workspace_sandbox: BTreeMap::new(),
         }
@@ -111,7 +118,11 @@ impl Config {
         }
         for key in Self::settings() {
             if let Some(raw) = env.get(&format!("REFRACT_{}", key.to_ascii_uppercase())) {
-                table.insert(key.to_string(), env_value(raw));
+                let value = match table.get(*key) {
+                    Some(toml::Value::Array(_)) => env_list(raw),
+                    _ => env_value(raw),
+                };
+                table.insert(key.to_string(), value);
             }
         }
         let mut config: Config = table.try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("invalid setting: {}", e.message()))?;
@@ -128,6 +139,7 @@ impl Config {
         &[
             "listen", "data_dir", "broker_url", "database_url", "cache_url", "files_url", "namespace", "instance",
             "workspaces_url", "runtime_url", "events_url", "allow_loopback_fetch", "secure_cookies",
+            "disable_rate_limit", "super_admin_emails",
         ]
     }
 
@@ -174,6 +186,11 @@ impl Config {
     }
 }
 
+/// A comma-separated env var as a TOML array of strings.
+fn env_list(raw: &str) -> toml::Value {
+    toml::Value::Array(raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.to_string())).collect())
+}
+
 /// Optional settings are absent from the serialized defaults.
 fn is_optional(key: &str) -> bool {
     Config::settings().contains(&key)
@@ -201,6 +218,7 @@ mod tests {
         let env = HashMap::from([
             ("REFRACT_NAMESPACE".to_string(), "from-env".to_string()),
             ("REFRACT_ALLOW_LOOPBACK_FETCH".to_string(), "true".to_string()),
+            ("REFRACT_SUPER_ADMIN_EMAILS".to_string(), "ada@example.com, bob@example.com".to_string()),
             ("REFRACT_TEST_REDIS_URL".to_string(), "ignored".to_string()),
         ]);
         let flags = Flags { listen: Some("127.0.0.1:5000".parse().unwrap()), data_dir: None };
@@ -209,6 +227,8 @@ mod tests {
         assert_eq!(config.namespace, "from-env");
         assert_eq!(config.broker(), "redis://h:1");
         assert!(config.allow_loopback_fetch);
+        assert_eq!(config.super_admin_emails, ["ada@example.com", "bob@example.com"]);
+        assert!(!config.disable_rate_limit, "rate limits are on unless turned off");
         assert!(config.database().starts_with("sqlite://refract-data"));
         let _ = std::fs::remove_dir_all(dir);
     }

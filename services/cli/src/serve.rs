@@ -227,7 +227,12 @@ fn gateway_state(
     config: &Config,
     upstreams: refract_gateway::Upstreams,
 ) -> anyhow::Result<refract_gateway::GatewayState> {
-    let gateway_config = refract_gateway::Config { cookie_secure: config.secure_cookies, ..refract_gateway::Config::default() };
+    let gateway_config = refract_gateway::Config {
+        cookie_secure: config.secure_cookies,
+        super_admin_emails: config.super_admin_emails.clone(),
+        rate_limits: (!config.disable_rate_limit).then(refract_gateway::ratelimit::RateLimits::default),
+        ..refract_gateway::Config::default()
+    };
     refract_gateway::GatewayState::new(
         gateway_config,
         backends.store.clone(),

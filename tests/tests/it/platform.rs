@@ -237,6 +237,7 @@ async fn a_schedule_fires_once_per_tick_across_two_instances() {
         database_url: Some(format!("{postgres}{separator}schema=e2e_{unique}")),
         files_url: Some(format!("file://{}", dir.path().join("files").display())),
         namespace: format!("e2e-{unique}"),
+        disable_rate_limit: true,
         ..refract::Config::default()
     };
     let first = Platform::start_with(refract::Config { instance: Some("one".into()), ..config.clone() }).await.unwrap();
@@ -277,4 +278,19 @@ async fn a_schedule_fires_once_per_tick_across_two_instances() {
 
 fn uuid_like() -> String {
     format!("{:x}{:x}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+}
+
+/// `refract serve` limits signups per address out of the box (1 per minute, spec §14.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_are_on_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start_with(refract::Config { data_dir: dir.path().to_path_buf(), ..refract::Config::default() }).await.unwrap();
+    platform.client().signed_up("ada@example.com").await.unwrap();
+    let signup = json!({"email": "bob@example.com", "password": "correct horse battery", "firstName": "Bob"});
+    let res = platform.client().request(Method::POST, "/v2/signup").json(&signup).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "TooManyRequests", "{body}");
+    platform.stop().await.unwrap();
 }
