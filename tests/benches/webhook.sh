@@ -15,7 +15,7 @@ API="http://127.0.0.1:$PORT"
 cargo build --release -p refract
 BIN="$CARGO_TARGET_DIR/release/refract"
 DATA="$(mktemp -d)"
-RUST_LOG=warn "$BIN" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" 2>"$DATA/serve.log" &
+REFRACT_DISABLE_RATE_LIMIT=true RUST_LOG=warn "$BIN" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" 2>"$DATA/serve.log" &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; rm -rf "$DATA"' EXIT
 for _ in $(seq 1 100); do curl -fs "$API/sys/healthcheck" >/dev/null && break; sleep 0.1; done

@@ -66,7 +66,8 @@ pub struct LocalCluster {
     bin: PathBuf,
     database_url: String,
     nodes: BTreeMap<String, Node>,
-    balancer: Balancer,
+    /// Set once every gateway is healthy.
+    balancer: Option<Balancer>,
     dir: tempfile::TempDir,
 }
 
@@ -78,7 +79,7 @@ impl LocalCluster {
     pub async fn start(bin: &Path, backends: &SharedBackends, shape: Shape) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let namespace = format!("cluster{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let mut cluster = Self { bin: bin.to_path_buf(), database_url: backends.database_url.clone(), url: String::new(), namespace, nodes: BTreeMap::new(), balancer: Balancer::start(Vec::new()).await?, dir };
+        let mut cluster = Self { bin: bin.to_path_buf(), database_url: backends.database_url.clone(), url: String::new(), namespace, nodes: BTreeMap::new(), balancer: None, dir };
         let workspaces = cluster.spawn("ws-1", "workspaces", backends, &[])?;
         let runtimes: Vec<String> =
             (1..=shape.runtimes).map(|i| cluster.spawn(&format!("rt-{i}"), "runtime", backends, &[])).collect::<anyhow::Result<_>>()?;
@@ -98,8 +99,9 @@ impl LocalCluster {
             cluster.wait_healthy(&name).await?;
         }
         let addrs = gateways.iter().map(|u| u.trim_start_matches("http://").parse()).collect::<Result<Vec<SocketAddr>, _>>()?;
-        cluster.balancer = Balancer::start(addrs).await?;
-        cluster.url = format!("http://{}", cluster.balancer.addr);
+        let balancer = Balancer::start(addrs).await?;
+        cluster.url = format!("http://{}", balancer.addr);
+        cluster.balancer = Some(balancer);
         Ok(cluster)
     }
 

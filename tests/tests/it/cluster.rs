@@ -30,8 +30,8 @@ fn backends() -> Option<SharedBackends> {
 
 /// A backend that answers every connection with its name.
 async fn named_backend(name: &'static str) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
     let task = tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
             let _ = socket.write_all(name.as_bytes()).await;
@@ -41,9 +41,9 @@ async fn named_backend(name: &'static str) -> (std::net::SocketAddr, tokio::task
 }
 
 async fn through(balancer: &Balancer) -> String {
-    let mut socket = tokio::net::TcpStream::connect(balancer.addr).await.unwrap();
+    let mut socket = tokio::net::TcpStream::connect(balancer.addr).await.expect("the balancer accepts");
     let mut answer = String::new();
-    socket.read_to_string(&mut answer).await.unwrap();
+    socket.read_to_string(&mut answer).await.expect("an answer");
     answer
 }
 

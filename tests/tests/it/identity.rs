@@ -73,17 +73,17 @@ fn core_routes(ws: &str) -> Vec<(Method, String, Option<Value>)> {
 
 /// A workspace of `owner` with an automation `echo` and a secret `TOKEN`.
 async fn furnished(owner: &Client, name: &str) -> String {
-    let ws = owner.workspace(name).await.unwrap();
+    let ws = owner.workspace(name).await.expect("a workspace");
     let automation =
         json!({"slug": "echo", "name": "Echo", "when": {"endpoint": true}, "component": {}});
     owner
         .deploy(
             &ws,
             automation,
-            &refract_tests::platform::example("webhook-echo").unwrap(),
+            &refract_tests::platform::example("webhook-echo").expect("the echo example"),
         )
         .await
-        .unwrap();
+        .expect("deployed");
     let (status, body) = owner
         .json(
             Method::PATCH,
@@ -91,7 +91,7 @@ async fn furnished(owner: &Client, name: &str) -> String {
             Some(json!({"TOKEN": {"value": "s3cret"}})),
         )
         .await
-        .unwrap();
+        .expect("secrets written");
     assert_eq!(status, StatusCode::OK, "{body}");
     ws
 }

@@ -1,5 +1,8 @@
 //! The one integration-test binary of the workspace (each test binary links wasmtime).
 //! Guest fixtures are built and compiled once per run of this binary.
+// Test helpers fail their test by panicking, like the tests themselves (clippy's
+// `allow-unwrap-in-tests` covers only `#[test]` functions).
+#![allow(clippy::unwrap_used)]
 
 mod cluster;
 mod console;

@@ -367,7 +367,7 @@ async fn an_event_runs_an_automation_whose_emit_fulfils_a_wait_on_another_instan
 
     // Runs on two instances publish concurrently: gather the events, then check each.
     let mut events: Vec<Event> = Vec::new();
-    let has = |events: &[Event], pred: &dyn Fn(&Event) -> bool| events.iter().any(|e| pred(e));
+    let has = |events: &[Event], pred: &dyn Fn(&Event) -> bool| events.iter().any(pred);
     let is = |ty: &'static str| move |e: &Event| e.event_type.as_str() == ty;
     while !(has(&events, &executed("emitter")) && has(&events, &is("runtime.waits.fulfilled"))) {
         events.push(next_event(&mut watch, |_| true).await?);
