@@ -13,33 +13,20 @@ use refract_core::model::{
 };
 use refract_core::{ErrorKind, WorkspaceId};
 use refract_http::{ApiError, Caller, Json};
-use refract_storage::documents::MAX_FIND_LIMIT;
 use refract_storage::{Document, Expect, collections};
 use serde_json::{Map, Value, json};
 
 use crate::automation_fields::{apply, free_slug};
 use crate::params;
-use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage};
+use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage, workspace_documents};
 
 /// Every automation of a workspace, by slug.
 pub async fn load_all(
     state: &WorkspacesState,
     workspace: &WorkspaceId,
 ) -> Result<Vec<Automation>, ApiError> {
-    let docs = state
-        .store
-        .find(
-            &collections::AUTOMATIONS,
-            "workspaceId",
-            &json!(workspace.as_str()),
-            MAX_FIND_LIMIT,
-        )
-        .await
-        .map_err(storage)?;
-    let mut all: Vec<Automation> = docs
-        .into_iter()
-        .map(|d| decode(d.body, "automation"))
-        .collect::<Result<_, _>>()?;
+    let mut all: Vec<Automation> =
+        workspace_documents(state, &collections::AUTOMATIONS, workspace.as_str(), "automation").await?;
     all.sort_by(|a, b| a.slug.cmp(&b.slug));
     Ok(all)
 }

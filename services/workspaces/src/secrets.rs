@@ -9,13 +9,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use refract_http::{ApiError, Caller, Json};
-use refract_storage::documents::MAX_FIND_LIMIT;
 use refract_storage::{Expect, collections};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::config::{MAX_SECRET_BYTES, MAX_SECRETS};
-use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage};
+use crate::state::{Action, Subject, WorkspacesState, encode, storage, workspace_documents};
 
 /// Names reserved for system secrets, writable by superadmins only.
 const SYSTEM_PREFIX: &str = "prismeai_";
@@ -75,19 +74,8 @@ async fn load_all(
     state: &WorkspacesState,
     workspace: &str,
 ) -> Result<BTreeMap<String, Secret>, ApiError> {
-    let docs = state
-        .store
-        .find(
-            &collections::SECRETS,
-            "workspaceId",
-            &json!(workspace),
-            MAX_FIND_LIMIT,
-        )
-        .await
-        .map_err(storage)?;
-    docs.into_iter()
-        .map(|d| decode::<Secret>(d.body, "secret").map(|s| (s.name.clone(), s)))
-        .collect()
+    let secrets: Vec<Secret> = workspace_documents(state, &collections::SECRETS, workspace, "secret").await?;
+    Ok(secrets.into_iter().map(|s| (s.name.clone(), s)).collect())
 }
 
 /// Deletes every secret of `workspace` (workspace deletion).

@@ -11,12 +11,11 @@ use refract_core::permissions::{
     API_KEY_PREFIX, ApiKeyRecord, Authorizations, PermissionRule, rule_problems,
 };
 use refract_http::{ApiError, Caller, Json};
-use refract_storage::documents::MAX_FIND_LIMIT;
 use refract_storage::{Expect, api_key_hash, collections};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage};
+use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage, workspace_documents};
 
 /// Most API keys per workspace: each one is a credential to audit.
 pub const MAX_API_KEYS: usize = 100;
@@ -170,19 +169,7 @@ fn api_key(record: &ApiKeyRecord, key: Option<&str>) -> Value {
 }
 
 async fn keys_of(state: &WorkspacesState, workspace: &str) -> Result<Vec<ApiKeyRecord>, ApiError> {
-    let docs = state
-        .store
-        .find(
-            &collections::API_KEYS,
-            "workspaceId",
-            &json!(workspace),
-            MAX_FIND_LIMIT,
-        )
-        .await
-        .map_err(storage)?;
-    docs.into_iter()
-        .map(|d| decode(d.body, "api key"))
-        .collect()
+    workspace_documents(state, &collections::API_KEYS, workspace, "api key").await
 }
 
 /// A fresh key: 32 random bytes, base64url without padding.

@@ -12,12 +12,11 @@ use refract_core::model::{
     MemberRole, Membership, PUBLIC_MEMBER, ROLE_MEMBER_PREFIX, Role, permission_doc_id,
 };
 use refract_http::{ApiError, Caller, Json};
-use refract_storage::documents::MAX_FIND_LIMIT;
 use refract_storage::{Expect, collections};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage};
+use crate::state::{Action, Subject, WorkspacesState, encode, storage, workspace_documents};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -56,19 +55,7 @@ fn user_permissions(m: &Membership) -> Value {
 }
 
 async fn members(state: &WorkspacesState, workspace: &str) -> Result<Vec<Membership>, ApiError> {
-    let docs = state
-        .store
-        .find(
-            &collections::PERMISSIONS,
-            "workspaceId",
-            &json!(workspace),
-            MAX_FIND_LIMIT,
-        )
-        .await
-        .map_err(storage)?;
-    docs.into_iter()
-        .map(|d| decode(d.body, "membership"))
-        .collect()
+    workspace_documents(state, &collections::PERMISSIONS, workspace, "membership").await
 }
 
 fn unknown_role(name: &str) -> ApiError {

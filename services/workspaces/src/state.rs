@@ -8,8 +8,9 @@ pub use refract_core::permissions::{Action, Subject};
 use refract_core::{Event, EventType, SourceHost, WorkspaceId};
 use refract_host::Host;
 use refract_http::{ApiError, Caller};
+use refract_storage::documents::MAX_FIND_LIMIT;
 use refract_storage::{
-    DocumentStore, FileStore, Principal, StorageError, WorkspaceAccess, collections,
+    CollectionSpec, DocumentStore, FileStore, Principal, StorageError, WorkspaceAccess, collections,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -157,6 +158,21 @@ pub(crate) fn principal(caller: &Caller) -> Principal<'_> {
 /// The API error of a storage failure (conflicts are handled by the callers that expect them).
 pub(crate) fn storage(e: StorageError) -> ApiError {
     ApiError::from_kind(e.kind(), e)
+}
+
+/// Every document of `workspace` in `collection` (at most [`MAX_FIND_LIMIT`]), decoded.
+pub(crate) async fn workspace_documents<T: DeserializeOwned>(
+    state: &WorkspacesState,
+    collection: &CollectionSpec,
+    workspace: &str,
+    what: &str,
+) -> Result<Vec<T>, ApiError> {
+    let docs = state
+        .store
+        .find(collection, "workspaceId", &Value::from(workspace), MAX_FIND_LIMIT)
+        .await
+        .map_err(storage)?;
+    docs.into_iter().map(|d| decode(d.body, what)).collect()
 }
 
 /// Decodes a stored document; a document that does not decode is our fault (500).
