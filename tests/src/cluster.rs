@@ -112,6 +112,8 @@ impl LocalCluster {
         let log = self.dir.path().join(format!("{name}.log"));
         let separator = if backends.database_url.contains('?') { '&' } else { '?' };
         let files = self.dir.path().join("files");
+        // One handle for both streams: two `create`s would each write at their own offset.
+        let output = std::fs::File::create(&log)?;
         let mut command = Command::new(&self.bin);
         command
             .args([service, "--listen", &format!("127.0.0.1:{port}")])
@@ -126,8 +128,8 @@ impl LocalCluster {
             .env("RUST_LIB_BACKTRACE", "0")
             .env_remove("REFRACT_CONFIG")
             .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log)?)
-            .stderr(std::fs::File::create(&log)?.try_clone()?);
+            .stdout(output.try_clone()?)
+            .stderr(output);
         for (key, value) in extra {
             command.env(key, value);
         }
