@@ -38,6 +38,11 @@ pub enum Instr {
     Try { body: Vec<Instr>, catch: Option<Vec<Instr>> },
     /// A call of another automation (`slug` or `instance.slug`), `args` its argument object.
     Call { slug: String, args: Tpl },
+    /// `rateLimit` (§3.13).
+    RateLimit(Tpl),
+    /// `createUserTopic` / `joinUserTopic` (§3.14).
+    CreateUserTopic(Tpl),
+    JoinUserTopic(Tpl),
     /// An instruction given a `null` argument: raises `InvalidInstructionError` when reached.
     Null(String),
     /// A known instruction this interpreter does not run yet: fails when reached.
@@ -52,7 +57,7 @@ const FIELDS: &[&str] = &[
 ];
 
 /// Instructions of the spec not run by this interpreter yet (they fail when reached).
-const UNSUPPORTED: &[&str] = &["rateLimit", "createUserTopic", "joinUserTopic"];
+const UNSUPPORTED: &[&str] = &[];
 
 /// Validates a whole automation document (JSON form of the YAML) and compiles it.
 pub fn compile_document(doc: &Value) -> Result<Program, Invalid> {
@@ -193,6 +198,23 @@ fn instruction(item: &Value, path: &str, depth: usize) -> Result<Instr, Invalid>
                 Some(c) => Some(list(c, &member(&at, "catch"), depth + 1)?),
             };
             Instr::Try { body, catch }
+        }
+        "rateLimit" => {
+            let m = object(arg, &at, name)?;
+            for key in ["name", "limit", "window"] {
+                if !m.contains_key(key) {
+                    return Err(Invalid::new(&at, "InvalidInstructionError", format!("rateLimit needs {key}")));
+                }
+            }
+            Instr::RateLimit(tpl(arg, &at)?)
+        }
+        "createUserTopic" | "joinUserTopic" => {
+            let m = object(arg, &at, name)?;
+            if !m.contains_key("topic") {
+                return Err(Invalid::new(&member(&at, "topic"), "InvalidInstructionError", format!("{name} needs a topic")));
+            }
+            let t = tpl(arg, &at)?;
+            if name == "createUserTopic" { Instr::CreateUserTopic(t) } else { Instr::JoinUserTopic(t) }
         }
         n if UNSUPPORTED.contains(&n) => Instr::Unsupported(n.to_owned()),
         slug => {

@@ -86,6 +86,26 @@ pub fn call(name: &str, args: Vec<Val>, field: Option<&str>, env: &mut dyn Env) 
             }))
         }
         "date" if args.len() <= 1 => Ok(date_field(parse_date(&arg(0)), field)),
+        "date" => {
+            let Some(format) = arg(1).as_str().map(str::to_owned) else { return Err(bad(name, "the format must be a string")) };
+            let text = |v: Val| match v {
+                Val::Undefined | Val::Json(Value::Null) => Ok(None),
+                other => other.as_str().map(|s| Some(s.to_owned())).ok_or_else(|| bad(name, "locale and time zone are strings")),
+            };
+            let (locale, tz) = (text(arg(2))?, text(arg(3))?);
+            Ok(parse_date(&arg(0))
+                .and_then(|d| crate::datefmt::format(d, &format, locale.as_deref(), tz.as_deref()))
+                .map_or(Val::Undefined, Val::str))
+        }
+        "jsonmatch" => {
+            let Val::Json(Value::Object(query)) = arg(1) else { return Err(bad(name, "the query must be an object")) };
+            match arg(0) {
+                Val::Json(doc @ Value::Object(_)) => {
+                    crate::jsonmatch::matches(&doc, &query).map(Val::bool).map_err(|e| bad(name, &e))
+                }
+                _ => Ok(Val::bool(false)),
+            }
+        }
         "URLSearchParams" => Ok(url_search_params(&arg(0), field)),
         _ => Err(DslError::new("InvalidExpressionSyntax", format!("unknown or unsupported function {name}()"))),
     }

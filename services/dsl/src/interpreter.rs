@@ -74,6 +74,41 @@ pub trait Outside {
     fn call(&mut self, slug: &str, arguments: &Value) -> Result<Value, DslError>;
     /// A float in [0, 1).
     fn random(&mut self) -> f64;
+    /// Takes `consume` points from the cluster-wide limiter `name`/`consumer` (§3.13).
+    fn rate_limit(&mut self, limiter: &RateLimitCall) -> Result<RateLimitState, DslError> {
+        let _ = limiter;
+        Err(DslError::new("PrismeError", "rate limits are not available here"))
+    }
+    /// Creates a user topic with `user_ids` as members: `None` if it existed, else the
+    /// `events.userTopics.created` event (§3.14).
+    fn create_user_topic(&mut self, topic: &str, user_ids: &[String]) -> Result<Option<Value>, DslError> {
+        let _ = (topic, user_ids);
+        Err(DslError::new("PrismeError", "user topics are not available here"))
+    }
+    /// Joins `user_ids` (empty: the run's user) to `topic`; the `events.userTopics.joined`
+    /// events, one per user (§3.14).
+    fn join_user_topic(&mut self, topic: &str, user_ids: &[String], create: bool) -> Result<Vec<Value>, DslError> {
+        let _ = (topic, user_ids, create);
+        Err(DslError::new("PrismeError", "user topics are not available here"))
+    }
+}
+
+/// One `rateLimit` call, its numbers already checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitCall {
+    pub name: String,
+    pub consumer: String,
+    pub limit: u32,
+    pub window_secs: u32,
+    pub consume: u32,
+}
+
+/// A limiter after a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitState {
+    pub ok: bool,
+    pub remaining: u32,
+    pub retry_after: u32,
 }
 
 /// What a run starts from.
@@ -242,12 +277,41 @@ impl Runner<'_> {
     }
 
     fn instruction(&mut self, i: &Instr) -> Result<Flow, DslError> {
+        let args = self.render_args(i)?;
+        self.exec(i, args)
+    }
+
+    /// Interpolates an instruction's own argument (§3.1): everything but its lazy lists.
+    fn render_args(&mut self, i: &Instr) -> Result<Option<Map<String, Value>>, DslError> {
+        let (t, name) = match i {
+            Instr::Set(t) => (t, "set"),
+            Instr::Delete(t) => (t, "delete"),
+            Instr::Emit(t) => (t, "emit"),
+            Instr::Wait(t) => (t, "wait"),
+            Instr::Fetch(t) => (t, "fetch"),
+            Instr::Repeat { args, .. } => (args, "repeat"),
+            Instr::RateLimit(t) => (t, "rateLimit"),
+            Instr::CreateUserTopic(t) => (t, "createUserTopic"),
+            Instr::JoinUserTopic(t) => (t, "joinUserTopic"),
+            Instr::Call { slug, args } => (args, slug.as_str()),
+            Instr::Break(t) => {
+                return Ok(match render(t, self)? {
+                    Val::Json(Value::Object(m)) => Some(m),
+                    _ => Some(Map::new()),
+                });
+            }
+            _ => return Ok(None),
+        };
+        self.args(t, name).map(Some)
+    }
+
+    fn exec(&mut self, i: &Instr, args: Option<Map<String, Value>>) -> Result<Flow, DslError> {
+        let a = args.unwrap_or_default();
         match i {
             Instr::Comment => Ok(Flow::Next),
             Instr::Null(name) => Err(invalid(format!("{name} needs an argument"))),
             Instr::Unsupported(name) => Err(invalid(format!("{name} is not supported by this interpreter yet"))),
-            Instr::Set(t) => {
-                let a = self.args(t, "set")?;
+            Instr::Set(_) => {
                 let name = a.get("name").and_then(Value::as_str).ok_or_else(|| invalid("set needs a string name"))?;
                 let mode = match a.get("type").and_then(Value::as_str) {
                     Some("merge") => SetMode::Merge,
@@ -261,26 +325,22 @@ impl Runner<'_> {
                 self.write(name, mode, a.get("value").cloned())?;
                 Ok(Flow::Next)
             }
-            Instr::Delete(t) => {
-                let a = self.args(t, "delete")?;
+            Instr::Delete(_) => {
                 let name = a.get("name").and_then(Value::as_str).ok_or_else(|| invalid("delete needs a string name"))?;
                 self.delete(name)?;
                 Ok(Flow::Next)
             }
-            Instr::Emit(t) => {
-                let a = self.args(t, "emit")?;
+            Instr::Emit(_) => {
                 let envelope = self.emit(&a)?;
                 self.output_to(&a, Some(envelope))?;
                 Ok(Flow::Next)
             }
-            Instr::Wait(t) => {
-                let a = self.args(t, "wait")?;
+            Instr::Wait(_) => {
                 let event = self.wait(&a)?;
                 self.output_to(&a, event)?;
                 Ok(Flow::Next)
             }
-            Instr::Fetch(t) => {
-                let a = self.args(t, "fetch")?;
+            Instr::Fetch(_) => {
                 let result = self.fetch(&a)?;
                 self.output_to(&a, Some(result))?;
                 Ok(Flow::Next)
@@ -293,31 +353,13 @@ impl Runner<'_> {
                 }
                 self.block(default)
             }
-            Instr::Repeat { args, body } => self.repeat(args, body),
-            // Branches run one after the other: host calls are the only suspension points and
-            // the WIT imports are blocking, so a branch waiting for an event emitted by a later
-            // branch would time out (documented difference).
-            Instr::All(branches) => {
-                let mut first: Option<Result<Flow, DslError>> = None;
-                for b in branches {
-                    let r = self.instruction(b);
-                    if first.is_none() && !matches!(r, Ok(Flow::Next)) {
-                        first = Some(r);
-                    }
-                }
-                first.unwrap_or(Ok(Flow::Next))
-            }
-            Instr::Break(t) => {
-                let scope = match render(t, self)? {
-                    Val::Json(Value::Object(m)) => m.get("scope").and_then(Value::as_str).map(str::to_owned),
-                    _ => None,
-                };
-                Ok(Flow::Break(match scope.as_deref() {
-                    Some("all") => BreakScope::All,
-                    Some("repeat") => BreakScope::Repeat,
-                    _ => BreakScope::Automation,
-                }))
-            }
+            Instr::Repeat { body, .. } => self.repeat(&a, body),
+            Instr::All(branches) => self.all(branches),
+            Instr::Break(_) => Ok(Flow::Break(match a.get("scope").and_then(Value::as_str) {
+                Some("all") => BreakScope::All,
+                Some("repeat") => BreakScope::Repeat,
+                _ => BreakScope::Automation,
+            })),
             Instr::Try { body, catch } => match self.block(body) {
                 Err(e) => {
                     let err = json!({"error": e.class, "name": e.class, "message": e.message, "details": e.details});
@@ -329,13 +371,74 @@ impl Runner<'_> {
                 }
                 ok => ok,
             },
-            Instr::Call { slug, args } => {
-                let a = self.args(args, slug)?;
+            Instr::RateLimit(_) => self.rate_limit(&a),
+            Instr::CreateUserTopic(_) => {
+                let (topic, users) = topic_args(&a, "createUserTopic")?;
+                let result = self.out.create_user_topic(&topic, &users)?.unwrap_or(Value::Bool(true));
+                self.output_to(&a, Some(result))?;
+                Ok(Flow::Next)
+            }
+            Instr::JoinUserTopic(_) => {
+                let (topic, users) = topic_args(&a, "joinUserTopic")?;
+                let create = a.get("create").is_none_or(|c| Val::from_json(c.clone()).truthy());
+                let events = self.out.join_user_topic(&topic, &users, create)?;
+                self.output_to(&a, Some(Value::Array(events)))?;
+                Ok(Flow::Next)
+            }
+            Instr::Call { slug, .. } => {
                 let result = self.out.call(slug, &Value::Object(a.clone()))?;
                 self.output_to(&a, Some(result))?;
                 Ok(Flow::Next)
             }
         }
+    }
+
+    /// `all` (§3.10): every branch's own argument is interpolated first, against the scopes
+    /// before any branch runs; then the branches run in list order (host calls block, so they
+    /// do not interleave) and, once all have settled, the first error or break is raised.
+    fn all(&mut self, branches: &[Instr]) -> Result<Flow, DslError> {
+        let rendered: Vec<Result<Option<Map<String, Value>>, DslError>> = branches.iter().map(|b| self.render_args(b)).collect();
+        let mut first: Option<Result<Flow, DslError>> = None;
+        for (b, args) in branches.iter().zip(rendered) {
+            let r = args.and_then(|a| self.exec(b, a));
+            if first.is_none() && !matches!(r, Ok(Flow::Next)) {
+                first = Some(r);
+            }
+        }
+        first.unwrap_or(Ok(Flow::Next))
+    }
+
+    /// `rateLimit` (§3.13): `output` gets the limiter's state before a refusal breaks.
+    fn rate_limit(&mut self, a: &Map<String, Value>) -> Result<Flow, DslError> {
+        let name = a.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()).ok_or_else(|| invalid("rateLimit needs a name"))?;
+        let number = |key: &str, default: Option<f64>| -> Result<u32, DslError> {
+            let n = match a.get(key) {
+                Some(v) => Val::from_json(v.clone()).to_number(),
+                None => default.ok_or_else(|| invalid(format!("rateLimit needs {key}")))?,
+            };
+            if !n.is_finite() || n < 0.0 {
+                return Err(invalid(format!("rateLimit {key} must be a non-negative number")));
+            }
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Ok(n.min(f64::from(u32::MAX)).ceil() as u32)
+        };
+        let limit = number("limit", None)?;
+        let window = number("window", None)?;
+        if limit == 0 || window == 0 {
+            return Err(invalid("rateLimit limit and window must be positive"));
+        }
+        let consume = number("consume", Some(1.0))?;
+        let consumer = match a.get("consumer") {
+            None | Some(Value::Null) => "global".to_owned(),
+            Some(v) => Val::from_json(v.clone()).to_js_string(),
+        };
+        let call = RateLimitCall { name: name.to_owned(), consumer: consumer.clone(), limit, window_secs: window, consume };
+        let state = self.out.rate_limit(&call)?;
+        let result = json!({"ok": state.ok, "remaining": state.remaining, "retryAfter": state.retry_after,
+            "limit": limit, "window": window, "consumer": consumer});
+        self.output_to(a, Some(result))?;
+        let breaks = a.get("break").is_none_or(|b| Val::from_json(b.clone()).truthy());
+        Ok(if !state.ok && breaks { Flow::Break(BreakScope::Automation) } else { Flow::Next })
     }
 
     fn set_local(&mut self, name: &str, value: Value) {
@@ -344,8 +447,7 @@ impl Runner<'_> {
         }
     }
 
-    fn repeat(&mut self, args: &Tpl, body: &[Instr]) -> Result<Flow, DslError> {
-        let a = self.args(args, "repeat")?;
+    fn repeat(&mut self, a: &Map<String, Value>, body: &[Instr]) -> Result<Flow, DslError> {
         let until = a.get("until").map(|u| Val::from_json(u.clone()).to_number()).filter(|n| *n > 0.0 && !n.is_nan());
         let items: Vec<Value> = match a.get("on") {
             Some(Value::Array(items)) => items.clone(),
@@ -546,26 +648,202 @@ impl Runner<'_> {
             .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
             .map(|(_, v)| v.to_ascii_lowercase())
             .unwrap_or_default();
+        let mut headers = Map::new();
+        for (k, v) in &resp.headers {
+            let k = k.to_ascii_lowercase();
+            match headers.get_mut(&k) {
+                Some(Value::Array(list)) => list.push(Value::String(v.clone())),
+                Some(first) => *first = json!([first.take(), v]),
+                None => {
+                    headers.insert(k, Value::String(v.clone()));
+                }
+            }
+        }
+        let stream = a.get("stream").and_then(Value::as_object);
+        let stream_event = stream.and_then(|s| s.get("event")).and_then(Value::as_str).filter(|e| !e.is_empty());
+        if content_type.contains("text/event-stream") || stream_event.is_some() {
+            return self.streamed(&resp, headers, &content_type, stream);
+        }
         let body = if content_type.contains("application/json") {
             if resp.body.is_empty() {
                 json!("")
             } else {
                 serde_json::from_slice(&resp.body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&resp.body).into_owned()))
             }
+        } else if !content_type.contains("text/") && (content_type.contains("application/") || content_type.contains("image/")) {
+            // Bytes serialize as base64 (§1.2).
+            Value::String(base64(&resp.body))
         } else {
             Value::String(String::from_utf8_lossy(&resp.body).into_owned())
         };
+        if resp.status >= 400 && a.get("emitErrors").is_none_or(|e| Val::from_json(e.clone()).truthy()) {
+            let failed = json!({"request": a, "response": {"status": resp.status, "body": body, "headers": headers}});
+            self.out.emit("runtime.fetch.failed", &failed, None, true)?;
+        }
         Ok(match a.get("outputMode").and_then(Value::as_str) {
-            Some("detailed_response") => {
-                let mut h = Map::new();
-                for (k, v) in &resp.headers {
-                    h.insert(k.to_ascii_lowercase(), Value::String(v.clone()));
-                }
-                json!({"status": resp.status, "headers": h, "body": body, "stream": false})
+            Some("detailed_response") => json!({"status": resp.status, "headers": headers, "body": body, "stream": false}),
+            Some("data_url") => {
+                let ct = if content_type.is_empty() { "application/octet-stream".to_owned() } else { content_type };
+                Value::String(format!("data:{ct};base64,{}", base64(&resp.body)))
             }
             _ => body,
         })
     }
+
+    /// A streamed response (§3.6), read whole by the host: SSE events (or lines) become items
+    /// `{index, chunk, concatenated?, additionalPayload}`. With `stream.event` each item is
+    /// emitted and the result has no body; otherwise `body` is the list of items, which
+    /// `repeat` iterates like the live stream.
+    fn streamed(
+        &mut self,
+        resp: &FetchResponse,
+        headers: Map<String, Value>,
+        content_type: &str,
+        stream: Option<&Map<String, Value>>,
+    ) -> Result<Value, DslError> {
+        let text = String::from_utf8_lossy(&resp.body);
+        let chunks = if content_type.contains("text/event-stream") { sse_chunks(&text) } else { line_chunks(&text) };
+        let concat_path = stream
+            .and_then(|s| s.get("concatenate"))
+            .and_then(|c| c.get("path"))
+            .and_then(Value::as_str)
+            .and_then(|p| path::parse(p).ok());
+        let extra = stream.and_then(|s| s.get("payload")).cloned().unwrap_or(Value::Null);
+        let mut acc: Option<Value> = None;
+        let mut items = Vec::with_capacity(chunks.len());
+        for (index, chunk) in chunks.into_iter().enumerate() {
+            let mut item = json!({"index": index, "chunk": chunk, "additionalPayload": extra});
+            if let Some(segs) = &concat_path {
+                for data in item["chunk"]["data"].as_array().cloned().unwrap_or_default() {
+                    if let Some(v) = path::lookup(&Val::Json(data), segs).into_json() {
+                        acc = Some(match (acc.take(), v) {
+                            (None, v) => v,
+                            (Some(Value::Array(mut a)), Value::Array(b)) => {
+                                a.extend(b);
+                                Value::Array(a)
+                            }
+                            (Some(Value::Array(mut a)), v) => {
+                                a.push(v);
+                                Value::Array(a)
+                            }
+                            (Some(prev), v) => Value::String(
+                                Val::Json(prev).to_js_string() + &Val::Json(v).to_js_string(),
+                            ),
+                        });
+                    }
+                }
+                item["concatenated"] = json!({"value": acc.clone().unwrap_or(Value::Null)});
+            }
+            items.push(item);
+        }
+        let Some(event) = stream.and_then(|s| s.get("event")).and_then(Value::as_str).filter(|e| !e.is_empty()) else {
+            return Ok(json!({"status": resp.status, "headers": headers, "body": items, "stream": true}));
+        };
+        let target = stream.and_then(|s| s.get("target")).filter(|t| t.is_object());
+        let persist = stream
+            .and_then(|s| s.get("options"))
+            .and_then(|o| o.get("persist"))
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        // The host hands over the whole body at once, so a throttle interval keeps the first
+        // and the last item only (the last is always emitted).
+        let throttled = stream
+            .and_then(|s| s.get("concatenate"))
+            .and_then(|c| c.get("throttle"))
+            .is_some_and(|t| Val::from_json(t.clone()).to_number() > 0.0);
+        let last = items.len().saturating_sub(1);
+        for (i, item) in items.iter().enumerate() {
+            if throttled && i != 0 && i != last {
+                continue;
+            }
+            self.out.emit(event, item, target, persist)?;
+        }
+        Ok(json!({"status": resp.status, "headers": headers, "stream": true}))
+    }
+}
+
+/// SSE events of a body, one chunk per blank-line-delimited event (D11).
+fn sse_chunks(text: &str) -> Vec<Value> {
+    let normalized = text.replace("\r\n", "\n");
+    let mut out = Vec::new();
+    for block in normalized.split("\n\n") {
+        let mut chunk = Map::new();
+        let mut data = Vec::new();
+        let mut comments = Vec::new();
+        for line in block.lines() {
+            if let Some(c) = line.strip_prefix(':') {
+                comments.push(c.trim().to_owned());
+                continue;
+            }
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.trim();
+            match field {
+                "data" => data.push(parse_data(value)),
+                "event" | "id" => {
+                    chunk.insert(field.to_owned(), json!(value));
+                }
+                "retry" => {
+                    chunk.insert("retry".into(), value.parse::<u64>().map_or_else(|_| json!(value), |n| json!(n)));
+                }
+                _ => {}
+            }
+        }
+        if data.is_empty() && chunk.is_empty() && comments.is_empty() {
+            continue;
+        }
+        if !comments.is_empty() {
+            chunk.insert("comment".into(), json!(comments.join("\n")));
+        }
+        chunk.insert("data".into(), Value::Array(data));
+        out.push(Value::Object(chunk));
+    }
+    out
+}
+
+/// A non-SSE streamed body: one chunk per non-empty line.
+fn line_chunks(text: &str) -> Vec<Value> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| json!({"data": [parse_data(l)]})).collect()
+}
+
+/// A `data:` value: JSON when it starts with `{` or `[` and parses, else the text.
+fn parse_data(v: &str) -> Value {
+    if (v.starts_with('{') || v.starts_with('['))
+        && let Ok(j) = serde_json::from_str(v)
+    {
+        return j;
+    }
+    Value::String(v.to_owned())
+}
+
+/// Standard base64 with padding (bytes values, `data_url`).
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= c.len() {
+                out.push(A[((n >> shift) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// `topic` and `userIds` of the user-topic instructions (§3.14).
+fn topic_args(a: &Map<String, Value>, name: &str) -> Result<(String, Vec<String>), DslError> {
+    let topic = match a.get("topic") {
+        Some(Value::String(t)) if !t.is_empty() => t.clone(),
+        _ => return Err(DslError::new("PrismeError", format!("{name} needs a topic (a string)"))),
+    };
+    let users = match a.get("userIds") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(ids)) => ids.iter().map(|v| Val::from_json(v.clone()).to_js_string()).collect(),
+        Some(other) => vec![Val::from_json(other.clone()).to_js_string()],
+    };
+    Ok((topic, users))
 }
 
 /// Percent-encoding of a query component.

@@ -6,17 +6,22 @@
 //! - [`document`]: validation of automation documents (errors with path and rule) and the
 //!   compiled, serializable [`Program`]; YAML loading behind the `yaml` feature.
 //! - [`template`]: `{{path}}` / `{% expr %}` templates; [`expr`] parses expressions,
-//!   [`eval`] and [`functions`] evaluate them; [`path`]: variable paths.
+//!   [`eval`] and [`functions`] evaluate them ([`datefmt`]: `date()` formatting, [`jsonmatch`]:
+//!   MongoDB-style queries); [`path`]: variable paths.
 //! - [`value`]: the JS value semantics the language is defined by.
 //! - [`interpreter`]: runs a [`Program`] against the [`Outside`] trait (emit, wait, fetch,
 //!   state, call), which the interpreter component implements with the WIT imports.
 
+pub mod datefmt;
 pub mod document;
 pub mod error;
 pub mod eval;
 pub mod expr;
 pub mod functions;
+#[cfg(all(test, feature = "yaml"))]
+mod fuzz;
 pub mod interpreter;
+pub mod jsonmatch;
 pub mod path;
 pub mod template;
 pub mod value;
@@ -25,4 +30,6 @@ pub use document::{Instr, Program, compile, compile_document};
 #[cfg(feature = "yaml")]
 pub use document::from_yaml;
 pub use error::{DslError, Invalid};
-pub use interpreter::{FetchRequest, FetchResponse, HttpOut, Outside, RunInput, RunResult, Scope, WaitFor, run};
+pub use interpreter::{
+    FetchRequest, FetchResponse, HttpOut, Outside, RateLimitCall, RateLimitState, RunInput, RunResult, Scope, WaitFor, run,
+};

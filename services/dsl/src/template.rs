@@ -39,8 +39,19 @@ pub enum Tpl {
 /// Why a template does not parse: the rule and the message.
 pub type TplError = (&'static str, String);
 
+/// Placeholders nested deeper than this (`{{a[{{b[{{…}}]}}]}}`) are refused, so a hostile
+/// template cannot overflow the stack.
+const MAX_PLACEHOLDER_NESTING: usize = 32;
+
 /// Parses the template parts of `s`.
 pub fn parse_str(s: &str) -> Result<Vec<Part>, TplError> {
+    parse_nested(s, 0)
+}
+
+fn parse_nested(s: &str, depth: usize) -> Result<Vec<Part>, TplError> {
+    if depth > MAX_PLACEHOLDER_NESTING {
+        return Err(("InvalidVariableNameError", format!("placeholders nested deeper than {MAX_PLACEHOLDER_NESTING}")));
+    }
     let chars: Vec<char> = s.chars().collect();
     let mut parts = Vec::new();
     let mut text = String::new();
@@ -61,7 +72,7 @@ pub fn parse_str(s: &str) -> Result<Vec<Part>, TplError> {
             && let Some(end) = matching(&chars, i, ('{', '{'), ('}', '}'))
         {
             let inner: String = chars[i + 2..end].iter().collect();
-            let inner_parts = parse_str(&inner)?;
+            let inner_parts = parse_nested(&inner, depth + 1)?;
             flush(&mut text, &mut parts);
             if inner_parts.iter().all(|p| matches!(p, Part::Text(_))) {
                 let segs = path::parse(&inner).map_err(|m| ("InvalidVariableNameError", m))?;

@@ -15,6 +15,12 @@ struct World {
     waits: Vec<(Vec<WaitFor>, u32)>,
     reply: Option<Value>,
     fetched: Vec<FetchRequest>,
+    /// What `fetch` answers (default: 200 `{"ok":true}`).
+    response: Option<FetchResponse>,
+    /// Points used per (limiter, consumer).
+    used: HashMap<(String, String), u32>,
+    topics: Vec<String>,
+    members: Vec<(String, String)>,
 }
 
 impl Outside for World {
@@ -28,6 +34,9 @@ impl Outside for World {
     }
     fn fetch(&mut self, request: FetchRequest) -> Result<FetchResponse, DslError> {
         self.fetched.push(request);
+        if let Some(r) = &self.response {
+            return Ok(r.clone());
+        }
         Ok(FetchResponse { status: 200, headers: vec![("content-type".into(), "application/json".into())], body: br#"{"ok":true}"#.to_vec() })
     }
     fn get(&mut self, scope: Scope, name: &str) -> Result<Option<Value>, DslError> {
@@ -50,6 +59,38 @@ impl Outside for World {
     }
     fn random(&mut self) -> f64 {
         0.5
+    }
+    fn rate_limit(&mut self, l: &RateLimitCall) -> Result<RateLimitState, DslError> {
+        let used = self.used.entry((l.name.clone(), l.consumer.clone())).or_default();
+        let ok = *used + l.consume <= l.limit;
+        if ok {
+            *used += l.consume;
+        }
+        Ok(RateLimitState { ok, remaining: l.limit - *used, retry_after: if ok { 0 } else { l.window_secs } })
+    }
+    fn create_user_topic(&mut self, topic: &str, user_ids: &[String]) -> Result<Option<Value>, DslError> {
+        if self.topics.iter().any(|t| t == topic) {
+            return Ok(None);
+        }
+        self.topics.push(topic.to_owned());
+        self.members.extend(user_ids.iter().map(|u| (topic.to_owned(), u.clone())));
+        Ok(Some(json!({"type": "events.userTopics.created", "payload": {"topic": topic, "userIds": user_ids}})))
+    }
+    fn join_user_topic(&mut self, topic: &str, user_ids: &[String], create: bool) -> Result<Vec<Value>, DslError> {
+        if !self.topics.iter().any(|t| t == topic) {
+            if !create {
+                return Err(DslError::new("PrismeError", "unknown topic"));
+            }
+            self.topics.push(topic.to_owned());
+        }
+        let users = if user_ids.is_empty() { vec!["u1".to_owned()] } else { user_ids.to_vec() };
+        Ok(users
+            .into_iter()
+            .map(|u| {
+                self.members.push((topic.to_owned(), u.clone()));
+                json!({"type": "events.userTopics.joined", "payload": {"topic": topic, "user": {"id": u}}})
+            })
+            .collect())
     }
 }
 
@@ -278,8 +319,8 @@ fn http_channel_sets_status_and_headers() {
 fn null_arguments_and_unsupported_instructions_fail_when_reached() {
     let e = go_with(&mut World::default(), json!([{"emit": null}]), json!({}), json!({})).unwrap_err();
     assert_eq!(e.class, "InvalidInstructionError");
-    let e = go_with(&mut World::default(), json!([{"rateLimit": {"name": "x"}}]), json!({}), json!({})).unwrap_err();
-    assert!(e.message.contains("rateLimit"));
+    let e = compile(&json!([{"rateLimit": {"name": "x"}}]), None).unwrap_err();
+    assert_eq!((e.path.as_str(), e.rule.as_str()), ("do[0].rateLimit", "InvalidInstructionError"));
     assert_eq!(go(json!([{"break": null}, {"set": {"name": "a", "value": 1}}]), json!("{{a}}")), json!({}));
 }
 
@@ -289,4 +330,129 @@ fn compiled_programs_survive_serialization() {
     let text = serde_json::to_string(&p).unwrap();
     let back: crate::Program = serde_json::from_str(&text).unwrap();
     assert_eq!(back, p);
+}
+
+#[test]
+fn rate_limit_writes_its_state_and_breaks_when_refused() {
+    let mut w = World::default();
+    let steps = json!([
+        {"rateLimit": {"name": "api", "limit": 2, "window": 60, "consumer": "{{who}}", "output": "rl"}},
+        {"set": {"name": "passed", "value": true}}
+    ]);
+    let out = json!({"rl": "{{rl}}", "passed": "{{passed}}"});
+    let first = go_with(&mut w, steps.clone(), out.clone(), json!({"who": "ada"})).unwrap();
+    assert_eq!(first.output, json!({"rl": {"ok": true, "remaining": 1, "retryAfter": 0, "limit": 2, "window": 60, "consumer": "ada"}, "passed": true}));
+    go_with(&mut w, steps.clone(), out.clone(), json!({"who": "ada"})).unwrap();
+    let third = go_with(&mut w, steps.clone(), out.clone(), json!({"who": "ada"})).unwrap();
+    assert!(third.broke, "a refusal breaks by default");
+    assert_eq!(third.output["rl"]["ok"], json!(false), "output is written before the break");
+    assert_eq!(third.output["rl"]["retryAfter"], json!(60));
+    assert_eq!(third.output.get("passed"), None);
+    // break: false continues; consume and the default consumer
+    let r = go_with(&mut w, json!([{"rateLimit": {"name": "api", "limit": 2, "window": 60, "consume": 3, "break": false, "output": "rl"}}, {"set": {"name": "passed", "value": true}}]), out.clone(), json!({})).unwrap();
+    assert_eq!((r.output["rl"]["ok"].clone(), r.output["rl"]["consumer"].clone(), r.output["passed"].clone()), (json!(false), json!("global"), json!(true)));
+    let e = go_with(&mut w, json!([{"rateLimit": {"name": "api", "limit": 0, "window": 60}}]), json!({}), json!({})).unwrap_err();
+    assert_eq!(e.class, "InvalidInstructionError");
+}
+
+#[test]
+fn user_topics_are_created_once_and_joined() {
+    let mut w = World::default();
+    let out = go_with(
+        &mut w,
+        json!([
+            {"createUserTopic": {"topic": "team", "userIds": ["a"], "output": "c1"}},
+            {"createUserTopic": {"topic": "team", "output": "c2"}},
+            {"joinUserTopic": {"topic": "team", "output": "j"}},
+            {"joinUserTopic": {"topic": "new", "userIds": ["b", "c"], "output": "j2"}}
+        ]),
+        json!({"c1": "{{c1.type}}", "c2": "{{c2}}", "j": "{{j[0].payload.user.id}}", "n": "{{j2.length}}"}),
+        json!({}),
+    )
+    .unwrap()
+    .output;
+    assert_eq!(out, json!({"c1": "events.userTopics.created", "c2": true, "j": "u1", "n": 2}));
+    let e = go_with(&mut w, json!([{"joinUserTopic": {"topic": "nope", "create": false}}]), json!({}), json!({})).unwrap_err();
+    assert_eq!(e.class, "PrismeError");
+    let e = go_with(&mut w, json!([{"joinUserTopic": {"topic": ""}}]), json!({}), json!({})).unwrap_err();
+    assert_eq!(e.class, "PrismeError");
+}
+
+#[test]
+fn all_interpolates_every_branch_before_running_any() {
+    let mut w = World::default();
+    let r = go_with(
+        &mut w,
+        json!([
+            {"set": {"name": "n", "value": 1}},
+            {"all": [
+                {"set": {"name": "n", "value": 2}},
+                {"set": {"name": "seen", "value": "{{n}}"}},
+                {"emit": {"event": "boom", "payload": 3}},
+                {"missing": {}},
+                {"set": {"name": "after", "value": true}}
+            ]}
+        ]),
+        json!({"n": "{{n}}", "seen": "{{seen}}", "after": "{{after}}"}),
+        json!({}),
+    );
+    let e = r.unwrap_err();
+    assert_eq!(e.class, "ObjectNotFoundError", "the first error is raised once all branches settled");
+    let r = go_with(&mut World::default(), json!([{"set": {"name": "n", "value": 1}}, {"all": [{"set": {"name": "n", "value": 2}}, {"set": {"name": "seen", "value": "{{n}}"}}]}]), json!({"n": "{{n}}", "seen": "{{seen}}"}), json!({})).unwrap();
+    assert_eq!(r.output, json!({"n": 2, "seen": 1}), "branch 2 saw the scopes before branch 1 ran");
+    assert_eq!(w.emitted.len(), 1, "the error event of branch 3 was emitted although branch 4 failed");
+    let mut w = World::default();
+    let e = go_with(&mut w, json!([{"all": [{"missing": {}}, {"set": {"name": "x", "value": 1}}, {"emit": {"event": "after"}}]}]), json!({}), json!({})).unwrap_err();
+    assert_eq!(e.class, "ObjectNotFoundError");
+    assert_eq!(w.emitted.len(), 1, "later branches still ran");
+}
+
+fn response(status: u16, ct: &str, body: &str) -> Option<FetchResponse> {
+    Some(FetchResponse { status, headers: vec![("Content-Type".into(), ct.into())], body: body.as_bytes().to_vec() })
+}
+
+#[test]
+fn fetch_streams_sse_into_events_or_a_repeatable_body() {
+    let sse = "data: {\"t\":\"Hel\"}\n\nevent: part\nid: 2\ndata: {\"t\":\"lo\"}\n\n: keep-alive\n\ndata: [DONE]\n\n";
+    let mut w = World { response: response(200, "text/event-stream", sse), ..World::default() };
+    let r = go_with(
+        &mut w,
+        json!([{"fetch": {"url": "https://x.test/s", "stream": {"event": "chunk", "concatenate": {"path": "t"}, "payload": {"k": 1}}, "output": "res"}}]),
+        json!("{{res}}"),
+        json!({}),
+    )
+    .unwrap();
+    assert_eq!(r.output["stream"], json!(true));
+    assert_eq!(r.output.get("body"), None, "with stream.event the body is not returned");
+    assert_eq!(w.emitted.len(), 4);
+    assert_eq!(w.emitted[1].0, "chunk");
+    assert_eq!(w.emitted[1].1, json!({"index": 1, "chunk": {"event": "part", "id": "2", "data": [{"t": "lo"}]}, "additionalPayload": {"k": 1}, "concatenated": {"value": "Hello"}}));
+    assert_eq!(w.emitted[2].1["chunk"], json!({"comment": "keep-alive", "data": []}));
+    assert_eq!(w.emitted[3].1["chunk"]["data"], json!(["[DONE]"]));
+
+    let mut w = World { response: response(200, "text/event-stream", sse), ..World::default() };
+    let r = go_with(
+        &mut w,
+        json!([{"fetch": {"url": "https://x.test/s", "output": "res"}}, {"repeat": {"on": "{{res.body}}", "do": [{"set": {"name": "seen[]", "value": "{{item.index}}"}}]}}]),
+        json!("{{seen}}"),
+        json!({}),
+    )
+    .unwrap();
+    assert_eq!(r.output, json!([0, 1, 2, 3]), "repeat iterates the streamed body");
+}
+
+#[test]
+fn fetch_output_modes_and_failure_events() {
+    let mut w = World { response: response(404, "application/json", "{\"error\":\"nope\"}"), ..World::default() };
+    let r = go_with(&mut w, json!([{"fetch": {"url": "https://x.test/a", "outputMode": "detailed_response", "output": "res"}}]), json!("{{res}}"), json!({})).unwrap();
+    assert_eq!(r.output["status"], json!(404));
+    assert_eq!(r.output["headers"], json!({"content-type": "application/json"}));
+    assert_eq!(w.emitted[0].0, "runtime.fetch.failed");
+    assert_eq!(w.emitted[0].1["response"]["body"], json!({"error": "nope"}));
+    let mut w = World { response: response(500, "text/plain", "x"), ..World::default() };
+    go_with(&mut w, json!([{"fetch": {"url": "https://x.test/a", "emitErrors": false}}]), json!({}), json!({})).unwrap();
+    assert!(w.emitted.is_empty(), "emitErrors: false");
+    let mut w = World { response: response(200, "image/png", "\u{1}\u{2}\u{3}"), ..World::default() };
+    let r = go_with(&mut w, json!([{"fetch": {"url": "https://x.test/i", "output": "b"}}, {"fetch": {"url": "https://x.test/i", "outputMode": "data_url", "output": "d"}}]), json!({"b": "{{b}}", "d": "{{d}}"}), json!({})).unwrap();
+    assert_eq!(r.output, json!({"b": "AQID", "d": "data:image/png;base64,AQID"}));
 }
