@@ -1,5 +1,6 @@
 //! Context variables (`spec/automation-dsl.md` §5): [`get`], [`set`] and [`delete`] a dotted
-//! path in a [`Scope`], with values (de)serialized by serde.
+//! path in a [`Scope`], with values (de)serialized by serde; cluster-wide [`rate_limit`]s and
+//! user topics ([`create_user_topic`], [`join_user_topic`]).
 //!
 //! ```no_run
 //! use refract_sdk::state::{self, Scope};
@@ -126,6 +127,71 @@ pub fn set(scope: Scope, path: &str, value: &impl Serialize) -> Result<(), State
 /// Removes the value at `path` in `scope`; removing nothing is not an error.
 pub fn delete(scope: Scope, path: &str) -> Result<(), StateError> {
     host::delete(scope.to_raw(), path).map_err(StateError::from_raw)
+}
+
+/// A rate limiter after [`rate_limit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// This call was accepted: its points were taken.
+    pub ok: bool,
+    /// Points left in the current window.
+    pub remaining: u32,
+    /// Whole seconds until the current window ends; 0 when accepted.
+    pub retry_after: u32,
+}
+
+/// Takes `consume` points from the workspace's limiter `name` for `consumer`, which allows
+/// `limit` points per fixed window of `window_secs` seconds, counted across every runtime
+/// instance. A refused call takes nothing. (World 0.1.1.)
+///
+/// ```no_run
+/// # fn f() -> Result<(), refract_sdk::Error> {
+/// let state = refract_sdk::state::rate_limit("partner-api", "global", 10, 60, 1)?;
+/// if !state.ok {
+///     return Err(refract_sdk::Error::new("Throttled", format!("retry in {} s", state.retry_after)));
+/// }
+/// # Ok(()) }
+/// ```
+pub fn rate_limit(
+    name: &str,
+    consumer: &str,
+    limit: u32,
+    window_secs: u32,
+    consume: u32,
+) -> Result<RateLimit, StateError> {
+    let s = host::rate_limit(name, consumer, limit, window_secs, consume)
+        .map_err(StateError::from_raw)?;
+    Ok(RateLimit {
+        ok: s.ok,
+        remaining: s.remaining,
+        retry_after: s.retry_after,
+    })
+}
+
+/// Creates the user topic `topic` in the workspace, with `user_ids` as members. `None` if it
+/// existed; otherwise the `events.userTopics.created` event the host published (its envelope).
+/// Events emitted with `target.userTopic = topic` reach the topic's members. (World 0.1.1.)
+pub fn create_user_topic(
+    topic: &str,
+    user_ids: &[String],
+) -> Result<Option<serde_json::Value>, StateError> {
+    let event = host::create_user_topic(topic, user_ids).map_err(StateError::from_raw)?;
+    decode(topic, event)
+}
+
+/// Makes `user_ids` (empty: the run's user) members of `topic`, creating it if `create`.
+/// Returns the `events.userTopics.joined` events the host published, one per user.
+/// (World 0.1.1.)
+pub fn join_user_topic(
+    topic: &str,
+    user_ids: &[String],
+    create: bool,
+) -> Result<Vec<serde_json::Value>, StateError> {
+    let events = host::join_user_topic(topic, user_ids, create).map_err(StateError::from_raw)?;
+    events
+        .into_iter()
+        .map(|e| serde_json::from_str(&e).map_err(|err| StateError::Decode(err.to_string())))
+        .collect()
 }
 
 #[cfg(test)]

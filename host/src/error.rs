@@ -36,7 +36,7 @@ pub enum HostError {
     Compile { message: String },
     /// The component does not target the Refract world (`ComponentWorldMismatch`).
     #[error(
-        "component does not target refract:automation@0.1.0: missing exports {missing_exports:?}, \
+        "component does not target refract:automation@0.1.x: missing exports {missing_exports:?}, \
          forbidden imports {forbidden_imports:?}{}",
         detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
     )]

@@ -44,6 +44,6 @@ pub use outcome::{
 };
 pub use run::{Host, HostConfig, RunRequest};
 pub use services::{
-    AutomationCaller, CallFailure, EventBus, RunContext, ServiceError, Services, StateScope,
-    StateStore, WaitCondition,
+    AutomationCaller, CallFailure, EventBus, RateLimitState, RateLimiter, RunContext, ServiceError,
+    Services, StateScope, StateStore, WaitCondition,
 };

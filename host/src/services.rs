@@ -117,6 +117,62 @@ pub trait StateStore: Send + Sync {
         scope: StateScope,
         path: &str,
     ) -> Result<(), ServiceError>;
+
+    /// Takes `consume` points from the workspace's limiter `name`/`consumer` (WIT 0.1.1
+    /// `rate-limit`; the host checked `limit` and `window` are not zero). Cluster-wide in the
+    /// runtime. The default refuses: a store without counters.
+    async fn rate_limit(
+        &self,
+        _run: &RunContext,
+        _limiter: &RateLimiter,
+    ) -> Result<RateLimitState, ServiceError> {
+        Err(ServiceError::Unavailable("rate limits are not available here".into()))
+    }
+
+    /// Adds `topic` to the workspace's user topics and makes `users` members; `true` if the
+    /// topic existed (WIT 0.1.1 `create-user-topic`). The default refuses.
+    async fn create_user_topic(
+        &self,
+        _run: &RunContext,
+        _topic: &str,
+        _users: &[UserId],
+    ) -> Result<bool, ServiceError> {
+        Err(ServiceError::Unavailable("user topics are not available here".into()))
+    }
+
+    /// Makes `users` members of `topic`, creating it when `create`; `Invalid` for an unknown
+    /// topic otherwise (WIT 0.1.1 `join-user-topic`). The default refuses.
+    async fn join_user_topic(
+        &self,
+        _run: &RunContext,
+        _topic: &str,
+        _users: &[UserId],
+        _create: bool,
+    ) -> Result<(), ServiceError> {
+        Err(ServiceError::Unavailable("user topics are not available here".into()))
+    }
+}
+
+/// One `rate-limit` call: limiter `name` of the workspace, partitioned by `consumer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimiter {
+    pub name: String,
+    pub consumer: String,
+    /// Points per window (> 0).
+    pub limit: u32,
+    /// Window length (> 0).
+    pub window: Duration,
+    /// Points this call takes.
+    pub consume: u32,
+}
+
+/// A limiter after a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitState {
+    pub ok: bool,
+    pub remaining: u32,
+    /// Whole seconds to the end of the window; 0 when accepted.
+    pub retry_after: u32,
 }
 
 /// Why a call to another automation returned no output; mirrors the WIT `call-error`.

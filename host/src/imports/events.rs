@@ -111,7 +111,7 @@ impl Host for RunCtx {
 }
 
 impl RunCtx {
-    fn build_event(
+    pub(super) fn build_event(
         &self,
         ty: &str,
         payload: &str,

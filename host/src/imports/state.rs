@@ -1,7 +1,12 @@
 //! `refract:automation/state`: context variables by scope.
 
-use crate::bindings::state::{Host, Scope, StateError};
-use crate::services::{ServiceError, StateScope};
+use std::time::Duration;
+
+use refract_core::{EventLimits, UserId};
+use serde_json::{Value, json};
+
+use crate::bindings::state::{Host, RateLimitState, Scope, StateError};
+use crate::services::{RateLimiter, ServiceError, StateScope};
 use crate::store::RunCtx;
 
 use super::parse_json;
@@ -46,6 +51,59 @@ fn valid_path(path: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Longest user topic name, in bytes.
+const MAX_TOPIC_BYTES: usize = 256;
+/// Most users one `create-user-topic` / `join-user-topic` call may name.
+const MAX_TOPIC_USERS: usize = 1000;
+
+/// The topic and user ids of a topic call, checked.
+fn topic_args(topic: &str, users: Vec<String>) -> Result<Vec<UserId>, StateError> {
+    if topic.is_empty() || topic.len() > MAX_TOPIC_BYTES {
+        return Err(StateError::Invalid(format!(
+            "a topic is 1 to {MAX_TOPIC_BYTES} bytes"
+        )));
+    }
+    if users.len() > MAX_TOPIC_USERS {
+        return Err(StateError::Invalid(format!(
+            "at most {MAX_TOPIC_USERS} users per call"
+        )));
+    }
+    users
+        .into_iter()
+        .map(|u| UserId::new(u).map_err(|e| StateError::Invalid(e.to_string())))
+        .collect()
+}
+
+impl RunCtx {
+    /// Publishes a user-topic event of the host (`events.userTopics.*`) under the run's
+    /// identity, counted against the run's emits; returns its envelope.
+    async fn topic_event(&mut self, ty: &str, payload: Value) -> Result<Value, StateError> {
+        if self.emits >= self.limits.max_emits {
+            return Err(StateError::Invalid(format!(
+                "the run already emitted {} events",
+                self.limits.max_emits
+            )));
+        }
+        let depth = self.info.depth.saturating_add(1);
+        let mut event = self
+            .build_event(ty, &payload.to_string(), None, true, depth)
+            .map_err(|e| StateError::Invalid(format!("{e:?}")))?;
+        event
+            .seal(&EventLimits {
+                max_size: self.limits.max_event_bytes,
+            })
+            .map_err(|e| StateError::Invalid(e.to_string()))?;
+        self.emits += 1;
+        let (events, info) = (self.services.events.clone(), self.info.clone());
+        let id = self
+            .io(events.emit(&info, event.clone()))
+            .await
+            .map_err(to_wit)?;
+        event.id = Some(id);
+        Ok(serde_json::to_value(&event).unwrap_or(Value::Null))
+    }
 }
 
 fn to_wit(e: ServiceError) -> StateError {
@@ -109,6 +167,104 @@ impl Host for RunCtx {
         let (store, info) = (self.services.state.clone(), self.info.clone());
         let result = self.io(store.delete(&info, scope, &path)).await;
         Ok(result.map_err(to_wit))
+    }
+
+    async fn rate_limit(
+        &mut self,
+        name: String,
+        consumer: String,
+        limit: u32,
+        window_secs: u32,
+        consume: u32,
+    ) -> wasmtime::Result<Result<RateLimitState, StateError>> {
+        if name.is_empty() || name.len() > 256 || consumer.len() > 256 {
+            return Ok(Err(StateError::Invalid(
+                "a limiter name is 1 to 256 bytes, a consumer at most 256".into(),
+            )));
+        }
+        if limit == 0 || window_secs == 0 {
+            return Ok(Err(StateError::Invalid(
+                "limit and window must be positive".into(),
+            )));
+        }
+        let limiter = RateLimiter {
+            name,
+            consumer,
+            limit,
+            window: Duration::from_secs(u64::from(window_secs)),
+            consume,
+        };
+        let (store, info) = (self.services.state.clone(), self.info.clone());
+        let result = self.io(store.rate_limit(&info, &limiter)).await;
+        Ok(result
+            .map(|s| RateLimitState {
+                ok: s.ok,
+                remaining: s.remaining,
+                retry_after: s.retry_after,
+            })
+            .map_err(to_wit))
+    }
+
+    async fn create_user_topic(
+        &mut self,
+        topic: String,
+        user_ids: Vec<String>,
+    ) -> wasmtime::Result<Result<Option<String>, StateError>> {
+        let users = match topic_args(&topic, user_ids.clone()) {
+            Ok(u) => u,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (store, info) = (self.services.state.clone(), self.info.clone());
+        match self
+            .io(store.create_user_topic(&info, &topic, &users))
+            .await
+        {
+            Ok(true) => return Ok(Ok(None)),
+            Ok(false) => {}
+            Err(e) => return Ok(Err(to_wit(e))),
+        }
+        let mut payload = json!({"topic": topic});
+        if !user_ids.is_empty() {
+            payload["userIds"] = json!(user_ids);
+        }
+        let event = self
+            .topic_event("events.userTopics.created", payload)
+            .await;
+        Ok(event.map(|e| Some(e.to_string())))
+    }
+
+    async fn join_user_topic(
+        &mut self,
+        topic: String,
+        user_ids: Vec<String>,
+        create: bool,
+    ) -> wasmtime::Result<Result<Vec<String>, StateError>> {
+        let mut users = match topic_args(&topic, user_ids) {
+            Ok(u) => u,
+            Err(e) => return Ok(Err(e)),
+        };
+        if users.is_empty() {
+            match &self.info.user_id {
+                Some(u) => users.push(u.clone()),
+                None => return Ok(Err(StateError::NoSuchScope)),
+            }
+        }
+        let (store, info) = (self.services.state.clone(), self.info.clone());
+        if let Err(e) = self
+            .io(store.join_user_topic(&info, &topic, &users, create))
+            .await
+        {
+            return Ok(Err(to_wit(e)));
+        }
+        let mut out = Vec::with_capacity(users.len());
+        for user in users {
+            let payload = json!({"topic": topic, "user": {"id": user.as_str()}});
+            match self.topic_event("events.userTopics.joined", payload).await {
+                Ok(e) => out.push(e.to_string()),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(out))
     }
 }
 

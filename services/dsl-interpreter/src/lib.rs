@@ -8,7 +8,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use refract_dsl::interpreter::{FetchRequest, FetchResponse, Outside, RunInput, Scope, WaitFor};
+use refract_dsl::interpreter::{
+    FetchRequest, FetchResponse, Outside, RateLimitCall, RateLimitState, RunInput, Scope, WaitFor,
+};
 use refract_dsl::{DslError, Program};
 use refract_sdk::state::Scope as WitScope;
 use refract_sdk::{Condition, Emit, Error, Invocation, Output, Target, Trigger};
@@ -210,6 +212,23 @@ impl Outside for Wit {
             CallError::Failed(err) => DslError::new(err.code, err.message).with_details(err.details.unwrap_or(Value::Null)),
             CallError::InvalidArguments(m) => DslError::new("InvalidArgumentsError", m),
             other => host_error("AutomationError", other),
+        })
+    }
+
+    fn rate_limit(&mut self, l: &RateLimitCall) -> Result<RateLimitState, DslError> {
+        let s = refract_sdk::state::rate_limit(&l.name, &l.consumer, l.limit, l.window_secs, l.consume)
+            .map_err(|e| host_error("PrismeError", e))?;
+        Ok(RateLimitState { ok: s.ok, remaining: s.remaining, retry_after: s.retry_after })
+    }
+
+    fn create_user_topic(&mut self, topic: &str, user_ids: &[String]) -> Result<Option<Value>, DslError> {
+        refract_sdk::state::create_user_topic(topic, user_ids).map_err(|e| host_error("PrismeError", e))
+    }
+
+    fn join_user_topic(&mut self, topic: &str, user_ids: &[String], create: bool) -> Result<Vec<Value>, DslError> {
+        refract_sdk::state::join_user_topic(topic, user_ids, create).map_err(|e| match e {
+            refract_sdk::StateError::NoSuchScope => DslError::new("PrismeError", "joinUserTopic needs userIds or a user"),
+            other => host_error("PrismeError", other),
         })
     }
 

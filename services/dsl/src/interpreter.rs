@@ -449,21 +449,25 @@ impl Runner<'_> {
 
     fn repeat(&mut self, a: &Map<String, Value>, body: &[Instr]) -> Result<Flow, DslError> {
         let until = a.get("until").map(|u| Val::from_json(u.clone()).to_number()).filter(|n| *n > 0.0 && !n.is_nan());
-        let items: Vec<Value> = match a.get("on") {
-            Some(Value::Array(items)) => items.clone(),
-            Some(Value::Object(m)) => m.iter().map(|(k, v)| json!({"key": k, "value": v})).collect(),
-            Some(Value::String(s)) => s.encode_utf16().map(|u| Value::String(String::from_utf16_lossy(&[u]))).collect(),
-            Some(_) => Vec::new(),
+        // Counted loops are not materialized: `until: 1e12` costs CPU time (stopped by the
+        // host's budget), not memory.
+        let items: Box<dyn Iterator<Item = Value>> = match a.get("on") {
+            Some(Value::Array(items)) => Box::new(items.clone().into_iter()),
+            Some(Value::Object(m)) => Box::new(m.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>().into_iter()),
+            Some(Value::String(s)) => {
+                Box::new(s.encode_utf16().map(|u| Value::String(String::from_utf16_lossy(&[u]))).collect::<Vec<_>>().into_iter())
+            }
+            Some(_) => Box::new(std::iter::empty()),
             None => {
                 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                let n = until.unwrap_or(0.0).min(10_000_000.0) as usize;
-                (0..n).map(|i| json!(i)).collect()
+                let n = until.unwrap_or(0.0).min(u64::MAX as f64) as u64;
+                Box::new((0..n).map(|i| json!(i)))
             }
         };
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let cap = if a.contains_key("on") { until.map_or(usize::MAX, |u| u as usize) } else { usize::MAX };
         let mut flow = Flow::Next;
-        for (index, item) in items.into_iter().take(cap).enumerate() {
+        for (index, item) in items.take(cap).enumerate() {
             self.set_local("item", item);
             self.set_local("$index", json!(index));
             match self.block(body)? {

@@ -18,12 +18,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use refract_host::{RunContext, ServiceError, StateScope, StateStore};
+use refract_core::UserId;
+use refract_host::{RateLimitState, RateLimiter, RunContext, ServiceError, StateScope, StateStore};
 use refract_storage::keys::ContextScope;
 use refract_storage::{Cache, CacheKey};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
+use crate::coordination;
 use crate::paths::{self, Segment};
 
 /// Run scopes kept in memory.
@@ -192,6 +194,18 @@ impl StateStore for ContextStore {
             self.write_var(run, scope, &name, Some(var)).await?;
         }
         Ok(())
+    }
+
+    async fn rate_limit(&self, run: &RunContext, limiter: &RateLimiter) -> Result<RateLimitState, ServiceError> {
+        coordination::rate_limit(self.cache.as_ref(), run, limiter).await
+    }
+
+    async fn create_user_topic(&self, run: &RunContext, topic: &str, users: &[UserId]) -> Result<bool, ServiceError> {
+        coordination::create_user_topic(self.cache.as_ref(), run, topic, users).await
+    }
+
+    async fn join_user_topic(&self, run: &RunContext, topic: &str, users: &[UserId], create: bool) -> Result<(), ServiceError> {
+        coordination::join_user_topic(self.cache.as_ref(), run, topic, users, create).await
     }
 }
 

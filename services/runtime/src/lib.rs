@@ -14,7 +14,8 @@
 //! - [`dsl`]: DSL automations: the embedded interpreter component (built by `build.rs`) and
 //!   the compiled programs it is handed per run.
 //! - [`schedule`]: cron with seconds and time zones, one run per tick cluster-wide.
-//! - [`contexts`] + [`paths`]: the `state` import (global, user, session, run scopes).
+//! - [`contexts`] + [`paths`]: the `state` import (global, user, session, run scopes);
+//!   [`coordination`]: its cluster-wide `rate-limit` and user topics (WIT 0.1.1).
 //! - [`bus`] + [`waiters`]: the `emit` and `wait` imports over the broker.
 //!
 //! Wiring (the binary): build the [`Host`](refract_host::Host) with [`Config::host_config`] and
@@ -27,6 +28,7 @@
 pub mod bus;
 pub mod config;
 pub mod contexts;
+pub mod coordination;
 pub mod dsl;
 pub mod error;
 pub mod executor;

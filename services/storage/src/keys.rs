@@ -108,6 +108,11 @@ impl CacheKey {
         Self::new(format!("usertopics:{workspace}:{user}"), false)
     }
 
+    /// The user topics created in a workspace, field = topic (the DSL's `createUserTopic`).
+    pub fn user_topic_set(workspace: &WorkspaceId) -> Self {
+        Self::new(format!("topics:{workspace}"), false)
+    }
+
     /// Live subscriptions (WebSocket filters) of a workspace, field = socket id.
     pub fn subscriptions(workspace: &WorkspaceId) -> Self {
         Self::new(format!("subscriptions:{workspace}"), false)

@@ -14,7 +14,7 @@ use refract_core::model::{
 use refract_core::{ErrorKind, WorkspaceId};
 use refract_http::{ApiError, Caller, Json};
 use refract_storage::{Document, Expect, collections};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::automation_fields::{apply, free_slug};
 use crate::params;
@@ -170,7 +170,7 @@ pub async fn create(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path(workspace_id): Path<String>,
-    Json(body): Json<Map<String, Value>>,
+    crate::dsl::DocBody(body): crate::dsl::DocBody,
 ) -> Result<Json<Automation>, ApiError> {
     let access = state
         .authorize(&caller, &workspace_id, (Action::Update, Subject::Automations))
@@ -301,7 +301,7 @@ pub async fn update(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path((workspace_id, slug)): Path<(String, String)>,
-    Json(body): Json<Map<String, Value>>,
+    crate::dsl::DocBody(body): crate::dsl::DocBody,
 ) -> Result<Json<Automation>, ApiError> {
     let access = state
         .authorize(&caller, &workspace_id, (Action::Update, Subject::Automations))

@@ -24,6 +24,7 @@ pub mod automations;
 pub mod components;
 pub mod config;
 pub mod dsl;
+pub mod import;
 pub mod inspect;
 mod params;
 pub mod schedule;
@@ -39,7 +40,7 @@ pub use state::WorkspacesState;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, put};
+use axum::routing::{delete, get, post, put};
 
 /// The service's routes, all under `/v2/workspaces`. Serving (listener, shutdown) is the
 /// caller's job, so tests drive this with `oneshot`.
@@ -108,7 +109,12 @@ pub fn router(state: WorkspacesState) -> Router {
             get(components::download).put(components::upload),
         )
         .layer(DefaultBodyLimit::disable());
+    // Archives of a Prisme.ai export (zip, or the runtime.yml form).
+    let import = Router::new()
+        .route("/v2/workspaces/{workspace_id}/import", post(import::import))
+        .layer(DefaultBodyLimit::max(import::MAX_ARCHIVE_BYTES + 64 * 1024));
     api.merge(upload)
+        .merge(import)
         .fallback(refract_http::not_found)
         .with_state(state)
 }

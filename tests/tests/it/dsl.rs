@@ -145,3 +145,220 @@ async fn invalid_dsl_documents_are_refused_with_their_path() {
     assert_eq!(body["details"][0]["path"], "output");
     platform.stop().await.unwrap();
 }
+
+/// `rateLimit` counts in the cache across runs (the third call in the window is refused and
+/// breaks, its state in `output`); `joinUserTopic` writes the membership the events service
+/// reads, so a viewer may then emit to the topic; `createUserTopic` answers `true` the second
+/// time; `date()` formats and `jsonmatch` run inside the sandbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_and_user_topics_go_through_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(dir.path()).await.unwrap();
+    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
+    let bob = platform.client().signed_up("bob@example.com").await.unwrap();
+    let ws = ada.workspace("Limits").await.unwrap();
+    let automations = format!("/v2/workspaces/{ws}/automations");
+    let (_, me) = bob.json(Method::GET, "/v2/me", None).await.unwrap();
+    let bob_id = me["id"].as_str().unwrap().to_string();
+    let share = json!({"target": {"id": bob_id}, "permissions": {"role": "viewer"}});
+    let (status, body) = ada.json(Method::POST, &format!("/v2/workspaces/{ws}/permissions"), Some(share)).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let limited = json!({"slug": "limited", "name": "Limited", "when": {"endpoint": true}, "do": [
+        {"rateLimit": {"name": "partner", "limit": 2, "window": 60, "consumer": "{{query.who}}", "output": "rl"}},
+        {"set": {"name": "passed", "value": true}}
+    ], "output": {"ok": "{{rl.ok}}", "remaining": "{{rl.remaining}}", "retry": "{% {{rl.retryAfter}} > 0 %}",
+        "passed": "{% {{passed}} exists %}"}});
+    let (status, body) = ada.json(Method::POST, &automations, Some(limited)).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut seen = Vec::new();
+    for who in ["x", "x", "x", "y"] {
+        let (status, body) =
+            ada.json(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/limited?who={who}"), Some(json!({}))).await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        seen.push(body);
+    }
+    assert_eq!(seen[0], json!({"ok": true, "remaining": 1, "retry": false, "passed": true}));
+    assert_eq!(seen[1], json!({"ok": true, "remaining": 0, "retry": false, "passed": true}));
+    assert_eq!(seen[2], json!({"ok": false, "remaining": 0, "retry": true, "passed": false}), "refused: the automation broke");
+    assert_eq!(seen[3]["ok"], json!(true), "another consumer has its own counter");
+
+    let topics = json!({"slug": "topics", "name": "Topics", "when": {"endpoint": true}, "do": [
+        {"createUserTopic": {"topic": "team", "output": "created"}},
+        {"joinUserTopic": {"topic": "team", "userIds": ["{{body.user}}"], "output": "joined"}},
+        {"set": {"name": "when", "value": "{% date(\"2024-03-05T14:30:00Z\", \"dddd D MMMM YYYY HH:mm\", \"fr\") %}"}},
+        {"set": {"name": "match", "value": "{% jsonmatch({{body}}, {\"user\": {\"$exists\": true}}) %}"}}
+    ], "output": {"created": "{% isObject({{created}}) %}", "joined": "{{joined[0].payload.user.id}}",
+        "type": "{{joined[0].type}}", "when": "{{when}}", "match": "{{match}}"}});
+    let (status, body) = ada.json(Method::POST, &automations, Some(topics)).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let to_topic = json!({"events": [{"type": "team.note", "payload": {}, "target": {"userTopic": "team"}}]});
+    let (status, body) = bob.json(Method::POST, &format!("/v2/workspaces/{ws}/events"), Some(to_topic.clone())).await.unwrap();
+    assert_eq!(status, StatusCode::FORBIDDEN, "bob has not joined yet: {body}");
+    let hook = format!("/v2/workspaces/{ws}/webhooks/topics");
+    let (status, first) = ada.json(Method::POST, &hook, Some(json!({"user": bob_id}))).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first, json!({"created": true, "joined": bob_id, "type": "events.userTopics.joined",
+        "when": "mardi 5 mars 2024 15:30", "match": true}));
+    let (_, second) = ada.json(Method::POST, &hook, Some(json!({"user": bob_id}))).await.unwrap();
+    assert_eq!(second["created"], json!(false), "the topic existed: createUserTopic returned true");
+    let (status, body) = bob.json(Method::POST, &format!("/v2/workspaces/{ws}/events"), Some(to_topic)).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "bob joined through the DSL: {body}");
+    let joined = ada.wait_for_event(&ws, "events.userTopics.joined", |e| e["payload"]["user"]["id"] == bob_id.as_str()).await.unwrap();
+    assert_eq!(joined["payload"]["topic"], "team");
+    platform.stop().await.unwrap();
+}
+
+/// A Prisme.ai export imports unchanged: a zip of `index.yml` + `automations/*.yml` (its config
+/// reaching `{{config.…}}`), then runs through its webhook and its event trigger; broken files
+/// are reported with their path and rule. The single-file `runtime.yml` form and a YAML body on
+/// the automations API are accepted too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prisme_export_imports_and_runs() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(dir.path()).await.unwrap();
+    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
+    let ws = ada.workspace("Imported").await.unwrap();
+
+    let files = [
+        ("shop/index.yml", "name: Shop\nslug: shop\nconfig:\n  value:\n    greeting: Bonjour\n"),
+        (
+            "shop/automations/hello.yml",
+            "slug: hello\nname:\n  fr: Salut\n  en: Hello\nwhen:\n  endpoint: true\ndo:\n  - conditions:\n      '{{body.name}} exists':\n        - set:\n            name: who\n            value: '{{body.name}}'\n      default:\n        - set: {name: who, value: nobody}\n  - emit:\n      event: greeted\n      payload: {who: '{{who}}'}\noutput: '{{config.greeting}} {{who}}'\n",
+        ),
+        (
+            "shop/automations/on-greeted.yml",
+            "name: On greeted\nwhen:\n  events: [greeted]\ndo:\n  - emit: {event: counted, payload: {who: '{{payload.who}}', on: yes}}\n",
+        ),
+        ("shop/automations/bad-expr.yml", "name: Bad\ndo:\n  - conditions:\n      '{{a}}==1': []\n"),
+        ("shop/automations/bad-cron.yml", "name: Cron\nwhen:\n  schedules: ['61 * * * *']\ndo: []\n"),
+        ("shop/automations/bad-slug.yml", "slug: 'a/b'\nname: Slash\ndo: []\n"),
+        ("shop/security.yml", "authorizations: {}\n"),
+    ];
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, text) in files {
+        zip.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(text.as_bytes()).unwrap();
+    }
+    let archive = zip.finish().unwrap().into_inner();
+    let res = ada
+        .request(Method::POST, &format!("/v2/workspaces/{ws}/import"))
+        .header("content-type", "application/zip")
+        .body(archive)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let report: Value = res.json().await.unwrap();
+    let mut imported: Vec<&str> = report["imported"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    imported.sort_unstable();
+    assert_eq!(imported, ["automations/hello.yml", "automations/on-greeted.yml"], "{report}");
+    let errors: Vec<(String, String)> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["path"].as_str().unwrap().to_owned(), e["error"].as_str().unwrap().to_owned()))
+        .collect();
+    for want in [
+        ("automations/bad-expr.yml", "InvalidExpressionSyntax"),
+        ("automations/bad-cron.yml", "InvalidScheduleError"),
+        ("automations/bad-slug.yml", "InvalidSlugError"),
+    ] {
+        assert!(errors.contains(&(want.0.to_owned(), want.1.to_owned())), "{want:?} in {report}");
+    }
+    let bad = report["errors"].as_array().unwrap().iter().find(|e| e["path"] == "automations/bad-expr.yml").unwrap();
+    assert_eq!(bad["details"][0]["path"], "do[0].conditions[\"{{a}}==1\"]", "{bad}");
+    assert_eq!(report["skipped"][0]["path"], "security.yml");
+
+    let res = platform
+        .client()
+        .request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/hello"))
+        .json(&json!({"name": "Ada"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.text().await.unwrap(), "Bonjour Ada", "a string output is sent as text");
+    let counted = ada.wait_for_event(&ws, "counted", |e| e["payload"]["who"] == "Ada").await.unwrap();
+    assert_eq!(counted["payload"]["on"], "yes", "YAML 1.2: yes stays a string");
+
+    // runtime.yml, posted as YAML: a second import replaces `hello`.
+    let runtime = "name: Shop\nconfig:\n  value:\n    greeting: Hi\nautomations:\n  hello:\n    name: Hello\n    when: {endpoint: true}\n    do: []\n    output: '{{config.greeting}} again'\n";
+    let res = ada
+        .request(Method::POST, &format!("/v2/workspaces/{ws}/import"))
+        .header("content-type", "application/yaml")
+        .body(runtime)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let report: Value = res.json().await.unwrap();
+    assert_eq!(report["imported"], json!(["runtime.yml#automations.hello"]), "{report}");
+    let res = platform.client().request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/hello")).json(&json!({})).send().await.unwrap();
+    assert_eq!(res.text().await.unwrap(), "Hi again");
+
+    // One automation document as YAML through the automations API, and its errors.
+    let yaml = "slug: yaml-one\nname: From YAML\ndo:\n  - set: {name: x, value: 1}\noutput: '{{x}}'\n";
+    let res = ada
+        .request(Method::POST, &format!("/v2/workspaces/{ws}/automations"))
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["kind"], "dsl");
+    let res = ada
+        .request(Method::POST, &format!("/v2/workspaces/{ws}/automations"))
+        .header("content-type", "text/yaml")
+        .body("name: Broken\ndo:\n  - set: {value: 1}\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!((body["error"].as_str(), body["details"][0]["path"].as_str()), (Some("InvalidInstructionError"), Some("do[0].set")));
+    platform.stop().await.unwrap();
+}
+
+/// Hostile DSL: an endless loop, unbounded allocation and unbounded recursion are stopped by
+/// the host's limits with a clear error, and the platform keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_dsl_is_stopped_by_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(dir.path()).await.unwrap();
+    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
+    let ws = ada.workspace("Hostile").await.unwrap();
+    let automations = format!("/v2/workspaces/{ws}/automations");
+    let docs = [
+        json!({"slug": "recurse", "name": "Recurse", "when": {"endpoint": true}, "do": [{"recurse": {}}]}),
+        json!({"slug": "grow", "name": "Grow", "when": {"endpoint": true}, "do": [
+            {"set": {"name": "s", "value": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}},
+            {"repeat": {"until": 64, "do": [{"set": {"name": "s", "value": "{{s}}{{s}}"}}]}}
+        ]}),
+        json!({"slug": "spin", "name": "Spin", "when": {"endpoint": true}, "do": [
+            {"repeat": {"until": 10000000, "do": [{"repeat": {"until": 10000000, "do": [{"set": {"name": "x", "value": "{% 1 + 1 %}"}}]}}]}}
+        ]}),
+    ];
+    for doc in docs {
+        let (status, body) = ada.json(Method::POST, &automations, Some(doc)).await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let hook = |slug: &str| format!("/v2/workspaces/{ws}/webhooks/{slug}");
+    let (status, body) = ada.json(Method::POST, &hook("recurse"), Some(json!({}))).await.unwrap();
+    assert!(status.is_client_error() || status.is_server_error(), "{status} {body}");
+    assert!(body.to_string().contains("TooManyCall") || body.to_string().contains("depth"), "recursion: {body}");
+    let (status, body) = ada.json(Method::POST, &hook("grow"), Some(json!({}))).await.unwrap();
+    assert!(status.is_server_error(), "{status} {body}");
+    assert!(body.to_string().to_lowercase().contains("memory"), "allocation: {body}");
+    let (status, body) = ada.json(Method::POST, &hook("spin"), Some(json!({}))).await.unwrap();
+    assert!(status.is_server_error(), "{status} {body}");
+    let text = body.to_string().to_lowercase();
+    assert!(text.contains("cpu") || text.contains("time") || text.contains("limit"), "loop: {body}");
+    let (status, _) = ada.json(Method::GET, &automations, None).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "the platform still answers");
+    platform.stop().await.unwrap();
+}

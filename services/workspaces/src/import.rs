@@ -1,0 +1,457 @@
+//! Import of a Prisme.ai workspace export (`spec/http-api.md` §11, `automation-dsl.md` §2.1):
+//! `POST /v2/workspaces/{workspaceId}/import` with a zip archive (raw `application/zip` body,
+//! or multipart field `archive`) of `index.yml` + `automations/<slug>.yml` (+ `imports/`,
+//! `security.yml`, pages), or the single-file `runtime.yml` form (a YAML body).
+//!
+//! Every automation document is validated like a save through the automations API, and its
+//! errors are reported with the file and the path inside it (`automations/a.yml: do[0].set`)
+//! and the rule broken (`InvalidInstructionError`, `InvalidSlugError`,
+//! `InvalidScheduleError`, …); valid documents are created, or replace the DSL automation of
+//! the same slug. The workspace's `config.value` (index.yml) becomes the `config` of the
+//! imported automations that have none, so `{{config.x}}` resolves at run time. Automations
+//! missing from the archive are kept (`deleted` is always empty); app instances, security and
+//! pages are reported as skipped.
+
+use std::io::{Cursor, Read};
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use chrono::Utc;
+use refract_core::ErrorKind;
+use refract_core::model::{Automation, AutomationKind};
+use refract_http::{ApiError, Caller, Json};
+use refract_storage::Expect;
+use serde_json::{Map, Value, json};
+
+use crate::automation_fields::apply;
+use crate::automations::{event_payload, load, store};
+use crate::state::{Access, Action, Subject, WorkspacesState, storage};
+
+/// Largest archive and total uncompressed size (http-api.md §14.2).
+pub const MAX_ARCHIVE_BYTES: usize = 10 * 1024 * 1024;
+/// Most entries an archive may hold.
+pub const MAX_ENTRIES: usize = 5_000;
+/// Largest single YAML file, uncompressed.
+const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
+
+/// The documents of an export, by kind.
+#[derive(Debug, Default, PartialEq)]
+pub struct Export {
+    /// `index.yml` (or the workspace part of `runtime.yml`).
+    pub workspace: Option<Map<String, Value>>,
+    /// `(file, slug from the file name or map key, document)`.
+    pub automations: Vec<(String, String, Value)>,
+    /// Files read but not imported, with why.
+    pub skipped: Vec<(String, String)>,
+    /// Files that do not load: `(file, rule, message)`.
+    pub errors: Vec<(String, String, String)>,
+}
+
+fn yaml(export: &mut Export, file: &str, text: &str) -> Option<Value> {
+    match refract_dsl::from_yaml(text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            export.errors.push((file.to_owned(), e.rule, e.message));
+            None
+        }
+    }
+}
+
+impl Export {
+    /// Sorts one file of an export by its path (relative to the export's root).
+    pub fn add_file(&mut self, path: &str, text: &str) {
+        let stem = |p: &str| {
+            p.strip_suffix(".yml")
+                .or_else(|| p.strip_suffix(".yaml"))
+                .map(str::to_owned)
+        };
+        let parts: Vec<&str> = path.split('/').collect();
+        match parts.as_slice() {
+            ["index.yml" | "index.yaml"] => match yaml(self, path, text) {
+                Some(Value::Object(m)) => self.workspace = Some(m),
+                Some(_) => self.errors.push((
+                    path.into(),
+                    "InvalidYamlError".into(),
+                    "index.yml is a mapping".into(),
+                )),
+                None => {}
+            },
+            ["runtime.yml" | "runtime.yaml"] => self.add_runtime(path, text),
+            ["automations", file] => match stem(file) {
+                Some(slug) => {
+                    if let Some(doc) = yaml(self, path, text) {
+                        self.automations.push((path.to_owned(), slug, doc));
+                    }
+                }
+                None => self.skipped.push((path.into(), "not a YAML file".into())),
+            },
+            ["imports", ..] => self.skipped.push((
+                path.into(),
+                "app instances are installed through the apps API".into(),
+            )),
+            _ => self.skipped.push((
+                path.into(),
+                "not used by Refract's import (security, pages, blocks, …)".into(),
+            )),
+        }
+    }
+
+    /// The single-file form: the workspace document plus `automations` and `imports` maps.
+    pub fn add_runtime(&mut self, path: &str, text: &str) {
+        let Some(doc) = yaml(self, path, text) else {
+            return;
+        };
+        let Value::Object(mut m) = doc else {
+            self.errors.push((
+                path.into(),
+                "InvalidYamlError".into(),
+                "runtime.yml is a mapping".into(),
+            ));
+            return;
+        };
+        match m.remove("automations") {
+            Some(Value::Object(autos)) => {
+                for (slug, doc) in autos {
+                    self.automations
+                        .push((format!("{path}#automations.{slug}"), slug, doc));
+                }
+            }
+            None | Some(Value::Null) => {}
+            Some(_) => self.errors.push((
+                format!("{path}#automations"),
+                "InvalidYamlError".into(),
+                "must be a map slug → automation".into(),
+            )),
+        }
+        if m.remove("imports").is_some_and(|i| !i.is_null()) {
+            self.skipped.push((
+                format!("{path}#imports"),
+                "app instances are installed through the apps API".into(),
+            ));
+        }
+        self.workspace = Some(m);
+    }
+}
+
+/// Reads a zip export. A single top folder holding the files (an exported `my-ws/index.yml`)
+/// is treated as the root; `.wasm` and other binary files are skipped.
+pub fn read_zip(bytes: &[u8]) -> Result<Export, ApiError> {
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "InvalidArchiveError", m);
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| bad(format!("not a zip archive: {e}")))?;
+    if zip.len() > MAX_ENTRIES {
+        return Err(bad(format!(
+            "the archive has more than {MAX_ENTRIES} entries"
+        )));
+    }
+    let mut files = Vec::new();
+    let mut total = 0u64;
+    for i in 0..zip.len() {
+        let mut entry = zip
+            .by_index(i)
+            .map_err(|e| bad(format!("entry {i}: {e}")))?;
+        if entry.is_dir() {
+            continue;
+        }
+        // Names that would escape the archive (`../x`, absolute) are refused, not resolved.
+        let Some(name) = entry
+            .enclosed_name()
+            .and_then(|p| p.to_str().map(|s| s.replace('\\', "/")))
+        else {
+            return Err(bad(format!("entry {:?} has an unsafe path", entry.name())));
+        };
+        if !(name.ends_with(".yml") || name.ends_with(".yaml")) {
+            files.push((name, None));
+            continue;
+        }
+        let size = entry.size();
+        total = total.saturating_add(size);
+        if size > MAX_FILE_BYTES || total > MAX_ARCHIVE_BYTES as u64 {
+            return Err(ApiError::too_large(MAX_ARCHIVE_BYTES));
+        }
+        let mut text = String::new();
+        entry
+            .by_ref()
+            .take(MAX_FILE_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| bad(format!("{name}: {e}")))?;
+        files.push((name, Some(text)));
+    }
+    let root = common_root(files.iter().map(|(n, _)| n.as_str()));
+    let mut export = Export::default();
+    for (name, text) in files {
+        let rel = name.strip_prefix(&root).unwrap_or(&name).to_owned();
+        match text {
+            Some(t) => export.add_file(&rel, &t),
+            None => export.skipped.push((rel, "not a YAML document".into())),
+        }
+    }
+    Ok(export)
+}
+
+/// `folder/` when every file sits under that one folder and no `index.yml` or `runtime.yml`
+/// is at the top, else `""`.
+fn common_root<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    let top = |n: &str| n.split_once('/').map(|(d, _)| d.to_owned());
+    let Some(first) = names.first().and_then(|n| top(n)) else {
+        return String::new();
+    };
+    if names
+        .iter()
+        .all(|n| top(n).as_deref() == Some(first.as_str()))
+    {
+        format!("{first}/")
+    } else {
+        String::new()
+    }
+}
+
+/// The archive of a request: a multipart `archive` field, a zip body, or a YAML body (the
+/// `runtime.yml` form).
+async fn read_request(req: Request, state: &WorkspacesState) -> Result<Export, ApiError> {
+    let ct = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ct.starts_with("multipart/form-data") {
+        let mut form = Multipart::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::validation("body", e.body_text()))?;
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|e| ApiError::validation("body", e.body_text()))?
+        {
+            if field.name() == Some("archive") {
+                let bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|_| ApiError::too_large(MAX_ARCHIVE_BYTES))?;
+                return read_zip(&bytes);
+            }
+        }
+        return Err(ApiError::validation("archive", "is required (a zip file)"));
+    }
+    let bytes = Bytes::from_request(req, state)
+        .await
+        .map_err(|_| ApiError::too_large(MAX_ARCHIVE_BYTES))?;
+    if crate::dsl::is_yaml(&ct) {
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| ApiError::validation("body", "YAML must be UTF-8"))?;
+        let mut export = Export::default();
+        export.add_runtime("runtime.yml", text);
+        return Ok(export);
+    }
+    read_zip(&bytes)
+}
+
+/// `POST /v2/workspaces/{workspaceId}/import`.
+pub async fn import(
+    State(state): State<WorkspacesState>,
+    caller: Caller,
+    Path(workspace_id): Path<String>,
+    req: Request,
+) -> Result<Json<Value>, ApiError> {
+    let access = state
+        .authorize(
+            &caller,
+            &workspace_id,
+            (Action::Update, Subject::Automations),
+        )
+        .await?;
+    let user = caller.require_user()?.to_string();
+    let export = read_request(req, &state).await?;
+    let config = export
+        .workspace
+        .as_ref()
+        .and_then(|w| w.get("config"))
+        .and_then(|c| c.get("value"))
+        .cloned();
+    let mut errors: Vec<Value> = export
+        .errors
+        .iter()
+        .map(|(file, rule, message)| json!({"path": file, "error": rule, "message": message}))
+        .collect();
+    let mut imported = Vec::new();
+    for (file, slug, doc) in export.automations {
+        match import_one(&state, &caller, &access, &user, &slug, doc, config.as_ref()).await {
+            Ok(()) => imported.push(json!(file)),
+            Err(e) => errors.push(
+                json!({"path": file, "error": e.code, "message": e.message, "details": e.details}),
+            ),
+        }
+    }
+    let skipped: Vec<Value> = export
+        .skipped
+        .iter()
+        .map(|(f, why)| json!({"path": f, "reason": why}))
+        .collect();
+    Ok(Json(json!({
+        "imported": imported,
+        "deleted": [],
+        "errors": errors,
+        "skipped": skipped,
+        "updatedWorkspaceIds": [access.id.as_str()],
+        "workspace": {"id": access.id.as_str(), "name": access.workspace.name},
+    })))
+}
+
+/// Validates one automation document and creates it, or replaces the DSL automation of the
+/// same slug.
+async fn import_one(
+    state: &WorkspacesState,
+    caller: &Caller,
+    access: &Access,
+    user: &str,
+    slug: &str,
+    doc: Value,
+    config: Option<&Value>,
+) -> Result<(), ApiError> {
+    let Value::Object(mut body) = doc else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidAutomationError",
+            "an automation document is a mapping",
+        ));
+    };
+    // The platform assigns these; `validateArguments: false` is the default.
+    body.remove("workspaceId");
+    body.remove("id");
+    if body.get("validateArguments") == Some(&Value::Bool(false)) {
+        body.remove("validateArguments");
+    }
+    refract_dsl::compile_document(&Value::Object(body.clone())).map_err(crate::dsl::invalid)?;
+    body.entry("slug").or_insert_with(|| json!(slug));
+    if let Some(c) = config {
+        body.entry("config").or_insert_with(|| c.clone());
+    }
+    let ws = access.id.as_str();
+    let target = body
+        .get("slug")
+        .and_then(Value::as_str)
+        .unwrap_or(slug)
+        .to_owned();
+    let existing = match load(state, ws, &target).await {
+        Ok(found) => Some(found),
+        Err(e) if e.status == StatusCode::NOT_FOUND => None,
+        Err(e) => return Err(e),
+    };
+    if let Some((old, _)) = &existing
+        && old.kind != AutomationKind::Dsl
+    {
+        return Err(crate::automations::kind_conflict(format!(
+            "{target:?} is a component automation"
+        )));
+    }
+    let now = Utc::now();
+    let (created_at, created_by) = existing.as_ref().map_or((now, user.to_owned()), |(a, _)| {
+        (a.created_at, a.created_by.clone())
+    });
+    let mut a: Automation = serde_json::from_value(json!({
+        "slug": target, "name": null, "kind": "dsl", "createdAt": created_at, "createdBy": created_by,
+        "updatedAt": now, "updatedBy": user,
+    }))
+    .map_err(|e| ApiError::validation("body", e.to_string()))?;
+    apply(state, &mut a, body)?;
+    if a.name.is_null() {
+        return Err(ApiError::validation("name", "is required"));
+    }
+    crate::dsl::check(&a)?;
+    let expect = existing
+        .as_ref()
+        .map_or(Expect::Absent, |(_, v)| Expect::Version(*v));
+    match store(state, ws, &a, expect).await? {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::Conflict => {
+            return Err(ApiError::already_used(
+                "slug",
+                format!("automation {:?} changed during the import", a.slug),
+            ));
+        }
+        Err(e) => return Err(storage(e)),
+    }
+    let event = if existing.is_some() {
+        "workspaces.automations.updated"
+    } else {
+        "workspaces.automations.created"
+    };
+    state
+        .emit(caller, &access.id, event, event_payload(&a, None))
+        .await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for (name, text) in files {
+            w.start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            w.write_all(text.as_bytes()).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn exports_are_sorted_by_path_under_one_root_folder() {
+        let bytes = zip_of(&[
+            (
+                "shop/index.yml",
+                "name: Shop\nconfig:\n  value:\n    currency: EUR\n",
+            ),
+            (
+                "shop/automations/hello.yml",
+                "name: Hello\ndo:\n  - set: {name: a, value: 1}\n",
+            ),
+            ("shop/automations/bad.yml", "name: [\n"),
+            ("shop/imports/crm.yml", "appSlug: crm\n"),
+            ("shop/security.yml", "authorizations: {}\n"),
+            ("shop/pages/home.yml", "name: Home\n"),
+        ]);
+        let e = read_zip(&bytes).unwrap();
+        assert_eq!(
+            e.workspace.unwrap()["config"]["value"]["currency"],
+            json!("EUR")
+        );
+        assert_eq!(e.automations.len(), 1);
+        assert_eq!(
+            (e.automations[0].0.as_str(), e.automations[0].1.as_str()),
+            ("automations/hello.yml", "hello")
+        );
+        assert_eq!(e.errors[0].0, "automations/bad.yml");
+        assert_eq!(e.errors[0].1, "InvalidYamlError");
+        assert_eq!(e.skipped.len(), 3);
+    }
+
+    #[test]
+    fn runtime_yml_holds_workspace_and_automations() {
+        let mut e = Export::default();
+        e.add_runtime("runtime.yml", "name: Shop\nautomations:\n  a:\n    name: A\n    do: []\n  b:\n    name: B\n    do: []\nimports:\n  crm: {appSlug: crm}\n");
+        assert_eq!(
+            e.automations
+                .iter()
+                .map(|(_, s, _)| s.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(e.workspace.unwrap()["name"], json!("Shop"));
+        assert_eq!(e.skipped.len(), 1);
+    }
+
+    #[test]
+    fn unsafe_paths_and_non_archives_are_refused() {
+        assert_eq!(read_zip(b"nope").unwrap_err().code, "InvalidArchiveError");
+        let bytes = zip_of(&[("../evil.yml", "a: 1")]);
+        assert_eq!(read_zip(&bytes).unwrap_err().code, "InvalidArchiveError");
+    }
+}
