@@ -273,15 +273,22 @@ async fn a_prisme_export_imports_and_runs() {
     assert_eq!(bad["details"][0]["path"], "do[0].conditions[\"{{a}}==1\"]", "{bad}");
     assert_eq!(report["skipped"][0]["path"], "security.yml");
 
-    let res = platform
-        .client()
-        .request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/hello"))
-        .json(&json!({"name": "Ada"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.text().await.unwrap(), "Bonjour Ada", "a string output is sent as text");
+    let mut answer = (StatusCode::NOT_FOUND, String::new());
+    for _ in 0..50 {
+        let res = platform
+            .client()
+            .request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/hello"))
+            .json(&json!({"name": "Ada"}))
+            .send()
+            .await
+            .unwrap();
+        answer = (res.status(), res.text().await.unwrap());
+        if answer.0 != StatusCode::NOT_FOUND {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(answer, (StatusCode::OK, "Bonjour Ada".to_owned()), "a string output is sent as text");
     let counted = ada.wait_for_event(&ws, "counted", |e| e["payload"]["who"] == "Ada").await.unwrap();
     assert_eq!(counted["payload"]["on"], "yes", "YAML 1.2: yes stays a string");
 
