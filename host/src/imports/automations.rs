@@ -35,7 +35,7 @@ impl Host for RunCtx {
             ..(*self.info).clone()
         };
         let caller = self.services.automations.clone();
-        let result = self.io(caller.call(callee, &slug, args)).await;
+        let result = self.io("call", caller.call(callee, &slug, args)).await;
         Ok(match result {
             Ok(v) => Ok(serde_json::to_string(&v).unwrap_or_else(|_| "null".into())),
             Err(CallFailure::NotFound(s)) => Err(CallError::NotFound(s)),

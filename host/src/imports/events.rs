@@ -50,7 +50,7 @@ impl Host for RunCtx {
         self.emits += 1;
         let events = self.services.events.clone();
         let info = self.info.clone();
-        let result = self.io(events.emit(&info, event)).await;
+        let result = self.io("emit", events.emit(&info, event)).await;
         Ok(match result {
             Ok(id) => Ok(id.as_str().to_owned()),
             Err(ServiceError::Invalid(m)) => Err(EmitError::Invalid(m)),
@@ -97,7 +97,7 @@ impl Host for RunCtx {
         let timeout = Duration::from_millis(u64::from(timeout_ms)).min(left.saturating_sub(margin));
         let events = self.services.events.clone();
         let info = self.info.clone();
-        let result = self.io(events.wait(&info, &parsed, timeout)).await;
+        let result = self.io("wait", events.wait(&info, &parsed, timeout)).await;
         Ok(match result {
             Ok(None) => Ok(None),
             Ok(Some(event)) => Ok(Some(to_wit_event(&event))),
@@ -150,6 +150,7 @@ impl RunCtx {
                 host: None,
                 service_topic: None,
                 http: None,
+                traceparent: None,
             },
             payload,
             target,

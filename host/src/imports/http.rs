@@ -24,7 +24,7 @@ impl Host for RunCtx {
             body: request.body,
         };
         let (client, policy) = (self.egress.clone(), self.policy.clone());
-        let result = self.io(client.fetch(&policy, limits, req)).await;
+        let result = self.io("fetch", client.fetch(&policy, limits, req)).await;
         if let Err(e) = &result {
             let r = &self.info;
             tracing::info!(run_id = %r.run_id, workspace_id = %r.workspace_id, error = %e, "fetch refused or failed");

@@ -98,7 +98,7 @@ impl RunCtx {
         self.emits += 1;
         let (events, info) = (self.services.events.clone(), self.info.clone());
         let id = self
-            .io(events.emit(&info, event.clone()))
+            .io("emit", events.emit(&info, event.clone()))
             .await
             .map_err(to_wit)?;
         event.id = Some(id);
@@ -125,7 +125,7 @@ impl Host for RunCtx {
             Err(e) => return Ok(Err(e)),
         };
         let (store, info) = (self.services.state.clone(), self.info.clone());
-        let result = self.io(store.get(&info, scope, &path)).await;
+        let result = self.io("state.get", store.get(&info, scope, &path)).await;
         Ok(result
             .map(|v| v.map(|v| serde_json::to_string(&v).unwrap_or_else(|_| "null".into())))
             .map_err(to_wit))
@@ -151,7 +151,7 @@ impl Host for RunCtx {
             Err(m) => return Ok(Err(StateError::Invalid(m))),
         };
         let (store, info) = (self.services.state.clone(), self.info.clone());
-        let result = self.io(store.set(&info, scope, &path, value)).await;
+        let result = self.io("state.set", store.set(&info, scope, &path, value)).await;
         Ok(result.map_err(to_wit))
     }
 
@@ -165,7 +165,7 @@ impl Host for RunCtx {
             Err(e) => return Ok(Err(e)),
         };
         let (store, info) = (self.services.state.clone(), self.info.clone());
-        let result = self.io(store.delete(&info, scope, &path)).await;
+        let result = self.io("state.delete", store.delete(&info, scope, &path)).await;
         Ok(result.map_err(to_wit))
     }
 
@@ -195,7 +195,7 @@ impl Host for RunCtx {
             consume,
         };
         let (store, info) = (self.services.state.clone(), self.info.clone());
-        let result = self.io(store.rate_limit(&info, &limiter)).await;
+        let result = self.io("rate_limit", store.rate_limit(&info, &limiter)).await;
         Ok(result
             .map(|s| RateLimitState {
                 ok: s.ok,
@@ -216,7 +216,7 @@ impl Host for RunCtx {
         };
         let (store, info) = (self.services.state.clone(), self.info.clone());
         match self
-            .io(store.create_user_topic(&info, &topic, &users))
+            .io("create_user_topic", store.create_user_topic(&info, &topic, &users))
             .await
         {
             Ok(true) => return Ok(Ok(None)),
@@ -251,7 +251,7 @@ impl Host for RunCtx {
         }
         let (store, info) = (self.services.state.clone(), self.info.clone());
         if let Err(e) = self
-            .io(store.join_user_topic(&info, &topic, &users, create))
+            .io("join_user_topic", store.join_user_topic(&info, &topic, &users, create))
             .await
         {
             return Ok(Err(to_wit(e)));

@@ -12,6 +12,17 @@ pub trait Broker: Send + Sync {
     /// workspace's partition, and returns the id it was given there.
     async fn publish(&self, event: Event) -> Result<EventId, BrokerError>;
 
+    /// Whether the broker answers now (readiness). The in-process broker always does.
+    async fn ping(&self) -> Result<(), BrokerError> {
+        Ok(())
+    }
+
+    /// The backlog of every consumer group, summed over partitions (metrics: `events_pending`,
+    /// `events_lag`). Empty for a broker that does not track it.
+    async fn group_stats(&self) -> Result<Vec<GroupStats>, BrokerError> {
+        Ok(Vec::new())
+    }
+
     /// Starts reading. A [`Mode::Group`] subscription receives new events published from now on
     /// (and any its group left pending); a [`Mode::FanOut`] one receives every event published
     /// from now on.
@@ -127,4 +138,15 @@ pub struct DeadLetter {
     pub deliveries: u32,
     /// The entry as stored, for inspection and replay.
     pub raw: String,
+}
+
+/// One consumer group's backlog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupStats {
+    pub group: String,
+    /// Entries delivered to a consumer and not yet acknowledged.
+    pub pending: u64,
+    /// Entries not yet delivered to the group; `None` when the broker cannot tell (Redis
+    /// before 7.0, or a trimmed stream).
+    pub lag: Option<u64>,
 }

@@ -23,6 +23,7 @@ pub mod error;
 pub mod filter;
 pub mod keys;
 pub mod memory;
+mod observe;
 pub mod redis;
 
 pub use api::{Broker, DeadLetter, Delivery, Mode, Subscriber, Subscription};
@@ -31,6 +32,7 @@ pub use error::BrokerError;
 pub use filter::TypeFilter;
 pub use memory::MemoryBroker;
 pub use redis::RedisBroker;
+pub use api::GroupStats;
 
 use std::sync::Arc;
 

@@ -153,6 +153,7 @@ impl Shared {
 
     fn dead_letter(&self, state: &mut State, dead: DeadLetter) {
         tracing::warn!(id = %dead.id, group = %dead.group, error = %dead.error, "event dead-lettered");
+        crate::observe::dead_lettered(&dead.group);
         state.dead.push_front(dead);
         state.dead.truncate(self.config.dead_letter_max_len);
     }
@@ -162,7 +163,9 @@ impl Shared {
 impl Broker for MemoryBroker {
     async fn publish(&self, mut event: Event) -> Result<EventId, BrokerError> {
         event.id = None;
+        crate::observe::stamp(&mut event);
         event.seal(&self.shared.config.event_limits)?;
+        crate::observe::published(&event);
         let partition = self
             .shared
             .config

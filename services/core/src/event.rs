@@ -136,6 +136,11 @@ pub struct Source {
     pub service_topic: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<SourceHttp>,
+    /// W3C trace context (`00-<trace id>-<span id>-<flags>`) of the span that published the
+    /// event, set by the broker when traces are on: the consumer's span continues that trace,
+    /// so one trace follows a request across instances. Absent when traces are off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl Default for Source {
@@ -155,6 +160,7 @@ impl Default for Source {
             host: None,
             service_topic: None,
             http: None,
+            traceparent: None,
         }
     }
 }

@@ -85,6 +85,7 @@ impl Broker for RedisBroker {
     async fn publish(&self, mut event: Event) -> Result<EventId, BrokerError> {
         let config = &self.shared.config;
         event.id = None;
+        crate::observe::stamp(&mut event);
         event.seal(&config.event_limits)?;
         let partition = config.partition_of(event.source.workspace_id.as_ref().map(|w| w.as_str()));
         let id: String = redis::cmd("XADD")
@@ -100,7 +101,34 @@ impl Broker for RedisBroker {
             .query_async(&mut self.shared.conn.clone())
             .await
             .map_err(BrokerError::command("XADD"))?;
+        crate::observe::published(&event);
         EventId::new(id).map_err(BrokerError::Invalid)
+    }
+
+    /// `PING` on the shared connection (bounded by its response timeout).
+    async fn ping(&self) -> Result<(), BrokerError> {
+        redis::cmd("PING").query_async::<()>(&mut self.shared.conn.clone()).await.map_err(BrokerError::command("PING"))
+    }
+
+    /// `XINFO GROUPS` of every partition: pending entries and lag (Redis 7+) per group, summed.
+    async fn group_stats(&self) -> Result<Vec<crate::GroupStats>, BrokerError> {
+        let mut conn = self.shared.conn.clone();
+        let mut stats: std::collections::BTreeMap<String, crate::GroupStats> = std::collections::BTreeMap::new();
+        for stream in &self.shared.streams {
+            let reply: Result<redis::streams::StreamInfoGroupsReply, _> = redis::cmd("XINFO").arg("GROUPS").arg(stream).query_async(&mut conn).await;
+            let groups = match reply {
+                Ok(reply) => reply.groups,
+                // A partition nobody published to yet has no stream, hence no groups.
+                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) => continue,
+                Err(e) => return Err(BrokerError::command("XINFO")(e)),
+            };
+            for g in groups {
+                let entry = stats.entry(g.name.clone()).or_insert(crate::GroupStats { group: g.name, pending: 0, lag: Some(0) });
+                entry.pending += g.pending as u64;
+                entry.lag = entry.lag.zip(g.lag).map(|(a, b)| a + b as u64);
+            }
+        }
+        Ok(stats.into_values().collect())
     }
 
     async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn Subscriber>, BrokerError> {

@@ -200,6 +200,7 @@ impl RedisSubscriber {
             for entry in claimed.ids {
                 let before = delivered.get(&entry.id).copied().unwrap_or(0) as u32;
                 tracing::info!(id = %entry.id, group = %state.group, deliveries = before, "reclaimed a pending event");
+                crate::observe::reclaimed(&state.group);
                 if before >= config.max_deliveries {
                     let error: Option<String> = redis::cmd("HGET")
                         .arg(&state.failures_key)
@@ -379,6 +380,7 @@ async fn dead_letter(
 ) -> Result<(), redis::RedisError> {
     let stream = &shared.streams[p];
     tracing::warn!(%id, group = %state.group, %error, deliveries, "event dead-lettered");
+    crate::observe::dead_lettered(&state.group);
     state.inflight().remove(&(p, id.to_string()));
     redis::pipe()
         .atomic()
