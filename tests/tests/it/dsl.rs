@@ -346,7 +346,10 @@ async fn a_prisme_export_imports_and_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_dsl_is_stopped_by_the_host() {
     let dir = tempfile::tempdir().unwrap();
-    let platform = Platform::start(dir.path()).await.unwrap();
+    // A 1-second compute budget keeps the endless loop short.
+    let sandbox = refract_runtime::SandboxPolicy { cpu_ms: 1_000, ..refract_runtime::SandboxPolicy::default() };
+    let config = refract::Config { data_dir: dir.path().to_path_buf(), disable_rate_limit: true, sandbox, ..Default::default() };
+    let platform = Platform::start_with(config).await.unwrap();
     let ada = platform.client().signed_up("ada@example.com").await.unwrap();
     let ws = ada.workspace("Hostile").await.unwrap();
     let automations = format!("/v2/workspaces/{ws}/automations");
