@@ -103,6 +103,8 @@ async fn write(state: &EventsState, events: &[Event], deleted: &[WorkspaceId]) -
     if !events.is_empty() {
         let outcome = state.store.append(events).await?;
         tracing::debug!(inserted = outcome.inserted, duplicates = outcome.duplicates, "events stored");
+        // Prometheus computes the rate (events stored per second) from the counter.
+        metrics::counter!("events_stored_total").increment(outcome.inserted);
     }
     // After the append: a deleted workspace's own last events are in the same batch.
     for workspace in deleted {

@@ -105,6 +105,7 @@ impl Executor {
     /// (host busy, storage down) is not reported, so a redelivery can try again.
     pub async fn execute(&self, exec: Execution) -> Result<RunReport, RuntimeError> {
         let started_at = Utc::now();
+        let wall = std::time::Instant::now();
         let span = tracing::info_span!("execute", workspace_id = %exec.context.workspace_id,
             automation = %exec.automation.slug, correlation_id = %exec.context.correlation_id,
             trigger = exec.info.kind);
@@ -115,6 +116,7 @@ impl Executor {
             Err(e) => tracing::warn!(workspace_id = %exec.context.workspace_id, automation = %exec.automation.slug,
                 error = %e, "run not started"),
         }
+        crate::observe::record_run(&exec, &result, wall.elapsed());
         result
     }
 

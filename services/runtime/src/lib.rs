@@ -33,6 +33,7 @@ pub mod dsl;
 pub mod error;
 pub mod executor;
 pub mod index;
+mod observe;
 pub mod paths;
 pub mod sandbox;
 pub mod schedule;

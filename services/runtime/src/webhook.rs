@@ -123,7 +123,7 @@ async fn webhook(
             executor.announce(&exec, false).await;
         }
         // Spawned: the run goes on past the webhook timeout (to its own wall-clock cap).
-        let handle = tokio::spawn(async move { executor.execute(exec).await });
+        let handle = tokio::spawn(tracing::Instrument::in_current_span(async move { executor.execute(exec).await }));
         first.get_or_insert((handle, slug));
     }
     let Some((handle, slug)) = first else { return Err(ApiError::not_found("no automation answers this endpoint")) };
@@ -272,7 +272,7 @@ async fn test_run(
     };
     let executor = state.executor().clone();
     executor.announce(&exec, true).await;
-    let handle = tokio::spawn(async move { executor.execute(exec).await });
+    let handle = tokio::spawn(tracing::Instrument::in_current_span(async move { executor.execute(exec).await }));
     let result = match tokio::time::timeout(state.config().webhook_timeout, handle).await {
         Err(_) => return Err(timeout()),
         Ok(Err(join)) => return Err(ApiError::internal(join)),

@@ -73,10 +73,24 @@ async fn consume(state: RuntimeState, mut sub: Box<dyn Subscriber>) -> Result<()
         let Ok(permit) = permits.clone().acquire_owned().await else { return Ok(()) };
         let state = state.clone();
         tokio::spawn(async move {
-            handle_event(&state, delivery).await;
+            let span = consumer_span(&delivery.event);
+            crate::observe::record_pickup(&delivery.event);
+            let started = std::time::Instant::now();
+            tracing::Instrument::instrument(handle_event(&state, delivery), span).await;
+            crate::observe::record_processed(started.elapsed());
             drop(permit);
         });
     }
+}
+
+/// The span of one consumed event: it continues the trace of the span that published it
+/// (the envelope's `traceparent`), so the runs it starts join the emitter's trace.
+fn consumer_span(event: &Event) -> tracing::Span {
+    let span = tracing::info_span!("event", event_type = %event.event_type, correlation_id = %event.source.correlation_id);
+    if let Some(parent) = &event.source.traceparent {
+        refract_telemetry::propagation::set_parent(&span, parent);
+    }
+    span
 }
 
 fn wit_event(event: &Event) -> WitEvent {
