@@ -6,7 +6,12 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use refract_telemetry::logs::LogFormat;
+
 use crate::{Config, Flags, deploy, serve};
+
+/// Log filter when `RUST_LOG` is unset: SQL statements are too chatty at info.
+const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn";
 
 #[derive(Parser)]
 #[command(name = "refract", version, about = "Refract: WebAssembly-sandboxed automations")]
@@ -82,6 +87,15 @@ pub fn main() -> std::process::ExitCode {
             std::env::set_var("RUST_LIB_BACKTRACE", "0");
         }
     }
+    let cli = Cli::parse();
+    // Before the async runtime: the OTLP exporter builds a blocking HTTP client.
+    let telemetry = match refract_telemetry::logs::init(&log_settings(&cli.command)) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("refract: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -89,22 +103,45 @@ pub fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async_main())
+    let code = runtime.block_on(async {
+        match run(cli).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("refract: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        }
+    });
+    // Flushes the spans not yet exported.
+    drop(telemetry);
+    code
 }
 
-async fn async_main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("refract: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+/// Logging and tracing from the environment: `RUST_LOG` (filter), `REFRACT_LOG_FORMAT`
+/// (`text` or `json`), and the standard OpenTelemetry variables: traces are exported over
+/// OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set
+/// (and `OTEL_SDK_DISABLED` is not `true`), as `OTEL_SERVICE_NAME` or `refract-<command>`.
+fn log_settings(command: &Command) -> refract_telemetry::logs::LogSettings {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let format = var("REFRACT_LOG_FORMAT").map_or(Ok(LogFormat::Text), |v| LogFormat::parse(&v)).unwrap_or_else(|e| {
+        eprintln!("refract: REFRACT_LOG_FORMAT: {e}; logging as text");
+        LogFormat::Text
+    });
+    let otlp = (var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() || var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some())
+        && var("OTEL_SDK_DISABLED").is_none_or(|v| !v.eq_ignore_ascii_case("true"));
+    let command_name = match command {
+        Command::Serve { .. } => "serve",
+        Command::Gateway { .. } => "gateway",
+        Command::Workspaces { .. } => "workspaces",
+        Command::Runtime { .. } => "runtime",
+        Command::Events { .. } => "events",
+        Command::Deploy { .. } => "deploy",
+    };
+    refract_telemetry::logs::LogSettings {
+        format,
+        filter: var("RUST_LOG").unwrap_or_else(|| DEFAULT_LOG_FILTER.into()),
+        otlp,
+        service_name: var("OTEL_SERVICE_NAME").unwrap_or_else(|| format!("refract-{command_name}")),
     }
 }
 

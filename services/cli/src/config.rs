@@ -34,6 +34,10 @@ pub struct Config {
     pub namespace: String,
     /// This instance's name in consumer groups (default: a random id per process).
     pub instance: Option<String>,
+    /// The bearer key operators present to read `/metrics` (`Authorization: Bearer <key>`).
+    /// Unset, the public listener (gateway, `refract serve`) does not serve `/metrics` at all,
+    /// and backends serve it on their private port to anyone who reaches it.
+    pub internal_api_key: Option<String>,
     /// Backend URLs the gateway forwards to in distributed mode.
     pub workspaces_url: Option<String>,
     pub runtime_url: Option<String>,
@@ -66,6 +70,7 @@ impl std::fmt::Debug for Config {
             .field("files_url", &self.files_url)
             .field("namespace", &self.namespace)
             .field("instance", &self.instance)
+            .field("internal_api_key", &self.internal_api_key.as_ref().map(|_| "***"))
             .finish_non_exhaustive()
     }
 }
@@ -81,6 +86,7 @@ impl Default for Config {
             files_url: None,
             namespace: DEFAULT_NAMESPACE.to_string(),
             instance: None,
+            internal_api_key: None,
             workspaces_url: None,
             runtime_url: None,
             events_url: None,
@@ -137,7 +143,7 @@ impl Config {
 
     fn settings() -> &'static [&'static str] {
         &[
-            "listen", "data_dir", "broker_url", "database_url", "cache_url", "files_url", "namespace", "instance",
+            "listen", "data_dir", "broker_url", "database_url", "cache_url", "files_url", "namespace", "instance", "internal_api_key",
             "workspaces_url", "runtime_url", "events_url", "allow_loopback_fetch", "secure_cookies",
             "disable_rate_limit", "super_admin_emails",
         ]

@@ -5,10 +5,12 @@
 //! - [`config`]: settings, layered defaults < TOML file < `REFRACT_*` env < flags.
 //! - [`serve`]: the embedded mode (every service in one process) and one-service modes.
 //! - [`deploy`]: build, register and upload an automation.
+//! - [`observability`]: readiness, `/metrics` and the HTTP metrics layer of every process.
 
 pub mod cli;
 pub mod config;
 pub mod deploy;
+pub mod observability;
 pub mod serve;
 
 pub use config::{Config, Flags};

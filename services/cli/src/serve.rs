@@ -7,14 +7,13 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use axum::Router;
-use axum::routing::get;
 use refract_broker::{Broker, BrokerConfig};
 use refract_host::{Host, HostConfig};
 use refract_storage::{Cache, DocumentStore, FileStore};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::Config;
+use crate::{Config, observability};
 
 /// How many events each in-process broker partition keeps. The in-process broker holds its
 /// streams in memory: Redis's default (100,000 per partition) would let a busy embedded
@@ -95,12 +94,14 @@ impl Cluster {
         }));
 
         let workspaces = workspaces_state(&backends);
+        let tracked = observability::tracked;
         let upstreams = refract_gateway::Upstreams {
-            workspaces: refract_gateway::Upstream::InProcess(refract_workspaces::router(workspaces)),
-            runtime: refract_gateway::Upstream::InProcess(refract_runtime::router(runtime)),
-            events: refract_gateway::Upstream::InProcess(refract_events::router(events)),
+            workspaces: refract_gateway::Upstream::InProcess(tracked(refract_workspaces::router(workspaces), Service::Workspaces)),
+            runtime: refract_gateway::Upstream::InProcess(tracked(refract_runtime::router(runtime), Service::Runtime)),
+            events: refract_gateway::Upstream::InProcess(tracked(refract_events::router(events), Service::Events)),
         };
-        let app = refract_gateway::router(gateway_state(&backends, config, upstreams)?);
+        let gateway = refract_gateway::router(gateway_state(&backends, config, upstreams)?);
+        let app = observability::public(gateway, None, &backends, config.internal_api_key.as_deref(), Vec::new());
         Ok(Self { app, backends, stop, workers })
     }
 
@@ -136,6 +137,8 @@ pub async fn service(which: Service, config: Config) -> anyhow::Result<()> {
     let backends = Backends::open(&config).await?;
     let (stop, stopped) = watch::channel(false);
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
+    let key = config.internal_api_key.as_deref();
+    let with_health = |router: Router, which: Service| observability::backend(router, which, &backends, key);
     let app = match which {
         Service::Gateway => {
             let upstream = |url: &Option<String>, setting: &str| {
@@ -148,9 +151,14 @@ pub async fn service(which: Service, config: Config) -> anyhow::Result<()> {
                 runtime: upstream(&config.runtime_url, "runtime_url")?,
                 events: upstream(&config.events_url, "events_url")?,
             };
-            refract_gateway::router(gateway_state(&backends, &config, upstreams)?)
+            let probed = [("workspaces", &config.workspaces_url), ("runtime", &config.runtime_url), ("events", &config.events_url)]
+                .into_iter()
+                .filter_map(|(name, url)| url.clone().map(|u| (name, u)))
+                .collect();
+            let gateway = refract_gateway::router(gateway_state(&backends, &config, upstreams)?);
+            observability::public(gateway, Some(Service::Gateway), &backends, key, probed)
         }
-        Service::Workspaces => with_health(refract_workspaces::router(workspaces_state(&backends))),
+        Service::Workspaces => with_health(refract_workspaces::router(workspaces_state(&backends)), which),
         Service::Runtime => {
             let runtime = runtime_state(&backends, &config).await?;
             let workers_state = runtime.clone();
@@ -160,12 +168,12 @@ pub async fn service(which: Service, config: Config) -> anyhow::Result<()> {
                     tracing::error!(error = %e, "runtime workers stopped");
                 }
             }));
-            with_health(refract_runtime::router(runtime))
+            with_health(refract_runtime::router(runtime), which)
         }
         Service::Events => {
             let events = events_state(&backends, &config);
             workers.push(tokio::spawn(refract_events::run_workers(events.clone(), until(stopped.clone()))));
-            with_health(refract_events::router(events))
+            with_health(refract_events::router(events), which)
         }
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -241,11 +249,6 @@ fn gateway_state(
         upstreams,
     )
     .map_err(|e| anyhow!("gateway configuration: {e}"))
-}
-
-/// A backend's router plus `GET /sys/healthcheck`.
-fn with_health(router: Router) -> Router {
-    router.route("/sys/healthcheck", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
 }
 
 /// Resolves once `stopped` turns true (or its sender is gone).

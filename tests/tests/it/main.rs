@@ -9,6 +9,7 @@ mod console;
 mod dsl;
 mod egress;
 mod identity;
+mod observability;
 mod events;
 mod platform;
 mod runtime;
