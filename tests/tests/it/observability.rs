@@ -264,10 +264,8 @@ async fn readiness_follows_the_cache_going_away_and_back() {
         return;
     };
     let (scheme, rest) = redis_url.split_once("://").unwrap();
-    let (userinfo, hostpath) = rest.rsplit_once('@').map_or(("", rest), |(u, h)| (u, h));
-    let (authority, path) = hostpath
-        .split_once('/')
-        .map_or((hostpath, ""), |(a, p)| (a, p));
+    let (userinfo, hostpath) = rest.rsplit_once('@').unwrap_or(("", rest));
+    let (authority, path) = hostpath.split_once('/').unwrap_or((hostpath, ""));
     let proxy = CuttableProxy::start(authority.to_string()).await;
     let at = if userinfo.is_empty() {
         String::new()
