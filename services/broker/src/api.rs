@@ -1,7 +1,7 @@
 //! The broker abstraction every service programs against.
 
 use async_trait::async_trait;
-use refract_core::{Event, EventId};
+use refract_core::{Event, EventId, WorkspaceId};
 
 use crate::{BrokerError, TypeFilter};
 
@@ -30,6 +30,31 @@ pub trait Broker: Send + Sync {
 
     /// The newest `limit` dead letters, newest first.
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BrokerError>;
+
+    /// Reads back the partition of `workspace` after `after`: at most `scan` entries of the
+    /// partition (every workspace's), of which the events of `workspace` are returned, oldest
+    /// first. What a WebSocket reconnecting on any instance replays from (`spec/http-api.md`
+    /// §8): the streams are shared, so the gap survives the instance that served the socket.
+    ///
+    /// The default is a broker that keeps no readable log: nothing to replay, and the page
+    /// says the gap is incomplete.
+    async fn read_after(&self, workspace: &WorkspaceId, after: &EventId, scan: usize) -> Result<Page, BrokerError> {
+        let _ = (workspace, after, scan);
+        Ok(Page { truncated: true, ..Page::default() })
+    }
+}
+
+/// A page of [`Broker::read_after`].
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// The workspace's events of the page, oldest first.
+    pub events: Vec<Event>,
+    /// The last entry scanned (the cursor of the next page); `None` when the page reached the
+    /// end of the partition.
+    pub next: Option<EventId>,
+    /// The partition no longer holds every entry after `after` (trimmed by its maximum length,
+    /// or lost with a Redis restart): the page is not the whole gap.
+    pub truncated: bool,
 }
 
 /// A stream of deliveries.

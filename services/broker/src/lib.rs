@@ -26,7 +26,7 @@ pub mod memory;
 mod observe;
 pub mod redis;
 
-pub use api::{Broker, DeadLetter, Delivery, Mode, Subscriber, Subscription};
+pub use api::{Broker, DeadLetter, Delivery, Mode, Page, Subscriber, Subscription};
 pub use config::BrokerConfig;
 pub use error::BrokerError;
 pub use filter::TypeFilter;

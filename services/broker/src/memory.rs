@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use refract_core::{Event, EventId};
+use refract_core::{Event, EventId, WorkspaceId};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::api::Acker;
-use crate::{Broker, BrokerConfig, BrokerError, DeadLetter, Delivery, Mode, Subscriber, Subscription, TypeFilter};
+use crate::{Broker, BrokerConfig, BrokerError, DeadLetter, Delivery, Mode, Page, Subscriber, Subscription, TypeFilter};
 
 /// The in-process broker. Cheap to clone; clones share the streams.
 #[derive(Clone)]
@@ -197,6 +197,24 @@ impl Broker for MemoryBroker {
             reader,
             filter: subscription.filter,
         }))
+    }
+
+    async fn read_after(&self, workspace: &WorkspaceId, after: &EventId, scan: usize) -> Result<Page, BrokerError> {
+        let partition = self.shared.config.partition_of(Some(workspace.as_str()));
+        let state = self.shared.lock();
+        let part = &state.partitions[partition as usize % state.partitions.len()];
+        let after = after.parts();
+        let truncated = part.first > 0 && part.entries.front().is_some_and(|e| e.id.parts() > after);
+        // Ids grow along the partition: the first entry after `after` by binary search.
+        let start = part.entries.partition_point(|e| e.id.parts() <= after);
+        let scanned: Vec<&Entry> = part.entries.range(start..).take(scan.max(1)).collect();
+        let next = (start + scanned.len() < part.entries.len()).then(|| scanned.last().map(|e| e.id.clone())).flatten();
+        let events = scanned
+            .into_iter()
+            .filter_map(|entry| parse(entry).ok())
+            .filter(|event| event.source.workspace_id.as_ref() == Some(workspace))
+            .collect();
+        Ok(Page { events, next, truncated })
     }
 
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BrokerError> {

@@ -105,6 +105,7 @@ conformance!(
     poison_events_are_dead_lettered_after_max_deliveries,
     malformed_entries_are_dead_lettered_and_consumption_goes_on,
     invalid_events_are_refused_at_publish,
+    a_workspace_is_read_back_after_an_id,
 );
 
 fn event(event_type: &str, workspace: &str, payload: Value) -> Event {
@@ -350,6 +351,38 @@ async fn an_unreachable_redis_is_named_in_the_error() {
 async fn unknown_broker_schemes_list_the_supported_ones() {
     let err = refract_broker::open("kafka://x", BrokerConfig::default()).await.err().unwrap();
     assert!(err.to_string().contains("memory:// or redis://"), "{err}");
+}
+
+/// `read_after` returns one workspace's events after an id, oldest first, in pages, from the
+/// stream every instance shares (what a WebSocket reconnecting elsewhere replays).
+async fn a_workspace_is_read_back_after_an_id(backend: Backend) {
+    let broker = backend.broker();
+    let mut ids = Vec::new();
+    for seq in 0..6 {
+        ids.push(broker.publish(event("t", "ws-a", json!({"seq": seq}))).await.unwrap());
+        broker.publish(event("t", "ws-b", json!({"seq": seq}))).await.unwrap();
+    }
+    let ws = WorkspaceId::new("ws-a").unwrap();
+    let page = broker.read_after(&ws, &ids[1], 1_000).await.unwrap();
+    let seqs: Vec<u64> = page.events.iter().map(|e| e.payload["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [2, 3, 4, 5]);
+    assert_eq!(page.events[0].id.as_ref(), Some(&ids[2]), "events carry their ids");
+    assert!(page.next.is_none() && !page.truncated, "one page, nothing trimmed");
+
+    // Pages of at most `scan` entries of the partition (other workspaces may share it).
+    let (mut cursor, mut seen, mut pages) = (ids[0].clone(), Vec::new(), 0);
+    loop {
+        let page = broker.read_after(&ws, &cursor, 2).await.unwrap();
+        seen.extend(page.events.iter().map(|e| e.payload["seq"].as_u64().unwrap()));
+        pages += 1;
+        match page.next {
+            Some(next) => cursor = next,
+            None => break,
+        }
+        assert!(pages < 20, "pages end");
+    }
+    assert_eq!(seen, [1, 2, 3, 4, 5]);
+    assert!(broker.read_after(&ws, &ids[5], 10).await.unwrap().events.is_empty(), "nothing after the newest");
 }
 
 /// A private Redis server on a free loopback port, killed on drop.

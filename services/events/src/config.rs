@@ -34,10 +34,19 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const SOCKET_QUEUE: usize = 1_000;
 /// Largest inbound WebSocket frame (§14.2).
 pub const MAX_FRAME: usize = 1024 * 1024;
-/// Events kept for a dropped socket until it reconnects, and for how long (§8: 500 events or
-/// 10 minutes); past either, `reconnected.complete` is false.
-pub const RECONNECT_BUFFER: usize = 500;
-pub const RECONNECT_WINDOW: Duration = Duration::from_secs(600);
+/// Most events a `reconnect` replays, and the oldest it replays (§8: 500 events or 10
+/// minutes); past either, `reconnected.complete` is false and the client pages the history.
+pub const REPLAY_MAX: usize = 500;
+pub const REPLAY_AGE: Duration = Duration::from_secs(600);
+/// Broker entries read per page of a replay, and at most in all (the partition holds every
+/// workspace of its hash: a busy neighbour must not make one reconnect read without bound).
+pub const REPLAY_PAGE: usize = 1_000;
+pub const REPLAY_SCAN: usize = 50_000;
+/// How long a socket's record lives after it was last written: a socket may be adopted by a
+/// `reconnect` for this long (§8, the socket-context lifetime).
+pub const SOCKET_LIFETIME: Duration = Duration::from_secs(6 * 3_600);
+/// How often a connected socket renews its record.
+pub const SOCKET_RENEW: Duration = Duration::from_secs(600);
 /// Inbound `emit` frames per socket: sustained rate per second and burst (§14.1).
 pub const EMIT_RATE: f64 = 20.0;
 pub const EMIT_BURST: f64 = 50.0;

@@ -113,6 +113,12 @@ impl CacheKey {
         Self::new(format!("topics:{workspace}"), false)
     }
 
+    /// A WebSocket's record (workspace, owner, filters, last position), read by whichever
+    /// events instance the socket reconnects to.
+    pub fn socket(socket_id: &str) -> Self {
+        Self::new(format!("socket:{}", part(socket_id)), false)
+    }
+
     /// Live subscriptions (WebSocket filters) of a workspace, field = socket id.
     pub fn subscriptions(workspace: &WorkspaceId) -> Self {
         Self::new(format!("subscriptions:{workspace}"), false)

@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use refract_core::{Event, EventId};
+use refract_core::{Event, EventId, WorkspaceId};
 
-use crate::{Broker, BrokerConfig, BrokerError, DeadLetter, Subscriber, Subscription, keys, redact};
+use crate::{Broker, BrokerConfig, BrokerError, DeadLetter, Page, Subscriber, Subscription, keys, redact};
 
 /// How long a command (other than a blocking read) may take before it counts as failed.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -133,6 +133,34 @@ impl Broker for RedisBroker {
 
     async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn Subscriber>, BrokerError> {
         Ok(Box::new(subscriber::RedisSubscriber::start(self.shared.clone(), subscription).await?))
+    }
+
+    /// `XRANGE <partition> <after+1> + COUNT <scan>`. Exclusive ranges (`(id`) need Redis 6.2,
+    /// so the start is the next possible id. The gap is truncated when the stream's first
+    /// entry is newer than `after`: trimmed by `MAXLEN`, or a Redis restart lost it.
+    async fn read_after(&self, workspace: &WorkspaceId, after: &EventId, scan: usize) -> Result<Page, BrokerError> {
+        let partition = self.shared.config.partition_of(Some(workspace.as_str()));
+        let key = &self.shared.streams[partition as usize];
+        let (ms, seq) = after.parts();
+        let start = match seq.checked_add(1) {
+            Some(seq) => format!("{ms}-{seq}"),
+            None => format!("{}-0", ms.saturating_add(1)),
+        };
+        let mut conn = self.shared.conn.clone();
+        let first: redis::streams::StreamRangeReply =
+            redis::cmd("XRANGE").arg(key).arg("-").arg("+").arg("COUNT").arg(1).query_async(&mut conn).await.map_err(BrokerError::command("XRANGE"))?;
+        let truncated = first.ids.first().and_then(|e| EventId::new(e.id.as_str()).ok()).is_none_or(|id| id.parts() > (ms, seq));
+        let scan = scan.max(1);
+        let reply: redis::streams::StreamRangeReply =
+            redis::cmd("XRANGE").arg(key).arg(&start).arg("+").arg("COUNT").arg(scan).query_async(&mut conn).await.map_err(BrokerError::command("XRANGE"))?;
+        let next = (reply.ids.len() == scan).then(|| reply.ids.last().and_then(|e| EventId::new(e.id.as_str()).ok())).flatten();
+        let events = reply
+            .ids
+            .iter()
+            .filter_map(|entry| subscriber::parse(entry).ok().map(|(event, _)| event))
+            .filter(|event| event.source.workspace_id.as_ref() == Some(workspace))
+            .collect();
+        Ok(Page { events, next, truncated })
     }
 
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BrokerError> {

@@ -358,7 +358,7 @@ fn type_matches(filter: &TypeFilter, entry: &StreamId) -> bool {
     }
 }
 
-fn parse(entry: &StreamId) -> Result<(Event, Arc<str>), String> {
+pub(super) fn parse(entry: &StreamId) -> Result<(Event, Arc<str>), String> {
     let raw: String = entry.get("event").ok_or_else(|| "entry has no `event` field".to_string())?;
     let mut event = Event::from_json(raw.as_bytes()).map_err(|e| format!("not a valid event: {e}"))?;
     event.id = Some(EventId::new(entry.id.as_str()).map_err(|e| e.to_string())?);

@@ -4,14 +4,13 @@
 //! [`Hub::dispatch`], which, under one lock, sends each socket of the event's workspace the
 //! events it may read and asked for. Each socket has a bounded queue: a socket whose queue is
 //! full is a slow consumer, dropped from the hub (its task sees the queue close and ends the
-//! connection with 4008). A closed socket stays as a detached entry for
-//! [`RECONNECT_WINDOW`], buffering up to [`RECONNECT_BUFFER`] events it would have received,
-//! so a client that reconnects with its socket id loses nothing in between.
+//! connection with 4008). A closed socket leaves the hub at once: what it misses until it
+//! reconnects is replayed from the broker by whichever instance it reconnects to
+//! ([`super::sockets`]), so nothing is buffered here for absent sockets.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use refract_core::{Event, EventId, SessionId, UserId, WorkspaceId};
@@ -19,7 +18,6 @@ use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
 use super::filters::Filters;
-use crate::config::{RECONNECT_BUFFER, RECONNECT_WINDOW};
 
 /// Events nobody reads over live delivery (§9.1).
 const UNREADABLE: &[&str] = &["runtime.contexts.updated"];
@@ -37,7 +35,7 @@ impl Reader {
     /// Whether the socket `socket_id` of this reader may receive `event` (§8 Delivery, §9.1):
     /// an event targeted at users, sessions or a topic reaches only them; an event from a
     /// socket goes back to that socket only, unless `target.currentSocket` is false.
-    fn may_read(&self, socket_id: &str, event: &Event) -> bool {
+    pub(crate) fn may_read(&self, socket_id: &str, event: &Event) -> bool {
         if UNREADABLE.contains(&event.event_type.as_str()) {
             return false;
         }
@@ -62,31 +60,28 @@ impl Reader {
 struct Live {
     reader: Reader,
     filters: Filters,
-    queue: mpsc::Sender<Utf8Bytes>,
+    queue: mpsc::Sender<Frame>,
     slow: Arc<AtomicBool>,
 }
 
-/// A closed socket kept for reconnection.
-struct Detached {
-    reader: Reader,
-    filters: Filters,
-    buffer: VecDeque<(EventId, Utf8Bytes)>,
-    /// Events were dropped from the front of the buffer.
-    overflowed: bool,
-    since: Instant,
+/// One `event` frame for a socket, with the event's id (`(ms, seq)`, ordered within the
+/// workspace) so a socket can skip what a reconnect replay already sent.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub id: (u64, u64),
+    pub text: Utf8Bytes,
 }
 
 #[derive(Default)]
 struct Room {
     live: HashMap<String, Live>,
-    detached: HashMap<String, Detached>,
     /// The newest event id seen for the workspace (`hello.lastEventId`).
     last_id: Option<EventId>,
 }
 
 /// What a new socket gets from [`Hub::register`].
 pub struct Registration {
-    pub queue: mpsc::Receiver<Utf8Bytes>,
+    pub queue: mpsc::Receiver<Frame>,
     /// Set when the hub dropped the socket as a slow consumer.
     pub slow: Arc<AtomicBool>,
     /// The workspace's stream position when delivery started.
@@ -96,17 +91,10 @@ pub struct Registration {
 /// Why a `reconnect` was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refused {
-    /// No such socket was seen here recently (or it is connected).
+    /// No such socket was seen recently, or it is connected to this instance.
     Unknown,
     /// The old socket belonged to another session or user.
     NotYours,
-}
-
-/// What a `reconnect` replays.
-pub struct Adopted {
-    pub frames: Vec<Utf8Bytes>,
-    /// False when the gap held more than the buffer kept.
-    pub complete: bool,
 }
 
 /// The live sockets of this events instance.
@@ -151,69 +139,33 @@ impl Hub {
         }
     }
 
-    /// Socket `id` closed: keep what it would receive until it reconnects or expires. A slow
-    /// consumer is forgotten (it was already dropped).
-    pub fn detach(&self, workspace: &WorkspaceId, id: &str) {
+    /// Socket `id` closed: it leaves the hub (a slow consumer already has).
+    pub fn leave(&self, workspace: &WorkspaceId, id: &str) {
         let mut rooms = self.rooms();
         let Some(room) = rooms.get_mut(workspace) else { return };
-        if let Some(live) = room.live.remove(id) {
-            let detached = Detached {
-                reader: live.reader,
-                filters: live.filters,
-                buffer: VecDeque::new(),
-                overflowed: false,
-                since: Instant::now(),
-            };
-            room.detached.insert(id.to_string(), detached);
+        room.live.remove(id);
+        if room.live.is_empty() && room.last_id.is_none() {
+            rooms.remove(workspace);
         }
     }
 
-    /// Socket `current` (connected since `started`, the position it was registered at)
-    /// takes the id `old` of a detached socket of the same session; returns the events
-    /// buffered for `old` newer than `after` and not already delivered to `current`.
-    pub fn adopt(
-        &self,
-        workspace: &WorkspaceId,
-        current: &str,
-        old: &str,
-        after: Option<&EventId>,
-        started: Option<&EventId>,
-    ) -> Result<Adopted, Refused> {
+    /// Socket `current` takes the id `old` (a `reconnect`): from now on it receives what is
+    /// routed to `old`. Refused when `old` is connected to this instance.
+    pub fn rekey(&self, workspace: &WorkspaceId, current: &str, old: &str) -> Result<(), Refused> {
         let mut rooms = self.rooms();
         let room = rooms.get_mut(workspace).ok_or(Refused::Unknown)?;
-        let live = room.live.get(current).ok_or(Refused::Unknown)?;
-        let detached = room.detached.get(old).ok_or(Refused::Unknown)?;
-        let same = detached.reader.user == live.reader.user && detached.reader.session == live.reader.session;
-        if !same {
-            return Err(Refused::NotYours);
+        if room.live.contains_key(old) || !room.live.contains_key(current) {
+            return Err(Refused::Unknown);
         }
-        let detached = room.detached.remove(old).ok_or(Refused::Unknown)?;
         let live = room.live.remove(current).ok_or(Refused::Unknown)?;
         room.live.insert(old.to_string(), live);
-        let after = after.map(EventId::parts);
-        let upto = started.map(EventId::parts);
-        let frames = detached
-            .buffer
-            .into_iter()
-            .filter(|(id, _)| after.is_none_or(|a| id.parts() > a) && upto.is_none_or(|u| id.parts() <= u))
-            .map(|(_, frame)| frame)
-            .collect();
-        Ok(Adopted { frames, complete: !detached.overflowed })
-    }
-
-    /// Forgets detached sockets older than the reconnection window.
-    pub fn sweep(&self) {
-        let mut rooms = self.rooms();
-        for room in rooms.values_mut() {
-            room.detached.retain(|_, d| d.since.elapsed() < RECONNECT_WINDOW);
-        }
-        rooms.retain(|_, room| !room.live.is_empty() || !room.detached.is_empty());
+        Ok(())
     }
 
     /// Hands `event` to every socket of its workspace that may read it and asked for it.
     pub fn dispatch(&self, event: &Event) {
         let (Some(workspace), Some(id)) = (event.source.workspace_id.as_ref(), event.id.as_ref()) else { return };
-        let mut frame: Option<Utf8Bytes> = None;
+        let mut frame: Option<Frame> = None;
         let mut doc: Option<serde_json::Value> = None;
         {
             let mut rooms = self.rooms();
@@ -224,7 +176,7 @@ impl Hub {
                 if !wants(&live.reader, &live.filters, socket_id, event, &mut doc) {
                     continue;
                 }
-                let frame = frame.get_or_insert_with(|| event_frame(event)).clone();
+                let frame = frame.get_or_insert_with(|| Frame { id: id.parts(), text: event_frame(event) }).clone();
                 if live.queue.try_send(frame).is_err() {
                     live.slow.store(true, Ordering::Relaxed);
                     slow.push(socket_id.clone());
@@ -233,17 +185,6 @@ impl Hub {
             for socket_id in slow {
                 tracing::info!(%workspace, %socket_id, "events: slow WebSocket consumer dropped");
                 room.live.remove(&socket_id);
-            }
-            for (socket_id, detached) in room.detached.iter_mut() {
-                if !wants(&detached.reader, &detached.filters, socket_id, event, &mut doc) {
-                    continue;
-                }
-                if detached.buffer.len() >= RECONNECT_BUFFER {
-                    detached.buffer.pop_front();
-                    detached.overflowed = true;
-                }
-                let frame = frame.get_or_insert_with(|| event_frame(event)).clone();
-                detached.buffer.push_back((id.clone(), frame));
             }
         }
         let _ = self.news.send(workspace.clone());
@@ -255,7 +196,9 @@ impl Hub {
     }
 }
 
-fn wants(reader: &Reader, filters: &Filters, socket_id: &str, event: &Event, doc: &mut Option<serde_json::Value>) -> bool {
+/// Whether the socket `socket_id` of `reader` with `filters` receives `event` (`doc` caches
+/// the event as JSON for payload filters).
+pub(crate) fn wants(reader: &Reader, filters: &Filters, socket_id: &str, event: &Event, doc: &mut Option<serde_json::Value>) -> bool {
     if !reader.may_read(socket_id, event) {
         return false;
     }
@@ -266,7 +209,7 @@ fn wants(reader: &Reader, filters: &Filters, socket_id: &str, event: &Event, doc
 }
 
 /// The `event` frame, serialized once for every socket.
-fn event_frame(event: &Event) -> Utf8Bytes {
+pub(crate) fn event_frame(event: &Event) -> Utf8Bytes {
     Utf8Bytes::from(json!({ "type": "event", "event": event }).to_string())
 }
 
@@ -317,7 +260,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_drops_the_socket_and_a_reconnect_replays_the_gap() {
+    fn a_full_queue_drops_the_socket_and_a_rekeyed_socket_gets_the_old_routing() {
         let hub = Hub::new(2);
         let mut slowpoke = hub.register(&ws(), "s", reader("carol", "s3"), Filters::default());
         for seq in 1..=3 {
@@ -327,16 +270,21 @@ mod tests {
         assert_eq!(hub.connected(), 0);
         assert_eq!(drain(&mut slowpoke), 2);
 
-        let first = hub.register(&ws(), "old", reader("alice", "s1"), Filters::default());
-        drop(first);
-        hub.detach(&ws(), "old");
-        hub.dispatch(&event(4, Some(Target { user_id: Some(UserId::new("alice").expect("u")), ..Target::default() })));
+        // An event from socket "old" reaches only "old": once "new" takes that id, it gets it.
+        let mut again = hub.register(&ws(), "new", reader("alice", "s1"), Filters::default());
+        let mut from_old = event(4, None);
+        from_old.source.socket_id = Some("old".into());
+        hub.dispatch(&from_old);
+        assert_eq!(drain(&mut again), 0);
+        hub.rekey(&ws(), "new", "old").expect("rekey");
         hub.dispatch(&event(5, None));
-        let again = hub.register(&ws(), "new", reader("alice", "s1"), Filters::default());
-        let stranger = hub.register(&ws(), "x", reader("mallory", "s9"), Filters::default());
-        assert_eq!(hub.adopt(&ws(), "x", "old", None, stranger.last_id.as_ref()).err(), Some(Refused::NotYours));
-        let adopted = hub.adopt(&ws(), "new", "old", None, again.last_id.as_ref()).expect("adopt");
-        assert_eq!((adopted.frames.len(), adopted.complete), (2, true));
-        assert_eq!(hub.adopt(&ws(), "old", "old", None, None).err(), Some(Refused::Unknown), "adopted once");
+        let mut from_old = event(6, None);
+        from_old.source.socket_id = Some("old".into());
+        hub.dispatch(&from_old);
+        assert_eq!(drain(&mut again), 2);
+        let _other = hub.register(&ws(), "x", reader("alice", "s1"), Filters::default());
+        assert_eq!(hub.rekey(&ws(), "x", "old").err(), Some(Refused::Unknown), "old is connected here");
+        hub.leave(&ws(), "old");
+        assert_eq!(hub.connected(), 1);
     }
 }

@@ -1,8 +1,10 @@
 //! Live delivery over WebSocket (`spec/http-api.md` §8).
 //!
-//! - [`hub`]: this instance's sockets, delivery rules, slow-consumer and reconnection buffers.
+//! - [`hub`]: this instance's sockets, delivery rules, slow consumers.
 //! - [`filters`]: a socket's server-side filters.
 //! - [`socket`]: the upgrade handler and the frame protocol.
+//! - [`sockets`]: reconnection across the cluster: socket records in the cache and replay
+//!   from the broker.
 //!
 //! [`run_live`] feeds the hub from a broker fan-out subscription, so every events instance
 //! delivers every event to its own sockets.
@@ -10,6 +12,7 @@
 pub mod filters;
 pub mod hub;
 pub mod socket;
+pub mod sockets;
 
 use std::future::Future;
 use std::time::Duration;
@@ -17,9 +20,6 @@ use std::time::Duration;
 use refract_broker::{Subscription, TypeFilter};
 
 use crate::EventsState;
-
-/// How often detached sockets past the reconnection window are forgotten.
-const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// Delivers every published event to this instance's sockets until `shutdown`.
 pub async fn run_live(state: EventsState, shutdown: impl Future<Output = ()>) {
@@ -36,11 +36,9 @@ pub async fn run_live(state: EventsState, shutdown: impl Future<Output = ()>) {
             }
         }
     };
-    let mut sweep = tokio::time::interval(SWEEP_EVERY);
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
-            _ = sweep.tick() => state.hub.sweep(),
             next = sub.next() => match next {
                 Ok(delivery) => state.hub.dispatch(&delivery.event),
                 Err(error) => {

@@ -5,6 +5,7 @@
 //! `ping`; each may carry `ref`, echoed in its reply. Server frames: `hello`, `subscribed`,
 //! `event`, `emitted`, `reconnected`, `pong`, `error`.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -21,7 +22,8 @@ use serde_json::{Value, json};
 
 use super::filters::{FilterError, Filters, RawFilters};
 use super::hub::{Reader, Refused};
-use crate::config::{EMIT_BURST, EMIT_RATE, MAX_FRAME};
+use super::sockets::{self, SocketRecord};
+use crate::config::{EMIT_BURST, EMIT_RATE, MAX_FRAME, SOCKET_QUEUE, SOCKET_RENEW};
 use crate::emit::{EmitEvent, Emitter, emit};
 use crate::{EventsState, api, topics};
 
@@ -58,7 +60,21 @@ pub async fn upgrade(
     Ok(ws
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| Connection { state, caller, workspace, role, id: new_socket_id() }.run(socket, reader, filters)))
+        .on_upgrade(move |socket| {
+            let connection = Connection {
+                state,
+                caller,
+                workspace,
+                role,
+                id: new_socket_id(),
+                reader: reader.clone(),
+                filters: filters.to_json(),
+                sent_early: Some(HashSet::new()),
+                skip_upto: None,
+                last_sent: None,
+            };
+            connection.run(socket, reader, filters)
+        }))
 }
 
 fn invalid_query(e: FilterError) -> ApiError {
@@ -118,6 +134,18 @@ struct Connection {
     role: Role,
     /// This socket's id; a `reconnect` replaces it with the previous socket's.
     id: String,
+    /// Who the socket reads as (replays filter with it).
+    reader: Reader,
+    /// The current filters, normalized (for the socket record).
+    filters: Value,
+    /// Ids of the events sent live before a `reconnect` (a replay leaves them out); `None`
+    /// once a reconnect happened, or after [`SOCKET_QUEUE`] of them (a client that reconnects
+    /// that late accepts duplicates).
+    sent_early: Option<HashSet<(u64, u64)>>,
+    /// Live frames up to this id duplicate the last replay.
+    skip_upto: Option<(u64, u64)>,
+    /// The newest event sent.
+    last_sent: Option<(u64, u64)>,
 }
 
 impl Connection {
@@ -135,18 +163,30 @@ impl Connection {
             "protocol": PROTOCOL,
             "lastEventId": started,
         });
+        self.save_record(None).await;
         let mut bucket = Bucket { tokens: EMIT_BURST, at: Instant::now() };
         let mut heartbeat = tokio::time::interval(self.state.config.heartbeat);
         heartbeat.tick().await;
         let mut seen = Instant::now();
+        let mut renewed = Instant::now();
         let mut close: Option<(u16, &'static str)> = None;
         if sink.send(text(&hello)).await.is_ok() {
             loop {
                 tokio::select! {
                     frame = reg.queue.recv() => match frame {
                         Some(frame) => {
-                            if sink.send(Message::Text(frame)).await.is_err() {
+                            if self.skip_upto.is_some_and(|upto| frame.id <= upto) {
+                                continue;
+                            }
+                            if sink.send(Message::Text(frame.text)).await.is_err() {
                                 break;
+                            }
+                            self.last_sent = Some(frame.id);
+                            if let Some(sent) = self.sent_early.as_mut() {
+                                sent.insert(frame.id);
+                                if sent.len() > SOCKET_QUEUE {
+                                    self.sent_early = None;
+                                }
                             }
                         }
                         None => {
@@ -160,7 +200,7 @@ impl Connection {
                         seen = Instant::now();
                         let Some(Ok(msg)) = msg else { break };
                         let replies = match msg {
-                            Message::Text(t) => self.frame(t.as_str(), &mut bucket, started.as_ref()).await,
+                            Message::Text(t) => self.frame(t.as_str(), &mut bucket).await,
                             Message::Binary(_) => vec![error_frame(None, "InvalidFrame", "frames are JSON text", None)],
                             Message::Close(_) => break,
                             Message::Ping(_) | Message::Pong(_) => Vec::new(),
@@ -184,17 +224,35 @@ impl Connection {
                         if sink.send(Message::Ping(Default::default())).await.is_err() {
                             break;
                         }
+                        if renewed.elapsed() >= SOCKET_RENEW {
+                            renewed = Instant::now();
+                            sockets::renew(self.state.cache.as_ref(), &self.id).await;
+                        }
                     },
                 }
             }
         }
-        hub.detach(&self.workspace, &self.id);
+        hub.leave(&self.workspace, &self.id);
+        let position = self.last_sent.map(|(ms, seq)| EventId::from_parts(ms, seq)).or(started);
+        self.save_record(position).await;
         let (code, reason) = close.unwrap_or((CLOSE_GOING_AWAY, "closing"));
         let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))).await;
     }
 
+    /// Writes this socket's record (`position`: where it stopped, when it closes).
+    async fn save_record(&self, position: Option<EventId>) {
+        let record = SocketRecord {
+            workspace_id: self.workspace.clone(),
+            user_id: self.reader.user.clone(),
+            session_id: self.reader.session.clone(),
+            filters: self.filters.clone(),
+            last_event_id: position,
+        };
+        sockets::save(self.state.cache.as_ref(), &self.id, &record).await;
+    }
+
     /// Handles one client frame; returns the frames to send back, in order.
-    async fn frame(&mut self, raw: &str, bucket: &mut Bucket, started: Option<&EventId>) -> Vec<Message> {
+    async fn frame(&mut self, raw: &str, bucket: &mut Bucket) -> Vec<Message> {
         let value: Value = match serde_json::from_str(raw) {
             Ok(v) => v,
             Err(e) => return vec![error_frame(None, "InvalidFrame", &format!("not JSON: {e}"), None)],
@@ -215,6 +273,8 @@ impl Connection {
                 Ok(filters) => {
                     let normalized = filters.to_json();
                     self.state.hub.set_filters(&self.workspace, &self.id, filters);
+                    self.filters = normalized.clone();
+                    self.save_record(None).await;
                     vec![reply(reference, json!({ "type": "subscribed", "filters": normalized }))]
                 }
                 Err(e) => {
@@ -240,26 +300,52 @@ impl Connection {
                     Ok(after) => after,
                     Err(e) => return vec![error_frame(reference, "InvalidFrame", &format!("lastEventId: {e}"), None)],
                 };
-                match self.state.hub.adopt(&self.workspace, &self.id, &socket_id, after.as_ref(), started) {
-                    Ok(adopted) => {
-                        self.id = socket_id;
-                        let replayed = adopted.frames.len();
-                        let mut out: Vec<Message> = adopted.frames.into_iter().map(Message::Text).collect();
-                        out.push(reply(
-                            reference,
-                            json!({ "type": "reconnected", "socketId": self.id, "replayed": replayed, "complete": adopted.complete }),
-                        ));
-                        out
-                    }
-                    Err(Refused::NotYours) => {
-                        vec![error_frame(reference, "ForbiddenError", "that socket belonged to another session", None)]
-                    }
-                    Err(Refused::Unknown) => {
-                        vec![error_frame(reference, "ForbiddenError", "no such socket was seen recently", None)]
+                self.reconnect(reference, socket_id, after).await
+            }
+        }
+    }
+
+    /// `reconnect`: takes the id of a previous socket of the same session, wherever it was
+    /// connected, and replays what it missed ([`sockets`]).
+    async fn reconnect(&mut self, reference: Option<String>, old: String, after: Option<EventId>) -> Vec<Message> {
+        let unknown = || vec![error_frame(reference.clone(), "ForbiddenError", "no such socket was seen recently", None)];
+        if old == self.id {
+            return unknown();
+        }
+        let record = match sockets::load(self.state.cache.as_ref(), &old).await {
+            Ok(Some(record)) if record.workspace_id == self.workspace => record,
+            Ok(_) => return unknown(),
+            Err(e) => return vec![api_error_frame(reference.clone(), ApiError::from_kind(e.kind(), e))],
+        };
+        if record.user_id != self.reader.user || record.session_id != self.reader.session {
+            return vec![error_frame(reference.clone(), "ForbiddenError", "that socket belonged to another session", None)];
+        }
+        match self.state.hub.rekey(&self.workspace, &self.id, &old) {
+            Ok(()) => {}
+            Err(Refused::Unknown | Refused::NotYours) => return unknown(),
+        }
+        let previous = std::mem::replace(&mut self.id, old);
+        let sent = self.sent_early.take().unwrap_or_default();
+        let replay = match after.or_else(|| record.last_event_id.clone()) {
+            Some(after) => {
+                let filters = record.filters();
+                match sockets::replay(&self.state, &self.workspace, &self.reader, &self.id, &filters, &after, &sent).await {
+                    Ok(replay) => replay,
+                    Err(error) => {
+                        tracing::warn!(%error, socket_id = %self.id, "events: reconnect replay failed");
+                        sockets::Replay::default()
                     }
                 }
             }
-        }
+            None => sockets::Replay::default(),
+        };
+        self.skip_upto = replay.upto.max(self.skip_upto);
+        sockets::forget(self.state.cache.as_ref(), &previous).await;
+        self.save_record(None).await;
+        let replayed = replay.frames.len();
+        let mut out: Vec<Message> = replay.frames.into_iter().map(Message::Text).collect();
+        out.push(reply(reference, json!({ "type": "reconnected", "socketId": self.id, "replayed": replayed, "complete": replay.complete })));
+        out
     }
 }
 
