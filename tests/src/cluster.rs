@@ -24,14 +24,21 @@ const START_PATIENCE: Duration = Duration::from_secs(90);
 pub struct SharedBackends {
     pub redis_url: String,
     pub database_url: String,
+    /// The file store of the workspaces and runtimes (e.g. `s3://bucket/prefix?endpoint=…`);
+    /// `None`: a folder of the cluster's own.
+    pub files_url: Option<String>,
 }
 
 impl SharedBackends {
-    /// From `REFRACT_TEST_REDIS_URL` and `REFRACT_TEST_DATABASE_URL`; `None` (with the reason)
-    /// when either is unset.
+    /// From `REFRACT_TEST_REDIS_URL` and `REFRACT_TEST_DATABASE_URL`, and the optional
+    /// `REFRACT_TEST_FILES_URL`; `None` (with the reason) when either of the first is unset.
     pub fn from_env() -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-        Ok(Self { redis_url: var("REFRACT_TEST_REDIS_URL")?, database_url: var("REFRACT_TEST_DATABASE_URL")? })
+        Ok(Self {
+            redis_url: var("REFRACT_TEST_REDIS_URL")?,
+            database_url: var("REFRACT_TEST_DATABASE_URL")?,
+            files_url: std::env::var("REFRACT_TEST_FILES_URL").ok().filter(|u| !u.is_empty()),
+        })
     }
 }
 
@@ -50,11 +57,13 @@ impl Default for Shape {
     }
 }
 
-/// One `refract <service>` process.
+/// One `refract <service>` process, and how to start it again.
 struct Node {
     child: Child,
     url: String,
     log: PathBuf,
+    service: String,
+    extra: Vec<(String, String)>,
 }
 
 /// A running cluster; dropping it kills every process.
@@ -64,6 +73,7 @@ pub struct LocalCluster {
     /// The Redis key namespace (and PostgreSQL schema) of this cluster.
     pub namespace: String,
     bin: PathBuf,
+    backends: SharedBackends,
     database_url: String,
     nodes: BTreeMap<String, Node>,
     /// Set once every gateway is healthy.
@@ -79,7 +89,7 @@ impl LocalCluster {
     pub async fn start(bin: &Path, backends: &SharedBackends, shape: Shape) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let namespace = format!("cluster{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let mut cluster = Self { bin: bin.to_path_buf(), database_url: backends.database_url.clone(), url: String::new(), namespace, nodes: BTreeMap::new(), balancer: None, dir };
+        let mut cluster = Self { bin: bin.to_path_buf(), backends: backends.clone(), database_url: backends.database_url.clone(), url: String::new(), namespace, nodes: BTreeMap::new(), balancer: None, dir };
         let workspaces = cluster.spawn("ws-1", "workspaces", backends, &[])?;
         let runtimes: Vec<String> =
             (1..=shape.runtimes).map(|i| cluster.spawn(&format!("rt-{i}"), "runtime", backends, &[])).collect::<anyhow::Result<_>>()?;
@@ -108,19 +118,25 @@ impl LocalCluster {
     /// Starts `refract <service>` as `name` on a free loopback port; returns its URL.
     fn spawn(&mut self, name: &str, service: &str, backends: &SharedBackends, extra: &[(&str, String)]) -> anyhow::Result<String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        self.spawn_on(name, service, backends, port, extra)
+    }
+
+    fn spawn_on(&mut self, name: &str, service: &str, backends: &SharedBackends, port: u16, extra: Vec<(String, String)>) -> anyhow::Result<String> {
         let url = format!("http://127.0.0.1:{port}");
         let log = self.dir.path().join(format!("{name}.log"));
+        // One handle for both streams (two `create`s would each write at their own offset);
+        // a restarted node appends, so the log shows both lives.
+        let output = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
         let separator = if backends.database_url.contains('?') { '&' } else { '?' };
-        let files = self.dir.path().join("files");
-        // One handle for both streams: two `create`s would each write at their own offset.
-        let output = std::fs::File::create(&log)?;
+        let files = backends.files_url.clone().unwrap_or_else(|| format!("file://{}", self.dir.path().join("files").display()));
         let mut command = Command::new(&self.bin);
         command
             .args([service, "--listen", &format!("127.0.0.1:{port}")])
             .env("REFRACT_BROKER_URL", &backends.redis_url)
             .env("REFRACT_CACHE_URL", &backends.redis_url)
             .env("REFRACT_DATABASE_URL", format!("{}{separator}schema={}", backends.database_url, self.namespace))
-            .env("REFRACT_FILES_URL", format!("file://{}", files.display()))
+            .env("REFRACT_FILES_URL", files)
             .env("REFRACT_NAMESPACE", &self.namespace)
             .env("REFRACT_INSTANCE", name)
             .env("REFRACT_DISABLE_RATE_LIMIT", "true")
@@ -130,11 +146,11 @@ impl LocalCluster {
             .stdin(Stdio::null())
             .stdout(output.try_clone()?)
             .stderr(output);
-        for (key, value) in extra {
+        for (key, value) in &extra {
             command.env(key, value);
         }
         let child = command.spawn().with_context(|| format!("starting {name}"))?;
-        self.nodes.insert(name.to_string(), Node { child, url: url.clone(), log });
+        self.nodes.insert(name.to_string(), Node { child, url: url.clone(), log, service: service.to_string(), extra });
         Ok(url)
     }
 
@@ -165,6 +181,19 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// Starts `name` again (after [`LocalCluster::kill`]) on the same port with the same
+    /// settings, and waits until it is healthy.
+    pub async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
+        let node = self.nodes.get_mut(name).with_context(|| format!("no node {name}"))?;
+        let _ = node.child.kill();
+        node.child.wait()?;
+        let port: u16 = node.url.rsplit(':').next().context("node URL without port")?.parse()?;
+        let (service, extra) = (node.service.clone(), node.extra.clone());
+        let backends = self.backends.clone();
+        self.spawn_on(name, &service, &backends, port, extra)?;
+        self.wait_healthy(name).await
+    }
+
     /// A client of the cluster through the balancer.
     pub fn client(&self) -> Client {
         Client { http: reqwest::Client::new(), url: self.url.clone(), token: None }
@@ -173,6 +202,16 @@ impl LocalCluster {
     /// The URL of one node (to call a given gateway directly).
     pub fn node_url(&self, name: &str) -> Option<&str> {
         self.nodes.get(name).map(|n| n.url.as_str())
+    }
+
+    /// The names and URLs of the processes.
+    pub fn nodes(&self) -> Vec<(String, String)> {
+        self.nodes.iter().map(|(name, n)| (name.clone(), n.url.clone())).collect()
+    }
+
+    /// The folder of the processes' logs (`<name>.log`), removed with the cluster.
+    pub fn log_dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// The last lines each process logged: for failure messages.

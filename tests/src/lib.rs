@@ -6,6 +6,8 @@
 //! - [`fixtures`]: builds the guest components of `tests/fixtures` (their own cargo workspace,
 //!   target `wasm32-wasip2`) once per test binary, into a target folder of their own so the
 //!   build never waits on the outer cargo lock.
+//! - [`proxy`]: a TCP proxy that can be cut (a backend outage without stopping the server).
+//! - [`redis_server`]: a private `redis-server` a test can restart.
 //! - [`platform`]: the whole platform in process on a loopback port, an HTTP client for it,
 //!   and the SDK examples built once.
 //! - [`sandbox`]: one shared pair of hosts per test binary (strict egress, and loopback allowed
@@ -15,4 +17,6 @@ pub mod balancer;
 pub mod cluster;
 pub mod fixtures;
 pub mod platform;
+pub mod proxy;
+pub mod redis_server;
 pub mod sandbox;

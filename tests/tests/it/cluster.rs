@@ -1,19 +1,33 @@
-//! Scale-out: every service as its own `refract` process (2 gateways behind a round-robin
-//! balancer, 2 runtimes, 2 events, 1 workspaces) on Redis, PostgreSQL and a shared folder.
-//! Work spreads over the runtimes, and a runtime killed with SIGKILL under load loses nothing.
-//! Needs `REFRACT_TEST_REDIS_URL` and `REFRACT_TEST_DATABASE_URL` (set by `.ci/run`).
+//! Scale-out and fault tolerance: every service as its own `refract` process (2 gateways
+//! behind a round-robin balancer, 2 runtimes, 2 events, 1 workspaces) on Redis, PostgreSQL and
+//! a shared folder. Two clusters, several faults each (a cluster start costs seconds):
+//!
+//! - work spreads over the runtimes; a wait on one runtime is fulfilled by an event consumed
+//!   on the other; a schedule fires once per tick; a runtime killed with SIGKILL under load
+//!   loses nothing and the schedule keeps firing;
+//! - on a private Redis and behind a cuttable PostgreSQL proxy: an events instance killed with
+//!   SIGKILL (its WebSocket clients reconnect to the other and miss nothing), PostgreSQL
+//!   unreachable for 10 s under load, and a Redis restart that loses everything it held.
+//!
+//! Needs `REFRACT_TEST_REDIS_URL` and `REFRACT_TEST_DATABASE_URL` (set by `.ci/run`), and
+//! `redis-server` on the `PATH` for the second cluster.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
+use futures::{SinkExt, StreamExt};
 use refract_tests::balancer::Balancer;
 use refract_tests::cluster::{LocalCluster, Shape, SharedBackends};
 use refract_tests::platform::{Client, example};
+use refract_tests::proxy::Proxy;
+use refract_tests::redis_server::RedisServer;
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Longer than the broker's reclaim idle time (10 s) plus a restart of the work.
 const PATIENCE: Duration = Duration::from_secs(90);
@@ -125,7 +139,7 @@ async fn until_all_ran(client: &Client, ws: &str, want: &BTreeSet<u64>) -> anyho
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_spread_over_two_runtimes_and_a_killed_one_loses_nothing() {
+async fn work_spreads_waits_cross_runtimes_schedules_tick_once_and_a_killed_runtime_loses_nothing() {
     let Some(backends) = backends() else { return };
     let bin = Path::new(env!("CARGO_BIN_EXE_refract-node"));
     let mut cluster = LocalCluster::start(bin, &backends, Shape::default()).await.unwrap();
@@ -150,6 +164,12 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
     let twice: Vec<_> = runs.iter().filter(|(_, r)| r.len() > 1).collect();
     assert!(twice.is_empty(), "orders run more than once while all were healthy: {twice:?}");
 
+    // A schedule ticking every second from now on, and waits across runtimes.
+    let ticker = json!({"slug": "ticker", "name": "Every second", "when": {"schedules": ["* * * * * *"]},
+        "do": [{"set": {"name": "n", "value": 1}}]});
+    create(&ada, &ws, ticker).await?;
+    waits_cross_runtimes(cluster, &ada, &ws).await?;
+
     // SIGKILL one runtime while orders keep coming: the survivor takes over what the dead one
     // had claimed (after the reclaim idle time) and everything new.
     let second: BTreeSet<u64> = (40..100).collect();
@@ -166,5 +186,511 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
     assert!(after_kill.contains("rt-2"), "the survivor ran the orders after the kill: {after_kill:?}");
     let twice: Vec<_> = runs.iter().filter(|(_, r)| r.len() > 1).collect();
     eprintln!("orders run twice around the kill (at-least-once): {twice:?}");
+
+    // The schedule: one run per tick while both runtimes were up, and ticks after the kill
+    // still fire (on the survivor), still once each.
+    let killed_at = chrono::Utc::now();
+    let started = Instant::now();
+    let ticks = loop {
+        let ticks = ticks_of(&ada, &ws).await?;
+        let killed_at = killed_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        if ticks.keys().filter(|t| t.as_str() > killed_at.as_str()).count() >= 3 {
+            break ticks;
+        }
+        if started.elapsed() > PATIENCE {
+            bail!("the schedule stopped firing after rt-1 was killed: {ticks:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let twice: Vec<_> = ticks.iter().filter(|(_, r)| r.len() > 1).collect();
+    assert!(twice.is_empty(), "ticks run more than once: {twice:?}");
+    let replicas: BTreeSet<&str> = ticks.values().flatten().map(String::as_str).collect();
+    assert!(ticks.len() >= 6, "a tick a second over the whole test: {ticks:?}");
+    eprintln!("schedule: {} ticks, each once, run by {replicas:?}; {:.1?} from the kill to 3 ticks on the survivor", ticks.len(), started.elapsed());
     Ok(())
+}
+
+/// Creates a DSL automation (`do` …) through the API.
+async fn create(client: &Client, ws: &str, automation: Value) -> anyhow::Result<()> {
+    let (status, body) = client.json(Method::POST, &format!("/v2/workspaces/{ws}/automations"), Some(automation)).await?;
+    if status != StatusCode::OK {
+        bail!("creating an automation: {status} {body}");
+    }
+    Ok(())
+}
+
+/// Every `runtime.automations.executed` of the `ticker` schedule, by tick time, with the
+/// runtime that ran it.
+async fn ticks_of(client: &Client, ws: &str) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    let mut ticks: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for page in 0..50 {
+        let path = format!("/v2/workspaces/{ws}/events?types=runtime.automations.executed&limit=100&page={page}");
+        let (status, body) = client.json(Method::GET, &path, None).await?;
+        if status != StatusCode::OK {
+            bail!("reading the history: {status} {body}");
+        }
+        let events = body["result"]["events"].as_array().cloned().unwrap_or_default();
+        for e in events.iter().filter(|e| e["payload"]["slug"] == "ticker") {
+            let tick = e["payload"]["payload"]["startedAt"].as_str().unwrap_or("?").to_string();
+            ticks.entry(tick).or_default().push(e["source"]["host"]["replica"].as_str().unwrap_or("?").to_string());
+        }
+        if events.len() < 100 {
+            break;
+        }
+    }
+    Ok(ticks)
+}
+
+/// A webhook run on rt-1 (called through gw-1, whose runtime it is) emits `question` and
+/// waits for the `answer` of its correlation; the `question` is consumed by whichever runtime
+/// the group hands it to. Asks until one answer came from rt-2: that wait, on rt-1, was
+/// fulfilled by an event produced on the other runtime.
+async fn waits_cross_runtimes(cluster: &LocalCluster, ada: &Client, ws: &str) -> anyhow::Result<()> {
+    let ask = json!({"slug": "ask", "name": "Ask", "when": {"endpoint": true}, "do": [
+        {"emit": {"event": "question", "payload": {"q": "{{body.q}}"}}},
+        {"wait": {"oneOf": [{"event": "answer", "filters": {"source.correlationId": "{{run.correlationId}}"}}], "timeout": 20, "output": "reply"}}
+    ], "output": {"q": "{{body.q}}", "a": "{{reply.payload.a}}"}});
+    let answer = json!({"slug": "answer", "name": "Answer", "when": {"events": ["question"]}, "do": [
+        {"emit": {"event": "answer", "payload": {"q": "{{payload.q}}", "a": "{% {{payload.q}} * 2 %}"}}}
+    ]});
+    create(ada, ws, ask).await?;
+    create(ada, ws, answer).await?;
+    let gw1 = Client { url: cluster.node_url("gw-1").context("gw-1")?.to_string(), ..ada.clone() };
+    for q in 1..=30u64 {
+        // The runtime learns of a new automation from the broker: give it a moment.
+        let mut tries = 0;
+        let res = loop {
+            let res = gw1.request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/ask")).json(&json!({"q": q})).send().await?;
+            tries += 1;
+            if res.status() != StatusCode::NOT_FOUND || tries > 50 {
+                break res;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let status = res.status();
+        let correlation = res.headers().get("x-correlation-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        if status != StatusCode::OK || (body["a"] != json!(q * 2) && body["a"] != json!((q * 2).to_string())) {
+            bail!("ask {q}: the wait got no answer: {status} {body}");
+        }
+        let of_this = |e: &Value| e["source"]["correlationId"] == correlation.as_str();
+        let asked_on = executed_replica(ada, ws, "ask", of_this).await?;
+        let answered_by = executed_replica(ada, ws, "answer", of_this).await?;
+        eprintln!("ask {q}: waited on {asked_on}, answered by {answered_by}");
+        assert_eq!(asked_on, "rt-1", "a webhook through gw-1 runs on its runtime");
+        if answered_by == "rt-2" {
+            return Ok(());
+        }
+    }
+    bail!("30 questions were all answered on rt-1: the group never handed one to rt-2")
+}
+
+/// The runtime that ran `slug` for the first run `pred` picks, once it is in the history.
+async fn executed_replica(client: &Client, ws: &str, slug: &str, pred: impl Fn(&Value) -> bool) -> anyhow::Result<String> {
+    let found = client
+        .wait_for_event(ws, "runtime.automations.executed", |e| e["payload"]["slug"] == slug && pred(e))
+        .await
+        .with_context(|| format!("no run of {slug}"))?;
+    Ok(found["source"]["host"]["replica"].as_str().unwrap_or("?").to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The second cluster: an events instance killed, PostgreSQL cut for 10 s, Redis restarted.
+
+/// `database_url` with its `host:port` replaced by `addr` (the proxy), and the original
+/// `host:port` as a socket address.
+fn through_proxy(database_url: &str, addr: std::net::SocketAddr) -> anyhow::Result<(String, std::net::SocketAddr)> {
+    let (scheme, rest) = database_url.split_once("://").context("a database URL")?;
+    let (userinfo, hostpath) = match rest.rsplit_once('@') {
+        Some((u, h)) => (format!("{u}@"), h),
+        None => (String::new(), rest),
+    };
+    let (host, path) = hostpath.split_once('/').map_or((hostpath, ""), |(h, p)| (h, p));
+    let host = if host.contains(':') { host.to_string() } else { format!("{host}:5432") };
+    let host = host.replace("localhost", "127.0.0.1");
+    let backend = host.parse().with_context(|| format!("{host} is not an IP:port"))?;
+    Ok((format!("{scheme}://{userinfo}{addr}/{path}"), backend))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_survives_a_killed_events_instance_a_postgres_outage_and_a_redis_restart() {
+    let Some(shared) = backends() else { return };
+    if std::process::Command::new("redis-server").arg("--version").output().is_err() {
+        eprintln!("fault cluster skipped: redis-server is not installed");
+        return;
+    }
+    let mut redis = RedisServer::start().await.unwrap();
+    let (_, postgres) = through_proxy(&shared.database_url, "127.0.0.1:1".parse().unwrap()).unwrap();
+    // The proxy outlives the cluster (declared first, dropped last): the cluster's drop
+    // removes its schema through it.
+    let proxy = Proxy::start(postgres).await.unwrap();
+    let (database_url, _) = through_proxy(&shared.database_url, proxy.addr).unwrap();
+    let backends = SharedBackends { redis_url: redis.url(), database_url, files_url: None };
+    let bin = Path::new(env!("CARGO_BIN_EXE_refract-node"));
+    let mut cluster = LocalCluster::start(bin, &backends, Shape::default()).await.unwrap();
+    let result = faults(&mut cluster, &proxy, &mut redis).await;
+    if let Err(e) = result {
+        panic!("{e:#}\n\nprocess logs:\n{}", cluster.logs());
+    }
+}
+
+async fn faults(cluster: &mut LocalCluster, proxy: &Proxy, redis: &mut RedisServer) -> anyhow::Result<()> {
+    let ada = cluster.client().signed_up("ada@example.com").await?;
+    let ws = ada.workspace("Faults").await?;
+    let automation = json!({"slug": "on-order", "name": "Order processor", "when": {"events": ["orders.created"]}, "component": {}});
+    ada.deploy(&ws, automation, &example("event-emitter")?).await?;
+
+    events_instance_killed(cluster, &ada, &ws).await?;
+    cluster.restart("ev-1").await?;
+    postgres_outage(cluster, &ada, &ws, proxy).await?;
+    let ada = redis_restart(cluster, &ws, redis).await?;
+    let (status, body) = ada.json(Method::GET, &format!("/v2/workspaces/{ws}/automations"), None).await?;
+    if status != StatusCode::OK {
+        bail!("the workspace API after every fault: {status} {body}");
+    }
+    Ok(())
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket client that remembers what it received.
+struct LiveClient {
+    ws: Ws,
+    id: String,
+    /// The newest event id received (or the `hello` position): the reconnect cursor.
+    position: Value,
+    /// Every event received: (type, id).
+    received: Vec<(String, String)>,
+}
+
+impl LiveClient {
+    /// Opens `/events/ws{query}` on `base` (a gateway or the balancer).
+    async fn open(base: &str, client: &Client, ws: &str, query: &str) -> anyhow::Result<LiveClient> {
+        let url = format!("{}/v2/workspaces/{ws}/events/ws{query}", base.replacen("http", "ws", 1));
+        let mut req = url.into_client_request()?;
+        req.headers_mut().insert("authorization", format!("Bearer {}", client.token.as_deref().unwrap_or_default()).parse()?);
+        let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+        let mut live = LiveClient { ws, id: String::new(), position: Value::Null, received: Vec::new() };
+        let hello = live.next_of("hello").await?;
+        live.id = hello["socketId"].as_str().context("socketId")?.to_string();
+        live.position = hello["lastEventId"].clone();
+        Ok(live)
+    }
+
+    async fn send(&mut self, frame: Value) -> anyhow::Result<()> {
+        Ok(self.ws.send(Message::Text(frame.to_string().into())).await?)
+    }
+
+    /// The next frame; `event` frames are recorded. An error when the socket closes.
+    async fn next(&mut self) -> anyhow::Result<Value> {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(30), self.ws.next()).await.context("no frame in 30 s")?;
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let frame: Value = serde_json::from_str(t.as_str())?;
+                    if frame["type"] == "event" {
+                        let (ty, id) = (frame["event"]["type"].as_str().unwrap_or("?"), frame["event"]["id"].as_str().unwrap_or("?"));
+                        self.received.push((ty.to_string(), id.to_string()));
+                        self.position = frame["event"]["id"].clone();
+                    }
+                    return Ok(frame);
+                }
+                Some(Ok(Message::Close(c))) => bail!("closed: {c:?}"),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => bail!("socket error: {e}"),
+                None => bail!("socket ended"),
+            }
+        }
+    }
+
+    async fn next_of(&mut self, kind: &str) -> anyhow::Result<Value> {
+        loop {
+            let frame = self.next().await?;
+            if frame["type"] == kind {
+                return Ok(frame);
+            }
+            if frame["type"] == "error" {
+                bail!("error frame while waiting for {kind}: {frame}");
+            }
+        }
+    }
+
+    /// Reads until every id of `want` was received.
+    async fn until_received(&mut self, want: &BTreeSet<String>) -> anyhow::Result<()> {
+        while !want.iter().all(|id| self.received.iter().any(|(_, r)| r == id)) {
+            self.next().await?;
+        }
+        Ok(())
+    }
+
+    /// How many times each id of `want` was received.
+    fn counts(&self, want: &BTreeSet<String>) -> BTreeMap<String, usize> {
+        want.iter().map(|id| (id.clone(), self.received.iter().filter(|(_, r)| r == id).count())).collect()
+    }
+}
+
+/// Emits `events` over HTTP; returns their ids.
+async fn emit_http(client: &Client, ws: &str, events: Value) -> anyhow::Result<Vec<String>> {
+    let (status, body) = client.json(Method::POST, &format!("/v2/workspaces/{ws}/events"), Some(json!({"events": events}))).await?;
+    if !status.is_success() {
+        bail!("emit: {status} {body}");
+    }
+    Ok(body.as_array().map(|a| a.iter().filter_map(|e| e["id"].as_str().map(str::to_string)).collect()).unwrap_or_default())
+}
+
+/// How many times each event of `types` is in the history, by id.
+async fn history_counts(client: &Client, ws: &str, types: &str) -> anyhow::Result<BTreeMap<String, usize>> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for page in 0..100 {
+        let path = format!("/v2/workspaces/{ws}/events?types={types}&limit=100&page={page}");
+        let (status, body) = client.json(Method::GET, &path, None).await?;
+        if status != StatusCode::OK {
+            bail!("reading the history: {status} {body}");
+        }
+        let events = body["result"]["events"].as_array().cloned().unwrap_or_default();
+        for e in &events {
+            *counts.entry(e["id"].as_str().unwrap_or("?").to_string()).or_default() += 1;
+        }
+        if events.len() < 100 {
+            break;
+        }
+    }
+    Ok(counts)
+}
+
+/// Waits until every id of `want` is in the history; fails if one is there twice.
+async fn until_in_history(client: &Client, ws: &str, types: &str, want: &BTreeSet<String>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let counts = history_counts(client, ws, types).await?;
+        let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+        if !twice.is_empty() {
+            bail!("events stored twice: {twice:?}");
+        }
+        let missing: Vec<_> = want.iter().filter(|id| !counts.contains_key(*id)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() > PATIENCE {
+            bail!("acknowledged events never stored: {missing:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// SIGKILL `ev-1` while its WebSocket client `a` (connected through gw-1) is receiving its own
+/// emits and events targeted at its user: `a` reconnects through the balancer (to ev-2, the
+/// only one left) with its socket id and receives every event once; `b`, on ev-2 all along,
+/// never sees `a`'s socket events; the history has every event once.
+async fn events_instance_killed(cluster: &mut LocalCluster, ada: &Client, ws: &str) -> anyhow::Result<()> {
+    let query = "?types=note.*";
+    let mut a = LiveClient::open(cluster.node_url("gw-1").context("gw-1")?, ada, ws, query).await?;
+    let mut b = LiveClient::open(cluster.node_url("gw-2").context("gw-2")?, ada, ws, query).await?;
+
+    // Events from socket a reach a only.
+    a.send(json!({"type": "emit", "events": (0..5).map(|k| json!({"type": "note.own", "payload": {"k": k}})).collect::<Vec<_>>()})).await?;
+    let emitted = a.next_of("emitted").await?;
+    let own: BTreeSet<String> = emitted["ids"].as_array().context("ids")?.iter().filter_map(|i| i.as_str().map(str::to_string)).collect();
+    a.until_received(&own).await?;
+
+    // Events targeted at ada's user keep coming (through gw-2, whose events instance lives)
+    // while ev-1 dies.
+    let (_, me) = ada.json(Method::GET, "/v2/me", None).await?;
+    let user = me["id"].as_str().context("my id")?.to_string();
+    let gw2 = Client { url: cluster.node_url("gw-2").context("gw-2")?.to_string(), ..ada.clone() };
+    let emitter = {
+        let (gw2, ws, user) = (gw2.clone(), ws.to_string(), user.clone());
+        tokio::spawn(async move {
+            let mut ids = BTreeSet::new();
+            for n in 0..40 {
+                ids.extend(emit_http(&gw2, &ws, json!([{"type": "note.user", "payload": {"n": n}, "target": {"userId": user}}])).await?);
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            anyhow::Ok(ids)
+        })
+    };
+    // Read a until the kill closes it.
+    let kill_at = Instant::now() + Duration::from_millis(400);
+    let mut killed = None;
+    loop {
+        if killed.is_none() && Instant::now() >= kill_at {
+            cluster.kill("ev-1")?;
+            killed = Some(Instant::now());
+        }
+        match tokio::time::timeout(Duration::from_millis(100), a.next()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => break,
+            Err(_) => {}
+        }
+    }
+    let killed = killed.context("socket a closed before the kill")?;
+    let closed_after = killed.elapsed();
+
+    // Reconnect through the balancer: gw-1's events instance is gone (502), the next
+    // connection goes to gw-2 and ev-2.
+    let mut again = None;
+    for _ in 0..20 {
+        match LiveClient::open(&cluster.url, ada, ws, query).await {
+            Ok(c) => {
+                again = Some(c);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let mut again = again.context("no events instance took the reconnect")?;
+    again.send(json!({"type": "reconnect", "socketId": a.id, "lastEventId": a.position})).await?;
+    let ack = again.next_of("reconnected").await?;
+    let reconnected = killed.elapsed();
+    assert_eq!(ack["socketId"], json!(a.id), "the socket keeps its id: {ack}");
+    assert_eq!(ack["complete"], json!(true), "{ack}");
+    let targeted = emitter.await??;
+
+    // Its own emits once more: they go to that socket only, whichever instance serves it.
+    again.send(json!({"type": "emit", "events": [{"type": "note.own", "payload": {"k": 99}}]})).await?;
+    let emitted = again.next_of("emitted").await?;
+    let own_after: BTreeSet<String> = emitted["ids"].as_array().context("ids")?.iter().filter_map(|i| i.as_str().map(str::to_string)).collect();
+
+    let mut all_for_a: BTreeSet<String> = targeted.union(&own).cloned().collect();
+    all_for_a.extend(own_after.iter().cloned());
+    // Before the kill on the old socket, after it on the new one.
+    let received = |again: &LiveClient| -> Vec<(String, String)> { a.received.iter().chain(&again.received).cloned().collect() };
+    while !all_for_a.iter().all(|id| received(&again).iter().any(|(_, r)| r == id)) {
+        again.next().await?;
+    }
+    b.until_received(&targeted).await?;
+    let got = received(&again);
+    let dupes: Vec<_> = all_for_a.iter().filter(|id| got.iter().filter(|(_, r)| r == *id).count() != 1).collect();
+    assert!(dupes.is_empty(), "socket a got these events other than once: {dupes:?}");
+    let leaked: Vec<_> = b.received.iter().filter(|(ty, _)| ty == "note.own").collect();
+    assert!(leaked.is_empty(), "b received a's socket events: {leaked:?}");
+    assert!(b.counts(&targeted).values().all(|n| *n == 1), "b got a targeted event twice");
+
+    // Through gw-2: gw-1's events instance is dead until it is restarted.
+    let history = Instant::now();
+    until_in_history(&gw2, ws, "note.own,note.user", &all_for_a).await?;
+    eprintln!(
+        "events kill: socket closed {closed_after:.1?} after the kill, reconnected (ack) {reconnected:.1?} after it, replayed {}; history complete {:.1?} later",
+        ack["replayed"],
+        history.elapsed()
+    );
+    Ok(())
+}
+
+/// Readiness of `node` if the service has the endpoint: `Some(ready)`, `None` without one.
+async fn readiness(cluster: &LocalCluster, node: &str) -> Option<bool> {
+    let url = format!("{}/sys/readiness", cluster.node_url(node)?);
+    let res = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().ok()?.get(url).send().await.ok()?;
+    match res.status() {
+        StatusCode::NOT_FOUND => None,
+        status => Some(status.is_success()),
+    }
+}
+
+/// PostgreSQL unreachable for 10 s while orders keep coming through the balancer: every
+/// order the platform acknowledged is stored once after the outage, and processed; services
+/// recover without a restart (and say not-ready meanwhile, when they have readiness).
+async fn postgres_outage(cluster: &mut LocalCluster, ada: &Client, ws: &str, proxy: &Proxy) -> anyhow::Result<()> {
+    let emitter = {
+        let (ada, ws) = (ada.clone(), ws.to_string());
+        tokio::spawn(async move {
+            let (mut acked, mut refused) = (BTreeMap::new(), 0);
+            for n in 1_000..1_160u64 {
+                let body = json!({"events": [{"type": "orders.created", "payload": {"n": n}}]});
+                match ada.json(Method::POST, &format!("/v2/workspaces/{ws}/events"), Some(body)).await {
+                    Ok((status, answer)) if status.is_success() => {
+                        if let Some(id) = answer[0]["id"].as_str() {
+                            acked.insert(n, id.to_string());
+                        }
+                    }
+                    _ => refused += 1,
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (acked, refused)
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.cut();
+    let cut_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let during = (readiness(cluster, "ev-1").await, readiness(cluster, "ws-1").await);
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(cut_at.elapsed())).await;
+    proxy.restore();
+    let restored = Instant::now();
+    eprintln!("postgres cut for {:.1?}; readiness during (ev-1, ws-1): {during:?}", cut_at.elapsed());
+    if let Some(ready) = during.0 {
+        assert!(!ready, "ev-1 reported ready without its database");
+    }
+    if let Some(ready) = during.1 {
+        assert!(!ready, "ws-1 reported ready without its database");
+    }
+    // The workspace API answers again without a restart.
+    loop {
+        let (status, _) = ada.json(Method::GET, &format!("/v2/workspaces/{ws}/automations"), None).await?;
+        if status == StatusCode::OK {
+            break;
+        }
+        if restored.elapsed() > PATIENCE {
+            bail!("the workspaces service did not recover: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let api_back = restored.elapsed();
+    let (acked, refused) = emitter.await?;
+    let ids: BTreeSet<String> = acked.values().cloned().collect();
+    until_in_history(ada, ws, "orders.created", &ids).await?;
+    let stored = restored.elapsed();
+    let ns: BTreeSet<u64> = acked.keys().copied().collect();
+    until_all_ran(ada, ws, &ns).await?;
+    let ready_again = (readiness(cluster, "ev-1").await, readiness(cluster, "ws-1").await);
+    assert!(ready_again.0 != Some(false) && ready_again.1 != Some(false), "ready again after the outage: {ready_again:?}");
+    eprintln!(
+        "postgres outage: {} orders acknowledged, {refused} refused; API back {api_back:.1?} after the restore, every acknowledged order stored once {stored:.1?} after, all processed {:.1?} after",
+        acked.len(),
+        restored.elapsed()
+    );
+    Ok(())
+}
+
+/// Redis killed and started empty: services reconnect, recreate their consumer groups, and
+/// new events are processed. Sessions lived in Redis, so the user logs in again.
+async fn redis_restart(cluster: &mut LocalCluster, ws: &str, redis: &mut RedisServer) -> anyhow::Result<Client> {
+    redis.restart(Duration::from_secs(1)).await?;
+    let restarted = Instant::now();
+    let ada = loop {
+        match cluster.client().logged_in("ada@example.com", "correct horse battery").await {
+            Ok(client) => break client,
+            Err(e) if restarted.elapsed() > PATIENCE => return Err(e.context("logging in after the Redis restart")),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    let login_back = restarted.elapsed();
+    let mut acked = BTreeMap::new();
+    let mut n = 2_000u64;
+    while acked.len() < 20 {
+        let body = json!({"events": [{"type": "orders.created", "payload": {"n": n}}]});
+        if let Ok((status, answer)) = ada_emit(&ada, ws, body).await
+            && status.is_success()
+            && let Some(id) = answer[0]["id"].as_str()
+        {
+            acked.insert(n, id.to_string());
+        }
+        if restarted.elapsed() > PATIENCE {
+            bail!("no emit accepted after the Redis restart");
+        }
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ns: BTreeSet<u64> = acked.keys().copied().collect();
+    until_all_ran(&ada, ws, &ns).await?;
+    let processed = restarted.elapsed();
+    let ids: BTreeSet<String> = acked.values().cloned().collect();
+    until_in_history(&ada, ws, "orders.created", &ids).await?;
+    eprintln!("redis restart: login works {login_back:.1?} after, 20 new orders processed {processed:.1?} after, stored {:.1?} after", restarted.elapsed());
+    Ok(ada)
+}
+
+async fn ada_emit(ada: &Client, ws: &str, body: Value) -> anyhow::Result<(StatusCode, Value)> {
+    ada.json(Method::POST, &format!("/v2/workspaces/{ws}/events"), Some(body)).await
 }
