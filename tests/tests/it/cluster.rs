@@ -526,8 +526,9 @@ async fn events_instance_killed(cluster: &mut LocalCluster, ada: &Client, ws: &s
     let killed = killed.context("socket a closed before the kill")?;
     let closed_after = killed.elapsed();
 
-    // Reconnect through the balancer: gw-1's events instance is gone (502), the next
-    // connection goes to gw-2 and ev-2.
+    // Away for half a second (targeted events keep coming), then reconnect through the
+    // balancer: gw-1's events instance is gone (502), the next connection goes to gw-2 and ev-2.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let mut again = None;
     for _ in 0..20 {
         match LiveClient::open(&cluster.url, ada, ws, query).await {
@@ -544,6 +545,7 @@ async fn events_instance_killed(cluster: &mut LocalCluster, ada: &Client, ws: &s
     let reconnected = killed.elapsed();
     assert_eq!(ack["socketId"], json!(a.id), "the socket keeps its id: {ack}");
     assert_eq!(ack["complete"], json!(true), "{ack}");
+    assert!(ack["replayed"].as_u64().is_some_and(|n| n > 0), "the gap was replayed: {ack}");
     let targeted = emitter.await??;
 
     // Its own emits once more: they go to that socket only, whichever instance serves it.
