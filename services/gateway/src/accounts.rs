@@ -1,4 +1,4 @@
-//! Local accounts and sessions (`spec/http-api.md` §2.2 [core], OIDC aside): signup, password
+//! Local accounts and sessions (`spec/http-api.md` §2.2 [core]; OIDC logins are [`crate::oidc`]'s): signup, password
 //! login, anonymous login, logout and `/v2/me`.
 
 use std::time::Duration;
@@ -115,6 +115,7 @@ pub async fn signup(
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty()),
         language: input.language.map(|s| s.trim().to_string()),
+        photo: None,
         status: UserStatus::Validated,
         auth_data,
         created_at: Utc::now(),
@@ -141,6 +142,25 @@ pub async fn signup(
     Ok(Json(user))
 }
 
+/// The `Set-Cookie` value carrying a new session's token (§1.8 flags).
+pub(crate) fn session_cookie(
+    state: &GatewayState,
+    token: &Secret,
+    record: &SessionRecord,
+) -> Result<HeaderValue, ApiError> {
+    let config = state.config();
+    let mut cookie = format!(
+        "{SESSION_COOKIE}={}; HttpOnly; Path=/; SameSite={}; Max-Age={}",
+        token.expose(),
+        config.cookie_same_site.as_str(),
+        (record.expires - Utc::now()).num_seconds().max(0)
+    );
+    if config.cookie_secure {
+        cookie.push_str("; Secure");
+    }
+    HeaderValue::from_str(&cookie).map_err(internal)
+}
+
 /// The body and headers of a response that opened a session.
 fn session_response(
     state: &GatewayState,
@@ -152,21 +172,8 @@ fn session_response(
     body["token"] = Value::String(token.expose().to_string());
     body["sessionId"] = Value::String(record.session_id.clone());
     body["expires"] = Value::String(iso(record.expires));
-    let config = state.config();
-    let mut cookie = format!(
-        "{SESSION_COOKIE}={}; HttpOnly; Path=/; SameSite={}; Max-Age={}",
-        token.expose(),
-        config.cookie_same_site.as_str(),
-        (record.expires - Utc::now()).num_seconds().max(0)
-    );
-    if config.cookie_secure {
-        cookie.push_str("; Secure");
-    }
     let mut headers = HeaderMap::new();
-    headers.insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).map_err(internal)?,
-    );
+    headers.insert(header::SET_COOKIE, session_cookie(state, token, record)?);
     insert(&mut headers, SESSION_ID, &record.session_id)?;
     insert(&mut headers, CSRF_TOKEN, record.csrf_token.expose())?;
     Ok((headers, axum::Json(body)).into_response())
@@ -224,15 +231,15 @@ pub async fn login(
     open_session(&state, &meta, &user, "prismeai", state.config().session_ttl).await
 }
 
-/// Opens a session for `user`, reports `gateway.login.succeeded` (never with the token) and
-/// answers with the user, the token and the session cookie.
-async fn open_session(
+/// Opens a session for `user` and reports `gateway.login.succeeded` (never with the token);
+/// returns the token (shown once) and the session record.
+pub(crate) async fn start_session(
     state: &GatewayState,
     meta: &RequestMeta,
     user: &User,
     provider: &str,
     ttl: Duration,
-) -> Result<Response, ApiError> {
+) -> Result<(Secret, SessionRecord), ApiError> {
     let anonymous = provider == "anonymous";
     let (token, record) = sessions::open(state.cache(), &user.id, ttl, anonymous).await?;
     let mut payload = json!({
@@ -248,6 +255,18 @@ async fn open_session(
     state
         .emit("gateway.login.succeeded", payload, meta, Some(&user.id), Some(&record.session_id))
         .await;
+    Ok((token, record))
+}
+
+/// Opens a session for `user` and answers with the user, the token and the session cookie.
+async fn open_session(
+    state: &GatewayState,
+    meta: &RequestMeta,
+    user: &User,
+    provider: &str,
+    ttl: Duration,
+) -> Result<Response, ApiError> {
+    let (token, record) = start_session(state, meta, user, provider, ttl).await?;
     session_response(state, user, &token, &record)
 }
 
@@ -287,6 +306,7 @@ pub async fn login_anonymous(
         first_name: "Anonymous".into(),
         last_name: None,
         language: None,
+        photo: None,
         status: UserStatus::Validated,
         auth_data,
         created_at: Utc::now(),

@@ -111,6 +111,13 @@ pub struct Config {
     /// The HTTP rate limits (§14.1), counted in the shared cache; `None` turns them off
     /// (`DISABLE_RATE_LIMIT`), as test harnesses that poll in loops need.
     pub rate_limits: Option<crate::ratelimit::RateLimits>,
+    /// The gateway's public base URL (`API_URL`, e.g. `https://api.example.org`): OIDC
+    /// callbacks go to `<public_url>/v2/login/callback`, and logins return to it by default.
+    /// `None` derives it from the request's `Host` (`https` when `cookie_secure`), which is
+    /// fine behind a proxy that keeps `Host` but should be set in production.
+    pub public_url: Option<String>,
+    /// External OpenID Connect identity providers (§2.3), by name.
+    pub oidc_providers: Vec<crate::oidc::ProviderConfig>,
 }
 
 impl Default for Config {
@@ -132,6 +139,8 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             super_admin_emails: Vec::new(),
             rate_limits: None,
+            public_url: None,
+            oidc_providers: Vec::new(),
         }
     }
 }
@@ -196,6 +205,20 @@ impl Config {
         regex::Regex::new(&self.password_rule).map_err(|e| ConfigError::Invalid {
             setting: "password_rule",
             reason: format!("not a valid regular expression: {e}"),
+        })?;
+        if let Some(url) = &self.public_url
+            && !crate::oidc::is_http_base(url)
+        {
+            return Err(ConfigError::Invalid {
+                setting: "public_url",
+                reason: format!("{url:?} is not an http(s) URL without path, query or fragment"),
+            });
+        }
+        crate::oidc::validate_providers(&self.oidc_providers).map_err(|reason| {
+            ConfigError::Invalid {
+                setting: "oidc_providers",
+                reason,
+            }
         })?;
         Ok(())
     }

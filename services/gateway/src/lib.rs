@@ -4,6 +4,8 @@
 //! - [`edge`]: the middleware every request passes first: trusted headers deleted, correlation
 //!   id set on request and response, one log line per request.
 //! - [`accounts`]: signup, password and anonymous login, logout, `/v2/me`.
+//! - [`oidc`]: login with external OpenID Connect providers (code flow with PKCE, logins in
+//!   flight kept in the shared cache).
 //! - [`sessions`]: login sessions in the shared cache, keyed by the token's SHA-256.
 //! - [`tokens`]: personal access tokens.
 //! - [`auth`]: credentials → [`auth::Principal`], and the CSRF rule of cookie sessions.
@@ -29,6 +31,7 @@ pub mod config;
 pub mod console;
 pub mod edge;
 mod error;
+pub mod oidc;
 pub mod proxy;
 pub mod ratelimit;
 pub mod secrets;
@@ -75,6 +78,7 @@ struct Inner {
     upstreams: Upstreams,
     http: reqwest::Client,
     password_rule: regex::Regex,
+    oidc: oidc::Providers,
 }
 
 impl std::fmt::Debug for GatewayState {
@@ -109,6 +113,12 @@ impl GatewayState {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
+        let oidc = oidc::Providers::new(&config.oidc_providers, http.clone()).map_err(|e| {
+            ConfigError::Invalid {
+                setting: "oidc_providers",
+                reason: e.to_string(),
+            }
+        })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -118,6 +128,7 @@ impl GatewayState {
                 upstreams,
                 http,
                 password_rule,
+                oidc,
             }),
         })
     }
@@ -140,6 +151,10 @@ impl GatewayState {
 
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+
+    pub(crate) fn oidc(&self) -> &oidc::Providers {
+        &self.inner.oidc
     }
 
     pub(crate) fn password_rule(&self) -> &regex::Regex {
@@ -208,7 +223,9 @@ async fn method_not_allowed() -> ApiError {
 pub fn router(state: GatewayState) -> Router {
     let own = Router::new()
         .route("/v2/signup", post(accounts::signup))
-        .route("/v2/login", post(accounts::login))
+        .route("/v2/login", get(oidc::start).post(accounts::login))
+        .route("/v2/login/callback", get(oidc::callback))
+        .route("/v2/login/providers", get(oidc::list))
         .route("/v2/login/anonymous", post(accounts::login_anonymous))
         .route("/v2/logout", post(accounts::logout))
         .route("/v2/me", get(accounts::me))

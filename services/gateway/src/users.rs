@@ -34,8 +34,11 @@ pub struct User {
     pub last_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// Picture URL (the `picture` claim of an identity provider).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub photo: Option<String>,
     pub status: UserStatus,
-    /// Provider name (`prismeai`, `anonymous`) → that provider's identity.
+    /// Provider name (`prismeai`, `anonymous`, an OIDC provider) → that provider's identity.
     #[serde(default)]
     pub auth_data: Map<String, Value>,
     pub created_at: DateTime<Utc>,
@@ -156,6 +159,7 @@ mod tests {
                 first_name: "Ann".into(),
                 last_name: None,
                 language: None,
+                photo: None,
                 status: UserStatus::Validated,
                 auth_data: Map::new(),
                 created_at: Utc::now(),
