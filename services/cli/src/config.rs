@@ -51,6 +51,13 @@ pub struct Config {
     pub disable_rate_limit: bool,
     /// Emails of the platform's super-admins (validated accounts only).
     pub super_admin_emails: Vec<String>,
+    /// The public base URL of the gateway (`https://api.example.org`): OpenID Connect
+    /// providers send the browser back to `<public_url>/v2/login/callback`. Unset, it is taken
+    /// from each request's `Host`.
+    pub public_url: Option<String>,
+    /// `[auth_providers.<name>]`: external OpenID Connect identity providers, offered at
+    /// `GET /v2/login?provider=<name>`.
+    pub auth_providers: BTreeMap<String, AuthProvider>,
     /// What automations may do (`[sandbox]`: egress allow-list, run limits), in every workspace.
     pub sandbox: SandboxPolicy,
     /// `[workspace_sandbox.<workspace id>]`: settings that replace those of `[sandbox]` for one
@@ -94,10 +101,59 @@ impl Default for Config {
             secure_cookies: false,
             disable_rate_limit: false,
             super_admin_emails: Vec::new(),
+            public_url: None,
+            auth_providers: BTreeMap::new(),
             sandbox: SandboxPolicy::default(),
             workspace_sandbox: BTreeMap::new(),
         }
     }
+}
+
+/// One OpenID Connect identity provider (`[auth_providers.<name>]`).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthProvider {
+    /// The issuer URL (its `/.well-known/openid-configuration` is read at the first login).
+    pub issuer: String,
+    pub client_id: String,
+    /// The client secret; better given as `REFRACT_AUTH_PROVIDERS_<NAME>_CLIENT_SECRET` than
+    /// written in the file. Unset for a public client (PKCE only).
+    pub client_secret: Option<String>,
+    /// Scopes asked (default `openid email profile`).
+    pub scopes: Vec<String>,
+    /// Lets a first login join the local account with the same, provider-verified, email.
+    pub link_by_email: bool,
+    /// Text of the login button.
+    pub label: Option<String>,
+}
+
+impl Default for AuthProvider {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret: None,
+            scopes: refract_gateway::oidc::DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
+            link_by_email: false,
+            label: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for AuthProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthProvider")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "***"))
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The env var that may carry provider `name`'s client secret.
+pub fn client_secret_var(name: &str) -> String {
+    format!("REFRACT_AUTH_PROVIDERS_{}_CLIENT_SECRET", name.to_ascii_uppercase().replace('-', "_"))
 }
 
 /// Values given on the command line (highest precedence).
@@ -138,6 +194,11 @@ impl Config {
         if let Some(dir) = flags.data_dir {
             config.data_dir = dir;
         }
+        for (name, provider) in &mut config.auth_providers {
+            if let Some(secret) = env.get(&client_secret_var(name)) {
+                provider.client_secret = Some(secret.clone());
+            }
+        }
         Ok(config)
     }
 
@@ -145,7 +206,7 @@ impl Config {
         &[
             "listen", "data_dir", "broker_url", "database_url", "cache_url", "files_url", "namespace", "instance", "internal_api_key",
             "workspaces_url", "runtime_url", "events_url", "allow_loopback_fetch", "secure_cookies",
-            "disable_rate_limit", "super_admin_emails",
+            "disable_rate_limit", "super_admin_emails", "public_url",
         ]
     }
 
@@ -182,6 +243,22 @@ impl Config {
                     .try_into()
                     .map_err(|e: toml::de::Error| anyhow::anyhow!("invalid setting in [workspace_sandbox.{id}]: {}", e.message()))?;
                 Ok((id.clone(), policy))
+            })
+            .collect()
+    }
+
+    /// The gateway's view of `[auth_providers]`.
+    pub fn oidc_providers(&self) -> Vec<refract_gateway::oidc::ProviderConfig> {
+        self.auth_providers
+            .iter()
+            .map(|(name, p)| refract_gateway::oidc::ProviderConfig {
+                name: name.clone(),
+                issuer: p.issuer.clone(),
+                client_id: p.client_id.clone(),
+                client_secret: p.client_secret.clone().map(refract_gateway::secrets::Secret::new),
+                scopes: p.scopes.clone(),
+                link_by_email: p.link_by_email,
+                label: p.label.clone(),
             })
             .collect()
     }
@@ -266,6 +343,31 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("refract-cfg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn identity_providers_come_from_the_file_and_their_secrets_from_the_env() {
+        let dir = tempfile_dir();
+        let file = dir.join("refract.toml");
+        std::fs::write(
+            &file,
+            "public_url = \"https://api.example.org\"\n[auth_providers.corp-sso]\nissuer = \"https://idp.example.org\"\nclient_id = \"refract\"\nlink_by_email = true\n",
+        )
+        .unwrap();
+        let env = HashMap::from([(client_secret_var("corp-sso"), "s3cret".to_string())]);
+        let config = Config::load(Some(&file), &env, Flags::default()).unwrap();
+        let providers = config.oidc_providers();
+        assert_eq!(providers.len(), 1);
+        let p = &providers[0];
+        assert_eq!((p.name.as_str(), p.issuer.as_str(), p.client_id.as_str()), ("corp-sso", "https://idp.example.org", "refract"));
+        assert_eq!(p.client_secret.as_ref().map(|s| s.expose()), Some("s3cret"));
+        assert_eq!(p.scopes, ["openid", "email", "profile"]);
+        assert!(p.link_by_email);
+        assert_eq!(config.public_url.as_deref(), Some("https://api.example.org"));
+        assert!(!format!("{:?}", config.auth_providers).contains("s3cret"));
+        std::fs::write(&file, "[auth_providers.corp]\nissuer = \"https://idp.example.org\"\nclient_idd = \"x\"\n").unwrap();
+        assert!(Config::load(Some(&file), &HashMap::new(), Flags::default()).is_err());
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

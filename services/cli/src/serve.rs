@@ -238,6 +238,8 @@ fn gateway_state(
     let gateway_config = refract_gateway::Config {
         cookie_secure: config.secure_cookies,
         super_admin_emails: config.super_admin_emails.clone(),
+        public_url: config.public_url.clone(),
+        oidc_providers: config.oidc_providers(),
         rate_limits: (!config.disable_rate_limit).then(refract_gateway::ratelimit::RateLimits::default),
         ..refract_gateway::Config::default()
     };

@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use refract_core::model::Role;
 use refract_core::{Event, EventId, WorkspaceId};
 use refract_http::{ApiError, Caller, Json};
-use refract_storage::{FieldFilter, HistoryQuery, SortOrder, TypeFilter};
+use refract_core::permissions::{Action, Subject};
+use refract_storage::{FieldFilter, HistoryQuery, Principal, SortOrder, TypeFilter, WorkspaceAccess};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -47,16 +48,71 @@ pub fn router(state: EventsState) -> Router {
         .with_state(state)
 }
 
-/// The caller's role in the workspace, or 404 (invisible workspaces do not exist).
-pub(crate) async fn member(state: &EventsState, caller: &Caller, workspace: &str) -> Result<(WorkspaceId, Role), ApiError> {
-    let user = caller.require_user()?;
+/// The caller's rights in the workspace (`refract_storage::access_of`: built-in and custom
+/// roles, roles bound by identity-provider claims, the API key's rules, the workspace's
+/// rules), or 401 without any credential and 404 when the workspace is invisible to it.
+pub(crate) async fn access(
+    state: &EventsState,
+    caller: &Caller,
+    workspace: &str,
+) -> Result<(WorkspaceId, WorkspaceAccess), ApiError> {
+    if caller.user_id.is_none() && caller.api_key.is_none() && !caller.superadmin {
+        return Err(ApiError::unauthenticated("authentication required"));
+    }
     let not_found = || ApiError::not_found(format!("workspace {workspace} not found"));
     let workspace_id = WorkspaceId::new(workspace).map_err(|_| not_found())?;
-    let role = refract_storage::role_of(state.store.as_ref(), workspace, user.as_str())
+    let who = Principal {
+        user_id: caller.user_id.as_ref().map(|u| u.as_str()),
+        api_key: caller.api_key.as_deref(),
+        superadmin: caller.superadmin,
+        auth_data: caller.auth_data.as_ref(),
+    };
+    let rights = refract_storage::access_of(state.store.as_ref(), workspace, &who)
         .await
-        .map_err(|e| ApiError::from_kind(e.kind(), e))?
-        .ok_or_else(not_found)?;
-    Ok((workspace_id, role))
+        .map_err(|e| ApiError::from_kind(e.kind(), e))?;
+    if !rights.visible() {
+        return Err(not_found());
+    }
+    Ok((workspace_id, rights))
+}
+
+/// The caller's standing as a WebSocket reader (user sessions only): its built-in role, a
+/// custom role counting as a viewer (events addressed to it; targeting needs `manage events`);
+/// or 404.
+pub(crate) async fn member(state: &EventsState, caller: &Caller, workspace: &str) -> Result<(WorkspaceId, Role), ApiError> {
+    caller.require_user()?;
+    let (workspace_id, rights) = access(state, caller, workspace).await?;
+    if !rights.grant.is_member() {
+        return Err(ApiError::not_found(format!("workspace {workspace} not found")));
+    }
+    Ok((workspace_id, emitter_role(&rights)))
+}
+
+/// The role an emitter acts with: its built-in role (viewer when it has none), raised to
+/// editor when its rules grant `manage events` (targeting other users, sessions, topics).
+fn emitter_role(rights: &WorkspaceAccess) -> Role {
+    let role = if rights.grant.superadmin { Role::Owner } else { rights.grant.role.unwrap_or(Role::Viewer) };
+    if role < Role::Editor && rights.allows(Action::Manage, Subject::Events, &json!({})) {
+        Role::Editor
+    } else {
+        role
+    }
+}
+
+/// Whether the caller reads `event` (§9.1): every member with a built-in role reads every
+/// event; others read the events addressed to them (source or target user, target session)
+/// and those a rule (custom role, API key, public rule) lets them read.
+pub(crate) fn may_read(rights: &WorkspaceAccess, caller: &Caller, event: &Event) -> bool {
+    if rights.grant.superadmin || rights.grant.role.is_some() {
+        return true;
+    }
+    let user = caller.user_id.as_ref();
+    let target = event.target.as_ref();
+    let addressed = (user.is_some()
+        && (event.source.user_id.as_ref() == user || target.and_then(|t| t.user_id.as_ref()) == user))
+        || (caller.session_id.is_some() && target.and_then(|t| t.session_id.as_ref()) == caller.session_id.as_ref());
+    addressed
+        || serde_json::to_value(event).is_ok_and(|resource| rights.allows(Action::Read, Subject::Events, &resource))
 }
 
 async fn history(
@@ -65,7 +121,7 @@ async fn history(
     Path(workspace): Path<String>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
-    let (workspace_id, _) = member(&state, &caller, &workspace).await?;
+    let (workspace_id, rights) = access(&state, &caller, &workspace).await?;
     let mut wait = None;
     let mut rest = Vec::with_capacity(params.len());
     for (key, value) in params {
@@ -80,10 +136,11 @@ async fn history(
         }
     }
     let query = parse_query(workspace_id, &rest)?;
-    let events = match wait {
+    let mut events = match wait {
         Some(wait) if query.after_id.is_some() => long_poll(&state, &query, wait).await?,
         _ => state.store.query(&query).await.map_err(|e| ApiError::from_kind(e.kind(), e))?,
     };
+    events.retain(|e| may_read(&rights, &caller, e));
     Ok(Json(json!({ "result": { "events": events } })))
 }
 
@@ -190,8 +247,17 @@ async fn emit_events(
     Path(workspace): Path<String>,
     Json(body): Json<EmitBody>,
 ) -> Result<Json<Vec<Event>>, ApiError> {
-    let (workspace_id, role) = member(&state, &caller, &workspace).await?;
-    let who = Emitter { caller: &caller, workspace: &workspace_id, role, socket_id: None };
+    let (workspace_id, rights) = access(&state, &caller, &workspace).await?;
+    // Members (any role) create custom events; others need a rule allowing it (§9.1).
+    if !rights.grant.is_member() {
+        for (i, e) in body.events.iter().enumerate() {
+            let resource = json!({ "type": e.event_type, "payload": e.payload, "target": e.target });
+            if !rights.allows(Action::Create, Subject::Events, &resource) {
+                return Err(ApiError::forbidden(format!("events[{i}]: you may not create {} events in this workspace", e.event_type)));
+            }
+        }
+    }
+    let who = Emitter { caller: &caller, workspace: &workspace_id, role: emitter_role(&rights), socket_id: None };
     Ok(Json(emit(&state, &who, body.events).await?))
 }
 
@@ -201,7 +267,7 @@ async fn search(
     Path(workspace): Path<String>,
     Json(body): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    let (workspace_id, _) = member(&state, &caller, &workspace).await?;
+    let (workspace_id, rights) = access(&state, &caller, &workspace).await?;
     let body = search::parse(body)?;
     let (query, track_total) = search::to_query(workspace_id, &body)?;
     let storage = |e: refract_storage::StorageError| ApiError::from_kind(e.kind(), e);
@@ -212,6 +278,7 @@ async fn search(
     let (events, total) = tokio::time::timeout(SEARCH_TIMEOUT, run)
         .await
         .map_err(|_| ApiError::new(StatusCode::GATEWAY_TIMEOUT, "TimeoutError", "the search took longer than 2 s"))??;
+    let events: Vec<Event> = events.into_iter().filter(|e| may_read(&rights, &caller, e)).collect();
     let documents = search::project(events, search::fields(&body));
     Ok(Json(json!({ "size": search::size(total, track_total), "documents": documents })))
 }
