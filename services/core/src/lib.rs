@@ -3,12 +3,14 @@
 //! - [`ids`]: validated newtypes for the ids that travel between services.
 //! - [`event`]: the event envelope of `spec/http-api.md` §13.1, its validation and size.
 //! - [`model`]: the workspace and automation documents.
+//! - [`apps`]: published apps, their versions and app instances.
 //! - [`permissions`]: roles, rules and the one permission check every service uses.
 //! - [`error`]: the small [`ErrorKind`] that retry logic and HTTP mapping read.
 //!
 //! This crate does no I/O and depends on nothing of ours: broker, storage, host and the
 //! services all build on it.
 
+pub mod apps;
 pub mod error;
 pub mod event;
 pub mod ids;

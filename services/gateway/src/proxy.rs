@@ -81,6 +81,19 @@ pub struct Route {
 
 /// The route of `path` under `/v2/workspaces`, or `None` for paths the gateway does not proxy.
 pub fn classify(path: &str, config: &crate::Config) -> Option<Route> {
+    // The app store (`/v2/apps**`, §11) is the workspaces service's.
+    if let Some(apps) = path.strip_prefix("/v2/apps")
+        && (apps.is_empty() || apps.starts_with('/'))
+        && !apps.contains('\\')
+        && !apps.split('/').any(is_dot_segment)
+    {
+        return Some(Route {
+            service: Service::Workspaces,
+            user_required: true,
+            body_limit: config.proxy_body_limit,
+            timeout: config.upstream_timeout,
+        });
+    }
     let rest = path.strip_prefix("/v2/workspaces")?;
     if !(rest.is_empty() || rest.starts_with('/')) {
         return None;
@@ -537,6 +550,10 @@ mod tests {
             Some((Service::Workspaces, true))
         );
         assert_eq!(r("/v2/workspacesX"), None);
+        assert_eq!(r("/v2/apps"), Some((Service::Workspaces, true)));
+        assert_eq!(r("/v2/apps/crm"), Some((Service::Workspaces, true)));
+        assert_eq!(r("/v2/apps/../sys/x"), None);
+        assert_eq!(r("/v2/appsX"), None);
         assert_eq!(r("/v2/workspaces/w1/webhooks/../../../sys/metrics"), None);
         assert_eq!(r("/v2/workspaces/w1/webhooks/%2E%2e/x"), None);
         assert_eq!(r("/v2/workspaces/w1/webhooks/./x"), None);

@@ -10,6 +10,7 @@ use refract_core::{Event, EventId, EventType, Source, SourceHost};
 use serde_json::{Value, json};
 use refract_host::{EventBus, RunContext, ServiceError, WaitCondition};
 
+use crate::apps::{RunScopes, bus_type};
 use crate::waiters::Waiters;
 
 /// `source.host.service` of the events the runtime publishes.
@@ -20,11 +21,18 @@ pub struct BrokerBus {
     broker: Arc<dyn Broker>,
     waiters: Arc<Waiters>,
     instance: String,
+    /// The app instance of each live run, so `emit` and `wait` namespace event types.
+    scopes: Arc<RunScopes>,
 }
 
 impl BrokerBus {
     pub fn new(broker: Arc<dyn Broker>, waiters: Arc<Waiters>, instance: String) -> Self {
-        Self { broker, waiters, instance }
+        Self { broker, waiters, instance, scopes: Arc::default() }
+    }
+
+    /// Which app instance each live run belongs to.
+    pub fn scopes(&self) -> &Arc<RunScopes> {
+        &self.scopes
     }
 
     /// Publishes a system event about `run` (a wait starting or fulfilled); a failure is logged,
@@ -55,8 +63,16 @@ impl BrokerBus {
 
 #[async_trait]
 impl EventBus for BrokerBus {
-    async fn emit(&self, _run: &RunContext, event: Event) -> Result<EventId, ServiceError> {
-        // The host built the source (workspace, correlation, automation, depth + 1).
+    async fn emit(&self, run: &RunContext, mut event: Event) -> Result<EventId, ServiceError> {
+        // The host built the source (workspace, correlation, automation, depth + 1); inside an
+        // app instance the type gets the instance's prefix and the source its app (§8.3).
+        if let Some(scope) = self.scopes.of(&run.run_id) {
+            let ty = bus_type(Some(&scope), event.event_type.as_str());
+            event.event_type = EventType::new(&ty).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+            event.source.app_slug = Some(scope.app_slug.clone());
+            event.source.app_instance_full_slug = Some(scope.full_slug.clone());
+            event.source.app_instance_depth = Some(scope.depth);
+        }
         self.publish(event).await.map_err(|e| match e {
             BrokerError::Invalid(v) => ServiceError::Invalid(v.to_string()),
             other => ServiceError::Unavailable(other.to_string()),
@@ -64,6 +80,15 @@ impl EventBus for BrokerBus {
     }
 
     async fn wait(&self, run: &RunContext, conditions: &[WaitCondition], timeout: Duration) -> Result<Option<Event>, ServiceError> {
+        let scope = self.scopes.of(&run.run_id);
+        let mut conditions = conditions.to_vec();
+        if let Some(scope) = &scope {
+            for c in &mut conditions {
+                let ty = bus_type(Some(scope), c.event_type.as_str());
+                c.event_type = EventType::new(&ty).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+            }
+        }
+        let conditions = conditions.as_slice();
         let mut handle = self.waiters.register(run.workspace_id.as_str(), conditions.to_vec());
         let id = uuid::Uuid::new_v4().simple().to_string();
         let expires_at = Utc::now().timestamp_millis().saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX));

@@ -17,6 +17,7 @@ use refract_storage::{Digest, FileStore};
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
+use crate::apps::AppScope;
 use crate::bus::BrokerBus;
 use crate::contexts::ContextStore;
 use crate::dsl;
@@ -44,6 +45,15 @@ pub struct Execution {
     pub context: RunContext,
     /// The run's input as reported in `runtime.automations.executed` (`payload`).
     pub payload: Value,
+    /// The app instance the automation belongs to (`None`: the workspace's own).
+    pub app: Option<Arc<AppScope>>,
+}
+
+impl Execution {
+    /// The index key of the automation's workspace or app instance.
+    pub fn key(&self) -> &str {
+        self.app.as_ref().map_or(self.context.workspace_id.as_str(), |s| s.key.as_str())
+    }
 }
 
 /// Runs automations; one per instance.
@@ -109,7 +119,9 @@ impl Executor {
         let span = tracing::info_span!("execute", workspace_id = %exec.context.workspace_id,
             automation = %exec.automation.slug, correlation_id = %exec.context.correlation_id,
             trigger = exec.info.kind);
+        let guard = self.bus.scopes().enter(&exec.context.run_id, exec.app.clone());
         let result = self.run(&exec).instrument(span).await;
+        drop(guard);
         match &result {
             Ok(report) => self.report(&exec, started_at, Ok(report)).await,
             Err(e) if !e.is_transient() => self.report(&exec, started_at, Err(e)).await,
@@ -173,7 +185,7 @@ impl Executor {
     /// the run with its validation error.
     async fn run_dsl(&self, exec: &Execution, limits: Arc<Limits>, egress: Arc<EgressPolicy>) -> Result<RunReport, RuntimeError> {
         let automation = &exec.automation;
-        let compiled = self.index.program(exec.context.workspace_id.as_str(), automation);
+        let compiled = self.index.program(exec.key(), automation);
         let program = match compiled.as_ref() {
             Ok(p) => p.clone(),
             Err(invalid) => {
@@ -312,6 +324,9 @@ impl Executor {
             correlation_id: c.correlation_id.clone(),
             automation_slug: Some(exec.automation.slug.clone()),
             automation_depth: Some(c.depth),
+            app_slug: exec.app.as_ref().map(|s| s.app_slug.clone()),
+            app_instance_full_slug: exec.app.as_ref().map(|s| s.full_slug.clone()),
+            app_instance_depth: exec.app.as_ref().map(|s| s.depth),
             ..Source::default()
         };
         event.error = error;
@@ -350,14 +365,41 @@ pub fn preview(value: &Value, limit: usize) -> Value {
     Value::String(format!("{}…", &text[..end]))
 }
 
+impl Executor {
+    /// The automation a call to `target` from a run of `caller` (an app instance, or the
+    /// workspace itself) reaches, and its instance (`automation-dsl.md` §3.15, §8.3): `x` is
+    /// the caller's own automation, `inst.x` automation `x` of the caller's direct instance
+    /// `inst`, unless it is private. Anything else is not found.
+    pub fn resolve_call(
+        &self,
+        workspace: &str,
+        caller: Option<Arc<AppScope>>,
+        target: &str,
+    ) -> Option<(Arc<Automation>, Option<Arc<AppScope>>)> {
+        match refract_core::apps::split_call(target) {
+            (None, slug) => {
+                let key = caller.as_ref().map_or(workspace, |s| s.key.as_str());
+                Some((self.index.get(key, slug)?, caller))
+            }
+            (Some(instance), slug) => {
+                let full = refract_core::apps::full_slug(caller.as_ref().map(|s| s.full_slug.as_str()), instance);
+                let scope = self.index.scope(workspace, &full)?;
+                let automation = self.index.get(&scope.key, slug).filter(|a| !a.private)?;
+                Some((automation, Some(scope)))
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl AutomationCaller for Executor {
     async fn call(&self, callee: RunContext, slug: &str, arguments: Value) -> Result<Value, CallFailure> {
-        let automation = self
-            .index
-            .get(callee.workspace_id.as_str(), slug)
+        let caller = self.bus.scopes().of_caller(&callee.run_id);
+        let (automation, app) = self
+            .resolve_call(callee.workspace_id.as_str(), caller, slug)
             .ok_or_else(|| CallFailure::NotFound(slug.to_owned()))?;
         let exec = Execution {
+            app,
             automation,
             trigger: Trigger::Call(arguments.to_string()),
             info: TriggerInfo { kind: "automation", value: slug.to_owned(), id: None },

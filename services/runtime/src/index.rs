@@ -10,6 +10,7 @@ use refract_core::Event;
 use refract_core::model::{Automation, AutomationKind};
 use serde_json::Value;
 
+use crate::apps::{AppScope, Loaded, split_key};
 use crate::dsl::{Compiled, Programs};
 
 /// The event types that keep the index current.
@@ -28,6 +29,9 @@ pub struct TriggerIndex {
     version: AtomicU64,
     /// Compiled programs of the DSL automations, compiled when they enter the index.
     programs: Programs,
+    /// App instances by root workspace and full slug; their automations are in `workspaces`
+    /// under [`AppScope::key`].
+    apps: RwLock<HashMap<String, HashMap<String, Arc<AppScope>>>>,
 }
 
 impl TriggerIndex {
@@ -70,13 +74,81 @@ impl TriggerIndex {
         removed
     }
 
-    /// Forgets a whole workspace.
+    /// Forgets a whole workspace, its app instances included.
     pub fn remove_workspace(&self, workspace: &str) {
+        let had_apps = !self.set_apps(workspace, Vec::new());
         let removed = self.workspaces.write().unwrap_or_else(PoisonError::into_inner).remove(workspace);
         self.programs.remove_workspace(workspace);
-        if removed.is_some() {
+        if removed.is_some() || had_apps {
             self.changed();
         }
+    }
+
+    /// Replaces the app instances of `workspace` (and their automations); returns whether it
+    /// had none before and gets none now.
+    pub fn set_apps(&self, workspace: &str, loaded: Vec<Loaded>) -> bool {
+        let mut apps = self.apps.write().unwrap_or_else(PoisonError::into_inner);
+        let old = apps.remove(workspace).unwrap_or_default();
+        if old.is_empty() && loaded.is_empty() {
+            return true;
+        }
+        let mut map = self.workspaces.write().unwrap_or_else(PoisonError::into_inner);
+        for scope in old.values() {
+            map.remove(&scope.key);
+            self.programs.remove_workspace(&scope.key);
+        }
+        let mut scopes = HashMap::new();
+        for Loaded { scope, automations } in loaded {
+            let entry = map.entry(scope.key.clone()).or_default();
+            for a in automations {
+                if a.kind == AutomationKind::Dsl {
+                    self.programs.insert(&scope.key, &a);
+                }
+                entry.insert(a.slug.clone(), Arc::new(a));
+            }
+            scopes.insert(scope.full_slug.clone(), Arc::new(scope));
+        }
+        if !scopes.is_empty() {
+            apps.insert(workspace.to_owned(), scopes);
+        }
+        drop(map);
+        drop(apps);
+        self.changed();
+        false
+    }
+
+    /// Instance `full_slug` of `workspace`.
+    pub fn scope(&self, workspace: &str, full_slug: &str) -> Option<Arc<AppScope>> {
+        self.apps.read().unwrap_or_else(PoisonError::into_inner).get(workspace)?.get(full_slug).cloned()
+    }
+
+    /// The instance an index key names (`None` for a workspace's own key).
+    pub fn scope_of_key(&self, key: &str) -> Option<Arc<AppScope>> {
+        match split_key(key) {
+            (ws, Some(full)) => self.scope(ws, full),
+            (_, None) => None,
+        }
+    }
+
+    /// Every loaded instance of app `app_slug`, in any workspace, at any depth.
+    pub fn scopes_of_app(&self, app_slug: &str) -> Vec<Arc<AppScope>> {
+        let apps = self.apps.read().unwrap_or_else(PoisonError::into_inner);
+        apps.values().flat_map(|m| m.values()).filter(|s| s.app_slug == app_slug).cloned().collect()
+    }
+
+    /// The instances of `workspace` that a dotted name reaches, each with the rest of the name
+    /// (`crm.mailer.done` → `(crm, "mailer.done")`, `(crm.mailer, "done")`): where an event
+    /// of that type or an endpoint of that name goes inside apps (§8.3).
+    pub fn route(&self, workspace: &str, name: &str) -> Vec<(Arc<AppScope>, String)> {
+        let apps = self.apps.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(scopes) = apps.get(workspace) else { return Vec::new() };
+        let segments: Vec<&str> = name.split('.').collect();
+        (1..segments.len())
+            .filter_map(|k| {
+                let full = segments[..k].join(".");
+                scopes.get(&full).map(|s| (s.clone(), segments[k..].join(".")))
+            })
+            .collect()
     }
 
     /// Number of automations indexed.

@@ -6,6 +6,8 @@
 //! - [`config`]: [`Config`] and its defaults.
 //! - [`index`]: the per-instance trigger index (events, endpoints, schedules), loaded from the
 //!   `automations` collection and kept current from `workspaces.automations.*` (fan-out).
+//! - [`apps`]: app instances: loaded per workspace into the index under their own keys,
+//!   namespaced events, calls and endpoints (`automation-dsl.md` §8).
 //! - [`executor`]: runs one automation in the host and reports `runtime.automations.executed`
 //!   (and `error`); also the `call` import.
 //! - [`webhook`]: `router(state)`: webhooks and test runs over HTTP.
@@ -25,6 +27,7 @@
 //!
 //! Depends on core, http, broker, storage and host; never on another service crate.
 
+pub mod apps;
 pub mod bus;
 pub mod config;
 pub mod contexts;

@@ -83,7 +83,8 @@ impl RuntimeState {
             }),
         };
         let loaded = state.load_index().await?;
-        tracing::info!(instance_id = %state.inner.config.instance_id, automations = loaded, "runtime index loaded");
+        let apps = state.load_apps().await?;
+        tracing::info!(instance_id = %state.inner.config.instance_id, automations = loaded, workspaces_with_apps = apps, "runtime index loaded");
         Ok(state)
     }
 
@@ -110,6 +111,43 @@ impl RuntimeState {
             }
         }
         Ok(loaded)
+    }
+
+    /// Loads the app instances of every workspace that has some; returns how many workspaces.
+    pub async fn load_apps(&self) -> Result<usize, RuntimeError> {
+        let workspaces = crate::apps::workspaces_with_instances(self.inner.store.as_ref()).await?;
+        for ws in &workspaces {
+            self.reload_apps(ws).await?;
+        }
+        Ok(workspaces.len())
+    }
+
+    /// Re-reads the app instances of `workspace` (nested ones included) into the index.
+    pub async fn reload_apps(&self, workspace: &str) -> Result<(), RuntimeError> {
+        let Ok(ws) = WorkspaceId::new(workspace) else { return Ok(()) };
+        let loaded = crate::apps::load_workspace(self.inner.store.as_ref(), &ws).await?;
+        self.inner.index.set_apps(workspace, loaded);
+        Ok(())
+    }
+
+    /// Reloads the workspaces an app event concerns: the event's own for `workspaces.apps.*`;
+    /// for `apps.published`/`apps.deleted`, every workspace running an instance of the app
+    /// (nested ones included) or installing it directly.
+    pub async fn reload_for(&self, event: &refract_core::Event) -> Result<(), RuntimeError> {
+        let ty = event.event_type.as_str();
+        if ty.starts_with("workspaces.apps.") {
+            if let Some(ws) = &event.source.workspace_id {
+                self.reload_apps(ws.as_str()).await?;
+            }
+            return Ok(());
+        }
+        let Some(app) = event.payload.get("appSlug").and_then(|v| v.as_str()) else { return Ok(()) };
+        let mut workspaces = crate::apps::workspaces_installing(self.inner.store.as_ref(), app).await?;
+        workspaces.extend(self.inner.index.scopes_of_app(app).iter().map(|s| s.workspace.as_str().to_owned()));
+        for ws in workspaces {
+            self.reload_apps(&ws).await?;
+        }
+        Ok(())
     }
 
     /// Re-reads automation `slug` of `workspace` from the collection into the index (or drops

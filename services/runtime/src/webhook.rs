@@ -17,6 +17,7 @@ use refract_http::{ApiError, Caller, Json};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::apps::AppScope;
 use crate::error::RuntimeError;
 use crate::executor::{Execution, TriggerInfo, output_value};
 use crate::state::{RuntimeState, run_context};
@@ -82,6 +83,17 @@ async fn webhook(
         state.refresh_automation(ws.as_str(), &slug).await.map_err(|e| ApiError::from_kind(e.kind(), &e))?;
         automations = state.index().by_endpoint(ws.as_str(), &endpoint);
     }
+    // App endpoints are `<fullSlug>.<name>` (§8.3); an instance installed a moment ago may
+    // not have reached this instance's index yet.
+    let mut automations: Vec<_> = automations.into_iter().map(|a| (None, a)).collect();
+    if endpoint.contains('.') {
+        let mut found = app_endpoints(&state, ws.as_str(), &endpoint);
+        if found.is_empty() && automations.is_empty() {
+            state.reload_apps(ws.as_str()).await.map_err(|e| ApiError::from_kind(e.kind(), &e))?;
+            found = app_endpoints(&state, ws.as_str(), &endpoint);
+        }
+        automations.extend(found);
+    }
     if automations.is_empty() {
         return Err(ApiError::not_found(format!("no automation answers the endpoint {endpoint:?}")));
     }
@@ -109,9 +121,10 @@ async fn webhook(
     });
     let info = TriggerInfo { kind: "endpoint", value: endpoint.clone(), id: None };
     let mut first = None;
-    for automation in automations {
+    for (app, automation) in automations {
         let slug = automation.slug.clone();
         let exec = Execution {
+            app,
             context: run_context(&ws, &automation.slug, caller.correlation_id.clone(), caller.user_id.clone(), caller.session_id.clone(), 0),
             automation,
             trigger: Trigger::Http(http.clone()),
@@ -134,6 +147,16 @@ async fn webhook(
         Ok(Ok(result)) => result,
     };
     Ok(with_correlation(respond(result, &slug, webhook_output), &caller))
+}
+
+/// The automations of app instances answering the dotted endpoint `name`, with their instance.
+fn app_endpoints(state: &RuntimeState, ws: &str, name: &str) -> Vec<(Option<Arc<AppScope>>, Arc<Automation>)> {
+    state
+        .index()
+        .route(ws, name)
+        .into_iter()
+        .flat_map(|(scope, rest)| state.index().by_endpoint(&scope.key, &rest).into_iter().map(move |a| (Some(scope.clone()), a)))
+        .collect()
 }
 
 fn timeout() -> ApiError {
@@ -264,6 +287,7 @@ async fn test_run(
         Some(_) => return Err(ApiError::validation("payload", "must be a JSON object")),
     };
     let exec = Execution {
+        app: None,
         context: run_context(&ws, &slug, caller.correlation_id.clone(), caller.user_id.clone(), caller.session_id.clone(), 0),
         automation,
         trigger: Trigger::Call(payload.to_string()),

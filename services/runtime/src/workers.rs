@@ -13,6 +13,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::time::MissedTickBehavior;
 
+use crate::apps::{APP_EVENTS, AppScope};
 use crate::error::RuntimeError;
 use crate::executor::{Execution, TriggerInfo};
 use crate::schedule::{Fire, Planner, claim_tick, tick_lock};
@@ -108,10 +109,20 @@ fn wit_event(event: &Event) -> WitEvent {
 pub async fn handle_event(state: &RuntimeState, delivery: Delivery) {
     let event = &delivery.event;
     let ty = event.event_type.as_str();
-    let automations = match event.source.workspace_id.as_ref() {
-        Some(ws) if is_triggering(ty) => state.index().by_event(ws.as_str(), ty),
-        _ => Vec::new(),
-    };
+    if APP_EVENTS.contains(&ty) && ty != "workspaces.apps.uninstalled" {
+        // The new instance definition is loaded before its triggers run (§8.4), whatever the
+        // fan-out listener of this instance has done so far.
+        if let Err(e) = state.reload_for(event).await {
+            tracing::warn!(event_type = ty, error = %e, "app instances not reloaded");
+        }
+    }
+    let automations: Vec<_> = listeners(state, event)
+        .into_iter()
+        .flat_map(|(app, local)| {
+            let key = app.as_ref().map_or_else(|| event.source.workspace_id.as_ref().map(|w| w.as_str().to_owned()).unwrap_or_default(), |s| s.key.clone());
+            state.index().by_event(&key, &local).into_iter().map(move |a| (app.clone(), local.clone(), a))
+        })
+        .collect();
     if ty == "workspaces.automations.created" || ty == "workspaces.automations.updated" {
         announce_schedules(state, event).await;
     }
@@ -123,7 +134,10 @@ pub async fn handle_event(state: &RuntimeState, delivery: Delivery) {
         let wit = wit_event(event);
         let id = event.id.as_ref().map(|i| i.as_str().to_owned());
         let payload = json!({"payload": event.payload, "source": event.source, "id": id});
-        for automation in automations {
+        for (app, local, automation) in automations {
+            let ws = app.as_ref().map_or(ws, |s| &s.workspace);
+            let mut wit = wit.clone();
+            wit.type_ = local;
             let context = run_context(
                 ws,
                 &automation.slug,
@@ -133,8 +147,9 @@ pub async fn handle_event(state: &RuntimeState, delivery: Delivery) {
                 event.source.automation_depth.unwrap_or(0),
             );
             let exec = Execution {
+                app,
                 automation,
-                trigger: Trigger::Event(wit.clone()),
+                trigger: Trigger::Event(wit),
                 info: TriggerInfo { kind: "event", value: ty.to_owned(), id: id.clone() },
                 context,
                 payload: payload.clone(),
@@ -155,6 +170,34 @@ pub async fn handle_event(state: &RuntimeState, delivery: Delivery) {
     if let Err(e) = settled {
         tracing::warn!(error = %e, "could not settle an event delivery");
     }
+}
+
+/// Who listens to `event`: the workspace itself (type as is), the app instances its type
+/// reaches by prefix (type without it, §8.3), and the instances a lifecycle event is about
+/// (unprefixed, §8.4).
+fn listeners(state: &RuntimeState, event: &Event) -> Vec<(Option<Arc<AppScope>>, String)> {
+    let Some(ws) = event.source.workspace_id.as_ref().map(|w| w.as_str()) else { return Vec::new() };
+    let ty = event.event_type.as_str();
+    let mut out = Vec::new();
+    if is_triggering(ty) {
+        out.push((None, ty.to_owned()));
+        out.extend(state.index().route(ws, ty).into_iter().map(|(scope, rest)| (Some(scope), rest)));
+    }
+    let text = |k: &str| event.payload.get(k).and_then(serde_json::Value::as_str);
+    match ty {
+        "workspaces.apps.installed" | "workspaces.apps.configured" | "workspaces.apps.uninstalled" => {
+            if let Some(scope) = text("slug").and_then(|slug| state.index().scope(ws, slug)) {
+                out.push((Some(scope), ty.to_owned()));
+            }
+        }
+        "apps.published" | "apps.deleted" => {
+            if let Some(app) = text("appSlug") {
+                out.extend(state.index().scopes_of_app(app).into_iter().map(|s| (Some(s), ty.to_owned())));
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 /// `runtime.automations.scheduled` for an automation saved with schedules: emitted by the one
@@ -182,6 +225,11 @@ async fn listen(state: RuntimeState, mut sub: Box<dyn Subscriber>) -> Result<(),
         let delivery = sub.next().await?;
         let event = &delivery.event;
         state.index().apply(event);
+        if APP_EVENTS.contains(&event.event_type.as_str())
+            && let Err(e) = state.reload_for(event).await
+        {
+            tracing::warn!(event_type = %event.event_type, error = %e, "app instances not reloaded");
+        }
         state.inner.waiters.dispatch(event);
         if event.event_type.as_str() == "workspaces.components.uploaded"
             && let Some(digest) = event.payload.get("digest").and_then(|d| d.as_str()).and_then(ComponentDigest::parse)
@@ -222,11 +270,20 @@ pub async fn fire_tick(state: &RuntimeState, fire: Fire) {
             return;
         }
     }
-    let Ok(ws) = refract_core::WorkspaceId::new(&fire.workspace) else { return };
+    // An app instance's schedule fires inside the instance, in its root workspace.
+    let app = state.index().scope_of_key(&fire.workspace);
+    let ws = match &app {
+        Some(scope) => scope.workspace.clone(),
+        None => match refract_core::WorkspaceId::new(&fire.workspace) {
+            Ok(ws) => ws,
+            Err(_) => return,
+        },
+    };
     let time = fire.tick.to_rfc3339_opts(SecondsFormat::Millis, true);
     let payload = json!({"workspaceId": ws, "automation": fire.automation.slug,
         "trigger": {"type": "schedule", "value": fire.expression}, "startedAt": time});
     let exec = Execution {
+        app,
         context: run_context(&ws, &fire.automation.slug, CorrelationId::generate(), None, None, 0),
         trigger: Trigger::Schedule(ScheduleTick { expression: fire.expression.clone(), time }),
         info: TriggerInfo { kind: "schedule", value: fire.expression.clone(), id: None },

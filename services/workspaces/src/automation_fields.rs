@@ -55,6 +55,11 @@ pub(crate) fn apply(
                     .as_bool()
                     .ok_or_else(|| ApiError::validation("disabled", "must be a boolean"))?
             }
+            "private" => {
+                a.private = value
+                    .as_bool()
+                    .ok_or_else(|| ApiError::validation("private", "must be a boolean"))?
+            }
             "when" if value.is_null() => a.when = None,
             "when" => a.when = Some(check_when(state, value)?),
             "arguments" if value.is_null() => a.arguments = None,

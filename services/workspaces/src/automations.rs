@@ -218,6 +218,7 @@ pub async fn create(
         description: None,
         labels: Vec::new(),
         disabled: false,
+        private: false,
         when: None,
         arguments: None,
         config: None,

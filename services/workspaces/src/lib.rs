@@ -12,12 +12,15 @@
 //!   [`inspect`] reads imports and the source language from the binary.
 //! - [`artifacts`]: [`FileArtifactStore`], the host's artifact store over file storage.
 //! - [`secrets`]: write-only workspace secrets.
+//! - [`versions`]: workspace versions (snapshots); [`apps`]: the app store (publish, search,
+//!   delete); [`instances`]: apps installed in a workspace, their config and lifecycle events.
 //! - [`sharing`]: shares with users, the public or custom roles (`…/permissions`).
 //! - [`security`]: custom roles and rules, workspace API keys (`…/security`).
 //! - `params`: query strings and body-map helpers shared by the handlers.
 //!
 //! Depends on core, http, broker, storage and host; never on another service crate.
 
+pub mod apps;
 pub mod artifacts;
 pub mod automation_fields;
 pub mod automations;
@@ -26,12 +29,14 @@ pub mod config;
 pub mod dsl;
 pub mod import;
 pub mod inspect;
+pub mod instances;
 mod params;
 pub mod schedule;
 pub mod secrets;
 pub mod security;
 pub mod sharing;
 pub mod state;
+pub mod versions;
 pub mod workspaces;
 
 pub use artifacts::{ARTIFACTS_PREFIX, FileArtifactStore};
@@ -100,6 +105,30 @@ pub fn router(state: WorkspacesState) -> Router {
         .route(
             "/v2/workspaces/{workspace_id}/security/secrets/{name}",
             delete(secrets::remove),
+        )
+        .route("/v2/apps", get(apps::list).post(apps::publish))
+        .route("/v2/apps/{app_slug}", get(apps::get_one).delete(apps::remove))
+        .route(
+            "/v2/workspaces/{workspace_id}/apps",
+            get(instances::list).post(instances::install),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/apps/{slug}",
+            get(instances::get_one)
+                .patch(instances::update)
+                .delete(instances::remove),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/apps/{slug}/config",
+            get(instances::get_config).patch(instances::patch_config),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/versions",
+            get(versions::list).post(versions::create),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/versions/{name}",
+            delete(versions::remove),
         )
         .layer(DefaultBodyLimit::max(json_limit));
     // The upload reads its body itself, with its own cap and gzip handling.

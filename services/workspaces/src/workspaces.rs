@@ -363,6 +363,7 @@ pub async fn remove(
         automations::delete_doc(&state, id, &a.slug).await?;
     }
     secrets::delete_all(&state, id).await?;
+    crate::instances::delete_all(&state, id).await?;
     // Bounded: a backend that reports a delete but keeps the document must not spin us.
     for _ in 0..MEMBERSHIP_SWEEPS {
         let members = state

@@ -4,6 +4,7 @@
 // `allow-unwrap-in-tests` covers only `#[test]` functions).
 #![allow(clippy::unwrap_used)]
 
+mod apps;
 mod cluster;
 mod console;
 mod dsl;

@@ -72,6 +72,26 @@ pub mod collections {
         name: "security",
         unique: &[],
     };
+    /// Published apps (`refract_core::apps::App`), by app slug.
+    pub const APPS: CollectionSpec = CollectionSpec {
+        name: "apps",
+        unique: &[],
+    };
+    /// Immutable app versions (`refract_core::apps::AppVersion`), by `<appSlug>@<version>`.
+    pub const APP_VERSIONS: CollectionSpec = CollectionSpec {
+        name: "app_versions",
+        unique: &[],
+    };
+    /// App instances (`refract_core::apps::AppInstance`), by `<workspaceId>:<slug>`.
+    pub const APP_INSTANCES: CollectionSpec = CollectionSpec {
+        name: "app_instances",
+        unique: &[],
+    };
+    /// Workspace versions (`refract_core::apps::WorkspaceVersion`), by `<workspaceId>@<name>`.
+    pub const WORKSPACE_VERSIONS: CollectionSpec = CollectionSpec {
+        name: "workspace_versions",
+        unique: &[],
+    };
 }
 
 /// A stored document.
