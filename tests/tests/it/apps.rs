@@ -74,7 +74,7 @@ async fn greeter_source(ada: &Client) -> String {
     automation(ada, &ws, json!({"slug": "on-install", "name": "On install", "when": {"events": ["workspaces.apps.installed"]}, "do": [
         {"emit": {"event": "installed", "payload": {"greeting": "{{config.greeting}}"}}}
     ]})).await;
-    ada.deploy(&ws, json!({"slug": "count", "name": "Count", "when": {"endpoint": "count"}}), &example("counter").unwrap())
+    ada.deploy(&ws, json!({"slug": "count", "name": "Count", "when": {"endpoint": "count"}, "component": {}}), &example("counter").unwrap())
         .await
         .unwrap();
     ws
@@ -85,7 +85,6 @@ async fn greeter_source(ada: &Client) -> String {
 /// keeps its private automation to itself, and only the instance following `current` moves
 /// to a new version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails at the component upload of the counter example (deploy); under investigation, see issue #11 notes"]
 async fn an_app_installed_twice_answers_with_each_instance_config() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::start(dir.path()).await.unwrap();

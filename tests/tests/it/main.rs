@@ -11,6 +11,7 @@ mod dsl;
 mod egress;
 mod identity;
 mod observability;
+mod oidc;
 mod events;
 mod platform;
 mod runtime;

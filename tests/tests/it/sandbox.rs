@@ -557,6 +557,9 @@ async fn guest_stdio_and_logs_become_log_lines_tagged_with_the_run() -> anyhow::
         EgressPolicy::default(),
     );
     let run_id = req.context.run_id.clone();
+    // tracing caches per call site whether anyone listens; a site first reached by another
+    // test's thread while this subscriber was being registered can be cached as unheard.
+    tracing::callsite::rebuild_interest_cache();
     let report = sb.strict.run(&sb.hostile, req, services).await?;
     assert!(matches!(report.outcome, RunOutcome::Ok(_)));
     let text =
