@@ -126,7 +126,9 @@ pub trait StateStore: Send + Sync {
         _run: &RunContext,
         _limiter: &RateLimiter,
     ) -> Result<RateLimitState, ServiceError> {
-        Err(ServiceError::Unavailable("rate limits are not available here".into()))
+        Err(ServiceError::Unavailable(
+            "rate limits are not available here".into(),
+        ))
     }
 
     /// Adds `topic` to the workspace's user topics and makes `users` members; `true` if the
@@ -137,7 +139,9 @@ pub trait StateStore: Send + Sync {
         _topic: &str,
         _users: &[UserId],
     ) -> Result<bool, ServiceError> {
-        Err(ServiceError::Unavailable("user topics are not available here".into()))
+        Err(ServiceError::Unavailable(
+            "user topics are not available here".into(),
+        ))
     }
 
     /// Makes `users` members of `topic`, creating it when `create`; `Invalid` for an unknown
@@ -149,7 +153,9 @@ pub trait StateStore: Send + Sync {
         _users: &[UserId],
         _create: bool,
     ) -> Result<(), ServiceError> {
-        Err(ServiceError::Unavailable("user topics are not available here".into()))
+        Err(ServiceError::Unavailable(
+            "user topics are not available here".into(),
+        ))
     }
 }
 

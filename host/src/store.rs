@@ -49,9 +49,14 @@ impl RunCtx {
     /// Runs the async host call `name` (`fetch`, `emit`, ...), counting its time as I/O, not
     /// guest CPU, inside a span of its own: with traces on, each host call is a child span of
     /// the run, and what it publishes carries that span's trace context.
-    pub(crate) async fn io<F: std::future::Future>(&mut self, name: &'static str, f: F) -> F::Output {
+    pub(crate) async fn io<F: std::future::Future>(
+        &mut self,
+        name: &'static str,
+        f: F,
+    ) -> F::Output {
         let t = Instant::now();
-        let out = tracing::Instrument::instrument(f, tracing::info_span!("host_call", call = name)).await;
+        let out =
+            tracing::Instrument::instrument(f, tracing::info_span!("host_call", call = name)).await;
         self.io_time += t.elapsed();
         out
     }

@@ -151,7 +151,9 @@ impl Host for RunCtx {
             Err(m) => return Ok(Err(StateError::Invalid(m))),
         };
         let (store, info) = (self.services.state.clone(), self.info.clone());
-        let result = self.io("state.set", store.set(&info, scope, &path, value)).await;
+        let result = self
+            .io("state.set", store.set(&info, scope, &path, value))
+            .await;
         Ok(result.map_err(to_wit))
     }
 
@@ -165,7 +167,9 @@ impl Host for RunCtx {
             Err(e) => return Ok(Err(e)),
         };
         let (store, info) = (self.services.state.clone(), self.info.clone());
-        let result = self.io("state.delete", store.delete(&info, scope, &path)).await;
+        let result = self
+            .io("state.delete", store.delete(&info, scope, &path))
+            .await;
         Ok(result.map_err(to_wit))
     }
 
@@ -195,7 +199,9 @@ impl Host for RunCtx {
             consume,
         };
         let (store, info) = (self.services.state.clone(), self.info.clone());
-        let result = self.io("rate_limit", store.rate_limit(&info, &limiter)).await;
+        let result = self
+            .io("rate_limit", store.rate_limit(&info, &limiter))
+            .await;
         Ok(result
             .map(|s| RateLimitState {
                 ok: s.ok,
@@ -216,7 +222,10 @@ impl Host for RunCtx {
         };
         let (store, info) = (self.services.state.clone(), self.info.clone());
         match self
-            .io("create_user_topic", store.create_user_topic(&info, &topic, &users))
+            .io(
+                "create_user_topic",
+                store.create_user_topic(&info, &topic, &users),
+            )
             .await
         {
             Ok(true) => return Ok(Ok(None)),
@@ -227,9 +236,7 @@ impl Host for RunCtx {
         if !user_ids.is_empty() {
             payload["userIds"] = json!(user_ids);
         }
-        let event = self
-            .topic_event("events.userTopics.created", payload)
-            .await;
+        let event = self.topic_event("events.userTopics.created", payload).await;
         Ok(event.map(|e| Some(e.to_string())))
     }
 
@@ -251,7 +258,10 @@ impl Host for RunCtx {
         }
         let (store, info) = (self.services.state.clone(), self.info.clone());
         if let Err(e) = self
-            .io("join_user_topic", store.join_user_topic(&info, &topic, &users, create))
+            .io(
+                "join_user_topic",
+                store.join_user_topic(&info, &topic, &users, create),
+            )
             .await
         {
             return Ok(Err(to_wit(e)));

@@ -215,7 +215,10 @@ pub fn parse_app_version(value: &Value) -> Result<Option<u32>, String> {
     match value {
         Value::Null => Ok(None),
         Value::String(s) if s == "current" || s == "latest" => Ok(None),
-        Value::String(s) => s.parse::<u32>().map(Some).map_err(|_| format!("{s:?} is not a version number or \"current\"")),
+        Value::String(s) => s
+            .parse::<u32>()
+            .map(Some)
+            .map_err(|_| format!("{s:?} is not a version number or \"current\"")),
         Value::Number(n) => n
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
@@ -232,9 +235,16 @@ mod tests {
 
     #[test]
     fn instance_config_overlays_top_level_keys_and_secrets_are_redacted() {
-        let merged = instance_config(&json!({"greeting": "hi", "nested": {"a": 1}}), &json!({"nested": {"b": 2}, "token": "t"}));
-        assert_eq!(merged, json!({"greeting": "hi", "nested": {"b": 2}, "token": "t"}));
-        let schema = json!({"token": {"type": "string", "secret": true}, "greeting": {"type": "string"}});
+        let merged = instance_config(
+            &json!({"greeting": "hi", "nested": {"a": 1}}),
+            &json!({"nested": {"b": 2}, "token": "t"}),
+        );
+        assert_eq!(
+            merged,
+            json!({"greeting": "hi", "nested": {"b": 2}, "token": "t"})
+        );
+        let schema =
+            json!({"token": {"type": "string", "secret": true}, "greeting": {"type": "string"}});
         assert_eq!(redact(&merged, Some(&schema))["token"], json!(REDACTED));
         assert_eq!(redact(&merged, Some(&schema))["greeting"], json!("hi"));
     }

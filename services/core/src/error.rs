@@ -2,6 +2,19 @@
 
 use std::fmt;
 
+/// An error and its sources on one line, `outer: inner: root` (HTTP and TLS crates put the
+/// useful part in `source`).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 /// What kind of failure an error is: retry policies and the HTTP layer read this, never the
 /// error's text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,7 +62,10 @@ pub enum ValidationError {
 
 impl ValidationError {
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        ValidationError::Invalid { field, reason: reason.into() }
+        ValidationError::Invalid {
+            field,
+            reason: reason.into(),
+        }
     }
 
     pub fn kind(&self) -> ErrorKind {

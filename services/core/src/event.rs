@@ -30,7 +30,9 @@ pub struct EventLimits {
 
 impl Default for EventLimits {
     fn default() -> Self {
-        Self { max_size: DEFAULT_MAX_EVENT_SIZE }
+        Self {
+            max_size: DEFAULT_MAX_EVENT_SIZE,
+        }
     }
 }
 
@@ -43,7 +45,10 @@ impl EventType {
     pub fn new(value: impl Into<String>) -> Result<Self, ValidationError> {
         let value = value.into();
         if value.is_empty() || value.len() > MAX_TYPE_LEN {
-            return Err(ValidationError::invalid("type", format!("must be 1 to {MAX_TYPE_LEN} characters")));
+            return Err(ValidationError::invalid(
+                "type",
+                format!("must be 1 to {MAX_TYPE_LEN} characters"),
+            ));
         }
         if let Some(bad) = value
             .chars()
@@ -234,11 +239,18 @@ pub struct Event {
 
 impl Event {
     /// A new event of `event_type` in `workspace`, created now, with a fresh correlation id.
-    pub fn new(event_type: EventType, workspace: Option<WorkspaceId>, payload: Map<String, Value>) -> Self {
+    pub fn new(
+        event_type: EventType,
+        workspace: Option<WorkspaceId>,
+        payload: Map<String, Value>,
+    ) -> Self {
         Self {
             id: None,
             event_type,
-            source: Source { workspace_id: workspace, ..Source::default() },
+            source: Source {
+                workspace_id: workspace,
+                ..Source::default()
+            },
             payload,
             target: None,
             options: None,
@@ -261,17 +273,25 @@ impl Event {
 
     /// Whether the event goes to history (`options.persist`, default true).
     pub fn persist(&self) -> bool {
-        self.options.as_ref().and_then(|o| o.persist).unwrap_or(true)
+        self.options
+            .as_ref()
+            .and_then(|o| o.persist)
+            .unwrap_or(true)
     }
 
     /// Measures the event and records its size; fails when it is over `limits.max_size`.
     /// The size counts the envelope as stored, without `id` and `size`, which the broker adds.
     pub fn seal(&mut self, limits: &EventLimits) -> Result<usize, ValidationError> {
         let (id, _) = (self.id.take(), self.size.take());
-        let size = serde_json::to_vec(self).map(|v| v.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(self)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         self.id = id;
         if size > limits.max_size {
-            return Err(ValidationError::TooLarge { size, limit: limits.max_size });
+            return Err(ValidationError::TooLarge {
+                size,
+                limit: limits.max_size,
+            });
         }
         self.size = Some(size);
         Ok(size)
@@ -352,7 +372,8 @@ mod tests {
 
     #[test]
     fn a_minimal_event_gets_defaults_and_a_correlation_id() {
-        let event = Event::from_json(br#"{"type":"hello","createdAt":"2026-01-01T00:00:00Z"}"#).unwrap();
+        let event =
+            Event::from_json(br#"{"type":"hello","createdAt":"2026-01-01T00:00:00Z"}"#).unwrap();
         assert!(event.payload.is_empty());
         assert!(event.persist());
         assert_eq!(event.source.correlation_id.as_str().len(), 32);
@@ -366,7 +387,11 @@ mod tests {
         let err = Event::from_json(br#"{"type":"a/b"}"#).unwrap_err();
         assert!(err.to_string().contains("'/' is not allowed"), "{err}");
         let err = Event::from_json(br#"{"type":"ok","payload":[1]}"#).unwrap_err();
-        assert!(err.to_string().contains("payload must be a JSON object, not an array"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("payload must be a JSON object, not an array"),
+            "{err}"
+        );
         let long = format!(r#"{{"type":"{}"}}"#, "x".repeat(129));
         assert!(Event::from_json(long.as_bytes()).is_err());
         assert!(Event::from_json(b"not json").is_err());

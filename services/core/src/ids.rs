@@ -13,10 +13,19 @@ pub const MAX_ID_LEN: usize = 64;
 
 fn check_id(field: &'static str, value: &str) -> Result<(), ValidationError> {
     if value.is_empty() || value.len() > MAX_ID_LEN {
-        return Err(ValidationError::invalid(field, format!("must be 1 to {MAX_ID_LEN} characters")));
+        return Err(ValidationError::invalid(
+            field,
+            format!("must be 1 to {MAX_ID_LEN} characters"),
+        ));
     }
-    if !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-        return Err(ValidationError::invalid(field, "may contain only A-Z, a-z, 0-9, '_' and '-'"));
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(ValidationError::invalid(
+            field,
+            "may contain only A-Z, a-z, 0-9, '_' and '-'",
+        ));
     }
     Ok(())
 }
@@ -99,7 +108,9 @@ impl EventId {
         let value = value.into();
         Self::parse_parts(&value)
             .map(|_| Self(value))
-            .ok_or_else(|| ValidationError::invalid("id", "must look like <milliseconds>-<sequence>"))
+            .ok_or_else(|| {
+                ValidationError::invalid("id", "must look like <milliseconds>-<sequence>")
+            })
     }
 
     /// Builds the id of entry `seq` at millisecond `ms`.
@@ -154,7 +165,11 @@ mod tests {
         let a = CorrelationId::generate();
         let b = CorrelationId::generate();
         assert_eq!(a.as_str().len(), 32);
-        assert!(a.as_str().bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            a.as_str()
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert_ne!(a, b);
     }
 

@@ -8,7 +8,9 @@ use serde_json::Value;
 use crate::error::ValidationError;
 
 /// Workspace slugs that would collide with platform hosts.
-pub const RESERVED_WORKSPACE_SLUGS: &[&str] = &["platform", "api", "www", "admin", "console", "studio", "sys", "oidc"];
+pub const RESERVED_WORKSPACE_SLUGS: &[&str] = &[
+    "platform", "api", "www", "admin", "console", "studio", "sys", "oidc",
+];
 
 /// Checks a workspace slug: a DNS label (`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`), not
 /// reserved.
@@ -21,18 +23,32 @@ pub fn check_workspace_slug(slug: &str) -> Result<(), ValidationError> {
         && ok_char(&bytes[bytes.len() - 1])
         && bytes.iter().all(|b| ok_char(b) || *b == b'-');
     if !valid {
-        return Err(ValidationError::invalid("slug", "must be a DNS label: a-z, 0-9 and '-', 1 to 63 characters, not starting or ending with '-'"));
+        return Err(ValidationError::invalid(
+            "slug",
+            "must be a DNS label: a-z, 0-9 and '-', 1 to 63 characters, not starting or ending with '-'",
+        ));
     }
     if RESERVED_WORKSPACE_SLUGS.contains(&slug) {
-        return Err(ValidationError::invalid("slug", format!("{slug:?} is reserved")));
+        return Err(ValidationError::invalid(
+            "slug",
+            format!("{slug:?} is reserved"),
+        ));
     }
     Ok(())
 }
 
 /// Checks an automation slug: `^[A-Za-z0-9 _-]{1,64}$`.
 pub fn check_automation_slug(slug: &str) -> Result<(), ValidationError> {
-    if slug.is_empty() || slug.len() > 64 || !slug.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'_' | b'-')) {
-        return Err(ValidationError::invalid("slug", "must be 1 to 64 characters of A-Z, a-z, 0-9, space, '_' or '-'"));
+    if slug.is_empty()
+        || slug.len() > 64
+        || !slug
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'_' | b'-'))
+    {
+        return Err(ValidationError::invalid(
+            "slug",
+            "must be 1 to 64 characters of A-Z, a-z, 0-9, space, '_' or '-'",
+        ));
     }
     Ok(())
 }
@@ -88,10 +104,7 @@ pub struct When {
 #[serde(untagged)]
 pub enum Schedule {
     Utc(String),
-    Zoned {
-        cron: String,
-        timezone: String,
-    },
+    Zoned { cron: String, timezone: String },
 }
 
 impl Schedule {
@@ -293,7 +306,8 @@ mod tests {
     fn automation_slugs_and_endpoints() {
         assert!(check_automation_slug("On order 2").is_ok());
         assert!(check_automation_slug("a/b").is_err());
-        let when: When = serde_json::from_value(json!({"endpoint": true, "events": ["x"]})).unwrap();
+        let when: When =
+            serde_json::from_value(json!({"endpoint": true, "events": ["x"]})).unwrap();
         assert_eq!(when.endpoint_name("echo"), Some("echo"));
         let when: When = serde_json::from_value(json!({"endpoint": "hook"})).unwrap();
         assert_eq!(when.endpoint_name("echo"), Some("hook"));

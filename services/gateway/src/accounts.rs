@@ -253,7 +253,13 @@ pub(crate) async fn start_session(
         payload["email"] = json!(email);
     }
     state
-        .emit("gateway.login.succeeded", payload, meta, Some(&user.id), Some(&record.session_id))
+        .emit(
+            "gateway.login.succeeded",
+            payload,
+            meta,
+            Some(&user.id),
+            Some(&record.session_id),
+        )
         .await;
     Ok((token, record))
 }

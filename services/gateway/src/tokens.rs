@@ -95,7 +95,11 @@ pub struct CreateToken {
 
 /// The caller of a token-changing route: a logged-in user (not a PAT, not anonymous) whose
 /// cookie-authenticated write carries its CSRF token.
-async fn login_principal(state: &GatewayState, method: &axum::http::Method, headers: &HeaderMap) -> Result<Principal, ApiError> {
+async fn login_principal(
+    state: &GatewayState,
+    method: &axum::http::Method,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
     let principal = require_user(state, headers).await?;
     principal.require_login()?;
     crate::auth::check_csrf(method, headers, &principal, &state.config().allowed_origins)?;

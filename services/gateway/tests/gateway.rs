@@ -555,7 +555,12 @@ async fn backends_see_the_real_user_never_a_spoofed_one() -> Result<()> {
         "keyHint": "_key", "rules": [], "createdAt": "2026-01-01T00:00:00Z", "createdBy": "ann"
     });
     gw.store
-        .put(&refract_storage::collections::API_KEYS, "k1", &record, refract_storage::Expect::Absent)
+        .put(
+            &refract_storage::collections::API_KEYS,
+            "k1",
+            &record,
+            refract_storage::Expect::Absent,
+        )
         .await?;
     let login = gw.login("ann@example.org").await?;
     let token = login.token();
@@ -605,7 +610,9 @@ async fn backends_see_the_real_user_never_a_spoofed_one() -> Result<()> {
         "an upload hint, not an identity"
     );
     assert!(
-        seen["x-prismeai-auth-data"].as_str().is_some_and(|a| a.contains("prismeai")),
+        seen["x-prismeai-auth-data"]
+            .as_str()
+            .is_some_and(|a| a.contains("prismeai")),
         "the user's identities travel for role bindings"
     );
     assert_eq!(
@@ -1507,21 +1514,52 @@ async fn websocket_upgrades_reach_an_in_process_backend() -> Result<()> {
 async fn unknown_api_keys_are_refused_and_listed_admins_are_superadmins() -> Result<()> {
     let gw = Gw::new()?;
     let r = gw
-        .send(request("GET", "/v2/workspaces/w1/automations", &[("x-prismeai-api-key", "rfk_guess")], Body::empty()))
+        .send(request(
+            "GET",
+            "/v2/workspaces/w1/automations",
+            &[("x-prismeai-api-key", "rfk_guess")],
+            Body::empty(),
+        ))
         .await?;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
-    let r = gw.send(request("GET", "/v2/workspaces/w1/automations", &[], Body::empty())).await?;
+    let r = gw
+        .send(request(
+            "GET",
+            "/v2/workspaces/w1/automations",
+            &[],
+            Body::empty(),
+        ))
+        .await?;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
-    let config = Config { super_admin_emails: vec!["Root@Example.org".into()], ..Config::embedded() };
-    let admins = Gw::with(config, in_process(), Arc::new(MemoryBroker::new(BrokerConfig::default())))?;
-    for (email, expected) in [("root@example.org", Some("superadmin")), ("ann@example.org", None)] {
+    let config = Config {
+        super_admin_emails: vec!["Root@Example.org".into()],
+        ..Config::embedded()
+    };
+    let admins = Gw::with(
+        config,
+        in_process(),
+        Arc::new(MemoryBroker::new(BrokerConfig::default())),
+    )?;
+    for (email, expected) in [
+        ("root@example.org", Some("superadmin")),
+        ("ann@example.org", None),
+    ] {
         let token = admins.login(email).await?.token();
         let auth = bearer(&token);
         let r = admins
-            .send(request("GET", "/v2/workspaces/w1", &[("authorization", &auth)], Body::empty()))
+            .send(request(
+                "GET",
+                "/v2/workspaces/w1",
+                &[("authorization", &auth)],
+                Body::empty(),
+            ))
             .await?;
-        assert_eq!(r.body["headers"]["x-prismeai-role"].as_str(), expected, "{email}");
+        assert_eq!(
+            r.body["headers"]["x-prismeai-role"].as_str(),
+            expected,
+            "{email}"
+        );
     }
     Ok(())
 }

@@ -67,7 +67,12 @@ async fn refresh(
         stored.user.auth_data.insert(provider.name.clone(), fresh);
         let body = serde_json::to_value(&stored).map_err(internal)?;
         match store
-            .put(&collections::USERS, &doc.id, &body, Expect::Version(doc.version))
+            .put(
+                &collections::USERS,
+                &doc.id,
+                &body,
+                Expect::Version(doc.version),
+            )
             .await
         {
             Ok(_) | Err(StorageError::Conflict { .. }) => {}
@@ -196,9 +201,15 @@ mod tests {
             auth_data: Map::new(),
             created_at: Utc::now(),
         };
-        users::create(store, &StoredUser { user, password_hash: Some("h".into()) })
-            .await
-            .unwrap();
+        users::create(
+            store,
+            &StoredUser {
+                user,
+                password_hash: Some("h".into()),
+            },
+        )
+        .await
+        .unwrap();
         "local1".into()
     }
 

@@ -98,7 +98,9 @@ pub fn validate_providers(providers: &[ProviderConfig]) -> Result<(), String> {
     for p in providers {
         let name_ok = !p.name.is_empty()
             && p.name.len() <= 32
-            && p.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            && p.name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
             && !RESERVED_NAMES.contains(&p.name.as_str());
         if !name_ok {
             return Err(format!(
@@ -111,7 +113,8 @@ pub fn validate_providers(providers: &[ProviderConfig]) -> Result<(), String> {
         }
         let issuer = Url::parse(&p.issuer)
             .map_err(|e| format!("provider {}: issuer {:?}: {e}", p.name, p.issuer))?;
-        let secure = issuer.scheme() == "https" || (issuer.scheme() == "http" && is_loopback(&issuer));
+        let secure =
+            issuer.scheme() == "https" || (issuer.scheme() == "http" && is_loopback(&issuer));
         if !secure || issuer.query().is_some() || issuer.fragment().is_some() {
             return Err(format!(
                 "provider {}: issuer {:?} must be an https URL (http only on loopback) without query",
@@ -163,9 +166,19 @@ fn public_base(state: &GatewayState, headers: &HeaderMap) -> Result<String, ApiE
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
-        .ok_or_else(|| ApiError::validation("host", "a Host header is needed to build the callback URL"))?;
-    let scheme = if state.config().cookie_secure { "https" } else { "http" };
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .ok_or_else(|| {
+            ApiError::validation("host", "a Host header is needed to build the callback URL")
+        })?;
+    let scheme = if state.config().cookie_secure {
+        "https"
+    } else {
+        "http"
+    };
     Ok(format!("{scheme}://{host}"))
 }
 
@@ -182,7 +195,8 @@ fn return_to(state: &GatewayState, base: &str, redirect: Option<&str>) -> Result
     if redirect.starts_with('/') && !redirect.starts_with("//") && !redirect.starts_with("/\\") {
         return Ok(format!("{base}{redirect}"));
     }
-    let url = Url::parse(redirect).map_err(|_| invalid_redirect("redirect must be an absolute URL or a path"))?;
+    let url = Url::parse(redirect)
+        .map_err(|_| invalid_redirect("redirect must be an absolute URL or a path"))?;
     let origin = origin_of(&url);
     let own = Url::parse(base).map(|b| origin_of(&b)).unwrap_or_default();
     let allowed = matches!(url.scheme(), "http" | "https")
@@ -195,11 +209,17 @@ fn return_to(state: &GatewayState, base: &str, redirect: Option<&str>) -> Result
     if allowed {
         Ok(url.to_string())
     } else {
-        Err(invalid_redirect(format!("{origin} is not an allowed origin")))
+        Err(invalid_redirect(format!(
+            "{origin} is not an allowed origin"
+        )))
     }
 }
 
-fn preauth_cookie(state: &GatewayState, value: &str, max_age: Duration) -> Result<HeaderValue, ApiError> {
+fn preauth_cookie(
+    state: &GatewayState,
+    value: &str,
+    max_age: Duration,
+) -> Result<HeaderValue, ApiError> {
     // Lax: the provider's redirect back is a top-level GET navigation, which Lax cookies join.
     let mut cookie = format!(
         "{PREAUTH_COOKIE}={value}; HttpOnly; Path=/v2/login; SameSite=Lax; Max-Age={}",
@@ -242,7 +262,9 @@ pub async fn start(
         .filter(|p| !p.is_empty())
         .ok_or_else(|| unknown_provider("the provider query parameter is required"))?;
     if state.oidc().config(name).is_none() {
-        return Err(unknown_provider(format!("no identity provider is named {name:?}")));
+        return Err(unknown_provider(format!(
+            "no identity provider is named {name:?}"
+        )));
     }
     let base = public_base(&state, &headers)?;
     let redirect = return_to(&state, &base, q.get("redirect").map(String::as_str))?;
@@ -267,8 +289,14 @@ pub async fn start(
         .await
         .map_err(storage)?;
     let mut out = HeaderMap::new();
-    out.insert(header::LOCATION, HeaderValue::from_str(&auth.url).map_err(internal)?);
-    out.insert(header::SET_COOKIE, preauth_cookie(&state, browser.expose(), LOGIN_TIMEOUT)?);
+    out.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&auth.url).map_err(internal)?,
+    );
+    out.insert(
+        header::SET_COOKIE,
+        preauth_cookie(&state, browser.expose(), LOGIN_TIMEOUT)?,
+    );
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok((StatusCode::FOUND, out).into_response())
 }
@@ -283,10 +311,17 @@ async fn fail(
     code: &'static str,
     description: &str,
 ) -> Result<Response, ApiError> {
-    let payload = json!({ "ip": meta.ip(), "provider": provider, "error": code, "message": description });
-    state.emit("gateway.login.failed", payload, meta, None, None).await;
+    let payload =
+        json!({ "ip": meta.ip(), "provider": provider, "error": code, "message": description });
+    state
+        .emit("gateway.login.failed", payload, meta, None, None)
+        .await;
     let Some(target) = redirect.and_then(|r| Url::parse(r).ok()) else {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "AuthenticationError", format!("{code}: {description}")));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "AuthenticationError",
+            format!("{code}: {description}"),
+        ));
     };
     let mut target = target;
     target
@@ -294,8 +329,14 @@ async fn fail(
         .append_pair("error", code)
         .append_pair("error_description", description);
     let mut out = HeaderMap::new();
-    out.insert(header::LOCATION, HeaderValue::from_str(target.as_str()).map_err(internal)?);
-    out.insert(header::SET_COOKIE, preauth_cookie(state, "", Duration::ZERO)?);
+    out.insert(
+        header::LOCATION,
+        HeaderValue::from_str(target.as_str()).map_err(internal)?,
+    );
+    out.insert(
+        header::SET_COOKIE,
+        preauth_cookie(state, "", Duration::ZERO)?,
+    );
     Ok((StatusCode::FOUND, out).into_response())
 }
 
@@ -309,7 +350,15 @@ pub async fn callback(
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
     let Some(login_state) = q.get("state").filter(|s| !s.is_empty() && s.len() <= 512) else {
-        return fail(&state, &meta, None, None, "invalid_state", "the state parameter is missing").await;
+        return fail(
+            &state,
+            &meta,
+            None,
+            None,
+            "invalid_state",
+            "the state parameter is missing",
+        )
+        .await;
     };
     let key = state_key(login_state);
     let pending: Option<Pending> = match state.cache().get(&key).await.map_err(storage)? {
@@ -317,52 +366,137 @@ pub async fn callback(
         None => None,
     };
     let Some(pending) = pending else {
-        return fail(&state, &meta, None, None, "invalid_state", "unknown or expired login").await;
+        return fail(
+            &state,
+            &meta,
+            None,
+            None,
+            "invalid_state",
+            "unknown or expired login",
+        )
+        .await;
     };
-    let (provider, redirect) = (Some(pending.provider.as_str()), Some(pending.redirect.as_str()));
-    let same_browser = cookie_value(&headers, PREAUTH_COOKIE)
-        .is_some_and(|c| crate::secrets::constant_time_eq(fingerprint(&c).as_bytes(), pending.browser.as_bytes()));
+    let (provider, redirect) = (
+        Some(pending.provider.as_str()),
+        Some(pending.redirect.as_str()),
+    );
+    let same_browser = cookie_value(&headers, PREAUTH_COOKIE).is_some_and(|c| {
+        crate::secrets::constant_time_eq(fingerprint(&c).as_bytes(), pending.browser.as_bytes())
+    });
     if !same_browser {
-        return fail(&state, &meta, provider, redirect, "invalid_state", "this login was started in another browser").await;
+        return fail(
+            &state,
+            &meta,
+            provider,
+            redirect,
+            "invalid_state",
+            "this login was started in another browser",
+        )
+        .await;
     }
     // Single use: of two callbacks racing with the same state, only the one that deletes the
     // entry goes on.
     if !state.cache().delete(&key).await.map_err(storage)? {
-        return fail(&state, &meta, provider, redirect, "invalid_state", "this login was already used").await;
+        return fail(
+            &state,
+            &meta,
+            provider,
+            redirect,
+            "invalid_state",
+            "this login was already used",
+        )
+        .await;
     }
     if let Some(error) = q.get("error") {
-        let code = if error == "access_denied" { "access_denied" } else { "idp_error" };
-        let text = q.get("error_description").map(String::as_str).unwrap_or(error);
+        let code = if error == "access_denied" {
+            "access_denied"
+        } else {
+            "idp_error"
+        };
+        let text = q
+            .get("error_description")
+            .map(String::as_str)
+            .unwrap_or(error);
         let text: String = text.chars().take(300).collect();
         return fail(&state, &meta, provider, redirect, code, &text).await;
     }
     let Some(code) = q.get("code").filter(|c| !c.is_empty()) else {
-        return fail(&state, &meta, provider, redirect, "idp_error", "the provider sent no code").await;
+        return fail(
+            &state,
+            &meta,
+            provider,
+            redirect,
+            "idp_error",
+            "the provider sent no code",
+        )
+        .await;
     };
     let identity = match state
         .oidc()
-        .finish(&pending.provider, code.clone(), pending.pkce_verifier.clone(), &pending.nonce, &pending.callback)
+        .finish(
+            &pending.provider,
+            code.clone(),
+            pending.pkce_verifier.clone(),
+            &pending.nonce,
+            &pending.callback,
+        )
         .await
     {
         Ok(identity) => identity,
         Err(e) => {
             tracing::warn!(provider = %pending.provider, error = %e, "OIDC login refused");
-            return fail(&state, &meta, provider, redirect, "idp_error", &e.to_string()).await;
+            return fail(
+                &state,
+                &meta,
+                provider,
+                redirect,
+                "idp_error",
+                &e.to_string(),
+            )
+            .await;
         }
     };
     let Some(config) = state.oidc().config(&pending.provider) else {
-        return fail(&state, &meta, provider, redirect, "idp_error", "the provider is no longer configured").await;
+        return fail(
+            &state,
+            &meta,
+            provider,
+            redirect,
+            "idp_error",
+            "the provider is no longer configured",
+        )
+        .await;
     };
     let user = link::find_or_create(state.store(), config, &identity).await?;
     if user.status == UserStatus::Deactivated {
-        return fail(&state, &meta, provider, redirect, "account_disabled", "this account is deactivated").await;
+        return fail(
+            &state,
+            &meta,
+            provider,
+            redirect,
+            "account_disabled",
+            "this account is deactivated",
+        )
+        .await;
     }
-    let (token, record) =
-        start_session(&state, &meta, &user, &pending.provider, state.config().session_ttl).await?;
+    let (token, record) = start_session(
+        &state,
+        &meta,
+        &user,
+        &pending.provider,
+        state.config().session_ttl,
+    )
+    .await?;
     let mut out = HeaderMap::new();
-    out.insert(header::LOCATION, HeaderValue::from_str(&pending.redirect).map_err(internal)?);
+    out.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&pending.redirect).map_err(internal)?,
+    );
     out.append(header::SET_COOKIE, session_cookie(&state, &token, &record)?);
-    out.append(header::SET_COOKIE, preauth_cookie(&state, "", Duration::ZERO)?);
+    out.append(
+        header::SET_COOKIE,
+        preauth_cookie(&state, "", Duration::ZERO)?,
+    );
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok((StatusCode::FOUND, out).into_response())
 }
@@ -396,14 +530,19 @@ mod tests {
 
     #[test]
     fn provider_settings_are_checked() {
-        assert!(validate_providers(&[provider("corp", "https://idp.example.org/realms/x")]).is_ok());
+        assert!(
+            validate_providers(&[provider("corp", "https://idp.example.org/realms/x")]).is_ok()
+        );
         assert!(validate_providers(&[provider("dev", "http://127.0.0.1:9000")]).is_ok());
         assert!(validate_providers(&[provider("dev", "http://localhost:9000")]).is_ok());
         let http = validate_providers(&[provider("corp", "http://idp.example.org")]).unwrap_err();
         assert!(http.contains("https"), "{http}");
         assert!(validate_providers(&[provider("prismeai", "https://idp.example.org")]).is_err());
         assert!(validate_providers(&[provider("Corp", "https://idp.example.org")]).is_err());
-        let twice = [provider("a", "https://a.example"), provider("a", "https://b.example")];
+        let twice = [
+            provider("a", "https://a.example"),
+            provider("a", "https://b.example"),
+        ];
         assert!(validate_providers(&twice).is_err());
         let mut no_openid = provider("a", "https://a.example");
         no_openid.scopes = vec!["email".into()];

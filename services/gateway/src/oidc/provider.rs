@@ -17,9 +17,11 @@ use openidconnect::core::{
 };
 use openidconnect::{
     AccessTokenHash, AsyncHttpClient, AuthorizationCode, ClaimsVerificationError, ClientId,
-    ClientSecret, CsrfToken, HttpRequest, HttpResponse, IssuerUrl, Nonce, OAuth2TokenResponse,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, HttpRequest,
+    HttpResponse, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope, TokenResponse,
 };
+use refract_core::error::error_chain;
 use serde_json::{Map, Value};
 use tokio::sync::RwLock;
 
@@ -185,12 +187,7 @@ impl Providers {
     ) -> Result<Authorization, ProviderError> {
         let provider = self.provider(name)?;
         let meta = self.metadata(provider, false).await?;
-        let client = CoreClient::from_provider_metadata(
-            meta.as_ref().clone(),
-            ClientId::new(provider.config.client_id.clone()),
-            provider.config.client_secret.as_ref().map(|s| ClientSecret::new(s.expose().to_string())),
-        )
-        .set_redirect_uri(redirect(redirect_uri)?);
+        let client = client(provider, &meta, redirect_uri)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client
             .authorize_url(
@@ -225,12 +222,7 @@ impl Providers {
     ) -> Result<Identity, ProviderError> {
         let provider = self.provider(name)?;
         let meta = self.metadata(provider, false).await?;
-        let client = CoreClient::from_provider_metadata(
-            meta.as_ref().clone(),
-            ClientId::new(provider.config.client_id.clone()),
-            provider.config.client_secret.as_ref().map(|s| ClientSecret::new(s.expose().to_string())),
-        )
-        .set_redirect_uri(redirect(redirect_uri)?);
+        let client = client(provider, &meta, redirect_uri)?;
         let response = client
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| ProviderError::Exchange(e.to_string()))?
@@ -256,6 +248,31 @@ impl Providers {
     }
 }
 
+/// A client as discovered: authorization endpoint set, token and user-info endpoints maybe.
+type DiscoveredClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// A client of `provider` at its discovered endpoints, returning to `redirect_uri`.
+fn client(
+    provider: &Provider,
+    meta: &CoreProviderMetadata,
+    redirect_uri: &str,
+) -> Result<DiscoveredClient, ProviderError> {
+    let secret = provider.config.client_secret.as_ref();
+    Ok(CoreClient::from_provider_metadata(
+        meta.clone(),
+        ClientId::new(provider.config.client_id.clone()),
+        secret.map(|s| ClientSecret::new(s.expose().to_string())),
+    )
+    .set_redirect_uri(redirect(redirect_uri)?))
+}
+
 fn redirect(uri: &str) -> Result<RedirectUrl, ProviderError> {
     RedirectUrl::new(uri.to_string()).map_err(|e| ProviderError::Config(format!("{uri}: {e}")))
 }
@@ -267,8 +284,12 @@ pub fn verifier(
     issuer: &IssuerUrl,
     jwks: CoreJsonWebKeySet,
 ) -> CoreIdTokenVerifier<'static> {
-    CoreIdTokenVerifier::new_public_client(ClientId::new(client_id.to_string()), issuer.clone(), jwks)
-        .set_allowed_algs(ALLOWED_ALGS)
+    CoreIdTokenVerifier::new_public_client(
+        ClientId::new(client_id.to_string()),
+        issuer.clone(),
+        jwks,
+    )
+    .set_allowed_algs(ALLOWED_ALGS)
 }
 
 /// Checks `id_token` (signature, `iss`, `aud`, `exp`, `nonce`, and `at_hash` when the token
@@ -316,18 +337,6 @@ pub fn verify_id_token(
         locale: text("locale"),
         auth_data,
     })
-}
-
-/// An error and its sources, one line (the crate's errors put the useful part in `source`).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// The crate's HTTP client: our reqwest client, with a timeout and a body cap.
@@ -472,7 +481,13 @@ mod tests {
     #[test]
     fn wrong_issuer_audience_or_nonce_is_refused() {
         let signer = key(PROVIDER_KEY);
-        let other_issuer = token(&signer, "https://evil.example", CLIENT, Span::minutes(5), "n1");
+        let other_issuer = token(
+            &signer,
+            "https://evil.example",
+            CLIENT,
+            Span::minutes(5),
+            "n1",
+        );
         assert!(matches!(
             check(&other_issuer, "n1"),
             Err(ClaimsVerificationError::InvalidIssuer(_))
