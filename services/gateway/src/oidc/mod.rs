@@ -29,6 +29,7 @@ use serde_json::json;
 
 use crate::GatewayState;
 use crate::accounts::{session_cookie, start_session};
+use crate::auth::cookie_value;
 use crate::edge::RequestMeta;
 use crate::error::{internal, storage};
 use crate::secrets::{Secret, fingerprint, random_token};
@@ -229,17 +230,6 @@ fn preauth_cookie(
         cookie.push_str("; Secure");
     }
     HeaderValue::from_str(&cookie).map_err(internal)
-}
-
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, v)| *n == name && !v.is_empty())
-        .map(|(_, v)| v.to_string())
 }
 
 fn query(
