@@ -44,3 +44,6 @@ run "concurrency 64" 64 0
 # 16 connections, each sending one request every 16 ms: about 1,000 req/s offered.
 run "about 1000 req/s (16 connections, 16 ms pace)" 16 16
 echo "RSS after load: $(awk '/VmRSS/ {print $2 " " $3}' /proc/$PID/status)"
+# What is left once the queued events have been stored and the allocator has given memory back.
+sleep 20
+echo "RSS 20 s after load: $(awk '/VmRSS/ {print $2 " " $3}' /proc/$PID/status)"

@@ -34,7 +34,8 @@ pub struct BrokerConfig {
     pub namespace: String,
     /// Number of partition streams events are spread over by workspace.
     pub partitions: u32,
-    /// Approximate length each partition is trimmed to.
+    /// Approximate length each partition is trimmed to. Redis trims at this length whatever
+    /// was read; the in-process broker trims only entries every consumer group has read.
     pub max_len: usize,
     /// Idle time before a pending entry is reclaimed or a failed one retried.
     pub claim_idle: Duration,

@@ -132,7 +132,12 @@ impl Shared {
         let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
         let mut state = self.lock();
         let max_len = self.config.max_len;
-        let part = &mut state.partitions[partition as usize % self.config.partitions as usize];
+        let p = partition as usize % self.config.partitions as usize;
+        let State { partitions, groups, .. } = &mut *state;
+        // Entries a consumer group has not read yet are never trimmed: past `max_len` a slow
+        // group costs memory, not events (Redis's MAXLEN would drop them).
+        let unread_from = groups.values().map(|g| g.cursors[p]).min().unwrap_or(u64::MAX);
+        let part = &mut partitions[p];
         let (ms, seq) = part.last_id;
         part.last_id = if now_ms > ms { (now_ms, 0) } else { (ms, seq + 1) };
         let id = EventId::from_parts(part.last_id.0, part.last_id.1);
@@ -144,7 +149,7 @@ impl Shared {
             Err(raw) => Body::Raw(raw),
         };
         part.entries.push_back(Entry { id: id.clone(), event_type, body });
-        while part.entries.len() > max_len {
+        while part.entries.len() > max_len && part.first < unread_from {
             part.entries.pop_front();
             part.first += 1;
         }

@@ -353,6 +353,31 @@ async fn unknown_broker_schemes_list_the_supported_ones() {
     assert!(err.to_string().contains("memory:// or redis://"), "{err}");
 }
 
+/// The in-process broker trims only what every consumer group has read: a group that falls
+/// far behind (here 200 events past a 10-entry cap) still gets every event, while what all
+/// groups have read is trimmed to the cap (the replay of `read_after` says so).
+#[tokio::test]
+async fn the_memory_broker_never_trims_what_a_group_has_not_read() {
+    let broker = MemoryBroker::new(BrokerConfig { partitions: 1, max_len: 10, ..config() });
+    let mut sub = broker.subscribe(Subscription::group("events", "e1", TypeFilter::all())).await.unwrap();
+    let mut first = None;
+    for i in 0..200u64 {
+        let id = broker.publish(event("orders.created", "ws-a", json!({"seq": i}))).await.unwrap();
+        first.get_or_insert(id);
+    }
+    for i in 0..200u64 {
+        let d = next(&mut sub).await;
+        assert_eq!(seq(&d), i, "the slow group gets every event, in order");
+        d.ack().await.unwrap();
+    }
+    // Read by every group now: the next publish trims the partition to its cap.
+    broker.publish(event("orders.created", "ws-a", json!({"seq": 200}))).await.unwrap();
+    let ws = WorkspaceId::new("ws-a").unwrap();
+    let page = broker.read_after(&ws, &first.unwrap(), 1000).await.unwrap();
+    assert!(page.truncated, "the oldest read entries were trimmed");
+    assert!(page.events.len() <= 10, "{} entries kept", page.events.len());
+}
+
 /// `read_after` returns one workspace's events after an id, oldest first, in pages, from the
 /// stream every instance shares (what a WebSocket reconnecting elsewhere replays).
 async fn a_workspace_is_read_back_after_an_id(backend: Backend) {

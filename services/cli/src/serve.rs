@@ -15,11 +15,11 @@ use tokio::task::JoinHandle;
 
 use crate::{Config, observability};
 
-/// How many events each in-process broker partition keeps. The in-process broker holds its
-/// streams in memory: Redis's default (100,000 per partition) would let a busy embedded
-/// platform grow by hundreds of MB; every consumer reads within milliseconds, so a short
-/// backlog is enough.
-pub const EMBEDDED_BROKER_MAX_LEN: usize = 10_000;
+/// How many events each in-process broker partition keeps once every consumer group has read
+/// them (unread entries are never trimmed from the in-process broker). They serve WebSocket
+/// reconnects' replays; Redis's default (100,000 per partition) would keep hundreds of MB in
+/// the process.
+pub const EMBEDDED_BROKER_MAX_LEN: usize = 2_000;
 
 /// One service of the platform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
