@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use refract_broker::{Broker, BrokerConfig};
+use refract_broker::{Broker, BrokerConfig, Subscription, TypeFilter};
 use refract_core::{Event, EventType, WorkspaceId};
 use refract_storage::{DocumentStore, HistoryQuery, open_document_store};
 use serde_json::{Map, json};
@@ -52,6 +52,10 @@ async fn stored(store: &dyn DocumentStore) -> anyhow::Result<u64> {
 }
 
 async fn run(label: &str, broker: Arc<dyn Broker>, store: Arc<dyn DocumentStore>, n: usize) -> anyhow::Result<()> {
+    // The ingest group exists before the backlog is published (a new group starts at the end
+    // of the stream, as a new Redis group made with `$` does).
+    let group = broker.subscribe(Subscription::group(refract_events::ingest::GROUP, "bench", TypeFilter::all())).await?;
+    drop(group);
     let publish = Instant::now();
     for chunk in (0..n).collect::<Vec<_>>().chunks(1_000) {
         let events = chunk.iter().map(|&i| event(i)).collect::<anyhow::Result<Vec<_>>>()?;

@@ -38,7 +38,7 @@ fn twenty_instructions() -> Value {
         "default": [{"set": {"name": "tier", "value": "none"}}]
     }}));
     for i in 0..6 {
-        steps.push(json!({"set": {"name": format!("f{i}"), "value": "{% {{body.qty}} * {{body.price}} + {i} %}"}}));
+        steps.push(json!({"set": {"name": format!("f{i}"), "value": format!("{{% {{{{body.qty}}}} * {{{{body.price}}}} + {i} %}}")}}));
     }
     steps.push(json!({"set": {"name": "total", "value": "{% {{f5}} - 5 %}"}}));
     steps.push(
