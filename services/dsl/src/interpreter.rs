@@ -185,17 +185,15 @@ impl Env for Runner<'_> {
     fn lookup(&mut self, segs: &[Seg]) -> Result<Val, DslError> {
         let Some(first) = segs.first() else { return Ok(Val::Undefined) };
         let first = first.as_key();
-        let root = match first.as_str() {
-            "config" => return Ok(path::lookup(&Val::Json(self.input.config.clone()), &segs[1..])),
-            s if Scope::of(s).is_some() => {
-                let scope = Scope::of(s).unwrap_or(Scope::Run);
-                let Some(name) = segs.get(1) else { return Ok(Val::Json(self.whole_scope(scope))) };
-                let v = self.variable(scope, &name.as_key())?;
-                return Ok(path::lookup(&Val::from_opt(v), &segs[2..]));
-            }
-            _ => self.locals.get(&first).cloned(),
+        if first == "config" {
+            return Ok(path::lookup_value(Some(&self.input.config), &segs[1..]));
+        }
+        let Some(scope) = Scope::of(&first) else {
+            return Ok(path::lookup_value(self.locals.get(&first), &segs[1..]));
         };
-        Ok(path::lookup(&Val::from_opt(root), &segs[1..]))
+        let Some(name) = segs.get(1) else { return Ok(Val::Json(self.whole_scope(scope))) };
+        let v = self.variable(scope, &name.as_key())?;
+        Ok(path::lookup_value(v.as_ref(), &segs[2..]))
     }
 
     fn random(&mut self) -> f64 {
@@ -871,7 +869,7 @@ enum SetMode {
 
 /// The table of §3.2 applied at `segs` inside `doc`.
 fn apply_set(doc: &mut Value, segs: &[Seg], mode: SetMode, value: Option<Value>) -> Result<(), DslError> {
-    let existed = !matches!(path::lookup(&Val::Json(doc.clone()), segs), Val::Undefined);
+    let existed = !matches!(path::lookup_value(Some(doc), segs), Val::Undefined);
     let Some(value) = value else {
         // `undefined` replaces by removing.
         if mode == SetMode::Replace {

@@ -132,14 +132,34 @@ pub fn step(v: &Val, seg: &Seg) -> Val {
 
 /// The value at `segs` under `root`.
 pub fn lookup(root: &Val, segs: &[Seg]) -> Val {
-    let mut cur = root.clone();
-    for s in segs {
-        cur = step(&cur, s);
-        if matches!(cur, Val::Undefined) {
-            break;
+    match root {
+        Val::Json(v) => lookup_value(Some(v), segs),
+        other if segs.is_empty() => other.clone(),
+        _ => Val::Undefined,
+    }
+}
+
+/// The value at `segs` under `root`, walking by reference: only what is found is cloned (a
+/// lookup such as `body.id` must not copy the whole body).
+pub fn lookup_value(root: Option<&Value>, segs: &[Seg]) -> Val {
+    let Some(mut cur) = root else { return Val::Undefined };
+    for (i, seg) in segs.iter().enumerate() {
+        let next = match cur {
+            Value::Object(m) => m.get(&seg.as_key()),
+            Value::Array(a) => match seg {
+                Seg::Index(n) => a.get(*n),
+                Seg::Key(k) if k == "length" => return lookup(&Val::Num(a.len() as f64), &segs[i + 1..]),
+                Seg::Key(_) => None,
+            },
+            Value::String(_) => return lookup(&step(&Val::Json(cur.clone()), seg), &segs[i + 1..]),
+            _ => None,
+        };
+        match next {
+            Some(v) => cur = v,
+            None => return Val::Undefined,
         }
     }
-    cur
+    Val::from_json(cur.clone())
 }
 
 /// The container at `segs` inside `doc`, creating `{}` for missing or `null` intermediates;
