@@ -122,7 +122,9 @@ pub async fn open_file_store_with(url: &str, options: &[(&str, &str)]) -> Result
                 .host_str()
                 .filter(|b| !b.is_empty())
                 .ok_or_else(|| invalid("no bucket".into()))?;
-            let mut builder = AmazonS3Builder::new().with_bucket_name(bucket);
+            // The standard AWS_* variables (credentials, region, endpoint) first, then the URL's
+            // options, then the caller's.
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
             let mut all: Vec<(String, String)> = loc.options().into_iter().collect();
             all.extend(options.iter().map(|(k, v)| (k.to_string(), v.to_string())));
             for (k, v) in &all {
