@@ -595,3 +595,14 @@ mod tests {
         );
     }
 }
+
+/// The caller, as the gateway's trusted headers describe it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Principal<'a> {
+    pub user_id: Option<&'a str>,
+    /// The `x-prismeai-api-key` the client sent (the gateway checked it exists and is enabled).
+    pub api_key: Option<&'a str>,
+    pub superadmin: bool,
+    /// `user.authData` (provider → identity), for custom roles bound by claims.
+    pub auth_data: Option<&'a Value>,
+}

@@ -13,7 +13,7 @@ use refract_core::model::Role;
 use refract_core::{Event, EventId, WorkspaceId};
 use refract_http::{ApiError, Caller, Json};
 use refract_core::permissions::{Action, Subject};
-use refract_storage::{FieldFilter, HistoryQuery, Principal, SortOrder, TypeFilter, WorkspaceAccess};
+use refract_storage::{FieldFilter, HistoryQuery, SortOrder, TypeFilter, WorkspaceAccess};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -61,13 +61,7 @@ pub(crate) async fn access(
     }
     let not_found = || ApiError::not_found(format!("workspace {workspace} not found"));
     let workspace_id = WorkspaceId::new(workspace).map_err(|_| not_found())?;
-    let who = Principal {
-        user_id: caller.user_id.as_ref().map(|u| u.as_str()),
-        api_key: caller.api_key.as_deref(),
-        superadmin: caller.superadmin,
-        auth_data: caller.auth_data.as_ref(),
-    };
-    let rights = refract_storage::access_of(state.store.as_ref(), workspace, &who)
+    let rights = refract_storage::access_of(state.store.as_ref(), workspace, &caller.principal())
         .await
         .map_err(|e| ApiError::from_kind(e.kind(), e))?;
     if !rights.visible() {

@@ -4,6 +4,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use refract_core::permissions::Principal;
 use refract_core::{CorrelationId, SessionId, UserId};
 
 use crate::ApiError;
@@ -45,6 +46,16 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The caller as permission checks see it (`refract_storage::access_of`).
+    pub fn principal(&self) -> Principal<'_> {
+        Principal {
+            user_id: self.user_id.as_ref().map(|u| u.as_str()),
+            api_key: self.api_key.as_deref(),
+            superadmin: self.superadmin,
+            auth_data: self.auth_data.as_ref(),
+        }
+    }
+
     pub fn from_headers(headers: &HeaderMap) -> Self {
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         Self {

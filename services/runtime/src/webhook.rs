@@ -11,7 +11,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use refract_core::WorkspaceId;
-use refract_core::model::{Automation, ComponentStatus, Role};
+use refract_core::model::{Automation, ComponentStatus};
+use refract_core::permissions::{Action, Subject};
 use refract_host::{HttpRequest, Output, RunOutcome, RunReport, Trigger};
 use refract_http::{ApiError, Caller, Json};
 use serde::Deserialize;
@@ -251,19 +252,22 @@ struct TestBody {
     payload: Option<Value>,
 }
 
-/// Whether `caller` may test automations of `ws`: an owner or editor, or a superadmin.
-async fn may_test(state: &RuntimeState, ws: &WorkspaceId, caller: &Caller) -> Result<(), ApiError> {
-    if caller.superadmin {
-        return Ok(());
+/// Whether `caller` may test automation `slug` of `ws`, by the workspace's rules
+/// (`refract_storage::access_of`: built-in and custom roles, API-key rules): 401 without any
+/// credential, 404 when the workspace is invisible to the caller, 403 when it may only look.
+async fn may_test(state: &RuntimeState, ws: &WorkspaceId, slug: &str, caller: &Caller) -> Result<(), ApiError> {
+    if caller.user_id.is_none() && caller.api_key.is_none() && !caller.superadmin {
+        return Err(ApiError::unauthenticated("authentication required"));
     }
-    let user = caller.require_user()?;
-    let role = refract_storage::role_of(state.inner.store.as_ref(), ws.as_str(), user.as_str())
+    let access = refract_storage::access_of(state.inner.store.as_ref(), ws.as_str(), &caller.principal())
         .await
         .map_err(|e| ApiError::from_kind(e.kind(), &e))?;
-    match role {
-        Some(Role::Owner | Role::Editor) => Ok(()),
-        Some(Role::Viewer) => Err(ApiError::forbidden("testing automations needs the editor role")),
-        None => Err(ApiError::not_found("no such workspace")),
+    if access.allows(Action::Test, Subject::Automations, &json!({ "slug": slug })) {
+        Ok(())
+    } else if access.visible() {
+        Err(ApiError::forbidden("testing automations needs the editor role or a rule allowing test"))
+    } else {
+        Err(ApiError::not_found("no such workspace"))
     }
 }
 
@@ -274,7 +278,7 @@ async fn test_run(
     Json(body): Json<TestBody>,
 ) -> Result<Response, ApiError> {
     let ws = workspace(&workspace_id)?;
-    may_test(&state, &ws, &caller).await?;
+    may_test(&state, &ws, &slug, &caller).await?;
     let mut automation = state.index().get(ws.as_str(), &slug);
     if !automation.as_ref().is_some_and(|a| is_ready(a)) {
         // Maybe created or uploaded a moment ago: the fan-out has not told this instance yet.

@@ -7,7 +7,7 @@
 use refract_core::model::{
     MemberRole, Membership, PUBLIC_MEMBER, ROLE_MEMBER_PREFIX, Role, permission_doc_id,
 };
-use refract_core::permissions::{Action, ApiKeyRecord, Authorizations, Grant, Subject};
+use refract_core::permissions::{Action, ApiKeyRecord, Authorizations, Grant, Principal, Subject};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -16,17 +16,6 @@ use crate::error::{Result, StorageError};
 
 /// Longest API key looked up: real ones are 47 characters; longer input is simply unknown.
 const MAX_API_KEY_LEN: usize = 128;
-
-/// The caller, as the gateway's trusted headers describe it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Principal<'a> {
-    pub user_id: Option<&'a str>,
-    /// The `x-prismeai-api-key` the client sent (the gateway checked it exists and is enabled).
-    pub api_key: Option<&'a str>,
-    pub superadmin: bool,
-    /// `user.authData` (provider → identity), for custom roles bound by claims.
-    pub auth_data: Option<&'a Value>,
-}
 
 /// A principal's standing in one workspace.
 #[derive(Debug, Clone, Default)]

@@ -10,7 +10,7 @@ use refract_host::Host;
 use refract_http::{ApiError, Caller};
 use refract_storage::documents::MAX_FIND_LIMIT;
 use refract_storage::{
-    CollectionSpec, DocumentStore, FileStore, Principal, StorageError, WorkspaceAccess, collections,
+    CollectionSpec, DocumentStore, FileStore, StorageError, WorkspaceAccess, collections,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -93,7 +93,7 @@ impl WorkspacesState {
             return Err(hidden());
         };
         let grant =
-            refract_storage::access_of(self.store.as_ref(), id.as_str(), &principal(caller))
+            refract_storage::access_of(self.store.as_ref(), id.as_str(), &caller.principal())
                 .await
                 .map_err(storage)?;
         let workspace: Workspace = decode(doc.body, "workspace")?;
@@ -146,15 +146,6 @@ impl WorkspacesState {
 }
 
 /// The storage-side view of the gateway's trusted headers.
-pub(crate) fn principal(caller: &Caller) -> Principal<'_> {
-    Principal {
-        user_id: caller.user_id.as_ref().map(|u| u.as_str()),
-        api_key: caller.api_key.as_deref(),
-        superadmin: caller.superadmin,
-        auth_data: caller.auth_data.as_ref(),
-    }
-}
-
 /// The API error of a storage failure (conflicts are handled by the callers that expect them).
 pub(crate) fn storage(e: StorageError) -> ApiError {
     ApiError::from_kind(e.kind(), e)

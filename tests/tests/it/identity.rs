@@ -305,6 +305,28 @@ async fn an_api_key_does_only_what_its_rules_say() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.json::<Value>().await.unwrap()["name"], "Echo");
 
+    // Test runs follow the rules too: reading is not testing; a key allowed to test may.
+    let res = keyed(&reader, Method::POST, "/test/echo")
+        .json(&json!({"payload": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let tester = api_key(
+        &alice,
+        &ws,
+        json!([{"action": "test", "subject": "automations"}]),
+    )
+    .await;
+    let res = keyed(&tester, Method::POST, "/test/echo")
+        .json(&json!({"payload": {"hello": "key"}}))
+        .send()
+        .await
+        .unwrap();
+    // The run happened: webhook-echo itself refuses a call that is not a webhook.
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["details"]["error"], "NotAWebhook", "{body}");
+
     // Listed without values, revoked at once.
     let (status, keys) = alice
         .json(
@@ -316,7 +338,7 @@ async fn an_api_key_does_only_what_its_rules_say() {
         .unwrap();
     assert_eq!(status, StatusCode::OK);
     let keys = keys.as_array().unwrap().clone();
-    assert_eq!(keys.len(), 2);
+    assert_eq!(keys.len(), 3);
     assert!(
         keys.iter()
             .all(|k| k.get("apiKey").is_none()
