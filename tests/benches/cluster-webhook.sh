@@ -19,14 +19,8 @@ API=$(awk '/^Balancer:/ {print $2}' "$OUT")
 [ -n "$API" ] || { cat "$OUT"; echo "the cluster did not start" >&2; exit 1; }
 echo "cluster at $API"
 
-curl -fs "$API/v2/signup" -H 'content-type: application/json' \
-  -d '{"email":"bench@example.com","password":"correct horse battery","firstName":"Bench"}' >/dev/null
-export REFRACT_TOKEN=$(curl -fs "$API/v2/login" -H 'content-type: application/json' \
-  -d '{"email":"bench@example.com","password":"correct horse battery"}' | jq -r .token)
-export REFRACT_WORKSPACE=$(curl -fs "$API/v2/workspaces" -H "authorization: Bearer $REFRACT_TOKEN" \
-  -H 'content-type: application/json' -d '{"name":"Bench"}' | jq -r .id)
-"$CARGO_TARGET_DIR/release/refract" deploy guest-sdk/examples/webhook-echo --url "$API" >/dev/null
-HOOK="$API/v2/workspaces/$REFRACT_WORKSPACE/webhooks/echo"
+source tests/benches/common.sh
+deploy_echo "$CARGO_TARGET_DIR/release/refract"
 # Both runtimes learn the automation from the broker; wait until the balancer's turns all answer.
 for _ in $(seq 1 100); do
   ok=0
@@ -35,11 +29,4 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
-LUA="$PWD/tests/benches/webhook.lua"
-run() { # label, connections, pace in ms between a connection's requests (0 = closed loop)
-  printf '%s: ' "$1"
-  PACE_MS="$3" wrk -t2 -c"$2" -d"$DURATION" -s "$LUA" "$HOOK" | tail -n 1
-}
-run "concurrency 16" 16 0
-run "concurrency 64" 64 0
-run "about 1000 req/s (16 connections, 16 ms pace)" 16 16
+load

@@ -1,0 +1,28 @@
+# Shared by the webhook benchmarks (sourced): a user, a workspace and the SDK's webhook-echo
+# deployed on the platform at $API, then the three wrk runs against it.
+
+# deploy_echo REFRACT_BINARY: signs up, creates a workspace, deploys webhook-echo; sets HOOK.
+deploy_echo() {
+  curl -fs "$API/v2/signup" -H 'content-type: application/json' \
+    -d '{"email":"bench@example.com","password":"correct horse battery","firstName":"Bench"}' >/dev/null
+  export REFRACT_TOKEN=$(curl -fs "$API/v2/login" -H 'content-type: application/json' \
+    -d '{"email":"bench@example.com","password":"correct horse battery"}' | jq -r .token)
+  export REFRACT_WORKSPACE=$(curl -fs "$API/v2/workspaces" -H "authorization: Bearer $REFRACT_TOKEN" \
+    -H 'content-type: application/json' -d '{"name":"Bench"}' | jq -r .id)
+  "$1" deploy guest-sdk/examples/webhook-echo --url "$API" >/dev/null
+  HOOK="$API/v2/workspaces/$REFRACT_WORKSPACE/webhooks/echo"
+}
+
+# run LABEL CONNECTIONS PACE_MS: one wrk run against $HOOK (pace 0 = closed loop).
+run() {
+  printf '%s: ' "$1"
+  PACE_MS="$3" wrk -t2 -c"$2" -d"$DURATION" -s "$PWD/tests/benches/webhook.lua" "$HOOK" | tail -n 1
+}
+
+# The benchmark's load: closed loops at 16 and 64 connections, then 16 connections each
+# sending one request every 16 ms (about 1,000 req/s offered).
+load() {
+  run "concurrency 16" 16 0
+  run "concurrency 64" 64 0
+  run "about 1000 req/s (16 connections, 16 ms pace)" 16 16
+}
