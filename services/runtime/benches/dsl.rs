@@ -208,20 +208,39 @@ fn main() -> anyhow::Result<()> {
             }
         }
         report(&format!("native   {name}"), native);
+        // What the interpreter does before its first instruction: read the program.
+        let mut decode = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            let p: Program = serde_json::from_str(&text)?;
+            decode.push(t.elapsed());
+            drop(p);
+        }
+        report(&format!("native   decode the program ({} bytes)", text.len()), decode);
         // Sandbox: the interpreter component through the host, fresh instance per run.
         let mut sandboxed = Vec::with_capacity(n);
+        let mut phases = [Duration::ZERO; 4];
         for i in 0..n + 20 {
             let req = request(&text);
             let t = Instant::now();
             let r = rt.block_on(host.run(&digest, req, services.clone()))?;
             if i >= 20 {
                 sandboxed.push(t.elapsed());
+                let tm = &r.timings;
+                for (sum, d) in phases.iter_mut().zip([tm.setup, tm.instantiate, tm.call, tm.teardown]) {
+                    *sum += d;
+                }
             }
             if !matches!(r.outcome, RunOutcome::Ok(_)) {
                 anyhow::bail!("{name}: sandboxed run failed: {:?}", r.outcome);
             }
         }
         report(&format!("sandbox  {name}"), sandboxed);
+        let us = |d: Duration| d.as_secs_f64() * 1e6 / n.max(1) as f64;
+        println!(
+            "         phases (mean µs): setup {:.1}, instantiate {:.1}, call {:.1}, teardown {:.1}",
+            us(phases[0]), us(phases[1]), us(phases[2]), us(phases[3])
+        );
     }
     Ok(())
 }

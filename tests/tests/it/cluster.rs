@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 use futures::{SinkExt, StreamExt};
 use refract_tests::balancer::Balancer;
 use refract_tests::cluster::{LocalCluster, Shape, SharedBackends};
@@ -156,13 +156,25 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
     ada.deploy(&ws, automation, &example("event-emitter")?).await?;
 
     // Steady emits through both gateways: both runtimes take a share, each order runs once.
-    let first: BTreeSet<u64> = (0..40).collect();
-    emit_orders(&ada, &ws, first.iter().copied(), Duration::from_millis(25)).await?;
-    let runs = until_all_ran(&ada, &ws, &first).await?;
+    // Emitted in rounds of 40 (at most 3): a runtime that was still busy starting up under a
+    // loaded CI machine may miss the first round, never all of them.
+    let mut first = BTreeSet::new();
+    let mut runs = BTreeMap::new();
+    for round in 0..3u64 {
+        let batch: BTreeSet<u64> = (round * 40..(round + 1) * 40).collect();
+        emit_orders(&ada, &ws, batch.iter().copied(), Duration::from_millis(25)).await?;
+        first.extend(batch);
+        runs = until_all_ran(&ada, &ws, &first).await?;
+        let replicas: BTreeSet<&str> = runs.values().flatten().map(String::as_str).collect();
+        if replicas.len() == 2 {
+            break;
+        }
+        eprintln!("round {round}: only {replicas:?} ran orders; emitting another round");
+    }
     let replicas: BTreeSet<&str> = runs.values().flatten().map(String::as_str).collect();
-    assert_eq!(replicas, BTreeSet::from(["rt-1", "rt-2"]), "both runtimes worked: {runs:?}");
+    ensure!(replicas == BTreeSet::from(["rt-1", "rt-2"]), "both runtimes should have worked: {runs:?}");
     let twice: Vec<_> = runs.iter().filter(|(_, r)| r.len() > 1).collect();
-    assert!(twice.is_empty(), "orders run more than once while all were healthy: {twice:?}");
+    ensure!(twice.is_empty(), "orders run more than once while all were healthy: {twice:?}");
 
     // A schedule ticking every second from now on, and waits across runtimes.
     let ticker = json!({"slug": "ticker", "name": "Every second", "when": {"schedules": ["* * * * * *"]},
@@ -172,7 +184,8 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
 
     // SIGKILL one runtime while orders keep coming: the survivor takes over what the dead one
     // had claimed (after the reclaim idle time) and everything new.
-    let second: BTreeSet<u64> = (40..100).collect();
+    let from = first.len() as u64;
+    let second: BTreeSet<u64> = (from..from + 60).collect();
     let emitter = {
         let (ada, ws, second) = (ada.clone(), ws.clone(), second.clone());
         tokio::spawn(async move { emit_orders(&ada, &ws, second.into_iter(), Duration::from_millis(20)).await })
@@ -183,7 +196,7 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
     let all: BTreeSet<u64> = first.union(&second).copied().collect();
     let runs = until_all_ran(&ada, &ws, &all).await?;
     let after_kill: BTreeSet<&str> = second.iter().flat_map(|n| runs[n].iter().map(String::as_str)).collect();
-    assert!(after_kill.contains("rt-2"), "the survivor ran the orders after the kill: {after_kill:?}");
+    ensure!(after_kill.contains("rt-2"), "the survivor ran the orders after the kill: {after_kill:?}");
     let twice: Vec<_> = runs.iter().filter(|(_, r)| r.len() > 1).collect();
     eprintln!("orders run twice around the kill (at-least-once): {twice:?}");
 
@@ -203,9 +216,9 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let twice: Vec<_> = ticks.iter().filter(|(_, r)| r.len() > 1).collect();
-    assert!(twice.is_empty(), "ticks run more than once: {twice:?}");
+    ensure!(twice.is_empty(), "ticks run more than once: {twice:?}");
     let replicas: BTreeSet<&str> = ticks.values().flatten().map(String::as_str).collect();
-    assert!(ticks.len() >= 6, "a tick a second over the whole test: {ticks:?}");
+    ensure!(ticks.len() >= 6, "a tick a second over the whole test: {ticks:?}");
     eprintln!("schedule: {} ticks, each once, run by {replicas:?}; {:.1?} from the kill to 3 ticks on the survivor", ticks.len(), started.elapsed());
     Ok(())
 }
@@ -277,7 +290,7 @@ async fn waits_cross_runtimes(cluster: &LocalCluster, ada: &Client, ws: &str) ->
         let asked_on = executed_replica(ada, ws, "ask", of_this).await?;
         let answered_by = executed_replica(ada, ws, "answer", of_this).await?;
         eprintln!("ask {q}: waited on {asked_on}, answered by {answered_by}");
-        assert_eq!(asked_on, "rt-1", "a webhook through gw-1 runs on its runtime");
+        ensure!(asked_on == "rt-1", "a webhook through gw-1 runs on its runtime");
         if answered_by == "rt-2" {
             return Ok(());
         }
@@ -543,9 +556,9 @@ async fn events_instance_killed(cluster: &mut LocalCluster, ada: &Client, ws: &s
     again.send(json!({"type": "reconnect", "socketId": a.id, "lastEventId": a.position})).await?;
     let ack = again.next_of("reconnected").await?;
     let reconnected = killed.elapsed();
-    assert_eq!(ack["socketId"], json!(a.id), "the socket keeps its id: {ack}");
-    assert_eq!(ack["complete"], json!(true), "{ack}");
-    assert!(ack["replayed"].as_u64().is_some_and(|n| n > 0), "the gap was replayed: {ack}");
+    ensure!(ack["socketId"] == json!(a.id), "the socket keeps its id: {ack}");
+    ensure!(ack["complete"] == json!(true), "{ack}");
+    ensure!(ack["replayed"].as_u64().is_some_and(|n| n > 0), "the gap was replayed: {ack}");
     let targeted = emitter.await??;
 
     // Its own emits once more: they go to that socket only, whichever instance serves it.
@@ -563,10 +576,10 @@ async fn events_instance_killed(cluster: &mut LocalCluster, ada: &Client, ws: &s
     b.until_received(&targeted).await?;
     let got = received(&again);
     let dupes: Vec<_> = all_for_a.iter().filter(|id| got.iter().filter(|(_, r)| r == *id).count() != 1).collect();
-    assert!(dupes.is_empty(), "socket a got these events other than once: {dupes:?}");
+    ensure!(dupes.is_empty(), "socket a got these events other than once: {dupes:?}");
     let leaked: Vec<_> = b.received.iter().filter(|(ty, _)| ty == "note.own").collect();
-    assert!(leaked.is_empty(), "b received a's socket events: {leaked:?}");
-    assert!(b.counts(&targeted).values().all(|n| *n == 1), "b got a targeted event twice");
+    ensure!(leaked.is_empty(), "b received a's socket events: {leaked:?}");
+    ensure!(b.counts(&targeted).values().all(|n| *n == 1), "b got a targeted event twice");
 
     // Through gw-2: gw-1's events instance is dead until it is restarted.
     let history = Instant::now();
@@ -622,10 +635,10 @@ async fn postgres_outage(cluster: &mut LocalCluster, ada: &Client, ws: &str, pro
     let restored = Instant::now();
     eprintln!("postgres cut for {:.1?}; readiness during (ev-1, ws-1): {during:?}", cut_at.elapsed());
     if let Some(ready) = during.0 {
-        assert!(!ready, "ev-1 reported ready without its database");
+        ensure!(!ready, "ev-1 reported ready without its database");
     }
     if let Some(ready) = during.1 {
-        assert!(!ready, "ws-1 reported ready without its database");
+        ensure!(!ready, "ws-1 reported ready without its database");
     }
     // The workspace API answers again without a restart.
     loop {
@@ -646,7 +659,7 @@ async fn postgres_outage(cluster: &mut LocalCluster, ada: &Client, ws: &str, pro
     let ns: BTreeSet<u64> = acked.keys().copied().collect();
     until_all_ran(ada, ws, &ns).await?;
     let ready_again = (readiness(cluster, "ev-1").await, readiness(cluster, "ws-1").await);
-    assert!(ready_again.0 != Some(false) && ready_again.1 != Some(false), "ready again after the outage: {ready_again:?}");
+    ensure!(ready_again.0 != Some(false) && ready_again.1 != Some(false), "ready again after the outage: {ready_again:?}");
     eprintln!(
         "postgres outage: {} orders acknowledged, {refused} refused; API back {api_back:.1?} after the restore, every acknowledged order stored once {stored:.1?} after, all processed {:.1?} after",
         acked.len(),
