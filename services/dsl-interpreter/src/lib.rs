@@ -33,7 +33,7 @@ struct Setup {
 
 #[refract_sdk::automation]
 fn handler(inv: Invocation) -> Result<Output, Error> {
-    let setup: Setup = serde_json::from_value(inv.config.clone())
+    let setup = Setup::deserialize(&inv.config)
         .map_err(|e| Error::new("InvalidInvocation", format!("no DSL program in the invocation: {e}")))?;
     let program: Program = serde_json::from_str(&setup.program)
         .map_err(|e| Error::new("InvalidInvocation", format!("unreadable DSL program: {e}")))?;

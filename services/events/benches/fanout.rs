@@ -19,7 +19,7 @@ use refract_core::model::permission_doc_id;
 use refract_core::{Event, EventType, WorkspaceId};
 use refract_storage::collections::PERMISSIONS;
 use refract_storage::{Collections, Expect, MemoryStore};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -28,6 +28,24 @@ fn env_usize(name: &str, default: usize) -> anyhow::Result<usize> {
         Ok(v) if !v.is_empty() => v.parse().with_context(|| format!("{name}={v} is not a number")),
         _ => Ok(default),
     }
+}
+
+/// The one field a client reads from an `event` frame (skipping the rest, as a real client
+/// would, instead of building the whole frame as a `Value`).
+#[derive(serde::Deserialize)]
+struct Stamped {
+    event: Option<StampedEvent>,
+}
+
+#[derive(serde::Deserialize)]
+struct StampedEvent {
+    payload: StampedPayload,
+}
+
+#[derive(serde::Deserialize)]
+struct StampedPayload {
+    #[serde(rename = "sentUs")]
+    sent_us: Option<u64>,
 }
 
 #[tokio::main]
@@ -57,8 +75,8 @@ async fn main() -> anyhow::Result<()> {
         ready.push(tokio::spawn(async move {
             while let Some(Ok(msg)) = ws.next().await {
                 let Message::Text(t) = msg else { continue };
-                let Ok(frame) = serde_json::from_str::<Value>(t.as_str()) else { continue };
-                if let Some(sent) = frame["event"]["payload"]["sentUs"].as_u64() {
+                let Ok(frame) = serde_json::from_str::<Stamped>(t.as_str()) else { continue };
+                if let Some(sent) = frame.event.and_then(|e| e.payload.sent_us) {
                     let now = epoch.elapsed().as_micros() as u64;
                     let _ = tx.send(now.saturating_sub(sent));
                 }
