@@ -1,14 +1,20 @@
-# Shared by the webhook benchmarks (sourced): a user, a workspace and the SDK's webhook-echo
-# deployed on the platform at $API, then the three wrk runs against it.
+# Shared by the benchmarks of a running platform (sourced): a user, a workspace and the SDK's
+# webhook-echo deployed on the platform at $API, then the three wrk runs against it.
 
-# deploy_echo REFRACT_BINARY: signs up, creates a workspace, deploys webhook-echo; sets HOOK.
-deploy_echo() {
+# sign_up: a user and a workspace on the platform at $API; sets REFRACT_TOKEN and
+# REFRACT_WORKSPACE.
+sign_up() {
   curl -fs "$API/v2/signup" -H 'content-type: application/json' \
     -d '{"email":"bench@example.com","password":"correct horse battery","firstName":"Bench"}' >/dev/null
   export REFRACT_TOKEN=$(curl -fs "$API/v2/login" -H 'content-type: application/json' \
     -d '{"email":"bench@example.com","password":"correct horse battery"}' | jq -r .token)
   export REFRACT_WORKSPACE=$(curl -fs "$API/v2/workspaces" -H "authorization: Bearer $REFRACT_TOKEN" \
     -H 'content-type: application/json' -d '{"name":"Bench"}' | jq -r .id)
+}
+
+# deploy_echo REFRACT_BINARY: signs up, creates a workspace, deploys webhook-echo; sets HOOK.
+deploy_echo() {
+  sign_up
   "$1" deploy guest-sdk/examples/webhook-echo --url "$API" >/dev/null
   HOOK="$API/v2/workspaces/$REFRACT_WORKSPACE/webhooks/echo"
 }

@@ -14,3 +14,11 @@ pub mod observability;
 pub mod serve;
 
 pub use config::{Config, Flags};
+
+/// mimalloc rather than glibc's malloc: the platform allocates and frees many short-lived
+/// buffers across threads (events, JSON, guest stores), where glibc's per-thread arenas cost
+/// CPU in consolidation and keep freed memory as RSS (see the webhook benchmark). Declared in
+/// the library, so every binary that runs the platform gets it: `refract`, and `refract-node`,
+/// the same command line the cluster tests and benchmarks start as processes.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

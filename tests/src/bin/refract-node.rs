@@ -6,7 +6,8 @@
 //! scale-out tests (2 gateways behind a round-robin balancer, 2 runtimes, 2 events, 1
 //! workspaces, every one a process of this binary) on the Redis, PostgreSQL and file store of
 //! `REFRACT_TEST_REDIS_URL`, `REFRACT_TEST_DATABASE_URL` and `REFRACT_TEST_FILES_URL`, prints
-//! where everything is, and runs until Ctrl-C. `tests/cluster.sh` wraps it.
+//! where everything is, and runs until Ctrl-C. `REFRACT_CLUSTER_RUNTIMES` changes the number of
+//! runtimes (the scale-out benchmark compares 1 and 2). `tests/cluster.sh` wraps it.
 
 use std::process::ExitCode;
 
@@ -31,7 +32,15 @@ fn cluster() -> ExitCode {
         let result = async {
             let backends = SharedBackends::from_env().map_err(anyhow::Error::msg)?;
             let bin = std::env::current_exe()?;
-            let cluster = LocalCluster::start(&bin, &backends, Shape::default()).await?;
+            let mut shape = Shape::default();
+            if let Ok(n) = std::env::var("REFRACT_CLUSTER_RUNTIMES") {
+                shape.runtimes = n
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| anyhow::anyhow!("REFRACT_CLUSTER_RUNTIMES={n:?}: expected a number of runtimes, 1 or more"))?;
+            }
+            let cluster = LocalCluster::start(&bin, &backends, shape).await?;
             println!("Refract cluster {} (Redis namespace and PostgreSQL schema)", cluster.namespace);
             for (name, url) in cluster.nodes() {
                 println!("  {name:5} {url}");
