@@ -120,6 +120,16 @@ impl Delivery {
         }
     }
 
+    /// Acknowledges every delivery of `batch` (e.g. a batch a consumer has just stored), in
+    /// as few broker round trips as it allows: on Redis, one pipelined `XACK` per partition
+    /// instead of one command per event. Every delivery is attempted; the first error is
+    /// returned, and a delivery whose acknowledgement failed is delivered again later.
+    pub async fn ack_all(batch: impl IntoIterator<Item = Delivery>) -> Result<(), BrokerError> {
+        let mut ackers = batch.into_iter().filter_map(|mut d| d.acker.take());
+        let Some(first) = ackers.next() else { return Ok(()) };
+        first.ack_with(ackers.collect()).await
+    }
+
     /// Reports that handling failed with `error`: the event is delivered again after the claim
     /// idle time, or moved to the dead-letter stream with `error` once it has been delivered
     /// `max_deliveries` times.
@@ -143,8 +153,21 @@ impl Drop for Delivery {
 
 /// Settles one delivery; each implementation has its own.
 #[async_trait]
-pub(crate) trait Acker: Send + Sync {
+pub(crate) trait Acker: Send + Sync + 'static {
     async fn ack(&self) -> Result<(), BrokerError>;
+    /// Acknowledges this delivery and `others` (deliveries of any subscription). The default
+    /// settles each in turn; a broker that can acknowledge many entries at once overrides it.
+    async fn ack_with(&self, others: Vec<Box<dyn Acker>>) -> Result<(), BrokerError> {
+        let mut first_error = self.ack().await.err();
+        for other in others {
+            if let Err(e) = other.ack().await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+    /// For [`Acker::ack_with`] overrides: to recognise their own kind among `others`.
+    fn as_any(&self) -> &dyn std::any::Any;
     async fn nack(&self, attempt: u32, error: &str) -> Result<(), BrokerError>;
     /// Called without a runtime when the delivery is dropped unsettled: must not block.
     fn abandon(&self);

@@ -440,6 +440,10 @@ struct MemoryAcker {
 
 #[async_trait]
 impl Acker for MemoryAcker {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     async fn ack(&self) -> Result<(), BrokerError> {
         let mut state = self.shared.lock();
         if let Some(group) = state.groups.get_mut(&self.group)

@@ -106,6 +106,7 @@ conformance!(
     malformed_entries_are_dead_lettered_and_consumption_goes_on,
     invalid_events_are_refused_at_publish,
     a_workspace_is_read_back_after_an_id,
+    a_batch_is_acknowledged_at_once,
 );
 
 fn event(event_type: &str, workspace: &str, payload: Value) -> Event {
@@ -248,6 +249,36 @@ async fn a_failed_delivery_is_retried_then_acknowledged(backend: Backend) {
     second.ack().await.unwrap();
     assert!(receives_within(&mut sub, Duration::from_millis(1500)).await.is_none(), "acknowledged work is not redelivered");
     assert!(broker.dead_letters(10).await.unwrap().is_empty());
+}
+
+async fn a_batch_is_acknowledged_at_once(backend: Backend) {
+    let broker = backend.broker();
+    let mut runtime = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
+    let mut events = broker.subscribe(Subscription::group("events", "e1", TypeFilter::all())).await.unwrap();
+    // Several workspaces, so the batch spans partitions; one delivery is a redelivery.
+    for seq in 0..12 {
+        broker.publish(event("job", &format!("ws-{}", seq % 5), json!({"seq": seq}))).await.unwrap();
+    }
+    let mut batch = Vec::new();
+    for _ in 0..12 {
+        batch.push(next(&mut runtime).await);
+    }
+    let failed = batch.pop().unwrap();
+    failed.nack("retry me").await.unwrap();
+    batch.push(next(&mut runtime).await);
+    assert_eq!(batch.last().unwrap().attempt, 2);
+    // Deliveries of two groups settled together.
+    batch.push(next(&mut events).await);
+    Delivery::ack_all(batch).await.unwrap();
+    assert!(receives_within(&mut runtime, Duration::from_millis(1500)).await.is_none(), "an acknowledged event came back");
+    let mut seen = Vec::new();
+    while let Some(d) = receives_within(&mut events, Duration::from_millis(300)).await {
+        seen.push(seq(&d));
+        d.ack().await.unwrap();
+    }
+    assert_eq!(seen.len(), 11, "the events group still gets the 11 events it had not read, and only those");
+    assert!(broker.dead_letters(10).await.unwrap().is_empty());
+    Delivery::ack_all(Vec::new()).await.unwrap();
 }
 
 async fn a_dropped_consumers_work_is_reclaimed(backend: Backend) {

@@ -11,6 +11,11 @@ pub const DEFAULT_INGEST_BATCH: usize = 512;
 /// publish and its visibility in history under light load.
 pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_millis(50);
 
+/// Batches being written at once: the next batch is read (and its append started) while the
+/// previous one is still in the database, so reading, writing and acknowledging overlap
+/// instead of taking turns (on PostgreSQL each append also runs on its own connection).
+pub const DEFAULT_INGEST_IN_FLIGHT: usize = 2;
+
 /// First pause before a failed append is retried; doubles up to [`MAX_RETRY_BACKOFF`].
 pub const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 /// Longest pause between two tries of a failing append: a recovering database is written
@@ -61,6 +66,8 @@ pub struct Config {
     pub instance: String,
     pub ingest_batch: usize,
     pub batch_window: Duration,
+    /// Appends in flight at once (at least 1).
+    pub ingest_in_flight: usize,
     pub default_retention_days: u32,
     pub retention_interval: Duration,
     pub heartbeat: Duration,
@@ -75,6 +82,7 @@ impl Config {
             instance: instance.into(),
             ingest_batch: DEFAULT_INGEST_BATCH,
             batch_window: DEFAULT_BATCH_WINDOW,
+            ingest_in_flight: DEFAULT_INGEST_IN_FLIGHT,
             default_retention_days: DEFAULT_RETENTION_DAYS,
             retention_interval: DEFAULT_RETENTION_INTERVAL,
             heartbeat: HEARTBEAT,

@@ -2,7 +2,9 @@
 //!
 //! Deliveries are gathered into a batch until it holds [`Config::ingest_batch`] events or
 //! [`Config::batch_window`] has passed since its first one, then written with one append
-//! (one transaction). A batch is acknowledged only once stored; a failing database is retried
+//! (one transaction). Up to [`Config::ingest_in_flight`] batches are written at once, while
+//! the next one is read. A batch is acknowledged (all of it in one broker round trip) only
+//! once stored; a failing database is retried
 //! with backoff while the batch stays pending (the broker keeps it claimed), so a slow or
 //! broken database back-pressures the stream instead of dropping or dead-lettering events.
 //! Appends are idempotent by `(workspace, id)`: a batch re-read after a crash is stored once.
@@ -10,10 +12,12 @@
 //! `workspaces.deleted` events also delete that workspace's history.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use refract_broker::{Delivery, Subscription, TypeFilter};
 use refract_core::{Event, WorkspaceId};
+use tokio::sync::Semaphore;
 
 use crate::EventsState;
 use crate::config::{MAX_RETRY_BACKOFF, RETRY_BACKOFF};
@@ -41,6 +45,8 @@ pub async fn run_ingest(state: EventsState, shutdown: impl Future<Output = ()>) 
         }
     };
     let max = state.config.ingest_batch.max(1);
+    let in_flight = u32::try_from(state.config.ingest_in_flight.clamp(1, 64)).unwrap_or(1);
+    let slots = Arc::new(Semaphore::new(in_flight as usize));
     loop {
         let first = tokio::select! {
             _ = &mut shutdown => return,
@@ -67,10 +73,21 @@ pub async fn run_ingest(state: EventsState, shutdown: impl Future<Output = ()>) 
             }
         }
         // Dropped unsettled on shutdown: the broker redelivers the batch to a live instance.
-        tokio::select! {
+        // A batch that deletes a workspace's history waits for every batch before it, so
+        // none of those can write that workspace's events after the deletion.
+        let permits = if batch.iter().any(|d| deleted_workspace(&d.event).is_some()) { in_flight } else { 1 };
+        let permit = tokio::select! {
             _ = &mut shutdown => return,
-            _ = store(&state, batch) => {}
-        }
+            permit = slots.clone().acquire_many_owned(permits) => match permit {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            store(&state, batch).await;
+            drop(permit);
+        });
     }
 }
 
@@ -91,11 +108,8 @@ async fn store(state: &EventsState, batch: Vec<Delivery>) {
         }
     }
     // Acks go out together (Redis pipelines them on one connection).
-    let acks = batch.into_iter().map(|d| d.ack());
-    for result in futures::future::join_all(acks).await {
-        if let Err(error) = result {
-            tracing::warn!(%error, "events: ack failed; the event will be delivered again (and skipped as stored)");
-        }
+    if let Err(error) = Delivery::ack_all(batch).await {
+        tracing::warn!(%error, "events: ack failed; the batch will be delivered again (and skipped as stored)");
     }
 }
 

@@ -435,11 +435,58 @@ impl Acker for RedisAcker {
             // A redelivery may have a failure recorded; a first delivery has none.
             pipe.cmd("HDEL").arg(&self.state.failures_key).arg(failure_field(stream, &self.id)).ignore();
         }
-        pipe.query_async::<()>(&mut self.shared.conn.clone())
-            .await
-            .map_err(BrokerError::command("XACK"))?;
+        let acked = pipe.query_async::<()>(&mut self.shared.conn.clone()).await.map_err(BrokerError::command("XACK"));
+        // Acknowledged, or (on failure) no longer refreshed: left to grow idle and be reclaimed.
         self.state.inflight().remove(&(self.partition, self.id.clone()));
-        Ok(())
+        acked
+    }
+
+    /// One pipeline for the whole batch: an `XACK` per (group, partition) with all its ids,
+    /// and the `HDEL` of redeliveries' failure records. Deliveries of another connection or
+    /// broker are acknowledged one by one.
+    async fn ack_with(&self, others: Vec<Box<dyn Acker>>) -> Result<(), BrokerError> {
+        let mut foreign = Vec::new();
+        let mut mine = vec![self];
+        for other in &others {
+            match other.as_any().downcast_ref::<RedisAcker>() {
+                Some(a) if Arc::ptr_eq(&a.shared, &self.shared) => mine.push(a),
+                _ => foreign.push(other),
+            }
+        }
+        // (group state, partition) -> ids, in delivery order.
+        let mut by_partition: Vec<(&Arc<GroupState>, usize, Vec<&str>)> = Vec::new();
+        let mut pipe = redis::pipe();
+        for a in &mine {
+            match by_partition.iter_mut().find(|(s, p, _)| Arc::ptr_eq(s, &a.state) && *p == a.partition) {
+                Some((_, _, ids)) => ids.push(&a.id),
+                None => by_partition.push((&a.state, a.partition, vec![&a.id])),
+            }
+            if a.attempt > 1 {
+                let stream = &self.shared.streams[a.partition];
+                pipe.cmd("HDEL").arg(&a.state.failures_key).arg(failure_field(stream, &a.id)).ignore();
+            }
+        }
+        for (state, partition, ids) in &by_partition {
+            pipe.cmd("XACK").arg(&self.shared.streams[*partition]).arg(&state.group).arg(ids).ignore();
+        }
+        let mut result = pipe
+            .query_async::<()>(&mut self.shared.conn.clone())
+            .await
+            .map_err(BrokerError::command("XACK"));
+        // Acknowledged, or (on failure) no longer refreshed: left to grow idle and be reclaimed.
+        for a in &mine {
+            a.state.inflight().remove(&(a.partition, a.id.clone()));
+        }
+        for other in foreign {
+            if let Err(e) = other.ack().await {
+                result = result.and(Err(e));
+            }
+        }
+        result
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 
     fn abandon(&self) {
