@@ -4,9 +4,9 @@
 //! [`Config::batch_window`] has passed since its first one, then written with one append
 //! (one transaction). Up to [`Config::ingest_in_flight`] batches are written at once, while
 //! the next one is read. A batch is acknowledged (all of it in one broker round trip) only
-//! once stored; a failing database is retried
-//! with backoff while the batch stays pending (the broker keeps it claimed), so a slow or
-//! broken database back-pressures the stream instead of dropping or dead-lettering events.
+//! once stored; a failing database is retried with backoff while the batch stays pending (the
+//! broker keeps it claimed), so a slow or broken database back-pressures the stream instead
+//! of dropping or dead-lettering events.
 //! Appends are idempotent by `(workspace, id)`: a batch re-read after a crash is stored once.
 //!
 //! `workspaces.deleted` events also delete that workspace's history.
@@ -72,7 +72,7 @@ pub async fn run_ingest(state: EventsState, shutdown: impl Future<Output = ()>) 
                 _ = &mut window => break,
             }
         }
-        // Dropped unsettled on shutdown: the broker redelivers the batch to a live instance.
+        // A batch dropped unsettled on shutdown is redelivered to a live instance.
         // A batch that deletes a workspace's history waits for every batch before it, so
         // none of those can write that workspace's events after the deletion.
         let permits = if batch.iter().any(|d| deleted_workspace(&d.event).is_some()) { in_flight } else { 1 };
@@ -107,7 +107,7 @@ async fn store(state: &EventsState, batch: Vec<Delivery>) {
             }
         }
     }
-    // Acks go out together (Redis pipelines them on one connection).
+    // One acknowledgement for the whole batch.
     if let Err(error) = Delivery::ack_all(batch).await {
         tracing::warn!(%error, "events: ack failed; the batch will be delivered again (and skipped as stored)");
     }
