@@ -3,7 +3,7 @@
 //! the guest SDK; clocks and randomness come from WASI.
 //!
 //! The runtime hands each run, in the invocation's `config`, a [`Setup`]: the compiled program
-//! (JSON text, compiled when the automation was saved), the automation's own config, the call
+//! (in its compact form, compiled when the automation was saved), the automation's own config, the call
 //! depth and the trigger as `runtime.automations.executed` reports it.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 /// What the runtime puts in the invocation's config for a DSL run.
 #[derive(Deserialize)]
 struct Setup {
-    /// The compiled program, as JSON text.
+    /// The compiled program, as [`Program::encode`] wrote it.
     program: String,
     #[serde(default)]
     config: Value,
@@ -35,7 +35,7 @@ struct Setup {
 fn handler(inv: Invocation) -> Result<Output, Error> {
     let setup = Setup::deserialize(&inv.config)
         .map_err(|e| Error::new("InvalidInvocation", format!("no DSL program in the invocation: {e}")))?;
-    let program: Program = serde_json::from_str(&setup.program)
+    let program = Program::decode(&setup.program)
         .map_err(|e| Error::new("InvalidInvocation", format!("unreadable DSL program: {e}")))?;
     let input = input(&inv, setup);
     match refract_dsl::run(&program, input, &mut Wit) {

@@ -20,6 +20,51 @@ pub struct Program {
     pub output: Option<Tpl>,
 }
 
+impl Program {
+    /// The compact form the runtime hands the interpreter on every run: postcard bytes as
+    /// base64 text (it travels in the invocation's JSON config). Decoding it costs a fraction
+    /// of decoding the JSON form, which matters because every run decodes it in a fresh
+    /// instance.
+    pub fn encode(&self) -> String {
+        use base64::Engine as _;
+        // Serializing into a Vec fails only for types postcard cannot express; Program has none.
+        let bytes = postcard::to_allocvec(self).unwrap_or_default();
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    /// Reads what [`Program::encode`] wrote.
+    pub fn decode(text: &str) -> Result<Program, String> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| format!("not base64: {e}"))?;
+        match postcard::take_from_bytes(&bytes) {
+            Ok((program, [])) => Ok(program),
+            Ok((_, rest)) => Err(format!("not a compiled program: {} bytes after its end", rest.len())),
+            Err(e) => Err(format!("not a compiled program: {e}")),
+        }
+    }
+}
+
+/// Serde for the JSON constants inside a program: as themselves in human-readable formats
+/// (JSON), as JSON text in binary ones (postcard cannot carry a self-describing value).
+pub(crate) mod json_value {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::Value;
+
+    pub fn serialize<S: Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() { v.serialize(s) } else { s.serialize_str(&v.to_string()) }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+        if d.is_human_readable() {
+            Value::deserialize(d)
+        } else {
+            let text = <&str>::deserialize(d)?;
+            serde_json::from_str(text).map_err(D::Error::custom)
+        }
+    }
+}
+
 /// One instruction with its argument pre-parsed. Lazy parts (`conditions` bodies, `repeat.do`,
 /// `try.do`/`catch`) are instruction lists; everything else is interpolated when it starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -242,6 +287,25 @@ mod tests {
 
     fn err(doc: Value) -> Invalid {
         compile(&doc, None).unwrap_err()
+    }
+
+    #[test]
+    fn the_compact_form_reads_back_the_same_program() {
+        let p = compile(
+            &json!([
+                {"set": {"name": "order", "value": {"id": "{{body.id}}", "n": 1.5, "tags": ["a", null, true], "deep": {"x": {"y": []}}}}},
+                {"conditions": {"{{body.qty}} > 10 and {{body.country}} == \"FR\"": [{"emit": {"event": "big", "payload": {"q": "{% {{body.qty}} * 2 %}"}}}], "default": [{"comment": "x"}]}},
+                {"repeat": {"on": "{{body.items}}", "do": [{"set": {"name": "seen[]", "value": "{{item}}"}}]}},
+                {"try": {"do": [{"fetch": {"url": "https://example.com/{{body.id}}"}}], "catch": [{"break": {}}]}},
+            ]),
+            Some(&json!({"ok": true, "total": "{% round({{body.qty}} / 3, 2) %}", "big": 12345678901234567890u64})),
+        )
+        .expect("compiles");
+        let text = p.encode();
+        assert!(text.len() < serde_json::to_string(&p).expect("json").len(), "smaller than the JSON form");
+        assert_eq!(Program::decode(&text).expect("decodes"), p);
+        assert!(Program::decode("not base64!").unwrap_err().contains("base64"));
+        assert!(Program::decode("AAAA").is_err(), "bytes that are not a program are refused, not run");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Expr {
     /// A literal (string, number, boolean, null, bare word).
-    Lit(Value),
+    Lit(#[serde(with = "crate::document::json_value")] Value),
     Undefined,
     /// `{{path}}` with its segments (names, or expressions inside `[]`).
     Var(Vec<PathSeg>),

@@ -30,7 +30,7 @@ pub enum VarRef {
 /// A value that may hold templates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Tpl {
-    Const(Value),
+    Const(#[serde(with = "crate::document::json_value")] Value),
     Str(Vec<Part>),
     Arr(Vec<Tpl>),
     Obj(Vec<(String, Tpl)>),

@@ -192,7 +192,7 @@ fn main() -> anyhow::Result<()> {
     for (name, steps, n) in cases {
         let program: Program = refract_dsl::compile(&steps, Some(&json!({"ok": true})))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let text = serde_json::to_string(&program)?;
+        let text = program.encode();
         // Native: the interpreter alone.
         let mut native = Vec::with_capacity(n);
         for _ in 0..n {
@@ -212,11 +212,11 @@ fn main() -> anyhow::Result<()> {
         let mut decode = Vec::with_capacity(n);
         for _ in 0..n {
             let t = Instant::now();
-            let p: Program = serde_json::from_str(&text)?;
+            let p = Program::decode(&text).map_err(anyhow::Error::msg)?;
             decode.push(t.elapsed());
             drop(p);
         }
-        report(&format!("native   decode the program ({} bytes)", text.len()), decode);
+        report(&format!("native   decode the program ({} bytes, JSON form {} bytes)", text.len(), serde_json::to_string(&program)?.len()), decode);
         // Sandbox: the interpreter component through the host, fresh instance per run.
         let mut sandboxed = Vec::with_capacity(n);
         let mut phases = [Duration::ZERO; 4];

@@ -5,8 +5,9 @@
 //! stored like an uploaded component's, so a restart only deserializes it). A DSL automation's
 //! `do`/`output` are compiled into a [`Program`](refract_dsl::Program) when the index learns of
 //! the automation (the workspaces service has validated it on save); each run hands the program
-//! to the interpreter in the invocation's config, never parsing YAML or templates on the event
-//! path.
+//! to the interpreter in the invocation's config, in its compact form
+//! ([`Program::encode`](refract_dsl::Program::encode)), never parsing YAML or templates on the
+//! event path.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -21,15 +22,13 @@ use crate::executor::TriggerInfo;
 /// The interpreter component, built for wasm32-wasip2 by `build.rs`.
 pub static INTERPRETER: &[u8] = include_bytes!(env!("REFRACT_DSL_INTERPRETER_WASM"));
 
-/// A compiled program as JSON text, or why the stored automation does not compile.
+/// A compiled program in its compact form, or why the stored automation does not compile.
 pub type Compiled = Result<Arc<str>, refract_dsl::Invalid>;
 
 /// Compiles a DSL automation's `do` and `output`.
 pub fn compile(automation: &Automation) -> Compiled {
     let program = refract_dsl::compile(automation.instructions.as_ref().unwrap_or(&Value::Null), automation.output.as_ref())?;
-    let text = serde_json::to_string(&program)
-        .map_err(|e| refract_dsl::Invalid::new("", "InvalidAutomationError", e.to_string()))?;
-    Ok(text.into())
+    Ok(program.encode().into())
 }
 
 /// Compiled programs by workspace and slug, kept beside the trigger index.
@@ -137,7 +136,7 @@ mod tests {
         programs.insert("ws", &good);
         let p = programs.get("ws", &good);
         let text = p.as_ref().as_ref().expect("compiles");
-        let back: refract_dsl::Program = serde_json::from_str(text).expect("program JSON");
+        let back = refract_dsl::Program::decode(text).expect("compact program");
         assert_eq!(back.instructions.len(), 1);
         let bad = automation(json!({"slug": "b", "do": [{"set": {}}]}));
         programs.insert("ws", &bad);
