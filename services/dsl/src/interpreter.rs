@@ -304,12 +304,14 @@ impl Runner<'_> {
     }
 
     fn exec(&mut self, i: &Instr, args: Option<Map<String, Value>>) -> Result<Flow, DslError> {
-        let a = args.unwrap_or_default();
+        let mut a = args.unwrap_or_default();
         match i {
             Instr::Comment => Ok(Flow::Next),
             Instr::Null(name) => Err(invalid(format!("{name} needs an argument"))),
             Instr::Unsupported(name) => Err(invalid(format!("{name} is not supported by this interpreter yet"))),
             Instr::Set(_) => {
+                // The rendered value is this instruction's own: moved, not copied.
+                let value = a.remove("value");
                 let name = a.get("name").and_then(Value::as_str).ok_or_else(|| invalid("set needs a string name"))?;
                 let mode = match a.get("type").and_then(Value::as_str) {
                     Some("merge") => SetMode::Merge,
@@ -320,7 +322,7 @@ impl Runner<'_> {
                     Some(base) => (base, SetMode::Push),
                     None => (name, mode),
                 };
-                self.write(name, mode, a.get("value").cloned())?;
+                self.write(name, mode, value)?;
                 Ok(Flow::Next)
             }
             Instr::Delete(_) => {
