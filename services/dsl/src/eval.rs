@@ -116,11 +116,29 @@ pub fn regex_literal(text: &str) -> Result<Regex, DslError> {
     compile_regex(text)
 }
 
+/// Patterns compiled per thread (the interpreter component has one thread per run): a
+/// `matches` inside a loop, or the same pattern in several expressions, compiles once.
+const REGEX_CACHE: usize = 64;
+
+thread_local! {
+    static REGEXES: std::cell::RefCell<std::collections::HashMap<String, Regex>> = std::cell::RefCell::default();
+}
+
 fn compile_regex(pattern: &str) -> Result<Regex, DslError> {
-    regex::RegexBuilder::new(pattern)
+    if let Some(re) = REGEXES.with_borrow(|c| c.get(pattern).cloned()) {
+        return Ok(re);
+    }
+    let re = regex::RegexBuilder::new(pattern)
         .size_limit(1 << 20)
         .build()
-        .map_err(|e| syntax(format!("invalid regex {pattern:?}: {e}")))
+        .map_err(|e| syntax(format!("invalid regex {pattern:?}: {e}")))?;
+    REGEXES.with_borrow_mut(|c| {
+        if c.len() >= REGEX_CACHE {
+            c.clear();
+        }
+        c.insert(pattern.to_owned(), re.clone());
+    });
+    Ok(re)
 }
 
 fn matches(left: &Val, right: &Val) -> Result<bool, DslError> {
@@ -267,5 +285,17 @@ mod tests {
         assert!(regex_literal("/^a/i").unwrap().is_match("Abc"));
         assert!(regex_literal("a/b").unwrap().is_match("xa/b"));
         assert!(regex_literal("/[/").is_err());
+    }
+
+    #[test]
+    fn compiled_patterns_are_reused_and_the_cache_stays_bounded() {
+        for i in 0..200 {
+            let pattern = format!("^p{i}$");
+            assert!(compile_regex(&pattern).unwrap().is_match(&format!("p{i}")));
+            assert!(!compile_regex(&pattern).unwrap().is_match("p"), "a cached pattern still matches as its own");
+        }
+        assert!(REGEXES.with_borrow(|c| c.len()) <= REGEX_CACHE);
+        assert!(compile_regex("(").is_err(), "errors are not cached as patterns");
+        assert!(compile_regex("(").is_err());
     }
 }
