@@ -3,8 +3,8 @@
 //! the guest SDK; clocks and randomness come from WASI.
 //!
 //! The runtime hands each run, in the invocation's `config`, a [`Setup`]: the compiled program
-//! (in its compact form, compiled when the automation was saved), the automation's own config, the call
-//! depth and the trigger as `runtime.automations.executed` reports it.
+//! (in its compact form, compiled when the automation was saved), the automation's own config,
+//! the call depth and the trigger as `runtime.automations.executed` reports it.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
