@@ -1,7 +1,7 @@
 //! DSL benchmark (release): per-run time of representative DSL automations, run by the embedded
 //! interpreter component in the sandbox (the host as the runtime drives it: a fresh instance per
-//! run, the compiled program in the invocation, in-memory services), and for comparison by the
-//! interpreter natively (no sandbox).
+//! run, the compiled program in the invocation, in-memory services, mimalloc as in `refract`),
+//! and for comparison by the interpreter natively (no sandbox).
 //!
 //! `cargo bench -p refract-runtime --bench dsl`. `REFRACT_BENCH_RUNS` sets the runs per case.
 //!
@@ -21,6 +21,10 @@ use refract_host::{
 };
 use refract_runtime::dsl::INTERPRETER;
 use serde_json::{Value, json};
+
+/// The allocator of the `refract` binary, so the host side of a run costs what it costs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn twenty_instructions() -> Value {
     let mut steps = vec![
