@@ -275,8 +275,43 @@ impl Runner<'_> {
     }
 
     fn instruction(&mut self, i: &Instr) -> Result<Flow, DslError> {
+        if let Instr::Set(Tpl::Obj(members)) = i {
+            return self.set_members(members);
+        }
         let args = self.render_args(i)?;
         self.exec(i, args)
+    }
+
+    /// `set` written as a mapping (nearly every one): its members rendered in order, as the
+    /// generic path does, but read as they come instead of gathered into a mapping first.
+    fn set_members(&mut self, members: &[(String, Tpl)]) -> Result<Flow, DslError> {
+        let (mut name, mut kind, mut value) = (None, None, None);
+        for (key, t) in members {
+            let rendered = render(t, self)?.into_json();
+            match key.as_str() {
+                "name" => name = rendered,
+                "type" => kind = rendered,
+                "value" => value = rendered,
+                _ => {}
+            }
+        }
+        self.set(name.as_ref(), kind.as_ref(), value)
+    }
+
+    /// `set` (§3.2) once its argument is rendered.
+    fn set(&mut self, name: Option<&Value>, kind: Option<&Value>, value: Option<Value>) -> Result<Flow, DslError> {
+        let name = name.and_then(Value::as_str).ok_or_else(|| invalid("set needs a string name"))?;
+        let mode = match kind.and_then(Value::as_str) {
+            Some("merge") => SetMode::Merge,
+            Some("push") => SetMode::Push,
+            _ => SetMode::Replace,
+        };
+        let (name, mode) = match name.strip_suffix("[]") {
+            Some(base) => (base, SetMode::Push),
+            None => (name, mode),
+        };
+        self.write(name, mode, value)?;
+        Ok(Flow::Next)
     }
 
     /// Interpolates an instruction's own argument (§3.1): everything but its lazy lists.
@@ -312,18 +347,7 @@ impl Runner<'_> {
             Instr::Set(_) => {
                 // The rendered value is this instruction's own: moved, not copied.
                 let value = a.remove("value");
-                let name = a.get("name").and_then(Value::as_str).ok_or_else(|| invalid("set needs a string name"))?;
-                let mode = match a.get("type").and_then(Value::as_str) {
-                    Some("merge") => SetMode::Merge,
-                    Some("push") => SetMode::Push,
-                    _ => SetMode::Replace,
-                };
-                let (name, mode) = match name.strip_suffix("[]") {
-                    Some(base) => (base, SetMode::Push),
-                    None => (name, mode),
-                };
-                self.write(name, mode, value)?;
-                Ok(Flow::Next)
+                self.set(a.get("name"), a.get("type"), value)
             }
             Instr::Delete(_) => {
                 let name = a.get("name").and_then(Value::as_str).ok_or_else(|| invalid("delete needs a string name"))?;

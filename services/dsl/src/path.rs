@@ -46,6 +46,11 @@ pub fn parse(path: &str) -> Result<Vec<Seg>, String> {
     if p.starts_with('[') {
         return Err(format!("variable path {p:?} starts with ["));
     }
+    // Dotted names without brackets (nearly every path): the segments as they stand. Anything
+    // else, errors included, goes through the full parser below.
+    if !p.contains('[') && p.split('.').all(|s| !s.is_empty()) {
+        return Ok(p.split('.').map(Seg::from_text).collect());
+    }
     let chars: Vec<char> = p.chars().collect();
     let mut segs = Vec::new();
     let mut i = 0;

@@ -150,7 +150,7 @@ pub fn render(t: &Tpl, env: &mut dyn Env) -> Result<Val, DslError> {
             Ok(Val::Json(Value::Array(out)))
         }
         Tpl::Obj(members) => {
-            let mut out = Map::new();
+            let mut out = Map::with_capacity(members.len());
             for (k, v) in members {
                 if let Some(v) = render(v, env)?.into_json() {
                     out.insert(k.clone(), v);
