@@ -60,6 +60,12 @@ pub(crate) mod json_value {
             Value::deserialize(d)
         } else {
             let text = <&str>::deserialize(d)?;
+            // Most constants are plain strings (names, event types, text): no parser needed.
+            if let Some(plain) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))
+                && !plain.contains(['"', '\\'])
+            {
+                return Ok(Value::String(plain.to_owned()));
+            }
             serde_json::from_str(text).map_err(D::Error::custom)
         }
     }
@@ -297,6 +303,7 @@ mod tests {
                 {"conditions": {"{{body.qty}} > 10 and {{body.country}} == \"FR\"": [{"emit": {"event": "big", "payload": {"q": "{% {{body.qty}} * 2 %}"}}}], "default": [{"comment": "x"}]}},
                 {"repeat": {"on": "{{body.items}}", "do": [{"set": {"name": "seen[]", "value": "{{item}}"}}]}},
                 {"try": {"do": [{"fetch": {"url": "https://example.com/{{body.id}}"}}], "catch": [{"break": {}}]}},
+                {"set": {"name": "texts", "value": ["plain", "say \"hi\" \\ to é\n\u{1}", "", "\"", 0, -2.5e-7]}},
             ]),
             Some(&json!({"ok": true, "total": "{% round({{body.qty}} / 3, 2) %}", "big": 12345678901234567890u64})),
         )

@@ -189,7 +189,7 @@ impl Env for Runner<'_> {
             return Ok(path::lookup_value(Some(&self.input.config), &segs[1..]));
         }
         let Some(scope) = Scope::of(&first) else {
-            return Ok(path::lookup_value(self.locals.get(&first), &segs[1..]));
+            return Ok(path::lookup_value(self.locals.get(&*first), &segs[1..]));
         };
         let Some(name) = segs.get(1) else { return Ok(Val::Json(self.whole_scope(scope))) };
         let v = self.variable(scope, &name.as_key())?;
@@ -522,7 +522,7 @@ impl Runner<'_> {
             return Ok(());
         }
         if let Some(scope) = Scope::of(&first) {
-            let Some(var) = segs.get(1).map(Seg::as_key) else {
+            let Some(var) = segs.get(1).map(|s| s.as_key().into_owned()) else {
                 return Err(invalid(format!("cannot replace the whole {first} scope")));
             };
             if self.computed(scope, &var).is_some() {
@@ -553,7 +553,7 @@ impl Runner<'_> {
         let segs = path::parse(name).map_err(invalid)?;
         let first = segs[0].as_key();
         if let Some(scope) = Scope::of(&first) {
-            let Some(var) = segs.get(1).map(Seg::as_key) else {
+            let Some(var) = segs.get(1).map(|s| s.as_key().into_owned()) else {
                 return Err(invalid(format!("cannot delete the whole {first} scope")));
             };
             let mut doc = json!({});

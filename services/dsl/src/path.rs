@@ -1,6 +1,8 @@
 //! Variable paths (`automation-dsl.md` §4.2): `order.lines[0].sku`, `headers['content-type']`,
 //! `map["a.b"]`; lookup, and the writes of `set` and `delete` (§3.2, §3.3).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -29,10 +31,11 @@ impl Seg {
         Seg::Key(s.to_owned())
     }
 
-    pub fn as_key(&self) -> String {
+    /// The segment as an object key (an index as its digits); borrowed for a key.
+    pub fn as_key(&self) -> Cow<'_, str> {
         match self {
-            Seg::Key(k) => k.clone(),
-            Seg::Index(i) => i.to_string(),
+            Seg::Key(k) => Cow::Borrowed(k),
+            Seg::Index(i) => Cow::Owned(i.to_string()),
         }
     }
 }
@@ -117,7 +120,7 @@ fn bracket(chars: &[char], start: usize) -> Option<(Seg, usize)> {
 /// One lookup step: object member, array index or `length`, string code unit or `length`.
 pub fn step(v: &Val, seg: &Seg) -> Val {
     match v {
-        Val::Json(Value::Object(m)) => Val::from_opt(m.get(&seg.as_key()).cloned()),
+        Val::Json(Value::Object(m)) => Val::from_opt(m.get(seg.as_key().as_ref()).cloned()),
         Val::Json(Value::Array(a)) => match seg {
             Seg::Index(i) => Val::from_opt(a.get(*i).cloned()),
             Seg::Key(k) if k == "length" => Val::Num(a.len() as f64),
@@ -150,7 +153,7 @@ pub fn lookup_value(root: Option<&Value>, segs: &[Seg]) -> Val {
     let Some(mut cur) = root else { return Val::Undefined };
     for (i, seg) in segs.iter().enumerate() {
         let next = match cur {
-            Value::Object(m) => m.get(&seg.as_key()),
+            Value::Object(m) => m.get(seg.as_key().as_ref()),
             Value::Array(a) => match seg {
                 Seg::Index(n) => a.get(*n),
                 Seg::Key(k) if k == "length" => return lookup(&Val::Num(a.len() as f64), &segs[i + 1..]),
@@ -219,7 +222,7 @@ pub fn delete(doc: &mut Value, segs: &[Seg]) -> Result<(), String> {
     let Some((last, parents)) = segs.split_last() else { return Ok(()) };
     match container(doc, parents)? {
         Value::Object(m) => {
-            m.remove(&last.as_key());
+            m.remove(last.as_key().as_ref());
         }
         Value::Array(a) => {
             if let Seg::Index(i) = last
