@@ -428,17 +428,7 @@ struct RedisAcker {
 #[async_trait]
 impl Acker for RedisAcker {
     async fn ack(&self) -> Result<(), BrokerError> {
-        let stream = &self.shared.streams[self.partition];
-        let mut pipe = redis::pipe();
-        pipe.cmd("XACK").arg(stream).arg(&self.state.group).arg(&self.id).ignore();
-        if self.attempt > 1 {
-            // A redelivery may have a failure recorded; a first delivery has none.
-            pipe.cmd("HDEL").arg(&self.state.failures_key).arg(failure_field(stream, &self.id)).ignore();
-        }
-        let acked = pipe.query_async::<()>(&mut self.shared.conn.clone()).await.map_err(BrokerError::command("XACK"));
-        // Acknowledged, or (on failure) no longer refreshed: left to grow idle and be reclaimed.
-        self.state.inflight().remove(&(self.partition, self.id.clone()));
-        acked
+        self.ack_with(Vec::new()).await
     }
 
     /// One pipeline for the whole batch: an `XACK` per (group, partition) with all its ids,
@@ -462,6 +452,7 @@ impl Acker for RedisAcker {
                 None => by_partition.push((&a.state, a.partition, vec![&a.id])),
             }
             if a.attempt > 1 {
+                // A redelivery may have a failure recorded; a first delivery has none.
                 let stream = &self.shared.streams[a.partition];
                 pipe.cmd("HDEL").arg(&a.state.failures_key).arg(failure_field(stream, &a.id)).ignore();
             }
