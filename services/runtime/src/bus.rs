@@ -10,11 +10,24 @@ use refract_core::{Event, EventId, EventType, Source, SourceHost};
 use serde_json::{Value, json};
 use refract_host::{EventBus, RunContext, ServiceError, WaitCondition};
 
-use crate::apps::{RunScopes, bus_type};
+use crate::apps::{self, AppScope, RunScopes, bus_type};
 use crate::waiters::Waiters;
 
 /// `source.host.service` of the events the runtime publishes.
 pub const SERVICE: &str = "runtime";
+
+/// Forgets a run in [`RunScopes`] and [`Waiters`] when it ends.
+pub struct RunGuard {
+    _scope: apps::RunGuard,
+    waiters: Arc<Waiters>,
+    run_id: String,
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        self.waiters.forget(&self.run_id);
+    }
+}
 
 /// The [`EventBus`] of runs: publishes to the broker, waits on this instance's waiters.
 pub struct BrokerBus {
@@ -33,6 +46,11 @@ impl BrokerBus {
     /// Which app instance each live run belongs to.
     pub fn scopes(&self) -> &Arc<RunScopes> {
         &self.scopes
+    }
+
+    /// Records run `run_id` (of app instance `scope`, if any) until the guard is dropped.
+    pub fn enter(&self, run_id: &str, scope: Option<Arc<AppScope>>) -> RunGuard {
+        RunGuard { _scope: self.scopes.enter(run_id, scope), waiters: self.waiters.clone(), run_id: run_id.to_owned() }
     }
 
     /// Publishes a system event about `run` (a wait starting or fulfilled); a failure is logged,
@@ -66,6 +84,7 @@ impl EventBus for BrokerBus {
     async fn emit(&self, run: &RunContext, mut event: Event) -> Result<EventId, ServiceError> {
         // The host built the source (workspace, correlation, automation, depth + 1); inside an
         // app instance the type gets the instance's prefix and the source its app (§8.3).
+        self.waiters.asked(&run.run_id, event.created_at.timestamp_millis());
         if let Some(scope) = self.scopes.of(&run.run_id) {
             let ty = bus_type(Some(&scope), event.event_type.as_str());
             event.event_type = EventType::new(&ty).map_err(|e| ServiceError::Invalid(e.to_string()))?;
@@ -89,7 +108,7 @@ impl EventBus for BrokerBus {
             }
         }
         let conditions = conditions.as_slice();
-        let mut handle = self.waiters.register(run.workspace_id.as_str(), conditions.to_vec());
+        let mut handle = self.waiters.register(&run.run_id, run.workspace_id.as_str(), conditions.to_vec());
         let id = uuid::Uuid::new_v4().simple().to_string();
         let expires_at = Utc::now().timestamp_millis().saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX));
         let one_of: Vec<&str> = conditions.iter().map(|c| c.event_type.as_str()).collect();

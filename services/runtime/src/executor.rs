@@ -119,7 +119,7 @@ impl Executor {
         let span = tracing::info_span!("execute", workspace_id = %exec.context.workspace_id,
             automation = %exec.automation.slug, correlation_id = %exec.context.correlation_id,
             trigger = exec.info.kind);
-        let guard = self.bus.scopes().enter(&exec.context.run_id, exec.app.clone());
+        let guard = self.bus.enter(&exec.context.run_id, exec.app.clone());
         let result = self.run(&exec).instrument(span).await;
         drop(guard);
         match &result {
