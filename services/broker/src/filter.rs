@@ -1,14 +1,16 @@
 //! Which event types a subscription receives.
 
-use refract_core::EventType;
+use refract_core::type_is_under;
 
 /// A set of patterns: an exact type (`orders.created`), a prefix (`workspaces.*`, matching
 /// `workspaces` and everything under it), or `*` for everything. Empty matches everything.
+/// [`TypeFilter::except`] turns the set around: every type but those.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TypeFilter {
     exact: Vec<String>,
     prefixes: Vec<String>,
     all: bool,
+    negated: bool,
 }
 
 impl TypeFilter {
@@ -38,13 +40,26 @@ impl TypeFilter {
         filter
     }
 
+    /// Events matching none of `patterns` (every event when there are none). A subscriber
+    /// skips the others before decoding them.
+    pub fn except<I, S>(patterns: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut patterns = patterns.into_iter().peekable();
+        if patterns.peek().is_none() {
+            return Self::all();
+        }
+        Self { negated: true, ..Self::new(patterns) }
+    }
+
     /// Whether an event of type `event_type` passes.
     pub fn matches(&self, event_type: &str) -> bool {
-        self.all
+        let listed = self.all
             || self.exact.iter().any(|t| t == event_type)
-            || EventType::new(event_type)
-                .map(|t| self.prefixes.iter().any(|p| t.is_under(p)))
-                .unwrap_or(false)
+            || self.prefixes.iter().any(|p| type_is_under(event_type, p));
+        listed != self.negated
     }
 }
 
@@ -62,5 +77,18 @@ mod tests {
         assert!(!f.matches("workspacesX"));
         assert!(TypeFilter::new(Vec::<String>::new()).matches("x"));
         assert!(TypeFilter::new(["*"]).matches("anything"));
+    }
+
+    #[test]
+    fn except_passes_everything_but_the_patterns() {
+        let f = TypeFilter::except(["error", "runtime.automations.*"]);
+        assert!(!f.matches("error"));
+        assert!(!f.matches("runtime.automations.executed"));
+        assert!(!f.matches("runtime.automations"));
+        assert!(f.matches("runtime.fetch.failed"));
+        assert!(f.matches("errors"));
+        assert!(f.matches("orders.created"));
+        assert!(TypeFilter::except(Vec::<String>::new()).matches("x"));
+        assert!(!TypeFilter::except(["*"]).matches("x"));
     }
 }

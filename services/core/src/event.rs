@@ -69,12 +69,17 @@ impl EventType {
     /// Whether this type is `prefix` itself or lies under it (`workspaces` matches
     /// `workspaces.created`; `work` does not).
     pub fn is_under(&self, prefix: &str) -> bool {
-        let prefix = prefix.trim_end_matches('.');
-        self.0 == prefix
-            || (self.0.len() > prefix.len()
-                && self.0.starts_with(prefix)
-                && self.0.as_bytes()[prefix.len()] == b'.')
+        type_is_under(&self.0, prefix)
     }
+}
+
+/// [`EventType::is_under`] for a type read as text (a broker entry's, not yet decoded).
+pub fn type_is_under(event_type: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('.');
+    event_type == prefix
+        || (event_type.len() > prefix.len()
+            && event_type.starts_with(prefix)
+            && event_type.as_bytes()[prefix.len()] == b'.')
 }
 
 impl fmt::Display for EventType {

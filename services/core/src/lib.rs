@@ -20,6 +20,6 @@ pub mod permissions;
 pub use error::{ErrorKind, ValidationError};
 pub use event::{
     DEFAULT_MAX_EVENT_SIZE, ErrorLevel, Event, EventError, EventLimits, EventOptions, EventType,
-    Source, SourceHost, SourceHttp, Target,
+    Source, SourceHost, SourceHttp, Target, type_is_under,
 };
 pub use ids::{CorrelationId, EventId, SessionId, UserId, WorkspaceId};

@@ -65,7 +65,8 @@ impl RuntimeState {
         config.validate().map_err(RuntimeError::Config)?;
         let sandboxes = config.sandboxes().map_err(RuntimeError::Config)?;
         let fan_out = broker.subscribe(Subscription::fan_out(TypeFilter::all())).await?;
-        let group = broker.subscribe(Subscription::group(GROUP, config.instance_id.clone(), TypeFilter::all())).await?;
+        let consumed = TypeFilter::except(crate::workers::NOT_CONSUMED);
+        let group = broker.subscribe(Subscription::group(GROUP, config.instance_id.clone(), consumed)).await?;
         let index = Arc::new(TriggerIndex::new());
         let waiters = Arc::new(Waiters::new());
         let bus = Arc::new(BrokerBus::new(broker, waiters.clone(), config.instance_id.clone()));

@@ -38,6 +38,20 @@ pub const TRIGGERING_SYSTEM_EVENTS: &[&str] = &[
     "runtime.interactions.triggered",
 ];
 
+/// Event types the `runtime` group never needs: none may trigger an automation and the
+/// consumer does nothing else with them, so the broker skips them before decoding (half of a
+/// busy runtime's stream is its own `runtime.automations.executed`).
+pub const NOT_CONSUMED: &[&str] = &[
+    "gateway.*",
+    "events.*",
+    "apikeys.*",
+    "error",
+    "usage",
+    "runtime.automations.*",
+    "runtime.waits.*",
+    "runtime.contexts.*",
+];
+
 const SYSTEM_NAMESPACES: &[&str] = &["gateway", "workspaces", "runtime", "events", "apps", "apikeys"];
 
 /// Whether an event of `event_type` may start automations.
@@ -307,5 +321,34 @@ mod tests {
         assert!(!is_triggering("workspaces.automations.created"));
         assert!(!is_triggering("error"));
         assert!(is_triggering("workspaces-like.custom"));
+    }
+
+    #[test]
+    fn the_group_skips_only_types_that_trigger_nothing() {
+        let consumed = refract_broker::TypeFilter::except(NOT_CONSUMED);
+        for ty in TRIGGERING_SYSTEM_EVENTS.iter().chain(APP_EVENTS).chain(&[
+            "orders.created",
+            "workspaces.automations.created",
+            "workspaces.automations.updated",
+            "errors.custom",
+            "usage-report",
+        ]) {
+            assert!(consumed.matches(ty), "{ty} must reach the group");
+        }
+        for ty in [
+            "gateway.requests.failed",
+            "events.sockets.connected",
+            "apikeys.created",
+            "error",
+            "usage",
+            "runtime.automations.executed",
+            "runtime.automations.scheduled",
+            "runtime.waits.pending",
+            "runtime.waits.fulfilled",
+            "runtime.contexts.updated",
+        ] {
+            assert!(!consumed.matches(ty), "{ty} is skipped");
+            assert!(!is_triggering(ty), "{ty} is skipped, so it must trigger nothing");
+        }
     }
 }
