@@ -25,6 +25,9 @@ pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
 pub const DEFAULT_BLOCK: Duration = Duration::from_secs(1);
 /// Default entries fetched per read.
 pub const DEFAULT_BATCH: usize = 128;
+/// Default bytes of events the in-process broker keeps once every group has read them (for
+/// reads after an id, e.g. a client reconnecting): a burst of events must not stay in memory.
+pub const DEFAULT_MEMORY_MAX_BYTES: usize = 32 << 20;
 /// Default length the dead-letter stream is trimmed to.
 pub const DEFAULT_DEAD_LETTER_MAX_LEN: usize = 10_000;
 
@@ -37,6 +40,10 @@ pub struct BrokerConfig {
     /// Approximate length each partition is trimmed to. Redis trims at this length whatever
     /// was read; the in-process broker trims only entries every consumer group has read.
     pub max_len: usize,
+    /// Bytes of events the in-process broker keeps, over all partitions (it trims at `max_len`
+    /// entries or at this, whichever comes first, and never an entry a group has not read).
+    /// Redis ignores it: its memory is bounded by `max_len` and its own `maxmemory`.
+    pub memory_max_bytes: usize,
     /// Idle time before a pending entry is reclaimed or a failed one retried.
     pub claim_idle: Duration,
     /// Deliveries before an entry goes to the dead-letter stream.
@@ -57,6 +64,7 @@ impl Default for BrokerConfig {
             namespace: DEFAULT_NAMESPACE.to_string(),
             partitions: DEFAULT_PARTITIONS,
             max_len: DEFAULT_MAX_LEN,
+            memory_max_bytes: DEFAULT_MEMORY_MAX_BYTES,
             claim_idle: DEFAULT_CLAIM_IDLE,
             max_deliveries: DEFAULT_MAX_DELIVERIES,
             block: DEFAULT_BLOCK,

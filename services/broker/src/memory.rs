@@ -40,6 +40,8 @@ struct Partition {
     entries: VecDeque<Entry>,
     /// Absolute index of `entries[0]`; grows as the partition is trimmed.
     first: u64,
+    /// Bytes of the events in `entries`.
+    bytes: usize,
     last_id: (u64, u64),
 }
 
@@ -58,6 +60,8 @@ struct Entry {
     id: EventId,
     event_type: Arc<str>,
     body: Body,
+    /// Serialized size of the event.
+    bytes: usize,
 }
 
 /// An entry's content: a published event is kept parsed (deliveries clone it, and it is only
@@ -132,6 +136,7 @@ impl Shared {
         let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
         let mut state = self.lock();
         let max_len = self.config.max_len;
+        let max_bytes = self.config.memory_max_bytes / self.config.partitions as usize;
         let p = partition as usize % self.config.partitions as usize;
         let State { partitions, groups, .. } = &mut *state;
         // Entries a consumer group has not read yet are never trimmed: past `max_len` a slow
@@ -141,16 +146,22 @@ impl Shared {
         let (ms, seq) = part.last_id;
         part.last_id = if now_ms > ms { (now_ms, 0) } else { (ms, seq + 1) };
         let id = EventId::from_parts(part.last_id.0, part.last_id.1);
-        let body = match content {
+        let (body, bytes) = match content {
             Ok(mut event) => {
                 event.id = Some(id.clone());
-                Body::Event(Arc::new(event))
+                let bytes = event.size.unwrap_or_default();
+                (Body::Event(Arc::new(event)), bytes)
             }
-            Err(raw) => Body::Raw(raw),
+            Err(raw) => {
+                let bytes = raw.len();
+                (Body::Raw(raw), bytes)
+            }
         };
-        part.entries.push_back(Entry { id: id.clone(), event_type, body });
-        while part.entries.len() > max_len && part.first < unread_from {
-            part.entries.pop_front();
+        part.entries.push_back(Entry { id: id.clone(), event_type, body, bytes });
+        part.bytes += bytes;
+        while (part.entries.len() > max_len || part.bytes > max_bytes) && part.first < unread_from {
+            let Some(gone) = part.entries.pop_front() else { break };
+            part.bytes -= gone.bytes;
             part.first += 1;
         }
         id
@@ -239,7 +250,9 @@ enum Reader {
     FanOut { cursors: Vec<u64>, next_partition: usize },
 }
 
-/// What one look at a group found.
+/// What one look at a group found. A delivery is large next to the other variants, but these
+/// live for one call on the stack; boxing it would allocate once per delivery.
+#[allow(clippy::large_enum_variant)]
 enum Step {
     Ready(Delivery),
     Dead(DeadLetter),
@@ -247,7 +260,8 @@ enum Step {
     Idle(Option<Instant>),
 }
 
-/// What one look at the state found.
+/// What one look at the state found (large like [`Step`], for the same reason).
+#[allow(clippy::large_enum_variant)]
 enum Poll {
     Ready(Delivery),
     /// Nothing now; a failed delivery becomes due at this instant.

@@ -409,6 +409,28 @@ async fn the_memory_broker_never_trims_what_a_group_has_not_read() {
     assert!(page.events.len() <= 10, "{} entries kept", page.events.len());
 }
 
+/// What every group has read is also trimmed to the in-process broker's byte budget, so a
+/// burst of events does not stay in memory (the cap in entries is far off here).
+#[tokio::test]
+async fn the_memory_broker_keeps_read_events_within_its_byte_budget() {
+    let broker = MemoryBroker::new(BrokerConfig { partitions: 1, max_len: 100_000, memory_max_bytes: 4096, ..config() });
+    let mut sub = broker.subscribe(Subscription::group("events", "e1", TypeFilter::all())).await.unwrap();
+    let mut first = None;
+    for i in 0..200u64 {
+        let id = broker.publish(event("orders.created", "ws-a", json!({"seq": i, "pad": "x".repeat(100)}))).await.unwrap();
+        first.get_or_insert(id);
+        let d = next(&mut sub).await;
+        assert_eq!(seq(&d), i);
+        d.ack().await.unwrap();
+    }
+    let ws = WorkspaceId::new("ws-a").unwrap();
+    let page = broker.read_after(&ws, &first.unwrap(), 1000).await.unwrap();
+    let kept: usize = page.events.iter().map(|e| e.size.unwrap()).sum();
+    assert!(page.truncated, "the oldest read entries were trimmed");
+    assert!(!page.events.is_empty() && kept <= 4096, "{} events of {kept} bytes kept", page.events.len());
+    assert_eq!(page.events.last().map(|e| e.payload["seq"].clone()), Some(json!(199)), "the newest are kept");
+}
+
 /// `read_after` returns one workspace's events after an id, oldest first, in pages, from the
 /// stream every instance shares (what a WebSocket reconnecting elsewhere replays).
 async fn a_workspace_is_read_back_after_an_id(backend: Backend) {

@@ -97,15 +97,22 @@ async fn version(store: &dyn DocumentStore, slug: &str, n: u32) -> Result<Option
 /// apps and recursive imports are skipped with a log (§8.1).
 pub async fn load_workspace(store: &dyn DocumentStore, ws: &WorkspaceId) -> Result<Vec<Loaded>, StorageError> {
     let docs = store.find(&collections::APP_INSTANCES, "workspaceId", &json!(ws.as_str()), MAX_FIND_LIMIT).await?;
-    let mut stack: Vec<(Option<String>, Option<String>, Vec<String>, AppInstance)> = Vec::new();
+    /// An instance to load, under its parent instance (full slug) and app, if nested.
+    struct Pending {
+        parent: Option<String>,
+        parent_app: Option<String>,
+        ancestors: Vec<String>,
+        instance: AppInstance,
+    }
+    let mut stack = Vec::new();
     for doc in docs {
         match serde_json::from_value::<AppInstance>(doc.body) {
-            Ok(i) => stack.push((None, None, Vec::new(), i)),
+            Ok(instance) => stack.push(Pending { parent: None, parent_app: None, ancestors: Vec::new(), instance }),
             Err(e) => tracing::warn!(doc_id = %doc.id, error = %e, "unreadable app instance skipped"),
         }
     }
     let mut out = Vec::new();
-    while let Some((parent, parent_app, ancestors, instance)) = stack.pop() {
+    while let Some(Pending { parent, parent_app, ancestors, instance }) = stack.pop() {
         let full = full_slug(parent.as_deref(), &instance.slug);
         if instance.disabled {
             continue;
@@ -149,7 +156,7 @@ pub async fn load_workspace(store: &dyn DocumentStore, ws: &WorkspaceId) -> Resu
         let mut below = ancestors.clone();
         below.push(app.slug.clone());
         for import in v.snapshot.imports {
-            stack.push((Some(full.clone()), Some(app.slug.clone()), below.clone(), import));
+            stack.push(Pending { parent: Some(full.clone()), parent_app: Some(app.slug.clone()), ancestors: below.clone(), instance: import });
         }
         out.push(Loaded { scope, automations });
     }
