@@ -12,6 +12,18 @@ pub trait Broker: Send + Sync {
     /// workspace's partition, and returns the id it was given there.
     async fn publish(&self, event: Event) -> Result<EventId, BrokerError>;
 
+    /// Publishes `events` in order; returns their ids. The default publishes one by one and
+    /// stops at the first failure. Both brokers here check every event before publishing any,
+    /// so an invalid one publishes nothing, and Redis sends them in one transaction (one round
+    /// trip, all or none).
+    async fn publish_all(&self, events: Vec<Event>) -> Result<Vec<EventId>, BrokerError> {
+        let mut ids = Vec::with_capacity(events.len());
+        for event in events {
+            ids.push(self.publish(event).await?);
+        }
+        Ok(ids)
+    }
+
     /// Whether the broker answers now (readiness). The in-process broker always does.
     async fn ping(&self) -> Result<(), BrokerError> {
         Ok(())
@@ -42,6 +54,15 @@ pub trait Broker: Send + Sync {
         let _ = (workspace, after, scan);
         Ok(Page { truncated: true, ..Page::default() })
     }
+}
+
+/// `event` as a broker appends it: no id yet, the current trace context, checked against
+/// `limits` and its size recorded.
+pub(crate) fn sealed(mut event: Event, limits: &refract_core::EventLimits) -> Result<Event, BrokerError> {
+    event.id = None;
+    crate::observe::stamp(&mut event);
+    event.seal(limits)?;
+    Ok(event)
 }
 
 /// A page of [`Broker::read_after`].

@@ -12,7 +12,7 @@ use refract_core::{Event, EventId, WorkspaceId};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::api::Acker;
+use crate::api::{Acker, sealed};
 use crate::{Broker, BrokerConfig, BrokerError, DeadLetter, Delivery, Mode, Page, Subscriber, Subscription, TypeFilter};
 
 /// The in-process broker. Cheap to clone; clones share the streams.
@@ -131,6 +131,13 @@ impl Shared {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Appends a sealed event to its workspace's partition and returns its new id.
+    fn append_event(&self, event: Event) -> EventId {
+        crate::observe::published(&event);
+        let partition = self.config.partition_of(event.source.workspace_id.as_ref().map(|w| w.as_str()));
+        self.append(partition, event.event_type.as_str().into(), Ok(event))
+    }
+
     /// Appends a published event (`Ok`) or a raw entry (`Err`) and returns its new id.
     fn append(&self, partition: u32, event_type: Arc<str>, content: Result<Event, Arc<str>>) -> EventId {
         let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
@@ -177,18 +184,19 @@ impl Shared {
 
 #[async_trait]
 impl Broker for MemoryBroker {
-    async fn publish(&self, mut event: Event) -> Result<EventId, BrokerError> {
-        event.id = None;
-        crate::observe::stamp(&mut event);
-        event.seal(&self.shared.config.event_limits)?;
-        crate::observe::published(&event);
-        let partition = self
-            .shared
-            .config
-            .partition_of(event.source.workspace_id.as_ref().map(|w| w.as_str()));
-        let id = self.shared.append(partition, event.event_type.as_str().into(), Ok(event));
+    async fn publish(&self, event: Event) -> Result<EventId, BrokerError> {
+        let event = sealed(event, &self.shared.config.event_limits)?;
+        let id = self.shared.append_event(event);
         self.shared.notify.notify_waiters();
         Ok(id)
+    }
+
+    async fn publish_all(&self, events: Vec<Event>) -> Result<Vec<EventId>, BrokerError> {
+        let limits = &self.shared.config.event_limits;
+        let events = events.into_iter().map(|e| sealed(e, limits)).collect::<Result<Vec<_>, _>>()?;
+        let ids = events.into_iter().map(|e| self.shared.append_event(e)).collect();
+        self.shared.notify.notify_waiters();
+        Ok(ids)
     }
 
     async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn Subscriber>, BrokerError> {

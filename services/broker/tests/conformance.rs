@@ -107,6 +107,7 @@ conformance!(
     invalid_events_are_refused_at_publish,
     a_workspace_is_read_back_after_an_id,
     a_batch_is_acknowledged_at_once,
+    a_batch_is_published_in_order_or_not_at_all,
 );
 
 fn event(event_type: &str, workspace: &str, payload: Value) -> Event {
@@ -367,6 +368,30 @@ async fn invalid_events_are_refused_at_publish(backend: Backend) {
     assert!(matches!(err, BrokerError::Invalid(_)));
     assert_eq!(err.kind(), ErrorKind::Limit);
     assert!(err.to_string().contains("over the 100000-byte limit"), "{err}");
+}
+
+/// `publish_all` appends a batch in order with distinct ids; one invalid event in a batch
+/// publishes none of it.
+async fn a_batch_is_published_in_order_or_not_at_all(backend: Backend) {
+    let broker = backend.broker();
+    let mut sub = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
+    let mut big = Map::new();
+    big.insert("blob".into(), Value::String("x".repeat(EventLimits::default().max_size)));
+    let refused = vec![event("t", "ws-a", json!({"seq": 0})), event("big", "ws-a", Value::Object(big))];
+    let err = broker.publish_all(refused).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Limit);
+
+    let batch = (1..=50u64).map(|i| event("t", "ws-a", json!({"seq": i}))).collect();
+    let ids = broker.publish_all(batch).await.unwrap();
+    assert_eq!(ids.len(), 50);
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 50, "distinct ids");
+    for (i, id) in (1..=50u64).zip(&ids) {
+        let d = next(&mut sub).await;
+        assert_eq!(seq(&d), i, "in order, and nothing of the refused batch");
+        assert_eq!(d.event.id.as_ref(), Some(id));
+        d.ack().await.unwrap();
+    }
+    assert!(receives_within(&mut sub, Duration::from_millis(200)).await.is_none());
 }
 
 #[tokio::test]

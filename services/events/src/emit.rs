@@ -40,7 +40,7 @@ pub struct Emitter<'a> {
     pub socket_id: Option<&'a str>,
 }
 
-/// Checks every event (all or nothing), then publishes them in order; returns the envelopes
+/// Checks every event, then publishes them in order, all or none; returns the envelopes
 /// with their final ids.
 pub async fn emit(state: &EventsState, who: &Emitter<'_>, raw: Vec<EmitEvent>) -> Result<Vec<Event>, ApiError> {
     if raw.is_empty() || raw.len() > MAX_EMIT_BATCH {
@@ -50,8 +50,8 @@ pub async fn emit(state: &EventsState, who: &Emitter<'_>, raw: Vec<EmitEvent>) -
     for (i, e) in raw.into_iter().enumerate() {
         events.push(prepare(state, who, i, e).await?);
     }
-    for event in &mut events {
-        let id = state.broker.publish(event.clone()).await.map_err(|e| ApiError::from_kind(e.kind(), e))?;
+    let ids = state.broker.publish_all(events.clone()).await.map_err(|e| ApiError::from_kind(e.kind(), e))?;
+    for (event, id) in events.iter_mut().zip(ids) {
         event.id = Some(id);
     }
     Ok(events)

@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use refract_core::{Event, EventId, WorkspaceId};
 
+use crate::api::sealed;
 use crate::{Broker, BrokerConfig, BrokerError, DeadLetter, Page, Subscriber, Subscription, keys, redact};
 
 /// How long a command (other than a blocking read) may take before it counts as failed.
@@ -80,16 +81,13 @@ pub(crate) async fn connection(client: &redis::Client, response_timeout: Duratio
     ConnectionManager::new_with_config(client.clone(), config).await
 }
 
-#[async_trait]
-impl Broker for RedisBroker {
-    async fn publish(&self, mut event: Event) -> Result<EventId, BrokerError> {
+impl RedisBroker {
+    /// The `XADD` of a sealed event to its workspace's partition, trimmed to about `max_len`.
+    fn xadd(&self, event: &Event) -> redis::Cmd {
         let config = &self.shared.config;
-        event.id = None;
-        crate::observe::stamp(&mut event);
-        event.seal(&config.event_limits)?;
         let partition = config.partition_of(event.source.workspace_id.as_ref().map(|w| w.as_str()));
-        let id: String = redis::cmd("XADD")
-            .arg(&self.shared.streams[partition as usize])
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(&self.shared.streams[partition as usize])
             .arg("MAXLEN")
             .arg("~")
             .arg(config.max_len)
@@ -97,12 +95,31 @@ impl Broker for RedisBroker {
             .arg("type")
             .arg(event.event_type.as_str())
             .arg("event")
-            .arg(event.to_json())
-            .query_async(&mut self.shared.conn.clone())
-            .await
-            .map_err(BrokerError::command("XADD"))?;
+            .arg(event.to_json());
+        cmd
+    }
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    async fn publish(&self, event: Event) -> Result<EventId, BrokerError> {
+        let event = sealed(event, &self.shared.config.event_limits)?;
+        let id: String = self.xadd(&event).query_async(&mut self.shared.conn.clone()).await.map_err(BrokerError::command("XADD"))?;
         crate::observe::published(&event);
         EventId::new(id).map_err(BrokerError::Invalid)
+    }
+
+    async fn publish_all(&self, events: Vec<Event>) -> Result<Vec<EventId>, BrokerError> {
+        let limits = &self.shared.config.event_limits;
+        let events = events.into_iter().map(|e| sealed(e, limits)).collect::<Result<Vec<_>, _>>()?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for event in &events {
+            pipe.add_command(self.xadd(event));
+        }
+        let ids: Vec<String> = pipe.query_async(&mut self.shared.conn.clone()).await.map_err(BrokerError::command("XADD"))?;
+        events.iter().for_each(crate::observe::published);
+        ids.into_iter().map(|id| EventId::new(id).map_err(BrokerError::Invalid)).collect()
     }
 
     /// `PING` on the shared connection (bounded by its response timeout).
