@@ -16,6 +16,7 @@ fn main() {
         "services/dsl-interpreter/src",
         "services/dsl-interpreter/Cargo.toml",
         "services/dsl-interpreter/Cargo.lock",
+        "services/dsl-interpreter/.cargo/config.toml",
         "services/dsl/src",
         "services/dsl/Cargo.toml",
         "guest-sdk/src",
@@ -32,6 +33,8 @@ fn main() {
     let status = Command::new(&cargo)
         .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
         .arg(&manifest)
+        // Its `.cargo/config.toml` (linker settings) applies only when cargo runs there.
+        .current_dir(root.join("services/dsl-interpreter"))
         .env("CARGO_TARGET_DIR", &target_dir)
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
