@@ -84,7 +84,8 @@ pub struct LocalCluster {
 impl LocalCluster {
     /// Starts `shape` on `backends` with the `refract` binary `bin` (end-to-end tests pass their
     /// `CARGO_BIN_EXE_refract-node`): workspaces `ws-1`, runtimes `rt-N`, events `ev-N`, gateways
-    /// `gw-N` (gateway N forwards to runtime N and events N, wrapping around), and waits until
+    /// `gw-N` (gateway N prefers runtime N and events N, wrapping around, and fails over to the
+    /// others), and waits until
     /// every one answers its healthcheck.
     pub async fn start(bin: &Path, backends: &SharedBackends, shape: Shape) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
@@ -99,8 +100,8 @@ impl LocalCluster {
         for i in 0..shape.gateways {
             let upstreams = [
                 ("REFRACT_WORKSPACES_URL", workspaces.clone()),
-                ("REFRACT_RUNTIME_URL", runtimes[i % runtimes.len()].clone()),
-                ("REFRACT_EVENTS_URL", events[i % events.len()].clone()),
+                ("REFRACT_RUNTIME_URL", preferring(&runtimes, i)),
+                ("REFRACT_EVENTS_URL", preferring(&events, i)),
             ];
             gateways.push(cluster.spawn(&format!("gw-{}", i + 1), "gateway", backends, &upstreams)?);
         }
@@ -237,4 +238,10 @@ fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// Every instance URL, comma-separated, starting with the `i`-th (wrapping around): a gateway's
+/// backend setting that prefers its own instance and fails over to the others in turn.
+fn preferring(urls: &[String], i: usize) -> String {
+    (0..urls.len()).map(|k| urls[(i + k) % urls.len()].as_str()).collect::<Vec<_>>().join(",")
 }

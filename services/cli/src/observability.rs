@@ -116,7 +116,7 @@ pub fn public(
     service: Option<Service>,
     backends: &Backends,
     internal_key: Option<&str>,
-    upstreams: Vec<(&'static str, String)>,
+    upstreams: Vec<(&'static str, Vec<String>)>,
 ) -> Router {
     refract_telemetry::metrics::install();
     let access = internal_key.map_or(MetricsAccess::Hidden, |k| MetricsAccess::Key(k.into()));
@@ -129,7 +129,7 @@ fn operational(
     service: Option<Service>,
     backends: &Backends,
     access: MetricsAccess,
-    upstreams: Vec<(&'static str, String)>,
+    upstreams: Vec<(&'static str, Vec<String>)>,
 ) -> Router {
     let needs = Needs::of(service);
     let ready = backends.clone();
@@ -150,7 +150,7 @@ async fn check(
     backends: Backends,
     needs: Needs,
     http: reqwest::Client,
-    upstreams: Vec<(&'static str, String)>,
+    upstreams: Vec<(&'static str, Vec<String>)>,
 ) -> Response {
     let mut checks = Vec::new();
     if needs.broker {
@@ -172,21 +172,33 @@ async fn check(
             files.exists(".readiness").await.map(|_| ())
         }));
     }
+    // A backend is reachable when one of its instances is ready.
     let informative = upstreams
         .into_iter()
-        .map(|(name, url)| {
+        .map(|(name, urls)| {
             let http = http.clone();
             Check::new(name, async move {
-                let res = http
-                    .get(format!("{}/sys/readiness", url.trim_end_matches('/')))
-                    .send()
+                let probes = urls.iter().map(|url| {
+                    let http = http.clone();
+                    async move {
+                        let res = http
+                            .get(format!("{}/sys/readiness", url.trim_end_matches('/')))
+                            .send()
+                            .await
+                            .map_err(|e| format!("{url}: {e}"))?;
+                        if res.status().is_success() {
+                            Ok(())
+                        } else {
+                            Err(format!("{url}: not ready ({})", res.status()))
+                        }
+                    }
+                });
+                let failures: Vec<String> = futures::future::join_all(probes)
                     .await
-                    .map_err(|e| e.to_string())?;
-                if res.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(format!("not ready ({})", res.status()))
-                }
+                    .into_iter()
+                    .filter_map(Result::err)
+                    .collect();
+                if failures.len() < urls.len() { Ok(()) } else { Err(failures.join("; ")) }
             })
         })
         .collect();

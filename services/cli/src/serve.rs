@@ -141,10 +141,11 @@ pub async fn service(which: Service, config: Config) -> anyhow::Result<()> {
     let with_health = |router: Router, which: Service| observability::backend(router, which, &backends, key);
     let app = match which {
         Service::Gateway => {
-            let upstream = |url: &Option<String>, setting: &str| {
-                url.clone()
-                    .map(refract_gateway::Upstream::Http)
-                    .ok_or_else(|| anyhow!("the gateway needs `{setting}` (REFRACT_{}) in distributed mode", setting.to_uppercase()))
+            let upstream = |urls: &Option<String>, setting: &'static str| {
+                let urls = urls.as_deref().ok_or_else(|| {
+                    anyhow!("the gateway needs `{setting}` (REFRACT_{}) in distributed mode", setting.to_uppercase())
+                })?;
+                anyhow::Ok(refract_gateway::Upstream::http(setting, instance_urls(urls))?)
             };
             let upstreams = refract_gateway::Upstreams {
                 workspaces: upstream(&config.workspaces_url, "workspaces_url")?,
@@ -153,7 +154,7 @@ pub async fn service(which: Service, config: Config) -> anyhow::Result<()> {
             };
             let probed = [("workspaces", &config.workspaces_url), ("runtime", &config.runtime_url), ("events", &config.events_url)]
                 .into_iter()
-                .filter_map(|(name, url)| url.clone().map(|u| (name, u)))
+                .filter_map(|(name, urls)| urls.as_deref().map(|u| (name, instance_urls(u).map(str::to_owned).collect())))
                 .collect();
             let gateway = refract_gateway::router(gateway_state(&backends, &config, upstreams)?);
             observability::public(gateway, Some(Service::Gateway), &backends, key, probed)
@@ -189,6 +190,12 @@ pub async fn service(which: Service, config: Config) -> anyhow::Result<()> {
         let _ = worker.await;
     }
     Ok(())
+}
+
+/// A backend setting of the gateway: one URL, or several separated by commas (the instances in
+/// order of preference).
+fn instance_urls(setting: &str) -> impl Iterator<Item = &str> {
+    setting.split(',').map(str::trim).filter(|u| !u.is_empty())
 }
 
 fn events_state(backends: &Backends, config: &Config) -> refract_events::EventsState {

@@ -4,8 +4,8 @@
 //! ways).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
@@ -19,6 +19,7 @@ use serde_json::json;
 use tower::ServiceExt;
 
 use crate::GatewayState;
+use crate::config::ConfigError;
 use crate::auth::{LEGACY_TOKEN_HEADER, authenticate, check_csrf, strip_session_cookie};
 use crate::edge::RequestMeta;
 use crate::error::upstream_timeout;
@@ -29,17 +30,92 @@ pub enum Upstream {
     /// Embedded mode: the backend's router, called in process. The header contract of §1.5
     /// holds at this boundary exactly as over HTTP.
     InProcess(axum::Router),
-    /// Distributed mode: the backend's base URL (`http://workspaces:3001`), without a trailing
-    /// path; the request path is appended as is.
-    Http(String),
+    /// Distributed mode: the instances of the backend, in order of preference.
+    Http(Arc<Instances>),
+}
+
+impl Upstream {
+    /// Distributed mode: `urls` are the base URLs of the backend's instances
+    /// (`http://runtime-1:3002`), without a trailing path (the request path is appended as is),
+    /// in order of preference. `setting` names them in errors.
+    pub fn http<S: Into<String>>(
+        setting: &'static str,
+        urls: impl IntoIterator<Item = S>,
+    ) -> Result<Upstream, ConfigError> {
+        Instances::new(setting, urls.into_iter().map(Into::into).collect())
+            .map(|i| Upstream::Http(Arc::new(i)))
+    }
 }
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Upstream::InProcess(_) => f.write_str("InProcess(router)"),
-            Upstream::Http(url) => write!(f, "Http({url})"),
+            Upstream::Http(instances) => write!(f, "Http({:?})", instances.urls),
         }
+    }
+}
+
+/// How long an instance that refused a connection is passed over.
+pub const DOWN_FOR: Duration = Duration::from_secs(5);
+
+/// The instances of one backend in distributed mode. A request goes to the first instance that
+/// is not marked down; one that refuses a connection is marked down for [`DOWN_FOR`], and a
+/// request without a body moves on to the next at once (one with a body cannot be sent twice:
+/// it gets 503 and `Retry-After`, and its retry finds the next instance). When every instance is
+/// marked down they are all tried anyway, so a backend that comes back is found at once.
+///
+/// Listing the same instances in another order on each gateway spreads the load; listing more
+/// than one means a dead instance costs a failed connection, not an outage.
+pub struct Instances {
+    urls: Vec<String>,
+    /// Per instance: until when, in ms since `epoch`, it is passed over (0: up).
+    down_until: Vec<AtomicU64>,
+    epoch: Instant,
+}
+
+impl Instances {
+    /// Instances per backend: the down set is a 64-bit mask.
+    const MAX: usize = 64;
+
+    fn new(setting: &'static str, urls: Vec<String>) -> Result<Instances, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid { setting, reason };
+        if urls.is_empty() || urls.len() > Self::MAX {
+            return Err(invalid(format!("give 1 to {} instance URLs, not {}", Self::MAX, urls.len())));
+        }
+        for url in &urls {
+            let parsed = reqwest::Url::parse(url).map_err(|e| invalid(format!("{url:?}: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") || !parsed.has_host() {
+                return Err(invalid(format!("{url:?}: not an http:// or https:// URL with a host")));
+            }
+        }
+        let down_until = urls.iter().map(|_| AtomicU64::new(0)).collect();
+        let urls = urls.into_iter().map(|u| u.trim_end_matches('/').to_owned()).collect();
+        Ok(Instances { urls, down_until, epoch: Instant::now() })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The instances to try, in turn: those up in the order given, then those marked down.
+    fn order(&self) -> impl Iterator<Item = usize> + use<> {
+        let now = self.now_ms();
+        let down = self
+            .down_until
+            .iter()
+            .enumerate()
+            .filter(|(_, until)| until.load(Ordering::Relaxed) > now)
+            .fold(0u64, |mask, (i, _)| mask | 1 << i);
+        let n = self.urls.len();
+        let is_down = move |i: &usize| down & (1 << i) != 0;
+        (0..n).filter(move |i| !is_down(i)).chain((0..n).filter(is_down))
+    }
+
+    /// Instance `i` refused a connection.
+    fn failed(&self, i: usize) {
+        let until = self.now_ms().saturating_add(u64::try_from(DOWN_FOR.as_millis()).unwrap_or(u64::MAX));
+        self.down_until[i].store(until, Ordering::Relaxed);
     }
 }
 
@@ -344,10 +420,12 @@ async fn forward(
                 Err(_) => return Err(upstream_timeout(route.service.name(), route.timeout)),
             }
         }
-        Upstream::Http(base) if is_websocket_upgrade(&parts.headers) => {
-            forward_upgrade(route, base, parts).await?
+        Upstream::Http(instances) if is_websocket_upgrade(&parts.headers) => {
+            forward_upgrade(route, instances, parts).await?
         }
-        Upstream::Http(base) => forward_http(state, route, base, parts, body, length).await?,
+        Upstream::Http(instances) => {
+            forward_http(state, route, instances, parts, body, length).await?
+        }
     };
     // §1.5: the session id is echoed to the client too.
     if let Some(p) = &principal {
@@ -392,54 +470,69 @@ fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
 async fn forward_http(
     state: &GatewayState,
     route: Route,
-    base: &str,
+    instances: &Instances,
     mut parts: axum::http::request::Parts,
     body: Limited<Body>,
     length: Option<u64>,
 ) -> Result<Response, ApiError> {
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let url = format!("{}{}", base.trim_end_matches('/'), path_and_query);
     strip_hop_by_hop(&mut parts.headers);
     let overflowed = Arc::new(AtomicBool::new(false));
-    let mut request = state
-        .http()
-        .request(parts.method.clone(), &url)
-        .headers(parts.headers);
     let empty = body.is_end_stream()
         || (length == Some(0)
             && matches!(
                 parts.method,
                 Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS
             ));
-    if !empty {
+    // Streamed, so sent at most once; a request without one can go to the next instance.
+    let mut body = (!empty).then(|| {
         let flag = overflowed.clone();
         let stream = body.into_data_stream().inspect_err(move |e| {
             if e.is::<LengthLimitError>() {
                 flag.store(true, Ordering::Relaxed);
             }
         });
-        request = request.body(reqwest::Body::wrap_stream(stream));
-    }
+        reqwest::Body::wrap_stream(stream)
+    });
     let service = route.service.name();
-    let res = match tokio::time::timeout(route.timeout, request.send()).await {
-        Err(_) => return Err(upstream_timeout(service, route.timeout)),
-        Ok(Err(_)) if overflowed.load(Ordering::Relaxed) => {
-            return Err(too_large(route.body_limit, None));
+    let deadline = tokio::time::Instant::now() + route.timeout;
+    let mut order = instances.order().peekable();
+    while let Some(i) = order.next() {
+        let retry = empty && order.peek().is_some();
+        let url = format!("{}{}", instances.urls[i], path_and_query);
+        let headers = if retry { parts.headers.clone() } else { std::mem::take(&mut parts.headers) };
+        let mut request = state.http().request(parts.method.clone(), &url).headers(headers);
+        if let Some(body) = body.take() {
+            request = request.body(body);
         }
-        Ok(Err(e)) if e.is_timeout() => return Err(upstream_timeout(service, route.timeout)),
-        Ok(Err(e)) => {
-            tracing::warn!(service, url = %url, error = %e, "upstream unreachable");
-            return Err(unavailable());
+        let res = match tokio::time::timeout_at(deadline, request.send()).await {
+            Err(_) => return Err(upstream_timeout(service, route.timeout)),
+            Ok(Err(_)) if overflowed.load(Ordering::Relaxed) => {
+                return Err(too_large(route.body_limit, None));
+            }
+            Ok(Err(e)) if e.is_timeout() => return Err(upstream_timeout(service, route.timeout)),
+            Ok(Err(e)) => {
+                tracing::warn!(service, url = %url, error = %e, "upstream unreachable");
+                if e.is_connect() {
+                    instances.failed(i);
+                    if retry {
+                        continue;
+                    }
+                }
+                return Err(unavailable());
+            }
+            Ok(Ok(res)) => res,
+        };
+        let mut out = Response::builder().status(res.status());
+        if let Some(headers) = out.headers_mut() {
+            headers.extend(res.headers().iter().map(|(k, v)| (k.clone(), v.clone())));
+            strip_hop_by_hop(headers);
         }
-        Ok(Ok(res)) => res,
-    };
-    let mut out = Response::builder().status(res.status());
-    if let Some(headers) = out.headers_mut() {
-        headers.extend(res.headers().iter().map(|(k, v)| (k.clone(), v.clone())));
-        strip_hop_by_hop(headers);
+        return out
+            .body(Body::from_stream(res.bytes_stream()))
+            .map_err(crate::error::internal);
     }
-    out.body(Body::from_stream(res.bytes_stream()))
-        .map_err(crate::error::internal)
+    Err(unavailable())
 }
 
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
@@ -454,30 +547,42 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
 /// and the backend's upgraded connections are spliced byte for byte until either side closes.
 async fn forward_upgrade(
     route: Route,
-    base: &str,
+    instances: &Instances,
     mut parts: axum::http::request::Parts,
 ) -> Result<Response, ApiError> {
     let service = route.service.name();
     let down = |what: &dyn std::fmt::Display| {
-        tracing::warn!(service, base, error = %what, "upstream WebSocket upgrade failed");
+        tracing::warn!(service, error = %what, "upstream WebSocket upgrade failed");
         unavailable()
     };
-    let url = reqwest::Url::parse(base).map_err(|e| down(&e))?;
-    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
-        return Err(down(&"the upstream URL has no host"));
-    };
-    if url.scheme() != "http" {
-        return Err(down(&"WebSocket upgrades reach http:// upstreams only"));
-    }
     let client_side = parts
         .extensions
         .remove::<hyper::upgrade::OnUpgrade>()
         .ok_or_else(|| down(&"the client connection cannot be upgraded"))?;
-    let connect = tokio::net::TcpStream::connect((host, port));
-    let stream = match tokio::time::timeout(route.timeout, connect).await {
-        Err(_) => return Err(upstream_timeout(service, route.timeout)),
-        Ok(stream) => stream.map_err(|e| down(&e))?,
-    };
+    let deadline = tokio::time::Instant::now() + route.timeout;
+    let mut connected = None;
+    for i in instances.order() {
+        let url = reqwest::Url::parse(&instances.urls[i]).map_err(|e| down(&e))?;
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            return Err(down(&"the upstream URL has no host"));
+        };
+        if url.scheme() != "http" {
+            return Err(down(&"WebSocket upgrades reach http:// upstreams only"));
+        }
+        let connect = tokio::net::TcpStream::connect((host, port));
+        match tokio::time::timeout_at(deadline, connect).await {
+            Err(_) => return Err(upstream_timeout(service, route.timeout)),
+            Ok(Ok(stream)) => {
+                connected = Some((stream, format!("{host}:{port}")));
+                break;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(service, url = %url, error = %e, "upstream unreachable");
+                instances.failed(i);
+            }
+        }
+    }
+    let (stream, authority) = connected.ok_or_else(unavailable)?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
@@ -487,11 +592,11 @@ async fn forward_upgrade(
     });
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri = path_and_query.parse().map_err(|e| down(&e))?;
-    if let Ok(h) = HeaderValue::from_str(&format!("{host}:{port}")) {
+    if let Ok(h) = HeaderValue::from_str(&authority) {
         parts.headers.insert(header::HOST, h);
     }
     let req = Request::from_parts(parts, http_body_util::Empty::<bytes::Bytes>::new());
-    let answer = tokio::time::timeout(route.timeout, sender.send_request(req)).await;
+    let answer = tokio::time::timeout_at(deadline, sender.send_request(req)).await;
     let mut res = match answer {
         Err(_) => return Err(upstream_timeout(service, route.timeout)),
         Ok(res) => res.map_err(|e| down(&e))?,

@@ -1105,7 +1105,7 @@ async fn an_unreachable_http_backend_is_a_503_and_a_stuck_one_a_504() -> Result<
     let dead = format!("http://{}", listener.local_addr()?);
     drop(listener);
     let upstreams = Upstreams {
-        runtime: Upstream::Http(dead),
+        runtime: Upstream::http("runtime_url", [dead])?,
         ..in_process()
     };
     let gw = Gw::with(
@@ -1156,13 +1156,92 @@ async fn an_unreachable_http_backend_is_a_503_and_a_stuck_one_a_504() -> Result<
     Ok(())
 }
 
+/// A port nothing listens on (just freed).
+async fn dead_url() -> Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    drop(listener);
+    Ok(url)
+}
+
+/// An `echo(name)` backend on a loopback port: its URL, and a stop that returns once it has
+/// closed every connection.
+async fn live_backend(
+    name: &'static str,
+) -> Result<(String, impl FnOnce() -> tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, echo(name))
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Ok((url, move || {
+        let _ = stop.send(());
+        task
+    }))
+}
+
+#[tokio::test]
+async fn a_backend_with_several_instances_survives_a_dead_one() -> Result<()> {
+    let dead = dead_url().await?;
+    let (first, stop_first) = live_backend("runtime-1").await?;
+    let (second, _stop_second) = live_backend("runtime-2").await?;
+    let upstreams = Upstreams {
+        runtime: Upstream::http("runtime_url", [dead, first, second])?,
+        ..in_process()
+    };
+    let gw = Gw::with(
+        Config::embedded(),
+        upstreams,
+        Arc::new(MemoryBroker::new(BrokerConfig::default())),
+    )?;
+    let post = || {
+        request(
+            "POST",
+            "/v2/workspaces/w1/webhooks/a",
+            &[("content-type", "application/json")],
+            Body::from("{\"n\": 1}"),
+        )
+    };
+    let get = || request("GET", "/v2/workspaces/w1/webhooks/a", &[], Body::empty());
+
+    // A body is streamed once: the dead first instance refuses it (503, retry later) and is
+    // passed over from then on.
+    let r = gw.send(post()).await?;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert!(!r.header("retry-after").is_empty());
+    let r = gw.send(post()).await?;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["service"], "runtime-1");
+    assert_eq!(r.body["bodyLen"], 8);
+
+    // The next instance in order takes over when the preferred one dies; a request without a
+    // body moves on within the same call.
+    stop_first().await?;
+    let r = gw.send(get()).await?;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["service"], "runtime-2");
+    let r = gw.send(post()).await?;
+    assert_eq!(r.body["service"], "runtime-2", "{}", r.body);
+
+    // Nothing valid, nothing started.
+    assert!(Upstream::http("runtime_url", Vec::<String>::new()).is_err());
+    let bad = Upstream::http("runtime_url", ["ftp://runtime:21"]).expect_err("ftp is refused");
+    assert!(bad.to_string().contains("runtime_url"), "{bad}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn http_backends_get_the_same_headers_and_streamed_bodies() -> Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let server = tokio::spawn(async move { axum::serve(listener, echo("runtime")).await });
     let upstreams = Upstreams {
-        runtime: Upstream::Http(base),
+        runtime: Upstream::http("runtime_url", [base])?,
         ..in_process()
     };
     let key = refract_gateway::secrets::Secret::new("internal-key-0123456789");

@@ -192,6 +192,7 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
     };
     tokio::time::sleep(Duration::from_millis(400)).await;
     cluster.kill("rt-1")?;
+    webhook_fails_over(cluster, &ada, &ws).await?;
     emitter.await??;
     let all: BTreeSet<u64> = first.union(&second).copied().collect();
     let runs = until_all_ran(&ada, &ws, &all).await?;
@@ -220,6 +221,32 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
     let replicas: BTreeSet<&str> = ticks.values().flatten().map(String::as_str).collect();
     ensure!(ticks.len() >= 6, "a tick a second over the whole test: {ticks:?}");
     eprintln!("schedule: {} ticks, each once, run by {replicas:?}; {:.1?} from the kill to 3 ticks on the survivor", ticks.len(), started.elapsed());
+    Ok(())
+}
+
+/// With rt-1 dead, a webhook through gw-1 (which prefers rt-1) runs on rt-2: the gateway passes
+/// over the instance that refuses connections. A request that was already on its way to the
+/// dead one gets 503 with `Retry-After`, and its retry goes to the other.
+async fn webhook_fails_over(cluster: &LocalCluster, ada: &Client, ws: &str) -> anyhow::Result<()> {
+    let gw1 = Client { url: cluster.node_url("gw-1").context("gw-1")?.to_string(), ..ada.clone() };
+    let mut refused = 0;
+    let (correlation, body) = loop {
+        let res = gw1.request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/ask")).json(&json!({"q": 21})).send().await?;
+        let status = res.status();
+        if status == StatusCode::SERVICE_UNAVAILABLE && refused < 5 {
+            ensure!(res.headers().contains_key("retry-after"), "a 503 says when to retry");
+            refused += 1;
+            continue;
+        }
+        let correlation = res.headers().get("x-correlation-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        ensure!(status == StatusCode::OK, "a webhook through gw-1 with rt-1 dead: {status} {body}");
+        break (correlation, body);
+    };
+    ensure!(body["a"] == json!(42) || body["a"] == json!("42"), "{body}");
+    let ran_on = executed_replica(ada, ws, "ask", |e: &Value| e["source"]["correlationId"] == correlation.as_str()).await?;
+    ensure!(ran_on == "rt-2", "the webhook ran on {ran_on}");
+    eprintln!("webhook through gw-1 after the kill: ran on rt-2 after {refused} refused attempt(s)");
     Ok(())
 }
 
@@ -540,7 +567,7 @@ async fn events_instance_killed(cluster: &mut LocalCluster, ada: &Client, ws: &s
     let closed_after = killed.elapsed();
 
     // Away for half a second (targeted events keep coming), then reconnect through the
-    // balancer: gw-1's events instance is gone (502), the next connection goes to gw-2 and ev-2.
+    // balancer: whichever gateway takes it, ev-2 answers (gw-1 fails over from the dead ev-1).
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut again = None;
     for _ in 0..20 {
@@ -581,7 +608,7 @@ async fn events_instance_killed(cluster: &mut LocalCluster, ada: &Client, ws: &s
     ensure!(leaked.is_empty(), "b received a's socket events: {leaked:?}");
     ensure!(b.counts(&targeted).values().all(|n| *n == 1), "b got a targeted event twice");
 
-    // Through gw-2: gw-1's events instance is dead until it is restarted.
+    // Through gw-2, which prefers the live ev-2.
     let history = Instant::now();
     until_in_history(&gw2, ws, "note.own,note.user", &all_for_a).await?;
     eprintln!(

@@ -262,11 +262,8 @@ async fn upgrades_reach_an_events_service_over_http() {
         (url, server)
     };
     let (events_url, events_server) = serve(refract_events::router(events)).await;
-    let upstreams = refract_gateway::Upstreams {
-        workspaces: Upstream::Http(events_url.clone()),
-        runtime: Upstream::Http(events_url.clone()),
-        events: Upstream::Http(events_url),
-    };
+    let upstream = Upstream::http("events_url", [events_url]).expect("a valid URL");
+    let upstreams = refract_gateway::Upstreams { workspaces: upstream.clone(), runtime: upstream.clone(), events: upstream };
     let gateway = refract_gateway::GatewayState::new(refract_gateway::Config::default(), store.clone(), cache, broker.clone(), upstreams)
         .expect("gateway");
     let (url, gateway_server) = serve(refract_gateway::router(gateway)).await;
