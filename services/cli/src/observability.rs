@@ -198,7 +198,11 @@ async fn check(
                     .into_iter()
                     .filter_map(Result::err)
                     .collect();
-                if failures.len() < urls.len() { Ok(()) } else { Err(failures.join("; ")) }
+                if failures.len() < urls.len() {
+                    Ok(())
+                } else {
+                    Err(failures.join("; "))
+                }
             })
         })
         .collect();

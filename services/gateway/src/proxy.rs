@@ -19,8 +19,8 @@ use serde_json::json;
 use tower::ServiceExt;
 
 use crate::GatewayState;
-use crate::config::ConfigError;
 use crate::auth::{LEGACY_TOKEN_HEADER, authenticate, check_csrf, strip_session_cookie};
+use crate::config::ConfigError;
 use crate::edge::RequestMeta;
 use crate::error::upstream_timeout;
 
@@ -81,17 +81,30 @@ impl Instances {
     fn new(setting: &'static str, urls: Vec<String>) -> Result<Instances, ConfigError> {
         let invalid = |reason: String| ConfigError::Invalid { setting, reason };
         if urls.is_empty() || urls.len() > Self::MAX {
-            return Err(invalid(format!("give 1 to {} instance URLs, not {}", Self::MAX, urls.len())));
+            return Err(invalid(format!(
+                "give 1 to {} instance URLs, not {}",
+                Self::MAX,
+                urls.len()
+            )));
         }
         for url in &urls {
             let parsed = reqwest::Url::parse(url).map_err(|e| invalid(format!("{url:?}: {e}")))?;
             if !matches!(parsed.scheme(), "http" | "https") || !parsed.has_host() {
-                return Err(invalid(format!("{url:?}: not an http:// or https:// URL with a host")));
+                return Err(invalid(format!(
+                    "{url:?}: not an http:// or https:// URL with a host"
+                )));
             }
         }
         let down_until = urls.iter().map(|_| AtomicU64::new(0)).collect();
-        let urls = urls.into_iter().map(|u| u.trim_end_matches('/').to_owned()).collect();
-        Ok(Instances { urls, down_until, epoch: Instant::now() })
+        let urls = urls
+            .into_iter()
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .collect();
+        Ok(Instances {
+            urls,
+            down_until,
+            epoch: Instant::now(),
+        })
     }
 
     fn now_ms(&self) -> u64 {
@@ -109,12 +122,16 @@ impl Instances {
             .fold(0u64, |mask, (i, _)| mask | 1 << i);
         let n = self.urls.len();
         let is_down = move |i: &usize| down & (1 << i) != 0;
-        (0..n).filter(move |i| !is_down(i)).chain((0..n).filter(is_down))
+        (0..n)
+            .filter(move |i| !is_down(i))
+            .chain((0..n).filter(is_down))
     }
 
     /// Instance `i` refused a connection.
     fn failed(&self, i: usize) {
-        let until = self.now_ms().saturating_add(u64::try_from(DOWN_FOR.as_millis()).unwrap_or(u64::MAX));
+        let until = self
+            .now_ms()
+            .saturating_add(u64::try_from(DOWN_FOR.as_millis()).unwrap_or(u64::MAX));
         self.down_until[i].store(until, Ordering::Relaxed);
     }
 }
@@ -500,8 +517,15 @@ async fn forward_http(
     while let Some(i) = order.next() {
         let retry = empty && order.peek().is_some();
         let url = format!("{}{}", instances.urls[i], path_and_query);
-        let headers = if retry { parts.headers.clone() } else { std::mem::take(&mut parts.headers) };
-        let mut request = state.http().request(parts.method.clone(), &url).headers(headers);
+        let headers = if retry {
+            parts.headers.clone()
+        } else {
+            std::mem::take(&mut parts.headers)
+        };
+        let mut request = state
+            .http()
+            .request(parts.method.clone(), &url)
+            .headers(headers);
         if let Some(body) = body.take() {
             request = request.body(body);
         }

@@ -1098,14 +1098,39 @@ async fn unknown_routes_get_json_404s_and_health_answers() -> Result<()> {
     Ok(())
 }
 
+/// A port nothing listens on (just freed).
+async fn dead_url() -> Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    drop(listener);
+    Ok(url)
+}
+
+/// An `echo(name)` backend on a loopback port: its URL, and a stop that returns once it has
+/// closed every connection.
+async fn live_backend(
+    name: &'static str,
+) -> Result<(String, impl FnOnce() -> tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, echo(name))
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Ok((url, move || {
+        let _ = stop.send(());
+        task
+    }))
+}
+
 #[tokio::test]
 async fn an_unreachable_http_backend_is_a_503_and_a_stuck_one_a_504() -> Result<()> {
-    // Nothing listens on a port we just freed.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let dead = format!("http://{}", listener.local_addr()?);
-    drop(listener);
     let upstreams = Upstreams {
-        runtime: Upstream::http("runtime_url", [dead])?,
+        runtime: Upstream::http("runtime_url", [dead_url().await?])?,
         ..in_process()
     };
     let gw = Gw::with(
@@ -1154,35 +1179,6 @@ async fn an_unreachable_http_backend_is_a_503_and_a_stuck_one_a_504() -> Result<
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(r.body["error"], "TimeoutError");
     Ok(())
-}
-
-/// A port nothing listens on (just freed).
-async fn dead_url() -> Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    drop(listener);
-    Ok(url)
-}
-
-/// An `echo(name)` backend on a loopback port: its URL, and a stop that returns once it has
-/// closed every connection.
-async fn live_backend(
-    name: &'static str,
-) -> Result<(String, impl FnOnce() -> tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, echo(name))
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    Ok((url, move || {
-        let _ = stop.send(());
-        task
-    }))
 }
 
 #[tokio::test]

@@ -31,13 +31,9 @@ struct Waiter {
 
 impl Waiter {
     fn wants(&self, event: &Event) -> bool {
-        wants(&self.workspace, &self.conditions, event)
+        event.source.workspace_id.as_ref().is_some_and(|ws| ws.as_str() == self.workspace)
+            && self.conditions.iter().any(|c| c.matches(event))
     }
-}
-
-fn wants(workspace: &str, conditions: &[WaitCondition], event: &Event) -> bool {
-    event.source.workspace_id.as_ref().is_some_and(|ws| ws.as_str() == workspace)
-        && conditions.iter().any(|c| c.matches(event))
 }
 
 struct Seen {
@@ -176,6 +172,7 @@ impl Waiters {
         self.len() == 0
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
