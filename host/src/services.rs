@@ -24,6 +24,9 @@ pub struct RunContext {
     /// Depth in the automation chain: 0 for a run started by a user, a schedule or a webhook;
     /// `source.automationDepth` of the triggering event, or the caller's depth plus one.
     pub depth: u32,
+    /// `source.socketId` of the triggering event: the run's events carry it, so what they
+    /// answer reaches that WebSocket only (http-api §7.4, automation-dsl §3.4).
+    pub socket_id: Option<String>,
 }
 
 /// A failure of a backend service, as the guest will see it.

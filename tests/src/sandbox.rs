@@ -89,6 +89,7 @@ pub fn context(slug: &str) -> RunContext {
         user_id: UserId::new("user-1").ok(),
         session_id: None,
         depth: 0,
+        socket_id: None,
     }
 }
 

@@ -145,7 +145,7 @@ impl RunCtx {
                 app_slug: None,
                 app_instance_full_slug: None,
                 app_instance_depth: None,
-                socket_id: None,
+                socket_id: info.socket_id.clone(),
                 ip: None,
                 host: None,
                 service_topic: None,

@@ -225,6 +225,7 @@ mod tests {
             user_id: user.map(|u| UserId::new(u).unwrap()),
             session_id: Some(SessionId::new("s1").unwrap()),
             depth: 0,
+            socket_id: None,
         }
     }
 

@@ -155,6 +155,7 @@ mod tests {
             user_id: None,
             session_id: None,
             depth: 0,
+            socket_id: None,
         }
     }
 

@@ -216,5 +216,6 @@ pub fn run_context(
         user_id: user,
         session_id: session,
         depth,
+        socket_id: None,
     }
 }

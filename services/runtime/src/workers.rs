@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{SecondsFormat, Utc};
 use refract_broker::{Delivery, Subscriber};
 use refract_core::{CorrelationId, Event, EventType};
-use refract_host::{ComponentDigest, ScheduleTick, Trigger, WitEvent};
+use refract_host::{ComponentDigest, RunContext, ScheduleTick, Trigger, WitEvent};
 use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::time::MissedTickBehavior;
@@ -152,14 +152,17 @@ pub async fn handle_event(state: &RuntimeState, delivery: Delivery) {
             let ws = app.as_ref().map_or(ws, |s| &s.workspace);
             let mut wit = wit.clone();
             wit.type_ = local;
-            let context = run_context(
-                ws,
-                &automation.slug,
-                event.source.correlation_id.clone(),
-                event.source.user_id.clone(),
-                event.source.session_id.clone(),
-                event.source.automation_depth.unwrap_or(0),
-            );
+            let context = RunContext {
+                socket_id: event.source.socket_id.clone(),
+                ..run_context(
+                    ws,
+                    &automation.slug,
+                    event.source.correlation_id.clone(),
+                    event.source.user_id.clone(),
+                    event.source.session_id.clone(),
+                    event.source.automation_depth.unwrap_or(0),
+                )
+            };
             let exec = Execution {
                 app,
                 automation,

@@ -140,6 +140,27 @@ async fn sockets_receive_an_automations_events_in_order_through_their_filters() 
     assert_eq!(socket.next_of("error").await["error"], "InvalidQuery");
     socket.send(json!({"type": "ping", "ref": "p"})).await;
     assert_eq!(socket.next_of("pong").await["ref"], "p");
+
+    // An automation triggered by a socket's event answers that socket: its events carry the
+    // trigger's socket id, and another socket of the same user gets neither.
+    socket.send(json!({"type": "subscribe", "ref": "r2", "filters": {"types": ["orders.*"]}})).await;
+    socket.next_of("subscribed").await;
+    let mut other = Socket::open(&ada, &ws, "?types=orders.*").await;
+    socket.send(json!({"type": "emit", "events": [{"type": "orders.created", "payload": {"n": 5}}]})).await;
+    let answer = loop {
+        let e = socket.event().await;
+        if e["type"] == "orders.created.processed" {
+            break e;
+        }
+    };
+    assert_eq!(answer["source"]["socketId"], json!(socket.id()), "{answer}");
+    emit(&ada, &ws, json!([{"type": "orders.created", "payload": {"n": 6}}])).await;
+    let mut seen = Vec::new();
+    while !seen.iter().any(|e: &Value| e["type"] == "orders.created.processed") {
+        seen.push(other.event().await);
+    }
+    let of = |e: &Value| e["payload"]["n"].as_i64().or_else(|| e["payload"]["original"]["n"].as_i64());
+    assert!(seen.iter().all(|e| of(e) == Some(6)), "the other socket got only the HTTP-emitted order: {seen:?}");
     platform.stop().await.unwrap();
 }
 
