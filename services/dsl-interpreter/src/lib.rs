@@ -26,6 +26,9 @@ struct Setup {
     config: Value,
     #[serde(default)]
     depth: u32,
+    /// The WebSocket the triggering event came from.
+    #[serde(default, rename = "socketId")]
+    socket_id: Option<String>,
     /// `{type, value, id?}`.
     #[serde(default)]
     trigger: Value,
@@ -114,6 +117,9 @@ fn input(inv: &Invocation, setup: Setup) -> RunInput {
     run.insert("date".into(), json!(date));
     run.insert("trigger".into(), setup.trigger);
     run.insert("automationSlug".into(), json!(inv.automation_slug));
+    if let Some(socket) = setup.socket_id {
+        run.insert("socketId".into(), json!(socket));
+    }
     let mut global = Map::new();
     global.insert("workspaceId".into(), json!(inv.workspace_id));
     RunInput {

@@ -93,20 +93,24 @@ impl Interpreter {
     }
 }
 
-/// The invocation config of a DSL run: the program, the automation's config, the call depth
-/// and the trigger as the interpreter exposes it in `run.trigger` (`automation-dsl.md` §2.7).
-pub fn invocation_config(program: &str, automation: &Automation, depth: u32, info: &TriggerInfo) -> String {
+/// The invocation config of a DSL run: the program, the automation's config, the call depth,
+/// the WebSocket of the triggering event (`run.socketId`) and the trigger as the interpreter
+/// exposes it in `run.trigger` (`automation-dsl.md` §2.7).
+pub fn invocation_config(program: &str, automation: &Automation, depth: u32, socket_id: Option<&str>, info: &TriggerInfo) -> String {
     let mut trigger = json!({"type": info.kind, "value": info.value});
     if let Some(id) = &info.id {
         trigger["id"] = json!(id);
     }
-    json!({
+    let mut config = json!({
         "program": program,
         "config": automation.config.clone().unwrap_or_else(|| json!({})),
         "depth": depth,
         "trigger": trigger,
-    })
-    .to_string()
+    });
+    if let Some(socket) = socket_id {
+        config["socketId"] = json!(socket);
+    }
+    config.to_string()
 }
 
 #[cfg(test)]
@@ -146,11 +150,12 @@ mod tests {
     }
 
     #[test]
-    fn the_invocation_config_carries_program_depth_and_trigger() {
+    fn the_invocation_config_carries_program_depth_socket_and_trigger() {
         let a = automation(json!({"do": [], "config": {"k": 1}}));
         let info = TriggerInfo { kind: "event", value: "orders.created".into(), id: Some("1-0".into()) };
-        let cfg: Value = serde_json::from_str(&invocation_config("{\"instructions\":[]}", &a, 3, &info)).expect("json");
+        let cfg: Value = serde_json::from_str(&invocation_config("{\"instructions\":[]}", &a, 3, Some("s1"), &info)).expect("json");
         assert_eq!(cfg["depth"], json!(3));
+        assert_eq!(cfg["socketId"], json!("s1"));
         assert_eq!(cfg["config"], json!({"k": 1}));
         assert_eq!(cfg["trigger"], json!({"type": "event", "value": "orders.created", "id": "1-0"}));
         assert_eq!(cfg["program"], json!("{\"instructions\":[]}"));

@@ -161,6 +161,23 @@ async fn sockets_receive_an_automations_events_in_order_through_their_filters() 
     }
     let of = |e: &Value| e["payload"]["n"].as_i64().or_else(|| e["payload"]["original"]["n"].as_i64());
     assert!(seen.iter().all(|e| of(e) == Some(6)), "the other socket got only the HTTP-emitted order: {seen:?}");
+
+    // A DSL automation sees the socket in `run.socketId`.
+    let answer = json!({"slug": "answer", "name": "Answer", "when": {"events": ["orders.asked"]},
+        "do": [{"emit": {"event": "orders.answered", "payload": {"socket": "{{run.socketId}}"}}}]});
+    let (status, body) = ada.json(Method::POST, &format!("/v2/workspaces/{ws}/automations"), Some(answer)).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The runtime learns of the automation from the broker: ask until it answers.
+    let answered = 'ask: loop {
+        socket.send(json!({"type": "emit", "events": [{"type": "orders.asked"}]})).await;
+        let until = tokio::time::Instant::now() + Duration::from_millis(500);
+        while let Ok(e) = tokio::time::timeout_at(until, socket.event()).await {
+            if e["type"] == "orders.answered" {
+                break 'ask e;
+            }
+        }
+    };
+    assert_eq!(answered["payload"]["socket"], json!(socket.id()), "{answered}");
     platform.stop().await.unwrap();
 }
 
