@@ -105,9 +105,14 @@ impl Gw {
     }
 
     fn new() -> Result<Self> {
+        Self::to(in_process())
+    }
+
+    /// The embedded configuration and an in-process broker, in front of `upstreams`.
+    fn to(upstreams: Upstreams) -> Result<Self> {
         Self::with(
             Config::embedded(),
-            in_process(),
+            upstreams,
             Arc::new(MemoryBroker::new(BrokerConfig::default())),
         )
     }
@@ -1133,11 +1138,7 @@ async fn an_unreachable_http_backend_is_a_503_and_a_stuck_one_a_504() -> Result<
         runtime: Upstream::http("runtime_url", [dead_url().await?])?,
         ..in_process()
     };
-    let gw = Gw::with(
-        Config::embedded(),
-        upstreams,
-        Arc::new(MemoryBroker::new(BrokerConfig::default())),
-    )?;
+    let gw = Gw::to(upstreams)?;
     let r = gw
         .send(request(
             "POST",
@@ -1190,11 +1191,7 @@ async fn a_backend_with_several_instances_survives_a_dead_one() -> Result<()> {
         runtime: Upstream::http("runtime_url", [dead, first, second])?,
         ..in_process()
     };
-    let gw = Gw::with(
-        Config::embedded(),
-        upstreams,
-        Arc::new(MemoryBroker::new(BrokerConfig::default())),
-    )?;
+    let gw = Gw::to(upstreams)?;
     let post = || {
         request(
             "POST",
@@ -1543,11 +1540,7 @@ async fn websocket_upgrades_reach_an_in_process_backend() -> Result<()> {
         events: Upstream::InProcess(events),
         ..in_process()
     };
-    let gw = Gw::with(
-        Config::embedded(),
-        upstreams,
-        Arc::new(MemoryBroker::new(BrokerConfig::default())),
-    )?;
+    let gw = Gw::to(upstreams)?;
     let token = gw.login("ann@example.org").await?.token();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
