@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use refract_core::model::Automation;
-use refract_host::{ComponentDigest, Host, HostError};
+use refract_host::{ComponentDigest, Host, HostError, RunContext};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
@@ -93,10 +93,10 @@ impl Interpreter {
     }
 }
 
-/// The invocation config of a DSL run: the program, the automation's config, the call depth,
-/// the WebSocket of the triggering event (`run.socketId`) and the trigger as the interpreter
-/// exposes it in `run.trigger` (`automation-dsl.md` §2.7).
-pub fn invocation_config(program: &str, automation: &Automation, depth: u32, socket_id: Option<&str>, info: &TriggerInfo) -> String {
+/// The invocation config of a DSL run: the program, the automation's config, the run's call
+/// depth and the WebSocket of its triggering event (`run.socketId`), and the trigger as the
+/// interpreter exposes it in `run.trigger` (`automation-dsl.md` §2.7).
+pub fn invocation_config(program: &str, automation: &Automation, run: &RunContext, info: &TriggerInfo) -> String {
     let mut trigger = json!({"type": info.kind, "value": info.value});
     if let Some(id) = &info.id {
         trigger["id"] = json!(id);
@@ -104,10 +104,10 @@ pub fn invocation_config(program: &str, automation: &Automation, depth: u32, soc
     let mut config = json!({
         "program": program,
         "config": automation.config.clone().unwrap_or_else(|| json!({})),
-        "depth": depth,
+        "depth": run.depth,
         "trigger": trigger,
     });
-    if let Some(socket) = socket_id {
+    if let Some(socket) = &run.socket_id {
         config["socketId"] = json!(socket);
     }
     config.to_string()
@@ -153,7 +153,12 @@ mod tests {
     fn the_invocation_config_carries_program_depth_socket_and_trigger() {
         let a = automation(json!({"do": [], "config": {"k": 1}}));
         let info = TriggerInfo { kind: "event", value: "orders.created".into(), id: Some("1-0".into()) };
-        let cfg: Value = serde_json::from_str(&invocation_config("{\"instructions\":[]}", &a, 3, Some("s1"), &info)).expect("json");
+        let ws = refract_core::WorkspaceId::new("ws").expect("workspace id");
+        let run = RunContext {
+            socket_id: Some("s1".into()),
+            ..crate::state::run_context(&ws, "a", refract_core::CorrelationId::generate(), None, None, 3)
+        };
+        let cfg: Value = serde_json::from_str(&invocation_config("{\"instructions\":[]}", &a, &run, &info)).expect("json");
         assert_eq!(cfg["depth"], json!(3));
         assert_eq!(cfg["socketId"], json!("s1"));
         assert_eq!(cfg["config"], json!({"k": 1}));

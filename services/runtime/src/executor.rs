@@ -207,7 +207,7 @@ impl Executor {
         let request = RunRequest {
             context: exec.context.clone(),
             trigger: exec.trigger.clone(),
-            config: dsl::invocation_config(&program, automation, exec.context.depth, exec.context.socket_id.as_deref(), &exec.info),
+            config: dsl::invocation_config(&program, automation, &exec.context, &exec.info),
             limits,
             egress,
         };
