@@ -209,6 +209,13 @@ pub struct Automation {
     pub when: Option<When>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arguments: Option<Value>,
+    /// Check each run's input against `arguments` first (`automation-dsl.md` §2.4; off by
+    /// default, as in Prisme.ai).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub validate_arguments: bool,
+    /// Who may run it (`authorizations.action`, `spec/http-api.md` §9.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorizations: Option<AutomationAuthorizations>,
     /// Free-form config handed to every run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<Value>,
@@ -225,6 +232,23 @@ pub struct Automation {
     pub created_by: String,
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
+}
+
+/// `authorizations` of an automation: with `action` set, only owners, editors and principals
+/// a rule allows `execute` on `automations` (conditions see the automation's `slug` and
+/// `authorizations.action`) may run it, whatever the trigger.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AutomationAuthorizations {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+impl Automation {
+    /// The custom action a run of this automation needs, if any.
+    pub fn required_action(&self) -> Option<&str> {
+        self.authorizations.as_ref().and_then(|a| a.action.as_deref())
+    }
 }
 
 /// A member's role in a workspace (`spec/http-api.md` §9.1).

@@ -32,6 +32,10 @@ struct Setup {
     /// `{type, value, id?}`.
     #[serde(default)]
     trigger: Value,
+    /// A webhook run's initial locals (`method`, `headers`, `query`, `body` decoded by its
+    /// content type, `workspaceId`, `automationSlug`), as the runtime read the request.
+    #[serde(default)]
+    locals: Option<Map<String, Value>>,
 }
 
 #[refract_sdk::automation]
@@ -76,27 +80,7 @@ fn input(inv: &Invocation, setup: Setup) -> RunInput {
             locals.insert("source".into(), e.source.clone());
             locals.insert("id".into(), json!(e.id));
         }
-        Trigger::Http(req) => {
-            let headers: Map<String, Value> = req.headers.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-            let mut query = Map::new();
-            for (k, v) in &req.query {
-                query.insert(k.clone(), json!(v));
-            }
-            let is_json = req.header("content-type").is_some_and(|c| c.contains("json"));
-            let body = if req.body.is_empty() {
-                json!({})
-            } else if is_json {
-                serde_json::from_slice(&req.body).unwrap_or_else(|_| json!(String::from_utf8_lossy(&req.body)))
-            } else {
-                json!(String::from_utf8_lossy(&req.body))
-            };
-            locals.insert("method".into(), json!(req.method));
-            locals.insert("headers".into(), Value::Object(headers));
-            locals.insert("query".into(), Value::Object(query));
-            locals.insert("body".into(), body);
-            locals.insert("workspaceId".into(), json!(inv.workspace_id));
-            locals.insert("automationSlug".into(), setup.trigger.get("value").cloned().unwrap_or_else(|| json!(inv.automation_slug)));
-        }
+        Trigger::Http(_) => locals = setup.locals.unwrap_or_default(),
         Trigger::Schedule { expression, time } => {
             locals.insert(
                 "payload".into(),

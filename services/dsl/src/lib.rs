@@ -12,6 +12,8 @@
 //! - [`interpreter`]: runs a [`Program`] against the [`Outside`] trait (emit, wait, fetch,
 //!   state, call), which the interpreter component implements with the WIT imports.
 
+#[cfg(feature = "arguments")]
+pub mod arguments;
 #[cfg(test)]
 mod conformance;
 pub mod datefmt;

@@ -108,8 +108,8 @@ fn body() -> Value {
     json!({"id": "A-17", "qty": 12, "price": 3.5, "country": "FR", "tags": "alpha"})
 }
 
+/// A webhook run as the runtime starts it: the initial locals in the config, the request bare.
 fn request(program: &str) -> RunRequest {
-    let body = serde_json::to_vec(&body()).unwrap_or_default();
     RunRequest {
         context: RunContext {
             run_id: "bench".into(),
@@ -125,11 +125,13 @@ fn request(program: &str) -> RunRequest {
             method: "POST".into(),
             path: "/v2/workspaces/ws-bench/webhooks/bench".into(),
             query: Vec::new(),
-            headers: vec![("content-type".into(), "application/json".into())],
-            body,
+            headers: Vec::new(),
+            body: Vec::new(),
         }),
         config: json!({"program": program, "config": {}, "depth": 0,
-            "trigger": {"type": "endpoint", "value": "bench"}})
+            "trigger": {"type": "endpoint", "value": "bench"},
+            "locals": {"method": "POST", "headers": {"content-type": "application/json"}, "query": {}, "body": body(),
+                "workspaceId": "ws-bench", "automationSlug": "bench"}})
         .to_string(),
         limits: Arc::new(Limits {
             max_emits: 10_000,

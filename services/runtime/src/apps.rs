@@ -23,6 +23,8 @@ use refract_storage::documents::MAX_FIND_LIMIT;
 use refract_storage::{DocumentStore, StorageError, collections};
 use serde_json::{Value, json};
 
+use crate::executor::Credentials;
+
 /// The constant member of every instance document (written by the workspaces service).
 pub const INSTALLED: &str = "installed";
 
@@ -179,27 +181,46 @@ pub async fn workspaces_installing(store: &dyn DocumentStore, app_slug: &str) ->
 /// `emit`, `wait` and `call` receive only the run's context; this is how they find its app.
 #[derive(Debug, Default)]
 pub struct RunScopes {
-    runs: Mutex<HashMap<String, Arc<AppScope>>>,
+    runs: Mutex<HashMap<String, LiveRun>>,
+}
+
+/// What the registry keeps of a live run: its app instance and its caller's credentials.
+#[derive(Debug)]
+struct LiveRun {
+    scope: Option<Arc<AppScope>>,
+    credentials: Option<Arc<Credentials>>,
 }
 
 impl RunScopes {
-    /// Records `run_id` as a run of `scope` until the guard is dropped.
-    pub fn enter(self: &Arc<Self>, run_id: &str, scope: Option<Arc<AppScope>>) -> RunGuard {
-        if let Some(scope) = scope {
-            self.runs.lock().unwrap_or_else(PoisonError::into_inner).insert(run_id.to_owned(), scope);
+    /// Records `run_id` as a run of `scope`, started with `credentials`, until the guard is
+    /// dropped (runs with neither are not recorded).
+    pub fn enter(self: &Arc<Self>, run_id: &str, scope: Option<Arc<AppScope>>, credentials: Option<Arc<Credentials>>) -> RunGuard {
+        if scope.is_some() || credentials.is_some() {
+            let live = LiveRun { scope, credentials };
+            self.runs.lock().unwrap_or_else(PoisonError::into_inner).insert(run_id.to_owned(), live);
         }
         RunGuard { scopes: self.clone(), run_id: run_id.to_owned() }
     }
 
     /// The instance of run `run_id`, if it runs inside one.
     pub fn of(&self, run_id: &str) -> Option<Arc<AppScope>> {
-        self.runs.lock().unwrap_or_else(PoisonError::into_inner).get(run_id).cloned()
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner).get(run_id).and_then(|r| r.scope.clone())
     }
 
     /// The instance of the run that made call `callee_run_id` (`<caller>.c<n>`).
     pub fn of_caller(&self, callee_run_id: &str) -> Option<Arc<AppScope>> {
-        callee_run_id.rsplit_once('.').and_then(|(caller, _)| self.of(caller))
+        caller_of(callee_run_id).and_then(|caller| self.of(caller))
     }
+
+    /// The credentials of the run that made call `callee_run_id`: a call runs as its caller.
+    pub fn credentials_of_caller(&self, callee_run_id: &str) -> Option<Arc<Credentials>> {
+        let caller = caller_of(callee_run_id)?;
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner).get(caller).and_then(|r| r.credentials.clone())
+    }
+}
+
+fn caller_of(callee_run_id: &str) -> Option<&str> {
+    callee_run_id.rsplit_once('.').map(|(caller, _)| caller)
 }
 
 /// Removes a run from [`RunScopes`] when it ends.
@@ -245,12 +266,19 @@ mod tests {
     #[test]
     fn runs_know_their_instance_and_calls_find_their_caller() {
         let scopes = Arc::new(RunScopes::default());
-        let guard = scopes.enter("r1", Some(scope("crm")));
+        let guard = scopes.enter("r1", Some(scope("crm")), None);
         assert_eq!(scopes.of("r1").map(|s| s.full_slug.clone()), Some("crm".into()));
         assert_eq!(scopes.of_caller("r1.c2").map(|s| s.full_slug.clone()), Some("crm".into()));
         assert!(scopes.of_caller("r2.c1").is_none());
         drop(guard);
         assert!(scopes.of("r1").is_none());
+        // A call runs with its caller's credentials; a run without scope keeps them too.
+        let key = Arc::new(Credentials { api_key: Some("rfk_k".into()), ..Credentials::default() });
+        let guard = scopes.enter("r3", None, Some(key.clone()));
+        assert_eq!(scopes.credentials_of_caller("r3.c1"), Some(key));
+        assert!(scopes.of_caller("r3.c1").is_none());
+        drop(guard);
+        assert!(scopes.credentials_of_caller("r3.c1").is_none());
         assert_eq!(bus_type(Some(&scope("crm.mailer")), "done"), "crm.mailer.done");
         assert_eq!(split_key("ws1/crm.mailer"), ("ws1", Some("crm.mailer")));
         assert_eq!(split_key("ws1"), ("ws1", None));

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use refract_host::{EventBus, RunContext, ServiceError, WaitCondition};
 
 use crate::apps::{self, AppScope, RunScopes, bus_type};
+use crate::executor::Credentials;
 use crate::waiters::Waiters;
 
 /// `source.host.service` of the events the runtime publishes.
@@ -48,9 +49,11 @@ impl BrokerBus {
         &self.scopes
     }
 
-    /// Records run `run_id` (of app instance `scope`, if any) until the guard is dropped.
-    pub fn enter(&self, run_id: &str, scope: Option<Arc<AppScope>>) -> RunGuard {
-        RunGuard { _scope: self.scopes.enter(run_id, scope), waiters: self.waiters.clone(), run_id: run_id.to_owned() }
+    /// Records run `run_id` (of app instance `scope`, started with `credentials`, if any) until
+    /// the guard is dropped.
+    pub fn enter(&self, run_id: &str, scope: Option<Arc<AppScope>>, credentials: Option<Arc<Credentials>>) -> RunGuard {
+        let scope = self.scopes.enter(run_id, scope, credentials);
+        RunGuard { _scope: scope, waiters: self.waiters.clone(), run_id: run_id.to_owned() }
     }
 
     /// Publishes a system event about `run` (a wait starting or fulfilled); a failure is logged,

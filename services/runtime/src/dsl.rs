@@ -94,9 +94,10 @@ impl Interpreter {
 }
 
 /// The invocation config of a DSL run: the program, the automation's config, the run's call
-/// depth and the WebSocket of its triggering event (`run.socketId`), and the trigger as the
-/// interpreter exposes it in `run.trigger` (`automation-dsl.md` §2.7).
-pub fn invocation_config(program: &str, automation: &Automation, run: &RunContext, info: &TriggerInfo) -> String {
+/// depth and the WebSocket of its triggering event (`run.socketId`), the trigger as the
+/// interpreter exposes it in `run.trigger`, and a webhook run's initial locals
+/// (`automation-dsl.md` §2.7).
+pub fn invocation_config(program: &str, automation: &Automation, run: &RunContext, info: &TriggerInfo, locals: Option<&Value>) -> String {
     let mut trigger = json!({"type": info.kind, "value": info.value});
     if let Some(id) = &info.id {
         trigger["id"] = json!(id);
@@ -109,6 +110,9 @@ pub fn invocation_config(program: &str, automation: &Automation, run: &RunContex
     });
     if let Some(socket) = &run.socket_id {
         config["socketId"] = json!(socket);
+    }
+    if let Some(locals) = locals {
+        config["locals"] = locals.clone();
     }
     config.to_string()
 }
@@ -158,11 +162,13 @@ mod tests {
             socket_id: Some("s1".into()),
             ..crate::state::run_context(&ws, "a", refract_core::CorrelationId::generate(), None, None, 3)
         };
-        let cfg: Value = serde_json::from_str(&invocation_config("{\"instructions\":[]}", &a, &run, &info)).expect("json");
+        let locals = json!({"body": {"order": 1}});
+        let cfg: Value = serde_json::from_str(&invocation_config("{\"instructions\":[]}", &a, &run, &info, Some(&locals))).expect("json");
         assert_eq!(cfg["depth"], json!(3));
         assert_eq!(cfg["socketId"], json!("s1"));
         assert_eq!(cfg["config"], json!({"k": 1}));
         assert_eq!(cfg["trigger"], json!({"type": "event", "value": "orders.created", "id": "1-0"}));
         assert_eq!(cfg["program"], json!("{\"instructions\":[]}"));
+        assert_eq!(cfg["locals"], locals);
     }
 }

@@ -2,8 +2,9 @@
 //! (`runtime.automations.executed`, plus `error` on failure). Also the `call` import: a call
 //! runs the callee through the same path, one level deeper.
 
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,9 +12,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use refract_core::model::{Automation, AutomationKind, ComponentStatus};
 use refract_core::{ErrorLevel, Event, EventError, EventType, Source};
 use refract_host::{
-    AutomationCaller, AutomationError, CallFailure, ComponentDigest, EgressPolicy, Host, HostError, Limits, RunContext, RunOutcome, RunReport, RunRequest, Services, Trigger,
+    AutomationCaller, AutomationError, CallFailure, ComponentDigest, EgressPolicy, Host, HostError, HttpRequest, Limits, RunContext, RunOutcome, RunReport, RunRequest, Services, Trigger,
 };
-use refract_storage::{Digest, FileStore};
+use refract_core::permissions::{Action, Principal, Subject};
+use refract_dsl::arguments::Arguments;
+use refract_http::Caller;
+use refract_storage::{Digest, DocumentStore, FileStore};
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
@@ -47,6 +51,25 @@ pub struct Execution {
     pub payload: Value,
     /// The app instance the automation belongs to (`None`: the workspace's own).
     pub app: Option<Arc<AppScope>>,
+    /// What the HTTP caller presented besides its user, for `authorizations.action` checks
+    /// (`None` for events and schedules; a call inherits its caller's).
+    pub credentials: Option<Arc<Credentials>>,
+}
+
+/// What an HTTP caller presented besides its user id (which the run's context carries).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Credentials {
+    pub api_key: Option<String>,
+    pub superadmin: bool,
+    pub auth_data: Option<Value>,
+}
+
+impl Credentials {
+    /// The caller's credentials; `None` when it presented nothing but (maybe) a user.
+    pub fn of(caller: &Caller) -> Option<Arc<Self>> {
+        let c = Credentials { api_key: caller.api_key.clone(), superadmin: caller.superadmin, auth_data: caller.auth_data.clone() };
+        (c != Credentials::default()).then(|| Arc::new(c))
+    }
 }
 
 impl Execution {
@@ -61,6 +84,8 @@ pub struct Executor {
     this: Weak<Executor>,
     host: Arc<Host>,
     files: FileStore,
+    /// Memberships and rules, for `authorizations.action`.
+    store: Arc<dyn DocumentStore>,
     index: Arc<TriggerIndex>,
     bus: Arc<BrokerBus>,
     contexts: Arc<ContextStore>,
@@ -68,6 +93,8 @@ pub struct Executor {
     preview_bytes: usize,
     /// The DSL interpreter component, compiled once per process on first use.
     interpreter: dsl::Interpreter,
+    /// Compiled `arguments` schemas of the automations with `validateArguments`.
+    arguments: ArgumentSchemas,
 }
 
 impl std::fmt::Debug for Executor {
@@ -85,9 +112,11 @@ pub fn output_value(body: &str) -> Value {
 }
 
 impl Executor {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         host: Arc<Host>,
         files: FileStore,
+        store: Arc<dyn DocumentStore>,
         index: Arc<TriggerIndex>,
         bus: Arc<BrokerBus>,
         contexts: Arc<ContextStore>,
@@ -98,12 +127,14 @@ impl Executor {
             this: this.clone(),
             host,
             files,
+            store,
             index,
             bus,
             contexts,
             sandboxes,
             preview_bytes,
             interpreter: dsl::Interpreter::default(),
+            arguments: ArgumentSchemas::default(),
         })
     }
 
@@ -119,7 +150,7 @@ impl Executor {
         let span = tracing::info_span!("execute", workspace_id = %exec.context.workspace_id,
             automation = %exec.automation.slug, correlation_id = %exec.context.correlation_id,
             trigger = exec.info.kind);
-        let guard = self.bus.enter(&exec.context.run_id, exec.app.clone());
+        let guard = self.bus.enter(&exec.context.run_id, exec.app.clone(), exec.credentials.clone());
         let result = self.run(&exec).instrument(span).await;
         drop(guard);
         match &result {
@@ -138,18 +169,21 @@ impl Executor {
         let (policy, egress) = self.sandboxes.of(exec.context.workspace_id.as_str());
         if exec.context.depth > policy.max_call_depth {
             let limit = policy.max_call_depth;
-            return Ok(RunReport {
-                outcome: RunOutcome::Failed(AutomationError {
-                    code: "TooManyCallError".into(),
-                    message: format!("call depth {} is over the limit of {limit}", exec.context.depth),
-                    details: Some(json!({"limit": limit}).to_string()),
-                }),
-                emits: 0,
-                fetches: 0,
-                elapsed: Duration::ZERO,
-                logs_dropped: 0,
-                timings: Default::default(),
-            });
+            let message = format!("call depth {} is over the limit of {limit}", exec.context.depth);
+            return Ok(refused("TooManyCallError", message, json!({"limit": limit})));
+        }
+        if let Some(action) = automation.required_action()
+            && !self.may_execute(exec, action).await?
+        {
+            let message = format!("running {} needs the permission to execute {action:?}", automation.slug);
+            return Ok(refused("ForbiddenError", message, json!({"action": action})));
+        }
+        if automation.validate_arguments {
+            let failures = self.arguments.check(automation, &exec.payload);
+            if !failures.is_empty() {
+                let message = format!("the input of {} does not match its arguments", automation.slug);
+                return Ok(refused("InvalidArgumentsError", message, Value::Array(failures)));
+            }
         }
         if automation.kind == AutomationKind::Dsl {
             return self.run_dsl(exec, Arc::new(policy.limits_for(automation)), egress.clone()).await;
@@ -188,30 +222,47 @@ impl Executor {
         let compiled = self.index.program(exec.key(), automation);
         let program = match compiled.as_ref() {
             Ok(p) => p.clone(),
-            Err(invalid) => {
-                return Ok(RunReport {
-                    outcome: RunOutcome::Failed(AutomationError {
-                        code: invalid.rule.clone(),
-                        message: invalid.message.clone(),
-                        details: Some(json!({"path": invalid.path}).to_string()),
-                    }),
-                    emits: 0,
-                    fetches: 0,
-                    elapsed: Duration::ZERO,
-                    logs_dropped: 0,
-                    timings: Default::default(),
-                });
-            }
+            Err(invalid) => return Ok(refused(&invalid.rule, invalid.message.clone(), json!({"path": invalid.path}))),
         };
         let digest = self.interpreter.digest(&self.host).await?;
+        // A webhook run gets its initial locals as the runtime decoded the request, not the
+        // request a second time raw.
+        let (trigger, locals) = match &exec.trigger {
+            Trigger::Http(request) => {
+                let bare = HttpRequest {
+                    method: request.method.clone(),
+                    path: request.path.clone(),
+                    query: Vec::new(),
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                };
+                (Trigger::Http(bare), Some(&exec.payload))
+            }
+            other => (other.clone(), None),
+        };
         let request = RunRequest {
             context: exec.context.clone(),
-            trigger: exec.trigger.clone(),
-            config: dsl::invocation_config(&program, automation, &exec.context, &exec.info),
+            trigger,
+            config: dsl::invocation_config(&program, automation, &exec.context, &exec.info, locals),
             limits,
             egress,
         };
         Ok(self.host.run(&digest, request, self.services()?).await?)
+    }
+
+    /// Whether the run's principal (its user, plus what an HTTP caller presented) may execute
+    /// an automation protected by `action` (`spec/http-api.md` §9.1).
+    async fn may_execute(&self, exec: &Execution, action: &str) -> Result<bool, RuntimeError> {
+        let credentials = exec.credentials.as_deref();
+        let who = Principal {
+            user_id: exec.context.user_id.as_ref().map(|u| u.as_str()),
+            api_key: credentials.and_then(|c| c.api_key.as_deref()),
+            superadmin: credentials.is_some_and(|c| c.superadmin),
+            auth_data: credentials.and_then(|c| c.auth_data.as_ref()),
+        };
+        let access = refract_storage::access_of(self.store.as_ref(), exec.context.workspace_id.as_str(), &who).await?;
+        let resource = json!({"slug": exec.automation.slug, "authorizations": {"action": action}});
+        Ok(access.allows(Action::Execute, Subject::Automations, &resource))
     }
 
     fn services(&self) -> Result<Services, RuntimeError> {
@@ -338,6 +389,53 @@ impl Executor {
 }
 
 /// `(code, message, details)` of a guest's typed error.
+/// A run refused before it starts (the automation's code never ran).
+fn refused(code: &str, message: String, details: Value) -> RunReport {
+    RunReport {
+        outcome: RunOutcome::Failed(AutomationError { code: code.to_owned(), message, details: Some(details.to_string()) }),
+        emits: 0,
+        fetches: 0,
+        elapsed: Duration::ZERO,
+        logs_dropped: 0,
+        timings: Default::default(),
+    }
+}
+
+/// Most distinct `arguments` schemas kept compiled; past it the cache starts over.
+const MAX_ARGUMENT_SCHEMAS: usize = 1_024;
+
+/// The compiled `arguments` of automations with `validateArguments`, by the schema's text, so
+/// a run never recompiles a schema it has seen (and an edited one is simply a new entry).
+#[derive(Debug, Default)]
+struct ArgumentSchemas {
+    compiled: Mutex<HashMap<String, Arc<Result<Arguments, String>>>>,
+}
+
+impl ArgumentSchemas {
+    /// The failures of `input` against `automation`'s arguments, as `{instancePath, message}`;
+    /// a schema that does not compile (saved before a stricter check) fails every input.
+    fn check(&self, automation: &Automation, input: &Value) -> Vec<Value> {
+        let empty = Map::new();
+        let arguments = automation.arguments.as_ref().and_then(Value::as_object).unwrap_or(&empty);
+        let key = serde_json::to_string(arguments).unwrap_or_default();
+        let schema = {
+            let mut map = self.compiled.lock().unwrap_or_else(PoisonError::into_inner);
+            if map.len() >= MAX_ARGUMENT_SCHEMAS && !map.contains_key(&key) {
+                map.clear();
+            }
+            map.entry(key).or_insert_with(|| Arc::new(Arguments::compile(arguments))).clone()
+        };
+        match schema.as_ref() {
+            Ok(schema) => schema
+                .check(input)
+                .into_iter()
+                .map(|f| json!({"instancePath": f.path, "message": f.message}))
+                .collect(),
+            Err(e) => vec![json!({"instancePath": "", "message": format!("the arguments schema is invalid: {e}")})],
+        }
+    }
+}
+
 fn guest_error(e: &AutomationError) -> (String, String, Value) {
     let details = e.details.as_deref().map(|d| serde_json::from_str(d).unwrap_or_else(|_| json!(d))).unwrap_or(json!({}));
     (e.code.clone(), e.message.clone(), details)
@@ -398,8 +496,10 @@ impl AutomationCaller for Executor {
         let (automation, app) = self
             .resolve_call(callee.workspace_id.as_str(), caller, slug)
             .ok_or_else(|| CallFailure::NotFound(slug.to_owned()))?;
+        let credentials = self.bus.scopes().credentials_of_caller(&callee.run_id);
         let exec = Execution {
             app,
+            credentials,
             automation,
             trigger: Trigger::Call(arguments.to_string()),
             info: TriggerInfo { kind: "automation", value: slug.to_owned(), id: None },

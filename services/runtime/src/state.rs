@@ -71,7 +71,7 @@ impl RuntimeState {
         let waiters = Arc::new(Waiters::new());
         let bus = Arc::new(BrokerBus::new(broker, waiters.clone(), config.instance_id.clone()));
         let contexts = Arc::new(ContextStore::new(cache.clone(), config.session_ttl, config.run_scope_ttl, config.max_variable_bytes));
-        let executor = Executor::new(host, files, index.clone(), bus, contexts, sandboxes, config.executed_preview_bytes);
+        let executor = Executor::new(host, files, store.clone(), index.clone(), bus, contexts, sandboxes, config.executed_preview_bytes);
         let state = RuntimeState {
             inner: Arc::new(Inner {
                 config,

@@ -20,8 +20,10 @@ use serde_json::{Map, Value, json};
 
 use crate::apps::AppScope;
 use crate::error::RuntimeError;
-use crate::executor::{Execution, TriggerInfo, output_value};
+use crate::executor::{Credentials, Execution, TriggerInfo, output_value};
 use crate::state::{RuntimeState, run_context};
+
+mod input;
 
 /// The routes of the runtime (paths as the gateway forwards them).
 pub fn router(state: RuntimeState) -> Router {
@@ -51,23 +53,6 @@ pub fn guest_headers(headers: &HeaderMap) -> Vec<(String, String)> {
         })
         .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str().to_owned(), v.to_owned())))
         .collect()
-}
-
-/// The request body as the `payload` of `runtime.automations.executed`: JSON, text, or a note.
-fn body_preview(headers: &HeaderMap, body: &[u8]) -> Value {
-    if body.is_empty() {
-        return Value::Null;
-    }
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if ct.contains("json")
-        && let Ok(v) = serde_json::from_slice(body)
-    {
-        return v;
-    }
-    match std::str::from_utf8(body) {
-        Ok(text) if ct.starts_with("text/") || ct.contains("urlencoded") => json!(text),
-        _ => json!({"mimetype": ct, "size": body.len()}),
-    }
 }
 
 async fn webhook(
@@ -104,6 +89,7 @@ async fn webhook(
     let limit = state.config().webhook_body_limit;
     let body = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::too_large(limit))?;
     let headers = guest_headers(&parts.headers);
+    let decoded = input::body(&parts.headers, body.clone()).await?;
     let http = HttpRequest {
         method: parts.method.as_str().to_ascii_uppercase(),
         path: parts.uri.path().to_owned(),
@@ -111,21 +97,20 @@ async fn webhook(
         headers: headers.clone(),
         body: body.to_vec(),
     };
-    let mut query_map = Map::new();
-    for (k, v) in &query {
-        query_map.insert(k.clone(), json!(v));
-    }
+    // The run's initial locals (automation-dsl §2.7).
     let payload = json!({
         "method": http.method, "headers": headers.into_iter().map(|(k, v)| (k, json!(v))).collect::<Map<String, Value>>(),
-        "query": query_map, "body": body_preview(&parts.headers, &body),
+        "query": input::pairs_object(query.into_iter().map(|(k, v)| (k, json!(v)))), "body": decoded,
         "workspaceId": ws, "automationSlug": endpoint,
     });
     let info = TriggerInfo { kind: "endpoint", value: endpoint.clone(), id: None };
+    let credentials = Credentials::of(&caller);
     let mut first = None;
     for (app, automation) in automations {
         let slug = automation.slug.clone();
         let exec = Execution {
             app,
+            credentials: credentials.clone(),
             context: run_context(&ws, &automation.slug, caller.correlation_id.clone(), caller.user_id.clone(), caller.session_id.clone(), 0),
             automation,
             trigger: Trigger::Http(http.clone()),
@@ -183,7 +168,13 @@ pub fn respond(result: Result<RunReport, RuntimeError>, slug: &str, ok: fn(&Outp
                 if !details.is_null() {
                     body["details"] = details;
                 }
-                ApiError::new(StatusCode::BAD_REQUEST, "AutomationError", e.message.clone()).with_details(body).into_response()
+                // Refusals before the run keep their own name (§6.1); the rest are logic errors.
+                let (status, error) = match e.code.as_str() {
+                    "ForbiddenError" => (StatusCode::FORBIDDEN, "ForbiddenError"),
+                    "InvalidArgumentsError" => (StatusCode::BAD_REQUEST, "InvalidArgumentsError"),
+                    _ => (StatusCode::BAD_REQUEST, "AutomationError"),
+                };
+                ApiError::new(status, error, e.message.clone()).with_details(body).into_response()
             }
             RunOutcome::Trapped(t) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ComponentTrap", "the automation was stopped by the sandbox")
@@ -292,6 +283,7 @@ async fn test_run(
     };
     let exec = Execution {
         app: None,
+        credentials: Credentials::of(&caller),
         context: run_context(&ws, &slug, caller.correlation_id.clone(), caller.user_id.clone(), caller.session_id.clone(), 0),
         automation,
         trigger: Trigger::Call(payload.to_string()),

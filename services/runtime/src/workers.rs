@@ -165,6 +165,7 @@ pub async fn handle_event(state: &RuntimeState, delivery: Delivery) {
             };
             let exec = Execution {
                 app,
+                credentials: None,
                 automation,
                 trigger: Trigger::Event(wit),
                 info: TriggerInfo { kind: "event", value: ty.to_owned(), id: id.clone() },
@@ -301,6 +302,7 @@ pub async fn fire_tick(state: &RuntimeState, fire: Fire) {
         "trigger": {"type": "schedule", "value": fire.expression}, "startedAt": time});
     let exec = Execution {
         app,
+        credentials: None,
         context: run_context(&ws, &fire.automation.slug, CorrelationId::generate(), None, None, 0),
         trigger: Trigger::Schedule(ScheduleTick { expression: fire.expression.clone(), time }),
         info: TriggerInfo { kind: "schedule", value: fire.expression.clone(), id: None },

@@ -5,8 +5,10 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use refract_core::EventType;
 use refract_core::model::{
-    Automation, ComponentLimits, Endpoint, When, automation_doc_id, check_automation_slug,
+    Automation, AutomationAuthorizations, ComponentLimits, Endpoint, When, automation_doc_id,
+    check_automation_slug,
 };
+use refract_dsl::arguments::Arguments;
 use refract_http::ApiError;
 use refract_storage::collections;
 use refract_storage::documents::MAX_FIND_LIMIT;
@@ -65,6 +67,13 @@ pub(crate) fn apply(
             "arguments" if value.is_null() => a.arguments = None,
             "arguments" if value.is_object() => a.arguments = Some(value),
             "arguments" => return Err(ApiError::validation("arguments", "must be an object")),
+            "validateArguments" => {
+                a.validate_arguments = value
+                    .as_bool()
+                    .ok_or_else(|| ApiError::validation("validateArguments", "must be a boolean"))?
+            }
+            "authorizations" if value.is_null() => a.authorizations = None,
+            "authorizations" => a.authorizations = check_authorizations(value)?,
             "config" if value.is_null() => a.config = None,
             "config" => a.config = Some(value),
             "do" if value.is_null() => {}
@@ -84,7 +93,30 @@ pub(crate) fn apply(
             other => return Err(params::unknown_field(other)),
         }
     }
+    if a.validate_arguments {
+        let arguments = a.arguments.as_ref().and_then(Value::as_object).cloned().unwrap_or_default();
+        Arguments::compile(&arguments).map_err(|e| {
+            ApiError::validation("arguments", format!("not a valid schema for validateArguments: {e}"))
+        })?;
+    }
     Ok(())
+}
+
+/// Longest custom action name.
+const MAX_ACTION: usize = 128;
+
+/// `authorizations` (`{action?}`): `None` when no action is set.
+fn check_authorizations(value: Value) -> Result<Option<AutomationAuthorizations>, ApiError> {
+    let auth: AutomationAuthorizations = serde_json::from_value(value)
+        .map_err(|e| ApiError::validation("authorizations", e.to_string()))?;
+    match auth.action.as_deref() {
+        None => Ok(None),
+        Some(action) if action.trim().is_empty() || action.chars().count() > MAX_ACTION => Err(ApiError::validation(
+            "authorizations.action",
+            format!("must be 1 to {MAX_ACTION} characters"),
+        )),
+        Some(_) => Ok(Some(auth)),
+    }
 }
 
 /// The writable part of `component`: `limits`. Its read-only members are ignored.

@@ -221,6 +221,8 @@ pub async fn create(
         private: false,
         when: None,
         arguments: None,
+        validate_arguments: false,
+        authorizations: None,
         config: None,
         kind,
         instructions: None,

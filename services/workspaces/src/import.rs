@@ -319,12 +319,9 @@ async fn import_one(
             "an automation document is a mapping",
         ));
     };
-    // The platform assigns these; `validateArguments: false` is the default.
+    // The platform assigns these.
     body.remove("workspaceId");
     body.remove("id");
-    if body.get("validateArguments") == Some(&Value::Bool(false)) {
-        body.remove("validateArguments");
-    }
     refract_dsl::compile_document(&Value::Object(body.clone())).map_err(crate::dsl::invalid)?;
     body.entry("slug").or_insert_with(|| json!(slug));
     if let Some(c) = config {

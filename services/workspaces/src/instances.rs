@@ -3,7 +3,7 @@
 //! Documents live in `app_instances` by `<workspaceId>:<slug>` with a `workspaceId` member.
 //!
 //! Configs are checked against the app's schema (JSON Schema draft 7 built from the
-//! TypedArgument map, [`json_schema`]) and read back with `secret: true` fields redacted.
+//! TypedArgument map, [`refract_dsl::arguments`]) and read back with `secret: true` fields redacted.
 //! Every write emits `workspaces.apps.installed|configured|uninstalled`, which the runtime
 //! reads to (re)load the instance.
 
@@ -15,6 +15,7 @@ use refract_core::apps::{
 };
 use refract_core::model::check_automation_slug;
 use refract_core::{ErrorKind, WorkspaceId};
+use refract_dsl::arguments::Arguments;
 use refract_http::{ApiError, Caller, Json};
 use refract_storage::documents::MAX_FIND_LIMIT;
 use refract_storage::{Expect, collections};
@@ -28,65 +29,15 @@ use crate::versions::instances_of;
 /// The constant member of every instance document (see `refract_runtime::apps`).
 pub const INSTALLED: &str = "installed";
 
-/// The JSON Schema (draft 7) of a config schema given as a TypedArgument map
-/// (`automation-dsl.md` §2.4): `localized:X` accepts X, `required: true` on a field joins the
-/// parent's `required` list, UI-only keywords are left for the validator to ignore.
-pub fn json_schema(arguments: &Map<String, Value>) -> Value {
-    let mut properties = Map::new();
-    let mut required = Vec::new();
-    for (name, arg) in arguments {
-        let (schema, is_required) = argument_schema(arg);
-        if is_required {
-            required.push(json!(name));
-        }
-        properties.insert(name.clone(), schema);
-    }
-    json!({"type": "object", "properties": properties, "required": required})
-}
-
-fn argument_schema(arg: &Value) -> (Value, bool) {
-    let Value::Object(m) = arg else { return (json!({}), false) };
-    let mut out = m.clone();
-    let required = matches!(out.get("required"), Some(Value::Bool(true)));
-    if matches!(out.get("required"), Some(Value::Bool(_))) {
-        out.remove("required");
-    }
-    for key in ["secret", "event", "ui:widget", "ui:options"] {
-        out.remove(key);
-    }
-    if let Some(Value::String(t)) = out.get("type")
-        && let Some(base) = t.strip_prefix("localized:")
-    {
-        let base = base.to_owned();
-        out.insert("type".into(), json!([base, "object"]));
-    }
-    if let Some(Value::Object(props)) = out.get("properties").cloned() {
-        let nested = json_schema(&props);
-        out.insert("properties".into(), nested["properties"].clone());
-        if nested["required"].as_array().is_some_and(|r| !r.is_empty()) && !out.contains_key("required") {
-            out.insert("required".into(), nested["required"].clone());
-        }
-    }
-    if let Some(items @ Value::Object(_)) = out.get("items").cloned() {
-        out.insert("items".into(), argument_schema(&items).0);
-    }
-    (Value::Object(out), required)
-}
-
 /// Checks `config` against the app's schema: 400 `InvalidConfigError` with one `{path,
 /// message}` per failure (messages never repeat the value, which may be a secret).
 pub fn validate_config(app: &App, config: &Value) -> Result<(), ApiError> {
     let Some(Value::Object(arguments)) = app.config_schema.as_ref() else { return Ok(()) };
-    let schema = json_schema(arguments);
-    let validator = jsonschema::validator_for(&schema).map_err(|e| {
+    let schema = Arguments::compile(arguments).map_err(|e| {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "InvalidAppSchema",
-            format!("the config schema of app {:?} is not a valid JSON schema: {}", app.slug, e.masked()))
+            format!("the config schema of app {:?} is not a valid JSON schema: {e}", app.slug))
     })?;
-    let errors: Vec<Value> = validator
-        .iter_errors(config)
-        .take(20)
-        .map(|e| json!({"path": e.instance_path().as_str(), "message": e.masked().to_string()}))
-        .collect();
+    let errors: Vec<Value> = schema.check(config).into_iter().map(|f| json!({"path": f.path, "message": f.message})).collect();
     if errors.is_empty() {
         return Ok(());
     }

@@ -62,6 +62,21 @@ async fn a_dsl_automation_answers_a_webhook() {
         .unwrap();
     assert_eq!(executed["payload"]["kind"], "dsl");
     assert_eq!(executed["payload"]["status"], "success", "{executed}");
+
+    // Bodies by content type (http-api §6.1): a urlencoded form is an object and a binary body
+    // `{base64, mimetype}`; a key repeated in a form or the query gives an array.
+    let echo = json!({"slug": "echo", "name": "Echo", "when": {"endpoint": true}, "do": [],
+        "output": {"body": "{{body}}", "query": "{{query}}"}});
+    let (status, body) = ada.json(Method::POST, &automations, Some(echo)).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let echo = |content_type: &'static str, body: &'static [u8]| {
+        let req = platform.client().request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/echo?k=1&k=2"));
+        async move { req.header("content-type", content_type).body(body).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let form = echo("application/x-www-form-urlencoded", b"text=hi+there&tag=a&tag=b").await;
+    assert_eq!(form, json!({"body": {"text": "hi there", "tag": ["a", "b"]}, "query": {"k": ["1", "2"]}}));
+    let binary = echo("image/png", b"\x89PNG").await;
+    assert_eq!(binary["body"], json!({"base64": "iVBORw==", "mimetype": "image/png"}));
     platform.stop().await.unwrap();
 }
 
@@ -380,5 +395,140 @@ async fn hostile_dsl_is_stopped_by_the_host() {
     assert!(text.contains("cpu") || text.contains("time") || text.contains("limit"), "loop: {body}");
     let (status, _) = ada.json(Method::GET, &automations, None).await.unwrap();
     assert_eq!(status, StatusCode::OK, "the platform still answers");
+    platform.stop().await.unwrap();
+}
+
+/// `authorizations.action` (http-api §9.1): an automation with an action runs only for owners,
+/// editors and principals a rule allows to execute it, whatever the trigger: a webhook, an
+/// event, a call from a public automation. `validateArguments` checks a run's input against
+/// its `arguments` first. Both come through the automations API and a Prisme.ai import.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_and_argument_validation_guard_every_trigger() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(dir.path()).await.unwrap();
+    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
+    let bob = platform.client().signed_up("bob@example.com").await.unwrap();
+    let ws = ada.workspace("Refunds").await.unwrap();
+    let automations = format!("/v2/workspaces/{ws}/automations");
+    let (_, me) = bob.json(Method::GET, "/v2/me", None).await.unwrap();
+    let share = json!({"target": {"id": me["id"]}, "permissions": {"role": "viewer"}});
+    let (status, body) = ada.json(Method::POST, &format!("/v2/workspaces/{ws}/permissions"), Some(share)).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let guarded = |slug: &str, when: Value, order: &str| {
+        json!({"slug": slug, "name": slug, "when": when, "authorizations": {"action": "refund"}, "do": [
+            {"emit": {"event": "refund.settled", "payload": {"order": order}}}
+        ], "output": {"refunded": order}})
+    };
+    for automation in [
+        guarded("refund", json!({"endpoint": true}), "{{body.order}}"),
+        guarded("on-refund", json!({"events": ["refund.asked"]}), "{{payload.order}}"),
+        json!({"slug": "front", "name": "Front", "when": {"endpoint": true}, "do": [
+            {"refund": {"body": "{{body}}", "output": "answer"}}
+        ], "output": "{{answer}}"}),
+    ] {
+        let (status, body) = ada.json(Method::POST, &automations, Some(automation)).await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (_, saved) = ada.json(Method::GET, &format!("{automations}/refund"), None).await.unwrap();
+    assert_eq!(saved["authorizations"], json!({"action": "refund"}));
+
+    let webhook = |client: &refract_tests::platform::Client, endpoint: &str, key: Option<&str>, order: u32| {
+        let mut req = client.request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/{endpoint}")).json(&json!({"order": order}));
+        if let Some(key) = key {
+            req = req.header("x-prismeai-api-key", key);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status(), res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Strangers, viewers, and a public automation calling it are refused; the owner is not.
+    let anonymous = platform.client();
+    let (status, body) = webhook(&anonymous, "refund", None, 1).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("ForbiddenError")), "{body}");
+    assert_eq!(webhook(&bob, "refund", None, 2).await.0, StatusCode::FORBIDDEN);
+    let (status, body) = webhook(&anonymous, "front", None, 3).await;
+    assert_eq!((status, body["details"]["automationSlug"].as_str()), (StatusCode::FORBIDDEN, Some("front")), "{body}");
+    assert_eq!(webhook(&ada, "refund", None, 4).await, (StatusCode::OK, json!({"refunded": 4})));
+    assert_eq!(webhook(&ada, "front", None, 5).await, (StatusCode::OK, json!({"refunded": 5})));
+
+    // A rule naming the action opens it to an API key, and to the calls its runs make.
+    let key = |rules: Value| {
+        let ada = ada.clone();
+        let path = format!("/v2/workspaces/{ws}/security/apikeys");
+        async move {
+            let (status, body) = ada.json(Method::POST, &path, Some(json!({"name": "k", "rules": rules}))).await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["apiKey"].as_str().unwrap().to_owned()
+        }
+    };
+    let refunder = key(json!([{"action": "execute", "subject": "automations", "conditions": {"authorizations.action": "refund"}}])).await;
+    let other = key(json!([{"action": "execute", "subject": "automations", "conditions": {"authorizations.action": "close"}}])).await;
+    assert_eq!(webhook(&anonymous, "refund", Some(&refunder), 6).await, (StatusCode::OK, json!({"refunded": 6})));
+    assert_eq!(webhook(&anonymous, "front", Some(&refunder), 7).await, (StatusCode::OK, json!({"refunded": 7})));
+    assert_eq!(webhook(&anonymous, "refund", Some(&other), 8).await.0, StatusCode::FORBIDDEN);
+
+    // Events: the emitting user is the principal. Bob's event fails the run; Ada's runs it.
+    let emit = |client: &refract_tests::platform::Client, order: u32| {
+        let events = json!({"events": [{"type": "refund.asked", "payload": {"order": order}}]});
+        let (client, path) = (client.clone(), format!("/v2/workspaces/{ws}/events"));
+        async move {
+            let (status, body) = client.json(Method::POST, &path, Some(events)).await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body[0]["source"]["correlationId"].as_str().unwrap().to_owned()
+        }
+    };
+    let bobs = emit(&bob, 9).await;
+    let error = ada.wait_for_event(&ws, "error", |e| e["source"]["correlationId"] == bobs.as_str()).await.unwrap();
+    assert_eq!((error["payload"]["error"].as_str(), error["source"]["automationSlug"].as_str()), (Some("ForbiddenError"), Some("on-refund")), "{error}");
+    emit(&ada, 10).await;
+    ada.wait_for_event(&ws, "refund.settled", |e| e["payload"]["order"] == 10).await.unwrap();
+
+    // validateArguments: the input is checked against `arguments` before the run.
+    let typed = json!({"slug": "typed", "name": "Typed", "when": {"endpoint": true}, "validateArguments": true,
+        "arguments": {"body": {"type": "object", "properties": {"order": {"type": "number", "minimum": 1, "required": true}}}},
+        "do": [], "output": {"ok": "{{body.order}}"}});
+    let (status, body) = ada.json(Method::POST, &automations, Some(typed)).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["validateArguments"], true);
+    let (status, body) = webhook(&anonymous, "typed", None, 0).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidArgumentsError")), "{body}");
+    assert_eq!(body["details"]["details"][0]["instancePath"], "/body/order", "{body}");
+    assert_eq!(webhook(&anonymous, "typed", None, 11).await, (StatusCode::OK, json!({"ok": 11})));
+
+    // Bad values are refused on save with the member's path.
+    for (bad, path) in [
+        (json!({"authorizations": {"action": ""}}), "authorizations.action"),
+        (json!({"authorizations": {"role": "x"}}), "authorizations"),
+        (json!({"validateArguments": "yes"}), "validateArguments"),
+        (json!({"arguments": {"n": {"type": "nope"}}}), "arguments"),
+    ] {
+        let (status, body) = ada.json(Method::PATCH, &format!("{automations}/typed"), Some(bad)).await.unwrap();
+        assert_eq!((status, body["details"][0]["path"].as_str()), (StatusCode::BAD_REQUEST, Some(path)), "{body}");
+    }
+
+    // A Prisme.ai export carrying both imports unchanged and is enforced.
+    let runtime = "name: Refunds\nautomations:\n  imported:\n    name: Imported\n    when: {endpoint: true}\n    authorizations: {action: refund}\n    validateArguments: true\n    arguments:\n      body: {type: object}\n    do: []\n    output: {done: true}\n";
+    let res = ada
+        .request(Method::POST, &format!("/v2/workspaces/{ws}/import"))
+        .header("content-type", "application/yaml")
+        .body(runtime)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let report: Value = res.json().await.unwrap();
+    assert_eq!(report["imported"], json!(["runtime.yml#automations.imported"]), "{report}");
+    let mut answer = (StatusCode::NOT_FOUND, Value::Null);
+    for _ in 0..50 {
+        answer = webhook(&anonymous, "imported", None, 12).await;
+        if answer.0 != StatusCode::NOT_FOUND {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(answer.0, StatusCode::FORBIDDEN, "{answer:?}");
+    assert_eq!(webhook(&anonymous, "imported", Some(&refunder), 12).await, (StatusCode::OK, json!({"done": true})));
     platform.stop().await.unwrap();
 }
