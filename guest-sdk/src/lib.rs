@@ -112,7 +112,7 @@ extern crate self as refract_sdk;
 pub mod __bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "refract:automation/automation@0.1.1",
+        world: "refract:automation/automation@0.1.2",
         // The export macro is used by `#[automation]` in the author's crate.
         pub_export_macro: true,
         default_bindings_module: "::refract_sdk::__bindings",

@@ -194,6 +194,24 @@ pub fn join_user_topic(
         .collect()
 }
 
+/// Who a run acts as after [`switch_identity`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The user the run now acts as.
+    pub user_id: Option<String>,
+    /// The session the run now acts in.
+    pub session_id: Option<String>,
+}
+
+/// Continues the run as another identity: as user `user_id` (with the session keyed by it),
+/// or as login session `session_id` and its user (a session and user of that id if the
+/// platform does not know it). Give exactly one. Later state, emits, waits and calls of this
+/// run use it; a caller keeps its own identity. (World 0.1.2.)
+pub fn switch_identity(user_id: Option<&str>, session_id: Option<&str>) -> Result<Identity, StateError> {
+    let now = host::switch_identity(user_id, session_id).map_err(StateError::from_raw)?;
+    Ok(Identity { user_id: now.user_id, session_id: now.session_id })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

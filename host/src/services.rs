@@ -147,6 +147,16 @@ pub trait StateStore: Send + Sync {
         ))
     }
 
+    /// The user of login session `session`, when the platform knows the session (WIT 0.1.2
+    /// `switch-identity`). The default knows none.
+    async fn session_user(
+        &self,
+        _run: &RunContext,
+        _session: &SessionId,
+    ) -> Result<Option<UserId>, ServiceError> {
+        Ok(None)
+    }
+
     /// Makes `users` members of `topic`, creating it when `create`; `Invalid` for an unknown
     /// topic otherwise (WIT 0.1.1 `join-user-topic`). The default refuses.
     async fn join_user_topic(

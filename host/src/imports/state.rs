@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use refract_core::{EventLimits, UserId};
+use refract_core::{EventLimits, SessionId, UserId};
 use serde_json::{Value, json};
 
-use crate::bindings::state::{Host, RateLimitState, Scope, StateError};
+use crate::bindings::state::{Host, Identity, RateLimitState, Scope, StateError};
 use crate::services::{RateLimiter, ServiceError, StateScope};
 use crate::store::RunCtx;
 
@@ -114,7 +114,46 @@ fn to_wit(e: ServiceError) -> StateError {
     }
 }
 
+impl RunCtx {
+    /// `switch-identity` (`automation-dsl.md` §5.5): the identity the run continues as.
+    async fn switched(&mut self, user: Option<String>, session: Option<String>) -> Result<Identity, StateError> {
+        let invalid = |e: refract_core::ValidationError| StateError::Invalid(e.to_string());
+        let (user, session) = match (user, session) {
+            // As user X: the session keyed by X.
+            (Some(user), None) => (UserId::new(user.clone()).map_err(invalid)?, SessionId::new(user).map_err(invalid)?),
+            // As login session S and its user, or a session and a user of that id.
+            (None, Some(session)) => {
+                let session = SessionId::new(session).map_err(invalid)?;
+                let (store, info) = (self.services.state.clone(), self.info.clone());
+                let known = self.io("state.session_user", store.session_user(&info, &session)).await.map_err(to_wit)?;
+                let user = match known {
+                    Some(user) => user,
+                    None => UserId::new(session.as_str()).map_err(invalid)?,
+                };
+                (user, session)
+            }
+            _ => return Err(StateError::Invalid("give exactly one of user-id and session-id".into())),
+        };
+        let mut info = (*self.info).clone();
+        info.user_id = Some(user);
+        info.session_id = Some(session);
+        self.info = std::sync::Arc::new(info);
+        Ok(Identity {
+            user_id: self.info.user_id.as_ref().map(|u| u.as_str().to_owned()),
+            session_id: self.info.session_id.as_ref().map(|s| s.as_str().to_owned()),
+        })
+    }
+}
+
 impl Host for RunCtx {
+    async fn switch_identity(
+        &mut self,
+        user_id: Option<String>,
+        session_id: Option<String>,
+    ) -> wasmtime::Result<Result<Identity, StateError>> {
+        Ok(self.switched(user_id, session_id).await)
+    }
+
     async fn get(
         &mut self,
         scope: Scope,

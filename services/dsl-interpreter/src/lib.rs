@@ -174,6 +174,11 @@ impl Outside for Wit {
         Ok(FetchResponse { status: resp.status, headers: resp.headers, body: resp.body })
     }
 
+    fn switch_identity(&mut self, user_id: Option<&str>, session_id: Option<&str>) -> Result<(Option<String>, Option<String>), DslError> {
+        let now = refract_sdk::state::switch_identity(user_id, session_id).map_err(|e| host_error("InvalidInstructionError", e))?;
+        Ok((now.user_id, now.session_id))
+    }
+
     fn get(&mut self, scope: Scope, name: &str) -> Result<Option<Value>, DslError> {
         match refract_sdk::state::get::<Value>(wit_scope(scope), name) {
             Err(refract_sdk::StateError::NoSuchScope) => Ok(None),

@@ -91,6 +91,12 @@ pub trait Outside {
         let _ = (topic, user_ids, create);
         Err(DslError::new("PrismeError", "user topics are not available here"))
     }
+    /// Continues the run as user `user_id` or as login session `session_id` (one of them,
+    /// §5.5); returns the user and session ids now in effect.
+    fn switch_identity(&mut self, user_id: Option<&str>, session_id: Option<&str>) -> Result<(Option<String>, Option<String>), DslError> {
+        let _ = (user_id, session_id);
+        Err(DslError::new("PrismeError", "identity switching is not available here"))
+    }
 }
 
 /// One `rateLimit` call, its numbers already checked.
@@ -525,9 +531,11 @@ impl Runner<'_> {
             let Some(var) = segs.get(1).map(|s| s.as_key().into_owned()) else {
                 return Err(invalid(format!("cannot replace the whole {first} scope")));
             };
+            if matches!(scope, Scope::User | Scope::Session) && var == "id" && segs.len() == 2 && mode == SetMode::Replace {
+                return self.switch_identity(scope, value);
+            }
             if self.computed(scope, &var).is_some() {
-                // Computed fields (user.id, run.depth, …) cannot be written; identity switching
-                // is not supported yet.
+                // Computed fields (run.depth, global.workspaceId, …) cannot be written.
                 return Err(invalid(format!("{first}.{var} is read-only here")));
             }
             let mut doc = json!({});
@@ -547,6 +555,28 @@ impl Runner<'_> {
             return Err(invalid("config writes are not supported yet"));
         }
         apply_set(&mut self.locals, &segs, mode, value)
+    }
+
+    /// `set user.id` / `set session.id` (§5.5): the run goes on as that identity, with the
+    /// `user` and `session` scopes of the new one. Setting the current id changes nothing.
+    fn switch_identity(&mut self, scope: Scope, value: Option<Value>) -> Result<(), DslError> {
+        let id = match value {
+            Some(Value::String(s)) if !s.is_empty() => s,
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err(invalid("an identity switch needs a non-empty string id")),
+        };
+        let current = if scope == Scope::User { &self.input.user_id } else { &self.input.session_id };
+        if current.as_deref() == Some(id.as_str()) {
+            return Ok(());
+        }
+        let (user, session) = match scope {
+            Scope::User => self.out.switch_identity(Some(&id), None)?,
+            _ => self.out.switch_identity(None, Some(&id))?,
+        };
+        self.input.user_id = user;
+        self.input.session_id = session;
+        self.scopes.retain(|(s, _), _| !matches!(s, Scope::User | Scope::Session));
+        Ok(())
     }
 
     fn delete(&mut self, name: &str) -> Result<(), DslError> {

@@ -73,7 +73,18 @@ pub async fn open(
         .set(&key(token.expose())?, &body, Some(ttl))
         .await
         .map_err(storage)?;
+    cache
+        .set(&user_key(&record.session_id)?, user_id.as_bytes(), Some(ttl))
+        .await
+        .map_err(storage)?;
     Ok((token, record))
+}
+
+/// Where the user of a session is found by the session's id (automation-dsl §5.5).
+fn user_key(session_id: &str) -> Result<CacheKey, ApiError> {
+    SessionId::new(session_id)
+        .map(|id| CacheKey::session_user(&id))
+        .map_err(internal)
 }
 
 /// The live session of `token`, if any. Tokens of the wrong shape are simply unknown.
@@ -96,5 +107,11 @@ pub async fn lookup(cache: &dyn Cache, token: &str) -> Result<Option<SessionReco
 
 /// Revokes the session of `token`; `false` when there was none.
 pub async fn revoke(cache: &dyn Cache, token: &str) -> Result<bool, ApiError> {
+    if let Some(record) = lookup(cache, token).await? {
+        cache
+            .delete(&user_key(&record.session_id)?)
+            .await
+            .map_err(storage)?;
+    }
     cache.delete(&key(token)?).await.map_err(storage)
 }

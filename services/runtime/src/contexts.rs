@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use refract_core::UserId;
+use refract_core::{SessionId, UserId};
 use refract_host::{RateLimitState, RateLimiter, RunContext, ServiceError, StateScope, StateStore};
 use refract_storage::keys::ContextScope;
 use refract_storage::{Cache, CacheKey};
@@ -194,6 +194,11 @@ impl StateStore for ContextStore {
             self.write_var(run, scope, &name, Some(var)).await?;
         }
         Ok(())
+    }
+
+    async fn session_user(&self, _run: &RunContext, session: &SessionId) -> Result<Option<UserId>, ServiceError> {
+        let bytes = self.cache.get(&CacheKey::session_user(session)).await.map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+        Ok(bytes.and_then(|b| String::from_utf8(b).ok()).and_then(|u| UserId::new(u).ok()))
     }
 
     async fn rate_limit(&self, run: &RunContext, limiter: &RateLimiter) -> Result<RateLimitState, ServiceError> {

@@ -72,6 +72,12 @@ impl CacheKey {
         Self::new(format!("session:{session}"), true)
     }
 
+    /// The user of a login session, by the session's id (durable like the session): what a
+    /// DSL run's `set session.id` switches to.
+    pub fn session_user(session: &SessionId) -> Self {
+        Self::new(format!("session-user:{session}"), true)
+    }
+
     /// An OIDC login in flight (state → PKCE verifier, nonce), minutes long.
     pub fn oidc_state(state: &str) -> Self {
         Self::new(format!("oidc:{}", part(state)), false)

@@ -532,3 +532,61 @@ async fn actions_and_argument_validation_guard_every_trigger() {
     assert_eq!(webhook(&anonymous, "imported", Some(&refunder), 12).await, (StatusCode::OK, json!({"done": true})));
     platform.stop().await.unwrap();
 }
+
+/// Identity switching (automation-dsl §5.5): `set user.id` continues the run as another user,
+/// with that user's `user` scope and events carrying that user; `set session.id` continues as a
+/// known login session and its user, or as a session and user of that id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dsl_run_switches_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(dir.path()).await.unwrap();
+    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
+    let ws = ada.workspace("Loyalty").await.unwrap();
+    let (_, me) = ada.json(Method::GET, "/v2/me", None).await.unwrap();
+    let ada_id = me["id"].as_str().unwrap().to_owned();
+    let automations = format!("/v2/workspaces/{ws}/automations");
+    for automation in [
+        json!({"slug": "as-user", "name": "As user", "when": {"endpoint": true}, "do": [
+            {"set": {"name": "user.id", "value": "{{body.user}}"}},
+            {"set": {"name": "user.points", "value": "{% ({{user.points}} || 0) + 1 %}"}},
+            {"emit": {"event": "points.added", "payload": {"points": "{{user.points}}"}}}
+        ], "output": {"user": "{{user.id}}", "session": "{{session.id}}", "points": "{{user.points}}"}}),
+        json!({"slug": "as-session", "name": "As session", "when": {"endpoint": true}, "do": [
+            {"set": {"name": "session.id", "value": "{{body.session}}"}}
+        ], "output": {"user": "{{user.id}}", "session": "{{session.id}}"}}),
+        json!({"slug": "mine", "name": "Mine", "when": {"endpoint": true}, "do": [],
+            "output": {"user": "{{user.id}}", "points": "{% {{user.points}} || 0 %}"}}),
+    ] {
+        let (status, body) = ada.json(Method::POST, &automations, Some(automation)).await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let hook = |slug: &str, body: Value| {
+        let req = ada.request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/{slug}")).json(&body);
+        async move {
+            let res = req.send().await.unwrap();
+            let correlation = res.headers()["x-correlation-id"].to_str().unwrap().to_owned();
+            (res.json::<Value>().await.unwrap(), correlation)
+        }
+    };
+    let (first, _) = hook("as-user", json!({"user": "bob"})).await;
+    assert_eq!(first, json!({"user": "bob", "session": "bob", "points": 1}));
+    let (second, correlation) = hook("as-user", json!({"user": "bob"})).await;
+    assert_eq!(second["points"], 2, "bob's own user scope, kept between runs");
+    let added = ada.wait_for_event(&ws, "points.added", |e| e["source"]["correlationId"] == correlation.as_str()).await.unwrap();
+    assert_eq!((added["source"]["userId"].as_str(), added["source"]["sessionId"].as_str()), (Some("bob"), Some("bob")), "{added}");
+    // Ada's own scope was never touched.
+    let (mine, correlation) = hook("mine", json!({})).await;
+    assert_eq!(mine, json!({"user": ada_id, "points": 0}));
+
+    // Ada's login session, as the platform knows it, switches to Ada; an unknown one is its own user.
+    let executed = ada
+        .wait_for_event(&ws, "runtime.automations.executed", |e| e["source"]["correlationId"] == correlation.as_str())
+        .await
+        .unwrap();
+    let session = executed["source"]["sessionId"].as_str().expect("a logged-in run has a session").to_owned();
+    let (known, _) = hook("as-session", json!({"session": session})).await;
+    assert_eq!(known, json!({"user": ada_id, "session": session}));
+    let (unknown, _) = hook("as-session", json!({"session": "kiosk-7"})).await;
+    assert_eq!(unknown, json!({"user": "kiosk-7", "session": "kiosk-7"}));
+    platform.stop().await.unwrap();
+}

@@ -21,6 +21,17 @@ struct World {
     used: HashMap<(String, String), u32>,
     topics: Vec<String>,
     members: Vec<(String, String)>,
+    /// The user a switched run acts as: its `user` variables are kept under `<user>/<name>`.
+    switched_to: Option<String>,
+}
+
+impl World {
+    fn key(&self, scope: Scope, name: &str) -> (Scope, String) {
+        match (&self.switched_to, scope) {
+            (Some(user), Scope::User) => (scope, format!("{user}/{name}")),
+            _ => (scope, name.to_owned()),
+        }
+    }
 }
 
 impl Outside for World {
@@ -40,15 +51,26 @@ impl Outside for World {
         Ok(FetchResponse { status: 200, headers: vec![("content-type".into(), "application/json".into())], body: br#"{"ok":true}"#.to_vec() })
     }
     fn get(&mut self, scope: Scope, name: &str) -> Result<Option<Value>, DslError> {
-        Ok(self.state.get(&(scope, name.to_owned())).cloned())
+        Ok(self.state.get(&self.key(scope, name)).cloned())
     }
     fn set(&mut self, scope: Scope, name: &str, value: &Value) -> Result<(), DslError> {
-        self.state.insert((scope, name.to_owned()), value.clone());
+        self.state.insert(self.key(scope, name), value.clone());
         Ok(())
     }
     fn delete(&mut self, scope: Scope, name: &str) -> Result<(), DslError> {
-        self.state.remove(&(scope, name.to_owned()));
+        self.state.remove(&self.key(scope, name));
         Ok(())
+    }
+    fn switch_identity(&mut self, user: Option<&str>, session: Option<&str>) -> Result<(Option<String>, Option<String>), DslError> {
+        // A known login session "s-ada" belongs to "ada"; others are a user of their own id.
+        let (user, session) = match (user, session) {
+            (Some(u), None) => (u.to_owned(), u.to_owned()),
+            (None, Some("s-ada")) => ("ada".to_owned(), "s-ada".to_owned()),
+            (None, Some(s)) => (s.to_owned(), s.to_owned()),
+            _ => return Err(DslError::new("InvalidInstructionError", "one of user and session")),
+        };
+        self.switched_to = Some(user.clone());
+        Ok((Some(user), Some(session)))
     }
     fn call(&mut self, slug: &str, arguments: &Value) -> Result<Value, DslError> {
         self.calls.push((slug.to_owned(), arguments.clone()));
@@ -455,4 +477,31 @@ fn fetch_output_modes_and_failure_events() {
     let mut w = World { response: response(200, "image/png", "\u{1}\u{2}\u{3}"), ..World::default() };
     let r = go_with(&mut w, json!([{"fetch": {"url": "https://x.test/i", "output": "b"}}, {"fetch": {"url": "https://x.test/i", "outputMode": "data_url", "output": "d"}}]), json!({"b": "{{b}}", "d": "{{d}}"}), json!({})).unwrap();
     assert_eq!(r.output, json!({"b": "AQID", "d": "data:image/png;base64,AQID"}));
+}
+
+#[test]
+fn setting_user_or_session_id_switches_identity() {
+    let mut w = World::default();
+    w.state.insert((Scope::User, "bob/points".into()), json!(7));
+    w.state.insert((Scope::User, "points".into()), json!(1));
+    let r = go_with(
+        &mut w,
+        json!([
+            {"set": {"name": "before", "value": "{{user.points}}"}},
+            {"set": {"name": "user.id", "value": "u1"}},
+            {"set": {"name": "user.id", "value": "bob"}},
+            {"set": {"name": "bobs", "value": "{{user.points}}"}},
+            {"set": {"name": "user.points", "value": "{% {{user.points}} + 1 %}"}},
+            {"set": {"name": "as_bob", "value": {"u": "{{user.id}}", "s": "{{session.id}}"}}},
+            {"set": {"name": "session.id", "value": "s-ada"}}
+        ]),
+        json!({"before": "{{before}}", "bobs": "{{bobs}}", "as_bob": "{{as_bob}}", "u": "{{user.id}}", "s": "{{session.id}}"}),
+        json!({}),
+    )
+    .unwrap();
+    assert_eq!(r.output, json!({"before": 1, "bobs": 7, "as_bob": {"u": "bob", "s": "bob"}, "u": "ada", "s": "s-ada"}));
+    assert_eq!(w.state[&(Scope::User, "bob/points".into())], json!(8), "written as bob, not as u1");
+    assert_eq!(w.state[&(Scope::User, "points".into())], json!(1));
+    let e = go_with(&mut World::default(), json!([{"set": {"name": "user.id", "value": ""}}]), json!({}), json!({})).unwrap_err();
+    assert_eq!(e.class, "InvalidInstructionError");
 }
