@@ -3,7 +3,10 @@
 //! tests with an in-memory twin.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
 use crate::document::{Instr, Program};
@@ -686,19 +689,17 @@ impl Runner<'_> {
             .and_then(Value::as_object)
             .map(|h| h.iter().map(|(k, v)| (k.clone(), Val::from_json(v.clone()).to_js_string())).collect())
             .unwrap_or_default();
-        let body_val = a.get("body").cloned().map(Val::from_json).filter(Val::truthy);
-        let mut body = None;
-        if let Some(b) = body_val {
-            if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
-                headers.push(("content-type".into(), "application/json".into()));
+        let body = match a.get("multipart") {
+            Some(Value::Array(parts)) => {
+                let boundary = format!("----refract{:016x}", (self.out.random() * 2f64.powi(53)) as u64);
+                headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+                headers.push(("content-type".into(), format!("multipart/form-data; boundary={boundary}")));
+                Some(multipart_body(parts, &boundary)?)
             }
-            if method != "GET" {
-                body = Some(match b {
-                    Val::Json(v @ (Value::Object(_) | Value::Array(_))) => serde_json::to_vec(&v).unwrap_or_default(),
-                    other => other.to_js_string().into_bytes(),
-                });
-            }
-        }
+            Some(_) => return Err(invalid("fetch.multipart must be a list of {fieldname, value}")),
+            None => json_or_form_body(a.get("body"), &mut headers),
+        };
+        let body = body.filter(|_| method != "GET");
         let resp = self.out.fetch(FetchRequest { method, url, headers, body })?;
         let content_type = resp
             .headers
@@ -730,7 +731,7 @@ impl Runner<'_> {
             }
         } else if !content_type.contains("text/") && (content_type.contains("application/") || content_type.contains("image/")) {
             // Bytes serialize as base64 (§1.2).
-            Value::String(base64(&resp.body))
+            Value::String(STANDARD.encode(&resp.body))
         } else {
             Value::String(String::from_utf8_lossy(&resp.body).into_owned())
         };
@@ -742,7 +743,7 @@ impl Runner<'_> {
             Some("detailed_response") => json!({"status": resp.status, "headers": headers, "body": body, "stream": false}),
             Some("data_url") => {
                 let ct = if content_type.is_empty() { "application/octet-stream".to_owned() } else { content_type };
-                Value::String(format!("data:{ct};base64,{}", base64(&resp.body)))
+                Value::String(format!("data:{ct};base64,{}", STANDARD.encode(&resp.body)))
             }
             _ => body,
         })
@@ -873,22 +874,6 @@ fn parse_data(v: &str) -> Value {
     Value::String(v.to_owned())
 }
 
-/// Standard base64 with padding (bytes values, `data_url`).
-fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= c.len() {
-                out.push(A[((n >> shift) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
 
 /// `topic` and `userIds` of the user-topic instructions (§3.14).
 fn topic_args(a: &Map<String, Value>, name: &str) -> Result<(String, Vec<String>), DslError> {
@@ -902,6 +887,74 @@ fn topic_args(a: &Map<String, Value>, name: &str) -> Result<(String, Vec<String>
         Some(other) => vec![Val::from_json(other.clone()).to_js_string()],
     };
     Ok((topic, users))
+}
+
+/// A truthy `fetch.body` (§3.6): objects and arrays as JSON, or as form pairs under an
+/// urlencoded content type; other values as text. Without a content type, JSON is declared.
+fn json_or_form_body(body: Option<&Value>, headers: &mut Vec<(String, String)>) -> Option<Vec<u8>> {
+    let body = body.cloned().map(Val::from_json).filter(Val::truthy)?;
+    let content_type = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.to_ascii_lowercase());
+    let Some(content_type) = content_type else {
+        headers.push(("content-type".into(), "application/json".into()));
+        return Some(json_text(body));
+    };
+    Some(match body {
+        Val::Json(Value::Object(fields)) if content_type.contains("application/x-www-form-urlencoded") => fields
+            .into_iter()
+            .map(|(k, v)| format!("{}={}", encode(&k), encode(&Val::from_json(v).to_js_string())))
+            .collect::<Vec<_>>()
+            .join("&")
+            .into_bytes(),
+        other => json_text(other),
+    })
+}
+
+fn json_text(v: Val) -> Vec<u8> {
+    match v {
+        Val::Json(v @ (Value::Object(_) | Value::Array(_))) => serde_json::to_vec(&v).unwrap_or_default(),
+        other => other.to_js_string().into_bytes(),
+    }
+}
+
+/// A `multipart/form-data` body from `fetch.multipart` parts `{fieldname, value, filename?,
+/// contentType?}` (§3.6): a base64-looking string is decoded (as Prisme.ai does, even `test`),
+/// an array of numbers is bytes, anything else is its text.
+fn multipart_body(parts: &[Value], boundary: &str) -> Result<Vec<u8>, DslError> {
+    static BASE64: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"^([0-9a-zA-Z+/]{4})*(([0-9a-zA-Z+/]{2}==)|([0-9a-zA-Z+/]{3}=))?$").expect("a valid pattern")
+    });
+    // Quotes and line breaks cannot appear inside a header's quoted string.
+    let quoted = |s: &str| s.replace('"', "%22").replace('\r', "%0D").replace('\n', "%0A");
+    let mut out = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let field = |k: &str| part.get(k).map(|v| Val::from_json(v.clone()).to_js_string());
+        let Some(name) = part.get("fieldname").filter(|v| !v.is_null()).and(field("fieldname")) else {
+            return Err(invalid(format!("fetch.multipart[{i}] needs a fieldname")));
+        };
+        let bytes = match part.get("value") {
+            Some(Value::String(s)) if s != "true" && s != "false" && BASE64.is_match(&s[..s.floor_char_boundary(1024)]) => {
+                STANDARD.decode(s).unwrap_or_else(|_| s.clone().into_bytes())
+            }
+            Some(Value::Array(items)) if items.iter().all(Value::is_u64) => {
+                items.iter().map(|n| n.as_u64().map_or(0, |n| (n & 0xff) as u8)).collect()
+            }
+            Some(v) => Val::from_json(v.clone()).to_js_string().into_bytes(),
+            None => Vec::new(),
+        };
+        out.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"", quoted(&name)).as_bytes());
+        if let Some(filename) = field("filename") {
+            out.extend_from_slice(format!("; filename=\"{}\"", quoted(&filename)).as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        if let Some(content_type) = field("contentType") {
+            out.extend_from_slice(format!("Content-Type: {}\r\n", quoted(&content_type)).as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&bytes);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    Ok(out)
 }
 
 /// Percent-encoding of a query component.

@@ -505,3 +505,45 @@ fn setting_user_or_session_id_switches_identity() {
     let e = go_with(&mut World::default(), json!([{"set": {"name": "user.id", "value": ""}}]), json!({}), json!({})).unwrap_err();
     assert_eq!(e.class, "InvalidInstructionError");
 }
+
+#[test]
+fn fetch_sends_form_and_multipart_bodies() {
+    let mut w = World::default();
+    go_with(
+        &mut w,
+        json!([
+            {"fetch": {"url": "https://api.example/form", "method": "post",
+                "headers": {"content-type": "application/x-www-form-urlencoded"}, "body": {"q": "a b&c", "n": 2}}},
+            {"fetch": {"url": "https://api.example/upload", "method": "post", "headers": {"Content-Type": "application/json"},
+                "body": {"ignored": true},
+                "multipart": [
+                    {"fieldname": "doc", "value": "aGVsbG8=", "filename": "a\"b.txt", "contentType": "text/plain"},
+                    {"fieldname": "note", "value": "hi there"},
+                    {"fieldname": "raw", "value": [104, 105]}
+                ]}},
+            {"fetch": {"url": "https://api.example/get", "body": {"dropped": true}}}
+        ]),
+        json!({}),
+        json!({}),
+    )
+    .unwrap();
+    let [form, upload, get] = &w.fetched[..] else { panic!("three requests: {:?}", w.fetched) };
+    assert_eq!(form.body.as_deref(), Some(&b"q=a%20b%26c&n=2"[..]));
+
+    let content_types: Vec<&str> = upload.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.as_str()).collect();
+    let [content_type] = content_types[..] else { panic!("one content type: {content_types:?}") };
+    let boundary = content_type.strip_prefix("multipart/form-data; boundary=").expect("a multipart content type");
+    let body = String::from_utf8(upload.body.clone().expect("a body")).unwrap();
+    let expected = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"doc\"; filename=\"a%22b.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n\
+--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi there\r\n\
+--{boundary}\r\nContent-Disposition: form-data; name=\"raw\"\r\n\r\nhi\r\n--{boundary}--\r\n"
+    );
+    assert_eq!(body, expected);
+    assert_eq!(get.body, None, "GET sends no body");
+    assert!(get.headers.iter().any(|(k, v)| k == "content-type" && v == "application/json"), "but declares JSON");
+
+    let e = go_with(&mut World::default(), json!([{"fetch": {"url": "https://x.example", "method": "post", "multipart": [{"value": "v"}]}}]), json!({}), json!({}))
+        .unwrap_err();
+    assert_eq!(e.class, "InvalidInstructionError");
+}
