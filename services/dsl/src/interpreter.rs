@@ -419,8 +419,10 @@ impl Runner<'_> {
                 Ok(Flow::Next)
             }
             Instr::Call { slug, .. } => {
-                let result = self.out.call(slug, &Value::Object(a.clone()))?;
-                self.output_to(&a, Some(result))?;
+                let result = self.out.call(slug, &Value::Object(a.clone()));
+                // The callee shares the persistent scopes: what it wrote is read afresh (§5.3).
+                self.scopes.clear();
+                self.output_to(&a, Some(result?))?;
                 Ok(Flow::Next)
             }
         }

@@ -77,6 +77,11 @@ impl Outside for World {
         if slug == "missing" {
             return Err(DslError::new("ObjectNotFoundError", "Automation not found"));
         }
+        if slug == "bump" {
+            // A callee writing a shared scope.
+            let n = self.state.get(&(Scope::Global, "n".to_owned())).and_then(Value::as_i64).unwrap_or(0);
+            self.state.insert((Scope::Global, "n".to_owned()), json!(n + 1));
+        }
         Ok(json!({"called": slug, "with": arguments}))
     }
     fn random(&mut self) -> f64 {
@@ -546,4 +551,18 @@ fn fetch_sends_form_and_multipart_bodies() {
     let e = go_with(&mut World::default(), json!([{"fetch": {"url": "https://x.example", "method": "post", "multipart": [{"value": "v"}]}}]), json!({}), json!({}))
         .unwrap_err();
     assert_eq!(e.class, "InvalidInstructionError");
+}
+
+#[test]
+fn a_callees_writes_to_shared_scopes_are_seen_after_the_call() {
+    let out = go(
+        json!([
+            {"set": {"name": "global.n", "value": 1}},
+            {"set": {"name": "before", "value": "{{global.n}}"}},
+            {"bump": {}},
+            {"set": {"name": "after", "value": "{{global.n}}"}}
+        ]),
+        json!({"before": "{{before}}", "after": "{{after}}"}),
+    );
+    assert_eq!(out, json!({"before": 1, "after": 2}));
 }
