@@ -177,8 +177,10 @@ pub async fn workspaces_installing(store: &dyn DocumentStore, app_slug: &str) ->
     Ok(docs.into_iter().filter_map(|d| d.body.get("workspaceId").and_then(Value::as_str).map(str::to_owned)).collect())
 }
 
-/// Which instance each live run belongs to, by run id (runs of the root workspace are absent).
-/// `emit`, `wait` and `call` receive only the run's context; this is how they find its app.
+/// Which instance each live run belongs to, and the credentials its HTTP caller presented, by
+/// run id (runs of the root workspace started without credentials are absent). `emit`, `wait`
+/// and `call` receive only the run's context; this is how they find its app, and how a call
+/// runs with its caller's credentials.
 #[derive(Debug, Default)]
 pub struct RunScopes {
     runs: Mutex<HashMap<String, LiveRun>>,

@@ -44,7 +44,7 @@ impl BrokerBus {
         Self { broker, waiters, instance, scopes: Arc::default() }
     }
 
-    /// Which app instance each live run belongs to.
+    /// Which app instance each live run belongs to, and its caller's credentials.
     pub fn scopes(&self) -> &Arc<RunScopes> {
         &self.scopes
     }

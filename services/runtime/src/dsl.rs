@@ -93,18 +93,18 @@ impl Interpreter {
     }
 }
 
-/// The invocation config of a DSL run: the program, the automation's config, the run's call
+/// The invocation config of a DSL run: the program, the run's `config` scope, the run's call
 /// depth and the WebSocket of its triggering event (`run.socketId`), the trigger as the
 /// interpreter exposes it in `run.trigger`, and a webhook run's initial locals
 /// (`automation-dsl.md` §2.7).
-pub fn invocation_config(program: &str, automation: &Automation, run: &RunContext, info: &TriggerInfo, locals: Option<&Value>) -> String {
+pub fn invocation_config(program: &str, config: &Value, run: &RunContext, info: &TriggerInfo, locals: Option<&Value>) -> String {
     let mut trigger = json!({"type": info.kind, "value": info.value});
     if let Some(id) = &info.id {
         trigger["id"] = json!(id);
     }
     let mut config = json!({
         "program": program,
-        "config": automation.config.clone().unwrap_or_else(|| json!({})),
+        "config": config,
         "depth": run.depth,
         "trigger": trigger,
     });
@@ -155,7 +155,6 @@ mod tests {
 
     #[test]
     fn the_invocation_config_carries_program_depth_socket_and_trigger() {
-        let a = automation(json!({"do": [], "config": {"k": 1}}));
         let info = TriggerInfo { kind: "event", value: "orders.created".into(), id: Some("1-0".into()) };
         let ws = refract_core::WorkspaceId::new("ws").expect("workspace id");
         let run = RunContext {
@@ -163,7 +162,7 @@ mod tests {
             ..crate::state::run_context(&ws, "a", refract_core::CorrelationId::generate(), None, None, 3)
         };
         let locals = json!({"body": {"order": 1}});
-        let cfg: Value = serde_json::from_str(&invocation_config("{\"instructions\":[]}", &a, &run, &info, Some(&locals))).expect("json");
+        let cfg: Value = serde_json::from_str(&invocation_config("{\"instructions\":[]}", &json!({"k": 1}), &run, &info, Some(&locals))).expect("json");
         assert_eq!(cfg["depth"], json!(3));
         assert_eq!(cfg["socketId"], json!("s1"));
         assert_eq!(cfg["config"], json!({"k": 1}));

@@ -17,7 +17,7 @@ use refract_host::{
 use refract_core::permissions::{Action, Principal, Subject};
 use refract_dsl::arguments::Arguments;
 use refract_http::Caller;
-use refract_storage::{Digest, DocumentStore, FileStore};
+use refract_storage::{Digest, DocumentStore, FileStore, collections};
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
@@ -200,7 +200,7 @@ impl Executor {
         let request = RunRequest {
             context: exec.context.clone(),
             trigger: exec.trigger.clone(),
-            config: automation.config.clone().unwrap_or_else(|| json!({})).to_string(),
+            config: self.run_config(exec).await?.to_string(),
             limits: Arc::new(policy.limits_for(automation)),
             egress: egress.clone(),
         };
@@ -243,11 +243,41 @@ impl Executor {
         let request = RunRequest {
             context: exec.context.clone(),
             trigger,
-            config: dsl::invocation_config(&program, automation, &exec.context, &exec.info, locals),
+            config: dsl::invocation_config(&program, &self.run_config(exec).await?, &exec.context, &exec.info, locals),
             limits,
             egress,
         };
         Ok(self.host.run(&digest, request, self.services()?).await?)
+    }
+
+    /// The `config` a run sees (automation-dsl §5.2): the workspace's `config.value` overlaid
+    /// by the automation's own `config`; inside an app instance, the automation's config (the
+    /// instance's, merged in when the instance was loaded) alone.
+    async fn run_config(&self, exec: &Execution) -> Result<Value, RuntimeError> {
+        let own = exec.automation.config.clone().unwrap_or_else(|| json!({}));
+        if exec.app.is_some() {
+            return Ok(own);
+        }
+        let workspace = exec.context.workspace_id.as_str();
+        let shared = match self.index.config(workspace) {
+            Ok(value) => value,
+            Err(generation) => {
+                let doc = self.store.get(&collections::WORKSPACES, workspace).await?;
+                let value = doc.and_then(|d| d.body.get("config")?.get("value").cloned()).unwrap_or(Value::Null);
+                let value = Arc::new(value);
+                self.index.keep_config(workspace, value.clone(), generation);
+                value
+            }
+        };
+        Ok(match (shared.as_ref(), own) {
+            (Value::Object(base), Value::Object(own)) => {
+                let mut merged = base.clone();
+                merged.extend(own);
+                Value::Object(merged)
+            }
+            (Value::Object(base), own) if own == json!({}) || own.is_null() => Value::Object(base.clone()),
+            (_, own) => own,
+        })
     }
 
     /// Whether the run's principal (its user, plus what an HTTP caller presented) may execute

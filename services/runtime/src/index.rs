@@ -32,6 +32,10 @@ pub struct TriggerIndex {
     /// App instances by root workspace and full slug; their automations are in `workspaces`
     /// under [`AppScope::key`].
     apps: RwLock<HashMap<String, HashMap<String, Arc<AppScope>>>>,
+    /// Workspaces' `config.value` as last read, forgotten when a workspace changes.
+    configs: RwLock<HashMap<String, Arc<Value>>>,
+    /// Bumped whenever a config is forgotten, so a read that raced a change is not kept.
+    config_generation: AtomicU64,
 }
 
 impl TriggerIndex {
@@ -201,6 +205,28 @@ impl TriggerIndex {
             .collect()
     }
 
+    /// The `config.value` of `workspace` if this index has it; else the generation to hand
+    /// [`keep_config`](Self::keep_config) with the value read from the store.
+    pub fn config(&self, workspace: &str) -> Result<Arc<Value>, u64> {
+        let generation = self.config_generation.load(Ordering::Acquire);
+        self.configs.read().unwrap_or_else(PoisonError::into_inner).get(workspace).cloned().ok_or(generation)
+    }
+
+    /// Keeps `value` as the `config.value` of `workspace` until the workspace changes, unless a
+    /// change came after `generation` (the value may predate it).
+    pub fn keep_config(&self, workspace: &str, value: Arc<Value>, generation: u64) {
+        let mut map = self.configs.write().unwrap_or_else(PoisonError::into_inner);
+        if self.config_generation.load(Ordering::Acquire) == generation {
+            map.insert(workspace.to_owned(), value);
+        }
+    }
+
+    fn forget_config(&self, workspace: &str) {
+        let mut map = self.configs.write().unwrap_or_else(PoisonError::into_inner);
+        self.config_generation.fetch_add(1, Ordering::AcqRel);
+        map.remove(workspace);
+    }
+
     /// Applies a `workspaces.*` event; returns whether it was one the index reads. A payload
     /// that does not parse is logged and skipped (it cannot be fixed by reading it again).
     pub fn apply(&self, event: &Event) -> bool {
@@ -239,6 +265,11 @@ impl TriggerIndex {
             }
             "workspaces.deleted" => {
                 self.remove_workspace(&workspace);
+                self.forget_config(&workspace);
+                true
+            }
+            "workspaces.updated" | "workspaces.configured" => {
+                self.forget_config(&workspace);
                 true
             }
             _ => false,

@@ -313,6 +313,12 @@ pub async fn update(
                 state
                     .emit(&caller, &access.id, "workspaces.updated", payload)
                     .await;
+                if old.config != ws.config {
+                    let configured = json!({ "config": ws.config, "oldConfig": old.config });
+                    state
+                        .emit(&caller, &access.id, "workspaces.configured", configured)
+                        .await;
+                }
                 return Ok(Json(ws));
             }
             Err(e) if e.kind() == ErrorKind::Conflict => {

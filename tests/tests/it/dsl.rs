@@ -590,3 +590,54 @@ async fn a_dsl_run_switches_identity() {
     assert_eq!(unknown, json!({"user": "kiosk-7", "session": "kiosk-7"}));
     platform.stop().await.unwrap();
 }
+
+/// The `config` scope (automation-dsl §5.2): the workspace's `config.value` overlaid by the
+/// automation's own `config`, live after a change, which emits `workspaces.configured`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_see_the_workspace_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(dir.path()).await.unwrap();
+    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
+    let ws = ada.workspace("Configured").await.unwrap();
+    let configure = |value: Value| {
+        let (ada, path) = (ada.clone(), format!("/v2/workspaces/{ws}"));
+        async move {
+            let (status, body) = ada.json(Method::PATCH, &path, Some(json!({"config": {"value": value}}))).await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    };
+    configure(json!({"greeting": "Hello", "shared": 1})).await;
+    let automations = format!("/v2/workspaces/{ws}/automations");
+    for automation in [
+        json!({"slug": "plain", "name": "Plain", "when": {"endpoint": true}, "do": [],
+            "output": {"greeting": "{{config.greeting}}", "shared": "{{config.shared}}"}}),
+        json!({"slug": "own", "name": "Own", "when": {"endpoint": true}, "config": {"shared": 2}, "do": [],
+            "output": {"greeting": "{{config.greeting}}", "shared": "{{config.shared}}"}}),
+        json!({"slug": "on-configured", "name": "On configured", "when": {"events": ["workspaces.configured"]}, "do": [
+            {"emit": {"event": "config.seen", "payload": {"was": "{{payload.oldConfig.value.greeting}}", "now": "{{payload.config.value.greeting}}"}}}
+        ]}),
+    ] {
+        let (status, body) = ada.json(Method::POST, &automations, Some(automation)).await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let hook = |slug: &'static str| {
+        let req = platform.client().request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/{slug}"));
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    assert_eq!(hook("plain").await, json!({"greeting": "Hello", "shared": 1}));
+    assert_eq!(hook("own").await, json!({"greeting": "Hello", "shared": 2}), "the automation's own config wins");
+
+    configure(json!({"greeting": "Bonjour", "shared": 1})).await;
+    let seen = ada.wait_for_event(&ws, "config.seen", |_| true).await.unwrap();
+    assert_eq!(seen["payload"], json!({"was": "Hello", "now": "Bonjour"}));
+    let mut answer = Value::Null;
+    for _ in 0..50 {
+        answer = hook("plain").await;
+        if answer["greeting"] == "Bonjour" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(answer, json!({"greeting": "Bonjour", "shared": 1}));
+    platform.stop().await.unwrap();
+}
