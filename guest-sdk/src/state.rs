@@ -194,6 +194,14 @@ pub fn join_user_topic(
         .collect()
 }
 
+/// Writes `value` (`None`: removes it) at the dotted `path` of the workspace's config; every
+/// later run sees it, and `workspaces.configured` is published. Refused inside an app
+/// instance. (World 0.1.2.)
+pub fn set_config(path: &str, value: Option<&impl Serialize>) -> Result<(), StateError> {
+    let json = value.map(encode).transpose()?;
+    host::set_config(path, json.as_deref()).map_err(StateError::from_raw)
+}
+
 /// Who a run acts as after [`switch_identity`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {

@@ -147,6 +147,19 @@ pub trait StateStore: Send + Sync {
         ))
     }
 
+    /// Writes `value` (`None`: removes it) at `path` of the workspace's config (WIT 0.1.2
+    /// `set-config`; the host checked the path and the value's size). The default refuses.
+    async fn set_config(
+        &self,
+        _run: &RunContext,
+        _path: &str,
+        _value: Option<Value>,
+    ) -> Result<(), ServiceError> {
+        Err(ServiceError::Unavailable(
+            "config writes are not available here".into(),
+        ))
+    }
+
     /// The user of login session `session`, when the platform knows the session (WIT 0.1.2
     /// `switch-identity`). The default knows none.
     async fn session_user(

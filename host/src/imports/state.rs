@@ -146,6 +146,33 @@ impl RunCtx {
 }
 
 impl Host for RunCtx {
+    async fn set_config(
+        &mut self,
+        path: String,
+        value: Option<String>,
+    ) -> wasmtime::Result<Result<(), StateError>> {
+        if let Err(m) = valid_path(&path) {
+            return Ok(Err(StateError::Invalid(m)));
+        }
+        let value = match value {
+            Some(v) if v.len() > self.limits.max_state_value_bytes => {
+                return Ok(Err(StateError::TooLarge(
+                    u32::try_from(self.limits.max_state_value_bytes).unwrap_or(u32::MAX),
+                )));
+            }
+            Some(v) => match parse_json("value", &v) {
+                Ok(v) => Some(v),
+                Err(m) => return Ok(Err(StateError::Invalid(m))),
+            },
+            None => None,
+        };
+        let (store, info) = (self.services.state.clone(), self.info.clone());
+        let result = self
+            .io("state.set_config", store.set_config(&info, &path, value))
+            .await;
+        Ok(result.map_err(to_wit))
+    }
+
     async fn switch_identity(
         &mut self,
         user_id: Option<String>,

@@ -174,6 +174,10 @@ impl Outside for Wit {
         Ok(FetchResponse { status: resp.status, headers: resp.headers, body: resp.body })
     }
 
+    fn set_config(&mut self, name: &str, value: Option<&Value>) -> Result<(), DslError> {
+        refract_sdk::state::set_config(name, value).map_err(|e| host_error("InvalidInstructionError", e))
+    }
+
     fn switch_identity(&mut self, user_id: Option<&str>, session_id: Option<&str>) -> Result<(Option<String>, Option<String>), DslError> {
         let now = refract_sdk::state::switch_identity(user_id, session_id).map_err(|e| host_error("InvalidInstructionError", e))?;
         Ok((now.user_id, now.session_id))

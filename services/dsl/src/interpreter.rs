@@ -94,6 +94,11 @@ pub trait Outside {
         let _ = (topic, user_ids, create);
         Err(DslError::new("PrismeError", "user topics are not available here"))
     }
+    /// Writes the workspace config's member `name` (`None`: removes it), for every later run.
+    fn set_config(&mut self, name: &str, value: Option<&Value>) -> Result<(), DslError> {
+        let _ = (name, value);
+        Err(DslError::new("PrismeError", "config writes are not available here"))
+    }
     /// Continues the run as user `user_id` or as login session `session_id` (one of them,
     /// §5.5); returns the user and session ids now in effect.
     fn switch_identity(&mut self, user_id: Option<&str>, session_id: Option<&str>) -> Result<(Option<String>, Option<String>), DslError> {
@@ -557,7 +562,7 @@ impl Runner<'_> {
             return Ok(());
         }
         if first == "config" {
-            return Err(invalid("config writes are not supported yet"));
+            return self.change_config(&segs, |doc| apply_set(doc, &segs, mode, value));
         }
         apply_set(&mut self.locals, &segs, mode, value)
     }
@@ -604,7 +609,24 @@ impl Runner<'_> {
             self.scopes.insert((scope, var), new);
             return Ok(());
         }
+        if first == "config" {
+            return self.change_config(&segs, |doc| path::delete(doc, &segs).map_err(invalid));
+        }
         path::delete(&mut self.locals, &segs).map_err(invalid)
+    }
+
+    /// A write to `config` at `segs` (§5.2): applied to this run's config, then the changed
+    /// member is stored for every later run.
+    fn change_config(&mut self, segs: &[Seg], change: impl FnOnce(&mut Value) -> Result<(), DslError>) -> Result<(), DslError> {
+        let Some(key) = segs.get(1).map(|s| s.as_key().into_owned()) else {
+            return Err(invalid("cannot replace the whole config"));
+        };
+        let mut doc = json!({"config": std::mem::take(&mut self.input.config)});
+        let changed = change(&mut doc);
+        self.input.config = doc["config"].take();
+        changed?;
+        let value = self.input.config.get(&key).cloned();
+        self.out.set_config(&key, value.as_ref())
     }
 
     fn set_http(&mut self, v: &Map<String, Value>) {

@@ -26,6 +26,7 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::coordination;
+use crate::workspace_config::WorkspaceConfig;
 use crate::paths::{self, Segment};
 
 /// Run scopes kept in memory.
@@ -35,13 +36,15 @@ struct RunScopes {
     writes: u64,
 }
 
-/// The context store behind the `state` import.
+/// The context store behind the `state` import (and its `set-config`).
 pub struct ContextStore {
     cache: Arc<dyn Cache>,
     session_ttl: Duration,
     run_ttl: Duration,
     max_variable_bytes: usize,
     runs: Mutex<RunScopes>,
+    /// Where `set-config` writes; without it config writes are refused.
+    config: Option<Arc<WorkspaceConfig>>,
 }
 
 impl std::fmt::Debug for ContextStore {
@@ -56,7 +59,12 @@ fn unavailable(e: impl std::fmt::Display) -> ServiceError {
 
 impl ContextStore {
     pub fn new(cache: Arc<dyn Cache>, session_ttl: Duration, run_ttl: Duration, max_variable_bytes: usize) -> Self {
-        Self { cache, session_ttl, run_ttl, max_variable_bytes, runs: Mutex::default() }
+        Self { cache, session_ttl, run_ttl, max_variable_bytes, runs: Mutex::default(), config: None }
+    }
+
+    /// Lets runs write their workspace's config through `config`.
+    pub fn with_config(self, config: Arc<WorkspaceConfig>) -> Self {
+        Self { config: Some(config), ..self }
     }
 
     /// The cache hash of a persistent scope, and its TTL.
@@ -194,6 +202,13 @@ impl StateStore for ContextStore {
             self.write_var(run, scope, &name, Some(var)).await?;
         }
         Ok(())
+    }
+
+    async fn set_config(&self, run: &RunContext, path: &str, value: Option<Value>) -> Result<(), ServiceError> {
+        match &self.config {
+            Some(config) => config.write(run, path, value).await,
+            None => Err(ServiceError::Unavailable("config writes are not available here".into())),
+        }
     }
 
     async fn session_user(&self, _run: &RunContext, session: &SessionId) -> Result<Option<UserId>, ServiceError> {

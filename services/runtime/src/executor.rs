@@ -17,7 +17,7 @@ use refract_host::{
 use refract_core::permissions::{Action, Principal, Subject};
 use refract_dsl::arguments::Arguments;
 use refract_http::Caller;
-use refract_storage::{Digest, DocumentStore, FileStore, collections};
+use refract_storage::{Digest, DocumentStore, FileStore};
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
@@ -28,6 +28,7 @@ use crate::dsl;
 use crate::error::RuntimeError;
 use crate::index::TriggerIndex;
 use crate::sandbox::Sandboxes;
+use crate::workspace_config::WorkspaceConfig;
 
 /// What started a run, as `runtime.automations.executed` reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +96,8 @@ pub struct Executor {
     interpreter: dsl::Interpreter,
     /// Compiled `arguments` schemas of the automations with `validateArguments`.
     arguments: ArgumentSchemas,
+    /// Workspaces' `config.value`, the base of every run's `config`.
+    configs: Arc<WorkspaceConfig>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -121,6 +124,7 @@ impl Executor {
         bus: Arc<BrokerBus>,
         contexts: Arc<ContextStore>,
         sandboxes: Sandboxes,
+        configs: Arc<WorkspaceConfig>,
         preview_bytes: usize,
     ) -> Arc<Self> {
         Arc::new_cyclic(|this| Executor {
@@ -135,6 +139,7 @@ impl Executor {
             preview_bytes,
             interpreter: dsl::Interpreter::default(),
             arguments: ArgumentSchemas::default(),
+            configs,
         })
     }
 
@@ -258,24 +263,13 @@ impl Executor {
         if exec.app.is_some() {
             return Ok(own);
         }
-        let workspace = exec.context.workspace_id.as_str();
-        let shared = match self.index.config(workspace) {
-            Ok(value) => value,
-            Err(generation) => {
-                let doc = self.store.get(&collections::WORKSPACES, workspace).await?;
-                let value = doc.and_then(|d| d.body.get("config")?.get("value").cloned()).unwrap_or(Value::Null);
-                let value = Arc::new(value);
-                self.index.keep_config(workspace, value.clone(), generation);
-                value
-            }
-        };
+        let shared = self.configs.value(exec.context.workspace_id.as_str()).await?;
         Ok(match (shared.as_ref(), own) {
             (Value::Object(base), Value::Object(own)) => {
                 let mut merged = base.clone();
                 merged.extend(own);
                 Value::Object(merged)
             }
-            (Value::Object(base), own) if own == json!({}) || own.is_null() => Value::Object(base.clone()),
             (_, own) => own,
         })
     }

@@ -221,7 +221,8 @@ impl TriggerIndex {
         }
     }
 
-    fn forget_config(&self, workspace: &str) {
+    /// Drops the kept config of `workspace`: the next run reads it from the store.
+    pub fn forget_config(&self, workspace: &str) {
         let mut map = self.configs.write().unwrap_or_else(PoisonError::into_inner);
         self.config_generation.fetch_add(1, Ordering::AcqRel);
         map.remove(workspace);

@@ -17,6 +17,7 @@ use crate::error::RuntimeError;
 use crate::executor::Executor;
 use crate::index::{TriggerIndex, split_doc_id};
 use crate::waiters::Waiters;
+use crate::workspace_config::WorkspaceConfig;
 
 /// The consumer group every runtime instance reads work through.
 pub const GROUP: &str = "runtime";
@@ -70,8 +71,10 @@ impl RuntimeState {
         let index = Arc::new(TriggerIndex::new());
         let waiters = Arc::new(Waiters::new());
         let bus = Arc::new(BrokerBus::new(broker, waiters.clone(), config.instance_id.clone()));
-        let contexts = Arc::new(ContextStore::new(cache.clone(), config.session_ttl, config.run_scope_ttl, config.max_variable_bytes));
-        let executor = Executor::new(host, files, store.clone(), index.clone(), bus, contexts, sandboxes, config.executed_preview_bytes);
+        let configs = Arc::new(WorkspaceConfig::new(store.clone(), index.clone(), bus.clone()));
+        let contexts = ContextStore::new(cache.clone(), config.session_ttl, config.run_scope_ttl, config.max_variable_bytes);
+        let contexts = Arc::new(contexts.with_config(configs.clone()));
+        let executor = Executor::new(host, files, store.clone(), index.clone(), bus, contexts, sandboxes, configs, config.executed_preview_bytes);
         let state = RuntimeState {
             inner: Arc::new(Inner {
                 config,

@@ -639,5 +639,22 @@ async fn runs_see_the_workspace_config() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(answer, json!({"greeting": "Bonjour", "shared": 1}));
+
+    // A run writes the config (WIT 0.1.2 `set-config`): stored in the workspace, seen by later
+    // runs, announced like a PATCH.
+    let remember = json!({"slug": "remember", "name": "Remember", "when": {"endpoint": true}, "do": [
+        {"set": {"name": "config.greeting", "value": "{{body.greeting}}"}},
+        {"delete": {"name": "config.shared"}}
+    ], "output": "{{config}}"});
+    let (status, body) = ada.json(Method::POST, &automations, Some(remember)).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let res = platform.client().request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/remember"))
+        .json(&json!({"greeting": "Hej"})).send().await.unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"greeting": "Hej"}), "the run sees its own write");
+    let (_, workspace) = ada.json(Method::GET, &format!("/v2/workspaces/{ws}"), None).await.unwrap();
+    assert_eq!(workspace["config"]["value"], json!({"greeting": "Hej"}), "{workspace}");
+    assert_eq!(hook("plain").await, json!({"greeting": "Hej"}));
+    // One event per write: the greeting's, then the removal's.
+    ada.wait_for_event(&ws, "config.seen", |e| e["payload"] == json!({"was": "Bonjour", "now": "Hej"})).await.unwrap();
     platform.stop().await.unwrap();
 }

@@ -23,6 +23,7 @@ struct World {
     members: Vec<(String, String)>,
     /// The user a switched run acts as: its `user` variables are kept under `<user>/<name>`.
     switched_to: Option<String>,
+    config_writes: Vec<(String, Option<Value>)>,
 }
 
 impl World {
@@ -59,6 +60,10 @@ impl Outside for World {
     }
     fn delete(&mut self, scope: Scope, name: &str) -> Result<(), DslError> {
         self.state.remove(&self.key(scope, name));
+        Ok(())
+    }
+    fn set_config(&mut self, name: &str, value: Option<&Value>) -> Result<(), DslError> {
+        self.config_writes.push((name.to_owned(), value.cloned()));
         Ok(())
     }
     fn switch_identity(&mut self, user: Option<&str>, session: Option<&str>) -> Result<(Option<String>, Option<String>), DslError> {
@@ -565,4 +570,27 @@ fn a_callees_writes_to_shared_scopes_are_seen_after_the_call() {
         json!({"before": "{{before}}", "after": "{{after}}"}),
     );
     assert_eq!(out, json!({"before": 1, "after": 2}));
+}
+
+#[test]
+fn config_writes_change_the_run_and_store_the_member() {
+    let mut w = World::default();
+    let r = go_with(
+        &mut w,
+        json!([
+            {"set": {"name": "config.greeting", "value": "hi"}},
+            {"set": {"name": "config.limits.daily", "value": 5}},
+            {"delete": {"name": "config.apiBase"}}
+        ]),
+        json!("{{config}}"),
+        json!({}),
+    )
+    .unwrap();
+    assert_eq!(r.output, json!({"greeting": "hi", "limits": {"daily": 5}}));
+    assert_eq!(
+        w.config_writes,
+        vec![("greeting".to_owned(), Some(json!("hi"))), ("limits".to_owned(), Some(json!({"daily": 5}))), ("apiBase".to_owned(), None)]
+    );
+    let e = go_with(&mut World::default(), json!([{"set": {"name": "config", "value": {}}}]), json!({}), json!({})).unwrap_err();
+    assert_eq!(e.class, "InvalidInstructionError");
 }

@@ -1,0 +1,103 @@
+//! A workspace's `config.value` as runs read and write it (`automation-dsl.md` §5.2, §5.7):
+//! read through the index, which keeps it until the workspace changes; written into the
+//! workspace document (optimistic concurrency, retried) and announced by
+//! `workspaces.configured`, whose fan-out makes every runtime instance read it afresh.
+
+use std::sync::Arc;
+
+use refract_core::{Event, EventType, Source};
+use refract_host::{RunContext, ServiceError};
+use refract_storage::{DocumentStore, Expect, StorageError, collections};
+use serde_json::{Value, json};
+
+use crate::bus::BrokerBus;
+use crate::index::TriggerIndex;
+use crate::paths;
+
+/// Attempts at a config write that keeps meeting concurrent writes.
+const WRITE_ATTEMPTS: usize = 5;
+
+pub struct WorkspaceConfig {
+    store: Arc<dyn DocumentStore>,
+    index: Arc<TriggerIndex>,
+    bus: Arc<BrokerBus>,
+}
+
+impl WorkspaceConfig {
+    pub fn new(store: Arc<dyn DocumentStore>, index: Arc<TriggerIndex>, bus: Arc<BrokerBus>) -> Self {
+        Self { store, index, bus }
+    }
+
+    /// The workspace's `config.value` (`null` when it has none).
+    pub async fn value(&self, workspace: &str) -> Result<Arc<Value>, StorageError> {
+        match self.index.config(workspace) {
+            Ok(value) => Ok(value),
+            Err(generation) => {
+                let doc = self.store.get(&collections::WORKSPACES, workspace).await?;
+                let value = Arc::new(doc.and_then(|d| d.body.get("config")?.get("value").cloned()).unwrap_or(Value::Null));
+                self.index.keep_config(workspace, value.clone(), generation);
+                Ok(value)
+            }
+        }
+    }
+
+    /// Writes `value` at `path` of `run`'s workspace config (`None`: removes it), then
+    /// publishes `workspaces.configured` under the run's identity.
+    pub async fn write(&self, run: &RunContext, path: &str, value: Option<Value>) -> Result<(), ServiceError> {
+        if self.bus.scopes().of(&run.run_id).is_some() {
+            return Err(ServiceError::Invalid("an app instance's config belongs to the workspace that installed it".into()));
+        }
+        let segments = paths::parse(path).map_err(ServiceError::Invalid)?;
+        let unavailable = |e: StorageError| ServiceError::Unavailable(e.to_string());
+        let workspace = run.workspace_id.as_str();
+        for _ in 0..WRITE_ATTEMPTS {
+            let doc = self
+                .store
+                .get(&collections::WORKSPACES, workspace)
+                .await
+                .map_err(unavailable)?
+                .ok_or_else(|| ServiceError::Invalid("the workspace no longer exists".into()))?;
+            let mut body = doc.body;
+            let old = body.get("config").cloned().unwrap_or(Value::Null);
+            if !body["config"].is_object() {
+                body["config"] = json!({});
+            }
+            let config = &mut body["config"]["value"];
+            match &value {
+                Some(v) => paths::set(config, &segments, v.clone()),
+                None => {
+                    paths::delete(config, &segments);
+                }
+            }
+            let new = body["config"].clone();
+            match self.store.put(&collections::WORKSPACES, workspace, &body, Expect::Version(doc.version)).await {
+                Ok(_) => {
+                    // This instance reads it afresh at once; the others on the event.
+                    self.index.forget_config(workspace);
+                    self.announce(run, json!({"config": new, "oldConfig": old})).await;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == refract_core::ErrorKind::Conflict => continue,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(ServiceError::Unavailable("the workspace kept changing; the config write was not applied".into()))
+    }
+
+    async fn announce(&self, run: &RunContext, payload: Value) {
+        let (Ok(ty), Value::Object(payload)) = (EventType::new("workspaces.configured"), payload) else { return };
+        let mut event = Event::new(ty, Some(run.workspace_id.clone()), payload);
+        event.source = Source {
+            workspace_id: Some(run.workspace_id.clone()),
+            user_id: run.user_id.clone(),
+            session_id: run.session_id.clone(),
+            correlation_id: run.correlation_id.clone(),
+            automation_slug: Some(run.automation_slug.clone()),
+            automation_depth: Some(run.depth.saturating_add(1)),
+            ..Source::default()
+        };
+        if let Err(e) = self.bus.publish(event).await {
+            tracing::warn!(workspace_id = %run.workspace_id, error = %e, "config written, but workspaces.configured was not published");
+        }
+    }
+}
