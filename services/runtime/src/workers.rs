@@ -298,8 +298,9 @@ pub async fn fire_tick(state: &RuntimeState, fire: Fire) {
         },
     };
     let time = fire.tick.to_rfc3339_opts(SecondsFormat::Millis, true);
-    let payload = json!({"workspaceId": ws, "automation": fire.automation.slug,
-        "trigger": {"type": "schedule", "value": fire.expression}, "startedAt": time});
+    // The run's initial locals (automation-dsl §2.7).
+    let payload = json!({"payload": {"workspaceId": ws, "automation": fire.automation.slug,
+        "trigger": {"type": "schedule", "value": fire.expression}, "startedAt": time}});
     let exec = Execution {
         app,
         credentials: None,

@@ -271,7 +271,7 @@ async fn ticks_of(client: &Client, ws: &str) -> anyhow::Result<BTreeMap<String, 
         }
         let events = body["result"]["events"].as_array().cloned().unwrap_or_default();
         for e in events.iter().filter(|e| e["payload"]["slug"] == "ticker") {
-            let tick = e["payload"]["payload"]["startedAt"].as_str().unwrap_or("?").to_string();
+            let tick = e["payload"]["payload"]["payload"]["startedAt"].as_str().unwrap_or("?").to_string();
             ticks.entry(tick).or_default().push(e["source"]["host"]["replica"].as_str().unwrap_or("?").to_string());
         }
         if events.len() < 100 {

@@ -269,7 +269,7 @@ async fn a_schedule_fires_once_per_tick_across_two_instances() {
     }
     assert!(runs.len() >= 4, "the schedule fired: {runs:?}");
     let ticks: std::collections::HashSet<String> =
-        runs.iter().map(|r| r["payload"]["payload"]["startedAt"].as_str().unwrap_or_default().to_string()).collect();
+        runs.iter().map(|r| r["payload"]["payload"]["payload"]["startedAt"].as_str().unwrap_or_default().to_string()).collect();
     assert_eq!(ticks.len(), runs.len(), "each tick ran once across both instances: {runs:?}");
     assert!(runs.iter().all(|r| r["payload"]["status"] == "success"), "{runs:?}");
     first.stop().await.unwrap();

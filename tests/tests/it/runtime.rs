@@ -418,7 +418,7 @@ async fn runs_per_tick(watch: &mut Box<dyn Subscriber>, slug: &'static str, tick
     while seen.len() < ticks {
         let event = next_event(watch, executed(slug)).await?;
         assert_eq!(event.payload["trigger"]["type"], "schedule");
-        let tick = event.payload["payload"]["startedAt"].as_str().context("tick time")?.to_owned();
+        let tick = event.payload["payload"]["payload"]["startedAt"].as_str().context("tick time")?.to_owned();
         *seen.entry(tick).or_insert(0) += 1;
     }
     Ok(seen)
