@@ -59,17 +59,7 @@ impl BrokerBus {
     /// Publishes a system event about `run` (a wait starting or fulfilled); a failure is logged,
     /// the wait goes on.
     async fn announce(&self, run: &RunContext, ty: &str, payload: Value) {
-        let (Ok(event_type), Value::Object(payload)) = (EventType::new(ty), payload) else { return };
-        let mut event = Event::new(event_type, Some(run.workspace_id.clone()), payload);
-        event.source = Source {
-            workspace_id: Some(run.workspace_id.clone()),
-            user_id: run.user_id.clone(),
-            session_id: run.session_id.clone(),
-            correlation_id: run.correlation_id.clone(),
-            automation_slug: Some(run.automation_slug.clone()),
-            automation_depth: Some(run.depth),
-            ..Source::default()
-        };
+        let Some(event) = run_event(run, ty, payload, run.depth) else { return };
         if let Err(e) = self.publish(event).await {
             tracing::warn!(workspace_id = %run.workspace_id, event_type = ty, error = %e, "could not publish a wait event");
         }
@@ -80,6 +70,23 @@ impl BrokerBus {
         event.source.host = Some(SourceHost { service: SERVICE.into(), replica: Some(self.instance.clone()) });
         self.broker.publish(event).await
     }
+}
+
+/// An event of the platform about `run`, under its identity, at automation depth `depth`
+/// (`None` for a bad type or a payload that is not an object).
+pub(crate) fn run_event(run: &RunContext, ty: &str, payload: Value, depth: u32) -> Option<Event> {
+    let (Ok(event_type), Value::Object(payload)) = (EventType::new(ty), payload) else { return None };
+    let mut event = Event::new(event_type, Some(run.workspace_id.clone()), payload);
+    event.source = Source {
+        workspace_id: Some(run.workspace_id.clone()),
+        user_id: run.user_id.clone(),
+        session_id: run.session_id.clone(),
+        correlation_id: run.correlation_id.clone(),
+        automation_slug: Some(run.automation_slug.clone()),
+        automation_depth: Some(depth),
+        ..Source::default()
+    };
+    Some(event)
 }
 
 #[async_trait]

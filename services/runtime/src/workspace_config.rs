@@ -5,12 +5,11 @@
 
 use std::sync::Arc;
 
-use refract_core::{Event, EventType, Source};
 use refract_host::{RunContext, ServiceError};
 use refract_storage::{DocumentStore, Expect, StorageError, collections};
 use serde_json::{Value, json};
 
-use crate::bus::BrokerBus;
+use crate::bus::{BrokerBus, run_event};
 use crate::index::TriggerIndex;
 use crate::paths;
 
@@ -84,18 +83,9 @@ impl WorkspaceConfig {
         Err(ServiceError::Unavailable("the workspace kept changing; the config write was not applied".into()))
     }
 
+    /// `workspaces.configured`, one level deeper than the run (it may trigger automations).
     async fn announce(&self, run: &RunContext, payload: Value) {
-        let (Ok(ty), Value::Object(payload)) = (EventType::new("workspaces.configured"), payload) else { return };
-        let mut event = Event::new(ty, Some(run.workspace_id.clone()), payload);
-        event.source = Source {
-            workspace_id: Some(run.workspace_id.clone()),
-            user_id: run.user_id.clone(),
-            session_id: run.session_id.clone(),
-            correlation_id: run.correlation_id.clone(),
-            automation_slug: Some(run.automation_slug.clone()),
-            automation_depth: Some(run.depth.saturating_add(1)),
-            ..Source::default()
-        };
+        let Some(event) = run_event(run, "workspaces.configured", payload, run.depth.saturating_add(1)) else { return };
         if let Err(e) = self.bus.publish(event).await {
             tracing::warn!(workspace_id = %run.workspace_id, error = %e, "config written, but workspaces.configured was not published");
         }

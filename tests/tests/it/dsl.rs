@@ -1,9 +1,22 @@
 //! End-to-end: DSL automations (YAML-language `do`/`output`) saved through the automations API
 //! and run by the runtime's embedded interpreter component, driven through the gateway.
 
-use refract_tests::platform::Platform;
+use refract_tests::platform::{Client, Platform};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+
+/// Imports the single-file `runtime.yml` form (posted as YAML) and returns the report.
+async fn import_runtime_yml(client: &Client, ws: &str, yaml: &'static str) -> Value {
+    let res = client
+        .request(Method::POST, &format!("/v2/workspaces/{ws}/import"))
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
+}
 
 /// A webhook answered by a DSL automation: templates over the request, conditions, a call to
 /// another DSL automation, a persistent `global` counter, and `$http` status and headers.
@@ -309,15 +322,7 @@ async fn a_prisme_export_imports_and_runs() {
 
     // runtime.yml, posted as YAML: a second import replaces `hello`.
     let runtime = "name: Shop\nconfig:\n  value:\n    greeting: Hi\nautomations:\n  hello:\n    name: Hello\n    when: {endpoint: true}\n    do: []\n    output: '{{config.greeting}} again'\n";
-    let res = ada
-        .request(Method::POST, &format!("/v2/workspaces/{ws}/import"))
-        .header("content-type", "application/yaml")
-        .body(runtime)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let report: Value = res.json().await.unwrap();
+    let report = import_runtime_yml(&ada, &ws, runtime).await;
     assert_eq!(report["imported"], json!(["runtime.yml#automations.hello"]), "{report}");
     // The runtime learns of the replacement from the workspaces event: poll briefly.
     let mut answer = String::new();
@@ -433,7 +438,7 @@ async fn actions_and_argument_validation_guard_every_trigger() {
     let (_, saved) = ada.json(Method::GET, &format!("{automations}/refund"), None).await.unwrap();
     assert_eq!(saved["authorizations"], json!({"action": "refund"}));
 
-    let webhook = |client: &refract_tests::platform::Client, endpoint: &str, key: Option<&str>, order: u32| {
+    let webhook = |client: &Client, endpoint: &str, key: Option<&str>, order: u32| {
         let mut req = client.request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/{endpoint}")).json(&json!({"order": order}));
         if let Some(key) = key {
             req = req.header("x-prismeai-api-key", key);
@@ -470,7 +475,7 @@ async fn actions_and_argument_validation_guard_every_trigger() {
     assert_eq!(webhook(&anonymous, "refund", Some(&other), 8).await.0, StatusCode::FORBIDDEN);
 
     // Events: the emitting user is the principal. Bob's event fails the run; Ada's runs it.
-    let emit = |client: &refract_tests::platform::Client, order: u32| {
+    let emit = |client: &Client, order: u32| {
         let events = json!({"events": [{"type": "refund.asked", "payload": {"order": order}}]});
         let (client, path) = (client.clone(), format!("/v2/workspaces/{ws}/events"));
         async move {
@@ -510,15 +515,7 @@ async fn actions_and_argument_validation_guard_every_trigger() {
 
     // A Prisme.ai export carrying both imports unchanged and is enforced.
     let runtime = "name: Refunds\nautomations:\n  imported:\n    name: Imported\n    when: {endpoint: true}\n    authorizations: {action: refund}\n    validateArguments: true\n    arguments:\n      body: {type: object}\n    do: []\n    output: {done: true}\n";
-    let res = ada
-        .request(Method::POST, &format!("/v2/workspaces/{ws}/import"))
-        .header("content-type", "application/yaml")
-        .body(runtime)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let report: Value = res.json().await.unwrap();
+    let report = import_runtime_yml(&ada, &ws, runtime).await;
     assert_eq!(report["imported"], json!(["runtime.yml#automations.imported"]), "{report}");
     let mut answer = (StatusCode::NOT_FOUND, Value::Null);
     for _ in 0..50 {
