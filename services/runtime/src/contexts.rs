@@ -26,8 +26,8 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::coordination;
-use crate::workspace_config::WorkspaceConfig;
 use crate::paths::{self, Segment};
+use crate::workspace_config::WorkspaceConfig;
 
 /// Run scopes kept in memory.
 #[derive(Default)]
@@ -212,7 +212,7 @@ impl StateStore for ContextStore {
     }
 
     async fn session_user(&self, _run: &RunContext, session: &SessionId) -> Result<Option<UserId>, ServiceError> {
-        let bytes = self.cache.get(&CacheKey::session_user(session)).await.map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+        let bytes = self.cache.get(&CacheKey::session_user(session)).await.map_err(unavailable)?;
         Ok(bytes.and_then(|b| String::from_utf8(b).ok()).and_then(|u| UserId::new(u).ok()))
     }
 
