@@ -21,12 +21,13 @@ use async_trait::async_trait;
 use refract_core::{SessionId, UserId};
 use refract_host::{RateLimitState, RateLimiter, RunContext, ServiceError, StateScope, StateStore};
 use refract_storage::keys::ContextScope;
-use refract_storage::{Cache, CacheKey};
+use refract_storage::{Cache, CacheKey, DocumentStore};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use crate::coordination;
 use crate::paths::{self, Segment};
+use crate::user_fields;
 use crate::workspace_config::WorkspaceConfig;
 
 /// Run scopes kept in memory.
@@ -45,6 +46,8 @@ pub struct ContextStore {
     runs: Mutex<RunScopes>,
     /// Where `set-config` writes; without it config writes are refused.
     config: Option<Arc<WorkspaceConfig>>,
+    /// Accounts and memberships, for `user.email`, `user.authData`, `user.role`.
+    store: Option<Arc<dyn DocumentStore>>,
 }
 
 impl std::fmt::Debug for ContextStore {
@@ -59,12 +62,13 @@ fn unavailable(e: impl std::fmt::Display) -> ServiceError {
 
 impl ContextStore {
     pub fn new(cache: Arc<dyn Cache>, session_ttl: Duration, run_ttl: Duration, max_variable_bytes: usize) -> Self {
-        Self { cache, session_ttl, run_ttl, max_variable_bytes, runs: Mutex::default(), config: None }
+        Self { cache, session_ttl, run_ttl, max_variable_bytes, runs: Mutex::default(), config: None, store: None }
     }
 
-    /// Lets runs write their workspace's config through `config`.
-    pub fn with_config(self, config: Arc<WorkspaceConfig>) -> Self {
-        Self { config: Some(config), ..self }
+    /// Lets runs read the computed fields of their user from `store` and write their
+    /// workspace's config through `config`.
+    pub fn with_platform(self, store: Arc<dyn DocumentStore>, config: Arc<WorkspaceConfig>) -> Self {
+        Self { config: Some(config), store: Some(store), ..self }
     }
 
     /// The cache hash of a persistent scope, and its TTL.
@@ -176,6 +180,12 @@ fn split(path: &str) -> Result<(String, Vec<Segment>), ServiceError> {
 impl StateStore for ContextStore {
     async fn get(&self, run: &RunContext, scope: StateScope, path: &str) -> Result<Option<Value>, ServiceError> {
         let (name, rest) = split(path)?;
+        if let (StateScope::User, Some(store), Some(user)) = (scope, &self.store, &run.user_id)
+            && user_fields::COMPUTED.contains(&name.as_str())
+        {
+            let value = user_fields::computed(store.as_ref(), run, user, &name).await.map_err(unavailable)?;
+            return Ok(value.and_then(|v| paths::get(&v, &rest).cloned()));
+        }
         let var = self.read_var(run, scope, &name).await?;
         Ok(var.and_then(|v| paths::get(&v, &rest).cloned()).filter(|v| !v.is_null()))
     }

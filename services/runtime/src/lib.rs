@@ -18,7 +18,8 @@
 //! - [`schedule`]: cron with seconds and time zones, one run per tick cluster-wide.
 //! - [`contexts`] + [`paths`]: the `state` import (global, user, session, run scopes);
 //!   [`coordination`]: its cluster-wide `rate-limit` and user topics (WIT 0.1.1);
-//!   [`workspace_config`]: the workspace `config` runs read and write (WIT 0.1.2 `set-config`).
+//!   [`workspace_config`]: the workspace `config` runs read and write (WIT 0.1.2 `set-config`);
+//!   [`user_fields`]: `user.email`, `user.authData`, `user.role`.
 //! - [`bus`] + [`waiters`]: the `emit` and `wait` imports over the broker.
 //!
 //! Wiring (the binary): build the [`Host`](refract_host::Host) with [`Config::host_config`] and
@@ -42,6 +43,7 @@ pub mod paths;
 pub mod sandbox;
 pub mod schedule;
 pub mod state;
+pub mod user_fields;
 pub mod waiters;
 pub mod workspace_config;
 pub mod webhook;

@@ -73,7 +73,7 @@ impl RuntimeState {
         let bus = Arc::new(BrokerBus::new(broker, waiters.clone(), config.instance_id.clone()));
         let configs = Arc::new(WorkspaceConfig::new(store.clone(), index.clone(), bus.clone()));
         let contexts = ContextStore::new(cache.clone(), config.session_ttl, config.run_scope_ttl, config.max_variable_bytes);
-        let contexts = Arc::new(contexts.with_config(configs.clone()));
+        let contexts = Arc::new(contexts.with_platform(store.clone(), configs.clone()));
         let executor = Executor::new(host, files, store.clone(), index.clone(), bus, contexts, sandboxes, configs, config.executed_preview_bytes);
         let state = RuntimeState {
             inner: Arc::new(Inner {

@@ -530,7 +530,8 @@ async fn actions_and_argument_validation_guard_every_trigger() {
     platform.stop().await.unwrap();
 }
 
-/// Identity switching (automation-dsl §5.5): `set user.id` continues the run as another user,
+/// The `user` scope's computed fields and identity switching (automation-dsl §5.2, §5.5):
+/// `user.email`/`role` come from the account and the workspace; `set user.id` continues the run as another user,
 /// with that user's `user` scope and events carrying that user; `set session.id` continues as a
 /// known login session and its user, or as a session and user of that id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -552,7 +553,7 @@ async fn a_dsl_run_switches_identity() {
             {"set": {"name": "session.id", "value": "{{body.session}}"}}
         ], "output": {"user": "{{user.id}}", "session": "{{session.id}}"}}),
         json!({"slug": "mine", "name": "Mine", "when": {"endpoint": true}, "do": [],
-            "output": {"user": "{{user.id}}", "points": "{% {{user.points}} || 0 %}"}}),
+            "output": {"user": "{{user.id}}", "points": "{% {{user.points}} || 0 %}", "email": "{{user.email}}", "role": "{{user.role}}"}}),
     ] {
         let (status, body) = ada.json(Method::POST, &automations, Some(automation)).await.unwrap();
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -571,9 +572,9 @@ async fn a_dsl_run_switches_identity() {
     assert_eq!(second["points"], 2, "bob's own user scope, kept between runs");
     let added = ada.wait_for_event(&ws, "points.added", |e| e["source"]["correlationId"] == correlation.as_str()).await.unwrap();
     assert_eq!((added["source"]["userId"].as_str(), added["source"]["sessionId"].as_str()), (Some("bob"), Some("bob")), "{added}");
-    // Ada's own scope was never touched.
+    // Ada's own scope was never touched; her computed fields come from her account and role.
     let (mine, correlation) = hook("mine", json!({})).await;
-    assert_eq!(mine, json!({"user": ada_id, "points": 0}));
+    assert_eq!(mine, json!({"user": ada_id, "points": 0, "email": "ada@example.com", "role": "owner"}));
 
     // Ada's login session, as the platform knows it, switches to Ada; an unknown one is its own user.
     let executed = ada
