@@ -67,7 +67,8 @@ fn build() -> anyhow::Result<PathBuf> {
     Ok(target.join("wasm32-wasip2").join("release"))
 }
 
-/// The bytes of fixture `name` (`hostile`, `trivial`, `minimal`, `bad-import`, `no-run`).
+/// The bytes of fixture `name` (`hostile`, `trivial`, `minimal`, `bad-import`, `no-run`,
+/// `world-0-1-1`).
 pub fn fixture(name: &str) -> anyhow::Result<Vec<u8>> {
     let path = build_all()?.join(format!("fixture_{}.wasm", name.replace('-', "_")));
     std::fs::read(&path).with_context(|| format!("reading {}", path.display()))

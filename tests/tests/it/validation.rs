@@ -101,3 +101,21 @@ async fn a_guest_without_wasi_imports_is_accepted_and_runs() -> anyhow::Result<(
     }
     Ok(())
 }
+
+/// A component built against the released 0.1.1 world (a frozen copy of its WIT) still links
+/// and runs on this host, which serves 0.1.2: additions to the world never break older guests.
+#[tokio::test]
+async fn a_component_of_an_older_world_version_still_runs() -> anyhow::Result<()> {
+    use refract_host::{EgressPolicy, Limits, RunOutcome};
+    use refract_tests::sandbox::{call, services};
+    let host = &sandbox()?.strict;
+    let digest = host.upload(&fixture("world-0-1-1")?).await?;
+    let (services, _) = services(host);
+    let request = call("old", serde_json::json!({}), Limits::default(), EgressPolicy::default());
+    let report = host.run(&digest, request, services).await?;
+    match report.outcome {
+        RunOutcome::Ok(output) => assert_eq!(output.body, "\"0.1.1\""),
+        other => panic!("expected the old component to run, got {other:?}"),
+    }
+    Ok(())
+}
