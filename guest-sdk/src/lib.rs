@@ -1,6 +1,6 @@
 //! `refract-sdk`: what Refract automation authors depend on.
 //!
-//! An automation is a WebAssembly component targeting the `refract:automation@0.1.1` world
+//! An automation is a WebAssembly component targeting the `refract:automation@0.1.2` world
 //! (`wit/automation.wit`). Every run gets a fresh instance: nothing in guest memory survives from
 //! one run to the next; what must survive goes through [`state`]. This crate hides the
 //! `wit-bindgen` bindings behind hand-written types and one attribute macro,
