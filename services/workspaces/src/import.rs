@@ -7,10 +7,9 @@
 //! errors are reported with the file and the path inside it (`automations/a.yml: do[0].set`)
 //! and the rule broken (`InvalidInstructionError`, `InvalidSlugError`,
 //! `InvalidScheduleError`, …); valid documents are created, or replace the DSL automation of
-//! the same slug. The workspace's `config.value` (index.yml) becomes the `config` of the
-//! imported automations that have none, so `{{config.x}}` resolves at run time. Automations
-//! missing from the archive are kept (`deleted` is always empty); app instances, security and
-//! pages are reported as skipped.
+//! the same slug. The export's `config.value` (index.yml) becomes the workspace's, which every
+//! run reads as `{{config.x}}`. Automations missing from the archive are kept (`deleted` is
+//! always empty); app instances, security and pages are reported as skipped.
 
 use std::io::{Cursor, Read};
 
@@ -277,9 +276,19 @@ pub async fn import(
         .iter()
         .map(|(file, rule, message)| json!({"path": file, "error": rule, "message": message}))
         .collect();
+    if let Some(value) = config {
+        // The export's config is the workspace's (automation-dsl §5.2): every run reads it.
+        crate::workspaces::change(&state, &caller, &workspace_id, |ws| {
+            let mut config = ws.config.clone().filter(Value::is_object).unwrap_or_else(|| json!({}));
+            config["value"] = value.clone();
+            ws.config = Some(config);
+            Ok(())
+        })
+        .await?;
+    }
     let mut imported = Vec::new();
     for (file, slug, doc) in export.automations {
-        match import_one(&state, &caller, &access, &user, &slug, doc, config.as_ref()).await {
+        match import_one(&state, &caller, &access, &user, &slug, doc).await {
             Ok(()) => imported.push(json!(file)),
             Err(e) => errors.push(
                 json!({"path": file, "error": e.code, "message": e.message, "details": e.details}),
@@ -310,7 +319,6 @@ async fn import_one(
     user: &str,
     slug: &str,
     doc: Value,
-    config: Option<&Value>,
 ) -> Result<(), ApiError> {
     let Value::Object(mut body) = doc else {
         return Err(ApiError::new(
@@ -324,9 +332,6 @@ async fn import_one(
     body.remove("id");
     refract_dsl::compile_document(&Value::Object(body.clone())).map_err(crate::dsl::invalid)?;
     body.entry("slug").or_insert_with(|| json!(slug));
-    if let Some(c) = config {
-        body.entry("config").or_insert_with(|| c.clone());
-    }
     let ws = access.id.as_str();
     let target = body
         .get("slug")

@@ -287,13 +287,26 @@ pub async fn update(
     Path(workspace_id): Path<String>,
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Json<Workspace>, ApiError> {
+    change(&state, &caller, &workspace_id, |ws| apply(ws, body.clone()))
+        .await
+        .map(Json)
+}
+
+/// Applies `edit` to the workspace (retried when another write comes first) and emits
+/// `workspaces.updated`, plus `workspaces.configured` when its config changed.
+pub(crate) async fn change(
+    state: &WorkspacesState,
+    caller: &Caller,
+    workspace_id: &str,
+    edit: impl Fn(&mut Workspace) -> Result<(), ApiError>,
+) -> Result<Workspace, ApiError> {
     for _ in 0..WRITE_ATTEMPTS {
         let access = state
-            .authorize(&caller, &workspace_id, (Action::Update, Subject::Workspaces))
+            .authorize(caller, workspace_id, (Action::Update, Subject::Workspaces))
             .await?;
         let old = access.workspace;
         let mut ws = old.clone();
-        apply(&mut ws, body.clone())?;
+        edit(&mut ws)?;
         ws.updated_at = Utc::now();
         match state
             .store
@@ -311,18 +324,18 @@ pub async fn update(
                     payload["oldSlug"] = json!(old.slug);
                 }
                 state
-                    .emit(&caller, &access.id, "workspaces.updated", payload)
+                    .emit(caller, &access.id, "workspaces.updated", payload)
                     .await;
                 if old.config != ws.config {
                     let configured = json!({ "config": ws.config, "oldConfig": old.config });
                     state
-                        .emit(&caller, &access.id, "workspaces.configured", configured)
+                        .emit(caller, &access.id, "workspaces.configured", configured)
                         .await;
                 }
-                return Ok(Json(ws));
+                return Ok(ws);
             }
             Err(e) if e.kind() == ErrorKind::Conflict => {
-                if ws.slug != old.slug && slug_taken(&state, &ws.slug, &ws.id).await? {
+                if ws.slug != old.slug && slug_taken(state, &ws.slug, &ws.id).await? {
                     return Err(ApiError::already_used(
                         "slug",
                         format!("slug {:?} is already used", ws.slug),

@@ -317,6 +317,11 @@ async fn a_prisme_export_imports_and_runs() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(answer, (StatusCode::OK, "Bonjour Ada".to_owned()), "a string output is sent as text");
+    // The export's config became the workspace's; the automation carries no copy of it.
+    let (_, workspace) = ada.json(Method::GET, &format!("/v2/workspaces/{ws}"), None).await.unwrap();
+    assert_eq!(workspace["config"]["value"], json!({"greeting": "Bonjour"}), "{workspace}");
+    let (_, hello) = ada.json(Method::GET, &format!("/v2/workspaces/{ws}/automations/hello"), None).await.unwrap();
+    assert!(hello.get("config").is_none(), "{hello}");
     let counted = ada.wait_for_event(&ws, "counted", |e| e["payload"]["who"] == "Ada").await.unwrap();
     assert_eq!(counted["payload"]["on"], "yes", "YAML 1.2: yes stays a string");
 
