@@ -720,8 +720,8 @@ impl Runner<'_> {
                 headers.push(("content-type".into(), format!("multipart/form-data; boundary={boundary}")));
                 Some(multipart_body(parts, &boundary)?)
             }
+            None | Some(Value::Null) => json_or_form_body(a.get("body"), &mut headers),
             Some(_) => return Err(invalid("fetch.multipart must be a list of {fieldname, value}")),
-            None => json_or_form_body(a.get("body"), &mut headers),
         };
         let body = body.filter(|_| method != "GET");
         let resp = self.out.fetch(FetchRequest { method, url, headers, body })?;
