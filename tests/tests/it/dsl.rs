@@ -18,6 +18,19 @@ async fn import_runtime_yml(client: &Client, ws: &str, yaml: &'static str) -> Va
     res.json().await.unwrap()
 }
 
+/// Ada, the owner of a new workspace `name`, and Bob, a viewer of it: `(ada, bob, bob's id, ws)`.
+async fn owner_and_viewer(platform: &Platform, name: &str) -> (Client, Client, String, String) {
+    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
+    let bob = platform.client().signed_up("bob@example.com").await.unwrap();
+    let ws = ada.workspace(name).await.unwrap();
+    let (_, me) = bob.json(Method::GET, "/v2/me", None).await.unwrap();
+    let bob_id = me["id"].as_str().unwrap().to_string();
+    let share = json!({"target": {"id": bob_id}, "permissions": {"role": "viewer"}});
+    let (status, body) = ada.json(Method::POST, &format!("/v2/workspaces/{ws}/permissions"), Some(share)).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (ada, bob, bob_id, ws)
+}
+
 /// A webhook answered by a DSL automation: templates over the request, conditions, a call to
 /// another DSL automation, a persistent `global` counter, and `$http` status and headers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,15 +195,8 @@ async fn invalid_dsl_documents_are_refused_with_their_path() {
 async fn rate_limits_and_user_topics_go_through_the_host() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::start(dir.path()).await.unwrap();
-    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
-    let bob = platform.client().signed_up("bob@example.com").await.unwrap();
-    let ws = ada.workspace("Limits").await.unwrap();
+    let (ada, bob, bob_id, ws) = owner_and_viewer(&platform, "Limits").await;
     let automations = format!("/v2/workspaces/{ws}/automations");
-    let (_, me) = bob.json(Method::GET, "/v2/me", None).await.unwrap();
-    let bob_id = me["id"].as_str().unwrap().to_string();
-    let share = json!({"target": {"id": bob_id}, "permissions": {"role": "viewer"}});
-    let (status, body) = ada.json(Method::POST, &format!("/v2/workspaces/{ws}/permissions"), Some(share)).await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
 
     let limited = json!({"slug": "limited", "name": "Limited", "when": {"endpoint": true}, "do": [
         {"rateLimit": {"name": "partner", "limit": 2, "window": 60, "consumer": "{{query.who}}", "output": "rl"}},
@@ -416,14 +422,8 @@ async fn hostile_dsl_is_stopped_by_the_host() {
 async fn actions_and_argument_validation_guard_every_trigger() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::start(dir.path()).await.unwrap();
-    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
-    let bob = platform.client().signed_up("bob@example.com").await.unwrap();
-    let ws = ada.workspace("Refunds").await.unwrap();
+    let (ada, bob, _, ws) = owner_and_viewer(&platform, "Refunds").await;
     let automations = format!("/v2/workspaces/{ws}/automations");
-    let (_, me) = bob.json(Method::GET, "/v2/me", None).await.unwrap();
-    let share = json!({"target": {"id": me["id"]}, "permissions": {"role": "viewer"}});
-    let (status, body) = ada.json(Method::POST, &format!("/v2/workspaces/{ws}/permissions"), Some(share)).await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
 
     let guarded = |slug: &str, when: Value, order: &str| {
         json!({"slug": slug, "name": slug, "when": when, "authorizations": {"action": "refund"}, "do": [
