@@ -172,7 +172,7 @@ enum BreakScope {
 
 /// Runs `program` with `input` against `outside`.
 pub fn run(program: &Program, input: RunInput, outside: &mut dyn Outside) -> Result<RunResult, DslError> {
-    let mut r = Runner { out: outside, input, scopes: HashMap::new(), http: HttpOut::default(), locals: Value::Null };
+    let mut r = Runner { out: outside, input, scopes: HashMap::new(), http: HttpOut::default(), locals: Value::Null, switched: false };
     r.locals = Value::Object(std::mem::take(&mut r.input.locals));
     let flow = r.block(&program.instructions)?;
     let output = match &program.output {
@@ -189,6 +189,8 @@ struct Runner<'o> {
     /// Persistent variables read or written in this run: (scope, name) → value.
     scopes: HashMap<(Scope, String), Option<Value>>,
     http: HttpOut,
+    /// The run switched identity (§5.5): `user.email` and `user.authData` are empty.
+    switched: bool,
 }
 
 fn invalid(message: impl Into<String>) -> DslError {
@@ -223,6 +225,7 @@ impl Runner<'_> {
             (Scope::Run, n) => self.input.run.get(n).cloned(),
             (Scope::User, "id") => self.input.user_id.clone().map(Value::String),
             (Scope::Session, "id") => self.input.session_id.clone().or_else(|| self.input.user_id.clone()).map(Value::String),
+            (Scope::User, "email" | "authData") if self.switched => Some(Value::Null),
             _ => None,
         }
     }
@@ -585,6 +588,7 @@ impl Runner<'_> {
         };
         self.input.user_id = user;
         self.input.session_id = session;
+        self.switched = true;
         self.scopes.retain(|(s, _), _| !matches!(s, Scope::User | Scope::Session));
         Ok(())
     }

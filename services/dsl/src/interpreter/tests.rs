@@ -493,6 +493,8 @@ fn fetch_output_modes_and_failure_events() {
 fn setting_user_or_session_id_switches_identity() {
     let mut w = World::default();
     w.state.insert((Scope::User, "bob/points".into()), json!(7));
+    // What the host would answer for bob's account: a switched run must not see it (§5.5).
+    w.state.insert((Scope::User, "bob/email".into()), json!("bob@example.com"));
     w.state.insert((Scope::User, "points".into()), json!(1));
     let r = go_with(
         &mut w,
@@ -502,14 +504,14 @@ fn setting_user_or_session_id_switches_identity() {
             {"set": {"name": "user.id", "value": "bob"}},
             {"set": {"name": "bobs", "value": "{{user.points}}"}},
             {"set": {"name": "user.points", "value": "{% {{user.points}} + 1 %}"}},
-            {"set": {"name": "as_bob", "value": {"u": "{{user.id}}", "s": "{{session.id}}"}}},
+            {"set": {"name": "as_bob", "value": {"u": "{{user.id}}", "s": "{{session.id}}", "email": "{{user.email}}"}}},
             {"set": {"name": "session.id", "value": "s-ada"}}
         ]),
         json!({"before": "{{before}}", "bobs": "{{bobs}}", "as_bob": "{{as_bob}}", "u": "{{user.id}}", "s": "{{session.id}}"}),
         json!({}),
     )
     .unwrap();
-    assert_eq!(r.output, json!({"before": 1, "bobs": 7, "as_bob": {"u": "bob", "s": "bob"}, "u": "ada", "s": "s-ada"}));
+    assert_eq!(r.output, json!({"before": 1, "bobs": 7, "as_bob": {"u": "bob", "s": "bob", "email": null}, "u": "ada", "s": "s-ada"}));
     assert_eq!(w.state[&(Scope::User, "bob/points".into())], json!(8), "written as bob, not as u1");
     assert_eq!(w.state[&(Scope::User, "points".into())], json!(1));
     let e = go_with(&mut World::default(), json!([{"set": {"name": "user.id", "value": ""}}]), json!({}), json!({})).unwrap_err();
