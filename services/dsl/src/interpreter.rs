@@ -14,7 +14,7 @@ use crate::error::DslError;
 use crate::eval::{Env, eval};
 use crate::path::{self, Seg};
 use crate::template::{Tpl, render};
-use crate::value::{Val, json_type_name};
+use crate::value::{Val, json_type_name, pairs_object};
 
 /// A persistent scope of the state import (§5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -735,17 +735,7 @@ impl Runner<'_> {
             .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
             .map(|(_, v)| v.to_ascii_lowercase())
             .unwrap_or_default();
-        let mut headers = Map::new();
-        for (k, v) in &resp.headers {
-            let k = k.to_ascii_lowercase();
-            match headers.get_mut(&k) {
-                Some(Value::Array(list)) => list.push(Value::String(v.clone())),
-                Some(first) => *first = json!([first.take(), v]),
-                None => {
-                    headers.insert(k, Value::String(v.clone()));
-                }
-            }
-        }
+        let headers = pairs_object(resp.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), Value::String(v.clone()))));
         let stream = a.get("stream").and_then(Value::as_object);
         let stream_event = stream.and_then(|s| s.get("event")).and_then(Value::as_str).filter(|e| !e.is_empty());
         if content_type.contains("text/event-stream") || stream_event.is_some() {

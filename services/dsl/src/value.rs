@@ -119,6 +119,22 @@ pub fn num(n: f64) -> Value {
     Number::from_f64(n).map_or(Value::Null, Value::Number)
 }
 
+/// `name → value` pairs as an object, the way HTTP repeats a name (query and form keys,
+/// response headers): a name given twice or more becomes an array of its values, in order.
+pub fn pairs_object(pairs: impl IntoIterator<Item = (String, Value)>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (key, value) in pairs {
+        match out.get_mut(&key) {
+            None => {
+                out.insert(key, value);
+            }
+            Some(Value::Array(values)) => values.push(value),
+            Some(first) => *first = Value::Array(vec![first.take(), value]),
+        }
+    }
+    out
+}
+
 pub fn json_type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",

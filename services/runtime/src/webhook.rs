@@ -100,7 +100,7 @@ async fn webhook(
     // The run's initial locals (automation-dsl §2.7).
     let payload = json!({
         "method": http.method, "headers": headers.into_iter().map(|(k, v)| (k, json!(v))).collect::<Map<String, Value>>(),
-        "query": input::pairs_object(query.into_iter().map(|(k, v)| (k, json!(v)))), "body": decoded,
+        "query": refract_dsl::value::pairs_object(query.into_iter().map(|(k, v)| (k, json!(v)))), "body": decoded,
         "workspaceId": ws, "automationSlug": endpoint,
     });
     let info = TriggerInfo { kind: "endpoint", value: endpoint.clone(), id: None };

@@ -5,12 +5,13 @@ use refract_tests::platform::{Client, Platform};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// Imports the single-file `runtime.yml` form (posted as YAML) and returns the report.
-async fn import_runtime_yml(client: &Client, ws: &str, yaml: &'static str) -> Value {
+/// Posts an export to the import route as `content_type` (a zip archive, or the single-file
+/// `runtime.yml` form as YAML) and returns the report.
+async fn import(client: &Client, ws: &str, content_type: &str, export: impl Into<reqwest::Body>) -> Value {
     let res = client
         .request(Method::POST, &format!("/v2/workspaces/{ws}/import"))
-        .header("content-type", "application/yaml")
-        .body(yaml)
+        .header("content-type", content_type)
+        .body(export)
         .send()
         .await
         .unwrap();
@@ -278,15 +279,7 @@ async fn a_prisme_export_imports_and_runs() {
         zip.write_all(text.as_bytes()).unwrap();
     }
     let archive = zip.finish().unwrap().into_inner();
-    let res = ada
-        .request(Method::POST, &format!("/v2/workspaces/{ws}/import"))
-        .header("content-type", "application/zip")
-        .body(archive)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let report: Value = res.json().await.unwrap();
+    let report = import(&ada, &ws, "application/zip", archive).await;
     let mut imported: Vec<&str> = report["imported"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     imported.sort_unstable();
     assert_eq!(imported, ["automations/hello.yml", "automations/on-greeted.yml"], "{report}");
@@ -333,7 +326,7 @@ async fn a_prisme_export_imports_and_runs() {
 
     // runtime.yml, posted as YAML: a second import replaces `hello`.
     let runtime = "name: Shop\nconfig:\n  value:\n    greeting: Hi\nautomations:\n  hello:\n    name: Hello\n    when: {endpoint: true}\n    do: []\n    output: '{{config.greeting}} again'\n";
-    let report = import_runtime_yml(&ada, &ws, runtime).await;
+    let report = import(&ada, &ws, "application/yaml", runtime).await;
     assert_eq!(report["imported"], json!(["runtime.yml#automations.hello"]), "{report}");
     // The runtime learns of the replacement from the workspaces event: poll briefly.
     let mut answer = String::new();
@@ -520,7 +513,7 @@ async fn actions_and_argument_validation_guard_every_trigger() {
 
     // A Prisme.ai export carrying both imports unchanged and is enforced.
     let runtime = "name: Refunds\nautomations:\n  imported:\n    name: Imported\n    when: {endpoint: true}\n    authorizations: {action: refund}\n    validateArguments: true\n    arguments:\n      body: {type: object}\n    do: []\n    output: {done: true}\n";
-    let report = import_runtime_yml(&ada, &ws, runtime).await;
+    let report = import(&ada, &ws, "application/yaml", runtime).await;
     assert_eq!(report["imported"], json!(["runtime.yml#automations.imported"]), "{report}");
     let mut answer = (StatusCode::NOT_FOUND, Value::Null);
     for _ in 0..50 {

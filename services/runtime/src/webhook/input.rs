@@ -9,26 +9,12 @@ use axum::extract::{FromRequest, Multipart};
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use refract_dsl::value::pairs_object;
 use refract_http::ApiError;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// Most parts of a multipart body.
 pub const MAX_PARTS: usize = 50;
-
-/// `key=value` pairs as an object; a key given twice or more becomes an array of its values.
-pub fn pairs_object(pairs: impl IntoIterator<Item = (String, Value)>) -> Map<String, Value> {
-    let mut out = Map::new();
-    for (key, value) in pairs {
-        match out.get_mut(&key) {
-            None => {
-                out.insert(key, value);
-            }
-            Some(Value::Array(values)) => values.push(value),
-            Some(first) => *first = json!([first.take(), value]),
-        }
-    }
-    out
-}
 
 /// The body by its content type; `{}` when empty. Only a malformed multipart body is refused.
 pub async fn body(headers: &HeaderMap, bytes: bytes::Bytes) -> Result<Value, ApiError> {
