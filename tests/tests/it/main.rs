@@ -13,6 +13,7 @@ mod identity;
 mod observability;
 mod oidc;
 mod events;
+mod hostile;
 mod platform;
 mod runtime;
 mod sandbox;

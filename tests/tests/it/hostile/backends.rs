@@ -1,0 +1,1 @@
+//! Backends reached directly, forged identity headers, accounts and rate limits (gateway).

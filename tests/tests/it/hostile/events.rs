@@ -1,0 +1,1 @@
+//! Platform events a tenant must not forge (guest and client emits) and the consumers that must ignore forgeries.

@@ -1,0 +1,1 @@
+//! Read rules: WebSocket delivery, history, search counts, long-poll, re-checks when access changes.

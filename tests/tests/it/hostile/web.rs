@@ -1,0 +1,1 @@
+//! Webhook answers in a browser: script on the platform's origin, cookies, cross-site requests.
