@@ -215,9 +215,15 @@ pub struct Identity {
 /// or as login session `session_id` and its user (a session and user of that id if the
 /// platform does not know it). Give exactly one. Later state, emits, waits and calls of this
 /// run use it; a caller keeps its own identity. (World 0.1.2.)
-pub fn switch_identity(user_id: Option<&str>, session_id: Option<&str>) -> Result<Identity, StateError> {
+pub fn switch_identity(
+    user_id: Option<&str>,
+    session_id: Option<&str>,
+) -> Result<Identity, StateError> {
     let now = host::switch_identity(user_id, session_id).map_err(StateError::from_raw)?;
-    Ok(Identity { user_id: now.user_id, session_id: now.session_id })
+    Ok(Identity {
+        user_id: now.user_id,
+        session_id: now.session_id,
+    })
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
-    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest_dir = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    );
     let root = manifest_dir.join("../..");
     for watched in [
         "services/dsl-interpreter/src",
@@ -31,7 +33,13 @@ fn main() {
     let manifest = root.join("services/dsl-interpreter/Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(&cargo)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
         .arg(&manifest)
         // Its `.cargo/config.toml` (linker settings) applies only when cargo runs there.
         .current_dir(root.join("services/dsl-interpreter"))
@@ -53,7 +61,10 @@ fn main() {
         Err(e) => panic!("could not run {cargo:?} to build the DSL interpreter component: {e}"),
     }
     let wasm = target_dir.join("wasm32-wasip2/release/refract_dsl_interpreter.wasm");
-    println!("cargo:rustc-env=REFRACT_DSL_INTERPRETER_WASM={}", wasm.display());
+    println!(
+        "cargo:rustc-env=REFRACT_DSL_INTERPRETER_WASM={}",
+        wasm.display()
+    );
 }
 
 /// `<outer target dir>/refract-dsl-interpreter`, found from OUT_DIR
@@ -66,5 +77,8 @@ fn interpreter_target_dir(out_dir: &Path) -> PathBuf {
         .find(|p| p.file_name().is_some_and(|n| n == "build"))
         .and_then(Path::parent)
         .and_then(Path::parent)
-        .map_or_else(|| out_dir.join("dsl-interpreter"), |t| t.join("refract-dsl-interpreter"))
+        .map_or_else(
+            || out_dir.join("dsl-interpreter"),
+            |t| t.join("refract-dsl-interpreter"),
+        )
 }

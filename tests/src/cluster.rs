@@ -37,7 +37,9 @@ impl SharedBackends {
         Ok(Self {
             redis_url: var("REFRACT_TEST_REDIS_URL")?,
             database_url: var("REFRACT_TEST_DATABASE_URL")?,
-            files_url: std::env::var("REFRACT_TEST_FILES_URL").ok().filter(|u| !u.is_empty()),
+            files_url: std::env::var("REFRACT_TEST_FILES_URL")
+                .ok()
+                .filter(|u| !u.is_empty()),
         })
     }
 }
@@ -53,7 +55,11 @@ pub struct Shape {
 impl Default for Shape {
     /// The cluster: 2 gateways, 2 runtimes, 2 events, and always 1 workspaces.
     fn default() -> Self {
-        Self { gateways: 2, runtimes: 2, events: 2 }
+        Self {
+            gateways: 2,
+            runtimes: 2,
+            events: 2,
+        }
     }
 }
 
@@ -87,15 +93,33 @@ impl LocalCluster {
     /// `gw-N` (gateway N prefers runtime N and events N, wrapping around, and fails over to the
     /// others), and waits until
     /// every one answers its healthcheck.
-    pub async fn start(bin: &Path, backends: &SharedBackends, shape: Shape) -> anyhow::Result<Self> {
+    pub async fn start(
+        bin: &Path,
+        backends: &SharedBackends,
+        shape: Shape,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let namespace = format!("cluster{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let mut cluster = Self { bin: bin.to_path_buf(), backends: backends.clone(), database_url: backends.database_url.clone(), url: String::new(), namespace, nodes: BTreeMap::new(), balancer: None, dir };
+        let namespace = format!(
+            "cluster{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let mut cluster = Self {
+            bin: bin.to_path_buf(),
+            backends: backends.clone(),
+            database_url: backends.database_url.clone(),
+            url: String::new(),
+            namespace,
+            nodes: BTreeMap::new(),
+            balancer: None,
+            dir,
+        };
         let workspaces = cluster.spawn("ws-1", "workspaces", backends, &[])?;
-        let runtimes: Vec<String> =
-            (1..=shape.runtimes).map(|i| cluster.spawn(&format!("rt-{i}"), "runtime", backends, &[])).collect::<anyhow::Result<_>>()?;
-        let events: Vec<String> =
-            (1..=shape.events).map(|i| cluster.spawn(&format!("ev-{i}"), "events", backends, &[])).collect::<anyhow::Result<_>>()?;
+        let runtimes: Vec<String> = (1..=shape.runtimes)
+            .map(|i| cluster.spawn(&format!("rt-{i}"), "runtime", backends, &[]))
+            .collect::<anyhow::Result<_>>()?;
+        let events: Vec<String> = (1..=shape.events)
+            .map(|i| cluster.spawn(&format!("ev-{i}"), "events", backends, &[]))
+            .collect::<anyhow::Result<_>>()?;
         let mut gateways = Vec::new();
         for i in 0..shape.gateways {
             let upstreams = [
@@ -103,13 +127,21 @@ impl LocalCluster {
                 ("REFRACT_RUNTIME_URL", preferring(&runtimes, i)),
                 ("REFRACT_EVENTS_URL", preferring(&events, i)),
             ];
-            gateways.push(cluster.spawn(&format!("gw-{}", i + 1), "gateway", backends, &upstreams)?);
+            gateways.push(cluster.spawn(
+                &format!("gw-{}", i + 1),
+                "gateway",
+                backends,
+                &upstreams,
+            )?);
         }
         let names: Vec<String> = cluster.nodes.keys().cloned().collect();
         for name in names {
             cluster.wait_healthy(&name).await?;
         }
-        let addrs = gateways.iter().map(|u| u.trim_start_matches("http://").parse()).collect::<Result<Vec<SocketAddr>, _>>()?;
+        let addrs = gateways
+            .iter()
+            .map(|u| u.trim_start_matches("http://").parse())
+            .collect::<Result<Vec<SocketAddr>, _>>()?;
         let balancer = Balancer::start(addrs).await?;
         cluster.url = format!("http://{}", balancer.addr);
         cluster.balancer = Some(balancer);
@@ -117,26 +149,60 @@ impl LocalCluster {
     }
 
     /// Starts `refract <service>` as `name` on a free loopback port; returns its URL.
-    fn spawn(&mut self, name: &str, service: &str, backends: &SharedBackends, extra: &[(&str, String)]) -> anyhow::Result<String> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    fn spawn(
+        &mut self,
+        name: &str,
+        service: &str,
+        backends: &SharedBackends,
+        extra: &[(&str, String)],
+    ) -> anyhow::Result<String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let extra: Vec<(String, String)> = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
         self.spawn_on(name, service, backends, port, extra)
     }
 
-    fn spawn_on(&mut self, name: &str, service: &str, backends: &SharedBackends, port: u16, extra: Vec<(String, String)>) -> anyhow::Result<String> {
+    fn spawn_on(
+        &mut self,
+        name: &str,
+        service: &str,
+        backends: &SharedBackends,
+        port: u16,
+        extra: Vec<(String, String)>,
+    ) -> anyhow::Result<String> {
         let url = format!("http://127.0.0.1:{port}");
         let log = self.dir.path().join(format!("{name}.log"));
         // One handle for both streams (two `create`s would each write at their own offset);
         // a restarted node appends, so the log shows both lives.
-        let output = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
-        let separator = if backends.database_url.contains('?') { '&' } else { '?' };
-        let files = backends.files_url.clone().unwrap_or_else(|| format!("file://{}", self.dir.path().join("files").display()));
+        let output = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
+        let separator = if backends.database_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        let files = backends
+            .files_url
+            .clone()
+            .unwrap_or_else(|| format!("file://{}", self.dir.path().join("files").display()));
         let mut command = Command::new(&self.bin);
         command
             .args([service, "--listen", &format!("127.0.0.1:{port}")])
             .env("REFRACT_BROKER_URL", &backends.redis_url)
             .env("REFRACT_CACHE_URL", &backends.redis_url)
-            .env("REFRACT_DATABASE_URL", format!("{}{separator}schema={}", backends.database_url, self.namespace))
+            .env(
+                "REFRACT_DATABASE_URL",
+                format!(
+                    "{}{separator}schema={}",
+                    backends.database_url, self.namespace
+                ),
+            )
             .env("REFRACT_FILES_URL", files)
             .env("REFRACT_NAMESPACE", &self.namespace)
             .env("REFRACT_INSTANCE", name)
@@ -150,25 +216,49 @@ impl LocalCluster {
         for (key, value) in &extra {
             command.env(key, value);
         }
-        let child = command.spawn().with_context(|| format!("starting {name}"))?;
-        self.nodes.insert(name.to_string(), Node { child, url: url.clone(), log, service: service.to_string(), extra });
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        self.nodes.insert(
+            name.to_string(),
+            Node {
+                child,
+                url: url.clone(),
+                log,
+                service: service.to_string(),
+                extra,
+            },
+        );
         Ok(url)
     }
 
     async fn wait_healthy(&mut self, name: &str) -> anyhow::Result<()> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?;
         let started = Instant::now();
         loop {
             let node = self.nodes.get_mut(name).context("no such node")?;
             if let Some(status) = node.child.try_wait()? {
-                bail!("{name} exited ({status}) before it was healthy:\n{}", tail(&node.log));
+                bail!(
+                    "{name} exited ({status}) before it was healthy:\n{}",
+                    tail(&node.log)
+                );
             }
             let url = format!("{}/sys/healthcheck", node.url);
-            if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+            if http
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return Ok(());
             }
             if started.elapsed() > START_PATIENCE {
-                bail!("{name} not healthy after {START_PATIENCE:?}:\n{}", tail(&node.log));
+                bail!(
+                    "{name} not healthy after {START_PATIENCE:?}:\n{}",
+                    tail(&node.log)
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -176,7 +266,10 @@ impl LocalCluster {
 
     /// Kills `name` with SIGKILL: no graceful shutdown, no acknowledgements sent on the way out.
     pub fn kill(&mut self, name: &str) -> anyhow::Result<()> {
-        let node = self.nodes.get_mut(name).with_context(|| format!("no node {name}"))?;
+        let node = self
+            .nodes
+            .get_mut(name)
+            .with_context(|| format!("no node {name}"))?;
         node.child.kill()?;
         node.child.wait()?;
         Ok(())
@@ -185,10 +278,18 @@ impl LocalCluster {
     /// Starts `name` again (after [`LocalCluster::kill`]) on the same port with the same
     /// settings, and waits until it is healthy.
     pub async fn restart(&mut self, name: &str) -> anyhow::Result<()> {
-        let node = self.nodes.get_mut(name).with_context(|| format!("no node {name}"))?;
+        let node = self
+            .nodes
+            .get_mut(name)
+            .with_context(|| format!("no node {name}"))?;
         let _ = node.child.kill();
         node.child.wait()?;
-        let port: u16 = node.url.rsplit(':').next().context("node URL without port")?.parse()?;
+        let port: u16 = node
+            .url
+            .rsplit(':')
+            .next()
+            .context("node URL without port")?
+            .parse()?;
         let (service, extra) = (node.service.clone(), node.extra.clone());
         let backends = self.backends.clone();
         self.spawn_on(name, &service, &backends, port, extra)?;
@@ -197,7 +298,11 @@ impl LocalCluster {
 
     /// A client of the cluster through the balancer.
     pub fn client(&self) -> Client {
-        Client { http: reqwest::Client::new(), url: self.url.clone(), token: None }
+        Client {
+            http: reqwest::Client::new(),
+            url: self.url.clone(),
+            token: None,
+        }
     }
 
     /// The URL of one node (to call a given gateway directly).
@@ -207,7 +312,10 @@ impl LocalCluster {
 
     /// The names and URLs of the processes.
     pub fn nodes(&self) -> Vec<(String, String)> {
-        self.nodes.iter().map(|(name, n)| (name.clone(), n.url.clone())).collect()
+        self.nodes
+            .iter()
+            .map(|(name, n)| (name.clone(), n.url.clone()))
+            .collect()
     }
 
     /// The folder of the processes' logs (`<name>.log`), removed with the cluster.
@@ -217,7 +325,11 @@ impl LocalCluster {
 
     /// The last lines each process logged: for failure messages.
     pub fn logs(&self) -> String {
-        self.nodes.iter().map(|(name, n)| format!("== {name}\n{}", tail(&n.log))).collect::<Vec<_>>().join("\n")
+        self.nodes
+            .iter()
+            .map(|(name, n)| format!("== {name}\n{}", tail(&n.log)))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -230,7 +342,11 @@ impl Drop for LocalCluster {
         // Best effort: the schema is unique to this cluster, and only psql can drop it without
         // an async runtime here.
         let drop = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.namespace);
-        let _ = Command::new("psql").args([self.database_url.as_str(), "-qc", &drop]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = Command::new("psql")
+            .args([self.database_url.as_str(), "-qc", &drop])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -243,5 +359,8 @@ fn tail(log: &Path) -> String {
 /// Every instance URL, comma-separated, starting with the `i`-th (wrapping around): a gateway's
 /// backend setting that prefers its own instance and fails over to the others in turn.
 fn preferring(urls: &[String], i: usize) -> String {
-    (0..urls.len()).map(|k| urls[(i + k) % urls.len()].as_str()).collect::<Vec<_>>().join(",")
+    (0..urls.len())
+        .map(|k| urls[(i + k) % urls.len()].as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }

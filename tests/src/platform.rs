@@ -25,25 +25,36 @@ impl Platform {
     /// Starts `refract serve` in process with its data in `data_dir`, rate limits off (tests
     /// sign up several users from one address and poll the history).
     pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
-        Self::start_with(Config { data_dir: data_dir.to_path_buf(), disable_rate_limit: true, ..Config::default() }).await
+        Self::start_with(Config {
+            data_dir: data_dir.to_path_buf(),
+            disable_rate_limit: true,
+            ..Config::default()
+        })
+        .await
     }
 
     /// Starts the platform in process with `config` (its `listen` is replaced by a free
     /// loopback port). Several platforms on the same shared backends are a distributed
     /// deployment in one process.
     pub async fn start_with(config: Config) -> anyhow::Result<Self> {
-        let config = Config { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..config };
+        let config = Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..config
+        };
         let cluster = Cluster::embedded(&config).await?;
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let url = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = oneshot::channel::<()>();
         let app = cluster.app.clone();
         let server = tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await?;
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await?;
             cluster.shutdown().await;
             Ok(())
         });
@@ -58,7 +69,11 @@ impl Platform {
 
     /// A client with no credentials.
     pub fn client(&self) -> Client {
-        Client { http: reqwest::Client::new(), url: self.url.clone(), token: None }
+        Client {
+            http: reqwest::Client::new(),
+            url: self.url.clone(),
+            token: None,
+        }
     }
 }
 
@@ -75,7 +90,11 @@ impl Client {
     pub async fn signed_up(&self, email: &str) -> anyhow::Result<Client> {
         let password = "correct horse battery";
         let (status, body) = self
-            .json(Method::POST, "/v2/signup", Some(json!({"email": email, "password": password, "firstName": "Test"})))
+            .json(
+                Method::POST,
+                "/v2/signup",
+                Some(json!({"email": email, "password": password, "firstName": "Test"})),
+            )
             .await?;
         if status != StatusCode::OK {
             bail!("signup failed: {status} {body}");
@@ -84,12 +103,24 @@ impl Client {
     }
 
     pub async fn logged_in(&self, email: &str, password: &str) -> anyhow::Result<Client> {
-        let (status, body) = self.json(Method::POST, "/v2/login", Some(json!({"email": email, "password": password}))).await?;
+        let (status, body) = self
+            .json(
+                Method::POST,
+                "/v2/login",
+                Some(json!({"email": email, "password": password})),
+            )
+            .await?;
         if status != StatusCode::OK {
             bail!("login failed: {status} {body}");
         }
-        let token = body["token"].as_str().context("login response without token")?.to_string();
-        Ok(Client { token: Some(token), ..self.clone() })
+        let token = body["token"]
+            .as_str()
+            .context("login response without token")?
+            .to_string();
+        Ok(Client {
+            token: Some(token),
+            ..self.clone()
+        })
     }
 
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
@@ -102,7 +133,12 @@ impl Client {
 
     /// Sends `body` as JSON (or nothing) and returns the status and the JSON answer
     /// (`null` when the answer is not JSON).
-    pub async fn json(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<(StatusCode, Value)> {
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
         let mut req = self.request(method, path);
         if let Some(body) = body {
             req = req.json(&body);
@@ -110,27 +146,52 @@ impl Client {
         let res = req.send().await?;
         let status = res.status();
         let bytes = res.bytes().await?;
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
     }
 
     /// Creates a workspace and returns its id.
     pub async fn workspace(&self, name: &str) -> anyhow::Result<String> {
-        let (status, body) = self.json(Method::POST, "/v2/workspaces", Some(json!({"name": name}))).await?;
+        let (status, body) = self
+            .json(Method::POST, "/v2/workspaces", Some(json!({"name": name})))
+            .await?;
         if status != StatusCode::OK {
             bail!("creating a workspace failed: {status} {body}");
         }
-        Ok(body["id"].as_str().context("workspace without id")?.to_string())
+        Ok(body["id"]
+            .as_str()
+            .context("workspace without id")?
+            .to_string())
     }
 
     /// Creates a component automation and uploads `wasm` for it.
-    pub async fn deploy(&self, workspace: &str, automation: Value, wasm: &[u8]) -> anyhow::Result<Value> {
-        let slug = automation["slug"].as_str().context("automation without slug")?.to_string();
-        let (status, body) = self.json(Method::POST, &format!("/v2/workspaces/{workspace}/automations"), Some(automation)).await?;
+    pub async fn deploy(
+        &self,
+        workspace: &str,
+        automation: Value,
+        wasm: &[u8],
+    ) -> anyhow::Result<Value> {
+        let slug = automation["slug"]
+            .as_str()
+            .context("automation without slug")?
+            .to_string();
+        let (status, body) = self
+            .json(
+                Method::POST,
+                &format!("/v2/workspaces/{workspace}/automations"),
+                Some(automation),
+            )
+            .await?;
         if status != StatusCode::OK {
             bail!("creating automation {slug} failed: {status} {body}");
         }
         let res = self
-            .request(Method::PUT, &format!("/v2/workspaces/{workspace}/automations/{slug}/component"))
+            .request(
+                Method::PUT,
+                &format!("/v2/workspaces/{workspace}/automations/{slug}/component"),
+            )
             .header("content-type", "application/wasm")
             .body(wasm.to_vec())
             .send()
@@ -144,15 +205,28 @@ impl Client {
     }
 
     /// Polls the history until an event of `event_type` matching `pred` shows up.
-    pub async fn wait_for_event(&self, workspace: &str, event_type: &str, pred: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
+    pub async fn wait_for_event(
+        &self,
+        workspace: &str,
+        event_type: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
-            let (status, body) =
-                self.json(Method::GET, &format!("/v2/workspaces/{workspace}/events?types={event_type}&limit=100"), None).await?;
+            let (status, body) = self
+                .json(
+                    Method::GET,
+                    &format!("/v2/workspaces/{workspace}/events?types={event_type}&limit=100"),
+                    None,
+                )
+                .await?;
             if status != StatusCode::OK {
                 bail!("reading events failed: {status} {body}");
             }
-            if let Some(event) = body["result"]["events"].as_array().and_then(|events| events.iter().find(|e| pred(e))) {
+            if let Some(event) = body["result"]["events"]
+                .as_array()
+                .and_then(|events| events.iter().find(|e| pred(e)))
+            {
                 return Ok(event.clone());
             }
             if tokio::time::Instant::now() > deadline {
@@ -168,17 +242,27 @@ static EXAMPLES: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 /// The bytes of the SDK example `name` (`webhook-echo`, `event-emitter`, `counter`,
 /// `fetch-then-wait`), built once per test binary.
 pub fn example(name: &str) -> anyhow::Result<Vec<u8>> {
-    let dir = EXAMPLES.get_or_init(|| build_examples().map_err(|e| format!("{e:#}"))).clone().map_err(anyhow::Error::msg)?;
+    let dir = EXAMPLES
+        .get_or_init(|| build_examples().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)?;
     let path = dir.join(format!("{}.wasm", name.replace('-', "_")));
     std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
 }
 
 fn build_examples() -> anyhow::Result<PathBuf> {
     let target = crate::fixtures::guest_target_dir().with_file_name("guest-examples");
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk/examples/Cargo.toml");
+    let manifest =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk/examples/Cargo.toml");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .env("CARGO_TARGET_DIR", &target)
         .env_remove("RUSTFLAGS")
@@ -187,7 +271,10 @@ fn build_examples() -> anyhow::Result<PathBuf> {
         .status()
         .with_context(|| format!("running {cargo} build for {}", manifest.display()))?;
     if !status.success() {
-        bail!("building the SDK examples failed ({status}): cargo build --release --target wasm32-wasip2 --manifest-path {}", manifest.display());
+        bail!(
+            "building the SDK examples failed ({status}): cargo build --release --target wasm32-wasip2 --manifest-path {}",
+            manifest.display()
+        );
     }
     Ok(target.join("wasm32-wasip2").join("release"))
 }

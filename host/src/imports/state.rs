@@ -116,23 +116,37 @@ fn to_wit(e: ServiceError) -> StateError {
 
 impl RunCtx {
     /// `switch-identity` (`automation-dsl.md` §5.5): the identity the run continues as.
-    async fn switched(&mut self, user: Option<String>, session: Option<String>) -> Result<Identity, StateError> {
+    async fn switched(
+        &mut self,
+        user: Option<String>,
+        session: Option<String>,
+    ) -> Result<Identity, StateError> {
         let invalid = |e: refract_core::ValidationError| StateError::Invalid(e.to_string());
         let (user, session) = match (user, session) {
             // As user X: the session keyed by X.
-            (Some(user), None) => (UserId::new(user.clone()).map_err(invalid)?, SessionId::new(user).map_err(invalid)?),
+            (Some(user), None) => (
+                UserId::new(user.clone()).map_err(invalid)?,
+                SessionId::new(user).map_err(invalid)?,
+            ),
             // As login session S and its user, or a session and a user of that id.
             (None, Some(session)) => {
                 let session = SessionId::new(session).map_err(invalid)?;
                 let (store, info) = (self.services.state.clone(), self.info.clone());
-                let known = self.io("state.session_user", store.session_user(&info, &session)).await.map_err(to_wit)?;
+                let known = self
+                    .io("state.session_user", store.session_user(&info, &session))
+                    .await
+                    .map_err(to_wit)?;
                 let user = match known {
                     Some(user) => user,
                     None => UserId::new(session.as_str()).map_err(invalid)?,
                 };
                 (user, session)
             }
-            _ => return Err(StateError::Invalid("give exactly one of user-id and session-id".into())),
+            _ => {
+                return Err(StateError::Invalid(
+                    "give exactly one of user-id and session-id".into(),
+                ));
+            }
         };
         let mut info = (*self.info).clone();
         info.user_id = Some(user);

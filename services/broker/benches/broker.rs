@@ -26,9 +26,17 @@ const LATENCY_EVENTS: u64 = 10_000;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let events: u64 = std::env::var("REFRACT_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
-    println!("broker benchmark: {events} events per run, {PUBLISHERS} publishers, {IN_FLIGHT} handlers in flight per consumer");
-    println!("{:<8} {:>9} {:>12} {:>10} {:>10}   (latency at {LATENCY_RATE} events/s)", "broker", "consumers", "events/s", "p50", "p99");
+    let events: u64 = std::env::var("REFRACT_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    println!(
+        "broker benchmark: {events} events per run, {PUBLISHERS} publishers, {IN_FLIGHT} handlers in flight per consumer"
+    );
+    println!(
+        "{:<8} {:>9} {:>12} {:>10} {:>10}   (latency at {LATENCY_RATE} events/s)",
+        "broker", "consumers", "events/s", "p50", "p99"
+    );
     for consumers in [1, 2] {
         let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new(config()));
         run("memory", broker, consumers, events).await?;
@@ -56,9 +64,21 @@ fn config() -> BrokerConfig {
     }
 }
 
-async fn run(name: &str, broker: Arc<dyn Broker>, consumers: usize, events: u64) -> anyhow::Result<()> {
+async fn run(
+    name: &str,
+    broker: Arc<dyn Broker>,
+    consumers: usize,
+    events: u64,
+) -> anyhow::Result<()> {
     let (throughput, _) = pass(&broker, "throughput", consumers, events, None).await?;
-    let (_, latency) = pass(&broker, "latency", consumers, LATENCY_EVENTS, Some(LATENCY_RATE)).await?;
+    let (_, latency) = pass(
+        &broker,
+        "latency",
+        consumers,
+        LATENCY_EVENTS,
+        Some(LATENCY_RATE),
+    )
+    .await?;
     println!(
         "{name:<8} {consumers:>9} {throughput:>12.0} {:>8.2}ms {:>8.2}ms",
         latency.value_at_quantile(0.5) as f64 / 1000.0,
@@ -77,26 +97,46 @@ async fn pass(
     rate: Option<u64>,
 ) -> anyhow::Result<(f64, Histogram<u64>)> {
     let base = Instant::now();
-    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
+    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
     let handled = Arc::new(AtomicU64::new(0));
     let done = Arc::new(tokio::sync::Notify::new());
 
     let mut readers = Vec::new();
     for c in 0..consumers {
-        let mut sub = broker.subscribe(Subscription::group(group, format!("c{c}"), TypeFilter::all())).await?;
+        let mut sub = broker
+            .subscribe(Subscription::group(
+                group,
+                format!("c{c}"),
+                TypeFilter::all(),
+            ))
+            .await?;
         let (histogram, handled, done) = (histogram.clone(), handled.clone(), done.clone());
         readers.push(tokio::spawn(async move {
             let permits = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
-            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let mut local =
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
             loop {
-                let Ok(delivery) = sub.next().await else { break };
-                let sent = delivery.event.payload.get("sentUs").and_then(Value::as_u64).unwrap_or(0);
+                let Ok(delivery) = sub.next().await else {
+                    break;
+                };
+                let sent = delivery
+                    .event
+                    .payload
+                    .get("sentUs")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
                 let now = base.elapsed().as_micros() as u64;
                 local.saturating_record(now.saturating_sub(sent).max(1));
-                let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
                 let (acked, done) = (handled.clone(), done.clone());
                 tokio::spawn(async move {
-                    if delivery.ack().await.is_ok() && acked.fetch_add(1, Ordering::Relaxed) + 1 == events {
+                    if delivery.ack().await.is_ok()
+                        && acked.fetch_add(1, Ordering::Relaxed) + 1 == events
+                    {
                         done.notify_one();
                     }
                     drop(permit);
@@ -119,7 +159,8 @@ async fn pass(
     let mut publishers = Vec::new();
     let publishers_count = if rate.is_some() { 1 } else { PUBLISHERS as u64 };
     for p in 0..publishers_count {
-        let (broker, workspace, event_type) = (broker.clone(), workspace.clone(), event_type.clone());
+        let (broker, workspace, event_type) =
+            (broker.clone(), workspace.clone(), event_type.clone());
         publishers.push(tokio::spawn(async move {
             let mut ticker = rate.map(|r| tokio::time::interval(Duration::from_micros(1_000_000 / r)));
             for i in (p..events).step_by(publishers_count as usize) {
@@ -150,9 +191,15 @@ async fn pass(
 async fn cleanup(url: &str, namespace: &str) -> anyhow::Result<()> {
     let client = redis::Client::open(url)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{namespace}:*")).query_async(&mut conn).await?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{namespace}:*"))
+        .query_async(&mut conn)
+        .await?;
     if !keys.is_empty() {
-        redis::cmd("DEL").arg(keys).query_async::<()>(&mut conn).await?;
+        redis::cmd("DEL")
+            .arg(keys)
+            .query_async::<()>(&mut conn)
+            .await?;
     }
     Ok(())
 }

@@ -38,7 +38,10 @@ pub trait Broker: Send + Sync {
     /// Starts reading. A [`Mode::Group`] subscription receives new events published from now on
     /// (and any its group left pending); a [`Mode::FanOut`] one receives every event published
     /// from now on.
-    async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn Subscriber>, BrokerError>;
+    async fn subscribe(
+        &self,
+        subscription: Subscription,
+    ) -> Result<Box<dyn Subscriber>, BrokerError>;
 
     /// The newest `limit` dead letters, newest first.
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BrokerError>;
@@ -50,15 +53,26 @@ pub trait Broker: Send + Sync {
     ///
     /// The default is a broker that keeps no readable log: nothing to replay, and the page
     /// says the gap is incomplete.
-    async fn read_after(&self, workspace: &WorkspaceId, after: &EventId, scan: usize) -> Result<Page, BrokerError> {
+    async fn read_after(
+        &self,
+        workspace: &WorkspaceId,
+        after: &EventId,
+        scan: usize,
+    ) -> Result<Page, BrokerError> {
         let _ = (workspace, after, scan);
-        Ok(Page { truncated: true, ..Page::default() })
+        Ok(Page {
+            truncated: true,
+            ..Page::default()
+        })
     }
 }
 
 /// `event` as a broker appends it: no id yet, the current trace context, checked against
 /// `limits` and its size recorded.
-pub(crate) fn sealed(mut event: Event, limits: &refract_core::EventLimits) -> Result<Event, BrokerError> {
+pub(crate) fn sealed(
+    mut event: Event,
+    limits: &refract_core::EventLimits,
+) -> Result<Event, BrokerError> {
     event.id = None;
     crate::observe::stamp(&mut event);
     event.seal(limits)?;
@@ -95,13 +109,26 @@ pub struct Subscription {
 
 impl Subscription {
     /// Work distribution: each event goes to one consumer of `group`.
-    pub fn group(group: impl Into<String>, consumer: impl Into<String>, filter: TypeFilter) -> Self {
-        Self { mode: Mode::Group { group: group.into(), consumer: consumer.into() }, filter }
+    pub fn group(
+        group: impl Into<String>,
+        consumer: impl Into<String>,
+        filter: TypeFilter,
+    ) -> Self {
+        Self {
+            mode: Mode::Group {
+                group: group.into(),
+                consumer: consumer.into(),
+            },
+            filter,
+        }
     }
 
     /// Fan-out: this subscriber sees every matching event.
     pub fn fan_out(filter: TypeFilter) -> Self {
-        Self { mode: Mode::FanOut, filter }
+        Self {
+            mode: Mode::FanOut,
+            filter,
+        }
     }
 }
 
@@ -123,7 +150,10 @@ pub struct Delivery {
 
 impl std::fmt::Debug for Delivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Delivery").field("event", &self.event).field("attempt", &self.attempt).finish()
+        f.debug_struct("Delivery")
+            .field("event", &self.event)
+            .field("attempt", &self.attempt)
+            .finish()
     }
 }
 
@@ -147,7 +177,9 @@ impl Delivery {
     /// returned, and a delivery whose acknowledgement failed is delivered again later.
     pub async fn ack_all(batch: impl IntoIterator<Item = Delivery>) -> Result<(), BrokerError> {
         let mut ackers = batch.into_iter().filter_map(|mut d| d.acker.take());
-        let Some(first) = ackers.next() else { return Ok(()) };
+        let Some(first) = ackers.next() else {
+            return Ok(());
+        };
         first.ack_with(ackers.collect()).await
     }
 

@@ -110,10 +110,26 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_bad_settings_are_named() {
         assert!(BrokerConfig::default().validate().is_ok());
-        let bad = BrokerConfig { partitions: 0, ..Default::default() };
-        assert!(bad.validate().unwrap_err().to_string().contains("partitions"));
-        let bad = BrokerConfig { block: Duration::from_secs(9), ..Default::default() };
-        assert!(bad.validate().unwrap_err().to_string().contains("claim_idle"));
+        let bad = BrokerConfig {
+            partitions: 0,
+            ..Default::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("partitions")
+        );
+        let bad = BrokerConfig {
+            block: Duration::from_secs(9),
+            ..Default::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("claim_idle")
+        );
     }
 
     #[test]
@@ -122,8 +138,9 @@ mod tests {
         let p = c.partition_of(Some("ws-1"));
         assert!(p < c.partitions);
         assert_eq!(p, c.partition_of(Some("ws-1")));
-        let spread: std::collections::HashSet<_> =
-            (0..64).map(|i| c.partition_of(Some(&format!("ws-{i}")))).collect();
+        let spread: std::collections::HashSet<_> = (0..64)
+            .map(|i| c.partition_of(Some(&format!("ws-{i}"))))
+            .collect();
         assert_eq!(spread.len() as u32, c.partitions);
     }
 }

@@ -9,10 +9,16 @@ pub enum BrokerError {
     Invalid(#[from] ValidationError),
     /// The broker could not be reached at startup.
     #[error("cannot reach the broker at {url}: {source}")]
-    Connect { url: String, source: ::redis::RedisError },
+    Connect {
+        url: String,
+        source: ::redis::RedisError,
+    },
     /// A broker command failed.
     #[error("broker command {command} failed: {source}")]
-    Command { command: &'static str, source: ::redis::RedisError },
+    Command {
+        command: &'static str,
+        source: ::redis::RedisError,
+    },
     /// The broker was shut down.
     #[error("the broker is closed")]
     Closed,

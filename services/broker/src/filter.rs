@@ -16,7 +16,10 @@ pub struct TypeFilter {
 impl TypeFilter {
     /// Every event.
     pub fn all() -> Self {
-        Self { all: true, ..Self::default() }
+        Self {
+            all: true,
+            ..Self::default()
+        }
     }
 
     /// Events matching any of `patterns`.
@@ -30,7 +33,9 @@ impl TypeFilter {
             let pattern = pattern.as_ref();
             match pattern.strip_suffix('*') {
                 Some("") => filter.all = true,
-                Some(prefix) => filter.prefixes.push(prefix.trim_end_matches('.').to_string()),
+                Some(prefix) => filter
+                    .prefixes
+                    .push(prefix.trim_end_matches('.').to_string()),
                 None => filter.exact.push(pattern.to_string()),
             }
         }
@@ -51,7 +56,10 @@ impl TypeFilter {
         if patterns.peek().is_none() {
             return Self::all();
         }
-        Self { negated: true, ..Self::new(patterns) }
+        Self {
+            negated: true,
+            ..Self::new(patterns)
+        }
     }
 
     /// Whether an event of type `event_type` passes.

@@ -26,13 +26,13 @@ pub mod memory;
 mod observe;
 pub mod redis;
 
+pub use api::GroupStats;
 pub use api::{Broker, DeadLetter, Delivery, Mode, Page, Subscriber, Subscription};
 pub use config::BrokerConfig;
 pub use error::BrokerError;
 pub use filter::TypeFilter;
 pub use memory::MemoryBroker;
 pub use redis::RedisBroker;
-pub use api::GroupStats;
 
 use std::sync::Arc;
 
@@ -52,8 +52,12 @@ pub async fn open(url: &str, config: BrokerConfig) -> Result<Arc<dyn Broker>, Br
 
 /// `url` with any password replaced by `***`, for error messages and logs.
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, None), |(a, p)| (a, Some(p)));
     let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
             Some((user, _)) => format!("{user}:***@{host}"),

@@ -13,7 +13,10 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::api::{Acker, sealed};
-use crate::{Broker, BrokerConfig, BrokerError, DeadLetter, Delivery, Mode, Page, Subscriber, Subscription, TypeFilter};
+use crate::{
+    Broker, BrokerConfig, BrokerError, DeadLetter, Delivery, Mode, Page, Subscriber, Subscription,
+    TypeFilter,
+};
 
 /// The in-process broker. Cheap to clone; clones share the streams.
 #[derive(Clone)]
@@ -51,7 +54,9 @@ impl Partition {
     }
 
     fn get(&self, index: u64) -> Option<&Entry> {
-        index.checked_sub(self.first).and_then(|i| self.entries.get(i as usize))
+        index
+            .checked_sub(self.first)
+            .and_then(|i| self.entries.get(i as usize))
     }
 }
 
@@ -104,11 +109,16 @@ enum PendingState {
 
 impl MemoryBroker {
     pub fn new(config: BrokerConfig) -> Self {
-        let partitions = (0..config.partitions).map(|_| Partition::default()).collect();
+        let partitions = (0..config.partitions)
+            .map(|_| Partition::default())
+            .collect();
         Self {
             shared: Arc::new(Shared {
                 config,
-                state: Mutex::new(State { partitions, ..State::default() }),
+                state: Mutex::new(State {
+                    partitions,
+                    ..State::default()
+                }),
                 notify: Notify::new(),
                 next_consumer: AtomicU64::new(1),
             }),
@@ -118,7 +128,9 @@ impl MemoryBroker {
     /// Appends a raw entry that bypasses validation, as a foreign or corrupt producer would.
     /// For tests of how consumers survive bad entries.
     pub fn inject_raw(&self, partition: u32, event_type: &str, raw: &str) -> EventId {
-        let id = self.shared.append(partition, event_type.into(), Err(raw.into()));
+        let id = self
+            .shared
+            .append(partition, event_type.into(), Err(raw.into()));
         self.shared.notify.notify_waiters();
         id
     }
@@ -128,30 +140,49 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half-written in a way that
         // matters more than stopping every consumer would; keep serving.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Appends a sealed event to its workspace's partition and returns its new id.
     fn append_event(&self, event: Event) -> EventId {
         crate::observe::published(&event);
-        let partition = self.config.partition_of(event.source.workspace_id.as_ref().map(|w| w.as_str()));
+        let partition = self
+            .config
+            .partition_of(event.source.workspace_id.as_ref().map(|w| w.as_str()));
         self.append(partition, event.event_type.as_str().into(), Ok(event))
     }
 
     /// Appends a published event (`Ok`) or a raw entry (`Err`) and returns its new id.
-    fn append(&self, partition: u32, event_type: Arc<str>, content: Result<Event, Arc<str>>) -> EventId {
+    fn append(
+        &self,
+        partition: u32,
+        event_type: Arc<str>,
+        content: Result<Event, Arc<str>>,
+    ) -> EventId {
         let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
         let mut state = self.lock();
         let max_len = self.config.max_len;
         let max_bytes = self.config.memory_max_bytes / self.config.partitions as usize;
         let p = partition as usize % self.config.partitions as usize;
-        let State { partitions, groups, .. } = &mut *state;
+        let State {
+            partitions, groups, ..
+        } = &mut *state;
         // Entries a consumer group has not read yet are never trimmed: past `max_len` a slow
         // group costs memory, not events (Redis's MAXLEN would drop them).
-        let unread_from = groups.values().map(|g| g.cursors[p]).min().unwrap_or(u64::MAX);
+        let unread_from = groups
+            .values()
+            .map(|g| g.cursors[p])
+            .min()
+            .unwrap_or(u64::MAX);
         let part = &mut partitions[p];
         let (ms, seq) = part.last_id;
-        part.last_id = if now_ms > ms { (now_ms, 0) } else { (ms, seq + 1) };
+        part.last_id = if now_ms > ms {
+            (now_ms, 0)
+        } else {
+            (ms, seq + 1)
+        };
         let id = EventId::from_parts(part.last_id.0, part.last_id.1);
         let (body, bytes) = match content {
             Ok(mut event) => {
@@ -164,10 +195,17 @@ impl Shared {
                 (Body::Raw(raw), bytes)
             }
         };
-        part.entries.push_back(Entry { id: id.clone(), event_type, body, bytes });
+        part.entries.push_back(Entry {
+            id: id.clone(),
+            event_type,
+            body,
+            bytes,
+        });
         part.bytes += bytes;
         while (part.entries.len() > max_len || part.bytes > max_bytes) && part.first < unread_from {
-            let Some(gone) = part.entries.pop_front() else { break };
+            let Some(gone) = part.entries.pop_front() else {
+                break;
+            };
             part.bytes -= gone.bytes;
             part.first += 1;
         }
@@ -193,13 +231,22 @@ impl Broker for MemoryBroker {
 
     async fn publish_all(&self, events: Vec<Event>) -> Result<Vec<EventId>, BrokerError> {
         let limits = &self.shared.config.event_limits;
-        let events = events.into_iter().map(|e| sealed(e, limits)).collect::<Result<Vec<_>, _>>()?;
-        let ids = events.into_iter().map(|e| self.shared.append_event(e)).collect();
+        let events = events
+            .into_iter()
+            .map(|e| sealed(e, limits))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids = events
+            .into_iter()
+            .map(|e| self.shared.append_event(e))
+            .collect();
         self.shared.notify.notify_waiters();
         Ok(ids)
     }
 
-    async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn Subscriber>, BrokerError> {
+    async fn subscribe(
+        &self,
+        subscription: Subscription,
+    ) -> Result<Box<dyn Subscriber>, BrokerError> {
         let consumer = self.shared.next_consumer.fetch_add(1, Ordering::Relaxed);
         let mut state = self.shared.lock();
         let ends: Vec<u64> = state.partitions.iter().map(Partition::end).collect();
@@ -213,7 +260,10 @@ impl Broker for MemoryBroker {
                 });
                 Reader::Group(group)
             }
-            Mode::FanOut => Reader::FanOut { cursors: ends, next_partition: 0 },
+            Mode::FanOut => Reader::FanOut {
+                cursors: ends,
+                next_partition: 0,
+            },
         };
         Ok(Box::new(MemorySubscriber {
             shared: self.shared.clone(),
@@ -223,26 +273,45 @@ impl Broker for MemoryBroker {
         }))
     }
 
-    async fn read_after(&self, workspace: &WorkspaceId, after: &EventId, scan: usize) -> Result<Page, BrokerError> {
+    async fn read_after(
+        &self,
+        workspace: &WorkspaceId,
+        after: &EventId,
+        scan: usize,
+    ) -> Result<Page, BrokerError> {
         let partition = self.shared.config.partition_of(Some(workspace.as_str()));
         let state = self.shared.lock();
         let part = &state.partitions[partition as usize % state.partitions.len()];
         let after = after.parts();
-        let truncated = part.first > 0 && part.entries.front().is_some_and(|e| e.id.parts() > after);
+        let truncated =
+            part.first > 0 && part.entries.front().is_some_and(|e| e.id.parts() > after);
         // Ids grow along the partition: the first entry after `after` by binary search.
         let start = part.entries.partition_point(|e| e.id.parts() <= after);
         let scanned: Vec<&Entry> = part.entries.range(start..).take(scan.max(1)).collect();
-        let next = (start + scanned.len() < part.entries.len()).then(|| scanned.last().map(|e| e.id.clone())).flatten();
+        let next = (start + scanned.len() < part.entries.len())
+            .then(|| scanned.last().map(|e| e.id.clone()))
+            .flatten();
         let events = scanned
             .into_iter()
             .filter_map(|entry| parse(entry).ok())
             .filter(|event| event.source.workspace_id.as_ref() == Some(workspace))
             .collect();
-        Ok(Page { events, next, truncated })
+        Ok(Page {
+            events,
+            next,
+            truncated,
+        })
     }
 
     async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, BrokerError> {
-        Ok(self.shared.lock().dead.iter().take(limit).cloned().collect())
+        Ok(self
+            .shared
+            .lock()
+            .dead
+            .iter()
+            .take(limit)
+            .cloned()
+            .collect())
     }
 }
 
@@ -255,7 +324,10 @@ struct MemorySubscriber {
 
 enum Reader {
     Group(String),
-    FanOut { cursors: Vec<u64>, next_partition: usize },
+    FanOut {
+        cursors: Vec<u64>,
+        next_partition: usize,
+    },
 }
 
 /// What one look at a group found. A delivery is large next to the other variants, but these
@@ -282,7 +354,10 @@ impl MemorySubscriber {
         let shared = self.shared.clone();
         let mut state = shared.lock();
         match &mut self.reader {
-            Reader::FanOut { cursors, next_partition } => {
+            Reader::FanOut {
+                cursors,
+                next_partition,
+            } => {
                 let count = cursors.len();
                 for step in 0..count {
                     let p = (*next_partition + step) % count;
@@ -296,9 +371,15 @@ impl MemorySubscriber {
                         match parse(entry) {
                             Ok(event) => {
                                 *next_partition = (p + 1) % count;
-                                return Poll::Ready(Delivery { event, attempt: 1, acker: None });
+                                return Poll::Ready(Delivery {
+                                    event,
+                                    attempt: 1,
+                                    acker: None,
+                                });
                             }
-                            Err(error) => tracing::warn!(id = %entry.id, %error, "skipping a malformed entry"),
+                            Err(error) => {
+                                tracing::warn!(id = %entry.id, %error, "skipping a malformed entry")
+                            }
                         }
                     }
                 }
@@ -313,8 +394,12 @@ impl MemorySubscriber {
 
     fn poll_group(&self, state: &mut State, name: &str) -> Poll {
         loop {
-            let State { partitions, groups, .. } = &mut *state;
-            let Some(group) = groups.get_mut(name) else { return Poll::Idle };
+            let State {
+                partitions, groups, ..
+            } = &mut *state;
+            let Some(group) = groups.get_mut(name) else {
+                return Poll::Idle;
+            };
             match self.step(partitions, group, name) {
                 Step::Ready(delivery) => return Poll::Ready(delivery),
                 Step::Dead(letter) => self.shared.dead_letter(state, letter),
@@ -341,15 +426,18 @@ impl MemorySubscriber {
         let mut retry_at: Option<Instant> = None;
         if group.reclaimable > 0 {
             let now = Instant::now();
-            let due = group.pending.iter().find_map(|(key, pending)| match &pending.state {
-                PendingState::Orphaned => Some(*key),
-                PendingState::Failed { at, .. } => {
-                    let due_at = *at + config.claim_idle;
-                    retry_at = Some(retry_at.map_or(due_at, |r| r.min(due_at)));
-                    (due_at <= now).then_some(*key)
-                }
-                PendingState::InFlight => None,
-            });
+            let due = group
+                .pending
+                .iter()
+                .find_map(|(key, pending)| match &pending.state {
+                    PendingState::Orphaned => Some(*key),
+                    PendingState::Failed { at, .. } => {
+                        let due_at = *at + config.claim_idle;
+                        retry_at = Some(retry_at.map_or(due_at, |r| r.min(due_at)));
+                        (due_at <= now).then_some(*key)
+                    }
+                    PendingState::InFlight => None,
+                });
             if let Some(key) = due
                 && let Some(mut pending) = group.pending.remove(&key)
             {
@@ -391,7 +479,12 @@ impl MemorySubscriber {
                     Err(error) => return dead(entry, error, 1),
                 };
                 group.next_partition = (p + 1) % count;
-                let pending = Pending { entry: entry.clone(), owner: self.consumer, deliveries: 1, state: PendingState::InFlight };
+                let pending = Pending {
+                    entry: entry.clone(),
+                    owner: self.consumer,
+                    deliveries: 1,
+                    state: PendingState::InFlight,
+                };
                 group.pending.insert(key, pending);
                 return Step::Ready(self.delivery(name, key, event, 1));
             }
@@ -400,8 +493,16 @@ impl MemorySubscriber {
     }
 
     fn delivery(&self, group: &str, key: (u32, u64), event: Event, attempt: u32) -> Delivery {
-        let acker = MemoryAcker { shared: self.shared.clone(), group: group.to_string(), key };
-        Delivery { event, attempt, acker: Some(Box::new(acker)) }
+        let acker = MemoryAcker {
+            shared: self.shared.clone(),
+            group: group.to_string(),
+            key,
+        };
+        Delivery {
+            event,
+            attempt,
+            acker: Some(Box::new(acker)),
+        }
     }
 }
 
@@ -410,7 +511,8 @@ fn parse(entry: &Entry) -> Result<Event, String> {
         Body::Event(event) => return Ok(Event::clone(event)),
         Body::Raw(raw) => raw,
     };
-    let mut event = Event::from_json(raw.as_bytes()).map_err(|e| format!("not a valid event: {e}"))?;
+    let mut event =
+        Event::from_json(raw.as_bytes()).map_err(|e| format!("not a valid event: {e}"))?;
     event.id = Some(entry.id.clone());
     Ok(event)
 }
@@ -439,11 +541,14 @@ impl Subscriber for MemorySubscriber {
 
 impl Drop for MemorySubscriber {
     fn drop(&mut self) {
-        let Reader::Group(name) = &self.reader else { return };
+        let Reader::Group(name) = &self.reader else {
+            return;
+        };
         let mut state = self.shared.lock();
         if let Some(group) = state.groups.get_mut(name) {
             for pending in group.pending.values_mut() {
-                if pending.owner == self.consumer && matches!(pending.state, PendingState::InFlight) {
+                if pending.owner == self.consumer && matches!(pending.state, PendingState::InFlight)
+                {
                     pending.state = PendingState::Orphaned;
                     group.reclaimable += 1;
                 }
@@ -485,7 +590,10 @@ impl Acker for MemoryAcker {
         {
             group.reclaimable += 1;
             let error = "dropped without acknowledgement".to_string();
-            pending.state = PendingState::Failed { at: Instant::now(), error };
+            pending.state = PendingState::Failed {
+                at: Instant::now(),
+                error,
+            };
         }
         drop(state);
         self.shared.notify.notify_waiters();
@@ -494,8 +602,12 @@ impl Acker for MemoryAcker {
     async fn nack(&self, _attempt: u32, error: &str) -> Result<(), BrokerError> {
         let max = self.shared.config.max_deliveries;
         let mut state = self.shared.lock();
-        let Some(group) = state.groups.get_mut(&self.group) else { return Ok(()) };
-        let Some(pending) = group.pending.get_mut(&self.key) else { return Ok(()) };
+        let Some(group) = state.groups.get_mut(&self.group) else {
+            return Ok(());
+        };
+        let Some(pending) = group.pending.get_mut(&self.key) else {
+            return Ok(());
+        };
         if pending.deliveries >= max {
             let dead = DeadLetter {
                 id: pending.entry.id.to_string(),
@@ -513,7 +625,10 @@ impl Acker for MemoryAcker {
             if matches!(pending.state, PendingState::InFlight) {
                 group.reclaimable += 1;
             }
-            pending.state = PendingState::Failed { at: Instant::now(), error: error.to_string() };
+            pending.state = PendingState::Failed {
+                at: Instant::now(),
+                error: error.to_string(),
+            };
         }
         drop(state);
         self.shared.notify.notify_waiters();

@@ -5,7 +5,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use refract_broker::{Broker, BrokerConfig, BrokerError, Delivery, MemoryBroker, RedisBroker, Subscriber, Subscription, TypeFilter};
+use refract_broker::{
+    Broker, BrokerConfig, BrokerError, Delivery, MemoryBroker, RedisBroker, Subscriber,
+    Subscription, TypeFilter,
+};
 use refract_core::{ErrorKind, Event, EventLimits, EventType, WorkspaceId};
 use serde_json::{Map, Value, json};
 
@@ -41,7 +44,9 @@ impl Backend {
                 b.inject_raw(0, event_type, raw);
             }
             Backend::Redis(b, _) => {
-                b.inject_raw(0, &[("type", event_type), ("event", raw)]).await.unwrap();
+                b.inject_raw(0, &[("type", event_type), ("event", raw)])
+                    .await
+                    .unwrap();
             }
         }
     }
@@ -54,7 +59,10 @@ impl Drop for Backend {
             && let Ok(client) = redis::Client::open(url)
             && let Ok(mut conn) = client.get_connection()
         {
-            let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{namespace}:*")).query(&mut conn).unwrap_or_default();
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{namespace}:*"))
+                .query(&mut conn)
+                .unwrap_or_default();
             if !keys.is_empty() {
                 let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
             }
@@ -63,7 +71,9 @@ impl Drop for Backend {
 }
 
 fn redis_url() -> Option<String> {
-    std::env::var("REFRACT_TEST_REDIS_URL").ok().filter(|u| !u.is_empty())
+    std::env::var("REFRACT_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 async fn memory(config: BrokerConfig) -> Option<Backend> {
@@ -76,7 +86,12 @@ async fn redis(config: BrokerConfig) -> Option<Backend> {
         return None;
     };
     let namespace = config.namespace.clone();
-    Some(Backend::Redis(RedisBroker::connect(&url, config).await.expect("connect to the test redis"), namespace))
+    Some(Backend::Redis(
+        RedisBroker::connect(&url, config)
+            .await
+            .expect("connect to the test redis"),
+        namespace,
+    ))
 }
 
 /// Runs each scenario against both backends, as `memory::<name>` and `redis::<name>`.
@@ -111,17 +126,29 @@ conformance!(
 );
 
 fn event(event_type: &str, workspace: &str, payload: Value) -> Event {
-    let Value::Object(map) = payload else { panic!("payload must be an object") };
-    Event::new(EventType::new(event_type).unwrap(), Some(WorkspaceId::new(workspace).unwrap()), map)
+    let Value::Object(map) = payload else {
+        panic!("payload must be an object")
+    };
+    Event::new(
+        EventType::new(event_type).unwrap(),
+        Some(WorkspaceId::new(workspace).unwrap()),
+        map,
+    )
 }
 
 async fn next(sub: &mut Box<dyn Subscriber>) -> Delivery {
-    tokio::time::timeout(PATIENCE, sub.next()).await.expect("a delivery in time").expect("broker open")
+    tokio::time::timeout(PATIENCE, sub.next())
+        .await
+        .expect("a delivery in time")
+        .expect("broker open")
 }
 
 /// Whether `sub` receives anything within `window`.
 async fn receives_within(sub: &mut Box<dyn Subscriber>, window: Duration) -> Option<Delivery> {
-    tokio::time::timeout(window, sub.next()).await.ok().map(|r| r.expect("broker open"))
+    tokio::time::timeout(window, sub.next())
+        .await
+        .ok()
+        .map(|r| r.expect("broker open"))
 }
 
 fn seq(d: &Delivery) -> u64 {
@@ -130,12 +157,21 @@ fn seq(d: &Delivery) -> u64 {
 
 async fn order_holds_per_partition(backend: Backend) {
     let broker = backend.broker();
-    let mut sub = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
+    let mut sub = broker
+        .subscribe(Subscription::group("runtime", "r1", TypeFilter::all()))
+        .await
+        .unwrap();
     let mut ids = HashSet::new();
     for i in 0..60u64 {
         let ws = if i % 2 == 0 { "ws-a" } else { "ws-b" };
-        let id = broker.publish(event("orders.created", ws, json!({"seq": i}))).await.unwrap();
-        assert!(ids.insert((ws.to_string(), id)), "ids are unique within a workspace");
+        let id = broker
+            .publish(event("orders.created", ws, json!({"seq": i})))
+            .await
+            .unwrap();
+        assert!(
+            ids.insert((ws.to_string(), id)),
+            "ids are unique within a workspace"
+        );
     }
     let mut last: HashMap<String, u64> = HashMap::new();
     for _ in 0..60 {
@@ -145,7 +181,10 @@ async fn order_holds_per_partition(backend: Backend) {
         if let Some(prev) = last.insert(ws.clone(), s) {
             assert!(s > prev, "{ws}: {s} after {prev}");
         }
-        assert!(ids.contains(&(ws.clone(), d.id().unwrap().clone())), "the delivered id is the published one");
+        assert!(
+            ids.contains(&(ws.clone(), d.id().unwrap().clone())),
+            "the delivered id is the published one"
+        );
         assert!(d.event.size.unwrap() > 0);
         d.ack().await.unwrap();
     }
@@ -154,12 +193,24 @@ async fn order_holds_per_partition(backend: Backend) {
 
 async fn each_event_goes_to_one_consumer_per_group(backend: Backend) {
     let broker = backend.broker();
-    let a = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
-    let b = broker.subscribe(Subscription::group("runtime", "r2", TypeFilter::all())).await.unwrap();
-    let mut other = broker.subscribe(Subscription::group("events", "e1", TypeFilter::all())).await.unwrap();
+    let a = broker
+        .subscribe(Subscription::group("runtime", "r1", TypeFilter::all()))
+        .await
+        .unwrap();
+    let b = broker
+        .subscribe(Subscription::group("runtime", "r2", TypeFilter::all()))
+        .await
+        .unwrap();
+    let mut other = broker
+        .subscribe(Subscription::group("events", "e1", TypeFilter::all()))
+        .await
+        .unwrap();
     const N: u64 = 40;
     for i in 0..N {
-        broker.publish(event("ping", &format!("ws-{}", i % 7), json!({"seq": i}))).await.unwrap();
+        broker
+            .publish(event("ping", &format!("ws-{}", i % 7), json!({"seq": i})))
+            .await
+            .unwrap();
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut workers = Vec::new();
@@ -175,11 +226,18 @@ async fn each_event_goes_to_one_consumer_per_group(backend: Backend) {
     }
     let mut seen = HashMap::new();
     while seen.len() < N as usize {
-        let (who, s) = tokio::time::timeout(PATIENCE, rx.recv()).await.expect("all events handled").unwrap();
+        let (who, s) = tokio::time::timeout(PATIENCE, rx.recv())
+            .await
+            .expect("all events handled")
+            .unwrap();
         assert!(seen.insert(s, who).is_none(), "event {s} was handled twice");
     }
     // Nothing more comes to the group: each event was handled exactly once.
-    assert!(tokio::time::timeout(Duration::from_millis(600), rx.recv()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(600), rx.recv())
+            .await
+            .is_err()
+    );
     for w in workers {
         w.abort();
     }
@@ -195,13 +253,24 @@ async fn each_event_goes_to_one_consumer_per_group(backend: Backend) {
 
 async fn fan_out_reaches_every_subscriber_from_now_on(backend: Backend) {
     let broker = backend.broker();
-    broker.publish(event("before", "ws-a", json!({"seq": 0}))).await.unwrap();
+    broker
+        .publish(event("before", "ws-a", json!({"seq": 0})))
+        .await
+        .unwrap();
     let mut subs = Vec::new();
     for _ in 0..2 {
-        subs.push(broker.subscribe(Subscription::fan_out(TypeFilter::all())).await.unwrap());
+        subs.push(
+            broker
+                .subscribe(Subscription::fan_out(TypeFilter::all()))
+                .await
+                .unwrap(),
+        );
     }
     for i in 1..=10u64 {
-        broker.publish(event("live", "ws-a", json!({"seq": i}))).await.unwrap();
+        broker
+            .publish(event("live", "ws-a", json!({"seq": i})))
+            .await
+            .unwrap();
     }
     for sub in &mut subs {
         for i in 1..=10u64 {
@@ -210,20 +279,39 @@ async fn fan_out_reaches_every_subscriber_from_now_on(backend: Backend) {
             assert_eq!(seq(&d), i);
             d.ack().await.unwrap();
         }
-        assert!(receives_within(sub, Duration::from_millis(300)).await.is_none());
+        assert!(
+            receives_within(sub, Duration::from_millis(300))
+                .await
+                .is_none()
+        );
     }
 }
 
 async fn filters_select_by_type_and_prefix(backend: Backend) {
     let broker = backend.broker();
     let filter = TypeFilter::new(["workspaces.*", "orders.created"]);
-    let mut sub = broker.subscribe(Subscription::group("runtime", "r1", filter.clone())).await.unwrap();
-    let mut fan = broker.subscribe(Subscription::fan_out(filter)).await.unwrap();
-    for (i, t) in ["workspaces.created", "orders.updated", "workspacesX", "orders.created", "workspaces.automations.deleted"]
-        .into_iter()
-        .enumerate()
+    let mut sub = broker
+        .subscribe(Subscription::group("runtime", "r1", filter.clone()))
+        .await
+        .unwrap();
+    let mut fan = broker
+        .subscribe(Subscription::fan_out(filter))
+        .await
+        .unwrap();
+    for (i, t) in [
+        "workspaces.created",
+        "orders.updated",
+        "workspacesX",
+        "orders.created",
+        "workspaces.automations.deleted",
+    ]
+    .into_iter()
+    .enumerate()
     {
-        broker.publish(event(t, "ws-a", json!({"seq": i}))).await.unwrap();
+        broker
+            .publish(event(t, "ws-a", json!({"seq": i})))
+            .await
+            .unwrap();
     }
     for sub in [&mut sub, &mut fan] {
         let mut got = Vec::new();
@@ -232,15 +320,32 @@ async fn filters_select_by_type_and_prefix(backend: Backend) {
             got.push(d.event.event_type.to_string());
             d.ack().await.unwrap();
         }
-        assert_eq!(got, ["workspaces.created", "orders.created", "workspaces.automations.deleted"]);
-        assert!(receives_within(sub, Duration::from_millis(300)).await.is_none());
+        assert_eq!(
+            got,
+            [
+                "workspaces.created",
+                "orders.created",
+                "workspaces.automations.deleted"
+            ]
+        );
+        assert!(
+            receives_within(sub, Duration::from_millis(300))
+                .await
+                .is_none()
+        );
     }
 }
 
 async fn a_failed_delivery_is_retried_then_acknowledged(backend: Backend) {
     let broker = backend.broker();
-    let mut sub = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
-    let id = broker.publish(event("job", "ws-a", json!({"seq": 1}))).await.unwrap();
+    let mut sub = broker
+        .subscribe(Subscription::group("runtime", "r1", TypeFilter::all()))
+        .await
+        .unwrap();
+    let id = broker
+        .publish(event("job", "ws-a", json!({"seq": 1})))
+        .await
+        .unwrap();
     let first = next(&mut sub).await;
     assert_eq!(first.attempt, 1);
     first.nack("database unavailable").await.unwrap();
@@ -248,17 +353,35 @@ async fn a_failed_delivery_is_retried_then_acknowledged(backend: Backend) {
     assert_eq!(second.id(), Some(&id));
     assert_eq!(second.attempt, 2);
     second.ack().await.unwrap();
-    assert!(receives_within(&mut sub, Duration::from_millis(1500)).await.is_none(), "acknowledged work is not redelivered");
+    assert!(
+        receives_within(&mut sub, Duration::from_millis(1500))
+            .await
+            .is_none(),
+        "acknowledged work is not redelivered"
+    );
     assert!(broker.dead_letters(10).await.unwrap().is_empty());
 }
 
 async fn a_batch_is_acknowledged_at_once(backend: Backend) {
     let broker = backend.broker();
-    let mut runtime = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
-    let mut events = broker.subscribe(Subscription::group("events", "e1", TypeFilter::all())).await.unwrap();
+    let mut runtime = broker
+        .subscribe(Subscription::group("runtime", "r1", TypeFilter::all()))
+        .await
+        .unwrap();
+    let mut events = broker
+        .subscribe(Subscription::group("events", "e1", TypeFilter::all()))
+        .await
+        .unwrap();
     // Several workspaces, so the batch spans partitions; one delivery is a redelivery.
     for seq in 0..12 {
-        broker.publish(event("job", &format!("ws-{}", seq % 5), json!({"seq": seq}))).await.unwrap();
+        broker
+            .publish(event(
+                "job",
+                &format!("ws-{}", seq % 5),
+                json!({"seq": seq}),
+            ))
+            .await
+            .unwrap();
     }
     let mut batch = Vec::new();
     for _ in 0..12 {
@@ -271,38 +394,66 @@ async fn a_batch_is_acknowledged_at_once(backend: Backend) {
     // Deliveries of two groups settled together.
     batch.push(next(&mut events).await);
     Delivery::ack_all(batch).await.unwrap();
-    assert!(receives_within(&mut runtime, Duration::from_millis(1500)).await.is_none(), "an acknowledged event came back");
+    assert!(
+        receives_within(&mut runtime, Duration::from_millis(1500))
+            .await
+            .is_none(),
+        "an acknowledged event came back"
+    );
     let mut seen = Vec::new();
     while let Some(d) = receives_within(&mut events, Duration::from_millis(300)).await {
         seen.push(seq(&d));
         d.ack().await.unwrap();
     }
-    assert_eq!(seen.len(), 11, "the events group still gets the 11 events it had not read, and only those");
+    assert_eq!(
+        seen.len(),
+        11,
+        "the events group still gets the 11 events it had not read, and only those"
+    );
     assert!(broker.dead_letters(10).await.unwrap().is_empty());
     Delivery::ack_all(Vec::new()).await.unwrap();
 }
 
 async fn a_dropped_consumers_work_is_reclaimed(backend: Backend) {
     let broker = backend.broker();
-    let mut dying = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
-    let id = broker.publish(event("job", "ws-a", json!({"seq": 1}))).await.unwrap();
+    let mut dying = broker
+        .subscribe(Subscription::group("runtime", "r1", TypeFilter::all()))
+        .await
+        .unwrap();
+    let id = broker
+        .publish(event("job", "ws-a", json!({"seq": 1})))
+        .await
+        .unwrap();
     let taken = next(&mut dying).await;
     assert_eq!(taken.id(), Some(&id));
     // The instance dies mid-handling: neither the delivery nor the consumer settle anything.
     std::mem::forget(taken);
     drop(dying);
-    let mut survivor = broker.subscribe(Subscription::group("runtime", "r2", TypeFilter::all())).await.unwrap();
+    let mut survivor = broker
+        .subscribe(Subscription::group("runtime", "r2", TypeFilter::all()))
+        .await
+        .unwrap();
     let again = next(&mut survivor).await;
     assert_eq!(again.id(), Some(&id));
     assert_eq!(again.attempt, 2);
     again.ack().await.unwrap();
-    assert!(receives_within(&mut survivor, Duration::from_millis(1200)).await.is_none());
+    assert!(
+        receives_within(&mut survivor, Duration::from_millis(1200))
+            .await
+            .is_none()
+    );
 }
 
 async fn an_unsettled_delivery_is_redelivered(backend: Backend) {
     let broker = backend.broker();
-    let mut sub = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
-    let id = broker.publish(event("job", "ws-a", json!({"seq": 1}))).await.unwrap();
+    let mut sub = broker
+        .subscribe(Subscription::group("runtime", "r1", TypeFilter::all()))
+        .await
+        .unwrap();
+    let id = broker
+        .publish(event("job", "ws-a", json!({"seq": 1})))
+        .await
+        .unwrap();
     // A handler that panics drops its delivery without settling it.
     drop(next(&mut sub).await);
     let again = next(&mut sub).await;
@@ -313,27 +464,58 @@ async fn an_unsettled_delivery_is_redelivered(backend: Backend) {
 
 async fn a_slow_handler_keeps_its_event(backend: Backend) {
     let broker = backend.broker();
-    let mut slow = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
-    broker.publish(event("job", "ws-a", json!({"seq": 1}))).await.unwrap();
+    let mut slow = broker
+        .subscribe(Subscription::group("runtime", "r1", TypeFilter::all()))
+        .await
+        .unwrap();
+    broker
+        .publish(event("job", "ws-a", json!({"seq": 1})))
+        .await
+        .unwrap();
     let held = next(&mut slow).await;
-    let mut other = broker.subscribe(Subscription::group("runtime", "r2", TypeFilter::all())).await.unwrap();
+    let mut other = broker
+        .subscribe(Subscription::group("runtime", "r2", TypeFilter::all()))
+        .await
+        .unwrap();
     // Hold it for several claim-idle periods while the other consumer keeps reading.
-    assert!(receives_within(&mut other, Duration::from_millis(2000)).await.is_none(), "a live handler's event was reclaimed");
+    assert!(
+        receives_within(&mut other, Duration::from_millis(2000))
+            .await
+            .is_none(),
+        "a live handler's event was reclaimed"
+    );
     held.ack().await.unwrap();
     drop(slow);
-    assert!(receives_within(&mut other, Duration::from_millis(1200)).await.is_none());
+    assert!(
+        receives_within(&mut other, Duration::from_millis(1200))
+            .await
+            .is_none()
+    );
 }
 
 async fn poison_events_are_dead_lettered_after_max_deliveries(backend: Backend) {
     let broker = backend.broker();
-    let mut sub = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
-    let id = broker.publish(event("poison", "ws-a", json!({"seq": 1}))).await.unwrap();
+    let mut sub = broker
+        .subscribe(Subscription::group("runtime", "r1", TypeFilter::all()))
+        .await
+        .unwrap();
+    let id = broker
+        .publish(event("poison", "ws-a", json!({"seq": 1})))
+        .await
+        .unwrap();
     for attempt in 1..=3 {
         let d = next(&mut sub).await;
         assert_eq!(d.attempt, attempt);
-        d.nack(&format!("handler failed on attempt {attempt}")).await.unwrap();
+        d.nack(&format!("handler failed on attempt {attempt}"))
+            .await
+            .unwrap();
     }
-    assert!(receives_within(&mut sub, Duration::from_millis(1500)).await.is_none(), "a dead letter is not redelivered");
+    assert!(
+        receives_within(&mut sub, Duration::from_millis(1500))
+            .await
+            .is_none(),
+        "a dead letter is not redelivered"
+    );
     let dead = broker.dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].id, id.to_string());
@@ -345,43 +527,79 @@ async fn poison_events_are_dead_lettered_after_max_deliveries(backend: Backend) 
 
 async fn malformed_entries_are_dead_lettered_and_consumption_goes_on(backend: Backend) {
     let broker = backend.broker();
-    let mut sub = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
+    let mut sub = broker
+        .subscribe(Subscription::group("runtime", "r1", TypeFilter::all()))
+        .await
+        .unwrap();
     backend.inject_garbage("bad", "{not json").await;
-    backend.inject_garbage("bad", r#"{"type":"bad","payload":[1,2]}"#).await;
-    broker.publish(event("good", "ws-a", json!({"seq": 7}))).await.unwrap();
+    backend
+        .inject_garbage("bad", r#"{"type":"bad","payload":[1,2]}"#)
+        .await;
+    broker
+        .publish(event("good", "ws-a", json!({"seq": 7})))
+        .await
+        .unwrap();
     let d = next(&mut sub).await;
     assert_eq!(d.event.event_type.as_str(), "good");
     assert_eq!(seq(&d), 7);
     d.ack().await.unwrap();
     let dead = broker.dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 2, "{dead:?}");
-    assert!(dead.iter().all(|l| l.error.starts_with("not a valid event")), "{dead:?}");
-    assert!(dead.iter().any(|l| l.error.contains("payload must be a JSON object")), "{dead:?}");
+    assert!(
+        dead.iter()
+            .all(|l| l.error.starts_with("not a valid event")),
+        "{dead:?}"
+    );
+    assert!(
+        dead.iter()
+            .any(|l| l.error.contains("payload must be a JSON object")),
+        "{dead:?}"
+    );
     assert!(dead.iter().any(|l| l.raw == "{not json"));
 }
 
 async fn invalid_events_are_refused_at_publish(backend: Backend) {
     let broker = backend.broker();
     let mut big = Map::new();
-    big.insert("blob".into(), Value::String("x".repeat(EventLimits::default().max_size)));
-    let err = broker.publish(event("big", "ws-a", Value::Object(big))).await.unwrap_err();
+    big.insert(
+        "blob".into(),
+        Value::String("x".repeat(EventLimits::default().max_size)),
+    );
+    let err = broker
+        .publish(event("big", "ws-a", Value::Object(big)))
+        .await
+        .unwrap_err();
     assert!(matches!(err, BrokerError::Invalid(_)));
     assert_eq!(err.kind(), ErrorKind::Limit);
-    assert!(err.to_string().contains("over the 100000-byte limit"), "{err}");
+    assert!(
+        err.to_string().contains("over the 100000-byte limit"),
+        "{err}"
+    );
 }
 
 /// `publish_all` appends a batch in order with distinct ids; one invalid event in a batch
 /// publishes none of it.
 async fn a_batch_is_published_in_order_or_not_at_all(backend: Backend) {
     let broker = backend.broker();
-    let mut sub = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
+    let mut sub = broker
+        .subscribe(Subscription::group("runtime", "r1", TypeFilter::all()))
+        .await
+        .unwrap();
     let mut big = Map::new();
-    big.insert("blob".into(), Value::String("x".repeat(EventLimits::default().max_size)));
-    let refused = vec![event("t", "ws-a", json!({"seq": 0})), event("big", "ws-a", Value::Object(big))];
+    big.insert(
+        "blob".into(),
+        Value::String("x".repeat(EventLimits::default().max_size)),
+    );
+    let refused = vec![
+        event("t", "ws-a", json!({"seq": 0})),
+        event("big", "ws-a", Value::Object(big)),
+    ];
     let err = broker.publish_all(refused).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Limit);
 
-    let batch = (1..=50u64).map(|i| event("t", "ws-a", json!({"seq": i}))).collect();
+    let batch = (1..=50u64)
+        .map(|i| event("t", "ws-a", json!({"seq": i})))
+        .collect();
     let ids = broker.publish_all(batch).await.unwrap();
     assert_eq!(ids.len(), 50);
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 50, "distinct ids");
@@ -391,12 +609,19 @@ async fn a_batch_is_published_in_order_or_not_at_all(backend: Backend) {
         assert_eq!(d.event.id.as_ref(), Some(id));
         d.ack().await.unwrap();
     }
-    assert!(receives_within(&mut sub, Duration::from_millis(200)).await.is_none());
+    assert!(
+        receives_within(&mut sub, Duration::from_millis(200))
+            .await
+            .is_none()
+    );
 }
 
 #[tokio::test]
 async fn an_unreachable_redis_is_named_in_the_error() {
-    let err = RedisBroker::connect("redis://:hunter2@127.0.0.1:1/0", BrokerConfig::default()).await.err().unwrap();
+    let err = RedisBroker::connect("redis://:hunter2@127.0.0.1:1/0", BrokerConfig::default())
+        .await
+        .err()
+        .unwrap();
     let text = err.to_string();
     assert!(text.contains("redis://:***@127.0.0.1:1/0"), "{text}");
     assert!(!text.contains("hunter2"));
@@ -405,7 +630,10 @@ async fn an_unreachable_redis_is_named_in_the_error() {
 
 #[tokio::test]
 async fn unknown_broker_schemes_list_the_supported_ones() {
-    let err = refract_broker::open("kafka://x", BrokerConfig::default()).await.err().unwrap();
+    let err = refract_broker::open("kafka://x", BrokerConfig::default())
+        .await
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("memory:// or redis://"), "{err}");
 }
 
@@ -414,11 +642,21 @@ async fn unknown_broker_schemes_list_the_supported_ones() {
 /// groups have read is trimmed to the cap (the replay of `read_after` says so).
 #[tokio::test]
 async fn the_memory_broker_never_trims_what_a_group_has_not_read() {
-    let broker = MemoryBroker::new(BrokerConfig { partitions: 1, max_len: 10, ..config() });
-    let mut sub = broker.subscribe(Subscription::group("events", "e1", TypeFilter::all())).await.unwrap();
+    let broker = MemoryBroker::new(BrokerConfig {
+        partitions: 1,
+        max_len: 10,
+        ..config()
+    });
+    let mut sub = broker
+        .subscribe(Subscription::group("events", "e1", TypeFilter::all()))
+        .await
+        .unwrap();
     let mut first = None;
     for i in 0..200u64 {
-        let id = broker.publish(event("orders.created", "ws-a", json!({"seq": i}))).await.unwrap();
+        let id = broker
+            .publish(event("orders.created", "ws-a", json!({"seq": i})))
+            .await
+            .unwrap();
         first.get_or_insert(id);
     }
     for i in 0..200u64 {
@@ -427,22 +665,44 @@ async fn the_memory_broker_never_trims_what_a_group_has_not_read() {
         d.ack().await.unwrap();
     }
     // Read by every group now: the next publish trims the partition to its cap.
-    broker.publish(event("orders.created", "ws-a", json!({"seq": 200}))).await.unwrap();
+    broker
+        .publish(event("orders.created", "ws-a", json!({"seq": 200})))
+        .await
+        .unwrap();
     let ws = WorkspaceId::new("ws-a").unwrap();
     let page = broker.read_after(&ws, &first.unwrap(), 1000).await.unwrap();
     assert!(page.truncated, "the oldest read entries were trimmed");
-    assert!(page.events.len() <= 10, "{} entries kept", page.events.len());
+    assert!(
+        page.events.len() <= 10,
+        "{} entries kept",
+        page.events.len()
+    );
 }
 
 /// What every group has read is also trimmed to the in-process broker's byte budget, so a
 /// burst of events does not stay in memory (the cap in entries is far off here).
 #[tokio::test]
 async fn the_memory_broker_keeps_read_events_within_its_byte_budget() {
-    let broker = MemoryBroker::new(BrokerConfig { partitions: 1, max_len: 100_000, memory_max_bytes: 4096, ..config() });
-    let mut sub = broker.subscribe(Subscription::group("events", "e1", TypeFilter::all())).await.unwrap();
+    let broker = MemoryBroker::new(BrokerConfig {
+        partitions: 1,
+        max_len: 100_000,
+        memory_max_bytes: 4096,
+        ..config()
+    });
+    let mut sub = broker
+        .subscribe(Subscription::group("events", "e1", TypeFilter::all()))
+        .await
+        .unwrap();
     let mut first = None;
     for i in 0..200u64 {
-        let id = broker.publish(event("orders.created", "ws-a", json!({"seq": i, "pad": "x".repeat(100)}))).await.unwrap();
+        let id = broker
+            .publish(event(
+                "orders.created",
+                "ws-a",
+                json!({"seq": i, "pad": "x".repeat(100)}),
+            ))
+            .await
+            .unwrap();
         first.get_or_insert(id);
         let d = next(&mut sub).await;
         assert_eq!(seq(&d), i);
@@ -452,8 +712,16 @@ async fn the_memory_broker_keeps_read_events_within_its_byte_budget() {
     let page = broker.read_after(&ws, &first.unwrap(), 1000).await.unwrap();
     let kept: usize = page.events.iter().map(|e| e.size.unwrap()).sum();
     assert!(page.truncated, "the oldest read entries were trimmed");
-    assert!(!page.events.is_empty() && kept <= 4096, "{} events of {kept} bytes kept", page.events.len());
-    assert_eq!(page.events.last().map(|e| e.payload["seq"].clone()), Some(json!(199)), "the newest are kept");
+    assert!(
+        !page.events.is_empty() && kept <= 4096,
+        "{} events of {kept} bytes kept",
+        page.events.len()
+    );
+    assert_eq!(
+        page.events.last().map(|e| e.payload["seq"].clone()),
+        Some(json!(199)),
+        "the newest are kept"
+    );
 }
 
 /// `read_after` returns one workspace's events after an id, oldest first, in pages, from the
@@ -462,21 +730,44 @@ async fn a_workspace_is_read_back_after_an_id(backend: Backend) {
     let broker = backend.broker();
     let mut ids = Vec::new();
     for seq in 0..6 {
-        ids.push(broker.publish(event("t", "ws-a", json!({"seq": seq}))).await.unwrap());
-        broker.publish(event("t", "ws-b", json!({"seq": seq}))).await.unwrap();
+        ids.push(
+            broker
+                .publish(event("t", "ws-a", json!({"seq": seq})))
+                .await
+                .unwrap(),
+        );
+        broker
+            .publish(event("t", "ws-b", json!({"seq": seq})))
+            .await
+            .unwrap();
     }
     let ws = WorkspaceId::new("ws-a").unwrap();
     let page = broker.read_after(&ws, &ids[1], 1_000).await.unwrap();
-    let seqs: Vec<u64> = page.events.iter().map(|e| e.payload["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = page
+        .events
+        .iter()
+        .map(|e| e.payload["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, [2, 3, 4, 5]);
-    assert_eq!(page.events[0].id.as_ref(), Some(&ids[2]), "events carry their ids");
-    assert!(page.next.is_none() && !page.truncated, "one page, nothing trimmed");
+    assert_eq!(
+        page.events[0].id.as_ref(),
+        Some(&ids[2]),
+        "events carry their ids"
+    );
+    assert!(
+        page.next.is_none() && !page.truncated,
+        "one page, nothing trimmed"
+    );
 
     // Pages of at most `scan` entries of the partition (other workspaces may share it).
     let (mut cursor, mut seen, mut pages) = (ids[0].clone(), Vec::new(), 0);
     loop {
         let page = broker.read_after(&ws, &cursor, 2).await.unwrap();
-        seen.extend(page.events.iter().map(|e| e.payload["seq"].as_u64().unwrap()));
+        seen.extend(
+            page.events
+                .iter()
+                .map(|e| e.payload["seq"].as_u64().unwrap()),
+        );
         pages += 1;
         match page.next {
             Some(next) => cursor = next,
@@ -485,7 +776,15 @@ async fn a_workspace_is_read_back_after_an_id(backend: Backend) {
         assert!(pages < 20, "pages end");
     }
     assert_eq!(seen, [1, 2, 3, 4, 5]);
-    assert!(broker.read_after(&ws, &ids[5], 10).await.unwrap().events.is_empty(), "nothing after the newest");
+    assert!(
+        broker
+            .read_after(&ws, &ids[5], 10)
+            .await
+            .unwrap()
+            .events
+            .is_empty(),
+        "nothing after the newest"
+    );
 }
 
 /// A private Redis server on a free loopback port, killed on drop.
@@ -497,7 +796,16 @@ struct PrivateRedis {
 impl PrivateRedis {
     fn start(port: u16) -> std::io::Result<Self> {
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(std::process::Stdio::null())
             .spawn()?;
         Ok(Self { port, child })
@@ -508,7 +816,10 @@ impl PrivateRedis {
         for _ in 0..100 {
             if let Ok(client) = redis::Client::open(url.as_str())
                 && let Ok(mut conn) = client.get_multiplexed_async_connection().await
-                && redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
             {
                 return;
             }
@@ -529,7 +840,11 @@ impl Drop for PrivateRedis {
 /// an `Unavailable` error meanwhile, and a consumer resumes by itself without a panic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumers_survive_a_redis_restart() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let Ok(server) = PrivateRedis::start(port) else {
         eprintln!("skipped: no redis-server binary to restart");
         return;
@@ -537,12 +852,21 @@ async fn consumers_survive_a_redis_restart() {
     server.wait_ready().await;
     let url = format!("redis://127.0.0.1:{port}");
     let broker = RedisBroker::connect(&url, config()).await.unwrap();
-    let mut sub = broker.subscribe(Subscription::group("runtime", "r1", TypeFilter::all())).await.unwrap();
-    broker.publish(event("before", "ws-a", json!({"seq": 1}))).await.unwrap();
+    let mut sub = broker
+        .subscribe(Subscription::group("runtime", "r1", TypeFilter::all()))
+        .await
+        .unwrap();
+    broker
+        .publish(event("before", "ws-a", json!({"seq": 1})))
+        .await
+        .unwrap();
     next(&mut sub).await.ack().await.unwrap();
 
     drop(server);
-    let err = broker.publish(event("during", "ws-a", json!({"seq": 2}))).await.unwrap_err();
+    let err = broker
+        .publish(event("during", "ws-a", json!({"seq": 2})))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     let reader = tokio::spawn(async move {
         let d = next(&mut sub).await;
@@ -555,7 +879,10 @@ async fn consumers_survive_a_redis_restart() {
     // The publisher reconnects by itself; retry until it has.
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        match broker.publish(event("after", "ws-a", json!({"seq": 3}))).await {
+        match broker
+            .publish(event("after", "ws-a", json!({"seq": 3})))
+            .await
+        {
             Ok(_) => break,
             Err(e) if tokio::time::Instant::now() < deadline => {
                 assert_eq!(e.kind(), ErrorKind::Unavailable);
@@ -564,7 +891,10 @@ async fn consumers_survive_a_redis_restart() {
             Err(e) => panic!("publisher never reconnected: {e}"),
         }
     }
-    let got = tokio::time::timeout(PATIENCE, reader).await.expect("consumer resumed").unwrap();
+    let got = tokio::time::timeout(PATIENCE, reader)
+        .await
+        .expect("consumer resumed")
+        .unwrap();
     assert_eq!(got, "after");
     drop(server);
 }

@@ -14,7 +14,11 @@ use crate::{Config, Flags, deploy, serve};
 const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn";
 
 #[derive(Parser)]
-#[command(name = "refract", version, about = "Refract: WebAssembly-sandboxed automations")]
+#[command(
+    name = "refract",
+    version,
+    about = "Refract: WebAssembly-sandboxed automations"
+)]
 struct Cli {
     /// A TOML config file (settings: see the README).
     #[arg(long, global = true, env = "REFRACT_CONFIG")]
@@ -96,7 +100,10 @@ pub fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("refract: starting the async runtime: {e}");
@@ -123,11 +130,14 @@ pub fn main() -> std::process::ExitCode {
 /// (and `OTEL_SDK_DISABLED` is not `true`), as `OTEL_SERVICE_NAME` or `refract-<command>`.
 fn log_settings(command: &Command) -> refract_telemetry::logs::LogSettings {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let format = var("REFRACT_LOG_FORMAT").map_or(Ok(LogFormat::Text), |v| LogFormat::parse(&v)).unwrap_or_else(|e| {
-        eprintln!("refract: REFRACT_LOG_FORMAT: {e}; logging as text");
-        LogFormat::Text
-    });
-    let otlp = (var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() || var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some())
+    let format = var("REFRACT_LOG_FORMAT")
+        .map_or(Ok(LogFormat::Text), |v| LogFormat::parse(&v))
+        .unwrap_or_else(|e| {
+            eprintln!("refract: REFRACT_LOG_FORMAT: {e}; logging as text");
+            LogFormat::Text
+        });
+    let otlp = (var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
+        || var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some())
         && var("OTEL_SDK_DISABLED").is_none_or(|v| !v.eq_ignore_ascii_case("true"));
     let command_name = match command {
         Command::Serve { .. } => "serve",
@@ -147,16 +157,44 @@ fn log_settings(command: &Command) -> refract_telemetry::logs::LogSettings {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-    let load = |flags: Flags| Config::load(cli.config.as_deref(), &env, flags).context("loading the configuration");
-    let only = |listen| Flags { listen, data_dir: None };
+    let load = |flags: Flags| {
+        Config::load(cli.config.as_deref(), &env, flags).context("loading the configuration")
+    };
+    let only = |listen| Flags {
+        listen,
+        data_dir: None,
+    };
     match cli.command {
-        Command::Serve { data_dir, listen } => serve::serve(load(Flags { listen, data_dir })?, serve::shutdown_signal()).await,
-        Command::Gateway { listen } => serve::service(serve::Service::Gateway, load(only(listen))?).await,
-        Command::Workspaces { listen } => serve::service(serve::Service::Workspaces, load(only(listen))?).await,
-        Command::Runtime { listen } => serve::service(serve::Service::Runtime, load(only(listen))?).await,
-        Command::Events { listen } => serve::service(serve::Service::Events, load(only(listen))?).await,
-        Command::Deploy { path, manifest, url, token, workspace } => {
-            deploy::deploy(deploy::Deploy { path, manifest, url, token, workspace }).await
+        Command::Serve { data_dir, listen } => {
+            serve::serve(load(Flags { listen, data_dir })?, serve::shutdown_signal()).await
+        }
+        Command::Gateway { listen } => {
+            serve::service(serve::Service::Gateway, load(only(listen))?).await
+        }
+        Command::Workspaces { listen } => {
+            serve::service(serve::Service::Workspaces, load(only(listen))?).await
+        }
+        Command::Runtime { listen } => {
+            serve::service(serve::Service::Runtime, load(only(listen))?).await
+        }
+        Command::Events { listen } => {
+            serve::service(serve::Service::Events, load(only(listen))?).await
+        }
+        Command::Deploy {
+            path,
+            manifest,
+            url,
+            token,
+            workspace,
+        } => {
+            deploy::deploy(deploy::Deploy {
+                path,
+                manifest,
+                url,
+                token,
+                workspace,
+            })
+            .await
         }
     }
 }

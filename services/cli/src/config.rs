@@ -77,7 +77,10 @@ impl std::fmt::Debug for Config {
             .field("files_url", &self.files_url)
             .field("namespace", &self.namespace)
             .field("instance", &self.instance)
-            .field("internal_api_key", &self.internal_api_key.as_ref().map(|_| "***"))
+            .field(
+                "internal_api_key",
+                &self.internal_api_key.as_ref().map(|_| "***"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -85,7 +88,9 @@ impl std::fmt::Debug for Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 3000))),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 3000))),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             broker_url: None,
             database_url: None,
@@ -133,7 +138,10 @@ impl Default for AuthProvider {
             issuer: String::new(),
             client_id: String::new(),
             client_secret: None,
-            scopes: refract_gateway::oidc::DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
+            scopes: refract_gateway::oidc::DEFAULT_SCOPES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             link_by_email: false,
             label: None,
         }
@@ -153,7 +161,10 @@ impl std::fmt::Debug for AuthProvider {
 
 /// The env var that may carry provider `name`'s client secret.
 pub fn client_secret_var(name: &str) -> String {
-    format!("REFRACT_AUTH_PROVIDERS_{}_CLIENT_SECRET", name.to_ascii_uppercase().replace('-', "_"))
+    format!(
+        "REFRACT_AUTH_PROVIDERS_{}_CLIENT_SECRET",
+        name.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 /// Values given on the command line (highest precedence).
@@ -166,11 +177,18 @@ pub struct Flags {
 impl Config {
     /// Builds the config from its layers. `env` is the process environment (only
     /// `REFRACT_<SETTING>` for known settings is read).
-    pub fn load(file: Option<&Path>, env: &HashMap<String, String>, flags: Flags) -> anyhow::Result<Self> {
-        let mut table = toml::Table::try_from(Config::default()).context("serializing the defaults")?;
+    pub fn load(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+        flags: Flags,
+    ) -> anyhow::Result<Self> {
+        let mut table =
+            toml::Table::try_from(Config::default()).context("serializing the defaults")?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
-            let overrides: toml::Table = toml::from_str(&text).with_context(|| format!("parsing the config file {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the config file {}", path.display()))?;
+            let overrides: toml::Table = toml::from_str(&text)
+                .with_context(|| format!("parsing the config file {}", path.display()))?;
             for (key, value) in overrides {
                 if !table.contains_key(&key) && !is_optional(&key) {
                     bail!("config file {}: unknown setting `{key}`", path.display());
@@ -187,7 +205,9 @@ impl Config {
                 table.insert(key.to_string(), value);
             }
         }
-        let mut config: Config = table.try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("invalid setting: {}", e.message()))?;
+        let mut config: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("invalid setting: {}", e.message()))?;
         if let Some(listen) = flags.listen {
             config.listen = listen;
         }
@@ -204,30 +224,52 @@ impl Config {
 
     fn settings() -> &'static [&'static str] {
         &[
-            "listen", "data_dir", "broker_url", "database_url", "cache_url", "files_url", "namespace", "instance", "internal_api_key",
-            "workspaces_url", "runtime_url", "events_url", "allow_loopback_fetch", "secure_cookies",
-            "disable_rate_limit", "super_admin_emails", "public_url",
+            "listen",
+            "data_dir",
+            "broker_url",
+            "database_url",
+            "cache_url",
+            "files_url",
+            "namespace",
+            "instance",
+            "internal_api_key",
+            "workspaces_url",
+            "runtime_url",
+            "events_url",
+            "allow_loopback_fetch",
+            "secure_cookies",
+            "disable_rate_limit",
+            "super_admin_emails",
+            "public_url",
         ]
     }
 
     /// The broker URL, defaulting to the embedded one.
     pub fn broker(&self) -> String {
-        self.broker_url.clone().unwrap_or_else(|| "memory://".into())
+        self.broker_url
+            .clone()
+            .unwrap_or_else(|| "memory://".into())
     }
 
     /// The document store URL, defaulting to SQLite in the data folder.
     pub fn database(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("refract.db").display()))
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("refract.db").display()))
     }
 
     /// The cache URL, defaulting to the in-process cache persisted in the data folder.
     pub fn cache(&self) -> String {
-        self.cache_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("cache.db").display()))
+        self.cache_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("cache.db").display()))
     }
 
     /// The file storage URL, defaulting to the data folder.
     pub fn files(&self) -> String {
-        self.files_url.clone().unwrap_or_else(|| format!("file://{}", self.data_dir.join("files").display()))
+        self.files_url
+            .clone()
+            .unwrap_or_else(|| format!("file://{}", self.data_dir.join("files").display()))
     }
 
     /// The sandbox policy of each workspace of `[workspace_sandbox]`: `[sandbox]` with the
@@ -239,9 +281,12 @@ impl Config {
             .map(|(id, overrides)| {
                 let mut merged = platform.clone();
                 merged.extend(overrides.clone());
-                let policy = merged
-                    .try_into()
-                    .map_err(|e: toml::de::Error| anyhow::anyhow!("invalid setting in [workspace_sandbox.{id}]: {}", e.message()))?;
+                let policy = merged.try_into().map_err(|e: toml::de::Error| {
+                    anyhow::anyhow!(
+                        "invalid setting in [workspace_sandbox.{id}]: {}",
+                        e.message()
+                    )
+                })?;
                 Ok((id.clone(), policy))
             })
             .collect()
@@ -255,7 +300,10 @@ impl Config {
                 name: name.clone(),
                 issuer: p.issuer.clone(),
                 client_id: p.client_id.clone(),
-                client_secret: p.client_secret.clone().map(refract_gateway::secrets::Secret::new),
+                client_secret: p
+                    .client_secret
+                    .clone()
+                    .map(refract_gateway::secrets::Secret::new),
                 scopes: p.scopes.clone(),
                 link_by_email: p.link_by_email,
                 label: p.label.clone(),
@@ -265,13 +313,21 @@ impl Config {
 
     /// This instance's consumer name.
     pub fn instance(&self) -> String {
-        self.instance.clone().unwrap_or_else(|| format!("i-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]))
+        self.instance
+            .clone()
+            .unwrap_or_else(|| format!("i-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]))
     }
 }
 
 /// A comma-separated env var as a TOML array of strings.
 fn env_list(raw: &str) -> toml::Value {
-    toml::Value::Array(raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.to_string())).collect())
+    toml::Value::Array(
+        raw.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| toml::Value::String(s.to_string()))
+            .collect(),
+    )
 }
 
 /// Optional settings are absent from the serialized defaults.
@@ -294,24 +350,40 @@ mod tests {
 
     #[test]
     fn layers_apply_in_order() {
-        let dir = std::env::temp_dir().join(format!("refract-cfg-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("refract-cfg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("refract.toml");
         std::fs::write(&file, "listen = \"127.0.0.1:4000\"\nnamespace = \"from-file\"\nbroker_url = \"redis://h:1\"\n").unwrap();
         let env = HashMap::from([
             ("REFRACT_NAMESPACE".to_string(), "from-env".to_string()),
-            ("REFRACT_ALLOW_LOOPBACK_FETCH".to_string(), "true".to_string()),
-            ("REFRACT_SUPER_ADMIN_EMAILS".to_string(), "ada@example.com, bob@example.com".to_string()),
+            (
+                "REFRACT_ALLOW_LOOPBACK_FETCH".to_string(),
+                "true".to_string(),
+            ),
+            (
+                "REFRACT_SUPER_ADMIN_EMAILS".to_string(),
+                "ada@example.com, bob@example.com".to_string(),
+            ),
             ("REFRACT_TEST_REDIS_URL".to_string(), "ignored".to_string()),
         ]);
-        let flags = Flags { listen: Some("127.0.0.1:5000".parse().unwrap()), data_dir: None };
+        let flags = Flags {
+            listen: Some("127.0.0.1:5000".parse().unwrap()),
+            data_dir: None,
+        };
         let config = Config::load(Some(&file), &env, flags).unwrap();
         assert_eq!(config.listen.port(), 5000);
         assert_eq!(config.namespace, "from-env");
         assert_eq!(config.broker(), "redis://h:1");
         assert!(config.allow_loopback_fetch);
-        assert_eq!(config.super_admin_emails, ["ada@example.com", "bob@example.com"]);
-        assert!(!config.disable_rate_limit, "rate limits are on unless turned off");
+        assert_eq!(
+            config.super_admin_emails,
+            ["ada@example.com", "bob@example.com"]
+        );
+        assert!(
+            !config.disable_rate_limit,
+            "rate limits are on unless turned off"
+        );
         assert!(config.database().starts_with("sqlite://refract-data"));
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -335,12 +407,16 @@ mod tests {
         std::fs::write(&file, "[workspace_sandbox.ws1]\nmax_memroy_mib = 512\n").unwrap();
         let config = Config::load(Some(&file), &HashMap::new(), Flags::default()).unwrap();
         let err = config.workspace_sandboxes().unwrap_err().to_string();
-        assert!(err.contains("[workspace_sandbox.ws1]") && err.contains("max_memroy_mib"), "{err}");
+        assert!(
+            err.contains("[workspace_sandbox.ws1]") && err.contains("max_memroy_mib"),
+            "{err}"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 
     fn tempfile_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("refract-cfg-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("refract-cfg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
@@ -359,13 +435,23 @@ mod tests {
         let providers = config.oidc_providers();
         assert_eq!(providers.len(), 1);
         let p = &providers[0];
-        assert_eq!((p.name.as_str(), p.issuer.as_str(), p.client_id.as_str()), ("corp-sso", "https://idp.example.org", "refract"));
+        assert_eq!(
+            (p.name.as_str(), p.issuer.as_str(), p.client_id.as_str()),
+            ("corp-sso", "https://idp.example.org", "refract")
+        );
         assert_eq!(p.client_secret.as_ref().map(|s| s.expose()), Some("s3cret"));
         assert_eq!(p.scopes, ["openid", "email", "profile"]);
         assert!(p.link_by_email);
-        assert_eq!(config.public_url.as_deref(), Some("https://api.example.org"));
+        assert_eq!(
+            config.public_url.as_deref(),
+            Some("https://api.example.org")
+        );
         assert!(!format!("{:?}", config.auth_providers).contains("s3cret"));
-        std::fs::write(&file, "[auth_providers.corp]\nissuer = \"https://idp.example.org\"\nclient_idd = \"x\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "[auth_providers.corp]\nissuer = \"https://idp.example.org\"\nclient_idd = \"x\"\n",
+        )
+        .unwrap();
         assert!(Config::load(Some(&file), &HashMap::new(), Flags::default()).is_err());
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -373,13 +459,21 @@ mod tests {
     #[test]
     fn bad_settings_are_named() {
         let env = HashMap::from([("REFRACT_LISTEN".to_string(), "not an address".to_string())]);
-        let err = Config::load(None, &env, Flags::default()).unwrap_err().to_string();
-        assert!(err.contains("listen") || err.contains("socket address"), "{err}");
-        let dir = std::env::temp_dir().join(format!("refract-cfg-{}", uuid::Uuid::new_v4().simple()));
+        let err = Config::load(None, &env, Flags::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("listen") || err.contains("socket address"),
+            "{err}"
+        );
+        let dir =
+            std::env::temp_dir().join(format!("refract-cfg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("bad.toml");
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
-        let err = Config::load(Some(&file), &HashMap::new(), Flags::default()).unwrap_err().to_string();
+        let err = Config::load(Some(&file), &HashMap::new(), Flags::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown setting `lisen`"), "{err}");
         let _ = std::fs::remove_dir_all(dir);
     }

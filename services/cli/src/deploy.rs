@@ -40,11 +40,18 @@ pub async fn deploy(args: Deploy) -> anyhow::Result<()> {
         None if args.path.is_dir() => args.path.join("refract.toml"),
         None => bail!("a .wasm file needs --manifest <refract.toml>"),
     };
-    let text = std::fs::read_to_string(&manifest_path).with_context(|| format!("reading the manifest {}", manifest_path.display()))?;
-    let manifest: Manifest = toml::from_str(&text).with_context(|| format!("parsing the manifest {}", manifest_path.display()))?;
+    let text = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("reading the manifest {}", manifest_path.display()))?;
+    let manifest: Manifest = toml::from_str(&text)
+        .with_context(|| format!("parsing the manifest {}", manifest_path.display()))?;
 
-    let wasm_path = if args.path.is_dir() { build(&args.path)? } else { args.path.clone() };
-    let wasm = std::fs::read(&wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
+    let wasm_path = if args.path.is_dir() {
+        build(&args.path)?
+    } else {
+        args.path.clone()
+    };
+    let wasm =
+        std::fs::read(&wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
     eprintln!("component: {} ({} bytes)", wasm_path.display(), wasm.len());
 
     let client = reqwest::Client::new();
@@ -65,7 +72,13 @@ pub async fn deploy(args: Deploy) -> anyhow::Result<()> {
         body["config"] = toml_to_json(config);
     }
 
-    let res = client.post(&automations).bearer_auth(&args.token).json(&body).send().await.context("calling the API")?;
+    let res = client
+        .post(&automations)
+        .bearer_auth(&args.token)
+        .json(&body)
+        .send()
+        .await
+        .context("calling the API")?;
     if res.status() == reqwest::StatusCode::CONFLICT {
         eprintln!("automation {} exists: updating it", manifest.slug);
         let mut patch = body.clone();
@@ -96,7 +109,10 @@ pub async fn deploy(args: Deploy) -> anyhow::Result<()> {
         .await
         .context("uploading the component")?;
     let uploaded = check(res, "uploading the component").await?;
-    let digest = uploaded.pointer("/component/digest").and_then(Value::as_str).unwrap_or("?");
+    let digest = uploaded
+        .pointer("/component/digest")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
     eprintln!("component uploaded: {digest}");
     let endpoint = match manifest.when.as_ref().and_then(|w| w.get("endpoint")) {
         Some(toml::Value::Boolean(true)) => Some(manifest.slug.clone()),
@@ -104,7 +120,10 @@ pub async fn deploy(args: Deploy) -> anyhow::Result<()> {
         _ => None,
     };
     if let Some(endpoint) = endpoint {
-        println!("{base}/v2/workspaces/{}/webhooks/{endpoint}", args.workspace);
+        println!(
+            "{base}/v2/workspaces/{}/webhooks/{endpoint}",
+            args.workspace
+        );
     }
     Ok(())
 }
@@ -115,7 +134,10 @@ async fn check(res: reqwest::Response, what: &str) -> anyhow::Result<Value> {
     let body: Value = res.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
         let code = body.get("error").and_then(Value::as_str).unwrap_or("error");
-        let message = body.get("message").and_then(Value::as_str).unwrap_or("no message");
+        let message = body
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("no message");
         bail!("{what} failed: {status} {code}: {message}");
     }
     Ok(body)
@@ -125,23 +147,41 @@ async fn check(res: reqwest::Response, what: &str) -> anyhow::Result<Value> {
 fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     eprintln!("building {} for wasm32-wasip2 …", dir.display());
     let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--message-format=json-render-diagnostics"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--message-format=json-render-diagnostics",
+        ])
         .current_dir(dir)
         .stderr(Stdio::inherit())
         .output()
-        .context("running cargo (is the Rust toolchain installed? `rustup target add wasm32-wasip2`)")?;
+        .context(
+            "running cargo (is the Rust toolchain installed? `rustup target add wasm32-wasip2`)",
+        )?;
     if !output.status.success() {
         bail!("cargo build failed in {}", dir.display());
     }
-    let manifest = std::fs::canonicalize(dir.join("Cargo.toml")).with_context(|| format!("{} has no Cargo.toml", dir.display()))?;
+    let manifest = std::fs::canonicalize(dir.join("Cargo.toml"))
+        .with_context(|| format!("{} has no Cargo.toml", dir.display()))?;
     let mut found = None;
     for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Ok(message) = serde_json::from_str::<Value>(line) else { continue };
-        if message["reason"] != "compiler-artifact" || message["manifest_path"].as_str() != manifest.to_str() {
+        let Ok(message) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if message["reason"] != "compiler-artifact"
+            || message["manifest_path"].as_str() != manifest.to_str()
+        {
             continue;
         }
         if let Some(files) = message["filenames"].as_array() {
-            found = files.iter().filter_map(Value::as_str).find(|f| f.ends_with(".wasm")).map(PathBuf::from).or(found);
+            found = files
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|f| f.ends_with(".wasm"))
+                .map(PathBuf::from)
+                .or(found);
         }
     }
     found.context("the build produced no .wasm: is the crate a cdylib?")

@@ -42,27 +42,52 @@ pub struct Backends {
 
 impl Backends {
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
-        let embedded = [config.database_url.as_ref(), config.cache_url.as_ref(), config.files_url.as_ref()]
-            .iter()
-            .any(Option::is_none);
+        let embedded = [
+            config.database_url.as_ref(),
+            config.cache_url.as_ref(),
+            config.files_url.as_ref(),
+        ]
+        .iter()
+        .any(Option::is_none);
         if embedded {
-            std::fs::create_dir_all(&config.data_dir)
-                .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!("creating the data folder {}", config.data_dir.display())
+            })?;
         }
         let broker_url = config.broker();
-        let mut broker_config = BrokerConfig { namespace: config.namespace.clone(), ..BrokerConfig::default() };
+        let mut broker_config = BrokerConfig {
+            namespace: config.namespace.clone(),
+            ..BrokerConfig::default()
+        };
         if broker_url.starts_with("memory:") {
             broker_config.max_len = EMBEDDED_BROKER_MAX_LEN;
         }
-        let broker = refract_broker::open(&broker_url, broker_config).await.context("broker_url")?;
-        let store = refract_storage::open_document_store(&config.database()).await.context("database_url")?;
-        let cache = refract_storage::open_cache(&config.cache(), &config.namespace).await.context("cache_url")?;
-        let files = refract_storage::open_file_store(&config.files()).await.context("files_url")?;
+        let broker = refract_broker::open(&broker_url, broker_config)
+            .await
+            .context("broker_url")?;
+        let store = refract_storage::open_document_store(&config.database())
+            .await
+            .context("database_url")?;
+        let cache = refract_storage::open_cache(&config.cache(), &config.namespace)
+            .await
+            .context("cache_url")?;
+        let files = refract_storage::open_file_store(&config.files())
+            .await
+            .context("files_url")?;
         let mut host_config = HostConfig::default();
         host_config.egress.allow_loopback = config.allow_loopback_fetch;
         let artifacts = Arc::new(refract_workspaces::FileArtifactStore::new(files.clone()));
-        let host = Arc::new(Host::new(host_config, artifacts).map_err(|e| anyhow!("starting the sandbox host: {e}"))?);
-        Ok(Self { broker, store, cache, files, host })
+        let host = Arc::new(
+            Host::new(host_config, artifacts)
+                .map_err(|e| anyhow!("starting the sandbox host: {e}"))?,
+        );
+        Ok(Self {
+            broker,
+            store,
+            cache,
+            files,
+            host,
+        })
     }
 }
 
@@ -82,13 +107,18 @@ impl Cluster {
         let mut workers = Vec::new();
 
         let events = events_state(&backends, config);
-        workers.push(tokio::spawn(refract_events::run_workers(events.clone(), until(stopped.clone()))));
+        workers.push(tokio::spawn(refract_events::run_workers(
+            events.clone(),
+            until(stopped.clone()),
+        )));
 
         let runtime = runtime_state(&backends, config).await?;
         let runtime_workers = runtime.clone();
         let runtime_stopped = stopped.clone();
         workers.push(tokio::spawn(async move {
-            if let Err(e) = refract_runtime::run_workers(runtime_workers, until(runtime_stopped)).await {
+            if let Err(e) =
+                refract_runtime::run_workers(runtime_workers, until(runtime_stopped)).await
+            {
                 tracing::error!(error = %e, "runtime workers stopped");
             }
         }));
@@ -96,13 +126,33 @@ impl Cluster {
         let workspaces = workspaces_state(&backends);
         let tracked = observability::tracked;
         let upstreams = refract_gateway::Upstreams {
-            workspaces: refract_gateway::Upstream::InProcess(tracked(refract_workspaces::router(workspaces), Service::Workspaces)),
-            runtime: refract_gateway::Upstream::InProcess(tracked(refract_runtime::router(runtime), Service::Runtime)),
-            events: refract_gateway::Upstream::InProcess(tracked(refract_events::router(events), Service::Events)),
+            workspaces: refract_gateway::Upstream::InProcess(tracked(
+                refract_workspaces::router(workspaces),
+                Service::Workspaces,
+            )),
+            runtime: refract_gateway::Upstream::InProcess(tracked(
+                refract_runtime::router(runtime),
+                Service::Runtime,
+            )),
+            events: refract_gateway::Upstream::InProcess(tracked(
+                refract_events::router(events),
+                Service::Events,
+            )),
         };
         let gateway = refract_gateway::router(gateway_state(&backends, config, upstreams)?);
-        let app = observability::public(gateway, None, &backends, config.internal_api_key.as_deref(), Vec::new());
-        Ok(Self { app, backends, stop, workers })
+        let app = observability::public(
+            gateway,
+            None,
+            &backends,
+            config.internal_api_key.as_deref(),
+            Vec::new(),
+        );
+        Ok(Self {
+            app,
+            backends,
+            stop,
+            workers,
+        })
     }
 
     /// Stops the workers and waits for them.
@@ -115,18 +165,28 @@ impl Cluster {
 }
 
 /// `refract serve`: the embedded mode, until `shutdown` resolves.
-pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     tracing::info!(?config, "starting refract (embedded)");
     let cluster = Cluster::embedded(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {} (setting `listen`)", config.listen))?;
-    eprintln!("refract is listening on http://{} (data in {})", listener.local_addr()?, config.data_dir.display());
+    eprintln!(
+        "refract is listening on http://{} (data in {})",
+        listener.local_addr()?,
+        config.data_dir.display()
+    );
     let app = cluster.app.clone();
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving HTTP")?;
     cluster.shutdown().await;
     Ok(())
 }
@@ -138,34 +198,53 @@ pub async fn service(which: Service, config: Config) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
     let key = config.internal_api_key.as_deref();
-    let with_health = |router: Router, which: Service| observability::backend(router, which, &backends, key);
+    let with_health =
+        |router: Router, which: Service| observability::backend(router, which, &backends, key);
     let app = match which {
         Service::Gateway => {
             let upstream = |urls: &Option<String>, setting: &'static str| {
                 let urls = urls.as_deref().ok_or_else(|| {
-                    anyhow!("the gateway needs `{setting}` (REFRACT_{}) in distributed mode", setting.to_uppercase())
+                    anyhow!(
+                        "the gateway needs `{setting}` (REFRACT_{}) in distributed mode",
+                        setting.to_uppercase()
+                    )
                 })?;
-                anyhow::Ok(refract_gateway::Upstream::http(setting, instance_urls(urls))?)
+                anyhow::Ok(refract_gateway::Upstream::http(
+                    setting,
+                    instance_urls(urls),
+                )?)
             };
             let upstreams = refract_gateway::Upstreams {
                 workspaces: upstream(&config.workspaces_url, "workspaces_url")?,
                 runtime: upstream(&config.runtime_url, "runtime_url")?,
                 events: upstream(&config.events_url, "events_url")?,
             };
-            let probed = [("workspaces", &config.workspaces_url), ("runtime", &config.runtime_url), ("events", &config.events_url)]
-                .into_iter()
-                .filter_map(|(name, urls)| urls.as_deref().map(|u| (name, instance_urls(u).map(str::to_owned).collect())))
-                .collect();
+            let probed = [
+                ("workspaces", &config.workspaces_url),
+                ("runtime", &config.runtime_url),
+                ("events", &config.events_url),
+            ]
+            .into_iter()
+            .filter_map(|(name, urls)| {
+                urls.as_deref()
+                    .map(|u| (name, instance_urls(u).map(str::to_owned).collect()))
+            })
+            .collect();
             let gateway = refract_gateway::router(gateway_state(&backends, &config, upstreams)?);
             observability::public(gateway, Some(Service::Gateway), &backends, key, probed)
         }
-        Service::Workspaces => with_health(refract_workspaces::router(workspaces_state(&backends)), which),
+        Service::Workspaces => with_health(
+            refract_workspaces::router(workspaces_state(&backends)),
+            which,
+        ),
         Service::Runtime => {
             let runtime = runtime_state(&backends, &config).await?;
             let workers_state = runtime.clone();
             let worker_stop = stopped.clone();
             workers.push(tokio::spawn(async move {
-                if let Err(e) = refract_runtime::run_workers(workers_state, until(worker_stop)).await {
+                if let Err(e) =
+                    refract_runtime::run_workers(workers_state, until(worker_stop)).await
+                {
                     tracing::error!(error = %e, "runtime workers stopped");
                 }
             }));
@@ -173,18 +252,27 @@ pub async fn service(which: Service, config: Config) -> anyhow::Result<()> {
         }
         Service::Events => {
             let events = events_state(&backends, &config);
-            workers.push(tokio::spawn(refract_events::run_workers(events.clone(), until(stopped.clone()))));
+            workers.push(tokio::spawn(refract_events::run_workers(
+                events.clone(),
+                until(stopped.clone()),
+            )));
             with_health(refract_events::router(events), which)
         }
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {} (setting `listen`)", config.listen))?;
-    eprintln!("refract {which:?} is listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    eprintln!(
+        "refract {which:?} is listening on http://{}",
+        listener.local_addr()?
+    );
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving HTTP")?;
     let _ = stop.send(true);
     for worker in workers {
         let _ = worker.await;
@@ -217,7 +305,10 @@ fn workspaces_state(backends: &Backends) -> refract_workspaces::WorkspacesState 
     )
 }
 
-async fn runtime_state(backends: &Backends, config: &Config) -> anyhow::Result<refract_runtime::RuntimeState> {
+async fn runtime_state(
+    backends: &Backends,
+    config: &Config,
+) -> anyhow::Result<refract_runtime::RuntimeState> {
     let runtime_config = refract_runtime::Config {
         instance_id: config.instance(),
         allow_loopback: config.allow_loopback_fetch,
@@ -247,7 +338,8 @@ fn gateway_state(
         super_admin_emails: config.super_admin_emails.clone(),
         public_url: config.public_url.clone(),
         oidc_providers: config.oidc_providers(),
-        rate_limits: (!config.disable_rate_limit).then(refract_gateway::ratelimit::RateLimits::default),
+        rate_limits: (!config.disable_rate_limit)
+            .then(refract_gateway::ratelimit::RateLimits::default),
         ..refract_gateway::Config::default()
     };
     refract_gateway::GatewayState::new(

@@ -247,7 +247,9 @@ pub struct AutomationAuthorizations {
 impl Automation {
     /// The custom action a run of this automation needs, if any.
     pub fn required_action(&self) -> Option<&str> {
-        self.authorizations.as_ref().and_then(|a| a.action.as_deref())
+        self.authorizations
+            .as_ref()
+            .and_then(|a| a.action.as_deref())
     }
 }
 

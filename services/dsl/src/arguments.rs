@@ -32,7 +32,9 @@ pub fn json_schema(arguments: &Map<String, Value>) -> Value {
 }
 
 fn argument_schema(arg: &Value) -> (Value, bool) {
-    let Value::Object(m) = arg else { return (json!({}), false) };
+    let Value::Object(m) = arg else {
+        return (json!({}), false);
+    };
     let mut out = m.clone();
     let required = matches!(out.get("required"), Some(Value::Bool(true)));
     if matches!(out.get("required"), Some(Value::Bool(_))) {
@@ -50,7 +52,9 @@ fn argument_schema(arg: &Value) -> (Value, bool) {
     if let Some(Value::Object(props)) = out.get("properties").cloned() {
         let nested = json_schema(&props);
         out.insert("properties".into(), nested["properties"].clone());
-        if nested["required"].as_array().is_some_and(|r| !r.is_empty()) && !out.contains_key("required") {
+        if nested["required"].as_array().is_some_and(|r| !r.is_empty())
+            && !out.contains_key("required")
+        {
             out.insert("required".into(), nested["required"].clone());
         }
     }
@@ -91,7 +95,10 @@ impl Arguments {
         self.validator
             .iter_errors(value)
             .take(MAX_REPORTED)
-            .map(|e| Failure { path: e.instance_path().as_str().to_owned(), message: e.masked().to_string() })
+            .map(|e| Failure {
+                path: e.instance_path().as_str().to_owned(),
+                message: e.masked().to_string(),
+            })
             .collect()
     }
 }
@@ -101,15 +108,23 @@ fn matcher(pattern: &'static str) -> impl Fn(&str) -> bool + Send + Sync + 'stat
     move |s| re.is_match(s)
 }
 
-fn formats(options: jsonschema::ValidationOptions<'static>) -> jsonschema::ValidationOptions<'static> {
+fn formats(
+    options: jsonschema::ValidationOptions<'static>,
+) -> jsonschema::ValidationOptions<'static> {
     options
         .with_format("workspaceId", matcher(r"^[\w_-]{7}$"))
         .with_format("objectId", matcher(r"^[a-fA-F0-9]{24}$"))
         .with_format("identifier", matcher(r"^[a-zA-Z0-9_ -]{12,48}$"))
         .with_format("name", matcher(r"(?i)^[a-z ,.'-]{2,60}$"))
-        .with_format("uuid", matcher(r"(?i)^(?:urn:uuid:)?[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}$"))
+        .with_format(
+            "uuid",
+            matcher(r"(?i)^(?:urn:uuid:)?[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}$"),
+        )
         .with_format("url", matcher(r"(?i)^(?:https?|ftp)://[^\s/$.?#][^\s]*$"))
-        .with_format("byte", matcher(r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"))
+        .with_format(
+            "byte",
+            matcher(r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"),
+        )
 }
 
 #[cfg(test)]
@@ -135,8 +150,14 @@ mod tests {
             .expect("map"),
         );
         assert_eq!(schema["required"], json!(["title"]));
-        assert_eq!(schema["properties"]["title"], json!({"type": ["string", "object"]}));
-        assert_eq!(schema["properties"]["items"]["items"]["required"], json!(["id"]));
+        assert_eq!(
+            schema["properties"]["title"],
+            json!({"type": ["string", "object"]})
+        );
+        assert_eq!(
+            schema["properties"]["items"]["items"]["required"],
+            json!(["id"])
+        );
     }
 
     #[test]
@@ -149,14 +170,31 @@ mod tests {
                 "code": {"type": "string", "pattern": "^[A-Z]{3}$"}
             }}
         }));
-        assert!(args.check(&json!({"body": {"email": "a@b.io", "ws": "abc_123", "count": 2, "code": "ABC"}})).is_empty());
-        let failures = args.check(&json!({"body": {"email": "nope", "ws": "toolongid", "count": 0, "code": "abc"}}));
+        assert!(
+            args.check(
+                &json!({"body": {"email": "a@b.io", "ws": "abc_123", "count": 2, "code": "ABC"}})
+            )
+            .is_empty()
+        );
+        let failures = args.check(
+            &json!({"body": {"email": "nope", "ws": "toolongid", "count": 0, "code": "abc"}}),
+        );
         let mut got = paths(&failures);
         got.sort_unstable();
-        assert_eq!(got, vec!["/body/code", "/body/count", "/body/email", "/body/ws"]);
-        assert_eq!(paths(&args.check(&json!({"body": {}}))), vec!["/body"], "email is required");
+        assert_eq!(
+            got,
+            vec!["/body/code", "/body/count", "/body/email", "/body/ws"]
+        );
+        assert_eq!(
+            paths(&args.check(&json!({"body": {}}))),
+            vec!["/body"],
+            "email is required"
+        );
         // Messages name the rule, not the (maybe secret) value.
-        assert!(failures.iter().all(|f| !f.message.contains("toolongid")), "{failures:?}");
+        assert!(
+            failures.iter().all(|f| !f.message.contains("toolongid")),
+            "{failures:?}"
+        );
     }
 
     #[test]
@@ -171,18 +209,45 @@ mod tests {
         ];
         for (format, good, bad) in cases {
             let args = compile(json!({"v": {"type": "string", "format": format}}));
-            assert!(args.check(&json!({"v": good})).is_empty(), "{format} accepts {good}");
-            assert_eq!(paths(&args.check(&json!({"v": bad}))), vec!["/v"], "{format} refuses {bad}");
+            assert!(
+                args.check(&json!({"v": good})).is_empty(),
+                "{format} accepts {good}"
+            );
+            assert_eq!(
+                paths(&args.check(&json!({"v": bad}))),
+                vec!["/v"],
+                "{format} refuses {bad}"
+            );
         }
     }
 
     #[test]
     fn bad_schemas_and_many_failures_are_bounded() {
-        assert!(Arguments::compile(json!({"v": {"type": "no-such-type"}}).as_object().expect("map")).is_err());
-        assert!(Arguments::compile(json!({"v": {"type": "string", "pattern": "("}}).as_object().expect("map")).is_err());
-        let many: Map<String, Value> = (0..50).map(|i| (format!("f{i}"), json!({"type": "number", "required": true}))).collect();
+        assert!(
+            Arguments::compile(
+                json!({"v": {"type": "no-such-type"}})
+                    .as_object()
+                    .expect("map")
+            )
+            .is_err()
+        );
+        assert!(
+            Arguments::compile(
+                json!({"v": {"type": "string", "pattern": "("}})
+                    .as_object()
+                    .expect("map")
+            )
+            .is_err()
+        );
+        let many: Map<String, Value> = (0..50)
+            .map(|i| (format!("f{i}"), json!({"type": "number", "required": true})))
+            .collect();
         let args = Arguments::compile(&many).expect("compiles");
-        assert_eq!(args.check(&json!({})).len(), MAX_REPORTED, "50 missing, 20 reported");
+        assert_eq!(
+            args.check(&json!({})).len(),
+            MAX_REPORTED,
+            "50 missing, 20 reported"
+        );
         let wrong: Map<String, Value> = (0..50).map(|i| (format!("f{i}"), json!("x"))).collect();
         assert_eq!(args.check(&Value::Object(wrong)).len(), MAX_REPORTED);
     }

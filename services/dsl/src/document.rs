@@ -35,10 +35,15 @@ impl Program {
     /// Reads what [`Program::encode`] wrote.
     pub fn decode(text: &str) -> Result<Program, String> {
         use base64::Engine as _;
-        let bytes = base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| format!("not base64: {e}"))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| format!("not base64: {e}"))?;
         match postcard::take_from_bytes(&bytes) {
             Ok((program, [])) => Ok(program),
-            Ok((_, rest)) => Err(format!("not a compiled program: {} bytes after its end", rest.len())),
+            Ok((_, rest)) => Err(format!(
+                "not a compiled program: {} bytes after its end",
+                rest.len()
+            )),
             Err(e) => Err(format!("not a compiled program: {e}")),
         }
     }
@@ -52,7 +57,11 @@ pub(crate) mod json_value {
     use serde_json::Value;
 
     pub fn serialize<S: Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() { v.serialize(s) } else { s.serialize_str(&v.to_string()) }
+        if s.is_human_readable() {
+            v.serialize(s)
+        } else {
+            s.serialize_str(&v.to_string())
+        }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
@@ -80,15 +89,27 @@ pub enum Instr {
     Emit(Tpl),
     Wait(Tpl),
     Fetch(Tpl),
-    Conditions { branches: Vec<(Expr, Vec<Instr>)>, default: Vec<Instr> },
+    Conditions {
+        branches: Vec<(Expr, Vec<Instr>)>,
+        default: Vec<Instr>,
+    },
     /// `args` holds every member but `do`.
-    Repeat { args: Tpl, body: Vec<Instr> },
+    Repeat {
+        args: Tpl,
+        body: Vec<Instr>,
+    },
     All(Vec<Instr>),
     Break(Tpl),
     Comment,
-    Try { body: Vec<Instr>, catch: Option<Vec<Instr>> },
+    Try {
+        body: Vec<Instr>,
+        catch: Option<Vec<Instr>>,
+    },
     /// A call of another automation (`slug` or `instance.slug`), `args` its argument object.
-    Call { slug: String, args: Tpl },
+    Call {
+        slug: String,
+        args: Tpl,
+    },
     /// `rateLimit` (§3.13).
     RateLimit(Tpl),
     /// `createUserTopic` / `joinUserTopic` (§3.14).
@@ -102,9 +123,27 @@ pub enum Instr {
 
 /// Top-level members an automation document may have (§2.3, closed schema).
 const FIELDS: &[&str] = &[
-    "name", "do", "slug", "description", "labels", "when", "arguments", "validateArguments", "output", "private",
-    "disabled", "authorizations", "events", "createdAt", "createdBy", "updatedAt", "updatedBy", "kind", "config",
-    "workspaceId", "id",
+    "name",
+    "do",
+    "slug",
+    "description",
+    "labels",
+    "when",
+    "arguments",
+    "validateArguments",
+    "output",
+    "private",
+    "disabled",
+    "authorizations",
+    "events",
+    "createdAt",
+    "createdBy",
+    "updatedAt",
+    "updatedBy",
+    "kind",
+    "config",
+    "workspaceId",
+    "id",
 ];
 
 /// Instructions of the spec not run by this interpreter yet (they fail when reached).
@@ -113,13 +152,25 @@ const UNSUPPORTED: &[&str] = &[];
 /// Validates a whole automation document (JSON form of the YAML) and compiles it.
 pub fn compile_document(doc: &Value) -> Result<Program, Invalid> {
     let Some(map) = doc.as_object() else {
-        return Err(Invalid::new("", "InvalidAutomationError", "an automation document is a mapping"));
+        return Err(Invalid::new(
+            "",
+            "InvalidAutomationError",
+            "an automation document is a mapping",
+        ));
     };
     if let Some(unknown) = map.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(Invalid::new(unknown, "InvalidAutomationError", format!("unknown member {unknown:?}")));
+        return Err(Invalid::new(
+            unknown,
+            "InvalidAutomationError",
+            format!("unknown member {unknown:?}"),
+        ));
     }
     if !map.contains_key("name") {
-        return Err(Invalid::new("name", "InvalidAutomationError", "name is required"));
+        return Err(Invalid::new(
+            "name",
+            "InvalidAutomationError",
+            "name is required",
+        ));
     }
     compile(map.get("do").unwrap_or(&Value::Null), map.get("output"))
 }
@@ -131,7 +182,10 @@ pub fn compile(instructions: &Value, output: Option<&Value>) -> Result<Program, 
         None | Some(Value::Null) => None,
         Some(o) => Some(tpl(o, "output")?),
     };
-    Ok(Program { instructions, output })
+    Ok(Program {
+        instructions,
+        output,
+    })
 }
 
 fn tpl(v: &Value, path: &str) -> Result<Tpl, Invalid> {
@@ -140,17 +194,33 @@ fn tpl(v: &Value, path: &str) -> Result<Tpl, Invalid> {
 
 fn list(v: &Value, path: &str, depth: usize) -> Result<Vec<Instr>, Invalid> {
     if depth > MAX_NESTING {
-        return Err(Invalid::new(path, "InvalidInstructionError", format!("instructions nested deeper than {MAX_NESTING}")));
+        return Err(Invalid::new(
+            path,
+            "InvalidInstructionError",
+            format!("instructions nested deeper than {MAX_NESTING}"),
+        ));
     }
     let Value::Array(items) = v else {
-        return Err(Invalid::new(path, "InvalidInstructionError", "must be a list of instructions"));
+        return Err(Invalid::new(
+            path,
+            "InvalidInstructionError",
+            "must be a list of instructions",
+        ));
     };
-    items.iter().enumerate().map(|(i, item)| instruction(item, &format!("{path}[{i}]"), depth)).collect()
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| instruction(item, &format!("{path}[{i}]"), depth))
+        .collect()
 }
 
 /// `a.b` for identifier-like keys, `a['k']` for the rest.
 fn member(path: &str, key: &str) -> String {
-    if key.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$') && !key.is_empty() {
+    if key
+        .chars()
+        .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+        && !key.is_empty()
+    {
         format!("{path}.{key}")
     } else {
         format!("{path}[{key:?}]")
@@ -158,16 +228,27 @@ fn member(path: &str, key: &str) -> String {
 }
 
 fn object<'a>(arg: &'a Value, path: &str, name: &str) -> Result<&'a Map<String, Value>, Invalid> {
-    arg.as_object()
-        .ok_or_else(|| Invalid::new(path, "InvalidInstructionError", format!("{name} takes a mapping")))
+    arg.as_object().ok_or_else(|| {
+        Invalid::new(
+            path,
+            "InvalidInstructionError",
+            format!("{name} takes a mapping"),
+        )
+    })
 }
 
 fn instruction(item: &Value, path: &str, depth: usize) -> Result<Instr, Invalid> {
     let Some(map) = item.as_object() else {
-        return Err(Invalid::new(path, "InvalidInstructionError", "an instruction is a one-key mapping"));
+        return Err(Invalid::new(
+            path,
+            "InvalidInstructionError",
+            "an instruction is a one-key mapping",
+        ));
     };
     // `{}` is a no-op; several keys: the first one counts (as in Prisme.ai).
-    let Some((name, arg)) = map.iter().next() else { return Ok(Instr::Comment) };
+    let Some((name, arg)) = map.iter().next() else {
+        return Ok(Instr::Comment);
+    };
     let at = member(path, name);
     if arg.is_null() && name != "break" && name != "comment" {
         return Ok(Instr::Null(name.clone()));
@@ -177,14 +258,30 @@ fn instruction(item: &Value, path: &str, depth: usize) -> Result<Instr, Invalid>
             let m = object(arg, &at, name)?;
             match m.get("name") {
                 Some(Value::String(_)) => {}
-                Some(_) => return Err(Invalid::new(&member(&at, "name"), "InvalidInstructionError", "name must be a string")),
-                None => return Err(Invalid::new(&at, "InvalidInstructionError", format!("{name} needs a name"))),
+                Some(_) => {
+                    return Err(Invalid::new(
+                        &member(&at, "name"),
+                        "InvalidInstructionError",
+                        "name must be a string",
+                    ));
+                }
+                None => {
+                    return Err(Invalid::new(
+                        &at,
+                        "InvalidInstructionError",
+                        format!("{name} needs a name"),
+                    ));
+                }
             }
             if name == "set" {
                 if let Some(t) = m.get("type").and_then(Value::as_str)
                     && !["replace", "merge", "push"].contains(&t)
                 {
-                    return Err(Invalid::new(&member(&at, "type"), "InvalidInstructionError", "type is replace, merge or push"));
+                    return Err(Invalid::new(
+                        &member(&at, "type"),
+                        "InvalidInstructionError",
+                        "type is replace, merge or push",
+                    ));
                 }
                 Instr::Set(tpl(arg, &at)?)
             } else {
@@ -194,21 +291,36 @@ fn instruction(item: &Value, path: &str, depth: usize) -> Result<Instr, Invalid>
         "emit" => {
             let m = object(arg, &at, name)?;
             if !m.get("event").is_some_and(Value::is_string) {
-                return Err(Invalid::new(&member(&at, "event"), "InvalidInstructionError", "emit needs an event (a string)"));
+                return Err(Invalid::new(
+                    &member(&at, "event"),
+                    "InvalidInstructionError",
+                    "emit needs an event (a string)",
+                ));
             }
             Instr::Emit(tpl(arg, &at)?)
         }
         "wait" => {
             let m = object(arg, &at, name)?;
             if !m.get("oneOf").is_some_and(Value::is_array) {
-                return Err(Invalid::new(&member(&at, "oneOf"), "InvalidInstructionError", "wait needs oneOf (a list)"));
+                return Err(Invalid::new(
+                    &member(&at, "oneOf"),
+                    "InvalidInstructionError",
+                    "wait needs oneOf (a list)",
+                ));
             }
             Instr::Wait(tpl(arg, &at)?)
         }
         "fetch" => {
             let m = object(arg, &at, name)?;
-            if m.get("url").and_then(Value::as_str).is_none_or(str::is_empty) {
-                return Err(Invalid::new(&member(&at, "url"), "InvalidInstructionError", "fetch needs a url"));
+            if m.get("url")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                return Err(Invalid::new(
+                    &member(&at, "url"),
+                    "InvalidInstructionError",
+                    "fetch needs a url",
+                ));
             }
             Instr::Fetch(tpl(arg, &at)?)
         }
@@ -218,11 +330,16 @@ fn instruction(item: &Value, path: &str, depth: usize) -> Result<Instr, Invalid>
             let mut default = Vec::new();
             for (key, body) in m {
                 let p = format!("{at}[{key:?}]");
-                let body = if body.is_null() { Vec::new() } else { list(body, &p, depth + 1)? };
+                let body = if body.is_null() {
+                    Vec::new()
+                } else {
+                    list(body, &p, depth + 1)?
+                };
                 if key == "default" {
                     default = body;
                 } else {
-                    let e = expr::parse(key).map_err(|msg| Invalid::new(&p, "InvalidExpressionSyntax", msg))?;
+                    let e = expr::parse(key)
+                        .map_err(|msg| Invalid::new(&p, "InvalidExpressionSyntax", msg))?;
                     branches.push((e, body));
                 }
             }
@@ -231,19 +348,34 @@ fn instruction(item: &Value, path: &str, depth: usize) -> Result<Instr, Invalid>
         "repeat" => {
             let m = object(arg, &at, name)?;
             if !m.contains_key("on") && !m.contains_key("until") {
-                return Err(Invalid::new(&at, "InvalidInstructionError", "repeat needs on or until"));
+                return Err(Invalid::new(
+                    &at,
+                    "InvalidInstructionError",
+                    "repeat needs on or until",
+                ));
             }
-            let body = list(m.get("do").unwrap_or(&Value::Null), &member(&at, "do"), depth + 1)?;
+            let body = list(
+                m.get("do").unwrap_or(&Value::Null),
+                &member(&at, "do"),
+                depth + 1,
+            )?;
             let mut rest = m.clone();
             rest.remove("do");
-            Instr::Repeat { args: tpl(&Value::Object(rest), &at)?, body }
+            Instr::Repeat {
+                args: tpl(&Value::Object(rest), &at)?,
+                body,
+            }
         }
         "all" => Instr::All(list(arg, &at, depth + 1)?),
         "break" => Instr::Break(tpl(if arg.is_null() { &Value::Null } else { arg }, &at)?),
         "comment" => Instr::Comment,
         "try" => {
             let m = object(arg, &at, name)?;
-            let body = list(m.get("do").unwrap_or(&Value::Null), &member(&at, "do"), depth + 1)?;
+            let body = list(
+                m.get("do").unwrap_or(&Value::Null),
+                &member(&at, "do"),
+                depth + 1,
+            )?;
             let catch = match m.get("catch") {
                 None | Some(Value::Null) => None,
                 Some(c) => Some(list(c, &member(&at, "catch"), depth + 1)?),
@@ -254,7 +386,11 @@ fn instruction(item: &Value, path: &str, depth: usize) -> Result<Instr, Invalid>
             let m = object(arg, &at, name)?;
             for key in ["name", "limit", "window"] {
                 if !m.contains_key(key) {
-                    return Err(Invalid::new(&at, "InvalidInstructionError", format!("rateLimit needs {key}")));
+                    return Err(Invalid::new(
+                        &at,
+                        "InvalidInstructionError",
+                        format!("rateLimit needs {key}"),
+                    ));
                 }
             }
             Instr::RateLimit(tpl(arg, &at)?)
@@ -262,17 +398,32 @@ fn instruction(item: &Value, path: &str, depth: usize) -> Result<Instr, Invalid>
         "createUserTopic" | "joinUserTopic" => {
             let m = object(arg, &at, name)?;
             if !m.contains_key("topic") {
-                return Err(Invalid::new(&member(&at, "topic"), "InvalidInstructionError", format!("{name} needs a topic")));
+                return Err(Invalid::new(
+                    &member(&at, "topic"),
+                    "InvalidInstructionError",
+                    format!("{name} needs a topic"),
+                ));
             }
             let t = tpl(arg, &at)?;
-            if name == "createUserTopic" { Instr::CreateUserTopic(t) } else { Instr::JoinUserTopic(t) }
+            if name == "createUserTopic" {
+                Instr::CreateUserTopic(t)
+            } else {
+                Instr::JoinUserTopic(t)
+            }
         }
         n if UNSUPPORTED.contains(&n) => Instr::Unsupported(n.to_owned()),
         slug => {
             if !arg.is_object() {
-                return Err(Invalid::new(&at, "InvalidInstructionError", "an automation call takes a mapping of arguments"));
+                return Err(Invalid::new(
+                    &at,
+                    "InvalidInstructionError",
+                    "an automation call takes a mapping of arguments",
+                ));
             }
-            Instr::Call { slug: slug.to_owned(), args: tpl(arg, &at)? }
+            Instr::Call {
+                slug: slug.to_owned(),
+                args: tpl(arg, &at)?,
+            }
         }
     })
 }
@@ -280,9 +431,10 @@ fn instruction(item: &Value, path: &str, depth: usize) -> Result<Instr, Invalid>
 /// Parses a YAML automation document (YAML 1.2 core schema, merge keys) into JSON.
 #[cfg(feature = "yaml")]
 pub fn from_yaml(text: &str) -> Result<Value, Invalid> {
-    let mut v: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(text).map_err(|e| Invalid::new("", "InvalidYamlError", e.to_string()))?;
-    v.apply_merge().map_err(|e| Invalid::new("", "InvalidYamlError", e.to_string()))?;
+    let mut v: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)
+        .map_err(|e| Invalid::new("", "InvalidYamlError", e.to_string()))?;
+    v.apply_merge()
+        .map_err(|e| Invalid::new("", "InvalidYamlError", e.to_string()))?;
     serde_json::to_value(v).map_err(|e| Invalid::new("", "InvalidYamlError", e.to_string()))
 }
 
@@ -309,10 +461,20 @@ mod tests {
         )
         .expect("compiles");
         let text = p.encode();
-        assert!(text.len() < serde_json::to_string(&p).expect("json").len(), "smaller than the JSON form");
+        assert!(
+            text.len() < serde_json::to_string(&p).expect("json").len(),
+            "smaller than the JSON form"
+        );
         assert_eq!(Program::decode(&text).expect("decodes"), p);
-        assert!(Program::decode("not base64!").unwrap_err().contains("base64"));
-        assert!(Program::decode("AAAA").is_err(), "bytes that are not a program are refused, not run");
+        assert!(
+            Program::decode("not base64!")
+                .unwrap_err()
+                .contains("base64")
+        );
+        assert!(
+            Program::decode("AAAA").is_err(),
+            "bytes that are not a program are refused, not run"
+        );
     }
 
     #[test]
@@ -344,15 +506,24 @@ mod tests {
     #[test]
     fn errors_give_the_path_and_the_rule() {
         let e = err(json!([{"set": {"value": 1}}]));
-        assert_eq!((e.path.as_str(), e.rule.as_str()), ("do[0].set", "InvalidInstructionError"));
+        assert_eq!(
+            (e.path.as_str(), e.rule.as_str()),
+            ("do[0].set", "InvalidInstructionError")
+        );
         let e = err(json!([{"set": {"name": 3}}]));
         assert_eq!(e.path, "do[0].set.name");
         let e = err(json!(["set"]));
         assert_eq!(e.path, "do[0]");
         let e = err(json!([{"conditions": {"{{a}}==1": []}}]));
-        assert_eq!((e.path.as_str(), e.rule.as_str()), ("do[0].conditions[\"{{a}}==1\"]", "InvalidExpressionSyntax"));
+        assert_eq!(
+            (e.path.as_str(), e.rule.as_str()),
+            ("do[0].conditions[\"{{a}}==1\"]", "InvalidExpressionSyntax")
+        );
         let e = err(json!([{"repeat": {"on": [], "do": [{"emit": {"event": "{{a..b}}"}}]}}]));
-        assert_eq!((e.path.as_str(), e.rule.as_str()), ("do[0].repeat.do[0].emit", "InvalidVariableNameError"));
+        assert_eq!(
+            (e.path.as_str(), e.rule.as_str()),
+            ("do[0].repeat.do[0].emit", "InvalidVariableNameError")
+        );
         let e = err(json!({"set": {}}));
         assert_eq!(e.path, "do");
         let e = err(json!([{"fetch": {"method": "get"}}]));
@@ -372,9 +543,19 @@ mod tests {
 
     #[test]
     fn documents_are_closed() {
-        assert_eq!(compile_document(&json!({"name": "a", "do": [], "bogus": 1})).unwrap_err().path, "bogus");
-        assert_eq!(compile_document(&json!({"do": []})).unwrap_err().path, "name");
-        assert!(compile_document(&json!({"name": "a", "do": [], "when": {"endpoint": true}})).is_ok());
+        assert_eq!(
+            compile_document(&json!({"name": "a", "do": [], "bogus": 1}))
+                .unwrap_err()
+                .path,
+            "bogus"
+        );
+        assert_eq!(
+            compile_document(&json!({"do": []})).unwrap_err().path,
+            "name"
+        );
+        assert!(
+            compile_document(&json!({"name": "a", "do": [], "when": {"endpoint": true}})).is_ok()
+        );
     }
 
     #[cfg(feature = "yaml")]

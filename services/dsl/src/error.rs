@@ -18,7 +18,11 @@ pub struct DslError {
 
 impl DslError {
     pub fn new(class: impl Into<String>, message: impl Into<String>) -> Self {
-        DslError { class: class.into(), message: message.into(), details: Value::Null }
+        DslError {
+            class: class.into(),
+            message: message.into(),
+            details: Value::Null,
+        }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -41,6 +45,10 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn new(path: &str, rule: &str, message: impl Into<String>) -> Self {
-        Invalid { path: path.to_owned(), rule: rule.to_owned(), message: message.into() }
+        Invalid {
+            path: path.to_owned(),
+            rule: rule.to_owned(),
+            message: message.into(),
+        }
     }
 }

@@ -40,7 +40,9 @@ pub fn eval(e: &Expr, env: &mut dyn Env) -> Result<Val, DslError> {
                     env.lookup(&segs)?.to_js_string()
                 }
             };
-            Ok(Val::bool(regex_literal(&pattern)?.is_match(&subject) != *neg))
+            Ok(Val::bool(
+                regex_literal(&pattern)?.is_match(&subject) != *neg,
+            ))
         }
         Expr::Bin(op, l, r) => {
             // Both sides are always evaluated (§4.5).
@@ -48,7 +50,10 @@ pub fn eval(e: &Expr, env: &mut dyn Env) -> Result<Val, DslError> {
             binary(*op, a, b)
         }
         Expr::Call(name, args, field) => {
-            let args = args.iter().map(|a| eval(a, env)).collect::<Result<Vec<_>, _>>()?;
+            let args = args
+                .iter()
+                .map(|a| eval(a, env))
+                .collect::<Result<Vec<_>, _>>()?;
             crate::functions::call(name, args, field.as_deref(), env)
         }
     }
@@ -67,7 +72,8 @@ pub fn resolve_path(segs: &[PathSeg], env: &mut dyn Env) -> Result<Vec<Seg>, Dsl
 /// A computed key: non-negative integers index arrays, anything else is its ToString.
 pub fn key_of(v: &Val) -> Seg {
     match v {
-        Val::Num(n) if *n >= 0.0 && n.fract() == 0.0 && *n < 1e15 => {
+        Val::Num(n) if *n >= 0.0 && n.fract() == 0.0 && *n < 1e15 =>
+        {
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             Seg::Index(*n as usize)
         }
@@ -78,8 +84,20 @@ pub fn key_of(v: &Val) -> Seg {
 fn binary(op: Op, a: Val, b: Val) -> Result<Val, DslError> {
     use std::cmp::Ordering::{Equal, Greater, Less};
     Ok(match op {
-        Op::And => if a.truthy() { b } else { a },
-        Op::Or => if a.truthy() { a } else { b },
+        Op::And => {
+            if a.truthy() {
+                b
+            } else {
+                a
+            }
+        }
+        Op::Or => {
+            if a.truthy() {
+                a
+            } else {
+                b
+            }
+        }
         Op::LooseEq => Val::bool(loose_eq(&a, &b)),
         Op::LooseNe => Val::bool(!loose_eq(&a, &b)),
         Op::StrictEq => Val::bool(strict_eq(&a, &b)),
@@ -109,7 +127,11 @@ pub fn regex_literal(text: &str) -> Result<Regex, DslError> {
         let (pattern, flags) = (&rest[..end], &rest[end + 1..]);
         if flags.chars().all(|c| "gimsuy".contains(c)) {
             let inline: String = flags.chars().filter(|c| "ims".contains(*c)).collect();
-            let full = if inline.is_empty() { pattern.to_owned() } else { format!("(?{inline}){pattern}") };
+            let full = if inline.is_empty() {
+                pattern.to_owned()
+            } else {
+                format!("(?{inline}){pattern}")
+            };
             return compile_regex(&full);
         }
     }
@@ -152,7 +174,9 @@ fn matches(left: &Val, right: &Val) -> Result<bool, DslError> {
             }
             Ok(false)
         }
-        Val::Json(Value::Array(items)) if items.len() == 1 => Ok(regex_literal(&json_to_string(&items[0]))?.is_match(&subject)),
+        Val::Json(Value::Array(items)) if items.len() == 1 => {
+            Ok(regex_literal(&json_to_string(&items[0]))?.is_match(&subject))
+        }
         Val::Json(Value::Array(_)) => Ok(false),
         Val::Undefined => Ok(true),
         other => Ok(compile_regex(&other.to_js_string())?.is_match(&subject)),
@@ -167,7 +191,11 @@ fn parse_int(s: &str) -> f64 {
         None => (1.0, t.strip_prefix('+').unwrap_or(t)),
     };
     let prefix: String = digits.chars().take_while(char::is_ascii_digit).collect();
-    if prefix.is_empty() { f64::NAN } else { sign * string_to_number(&prefix) }
+    if prefix.is_empty() {
+        f64::NAN
+    } else {
+        sign * string_to_number(&prefix)
+    }
 }
 
 fn is_in(left: &Val, right: &Val) -> bool {
@@ -175,11 +203,17 @@ fn is_in(left: &Val, right: &Val) -> bool {
         Val::Json(Value::String(s)) if !s.is_empty() => {
             let numeric = !left.to_number().is_nan();
             s.split(',').any(|i| {
-                let item = if numeric && !string_to_number(i).is_nan() { Val::Num(parse_int(i)) } else { Val::str(i) };
+                let item = if numeric && !string_to_number(i).is_nan() {
+                    Val::Num(parse_int(i))
+                } else {
+                    Val::str(i)
+                };
                 strict_eq(left, &item)
             })
         }
-        Val::Json(Value::Array(items)) => items.iter().any(|i| strict_eq(left, &Val::from_json(i.clone()))),
+        Val::Json(Value::Array(items)) => items
+            .iter()
+            .any(|i| strict_eq(left, &Val::from_json(i.clone()))),
         Val::Json(Value::Object(m)) => m.contains_key(&left.to_js_string()),
         _ => false,
     }
@@ -204,20 +238,27 @@ mod tests {
     }
 
     fn scopes() -> Vars {
-        Vars(json!({"n": 7, "s": "7", "name": "Ada", "tags": ["a", "b"], "obj": {"k": 1}, "key": "k",
+        Vars(
+            json!({"n": 7, "s": "7", "name": "Ada", "tags": ["a", "b"], "obj": {"k": 1}, "key": "k",
             "empty": "", "when": "2024-03-05T14:30:00.000Z", "p": {"city": "New York", "n": 2}, "i": 1,
-            "rows": [{"x": "r0"}, {"x": "r1"}], "pat": "^A"}))
+            "rows": [{"x": "r0"}, {"x": "r1"}], "pat": "^A"}),
+        )
     }
 
     fn ev(src: &str) -> Value {
         let e = parse(src).unwrap_or_else(|err| panic!("{src}: {err}"));
-        eval(&e, &mut scopes()).unwrap_or_else(|err| panic!("{src}: {err}")).into_json_or_null()
+        eval(&e, &mut scopes())
+            .unwrap_or_else(|err| panic!("{src}: {err}"))
+            .into_json_or_null()
     }
 
     fn ev_err(src: &str) -> String {
         match parse(src) {
             Err(_) => "InvalidExpressionSyntax".into(),
-            Ok(e) => eval(&e, &mut scopes()).err().map(|e| e.class).unwrap_or_default(),
+            Ok(e) => eval(&e, &mut scopes())
+                .err()
+                .map(|e| e.class)
+                .unwrap_or_default(),
         }
     }
 
@@ -292,10 +333,16 @@ mod tests {
         for i in 0..200 {
             let pattern = format!("^p{i}$");
             assert!(compile_regex(&pattern).unwrap().is_match(&format!("p{i}")));
-            assert!(!compile_regex(&pattern).unwrap().is_match("p"), "a cached pattern still matches as its own");
+            assert!(
+                !compile_regex(&pattern).unwrap().is_match("p"),
+                "a cached pattern still matches as its own"
+            );
         }
         assert!(REGEXES.with_borrow(|c| c.len()) <= REGEX_CACHE);
-        assert!(compile_regex("(").is_err(), "errors are not cached as patterns");
+        assert!(
+            compile_regex("(").is_err(),
+            "errors are not cached as patterns"
+        );
         assert!(compile_regex("(").is_err());
     }
 }

@@ -61,7 +61,19 @@ pub enum Op {
     Rem,
 }
 
-const KEYWORDS: &[&str] = &["and", "or", "in", "not", "matches", "equals", "exists", "true", "false", "null", "undefined"];
+const KEYWORDS: &[&str] = &[
+    "and",
+    "or",
+    "in",
+    "not",
+    "matches",
+    "equals",
+    "exists",
+    "true",
+    "false",
+    "null",
+    "undefined",
+];
 
 /// Parses an expression; the error text says where it fails (`InvalidExpressionSyntax`).
 pub fn parse(input: &str) -> Result<Expr, String> {
@@ -69,7 +81,11 @@ pub fn parse(input: &str) -> Result<Expr, String> {
     if chars.is_empty() {
         return Err("empty expression".into());
     }
-    let mut p = Parser { c: chars, i: 0, depth: 0 };
+    let mut p = Parser {
+        c: chars,
+        i: 0,
+        depth: 0,
+    };
     let e = p.boolean()?;
     p.ows();
     if p.i < p.c.len() {
@@ -98,7 +114,9 @@ impl Parser {
     }
 
     fn at(&self, s: &str) -> bool {
-        s.chars().enumerate().all(|(k, ch)| self.c.get(self.i + k) == Some(&ch))
+        s.chars()
+            .enumerate()
+            .all(|(k, ch)| self.c.get(self.i + k) == Some(&ch))
     }
 
     /// Skips whitespace; returns whether there was any.
@@ -117,7 +135,11 @@ impl Parser {
             return false;
         }
         let word: String = self.c[self.i..self.i + n].iter().collect();
-        word.eq_ignore_ascii_case(kw) && !self.c.get(self.i + n).is_some_and(|&c| c.is_alphanumeric() || c == '_')
+        word.eq_ignore_ascii_case(kw)
+            && !self
+                .c
+                .get(self.i + n)
+                .is_some_and(|&c| c.is_alphanumeric() || c == '_')
     }
 
     fn eat_keyword(&mut self, kw: &str) -> bool {
@@ -146,7 +168,11 @@ impl Parser {
         }
         for (text, op) in ops {
             let word = text.chars().next().is_some_and(char::is_alphabetic);
-            let matched = if word { self.keyword_seq(text) } else { self.at(text).then(|| text.chars().count()) };
+            let matched = if word {
+                self.keyword_seq(text)
+            } else {
+                self.at(text).then(|| text.chars().count())
+            };
             if let Some(n) = matched {
                 let after = self.i + n;
                 if self.c.get(after).is_some_and(|c| c.is_whitespace()) {
@@ -174,7 +200,11 @@ impl Parser {
                     return None;
                 }
             }
-            let probe = Parser { c: self.c.clone(), i: j, depth: 0 };
+            let probe = Parser {
+                c: self.c.clone(),
+                i: j,
+                depth: 0,
+            };
             if !probe.keyword(word) {
                 return None;
             }
@@ -186,7 +216,12 @@ impl Parser {
     fn boolean(&mut self) -> Result<Expr, String> {
         self.enter()?;
         let left = self.equality()?;
-        let r = if let Some(op) = self.binary_op(&[("and", Op::And), ("&&", Op::And), ("or", Op::Or), ("||", Op::Or)]) {
+        let r = if let Some(op) = self.binary_op(&[
+            ("and", Op::And),
+            ("&&", Op::And),
+            ("or", Op::Or),
+            ("||", Op::Or),
+        ]) {
             let right = self.boolean()?;
             Expr::Bin(op, Box::new(left), Box::new(right))
         } else {
@@ -247,15 +282,27 @@ impl Parser {
 
     fn regex_body(&mut self) -> Result<RegexBody, String> {
         let start = self.i + "regex(".len();
-        let end = self.c.iter().rposition(|&c| c == ')').filter(|&e| e >= start).ok_or_else(|| self.err("regex( without )"))?;
+        let end = self
+            .c
+            .iter()
+            .rposition(|&c| c == ')')
+            .filter(|&e| e >= start)
+            .ok_or_else(|| self.err("regex( without )"))?;
         if self.c[end + 1..].iter().any(|c| !c.is_whitespace()) {
             return Err(self.err("regex(...) must end the expression"));
         }
         let body: String = self.c[start..end].iter().collect();
         self.i = self.c.len();
         let trimmed = body.trim();
-        if trimmed.starts_with("{{") && trimmed.ends_with("}}") && trimmed.matches("{{").count() == 1 {
-            let mut p = Parser { c: trimmed.chars().collect(), i: 0, depth: 0 };
+        if trimmed.starts_with("{{")
+            && trimmed.ends_with("}}")
+            && trimmed.matches("{{").count() == 1
+        {
+            let mut p = Parser {
+                c: trimmed.chars().collect(),
+                i: 0,
+                depth: 0,
+            };
             if let Ok(Expr::Var(segs)) = p.variable()
                 && p.i == p.c.len()
             {
@@ -345,7 +392,9 @@ impl Parser {
     }
 
     fn factor_inner(&mut self) -> Result<(Expr, bool), String> {
-        let Some(c) = self.peek() else { return Err(self.err("expected a value")) };
+        let Some(c) = self.peek() else {
+            return Err(self.err("expected a value"));
+        };
         if self.at("{{") {
             return Ok((self.variable()?, true));
         }
@@ -371,7 +420,9 @@ impl Parser {
             self.i += 1;
             return Ok((e, true));
         }
-        if c.is_ascii_digit() || (c == '-' && self.c.get(self.i + 1).is_some_and(char::is_ascii_digit)) {
+        if c.is_ascii_digit()
+            || (c == '-' && self.c.get(self.i + 1).is_some_and(char::is_ascii_digit))
+        {
             return Ok((self.number()?, true));
         }
         if c == '\'' || c == '"' {
@@ -452,7 +503,12 @@ impl Parser {
             }
         }
         let mut field = None;
-        if self.peek() == Some('.') && self.c.get(self.i + 1).is_some_and(|c| c.is_alphabetic() || *c == '_') {
+        if self.peek() == Some('.')
+            && self
+                .c
+                .get(self.i + 1)
+                .is_some_and(|c| c.is_alphabetic() || *c == '_')
+        {
             self.i += 1;
             let start = self.i;
             while self.peek().is_some_and(|c| c.is_alphanumeric() || c == '_') {
@@ -465,7 +521,10 @@ impl Parser {
 
     fn name(&mut self) -> Result<String, String> {
         let start = self.i;
-        while self.peek().is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$') {
+        while self
+            .peek()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$')
+        {
             self.i += 1;
         }
         if self.i == start {
@@ -521,8 +580,15 @@ mod tests {
         let e = parse("false and true or true").unwrap();
         assert_eq!(
             e,
-            Expr::Bin(Op::And, Box::new(Expr::Lit(json!(false))),
-                Box::new(Expr::Bin(Op::Or, Box::new(Expr::Lit(json!(true))), Box::new(Expr::Lit(json!(true))))))
+            Expr::Bin(
+                Op::And,
+                Box::new(Expr::Lit(json!(false))),
+                Box::new(Expr::Bin(
+                    Op::Or,
+                    Box::new(Expr::Lit(json!(true))),
+                    Box::new(Expr::Lit(json!(true)))
+                ))
+            )
         );
     }
 
@@ -546,20 +612,34 @@ mod tests {
     fn keywords_need_a_word_boundary() {
         assert_eq!(parse("orange").unwrap(), Expr::Lit(json!("orange")));
         assert!(parse("and").is_err());
-        assert!(matches!(parse("{{a}} NOT EQUALS 1").unwrap(), Expr::Bin(Op::LooseNe, _, _)));
+        assert!(matches!(
+            parse("{{a}} NOT EQUALS 1").unwrap(),
+            Expr::Bin(Op::LooseNe, _, _)
+        ));
     }
 
     #[test]
     fn exists_regex_calls_and_nested_paths() {
-        assert_eq!(parse("{{a}} not exists").unwrap(), Expr::Exists(Box::new(var("a")), true));
+        assert_eq!(
+            parse("{{a}} not exists").unwrap(),
+            Expr::Exists(Box::new(var("a")), true)
+        );
         assert!(matches!(parse("{{a}} matches regex(/^a(b)$/i)").unwrap(),
             Expr::Regex(_, RegexBody::Text(t), false) if t == "/^a(b)$/i"));
-        assert!(matches!(parse("{{a}} matches regex({{p}})").unwrap(), Expr::Regex(_, RegexBody::Var(_), false)));
-        assert!(matches!(parse("date({{w}}).hour").unwrap(), Expr::Call(n, a, Some(f)) if n == "date" && a.len() == 1 && f == "hour"));
+        assert!(matches!(
+            parse("{{a}} matches regex({{p}})").unwrap(),
+            Expr::Regex(_, RegexBody::Var(_), false)
+        ));
+        assert!(
+            matches!(parse("date({{w}}).hour").unwrap(), Expr::Call(n, a, Some(f)) if n == "date" && a.len() == 1 && f == "hour")
+        );
         assert!(matches!(parse("{{rows[{{i}}].x}}").unwrap(), Expr::Var(s) if s.len() == 3));
         assert!(parse("{{my-var}}").is_err());
         assert!(parse("").is_err());
-        assert!(parse("(((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((1").is_err());
+        assert!(
+            parse("(((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((1")
+                .is_err()
+        );
     }
 
     #[test]

@@ -14,7 +14,12 @@ fn bad(name: &str, what: &str) -> DslError {
 }
 
 /// Calls function `name` with evaluated `args`; `field` is the `.field` after the call.
-pub fn call(name: &str, args: Vec<Val>, field: Option<&str>, env: &mut dyn Env) -> Result<Val, DslError> {
+pub fn call(
+    name: &str,
+    args: Vec<Val>,
+    field: Option<&str>,
+    env: &mut dyn Env,
+) -> Result<Val, DslError> {
     let arg = |i: usize| args.get(i).cloned().unwrap_or(Val::Undefined);
     match name {
         "rand" => {
@@ -24,7 +29,11 @@ pub fn call(name: &str, args: Vec<Val>, field: Option<&str>, env: &mut dyn Env) 
                 (Some(min), max) => {
                     let min = min.to_number();
                     let max = max.map_or(1.0, Val::to_number);
-                    if min == 0.0 && max == 1.0 { Ok(Val::Num(r)) } else { Ok(Val::Num((r * (max - min) + min).floor())) }
+                    if min == 0.0 && max == 1.0 {
+                        Ok(Val::Num(r))
+                    } else {
+                        Ok(Val::Num((r * (max - min) + min).floor()))
+                    }
                 }
             }
         }
@@ -50,14 +59,28 @@ pub fn call(name: &str, args: Vec<Val>, field: Option<&str>, env: &mut dyn Env) 
         }
         "split" => match (arg(0).as_str(), arg(1).as_str()) {
             (Some(s), Some("")) => Ok(Val::Json(Value::Array(
-                s.encode_utf16().map(|u| Value::String(String::from_utf16_lossy(&[u]))).collect(),
+                s.encode_utf16()
+                    .map(|u| Value::String(String::from_utf16_lossy(&[u])))
+                    .collect(),
             ))),
-            (Some(s), Some(sep)) => Ok(Val::Json(Value::Array(s.split(sep).map(|p| Value::String(p.into())).collect()))),
+            (Some(s), Some(sep)) => Ok(Val::Json(Value::Array(
+                s.split(sep).map(|p| Value::String(p.into())).collect(),
+            ))),
             _ => Err(bad(name, "takes two strings")),
         },
         "join" => match (arg(0), arg(1).as_str()) {
             (Val::Json(Value::Array(items)), Some(sep)) => Ok(Val::str(
-                items.iter().map(|i| if i.is_null() { String::new() } else { json_to_string(i) }).collect::<Vec<_>>().join(sep),
+                items
+                    .iter()
+                    .map(|i| {
+                        if i.is_null() {
+                            String::new()
+                        } else {
+                            json_to_string(i)
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(sep),
             )),
             _ => Err(bad(name, "takes an array and a string")),
         },
@@ -66,13 +89,16 @@ pub fn call(name: &str, args: Vec<Val>, field: Option<&str>, env: &mut dyn Env) 
                 .map(Val::from_json)
                 .map_err(|e| bad(name, &format!("invalid JSON: {e}"))),
             Val::Undefined => Ok(Val::Undefined),
-            other => Ok(Val::str(serde_json::to_string(&other.into_json_or_null()).unwrap_or_default())),
+            other => Ok(Val::str(
+                serde_json::to_string(&other.into_json_or_null()).unwrap_or_default(),
+            )),
         },
         "replace" => match (arg(0).as_str(), arg(1).as_str(), arg(2).as_str()) {
             (Some(s), Some(pat), Some(with)) => Ok(Val::str(replace_first(s, pat, with))),
             _ => Err(bad(name, "takes three strings")),
         },
-        "slice" => slice(&arg(0), &arg(1), &arg(2)).ok_or_else(|| bad(name, "takes an array or string and numbers")),
+        "slice" => slice(&arg(0), &arg(1), &arg(2))
+            .ok_or_else(|| bad(name, "takes an array or string and numbers")),
         "isArray" | "isObject" => {
             let mut v = arg(0);
             if let Some(s) = v.as_str().filter(|s| !s.is_empty())
@@ -87,10 +113,15 @@ pub fn call(name: &str, args: Vec<Val>, field: Option<&str>, env: &mut dyn Env) 
         }
         "date" if args.len() <= 1 => Ok(date_field(parse_date(&arg(0)), field)),
         "date" => {
-            let Some(format) = arg(1).as_str().map(str::to_owned) else { return Err(bad(name, "the format must be a string")) };
+            let Some(format) = arg(1).as_str().map(str::to_owned) else {
+                return Err(bad(name, "the format must be a string"));
+            };
             let text = |v: Val| match v {
                 Val::Undefined | Val::Json(Value::Null) => Ok(None),
-                other => other.as_str().map(|s| Some(s.to_owned())).ok_or_else(|| bad(name, "locale and time zone are strings")),
+                other => other
+                    .as_str()
+                    .map(|s| Some(s.to_owned()))
+                    .ok_or_else(|| bad(name, "locale and time zone are strings")),
             };
             let (locale, tz) = (text(arg(2))?, text(arg(3))?);
             Ok(parse_date(&arg(0))
@@ -98,31 +129,50 @@ pub fn call(name: &str, args: Vec<Val>, field: Option<&str>, env: &mut dyn Env) 
                 .map_or(Val::Undefined, Val::str))
         }
         "jsonmatch" => {
-            let Val::Json(Value::Object(query)) = arg(1) else { return Err(bad(name, "the query must be an object")) };
+            let Val::Json(Value::Object(query)) = arg(1) else {
+                return Err(bad(name, "the query must be an object"));
+            };
             match arg(0) {
-                Val::Json(doc @ Value::Object(_)) => {
-                    crate::jsonmatch::matches(&doc, &query).map(Val::bool).map_err(|e| bad(name, &e))
-                }
+                Val::Json(doc @ Value::Object(_)) => crate::jsonmatch::matches(&doc, &query)
+                    .map(Val::bool)
+                    .map_err(|e| bad(name, &e)),
                 _ => Ok(Val::bool(false)),
             }
         }
         "URLSearchParams" => Ok(url_search_params(&arg(0), field)),
-        _ => Err(DslError::new("InvalidExpressionSyntax", format!("unknown or unsupported function {name}()"))),
+        _ => Err(DslError::new(
+            "InvalidExpressionSyntax",
+            format!("unknown or unsupported function {name}()"),
+        )),
     }
 }
 
 /// Replaces the first literal occurrence of `pat`; `with` honours `$$`, `$&`, `` $` ``, `$'`.
 fn replace_first(s: &str, pat: &str, with: &str) -> String {
-    let Some(at) = s.find(pat) else { return s.to_owned() };
+    let Some(at) = s.find(pat) else {
+        return s.to_owned();
+    };
     let (before, after) = (&s[..at], &s[at + pat.len()..]);
     let mut rep = String::new();
     let mut chars = with.chars().peekable();
     while let Some(c) = chars.next() {
         match (c, chars.peek()) {
-            ('$', Some('$')) => { rep.push('$'); chars.next(); }
-            ('$', Some('&')) => { rep.push_str(pat); chars.next(); }
-            ('$', Some('`')) => { rep.push_str(before); chars.next(); }
-            ('$', Some('\'')) => { rep.push_str(after); chars.next(); }
+            ('$', Some('$')) => {
+                rep.push('$');
+                chars.next();
+            }
+            ('$', Some('&')) => {
+                rep.push_str(pat);
+                chars.next();
+            }
+            ('$', Some('`')) => {
+                rep.push_str(before);
+                chars.next();
+            }
+            ('$', Some('\'')) => {
+                rep.push_str(after);
+                chars.next();
+            }
             _ => rep.push(c),
         }
     }
@@ -135,7 +185,9 @@ fn bounds(len: usize, start: f64, end: Option<f64>) -> (usize, usize) {
         let l = len as f64;
         let v = if x < 0.0 { (l + x).max(0.0) } else { x.min(l) };
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        { v.trunc() as usize }
+        {
+            v.trunc() as usize
+        }
     };
     let s = clamp(start);
     let e = end.map_or(len, clamp);
@@ -166,7 +218,8 @@ fn slice(v: &Val, start: &Val, end: &Val) -> Option<Val> {
 /// `date(x)`: numbers are epoch ms, strings ISO-8601 or RFC 2822 (no offset = UTC, D9).
 fn parse_date(v: &Val) -> Option<DateTime<Utc>> {
     match v {
-        Val::Num(ms) if ms.is_finite() => {
+        Val::Num(ms) if ms.is_finite() =>
+        {
             #[allow(clippy::cast_possible_truncation)]
             DateTime::from_timestamp_millis(*ms as i64)
         }
@@ -181,7 +234,11 @@ fn parse_date(v: &Val) -> Option<DateTime<Utc>> {
                     chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
                         .or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M"))
                         .ok()
-                        .or_else(|| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)))
+                        .or_else(|| {
+                            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                                .ok()
+                                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                        })
                         .map(|n| n.and_utc())
                 })
         }
@@ -193,7 +250,10 @@ fn date_field(d: Option<DateTime<Utc>>, field: Option<&str>) -> Val {
     let Some(d) = d else {
         return match field {
             Some("iso") => Val::Undefined,
-            None | Some("year" | "month" | "date" | "day" | "hour" | "minute" | "second" | "ts") => Val::Num(f64::NAN),
+            None
+            | Some("year" | "month" | "date" | "day" | "hour" | "minute" | "second" | "ts") => {
+                Val::Num(f64::NAN)
+            }
             Some(_) => Val::Undefined,
         };
     };
@@ -222,7 +282,9 @@ fn form_encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -237,7 +299,10 @@ fn form_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            b'%' if i + 2 < bytes.len() => match std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
                 Some(v) => {
                     out.push(v);
                     i += 2;
@@ -260,7 +325,11 @@ fn url_search_params(x: &Val, field: Option<&str>) -> Val {
                 .filter(|p| !p.is_empty())
                 .map(|p| {
                     let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                    format!("{}={}", form_encode(&form_decode(k)), form_encode(&form_decode(v)))
+                    format!(
+                        "{}={}",
+                        form_encode(&form_decode(k)),
+                        form_encode(&form_decode(v))
+                    )
                 })
                 .collect();
             Val::str(pairs.join("&"))
@@ -286,11 +355,11 @@ fn url_search_params(x: &Val, field: Option<&str>) -> Val {
 
 #[cfg(test)]
 mod tests {
+    use crate::DslError;
     use crate::eval::{Env, eval};
     use crate::expr::parse;
     use crate::path::Seg;
     use crate::value::Val;
-    use crate::DslError;
     use serde_json::{Value, json};
 
     struct Vars(Value);
@@ -305,14 +374,20 @@ mod tests {
     }
 
     fn ev(src: &str) -> Value {
-        let mut env = Vars(json!({"tags": ["a", "b"], "obj": {"k": 1}, "when": "2024-03-05T14:30:00.000Z",
-            "p": {"city": "New York", "n": 2}}));
-        eval(&parse(src).unwrap(), &mut env).unwrap_or_else(|e| panic!("{src}: {e}")).into_json_or_null()
+        let mut env = Vars(
+            json!({"tags": ["a", "b"], "obj": {"k": 1}, "when": "2024-03-05T14:30:00.000Z",
+            "p": {"city": "New York", "n": 2}}),
+        );
+        eval(&parse(src).unwrap(), &mut env)
+            .unwrap_or_else(|e| panic!("{src}: {e}"))
+            .into_json_or_null()
     }
 
     fn fails(src: &str) -> bool {
         let mut env = Vars(json!({}));
-        parse(src).map(|e| eval(&e, &mut env).is_err()).unwrap_or(true)
+        parse(src)
+            .map(|e| eval(&e, &mut env).is_err())
+            .unwrap_or(true)
     }
 
     #[test]
@@ -362,7 +437,13 @@ mod tests {
     fn random_and_url_params() {
         assert_eq!(ev("rand()"), json!(0.25));
         assert_eq!(ev("rand(10, 20)"), json!(12));
-        assert_eq!(ev("URLSearchParams(\"a=1&b=x%20y\").asJSON"), json!({"a": "1", "b": "x y"}));
-        assert_eq!(ev("URLSearchParams({{p}}).asString"), json!("city=New+York&n=2"));
+        assert_eq!(
+            ev("URLSearchParams(\"a=1&b=x%20y\").asJSON"),
+            json!({"a": "1", "b": "x y"})
+        );
+        assert_eq!(
+            ev("URLSearchParams({{p}}).asString"),
+            json!("city=New+York&n=2")
+        );
     }
 }

@@ -64,7 +64,13 @@ pub struct FetchResponse {
 /// The outside world of a run. Errors are DSL errors (their class is what `try` sees).
 pub trait Outside {
     /// Publishes a custom event; returns its id.
-    fn emit(&mut self, event_type: &str, payload: &Value, target: Option<&Value>, persist: bool) -> Result<String, DslError>;
+    fn emit(
+        &mut self,
+        event_type: &str,
+        payload: &Value,
+        target: Option<&Value>,
+        persist: bool,
+    ) -> Result<String, DslError>;
     /// Waits for the first event matching one entry; `None` on timeout. Returns the envelope
     /// (`{id, type, payload, source}`).
     fn wait(&mut self, on: &[WaitFor], timeout_ms: u32) -> Result<Option<Value>, DslError>;
@@ -80,30 +86,58 @@ pub trait Outside {
     /// Takes `consume` points from the cluster-wide limiter `name`/`consumer` (§3.13).
     fn rate_limit(&mut self, limiter: &RateLimitCall) -> Result<RateLimitState, DslError> {
         let _ = limiter;
-        Err(DslError::new("PrismeError", "rate limits are not available here"))
+        Err(DslError::new(
+            "PrismeError",
+            "rate limits are not available here",
+        ))
     }
     /// Creates a user topic with `user_ids` as members: `None` if it existed, else the
     /// `events.userTopics.created` event (§3.14).
-    fn create_user_topic(&mut self, topic: &str, user_ids: &[String]) -> Result<Option<Value>, DslError> {
+    fn create_user_topic(
+        &mut self,
+        topic: &str,
+        user_ids: &[String],
+    ) -> Result<Option<Value>, DslError> {
         let _ = (topic, user_ids);
-        Err(DslError::new("PrismeError", "user topics are not available here"))
+        Err(DslError::new(
+            "PrismeError",
+            "user topics are not available here",
+        ))
     }
     /// Joins `user_ids` (empty: the run's user) to `topic`; the `events.userTopics.joined`
     /// events, one per user (§3.14).
-    fn join_user_topic(&mut self, topic: &str, user_ids: &[String], create: bool) -> Result<Vec<Value>, DslError> {
+    fn join_user_topic(
+        &mut self,
+        topic: &str,
+        user_ids: &[String],
+        create: bool,
+    ) -> Result<Vec<Value>, DslError> {
         let _ = (topic, user_ids, create);
-        Err(DslError::new("PrismeError", "user topics are not available here"))
+        Err(DslError::new(
+            "PrismeError",
+            "user topics are not available here",
+        ))
     }
     /// Writes the workspace config's member `name` (`None`: removes it), for every later run.
     fn set_config(&mut self, name: &str, value: Option<&Value>) -> Result<(), DslError> {
         let _ = (name, value);
-        Err(DslError::new("PrismeError", "config writes are not available here"))
+        Err(DslError::new(
+            "PrismeError",
+            "config writes are not available here",
+        ))
     }
     /// Continues the run as user `user_id` or as login session `session_id` (one of them,
     /// §5.5); returns the user and session ids now in effect.
-    fn switch_identity(&mut self, user_id: Option<&str>, session_id: Option<&str>) -> Result<(Option<String>, Option<String>), DslError> {
+    fn switch_identity(
+        &mut self,
+        user_id: Option<&str>,
+        session_id: Option<&str>,
+    ) -> Result<(Option<String>, Option<String>), DslError> {
         let _ = (user_id, session_id);
-        Err(DslError::new("PrismeError", "identity switching is not available here"))
+        Err(DslError::new(
+            "PrismeError",
+            "identity switching is not available here",
+        ))
     }
 }
 
@@ -171,15 +205,30 @@ enum BreakScope {
 }
 
 /// Runs `program` with `input` against `outside`.
-pub fn run(program: &Program, input: RunInput, outside: &mut dyn Outside) -> Result<RunResult, DslError> {
-    let mut r = Runner { out: outside, input, scopes: HashMap::new(), http: HttpOut::default(), locals: Value::Null, switched: false };
+pub fn run(
+    program: &Program,
+    input: RunInput,
+    outside: &mut dyn Outside,
+) -> Result<RunResult, DslError> {
+    let mut r = Runner {
+        out: outside,
+        input,
+        scopes: HashMap::new(),
+        http: HttpOut::default(),
+        locals: Value::Null,
+        switched: false,
+    };
     r.locals = Value::Object(std::mem::take(&mut r.input.locals));
     let flow = r.block(&program.instructions)?;
     let output = match &program.output {
         None => json!({}),
         Some(t) => render(t, &mut r)?.into_json().unwrap_or_else(|| json!({})),
     };
-    Ok(RunResult { output, http: r.http, broke: matches!(flow, Flow::Break(_)) })
+    Ok(RunResult {
+        output,
+        http: r.http,
+        broke: matches!(flow, Flow::Break(_)),
+    })
 }
 
 struct Runner<'o> {
@@ -199,7 +248,9 @@ fn invalid(message: impl Into<String>) -> DslError {
 
 impl Env for Runner<'_> {
     fn lookup(&mut self, segs: &[Seg]) -> Result<Val, DslError> {
-        let Some(first) = segs.first() else { return Ok(Val::Undefined) };
+        let Some(first) = segs.first() else {
+            return Ok(Val::Undefined);
+        };
         let first = first.as_key();
         if first == "config" {
             return Ok(path::lookup_value(Some(&self.input.config), &segs[1..]));
@@ -207,7 +258,9 @@ impl Env for Runner<'_> {
         let Some(scope) = Scope::of(&first) else {
             return Ok(path::lookup_value(self.locals.get(&*first), &segs[1..]));
         };
-        let Some(name) = segs.get(1) else { return Ok(Val::Json(self.whole_scope(scope))) };
+        let Some(name) = segs.get(1) else {
+            return Ok(Val::Json(self.whole_scope(scope)));
+        };
         let v = self.variable(scope, &name.as_key())?;
         Ok(path::lookup_value(v.as_ref(), &segs[2..]))
     }
@@ -224,7 +277,12 @@ impl Runner<'_> {
             (Scope::Global, n) => self.input.global.get(n).cloned(),
             (Scope::Run, n) => self.input.run.get(n).cloned(),
             (Scope::User, "id") => self.input.user_id.clone().map(Value::String),
-            (Scope::Session, "id") => self.input.session_id.clone().or_else(|| self.input.user_id.clone()).map(Value::String),
+            (Scope::Session, "id") => self
+                .input
+                .session_id
+                .clone()
+                .or_else(|| self.input.user_id.clone())
+                .map(Value::String),
             (Scope::User, "email" | "authData") if self.switched => Some(Value::Null),
             _ => None,
         }
@@ -257,7 +315,11 @@ impl Runner<'_> {
         let computed: Vec<(String, Value)> = match scope {
             Scope::Global => self.input.global.clone().into_iter().collect(),
             Scope::Run => self.input.run.clone().into_iter().collect(),
-            Scope::User | Scope::Session => self.computed(scope, "id").map(|v| ("id".to_owned(), v)).into_iter().collect(),
+            Scope::User | Scope::Session => self
+                .computed(scope, "id")
+                .map(|v| ("id".to_owned(), v))
+                .into_iter()
+                .collect(),
         };
         m.extend(computed);
         Value::Object(m)
@@ -277,13 +339,22 @@ impl Runner<'_> {
     fn args(&mut self, t: &Tpl, name: &str) -> Result<Map<String, Value>, DslError> {
         match render(t, self)? {
             Val::Json(Value::Object(m)) => Ok(m),
-            other => Err(invalid(format!("{name} takes a mapping, got {}", other.type_name()))),
+            other => Err(invalid(format!(
+                "{name} takes a mapping, got {}",
+                other.type_name()
+            ))),
         }
     }
 
     /// Writes an instruction's result at its `output` path, if any (§3.1).
-    fn output_to(&mut self, args: &Map<String, Value>, value: Option<Value>) -> Result<(), DslError> {
-        let (Some(target), Some(value)) = (args.get("output"), value) else { return Ok(()) };
+    fn output_to(
+        &mut self,
+        args: &Map<String, Value>,
+        value: Option<Value>,
+    ) -> Result<(), DslError> {
+        let (Some(target), Some(value)) = (args.get("output"), value) else {
+            return Ok(());
+        };
         let Some(name) = target.as_str() else {
             // A non-string output raises an error event in Prisme.ai; the run continues.
             return Ok(());
@@ -316,8 +387,15 @@ impl Runner<'_> {
     }
 
     /// `set` (§3.2) once its argument is rendered.
-    fn set(&mut self, name: Option<&Value>, kind: Option<&Value>, value: Option<Value>) -> Result<Flow, DslError> {
-        let name = name.and_then(Value::as_str).ok_or_else(|| invalid("set needs a string name"))?;
+    fn set(
+        &mut self,
+        name: Option<&Value>,
+        kind: Option<&Value>,
+        value: Option<Value>,
+    ) -> Result<Flow, DslError> {
+        let name = name
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("set needs a string name"))?;
         let mode = match kind.and_then(Value::as_str) {
             Some("merge") => SetMode::Merge,
             Some("push") => SetMode::Push,
@@ -360,14 +438,19 @@ impl Runner<'_> {
         match i {
             Instr::Comment => Ok(Flow::Next),
             Instr::Null(name) => Err(invalid(format!("{name} needs an argument"))),
-            Instr::Unsupported(name) => Err(invalid(format!("{name} is not supported by this interpreter yet"))),
+            Instr::Unsupported(name) => Err(invalid(format!(
+                "{name} is not supported by this interpreter yet"
+            ))),
             Instr::Set(_) => {
                 // The rendered value is this instruction's own: moved, not copied.
                 let value = a.remove("value");
                 self.set(a.get("name"), a.get("type"), value)
             }
             Instr::Delete(_) => {
-                let name = a.get("name").and_then(Value::as_str).ok_or_else(|| invalid("delete needs a string name"))?;
+                let name = a
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| invalid("delete needs a string name"))?;
                 self.delete(name)?;
                 Ok(Flow::Next)
             }
@@ -415,13 +498,18 @@ impl Runner<'_> {
             Instr::RateLimit(_) => self.rate_limit(&a),
             Instr::CreateUserTopic(_) => {
                 let (topic, users) = topic_args(&a, "createUserTopic")?;
-                let result = self.out.create_user_topic(&topic, &users)?.unwrap_or(Value::Bool(true));
+                let result = self
+                    .out
+                    .create_user_topic(&topic, &users)?
+                    .unwrap_or(Value::Bool(true));
                 self.output_to(&a, Some(result))?;
                 Ok(Flow::Next)
             }
             Instr::JoinUserTopic(_) => {
                 let (topic, users) = topic_args(&a, "joinUserTopic")?;
-                let create = a.get("create").is_none_or(|c| Val::from_json(c.clone()).truthy());
+                let create = a
+                    .get("create")
+                    .is_none_or(|c| Val::from_json(c.clone()).truthy());
                 let events = self.out.join_user_topic(&topic, &users, create)?;
                 self.output_to(&a, Some(Value::Array(events)))?;
                 Ok(Flow::Next)
@@ -440,7 +528,8 @@ impl Runner<'_> {
     /// before any branch runs; then the branches run in list order (host calls block, so they
     /// do not interleave) and, once all have settled, the first error or break is raised.
     fn all(&mut self, branches: &[Instr]) -> Result<Flow, DslError> {
-        let rendered: Vec<Result<Option<Map<String, Value>>, DslError>> = branches.iter().map(|b| self.render_args(b)).collect();
+        let rendered: Vec<Result<Option<Map<String, Value>>, DslError>> =
+            branches.iter().map(|b| self.render_args(b)).collect();
         let mut first: Option<Result<Flow, DslError>> = None;
         for (b, args) in branches.iter().zip(rendered) {
             let r = args.and_then(|a| self.exec(b, a));
@@ -453,14 +542,20 @@ impl Runner<'_> {
 
     /// `rateLimit` (§3.13): `output` gets the limiter's state before a refusal breaks.
     fn rate_limit(&mut self, a: &Map<String, Value>) -> Result<Flow, DslError> {
-        let name = a.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()).ok_or_else(|| invalid("rateLimit needs a name"))?;
+        let name = a
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| invalid("rateLimit needs a name"))?;
         let number = |key: &str, default: Option<f64>| -> Result<u32, DslError> {
             let n = match a.get(key) {
                 Some(v) => Val::from_json(v.clone()).to_number(),
                 None => default.ok_or_else(|| invalid(format!("rateLimit needs {key}")))?,
             };
             if !n.is_finite() || n < 0.0 {
-                return Err(invalid(format!("rateLimit {key} must be a non-negative number")));
+                return Err(invalid(format!(
+                    "rateLimit {key} must be a non-negative number"
+                )));
             }
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             Ok(n.min(f64::from(u32::MAX)).ceil() as u32)
@@ -475,13 +570,25 @@ impl Runner<'_> {
             None | Some(Value::Null) => "global".to_owned(),
             Some(v) => Val::from_json(v.clone()).to_js_string(),
         };
-        let call = RateLimitCall { name: name.to_owned(), consumer: consumer.clone(), limit, window_secs: window, consume };
+        let call = RateLimitCall {
+            name: name.to_owned(),
+            consumer: consumer.clone(),
+            limit,
+            window_secs: window,
+            consume,
+        };
         let state = self.out.rate_limit(&call)?;
         let result = json!({"ok": state.ok, "remaining": state.remaining, "retryAfter": state.retry_after,
             "limit": limit, "window": window, "consumer": consumer});
         self.output_to(a, Some(result))?;
-        let breaks = a.get("break").is_none_or(|b| Val::from_json(b.clone()).truthy());
-        Ok(if !state.ok && breaks { Flow::Break(BreakScope::Automation) } else { Flow::Next })
+        let breaks = a
+            .get("break")
+            .is_none_or(|b| Val::from_json(b.clone()).truthy());
+        Ok(if !state.ok && breaks {
+            Flow::Break(BreakScope::Automation)
+        } else {
+            Flow::Next
+        })
     }
 
     fn set_local(&mut self, name: &str, value: Value) {
@@ -491,15 +598,26 @@ impl Runner<'_> {
     }
 
     fn repeat(&mut self, a: &Map<String, Value>, body: &[Instr]) -> Result<Flow, DslError> {
-        let until = a.get("until").map(|u| Val::from_json(u.clone()).to_number()).filter(|n| *n > 0.0 && !n.is_nan());
+        let until = a
+            .get("until")
+            .map(|u| Val::from_json(u.clone()).to_number())
+            .filter(|n| *n > 0.0 && !n.is_nan());
         // Counted loops are not materialized: `until: 1e12` costs CPU time (stopped by the
         // host's budget), not memory.
         let items: Box<dyn Iterator<Item = Value>> = match a.get("on") {
             Some(Value::Array(items)) => Box::new(items.clone().into_iter()),
-            Some(Value::Object(m)) => Box::new(m.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>().into_iter()),
-            Some(Value::String(s)) => {
-                Box::new(s.encode_utf16().map(|u| Value::String(String::from_utf16_lossy(&[u]))).collect::<Vec<_>>().into_iter())
-            }
+            Some(Value::Object(m)) => Box::new(
+                m.iter()
+                    .map(|(k, v)| json!({"key": k, "value": v}))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            ),
+            Some(Value::String(s)) => Box::new(
+                s.encode_utf16()
+                    .map(|u| Value::String(String::from_utf16_lossy(&[u])))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            ),
             Some(_) => Box::new(std::iter::empty()),
             None => {
                 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -508,7 +626,11 @@ impl Runner<'_> {
             }
         };
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let cap = if a.contains_key("on") { until.map_or(usize::MAX, |u| u as usize) } else { usize::MAX };
+        let cap = if a.contains_key("on") {
+            until.map_or(usize::MAX, |u| u as usize)
+        } else {
+            usize::MAX
+        };
         let mut flow = Flow::Next;
         for (index, item) in items.take(cap).enumerate() {
             self.set_local("item", item);
@@ -544,7 +666,11 @@ impl Runner<'_> {
             let Some(var) = segs.get(1).map(|s| s.as_key().into_owned()) else {
                 return Err(invalid(format!("cannot replace the whole {first} scope")));
             };
-            if matches!(scope, Scope::User | Scope::Session) && var == "id" && segs.len() == 2 && mode == SetMode::Replace {
+            if matches!(scope, Scope::User | Scope::Session)
+                && var == "id"
+                && segs.len() == 2
+                && mode == SetMode::Replace
+            {
                 return self.switch_identity(scope, value);
             }
             if self.computed(scope, &var).is_some() {
@@ -578,7 +704,11 @@ impl Runner<'_> {
             Some(Value::Number(n)) => n.to_string(),
             _ => return Err(invalid("an identity switch needs a non-empty string id")),
         };
-        let current = if scope == Scope::User { &self.input.user_id } else { &self.input.session_id };
+        let current = if scope == Scope::User {
+            &self.input.user_id
+        } else {
+            &self.input.session_id
+        };
         if current.as_deref() == Some(id.as_str()) {
             return Ok(());
         }
@@ -589,7 +719,8 @@ impl Runner<'_> {
         self.input.user_id = user;
         self.input.session_id = session;
         self.switched = true;
-        self.scopes.retain(|(s, _), _| !matches!(s, Scope::User | Scope::Session));
+        self.scopes
+            .retain(|(s, _), _| !matches!(s, Scope::User | Scope::Session));
         Ok(())
     }
 
@@ -621,7 +752,11 @@ impl Runner<'_> {
 
     /// A write to `config` at `segs` (§5.2): applied to this run's config, then the changed
     /// member is stored for every later run.
-    fn change_config(&mut self, segs: &[Seg], change: impl FnOnce(&mut Value) -> Result<(), DslError>) -> Result<(), DslError> {
+    fn change_config(
+        &mut self,
+        segs: &[Seg],
+        change: impl FnOnce(&mut Value) -> Result<(), DslError>,
+    ) -> Result<(), DslError> {
         let Some(key) = segs.get(1).map(|s| s.as_key().into_owned()) else {
             return Err(invalid("cannot replace the whole config"));
         };
@@ -634,25 +769,40 @@ impl Runner<'_> {
     }
 
     fn set_http(&mut self, v: &Map<String, Value>) {
-        if let Some(s) = v.get("status").and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok()) {
+        if let Some(s) = v
+            .get("status")
+            .and_then(Value::as_u64)
+            .and_then(|s| u16::try_from(s).ok())
+        {
             self.http.status = Some(s);
         }
         if let Some(Value::Object(h)) = v.get("headers") {
             for (k, val) in h {
                 let text = Val::from_json(val.clone()).to_js_string();
-                self.http.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(k));
+                self.http
+                    .headers
+                    .retain(|(n, _)| !n.eq_ignore_ascii_case(k));
                 self.http.headers.push((k.to_ascii_lowercase(), text));
             }
         }
     }
 
     fn emit(&mut self, a: &Map<String, Value>) -> Result<Value, DslError> {
-        let event = a.get("event").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let event = a
+            .get("event")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let valid = !event.is_empty()
             && event.len() <= 128
-            && event.chars().all(|c| c.is_ascii_alphanumeric() || " ._-".contains(c));
+            && event
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || " ._-".contains(c));
         if !valid {
-            return Err(DslError::new("InvalidEventError", format!("invalid event type {event:?}")));
+            return Err(DslError::new(
+                "InvalidEventError",
+                format!("invalid event type {event:?}"),
+            ));
         }
         let payload = match a.get("payload") {
             None | Some(Value::Null) => json!({}),
@@ -666,14 +816,20 @@ impl Runner<'_> {
                 return Ok(json!({"id": id, "type": "error", "payload": err}));
             }
         };
-        let persist = a.get("options").and_then(|o| o.get("persist")).and_then(Value::as_bool).unwrap_or(true);
+        let persist = a
+            .get("options")
+            .and_then(|o| o.get("persist"))
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
         let target = a.get("target").filter(|t| t.is_object());
         let id = self.out.emit(&event, &payload, target, persist)?;
         Ok(json!({"id": id, "type": event, "payload": payload}))
     }
 
     fn wait(&mut self, a: &Map<String, Value>) -> Result<Option<Value>, DslError> {
-        let Some(Value::Array(entries)) = a.get("oneOf") else { return Err(invalid("wait needs oneOf")) };
+        let Some(Value::Array(entries)) = a.get("oneOf") else {
+            return Err(invalid("wait needs oneOf"));
+        };
         let mut on = Vec::new();
         for e in entries {
             let Some(event_type) = e.get("event").and_then(Value::as_str) else {
@@ -684,16 +840,27 @@ impl Runner<'_> {
                 .and_then(Value::as_object)
                 .map(|f| f.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                 .unwrap_or_default();
-            on.push(WaitFor { event_type: event_type.to_owned(), filters });
+            on.push(WaitFor {
+                event_type: event_type.to_owned(),
+                filters,
+            });
         }
-        let secs = a.get("timeout").map(|t| Val::from_json(t.clone()).to_number()).filter(|t| *t > 0.0).unwrap_or(20.0);
+        let secs = a
+            .get("timeout")
+            .map(|t| Val::from_json(t.clone()).to_number())
+            .filter(|t| *t > 0.0)
+            .unwrap_or(20.0);
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let ms = (secs * 1000.0).min(f64::from(u32::MAX)) as u32;
         self.out.wait(&on, ms)
     }
 
     fn fetch(&mut self, a: &Map<String, Value>) -> Result<Value, DslError> {
-        let url = a.get("url").and_then(Value::as_str).filter(|u| !u.is_empty()).ok_or_else(|| invalid("fetch needs a url"))?;
+        let url = a
+            .get("url")
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| invalid("fetch needs a url"))?;
         let mut url = url.to_owned();
         if let Some(Value::Object(q)) = a.get("query") {
             let mut pairs = Vec::new();
@@ -703,7 +870,11 @@ impl Runner<'_> {
                     other => vec![other.clone()],
                 };
                 for v in values {
-                    pairs.push(format!("{}={}", encode(k), encode(&Val::from_json(v).to_js_string())));
+                    pairs.push(format!(
+                        "{}={}",
+                        encode(k),
+                        encode(&Val::from_json(v).to_js_string())
+                    ));
                 }
             }
             if !pairs.is_empty() {
@@ -711,33 +882,63 @@ impl Runner<'_> {
                 url.push_str(&pairs.join("&"));
             }
         }
-        let method = a.get("method").and_then(Value::as_str).unwrap_or("GET").to_ascii_uppercase();
+        let method = a
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or("GET")
+            .to_ascii_uppercase();
         let mut headers: Vec<(String, String)> = a
             .get("headers")
             .and_then(Value::as_object)
-            .map(|h| h.iter().map(|(k, v)| (k.clone(), Val::from_json(v.clone()).to_js_string())).collect())
+            .map(|h| {
+                h.iter()
+                    .map(|(k, v)| (k.clone(), Val::from_json(v.clone()).to_js_string()))
+                    .collect()
+            })
             .unwrap_or_default();
         let body = match a.get("multipart") {
             Some(Value::Array(parts)) => {
-                let boundary = format!("----refract{:016x}", (self.out.random() * 2f64.powi(53)) as u64);
+                let boundary = format!(
+                    "----refract{:016x}",
+                    (self.out.random() * 2f64.powi(53)) as u64
+                );
                 headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
-                headers.push(("content-type".into(), format!("multipart/form-data; boundary={boundary}")));
+                headers.push((
+                    "content-type".into(),
+                    format!("multipart/form-data; boundary={boundary}"),
+                ));
                 Some(multipart_body(parts, &boundary)?)
             }
             None | Some(Value::Null) => json_or_form_body(a.get("body"), &mut headers),
-            Some(_) => return Err(invalid("fetch.multipart must be a list of {fieldname, value}")),
+            Some(_) => {
+                return Err(invalid(
+                    "fetch.multipart must be a list of {fieldname, value}",
+                ));
+            }
         };
         let body = body.filter(|_| method != "GET");
-        let resp = self.out.fetch(FetchRequest { method, url, headers, body })?;
+        let resp = self.out.fetch(FetchRequest {
+            method,
+            url,
+            headers,
+            body,
+        })?;
         let content_type = resp
             .headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
             .map(|(_, v)| v.to_ascii_lowercase())
             .unwrap_or_default();
-        let headers = pairs_object(resp.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), Value::String(v.clone()))));
+        let headers = pairs_object(
+            resp.headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), Value::String(v.clone()))),
+        );
         let stream = a.get("stream").and_then(Value::as_object);
-        let stream_event = stream.and_then(|s| s.get("event")).and_then(Value::as_str).filter(|e| !e.is_empty());
+        let stream_event = stream
+            .and_then(|s| s.get("event"))
+            .and_then(Value::as_str)
+            .filter(|e| !e.is_empty());
         if content_type.contains("text/event-stream") || stream_event.is_some() {
             return self.streamed(&resp, headers, &content_type, stream);
         }
@@ -745,22 +946,35 @@ impl Runner<'_> {
             if resp.body.is_empty() {
                 json!("")
             } else {
-                serde_json::from_slice(&resp.body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&resp.body).into_owned()))
+                serde_json::from_slice(&resp.body).unwrap_or_else(|_| {
+                    Value::String(String::from_utf8_lossy(&resp.body).into_owned())
+                })
             }
-        } else if !content_type.contains("text/") && (content_type.contains("application/") || content_type.contains("image/")) {
+        } else if !content_type.contains("text/")
+            && (content_type.contains("application/") || content_type.contains("image/"))
+        {
             // Bytes serialize as base64 (§1.2).
             Value::String(STANDARD.encode(&resp.body))
         } else {
             Value::String(String::from_utf8_lossy(&resp.body).into_owned())
         };
-        if resp.status >= 400 && a.get("emitErrors").is_none_or(|e| Val::from_json(e.clone()).truthy()) {
+        if resp.status >= 400
+            && a.get("emitErrors")
+                .is_none_or(|e| Val::from_json(e.clone()).truthy())
+        {
             let failed = json!({"request": a, "response": {"status": resp.status, "body": body, "headers": headers}});
             self.out.emit("runtime.fetch.failed", &failed, None, true)?;
         }
         Ok(match a.get("outputMode").and_then(Value::as_str) {
-            Some("detailed_response") => json!({"status": resp.status, "headers": headers, "body": body, "stream": false}),
+            Some("detailed_response") => {
+                json!({"status": resp.status, "headers": headers, "body": body, "stream": false})
+            }
             Some("data_url") => {
-                let ct = if content_type.is_empty() { "application/octet-stream".to_owned() } else { content_type };
+                let ct = if content_type.is_empty() {
+                    "application/octet-stream".to_owned()
+                } else {
+                    content_type
+                };
                 Value::String(format!("data:{ct};base64,{}", STANDARD.encode(&resp.body)))
             }
             _ => body,
@@ -779,19 +993,30 @@ impl Runner<'_> {
         stream: Option<&Map<String, Value>>,
     ) -> Result<Value, DslError> {
         let text = String::from_utf8_lossy(&resp.body);
-        let chunks = if content_type.contains("text/event-stream") { sse_chunks(&text) } else { line_chunks(&text) };
+        let chunks = if content_type.contains("text/event-stream") {
+            sse_chunks(&text)
+        } else {
+            line_chunks(&text)
+        };
         let concat_path = stream
             .and_then(|s| s.get("concatenate"))
             .and_then(|c| c.get("path"))
             .and_then(Value::as_str)
             .and_then(|p| path::parse(p).ok());
-        let extra = stream.and_then(|s| s.get("payload")).cloned().unwrap_or(Value::Null);
+        let extra = stream
+            .and_then(|s| s.get("payload"))
+            .cloned()
+            .unwrap_or(Value::Null);
         let mut acc: Option<Value> = None;
         let mut items = Vec::with_capacity(chunks.len());
         for (index, chunk) in chunks.into_iter().enumerate() {
             let mut item = json!({"index": index, "chunk": chunk, "additionalPayload": extra});
             if let Some(segs) = &concat_path {
-                for data in item["chunk"]["data"].as_array().cloned().unwrap_or_default() {
+                for data in item["chunk"]["data"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                {
                     if let Some(v) = path::lookup(&Val::Json(data), segs).into_json() {
                         acc = Some(match (acc.take(), v) {
                             (None, v) => v,
@@ -813,10 +1038,18 @@ impl Runner<'_> {
             }
             items.push(item);
         }
-        let Some(event) = stream.and_then(|s| s.get("event")).and_then(Value::as_str).filter(|e| !e.is_empty()) else {
-            return Ok(json!({"status": resp.status, "headers": headers, "body": items, "stream": true}));
+        let Some(event) = stream
+            .and_then(|s| s.get("event"))
+            .and_then(Value::as_str)
+            .filter(|e| !e.is_empty())
+        else {
+            return Ok(
+                json!({"status": resp.status, "headers": headers, "body": items, "stream": true}),
+            );
         };
-        let target = stream.and_then(|s| s.get("target")).filter(|t| t.is_object());
+        let target = stream
+            .and_then(|s| s.get("target"))
+            .filter(|t| t.is_object());
         let persist = stream
             .and_then(|s| s.get("options"))
             .and_then(|o| o.get("persist"))
@@ -860,7 +1093,12 @@ fn sse_chunks(text: &str) -> Vec<Value> {
                     chunk.insert(field.to_owned(), json!(value));
                 }
                 "retry" => {
-                    chunk.insert("retry".into(), value.parse::<u64>().map_or_else(|_| json!(value), |n| json!(n)));
+                    chunk.insert(
+                        "retry".into(),
+                        value
+                            .parse::<u64>()
+                            .map_or_else(|_| json!(value), |n| json!(n)),
+                    );
                 }
                 _ => {}
             }
@@ -879,7 +1117,11 @@ fn sse_chunks(text: &str) -> Vec<Value> {
 
 /// A non-SSE streamed body: one chunk per non-empty line.
 fn line_chunks(text: &str) -> Vec<Value> {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| json!({"data": [parse_data(l)]})).collect()
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| json!({"data": [parse_data(l)]}))
+        .collect()
 }
 
 /// A `data:` value: JSON when it starts with `{` or `[` and parses, else the text.
@@ -892,16 +1134,23 @@ fn parse_data(v: &str) -> Value {
     Value::String(v.to_owned())
 }
 
-
 /// `topic` and `userIds` of the user-topic instructions (§3.14).
 fn topic_args(a: &Map<String, Value>, name: &str) -> Result<(String, Vec<String>), DslError> {
     let topic = match a.get("topic") {
         Some(Value::String(t)) if !t.is_empty() => t.clone(),
-        _ => return Err(DslError::new("PrismeError", format!("{name} needs a topic (a string)"))),
+        _ => {
+            return Err(DslError::new(
+                "PrismeError",
+                format!("{name} needs a topic (a string)"),
+            ));
+        }
     };
     let users = match a.get("userIds") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(ids)) => ids.iter().map(|v| Val::from_json(v.clone()).to_js_string()).collect(),
+        Some(Value::Array(ids)) => ids
+            .iter()
+            .map(|v| Val::from_json(v.clone()).to_js_string())
+            .collect(),
         Some(other) => vec![Val::from_json(other.clone()).to_js_string()],
     };
     Ok((topic, users))
@@ -911,25 +1160,40 @@ fn topic_args(a: &Map<String, Value>, name: &str) -> Result<(String, Vec<String>
 /// urlencoded content type; other values as text. Without a content type, JSON is declared.
 fn json_or_form_body(body: Option<&Value>, headers: &mut Vec<(String, String)>) -> Option<Vec<u8>> {
     let body = body.cloned().map(Val::from_json).filter(Val::truthy)?;
-    let content_type = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.to_ascii_lowercase());
+    let content_type = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.to_ascii_lowercase());
     let Some(content_type) = content_type else {
         headers.push(("content-type".into(), "application/json".into()));
         return Some(json_text(body));
     };
     Some(match body {
-        Val::Json(Value::Object(fields)) if content_type.contains("application/x-www-form-urlencoded") => fields
-            .into_iter()
-            .map(|(k, v)| format!("{}={}", encode(&k), encode(&Val::from_json(v).to_js_string())))
-            .collect::<Vec<_>>()
-            .join("&")
-            .into_bytes(),
+        Val::Json(Value::Object(fields))
+            if content_type.contains("application/x-www-form-urlencoded") =>
+        {
+            fields
+                .into_iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{}={}",
+                        encode(&k),
+                        encode(&Val::from_json(v).to_js_string())
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("&")
+                .into_bytes()
+        }
         other => json_text(other),
     })
 }
 
 fn json_text(v: Val) -> Vec<u8> {
     match v {
-        Val::Json(v @ (Value::Object(_) | Value::Array(_))) => serde_json::to_vec(&v).unwrap_or_default(),
+        Val::Json(v @ (Value::Object(_) | Value::Array(_))) => {
+            serde_json::to_vec(&v).unwrap_or_default()
+        }
         other => other.to_js_string().into_bytes(),
     }
 }
@@ -939,33 +1203,60 @@ fn json_text(v: Val) -> Vec<u8> {
 /// an array of numbers is bytes, anything else is its text.
 fn multipart_body(parts: &[Value], boundary: &str) -> Result<Vec<u8>, DslError> {
     static BASE64: LazyLock<regex::Regex> = LazyLock::new(|| {
-        regex::Regex::new(r"^([0-9a-zA-Z+/]{4})*(([0-9a-zA-Z+/]{2}==)|([0-9a-zA-Z+/]{3}=))?$").expect("a valid pattern")
+        regex::Regex::new(r"^([0-9a-zA-Z+/]{4})*(([0-9a-zA-Z+/]{2}==)|([0-9a-zA-Z+/]{3}=))?$")
+            .expect("a valid pattern")
     });
     // Quotes and line breaks cannot appear inside a header's quoted string.
-    let quoted = |s: &str| s.replace('"', "%22").replace('\r', "%0D").replace('\n', "%0A");
+    let quoted = |s: &str| {
+        s.replace('"', "%22")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    };
     let mut out = Vec::new();
     for (i, part) in parts.iter().enumerate() {
-        let field = |k: &str| part.get(k).map(|v| Val::from_json(v.clone()).to_js_string());
-        let Some(name) = part.get("fieldname").filter(|v| !v.is_null()).and(field("fieldname")) else {
+        let field = |k: &str| {
+            part.get(k)
+                .map(|v| Val::from_json(v.clone()).to_js_string())
+        };
+        let Some(name) = part
+            .get("fieldname")
+            .filter(|v| !v.is_null())
+            .and(field("fieldname"))
+        else {
             return Err(invalid(format!("fetch.multipart[{i}] needs a fieldname")));
         };
         let bytes = match part.get("value") {
-            Some(Value::String(s)) if s != "true" && s != "false" && BASE64.is_match(&s[..s.floor_char_boundary(1024)]) => {
-                STANDARD.decode(s).unwrap_or_else(|_| s.clone().into_bytes())
+            Some(Value::String(s))
+                if s != "true"
+                    && s != "false"
+                    && BASE64.is_match(&s[..s.floor_char_boundary(1024)]) =>
+            {
+                STANDARD
+                    .decode(s)
+                    .unwrap_or_else(|_| s.clone().into_bytes())
             }
-            Some(Value::Array(items)) if items.iter().all(Value::is_u64) => {
-                items.iter().map(|n| n.as_u64().map_or(0, |n| (n & 0xff) as u8)).collect()
-            }
+            Some(Value::Array(items)) if items.iter().all(Value::is_u64) => items
+                .iter()
+                .map(|n| n.as_u64().map_or(0, |n| (n & 0xff) as u8))
+                .collect(),
             Some(v) => Val::from_json(v.clone()).to_js_string().into_bytes(),
             None => Vec::new(),
         };
-        out.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"", quoted(&name)).as_bytes());
+        out.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"",
+                quoted(&name)
+            )
+            .as_bytes(),
+        );
         if let Some(filename) = field("filename") {
             out.extend_from_slice(format!("; filename=\"{}\"", quoted(&filename)).as_bytes());
         }
         out.extend_from_slice(b"\r\n");
         if let Some(content_type) = field("contentType") {
-            out.extend_from_slice(format!("Content-Type: {}\r\n", quoted(&content_type)).as_bytes());
+            out.extend_from_slice(
+                format!("Content-Type: {}\r\n", quoted(&content_type)).as_bytes(),
+            );
         }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&bytes);
@@ -980,7 +1271,9 @@ fn encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -995,7 +1288,12 @@ enum SetMode {
 }
 
 /// The table of §3.2 applied at `segs` inside `doc`.
-fn apply_set(doc: &mut Value, segs: &[Seg], mode: SetMode, value: Option<Value>) -> Result<(), DslError> {
+fn apply_set(
+    doc: &mut Value,
+    segs: &[Seg],
+    mode: SetMode,
+    value: Option<Value>,
+) -> Result<(), DslError> {
     let existed = !matches!(path::lookup_value(Some(doc), segs), Val::Undefined);
     let Some(value) = value else {
         // `undefined` replaces by removing.

@@ -30,10 +30,11 @@ pub mod path;
 pub mod template;
 pub mod value;
 
-pub use document::{Instr, Program, compile, compile_document};
 #[cfg(feature = "yaml")]
 pub use document::from_yaml;
+pub use document::{Instr, Program, compile, compile_document};
 pub use error::{DslError, Invalid};
 pub use interpreter::{
-    FetchRequest, FetchResponse, HttpOut, Outside, RateLimitCall, RateLimitState, RunInput, RunResult, Scope, WaitFor, run,
+    FetchRequest, FetchResponse, HttpOut, Outside, RateLimitCall, RateLimitState, RunInput,
+    RunResult, Scope, WaitFor, run,
 };

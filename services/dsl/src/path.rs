@@ -80,7 +80,8 @@ pub fn parse(path: &str) -> Result<Vec<Seg>, String> {
                     segs.push(Seg::from_text(&cur));
                     cur.clear();
                 }
-                let (seg, next) = bracket(&chars, i + 1).ok_or_else(|| format!("malformed [] in variable path {p:?}"))?;
+                let (seg, next) = bracket(&chars, i + 1)
+                    .ok_or_else(|| format!("malformed [] in variable path {p:?}"))?;
                 segs.push(seg);
                 after_bracket = true;
                 i = next;
@@ -110,7 +111,11 @@ fn bracket(chars: &[char], start: usize) -> Option<(Seg, usize)> {
         return Some((Seg::Key(name), end + 2));
     }
     let end = (start..chars.len()).find(|&j| chars[j] == ']')?;
-    let name: String = chars[start..end].iter().collect::<String>().trim().to_owned();
+    let name: String = chars[start..end]
+        .iter()
+        .collect::<String>()
+        .trim()
+        .to_owned();
     if name.is_empty() {
         return None;
     }
@@ -150,13 +155,17 @@ pub fn lookup(root: &Val, segs: &[Seg]) -> Val {
 /// The value at `segs` under `root`, walking by reference: only what is found is cloned (a
 /// lookup such as `body.id` must not copy the whole body).
 pub fn lookup_value(root: Option<&Value>, segs: &[Seg]) -> Val {
-    let Some(mut cur) = root else { return Val::Undefined };
+    let Some(mut cur) = root else {
+        return Val::Undefined;
+    };
     for (i, seg) in segs.iter().enumerate() {
         let next = match cur {
             Value::Object(m) => m.get(seg.as_key().as_ref()),
             Value::Array(a) => match seg {
                 Seg::Index(n) => a.get(*n),
-                Seg::Key(k) if k == "length" => return lookup(&Val::Num(a.len() as f64), &segs[i + 1..]),
+                Seg::Key(k) if k == "length" => {
+                    return lookup(&Val::Num(a.len() as f64), &segs[i + 1..]);
+                }
                 Seg::Key(_) => None,
             },
             Value::String(_) => return lookup(&step(&Val::Json(cur.clone()), seg), &segs[i + 1..]),
@@ -189,7 +198,13 @@ pub fn container<'a>(doc: &'a mut Value, segs: &[Seg]) -> Result<&'a mut Value, 
                 }
                 _ => return Err(format!("cannot write {:?} inside an array", s.as_key())),
             },
-            other => return Err(format!("cannot write {:?} inside a {}", s.as_key(), crate::value::json_type_name(other))),
+            other => {
+                return Err(format!(
+                    "cannot write {:?} inside a {}",
+                    s.as_key(),
+                    crate::value::json_type_name(other)
+                ));
+            }
         };
     }
     if cur.is_null() {
@@ -213,13 +228,18 @@ pub fn slot<'a>(doc: &'a mut Value, segs: &[Seg]) -> Result<&'a mut Value, Strin
             }
             _ => Err(format!("cannot write {:?} inside an array", last.as_key())),
         },
-        other => Err(format!("cannot write inside a {}", crate::value::json_type_name(other))),
+        other => Err(format!(
+            "cannot write inside a {}",
+            crate::value::json_type_name(other)
+        )),
     }
 }
 
 /// Removes the member at `segs` (array elements are spliced out); missing is no error.
 pub fn delete(doc: &mut Value, segs: &[Seg]) -> Result<(), String> {
-    let Some((last, parents)) = segs.split_last() else { return Ok(()) };
+    let Some((last, parents)) = segs.split_last() else {
+        return Ok(());
+    };
     match container(doc, parents)? {
         Value::Object(m) => {
             m.remove(last.as_key().as_ref());
@@ -247,8 +267,14 @@ mod tests {
 
     #[test]
     fn parses_dots_brackets_and_quotes() {
-        assert_eq!(parse("order.lines[0].sku").unwrap(), vec![k("order"), k("lines"), Seg::Index(0), k("sku")]);
-        assert_eq!(parse("headers['content-type']").unwrap(), vec![k("headers"), k("content-type")]);
+        assert_eq!(
+            parse("order.lines[0].sku").unwrap(),
+            vec![k("order"), k("lines"), Seg::Index(0), k("sku")]
+        );
+        assert_eq!(
+            parse("headers['content-type']").unwrap(),
+            vec![k("headers"), k("content-type")]
+        );
         assert_eq!(parse("map[\"a.b\"]").unwrap(), vec![k("map"), k("a.b")]);
         assert_eq!(parse("a[0]b").unwrap(), vec![k("a"), Seg::Index(0), k("b")]);
         assert_eq!(parse(" a.007 ").unwrap(), vec![k("a"), Seg::Index(7)]);

@@ -50,19 +50,28 @@ pub fn parse_str(s: &str) -> Result<Vec<Part>, TplError> {
 
 fn parse_nested(s: &str, depth: usize) -> Result<Vec<Part>, TplError> {
     if depth > MAX_PLACEHOLDER_NESTING {
-        return Err(("InvalidVariableNameError", format!("placeholders nested deeper than {MAX_PLACEHOLDER_NESTING}")));
+        return Err((
+            "InvalidVariableNameError",
+            format!("placeholders nested deeper than {MAX_PLACEHOLDER_NESTING}"),
+        ));
     }
     let chars: Vec<char> = s.chars().collect();
     let mut parts = Vec::new();
     let mut text = String::new();
     let mut i = 0;
     while i < chars.len() {
-        let opens = |a: char, b: char, j: usize| chars.get(j) == Some(&a) && chars.get(j + 1) == Some(&b);
+        let opens =
+            |a: char, b: char, j: usize| chars.get(j) == Some(&a) && chars.get(j + 1) == Some(&b);
         if opens('{', '%', i)
             && let Some(end) = matching(&chars, i, ('{', '%'), ('%', '}'))
         {
             let inner: String = chars[i + 2..end].iter().collect();
-            let e = expr::parse(&inner).map_err(|m| ("InvalidExpressionSyntax", format!("{{% {} %}}: {m}", inner.trim())))?;
+            let e = expr::parse(&inner).map_err(|m| {
+                (
+                    "InvalidExpressionSyntax",
+                    format!("{{% {} %}}: {m}", inner.trim()),
+                )
+            })?;
             flush(&mut text, &mut parts);
             parts.push(Part::Block(e));
             i = end + 2;
@@ -97,7 +106,12 @@ fn flush(text: &mut String, parts: &mut Vec<Part>) {
 }
 
 /// The index of the closer matching the opener at `start`, counting nested openers.
-fn matching(chars: &[char], start: usize, open: (char, char), close: (char, char)) -> Option<usize> {
+fn matching(
+    chars: &[char],
+    start: usize,
+    open: (char, char),
+    close: (char, char),
+) -> Option<usize> {
     let mut depth = 0usize;
     let mut j = start;
     while j + 1 < chars.len() {
@@ -122,15 +136,30 @@ pub fn compile(v: &Value) -> Result<Tpl, TplError> {
     Ok(match v {
         Value::String(s) => {
             let parts = parse_str(s)?;
-            if parts.iter().all(|p| matches!(p, Part::Text(_))) { Tpl::Const(v.clone()) } else { Tpl::Str(parts) }
+            if parts.iter().all(|p| matches!(p, Part::Text(_))) {
+                Tpl::Const(v.clone())
+            } else {
+                Tpl::Str(parts)
+            }
         }
         Value::Array(items) => {
             let t = items.iter().map(compile).collect::<Result<Vec<_>, _>>()?;
-            if t.iter().all(|x| matches!(x, Tpl::Const(_))) { Tpl::Const(v.clone()) } else { Tpl::Arr(t) }
+            if t.iter().all(|x| matches!(x, Tpl::Const(_))) {
+                Tpl::Const(v.clone())
+            } else {
+                Tpl::Arr(t)
+            }
         }
         Value::Object(m) => {
-            let t = m.iter().map(|(k, x)| Ok((k.clone(), compile(x)?))).collect::<Result<Vec<_>, TplError>>()?;
-            if t.iter().all(|(_, x)| matches!(x, Tpl::Const(_))) { Tpl::Const(v.clone()) } else { Tpl::Obj(t) }
+            let t = m
+                .iter()
+                .map(|(k, x)| Ok((k.clone(), compile(x)?)))
+                .collect::<Result<Vec<_>, TplError>>()?;
+            if t.iter().all(|(_, x)| matches!(x, Tpl::Const(_))) {
+                Tpl::Const(v.clone())
+            } else {
+                Tpl::Obj(t)
+            }
         }
         other => Tpl::Const(other.clone()),
     })
@@ -189,7 +218,8 @@ fn item(p: &Part, env: &mut dyn Env) -> Result<Val, DslError> {
                     other => text.push_str(&render_in_text(&item(other, env)?)),
                 }
             }
-            let segs = path::parse(&text).map_err(|m| DslError::new("InvalidVariableNameError", m))?;
+            let segs =
+                path::parse(&text).map_err(|m| DslError::new("InvalidVariableNameError", m))?;
             env.lookup(&segs)
         }
     }
@@ -212,8 +242,10 @@ mod tests {
     }
 
     fn r(v: Value) -> Option<Value> {
-        let mut env = Vars(json!({"n": 7, "name": "Ada", "tags": ["a", "b"], "obj": {"k": 1}, "key": "k",
-            "prices": {"A1": 5}, "item": {"sku": "A1"}, "field": "name", "i": 0, "a": [10, 20]}));
+        let mut env = Vars(
+            json!({"n": 7, "name": "Ada", "tags": ["a", "b"], "obj": {"k": 1}, "key": "k",
+            "prices": {"A1": 5}, "item": {"sku": "A1"}, "field": "name", "i": 0, "a": [10, 20]}),
+        );
         render(&compile(&v).unwrap(), &mut env).unwrap().into_json()
     }
 
@@ -232,12 +264,18 @@ mod tests {
         assert_eq!(r(json!("x{{missing}}y")), Some(json!("xy")));
         assert_eq!(r(json!("{{tags[1]}}-{{name.length}}")), Some(json!("b-3")));
         assert_eq!(r(json!("x{% {{n}} * 2 %}")), Some(json!("x14")));
-        assert_eq!(r(json!("adult: {% {{n}} >= 18 %}")), Some(json!("adult: false")));
+        assert_eq!(
+            r(json!("adult: {% {{n}} >= 18 %}")),
+            Some(json!("adult: false"))
+        );
     }
 
     #[test]
     fn undefined_members_are_removed_and_elements_null() {
-        assert_eq!(r(json!({"a": "{{missing}}", "b": 1, "c": "{{n}}"})), Some(json!({"b": 1, "c": 7})));
+        assert_eq!(
+            r(json!({"a": "{{missing}}", "b": 1, "c": "{{n}}"})),
+            Some(json!({"b": 1, "c": 7}))
+        );
         assert_eq!(r(json!(["{{missing}}", "{{n}}"])), Some(json!([null, 7])));
         assert_eq!(r(json!("{{missing}}")), None);
     }
@@ -262,8 +300,17 @@ mod tests {
 
     #[test]
     fn constants_stay_constants_and_errors_name_the_rule() {
-        assert_eq!(compile(&json!({"a": [1, "b"]})).unwrap(), Tpl::Const(json!({"a": [1, "b"]})));
-        assert_eq!(compile(&json!("{{a..b}}")).unwrap_err().0, "InvalidVariableNameError");
-        assert_eq!(compile(&json!("{% {{a}}==1 %}")).unwrap_err().0, "InvalidExpressionSyntax");
+        assert_eq!(
+            compile(&json!({"a": [1, "b"]})).unwrap(),
+            Tpl::Const(json!({"a": [1, "b"]}))
+        );
+        assert_eq!(
+            compile(&json!("{{a..b}}")).unwrap_err().0,
+            "InvalidVariableNameError"
+        );
+        assert_eq!(
+            compile(&json!("{% {{a}}==1 %}")).unwrap_err().0,
+            "InvalidExpressionSyntax"
+        );
     }
 }

@@ -172,12 +172,21 @@ pub fn string_to_number(s: &str) -> f64 {
     if t.is_empty() {
         return 0.0;
     }
-    for (prefix, radix) in [("0x", 16), ("0X", 16), ("0o", 8), ("0O", 8), ("0b", 2), ("0B", 2)] {
+    for (prefix, radix) in [
+        ("0x", 16),
+        ("0X", 16),
+        ("0o", 8),
+        ("0O", 8),
+        ("0b", 2),
+        ("0B", 2),
+    ] {
         if let Some(digits) = t.strip_prefix(prefix) {
             if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
                 return f64::NAN;
             }
-            return digits.chars().fold(0.0, |acc, c| acc * f64::from(radix) + f64::from(c.to_digit(radix).unwrap_or(0)));
+            return digits.chars().fold(0.0, |acc, c| {
+                acc * f64::from(radix) + f64::from(c.to_digit(radix).unwrap_or(0))
+            });
         }
     }
     match t {
@@ -187,7 +196,11 @@ pub fn string_to_number(s: &str) -> f64 {
     }
     // Rust's parser also takes "inf", "nan", "infinity": JS does not.
     let body = t.strip_prefix(['+', '-']).unwrap_or(t);
-    if !body.starts_with(|c: char| c.is_ascii_digit() || c == '.') || body.chars().any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E') {
+    if !body.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+        || body
+            .chars()
+            .any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+    {
         return f64::NAN;
     }
     t.parse::<f64>().unwrap_or(f64::NAN)
@@ -202,7 +215,13 @@ pub fn json_to_string(v: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Array(items) => items
             .iter()
-            .map(|i| if i.is_null() { String::new() } else { json_to_string(i) })
+            .map(|i| {
+                if i.is_null() {
+                    String::new()
+                } else {
+                    json_to_string(i)
+                }
+            })
             .collect::<Vec<_>>()
             .join(","),
         Value::Object(_) => "[object Object]".into(),
@@ -232,7 +251,9 @@ pub fn loose_eq(a: &Val, b: &Val) -> bool {
     match (a, b) {
         _ if a.is_object_like() && b.is_object_like() => false,
         (Val::Num(_), Val::Num(_)) => strict_eq(a, b),
-        (Val::Json(x), Val::Json(y)) if std::mem::discriminant(x) == std::mem::discriminant(y) => strict_eq(a, b),
+        (Val::Json(x), Val::Json(y)) if std::mem::discriminant(x) == std::mem::discriminant(y) => {
+            strict_eq(a, b)
+        }
         _ if a.is_object_like() => loose_eq(&Val::str(a.to_js_string()), b),
         _ if b.is_object_like() => loose_eq(a, &Val::str(b.to_js_string())),
         // Remaining mixes of number, string and boolean compare as numbers.
@@ -248,8 +269,16 @@ pub fn compare(a: &Val, b: &Val) -> Option<std::cmp::Ordering> {
     if let (Some(x), Some(y)) = (a.as_str(), b.as_str()) {
         return Some(x.encode_utf16().cmp(y.encode_utf16()));
     }
-    let a = if a.is_object_like() { Val::str(a.to_js_string()) } else { a.clone() };
-    let b = if b.is_object_like() { Val::str(b.to_js_string()) } else { b.clone() };
+    let a = if a.is_object_like() {
+        Val::str(a.to_js_string())
+    } else {
+        a.clone()
+    };
+    let b = if b.is_object_like() {
+        Val::str(b.to_js_string())
+    } else {
+        b.clone()
+    };
     if let (Some(x), Some(y)) = (a.as_str(), b.as_str()) {
         return Some(x.encode_utf16().cmp(y.encode_utf16()));
     }
@@ -348,8 +377,14 @@ mod tests {
 
     #[test]
     fn comparison_and_addition() {
-        assert_eq!(compare(&j(json!("10")), &j(json!("9"))), Some(std::cmp::Ordering::Less));
-        assert_eq!(compare(&j(json!(10)), &j(json!("9"))), Some(std::cmp::Ordering::Greater));
+        assert_eq!(
+            compare(&j(json!("10")), &j(json!("9"))),
+            Some(std::cmp::Ordering::Less)
+        );
+        assert_eq!(
+            compare(&j(json!(10)), &j(json!("9"))),
+            Some(std::cmp::Ordering::Greater)
+        );
         assert_eq!(compare(&Val::Num(f64::NAN), &j(json!(1))), None);
         assert_eq!(add(&j(json!("7")), &j(json!(1))), Val::str("71"));
         assert_eq!(add(&j(json!(7)), &j(json!(true))), Val::Num(8.0));

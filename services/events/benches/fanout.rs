@@ -25,7 +25,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 fn env_usize(name: &str, default: usize) -> anyhow::Result<usize> {
     match std::env::var(name) {
-        Ok(v) if !v.is_empty() => v.parse().with_context(|| format!("{name}={v} is not a number")),
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .with_context(|| format!("{name}={v} is not a number")),
         _ => Ok(default),
     }
 }
@@ -55,10 +57,25 @@ async fn main() -> anyhow::Result<()> {
     let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new(BrokerConfig::default()));
     let store = Arc::new(MemoryStore::new());
     let membership = json!({"workspaceId": "bench", "userId": "u", "role": "owner"});
-    store.put(&PERMISSIONS, &permission_doc_id("bench", "u"), &membership, Expect::Any).await?;
+    store
+        .put(
+            &PERMISSIONS,
+            &permission_doc_id("bench", "u"),
+            &membership,
+            Expect::Any,
+        )
+        .await?;
     let cache = Arc::new(refract_storage::cache::MemoryCache::new("bench"));
-    let state = refract_events::EventsState::new(broker.clone(), store, cache, refract_events::Config::new("bench"));
-    tokio::spawn(refract_events::run_live(state.clone(), std::future::pending()));
+    let state = refract_events::EventsState::new(
+        broker.clone(),
+        store,
+        cache,
+        refract_events::Config::new("bench"),
+    );
+    tokio::spawn(refract_events::run_live(
+        state.clone(),
+        std::future::pending(),
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, refract_events::router(state)).await });
@@ -69,13 +86,17 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..clients {
         let mut req = format!("ws://{addr}/v2/workspaces/bench/events/ws").into_client_request()?;
         req.headers_mut().insert("x-prismeai-user-id", "u".parse()?);
-        let (mut ws, _) = tokio_tungstenite::connect_async(req).await.context("connecting a client")?;
+        let (mut ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .context("connecting a client")?;
         ws.next().await.context("hello")??;
         let tx = tx.clone();
         ready.push(tokio::spawn(async move {
             while let Some(Ok(msg)) = ws.next().await {
                 let Message::Text(t) = msg else { continue };
-                let Ok(frame) = serde_json::from_str::<Stamped>(t.as_str()) else { continue };
+                let Ok(frame) = serde_json::from_str::<Stamped>(t.as_str()) else {
+                    continue;
+                };
                 if let Some(sent) = frame.event.and_then(|e| e.payload.sent_us) {
                     let now = epoch.elapsed().as_micros() as u64;
                     let _ = tx.send(now.saturating_sub(sent));
@@ -89,7 +110,13 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..events {
         let mut payload = Map::new();
         payload.insert("sentUs".into(), json!(epoch.elapsed().as_micros() as u64));
-        broker.publish(Event::new(EventType::new("bench.tick")?, Some(workspace.clone()), payload)).await?;
+        broker
+            .publish(Event::new(
+                EventType::new("bench.tick")?,
+                Some(workspace.clone()),
+                payload,
+            ))
+            .await?;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut hist = Histogram::<u64>::new(3)?;

@@ -10,9 +10,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use refract_core::model::Role;
+use refract_core::permissions::{Action, Subject};
 use refract_core::{Event, EventId, WorkspaceId};
 use refract_http::{ApiError, Caller, Json};
-use refract_core::permissions::{Action, Subject};
 use refract_storage::{FieldFilter, HistoryQuery, SortOrder, TypeFilter, WorkspaceAccess};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -37,8 +37,14 @@ const CATCH_UP_STEP: Duration = Duration::from_millis(25);
 
 pub fn router(state: EventsState) -> Router {
     Router::new()
-        .route("/v2/workspaces/{workspace_id}/events", get(history).post(emit_events))
-        .route("/v2/workspaces/{workspace_id}/events/ws", get(socket::upgrade))
+        .route(
+            "/v2/workspaces/{workspace_id}/events",
+            get(history).post(emit_events),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/events/ws",
+            get(socket::upgrade),
+        )
         .route(
             "/v2/workspaces/{workspace_id}/search",
             post(search).layer(DefaultBodyLimit::max(MAX_SEARCH_BODY)),
@@ -73,11 +79,17 @@ pub(crate) async fn access(
 /// The caller's standing as a WebSocket reader (user sessions only): its built-in role, a
 /// custom role counting as a viewer (events addressed to it; targeting needs `manage events`);
 /// or 404.
-pub(crate) async fn member(state: &EventsState, caller: &Caller, workspace: &str) -> Result<(WorkspaceId, Role), ApiError> {
+pub(crate) async fn member(
+    state: &EventsState,
+    caller: &Caller,
+    workspace: &str,
+) -> Result<(WorkspaceId, Role), ApiError> {
     caller.require_user()?;
     let (workspace_id, rights) = access(state, caller, workspace).await?;
     if !rights.grant.is_member() {
-        return Err(ApiError::not_found(format!("workspace {workspace} not found")));
+        return Err(ApiError::not_found(format!(
+            "workspace {workspace} not found"
+        )));
     }
     Ok((workspace_id, emitter_role(&rights)))
 }
@@ -85,7 +97,11 @@ pub(crate) async fn member(state: &EventsState, caller: &Caller, workspace: &str
 /// The role an emitter acts with: its built-in role (viewer when it has none), raised to
 /// editor when its rules grant `manage events` (targeting other users, sessions, topics).
 fn emitter_role(rights: &WorkspaceAccess) -> Role {
-    let role = if rights.grant.superadmin { Role::Owner } else { rights.grant.role.unwrap_or(Role::Viewer) };
+    let role = if rights.grant.superadmin {
+        Role::Owner
+    } else {
+        rights.grant.role.unwrap_or(Role::Viewer)
+    };
     if role < Role::Editor && rights.allows(Action::Manage, Subject::Events, &json!({})) {
         Role::Editor
     } else {
@@ -103,10 +119,13 @@ pub(crate) fn may_read(rights: &WorkspaceAccess, caller: &Caller, event: &Event)
     let user = caller.user_id.as_ref();
     let target = event.target.as_ref();
     let addressed = (user.is_some()
-        && (event.source.user_id.as_ref() == user || target.and_then(|t| t.user_id.as_ref()) == user))
-        || (caller.session_id.is_some() && target.and_then(|t| t.session_id.as_ref()) == caller.session_id.as_ref());
+        && (event.source.user_id.as_ref() == user
+            || target.and_then(|t| t.user_id.as_ref()) == user))
+        || (caller.session_id.is_some()
+            && target.and_then(|t| t.session_id.as_ref()) == caller.session_id.as_ref());
     addressed
-        || serde_json::to_value(event).is_ok_and(|resource| rights.allows(Action::Read, Subject::Events, &resource))
+        || serde_json::to_value(event)
+            .is_ok_and(|resource| rights.allows(Action::Read, Subject::Events, &resource))
 }
 
 async fn history(
@@ -120,10 +139,18 @@ async fn history(
     let mut rest = Vec::with_capacity(params.len());
     for (key, value) in params {
         if key == "wait" {
-            let secs: f64 = value.parse().ok().filter(|s: &f64| s.is_finite() && *s >= 0.0).ok_or_else(|| {
-                ApiError::new(StatusCode::BAD_REQUEST, "InvalidQuery", "wait: seconds, at most 15")
+            let secs: f64 = value
+                .parse()
+                .ok()
+                .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidQuery",
+                        "wait: seconds, at most 15",
+                    )
                     .with_details(json!({ "path": "wait", "reason": "seconds, at most 15" }))
-            })?;
+                })?;
             wait = Some(Duration::from_secs_f64(secs).min(MAX_WAIT));
         } else {
             rest.push((key, value));
@@ -132,7 +159,11 @@ async fn history(
     let query = parse_query(workspace_id, &rest)?;
     let mut events = match wait {
         Some(wait) if query.after_id.is_some() => long_poll(&state, &query, wait).await?,
-        _ => state.store.query(&query).await.map_err(|e| ApiError::from_kind(e.kind(), e))?,
+        _ => state
+            .store
+            .query(&query)
+            .await
+            .map_err(|e| ApiError::from_kind(e.kind(), e))?,
     };
     events.retain(|e| may_read(&rights, &caller, e));
     Ok(Json(json!({ "result": { "events": events } })))
@@ -141,7 +172,11 @@ async fn history(
 /// Long-polling (§7.1 `wait`): answers at once when history already has matching events
 /// after the cursor, else when one is stored before `wait` ends (then `[]`). Woken by the
 /// live hub when the workspace gets an event, it re-reads history while ingestion catches up.
-async fn long_poll(state: &EventsState, query: &HistoryQuery, wait: Duration) -> Result<Vec<Event>, ApiError> {
+async fn long_poll(
+    state: &EventsState,
+    query: &HistoryQuery,
+    wait: Duration,
+) -> Result<Vec<Event>, ApiError> {
     let storage = |e: refract_storage::StorageError| ApiError::from_kind(e.kind(), e);
     let deadline = tokio::time::Instant::now() + wait;
     let mut news = state.hub.news();
@@ -169,23 +204,34 @@ async fn long_poll(state: &EventsState, query: &HistoryQuery, wait: Duration) ->
     }
 }
 
-fn parse_query(workspace: WorkspaceId, params: &[(String, String)]) -> Result<HistoryQuery, ApiError> {
+fn parse_query(
+    workspace: WorkspaceId,
+    params: &[(String, String)],
+) -> Result<HistoryQuery, ApiError> {
     let invalid = |path: &str, reason: String| {
-        ApiError::new(StatusCode::BAD_REQUEST, "InvalidQuery", format!("{path}: {reason}"))
-            .with_details(json!({ "path": path, "reason": reason }))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidQuery",
+            format!("{path}: {reason}"),
+        )
+        .with_details(json!({ "path": path, "reason": reason }))
     };
     let mut query = HistoryQuery::new(workspace);
     query.limit = DEFAULT_LIMIT;
     let mut fields: HashMap<&str, Vec<&str>> = HashMap::new();
     for (key, value) in params {
         let date = |v: &str| {
-            DateTime::parse_from_rfc3339(v).map(|d| d.with_timezone(&Utc)).map_err(|e| invalid(key, e.to_string()))
+            DateTime::parse_from_rfc3339(v)
+                .map(|d| d.with_timezone(&Utc))
+                .map_err(|e| invalid(key, e.to_string()))
         };
         let id = |v: &str| EventId::new(v).map_err(|e| invalid(key, e.to_string()));
         match key.as_str() {
             "types" => {
                 for t in value.split(',').filter(|t| !t.is_empty()) {
-                    query.types.push(TypeFilter::parse(t).map_err(|e| invalid("types", e.to_string()))?);
+                    query
+                        .types
+                        .push(TypeFilter::parse(t).map_err(|e| invalid("types", e.to_string()))?);
                 }
             }
             "text" => query.text = Some(value.clone()),
@@ -193,9 +239,15 @@ fn parse_query(workspace: WorkspaceId, params: &[(String, String)]) -> Result<Hi
             "beforeDate" => query.before_date = Some(date(value)?),
             "beforeId" => query.before_id = Some(id(value)?),
             "afterId" => query.after_id = Some(id(value)?),
-            "page" => query.page = value.parse().map_err(|_| invalid("page", "must be a whole number".into()))?,
+            "page" => {
+                query.page = value
+                    .parse()
+                    .map_err(|_| invalid("page", "must be a whole number".into()))?
+            }
             "limit" => {
-                let limit: u32 = value.parse().map_err(|_| invalid("limit", "must be a whole number".into()))?;
+                let limit: u32 = value
+                    .parse()
+                    .map_err(|_| invalid("limit", "must be a whole number".into()))?;
                 query.limit = limit.clamp(1, MAX_LIMIT);
             }
             "sort" => {
@@ -205,14 +257,23 @@ fn parse_query(workspace: WorkspaceId, params: &[(String, String)]) -> Result<Hi
                     _ => return Err(invalid("sort", "must be asc or desc".into())),
                 }
             }
-            k if ["payload.", "source.", "target.", "error."].iter().any(|p| k.starts_with(p)) => {
-                fields.entry(k.trim_end_matches("[]")).or_default().push(value);
+            k if ["payload.", "source.", "target.", "error."]
+                .iter()
+                .any(|p| k.starts_with(p)) =>
+            {
+                fields
+                    .entry(k.trim_end_matches("[]"))
+                    .or_default()
+                    .push(value);
             }
             other => return Err(invalid(other, "unknown query parameter".into())),
         }
     }
     if query.offset() + u64::from(query.limit) > MAX_OFFSET {
-        return Err(invalid("page", format!("page × limit must stay within {MAX_OFFSET}; use beforeId")));
+        return Err(invalid(
+            "page",
+            format!("page × limit must stay within {MAX_OFFSET}; use beforeId"),
+        ));
     }
     for (path, values) in fields {
         if values.len() > 1 {
@@ -223,9 +284,13 @@ fn parse_query(workspace: WorkspaceId, params: &[(String, String)]) -> Result<Hi
             Ok(v @ (Value::Number(_) | Value::Bool(_))) => v,
             _ => Value::String(values[0].to_string()),
         };
-        query.fields.push(FieldFilter::new(path, value).map_err(|e| invalid(path, e.to_string()))?);
+        query
+            .fields
+            .push(FieldFilter::new(path, value).map_err(|e| invalid(path, e.to_string()))?);
     }
-    query.validate().map_err(|e| invalid("query", e.to_string()))?;
+    query
+        .validate()
+        .map_err(|e| invalid("query", e.to_string()))?;
     Ok(query)
 }
 
@@ -245,13 +310,22 @@ async fn emit_events(
     // Members (any role) create custom events; others need a rule allowing it (§9.1).
     if !rights.grant.is_member() {
         for (i, e) in body.events.iter().enumerate() {
-            let resource = json!({ "type": e.event_type, "payload": e.payload, "target": e.target });
+            let resource =
+                json!({ "type": e.event_type, "payload": e.payload, "target": e.target });
             if !rights.allows(Action::Create, Subject::Events, &resource) {
-                return Err(ApiError::forbidden(format!("events[{i}]: you may not create {} events in this workspace", e.event_type)));
+                return Err(ApiError::forbidden(format!(
+                    "events[{i}]: you may not create {} events in this workspace",
+                    e.event_type
+                )));
             }
         }
     }
-    let who = Emitter { caller: &caller, workspace: &workspace_id, role: emitter_role(&rights), socket_id: None };
+    let who = Emitter {
+        caller: &caller,
+        workspace: &workspace_id,
+        role: emitter_role(&rights),
+        socket_id: None,
+    };
     Ok(Json(emit(&state, &who, body.events).await?))
 }
 
@@ -266,13 +340,26 @@ async fn search(
     let (query, track_total) = search::to_query(workspace_id, &body)?;
     let storage = |e: refract_storage::StorageError| ApiError::from_kind(e.kind(), e);
     let run = async {
-        let (events, total) = tokio::try_join!(state.store.query(&query), state.store.count(&query)).map_err(storage)?;
+        let (events, total) =
+            tokio::try_join!(state.store.query(&query), state.store.count(&query))
+                .map_err(storage)?;
         Ok::<_, ApiError>((events, total))
     };
     let (events, total) = tokio::time::timeout(SEARCH_TIMEOUT, run)
         .await
-        .map_err(|_| ApiError::new(StatusCode::GATEWAY_TIMEOUT, "TimeoutError", "the search took longer than 2 s"))??;
-    let events: Vec<Event> = events.into_iter().filter(|e| may_read(&rights, &caller, e)).collect();
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "TimeoutError",
+                "the search took longer than 2 s",
+            )
+        })??;
+    let events: Vec<Event> = events
+        .into_iter()
+        .filter(|e| may_read(&rights, &caller, e))
+        .collect();
     let documents = search::project(events, search::fields(&body));
-    Ok(Json(json!({ "size": search::size(total, track_total), "documents": documents })))
+    Ok(Json(
+        json!({ "size": search::size(total, track_total), "documents": documents }),
+    ))
 }

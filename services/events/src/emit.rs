@@ -11,7 +11,14 @@ use serde_json::{Map, Value};
 use crate::{EventsState, MAX_EMIT_BATCH, topics};
 
 /// Type namespaces only the platform may emit (§7.2).
-const RESERVED_PREFIXES: &[&str] = &["gateway", "workspaces", "apps", "apikeys", "runtime", "events"];
+const RESERVED_PREFIXES: &[&str] = &[
+    "gateway",
+    "workspaces",
+    "apps",
+    "apikeys",
+    "runtime",
+    "events",
+];
 const RESERVED_TYPES: &[&str] = &["error", "usage"];
 
 /// One event as a client sends it.
@@ -42,27 +49,53 @@ pub struct Emitter<'a> {
 
 /// Checks every event, then publishes them in order, all or none; returns the envelopes
 /// with their final ids.
-pub async fn emit(state: &EventsState, who: &Emitter<'_>, raw: Vec<EmitEvent>) -> Result<Vec<Event>, ApiError> {
+pub async fn emit(
+    state: &EventsState,
+    who: &Emitter<'_>,
+    raw: Vec<EmitEvent>,
+) -> Result<Vec<Event>, ApiError> {
     if raw.is_empty() || raw.len() > MAX_EMIT_BATCH {
-        return Err(ApiError::validation("events", format!("1 to {MAX_EMIT_BATCH} events")));
+        return Err(ApiError::validation(
+            "events",
+            format!("1 to {MAX_EMIT_BATCH} events"),
+        ));
     }
     let mut events = Vec::with_capacity(raw.len());
     for (i, e) in raw.into_iter().enumerate() {
         events.push(prepare(state, who, i, e).await?);
     }
-    let ids = state.broker.publish_all(events.clone()).await.map_err(|e| ApiError::from_kind(e.kind(), e))?;
+    let ids = state
+        .broker
+        .publish_all(events.clone())
+        .await
+        .map_err(|e| ApiError::from_kind(e.kind(), e))?;
     for (event, id) in events.iter_mut().zip(ids) {
         event.id = Some(id);
     }
     Ok(events)
 }
 
-async fn prepare(state: &EventsState, who: &Emitter<'_>, i: usize, e: EmitEvent) -> Result<Event, ApiError> {
-    let invalid = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "InvalidEventError", format!("events[{i}]: {message}"));
+async fn prepare(
+    state: &EventsState,
+    who: &Emitter<'_>,
+    i: usize,
+    e: EmitEvent,
+) -> Result<Event, ApiError> {
+    let invalid = |message: String| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidEventError",
+            format!("events[{i}]: {message}"),
+        )
+    };
     let event_type = EventType::new(e.event_type).map_err(|err| invalid(err.to_string()))?;
     let t = event_type.as_str();
     if RESERVED_TYPES.contains(&t) || RESERVED_PREFIXES.iter().any(|p| event_type.is_under(p)) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "ReservedEventType", format!("events[{i}]: {t} is a system event type")));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "ReservedEventType",
+            format!("events[{i}]: {t} is a system event type"),
+        ));
     }
     let payload = match e.payload {
         None | Some(Value::Null) => Map::new(),
@@ -92,19 +125,38 @@ async fn prepare(state: &EventsState, who: &Emitter<'_>, i: usize, e: EmitEvent)
 
 /// A target naming another user or session, or a topic the caller has not joined, needs the
 /// editor role (`manage events`).
-async fn check_target(state: &EventsState, who: &Emitter<'_>, i: usize, target: &Target) -> Result<(), ApiError> {
+async fn check_target(
+    state: &EventsState,
+    who: &Emitter<'_>,
+    i: usize,
+    target: &Target,
+) -> Result<(), ApiError> {
     if who.role >= Role::Editor {
         return Ok(());
     }
-    let forbidden = |what: &str| ApiError::forbidden(format!("events[{i}]: targeting {what} needs the editor role"));
-    if target.user_id.as_ref().is_some_and(|u| Some(u) != who.caller.user_id.as_ref()) {
+    let forbidden = |what: &str| {
+        ApiError::forbidden(format!(
+            "events[{i}]: targeting {what} needs the editor role"
+        ))
+    };
+    if target
+        .user_id
+        .as_ref()
+        .is_some_and(|u| Some(u) != who.caller.user_id.as_ref())
+    {
         return Err(forbidden("another user"));
     }
-    if target.session_id.as_ref().is_some_and(|s| Some(s) != who.caller.session_id.as_ref()) {
+    if target
+        .session_id
+        .as_ref()
+        .is_some_and(|s| Some(s) != who.caller.session_id.as_ref())
+    {
         return Err(forbidden("another session"));
     }
     if let (Some(topic), Some(user)) = (&target.user_topic, &who.caller.user_id) {
-        let joined = topics::joined(state.cache.as_ref(), who.workspace, user).await.map_err(|e| ApiError::from_kind(e.kind(), e))?;
+        let joined = topics::joined(state.cache.as_ref(), who.workspace, user)
+            .await
+            .map_err(|e| ApiError::from_kind(e.kind(), e))?;
         if !joined.contains(topic) {
             return Err(forbidden("a user topic you have not joined"));
         }

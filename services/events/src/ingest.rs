@@ -75,7 +75,11 @@ pub async fn run_ingest(state: EventsState, shutdown: impl Future<Output = ()>) 
         // A batch dropped unsettled on shutdown is redelivered to a live instance.
         // A batch that deletes a workspace's history waits for every batch before it, so
         // none of those can write that workspace's events after the deletion.
-        let permits = if batch.iter().any(|d| deleted_workspace(&d.event).is_some()) { in_flight } else { 1 };
+        let permits = if batch.iter().any(|d| deleted_workspace(&d.event).is_some()) {
+            in_flight
+        } else {
+            1
+        };
         let permit = tokio::select! {
             _ = &mut shutdown => return,
             permit = slots.clone().acquire_many_owned(permits) => match permit {
@@ -93,8 +97,15 @@ pub async fn run_ingest(state: EventsState, shutdown: impl Future<Output = ()>) 
 
 /// Writes `batch` (retrying until it is stored) and acknowledges it.
 async fn store(state: &EventsState, batch: Vec<Delivery>) {
-    let events: Vec<Event> = batch.iter().filter(|d| persists(&d.event)).map(|d| d.event.clone()).collect();
-    let deleted: Vec<WorkspaceId> = batch.iter().filter_map(|d| deleted_workspace(&d.event)).collect();
+    let events: Vec<Event> = batch
+        .iter()
+        .filter(|d| persists(&d.event))
+        .map(|d| d.event.clone())
+        .collect();
+    let deleted: Vec<WorkspaceId> = batch
+        .iter()
+        .filter_map(|d| deleted_workspace(&d.event))
+        .collect();
     let mut backoff = RETRY_BACKOFF;
     loop {
         match write(state, &events, &deleted).await {
@@ -113,10 +124,18 @@ async fn store(state: &EventsState, batch: Vec<Delivery>) {
     }
 }
 
-async fn write(state: &EventsState, events: &[Event], deleted: &[WorkspaceId]) -> Result<(), refract_storage::StorageError> {
+async fn write(
+    state: &EventsState,
+    events: &[Event],
+    deleted: &[WorkspaceId],
+) -> Result<(), refract_storage::StorageError> {
     if !events.is_empty() {
         let outcome = state.store.append(events).await?;
-        tracing::debug!(inserted = outcome.inserted, duplicates = outcome.duplicates, "events stored");
+        tracing::debug!(
+            inserted = outcome.inserted,
+            duplicates = outcome.duplicates,
+            "events stored"
+        );
         // Prometheus computes the rate (events stored per second) from the counter.
         metrics::counter!("events_stored_total").increment(outcome.inserted);
     }

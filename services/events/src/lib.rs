@@ -51,9 +51,20 @@ pub struct EventsState {
 }
 
 impl EventsState {
-    pub fn new(broker: Arc<dyn Broker>, store: Arc<dyn DocumentStore>, cache: Arc<dyn Cache>, config: Config) -> Self {
+    pub fn new(
+        broker: Arc<dyn Broker>,
+        store: Arc<dyn DocumentStore>,
+        cache: Arc<dyn Cache>,
+        config: Config,
+    ) -> Self {
         let hub = Arc::new(Hub::new(config.socket_queue));
-        Self { broker, store, cache, config, hub }
+        Self {
+            broker,
+            store,
+            cache,
+            config,
+            hub,
+        }
     }
 }
 
@@ -97,9 +108,18 @@ mod tests {
 
     async fn state() -> EventsState {
         let store = Arc::new(MemoryStore::new());
-        let membership = Membership { workspace_id: "ws1".into(), user_id: "alice".into(), role: Role::Owner.into() };
+        let membership = Membership {
+            workspace_id: "ws1".into(),
+            user_id: "alice".into(),
+            role: Role::Owner.into(),
+        };
         store
-            .put(&PERMISSIONS, &permission_doc_id("ws1", "alice"), &serde_json::to_value(membership).unwrap(), Expect::Any)
+            .put(
+                &PERMISSIONS,
+                &permission_doc_id("ws1", "alice"),
+                &serde_json::to_value(membership).unwrap(),
+                Expect::Any,
+            )
             .await
             .unwrap();
         EventsState::new(
@@ -110,7 +130,13 @@ mod tests {
         )
     }
 
-    async fn call(state: &EventsState, method: &str, uri: &str, user: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    async fn call(
+        state: &EventsState,
+        method: &str,
+        uri: &str,
+        user: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(user) = user {
             req = req.header("x-prismeai-user-id", user);
@@ -122,17 +148,25 @@ mod tests {
             }
             None => Body::empty(),
         };
-        let res = router(state.clone()).oneshot(req.body(body).unwrap()).await.unwrap();
+        let res = router(state.clone())
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
         let status = res.status();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     #[tokio::test]
     async fn emitted_events_are_ingested_and_queryable() {
         let state = state().await;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let ingest = tokio::spawn(run_ingest(state.clone(), async move { let _ = stop_rx.await; }));
+        let ingest = tokio::spawn(run_ingest(state.clone(), async move {
+            let _ = stop_rx.await;
+        }));
         tokio::time::sleep(Duration::from_millis(50)).await;
 
         let (status, body) = call(
@@ -155,7 +189,14 @@ mod tests {
         // Ingestion is asynchronous: poll until both persisted events are there.
         let mut events = Value::Null;
         for _ in 0..100 {
-            let (status, body) = call(&state, "GET", "/v2/workspaces/ws1/events?types=orders.*", Some("alice"), None).await;
+            let (status, body) = call(
+                &state,
+                "GET",
+                "/v2/workspaces/ws1/events?types=orders.*",
+                Some("alice"),
+                None,
+            )
+            .await;
             assert_eq!(status, StatusCode::OK);
             events = body["result"]["events"].clone();
             if events.as_array().unwrap().len() == 2 {
@@ -166,10 +207,27 @@ mod tests {
         assert_eq!(events.as_array().unwrap().len(), 2, "{events}");
         assert_eq!(events[0]["payload"]["id"], 2, "newest first");
 
-        let (_, body) = call(&state, "GET", "/v2/workspaces/ws1/events?payload.id=1", Some("alice"), None).await;
+        let (_, body) = call(
+            &state,
+            "GET",
+            "/v2/workspaces/ws1/events?payload.id=1",
+            Some("alice"),
+            None,
+        )
+        .await;
         assert_eq!(body["result"]["events"].as_array().unwrap().len(), 1);
-        let (_, body) = call(&state, "GET", "/v2/workspaces/ws1/events?types=ping", Some("alice"), None).await;
-        assert!(body["result"]["events"].as_array().unwrap().is_empty(), "persist: false stays out of history");
+        let (_, body) = call(
+            &state,
+            "GET",
+            "/v2/workspaces/ws1/events?types=ping",
+            Some("alice"),
+            None,
+        )
+        .await;
+        assert!(
+            body["result"]["events"].as_array().unwrap().is_empty(),
+            "persist: false stays out of history"
+        );
         let _ = stop_tx.send(());
         ingest.await.unwrap();
     }
@@ -177,17 +235,67 @@ mod tests {
     #[tokio::test]
     async fn strangers_bad_queries_and_system_types_are_refused() {
         let state = state().await;
-        let (status, body) = call(&state, "GET", "/v2/workspaces/ws1/events", Some("mallory"), None).await;
-        assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("ObjectNotFoundError")));
+        let (status, body) = call(
+            &state,
+            "GET",
+            "/v2/workspaces/ws1/events",
+            Some("mallory"),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::NOT_FOUND, Some("ObjectNotFoundError"))
+        );
         let (status, _) = call(&state, "GET", "/v2/workspaces/ws1/events", None, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        let (status, body) = call(&state, "GET", "/v2/workspaces/ws1/events?afterDate=yesterday", Some("alice"), None).await;
-        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidQuery")));
-        let (status, body) = call(&state, "POST", "/v2/workspaces/ws1/events", Some("alice"), Some(json!({"events": [{"type": "runtime.automations.executed"}]}))).await;
-        assert_eq!((status, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("ReservedEventType")));
-        let (status, body) = call(&state, "POST", "/v2/workspaces/ws1/events", Some("alice"), Some(json!({"events": [{"type": "ok", "payload": [1]}]}))).await;
-        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidEventError")));
-        let (status, body) = call(&state, "POST", "/v2/workspaces/ws1/events", Some("alice"), Some(json!({"evnts": []}))).await;
-        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("RequestValidationError")));
+        let (status, body) = call(
+            &state,
+            "GET",
+            "/v2/workspaces/ws1/events?afterDate=yesterday",
+            Some("alice"),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("InvalidQuery"))
+        );
+        let (status, body) = call(
+            &state,
+            "POST",
+            "/v2/workspaces/ws1/events",
+            Some("alice"),
+            Some(json!({"events": [{"type": "runtime.automations.executed"}]})),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("ReservedEventType"))
+        );
+        let (status, body) = call(
+            &state,
+            "POST",
+            "/v2/workspaces/ws1/events",
+            Some("alice"),
+            Some(json!({"events": [{"type": "ok", "payload": [1]}]})),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("InvalidEventError"))
+        );
+        let (status, body) = call(
+            &state,
+            "POST",
+            "/v2/workspaces/ws1/events",
+            Some("alice"),
+            Some(json!({"evnts": []})),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("RequestValidationError"))
+        );
     }
 }

@@ -25,7 +25,9 @@ pub async fn run_retention(state: EventsState, shutdown: impl Future<Output = ()
         }
         match retention_pass(&state).await {
             Ok(removed) => tracing::info!(removed, "events: retention pass done"),
-            Err(error) => tracing::warn!(%error, "events: retention pass failed; next pass retries"),
+            Err(error) => {
+                tracing::warn!(%error, "events: retention pass failed; next pass retries")
+            }
         }
     }
 }
@@ -37,7 +39,10 @@ pub async fn retention_pass(state: &EventsState) -> Result<u64, StorageError> {
     for workspace in state.store.workspaces().await? {
         let days = retention_days(state, &workspace).await?;
         let cutoff = now - Duration::days(i64::from(days));
-        removed += state.store.delete_workspace_before(&workspace, cutoff).await?;
+        removed += state
+            .store
+            .delete_workspace_before(&workspace, cutoff)
+            .await?;
     }
     Ok(removed)
 }
@@ -50,8 +55,12 @@ async fn retention_days(state: &EventsState, workspace: &WorkspaceId) -> Result<
 }
 
 fn configured_days(workspace: &Value) -> Option<u32> {
-    let days = workspace.pointer("/config/value/eventsRetentionDays")?.as_u64()?;
-    u32::try_from(days).ok().map(|d| d.clamp(1, MAX_RETENTION_DAYS))
+    let days = workspace
+        .pointer("/config/value/eventsRetentionDays")?
+        .as_u64()?;
+    u32::try_from(days)
+        .ok()
+        .map(|d| d.clamp(1, MAX_RETENTION_DAYS))
 }
 
 #[cfg(test)]
@@ -62,10 +71,22 @@ mod tests {
 
     #[test]
     fn a_workspace_config_sets_its_retention_within_bounds() {
-        assert_eq!(configured_days(&json!({"config": {"value": {"eventsRetentionDays": 7}}})), Some(7));
-        assert_eq!(configured_days(&json!({"config": {"value": {"eventsRetentionDays": 0}}})), Some(1));
-        assert_eq!(configured_days(&json!({"config": {"value": {"eventsRetentionDays": 99999}}})), Some(3_650));
-        assert_eq!(configured_days(&json!({"config": {"value": {"eventsRetentionDays": "7"}}})), None);
+        assert_eq!(
+            configured_days(&json!({"config": {"value": {"eventsRetentionDays": 7}}})),
+            Some(7)
+        );
+        assert_eq!(
+            configured_days(&json!({"config": {"value": {"eventsRetentionDays": 0}}})),
+            Some(1)
+        );
+        assert_eq!(
+            configured_days(&json!({"config": {"value": {"eventsRetentionDays": 99999}}})),
+            Some(3_650)
+        );
+        assert_eq!(
+            configured_days(&json!({"config": {"value": {"eventsRetentionDays": "7"}}})),
+            None
+        );
         assert_eq!(configured_days(&json!({"name": "x"})), None);
     }
 }

@@ -57,14 +57,20 @@ struct SortKey {
 
 /// A 400 `InvalidQuery` at `path`.
 pub fn invalid(path: &str, reason: &str) -> ApiError {
-    ApiError::new(axum::http::StatusCode::BAD_REQUEST, "InvalidQuery", format!("{path}: {reason}"))
-        .with_details(json!({ "path": path, "reason": reason }))
+    ApiError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "InvalidQuery",
+        format!("{path}: {reason}"),
+    )
+    .with_details(json!({ "path": path, "reason": reason }))
 }
 
 /// Checks the raw body before it is typed: search-engine DSL and aggregations are named
 /// as such instead of "unknown field".
 pub fn parse(body: Value) -> Result<SearchBody, ApiError> {
-    let Some(map) = body.as_object() else { return Err(invalid("body", "a JSON object is expected")) };
+    let Some(map) = body.as_object() else {
+        return Err(invalid("body", "a JSON object is expected"));
+    };
     if let Some(key) = RAW_KEYS.iter().find(|k| map.contains_key(**k)) {
         return Err(invalid(key, "use-where"));
     }
@@ -75,7 +81,10 @@ pub fn parse(body: Value) -> Result<SearchBody, ApiError> {
 }
 
 /// The history query of `body` in `workspace`, and the projection of `fields`.
-pub fn to_query(workspace: WorkspaceId, body: &SearchBody) -> Result<(HistoryQuery, bool), ApiError> {
+pub fn to_query(
+    workspace: WorkspaceId,
+    body: &SearchBody,
+) -> Result<(HistoryQuery, bool), ApiError> {
     if body.scope.as_deref().is_some_and(|s| s != "events") {
         return Err(invalid("scope", "only events can be searched"));
     }
@@ -83,7 +92,10 @@ pub fn to_query(workspace: WorkspaceId, body: &SearchBody) -> Result<(HistoryQue
     q.limit = body.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     q.page = body.page.unwrap_or(0);
     if q.offset() + u64::from(q.limit) > MAX_WINDOW {
-        return Err(invalid("page", "page × limit must stay within 10000; narrow by createdAt or id"));
+        return Err(invalid(
+            "page",
+            "page × limit must stay within 10000; narrow by createdAt or id",
+        ));
     }
     for (i, key) in body.sort.iter().flatten().enumerate() {
         if key.field != "createdAt" && key.field != "id" {
@@ -106,11 +118,19 @@ pub fn to_query(workspace: WorkspaceId, body: &SearchBody) -> Result<(HistoryQue
     Ok((q, body.track_total))
 }
 
-fn apply(q: &mut HistoryQuery, c: &Value, path: &str, depth: usize, leaves: &mut usize) -> Result<(), ApiError> {
+fn apply(
+    q: &mut HistoryQuery,
+    c: &Value,
+    path: &str,
+    depth: usize,
+    leaves: &mut usize,
+) -> Result<(), ApiError> {
     if depth > MAX_DEPTH {
         return Err(invalid(path, "nesting deeper than 5"));
     }
-    let Some(map) = c.as_object() else { return Err(invalid(path, "a condition is an object")) };
+    let Some(map) = c.as_object() else {
+        return Err(invalid(path, "a condition is an object"));
+    };
     if let Some(items) = map.get("and") {
         let Some(items) = items.as_array().filter(|a| !a.is_empty() && a.len() <= 20) else {
             return Err(invalid(path, "`and` takes 1 to 20 conditions"));
@@ -128,7 +148,9 @@ fn apply(q: &mut HistoryQuery, c: &Value, path: &str, depth: usize, leaves: &mut
         return Err(invalid(path, "more than 50 conditions"));
     }
     if let Some(text) = map.get("text") {
-        let Some(text) = text.as_str().filter(|t| t.len() <= 1024) else { return Err(invalid(path, "text is a string")) };
+        let Some(text) = text.as_str().filter(|t| t.len() <= 1024) else {
+            return Err(invalid(path, "text is a string"));
+        };
         q.text = Some(match q.text.take() {
             Some(prev) => format!("{prev} {text}"),
             None => text.to_string(),
@@ -139,9 +161,17 @@ fn apply(q: &mut HistoryQuery, c: &Value, path: &str, depth: usize, leaves: &mut
 }
 
 fn leaf(q: &mut HistoryQuery, map: &Map<String, Value>, path: &str) -> Result<(), ApiError> {
-    let field = map.get("field").and_then(Value::as_str).ok_or_else(|| invalid(path, "a leaf has field, op and value"))?;
-    let op = map.get("op").and_then(Value::as_str).ok_or_else(|| invalid(path, "a leaf has field, op and value"))?;
-    let value = map.get("value").ok_or_else(|| invalid(path, "a leaf has field, op and value"))?;
+    let field = map
+        .get("field")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(path, "a leaf has field, op and value"))?;
+    let op = map
+        .get("op")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(path, "a leaf has field, op and value"))?;
+    let value = map
+        .get("value")
+        .ok_or_else(|| invalid(path, "a leaf has field, op and value"))?;
     if value.as_str().is_some_and(|s| s.len() > 1024) {
         return Err(invalid(path, "strings are at most 1024 characters"));
     }
@@ -150,7 +180,10 @@ fn leaf(q: &mut HistoryQuery, map: &Map<String, Value>, path: &str) -> Result<()
         ("type", "eq") => q.types.push(type_filter(value, path, false)?),
         ("type", "prefix") => q.types.push(type_filter(value, path, true)?),
         ("type", "in") => {
-            let items = value.as_array().filter(|a| !a.is_empty() && a.len() <= MAX_LIST).ok_or_else(|| invalid(path, "`in` takes 1 to 100 values"))?;
+            let items = value
+                .as_array()
+                .filter(|a| !a.is_empty() && a.len() <= MAX_LIST)
+                .ok_or_else(|| invalid(path, "`in` takes 1 to 100 values"))?;
             for item in items {
                 q.types.push(type_filter(item, path, false)?);
             }
@@ -166,7 +199,10 @@ fn leaf(q: &mut HistoryQuery, map: &Map<String, Value>, path: &str) -> Result<()
             }
         }
         ("id", "gt" | "lt") => {
-            let id = value.as_str().and_then(|v| EventId::new(v).ok()).ok_or_else(|| invalid(path, "an event id"))?;
+            let id = value
+                .as_str()
+                .and_then(|v| EventId::new(v).ok())
+                .ok_or_else(|| invalid(path, "an event id"))?;
             if op == "gt" {
                 q.after_id = Some(id);
             } else {
@@ -174,11 +210,17 @@ fn leaf(q: &mut HistoryQuery, map: &Map<String, Value>, path: &str) -> Result<()
             }
         }
         ("source.correlationId", "eq") => {
-            let id = value.as_str().and_then(|v| CorrelationId::new(v).ok()).ok_or_else(|| invalid(path, "a correlation id"))?;
+            let id = value
+                .as_str()
+                .and_then(|v| CorrelationId::new(v).ok())
+                .ok_or_else(|| invalid(path, "a correlation id"))?;
             q.correlation_id = Some(id);
         }
         (_, "eq") if !value.is_array() && !value.is_object() => {
-            q.fields.push(FieldFilter::new(field, value.clone()).map_err(|e| invalid(path, &e.to_string()))?);
+            q.fields.push(
+                FieldFilter::new(field, value.clone())
+                    .map_err(|e| invalid(path, &e.to_string()))?,
+            );
         }
         _ => return Err(unsupported()),
     }
@@ -186,9 +228,13 @@ fn leaf(q: &mut HistoryQuery, map: &Map<String, Value>, path: &str) -> Result<()
 }
 
 fn type_filter(value: &Value, path: &str, prefix: bool) -> Result<TypeFilter, ApiError> {
-    let t = value.as_str().ok_or_else(|| invalid(path, "a type is a string"))?;
+    let t = value
+        .as_str()
+        .ok_or_else(|| invalid(path, "a type is a string"))?;
     let raw = if prefix {
-        let Some(base) = t.strip_suffix('.') else { return Err(invalid(path, "a type prefix ends with `.`")) };
+        let Some(base) = t.strip_suffix('.') else {
+            return Err(invalid(path, "a type prefix ends with `.`"));
+        };
         format!("{base}.*")
     } else {
         t.to_string()
@@ -198,7 +244,9 @@ fn type_filter(value: &Value, path: &str, prefix: bool) -> Result<TypeFilter, Ap
 
 fn date(v: &Value) -> Option<DateTime<Utc>> {
     match v {
-        Value::String(s) => DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&Utc)),
+        Value::String(s) => DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| d.with_timezone(&Utc)),
         Value::Number(n) => DateTime::from_timestamp_millis(n.as_i64()?),
         _ => None,
     }
@@ -231,12 +279,16 @@ fn insert_path(out: &mut Value, path: &str, v: Value) {
     let mut at = out;
     let segments: Vec<&str> = path.split('.').collect();
     for (i, seg) in segments.iter().enumerate() {
-        let Some(map) = at.as_object_mut() else { return };
+        let Some(map) = at.as_object_mut() else {
+            return;
+        };
         if i + 1 == segments.len() {
             map.insert((*seg).to_string(), v);
             return;
         }
-        at = map.entry((*seg).to_string()).or_insert_with(|| Value::Object(Map::new()));
+        at = map
+            .entry((*seg).to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
     }
 }
 
@@ -247,7 +299,11 @@ pub fn fields(body: &SearchBody) -> Option<&[String]> {
 
 /// `size`: the total, capped unless `trackTotal`.
 pub fn size(total: u64, track_total: bool) -> u64 {
-    if track_total { total } else { total.min(MAX_WINDOW) }
+    if track_total {
+        total
+    } else {
+        total.min(MAX_WINDOW)
+    }
 }
 
 #[cfg(test)]
@@ -281,23 +337,44 @@ mod tests {
 
     #[test]
     fn raw_engine_queries_and_unsupported_forms_are_refused() {
-        let reason = |v: Value| match parse(v.clone()).and_then(|b| to_query(ws(), &b).map(|_| ())) {
-            Err(e) => e.details.and_then(|d| d["reason"].as_str().map(str::to_string)),
+        let reason = |v: Value| match parse(v.clone()).and_then(|b| to_query(ws(), &b).map(|_| ()))
+        {
+            Err(e) => e
+                .details
+                .and_then(|d| d["reason"].as_str().map(str::to_string)),
             Ok(()) => None,
         };
-        assert_eq!(reason(json!({"query": {"match_all": {}}})).as_deref(), Some("use-where"));
-        assert_eq!(reason(json!({"where": {"or": [{"text": "a"}]}})).as_deref(), Some("unsupported"));
-        assert_eq!(reason(json!({"where": {"field": "payload.n", "op": "gte", "value": 1}})).as_deref(), Some("unsupported"));
-        assert!(reason(json!({"where": {"field": "payload.a b", "op": "eq", "value": 1}})).is_some());
+        assert_eq!(
+            reason(json!({"query": {"match_all": {}}})).as_deref(),
+            Some("use-where")
+        );
+        assert_eq!(
+            reason(json!({"where": {"or": [{"text": "a"}]}})).as_deref(),
+            Some("unsupported")
+        );
+        assert_eq!(
+            reason(json!({"where": {"field": "payload.n", "op": "gte", "value": 1}})).as_deref(),
+            Some("unsupported")
+        );
+        assert!(
+            reason(json!({"where": {"field": "payload.a b", "op": "eq", "value": 1}})).is_some()
+        );
         assert!(reason(json!({"page": 100, "limit": 500})).is_some());
     }
 
     #[test]
     fn projections_keep_only_the_asked_paths() {
-        let mut e = Event::new(refract_core::EventType::new("t").expect("t"), Some(ws()), Map::new());
+        let mut e = Event::new(
+            refract_core::EventType::new("t").expect("t"),
+            Some(ws()),
+            Map::new(),
+        );
         e.payload.insert("slug".into(), json!("a"));
         e.payload.insert("big".into(), json!("b"));
-        let docs = project(vec![e], Some(&["type".to_string(), "payload.slug".to_string()]));
+        let docs = project(
+            vec![e],
+            Some(&["type".to_string(), "payload.slug".to_string()]),
+        );
         assert_eq!(docs[0], json!({"type": "t", "payload": {"slug": "a"}}));
     }
 }

@@ -8,7 +8,13 @@ use refract_core::{UserId, WorkspaceId};
 use refract_storage::{Cache, CacheKey, StorageError};
 
 /// The topics `user` joined in `workspace`.
-pub async fn joined(cache: &dyn Cache, workspace: &WorkspaceId, user: &UserId) -> Result<HashSet<String>, StorageError> {
-    let fields = cache.hgetall(&CacheKey::user_topics(workspace, user)).await?;
+pub async fn joined(
+    cache: &dyn Cache,
+    workspace: &WorkspaceId,
+    user: &UserId,
+) -> Result<HashSet<String>, StorageError> {
+    let fields = cache
+        .hgetall(&CacheKey::user_topics(workspace, user))
+        .await?;
     Ok(fields.into_keys().collect())
 }

@@ -18,7 +18,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -29,8 +34,12 @@ impl ApiError {
     /// 400 `RequestValidationError` for one field.
     pub fn validation(path: &str, message: impl Into<String>) -> Self {
         let message = message.into();
-        Self::new(StatusCode::BAD_REQUEST, "RequestValidationError", format!("{path}: {message}"))
-            .with_details(json!([{ "path": path, "message": message }]))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "RequestValidationError",
+            format!("{path}: {message}"),
+        )
+        .with_details(json!([{ "path": path, "message": message }]))
     }
 
     /// 401 `AuthenticationError`.
@@ -50,38 +59,65 @@ impl ApiError {
 
     /// 409 `AlreadyUsedError` naming the field.
     pub fn already_used(field: &str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, "AlreadyUsedError", message).with_details(json!({ "field": field }))
+        Self::new(StatusCode::CONFLICT, "AlreadyUsedError", message)
+            .with_details(json!({ "field": field }))
     }
 
     /// 413 `PayloadTooLarge`.
     pub fn too_large(limit: usize) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", format!("the body is over the {limit}-byte limit"))
-            .with_details(json!({ "limit": limit }))
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            format!("the body is over the {limit}-byte limit"),
+        )
+        .with_details(json!({ "limit": limit }))
     }
 
     /// 500 `Internal`: logs `cause` and sends a generic message.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal", "an internal error occurred")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal",
+            "an internal error occurred",
+        )
     }
 
     /// 503 `ServiceUnavailable`: logs `cause`.
     pub fn unavailable(cause: impl std::fmt::Display) -> Self {
         tracing::warn!(error = %cause, "dependency unavailable");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "a backend is unavailable; retry later")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "a backend is unavailable; retry later",
+        )
     }
 
     /// The default mapping of an error kind, for errors without a more specific code.
     pub fn from_kind(kind: ErrorKind, cause: impl std::fmt::Display) -> Self {
         match kind {
             ErrorKind::NotFound => Self::not_found(cause.to_string()),
-            ErrorKind::Conflict => Self::new(StatusCode::CONFLICT, "AlreadyUsedError", cause.to_string()),
-            ErrorKind::Invalid => Self::new(StatusCode::BAD_REQUEST, "RequestValidationError", cause.to_string()),
+            ErrorKind::Conflict => {
+                Self::new(StatusCode::CONFLICT, "AlreadyUsedError", cause.to_string())
+            }
+            ErrorKind::Invalid => Self::new(
+                StatusCode::BAD_REQUEST,
+                "RequestValidationError",
+                cause.to_string(),
+            ),
             ErrorKind::Forbidden => Self::forbidden(cause.to_string()),
-            ErrorKind::Limit => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", cause.to_string()),
+            ErrorKind::Limit => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLarge",
+                cause.to_string(),
+            ),
             ErrorKind::Timeout => {
                 tracing::warn!(error = %cause, "timeout");
-                Self::new(StatusCode::GATEWAY_TIMEOUT, "TimeoutError", "the operation timed out")
+                Self::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "TimeoutError",
+                    "the operation timed out",
+                )
             }
             ErrorKind::Unavailable => Self::unavailable(cause),
             ErrorKind::Internal => Self::internal(cause),
@@ -100,7 +136,13 @@ impl From<ValidationError> for ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 

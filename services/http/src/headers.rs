@@ -72,7 +72,9 @@ impl Caller {
 
     /// The authenticated user, or 401.
     pub fn require_user(&self) -> Result<&UserId, ApiError> {
-        self.user_id.as_ref().ok_or_else(|| ApiError::unauthenticated("authentication required"))
+        self.user_id
+            .as_ref()
+            .ok_or_else(|| ApiError::unauthenticated("authentication required"))
     }
 }
 
@@ -105,6 +107,10 @@ mod tests {
         let caller = Caller::from_headers(&headers);
         assert_eq!(caller.user_id.unwrap().as_str(), "u1");
         assert_eq!(caller.correlation_id.as_str().len(), 32);
-        assert!(Caller::from_headers(&HeaderMap::new()).require_user().is_err());
+        assert!(
+            Caller::from_headers(&HeaderMap::new())
+                .require_user()
+                .is_err()
+        );
     }
 }

@@ -36,9 +36,11 @@ fn rejection_to_error(rejection: JsonRejection) -> ApiError {
         .with_details(json!({ "expected": "application/json" })),
         JsonRejection::JsonDataError(e) => ApiError::validation("body", e.body_text()),
         JsonRejection::JsonSyntaxError(e) => ApiError::validation("body", e.body_text()),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", "the body is over this route's limit")
-        }
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            "the body is over this route's limit",
+        ),
         other => ApiError::validation("body", other.body_text()),
     }
 }
@@ -71,10 +73,16 @@ mod tests {
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
-        let res = app.oneshot(req.body(Body::from(body.to_string())).unwrap()).await.unwrap();
+        let res = app
+            .oneshot(req.body(Body::from(body.to_string())).unwrap())
+            .await
+            .unwrap();
         let status = res.status();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(json!(null)))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(json!(null)),
+        )
     }
 
     #[tokio::test]
@@ -84,7 +92,10 @@ mod tests {
         assert_eq!(body["error"], "RequestValidationError");
         let (status, body) = call(Some("application/json"), "{\"name\":\"a\",\"x\":1}").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert!(body["message"].as_str().unwrap().contains("unknown field"), "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("unknown field"),
+            "{body}"
+        );
         let (status, _) = call(Some("application/json"), "{oops").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         let (status, body) = call(None, "{}").await;

@@ -223,7 +223,14 @@ fn main() -> anyhow::Result<()> {
             decode.push(t.elapsed());
             drop(p);
         }
-        report(&format!("native   decode the program ({} bytes, JSON form {} bytes)", text.len(), serde_json::to_string(&program)?.len()), decode);
+        report(
+            &format!(
+                "native   decode the program ({} bytes, JSON form {} bytes)",
+                text.len(),
+                serde_json::to_string(&program)?.len()
+            ),
+            decode,
+        );
         // Sandbox: the interpreter component through the host, fresh instance per run.
         let mut sandboxed = Vec::with_capacity(n);
         let mut phases = [Duration::ZERO; 4];
@@ -234,7 +241,11 @@ fn main() -> anyhow::Result<()> {
             if i >= 20 {
                 sandboxed.push(t.elapsed());
                 let tm = &r.timings;
-                for (sum, d) in phases.iter_mut().zip([tm.setup, tm.instantiate, tm.call, tm.teardown]) {
+                for (sum, d) in
+                    phases
+                        .iter_mut()
+                        .zip([tm.setup, tm.instantiate, tm.call, tm.teardown])
+                {
                     *sum += d;
                 }
             }
@@ -246,7 +257,10 @@ fn main() -> anyhow::Result<()> {
         let us = |d: Duration| d.as_secs_f64() * 1e6 / n.max(1) as f64;
         println!(
             "         phases (mean µs): setup {:.1}, instantiate {:.1}, call {:.1}, teardown {:.1}",
-            us(phases[0]), us(phases[1]), us(phases[2]), us(phases[3])
+            us(phases[0]),
+            us(phases[1]),
+            us(phases[2]),
+            us(phases[3])
         );
     }
     Ok(())

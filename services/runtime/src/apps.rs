@@ -17,7 +17,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use refract_core::WorkspaceId;
-use refract_core::apps::{App, AppInstance, AppVersion, MAX_APP_DEPTH, app_version_doc_id, full_slug, instance_config};
+use refract_core::apps::{
+    App, AppInstance, AppVersion, MAX_APP_DEPTH, app_version_doc_id, full_slug, instance_config,
+};
 use refract_core::model::Automation;
 use refract_storage::documents::MAX_FIND_LIMIT;
 use refract_storage::{DocumentStore, StorageError, collections};
@@ -88,17 +90,36 @@ async fn app(store: &dyn DocumentStore, slug: &str) -> Result<Option<App>, Stora
     })
 }
 
-async fn version(store: &dyn DocumentStore, slug: &str, n: u32) -> Result<Option<AppVersion>, StorageError> {
-    Ok(match store.get(&collections::APP_VERSIONS, &app_version_doc_id(slug, n)).await? {
-        Some(doc) => serde_json::from_value(doc.body).ok(),
-        None => None,
-    })
+async fn version(
+    store: &dyn DocumentStore,
+    slug: &str,
+    n: u32,
+) -> Result<Option<AppVersion>, StorageError> {
+    Ok(
+        match store
+            .get(&collections::APP_VERSIONS, &app_version_doc_id(slug, n))
+            .await?
+        {
+            Some(doc) => serde_json::from_value(doc.body).ok(),
+            None => None,
+        },
+    )
 }
 
 /// Every instance of `ws`, nested ones included. Disabled instances, instances of missing
 /// apps and recursive imports are skipped with a log (§8.1).
-pub async fn load_workspace(store: &dyn DocumentStore, ws: &WorkspaceId) -> Result<Vec<Loaded>, StorageError> {
-    let docs = store.find(&collections::APP_INSTANCES, "workspaceId", &json!(ws.as_str()), MAX_FIND_LIMIT).await?;
+pub async fn load_workspace(
+    store: &dyn DocumentStore,
+    ws: &WorkspaceId,
+) -> Result<Vec<Loaded>, StorageError> {
+    let docs = store
+        .find(
+            &collections::APP_INSTANCES,
+            "workspaceId",
+            &json!(ws.as_str()),
+            MAX_FIND_LIMIT,
+        )
+        .await?;
     /// An instance to load, under its parent instance (full slug) and app, if nested.
     struct Pending {
         parent: Option<String>,
@@ -109,17 +130,32 @@ pub async fn load_workspace(store: &dyn DocumentStore, ws: &WorkspaceId) -> Resu
     let mut stack = Vec::new();
     for doc in docs {
         match serde_json::from_value::<AppInstance>(doc.body) {
-            Ok(instance) => stack.push(Pending { parent: None, parent_app: None, ancestors: Vec::new(), instance }),
-            Err(e) => tracing::warn!(doc_id = %doc.id, error = %e, "unreadable app instance skipped"),
+            Ok(instance) => stack.push(Pending {
+                parent: None,
+                parent_app: None,
+                ancestors: Vec::new(),
+                instance,
+            }),
+            Err(e) => {
+                tracing::warn!(doc_id = %doc.id, error = %e, "unreadable app instance skipped")
+            }
         }
     }
     let mut out = Vec::new();
-    while let Some(Pending { parent, parent_app, ancestors, instance }) = stack.pop() {
+    while let Some(Pending {
+        parent,
+        parent_app,
+        ancestors,
+        instance,
+    }) = stack.pop()
+    {
         let full = full_slug(parent.as_deref(), &instance.slug);
         if instance.disabled {
             continue;
         }
-        let depth = u32::try_from(ancestors.len()).unwrap_or(u32::MAX).saturating_add(1);
+        let depth = u32::try_from(ancestors.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
         if depth > MAX_APP_DEPTH || ancestors.contains(&instance.app_slug) {
             tracing::warn!(workspace_id = %ws, instance = %full, app = %instance.app_slug, "recursive or too deep app instance skipped");
             continue;
@@ -151,14 +187,22 @@ pub async fn load_workspace(store: &dyn DocumentStore, ws: &WorkspaceId) -> Resu
             .automations
             .into_iter()
             .map(|mut a| {
-                a.config = Some(instance_config(a.config.as_ref().unwrap_or(&json!({})), &config));
+                a.config = Some(instance_config(
+                    a.config.as_ref().unwrap_or(&json!({})),
+                    &config,
+                ));
                 a
             })
             .collect();
         let mut below = ancestors.clone();
         below.push(app.slug.clone());
         for import in v.snapshot.imports {
-            stack.push(Pending { parent: Some(full.clone()), parent_app: Some(app.slug.clone()), ancestors: below.clone(), instance: import });
+            stack.push(Pending {
+                parent: Some(full.clone()),
+                parent_app: Some(app.slug.clone()),
+                ancestors: below.clone(),
+                instance: import,
+            });
         }
         out.push(Loaded { scope, automations });
     }
@@ -166,15 +210,50 @@ pub async fn load_workspace(store: &dyn DocumentStore, ws: &WorkspaceId) -> Resu
 }
 
 /// Every workspace with at least one instance.
-pub async fn workspaces_with_instances(store: &dyn DocumentStore) -> Result<BTreeSet<String>, StorageError> {
-    let docs = store.find(&collections::APP_INSTANCES, INSTALLED, &json!(true), MAX_FIND_LIMIT).await?;
-    Ok(docs.into_iter().filter_map(|d| d.body.get("workspaceId").and_then(Value::as_str).map(str::to_owned)).collect())
+pub async fn workspaces_with_instances(
+    store: &dyn DocumentStore,
+) -> Result<BTreeSet<String>, StorageError> {
+    let docs = store
+        .find(
+            &collections::APP_INSTANCES,
+            INSTALLED,
+            &json!(true),
+            MAX_FIND_LIMIT,
+        )
+        .await?;
+    Ok(docs
+        .into_iter()
+        .filter_map(|d| {
+            d.body
+                .get("workspaceId")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect())
 }
 
 /// Workspaces with a direct instance of `app_slug`.
-pub async fn workspaces_installing(store: &dyn DocumentStore, app_slug: &str) -> Result<BTreeSet<String>, StorageError> {
-    let docs = store.find(&collections::APP_INSTANCES, "appSlug", &json!(app_slug), MAX_FIND_LIMIT).await?;
-    Ok(docs.into_iter().filter_map(|d| d.body.get("workspaceId").and_then(Value::as_str).map(str::to_owned)).collect())
+pub async fn workspaces_installing(
+    store: &dyn DocumentStore,
+    app_slug: &str,
+) -> Result<BTreeSet<String>, StorageError> {
+    let docs = store
+        .find(
+            &collections::APP_INSTANCES,
+            "appSlug",
+            &json!(app_slug),
+            MAX_FIND_LIMIT,
+        )
+        .await?;
+    Ok(docs
+        .into_iter()
+        .filter_map(|d| {
+            d.body
+                .get("workspaceId")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect())
 }
 
 /// Which instance each live run belongs to, and the credentials its HTTP caller presented, by
@@ -196,17 +275,32 @@ struct LiveRun {
 impl RunScopes {
     /// Records `run_id` as a run of `scope`, started with `credentials`, until the guard is
     /// dropped (runs with neither are not recorded).
-    pub fn enter(self: &Arc<Self>, run_id: &str, scope: Option<Arc<AppScope>>, credentials: Option<Arc<Credentials>>) -> RunGuard {
+    pub fn enter(
+        self: &Arc<Self>,
+        run_id: &str,
+        scope: Option<Arc<AppScope>>,
+        credentials: Option<Arc<Credentials>>,
+    ) -> RunGuard {
         if scope.is_some() || credentials.is_some() {
             let live = LiveRun { scope, credentials };
-            self.runs.lock().unwrap_or_else(PoisonError::into_inner).insert(run_id.to_owned(), live);
+            self.runs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(run_id.to_owned(), live);
         }
-        RunGuard { scopes: self.clone(), run_id: run_id.to_owned() }
+        RunGuard {
+            scopes: self.clone(),
+            run_id: run_id.to_owned(),
+        }
     }
 
     /// The instance of run `run_id`, if it runs inside one.
     pub fn of(&self, run_id: &str) -> Option<Arc<AppScope>> {
-        self.runs.lock().unwrap_or_else(PoisonError::into_inner).get(run_id).and_then(|r| r.scope.clone())
+        self.runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(run_id)
+            .and_then(|r| r.scope.clone())
     }
 
     /// The instance of the run that made call `callee_run_id` (`<caller>.c<n>`).
@@ -217,7 +311,11 @@ impl RunScopes {
     /// The credentials of the run that made call `callee_run_id`: a call runs as its caller.
     pub fn credentials_of_caller(&self, callee_run_id: &str) -> Option<Arc<Credentials>> {
         let caller = caller_of(callee_run_id)?;
-        self.runs.lock().unwrap_or_else(PoisonError::into_inner).get(caller).and_then(|r| r.credentials.clone())
+        self.runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(caller)
+            .and_then(|r| r.credentials.clone())
     }
 }
 
@@ -234,7 +332,11 @@ pub struct RunGuard {
 
 impl Drop for RunGuard {
     fn drop(&mut self) {
-        self.scopes.runs.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.run_id);
+        self.scopes
+            .runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.run_id);
     }
 }
 
@@ -269,19 +371,31 @@ mod tests {
     fn runs_know_their_instance_and_calls_find_their_caller() {
         let scopes = Arc::new(RunScopes::default());
         let guard = scopes.enter("r1", Some(scope("crm")), None);
-        assert_eq!(scopes.of("r1").map(|s| s.full_slug.clone()), Some("crm".into()));
-        assert_eq!(scopes.of_caller("r1.c2").map(|s| s.full_slug.clone()), Some("crm".into()));
+        assert_eq!(
+            scopes.of("r1").map(|s| s.full_slug.clone()),
+            Some("crm".into())
+        );
+        assert_eq!(
+            scopes.of_caller("r1.c2").map(|s| s.full_slug.clone()),
+            Some("crm".into())
+        );
         assert!(scopes.of_caller("r2.c1").is_none());
         drop(guard);
         assert!(scopes.of("r1").is_none());
         // A call runs with its caller's credentials; a run without scope keeps them too.
-        let key = Arc::new(Credentials { api_key: Some("rfk_k".into()), ..Credentials::default() });
+        let key = Arc::new(Credentials {
+            api_key: Some("rfk_k".into()),
+            ..Credentials::default()
+        });
         let guard = scopes.enter("r3", None, Some(key.clone()));
         assert_eq!(scopes.credentials_of_caller("r3.c1"), Some(key));
         assert!(scopes.of_caller("r3.c1").is_none());
         drop(guard);
         assert!(scopes.credentials_of_caller("r3.c1").is_none());
-        assert_eq!(bus_type(Some(&scope("crm.mailer")), "done"), "crm.mailer.done");
+        assert_eq!(
+            bus_type(Some(&scope("crm.mailer")), "done"),
+            "crm.mailer.done"
+        );
         assert_eq!(split_key("ws1/crm.mailer"), ("ws1", Some("crm.mailer")));
         assert_eq!(split_key("ws1"), ("ws1", None));
     }

@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use refract_broker::{Broker, BrokerError};
 use chrono::Utc;
+use refract_broker::{Broker, BrokerError};
 use refract_core::{Event, EventId, EventType, Source, SourceHost};
-use serde_json::{Value, json};
 use refract_host::{EventBus, RunContext, ServiceError, WaitCondition};
+use serde_json::{Value, json};
 
 use crate::apps::{self, AppScope, RunScopes, bus_type};
 use crate::executor::Credentials;
@@ -41,7 +41,12 @@ pub struct BrokerBus {
 
 impl BrokerBus {
     pub fn new(broker: Arc<dyn Broker>, waiters: Arc<Waiters>, instance: String) -> Self {
-        Self { broker, waiters, instance, scopes: Arc::default() }
+        Self {
+            broker,
+            waiters,
+            instance,
+            scopes: Arc::default(),
+        }
     }
 
     /// Which app instance each live run belongs to, and its caller's credentials.
@@ -51,15 +56,26 @@ impl BrokerBus {
 
     /// Records run `run_id` (of app instance `scope`, started with `credentials`, if any) until
     /// the guard is dropped.
-    pub fn enter(&self, run_id: &str, scope: Option<Arc<AppScope>>, credentials: Option<Arc<Credentials>>) -> RunGuard {
+    pub fn enter(
+        &self,
+        run_id: &str,
+        scope: Option<Arc<AppScope>>,
+        credentials: Option<Arc<Credentials>>,
+    ) -> RunGuard {
         let scope = self.scopes.enter(run_id, scope, credentials);
-        RunGuard { _scope: scope, waiters: self.waiters.clone(), run_id: run_id.to_owned() }
+        RunGuard {
+            _scope: scope,
+            waiters: self.waiters.clone(),
+            run_id: run_id.to_owned(),
+        }
     }
 
     /// Publishes a system event about `run` (a wait starting or fulfilled); a failure is logged,
     /// the wait goes on.
     async fn announce(&self, run: &RunContext, ty: &str, payload: Value) {
-        let Some(event) = run_event(run, ty, payload, run.depth) else { return };
+        let Some(event) = run_event(run, ty, payload, run.depth) else {
+            return;
+        };
         if let Err(e) = self.publish(event).await {
             tracing::warn!(workspace_id = %run.workspace_id, event_type = ty, error = %e, "could not publish a wait event");
         }
@@ -67,7 +83,10 @@ impl BrokerBus {
 
     /// Publishes an event of the runtime itself (stamped with this instance).
     pub async fn publish(&self, mut event: Event) -> Result<EventId, BrokerError> {
-        event.source.host = Some(SourceHost { service: SERVICE.into(), replica: Some(self.instance.clone()) });
+        event.source.host = Some(SourceHost {
+            service: SERVICE.into(),
+            replica: Some(self.instance.clone()),
+        });
         self.broker.publish(event).await
     }
 }
@@ -75,7 +94,9 @@ impl BrokerBus {
 /// An event of the platform about `run`, under its identity, at automation depth `depth`
 /// (`None` for a bad type or a payload that is not an object).
 pub(crate) fn run_event(run: &RunContext, ty: &str, payload: Value, depth: u32) -> Option<Event> {
-    let (Ok(event_type), Value::Object(payload)) = (EventType::new(ty), payload) else { return None };
+    let (Ok(event_type), Value::Object(payload)) = (EventType::new(ty), payload) else {
+        return None;
+    };
     let mut event = Event::new(event_type, Some(run.workspace_id.clone()), payload);
     event.source = Source {
         workspace_id: Some(run.workspace_id.clone()),
@@ -94,10 +115,12 @@ impl EventBus for BrokerBus {
     async fn emit(&self, run: &RunContext, mut event: Event) -> Result<EventId, ServiceError> {
         // The host built the source (workspace, correlation, automation, depth + 1); inside an
         // app instance the type gets the instance's prefix and the source its app (§8.3).
-        self.waiters.asked(&run.run_id, event.created_at.timestamp_millis());
+        self.waiters
+            .asked(&run.run_id, event.created_at.timestamp_millis());
         if let Some(scope) = self.scopes.of(&run.run_id) {
             let ty = bus_type(Some(&scope), event.event_type.as_str());
-            event.event_type = EventType::new(&ty).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+            event.event_type =
+                EventType::new(&ty).map_err(|e| ServiceError::Invalid(e.to_string()))?;
             event.source.app_slug = Some(scope.app_slug.clone());
             event.source.app_instance_full_slug = Some(scope.full_slug.clone());
             event.source.app_instance_depth = Some(scope.depth);
@@ -108,25 +131,40 @@ impl EventBus for BrokerBus {
         })
     }
 
-    async fn wait(&self, run: &RunContext, conditions: &[WaitCondition], timeout: Duration) -> Result<Option<Event>, ServiceError> {
+    async fn wait(
+        &self,
+        run: &RunContext,
+        conditions: &[WaitCondition],
+        timeout: Duration,
+    ) -> Result<Option<Event>, ServiceError> {
         let scope = self.scopes.of(&run.run_id);
         let mut conditions = conditions.to_vec();
         if let Some(scope) = &scope {
             for c in &mut conditions {
                 let ty = bus_type(Some(scope), c.event_type.as_str());
-                c.event_type = EventType::new(&ty).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+                c.event_type =
+                    EventType::new(&ty).map_err(|e| ServiceError::Invalid(e.to_string()))?;
             }
         }
         let conditions = conditions.as_slice();
-        let mut handle = self.waiters.register(&run.run_id, run.workspace_id.as_str(), conditions.to_vec());
+        let mut handle =
+            self.waiters
+                .register(&run.run_id, run.workspace_id.as_str(), conditions.to_vec());
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let expires_at = Utc::now().timestamp_millis().saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX));
+        let expires_at = Utc::now()
+            .timestamp_millis()
+            .saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX));
         let one_of: Vec<&str> = conditions.iter().map(|c| c.event_type.as_str()).collect();
         let pending = json!({"id": id, "expiresAt": expires_at, "wait": {"oneOf": one_of, "timeout": timeout.as_millis() as u64}});
         self.announce(run, "runtime.waits.pending", pending).await;
         match tokio::time::timeout(timeout, &mut handle.rx).await {
             Ok(Ok(event)) => {
-                self.announce(run, "runtime.waits.fulfilled", json!({"id": id, "event": event})).await;
+                self.announce(
+                    run,
+                    "runtime.waits.fulfilled",
+                    json!({"id": id, "event": event}),
+                )
+                .await;
                 Ok(Some(event))
             }
             Ok(Err(_)) => Err(ServiceError::Unavailable("the wait was dropped".into())),

@@ -77,7 +77,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         let ok_id = !self.instance_id.is_empty()
             && self.instance_id.len() <= 64
-            && self.instance_id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            && self
+                .instance_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         if !ok_id {
             return Err("instance_id: 1 to 64 characters of A-Z a-z 0-9 - _ .".into());
         }
@@ -85,12 +88,17 @@ impl Config {
             return Err("webhook_timeout must be positive".into());
         }
         if self.scheduler_tick.is_zero() || self.scheduler_tick > Duration::from_secs(1) {
-            return Err("scheduler_tick must be between 1 ms and 1 s (cron has second precision)".into());
+            return Err(
+                "scheduler_tick must be between 1 ms and 1 s (cron has second precision)".into(),
+            );
         }
         if self.max_concurrent_events == 0 {
             return Err("max_concurrent_events must be at least 1".into());
         }
-        if self.session_ttl.is_zero() || self.run_scope_ttl.is_zero() || self.tick_lock_ttl.is_zero() {
+        if self.session_ttl.is_zero()
+            || self.run_scope_ttl.is_zero()
+            || self.tick_lock_ttl.is_zero()
+        {
             return Err("session_ttl, run_scope_ttl and tick_lock_ttl must be positive".into());
         }
         self.sandboxes().map(drop)
@@ -98,13 +106,17 @@ impl Config {
 
     /// The sandbox policies, parsed.
     pub fn sandboxes(&self) -> Result<Sandboxes, String> {
-        Sandboxes::new(self.sandbox.clone(), &self.workspace_sandboxes).map_err(|e| format!("sandbox: {e}"))
+        Sandboxes::new(self.sandbox.clone(), &self.workspace_sandboxes)
+            .map_err(|e| format!("sandbox: {e}"))
     }
 
     /// The host settings matching this config (egress loopback), other fields default.
     pub fn host_config(&self) -> HostConfig {
         HostConfig {
-            egress: EgressConfig { allow_loopback: self.allow_loopback, ..EgressConfig::default() },
+            egress: EgressConfig {
+                allow_loopback: self.allow_loopback,
+                ..EgressConfig::default()
+            },
             ..HostConfig::default()
         }
     }
@@ -117,14 +129,33 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_bad_settings_are_named() {
         assert!(Config::default().validate().is_ok());
-        let bad = Config { instance_id: "a b".into(), ..Config::default() };
+        let bad = Config {
+            instance_id: "a b".into(),
+            ..Config::default()
+        };
         assert!(bad.validate().unwrap_err().starts_with("instance_id"));
-        let bad = Config { scheduler_tick: Duration::from_secs(5), ..Config::default() };
+        let bad = Config {
+            scheduler_tick: Duration::from_secs(5),
+            ..Config::default()
+        };
         assert!(bad.validate().unwrap_err().starts_with("scheduler_tick"));
-        let sandbox = SandboxPolicy { allow_hosts: vec!["*foo.com".into()], ..SandboxPolicy::default() };
-        let bad = Config { sandbox, ..Config::default() };
-        assert!(bad.validate().unwrap_err().starts_with("sandbox: allow_hosts"));
-        let loopback = Config { allow_loopback: true, ..Config::default() };
+        let sandbox = SandboxPolicy {
+            allow_hosts: vec!["*foo.com".into()],
+            ..SandboxPolicy::default()
+        };
+        let bad = Config {
+            sandbox,
+            ..Config::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .starts_with("sandbox: allow_hosts")
+        );
+        let loopback = Config {
+            allow_loopback: true,
+            ..Config::default()
+        };
         assert!(loopback.host_config().egress.allow_loopback);
     }
 }

@@ -61,31 +61,65 @@ fn unavailable(e: impl std::fmt::Display) -> ServiceError {
 }
 
 impl ContextStore {
-    pub fn new(cache: Arc<dyn Cache>, session_ttl: Duration, run_ttl: Duration, max_variable_bytes: usize) -> Self {
-        Self { cache, session_ttl, run_ttl, max_variable_bytes, runs: Mutex::default(), config: None, store: None }
+    pub fn new(
+        cache: Arc<dyn Cache>,
+        session_ttl: Duration,
+        run_ttl: Duration,
+        max_variable_bytes: usize,
+    ) -> Self {
+        Self {
+            cache,
+            session_ttl,
+            run_ttl,
+            max_variable_bytes,
+            runs: Mutex::default(),
+            config: None,
+            store: None,
+        }
     }
 
     /// Lets runs read the computed fields of their user from `store` and write their
     /// workspace's config through `config`.
-    pub fn with_platform(self, store: Arc<dyn DocumentStore>, config: Arc<WorkspaceConfig>) -> Self {
-        Self { config: Some(config), store: Some(store), ..self }
+    pub fn with_platform(
+        self,
+        store: Arc<dyn DocumentStore>,
+        config: Arc<WorkspaceConfig>,
+    ) -> Self {
+        Self {
+            config: Some(config),
+            store: Some(store),
+            ..self
+        }
     }
 
     /// The cache hash of a persistent scope, and its TTL.
-    fn key(&self, run: &RunContext, scope: StateScope) -> Result<(CacheKey, Option<Duration>), ServiceError> {
+    fn key(
+        &self,
+        run: &RunContext,
+        scope: StateScope,
+    ) -> Result<(CacheKey, Option<Duration>), ServiceError> {
         let ws = &run.workspace_id;
         let no_owner = || ServiceError::Invalid("the scope has no owner in this run".into());
         Ok(match scope {
             StateScope::Global => (CacheKey::context(ws, ContextScope::Global, ""), None),
             StateScope::User => {
                 let user = run.user_id.as_ref().ok_or_else(no_owner)?;
-                (CacheKey::context(ws, ContextScope::User, user.as_str()), None)
+                (
+                    CacheKey::context(ws, ContextScope::User, user.as_str()),
+                    None,
+                )
             }
             StateScope::Session => {
                 let session = run.session_id.as_ref().ok_or_else(no_owner)?;
-                (CacheKey::context(ws, ContextScope::Session, session.as_str()), Some(self.session_ttl))
+                (
+                    CacheKey::context(ws, ContextScope::Session, session.as_str()),
+                    Some(self.session_ttl),
+                )
             }
-            StateScope::Run => (CacheKey::context(ws, ContextScope::Run, run.correlation_id.as_str()), Some(self.run_ttl)),
+            StateScope::Run => (
+                CacheKey::context(ws, ContextScope::Run, run.correlation_id.as_str()),
+                Some(self.run_ttl),
+            ),
         })
     }
 
@@ -111,7 +145,10 @@ impl ContextStore {
         if runs.writes.is_multiple_of(256) {
             runs.map.retain(|_, (_, t)| now.duration_since(*t) < ttl);
         }
-        let entry = runs.map.entry(Self::run_key(run)).or_insert_with(|| (Map::new(), now));
+        let entry = runs
+            .map
+            .entry(Self::run_key(run))
+            .or_insert_with(|| (Map::new(), now));
         if now.duration_since(entry.1) >= ttl {
             entry.0.clear();
         }
@@ -126,21 +163,36 @@ impl ContextStore {
         }
     }
 
-    async fn read_var(&self, run: &RunContext, scope: StateScope, name: &str) -> Result<Option<Value>, ServiceError> {
+    async fn read_var(
+        &self,
+        run: &RunContext,
+        scope: StateScope,
+        name: &str,
+    ) -> Result<Option<Value>, ServiceError> {
         if scope == StateScope::Run {
             return Ok(self.run_var(run, name));
         }
         let (key, _) = self.key(run, scope)?;
-        let Some(bytes) = self.cache.hget(&key, name).await.map_err(unavailable)? else { return Ok(None) };
+        let Some(bytes) = self.cache.hget(&key, name).await.map_err(unavailable)? else {
+            return Ok(None);
+        };
         // A stored variable that no longer parses reads as absent rather than failing every run.
         Ok(serde_json::from_slice(&bytes).ok())
     }
 
-    async fn write_var(&self, run: &RunContext, scope: StateScope, name: &str, value: Option<Value>) -> Result<(), ServiceError> {
+    async fn write_var(
+        &self,
+        run: &RunContext,
+        scope: StateScope,
+        name: &str,
+        value: Option<Value>,
+    ) -> Result<(), ServiceError> {
         if let Some(v) = &value {
             let size = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
             if size > self.max_variable_bytes {
-                return Err(ServiceError::TooLarge(u32::try_from(self.max_variable_bytes).unwrap_or(u32::MAX)));
+                return Err(ServiceError::TooLarge(
+                    u32::try_from(self.max_variable_bytes).unwrap_or(u32::MAX),
+                ));
             }
         }
         if scope == StateScope::Run {
@@ -150,8 +202,12 @@ impl ContextStore {
         let (key, ttl) = self.key(run, scope)?;
         match value {
             Some(v) => {
-                let bytes = serde_json::to_vec(&v).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-                self.cache.hset(&key, name, &bytes).await.map_err(unavailable)?;
+                let bytes =
+                    serde_json::to_vec(&v).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+                self.cache
+                    .hset(&key, name, &bytes)
+                    .await
+                    .map_err(unavailable)?;
             }
             None => {
                 self.cache.hdel(&key, name).await.map_err(unavailable)?;
@@ -168,73 +224,136 @@ fn split(path: &str) -> Result<(String, Vec<Segment>), ServiceError> {
     let mut segs = paths::parse(path).map_err(ServiceError::Invalid)?;
     match segs.first() {
         Some(Segment::Key(_)) => {}
-        _ => return Err(ServiceError::Invalid(format!("path {path:?} must start with a name"))),
+        _ => {
+            return Err(ServiceError::Invalid(format!(
+                "path {path:?} must start with a name"
+            )));
+        }
     }
     let Segment::Key(name) = segs.remove(0) else {
-        return Err(ServiceError::Invalid(format!("path {path:?} must start with a name")));
+        return Err(ServiceError::Invalid(format!(
+            "path {path:?} must start with a name"
+        )));
     };
     Ok((name, segs))
 }
 
 #[async_trait]
 impl StateStore for ContextStore {
-    async fn get(&self, run: &RunContext, scope: StateScope, path: &str) -> Result<Option<Value>, ServiceError> {
+    async fn get(
+        &self,
+        run: &RunContext,
+        scope: StateScope,
+        path: &str,
+    ) -> Result<Option<Value>, ServiceError> {
         let (name, rest) = split(path)?;
         if let (StateScope::User, Some(store), Some(user)) = (scope, &self.store, &run.user_id)
             && user_fields::COMPUTED.contains(&name.as_str())
         {
-            let value = user_fields::computed(store.as_ref(), run, user, &name).await.map_err(unavailable)?;
+            let value = user_fields::computed(store.as_ref(), run, user, &name)
+                .await
+                .map_err(unavailable)?;
             return Ok(value.and_then(|v| paths::get(&v, &rest).cloned()));
         }
         let var = self.read_var(run, scope, &name).await?;
-        Ok(var.and_then(|v| paths::get(&v, &rest).cloned()).filter(|v| !v.is_null()))
+        Ok(var
+            .and_then(|v| paths::get(&v, &rest).cloned())
+            .filter(|v| !v.is_null()))
     }
 
-    async fn set(&self, run: &RunContext, scope: StateScope, path: &str, value: Value) -> Result<(), ServiceError> {
+    async fn set(
+        &self,
+        run: &RunContext,
+        scope: StateScope,
+        path: &str,
+        value: Value,
+    ) -> Result<(), ServiceError> {
         let (name, rest) = split(path)?;
         let new = if rest.is_empty() {
             value
         } else {
-            let mut var = self.read_var(run, scope, &name).await?.unwrap_or(Value::Null);
+            let mut var = self
+                .read_var(run, scope, &name)
+                .await?
+                .unwrap_or(Value::Null);
             paths::set(&mut var, &rest, value);
             var
         };
         self.write_var(run, scope, &name, Some(new)).await
     }
 
-    async fn delete(&self, run: &RunContext, scope: StateScope, path: &str) -> Result<(), ServiceError> {
+    async fn delete(
+        &self,
+        run: &RunContext,
+        scope: StateScope,
+        path: &str,
+    ) -> Result<(), ServiceError> {
         let (name, rest) = split(path)?;
         if rest.is_empty() {
             return self.write_var(run, scope, &name, None).await;
         }
-        let Some(mut var) = self.read_var(run, scope, &name).await? else { return Ok(()) };
+        let Some(mut var) = self.read_var(run, scope, &name).await? else {
+            return Ok(());
+        };
         if paths::delete(&mut var, &rest) {
             self.write_var(run, scope, &name, Some(var)).await?;
         }
         Ok(())
     }
 
-    async fn set_config(&self, run: &RunContext, path: &str, value: Option<Value>) -> Result<(), ServiceError> {
+    async fn set_config(
+        &self,
+        run: &RunContext,
+        path: &str,
+        value: Option<Value>,
+    ) -> Result<(), ServiceError> {
         match &self.config {
             Some(config) => config.write(run, path, value).await,
-            None => Err(ServiceError::Unavailable("config writes are not available here".into())),
+            None => Err(ServiceError::Unavailable(
+                "config writes are not available here".into(),
+            )),
         }
     }
 
-    async fn session_user(&self, _run: &RunContext, session: &SessionId) -> Result<Option<UserId>, ServiceError> {
-        let bytes = self.cache.get(&CacheKey::session_user(session)).await.map_err(unavailable)?;
-        Ok(bytes.and_then(|b| String::from_utf8(b).ok()).and_then(|u| UserId::new(u).ok()))
+    async fn session_user(
+        &self,
+        _run: &RunContext,
+        session: &SessionId,
+    ) -> Result<Option<UserId>, ServiceError> {
+        let bytes = self
+            .cache
+            .get(&CacheKey::session_user(session))
+            .await
+            .map_err(unavailable)?;
+        Ok(bytes
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|u| UserId::new(u).ok()))
     }
 
-    async fn rate_limit(&self, run: &RunContext, limiter: &RateLimiter) -> Result<RateLimitState, ServiceError> {
+    async fn rate_limit(
+        &self,
+        run: &RunContext,
+        limiter: &RateLimiter,
+    ) -> Result<RateLimitState, ServiceError> {
         coordination::rate_limit(self.cache.as_ref(), run, limiter).await
     }
 
-    async fn create_user_topic(&self, run: &RunContext, topic: &str, users: &[UserId]) -> Result<bool, ServiceError> {
+    async fn create_user_topic(
+        &self,
+        run: &RunContext,
+        topic: &str,
+        users: &[UserId],
+    ) -> Result<bool, ServiceError> {
         coordination::create_user_topic(self.cache.as_ref(), run, topic, users).await
     }
 
-    async fn join_user_topic(&self, run: &RunContext, topic: &str, users: &[UserId], create: bool) -> Result<(), ServiceError> {
+    async fn join_user_topic(
+        &self,
+        run: &RunContext,
+        topic: &str,
+        users: &[UserId],
+        create: bool,
+    ) -> Result<(), ServiceError> {
         coordination::join_user_topic(self.cache.as_ref(), run, topic, users, create).await
     }
 }
@@ -260,7 +379,12 @@ mod tests {
     }
 
     fn store() -> ContextStore {
-        ContextStore::new(Arc::new(MemoryCache::new("t")), Duration::from_secs(3600), Duration::from_secs(60), 1024)
+        ContextStore::new(
+            Arc::new(MemoryCache::new("t")),
+            Duration::from_secs(3600),
+            Duration::from_secs(60),
+            1024,
+        )
     }
 
     #[tokio::test]
@@ -269,25 +393,59 @@ mod tests {
         let c = CorrelationId::generate();
         let alice = run(Some("alice"), &c);
         let bob = run(Some("bob"), &c);
-        s.set(&alice, StateScope::Global, "counter.value", json!(1)).await.unwrap();
-        s.set(&alice, StateScope::Global, "counter.list[1]", json!("x")).await.unwrap();
-        assert_eq!(s.get(&bob, StateScope::Global, "counter").await.unwrap(), Some(json!({"value": 1, "list": [null, "x"]})));
-        s.set(&alice, StateScope::User, "prefs.lang", json!("fr")).await.unwrap();
-        assert_eq!(s.get(&alice, StateScope::User, "prefs.lang").await.unwrap(), Some(json!("fr")));
-        assert_eq!(s.get(&bob, StateScope::User, "prefs.lang").await.unwrap(), None, "users are isolated");
-        s.delete(&alice, StateScope::Global, "counter.value").await.unwrap();
-        assert_eq!(s.get(&bob, StateScope::Global, "counter.value").await.unwrap(), None);
-        s.delete(&alice, StateScope::Global, "counter").await.unwrap();
-        assert_eq!(s.get(&bob, StateScope::Global, "counter").await.unwrap(), None);
+        s.set(&alice, StateScope::Global, "counter.value", json!(1))
+            .await
+            .unwrap();
+        s.set(&alice, StateScope::Global, "counter.list[1]", json!("x"))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get(&bob, StateScope::Global, "counter").await.unwrap(),
+            Some(json!({"value": 1, "list": [null, "x"]}))
+        );
+        s.set(&alice, StateScope::User, "prefs.lang", json!("fr"))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get(&alice, StateScope::User, "prefs.lang").await.unwrap(),
+            Some(json!("fr"))
+        );
+        assert_eq!(
+            s.get(&bob, StateScope::User, "prefs.lang").await.unwrap(),
+            None,
+            "users are isolated"
+        );
+        s.delete(&alice, StateScope::Global, "counter.value")
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get(&bob, StateScope::Global, "counter.value")
+                .await
+                .unwrap(),
+            None
+        );
+        s.delete(&alice, StateScope::Global, "counter")
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get(&bob, StateScope::Global, "counter").await.unwrap(),
+            None
+        );
     }
 
     #[tokio::test]
     async fn oversized_variables_are_refused() {
         let s = store();
         let r = run(None, &CorrelationId::generate());
-        let err = s.set(&r, StateScope::Global, "big", json!("x".repeat(2000))).await.unwrap_err();
+        let err = s
+            .set(&r, StateScope::Global, "big", json!("x".repeat(2000)))
+            .await
+            .unwrap_err();
         assert_eq!(err, ServiceError::TooLarge(1024));
-        assert!(s.set(&r, StateScope::User, "x", json!(1)).await.is_err(), "no user, no user scope");
+        assert!(
+            s.set(&r, StateScope::User, "x", json!(1)).await.is_err(),
+            "no user, no user scope"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -295,21 +453,39 @@ mod tests {
         let s = store();
         let c = CorrelationId::generate();
         let caller = run(Some("alice"), &c);
-        let callee = RunContext { run_id: "r1.c1".into(), depth: 1, ..caller.clone() };
-        s.set(&caller, StateScope::Run, "step", json!(1)).await.unwrap();
-        assert_eq!(s.get(&callee, StateScope::Run, "step").await.unwrap(), Some(json!(1)));
+        let callee = RunContext {
+            run_id: "r1.c1".into(),
+            depth: 1,
+            ..caller.clone()
+        };
+        s.set(&caller, StateScope::Run, "step", json!(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get(&callee, StateScope::Run, "step").await.unwrap(),
+            Some(json!(1))
+        );
         let other = run(Some("alice"), &CorrelationId::generate());
         assert_eq!(s.get(&other, StateScope::Run, "step").await.unwrap(), None);
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert_eq!(s.get(&caller, StateScope::Run, "step").await.unwrap(), None, "expired");
+        assert_eq!(
+            s.get(&caller, StateScope::Run, "step").await.unwrap(),
+            None,
+            "expired"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn session_scope_expires_after_its_ttl() {
         let s = store();
         let r = run(Some("alice"), &CorrelationId::generate());
-        s.set(&r, StateScope::Session, "cart", json!([1])).await.unwrap();
-        assert_eq!(s.get(&r, StateScope::Session, "cart[0]").await.unwrap(), Some(json!(1)));
+        s.set(&r, StateScope::Session, "cart", json!([1]))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get(&r, StateScope::Session, "cart[0]").await.unwrap(),
+            Some(json!(1))
+        );
         tokio::time::advance(Duration::from_secs(3601)).await;
         assert_eq!(s.get(&r, StateScope::Session, "cart").await.unwrap(), None);
     }

@@ -27,7 +27,10 @@ pub type Compiled = Result<Arc<str>, refract_dsl::Invalid>;
 
 /// Compiles a DSL automation's `do` and `output`.
 pub fn compile(automation: &Automation) -> Compiled {
-    let program = refract_dsl::compile(automation.instructions.as_ref().unwrap_or(&Value::Null), automation.output.as_ref())?;
+    let program = refract_dsl::compile(
+        automation.instructions.as_ref().unwrap_or(&Value::Null),
+        automation.output.as_ref(),
+    )?;
     Ok(program.encode().into())
 }
 
@@ -51,18 +54,29 @@ impl Programs {
     }
 
     pub fn remove(&self, workspace: &str, slug: &str) {
-        self.map.write().unwrap_or_else(PoisonError::into_inner).remove(&(workspace.to_owned(), slug.to_owned()));
+        self.map
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(workspace.to_owned(), slug.to_owned()));
     }
 
     pub fn remove_workspace(&self, workspace: &str) {
-        self.map.write().unwrap_or_else(PoisonError::into_inner).retain(|(w, _), _| w != workspace);
+        self.map
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(w, _), _| w != workspace);
     }
 
     /// The program of `automation`: the one compiled when the index learnt of it, else (an
     /// automation read from the collection before the index caught up) compiled now.
     pub fn get(&self, workspace: &str, automation: &Automation) -> Arc<Compiled> {
         let key = (workspace.to_owned(), automation.slug.clone());
-        if let Some(p) = self.map.read().unwrap_or_else(PoisonError::into_inner).get(&key) {
+        if let Some(p) = self
+            .map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
             return p.clone();
         }
         Arc::new(compile(automation))
@@ -97,7 +111,13 @@ impl Interpreter {
 /// depth and the WebSocket of its triggering event (`run.socketId`), the trigger as the
 /// interpreter exposes it in `run.trigger`, and a webhook run's initial locals
 /// (`automation-dsl.md` §2.7).
-pub fn invocation_config(program: &str, config: &Value, run: &RunContext, info: &TriggerInfo, locals: Option<&Value>) -> String {
+pub fn invocation_config(
+    program: &str,
+    config: &Value,
+    run: &RunContext,
+    info: &TriggerInfo,
+    locals: Option<&Value>,
+) -> String {
     let mut trigger = json!({"type": info.kind, "value": info.value});
     if let Some(id) = &info.id {
         trigger["id"] = json!(id);
@@ -134,13 +154,18 @@ mod tests {
     #[test]
     fn the_interpreter_is_embedded_and_is_a_component() {
         assert!(INTERPRETER.starts_with(b"\0asm"), "a wasm binary");
-        assert_eq!(&INTERPRETER[4..8], &[0x0d, 0x00, 0x01, 0x00], "component layer");
+        assert_eq!(
+            &INTERPRETER[4..8],
+            &[0x0d, 0x00, 0x01, 0x00],
+            "component layer"
+        );
     }
 
     #[test]
     fn programs_are_compiled_once_and_bad_documents_are_reported() {
         let programs = Programs::default();
-        let good = automation(json!({"do": [{"set": {"name": "a", "value": 1}}], "output": "{{a}}"}));
+        let good =
+            automation(json!({"do": [{"set": {"name": "a", "value": 1}}], "output": "{{a}}"}));
         programs.insert("ws", &good);
         let p = programs.get("ws", &good);
         let text = p.as_ref().as_ref().expect("compiles");
@@ -148,25 +173,55 @@ mod tests {
         assert_eq!(back.instructions.len(), 1);
         let bad = automation(json!({"slug": "b", "do": [{"set": {}}]}));
         programs.insert("ws", &bad);
-        assert_eq!(programs.get("ws", &bad).as_ref().as_ref().unwrap_err().path, "do[0].set");
+        assert_eq!(
+            programs.get("ws", &bad).as_ref().as_ref().unwrap_err().path,
+            "do[0].set"
+        );
         programs.remove_workspace("ws");
-        assert!(programs.map.read().unwrap_or_else(PoisonError::into_inner).is_empty());
+        assert!(
+            programs
+                .map
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_empty()
+        );
     }
 
     #[test]
     fn the_invocation_config_carries_program_depth_socket_and_trigger() {
-        let info = TriggerInfo { kind: "event", value: "orders.created".into(), id: Some("1-0".into()) };
+        let info = TriggerInfo {
+            kind: "event",
+            value: "orders.created".into(),
+            id: Some("1-0".into()),
+        };
         let ws = refract_core::WorkspaceId::new("ws").expect("workspace id");
         let run = RunContext {
             socket_id: Some("s1".into()),
-            ..crate::state::run_context(&ws, "a", refract_core::CorrelationId::generate(), None, None, 3)
+            ..crate::state::run_context(
+                &ws,
+                "a",
+                refract_core::CorrelationId::generate(),
+                None,
+                None,
+                3,
+            )
         };
         let locals = json!({"body": {"order": 1}});
-        let cfg: Value = serde_json::from_str(&invocation_config("{\"instructions\":[]}", &json!({"k": 1}), &run, &info, Some(&locals))).expect("json");
+        let cfg: Value = serde_json::from_str(&invocation_config(
+            "{\"instructions\":[]}",
+            &json!({"k": 1}),
+            &run,
+            &info,
+            Some(&locals),
+        ))
+        .expect("json");
         assert_eq!(cfg["depth"], json!(3));
         assert_eq!(cfg["socketId"], json!("s1"));
         assert_eq!(cfg["config"], json!({"k": 1}));
-        assert_eq!(cfg["trigger"], json!({"type": "event", "value": "orders.created", "id": "1-0"}));
+        assert_eq!(
+            cfg["trigger"],
+            json!({"type": "event", "value": "orders.created", "id": "1-0"})
+        );
         assert_eq!(cfg["program"], json!("{\"instructions\":[]}"));
         assert_eq!(cfg["locals"], locals);
     }

@@ -10,12 +10,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use refract_core::model::{Automation, AutomationKind, ComponentStatus};
-use refract_core::{ErrorLevel, Event, EventError, EventType, Source};
-use refract_host::{
-    AutomationCaller, AutomationError, CallFailure, ComponentDigest, EgressPolicy, Host, HostError, HttpRequest, Limits, RunContext, RunOutcome, RunReport, RunRequest, Services, Trigger,
-};
 use refract_core::permissions::{Action, Principal, Subject};
+use refract_core::{ErrorLevel, Event, EventError, EventType, Source};
 use refract_dsl::arguments::Arguments;
+use refract_host::{
+    AutomationCaller, AutomationError, CallFailure, ComponentDigest, EgressPolicy, Host, HostError,
+    HttpRequest, Limits, RunContext, RunOutcome, RunReport, RunRequest, Services, Trigger,
+};
 use refract_http::Caller;
 use refract_storage::{Digest, DocumentStore, FileStore};
 use serde_json::{Map, Value, json};
@@ -68,7 +69,11 @@ pub struct Credentials {
 impl Credentials {
     /// The caller's credentials; `None` when it presented nothing but (maybe) a user.
     pub fn of(caller: &Caller) -> Option<Arc<Self>> {
-        let c = Credentials { api_key: caller.api_key.clone(), superadmin: caller.superadmin, auth_data: caller.auth_data.clone() };
+        let c = Credentials {
+            api_key: caller.api_key.clone(),
+            superadmin: caller.superadmin,
+            auth_data: caller.auth_data.clone(),
+        };
         (c != Credentials::default()).then(|| Arc::new(c))
     }
 }
@@ -76,7 +81,9 @@ impl Credentials {
 impl Execution {
     /// The index key of the automation's workspace or app instance.
     pub fn key(&self) -> &str {
-        self.app.as_ref().map_or(self.context.workspace_id.as_str(), |s| s.key.as_str())
+        self.app
+            .as_ref()
+            .map_or(self.context.workspace_id.as_str(), |s| s.key.as_str())
     }
 }
 
@@ -155,14 +162,20 @@ impl Executor {
         let span = tracing::info_span!("execute", workspace_id = %exec.context.workspace_id,
             automation = %exec.automation.slug, correlation_id = %exec.context.correlation_id,
             trigger = exec.info.kind);
-        let guard = self.bus.enter(&exec.context.run_id, exec.app.clone(), exec.credentials.clone());
+        let guard = self.bus.enter(
+            &exec.context.run_id,
+            exec.app.clone(),
+            exec.credentials.clone(),
+        );
         let result = self.run(&exec).instrument(span).await;
         drop(guard);
         match &result {
             Ok(report) => self.report(&exec, started_at, Ok(report)).await,
             Err(e) if !e.is_transient() => self.report(&exec, started_at, Err(e)).await,
-            Err(e) => tracing::warn!(workspace_id = %exec.context.workspace_id, automation = %exec.automation.slug,
-                error = %e, "run not started"),
+            Err(e) => {
+                tracing::warn!(workspace_id = %exec.context.workspace_id, automation = %exec.automation.slug,
+                error = %e, "run not started")
+            }
         }
         crate::observe::record_run(&exec, &result, wall.elapsed());
         result
@@ -170,30 +183,63 @@ impl Executor {
 
     async fn run(&self, exec: &Execution) -> Result<RunReport, RuntimeError> {
         let automation = &exec.automation;
-        let not_ready = |reason: &str| RuntimeError::NotReady { slug: automation.slug.clone(), reason: reason.into() };
+        let not_ready = |reason: &str| RuntimeError::NotReady {
+            slug: automation.slug.clone(),
+            reason: reason.into(),
+        };
         let (policy, egress) = self.sandboxes.of(exec.context.workspace_id.as_str());
         if exec.context.depth > policy.max_call_depth {
             let limit = policy.max_call_depth;
-            let message = format!("call depth {} is over the limit of {limit}", exec.context.depth);
-            return Ok(refused("TooManyCallError", message, json!({"limit": limit})));
+            let message = format!(
+                "call depth {} is over the limit of {limit}",
+                exec.context.depth
+            );
+            return Ok(refused(
+                "TooManyCallError",
+                message,
+                json!({"limit": limit}),
+            ));
         }
         if let Some(action) = automation.required_action()
             && !self.may_execute(exec, action).await?
         {
-            let message = format!("running {} needs the permission to execute {action:?}", automation.slug);
-            return Ok(refused("ForbiddenError", message, json!({"action": action})));
+            let message = format!(
+                "running {} needs the permission to execute {action:?}",
+                automation.slug
+            );
+            return Ok(refused(
+                "ForbiddenError",
+                message,
+                json!({"action": action}),
+            ));
         }
         if automation.validate_arguments {
             let failures = self.arguments.check(automation, &exec.payload);
             if !failures.is_empty() {
-                let message = format!("the input of {} does not match its arguments", automation.slug);
-                return Ok(refused("InvalidArgumentsError", message, Value::Array(failures)));
+                let message = format!(
+                    "the input of {} does not match its arguments",
+                    automation.slug
+                );
+                return Ok(refused(
+                    "InvalidArgumentsError",
+                    message,
+                    Value::Array(failures),
+                ));
             }
         }
         if automation.kind == AutomationKind::Dsl {
-            return self.run_dsl(exec, Arc::new(policy.limits_for(automation)), egress.clone()).await;
+            return self
+                .run_dsl(
+                    exec,
+                    Arc::new(policy.limits_for(automation)),
+                    egress.clone(),
+                )
+                .await;
         }
-        let component = automation.component.as_ref().ok_or_else(|| not_ready("no component uploaded"))?;
+        let component = automation
+            .component
+            .as_ref()
+            .ok_or_else(|| not_ready("no component uploaded"))?;
         if component.status != ComponentStatus::Ready {
             return Err(not_ready("no component uploaded"));
         }
@@ -210,7 +256,11 @@ impl Executor {
             egress: egress.clone(),
         };
         let services = self.services()?;
-        match self.host.run(&digest, request.clone(), services.clone()).await {
+        match self
+            .host
+            .run(&digest, request.clone(), services.clone())
+            .await
+        {
             Err(HostError::NotCompiled { .. }) => {
                 self.compile_from_blob(&digest, &automation.slug).await?;
                 Ok(self.host.run(&digest, request, services).await?)
@@ -222,12 +272,23 @@ impl Executor {
     /// Runs a DSL automation: the interpreter component with the automation's compiled program
     /// (compiled when the index learnt of it). A stored document that does not compile fails
     /// the run with its validation error.
-    async fn run_dsl(&self, exec: &Execution, limits: Arc<Limits>, egress: Arc<EgressPolicy>) -> Result<RunReport, RuntimeError> {
+    async fn run_dsl(
+        &self,
+        exec: &Execution,
+        limits: Arc<Limits>,
+        egress: Arc<EgressPolicy>,
+    ) -> Result<RunReport, RuntimeError> {
         let automation = &exec.automation;
         let compiled = self.index.program(exec.key(), automation);
         let program = match compiled.as_ref() {
             Ok(p) => p.clone(),
-            Err(invalid) => return Ok(refused(&invalid.rule, invalid.message.clone(), json!({"path": invalid.path}))),
+            Err(invalid) => {
+                return Ok(refused(
+                    &invalid.rule,
+                    invalid.message.clone(),
+                    json!({"path": invalid.path}),
+                ));
+            }
         };
         let digest = self.interpreter.digest(&self.host).await?;
         // A webhook run gets its initial locals as the runtime decoded the request, not the
@@ -248,7 +309,13 @@ impl Executor {
         let request = RunRequest {
             context: exec.context.clone(),
             trigger,
-            config: dsl::invocation_config(&program, &self.run_config(exec).await?, &exec.context, &exec.info, locals),
+            config: dsl::invocation_config(
+                &program,
+                &self.run_config(exec).await?,
+                &exec.context,
+                &exec.info,
+                locals,
+            ),
             limits,
             egress,
         };
@@ -263,7 +330,10 @@ impl Executor {
         if exec.app.is_some() {
             return Ok(own);
         }
-        let shared = self.configs.value(exec.context.workspace_id.as_str()).await?;
+        let shared = self
+            .configs
+            .value(exec.context.workspace_id.as_str())
+            .await?;
         Ok(match (shared.as_ref(), own) {
             (Value::Object(base), Value::Object(own)) => {
                 let mut merged = base.clone();
@@ -284,21 +354,40 @@ impl Executor {
             superadmin: credentials.is_some_and(|c| c.superadmin),
             auth_data: credentials.and_then(|c| c.auth_data.as_ref()),
         };
-        let access = refract_storage::access_of(self.store.as_ref(), exec.context.workspace_id.as_str(), &who).await?;
+        let access = refract_storage::access_of(
+            self.store.as_ref(),
+            exec.context.workspace_id.as_str(),
+            &who,
+        )
+        .await?;
         let resource = json!({"slug": exec.automation.slug, "authorizations": {"action": action}});
         Ok(access.allows(Action::Execute, Subject::Automations, &resource))
     }
 
     fn services(&self) -> Result<Services, RuntimeError> {
-        let me = self.this.upgrade().ok_or_else(|| RuntimeError::Config("the executor is shutting down".into()))?;
-        Ok(Services { events: self.bus.clone(), state: self.contexts.clone(), automations: me })
+        let me = self
+            .this
+            .upgrade()
+            .ok_or_else(|| RuntimeError::Config("the executor is shutting down".into()))?;
+        Ok(Services {
+            events: self.bus.clone(),
+            state: self.contexts.clone(),
+            automations: me,
+        })
     }
 
     /// No artifact for this engine (uploaded before an engine upgrade, or by a workspaces
     /// service without the artifact store): compile once from the stored bytes, which stores
     /// the artifact for every instance.
-    async fn compile_from_blob(&self, digest: &ComponentDigest, slug: &str) -> Result<(), RuntimeError> {
-        let not_ready = || RuntimeError::NotReady { slug: slug.to_owned(), reason: "the component bytes are missing".into() };
+    async fn compile_from_blob(
+        &self,
+        digest: &ComponentDigest,
+        slug: &str,
+    ) -> Result<(), RuntimeError> {
+        let not_ready = || RuntimeError::NotReady {
+            slug: slug.to_owned(),
+            reason: "the component bytes are missing".into(),
+        };
         let blob = Digest::from_str(digest.hex()).map_err(|_| not_ready())?;
         let bytes = self.files.get_blob(&blob).await?.ok_or_else(not_ready)?;
         tracing::warn!(%digest, "no precompiled artifact: compiling on the run path");
@@ -306,21 +395,34 @@ impl Executor {
         Ok(())
     }
 
-    async fn report(&self, exec: &Execution, started_at: DateTime<Utc>, result: Result<&RunReport, &RuntimeError>) {
+    async fn report(
+        &self,
+        exec: &Execution,
+        started_at: DateTime<Utc>,
+        result: Result<&RunReport, &RuntimeError>,
+    ) {
         let (output, error, duration) = match result {
             Ok(report) => {
                 let duration = report.elapsed.as_millis();
                 match &report.outcome {
                     RunOutcome::Ok(out) => (Some(output_value(&out.body)), None, duration),
                     RunOutcome::Failed(e) => (None, Some(guest_error(e)), duration),
-                    RunOutcome::Trapped(t) => (None, Some(("ComponentTrap".to_owned(), "the component was stopped".to_owned(),
-                        json!({"reason": t.reason.as_str(), "message": t.message}))), duration),
+                    RunOutcome::Trapped(t) => (
+                        None,
+                        Some((
+                            "ComponentTrap".to_owned(),
+                            "the component was stopped".to_owned(),
+                            json!({"reason": t.reason.as_str(), "message": t.message}),
+                        )),
+                        duration,
+                    ),
                 }
             }
             Err(e) => (None, Some(runtime_error(e)), 0),
         };
         // A guest's error details are its own JSON: cut like the output so the events fit.
-        let error = error.map(|(code, message, details)| (code, message, preview(&details, self.preview_bytes)));
+        let error = error
+            .map(|(code, message, details)| (code, message, preview(&details, self.preview_bytes)));
         let mut payload = Map::new();
         payload.insert("slug".into(), json!(exec.automation.slug));
         payload.insert("kind".into(), json!(exec.automation.kind));
@@ -329,16 +431,31 @@ impl Executor {
             trigger["id"] = json!(id);
         }
         payload.insert("trigger".into(), trigger);
-        payload.insert("status".into(), json!(if error.is_none() { "success" } else { "error" }));
+        payload.insert(
+            "status".into(),
+            json!(if error.is_none() { "success" } else { "error" }),
+        );
         payload.insert("payload".into(), preview(&exec.payload, self.preview_bytes));
-        payload.insert("output".into(), output.as_ref().map_or(Value::Null, |o| preview(o, self.preview_bytes)));
+        payload.insert(
+            "output".into(),
+            output
+                .as_ref()
+                .map_or(Value::Null, |o| preview(o, self.preview_bytes)),
+        );
         payload.insert("duration".into(), json!(duration));
         payload.insert("throttled".into(), json!(0));
-        payload.insert("startedAt".into(), json!(started_at.to_rfc3339_opts(SecondsFormat::Millis, true)));
+        payload.insert(
+            "startedAt".into(),
+            json!(started_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        );
         if let Some((code, message, details)) = &error {
-            payload.insert("error".into(), json!({"error": code, "message": message, "details": details}));
+            payload.insert(
+                "error".into(),
+                json!({"error": code, "message": message, "details": details}),
+            );
         }
-        self.publish("runtime.automations.executed", exec, payload, None).await;
+        self.publish("runtime.automations.executed", exec, payload, None)
+            .await;
         if let Some((code, message, details)) = error {
             let mut details = details;
             if let Value::Object(map) = &mut details {
@@ -350,7 +467,12 @@ impl Executor {
             payload.insert("error".into(), json!(code));
             payload.insert("message".into(), json!(message));
             payload.insert("details".into(), details.clone());
-            let envelope = EventError { error: code, message, details: Some(details), level: ErrorLevel::Error };
+            let envelope = EventError {
+                error: code,
+                message,
+                details: Some(details),
+                level: ErrorLevel::Error,
+            };
             self.publish("error", exec, payload, Some(envelope)).await;
         }
     }
@@ -369,8 +491,12 @@ impl Executor {
         if test {
             payload.insert("test".into(), json!(true));
         }
-        payload.insert("startedAt".into(), json!(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)));
-        self.publish("runtime.interactions.triggered", exec, payload, None).await;
+        payload.insert(
+            "startedAt".into(),
+            json!(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
+        );
+        self.publish("runtime.interactions.triggered", exec, payload, None)
+            .await;
     }
 
     /// Publishes an event of the runtime (stamped with this instance); a failure is logged.
@@ -388,8 +514,16 @@ impl Executor {
         }
     }
 
-    async fn publish(&self, ty: &str, exec: &Execution, payload: Map<String, Value>, error: Option<EventError>) {
-        let Ok(event_type) = EventType::new(ty) else { return };
+    async fn publish(
+        &self,
+        ty: &str,
+        exec: &Execution,
+        payload: Map<String, Value>,
+        error: Option<EventError>,
+    ) {
+        let Ok(event_type) = EventType::new(ty) else {
+            return;
+        };
         let c = &exec.context;
         let mut event = Event::new(event_type, Some(c.workspace_id.clone()), payload);
         event.source = Source {
@@ -416,7 +550,11 @@ impl Executor {
 /// A run refused before it starts (the automation's code never ran).
 fn refused(code: &str, message: String, details: Value) -> RunReport {
     RunReport {
-        outcome: RunOutcome::Failed(AutomationError { code: code.to_owned(), message, details: Some(details.to_string()) }),
+        outcome: RunOutcome::Failed(AutomationError {
+            code: code.to_owned(),
+            message,
+            details: Some(details.to_string()),
+        }),
         emits: 0,
         fetches: 0,
         elapsed: Duration::ZERO,
@@ -440,14 +578,20 @@ impl ArgumentSchemas {
     /// a schema that does not compile (saved before a stricter check) fails every input.
     fn check(&self, automation: &Automation, input: &Value) -> Vec<Value> {
         let empty = Map::new();
-        let arguments = automation.arguments.as_ref().and_then(Value::as_object).unwrap_or(&empty);
+        let arguments = automation
+            .arguments
+            .as_ref()
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
         let key = serde_json::to_string(arguments).unwrap_or_default();
         let schema = {
             let mut map = self.compiled.lock().unwrap_or_else(PoisonError::into_inner);
             if map.len() >= MAX_ARGUMENT_SCHEMAS && !map.contains_key(&key) {
                 map.clear();
             }
-            map.entry(key).or_insert_with(|| Arc::new(Arguments::compile(arguments))).clone()
+            map.entry(key)
+                .or_insert_with(|| Arc::new(Arguments::compile(arguments)))
+                .clone()
         };
         match schema.as_ref() {
             Ok(schema) => schema
@@ -455,22 +599,38 @@ impl ArgumentSchemas {
                 .into_iter()
                 .map(|f| json!({"instancePath": f.path, "message": f.message}))
                 .collect(),
-            Err(e) => vec![json!({"instancePath": "", "message": format!("the arguments schema is invalid: {e}")})],
+            Err(e) => vec![
+                json!({"instancePath": "", "message": format!("the arguments schema is invalid: {e}")}),
+            ],
         }
     }
 }
 
 fn guest_error(e: &AutomationError) -> (String, String, Value) {
-    let details = e.details.as_deref().map(|d| serde_json::from_str(d).unwrap_or_else(|_| json!(d))).unwrap_or(json!({}));
+    let details = e
+        .details
+        .as_deref()
+        .map(|d| serde_json::from_str(d).unwrap_or_else(|_| json!(d)))
+        .unwrap_or(json!({}));
     (e.code.clone(), e.message.clone(), details)
 }
 
 /// `(code, message, details)` of a run that could not start.
 fn runtime_error(e: &RuntimeError) -> (String, String, Value) {
     match e {
-        RuntimeError::NotReady { reason, .. } => ("ComponentNotReady".into(), reason.clone(), json!({})),
-        RuntimeError::NotFound(slug) => ("ObjectNotFoundError".into(), format!("no automation {slug}"), json!({})),
-        _ => ("Internal".into(), "the run could not start".into(), json!({})),
+        RuntimeError::NotReady { reason, .. } => {
+            ("ComponentNotReady".into(), reason.clone(), json!({}))
+        }
+        RuntimeError::NotFound(slug) => (
+            "ObjectNotFoundError".into(),
+            format!("no automation {slug}"),
+            json!({}),
+        ),
+        _ => (
+            "Internal".into(),
+            "the run could not start".into(),
+            json!({}),
+        ),
     }
 }
 
@@ -504,7 +664,10 @@ impl Executor {
                 Some((self.index.get(key, slug)?, caller))
             }
             (Some(instance), slug) => {
-                let full = refract_core::apps::full_slug(caller.as_ref().map(|s| s.full_slug.as_str()), instance);
+                let full = refract_core::apps::full_slug(
+                    caller.as_ref().map(|s| s.full_slug.as_str()),
+                    instance,
+                );
                 let scope = self.index.scope(workspace, &full)?;
                 let automation = self.index.get(&scope.key, slug).filter(|a| !a.private)?;
                 Some((automation, Some(scope)))
@@ -515,7 +678,12 @@ impl Executor {
 
 #[async_trait]
 impl AutomationCaller for Executor {
-    async fn call(&self, callee: RunContext, slug: &str, arguments: Value) -> Result<Value, CallFailure> {
+    async fn call(
+        &self,
+        callee: RunContext,
+        slug: &str,
+        arguments: Value,
+    ) -> Result<Value, CallFailure> {
         let caller = self.bus.scopes().of_caller(&callee.run_id);
         let (automation, app) = self
             .resolve_call(callee.workspace_id.as_str(), caller, slug)
@@ -526,15 +694,30 @@ impl AutomationCaller for Executor {
             credentials,
             automation,
             trigger: Trigger::Call(arguments.to_string()),
-            info: TriggerInfo { kind: "automation", value: slug.to_owned(), id: None },
+            info: TriggerInfo {
+                kind: "automation",
+                value: slug.to_owned(),
+                id: None,
+            },
             context: callee,
             payload: arguments,
         };
-        let report = self.execute(exec).await.map_err(|e| CallFailure::Unavailable(e.to_string()))?;
+        let report = self
+            .execute(exec)
+            .await
+            .map_err(|e| CallFailure::Unavailable(e.to_string()))?;
         match report.outcome {
             RunOutcome::Ok(out) => Ok(output_value(&out.body)),
-            RunOutcome::Failed(e) => Err(CallFailure::Failed { code: e.code, message: e.message, details: e.details }),
-            RunOutcome::Trapped(t) => Err(CallFailure::Trapped(format!("{}: {}", t.reason.as_str(), t.message))),
+            RunOutcome::Failed(e) => Err(CallFailure::Failed {
+                code: e.code,
+                message: e.message,
+                details: e.details,
+            }),
+            RunOutcome::Trapped(t) => Err(CallFailure::Trapped(format!(
+                "{}: {}",
+                t.reason.as_str(),
+                t.message
+            ))),
         }
     }
 }

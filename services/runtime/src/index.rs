@@ -57,16 +57,27 @@ impl TriggerIndex {
         if automation.kind == AutomationKind::Dsl {
             self.programs.insert(workspace, &automation);
         }
-        let mut map = self.workspaces.write().unwrap_or_else(PoisonError::into_inner);
-        map.entry(workspace.to_owned()).or_default().insert(automation.slug.clone(), Arc::new(automation));
+        let mut map = self
+            .workspaces
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.entry(workspace.to_owned())
+            .or_default()
+            .insert(automation.slug.clone(), Arc::new(automation));
         drop(map);
         self.changed();
     }
 
     /// Removes an automation; `false` when it was not there.
     pub fn remove(&self, workspace: &str, slug: &str) -> bool {
-        let mut map = self.workspaces.write().unwrap_or_else(PoisonError::into_inner);
-        let removed = map.get_mut(workspace).and_then(|w| w.remove(slug)).is_some();
+        let mut map = self
+            .workspaces
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let removed = map
+            .get_mut(workspace)
+            .and_then(|w| w.remove(slug))
+            .is_some();
         self.programs.remove(workspace, slug);
         if map.get(workspace).is_some_and(BTreeMap::is_empty) {
             map.remove(workspace);
@@ -81,7 +92,11 @@ impl TriggerIndex {
     /// Forgets a whole workspace, its app instances included.
     pub fn remove_workspace(&self, workspace: &str) {
         let had_apps = !self.set_apps(workspace, Vec::new());
-        let removed = self.workspaces.write().unwrap_or_else(PoisonError::into_inner).remove(workspace);
+        let removed = self
+            .workspaces
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(workspace);
         self.programs.remove_workspace(workspace);
         if removed.is_some() || had_apps {
             self.changed();
@@ -96,7 +111,10 @@ impl TriggerIndex {
         if old.is_empty() && loaded.is_empty() {
             return true;
         }
-        let mut map = self.workspaces.write().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self
+            .workspaces
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         for scope in old.values() {
             map.remove(&scope.key);
             self.programs.remove_workspace(&scope.key);
@@ -123,7 +141,12 @@ impl TriggerIndex {
 
     /// Instance `full_slug` of `workspace`.
     pub fn scope(&self, workspace: &str, full_slug: &str) -> Option<Arc<AppScope>> {
-        self.apps.read().unwrap_or_else(PoisonError::into_inner).get(workspace)?.get(full_slug).cloned()
+        self.apps
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(workspace)?
+            .get(full_slug)
+            .cloned()
     }
 
     /// The instance an index key names (`None` for a workspace's own key).
@@ -137,7 +160,11 @@ impl TriggerIndex {
     /// Every loaded instance of app `app_slug`, in any workspace, at any depth.
     pub fn scopes_of_app(&self, app_slug: &str) -> Vec<Arc<AppScope>> {
         let apps = self.apps.read().unwrap_or_else(PoisonError::into_inner);
-        apps.values().flat_map(|m| m.values()).filter(|s| s.app_slug == app_slug).cloned().collect()
+        apps.values()
+            .flat_map(|m| m.values())
+            .filter(|s| s.app_slug == app_slug)
+            .cloned()
+            .collect()
     }
 
     /// The instances of `workspace` that a dotted name reaches, each with the rest of the name
@@ -145,19 +172,28 @@ impl TriggerIndex {
     /// of that type or an endpoint of that name goes inside apps (§8.3).
     pub fn route(&self, workspace: &str, name: &str) -> Vec<(Arc<AppScope>, String)> {
         let apps = self.apps.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(scopes) = apps.get(workspace) else { return Vec::new() };
+        let Some(scopes) = apps.get(workspace) else {
+            return Vec::new();
+        };
         let segments: Vec<&str> = name.split('.').collect();
         (1..segments.len())
             .filter_map(|k| {
                 let full = segments[..k].join(".");
-                scopes.get(&full).map(|s| (s.clone(), segments[k..].join(".")))
+                scopes
+                    .get(&full)
+                    .map(|s| (s.clone(), segments[k..].join(".")))
             })
             .collect()
     }
 
     /// Number of automations indexed.
     pub fn len(&self) -> usize {
-        self.workspaces.read().unwrap_or_else(PoisonError::into_inner).values().map(BTreeMap::len).sum()
+        self.workspaces
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(BTreeMap::len)
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -171,35 +207,60 @@ impl TriggerIndex {
 
     /// The automation `slug` of `workspace`, if present and enabled.
     pub fn get(&self, workspace: &str, slug: &str) -> Option<Arc<Automation>> {
-        let map = self.workspaces.read().unwrap_or_else(PoisonError::into_inner);
-        map.get(workspace)?.get(slug).filter(|a| !a.disabled).cloned()
+        let map = self
+            .workspaces
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.get(workspace)?
+            .get(slug)
+            .filter(|a| !a.disabled)
+            .cloned()
     }
 
     fn select(&self, workspace: &str, keep: impl Fn(&Automation) -> bool) -> Vec<Arc<Automation>> {
-        let map = self.workspaces.read().unwrap_or_else(PoisonError::into_inner);
+        let map = self
+            .workspaces
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         map.get(workspace)
-            .map(|w| w.values().filter(|a| !a.disabled && keep(a)).cloned().collect())
+            .map(|w| {
+                w.values()
+                    .filter(|a| !a.disabled && keep(a))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// Enabled automations of `workspace` listening to `event_type`, in slug order.
     pub fn by_event(&self, workspace: &str, event_type: &str) -> Vec<Arc<Automation>> {
-        self.select(workspace, |a| a.when.as_ref().is_some_and(|w| w.events.iter().any(|t| t == event_type)))
+        self.select(workspace, |a| {
+            a.when
+                .as_ref()
+                .is_some_and(|w| w.events.iter().any(|t| t == event_type))
+        })
     }
 
     /// Enabled automations of `workspace` answering the webhook `endpoint`, in slug order.
     pub fn by_endpoint(&self, workspace: &str, endpoint: &str) -> Vec<Arc<Automation>> {
-        self.select(workspace, |a| a.when.as_ref().and_then(|w| w.endpoint_name(&a.slug)) == Some(endpoint))
+        self.select(workspace, |a| {
+            a.when.as_ref().and_then(|w| w.endpoint_name(&a.slug)) == Some(endpoint)
+        })
     }
 
     /// Every enabled automation with schedules: `(workspace, automation)`.
     pub fn scheduled(&self) -> Vec<(String, Arc<Automation>)> {
-        let map = self.workspaces.read().unwrap_or_else(PoisonError::into_inner);
+        let map = self
+            .workspaces
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         map.iter()
             .flat_map(|(ws, autos)| {
                 autos
                     .values()
-                    .filter(|a| !a.disabled && a.when.as_ref().is_some_and(|w| !w.schedules.is_empty()))
+                    .filter(|a| {
+                        !a.disabled && a.when.as_ref().is_some_and(|w| !w.schedules.is_empty())
+                    })
                     .map(move |a| (ws.clone(), a.clone()))
             })
             .collect()
@@ -209,7 +270,12 @@ impl TriggerIndex {
     /// [`keep_config`](Self::keep_config) with the value read from the store.
     pub fn config(&self, workspace: &str) -> Result<Arc<Value>, u64> {
         let generation = self.config_generation.load(Ordering::Acquire);
-        self.configs.read().unwrap_or_else(PoisonError::into_inner).get(workspace).cloned().ok_or(generation)
+        self.configs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(workspace)
+            .cloned()
+            .ok_or(generation)
     }
 
     /// Keeps `value` as the `config.value` of `workspace` until the workspace changes, unless a
@@ -231,7 +297,12 @@ impl TriggerIndex {
     /// Applies a `workspaces.*` event; returns whether it was one the index reads. A payload
     /// that does not parse is logged and skipped (it cannot be fixed by reading it again).
     pub fn apply(&self, event: &Event) -> bool {
-        let Some(workspace) = event.source.workspace_id.as_ref().map(|w| w.as_str().to_owned()) else {
+        let Some(workspace) = event
+            .source
+            .workspace_id
+            .as_ref()
+            .map(|w| w.as_str().to_owned())
+        else {
             return false;
         };
         let payload = &event.payload;
@@ -250,15 +321,19 @@ impl TriggerIndex {
                         }
                         self.upsert(&workspace, automation);
                     }
-                    Err(e) => tracing::warn!(%workspace, error = %e, "automation event with an unreadable automation"),
+                    Err(e) => {
+                        tracing::warn!(%workspace, error = %e, "automation event with an unreadable automation")
+                    }
                 }
                 true
             }
             "workspaces.automations.deleted" => {
-                let slug = payload
-                    .get("slug")
-                    .and_then(Value::as_str)
-                    .or_else(|| payload.get("automation").and_then(|a| a.get("slug")).and_then(Value::as_str));
+                let slug = payload.get("slug").and_then(Value::as_str).or_else(|| {
+                    payload
+                        .get("automation")
+                        .and_then(|a| a.get("slug"))
+                        .and_then(Value::as_str)
+                });
                 if let Some(slug) = slug {
                     self.remove(&workspace, slug);
                 }
@@ -297,8 +372,14 @@ mod tests {
     }
 
     fn event(ty: &str, ws: &str, payload: Value) -> Event {
-        let Value::Object(map) = payload else { panic!("object") };
-        Event::new(EventType::new(ty).unwrap(), Some(WorkspaceId::new(ws).unwrap()), map)
+        let Value::Object(map) = payload else {
+            panic!("object")
+        };
+        Event::new(
+            EventType::new(ty).unwrap(),
+            Some(WorkspaceId::new(ws).unwrap()),
+            map,
+        )
     }
 
     #[test]
@@ -310,7 +391,10 @@ mod tests {
         assert!(index.version() > v0);
         assert_eq!(index.by_event("ws1", "x").len(), 1);
         assert_eq!(index.by_endpoint("ws1", "a").len(), 1);
-        assert!(index.by_event("ws2", "x").is_empty(), "workspaces are isolated");
+        assert!(
+            index.by_event("ws2", "x").is_empty(),
+            "workspaces are isolated"
+        );
 
         // Rename a → b with a named endpoint and another event.
         index.apply(&event("workspaces.automations.updated", "ws1",
@@ -321,7 +405,11 @@ mod tests {
         assert_eq!(index.by_endpoint("ws1", "hook")[0].slug, "b");
         assert!(index.by_endpoint("ws1", "b").is_empty());
 
-        index.apply(&event("workspaces.automations.deleted", "ws1", json!({"slug": "b"})));
+        index.apply(&event(
+            "workspaces.automations.deleted",
+            "ws1",
+            json!({"slug": "b"}),
+        ));
         assert!(index.is_empty());
         assert!(!index.apply(&event("orders.created", "ws1", json!({}))));
     }
@@ -330,10 +418,18 @@ mod tests {
     fn disabled_automations_have_no_triggers_and_schedules_are_listed() {
         let index = TriggerIndex::new();
         let mut a = automation("a", json!({"events": ["x"], "schedules": ["* * * * * *"]}));
-        index.apply(&event("workspaces.automations.created", "ws1", json!({"automation": a.clone()})));
+        index.apply(&event(
+            "workspaces.automations.created",
+            "ws1",
+            json!({"automation": a.clone()}),
+        ));
         assert_eq!(index.scheduled().len(), 1);
         a["disabled"] = json!(true);
-        index.apply(&event("workspaces.automations.updated", "ws1", json!({"automation": a})));
+        index.apply(&event(
+            "workspaces.automations.updated",
+            "ws1",
+            json!({"automation": a}),
+        ));
         assert!(index.by_event("ws1", "x").is_empty());
         assert!(index.scheduled().is_empty());
         assert!(index.get("ws1", "a").is_none());
@@ -344,7 +440,11 @@ mod tests {
     #[test]
     fn a_bad_payload_is_skipped() {
         let index = TriggerIndex::new();
-        assert!(index.apply(&event("workspaces.automations.created", "ws1", json!({"automation": {"slug": 1}}))));
+        assert!(index.apply(&event(
+            "workspaces.automations.created",
+            "ws1",
+            json!({"automation": {"slug": 1}})
+        )));
         assert!(index.is_empty());
         assert_eq!(split_doc_id("ws1:my slug"), Some(("ws1", "my slug")));
     }

@@ -45,9 +45,9 @@ pub mod schedule;
 pub mod state;
 pub mod user_fields;
 pub mod waiters;
-pub mod workspace_config;
 pub mod webhook;
 pub mod workers;
+pub mod workspace_config;
 
 pub use config::Config;
 pub use error::RuntimeError;

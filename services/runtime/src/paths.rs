@@ -29,7 +29,9 @@ pub fn parse(path: &str) -> Result<Vec<Segment>, String> {
                 .strip_prefix('[')
                 .and_then(|r| r.split_once(']'))
                 .ok_or_else(|| format!("malformed index in path {path:?}"))?;
-            let index: usize = inner.parse().map_err(|_| format!("malformed index in path {path:?}"))?;
+            let index: usize = inner
+                .parse()
+                .map_err(|_| format!("malformed index in path {path:?}"))?;
             if index > MAX_INDEX {
                 return Err(format!("index {index} is over the limit of {MAX_INDEX}"));
             }
@@ -102,7 +104,9 @@ fn unreachable_value(at: &mut Value) -> &mut Value {
 /// Removes the value at `path`; `false` when nothing was there. An array element is removed
 /// (later elements shift), as a DSL `delete` does.
 pub fn delete(doc: &mut Value, path: &[Segment]) -> bool {
-    let Some((last, parents)) = path.split_last() else { return false };
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
     let mut at = doc;
     for seg in parents {
         let next = match seg {
@@ -135,12 +139,15 @@ mod tests {
 
     #[test]
     fn parse_keys_and_indexes() {
-        assert_eq!(p("a.b[2].c"), vec![
-            Segment::Key("a".into()),
-            Segment::Key("b".into()),
-            Segment::Index(2),
-            Segment::Key("c".into())
-        ]);
+        assert_eq!(
+            p("a.b[2].c"),
+            vec![
+                Segment::Key("a".into()),
+                Segment::Key("b".into()),
+                Segment::Index(2),
+                Segment::Key("c".into())
+            ]
+        );
         for bad in ["", ".a", "a..b", "a[", "a[x]", "[0]", "a[99999999]"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
@@ -151,7 +158,10 @@ mod tests {
         let mut doc = Value::Null;
         set(&mut doc, &p("counter.value"), json!(1));
         set(&mut doc, &p("list[2].name"), json!("c"));
-        assert_eq!(doc, json!({"counter": {"value": 1}, "list": [null, null, {"name": "c"}]}));
+        assert_eq!(
+            doc,
+            json!({"counter": {"value": 1}, "list": [null, null, {"name": "c"}]})
+        );
         assert_eq!(get(&doc, &p("list[2].name")), Some(&json!("c")));
         assert_eq!(get(&doc, &p("counter")), Some(&json!({"value": 1})));
         assert_eq!(get(&doc, &p("counter.value.deeper")), None);

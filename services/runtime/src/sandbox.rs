@@ -81,8 +81,12 @@ impl SandboxPolicy {
     pub fn limits_for(&self, automation: &Automation) -> Limits {
         let defaults = Limits::default();
         let asked = automation.component.as_ref().map(|c| &c.limits);
-        let memory_mib = asked.and_then(|l| l.memory_mib).unwrap_or(DEFAULT_MEMORY_MIB);
-        let timeout_ms = asked.and_then(|l| l.timeout_ms).unwrap_or(millis(defaults.wall_time));
+        let memory_mib = asked
+            .and_then(|l| l.memory_mib)
+            .unwrap_or(DEFAULT_MEMORY_MIB);
+        let timeout_ms = asked
+            .and_then(|l| l.timeout_ms)
+            .unwrap_or(millis(defaults.wall_time));
         Limits {
             memory_bytes: (memory_mib.clamp(1, self.max_memory_mib) as usize) << 20,
             wall_time: Duration::from_millis(timeout_ms.clamp(1, self.max_timeout_ms)),
@@ -119,12 +123,23 @@ impl Resolved {
 
 impl Sandboxes {
     /// `workspaces` maps a workspace id to the policy that replaces the platform's for it.
-    pub fn new(platform: SandboxPolicy, workspaces: &HashMap<String, SandboxPolicy>) -> Result<Self, String> {
+    pub fn new(
+        platform: SandboxPolicy,
+        workspaces: &HashMap<String, SandboxPolicy>,
+    ) -> Result<Self, String> {
         let workspaces = workspaces
             .iter()
-            .map(|(id, policy)| Ok((id.clone(), Resolved::new(policy.clone()).map_err(|e| format!("workspace {id}: {e}"))?)))
+            .map(|(id, policy)| {
+                Ok((
+                    id.clone(),
+                    Resolved::new(policy.clone()).map_err(|e| format!("workspace {id}: {e}"))?,
+                ))
+            })
             .collect::<Result<_, String>>()?;
-        Ok(Self { platform: Resolved::new(platform)?, workspaces })
+        Ok(Self {
+            platform: Resolved::new(platform)?,
+            workspaces,
+        })
     }
 
     /// The policy of `workspace_id` and its parsed egress allow-list.
@@ -160,17 +175,33 @@ mod tests {
         assert_eq!(limits.memory_bytes, 64 << 20);
         assert_eq!(limits.wall_time, Limits::default().wall_time);
 
-        let small = SandboxPolicy { max_memory_mib: 16, max_timeout_ms: 1000, max_emits: 3, ..SandboxPolicy::default() };
+        let small = SandboxPolicy {
+            max_memory_mib: 16,
+            max_timeout_ms: 1000,
+            max_emits: 3,
+            ..SandboxPolicy::default()
+        };
         let limits = small.limits_for(&automation(json!({})));
-        assert_eq!(limits.memory_bytes, 16 << 20, "the default is capped by the workspace's ceiling");
+        assert_eq!(
+            limits.memory_bytes,
+            16 << 20,
+            "the default is capped by the workspace's ceiling"
+        );
         assert_eq!(limits.wall_time, Duration::from_secs(1));
         assert_eq!(limits.max_emits, 3);
     }
 
     #[test]
     fn workspaces_without_a_policy_get_the_platform_one() {
-        let partner = SandboxPolicy { allow_hosts: vec!["api.partner.example".into()], ..SandboxPolicy::default() };
-        let sandboxes = Sandboxes::new(SandboxPolicy::default(), &HashMap::from([("ws1".to_string(), partner.clone())])).unwrap();
+        let partner = SandboxPolicy {
+            allow_hosts: vec!["api.partner.example".into()],
+            ..SandboxPolicy::default()
+        };
+        let sandboxes = Sandboxes::new(
+            SandboxPolicy::default(),
+            &HashMap::from([("ws1".to_string(), partner.clone())]),
+        )
+        .unwrap();
         assert_eq!(sandboxes.of("ws1").0, &partner);
         assert_eq!(sandboxes.of("ws2").0, &SandboxPolicy::default());
         assert!(sandboxes.of("ws1").1.allows_host("api.partner.example"));
@@ -179,10 +210,20 @@ mod tests {
 
     #[test]
     fn bad_policies_are_named() {
-        let bad = SandboxPolicy { allow_hosts: vec!["*foo.com".into()], ..SandboxPolicy::default() };
-        let err = Sandboxes::new(SandboxPolicy::default(), &HashMap::from([("ws9".to_string(), bad)])).unwrap_err();
+        let bad = SandboxPolicy {
+            allow_hosts: vec!["*foo.com".into()],
+            ..SandboxPolicy::default()
+        };
+        let err = Sandboxes::new(
+            SandboxPolicy::default(),
+            &HashMap::from([("ws9".to_string(), bad)]),
+        )
+        .unwrap_err();
         assert!(err.starts_with("workspace ws9: allow_hosts"), "{err}");
-        let zero = SandboxPolicy { cpu_ms: 0, ..SandboxPolicy::default() };
+        let zero = SandboxPolicy {
+            cpu_ms: 0,
+            ..SandboxPolicy::default()
+        };
         assert_eq!(zero.validate().unwrap_err(), "cpu_ms must be positive");
     }
 }

@@ -32,11 +32,15 @@ impl CronSchedule {
     pub fn parse(expression: &str, timezone: Option<&str>) -> Result<Self, String> {
         let tz: Tz = match timezone {
             None => Tz::UTC,
-            Some(zone) => zone.parse().map_err(|_| format!("unknown time zone {zone:?}"))?,
+            Some(zone) => zone
+                .parse()
+                .map_err(|_| format!("unknown time zone {zone:?}"))?,
         };
         let fields = expression.split_whitespace().count();
         if !(5..=6).contains(&fields) {
-            return Err(format!("{expression:?}: expected 5 fields, or 6 with leading seconds"));
+            return Err(format!(
+                "{expression:?}: expected 5 fields, or 6 with leading seconds"
+            ));
         }
         let cron = CronParser::builder()
             .seconds(Seconds::Optional)
@@ -44,7 +48,11 @@ impl CronSchedule {
             .build()
             .parse(expression)
             .map_err(|e| format!("{expression:?}: {e}"))?;
-        Ok(Self { expression: expression.to_owned(), cron, tz })
+        Ok(Self {
+            expression: expression.to_owned(),
+            cron,
+            tz,
+        })
     }
 
     /// Parses an entry of the automation model.
@@ -55,7 +63,10 @@ impl CronSchedule {
     /// The first tick strictly after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let local = t.with_timezone(&self.tz);
-        self.cron.find_next_occurrence(&local, false).ok().map(|n| n.with_timezone(&Utc))
+        self.cron
+            .find_next_occurrence(&local, false)
+            .ok()
+            .map(|n| n.with_timezone(&Utc))
     }
 }
 
@@ -69,11 +80,19 @@ fn label(schedule: &Schedule) -> String {
 
 /// The lock of one tick of one schedule of one automation.
 pub fn tick_lock(workspace: &str, slug: &str, expression: &str, tick: DateTime<Utc>) -> CacheKey {
-    CacheKey::lock(&format!("cron:{workspace}:{slug}:{expression}:{}", tick.timestamp_millis()))
+    CacheKey::lock(&format!(
+        "cron:{workspace}:{slug}:{expression}:{}",
+        tick.timestamp_millis()
+    ))
 }
 
 /// Takes the lock of a tick; `true` for the one instance that gets it.
-pub async fn claim_tick(cache: &dyn Cache, key: &CacheKey, instance: &str, ttl: Duration) -> Result<bool, StorageError> {
+pub async fn claim_tick(
+    cache: &dyn Cache,
+    key: &CacheKey,
+    instance: &str,
+    ttl: Duration,
+) -> Result<bool, StorageError> {
     cache.set_if_absent(key, instance.as_bytes(), ttl).await
 }
 
@@ -104,7 +123,9 @@ pub struct Planner {
 
 impl std::fmt::Debug for Planner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Planner").field("entries", &self.entries.len()).finish()
+        f.debug_struct("Planner")
+            .field("entries", &self.entries.len())
+            .finish()
     }
 }
 
@@ -132,15 +153,25 @@ impl Planner {
         self.version = Some(version);
         let mut entries = HashMap::new();
         for (ws, automation) in index.scheduled() {
-            let Some(when) = automation.when.as_ref() else { continue };
+            let Some(when) = automation.when.as_ref() else {
+                continue;
+            };
             for entry in &when.schedules {
                 let key = (ws.clone(), automation.slug.clone(), label(entry));
                 let planned = match self.entries.remove(&key) {
-                    Some(p) => Planned { automation: automation.clone(), ..p },
+                    Some(p) => Planned {
+                        automation: automation.clone(),
+                        ..p
+                    },
                     None => match CronSchedule::from_model(entry) {
                         Ok(schedule) => {
                             let next = schedule.next_after(now);
-                            Planned { schedule, label: key.2.clone(), automation: automation.clone(), next }
+                            Planned {
+                                schedule,
+                                label: key.2.clone(),
+                                automation: automation.clone(),
+                                next,
+                            }
                         }
                         Err(e) => {
                             tracing::warn!(workspace_id = %ws, automation = %automation.slug, error = %e, "invalid schedule skipped");
@@ -190,15 +221,29 @@ mod tests {
     #[test]
     fn five_and_six_fields_and_time_zones() {
         let every_second = CronSchedule::parse("* * * * * *", None).unwrap();
-        assert_eq!(every_second.next_after(at("2026-11-27T10:00:00.500Z")), Some(at("2026-11-27T10:00:01Z")));
+        assert_eq!(
+            every_second.next_after(at("2026-11-27T10:00:00.500Z")),
+            Some(at("2026-11-27T10:00:01Z"))
+        );
         let minutely = CronSchedule::parse("*/5 * * * *", None).unwrap();
-        assert_eq!(minutely.next_after(at("2026-11-27T10:01:30Z")), Some(at("2026-11-27T10:05:00Z")));
+        assert_eq!(
+            minutely.next_after(at("2026-11-27T10:01:30Z")),
+            Some(at("2026-11-27T10:05:00Z"))
+        );
         let seconds = CronSchedule::parse("30 0 9 * * *", None).unwrap();
-        assert_eq!(seconds.next_after(at("2026-11-27T08:00:00Z")), Some(at("2026-11-27T09:00:30Z")));
+        assert_eq!(
+            seconds.next_after(at("2026-11-27T08:00:00Z")),
+            Some(at("2026-11-27T09:00:30Z"))
+        );
         // 09:00 in Paris is 08:00 UTC in November (CET, UTC+1).
-        let zoned: Schedule = serde_json::from_value(json!({"cron": "0 9 * * *", "timezone": "Europe/Paris"})).unwrap();
+        let zoned: Schedule =
+            serde_json::from_value(json!({"cron": "0 9 * * *", "timezone": "Europe/Paris"}))
+                .unwrap();
         let paris = CronSchedule::from_model(&zoned).unwrap();
-        assert_eq!(paris.next_after(at("2026-11-27T07:00:00Z")), Some(Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap()));
+        assert_eq!(
+            paris.next_after(at("2026-11-27T07:00:00Z")),
+            Some(Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap())
+        );
         for bad in ["", "* * *", "61 * * * *", "* * * * * * *"] {
             assert!(CronSchedule::parse(bad, None).is_err(), "{bad}");
         }
@@ -221,11 +266,17 @@ mod tests {
         let t0 = at("2026-11-27T10:00:00.200Z");
         planner.refresh(&index, t0);
         assert_eq!(planner.len(), 1, "the invalid entry is skipped");
-        assert!(planner.due(t0).is_empty(), "nothing is due before the first tick");
+        assert!(
+            planner.due(t0).is_empty(),
+            "nothing is due before the first tick"
+        );
         let fires = planner.due(at("2026-11-27T10:00:01.010Z"));
         assert_eq!(fires.len(), 1);
         assert_eq!(fires[0].tick, at("2026-11-27T10:00:01Z"));
-        assert!(planner.due(at("2026-11-27T10:00:01.500Z")).is_empty(), "a tick fires once");
+        assert!(
+            planner.due(at("2026-11-27T10:00:01.500Z")).is_empty(),
+            "a tick fires once"
+        );
         // Down for a minute: one fire for the latest due tick, no replay of the others.
         let fires = planner.due(at("2026-11-27T10:01:05.100Z"));
         assert_eq!(fires.len(), 1);
@@ -257,8 +308,14 @@ mod tests {
         assert!(claim_tick(&cache, &key, "a", ttl).await.unwrap());
         assert!(!claim_tick(&cache, &key, "b", ttl).await.unwrap());
         let next = tick_lock("ws1", "tick", "* * * * * *", at("2026-11-27T10:00:02Z"));
-        assert!(claim_tick(&cache, &next, "b", ttl).await.unwrap(), "the next tick is free");
+        assert!(
+            claim_tick(&cache, &next, "b", ttl).await.unwrap(),
+            "the next tick is free"
+        );
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert!(claim_tick(&cache, &key, "b", ttl).await.unwrap(), "locks expire");
+        assert!(
+            claim_tick(&cache, &key, "b", ttl).await.unwrap(),
+            "locks expire"
+        );
     }
 }

@@ -46,7 +46,9 @@ pub struct RuntimeState {
 
 impl std::fmt::Debug for RuntimeState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RuntimeState").field("instance_id", &self.inner.config.instance_id).finish_non_exhaustive()
+        f.debug_struct("RuntimeState")
+            .field("instance_id", &self.inner.config.instance_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -65,16 +67,47 @@ impl RuntimeState {
     ) -> Result<Self, RuntimeError> {
         config.validate().map_err(RuntimeError::Config)?;
         let sandboxes = config.sandboxes().map_err(RuntimeError::Config)?;
-        let fan_out = broker.subscribe(Subscription::fan_out(TypeFilter::all())).await?;
+        let fan_out = broker
+            .subscribe(Subscription::fan_out(TypeFilter::all()))
+            .await?;
         let consumed = TypeFilter::except(crate::workers::NOT_CONSUMED);
-        let group = broker.subscribe(Subscription::group(GROUP, config.instance_id.clone(), consumed)).await?;
+        let group = broker
+            .subscribe(Subscription::group(
+                GROUP,
+                config.instance_id.clone(),
+                consumed,
+            ))
+            .await?;
         let index = Arc::new(TriggerIndex::new());
         let waiters = Arc::new(Waiters::new());
-        let bus = Arc::new(BrokerBus::new(broker, waiters.clone(), config.instance_id.clone()));
-        let configs = Arc::new(WorkspaceConfig::new(store.clone(), index.clone(), bus.clone()));
-        let contexts = ContextStore::new(cache.clone(), config.session_ttl, config.run_scope_ttl, config.max_variable_bytes);
+        let bus = Arc::new(BrokerBus::new(
+            broker,
+            waiters.clone(),
+            config.instance_id.clone(),
+        ));
+        let configs = Arc::new(WorkspaceConfig::new(
+            store.clone(),
+            index.clone(),
+            bus.clone(),
+        ));
+        let contexts = ContextStore::new(
+            cache.clone(),
+            config.session_ttl,
+            config.run_scope_ttl,
+            config.max_variable_bytes,
+        );
         let contexts = Arc::new(contexts.with_platform(store.clone(), configs.clone()));
-        let executor = Executor::new(host, files, store.clone(), index.clone(), bus, contexts, sandboxes, configs, config.executed_preview_bytes);
+        let executor = Executor::new(
+            host,
+            files,
+            store.clone(),
+            index.clone(),
+            bus,
+            contexts,
+            sandboxes,
+            configs,
+            config.executed_preview_bytes,
+        );
         let state = RuntimeState {
             inner: Arc::new(Inner {
                 config,
@@ -97,20 +130,43 @@ impl RuntimeState {
     pub async fn load_index(&self) -> Result<usize, RuntimeError> {
         let mut loaded = 0;
         for kind in ["component", "dsl"] {
-            let docs = self.inner.store.find(&collections::AUTOMATIONS, "kind", &json!(kind), MAX_FIND_LIMIT).await?;
+            let docs = self
+                .inner
+                .store
+                .find(
+                    &collections::AUTOMATIONS,
+                    "kind",
+                    &json!(kind),
+                    MAX_FIND_LIMIT,
+                )
+                .await?;
             if docs.len() as u32 == MAX_FIND_LIMIT {
-                tracing::warn!(kind, limit = MAX_FIND_LIMIT, "automation index truncated at the find limit");
+                tracing::warn!(
+                    kind,
+                    limit = MAX_FIND_LIMIT,
+                    "automation index truncated at the find limit"
+                );
             }
             for doc in docs {
                 // Workspaces stores `workspaceId` beside the automation; the id also holds it.
-                let from_body = doc.body.get("workspaceId").and_then(|v| v.as_str()).map(str::to_owned);
-                let Some(workspace) = from_body.or_else(|| split_doc_id(&doc.id).map(|(w, _)| w.to_owned())) else { continue };
+                let from_body = doc
+                    .body
+                    .get("workspaceId")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned);
+                let Some(workspace) =
+                    from_body.or_else(|| split_doc_id(&doc.id).map(|(w, _)| w.to_owned()))
+                else {
+                    continue;
+                };
                 match serde_json::from_value::<Automation>(doc.body) {
                     Ok(a) => {
                         self.inner.index.upsert(&workspace, a);
                         loaded += 1;
                     }
-                    Err(e) => tracing::warn!(doc_id = %doc.id, error = %e, "unreadable automation skipped"),
+                    Err(e) => {
+                        tracing::warn!(doc_id = %doc.id, error = %e, "unreadable automation skipped")
+                    }
                 }
             }
         }
@@ -128,7 +184,9 @@ impl RuntimeState {
 
     /// Re-reads the app instances of `workspace` (nested ones included) into the index.
     pub async fn reload_apps(&self, workspace: &str) -> Result<(), RuntimeError> {
-        let Ok(ws) = WorkspaceId::new(workspace) else { return Ok(()) };
+        let Ok(ws) = WorkspaceId::new(workspace) else {
+            return Ok(());
+        };
         let loaded = crate::apps::load_workspace(self.inner.store.as_ref(), &ws).await?;
         self.inner.index.set_apps(workspace, loaded);
         Ok(())
@@ -145,9 +203,18 @@ impl RuntimeState {
             }
             return Ok(());
         }
-        let Some(app) = event.payload.get("appSlug").and_then(|v| v.as_str()) else { return Ok(()) };
-        let mut workspaces = crate::apps::workspaces_installing(self.inner.store.as_ref(), app).await?;
-        workspaces.extend(self.inner.index.scopes_of_app(app).iter().map(|s| s.workspace.as_str().to_owned()));
+        let Some(app) = event.payload.get("appSlug").and_then(|v| v.as_str()) else {
+            return Ok(());
+        };
+        let mut workspaces =
+            crate::apps::workspaces_installing(self.inner.store.as_ref(), app).await?;
+        workspaces.extend(
+            self.inner
+                .index
+                .scopes_of_app(app)
+                .iter()
+                .map(|s| s.workspace.as_str().to_owned()),
+        );
         for ws in workspaces {
             self.reload_apps(&ws).await?;
         }
@@ -157,7 +224,11 @@ impl RuntimeState {
     /// Re-reads automation `slug` of `workspace` from the collection into the index (or drops
     /// it when deleted). For requests that arrive before the fan-out delivered a change (a
     /// webhook right after a create or an upload); the index stays the fast path.
-    pub async fn refresh_automation(&self, workspace: &str, slug: &str) -> Result<Option<Arc<Automation>>, RuntimeError> {
+    pub async fn refresh_automation(
+        &self,
+        workspace: &str,
+        slug: &str,
+    ) -> Result<Option<Arc<Automation>>, RuntimeError> {
         if refract_core::model::check_automation_slug(slug).is_err() {
             return Ok(None);
         }
@@ -198,7 +269,11 @@ impl RuntimeState {
     }
 
     pub(crate) fn take_subscriptions(&self) -> Option<Subscriptions> {
-        self.inner.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).take()
+        self.inner
+            .subscriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 }
 

@@ -12,16 +12,32 @@ use serde_json::{Value, json};
 pub const COMPUTED: &[&str] = &["email", "authData", "role"];
 
 /// The computed field `name` of `user` in `run`'s workspace (`None`: not set for that user).
-pub async fn computed(store: &dyn DocumentStore, run: &RunContext, user: &UserId, name: &str) -> Result<Option<Value>, StorageError> {
+pub async fn computed(
+    store: &dyn DocumentStore,
+    run: &RunContext,
+    user: &UserId,
+    name: &str,
+) -> Result<Option<Value>, StorageError> {
     match name {
         "email" | "authData" => {
             let account = store.get(&collections::USERS, user.as_str()).await?;
-            Ok(account.and_then(|a| a.body.get(name).cloned()).filter(|v| !v.is_null()))
+            Ok(account
+                .and_then(|a| a.body.get(name).cloned())
+                .filter(|v| !v.is_null()))
         }
         "role" => {
-            let who = Principal { user_id: Some(user.as_str()), ..Principal::default() };
-            let grant = access_of(store, run.workspace_id.as_str(), &who).await?.grant;
-            Ok(grant.role.map(|r| r.name().to_owned()).or_else(|| grant.custom_roles.first().cloned()).map(|r| json!(r)))
+            let who = Principal {
+                user_id: Some(user.as_str()),
+                ..Principal::default()
+            };
+            let grant = access_of(store, run.workspace_id.as_str(), &who)
+                .await?
+                .grant;
+            Ok(grant
+                .role
+                .map(|r| r.name().to_owned())
+                .or_else(|| grant.custom_roles.first().cloned())
+                .map(|r| json!(r)))
         }
         _ => Ok(None),
     }

@@ -31,7 +31,11 @@ struct Waiter {
 
 impl Waiter {
     fn wants(&self, event: &Event) -> bool {
-        event.source.workspace_id.as_ref().is_some_and(|ws| ws.as_str() == self.workspace)
+        event
+            .source
+            .workspace_id
+            .as_ref()
+            .is_some_and(|ws| ws.as_str() == self.workspace)
             && self.conditions.iter().any(|c| c.matches(event))
     }
 }
@@ -71,7 +75,11 @@ impl Inner {
             self.seen.pop_front();
         }
         self.seen_bytes += bytes;
-        self.seen.push_back(Seen { at: now, bytes, event: event.clone() });
+        self.seen.push_back(Seen {
+            at: now,
+            bytes,
+            event: event.clone(),
+        });
     }
 }
 
@@ -83,7 +91,9 @@ pub struct Waiters {
 
 impl std::fmt::Debug for Waiters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Waiters").field("waiting", &self.len()).finish()
+        f.debug_struct("Waiters")
+            .field("waiting", &self.len())
+            .finish()
     }
 }
 
@@ -112,7 +122,10 @@ impl Waiters {
     /// Run `run_id` emitted an event created at `created_at` (ms): its next wait may be
     /// answered by any event created from then on.
     pub fn asked(&self, run_id: &str, created_at: i64) {
-        self.lock().asking.entry(run_id.to_owned()).or_insert(created_at);
+        self.lock()
+            .asking
+            .entry(run_id.to_owned())
+            .or_insert(created_at);
     }
 
     /// Run `run_id` ended.
@@ -126,15 +139,27 @@ impl Waiters {
     /// Registers a wait of run `run_id` for an event of `workspace` meeting one of
     /// `conditions`; when the run emitted since its last wait, an event already seen that was
     /// created since that emit fulfils it at once.
-    pub fn register(&self, run_id: &str, workspace: &str, conditions: Vec<WaitCondition>) -> WaitHandle<'_> {
+    pub fn register(
+        &self,
+        run_id: &str,
+        workspace: &str,
+        conditions: Vec<WaitCondition>,
+    ) -> WaitHandle<'_> {
         let (tx, rx) = oneshot::channel();
         let mut inner = self.lock();
         let id = inner.next;
         inner.next += 1;
-        let waiter = Waiter { workspace: workspace.to_owned(), conditions, tx };
+        let waiter = Waiter {
+            workspace: workspace.to_owned(),
+            conditions,
+            tx,
+        };
         let since = inner.asking.remove(run_id);
         let early = since.and_then(|since| {
-            inner.seen.iter().find(|s| s.event.created_at.timestamp_millis() >= since && waiter.wants(&s.event))
+            inner
+                .seen
+                .iter()
+                .find(|s| s.event.created_at.timestamp_millis() >= since && waiter.wants(&s.event))
         });
         match early {
             Some(seen) => {
@@ -145,7 +170,11 @@ impl Waiters {
             }
         }
         drop(inner);
-        WaitHandle { id, waiters: self, rx }
+        WaitHandle {
+            id,
+            waiters: self,
+            rx,
+        }
     }
 
     /// Hands `event` to every wait it fulfils; returns how many.
@@ -154,7 +183,12 @@ impl Waiters {
             return 0;
         }
         let mut inner = self.lock();
-        let matched: Vec<u64> = inner.waiting.iter().filter(|(_, w)| w.wants(event)).map(|(id, _)| *id).collect();
+        let matched: Vec<u64> = inner
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.wants(event))
+            .map(|(id, _)| *id)
+            .collect();
         for id in &matched {
             if let Some(w) = inner.waiting.remove(id) {
                 let _ = w.tx.send(event.clone());
@@ -182,7 +216,11 @@ mod tests {
     fn event(ws: &str, ty: &str, order: i64) -> Event {
         let mut payload = Map::new();
         payload.insert("order".into(), json!({"id": order}));
-        Event::new(EventType::new(ty).unwrap(), Some(WorkspaceId::new(ws).unwrap()), payload)
+        Event::new(
+            EventType::new(ty).unwrap(),
+            Some(WorkspaceId::new(ws).unwrap()),
+            payload,
+        )
     }
 
     #[tokio::test]
@@ -193,9 +231,21 @@ mod tests {
             filters: vec![("payload.order.id".into(), json!(7))],
         };
         let mut handle = waiters.register("run1", "ws1", vec![cond]);
-        assert_eq!(waiters.dispatch(&event("ws2", "orders.paid", 7)), 0, "other workspace");
-        assert_eq!(waiters.dispatch(&event("ws1", "orders.paid", 8)), 0, "filter");
-        assert_eq!(waiters.dispatch(&event("ws1", "orders.created", 7)), 0, "type");
+        assert_eq!(
+            waiters.dispatch(&event("ws2", "orders.paid", 7)),
+            0,
+            "other workspace"
+        );
+        assert_eq!(
+            waiters.dispatch(&event("ws1", "orders.paid", 8)),
+            0,
+            "filter"
+        );
+        assert_eq!(
+            waiters.dispatch(&event("ws1", "orders.created", 7)),
+            0,
+            "type"
+        );
         assert_eq!(waiters.dispatch(&event("ws1", "orders.paid", 7)), 1);
         let got = (&mut handle.rx).await.unwrap();
         drop(handle);
@@ -206,13 +256,19 @@ mod tests {
     #[test]
     fn dropping_a_handle_unregisters() {
         let waiters = Waiters::new();
-        let cond = WaitCondition { event_type: EventType::new("x").unwrap(), filters: vec![] };
+        let cond = WaitCondition {
+            event_type: EventType::new("x").unwrap(),
+            filters: vec![],
+        };
         drop(waiters.register("run1", "ws1", vec![cond]));
         assert!(waiters.is_empty());
     }
 
     fn paid() -> Vec<WaitCondition> {
-        vec![WaitCondition { event_type: EventType::new("orders.paid").unwrap(), filters: vec![] }]
+        vec![WaitCondition {
+            event_type: EventType::new("orders.paid").unwrap(),
+            filters: vec![],
+        }]
     }
 
     fn at(mut event: Event, ms: i64) -> Event {
@@ -232,14 +288,23 @@ mod tests {
         waiters.dispatch(&at(event("ws1", "orders.paid", 5), 2_200));
         let mut handle = waiters.register("run1", "ws1", paid());
         let got = handle.rx.try_recv().expect("fulfilled at once");
-        assert_eq!(got.payload["order"]["id"], 4, "the first answer created since the ask");
+        assert_eq!(
+            got.payload["order"]["id"], 4,
+            "the first answer created since the ask"
+        );
         drop(handle);
         assert!(waiters.is_empty());
 
         // The next wait of the same run, with no emit in between, waits for a new event.
         let mut handle = waiters.register("run1", "ws1", paid());
-        assert!(handle.rx.try_recv().is_err(), "earlier answers are not handed twice");
-        assert_eq!(waiters.dispatch(&at(event("ws1", "orders.paid", 6), 2_300)), 1);
+        assert!(
+            handle.rx.try_recv().is_err(),
+            "earlier answers are not handed twice"
+        );
+        assert_eq!(
+            waiters.dispatch(&at(event("ws1", "orders.paid", 6), 2_300)),
+            1
+        );
         assert_eq!(handle.rx.try_recv().unwrap().payload["order"]["id"], 6);
     }
 
@@ -249,12 +314,18 @@ mod tests {
         waiters.asked("run1", 1_000);
         waiters.dispatch(&at(event("ws1", "orders.paid", 1), 1_500));
         let mut other = waiters.register("run2", "ws1", paid());
-        assert!(other.rx.try_recv().is_err(), "run2 emitted nothing: only new events");
+        assert!(
+            other.rx.try_recv().is_err(),
+            "run2 emitted nothing: only new events"
+        );
         drop(other);
 
         waiters.forget("run1");
         waiters.dispatch(&at(event("ws1", "orders.paid", 2), 1_600));
-        assert!(waiters.lock().seen.is_empty(), "with no run asking, seen events are let go");
+        assert!(
+            waiters.lock().seen.is_empty(),
+            "with no run asking, seen events are let go"
+        );
         assert!(waiters.lock().asking.is_empty());
     }
 }

@@ -28,14 +28,19 @@ mod input;
 /// The routes of the runtime (paths as the gateway forwards them).
 pub fn router(state: RuntimeState) -> Router {
     Router::new()
-        .route("/v2/workspaces/{workspace_id}/webhooks/{endpoint}", any(webhook))
+        .route(
+            "/v2/workspaces/{workspace_id}/webhooks/{endpoint}",
+            any(webhook),
+        )
         .route("/v2/workspaces/{workspace_id}/test/{slug}", post(test_run))
         .with_state(state)
 }
 
 /// Whether the index's copy of `a` can run as is (a component is uploaded).
 fn is_ready(a: &Automation) -> bool {
-    a.component.as_ref().is_some_and(|c| c.status == ComponentStatus::Ready)
+    a.component
+        .as_ref()
+        .is_some_and(|c| c.status == ComponentStatus::Ready)
 }
 
 fn workspace(id: &str) -> Result<WorkspaceId, ApiError> {
@@ -51,7 +56,12 @@ pub fn guest_headers(headers: &HeaderMap) -> Vec<(String, String)> {
             !(matches!(n, "cookie" | "host" | "authorization")
                 || (n.starts_with("x-") && n != "x-prismeai-workspace-id"))
         })
-        .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str().to_owned(), v.to_owned())))
+        .filter_map(|(name, value)| {
+            value
+                .to_str()
+                .ok()
+                .map(|v| (name.as_str().to_owned(), v.to_owned()))
+        })
         .collect()
 }
 
@@ -65,8 +75,13 @@ async fn webhook(
     let mut automations = state.index().by_endpoint(ws.as_str(), &endpoint);
     if automations.iter().all(|a| !is_ready(a)) {
         // Maybe created or uploaded a moment ago: the fan-out has not told this instance yet.
-        let slug = automations.first().map_or(endpoint.clone(), |a| a.slug.clone());
-        state.refresh_automation(ws.as_str(), &slug).await.map_err(|e| ApiError::from_kind(e.kind(), &e))?;
+        let slug = automations
+            .first()
+            .map_or(endpoint.clone(), |a| a.slug.clone());
+        state
+            .refresh_automation(ws.as_str(), &slug)
+            .await
+            .map_err(|e| ApiError::from_kind(e.kind(), &e))?;
         automations = state.index().by_endpoint(ws.as_str(), &endpoint);
     }
     // App endpoints are `<fullSlug>.<name>` (§8.3); an instance installed a moment ago may
@@ -75,19 +90,26 @@ async fn webhook(
     if endpoint.contains('.') {
         let mut found = app_endpoints(&state, ws.as_str(), &endpoint);
         if found.is_empty() && automations.is_empty() {
-            state.reload_apps(ws.as_str()).await.map_err(|e| ApiError::from_kind(e.kind(), &e))?;
+            state
+                .reload_apps(ws.as_str())
+                .await
+                .map_err(|e| ApiError::from_kind(e.kind(), &e))?;
             found = app_endpoints(&state, ws.as_str(), &endpoint);
         }
         automations.extend(found);
     }
     if automations.is_empty() {
-        return Err(ApiError::not_found(format!("no automation answers the endpoint {endpoint:?}")));
+        return Err(ApiError::not_found(format!(
+            "no automation answers the endpoint {endpoint:?}"
+        )));
     }
     let (parts, body) = request.into_parts();
     let Query(query) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
         .map_err(|e| ApiError::validation("query", e.body_text()))?;
     let limit = state.config().webhook_body_limit;
-    let body = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::too_large(limit))?;
+    let body = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::too_large(limit))?;
     let headers = guest_headers(&parts.headers);
     let decoded = input::body(&parts.headers, body.clone()).await?;
     let http = HttpRequest {
@@ -103,7 +125,11 @@ async fn webhook(
         "query": refract_dsl::value::pairs_object(query.into_iter().map(|(k, v)| (k, json!(v)))), "body": decoded,
         "workspaceId": ws, "automationSlug": endpoint,
     });
-    let info = TriggerInfo { kind: "endpoint", value: endpoint.clone(), id: None };
+    let info = TriggerInfo {
+        kind: "endpoint",
+        value: endpoint.clone(),
+        id: None,
+    };
     let credentials = Credentials::of(&caller);
     let mut first = None;
     for (app, automation) in automations {
@@ -111,7 +137,14 @@ async fn webhook(
         let exec = Execution {
             app,
             credentials: credentials.clone(),
-            context: run_context(&ws, &automation.slug, caller.correlation_id.clone(), caller.user_id.clone(), caller.session_id.clone(), 0),
+            context: run_context(
+                &ws,
+                &automation.slug,
+                caller.correlation_id.clone(),
+                caller.user_id.clone(),
+                caller.session_id.clone(),
+                0,
+            ),
             automation,
             trigger: Trigger::Http(http.clone()),
             info: info.clone(),
@@ -122,31 +155,52 @@ async fn webhook(
             executor.announce(&exec, false).await;
         }
         // Spawned: the run goes on past the webhook timeout (to its own wall-clock cap).
-        let handle = tokio::spawn(tracing::Instrument::in_current_span(async move { executor.execute(exec).await }));
+        let handle = tokio::spawn(tracing::Instrument::in_current_span(async move {
+            executor.execute(exec).await
+        }));
         first.get_or_insert((handle, slug));
     }
-    let Some((handle, slug)) = first else { return Err(ApiError::not_found("no automation answers this endpoint")) };
+    let Some((handle, slug)) = first else {
+        return Err(ApiError::not_found("no automation answers this endpoint"));
+    };
     let result = tokio::time::timeout(state.config().webhook_timeout, handle).await;
     let result = match result {
         Err(_) => return Err(timeout()),
         Ok(Err(join)) => return Err(ApiError::internal(join)),
         Ok(Ok(result)) => result,
     };
-    Ok(with_correlation(respond(result, &slug, webhook_output), &caller))
+    Ok(with_correlation(
+        respond(result, &slug, webhook_output),
+        &caller,
+    ))
 }
 
 /// The automations of app instances answering the dotted endpoint `name`, with their instance.
-fn app_endpoints(state: &RuntimeState, ws: &str, name: &str) -> Vec<(Option<Arc<AppScope>>, Arc<Automation>)> {
+fn app_endpoints(
+    state: &RuntimeState,
+    ws: &str,
+    name: &str,
+) -> Vec<(Option<Arc<AppScope>>, Arc<Automation>)> {
     state
         .index()
         .route(ws, name)
         .into_iter()
-        .flat_map(|(scope, rest)| state.index().by_endpoint(&scope.key, &rest).into_iter().map(move |a| (Some(scope.clone()), a)))
+        .flat_map(|(scope, rest)| {
+            state
+                .index()
+                .by_endpoint(&scope.key, &rest)
+                .into_iter()
+                .map(move |a| (Some(scope.clone()), a))
+        })
         .collect()
 }
 
 fn timeout() -> ApiError {
-    ApiError::new(StatusCode::GATEWAY_TIMEOUT, "TimeoutError", "the automation did not answer in time")
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "TimeoutError",
+        "the automation did not answer in time",
+    )
 }
 
 fn with_correlation(mut response: Response, caller: &Caller) -> Response {
@@ -158,13 +212,22 @@ fn with_correlation(mut response: Response, caller: &Caller) -> Response {
 
 /// Maps a finished run (or one that could not start) to the HTTP answer; `ok` renders an
 /// output.
-pub fn respond(result: Result<RunReport, RuntimeError>, slug: &str, ok: fn(&Output) -> Response) -> Response {
+pub fn respond(
+    result: Result<RunReport, RuntimeError>,
+    slug: &str,
+    ok: fn(&Output) -> Response,
+) -> Response {
     match result {
         Ok(report) => match report.outcome {
             RunOutcome::Ok(output) => ok(&output),
             RunOutcome::Failed(e) => {
-                let details: Value = e.details.as_deref().map(|d| serde_json::from_str(d).unwrap_or_else(|_| json!(d))).unwrap_or(Value::Null);
-                let mut body = json!({"error": e.code, "message": e.message, "automationSlug": slug});
+                let details: Value = e
+                    .details
+                    .as_deref()
+                    .map(|d| serde_json::from_str(d).unwrap_or_else(|_| json!(d)))
+                    .unwrap_or(Value::Null);
+                let mut body =
+                    json!({"error": e.code, "message": e.message, "automationSlug": slug});
                 if !details.is_null() {
                     body["details"] = details;
                 }
@@ -174,18 +237,24 @@ pub fn respond(result: Result<RunReport, RuntimeError>, slug: &str, ok: fn(&Outp
                     "InvalidArgumentsError" => (StatusCode::BAD_REQUEST, "InvalidArgumentsError"),
                     _ => (StatusCode::BAD_REQUEST, "AutomationError"),
                 };
-                ApiError::new(status, error, e.message.clone()).with_details(body).into_response()
-            }
-            RunOutcome::Trapped(t) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ComponentTrap", "the automation was stopped by the sandbox")
-                    .with_details(json!({"reason": t.reason.as_str(), "message": t.message}))
+                ApiError::new(status, error, e.message.clone())
+                    .with_details(body)
                     .into_response()
             }
+            RunOutcome::Trapped(t) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ComponentTrap",
+                "the automation was stopped by the sandbox",
+            )
+            .with_details(json!({"reason": t.reason.as_str(), "message": t.message}))
+            .into_response(),
         },
         Err(RuntimeError::NotReady { reason, .. }) => {
             ApiError::new(StatusCode::CONFLICT, "ComponentNotReady", reason).into_response()
         }
-        Err(RuntimeError::NotFound(slug)) => ApiError::not_found(format!("no automation {slug}")).into_response(),
+        Err(RuntimeError::NotFound(slug)) => {
+            ApiError::not_found(format!("no automation {slug}")).into_response()
+        }
         Err(e) => ApiError::from_kind(e.kind(), &e).into_response(),
     }
 }
@@ -194,8 +263,15 @@ pub fn respond(result: Result<RunReport, RuntimeError>, slug: &str, ok: fn(&Outp
 fn refused_header(name: &str, value: &str) -> bool {
     matches!(
         name,
-        "connection" | "keep-alive" | "proxy-authenticate" | "proxy-authorization" | "te" | "trailer"
-            | "transfer-encoding" | "upgrade" | "content-length"
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "content-length"
     ) || (name == "set-cookie" && value.trim_start().starts_with("access-token="))
 }
 
@@ -213,7 +289,10 @@ pub fn webhook_output(output: &Output) -> Response {
         if refused_header(&lower, value) {
             continue;
         }
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(lower.as_bytes()), HeaderValue::from_str(value)) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(lower.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             headers.append(n, v);
         }
     }
@@ -246,17 +325,25 @@ struct TestBody {
 /// Whether `caller` may test automation `slug` of `ws`, by the workspace's rules
 /// (`refract_storage::access_of`: built-in and custom roles, API-key rules): 401 without any
 /// credential, 404 when the workspace is invisible to the caller, 403 when it may only look.
-async fn may_test(state: &RuntimeState, ws: &WorkspaceId, slug: &str, caller: &Caller) -> Result<(), ApiError> {
+async fn may_test(
+    state: &RuntimeState,
+    ws: &WorkspaceId,
+    slug: &str,
+    caller: &Caller,
+) -> Result<(), ApiError> {
     if caller.user_id.is_none() && caller.api_key.is_none() && !caller.superadmin {
         return Err(ApiError::unauthenticated("authentication required"));
     }
-    let access = refract_storage::access_of(state.inner.store.as_ref(), ws.as_str(), &caller.principal())
-        .await
-        .map_err(|e| ApiError::from_kind(e.kind(), &e))?;
+    let access =
+        refract_storage::access_of(state.inner.store.as_ref(), ws.as_str(), &caller.principal())
+            .await
+            .map_err(|e| ApiError::from_kind(e.kind(), &e))?;
     if access.allows(Action::Test, Subject::Automations, &json!({ "slug": slug })) {
         Ok(())
     } else if access.visible() {
-        Err(ApiError::forbidden("testing automations needs the editor role or a rule allowing test"))
+        Err(ApiError::forbidden(
+            "testing automations needs the editor role or a rule allowing test",
+        ))
     } else {
         Err(ApiError::not_found("no such workspace"))
     }
@@ -273,9 +360,13 @@ async fn test_run(
     let mut automation = state.index().get(ws.as_str(), &slug);
     if !automation.as_ref().is_some_and(|a| is_ready(a)) {
         // Maybe created or uploaded a moment ago: the fan-out has not told this instance yet.
-        automation = state.refresh_automation(ws.as_str(), &slug).await.map_err(|e| ApiError::from_kind(e.kind(), &e))?;
+        automation = state
+            .refresh_automation(ws.as_str(), &slug)
+            .await
+            .map_err(|e| ApiError::from_kind(e.kind(), &e))?;
     }
-    let automation: Arc<Automation> = automation.ok_or_else(|| ApiError::not_found(format!("no automation {slug}")))?;
+    let automation: Arc<Automation> =
+        automation.ok_or_else(|| ApiError::not_found(format!("no automation {slug}")))?;
     let payload = match body.payload {
         None | Some(Value::Null) => json!({}),
         Some(p @ Value::Object(_)) => p,
@@ -284,21 +375,37 @@ async fn test_run(
     let exec = Execution {
         app: None,
         credentials: Credentials::of(&caller),
-        context: run_context(&ws, &slug, caller.correlation_id.clone(), caller.user_id.clone(), caller.session_id.clone(), 0),
+        context: run_context(
+            &ws,
+            &slug,
+            caller.correlation_id.clone(),
+            caller.user_id.clone(),
+            caller.session_id.clone(),
+            0,
+        ),
         automation,
         trigger: Trigger::Call(payload.to_string()),
-        info: TriggerInfo { kind: "automation", value: slug.clone(), id: None },
+        info: TriggerInfo {
+            kind: "automation",
+            value: slug.clone(),
+            id: None,
+        },
         payload,
     };
     let executor = state.executor().clone();
     executor.announce(&exec, true).await;
-    let handle = tokio::spawn(tracing::Instrument::in_current_span(async move { executor.execute(exec).await }));
+    let handle = tokio::spawn(tracing::Instrument::in_current_span(async move {
+        executor.execute(exec).await
+    }));
     let result = match tokio::time::timeout(state.config().webhook_timeout, handle).await {
         Err(_) => return Err(timeout()),
         Ok(Err(join)) => return Err(ApiError::internal(join)),
         Ok(Ok(result)) => result,
     };
-    Ok(with_correlation(respond(result, &slug, test_output), &caller))
+    Ok(with_correlation(
+        respond(result, &slug, test_output),
+        &caller,
+    ))
 }
 
 #[cfg(test)]

@@ -52,7 +52,14 @@ pub const NOT_CONSUMED: &[&str] = &[
     "runtime.contexts.*",
 ];
 
-const SYSTEM_NAMESPACES: &[&str] = &["gateway", "workspaces", "runtime", "events", "apps", "apikeys"];
+const SYSTEM_NAMESPACES: &[&str] = &[
+    "gateway",
+    "workspaces",
+    "runtime",
+    "events",
+    "apps",
+    "apikeys",
+];
 
 /// Whether an event of `event_type` may start automations.
 pub fn is_triggering(event_type: &str) -> bool {
@@ -65,10 +72,13 @@ pub fn is_triggering(event_type: &str) -> bool {
 
 /// Runs the event consumer, the fan-out listener and the scheduler until `shutdown` resolves
 /// (then returns `Ok`) or the broker closes (an error). Call once per state.
-pub async fn run_workers(state: RuntimeState, shutdown: impl Future<Output = ()> + Send) -> Result<(), RuntimeError> {
-    let subs = state
-        .take_subscriptions()
-        .ok_or_else(|| RuntimeError::Config("run_workers was already called for this state".into()))?;
+pub async fn run_workers(
+    state: RuntimeState,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), RuntimeError> {
+    let subs = state.take_subscriptions().ok_or_else(|| {
+        RuntimeError::Config("run_workers was already called for this state".into())
+    })?;
     tracing::info!(instance_id = %state.config().instance_id, "runtime workers started");
     let result = tokio::select! {
         r = consume(state.clone(), subs.group) => r,
@@ -85,7 +95,9 @@ async fn consume(state: RuntimeState, mut sub: Box<dyn Subscriber>) -> Result<()
     let permits = Arc::new(Semaphore::new(state.config().max_concurrent_events));
     loop {
         let delivery = sub.next().await?;
-        let Ok(permit) = permits.clone().acquire_owned().await else { return Ok(()) };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return Ok(());
+        };
         let state = state.clone();
         tokio::spawn(async move {
             let span = consumer_span(&delivery.event);
@@ -110,7 +122,11 @@ fn consumer_span(event: &Event) -> tracing::Span {
 
 fn wit_event(event: &Event) -> WitEvent {
     WitEvent {
-        id: event.id.as_ref().map(|i| i.as_str().to_owned()).unwrap_or_default(),
+        id: event
+            .id
+            .as_ref()
+            .map(|i| i.as_str().to_owned())
+            .unwrap_or_default(),
         type_: event.event_type.as_str().to_owned(),
         payload: serde_json::to_string(&event.payload).unwrap_or_else(|_| "{}".into()),
         source: serde_json::to_string(&event.source).unwrap_or_else(|_| "{}".into()),
@@ -133,8 +149,22 @@ pub async fn handle_event(state: &RuntimeState, delivery: Delivery) {
     let automations: Vec<_> = listeners(state, event)
         .into_iter()
         .flat_map(|(app, local)| {
-            let key = app.as_ref().map_or_else(|| event.source.workspace_id.as_ref().map(|w| w.as_str().to_owned()).unwrap_or_default(), |s| s.key.clone());
-            state.index().by_event(&key, &local).into_iter().map(move |a| (app.clone(), local.clone(), a))
+            let key = app.as_ref().map_or_else(
+                || {
+                    event
+                        .source
+                        .workspace_id
+                        .as_ref()
+                        .map(|w| w.as_str().to_owned())
+                        .unwrap_or_default()
+                },
+                |s| s.key.clone(),
+            );
+            state
+                .index()
+                .by_event(&key, &local)
+                .into_iter()
+                .map(move |a| (app.clone(), local.clone(), a))
         })
         .collect();
     if ty == "workspaces.automations.created" || ty == "workspaces.automations.updated" {
@@ -168,7 +198,11 @@ pub async fn handle_event(state: &RuntimeState, delivery: Delivery) {
                 credentials: None,
                 automation,
                 trigger: Trigger::Event(wit),
-                info: TriggerInfo { kind: "event", value: ty.to_owned(), id: id.clone() },
+                info: TriggerInfo {
+                    kind: "event",
+                    value: ty.to_owned(),
+                    id: id.clone(),
+                },
                 context,
                 payload: payload.clone(),
             };
@@ -180,7 +214,11 @@ pub async fn handle_event(state: &RuntimeState, delivery: Delivery) {
         }
     }
     let results = futures::future::join_all(runs).await;
-    let transient = results.iter().filter_map(|r| r.as_ref().err()).find(|e| e.is_transient()).map(ToString::to_string);
+    let transient = results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .find(|e| e.is_transient())
+        .map(ToString::to_string);
     let settled = match transient {
         Some(error) => delivery.nack(&error).await,
         None => delivery.ack().await,
@@ -194,23 +232,39 @@ pub async fn handle_event(state: &RuntimeState, delivery: Delivery) {
 /// reaches by prefix (type without it, §8.3), and the instances a lifecycle event is about
 /// (unprefixed, §8.4).
 fn listeners(state: &RuntimeState, event: &Event) -> Vec<(Option<Arc<AppScope>>, String)> {
-    let Some(ws) = event.source.workspace_id.as_ref().map(|w| w.as_str()) else { return Vec::new() };
+    let Some(ws) = event.source.workspace_id.as_ref().map(|w| w.as_str()) else {
+        return Vec::new();
+    };
     let ty = event.event_type.as_str();
     let mut out = Vec::new();
     if is_triggering(ty) {
         out.push((None, ty.to_owned()));
-        out.extend(state.index().route(ws, ty).into_iter().map(|(scope, rest)| (Some(scope), rest)));
+        out.extend(
+            state
+                .index()
+                .route(ws, ty)
+                .into_iter()
+                .map(|(scope, rest)| (Some(scope), rest)),
+        );
     }
     let text = |k: &str| event.payload.get(k).and_then(serde_json::Value::as_str);
     match ty {
-        "workspaces.apps.installed" | "workspaces.apps.configured" | "workspaces.apps.uninstalled" => {
+        "workspaces.apps.installed"
+        | "workspaces.apps.configured"
+        | "workspaces.apps.uninstalled" => {
             if let Some(scope) = text("slug").and_then(|slug| state.index().scope(ws, slug)) {
                 out.push((Some(scope), ty.to_owned()));
             }
         }
         "apps.published" | "apps.deleted" => {
             if let Some(app) = text("appSlug") {
-                out.extend(state.index().scopes_of_app(app).into_iter().map(|s| (Some(s), ty.to_owned())));
+                out.extend(
+                    state
+                        .index()
+                        .scopes_of_app(app)
+                        .into_iter()
+                        .map(|s| (Some(s), ty.to_owned())),
+                );
             }
         }
         _ => {}
@@ -221,15 +275,32 @@ fn listeners(state: &RuntimeState, event: &Event) -> Vec<(Option<Arc<AppScope>>,
 /// `runtime.automations.scheduled` for an automation saved with schedules: emitted by the one
 /// instance that consumed the save.
 async fn announce_schedules(state: &RuntimeState, event: &Event) {
-    let Some(automation) = event.payload.get("automation") else { return };
-    let schedules = automation.get("when").and_then(|w| w.get("schedules")).cloned().unwrap_or_default();
-    let disabled = automation.get("disabled").and_then(serde_json::Value::as_bool).unwrap_or(false);
+    let Some(automation) = event.payload.get("automation") else {
+        return;
+    };
+    let schedules = automation
+        .get("when")
+        .and_then(|w| w.get("schedules"))
+        .cloned()
+        .unwrap_or_default();
+    let disabled = automation
+        .get("disabled")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
     if disabled || schedules.as_array().is_none_or(Vec::is_empty) {
         return;
     }
-    let (Ok(ty), Some(ws)) = (EventType::new("runtime.automations.scheduled"), event.source.workspace_id.clone()) else { return };
+    let (Ok(ty), Some(ws)) = (
+        EventType::new("runtime.automations.scheduled"),
+        event.source.workspace_id.clone(),
+    ) else {
+        return;
+    };
     let mut payload = serde_json::Map::new();
-    payload.insert("slug".into(), automation.get("slug").cloned().unwrap_or_default());
+    payload.insert(
+        "slug".into(),
+        automation.get("slug").cloned().unwrap_or_default(),
+    );
     payload.insert("schedules".into(), schedules);
     let mut scheduled = Event::new(ty, Some(ws), payload);
     scheduled.source.correlation_id = event.source.correlation_id.clone();
@@ -250,7 +321,11 @@ async fn listen(state: RuntimeState, mut sub: Box<dyn Subscriber>) -> Result<(),
         }
         state.inner.waiters.dispatch(event);
         if event.event_type.as_str() == "workspaces.components.uploaded"
-            && let Some(digest) = event.payload.get("digest").and_then(|d| d.as_str()).and_then(ComponentDigest::parse)
+            && let Some(digest) = event
+                .payload
+                .get("digest")
+                .and_then(|d| d.as_str())
+                .and_then(ComponentDigest::parse)
         {
             let executor = state.executor().clone();
             tokio::spawn(async move { executor.warm(&digest).await });
@@ -279,8 +354,20 @@ async fn schedule(state: RuntimeState) {
 /// Runs one tick if this instance takes its lock.
 pub async fn fire_tick(state: &RuntimeState, fire: Fire) {
     let config = state.config();
-    let key = tick_lock(&fire.workspace, &fire.automation.slug, &fire.lock, fire.tick);
-    match claim_tick(state.inner.cache.as_ref(), &key, &config.instance_id, config.tick_lock_ttl).await {
+    let key = tick_lock(
+        &fire.workspace,
+        &fire.automation.slug,
+        &fire.lock,
+        fire.tick,
+    );
+    match claim_tick(
+        state.inner.cache.as_ref(),
+        &key,
+        &config.instance_id,
+        config.tick_lock_ttl,
+    )
+    .await
+    {
         Ok(true) => {}
         Ok(false) => return,
         Err(e) => {
@@ -304,9 +391,23 @@ pub async fn fire_tick(state: &RuntimeState, fire: Fire) {
     let exec = Execution {
         app,
         credentials: None,
-        context: run_context(&ws, &fire.automation.slug, CorrelationId::generate(), None, None, 0),
-        trigger: Trigger::Schedule(ScheduleTick { expression: fire.expression.clone(), time }),
-        info: TriggerInfo { kind: "schedule", value: fire.expression.clone(), id: None },
+        context: run_context(
+            &ws,
+            &fire.automation.slug,
+            CorrelationId::generate(),
+            None,
+            None,
+            0,
+        ),
+        trigger: Trigger::Schedule(ScheduleTick {
+            expression: fire.expression.clone(),
+            time,
+        }),
+        info: TriggerInfo {
+            kind: "schedule",
+            value: fire.expression.clone(),
+            id: None,
+        },
         automation: fire.automation,
         payload,
     };
@@ -354,7 +455,10 @@ mod tests {
             "runtime.contexts.updated",
         ] {
             assert!(!consumed.matches(ty), "{ty} is skipped");
-            assert!(!is_triggering(ty), "{ty} is skipped, so it must trigger nothing");
+            assert!(
+                !is_triggering(ty),
+                "{ty} is skipped, so it must trigger nothing"
+            );
         }
     }
 }

@@ -23,7 +23,11 @@ pub struct WorkspaceConfig {
 }
 
 impl WorkspaceConfig {
-    pub fn new(store: Arc<dyn DocumentStore>, index: Arc<TriggerIndex>, bus: Arc<BrokerBus>) -> Self {
+    pub fn new(
+        store: Arc<dyn DocumentStore>,
+        index: Arc<TriggerIndex>,
+        bus: Arc<BrokerBus>,
+    ) -> Self {
         Self { store, index, bus }
     }
 
@@ -33,7 +37,10 @@ impl WorkspaceConfig {
             Ok(value) => Ok(value),
             Err(generation) => {
                 let doc = self.store.get(&collections::WORKSPACES, workspace).await?;
-                let value = Arc::new(doc.and_then(|d| d.body.get("config")?.get("value").cloned()).unwrap_or(Value::Null));
+                let value = Arc::new(
+                    doc.and_then(|d| d.body.get("config")?.get("value").cloned())
+                        .unwrap_or(Value::Null),
+                );
                 self.index.keep_config(workspace, value.clone(), generation);
                 Ok(value)
             }
@@ -42,9 +49,16 @@ impl WorkspaceConfig {
 
     /// Writes `value` at `path` of `run`'s workspace config (`None`: removes it), then
     /// publishes `workspaces.configured` under the run's identity.
-    pub async fn write(&self, run: &RunContext, path: &str, value: Option<Value>) -> Result<(), ServiceError> {
+    pub async fn write(
+        &self,
+        run: &RunContext,
+        path: &str,
+        value: Option<Value>,
+    ) -> Result<(), ServiceError> {
         if self.bus.scopes().of(&run.run_id).is_some() {
-            return Err(ServiceError::Invalid("an app instance's config belongs to the workspace that installed it".into()));
+            return Err(ServiceError::Invalid(
+                "an app instance's config belongs to the workspace that installed it".into(),
+            ));
         }
         let segments = paths::parse(path).map_err(ServiceError::Invalid)?;
         let unavailable = |e: StorageError| ServiceError::Unavailable(e.to_string());
@@ -69,23 +83,42 @@ impl WorkspaceConfig {
                 }
             }
             let new = body["config"].clone();
-            match self.store.put(&collections::WORKSPACES, workspace, &body, Expect::Version(doc.version)).await {
+            match self
+                .store
+                .put(
+                    &collections::WORKSPACES,
+                    workspace,
+                    &body,
+                    Expect::Version(doc.version),
+                )
+                .await
+            {
                 Ok(_) => {
                     // This instance reads it afresh at once; the others on the event.
                     self.index.forget_config(workspace);
-                    self.announce(run, json!({"config": new, "oldConfig": old})).await;
+                    self.announce(run, json!({"config": new, "oldConfig": old}))
+                        .await;
                     return Ok(());
                 }
                 Err(e) if e.kind() == refract_core::ErrorKind::Conflict => continue,
                 Err(e) => return Err(unavailable(e)),
             }
         }
-        Err(ServiceError::Unavailable("the workspace kept changing; the config write was not applied".into()))
+        Err(ServiceError::Unavailable(
+            "the workspace kept changing; the config write was not applied".into(),
+        ))
     }
 
     /// `workspaces.configured`, one level deeper than the run (it may trigger automations).
     async fn announce(&self, run: &RunContext, payload: Value) {
-        let Some(event) = run_event(run, "workspaces.configured", payload, run.depth.saturating_add(1)) else { return };
+        let Some(event) = run_event(
+            run,
+            "workspaces.configured",
+            payload,
+            run.depth.saturating_add(1),
+        ) else {
+            return;
+        };
         if let Err(e) = self.bus.publish(event).await {
             tracing::warn!(workspace_id = %run.workspace_id, error = %e, "config written, but workspaces.configured was not published");
         }

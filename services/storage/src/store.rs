@@ -90,7 +90,9 @@ impl EventHistory for MemoryStore {
         workspace: &WorkspaceId,
         cutoff: DateTime<Utc>,
     ) -> Result<u64> {
-        self.history.delete_workspace_before(workspace, cutoff).await
+        self.history
+            .delete_workspace_before(workspace, cutoff)
+            .await
     }
     async fn workspaces(&self) -> Result<Vec<WorkspaceId>> {
         self.history.workspaces().await

@@ -10,7 +10,9 @@ use std::collections::HashSet;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use chrono::Utc;
-use refract_core::apps::{App, AppVersion, AppVersionMeta, MAX_APP_DEPTH, app_version_doc_id, parse_app_version};
+use refract_core::apps::{
+    App, AppVersion, AppVersionMeta, MAX_APP_DEPTH, app_version_doc_id, parse_app_version,
+};
 use refract_core::model::check_automation_slug;
 use refract_core::{ErrorKind, WorkspaceId};
 use refract_http::{ApiError, Caller, Json};
@@ -34,7 +36,12 @@ pub async fn find(state: &WorkspacesState, slug: &str) -> Result<Option<(App, u6
     if check_automation_slug(slug).is_err() {
         return Ok(None);
     }
-    match state.store.get(&collections::APPS, slug).await.map_err(storage)? {
+    match state
+        .store
+        .get(&collections::APPS, slug)
+        .await
+        .map_err(storage)?
+    {
         Some(doc) => Ok(Some((decode(doc.body, "app")?, doc.version))),
         None => Ok(None),
     }
@@ -57,7 +64,10 @@ pub async fn load_version(
     let n = version.unwrap_or(app.current_version);
     let doc = state
         .store
-        .get(&collections::APP_VERSIONS, &app_version_doc_id(&app.slug, n))
+        .get(
+            &collections::APP_VERSIONS,
+            &app_version_doc_id(&app.slug, n),
+        )
         .await
         .map_err(storage)?
         .ok_or_else(|| ApiError::not_found(format!("app {:?} has no version {n}", app.slug)))?;
@@ -77,7 +87,9 @@ pub async fn import_tree(
         if !seen.insert(app.slug.clone()) || depth >= MAX_APP_DEPTH {
             continue;
         }
-        let Ok(v) = load_version(state, &app, version).await else { continue };
+        let Ok(v) = load_version(state, &app, version).await else {
+            continue;
+        };
         for import in v.snapshot.imports {
             if let Some((child, _)) = find(state, &import.app_slug).await? {
                 frontier.push((child, import.app_version, depth + 1));
@@ -124,7 +136,11 @@ pub async fn publish(
         .ok_or_else(|| ApiError::validation("workspaceId", "is required"))?
         .to_owned();
     let access = state
-        .authorize(&caller, &workspace_id, (Action::Update, Subject::Workspaces))
+        .authorize(
+            &caller,
+            &workspace_id,
+            (Action::Update, Subject::Workspaces),
+        )
         .await?;
     let user = caller.require_user()?.to_string();
     let ws = &access.workspace;
@@ -134,7 +150,9 @@ pub async fn publish(
         match key.as_str() {
             "workspaceId" => {}
             "workspaceVersion" if value.is_null() => {}
-            "workspaceVersion" => from = Some(params::string("workspaceVersion", &value)?.to_owned()),
+            "workspaceVersion" => {
+                from = Some(params::string("workspaceVersion", &value)?.to_owned())
+            }
             "slug" if value.is_null() => {}
             "slug" => {
                 let s = params::string("slug", &value)?;
@@ -145,8 +163,15 @@ pub async fn publish(
             "description" => description = Some(value).filter(|v| !v.is_null()),
             "labels" => labels = Some(params::labels(&value)?),
             "photo" => photo = value.as_str().map(str::to_owned),
-            "configSchema" if value.is_null() || value.is_object() => schema = Some(value).filter(|v| !v.is_null()),
-            "configSchema" => return Err(ApiError::validation("configSchema", "must be an object (name → argument)")),
+            "configSchema" if value.is_null() || value.is_object() => {
+                schema = Some(value).filter(|v| !v.is_null())
+            }
+            "configSchema" => {
+                return Err(ApiError::validation(
+                    "configSchema",
+                    "must be an object (name → argument)",
+                ));
+            }
             other => return Err(params::unknown_field(other)),
         }
     }
@@ -159,7 +184,11 @@ pub async fn publish(
         }
     };
     let snapshot = match &from {
-        Some(v) => versions::load(&state, access.id.as_str(), v).await?.snapshot,
+        Some(v) => {
+            versions::load(&state, access.id.as_str(), v)
+                .await?
+                .snapshot
+        }
         None => versions::snapshot(&state, &access.id, ws).await?,
     };
     let now = Utc::now();
@@ -167,12 +196,17 @@ pub async fn publish(
     if let Some((app, _)) = &existing
         && app.workspace_id != access.id.as_str()
     {
-        return Err(ApiError::already_used("slug", format!("app slug {slug:?} is already used")));
+        return Err(ApiError::already_used(
+            "slug",
+            format!("app slug {slug:?} is already used"),
+        ));
     }
     // Recursion: an app whose snapshot (transitively) installs itself.
     for import in &snapshot.imports {
         if let Some((child, _)) = find(&state, &import.app_slug).await?
-            && import_tree(&state, &child, import.app_version).await?.contains(&slug)
+            && import_tree(&state, &child, import.app_version)
+                .await?
+                .contains(&slug)
         {
             return Err(recursive(&slug));
         }
@@ -180,8 +214,11 @@ pub async fn publish(
     let schema = schema.or_else(|| ws.config.as_ref().and_then(|c| c.get("schema")).cloned());
     let number = existing.as_ref().map_or(1, |(a, _)| a.current_version + 1);
     if number > MAX_APP_VERSIONS {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "TooManyVersions",
-            format!("an app keeps at most {MAX_APP_VERSIONS} versions")));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "TooManyVersions",
+            format!("an app keeps at most {MAX_APP_VERSIONS} versions"),
+        ));
     }
     let version = AppVersion {
         app_slug: slug.clone(),
@@ -193,14 +230,23 @@ pub async fn publish(
     };
     match state
         .store
-        .put(&collections::APP_VERSIONS, &app_version_doc_id(&slug, number), &encode(&version)?, Expect::Absent)
+        .put(
+            &collections::APP_VERSIONS,
+            &app_version_doc_id(&slug, number),
+            &encode(&version)?,
+            Expect::Absent,
+        )
         .await
     {
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::Conflict => return Err(concurrent()),
         Err(e) => return Err(storage(e)),
     }
-    let meta = AppVersionMeta { version: number, workspace_version: from, created_at: now };
+    let meta = AppVersionMeta {
+        version: number,
+        workspace_version: from,
+        created_at: now,
+    };
     let (app, expect) = match existing {
         Some((mut app, doc_version)) => {
             app.current_version = number;
@@ -233,14 +279,23 @@ pub async fn publish(
     };
     let mut doc = encode(&app)?;
     doc[LISTED] = json!(true);
-    match state.store.put(&collections::APPS, &slug, &doc, expect).await {
+    match state
+        .store
+        .put(&collections::APPS, &slug, &doc, expect)
+        .await
+    {
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::Conflict => return Err(concurrent()),
         Err(e) => return Err(storage(e)),
     }
     let out = view(&app, &version)?;
     state
-        .emit(&caller, &access.id, "apps.published", json!({"appSlug": slug, "version": number, "app": out}))
+        .emit(
+            &caller,
+            &access.id,
+            "apps.published",
+            json!({"appSlug": slug, "version": number, "app": out}),
+        )
         .await;
     Ok(Json(out))
 }
@@ -254,14 +309,21 @@ fn check_app_slug(slug: &str) -> Result<(), ApiError> {
 }
 
 fn concurrent() -> ApiError {
-    ApiError::new(StatusCode::CONFLICT, "AlreadyUsedError", "the app was published concurrently; retry")
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "AlreadyUsedError",
+        "the app was published concurrently; retry",
+    )
 }
 
 /// 400: an app that would (transitively) install itself.
 pub fn recursive(slug: &str) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "RecursiveImportError",
-        format!("app {slug:?} would install itself (recursive import)"))
-        .with_details(json!({"appSlug": slug}))
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "RecursiveImportError",
+        format!("app {slug:?} would install itself (recursive import)"),
+    )
+    .with_details(json!({"appSlug": slug}))
 }
 
 /// `GET /v2/apps`: query `text, workspaceId, labels, page, limit` → `[App]` (current versions).
@@ -273,7 +335,10 @@ pub async fn list(
     caller.require_user()?;
     let q = params::query(raw.as_deref());
     let (offset, limit) = params::page(&q)?;
-    let text = q.get("text").map(|t| t.to_lowercase()).filter(|t| !t.is_empty());
+    let text = q
+        .get("text")
+        .map(|t| t.to_lowercase())
+        .filter(|t| !t.is_empty());
     let labels = params::list(&q, "labels");
     let workspace = q.get("workspaceId");
     let docs = state
@@ -281,11 +346,20 @@ pub async fn list(
         .find(&collections::APPS, LISTED, &json!(true), MAX_FIND_LIMIT)
         .await
         .map_err(storage)?;
-    let mut apps: Vec<App> = docs.into_iter().map(|d| decode(d.body, "app")).collect::<Result<_, _>>()?;
+    let mut apps: Vec<App> = docs
+        .into_iter()
+        .map(|d| decode(d.body, "app"))
+        .collect::<Result<_, _>>()?;
     apps.sort_by(|a, b| a.slug.cmp(&b.slug));
     let matches_text = |a: &App| {
         text.as_ref().is_none_or(|t| {
-            let hay = format!("{} {} {}", a.slug, a.name, a.description.clone().unwrap_or_default()).to_lowercase();
+            let hay = format!(
+                "{} {} {}",
+                a.slug,
+                a.name,
+                a.description.clone().unwrap_or_default()
+            )
+            .to_lowercase();
             hay.contains(t.as_str())
         })
     };
@@ -293,7 +367,11 @@ pub async fn list(
     for app in apps
         .iter()
         .filter(|a| workspace.is_none_or(|w| &a.workspace_id == w))
-        .filter(|a| labels.as_ref().is_none_or(|want| want.iter().all(|l| a.labels.contains(l))))
+        .filter(|a| {
+            labels
+                .as_ref()
+                .is_none_or(|want| want.iter().all(|l| a.labels.contains(l)))
+        })
         .filter(|a| matches_text(a))
         .skip(offset)
         .take(limit)
@@ -335,34 +413,66 @@ pub async fn remove(
 ) -> Result<Json<Value>, ApiError> {
     let app = load(&state, &slug).await?;
     if !caller.superadmin {
-        state.authorize(&caller, &app.workspace_id, (Action::Delete, Subject::Apps)).await?;
+        state
+            .authorize(&caller, &app.workspace_id, (Action::Delete, Subject::Apps))
+            .await?;
     }
-    let force = params::query(raw.as_deref()).get("force").is_some_and(|f| f == "true");
+    let force = params::query(raw.as_deref())
+        .get("force")
+        .is_some_and(|f| f == "true");
     let installed = state
         .store
-        .find(&collections::APP_INSTANCES, "appSlug", &json!(slug), MAX_FIND_LIMIT)
+        .find(
+            &collections::APP_INSTANCES,
+            "appSlug",
+            &json!(slug),
+            MAX_FIND_LIMIT,
+        )
         .await
         .map_err(storage)?;
     if !installed.is_empty() && !force {
-        return Err(ApiError::new(StatusCode::CONFLICT, "AppInUse",
-            format!("app {slug:?} is installed {} time(s); uninstall it first or pass force=true", installed.len()))
-            .with_details(json!({"instances": installed.len()})));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "AppInUse",
+            format!(
+                "app {slug:?} is installed {} time(s); uninstall it first or pass force=true",
+                installed.len()
+            ),
+        )
+        .with_details(json!({"instances": installed.len()})));
     }
     for doc in installed {
         let instance: refract_core::apps::AppInstance = decode(doc.body.clone(), "app instance")?;
-        let Some(ws) = doc.body.get("workspaceId").and_then(Value::as_str).and_then(|w| WorkspaceId::new(w).ok()) else { continue };
+        let Some(ws) = doc
+            .body
+            .get("workspaceId")
+            .and_then(Value::as_str)
+            .and_then(|w| WorkspaceId::new(w).ok())
+        else {
+            continue;
+        };
         instances::uninstall(&state, &caller, &ws, &instance).await?;
     }
     for meta in &app.versions {
         state
             .store
-            .delete(&collections::APP_VERSIONS, &app_version_doc_id(&slug, meta.version), Expect::Any)
+            .delete(
+                &collections::APP_VERSIONS,
+                &app_version_doc_id(&slug, meta.version),
+                Expect::Any,
+            )
             .await
             .map_err(storage)?;
     }
-    state.store.delete(&collections::APPS, &slug, Expect::Any).await.map_err(storage)?;
+    state
+        .store
+        .delete(&collections::APPS, &slug, Expect::Any)
+        .await
+        .map_err(storage)?;
     if let Ok(source) = WorkspaceId::new(&app.workspace_id) {
-        state.emit(&caller, &source, "apps.deleted", json!({"appSlug": slug})).await;
+        state
+            .emit(&caller, &source, "apps.deleted", json!({"appSlug": slug}))
+            .await;
     }
     Ok(Json(json!({ "id": slug })))
 }

@@ -94,9 +94,17 @@ pub(crate) fn apply(
         }
     }
     if a.validate_arguments {
-        let arguments = a.arguments.as_ref().and_then(Value::as_object).cloned().unwrap_or_default();
+        let arguments = a
+            .arguments
+            .as_ref()
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         Arguments::compile(&arguments).map_err(|e| {
-            ApiError::validation("arguments", format!("not a valid schema for validateArguments: {e}"))
+            ApiError::validation(
+                "arguments",
+                format!("not a valid schema for validateArguments: {e}"),
+            )
         })?;
     }
     Ok(())
@@ -111,10 +119,12 @@ fn check_authorizations(value: Value) -> Result<Option<AutomationAuthorizations>
         .map_err(|e| ApiError::validation("authorizations", e.to_string()))?;
     match auth.action.as_deref() {
         None => Ok(None),
-        Some(action) if action.trim().is_empty() || action.chars().count() > MAX_ACTION => Err(ApiError::validation(
-            "authorizations.action",
-            format!("must be 1 to {MAX_ACTION} characters"),
-        )),
+        Some(action) if action.trim().is_empty() || action.chars().count() > MAX_ACTION => {
+            Err(ApiError::validation(
+                "authorizations.action",
+                format!("must be 1 to {MAX_ACTION} characters"),
+            ))
+        }
         Some(_) => Ok(Some(auth)),
     }
 }

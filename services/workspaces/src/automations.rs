@@ -18,15 +18,22 @@ use serde_json::{Value, json};
 
 use crate::automation_fields::{apply, free_slug};
 use crate::params;
-use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage, workspace_documents};
+use crate::state::{
+    Action, Subject, WorkspacesState, decode, encode, storage, workspace_documents,
+};
 
 /// Every automation of a workspace, by slug.
 pub async fn load_all(
     state: &WorkspacesState,
     workspace: &WorkspaceId,
 ) -> Result<Vec<Automation>, ApiError> {
-    let mut all: Vec<Automation> =
-        workspace_documents(state, &collections::AUTOMATIONS, workspace.as_str(), "automation").await?;
+    let mut all: Vec<Automation> = workspace_documents(
+        state,
+        &collections::AUTOMATIONS,
+        workspace.as_str(),
+        "automation",
+    )
+    .await?;
     all.sort_by(|a, b| a.slug.cmp(&b.slug));
     Ok(all)
 }
@@ -173,7 +180,11 @@ pub async fn create(
     crate::dsl::DocBody(body): crate::dsl::DocBody,
 ) -> Result<Json<Automation>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, (Action::Update, Subject::Automations))
+        .authorize(
+            &caller,
+            &workspace_id,
+            (Action::Update, Subject::Automations),
+        )
         .await?;
     let user = caller.require_user()?.to_string();
     let present = |k: &str| body.get(k).is_some_and(|v| !v.is_null());
@@ -307,7 +318,11 @@ pub async fn update(
     crate::dsl::DocBody(body): crate::dsl::DocBody,
 ) -> Result<Json<Automation>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, (Action::Update, Subject::Automations))
+        .authorize(
+            &caller,
+            &workspace_id,
+            (Action::Update, Subject::Automations),
+        )
         .await?;
     let ws = access.id.as_str();
     let (old, version) = load(&state, ws, &slug).await?;
@@ -388,7 +403,11 @@ pub async fn remove(
     Path((workspace_id, slug)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, (Action::Update, Subject::Automations))
+        .authorize(
+            &caller,
+            &workspace_id,
+            (Action::Update, Subject::Automations),
+        )
         .await?;
     let (a, _) = load(&state, access.id.as_str(), &slug).await?;
     delete_doc(&state, access.id.as_str(), &a.slug).await?;

@@ -112,7 +112,11 @@ pub async fn upload(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, (Action::Update, Subject::Automations))
+        .authorize(
+            &caller,
+            &workspace_id,
+            (Action::Update, Subject::Automations),
+        )
         .await?;
     let user = caller.require_user()?.to_string();
     let ws = access.id.as_str();

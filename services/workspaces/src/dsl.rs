@@ -20,35 +20,58 @@ pub struct DocBody(pub Map<String, Value>);
 
 /// Is `content_type` one of the YAML media types?
 pub fn is_yaml(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    matches!(essence.as_str(), "application/yaml" | "text/yaml" | "application/x-yaml" | "text/x-yaml")
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    matches!(
+        essence.as_str(),
+        "application/yaml" | "text/yaml" | "application/x-yaml" | "text/x-yaml"
+    )
 }
 
 impl<S: Send + Sync> FromRequest<S> for DocBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let yaml = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(is_yaml);
+        let yaml = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_yaml);
         if !yaml {
             let Json(body) = Json::<Map<String, Value>>::from_request(req, state).await?;
             return Ok(DocBody(body));
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", "the body is over this route's limit"))?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::validation("body", "YAML must be UTF-8"))?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLarge",
+                "the body is over this route's limit",
+            )
+        })?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| ApiError::validation("body", "YAML must be UTF-8"))?;
         match refract_dsl::from_yaml(text).map_err(invalid)? {
             Value::Object(m) => Ok(DocBody(m)),
-            _ => Err(ApiError::validation("body", "an automation document is a mapping")),
+            _ => Err(ApiError::validation(
+                "body",
+                "an automation document is a mapping",
+            )),
         }
     }
 }
 
 /// Checks that a DSL automation's `do` and `output` compile.
 pub fn check(a: &Automation) -> Result<(), ApiError> {
-    refract_dsl::compile(a.instructions.as_ref().unwrap_or(&Value::Null), a.output.as_ref())
-        .map(drop)
-        .map_err(invalid)
+    refract_dsl::compile(
+        a.instructions.as_ref().unwrap_or(&Value::Null),
+        a.output.as_ref(),
+    )
+    .map(drop)
+    .map_err(invalid)
 }
 
 /// The 400 of a document that breaks a rule: `{error: <rule>, message, details: [{path, rule,
@@ -63,8 +86,12 @@ pub fn invalid(e: Invalid) -> ApiError {
         "InvalidScheduleError" => "InvalidScheduleError",
         _ => "InvalidInstructionError",
     };
-    ApiError::new(StatusCode::BAD_REQUEST, code, format!("{}: {}", e.path, e.message))
-        .with_details(json!([{ "path": e.path, "rule": e.rule, "message": e.message }]))
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        code,
+        format!("{}: {}", e.path, e.message),
+    )
+    .with_details(json!([{ "path": e.path, "rule": e.rule, "message": e.message }]))
 }
 
 #[cfg(test)]
@@ -83,12 +110,23 @@ mod tests {
 
     #[test]
     fn valid_documents_pass_and_bad_ones_name_path_and_rule() {
-        assert!(check(&automation(json!([{"set": {"name": "a", "value": "{{b}}"}}]), Some(json!("{{a}}")))).is_ok());
+        assert!(
+            check(&automation(
+                json!([{"set": {"name": "a", "value": "{{b}}"}}]),
+                Some(json!("{{a}}"))
+            ))
+            .is_ok()
+        );
         let e = check(&automation(json!([{"emit": {"payload": {}}}]), None)).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert_eq!(e.code, "InvalidInstructionError");
-        assert_eq!(e.details, Some(json!([{"path": "do[0].emit.event", "rule": "InvalidInstructionError",
-            "message": "emit needs an event (a string)"}])));
+        assert_eq!(
+            e.details,
+            Some(
+                json!([{"path": "do[0].emit.event", "rule": "InvalidInstructionError",
+            "message": "emit needs an event (a string)"}])
+            )
+        );
         let e = check(&automation(json!([]), Some(json!("{% 1 + %}")))).unwrap_err();
         assert_eq!(e.code, "InvalidExpressionSyntax");
     }

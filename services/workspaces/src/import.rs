@@ -279,7 +279,11 @@ pub async fn import(
     if let Some(value) = config {
         // The export's config is the workspace's (automation-dsl §5.2): every run reads it.
         crate::workspaces::change(&state, &caller, &workspace_id, |ws| {
-            let mut config = ws.config.clone().filter(Value::is_object).unwrap_or_else(|| json!({}));
+            let mut config = ws
+                .config
+                .clone()
+                .filter(Value::is_object)
+                .unwrap_or_else(|| json!({}));
             config["value"] = value.clone();
             ws.config = Some(config);
             Ok(())

@@ -11,7 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use refract_core::apps::{
-    App, AppInstance, REDACTED, app_instance_doc_id, instance_config, parse_app_version, redact, secret_fields,
+    App, AppInstance, REDACTED, app_instance_doc_id, instance_config, parse_app_version, redact,
+    secret_fields,
 };
 use refract_core::model::check_automation_slug;
 use refract_core::{ErrorKind, WorkspaceId};
@@ -32,18 +33,33 @@ pub const INSTALLED: &str = "installed";
 /// Checks `config` against the app's schema: 400 `InvalidConfigError` with one `{path,
 /// message}` per failure (messages never repeat the value, which may be a secret).
 pub fn validate_config(app: &App, config: &Value) -> Result<(), ApiError> {
-    let Some(Value::Object(arguments)) = app.config_schema.as_ref() else { return Ok(()) };
+    let Some(Value::Object(arguments)) = app.config_schema.as_ref() else {
+        return Ok(());
+    };
     let schema = Arguments::compile(arguments).map_err(|e| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "InvalidAppSchema",
-            format!("the config schema of app {:?} is not a valid JSON schema: {e}", app.slug))
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "InvalidAppSchema",
+            format!(
+                "the config schema of app {:?} is not a valid JSON schema: {e}",
+                app.slug
+            ),
+        )
     })?;
-    let errors: Vec<Value> = schema.check(config).into_iter().map(|f| json!({"path": f.path, "message": f.message})).collect();
+    let errors: Vec<Value> = schema
+        .check(config)
+        .into_iter()
+        .map(|f| json!({"path": f.path, "message": f.message}))
+        .collect();
     if errors.is_empty() {
         return Ok(());
     }
-    Err(ApiError::new(StatusCode::BAD_REQUEST, "InvalidConfigError",
-        format!("the config does not match the schema of app {:?}", app.slug))
-        .with_details(json!(errors)))
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "InvalidConfigError",
+        format!("the config does not match the schema of app {:?}", app.slug),
+    )
+    .with_details(json!(errors)))
 }
 
 /// An instance as clients read it: its config with secrets redacted.
@@ -76,37 +92,62 @@ async fn detailed(state: &WorkspacesState, instance: &AppInstance) -> Result<Val
     Ok(v)
 }
 
-async fn load(state: &WorkspacesState, workspace: &str, slug: &str) -> Result<(AppInstance, u64), ApiError> {
+async fn load(
+    state: &WorkspacesState,
+    workspace: &str,
+    slug: &str,
+) -> Result<(AppInstance, u64), ApiError> {
     let missing = || ApiError::not_found(format!("app instance {slug:?} not found"));
     if check_automation_slug(slug).is_err() {
         return Err(missing());
     }
     let doc = state
         .store
-        .get(&collections::APP_INSTANCES, &app_instance_doc_id(workspace, slug))
+        .get(
+            &collections::APP_INSTANCES,
+            &app_instance_doc_id(workspace, slug),
+        )
         .await
         .map_err(storage)?
         .ok_or_else(missing)?;
     Ok((decode(doc.body, "app instance")?, doc.version))
 }
 
-async fn store(state: &WorkspacesState, workspace: &str, instance: &AppInstance, expect: Expect) -> Result<(), ApiError> {
+async fn store(
+    state: &WorkspacesState,
+    workspace: &str,
+    instance: &AppInstance,
+    expect: Expect,
+) -> Result<(), ApiError> {
     let mut body = encode(instance)?;
     body["workspaceId"] = json!(workspace);
     // Lets the runtime find every workspace with instances (the store finds by field).
     body[INSTALLED] = json!(true);
     match state
         .store
-        .put(&collections::APP_INSTANCES, &app_instance_doc_id(workspace, &instance.slug), &body, expect)
+        .put(
+            &collections::APP_INSTANCES,
+            &app_instance_doc_id(workspace, &instance.slug),
+            &body,
+            expect,
+        )
         .await
     {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::Conflict && expect == Expect::Absent => Err(ApiError::already_used(
-            "slug",
-            format!("an app instance {:?} is already installed here", instance.slug),
+        Err(e) if e.kind() == ErrorKind::Conflict && expect == Expect::Absent => {
+            Err(ApiError::already_used(
+                "slug",
+                format!(
+                    "an app instance {:?} is already installed here",
+                    instance.slug
+                ),
+            ))
+        }
+        Err(e) if e.kind() == ErrorKind::Conflict => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "AlreadyUsedError",
+            "the app instance changed while updating; retry",
         )),
-        Err(e) if e.kind() == ErrorKind::Conflict => Err(ApiError::new(StatusCode::CONFLICT, "AlreadyUsedError",
-            "the app instance changed while updating; retry")),
         Err(e) => Err(storage(e)),
     }
 }
@@ -118,11 +159,21 @@ fn event_payload(instance: &AppInstance, app: Option<&App>) -> Value {
 
 /// Refuses installing `app` in `workspace` when the app already has `workspace` as an
 /// ancestor: the workspace publishes an app that the installed one (transitively) installs.
-async fn check_not_recursive(state: &WorkspacesState, workspace: &str, app: &App, version: Option<u32>) -> Result<(), ApiError> {
+async fn check_not_recursive(
+    state: &WorkspacesState,
+    workspace: &str,
+    app: &App,
+    version: Option<u32>,
+) -> Result<(), ApiError> {
     let tree = apps::import_tree(state, app, version).await?;
     let own = state
         .store
-        .find(&collections::APPS, "workspaceId", &json!(workspace), MAX_FIND_LIMIT)
+        .find(
+            &collections::APPS,
+            "workspaceId",
+            &json!(workspace),
+            MAX_FIND_LIMIT,
+        )
         .await
         .map_err(storage)?;
     for doc in own {
@@ -141,7 +192,9 @@ pub async fn list(
     caller: Caller,
     Path(workspace_id): Path<String>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let access = state.authorize(&caller, &workspace_id, (Action::Read, Subject::Workspaces)).await?;
+    let access = state
+        .authorize(&caller, &workspace_id, (Action::Read, Subject::Workspaces))
+        .await?;
     let mut out = Vec::new();
     for instance in instances_of(&state, access.id.as_str()).await? {
         out.push(detailed(&state, &instance).await?);
@@ -156,7 +209,13 @@ pub async fn install(
     Path(workspace_id): Path<String>,
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Json<Value>, ApiError> {
-    let access = state.authorize(&caller, &workspace_id, (Action::Update, Subject::Workspaces)).await?;
+    let access = state
+        .authorize(
+            &caller,
+            &workspace_id,
+            (Action::Update, Subject::Workspaces),
+        )
+        .await?;
     let app_slug = body
         .get("appSlug")
         .and_then(Value::as_str)
@@ -178,42 +237,66 @@ pub async fn install(
     apply(&mut instance, body, true)?;
     let version = apps::load_version(&state, &app, instance.app_version).await?;
     check_not_recursive(&state, access.id.as_str(), &app, instance.app_version).await?;
-    validate_config(&app, &instance_config(&version.snapshot.default_config(), &instance.config))?;
+    validate_config(
+        &app,
+        &instance_config(&version.snapshot.default_config(), &instance.config),
+    )?;
     store(&state, access.id.as_str(), &instance, Expect::Absent).await?;
     state
-        .emit(&caller, &access.id, "workspaces.apps.installed", event_payload(&instance, Some(&app)))
+        .emit(
+            &caller,
+            &access.id,
+            "workspaces.apps.installed",
+            event_payload(&instance, Some(&app)),
+        )
         .await;
     Ok(Json(detailed(&state, &instance).await?))
 }
 
 /// Applies body members; `installing` allows `appSlug` and `slug`.
-fn apply(instance: &mut AppInstance, body: Map<String, Value>, installing: bool) -> Result<(), ApiError> {
+fn apply(
+    instance: &mut AppInstance,
+    body: Map<String, Value>,
+    installing: bool,
+) -> Result<(), ApiError> {
     for (key, value) in body {
         match key.as_str() {
             "appSlug" if installing => {}
             "appSlug" if value.as_str() == Some(instance.app_slug.as_str()) => {}
-            "appSlug" => return Err(ApiError::validation("appSlug", "an instance's app is fixed; install another instance")),
+            "appSlug" => {
+                return Err(ApiError::validation(
+                    "appSlug",
+                    "an instance's app is fixed; install another instance",
+                ));
+            }
             "slug" if value.is_null() => {}
             "slug" => {
                 let s = params::string("slug", &value)?;
                 if !installing && s != instance.slug {
-                    return Err(ApiError::validation("slug", "an instance's slug is fixed; uninstall and install again"));
+                    return Err(ApiError::validation(
+                        "slug",
+                        "an instance's slug is fixed; uninstall and install again",
+                    ));
                 }
                 check_automation_slug(s).map_err(|e| params::invalid_slug(s, e))?;
                 instance.slug = s.to_owned();
             }
             "appVersion" => {
-                instance.app_version = parse_app_version(&value).map_err(|m| ApiError::validation("appVersion", m))?
+                instance.app_version =
+                    parse_app_version(&value).map_err(|m| ApiError::validation("appVersion", m))?
             }
             "disabled" => {
-                instance.disabled = value.as_bool().ok_or_else(|| ApiError::validation("disabled", "must be a boolean"))?
+                instance.disabled = value
+                    .as_bool()
+                    .ok_or_else(|| ApiError::validation("disabled", "must be a boolean"))?
             }
             "labels" if value.is_null() => instance.labels.clear(),
             "labels" => instance.labels = params::labels(&value)?,
             "config" if value.is_null() => instance.config = json!({}),
             "config" if value.is_object() => instance.config = value,
             "config" => return Err(ApiError::validation("config", "must be an object")),
-            "appName" | "appDescription" | "createdAt" | "updatedAt" | "automations" | "runningVersion" | "workspaceId" | INSTALLED => {}
+            "appName" | "appDescription" | "createdAt" | "updatedAt" | "automations"
+            | "runningVersion" | "workspaceId" | INSTALLED => {}
             other => return Err(params::unknown_field(other)),
         }
     }
@@ -226,7 +309,9 @@ pub async fn get_one(
     caller: Caller,
     Path((workspace_id, slug)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let access = state.authorize(&caller, &workspace_id, (Action::Read, Subject::Workspaces)).await?;
+    let access = state
+        .authorize(&caller, &workspace_id, (Action::Read, Subject::Workspaces))
+        .await?;
     let (instance, _) = load(&state, access.id.as_str(), &slug).await?;
     Ok(Json(detailed(&state, &instance).await?))
 }
@@ -244,19 +329,37 @@ fn keep_redacted(new: &mut Value, old: &Value, app: &App) {
 }
 
 /// Validates and stores a changed instance, then emits `workspaces.apps.configured`.
-async fn save(state: &WorkspacesState, caller: &Caller, access_id: &WorkspaceId, old: &AppInstance, mut instance: AppInstance, version: u64) -> Result<Value, ApiError> {
+async fn save(
+    state: &WorkspacesState,
+    caller: &Caller,
+    access_id: &WorkspaceId,
+    old: &AppInstance,
+    mut instance: AppInstance,
+    version: u64,
+) -> Result<Value, ApiError> {
     let app = apps::load(state, &instance.app_slug).await?;
     keep_redacted(&mut instance.config, &old.config, &app);
     let v = apps::load_version(state, &app, instance.app_version).await?;
     if instance.app_version != old.app_version {
         check_not_recursive(state, access_id.as_str(), &app, instance.app_version).await?;
     }
-    validate_config(&app, &instance_config(&v.snapshot.default_config(), &instance.config))?;
+    validate_config(
+        &app,
+        &instance_config(&v.snapshot.default_config(), &instance.config),
+    )?;
     instance.updated_at = Some(Utc::now());
-    store(state, access_id.as_str(), &instance, Expect::Version(version)).await?;
+    store(
+        state,
+        access_id.as_str(),
+        &instance,
+        Expect::Version(version),
+    )
+    .await?;
     let mut payload = event_payload(&instance, Some(&app));
     payload["oldConfig"] = redact(&old.config, app.config_schema.as_ref());
-    state.emit(caller, access_id, "workspaces.apps.configured", payload).await;
+    state
+        .emit(caller, access_id, "workspaces.apps.configured", payload)
+        .await;
     detailed(state, &instance).await
 }
 
@@ -267,11 +370,19 @@ pub async fn update(
     Path((workspace_id, slug)): Path<(String, String)>,
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Json<Value>, ApiError> {
-    let access = state.authorize(&caller, &workspace_id, (Action::Update, Subject::Workspaces)).await?;
+    let access = state
+        .authorize(
+            &caller,
+            &workspace_id,
+            (Action::Update, Subject::Workspaces),
+        )
+        .await?;
     let (old, version) = load(&state, access.id.as_str(), &slug).await?;
     let mut instance = old.clone();
     apply(&mut instance, body, false)?;
-    Ok(Json(save(&state, &caller, &access.id, &old, instance, version).await?))
+    Ok(Json(
+        save(&state, &caller, &access.id, &old, instance, version).await?,
+    ))
 }
 
 /// `GET …/apps/{slug}/config`: the instance's own config, secrets redacted.
@@ -280,10 +391,17 @@ pub async fn get_config(
     caller: Caller,
     Path((workspace_id, slug)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let access = state.authorize(&caller, &workspace_id, (Action::Read, Subject::Workspaces)).await?;
+    let access = state
+        .authorize(&caller, &workspace_id, (Action::Read, Subject::Workspaces))
+        .await?;
     let (instance, _) = load(&state, access.id.as_str(), &slug).await?;
-    let app = apps::find(&state, &instance.app_slug).await?.map(|(a, _)| a);
-    Ok(Json(redact(&instance.config, app.as_ref().and_then(|a| a.config_schema.as_ref()))))
+    let app = apps::find(&state, &instance.app_slug)
+        .await?
+        .map(|(a, _)| a);
+    Ok(Json(redact(
+        &instance.config,
+        app.as_ref().and_then(|a| a.config_schema.as_ref()),
+    )))
 }
 
 /// `PATCH …/apps/{slug}/config`: merges top-level keys into the instance config (`null`
@@ -294,7 +412,13 @@ pub async fn patch_config(
     Path((workspace_id, slug)): Path<(String, String)>,
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Json<Value>, ApiError> {
-    let access = state.authorize(&caller, &workspace_id, (Action::Update, Subject::Workspaces)).await?;
+    let access = state
+        .authorize(
+            &caller,
+            &workspace_id,
+            (Action::Update, Subject::Workspaces),
+        )
+        .await?;
     let (old, version) = load(&state, access.id.as_str(), &slug).await?;
     let mut instance = old.clone();
     let mut config = match &old.config {
@@ -309,20 +433,36 @@ pub async fn patch_config(
         }
     }
     instance.config = Value::Object(config);
-    Ok(Json(save(&state, &caller, &access.id, &old, instance, version).await?))
+    Ok(Json(
+        save(&state, &caller, &access.id, &old, instance, version).await?,
+    ))
 }
 
 /// Deletes an instance and emits `workspaces.apps.uninstalled` (the runtime drops its
 /// triggers: events, endpoints, schedules).
-pub async fn uninstall(state: &WorkspacesState, caller: &Caller, workspace: &WorkspaceId, instance: &AppInstance) -> Result<(), ApiError> {
+pub async fn uninstall(
+    state: &WorkspacesState,
+    caller: &Caller,
+    workspace: &WorkspaceId,
+    instance: &AppInstance,
+) -> Result<(), ApiError> {
     state
         .store
-        .delete(&collections::APP_INSTANCES, &app_instance_doc_id(workspace.as_str(), &instance.slug), Expect::Any)
+        .delete(
+            &collections::APP_INSTANCES,
+            &app_instance_doc_id(workspace.as_str(), &instance.slug),
+            Expect::Any,
+        )
         .await
         .map_err(storage)?;
     let app = apps::find(state, &instance.app_slug).await?.map(|(a, _)| a);
     state
-        .emit(caller, workspace, "workspaces.apps.uninstalled", event_payload(instance, app.as_ref()))
+        .emit(
+            caller,
+            workspace,
+            "workspaces.apps.uninstalled",
+            event_payload(instance, app.as_ref()),
+        )
         .await;
     Ok(())
 }
@@ -333,7 +473,13 @@ pub async fn remove(
     caller: Caller,
     Path((workspace_id, slug)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let access = state.authorize(&caller, &workspace_id, (Action::Update, Subject::Workspaces)).await?;
+    let access = state
+        .authorize(
+            &caller,
+            &workspace_id,
+            (Action::Update, Subject::Workspaces),
+        )
+        .await?;
     let (instance, _) = load(&state, access.id.as_str(), &slug).await?;
     uninstall(&state, &caller, &access.id, &instance).await?;
     Ok(Json(json!({ "id": slug })))
@@ -344,7 +490,11 @@ pub async fn delete_all(state: &WorkspacesState, workspace: &str) -> Result<(), 
     for instance in instances_of(state, workspace).await? {
         state
             .store
-            .delete(&collections::APP_INSTANCES, &app_instance_doc_id(workspace, &instance.slug), Expect::Any)
+            .delete(
+                &collections::APP_INSTANCES,
+                &app_instance_doc_id(workspace, &instance.slug),
+                Expect::Any,
+            )
             .await
             .map_err(storage)?;
     }
@@ -369,12 +519,21 @@ mod tests {
             "token": {"type": "string", "secret": true},
             "title": {"type": "localized:string"},
         }));
-        assert!(validate_config(&a, &json!({"greeting": "hi", "retries": 2, "title": {"fr": "salut"}})).is_ok());
+        assert!(
+            validate_config(
+                &a,
+                &json!({"greeting": "hi", "retries": 2, "title": {"fr": "salut"}})
+            )
+            .is_ok()
+        );
         let e = validate_config(&a, &json!({"retries": 9, "token": 42})).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert_eq!(e.code, "InvalidConfigError");
         let details = e.details.expect("details").to_string();
-        assert!(details.contains("/retries") && details.contains("/token"), "{details}");
+        assert!(
+            details.contains("/retries") && details.contains("/token"),
+            "{details}"
+        );
         assert!(!details.contains("42"), "values are not echoed: {details}");
         assert!(validate_config(&app(Value::Null), &json!({"anything": 1})).is_ok());
     }

@@ -107,7 +107,10 @@ pub fn router(state: WorkspacesState) -> Router {
             delete(secrets::remove),
         )
         .route("/v2/apps", get(apps::list).post(apps::publish))
-        .route("/v2/apps/{app_slug}", get(apps::get_one).delete(apps::remove))
+        .route(
+            "/v2/apps/{app_slug}",
+            get(apps::get_one).delete(apps::remove),
+        )
         .route(
             "/v2/workspaces/{workspace_id}/apps",
             get(instances::list).post(instances::install),

@@ -74,7 +74,8 @@ async fn load_all(
     state: &WorkspacesState,
     workspace: &str,
 ) -> Result<BTreeMap<String, Secret>, ApiError> {
-    let secrets: Vec<Secret> = workspace_documents(state, &collections::SECRETS, workspace, "secret").await?;
+    let secrets: Vec<Secret> =
+        workspace_documents(state, &collections::SECRETS, workspace, "secret").await?;
     Ok(secrets.into_iter().map(|s| (s.name.clone(), s)).collect())
 }
 
@@ -105,7 +106,11 @@ pub async fn list(
     Path(workspace_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, (Action::ManageSecurity, Subject::Workspaces))
+        .authorize(
+            &caller,
+            &workspace_id,
+            (Action::ManageSecurity, Subject::Workspaces),
+        )
         .await?;
     Ok(Json(listing(&load_all(&state, access.id.as_str()).await?)))
 }
@@ -138,7 +143,11 @@ async fn write(
     replace: bool,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, (Action::ManageSecurity, Subject::Workspaces))
+        .authorize(
+            &caller,
+            &workspace_id,
+            (Action::ManageSecurity, Subject::Workspaces),
+        )
         .await?;
     let user = caller.require_user()?.to_string();
     let ws = access.id.as_str();
@@ -269,7 +278,11 @@ pub async fn remove(
     Path((workspace_id, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, (Action::ManageSecurity, Subject::Workspaces))
+        .authorize(
+            &caller,
+            &workspace_id,
+            (Action::ManageSecurity, Subject::Workspaces),
+        )
         .await?;
     check_name(&name, &caller)?;
     let deleted = state

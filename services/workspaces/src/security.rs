@@ -15,7 +15,9 @@ use refract_storage::{Expect, api_key_hash, collections};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage, workspace_documents};
+use crate::state::{
+    Action, Subject, WorkspacesState, decode, encode, storage, workspace_documents,
+};
 
 /// Most API keys per workspace: each one is a credential to audit.
 pub const MAX_API_KEYS: usize = 100;

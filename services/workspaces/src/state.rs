@@ -160,7 +160,12 @@ pub(crate) async fn workspace_documents<T: DeserializeOwned>(
 ) -> Result<Vec<T>, ApiError> {
     let docs = state
         .store
-        .find(collection, "workspaceId", &Value::from(workspace), MAX_FIND_LIMIT)
+        .find(
+            collection,
+            "workspaceId",
+            &Value::from(workspace),
+            MAX_FIND_LIMIT,
+        )
         .await
         .map_err(storage)?;
     docs.into_iter().map(|d| decode(d.body, what)).collect()

@@ -13,7 +13,9 @@ use serde_json::{Map, Value, json};
 
 use crate::automations;
 use crate::params;
-use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage, workspace_documents};
+use crate::state::{
+    Action, Subject, WorkspacesState, decode, encode, storage, workspace_documents,
+};
 
 /// Most versions one workspace keeps (`MAXIMUM_WORKSPACE_VERSION`, §14.2).
 pub const MAX_WORKSPACE_VERSIONS: usize = 20;
@@ -36,8 +38,13 @@ pub async fn instances_of(
     state: &WorkspacesState,
     workspace: &str,
 ) -> Result<Vec<AppInstance>, ApiError> {
-    let mut all: Vec<AppInstance> =
-        workspace_documents(state, &collections::APP_INSTANCES, workspace, "app instance").await?;
+    let mut all: Vec<AppInstance> = workspace_documents(
+        state,
+        &collections::APP_INSTANCES,
+        workspace,
+        "app instance",
+    )
+    .await?;
     all.sort_by(|a, b| a.slug.cmp(&b.slug));
     Ok(all)
 }
@@ -50,7 +57,10 @@ pub async fn load(
 ) -> Result<WorkspaceVersion, ApiError> {
     let doc = state
         .store
-        .get(&collections::WORKSPACE_VERSIONS, &workspace_version_doc_id(workspace, name))
+        .get(
+            &collections::WORKSPACE_VERSIONS,
+            &workspace_version_doc_id(workspace, name),
+        )
         .await
         .map_err(storage)?
         .ok_or_else(|| ApiError::not_found(format!("workspace version {name:?} not found")))?;
@@ -93,7 +103,11 @@ pub async fn create(
     Json(body): Json<Map<String, Value>>,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, (Action::Update, Subject::Workspaces))
+        .authorize(
+            &caller,
+            &workspace_id,
+            (Action::Update, Subject::Workspaces),
+        )
         .await?;
     let user = caller.require_user()?.to_string();
     let (mut name, mut description, mut repository) = (None, None, None);
@@ -112,14 +126,20 @@ pub async fn create(
         }
     }
     let ws = access.id.as_str();
-    let existing: Vec<WorkspaceVersion> =
-        workspace_documents(&state, &collections::WORKSPACE_VERSIONS, ws, "workspace version")
-            .await?;
+    let existing: Vec<WorkspaceVersion> = workspace_documents(
+        &state,
+        &collections::WORKSPACE_VERSIONS,
+        ws,
+        "workspace version",
+    )
+    .await?;
     if existing.len() >= MAX_WORKSPACE_VERSIONS {
         return Err(ApiError::new(
             axum::http::StatusCode::UNPROCESSABLE_ENTITY,
             "TooManyVersions",
-            format!("a workspace keeps at most {MAX_WORKSPACE_VERSIONS} versions; delete one first"),
+            format!(
+                "a workspace keeps at most {MAX_WORKSPACE_VERSIONS} versions; delete one first"
+            ),
         ));
     }
     let now = Utc::now();
@@ -145,13 +165,21 @@ pub async fn create(
     {
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::Conflict => {
-            return Err(ApiError::already_used("name", format!("version {name:?} already exists")));
+            return Err(ApiError::already_used(
+                "name",
+                format!("version {name:?} already exists"),
+            ));
         }
         Err(e) => return Err(storage(e)),
     }
     let m = meta(&version);
     state
-        .emit(&caller, &access.id, "workspaces.versions.published", json!({"version": m}))
+        .emit(
+            &caller,
+            &access.id,
+            "workspaces.versions.published",
+            json!({"version": m}),
+        )
         .await;
     Ok(Json(m))
 }
@@ -163,17 +191,30 @@ pub async fn remove(
     Path((workspace_id, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, (Action::Update, Subject::Workspaces))
+        .authorize(
+            &caller,
+            &workspace_id,
+            (Action::Update, Subject::Workspaces),
+        )
         .await?;
     let ws = access.id.as_str();
     load(&state, ws, &name).await?;
     state
         .store
-        .delete(&collections::WORKSPACE_VERSIONS, &workspace_version_doc_id(ws, &name), Expect::Any)
+        .delete(
+            &collections::WORKSPACE_VERSIONS,
+            &workspace_version_doc_id(ws, &name),
+            Expect::Any,
+        )
         .await
         .map_err(storage)?;
     state
-        .emit(&caller, &access.id, "workspaces.versions.deleted", json!({"version": {"name": name}}))
+        .emit(
+            &caller,
+            &access.id,
+            "workspaces.versions.deleted",
+            json!({"version": {"name": name}}),
+        )
         .await;
     Ok(Json(json!({ "id": name })))
 }

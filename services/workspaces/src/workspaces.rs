@@ -370,7 +370,11 @@ pub async fn remove(
     Path(workspace_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
-        .authorize(&caller, &workspace_id, (Action::Delete, Subject::Workspaces))
+        .authorize(
+            &caller,
+            &workspace_id,
+            (Action::Delete, Subject::Workspaces),
+        )
         .await?;
     let id = access.id.as_str();
     state

@@ -34,14 +34,17 @@ fn cluster() -> ExitCode {
             let bin = std::env::current_exe()?;
             let mut shape = Shape::default();
             if let Ok(n) = std::env::var("REFRACT_CLUSTER_RUNTIMES") {
-                shape.runtimes = n
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| anyhow::anyhow!("REFRACT_CLUSTER_RUNTIMES={n:?}: expected a number of runtimes, 1 or more"))?;
+                shape.runtimes = n.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "REFRACT_CLUSTER_RUNTIMES={n:?}: expected a number of runtimes, 1 or more"
+                    )
+                })?;
             }
             let cluster = LocalCluster::start(&bin, &backends, shape).await?;
-            println!("Refract cluster {} (Redis namespace and PostgreSQL schema)", cluster.namespace);
+            println!(
+                "Refract cluster {} (Redis namespace and PostgreSQL schema)",
+                cluster.namespace
+            );
             for (name, url) in cluster.nodes() {
                 println!("  {name:5} {url}");
             }

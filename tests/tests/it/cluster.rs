@@ -44,7 +44,9 @@ fn backends() -> Option<SharedBackends> {
 
 /// A backend that answers every connection with its name.
 async fn named_backend(name: &'static str) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
     let addr = listener.local_addr().expect("its address");
     let task = tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
@@ -55,7 +57,9 @@ async fn named_backend(name: &'static str) -> (std::net::SocketAddr, tokio::task
 }
 
 async fn through(balancer: &Balancer) -> String {
-    let mut socket = tokio::net::TcpStream::connect(balancer.addr).await.expect("the balancer accepts");
+    let mut socket = tokio::net::TcpStream::connect(balancer.addr)
+        .await
+        .expect("the balancer accepts");
     let mut answer = String::new();
     socket.read_to_string(&mut answer).await.expect("an answer");
     answer
@@ -76,7 +80,9 @@ async fn the_balancer_takes_turns_and_skips_a_dead_backend() {
     // so connecting is refused.
     let dead = tokio::net::TcpSocket::new_v4().unwrap();
     dead.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let balancer = Balancer::start(vec![a, dead.local_addr().unwrap()]).await.unwrap();
+    let balancer = Balancer::start(vec![a, dead.local_addr().unwrap()])
+        .await
+        .unwrap();
     for _ in 0..3 {
         assert_eq!(through(&balancer).await, "a", "a dead backend is skipped");
     }
@@ -84,21 +90,33 @@ async fn the_balancer_takes_turns_and_skips_a_dead_backend() {
 
 /// Every `runtime.automations.executed` of `slug` in the history, by the `n` of its trigger's
 /// payload, with the runtime instance that ran it.
-async fn executed_by_n(client: &Client, ws: &str, slug: &str) -> anyhow::Result<BTreeMap<u64, Vec<String>>> {
+async fn executed_by_n(
+    client: &Client,
+    ws: &str,
+    slug: &str,
+) -> anyhow::Result<BTreeMap<u64, Vec<String>>> {
     let mut runs: BTreeMap<u64, Vec<String>> = BTreeMap::new();
     for page in 0..50 {
-        let path = format!("/v2/workspaces/{ws}/events?types=runtime.automations.executed&limit=100&page={page}");
+        let path = format!(
+            "/v2/workspaces/{ws}/events?types=runtime.automations.executed&limit=100&page={page}"
+        );
         let (status, body) = client.json(Method::GET, &path, None).await?;
         if status != StatusCode::OK {
             bail!("reading the history: {status} {body}");
         }
-        let events = body["result"]["events"].as_array().cloned().unwrap_or_default();
+        let events = body["result"]["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for e in &events {
             if e["payload"]["slug"] != slug {
                 continue;
             }
             if let Some(n) = e["payload"]["payload"]["payload"]["n"].as_u64() {
-                let replica = e["source"]["host"]["replica"].as_str().unwrap_or("?").to_string();
+                let replica = e["source"]["host"]["replica"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string();
                 runs.entry(n).or_default().push(replica);
             }
         }
@@ -110,10 +128,21 @@ async fn executed_by_n(client: &Client, ws: &str, slug: &str) -> anyhow::Result<
 }
 
 /// Emits `orders.created` with payload `{n}` for each `n`, one request each, `gap` apart.
-async fn emit_orders(client: &Client, ws: &str, ns: impl Iterator<Item = u64>, gap: Duration) -> anyhow::Result<()> {
+async fn emit_orders(
+    client: &Client,
+    ws: &str,
+    ns: impl Iterator<Item = u64>,
+    gap: Duration,
+) -> anyhow::Result<()> {
     for n in ns {
         let body = json!({"events": [{"type": "orders.created", "payload": {"n": n}}]});
-        let (status, answer) = client.json(Method::POST, &format!("/v2/workspaces/{ws}/events"), Some(body)).await?;
+        let (status, answer) = client
+            .json(
+                Method::POST,
+                &format!("/v2/workspaces/{ws}/events"),
+                Some(body),
+            )
+            .await?;
         if !status.is_success() {
             bail!("emitting order {n}: {status} {answer}");
         }
@@ -123,7 +152,11 @@ async fn emit_orders(client: &Client, ws: &str, ns: impl Iterator<Item = u64>, g
 }
 
 /// Waits until every `n` in `want` has run; returns the runs.
-async fn until_all_ran(client: &Client, ws: &str, want: &BTreeSet<u64>) -> anyhow::Result<BTreeMap<u64, Vec<String>>> {
+async fn until_all_ran(
+    client: &Client,
+    ws: &str,
+    want: &BTreeSet<u64>,
+) -> anyhow::Result<BTreeMap<u64, Vec<String>>> {
     let started = Instant::now();
     loop {
         let runs = executed_by_n(client, ws, "on-order").await?;
@@ -139,10 +172,13 @@ async fn until_all_ran(client: &Client, ws: &str, want: &BTreeSet<u64>) -> anyho
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn work_spreads_waits_cross_runtimes_schedules_tick_once_and_a_killed_runtime_loses_nothing() {
+async fn work_spreads_waits_cross_runtimes_schedules_tick_once_and_a_killed_runtime_loses_nothing()
+{
     let Some(backends) = backends() else { return };
     let bin = Path::new(env!("CARGO_BIN_EXE_refract-node"));
-    let mut cluster = LocalCluster::start(bin, &backends, Shape::default()).await.unwrap();
+    let mut cluster = LocalCluster::start(bin, &backends, Shape::default())
+        .await
+        .unwrap();
     let result = scenario(&mut cluster).await;
     if let Err(e) = result {
         panic!("{e:#}\n\nprocess logs:\n{}", cluster.logs());
@@ -153,7 +189,8 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
     let ada = cluster.client().signed_up("ada@example.com").await?;
     let ws = ada.workspace("Cluster").await?;
     let automation = json!({"slug": "on-order", "name": "Order processor", "when": {"events": ["orders.created"]}, "component": {}});
-    ada.deploy(&ws, automation, &example("event-emitter")?).await?;
+    ada.deploy(&ws, automation, &example("event-emitter")?)
+        .await?;
 
     // Steady emits through both gateways: both runtimes take a share, each order runs once.
     // Emitted in rounds of 40 (at most 3): a runtime that was still busy starting up under a
@@ -172,9 +209,15 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
         eprintln!("round {round}: only {replicas:?} ran orders; emitting another round");
     }
     let replicas: BTreeSet<&str> = runs.values().flatten().map(String::as_str).collect();
-    ensure!(replicas == BTreeSet::from(["rt-1", "rt-2"]), "both runtimes should have worked: {runs:?}");
+    ensure!(
+        replicas == BTreeSet::from(["rt-1", "rt-2"]),
+        "both runtimes should have worked: {runs:?}"
+    );
     let twice: Vec<_> = runs.iter().filter(|(_, r)| r.len() > 1).collect();
-    ensure!(twice.is_empty(), "orders run more than once while all were healthy: {twice:?}");
+    ensure!(
+        twice.is_empty(),
+        "orders run more than once while all were healthy: {twice:?}"
+    );
 
     // A schedule ticking every second from now on, and waits across runtimes.
     let ticker = json!({"slug": "ticker", "name": "Every second", "when": {"schedules": ["* * * * * *"]},
@@ -188,7 +231,9 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
     let second: BTreeSet<u64> = (from..from + 60).collect();
     let emitter = {
         let (ada, ws, second) = (ada.clone(), ws.clone(), second.clone());
-        tokio::spawn(async move { emit_orders(&ada, &ws, second.into_iter(), Duration::from_millis(20)).await })
+        tokio::spawn(async move {
+            emit_orders(&ada, &ws, second.into_iter(), Duration::from_millis(20)).await
+        })
     };
     tokio::time::sleep(Duration::from_millis(400)).await;
     cluster.kill("rt-1")?;
@@ -196,8 +241,14 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
     emitter.await??;
     let all: BTreeSet<u64> = first.union(&second).copied().collect();
     let runs = until_all_ran(&ada, &ws, &all).await?;
-    let after_kill: BTreeSet<&str> = second.iter().flat_map(|n| runs[n].iter().map(String::as_str)).collect();
-    ensure!(after_kill.contains("rt-2"), "the survivor ran the orders after the kill: {after_kill:?}");
+    let after_kill: BTreeSet<&str> = second
+        .iter()
+        .flat_map(|n| runs[n].iter().map(String::as_str))
+        .collect();
+    ensure!(
+        after_kill.contains("rt-2"),
+        "the survivor ran the orders after the kill: {after_kill:?}"
+    );
     let twice: Vec<_> = runs.iter().filter(|(_, r)| r.len() > 1).collect();
     eprintln!("orders run twice around the kill (at-least-once): {twice:?}");
 
@@ -208,7 +259,12 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
     let ticks = loop {
         let ticks = ticks_of(&ada, &ws).await?;
         let killed_at = killed_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        if ticks.keys().filter(|t| t.as_str() > killed_at.as_str()).count() >= 3 {
+        if ticks
+            .keys()
+            .filter(|t| t.as_str() > killed_at.as_str())
+            .count()
+            >= 3
+        {
             break ticks;
         }
         if started.elapsed() > PATIENCE {
@@ -219,8 +275,15 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
     let twice: Vec<_> = ticks.iter().filter(|(_, r)| r.len() > 1).collect();
     ensure!(twice.is_empty(), "ticks run more than once: {twice:?}");
     let replicas: BTreeSet<&str> = ticks.values().flatten().map(String::as_str).collect();
-    ensure!(ticks.len() >= 6, "a tick a second over the whole test: {ticks:?}");
-    eprintln!("schedule: {} ticks, each once, run by {replicas:?}; {:.1?} from the kill to 3 ticks on the survivor", ticks.len(), started.elapsed());
+    ensure!(
+        ticks.len() >= 6,
+        "a tick a second over the whole test: {ticks:?}"
+    );
+    eprintln!(
+        "schedule: {} ticks, each once, run by {replicas:?}; {:.1?} from the kill to 3 ticks on the survivor",
+        ticks.len(),
+        started.elapsed()
+    );
     Ok(())
 }
 
@@ -228,31 +291,60 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
 /// over the instance that refuses connections. A request that was already on its way to the
 /// dead one gets 503 with `Retry-After`, and its retry goes to the other.
 async fn webhook_fails_over(cluster: &LocalCluster, ada: &Client, ws: &str) -> anyhow::Result<()> {
-    let gw1 = Client { url: cluster.node_url("gw-1").context("gw-1")?.to_string(), ..ada.clone() };
+    let gw1 = Client {
+        url: cluster.node_url("gw-1").context("gw-1")?.to_string(),
+        ..ada.clone()
+    };
     let mut refused = 0;
     let (correlation, body) = loop {
-        let res = gw1.request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/ask")).json(&json!({"q": 21})).send().await?;
+        let res = gw1
+            .request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/ask"))
+            .json(&json!({"q": 21}))
+            .send()
+            .await?;
         let status = res.status();
         if status == StatusCode::SERVICE_UNAVAILABLE && refused < 5 {
-            ensure!(res.headers().contains_key("retry-after"), "a 503 says when to retry");
+            ensure!(
+                res.headers().contains_key("retry-after"),
+                "a 503 says when to retry"
+            );
             refused += 1;
             continue;
         }
-        let correlation = res.headers().get("x-correlation-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let correlation = res
+            .headers()
+            .get("x-correlation-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
         let body: Value = res.json().await.unwrap_or(Value::Null);
-        ensure!(status == StatusCode::OK, "a webhook through gw-1 with rt-1 dead: {status} {body}");
+        ensure!(
+            status == StatusCode::OK,
+            "a webhook through gw-1 with rt-1 dead: {status} {body}"
+        );
         break (correlation, body);
     };
     ensure!(body["a"] == json!(42) || body["a"] == json!("42"), "{body}");
-    let ran_on = executed_replica(ada, ws, "ask", |e: &Value| e["source"]["correlationId"] == correlation.as_str()).await?;
+    let ran_on = executed_replica(ada, ws, "ask", |e: &Value| {
+        e["source"]["correlationId"] == correlation.as_str()
+    })
+    .await?;
     ensure!(ran_on == "rt-2", "the webhook ran on {ran_on}");
-    eprintln!("webhook through gw-1 after the kill: ran on rt-2 after {refused} refused attempt(s)");
+    eprintln!(
+        "webhook through gw-1 after the kill: ran on rt-2 after {refused} refused attempt(s)"
+    );
     Ok(())
 }
 
 /// Creates a DSL automation (`do` …) through the API.
 async fn create(client: &Client, ws: &str, automation: Value) -> anyhow::Result<()> {
-    let (status, body) = client.json(Method::POST, &format!("/v2/workspaces/{ws}/automations"), Some(automation)).await?;
+    let (status, body) = client
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/automations"),
+            Some(automation),
+        )
+        .await?;
     if status != StatusCode::OK {
         bail!("creating an automation: {status} {body}");
     }
@@ -264,15 +356,28 @@ async fn create(client: &Client, ws: &str, automation: Value) -> anyhow::Result<
 async fn ticks_of(client: &Client, ws: &str) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
     let mut ticks: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for page in 0..50 {
-        let path = format!("/v2/workspaces/{ws}/events?types=runtime.automations.executed&limit=100&page={page}");
+        let path = format!(
+            "/v2/workspaces/{ws}/events?types=runtime.automations.executed&limit=100&page={page}"
+        );
         let (status, body) = client.json(Method::GET, &path, None).await?;
         if status != StatusCode::OK {
             bail!("reading the history: {status} {body}");
         }
-        let events = body["result"]["events"].as_array().cloned().unwrap_or_default();
+        let events = body["result"]["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for e in events.iter().filter(|e| e["payload"]["slug"] == "ticker") {
-            let tick = e["payload"]["payload"]["payload"]["startedAt"].as_str().unwrap_or("?").to_string();
-            ticks.entry(tick).or_default().push(e["source"]["host"]["replica"].as_str().unwrap_or("?").to_string());
+            let tick = e["payload"]["payload"]["payload"]["startedAt"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string();
+            ticks.entry(tick).or_default().push(
+                e["source"]["host"]["replica"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string(),
+            );
         }
         if events.len() < 100 {
             break;
@@ -285,7 +390,11 @@ async fn ticks_of(client: &Client, ws: &str) -> anyhow::Result<BTreeMap<String, 
 /// waits for the `answer` of its correlation; the `question` is consumed by whichever runtime
 /// the group hands it to. Asks until one answer came from rt-2: that wait, on rt-1, was
 /// fulfilled by an event produced on the other runtime.
-async fn waits_cross_runtimes(cluster: &LocalCluster, ada: &Client, ws: &str) -> anyhow::Result<()> {
+async fn waits_cross_runtimes(
+    cluster: &LocalCluster,
+    ada: &Client,
+    ws: &str,
+) -> anyhow::Result<()> {
     let ask = json!({"slug": "ask", "name": "Ask", "when": {"endpoint": true}, "do": [
         {"emit": {"event": "question", "payload": {"q": "{{body.q}}"}}},
         {"wait": {"oneOf": [{"event": "answer", "filters": {"source.correlationId": "{{run.correlationId}}"}}], "timeout": 20, "output": "reply"}}
@@ -295,12 +404,19 @@ async fn waits_cross_runtimes(cluster: &LocalCluster, ada: &Client, ws: &str) ->
     ]});
     create(ada, ws, ask).await?;
     create(ada, ws, answer).await?;
-    let gw1 = Client { url: cluster.node_url("gw-1").context("gw-1")?.to_string(), ..ada.clone() };
+    let gw1 = Client {
+        url: cluster.node_url("gw-1").context("gw-1")?.to_string(),
+        ..ada.clone()
+    };
     for q in 1..=30u64 {
         // The runtime learns of a new automation from the broker: give it a moment.
         let mut tries = 0;
         let res = loop {
-            let res = gw1.request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/ask")).json(&json!({"q": q})).send().await?;
+            let res = gw1
+                .request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/ask"))
+                .json(&json!({"q": q}))
+                .send()
+                .await?;
             tries += 1;
             if res.status() != StatusCode::NOT_FOUND || tries > 50 {
                 break res;
@@ -308,16 +424,26 @@ async fn waits_cross_runtimes(cluster: &LocalCluster, ada: &Client, ws: &str) ->
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let status = res.status();
-        let correlation = res.headers().get("x-correlation-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let correlation = res
+            .headers()
+            .get("x-correlation-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
         let body: Value = res.json().await.unwrap_or(Value::Null);
-        if status != StatusCode::OK || (body["a"] != json!(q * 2) && body["a"] != json!((q * 2).to_string())) {
+        if status != StatusCode::OK
+            || (body["a"] != json!(q * 2) && body["a"] != json!((q * 2).to_string()))
+        {
             bail!("ask {q}: the wait got no answer: {status} {body}");
         }
         let of_this = |e: &Value| e["source"]["correlationId"] == correlation.as_str();
         let asked_on = executed_replica(ada, ws, "ask", of_this).await?;
         let answered_by = executed_replica(ada, ws, "answer", of_this).await?;
         eprintln!("ask {q}: waited on {asked_on}, answered by {answered_by}");
-        ensure!(asked_on == "rt-1", "a webhook through gw-1 runs on its runtime");
+        ensure!(
+            asked_on == "rt-1",
+            "a webhook through gw-1 runs on its runtime"
+        );
         if answered_by == "rt-2" {
             return Ok(());
         }
@@ -326,12 +452,22 @@ async fn waits_cross_runtimes(cluster: &LocalCluster, ada: &Client, ws: &str) ->
 }
 
 /// The runtime that ran `slug` for the first run `pred` picks, once it is in the history.
-async fn executed_replica(client: &Client, ws: &str, slug: &str, pred: impl Fn(&Value) -> bool) -> anyhow::Result<String> {
+async fn executed_replica(
+    client: &Client,
+    ws: &str,
+    slug: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> anyhow::Result<String> {
     let found = client
-        .wait_for_event(ws, "runtime.automations.executed", |e| e["payload"]["slug"] == slug && pred(e))
+        .wait_for_event(ws, "runtime.automations.executed", |e| {
+            e["payload"]["slug"] == slug && pred(e)
+        })
         .await
         .with_context(|| format!("no run of {slug}"))?;
-    Ok(found["source"]["host"]["replica"].as_str().unwrap_or("?").to_string())
+    Ok(found["source"]["host"]["replica"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -339,59 +475,93 @@ async fn executed_replica(client: &Client, ws: &str, slug: &str, pred: impl Fn(&
 
 /// `database_url` with its `host:port` replaced by `addr` (the proxy), and the original
 /// `host:port` as a socket address.
-fn through_proxy(database_url: &str, addr: std::net::SocketAddr) -> anyhow::Result<(String, std::net::SocketAddr)> {
+fn through_proxy(
+    database_url: &str,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<(String, std::net::SocketAddr)> {
     let (scheme, rest) = database_url.split_once("://").context("a database URL")?;
     let (userinfo, hostpath) = match rest.rsplit_once('@') {
         Some((u, h)) => (format!("{u}@"), h),
         None => (String::new(), rest),
     };
-    let (host, path) = hostpath.split_once('/').map_or((hostpath, ""), |(h, p)| (h, p));
-    let host = if host.contains(':') { host.to_string() } else { format!("{host}:5432") };
+    let (host, path) = hostpath
+        .split_once('/')
+        .map_or((hostpath, ""), |(h, p)| (h, p));
+    let host = if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:5432")
+    };
     let host = host.replace("localhost", "127.0.0.1");
-    let backend = host.parse().with_context(|| format!("{host} is not an IP:port"))?;
+    let backend = host
+        .parse()
+        .with_context(|| format!("{host} is not an IP:port"))?;
     Ok((format!("{scheme}://{userinfo}{addr}/{path}"), backend))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_survives_a_killed_events_instance_a_postgres_outage_and_a_redis_restart() {
     let Some(shared) = backends() else { return };
-    if std::process::Command::new("redis-server").arg("--version").output().is_err() {
+    if std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("fault cluster skipped: redis-server is not installed");
         return;
     }
     let mut redis = RedisServer::start().await.unwrap();
-    let (_, postgres) = through_proxy(&shared.database_url, "127.0.0.1:1".parse().unwrap()).unwrap();
+    let (_, postgres) =
+        through_proxy(&shared.database_url, "127.0.0.1:1".parse().unwrap()).unwrap();
     // The proxy outlives the cluster (declared first, dropped last): the cluster's drop
     // removes its schema through it.
     let proxy = Proxy::start(postgres).await.unwrap();
     let (database_url, _) = through_proxy(&shared.database_url, proxy.addr).unwrap();
-    let backends = SharedBackends { redis_url: redis.url(), database_url, files_url: None };
+    let backends = SharedBackends {
+        redis_url: redis.url(),
+        database_url,
+        files_url: None,
+    };
     let bin = Path::new(env!("CARGO_BIN_EXE_refract-node"));
-    let mut cluster = LocalCluster::start(bin, &backends, Shape::default()).await.unwrap();
+    let mut cluster = LocalCluster::start(bin, &backends, Shape::default())
+        .await
+        .unwrap();
     let result = faults(&mut cluster, &proxy, &mut redis).await;
     if let Err(e) = result {
         panic!("{e:#}\n\nprocess logs:\n{}", cluster.logs());
     }
 }
 
-async fn faults(cluster: &mut LocalCluster, proxy: &Proxy, redis: &mut RedisServer) -> anyhow::Result<()> {
+async fn faults(
+    cluster: &mut LocalCluster,
+    proxy: &Proxy,
+    redis: &mut RedisServer,
+) -> anyhow::Result<()> {
     let ada = cluster.client().signed_up("ada@example.com").await?;
     let ws = ada.workspace("Faults").await?;
     let automation = json!({"slug": "on-order", "name": "Order processor", "when": {"events": ["orders.created"]}, "component": {}});
-    ada.deploy(&ws, automation, &example("event-emitter")?).await?;
+    ada.deploy(&ws, automation, &example("event-emitter")?)
+        .await?;
 
     events_instance_killed(cluster, &ada, &ws).await?;
     cluster.restart("ev-1").await?;
     postgres_outage(cluster, &ada, &ws, proxy).await?;
     let ada = redis_restart(cluster, &ws, redis).await?;
-    let (status, body) = ada.json(Method::GET, &format!("/v2/workspaces/{ws}/automations"), None).await?;
+    let (status, body) = ada
+        .json(
+            Method::GET,
+            &format!("/v2/workspaces/{ws}/automations"),
+            None,
+        )
+        .await?;
     if status != StatusCode::OK {
         bail!("the workspace API after every fault: {status} {body}");
     }
     Ok(())
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A WebSocket client that remembers what it received.
 struct LiveClient {
@@ -405,12 +575,28 @@ struct LiveClient {
 
 impl LiveClient {
     /// Opens `/events/ws{query}` on `base` (a gateway or the balancer).
-    async fn open(base: &str, client: &Client, ws: &str, query: &str) -> anyhow::Result<LiveClient> {
-        let url = format!("{}/v2/workspaces/{ws}/events/ws{query}", base.replacen("http", "ws", 1));
+    async fn open(
+        base: &str,
+        client: &Client,
+        ws: &str,
+        query: &str,
+    ) -> anyhow::Result<LiveClient> {
+        let url = format!(
+            "{}/v2/workspaces/{ws}/events/ws{query}",
+            base.replacen("http", "ws", 1)
+        );
         let mut req = url.into_client_request()?;
-        req.headers_mut().insert("authorization", format!("Bearer {}", client.token.as_deref().unwrap_or_default()).parse()?);
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", client.token.as_deref().unwrap_or_default()).parse()?,
+        );
         let (ws, _) = tokio_tungstenite::connect_async(req).await?;
-        let mut live = LiveClient { ws, id: String::new(), position: Value::Null, received: Vec::new() };
+        let mut live = LiveClient {
+            ws,
+            id: String::new(),
+            position: Value::Null,
+            received: Vec::new(),
+        };
         let hello = live.next_of("hello").await?;
         live.id = hello["socketId"].as_str().context("socketId")?.to_string();
         live.position = hello["lastEventId"].clone();
@@ -418,18 +604,26 @@ impl LiveClient {
     }
 
     async fn send(&mut self, frame: Value) -> anyhow::Result<()> {
-        Ok(self.ws.send(Message::Text(frame.to_string().into())).await?)
+        Ok(self
+            .ws
+            .send(Message::Text(frame.to_string().into()))
+            .await?)
     }
 
     /// The next frame; `event` frames are recorded. An error when the socket closes.
     async fn next(&mut self) -> anyhow::Result<Value> {
         loop {
-            let msg = tokio::time::timeout(Duration::from_secs(30), self.ws.next()).await.context("no frame in 30 s")?;
+            let msg = tokio::time::timeout(Duration::from_secs(30), self.ws.next())
+                .await
+                .context("no frame in 30 s")?;
             match msg {
                 Some(Ok(Message::Text(t))) => {
                     let frame: Value = serde_json::from_str(t.as_str())?;
                     if frame["type"] == "event" {
-                        let (ty, id) = (frame["event"]["type"].as_str().unwrap_or("?"), frame["event"]["id"].as_str().unwrap_or("?"));
+                        let (ty, id) = (
+                            frame["event"]["type"].as_str().unwrap_or("?"),
+                            frame["event"]["id"].as_str().unwrap_or("?"),
+                        );
                         self.received.push((ty.to_string(), id.to_string()));
                         self.position = frame["event"]["id"].clone();
                     }
@@ -457,7 +651,10 @@ impl LiveClient {
 
     /// Reads until every id of `want` was received.
     async fn until_received(&mut self, want: &BTreeSet<String>) -> anyhow::Result<()> {
-        while !want.iter().all(|id| self.received.iter().any(|(_, r)| r == id)) {
+        while !want
+            .iter()
+            .all(|id| self.received.iter().any(|(_, r)| r == id))
+        {
             self.next().await?;
         }
         Ok(())
@@ -465,21 +662,45 @@ impl LiveClient {
 
     /// How many times each id of `want` was received.
     fn counts(&self, want: &BTreeSet<String>) -> BTreeMap<String, usize> {
-        want.iter().map(|id| (id.clone(), self.received.iter().filter(|(_, r)| r == id).count())).collect()
+        want.iter()
+            .map(|id| {
+                (
+                    id.clone(),
+                    self.received.iter().filter(|(_, r)| r == id).count(),
+                )
+            })
+            .collect()
     }
 }
 
 /// Emits `events` over HTTP; returns their ids.
 async fn emit_http(client: &Client, ws: &str, events: Value) -> anyhow::Result<Vec<String>> {
-    let (status, body) = client.json(Method::POST, &format!("/v2/workspaces/{ws}/events"), Some(json!({"events": events}))).await?;
+    let (status, body) = client
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/events"),
+            Some(json!({"events": events})),
+        )
+        .await?;
     if !status.is_success() {
         bail!("emit: {status} {body}");
     }
-    Ok(body.as_array().map(|a| a.iter().filter_map(|e| e["id"].as_str().map(str::to_string)).collect()).unwrap_or_default())
+    Ok(body
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// How many times each event of `types` is in the history, by id.
-async fn history_counts(client: &Client, ws: &str, types: &str) -> anyhow::Result<BTreeMap<String, usize>> {
+async fn history_counts(
+    client: &Client,
+    ws: &str,
+    types: &str,
+) -> anyhow::Result<BTreeMap<String, usize>> {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for page in 0..100 {
         let path = format!("/v2/workspaces/{ws}/events?types={types}&limit=100&page={page}");
@@ -487,9 +708,14 @@ async fn history_counts(client: &Client, ws: &str, types: &str) -> anyhow::Resul
         if status != StatusCode::OK {
             bail!("reading the history: {status} {body}");
         }
-        let events = body["result"]["events"].as_array().cloned().unwrap_or_default();
+        let events = body["result"]["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for e in &events {
-            *counts.entry(e["id"].as_str().unwrap_or("?").to_string()).or_default() += 1;
+            *counts
+                .entry(e["id"].as_str().unwrap_or("?").to_string())
+                .or_default() += 1;
         }
         if events.len() < 100 {
             break;
@@ -499,7 +725,12 @@ async fn history_counts(client: &Client, ws: &str, types: &str) -> anyhow::Resul
 }
 
 /// Waits until every id of `want` is in the history; fails if one is there twice.
-async fn until_in_history(client: &Client, ws: &str, types: &str, want: &BTreeSet<String>) -> anyhow::Result<()> {
+async fn until_in_history(
+    client: &Client,
+    ws: &str,
+    types: &str,
+    want: &BTreeSet<String>,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     loop {
         let counts = history_counts(client, ws, types).await?;
@@ -522,7 +753,11 @@ async fn until_in_history(client: &Client, ws: &str, types: &str, want: &BTreeSe
 /// emits and events targeted at its user: `a` reconnects through the balancer (to ev-2, the
 /// only one left) with its socket id and receives every event once; `b`, on ev-2 all along,
 /// never sees `a`'s socket events; the history has every event once.
-async fn events_instance_killed(cluster: &mut LocalCluster, ada: &Client, ws: &str) -> anyhow::Result<()> {
+async fn events_instance_killed(
+    cluster: &mut LocalCluster,
+    ada: &Client,
+    ws: &str,
+) -> anyhow::Result<()> {
     let query = "?types=note.*";
     let mut a = LiveClient::open(cluster.node_url("gw-1").context("gw-1")?, ada, ws, query).await?;
     let mut b = LiveClient::open(cluster.node_url("gw-2").context("gw-2")?, ada, ws, query).await?;
@@ -530,14 +765,22 @@ async fn events_instance_killed(cluster: &mut LocalCluster, ada: &Client, ws: &s
     // Events from socket a reach a only.
     a.send(json!({"type": "emit", "events": (0..5).map(|k| json!({"type": "note.own", "payload": {"k": k}})).collect::<Vec<_>>()})).await?;
     let emitted = a.next_of("emitted").await?;
-    let own: BTreeSet<String> = emitted["ids"].as_array().context("ids")?.iter().filter_map(|i| i.as_str().map(str::to_string)).collect();
+    let own: BTreeSet<String> = emitted["ids"]
+        .as_array()
+        .context("ids")?
+        .iter()
+        .filter_map(|i| i.as_str().map(str::to_string))
+        .collect();
     a.until_received(&own).await?;
 
     // Events targeted at ada's user keep coming (through gw-2, whose events instance lives)
     // while ev-1 dies.
     let (_, me) = ada.json(Method::GET, "/v2/me", None).await?;
     let user = me["id"].as_str().context("my id")?.to_string();
-    let gw2 = Client { url: cluster.node_url("gw-2").context("gw-2")?.to_string(), ..ada.clone() };
+    let gw2 = Client {
+        url: cluster.node_url("gw-2").context("gw-2")?.to_string(),
+        ..ada.clone()
+    };
     let emitter = {
         let (gw2, ws, user) = (gw2.clone(), ws.to_string(), user.clone());
         tokio::spawn(async move {
@@ -580,33 +823,69 @@ async fn events_instance_killed(cluster: &mut LocalCluster, ada: &Client, ws: &s
         }
     }
     let mut again = again.context("no events instance took the reconnect")?;
-    again.send(json!({"type": "reconnect", "socketId": a.id, "lastEventId": a.position})).await?;
+    again
+        .send(json!({"type": "reconnect", "socketId": a.id, "lastEventId": a.position}))
+        .await?;
     let ack = again.next_of("reconnected").await?;
     let reconnected = killed.elapsed();
-    ensure!(ack["socketId"] == json!(a.id), "the socket keeps its id: {ack}");
+    ensure!(
+        ack["socketId"] == json!(a.id),
+        "the socket keeps its id: {ack}"
+    );
     ensure!(ack["complete"] == json!(true), "{ack}");
-    ensure!(ack["replayed"].as_u64().is_some_and(|n| n > 0), "the gap was replayed: {ack}");
+    ensure!(
+        ack["replayed"].as_u64().is_some_and(|n| n > 0),
+        "the gap was replayed: {ack}"
+    );
     let targeted = emitter.await??;
 
     // Its own emits once more: they go to that socket only, whichever instance serves it.
-    again.send(json!({"type": "emit", "events": [{"type": "note.own", "payload": {"k": 99}}]})).await?;
+    again
+        .send(json!({"type": "emit", "events": [{"type": "note.own", "payload": {"k": 99}}]}))
+        .await?;
     let emitted = again.next_of("emitted").await?;
-    let own_after: BTreeSet<String> = emitted["ids"].as_array().context("ids")?.iter().filter_map(|i| i.as_str().map(str::to_string)).collect();
+    let own_after: BTreeSet<String> = emitted["ids"]
+        .as_array()
+        .context("ids")?
+        .iter()
+        .filter_map(|i| i.as_str().map(str::to_string))
+        .collect();
 
     let mut all_for_a: BTreeSet<String> = targeted.union(&own).cloned().collect();
     all_for_a.extend(own_after.iter().cloned());
     // Before the kill on the old socket, after it on the new one.
-    let received = |again: &LiveClient| -> Vec<(String, String)> { a.received.iter().chain(&again.received).cloned().collect() };
-    while !all_for_a.iter().all(|id| received(&again).iter().any(|(_, r)| r == id)) {
+    let received = |again: &LiveClient| -> Vec<(String, String)> {
+        a.received.iter().chain(&again.received).cloned().collect()
+    };
+    while !all_for_a
+        .iter()
+        .all(|id| received(&again).iter().any(|(_, r)| r == id))
+    {
         again.next().await?;
     }
     b.until_received(&targeted).await?;
     let got = received(&again);
-    let dupes: Vec<_> = all_for_a.iter().filter(|id| got.iter().filter(|(_, r)| r == *id).count() != 1).collect();
-    ensure!(dupes.is_empty(), "socket a got these events other than once: {dupes:?}");
-    let leaked: Vec<_> = b.received.iter().filter(|(ty, _)| ty == "note.own").collect();
-    ensure!(leaked.is_empty(), "b received a's socket events: {leaked:?}");
-    ensure!(b.counts(&targeted).values().all(|n| *n == 1), "b got a targeted event twice");
+    let dupes: Vec<_> = all_for_a
+        .iter()
+        .filter(|id| got.iter().filter(|(_, r)| r == *id).count() != 1)
+        .collect();
+    ensure!(
+        dupes.is_empty(),
+        "socket a got these events other than once: {dupes:?}"
+    );
+    let leaked: Vec<_> = b
+        .received
+        .iter()
+        .filter(|(ty, _)| ty == "note.own")
+        .collect();
+    ensure!(
+        leaked.is_empty(),
+        "b received a's socket events: {leaked:?}"
+    );
+    ensure!(
+        b.counts(&targeted).values().all(|n| *n == 1),
+        "b got a targeted event twice"
+    );
 
     // Through gw-2, which prefers the live ev-2.
     let history = Instant::now();
@@ -622,7 +901,14 @@ async fn events_instance_killed(cluster: &mut LocalCluster, ada: &Client, ws: &s
 /// Readiness of `node` if the service has the endpoint: `Some(ready)`, `None` without one.
 async fn readiness(cluster: &LocalCluster, node: &str) -> Option<bool> {
     let url = format!("{}/sys/readiness", cluster.node_url(node)?);
-    let res = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().ok()?.get(url).send().await.ok()?;
+    let res = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .ok()?
+        .get(url)
+        .send()
+        .await
+        .ok()?;
     match res.status() {
         StatusCode::NOT_FOUND => None,
         status => Some(status.is_success()),
@@ -632,14 +918,26 @@ async fn readiness(cluster: &LocalCluster, node: &str) -> Option<bool> {
 /// PostgreSQL unreachable for 10 s while orders keep coming through the balancer: every
 /// order the platform acknowledged is stored once after the outage, and processed; services
 /// recover without a restart (and say not-ready meanwhile, when they have readiness).
-async fn postgres_outage(cluster: &mut LocalCluster, ada: &Client, ws: &str, proxy: &Proxy) -> anyhow::Result<()> {
+async fn postgres_outage(
+    cluster: &mut LocalCluster,
+    ada: &Client,
+    ws: &str,
+    proxy: &Proxy,
+) -> anyhow::Result<()> {
     let emitter = {
         let (ada, ws) = (ada.clone(), ws.to_string());
         tokio::spawn(async move {
             let (mut acked, mut refused) = (BTreeMap::new(), 0);
             for n in 1_000..1_160u64 {
                 let body = json!({"events": [{"type": "orders.created", "payload": {"n": n}}]});
-                match ada.json(Method::POST, &format!("/v2/workspaces/{ws}/events"), Some(body)).await {
+                match ada
+                    .json(
+                        Method::POST,
+                        &format!("/v2/workspaces/{ws}/events"),
+                        Some(body),
+                    )
+                    .await
+                {
                     Ok((status, answer)) if status.is_success() => {
                         if let Some(id) = answer[0]["id"].as_str() {
                             acked.insert(n, id.to_string());
@@ -656,11 +954,17 @@ async fn postgres_outage(cluster: &mut LocalCluster, ada: &Client, ws: &str, pro
     proxy.cut();
     let cut_at = Instant::now();
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let during = (readiness(cluster, "ev-1").await, readiness(cluster, "ws-1").await);
+    let during = (
+        readiness(cluster, "ev-1").await,
+        readiness(cluster, "ws-1").await,
+    );
     tokio::time::sleep(Duration::from_secs(10).saturating_sub(cut_at.elapsed())).await;
     proxy.restore();
     let restored = Instant::now();
-    eprintln!("postgres cut for {:.1?}; readiness during (ev-1, ws-1): {during:?}", cut_at.elapsed());
+    eprintln!(
+        "postgres cut for {:.1?}; readiness during (ev-1, ws-1): {during:?}",
+        cut_at.elapsed()
+    );
     if let Some(ready) = during.0 {
         ensure!(!ready, "ev-1 reported ready without its database");
     }
@@ -669,7 +973,13 @@ async fn postgres_outage(cluster: &mut LocalCluster, ada: &Client, ws: &str, pro
     }
     // The workspace API answers again without a restart.
     loop {
-        let (status, _) = ada.json(Method::GET, &format!("/v2/workspaces/{ws}/automations"), None).await?;
+        let (status, _) = ada
+            .json(
+                Method::GET,
+                &format!("/v2/workspaces/{ws}/automations"),
+                None,
+            )
+            .await?;
         if status == StatusCode::OK {
             break;
         }
@@ -685,8 +995,14 @@ async fn postgres_outage(cluster: &mut LocalCluster, ada: &Client, ws: &str, pro
     let stored = restored.elapsed();
     let ns: BTreeSet<u64> = acked.keys().copied().collect();
     until_all_ran(ada, ws, &ns).await?;
-    let ready_again = (readiness(cluster, "ev-1").await, readiness(cluster, "ws-1").await);
-    ensure!(ready_again.0 != Some(false) && ready_again.1 != Some(false), "ready again after the outage: {ready_again:?}");
+    let ready_again = (
+        readiness(cluster, "ev-1").await,
+        readiness(cluster, "ws-1").await,
+    );
+    ensure!(
+        ready_again.0 != Some(false) && ready_again.1 != Some(false),
+        "ready again after the outage: {ready_again:?}"
+    );
     eprintln!(
         "postgres outage: {} orders acknowledged, {refused} refused; API back {api_back:.1?} after the restore, every acknowledged order stored once {stored:.1?} after, all processed {:.1?} after",
         acked.len(),
@@ -697,13 +1013,23 @@ async fn postgres_outage(cluster: &mut LocalCluster, ada: &Client, ws: &str, pro
 
 /// Redis killed and started empty: services reconnect, recreate their consumer groups, and
 /// new events are processed. Sessions lived in Redis, so the user logs in again.
-async fn redis_restart(cluster: &mut LocalCluster, ws: &str, redis: &mut RedisServer) -> anyhow::Result<Client> {
+async fn redis_restart(
+    cluster: &mut LocalCluster,
+    ws: &str,
+    redis: &mut RedisServer,
+) -> anyhow::Result<Client> {
     redis.restart(Duration::from_secs(1)).await?;
     let restarted = Instant::now();
     let ada = loop {
-        match cluster.client().logged_in("ada@example.com", "correct horse battery").await {
+        match cluster
+            .client()
+            .logged_in("ada@example.com", "correct horse battery")
+            .await
+        {
             Ok(client) => break client,
-            Err(e) if restarted.elapsed() > PATIENCE => return Err(e.context("logging in after the Redis restart")),
+            Err(e) if restarted.elapsed() > PATIENCE => {
+                return Err(e.context("logging in after the Redis restart"));
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     };
@@ -729,10 +1055,18 @@ async fn redis_restart(cluster: &mut LocalCluster, ws: &str, redis: &mut RedisSe
     let processed = restarted.elapsed();
     let ids: BTreeSet<String> = acked.values().cloned().collect();
     until_in_history(&ada, ws, "orders.created", &ids).await?;
-    eprintln!("redis restart: login works {login_back:.1?} after, 20 new orders processed {processed:.1?} after, stored {:.1?} after", restarted.elapsed());
+    eprintln!(
+        "redis restart: login works {login_back:.1?} after, 20 new orders processed {processed:.1?} after, stored {:.1?} after",
+        restarted.elapsed()
+    );
     Ok(ada)
 }
 
 async fn ada_emit(ada: &Client, ws: &str, body: Value) -> anyhow::Result<(StatusCode, Value)> {
-    ada.json(Method::POST, &format!("/v2/workspaces/{ws}/events"), Some(body)).await
+    ada.json(
+        Method::POST,
+        &format!("/v2/workspaces/{ws}/events"),
+        Some(body),
+    )
+    .await
 }

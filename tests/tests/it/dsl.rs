@@ -7,7 +7,12 @@ use serde_json::{Value, json};
 
 /// Posts an export to the import route as `content_type` (a zip archive, or the single-file
 /// `runtime.yml` form as YAML) and returns the report.
-async fn import(client: &Client, ws: &str, content_type: &str, export: impl Into<reqwest::Body>) -> Value {
+async fn import(
+    client: &Client,
+    ws: &str,
+    content_type: &str,
+    export: impl Into<reqwest::Body>,
+) -> Value {
     let res = client
         .request(Method::POST, &format!("/v2/workspaces/{ws}/import"))
         .header("content-type", content_type)
@@ -21,13 +26,28 @@ async fn import(client: &Client, ws: &str, content_type: &str, export: impl Into
 
 /// Ada, the owner of a new workspace `name`, and Bob, a viewer of it: `(ada, bob, bob's id, ws)`.
 async fn owner_and_viewer(platform: &Platform, name: &str) -> (Client, Client, String, String) {
-    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
-    let bob = platform.client().signed_up("bob@example.com").await.unwrap();
+    let ada = platform
+        .client()
+        .signed_up("ada@example.com")
+        .await
+        .unwrap();
+    let bob = platform
+        .client()
+        .signed_up("bob@example.com")
+        .await
+        .unwrap();
     let ws = ada.workspace(name).await.unwrap();
     let (_, me) = bob.json(Method::GET, "/v2/me", None).await.unwrap();
     let bob_id = me["id"].as_str().unwrap().to_string();
     let share = json!({"target": {"id": bob_id}, "permissions": {"role": "viewer"}});
-    let (status, body) = ada.json(Method::POST, &format!("/v2/workspaces/{ws}/permissions"), Some(share)).await.unwrap();
+    let (status, body) = ada
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/permissions"),
+            Some(share),
+        )
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
     (ada, bob, bob_id, ws)
 }
@@ -38,14 +58,21 @@ async fn owner_and_viewer(platform: &Platform, name: &str) -> (Client, Client, S
 async fn a_dsl_automation_answers_a_webhook() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::start(dir.path()).await.unwrap();
-    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
+    let ada = platform
+        .client()
+        .signed_up("ada@example.com")
+        .await
+        .unwrap();
     let ws = ada.workspace("Shop").await.unwrap();
     let automations = format!("/v2/workspaces/{ws}/automations");
 
     let double = json!({"slug": "double", "name": "Double", "do": [
         {"set": {"name": "result", "value": "{% {{n}} * 2 %}"}}
     ], "output": {"doubled": "{{result}}"}});
-    let (status, body) = ada.json(Method::POST, &automations, Some(double)).await.unwrap();
+    let (status, body) = ada
+        .json(Method::POST, &automations, Some(double))
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["kind"], "dsl");
 
@@ -59,27 +86,42 @@ async fn a_dsl_automation_answers_a_webhook() {
         {"set": {"name": "$http", "value": {"status": 201, "headers": {"x-tier": "{{tier}}"}}}}
     ], "output": {"sku": "{{query.sku}}", "tier": "{{tier}}", "twice": "{{twice.doubled}}", "calls": "{{global.calls}}",
         "method": "{{method}}", "line": "{{body.qty}} x {{query.sku}}"}});
-    let (status, body) = ada.json(Method::POST, &automations, Some(quote)).await.unwrap();
+    let (status, body) = ada
+        .json(Method::POST, &automations, Some(quote))
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
 
     let mut answers = Vec::new();
     for qty in [12, 3] {
         let res = platform
             .client()
-            .request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/quote?sku=A1"))
+            .request(
+                Method::POST,
+                &format!("/v2/workspaces/{ws}/webhooks/quote?sku=A1"),
+            )
             .json(&json!({"qty": qty}))
             .send()
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::CREATED);
         let tier = res.headers()["x-tier"].to_str().unwrap().to_string();
-        let correlation = res.headers()["x-correlation-id"].to_str().unwrap().to_string();
+        let correlation = res.headers()["x-correlation-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["tier"], tier);
         answers.push((body, correlation));
     }
-    assert_eq!(answers[0].0, json!({"sku": "A1", "tier": "bulk", "twice": 24, "calls": 1, "method": "POST", "line": "12 x A1"}));
-    assert_eq!(answers[1].0, json!({"sku": "A1", "tier": "retail", "twice": 6, "calls": 2, "method": "POST", "line": "3 x A1"}));
+    assert_eq!(
+        answers[0].0,
+        json!({"sku": "A1", "tier": "bulk", "twice": 24, "calls": 1, "method": "POST", "line": "12 x A1"})
+    );
+    assert_eq!(
+        answers[1].0,
+        json!({"sku": "A1", "tier": "retail", "twice": 6, "calls": 2, "method": "POST", "line": "3 x A1"})
+    );
 
     let executed = ada
         .wait_for_event(&ws, "runtime.automations.executed", |e| {
@@ -94,16 +136,41 @@ async fn a_dsl_automation_answers_a_webhook() {
     // `{base64, mimetype}`; a key repeated in a form or the query gives an array.
     let echo = json!({"slug": "echo", "name": "Echo", "when": {"endpoint": true}, "do": [],
         "output": {"body": "{{body}}", "query": "{{query}}"}});
-    let (status, body) = ada.json(Method::POST, &automations, Some(echo)).await.unwrap();
+    let (status, body) = ada
+        .json(Method::POST, &automations, Some(echo))
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
     let echo = |content_type: &'static str, body: &'static [u8]| {
-        let req = platform.client().request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/echo?k=1&k=2"));
-        async move { req.header("content-type", content_type).body(body).send().await.unwrap().json::<Value>().await.unwrap() }
+        let req = platform.client().request(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/webhooks/echo?k=1&k=2"),
+        );
+        async move {
+            req.header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
     };
-    let form = echo("application/x-www-form-urlencoded", b"text=hi+there&tag=a&tag=b").await;
-    assert_eq!(form, json!({"body": {"text": "hi there", "tag": ["a", "b"]}, "query": {"k": ["1", "2"]}}));
+    let form = echo(
+        "application/x-www-form-urlencoded",
+        b"text=hi+there&tag=a&tag=b",
+    )
+    .await;
+    assert_eq!(
+        form,
+        json!({"body": {"text": "hi there", "tag": ["a", "b"]}, "query": {"k": ["1", "2"]}})
+    );
     let binary = echo("image/png", b"\x89PNG").await;
-    assert_eq!(binary["body"], json!({"base64": "iVBORw==", "mimetype": "image/png"}));
+    assert_eq!(
+        binary["body"],
+        json!({"base64": "iVBORw==", "mimetype": "image/png"})
+    );
     platform.stop().await.unwrap();
 }
 
@@ -113,7 +180,11 @@ async fn a_dsl_automation_answers_a_webhook() {
 async fn an_event_triggers_a_dsl_automation_that_emits() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::start(dir.path()).await.unwrap();
-    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
+    let ada = platform
+        .client()
+        .signed_up("ada@example.com")
+        .await
+        .unwrap();
     let ws = ada.workspace("Orders").await.unwrap();
     let automation = json!({"slug": "on-order", "name": "On order", "when": {"events": ["orders.created"]}, "do": [
         {"set": {"name": "total", "value": 0}},
@@ -123,29 +194,66 @@ async fn an_event_triggers_a_dsl_automation_that_emits() {
         {"emit": {"event": "orders.priced", "payload": {"order": "{{payload.order}}", "total": "{{total}}",
             "trigger": "{{run.trigger.type}}:{{run.trigger.value}}"}}}
     ]});
-    let (status, body) = ada.json(Method::POST, &format!("/v2/workspaces/{ws}/automations"), Some(automation)).await.unwrap();
+    let (status, body) = ada
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/automations"),
+            Some(automation),
+        )
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
 
     let order = json!({"order": 42, "lines": [{"qty": 2, "price": 5}, {"qty": 1, "price": 2.5}]});
     let events = json!({"events": [{"type": "orders.created", "payload": order}]});
-    let (status, emitted) = ada.json(Method::POST, &format!("/v2/workspaces/{ws}/events"), Some(events)).await.unwrap();
+    let (status, emitted) = ada
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/events"),
+            Some(events),
+        )
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK, "{emitted}");
-    let priced = ada.wait_for_event(&ws, "orders.priced", |e| e["payload"]["order"] == 42).await.unwrap();
+    let priced = ada
+        .wait_for_event(&ws, "orders.priced", |e| e["payload"]["order"] == 42)
+        .await
+        .unwrap();
     assert_eq!(priced["payload"]["total"], json!(12.5), "{priced}");
     assert_eq!(priced["payload"]["trigger"], "event:orders.created");
     assert_eq!(priced["source"]["automationSlug"], "on-order");
-    assert_eq!(priced["source"]["correlationId"], emitted[0]["source"]["correlationId"]);
+    assert_eq!(
+        priced["source"]["correlationId"],
+        emitted[0]["source"]["correlationId"]
+    );
 
     // A failing instruction: the run reports its DSL error class.
     let failing = json!({"slug": "fails", "name": "Fails", "when": {"events": ["orders.cancelled"]}, "do": [
         {"emit": {"event": "not a valid type!"}}
     ]});
-    let (status, body) = ada.json(Method::POST, &format!("/v2/workspaces/{ws}/automations"), Some(failing)).await.unwrap();
+    let (status, body) = ada
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/automations"),
+            Some(failing),
+        )
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
     let events = json!({"events": [{"type": "orders.cancelled", "payload": {}}]});
-    let (status, _) = ada.json(Method::POST, &format!("/v2/workspaces/{ws}/events"), Some(events)).await.unwrap();
+    let (status, _) = ada
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/events"),
+            Some(events),
+        )
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK);
-    let error = ada.wait_for_event(&ws, "error", |e| e["source"]["automationSlug"] == "fails").await.unwrap();
+    let error = ada
+        .wait_for_event(&ws, "error", |e| e["source"]["automationSlug"] == "fails")
+        .await
+        .unwrap();
     assert_eq!(error["payload"]["error"], "InvalidEventError", "{error}");
     platform.stop().await.unwrap();
 }
@@ -155,34 +263,70 @@ async fn an_event_triggers_a_dsl_automation_that_emits() {
 async fn invalid_dsl_documents_are_refused_with_their_path() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::start(dir.path()).await.unwrap();
-    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
+    let ada = platform
+        .client()
+        .signed_up("ada@example.com")
+        .await
+        .unwrap();
     let ws = ada.workspace("Checks").await.unwrap();
     let automations = format!("/v2/workspaces/{ws}/automations");
 
     let cases = [
-        (json!([{"set": {"value": 1}}]), "InvalidInstructionError", "do[0].set"),
+        (
+            json!([{"set": {"value": 1}}]),
+            "InvalidInstructionError",
+            "do[0].set",
+        ),
         (json!(["emit"]), "InvalidInstructionError", "do[0]"),
-        (json!([{"conditions": {"{{a}}==1": [], "default": []}}]), "InvalidExpressionSyntax", "do[0].conditions[\"{{a}}==1\"]"),
-        (json!([{"repeat": {"on": "{{l}}", "do": [{"set": {"name": "x", "value": "{{a..b}}"}}]}}]), "InvalidVariableNameError",
-            "do[0].repeat.do[0].set"),
+        (
+            json!([{"conditions": {"{{a}}==1": [], "default": []}}]),
+            "InvalidExpressionSyntax",
+            "do[0].conditions[\"{{a}}==1\"]",
+        ),
+        (
+            json!([{"repeat": {"on": "{{l}}", "do": [{"set": {"name": "x", "value": "{{a..b}}"}}]}}]),
+            "InvalidVariableNameError",
+            "do[0].repeat.do[0].set",
+        ),
     ];
     for (instructions, rule, path) in cases {
-        let (status, body) =
-            ada.json(Method::POST, &automations, Some(json!({"slug": "bad", "name": "Bad", "do": instructions}))).await.unwrap();
+        let (status, body) = ada
+            .json(
+                Method::POST,
+                &automations,
+                Some(json!({"slug": "bad", "name": "Bad", "do": instructions})),
+            )
+            .await
+            .unwrap();
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(body["error"], rule, "{body}");
         assert_eq!(body["details"][0]["path"], path, "{body}");
         assert_eq!(body["details"][0]["rule"], rule, "{body}");
     }
-    let (status, _) = ada.json(Method::GET, &format!("{automations}/bad"), None).await.unwrap();
+    let (status, _) = ada
+        .json(Method::GET, &format!("{automations}/bad"), None)
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::NOT_FOUND, "nothing was stored");
 
     // A valid automation, then a PATCH that breaks its output.
-    let (status, body) =
-        ada.json(Method::POST, &automations, Some(json!({"slug": "ok", "name": "Ok", "do": [], "output": "{{a}}"}))).await.unwrap();
+    let (status, body) = ada
+        .json(
+            Method::POST,
+            &automations,
+            Some(json!({"slug": "ok", "name": "Ok", "do": [], "output": "{{a}}"})),
+        )
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) =
-        ada.json(Method::PATCH, &format!("{automations}/ok"), Some(json!({"output": "{% 1 + %}"}))).await.unwrap();
+    let (status, body) = ada
+        .json(
+            Method::PATCH,
+            &format!("{automations}/ok"),
+            Some(json!({"output": "{% 1 + %}"})),
+        )
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["details"][0]["path"], "output");
     platform.stop().await.unwrap();
@@ -204,19 +348,42 @@ async fn rate_limits_and_user_topics_go_through_the_host() {
         {"set": {"name": "passed", "value": true}}
     ], "output": {"ok": "{{rl.ok}}", "remaining": "{{rl.remaining}}", "retry": "{% {{rl.retryAfter}} > 0 %}",
         "passed": "{% {{passed}} exists %}"}});
-    let (status, body) = ada.json(Method::POST, &automations, Some(limited)).await.unwrap();
+    let (status, body) = ada
+        .json(Method::POST, &automations, Some(limited))
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
     let mut seen = Vec::new();
     for who in ["x", "x", "x", "y"] {
-        let (status, body) =
-            ada.json(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/limited?who={who}"), Some(json!({}))).await.unwrap();
+        let (status, body) = ada
+            .json(
+                Method::POST,
+                &format!("/v2/workspaces/{ws}/webhooks/limited?who={who}"),
+                Some(json!({})),
+            )
+            .await
+            .unwrap();
         assert_eq!(status, StatusCode::OK, "{body}");
         seen.push(body);
     }
-    assert_eq!(seen[0], json!({"ok": true, "remaining": 1, "retry": false, "passed": true}));
-    assert_eq!(seen[1], json!({"ok": true, "remaining": 0, "retry": false, "passed": true}));
-    assert_eq!(seen[2], json!({"ok": false, "remaining": 0, "retry": true, "passed": false}), "refused: the automation broke");
-    assert_eq!(seen[3]["ok"], json!(true), "another consumer has its own counter");
+    assert_eq!(
+        seen[0],
+        json!({"ok": true, "remaining": 1, "retry": false, "passed": true})
+    );
+    assert_eq!(
+        seen[1],
+        json!({"ok": true, "remaining": 0, "retry": false, "passed": true})
+    );
+    assert_eq!(
+        seen[2],
+        json!({"ok": false, "remaining": 0, "retry": true, "passed": false}),
+        "refused: the automation broke"
+    );
+    assert_eq!(
+        seen[3]["ok"],
+        json!(true),
+        "another consumer has its own counter"
+    );
 
     let topics = json!({"slug": "topics", "name": "Topics", "when": {"endpoint": true}, "do": [
         {"createUserTopic": {"topic": "team", "output": "created"}},
@@ -226,22 +393,62 @@ async fn rate_limits_and_user_topics_go_through_the_host() {
         {"set": {"name": "match", "value": "{% jsonmatch({{body}}, {{query}}) %}"}}
     ], "output": {"created": "{% isObject({{created}}) %}", "joined": "{{joined[0].payload.user.id}}",
         "type": "{{joined[0].type}}", "when": "{{when}}", "match": "{{match}}"}});
-    let (status, body) = ada.json(Method::POST, &automations, Some(topics)).await.unwrap();
+    let (status, body) = ada
+        .json(Method::POST, &automations, Some(topics))
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    let to_topic = json!({"events": [{"type": "team.note", "payload": {}, "target": {"userTopic": "team"}}]});
-    let (status, body) = bob.json(Method::POST, &format!("/v2/workspaces/{ws}/events"), Some(to_topic.clone())).await.unwrap();
-    assert_eq!(status, StatusCode::FORBIDDEN, "bob has not joined yet: {body}");
+    let to_topic =
+        json!({"events": [{"type": "team.note", "payload": {}, "target": {"userTopic": "team"}}]});
+    let (status, body) = bob
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/events"),
+            Some(to_topic.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "bob has not joined yet: {body}"
+    );
     let hook = format!("/v2/workspaces/{ws}/webhooks/topics");
-    let (status, first) = ada.json(Method::POST, &hook, Some(json!({"user": bob_id}))).await.unwrap();
+    let (status, first) = ada
+        .json(Method::POST, &hook, Some(json!({"user": bob_id})))
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK, "{first}");
-    assert_eq!(first, json!({"created": true, "joined": bob_id, "type": "events.userTopics.joined",
-        "when": "mardi 5 mars 2024 15:30", "match": true}));
-    let (_, second) = ada.json(Method::POST, &hook, Some(json!({"user": bob_id}))).await.unwrap();
-    assert_eq!(second["created"], json!(false), "the topic existed: createUserTopic returned true");
-    let (status, body) = bob.json(Method::POST, &format!("/v2/workspaces/{ws}/events"), Some(to_topic)).await.unwrap();
+    assert_eq!(
+        first,
+        json!({"created": true, "joined": bob_id, "type": "events.userTopics.joined",
+        "when": "mardi 5 mars 2024 15:30", "match": true})
+    );
+    let (_, second) = ada
+        .json(Method::POST, &hook, Some(json!({"user": bob_id})))
+        .await
+        .unwrap();
+    assert_eq!(
+        second["created"],
+        json!(false),
+        "the topic existed: createUserTopic returned true"
+    );
+    let (status, body) = bob
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/events"),
+            Some(to_topic),
+        )
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK, "bob joined through the DSL: {body}");
-    let joined = ada.wait_for_event(&ws, "events.userTopics.joined", |e| e["payload"]["user"]["id"] == bob_id.as_str()).await.unwrap();
+    let joined = ada
+        .wait_for_event(&ws, "events.userTopics.joined", |e| {
+            e["payload"]["user"]["id"] == bob_id.as_str()
+        })
+        .await
+        .unwrap();
     assert_eq!(joined["payload"]["topic"], "team");
     platform.stop().await.unwrap();
 }
@@ -255,11 +462,18 @@ async fn a_prisme_export_imports_and_runs() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::start(dir.path()).await.unwrap();
-    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
+    let ada = platform
+        .client()
+        .signed_up("ada@example.com")
+        .await
+        .unwrap();
     let ws = ada.workspace("Imported").await.unwrap();
 
     let files = [
-        ("shop/index.yml", "name: Shop\nslug: shop\nconfig:\n  value:\n    greeting: Bonjour\n"),
+        (
+            "shop/index.yml",
+            "name: Shop\nslug: shop\nconfig:\n  value:\n    greeting: Bonjour\n",
+        ),
         (
             "shop/automations/hello.yml",
             "slug: hello\nname:\n  fr: Salut\n  en: Hello\nwhen:\n  endpoint: true\ndo:\n  - conditions:\n      '{{body.name}} exists':\n        - set:\n            name: who\n            value: '{{body.name}}'\n      default:\n        - set: {name: who, value: nobody}\n  - emit:\n      event: greeted\n      payload: {who: '{{who}}'}\noutput: '{{config.greeting}} {{who}}'\n",
@@ -268,36 +482,71 @@ async fn a_prisme_export_imports_and_runs() {
             "shop/automations/on-greeted.yml",
             "name: On greeted\nwhen:\n  events: [greeted]\ndo:\n  - emit: {event: counted, payload: {who: '{{payload.who}}', on: yes}}\n",
         ),
-        ("shop/automations/bad-expr.yml", "name: Bad\ndo:\n  - conditions:\n      '{{a}}==1': []\n"),
-        ("shop/automations/bad-cron.yml", "name: Cron\nwhen:\n  schedules: ['61 * * * *']\ndo: []\n"),
-        ("shop/automations/bad-slug.yml", "slug: 'a/b'\nname: Slash\ndo: []\n"),
+        (
+            "shop/automations/bad-expr.yml",
+            "name: Bad\ndo:\n  - conditions:\n      '{{a}}==1': []\n",
+        ),
+        (
+            "shop/automations/bad-cron.yml",
+            "name: Cron\nwhen:\n  schedules: ['61 * * * *']\ndo: []\n",
+        ),
+        (
+            "shop/automations/bad-slug.yml",
+            "slug: 'a/b'\nname: Slash\ndo: []\n",
+        ),
         ("shop/security.yml", "authorizations: {}\n"),
     ];
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, text) in files {
-        zip.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+        zip.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
         zip.write_all(text.as_bytes()).unwrap();
     }
     let archive = zip.finish().unwrap().into_inner();
     let report = import(&ada, &ws, "application/zip", archive).await;
-    let mut imported: Vec<&str> = report["imported"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let mut imported: Vec<&str> = report["imported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     imported.sort_unstable();
-    assert_eq!(imported, ["automations/hello.yml", "automations/on-greeted.yml"], "{report}");
+    assert_eq!(
+        imported,
+        ["automations/hello.yml", "automations/on-greeted.yml"],
+        "{report}"
+    );
     let errors: Vec<(String, String)> = report["errors"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["path"].as_str().unwrap().to_owned(), e["error"].as_str().unwrap().to_owned()))
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap().to_owned(),
+                e["error"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     for want in [
         ("automations/bad-expr.yml", "InvalidExpressionSyntax"),
         ("automations/bad-cron.yml", "InvalidScheduleError"),
         ("automations/bad-slug.yml", "InvalidSlugError"),
     ] {
-        assert!(errors.contains(&(want.0.to_owned(), want.1.to_owned())), "{want:?} in {report}");
+        assert!(
+            errors.contains(&(want.0.to_owned(), want.1.to_owned())),
+            "{want:?} in {report}"
+        );
     }
-    let bad = report["errors"].as_array().unwrap().iter().find(|e| e["path"] == "automations/bad-expr.yml").unwrap();
-    assert_eq!(bad["details"][0]["path"], "do[0].conditions[\"{{a}}==1\"]", "{bad}");
+    let bad = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "automations/bad-expr.yml")
+        .unwrap();
+    assert_eq!(
+        bad["details"][0]["path"], "do[0].conditions[\"{{a}}==1\"]",
+        "{bad}"
+    );
     assert_eq!(report["skipped"][0]["path"], "security.yml");
 
     let mut answer = (StatusCode::NOT_FOUND, String::new());
@@ -315,23 +564,57 @@ async fn a_prisme_export_imports_and_runs() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(answer, (StatusCode::OK, "Bonjour Ada".to_owned()), "a string output is sent as text");
+    assert_eq!(
+        answer,
+        (StatusCode::OK, "Bonjour Ada".to_owned()),
+        "a string output is sent as text"
+    );
     // The export's config became the workspace's; the automation carries no copy of it.
-    let (_, workspace) = ada.json(Method::GET, &format!("/v2/workspaces/{ws}"), None).await.unwrap();
-    assert_eq!(workspace["config"]["value"], json!({"greeting": "Bonjour"}), "{workspace}");
-    let (_, hello) = ada.json(Method::GET, &format!("/v2/workspaces/{ws}/automations/hello"), None).await.unwrap();
+    let (_, workspace) = ada
+        .json(Method::GET, &format!("/v2/workspaces/{ws}"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        workspace["config"]["value"],
+        json!({"greeting": "Bonjour"}),
+        "{workspace}"
+    );
+    let (_, hello) = ada
+        .json(
+            Method::GET,
+            &format!("/v2/workspaces/{ws}/automations/hello"),
+            None,
+        )
+        .await
+        .unwrap();
     assert!(hello.get("config").is_none(), "{hello}");
-    let counted = ada.wait_for_event(&ws, "counted", |e| e["payload"]["who"] == "Ada").await.unwrap();
-    assert_eq!(counted["payload"]["on"], "yes", "YAML 1.2: yes stays a string");
+    let counted = ada
+        .wait_for_event(&ws, "counted", |e| e["payload"]["who"] == "Ada")
+        .await
+        .unwrap();
+    assert_eq!(
+        counted["payload"]["on"], "yes",
+        "YAML 1.2: yes stays a string"
+    );
 
     // runtime.yml, posted as YAML: a second import replaces `hello`.
     let runtime = "name: Shop\nconfig:\n  value:\n    greeting: Hi\nautomations:\n  hello:\n    name: Hello\n    when: {endpoint: true}\n    do: []\n    output: '{{config.greeting}} again'\n";
     let report = import(&ada, &ws, "application/yaml", runtime).await;
-    assert_eq!(report["imported"], json!(["runtime.yml#automations.hello"]), "{report}");
+    assert_eq!(
+        report["imported"],
+        json!(["runtime.yml#automations.hello"]),
+        "{report}"
+    );
     // The runtime learns of the replacement from the workspaces event: poll briefly.
     let mut answer = String::new();
     for _ in 0..50 {
-        let res = platform.client().request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/hello")).json(&json!({})).send().await.unwrap();
+        let res = platform
+            .client()
+            .request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/hello"))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
         answer = res.text().await.unwrap();
         if answer == "Hi again" {
             break;
@@ -341,7 +624,8 @@ async fn a_prisme_export_imports_and_runs() {
     assert_eq!(answer, "Hi again");
 
     // One automation document as YAML through the automations API, and its errors.
-    let yaml = "slug: yaml-one\nname: From YAML\ndo:\n  - set: {name: x, value: 1}\noutput: '{{x}}'\n";
+    let yaml =
+        "slug: yaml-one\nname: From YAML\ndo:\n  - set: {name: x, value: 1}\noutput: '{{x}}'\n";
     let res = ada
         .request(Method::POST, &format!("/v2/workspaces/{ws}/automations"))
         .header("content-type", "application/yaml")
@@ -361,7 +645,10 @@ async fn a_prisme_export_imports_and_runs() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let body: Value = res.json().await.unwrap();
-    assert_eq!((body["error"].as_str(), body["details"][0]["path"].as_str()), (Some("InvalidInstructionError"), Some("do[0].set")));
+    assert_eq!(
+        (body["error"].as_str(), body["details"][0]["path"].as_str()),
+        (Some("InvalidInstructionError"), Some("do[0].set"))
+    );
     platform.stop().await.unwrap();
 }
 
@@ -371,10 +658,22 @@ async fn a_prisme_export_imports_and_runs() {
 async fn hostile_dsl_is_stopped_by_the_host() {
     let dir = tempfile::tempdir().unwrap();
     // A 1-second compute budget keeps the endless loop short.
-    let sandbox = refract_runtime::SandboxPolicy { cpu_ms: 1_000, ..refract_runtime::SandboxPolicy::default() };
-    let config = refract::Config { data_dir: dir.path().to_path_buf(), disable_rate_limit: true, sandbox, ..Default::default() };
+    let sandbox = refract_runtime::SandboxPolicy {
+        cpu_ms: 1_000,
+        ..refract_runtime::SandboxPolicy::default()
+    };
+    let config = refract::Config {
+        data_dir: dir.path().to_path_buf(),
+        disable_rate_limit: true,
+        sandbox,
+        ..Default::default()
+    };
     let platform = Platform::start_with(config).await.unwrap();
-    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
+    let ada = platform
+        .client()
+        .signed_up("ada@example.com")
+        .await
+        .unwrap();
     let ws = ada.workspace("Hostile").await.unwrap();
     let automations = format!("/v2/workspaces/{ws}/automations");
     let docs = [
@@ -388,20 +687,44 @@ async fn hostile_dsl_is_stopped_by_the_host() {
         ]}),
     ];
     for doc in docs {
-        let (status, body) = ada.json(Method::POST, &automations, Some(doc)).await.unwrap();
+        let (status, body) = ada
+            .json(Method::POST, &automations, Some(doc))
+            .await
+            .unwrap();
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     let hook = |slug: &str| format!("/v2/workspaces/{ws}/webhooks/{slug}");
-    let (status, body) = ada.json(Method::POST, &hook("recurse"), Some(json!({}))).await.unwrap();
-    assert!(status.is_client_error() || status.is_server_error(), "{status} {body}");
-    assert!(body.to_string().contains("TooManyCall") || body.to_string().contains("depth"), "recursion: {body}");
-    let (status, body) = ada.json(Method::POST, &hook("grow"), Some(json!({}))).await.unwrap();
+    let (status, body) = ada
+        .json(Method::POST, &hook("recurse"), Some(json!({})))
+        .await
+        .unwrap();
+    assert!(
+        status.is_client_error() || status.is_server_error(),
+        "{status} {body}"
+    );
+    assert!(
+        body.to_string().contains("TooManyCall") || body.to_string().contains("depth"),
+        "recursion: {body}"
+    );
+    let (status, body) = ada
+        .json(Method::POST, &hook("grow"), Some(json!({})))
+        .await
+        .unwrap();
     assert!(status.is_server_error(), "{status} {body}");
-    assert!(body.to_string().to_lowercase().contains("memory"), "allocation: {body}");
-    let (status, body) = ada.json(Method::POST, &hook("spin"), Some(json!({}))).await.unwrap();
+    assert!(
+        body.to_string().to_lowercase().contains("memory"),
+        "allocation: {body}"
+    );
+    let (status, body) = ada
+        .json(Method::POST, &hook("spin"), Some(json!({})))
+        .await
+        .unwrap();
     assert!(status.is_server_error(), "{status} {body}");
     let text = body.to_string().to_lowercase();
-    assert!(text.contains("cpu") || text.contains("time") || text.contains("limit"), "loop: {body}");
+    assert!(
+        text.contains("cpu") || text.contains("time") || text.contains("limit"),
+        "loop: {body}"
+    );
     let (status, _) = ada.json(Method::GET, &automations, None).await.unwrap();
     assert_eq!(status, StatusCode::OK, "the platform still answers");
     platform.stop().await.unwrap();
@@ -425,96 +748,194 @@ async fn actions_and_argument_validation_guard_every_trigger() {
     };
     for automation in [
         guarded("refund", json!({"endpoint": true}), "{{body.order}}"),
-        guarded("on-refund", json!({"events": ["refund.asked"]}), "{{payload.order}}"),
+        guarded(
+            "on-refund",
+            json!({"events": ["refund.asked"]}),
+            "{{payload.order}}",
+        ),
         json!({"slug": "front", "name": "Front", "when": {"endpoint": true}, "do": [
             {"refund": {"body": "{{body}}", "output": "answer"}}
         ], "output": "{{answer}}"}),
     ] {
-        let (status, body) = ada.json(Method::POST, &automations, Some(automation)).await.unwrap();
+        let (status, body) = ada
+            .json(Method::POST, &automations, Some(automation))
+            .await
+            .unwrap();
         assert_eq!(status, StatusCode::OK, "{body}");
     }
-    let (_, saved) = ada.json(Method::GET, &format!("{automations}/refund"), None).await.unwrap();
+    let (_, saved) = ada
+        .json(Method::GET, &format!("{automations}/refund"), None)
+        .await
+        .unwrap();
     assert_eq!(saved["authorizations"], json!({"action": "refund"}));
 
     let webhook = |client: &Client, endpoint: &str, key: Option<&str>, order: u32| {
-        let mut req = client.request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/{endpoint}")).json(&json!({"order": order}));
+        let mut req = client
+            .request(
+                Method::POST,
+                &format!("/v2/workspaces/{ws}/webhooks/{endpoint}"),
+            )
+            .json(&json!({"order": order}));
         if let Some(key) = key {
             req = req.header("x-prismeai-api-key", key);
         }
         async move {
             let res = req.send().await.unwrap();
-            (res.status(), res.json::<Value>().await.unwrap_or(Value::Null))
+            (
+                res.status(),
+                res.json::<Value>().await.unwrap_or(Value::Null),
+            )
         }
     };
     // Strangers, viewers, and a public automation calling it are refused; the owner is not.
     let anonymous = platform.client();
     let (status, body) = webhook(&anonymous, "refund", None, 1).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("ForbiddenError")), "{body}");
-    assert_eq!(webhook(&bob, "refund", None, 2).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("ForbiddenError")),
+        "{body}"
+    );
+    assert_eq!(
+        webhook(&bob, "refund", None, 2).await.0,
+        StatusCode::FORBIDDEN
+    );
     let (status, body) = webhook(&anonymous, "front", None, 3).await;
-    assert_eq!((status, body["details"]["automationSlug"].as_str()), (StatusCode::FORBIDDEN, Some("front")), "{body}");
-    assert_eq!(webhook(&ada, "refund", None, 4).await, (StatusCode::OK, json!({"refunded": 4})));
-    assert_eq!(webhook(&ada, "front", None, 5).await, (StatusCode::OK, json!({"refunded": 5})));
+    assert_eq!(
+        (status, body["details"]["automationSlug"].as_str()),
+        (StatusCode::FORBIDDEN, Some("front")),
+        "{body}"
+    );
+    assert_eq!(
+        webhook(&ada, "refund", None, 4).await,
+        (StatusCode::OK, json!({"refunded": 4}))
+    );
+    assert_eq!(
+        webhook(&ada, "front", None, 5).await,
+        (StatusCode::OK, json!({"refunded": 5}))
+    );
 
     // A rule naming the action opens it to an API key, and to the calls its runs make.
     let key = |rules: Value| {
         let ada = ada.clone();
         let path = format!("/v2/workspaces/{ws}/security/apikeys");
         async move {
-            let (status, body) = ada.json(Method::POST, &path, Some(json!({"name": "k", "rules": rules}))).await.unwrap();
+            let (status, body) = ada
+                .json(
+                    Method::POST,
+                    &path,
+                    Some(json!({"name": "k", "rules": rules})),
+                )
+                .await
+                .unwrap();
             assert_eq!(status, StatusCode::OK, "{body}");
             body["apiKey"].as_str().unwrap().to_owned()
         }
     };
     let refunder = key(json!([{"action": "execute", "subject": "automations", "conditions": {"authorizations.action": "refund"}}])).await;
     let other = key(json!([{"action": "execute", "subject": "automations", "conditions": {"authorizations.action": "close"}}])).await;
-    assert_eq!(webhook(&anonymous, "refund", Some(&refunder), 6).await, (StatusCode::OK, json!({"refunded": 6})));
-    assert_eq!(webhook(&anonymous, "front", Some(&refunder), 7).await, (StatusCode::OK, json!({"refunded": 7})));
-    assert_eq!(webhook(&anonymous, "refund", Some(&other), 8).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        webhook(&anonymous, "refund", Some(&refunder), 6).await,
+        (StatusCode::OK, json!({"refunded": 6}))
+    );
+    assert_eq!(
+        webhook(&anonymous, "front", Some(&refunder), 7).await,
+        (StatusCode::OK, json!({"refunded": 7}))
+    );
+    assert_eq!(
+        webhook(&anonymous, "refund", Some(&other), 8).await.0,
+        StatusCode::FORBIDDEN
+    );
 
     // Events: the emitting user is the principal. Bob's event fails the run; Ada's runs it.
     let emit = |client: &Client, order: u32| {
         let events = json!({"events": [{"type": "refund.asked", "payload": {"order": order}}]});
         let (client, path) = (client.clone(), format!("/v2/workspaces/{ws}/events"));
         async move {
-            let (status, body) = client.json(Method::POST, &path, Some(events)).await.unwrap();
+            let (status, body) = client
+                .json(Method::POST, &path, Some(events))
+                .await
+                .unwrap();
             assert_eq!(status, StatusCode::OK, "{body}");
-            body[0]["source"]["correlationId"].as_str().unwrap().to_owned()
+            body[0]["source"]["correlationId"]
+                .as_str()
+                .unwrap()
+                .to_owned()
         }
     };
     let bobs = emit(&bob, 9).await;
-    let error = ada.wait_for_event(&ws, "error", |e| e["source"]["correlationId"] == bobs.as_str()).await.unwrap();
-    assert_eq!((error["payload"]["error"].as_str(), error["source"]["automationSlug"].as_str()), (Some("ForbiddenError"), Some("on-refund")), "{error}");
+    let error = ada
+        .wait_for_event(&ws, "error", |e| {
+            e["source"]["correlationId"] == bobs.as_str()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            error["payload"]["error"].as_str(),
+            error["source"]["automationSlug"].as_str()
+        ),
+        (Some("ForbiddenError"), Some("on-refund")),
+        "{error}"
+    );
     emit(&ada, 10).await;
-    ada.wait_for_event(&ws, "refund.settled", |e| e["payload"]["order"] == 10).await.unwrap();
+    ada.wait_for_event(&ws, "refund.settled", |e| e["payload"]["order"] == 10)
+        .await
+        .unwrap();
 
     // validateArguments: the input is checked against `arguments` before the run.
     let typed = json!({"slug": "typed", "name": "Typed", "when": {"endpoint": true}, "validateArguments": true,
         "arguments": {"body": {"type": "object", "properties": {"order": {"type": "number", "minimum": 1, "required": true}}}},
         "do": [], "output": {"ok": "{{body.order}}"}});
-    let (status, body) = ada.json(Method::POST, &automations, Some(typed)).await.unwrap();
+    let (status, body) = ada
+        .json(Method::POST, &automations, Some(typed))
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["validateArguments"], true);
     let (status, body) = webhook(&anonymous, "typed", None, 0).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidArgumentsError")), "{body}");
-    assert_eq!(body["details"]["details"][0]["instancePath"], "/body/order", "{body}");
-    assert_eq!(webhook(&anonymous, "typed", None, 11).await, (StatusCode::OK, json!({"ok": 11})));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("InvalidArgumentsError")),
+        "{body}"
+    );
+    assert_eq!(
+        body["details"]["details"][0]["instancePath"], "/body/order",
+        "{body}"
+    );
+    assert_eq!(
+        webhook(&anonymous, "typed", None, 11).await,
+        (StatusCode::OK, json!({"ok": 11}))
+    );
 
     // Bad values are refused on save with the member's path.
     for (bad, path) in [
-        (json!({"authorizations": {"action": ""}}), "authorizations.action"),
+        (
+            json!({"authorizations": {"action": ""}}),
+            "authorizations.action",
+        ),
         (json!({"authorizations": {"role": "x"}}), "authorizations"),
         (json!({"validateArguments": "yes"}), "validateArguments"),
         (json!({"arguments": {"n": {"type": "nope"}}}), "arguments"),
     ] {
-        let (status, body) = ada.json(Method::PATCH, &format!("{automations}/typed"), Some(bad)).await.unwrap();
-        assert_eq!((status, body["details"][0]["path"].as_str()), (StatusCode::BAD_REQUEST, Some(path)), "{body}");
+        let (status, body) = ada
+            .json(Method::PATCH, &format!("{automations}/typed"), Some(bad))
+            .await
+            .unwrap();
+        assert_eq!(
+            (status, body["details"][0]["path"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(path)),
+            "{body}"
+        );
     }
 
     // A Prisme.ai export carrying both imports unchanged and is enforced.
     let runtime = "name: Refunds\nautomations:\n  imported:\n    name: Imported\n    when: {endpoint: true}\n    authorizations: {action: refund}\n    validateArguments: true\n    arguments:\n      body: {type: object}\n    do: []\n    output: {done: true}\n";
     let report = import(&ada, &ws, "application/yaml", runtime).await;
-    assert_eq!(report["imported"], json!(["runtime.yml#automations.imported"]), "{report}");
+    assert_eq!(
+        report["imported"],
+        json!(["runtime.yml#automations.imported"]),
+        "{report}"
+    );
     let mut answer = (StatusCode::NOT_FOUND, Value::Null);
     for _ in 0..50 {
         answer = webhook(&anonymous, "imported", None, 12).await;
@@ -524,7 +945,10 @@ async fn actions_and_argument_validation_guard_every_trigger() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(answer.0, StatusCode::FORBIDDEN, "{answer:?}");
-    assert_eq!(webhook(&anonymous, "imported", Some(&refunder), 12).await, (StatusCode::OK, json!({"done": true})));
+    assert_eq!(
+        webhook(&anonymous, "imported", Some(&refunder), 12).await,
+        (StatusCode::OK, json!({"done": true}))
+    );
     platform.stop().await.unwrap();
 }
 
@@ -536,7 +960,11 @@ async fn actions_and_argument_validation_guard_every_trigger() {
 async fn a_dsl_run_switches_identity() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::start(dir.path()).await.unwrap();
-    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
+    let ada = platform
+        .client()
+        .signed_up("ada@example.com")
+        .await
+        .unwrap();
     let ws = ada.workspace("Loyalty").await.unwrap();
     let (_, me) = ada.json(Method::GET, "/v2/me", None).await.unwrap();
     let ada_id = me["id"].as_str().unwrap().to_owned();
@@ -553,33 +981,67 @@ async fn a_dsl_run_switches_identity() {
         json!({"slug": "mine", "name": "Mine", "when": {"endpoint": true}, "do": [],
             "output": {"user": "{{user.id}}", "points": "{% {{user.points}} || 0 %}", "email": "{{user.email}}", "role": "{{user.role}}"}}),
     ] {
-        let (status, body) = ada.json(Method::POST, &automations, Some(automation)).await.unwrap();
+        let (status, body) = ada
+            .json(Method::POST, &automations, Some(automation))
+            .await
+            .unwrap();
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     let hook = |slug: &str, body: Value| {
-        let req = ada.request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/{slug}")).json(&body);
+        let req = ada
+            .request(
+                Method::POST,
+                &format!("/v2/workspaces/{ws}/webhooks/{slug}"),
+            )
+            .json(&body);
         async move {
             let res = req.send().await.unwrap();
-            let correlation = res.headers()["x-correlation-id"].to_str().unwrap().to_owned();
+            let correlation = res.headers()["x-correlation-id"]
+                .to_str()
+                .unwrap()
+                .to_owned();
             (res.json::<Value>().await.unwrap(), correlation)
         }
     };
     let (first, _) = hook("as-user", json!({"user": "bob"})).await;
     assert_eq!(first, json!({"user": "bob", "session": "bob", "points": 1}));
     let (second, correlation) = hook("as-user", json!({"user": "bob"})).await;
-    assert_eq!(second["points"], 2, "bob's own user scope, kept between runs");
-    let added = ada.wait_for_event(&ws, "points.added", |e| e["source"]["correlationId"] == correlation.as_str()).await.unwrap();
-    assert_eq!((added["source"]["userId"].as_str(), added["source"]["sessionId"].as_str()), (Some("bob"), Some("bob")), "{added}");
+    assert_eq!(
+        second["points"], 2,
+        "bob's own user scope, kept between runs"
+    );
+    let added = ada
+        .wait_for_event(&ws, "points.added", |e| {
+            e["source"]["correlationId"] == correlation.as_str()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            added["source"]["userId"].as_str(),
+            added["source"]["sessionId"].as_str()
+        ),
+        (Some("bob"), Some("bob")),
+        "{added}"
+    );
     // Ada's own scope was never touched; her computed fields come from her account and role.
     let (mine, correlation) = hook("mine", json!({})).await;
-    assert_eq!(mine, json!({"user": ada_id, "points": 0, "email": "ada@example.com", "role": "owner"}));
+    assert_eq!(
+        mine,
+        json!({"user": ada_id, "points": 0, "email": "ada@example.com", "role": "owner"})
+    );
 
     // Ada's login session, as the platform knows it, switches to Ada; an unknown one is its own user.
     let executed = ada
-        .wait_for_event(&ws, "runtime.automations.executed", |e| e["source"]["correlationId"] == correlation.as_str())
+        .wait_for_event(&ws, "runtime.automations.executed", |e| {
+            e["source"]["correlationId"] == correlation.as_str()
+        })
         .await
         .unwrap();
-    let session = executed["source"]["sessionId"].as_str().expect("a logged-in run has a session").to_owned();
+    let session = executed["source"]["sessionId"]
+        .as_str()
+        .expect("a logged-in run has a session")
+        .to_owned();
     let (known, _) = hook("as-session", json!({"session": session})).await;
     assert_eq!(known, json!({"user": ada_id, "session": session}));
     let (unknown, _) = hook("as-session", json!({"session": "kiosk-7"})).await;
@@ -593,12 +1055,23 @@ async fn a_dsl_run_switches_identity() {
 async fn runs_see_the_workspace_config() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::start(dir.path()).await.unwrap();
-    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
+    let ada = platform
+        .client()
+        .signed_up("ada@example.com")
+        .await
+        .unwrap();
     let ws = ada.workspace("Configured").await.unwrap();
     let configure = |value: Value| {
         let (ada, path) = (ada.clone(), format!("/v2/workspaces/{ws}"));
         async move {
-            let (status, body) = ada.json(Method::PATCH, &path, Some(json!({"config": {"value": value}}))).await.unwrap();
+            let (status, body) = ada
+                .json(
+                    Method::PATCH,
+                    &path,
+                    Some(json!({"config": {"value": value}})),
+                )
+                .await
+                .unwrap();
             assert_eq!(status, StatusCode::OK, "{body}");
         }
     };
@@ -613,18 +1086,34 @@ async fn runs_see_the_workspace_config() {
             {"emit": {"event": "config.seen", "payload": {"was": "{{payload.oldConfig.value.greeting}}", "now": "{{payload.config.value.greeting}}"}}}
         ]}),
     ] {
-        let (status, body) = ada.json(Method::POST, &automations, Some(automation)).await.unwrap();
+        let (status, body) = ada
+            .json(Method::POST, &automations, Some(automation))
+            .await
+            .unwrap();
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     let hook = |slug: &'static str| {
-        let req = platform.client().request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/{slug}"));
+        let req = platform.client().request(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/webhooks/{slug}"),
+        );
         async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
     };
-    assert_eq!(hook("plain").await, json!({"greeting": "Hello", "shared": 1}));
-    assert_eq!(hook("own").await, json!({"greeting": "Hello", "shared": 2}), "the automation's own config wins");
+    assert_eq!(
+        hook("plain").await,
+        json!({"greeting": "Hello", "shared": 1})
+    );
+    assert_eq!(
+        hook("own").await,
+        json!({"greeting": "Hello", "shared": 2}),
+        "the automation's own config wins"
+    );
 
     configure(json!({"greeting": "Bonjour", "shared": 1})).await;
-    let seen = ada.wait_for_event(&ws, "config.seen", |_| true).await.unwrap();
+    let seen = ada
+        .wait_for_event(&ws, "config.seen", |_| true)
+        .await
+        .unwrap();
     assert_eq!(seen["payload"], json!({"was": "Hello", "now": "Bonjour"}));
     let mut answer = Value::Null;
     for _ in 0..50 {
@@ -642,15 +1131,41 @@ async fn runs_see_the_workspace_config() {
         {"set": {"name": "config.greeting", "value": "{{body.greeting}}"}},
         {"delete": {"name": "config.shared"}}
     ], "output": "{{config}}"});
-    let (status, body) = ada.json(Method::POST, &automations, Some(remember)).await.unwrap();
+    let (status, body) = ada
+        .json(Method::POST, &automations, Some(remember))
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
-    let res = platform.client().request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/remember"))
-        .json(&json!({"greeting": "Hej"})).send().await.unwrap();
-    assert_eq!(res.json::<Value>().await.unwrap(), json!({"greeting": "Hej"}), "the run sees its own write");
-    let (_, workspace) = ada.json(Method::GET, &format!("/v2/workspaces/{ws}"), None).await.unwrap();
-    assert_eq!(workspace["config"]["value"], json!({"greeting": "Hej"}), "{workspace}");
+    let res = platform
+        .client()
+        .request(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/webhooks/remember"),
+        )
+        .json(&json!({"greeting": "Hej"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"greeting": "Hej"}),
+        "the run sees its own write"
+    );
+    let (_, workspace) = ada
+        .json(Method::GET, &format!("/v2/workspaces/{ws}"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        workspace["config"]["value"],
+        json!({"greeting": "Hej"}),
+        "{workspace}"
+    );
     assert_eq!(hook("plain").await, json!({"greeting": "Hej"}));
     // One event per write: the greeting's, then the removal's.
-    ada.wait_for_event(&ws, "config.seen", |e| e["payload"] == json!({"was": "Bonjour", "now": "Hej"})).await.unwrap();
+    ada.wait_for_event(&ws, "config.seen", |e| {
+        e["payload"] == json!({"was": "Bonjour", "now": "Hej"})
+    })
+    .await
+    .unwrap();
     platform.stop().await.unwrap();
 }

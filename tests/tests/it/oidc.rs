@@ -102,7 +102,9 @@ impl Jar {
     fn store(&mut self, res: &reqwest::Response) {
         for value in res.headers().get_all(SET_COOKIE) {
             let Ok(value) = value.to_str() else { continue };
-            let Some((name, rest)) = value.split_once('=') else { continue };
+            let Some((name, rest)) = value.split_once('=') else {
+                continue;
+            };
             let val = rest.split(';').next().unwrap_or_default().to_string();
             if val.is_empty() || value.contains("Max-Age=0") || value.contains("max-age=0") {
                 self.0.remove(name.trim());
@@ -156,7 +158,9 @@ fn form(html: &str) -> Option<(String, Vec<(String, String)>)> {
     let mut fields = Vec::new();
     for piece in form.split("<input").skip(1) {
         let tag = &piece[..piece.find('>').unwrap_or(piece.len())];
-        let Some(name) = html_attr(tag, "name") else { continue };
+        let Some(name) = html_attr(tag, "name") else {
+            continue;
+        };
         let value = match name.as_str() {
             "login" => "ada".to_string(),
             "password" => "any password".to_string(),
@@ -205,7 +209,11 @@ impl Browser {
 
     async fn send(&mut self, method: Method, url: &str, form: Option<String>) -> reqwest::Response {
         let to_gateway = self.is_gateway(url);
-        let jar = if to_gateway { &self.gateway_jar } else { &self.provider_jar };
+        let jar = if to_gateway {
+            &self.gateway_jar
+        } else {
+            &self.provider_jar
+        };
         let mut req = self.http.request(method, url).header(COOKIE, jar.header());
         if let Some(body) = form {
             req = req
@@ -224,7 +232,10 @@ impl Browser {
     /// Starts a login at the first gateway and goes through the provider's forms; returns the
     /// callback URL the provider sends the browser to (not followed yet).
     async fn to_callback(&mut self, provider: &str) -> String {
-        let mut url = format!("{}/v2/login?provider={provider}&redirect=/after", self.gateways[0]);
+        let mut url = format!(
+            "{}/v2/login?provider={provider}&redirect=/after",
+            self.gateways[0]
+        );
         let mut method = Method::GET;
         let mut body = None;
         for _ in 0..20 {
@@ -234,15 +245,22 @@ impl Browser {
             let res = self.send(method.clone(), &url, body.take()).await;
             let status = res.status();
             if status.is_redirection() {
-                let location = res.headers().get(LOCATION).expect("a redirect without Location");
+                let location = res
+                    .headers()
+                    .get(LOCATION)
+                    .expect("a redirect without Location");
                 url = absolute(&url, location.to_str().unwrap());
                 method = Method::GET;
                 continue;
             }
             let html = res.text().await.unwrap();
-            assert_eq!(status, StatusCode::OK, "unexpected answer from {url}: {html}");
-            let (action, fields) =
-                form(&html).unwrap_or_else(|| panic!("no form on the provider's page {url}: {html}"));
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "unexpected answer from {url}: {html}"
+            );
+            let (action, fields) = form(&html)
+                .unwrap_or_else(|| panic!("no form on the provider's page {url}: {html}"));
             url = absolute(&url, &action);
             method = Method::POST;
             body = Some(
@@ -345,7 +363,10 @@ async fn oidc_login_round_trip_against_a_real_provider() {
         .await
         .unwrap();
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(providers, json!([{"name": "testidp", "type": "oidc", "label": "Test IdP"}]));
+    assert_eq!(
+        providers,
+        json!([{"name": "testidp", "type": "oidc", "label": "Test IdP"}])
+    );
 
     // Unknown provider and foreign redirect are refused before anything is stored.
     let (status, body) = platform
@@ -353,20 +374,36 @@ async fn oidc_login_round_trip_against_a_real_provider() {
         .json(Method::GET, "/v2/login?provider=nope", None)
         .await
         .unwrap();
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("UnknownAuthProvider")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("UnknownAuthProvider"))
+    );
     let (status, body) = platform
         .client()
-        .json(Method::GET, "/v2/login?provider=testidp&redirect=https://evil.example/x", None)
+        .json(
+            Method::GET,
+            "/v2/login?provider=testidp&redirect=https://evil.example/x",
+            None,
+        )
         .await
         .unwrap();
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidRedirect")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("InvalidRedirect"))
+    );
 
     // First login: the account is created from the ID token's claims.
     let mut browser = Browser::new(&[&platform.url]);
     let landing = browser.login("testidp").await;
     assert_eq!(landing.status, StatusCode::FOUND);
-    assert_eq!(landing.location.as_deref(), Some(format!("{}/after", platform.url).as_str()));
-    assert!(browser.gateway_jar.get("access-token").is_some(), "no session cookie");
+    assert_eq!(
+        landing.location.as_deref(),
+        Some(format!("{}/after", platform.url).as_str())
+    );
+    assert!(
+        browser.gateway_jar.get("access-token").is_some(),
+        "no session cookie"
+    );
     let (status, me, csrf) = browser.me().await;
     assert_eq!(status, StatusCode::OK, "{me}");
     assert_eq!(me["email"], "ada@oidc.test");
@@ -398,7 +435,11 @@ async fn oidc_login_round_trip_against_a_real_provider() {
     assert_eq!(again.login("testidp").await.status, StatusCode::FOUND);
     let (status, me, _) = again.me().await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(me["id"], first_id.as_str(), "the second login found the first account");
+    assert_eq!(
+        me["id"],
+        first_id.as_str(),
+        "the second login found the first account"
+    );
 
     // A tampered state is refused and opens no session.
     let mut tamper = Browser::new(&[&platform.url]);
@@ -413,7 +454,11 @@ async fn oidc_login_round_trip_against_a_real_provider() {
     let landing = thief.finish(&callback).await;
     assert_eq!(landing.status, StatusCode::FOUND);
     let location = landing.location.unwrap();
-    assert_eq!(query_param(&location, "error").as_deref(), Some("invalid_state"), "{location}");
+    assert_eq!(
+        query_param(&location, "error").as_deref(),
+        Some("invalid_state"),
+        "{location}"
+    );
     assert!(thief.gateway_jar.get("access-token").is_none());
     // ...which the browser that started it finishes, once.
     let landing = tamper.finish(&callback).await;
@@ -421,7 +466,11 @@ async fn oidc_login_round_trip_against_a_real_provider() {
     assert!(query_param(landing.location.as_deref().unwrap(), "error").is_none());
     assert_eq!(tamper.me().await.0, StatusCode::OK);
     let replay = Browser::new(&[&platform.url]).finish(&callback).await;
-    assert_eq!(replay.status, StatusCode::UNAUTHORIZED, "a used state is unknown");
+    assert_eq!(
+        replay.status,
+        StatusCode::UNAUTHORIZED,
+        "a used state is unknown"
+    );
 
     drop(provider);
     platform.stop().await.unwrap();
@@ -475,7 +524,9 @@ async fn an_oidc_login_started_on_one_gateway_finishes_on_another() {
     }
     let namespace = format!("oidc-{}-{}", std::process::id(), free_port());
     let cache_url = std::env::var("REFRACT_TEST_REDIS_URL").unwrap_or_else(|_| "memory://".into());
-    let cache = refract_storage::open_cache(&cache_url, &namespace).await.unwrap();
+    let cache = refract_storage::open_cache(&cache_url, &namespace)
+        .await
+        .unwrap();
     let store = Arc::new(MemoryStore::new());
     let port = free_port();
     let settings = refract_gateway::oidc::ProviderConfig {

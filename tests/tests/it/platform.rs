@@ -15,32 +15,55 @@ fn echo_automation() -> Value {
 async fn the_quickstart_path_works() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::start(dir.path()).await.unwrap();
-    let health = platform.client().json(Method::GET, "/sys/healthcheck", None).await.unwrap();
+    let health = platform
+        .client()
+        .json(Method::GET, "/sys/healthcheck", None)
+        .await
+        .unwrap();
     assert_eq!(health.0, StatusCode::OK);
 
-    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
+    let ada = platform
+        .client()
+        .signed_up("ada@example.com")
+        .await
+        .unwrap();
     let ws = ada.workspace("Demo").await.unwrap();
-    let uploaded = ada.deploy(&ws, echo_automation(), &example("webhook-echo").unwrap()).await.unwrap();
+    let uploaded = ada
+        .deploy(&ws, echo_automation(), &example("webhook-echo").unwrap())
+        .await
+        .unwrap();
     assert_eq!(uploaded["component"]["status"], "ready", "{uploaded}");
 
     // Webhooks need no credentials.
     let res = platform
         .client()
-        .request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/echo?x=1"))
+        .request(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/webhooks/echo?x=1"),
+        )
         .json(&json!({"hello": "world"}))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
-    let correlation = res.headers()["x-correlation-id"].to_str().unwrap().to_string();
-    assert_eq!(res.headers()["x-refract-echo"].to_str().unwrap(), correlation, "the run saw the request's correlation id");
+    let correlation = res.headers()["x-correlation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        res.headers()["x-refract-echo"].to_str().unwrap(),
+        correlation,
+        "the run saw the request's correlation id"
+    );
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["method"], "POST");
     assert_eq!(body["body"], json!({"hello": "world"}));
     assert_eq!(body["query"], json!([["x", "1"]]));
 
     let executed = ada
-        .wait_for_event(&ws, "runtime.automations.executed", |e| e["source"]["correlationId"] == correlation.as_str())
+        .wait_for_event(&ws, "runtime.automations.executed", |e| {
+            e["source"]["correlationId"] == correlation.as_str()
+        })
         .await
         .unwrap();
     assert_eq!(executed["payload"]["slug"], "echo");
@@ -53,24 +76,39 @@ async fn the_quickstart_path_works() {
 async fn an_event_triggers_an_automation_that_emits() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::start(dir.path()).await.unwrap();
-    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
+    let ada = platform
+        .client()
+        .signed_up("ada@example.com")
+        .await
+        .unwrap();
     let ws = ada.workspace("Orders").await.unwrap();
     let automation = json!({"slug": "on-order", "name": "On order", "when": {"events": ["orders.created"]}, "component": {}});
-    ada.deploy(&ws, automation, &example("event-emitter").unwrap()).await.unwrap();
+    ada.deploy(&ws, automation, &example("event-emitter").unwrap())
+        .await
+        .unwrap();
 
     let (status, emitted) = ada
-        .json(Method::POST, &format!("/v2/workspaces/{ws}/events"), Some(json!({"events": [{"type": "orders.created", "payload": {"order": 42}}]})))
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/events"),
+            Some(json!({"events": [{"type": "orders.created", "payload": {"order": 42}}]})),
+        )
         .await
         .unwrap();
     assert_eq!(status, StatusCode::OK, "{emitted}");
     let source_id = emitted[0]["id"].as_str().unwrap().to_string();
     let processed = ada
-        .wait_for_event(&ws, "orders.created.processed", |e| e["payload"]["sourceEventId"] == source_id.as_str())
+        .wait_for_event(&ws, "orders.created.processed", |e| {
+            e["payload"]["sourceEventId"] == source_id.as_str()
+        })
         .await
         .unwrap();
     assert_eq!(processed["payload"]["original"]["order"], 42, "{processed}");
     assert_eq!(processed["source"]["automationSlug"], "on-order");
-    assert_eq!(processed["source"]["correlationId"], emitted[0]["source"]["correlationId"]);
+    assert_eq!(
+        processed["source"]["correlationId"],
+        emitted[0]["source"]["correlationId"]
+    );
     platform.stop().await.unwrap();
 }
 
@@ -79,21 +117,39 @@ async fn an_event_triggers_an_automation_that_emits() {
 async fn workspaces_are_private_and_identity_headers_cannot_be_forged() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::start(dir.path()).await.unwrap();
-    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
-    let bob = platform.client().signed_up("bob@example.com").await.unwrap();
+    let ada = platform
+        .client()
+        .signed_up("ada@example.com")
+        .await
+        .unwrap();
+    let bob = platform
+        .client()
+        .signed_up("bob@example.com")
+        .await
+        .unwrap();
     let ws = ada.workspace("Secret").await.unwrap();
     let (_, me) = ada.json(Method::GET, "/v2/me", None).await.unwrap();
     let ada_id = me["id"].as_str().unwrap().to_string();
 
-    let (status, body) = bob.json(Method::GET, &format!("/v2/workspaces/{ws}"), None).await.unwrap();
-    assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("ObjectNotFoundError")));
+    let (status, body) = bob
+        .json(Method::GET, &format!("/v2/workspaces/{ws}"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("ObjectNotFoundError"))
+    );
     let forged = bob
         .request(Method::GET, &format!("/v2/workspaces/{ws}"))
         .header("x-prismeai-user-id", &ada_id)
         .send()
         .await
         .unwrap();
-    assert_eq!(forged.status(), StatusCode::NOT_FOUND, "a forged x-prismeai-user-id must be ignored");
+    assert_eq!(
+        forged.status(),
+        StatusCode::NOT_FOUND,
+        "a forged x-prismeai-user-id must be ignored"
+    );
     let anonymous_forged = platform
         .client()
         .request(Method::GET, &format!("/v2/workspaces/{ws}"))
@@ -104,13 +160,26 @@ async fn workspaces_are_private_and_identity_headers_cannot_be_forged() {
     assert_eq!(anonymous_forged.status(), StatusCode::UNAUTHORIZED);
     let (status, list) = bob.json(Method::GET, "/v2/workspaces", None).await.unwrap();
     assert_eq!(status, StatusCode::OK);
-    assert!(list.as_array().unwrap().iter().all(|w| w["id"] != ws.as_str()), "{list}");
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["id"] != ws.as_str()),
+        "{list}"
+    );
     let (status, _) = bob
-        .json(Method::POST, &format!("/v2/workspaces/{ws}/automations"), Some(echo_automation()))
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/automations"),
+            Some(echo_automation()),
+        )
         .await
         .unwrap();
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = ada.json(Method::GET, &format!("/v2/workspaces/{ws}"), None).await.unwrap();
+    let (status, _) = ada
+        .json(Method::GET, &format!("/v2/workspaces/{ws}"), None)
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK);
     platform.stop().await.unwrap();
 }
@@ -120,9 +189,15 @@ async fn workspaces_are_private_and_identity_headers_cannot_be_forged() {
 async fn bad_input_gets_json_errors_and_nothing_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::start(dir.path()).await.unwrap();
-    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
+    let ada = platform
+        .client()
+        .signed_up("ada@example.com")
+        .await
+        .unwrap();
     let ws = ada.workspace("Robust").await.unwrap();
-    ada.deploy(&ws, echo_automation(), &example("webhook-echo").unwrap()).await.unwrap();
+    ada.deploy(&ws, echo_automation(), &example("webhook-echo").unwrap())
+        .await
+        .unwrap();
 
     let expect = |status: StatusCode, body: &Value, want: StatusCode, code: &str| {
         assert_eq!(status, want, "{body}");
@@ -138,40 +213,101 @@ async fn bad_input_gets_json_errors_and_nothing_is_lost() {
         .await
         .unwrap();
     let status = res.status();
-    expect(status, &res.json().await.unwrap(), StatusCode::BAD_REQUEST, "RequestValidationError");
+    expect(
+        status,
+        &res.json().await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "RequestValidationError",
+    );
 
-    let (status, body) = platform.client().json(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/nope"), Some(json!({}))).await.unwrap();
+    let (status, body) = platform
+        .client()
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/webhooks/nope"),
+            Some(json!({})),
+        )
+        .await
+        .unwrap();
     expect(status, &body, StatusCode::NOT_FOUND, "ObjectNotFoundError");
 
     // A body declared over the limit is refused from its headers. Sent over a raw socket with
     // only a prefix of the body: a client still writing megabytes when the server answers and
     // closes sees a broken pipe instead of the 413, which is a race, not a behaviour.
-    let (status, body) = declared_oversized_post(&platform.url, &format!("/v2/workspaces/{ws}/webhooks/echo"), 2 << 20).await;
-    expect(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge");
+    let (status, body) = declared_oversized_post(
+        &platform.url,
+        &format!("/v2/workspaces/{ws}/webhooks/echo"),
+        2 << 20,
+    )
+    .await;
+    expect(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PayloadTooLarge",
+    );
 
     let automation = json!({"slug": "junk", "name": "Junk", "component": {}});
-    let (status, _) = ada.json(Method::POST, &format!("/v2/workspaces/{ws}/automations"), Some(automation)).await.unwrap();
+    let (status, _) = ada
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/automations"),
+            Some(automation),
+        )
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::OK);
     let res = ada
-        .request(Method::PUT, &format!("/v2/workspaces/{ws}/automations/junk/component"))
+        .request(
+            Method::PUT,
+            &format!("/v2/workspaces/{ws}/automations/junk/component"),
+        )
         .header("content-type", "application/wasm")
         .body(b"definitely not wasm".to_vec())
         .send()
         .await
         .unwrap();
     let status = res.status();
-    expect(status, &res.json().await.unwrap(), StatusCode::BAD_REQUEST, "InvalidComponent");
+    expect(
+        status,
+        &res.json().await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "InvalidComponent",
+    );
 
     let cron = json!({"slug": "tick", "name": "Tick", "when": {"schedules": ["every now and then"]}, "component": {}});
-    let (status, body) = ada.json(Method::POST, &format!("/v2/workspaces/{ws}/automations"), Some(cron)).await.unwrap();
-    expect(status, &body, StatusCode::BAD_REQUEST, "InvalidScheduleError");
+    let (status, body) = ada
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/automations"),
+            Some(cron),
+        )
+        .await
+        .unwrap();
+    expect(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "InvalidScheduleError",
+    );
 
-    let (status, body) = platform.client().json(Method::GET, "/v2/no/such/route", None).await.unwrap();
+    let (status, body) = platform
+        .client()
+        .json(Method::GET, "/v2/no/such/route", None)
+        .await
+        .unwrap();
     expect(status, &body, StatusCode::NOT_FOUND, "ObjectNotFoundError");
 
     // Nothing was lost: the echo automation still answers.
-    let (status, body) =
-        platform.client().json(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/echo"), Some(json!({"still": "here"}))).await.unwrap();
+    let (status, body) = platform
+        .client()
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/webhooks/echo"),
+            Some(json!({"still": "here"})),
+        )
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(body["body"]["still"], "here");
     platform.stop().await.unwrap();
@@ -192,7 +328,10 @@ async fn declared_oversized_post(url: &str, path: &str, length: usize) -> (Statu
     let answer = String::from_utf8(answer).unwrap();
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
     let code = head.split(' ').nth(1).unwrap().parse::<u16>().unwrap();
-    (StatusCode::from_u16(code).unwrap(), serde_json::from_str(body).unwrap())
+    (
+        StatusCode::from_u16(code).unwrap(),
+        serde_json::from_str(body).unwrap(),
+    )
 }
 
 /// Sessions, workspaces and automations survive a restart of `refract serve`.
@@ -200,19 +339,39 @@ async fn declared_oversized_post(url: &str, path: &str, length: usize) -> (Statu
 async fn everything_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::start(dir.path()).await.unwrap();
-    let ada = platform.client().signed_up("ada@example.com").await.unwrap();
+    let ada = platform
+        .client()
+        .signed_up("ada@example.com")
+        .await
+        .unwrap();
     let ws = ada.workspace("Durable").await.unwrap();
-    ada.deploy(&ws, echo_automation(), &example("webhook-echo").unwrap()).await.unwrap();
+    ada.deploy(&ws, echo_automation(), &example("webhook-echo").unwrap())
+        .await
+        .unwrap();
     let token = ada.token.clone();
     platform.stop().await.unwrap();
 
     let platform = Platform::start(dir.path()).await.unwrap();
-    let ada = refract_tests::platform::Client { token, ..platform.client() };
+    let ada = refract_tests::platform::Client {
+        token,
+        ..platform.client()
+    };
     let (status, me) = ada.json(Method::GET, "/v2/me", None).await.unwrap();
-    assert_eq!(status, StatusCode::OK, "the session outlived the restart: {me}");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the session outlived the restart: {me}"
+    );
     assert_eq!(me["email"], "ada@example.com");
-    let (status, body) =
-        platform.client().json(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/echo"), Some(json!({"after": "restart"}))).await.unwrap();
+    let (status, body) = platform
+        .client()
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/webhooks/echo"),
+            Some(json!({"after": "restart"})),
+        )
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["body"]["after"], "restart");
     platform.stop().await.unwrap();
@@ -223,8 +382,13 @@ async fn everything_survives_a_restart() {
 /// works on the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schedule_fires_once_per_tick_across_two_instances() {
-    let (Ok(redis), Ok(postgres)) = (std::env::var("REFRACT_TEST_REDIS_URL"), std::env::var("REFRACT_TEST_DATABASE_URL")) else {
-        eprintln!("skipped: REFRACT_TEST_REDIS_URL and REFRACT_TEST_DATABASE_URL are needed for two instances on shared backends");
+    let (Ok(redis), Ok(postgres)) = (
+        std::env::var("REFRACT_TEST_REDIS_URL"),
+        std::env::var("REFRACT_TEST_DATABASE_URL"),
+    ) else {
+        eprintln!(
+            "skipped: REFRACT_TEST_REDIS_URL and REFRACT_TEST_DATABASE_URL are needed for two instances on shared backends"
+        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -240,16 +404,31 @@ async fn a_schedule_fires_once_per_tick_across_two_instances() {
         disable_rate_limit: true,
         ..refract::Config::default()
     };
-    let first = Platform::start_with(refract::Config { instance: Some("one".into()), ..config.clone() }).await.unwrap();
-    let second = Platform::start_with(refract::Config { instance: Some("two".into()), ..config }).await.unwrap();
+    let first = Platform::start_with(refract::Config {
+        instance: Some("one".into()),
+        ..config.clone()
+    })
+    .await
+    .unwrap();
+    let second = Platform::start_with(refract::Config {
+        instance: Some("two".into()),
+        ..config
+    })
+    .await
+    .unwrap();
 
     let ada = first.client().signed_up("ada@example.com").await.unwrap();
     let ws = ada.workspace("Ticks").await.unwrap();
     let automation = json!({"slug": "tick", "name": "Tick", "when": {"schedules": ["* * * * * *"]}, "component": {}});
-    ada.deploy(&ws, automation, &example("counter").unwrap()).await.unwrap();
+    ada.deploy(&ws, automation, &example("counter").unwrap())
+        .await
+        .unwrap();
 
     // The session opened on the first gateway works on the second.
-    let on_second = refract_tests::platform::Client { token: ada.token.clone(), ..second.client() };
+    let on_second = refract_tests::platform::Client {
+        token: ada.token.clone(),
+        ..second.client()
+    };
     let (status, _) = on_second.json(Method::GET, "/v2/me", None).await.unwrap();
     assert_eq!(status, StatusCode::OK);
 
@@ -258,7 +437,11 @@ async fn a_schedule_fires_once_per_tick_across_two_instances() {
     for _ in 0..100 {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let (status, body) = on_second
-            .json(Method::GET, &format!("/v2/workspaces/{ws}/events?types=runtime.automations.executed&limit=500"), None)
+            .json(
+                Method::GET,
+                &format!("/v2/workspaces/{ws}/events?types=runtime.automations.executed&limit=500"),
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -268,26 +451,62 @@ async fn a_schedule_fires_once_per_tick_across_two_instances() {
         }
     }
     assert!(runs.len() >= 4, "the schedule fired: {runs:?}");
-    let ticks: std::collections::HashSet<String> =
-        runs.iter().map(|r| r["payload"]["payload"]["payload"]["startedAt"].as_str().unwrap_or_default().to_string()).collect();
-    assert_eq!(ticks.len(), runs.len(), "each tick ran once across both instances: {runs:?}");
-    assert!(runs.iter().all(|r| r["payload"]["status"] == "success"), "{runs:?}");
+    let ticks: std::collections::HashSet<String> = runs
+        .iter()
+        .map(|r| {
+            r["payload"]["payload"]["payload"]["startedAt"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        ticks.len(),
+        runs.len(),
+        "each tick ran once across both instances: {runs:?}"
+    );
+    assert!(
+        runs.iter().all(|r| r["payload"]["status"] == "success"),
+        "{runs:?}"
+    );
     first.stop().await.unwrap();
     second.stop().await.unwrap();
 }
 
 fn uuid_like() -> String {
-    format!("{:x}{:x}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+    format!(
+        "{:x}{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
 }
 
 /// `refract serve` limits signups per address out of the box (1 per minute, spec §14.1).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_are_on_by_default() {
     let dir = tempfile::tempdir().unwrap();
-    let platform = Platform::start_with(refract::Config { data_dir: dir.path().to_path_buf(), ..refract::Config::default() }).await.unwrap();
-    platform.client().signed_up("ada@example.com").await.unwrap();
+    let platform = Platform::start_with(refract::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..refract::Config::default()
+    })
+    .await
+    .unwrap();
+    platform
+        .client()
+        .signed_up("ada@example.com")
+        .await
+        .unwrap();
     let signup = json!({"email": "bob@example.com", "password": "correct horse battery", "firstName": "Bob"});
-    let res = platform.client().request(Method::POST, "/v2/signup").json(&signup).send().await.unwrap();
+    let res = platform
+        .client()
+        .request(Method::POST, "/v2/signup")
+        .json(&signup)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(res.headers().contains_key("retry-after"));
     let body: Value = res.json().await.unwrap();

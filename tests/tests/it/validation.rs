@@ -111,7 +111,12 @@ async fn a_component_of_an_older_world_version_still_runs() -> anyhow::Result<()
     let host = &sandbox()?.strict;
     let digest = host.upload(&fixture("world-0-1-1")?).await?;
     let (services, _) = services(host);
-    let request = call("old", serde_json::json!({}), Limits::default(), EgressPolicy::default());
+    let request = call(
+        "old",
+        serde_json::json!({}),
+        Limits::default(),
+        EgressPolicy::default(),
+    );
     let report = host.run(&digest, request, services).await?;
     match report.outcome {
         RunOutcome::Ok(output) => assert_eq!(output.body, "\"0.1.1\""),

@@ -31,8 +31,14 @@ pub(crate) struct RedisSubscriber {
 }
 
 enum Kind {
-    Group { state: Arc<GroupState>, next_reclaim: Instant, heartbeat: AbortHandle },
-    FanOut { cursors: Vec<String> },
+    Group {
+        state: Arc<GroupState>,
+        next_reclaim: Instant,
+        heartbeat: AbortHandle,
+    },
+    FanOut {
+        cursors: Vec<String>,
+    },
 }
 
 /// What a group subscriber shares with its deliveries' ackers and its heartbeat.
@@ -51,9 +57,17 @@ impl GroupState {
 }
 
 impl RedisSubscriber {
-    pub(crate) async fn start(shared: Arc<Shared>, subscription: Subscription) -> Result<Self, BrokerError> {
-        let connect_err = |source| BrokerError::Connect { url: shared.url.clone(), source };
-        let reader = connection(&shared.client, shared.config.block + RESPONSE_TIMEOUT).await.map_err(connect_err)?;
+    pub(crate) async fn start(
+        shared: Arc<Shared>,
+        subscription: Subscription,
+    ) -> Result<Self, BrokerError> {
+        let connect_err = |source| BrokerError::Connect {
+            url: shared.url.clone(),
+            source,
+        };
+        let reader = connection(&shared.client, shared.config.block + RESPONSE_TIMEOUT)
+            .await
+            .map_err(connect_err)?;
         let kind = match subscription.mode {
             Mode::Group { group, consumer } => {
                 create_groups(&shared, &group, "$").await?;
@@ -63,8 +77,13 @@ impl RedisSubscriber {
                     consumer,
                     inflight: Mutex::new(HashSet::new()),
                 });
-                let heartbeat = tokio::spawn(heartbeat(shared.clone(), Arc::downgrade(&state))).abort_handle();
-                Kind::Group { state, next_reclaim: Instant::now(), heartbeat }
+                let heartbeat =
+                    tokio::spawn(heartbeat(shared.clone(), Arc::downgrade(&state))).abort_handle();
+                Kind::Group {
+                    state,
+                    next_reclaim: Instant::now(),
+                    heartbeat,
+                }
             }
             Mode::FanOut => {
                 let mut cursors = Vec::with_capacity(shared.streams.len());
@@ -78,12 +97,24 @@ impl RedisSubscriber {
                         .query_async(&mut shared.conn.clone())
                         .await
                         .map_err(BrokerError::command("XREVRANGE"))?;
-                    cursors.push(last.0.into_iter().next().unwrap_or_else(|| "0-0".to_string()));
+                    cursors.push(
+                        last.0
+                            .into_iter()
+                            .next()
+                            .unwrap_or_else(|| "0-0".to_string()),
+                    );
                 }
                 Kind::FanOut { cursors }
             }
         };
-        Ok(Self { shared, reader, filter: subscription.filter, kind, buffer: VecDeque::new(), backoff: MIN_BACKOFF })
+        Ok(Self {
+            shared,
+            reader,
+            filter: subscription.filter,
+            kind,
+            buffer: VecDeque::new(),
+            backoff: MIN_BACKOFF,
+        })
     }
 
     async fn fill(&mut self) -> Result<(), redis::RedisError> {
@@ -91,21 +122,33 @@ impl RedisSubscriber {
             Kind::FanOut { cursors } => {
                 let reply = read(&mut self.reader, &self.shared, None, cursors).await?;
                 for stream in reply.keys {
-                    let Some(p) = self.shared.streams.iter().position(|s| *s == stream.key) else { continue };
+                    let Some(p) = self.shared.streams.iter().position(|s| *s == stream.key) else {
+                        continue;
+                    };
                     for entry in stream.ids {
                         cursors[p] = entry.id.clone();
                         if !type_matches(&self.filter, &entry) {
                             continue;
                         }
                         match parse(&entry) {
-                            Ok((event, _)) => self.buffer.push_back(Delivery { event, attempt: 1, acker: None }),
-                            Err(error) => tracing::warn!(id = %entry.id, %error, "skipping a malformed entry"),
+                            Ok((event, _)) => self.buffer.push_back(Delivery {
+                                event,
+                                attempt: 1,
+                                acker: None,
+                            }),
+                            Err(error) => {
+                                tracing::warn!(id = %entry.id, %error, "skipping a malformed entry")
+                            }
                         }
                     }
                 }
                 Ok(())
             }
-            Kind::Group { state, next_reclaim, .. } => {
+            Kind::Group {
+                state,
+                next_reclaim,
+                ..
+            } => {
                 let state = state.clone();
                 if Instant::now() >= *next_reclaim {
                     *next_reclaim = Instant::now() + self.shared.config.claim_idle / 2;
@@ -117,7 +160,9 @@ impl RedisSubscriber {
                 let ids = vec![">".to_string(); self.shared.streams.len()];
                 let reply = read(&mut self.reader, &self.shared, Some(&state), &ids).await?;
                 for stream in reply.keys {
-                    let Some(p) = self.shared.streams.iter().position(|s| *s == stream.key) else { continue };
+                    let Some(p) = self.shared.streams.iter().position(|s| *s == stream.key) else {
+                        continue;
+                    };
                     let mut skipped = Vec::new();
                     for entry in stream.ids {
                         if let Some(id) = self.accept(&state, p, entry, 1).await? {
@@ -140,18 +185,37 @@ impl RedisSubscriber {
 
     /// Queues a delivery for `entry`, dead-letters it when it is not an event, or returns its
     /// id when the filter skips it (the caller acknowledges those in one batch).
-    async fn accept(&mut self, state: &Arc<GroupState>, p: usize, entry: StreamId, attempt: u32) -> Result<Option<String>, redis::RedisError> {
+    async fn accept(
+        &mut self,
+        state: &Arc<GroupState>,
+        p: usize,
+        entry: StreamId,
+        attempt: u32,
+    ) -> Result<Option<String>, redis::RedisError> {
         if !type_matches(&self.filter, &entry) {
             return Ok(Some(entry.id));
         }
         match parse(&entry) {
             Ok((event, raw)) => {
                 state.inflight().insert((p, entry.id.clone()));
-                let acker = RedisAcker { shared: self.shared.clone(), state: state.clone(), partition: p, id: entry.id, raw, attempt };
-                self.buffer.push_back(Delivery { event, attempt, acker: Some(Box::new(acker)) });
+                let acker = RedisAcker {
+                    shared: self.shared.clone(),
+                    state: state.clone(),
+                    partition: p,
+                    id: entry.id,
+                    raw,
+                    attempt,
+                };
+                self.buffer.push_back(Delivery {
+                    event,
+                    attempt,
+                    acker: Some(Box::new(acker)),
+                });
             }
             Err(error) => {
-                let raw = entry.get::<String>("event").unwrap_or_else(|| format!("{:?}", entry.map));
+                let raw = entry
+                    .get::<String>("event")
+                    .unwrap_or_else(|| format!("{:?}", entry.map));
                 dead_letter(&self.shared, state, p, &entry.id, &raw, &error, attempt).await?;
             }
         }
@@ -181,7 +245,9 @@ impl RedisSubscriber {
                 pending
                     .ids
                     .into_iter()
-                    .filter(|e| e.last_delivered_ms >= min_idle && !inflight.contains(&(p, e.id.clone())))
+                    .filter(|e| {
+                        e.last_delivered_ms >= min_idle && !inflight.contains(&(p, e.id.clone()))
+                    })
                     .map(|e| (e.id, e.times_delivered))
                     .collect()
             };
@@ -207,7 +273,8 @@ impl RedisSubscriber {
                         .arg(failure_field(&stream, &entry.id))
                         .query_async(&mut conn)
                         .await?;
-                    let error = error.unwrap_or_else(|| format!("not acknowledged after {before} deliveries"));
+                    let error = error
+                        .unwrap_or_else(|| format!("not acknowledged after {before} deliveries"));
                     let raw = entry.get::<String>("event").unwrap_or_default();
                     dead_letter(&self.shared, state, p, &entry.id, &raw, &error, before).await?;
                 } else if let Some(id) = self.accept(state, p, entry, before + 1).await? {
@@ -215,7 +282,12 @@ impl RedisSubscriber {
                 }
             }
             if !skipped.is_empty() {
-                redis::cmd("XACK").arg(&stream).arg(&state.group).arg(&skipped).query_async::<()>(&mut conn).await?;
+                redis::cmd("XACK")
+                    .arg(&stream)
+                    .arg(&state.group)
+                    .arg(&skipped)
+                    .query_async::<()>(&mut conn)
+                    .await?;
             }
         }
         Ok(())
@@ -315,7 +387,12 @@ async fn create_groups(shared: &Shared, group: &str, start: &str) -> Result<(), 
         match created {
             Ok(()) => {}
             Err(e) if e.code() == Some("BUSYGROUP") => {}
-            Err(e) => return Err(BrokerError::Command { command: "XGROUP CREATE", source: e }),
+            Err(e) => {
+                return Err(BrokerError::Command {
+                    command: "XGROUP CREATE",
+                    source: e,
+                });
+            }
         }
     }
     Ok(())
@@ -359,8 +436,11 @@ fn type_matches(filter: &TypeFilter, entry: &StreamId) -> bool {
 }
 
 pub(super) fn parse(entry: &StreamId) -> Result<(Event, Arc<str>), String> {
-    let raw: String = entry.get("event").ok_or_else(|| "entry has no `event` field".to_string())?;
-    let mut event = Event::from_json(raw.as_bytes()).map_err(|e| format!("not a valid event: {e}"))?;
+    let raw: String = entry
+        .get("event")
+        .ok_or_else(|| "entry has no `event` field".to_string())?;
+    let mut event =
+        Event::from_json(raw.as_bytes()).map_err(|e| format!("not a valid event: {e}"))?;
     event.id = Some(EventId::new(entry.id.as_str()).map_err(|e| e.to_string())?);
     Ok((event, raw.into()))
 }
@@ -447,18 +527,28 @@ impl Acker for RedisAcker {
         let mut by_partition: Vec<(&Arc<GroupState>, usize, Vec<&str>)> = Vec::new();
         let mut pipe = redis::pipe();
         for a in &mine {
-            match by_partition.iter_mut().find(|(s, p, _)| Arc::ptr_eq(s, &a.state) && *p == a.partition) {
+            match by_partition
+                .iter_mut()
+                .find(|(s, p, _)| Arc::ptr_eq(s, &a.state) && *p == a.partition)
+            {
                 Some((_, _, ids)) => ids.push(&a.id),
                 None => by_partition.push((&a.state, a.partition, vec![&a.id])),
             }
             if a.attempt > 1 {
                 // A redelivery may have a failure recorded; a first delivery has none.
                 let stream = &self.shared.streams[a.partition];
-                pipe.cmd("HDEL").arg(&a.state.failures_key).arg(failure_field(stream, &a.id)).ignore();
+                pipe.cmd("HDEL")
+                    .arg(&a.state.failures_key)
+                    .arg(failure_field(stream, &a.id))
+                    .ignore();
             }
         }
         for (state, partition, ids) in &by_partition {
-            pipe.cmd("XACK").arg(&self.shared.streams[*partition]).arg(&state.group).arg(ids).ignore();
+            pipe.cmd("XACK")
+                .arg(&self.shared.streams[*partition])
+                .arg(&state.group)
+                .arg(ids)
+                .ignore();
         }
         let mut result = pipe
             .query_async::<()>(&mut self.shared.conn.clone())
@@ -482,15 +572,27 @@ impl Acker for RedisAcker {
 
     fn abandon(&self) {
         // No longer refreshed by the heartbeat: it grows idle and is reclaimed.
-        self.state.inflight().remove(&(self.partition, self.id.clone()));
+        self.state
+            .inflight()
+            .remove(&(self.partition, self.id.clone()));
     }
 
     async fn nack(&self, attempt: u32, error: &str) -> Result<(), BrokerError> {
-        self.state.inflight().remove(&(self.partition, self.id.clone()));
+        self.state
+            .inflight()
+            .remove(&(self.partition, self.id.clone()));
         if attempt >= self.shared.config.max_deliveries {
-            return dead_letter(&self.shared, &self.state, self.partition, &self.id, &self.raw, error, attempt)
-                .await
-                .map_err(BrokerError::command("XADD"));
+            return dead_letter(
+                &self.shared,
+                &self.state,
+                self.partition,
+                &self.id,
+                &self.raw,
+                error,
+                attempt,
+            )
+            .await
+            .map_err(BrokerError::command("XADD"));
         }
         let stream = &self.shared.streams[self.partition];
         redis::cmd("HSET")

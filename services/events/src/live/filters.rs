@@ -54,7 +54,10 @@ pub struct FilterError {
 }
 
 fn bad(path: impl Into<String>, reason: impl Into<String>) -> FilterError {
-    FilterError { path: path.into(), reason: reason.into() }
+    FilterError {
+        path: path.into(),
+        reason: reason.into(),
+    }
 }
 
 impl Filters {
@@ -65,7 +68,9 @@ impl Filters {
             return Err(bad("types", format!("at most {MAX_TYPES} types")));
         }
         for t in types {
-            filters.types.push(TypeFilter::parse(&t).map_err(|e| bad("types", e.to_string()))?);
+            filters
+                .types
+                .push(TypeFilter::parse(&t).map_err(|e| bad("types", e.to_string()))?);
             filters.raw_types.push(t);
         }
         if let Some(text) = raw.text.filter(|t| !t.trim().is_empty()) {
@@ -88,7 +93,15 @@ impl Filters {
         let mut query = Map::new();
         for (key, value) in params {
             match key.as_str() {
-                "types" => raw.types = Some(value.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect()),
+                "types" => {
+                    raw.types = Some(
+                        value
+                            .split(',')
+                            .filter(|t| !t.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                    )
+                }
                 "text" => raw.text = Some(value.clone()),
                 k if k.contains('.') => {
                     query.insert(k.trim_end_matches("[]").to_string(), scalar(value));
@@ -120,7 +133,10 @@ impl Filters {
             }
         }
         match doc {
-            Some(doc) => self.fields.iter().all(|f| f.alternatives.iter().any(|a| a.matches(doc))),
+            Some(doc) => self
+                .fields
+                .iter()
+                .all(|f| f.alternatives.iter().any(|a| a.matches(doc))),
             None => self.fields.is_empty(),
         }
     }
@@ -139,8 +155,13 @@ impl Filters {
                 .fields
                 .iter()
                 .map(|f| {
-                    let values: Vec<Value> = f.alternatives.iter().map(|a| a.value().clone()).collect();
-                    let value = if values.len() == 1 { values[0].clone() } else { Value::Array(values) };
+                    let values: Vec<Value> =
+                        f.alternatives.iter().map(|a| a.value().clone()).collect();
+                    let value = if values.len() == 1 {
+                        values[0].clone()
+                    } else {
+                        Value::Array(values)
+                    };
                     (f.path.clone(), value)
                 })
                 .collect();
@@ -162,9 +183,15 @@ fn scalar(raw: &str) -> Value {
 /// inside `payload` (the Prisme.ai form: `{"orderId": 1}`).
 fn field_any(key: &str, value: Value) -> Result<FieldAny, FilterError> {
     let roots = ["payload.", "source.", "target.", "error.", "options."];
-    let path = if roots.iter().any(|r| key.starts_with(r)) { key.to_string() } else { format!("payload.{key}") };
+    let path = if roots.iter().any(|r| key.starts_with(r)) {
+        key.to_string()
+    } else {
+        format!("payload.{key}")
+    };
     let values = match value {
-        Value::Array(items) if items.is_empty() => return Err(bad(key, "an empty list matches nothing")),
+        Value::Array(items) if items.is_empty() => {
+            return Err(bad(key, "an empty list matches nothing"));
+        }
         Value::Array(items) if items.len() > MAX_ALTERNATIVES => {
             return Err(bad(key, format!("at most {MAX_ALTERNATIVES} alternatives")));
         }
@@ -189,8 +216,14 @@ mod tests {
     use super::*;
 
     fn event(ty: &str, payload: Value) -> Event {
-        let Value::Object(map) = payload else { return Event::new(EventType::new(ty).expect("type"), None, Map::new()) };
-        Event::new(EventType::new(ty).expect("type"), Some(WorkspaceId::new("w").expect("ws")), map)
+        let Value::Object(map) = payload else {
+            return Event::new(EventType::new(ty).expect("type"), None, Map::new());
+        };
+        Event::new(
+            EventType::new(ty).expect("type"),
+            Some(WorkspaceId::new("w").expect("ws")),
+            map,
+        )
     }
 
     fn check(filters: &Filters, e: &Event) -> bool {
@@ -206,11 +239,26 @@ mod tests {
         }))
         .expect("raw");
         let f = Filters::parse(raw).expect("filters");
-        assert!(check(&f, &event("orders.created", json!({"status": "paid", "n": 2}))));
-        assert!(check(&f, &event("ping", json!({"status": "sent", "n": 2.0}))));
-        assert!(!check(&f, &event("orders.created", json!({"status": "new", "n": 2}))));
-        assert!(!check(&f, &event("other", json!({"status": "paid", "n": 2}))));
-        assert_eq!(f.to_json()["payloadQuery"]["payload.status"], json!(["paid", "sent"]));
+        assert!(check(
+            &f,
+            &event("orders.created", json!({"status": "paid", "n": 2}))
+        ));
+        assert!(check(
+            &f,
+            &event("ping", json!({"status": "sent", "n": 2.0}))
+        ));
+        assert!(!check(
+            &f,
+            &event("orders.created", json!({"status": "new", "n": 2}))
+        ));
+        assert!(!check(
+            &f,
+            &event("other", json!({"status": "paid", "n": 2}))
+        ));
+        assert_eq!(
+            f.to_json()["payloadQuery"]["payload.status"],
+            json!(["paid", "sent"])
+        );
 
         let f = Filters::from_query(&[("text".into(), "Hello World".into())]).expect("query");
         assert!(check(&f, &event("x", json!({"msg": "hello big world"}))));
@@ -222,7 +270,8 @@ mod tests {
     fn bad_filters_name_what_is_wrong() {
         let err = Filters::from_query(&[("bogus".into(), "1".into())]).expect_err("unknown");
         assert_eq!(err.path, "bogus");
-        let raw: RawFilters = serde_json::from_value(json!({"payloadQuery": {"a": "x*"}})).expect("raw");
+        let raw: RawFilters =
+            serde_json::from_value(json!({"payloadQuery": {"a": "x*"}})).expect("raw");
         assert_eq!(Filters::parse(raw).expect_err("wildcard").path, "a");
         let raw: RawFilters = serde_json::from_value(json!({"types": ["a/b"]})).expect("raw");
         assert_eq!(Filters::parse(raw).expect_err("type").path, "types");

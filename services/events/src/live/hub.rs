@@ -52,7 +52,9 @@ impl Reader {
         }
         t.user_id.as_ref() == Some(&self.user)
             || (t.session_id.is_some() && t.session_id == self.session)
-            || t.user_topic.as_ref().is_some_and(|topic| self.topics.contains(topic))
+            || t.user_topic
+                .as_ref()
+                .is_some_and(|topic| self.topics.contains(topic))
     }
 }
 
@@ -110,7 +112,11 @@ const NEWS_CAPACITY: usize = 1_024;
 
 impl Hub {
     pub fn new(queue_len: usize) -> Self {
-        Self { rooms: Mutex::new(HashMap::new()), news: broadcast::channel(NEWS_CAPACITY).0, queue_len: queue_len.max(1) }
+        Self {
+            rooms: Mutex::new(HashMap::new()),
+            news: broadcast::channel(NEWS_CAPACITY).0,
+            queue_len: queue_len.max(1),
+        }
     }
 
     fn rooms(&self) -> MutexGuard<'_, HashMap<WorkspaceId, Room>> {
@@ -123,18 +129,40 @@ impl Hub {
     }
 
     /// Starts delivery to socket `id`.
-    pub fn register(&self, workspace: &WorkspaceId, id: &str, reader: Reader, filters: Filters) -> Registration {
+    pub fn register(
+        &self,
+        workspace: &WorkspaceId,
+        id: &str,
+        reader: Reader,
+        filters: Filters,
+    ) -> Registration {
         let (queue, rx) = mpsc::channel(self.queue_len);
         let slow = Arc::new(AtomicBool::new(false));
         let mut rooms = self.rooms();
         let room = rooms.entry(workspace.clone()).or_default();
-        room.live.insert(id.to_string(), Live { reader, filters, queue, slow: slow.clone() });
-        Registration { queue: rx, slow, last_id: room.last_id.clone() }
+        room.live.insert(
+            id.to_string(),
+            Live {
+                reader,
+                filters,
+                queue,
+                slow: slow.clone(),
+            },
+        );
+        Registration {
+            queue: rx,
+            slow,
+            last_id: room.last_id.clone(),
+        }
     }
 
     /// Replaces the filters of socket `id`.
     pub fn set_filters(&self, workspace: &WorkspaceId, id: &str, filters: Filters) {
-        if let Some(live) = self.rooms().get_mut(workspace).and_then(|r| r.live.get_mut(id)) {
+        if let Some(live) = self
+            .rooms()
+            .get_mut(workspace)
+            .and_then(|r| r.live.get_mut(id))
+        {
             live.filters = filters;
         }
     }
@@ -142,7 +170,9 @@ impl Hub {
     /// Socket `id` closed: it leaves the hub (a slow consumer already has).
     pub fn leave(&self, workspace: &WorkspaceId, id: &str) {
         let mut rooms = self.rooms();
-        let Some(room) = rooms.get_mut(workspace) else { return };
+        let Some(room) = rooms.get_mut(workspace) else {
+            return;
+        };
         room.live.remove(id);
         if room.live.is_empty() && room.last_id.is_none() {
             rooms.remove(workspace);
@@ -164,7 +194,10 @@ impl Hub {
 
     /// Hands `event` to every socket of its workspace that may read it and asked for it.
     pub fn dispatch(&self, event: &Event) {
-        let (Some(workspace), Some(id)) = (event.source.workspace_id.as_ref(), event.id.as_ref()) else { return };
+        let (Some(workspace), Some(id)) = (event.source.workspace_id.as_ref(), event.id.as_ref())
+        else {
+            return;
+        };
         let mut frame: Option<Frame> = None;
         let mut doc: Option<serde_json::Value> = None;
         {
@@ -176,7 +209,12 @@ impl Hub {
                 if !wants(&live.reader, &live.filters, socket_id, event, &mut doc) {
                     continue;
                 }
-                let frame = frame.get_or_insert_with(|| Frame { id: id.parts(), text: event_frame(event) }).clone();
+                let frame = frame
+                    .get_or_insert_with(|| Frame {
+                        id: id.parts(),
+                        text: event_frame(event),
+                    })
+                    .clone();
                 if live.queue.try_send(frame).is_err() {
                     live.slow.store(true, Ordering::Relaxed);
                     slow.push(socket_id.clone());
@@ -198,7 +236,13 @@ impl Hub {
 
 /// Whether the socket `socket_id` of `reader` with `filters` receives `event` (`doc` caches
 /// the event as JSON for payload filters).
-pub(crate) fn wants(reader: &Reader, filters: &Filters, socket_id: &str, event: &Event, doc: &mut Option<serde_json::Value>) -> bool {
+pub(crate) fn wants(
+    reader: &Reader,
+    filters: &Filters,
+    socket_id: &str,
+    event: &Event,
+    doc: &mut Option<serde_json::Value>,
+) -> bool {
     if !reader.may_read(socket_id, event) {
         return false;
     }
@@ -253,9 +297,27 @@ mod tests {
         let mut alice = hub.register(&ws(), "a", reader("alice", "s1"), Filters::default());
         let mut bob = hub.register(&ws(), "b", reader("bob", "s2"), Filters::default());
         hub.dispatch(&event(1, None));
-        hub.dispatch(&event(2, Some(Target { user_id: Some(UserId::new("alice").expect("u")), ..Target::default() })));
-        hub.dispatch(&event(3, Some(Target { session_id: Some(SessionId::new("s2").expect("s")), ..Target::default() })));
-        hub.dispatch(&event(4, Some(Target { user_topic: Some("ops".into()), ..Target::default() })));
+        hub.dispatch(&event(
+            2,
+            Some(Target {
+                user_id: Some(UserId::new("alice").expect("u")),
+                ..Target::default()
+            }),
+        ));
+        hub.dispatch(&event(
+            3,
+            Some(Target {
+                session_id: Some(SessionId::new("s2").expect("s")),
+                ..Target::default()
+            }),
+        ));
+        hub.dispatch(&event(
+            4,
+            Some(Target {
+                user_topic: Some("ops".into()),
+                ..Target::default()
+            }),
+        ));
         assert_eq!((drain(&mut alice), drain(&mut bob)), (2, 2));
     }
 
@@ -283,7 +345,11 @@ mod tests {
         hub.dispatch(&from_old);
         assert_eq!(drain(&mut again), 2);
         let _other = hub.register(&ws(), "x", reader("alice", "s1"), Filters::default());
-        assert_eq!(hub.rekey(&ws(), "x", "old").err(), Some(Refused::Unknown), "old is connected here");
+        assert_eq!(
+            hub.rekey(&ws(), "x", "old").err(),
+            Some(Refused::Unknown),
+            "old is connected here"
+        );
         hub.leave(&ws(), "old");
         assert_eq!(hub.connected(), 1);
     }

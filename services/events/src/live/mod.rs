@@ -25,7 +25,11 @@ use crate::EventsState;
 pub async fn run_live(state: EventsState, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     let mut sub = loop {
-        match state.broker.subscribe(Subscription::fan_out(TypeFilter::all())).await {
+        match state
+            .broker
+            .subscribe(Subscription::fan_out(TypeFilter::all()))
+            .await
+        {
             Ok(sub) => break sub,
             Err(error) => {
                 tracing::warn!(%error, "events: live subscription failed; retrying");

@@ -48,15 +48,31 @@ pub async fn upgrade(
 ) -> Result<Response, ApiError> {
     let (workspace, role) = api::member(&state, &caller, &workspace).await?;
     let filters = Filters::from_query(&params).map_err(invalid_query)?;
-    let ws = ws.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "InvalidRequest", format!("a WebSocket upgrade is expected: {e}")))?;
+    let ws = ws.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            format!("a WebSocket upgrade is expected: {e}"),
+        )
+    })?;
     let user = caller.require_user()?.clone();
-    let topics = topics::joined(state.cache.as_ref(), &workspace, &user).await.map_err(|e| ApiError::from_kind(e.kind(), e))?;
-    let reader = Reader { user, session: caller.session_id.clone(), topics };
+    let topics = topics::joined(state.cache.as_ref(), &workspace, &user)
+        .await
+        .map_err(|e| ApiError::from_kind(e.kind(), e))?;
+    let reader = Reader {
+        user,
+        session: caller.session_id.clone(),
+        topics,
+    };
     let offered = headers
         .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|p| p.trim() == PROTOCOL));
-    let ws = if offered { ws.protocols([PROTOCOL]) } else { ws };
+    let ws = if offered {
+        ws.protocols([PROTOCOL])
+    } else {
+        ws
+    };
     Ok(ws
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
@@ -78,8 +94,12 @@ pub async fn upgrade(
 }
 
 fn invalid_query(e: FilterError) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "InvalidQuery", format!("{}: {}", e.path, e.reason))
-        .with_details(json!({ "path": e.path, "reason": e.reason }))
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "InvalidQuery",
+        format!("{}: {}", e.path, e.reason),
+    )
+    .with_details(json!({ "path": e.path, "reason": e.reason }))
 }
 
 fn new_socket_id() -> String {
@@ -116,7 +136,8 @@ struct Bucket {
 impl Bucket {
     fn take(&mut self) -> bool {
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * EMIT_RATE).min(EMIT_BURST);
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * EMIT_RATE).min(EMIT_BURST);
         self.at = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -164,7 +185,10 @@ impl Connection {
             "lastEventId": started,
         });
         self.save_record(None).await;
-        let mut bucket = Bucket { tokens: EMIT_BURST, at: Instant::now() };
+        let mut bucket = Bucket {
+            tokens: EMIT_BURST,
+            at: Instant::now(),
+        };
         let mut heartbeat = tokio::time::interval(self.state.config.heartbeat);
         heartbeat.tick().await;
         let mut seen = Instant::now();
@@ -233,10 +257,18 @@ impl Connection {
             }
         }
         hub.leave(&self.workspace, &self.id);
-        let position = self.last_sent.map(|(ms, seq)| EventId::from_parts(ms, seq)).or(started);
+        let position = self
+            .last_sent
+            .map(|(ms, seq)| EventId::from_parts(ms, seq))
+            .or(started);
         self.save_record(position).await;
         let (code, reason) = close.unwrap_or((CLOSE_GOING_AWAY, "closing"));
-        let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))).await;
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            })))
+            .await;
     }
 
     /// Writes this socket's record (`position`: where it stopped, when it closes).
@@ -255,9 +287,19 @@ impl Connection {
     async fn frame(&mut self, raw: &str, bucket: &mut Bucket) -> Vec<Message> {
         let value: Value = match serde_json::from_str(raw) {
             Ok(v) => v,
-            Err(e) => return vec![error_frame(None, "InvalidFrame", &format!("not JSON: {e}"), None)],
+            Err(e) => {
+                return vec![error_frame(
+                    None,
+                    "InvalidFrame",
+                    &format!("not JSON: {e}"),
+                    None,
+                )];
+            }
         };
-        let reference = value.get("ref").and_then(Value::as_str).map(|r| r.chars().take(MAX_REF).collect::<String>());
+        let reference = value
+            .get("ref")
+            .and_then(Value::as_str)
+            .map(|r| r.chars().take(MAX_REF).collect::<String>());
         let mut body = value;
         if let Some(map) = body.as_object_mut() {
             map.remove("ref");
@@ -268,25 +310,51 @@ impl Connection {
         };
         match frame {
             ClientFrame::Ping => vec![reply(reference, json!({ "type": "pong" }))],
-            ClientFrame::Auth {} => vec![error_frame(reference, "InvalidFrame", "this socket is already authenticated", None)],
-            ClientFrame::Subscribe { filters } => match Filters::parse(filters.unwrap_or_default()) {
+            ClientFrame::Auth {} => vec![error_frame(
+                reference,
+                "InvalidFrame",
+                "this socket is already authenticated",
+                None,
+            )],
+            ClientFrame::Subscribe { filters } => match Filters::parse(filters.unwrap_or_default())
+            {
                 Ok(filters) => {
                     let normalized = filters.to_json();
-                    self.state.hub.set_filters(&self.workspace, &self.id, filters);
+                    self.state
+                        .hub
+                        .set_filters(&self.workspace, &self.id, filters);
                     self.filters = normalized.clone();
                     self.save_record(None).await;
-                    vec![reply(reference, json!({ "type": "subscribed", "filters": normalized }))]
+                    vec![reply(
+                        reference,
+                        json!({ "type": "subscribed", "filters": normalized }),
+                    )]
                 }
                 Err(e) => {
                     let details = json!({ "path": e.path, "reason": e.reason });
-                    vec![error_frame(reference, "InvalidQuery", &format!("{}: {}", e.path, e.reason), Some(details))]
+                    vec![error_frame(
+                        reference,
+                        "InvalidQuery",
+                        &format!("{}: {}", e.path, e.reason),
+                        Some(details),
+                    )]
                 }
             },
             ClientFrame::Emit { events } => {
                 if !bucket.take() {
-                    return vec![error_frame(reference, "TooManyRequests", "at most 20 emits per second per socket", None)];
+                    return vec![error_frame(
+                        reference,
+                        "TooManyRequests",
+                        "at most 20 emits per second per socket",
+                        None,
+                    )];
                 }
-                let who = Emitter { caller: &self.caller, workspace: &self.workspace, role: self.role, socket_id: Some(&self.id) };
+                let who = Emitter {
+                    caller: &self.caller,
+                    workspace: &self.workspace,
+                    role: self.role,
+                    socket_id: Some(&self.id),
+                };
                 match emit(&self.state, &who, events).await {
                     Ok(published) => {
                         let ids: Vec<_> = published.iter().map(|e| e.id.clone()).collect();
@@ -295,10 +363,20 @@ impl Connection {
                     Err(e) => vec![api_error_frame(reference, e)],
                 }
             }
-            ClientFrame::Reconnect { socket_id, last_event_id } => {
+            ClientFrame::Reconnect {
+                socket_id,
+                last_event_id,
+            } => {
                 let after = match last_event_id.map(EventId::new).transpose() {
                     Ok(after) => after,
-                    Err(e) => return vec![error_frame(reference, "InvalidFrame", &format!("lastEventId: {e}"), None)],
+                    Err(e) => {
+                        return vec![error_frame(
+                            reference,
+                            "InvalidFrame",
+                            &format!("lastEventId: {e}"),
+                            None,
+                        )];
+                    }
                 };
                 self.reconnect(reference, socket_id, after).await
             }
@@ -307,18 +385,40 @@ impl Connection {
 
     /// `reconnect`: takes the id of a previous socket of the same session, wherever it was
     /// connected, and replays what it missed ([`sockets`]).
-    async fn reconnect(&mut self, reference: Option<String>, old: String, after: Option<EventId>) -> Vec<Message> {
-        let unknown = || vec![error_frame(reference.clone(), "ForbiddenError", "no such socket was seen recently", None)];
+    async fn reconnect(
+        &mut self,
+        reference: Option<String>,
+        old: String,
+        after: Option<EventId>,
+    ) -> Vec<Message> {
+        let unknown = || {
+            vec![error_frame(
+                reference.clone(),
+                "ForbiddenError",
+                "no such socket was seen recently",
+                None,
+            )]
+        };
         if old == self.id {
             return unknown();
         }
         let record = match sockets::load(self.state.cache.as_ref(), &old).await {
             Ok(Some(record)) if record.workspace_id == self.workspace => record,
             Ok(_) => return unknown(),
-            Err(e) => return vec![api_error_frame(reference.clone(), ApiError::from_kind(e.kind(), e))],
+            Err(e) => {
+                return vec![api_error_frame(
+                    reference.clone(),
+                    ApiError::from_kind(e.kind(), e),
+                )];
+            }
         };
         if record.user_id != self.reader.user || record.session_id != self.reader.session {
-            return vec![error_frame(reference.clone(), "ForbiddenError", "that socket belonged to another session", None)];
+            return vec![error_frame(
+                reference.clone(),
+                "ForbiddenError",
+                "that socket belonged to another session",
+                None,
+            )];
         }
         match self.state.hub.rekey(&self.workspace, &self.id, &old) {
             Ok(()) => {}
@@ -329,7 +429,17 @@ impl Connection {
         let replay = match after.or_else(|| record.last_event_id.clone()) {
             Some(after) => {
                 let filters = record.filters();
-                match sockets::replay(&self.state, &self.workspace, &self.reader, &self.id, &filters, &after, &sent).await {
+                match sockets::replay(
+                    &self.state,
+                    &self.workspace,
+                    &self.reader,
+                    &self.id,
+                    &filters,
+                    &after,
+                    &sent,
+                )
+                .await
+                {
                     Ok(replay) => replay,
                     Err(error) => {
                         tracing::warn!(%error, socket_id = %self.id, "events: reconnect replay failed");
@@ -360,7 +470,12 @@ fn reply(reference: Option<String>, mut v: Value) -> Message {
     text(&v)
 }
 
-fn error_frame(reference: Option<String>, code: &str, message: &str, details: Option<Value>) -> Message {
+fn error_frame(
+    reference: Option<String>,
+    code: &str,
+    message: &str,
+    details: Option<Value>,
+) -> Message {
     let mut v = json!({ "type": "error", "error": code, "message": message });
     if let Some(d) = details {
         v["details"] = d;

@@ -21,13 +21,24 @@ pub async fn body(headers: &HeaderMap, bytes: bytes::Bytes) -> Result<Value, Api
     if bytes.is_empty() {
         return Ok(json!({}));
     }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let text = || String::from_utf8_lossy(&bytes).into_owned();
     Ok(match mime.as_str() {
-        m if m == "application/json" || m.ends_with("+json") => serde_json::from_slice(&bytes).unwrap_or_else(|_| json!(text())),
+        m if m == "application/json" || m.ends_with("+json") => {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| json!(text()))
+        }
         "application/x-www-form-urlencoded" => {
-            let pairs = url::form_urlencoded::parse(&bytes).map(|(k, v)| (k.into_owned(), json!(v)));
+            let pairs =
+                url::form_urlencoded::parse(&bytes).map(|(k, v)| (k.into_owned(), json!(v)));
             Value::Object(pairs_object(pairs))
         }
         "multipart/form-data" => multipart(headers, bytes).await?,
@@ -38,20 +49,32 @@ pub async fn body(headers: &HeaderMap, bytes: bytes::Bytes) -> Result<Value, Api
 }
 
 async fn multipart(headers: &HeaderMap, bytes: bytes::Bytes) -> Result<Value, ApiError> {
-    let bad = |e: &dyn std::fmt::Display| ApiError::validation("body", format!("malformed multipart body: {e}"));
+    let bad = |e: &dyn std::fmt::Display| {
+        ApiError::validation("body", format!("malformed multipart body: {e}"))
+    };
     let mut request = axum::extract::Request::new(axum::body::Body::from(bytes));
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        request.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
+        request
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, ct.clone());
     }
-    let mut form = Multipart::from_request(request, &()).await.map_err(|e| bad(&e))?;
+    let mut form = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| bad(&e))?;
     let mut fields = Vec::new();
     while let Some(field) = form.next_field().await.map_err(|e| bad(&e))? {
         if fields.len() == MAX_PARTS {
-            return Err(ApiError::validation("body", format!("at most {MAX_PARTS} multipart parts")));
+            return Err(ApiError::validation(
+                "body",
+                format!("at most {MAX_PARTS} multipart parts"),
+            ));
         }
         let name = field.name().unwrap_or_default().to_owned();
         let file = field.file_name().map(str::to_owned);
-        let mimetype = field.content_type().unwrap_or("application/octet-stream").to_owned();
+        let mimetype = field
+            .content_type()
+            .unwrap_or("application/octet-stream")
+            .to_owned();
         let data = field.bytes().await.map_err(|e| bad(&e))?;
         let value = match file {
             Some(originalname) => json!({
@@ -86,14 +109,28 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_are_decoded_by_content_type() {
-        assert_eq!(decode("application/json; charset=utf-8", br#"{"a":[1]}"#).await, json!({"a": [1]}));
-        assert_eq!(decode("application/json", b"{oops").await, json!("{oops"), "unparsable JSON stays text");
         assert_eq!(
-            decode("application/x-www-form-urlencoded", b"text=hi+there&tag=a&tag=b&e=%C3%A9").await,
+            decode("application/json; charset=utf-8", br#"{"a":[1]}"#).await,
+            json!({"a": [1]})
+        );
+        assert_eq!(
+            decode("application/json", b"{oops").await,
+            json!("{oops"),
+            "unparsable JSON stays text"
+        );
+        assert_eq!(
+            decode(
+                "application/x-www-form-urlencoded",
+                b"text=hi+there&tag=a&tag=b&e=%C3%A9"
+            )
+            .await,
             json!({"text": "hi there", "tag": ["a", "b"], "e": "é"})
         );
         assert_eq!(decode("text/csv", b"a,b").await, json!("a,b"));
-        assert_eq!(decode("image/png", b"\x89PNG").await, json!({"base64": "iVBORw==", "mimetype": "image/png"}));
+        assert_eq!(
+            decode("image/png", b"\x89PNG").await,
+            json!({"base64": "iVBORw==", "mimetype": "image/png"})
+        );
         assert_eq!(decode("application/json", b"").await, json!({}));
     }
 
@@ -108,7 +145,9 @@ mod tests {
             value["doc"],
             json!({"originalname": "a.txt", "mimetype": "text/plain", "size": 3, "encoding": "7bit", "base64": "YWJj"})
         );
-        let err = body_of("multipart/form-data; boundary=XX", b"--XX\r\nnot a part").await.unwrap_err();
+        let err = body_of("multipart/form-data; boundary=XX", b"--XX\r\nnot a part")
+            .await
+            .unwrap_err();
         assert_eq!(err.status, axum::http::StatusCode::BAD_REQUEST);
     }
 }

@@ -17,7 +17,10 @@ fn report(outcome: RunOutcome) -> RunReport {
 }
 
 fn out(body: &str, http: Option<HttpResponse>) -> RunOutcome {
-    RunOutcome::Ok(Output { body: body.into(), http })
+    RunOutcome::Ok(Output {
+        body: body.into(),
+        http,
+    })
 }
 
 async fn parts(response: Response) -> (StatusCode, HeaderMap, String) {
@@ -38,34 +41,62 @@ async fn outputs_become_responses() {
             ("bad name".into(), "x".into()),
         ],
     };
-    let (status, headers, body) = parts(respond(Ok(report(out(r#"{"a":1}"#, Some(http)))), "echo", webhook_output)).await;
+    let (status, headers, body) = parts(respond(
+        Ok(report(out(r#"{"a":1}"#, Some(http)))),
+        "echo",
+        webhook_output,
+    ))
+    .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(headers["x-echo"], "1");
     assert_eq!(headers[header::CONTENT_TYPE], "application/json");
     assert!(headers.get("set-cookie").is_none());
     assert_eq!(body, r#"{"a":1}"#);
 
-    let (status, headers, body) = parts(respond(Ok(report(out(r#""hello""#, None))), "echo", webhook_output)).await;
+    let (status, headers, body) = parts(respond(
+        Ok(report(out(r#""hello""#, None))),
+        "echo",
+        webhook_output,
+    ))
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers[header::CONTENT_TYPE], "text/plain; charset=utf-8");
     assert_eq!(body, "hello");
 
-    let (_, headers, body) = parts(respond(Ok(report(out("", None))), "echo", webhook_output)).await;
+    let (_, headers, body) =
+        parts(respond(Ok(report(out("", None))), "echo", webhook_output)).await;
     assert_eq!(headers[header::CONTENT_TYPE], "application/json");
     assert_eq!(body, "{}");
 
-    let (_, _, body) = parts(respond(Ok(report(out("null", None))), "echo", webhook_output)).await;
+    let (_, _, body) = parts(respond(
+        Ok(report(out("null", None))),
+        "echo",
+        webhook_output,
+    ))
+    .await;
     assert_eq!(body, "null");
 
-    let custom = HttpResponse { status: 200, headers: vec![("Content-Type".into(), "text/html".into())] };
-    let (_, headers, body) = parts(respond(Ok(report(out(r#""<p>hi</p>""#, Some(custom)))), "echo", webhook_output)).await;
+    let custom = HttpResponse {
+        status: 200,
+        headers: vec![("Content-Type".into(), "text/html".into())],
+    };
+    let (_, headers, body) = parts(respond(
+        Ok(report(out(r#""<p>hi</p>""#, Some(custom)))),
+        "echo",
+        webhook_output,
+    ))
+    .await;
     assert_eq!(headers[header::CONTENT_TYPE], "text/html");
     assert_eq!(body, "<p>hi</p>");
 }
 
 #[tokio::test]
 async fn failures_become_api_errors() {
-    let failed = RunOutcome::Failed(AutomationError { code: "Nope".into(), message: "no".into(), details: Some(r#"{"k":1}"#.into()) });
+    let failed = RunOutcome::Failed(AutomationError {
+        code: "Nope".into(),
+        message: "no".into(),
+        details: Some(r#"{"k":1}"#.into()),
+    });
     let (status, _, body) = parts(respond(Ok(report(failed)), "echo", webhook_output)).await;
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -74,14 +105,20 @@ async fn failures_become_api_errors() {
     assert_eq!(body["details"]["automationSlug"], "echo");
     assert_eq!(body["details"]["details"]["k"], 1);
 
-    let trapped = RunOutcome::Trapped(Trapped { reason: TrapReason::Memory, message: "too big".into() });
+    let trapped = RunOutcome::Trapped(Trapped {
+        reason: TrapReason::Memory,
+        message: "too big".into(),
+    });
     let (status, _, body) = parts(respond(Ok(report(trapped)), "echo", webhook_output)).await;
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(body["error"], "ComponentTrap");
     assert_eq!(body["details"]["reason"], "memory");
 
-    let not_ready = RuntimeError::NotReady { slug: "echo".into(), reason: "no component uploaded".into() };
+    let not_ready = RuntimeError::NotReady {
+        slug: "echo".into(),
+        reason: "no component uploaded".into(),
+    };
     let (status, _, body) = parts(respond(Err(not_ready), "echo", webhook_output)).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(body.contains("ComponentNotReady"));

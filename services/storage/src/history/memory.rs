@@ -156,9 +156,11 @@ impl EventHistory for MemoryHistory {
         let mut out: Vec<WorkspaceId> = Vec::new();
         for (ws, _, _) in map.keys() {
             if out.last().is_none_or(|last| last.as_str() != ws) {
-                out.push(WorkspaceId::new(ws.as_str()).map_err(|e| {
-                    StorageError::corrupt("memory", format!("workspace {ws}"), e)
-                })?);
+                out.push(
+                    WorkspaceId::new(ws.as_str()).map_err(|e| {
+                        StorageError::corrupt("memory", format!("workspace {ws}"), e)
+                    })?,
+                );
             }
         }
         Ok(out)

@@ -194,7 +194,9 @@ impl EventHistory for MongoStore {
     ) -> Result<u64> {
         let done = self
             .events()
-            .delete_many(doc! { "ws": workspace.as_str(), "at": { "$lt": cutoff.timestamp_millis() } })
+            .delete_many(
+                doc! { "ws": workspace.as_str(), "at": { "$lt": cutoff.timestamp_millis() } },
+            )
             .await
             .map_err(|e| op_error(&self.location, "retention", e))?;
         Ok(done.deleted_count)
@@ -211,7 +213,11 @@ impl EventHistory for MongoStore {
             .map(|v| match v {
                 Bson::String(ws) => WorkspaceId::new(ws.as_str())
                     .map_err(|e| StorageError::corrupt(BACKEND, format!("workspace {ws}"), e)),
-                other => Err(StorageError::corrupt(BACKEND, "events.ws", format!("not a string: {other}"))),
+                other => Err(StorageError::corrupt(
+                    BACKEND,
+                    "events.ws",
+                    format!("not a string: {other}"),
+                )),
             })
             .collect()
     }

@@ -272,7 +272,10 @@ async fn document_collections_conformance() {
 #[tokio::test]
 async fn postgres_instances_opening_a_new_schema_together_all_start() {
     let Some(base) = crate::support::postgres_url() else {
-        crate::support::skip("postgres concurrent open", "REFRACT_TEST_DATABASE_URL not set");
+        crate::support::skip(
+            "postgres concurrent open",
+            "REFRACT_TEST_DATABASE_URL not set",
+        );
         return;
     };
     let schema = unique("refract_race");
@@ -283,7 +286,10 @@ async fn postgres_instances_opening_a_new_schema_together_all_start() {
     for result in results {
         match result {
             Ok(store) => {
-                if let Err(e) = store.put(&USERS, &unique("u"), &json!({}), Expect::Absent).await {
+                if let Err(e) = store
+                    .put(&USERS, &unique("u"), &json!({}), Expect::Absent)
+                    .await
+                {
                     failures.push(format!("write: {e}"));
                 }
             }
