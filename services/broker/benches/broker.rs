@@ -141,7 +141,7 @@ async fn pass(
                     }
                     drop(permit);
                 });
-                if local.len() % 4096 == 0 {
+                if local.len().is_multiple_of(4096) {
                     histogram.lock().await.add(&local).ok();
                     local.reset();
                 }

@@ -1,5 +1,8 @@
 //! The broker conformance suite: every scenario runs against the in-process broker always, and
 //! against Redis when `REFRACT_TEST_REDIS_URL` is set (each test in its own key namespace).
+// Helpers fail their test by panicking, like the tests themselves (clippy's
+// `allow-unwrap-in-tests` covers only `#[test]` functions).
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -91,7 +91,7 @@ pub async fn list(
         "workspace version",
     )
     .await?;
-    all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    all.sort_by_key(|v| std::cmp::Reverse(v.created_at));
     Ok(Json(all.iter().map(meta).collect()))
 }
 

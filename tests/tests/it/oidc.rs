@@ -231,7 +231,7 @@ impl Browser {
 
     /// Starts a login at the first gateway and goes through the provider's forms; returns the
     /// callback URL the provider sends the browser to (not followed yet).
-    async fn to_callback(&mut self, provider: &str) -> String {
+    async fn follow_to_callback(&mut self, provider: &str) -> String {
         let mut url = format!(
             "{}/v2/login?provider={provider}&redirect=/after",
             self.gateways[0]
@@ -287,7 +287,7 @@ impl Browser {
     }
 
     async fn login(&mut self, provider: &str) -> Landing {
-        let callback = self.to_callback(provider).await;
+        let callback = self.follow_to_callback(provider).await;
         self.finish(&callback).await
     }
 
@@ -443,7 +443,7 @@ async fn oidc_login_round_trip_against_a_real_provider() {
 
     // A tampered state is refused and opens no session.
     let mut tamper = Browser::new(&[&platform.url]);
-    let callback = tamper.to_callback("testidp").await;
+    let callback = tamper.follow_to_callback("testidp").await;
     let landing = tamper.finish(&callback.replace("state=", "state=x")).await;
     assert_eq!(landing.status, StatusCode::UNAUTHORIZED);
     assert!(tamper.gateway_jar.get("access-token").is_none());
@@ -545,7 +545,7 @@ async fn an_oidc_login_started_on_one_gateway_finishes_on_another() {
 
     let mut browser = Browser::new(&[&a, &b]);
     // The provider sends the browser to A's callback; the balancer hands it to B.
-    let callback = browser.to_callback("testidp").await;
+    let callback = browser.follow_to_callback("testidp").await;
     let landing = browser.finish(&callback.replacen(&a, &b, 1)).await;
     assert_eq!(landing.status, StatusCode::FOUND);
     let location = landing.location.unwrap();
