@@ -1237,7 +1237,7 @@ async fn http_backends_get_the_same_headers_and_streamed_bodies() -> Result<()> 
         runtime: Upstream::http("runtime_url", [base])?,
         ..in_process()
     };
-    let key = refract_gateway::secrets::Secret::new("internal-key-0123456789");
+    let key = refract_http::gateway_key::GatewayKey::new("internal-key-0123456789")?;
     let config = Config {
         gateway_key: Some(key),
         ..Config::embedded()
