@@ -33,7 +33,9 @@ pub async fn run(config: &Config, command: AdminCommand, email: &str) -> anyhow:
             config.data_dir.display()
         );
     }
-    let store = refract_storage::open_document_store(&config.database()).await.context("database_url")?;
+    let store = refract_storage::open_document_store(&config.database())
+        .await
+        .context("database_url")?;
     let change = move |account: &mut StoredUser| match command {
         AdminCommand::Grant => account.platform_role = Some(PlatformRole::Superadmin),
         AdminCommand::Revoke => account.platform_role = None,
@@ -43,7 +45,10 @@ pub async fn run(config: &Config, command: AdminCommand, email: &str) -> anyhow:
         }
         AdminCommand::Activate => {}
     };
-    let Some(account) = users::update_by_email(store.as_ref(), email, change).await.context("updating the account")? else {
+    let Some(account) = users::update_by_email(store.as_ref(), email, change)
+        .await
+        .context("updating the account")?
+    else {
         bail!("no account with the email {email}");
     };
     let id = &account.user.id;

@@ -120,11 +120,7 @@ pub async fn signup(
         auth_data,
         created_at: Utc::now(),
     };
-    users::create(
-        state.store(),
-        &StoredUser::new(user.clone(), Some(hash)),
-    )
-    .await?;
+    users::create(state.store(), &StoredUser::new(user.clone(), Some(hash))).await?;
     tracing::info!(user_id = %user.id, "account created");
     let payload = json!({ "user": user, "ip": meta.ip() });
     state
@@ -314,11 +310,7 @@ pub async fn login_anonymous(
         auth_data,
         created_at: Utc::now(),
     };
-    users::create(
-        state.store(),
-        &StoredUser::new(user.clone(), None),
-    )
-    .await?;
+    users::create(state.store(), &StoredUser::new(user.clone(), None)).await?;
     open_session(&state, &meta, &user, "anonymous", ttl).await
 }
 

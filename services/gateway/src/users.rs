@@ -182,7 +182,12 @@ pub async fn update_by_email(
     let email = normalize_email(email);
     for _ in 0..UPDATE_ATTEMPTS {
         let docs = store
-            .find(&collections::USERS, "email", &Value::String(email.clone()), 1)
+            .find(
+                &collections::USERS,
+                "email",
+                &Value::String(email.clone()),
+                1,
+            )
             .await
             .map_err(storage)?;
         let Some(doc) = docs.into_iter().next() else {
@@ -192,7 +197,12 @@ pub async fn update_by_email(
         change(&mut stored);
         let body = serde_json::to_value(&stored).map_err(internal)?;
         match store
-            .put(&collections::USERS, &doc.id, &body, Expect::Version(doc.version))
+            .put(
+                &collections::USERS,
+                &doc.id,
+                &body,
+                Expect::Version(doc.version),
+            )
             .await
         {
             Ok(_) => return Ok(Some(stored)),

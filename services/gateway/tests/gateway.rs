@@ -1621,7 +1621,11 @@ async fn unknown_api_keys_are_refused_and_listed_admins_are_superadmins() -> Res
                     Body::empty(),
                 ))
                 .await?;
-            Ok::<_, anyhow::Error>(r.body["headers"]["x-prismeai-role"].as_str().map(str::to_owned))
+            Ok::<_, anyhow::Error>(
+                r.body["headers"]["x-prismeai-role"]
+                    .as_str()
+                    .map(str::to_owned),
+            )
         }
     };
     // A listed email verified by nobody (self-signup validates automatically) is no
@@ -1630,12 +1634,11 @@ async fn unknown_api_keys_are_refused_and_listed_admins_are_superadmins() -> Res
     let ann = admins.login("ann@example.org").await?.token();
     assert_eq!(role(root.clone()).await?, None);
     assert_eq!(role(ann.clone()).await?, None);
-    let granted = refract_gateway::users::update_by_email(
-        admins.store.as_ref(),
-        "root@example.org",
-        |u| u.platform_role = Some(refract_gateway::users::PlatformRole::Superadmin),
-    )
-    .await?;
+    let granted =
+        refract_gateway::users::update_by_email(admins.store.as_ref(), "root@example.org", |u| {
+            u.platform_role = Some(refract_gateway::users::PlatformRole::Superadmin)
+        })
+        .await?;
     assert!(granted.is_some());
     assert_eq!(role(root).await?.as_deref(), Some("superadmin"));
     assert_eq!(role(ann).await?, None);

@@ -38,7 +38,9 @@ pub struct GatewayKey(Arc<str>);
 /// Why a key or a guard is refused; each message names the setting to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayKeyError {
-    #[error("gateway_key (REFRACT_GATEWAY_KEY) must be at least {MIN_LEN} printable ASCII characters")]
+    #[error(
+        "gateway_key (REFRACT_GATEWAY_KEY) must be at least {MIN_LEN} printable ASCII characters"
+    )]
     Malformed,
     #[error(
         "a backend listening on {listen} needs gateway_key (REFRACT_GATEWAY_KEY), the secret its gateways send; \
@@ -104,10 +106,16 @@ pub enum GatewayGuard {
 impl GatewayGuard {
     /// The guard of a backend listening on `listen`: the key when there is one; without one,
     /// open only if `required` is false and `listen` is loopback, else a startup error.
-    pub fn for_listener(listen: SocketAddr, key: Option<GatewayKey>, required: bool) -> Result<Self, GatewayKeyError> {
+    pub fn for_listener(
+        listen: SocketAddr,
+        key: Option<GatewayKey>,
+        required: bool,
+    ) -> Result<Self, GatewayKeyError> {
         match key {
             Some(key) => Ok(Self::Key(key)),
-            None if !listen.ip().is_loopback() && !required => Err(GatewayKeyError::DisabledOffLoopback { listen }),
+            None if !listen.ip().is_loopback() && !required => {
+                Err(GatewayKeyError::DisabledOffLoopback { listen })
+            }
             None if required => Err(GatewayKeyError::Missing { listen }),
             None => Ok(Self::Open),
         }
@@ -130,8 +138,12 @@ async fn check(State(key): State<GatewayKey>, mut req: Request, next: Next) -> R
     }
     match req.headers_mut().remove(GATEWAY_KEY) {
         Some(sent) if key.matches(sent.as_bytes()) => next.run(req).await,
-        Some(_) => ApiError::forbidden("wrong gateway key: call the platform through its gateway").into_response(),
-        None => ApiError::unauthenticated("this is a backend: call the platform through its gateway").into_response(),
+        Some(_) => ApiError::forbidden("wrong gateway key: call the platform through its gateway")
+            .into_response(),
+        None => {
+            ApiError::unauthenticated("this is a backend: call the platform through its gateway")
+                .into_response()
+        }
     }
 }
 
@@ -145,9 +157,17 @@ mod tests {
 
     fn app() -> Router {
         let app = Router::new()
-            .route("/v2/workspaces", get(|headers: axum::http::HeaderMap| async move { format!("{}", headers.contains_key(GATEWAY_KEY)) }))
+            .route(
+                "/v2/workspaces",
+                get(|headers: axum::http::HeaderMap| async move {
+                    format!("{}", headers.contains_key(GATEWAY_KEY))
+                }),
+            )
             .route("/sys/healthcheck", get(|| async { "ok" }));
-        guard(app, GatewayGuard::Key(GatewayKey::new("0123456789abcdef").unwrap()))
+        guard(
+            app,
+            GatewayGuard::Key(GatewayKey::new("0123456789abcdef").unwrap()),
+        )
     }
 
     async fn call(path: &str, key: Option<&str>) -> (StatusCode, String) {
@@ -155,9 +175,15 @@ mod tests {
         if let Some(key) = key {
             req = req.header(GATEWAY_KEY, key);
         }
-        let res = app().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        let res = app()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         let status = res.status();
-        let body = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+        let body = http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
         (status, String::from_utf8_lossy(&body).into_owned())
     }
 
@@ -169,15 +195,24 @@ mod tests {
         let (status, body) = call("/v2/workspaces", Some("0123456789abcdeX")).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(body.contains("ForbiddenError"), "{body}");
-        assert_eq!(call("/v2/workspaces", Some("0123456789abcdef")).await, (StatusCode::OK, "false".into()));
-        assert_eq!(call("/sys/healthcheck", None).await, (StatusCode::OK, "ok".into()));
+        assert_eq!(
+            call("/v2/workspaces", Some("0123456789abcdef")).await,
+            (StatusCode::OK, "false".into())
+        );
+        assert_eq!(
+            call("/sys/healthcheck", None).await,
+            (StatusCode::OK, "ok".into())
+        );
         assert_eq!(call("/nowhere", None).await.0, StatusCode::UNAUTHORIZED);
     }
 
     #[test]
     fn keys_are_long_redacted_and_compared_whole() {
         assert_eq!(GatewayKey::new("short"), Err(GatewayKeyError::Malformed));
-        assert_eq!(GatewayKey::new("0123456789abcdef\n"), Err(GatewayKeyError::Malformed));
+        assert_eq!(
+            GatewayKey::new("0123456789abcdef\n"),
+            Err(GatewayKeyError::Malformed)
+        );
         let key = GatewayKey::new("0123456789abcdef").unwrap();
         assert_eq!(format!("{key:?}"), "GatewayKey(***)");
         assert!(key.matches(b"0123456789abcdef"));
@@ -192,11 +227,17 @@ mod tests {
         let loopback: SocketAddr = "127.0.0.1:3001".parse().unwrap();
         let public: SocketAddr = "0.0.0.0:3001".parse().unwrap();
         let key = GatewayKey::new("0123456789abcdef").unwrap();
-        assert_eq!(GatewayGuard::for_listener(public, Some(key.clone()), true), Ok(GatewayGuard::Key(key)));
+        assert_eq!(
+            GatewayGuard::for_listener(public, Some(key.clone()), true),
+            Ok(GatewayGuard::Key(key))
+        );
         let missing = GatewayGuard::for_listener(public, None, true).unwrap_err();
         assert!(missing.to_string().contains("gateway_key"), "{missing}");
         assert!(GatewayGuard::for_listener(loopback, None, true).is_err());
-        assert_eq!(GatewayGuard::for_listener(loopback, None, false), Ok(GatewayGuard::Open));
+        assert_eq!(
+            GatewayGuard::for_listener(loopback, None, false),
+            Ok(GatewayGuard::Open)
+        );
         let off = GatewayGuard::for_listener(public, None, false).unwrap_err();
         assert!(off.to_string().contains("require_gateway_key"), "{off}");
     }

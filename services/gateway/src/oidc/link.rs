@@ -66,8 +66,7 @@ async fn refresh(
         .map_err(|e| internal(format!("corrupt user document: {e}")))?;
     let fresh = Value::Object(identity.auth_data.clone());
     let verified = verified_email(provider, identity).filter(|v| {
-        stored.user.email.as_deref() == Some(v.email.as_str())
-            && stored.verified_email().is_none()
+        stored.user.email.as_deref() == Some(v.email.as_str()) && stored.verified_email().is_none()
     });
     if stored.user.auth_data.get(&provider.name) != Some(&fresh) || verified.is_some() {
         stored.user.auth_data.insert(provider.name.clone(), fresh);
@@ -221,12 +220,9 @@ mod tests {
             auth_data: Map::new(),
             created_at: Utc::now(),
         };
-        users::create(
-            store,
-            &StoredUser::new(user, Some("h".into())),
-        )
-        .await
-        .unwrap();
+        users::create(store, &StoredUser::new(user, Some("h".into())))
+            .await
+            .unwrap();
         "local1".into()
     }
 
