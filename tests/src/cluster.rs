@@ -78,6 +78,9 @@ pub struct LocalCluster {
     pub url: String,
     /// The Redis key namespace (and PostgreSQL schema) of this cluster.
     pub namespace: String,
+    /// The gateway key every process of this cluster shares (`REFRACT_GATEWAY_KEY`): what a
+    /// test that calls a backend directly must send to be believed.
+    pub gateway_key: String,
     bin: PathBuf,
     backends: SharedBackends,
     database_url: String,
@@ -103,12 +106,18 @@ impl LocalCluster {
             "cluster{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
+        let gateway_key = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
         let mut cluster = Self {
             bin: bin.to_path_buf(),
             backends: backends.clone(),
             database_url: backends.database_url.clone(),
             url: String::new(),
             namespace,
+            gateway_key,
             nodes: BTreeMap::new(),
             balancer: None,
             dir,
@@ -206,6 +215,7 @@ impl LocalCluster {
             .env("REFRACT_FILES_URL", files)
             .env("REFRACT_NAMESPACE", &self.namespace)
             .env("REFRACT_INSTANCE", name)
+            .env("REFRACT_GATEWAY_KEY", &self.gateway_key)
             .env("REFRACT_DISABLE_RATE_LIMIT", "true")
             .env("RUST_LOG", "warn,refract=info")
             .env("RUST_LIB_BACKTRACE", "0")

@@ -1,5 +1,5 @@
-//! The command line of `refract`: run the platform (`serve`), one of its services, or deploy
-//! an automation.
+//! The command line of `refract`: run the platform (`serve`), one of its services, deploy
+//! an automation, or administer accounts (`admin`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use refract_telemetry::logs::LogFormat;
 
-use crate::{Config, Flags, deploy, serve};
+use crate::admin::AdminCommand;
+use crate::{Config, Flags, admin, deploy, serve};
 
 /// Log filter when `RUST_LOG` is unset: SQL statements are too chatty at info.
 const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn";
@@ -58,6 +59,14 @@ enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// Operator commands on accounts, run against the configured database.
+    Admin {
+        /// Where `refract serve` keeps its data (when no `database_url` is set).
+        #[arg(long, global = true)]
+        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Admin,
+    },
     /// Build a guest crate (or take a .wasm) and deploy it as an automation.
     Deploy {
         /// A guest crate folder (with refract.toml) or a .wasm file.
@@ -75,6 +84,18 @@ enum Command {
         #[arg(long, env = "REFRACT_WORKSPACE")]
         workspace: String,
     },
+}
+
+#[derive(Subcommand)]
+enum Admin {
+    /// Make the account with this email a platform superadmin.
+    Grant { email: String },
+    /// Take back a superadmin grant.
+    Revoke { email: String },
+    /// Refuse every session, token and login of the account.
+    Deactivate { email: String },
+    /// Undo a deactivation.
+    Activate { email: String },
 }
 
 /// The `refract` command line: parses the arguments and runs the command. The `refract`
@@ -146,6 +167,7 @@ fn log_settings(command: &Command) -> refract_telemetry::logs::LogSettings {
         Command::Runtime { .. } => "runtime",
         Command::Events { .. } => "events",
         Command::Deploy { .. } => "deploy",
+        Command::Admin { .. } => "admin",
     };
     refract_telemetry::logs::LogSettings {
         format,
@@ -179,6 +201,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Events { listen } => {
             serve::service(serve::Service::Events, load(only(listen))?).await
+        }
+        Command::Admin { data_dir, action } => {
+            let (command, email) = match action {
+                Admin::Grant { email } => (AdminCommand::Grant, email),
+                Admin::Revoke { email } => (AdminCommand::Revoke, email),
+                Admin::Deactivate { email } => (AdminCommand::Deactivate, email),
+                Admin::Activate { email } => (AdminCommand::Activate, email),
+            };
+            let done = admin::run(
+                &load(Flags {
+                    listen: None,
+                    data_dir,
+                })?,
+                command,
+                &email,
+            )
+            .await?;
+            println!("{done}");
+            Ok(())
         }
         Command::Deploy {
             path,

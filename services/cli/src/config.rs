@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use refract_http::gateway_key::GatewayKey;
 use refract_runtime::SandboxPolicy;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +39,13 @@ pub struct Config {
     /// Unset, the public listener (gateway, `refract serve`) does not serve `/metrics` at all,
     /// and backends serve it on their private port to anyone who reaches it.
     pub internal_api_key: Option<String>,
+    /// Distributed mode: the secret every gateway sends its backends and every backend
+    /// requires (`x-refract-gateway-key`), at least 16 characters, the same on every process.
+    /// The embedded mode (`refract serve`) ignores it: it makes a random one per process.
+    pub gateway_key: Option<String>,
+    /// Distributed mode: `false` lets a backend run without `gateway_key`, on a loopback
+    /// listen address only (local development), and its gateways send none.
+    pub require_gateway_key: bool,
     /// Backend URLs the gateway forwards to in distributed mode.
     pub workspaces_url: Option<String>,
     pub runtime_url: Option<String>,
@@ -81,6 +89,8 @@ impl std::fmt::Debug for Config {
                 "internal_api_key",
                 &self.internal_api_key.as_ref().map(|_| "***"),
             )
+            .field("gateway_key", &self.gateway_key.as_ref().map(|_| "***"))
+            .field("require_gateway_key", &self.require_gateway_key)
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +109,8 @@ impl Default for Config {
             namespace: DEFAULT_NAMESPACE.to_string(),
             instance: None,
             internal_api_key: None,
+            gateway_key: None,
+            require_gateway_key: true,
             workspaces_url: None,
             runtime_url: None,
             events_url: None,
@@ -233,6 +245,8 @@ impl Config {
             "namespace",
             "instance",
             "internal_api_key",
+            "gateway_key",
+            "require_gateway_key",
             "workspaces_url",
             "runtime_url",
             "events_url",
@@ -242,6 +256,15 @@ impl Config {
             "super_admin_emails",
             "public_url",
         ]
+    }
+
+    /// The configured gateway key, checked (distributed mode).
+    pub fn gateway_key(&self) -> anyhow::Result<Option<GatewayKey>> {
+        self.gateway_key
+            .as_deref()
+            .map(GatewayKey::new)
+            .transpose()
+            .map_err(anyhow::Error::from)
     }
 
     /// The broker URL, defaulting to the embedded one.
@@ -383,6 +406,42 @@ mod tests {
         assert!(
             !config.disable_rate_limit,
             "rate limits are on unless turned off"
+        );
+        assert!(config.require_gateway_key && config.gateway_key.is_none());
+        let env = HashMap::from([
+            (
+                "REFRACT_GATEWAY_KEY".to_string(),
+                "0123456789abcdef-key".to_string(),
+            ),
+            (
+                "REFRACT_REQUIRE_GATEWAY_KEY".to_string(),
+                "false".to_string(),
+            ),
+        ]);
+        let keyed = Config::load(None, &env, Flags::default()).unwrap();
+        assert_eq!(
+            keyed
+                .gateway_key()
+                .unwrap()
+                .map(|k| k.expose().to_string())
+                .as_deref(),
+            Some("0123456789abcdef-key")
+        );
+        assert!(!keyed.require_gateway_key);
+        assert!(
+            !format!("{keyed:?}").contains("0123456789abcdef-key"),
+            "the key is redacted"
+        );
+        let short = Config {
+            gateway_key: Some("short".into()),
+            ..Config::default()
+        };
+        assert!(
+            short
+                .gateway_key()
+                .unwrap_err()
+                .to_string()
+                .contains("gateway_key")
         );
         assert!(config.database().starts_with("sqlite://refract-data"));
         let _ = std::fs::remove_dir_all(dir);

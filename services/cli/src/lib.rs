@@ -5,8 +5,10 @@
 //! - [`config`]: settings, layered defaults < TOML file < `REFRACT_*` env < flags.
 //! - [`serve`]: the embedded mode (every service in one process) and one-service modes.
 //! - [`deploy`]: build, register and upload an automation.
+//! - [`admin`]: operator commands on accounts (superadmin grants, deactivation).
 //! - [`observability`]: readiness, `/metrics` and the HTTP metrics layer of every process.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod deploy;

@@ -5,10 +5,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use axum::Router;
 use refract_broker::{Broker, BrokerConfig};
 use refract_host::{Host, HostConfig};
+use refract_http::gateway_key::{self, GatewayGuard, GatewayKey};
 use refract_storage::{Cache, DocumentStore, FileStore};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -124,22 +125,31 @@ impl Cluster {
         }));
 
         let workspaces = workspaces_state(&backends);
-        let tracked = observability::tracked;
+        // The backends are reached in process only, so no secret needs configuring; they keep
+        // the distributed mode's guard all the same, with a random key of this process.
+        let key = GatewayKey::random().context("making the embedded gateway key")?;
+        let guarded = |router, which| {
+            gateway_key::guard(
+                observability::tracked(router, which),
+                GatewayGuard::Key(key.clone()),
+            )
+        };
         let upstreams = refract_gateway::Upstreams {
-            workspaces: refract_gateway::Upstream::InProcess(tracked(
+            workspaces: refract_gateway::Upstream::InProcess(guarded(
                 refract_workspaces::router(workspaces),
                 Service::Workspaces,
             )),
-            runtime: refract_gateway::Upstream::InProcess(tracked(
+            runtime: refract_gateway::Upstream::InProcess(guarded(
                 refract_runtime::router(runtime),
                 Service::Runtime,
             )),
-            events: refract_gateway::Upstream::InProcess(tracked(
+            events: refract_gateway::Upstream::InProcess(guarded(
                 refract_events::router(events),
                 Service::Events,
             )),
         };
-        let gateway = refract_gateway::router(gateway_state(&backends, config, upstreams)?);
+        let gateway =
+            refract_gateway::router(gateway_state(&backends, config, upstreams, Some(key))?);
         let app = observability::public(
             gateway,
             None,
@@ -194,12 +204,18 @@ pub async fn serve(
 /// One service alone on shared backends (distributed mode).
 pub async fn service(which: Service, config: Config) -> anyhow::Result<()> {
     tracing::info!(?which, ?config, "starting refract service");
+    // Before opening anything: a process that would not be safe refuses to start.
+    let (gateway_key, guard) = gateway_key_of(which, &config)?;
     let backends = Backends::open(&config).await?;
     let (stop, stopped) = watch::channel(false);
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
     let key = config.internal_api_key.as_deref();
-    let with_health =
-        |router: Router, which: Service| observability::backend(router, which, &backends, key);
+    let with_health = |router: Router, which: Service| {
+        gateway_key::guard(
+            observability::backend(router, which, &backends, key),
+            guard.clone(),
+        )
+    };
     let app = match which {
         Service::Gateway => {
             let upstream = |urls: &Option<String>, setting: &'static str| {
@@ -230,7 +246,8 @@ pub async fn service(which: Service, config: Config) -> anyhow::Result<()> {
                     .map(|u| (name, instance_urls(u).map(str::to_owned).collect()))
             })
             .collect();
-            let gateway = refract_gateway::router(gateway_state(&backends, &config, upstreams)?);
+            let gateway =
+                refract_gateway::router(gateway_state(&backends, &config, upstreams, gateway_key)?);
             observability::public(gateway, Some(Service::Gateway), &backends, key, probed)
         }
         Service::Workspaces => with_health(
@@ -278,6 +295,28 @@ pub async fn service(which: Service, config: Config) -> anyhow::Result<()> {
         let _ = worker.await;
     }
     Ok(())
+}
+
+/// The gateway key of a distributed-mode process: what a gateway sends, and what a backend
+/// requires (the guard of a gateway is unused). Errors name the setting: a backend without a
+/// key starts only with `require_gateway_key = false` on loopback, and a gateway without one
+/// only with `require_gateway_key = false`.
+fn gateway_key_of(
+    which: Service,
+    config: &Config,
+) -> anyhow::Result<(Option<GatewayKey>, GatewayGuard)> {
+    let key = config.gateway_key()?;
+    if which == Service::Gateway {
+        if key.is_none() && config.require_gateway_key {
+            bail!(
+                "the gateway needs gateway_key (REFRACT_GATEWAY_KEY), the secret its backends require, in distributed \
+                 mode; or require_gateway_key = false if its backends run without one, on loopback"
+            );
+        }
+        return Ok((key, GatewayGuard::Open));
+    }
+    let guard = GatewayGuard::for_listener(config.listen, key.clone(), config.require_gateway_key)?;
+    Ok((key, guard))
 }
 
 /// A backend setting of the gateway: one URL, or several separated by commas (the instances in
@@ -332,8 +371,10 @@ fn gateway_state(
     backends: &Backends,
     config: &Config,
     upstreams: refract_gateway::Upstreams,
+    gateway_key: Option<GatewayKey>,
 ) -> anyhow::Result<refract_gateway::GatewayState> {
     let gateway_config = refract_gateway::Config {
+        gateway_key,
         cookie_secure: config.secure_cookies,
         super_admin_emails: config.super_admin_emails.clone(),
         public_url: config.public_url.clone(),

@@ -120,14 +120,7 @@ pub async fn signup(
         auth_data,
         created_at: Utc::now(),
     };
-    users::create(
-        state.store(),
-        &StoredUser {
-            user: user.clone(),
-            password_hash: Some(hash),
-        },
-    )
-    .await?;
+    users::create(state.store(), &StoredUser::new(user.clone(), Some(hash))).await?;
     tracing::info!(user_id = %user.id, "account created");
     let payload = json!({ "user": user, "ip": meta.ip() });
     state
@@ -317,14 +310,7 @@ pub async fn login_anonymous(
         auth_data,
         created_at: Utc::now(),
     };
-    users::create(
-        state.store(),
-        &StoredUser {
-            user: user.clone(),
-            password_hash: None,
-        },
-    )
-    .await?;
+    users::create(state.store(), &StoredUser::new(user.clone(), None)).await?;
     open_session(&state, &meta, &user, "anonymous", ttl).await
 }
 
@@ -369,14 +355,7 @@ pub async fn me(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let principal = require_user(&state, &headers).await?;
-    let user = users::get(state.store(), &principal.user_id)
-        .await?
-        .ok_or_else(|| ApiError::unauthenticated("this account no longer exists"))?
-        .user;
-    if user.status == UserStatus::Deactivated {
-        return Err(ApiError::unauthenticated("this account is deactivated"));
-    }
-    let mut body = serde_json::to_value(&user).map_err(internal)?;
+    let mut body = serde_json::to_value(&principal.user).map_err(internal)?;
     body["sessionId"] = Value::String(principal.session_id.clone());
     body["expires"] = Value::String(iso(principal.expires));
     let mut out = HeaderMap::new();

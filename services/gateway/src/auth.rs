@@ -1,6 +1,6 @@
 //! Who is calling: credentials read from a request (bearer token, `access-token` cookie,
 //! legacy `x-prismeai-token`), resolved to a [`Principal`] through the session cache or the
-//! personal access tokens, and the CSRF rule for cookie sessions (`spec/http-api.md` §1.8,
+//! personal access tokens and the account they belong to, and the CSRF rule for cookie sessions (`spec/http-api.md` §1.8,
 //! §2.1).
 
 use axum::http::{HeaderMap, HeaderValue, Method, header};
@@ -11,6 +11,7 @@ use refract_http::headers::CSRF_TOKEN;
 use crate::GatewayState;
 use crate::error::csrf;
 use crate::secrets::{Secret, constant_time_eq};
+use crate::users::{self, User, UserStatus};
 use crate::{sessions, tokens};
 
 /// The session cookie's name.
@@ -51,6 +52,10 @@ pub struct Principal {
     pub expires: DateTime<Utc>,
     pub via: Via,
     pub credential: Credential,
+    /// The account, as stored when the request came in (never deactivated).
+    pub user: User,
+    /// Whether the account is a platform superadmin ([`crate::users::StoredUser::is_superadmin`]).
+    pub superadmin: bool,
 }
 
 impl Principal {
@@ -166,8 +171,19 @@ pub fn strip_session_cookie(headers: &mut HeaderMap) {
     }
 }
 
-/// The principal behind the request's credential; `None` when there is no credential or it is
-/// unknown, expired or revoked (callers decide whether that is a 401).
+/// What a credential resolved to, before the account is read.
+struct Resolved {
+    user_id: String,
+    session_id: String,
+    expires: DateTime<Utc>,
+    credential: Credential,
+}
+
+/// The principal behind the request's credential; `None` when there is no credential, when it
+/// is unknown, expired or revoked, or when its account is deactivated or gone (callers decide
+/// whether that is a 401). Every route, the gateway's own and the proxied ones, authenticates
+/// here, and the account is read from the document store on every request, so a
+/// deactivation takes effect on the next request of every session and token.
 pub async fn authenticate(
     state: &GatewayState,
     headers: &HeaderMap,
@@ -175,34 +191,52 @@ pub async fn authenticate(
     let Some((token, via)) = credential(headers) else {
         return Ok(None);
     };
-    if token.starts_with(PAT_PREFIX) {
+    let resolved = if token.starts_with(PAT_PREFIX) {
         // A PAT in a cookie would be ambient yet CSRF-free: accept PATs only as headers.
         if via == Via::Cookie {
             return Ok(None);
         }
-        return Ok(tokens::lookup(state.store(), &token)
+        tokens::lookup(state.store(), &token)
             .await?
-            .map(|t| Principal {
+            .map(|t| Resolved {
                 user_id: t.user_id,
                 session_id: format!("at_{}", t.id),
                 expires: t.expires_at,
-                via,
                 credential: Credential::AccessToken { id: t.id },
-            }));
+            })
+    } else {
+        sessions::lookup(state.cache(), &token)
+            .await?
+            .map(|record| Resolved {
+                user_id: record.user_id,
+                session_id: record.session_id,
+                expires: record.expires,
+                credential: Credential::Session {
+                    token: Secret::new(token),
+                    csrf: record.csrf_token,
+                    anonymous: record.anonymous,
+                },
+            })
+    };
+    let Some(resolved) = resolved else {
+        return Ok(None);
+    };
+    let Some(account) = users::get(state.store(), &resolved.user_id).await? else {
+        return Ok(None);
+    };
+    if account.user.status == UserStatus::Deactivated {
+        tracing::info!(user_id = %resolved.user_id, "credential of a deactivated account refused");
+        return Ok(None);
     }
-    Ok(sessions::lookup(state.cache(), &token)
-        .await?
-        .map(|record| Principal {
-            user_id: record.user_id,
-            session_id: record.session_id,
-            expires: record.expires,
-            via,
-            credential: Credential::Session {
-                token: Secret::new(token),
-                csrf: record.csrf_token,
-                anonymous: record.anonymous,
-            },
-        }))
+    Ok(Some(Principal {
+        superadmin: account.is_superadmin(&state.config().super_admin_emails),
+        user: account.user,
+        user_id: resolved.user_id,
+        session_id: resolved.session_id,
+        expires: resolved.expires,
+        via,
+        credential: resolved.credential,
+    }))
 }
 
 /// `authenticate`, with 401 `AuthenticationError` when nobody is authenticated.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::secrets::Secret;
+use refract_http::gateway_key::GatewayKey;
 
 /// How long a login session lives (`SESSION_TTL`, 30 days as in Prisme.ai): long enough that
 /// people are not logged out every week, short enough that a stolen cookie does not work
@@ -97,10 +97,10 @@ pub struct Config {
     pub cookie_secure: bool,
     /// The session cookie's `SameSite`.
     pub cookie_same_site: SameSite,
-    /// Internal key sent to every backend as `x-refract-gateway-key` (§1.5,
-    /// `REQUIRE_GATEWAY_KEY`): proves in the distributed mode that a request came through a
-    /// gateway. `None` sends nothing (embedded mode, where backends are not listening).
-    pub gateway_key: Option<Secret>,
+    /// Key sent to every backend as `x-refract-gateway-key` on every forwarded request,
+    /// WebSocket upgrades included (§1.5): backends refuse requests without it. `None` sends
+    /// nothing, for backends run with `require_gateway_key = false` (loopback only).
+    pub gateway_key: Option<GatewayKey>,
     /// Origins (`https://console.example.org`) besides the gateway's own whose cookie-
     /// authenticated writes are accepted (§1.8, `CORS_ADDITIONAL_ALLOWED_ORIGINS`). A request
     /// without `Origin` is not a cross-site browser request and is not refused for it.
@@ -192,14 +192,6 @@ impl Config {
                 reason:
                     "SameSite=None requires cookie_secure = true (browsers refuse it otherwise)"
                         .into(),
-            });
-        }
-        if let Some(key) = &self.gateway_key
-            && (key.expose().len() < 16 || axum::http::HeaderValue::from_str(key.expose()).is_err())
-        {
-            return Err(ConfigError::Invalid {
-                setting: "gateway_key",
-                reason: "must be at least 16 printable ASCII characters".into(),
             });
         }
         regex::Regex::new(&self.password_rule).map_err(|e| ConfigError::Invalid {

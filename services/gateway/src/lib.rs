@@ -8,7 +8,8 @@
 //!   flight kept in the shared cache).
 //! - [`sessions`]: login sessions in the shared cache, keyed by the token's SHA-256.
 //! - [`tokens`]: personal access tokens.
-//! - [`auth`]: credentials → [`auth::Principal`], and the CSRF rule of cookie sessions.
+//! - [`auth`]: credentials → [`auth::Principal`] (never a deactivated account), and the CSRF
+//!   rule of cookie sessions.
 //! - [`proxy`]: [`Upstreams`], path → backend, body caps, timeouts, forwarding; workspace
 //!   API keys checked, identity headers (`x-prismeai-auth-data`, superadmin role) set.
 //! - [`ratelimit`]: cluster-wide HTTP rate limits (counters in the shared cache).

@@ -413,7 +413,12 @@ async fn forward(
     if let Some(p) = &principal {
         set(headers, USER_ID, &p.user_id);
         set(headers, SESSION_ID, &p.session_id);
-        identity_headers(state, headers, &p.user_id).await?;
+        if let Ok(auth_data) = serde_json::to_string(&p.user.auth_data) {
+            set(headers, AUTH_DATA, &auth_data);
+        }
+        if p.superadmin {
+            set(headers, ROLE, "superadmin");
+        }
     }
     if let Some(key) = &state.config().gateway_key {
         set(headers, GATEWAY_KEY, key.expose());
@@ -449,33 +454,6 @@ async fn forward(
         set(res.headers_mut(), SESSION_ID, &p.session_id);
     }
     Ok(res)
-}
-
-/// `x-prismeai-auth-data` (the user's provider identities, which custom roles bind on) and
-/// `x-prismeai-role: superadmin` for the verified accounts listed in `super_admin_emails`.
-async fn identity_headers(
-    state: &GatewayState,
-    headers: &mut HeaderMap,
-    user_id: &str,
-) -> Result<(), ApiError> {
-    let Some(stored) = crate::users::get(state.store(), user_id).await? else {
-        return Ok(());
-    };
-    let user = stored.user;
-    if let Ok(auth_data) = serde_json::to_string(&user.auth_data) {
-        set(headers, AUTH_DATA, &auth_data);
-    }
-    let listed = user.email.as_deref().is_some_and(|email| {
-        state
-            .config()
-            .super_admin_emails
-            .iter()
-            .any(|admin| crate::users::normalize_email(admin) == email)
-    });
-    if listed && user.status == crate::users::UserStatus::Validated {
-        set(headers, ROLE, "superadmin");
-    }
-    Ok(())
 }
 
 fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {

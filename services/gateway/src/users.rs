@@ -44,7 +44,8 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
-/// A user as stored: the public fields and the argon2 hash of local accounts.
+/// A user as stored: the public fields, the argon2 hash of local accounts, and what makes an
+/// account a platform superadmin.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredUser {
@@ -52,6 +53,66 @@ pub struct StoredUser {
     pub user: User,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_hash: Option<String>,
+    /// Who vouched for the account's email. Only an identity provider that said
+    /// `email_verified` does; a self-signup (validated automatically) never does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<VerifiedEmail>,
+    /// A platform role an operator granted (`refract admin grant EMAIL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_role: Option<PlatformRole>,
+}
+
+/// An email an identity provider verified, as it was then: a later change of the account's
+/// email is not verified by it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedEmail {
+    pub email: String,
+    /// The provider's name (`[auth_providers.<name>]`).
+    pub provider: String,
+}
+
+/// Roles over the whole platform, granted by an operator against the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlatformRole {
+    /// Every right in every workspace (`x-prismeai-role: superadmin`).
+    Superadmin,
+}
+
+impl StoredUser {
+    /// A new account with no verified email and no platform role.
+    pub fn new(user: User, password_hash: Option<String>) -> Self {
+        Self {
+            user,
+            password_hash,
+            email_verified: None,
+            platform_role: None,
+        }
+    }
+
+    /// The account's email, if an identity provider verified it (the same address).
+    pub fn verified_email(&self) -> Option<&str> {
+        let email = self.user.email.as_deref()?;
+        self.email_verified
+            .as_ref()
+            .filter(|v| v.email == email)
+            .map(|_| email)
+    }
+
+    /// Whether the account is a platform superadmin: granted by an operator, or its
+    /// provider-verified email is in `super_admin_emails`. The one rule: a self-signup with a
+    /// listed address is not, whoever signed up first.
+    pub fn is_superadmin(&self, super_admin_emails: &[String]) -> bool {
+        if self.user.status == UserStatus::Deactivated {
+            return false;
+        }
+        self.platform_role == Some(PlatformRole::Superadmin)
+            || self.verified_email().is_some_and(|email| {
+                super_admin_emails
+                    .iter()
+                    .any(|admin| normalize_email(admin) == email)
+            })
+    }
 }
 
 /// Lower-cased, trimmed email, so `Ann@X.org` and `ann@x.org` are one account.
@@ -108,6 +169,52 @@ pub async fn get(store: &dyn Collections, id: &str) -> Result<Option<StoredUser>
     }
 }
 
+/// How many times [`update_by_email`] retries a write that raced another one.
+const UPDATE_ATTEMPTS: usize = 5;
+
+/// Changes the account with this email with `change`, written only if nobody wrote it since it
+/// was read (retried a few times); `None` when there is no such account.
+pub async fn update_by_email(
+    store: &dyn Collections,
+    email: &str,
+    change: impl Fn(&mut StoredUser),
+) -> Result<Option<StoredUser>, ApiError> {
+    let email = normalize_email(email);
+    for _ in 0..UPDATE_ATTEMPTS {
+        let docs = store
+            .find(
+                &collections::USERS,
+                "email",
+                &Value::String(email.clone()),
+                1,
+            )
+            .await
+            .map_err(storage)?;
+        let Some(doc) = docs.into_iter().next() else {
+            return Ok(None);
+        };
+        let mut stored = decode(doc.body)?;
+        change(&mut stored);
+        let body = serde_json::to_value(&stored).map_err(internal)?;
+        match store
+            .put(
+                &collections::USERS,
+                &doc.id,
+                &body,
+                Expect::Version(doc.version),
+            )
+            .await
+        {
+            Ok(_) => return Ok(Some(stored)),
+            Err(StorageError::Conflict { .. }) => continue,
+            Err(e) => return Err(storage(e)),
+        }
+    }
+    Err(internal(format!(
+        "the account {email} kept changing during {UPDATE_ATTEMPTS} attempts"
+    )))
+}
+
 /// The account with this (normalized) email.
 pub async fn find_by_email(
     store: &dyn Collections,
@@ -152,8 +259,8 @@ mod tests {
 
     #[test]
     fn the_password_hash_never_reaches_the_public_shape() {
-        let stored = StoredUser {
-            user: User {
+        let stored = StoredUser::new(
+            User {
                 id: "u1".into(),
                 email: Some("a@x.org".into()),
                 first_name: "Ann".into(),
@@ -164,13 +271,49 @@ mod tests {
                 auth_data: Map::new(),
                 created_at: Utc::now(),
             },
-            password_hash: Some("$argon2id$secret".into()),
-        };
+            Some("$argon2id$secret".into()),
+        );
         let doc = serde_json::to_value(&stored).unwrap();
         assert_eq!(doc["passwordHash"], "$argon2id$secret");
         let back: StoredUser = serde_json::from_value(doc).unwrap();
         let public = serde_json::to_value(&back.user).unwrap();
         assert!(public.get("passwordHash").is_none());
         assert_eq!(public["firstName"], "Ann");
+    }
+
+    #[test]
+    fn only_a_provider_verified_listed_email_or_a_grant_makes_a_superadmin() {
+        let listed = vec!["Root@Example.org".to_string()];
+        let mut user = StoredUser::new(
+            User {
+                id: "u1".into(),
+                email: Some("root@example.org".into()),
+                first_name: "Root".into(),
+                last_name: None,
+                language: None,
+                photo: None,
+                status: UserStatus::Validated,
+                auth_data: Map::new(),
+                created_at: Utc::now(),
+            },
+            None,
+        );
+        assert!(!user.is_superadmin(&listed), "a self-signup is not");
+        user.email_verified = Some(VerifiedEmail {
+            email: "other@example.org".into(),
+            provider: "corp".into(),
+        });
+        assert!(!user.is_superadmin(&listed), "another address was verified");
+        user.email_verified = Some(VerifiedEmail {
+            email: "root@example.org".into(),
+            provider: "corp".into(),
+        });
+        assert!(user.is_superadmin(&listed));
+        assert!(!user.is_superadmin(&[]));
+        user.email_verified = None;
+        user.platform_role = Some(PlatformRole::Superadmin);
+        assert!(user.is_superadmin(&[]), "granted by an operator");
+        user.user.status = UserStatus::Deactivated;
+        assert!(!user.is_superadmin(&[]));
     }
 }

@@ -4,10 +4,14 @@
 //! - [`headers`]: the trusted `x-prismeai-*` headers the gateway sets and backends read, and the
 //!   [`Caller`] extractor built from them.
 //! - [`json`]: a [`Json`] extractor whose rejections are API errors.
+//! - [`gateway_key`]: the secret proving a request came through a gateway, and the guard every
+//!   backend's app is wrapped in.
 //!
-//! Depends on `refract-core` and axum only; no service logic.
+//! Depends on `refract-core` and axum (plus small helpers: `subtle`, `getrandom`); no service
+//! logic.
 
 pub mod error;
+pub mod gateway_key;
 pub mod headers;
 pub mod json;
 

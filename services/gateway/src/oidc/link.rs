@@ -10,7 +10,9 @@ use super::ProviderConfig;
 use super::provider::Identity;
 use crate::error::{internal, storage};
 use crate::secrets::fingerprint;
-use crate::users::{self, StoredUser, User, UserStatus, check_email, normalize_email};
+use crate::users::{
+    self, StoredUser, User, UserStatus, VerifiedEmail, check_email, normalize_email,
+};
 
 /// Longest profile text copied from a provider's claims (names, language).
 const MAX_CLAIM_LEN: usize = 200;
@@ -63,8 +65,14 @@ async fn refresh(
     let mut stored: StoredUser = serde_json::from_value(doc.body)
         .map_err(|e| internal(format!("corrupt user document: {e}")))?;
     let fresh = Value::Object(identity.auth_data.clone());
-    if stored.user.auth_data.get(&provider.name) != Some(&fresh) {
+    let verified = verified_email(provider, identity).filter(|v| {
+        stored.user.email.as_deref() == Some(v.email.as_str()) && stored.verified_email().is_none()
+    });
+    if stored.user.auth_data.get(&provider.name) != Some(&fresh) || verified.is_some() {
         stored.user.auth_data.insert(provider.name.clone(), fresh);
+        if verified.is_some() {
+            stored.email_verified = verified;
+        }
         let body = serde_json::to_value(&stored).map_err(internal)?;
         match store
             .put(
@@ -80,6 +88,16 @@ async fn refresh(
         }
     }
     Ok(stored.user)
+}
+
+/// The email `identity` carries if `provider` says it verified it: recorded on the account
+/// with that email, it is what makes a listed address a superadmin.
+fn verified_email(provider: &ProviderConfig, identity: &Identity) -> Option<VerifiedEmail> {
+    let email = normalize_email(identity.email.as_deref()?);
+    (identity.email_verified && check_email(&email).is_ok()).then(|| VerifiedEmail {
+        email,
+        provider: provider.name.clone(),
+    })
 }
 
 /// The id of the account created for `sub` at `provider`: derived from both, so two first
@@ -128,10 +146,11 @@ async fn create(
         created_at: Utc::now(),
     };
     loop {
-        let stored = StoredUser {
-            user: user.clone(),
-            password_hash: None,
-        };
+        let mut stored = StoredUser::new(user.clone(), None);
+        stored.email_verified = user.email.clone().map(|email| VerifiedEmail {
+            email,
+            provider: provider.name.clone(),
+        });
         let body = serde_json::to_value(&stored).map_err(internal)?;
         match store
             .put(&collections::USERS, &id, &body, Expect::Absent)
@@ -201,15 +220,9 @@ mod tests {
             auth_data: Map::new(),
             created_at: Utc::now(),
         };
-        users::create(
-            store,
-            &StoredUser {
-                user,
-                password_hash: Some("h".into()),
-            },
-        )
-        .await
-        .unwrap();
+        users::create(store, &StoredUser::new(user, Some("h".into())))
+            .await
+            .unwrap();
         "local1".into()
     }
 
@@ -220,6 +233,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(first.email.as_deref(), Some("ada@x.org"));
+        let stored = users::get(&store, &first.id).await.unwrap().unwrap();
+        assert_eq!(stored.verified_email(), Some("ada@x.org"));
         assert_eq!(first.first_name, "Ada");
         assert_eq!(first.auth_data["corp"]["id"], "s1");
         let again = find_or_create(&store, &provider(false), &identity("s1", "ada@x.org", true))
@@ -255,5 +270,13 @@ mod tests {
             .unwrap();
         assert_eq!(linked.id, local);
         assert_eq!(linked.auth_data["corp"]["id"], "s3");
+        let stored = users::get(&store, &local).await.unwrap().unwrap();
+        assert_eq!(
+            stored.verified_email(),
+            Some("ada@x.org"),
+            "the provider vouched for the local account's email"
+        );
+        let unverified = users::get(&store, &unverified.id).await.unwrap().unwrap();
+        assert_eq!(unverified.email_verified, None);
     }
 }
