@@ -1,12 +1,14 @@
 //! `refract-http`: the HTTP conventions every Refract service shares (`spec/http-api.md` §1).
 //!
+//! - [`cookies`]: the cookies the platform sets, which nothing a tenant writes may set.
 //! - [`error`]: [`ApiError`], the `{error, message, details?}` body with its status.
 //! - [`headers`]: the trusted `x-prismeai-*` headers the gateway sets and backends read, and the
 //!   [`Caller`] extractor built from them.
 //! - [`json`]: a [`Json`] extractor whose rejections are API errors.
 //!
-//! Depends on `refract-core` and axum only; no service logic.
+//! Depends on `refract-core`, axum and `cookie` only; no service logic.
 
+pub mod cookies;
 pub mod error;
 pub mod headers;
 pub mod json;

@@ -39,7 +39,7 @@ pub mod sqlite;
 pub mod store;
 
 pub use cache::{CACHE_SCHEMES, Cache, open_cache};
-pub use access::{WorkspaceAccess, access_of, api_key_hash, role_of};
+pub use access::{WorkspaceAccess, access_of, api_key_hash, is_member, role_of};
 pub use refract_core::permissions::Principal;
 pub use documents::{CollectionSpec, Collections, Document, Expect, collections};
 pub use error::{Result, StorageError};
