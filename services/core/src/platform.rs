@@ -183,7 +183,10 @@ mod tests {
     #[test]
     fn automations_may_report_errors_but_not_emit_platform_events() {
         assert_eq!(check_emittable(&ty("error"), Emitter::Automation), Ok(()));
-        assert_eq!(check_emittable(&ty("runtime.fetch.failed"), Emitter::Automation), Ok(()));
+        assert_eq!(
+            check_emittable(&ty("runtime.fetch.failed"), Emitter::Automation),
+            Ok(())
+        );
         assert!(check_emittable(&ty("runtime.fetch.failed"), Emitter::Client).is_err());
         assert!(check_emittable(&ty("runtime.automations.executed"), Emitter::Automation).is_err());
         assert!(check_emittable(&ty("events.userTopics.joined"), Emitter::Automation).is_err());

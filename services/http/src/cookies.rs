@@ -21,7 +21,9 @@ pub fn sets_platform_cookie(set_cookie: &str) -> bool {
     match cookie::Cookie::parse(set_cookie) {
         Ok(c) => {
             let name = c.name().trim();
-            PLATFORM_COOKIES.iter().any(|p| p.eq_ignore_ascii_case(name))
+            PLATFORM_COOKIES
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(name))
         }
         Err(_) => true,
     }
@@ -50,7 +52,12 @@ mod tests {
 
     #[test]
     fn other_cookies_pass() {
-        for v in ["theme=dark; Path=/", "access-token-2=x", "my-access-token=y", "__Host-pref=1; Secure; Path=/"] {
+        for v in [
+            "theme=dark; Path=/",
+            "access-token-2=x",
+            "my-access-token=y",
+            "__Host-pref=1; Secure; Path=/",
+        ] {
             assert!(!sets_platform_cookie(v), "{v:?}");
         }
     }
