@@ -77,7 +77,18 @@ impl WaitCondition {
 #[async_trait]
 pub trait EventBus: Send + Sync {
     /// Publishes `event` (validated, sealed, source filled in by the host); returns its id.
+    /// The guest chose its type: a bus refuses the platform's own types here
+    /// (`refract_core::platform::check_emittable`), as an `Invalid` value for the guest.
     async fn emit(&self, run: &RunContext, event: Event) -> Result<EventId, ServiceError>;
+    /// Publishes an event the host itself built for the run, of a platform type the guest
+    /// did not choose (`events.userTopics.*`), like [`emit`](Self::emit) otherwise.
+    async fn emit_host_event(
+        &self,
+        run: &RunContext,
+        event: Event,
+    ) -> Result<EventId, ServiceError> {
+        self.emit(run, event).await
+    }
     /// The first event published after the call that meets one of `conditions`, or `None` after
     /// `timeout`.
     async fn wait(

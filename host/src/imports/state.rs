@@ -98,7 +98,7 @@ impl RunCtx {
         self.emits += 1;
         let (events, info) = (self.services.events.clone(), self.info.clone());
         let id = self
-            .io("emit", events.emit(&info, event.clone()))
+            .io("emit", events.emit_host_event(&info, event.clone()))
             .await
             .map_err(to_wit)?;
         event.id = Some(id);

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::ValidationError;
 use crate::model::Automation;
 
 /// Most app levels one workspace may nest (`crm.mailer.smtp`…): a bound on materializing.
@@ -199,6 +200,20 @@ pub fn split_call(target: &str) -> (Option<&str>, &str) {
         Some((instance, automation)) => (Some(instance), automation),
         None => (None, target),
     }
+}
+
+/// Checks an app instance slug: an automation slug that is not a reserved event namespace
+/// (the instance's events are typed `<slug>.<event>`, so an instance named `workspaces` would
+/// emit the platform's events and hear them as its own).
+pub fn check_instance_slug(slug: &str) -> Result<(), ValidationError> {
+    crate::model::check_automation_slug(slug)?;
+    if crate::platform::is_reserved_namespace(slug) {
+        return Err(ValidationError::invalid(
+            "slug",
+            format!("{slug:?} is a system event namespace"),
+        ));
+    }
+    Ok(())
 }
 
 /// The full slug of instance `slug` under `parent` (`None` for the workspace itself).

@@ -5,6 +5,8 @@
 //! - [`model`]: the workspace and automation documents.
 //! - [`apps`]: published apps, their versions and app instances.
 //! - [`permissions`]: roles, rules and the one permission check every service uses.
+//! - [`platform`]: the platform's services and reserved event types: who may emit what, and
+//!   how consumers tell a platform event from a tenant's.
 //! - [`error`]: the small [`ErrorKind`] that retry logic and HTTP mapping read.
 //!
 //! This crate does no I/O and depends on nothing of ours: broker, storage, host and the
@@ -16,6 +18,7 @@ pub mod event;
 pub mod ids;
 pub mod model;
 pub mod permissions;
+pub mod platform;
 
 pub use error::{ErrorKind, ValidationError};
 pub use event::{

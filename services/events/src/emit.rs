@@ -3,23 +3,13 @@
 
 use axum::http::StatusCode;
 use refract_core::model::Role;
+use refract_core::platform;
 use refract_core::{Event, EventOptions, EventType, Source, Target, WorkspaceId};
 use refract_http::{ApiError, Caller};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::{EventsState, MAX_EMIT_BATCH, topics};
-
-/// Type namespaces only the platform may emit (§7.2).
-const RESERVED_PREFIXES: &[&str] = &[
-    "gateway",
-    "workspaces",
-    "apps",
-    "apikeys",
-    "runtime",
-    "events",
-];
-const RESERVED_TYPES: &[&str] = &["error", "usage"];
 
 /// One event as a client sends it.
 #[derive(Debug, Deserialize)]
@@ -89,14 +79,14 @@ async fn prepare(
         )
     };
     let event_type = EventType::new(e.event_type).map_err(|err| invalid(err.to_string()))?;
-    let t = event_type.as_str();
-    if RESERVED_TYPES.contains(&t) || RESERVED_PREFIXES.iter().any(|p| event_type.is_under(p)) {
-        return Err(ApiError::new(
+    // The platform's own types (§7.2): the same rule as for automations' emits.
+    platform::check_emittable(&event_type, platform::Emitter::Client).map_err(|e| {
+        ApiError::new(
             StatusCode::FORBIDDEN,
             "ReservedEventType",
-            format!("events[{i}]: {t} is a system event type"),
-        ));
-    }
+            format!("events[{i}]: {e}"),
+        )
+    })?;
     let payload = match e.payload {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(map)) => map,

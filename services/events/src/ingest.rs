@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use refract_broker::{Delivery, Subscription, TypeFilter};
+use refract_core::platform::{service, types};
 use refract_core::{Event, WorkspaceId};
 use tokio::sync::Semaphore;
 
@@ -24,9 +25,6 @@ use crate::config::{MAX_RETRY_BACKOFF, RETRY_BACKOFF};
 
 /// Consumer group of the events service.
 pub const GROUP: &str = "events";
-
-/// The event whose arrival deletes a workspace's history.
-const WORKSPACE_DELETED: &str = "workspaces.deleted";
 
 /// Stores every persisted event until `shutdown` resolves.
 pub async fn run_ingest(state: EventsState, shutdown: impl Future<Output = ()>) {
@@ -152,10 +150,56 @@ fn persists(event: &Event) -> bool {
     event.persist() && event.source.workspace_id.is_some()
 }
 
-/// The workspace a `workspaces.deleted` event deletes.
+/// The workspace a `workspaces.deleted` event deletes: only one the workspaces service
+/// published itself (a tenant's forgery must not erase history).
 fn deleted_workspace(event: &Event) -> Option<WorkspaceId> {
-    if event.event_type.as_str() != WORKSPACE_DELETED {
+    if event.event_type.as_str() != types::WORKSPACES_DELETED
+        || !event.published_by(service::WORKSPACES)
+    {
         return None;
     }
     event.source.workspace_id.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use refract_core::{EventType, SourceHost};
+
+    use super::*;
+
+    fn deleted(host: Option<&str>, automation: Option<&str>) -> Event {
+        let ws = WorkspaceId::new("ws1").unwrap();
+        let mut event = Event::new(
+            EventType::new(types::WORKSPACES_DELETED).unwrap(),
+            Some(ws),
+            Default::default(),
+        );
+        event.source.host = host.map(|service| SourceHost {
+            service: service.into(),
+            replica: None,
+        });
+        event.source.automation_slug = automation.map(str::to_owned);
+        event
+    }
+
+    #[test]
+    fn only_the_workspaces_service_deletes_a_history() {
+        assert_eq!(
+            deleted_workspace(&deleted(Some(service::WORKSPACES), None))
+                .as_ref()
+                .map(WorkspaceId::as_str),
+            Some("ws1")
+        );
+        assert_eq!(deleted_workspace(&deleted(None, None)), None, "a client's");
+        assert_eq!(
+            deleted_workspace(&deleted(Some(service::RUNTIME), Some("wipe"))),
+            None,
+            "a run's"
+        );
+        assert_eq!(
+            deleted_workspace(&deleted(Some(service::WORKSPACES), Some("wipe"))),
+            None,
+            "a run's, whatever its host says"
+        );
+    }
 }

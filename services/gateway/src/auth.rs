@@ -15,7 +15,7 @@ use crate::users::{self, User, UserStatus};
 use crate::{sessions, tokens};
 
 /// The session cookie's name.
-pub const SESSION_COOKIE: &str = "access-token";
+pub const SESSION_COOKIE: &str = refract_http::cookies::SESSION;
 /// The deprecated header some old clients send their token in.
 pub const LEGACY_TOKEN_HEADER: &str = "x-prismeai-token";
 /// Prefix of personal access tokens.

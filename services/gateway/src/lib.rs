@@ -185,7 +185,7 @@ impl GatewayState {
         event.source.session_id = session.and_then(|s| SessionId::new(s).ok());
         event.source.ip = meta.ip();
         event.source.host = Some(SourceHost {
-            service: "gateway".into(),
+            service: refract_core::platform::service::GATEWAY.into(),
             replica: None,
         });
         let kind = event.event_type.to_string();

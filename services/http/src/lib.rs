@@ -1,5 +1,6 @@
 //! `refract-http`: the HTTP conventions every Refract service shares (`spec/http-api.md` §1).
 //!
+//! - [`cookies`]: the cookies the platform sets, which nothing a tenant writes may set.
 //! - [`error`]: [`ApiError`], the `{error, message, details?}` body with its status.
 //! - [`headers`]: the trusted `x-prismeai-*` headers the gateway sets and backends read, and the
 //!   [`Caller`] extractor built from them.
@@ -7,9 +8,10 @@
 //! - [`gateway_key`]: the secret proving a request came through a gateway, and the guard every
 //!   backend's app is wrapped in.
 //!
-//! Depends on `refract-core` and axum (plus small helpers: `subtle`, `getrandom`); no service
-//! logic.
+//! Depends on `refract-core` and axum (plus small helpers: `subtle`, `getrandom`, `cookie`); no
+//! service logic.
 
+pub mod cookies;
 pub mod error;
 pub mod gateway_key;
 pub mod headers;

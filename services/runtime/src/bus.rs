@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use refract_broker::{Broker, BrokerError};
+use refract_core::platform;
 use refract_core::{Event, EventId, EventType, Source, SourceHost};
 use refract_host::{EventBus, RunContext, ServiceError, WaitCondition};
 use serde_json::{Value, json};
@@ -15,7 +16,7 @@ use crate::executor::Credentials;
 use crate::waiters::Waiters;
 
 /// `source.host.service` of the events the runtime publishes.
-pub const SERVICE: &str = "runtime";
+pub const SERVICE: &str = platform::service::RUNTIME;
 
 /// Forgets a run in [`RunScopes`] and [`Waiters`] when it ends.
 pub struct RunGuard {
@@ -81,6 +82,31 @@ impl BrokerBus {
         }
     }
 
+    /// A run's event as it goes on the bus. The host built the source (workspace, correlation,
+    /// automation, depth + 1); inside an app instance the type gets the instance's prefix and
+    /// the source its app (§8.3).
+    fn scoped(&self, run: &RunContext, mut event: Event) -> Result<Event, ServiceError> {
+        self.waiters
+            .asked(&run.run_id, event.created_at.timestamp_millis());
+        if let Some(scope) = self.scopes.of(&run.run_id) {
+            let ty = bus_type(Some(&scope), event.event_type.as_str());
+            event.event_type =
+                EventType::new(&ty).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+            event.source.app_slug = Some(scope.app_slug.clone());
+            event.source.app_instance_full_slug = Some(scope.full_slug.clone());
+            event.source.app_instance_depth = Some(scope.depth);
+        }
+        Ok(event)
+    }
+
+    /// Publishes a run's event, with the broker's refusals as the guest sees them.
+    async fn send(&self, event: Event) -> Result<EventId, ServiceError> {
+        self.publish(event).await.map_err(|e| match e {
+            BrokerError::Invalid(v) => ServiceError::Invalid(v.to_string()),
+            other => ServiceError::Unavailable(other.to_string()),
+        })
+    }
+
     /// Publishes an event of the runtime itself (stamped with this instance).
     pub async fn publish(&self, mut event: Event) -> Result<EventId, BrokerError> {
         event.source.host = Some(SourceHost {
@@ -112,23 +138,22 @@ pub(crate) fn run_event(run: &RunContext, ty: &str, payload: Value, depth: u32) 
 
 #[async_trait]
 impl EventBus for BrokerBus {
-    async fn emit(&self, run: &RunContext, mut event: Event) -> Result<EventId, ServiceError> {
-        // The host built the source (workspace, correlation, automation, depth + 1); inside an
-        // app instance the type gets the instance's prefix and the source its app (§8.3).
-        self.waiters
-            .asked(&run.run_id, event.created_at.timestamp_millis());
-        if let Some(scope) = self.scopes.of(&run.run_id) {
-            let ty = bus_type(Some(&scope), event.event_type.as_str());
-            event.event_type =
-                EventType::new(&ty).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-            event.source.app_slug = Some(scope.app_slug.clone());
-            event.source.app_instance_full_slug = Some(scope.full_slug.clone());
-            event.source.app_instance_depth = Some(scope.depth);
-        }
-        self.publish(event).await.map_err(|e| match e {
-            BrokerError::Invalid(v) => ServiceError::Invalid(v.to_string()),
-            other => ServiceError::Unavailable(other.to_string()),
-        })
+    async fn emit(&self, run: &RunContext, event: Event) -> Result<EventId, ServiceError> {
+        let event = self.scoped(run, event)?;
+        // Every guest emit passes here with its final type: the platform's own types are
+        // refused as they are to clients (a value for the guest, `InvalidEventError` in DSL).
+        platform::check_emittable(&event.event_type, platform::Emitter::Automation)
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        self.send(event).await
+    }
+
+    async fn emit_host_event(
+        &self,
+        run: &RunContext,
+        event: Event,
+    ) -> Result<EventId, ServiceError> {
+        let event = self.scoped(run, event)?;
+        self.send(event).await
     }
 
     async fn wait(

@@ -315,9 +315,12 @@ impl StateStore for ContextStore {
         }
     }
 
+    /// The user of login session `session`, only when that user is the run's own or a member of
+    /// its workspace: a session of anyone else is unknown here (the run goes on as session S,
+    /// user S), so no run can take on, or learn, the identity behind another tenant's session.
     async fn session_user(
         &self,
-        _run: &RunContext,
+        run: &RunContext,
         session: &SessionId,
     ) -> Result<Option<UserId>, ServiceError> {
         let bytes = self
@@ -325,9 +328,23 @@ impl StateStore for ContextStore {
             .get(&CacheKey::session_user(session))
             .await
             .map_err(unavailable)?;
-        Ok(bytes
+        let Some(user) = bytes
             .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|u| UserId::new(u).ok()))
+            .and_then(|u| UserId::new(u).ok())
+        else {
+            return Ok(None);
+        };
+        if run.user_id.as_ref() == Some(&user) {
+            return Ok(Some(user));
+        }
+        let Some(store) = &self.store else {
+            return Ok(None);
+        };
+        let member =
+            refract_storage::is_member(store.as_ref(), run.workspace_id.as_str(), user.as_str())
+                .await
+                .map_err(unavailable)?;
+        Ok(member.then_some(user))
     }
 
     async fn rate_limit(

@@ -8,6 +8,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use refract_core::Event;
 use refract_core::model::{Automation, AutomationKind};
+use refract_core::platform::service;
 use serde_json::Value;
 
 use crate::apps::{AppScope, Loaded, split_key};
@@ -296,6 +297,9 @@ impl TriggerIndex {
 
     /// Applies a `workspaces.*` event; returns whether it was one the index reads. A payload
     /// that does not parse is logged and skipped (it cannot be fixed by reading it again).
+    /// Only the workspaces service's own events change automations (it validated them); a
+    /// config is forgotten on any `workspaces.updated`/`configured`, the runtime's own for a
+    /// run's config write included (forgetting only makes the next run read the store).
     pub fn apply(&self, event: &Event) -> bool {
         let Some(workspace) = event
             .source
@@ -306,7 +310,13 @@ impl TriggerIndex {
             return false;
         };
         let payload = &event.payload;
-        match event.event_type.as_str() {
+        let ty = event.event_type.as_str();
+        if INDEX_EVENTS.contains(&ty) && !event.published_by(service::WORKSPACES) {
+            tracing::warn!(%workspace, event_type = ty, source = ?event.source.host, automation = ?event.source.automation_slug,
+                "platform event not published by the workspaces service; ignored");
+            return false;
+        }
+        match ty {
             "workspaces.automations.created" | "workspaces.automations.updated" => {
                 let Some(body) = payload.get("automation") else {
                     tracing::warn!(%workspace, event_type = %event.event_type, "automation event without an automation");
@@ -361,7 +371,7 @@ pub fn split_doc_id(id: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use refract_core::{EventType, WorkspaceId};
+    use refract_core::{EventType, SourceHost, WorkspaceId};
     use serde_json::json;
 
     fn automation(slug: &str, when: Value) -> Value {
@@ -371,15 +381,21 @@ mod tests {
             "updatedAt": "2026-11-27T10:00:00.000Z", "updatedBy": "u1"})
     }
 
+    /// An event as the workspaces service publishes it.
     fn event(ty: &str, ws: &str, payload: Value) -> Event {
         let Value::Object(map) = payload else {
             panic!("object")
         };
-        Event::new(
+        let mut event = Event::new(
             EventType::new(ty).unwrap(),
             Some(WorkspaceId::new(ws).unwrap()),
             map,
-        )
+        );
+        event.source.host = Some(SourceHost {
+            service: service::WORKSPACES.into(),
+            replica: None,
+        });
+        event
     }
 
     #[test]
@@ -447,5 +463,35 @@ mod tests {
         )));
         assert!(index.is_empty());
         assert_eq!(split_doc_id("ws1:my slug"), Some(("ws1", "my slug")));
+    }
+
+    #[test]
+    fn automation_events_not_published_by_the_workspaces_service_change_nothing() {
+        let index = TriggerIndex::new();
+        let saved = json!({"automation": automation("a", json!({"events": ["x"]}))});
+        assert!(index.apply(&event(
+            "workspaces.automations.created",
+            "ws1",
+            saved.clone()
+        )));
+        let forged =
+            json!({"automation": automation("evil", json!({"events": ["x"], "endpoint": true}))});
+        // A client emit (no host) and a run's emit (the runtime's host, an automation).
+        let mut from_client = event("workspaces.automations.updated", "ws1", forged.clone());
+        from_client.source.host = None;
+        let mut from_run = event("workspaces.automations.updated", "ws1", forged);
+        from_run.source.host = Some(SourceHost {
+            service: service::RUNTIME.into(),
+            replica: None,
+        });
+        from_run.source.automation_slug = Some("a".into());
+        let mut deleted = event("workspaces.deleted", "ws1", json!({}));
+        deleted.source.automation_slug = Some("a".into());
+        for e in [from_client, from_run, deleted] {
+            assert!(!index.apply(&e), "{:?}", e.source);
+        }
+        assert_eq!(index.len(), 1);
+        assert!(index.get("ws1", "evil").is_none());
+        assert!(index.by_endpoint("ws1", "evil").is_empty());
     }
 }

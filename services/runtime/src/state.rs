@@ -194,8 +194,12 @@ impl RuntimeState {
 
     /// Reloads the workspaces an app event concerns: the event's own for `workspaces.apps.*`;
     /// for `apps.published`/`apps.deleted`, every workspace running an instance of the app
-    /// (nested ones included) or installing it directly.
+    /// (nested ones included) or installing it directly. Only events the workspaces service
+    /// published itself: a tenant's forgery would make every runtime reload every installer.
     pub async fn reload_for(&self, event: &refract_core::Event) -> Result<(), RuntimeError> {
+        if !event.published_by(refract_core::platform::service::WORKSPACES) {
+            return Ok(());
+        }
         let ty = event.event_type.as_str();
         if ty.starts_with("workspaces.apps.") {
             if let Some(ws) = &event.source.workspace_id {

@@ -25,7 +25,8 @@ use crate::state::{RuntimeState, run_context};
 
 mod input;
 
-/// The routes of the runtime (paths as the gateway forwards them).
+/// The routes of the runtime (paths as the gateway forwards them). Every answer, whatever the
+/// automation wrote and whether it succeeded or failed, is sandboxed ([`sandboxed`]).
 pub fn router(state: RuntimeState) -> Router {
     Router::new()
         .route(
@@ -33,7 +34,28 @@ pub fn router(state: RuntimeState) -> Router {
             any(webhook),
         )
         .route("/v2/workspaces/{workspace_id}/test/{slug}", post(test_run))
+        .layer(axum::middleware::map_response(sandboxed))
         .with_state(state)
+}
+
+/// `Content-Security-Policy` of every runtime answer: a tenant's page is served from the
+/// platform's origin, so it gets a unique opaque origin instead (no `allow-same-origin`): no
+/// script, no access to the visitor's session, cookies or the console's storage.
+pub const SANDBOX_CSP: &str = "sandbox";
+
+/// Stamps the sandbox and `nosniff` on a runtime answer, replacing whatever the automation set
+/// (a tenant's own CSP cannot loosen it, and a JSON or text body is never sniffed into HTML).
+async fn sandboxed(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(SANDBOX_CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// Whether the index's copy of `a` can run as is (a component is uploaded).
@@ -259,12 +281,16 @@ pub fn respond(
     }
 }
 
-/// Response headers a guest may not set: hop-by-hop, framing, and the session cookie.
+/// Response headers a guest may not set (`name` lower-case): hop-by-hop and framing, the
+/// security headers the platform sets itself, those that would reach beyond the answer
+/// (credentialed cross-origin reads, wiping the visitor's platform cookies and storage,
+/// service workers, pinning HTTPS for the platform's host), and cookies the platform uses.
 fn refused_header(name: &str, value: &str) -> bool {
     matches!(
         name,
         "connection"
             | "keep-alive"
+            | "proxy-connection"
             | "proxy-authenticate"
             | "proxy-authorization"
             | "te"
@@ -272,7 +298,14 @@ fn refused_header(name: &str, value: &str) -> bool {
             | "transfer-encoding"
             | "upgrade"
             | "content-length"
-    ) || (name == "set-cookie" && value.trim_start().starts_with("access-token="))
+            | "content-security-policy"
+            | "content-security-policy-report-only"
+            | "x-content-type-options"
+            | "access-control-allow-credentials"
+            | "clear-site-data"
+            | "service-worker-allowed"
+            | "strict-transport-security"
+    ) || (name == "set-cookie" && refract_http::cookies::sets_platform_cookie(value))
 }
 
 /// A webhook answer: the guest's status and headers; a JSON string body as text, anything

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::{SecondsFormat, Utc};
 use refract_broker::{Delivery, Subscriber};
+use refract_core::platform::service;
 use refract_core::{CorrelationId, Event, EventType};
 use refract_host::{ComponentDigest, RunContext, ScheduleTick, Trigger, WitEvent};
 use serde_json::json;
@@ -247,6 +248,11 @@ fn listeners(state: &RuntimeState, event: &Event) -> Vec<(Option<Arc<AppScope>>,
                 .map(|(scope, rest)| (Some(scope), rest)),
         );
     }
+    // The instances a lifecycle event is about hear it only from the workspaces service (a
+    // forged `apps.published` would run every instance of the app, in every workspace).
+    if !event.published_by(service::WORKSPACES) {
+        return out;
+    }
     let text = |k: &str| event.payload.get(k).and_then(serde_json::Value::as_str);
     match ty {
         "workspaces.apps.installed"
@@ -275,6 +281,9 @@ fn listeners(state: &RuntimeState, event: &Event) -> Vec<(Option<Arc<AppScope>>,
 /// `runtime.automations.scheduled` for an automation saved with schedules: emitted by the one
 /// instance that consumed the save.
 async fn announce_schedules(state: &RuntimeState, event: &Event) {
+    if !event.published_by(service::WORKSPACES) {
+        return;
+    }
     let Some(automation) = event.payload.get("automation") else {
         return;
     };
@@ -321,6 +330,7 @@ async fn listen(state: RuntimeState, mut sub: Box<dyn Subscriber>) -> Result<(),
         }
         state.inner.waiters.dispatch(event);
         if event.event_type.as_str() == "workspaces.components.uploaded"
+            && event.published_by(service::WORKSPACES)
             && let Some(digest) = event
                 .payload
                 .get("digest")

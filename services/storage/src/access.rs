@@ -86,6 +86,16 @@ async fn membership<C: Collections + ?Sized>(
     Ok(Some(m.role))
 }
 
+/// Whether `user` is a member of `workspace` in their own name (a membership of theirs, with
+/// any role; a share with everyone does not make a stranger a member).
+pub async fn is_member<C: Collections + ?Sized>(
+    store: &C,
+    workspace: &str,
+    user: &str,
+) -> Result<bool> {
+    Ok(membership(store, workspace, user).await?.is_some())
+}
+
 /// The workspace's custom roles and rules (none until an owner saves some).
 pub async fn authorizations_of<C: Collections + ?Sized>(
     store: &C,

@@ -38,7 +38,7 @@ mod sql;
 pub mod sqlite;
 pub mod store;
 
-pub use access::{WorkspaceAccess, access_of, api_key_hash, role_of};
+pub use access::{WorkspaceAccess, access_of, api_key_hash, is_member, role_of};
 pub use cache::{CACHE_SCHEMES, Cache, open_cache};
 pub use documents::{CollectionSpec, Collections, Document, Expect, collections};
 pub use error::{Result, StorageError};

@@ -11,8 +11,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use refract_core::apps::{
-    App, AppInstance, REDACTED, app_instance_doc_id, instance_config, parse_app_version, redact,
-    secret_fields,
+    App, AppInstance, REDACTED, app_instance_doc_id, check_instance_slug, instance_config,
+    parse_app_version, redact, secret_fields,
 };
 use refract_core::model::check_automation_slug;
 use refract_core::{ErrorKind, WorkspaceId};
@@ -235,6 +235,8 @@ pub async fn install(
         updated_at: Some(now),
     };
     apply(&mut instance, body, true)?;
+    // The slug given, or the app's own by default.
+    check_instance_slug(&instance.slug).map_err(|e| params::invalid_slug(&instance.slug, e))?;
     let version = apps::load_version(&state, &app, instance.app_version).await?;
     check_not_recursive(&state, access.id.as_str(), &app, instance.app_version).await?;
     validate_config(
@@ -278,7 +280,6 @@ fn apply(
                         "an instance's slug is fixed; uninstall and install again",
                     ));
                 }
-                check_automation_slug(s).map_err(|e| params::invalid_slug(s, e))?;
                 instance.slug = s.to_owned();
             }
             "appVersion" => {

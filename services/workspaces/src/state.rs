@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use crate::Config;
 
 /// Name this service writes in `source.host.service`.
-pub const SERVICE_NAME: &str = "workspaces";
+pub const SERVICE_NAME: &str = refract_core::platform::service::WORKSPACES;
 
 /// Everything the handlers share. Cheap to clone.
 #[derive(Clone)]

@@ -16,7 +16,7 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use refract_broker::{Broker, BrokerConfig, MemoryBroker, Subscriber, Subscription, TypeFilter};
 use refract_core::model::{Automation, automation_doc_id, permission_doc_id};
-use refract_core::{Event, EventType, WorkspaceId};
+use refract_core::{Event, EventType, SourceHost, WorkspaceId};
 use refract_host::{ComponentDigest, Host, HostConfig};
 use refract_runtime::{Config, RuntimeState, SandboxPolicy, router, run_workers};
 use refract_storage::cache::MemoryCache;
@@ -153,17 +153,18 @@ impl Cluster {
         .await
     }
 
+    /// Publishes an event as the workspaces service does (its `source.host`: consumers act on
+    /// platform events only from the service that owns them).
     async fn publish(&self, ty: &str, payload: Value) -> anyhow::Result<()> {
         let Value::Object(map) = payload else {
             bail!("payload must be an object")
         };
-        self.broker
-            .publish(Event::new(
-                EventType::new(ty)?,
-                Some(WorkspaceId::new(WS)?),
-                map,
-            ))
-            .await?;
+        let mut event = Event::new(EventType::new(ty)?, Some(WorkspaceId::new(WS)?), map);
+        event.source.host = Some(SourceHost {
+            service: refract_core::platform::service::WORKSPACES.into(),
+            replica: None,
+        });
+        self.broker.publish(event).await?;
         Ok(())
     }
 

@@ -42,7 +42,7 @@ pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The pre-auth cookie binding a login in flight to the browser that started it, so a login
 /// started by someone else (login CSRF) cannot be finished in this browser.
-pub const PREAUTH_COOKIE: &str = "refract-oidc";
+pub const PREAUTH_COOKIE: &str = refract_http::cookies::OIDC_PREAUTH;
 
 /// Scopes asked when a provider's settings name none.
 pub const DEFAULT_SCOPES: [&str; 3] = ["openid", "email", "profile"];

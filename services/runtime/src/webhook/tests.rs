@@ -91,6 +91,45 @@ async fn outputs_become_responses() {
 }
 
 #[tokio::test]
+async fn platform_cookies_and_security_headers_cannot_be_set() {
+    let http = HttpResponse {
+        status: 200,
+        headers: vec![
+            ("set-cookie".into(), "access-token =X".into()),
+            ("Set-Cookie".into(), "ACCESS-TOKEN=x".into()),
+            ("set-cookie".into(), " access-token=x; Path=/".into()),
+            ("set-cookie".into(), "refract-oidc=x".into()),
+            ("set-cookie".into(), "theme=dark; Path=/".into()),
+            (
+                "Content-Security-Policy".into(),
+                "sandbox allow-scripts allow-same-origin".into(),
+            ),
+            ("clear-site-data".into(), "\"cookies\"".into()),
+            ("access-control-allow-credentials".into(), "true".into()),
+        ],
+    };
+    let (_, headers, _) = parts(respond(
+        Ok(report(out("{}", Some(http)))),
+        "echo",
+        webhook_output,
+    ))
+    .await;
+    let cookies: Vec<_> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(cookies, ["theme=dark; Path=/"]);
+    for refused in [
+        "content-security-policy",
+        "clear-site-data",
+        "access-control-allow-credentials",
+    ] {
+        assert!(headers.get(refused).is_none(), "{refused}");
+    }
+}
+
+#[tokio::test]
 async fn failures_become_api_errors() {
     let failed = RunOutcome::Failed(AutomationError {
         code: "Nope".into(),
