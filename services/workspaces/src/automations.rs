@@ -17,6 +17,7 @@ use refract_storage::{Document, Expect, collections};
 use serde_json::{Value, json};
 
 use crate::automation_fields::{apply, free_slug};
+use crate::body::Unread;
 use crate::params;
 use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage, workspace_documents};
 
@@ -170,11 +171,12 @@ pub async fn create(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path(workspace_id): Path<String>,
-    crate::dsl::DocBody(body): crate::dsl::DocBody,
+    body: Unread,
 ) -> Result<Json<Automation>, ApiError> {
     let access = state
         .authorize(&caller, &workspace_id, (Action::Update, Subject::Automations))
         .await?;
+    let body = body.document(&access).await?;
     let user = caller.require_user()?.to_string();
     let present = |k: &str| body.get(k).is_some_and(|v| !v.is_null());
     let kind = match (
@@ -304,11 +306,12 @@ pub async fn update(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path((workspace_id, slug)): Path<(String, String)>,
-    crate::dsl::DocBody(body): crate::dsl::DocBody,
+    body: Unread,
 ) -> Result<Json<Automation>, ApiError> {
     let access = state
         .authorize(&caller, &workspace_id, (Action::Update, Subject::Automations))
         .await?;
+    let body = body.document(&access).await?;
     let ws = access.id.as_str();
     let (old, version) = load(&state, ws, &slug).await?;
     let present = |k: &str| body.get(k).is_some_and(|v| !v.is_null());

@@ -21,6 +21,7 @@ use refract_storage::documents::MAX_FIND_LIMIT;
 use refract_storage::{Expect, collections};
 use serde_json::{Map, Value, json};
 
+use crate::body::Unread;
 use crate::apps;
 use crate::params;
 use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage};
@@ -154,9 +155,10 @@ pub async fn install(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path(workspace_id): Path<String>,
-    Json(body): Json<Map<String, Value>>,
+    body: Unread,
 ) -> Result<Json<Value>, ApiError> {
     let access = state.authorize(&caller, &workspace_id, (Action::Update, Subject::Workspaces)).await?;
+    let body: Map<String, Value> = body.json(&access).await?;
     let app_slug = body
         .get("appSlug")
         .and_then(Value::as_str)
@@ -265,9 +267,10 @@ pub async fn update(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path((workspace_id, slug)): Path<(String, String)>,
-    Json(body): Json<Map<String, Value>>,
+    body: Unread,
 ) -> Result<Json<Value>, ApiError> {
     let access = state.authorize(&caller, &workspace_id, (Action::Update, Subject::Workspaces)).await?;
+    let body: Map<String, Value> = body.json(&access).await?;
     let (old, version) = load(&state, access.id.as_str(), &slug).await?;
     let mut instance = old.clone();
     apply(&mut instance, body, false)?;
@@ -292,9 +295,10 @@ pub async fn patch_config(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path((workspace_id, slug)): Path<(String, String)>,
-    Json(body): Json<Map<String, Value>>,
+    body: Unread,
 ) -> Result<Json<Value>, ApiError> {
     let access = state.authorize(&caller, &workspace_id, (Action::Update, Subject::Workspaces)).await?;
+    let body: Map<String, Value> = body.json(&access).await?;
     let (old, version) = load(&state, access.id.as_str(), &slug).await?;
     let mut instance = old.clone();
     let mut config = match &old.config {

@@ -11,6 +11,7 @@ use refract_http::{ApiError, Caller, Json};
 use refract_storage::{Expect, collections};
 use serde_json::{Map, Value, json};
 
+use crate::body::Unread;
 use crate::automations;
 use crate::params;
 use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage, workspace_documents};
@@ -90,11 +91,12 @@ pub async fn create(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path(workspace_id): Path<String>,
-    Json(body): Json<Map<String, Value>>,
+    body: Unread,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
         .authorize(&caller, &workspace_id, (Action::Update, Subject::Workspaces))
         .await?;
+    let body: Map<String, Value> = body.json(&access).await?;
     let user = caller.require_user()?.to_string();
     let (mut name, mut description, mut repository) = (None, None, None);
     for (key, value) in body {
