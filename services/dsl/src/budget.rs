@@ -12,7 +12,10 @@
 
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, IgnoredAny, MapAccess, SeqAccess, VariantAccess, Visitor};
+use serde::de::{
+    self, DeserializeSeed, Deserializer, EnumAccess, IgnoredAny, MapAccess, SeqAccess,
+    VariantAccess, Visitor,
+};
 use serde_json::Value;
 
 /// Largest document, in bytes, unless the caller sets its own cap (a request body's limit). An
@@ -63,7 +66,10 @@ impl Budget {
 
     /// The budget of several documents whose nodes add up to at most `total_nodes`.
     pub const fn documents(total_nodes: usize) -> Self {
-        Budget { nodes_left: total_nodes, ..Budget::document() }
+        Budget {
+            nodes_left: total_nodes,
+            ..Budget::document()
+        }
     }
 
     /// The same budget with another cap on one document's text.
@@ -81,7 +87,10 @@ impl Budget {
     pub fn yaml(&mut self, text: &str) -> Result<Value, DocumentError> {
         let syntax = |e: serde_yaml_ng::Error| DocumentError::Syntax(e.to_string());
         self.check_bytes(text.len())?;
-        self.count(|node| node.deserialize(serde_yaml_ng::Deserializer::from_str(text)).map_err(syntax))?;
+        self.count(|node| {
+            node.deserialize(serde_yaml_ng::Deserializer::from_str(text))
+                .map_err(syntax)
+        })?;
         // Within budget: the real parse expands no more than what was just counted, and merge
         // keys move members, never copy them.
         let mut v: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(syntax)?;
@@ -95,25 +104,45 @@ impl Budget {
         self.check_bytes(bytes.len())?;
         self.count(|node| {
             let mut de = serde_json::Deserializer::from_slice(bytes);
-            node.deserialize(&mut de).and_then(|()| de.end()).map_err(syntax)
+            node.deserialize(&mut de)
+                .and_then(|()| de.end())
+                .map_err(syntax)
         })?;
         serde_json::from_slice(bytes).map_err(syntax)
     }
 
     fn check_bytes(&self, len: usize) -> Result<(), DocumentError> {
-        if len > self.max_bytes { Err(DocumentError::TooLarge { limit: self.max_bytes }) } else { Ok(()) }
+        if len > self.max_bytes {
+            Err(DocumentError::TooLarge {
+                limit: self.max_bytes,
+            })
+        } else {
+            Ok(())
+        }
     }
 
     /// Runs the counting pass `walk` and draws the nodes it saw from the allowance; a budget
     /// error found by the walk wins over the parser error it surfaced as.
-    fn count(&mut self, walk: impl FnOnce(Node<'_>) -> Result<(), DocumentError>) -> Result<(), DocumentError> {
+    fn count(
+        &mut self,
+        walk: impl FnOnce(Node<'_>) -> Result<(), DocumentError>,
+    ) -> Result<(), DocumentError> {
         let (limit, limited_by) = if self.nodes_left < self.max_nodes {
             (self.nodes_left, NodeLimit::Shared)
         } else {
             (self.max_nodes, NodeLimit::Document)
         };
-        let mut tally = Tally { nodes: 0, limit, limited_by, max_depth: self.max_depth, exceeded: None };
-        let walked = walk(Node { tally: &mut tally, depth: 1 });
+        let mut tally = Tally {
+            nodes: 0,
+            limit,
+            limited_by,
+            max_depth: self.max_depth,
+            exceeded: None,
+        };
+        let walked = walk(Node {
+            tally: &mut tally,
+            depth: 1,
+        });
         self.nodes_left = self.nodes_left.saturating_sub(tally.nodes);
         match (tally.exceeded, walked) {
             (Some(e), _) => Err(e),
@@ -144,9 +173,9 @@ impl DocumentError {
     pub fn class(&self) -> Option<&'static str> {
         match self {
             DocumentError::TooLarge { .. } => Some("PayloadTooLarge"),
-            DocumentError::TooManyNodes { .. } | DocumentError::TooManyNodesInAll { .. } | DocumentError::TooDeep { .. } => {
-                Some("DocumentTooComplex")
-            }
+            DocumentError::TooManyNodes { .. }
+            | DocumentError::TooManyNodesInAll { .. }
+            | DocumentError::TooDeep { .. } => Some("DocumentTooComplex"),
             DocumentError::Syntax(_) => None,
         }
     }
@@ -179,11 +208,17 @@ impl Node<'_> {
         self.tally.nodes += 1;
         let exceeded = if self.tally.nodes > self.tally.limit {
             Some(match self.tally.limited_by {
-                NodeLimit::Document => DocumentError::TooManyNodes { limit: self.tally.limit },
-                NodeLimit::Shared => DocumentError::TooManyNodesInAll { limit: self.tally.limit },
+                NodeLimit::Document => DocumentError::TooManyNodes {
+                    limit: self.tally.limit,
+                },
+                NodeLimit::Shared => DocumentError::TooManyNodesInAll {
+                    limit: self.tally.limit,
+                },
             })
         } else if self.depth > self.tally.max_depth {
-            Some(DocumentError::TooDeep { limit: self.tally.max_depth })
+            Some(DocumentError::TooDeep {
+                limit: self.tally.max_depth,
+            })
         } else {
             None
         };
@@ -198,7 +233,10 @@ impl Node<'_> {
     }
 
     fn child(&mut self) -> Node<'_> {
-        Node { tally: &mut *self.tally, depth: self.depth + 1 }
+        Node {
+            tally: &mut *self.tally,
+            depth: self.depth + 1,
+        }
     }
 }
 
@@ -294,7 +332,11 @@ mod tests {
 
     /// `a: &a [0 × width]` and `b: [*a × copies]`: `width × copies` nodes from a few bytes.
     fn alias_bomb(width: usize, copies: usize) -> String {
-        format!("a: &a [{}]\nb: [{}]\n", vec!["0"; width].join(","), vec!["*a"; copies].join(","))
+        format!(
+            "a: &a [{}]\nb: [{}]\n",
+            vec!["0"; width].join(","),
+            vec!["*a"; copies].join(",")
+        )
     }
 
     #[cfg(feature = "yaml")]
@@ -315,7 +357,12 @@ mod tests {
         assert!(text.len() < 6_000);
         let mut budget = Budget::document();
         let e = budget.yaml(&text).unwrap_err();
-        assert_eq!(e, DocumentError::TooManyNodes { limit: MAX_DOCUMENT_NODES });
+        assert_eq!(
+            e,
+            DocumentError::TooManyNodes {
+                limit: MAX_DOCUMENT_NODES
+            }
+        );
         assert_eq!(e.class(), Some("DocumentTooComplex"));
         // The nested kind: every level doubles the one below.
         let mut nested = String::from("l0: &l0 [0, 0]\n");
@@ -332,11 +379,31 @@ mod tests {
     #[test]
     fn deep_nesting_fails_in_both_formats() {
         let deep = |n: usize| format!("{}0{}", "[".repeat(n), "]".repeat(n));
-        assert!(Budget::document().yaml(&deep(MAX_DOCUMENT_DEPTH - 1)).is_ok());
-        assert!(Budget::document().json(deep(MAX_DOCUMENT_DEPTH - 1).as_bytes()).is_ok());
-        let too_deep = DocumentError::TooDeep { limit: MAX_DOCUMENT_DEPTH };
-        assert_eq!(Budget::document().yaml(&deep(MAX_DOCUMENT_DEPTH + 1)).unwrap_err(), too_deep);
-        assert_eq!(Budget::document().json(deep(MAX_DOCUMENT_DEPTH + 1).as_bytes()).unwrap_err(), too_deep);
+        assert!(
+            Budget::document()
+                .yaml(&deep(MAX_DOCUMENT_DEPTH - 1))
+                .is_ok()
+        );
+        assert!(
+            Budget::document()
+                .json(deep(MAX_DOCUMENT_DEPTH - 1).as_bytes())
+                .is_ok()
+        );
+        let too_deep = DocumentError::TooDeep {
+            limit: MAX_DOCUMENT_DEPTH,
+        };
+        assert_eq!(
+            Budget::document()
+                .yaml(&deep(MAX_DOCUMENT_DEPTH + 1))
+                .unwrap_err(),
+            too_deep
+        );
+        assert_eq!(
+            Budget::document()
+                .json(deep(MAX_DOCUMENT_DEPTH + 1).as_bytes())
+                .unwrap_err(),
+            too_deep
+        );
         // Far deeper: refused, by this budget or by the parser's own limits, never a crash.
         assert!(Budget::document().yaml(&deep(100_000)).is_err());
         assert!(Budget::document().json(deep(100_000).as_bytes()).is_err());
@@ -344,16 +411,32 @@ mod tests {
 
     #[test]
     fn json_is_counted_and_capped_too() {
-        let v = Budget::document().json(br#"{"name": "a", "do": [{"set": {"name": "x", "value": [1, 2]}}]}"#).unwrap();
+        let v = Budget::document()
+            .json(br#"{"name": "a", "do": [{"set": {"name": "x", "value": [1, 2]}}]}"#)
+            .unwrap();
         assert_eq!(v["do"][0]["set"]["value"], json!([1, 2]));
         // The array and its elements: one node over.
         let wide = format!("[{}]", vec!["0"; MAX_DOCUMENT_NODES].join(","));
-        assert_eq!(Budget::document().json(wide.as_bytes()).unwrap_err(), DocumentError::TooManyNodes { limit: MAX_DOCUMENT_NODES });
-        let e = Budget::document().with_max_bytes(100).json(wide.as_bytes()).unwrap_err();
+        assert_eq!(
+            Budget::document().json(wide.as_bytes()).unwrap_err(),
+            DocumentError::TooManyNodes {
+                limit: MAX_DOCUMENT_NODES
+            }
+        );
+        let e = Budget::document()
+            .with_max_bytes(100)
+            .json(wide.as_bytes())
+            .unwrap_err();
         assert_eq!(e, DocumentError::TooLarge { limit: 100 });
         assert_eq!(e.class(), Some("PayloadTooLarge"));
-        assert!(matches!(Budget::document().json(b"{oops").unwrap_err(), DocumentError::Syntax(_)));
-        assert!(matches!(Budget::document().json(b"{} {}").unwrap_err(), DocumentError::Syntax(_)));
+        assert!(matches!(
+            Budget::document().json(b"{oops").unwrap_err(),
+            DocumentError::Syntax(_)
+        ));
+        assert!(matches!(
+            Budget::document().json(b"{} {}").unwrap_err(),
+            DocumentError::Syntax(_)
+        ));
     }
 
     #[cfg(feature = "yaml")]
@@ -363,17 +446,35 @@ mod tests {
         assert!(budget.yaml("a: [1, 2, 3]").is_ok());
         assert_eq!(budget.nodes_left(), 1_000 - 6);
         // Over what is left: refused, and what it cost is spent.
-        assert_eq!(budget.yaml(&alias_bomb(100, 100)).unwrap_err(), DocumentError::TooManyNodesInAll { limit: 994 });
+        assert_eq!(
+            budget.yaml(&alias_bomb(100, 100)).unwrap_err(),
+            DocumentError::TooManyNodesInAll { limit: 994 }
+        );
         assert_eq!(budget.nodes_left(), 0);
-        assert_eq!(budget.yaml("a: 1").unwrap_err().class(), Some("DocumentTooComplex"));
+        assert_eq!(
+            budget.yaml("a: 1").unwrap_err().class(),
+            Some("DocumentTooComplex")
+        );
     }
 
     #[cfg(feature = "yaml")]
     #[test]
     fn syntax_errors_stay_syntax_errors() {
-        assert!(matches!(Budget::document().yaml("a: ["), Err(DocumentError::Syntax(_))));
-        assert!(matches!(Budget::document().yaml("a: *nowhere"), Err(DocumentError::Syntax(_))));
-        assert_eq!(Budget::document().yaml("").is_ok(), serde_yaml_ng::from_str::<serde_yaml_ng::Value>("").is_ok());
-        assert_eq!(Budget::document().yaml("x: !tag {a: 1}").unwrap(), json!({"x": {"!tag": {"a": 1}}}));
+        assert!(matches!(
+            Budget::document().yaml("a: ["),
+            Err(DocumentError::Syntax(_))
+        ));
+        assert!(matches!(
+            Budget::document().yaml("a: *nowhere"),
+            Err(DocumentError::Syntax(_))
+        ));
+        assert_eq!(
+            Budget::document().yaml("").is_ok(),
+            serde_yaml_ng::from_str::<serde_yaml_ng::Value>("").is_ok()
+        );
+        assert_eq!(
+            Budget::document().yaml("x: !tag {a: 1}").unwrap(),
+            json!({"x": {"!tag": {"a": 1}}})
+        );
     }
 }

@@ -30,7 +30,10 @@ impl FromRequest<WorkspacesState> for Unread {
     type Rejection = Infallible;
 
     async fn from_request(req: Request, state: &WorkspacesState) -> Result<Self, Infallible> {
-        Ok(Unread { req, budget: state.document_budget() })
+        Ok(Unread {
+            req,
+            budget: state.document_budget(),
+        })
     }
 }
 
@@ -42,12 +45,22 @@ enum Format {
 
 impl Unread {
     fn format(&self) -> Option<Format> {
-        let ct = self.req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok())?;
+        let ct = self
+            .req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())?;
         if is_yaml(ct) {
             return Some(Format::Yaml);
         }
-        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        let json = essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"));
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let json = essence == "application/json"
+            || (essence.starts_with("application/") && essence.ends_with("+json"));
         json.then_some(Format::Json)
     }
 
@@ -58,7 +71,9 @@ impl Unread {
         };
         let mut budget = self.budget;
         let bytes = read(self.req).await?;
-        let value = budget.json(&bytes).map_err(|e| document_error(e, |m| ApiError::validation("body", m)))?;
+        let value = budget
+            .json(&bytes)
+            .map_err(|e| document_error(e, |m| ApiError::validation("body", m)))?;
         serde_json::from_value(value).map_err(|e| ApiError::validation("body", e.to_string()))
     }
 
@@ -71,33 +86,55 @@ impl Unread {
         let value = match format {
             Some(Format::Yaml) => {
                 let bytes = read(self.req).await?;
-                let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::validation("body", "YAML must be UTF-8"))?;
-                budget.yaml(text).map_err(|e| document_error(e, |m| crate::dsl::invalid(refract_dsl::Invalid::new("", "InvalidYamlError", m))))?
+                let text = std::str::from_utf8(&bytes)
+                    .map_err(|_| ApiError::validation("body", "YAML must be UTF-8"))?;
+                budget.yaml(text).map_err(|e| {
+                    document_error(e, |m| {
+                        crate::dsl::invalid(refract_dsl::Invalid::new("", "InvalidYamlError", m))
+                    })
+                })?
             }
             Some(Format::Json) => {
                 let bytes = read(self.req).await?;
-                budget.json(&bytes).map_err(|e| document_error(e, |m| ApiError::validation("body", m)))?
+                budget
+                    .json(&bytes)
+                    .map_err(|e| document_error(e, |m| ApiError::validation("body", m)))?
             }
             None => return Err(unsupported_media()),
         };
         match value {
             Value::Object(m) => Ok(m),
-            _ => Err(ApiError::validation("body", "an automation document is a mapping")),
+            _ => Err(ApiError::validation(
+                "body",
+                "an automation document is a mapping",
+            )),
         }
     }
 }
 
 /// Is `content_type` one of the YAML media types?
 pub fn is_yaml(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    matches!(essence.as_str(), "application/yaml" | "text/yaml" | "application/x-yaml" | "text/x-yaml")
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    matches!(
+        essence.as_str(),
+        "application/yaml" | "text/yaml" | "application/x-yaml" | "text/x-yaml"
+    )
 }
 
 /// The whole body, under the route's limit (`DefaultBodyLimit`).
 async fn read(req: Request) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, &()).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", "the body is over this route's limit")
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLarge",
+                "the body is over this route's limit",
+            )
         } else {
             ApiError::validation("body", rejection.body_text())
         }
@@ -110,8 +147,12 @@ pub fn document_error(e: DocumentError, syntax: impl FnOnce(String) -> ApiError)
     match e {
         DocumentError::TooLarge { limit } => ApiError::too_large(limit),
         DocumentError::Syntax(message) => syntax(message),
-        over => ApiError::new(StatusCode::BAD_REQUEST, "DocumentTooComplex", over.to_string())
-            .with_details(json!({ "limits": budget_details() })),
+        over => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "DocumentTooComplex",
+            over.to_string(),
+        )
+        .with_details(json!({ "limits": budget_details() })),
     }
 }
 
@@ -123,6 +164,10 @@ fn budget_details() -> Value {
 }
 
 fn unsupported_media() -> ApiError {
-    ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", "expected Content-Type: application/json")
-        .with_details(json!({ "expected": "application/json" }))
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UnsupportedMediaType",
+        "expected Content-Type: application/json",
+    )
+    .with_details(json!({ "expected": "application/json" }))
 }

@@ -66,7 +66,9 @@ impl CompileSlots {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "TooManyRequests",
-                format!("this workspace already compiles {mine} components; retry when one is done"),
+                format!(
+                    "this workspace already compiles {mine} components; retry when one is done"
+                ),
             )
             .with_details(json!({ "limit": self.per_workspace })));
         }
@@ -78,7 +80,11 @@ impl CompileSlots {
             ));
         };
         running.insert(workspace.clone(), mine + 1);
-        Ok(CompileSlot { _permit: permit, workspace: workspace.clone(), running: self.running.clone() })
+        Ok(CompileSlot {
+            _permit: permit,
+            workspace: workspace.clone(),
+            running: self.running.clone(),
+        })
     }
 }
 
@@ -126,11 +132,22 @@ mod tests {
     fn slots_are_capped_per_workspace_then_per_process() {
         let slots = CompileSlots::new(2, 1);
         let a = slots.try_acquire(&ws("wsa")).expect("a first compile");
-        assert_eq!(slots.try_acquire(&ws("wsa")).unwrap_err().status, StatusCode::TOO_MANY_REQUESTS);
-        let _b = slots.try_acquire(&ws("wsb")).expect("another workspace compiles");
-        assert_eq!(slots.try_acquire(&ws("wsc")).unwrap_err().status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            slots.try_acquire(&ws("wsa")).unwrap_err().status,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        let _b = slots
+            .try_acquire(&ws("wsb"))
+            .expect("another workspace compiles");
+        assert_eq!(
+            slots.try_acquire(&ws("wsc")).unwrap_err().status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         drop(a);
-        assert!(slots.try_acquire(&ws("wsa")).is_ok(), "a finished compile frees its slot");
+        assert!(
+            slots.try_acquire(&ws("wsa")).is_ok(),
+            "a finished compile frees its slot"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -138,10 +155,16 @@ mod tests {
         let slots = CompileSlots::new(4, 1);
         let (finish, finished) = tokio::sync::oneshot::channel::<()>();
         let slot = slots.try_acquire(&ws("wsa")).expect("slot");
-        let out = run(slot, Duration::from_secs(60), async move { finished.await.is_ok() }).await;
+        let out = run(slot, Duration::from_secs(60), async move {
+            finished.await.is_ok()
+        })
+        .await;
         assert_eq!(out, Err(Unfinished::TimedOut));
         // The request gave up; the compile runs on and still counts.
-        assert_eq!(slots.try_acquire(&ws("wsa")).unwrap_err().status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            slots.try_acquire(&ws("wsa")).unwrap_err().status,
+            StatusCode::TOO_MANY_REQUESTS
+        );
         finish.send(()).ok();
         for _ in 0..100 {
             tokio::task::yield_now().await;
