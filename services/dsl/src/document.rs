@@ -4,6 +4,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+#[cfg(feature = "yaml")]
+use crate::budget::Budget;
+use crate::budget::DocumentError;
 use crate::error::Invalid;
 use crate::expr::{self, Expr};
 use crate::template::{self, Tpl};
@@ -428,14 +431,19 @@ fn instruction(item: &Value, path: &str, depth: usize) -> Result<Instr, Invalid>
     })
 }
 
-/// Parses a YAML automation document (YAML 1.2 core schema, merge keys) into JSON.
+/// Parses a YAML automation document (YAML 1.2 core schema, merge keys) into JSON, within the
+/// budget of one document ([`Budget::document`]).
 #[cfg(feature = "yaml")]
 pub fn from_yaml(text: &str) -> Result<Value, Invalid> {
-    let mut v: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)
-        .map_err(|e| Invalid::new("", "InvalidYamlError", e.to_string()))?;
-    v.apply_merge()
-        .map_err(|e| Invalid::new("", "InvalidYamlError", e.to_string()))?;
-    serde_json::to_value(v).map_err(|e| Invalid::new("", "InvalidYamlError", e.to_string()))
+    Budget::document().yaml(text).map_err(Invalid::from)
+}
+
+/// A document that could not be parsed, as the rule it breaks: `InvalidYamlError` for YAML that
+/// is not well-formed, `DocumentTooComplex` or `PayloadTooLarge` for one over its budget.
+impl From<DocumentError> for Invalid {
+    fn from(e: DocumentError) -> Self {
+        Invalid::new("", e.class().unwrap_or("InvalidYamlError"), e.to_string())
+    }
 }
 
 #[cfg(test)]

@@ -38,7 +38,8 @@ pub struct Invalid {
     /// Where in the document: `do[2].conditions['{{a}} > 1'][0].set.name`.
     pub path: String,
     /// The error class of the rule: `InvalidInstructionError`, `InvalidExpressionSyntax`,
-    /// `InvalidVariableNameError`, `InvalidAutomationError`, `InvalidYamlError`.
+    /// `InvalidVariableNameError`, `InvalidAutomationError`, `InvalidYamlError`, and for a
+    /// document over its parse budget `DocumentTooComplex` or `PayloadTooLarge`.
     pub rule: String,
     pub message: String,
 }

@@ -5,6 +5,8 @@
 //!
 //! - [`document`]: validation of automation documents (errors with path and rule) and the
 //!   compiled, serializable [`Program`]; YAML loading behind the `yaml` feature.
+//! - [`budget`]: what parsing a tenant's YAML or JSON document may cost ([`Budget`]: bytes,
+//!   nodes after alias expansion, depth); every parse of a tenant document goes through it.
 //! - [`template`]: `{{path}}` / `{% expr %}` templates; [`expr`] parses expressions,
 //!   [`eval`] and [`functions`] evaluate them ([`datefmt`]: `date()` formatting, [`jsonmatch`]:
 //!   MongoDB-style queries); [`path`]: variable paths.
@@ -14,6 +16,7 @@
 
 #[cfg(feature = "arguments")]
 pub mod arguments;
+pub mod budget;
 #[cfg(test)]
 mod conformance;
 pub mod datefmt;
@@ -30,6 +33,7 @@ pub mod path;
 pub mod template;
 pub mod value;
 
+pub use budget::{Budget, DocumentError};
 #[cfg(feature = "yaml")]
 pub use document::from_yaml;
 pub use document::{Instr, Program, compile, compile_document};

@@ -20,8 +20,10 @@ use refract_storage::documents::MAX_FIND_LIMIT;
 use refract_storage::{Expect, collections};
 use serde_json::{Map, Value, json};
 
+use crate::body::Unread;
 use crate::instances;
 use crate::params;
+use crate::state::signed_in;
 use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage};
 use crate::versions;
 
@@ -128,8 +130,10 @@ fn view(app: &App, version: &AppVersion) -> Result<Value, ApiError> {
 pub async fn publish(
     State(state): State<WorkspacesState>,
     caller: Caller,
-    Json(body): Json<Map<String, Value>>,
+    body: Unread,
 ) -> Result<Json<Value>, ApiError> {
+    // The workspace is named in the body: a signed-in caller's body is read, then checked.
+    let body: Map<String, Value> = body.json(&signed_in(&caller)?).await?;
     let workspace_id = body
         .get("workspaceId")
         .and_then(Value::as_str)

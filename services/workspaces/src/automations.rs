@@ -17,6 +17,7 @@ use refract_storage::{Document, Expect, collections};
 use serde_json::{Value, json};
 
 use crate::automation_fields::{apply, free_slug};
+use crate::body::Unread;
 use crate::params;
 use crate::state::{
     Action, Subject, WorkspacesState, decode, encode, storage, workspace_documents,
@@ -177,7 +178,7 @@ pub async fn create(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path(workspace_id): Path<String>,
-    crate::dsl::DocBody(body): crate::dsl::DocBody,
+    body: Unread,
 ) -> Result<Json<Automation>, ApiError> {
     let access = state
         .authorize(
@@ -186,6 +187,7 @@ pub async fn create(
             (Action::Update, Subject::Automations),
         )
         .await?;
+    let body = body.document(&access).await?;
     let user = caller.require_user()?.to_string();
     let present = |k: &str| body.get(k).is_some_and(|v| !v.is_null());
     let kind = match (
@@ -315,7 +317,7 @@ pub async fn update(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path((workspace_id, slug)): Path<(String, String)>,
-    crate::dsl::DocBody(body): crate::dsl::DocBody,
+    body: Unread,
 ) -> Result<Json<Automation>, ApiError> {
     let access = state
         .authorize(
@@ -324,6 +326,7 @@ pub async fn update(
             (Action::Update, Subject::Automations),
         )
         .await?;
+    let body = body.document(&access).await?;
     let ws = access.id.as_str();
     let (old, version) = load(&state, ws, &slug).await?;
     let present = |k: &str| body.get(k).is_some_and(|v| !v.is_null());

@@ -1,7 +1,8 @@
 //! `PUT /v2/workspaces/{id}/automations/{slug}/component` (`spec/http-api.md` §5.3): read the
 //! body under its cap (gzip allowed), check the digest and precondition, validate and compile
-//! through the host (Cranelift runs on a blocking thread), store the `.wasm` by content hash and
-//! the artifact through the host's artifact store, and point the automation at the new digest.
+//! through the host (Cranelift runs on a blocking thread, within a compile slot of
+//! [`crate::compiles`]), store the `.wasm` by content hash and the artifact through the host's
+//! artifact store, and point the automation at the new digest.
 
 use std::io::Read;
 
@@ -23,6 +24,7 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use crate::automations::{self, event_payload, kind_conflict};
+use crate::compiles::{self, CompileSlot, Unfinished};
 use crate::inspect::{self, normalize_language};
 use crate::params;
 use crate::state::{Action, Subject, WorkspacesState, encode, storage};
@@ -181,22 +183,23 @@ pub async fn upload(
         }
     }
 
-    // 3–5. Preamble, compile, world.
+    // 3–5. Preamble, compile, world: within a compile slot, held until the compile ends.
+    let slot = state.compile_slots().try_acquire(&access.id)?;
     if validate_only {
-        check_without_storing(&state, bytes).await?;
+        check_without_storing(&state, slot, bytes).await?;
         let mut out = encode(&automation)?;
         out["unchanged"] = json!(false);
         return Ok(Json(out));
     }
-    let compiled =
-        tokio::time::timeout(state.config.compile_timeout, state.host.upload(&bytes)).await;
-    let digest = match compiled {
-        Err(_) => {
-            return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "ComponentCompileError", "the component did not compile in time")
-                .with_details(json!({ "message": format!("compilation exceeded {} s", state.config.compile_timeout.as_secs()) })));
-        }
-        Ok(result) => result.map_err(host_error)?,
-    };
+    let host = state.host.clone();
+    let sent_to_host = bytes.clone();
+    let compiled = compiles::run(slot, state.config.compile_timeout, async move {
+        host.upload(&sent_to_host).await
+    })
+    .await;
+    let digest = compiled
+        .map_err(|e| unfinished(e, &state))?
+        .map_err(host_error)?;
     let digest_text = digest.to_string();
     let ready = automation
         .component
@@ -379,26 +382,44 @@ fn check_content_digest(value: &str, sent: &[u8], decoded: &[u8]) -> Result<(), 
     Ok(())
 }
 
-/// `validateOnly=true`: every check of the upload, nothing stored or cached.
-async fn check_without_storing(state: &WorkspacesState, bytes: Bytes) -> Result<(), ApiError> {
-    validate::check_preamble(&bytes).map_err(host_error)?;
-    let engine = state.host.engine().clone();
-    let task = tokio::task::spawn_blocking(move || {
-        let component = wasmtime::component::Component::new(&engine, &bytes[..]).map_err(|e| {
-            HostError::Compile {
-                message: format!("{e:#}"),
-            }
-        })?;
-        validate::check_world(&engine, &component)
-    });
-    match tokio::time::timeout(state.config.compile_timeout, task).await {
-        Err(_) => Err(ApiError::new(
+/// The API error of a compile whose result did not come back.
+fn unfinished(e: Unfinished, state: &WorkspacesState) -> ApiError {
+    match e {
+        Unfinished::TimedOut => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "ComponentCompileError",
             "the component did not compile in time",
-        )),
-        Ok(joined) => joined.map_err(ApiError::internal)?.map_err(host_error),
+        )
+        .with_details(json!({ "message": format!("compilation exceeded {} s", state.config.compile_timeout.as_secs()) })),
+        Unfinished::Failed => ApiError::internal("the compile task failed"),
     }
+}
+
+/// `validateOnly=true`: every check of the upload, nothing stored or cached.
+async fn check_without_storing(
+    state: &WorkspacesState,
+    slot: CompileSlot,
+    bytes: Bytes,
+) -> Result<(), ApiError> {
+    validate::check_preamble(&bytes).map_err(host_error)?;
+    let engine = state.host.engine().clone();
+    let task = async move {
+        tokio::task::spawn_blocking(move || {
+            let component =
+                wasmtime::component::Component::new(&engine, &bytes[..]).map_err(|e| {
+                    HostError::Compile {
+                        message: format!("{e:#}"),
+                    }
+                })?;
+            validate::check_world(&engine, &component)
+        })
+        .await
+    };
+    compiles::run(slot, state.config.compile_timeout, task)
+        .await
+        .map_err(|e| unfinished(e, state))?
+        .map_err(ApiError::internal)?
+        .map_err(host_error)
 }
 
 #[cfg(test)]

@@ -14,6 +14,16 @@ pub const DEFAULT_MAX_JSON_BYTES: usize = 10_000_000;
 /// holds a blocking thread.
 pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Most component compiles running at once in one process. A compile cannot be stopped once
+/// started (Cranelift runs to the end even after its request timed out, see
+/// [`crate::compiles`]) and each may use every core, so this caps the CPU that uploads can take
+/// from the runs.
+pub const DEFAULT_MAX_COMPILES: usize = 4;
+
+/// Most component compiles of one workspace running at once: one tenant's uploads cannot take
+/// every slot of [`DEFAULT_MAX_COMPILES`].
+pub const DEFAULT_MAX_WORKSPACE_COMPILES: usize = 2;
+
 /// Shortest interval between two ticks of a schedule (`automation-dsl.md` §2.6): a schedule
 /// firing more often is refused on save.
 pub const DEFAULT_MIN_SCHEDULE_INTERVAL: Duration = Duration::from_secs(1);
@@ -29,6 +39,10 @@ pub struct Config {
     pub max_component_bytes: usize,
     pub max_json_bytes: usize,
     pub compile_timeout: Duration,
+    /// Compiles at once in this process; more uploads get 503 until one ends.
+    pub max_compiles: usize,
+    /// Compiles at once for one workspace; more of its uploads get 429 until one ends.
+    pub max_workspace_compiles: usize,
     pub min_schedule_interval: Duration,
 }
 
@@ -38,6 +52,8 @@ impl Default for Config {
             max_component_bytes: DEFAULT_MAX_COMPONENT_BYTES,
             max_json_bytes: DEFAULT_MAX_JSON_BYTES,
             compile_timeout: DEFAULT_COMPILE_TIMEOUT,
+            max_compiles: DEFAULT_MAX_COMPILES,
+            max_workspace_compiles: DEFAULT_MAX_WORKSPACE_COMPILES,
             min_schedule_interval: DEFAULT_MIN_SCHEDULE_INTERVAL,
         }
     }

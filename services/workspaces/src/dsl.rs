@@ -4,65 +4,11 @@
 //! (`InvalidInstructionError`, `InvalidExpressionSyntax`, `InvalidVariableNameError`, …) with
 //! the path of the offending member.
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
 use refract_core::model::Automation;
 use refract_dsl::Invalid;
-use refract_http::{ApiError, Json};
-use serde_json::{Map, Value, json};
-
-/// An automation body as JSON, or as YAML (`application/yaml`, `text/yaml`, `application/x-yaml`,
-/// 1.2 core schema with merge keys): a Prisme.ai `automations/<slug>.yml` can be posted as is.
-#[derive(Debug)]
-pub struct DocBody(pub Map<String, Value>);
-
-/// Is `content_type` one of the YAML media types?
-pub fn is_yaml(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    matches!(
-        essence.as_str(),
-        "application/yaml" | "text/yaml" | "application/x-yaml" | "text/x-yaml"
-    )
-}
-
-impl<S: Send + Sync> FromRequest<S> for DocBody {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let yaml = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(is_yaml);
-        if !yaml {
-            let Json(body) = Json::<Map<String, Value>>::from_request(req, state).await?;
-            return Ok(DocBody(body));
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PayloadTooLarge",
-                "the body is over this route's limit",
-            )
-        })?;
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| ApiError::validation("body", "YAML must be UTF-8"))?;
-        match refract_dsl::from_yaml(text).map_err(invalid)? {
-            Value::Object(m) => Ok(DocBody(m)),
-            _ => Err(ApiError::validation(
-                "body",
-                "an automation document is a mapping",
-            )),
-        }
-    }
-}
+use refract_http::ApiError;
+use serde_json::{Value, json};
 
 /// Checks that a DSL automation's `do` and `output` compile.
 pub fn check(a: &Automation) -> Result<(), ApiError> {
@@ -81,6 +27,7 @@ pub fn invalid(e: Invalid) -> ApiError {
         "InvalidExpressionSyntax" => "InvalidExpressionSyntax",
         "InvalidVariableNameError" => "InvalidVariableNameError",
         "InvalidYamlError" => "InvalidYamlError",
+        "DocumentTooComplex" => "DocumentTooComplex",
         "InvalidAutomationError" => "InvalidAutomationError",
         "InvalidSlugError" => "InvalidSlugError",
         "InvalidScheduleError" => "InvalidScheduleError",

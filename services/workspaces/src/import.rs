@@ -20,6 +20,7 @@ use axum::http::header::CONTENT_TYPE;
 use chrono::Utc;
 use refract_core::ErrorKind;
 use refract_core::model::{Automation, AutomationKind};
+use refract_dsl::{Budget, Invalid};
 use refract_http::{ApiError, Caller, Json};
 use refract_storage::Expect;
 use serde_json::{Map, Value, json};
@@ -34,9 +35,13 @@ pub const MAX_ARCHIVE_BYTES: usize = 10 * 1024 * 1024;
 pub const MAX_ENTRIES: usize = 5_000;
 /// Largest single YAML file, uncompressed.
 const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
+/// Most nodes all the documents of one import may have once their YAML aliases are expanded
+/// (failed documents included): bounds the memory and CPU of an archive of alias bombs, which
+/// each document's own budget alone would let multiply by [`MAX_ENTRIES`].
+pub const MAX_IMPORT_NODES: usize = 1_000_000;
 
 /// The documents of an export, by kind.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct Export {
     /// `index.yml` (or the workspace part of `runtime.yml`).
     pub workspace: Option<Map<String, Value>>,
@@ -46,12 +51,29 @@ pub struct Export {
     pub skipped: Vec<(String, String)>,
     /// Files that do not load: `(file, rule, message)`.
     pub errors: Vec<(String, String, String)>,
+    /// What parsing the export's documents may still cost, shared by all of them.
+    budget: Budget,
+}
+
+impl Default for Export {
+    fn default() -> Self {
+        Export {
+            workspace: None,
+            automations: Vec::new(),
+            skipped: Vec::new(),
+            errors: Vec::new(),
+            // A zip entry is capped at MAX_FILE_BYTES before it is read; the single-file
+            // `runtime.yml` form is the whole export.
+            budget: Budget::documents(MAX_IMPORT_NODES).with_max_bytes(MAX_ARCHIVE_BYTES),
+        }
+    }
 }
 
 fn yaml(export: &mut Export, file: &str, text: &str) -> Option<Value> {
-    match refract_dsl::from_yaml(text) {
+    match export.budget.yaml(text) {
         Ok(v) => Some(v),
         Err(e) => {
+            let e = Invalid::from(e);
             export.errors.push((file.to_owned(), e.rule, e.message));
             None
         }
@@ -59,6 +81,14 @@ fn yaml(export: &mut Export, file: &str, text: &str) -> Option<Value> {
 }
 
 impl Export {
+    /// An empty export whose documents are parsed within `budget`.
+    pub fn within(budget: Budget) -> Self {
+        Export {
+            budget,
+            ..Export::default()
+        }
+    }
+
     /// Sorts one file of an export by its path (relative to the export's root).
     pub fn add_file(&mut self, path: &str, text: &str) {
         let stem = |p: &str| {
@@ -239,7 +269,7 @@ async fn read_request(req: Request, state: &WorkspacesState) -> Result<Export, A
     let bytes = Bytes::from_request(req, state)
         .await
         .map_err(|_| ApiError::too_large(MAX_ARCHIVE_BYTES))?;
-    if crate::dsl::is_yaml(&ct) {
+    if crate::body::is_yaml(&ct) {
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| ApiError::validation("body", "YAML must be UTF-8"))?;
         let mut export = Export::default();
@@ -452,6 +482,41 @@ mod tests {
         );
         assert_eq!(e.workspace.unwrap()["name"], json!("Shop"));
         assert_eq!(e.skipped.len(), 1);
+    }
+
+    #[test]
+    fn bombs_are_errors_and_share_one_allowance() {
+        let bomb = format!(
+            "name: b\na: &a [{}]\nb: [{}]\n",
+            vec!["0"; 2_000].join(","),
+            vec!["*a"; 400].join(",")
+        );
+        let bytes = zip_of(&[
+            ("automations/ok.yml", "name: Ok\ndo: []\n"),
+            ("automations/bomb.yml", &bomb),
+        ]);
+        let e = read_zip(&bytes).unwrap();
+        assert_eq!(e.automations.len(), 1);
+        assert_eq!(e.errors.len(), 1);
+        assert_eq!(
+            (e.errors[0].0.as_str(), e.errors[0].1.as_str()),
+            ("automations/bomb.yml", "DocumentTooComplex")
+        );
+        // Each document within its own budget, too many together: the later ones are refused.
+        let medium = format!(
+            "name: m\na: &a [{}]\nb: [{}]\n",
+            vec!["0"; 20].join(","),
+            vec!["*a"; 20].join(",")
+        );
+        let mut e = Export::within(Budget::documents(1_000));
+        for i in 0..3 {
+            e.add_file(&format!("automations/m{i}.yml"), &medium);
+        }
+        assert_eq!(e.automations.len(), 2);
+        assert_eq!(
+            (e.errors[0].0.as_str(), e.errors[0].1.as_str()),
+            ("automations/m2.yml", "DocumentTooComplex")
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ use refract_storage::{Expect, collections};
 use serde_json::{Map, Value, json};
 
 use crate::apps;
+use crate::body::Unread;
 use crate::params;
 use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage};
 use crate::versions::instances_of;
@@ -207,7 +208,7 @@ pub async fn install(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path(workspace_id): Path<String>,
-    Json(body): Json<Map<String, Value>>,
+    body: Unread,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
         .authorize(
@@ -216,6 +217,7 @@ pub async fn install(
             (Action::Update, Subject::Workspaces),
         )
         .await?;
+    let body: Map<String, Value> = body.json(&access).await?;
     let app_slug = body
         .get("appSlug")
         .and_then(Value::as_str)
@@ -369,7 +371,7 @@ pub async fn update(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path((workspace_id, slug)): Path<(String, String)>,
-    Json(body): Json<Map<String, Value>>,
+    body: Unread,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
         .authorize(
@@ -378,6 +380,7 @@ pub async fn update(
             (Action::Update, Subject::Workspaces),
         )
         .await?;
+    let body: Map<String, Value> = body.json(&access).await?;
     let (old, version) = load(&state, access.id.as_str(), &slug).await?;
     let mut instance = old.clone();
     apply(&mut instance, body, false)?;
@@ -411,7 +414,7 @@ pub async fn patch_config(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path((workspace_id, slug)): Path<(String, String)>,
-    Json(body): Json<Map<String, Value>>,
+    body: Unread,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
         .authorize(
@@ -420,6 +423,7 @@ pub async fn patch_config(
             (Action::Update, Subject::Workspaces),
         )
         .await?;
+    let body: Map<String, Value> = body.json(&access).await?;
     let (old, version) = load(&state, access.id.as_str(), &slug).await?;
     let mut instance = old.clone();
     let mut config = match &old.config {

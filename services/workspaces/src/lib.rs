@@ -3,12 +3,15 @@
 //! emits `workspaces.*` events on every write.
 //!
 //! - [`config`]: [`Config`] and its defaults (size caps, compile timeout).
+//! - [`body`]: request bodies, read and parsed (within the DSL's document budget) only after
+//!   the access check.
 //! - [`state`]: [`WorkspacesState`], access checks (`refract_storage::access_of` and the one
 //!   rule evaluation of `refract_core::permissions`), event emission.
 //! - [`workspaces`]: workspace CRUD (memberships, slugs).
 //! - [`automations`]: automation CRUD; [`automation_fields`] applies and checks body members;
 //!   [`schedule`] checks `when.schedules`; [`dsl`] validates and compiles DSL `do`/`output`.
 //! - [`components`]: `PUT …/component`: read, check, compile through the host, store;
+//!   [`compiles`] caps the compiles running at once (per process, per workspace);
 //!   [`inspect`] reads imports and the source language from the binary.
 //! - [`artifacts`]: [`FileArtifactStore`], the host's artifact store over file storage.
 //! - [`secrets`]: write-only workspace secrets.
@@ -24,6 +27,8 @@ pub mod apps;
 pub mod artifacts;
 pub mod automation_fields;
 pub mod automations;
+pub mod body;
+pub mod compiles;
 pub mod components;
 pub mod config;
 pub mod dsl;

@@ -13,6 +13,7 @@ use refract_storage::{Expect, collections};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::body::Unread;
 use crate::config::{MAX_SECRET_BYTES, MAX_SECRETS};
 use crate::state::{Action, Subject, WorkspacesState, encode, storage, workspace_documents};
 
@@ -120,7 +121,7 @@ pub async fn merge(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path(workspace_id): Path<String>,
-    Json(body): Json<Map<String, Value>>,
+    body: Unread,
 ) -> Result<Json<Value>, ApiError> {
     write(state, caller, workspace_id, body, false).await
 }
@@ -130,7 +131,7 @@ pub async fn replace(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path(workspace_id): Path<String>,
-    Json(body): Json<Map<String, Value>>,
+    body: Unread,
 ) -> Result<Json<Value>, ApiError> {
     write(state, caller, workspace_id, body, true).await
 }
@@ -139,7 +140,7 @@ async fn write(
     state: WorkspacesState,
     caller: Caller,
     workspace_id: String,
-    body: Map<String, Value>,
+    body: Unread,
     replace: bool,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
@@ -149,6 +150,7 @@ async fn write(
             (Action::ManageSecurity, Subject::Workspaces),
         )
         .await?;
+    let body: Map<String, Value> = body.json(&access).await?;
     let user = caller.require_user()?.to_string();
     let ws = access.id.as_str();
     let mut input = Vec::new();

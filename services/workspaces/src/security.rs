@@ -15,6 +15,7 @@ use refract_storage::{Expect, api_key_hash, collections};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::body::Unread;
 use crate::state::{
     Action, Subject, WorkspacesState, decode, encode, storage, workspace_documents,
 };
@@ -65,10 +66,11 @@ pub async fn replace(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path(workspace_id): Path<String>,
-    Json(input): Json<WorkspaceSecurity>,
+    body: Unread,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_user()?;
     let access = state.authorize(&caller, &workspace_id, MANAGE).await?;
+    let input: WorkspaceSecurity = body.json(&access).await?;
     let problems = input.authorizations.problems();
     if !problems.is_empty() {
         return Err(invalid(problems));
@@ -204,10 +206,11 @@ pub async fn create_key(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path(workspace_id): Path<String>,
-    Json(input): Json<KeyInput>,
+    body: Unread,
 ) -> Result<Json<Value>, ApiError> {
     let user = caller.require_user()?.to_string();
     let access = state.authorize(&caller, &workspace_id, MANAGE).await?;
+    let input: KeyInput = body.json(&access).await?;
     let name = input.check()?;
     if keys_of(&state, access.id.as_str()).await?.len() >= MAX_API_KEYS {
         return Err(ApiError::validation(
@@ -276,10 +279,11 @@ pub async fn update_key(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path((workspace_id, key_id)): Path<(String, String)>,
-    Json(input): Json<KeyInput>,
+    body: Unread,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_user()?;
     let access = state.authorize(&caller, &workspace_id, MANAGE).await?;
+    let input: KeyInput = body.json(&access).await?;
     let name = input.check()?;
     let (mut record, version) = key_in(&state, access.id.as_str(), &key_id).await?;
     record.name = name;

@@ -16,6 +16,7 @@ use refract_storage::{Expect, collections};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::body::Unread;
 use crate::state::{Action, Subject, WorkspacesState, encode, storage, workspace_documents};
 
 #[derive(Debug, Deserialize)]
@@ -121,7 +122,7 @@ pub async fn share(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path(workspace_id): Path<String>,
-    Json(req): Json<ShareRequest>,
+    body: Unread,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
         .authorize(
@@ -130,6 +131,7 @@ pub async fn share(
             (Action::ManagePermissions, Subject::Workspaces),
         )
         .await?;
+    let req: ShareRequest = body.json(&access).await?;
     let ws = access.id.as_str();
     let role = resolve_role(&state, ws, &req.permissions.role).await?;
     let member = member_of(&state, ws, req.target).await?;

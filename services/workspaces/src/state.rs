@@ -5,7 +5,7 @@ use std::sync::Arc;
 use refract_broker::Broker;
 use refract_core::model::Workspace;
 pub use refract_core::permissions::{Action, Subject};
-use refract_core::{Event, EventType, SourceHost, WorkspaceId};
+use refract_core::{Event, EventType, SourceHost, UserId, WorkspaceId};
 use refract_host::Host;
 use refract_http::{ApiError, Caller};
 use refract_storage::documents::MAX_FIND_LIMIT;
@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::Config;
+use crate::compiles::CompileSlots;
 
 /// Name this service writes in `source.host.service`.
 pub const SERVICE_NAME: &str = refract_core::platform::service::WORKSPACES;
@@ -28,6 +29,7 @@ pub struct WorkspacesState {
     pub(crate) files: FileStore,
     pub(crate) host: Arc<Host>,
     pub(crate) config: Arc<Config>,
+    pub(crate) compiles: Arc<CompileSlots>,
 }
 
 impl std::fmt::Debug for WorkspacesState {
@@ -41,6 +43,36 @@ impl std::fmt::Debug for WorkspacesState {
 
 /// What a handler needs: an action on a subject (`spec/http-api.md` §9.1).
 pub type Need = (Action, Subject);
+
+/// Proof that a request passed its access check: what [`crate::body::Unread`] asks for before
+/// it reads a body. Only this module makes one ([`WorkspacesState::authorize`],
+/// [`signed_in`]), so a handler cannot parse a body it has not authorized.
+pub trait Checked: sealed::Sealed {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Access {}
+    impl Sealed for super::SignedIn {}
+}
+
+impl Checked for Access {}
+impl Checked for SignedIn {}
+
+/// A caller signed in as a user: the whole check of `POST /v2/workspaces`, and the first one of
+/// `POST /v2/apps` (whose workspace is named in the body, checked once it is read).
+#[derive(Debug)]
+pub struct SignedIn(UserId);
+
+impl SignedIn {
+    pub fn user(&self) -> &UserId {
+        &self.0
+    }
+}
+
+/// The caller's user, or 401.
+pub fn signed_in(caller: &Caller) -> Result<SignedIn, ApiError> {
+    caller.require_user().map(|u| SignedIn(u.clone()))
+}
 
 /// A workspace the caller may act on.
 #[derive(Debug)]
@@ -67,8 +99,23 @@ impl WorkspacesState {
             store,
             files,
             host,
+            compiles: Arc::new(CompileSlots::new(
+                config.max_compiles,
+                config.max_workspace_compiles,
+            )),
             config: Arc::new(config),
         }
+    }
+
+    /// The process's component compile slots.
+    pub fn compile_slots(&self) -> &CompileSlots {
+        &self.compiles
+    }
+
+    /// What parsing one request body may cost: the document budget, with the JSON body limit
+    /// as its byte cap.
+    pub fn document_budget(&self) -> refract_dsl::Budget {
+        refract_dsl::Budget::document().with_max_bytes(self.config.max_json_bytes)
     }
 
     /// The caller's access to `workspace_id`, checked against `need` by the platform's one

@@ -12,6 +12,7 @@ use refract_storage::{Expect, collections};
 use serde_json::{Map, Value, json};
 
 use crate::automations;
+use crate::body::Unread;
 use crate::params;
 use crate::state::{
     Action, Subject, WorkspacesState, decode, encode, storage, workspace_documents,
@@ -100,7 +101,7 @@ pub async fn create(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path(workspace_id): Path<String>,
-    Json(body): Json<Map<String, Value>>,
+    body: Unread,
 ) -> Result<Json<Value>, ApiError> {
     let access = state
         .authorize(
@@ -109,6 +110,7 @@ pub async fn create(
             (Action::Update, Subject::Workspaces),
         )
         .await?;
+    let body: Map<String, Value> = body.json(&access).await?;
     let user = caller.require_user()?.to_string();
     let (mut name, mut description, mut repository) = (None, None, None);
     for (key, value) in body {

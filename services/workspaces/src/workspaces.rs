@@ -11,7 +11,9 @@ use refract_storage::documents::MAX_FIND_LIMIT;
 use refract_storage::{Expect, collections};
 use serde_json::{Map, Value, json};
 
+use crate::body::Unread;
 use crate::params::{self, invalid_slug};
+use crate::state::signed_in;
 use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage};
 use crate::{automations, secrets};
 
@@ -133,9 +135,11 @@ fn meta(ws: &Workspace) -> Result<Value, ApiError> {
 pub async fn create(
     State(state): State<WorkspacesState>,
     caller: Caller,
-    Json(body): Json<Map<String, Value>>,
+    body: Unread,
 ) -> Result<Json<Workspace>, ApiError> {
-    let user = caller.require_user()?.clone();
+    let checked = signed_in(&caller)?;
+    let body: Map<String, Value> = body.json(&checked).await?;
+    let user = checked.user().clone();
     let now = Utc::now();
     let mut ws = Workspace {
         id: params::new_id(),
@@ -285,8 +289,17 @@ pub async fn update(
     State(state): State<WorkspacesState>,
     caller: Caller,
     Path(workspace_id): Path<String>,
-    Json(body): Json<Map<String, Value>>,
+    body: Unread,
 ) -> Result<Json<Workspace>, ApiError> {
+    // `change` checks again on every attempt; this first check guards the body.
+    let access = state
+        .authorize(
+            &caller,
+            &workspace_id,
+            (Action::Update, Subject::Workspaces),
+        )
+        .await?;
+    let body: Map<String, Value> = body.json(&access).await?;
     change(&state, &caller, &workspace_id, |ws| apply(ws, body.clone()))
         .await
         .map(Json)

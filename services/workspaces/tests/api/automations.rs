@@ -198,3 +198,67 @@ async fn bad_automations_are_400s() -> anyhow::Result<()> {
     assert_eq!(r.body["error"], "RequestValidationError");
     Ok(())
 }
+
+/// A body is read only once the caller passed the access check: a stranger's unparsable body
+/// gets the same 404 as any other, a caller without identity a 401. The owner's alias bomb is a
+/// 400 `DocumentTooComplex`, not an expansion.
+#[tokio::test]
+async fn bodies_are_read_after_the_access_check_and_within_budget() -> anyhow::Result<()> {
+    let app = app().await?;
+    let ws = app.workspace(ALICE, json!({"name": "Flows"})).await?;
+    let base = format!("/v2/workspaces/{ws}/automations");
+    let yaml = |user: Option<&str>,
+                body: String|
+     -> anyhow::Result<axum::http::Request<axum::body::Body>> {
+        let mut req = axum::http::Request::post(&base).header("content-type", "application/yaml");
+        if let Some(u) = user {
+            req = req.header("x-prismeai-user-id", u);
+        }
+        Ok(req.body(axum::body::Body::from(body))?)
+    };
+    let bomb = format!(
+        "name: b\na: &a [{}]\nb: [{}]\n",
+        vec!["0"; 2_000].join(","),
+        vec!["*a"; 400].join(",")
+    );
+    for body in ["name: [".to_owned(), bomb.clone()] {
+        let r = app.send(yaml(Some(BOB), body.clone())?).await?;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+        let r = app.send(yaml(None, body)?).await?;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    }
+    let r = app.send(yaml(Some(ALICE), bomb)?).await?;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.body["error"], "DocumentTooComplex");
+    let r = app.send(yaml(Some(ALICE), "name: [".to_owned())?).await?;
+    assert_eq!(r.body["error"], "InvalidYamlError");
+    let r = app
+        .send(yaml(
+            Some(ALICE),
+            "name: Ok\ndo:\n  - set: &s {name: x, value: 1}\n  - set: *s\n".to_owned(),
+        )?)
+        .await?;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // The other bodies of the service too: a stranger's garbage is a 404, not a 400.
+    for (method, path) in [
+        ("PATCH", format!("/v2/workspaces/{ws}")),
+        ("PATCH", format!("/v2/workspaces/{ws}/security/secrets")),
+        ("PUT", format!("/v2/workspaces/{ws}/security")),
+        ("POST", format!("/v2/workspaces/{ws}/versions")),
+        ("POST", format!("/v2/workspaces/{ws}/apps")),
+    ] {
+        let req = axum::http::Request::builder()
+            .method(method)
+            .uri(&path)
+            .header("x-prismeai-user-id", BOB)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from("{oops"))?;
+        assert_eq!(
+            app.send(req).await?.status,
+            StatusCode::NOT_FOUND,
+            "{method} {path}"
+        );
+    }
+    Ok(())
+}

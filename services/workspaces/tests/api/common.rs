@@ -25,6 +25,8 @@ pub struct App {
     #[allow(dead_code)]
     pub files: FileStore,
     pub store: Arc<MemoryStore>,
+    #[allow(dead_code)]
+    pub state: WorkspacesState,
 }
 
 pub async fn app() -> anyhow::Result<App> {
@@ -50,7 +52,8 @@ pub async fn app() -> anyhow::Result<App> {
         Config::default(),
     );
     Ok(App {
-        router: router(state),
+        router: router(state.clone()),
+        state,
         broker,
         files,
         store,

@@ -177,3 +177,72 @@ async fn uploads_check_access_kind_size_digest_and_gzip() -> anyhow::Result<()> 
     assert_eq!(app.send(req).await?.status, StatusCode::BAD_REQUEST);
     Ok(())
 }
+
+/// Compiles cannot be stopped once started, so they run in capped slots: while a workspace's
+/// compiles hold every one of its slots (a timed-out compile keeps its slot until it really
+/// ends), its next upload is a 429 JSON answer at once, not one more compile piling up; other
+/// workspaces still upload; a freed slot takes uploads again.
+#[tokio::test]
+async fn uploads_beyond_the_compile_slots_get_429() -> anyhow::Result<()> {
+    let (app, path) = setup().await?;
+    let ws = path.split('/').nth(3).unwrap_or_default().to_owned();
+    let ws_id = refract_core::WorkspaceId::new(ws.clone())?;
+    let busy: Vec<_> = (0..refract_workspaces::config::DEFAULT_MAX_WORKSPACE_COMPILES)
+        .map(|_| app.state.compile_slots().try_acquire(&ws_id))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // A component preamble followed by garbage: it would reach the compiler.
+    let upload = || {
+        put(
+            &path,
+            ALICE,
+            "application/wasm",
+            b"\0asm\x0d\0\x01\0garbage".to_vec(),
+        )
+    };
+    let r = app.send(upload()?).await?;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert_eq!(r.body["error"], "TooManyRequests");
+    let validate_only = put(
+        &format!("{path}?validateOnly=true"),
+        ALICE,
+        "application/wasm",
+        b"\0asm\x0d\0\x01\0garbage".to_vec(),
+    )?;
+    assert_eq!(
+        app.send(validate_only).await?.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // Another workspace is not held back by this one's compiles.
+    let other = app.workspace(BOB, json!({"name": "Other"})).await?;
+    let r = app
+        .call(
+            "POST",
+            &format!("/v2/workspaces/{other}/automations"),
+            Some(BOB),
+            Some(component_body()),
+        )
+        .await?;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = app
+        .send(put(
+            &format!("/v2/workspaces/{other}/automations/echo/component"),
+            BOB,
+            "application/wasm",
+            b"\0asm\x0d\0\x01\0garbage".to_vec(),
+        )?)
+        .await?;
+    assert_ne!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+
+    drop(busy);
+    let r = app.send(upload()?).await?;
+    assert_ne!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert_eq!(
+        r.status.as_u16() / 100,
+        4,
+        "garbage is refused by the compiler: {}",
+        r.body
+    );
+    Ok(())
+}
