@@ -43,7 +43,12 @@ pub fn changes_access(event: &Event) -> Option<&WorkspaceId> {
 
 /// The reader `caller` is in `workspace`, given its `rights` there: its grant, the workspace's
 /// rules and the user topics it joined.
-pub async fn reader(state: &EventsState, caller: &Caller, workspace: &WorkspaceId, rights: WorkspaceAccess) -> Result<EventReader, StorageError> {
+pub async fn reader(
+    state: &EventsState,
+    caller: &Caller,
+    workspace: &WorkspaceId,
+    rights: WorkspaceAccess,
+) -> Result<EventReader, StorageError> {
     let topics = match &caller.user_id {
         Some(user) => topics::joined(state.cache.as_ref(), workspace, user).await?,
         None => Default::default(),
@@ -59,7 +64,12 @@ pub async fn reader(state: &EventsState, caller: &Caller, workspace: &WorkspaceI
 
 /// One page of what `query` selects among the events `reader` may read, and, when `count`,
 /// how many readable events match (exact unless more than [`MAX_SCANNED`] had to be read).
-pub async fn readable_page<S: EventHistory + ?Sized>(store: &S, reader: &EventReader, query: &HistoryQuery, count: bool) -> Result<(Vec<Event>, u64), StorageError> {
+pub async fn readable_page<S: EventHistory + ?Sized>(
+    store: &S,
+    reader: &EventReader,
+    query: &HistoryQuery,
+    count: bool,
+) -> Result<(Vec<Event>, u64), StorageError> {
     if reader.reads_everything() {
         let (mut events, total) = if count {
             tokio::try_join!(store.query(query), store.count(query))?
@@ -146,19 +156,41 @@ mod tests {
             ..EventReader::default()
         };
         let mut probe = HistoryQuery::new(ws());
-        probe.fields.push(FieldFilter::new("payload.secret", json!("yes")).expect("filter"));
-        let (page, total) = readable_page(&store, &support, &probe, true).await.expect("page");
-        assert_eq!((page.len(), total), (1, 1), "the two hidden payroll events are not counted");
+        probe
+            .fields
+            .push(FieldFilter::new("payload.secret", json!("yes")).expect("filter"));
+        let (page, total) = readable_page(&store, &support, &probe, true)
+            .await
+            .expect("page");
+        assert_eq!(
+            (page.len(), total),
+            (1, 1),
+            "the two hidden payroll events are not counted"
+        );
 
         let mut second = HistoryQuery::new(ws());
         second.limit = 1;
         second.page = 1;
-        let (page, total) = readable_page(&store, &support, &second, true).await.expect("page");
-        assert_eq!((page.len(), total), (1, 2), "pages are over readable events");
+        let (page, total) = readable_page(&store, &support, &second, true)
+            .await
+            .expect("page");
+        assert_eq!(
+            (page.len(), total),
+            (1, 2),
+            "pages are over readable events"
+        );
         assert_eq!(page[0].event_type.as_str(), "tickets.opened");
 
-        let viewer = EventReader { grant: Grant { role: Some(Role::Viewer), ..Grant::default() }, ..EventReader::default() };
-        let (_, total) = readable_page(&store, &viewer, &probe, true).await.expect("page");
+        let viewer = EventReader {
+            grant: Grant {
+                role: Some(Role::Viewer),
+                ..Grant::default()
+            },
+            ..EventReader::default()
+        };
+        let (_, total) = readable_page(&store, &viewer, &probe, true)
+            .await
+            .expect("page");
         assert_eq!(total, 3);
     }
 }

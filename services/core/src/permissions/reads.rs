@@ -193,8 +193,10 @@ mod tests {
         assert!(!reads(&viewer, &event("runtime.contexts.updated", None)));
 
         let narrowed = EventReader {
-            rules: rules(json!({"rules": [{"role": "viewer", "action": "read", "subject": "events",
-                                           "inverted": true, "conditions": {"type": "payroll.paid"}}]})),
+            rules: rules(
+                json!({"rules": [{"role": "viewer", "action": "read", "subject": "events",
+                                           "inverted": true, "conditions": {"type": "payroll.paid"}}]}),
+            ),
             ..viewer
         };
         assert!(!narrowed.reads_everything());

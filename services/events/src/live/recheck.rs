@@ -46,10 +46,16 @@ impl Rechecks {
 pub fn start(state: EventsState) -> (Rechecks, tokio::task::JoinHandle<()>) {
     let (queue, mut rx) = mpsc::unbounded_channel::<WorkspaceId>();
     let pending = Arc::new(Mutex::new(HashSet::new()));
-    let rechecks = Rechecks { queue, pending: pending.clone() };
+    let rechecks = Rechecks {
+        queue,
+        pending: pending.clone(),
+    };
     let task = tokio::spawn(async move {
         while let Some(workspace) = rx.recv().await {
-            pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&workspace);
+            pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&workspace);
             recheck(&state, &workspace).await;
         }
     });
@@ -60,13 +66,17 @@ pub fn start(state: EventsState) -> (Rechecks, tokio::task::JoinHandle<()>) {
 pub async fn recheck(state: &EventsState, workspace: &WorkspaceId) {
     for (socket_id, caller) in state.hub.callers(workspace) {
         match api::member(state, &caller, workspace.as_str()).await {
-            Ok((_, role, read)) => state.hub.reauthorize(workspace, &socket_id, Some((role, read))),
+            Ok((_, role, read)) => state
+                .hub
+                .reauthorize(workspace, &socket_id, Some((role, read))),
             Err(e) if e.status.is_client_error() => {
                 tracing::info!(%workspace, %socket_id, "events: socket closed, its caller lost access");
                 state.hub.reauthorize(workspace, &socket_id, None);
             }
             // The store is unreachable: keep the socket as it was rather than close everyone.
-            Err(e) => tracing::warn!(%workspace, %socket_id, error = %e.message, "events: socket access not re-checked"),
+            Err(e) => {
+                tracing::warn!(%workspace, %socket_id, error = %e.message, "events: socket access not re-checked")
+            }
         }
     }
 }
@@ -96,10 +106,19 @@ mod tests {
     async fn a_logged_out_session_is_not_alive() {
         let cache = MemoryCache::new("test");
         let session = SessionId::new("s1").expect("session");
-        cache.set(&CacheKey::session_user(&session), b"ada", None).await.expect("set");
+        cache
+            .set(&CacheKey::session_user(&session), b"ada", None)
+            .await
+            .expect("set");
         assert!(session_alive(&cache, &session).await);
-        cache.delete(&CacheKey::session_user(&session)).await.expect("delete");
+        cache
+            .delete(&CacheKey::session_user(&session))
+            .await
+            .expect("delete");
         assert!(!session_alive(&cache, &session).await);
-        assert!(session_alive(&cache, &SessionId::new("at_k1").expect("pat")).await, "access tokens are checked by the gateway");
+        assert!(
+            session_alive(&cache, &SessionId::new("at_k1").expect("pat")).await,
+            "access tokens are checked by the gateway"
+        );
     }
 }
