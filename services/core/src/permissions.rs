@@ -9,7 +9,7 @@
 //! touches (an event, an automation), so a rule can say "read events of type `orders.*`".
 //!
 //! No I/O here: evaluation is pure, so the workspaces, events and runtime services decide the
-//! same request the same way.
+//! same request the same way. [`reads`] applies it to events: who may read one.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::Role;
+
+pub mod reads;
 
 /// What a rule protects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use refract_core::model::Role;
+use refract_core::permissions::reads::EventReader;
 use refract_core::permissions::{Action, Subject};
 use refract_core::{Event, EventId, WorkspaceId};
 use refract_http::{ApiError, Caller, Json};
@@ -20,7 +21,7 @@ use serde_json::{Value, json};
 use crate::config::MAX_WAIT;
 use crate::emit::{EmitEvent, Emitter, emit};
 use crate::live::socket;
-use crate::{EventsState, MAX_EMIT_BODY, search};
+use crate::{EventsState, MAX_EMIT_BODY, readers, search};
 
 /// Default and largest history page (`spec/http-api.md` §1.3).
 const DEFAULT_LIMIT: u32 = 50;
@@ -76,14 +77,13 @@ pub(crate) async fn access(
     Ok((workspace_id, rights))
 }
 
-/// The caller's standing as a WebSocket reader (user sessions only): its built-in role, a
-/// custom role counting as a viewer (events addressed to it; targeting needs `manage events`);
-/// or 404.
+/// The caller's standing as a WebSocket reader (user sessions of members only): its role as an
+/// emitter and its reader; or 404.
 pub(crate) async fn member(
     state: &EventsState,
     caller: &Caller,
     workspace: &str,
-) -> Result<(WorkspaceId, Role), ApiError> {
+) -> Result<(WorkspaceId, Role, EventReader), ApiError> {
     caller.require_user()?;
     let (workspace_id, rights) = access(state, caller, workspace).await?;
     if !rights.grant.is_member() {
@@ -91,7 +91,15 @@ pub(crate) async fn member(
             "workspace {workspace} not found"
         )));
     }
-    Ok((workspace_id, emitter_role(&rights)))
+    let role = emitter_role(&rights);
+    let reader = readers::reader(state, caller, &workspace_id, rights)
+        .await
+        .map_err(storage)?;
+    Ok((workspace_id, role, reader))
+}
+
+fn storage(e: refract_storage::StorageError) -> ApiError {
+    ApiError::from_kind(e.kind(), e)
 }
 
 /// The role an emitter acts with: its built-in role (viewer when it has none), raised to
@@ -107,25 +115,6 @@ fn emitter_role(rights: &WorkspaceAccess) -> Role {
     } else {
         role
     }
-}
-
-/// Whether the caller reads `event` (§9.1): every member with a built-in role reads every
-/// event; others read the events addressed to them (source or target user, target session)
-/// and those a rule (custom role, API key, public rule) lets them read.
-pub(crate) fn may_read(rights: &WorkspaceAccess, caller: &Caller, event: &Event) -> bool {
-    if rights.grant.superadmin || rights.grant.role.is_some() {
-        return true;
-    }
-    let user = caller.user_id.as_ref();
-    let target = event.target.as_ref();
-    let addressed = (user.is_some()
-        && (event.source.user_id.as_ref() == user
-            || target.and_then(|t| t.user_id.as_ref()) == user))
-        || (caller.session_id.is_some()
-            && target.and_then(|t| t.session_id.as_ref()) == caller.session_id.as_ref());
-    addressed
-        || serde_json::to_value(event)
-            .is_ok_and(|resource| rights.allows(Action::Read, Subject::Events, &resource))
 }
 
 async fn history(
@@ -156,31 +145,41 @@ async fn history(
             rest.push((key, value));
         }
     }
-    let query = parse_query(workspace_id, &rest)?;
-    let mut events = match wait {
-        Some(wait) if query.after_id.is_some() => long_poll(&state, &query, wait).await?,
-        _ => state
-            .store
-            .query(&query)
-            .await
-            .map_err(|e| ApiError::from_kind(e.kind(), e))?,
+    let query = parse_query(workspace_id.clone(), &rest)?;
+    let reader = readers::reader(&state, &caller, &workspace_id, rights)
+        .await
+        .map_err(storage)?;
+    let events = match wait {
+        Some(wait) if query.after_id.is_some() => long_poll(&state, &reader, &query, wait).await?,
+        _ => {
+            readers::readable_page(state.store.as_ref(), &reader, &query, false)
+                .await
+                .map_err(storage)?
+                .0
+        }
     };
-    events.retain(|e| may_read(&rights, &caller, e));
     Ok(Json(json!({ "result": { "events": events } })))
 }
 
 /// Long-polling (§7.1 `wait`): answers at once when history already has matching events
-/// after the cursor, else when one is stored before `wait` ends (then `[]`). Woken by the
-/// live hub when the workspace gets an event, it re-reads history while ingestion catches up.
+/// after the cursor the reader may read, else when one is stored before `wait` ends (then
+/// `[]`). Woken by the live hub when the workspace gets an event, it re-reads history while
+/// ingestion catches up.
 async fn long_poll(
     state: &EventsState,
+    reader: &EventReader,
     query: &HistoryQuery,
     wait: Duration,
 ) -> Result<Vec<Event>, ApiError> {
-    let storage = |e: refract_storage::StorageError| ApiError::from_kind(e.kind(), e);
+    let page = || async {
+        readers::readable_page(state.store.as_ref(), reader, query, false)
+            .await
+            .map(|(events, _)| events)
+            .map_err(storage)
+    };
     let deadline = tokio::time::Instant::now() + wait;
     let mut news = state.hub.news();
-    let events = state.store.query(query).await.map_err(storage)?;
+    let events = page().await?;
     if !events.is_empty() {
         return Ok(events);
     }
@@ -192,7 +191,7 @@ async fn long_poll(
         }
         let catch_up = (tokio::time::Instant::now() + CATCH_UP).min(deadline);
         loop {
-            let events = state.store.query(query).await.map_err(storage)?;
+            let events = page().await?;
             if !events.is_empty() {
                 return Ok(events);
             }
@@ -337,13 +336,10 @@ async fn search(
 ) -> Result<Json<Value>, ApiError> {
     let (workspace_id, rights) = access(&state, &caller, &workspace).await?;
     let body = search::parse(body)?;
-    let (query, track_total) = search::to_query(workspace_id, &body)?;
-    let storage = |e: refract_storage::StorageError| ApiError::from_kind(e.kind(), e);
+    let (query, track_total) = search::to_query(workspace_id.clone(), &body)?;
     let run = async {
-        let (events, total) =
-            tokio::try_join!(state.store.query(&query), state.store.count(&query))
-                .map_err(storage)?;
-        Ok::<_, ApiError>((events, total))
+        let reader = readers::reader(&state, &caller, &workspace_id, rights).await?;
+        readers::readable_page(state.store.as_ref(), &reader, &query, true).await
     };
     let (events, total) = tokio::time::timeout(SEARCH_TIMEOUT, run)
         .await
@@ -353,11 +349,8 @@ async fn search(
                 "TimeoutError",
                 "the search took longer than 2 s",
             )
-        })??;
-    let events: Vec<Event> = events
-        .into_iter()
-        .filter(|e| may_read(&rights, &caller, e))
-        .collect();
+        })?
+        .map_err(storage)?;
     let documents = search::project(events, search::fields(&body));
     Ok(Json(
         json!({ "size": search::size(total, track_total), "documents": documents }),

@@ -7,6 +7,8 @@
 //! - [`api`]: `GET /v2/workspaces/{id}/events` (history with filters, cursors and
 //!   long-polling), `POST …/events` (client emits, [`emit`]), `POST …/search` ([`search`]) and
 //!   the WebSocket upgrade `GET …/events/ws` ([`live`]).
+//! - [`readers`]: who reads what — the caller's reader and the readable page every read path
+//!   (history, long-poll, search, sockets) goes through.
 //! - [`topics`]: user-topic membership (in the cache).
 //! - [`config`]: settings and their defaults.
 //!
@@ -17,6 +19,7 @@ pub mod config;
 pub mod emit;
 pub mod ingest;
 pub mod live;
+pub mod readers;
 pub mod retention;
 pub mod search;
 pub mod topics;

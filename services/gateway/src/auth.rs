@@ -250,19 +250,28 @@ pub async fn require_user(
 }
 
 /// §1.8: a cookie-authenticated request with a method that can change state must echo its
-/// session's CSRF token in `x-prismeai-csrf-token`. Every other credential is exempt.
+/// session's CSRF token in `x-prismeai-csrf-token`; a cookie-authenticated WebSocket upgrade
+/// (§8: a GET, yet a channel acting as the user, which browsers open cross-site with the
+/// cookie) must come from an allow-listed `Origin`. Every other credential is exempt.
 pub fn check_csrf(
     method: &Method,
     headers: &HeaderMap,
     principal: &Principal,
     allowed_origins: &[String],
 ) -> Result<(), ApiError> {
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        return Ok(());
-    }
     let Some(expected) = principal.cookie_csrf() else {
         return Ok(());
     };
+    let upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if upgrade && !origin_allowed(headers, allowed_origins) {
+        return Err(csrf());
+    }
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
     let sent = headers
         .get(CSRF_TOKEN)
         .map(|v| v.as_bytes())

@@ -2,43 +2,50 @@
 //!
 //! One task per instance reads every event through a broker fan-out subscription and calls
 //! [`Hub::dispatch`], which, under one lock, sends each socket of the event's workspace the
-//! events it may read and asked for. Each socket has a bounded queue: a socket whose queue is
-//! full is a slow consumer, dropped from the hub (its task sees the queue close and ends the
-//! connection with 4008). A closed socket leaves the hub at once: what it misses until it
+//! events it may read (the platform's read rule, [`EventReader::may_read`], then delivery
+//! routing) and asked for. What a socket may read is replaced, or its delivery ended, when
+//! its workspace's permissions change ([`Hub::reauthorize`], from [`super::recheck`]).
+//!
+//! Each socket has a bounded queue: a socket whose queue is full is a slow consumer, dropped
+//! from the hub (its task sees the queue close and ends the connection with 4008; 4003 when
+//! its access was revoked). A closed socket leaves the hub at once: what it misses until it
 //! reconnects is replayed from the broker by whichever instance it reconnects to
 //! ([`super::sockets`]), so nothing is buffered here for absent sockets.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use axum::extract::ws::Utf8Bytes;
-use refract_core::{Event, EventId, SessionId, UserId, WorkspaceId};
+use refract_core::model::Role;
+use refract_core::permissions::reads::EventReader;
+use refract_core::{Event, EventId, WorkspaceId};
+use refract_http::Caller;
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
 use super::filters::Filters;
 
-/// Events nobody reads over live delivery (§9.1).
-const UNREADABLE: &[&str] = &["runtime.contexts.updated"];
-
-/// Who a socket reads as.
+/// Who a socket reads as: its reader (the read rule's input, [`EventReader::may_read`]), the
+/// role its emits act with, and the caller it was authenticated as, whose access is decided
+/// again when the workspace's permissions change ([`super::recheck`]).
 #[derive(Debug, Clone)]
 pub struct Reader {
-    pub user: UserId,
-    pub session: Option<SessionId>,
-    /// User topics joined in the socket's workspace.
-    pub topics: HashSet<String>,
+    pub read: EventReader,
+    pub role: Role,
+    pub caller: Caller,
 }
 
 impl Reader {
-    /// Whether the socket `socket_id` of this reader may receive `event` (§8 Delivery, §9.1):
-    /// an event targeted at users, sessions or a topic reaches only them; an event from a
-    /// socket goes back to that socket only, unless `target.currentSocket` is false.
-    pub(crate) fn may_read(&self, socket_id: &str, event: &Event) -> bool {
-        if UNREADABLE.contains(&event.event_type.as_str()) {
-            return false;
-        }
+    /// Whether the socket `socket_id` of this reader may receive `event` (§8 Delivery): the
+    /// reader may read it, and routing lets it through — an event targeted at users, sessions
+    /// or a topic reaches only them; an event from a socket goes back to that socket only,
+    /// unless `target.currentSocket` is false. `doc` caches the event as JSON.
+    pub(crate) fn may_read(
+        &self,
+        socket_id: &str,
+        event: &Event,
+        doc: &mut Option<serde_json::Value>,
+    ) -> bool {
         let target = event.target.as_ref();
         if let Some(from) = &event.source.socket_id
             && target.and_then(|t| t.current_socket) != Some(false)
@@ -46,16 +53,27 @@ impl Reader {
         {
             return false;
         }
-        let Some(t) = target else { return true };
-        if t.user_id.is_none() && t.session_id.is_none() && t.user_topic.is_none() {
-            return true;
-        }
-        t.user_id.as_ref() == Some(&self.user)
-            || (t.session_id.is_some() && t.session_id == self.session)
-            || t.user_topic
-                .as_ref()
-                .is_some_and(|topic| self.topics.contains(topic))
+        let routed = match target {
+            Some(t) if t.user_id.is_some() || t.session_id.is_some() || t.user_topic.is_some() => {
+                (t.user_id.is_some() && t.user_id == self.read.user)
+                    || (t.session_id.is_some() && t.session_id == self.read.session)
+                    || t.user_topic
+                        .as_ref()
+                        .is_some_and(|topic| self.read.topics.contains(topic))
+            }
+            _ => true,
+        };
+        routed && self.read.may_read(event, doc)
     }
+}
+
+/// Why the hub stopped delivering to a socket (its queue is closed then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Its queue was full: a slow consumer.
+    Slow,
+    /// The caller lost its access to the workspace.
+    Revoked,
 }
 
 /// A connected socket as the hub sees it.
@@ -63,7 +81,7 @@ struct Live {
     reader: Reader,
     filters: Filters,
     queue: mpsc::Sender<Frame>,
-    slow: Arc<AtomicBool>,
+    ended: Arc<OnceLock<Ended>>,
 }
 
 /// One `event` frame for a socket, with the event's id (`(ms, seq)`, ordered within the
@@ -84,8 +102,8 @@ struct Room {
 /// What a new socket gets from [`Hub::register`].
 pub struct Registration {
     pub queue: mpsc::Receiver<Frame>,
-    /// Set when the hub dropped the socket as a slow consumer.
-    pub slow: Arc<AtomicBool>,
+    /// Set when the hub dropped the socket, and why.
+    pub ended: Arc<OnceLock<Ended>>,
     /// The workspace's stream position when delivery started.
     pub last_id: Option<EventId>,
 }
@@ -137,7 +155,7 @@ impl Hub {
         filters: Filters,
     ) -> Registration {
         let (queue, rx) = mpsc::channel(self.queue_len);
-        let slow = Arc::new(AtomicBool::new(false));
+        let ended = Arc::new(OnceLock::new());
         let mut rooms = self.rooms();
         let room = rooms.entry(workspace.clone()).or_default();
         room.live.insert(
@@ -146,13 +164,69 @@ impl Hub {
                 reader,
                 filters,
                 queue,
-                slow: slow.clone(),
+                ended: ended.clone(),
             },
         );
         Registration {
             queue: rx,
-            slow,
+            ended,
             last_id: room.last_id.clone(),
+        }
+    }
+
+    /// The reader of socket `id`, as last decided.
+    pub fn reader(&self, workspace: &WorkspaceId, id: &str) -> Option<Reader> {
+        self.rooms()
+            .get(workspace)
+            .and_then(|r| r.live.get(id))
+            .map(|l| l.reader.clone())
+    }
+
+    /// The role socket `id` emits with, as last decided.
+    pub fn role(&self, workspace: &WorkspaceId, id: &str) -> Option<Role> {
+        self.rooms()
+            .get(workspace)
+            .and_then(|r| r.live.get(id))
+            .map(|l| l.reader.role)
+    }
+
+    /// The sockets of `workspace` and the callers they were opened by.
+    pub fn callers(&self, workspace: &WorkspaceId) -> Vec<(String, Caller)> {
+        self.rooms()
+            .get(workspace)
+            .map(|r| {
+                r.live
+                    .iter()
+                    .map(|(id, l)| (id.clone(), l.reader.caller.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Socket `id` emits as `role` and reads as `read` from now on; `None` ends its delivery
+    /// ([`Ended::Revoked`]).
+    pub fn reauthorize(
+        &self,
+        workspace: &WorkspaceId,
+        id: &str,
+        access: Option<(Role, EventReader)>,
+    ) {
+        let mut rooms = self.rooms();
+        let Some(room) = rooms.get_mut(workspace) else {
+            return;
+        };
+        match access {
+            Some((role, read)) => {
+                if let Some(live) = room.live.get_mut(id) {
+                    live.reader.role = role;
+                    live.reader.read = read;
+                }
+            }
+            None => {
+                if let Some(live) = room.live.remove(id) {
+                    let _ = live.ended.set(Ended::Revoked);
+                }
+            }
         }
     }
 
@@ -216,7 +290,7 @@ impl Hub {
                     })
                     .clone();
                 if live.queue.try_send(frame).is_err() {
-                    live.slow.store(true, Ordering::Relaxed);
+                    let _ = live.ended.set(Ended::Slow);
                     slow.push(socket_id.clone());
                 }
             }
@@ -243,7 +317,7 @@ pub(crate) fn wants(
     event: &Event,
     doc: &mut Option<serde_json::Value>,
 ) -> bool {
-    if !reader.may_read(socket_id, event) {
+    if !reader.may_read(socket_id, event, doc) {
         return false;
     }
     if filters.needs_doc() && doc.is_none() {
@@ -259,8 +333,11 @@ pub(crate) fn event_frame(event: &Event) -> Utf8Bytes {
 
 #[cfg(test)]
 mod tests {
-    use refract_core::{EventType, Target};
-    use serde_json::Map;
+    use std::collections::HashSet;
+
+    use refract_core::permissions::Grant;
+    use refract_core::{CorrelationId, EventType, SessionId, Target, UserId};
+    use serde_json::{Map, json};
 
     use super::*;
 
@@ -269,10 +346,35 @@ mod tests {
     }
 
     fn reader(user: &str, session: &str) -> Reader {
-        Reader {
-            user: UserId::new(user).expect("user"),
-            session: Some(SessionId::new(session).expect("session")),
+        let grant = Grant {
+            role: Some(Role::Viewer),
+            ..Grant::default()
+        };
+        reader_with(user, session, grant, json!({}))
+    }
+
+    fn reader_with(user: &str, session: &str, grant: Grant, rules: serde_json::Value) -> Reader {
+        let user = UserId::new(user).expect("user");
+        let session = SessionId::new(session).expect("session");
+        let caller = Caller {
+            user_id: Some(user.clone()),
+            session_id: Some(session.clone()),
+            correlation_id: CorrelationId::generate(),
+            superadmin: false,
+            api_key: None,
+            auth_data: None,
+        };
+        let read = EventReader {
+            grant,
+            rules: serde_json::from_value(rules).expect("rules"),
+            user: Some(user),
+            session: Some(session),
             topics: HashSet::new(),
+        };
+        Reader {
+            read,
+            role: Role::Viewer,
+            caller,
         }
     }
 
@@ -328,7 +430,7 @@ mod tests {
         for seq in 1..=3 {
             hub.dispatch(&event(seq, None));
         }
-        assert!(slowpoke.slow.load(Ordering::Relaxed));
+        assert_eq!(slowpoke.ended.get(), Some(&Ended::Slow));
         assert_eq!(hub.connected(), 0);
         assert_eq!(drain(&mut slowpoke), 2);
 
@@ -352,5 +454,39 @@ mod tests {
         );
         hub.leave(&ws(), "old");
         assert_eq!(hub.connected(), 1);
+    }
+
+    #[test]
+    fn a_custom_role_receives_only_what_its_rules_let_it_read_until_revoked() {
+        let hub = Hub::new(10);
+        let grant = Grant {
+            custom_roles: vec!["support".into()],
+            ..Grant::default()
+        };
+        let rules = json!({
+            "roles": {"support": {}},
+            "rules": [{"role": "support", "action": "read", "subject": "events", "conditions": {"type": "tickets.opened"}}]
+        });
+        let mut sam = hub.register(
+            &ws(),
+            "s",
+            reader_with("sam", "s1", grant, rules),
+            Filters::default(),
+        );
+        let typed = |seq: u64, ty: &str| {
+            let mut e = event(seq, None);
+            e.event_type = EventType::new(ty).expect("type");
+            e
+        };
+        hub.dispatch(&typed(1, "tickets.opened"));
+        hub.dispatch(&typed(2, "payroll.paid"));
+        hub.dispatch(&typed(3, "runtime.contexts.updated"));
+        assert_eq!(drain(&mut sam), 1);
+
+        hub.reauthorize(&ws(), "s", None);
+        hub.dispatch(&typed(4, "tickets.opened"));
+        assert_eq!(drain(&mut sam), 0);
+        assert_eq!(sam.ended.get(), Some(&Ended::Revoked));
+        assert_eq!(hub.connected(), 0);
     }
 }

@@ -5,12 +5,14 @@
 //! - [`socket`]: the upgrade handler and the frame protocol.
 //! - [`sockets`]: reconnection across the cluster: socket records in the cache and replay
 //!   from the broker.
+//! - [`recheck`]: open sockets re-evaluated when permissions change or the session ends.
 //!
 //! [`run_live`] feeds the hub from a broker fan-out subscription, so every events instance
-//! delivers every event to its own sockets.
+//! delivers every event to its own sockets, and has sockets re-checked after access changes.
 
 pub mod filters;
 pub mod hub;
+pub mod recheck;
 pub mod socket;
 pub mod sockets;
 
@@ -40,16 +42,23 @@ pub async fn run_live(state: EventsState, shutdown: impl Future<Output = ()>) {
             }
         }
     };
+    let (rechecks, rechecking) = recheck::start(state.clone());
     loop {
         tokio::select! {
-            _ = &mut shutdown => return,
+            _ = &mut shutdown => break,
             next = sub.next() => match next {
-                Ok(delivery) => state.hub.dispatch(&delivery.event),
+                Ok(delivery) => {
+                    state.hub.dispatch(&delivery.event);
+                    if let Some(workspace) = crate::readers::changes_access(&delivery.event) {
+                        rechecks.request(workspace);
+                    }
+                }
                 Err(error) => {
                     tracing::error!(%error, "events: broker closed; live delivery stops");
-                    return;
+                    break;
                 }
             },
         }
     }
+    rechecking.abort();
 }

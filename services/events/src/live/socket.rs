@@ -6,7 +6,6 @@
 //! `event`, `emitted`, `reconnected`, `pong`, `error`.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -14,18 +13,18 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
-use refract_core::model::Role;
-use refract_core::{EventId, WorkspaceId};
+use refract_core::{EventId, UserId, WorkspaceId};
 use refract_http::{ApiError, Caller};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::filters::{FilterError, Filters, RawFilters};
-use super::hub::{Reader, Refused};
+use super::hub::{Ended, Reader, Refused};
+use super::recheck;
 use super::sockets::{self, SocketRecord};
 use crate::config::{EMIT_BURST, EMIT_RATE, MAX_FRAME, SOCKET_QUEUE, SOCKET_RENEW};
 use crate::emit::{EmitEvent, Emitter, emit};
-use crate::{EventsState, api, topics};
+use crate::{EventsState, api};
 
 /// The optional subprotocol, echoed when offered.
 pub const PROTOCOL: &str = "refract.events.v1";
@@ -33,6 +32,8 @@ pub const PROTOCOL: &str = "refract.events.v1";
 /// Close codes (§8).
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_POLICY: u16 = 1008;
+const CLOSE_UNAUTHENTICATED: u16 = 4001;
+const CLOSE_FORBIDDEN: u16 = 4003;
 const CLOSE_SLOW: u16 = 4008;
 
 /// Longest `ref` echoed back.
@@ -46,7 +47,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let (workspace, role) = api::member(&state, &caller, &workspace).await?;
+    let (workspace, role, read) = api::member(&state, &caller, &workspace).await?;
     let filters = Filters::from_query(&params).map_err(invalid_query)?;
     let ws = ws.map_err(|e| {
         ApiError::new(
@@ -56,13 +57,10 @@ pub async fn upgrade(
         )
     })?;
     let user = caller.require_user()?.clone();
-    let topics = topics::joined(state.cache.as_ref(), &workspace, &user)
-        .await
-        .map_err(|e| ApiError::from_kind(e.kind(), e))?;
     let reader = Reader {
-        user,
-        session: caller.session_id.clone(),
-        topics,
+        read,
+        role,
+        caller: caller.clone(),
     };
     let offered = headers
         .get(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
@@ -81,9 +79,8 @@ pub async fn upgrade(
                 state,
                 caller,
                 workspace,
-                role,
                 id: new_socket_id(),
-                reader: reader.clone(),
+                user,
                 filters: filters.to_json(),
                 sent_early: Some(HashSet::new()),
                 skip_upto: None,
@@ -152,11 +149,10 @@ struct Connection {
     state: EventsState,
     caller: Caller,
     workspace: WorkspaceId,
-    role: Role,
     /// This socket's id; a `reconnect` replaces it with the previous socket's.
     id: String,
-    /// Who the socket reads as (replays filter with it).
-    reader: Reader,
+    /// The user the socket was opened by (its record's owner).
+    user: UserId,
     /// The current filters, normalized (for the socket record).
     filters: Value,
     /// Ids of the events sent live before a `reconnect` (a replay leaves them out); `None`
@@ -214,9 +210,11 @@ impl Connection {
                             }
                         }
                         None => {
-                            if reg.slow.load(Ordering::Relaxed) {
-                                close = Some((CLOSE_SLOW, "slow consumer"));
-                            }
+                            close = match reg.ended.get() {
+                                Some(Ended::Slow) => Some((CLOSE_SLOW, "slow consumer")),
+                                Some(Ended::Revoked) => Some((CLOSE_FORBIDDEN, "access revoked")),
+                                None => None,
+                            };
                             break;
                         }
                     },
@@ -248,6 +246,12 @@ impl Connection {
                         if sink.send(Message::Ping(Default::default())).await.is_err() {
                             break;
                         }
+                        if let Some(session) = &self.caller.session_id
+                            && !recheck::session_alive(self.state.cache.as_ref(), session).await
+                        {
+                            close = Some((CLOSE_UNAUTHENTICATED, "session ended"));
+                            break;
+                        }
                         if renewed.elapsed() >= SOCKET_RENEW {
                             renewed = Instant::now();
                             sockets::renew(self.state.cache.as_ref(), &self.id).await;
@@ -275,8 +279,8 @@ impl Connection {
     async fn save_record(&self, position: Option<EventId>) {
         let record = SocketRecord {
             workspace_id: self.workspace.clone(),
-            user_id: self.reader.user.clone(),
-            session_id: self.reader.session.clone(),
+            user_id: self.user.clone(),
+            session_id: self.caller.session_id.clone(),
             filters: self.filters.clone(),
             last_event_id: position,
         };
@@ -349,10 +353,19 @@ impl Connection {
                         None,
                     )];
                 }
+                // The role as last decided: a re-check may have lowered it since the upgrade.
+                let Some(role) = self.state.hub.role(&self.workspace, &self.id) else {
+                    return vec![error_frame(
+                        reference,
+                        "ForbiddenError",
+                        "this socket lost its access",
+                        None,
+                    )];
+                };
                 let who = Emitter {
                     caller: &self.caller,
                     workspace: &self.workspace,
-                    role: self.role,
+                    role,
                     socket_id: Some(&self.id),
                 };
                 match emit(&self.state, &who, events).await {
@@ -412,7 +425,7 @@ impl Connection {
                 )];
             }
         };
-        if record.user_id != self.reader.user || record.session_id != self.reader.session {
+        if record.user_id != self.user || record.session_id != self.caller.session_id {
             return vec![error_frame(
                 reference.clone(),
                 "ForbiddenError",
@@ -426,13 +439,15 @@ impl Connection {
         }
         let previous = std::mem::replace(&mut self.id, old);
         let sent = self.sent_early.take().unwrap_or_default();
-        let replay = match after.or_else(|| record.last_event_id.clone()) {
-            Some(after) => {
+        // The reader as last decided: a re-check may have narrowed it since the upgrade.
+        let reader = self.state.hub.reader(&self.workspace, &self.id);
+        let replay = match (after.or_else(|| record.last_event_id.clone()), reader) {
+            (Some(after), Some(reader)) => {
                 let filters = record.filters();
                 match sockets::replay(
                     &self.state,
                     &self.workspace,
-                    &self.reader,
+                    &reader,
                     &self.id,
                     &filters,
                     &after,
@@ -447,7 +462,7 @@ impl Connection {
                     }
                 }
             }
-            None => sockets::Replay::default(),
+            _ => sockets::Replay::default(),
         };
         self.skip_upto = replay.upto.max(self.skip_upto);
         sockets::forget(self.state.cache.as_ref(), &previous).await;
