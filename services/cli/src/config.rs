@@ -55,6 +55,13 @@ pub struct Config {
     /// providers send the browser back to `<public_url>/v2/login/callback`. Unset, it is taken
     /// from each request's `Host`.
     pub public_url: Option<String>,
+    /// Addresses and CIDR networks of the load balancers in front of the gateway
+    /// (`TRUSTED_PROXIES`; comma-separated in the env var): only they may say who the client is
+    /// in `X-Forwarded-For`/`-Proto`/`-Host`. Empty, the socket peer is the client.
+    pub trusted_proxies: Vec<String>,
+    /// The origin webhooks are served from (`https://hooks.example.com`), a host name of its
+    /// own: other hosts redirect webhooks there, and it serves nothing but webhooks.
+    pub webhooks_origin: Option<String>,
     /// `[auth_providers.<name>]`: external OpenID Connect identity providers, offered at
     /// `GET /v2/login?provider=<name>`.
     pub auth_providers: BTreeMap<String, AuthProvider>,
@@ -102,6 +109,8 @@ impl Default for Config {
             disable_rate_limit: false,
             super_admin_emails: Vec::new(),
             public_url: None,
+            trusted_proxies: Vec::new(),
+            webhooks_origin: None,
             auth_providers: BTreeMap::new(),
             sandbox: SandboxPolicy::default(),
             workspace_sandbox: BTreeMap::new(),
@@ -206,7 +215,7 @@ impl Config {
         &[
             "listen", "data_dir", "broker_url", "database_url", "cache_url", "files_url", "namespace", "instance", "internal_api_key",
             "workspaces_url", "runtime_url", "events_url", "allow_loopback_fetch", "secure_cookies",
-            "disable_rate_limit", "super_admin_emails", "public_url",
+            "disable_rate_limit", "super_admin_emails", "public_url", "trusted_proxies", "webhooks_origin",
         ]
     }
 
@@ -303,6 +312,8 @@ mod tests {
             ("REFRACT_ALLOW_LOOPBACK_FETCH".to_string(), "true".to_string()),
             ("REFRACT_SUPER_ADMIN_EMAILS".to_string(), "ada@example.com, bob@example.com".to_string()),
             ("REFRACT_TEST_REDIS_URL".to_string(), "ignored".to_string()),
+            ("REFRACT_TRUSTED_PROXIES".to_string(), "10.0.0.0/8, 192.0.2.1".to_string()),
+            ("REFRACT_WEBHOOKS_ORIGIN".to_string(), "https://hooks.example.com".to_string()),
         ]);
         let flags = Flags { listen: Some("127.0.0.1:5000".parse().unwrap()), data_dir: None };
         let config = Config::load(Some(&file), &env, flags).unwrap();
@@ -312,6 +323,8 @@ mod tests {
         assert!(config.allow_loopback_fetch);
         assert_eq!(config.super_admin_emails, ["ada@example.com", "bob@example.com"]);
         assert!(!config.disable_rate_limit, "rate limits are on unless turned off");
+        assert_eq!(config.trusted_proxies, ["10.0.0.0/8", "192.0.2.1"]);
+        assert_eq!(config.webhooks_origin.as_deref(), Some("https://hooks.example.com"));
         assert!(config.database().starts_with("sqlite://refract-data"));
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -248,6 +248,8 @@ fn gateway_state(
         public_url: config.public_url.clone(),
         oidc_providers: config.oidc_providers(),
         rate_limits: (!config.disable_rate_limit).then(refract_gateway::ratelimit::RateLimits::default),
+        trusted_proxies: config.trusted_proxies.clone(),
+        webhooks_origin: config.webhooks_origin.clone(),
         ..refract_gateway::Config::default()
     };
     refract_gateway::GatewayState::new(

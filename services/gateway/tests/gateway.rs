@@ -1276,8 +1276,8 @@ async fn http_backends_get_the_same_headers_and_streamed_bodies() -> Result<()> 
     // Dot segments would be normalized away by the HTTP client: refused, never forwarded.
     let sneaky = "/v2/workspaces/w1/webhooks/../../../sys/metrics";
     let r = gw.send(request("GET", sneaky, &[], Body::empty())).await?;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert_eq!(r.body["error"], "ObjectNotFoundError");
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["error"], "RequestValidationError");
 
     let chunks =
         futures::stream::iter((0..20).map(|_| Ok::<_, std::io::Error>(vec![1u8; 64 * 1024])));
