@@ -74,11 +74,7 @@ pub async fn open(
         .await
         .map_err(storage)?;
     cache
-        .set(
-            &user_key(&record.session_id)?,
-            user_id.as_bytes(),
-            Some(ttl),
-        )
+        .set(&user_key(&record.session_id)?, user_id.as_bytes(), Some(ttl))
         .await
         .map_err(storage)?;
     Ok((token, record))
