@@ -648,12 +648,27 @@ async fn backends_see_the_real_user_never_a_spoofed_one() -> Result<()> {
         .send(request(
             "GET",
             "/v2/workspaces/w1/webhooks/echo",
-            &[("cookie", &cookie), ("x-prismeai-user-id", "admin")],
+            &[
+                ("cookie", &cookie),
+                ("x-prismeai-user-id", "admin"),
+                ("sec-fetch-site", "same-origin"),
+            ],
             Body::empty(),
         ))
         .await?;
     assert_eq!(r.body["headers"]["x-prismeai-user-id"], login.body["id"]);
     assert_eq!(r.body["headers"]["cookie"], "theme=dark");
+    // The same GET from another site (a link, an image) runs anonymously.
+    let r = gw
+        .send(request(
+            "GET",
+            "/v2/workspaces/w1/webhooks/echo",
+            &[("cookie", &cookie), ("sec-fetch-site", "cross-site")],
+            Body::empty(),
+        ))
+        .await?;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body["headers"].get("x-prismeai-user-id").is_none());
     // A cookie write without the CSRF token goes on anonymously on a public webhook.
     let r = gw
         .send(request(
