@@ -63,6 +63,13 @@ pub struct Config {
     /// providers send the browser back to `<public_url>/v2/login/callback`. Unset, it is taken
     /// from each request's `Host`.
     pub public_url: Option<String>,
+    /// Addresses and CIDR networks of the load balancers in front of the gateway
+    /// (`TRUSTED_PROXIES`; comma-separated in the env var): only they may say who the client is
+    /// in `X-Forwarded-For`/`-Proto`/`-Host`. Empty, the socket peer is the client.
+    pub trusted_proxies: Vec<String>,
+    /// The origin webhooks are served from (`https://hooks.example.com`), a host name of its
+    /// own: other hosts redirect webhooks there, and it serves nothing but webhooks.
+    pub webhooks_origin: Option<String>,
     /// `[auth_providers.<name>]`: external OpenID Connect identity providers, offered at
     /// `GET /v2/login?provider=<name>`.
     pub auth_providers: BTreeMap<String, AuthProvider>,
@@ -119,6 +126,8 @@ impl Default for Config {
             disable_rate_limit: false,
             super_admin_emails: Vec::new(),
             public_url: None,
+            trusted_proxies: Vec::new(),
+            webhooks_origin: None,
             auth_providers: BTreeMap::new(),
             sandbox: SandboxPolicy::default(),
             workspace_sandbox: BTreeMap::new(),
@@ -255,6 +264,8 @@ impl Config {
             "disable_rate_limit",
             "super_admin_emails",
             "public_url",
+            "trusted_proxies",
+            "webhooks_origin",
         ]
     }
 
@@ -389,6 +400,14 @@ mod tests {
                 "ada@example.com, bob@example.com".to_string(),
             ),
             ("REFRACT_TEST_REDIS_URL".to_string(), "ignored".to_string()),
+            (
+                "REFRACT_TRUSTED_PROXIES".to_string(),
+                "10.0.0.0/8, 192.0.2.1".to_string(),
+            ),
+            (
+                "REFRACT_WEBHOOKS_ORIGIN".to_string(),
+                "https://hooks.example.com".to_string(),
+            ),
         ]);
         let flags = Flags {
             listen: Some("127.0.0.1:5000".parse().unwrap()),
@@ -406,6 +425,11 @@ mod tests {
         assert!(
             !config.disable_rate_limit,
             "rate limits are on unless turned off"
+        );
+        assert_eq!(config.trusted_proxies, ["10.0.0.0/8", "192.0.2.1"]);
+        assert_eq!(
+            config.webhooks_origin.as_deref(),
+            Some("https://hooks.example.com")
         );
         assert!(config.require_gateway_key && config.gateway_key.is_none());
         let env = HashMap::from([

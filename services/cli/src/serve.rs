@@ -381,6 +381,8 @@ fn gateway_state(
         oidc_providers: config.oidc_providers(),
         rate_limits: (!config.disable_rate_limit)
             .then(refract_gateway::ratelimit::RateLimits::default),
+        trusted_proxies: config.trusted_proxies.clone(),
+        webhooks_origin: config.webhooks_origin.clone(),
         ..refract_gateway::Config::default()
     };
     refract_gateway::GatewayState::new(

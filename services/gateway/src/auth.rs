@@ -285,6 +285,47 @@ pub fn check_csrf(
     }
 }
 
+/// The identity a proxied request carries, decided once for the proxy and the rate limiter:
+/// `principal` as authenticated, kept, dropped or refused by the rules of ambient credentials
+/// (§1.8). Credentials sent as headers are never ambient and always kept.
+///
+/// On a route that needs a user, a cookie request that fails [`check_csrf`] is refused. On a
+/// `public` route (webhooks) the cookie is only a bonus: it carries the user only on a
+/// same-origin request ([`same_origin`]) that also passes [`check_csrf`]; otherwise the call
+/// goes on anonymously, so a foreign page can trigger a public webhook but never as the user
+/// whose browser it runs in.
+pub fn admit(
+    state: &GatewayState,
+    method: &Method,
+    headers: &HeaderMap,
+    principal: Principal,
+    public: bool,
+) -> Result<Option<Principal>, ApiError> {
+    let allowed = &state.config().allowed_origins;
+    if let Err(e) = check_csrf(method, headers, &principal, allowed) {
+        return if public { Ok(None) } else { Err(e) };
+    }
+    if public && principal.via == Via::Cookie && !same_origin(headers, allowed) {
+        return Ok(None);
+    }
+    Ok(Some(principal))
+}
+
+/// Whether a browser says the request comes from the platform's own pages: `Sec-Fetch-Site:
+/// same-origin`, or, from a browser that does not send `Sec-Fetch-Site`, an allow-listed
+/// `Origin` ([`origin_allowed`]). A request that says neither (a top-level navigation from a
+/// link, a form post from another site in an old browser) is not same-origin.
+pub fn same_origin(headers: &HeaderMap, allowed: &[String]) -> bool {
+    match headers.get(SEC_FETCH_SITE) {
+        Some(site) => site.as_bytes().eq_ignore_ascii_case(b"same-origin"),
+        None => headers.contains_key(header::ORIGIN) && origin_allowed(headers, allowed),
+    }
+}
+
+/// The Fetch Metadata header browsers set on every request (`same-origin`, `same-site`,
+/// `cross-site`, `none` for a typed URL or a bookmark).
+const SEC_FETCH_SITE: &str = "sec-fetch-site";
+
 /// Whether the request's `Origin` may use the cookie: absent (not a cross-site browser
 /// request), the gateway's own origin (same host), or one of `allowed`.
 pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
@@ -362,6 +403,28 @@ mod tests {
         ]);
         assert!(!origin_allowed(&h, &allowed));
         assert!(!origin_allowed(&headers(&[("origin", "null")]), &allowed));
+    }
+
+    #[test]
+    fn only_same_origin_requests_are_same_origin() {
+        let allowed = vec!["https://console.example.org".to_string()];
+        let same = |pairs: &[(&str, &str)]| same_origin(&headers(pairs), &allowed);
+        assert!(same(&[("sec-fetch-site", "same-origin")]));
+        for site in ["cross-site", "same-site", "none"] {
+            // Sec-Fetch-Site wins over an Origin that would pass.
+            let pairs = [
+                ("sec-fetch-site", site),
+                ("origin", "https://console.example.org"),
+            ];
+            assert!(!same(&pairs), "{site}");
+        }
+        assert!(same(&[("origin", "https://console.example.org")]));
+        assert!(same(&[
+            ("origin", "http://127.0.0.1:3000"),
+            ("host", "127.0.0.1:3000")
+        ]));
+        assert!(!same(&[("origin", "https://evil.example")]));
+        assert!(!same(&[]), "no browser evidence is not same-origin");
     }
 
     #[test]

@@ -118,6 +118,15 @@ pub struct Config {
     pub public_url: Option<String>,
     /// External OpenID Connect identity providers (§2.3), by name.
     pub oidc_providers: Vec<crate::oidc::ProviderConfig>,
+    /// Addresses and CIDR networks of the load balancers in front of the gateway
+    /// (`TRUSTED_PROXIES`): only a socket peer listed here has its `X-Forwarded-*` headers
+    /// read, and the client address is the nearest `X-Forwarded-For` hop not listed. Empty
+    /// (the default), the socket peer is the client.
+    pub trusted_proxies: Vec<String>,
+    /// The origin webhooks are served from (`https://hooks.example.com`), a host name apart
+    /// from the console's so a webhook answer never runs on the console's origin. `None`
+    /// serves webhooks on every host. See [`crate::webhooks_host`].
+    pub webhooks_origin: Option<String>,
 }
 
 impl Default for Config {
@@ -141,6 +150,8 @@ impl Default for Config {
             rate_limits: None,
             public_url: None,
             oidc_providers: Vec::new(),
+            trusted_proxies: Vec::new(),
+            webhooks_origin: None,
         }
     }
 }
@@ -206,6 +217,28 @@ impl Config {
                 reason: format!("{url:?} is not an http(s) URL without path, query or fragment"),
             });
         }
+        crate::client::TrustedProxies::parse(&self.trusted_proxies).map_err(|reason| {
+            ConfigError::Invalid {
+                setting: "trusted_proxies",
+                reason,
+            }
+        })?;
+        if let Some(url) = &self.webhooks_origin {
+            let invalid = |reason| ConfigError::Invalid {
+                setting: "webhooks_origin",
+                reason,
+            };
+            let hooks = crate::webhooks_host::WebhooksOrigin::parse(url).map_err(invalid)?;
+            if self
+                .public_url
+                .as_deref()
+                .is_some_and(|public| hooks.is_host(public.split_once("://").map(|(_, a)| a)))
+            {
+                return Err(invalid(format!(
+                    "{url:?} has the host of public_url; webhooks need a host name of their own"
+                )));
+            }
+        }
         crate::oidc::validate_providers(&self.oidc_providers).map_err(|reason| {
             ConfigError::Invalid {
                 setting: "oidc_providers",
@@ -256,6 +289,40 @@ mod tests {
                 .to_string()
                 .contains("cookie_same_site")
         );
+        for (bad, setting) in [
+            (
+                Config {
+                    trusted_proxies: vec!["10.0.0.0/8".into(), "lb".into()],
+                    ..Config::default()
+                },
+                "trusted_proxies",
+            ),
+            (
+                Config {
+                    webhooks_origin: Some("https://hooks.example.com/x".into()),
+                    ..Config::default()
+                },
+                "webhooks_origin",
+            ),
+            (
+                Config {
+                    public_url: Some("https://example.com".into()),
+                    webhooks_origin: Some("https://example.com:8443".into()),
+                    ..Config::default()
+                },
+                "webhooks_origin",
+            ),
+        ] {
+            let err = bad.validate().unwrap_err().to_string();
+            assert!(err.contains(setting), "{err}");
+        }
+        let good = Config {
+            public_url: Some("https://api.example.com".into()),
+            webhooks_origin: Some("https://hooks.example.com".into()),
+            trusted_proxies: vec!["10.0.0.0/8".into(), "192.0.2.1".into()],
+            ..Config::default()
+        };
+        assert!(good.validate().is_ok());
         let bad = Config {
             upstream_timeout: Duration::ZERO,
             ..Config::default()

@@ -1,4 +1,6 @@
-//! What happens to every request at the edge, before routing: client-sent trusted headers are
+//! What happens to every request at the edge, before routing: the path is rewritten to its
+//! canonical form ([`crate::path`]) or refused with 400, the client hop is read from the socket
+//! peer and trusted proxies ([`crate::client`]), client-sent trusted and forwarding headers are
 //! deleted (§1.5), a fresh correlation id is set on the request and on the response — errors
 //! included — (§1.4), and one log line records method, path, status, duration and the id.
 
@@ -6,19 +8,23 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::uri::PathAndQuery;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use refract_core::CorrelationId;
+use refract_http::ApiError;
 use refract_http::headers::{CORRELATION_ID, is_trusted_header};
 use tracing::Instrument;
 
+use crate::GatewayState;
 use crate::auth::LEGACY_TOKEN_HEADER;
+use crate::client::ClientHop;
 
-/// Headers describing the client hop; rewritten from the socket peer, never trusted from the
-/// client (no `TRUSTED_PROXIES` support yet).
+/// Headers describing the client hop; read only from trusted proxies ([`crate::client`]),
+/// deleted here, and set again by the proxy from [`RequestMeta`].
 const FORWARDED_HEADERS: &[&str] = &[
     "x-forwarded-for",
     "x-forwarded-proto",
@@ -33,12 +39,30 @@ pub struct RequestMeta {
     pub correlation_id: CorrelationId,
     /// The socket peer, when the server was started with connect info.
     pub peer: Option<SocketAddr>,
+    /// The client hop: its address (the peer, or behind trusted proxies the nearest untrusted
+    /// `X-Forwarded-For` hop), scheme and host.
+    pub client: ClientHop,
 }
 
 impl RequestMeta {
-    /// The client IP as text, for events and `x-forwarded-for`.
+    /// The client IP as text, for events, rate-limit keys and `x-forwarded-for`.
     pub fn ip(&self) -> Option<String> {
-        self.peer.map(|p| p.ip().to_string())
+        self.client.ip.map(|ip| ip.to_string())
+    }
+
+    /// Sets `x-forwarded-for` (the client address alone), `x-forwarded-proto` (when a trusted
+    /// proxy gave it) and `x-forwarded-host` on a request leaving for a backend.
+    pub fn set_forwarded(&self, headers: &mut HeaderMap) {
+        let values = [
+            ("x-forwarded-for", self.ip()),
+            ("x-forwarded-proto", self.client.proto.clone()),
+            ("x-forwarded-host", self.client.host.clone()),
+        ];
+        for (name, value) in values {
+            if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                headers.insert(HeaderName::from_static(name), v);
+            }
+        }
     }
 }
 
@@ -50,12 +74,19 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
             .extensions
             .get::<RequestMeta>()
             .cloned()
-            .unwrap_or_else(|| RequestMeta {
-                correlation_id: CorrelationId::generate(),
-                peer: parts
+            .unwrap_or_else(|| {
+                let peer = parts
                     .extensions
                     .get::<ConnectInfo<SocketAddr>>()
-                    .map(|c| c.0),
+                    .map(|c| c.0);
+                RequestMeta {
+                    correlation_id: CorrelationId::generate(),
+                    peer,
+                    client: ClientHop {
+                        ip: peer.map(|p| p.ip()),
+                        ..ClientHop::default()
+                    },
+                }
             }))
     }
 }
@@ -94,8 +125,25 @@ pub fn loggable_path(path: &str) -> String {
         .join("/")
 }
 
-/// The edge middleware.
-pub async fn edge(mut req: Request, next: Next) -> Response {
+/// `uri` with its path in canonical form (the query is kept as sent).
+fn canonical_uri(uri: &Uri) -> Result<Option<Uri>, ApiError> {
+    let refuse = |e: &dyn std::fmt::Display| ApiError::validation("path", e.to_string());
+    let path = crate::path::canonical(uri.path()).map_err(|e| refuse(&e))?;
+    if path == uri.path() {
+        return Ok(None);
+    }
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.into_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(PathAndQuery::try_from(path_and_query).map_err(|e| refuse(&e))?);
+    Uri::from_parts(parts).map(Some).map_err(|e| refuse(&e))
+}
+
+/// The edge middleware. It runs before routing (see [`crate::router`]), so the routes match
+/// the canonical path too.
+pub async fn edge(State(state): State<GatewayState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let correlation_id = CorrelationId::generate();
     let peer = req
@@ -103,7 +151,13 @@ pub async fn edge(mut req: Request, next: Next) -> Response {
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     let method = req.method().clone();
+    let canonical = canonical_uri(req.uri());
+    if let Ok(Some(uri)) = &canonical {
+        *req.uri_mut() = uri.clone();
+    }
+    // Logged once canonical, so a token in the path is masked however it was spelled.
     let path = loggable_path(req.uri().path());
+    let client = crate::client::resolve(peer, req.headers(), state.trusted_proxies());
     strip_untrusted(req.headers_mut());
     // 32 hex characters: always a valid header value.
     let id_value = HeaderValue::from_str(correlation_id.as_str()).ok();
@@ -113,10 +167,14 @@ pub async fn edge(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(RequestMeta {
         correlation_id: correlation_id.clone(),
         peer,
+        client,
     });
     let span =
         tracing::info_span!("request", correlation_id = %correlation_id, %method, path = %path);
-    let mut res = next.run(req).instrument(span.clone()).await;
+    let mut res = match canonical {
+        Err(e) => e.into_response(),
+        Ok(_) => next.run(req).instrument(span.clone()).await,
+    };
     if let Some(v) = id_value {
         res.headers_mut().insert(CORRELATION_ID, v);
     }

@@ -1,8 +1,10 @@
 //! `refract-gateway`: Refract's only public listener (`spec/http-api.md` §1, §2).
 //!
 //! - [`config`]: [`Config`], its defaults and validation.
-//! - [`edge`]: the middleware every request passes first: trusted headers deleted, correlation
-//!   id set on request and response, one log line per request.
+//! - [`edge`]: the middleware every request passes first, before routing: the path made
+//!   canonical ([`path`]), the client hop read ([`client`], `TRUSTED_PROXIES`), trusted headers
+//!   deleted, correlation id set on request and response, one log line per request.
+//! - [`webhooks_host`]: webhooks on a host of their own (`webhooks_origin`).
 //! - [`accounts`]: signup, password and anonymous login, logout, `/v2/me`.
 //! - [`oidc`]: login with external OpenID Connect providers (code flow with PKCE, logins in
 //!   flight kept in the shared cache).
@@ -28,17 +30,20 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod console;
 pub mod edge;
 mod error;
 pub mod oidc;
+pub mod path;
 pub mod proxy;
 pub mod ratelimit;
 pub mod secrets;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
+pub mod webhooks_host;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,6 +85,8 @@ struct Inner {
     http: reqwest::Client,
     password_rule: regex::Regex,
     oidc: oidc::Providers,
+    trusted_proxies: client::TrustedProxies,
+    webhooks_origin: Option<webhooks_host::WebhooksOrigin>,
 }
 
 impl std::fmt::Debug for GatewayState {
@@ -120,6 +127,15 @@ impl GatewayState {
                 reason: e.to_string(),
             }
         })?;
+        let invalid = |setting| move |reason| ConfigError::Invalid { setting, reason };
+        let trusted_proxies = client::TrustedProxies::parse(&config.trusted_proxies)
+            .map_err(invalid("trusted_proxies"))?;
+        let webhooks_origin = config
+            .webhooks_origin
+            .as_deref()
+            .map(webhooks_host::WebhooksOrigin::parse)
+            .transpose()
+            .map_err(invalid("webhooks_origin"))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -130,6 +146,8 @@ impl GatewayState {
                 http,
                 password_rule,
                 oidc,
+                trusted_proxies,
+                webhooks_origin,
             }),
         })
     }
@@ -156,6 +174,14 @@ impl GatewayState {
 
     pub(crate) fn oidc(&self) -> &oidc::Providers {
         &self.inner.oidc
+    }
+
+    pub(crate) fn trusted_proxies(&self) -> &client::TrustedProxies {
+        &self.inner.trusted_proxies
+    }
+
+    pub(crate) fn webhooks_origin(&self) -> Option<&webhooks_host::WebhooksOrigin> {
+        self.inner.webhooks_origin.as_ref()
     }
 
     pub(crate) fn password_rule(&self) -> &regex::Regex {
@@ -221,6 +247,10 @@ async fn method_not_allowed() -> ApiError {
 /// `/v2/workspaces**` to the backends, and JSON 404s for everything else. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so `x-forwarded-for` and event IPs
 /// are set.
+///
+/// The edge and the webhooks-host split wrap the routed app rather than being layers of it:
+/// a router's own layers run after it picked a route, and the route must be picked from the
+/// canonical path the edge computes.
 pub fn router(state: GatewayState) -> Router {
     let own = Router::new()
         .route("/v2/signup", post(accounts::signup))
@@ -236,7 +266,7 @@ pub fn router(state: GatewayState) -> Router {
         )
         .route("/v2/user/accessTokens/{token}", delete(tokens::revoke))
         .layer(DefaultBodyLimit::max(state.config().body_limit));
-    Router::new()
+    let routed = Router::new()
         .merge(own)
         .route("/sys/healthcheck", get(healthcheck))
         .method_not_allowed_fallback(method_not_allowed)
@@ -245,6 +275,12 @@ pub fn router(state: GatewayState) -> Router {
             state.clone(),
             ratelimit::guard,
         ))
-        .layer(axum::middleware::from_fn(edge::edge))
-        .with_state(state)
+        .with_state(state.clone());
+    Router::new()
+        .fallback_service(routed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            webhooks_host::split,
+        ))
+        .layer(axum::middleware::from_fn_with_state(state, edge::edge))
 }

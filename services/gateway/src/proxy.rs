@@ -19,7 +19,7 @@ use serde_json::json;
 use tower::ServiceExt;
 
 use crate::GatewayState;
-use crate::auth::{LEGACY_TOKEN_HEADER, authenticate, check_csrf, strip_session_cookie};
+use crate::auth::{LEGACY_TOKEN_HEADER, admit, authenticate, strip_session_cookie};
 use crate::config::ConfigError;
 use crate::edge::RequestMeta;
 use crate::error::upstream_timeout;
@@ -371,19 +371,16 @@ async fn forward(
     if length.is_some_and(|l| l > route.body_limit as u64) {
         return Err(too_large(route.body_limit, length));
     }
-    let mut principal = authenticate(state, &parts.headers).await?;
-    if let Some(p) = &principal {
-        let allowed = &state.config().allowed_origins;
-        if let Err(e) = check_csrf(&parts.method, &parts.headers, p, allowed) {
-            // On a public route the cookie is only a bonus: without its CSRF token the call
-            // goes on anonymously, so a foreign page cannot act as the user yet public
-            // webhooks keep working.
-            if route.user_required {
-                return Err(e);
-            }
-            principal = None;
-        }
-    }
+    let principal = match authenticate(state, &parts.headers).await? {
+        Some(p) => admit(
+            state,
+            &parts.method,
+            &parts.headers,
+            p,
+            !route.user_required,
+        )?,
+        None => None,
+    };
     // §2.1: a workspace API key is a credential of its own, alone or beside a user's. The
     // gateway only checks it exists and is enabled; the backend evaluates its rules.
     let api_key = parts
@@ -423,9 +420,7 @@ async fn forward(
     if let Some(key) = &state.config().gateway_key {
         set(headers, GATEWAY_KEY, key.expose());
     }
-    if let Some(ip) = meta.ip() {
-        set(headers, "x-forwarded-for", &ip);
-    }
+    meta.set_forwarded(headers);
     let upstream = match route.service {
         Service::Workspaces => &state.upstreams().workspaces,
         Service::Runtime => &state.upstreams().runtime,

@@ -1,6 +1,9 @@
 //! HTTP rate limits (`spec/http-api.md` §1.6, §14.1), enforced cluster-wide: every counter is a
 //! fixed-window counter in the shared cache (`INCR` with the window as TTL in Redis), so two
-//! gateways behind one load balancer share one budget. A limited route answers
+//! gateways behind one load balancer share one budget. Keys come from the canonical path the
+//! edge computed (one spelling per workspace id) and from the client address it established
+//! (the socket peer, or behind `TRUSTED_PROXIES` the nearest untrusted hop), so neither
+//! re-encoding the path nor forging `X-Forwarded-For` buys a fresh budget. A limited route answers
 //! `X-RateLimit-Limit`, `-Remaining` and `-Reset` (of the limiter with the fewest points left)
 //! and, once over, 429 `TooManyRequests` with `Retry-After`.
 //!
@@ -65,6 +68,19 @@ pub struct RateLimits {
     pub events_user: Limit,
     /// Event history and search per workspace.
     pub events_workspace: Limit,
+    /// Client emits (`POST …/events`) per user (else IP): each event is stored, fanned out to
+    /// sockets and may trigger runs.
+    pub emits_user: Limit,
+    /// WebSocket upgrades per user (else IP): each socket holds a connection and a
+    /// subscription for as long as it lives.
+    pub sockets_user: Limit,
+    /// `POST /v2/workspaces` per user: bounds how fast one account multiplies workspaces (and
+    /// their quotas).
+    pub workspace_create_user: Limit,
+    /// Imports, version pulls and duplicates per user: each writes a whole workspace.
+    pub imports_user: Limit,
+    /// Component uploads per user: each is validated and compiled, seconds of CPU.
+    pub component_upload_user: Limit,
 }
 
 impl Default for RateLimits {
@@ -79,6 +95,11 @@ impl Default for RateLimits {
             webhooks_workspace: Limit::per(2_000, 3_600),
             events_user: Limit::per(20, 60),
             events_workspace: Limit::per(1_200, 60),
+            emits_user: Limit::per(120, 60),
+            sockets_user: Limit::per(30, 60),
+            workspace_create_user: Limit::per(3, 60),
+            imports_user: Limit::per(3, 60),
+            component_upload_user: Limit::per(10, 60),
         }
     }
 }
@@ -191,8 +212,33 @@ async fn charges_for(
         }
         ("POST", "/v2/login/anonymous") => vec![c("anonymous_ip", who, limits.anonymous_ip)],
         ("POST", "/v2/signup") => vec![c("signup_ip", who, limits.signup_ip)],
+        ("POST", "/v2/workspaces") => vec![c(
+            "workspace_create_user",
+            who,
+            limits.workspace_create_user,
+        )],
         _ => {
             let segs: Vec<&str> = path.split('/').skip(1).collect();
+            let per_user = match (method.as_str(), segs.as_slice()) {
+                ("POST", ["v2", "workspaces", "import"])
+                | ("POST", ["v2", "workspaces", _, "import"])
+                | ("POST", ["v2", "workspaces", _, "versions", _, "pull" | "duplicate"]) => {
+                    Some(("imports_user", limits.imports_user))
+                }
+                ("PUT" | "POST", ["v2", "workspaces", _, "automations", _, "component"]) => {
+                    Some(("component_upload_user", limits.component_upload_user))
+                }
+                ("POST", ["v2", "workspaces", _, "events"]) => {
+                    Some(("emits_user", limits.emits_user))
+                }
+                ("GET", ["v2", "workspaces", _, "events", "ws"]) => {
+                    Some(("sockets_user", limits.sockets_user))
+                }
+                _ => None,
+            };
+            if let Some((rule, limit)) = per_user {
+                return Ok(vec![c(rule, who, limit)]);
+            }
             let (ws, kind) = match segs.as_slice() {
                 ["v2", "workspaces", ws, "webhooks" | "test", _, ..] => (*ws, "webhooks"),
                 ["v2", "workspaces", ws, "events"] if method == Method::GET => (*ws, "events"),
@@ -271,11 +317,19 @@ async fn limited(
     } else {
         (req, None)
     };
-    let limited_path = path.starts_with("/v2/workspaces/");
+    let limited_path = path == "/v2/workspaces" || path.starts_with("/v2/workspaces/");
     let user = if limited_path {
+        // The identity the request will run with: a cross-site webhook call goes on
+        // anonymously, so it is charged to the client address, not to the victim's budget.
+        let public = crate::webhooks_host::is_webhook(&path, state.config());
         crate::auth::authenticate(state, req.headers())
             .await
             .map_err(IntoResponse::into_response)?
+            .and_then(|p| {
+                crate::auth::admit(state, &method, req.headers(), p, public)
+                    .ok()
+                    .flatten()
+            })
             .map(|p| p.user_id)
     } else {
         None

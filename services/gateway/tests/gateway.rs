@@ -648,12 +648,27 @@ async fn backends_see_the_real_user_never_a_spoofed_one() -> Result<()> {
         .send(request(
             "GET",
             "/v2/workspaces/w1/webhooks/echo",
-            &[("cookie", &cookie), ("x-prismeai-user-id", "admin")],
+            &[
+                ("cookie", &cookie),
+                ("x-prismeai-user-id", "admin"),
+                ("sec-fetch-site", "same-origin"),
+            ],
             Body::empty(),
         ))
         .await?;
     assert_eq!(r.body["headers"]["x-prismeai-user-id"], login.body["id"]);
     assert_eq!(r.body["headers"]["cookie"], "theme=dark");
+    // The same GET from another site (a link, an image) runs anonymously.
+    let r = gw
+        .send(request(
+            "GET",
+            "/v2/workspaces/w1/webhooks/echo",
+            &[("cookie", &cookie), ("sec-fetch-site", "cross-site")],
+            Body::empty(),
+        ))
+        .await?;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body["headers"].get("x-prismeai-user-id").is_none());
     // A cookie write without the CSRF token goes on anonymously on a public webhook.
     let r = gw
         .send(request(
@@ -1276,8 +1291,8 @@ async fn http_backends_get_the_same_headers_and_streamed_bodies() -> Result<()> 
     // Dot segments would be normalized away by the HTTP client: refused, never forwarded.
     let sneaky = "/v2/workspaces/w1/webhooks/../../../sys/metrics";
     let r = gw.send(request("GET", sneaky, &[], Body::empty())).await?;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert_eq!(r.body["error"], "ObjectNotFoundError");
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["error"], "RequestValidationError");
 
     let chunks =
         futures::stream::iter((0..20).map(|_| Ok::<_, std::io::Error>(vec![1u8; 64 * 1024])));

@@ -4,6 +4,7 @@
 //! A security fix lands with its test here, and the test stays.
 
 mod backends;
+mod browser;
 mod events;
 mod parsing;
 mod reads;
