@@ -225,7 +225,10 @@ async fn an_import_lists_its_bomb_as_an_error() {
     let import = format!("/v2/workspaces/{ws}/import");
 
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    // index.yml at the root: an archive whose entries share one folder is read as that
+    // folder's export.
     for (name, text) in [
+        ("index.yml", "name: Imported\n".to_owned()),
         ("automations/hello.yml", "name: Hello\ndo: []\n".to_owned()),
         ("automations/bomb.yml", alias_bomb()),
     ] {
