@@ -96,6 +96,20 @@ impl RedisCache {
     }
 }
 
+/// Runs a read once more when the first attempt met a connection Redis dropped (a restart, an
+/// idle timeout): the manager reconnects behind the failed command, and a read is safe to
+/// repeat, so a caller never sees the one broken pipe every restart leaves behind.
+async fn read_retrying<T, F, Fut>(conn: &ConnectionManager, read: F) -> redis::RedisResult<T>
+where
+    F: Fn(ConnectionManager) -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<T>>,
+{
+    match read(conn.clone()).await {
+        Err(e) if e.is_connection_dropped() || e.is_io_error() => read(conn.clone()).await,
+        other => other,
+    }
+}
+
 fn unavailable(location: &Location, e: redis::RedisError) -> StorageError {
     StorageError::Unavailable {
         backend: BACKEND,
@@ -124,8 +138,13 @@ impl Cache for RedisCache {
     }
 
     async fn get(&self, key: &CacheKey) -> Result<Option<Vec<u8>>> {
-        let mut conn = self.conn.clone();
-        conn.get(self.full(key)).await.map_err(self.err(key, "get"))
+        let name = self.full(key);
+        read_retrying(&self.conn, |mut conn| {
+            let name = name.clone();
+            async move { conn.get(name).await }
+        })
+        .await
+        .map_err(self.err(key, "get"))
     }
 
     async fn set(&self, key: &CacheKey, value: &[u8], ttl: Option<Duration>) -> Result<()> {
@@ -194,17 +213,23 @@ impl Cache for RedisCache {
     }
 
     async fn hget(&self, key: &CacheKey, field: &str) -> Result<Option<Vec<u8>>> {
-        let mut conn = self.conn.clone();
-        conn.hget(self.full(key), field)
-            .await
-            .map_err(self.err(key, "hget"))
+        let name = self.full(key);
+        read_retrying(&self.conn, |mut conn| {
+            let name = name.clone();
+            async move { conn.hget(name, field).await }
+        })
+        .await
+        .map_err(self.err(key, "hget"))
     }
 
     async fn hgetall(&self, key: &CacheKey) -> Result<BTreeMap<String, Vec<u8>>> {
-        let mut conn = self.conn.clone();
-        conn.hgetall(self.full(key))
-            .await
-            .map_err(self.err(key, "hgetall"))
+        let name = self.full(key);
+        read_retrying(&self.conn, |mut conn| {
+            let name = name.clone();
+            async move { conn.hgetall(name).await }
+        })
+        .await
+        .map_err(self.err(key, "hgetall"))
     }
 
     async fn hdel(&self, key: &CacheKey, field: &str) -> Result<bool> {
