@@ -15,6 +15,15 @@ pub const DEFAULT_EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Instances alive at once (runs in flight, nested calls included). Each reserves a slot of the
 /// pooling allocator up front.
 pub const DEFAULT_MAX_INSTANCES: u32 = 100;
+/// Per-component caps of the pool, at the pool's average per component instance: one
+/// component with many core modules, memories or tables cannot take the slots of many runs
+/// (the pool's totals are these times `max_instances`). A Rust guest is one core module plus
+/// a few adapter shims.
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 8;
+/// See [`MAX_CORE_INSTANCES_PER_COMPONENT`].
+pub const MAX_MEMORIES_PER_COMPONENT: u32 = 2;
+/// See [`MAX_CORE_INSTANCES_PER_COMPONENT`].
+pub const MAX_TABLES_PER_COMPONENT: u32 = 4;
 /// Ceiling of any workspace's memory limit: the size of one memory slot of the pool.
 pub const DEFAULT_MAX_MEMORY_BYTES: usize = 256 << 20;
 /// Guest stack (wasm frames) before a stack-overflow trap.
@@ -33,6 +42,9 @@ pub const DEFAULT_DECOMMIT_BATCH: usize = 1;
 pub struct EngineConfig {
     pub epoch_tick: Duration,
     pub max_instances: u32,
+    /// Instances one workspace may hold at once (its runs and their nested calls), so a flood
+    /// from one tenant leaves slots for the others; `None`: half the pool (at least 1).
+    pub max_instances_per_workspace: Option<u32>,
     pub max_memory_bytes: usize,
     pub max_wasm_stack: usize,
     pub keep_resident_bytes: usize,
@@ -50,6 +62,7 @@ impl Default for EngineConfig {
         EngineConfig {
             epoch_tick: DEFAULT_EPOCH_TICK,
             max_instances: DEFAULT_MAX_INSTANCES,
+            max_instances_per_workspace: None,
             max_memory_bytes: DEFAULT_MAX_MEMORY_BYTES,
             max_wasm_stack: DEFAULT_MAX_WASM_STACK,
             keep_resident_bytes: DEFAULT_KEEP_RESIDENT_BYTES,
@@ -61,6 +74,13 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
+    /// The instance slots one workspace may hold at once.
+    pub fn workspace_share(&self) -> u32 {
+        self.max_instances_per_workspace
+            .unwrap_or(self.max_instances / 2)
+            .clamp(1, self.max_instances.max(1))
+    }
+
     fn validate(&self) -> Result<(), HostError> {
         let bad = |setting, message: &str| {
             Err(HostError::Config {
@@ -73,6 +93,9 @@ impl EngineConfig {
         }
         if self.max_instances == 0 {
             return bad("max_instances", "must be at least 1");
+        }
+        if self.max_instances_per_workspace == Some(0) {
+            return bad("max_instances_per_workspace", "must be at least 1");
         }
         if self.max_memory_bytes < (1 << 16) {
             return bad(
@@ -98,10 +121,12 @@ pub(crate) fn build_engine(config: &EngineConfig) -> Result<Engine, HostError> {
         let mut pool = PoolingAllocationConfig::default();
         let n = config.max_instances;
         pool.total_component_instances(n)
-            // A Rust guest is one core module plus a few adapter shims.
-            .total_core_instances(n.saturating_mul(8))
-            .total_memories(n.saturating_mul(2))
-            .total_tables(n.saturating_mul(4))
+            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+            .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
+            .total_core_instances(n.saturating_mul(MAX_CORE_INSTANCES_PER_COMPONENT))
+            .total_memories(n.saturating_mul(MAX_MEMORIES_PER_COMPONENT))
+            .total_tables(n.saturating_mul(MAX_TABLES_PER_COMPONENT))
             .total_stacks(n)
             .max_memory_size(config.max_memory_bytes)
             .linear_memory_keep_resident(config.keep_resident_bytes)

@@ -29,6 +29,7 @@ pub mod memory;
 pub mod outcome;
 pub mod run;
 pub mod services;
+mod shares;
 mod stdio;
 mod store;
 pub mod validate;

@@ -81,13 +81,30 @@ impl Default for Limits {
     }
 }
 
-/// Linear-memory limiter of one store. It records that it refused growth, so the run can be
-/// classified as a memory error reliably (wasmtime reports the refusal as an error that is not
-/// a `Trap`, toolchain note G9).
+/// Core instances one run's store may create: a component's core modules and adapter shims
+/// (the pool's per-component cap, checked again per store so no path around the pool escapes).
+pub(crate) const MAX_STORE_INSTANCES: usize =
+    crate::engine::MAX_CORE_INSTANCES_PER_COMPONENT as usize;
+/// Linear memories one run's store may create. See [`MAX_STORE_INSTANCES`].
+pub(crate) const MAX_STORE_MEMORIES: usize = crate::engine::MAX_MEMORIES_PER_COMPONENT as usize;
+/// Tables one run's store may create. See [`MAX_STORE_INSTANCES`].
+pub(crate) const MAX_STORE_TABLES: usize = crate::engine::MAX_TABLES_PER_COMPONENT as usize;
+/// Table elements of one run, all tables together: protects host RAM from table bombs.
+pub(crate) const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// Resource limiter of one store: counts of instances, memories and tables, and the run's
+/// memory limit over the sum of all its linear memories (wasmtime asks about one memory at a
+/// time, so the limiter keeps the run's total). It records that it refused growth, so the run
+/// can be classified as a memory error reliably (wasmtime reports the refusal as an error that
+/// is not a `Trap`, toolchain note G9).
 #[derive(Debug)]
 pub(crate) struct MemoryLimiter {
     pub(crate) max_memory: usize,
     pub(crate) max_table_elements: usize,
+    /// Bytes of every linear memory of the run together.
+    pub(crate) memory_used: usize,
+    /// Elements of every table of the run together.
+    pub(crate) table_used: usize,
     pub(crate) exceeded: bool,
 }
 
@@ -103,7 +120,9 @@ impl MemoryLimiter {
     pub(crate) fn new(max_memory: usize) -> Self {
         MemoryLimiter {
             max_memory,
-            max_table_elements: 100_000,
+            max_table_elements: MAX_TABLE_ELEMENTS,
+            memory_used: 0,
+            table_used: 0,
             exceeded: false,
         }
     }
@@ -112,26 +131,135 @@ impl MemoryLimiter {
 impl wasmtime::ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_memory {
+        // A new memory is reported as growing from 0: `current` is already counted.
+        let total = self
+            .memory_used
+            .saturating_add(desired.saturating_sub(current));
+        if total > self.max_memory {
             self.exceeded = true;
             return Err(wasmtime::Error::new(MemoryExceeded {
                 limit: self.max_memory,
-                desired,
+                desired: total,
             }));
         }
+        self.memory_used = total;
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= self.max_table_elements)
+        let total = self
+            .table_used
+            .saturating_add(desired.saturating_sub(current));
+        if total > self.max_table_elements {
+            return Ok(false);
+        }
+        self.table_used = total;
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_STORE_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_STORE_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_STORE_TABLES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wasm_encoder::{ComponentBuilder, MemorySection, MemoryType, Module};
+    use wasmtime::component::{Component, Linker};
+    use wasmtime::{Engine, Store};
+
+    use super::*;
+    use crate::engine::{EngineConfig, build_engine};
+
+    /// A component of `modules` core instances, each with one memory of `pages` (none at 0).
+    fn component(modules: u32, pages: u64) -> Vec<u8> {
+        let mut module = Module::new();
+        if pages > 0 {
+            let mut memories = MemorySection::new();
+            memories.memory(MemoryType {
+                minimum: pages,
+                maximum: None,
+                memory64: false,
+                shared: false,
+                page_size_log2: None,
+            });
+            module.section(&memories);
+        }
+        let mut b = ComponentBuilder::default();
+        let index = b.core_module(None, &module);
+        for _ in 0..modules {
+            b.core_instantiate(None, index, []);
+        }
+        b.finish()
+    }
+
+    fn engine(pooling: bool) -> Engine {
+        let config = EngineConfig {
+            max_instances: 4,
+            pooling,
+            ..EngineConfig::default()
+        };
+        build_engine(&config).unwrap()
+    }
+
+    /// Instantiates `bytes` in a store limited to `max_memory` bytes.
+    fn instantiate(engine: &Engine, bytes: &[u8], max_memory: usize) -> Result<(), String> {
+        let component = Component::new(engine, bytes).map_err(|e| format!("{e:#}"))?;
+        let mut store = Store::new(engine, MemoryLimiter::new(max_memory));
+        store.limiter(|l| l);
+        Linker::new(engine)
+            .instantiate(&mut store, &component)
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn a_store_holds_a_bounded_number_of_instances_and_memories() {
+        // Without the pool, only the store's limiter stands between a component and the host.
+        let engine = engine(false);
+        assert_eq!(instantiate(&engine, &component(2, 1), 64 << 20), Ok(()));
+        let many_memories = instantiate(&engine, &component(3, 1), 64 << 20);
+        assert!(many_memories.is_err(), "three memories in one run");
+        let many_instances = instantiate(&engine, &component(9, 0), 64 << 20);
+        assert!(many_instances.is_err(), "nine core instances in one run");
+    }
+
+    #[test]
+    fn the_pool_refuses_a_component_bigger_than_its_share() {
+        // Four runs' worth of memories taken by one component would leave the others `Busy`.
+        let engine = engine(true);
+        assert_eq!(instantiate(&engine, &component(2, 1), 64 << 20), Ok(()));
+        assert!(instantiate(&engine, &component(3, 1), 64 << 20).is_err());
+        assert!(instantiate(&engine, &component(9, 0), 64 << 20).is_err());
+    }
+
+    #[test]
+    fn the_memory_limit_bounds_all_memories_of_a_run_together() {
+        let engine = engine(false);
+        // 40 pages = 2.5 MiB: one fits in 4 MiB, two do not.
+        assert_eq!(instantiate(&engine, &component(1, 40), 4 << 20), Ok(()));
+        let two = instantiate(&engine, &component(2, 40), 4 << 20);
+        assert!(
+            two.as_ref()
+                .is_err_and(|e| e.contains("linear memory limit")),
+            "{two:?}"
+        );
     }
 }

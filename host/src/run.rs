@@ -19,6 +19,7 @@ use crate::error::HostError;
 use crate::limits::{Limits, MemoryExceeded};
 use crate::outcome::{AutomationError, RunOutcome, RunReport, RunTimings, TrapReason, Trapped};
 use crate::services::{RunContext, Services};
+use crate::shares::Shares;
 use crate::store::{LimitTrap, RunCtx, StoreData, add_minimal_wasi};
 use crate::{imports, stdio, validate};
 
@@ -74,6 +75,8 @@ pub struct Host {
     tick: Duration,
     /// The engine's ceiling on one memory: no workspace limit may exceed it.
     max_memory: usize,
+    /// Instance slots held per workspace (runs and nested calls), capped at a fair share.
+    shares: Shares,
     _ticker: EpochTicker,
 }
 
@@ -105,6 +108,7 @@ impl Host {
             egress,
             tick: config.engine.epoch_tick,
             max_memory: config.engine.max_memory_bytes,
+            shares: Shares::new(config.engine.workspace_share()),
             _ticker: ticker,
         })
     }
@@ -214,8 +218,19 @@ impl Host {
                 ),
             });
         }
-        let pre = self.prepare(digest).await?;
         let c = &request.context;
+        // Held until the run's store (and so its pool slots) is dropped.
+        let _slot = self
+            .shares
+            .take(c.workspace_id.as_str())
+            .ok_or_else(|| HostError::Busy {
+                message: format!(
+                    "workspace {} already runs {} instances, its share of the pool",
+                    c.workspace_id,
+                    self.shares.cap()
+                ),
+            })?;
+        let pre = self.prepare(digest).await?;
         let span = tracing::info_span!("run", run_id = %c.run_id, workspace_id = %c.workspace_id,
             automation = %c.automation_slug, correlation_id = %c.correlation_id, depth = c.depth);
         self.run_pre(&pre, request, services).instrument(span).await
