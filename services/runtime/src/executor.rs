@@ -28,6 +28,7 @@ use crate::dsl;
 use crate::error::RuntimeError;
 use crate::index::TriggerIndex;
 use crate::sandbox::Sandboxes;
+use crate::throttle::{Throttle, ThrottledBus, Throttles};
 use crate::workspace_config::WorkspaceConfig;
 
 /// What started a run, as `runtime.automations.executed` reports it.
@@ -98,6 +99,8 @@ pub struct Executor {
     arguments: ArgumentSchemas,
     /// Workspaces' `config.value`, the base of every run's `config`.
     configs: Arc<WorkspaceConfig>,
+    /// Per-workspace execution and emit throttles.
+    throttles: Arc<Throttles>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -125,6 +128,7 @@ impl Executor {
         contexts: Arc<ContextStore>,
         sandboxes: Sandboxes,
         configs: Arc<WorkspaceConfig>,
+        throttles: Arc<Throttles>,
         preview_bytes: usize,
     ) -> Arc<Self> {
         Arc::new_cyclic(|this| Executor {
@@ -140,6 +144,7 @@ impl Executor {
             interpreter: dsl::Interpreter::default(),
             arguments: ArgumentSchemas::default(),
             configs,
+            throttles,
         })
     }
 
@@ -155,12 +160,20 @@ impl Executor {
         let span = tracing::info_span!("execute", workspace_id = %exec.context.workspace_id,
             automation = %exec.automation.slug, correlation_id = %exec.context.correlation_id,
             trigger = exec.info.kind);
-        let guard = self.bus.enter(&exec.context.run_id, exec.app.clone(), exec.credentials.clone());
-        let result = self.run(&exec).instrument(span).await;
-        drop(guard);
+        let c = &exec.context;
+        let result = match self.throttles.wait(&c.workspace_id, &c.run_id, Throttle::Executions).await {
+            Ok(()) => {
+                let guard = self.bus.enter(&c.run_id, exec.app.clone(), exec.credentials.clone());
+                let result = self.run(&exec).instrument(span).await;
+                drop(guard);
+                result
+            }
+            Err(e) => Ok(refused("ThrottledError", e.to_string(), json!({"throttle": e.kind, "perSecond": e.per_second, "burst": e.burst}))),
+        };
+        let throttled = self.throttles.take_tally(&c.run_id);
         match &result {
-            Ok(report) => self.report(&exec, started_at, Ok(report)).await,
-            Err(e) if !e.is_transient() => self.report(&exec, started_at, Err(e)).await,
+            Ok(report) => self.report(&exec, started_at, throttled, Ok(report)).await,
+            Err(e) if !e.is_transient() => self.report(&exec, started_at, throttled, Err(e)).await,
             Err(e) => tracing::warn!(workspace_id = %exec.context.workspace_id, automation = %exec.automation.slug,
                 error = %e, "run not started"),
         }
@@ -291,7 +304,8 @@ impl Executor {
 
     fn services(&self) -> Result<Services, RuntimeError> {
         let me = self.this.upgrade().ok_or_else(|| RuntimeError::Config("the executor is shutting down".into()))?;
-        Ok(Services { events: self.bus.clone(), state: self.contexts.clone(), automations: me })
+        let events = Arc::new(ThrottledBus { bus: self.bus.clone(), throttles: self.throttles.clone() });
+        Ok(Services { events, state: self.contexts.clone(), automations: me })
     }
 
     /// No artifact for this engine (uploaded before an engine upgrade, or by a workspaces
@@ -306,7 +320,7 @@ impl Executor {
         Ok(())
     }
 
-    async fn report(&self, exec: &Execution, started_at: DateTime<Utc>, result: Result<&RunReport, &RuntimeError>) {
+    async fn report(&self, exec: &Execution, started_at: DateTime<Utc>, throttled: Duration, result: Result<&RunReport, &RuntimeError>) {
         let (output, error, duration) = match result {
             Ok(report) => {
                 let duration = report.elapsed.as_millis();
@@ -333,7 +347,7 @@ impl Executor {
         payload.insert("payload".into(), preview(&exec.payload, self.preview_bytes));
         payload.insert("output".into(), output.as_ref().map_or(Value::Null, |o| preview(o, self.preview_bytes)));
         payload.insert("duration".into(), json!(duration));
-        payload.insert("throttled".into(), json!(0));
+        payload.insert("throttled".into(), json!(throttled.as_millis()));
         payload.insert("startedAt".into(), json!(started_at.to_rfc3339_opts(SecondsFormat::Millis, true)));
         if let Some((code, message, details)) = &error {
             payload.insert("error".into(), json!({"error": code, "message": message, "details": details}));

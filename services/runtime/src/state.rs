@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::contexts::ContextStore;
 use crate::error::RuntimeError;
 use crate::executor::Executor;
+use crate::throttle::Throttles;
 use crate::index::{TriggerIndex, split_doc_id};
 use crate::waiters::Waiters;
 use crate::workspace_config::WorkspaceConfig;
@@ -74,7 +75,8 @@ impl RuntimeState {
         let configs = Arc::new(WorkspaceConfig::new(store.clone(), index.clone(), bus.clone()));
         let contexts = ContextStore::new(cache.clone(), config.session_ttl, config.run_scope_ttl, config.max_variable_bytes);
         let contexts = Arc::new(contexts.with_platform(store.clone(), configs.clone()));
-        let executor = Executor::new(host, files, store.clone(), index.clone(), bus, contexts, sandboxes, configs, config.executed_preview_bytes);
+        let throttles = Arc::new(Throttles::new(cache.clone(), store.clone()));
+        let executor = Executor::new(host, files, store.clone(), index.clone(), bus, contexts, sandboxes, configs, throttles, config.executed_preview_bytes);
         let state = RuntimeState {
             inner: Arc::new(Inner {
                 config,

@@ -172,6 +172,7 @@ pub fn respond(result: Result<RunReport, RuntimeError>, slug: &str, ok: fn(&Outp
                 let (status, error) = match e.code.as_str() {
                     "ForbiddenError" => (StatusCode::FORBIDDEN, "ForbiddenError"),
                     "InvalidArgumentsError" => (StatusCode::BAD_REQUEST, "InvalidArgumentsError"),
+                    "ThrottledError" => (StatusCode::TOO_MANY_REQUESTS, "ThrottledError"),
                     _ => (StatusCode::BAD_REQUEST, "AutomationError"),
                 };
                 ApiError::new(status, error, e.message.clone()).with_details(body).into_response()

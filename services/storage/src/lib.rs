@@ -38,7 +38,7 @@ mod sql;
 pub mod sqlite;
 pub mod store;
 
-pub use cache::{CACHE_SCHEMES, Cache, open_cache};
+pub use cache::{CACHE_SCHEMES, Cache, TokenBucket, open_cache};
 pub use access::{WorkspaceAccess, access_of, api_key_hash, role_of};
 pub use refract_core::permissions::Principal;
 pub use documents::{CollectionSpec, Collections, Document, Expect, collections};
