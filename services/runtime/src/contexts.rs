@@ -26,7 +26,7 @@ use refract_core::{SessionId, UserId};
 use refract_host::{RateLimitState, RateLimiter, RunContext, ServiceError, StateScope, StateStore};
 use refract_storage::keys::ContextScope;
 use refract_storage::{Cache, CacheKey, DocumentStore};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::coordination;
