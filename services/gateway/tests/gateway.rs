@@ -1396,6 +1396,15 @@ impl Cache for DownCache {
     ) -> refract_storage::Result<i64> {
         Err(down())
     }
+    async fn take_tokens(
+        &self,
+        _: &refract_storage::CacheKey,
+        _: refract_storage::TokenBucket,
+        _: u32,
+        _: Duration,
+    ) -> refract_storage::Result<Option<Duration>> {
+        Err(down())
+    }
     async fn hset(
         &self,
         _: &refract_storage::CacheKey,

@@ -38,6 +38,9 @@ pub struct Config {
     pub webhook_body_limit: usize,
     pub scheduler_tick: Duration,
     pub max_concurrent_events: usize,
+    /// Event deliveries of one workspace handled at once, so one tenant's slow automations
+    /// leave room for the others' events; `None`: half of `max_concurrent_events` (at least 1).
+    pub max_concurrent_events_per_workspace: Option<usize>,
     pub session_ttl: Duration,
     pub run_scope_ttl: Duration,
     pub max_variable_bytes: usize,
@@ -60,6 +63,7 @@ impl Default for Config {
             webhook_body_limit: DEFAULT_WEBHOOK_BODY_LIMIT,
             scheduler_tick: DEFAULT_SCHEDULER_TICK,
             max_concurrent_events: DEFAULT_MAX_CONCURRENT_EVENTS,
+            max_concurrent_events_per_workspace: None,
             session_ttl: DEFAULT_SESSION_TTL,
             run_scope_ttl: DEFAULT_RUN_SCOPE_TTL,
             max_variable_bytes: DEFAULT_MAX_VARIABLE_BYTES,
@@ -94,6 +98,9 @@ impl Config {
         }
         if self.max_concurrent_events == 0 {
             return Err("max_concurrent_events must be at least 1".into());
+        }
+        if self.max_concurrent_events_per_workspace == Some(0) {
+            return Err("max_concurrent_events_per_workspace must be at least 1".into());
         }
         if self.session_ttl.is_zero()
             || self.run_scope_ttl.is_zero()

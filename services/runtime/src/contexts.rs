@@ -7,6 +7,10 @@
 //! - `run`: in this process, keyed by workspace and correlation id, so the automations a run
 //!   calls share it; dropped [`Config::run_scope_ttl`] after the last write.
 //!
+//! Every scope owner holds at most [`MAX_SCOPE_VARIABLES`]; run scopes are capped in bytes per
+//! run and per workspace, persistent ones in bytes when a variable is created. A write past a
+//! cap is an error the run sees, never a crash.
+//!
 //! A write reads the variable, changes it at its dotted path and writes it back: last writer
 //! wins between concurrent runs on the same variable.
 //!
@@ -22,7 +26,7 @@ use refract_core::{SessionId, UserId};
 use refract_host::{RateLimitState, RateLimiter, RunContext, ServiceError, StateScope, StateStore};
 use refract_storage::keys::ContextScope;
 use refract_storage::{Cache, CacheKey, DocumentStore};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::coordination;
@@ -30,11 +34,54 @@ use crate::paths::{self, Segment};
 use crate::user_fields;
 use crate::workspace_config::WorkspaceConfig;
 
-/// Run scopes kept in memory.
+/// Variables one scope owner (a run scope, a workspace's global scope, a user's or a session's)
+/// may hold: protects the runtime's memory and the cache from a run writing endless names.
+pub const MAX_SCOPE_VARIABLES: usize = 1_000;
+/// Serialized bytes of one run scope, all its variables together.
+pub const MAX_RUN_SCOPE_BYTES: usize = 8 << 20;
+/// Serialized bytes of every run scope of one workspace in this instance: many concurrent
+/// correlations of one tenant cannot fill the process.
+pub const MAX_WORKSPACE_RUN_SCOPE_BYTES: usize = 64 << 20;
+/// Serialized bytes of one persistent scope (global, user, session), checked when a variable is
+/// created: protects the shared cache from one tenant's state.
+pub const MAX_PERSISTENT_SCOPE_BYTES: usize = 16 << 20;
+
+/// One run scope: its variables with their serialized sizes.
+struct RunScope {
+    vars: HashMap<String, (Value, usize)>,
+    bytes: usize,
+    touched: Instant,
+}
+
+/// Run scopes kept in memory, and the bytes each workspace holds in them.
 #[derive(Default)]
 struct RunScopes {
-    map: HashMap<(String, String), (Map<String, Value>, Instant)>,
+    map: HashMap<(String, String), RunScope>,
+    bytes_of: HashMap<String, usize>,
     writes: u64,
+}
+
+impl RunScopes {
+    fn release(bytes_of: &mut HashMap<String, usize>, workspace: &str, bytes: usize) {
+        if let Some(n) = bytes_of.get_mut(workspace) {
+            *n = n.saturating_sub(bytes);
+            if *n == 0 {
+                bytes_of.remove(workspace);
+            }
+        }
+    }
+
+    /// Drops the scopes not written for `ttl`.
+    fn sweep(&mut self, now: Instant, ttl: Duration) {
+        let bytes_of = &mut self.bytes_of;
+        self.map.retain(|(ws, _), scope| {
+            let live = now.duration_since(scope.touched) < ttl;
+            if !live {
+                Self::release(bytes_of, ws, scope.bytes);
+            }
+            live
+        });
+    }
 }
 
 /// The context store behind the `state` import (and its `set-config`).
@@ -133,34 +180,105 @@ impl ContextStore {
         let runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
         runs.map
             .get(&Self::run_key(run))
-            .filter(|(_, t)| now.duration_since(*t) < self.run_ttl)
-            .and_then(|(vars, _)| vars.get(name).cloned())
+            .filter(|scope| now.duration_since(scope.touched) < self.run_ttl)
+            .and_then(|scope| scope.vars.get(name).map(|(v, _)| v.clone()))
     }
 
-    fn put_run_var(&self, run: &RunContext, name: &str, value: Option<Value>) {
+    /// Writes (or deletes) a run-scope variable of `size` serialized bytes, within the caps.
+    fn put_run_var(
+        &self,
+        run: &RunContext,
+        name: &str,
+        value: Option<(Value, usize)>,
+    ) -> Result<(), ServiceError> {
         let now = Instant::now();
         let ttl = self.run_ttl;
         let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
+        let runs = &mut *runs;
         runs.writes += 1;
         if runs.writes.is_multiple_of(256) {
-            runs.map.retain(|_, (_, t)| now.duration_since(*t) < ttl);
+            runs.sweep(now, ttl);
         }
-        let entry = runs
-            .map
-            .entry(Self::run_key(run))
-            .or_insert_with(|| (Map::new(), now));
-        if now.duration_since(entry.1) >= ttl {
-            entry.0.clear();
+        let key = Self::run_key(run);
+        let scope = runs.map.entry(key.clone()).or_insert_with(|| RunScope {
+            vars: HashMap::new(),
+            bytes: 0,
+            touched: now,
+        });
+        if now.duration_since(scope.touched) >= ttl {
+            RunScopes::release(&mut runs.bytes_of, &key.0, scope.bytes);
+            scope.vars.clear();
+            scope.bytes = 0;
         }
-        entry.1 = now;
+        scope.touched = now;
+        let old = scope.vars.get(name).map_or(0, |(_, size)| *size);
         match value {
-            Some(v) => {
-                entry.0.insert(name.to_owned(), v);
+            Some((v, size)) => {
+                if old == 0
+                    && !scope.vars.contains_key(name)
+                    && scope.vars.len() >= MAX_SCOPE_VARIABLES
+                {
+                    return Err(ServiceError::Invalid(format!(
+                        "the run scope holds at most {MAX_SCOPE_VARIABLES} variables"
+                    )));
+                }
+                let grows = size.saturating_sub(old);
+                if scope.bytes + grows > MAX_RUN_SCOPE_BYTES {
+                    return Err(ServiceError::TooLarge(
+                        u32::try_from(MAX_RUN_SCOPE_BYTES).unwrap_or(u32::MAX),
+                    ));
+                }
+                let workspace = runs.bytes_of.get(&key.0).copied().unwrap_or(0);
+                if workspace + grows > MAX_WORKSPACE_RUN_SCOPE_BYTES {
+                    return Err(ServiceError::TooLarge(
+                        u32::try_from(MAX_WORKSPACE_RUN_SCOPE_BYTES).unwrap_or(u32::MAX),
+                    ));
+                }
+                scope.vars.insert(name.to_owned(), (v, size));
+                scope.bytes = scope.bytes - old + size;
+                *runs.bytes_of.entry(key.0.clone()).or_insert(0) += size;
+                RunScopes::release(&mut runs.bytes_of, &key.0, old);
             }
             None => {
-                entry.0.remove(name);
+                if scope.vars.remove(name).is_some() {
+                    scope.bytes -= old;
+                    RunScopes::release(&mut runs.bytes_of, &key.0, old);
+                }
             }
         }
+        Ok(())
+    }
+
+    /// Refuses to create one more variable in a persistent scope past its caps (a variable
+    /// that exists may be rewritten: the per-variable cap bounds it).
+    async fn check_new_variable(
+        &self,
+        key: &CacheKey,
+        name: &str,
+        size: usize,
+    ) -> Result<(), ServiceError> {
+        if self
+            .cache
+            .hget(key, name)
+            .await
+            .map_err(unavailable)?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let all = self.cache.hgetall(key).await.map_err(unavailable)?;
+        if all.len() >= MAX_SCOPE_VARIABLES {
+            return Err(ServiceError::Invalid(format!(
+                "a context scope holds at most {MAX_SCOPE_VARIABLES} variables"
+            )));
+        }
+        let bytes: usize = all.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if bytes + name.len() + size > MAX_PERSISTENT_SCOPE_BYTES {
+            return Err(ServiceError::TooLarge(
+                u32::try_from(MAX_PERSISTENT_SCOPE_BYTES).unwrap_or(u32::MAX),
+            ));
+        }
+        Ok(())
     }
 
     async fn read_var(
@@ -187,23 +305,26 @@ impl ContextStore {
         name: &str,
         value: Option<Value>,
     ) -> Result<(), ServiceError> {
-        if let Some(v) = &value {
-            let size = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
-            if size > self.max_variable_bytes {
-                return Err(ServiceError::TooLarge(
-                    u32::try_from(self.max_variable_bytes).unwrap_or(u32::MAX),
-                ));
-            }
-        }
-        if scope == StateScope::Run {
-            self.put_run_var(run, name, value);
-            return Ok(());
-        }
-        let (key, ttl) = self.key(run, scope)?;
-        match value {
+        let value = match value {
             Some(v) => {
                 let bytes =
                     serde_json::to_vec(&v).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+                if bytes.len() > self.max_variable_bytes {
+                    return Err(ServiceError::TooLarge(
+                        u32::try_from(self.max_variable_bytes).unwrap_or(u32::MAX),
+                    ));
+                }
+                Some((v, bytes))
+            }
+            None => None,
+        };
+        if scope == StateScope::Run {
+            return self.put_run_var(run, name, value.map(|(v, bytes)| (v, bytes.len())));
+        }
+        let (key, ttl) = self.key(run, scope)?;
+        match value {
+            Some((_, bytes)) => {
+                self.check_new_variable(&key, name, bytes.len()).await?;
                 self.cache
                     .hset(&key, name, &bytes)
                     .await
@@ -463,6 +584,79 @@ mod tests {
             s.set(&r, StateScope::User, "x", json!(1)).await.is_err(),
             "no user, no user scope"
         );
+    }
+
+    #[tokio::test]
+    async fn scopes_hold_a_bounded_number_of_variables() {
+        let s = store();
+        let r = run(Some("alice"), &CorrelationId::generate());
+        for scope in [StateScope::Run, StateScope::Global] {
+            for i in 0..MAX_SCOPE_VARIABLES {
+                s.set(&r, scope, &format!("v{i}"), json!(i)).await.unwrap();
+            }
+            let err = s.set(&r, scope, "one_more", json!(1)).await.unwrap_err();
+            assert!(
+                matches!(err, ServiceError::Invalid(ref m) if m.contains("at most")),
+                "{scope:?}: {err:?}"
+            );
+            s.set(&r, scope, "v0", json!("rewritten"))
+                .await
+                .expect("an existing variable may be rewritten");
+            s.delete(&r, scope, "v1").await.unwrap();
+            s.set(&r, scope, "one_more", json!(1))
+                .await
+                .expect("a deleted variable frees its place");
+        }
+    }
+
+    #[tokio::test]
+    async fn run_scopes_are_capped_in_bytes_per_run_and_per_workspace() {
+        let s = ContextStore::new(
+            Arc::new(MemoryCache::new("t")),
+            Duration::from_secs(3600),
+            Duration::from_secs(60),
+            1 << 20,
+        );
+        let big = json!("x".repeat((1 << 20) - 100));
+        let r = run(None, &CorrelationId::generate());
+        let mut refused = None;
+        for i in 0..16 {
+            if let Err(e) = s
+                .set(&r, StateScope::Run, &format!("big{i}"), big.clone())
+                .await
+            {
+                refused = Some((i, e));
+                break;
+            }
+        }
+        let (i, err) = refused.expect("one run scope cannot grow forever");
+        assert_eq!(i, MAX_RUN_SCOPE_BYTES >> 20, "{err:?}");
+        assert!(matches!(err, ServiceError::TooLarge(_)));
+        // Many correlations of one workspace together stop at the workspace's cap.
+        let mut written = MAX_RUN_SCOPE_BYTES >> 20;
+        let mut refused = false;
+        for _ in 0..200 {
+            let other = run(None, &CorrelationId::generate());
+            if s.set(&other, StateScope::Run, "big", big.clone())
+                .await
+                .is_err()
+            {
+                refused = true;
+                break;
+            }
+            written += 1;
+        }
+        assert!(
+            refused && written <= MAX_WORKSPACE_RUN_SCOPE_BYTES >> 20,
+            "{written} MiB written"
+        );
+        let elsewhere = RunContext {
+            workspace_id: WorkspaceId::new("ws2").unwrap(),
+            ..run(None, &CorrelationId::generate())
+        };
+        s.set(&elsewhere, StateScope::Run, "big", big)
+            .await
+            .expect("another workspace has its own budget");
     }
 
     #[tokio::test(start_paused = true)]

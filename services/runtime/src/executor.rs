@@ -29,6 +29,7 @@ use crate::dsl;
 use crate::error::RuntimeError;
 use crate::index::TriggerIndex;
 use crate::sandbox::Sandboxes;
+use crate::throttle::{Throttle, ThrottledBus, Throttles};
 use crate::workspace_config::WorkspaceConfig;
 
 /// What started a run, as `runtime.automations.executed` reports it.
@@ -105,6 +106,8 @@ pub struct Executor {
     arguments: ArgumentSchemas,
     /// Workspaces' `config.value`, the base of every run's `config`.
     configs: Arc<WorkspaceConfig>,
+    /// Per-workspace execution and emit throttles.
+    throttles: Arc<Throttles>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -132,6 +135,7 @@ impl Executor {
         contexts: Arc<ContextStore>,
         sandboxes: Sandboxes,
         configs: Arc<WorkspaceConfig>,
+        throttles: Arc<Throttles>,
         preview_bytes: usize,
     ) -> Arc<Self> {
         Arc::new_cyclic(|this| Executor {
@@ -147,6 +151,7 @@ impl Executor {
             interpreter: dsl::Interpreter::default(),
             arguments: ArgumentSchemas::default(),
             configs,
+            throttles,
         })
     }
 
@@ -162,16 +167,30 @@ impl Executor {
         let span = tracing::info_span!("execute", workspace_id = %exec.context.workspace_id,
             automation = %exec.automation.slug, correlation_id = %exec.context.correlation_id,
             trigger = exec.info.kind);
-        let guard = self.bus.enter(
-            &exec.context.run_id,
-            exec.app.clone(),
-            exec.credentials.clone(),
-        );
-        let result = self.run(&exec).instrument(span).await;
-        drop(guard);
+        let c = &exec.context;
+        let result = match self
+            .throttles
+            .wait(&c.workspace_id, &c.run_id, Throttle::Executions)
+            .await
+        {
+            Ok(()) => {
+                let guard = self
+                    .bus
+                    .enter(&c.run_id, exec.app.clone(), exec.credentials.clone());
+                let result = self.run(&exec).instrument(span).await;
+                drop(guard);
+                result
+            }
+            Err(e) => Ok(refused(
+                "ThrottledError",
+                e.to_string(),
+                json!({"throttle": e.kind, "perSecond": e.per_second, "burst": e.burst}),
+            )),
+        };
+        let throttled = self.throttles.take_tally(&c.run_id);
         match &result {
-            Ok(report) => self.report(&exec, started_at, Ok(report)).await,
-            Err(e) if !e.is_transient() => self.report(&exec, started_at, Err(e)).await,
+            Ok(report) => self.report(&exec, started_at, throttled, Ok(report)).await,
+            Err(e) if !e.is_transient() => self.report(&exec, started_at, throttled, Err(e)).await,
             Err(e) => {
                 tracing::warn!(workspace_id = %exec.context.workspace_id, automation = %exec.automation.slug,
                 error = %e, "run not started")
@@ -369,8 +388,12 @@ impl Executor {
             .this
             .upgrade()
             .ok_or_else(|| RuntimeError::Config("the executor is shutting down".into()))?;
+        let events = Arc::new(ThrottledBus {
+            bus: self.bus.clone(),
+            throttles: self.throttles.clone(),
+        });
         Ok(Services {
-            events: self.bus.clone(),
+            events,
             state: self.contexts.clone(),
             automations: me,
         })
@@ -399,6 +422,7 @@ impl Executor {
         &self,
         exec: &Execution,
         started_at: DateTime<Utc>,
+        throttled: Duration,
         result: Result<&RunReport, &RuntimeError>,
     ) {
         let (output, error, duration) = match result {
@@ -443,7 +467,7 @@ impl Executor {
                 .map_or(Value::Null, |o| preview(o, self.preview_bytes)),
         );
         payload.insert("duration".into(), json!(duration));
-        payload.insert("throttled".into(), json!(0));
+        payload.insert("throttled".into(), json!(throttled.as_millis()));
         payload.insert(
             "startedAt".into(),
             json!(started_at.to_rfc3339_opts(SecondsFormat::Millis, true)),

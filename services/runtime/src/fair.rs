@@ -75,7 +75,11 @@ impl FairPermits {
 impl Drop for FairPermit {
     fn drop(&mut self) {
         {
-            let mut held = self.permits.held.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut held = self
+                .permits
+                .held
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if let Some(n) = held.get_mut(&self.workspace) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {

@@ -12,7 +12,8 @@
 //!   (and `error`); also the `call` import.
 //! - [`webhook`]: `router(state)`: webhooks and test runs over HTTP.
 //! - [`workers`]: `run_workers`: the event consumer (group `runtime`), the fan-out listener
-//!   (index updates, waits) and the scheduler.
+//!   (index updates, waits) and the scheduler; [`fair`]: each workspace's share of its
+//!   concurrency.
 //! - [`dsl`]: DSL automations: the embedded interpreter component (built by `build.rs`) and
 //!   the compiled programs it is handed per run.
 //! - [`schedule`]: cron with seconds and time zones, one run per tick cluster-wide.
@@ -20,7 +21,8 @@
 //!   [`coordination`]: its cluster-wide `rate-limit` and user topics (WIT 0.1.1);
 //!   [`workspace_config`]: the workspace `config` runs read and write (WIT 0.1.2 `set-config`);
 //!   [`user_fields`]: `user.email`, `user.authData`, `user.role`.
-//! - [`bus`] + [`waiters`]: the `emit` and `wait` imports over the broker.
+//! - [`bus`] + [`waiters`]: the `emit` and `wait` imports over the broker; [`throttle`]: each
+//!   workspace's execution and emit rates, cluster-wide.
 //!
 //! Wiring (the binary): build the [`Host`](refract_host::Host) with [`Config::host_config`] and
 //! an artifact store over the shared file storage, then `RuntimeState::new(broker, store,
@@ -37,12 +39,14 @@ pub mod coordination;
 pub mod dsl;
 pub mod error;
 pub mod executor;
+pub mod fair;
 pub mod index;
 mod observe;
 pub mod paths;
 pub mod sandbox;
 pub mod schedule;
 pub mod state;
+pub mod throttle;
 pub mod user_fields;
 pub mod waiters;
 pub mod webhook;

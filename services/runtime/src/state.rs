@@ -16,6 +16,7 @@ use crate::contexts::ContextStore;
 use crate::error::RuntimeError;
 use crate::executor::Executor;
 use crate::index::{TriggerIndex, split_doc_id};
+use crate::throttle::Throttles;
 use crate::waiters::Waiters;
 use crate::workspace_config::WorkspaceConfig;
 
@@ -97,6 +98,7 @@ impl RuntimeState {
             config.max_variable_bytes,
         );
         let contexts = Arc::new(contexts.with_platform(store.clone(), configs.clone()));
+        let throttles = Arc::new(Throttles::new(cache.clone(), store.clone()));
         let executor = Executor::new(
             host,
             files,
@@ -106,6 +108,7 @@ impl RuntimeState {
             contexts,
             sandboxes,
             configs,
+            throttles,
             config.executed_preview_bytes,
         );
         let state = RuntimeState {

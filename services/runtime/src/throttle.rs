@@ -20,10 +20,16 @@ use tokio::time::Instant;
 
 /// Executions per second of one workspace, and its burst: protects the runtime's workers and
 /// pool from one tenant's flood of triggers.
-pub const DEFAULT_EXECUTIONS: TokenBucket = TokenBucket { per_second: 100.0, burst: 400 };
+pub const DEFAULT_EXECUTIONS: TokenBucket = TokenBucket {
+    per_second: 100.0,
+    burst: 400,
+};
 /// Emits per second of one workspace, and its burst: protects the broker and the automations
 /// the events trigger.
-pub const DEFAULT_EMITS: TokenBucket = TokenBucket { per_second: 30.0, burst: 100 };
+pub const DEFAULT_EMITS: TokenBucket = TokenBucket {
+    per_second: 30.0,
+    burst: 100,
+};
 /// Longest delay a throttle imposes before it fails the work instead: a throttled run keeps its
 /// caller (a webhook client, an instance slot) waiting no longer than this.
 pub const MAX_THROTTLE_DELAY: Duration = Duration::from_secs(10);
@@ -53,7 +59,9 @@ impl Throttle {
 
 /// The work was throttled longer than [`MAX_THROTTLE_DELAY`]; it did not happen.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("the {kind} of workspace {workspace} are over their rate ({per_second}/s, burst {burst}); waiting would take over {max_ms} ms")]
+#[error(
+    "the {kind} of workspace {workspace} are over their rate ({per_second}/s, burst {burst}); waiting would take over {max_ms} ms"
+)]
 pub struct ThrottledError {
     pub workspace: String,
     pub kind: &'static str,
@@ -86,20 +94,36 @@ impl std::fmt::Debug for Throttles {
 
 impl Throttles {
     pub fn new(cache: Arc<dyn Cache>, store: Arc<dyn DocumentStore>) -> Self {
-        Self { cache, store, overrides: Mutex::default(), tallies: Mutex::default() }
+        Self {
+            cache,
+            store,
+            overrides: Mutex::default(),
+            tallies: Mutex::default(),
+        }
     }
 
     /// Waits for `throttle`'s token of `workspace`, adding the delay to `run_id`'s tally.
     /// A cache that does not answer lets the work through (logged): throttles protect the
     /// platform, they must not stop it.
-    pub async fn wait(&self, workspace: &WorkspaceId, run_id: &str, throttle: Throttle) -> Result<(), ThrottledError> {
-        let Some(budgets) = self.budgets(workspace).await else { return Ok(()) };
+    pub async fn wait(
+        &self,
+        workspace: &WorkspaceId,
+        run_id: &str,
+        throttle: Throttle,
+    ) -> Result<(), ThrottledError> {
+        let Some(budgets) = self.budgets(workspace).await else {
+            return Ok(());
+        };
         let bucket = match throttle {
             Throttle::Executions => budgets.executions,
             Throttle::Emits => budgets.emits,
         };
         let key = CacheKey::throttle(workspace, throttle.name());
-        let delay = match self.cache.take_tokens(&key, bucket, 1, MAX_THROTTLE_DELAY).await {
+        let delay = match self
+            .cache
+            .take_tokens(&key, bucket, 1, MAX_THROTTLE_DELAY)
+            .await
+        {
             Ok(Some(delay)) => delay,
             Ok(None) => {
                 return Err(ThrottledError {
@@ -132,14 +156,21 @@ impl Throttles {
 
     /// The delay `run_id` was throttled for, forgotten from now on.
     pub fn take_tally(&self, run_id: &str) -> Duration {
-        self.tallies.lock().unwrap_or_else(PoisonError::into_inner).remove(run_id).unwrap_or_default()
+        self.tallies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(run_id)
+            .unwrap_or_default()
     }
 
     /// The budgets of `workspace`: the defaults, or what its secrets say (cached a while).
     async fn budgets(&self, workspace: &WorkspaceId) -> Option<Budgets> {
         let now = Instant::now();
         {
-            let map = self.overrides.lock().unwrap_or_else(PoisonError::into_inner);
+            let map = self
+                .overrides
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if let Some((budgets, at)) = map.get(workspace.as_str())
                 && now.duration_since(*at) < OVERRIDES_TTL
             {
@@ -147,7 +178,10 @@ impl Throttles {
             }
         }
         let budgets = self.read_secrets(workspace).await;
-        let mut map = self.overrides.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self
+            .overrides
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if map.len() >= MAX_CACHED_OVERRIDES {
             map.clear();
         }
@@ -166,7 +200,9 @@ impl Throttles {
                     }
                 }
                 Ok(None) => {}
-                Err(e) => tracing::warn!(workspace_id = %workspace, error = %e, "rate-limit secrets unreadable; defaults used"),
+                Err(e) => {
+                    tracing::warn!(workspace_id = %workspace, error = %e, "rate-limit secrets unreadable; defaults used")
+                }
             }
         }
         budgets_from(&values)
@@ -185,17 +221,36 @@ const SECRETS: &[&str] = &[
 /// The budgets the secrets `values` (by name) set over the defaults; a value that does not
 /// parse (or is not positive) is ignored.
 fn budgets_from(values: &HashMap<&str, String>) -> Option<Budgets> {
-    if values.get("prismeai_ratelimit_disabled").is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes")) {
+    if values
+        .get("prismeai_ratelimit_disabled")
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+    {
         return None;
     }
     let rate = |name: &str, default: f64| {
-        values.get(name).and_then(|v| v.parse::<f64>().ok()).filter(|r| r.is_finite() && *r > 0.0).unwrap_or(default)
+        values
+            .get(name)
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|r| r.is_finite() && *r > 0.0)
+            .unwrap_or(default)
     };
-    let burst = |name: &str, default: u32| values.get(name).and_then(|v| v.parse::<u32>().ok()).filter(|b| *b > 0).unwrap_or(default);
+    let burst = |name: &str, default: u32| {
+        values
+            .get(name)
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|b| *b > 0)
+            .unwrap_or(default)
+    };
     Some(Budgets {
         executions: TokenBucket {
-            per_second: rate("prismeai_ratelimit_automations", DEFAULT_EXECUTIONS.per_second),
-            burst: burst("prismeai_ratelimit_automations_burst", DEFAULT_EXECUTIONS.burst),
+            per_second: rate(
+                "prismeai_ratelimit_automations",
+                DEFAULT_EXECUTIONS.per_second,
+            ),
+            burst: burst(
+                "prismeai_ratelimit_automations_burst",
+                DEFAULT_EXECUTIONS.burst,
+            ),
         },
         emits: TokenBucket {
             per_second: rate("prismeai_ratelimit_emits", DEFAULT_EMITS.per_second),
@@ -220,7 +275,12 @@ impl EventBus for ThrottledBus {
         self.bus.emit(run, event).await
     }
 
-    async fn wait(&self, run: &RunContext, conditions: &[WaitCondition], timeout: Duration) -> Result<Option<Event>, ServiceError> {
+    async fn wait(
+        &self,
+        run: &RunContext,
+        conditions: &[WaitCondition],
+        timeout: Duration,
+    ) -> Result<Option<Event>, ServiceError> {
         self.bus.wait(run, conditions, timeout).await
     }
 }
@@ -235,7 +295,13 @@ mod tests {
     #[test]
     fn secrets_override_the_defaults_and_bad_values_are_ignored() {
         let none = HashMap::new();
-        assert_eq!(budgets_from(&none), Some(Budgets { executions: DEFAULT_EXECUTIONS, emits: DEFAULT_EMITS }));
+        assert_eq!(
+            budgets_from(&none),
+            Some(Budgets {
+                executions: DEFAULT_EXECUTIONS,
+                emits: DEFAULT_EMITS
+            })
+        );
         let set = HashMap::from([
             ("prismeai_ratelimit_emits", "5".to_owned()),
             ("prismeai_ratelimit_emits_burst", "7".to_owned()),
@@ -243,7 +309,13 @@ mod tests {
             ("prismeai_ratelimit_automations_burst", "lots".to_owned()),
         ]);
         let budgets = budgets_from(&set).unwrap();
-        assert_eq!(budgets.emits, TokenBucket { per_second: 5.0, burst: 7 });
+        assert_eq!(
+            budgets.emits,
+            TokenBucket {
+                per_second: 5.0,
+                burst: 7
+            }
+        );
         assert_eq!(budgets.executions, DEFAULT_EXECUTIONS);
         let off = HashMap::from([("prismeai_ratelimit_disabled", "true".to_owned())]);
         assert_eq!(budgets_from(&off), None);
@@ -251,12 +323,19 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn work_past_the_burst_is_delayed_then_refused() {
-        let throttles = Throttles::new(Arc::new(MemoryCache::new("t")), Arc::new(MemoryStore::new()));
+        let throttles = Throttles::new(
+            Arc::new(MemoryCache::new("t")),
+            Arc::new(MemoryStore::new()),
+        );
         let ws = WorkspaceId::new("ws1").unwrap();
         for _ in 0..DEFAULT_EMITS.burst {
             throttles.wait(&ws, "r1", Throttle::Emits).await.unwrap();
         }
-        assert_eq!(throttles.take_tally("r1"), Duration::ZERO, "the burst goes through at once");
+        assert_eq!(
+            throttles.take_tally("r1"),
+            Duration::ZERO,
+            "the burst goes through at once"
+        );
         throttles.wait(&ws, "r1", Throttle::Emits).await.unwrap();
         let tally = throttles.take_tally("r1");
         assert!(tally > Duration::ZERO, "the next emit waits for its token");
@@ -266,14 +345,26 @@ mod tests {
             let cache = throttles.cache.clone();
             let key = CacheKey::throttle(&ws, "emits");
             // Reserve without sleeping, as many concurrent runs would.
-            if cache.take_tokens(&key, DEFAULT_EMITS, 1, MAX_THROTTLE_DELAY).await.unwrap().is_none() {
+            if cache
+                .take_tokens(&key, DEFAULT_EMITS, 1, MAX_THROTTLE_DELAY)
+                .await
+                .unwrap()
+                .is_none()
+            {
                 refused = Some(throttles.wait(&ws, "r2", Throttle::Emits).await);
                 break;
             }
         }
-        assert!(matches!(refused, Some(Err(ThrottledError { kind: "emits", .. }))), "{refused:?}");
+        assert!(
+            matches!(refused, Some(Err(ThrottledError { kind: "emits", .. }))),
+            "{refused:?}"
+        );
         let other = WorkspaceId::new("ws2").unwrap();
         throttles.wait(&other, "r3", Throttle::Emits).await.unwrap();
-        assert_eq!(throttles.take_tally("r3"), Duration::ZERO, "another workspace has its own bucket");
+        assert_eq!(
+            throttles.take_tally("r3"),
+            Duration::ZERO,
+            "another workspace has its own bucket"
+        );
     }
 }

@@ -257,6 +257,7 @@ pub fn respond(
                 let (status, error) = match e.code.as_str() {
                     "ForbiddenError" => (StatusCode::FORBIDDEN, "ForbiddenError"),
                     "InvalidArgumentsError" => (StatusCode::BAD_REQUEST, "InvalidArgumentsError"),
+                    "ThrottledError" => (StatusCode::TOO_MANY_REQUESTS, "ThrottledError"),
                     _ => (StatusCode::BAD_REQUEST, "AutomationError"),
                 };
                 ApiError::new(status, error, e.message.clone())

@@ -17,6 +17,7 @@ use tokio::time::MissedTickBehavior;
 use crate::apps::{APP_EVENTS, AppScope};
 use crate::error::RuntimeError;
 use crate::executor::{Execution, TriggerInfo};
+use crate::fair::FairPermits;
 use crate::schedule::{Fire, Planner, claim_tick, tick_lock};
 use crate::state::{RuntimeState, run_context};
 
@@ -93,20 +94,38 @@ pub async fn run_workers(
 
 /// Group consumer: each event is handled by one instance; acknowledged once its runs are done.
 async fn consume(state: RuntimeState, mut sub: Box<dyn Subscriber>) -> Result<(), RuntimeError> {
-    let permits = Arc::new(Semaphore::new(state.config().max_concurrent_events));
+    let config = state.config();
+    let total = config.max_concurrent_events;
+    let share = config
+        .max_concurrent_events_per_workspace
+        .unwrap_or_else(|| FairPermits::default_share(total));
+    let permits = FairPermits::new(total, share);
+    // Deliveries held at once: those running, and as many waiting for their workspace's share
+    // (a workspace over its share does not stop the consumer from reading the others' events).
+    let held = Arc::new(Semaphore::new(total.saturating_mul(2)));
     loop {
-        let delivery = sub.next().await?;
-        let Ok(permit) = permits.clone().acquire_owned().await else {
+        let Ok(holding) = held.clone().acquire_owned().await else {
             return Ok(());
         };
+        let delivery = sub.next().await?;
         let state = state.clone();
+        let permits = permits.clone();
         tokio::spawn(async move {
+            let workspace = delivery
+                .event
+                .source
+                .workspace_id
+                .as_ref()
+                .map_or("", |w| w.as_str())
+                .to_owned();
+            let permit = permits.acquire(&workspace).await;
             let span = consumer_span(&delivery.event);
             crate::observe::record_pickup(&delivery.event);
             let started = std::time::Instant::now();
             tracing::Instrument::instrument(handle_event(&state, delivery), span).await;
             crate::observe::record_processed(started.elapsed());
             drop(permit);
+            drop(holding);
         });
     }
 }

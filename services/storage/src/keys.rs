@@ -96,6 +96,11 @@ impl CacheKey {
         )
     }
 
+    /// A workspace's token bucket of `kind` (`automations`, `emits`: the runtime throttles).
+    pub fn throttle(workspace: &WorkspaceId, kind: &str) -> Self {
+        Self::new(format!("throttle:{workspace}:{}", part(kind)), false)
+    }
+
     /// A cluster-wide lock (e.g. `cron:<workspace>:<automation>:<tick>`: one tick, one run).
     pub fn lock(name: &str) -> Self {
         Self::new(format!("lock:{}", part(name)), false)

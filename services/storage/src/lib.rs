@@ -39,7 +39,7 @@ pub mod sqlite;
 pub mod store;
 
 pub use access::{WorkspaceAccess, access_of, api_key_hash, is_member, role_of};
-pub use cache::{CACHE_SCHEMES, Cache, open_cache};
+pub use cache::{CACHE_SCHEMES, Cache, TokenBucket, open_cache};
 pub use documents::{CollectionSpec, Collections, Document, Expect, collections};
 pub use error::{Result, StorageError};
 pub use files::{Digest, FILE_STORE_SCHEMES, FileStore, open_file_store, open_file_store_with};

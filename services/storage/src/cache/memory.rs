@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::durable::{Durable, Snapshot};
-use super::{Cache, check_ttl, check_value, wrong_kind};
+use super::{Cache, TokenBucket, check_bucket, check_ttl, check_value, take_from, wrong_kind};
 use crate::error::{Result, StorageError};
 use crate::keys::CacheKey;
 use crate::location::Location;
@@ -47,6 +47,8 @@ pub struct MemoryCache {
     namespace: String,
     state: Mutex<State>,
     durable: Option<Durable>,
+    /// The zero of token-bucket times (ms since this instant).
+    epoch: Instant,
 }
 
 impl MemoryCache {
@@ -55,6 +57,7 @@ impl MemoryCache {
             namespace: namespace.to_string(),
             state: Mutex::default(),
             durable: None,
+            epoch: Instant::now(),
         }
     }
 
@@ -67,6 +70,7 @@ impl MemoryCache {
             namespace: namespace.to_string(),
             state: Mutex::default(),
             durable: Some(durable),
+            epoch: Instant::now(),
         };
         {
             let mut state = cache.lock()?;
@@ -231,6 +235,42 @@ impl Cache for MemoryCache {
                 expires,
             });
             Ok(next)
+        })
+        .await
+    }
+
+    async fn take_tokens(
+        &self,
+        key: &CacheKey,
+        bucket: TokenBucket,
+        cost: u32,
+        max_wait: Duration,
+    ) -> Result<Option<Duration>> {
+        check_bucket(bucket)?;
+        let now = Instant::now();
+        let now_ms = now.duration_since(self.epoch).as_secs_f64() * 1000.0;
+        self.update(key, |slot| {
+            let tat = match slot {
+                None => None,
+                Some(Entry {
+                    value: Value::Bytes(b),
+                    ..
+                }) => std::str::from_utf8(b)
+                    .ok()
+                    .and_then(|s| s.parse::<f64>().ok()),
+                Some(_) => return Err(wrong_kind(key)),
+            };
+            let max_wait_ms = max_wait.as_secs_f64() * 1000.0;
+            let Some((next, wait)) = take_from(tat, now_ms, bucket, cost, max_wait_ms) else {
+                return Ok(None);
+            };
+            // Kept until the bucket is full again: an absent bucket is a full one.
+            let full_in = Duration::from_secs_f64(((next - now_ms) / 1000.0).max(0.001));
+            *slot = Some(Entry {
+                value: Value::Bytes(next.to_string().into_bytes()),
+                expires: Some(now + full_in),
+            });
+            Ok(Some(Duration::from_secs_f64(wait / 1000.0)))
         })
         .await
     }

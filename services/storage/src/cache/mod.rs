@@ -58,6 +58,19 @@ pub trait Cache: Send + Sync {
     /// created by this call expires after `ttl` (a fixed rate-limit window).
     async fn incr(&self, key: &CacheKey, by: i64, ttl: Duration) -> Result<i64>;
 
+    /// Takes `cost` tokens from the token bucket at `key` (refilled at `bucket.per_second`,
+    /// holding at most `bucket.burst`), reserving them ahead when the bucket is short: returns
+    /// how long the caller must wait before going on (zero when the tokens were there), or
+    /// `None`, taking nothing, when that wait would be longer than `max_wait`. Atomic for
+    /// every caller of the cache, so a bucket in Redis is one budget for the whole cluster.
+    async fn take_tokens(
+        &self,
+        key: &CacheKey,
+        bucket: TokenBucket,
+        cost: u32,
+        max_wait: Duration,
+    ) -> Result<Option<Duration>>;
+
     /// Sets `field` of the hash at `key`.
     async fn hset(&self, key: &CacheKey, field: &str, value: &[u8]) -> Result<()>;
 
@@ -71,6 +84,48 @@ pub trait Cache: Send + Sync {
 
     /// Makes `key` expire after `ttl`; `false` when it does not exist.
     async fn expire(&self, key: &CacheKey, ttl: Duration) -> Result<bool>;
+}
+
+/// A token bucket: `per_second` tokens added each second, at most `burst` kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenBucket {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+impl TokenBucket {
+    /// Milliseconds between two tokens.
+    pub(crate) fn interval_ms(&self) -> f64 {
+        1000.0 / self.per_second.max(f64::MIN_POSITIVE)
+    }
+}
+
+/// One take from a bucket, as the generic cell rate algorithm: the bucket is the time at which
+/// it will be full again (`tat`, ms on the backend's clock, `None` when unknown or past).
+/// Returns the new `tat` and the wait in ms, or `None` when the wait would exceed `max_wait_ms`.
+/// Redis runs the same arithmetic in a script.
+pub(crate) fn take_from(
+    tat: Option<f64>,
+    now: f64,
+    bucket: TokenBucket,
+    cost: u32,
+    max_wait_ms: f64,
+) -> Option<(f64, f64)> {
+    let interval = bucket.interval_ms();
+    let tat = tat.filter(|t| t.is_finite()).map_or(now, |t| t.max(now));
+    let next = tat + f64::from(cost) * interval;
+    let wait = (next - f64::from(bucket.burst) * interval - now).max(0.0);
+    (wait <= max_wait_ms).then_some((next, wait))
+}
+
+pub(crate) fn check_bucket(bucket: TokenBucket) -> Result<()> {
+    if !(bucket.per_second.is_finite() && bucket.per_second > 0.0) || bucket.burst == 0 {
+        return Err(StorageError::invalid(
+            "bucket",
+            "needs a positive rate and a burst of at least 1",
+        ));
+    }
+    Ok(())
 }
 
 /// Opens the cache `url` names, with every key under `namespace` (`[A-Za-z0-9_.-]{1,64}`).

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{Cache, check_ttl, check_value};
+use super::{Cache, TokenBucket, check_bucket, check_ttl, check_value};
 use crate::error::{Result, StorageError};
 use crate::keys::CacheKey;
 use crate::location::{CONNECT_TIMEOUT, Location};
@@ -25,11 +25,32 @@ local v = redis.call('INCRBY', KEYS[1], ARGV[1])
 if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return v";
 
+/// One take from a token bucket on Redis's clock: the arithmetic of `cache::take_from`
+/// (ARGV: ms between tokens, burst, cost, longest wait in ms). Returns the wait in µs, or -1
+/// when it would be longer than allowed (nothing taken).
+const TAKE_TOKENS_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local interval = tonumber(ARGV[1])
+local tat = now
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  local v = tonumber(stored)
+  if v and v > now then tat = v end
+end
+local nxt = tat + tonumber(ARGV[3]) * interval
+local wait = nxt - tonumber(ARGV[2]) * interval - now
+if wait < 0 then wait = 0 end
+if wait > tonumber(ARGV[4]) then return -1 end
+redis.call('SET', KEYS[1], string.format('%.3f', nxt), 'PX', math.max(1, math.ceil(nxt - now)))
+return math.floor(wait * 1000)";
+
 pub struct RedisCache {
     namespace: String,
     conn: ConnectionManager,
     location: Location,
     incr: redis::Script,
+    take_tokens: redis::Script,
 }
 
 impl RedisCache {
@@ -67,6 +88,7 @@ impl RedisCache {
             conn,
             location: location.clone(),
             incr: redis::Script::new(INCR_SCRIPT),
+            take_tokens: redis::Script::new(TAKE_TOKENS_SCRIPT),
         })
     }
 
@@ -202,6 +224,28 @@ impl Cache for RedisCache {
                     self.err(key, "incr")(e)
                 }
             })
+    }
+
+    async fn take_tokens(
+        &self,
+        key: &CacheKey,
+        bucket: TokenBucket,
+        cost: u32,
+        max_wait: Duration,
+    ) -> Result<Option<Duration>> {
+        check_bucket(bucket)?;
+        let mut conn = self.conn.clone();
+        let wait_us: i64 = self
+            .take_tokens
+            .key(self.full(key))
+            .arg(bucket.interval_ms())
+            .arg(bucket.burst)
+            .arg(cost)
+            .arg(max_wait.as_secs_f64() * 1000.0)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(self.err(key, "take_tokens"))?;
+        Ok(u64::try_from(wait_us).ok().map(Duration::from_micros))
     }
 
     async fn hset(&self, key: &CacheKey, field: &str, value: &[u8]) -> Result<()> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use refract_core::{ErrorKind, SessionId, UserId, WorkspaceId};
 use refract_storage::keys::ContextScope;
-use refract_storage::{Cache, CacheKey, open_cache};
+use refract_storage::{Cache, CacheKey, TokenBucket, open_cache};
 
 use crate::support::{eventually, redis_url, skip, unique, with_cleanup};
 
@@ -145,6 +145,110 @@ async fn counters_count_within_their_window(cache: &Arc<dyn Cache>) {
     );
 }
 
+async fn token_buckets_delay_past_their_burst(cache: &Arc<dyn Cache>) {
+    let key = CacheKey::throttle(&ws(), "emits");
+    // One token an hour: the burst is all there is during the test.
+    let bucket = TokenBucket {
+        per_second: 1.0 / 3600.0,
+        burst: 3,
+    };
+    let max_wait = Duration::from_secs(7200);
+    for i in 0..3 {
+        let wait = cache
+            .take_tokens(&key, bucket, 1, max_wait)
+            .await
+            .expect("take");
+        assert_eq!(wait, Some(Duration::ZERO), "token {i} of the burst");
+    }
+    let wait = cache
+        .take_tokens(&key, bucket, 1, max_wait)
+        .await
+        .expect("4th");
+    let wait = wait.expect("reserved ahead");
+    assert!(
+        wait > Duration::from_secs(3000) && wait <= Duration::from_secs(3600),
+        "the next token comes in about an hour: {wait:?}"
+    );
+    // Past the longest wait the caller accepts, nothing is taken.
+    let short = Duration::from_secs(3600 + 1800);
+    assert_eq!(
+        cache
+            .take_tokens(&key, bucket, 1, short)
+            .await
+            .expect("refused"),
+        None
+    );
+    assert_eq!(
+        cache
+            .take_tokens(&key, bucket, 1, short)
+            .await
+            .expect("refused"),
+        None
+    );
+    let later = cache
+        .take_tokens(&key, bucket, 1, max_wait)
+        .await
+        .expect("5th");
+    assert!(
+        later.expect("reserved") > Duration::from_secs(6000),
+        "{later:?}"
+    );
+    // Concurrent takes are atomic: of 20 at once on a burst of 10, 10 go on at once.
+    let hot = CacheKey::throttle(&ws(), "automations");
+    let bucket = TokenBucket {
+        per_second: 1.0 / 3600.0,
+        burst: 10,
+    };
+    let takes = (0..20).map(|_| {
+        let cache = cache.clone();
+        let key = hot.clone();
+        async move {
+            cache
+                .take_tokens(&key, bucket, 1, max_wait)
+                .await
+                .expect("take")
+        }
+    });
+    let waits = futures::future::join_all(takes).await;
+    assert_eq!(
+        waits.iter().filter(|w| **w == Some(Duration::ZERO)).count(),
+        10
+    );
+    // A fast bucket refills: after a pause the burst is back.
+    let quick = CacheKey::throttle(&ws(), "quick");
+    let bucket = TokenBucket {
+        per_second: 1000.0,
+        burst: 1,
+    };
+    assert_eq!(
+        cache
+            .take_tokens(&quick, bucket, 1, max_wait)
+            .await
+            .expect("1"),
+        Some(Duration::ZERO)
+    );
+    assert!(
+        eventually(EXPIRY_DEADLINE, || async {
+            cache
+                .take_tokens(&quick, bucket, 1, max_wait)
+                .await
+                .expect("again")
+                == Some(Duration::ZERO)
+        })
+        .await,
+        "the bucket refills"
+    );
+    let bad = TokenBucket {
+        per_second: 0.0,
+        burst: 1,
+    };
+    let err = cache
+        .take_tokens(&quick, bad, 1, max_wait)
+        .await
+        .expect_err("no rate");
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+}
+
 async fn hashes_hold_contexts(cache: &Arc<dyn Cache>) {
     let key = CacheKey::context(&ws(), ContextScope::Run, &unique("run"));
     assert!(cache.hgetall(&key).await.expect("empty").is_empty());
@@ -185,6 +289,7 @@ async fn suite(cache: Arc<dyn Cache>) {
     values_expire(&cache).await;
     locks_are_taken_once_until_they_expire(&cache).await;
     counters_count_within_their_window(&cache).await;
+    token_buckets_delay_past_their_burst(&cache).await;
     hashes_hold_contexts(&cache).await;
 }
 
