@@ -87,6 +87,14 @@ impl EventBus for MemoryEventBus {
         Ok(self.publish(event))
     }
 
+    async fn emit_host_event(
+        &self,
+        _run: &RunContext,
+        event: Event,
+    ) -> Result<EventId, ServiceError> {
+        Ok(self.publish(event))
+    }
+
     async fn wait(
         &self,
         _run: &RunContext,

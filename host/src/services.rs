@@ -81,14 +81,14 @@ pub trait EventBus: Send + Sync {
     /// (`refract_core::platform::check_emittable`), as an `Invalid` value for the guest.
     async fn emit(&self, run: &RunContext, event: Event) -> Result<EventId, ServiceError>;
     /// Publishes an event the host itself built for the run, of a platform type the guest
-    /// did not choose (`events.userTopics.*`), like [`emit`](Self::emit) otherwise.
+    /// did not choose (`events.userTopics.*`), like [`emit`](Self::emit) otherwise. No default:
+    /// a bus that wraps another must forward this one too, not send it through the guest's
+    /// checked `emit`.
     async fn emit_host_event(
         &self,
         run: &RunContext,
         event: Event,
-    ) -> Result<EventId, ServiceError> {
-        self.emit(run, event).await
-    }
+    ) -> Result<EventId, ServiceError>;
     /// The first event published after the call that meets one of `conditions`, or `None` after
     /// `timeout`.
     async fn wait(

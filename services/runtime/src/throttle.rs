@@ -265,14 +265,31 @@ pub struct ThrottledBus {
     pub throttles: Arc<Throttles>,
 }
 
-#[async_trait]
-impl EventBus for ThrottledBus {
-    async fn emit(&self, run: &RunContext, event: Event) -> Result<EventId, ServiceError> {
+impl ThrottledBus {
+    /// Waits for the workspace's emit token (guest and host-built events alike).
+    async fn emit_token(&self, run: &RunContext) -> Result<(), ServiceError> {
         self.throttles
             .wait(&run.workspace_id, &run.run_id, Throttle::Emits)
             .await
-            .map_err(|e| ServiceError::Unavailable(format!("ThrottledError: {e}")))?;
+            .map(drop)
+            .map_err(|e| ServiceError::Unavailable(format!("ThrottledError: {e}")))
+    }
+}
+
+#[async_trait]
+impl EventBus for ThrottledBus {
+    async fn emit(&self, run: &RunContext, event: Event) -> Result<EventId, ServiceError> {
+        self.emit_token(run).await?;
         self.bus.emit(run, event).await
+    }
+
+    async fn emit_host_event(
+        &self,
+        run: &RunContext,
+        event: Event,
+    ) -> Result<EventId, ServiceError> {
+        self.emit_token(run).await?;
+        self.bus.emit_host_event(run, event).await
     }
 
     async fn wait(
