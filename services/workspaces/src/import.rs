@@ -491,7 +491,9 @@ mod tests {
             vec!["0"; 2_000].join(","),
             vec!["*a"; 400].join(",")
         );
+        // index.yml at the root: entries sharing one folder are read as that folder's export.
         let bytes = zip_of(&[
+            ("index.yml", "name: Shop\n"),
             ("automations/ok.yml", "name: Ok\ndo: []\n"),
             ("automations/bomb.yml", &bomb),
         ]);
