@@ -16,6 +16,7 @@
 //!
 //! Both implementations pass the same conformance suite (`tests/conformance.rs`). This crate
 //! depends on `refract-core` only; it knows nothing of HTTP or of the services.
+#![warn(missing_docs)]
 
 pub mod api;
 pub mod config;

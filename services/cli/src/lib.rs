@@ -7,6 +7,7 @@
 //! - [`deploy`]: build, register and upload an automation.
 //! - [`admin`]: operator commands on accounts (superadmin grants, deactivation).
 //! - [`observability`]: readiness, `/metrics` and the HTTP metrics layer of every process.
+#![warn(missing_docs)]
 
 pub mod admin;
 pub mod cli;

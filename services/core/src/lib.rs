@@ -11,6 +11,7 @@
 //!
 //! This crate does no I/O and depends on nothing of ours: broker, storage, host and the
 //! services all build on it.
+#![warn(missing_docs)]
 
 pub mod apps;
 pub mod error;

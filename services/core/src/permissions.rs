@@ -200,9 +200,9 @@ pub fn rule_problems(
             }
         }
         if let Some(c) = &rule.conditions
-            && let Err(message) = check_conditions(c)
+            && let Err(error) = check_conditions(c)
         {
-            out.push((format!("rules.{i}.conditions"), message));
+            out.push((format!("rules.{i}.conditions"), error.to_string()));
         }
     }
     out
@@ -337,27 +337,41 @@ pub struct ApiKeyRecord {
     pub created_by: String,
 }
 
+/// Why a condition document is refused when a rule is saved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConditionError {
+    /// The document (or a `$not`/`$and`/`$or` operand) is not an object.
+    #[error("conditions must be an object")]
+    NotAnObject,
+    /// `$and` or `$or` was given something other than a list.
+    #[error("{0} takes a list")]
+    NotAList(String),
+    /// An operator this evaluator does not know; it would silently never match.
+    #[error("unknown operator {0}")]
+    UnknownOperator(String),
+}
+
 /// Checks the operators of a condition document without a resource, so bad rules are refused
 /// when saved instead of silently never matching.
-pub fn check_conditions(conditions: &Value) -> Result<(), String> {
+pub fn check_conditions(conditions: &Value) -> Result<(), ConditionError> {
     let Value::Object(map) = conditions else {
-        return Err("conditions must be an object".into());
+        return Err(ConditionError::NotAnObject);
     };
     for (key, value) in map {
         match key.as_str() {
             "$and" | "$or" => match value {
                 Value::Array(items) => items.iter().try_for_each(check_conditions)?,
-                _ => return Err(format!("{key} takes a list")),
+                _ => return Err(ConditionError::NotAList(key.clone())),
             },
             "$not" => check_conditions(value)?,
-            k if k.starts_with('$') => return Err(format!("unknown operator {k}")),
+            k if k.starts_with('$') => return Err(ConditionError::UnknownOperator(k.into())),
             _ => {
                 if let Value::Object(ops) = value
                     && ops.keys().any(|k| k.starts_with('$'))
                 {
                     for op in ops.keys() {
                         if !FIELD_OPERATORS.contains(&op.as_str()) {
-                            return Err(format!("unknown operator {op}"));
+                            return Err(ConditionError::UnknownOperator(op.clone()));
                         }
                     }
                 }

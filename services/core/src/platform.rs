@@ -22,25 +22,90 @@ pub mod service {
     pub const GATEWAY: &str = "gateway";
 }
 
-/// Platform event types that a consumer acts on beyond triggering automations.
+/// Every event type the platform publishes (http-api §15), named once: producers stamp them
+/// and consumers match on them through these constants, never through string literals.
 pub mod types {
+    // workspaces service: workspaces
+    /// A workspace was created.
+    pub const WORKSPACES_CREATED: &str = "workspaces.created";
+    /// A workspace's name, description or other fields changed.
+    pub const WORKSPACES_UPDATED: &str = "workspaces.updated";
+    /// A workspace's `config` changed (`{config, oldConfig}`).
+    pub const WORKSPACES_CONFIGURED: &str = "workspaces.configured";
     /// Deletes the workspace's history and forgets its automations.
     pub const WORKSPACES_DELETED: &str = "workspaces.deleted";
-    pub const WORKSPACES_UPDATED: &str = "workspaces.updated";
-    pub const WORKSPACES_CONFIGURED: &str = "workspaces.configured";
+    /// A workspace was duplicated into a new one.
+    pub const WORKSPACES_DUPLICATED: &str = "workspaces.duplicated";
+    /// A workspace's security settings (roles, rules) changed.
+    pub const SECURITY_UPDATED: &str = "workspaces.security.updated";
+    /// A workspace's secrets changed (names only, never values).
+    pub const SECRETS_UPDATED: &str = "workspaces.secrets.updated";
+    /// A workspace version was published.
+    pub const VERSIONS_PUBLISHED: &str = "workspaces.versions.published";
+    /// A workspace version was deleted.
+    pub const VERSIONS_DELETED: &str = "workspaces.versions.deleted";
+    /// A user was given access to a workspace.
+    pub const PERMISSIONS_SHARED: &str = "workspaces.permissions.shared";
+    /// A user's access to a workspace was removed.
+    pub const PERMISSIONS_DELETED: &str = "workspaces.permissions.deleted";
+    /// A page was shared with a user.
+    pub const PAGES_PERMISSIONS_SHARED: &str = "workspaces.pages.permissions.shared";
+    /// A user's access to a page was removed.
+    pub const PAGES_PERMISSIONS_DELETED: &str = "workspaces.pages.permissions.deleted";
+    // workspaces service: automations, components, apps
+    /// An automation was created; the runtime indexes its triggers.
     pub const AUTOMATIONS_CREATED: &str = "workspaces.automations.created";
+    /// An automation changed; the runtime re-indexes it.
     pub const AUTOMATIONS_UPDATED: &str = "workspaces.automations.updated";
+    /// An automation was deleted; the runtime forgets it.
     pub const AUTOMATIONS_DELETED: &str = "workspaces.automations.deleted";
+    /// A component was uploaded (compiled and stored).
     pub const COMPONENTS_UPLOADED: &str = "workspaces.components.uploaded";
+    /// An app instance was installed into a workspace.
     pub const APPS_INSTALLED: &str = "workspaces.apps.installed";
+    /// An app instance's config changed.
     pub const APPS_CONFIGURED: &str = "workspaces.apps.configured";
+    /// An app instance was removed from a workspace.
     pub const APPS_UNINSTALLED: &str = "workspaces.apps.uninstalled";
+    /// An app version was published to the store; installing workspaces reload it.
     pub const APPS_PUBLISHED: &str = "apps.published";
+    /// An app was deleted from the store.
     pub const APPS_DELETED: &str = "apps.deleted";
-    /// An error report: the platform's, or a run's own (automation-dsl §3.4).
-    pub const ERROR: &str = "error";
+    /// An API key was created.
+    pub const APIKEYS_CREATED: &str = "apikeys.created";
+    /// An API key's rules or state changed.
+    pub const APIKEYS_UPDATED: &str = "apikeys.updated";
+    /// An API key was deleted.
+    pub const APIKEYS_DELETED: &str = "apikeys.deleted";
+    // runtime
+    /// A run ended: its trigger, duration, output excerpt and error.
+    pub const AUTOMATIONS_EXECUTED: &str = "runtime.automations.executed";
+    /// A run was scheduled by a cron trigger or `repeat`/`schedule`.
+    pub const AUTOMATIONS_SCHEDULED: &str = "runtime.automations.scheduled";
+    /// A run changed a context (user, session, global) variable.
+    pub const CONTEXTS_UPDATED: &str = "runtime.contexts.updated";
+    /// A webhook or test run was triggered by a request.
+    pub const INTERACTIONS_TRIGGERED: &str = "runtime.interactions.triggered";
+    /// A run started waiting for an event.
+    pub const WAITS_PENDING: &str = "runtime.waits.pending";
+    /// A waiting run received its event.
+    pub const WAITS_FULFILLED: &str = "runtime.waits.fulfilled";
     /// A run's fetch answered 4xx/5xx (automation-dsl §3.6).
     pub const FETCH_FAILED: &str = "runtime.fetch.failed";
+    /// An error report: the platform's, or a run's own (automation-dsl §3.4).
+    pub const ERROR: &str = "error";
+    // events service
+    /// A user topic was created.
+    pub const USER_TOPICS_CREATED: &str = "events.userTopics.created";
+    /// A user joined a user topic.
+    pub const USER_TOPICS_JOINED: &str = "events.userTopics.joined";
+    // gateway
+    /// A user logged in.
+    pub const LOGIN_SUCCEEDED: &str = "gateway.login.succeeded";
+    /// A login attempt failed.
+    pub const LOGIN_FAILED: &str = "gateway.login.failed";
+    /// A user signed up.
+    pub const SIGNUP_SUCCEEDED: &str = "gateway.signup.succeeded";
 }
 
 /// Type namespaces only the platform publishes (http-api §7.2).

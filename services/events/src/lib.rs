@@ -13,6 +13,7 @@
 //! - [`config`]: settings and their defaults.
 //!
 //! Depends on core, broker, storage and refract-http; never on another service crate.
+#![warn(missing_docs)]
 
 pub mod api;
 pub mod config;

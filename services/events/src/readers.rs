@@ -6,6 +6,7 @@
 //! re-evaluated ([`crate::live::recheck`]).
 
 use refract_core::permissions::reads::EventReader;
+use refract_core::platform::types;
 use refract_core::{Event, WorkspaceId};
 use refract_http::Caller;
 use refract_storage::{EventHistory, HistoryQuery, StorageError, WorkspaceAccess};
@@ -25,12 +26,12 @@ const SCAN_PAGE: u32 = 500;
 /// roles and rules, sharing, API keys, the workspace's deletion. Re-evaluating reads the
 /// store, so an event forged with one of these types can only cost a re-check.
 const ACCESS_EVENTS: &[&str] = &[
-    "workspaces.security.updated",
-    "workspaces.permissions.shared",
-    "workspaces.permissions.deleted",
-    "workspaces.deleted",
-    "apikeys.updated",
-    "apikeys.deleted",
+    types::SECURITY_UPDATED,
+    types::PERMISSIONS_SHARED,
+    types::PERMISSIONS_DELETED,
+    types::WORKSPACES_DELETED,
+    types::APIKEYS_UPDATED,
+    types::APIKEYS_DELETED,
 ];
 
 /// The workspace whose readers `event` may have changed, if it is such an event.

@@ -10,6 +10,7 @@
 //!
 //! Depends on `refract-core` and axum (plus small helpers: `subtle`, `getrandom`, `cookie`); no
 //! service logic.
+#![warn(missing_docs)]
 
 pub mod cookies;
 pub mod error;

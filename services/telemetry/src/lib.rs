@@ -11,6 +11,7 @@
 //!   and HTTP headers so one trace follows a request through the broker.
 //!
 //! Depends on no Refract crate: every service (and the broker) may depend on it.
+#![warn(missing_docs)]
 
 pub mod http;
 pub mod logs;

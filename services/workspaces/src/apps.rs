@@ -5,6 +5,7 @@
 //! one document per version in `app_versions` holding the [`Snapshot`]. Versions are numbered
 //! 1, 2, … and never rewritten; `current` is the latest.
 
+use refract_core::platform::types;
 use std::collections::HashSet;
 
 use axum::extract::{Path, RawQuery, State};
@@ -297,7 +298,7 @@ pub async fn publish(
         .emit(
             &caller,
             &access.id,
-            "apps.published",
+            types::APPS_PUBLISHED,
             json!({"appSlug": slug, "version": number, "app": out}),
         )
         .await;
@@ -475,7 +476,12 @@ pub async fn remove(
         .map_err(storage)?;
     if let Ok(source) = WorkspaceId::new(&app.workspace_id) {
         state
-            .emit(&caller, &source, "apps.deleted", json!({"appSlug": slug}))
+            .emit(
+                &caller,
+                &source,
+                types::APPS_DELETED,
+                json!({"appSlug": slug}),
+            )
             .await;
     }
     Ok(Json(json!({ "id": slug })))

@@ -11,6 +11,7 @@ use refract_core::model::{
     Automation, AutomationKind, ComponentInfo, ComponentLimits, ComponentStatus, automation_doc_id,
     check_automation_slug,
 };
+use refract_core::platform::types;
 use refract_core::{ErrorKind, WorkspaceId};
 use refract_http::{ApiError, Caller, Json};
 use refract_storage::{Document, Expect, collections};
@@ -283,7 +284,7 @@ pub async fn create(
         .emit(
             &caller,
             &access.id,
-            "workspaces.automations.created",
+            types::AUTOMATIONS_CREATED,
             event_payload(&a, None),
         )
         .await;
@@ -391,7 +392,7 @@ pub async fn update(
         .emit(
             &caller,
             &access.id,
-            "workspaces.automations.updated",
+            types::AUTOMATIONS_UPDATED,
             event_payload(&a, old_slug),
         )
         .await;
@@ -418,7 +419,7 @@ pub async fn remove(
         .emit(
             &caller,
             &access.id,
-            "workspaces.automations.deleted",
+            types::AUTOMATIONS_DELETED,
             event_payload(&a, None),
         )
         .await;

@@ -11,6 +11,7 @@
 //! run reads as `{{config.x}}`. Automations missing from the archive are kept (`deleted` is
 //! always empty); app instances, security and pages are reported as skipped.
 
+use refract_core::platform::types;
 use std::io::{Cursor, Read};
 
 use axum::body::Bytes;
@@ -412,9 +413,9 @@ async fn import_one(
         Err(e) => return Err(storage(e)),
     }
     let event = if existing.is_some() {
-        "workspaces.automations.updated"
+        types::AUTOMATIONS_UPDATED
     } else {
-        "workspaces.automations.created"
+        types::AUTOMATIONS_CREATED
     };
     state
         .emit(caller, &access.id, event, event_payload(&a, None))

@@ -15,6 +15,7 @@ use refract_core::apps::{
     parse_app_version, redact, secret_fields,
 };
 use refract_core::model::check_automation_slug;
+use refract_core::platform::types;
 use refract_core::{ErrorKind, WorkspaceId};
 use refract_dsl::arguments::Arguments;
 use refract_http::{ApiError, Caller, Json};
@@ -250,7 +251,7 @@ pub async fn install(
         .emit(
             &caller,
             &access.id,
-            "workspaces.apps.installed",
+            types::APPS_INSTALLED,
             event_payload(&instance, Some(&app)),
         )
         .await;
@@ -361,7 +362,7 @@ async fn save(
     let mut payload = event_payload(&instance, Some(&app));
     payload["oldConfig"] = redact(&old.config, app.config_schema.as_ref());
     state
-        .emit(caller, access_id, "workspaces.apps.configured", payload)
+        .emit(caller, access_id, types::APPS_CONFIGURED, payload)
         .await;
     detailed(state, &instance).await
 }
@@ -465,7 +466,7 @@ pub async fn uninstall(
         .emit(
             caller,
             workspace,
-            "workspaces.apps.uninstalled",
+            types::APPS_UNINSTALLED,
             event_payload(instance, app.as_ref()),
         )
         .await;

@@ -22,6 +22,7 @@
 //! - `params`: query strings and body-map helpers shared by the handlers.
 //!
 //! Depends on core, http, broker, storage and host; never on another service crate.
+#![warn(missing_docs)]
 
 pub mod apps;
 pub mod artifacts;

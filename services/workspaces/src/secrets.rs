@@ -3,6 +3,7 @@
 //! `{workspaceId, name, value, description?, createdAt, createdBy, updatedAt, updatedBy}`; the
 //! runtime reads `value` from there. Owners only (`manage_security`).
 
+use refract_core::platform::types;
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
@@ -266,7 +267,7 @@ async fn write(
         .emit(
             &caller,
             &access.id,
-            "workspaces.secrets.updated",
+            types::SECRETS_UPDATED,
             json!({ "names": changed }),
         )
         .await;
@@ -303,7 +304,7 @@ pub async fn remove(
         .emit(
             &caller,
             &access.id,
-            "workspaces.secrets.updated",
+            types::SECRETS_UPDATED,
             json!({ "names": [name] }),
         )
         .await;

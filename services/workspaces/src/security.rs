@@ -10,6 +10,7 @@ use chrono::Utc;
 use refract_core::permissions::{
     API_KEY_PREFIX, ApiKeyRecord, Authorizations, PermissionRule, rule_problems,
 };
+use refract_core::platform::types;
 use refract_http::{ApiError, Caller, Json};
 use refract_storage::{Expect, api_key_hash, collections};
 use serde::Deserialize;
@@ -88,12 +89,7 @@ pub async fn replace(
         .map_err(storage)?;
     let saved = json!({ "authorizations": body });
     state
-        .emit(
-            &caller,
-            &access.id,
-            "workspaces.security.updated",
-            saved.clone(),
-        )
+        .emit(&caller, &access.id, types::SECURITY_UPDATED, saved.clone())
         .await;
     Ok(Json(saved))
 }
@@ -244,7 +240,7 @@ pub async fn create_key(
         .emit(
             &caller,
             &access.id,
-            "apikeys.created",
+            types::APIKEYS_CREATED,
             json!({ "id": record.id, "keyHint": record.key_hint }),
         )
         .await;
@@ -303,7 +299,7 @@ pub async fn update_key(
         .emit(
             &caller,
             &access.id,
-            "apikeys.updated",
+            types::APIKEYS_UPDATED,
             json!({ "id": record.id, "keyHint": record.key_hint }),
         )
         .await;
@@ -328,7 +324,7 @@ pub async fn delete_key(
         .emit(
             &caller,
             &access.id,
-            "apikeys.deleted",
+            types::APIKEYS_DELETED,
             json!({ "id": record.id, "keyHint": record.key_hint }),
         )
         .await;

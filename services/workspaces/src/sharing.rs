@@ -11,6 +11,7 @@ use refract_core::UserId;
 use refract_core::model::{
     MemberRole, Membership, PUBLIC_MEMBER, ROLE_MEMBER_PREFIX, Role, permission_doc_id,
 };
+use refract_core::platform::types;
 use refract_http::{ApiError, Caller, Json};
 use refract_storage::{Expect, collections};
 use serde::Deserialize;
@@ -165,7 +166,7 @@ pub async fn share(
         .emit(
             &caller,
             &access.id,
-            "workspaces.permissions.shared",
+            types::PERMISSIONS_SHARED,
             saved.clone(),
         )
         .await;
@@ -222,7 +223,7 @@ pub async fn revoke(
         .emit(
             &caller,
             &access.id,
-            "workspaces.permissions.deleted",
+            types::PERMISSIONS_DELETED,
             json!({ "target": { "id": member } }),
         )
         .await;

@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use chrono::Utc;
 use refract_core::apps::{AppInstance, Snapshot, WorkspaceVersion, workspace_version_doc_id};
 use refract_core::model::Workspace;
+use refract_core::platform::types;
 use refract_core::{ErrorKind, WorkspaceId};
 use refract_http::{ApiError, Caller, Json};
 use refract_storage::{Expect, collections};
@@ -179,7 +180,7 @@ pub async fn create(
         .emit(
             &caller,
             &access.id,
-            "workspaces.versions.published",
+            types::VERSIONS_PUBLISHED,
             json!({"version": m}),
         )
         .await;
@@ -214,7 +215,7 @@ pub async fn remove(
         .emit(
             &caller,
             &access.id,
-            "workspaces.versions.deleted",
+            types::VERSIONS_DELETED,
             json!({"version": {"name": name}}),
         )
         .await;

@@ -5,6 +5,7 @@
 use axum::extract::{Path, RawQuery, State};
 use chrono::Utc;
 use refract_core::model::{Membership, Role, Workspace, check_workspace_slug, permission_doc_id};
+use refract_core::platform::types;
 use refract_core::{ErrorKind, WorkspaceId};
 use refract_http::{ApiError, Caller, Json};
 use refract_storage::documents::MAX_FIND_LIMIT;
@@ -204,7 +205,7 @@ pub async fn create(
         .emit(
             &caller,
             &id,
-            "workspaces.created",
+            types::WORKSPACES_CREATED,
             json!({ "workspace": ws }),
         )
         .await;
@@ -337,12 +338,12 @@ pub(crate) async fn change(
                     payload["oldSlug"] = json!(old.slug);
                 }
                 state
-                    .emit(caller, &access.id, "workspaces.updated", payload)
+                    .emit(caller, &access.id, types::WORKSPACES_UPDATED, payload)
                     .await;
                 if old.config != ws.config {
                     let configured = json!({ "config": ws.config, "oldConfig": old.config });
                     state
-                        .emit(caller, &access.id, "workspaces.configured", configured)
+                        .emit(caller, &access.id, types::WORKSPACES_CONFIGURED, configured)
                         .await;
                 }
                 return Ok(ws);
@@ -426,7 +427,7 @@ pub async fn remove(
     tracing::info!(workspace_id = %access.id, correlation_id = %caller.correlation_id, "workspace deleted");
     let payload = json!({ "workspaceId": id, "workspaceSlug": access.workspace.slug });
     state
-        .emit(&caller, &access.id, "workspaces.deleted", payload)
+        .emit(&caller, &access.id, types::WORKSPACES_DELETED, payload)
         .await;
     Ok(Json(json!({ "id": id })))
 }

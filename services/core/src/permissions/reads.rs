@@ -11,6 +11,7 @@
 //! Live delivery adds its own routing on top (a targeted event goes only to its target), which
 //! narrows what a reader receives, never widens it.
 
+use crate::platform::types;
 use std::collections::HashSet;
 
 use serde_json::Value;
@@ -19,7 +20,7 @@ use super::{Action, Authorizations, Grant, PermissionRule, Subject};
 use crate::{Event, SessionId, UserId};
 
 /// Event types nobody reads, whatever their rules (§9.1): they carry run-scope context values.
-pub const UNREADABLE: &[&str] = &["runtime.contexts.updated"];
+pub const UNREADABLE: &[&str] = &[types::CONTEXTS_UPDATED];
 
 /// A principal as an event reader in one workspace.
 #[derive(Debug, Clone, Default, PartialEq)]
