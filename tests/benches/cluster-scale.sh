@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Scale-out shown honestly on a small machine (issue #22): the events path end to end
+# (emit -> trigger -> sandboxed run -> its `runtime.automations.executed` stored) through
+# tests/cluster.sh's cluster with N = 1, 2, 3 runtimes, each runtime process capped at
+# $QUOTA_US µs of CPU per 100 ms (default 30000: 0.3 of a core) in its own cgroup v1 `cpu`
+# group /sys/fs/cgroup/cpu/refract-rt-<i>, so the runtimes are the bottleneck and adding one
+# adds capacity. For each N: a DSL automation on `bench.tick`, rate limits off (gateway and the
+# workspace's `prismeai_ratelimit_disabled`), one warm-up batch, then $EVENTS events emitted
+# through the balancer ($BATCH per request, $PARALLEL requests at a time), timed until every
+# one's run is stored in PostgreSQL; `lost` is emitted minus stored runs (after $PATIENCE s with
+# no progress). Also the CPU time of every process involved (the cluster's services, PostgreSQL,
+# Redis, from /proc/<pid>/stat, exited children included) per event. Prints a markdown table.
+#
+# Needs root (cgroups), what tests/cluster.sh needs, jq, bc, psql. The CPU figures count
+# everything PostgreSQL and Redis do meanwhile: run it on a quiet machine.
+#
+#   bash tests/benches/cluster-scale.sh
+#   EVENTS=2000 SCALE="1 2" bash tests/benches/cluster-scale.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/refract-target}"
+export REFRACT_TEST_DATABASE_URL="${REFRACT_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+SCALE="${SCALE:-1 2 3}"
+EVENTS="${EVENTS:-20000}"
+BATCH="${BATCH:-100}"
+PARALLEL="${PARALLEL:-4}"
+QUOTA_US="${QUOTA_US:-30000}"
+PATIENCE="${PATIENCE:-30}"
+CGROUP=/sys/fs/cgroup/cpu
+DB="$REFRACT_TEST_DATABASE_URL"
+[ -w "$CGROUP" ] || { echo "cgroup v1 cpu controller not writable at $CGROUP (run as root)" >&2; exit 1; }
+
+cargo build --release -p refract-tests --bin refract-node
+NODE_BIN="$CARGO_TARGET_DIR/release/refract-node"
+WORK="$(mktemp -d)"
+PID=""
+stop_cluster() {
+  if [ -n "$PID" ]; then kill -INT "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+  PID=""
+  # A group can be removed once its processes are gone.
+  for g in "$CGROUP"/refract-rt-*; do
+    [ -d "$g" ] || continue
+    for _ in $(seq 1 50); do rmdir "$g" 2>/dev/null && break; sleep 0.1; done
+  done
+}
+trap 'stop_cluster; rm -rf "$WORK"' EXIT
+
+descendants() { # PID: every descendant's pid
+  local c
+  for c in $(pgrep -P "$1" || true); do echo "$c"; descendants "$c"; done
+}
+# cpu_ticks ROOT...: user+system clock ticks of each root and its live descendants, plus what the
+# roots' exited (waited-for) children used; a process that exits between two readings is then
+# counted in its parent's total, so the difference of two readings is the CPU spent between them.
+cpu_ticks() {
+  local total=0 root p u s cu cs
+  for root in "$@"; do
+    for p in "$root" $(descendants "$root"); do
+      read -r u s cu cs < <(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12, $13, $14, $15}') || continue
+      [ -n "${u:-}" ] || continue
+      total=$((total + u + s))
+      [ "$p" = "$root" ] && total=$((total + cu + cs))
+    done
+  done
+  echo "$total"
+}
+TCK=$(getconf CLK_TCK)
+POSTGRES=$(pgrep -o -x postgres || pgrep -o postgres || true)
+REDIS=$(pgrep -o redis-server || true)
+[ -n "$POSTGRES" ] && [ -n "$REDIS" ] || echo "warning: PostgreSQL or Redis not found locally; their CPU is not counted" >&2
+
+# stored: "<bench.tick events> <runs>" of the workspace in the cluster's schema.
+stored() {
+  psql "$DB" -Atq -F ' ' -c "SELECT count(*) FILTER (WHERE type = 'bench.tick'),
+      count(*) FILTER (WHERE type = 'runtime.automations.executed')
+    FROM \"$NS\".events WHERE workspace = '$REFRACT_WORKSPACE'"
+}
+# wait_runs TARGET: until TARGET runs are stored or none was added for $PATIENCE s; prints the
+# runs stored.
+wait_runs() {
+  local runs last=-1 still=0
+  while :; do
+    runs=$(stored | cut -d' ' -f2)
+    [ "$runs" -ge "$1" ] && break
+    if [ "$runs" = "$last" ]; then
+      still=$((still + 1))
+      [ "$still" -ge $((PATIENCE * 4)) ] && break
+    else
+      still=0
+      last=$runs
+    fi
+    sleep 0.25
+  done
+  echo "$runs"
+}
+
+source tests/benches/common.sh
+ROWS=()
+BASE=""
+echo "cluster scale-out: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $EVENTS events," \
+  "each runtime capped at $QUOTA_US/100000 of a core"
+for n in $SCALE; do
+  echo "== $n runtime(s)"
+  OUT="$WORK/cluster-$n.out"
+  REFRACT_CLUSTER_RUNTIMES="$n" bash tests/cluster.sh >"$OUT" 2>&1 &
+  PID=$!
+  for _ in $(seq 1 600); do grep -q '^Balancer:' "$OUT" && break; sleep 0.2; done
+  API=$(awk '/^Balancer:/ {print $2}' "$OUT")
+  NS=$(awk '/^Refract cluster/ {print $3}' "$OUT")
+  [ -n "$API" ] || { cat "$OUT"; echo "the cluster did not start" >&2; exit 1; }
+
+  # Each runtime process (`refract-node runtime --listen …`) into its own capped group.
+  i=0
+  for c in $(pgrep -P "$PID"); do
+    [ "$(tr '\0' ' ' <"/proc/$c/cmdline" | cut -d' ' -f2)" = runtime ] || continue
+    i=$((i + 1))
+    g="$CGROUP/refract-rt-$i"
+    mkdir -p "$g"
+    echo 100000 >"$g/cpu.cfs_period_us"
+    echo "$QUOTA_US" >"$g/cpu.cfs_quota_us"
+    echo "$c" >"$g/cgroup.procs"
+  done
+  [ "$i" = "$n" ] || { echo "found $i runtime processes, expected $n" >&2; exit 1; }
+
+  sign_up
+  REFRACT_DATABASE_URL="$DB?schema=$NS" "$NODE_BIN" admin grant bench@example.com >/dev/null
+  auth=(-H "authorization: Bearer $REFRACT_TOKEN" -H 'content-type: application/json')
+  curl -fs -X PATCH "${auth[@]}" "$API/v2/workspaces/$REFRACT_WORKSPACE/security/secrets" \
+    -d '{"prismeai_ratelimit_disabled":{"value":"true"}}' >/dev/null
+  curl -fs "${auth[@]}" "$API/v2/workspaces/$REFRACT_WORKSPACE/automations" -d \
+    '{"slug":"on-tick","name":"On tick","when":{"events":["bench.tick"]},"do":[{"set":{"name":"n","value":"{{payload.n}}"}}]}' >/dev/null
+  jq -cn --argjson n "$BATCH" '{events: [range($n) | {type: "bench.tick", payload: {n: .}}]}' >"$WORK/batch.json"
+  emit() { # REQUESTS
+    seq "$1" | xargs -P "$PARALLEL" -I{} curl -fs -o /dev/null "${auth[@]}" \
+      "$API/v2/workspaces/$REFRACT_WORKSPACE/events" --data-binary @"$WORK/batch.json"
+  }
+
+  # Warm-up: every runtime has learnt the automation and compiled the interpreter.
+  emit "$PARALLEL"
+  warm=$((PARALLEL * BATCH))
+  [ "$(wait_runs "$warm")" -ge "$warm" ] || { echo "the warm-up's runs were not all stored" >&2; exit 1; }
+
+  requests=$((EVENTS / BATCH))
+  emitted=$((requests * BATCH))
+  for g in "$CGROUP"/refract-rt-*; do cat "$g/cpu.stat" >"$WORK/$(basename "$g").before"; done
+  cpu_before=$(cpu_ticks "$PID" $POSTGRES $REDIS)
+  start=$(date +%s.%N)
+  emit "$requests"
+  emit_done=$(date +%s.%N)
+  runs=$(wait_runs $((warm + emitted)))
+  end=$(date +%s.%N)
+  cpu_after=$(cpu_ticks "$PID" $POSTGRES $REDIS)
+  read -r ticks runs_now <<<"$(stored)"
+  lost=$((warm + emitted - runs_now))
+  lost_events=$((warm + emitted - ticks))
+  seconds=$(echo "$end - $start" | bc -l)
+  rate=$(printf '%.0f' "$(echo "$emitted / $seconds" | bc -l)")
+  [ -z "$BASE" ] && BASE=$rate
+  cpu_us=$(printf '%.0f' "$(echo "($cpu_after - $cpu_before) * 1000000 / $TCK / $emitted" | bc -l)")
+  throttled=""
+  for g in "$CGROUP"/refract-rt-*; do
+    name=$(basename "$g")
+    p0=$(awk '/^nr_periods/ {print $2}' "$WORK/$name.before"); p1=$(awk '/^nr_periods/ {print $2}' "$g/cpu.stat")
+    t0=$(awk '/^nr_throttled/ {print $2}' "$WORK/$name.before"); t1=$(awk '/^nr_throttled/ {print $2}' "$g/cpu.stat")
+    throttled+="${name#refract-}: $(( (t1 - t0) * 100 / (p1 - p0 > 0 ? p1 - p0 : 1) ))% "
+  done
+  echo "  $emitted events emitted in $(printf '%.2f' "$(echo "$emit_done - $start" | bc -l)") s," \
+    "runs stored after $(printf '%.2f' "$seconds") s: $rate events/s; stored $((ticks - warm)) events and" \
+    "$((runs_now - warm)) runs; periods throttled: ${throttled% }"
+  ROWS+=("| $n | $rate | $(printf '%.2f' "$(echo "$rate / $BASE" | bc -l)") | $lost runs, $lost_events events | $cpu_us µs |")
+  stop_cluster
+done
+
+echo
+echo "| runtimes (each $(echo "scale=2; $QUOTA_US / 100000" | bc) core) | events/s | ratio to the first | lost | CPU per event (all processes) |"
+echo "|---|---|---|---|---|"
+printf '%s\n' "${ROWS[@]}"
