@@ -7,8 +7,10 @@
 # adds capacity. For each N: a DSL automation on `bench.tick`, rate limits off (gateway and the
 # workspace's `prismeai_ratelimit_disabled`), one warm-up batch, then $EVENTS events emitted
 # through the balancer ($BATCH per request, $PARALLEL requests at a time), timed until every
-# one's run is stored in PostgreSQL; `lost` is emitted minus stored runs (after $PATIENCE s with
-# no progress). Also the CPU time of every process involved (the cluster's services, PostgreSQL,
+# one's run is stored in PostgreSQL (the events/s of the table), and until the runtimes' consumer
+# group has run and acknowledged every entry (the second events/s: what the runtimes alone
+# sustain, when storing the history is the slower part); `lost` is emitted minus stored runs
+# (after $PATIENCE s with no progress). Also the CPU time of every process involved (the cluster's services, PostgreSQL,
 # Redis, from /proc/<pid>/stat, exited children included) per event. Prints a markdown table.
 #
 # Needs root (cgroups), what tests/cluster.sh needs, jq, bc, psql. The CPU figures count
@@ -28,6 +30,7 @@ QUOTA_US="${QUOTA_US:-30000}"
 PATIENCE="${PATIENCE:-30}"
 CGROUP=/sys/fs/cgroup/cpu
 DB="$REFRACT_TEST_DATABASE_URL"
+REDIS_URL="${REFRACT_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
 [ -w "$CGROUP" ] || { echo "cgroup v1 cpu controller not writable at $CGROUP (run as root)" >&2; exit 1; }
 
 cargo build --release -p refract-tests --bin refract-node
@@ -75,12 +78,34 @@ stored() {
       count(*) FILTER (WHERE type = 'runtime.automations.executed')
     FROM \"$NS\".events WHERE workspace = '$REFRACT_WORKSPACE'"
 }
-# wait_runs TARGET: until TARGET runs are stored or none was added for $PATIENCE s; prints the
-# runs stored.
+# ran: every partition's runtime consumer group has read up to the stream's last entry and has
+# nothing pending, i.e. every event has been run (the runs' own records may not be stored yet).
+ran() {
+  local s last
+  for s in $(redis-cli -u "$REDIS_URL" --scan --pattern "$NS*:events:*"); do
+    last=$(redis-cli -u "$REDIS_URL" -3 --json XINFO STREAM "$s" | jq -r '."last-generated-id"')
+    redis-cli -u "$REDIS_URL" -3 --json XINFO GROUPS "$s" \
+      | jq -e --arg last "$last" 'map(select(.name == "runtime")) | .[0]
+          | (."last-delivered-id" == $last and .pending == 0)' >/dev/null || return 1
+  done
+}
+# wait_runs TARGET [BASE]: until TARGET runs are stored or none was added for $PATIENCE s; prints
+# the runs stored. Writes to $WORK/ran the seconds until the runtimes had run everything (`ran`),
+# and says on stderr when 99% of the runs past BASE were stored (a slow tail shows there).
 wait_runs() {
-  local runs last=-1 still=0
+  local runs last=-1 still=0 t0 now ninety_nine="" ran_at="" base="${2:-0}"
+  t0=$(date +%s.%N)
   while :; do
     runs=$(stored | cut -d' ' -f2)
+    now=$(echo "$(date +%s.%N) - $t0" | bc -l)
+    if [ -z "$ran_at" ] && ran; then
+      ran_at=$now
+      echo "$ran_at" >"$WORK/ran"
+    fi
+    if [ -z "$ninety_nine" ] && [ $(((runs - base) * 100)) -ge $((($1 - base) * 99)) ]; then
+      ninety_nine=$now
+      printf '  99%% of the runs stored after %.2f s\n' "$ninety_nine" >&2
+    fi
     [ "$runs" -ge "$1" ] && break
     if [ "$runs" = "$last" ]; then
       still=$((still + 1))
@@ -91,6 +116,7 @@ wait_runs() {
     fi
     sleep 0.25
   done
+  [ -n "$ran_at" ] || echo "$now" >"$WORK/ran"
   echo "$runs"
 }
 
@@ -147,7 +173,7 @@ for n in $SCALE; do
   start=$(date +%s.%N)
   emit "$requests"
   emit_done=$(date +%s.%N)
-  runs=$(wait_runs $((warm + emitted)))
+  runs=$(wait_runs $((warm + emitted)) "$warm")
   end=$(date +%s.%N)
   cpu_after=$(cpu_ticks "$PID" $POSTGRES $REDIS)
   read -r ticks runs_now <<<"$(stored)"
@@ -155,7 +181,8 @@ for n in $SCALE; do
   lost_events=$((warm + emitted - ticks))
   seconds=$(echo "$end - $start" | bc -l)
   rate=$(printf '%.0f' "$(echo "$emitted / $seconds" | bc -l)")
-  [ -z "$BASE" ] && BASE=$rate
+  ran_rate=$(printf '%.0f' "$(echo "$emitted / $(cat "$WORK/ran")" | bc -l)")
+  [ -z "$BASE" ] && BASE=$rate && RAN_BASE=$ran_rate
   cpu_us=$(printf '%.0f' "$(echo "($cpu_after - $cpu_before) * 1000000 / $TCK / $emitted" | bc -l)")
   throttled=""
   for g in "$CGROUP"/refract-rt-*; do
@@ -165,13 +192,13 @@ for n in $SCALE; do
     throttled+="${name#refract-}: $(( (t1 - t0) * 100 / (p1 - p0 > 0 ? p1 - p0 : 1) ))% "
   done
   echo "  $emitted events emitted in $(printf '%.2f' "$(echo "$emit_done - $start" | bc -l)") s," \
-    "runs stored after $(printf '%.2f' "$seconds") s: $rate events/s; stored $((ticks - warm)) events and" \
+    "run after $(printf '%.2f' "$(cat "$WORK/ran")") s, runs stored after $(printf '%.2f' "$seconds") s: $rate events/s; stored $((ticks - warm)) events and" \
     "$((runs_now - warm)) runs; periods throttled: ${throttled% }"
-  ROWS+=("| $n | $rate | $(printf '%.2f' "$(echo "$rate / $BASE" | bc -l)") | $lost runs, $lost_events events | $cpu_us µs |")
+  ROWS+=("| $n | $rate | $(printf '%.2f' "$(echo "$rate / $BASE" | bc -l)") | $ran_rate | $(printf '%.2f' "$(echo "$ran_rate / $RAN_BASE" | bc -l)") | $lost runs, $lost_events events | $cpu_us µs |")
   stop_cluster
 done
 
 echo
-echo "| runtimes (each $(echo "scale=2; $QUOTA_US / 100000" | bc) core) | events/s | ratio to the first | lost | CPU per event (all processes) |"
-echo "|---|---|---|---|---|"
+echo "| runtimes (each $(echo "scale=2; $QUOTA_US / 100000" | bc) core) | events/s (runs stored) | ratio | events/s (run by the runtimes) | ratio | lost | CPU per event (all processes) |"
+echo "|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
