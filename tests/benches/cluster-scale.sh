@@ -4,14 +4,18 @@
 # tests/cluster.sh's cluster with N = 1, 2, 3 runtimes, each runtime process capped at
 # $QUOTA_US µs of CPU per 100 ms (default 30000: 0.3 of a core) in its own cgroup v1 `cpu`
 # group /sys/fs/cgroup/cpu/refract-rt-<i>, so the runtimes are the bottleneck and adding one
-# adds capacity. For each N: a DSL automation on `bench.tick`, rate limits off (gateway and the
-# workspace's `prismeai_ratelimit_disabled`), one warm-up batch, then $EVENTS events emitted
-# through the balancer ($BATCH per request, $PARALLEL requests at a time), timed until every
-# one's run is stored in PostgreSQL (the events/s of the table), and until the runtimes' consumer
-# group has run and acknowledged every entry (the second events/s: what the runtimes alone
-# sustain, when storing the history is the slower part); `lost` is emitted minus stored runs
-# (after $PATIENCE s with no progress). Also the CPU time of every process involved (the cluster's services, PostgreSQL,
-# Redis, from /proc/<pid>/stat, exited children included) per event. Prints a markdown table.
+# adds capacity.
+#
+# For each N: a DSL automation on `bench.tick`, rate limits off (the gateway's and the
+# workspace's `prismeai_ratelimit_disabled`), one warm-up batch; then $EVENTS events emitted
+# through the balancer ($BATCH per request, $PARALLEL requests at a time) while the runtimes are
+# frozen (cgroup v1 freezer /sys/fs/cgroup/freezer/refract-rt), so the emitter's speed does not
+# cap theirs. From the thaw, two clocks: until the runtimes' consumer group has run and
+# acknowledged every entry (what the runtimes sustain), and until every run's record is stored
+# in PostgreSQL (end to end). `lost` is emitted minus stored (after $PATIENCE s with no
+# progress). Also the CPU time per event of every process involved, from before the emit to the
+# last record stored: the cluster's services, PostgreSQL and Redis, from /proc/<pid>/stat
+# (exited children included). Prints a markdown table.
 #
 # Needs root (cgroups), what tests/cluster.sh needs, jq, bc, psql. The CPU figures count
 # everything PostgreSQL and Redis do meanwhile: run it on a quiet machine.
@@ -29,6 +33,7 @@ PARALLEL="${PARALLEL:-4}"
 QUOTA_US="${QUOTA_US:-30000}"
 PATIENCE="${PATIENCE:-30}"
 CGROUP=/sys/fs/cgroup/cpu
+FREEZER=/sys/fs/cgroup/freezer/refract-rt
 DB="$REFRACT_TEST_DATABASE_URL"
 REDIS_URL="${REFRACT_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
 [ -w "$CGROUP" ] || { echo "cgroup v1 cpu controller not writable at $CGROUP (run as root)" >&2; exit 1; }
@@ -38,6 +43,8 @@ NODE_BIN="$CARGO_TARGET_DIR/release/refract-node"
 WORK="$(mktemp -d)"
 PID=""
 stop_cluster() {
+  # A frozen process cannot even die: thaw first.
+  [ -d "$FREEZER" ] && echo THAWED >"$FREEZER/freezer.state"
   if [ -n "$PID" ]; then kill -INT "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
   PID=""
   # A group can be removed once its processes are gone.
@@ -45,6 +52,15 @@ stop_cluster() {
     [ -d "$g" ] || continue
     for _ in $(seq 1 50); do rmdir "$g" 2>/dev/null && break; sleep 0.1; done
   done
+  [ -d "$FREEZER" ] && for _ in $(seq 1 50); do rmdir "$FREEZER" 2>/dev/null && break; sleep 0.1; done
+  return 0
+}
+# freeze STATE: FROZEN or THAWED, for every runtime at once; returns once it is so.
+freeze() {
+  echo "$1" >"$FREEZER/freezer.state"
+  for _ in $(seq 1 100); do [ "$(cat "$FREEZER/freezer.state")" = "$1" ] && return 0; sleep 0.05; done
+  echo "the runtimes did not become $1" >&2
+  return 1
 }
 trap 'stop_cluster; rm -rf "$WORK"' EXIT
 
@@ -145,6 +161,8 @@ for n in $SCALE; do
     echo 100000 >"$g/cpu.cfs_period_us"
     echo "$QUOTA_US" >"$g/cpu.cfs_quota_us"
     echo "$c" >"$g/cgroup.procs"
+    mkdir -p "$FREEZER"
+    echo "$c" >"$FREEZER/cgroup.procs"
   done
   [ "$i" = "$n" ] || { echo "found $i runtime processes, expected $n" >&2; exit 1; }
 
@@ -170,9 +188,14 @@ for n in $SCALE; do
   emitted=$((requests * BATCH))
   for g in "$CGROUP"/refract-rt-*; do cat "$g/cpu.stat" >"$WORK/$(basename "$g").before"; done
   cpu_before=$(cpu_ticks "$PID" $POSTGRES $REDIS)
-  start=$(date +%s.%N)
+  # The events wait in the streams while the runtimes are frozen, so how fast they can be emitted
+  # does not cap how fast the runtimes run them: the clock starts when they are thawed.
+  freeze FROZEN
+  emit_start=$(date +%s.%N)
   emit "$requests"
   emit_done=$(date +%s.%N)
+  freeze THAWED
+  start=$(date +%s.%N)
   runs=$(wait_runs $((warm + emitted)) "$warm")
   end=$(date +%s.%N)
   cpu_after=$(cpu_ticks "$PID" $POSTGRES $REDIS)
@@ -191,7 +214,7 @@ for n in $SCALE; do
     t0=$(awk '/^nr_throttled/ {print $2}' "$WORK/$name.before"); t1=$(awk '/^nr_throttled/ {print $2}' "$g/cpu.stat")
     throttled+="${name#refract-}: $(( (t1 - t0) * 100 / (p1 - p0 > 0 ? p1 - p0 : 1) ))% "
   done
-  echo "  $emitted events emitted in $(printf '%.2f' "$(echo "$emit_done - $start" | bc -l)") s," \
+  echo "  $emitted events emitted in $(printf '%.2f' "$(echo "$emit_done - $emit_start" | bc -l)") s (runtimes frozen); after the thaw," \
     "run after $(printf '%.2f' "$(cat "$WORK/ran")") s, runs stored after $(printf '%.2f' "$seconds") s: $rate events/s; stored $((ticks - warm)) events and" \
     "$((runs_now - warm)) runs; periods throttled: ${throttled% }"
   ROWS+=("| $n | $rate | $(printf '%.2f' "$(echo "$rate / $BASE" | bc -l)") | $ran_rate | $(printf '%.2f' "$(echo "$ran_rate / $RAN_BASE" | bc -l)") | $lost runs, $lost_events events | $cpu_us µs |")
