@@ -31,7 +31,7 @@ EVENTS="${EVENTS:-20000}"
 BATCH="${BATCH:-100}"
 PARALLEL="${PARALLEL:-4}"
 QUOTA_US="${QUOTA_US:-30000}"
-PATIENCE="${PATIENCE:-30}"
+PATIENCE="${PATIENCE:-120}"
 CGROUP=/sys/fs/cgroup/cpu
 FREEZER=/sys/fs/cgroup/freezer/refract-rt
 DB="$REFRACT_TEST_DATABASE_URL"
@@ -105,6 +105,17 @@ ran() {
           | (."last-delivered-id" == $last and .pending == 0)' >/dev/null || return 1
   done
 }
+# unstored: what the history writers (consumer group `events`) have not yet stored: read but not
+# acknowledged, and not yet read, over every partition.
+unstored() {
+  local s total=0 n
+  for s in $(redis-cli -u "$REDIS_URL" --scan --pattern "$NS*:events:*"); do
+    n=$(redis-cli -u "$REDIS_URL" -3 --json XINFO GROUPS "$s" \
+      | jq '[.[] | select(.name == "events") | .pending + (.lag // 0)] | add // 0')
+    total=$((total + n))
+  done
+  echo "$total"
+}
 # wait_runs TARGET [BASE]: until TARGET runs are stored or none was added for $PATIENCE s; prints
 # the runs stored. Writes to $WORK/ran the seconds until the runtimes had run everything (`ran`),
 # and says on stderr when 99% of the runs past BASE were stored (a slow tail shows there).
@@ -146,7 +157,7 @@ for n in $SCALE; do
   OUT="$WORK/cluster-$n.out"
   REFRACT_CLUSTER_RUNTIMES="$n" bash tests/cluster.sh >"$OUT" 2>&1 &
   PID=$!
-  for _ in $(seq 1 600); do grep -q '^Balancer:' "$OUT" && break; sleep 0.2; done
+  for _ in $(seq 1 600); do grep -qs '^Balancer:' "$OUT" && break; sleep 0.2; done
   API=$(awk '/^Balancer:/ {print $2}' "$OUT")
   NS=$(awk '/^Refract cluster/ {print $3}' "$OUT")
   [ -n "$API" ] || { cat "$OUT"; echo "the cluster did not start" >&2; exit 1; }
@@ -216,7 +227,8 @@ for n in $SCALE; do
   done
   echo "  $emitted events emitted in $(printf '%.2f' "$(echo "$emit_done - $emit_start" | bc -l)") s (runtimes frozen); after the thaw," \
     "run after $(printf '%.2f' "$(cat "$WORK/ran")") s, runs stored after $(printf '%.2f' "$seconds") s: $rate events/s; stored $((ticks - warm)) events and" \
-    "$((runs_now - warm)) runs; periods throttled: ${throttled% }"
+    "$((runs_now - warm)) runs; not yet stored by the history writers: $(unstored) entries;" \
+    "periods throttled: ${throttled% }"
   ROWS+=("| $n | $rate | $(printf '%.2f' "$(echo "$rate / $BASE" | bc -l)") | $ran_rate | $(printf '%.2f' "$(echo "$ran_rate / $RAN_BASE" | bc -l)") | $lost runs, $lost_events events | $cpu_us µs |")
   stop_cluster
 done
