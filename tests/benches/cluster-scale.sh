@@ -88,11 +88,16 @@ POSTGRES=$(pgrep -o -x postgres || pgrep -o postgres || true)
 REDIS=$(pgrep -o redis-server || true)
 [ -n "$POSTGRES" ] && [ -n "$REDIS" ] || echo "warning: PostgreSQL or Redis not found locally; their CPU is not counted" >&2
 
-# stored: "<bench.tick events> <runs>" of the workspace in the cluster's schema.
+# stored: "<bench.tick events> <runs>" of the workspace in the cluster's schema, asked through
+# one psql session per cluster (a connection per poll would cost PostgreSQL a backend each,
+# which the CPU figure would count).
 stored() {
-  psql "$DB" -Atq -F ' ' -c "SELECT count(*) FILTER (WHERE type = 'bench.tick'),
+  echo "SELECT count(*) FILTER (WHERE type = 'bench.tick'),
       count(*) FILTER (WHERE type = 'runtime.automations.executed')
-    FROM \"$NS\".events WHERE workspace = '$REFRACT_WORKSPACE'"
+    FROM \"$NS\".events WHERE workspace = '$REFRACT_WORKSPACE';" >&7
+  local line
+  read -r -t 30 line <&8 || { echo "no answer from psql" >&2; return 1; }
+  echo "$line"
 }
 # ran: every partition's runtime consumer group has read up to the stream's last entry and has
 # nothing pending, i.e. every event has been run (the runs' own records may not be stored yet).
@@ -128,6 +133,7 @@ wait_runs() {
     if [ -z "$ran_at" ] && ran; then
       ran_at=$now
       echo "$ran_at" >"$WORK/ran"
+      for g in "$CGROUP"/refract-rt-*; do cat "$g/cpu.stat" >"$WORK/$(basename "$g").ran"; done
     fi
     if [ -z "$ninety_nine" ] && [ $(((runs - base) * 100)) -ge $((($1 - base) * 99)) ]; then
       ninety_nine=$now
@@ -143,7 +149,10 @@ wait_runs() {
     fi
     sleep 0.25
   done
-  [ -n "$ran_at" ] || echo "$now" >"$WORK/ran"
+  if [ -z "$ran_at" ]; then
+    echo "$now" >"$WORK/ran"
+    for g in "$CGROUP"/refract-rt-*; do cat "$g/cpu.stat" >"$WORK/$(basename "$g").ran"; done
+  fi
   echo "$runs"
 }
 
@@ -177,6 +186,9 @@ for n in $SCALE; do
   done
   [ "$i" = "$n" ] || { echo "found $i runtime processes, expected $n" >&2; exit 1; }
 
+  # fds 7 and 8, unlike a coprocess's own, reach the subshells `stored` runs in.
+  coproc PSQL { psql "$DB" -Atq -F ' ' 2>&1; }
+  exec 7>&"${PSQL[1]}" 8<&"${PSQL[0]}"
   sign_up
   REFRACT_DATABASE_URL="$DB?schema=$NS" "$NODE_BIN" admin grant bench@example.com >/dev/null
   auth=(-H "authorization: Bearer $REFRACT_TOKEN" -H 'content-type: application/json')
@@ -221,14 +233,17 @@ for n in $SCALE; do
   throttled=""
   for g in "$CGROUP"/refract-rt-*; do
     name=$(basename "$g")
-    p0=$(awk '/^nr_periods/ {print $2}' "$WORK/$name.before"); p1=$(awk '/^nr_periods/ {print $2}' "$g/cpu.stat")
-    t0=$(awk '/^nr_throttled/ {print $2}' "$WORK/$name.before"); t1=$(awk '/^nr_throttled/ {print $2}' "$g/cpu.stat")
+    p0=$(awk '/^nr_periods/ {print $2}' "$WORK/$name.before"); p1=$(awk '/^nr_periods/ {print $2}' "$WORK/$name.ran")
+    t0=$(awk '/^nr_throttled/ {print $2}' "$WORK/$name.before"); t1=$(awk '/^nr_throttled/ {print $2}' "$WORK/$name.ran")
     throttled+="${name#refract-}: $(( (t1 - t0) * 100 / (p1 - p0 > 0 ? p1 - p0 : 1) ))% "
   done
   echo "  $emitted events emitted in $(printf '%.2f' "$(echo "$emit_done - $emit_start" | bc -l)") s (runtimes frozen); after the thaw," \
     "run after $(printf '%.2f' "$(cat "$WORK/ran")") s, runs stored after $(printf '%.2f' "$seconds") s: $rate events/s; stored $((ticks - warm)) events and" \
     "$((runs_now - warm)) runs; not yet stored by the history writers: $(unstored) entries;" \
-    "periods throttled: ${throttled% }"
+    "periods throttled until the runtimes were done: ${throttled% }"
+  exec 7>&- 8<&-
+  kill "$PSQL_PID" 2>/dev/null || true
+  wait "$PSQL_PID" 2>/dev/null || true
   ROWS+=("| $n | $rate | $(printf '%.2f' "$(echo "$rate / $BASE" | bc -l)") | $ran_rate | $(printf '%.2f' "$(echo "$ran_rate / $RAN_BASE" | bc -l)") | $lost runs, $lost_events events | $cpu_us µs |")
   stop_cluster
 done
