@@ -189,6 +189,7 @@ for n in $SCALE; do
   # fds 7 and 8, unlike a coprocess's own, reach the subshells `stored` runs in.
   coproc PSQL { psql "$DB" -Atq -F ' ' 2>&1; }
   exec 7>&"${PSQL[1]}" 8<&"${PSQL[0]}"
+  psql_pid=$PSQL_PID
   sign_up
   REFRACT_DATABASE_URL="$DB?schema=$NS" "$NODE_BIN" admin grant bench@example.com >/dev/null
   auth=(-H "authorization: Bearer $REFRACT_TOKEN" -H 'content-type: application/json')
@@ -242,8 +243,8 @@ for n in $SCALE; do
     "$((runs_now - warm)) runs; not yet stored by the history writers: $(unstored) entries;" \
     "periods throttled until the runtimes were done: ${throttled% }"
   exec 7>&- 8<&-
-  kill "$PSQL_PID" 2>/dev/null || true
-  wait "$PSQL_PID" 2>/dev/null || true
+  kill "$psql_pid" 2>/dev/null || true
+  wait "$psql_pid" 2>/dev/null || true
   ROWS+=("| $n | $rate | $(printf '%.2f' "$(echo "$rate / $BASE" | bc -l)") | $ran_rate | $(printf '%.2f' "$(echo "$ran_rate / $RAN_BASE" | bc -l)") | $lost runs, $lost_events events | $cpu_us µs |")
   stop_cluster
 done
