@@ -121,12 +121,11 @@ unstored() {
   done
   echo "$total"
 }
-# wait_runs TARGET [BASE]: until TARGET runs are stored or none was added for $PATIENCE s; prints
-# the runs stored, and says on stderr when 99% of the runs past BASE were stored (a slow tail
-# shows there).
+# wait_runs TARGET [BASE [SINCE]]: until TARGET runs are stored or none was added for $PATIENCE s; prints
+# the runs stored, and says on stderr when 99% of the runs past BASE were stored, in seconds
+# since SINCE (a date +%s.%N; default now): a slow tail shows there.
 wait_runs() {
-  local runs last=-1 still=0 t0 now ninety_nine="" base="${2:-0}"
-  t0=$(date +%s.%N)
+  local runs last=-1 still=0 t0="${3:-$(date +%s.%N)}" now ninety_nine="" base="${2:-0}"
   while :; do
     runs=$(stored | cut -d' ' -f2)
     now=$(echo "$(date +%s.%N) - $t0" | bc -l)
@@ -216,7 +215,7 @@ for n in $SCALE; do
   until ran || (( $(date +%s) - ${start%.*} > 600 )); do sleep 0.05; done
   ran_s=$(echo "$(date +%s.%N) - $start" | bc -l)
   for g in "$CGROUP"/refract-rt-*; do cat "$g/cpu.stat" >"$WORK/$(basename "$g").ran"; done
-  runs=$(wait_runs $((warm + emitted)) "$warm")
+  runs=$(wait_runs $((warm + emitted)) "$warm" "$start")
   end=$(date +%s.%N)
   cpu_after=$(cpu_ticks "$PID" $POSTGRES $REDIS)
   read -r ticks runs_now <<<"$(stored)"
