@@ -121,8 +121,8 @@ unstored() {
   done
   echo "$total"
 }
-# wait_runs TARGET [BASE [SINCE]]: until TARGET runs are stored or none was added for $PATIENCE s; prints
-# the runs stored, and says on stderr when 99% of the runs past BASE were stored, in seconds
+# wait_runs TARGET [BASE [SINCE]]: until TARGET runs are stored or none was added for $PATIENCE
+# s; prints the runs stored, and says on stderr when 99% of the runs past BASE were stored, in seconds
 # since SINCE (a date +%s.%N; default now): a slow tail shows there.
 wait_runs() {
   local runs last=-1 still=0 t0="${3:-$(date +%s.%N)}" now ninety_nine="" base="${2:-0}"
