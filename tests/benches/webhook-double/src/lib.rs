@@ -16,7 +16,10 @@ struct Body {
 #[refract_sdk::automation]
 fn handler(inv: Invocation) -> Result<Output, Error> {
     let Trigger::Http(req) = &inv.trigger else {
-        return Err(Error::new("NotAWebhook", "webhook-double only answers webhook requests"));
+        return Err(Error::new(
+            "NotAWebhook",
+            "webhook-double only answers webhook requests",
+        ));
     };
     // A body that is not `{"n": <integer>}` fails the run with `InvalidJson`.
     let body: Body = req.json()?;
