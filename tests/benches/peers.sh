@@ -19,6 +19,7 @@
 #
 #   bash tests/benches/peers.sh                              # 15 s per level after 3 s
 #   DURATION=3s WARMUP=1s TARGETS="ceiling yaml" bash tests/benches/peers.sh
+#   PROFILE=/tmp/prof TARGETS=component bash tests/benches/peers.sh   # + perf record at c=16
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/refract-target}"
@@ -99,7 +100,14 @@ measure() {
     return 1
   fi
   local c16 c64
+  if [ -n "${PROFILE:-}" ]; then
+    # perf samples the target during the c=16 level: `perf report -i $PROFILE/<name>.data`
+    mkdir -p "$PROFILE"
+    perf record -F 999 -g -p "$PID" -o "$PROFILE/$name.data" 2>/dev/null &
+    local perf_pid=$!
+  fi
   c16=$(wrk_run 16 "$DURATION" "$url"); echo "  c=16: $c16"
+  if [ -n "${PROFILE:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   c64=$(wrk_run 64 "$DURATION" "$url"); echo "  c=64: $c64"
   local after; after=$(rss_mib "$PID")
   RATE16[$name]=$(field "$c16" req/s)
