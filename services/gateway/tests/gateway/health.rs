@@ -1,26 +1,15 @@
 //! JSON 404s, the healthcheck, and the gateway without its cache.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
-use axum::Router;
+use anyhow::Result;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use http_body_util::BodyExt;
-use refract_broker::{
-    Broker, BrokerConfig, BrokerError, DeadLetter, MemoryBroker, Subscriber, Subscription,
-    TypeFilter,
-};
-use refract_core::{Event, EventId};
-use refract_gateway::{Config, GatewayState, Upstream, Upstreams, router};
-use refract_storage::cache::MemoryCache;
+use axum::http::StatusCode;
+use refract_broker::{Broker, BrokerConfig, MemoryBroker};
+use refract_gateway::{Config, GatewayState, router};
 use refract_storage::{Cache, DocumentStore, MemoryStore};
-use serde_json::{Value, json};
-use tower::ServiceExt;
+use serde_json::json;
 
 use crate::support::*;
 

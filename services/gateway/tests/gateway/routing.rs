@@ -1,25 +1,14 @@
 //! Dispatch to in-process backends: which service answers a path, auth rules, body caps, identity headers, correlation ids, CORS preflights on webhooks, WebSocket upgrades.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use http_body_util::BodyExt;
-use refract_broker::{
-    Broker, BrokerConfig, BrokerError, DeadLetter, MemoryBroker, Subscriber, Subscription,
-    TypeFilter,
-};
-use refract_core::{Event, EventId};
-use refract_gateway::{Config, GatewayState, Upstream, Upstreams, router};
-use refract_storage::cache::MemoryCache;
-use refract_storage::{Cache, DocumentStore, MemoryStore};
-use serde_json::{Value, json};
+use refract_gateway::{Upstream, Upstreams};
+use serde_json::json;
 use tower::ServiceExt;
 
 use crate::support::*;

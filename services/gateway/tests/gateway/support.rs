@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use axum::Router;
@@ -13,7 +12,6 @@ use axum::response::IntoResponse;
 use http_body_util::BodyExt;
 use refract_broker::{
     Broker, BrokerConfig, BrokerError, DeadLetter, MemoryBroker, Subscriber, Subscription,
-    TypeFilter,
 };
 use refract_core::{Event, EventId};
 use refract_gateway::{Config, GatewayState, Upstream, Upstreams, router};

@@ -1,26 +1,14 @@
 //! Backends over HTTP: unreachable and stuck instances, failover between instances, headers and streamed bodies.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::Result;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use http_body_util::BodyExt;
-use refract_broker::{
-    Broker, BrokerConfig, BrokerError, DeadLetter, MemoryBroker, Subscriber, Subscription,
-    TypeFilter,
-};
-use refract_core::{Event, EventId};
-use refract_gateway::{Config, GatewayState, Upstream, Upstreams, router};
-use refract_storage::cache::MemoryCache;
-use refract_storage::{Cache, DocumentStore, MemoryStore};
-use serde_json::{Value, json};
-use tower::ServiceExt;
+use axum::http::StatusCode;
+use refract_broker::{BrokerConfig, MemoryBroker};
+use refract_gateway::{Config, Upstream, Upstreams};
 
 use crate::support::*;
 
