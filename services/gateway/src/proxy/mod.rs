@@ -22,7 +22,8 @@ use crate::edge::RequestMeta;
 /// `Retry-After` of a 503: long enough for a restarting backend, short enough for humans.
 const RETRY_AFTER_SECS: &str = "5";
 
-/// The fallback handler: proxies `/v2/workspaces**`, answers 404 JSON for anything else.
+/// The fallback handler: proxies the paths of the route table ([`routes`]), answers 404 JSON
+/// for anything else.
 pub(crate) async fn dispatch(
     State(state): State<GatewayState>,
     meta: RequestMeta,
