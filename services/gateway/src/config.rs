@@ -127,7 +127,7 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// The origin webhooks are served from (`https://hooks.example.com`), a host name apart
     /// from the console's so a webhook answer never runs on the console's origin. `None`
-    /// serves webhooks on every host. See [`crate::webhooks_host`].
+    /// serves webhooks on every host. See the `webhooks_host` module.
     pub webhooks_origin: Option<String>,
 }
 

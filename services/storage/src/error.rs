@@ -9,7 +9,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 /// What went wrong in a storage operation. Every variant that involves a server names it by
-/// backend and URL with the password removed (see [`crate::location::redact`]).
+/// backend and URL with the password removed (see `location::redact`).
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// The URL's scheme is not one this abstraction has a backend for.

@@ -1,11 +1,11 @@
 //! Login with external OpenID Connect providers (`spec/http-api.md` §2.3).
 //!
-//! 1. `GET /v2/login?provider=<name>&redirect=<url>` ([`start`]) keeps the login in flight
+//! 1. `GET /v2/login?provider=<name>&redirect=<url>` (`start`) keeps the login in flight
 //!    (state, nonce, PKCE verifier, where to return) in the **shared cache** for ten minutes,
 //!    keyed by the state's hash and bound to the browser by a pre-auth cookie, and sends the
 //!    browser to the provider. Any gateway instance can finish the login.
-//! 2. `GET /v2/login/callback` ([`callback`]) consumes that entry (single use), exchanges the
-//!    code, checks the ID token ([`provider`]), finds or creates the account ([`link`]),
+//! 2. `GET /v2/login/callback` (`callback`) consumes that entry (single use), exchanges the
+//!    code, checks the ID token (`provider`), finds or creates the account (`link`),
 //!    opens a session like a password login and sends the browser back with the session
 //!    cookie. Failures go back to `redirect?error=<code>&error_description=<text>`.
 //!
