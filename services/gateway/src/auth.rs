@@ -39,7 +39,7 @@ pub enum Credential {
         anonymous: bool,
     },
     /// A personal access token; refused on `login` routes.
-    AccessToken { id: String },
+    AccessToken,
 }
 
 /// An authenticated caller.
@@ -60,14 +60,14 @@ pub struct Principal {
 
 impl Principal {
     pub fn is_access_token(&self) -> bool {
-        matches!(self.credential, Credential::AccessToken { .. })
+        matches!(self.credential, Credential::AccessToken)
     }
 
     /// The session token, for logout.
     pub fn session_token(&self) -> Option<&Secret> {
         match &self.credential {
             Credential::Session { token, .. } => Some(token),
-            Credential::AccessToken { .. } => None,
+            Credential::AccessToken => None,
         }
     }
 
@@ -202,7 +202,7 @@ pub async fn authenticate(
                 user_id: t.user_id,
                 session_id: format!("at_{}", t.id),
                 expires: t.expires_at,
-                credential: Credential::AccessToken { id: t.id },
+                credential: Credential::AccessToken,
             })
     } else {
         sessions::lookup(state.cache(), &token)

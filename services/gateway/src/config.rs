@@ -52,12 +52,14 @@ pub enum SameSite {
     /// Sent on top-level navigations from other sites, not on their sub-requests (default).
     #[default]
     Lax,
+    /// Never sent from another site, not even on a followed link.
     Strict,
     /// Needed when pages live on another site; requires `Secure`.
     None,
 }
 
 impl SameSite {
+    /// The attribute's value in `Set-Cookie`.
     pub fn as_str(self) -> &'static str {
         match self {
             SameSite::Lax => "Lax",
@@ -125,7 +127,7 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// The origin webhooks are served from (`https://hooks.example.com`), a host name apart
     /// from the console's so a webhook answer never runs on the console's origin. `None`
-    /// serves webhooks on every host. See [`crate::webhooks_host`].
+    /// serves webhooks on every host. See the `webhooks_host` module.
     pub webhooks_origin: Option<String>,
 }
 
@@ -252,11 +254,15 @@ impl Config {
 /// A setting the gateway cannot start with.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A setting's value is malformed or contradicts another.
     #[error("invalid gateway setting {setting}: {reason}")]
     Invalid {
+        /// The setting's name in [`Config`].
         setting: &'static str,
+        /// What is wrong with it.
         reason: String,
     },
+    /// The HTTP client for `Http` upstreams could not be built (TLS roots, system resolver).
     #[error("cannot build the upstream HTTP client: {0}")]
     HttpClient(String),
 }

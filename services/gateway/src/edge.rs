@@ -37,8 +37,6 @@ const FORWARDED_HEADERS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct RequestMeta {
     pub correlation_id: CorrelationId,
-    /// The socket peer, when the server was started with connect info.
-    pub peer: Option<SocketAddr>,
     /// The client hop: its address (the peer, or behind trusted proxies the nearest untrusted
     /// `X-Forwarded-For` hop), scheme and host.
     pub client: ClientHop,
@@ -81,7 +79,6 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
                     .map(|c| c.0);
                 RequestMeta {
                     correlation_id: CorrelationId::generate(),
-                    peer,
                     client: ClientHop {
                         ip: peer.map(|p| p.ip()),
                         ..ClientHop::default()
@@ -166,7 +163,6 @@ pub async fn edge(State(state): State<GatewayState>, mut req: Request, next: Nex
     }
     req.extensions_mut().insert(RequestMeta {
         correlation_id: correlation_id.clone(),
-        peer,
         client,
     });
     let span =

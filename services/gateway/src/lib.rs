@@ -1,22 +1,24 @@
 //! `refract-gateway`: Refract's only public listener (`spec/http-api.md` §1, §2).
 //!
 //! - [`config`]: [`Config`], its defaults and validation.
-//! - [`edge`]: the middleware every request passes first, before routing: the path made
-//!   canonical ([`path`]), the client hop read ([`client`], `TRUSTED_PROXIES`), trusted headers
+//! - `state`: [`GatewayState`], what every handler shares, and the `gateway.*` events.
+//! - `edge`: the middleware every request passes first, before routing: the path made
+//!   canonical (`path`), the client hop read (`client`, `TRUSTED_PROXIES`), trusted headers
 //!   deleted, correlation id set on request and response, one log line per request.
-//! - [`webhooks_host`]: webhooks on a host of their own (`webhooks_origin`).
-//! - [`accounts`]: signup, password and anonymous login, logout, `/v2/me`.
+//! - `webhooks_host`: webhooks on a host of their own (`webhooks_origin`).
+//! - `accounts`: signup, password and anonymous login, logout, `/v2/me`.
 //! - [`oidc`]: login with external OpenID Connect providers (code flow with PKCE, logins in
 //!   flight kept in the shared cache).
-//! - [`sessions`]: login sessions in the shared cache, keyed by the token's SHA-256.
-//! - [`tokens`]: personal access tokens.
-//! - [`auth`]: credentials → [`auth::Principal`] (never a deactivated account), and the CSRF
-//!   rule of cookie sessions.
-//! - [`proxy`]: [`Upstreams`], path → backend, body caps, timeouts, forwarding; workspace
+//! - `sessions`: login sessions in the shared cache, keyed by the token's SHA-256.
+//! - `tokens`: personal access tokens.
+//! - `auth`: credentials → a principal (never a deactivated account), and the CSRF rule of
+//!   cookie sessions.
+//! - `proxy`: the route table (path → backend, auth rule, body cap, timeout), [`Upstreams`]
+//!   and their failover, forwarding in process or over HTTP, WebSocket splicing; workspace
 //!   API keys checked, identity headers (`x-prismeai-auth-data`, superadmin role) set.
 //! - [`ratelimit`]: cluster-wide HTTP rate limits (counters in the shared cache).
-//! - [`console`]: the web UI's embedded files, served on every non-API path.
-//! - [`users`], [`secrets`], [`error`]: accounts storage, token and password material, error
+//! - `console`: the web UI's embedded files, served on every non-API path.
+//! - [`users`], [`secrets`], `error`: accounts storage, token and password material, error
 //!   mapping.
 //!
 //! [`router`] builds the whole public app from a [`GatewayState`]; serving it (listener,
@@ -25,205 +27,48 @@
 //!
 //! Backends receive the full public path (`/v2/workspaces/…`). In process, the request keeps
 //! its extensions, so a WebSocket upgrade reaches the backend's `WebSocketUpgrade`; over HTTP
-//! the gateway sends the handshake itself and splices the two upgraded connections. Session tokens are opaque random strings, not JWTs: RS256
-//! session JWTs with a JWKS are a later step, and clients treat the token as opaque either way.
+//! the gateway sends the handshake itself and splices the two upgraded connections. Session
+//! tokens are opaque random strings, not JWTs: RS256 session JWTs with a JWKS are a later
+//! step, and clients treat the token as opaque either way.
+//!
+//! Adding a `/v2` route that a backend serves: the backend's router, then one row of the route
+//! table in `proxy/routes.rs` (its unit test fails until the row exists).
 
-pub mod accounts;
-pub mod auth;
-pub mod client;
+#![warn(missing_docs)]
+
+mod accounts;
+mod auth;
+mod client;
 pub mod config;
-pub mod console;
-pub mod edge;
+mod console;
+mod edge;
 mod error;
 pub mod oidc;
-pub mod path;
-pub mod proxy;
+mod path;
+mod proxy;
 pub mod ratelimit;
 pub mod secrets;
-pub mod sessions;
-pub mod tokens;
+mod sessions;
+mod state;
+mod tokens;
 pub mod users;
-pub mod webhooks_host;
+mod webhooks_host;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use refract_broker::Broker;
-use refract_core::{EventType, SessionId, SourceHost, UserId};
 use refract_http::ApiError;
-use refract_storage::{Cache, DocumentStore};
-use serde_json::{Value, json};
+use serde_json::json;
 
 pub use config::{Config, ConfigError, SameSite};
-pub use proxy::{Upstream, Upstreams};
-
-use crate::edge::RequestMeta;
-
-/// How long an event publish may take before the gateway gives up on it: events are a side
-/// effect, and a slow broker must not hold a login.
-const EMIT_TIMEOUT: Duration = Duration::from_secs(2);
+pub use proxy::{Instances, Upstream, Upstreams};
+pub use state::GatewayState;
 
 /// How long the healthcheck waits for the cache.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Everything the handlers share; cheap to clone.
-#[derive(Clone)]
-pub struct GatewayState {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    config: Config,
-    store: Arc<dyn DocumentStore>,
-    cache: Arc<dyn Cache>,
-    broker: Arc<dyn Broker>,
-    upstreams: Upstreams,
-    http: reqwest::Client,
-    password_rule: regex::Regex,
-    oidc: oidc::Providers,
-    trusted_proxies: client::TrustedProxies,
-    webhooks_origin: Option<webhooks_host::WebhooksOrigin>,
-}
-
-impl std::fmt::Debug for GatewayState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GatewayState")
-            .field("config", &self.inner.config)
-            .field("store", &self.inner.store.describe())
-            .field("cache", &self.inner.cache.describe())
-            .field("upstreams", &self.inner.upstreams)
-            .finish()
-    }
-}
-
-impl GatewayState {
-    /// Validates `config` and builds the state, with one pooled HTTP client for `Http`
-    /// upstreams.
-    pub fn new(
-        config: Config,
-        store: Arc<dyn DocumentStore>,
-        cache: Arc<dyn Cache>,
-        broker: Arc<dyn Broker>,
-        upstreams: Upstreams,
-    ) -> Result<Self, ConfigError> {
-        config.validate()?;
-        let password_rule =
-            regex::Regex::new(&config.password_rule).map_err(|e| ConfigError::Invalid {
-                setting: "password_rule",
-                reason: e.to_string(),
-            })?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ConfigError::HttpClient(e.to_string()))?;
-        let oidc = oidc::Providers::new(&config.oidc_providers, http.clone()).map_err(|e| {
-            ConfigError::Invalid {
-                setting: "oidc_providers",
-                reason: e.to_string(),
-            }
-        })?;
-        let invalid = |setting| move |reason| ConfigError::Invalid { setting, reason };
-        let trusted_proxies = client::TrustedProxies::parse(&config.trusted_proxies)
-            .map_err(invalid("trusted_proxies"))?;
-        let webhooks_origin = config
-            .webhooks_origin
-            .as_deref()
-            .map(webhooks_host::WebhooksOrigin::parse)
-            .transpose()
-            .map_err(invalid("webhooks_origin"))?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                config,
-                store,
-                cache,
-                broker,
-                upstreams,
-                http,
-                password_rule,
-                oidc,
-                trusted_proxies,
-                webhooks_origin,
-            }),
-        })
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.inner.config
-    }
-
-    pub(crate) fn store(&self) -> &dyn DocumentStore {
-        self.inner.store.as_ref()
-    }
-
-    pub(crate) fn cache(&self) -> &dyn Cache {
-        self.inner.cache.as_ref()
-    }
-
-    pub(crate) fn upstreams(&self) -> &Upstreams {
-        &self.inner.upstreams
-    }
-
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.inner.http
-    }
-
-    pub(crate) fn oidc(&self) -> &oidc::Providers {
-        &self.inner.oidc
-    }
-
-    pub(crate) fn trusted_proxies(&self) -> &client::TrustedProxies {
-        &self.inner.trusted_proxies
-    }
-
-    pub(crate) fn webhooks_origin(&self) -> Option<&webhooks_host::WebhooksOrigin> {
-        self.inner.webhooks_origin.as_ref()
-    }
-
-    pub(crate) fn password_rule(&self) -> &regex::Regex {
-        &self.inner.password_rule
-    }
-
-    /// Publishes a `gateway.*` event. A broker failure is logged, never returned: the login
-    /// or signup it reports has already happened.
-    pub(crate) async fn emit(
-        &self,
-        event_type: &str,
-        payload: Value,
-        meta: &RequestMeta,
-        user: Option<&str>,
-        session: Option<&str>,
-    ) {
-        let (Ok(event_type), Value::Object(payload)) = (EventType::new(event_type), payload) else {
-            tracing::error!(
-                event_type,
-                "gateway event with a bad type or a non-object payload"
-            );
-            return;
-        };
-        let mut event = refract_core::Event::new(event_type, None, payload);
-        event.source.correlation_id = meta.correlation_id.clone();
-        event.source.user_id = user.and_then(|u| UserId::new(u).ok());
-        event.source.session_id = session.and_then(|s| SessionId::new(s).ok());
-        event.source.ip = meta.ip();
-        event.source.host = Some(SourceHost {
-            service: refract_core::platform::service::GATEWAY.into(),
-            replica: None,
-        });
-        let kind = event.event_type.to_string();
-        match tokio::time::timeout(EMIT_TIMEOUT, self.inner.broker.publish(event)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(event_type = %kind, error = %e, "could not publish a gateway event")
-            }
-            Err(_) => tracing::warn!(event_type = %kind, "publishing a gateway event timed out"),
-        }
-    }
-}
 
 /// `GET /sys/healthcheck`: 200 `{"status":"ok","healthy":true}` while the gateway's own
 /// dependency (the session cache) answers, 503 JSON otherwise.

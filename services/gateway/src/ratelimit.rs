@@ -29,11 +29,14 @@ use crate::error::storage;
 /// A budget: `points` requests per `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
+    /// Requests allowed per window.
     pub points: u32,
+    /// The window the points refill over.
     pub window: Duration,
 }
 
 impl Limit {
+    /// `points` requests per `secs` seconds.
     pub const fn per(points: u32, secs: u64) -> Self {
         Self {
             points,
@@ -106,7 +109,7 @@ impl Default for RateLimits {
 
 /// One limiter to charge: a rule name, who is charged, and the budget.
 #[derive(Debug, Clone)]
-pub struct Charge {
+pub(crate) struct Charge {
     pub rule: &'static str,
     pub subject: String,
     pub limit: Limit,
@@ -114,7 +117,7 @@ pub struct Charge {
 
 /// Where a limiter stands after a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Standing {
+pub(crate) struct Standing {
     pub limit: u32,
     pub remaining: u32,
     /// Unix seconds when the window resets.
@@ -154,7 +157,10 @@ impl Standing {
 /// Counts one request against every charge, and returns the standing with the fewest points
 /// left (an exceeded one first). Counting goes on even past the limit, so a client that keeps
 /// hammering stays limited for the whole window.
-pub async fn charge(cache: &dyn Cache, charges: &[Charge]) -> Result<Option<Standing>, ApiError> {
+pub(crate) async fn charge(
+    cache: &dyn Cache,
+    charges: &[Charge],
+) -> Result<Option<Standing>, ApiError> {
     let now = chrono::Utc::now().timestamp();
     let mut worst: Option<Standing> = None;
     for c in charges {
@@ -283,7 +289,7 @@ async fn charges_for(
 
 /// The middleware: charges the limiters of the route, refuses with 429 once one is spent, and
 /// sets the `X-RateLimit-*` headers on the answer. Off when `Config::rate_limits` is `None`.
-pub async fn guard(State(state): State<GatewayState>, req: Request, next: Next) -> Response {
+pub(crate) async fn guard(State(state): State<GatewayState>, req: Request, next: Next) -> Response {
     let Some(limits) = state.config().rate_limits else {
         return next.run(req).await;
     };
@@ -358,7 +364,7 @@ async fn limited(
 }
 
 /// The workspace's override of a limit (a system secret), or `default`.
-pub async fn workspace_limit(
+pub(crate) async fn workspace_limit(
     store: &dyn Collections,
     workspace: &str,
     secret: &str,

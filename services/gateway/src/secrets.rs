@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 /// Random bytes in a session token and a CSRF token: 256 bits, beyond any guessing.
-pub const TOKEN_BYTES: usize = 32;
+pub(crate) const TOKEN_BYTES: usize = 32;
 
 /// A secret string (token, password) whose `Debug` is redacted, so a stray `?value` in a log
 /// line cannot leak it.
@@ -18,10 +18,12 @@ pub const TOKEN_BYTES: usize = 32;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps `value`, redacted from here on.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
 
+    /// The secret itself, for the one place that must send or compare it.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -34,14 +36,14 @@ impl std::fmt::Debug for Secret {
 }
 
 /// `n` bytes from the operating system's CSPRNG.
-pub fn random_bytes<const N: usize>() -> Result<[u8; N], getrandom::Error> {
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], getrandom::Error> {
     let mut buf = [0u8; N];
     getrandom::fill(&mut buf)?;
     Ok(buf)
 }
 
 /// A fresh opaque token: base64url of [`TOKEN_BYTES`] random bytes (43 characters).
-pub fn random_token() -> Result<Secret, getrandom::Error> {
+pub(crate) fn random_token() -> Result<Secret, getrandom::Error> {
     Ok(Secret(
         URL_SAFE_NO_PAD.encode(random_bytes::<TOKEN_BYTES>()?),
     ))
@@ -49,12 +51,12 @@ pub fn random_token() -> Result<Secret, getrandom::Error> {
 
 /// Lowercase hex SHA-256 of `value`: what is stored instead of a token, so a leaked cache or
 /// database does not hand out working credentials.
-pub fn fingerprint(value: &str) -> String {
+pub(crate) fn fingerprint(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
 }
 
 /// Compares two secrets in time independent of where they differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -63,7 +65,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Why a password could not be hashed or checked (a server fault, never the user's input).
 #[derive(Debug, thiserror::Error)]
-pub enum HashError {
+pub(crate) enum HashError {
     #[error("no randomness for the salt: {0}")]
     Random(#[from] getrandom::Error),
     #[error("argon2: {0}")]
@@ -72,7 +74,7 @@ pub enum HashError {
 
 /// The argon2id PHC string of `password` with a fresh salt. CPU-heavy: call it off the async
 /// threads (`spawn_blocking`).
-pub fn hash_password(password: &str) -> Result<String, HashError> {
+pub(crate) fn hash_password(password: &str) -> Result<String, HashError> {
     let salt = SaltString::encode_b64(&random_bytes::<16>()?)
         .map_err(|e| HashError::Argon2(e.to_string()))?;
     Argon2::default()
@@ -83,7 +85,7 @@ pub fn hash_password(password: &str) -> Result<String, HashError> {
 
 /// Whether `password` matches the PHC string `stored`. A malformed stored hash never matches.
 /// CPU-heavy, like [`hash_password`].
-pub fn verify_password(password: &str, stored: &str) -> bool {
+pub(crate) fn verify_password(password: &str, stored: &str) -> bool {
     match PasswordHash::new(stored) {
         Ok(parsed) => Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
@@ -94,7 +96,7 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
 
 /// Verifies `password` against a fixed hash, so a login with an unknown email costs the same
 /// time as one with a wrong password and does not reveal which emails have accounts.
-pub fn verify_against_dummy(password: &str) {
+pub(crate) fn verify_against_dummy(password: &str) {
     static DUMMY: OnceLock<Option<String>> = OnceLock::new();
     if let Some(hash) = DUMMY.get_or_init(|| hash_password("refract-dummy-password").ok()) {
         let _ = verify_password(password, hash);

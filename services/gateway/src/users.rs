@@ -17,8 +17,11 @@ pub const MAX_EMAIL_LEN: usize = 254;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UserStatus {
+    /// Signed up, not yet validated (email or manual validation).
     Pending,
+    /// May log in.
     Validated,
+    /// Refused every login and every credential it holds.
     Deactivated,
 }
 
@@ -26,21 +29,28 @@ pub enum UserStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
+    /// The account's id (a UUID), stable across email changes.
     pub id: String,
+    /// The login email; `None` for anonymous accounts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// Given name, shown in the UI.
     pub first_name: String,
+    /// Family name, if given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Preferred UI language (`fr`, `en`, …).
     pub language: Option<String>,
     /// Picture URL (the `picture` claim of an identity provider).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub photo: Option<String>,
+    /// Whether the account may log in.
     pub status: UserStatus,
     /// Provider name (`prismeai`, `anonymous`, an OIDC provider) → that provider's identity.
     #[serde(default)]
     pub auth_data: Map<String, Value>,
+    /// When the account was created.
     pub created_at: DateTime<Utc>,
 }
 
@@ -49,8 +59,10 @@ pub struct User {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredUser {
+    /// What clients see of the account.
     #[serde(flatten)]
     pub user: User,
+    /// The argon2 hash of a local account's password; `None` for external and anonymous ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_hash: Option<String>,
     /// Who vouched for the account's email. Only an identity provider that said
@@ -66,6 +78,7 @@ pub struct StoredUser {
 /// email is not verified by it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifiedEmail {
+    /// The email as the provider verified it.
     pub email: String,
     /// The provider's name (`[auth_providers.<name>]`).
     pub provider: String,
@@ -162,6 +175,7 @@ pub async fn create(store: &dyn Collections, user: &StoredUser) -> Result<(), Ap
     }
 }
 
+/// The account `id`, if it exists.
 pub async fn get(store: &dyn Collections, id: &str) -> Result<Option<StoredUser>, ApiError> {
     match store.get(&collections::USERS, id).await.map_err(storage)? {
         Some(doc) => decode(doc.body).map(Some),

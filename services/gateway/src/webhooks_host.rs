@@ -53,10 +53,6 @@ impl WebhooksOrigin {
             .and_then(host_name)
             .is_some_and(|h| h == self.host)
     }
-
-    pub fn host(&self) -> &str {
-        &self.host
-    }
 }
 
 /// The lowercase host name of an authority (`Hooks.Example.com:8443` → `hooks.example.com`).
@@ -120,7 +116,7 @@ mod tests {
     fn the_origin_is_matched_by_host_name() {
         let hooks = WebhooksOrigin::parse("https://Hooks.Example.com/").unwrap();
         assert_eq!(hooks.origin, "https://Hooks.Example.com");
-        assert_eq!(hooks.host(), "hooks.example.com");
+        assert_eq!(hooks.host, "hooks.example.com");
         assert!(hooks.is_host(Some("hooks.example.com")));
         assert!(hooks.is_host(Some("HOOKS.example.com:8443")));
         assert!(!hooks.is_host(Some("api.example.com")));

@@ -20,7 +20,9 @@ const MAX_API_KEY_LEN: usize = 128;
 /// A principal's standing in one workspace.
 #[derive(Debug, Clone, Default)]
 pub struct WorkspaceAccess {
+    /// Its role or policies in the workspace (membership, public access, API key).
     pub grant: Grant,
+    /// The workspace's custom roles and rules the grant is read against.
     pub authorizations: Authorizations,
 }
 

@@ -39,10 +39,12 @@ pub const MAX_PATH_LEN: usize = 1_024;
 pub struct Digest(String);
 
 impl Digest {
+    /// The SHA-256 of `bytes`.
     pub fn of(bytes: &[u8]) -> Self {
         Self(hex::encode(Sha256::digest(bytes)))
     }
 
+    /// Lowercase hex, as in blob paths.
     pub fn hex(&self) -> &str {
         &self.0
     }
@@ -228,6 +230,7 @@ impl FileStore {
         }
     }
 
+    /// Whether a file is at `path`.
     pub async fn exists(&self, path: &str) -> Result<bool> {
         let path = check_path(path)?;
         self.exists_at(&path).await
@@ -297,6 +300,7 @@ impl FileStore {
         Ok(Some(bytes))
     }
 
+    /// Whether the blob of `digest` is stored.
     pub async fn has_blob(&self, digest: &Digest) -> Result<bool> {
         self.exists_at(&blob_path(digest)).await
     }

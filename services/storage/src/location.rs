@@ -49,6 +49,7 @@ impl Location {
         })
     }
 
+    /// The URL's scheme, which picks the backend.
     pub fn scheme(&self) -> &str {
         self.url.scheme()
     }
@@ -58,6 +59,7 @@ impl Location {
         self.url.as_str()
     }
 
+    /// The parsed URL, secrets included.
     pub fn url(&self) -> &Url {
         &self.url
     }

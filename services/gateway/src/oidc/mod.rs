@@ -1,19 +1,19 @@
 //! Login with external OpenID Connect providers (`spec/http-api.md` §2.3).
 //!
-//! 1. `GET /v2/login?provider=<name>&redirect=<url>` ([`start`]) keeps the login in flight
+//! 1. `GET /v2/login?provider=<name>&redirect=<url>` (`start`) keeps the login in flight
 //!    (state, nonce, PKCE verifier, where to return) in the **shared cache** for ten minutes,
 //!    keyed by the state's hash and bound to the browser by a pre-auth cookie, and sends the
 //!    browser to the provider. Any gateway instance can finish the login.
-//! 2. `GET /v2/login/callback` ([`callback`]) consumes that entry (single use), exchanges the
-//!    code, checks the ID token ([`provider`]), finds or creates the account ([`link`]),
+//! 2. `GET /v2/login/callback` (`callback`) consumes that entry (single use), exchanges the
+//!    code, checks the ID token (`provider`), finds or creates the account (`link`),
 //!    opens a session like a password login and sends the browser back with the session
 //!    cookie. Failures go back to `redirect?error=<code>&error_description=<text>`.
 //!
 //! Logout is the ordinary `POST /v2/logout`: it revokes the Refract session (the provider's
 //! own session is the provider's).
 
-pub mod link;
-pub mod provider;
+pub(crate) mod link;
+pub(crate) mod provider;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -35,14 +35,14 @@ use crate::error::{internal, storage};
 use crate::secrets::{Secret, fingerprint, random_token};
 use crate::users::UserStatus;
 
-pub use provider::{Identity, ProviderError, Providers};
+pub(crate) use provider::Providers;
 
 /// How long a login may stay at the provider (entry TTL and pre-auth cookie `Max-Age`).
-pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
+pub(crate) const LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The pre-auth cookie binding a login in flight to the browser that started it, so a login
 /// started by someone else (login CSRF) cannot be finished in this browser.
-pub const PREAUTH_COOKIE: &str = refract_http::cookies::OIDC_PREAUTH;
+pub(crate) const PREAUTH_COOKIE: &str = refract_http::cookies::OIDC_PREAUTH;
 
 /// Scopes asked when a provider's settings name none.
 pub const DEFAULT_SCOPES: [&str; 3] = ["openid", "email", "profile"];
@@ -57,6 +57,7 @@ pub struct ProviderConfig {
     pub name: String,
     /// The issuer URL; `<issuer>/.well-known/openid-configuration` is its discovery document.
     pub issuer: String,
+    /// The client id the provider registered for this platform.
     pub client_id: String,
     /// `None` for a public client (PKCE alone).
     pub client_secret: Option<Secret>,
@@ -70,7 +71,7 @@ pub struct ProviderConfig {
 }
 
 /// Whether `url` is an `http(s)://host[:port]` base without path, query or fragment.
-pub fn is_http_base(url: &str) -> bool {
+pub(crate) fn is_http_base(url: &str) -> bool {
     Url::parse(url).is_ok_and(|u| {
         matches!(u.scheme(), "http" | "https")
             && u.host().is_some()
@@ -94,7 +95,7 @@ fn is_loopback(url: &Url) -> bool {
 /// Checks the providers' settings; the error names the provider and the setting. Plain
 /// `http://` issuers are accepted on loopback only (local providers in tests and
 /// development): anywhere else the code exchange would carry the client secret in clear.
-pub fn validate_providers(providers: &[ProviderConfig]) -> Result<(), String> {
+pub(crate) fn validate_providers(providers: &[ProviderConfig]) -> Result<(), String> {
     let mut seen = std::collections::HashSet::new();
     for p in providers {
         let name_ok = !p.name.is_empty()
@@ -241,7 +242,7 @@ fn query(
 
 /// `GET /v2/login?provider=<name>&redirect=<url>`: 302 to the provider's authorization
 /// endpoint.
-pub async fn start(
+pub(crate) async fn start(
     State(state): State<GatewayState>,
     headers: HeaderMap,
     q: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
@@ -332,7 +333,7 @@ async fn fail(
 
 /// `GET /v2/login/callback?code=…&state=…` (or `error=…`): finishes a login started by
 /// [`start`] on any gateway instance.
-pub async fn callback(
+pub(crate) async fn callback(
     State(state): State<GatewayState>,
     meta: RequestMeta,
     headers: HeaderMap,
@@ -492,7 +493,7 @@ pub async fn callback(
 }
 
 /// `GET /v2/login/providers`: the configured providers, for login pages.
-pub async fn list(State(state): State<GatewayState>) -> axum::Json<serde_json::Value> {
+pub(crate) async fn list(State(state): State<GatewayState>) -> axum::Json<serde_json::Value> {
     let providers: Vec<_> = state
         .config()
         .oidc_providers

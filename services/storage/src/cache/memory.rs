@@ -52,6 +52,7 @@ pub struct MemoryCache {
 }
 
 impl MemoryCache {
+    /// An empty cache with keys under `namespace`, nothing persisted.
     pub fn new(namespace: &str) -> Self {
         Self {
             namespace: namespace.to_string(),

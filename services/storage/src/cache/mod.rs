@@ -25,7 +25,7 @@ use crate::keys::CacheKey;
 use crate::location::{Location, unsupported};
 
 pub use memory::MemoryCache;
-pub use redis::RedisCache;
+pub(crate) use redis::RedisCache;
 
 /// Schemes [`open_cache`] accepts.
 pub const CACHE_SCHEMES: &str =
@@ -43,6 +43,7 @@ pub trait Cache: Send + Sync {
     /// Whether the cache answers (readiness).
     async fn ping(&self) -> Result<()>;
 
+    /// The value of `key`, if set and not expired.
     async fn get(&self, key: &CacheKey) -> Result<Option<Vec<u8>>>;
 
     /// Sets `key`; `ttl` `None` keeps it until deleted.
@@ -74,6 +75,7 @@ pub trait Cache: Send + Sync {
     /// Sets `field` of the hash at `key`.
     async fn hset(&self, key: &CacheKey, field: &str, value: &[u8]) -> Result<()>;
 
+    /// The value of `field` in the hash `key`, if any.
     async fn hget(&self, key: &CacheKey, field: &str) -> Result<Option<Vec<u8>>>;
 
     /// Every field of the hash at `key` (empty when absent).
@@ -89,7 +91,9 @@ pub trait Cache: Send + Sync {
 /// A token bucket: `per_second` tokens added each second, at most `burst` kept.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TokenBucket {
+    /// Tokens added per second (the sustained rate).
     pub per_second: f64,
+    /// Most tokens kept (the burst a quiet caller may spend at once).
     pub burst: u32,
 }
 

@@ -45,6 +45,7 @@ if wait > tonumber(ARGV[4]) then return -1 end
 redis.call('SET', KEYS[1], string.format('%.3f', nxt), 'PX', math.max(1, math.ceil(nxt - now)))
 return math.floor(wait * 1000)";
 
+/// The Redis cache (`redis://…`): shared by every replica; token buckets run as Lua scripts.
 pub struct RedisCache {
     namespace: String,
     conn: ConnectionManager,

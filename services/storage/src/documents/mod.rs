@@ -33,14 +33,17 @@ pub struct CollectionSpec {
 pub mod collections {
     use super::CollectionSpec;
 
+    /// Accounts of the gateway, unique by email.
     pub const USERS: CollectionSpec = CollectionSpec {
         name: "users",
         unique: &["email"],
     };
+    /// Workspaces, unique by slug.
     pub const WORKSPACES: CollectionSpec = CollectionSpec {
         name: "workspaces",
         unique: &["slug"],
     };
+    /// Who holds which role or policies on a workspace or app.
     pub const PERMISSIONS: CollectionSpec = CollectionSpec {
         name: "permissions",
         unique: &[],
@@ -97,6 +100,7 @@ pub mod collections {
 /// A stored document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {
+    /// Unique in its collection.
     pub id: String,
     /// 1 on creation, +1 on every write.
     pub version: u64,
@@ -127,6 +131,7 @@ pub trait Collections: Send + Sync {
         expect: Expect,
     ) -> Result<Document>;
 
+    /// The document `id` of `collection`, if any.
     async fn get(&self, collection: &CollectionSpec, id: &str) -> Result<Option<Document>>;
 
     /// Deletes `id` if it is as `expect`ed; `false` when there was nothing to delete.

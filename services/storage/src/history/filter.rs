@@ -15,6 +15,7 @@ const FILTER_ROOTS: &[&str] = &["payload", "source", "target", "error", "options
 /// A type condition: an exact type, or every type under a prefix (`workspaces.*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TypeFilter {
+    /// This type only.
     Exact(String),
     /// The prefix with its trailing dot (`workspaces.`): matches `workspaces.created`.
     Prefix(String),
@@ -35,6 +36,7 @@ impl TypeFilter {
         })
     }
 
+    /// Whether `event_type` passes this filter.
     pub fn matches(&self, event_type: &str) -> bool {
         match self {
             TypeFilter::Exact(t) => event_type == t,
@@ -87,14 +89,17 @@ impl FieldFilter {
         Ok(Self { segments, value })
     }
 
+    /// The path's segments (`["payload", "order", "id"]`).
     pub fn segments(&self) -> &[String] {
         &self.segments
     }
 
+    /// The value the path must hold.
     pub fn value(&self) -> &Value {
         &self.value
     }
 
+    /// The dotted path as given.
     pub fn path(&self) -> String {
         self.segments.join(".")
     }

@@ -37,29 +37,36 @@ pub enum SortOrder {
     /// Newest first (the default).
     #[default]
     Desc,
+    /// Oldest first.
     Asc,
 }
 
 /// What an event-history query selects. Every condition is optional except the workspace.
 #[derive(Debug, Clone)]
 pub struct HistoryQuery {
+    /// The one workspace searched.
     pub workspace: WorkspaceId,
     /// Exact types or `prefix.*`; empty = any type.
     pub types: Vec<TypeFilter>,
     /// Exclusive bounds on `createdAt`.
     pub after_date: Option<DateTime<Utc>>,
+    /// See `after_date`.
     pub before_date: Option<DateTime<Utc>>,
     /// Cursors: only events strictly older / newer than this id.
     pub before_id: Option<EventId>,
+    /// See `before_id`.
     pub after_id: Option<EventId>,
+    /// Only events of this correlation (one request and what it caused).
     pub correlation_id: Option<CorrelationId>,
     /// Plain words, all required, matched as whole words in `type` and payload strings.
     pub text: Option<String>,
     /// Equality on dotted paths of the envelope (`payload.order.id`, `source.userId`).
     pub fields: Vec<FieldFilter>,
+    /// By id, newest first by default.
     pub sort: SortOrder,
     /// Zero-based page of `limit` events.
     pub page: u32,
+    /// Events per page.
     pub limit: u32,
 }
 

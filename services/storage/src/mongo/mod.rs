@@ -65,11 +65,6 @@ impl MongoStore {
         &self.location
     }
 
-    /// The database handle (tests drop it to clean up).
-    pub fn database(&self) -> &Database {
-        &self.db
-    }
-
     pub async fn ping(&self) -> Result<()> {
         self.db
             .run_command(doc! { "ping": 1 })

@@ -2,29 +2,24 @@
 //! unique keys are rows of `document_keys`, all in one transaction.
 
 use async_trait::async_trait;
-use serde_json::{Map, Value};
-use sqlx::{Postgres, QueryBuilder, Row};
+use serde_json::Value;
+use sqlx::{Postgres, Row};
 
-use super::history::push_json_eq;
-use super::{BACKEND, PostgresStore, op_error};
+use super::{PostgresStore, op_error};
 use crate::documents::{
     CollectionSpec, Collections, Document, Expect, check_find, check_id, check_put,
-    unique_conflict, unique_keys, version_conflict,
+    version_conflict,
 };
 use crate::error::Result;
 use crate::sql;
 
 impl PostgresStore {
     async fn current_version(&self, spec: &CollectionSpec, id: &str) -> Result<Option<u64>> {
-        let row = sqlx::query("SELECT version FROM documents WHERE collection = $1 AND id = $2")
-            .bind(spec.name)
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
+        let err = |e| op_error(&self.location, "get document", e);
+        let mut conn = self.pool.acquire().await.map_err(err)?;
+        sql::current_version::<Postgres>(&mut conn, spec, id)
             .await
-            .map_err(|e| op_error(&self.location, "get document", e))?;
-        Ok(row
-            .and_then(|r| r.try_get::<i64, _>("version").ok())
-            .map(|v| u64::try_from(v).unwrap_or(0)))
+            .map_err(err)
     }
 }
 
@@ -73,27 +68,7 @@ impl Collections for PostgresStore {
             return Err(version_conflict(spec, id, expect, found));
         };
         let version: i64 = row.try_get("version").map_err(err)?;
-        sqlx::query("DELETE FROM document_keys WHERE collection = $1 AND id = $2")
-            .bind(spec.name)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        for (field, value) in unique_keys(spec, body) {
-            let done = sqlx::query(
-                "INSERT INTO document_keys (collection, field, value, id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            )
-            .bind(spec.name)
-            .bind(field)
-            .bind(value)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-            if done.rows_affected() == 0 {
-                return Err(unique_conflict(spec, field));
-            }
-        }
+        sql::replace_keys::<Postgres>(&mut tx, spec, id, body, err).await?;
         tx.commit().await.map_err(err)?;
         Ok(Document {
             id: id.to_string(),
@@ -104,14 +79,7 @@ impl Collections for PostgresStore {
 
     async fn get(&self, spec: &CollectionSpec, id: &str) -> Result<Option<Document>> {
         check_id(id)?;
-        let row = sqlx::query("SELECT id, version, body::text AS body FROM documents WHERE collection = $1 AND id = $2")
-            .bind(spec.name)
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| op_error(&self.location, "get document", e))?;
-        row.map(|r| sql::decode_document(BACKEND, spec, &r))
-            .transpose()
+        self.pools().get_document(spec, id).await
     }
 
     async fn delete(&self, spec: &CollectionSpec, id: &str, expect: Expect) -> Result<bool> {
@@ -140,10 +108,7 @@ impl Collections for PostgresStore {
             }
             return Ok(false);
         }
-        sqlx::query("DELETE FROM document_keys WHERE collection = $1 AND id = $2")
-            .bind(spec.name)
-            .bind(id.to_string())
-            .execute(&mut *tx)
+        sql::delete_keys::<Postgres>(&mut tx, spec, id)
             .await
             .map_err(err)?;
         tx.commit().await.map_err(err)?;
@@ -158,24 +123,8 @@ impl Collections for PostgresStore {
         limit: u32,
     ) -> Result<Vec<Document>> {
         let segments = check_find(spec, field, value, limit)?;
-        let containment = segments.iter().rev().fold(value.clone(), |inner, seg| {
-            let mut map = Map::new();
-            map.insert(seg.clone(), inner);
-            Value::Object(map)
-        });
-        let mut qb = QueryBuilder::<Postgres>::new(
-            "SELECT id, version, body::text AS body FROM documents WHERE collection = ",
-        );
-        qb.push_bind(spec.name).push(" AND ");
-        push_json_eq(&mut qb, "body", &segments, value, &containment);
-        qb.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
-        let rows = qb
-            .build()
-            .fetch_all(&self.pool)
+        self.pools()
+            .find_documents(spec, &segments, value, limit)
             .await
-            .map_err(|e| op_error(&self.location, "find documents", e))?;
-        rows.iter()
-            .map(|r| sql::decode_document(BACKEND, spec, r))
-            .collect()
     }
 }

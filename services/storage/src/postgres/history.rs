@@ -1,16 +1,13 @@
-//! The event history on PostgreSQL: one UNNEST insert per batch, queries on b-tree, GIN
-//! (JSONB containment) and tsvector indexes.
+//! The event history on PostgreSQL: one UNNEST insert per batch; reads and deletes are the
+//! shared SQL ones ([`crate::sql`]).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use refract_core::{Event, WorkspaceId};
-use serde_json::Value;
-use sqlx::{Postgres, QueryBuilder};
 
-use super::{BACKEND, PostgresStore, op_error};
+use super::{PostgresStore, op_error};
 use crate::error::Result;
 use crate::history::{AppendOutcome, EventHistory, EventRow, HistoryQuery};
-use crate::sql;
 
 #[async_trait]
 impl EventHistory for PostgresStore {
@@ -48,42 +45,23 @@ impl EventHistory for PostgresStore {
     }
 
     async fn query(&self, q: &HistoryQuery) -> Result<Vec<Event>> {
-        q.validate()?;
-        let mut qb = QueryBuilder::<Postgres>::new(
-            "SELECT workspace, id, doc::text AS doc FROM events WHERE ",
-        );
-        push_where(&mut qb, q);
-        sql::push_history_page(&mut qb, q);
-        let err = |e| op_error(&self.location, "query", e);
-        let rows = qb.build().fetch_all(&self.pool).await.map_err(err)?;
-        sql::decode_events(BACKEND, &rows, err)
+        self.pools().query_events(q).await
     }
 
     async fn count(&self, q: &HistoryQuery) -> Result<u64> {
-        q.validate()?;
-        let mut qb = QueryBuilder::<Postgres>::new("SELECT COUNT(*) AS n FROM events WHERE ");
-        push_where(&mut qb, q);
-        let err = |e| op_error(&self.location, "count", e);
-        let row = qb.build().fetch_one(&self.pool).await.map_err(err)?;
-        sql::decode_count(&row, err)
+        self.pools().count_events(q).await
     }
 
     async fn delete_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM events WHERE created_at < $1")
-            .bind(cutoff.timestamp_millis())
-            .execute(&self.pool)
+        self.pools()
+            .delete_events("retention", None, Some(cutoff))
             .await
-            .map_err(|e| op_error(&self.location, "retention", e))?;
-        Ok(done.rows_affected())
     }
 
     async fn delete_workspace(&self, workspace: &WorkspaceId) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM events WHERE workspace = $1")
-            .bind(workspace.as_str().to_string())
-            .execute(&self.pool)
+        self.pools()
+            .delete_events("delete workspace", Some(workspace), None)
             .await
-            .map_err(|e| op_error(&self.location, "delete workspace", e))?;
-        Ok(done.rows_affected())
     }
 
     async fn delete_workspace_before(
@@ -91,57 +69,12 @@ impl EventHistory for PostgresStore {
         workspace: &WorkspaceId,
         cutoff: DateTime<Utc>,
     ) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM events WHERE workspace = $1 AND created_at < $2")
-            .bind(workspace.as_str().to_string())
-            .bind(cutoff.timestamp_millis())
-            .execute(&self.pool)
+        self.pools()
+            .delete_events("retention", Some(workspace), Some(cutoff))
             .await
-            .map_err(|e| op_error(&self.location, "retention", e))?;
-        Ok(done.rows_affected())
     }
 
     async fn workspaces(&self) -> Result<Vec<WorkspaceId>> {
-        let err = |e| op_error(&self.location, "workspaces", e);
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT workspace FROM events")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
-        sql::decode_workspaces(BACKEND, rows)
+        self.pools().event_workspaces().await
     }
-}
-
-fn push_where(qb: &mut QueryBuilder<Postgres>, q: &HistoryQuery) {
-    // COLLATE "C": byte order, so a prefix's range is exactly the prefix's.
-    sql::push_history_conditions(qb, q, "type COLLATE \"C\"");
-    if let Some(c) = &q.correlation_id {
-        qb.push(" AND correlation_id = ")
-            .push_bind(c.as_str().to_string());
-    }
-    if let Some(words) = q.words() {
-        qb.push(" AND tsv @@ plainto_tsquery('simple', ")
-            .push_bind(words.join(" "))
-            .push(")");
-    }
-    for f in &q.fields {
-        qb.push(" AND ");
-        push_json_eq(qb, "doc", f.segments(), f.value(), &f.as_containment());
-    }
-}
-
-/// `column` has `value` at `segments`: containment (served by the GIN index) narrows, the
-/// path comparison makes it exact (containment alone lets `[1]` match `[1, 2]`).
-pub(super) fn push_json_eq(
-    qb: &mut QueryBuilder<Postgres>,
-    column: &str,
-    segments: &[String],
-    value: &Value,
-    containment: &Value,
-) {
-    qb.push(format!("({column} @> "))
-        .push_bind(containment.to_string())
-        .push("::jsonb");
-    qb.push(format!(" AND {column} #> "))
-        .push_bind(segments.to_vec())
-        .push("::text[] = ");
-    qb.push_bind(value.to_string()).push("::jsonb)");
 }

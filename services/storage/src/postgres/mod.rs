@@ -6,16 +6,18 @@
 //! `?schema=name` (ours, stripped before connecting) puts every table in that schema, created
 //! if missing: tests use one schema per run, deployments may share a database.
 
+mod dialect;
 mod documents;
 mod history;
 
 use std::str::FromStr;
 
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
 
 use crate::error::{Result, StorageError};
 use crate::location::{CONNECT_TIMEOUT, Location};
+use crate::sql::{self, Migration, Pools};
 
 pub(crate) const BACKEND: &str = "postgres";
 
@@ -26,7 +28,8 @@ const MAX_CONNECTIONS: u32 = 8;
 /// Advisory-lock key that serializes migrations between replicas starting together.
 const MIGRATION_LOCK: i64 = 0x5245_4652_4143_5401;
 
-const MIGRATIONS: &[(i64, &str)] = &[(
+/// Schema versions, applied in order. Never edit a released entry: add a new one.
+const MIGRATIONS: &[Migration] = &[(
     1,
     r#"
 CREATE TABLE events (
@@ -127,10 +130,21 @@ impl PostgresStore {
         })
     }
 
+    /// Where the database is.
     pub fn location(&self) -> &Location {
         &self.location
     }
 
+    /// The pool as the shared SQL code uses it (one pool for reads and writes).
+    fn pools(&self) -> Pools<'_, Postgres> {
+        Pools {
+            reader: &self.pool,
+            writer: &self.pool,
+            location: &self.location,
+        }
+    }
+
+    /// Whether the server answers a trivial query.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -157,6 +171,8 @@ fn check_schema(location: &Location, s: &str) -> Result<()> {
     }
 }
 
+/// Applies pending migrations in one transaction, serialized between replicas starting
+/// together by an advisory lock.
 async fn migrate(pool: &PgPool, location: &Location) -> Result<()> {
     let fail = |e: sqlx::Error| op_error(location, "migrate", e);
     let mut tx = pool.begin().await.map_err(fail)?;
@@ -165,32 +181,13 @@ async fn migrate(pool: &PgPool, location: &Location) -> Result<()> {
         .execute(&mut *tx)
         .await
         .map_err(fail)?;
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS refract_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
-    )
-    .execute(&mut *tx)
-    .await
-    .map_err(fail)?;
-    for (version, sql) in MIGRATIONS {
-        let done = sqlx::query("SELECT 1 FROM refract_migrations WHERE version = $1")
-            .bind(version)
-            .fetch_optional(&mut *tx)
+    sql::create_migrations_table::<Postgres>(&mut tx)
+        .await
+        .map_err(fail)?;
+    for migration in MIGRATIONS {
+        sql::apply_migration::<Postgres>(&mut tx, *migration)
             .await
             .map_err(fail)?;
-        if done.is_some() {
-            continue;
-        }
-        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
-            .execute(&mut *tx)
-            .await
-            .map_err(fail)?;
-        sqlx::query("INSERT INTO refract_migrations (version, applied_at) VALUES ($1, $2)")
-            .bind(version)
-            .bind(chrono::Utc::now().timestamp_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(fail)?;
-        tracing::info!(version, "postgres migration applied");
     }
     tx.commit().await.map_err(fail)
 }

@@ -4,33 +4,15 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::Sqlite;
 
-use super::history::push_json_eq;
-use super::{BACKEND, SqliteStore, op_error};
+use super::{SqliteStore, op_error};
 use crate::documents::{
     CollectionSpec, Collections, Document, Expect, check_find, check_id, check_put,
-    expectation_met, unique_conflict, unique_keys, version_conflict,
+    expectation_met, version_conflict,
 };
 use crate::error::Result;
 use crate::sql;
-
-/// The version of `id` as the write transaction `tx` sees it.
-async fn current_version(
-    tx: &mut SqliteConnection,
-    spec: &CollectionSpec,
-    id: &str,
-) -> sqlx::Result<Option<u64>> {
-    let current: Option<i64> =
-        sqlx::query("SELECT version FROM documents WHERE collection = ? AND id = ?")
-            .bind(spec.name)
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get::<i64, _>("version"))
-            .transpose()?;
-    Ok(current.map(|v| u64::try_from(v).unwrap_or(0)))
-}
 
 #[async_trait]
 impl Collections for SqliteStore {
@@ -48,31 +30,13 @@ impl Collections for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(err)?;
-        let current = current_version(&mut tx, spec, id).await.map_err(err)?;
+        let current = sql::current_version::<Sqlite>(&mut tx, spec, id)
+            .await
+            .map_err(err)?;
         if !expectation_met(expect, current) {
             return Err(version_conflict(spec, id, expect, current));
         }
-        sqlx::query("DELETE FROM document_keys WHERE collection = ? AND id = ?")
-            .bind(spec.name)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        for (field, value) in unique_keys(spec, body) {
-            let done = sqlx::query(
-                "INSERT INTO document_keys (collection, field, value, id) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(spec.name)
-            .bind(field)
-            .bind(value)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-            if done.rows_affected() == 0 {
-                return Err(unique_conflict(spec, field));
-            }
-        }
+        sql::replace_keys::<Sqlite>(&mut tx, spec, id, body, err).await?;
         let version = current.unwrap_or(0) + 1;
         sqlx::query(
             "INSERT INTO documents (collection, id, version, body) VALUES (?, ?, ?, ?)
@@ -95,15 +59,7 @@ impl Collections for SqliteStore {
 
     async fn get(&self, spec: &CollectionSpec, id: &str) -> Result<Option<Document>> {
         check_id(id)?;
-        let row =
-            sqlx::query("SELECT id, version, body FROM documents WHERE collection = ? AND id = ?")
-                .bind(spec.name)
-                .bind(id.to_string())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| op_error(&self.location, "get document", e))?;
-        row.map(|r| sql::decode_document(BACKEND, spec, &r))
-            .transpose()
+        self.pools().get_document(spec, id).await
     }
 
     async fn delete(&self, spec: &CollectionSpec, id: &str, expect: Expect) -> Result<bool> {
@@ -114,21 +70,21 @@ impl Collections for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(err)?;
-        let current = current_version(&mut tx, spec, id).await.map_err(err)?;
+        let current = sql::current_version::<Sqlite>(&mut tx, spec, id)
+            .await
+            .map_err(err)?;
         if matches!(expect, Expect::Version(_)) && !expectation_met(expect, current) {
             return Err(version_conflict(spec, id, expect, current));
         }
-        for sql in [
-            "DELETE FROM document_keys WHERE collection = ? AND id = ?",
-            "DELETE FROM documents WHERE collection = ? AND id = ?",
-        ] {
-            sqlx::query(sql)
-                .bind(spec.name)
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-        }
+        sql::delete_keys::<Sqlite>(&mut tx, spec, id)
+            .await
+            .map_err(err)?;
+        sqlx::query("DELETE FROM documents WHERE collection = ? AND id = ?")
+            .bind(spec.name)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
         tx.commit().await.map_err(err)?;
         Ok(current.is_some())
     }
@@ -141,19 +97,8 @@ impl Collections for SqliteStore {
         limit: u32,
     ) -> Result<Vec<Document>> {
         let segments = check_find(spec, field, value, limit)?;
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT id, version, body FROM documents WHERE collection = ",
-        );
-        qb.push_bind(spec.name).push(" AND ");
-        push_json_eq(&mut qb, "body", &segments, value);
-        qb.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
-        let rows = qb
-            .build()
-            .fetch_all(&self.pool)
+        self.pools()
+            .find_documents(spec, &segments, value, limit)
             .await
-            .map_err(|e| op_error(&self.location, "find documents", e))?;
-        rows.iter()
-            .map(|r| sql::decode_document(BACKEND, spec, r))
-            .collect()
     }
 }

@@ -1,17 +1,19 @@
 //! SQLite (`sqlite://path`): the embedded default. One file in WAL mode holds the event
 //! history (with an FTS5 index), the document collections and the durable cache entries.
 
+mod dialect;
 mod documents;
 mod history;
 
 use std::path::Path;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::error::{Result, StorageError};
 use crate::location::{CONNECT_TIMEOUT, Location};
+use crate::sql::{self, Migration, Pools};
+use sqlx::{Sqlite, SqlitePool};
 
 pub(crate) const BACKEND: &str = "sqlite";
 
@@ -39,7 +41,7 @@ const WAL_CHECKPOINT_PAGES: u32 = 10_000;
 ///
 /// Schema versions, applied in order, each in one transaction. Never edit a released entry:
 /// add a new one.
-const MIGRATIONS: &[(i64, &str)] = &[(
+const MIGRATIONS: &[Migration] = &[(
     1,
     r#"
 CREATE TABLE events (
@@ -115,8 +117,18 @@ impl SqliteStore {
         })
     }
 
+    /// Where the database file is.
     pub fn location(&self) -> &Location {
         &self.location
+    }
+
+    /// The pools as the shared SQL code uses them: reads on the pool, deletes on the writer.
+    fn pools(&self) -> Pools<'_, Sqlite> {
+        Pools {
+            reader: &self.pool,
+            writer: &self.writer,
+            location: &self.location,
+        }
     }
 
     #[cfg(test)]
@@ -124,6 +136,7 @@ impl SqliteStore {
         &self.pool
     }
 
+    /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -166,32 +179,19 @@ pub(crate) async fn connect(location: &Location, connections: u32) -> Result<Sql
 /// Applies every migration newer than the database's version, each in its own transaction.
 pub(crate) async fn migrate(pool: &SqlitePool, location: &Location) -> Result<()> {
     let fail = |e: sqlx::Error| StorageError::backend(BACKEND, "migrate", e);
-    sqlx::query("CREATE TABLE IF NOT EXISTS refract_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
-        .execute(pool)
+    let mut conn = pool.acquire().await.map_err(|e| unavailable(location, e))?;
+    sql::create_migrations_table::<Sqlite>(&mut conn)
         .await
         .map_err(|e| unavailable(location, e))?;
-    for (version, sql) in MIGRATIONS {
+    drop(conn);
+    for migration in MIGRATIONS {
         let mut tx = pool.begin().await.map_err(fail)?;
-        let done = sqlx::query("SELECT 1 FROM refract_migrations WHERE version = ?")
-            .bind(version)
-            .fetch_optional(&mut *tx)
+        if sql::apply_migration::<Sqlite>(&mut tx, *migration)
             .await
-            .map_err(fail)?;
-        if done.is_some() {
-            continue;
+            .map_err(fail)?
+        {
+            tx.commit().await.map_err(fail)?;
         }
-        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
-            .execute(&mut *tx)
-            .await
-            .map_err(fail)?;
-        sqlx::query("INSERT INTO refract_migrations (version, applied_at) VALUES (?, ?)")
-            .bind(version)
-            .bind(chrono::Utc::now().timestamp_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(fail)?;
-        tx.commit().await.map_err(fail)?;
-        tracing::info!(version, "sqlite migration applied");
     }
     Ok(())
 }
