@@ -103,7 +103,9 @@ pub trait Subscriber: Send {
 /// What to read and how.
 #[derive(Debug, Clone)]
 pub struct Subscription {
+    /// Whether events are shared out among a group or seen by every subscriber.
     pub mode: Mode,
+    /// The event types this subscription receives; other events never reach it.
     pub filter: TypeFilter,
 }
 
@@ -132,16 +134,24 @@ impl Subscription {
     }
 }
 
+/// How a subscription shares events with the other subscribers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     /// One consumer group per service kind, one consumer per instance.
-    Group { group: String, consumer: String },
+    Group {
+        /// The consumer group: each event goes to one of its consumers.
+        group: String,
+        /// This instance's name in the group; the events it leaves pending are claimed by it
+        /// again after a restart under the same name.
+        consumer: String,
+    },
     /// Every subscriber sees every event; nothing to acknowledge.
     FanOut,
 }
 
 /// One event handed to one subscriber.
 pub struct Delivery {
+    /// The event as read back from its partition, with its id set.
     pub event: Event,
     /// 1 on first delivery; higher when the event is redelivered.
     pub attempt: u32,
@@ -244,6 +254,7 @@ pub struct DeadLetter {
 /// One consumer group's backlog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupStats {
+    /// The consumer group's name.
     pub group: String,
     /// Entries delivered to a consumer and not yet acknowledged.
     pub pending: u64,

@@ -31,6 +31,8 @@ pub const DEFAULT_MEMORY_MAX_BYTES: usize = 32 << 20;
 /// Default length the dead-letter stream is trimmed to.
 pub const DEFAULT_DEAD_LETTER_MAX_LEN: usize = 10_000;
 
+/// How a broker partitions, trims, retries and dead-letters; the defaults are the
+/// `DEFAULT_*` constants above.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     /// Prefix of every key (Redis) so several platforms can share a server.

@@ -2,6 +2,7 @@
 
 use refract_core::{ErrorKind, ValidationError};
 
+/// Why a broker operation failed; [`BrokerError::kind`] maps it onto the platform's error kinds.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     /// The event breaks the envelope rules or is over the size limit.
@@ -10,13 +11,17 @@ pub enum BrokerError {
     /// The broker could not be reached at startup.
     #[error("cannot reach the broker at {url}: {source}")]
     Connect {
+        /// The broker URL that was tried.
         url: String,
+        /// The Redis client's error.
         source: ::redis::RedisError,
     },
     /// A broker command failed.
     #[error("broker command {command} failed: {source}")]
     Command {
+        /// The Redis command that failed (e.g. `XADD`).
         command: &'static str,
+        /// The Redis client's error.
         source: ::redis::RedisError,
     },
     /// The broker was shut down.
@@ -28,6 +33,8 @@ pub enum BrokerError {
 }
 
 impl BrokerError {
+    /// The platform error kind: an invalid event or setting is the caller's fault, anything
+    /// else means the broker is unavailable (retry later).
     pub fn kind(&self) -> ErrorKind {
         match self {
             BrokerError::Invalid(e) => e.kind(),

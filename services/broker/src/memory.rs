@@ -108,6 +108,7 @@ enum PendingState {
 }
 
 impl MemoryBroker {
+    /// An empty broker with `config`'s partitions and limits (not validated here).
     pub fn new(config: BrokerConfig) -> Self {
         let partitions = (0..config.partitions)
             .map(|_| Partition::default())

@@ -16,6 +16,8 @@ pub const DEFAULT_DATA_DIR: &str = "refract-data";
 /// Default key namespace in shared Redis/caches, so several platforms can share a server.
 pub const DEFAULT_NAMESPACE: &str = "refract";
 
+/// Every setting of the `refract` binary, whatever the mode; see [`Config::load`] for how the
+/// layers combine. An unknown key in the file is an error, not silently ignored.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -48,7 +50,9 @@ pub struct Config {
     pub require_gateway_key: bool,
     /// Backend URLs the gateway forwards to in distributed mode.
     pub workspaces_url: Option<String>,
+    /// The runtime backend's URL the gateway forwards to in distributed mode.
     pub runtime_url: Option<String>,
+    /// The events backend's URL the gateway forwards to in distributed mode.
     pub events_url: Option<String>,
     /// Lets automations `fetch` loopback addresses. For local development and tests only.
     pub allow_loopback_fetch: bool,
@@ -141,6 +145,7 @@ impl Default for Config {
 pub struct AuthProvider {
     /// The issuer URL (its `/.well-known/openid-configuration` is read at the first login).
     pub issuer: String,
+    /// The client id this platform is registered under at the provider.
     pub client_id: String,
     /// The client secret; better given as `REFRACT_AUTH_PROVIDERS_<NAME>_CLIENT_SECRET` than
     /// written in the file. Unset for a public client (PKCE only).
@@ -191,7 +196,9 @@ pub fn client_secret_var(name: &str) -> String {
 /// Values given on the command line (highest precedence).
 #[derive(Debug, Default)]
 pub struct Flags {
+    /// `--listen`: replaces [`Config::listen`].
     pub listen: Option<SocketAddr>,
+    /// `--data-dir`: replaces [`Config::data_dir`].
     pub data_dir: Option<PathBuf>,
 }
 

@@ -11,14 +11,18 @@ use serde_json::{Value, json};
 /// The manifest beside a guest crate (`refract.toml`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Manifest {
+pub(crate) struct Manifest {
+    /// The automation's slug in the workspace: what identifies it on a later deploy.
     pub slug: String,
+    /// Its display name.
     pub name: String,
+    /// Its description.
     #[serde(default)]
     pub description: Option<String>,
     /// `{events?, schedules?, endpoint?}` as in the automation object.
     #[serde(default)]
     pub when: Option<toml::Table>,
+    /// The automation's configuration object, as the guest reads it.
     #[serde(default)]
     pub config: Option<toml::Table>,
     /// `{memoryMiB?, timeoutMs?}`.
@@ -26,15 +30,23 @@ pub struct Manifest {
     pub limits: Option<toml::Table>,
 }
 
-pub struct Deploy {
+/// The arguments of `refract deploy`.
+pub(crate) struct Deploy {
+    /// A guest crate folder (built here) or a `.wasm` file.
     pub path: PathBuf,
+    /// The manifest; `refract.toml` in the crate folder by default.
     pub manifest: Option<PathBuf>,
+    /// The platform's base URL.
     pub url: String,
+    /// A session token or personal access token.
     pub token: String,
+    /// The workspace id.
     pub workspace: String,
 }
 
-pub async fn deploy(args: Deploy) -> anyhow::Result<()> {
+/// Builds the component if needed, creates the automation (or updates the one with the
+/// manifest's slug) and uploads the component.
+pub(crate) async fn deploy(args: Deploy) -> anyhow::Result<()> {
     let manifest_path = match &args.manifest {
         Some(p) => p.clone(),
         None if args.path.is_dir() => args.path.join("refract.toml"),

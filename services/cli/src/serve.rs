@@ -25,23 +25,34 @@ pub const EMBEDDED_BROKER_MAX_LEN: usize = 2_000;
 /// One service of the platform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
+    /// The only public listener: logins and sessions, routing to the other services.
     Gateway,
+    /// Workspaces, memberships, automations, component uploads and secrets.
     Workspaces,
+    /// Runs automations in the sandbox on events, webhooks and schedules.
     Runtime,
+    /// Event history and search, client emits, live WebSocket streams.
     Events,
 }
 
 /// The shared backends, opened from the config's URLs.
 #[derive(Clone)]
 pub struct Backends {
+    /// The event broker (`broker_url`).
     pub broker: Arc<dyn Broker>,
+    /// The document store (`database_url`).
     pub store: Arc<dyn DocumentStore>,
+    /// The cache (`cache_url`).
     pub cache: Arc<dyn Cache>,
+    /// File storage (`files_url`): components, artifacts.
     pub files: FileStore,
+    /// The sandbox host that compiles and runs components, reading them from `files`.
     pub host: Arc<Host>,
 }
 
 impl Backends {
+    /// Opens every backend the config names, and the embedded default of each URL it leaves
+    /// unset (creating the data folder they live in).
     pub async fn open(config: &Config) -> anyhow::Result<Self> {
         let embedded = [
             config.database_url.as_ref(),
@@ -95,13 +106,18 @@ impl Backends {
 /// Every service in one process: the gateway's app (dispatching in process) and the
 /// background workers (runtime consumers and scheduler, history ingestion).
 pub struct Cluster {
+    /// The public router: the gateway, with its backends mounted in process, and the
+    /// operational endpoints.
     pub app: Router,
+    /// The backends the cluster runs on.
     pub backends: Backends,
     stop: watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
 }
 
 impl Cluster {
+    /// Opens the backends and starts every service's workers; the caller serves
+    /// [`Cluster::app`] and calls [`Cluster::shutdown`] when done.
     pub async fn embedded(config: &Config) -> anyhow::Result<Self> {
         let backends = Backends::open(config).await?;
         let (stop, stopped) = watch::channel(false);

@@ -24,12 +24,17 @@ pub const REDACTED: &str = "REDACTED";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct App {
+    /// The app's slug, unique on the platform: what instances name it by.
     pub slug: String,
+    /// Localized display name: a string or `{lang: text}`.
     pub name: Value,
+    /// Localized description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<Value>,
+    /// Free-form labels for the app store.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    /// URL of the app's picture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub photo: Option<String>,
     /// The source workspace (the one published).
@@ -39,10 +44,14 @@ pub struct App {
     pub config_schema: Option<Value>,
     /// The latest published version, what `current` means.
     pub current_version: u32,
+    /// Every published version, oldest first.
     #[serde(default)]
     pub versions: Vec<AppVersionMeta>,
+    /// When the app was first published.
     pub created_at: DateTime<Utc>,
+    /// When a version was last published.
     pub updated_at: DateTime<Utc>,
+    /// The user id that first published it.
     pub created_by: String,
 }
 
@@ -50,9 +59,12 @@ pub struct App {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppVersionMeta {
+    /// The version number, from 1.
     pub version: u32,
+    /// The workspace version it was published from, if named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace_version: Option<String>,
+    /// When it was published.
     pub created_at: DateTime<Utc>,
 }
 
@@ -64,6 +76,7 @@ pub struct Snapshot {
     /// The workspace's `config` (`{schema?, value?}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<Value>,
+    /// The workspace's automations.
     #[serde(default)]
     pub automations: Vec<Automation>,
     /// The app instances the workspace installs (nested apps).
@@ -85,12 +98,18 @@ impl Snapshot {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppVersion {
+    /// The app it is a version of.
     pub app_slug: String,
+    /// The version number, from 1.
     pub version: u32,
+    /// The workspace it was published from.
     pub workspace_id: String,
+    /// The workspace version it was published from, if named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace_version: Option<String>,
+    /// What the version runs: config, automations and nested app instances.
     pub snapshot: Snapshot,
+    /// When it was published.
     pub created_at: DateTime<Utc>,
 }
 
@@ -98,14 +117,21 @@ pub struct AppVersion {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceVersion {
+    /// The versioned workspace.
     pub workspace_id: String,
+    /// The version's name, unique in the workspace.
     pub name: String,
+    /// Localized description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<Value>,
+    /// Where the version was pushed to, if anywhere (a repository reference, stored as given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<Value>,
+    /// The workspace's contents at that moment.
     pub snapshot: Snapshot,
+    /// When the version was made.
     pub created_at: DateTime<Utc>,
+    /// The user id that made it.
     pub created_by: String,
 }
 
@@ -113,22 +139,29 @@ pub struct WorkspaceVersion {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppInstance {
+    /// The instance's slug in the workspace: its events and calls are prefixed with it.
     pub slug: String,
+    /// The installed app.
     pub app_slug: String,
     /// The pinned version; absent follows `current`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_version: Option<u32>,
+    /// A disabled instance's automations do not run.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disabled: bool,
+    /// Free-form labels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
     /// The instance's own config, overlaid on the app's default (§8.2).
     #[serde(default = "empty_object")]
     pub config: Value,
+    /// The app's name, copied at install for display.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_name: Option<Value>,
+    /// When the app was installed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<DateTime<Utc>>,
+    /// When the instance last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<DateTime<Utc>>,
 }

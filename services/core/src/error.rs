@@ -54,10 +54,22 @@ impl fmt::Display for ErrorKind {
 /// into the input (`type`, `source.workspaceId`, `payload`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValidationError {
+    /// A value breaks a format or content rule.
     #[error("{field}: {reason}")]
-    Invalid { field: &'static str, reason: String },
+    Invalid {
+        /// The JSON path of the wrong value.
+        field: &'static str,
+        /// What is wrong with it, for the client.
+        reason: String,
+    },
+    /// An event is over the size limit.
     #[error("event is {size} bytes, over the {limit}-byte limit")]
-    TooLarge { size: usize, limit: usize },
+    TooLarge {
+        /// The event's serialized size, in bytes.
+        size: usize,
+        /// The limit it broke, in bytes.
+        limit: usize,
+    },
 }
 
 impl ValidationError {
@@ -68,6 +80,7 @@ impl ValidationError {
         }
     }
 
+    /// [`ErrorKind::Invalid`] for a bad value, [`ErrorKind::Limit`] for an oversized event.
     pub fn kind(&self) -> ErrorKind {
         match self {
             ValidationError::Invalid { .. } => ErrorKind::Invalid,

@@ -42,6 +42,7 @@ impl Default for EventLimits {
 pub struct EventType(String);
 
 impl EventType {
+    /// Checks `value` against the event type rules.
     pub fn new(value: impl Into<String>) -> Result<Self, ValidationError> {
         let value = value.into();
         if value.is_empty() || value.len() > MAX_TYPE_LEN {
@@ -62,6 +63,7 @@ impl EventType {
         Ok(Self(value))
     }
 
+    /// The type as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -97,7 +99,9 @@ impl<'de> Deserialize<'de> for EventType {
 /// The service instance that produced an event.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SourceHost {
+    /// The service name (`runtime`, `workspaces`, …).
     pub service: String,
+    /// The instance of the service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica: Option<String>,
 }
@@ -106,10 +110,14 @@ pub struct SourceHost {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceHttp {
+    /// The request method.
     pub method: String,
+    /// The request path.
     pub path: String,
+    /// The URL as the client sent it, when it differs from `path`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_url: Option<String>,
+    /// The `Host` the client called.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
 }
@@ -118,32 +126,47 @@ pub struct SourceHttp {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Source {
+    /// The workspace the event belongs to; `None` for platform-wide events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace_id: Option<WorkspaceId>,
+    /// The user whose action caused the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<UserId>,
+    /// The session it came from; routes events targeted at that session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<SessionId>,
+    /// Ties together every event, log and run one trigger caused.
     #[serde(default = "CorrelationId::generate")]
     pub correlation_id: CorrelationId,
+    /// The automation whose run emitted the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub automation_slug: Option<String>,
+    /// The emitting run's call depth: a run the event triggers starts from it (`automation-dsl.md`, call depth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub automation_depth: Option<u32>,
+    /// The app the emitting automation belongs to, inside an app instance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_slug: Option<String>,
+    /// The emitting app instance's full slug (nested instances joined by dots).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_instance_full_slug: Option<String>,
+    /// How deep in nested app instances the emitter runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_instance_depth: Option<u32>,
+    /// The WebSocket the event came from: it is delivered back to that socket only, unless
+    /// `target.currentSocket` is false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub socket_id: Option<String>,
+    /// The client's IP address, for events born from a request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    /// The service instance that produced the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<SourceHost>,
+    /// The internal topic a platform service published the event on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_topic: Option<String>,
+    /// The HTTP request the event was born from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<SourceHttp>,
     /// W3C trace context (`00-<trace id>-<span id>-<flags>`) of the span that published the
@@ -179,12 +202,17 @@ impl Default for Source {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Target {
+    /// A user the event is delivered to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<UserId>,
+    /// A session the event is delivered to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<SessionId>,
+    /// A user topic whose members the event is delivered to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_topic: Option<String>,
+    /// For an event from a socket: `true` (the default) delivers it to that socket only, `false`
+    /// to every reader.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_socket: Option<bool>,
 }
@@ -201,18 +229,25 @@ pub struct EventOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ErrorLevel {
+    /// Something went wrong but the run went on.
     Warning,
+    /// The operation failed.
     Error,
+    /// The run or service cannot go on.
     Fatal,
 }
 
 /// The `error` member of error events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventError {
+    /// The stable error code (`ComponentTrap`, …).
     pub error: String,
+    /// Human-readable explanation.
     pub message: String,
+    /// Structured context of the error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<Value>,
+    /// How bad it is.
     pub level: ErrorLevel,
 }
 
@@ -223,18 +258,25 @@ pub struct Event {
     /// Assigned by the broker at first publish; `None` before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<EventId>,
+    /// The event type.
     #[serde(rename = "type")]
     pub event_type: EventType,
+    /// Where the event came from.
     #[serde(default)]
     pub source: Source,
+    /// The event's data: always a JSON object.
     #[serde(default, deserialize_with = "payload_object")]
     pub payload: Map<String, Value>,
+    /// Restricts who receives the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,
+    /// Per-event options (history persistence).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<EventOptions>,
+    /// Set on error events: what failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<EventError>,
+    /// When the event was created (milliseconds since the epoch on the wire).
     #[serde(default = "Utc::now", with = "millis")]
     pub created_at: DateTime<Utc>,
     /// Bytes of the serialized event, set by [`Event::seal`].

@@ -45,6 +45,7 @@ macro_rules! id_type {
                 Ok(Self(value))
             }
 
+            /// The id as text.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -129,6 +130,7 @@ impl EventId {
         Some((ms.parse().ok()?, seq.parse().ok()?))
     }
 
+    /// The id as text (`<ms>-<seq>`).
     pub fn as_str(&self) -> &str {
         &self.0
     }

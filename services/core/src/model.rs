@@ -57,21 +57,29 @@ pub fn check_automation_slug(slug: &str) -> Result<(), ValidationError> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Workspace {
+    /// The workspace id, generated at creation; stable across renames.
     pub id: String,
+    /// The unique, DNS-label slug the workspace is addressed by in hosts and URLs.
     pub slug: String,
     /// Localized text: a string or `{lang: text}`.
     pub name: Value,
+    /// Localized description: a string or `{lang: text}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<Value>,
+    /// URL of the workspace's picture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub photo: Option<String>,
+    /// Free-form labels for sorting and search.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
     /// `{schema?, value?}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<Value>,
+    /// When the workspace was created.
     pub created_at: DateTime<Utc>,
+    /// When its metadata last changed.
     pub updated_at: DateTime<Utc>,
+    /// The user id that created it.
     pub created_by: String,
 }
 
@@ -79,7 +87,9 @@ pub struct Workspace {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AutomationKind {
+    /// Instructions in the automation DSL, run by the interpreter.
     Dsl,
+    /// A WebAssembly component uploaded for it.
     Component,
 }
 
@@ -103,8 +113,15 @@ pub struct When {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Schedule {
+    /// A cron expression evaluated in UTC.
     Utc(String),
-    Zoned { cron: String, timezone: String },
+    /// A cron expression evaluated in an IANA time zone (daylight saving time included).
+    Zoned {
+        /// The cron expression.
+        cron: String,
+        /// The IANA time zone it is evaluated in (e.g. `Europe/Paris`).
+        timezone: String,
+    },
 }
 
 impl Schedule {
@@ -124,10 +141,13 @@ impl Schedule {
     }
 }
 
+/// `when.endpoint`: whether and under which name an automation answers webhooks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Endpoint {
+    /// `true`: the automation's slug is the endpoint name; `false`: no endpoint.
     Enabled(bool),
+    /// A custom endpoint name.
     Named(String),
 }
 
@@ -146,7 +166,9 @@ impl When {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ComponentStatus {
+    /// No component uploaded yet: runs fail until one is.
     Missing,
+    /// A component is uploaded and compiled.
     Ready,
 }
 
@@ -158,8 +180,10 @@ pub struct ComponentLimits {
     /// `memoryMiB` in the API (§5.1), not serde's `memoryMib`.
     #[serde(rename = "memoryMiB", default, skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u32>,
+    /// Longest run, in milliseconds (default 30,000, at most 120,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// Fuel per run (instructions, roughly); unset means no fuel metering.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuel: Option<u64>,
 }
@@ -168,24 +192,33 @@ pub struct ComponentLimits {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentInfo {
+    /// Whether a component is uploaded and runnable.
     pub status: ComponentStatus,
+    /// The sandbox limits of its runs.
     #[serde(default)]
     pub limits: ComponentLimits,
     /// `sha256:<hex>` of the uploaded bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// Size of the uploaded component, in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// The WIT world it targets, with its version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub world: Option<String>,
+    /// The host interfaces it imports.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub imports: Vec<String>,
+    /// The source language the upload named (a hint, `x-refract-component-language`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// When the component was uploaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uploaded_at: Option<DateTime<Utc>>,
+    /// The user id that uploaded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uploaded_by: Option<String>,
+    /// The wasmtime version it was compiled with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compiled_with: Option<String>,
 }
@@ -194,19 +227,26 @@ pub struct ComponentInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Automation {
+    /// The automation's slug, unique in its workspace: what triggers, calls and URLs name it by.
     pub slug: String,
+    /// Localized display name: a string or `{lang: text}`.
     pub name: Value,
+    /// Localized description: a string or `{lang: text}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<Value>,
+    /// Free-form labels for sorting and search.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    /// A disabled automation is never run, whatever its triggers.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disabled: bool,
     /// Callable only from inside its own workspace or app, never from a parent (`automation-dsl.md` §8).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub private: bool,
+    /// What starts it: events, schedules, an endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<When>,
+    /// JSON schema of its input (`automation-dsl.md` §2.4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arguments: Option<Value>,
     /// Check each run's input against `arguments` first (`automation-dsl.md` §2.4; off by
@@ -219,18 +259,24 @@ pub struct Automation {
     /// Free-form config handed to every run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<Value>,
+    /// Whether it is DSL instructions or a component.
     pub kind: AutomationKind,
     /// DSL instructions (`kind: dsl`).
     #[serde(rename = "do", default, skip_serializing_if = "Option::is_none")]
     pub instructions: Option<Value>,
+    /// The DSL expression the run returns (`kind: dsl`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
     /// Component details (`kind: component`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub component: Option<ComponentInfo>,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// The user id that created it.
     pub created_by: String,
+    /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// The user id that last changed it.
     pub updated_by: String,
 }
 
@@ -240,6 +286,7 @@ pub struct Automation {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AutomationAuthorizations {
+    /// The custom action a rule must allow for a principal to run the automation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
 }
@@ -257,8 +304,11 @@ impl Automation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Reads the workspace, its automations and events; no writes, no secrets.
     Viewer,
+    /// Also updates the workspace and automations, emits events, executes and tests.
     Editor,
+    /// Everything in the workspace, security and secrets included.
     Owner,
 }
 
@@ -267,7 +317,9 @@ pub enum Role {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum MemberRole {
+    /// `viewer`, `editor` or `owner`.
     BuiltIn(Role),
+    /// A custom role of the workspace's security, by name.
     Custom(String),
 }
 
@@ -299,9 +351,11 @@ pub const ROLE_MEMBER_PREFIX: &str = "role:";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Membership {
+    /// The workspace the role is held in.
     pub workspace_id: String,
     /// A user id, [`PUBLIC_MEMBER`] or `role:<name>`.
     pub user_id: String,
+    /// The role given.
     pub role: MemberRole,
 }
 

@@ -24,12 +24,19 @@ pub mod reads;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Subject {
+    /// The workspace itself: its settings, security and sharing.
     Workspaces,
+    /// Apps installed in the workspace.
     Apps,
+    /// The workspace's pages.
     Pages,
+    /// The workspace's uploaded files.
     Files,
+    /// The workspace's events.
     Events,
+    /// The workspace's automations.
     Automations,
+    /// The workspace's secrets.
     Secrets,
 }
 
@@ -37,18 +44,31 @@ pub enum Subject {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
+    /// Every action.
     Manage,
+    /// Create a new resource.
     Create,
+    /// Read a resource.
     Read,
+    /// Change a resource.
     Update,
+    /// Delete a resource.
     Delete,
+    /// Share the workspace: give and take back roles.
     ManagePermissions,
+    /// Change the workspace's security (roles, rules, API keys).
     ManageSecurity,
+    /// Manage the workspace's repositories.
     ManageRepositories,
+    /// Read an app's DSUL (its source description).
     ReadAppDsul,
+    /// Read the workspace's usage figures.
     GetUsage,
+    /// Run searches over the workspace's events.
     AggregateSearch,
+    /// Run an automation.
     Execute,
+    /// Run an automation as a test.
     Test,
 }
 
@@ -56,7 +76,9 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum OneOrMany<T> {
+    /// A single value.
     One(T),
+    /// A list of values.
     Many(Vec<T>),
 }
 
@@ -80,14 +102,20 @@ impl<T: PartialEq> OneOrMany<T> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PermissionRule {
+    /// The role or roles the rule applies to (built-in or custom); none means everyone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<OneOrMany<String>>,
+    /// The action or actions it allows (or denies, inverted).
     pub action: OneOrMany<Action>,
+    /// The subject or subjects it covers.
     pub subject: OneOrMany<Subject>,
+    /// Mongo-style query the resource must match for the rule to apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Value>,
+    /// The rule denies instead of allowing; deny rules are applied last.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub inverted: bool,
+    /// Why the rule exists; informative, stored as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -109,8 +137,10 @@ impl PermissionRule {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkspaceRole {
+    /// What the role is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// By identity provider name: the `authData` conditions that give a user this role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<BTreeMap<String, RoleBinding>>,
 }
@@ -119,6 +149,7 @@ pub struct WorkspaceRole {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoleBinding {
+    /// Mongo-style query on the provider's `authData` entry of the user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Value>,
 }
@@ -127,8 +158,10 @@ pub struct RoleBinding {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Authorizations {
+    /// The custom roles, by name.
     #[serde(default)]
     pub roles: BTreeMap<String, WorkspaceRole>,
+    /// The workspace rules, in order (later rules win).
     #[serde(default)]
     pub rules: Vec<PermissionRule>,
 }
@@ -219,6 +252,7 @@ impl Role {
         }
     }
 
+    /// The role's name as stored and sent (`owner`, `editor`, `viewer`).
     pub fn name(self) -> &'static str {
         match self {
             Role::Owner => "owner",
@@ -323,17 +357,24 @@ pub const API_KEY_PREFIX: &str = "rfk_";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyRecord {
+    /// The key record's id.
     pub id: String,
+    /// The workspace the key belongs to.
     pub workspace_id: String,
+    /// Its display name.
     pub name: String,
     /// Hex SHA-256 of the key.
     pub hash: String,
     /// The key's last 4 characters.
     pub key_hint: String,
+    /// What the key allows, evaluated by the backends like a role's rules.
     pub rules: Vec<PermissionRule>,
+    /// A disabled key is refused by the gateway.
     #[serde(default)]
     pub disabled: bool,
+    /// When the key was created.
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The user id that created it.
     pub created_by: String,
 }
 
@@ -615,9 +656,11 @@ mod tests {
 /// The caller, as the gateway's trusted headers describe it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Principal<'a> {
+    /// The authenticated user, if any.
     pub user_id: Option<&'a str>,
     /// The `x-prismeai-api-key` the client sent (the gateway checked it exists and is enabled).
     pub api_key: Option<&'a str>,
+    /// A platform super-admin: every workspace check passes.
     pub superadmin: bool,
     /// `user.authData` (provider → identity), for custom roles bound by claims.
     pub auth_data: Option<&'a Value>,

@@ -140,10 +140,12 @@ pub enum Emitter {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{event_type} is a system event type: only the platform emits it")]
 pub struct ReservedType {
+    /// The refused type.
     pub event_type: String,
 }
 
 impl ReservedType {
+    /// Always [`crate::ErrorKind::Forbidden`]: the type is valid, the tenant may not use it.
     pub fn kind(&self) -> crate::ErrorKind {
         crate::ErrorKind::Forbidden
     }

@@ -36,6 +36,8 @@ const SEARCH_TIMEOUT: Duration = Duration::from_secs(2);
 const CATCH_UP: Duration = Duration::from_secs(1);
 const CATCH_UP_STEP: Duration = Duration::from_millis(25);
 
+/// The events service's routes: history and emits, the WebSocket upgrade and search, under
+/// `/v2/workspaces/{workspace_id}/…`.
 pub fn router(state: EventsState) -> Router {
     Router::new()
         .route(

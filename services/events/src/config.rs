@@ -42,10 +42,12 @@ pub const MAX_FRAME: usize = 1024 * 1024;
 /// Most events a `reconnect` replays, and the oldest it replays (§8: 500 events or 10
 /// minutes); past either, `reconnected.complete` is false and the client pages the history.
 pub const REPLAY_MAX: usize = 500;
+/// The oldest event a `reconnect` replays (10 minutes).
 pub const REPLAY_AGE: Duration = Duration::from_secs(600);
 /// Broker entries read per page of a replay, and at most in all (the partition holds every
 /// workspace of its hash: a busy neighbour must not make one reconnect read without bound).
 pub const REPLAY_PAGE: usize = 1_000;
+/// Most broker entries one replay reads over all its pages.
 pub const REPLAY_SCAN: usize = 50_000;
 /// How long a socket's record lives after it was last written: a socket may be adopted by a
 /// `reconnect` for this long (§8, the socket-context lifetime).
@@ -54,6 +56,7 @@ pub const SOCKET_LIFETIME: Duration = Duration::from_secs(6 * 3_600);
 pub const SOCKET_RENEW: Duration = Duration::from_secs(600);
 /// Inbound `emit` frames per socket: sustained rate per second and burst (§14.1).
 pub const EMIT_RATE: f64 = 20.0;
+/// Inbound `emit` frames a socket may send at once after a quiet spell (the burst).
 pub const EMIT_BURST: f64 = 50.0;
 
 /// Longest long-poll (`wait` on `GET …/events`, §7.1).
@@ -64,14 +67,24 @@ pub const MAX_WAIT: Duration = Duration::from_secs(15);
 pub struct Config {
     /// This instance's name in the `events` consumer group.
     pub instance: String,
+    /// Most events per history append (default [`DEFAULT_INGEST_BATCH`]).
     pub ingest_batch: usize,
+    /// How long a batch waits for more events before it is written (default
+    /// [`DEFAULT_BATCH_WINDOW`], 50 ms).
     pub batch_window: Duration,
     /// Appends in flight at once (at least 1).
     pub ingest_in_flight: usize,
+    /// Days of history kept for a workspace that sets no retention of its own (default
+    /// [`DEFAULT_RETENTION_DAYS`], 90).
     pub default_retention_days: u32,
+    /// Time between two retention passes (default [`DEFAULT_RETENTION_INTERVAL`], one hour).
     pub retention_interval: Duration,
+    /// Server ping period on WebSockets (default [`HEARTBEAT`], 25 s).
     pub heartbeat: Duration,
+    /// Silence after which a WebSocket is closed (default [`IDLE_TIMEOUT`], 60 s).
     pub idle_timeout: Duration,
+    /// Events queued for one WebSocket before it is closed as a slow consumer (default
+    /// [`SOCKET_QUEUE`], 1,000).
     pub socket_queue: usize,
 }
 

@@ -14,7 +14,7 @@ use crate::{EventsState, MAX_EMIT_BATCH, topics};
 /// One event as a client sends it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EmitEvent {
+pub(crate) struct EmitEvent {
     #[serde(rename = "type")]
     pub event_type: String,
     #[serde(default)]
@@ -29,7 +29,7 @@ pub struct EmitEvent {
 }
 
 /// Who emits, and from where.
-pub struct Emitter<'a> {
+pub(crate) struct Emitter<'a> {
     pub caller: &'a Caller,
     pub workspace: &'a WorkspaceId,
     pub role: Role,
@@ -39,7 +39,7 @@ pub struct Emitter<'a> {
 
 /// Checks every event, then publishes them in order, all or none; returns the envelopes
 /// with their final ids.
-pub async fn emit(
+pub(crate) async fn emit(
     state: &EventsState,
     who: &Emitter<'_>,
     raw: Vec<EmitEvent>,

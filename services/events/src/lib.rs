@@ -46,15 +46,17 @@ pub const MAX_EMIT_BODY: usize = 1024 * 1024;
 /// What the events service needs.
 #[derive(Clone)]
 pub struct EventsState {
-    pub broker: Arc<dyn Broker>,
-    pub store: Arc<dyn DocumentStore>,
-    pub cache: Arc<dyn Cache>,
-    pub config: Config,
+    pub(crate) broker: Arc<dyn Broker>,
+    pub(crate) store: Arc<dyn DocumentStore>,
+    pub(crate) cache: Arc<dyn Cache>,
+    pub(crate) config: Config,
     /// This instance's WebSockets.
-    pub hub: Arc<Hub>,
+    pub(crate) hub: Arc<Hub>,
 }
 
 impl EventsState {
+    /// The state of one events instance on these backends, with an empty hub of sockets
+    /// (each queueing at most `config.socket_queue` events).
     pub fn new(
         broker: Arc<dyn Broker>,
         store: Arc<dyn DocumentStore>,

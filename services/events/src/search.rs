@@ -28,6 +28,8 @@ const MAX_FIELDS: usize = 50;
 /// Keys of search-engine bodies that are refused outright.
 const RAW_KEYS: &[&str] = &["query", "runtime_mappings", "track_total_hits"];
 
+/// A `POST …/search` body (§7.3) as typed by [`parse`]: scope, `where` condition tree,
+/// sort, projection and paging; [`to_query`] checks it against the limits.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SearchBody {

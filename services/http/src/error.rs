@@ -9,14 +9,18 @@ use serde_json::{Value, json};
 /// and never sent (5xx messages are generic).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
+    /// The HTTP status of the response.
     pub status: StatusCode,
     /// Stable machine-readable code (`ObjectNotFoundError`, …).
     pub code: &'static str,
+    /// Human-readable explanation, sent as `message`.
     pub message: String,
+    /// Structured context sent as `details` (e.g. the offending path), when there is any.
     pub details: Option<Value>,
 }
 
 impl ApiError {
+    /// An error with no `details`.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -26,6 +30,7 @@ impl ApiError {
         }
     }
 
+    /// The same error with `details` in its body.
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
         self

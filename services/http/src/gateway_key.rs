@@ -38,20 +38,30 @@ pub struct GatewayKey(Arc<str>);
 /// Why a key or a guard is refused; each message names the setting to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayKeyError {
+    /// The configured key is too short or not printable ASCII.
     #[error(
         "gateway_key (REFRACT_GATEWAY_KEY) must be at least {MIN_LEN} printable ASCII characters"
     )]
     Malformed,
+    /// A backend must require a key but none is configured.
     #[error(
         "a backend listening on {listen} needs gateway_key (REFRACT_GATEWAY_KEY), the secret its gateways send; \
          set the same value on every gateway and backend"
     )]
-    Missing { listen: SocketAddr },
+    Missing {
+        /// The backend's listen address.
+        listen: SocketAddr,
+    },
+    /// The key was turned off on a listen address reachable from other hosts.
     #[error(
         "require_gateway_key = false (REFRACT_REQUIRE_GATEWAY_KEY) is allowed on a loopback listen address only, \
          not on {listen}"
     )]
-    DisabledOffLoopback { listen: SocketAddr },
+    DisabledOffLoopback {
+        /// The backend's non-loopback listen address.
+        listen: SocketAddr,
+    },
+    /// The system's random source failed while making a per-process key.
     #[error("no randomness for the gateway key: {0}")]
     Random(String),
 }

@@ -9,14 +9,24 @@ use refract_core::{CorrelationId, SessionId, UserId};
 
 use crate::ApiError;
 
+/// The authenticated user's id (anonymous sessions have one too), set by the gateway.
 pub const USER_ID: &str = "x-prismeai-user-id";
+/// The caller's session id (`at:<tokenId>` for a personal access token), set by the gateway.
 pub const SESSION_ID: &str = "x-prismeai-session-id";
+/// The user's `authData` as JSON (provider claims custom roles bind on), set by the gateway.
 pub const AUTH_DATA: &str = "x-prismeai-auth-data";
+/// `superadmin` when the caller is a platform super-admin, set by the gateway.
 pub const ROLE: &str = "x-prismeai-role";
+/// The workspace whose automation made the call, set by the gateway for runtime-issued tokens.
 pub const WORKSPACE_ID: &str = "x-prismeai-workspace-id";
+/// A workspace API key the client sends; passes through the gateway, which checks it exists
+/// and is enabled.
 pub const API_KEY: &str = "x-prismeai-api-key";
+/// The CSRF token a cookie session sends; passes through the gateway, which checks it.
 pub const CSRF_TOKEN: &str = "x-prismeai-csrf-token";
+/// The id that ties the logs and events of one request together; set on request and response.
 pub const CORRELATION_ID: &str = "x-correlation-id";
+/// The shared secret the gateway sends and backends require ([`crate::gateway_key`]).
 pub const GATEWAY_KEY: &str = "x-refract-gateway-key";
 /// Client hint on component uploads (`spec/http-api.md` §5.3): a description of the upload,
 /// not an identity claim, so it passes through the gateway.
@@ -34,9 +44,14 @@ pub fn is_trusted_header(name: &str) -> bool {
 /// Who is calling a backend, as the gateway said.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
+    /// The authenticated user (anonymous sessions have one); `None` when no principal was
+    /// authenticated.
     pub user_id: Option<UserId>,
+    /// The session the user called with, if any (routes events to it, scopes reconnects).
     pub session_id: Option<SessionId>,
+    /// The request's correlation id (a fresh one when the header is missing or malformed).
     pub correlation_id: CorrelationId,
+    /// The caller is a platform super-admin: every workspace check passes.
     pub superadmin: bool,
     /// The workspace API key the client sent (`x-prismeai-api-key`, a pass-through the gateway
     /// checked exists and is enabled); backends evaluate its rules.
@@ -56,6 +71,8 @@ impl Caller {
         }
     }
 
+    /// Reads the trusted headers; a missing or malformed one counts as absent, never as an
+    /// error (the gateway is the only one to set them).
     pub fn from_headers(headers: &HeaderMap) -> Self {
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         Self {

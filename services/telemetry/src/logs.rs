@@ -36,6 +36,7 @@ impl LogFormat {
 /// What to set up.
 #[derive(Debug, Clone)]
 pub struct LogSettings {
+    /// Human-readable lines or one JSON object per line.
     pub format: LogFormat,
     /// An `EnvFilter` directive (`RUST_LOG` syntax).
     pub filter: String,

@@ -23,6 +23,7 @@ pub struct FileArtifactStore {
 }
 
 impl FileArtifactStore {
+    /// A store keeping its artifacts under [`ARTIFACTS_PREFIX`] in `files`.
     pub fn new(files: FileStore) -> Self {
         Self { files }
     }

@@ -84,7 +84,7 @@ pub async fn store(
         .await)
 }
 
-pub async fn delete_doc(
+pub(crate) async fn delete_doc(
     state: &WorkspacesState,
     workspace: &str,
     slug: &str,

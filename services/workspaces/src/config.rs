@@ -34,15 +34,20 @@ pub const MAX_SECRET_BYTES: usize = 64 << 10;
 /// Most secrets one workspace may hold (§9.2).
 pub const MAX_SECRETS: usize = 200;
 
+/// The workspaces service's limits; the defaults are the `DEFAULT_*` constants above.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Largest component upload, in bytes, decompressed (default 64 MiB).
     pub max_component_bytes: usize,
+    /// Largest JSON request body, in bytes (default 10 MB).
     pub max_json_bytes: usize,
+    /// Longest compile of one upload before it is refused with 422 (default 60 s).
     pub compile_timeout: Duration,
     /// Compiles at once in this process; more uploads get 503 until one ends.
     pub max_compiles: usize,
     /// Compiles at once for one workspace; more of its uploads get 429 until one ends.
     pub max_workspace_compiles: usize,
+    /// Shortest interval between two ticks of a schedule accepted on save (default 1 s).
     pub min_schedule_interval: Duration,
 }
 

@@ -24,7 +24,7 @@ const SYSTEM_PREFIX: &str = "prismeai_";
 /// A stored secret.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Secret {
+pub(crate) struct Secret {
     pub workspace_id: String,
     pub name: String,
     pub value: Value,

@@ -45,7 +45,7 @@ fn invalid(problems: Vec<(String, String)>) -> ApiError {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WorkspaceSecurity {
+pub(crate) struct WorkspaceSecurity {
     #[serde(default)]
     authorizations: Authorizations,
 }
@@ -118,7 +118,7 @@ pub async fn roles(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct KeyInput {
+pub(crate) struct KeyInput {
     name: String,
     #[serde(default)]
     rules: Vec<PermissionRule>,

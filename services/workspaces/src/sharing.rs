@@ -22,14 +22,14 @@ use crate::state::{Action, Subject, WorkspacesState, encode, storage, workspace_
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ShareRequest {
+pub(crate) struct ShareRequest {
     pub target: Target,
     pub permissions: Permissions,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Target {
+pub(crate) struct Target {
     pub id: Option<String>,
     pub email: Option<String>,
     #[serde(default)]
@@ -40,7 +40,7 @@ pub struct Target {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Permissions {
+pub(crate) struct Permissions {
     pub role: String,
 }
 

@@ -64,6 +64,7 @@ impl Checked for SignedIn {}
 pub struct SignedIn(UserId);
 
 impl SignedIn {
+    /// The signed-in user.
     pub fn user(&self) -> &UserId {
         &self.0
     }
@@ -77,8 +78,11 @@ pub fn signed_in(caller: &Caller) -> Result<SignedIn, ApiError> {
 /// A workspace the caller may act on.
 #[derive(Debug)]
 pub struct Access {
+    /// The workspace's id.
     pub id: WorkspaceId,
+    /// The workspace as read for the check.
     pub workspace: Workspace,
+    /// The stored version of `workspace`, for a conditional write of it.
     pub version: u64,
     /// Everything the caller holds here, for finer checks (per automation, per key).
     pub rights: WorkspaceAccess,

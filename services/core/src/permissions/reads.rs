@@ -25,9 +25,13 @@ pub const UNREADABLE: &[&str] = &[types::CONTEXTS_UPDATED];
 /// A principal as an event reader in one workspace.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventReader {
+    /// What the principal holds in the workspace (role, superadmin).
     pub grant: Grant,
+    /// The workspace's roles and rules its reads are checked against.
     pub rules: Authorizations,
+    /// The principal's user: events targeted at them are theirs to read.
     pub user: Option<UserId>,
+    /// The principal's session: events targeted at it are theirs to read.
     pub session: Option<SessionId>,
     /// The user topics the principal joined in the workspace.
     pub topics: HashSet<String>,

@@ -20,7 +20,7 @@ const MAX_ALTERNATIVES: usize = 100;
 /// The filters as a client sends them.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawFilters {
+pub(crate) struct RawFilters {
     #[serde(default)]
     pub types: Option<Vec<String>>,
     #[serde(default)]
@@ -48,7 +48,7 @@ pub struct Filters {
 
 /// Why filters were refused: the offending key and the reason.
 #[derive(Debug)]
-pub struct FilterError {
+pub(crate) struct FilterError {
     pub path: String,
     pub reason: String,
 }
@@ -61,7 +61,7 @@ fn bad(path: impl Into<String>, reason: impl Into<String>) -> FilterError {
 }
 
 impl Filters {
-    pub fn parse(raw: RawFilters) -> Result<Self, FilterError> {
+    pub(crate) fn parse(raw: RawFilters) -> Result<Self, FilterError> {
         let mut filters = Filters::default();
         let types = raw.types.unwrap_or_default();
         if types.len() > MAX_TYPES {
@@ -88,7 +88,7 @@ impl Filters {
     }
 
     /// Filters from the upgrade query string (§7.1 names: `types`, `text`, dotted paths).
-    pub fn from_query(params: &[(String, String)]) -> Result<Self, FilterError> {
+    pub(crate) fn from_query(params: &[(String, String)]) -> Result<Self, FilterError> {
         let mut raw = RawFilters::default();
         let mut query = Map::new();
         for (key, value) in params {

@@ -30,8 +30,11 @@ use super::filters::Filters;
 /// again when the workspace's permissions change ([`super::recheck`]).
 #[derive(Debug, Clone)]
 pub struct Reader {
+    /// What the socket's principal may read in the workspace, and who it is for routing.
     pub read: EventReader,
+    /// The workspace role its emits act with.
     pub role: Role,
+    /// The authenticated caller, checked again on permission changes.
     pub caller: Caller,
 }
 
@@ -88,7 +91,9 @@ struct Live {
 /// workspace) so a socket can skip what a reconnect replay already sent.
 #[derive(Debug, Clone)]
 pub struct Frame {
+    /// The event's id as `(ms, seq)`.
     pub id: (u64, u64),
+    /// The frame as sent, serialized once for every socket it goes to.
     pub text: Utf8Bytes,
 }
 
@@ -101,6 +106,7 @@ struct Room {
 
 /// What a new socket gets from [`Hub::register`].
 pub struct Registration {
+    /// The socket's frames, in order; closed when the hub drops the socket.
     pub queue: mpsc::Receiver<Frame>,
     /// Set when the hub dropped the socket, and why.
     pub ended: Arc<OnceLock<Ended>>,
@@ -129,6 +135,7 @@ pub struct Hub {
 const NEWS_CAPACITY: usize = 1_024;
 
 impl Hub {
+    /// An empty hub whose sockets each queue at most `queue_len` frames (at least 1).
     pub fn new(queue_len: usize) -> Self {
         Self {
             rooms: Mutex::new(HashMap::new()),

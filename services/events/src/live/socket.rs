@@ -39,7 +39,7 @@ const CLOSE_SLOW: u16 = 4008;
 /// Longest `ref` echoed back.
 const MAX_REF: usize = 64;
 
-pub async fn upgrade(
+pub(crate) async fn upgrade(
     State(state): State<EventsState>,
     caller: Caller,
     Path(workspace): Path<String>,

@@ -52,8 +52,11 @@ use crate::config::{REPLAY_AGE, REPLAY_MAX, REPLAY_PAGE, REPLAY_SCAN, SOCKET_LIF
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SocketRecord {
+    /// The workspace the socket reads.
     pub workspace_id: WorkspaceId,
+    /// The user it was authenticated as: only they may adopt it on `reconnect`.
     pub user_id: UserId,
+    /// The session it was opened with, if any: a `reconnect` must come from the same one.
     #[serde(default)]
     pub session_id: Option<SessionId>,
     /// The socket's filters, normalized (`subscribed.filters`).
@@ -116,6 +119,7 @@ pub async fn load(
 /// What a `reconnect` sends before its ack.
 #[derive(Debug, Default)]
 pub struct Replay {
+    /// The `event` frames of the gap, oldest first.
     pub frames: Vec<Utf8Bytes>,
     /// False when the gap was larger than the bounds, or the stream no longer held it.
     pub complete: bool,
