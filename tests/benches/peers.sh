@@ -103,7 +103,7 @@ measure() {
   if [ -n "${PROFILE:-}" ]; then
     # perf samples the target during the c=16 level: `perf report -i $PROFILE/<name>.data`
     mkdir -p "$PROFILE"
-    perf record -F 999 -g -p "$PID" -o "$PROFILE/$name.data" 2>/dev/null &
+    perf record -F 199 --call-graph dwarf,32768 -p "$PID" -o "$PROFILE/$name.data" 2>/dev/null &
     local perf_pid=$!
   fi
   c16=$(wrk_run 16 "$DURATION" "$url"); echo "  c=16: $c16"
