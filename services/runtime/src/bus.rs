@@ -41,6 +41,7 @@ pub(crate) struct BrokerBus {
 }
 
 impl BrokerBus {
+    /// Publishing to `broker` as runtime instance `instance`, waiting on `waiters`.
     pub(crate) fn new(broker: Arc<dyn Broker>, waiters: Arc<Waiters>, instance: String) -> Self {
         Self {
             broker,

@@ -26,6 +26,7 @@ pub(crate) struct FairPermit {
 }
 
 impl FairPermits {
+    /// `total` permits, of which one workspace holds at most `share` at once.
     pub(crate) fn new(total: usize, share: usize) -> Arc<Self> {
         Arc::new(FairPermits {
             global: Arc::new(Semaphore::new(total.max(1))),

@@ -40,6 +40,7 @@ pub struct TriggerIndex {
 }
 
 impl TriggerIndex {
+    /// An empty index, filled by [`crate::RuntimeState::new`].
     pub(crate) fn new() -> Self {
         Self::default()
     }

@@ -32,7 +32,7 @@
 //!
 //! Modules depend in one direction, each only on those before it:
 //!
-//! 1. plain parts: `error`, `config` + `sandbox`, `triggering`, `apps`, `paths`, `fair`,
+//! 1. plain parts: `config` + `sandbox`, `error`, `triggering`, `apps`, `paths`, `fair`,
 //!    `waiters`, `throttle`, `coordination`, `user_fields`, `arguments`;
 //! 2. `run` (the run vocabulary), then `dsl`, `index`, `schedule`;
 //! 3. the host's services: `bus`, `workspace_config`, `contexts`;

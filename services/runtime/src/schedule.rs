@@ -135,6 +135,7 @@ impl std::fmt::Debug for Planner {
 }
 
 impl Planner {
+    /// A planner with nothing planned; the first refresh reads the index.
     pub(crate) fn new() -> Self {
         Self::default()
     }

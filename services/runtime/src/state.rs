@@ -280,6 +280,7 @@ impl RuntimeState {
         self.inner.waiters.len()
     }
 
+    /// The subscriptions opened at start, once: `None` after the first call.
     pub(crate) fn take_subscriptions(&self) -> Option<Subscriptions> {
         self.inner
             .subscriptions

@@ -93,6 +93,7 @@ impl std::fmt::Debug for Throttles {
 }
 
 impl Throttles {
+    /// Throttles with their buckets in `cache`, each workspace's rates read from `store`.
     pub(crate) fn new(cache: Arc<dyn Cache>, store: Arc<dyn DocumentStore>) -> Self {
         Self {
             cache,

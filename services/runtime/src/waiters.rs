@@ -111,6 +111,7 @@ impl Drop for WaitHandle<'_> {
 }
 
 impl Waiters {
+    /// No run waiting.
     pub(crate) fn new() -> Self {
         Self::default()
     }

@@ -16,6 +16,7 @@ use crate::paths;
 /// Attempts at a config write that keeps meeting concurrent writes.
 const WRITE_ATTEMPTS: usize = 5;
 
+/// Reads (cached in the index) and writes the workspaces' `config.value`.
 pub(crate) struct WorkspaceConfig {
     store: Arc<dyn DocumentStore>,
     index: Arc<TriggerIndex>,
@@ -23,6 +24,7 @@ pub(crate) struct WorkspaceConfig {
 }
 
 impl WorkspaceConfig {
+    /// Over the `workspaces` collection, caching in `index`, announcing writes on `bus`.
     pub(crate) fn new(
         store: Arc<dyn DocumentStore>,
         index: Arc<TriggerIndex>,

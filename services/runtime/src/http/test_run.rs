@@ -17,6 +17,7 @@ use super::{answer, is_ready, reply, spawn_run, workspace};
 use crate::run::{Credentials, Execution, TriggerInfo, TriggerKind, run_context};
 use crate::state::RuntimeState;
 
+/// The body of a test run: the run's payload (an object; none is `{}`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TestBody {
