@@ -19,7 +19,7 @@ use refract_host::{
     EgressPolicy, Host, HostConfig, HttpRequest, Limits, MemoryArtifactStore, RunContext,
     RunOutcome, RunRequest, Services, Trigger,
 };
-use refract_runtime::dsl::INTERPRETER;
+use refract_runtime::INTERPRETER;
 use serde_json::{Value, json};
 
 /// The allocator of the `refract` binary, so the host side of a run costs what it costs there.

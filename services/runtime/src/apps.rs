@@ -13,8 +13,7 @@
 //! `app_versions` collections: at start, and on `workspaces.apps.*`, `apps.published` and
 //! `apps.deleted`, on every runtime instance (fan-out).
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::BTreeSet;
 
 use refract_core::WorkspaceId;
 use refract_core::apps::{
@@ -25,13 +24,11 @@ use refract_storage::documents::MAX_FIND_LIMIT;
 use refract_storage::{DocumentStore, StorageError, collections};
 use serde_json::{Value, json};
 
-use crate::executor::Credentials;
-
 /// The constant member of every instance document (written by the workspaces service).
-pub const INSTALLED: &str = "installed";
+pub(crate) const INSTALLED: &str = "installed";
 
 /// Event types after which a workspace's instances are reloaded.
-pub const APP_EVENTS: &[&str] = &[
+pub(crate) const APP_EVENTS: &[&str] = &[
     "workspaces.apps.installed",
     "workspaces.apps.configured",
     "workspaces.apps.uninstalled",
@@ -41,35 +38,35 @@ pub const APP_EVENTS: &[&str] = &[
 
 /// One installed app instance, as runs see it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AppScope {
+pub(crate) struct AppScope {
     /// The root workspace (whose persistent scopes and bus the instance uses).
-    pub workspace: WorkspaceId,
+    pub(crate) workspace: WorkspaceId,
     /// Its key in the trigger index.
-    pub key: String,
+    pub(crate) key: String,
     /// Dotted path from the root (`crm.mailer`).
-    pub full_slug: String,
+    pub(crate) full_slug: String,
     /// Its own slug (the last segment).
-    pub slug: String,
-    pub app_slug: String,
+    pub(crate) slug: String,
+    pub(crate) app_slug: String,
     /// The version it runs.
-    pub app_version: u32,
+    pub(crate) app_version: u32,
     /// Whether it follows `current` (else pinned).
-    pub follows_current: bool,
+    pub(crate) follows_current: bool,
     /// The app of the instance that installs this one, if nested.
-    pub parent_app_slug: Option<String>,
+    pub(crate) parent_app_slug: Option<String>,
     /// App levels: 1 for an instance of the workspace itself.
-    pub depth: u32,
+    pub(crate) depth: u32,
     /// The instance's config: the app's default overlaid by the instance's own (§8.2).
-    pub config: Value,
+    pub(crate) config: Value,
 }
 
 /// The index key of instance `full` of workspace `ws` (workspace ids have no `/`).
-pub fn scope_key(ws: &str, full: &str) -> String {
+pub(crate) fn scope_key(ws: &str, full: &str) -> String {
     format!("{ws}/{full}")
 }
 
 /// Splits an index key into the workspace and the instance's full slug (`None` for a root).
-pub fn split_key(key: &str) -> (&str, Option<&str>) {
+pub(crate) fn split_key(key: &str) -> (&str, Option<&str>) {
     match key.split_once('/') {
         Some((ws, full)) => (ws, Some(full)),
         None => (key, None),
@@ -78,9 +75,9 @@ pub fn split_key(key: &str) -> (&str, Option<&str>) {
 
 /// A loaded instance and the automations it runs (config already applied).
 #[derive(Debug, Clone)]
-pub struct Loaded {
-    pub scope: AppScope,
-    pub automations: Vec<Automation>,
+pub(crate) struct Loaded {
+    pub(crate) scope: AppScope,
+    pub(crate) automations: Vec<Automation>,
 }
 
 async fn app(store: &dyn DocumentStore, slug: &str) -> Result<Option<App>, StorageError> {
@@ -108,7 +105,7 @@ async fn version(
 
 /// Every instance of `ws`, nested ones included. Disabled instances, instances of missing
 /// apps and recursive imports are skipped with a log (§8.1).
-pub async fn load_workspace(
+pub(crate) async fn load_workspace(
     store: &dyn DocumentStore,
     ws: &WorkspaceId,
 ) -> Result<Vec<Loaded>, StorageError> {
@@ -210,7 +207,7 @@ pub async fn load_workspace(
 }
 
 /// Every workspace with at least one instance.
-pub async fn workspaces_with_instances(
+pub(crate) async fn workspaces_with_instances(
     store: &dyn DocumentStore,
 ) -> Result<BTreeSet<String>, StorageError> {
     let docs = store
@@ -233,7 +230,7 @@ pub async fn workspaces_with_instances(
 }
 
 /// Workspaces with a direct instance of `app_slug`.
-pub async fn workspaces_installing(
+pub(crate) async fn workspaces_installing(
     store: &dyn DocumentStore,
     app_slug: &str,
 ) -> Result<BTreeSet<String>, StorageError> {
@@ -256,92 +253,8 @@ pub async fn workspaces_installing(
         .collect())
 }
 
-/// Which instance each live run belongs to, and the credentials its HTTP caller presented, by
-/// run id (runs of the root workspace started without credentials are absent). `emit`, `wait`
-/// and `call` receive only the run's context; this is how they find its app, and how a call
-/// runs with its caller's credentials.
-#[derive(Debug, Default)]
-pub struct RunScopes {
-    runs: Mutex<HashMap<String, LiveRun>>,
-}
-
-/// What the registry keeps of a live run: its app instance and its caller's credentials.
-#[derive(Debug)]
-struct LiveRun {
-    scope: Option<Arc<AppScope>>,
-    credentials: Option<Arc<Credentials>>,
-}
-
-impl RunScopes {
-    /// Records `run_id` as a run of `scope`, started with `credentials`, until the guard is
-    /// dropped (runs with neither are not recorded).
-    pub fn enter(
-        self: &Arc<Self>,
-        run_id: &str,
-        scope: Option<Arc<AppScope>>,
-        credentials: Option<Arc<Credentials>>,
-    ) -> RunGuard {
-        if scope.is_some() || credentials.is_some() {
-            let live = LiveRun { scope, credentials };
-            self.runs
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(run_id.to_owned(), live);
-        }
-        RunGuard {
-            scopes: self.clone(),
-            run_id: run_id.to_owned(),
-        }
-    }
-
-    /// The instance of run `run_id`, if it runs inside one.
-    pub fn of(&self, run_id: &str) -> Option<Arc<AppScope>> {
-        self.runs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(run_id)
-            .and_then(|r| r.scope.clone())
-    }
-
-    /// The instance of the run that made call `callee_run_id` (`<caller>.c<n>`).
-    pub fn of_caller(&self, callee_run_id: &str) -> Option<Arc<AppScope>> {
-        caller_of(callee_run_id).and_then(|caller| self.of(caller))
-    }
-
-    /// The credentials of the run that made call `callee_run_id`: a call runs as its caller.
-    pub fn credentials_of_caller(&self, callee_run_id: &str) -> Option<Arc<Credentials>> {
-        let caller = caller_of(callee_run_id)?;
-        self.runs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(caller)
-            .and_then(|r| r.credentials.clone())
-    }
-}
-
-fn caller_of(callee_run_id: &str) -> Option<&str> {
-    callee_run_id.rsplit_once('.').map(|(caller, _)| caller)
-}
-
-/// Removes a run from [`RunScopes`] when it ends.
-#[derive(Debug)]
-pub struct RunGuard {
-    scopes: Arc<RunScopes>,
-    run_id: String,
-}
-
-impl Drop for RunGuard {
-    fn drop(&mut self) {
-        self.scopes
-            .runs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.run_id);
-    }
-}
-
 /// The bus type of an event `local` emitted (or awaited) inside `scope`.
-pub fn bus_type(scope: Option<&AppScope>, local: &str) -> String {
+pub(crate) fn bus_type(scope: Option<&AppScope>, local: &str) -> String {
     match scope {
         Some(s) => format!("{}.{local}", s.full_slug),
         None => local.to_owned(),
@@ -349,10 +262,13 @@ pub fn bus_type(scope: Option<&AppScope>, local: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
-    fn scope(full: &str) -> Arc<AppScope> {
+    /// A loaded instance `full` of workspace `ws1`, for tests of what runs inside instances.
+    pub(crate) fn scope(full: &str) -> Arc<AppScope> {
         Arc::new(AppScope {
             workspace: WorkspaceId::new("ws1").expect("id"),
             key: scope_key("ws1", full),
@@ -368,30 +284,7 @@ mod tests {
     }
 
     #[test]
-    fn runs_know_their_instance_and_calls_find_their_caller() {
-        let scopes = Arc::new(RunScopes::default());
-        let guard = scopes.enter("r1", Some(scope("crm")), None);
-        assert_eq!(
-            scopes.of("r1").map(|s| s.full_slug.clone()),
-            Some("crm".into())
-        );
-        assert_eq!(
-            scopes.of_caller("r1.c2").map(|s| s.full_slug.clone()),
-            Some("crm".into())
-        );
-        assert!(scopes.of_caller("r2.c1").is_none());
-        drop(guard);
-        assert!(scopes.of("r1").is_none());
-        // A call runs with its caller's credentials; a run without scope keeps them too.
-        let key = Arc::new(Credentials {
-            api_key: Some("rfk_k".into()),
-            ..Credentials::default()
-        });
-        let guard = scopes.enter("r3", None, Some(key.clone()));
-        assert_eq!(scopes.credentials_of_caller("r3.c1"), Some(key));
-        assert!(scopes.of_caller("r3.c1").is_none());
-        drop(guard);
-        assert!(scopes.credentials_of_caller("r3.c1").is_none());
+    fn instances_have_keys_and_bus_types() {
         assert_eq!(
             bus_type(Some(&scope("crm.mailer")), "done"),
             "crm.mailer.done"

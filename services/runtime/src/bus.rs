@@ -11,16 +11,16 @@ use refract_core::{Event, EventId, EventType, Source, SourceHost};
 use refract_host::{EventBus, RunContext, ServiceError, WaitCondition};
 use serde_json::{Value, json};
 
-use crate::apps::{self, AppScope, RunScopes, bus_type};
-use crate::executor::Credentials;
+use crate::apps::{AppScope, bus_type};
+use crate::run::{Credentials, LiveGuard, LiveRuns};
 use crate::waiters::Waiters;
 
 /// `source.host.service` of the events the runtime publishes.
-pub const SERVICE: &str = platform::service::RUNTIME;
+pub(crate) const SERVICE: &str = platform::service::RUNTIME;
 
-/// Forgets a run in [`RunScopes`] and [`Waiters`] when it ends.
-pub struct RunGuard {
-    _scope: apps::RunGuard,
+/// Forgets a run in [`LiveRuns`] and [`Waiters`] when it ends.
+pub(crate) struct RunGuard {
+    _live: LiveGuard,
     waiters: Arc<Waiters>,
     run_id: String,
 }
@@ -32,40 +32,40 @@ impl Drop for RunGuard {
 }
 
 /// The [`EventBus`] of runs: publishes to the broker, waits on this instance's waiters.
-pub struct BrokerBus {
+pub(crate) struct BrokerBus {
     broker: Arc<dyn Broker>,
     waiters: Arc<Waiters>,
     instance: String,
     /// The app instance of each live run, so `emit` and `wait` namespace event types.
-    scopes: Arc<RunScopes>,
+    live: Arc<LiveRuns>,
 }
 
 impl BrokerBus {
-    pub fn new(broker: Arc<dyn Broker>, waiters: Arc<Waiters>, instance: String) -> Self {
+    /// Publishing to `broker` as runtime instance `instance`, waiting on `waiters`.
+    pub(crate) fn new(broker: Arc<dyn Broker>, waiters: Arc<Waiters>, instance: String) -> Self {
         Self {
             broker,
             waiters,
             instance,
-            scopes: Arc::default(),
+            live: Arc::default(),
         }
     }
 
     /// Which app instance each live run belongs to, and its caller's credentials.
-    pub fn scopes(&self) -> &Arc<RunScopes> {
-        &self.scopes
+    pub(crate) fn live_runs(&self) -> &Arc<LiveRuns> {
+        &self.live
     }
 
     /// Records run `run_id` (of app instance `scope`, started with `credentials`, if any) until
     /// the guard is dropped.
-    pub fn enter(
+    pub(crate) fn enter(
         &self,
         run_id: &str,
         scope: Option<Arc<AppScope>>,
         credentials: Option<Arc<Credentials>>,
     ) -> RunGuard {
-        let scope = self.scopes.enter(run_id, scope, credentials);
         RunGuard {
-            _scope: scope,
+            _live: self.live.enter(run_id, scope, credentials),
             waiters: self.waiters.clone(),
             run_id: run_id.to_owned(),
         }
@@ -88,7 +88,7 @@ impl BrokerBus {
     fn scoped(&self, run: &RunContext, mut event: Event) -> Result<Event, ServiceError> {
         self.waiters
             .asked(&run.run_id, event.created_at.timestamp_millis());
-        if let Some(scope) = self.scopes.of(&run.run_id) {
+        if let Some(scope) = self.live.of(&run.run_id) {
             let ty = bus_type(Some(&scope), event.event_type.as_str());
             event.event_type =
                 EventType::new(&ty).map_err(|e| ServiceError::Invalid(e.to_string()))?;
@@ -108,7 +108,7 @@ impl BrokerBus {
     }
 
     /// Publishes an event of the runtime itself (stamped with this instance).
-    pub async fn publish(&self, mut event: Event) -> Result<EventId, BrokerError> {
+    pub(crate) async fn publish(&self, mut event: Event) -> Result<EventId, BrokerError> {
         event.source.host = Some(SourceHost {
             service: SERVICE.into(),
             replica: Some(self.instance.clone()),
@@ -162,7 +162,7 @@ impl EventBus for BrokerBus {
         conditions: &[WaitCondition],
         timeout: Duration,
     ) -> Result<Option<Event>, ServiceError> {
-        let scope = self.scopes.of(&run.run_id);
+        let scope = self.live.of(&run.run_id);
         let mut conditions = conditions.to_vec();
         if let Some(scope) = &scope {
             for c in &mut conditions {

@@ -29,22 +29,59 @@ pub const DEFAULT_EXECUTED_PREVIEW_BYTES: usize = 16 << 10;
 /// How long a schedule tick lock is kept: longer than any clock skew between instances.
 pub const DEFAULT_TICK_LOCK_TTL: Duration = Duration::from_secs(600);
 
+/// The first wrong setting [`Config::validate`] finds; the text names it and says what is
+/// allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `instance_id` is empty, too long or has other characters.
+    #[error("instance_id: 1 to 64 characters of A-Z a-z 0-9 - _ .")]
+    InstanceId,
+    /// `webhook_timeout` is zero.
+    #[error("webhook_timeout must be positive")]
+    WebhookTimeout,
+    /// `scheduler_tick` is zero or longer than a second.
+    #[error("scheduler_tick must be between 1 ms and 1 s (cron has second precision)")]
+    SchedulerTick,
+    /// `max_concurrent_events` is zero.
+    #[error("max_concurrent_events must be at least 1")]
+    MaxConcurrentEvents,
+    /// `max_concurrent_events_per_workspace` is zero.
+    #[error("max_concurrent_events_per_workspace must be at least 1")]
+    MaxConcurrentEventsPerWorkspace,
+    /// One of the scope or tick-lock lifetimes is zero.
+    #[error("session_ttl, run_scope_ttl and tick_lock_ttl must be positive")]
+    Lifetimes,
+    /// The platform or a workspace sandbox policy is invalid; the text names the field.
+    #[error("sandbox: {0}")]
+    Sandbox(String),
+}
+
 /// Settings of one runtime instance.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// This instance's id: its consumer name in the `runtime` group, and `source.host.replica`.
     pub instance_id: String,
+    /// How long an HTTP caller waits for a run's output ([`DEFAULT_WEBHOOK_TIMEOUT`]).
     pub webhook_timeout: Duration,
+    /// Largest webhook body read, in bytes ([`DEFAULT_WEBHOOK_BODY_LIMIT`]).
     pub webhook_body_limit: usize,
+    /// How often the scheduler looks for due ticks ([`DEFAULT_SCHEDULER_TICK`]).
     pub scheduler_tick: Duration,
+    /// Event deliveries handled at once ([`DEFAULT_MAX_CONCURRENT_EVENTS`]).
     pub max_concurrent_events: usize,
     /// Event deliveries of one workspace handled at once, so one tenant's slow automations
     /// leave room for the others' events; `None`: half of `max_concurrent_events` (at least 1).
     pub max_concurrent_events_per_workspace: Option<usize>,
+    /// Lifetime of a session scope after its last write ([`DEFAULT_SESSION_TTL`]).
     pub session_ttl: Duration,
+    /// Lifetime of a run scope after its last write ([`DEFAULT_RUN_SCOPE_TTL`]).
     pub run_scope_ttl: Duration,
+    /// Largest serialized variable of a persistent scope ([`DEFAULT_MAX_VARIABLE_BYTES`]).
     pub max_variable_bytes: usize,
+    /// Bytes of a run's input and output kept in `runtime.automations.executed`
+    /// ([`DEFAULT_EXECUTED_PREVIEW_BYTES`]).
     pub executed_preview_bytes: usize,
+    /// How long a schedule tick lock is kept ([`DEFAULT_TICK_LOCK_TTL`]).
     pub tick_lock_ttl: Duration,
     /// What runs may do: the platform policy, for every workspace without its own.
     pub sandbox: SandboxPolicy,
@@ -78,7 +115,7 @@ impl Default for Config {
 
 impl Config {
     /// Checks the settings, naming the first wrong one.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let ok_id = !self.instance_id.is_empty()
             && self.instance_id.len() <= 64
             && self
@@ -86,35 +123,33 @@ impl Config {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         if !ok_id {
-            return Err("instance_id: 1 to 64 characters of A-Z a-z 0-9 - _ .".into());
+            return Err(ConfigError::InstanceId);
         }
         if self.webhook_timeout.is_zero() {
-            return Err("webhook_timeout must be positive".into());
+            return Err(ConfigError::WebhookTimeout);
         }
         if self.scheduler_tick.is_zero() || self.scheduler_tick > Duration::from_secs(1) {
-            return Err(
-                "scheduler_tick must be between 1 ms and 1 s (cron has second precision)".into(),
-            );
+            return Err(ConfigError::SchedulerTick);
         }
         if self.max_concurrent_events == 0 {
-            return Err("max_concurrent_events must be at least 1".into());
+            return Err(ConfigError::MaxConcurrentEvents);
         }
         if self.max_concurrent_events_per_workspace == Some(0) {
-            return Err("max_concurrent_events_per_workspace must be at least 1".into());
+            return Err(ConfigError::MaxConcurrentEventsPerWorkspace);
         }
         if self.session_ttl.is_zero()
             || self.run_scope_ttl.is_zero()
             || self.tick_lock_ttl.is_zero()
         {
-            return Err("session_ttl, run_scope_ttl and tick_lock_ttl must be positive".into());
+            return Err(ConfigError::Lifetimes);
         }
         self.sandboxes().map(drop)
     }
 
     /// The sandbox policies, parsed.
-    pub fn sandboxes(&self) -> Result<Sandboxes, String> {
+    pub(crate) fn sandboxes(&self) -> Result<Sandboxes, ConfigError> {
         Sandboxes::new(self.sandbox.clone(), &self.workspace_sandboxes)
-            .map_err(|e| format!("sandbox: {e}"))
+            .map_err(ConfigError::Sandbox)
     }
 
     /// The host settings matching this config (egress loopback), other fields default.
@@ -140,12 +175,22 @@ mod tests {
             instance_id: "a b".into(),
             ..Config::default()
         };
-        assert!(bad.validate().unwrap_err().starts_with("instance_id"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("instance_id")
+        );
         let bad = Config {
             scheduler_tick: Duration::from_secs(5),
             ..Config::default()
         };
-        assert!(bad.validate().unwrap_err().starts_with("scheduler_tick"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("scheduler_tick")
+        );
         let sandbox = SandboxPolicy {
             allow_hosts: vec!["*foo.com".into()],
             ..SandboxPolicy::default()
@@ -157,6 +202,7 @@ mod tests {
         assert!(
             bad.validate()
                 .unwrap_err()
+                .to_string()
                 .starts_with("sandbox: allow_hosts")
         );
         let loopback = Config {

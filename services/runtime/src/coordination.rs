@@ -25,7 +25,7 @@ fn now_ms() -> i64 {
 }
 
 /// Takes `limiter.consume` points if they fit in the current window.
-pub async fn rate_limit(
+pub(crate) async fn rate_limit(
     cache: &dyn Cache,
     run: &RunContext,
     limiter: &RateLimiter,
@@ -96,7 +96,7 @@ async fn add_members(
 }
 
 /// Adds `topic` to the workspace's topics and `users` to its members; `true` if it existed.
-pub async fn create_user_topic(
+pub(crate) async fn create_user_topic(
     cache: &dyn Cache,
     run: &RunContext,
     topic: &str,
@@ -116,7 +116,7 @@ pub async fn create_user_topic(
 }
 
 /// Makes `users` members of `topic` (created first when `create`).
-pub async fn join_user_topic(
+pub(crate) async fn join_user_topic(
     cache: &dyn Cache,
     run: &RunContext,
     topic: &str,

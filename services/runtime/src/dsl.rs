@@ -17,7 +17,7 @@ use refract_host::{ComponentDigest, Host, HostError, RunContext};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-use crate::executor::TriggerInfo;
+use crate::run::TriggerInfo;
 
 /// The interpreter component, built for wasm32-wasip2 by `build.rs`.
 pub static INTERPRETER: &[u8] = include_bytes!(env!("REFRACT_DSL_INTERPRETER_WASM"));
@@ -118,15 +118,11 @@ pub fn invocation_config(
     info: &TriggerInfo,
     locals: Option<&Value>,
 ) -> String {
-    let mut trigger = json!({"type": info.kind, "value": info.value});
-    if let Some(id) = &info.id {
-        trigger["id"] = json!(id);
-    }
     let mut config = json!({
         "program": program,
         "config": config,
         "depth": run.depth,
-        "trigger": trigger,
+        "trigger": info.to_json(),
     });
     if let Some(socket) = &run.socket_id {
         config["socketId"] = json!(socket);
@@ -190,14 +186,14 @@ mod tests {
     #[test]
     fn the_invocation_config_carries_program_depth_socket_and_trigger() {
         let info = TriggerInfo {
-            kind: "event",
+            kind: crate::run::TriggerKind::Event,
             value: "orders.created".into(),
             id: Some("1-0".into()),
         };
         let ws = refract_core::WorkspaceId::new("ws").expect("workspace id");
         let run = RunContext {
             socket_id: Some("s1".into()),
-            ..crate::state::run_context(
+            ..crate::run::run_context(
                 &ws,
                 "a",
                 refract_core::CorrelationId::generate(),

@@ -1,95 +1,38 @@
-//! The executor: runs one automation in the host, whatever started it, and reports the run
-//! (`runtime.automations.executed`, plus `error` on failure). Also the `call` import: a call
-//! runs the callee through the same path, one level deeper.
+//! The executor: runs one [`Execution`] in the host, whatever started it, after the checks that
+//! may refuse it ([`Refusal`]: throttle, call depth, `authorizations.action`, `arguments`), and
+//! reports it through [`Reports`]. Its [`call`] submodule is the `call` import: a call runs the
+//! callee through the same path, one level deeper.
 
-use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Weak};
 
-use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
-use refract_core::model::{Automation, AutomationKind, ComponentStatus};
+use chrono::Utc;
+use refract_core::model::{AutomationKind, ComponentStatus};
 use refract_core::permissions::{Action, Principal, Subject};
-use refract_core::{ErrorLevel, Event, EventError, EventType, Source};
-use refract_dsl::arguments::Arguments;
 use refract_host::{
-    AutomationCaller, AutomationError, CallFailure, ComponentDigest, EgressPolicy, Host, HostError,
-    HttpRequest, Limits, RunContext, RunOutcome, RunReport, RunRequest, Services, Trigger,
+    ComponentDigest, EgressPolicy, Host, HostError, HttpRequest, Limits, RunReport, RunRequest,
+    Services, Trigger,
 };
-use refract_http::Caller;
 use refract_storage::{Digest, DocumentStore, FileStore};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tracing::Instrument;
 
-use crate::apps::AppScope;
+use crate::arguments::ArgumentSchemas;
 use crate::bus::BrokerBus;
 use crate::contexts::ContextStore;
 use crate::dsl;
 use crate::error::RuntimeError;
 use crate::index::TriggerIndex;
+use crate::report::Reports;
+use crate::run::{Execution, Refusal};
 use crate::sandbox::Sandboxes;
 use crate::throttle::{Throttle, ThrottledBus, Throttles};
 use crate::workspace_config::WorkspaceConfig;
 
-/// What started a run, as `runtime.automations.executed` reports it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TriggerInfo {
-    /// `event`, `endpoint`, `schedule` or `automation`.
-    pub kind: &'static str,
-    /// The event type, endpoint name, cron expression or slug.
-    pub value: String,
-    /// The triggering event's id.
-    pub id: Option<String>,
-}
-
-/// One run to do.
-#[derive(Debug, Clone)]
-pub struct Execution {
-    pub automation: Arc<Automation>,
-    pub trigger: Trigger,
-    pub info: TriggerInfo,
-    pub context: RunContext,
-    /// The run's input as reported in `runtime.automations.executed` (`payload`).
-    pub payload: Value,
-    /// The app instance the automation belongs to (`None`: the workspace's own).
-    pub app: Option<Arc<AppScope>>,
-    /// What the HTTP caller presented besides its user, for `authorizations.action` checks
-    /// (`None` for events and schedules; a call inherits its caller's).
-    pub credentials: Option<Arc<Credentials>>,
-}
-
-/// What an HTTP caller presented besides its user id (which the run's context carries).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Credentials {
-    pub api_key: Option<String>,
-    pub superadmin: bool,
-    pub auth_data: Option<Value>,
-}
-
-impl Credentials {
-    /// The caller's credentials; `None` when it presented nothing but (maybe) a user.
-    pub fn of(caller: &Caller) -> Option<Arc<Self>> {
-        let c = Credentials {
-            api_key: caller.api_key.clone(),
-            superadmin: caller.superadmin,
-            auth_data: caller.auth_data.clone(),
-        };
-        (c != Credentials::default()).then(|| Arc::new(c))
-    }
-}
-
-impl Execution {
-    /// The index key of the automation's workspace or app instance.
-    pub fn key(&self) -> &str {
-        self.app
-            .as_ref()
-            .map_or(self.context.workspace_id.as_str(), |s| s.key.as_str())
-    }
-}
+mod call;
 
 /// Runs automations; one per instance.
-pub struct Executor {
+pub(crate) struct Executor {
     this: Weak<Executor>,
     host: Arc<Host>,
     files: FileStore,
@@ -97,9 +40,10 @@ pub struct Executor {
     store: Arc<dyn DocumentStore>,
     index: Arc<TriggerIndex>,
     bus: Arc<BrokerBus>,
+    /// The events every run leaves (`runtime.automations.executed`, `error`).
+    reports: Reports,
     contexts: Arc<ContextStore>,
     sandboxes: Sandboxes,
-    preview_bytes: usize,
     /// The DSL interpreter component, compiled once per process on first use.
     interpreter: dsl::Interpreter,
     /// Compiled `arguments` schemas of the automations with `validateArguments`.
@@ -116,17 +60,11 @@ impl std::fmt::Debug for Executor {
     }
 }
 
-/// The run's output body as JSON (`{}` when empty or unreadable).
-pub fn output_value(body: &str) -> Value {
-    if body.trim().is_empty() {
-        return json!({});
-    }
-    serde_json::from_str(body).unwrap_or_else(|_| json!({}))
-}
-
 impl Executor {
+    /// The executor of one instance, over its shared parts; `preview_bytes` of a run's input and
+    /// output are kept in its report.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         host: Arc<Host>,
         files: FileStore,
         store: Arc<dyn DocumentStore>,
@@ -144,10 +82,10 @@ impl Executor {
             files,
             store,
             index,
+            reports: Reports::new(bus.clone(), preview_bytes),
             bus,
             contexts,
             sandboxes,
-            preview_bytes,
             interpreter: dsl::Interpreter::default(),
             arguments: ArgumentSchemas::default(),
             configs,
@@ -155,18 +93,19 @@ impl Executor {
         })
     }
 
-    pub fn index(&self) -> &Arc<TriggerIndex> {
-        &self.index
+    /// The events of runs, for triggers that announce an interaction or publish their own.
+    pub(crate) fn reports(&self) -> &Reports {
+        &self.reports
     }
 
     /// Runs `exec` and reports it. `Err` only when the run could not happen; a transient error
     /// (host busy, storage down) is not reported, so a redelivery can try again.
-    pub async fn execute(&self, exec: Execution) -> Result<RunReport, RuntimeError> {
+    pub(crate) async fn execute(&self, exec: Execution) -> Result<RunReport, RuntimeError> {
         let started_at = Utc::now();
         let wall = std::time::Instant::now();
         let span = tracing::info_span!("execute", workspace_id = %exec.context.workspace_id,
             automation = %exec.automation.slug, correlation_id = %exec.context.correlation_id,
-            trigger = exec.info.kind);
+            trigger = exec.info.kind.as_str());
         let c = &exec.context;
         let result = match self
             .throttles
@@ -181,16 +120,20 @@ impl Executor {
                 drop(guard);
                 result
             }
-            Err(e) => Ok(refused(
-                "ThrottledError",
-                e.to_string(),
-                json!({"throttle": e.kind, "perSecond": e.per_second, "burst": e.burst}),
-            )),
+            Err(e) => Ok(Refusal::Throttled(e).into_report()),
         };
         let throttled = self.throttles.take_tally(&c.run_id);
         match &result {
-            Ok(report) => self.report(&exec, started_at, throttled, Ok(report)).await,
-            Err(e) if !e.is_transient() => self.report(&exec, started_at, throttled, Err(e)).await,
+            Ok(report) => {
+                (self.reports)
+                    .executed(&exec, started_at, throttled, Ok(report))
+                    .await
+            }
+            Err(e) if !e.is_transient() => {
+                (self.reports)
+                    .executed(&exec, started_at, throttled, Err(e))
+                    .await
+            }
             Err(e) => {
                 tracing::warn!(workspace_id = %exec.context.workspace_id, automation = %exec.automation.slug,
                 error = %e, "run not started")
@@ -208,42 +151,29 @@ impl Executor {
         };
         let (policy, egress) = self.sandboxes.of(exec.context.workspace_id.as_str());
         if exec.context.depth > policy.max_call_depth {
-            let limit = policy.max_call_depth;
-            let message = format!(
-                "call depth {} is over the limit of {limit}",
-                exec.context.depth
-            );
-            return Ok(refused(
-                "TooManyCallError",
-                message,
-                json!({"limit": limit}),
-            ));
+            let refusal = Refusal::TooDeep {
+                depth: exec.context.depth,
+                limit: policy.max_call_depth,
+            };
+            return Ok(refusal.into_report());
         }
         if let Some(action) = automation.required_action()
             && !self.may_execute(exec, action).await?
         {
-            let message = format!(
-                "running {} needs the permission to execute {action:?}",
-                automation.slug
-            );
-            return Ok(refused(
-                "ForbiddenError",
-                message,
-                json!({"action": action}),
-            ));
+            let refusal = Refusal::Forbidden {
+                slug: automation.slug.clone(),
+                action: action.to_owned(),
+            };
+            return Ok(refusal.into_report());
         }
         if automation.validate_arguments {
             let failures = self.arguments.check(automation, &exec.payload);
             if !failures.is_empty() {
-                let message = format!(
-                    "the input of {} does not match its arguments",
-                    automation.slug
-                );
-                return Ok(refused(
-                    "InvalidArgumentsError",
-                    message,
-                    Value::Array(failures),
-                ));
+                let refusal = Refusal::InvalidArguments {
+                    slug: automation.slug.clone(),
+                    failures,
+                };
+                return Ok(refusal.into_report());
             }
         }
         if automation.kind == AutomationKind::Dsl {
@@ -301,13 +231,7 @@ impl Executor {
         let compiled = self.index.program(exec.key(), automation);
         let program = match compiled.as_ref() {
             Ok(p) => p.clone(),
-            Err(invalid) => {
-                return Ok(refused(
-                    &invalid.rule,
-                    invalid.message.clone(),
-                    json!({"path": invalid.path}),
-                ));
-            }
+            Err(invalid) => return Ok(Refusal::InvalidProgram(invalid.clone()).into_report()),
         };
         let digest = self.interpreter.digest(&self.host).await?;
         // A webhook run gets its initial locals as the runtime decoded the request, not the
@@ -384,10 +308,7 @@ impl Executor {
     }
 
     fn services(&self) -> Result<Services, RuntimeError> {
-        let me = self
-            .this
-            .upgrade()
-            .ok_or_else(|| RuntimeError::Config("the executor is shutting down".into()))?;
+        let me = self.this.upgrade().ok_or(RuntimeError::ShuttingDown)?;
         let events = Arc::new(ThrottledBus {
             bus: self.bus.clone(),
             throttles: self.throttles.clone(),
@@ -418,344 +339,10 @@ impl Executor {
         Ok(())
     }
 
-    async fn report(
-        &self,
-        exec: &Execution,
-        started_at: DateTime<Utc>,
-        throttled: Duration,
-        result: Result<&RunReport, &RuntimeError>,
-    ) {
-        let (output, error, duration) = match result {
-            Ok(report) => {
-                let duration = report.elapsed.as_millis();
-                match &report.outcome {
-                    RunOutcome::Ok(out) => (Some(output_value(&out.body)), None, duration),
-                    RunOutcome::Failed(e) => (None, Some(guest_error(e)), duration),
-                    RunOutcome::Trapped(t) => (
-                        None,
-                        Some((
-                            "ComponentTrap".to_owned(),
-                            "the component was stopped".to_owned(),
-                            json!({"reason": t.reason.as_str(), "message": t.message}),
-                        )),
-                        duration,
-                    ),
-                }
-            }
-            Err(e) => (None, Some(runtime_error(e)), 0),
-        };
-        // A guest's error details are its own JSON: cut like the output so the events fit.
-        let error = error
-            .map(|(code, message, details)| (code, message, preview(&details, self.preview_bytes)));
-        let mut payload = Map::new();
-        payload.insert("slug".into(), json!(exec.automation.slug));
-        payload.insert("kind".into(), json!(exec.automation.kind));
-        let mut trigger = json!({"type": exec.info.kind, "value": exec.info.value});
-        if let Some(id) = &exec.info.id {
-            trigger["id"] = json!(id);
-        }
-        payload.insert("trigger".into(), trigger);
-        payload.insert(
-            "status".into(),
-            json!(if error.is_none() { "success" } else { "error" }),
-        );
-        payload.insert("payload".into(), preview(&exec.payload, self.preview_bytes));
-        payload.insert(
-            "output".into(),
-            output
-                .as_ref()
-                .map_or(Value::Null, |o| preview(o, self.preview_bytes)),
-        );
-        payload.insert("duration".into(), json!(duration));
-        payload.insert("throttled".into(), json!(throttled.as_millis()));
-        payload.insert(
-            "startedAt".into(),
-            json!(started_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
-        );
-        if let Some((code, message, details)) = &error {
-            payload.insert(
-                "error".into(),
-                json!({"error": code, "message": message, "details": details}),
-            );
-        }
-        self.publish("runtime.automations.executed", exec, payload, None)
-            .await;
-        if let Some((code, message, details)) = error {
-            let mut details = details;
-            if let Value::Object(map) = &mut details {
-                map.insert("automationSlug".into(), json!(exec.automation.slug));
-            } else {
-                details = json!({"automationSlug": exec.automation.slug, "details": details});
-            }
-            let mut payload = Map::new();
-            payload.insert("error".into(), json!(code));
-            payload.insert("message".into(), json!(message));
-            payload.insert("details".into(), details.clone());
-            let envelope = EventError {
-                error: code,
-                message,
-                details: Some(details),
-                level: ErrorLevel::Error,
-            };
-            self.publish("error", exec, payload, Some(envelope)).await;
-        }
-    }
-
-    /// Publishes `runtime.interactions.triggered` for a trigger occurrence (webhook request,
-    /// schedule tick, test run), once, naming the first automation it starts.
-    pub async fn announce(&self, exec: &Execution, test: bool) {
-        let mut payload = Map::new();
-        payload.insert("workspaceId".into(), json!(exec.context.workspace_id));
-        payload.insert("automation".into(), json!(exec.automation.slug));
-        let mut trigger = json!({"type": exec.info.kind, "value": exec.info.value});
-        if let Some(id) = &exec.info.id {
-            trigger["id"] = json!(id);
-        }
-        payload.insert("trigger".into(), trigger);
-        if test {
-            payload.insert("test".into(), json!(true));
-        }
-        payload.insert(
-            "startedAt".into(),
-            json!(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
-        );
-        self.publish("runtime.interactions.triggered", exec, payload, None)
-            .await;
-    }
-
-    /// Publishes an event of the runtime (stamped with this instance); a failure is logged.
-    pub async fn publish_event(&self, event: Event) {
-        let ty = event.event_type.clone();
-        if let Err(e) = self.bus.publish(event).await {
-            tracing::warn!(event_type = %ty, error = %e, "could not publish a runtime event");
-        }
-    }
-
     /// Loads a component's artifact into the host's cache ahead of its first run.
-    pub async fn warm(&self, digest: &ComponentDigest) {
+    pub(crate) async fn warm(&self, digest: &ComponentDigest) {
         if let Err(e) = self.host.warm(digest).await {
             tracing::debug!(%digest, error = %e, "component not warmed");
         }
-    }
-
-    async fn publish(
-        &self,
-        ty: &str,
-        exec: &Execution,
-        payload: Map<String, Value>,
-        error: Option<EventError>,
-    ) {
-        let Ok(event_type) = EventType::new(ty) else {
-            return;
-        };
-        let c = &exec.context;
-        let mut event = Event::new(event_type, Some(c.workspace_id.clone()), payload);
-        event.source = Source {
-            workspace_id: Some(c.workspace_id.clone()),
-            user_id: c.user_id.clone(),
-            session_id: c.session_id.clone(),
-            correlation_id: c.correlation_id.clone(),
-            automation_slug: Some(exec.automation.slug.clone()),
-            automation_depth: Some(c.depth),
-            app_slug: exec.app.as_ref().map(|s| s.app_slug.clone()),
-            app_instance_full_slug: exec.app.as_ref().map(|s| s.full_slug.clone()),
-            app_instance_depth: exec.app.as_ref().map(|s| s.depth),
-            ..Source::default()
-        };
-        event.error = error;
-        if let Err(e) = self.bus.publish(event).await {
-            tracing::warn!(workspace_id = %c.workspace_id, automation = %exec.automation.slug, event_type = ty,
-                error = %e, "could not publish a run event");
-        }
-    }
-}
-
-/// `(code, message, details)` of a guest's typed error.
-/// A run refused before it starts (the automation's code never ran).
-fn refused(code: &str, message: String, details: Value) -> RunReport {
-    RunReport {
-        outcome: RunOutcome::Failed(AutomationError {
-            code: code.to_owned(),
-            message,
-            details: Some(details.to_string()),
-        }),
-        emits: 0,
-        fetches: 0,
-        elapsed: Duration::ZERO,
-        logs_dropped: 0,
-        timings: Default::default(),
-    }
-}
-
-/// Most distinct `arguments` schemas kept compiled; past it the cache starts over.
-const MAX_ARGUMENT_SCHEMAS: usize = 1_024;
-
-/// The compiled `arguments` of automations with `validateArguments`, by the schema's text, so
-/// a run never recompiles a schema it has seen (and an edited one is simply a new entry).
-#[derive(Debug, Default)]
-struct ArgumentSchemas {
-    compiled: Mutex<HashMap<String, Arc<Result<Arguments, String>>>>,
-}
-
-impl ArgumentSchemas {
-    /// The failures of `input` against `automation`'s arguments, as `{instancePath, message}`;
-    /// a schema that does not compile (saved before a stricter check) fails every input.
-    fn check(&self, automation: &Automation, input: &Value) -> Vec<Value> {
-        let empty = Map::new();
-        let arguments = automation
-            .arguments
-            .as_ref()
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
-        let key = serde_json::to_string(arguments).unwrap_or_default();
-        let schema = {
-            let mut map = self.compiled.lock().unwrap_or_else(PoisonError::into_inner);
-            if map.len() >= MAX_ARGUMENT_SCHEMAS && !map.contains_key(&key) {
-                map.clear();
-            }
-            map.entry(key)
-                .or_insert_with(|| Arc::new(Arguments::compile(arguments)))
-                .clone()
-        };
-        match schema.as_ref() {
-            Ok(schema) => schema
-                .check(input)
-                .into_iter()
-                .map(|f| json!({"instancePath": f.path, "message": f.message}))
-                .collect(),
-            Err(e) => vec![
-                json!({"instancePath": "", "message": format!("the arguments schema is invalid: {e}")}),
-            ],
-        }
-    }
-}
-
-fn guest_error(e: &AutomationError) -> (String, String, Value) {
-    let details = e
-        .details
-        .as_deref()
-        .map(|d| serde_json::from_str(d).unwrap_or_else(|_| json!(d)))
-        .unwrap_or(json!({}));
-    (e.code.clone(), e.message.clone(), details)
-}
-
-/// `(code, message, details)` of a run that could not start.
-fn runtime_error(e: &RuntimeError) -> (String, String, Value) {
-    match e {
-        RuntimeError::NotReady { reason, .. } => {
-            ("ComponentNotReady".into(), reason.clone(), json!({}))
-        }
-        RuntimeError::NotFound(slug) => (
-            "ObjectNotFoundError".into(),
-            format!("no automation {slug}"),
-            json!({}),
-        ),
-        _ => (
-            "Internal".into(),
-            "the run could not start".into(),
-            json!({}),
-        ),
-    }
-}
-
-/// `value` if its JSON is at most `limit` bytes, else its JSON text cut to `limit` bytes.
-pub fn preview(value: &Value, limit: usize) -> Value {
-    let text = value.to_string();
-    if text.len() <= limit {
-        return value.clone();
-    }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    Value::String(format!("{}…", &text[..end]))
-}
-
-impl Executor {
-    /// The automation a call to `target` from a run of `caller` (an app instance, or the
-    /// workspace itself) reaches, and its instance (`automation-dsl.md` §3.15, §8.3): `x` is
-    /// the caller's own automation, `inst.x` automation `x` of the caller's direct instance
-    /// `inst`, unless it is private. Anything else is not found.
-    pub fn resolve_call(
-        &self,
-        workspace: &str,
-        caller: Option<Arc<AppScope>>,
-        target: &str,
-    ) -> Option<(Arc<Automation>, Option<Arc<AppScope>>)> {
-        match refract_core::apps::split_call(target) {
-            (None, slug) => {
-                let key = caller.as_ref().map_or(workspace, |s| s.key.as_str());
-                Some((self.index.get(key, slug)?, caller))
-            }
-            (Some(instance), slug) => {
-                let full = refract_core::apps::full_slug(
-                    caller.as_ref().map(|s| s.full_slug.as_str()),
-                    instance,
-                );
-                let scope = self.index.scope(workspace, &full)?;
-                let automation = self.index.get(&scope.key, slug).filter(|a| !a.private)?;
-                Some((automation, Some(scope)))
-            }
-        }
-    }
-}
-
-#[async_trait]
-impl AutomationCaller for Executor {
-    async fn call(
-        &self,
-        callee: RunContext,
-        slug: &str,
-        arguments: Value,
-    ) -> Result<Value, CallFailure> {
-        let caller = self.bus.scopes().of_caller(&callee.run_id);
-        let (automation, app) = self
-            .resolve_call(callee.workspace_id.as_str(), caller, slug)
-            .ok_or_else(|| CallFailure::NotFound(slug.to_owned()))?;
-        let credentials = self.bus.scopes().credentials_of_caller(&callee.run_id);
-        let exec = Execution {
-            app,
-            credentials,
-            automation,
-            trigger: Trigger::Call(arguments.to_string()),
-            info: TriggerInfo {
-                kind: "automation",
-                value: slug.to_owned(),
-                id: None,
-            },
-            context: callee,
-            payload: arguments,
-        };
-        let report = self
-            .execute(exec)
-            .await
-            .map_err(|e| CallFailure::Unavailable(e.to_string()))?;
-        match report.outcome {
-            RunOutcome::Ok(out) => Ok(output_value(&out.body)),
-            RunOutcome::Failed(e) => Err(CallFailure::Failed {
-                code: e.code,
-                message: e.message,
-                details: e.details,
-            }),
-            RunOutcome::Trapped(t) => Err(CallFailure::Trapped(format!(
-                "{}: {}",
-                t.reason.as_str(),
-                t.message
-            ))),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn previews_cut_large_values_on_char_boundaries() {
-        assert_eq!(preview(&json!({"a": 1}), 100), json!({"a": 1}));
-        let cut = preview(&json!("ééééé"), 4);
-        assert!(cut.as_str().unwrap().ends_with('…'));
-        assert_eq!(output_value(""), json!({}));
-        assert_eq!(output_value("\"hi\""), json!("hi"));
     }
 }

@@ -9,7 +9,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// `total` permits, of which one workspace holds at most `share` at once.
 #[derive(Debug)]
-pub struct FairPermits {
+pub(crate) struct FairPermits {
     global: Arc<Semaphore>,
     share: usize,
     held: Mutex<HashMap<String, usize>>,
@@ -19,14 +19,15 @@ pub struct FairPermits {
 
 /// One permit of one workspace; given back when dropped.
 #[derive(Debug)]
-pub struct FairPermit {
+pub(crate) struct FairPermit {
     permits: Arc<FairPermits>,
     workspace: String,
     _global: Option<OwnedSemaphorePermit>,
 }
 
 impl FairPermits {
-    pub fn new(total: usize, share: usize) -> Arc<Self> {
+    /// `total` permits, of which one workspace holds at most `share` at once.
+    pub(crate) fn new(total: usize, share: usize) -> Arc<Self> {
         Arc::new(FairPermits {
             global: Arc::new(Semaphore::new(total.max(1))),
             share: share.max(1),
@@ -36,13 +37,13 @@ impl FairPermits {
     }
 
     /// The default share: half the permits, at least one.
-    pub fn default_share(total: usize) -> usize {
+    pub(crate) fn default_share(total: usize) -> usize {
         (total / 2).max(1)
     }
 
     /// Waits until `workspace` holds less than its share, then for a free permit. A workspace
     /// waiting for its share holds nothing the others need.
-    pub async fn acquire(self: &Arc<Self>, workspace: &str) -> FairPermit {
+    pub(crate) async fn acquire(self: &Arc<Self>, workspace: &str) -> FairPermit {
         loop {
             let freed = self.freed.notified();
             tokio::pin!(freed);

@@ -15,7 +15,7 @@ use crate::apps::{AppScope, Loaded, split_key};
 use crate::dsl::{Compiled, Programs};
 
 /// The event types that keep the index current.
-pub const INDEX_EVENTS: &[&str] = &[
+pub(crate) const INDEX_EVENTS: &[&str] = &[
     "workspaces.automations.created",
     "workspaces.automations.updated",
     "workspaces.automations.deleted",
@@ -40,12 +40,13 @@ pub struct TriggerIndex {
 }
 
 impl TriggerIndex {
-    pub fn new() -> Self {
+    /// An empty index, filled by [`crate::RuntimeState::new`].
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Changes since creation.
-    pub fn version(&self) -> u64 {
+    pub(crate) fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)
     }
 
@@ -54,7 +55,7 @@ impl TriggerIndex {
     }
 
     /// Adds or replaces an automation of `workspace`.
-    pub fn upsert(&self, workspace: &str, automation: Automation) {
+    pub(crate) fn upsert(&self, workspace: &str, automation: Automation) {
         if automation.kind == AutomationKind::Dsl {
             self.programs.insert(workspace, &automation);
         }
@@ -70,7 +71,7 @@ impl TriggerIndex {
     }
 
     /// Removes an automation; `false` when it was not there.
-    pub fn remove(&self, workspace: &str, slug: &str) -> bool {
+    pub(crate) fn remove(&self, workspace: &str, slug: &str) -> bool {
         let mut map = self
             .workspaces
             .write()
@@ -91,7 +92,7 @@ impl TriggerIndex {
     }
 
     /// Forgets a whole workspace, its app instances included.
-    pub fn remove_workspace(&self, workspace: &str) {
+    pub(crate) fn remove_workspace(&self, workspace: &str) {
         let had_apps = !self.set_apps(workspace, Vec::new());
         let removed = self
             .workspaces
@@ -106,7 +107,7 @@ impl TriggerIndex {
 
     /// Replaces the app instances of `workspace` (and their automations); returns whether it
     /// had none before and gets none now.
-    pub fn set_apps(&self, workspace: &str, loaded: Vec<Loaded>) -> bool {
+    pub(crate) fn set_apps(&self, workspace: &str, loaded: Vec<Loaded>) -> bool {
         let mut apps = self.apps.write().unwrap_or_else(PoisonError::into_inner);
         let old = apps.remove(workspace).unwrap_or_default();
         if old.is_empty() && loaded.is_empty() {
@@ -141,7 +142,7 @@ impl TriggerIndex {
     }
 
     /// Instance `full_slug` of `workspace`.
-    pub fn scope(&self, workspace: &str, full_slug: &str) -> Option<Arc<AppScope>> {
+    pub(crate) fn scope(&self, workspace: &str, full_slug: &str) -> Option<Arc<AppScope>> {
         self.apps
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -151,7 +152,7 @@ impl TriggerIndex {
     }
 
     /// The instance an index key names (`None` for a workspace's own key).
-    pub fn scope_of_key(&self, key: &str) -> Option<Arc<AppScope>> {
+    pub(crate) fn scope_of_key(&self, key: &str) -> Option<Arc<AppScope>> {
         match split_key(key) {
             (ws, Some(full)) => self.scope(ws, full),
             (_, None) => None,
@@ -159,7 +160,7 @@ impl TriggerIndex {
     }
 
     /// Every loaded instance of app `app_slug`, in any workspace, at any depth.
-    pub fn scopes_of_app(&self, app_slug: &str) -> Vec<Arc<AppScope>> {
+    pub(crate) fn scopes_of_app(&self, app_slug: &str) -> Vec<Arc<AppScope>> {
         let apps = self.apps.read().unwrap_or_else(PoisonError::into_inner);
         apps.values()
             .flat_map(|m| m.values())
@@ -171,7 +172,7 @@ impl TriggerIndex {
     /// The instances of `workspace` that a dotted name reaches, each with the rest of the name
     /// (`crm.mailer.done` → `(crm, "mailer.done")`, `(crm.mailer, "done")`): where an event
     /// of that type or an endpoint of that name goes inside apps (§8.3).
-    pub fn route(&self, workspace: &str, name: &str) -> Vec<(Arc<AppScope>, String)> {
+    pub(crate) fn route(&self, workspace: &str, name: &str) -> Vec<(Arc<AppScope>, String)> {
         let apps = self.apps.read().unwrap_or_else(PoisonError::into_inner);
         let Some(scopes) = apps.get(workspace) else {
             return Vec::new();
@@ -188,7 +189,8 @@ impl TriggerIndex {
     }
 
     /// Number of automations indexed.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.workspaces
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -197,12 +199,14 @@ impl TriggerIndex {
             .sum()
     }
 
-    pub fn is_empty(&self) -> bool {
+    /// Whether no automation is indexed.
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The compiled program of the DSL automation `automation` of `workspace`.
-    pub fn program(&self, workspace: &str, automation: &Automation) -> Arc<Compiled> {
+    pub(crate) fn program(&self, workspace: &str, automation: &Automation) -> Arc<Compiled> {
         self.programs.get(workspace, automation)
     }
 
@@ -234,7 +238,7 @@ impl TriggerIndex {
     }
 
     /// Enabled automations of `workspace` listening to `event_type`, in slug order.
-    pub fn by_event(&self, workspace: &str, event_type: &str) -> Vec<Arc<Automation>> {
+    pub(crate) fn by_event(&self, workspace: &str, event_type: &str) -> Vec<Arc<Automation>> {
         self.select(workspace, |a| {
             a.when
                 .as_ref()
@@ -243,14 +247,14 @@ impl TriggerIndex {
     }
 
     /// Enabled automations of `workspace` answering the webhook `endpoint`, in slug order.
-    pub fn by_endpoint(&self, workspace: &str, endpoint: &str) -> Vec<Arc<Automation>> {
+    pub(crate) fn by_endpoint(&self, workspace: &str, endpoint: &str) -> Vec<Arc<Automation>> {
         self.select(workspace, |a| {
             a.when.as_ref().and_then(|w| w.endpoint_name(&a.slug)) == Some(endpoint)
         })
     }
 
     /// Every enabled automation with schedules: `(workspace, automation)`.
-    pub fn scheduled(&self) -> Vec<(String, Arc<Automation>)> {
+    pub(crate) fn scheduled(&self) -> Vec<(String, Arc<Automation>)> {
         let map = self
             .workspaces
             .read()
@@ -269,7 +273,7 @@ impl TriggerIndex {
 
     /// The `config.value` of `workspace` if this index has it; else the generation to hand
     /// [`keep_config`](Self::keep_config) with the value read from the store.
-    pub fn config(&self, workspace: &str) -> Result<Arc<Value>, u64> {
+    pub(crate) fn config(&self, workspace: &str) -> Result<Arc<Value>, u64> {
         let generation = self.config_generation.load(Ordering::Acquire);
         self.configs
             .read()
@@ -281,7 +285,7 @@ impl TriggerIndex {
 
     /// Keeps `value` as the `config.value` of `workspace` until the workspace changes, unless a
     /// change came after `generation` (the value may predate it).
-    pub fn keep_config(&self, workspace: &str, value: Arc<Value>, generation: u64) {
+    pub(crate) fn keep_config(&self, workspace: &str, value: Arc<Value>, generation: u64) {
         let mut map = self.configs.write().unwrap_or_else(PoisonError::into_inner);
         if self.config_generation.load(Ordering::Acquire) == generation {
             map.insert(workspace.to_owned(), value);
@@ -289,7 +293,7 @@ impl TriggerIndex {
     }
 
     /// Drops the kept config of `workspace`: the next run reads it from the store.
-    pub fn forget_config(&self, workspace: &str) {
+    pub(crate) fn forget_config(&self, workspace: &str) {
         let mut map = self.configs.write().unwrap_or_else(PoisonError::into_inner);
         self.config_generation.fetch_add(1, Ordering::AcqRel);
         map.remove(workspace);
@@ -300,7 +304,7 @@ impl TriggerIndex {
     /// Only the workspaces service's own events change automations (it validated them); a
     /// config is forgotten on any `workspaces.updated`/`configured`, the runtime's own for a
     /// run's config write included (forgetting only makes the next run read the store).
-    pub fn apply(&self, event: &Event) -> bool {
+    pub(crate) fn apply(&self, event: &Event) -> bool {
         let Some(workspace) = event
             .source
             .workspace_id
@@ -364,7 +368,7 @@ impl TriggerIndex {
 }
 
 /// Splits an `automations` document id (`<workspaceId>:<slug>`, workspace ids have no `:`).
-pub fn split_doc_id(id: &str) -> Option<(&str, &str)> {
+pub(crate) fn split_doc_id(id: &str) -> Option<(&str, &str)> {
     id.split_once(':')
 }
 

@@ -12,8 +12,8 @@ use refract_core::model::AutomationKind;
 use refract_host::{RunOutcome, RunReport};
 
 use crate::error::RuntimeError;
-use crate::executor::Execution;
-use crate::state::GROUP;
+use crate::run::Execution;
+use crate::triggering::GROUP;
 
 /// Records one run, whatever its result.
 pub(crate) fn record_run(
@@ -36,7 +36,7 @@ pub(crate) fn record_run(
         }
         Err(_) => ("not_started", wall.as_secs_f64()),
     };
-    let trigger = exec.info.kind;
+    let trigger = exec.info.kind.as_str();
     metrics::counter!("runs_total", "kind" => kind, "trigger" => trigger, "outcome" => outcome)
         .increment(1);
     metrics::histogram!("run_duration_seconds", "kind" => kind, "trigger" => trigger, "outcome" => outcome).record(seconds);

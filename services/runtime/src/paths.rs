@@ -5,17 +5,17 @@ use serde_json::{Map, Value};
 
 /// Largest array index a write may create: a write at `a[4000000000]` must not allocate
 /// gigabytes of nulls.
-pub const MAX_INDEX: usize = 10_000;
+pub(crate) const MAX_INDEX: usize = 10_000;
 
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Segment {
+pub(crate) enum Segment {
     Key(String),
     Index(usize),
 }
 
 /// Parses `a.b[2].c`; the first segment is always a key (the variable name).
-pub fn parse(path: &str) -> Result<Vec<Segment>, String> {
+pub(crate) fn parse(path: &str) -> Result<Vec<Segment>, String> {
     let mut out = Vec::new();
     for part in path.split('.') {
         let name = part.split('[').next().unwrap_or("");
@@ -46,7 +46,7 @@ pub fn parse(path: &str) -> Result<Vec<Segment>, String> {
 }
 
 /// The value at `path` inside `doc`.
-pub fn get<'a>(doc: &'a Value, path: &[Segment]) -> Option<&'a Value> {
+pub(crate) fn get<'a>(doc: &'a Value, path: &[Segment]) -> Option<&'a Value> {
     path.iter().try_fold(doc, |at, seg| match seg {
         Segment::Key(k) => at.get(k.as_str()),
         Segment::Index(i) => at.get(*i),
@@ -55,7 +55,7 @@ pub fn get<'a>(doc: &'a Value, path: &[Segment]) -> Option<&'a Value> {
 
 /// Writes `value` at `path` inside `doc`, creating objects (for keys) and arrays (for indexes)
 /// on the way and replacing scalars that stand in the way.
-pub fn set(doc: &mut Value, path: &[Segment], value: Value) {
+pub(crate) fn set(doc: &mut Value, path: &[Segment], value: Value) {
     let Some((last, parents)) = path.split_last() else {
         *doc = value;
         return;
@@ -103,7 +103,7 @@ fn unreachable_value(at: &mut Value) -> &mut Value {
 
 /// Removes the value at `path`; `false` when nothing was there. An array element is removed
 /// (later elements shift), as a DSL `delete` does.
-pub fn delete(doc: &mut Value, path: &[Segment]) -> bool {
+pub(crate) fn delete(doc: &mut Value, path: &[Segment]) -> bool {
     let Some((last, parents)) = path.split_last() else {
         return false;
     };

@@ -12,7 +12,7 @@ use refract_host::{EgressPolicy, Limits};
 use serde::{Deserialize, Serialize};
 
 /// Memory a run gets when its automation does not ask (`spec/http-api.md` §5.1).
-pub const DEFAULT_MEMORY_MIB: u32 = 64;
+pub(crate) const DEFAULT_MEMORY_MIB: u32 = 64;
 
 /// The limits of one workspace's runs. Every field is a ceiling the host enforces.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,7 +59,7 @@ fn millis(d: Duration) -> u64 {
 
 impl SandboxPolicy {
     /// Checks the policy, naming the first wrong setting.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         EgressPolicy::new(&self.allow_hosts).map_err(|e| format!("allow_hosts: {e}"))?;
         let positive = [
             ("max_memory_mib", u64::from(self.max_memory_mib)),
@@ -78,7 +78,7 @@ impl SandboxPolicy {
 
     /// The limits of one run of `automation`: what its `component.limits` ask for (64 MiB and
     /// 30 s when it says nothing), capped by this policy.
-    pub fn limits_for(&self, automation: &Automation) -> Limits {
+    pub(crate) fn limits_for(&self, automation: &Automation) -> Limits {
         let defaults = Limits::default();
         let asked = automation.component.as_ref().map(|c| &c.limits);
         let memory_mib = asked
@@ -102,7 +102,7 @@ impl SandboxPolicy {
 
 /// The platform policy and the per-workspace ones, with their egress allow-lists parsed once.
 #[derive(Debug)]
-pub struct Sandboxes {
+pub(crate) struct Sandboxes {
     platform: Resolved,
     workspaces: HashMap<String, Resolved>,
 }
@@ -123,7 +123,7 @@ impl Resolved {
 
 impl Sandboxes {
     /// `workspaces` maps a workspace id to the policy that replaces the platform's for it.
-    pub fn new(
+    pub(crate) fn new(
         platform: SandboxPolicy,
         workspaces: &HashMap<String, SandboxPolicy>,
     ) -> Result<Self, String> {
@@ -143,7 +143,7 @@ impl Sandboxes {
     }
 
     /// The policy of `workspace_id` and its parsed egress allow-list.
-    pub fn of(&self, workspace_id: &str) -> (&SandboxPolicy, &Arc<EgressPolicy>) {
+    pub(crate) fn of(&self, workspace_id: &str) -> (&SandboxPolicy, &Arc<EgressPolicy>) {
         let resolved = self.workspaces.get(workspace_id).unwrap_or(&self.platform);
         (&resolved.policy, &resolved.egress)
     }

@@ -20,16 +20,16 @@ use crate::index::TriggerIndex;
 
 /// A parsed `when.schedules` entry.
 #[derive(Debug, Clone)]
-pub struct CronSchedule {
+pub(crate) struct CronSchedule {
     /// The cron expression (reported as the trigger value).
-    pub expression: String,
+    pub(crate) expression: String,
     cron: Cron,
     tz: Tz,
 }
 
 impl CronSchedule {
     /// Parses 5 cron fields, or 6 with leading seconds, in `timezone` (IANA; `None` = UTC).
-    pub fn parse(expression: &str, timezone: Option<&str>) -> Result<Self, String> {
+    pub(crate) fn parse(expression: &str, timezone: Option<&str>) -> Result<Self, String> {
         let tz: Tz = match timezone {
             None => Tz::UTC,
             Some(zone) => zone
@@ -56,12 +56,12 @@ impl CronSchedule {
     }
 
     /// Parses an entry of the automation model.
-    pub fn from_model(schedule: &Schedule) -> Result<Self, String> {
+    pub(crate) fn from_model(schedule: &Schedule) -> Result<Self, String> {
         Self::parse(schedule.cron(), schedule.timezone())
     }
 
     /// The first tick strictly after `t`.
-    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let local = t.with_timezone(&self.tz);
         self.cron
             .find_next_occurrence(&local, false)
@@ -79,7 +79,12 @@ fn label(schedule: &Schedule) -> String {
 }
 
 /// The lock of one tick of one schedule of one automation.
-pub fn tick_lock(workspace: &str, slug: &str, expression: &str, tick: DateTime<Utc>) -> CacheKey {
+pub(crate) fn tick_lock(
+    workspace: &str,
+    slug: &str,
+    expression: &str,
+    tick: DateTime<Utc>,
+) -> CacheKey {
     CacheKey::lock(&format!(
         "cron:{workspace}:{slug}:{expression}:{}",
         tick.timestamp_millis()
@@ -87,7 +92,7 @@ pub fn tick_lock(workspace: &str, slug: &str, expression: &str, tick: DateTime<U
 }
 
 /// Takes the lock of a tick; `true` for the one instance that gets it.
-pub async fn claim_tick(
+pub(crate) async fn claim_tick(
     cache: &dyn Cache,
     key: &CacheKey,
     instance: &str,
@@ -98,13 +103,13 @@ pub async fn claim_tick(
 
 /// A tick to run.
 #[derive(Debug, Clone)]
-pub struct Fire {
-    pub workspace: String,
-    pub automation: Arc<Automation>,
-    pub expression: String,
+pub(crate) struct Fire {
+    pub(crate) workspace: String,
+    pub(crate) automation: Arc<Automation>,
+    pub(crate) expression: String,
     /// The schedule's identity in the tick lock (cron and time zone).
-    pub lock: String,
-    pub tick: DateTime<Utc>,
+    pub(crate) lock: String,
+    pub(crate) tick: DateTime<Utc>,
 }
 
 struct Planned {
@@ -116,7 +121,7 @@ struct Planned {
 
 /// The next tick of every schedule of the index.
 #[derive(Default)]
-pub struct Planner {
+pub(crate) struct Planner {
     entries: HashMap<(String, String, String), Planned>,
     version: Option<u64>,
 }
@@ -130,22 +135,26 @@ impl std::fmt::Debug for Planner {
 }
 
 impl Planner {
-    pub fn new() -> Self {
+    /// A planner with nothing planned; the first refresh reads the index.
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Number of schedules planned.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    /// Whether no schedule is planned.
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// Re-reads the index if it changed: new schedules start at their next tick after `now`,
     /// unchanged ones keep their plan, removed ones are dropped.
-    pub fn refresh(&mut self, index: &TriggerIndex, now: DateTime<Utc>) {
+    pub(crate) fn refresh(&mut self, index: &TriggerIndex, now: DateTime<Utc>) {
         let version = index.version();
         if self.version == Some(version) {
             return;
@@ -187,7 +196,7 @@ impl Planner {
 
     /// The ticks due at `now` (one per schedule at most: a backlog is skipped), and the plan
     /// moved to each schedule's next tick after `now`.
-    pub fn due(&mut self, now: DateTime<Utc>) -> Vec<Fire> {
+    pub(crate) fn due(&mut self, now: DateTime<Utc>) -> Vec<Fire> {
         let mut fires = Vec::new();
         for ((ws, _, _), p) in &mut self.entries {
             let Some(next) = p.next else { continue };

@@ -3,9 +3,9 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use refract_broker::{Broker, Subscriber, Subscription, TypeFilter};
+use refract_core::WorkspaceId;
 use refract_core::model::Automation;
-use refract_core::{CorrelationId, SessionId, UserId, WorkspaceId};
-use refract_host::{Host, RunContext};
+use refract_host::Host;
 use refract_storage::documents::MAX_FIND_LIMIT;
 use refract_storage::{Cache, DocumentStore, FileStore, collections};
 use serde_json::json;
@@ -17,26 +17,28 @@ use crate::error::RuntimeError;
 use crate::executor::Executor;
 use crate::index::{TriggerIndex, split_doc_id};
 use crate::throttle::Throttles;
+use crate::triggering::{GROUP, NOT_CONSUMED};
 use crate::waiters::Waiters;
 use crate::workspace_config::WorkspaceConfig;
 
-/// The consumer group every runtime instance reads work through.
-pub const GROUP: &str = "runtime";
-
 /// The subscriptions opened at start, handed to [`crate::run_workers`].
 pub(crate) struct Subscriptions {
-    pub group: Box<dyn Subscriber>,
-    pub fan_out: Box<dyn Subscriber>,
+    /// Group `runtime`: the events this instance runs automations for.
+    pub(crate) group: Box<dyn Subscriber>,
+    /// Every event: index updates, waits, uploaded components.
+    pub(crate) fan_out: Box<dyn Subscriber>,
 }
 
+/// What a [`RuntimeState`] shares between its clones.
 pub(crate) struct Inner {
-    pub config: Config,
-    pub store: Arc<dyn DocumentStore>,
-    pub cache: Arc<dyn Cache>,
-    pub index: Arc<TriggerIndex>,
-    pub waiters: Arc<Waiters>,
-    pub executor: Arc<Executor>,
-    pub subscriptions: Mutex<Option<Subscriptions>>,
+    pub(crate) config: Config,
+    pub(crate) store: Arc<dyn DocumentStore>,
+    pub(crate) cache: Arc<dyn Cache>,
+    pub(crate) index: Arc<TriggerIndex>,
+    pub(crate) waiters: Arc<Waiters>,
+    pub(crate) executor: Arc<Executor>,
+    /// Taken once by [`crate::run_workers`].
+    pub(crate) subscriptions: Mutex<Option<Subscriptions>>,
 }
 
 /// A runtime instance. Cheap to clone.
@@ -66,12 +68,12 @@ impl RuntimeState {
         host: Arc<Host>,
         config: Config,
     ) -> Result<Self, RuntimeError> {
-        config.validate().map_err(RuntimeError::Config)?;
-        let sandboxes = config.sandboxes().map_err(RuntimeError::Config)?;
+        config.validate()?;
+        let sandboxes = config.sandboxes()?;
         let fan_out = broker
             .subscribe(Subscription::fan_out(TypeFilter::all()))
             .await?;
-        let consumed = TypeFilter::except(crate::workers::NOT_CONSUMED);
+        let consumed = TypeFilter::except(NOT_CONSUMED);
         let group = broker
             .subscribe(Subscription::group(
                 GROUP,
@@ -130,7 +132,7 @@ impl RuntimeState {
 
     /// Reads every automation from the `automations` collection into the index. The store
     /// has no "list all": this finds by `kind`, at most [`MAX_FIND_LIMIT`] of each kind.
-    pub async fn load_index(&self) -> Result<usize, RuntimeError> {
+    pub(crate) async fn load_index(&self) -> Result<usize, RuntimeError> {
         let mut loaded = 0;
         for kind in ["component", "dsl"] {
             let docs = self
@@ -177,7 +179,7 @@ impl RuntimeState {
     }
 
     /// Loads the app instances of every workspace that has some; returns how many workspaces.
-    pub async fn load_apps(&self) -> Result<usize, RuntimeError> {
+    pub(crate) async fn load_apps(&self) -> Result<usize, RuntimeError> {
         let workspaces = crate::apps::workspaces_with_instances(self.inner.store.as_ref()).await?;
         for ws in &workspaces {
             self.reload_apps(ws).await?;
@@ -186,7 +188,7 @@ impl RuntimeState {
     }
 
     /// Re-reads the app instances of `workspace` (nested ones included) into the index.
-    pub async fn reload_apps(&self, workspace: &str) -> Result<(), RuntimeError> {
+    pub(crate) async fn reload_apps(&self, workspace: &str) -> Result<(), RuntimeError> {
         let Ok(ws) = WorkspaceId::new(workspace) else {
             return Ok(());
         };
@@ -199,7 +201,7 @@ impl RuntimeState {
     /// for `apps.published`/`apps.deleted`, every workspace running an instance of the app
     /// (nested ones included) or installing it directly. Only events the workspaces service
     /// published itself: a tenant's forgery would make every runtime reload every installer.
-    pub async fn reload_for(&self, event: &refract_core::Event) -> Result<(), RuntimeError> {
+    pub(crate) async fn reload_for(&self, event: &refract_core::Event) -> Result<(), RuntimeError> {
         if !event.published_by(refract_core::platform::service::WORKSPACES) {
             return Ok(());
         }
@@ -231,7 +233,7 @@ impl RuntimeState {
     /// Re-reads automation `slug` of `workspace` from the collection into the index (or drops
     /// it when deleted). For requests that arrive before the fan-out delivered a change (a
     /// webhook right after a create or an upload); the index stays the fast path.
-    pub async fn refresh_automation(
+    pub(crate) async fn refresh_automation(
         &self,
         workspace: &str,
         slug: &str,
@@ -258,15 +260,18 @@ impl RuntimeState {
         }
     }
 
-    pub fn config(&self) -> &Config {
+    /// The settings this instance was built with.
+    pub(crate) fn config(&self) -> &Config {
         &self.inner.config
     }
 
+    /// The automations this instance knows, by trigger (kept current by the fan-out).
     pub fn index(&self) -> &Arc<TriggerIndex> {
         &self.inner.index
     }
 
-    pub fn executor(&self) -> &Arc<Executor> {
+    /// The executor every trigger hands its runs to.
+    pub(crate) fn executor(&self) -> &Arc<Executor> {
         &self.inner.executor
     }
 
@@ -275,32 +280,12 @@ impl RuntimeState {
         self.inner.waiters.len()
     }
 
+    /// The subscriptions opened at start, once: `None` after the first call.
     pub(crate) fn take_subscriptions(&self) -> Option<Subscriptions> {
         self.inner
             .subscriptions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
-    }
-}
-
-/// The context of a new root run (or of an event-triggered one at `depth`).
-pub fn run_context(
-    workspace: &WorkspaceId,
-    slug: &str,
-    correlation: CorrelationId,
-    user: Option<UserId>,
-    session: Option<SessionId>,
-    depth: u32,
-) -> RunContext {
-    RunContext {
-        run_id: uuid::Uuid::new_v4().simple().to_string(),
-        workspace_id: workspace.clone(),
-        automation_slug: slug.to_owned(),
-        correlation_id: correlation,
-        user_id: user,
-        session_id: session,
-        depth,
-        socket_id: None,
     }
 }

@@ -20,19 +20,19 @@ use tokio::time::Instant;
 
 /// Executions per second of one workspace, and its burst: protects the runtime's workers and
 /// pool from one tenant's flood of triggers.
-pub const DEFAULT_EXECUTIONS: TokenBucket = TokenBucket {
+pub(crate) const DEFAULT_EXECUTIONS: TokenBucket = TokenBucket {
     per_second: 100.0,
     burst: 400,
 };
 /// Emits per second of one workspace, and its burst: protects the broker and the automations
 /// the events trigger.
-pub const DEFAULT_EMITS: TokenBucket = TokenBucket {
+pub(crate) const DEFAULT_EMITS: TokenBucket = TokenBucket {
     per_second: 30.0,
     burst: 100,
 };
 /// Longest delay a throttle imposes before it fails the work instead: a throttled run keeps its
 /// caller (a webhook client, an instance slot) waiting no longer than this.
-pub const MAX_THROTTLE_DELAY: Duration = Duration::from_secs(10);
+pub(crate) const MAX_THROTTLE_DELAY: Duration = Duration::from_secs(10);
 /// How long a workspace's rate-limit secrets are used before they are read again.
 const OVERRIDES_TTL: Duration = Duration::from_secs(10);
 /// Workspaces whose overrides are kept in memory; past it the map starts over.
@@ -42,7 +42,7 @@ const MAX_TALLIES: usize = 100_000;
 
 /// What a throttle counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Throttle {
+pub(crate) enum Throttle {
     Executions,
     Emits,
 }
@@ -62,12 +62,12 @@ impl Throttle {
 #[error(
     "the {kind} of workspace {workspace} are over their rate ({per_second}/s, burst {burst}); waiting would take over {max_ms} ms"
 )]
-pub struct ThrottledError {
-    pub workspace: String,
-    pub kind: &'static str,
-    pub per_second: f64,
-    pub burst: u32,
-    pub max_ms: u128,
+pub(crate) struct ThrottledError {
+    pub(crate) workspace: String,
+    pub(crate) kind: &'static str,
+    pub(crate) per_second: f64,
+    pub(crate) burst: u32,
+    pub(crate) max_ms: u128,
 }
 
 /// A workspace's budgets (`None`: throttles off).
@@ -78,7 +78,7 @@ struct Budgets {
 }
 
 /// The throttles of one runtime instance.
-pub struct Throttles {
+pub(crate) struct Throttles {
     cache: Arc<dyn Cache>,
     store: Arc<dyn DocumentStore>,
     overrides: Mutex<HashMap<String, (Option<Budgets>, Instant)>>,
@@ -93,7 +93,8 @@ impl std::fmt::Debug for Throttles {
 }
 
 impl Throttles {
-    pub fn new(cache: Arc<dyn Cache>, store: Arc<dyn DocumentStore>) -> Self {
+    /// Throttles with their buckets in `cache`, each workspace's rates read from `store`.
+    pub(crate) fn new(cache: Arc<dyn Cache>, store: Arc<dyn DocumentStore>) -> Self {
         Self {
             cache,
             store,
@@ -105,7 +106,7 @@ impl Throttles {
     /// Waits for `throttle`'s token of `workspace`, adding the delay to `run_id`'s tally.
     /// A cache that does not answer lets the work through (logged): throttles protect the
     /// platform, they must not stop it.
-    pub async fn wait(
+    pub(crate) async fn wait(
         &self,
         workspace: &WorkspaceId,
         run_id: &str,
@@ -155,7 +156,7 @@ impl Throttles {
     }
 
     /// The delay `run_id` was throttled for, forgotten from now on.
-    pub fn take_tally(&self, run_id: &str) -> Duration {
+    pub(crate) fn take_tally(&self, run_id: &str) -> Duration {
         self.tallies
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -260,9 +261,9 @@ fn budgets_from(values: &HashMap<&str, String>) -> Option<Budgets> {
 }
 
 /// The event bus of runs: every emit first waits for its workspace's emit token.
-pub struct ThrottledBus {
-    pub bus: Arc<dyn EventBus>,
-    pub throttles: Arc<Throttles>,
+pub(crate) struct ThrottledBus {
+    pub(crate) bus: Arc<dyn EventBus>,
+    pub(crate) throttles: Arc<Throttles>,
 }
 
 impl ThrottledBus {

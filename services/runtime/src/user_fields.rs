@@ -9,10 +9,10 @@ use refract_storage::{DocumentStore, Principal, StorageError, access_of, collect
 use serde_json::{Value, json};
 
 /// The names computed here.
-pub const COMPUTED: &[&str] = &["email", "authData", "role"];
+pub(crate) const COMPUTED: &[&str] = &["email", "authData", "role"];
 
 /// The computed field `name` of `user` in `run`'s workspace (`None`: not set for that user).
-pub async fn computed(
+pub(crate) async fn computed(
     store: &dyn DocumentStore,
     run: &RunContext,
     user: &UserId,

@@ -85,7 +85,7 @@ impl Inner {
 
 /// The waits in progress on this instance.
 #[derive(Default)]
-pub struct Waiters {
+pub(crate) struct Waiters {
     inner: Mutex<Inner>,
 }
 
@@ -98,10 +98,10 @@ impl std::fmt::Debug for Waiters {
 }
 
 /// A registered wait; dropping it unregisters.
-pub struct WaitHandle<'a> {
+pub(crate) struct WaitHandle<'a> {
     id: u64,
     waiters: &'a Waiters,
-    pub rx: oneshot::Receiver<Event>,
+    pub(crate) rx: oneshot::Receiver<Event>,
 }
 
 impl Drop for WaitHandle<'_> {
@@ -111,7 +111,8 @@ impl Drop for WaitHandle<'_> {
 }
 
 impl Waiters {
-    pub fn new() -> Self {
+    /// No run waiting.
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -121,7 +122,7 @@ impl Waiters {
 
     /// Run `run_id` emitted an event created at `created_at` (ms): its next wait may be
     /// answered by any event created from then on.
-    pub fn asked(&self, run_id: &str, created_at: i64) {
+    pub(crate) fn asked(&self, run_id: &str, created_at: i64) {
         self.lock()
             .asking
             .entry(run_id.to_owned())
@@ -129,7 +130,7 @@ impl Waiters {
     }
 
     /// Run `run_id` ended.
-    pub fn forget(&self, run_id: &str) {
+    pub(crate) fn forget(&self, run_id: &str) {
         let mut inner = self.lock();
         if !inner.asking.is_empty() {
             inner.asking.remove(run_id);
@@ -139,7 +140,7 @@ impl Waiters {
     /// Registers a wait of run `run_id` for an event of `workspace` meeting one of
     /// `conditions`; when the run emitted since its last wait, an event already seen that was
     /// created since that emit fulfils it at once.
-    pub fn register(
+    pub(crate) fn register(
         &self,
         run_id: &str,
         workspace: &str,
@@ -178,7 +179,7 @@ impl Waiters {
     }
 
     /// Hands `event` to every wait it fulfils; returns how many.
-    pub fn dispatch(&self, event: &Event) -> usize {
+    pub(crate) fn dispatch(&self, event: &Event) -> usize {
         if event.source.workspace_id.is_none() {
             return 0;
         }
@@ -198,11 +199,14 @@ impl Waiters {
         matched.len()
     }
 
-    pub fn len(&self) -> usize {
+    /// Runs blocked in `wait` on this instance.
+    pub(crate) fn len(&self) -> usize {
         self.lock().waiting.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    /// Whether no run is blocked in `wait`.
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }

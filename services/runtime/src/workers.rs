@@ -16,61 +16,11 @@ use tokio::time::MissedTickBehavior;
 
 use crate::apps::{APP_EVENTS, AppScope};
 use crate::error::RuntimeError;
-use crate::executor::{Execution, TriggerInfo};
 use crate::fair::FairPermits;
+use crate::run::{Execution, TriggerInfo, TriggerKind, run_context};
 use crate::schedule::{Fire, Planner, claim_tick, tick_lock};
-use crate::state::{RuntimeState, run_context};
-
-/// System event types that may trigger automations (`automation-dsl.md` §2.6); every other
-/// type under a system namespace never does (`runtime.automations.executed` would loop).
-pub const TRIGGERING_SYSTEM_EVENTS: &[&str] = &[
-    "workspaces.configured",
-    "workspaces.deleted",
-    "workspaces.duplicated",
-    "workspaces.apps.installed",
-    "workspaces.apps.configured",
-    "workspaces.apps.uninstalled",
-    "workspaces.versions.published",
-    "workspaces.versions.deleted",
-    "workspaces.pages.permissions.shared",
-    "workspaces.pages.permissions.deleted",
-    "apps.published",
-    "apps.deleted",
-    "runtime.fetch.failed",
-    "runtime.interactions.triggered",
-];
-
-/// Event types the `runtime` group never needs: none may trigger an automation and the
-/// consumer does nothing else with them, so the broker skips them before decoding (half of a
-/// busy runtime's stream is its own `runtime.automations.executed`).
-pub const NOT_CONSUMED: &[&str] = &[
-    "gateway.*",
-    "events.*",
-    "apikeys.*",
-    "error",
-    "usage",
-    "runtime.automations.*",
-    "runtime.waits.*",
-    "runtime.contexts.*",
-];
-
-const SYSTEM_NAMESPACES: &[&str] = &[
-    "gateway",
-    "workspaces",
-    "runtime",
-    "events",
-    "apps",
-    "apikeys",
-];
-
-/// Whether an event of `event_type` may start automations.
-pub fn is_triggering(event_type: &str) -> bool {
-    if TRIGGERING_SYSTEM_EVENTS.contains(&event_type) {
-        return true;
-    }
-    let namespace = event_type.split('.').next().unwrap_or("");
-    !(SYSTEM_NAMESPACES.contains(&namespace) || matches!(event_type, "error" | "usage"))
-}
+use crate::state::RuntimeState;
+use crate::triggering::is_triggering;
 
 /// Runs the event consumer, the fan-out listener and the scheduler until `shutdown` resolves
 /// (then returns `Ok`) or the broker closes (an error). Call once per state.
@@ -78,9 +28,9 @@ pub async fn run_workers(
     state: RuntimeState,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RuntimeError> {
-    let subs = state.take_subscriptions().ok_or_else(|| {
-        RuntimeError::Config("run_workers was already called for this state".into())
-    })?;
+    let subs = state
+        .take_subscriptions()
+        .ok_or_else(|| RuntimeError::WorkersStarted)?;
     tracing::info!(instance_id = %state.config().instance_id, "runtime workers started");
     let result = tokio::select! {
         r = consume(state.clone(), subs.group) => r,
@@ -156,7 +106,7 @@ fn wit_event(event: &Event) -> WitEvent {
 /// Runs every automation of the event's workspace listening to its type, then settles the
 /// delivery: nack when a run could not start for a transient reason, else ack (a guest's
 /// failure is reported, not retried).
-pub async fn handle_event(state: &RuntimeState, delivery: Delivery) {
+async fn handle_event(state: &RuntimeState, delivery: Delivery) {
     let event = &delivery.event;
     let ty = event.event_type.as_str();
     if APP_EVENTS.contains(&ty) && ty != "workspaces.apps.uninstalled" {
@@ -219,7 +169,7 @@ pub async fn handle_event(state: &RuntimeState, delivery: Delivery) {
                 automation,
                 trigger: Trigger::Event(wit),
                 info: TriggerInfo {
-                    kind: "event",
+                    kind: TriggerKind::Event,
                     value: ty.to_owned(),
                     id: id.clone(),
                 },
@@ -228,7 +178,7 @@ pub async fn handle_event(state: &RuntimeState, delivery: Delivery) {
             };
             let executor = state.executor().clone();
             if std::mem::take(&mut announce) {
-                executor.announce(&exec, false).await;
+                executor.reports().announce(&exec, false).await;
             }
             runs.push(async move { executor.execute(exec).await });
         }
@@ -332,7 +282,7 @@ async fn announce_schedules(state: &RuntimeState, event: &Event) {
     payload.insert("schedules".into(), schedules);
     let mut scheduled = Event::new(ty, Some(ws), payload);
     scheduled.source.correlation_id = event.source.correlation_id.clone();
-    state.executor().publish_event(scheduled).await;
+    state.executor().reports().publish_event(scheduled).await;
 }
 
 /// Fan-out listener: every instance keeps its index current, fulfils its waits, and loads
@@ -381,7 +331,7 @@ async fn schedule(state: RuntimeState) {
 }
 
 /// Runs one tick if this instance takes its lock.
-pub async fn fire_tick(state: &RuntimeState, fire: Fire) {
+async fn fire_tick(state: &RuntimeState, fire: Fire) {
     let config = state.config();
     let key = tick_lock(
         &fire.workspace,
@@ -414,9 +364,14 @@ pub async fn fire_tick(state: &RuntimeState, fire: Fire) {
         },
     };
     let time = fire.tick.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let info = TriggerInfo {
+        kind: TriggerKind::Schedule,
+        value: fire.expression.clone(),
+        id: None,
+    };
     // The run's initial locals (automation-dsl §2.7).
     let payload = json!({"payload": {"workspaceId": ws, "automation": fire.automation.slug,
-        "trigger": {"type": "schedule", "value": fire.expression}, "startedAt": time}});
+        "trigger": info.to_json(), "startedAt": time}});
     let exec = Execution {
         app,
         credentials: None,
@@ -432,62 +387,10 @@ pub async fn fire_tick(state: &RuntimeState, fire: Fire) {
             expression: fire.expression.clone(),
             time,
         }),
-        info: TriggerInfo {
-            kind: "schedule",
-            value: fire.expression.clone(),
-            id: None,
-        },
+        info,
         automation: fire.automation,
         payload,
     };
-    state.executor().announce(&exec, false).await;
+    state.executor().reports().announce(&exec, false).await;
     let _ = state.executor().execute(exec).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn system_events_do_not_trigger_except_the_listed_ones() {
-        assert!(is_triggering("orders.created"));
-        assert!(is_triggering("workspaces.configured"));
-        assert!(is_triggering("runtime.interactions.triggered"));
-        assert!(!is_triggering("runtime.automations.executed"));
-        assert!(!is_triggering("workspaces.automations.created"));
-        assert!(!is_triggering("error"));
-        assert!(is_triggering("workspaces-like.custom"));
-    }
-
-    #[test]
-    fn the_group_skips_only_types_that_trigger_nothing() {
-        let consumed = refract_broker::TypeFilter::except(NOT_CONSUMED);
-        for ty in TRIGGERING_SYSTEM_EVENTS.iter().chain(APP_EVENTS).chain(&[
-            "orders.created",
-            "workspaces.automations.created",
-            "workspaces.automations.updated",
-            "errors.custom",
-            "usage-report",
-        ]) {
-            assert!(consumed.matches(ty), "{ty} must reach the group");
-        }
-        for ty in [
-            "gateway.requests.failed",
-            "events.sockets.connected",
-            "apikeys.created",
-            "error",
-            "usage",
-            "runtime.automations.executed",
-            "runtime.automations.scheduled",
-            "runtime.waits.pending",
-            "runtime.waits.fulfilled",
-            "runtime.contexts.updated",
-        ] {
-            assert!(!consumed.matches(ty), "{ty} is skipped");
-            assert!(
-                !is_triggering(ty),
-                "{ty} is skipped, so it must trigger nothing"
-            );
-        }
-    }
 }

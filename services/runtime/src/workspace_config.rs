@@ -16,14 +16,16 @@ use crate::paths;
 /// Attempts at a config write that keeps meeting concurrent writes.
 const WRITE_ATTEMPTS: usize = 5;
 
-pub struct WorkspaceConfig {
+/// Reads (cached in the index) and writes the workspaces' `config.value`.
+pub(crate) struct WorkspaceConfig {
     store: Arc<dyn DocumentStore>,
     index: Arc<TriggerIndex>,
     bus: Arc<BrokerBus>,
 }
 
 impl WorkspaceConfig {
-    pub fn new(
+    /// Over the `workspaces` collection, caching in `index`, announcing writes on `bus`.
+    pub(crate) fn new(
         store: Arc<dyn DocumentStore>,
         index: Arc<TriggerIndex>,
         bus: Arc<BrokerBus>,
@@ -32,7 +34,7 @@ impl WorkspaceConfig {
     }
 
     /// The workspace's `config.value` (`null` when it has none).
-    pub async fn value(&self, workspace: &str) -> Result<Arc<Value>, StorageError> {
+    pub(crate) async fn value(&self, workspace: &str) -> Result<Arc<Value>, StorageError> {
         match self.index.config(workspace) {
             Ok(value) => Ok(value),
             Err(generation) => {
@@ -49,13 +51,13 @@ impl WorkspaceConfig {
 
     /// Writes `value` at `path` of `run`'s workspace config (`None`: removes it), then
     /// publishes `workspaces.configured` under the run's identity.
-    pub async fn write(
+    pub(crate) async fn write(
         &self,
         run: &RunContext,
         path: &str,
         value: Option<Value>,
     ) -> Result<(), ServiceError> {
-        if self.bus.scopes().of(&run.run_id).is_some() {
+        if self.bus.live_runs().of(&run.run_id).is_some() {
             return Err(ServiceError::Invalid(
                 "an app instance's config belongs to the workspace that installed it".into(),
             ));

@@ -14,10 +14,10 @@ use refract_http::ApiError;
 use serde_json::{Value, json};
 
 /// Most parts of a multipart body.
-pub const MAX_PARTS: usize = 50;
+pub(crate) const MAX_PARTS: usize = 50;
 
 /// The body by its content type; `{}` when empty. Only a malformed multipart body is refused.
-pub async fn body(headers: &HeaderMap, bytes: bytes::Bytes) -> Result<Value, ApiError> {
+pub(crate) async fn body(headers: &HeaderMap, bytes: bytes::Bytes) -> Result<Value, ApiError> {
     if bytes.is_empty() {
         return Ok(json!({}));
     }

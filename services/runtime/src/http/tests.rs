@@ -1,9 +1,16 @@
 //! Response mapping without real components.
 
 use axum::body::to_bytes;
-use refract_host::{AutomationError, HttpResponse, TrapReason, Trapped};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use refract_host::{
+    AutomationError, HttpResponse, Output, RunOutcome, RunReport, TrapReason, Trapped,
+};
+use serde_json::Value;
 
-use super::*;
+use super::answer::{respond, webhook_output};
+use super::webhook::guest_headers;
+use crate::error::RuntimeError;
 
 fn report(outcome: RunOutcome) -> RunReport {
     RunReport {

@@ -1,0 +1,117 @@
+//! HTTP triggers: webhooks (every method on `/v2/workspaces/{workspaceId}/webhooks/{endpoint}`,
+//! [`webhook`]) and test runs (`POST /v2/workspaces/{workspaceId}/test/{automationSlug}`,
+//! [`test_run`]). The run's output becomes the response ([`answer`], `spec/http-api.md` §6.1).
+//!
+//! A route is a handler in its own file, listed in [`router`]; it builds an
+//! [`Execution`](crate::run::Execution), starts it with [`spawn_run`] and answers with
+//! [`reply`].
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{any, post};
+use refract_core::WorkspaceId;
+use refract_core::model::{Automation, ComponentStatus};
+use refract_host::{Output, RunReport};
+use refract_http::{ApiError, Caller};
+use tokio::task::JoinHandle;
+
+use crate::error::RuntimeError;
+use crate::run::Execution;
+use crate::state::RuntimeState;
+
+mod answer;
+mod input;
+mod test_run;
+mod webhook;
+
+/// The routes of the runtime (paths as the gateway forwards them). Every answer, whatever the
+/// automation wrote and whether it succeeded or failed, is sandboxed ([`sandboxed`]).
+pub fn router(state: RuntimeState) -> Router {
+    Router::new()
+        .route(
+            "/v2/workspaces/{workspace_id}/webhooks/{endpoint}",
+            any(webhook::webhook),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/test/{slug}",
+            post(test_run::test_run),
+        )
+        .layer(axum::middleware::map_response(sandboxed))
+        .with_state(state)
+}
+
+/// `Content-Security-Policy` of every runtime answer: a tenant's page is served from the
+/// platform's origin, so it gets a unique opaque origin instead (no `allow-same-origin`): no
+/// script, no access to the visitor's session, cookies or the console's storage.
+pub(crate) const SANDBOX_CSP: &str = "sandbox";
+
+/// Stamps the sandbox and `nosniff` on a runtime answer, replacing whatever the automation set
+/// (a tenant's own CSP cannot loosen it, and a JSON or text body is never sniffed into HTML).
+async fn sandboxed(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(SANDBOX_CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// Whether the index's copy of `a` can run as is (a component is uploaded).
+fn is_ready(a: &Automation) -> bool {
+    a.component
+        .as_ref()
+        .is_some_and(|c| c.status == ComponentStatus::Ready)
+}
+
+fn workspace(id: &str) -> Result<WorkspaceId, ApiError> {
+    WorkspaceId::new(id).map_err(|_| ApiError::not_found("no such workspace"))
+}
+
+/// Starts `exec` (announced by the caller). Spawned: the run goes on past the webhook timeout,
+/// to its own wall-clock cap.
+fn spawn_run(state: &RuntimeState, exec: Execution) -> JoinHandle<Result<RunReport, RuntimeError>> {
+    let executor = state.executor().clone();
+    tokio::spawn(tracing::Instrument::in_current_span(async move {
+        executor.execute(exec).await
+    }))
+}
+
+/// The HTTP answer of the run `handle` of automation `slug`, once it ends or the webhook
+/// timeout passes (504); `ok` renders its output.
+async fn reply(
+    state: &RuntimeState,
+    handle: JoinHandle<Result<RunReport, RuntimeError>>,
+    slug: &str,
+    caller: &Caller,
+    ok: fn(&Output) -> Response,
+) -> Result<Response, ApiError> {
+    let result = match tokio::time::timeout(state.config().webhook_timeout, handle).await {
+        Err(_) => return Err(timeout()),
+        Ok(Err(join)) => return Err(ApiError::internal(join)),
+        Ok(Ok(result)) => result,
+    };
+    Ok(with_correlation(answer::respond(result, slug, ok), caller))
+}
+
+fn timeout() -> ApiError {
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "TimeoutError",
+        "the automation did not answer in time",
+    )
+}
+
+fn with_correlation(mut response: Response, caller: &Caller) -> Response {
+    if let Ok(v) = HeaderValue::from_str(caller.correlation_id.as_str()) {
+        response.headers_mut().insert("x-correlation-id", v);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests;

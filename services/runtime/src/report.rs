@@ -1,0 +1,229 @@
+//! [`Reports`]: the events a run leaves on the bus. `runtime.interactions.triggered` when a
+//! trigger starts an interaction, `runtime.automations.executed` for every run (its input and
+//! output cut to the configured preview size) and `error` for a failed one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use refract_core::{ErrorLevel, Event, EventError, EventType, Source};
+use refract_host::{AutomationError, RunOutcome, RunReport};
+use serde_json::{Map, Value, json};
+
+use crate::bus::BrokerBus;
+use crate::error::RuntimeError;
+use crate::run::{Execution, output_value};
+
+/// Publishes the events of runs, stamped with this instance.
+#[derive(Clone)]
+pub(crate) struct Reports {
+    bus: Arc<BrokerBus>,
+    /// Bytes of input and output kept in `runtime.automations.executed`.
+    preview_bytes: usize,
+}
+
+impl std::fmt::Debug for Reports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reports")
+            .field("preview_bytes", &self.preview_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reports {
+    /// Reports publishing to `bus`, keeping `preview_bytes` of a run's input and output.
+    pub(crate) fn new(bus: Arc<BrokerBus>, preview_bytes: usize) -> Self {
+        Self { bus, preview_bytes }
+    }
+
+    /// Publishes `runtime.automations.executed` for a run that happened or failed to start
+    /// for good, and `error` when it failed.
+    pub(crate) async fn executed(
+        &self,
+        exec: &Execution,
+        started_at: DateTime<Utc>,
+        throttled: Duration,
+        result: Result<&RunReport, &RuntimeError>,
+    ) {
+        let (output, error, duration) = match result {
+            Ok(report) => {
+                let duration = report.elapsed.as_millis();
+                match &report.outcome {
+                    RunOutcome::Ok(out) => (Some(output_value(&out.body)), None, duration),
+                    RunOutcome::Failed(e) => (None, Some(guest_error(e)), duration),
+                    RunOutcome::Trapped(t) => (
+                        None,
+                        Some((
+                            "ComponentTrap".to_owned(),
+                            "the component was stopped".to_owned(),
+                            json!({"reason": t.reason.as_str(), "message": t.message}),
+                        )),
+                        duration,
+                    ),
+                }
+            }
+            Err(e) => (None, Some(runtime_error(e)), 0),
+        };
+        // A guest's error details are its own JSON: cut like the output so the events fit.
+        let error = error
+            .map(|(code, message, details)| (code, message, preview(&details, self.preview_bytes)));
+        let mut payload = Map::new();
+        payload.insert("slug".into(), json!(exec.automation.slug));
+        payload.insert("kind".into(), json!(exec.automation.kind));
+        payload.insert("trigger".into(), exec.info.to_json());
+        payload.insert(
+            "status".into(),
+            json!(if error.is_none() { "success" } else { "error" }),
+        );
+        payload.insert("payload".into(), preview(&exec.payload, self.preview_bytes));
+        payload.insert(
+            "output".into(),
+            output
+                .as_ref()
+                .map_or(Value::Null, |o| preview(o, self.preview_bytes)),
+        );
+        payload.insert("duration".into(), json!(duration));
+        payload.insert("throttled".into(), json!(throttled.as_millis()));
+        payload.insert(
+            "startedAt".into(),
+            json!(started_at.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        );
+        if let Some((code, message, details)) = &error {
+            payload.insert(
+                "error".into(),
+                json!({"error": code, "message": message, "details": details}),
+            );
+        }
+        self.publish("runtime.automations.executed", exec, payload, None)
+            .await;
+        if let Some((code, message, details)) = error {
+            let mut details = details;
+            if let Value::Object(map) = &mut details {
+                map.insert("automationSlug".into(), json!(exec.automation.slug));
+            } else {
+                details = json!({"automationSlug": exec.automation.slug, "details": details});
+            }
+            let mut payload = Map::new();
+            payload.insert("error".into(), json!(code));
+            payload.insert("message".into(), json!(message));
+            payload.insert("details".into(), details.clone());
+            let envelope = EventError {
+                error: code,
+                message,
+                details: Some(details),
+                level: ErrorLevel::Error,
+            };
+            self.publish("error", exec, payload, Some(envelope)).await;
+        }
+    }
+
+    /// Publishes `runtime.interactions.triggered` for a trigger occurrence (webhook request,
+    /// schedule tick, test run), once, naming the first automation it starts.
+    pub(crate) async fn announce(&self, exec: &Execution, test: bool) {
+        let mut payload = Map::new();
+        payload.insert("workspaceId".into(), json!(exec.context.workspace_id));
+        payload.insert("automation".into(), json!(exec.automation.slug));
+        payload.insert("trigger".into(), exec.info.to_json());
+        if test {
+            payload.insert("test".into(), json!(true));
+        }
+        payload.insert(
+            "startedAt".into(),
+            json!(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
+        );
+        self.publish("runtime.interactions.triggered", exec, payload, None)
+            .await;
+    }
+
+    /// Publishes an event of the runtime (stamped with this instance); a failure is logged.
+    pub(crate) async fn publish_event(&self, event: Event) {
+        let ty = event.event_type.clone();
+        if let Err(e) = self.bus.publish(event).await {
+            tracing::warn!(event_type = %ty, error = %e, "could not publish a runtime event");
+        }
+    }
+
+    async fn publish(
+        &self,
+        ty: &str,
+        exec: &Execution,
+        payload: Map<String, Value>,
+        error: Option<EventError>,
+    ) {
+        let Ok(event_type) = EventType::new(ty) else {
+            return;
+        };
+        let c = &exec.context;
+        let mut event = Event::new(event_type, Some(c.workspace_id.clone()), payload);
+        event.source = Source {
+            workspace_id: Some(c.workspace_id.clone()),
+            user_id: c.user_id.clone(),
+            session_id: c.session_id.clone(),
+            correlation_id: c.correlation_id.clone(),
+            automation_slug: Some(exec.automation.slug.clone()),
+            automation_depth: Some(c.depth),
+            app_slug: exec.app.as_ref().map(|s| s.app_slug.clone()),
+            app_instance_full_slug: exec.app.as_ref().map(|s| s.full_slug.clone()),
+            app_instance_depth: exec.app.as_ref().map(|s| s.depth),
+            ..Source::default()
+        };
+        event.error = error;
+        if let Err(e) = self.bus.publish(event).await {
+            tracing::warn!(workspace_id = %c.workspace_id, automation = %exec.automation.slug, event_type = ty,
+                error = %e, "could not publish a run event");
+        }
+    }
+}
+
+fn guest_error(e: &AutomationError) -> (String, String, Value) {
+    let details = e
+        .details
+        .as_deref()
+        .map(|d| serde_json::from_str(d).unwrap_or_else(|_| json!(d)))
+        .unwrap_or(json!({}));
+    (e.code.clone(), e.message.clone(), details)
+}
+
+/// `(code, message, details)` of a run that could not start.
+fn runtime_error(e: &RuntimeError) -> (String, String, Value) {
+    match e {
+        RuntimeError::NotReady { reason, .. } => {
+            ("ComponentNotReady".into(), reason.clone(), json!({}))
+        }
+        RuntimeError::NotFound(slug) => (
+            "ObjectNotFoundError".into(),
+            format!("no automation {slug}"),
+            json!({}),
+        ),
+        _ => (
+            "Internal".into(),
+            "the run could not start".into(),
+            json!({}),
+        ),
+    }
+}
+
+/// `value` if its JSON is at most `limit` bytes, else its JSON text cut to `limit` bytes.
+fn preview(value: &Value, limit: usize) -> Value {
+    let text = value.to_string();
+    if text.len() <= limit {
+        return value.clone();
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Value::String(format!("{}…", &text[..end]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn previews_cut_large_values_on_char_boundaries() {
+        assert_eq!(preview(&json!({"a": 1}), 100), json!({"a": 1}));
+        let cut = preview(&json!("ééééé"), 4);
+        assert!(cut.as_str().unwrap().ends_with('…'));
+    }
+}
