@@ -9,34 +9,14 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use refract_dsl::interpreter::{
-    FetchRequest, FetchResponse, Outside, RateLimitCall, RateLimitState, RunInput, Scope, WaitFor,
+    ConfigWriter, Coordination, FetchRequest, FetchResponse, IdentitySwitch, Outside, RateLimitCall, RateLimitState,
+    RunInput, Scope, WaitFor,
 };
-use refract_dsl::{DslError, Program};
+use refract_dsl::{DslError, Program, Setup};
 use refract_sdk::state::Scope as WitScope;
 use refract_sdk::{Condition, Emit, Error, Invocation, Output, Target, Trigger};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-
-/// What the runtime puts in the invocation's config for a DSL run.
-#[derive(Deserialize)]
-struct Setup {
-    /// The compiled program, as [`Program::encode`] wrote it.
-    program: String,
-    #[serde(default)]
-    config: Value,
-    #[serde(default)]
-    depth: u32,
-    /// The WebSocket the triggering event came from.
-    #[serde(default, rename = "socketId")]
-    socket_id: Option<String>,
-    /// `{type, value, id?}`.
-    #[serde(default)]
-    trigger: Value,
-    /// A webhook run's initial locals (`method`, `headers`, `query`, `body` decoded by its
-    /// content type, `workspaceId`, `automationSlug`), as the runtime read the request.
-    #[serde(default)]
-    locals: Option<Map<String, Value>>,
-}
 
 #[refract_sdk::automation]
 fn handler(inv: Invocation) -> Result<Output, Error> {
@@ -99,7 +79,7 @@ fn input(inv: &Invocation, setup: Setup) -> RunInput {
     run.insert("depth".into(), json!(setup.depth));
     run.insert("correlationId".into(), json!(inv.correlation_id));
     run.insert("date".into(), json!(date));
-    run.insert("trigger".into(), setup.trigger);
+    run.insert("trigger".into(), serde_json::to_value(&setup.trigger).unwrap_or(Value::Null));
     run.insert("automationSlug".into(), json!(inv.automation_slug));
     if let Some(socket) = setup.socket_id {
         run.insert("socketId".into(), json!(socket));
@@ -174,15 +154,6 @@ impl Outside for Wit {
         Ok(FetchResponse { status: resp.status, headers: resp.headers, body: resp.body })
     }
 
-    fn set_config(&mut self, name: &str, value: Option<&Value>) -> Result<(), DslError> {
-        refract_sdk::state::set_config(name, value).map_err(|e| host_error("InvalidInstructionError", e))
-    }
-
-    fn switch_identity(&mut self, user_id: Option<&str>, session_id: Option<&str>) -> Result<(Option<String>, Option<String>), DslError> {
-        let now = refract_sdk::state::switch_identity(user_id, session_id).map_err(|e| host_error("InvalidInstructionError", e))?;
-        Ok((now.user_id, now.session_id))
-    }
-
     fn get(&mut self, scope: Scope, name: &str) -> Result<Option<Value>, DslError> {
         match refract_sdk::state::get::<Value>(wit_scope(scope), name) {
             Err(refract_sdk::StateError::NoSuchScope) => Ok(None),
@@ -221,6 +192,28 @@ impl Outside for Wit {
         })
     }
 
+    fn coordination(&mut self) -> Option<&mut dyn Coordination> {
+        Some(self)
+    }
+
+    fn config(&mut self) -> Option<&mut dyn ConfigWriter> {
+        Some(self)
+    }
+
+    fn identity(&mut self) -> Option<&mut dyn IdentitySwitch> {
+        Some(self)
+    }
+
+    fn random(&mut self) -> f64 {
+        // 53 random bits as a float in [0, 1).
+        let bits = getrandom::u64().unwrap_or(0) >> 11;
+        #[allow(clippy::cast_precision_loss)]
+        let r = bits as f64 / (1u64 << 53) as f64;
+        r
+    }
+}
+
+impl Coordination for Wit {
     fn rate_limit(&mut self, l: &RateLimitCall) -> Result<RateLimitState, DslError> {
         let s = refract_sdk::state::rate_limit(&l.name, &l.consumer, l.limit, l.window_secs, l.consume)
             .map_err(|e| host_error("PrismeError", e))?;
@@ -237,12 +230,17 @@ impl Outside for Wit {
             other => host_error("PrismeError", other),
         })
     }
+}
 
-    fn random(&mut self) -> f64 {
-        // 53 random bits as a float in [0, 1).
-        let bits = getrandom::u64().unwrap_or(0) >> 11;
-        #[allow(clippy::cast_precision_loss)]
-        let r = bits as f64 / (1u64 << 53) as f64;
-        r
+impl ConfigWriter for Wit {
+    fn set_config(&mut self, name: &str, value: Option<&Value>) -> Result<(), DslError> {
+        refract_sdk::state::set_config(name, value).map_err(|e| host_error("InvalidInstructionError", e))
+    }
+}
+
+impl IdentitySwitch for Wit {
+    fn switch_identity(&mut self, user_id: Option<&str>, session_id: Option<&str>) -> Result<(Option<String>, Option<String>), DslError> {
+        let now = refract_sdk::state::switch_identity(user_id, session_id).map_err(|e| host_error("InvalidInstructionError", e))?;
+        Ok((now.user_id, now.session_id))
     }
 }

@@ -29,7 +29,7 @@ pub const MAX_DOCUMENT_NODES: usize = 250_000;
 
 /// Deepest nesting of sequences and mappings. Below the parsers' own recursion limits (128),
 /// so a too-deep document gets this budget's error; above what the deepest instruction lists
-/// the DSL accepts need (`document::MAX_NESTING` levels of `all: [...]` nest 2 per level).
+/// the DSL accepts need (`MAX_NESTING` levels of `all: [...]` nest 2 per level).
 pub const MAX_DOCUMENT_DEPTH: usize = 100;
 
 /// What parsing tenant documents may cost. One budget can serve several documents (the files

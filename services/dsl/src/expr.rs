@@ -4,11 +4,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::SyntaxError;
+
 /// A parsed expression.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Expr {
     /// A literal (string, number, boolean, null, bare word).
-    Lit(#[serde(with = "crate::document::json_value")] Value),
+    Lit(#[serde(with = "crate::program::json_value")] Value),
     Undefined,
     /// `{{path}}` with its segments (names, or expressions inside `[]`).
     Var(Vec<PathSeg>),
@@ -76,7 +78,11 @@ const KEYWORDS: &[&str] = &[
 ];
 
 /// Parses an expression; the error text says where it fails (`InvalidExpressionSyntax`).
-pub fn parse(input: &str) -> Result<Expr, String> {
+pub fn parse(input: &str) -> Result<Expr, SyntaxError> {
+    parse_text(input).map_err(SyntaxError::new)
+}
+
+fn parse_text(input: &str) -> Result<Expr, String> {
     let chars: Vec<char> = input.trim().chars().collect();
     if chars.is_empty() {
         return Err("empty expression".into());

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::error::SyntaxError;
 use crate::value::{Val, utf16_len};
 
 /// Largest array index a write may create, so `a[4000000000]` cannot allocate gigabytes.
@@ -41,7 +42,11 @@ impl Seg {
 }
 
 /// Parses a path; the error text says what is wrong (`InvalidVariableNameError`).
-pub fn parse(path: &str) -> Result<Vec<Seg>, String> {
+pub fn parse(path: &str) -> Result<Vec<Seg>, SyntaxError> {
+    parse_text(path).map_err(SyntaxError::new)
+}
+
+fn parse_text(path: &str) -> Result<Vec<Seg>, String> {
     let p = path.trim();
     if p.is_empty() {
         return Err("empty variable path".into());
