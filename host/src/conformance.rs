@@ -34,10 +34,13 @@ pub fn run_of(ws: &str, user: Option<&str>) -> RunContext {
 
 /// A workspace id no other suite run uses, for backends shared between runs (a real cache).
 pub fn unique_workspace() -> String {
-    format!("conf{}", CorrelationId::generate().as_str().replace('-', ""))
-        .chars()
-        .take(32)
-        .collect()
+    format!(
+        "conf{}",
+        CorrelationId::generate().as_str().replace('-', "")
+    )
+    .chars()
+    .take(32)
+    .collect()
 }
 
 /// [`StateStore`]: values round-trip per scope, scope owners are isolated, the run scope is
@@ -89,7 +92,10 @@ pub async fn state_store(store: &dyn StateStore) {
         .await
         .expect("set");
     assert_eq!(
-        store.get(&callee, StateScope::Run, "step").await.expect("get"),
+        store
+            .get(&callee, StateScope::Run, "step")
+            .await
+            .expect("get"),
         Some(json!(1)),
         "a callee shares its caller's run scope"
     );
@@ -212,7 +218,9 @@ where
     let alice = run.user_id.clone().expect("a user");
     login(session("own"), alice.clone()).await;
     assert_eq!(
-        ids.session_user(&run, &session("own")).await.expect("lookup"),
+        ids.session_user(&run, &session("own"))
+            .await
+            .expect("lookup"),
         Some(alice)
     );
     let stranger = UserId::new(format!("stranger{ws}")).expect("user id");
@@ -229,7 +237,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::{MemoryConfigStore, MemoryCoordination, MemoryIdentities, MemoryStateStore};
+    use crate::memory::{
+        MemoryConfigStore, MemoryCoordination, MemoryIdentities, MemoryStateStore,
+    };
 
     #[tokio::test]
     async fn the_memory_twins_conform() {

@@ -7,9 +7,9 @@
 //! written path returns nothing (the runtime's context store resolves paths inside documents).
 
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -24,9 +24,8 @@ use crate::limits::Limits;
 use crate::outcome::RunOutcome;
 use crate::run::{Host, RunRequest};
 use crate::services::{
-    AutomationCaller, CallFailure, ConfigStore, Coordination, EventBus, Identities,
-    RateLimitState, RateLimiter, RunContext, ServiceError, Services, StateScope, StateStore,
-    WaitCondition,
+    AutomationCaller, CallFailure, ConfigStore, Coordination, EventBus, Identities, RateLimitState,
+    RateLimiter, RunContext, ServiceError, Services, StateScope, StateStore, WaitCondition,
 };
 
 /// Events kept in memory and broadcast to waiters.
@@ -193,11 +192,14 @@ impl StateStore for MemoryStateStore {
     }
 }
 
+/// A limiter of one workspace and consumer: (workspace, limiter, consumer).
+type LimiterKey = (String, String, String);
+
 /// Rate limits and user topics in memory (one process: nothing is shared across a cluster).
 #[derive(Debug, Default)]
 pub struct MemoryCoordination {
-    /// (workspace, limiter, consumer) → (window start, points used).
-    limiters: Mutex<HashMap<(String, String, String), (Instant, u32)>>,
+    /// Each limiter's window start and points used in it.
+    limiters: Mutex<HashMap<LimiterKey, (Instant, u32)>>,
     /// (workspace, topic) → member ids.
     topics: Mutex<HashMap<(String, String), HashSet<String>>>,
 }

@@ -275,9 +275,12 @@ pub trait AutomationCaller: Send + Sync {
 /// lack. A missing capability is refused here, in one place, for every import that needs it.
 #[derive(Clone)]
 pub struct Services {
-    pub(crate) events: Arc<dyn EventBus>,
-    pub(crate) state: Arc<dyn StateStore>,
-    pub(crate) automations: Arc<dyn AutomationCaller>,
+    /// Emitting and awaiting events.
+    pub events: Arc<dyn EventBus>,
+    /// Context variables.
+    pub state: Arc<dyn StateStore>,
+    /// Calls of other automations.
+    pub automations: Arc<dyn AutomationCaller>,
     coordination: Option<Arc<dyn Coordination>>,
     config: Option<Arc<dyn ConfigStore>>,
     identities: Option<Arc<dyn Identities>>,
@@ -320,9 +323,7 @@ impl Services {
 
     /// Rate limits and user topics, or their refusal; `what` names the refused feature.
     pub(crate) fn coordination(&self, what: &str) -> Result<Arc<dyn Coordination>, ServiceError> {
-        self.coordination
-            .clone()
-            .ok_or_else(|| unavailable(what))
+        self.coordination.clone().ok_or_else(|| unavailable(what))
     }
 
     /// Config writes, or their refusal.

@@ -9,8 +9,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use refract_dsl::interpreter::{
-    ConfigWriter, Coordination, FetchRequest, FetchResponse, IdentitySwitch, Outside, RateLimitCall, RateLimitState,
-    RunInput, Scope, WaitFor,
+    ConfigWriter, Coordination, FetchRequest, FetchResponse, IdentitySwitch, Outside,
+    RateLimitCall, RateLimitState, RunInput, Scope, WaitFor,
 };
 use refract_dsl::{DslError, Program, Setup};
 use refract_sdk::state::Scope as WitScope;
@@ -20,8 +20,12 @@ use serde_json::{Map, Value, json};
 
 #[refract_sdk::automation]
 fn handler(inv: Invocation) -> Result<Output, Error> {
-    let setup = Setup::deserialize(&inv.config)
-        .map_err(|e| Error::new("InvalidInvocation", format!("no DSL program in the invocation: {e}")))?;
+    let setup = Setup::deserialize(&inv.config).map_err(|e| {
+        Error::new(
+            "InvalidInvocation",
+            format!("no DSL program in the invocation: {e}"),
+        )
+    })?;
     let program = Program::decode(&setup.program)
         .map_err(|e| Error::new("InvalidInvocation", format!("unreadable DSL program: {e}")))?;
     let input = input(&inv, setup);
@@ -48,7 +52,9 @@ fn handler(inv: Invocation) -> Result<Output, Error> {
 }
 
 fn now_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The initial locals and computed scope fields of the run (`automation-dsl.md` §2.7, §5.2).
@@ -79,7 +85,10 @@ fn input(inv: &Invocation, setup: Setup) -> RunInput {
     run.insert("depth".into(), json!(setup.depth));
     run.insert("correlationId".into(), json!(inv.correlation_id));
     run.insert("date".into(), json!(date));
-    run.insert("trigger".into(), serde_json::to_value(&setup.trigger).unwrap_or(Value::Null));
+    run.insert(
+        "trigger".into(),
+        serde_json::to_value(&setup.trigger).unwrap_or(Value::Null),
+    );
     run.insert("automationSlug".into(), json!(inv.automation_slug));
     if let Some(socket) = setup.socket_id {
         run.insert("socketId".into(), json!(socket));
@@ -114,11 +123,21 @@ fn host_error(class: &str, e: impl std::fmt::Display) -> DslError {
 }
 
 impl Outside for Wit {
-    fn emit(&mut self, event_type: &str, payload: &Value, target: Option<&Value>, persist: bool) -> Result<String, DslError> {
+    fn emit(
+        &mut self,
+        event_type: &str,
+        payload: &Value,
+        target: Option<&Value>,
+        persist: bool,
+    ) -> Result<String, DslError> {
         let mut emit = Emit::new(event_type, payload).persist(persist);
         if let Some(t) = target {
             let text = |k: &str| t.get(k).and_then(Value::as_str).map(str::to_owned);
-            emit = emit.target(Target { user_id: text("userId"), session_id: text("sessionId"), user_topic: text("userTopic") });
+            emit = emit.target(Target {
+                user_id: text("userId"),
+                session_id: text("sessionId"),
+                user_topic: text("userTopic"),
+            });
         }
         emit.send().map_err(|e| {
             let class = match e {
@@ -133,11 +152,22 @@ impl Outside for Wit {
     fn wait(&mut self, on: &[WaitFor], timeout_ms: u32) -> Result<Option<Value>, DslError> {
         let conditions: Vec<Condition> = on
             .iter()
-            .map(|w| w.filters.iter().fold(Condition::new(w.event_type.clone()), |c, (k, v)| c.filter(k.clone(), v)))
+            .map(|w| {
+                w.filters
+                    .iter()
+                    .fold(Condition::new(w.event_type.clone()), |c, (k, v)| {
+                        c.filter(k.clone(), v)
+                    })
+            })
             .collect();
-        let event = refract_sdk::wait(&conditions, std::time::Duration::from_millis(u64::from(timeout_ms)))
-            .map_err(|e| host_error("InvalidInstructionError", e))?;
-        Ok(event.map(|e| json!({"id": e.id, "type": e.event_type, "payload": e.payload, "source": e.source})))
+        let event = refract_sdk::wait(
+            &conditions,
+            std::time::Duration::from_millis(u64::from(timeout_ms)),
+        )
+        .map_err(|e| host_error("InvalidInstructionError", e))?;
+        Ok(event.map(
+            |e| json!({"id": e.id, "type": e.event_type, "payload": e.payload, "source": e.source}),
+        ))
     }
 
     fn fetch(&mut self, request: FetchRequest) -> Result<FetchResponse, DslError> {
@@ -149,9 +179,14 @@ impl Outside for Wit {
             req = req.body(body);
         }
         let resp = req.send().map_err(|e| {
-            DslError::new("FetchError", e.to_string()).with_details(json!({"url": request.url, "code": e.kind()}))
+            DslError::new("FetchError", e.to_string())
+                .with_details(json!({"url": request.url, "code": e.kind()}))
         })?;
-        Ok(FetchResponse { status: resp.status, headers: resp.headers, body: resp.body })
+        Ok(FetchResponse {
+            status: resp.status,
+            headers: resp.headers,
+            body: resp.body,
+        })
     }
 
     fn get(&mut self, scope: Scope, name: &str) -> Result<Option<Value>, DslError> {
@@ -165,8 +200,11 @@ impl Outside for Wit {
         match refract_sdk::state::set(wit_scope(scope), name, value) {
             // A scope without an owner in this run (no user): the write stays in memory.
             Err(refract_sdk::StateError::NoSuchScope) => Ok(()),
-            Err(refract_sdk::StateError::TooLarge(n)) => Err(DslError::new("LimitExceededError", format!("value over {n} bytes"))
-                .with_details(json!({"limit": "valueSize", "value": n}))),
+            Err(refract_sdk::StateError::TooLarge(n)) => Err(DslError::new(
+                "LimitExceededError",
+                format!("value over {n} bytes"),
+            )
+            .with_details(json!({"limit": "valueSize", "value": n}))),
             other => other.map_err(|e| host_error("InvalidInstructionError", e)),
         }
     }
@@ -184,9 +222,11 @@ impl Outside for Wit {
             CallError::NotFound(_) => DslError::new("ObjectNotFoundError", "Automation not found")
                 .with_details(json!({"automation": slug})),
             CallError::DepthExceeded(limit) => {
-                DslError::new("TooManyCallError", "Too many automation calls").with_details(json!({"limit": limit}))
+                DslError::new("TooManyCallError", "Too many automation calls")
+                    .with_details(json!({"limit": limit}))
             }
-            CallError::Failed(err) => DslError::new(err.code, err.message).with_details(err.details.unwrap_or(Value::Null)),
+            CallError::Failed(err) => DslError::new(err.code, err.message)
+                .with_details(err.details.unwrap_or(Value::Null)),
             CallError::InvalidArguments(m) => DslError::new("InvalidArgumentsError", m),
             other => host_error("AutomationError", other),
         })
@@ -215,18 +255,35 @@ impl Outside for Wit {
 
 impl Coordination for Wit {
     fn rate_limit(&mut self, l: &RateLimitCall) -> Result<RateLimitState, DslError> {
-        let s = refract_sdk::state::rate_limit(&l.name, &l.consumer, l.limit, l.window_secs, l.consume)
-            .map_err(|e| host_error("PrismeError", e))?;
-        Ok(RateLimitState { ok: s.ok, remaining: s.remaining, retry_after: s.retry_after })
+        let s =
+            refract_sdk::state::rate_limit(&l.name, &l.consumer, l.limit, l.window_secs, l.consume)
+                .map_err(|e| host_error("PrismeError", e))?;
+        Ok(RateLimitState {
+            ok: s.ok,
+            remaining: s.remaining,
+            retry_after: s.retry_after,
+        })
     }
 
-    fn create_user_topic(&mut self, topic: &str, user_ids: &[String]) -> Result<Option<Value>, DslError> {
-        refract_sdk::state::create_user_topic(topic, user_ids).map_err(|e| host_error("PrismeError", e))
+    fn create_user_topic(
+        &mut self,
+        topic: &str,
+        user_ids: &[String],
+    ) -> Result<Option<Value>, DslError> {
+        refract_sdk::state::create_user_topic(topic, user_ids)
+            .map_err(|e| host_error("PrismeError", e))
     }
 
-    fn join_user_topic(&mut self, topic: &str, user_ids: &[String], create: bool) -> Result<Vec<Value>, DslError> {
+    fn join_user_topic(
+        &mut self,
+        topic: &str,
+        user_ids: &[String],
+        create: bool,
+    ) -> Result<Vec<Value>, DslError> {
         refract_sdk::state::join_user_topic(topic, user_ids, create).map_err(|e| match e {
-            refract_sdk::StateError::NoSuchScope => DslError::new("PrismeError", "joinUserTopic needs userIds or a user"),
+            refract_sdk::StateError::NoSuchScope => {
+                DslError::new("PrismeError", "joinUserTopic needs userIds or a user")
+            }
             other => host_error("PrismeError", other),
         })
     }
@@ -234,13 +291,19 @@ impl Coordination for Wit {
 
 impl ConfigWriter for Wit {
     fn set_config(&mut self, name: &str, value: Option<&Value>) -> Result<(), DslError> {
-        refract_sdk::state::set_config(name, value).map_err(|e| host_error("InvalidInstructionError", e))
+        refract_sdk::state::set_config(name, value)
+            .map_err(|e| host_error("InvalidInstructionError", e))
     }
 }
 
 impl IdentitySwitch for Wit {
-    fn switch_identity(&mut self, user_id: Option<&str>, session_id: Option<&str>) -> Result<(Option<String>, Option<String>), DslError> {
-        let now = refract_sdk::state::switch_identity(user_id, session_id).map_err(|e| host_error("InvalidInstructionError", e))?;
+    fn switch_identity(
+        &mut self,
+        user_id: Option<&str>,
+        session_id: Option<&str>,
+    ) -> Result<(Option<String>, Option<String>), DslError> {
+        let now = refract_sdk::state::switch_identity(user_id, session_id)
+            .map_err(|e| host_error("InvalidInstructionError", e))?;
         Ok((now.user_id, now.session_id))
     }
 }

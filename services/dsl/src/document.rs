@@ -68,9 +68,9 @@ pub fn compile(instructions: &Value, output: Option<&Value>) -> Result<Program, 
     let instructions = instructions::list(instructions, "do", 0)?;
     let output = match output {
         None | Some(Value::Null) => None,
-        Some(o) => Some(
-            template::compile(o).map_err(|e| Invalid::new("output", e.rule, e.message))?,
-        ),
+        Some(o) => {
+            Some(template::compile(o).map_err(|e| Invalid::new("output", e.rule, e.message))?)
+        }
     };
     Ok(Program {
         instructions,

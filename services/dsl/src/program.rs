@@ -135,4 +135,3 @@ pub enum Instr {
     /// A known instruction this interpreter does not run yet: fails when reached.
     Unsupported(String),
 }
-

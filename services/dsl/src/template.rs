@@ -36,7 +36,6 @@ pub enum Tpl {
     Obj(Vec<(String, Tpl)>),
 }
 
-
 /// Placeholders nested deeper than this (`{{a[{{b[{{…}}]}}]}}`) are refused, so a hostile
 /// template cannot overflow the stack.
 const MAX_PLACEHOLDER_NESTING: usize = 32;
@@ -217,8 +216,8 @@ fn item(p: &Part, env: &mut dyn Env) -> Result<Val, DslError> {
                     other => text.push_str(&render_in_text(&item(other, env)?)),
                 }
             }
-            let segs =
-                path::parse(&text).map_err(|m| DslError::new("InvalidVariableNameError", m.to_string()))?;
+            let segs = path::parse(&text)
+                .map_err(|m| DslError::new("InvalidVariableNameError", m.to_string()))?;
             env.lookup(&segs)
         }
     }

@@ -416,7 +416,6 @@ impl StateStore for ContextStore {
         }
         Ok(())
     }
-
 }
 
 #[async_trait]
@@ -452,7 +451,6 @@ impl Identities for ContextStore {
                 .map_err(unavailable)?;
         Ok(member.then_some(user))
     }
-
 }
 
 #[async_trait]

@@ -125,9 +125,8 @@ fn fetch(r: &mut Runner, a: &Map<String, Value>) -> Result<Value, DslError> {
         if resp.body.is_empty() {
             json!("")
         } else {
-            serde_json::from_slice(&resp.body).unwrap_or_else(|_| {
-                Value::String(String::from_utf8_lossy(&resp.body).into_owned())
-            })
+            serde_json::from_slice(&resp.body)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&resp.body).into_owned()))
         }
     } else if !content_type.contains("text/")
         && (content_type.contains("application/") || content_type.contains("image/"))

@@ -24,7 +24,11 @@ pub(super) fn compile(arg: &Arg) -> Result<Instr, Invalid> {
     })
 }
 
-pub(super) fn run(r: &mut Runner, a: &Map<String, Value>, body: &[Instr]) -> Result<Flow, DslError> {
+pub(super) fn run(
+    r: &mut Runner,
+    a: &Map<String, Value>,
+    body: &[Instr],
+) -> Result<Flow, DslError> {
     let until = a
         .get("until")
         .map(|u| Val::from_json(u.clone()).to_number())

@@ -87,9 +87,7 @@ impl Runner<'_> {
                 // Computed fields (run.depth, global.workspaceId, …) cannot be written.
                 return Err(invalid(format!("{first}.{var} is read-only here")));
             }
-            return self.change_variable(scope, var, |doc| {
-                apply_set(doc, &segs[1..], mode, value)
-            });
+            return self.change_variable(scope, var, |doc| apply_set(doc, &segs[1..], mode, value));
         }
         if first == "config" {
             return self.change_config(&segs, |doc| apply_set(doc, &segs, mode, value));

@@ -28,11 +28,7 @@ impl Runner<'_> {
     }
 
     /// The variable `name` of `scope`: computed, read earlier in this run, or read now.
-    pub(crate) fn variable(
-        &mut self,
-        scope: Scope,
-        name: &str,
-    ) -> Result<Option<Value>, DslError> {
+    pub(crate) fn variable(&mut self, scope: Scope, name: &str) -> Result<Option<Value>, DslError> {
         if let Some(v) = self.computed(scope, name) {
             return Ok(Some(v));
         }

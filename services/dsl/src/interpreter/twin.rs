@@ -223,7 +223,6 @@ pub(crate) fn go(steps: Value, output: Value) -> Value {
         .output
 }
 
-
 /// A `fetch` answer of `status` with content type `ct`.
 pub(crate) fn response(status: u16, ct: &str, body: &str) -> Option<FetchResponse> {
     Some(FetchResponse {

@@ -12,7 +12,10 @@ use crate::value::Val;
 
 /// A truthy `fetch.body` (§3.6): objects and arrays as JSON, or as form pairs under an
 /// urlencoded content type; other values as text. Without a content type, JSON is declared.
-pub(super) fn json_or_form(body: Option<&Value>, headers: &mut Vec<(String, String)>) -> Option<Vec<u8>> {
+pub(super) fn json_or_form(
+    body: Option<&Value>,
+    headers: &mut Vec<(String, String)>,
+) -> Option<Vec<u8>> {
     let body = body.cloned().map(Val::from_json).filter(Val::truthy)?;
     let content_type = headers
         .iter()
