@@ -154,14 +154,30 @@ impl Budget {
 /// Why a document was not parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DocumentError {
+    /// Over the byte limit (`PayloadTooLarge`).
     #[error("the document is over the {limit}-byte limit")]
-    TooLarge { limit: usize },
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// Over the node limit once aliases are expanded (`DocumentTooComplex`).
     #[error("the document has more than {limit} nodes once its aliases are expanded")]
-    TooManyNodes { limit: usize },
+    TooManyNodes {
+        /// The limit, in nodes.
+        limit: usize,
+    },
+    /// Several documents sharing one budget are over its node limit together.
     #[error("these documents have more than {limit} nodes in all once their aliases are expanded")]
-    TooManyNodesInAll { limit: usize },
+    TooManyNodesInAll {
+        /// The limit, in nodes.
+        limit: usize,
+    },
+    /// Nested deeper than the depth limit (`DocumentTooComplex`).
     #[error("the document nests deeper than {limit} levels")]
-    TooDeep { limit: usize },
+    TooDeep {
+        /// The limit, in levels.
+        limit: usize,
+    },
     /// Not well-formed YAML or JSON (the parser's message).
     #[error("{0}")]
     Syntax(String),

@@ -11,10 +11,13 @@ use crate::error::SyntaxError;
 pub enum Expr {
     /// A literal (string, number, boolean, null, bare word).
     Lit(#[serde(with = "crate::program::json_value")] Value),
+    /// The bare word `undefined`.
     Undefined,
     /// `{{path}}` with its segments (names, or expressions inside `[]`).
     Var(Vec<PathSeg>),
+    /// `not x` / `!x`.
     Not(Box<Expr>),
+    /// A binary operation.
     Bin(Op, Box<Expr>, Box<Expr>),
     /// `x exists` (`false`) / `x not exists` (`true`).
     Exists(Box<Expr>, bool),
@@ -27,7 +30,9 @@ pub enum Expr {
 /// One segment of a variable inside an expression.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PathSeg {
+    /// `.name` (or the first name).
     Name(String),
+    /// `[expr]`.
     Index(Box<Expr>),
 }
 
@@ -40,26 +45,46 @@ pub enum RegexBody {
     Var(Vec<PathSeg>),
 }
 
+/// A binary operator (`automation-dsl.md` §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
+    /// `and` / `&&`.
     And,
+    /// `or` / `||`.
     Or,
+    /// `==` / `=`: JS loose equality.
     LooseEq,
+    /// `!=`: JS loose inequality.
     LooseNe,
+    /// `===`.
     StrictEq,
+    /// `!==`.
     StrictNe,
+    /// `matches`.
     Matches,
+    /// `not matches`.
     NotMatches,
+    /// `in`.
     In,
+    /// `not in`.
     NotIn,
+    /// `<`.
     Lt,
+    /// `<=`.
     Le,
+    /// `>`.
     Gt,
+    /// `>=`.
     Ge,
+    /// `+`.
     Add,
+    /// `-`.
     Sub,
+    /// `*`.
     Mul,
+    /// `/`.
     Div,
+    /// `%`.
     Rem,
 }
 

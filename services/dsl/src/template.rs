@@ -14,8 +14,11 @@ use crate::value::{Val, render_in_text};
 /// A piece of a template string.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Part {
+    /// Literal text.
     Text(String),
+    /// A `{{path}}` placeholder.
     Var(VarRef),
+    /// A `{% expr %}` block.
     Block(Expr),
 }
 
@@ -23,16 +26,22 @@ pub enum Part {
 /// (`{{prices[{{item.sku}}]}}`, §4.3 step 5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum VarRef {
+    /// A path parsed on save.
     Path(Vec<Seg>),
+    /// A path rendered from these parts at run time, then parsed.
     Dynamic(Vec<Part>),
 }
 
 /// A value that may hold templates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Tpl {
+    /// A value without templates, used as is.
     Const(#[serde(with = "crate::program::json_value")] Value),
+    /// A string with placeholders or blocks.
     Str(Vec<Part>),
+    /// A list with templates among its items.
     Arr(Vec<Tpl>),
+    /// A mapping with templates among its members, in document order.
     Obj(Vec<(String, Tpl)>),
 }
 
