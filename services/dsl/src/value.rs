@@ -142,6 +142,7 @@ pub fn pairs_object(pairs: impl IntoIterator<Item = (String, Value)>) -> Map<Str
     out
 }
 
+/// The JS `typeof`-like name of a JSON value, as error messages show it.
 pub fn json_type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
