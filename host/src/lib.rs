@@ -5,10 +5,12 @@
 //! - [`limits`]: per-run limits, their defaults, and the memory limiter.
 //! - [`validate`]: upload checks (a component, our world, allowed imports only).
 //! - [`cache`]: compile once per content hash; [`ArtifactStore`] and the `InstancePre` LRU.
-//! - [`run`]: the [`Host`]: `upload` and `run`.
+//! - [`run`]: the [`Host`]: `check`, `upload` and `run`.
 //! - [`outcome`]: the typed result of a run ([`RunOutcome`], [`TrapReason`]).
-//! - [`services`]: the traits the runtime implements for the imports ([`EventBus`],
-//!   [`StateStore`], [`AutomationCaller`]); [`memory`] has their in-memory twins.
+//! - [`services`]: the traits the runtime implements for the imports, one per capability
+//!   ([`EventBus`], [`StateStore`], [`AutomationCaller`], and the optional [`Coordination`],
+//!   [`ConfigStore`], [`Identities`]) gathered in [`Services`]; [`memory`] has their in-memory
+//!   twins and `conformance` (feature `testing`) the one test suite every implementation passes.
 //! - [`egress`]: `fetch` under the egress policy (allow-list, refused address ranges after
 //!   DNS, redirects re-checked, timeouts, size cap).
 //! - `imports/`: one file per WIT interface; `store`: what a run's `Store` holds; `stdio`:
@@ -20,6 +22,8 @@
 
 pub mod bindings;
 pub mod cache;
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
 pub mod egress;
 pub mod engine;
 pub mod error;
@@ -45,6 +49,6 @@ pub use outcome::{
 };
 pub use run::{Host, HostConfig, RunRequest};
 pub use services::{
-    AutomationCaller, CallFailure, EventBus, RateLimitState, RateLimiter, RunContext, ServiceError,
-    Services, StateScope, StateStore, WaitCondition,
+    AutomationCaller, CallFailure, ConfigStore, Coordination, EventBus, Identities, RateLimitState,
+    RateLimiter, RunContext, ServiceError, Services, StateScope, StateStore, WaitCondition,
 };

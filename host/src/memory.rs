@@ -1,16 +1,19 @@
-//! In-memory twins of the services, for tests and local runs: an event bus, a state store, and
-//! an automation registry that runs callees on the same [`Host`].
+//! In-memory twins of the services, for tests and local runs: an event bus, a state store,
+//! coordination (rate limits, user topics), a config store, session identities, and an
+//! automation registry that runs callees on the same [`Host`]. The registry's services are the
+//! core three only: the optional capabilities are added with [`Services`]' `with_*` methods.
 //!
 //! The state store keeps one flat map of dotted paths per scope owner: reading a parent of a
 //! written path returns nothing (the runtime's context store resolves paths inside documents).
 
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use refract_core::{Event, EventId};
+use refract_core::{Event, EventId, SessionId, UserId};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
@@ -21,8 +24,8 @@ use crate::limits::Limits;
 use crate::outcome::RunOutcome;
 use crate::run::{Host, RunRequest};
 use crate::services::{
-    AutomationCaller, CallFailure, EventBus, RunContext, ServiceError, Services, StateScope,
-    StateStore, WaitCondition,
+    AutomationCaller, CallFailure, ConfigStore, Coordination, EventBus, Identities, RateLimitState,
+    RateLimiter, RunContext, ServiceError, Services, StateScope, StateStore, WaitCondition,
 };
 
 /// Events kept in memory and broadcast to waiters.
@@ -42,6 +45,7 @@ impl Default for MemoryEventBus {
 }
 
 impl MemoryEventBus {
+    /// A bus that keeps what is published when `keep` (off in benchmarks).
     pub fn new(keep: bool) -> Self {
         let (tx, _) = broadcast::channel(1024);
         MemoryEventBus {
@@ -188,6 +192,188 @@ impl StateStore for MemoryStateStore {
     }
 }
 
+/// A limiter of one workspace and consumer: (workspace, limiter, consumer).
+type LimiterKey = (String, String, String);
+
+/// Rate limits and user topics in memory (one process: nothing is shared across a cluster).
+#[derive(Debug, Default)]
+pub struct MemoryCoordination {
+    /// Each limiter's window start and points used in it.
+    limiters: Mutex<HashMap<LimiterKey, (Instant, u32)>>,
+    /// (workspace, topic) → member ids.
+    topics: Mutex<HashMap<(String, String), HashSet<String>>>,
+}
+
+impl MemoryCoordination {
+    /// The members of `topic` in `workspace` (`None`: no such topic).
+    pub fn members(&self, workspace: &str, topic: &str) -> Option<HashSet<String>> {
+        self.topics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(workspace.to_owned(), topic.to_owned()))
+            .cloned()
+    }
+}
+
+#[async_trait]
+impl Coordination for MemoryCoordination {
+    async fn rate_limit(
+        &self,
+        run: &RunContext,
+        limiter: &RateLimiter,
+    ) -> Result<RateLimitState, ServiceError> {
+        let now = Instant::now();
+        let key = (
+            run.workspace_id.to_string(),
+            limiter.name.clone(),
+            limiter.consumer.clone(),
+        );
+        let mut limiters = self.limiters.lock().unwrap_or_else(PoisonError::into_inner);
+        let (start, used) = limiters.entry(key).or_insert((now, 0));
+        if now.duration_since(*start) >= limiter.window {
+            (*start, *used) = (now, 0);
+        }
+        if used.saturating_add(limiter.consume) <= limiter.limit {
+            *used += limiter.consume;
+            return Ok(RateLimitState {
+                ok: true,
+                remaining: limiter.limit - *used,
+                retry_after: 0,
+            });
+        }
+        let left = limiter.window.saturating_sub(now.duration_since(*start));
+        Ok(RateLimitState {
+            ok: false,
+            remaining: limiter.limit.saturating_sub(*used),
+            retry_after: u32::try_from(left.as_millis().div_ceil(1000)).unwrap_or(u32::MAX),
+        })
+    }
+
+    async fn create_user_topic(
+        &self,
+        run: &RunContext,
+        topic: &str,
+        users: &[UserId],
+    ) -> Result<bool, ServiceError> {
+        let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (run.workspace_id.to_string(), topic.to_owned());
+        let existed = topics.contains_key(&key);
+        topics
+            .entry(key)
+            .or_default()
+            .extend(users.iter().map(|u| u.as_str().to_owned()));
+        Ok(existed)
+    }
+
+    async fn join_user_topic(
+        &self,
+        run: &RunContext,
+        topic: &str,
+        users: &[UserId],
+        create: bool,
+    ) -> Result<(), ServiceError> {
+        let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (run.workspace_id.to_string(), topic.to_owned());
+        if !create && !topics.contains_key(&key) {
+            return Err(ServiceError::Invalid(format!(
+                "no user topic {topic:?} in this workspace"
+            )));
+        }
+        topics
+            .entry(key)
+            .or_default()
+            .extend(users.iter().map(|u| u.as_str().to_owned()));
+        Ok(())
+    }
+}
+
+/// Workspace configs in memory: one flat map of dotted paths per workspace, like
+/// [`MemoryStateStore`].
+#[derive(Debug, Default)]
+pub struct MemoryConfigStore {
+    map: Mutex<HashMap<(String, String), Value>>,
+}
+
+impl MemoryConfigStore {
+    /// What was written at `path` of `workspace`'s config.
+    pub fn get(&self, workspace: &str, path: &str) -> Option<Value> {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(workspace.to_owned(), path.to_owned()))
+            .cloned()
+    }
+}
+
+#[async_trait]
+impl ConfigStore for MemoryConfigStore {
+    async fn set_config(
+        &self,
+        run: &RunContext,
+        path: &str,
+        value: Option<Value>,
+    ) -> Result<(), ServiceError> {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (run.workspace_id.to_string(), path.to_owned());
+        match value {
+            Some(v) => map.insert(key, v),
+            None => map.remove(&key),
+        };
+        Ok(())
+    }
+}
+
+/// Login sessions and workspace members in memory, with the runtime's rule: a session's user is
+/// told to a run only when it is the run's own user or a member of the run's workspace.
+#[derive(Debug, Default)]
+pub struct MemoryIdentities {
+    sessions: Mutex<HashMap<SessionId, UserId>>,
+    members: Mutex<HashSet<(String, UserId)>>,
+}
+
+impl MemoryIdentities {
+    /// Makes `session` a login session of `user`.
+    pub fn add_session(&self, session: SessionId, user: UserId) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(session, user);
+    }
+
+    /// Makes `user` a member of `workspace`.
+    pub fn add_member(&self, workspace: &str, user: UserId) {
+        self.members
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((workspace.to_owned(), user));
+    }
+}
+
+#[async_trait]
+impl Identities for MemoryIdentities {
+    async fn session_user(
+        &self,
+        run: &RunContext,
+        session: &SessionId,
+    ) -> Result<Option<UserId>, ServiceError> {
+        let user = self
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(session)
+            .cloned();
+        let Some(user) = user else {
+            return Ok(None);
+        };
+        let member = self
+            .members
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&(run.workspace_id.to_string(), user.clone()));
+        Ok((run.user_id.as_ref() == Some(&user) || member).then_some(user))
+    }
+}
+
 /// Automations registered by slug, run on the same host when called.
 pub struct MemoryAutomations {
     host: Arc<Host>,
@@ -206,6 +392,7 @@ impl std::fmt::Debug for MemoryAutomations {
 }
 
 impl MemoryAutomations {
+    /// A registry whose callees run on `host` under `limits` and `egress`.
     pub fn new(host: Arc<Host>, limits: Arc<Limits>, egress: Arc<EgressPolicy>) -> Arc<Self> {
         Arc::new_cyclic(|this| MemoryAutomations {
             host,
@@ -218,6 +405,7 @@ impl MemoryAutomations {
         })
     }
 
+    /// Makes `digest` callable as `slug`.
     pub fn register(&self, slug: &str, digest: ComponentDigest) {
         self.slugs
             .lock()
@@ -225,6 +413,7 @@ impl MemoryAutomations {
             .insert(slug.to_owned(), digest);
     }
 
+    /// The registry's event bus.
     pub fn events(&self) -> &Arc<MemoryEventBus> {
         &self.events
     }
@@ -232,11 +421,7 @@ impl MemoryAutomations {
     /// The services of a run: this registry's bus and store, and calls back into it.
     pub fn services(&self) -> Option<Services> {
         let me = self.this.upgrade()?;
-        Some(Services {
-            events: self.events.clone(),
-            state: self.state.clone(),
-            automations: me,
-        })
+        Some(Services::new(self.events.clone(), self.state.clone(), me))
     }
 }
 

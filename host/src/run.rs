@@ -127,6 +127,17 @@ impl Host {
         self.pres.len()
     }
 
+    /// Every check of an upload, keeping nothing (`validateOnly`): a component, compiled by
+    /// Cranelift, targeting our world. Blocking for as long as the compile takes: call it on a
+    /// blocking thread.
+    pub fn check(&self, bytes: &[u8]) -> Result<(), HostError> {
+        validate::check_preamble(bytes)?;
+        let component = Component::new(&self.engine, bytes).map_err(|e| HostError::Compile {
+            message: format!("{e:#}"),
+        })?;
+        validate::check_world(&self.engine, &component)
+    }
+
     /// Validates an upload, compiles it once (Cranelift, on a blocking thread), checks it targets
     /// our world, and stores the artifact. Uploading the same bytes again is cheap.
     pub async fn upload(&self, bytes: &[u8]) -> Result<ComponentDigest, HostError> {

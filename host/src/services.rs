@@ -16,10 +16,15 @@ use serde_json::Value;
 pub struct RunContext {
     /// Unique id of this run (log lines and traces carry it).
     pub run_id: String,
+    /// The workspace the run belongs to: every service call is confined to it.
     pub workspace_id: WorkspaceId,
+    /// The automation being run.
     pub automation_slug: String,
+    /// Shared by a run, the events it emits and the runs they trigger or it calls.
     pub correlation_id: CorrelationId,
+    /// The user the run acts for, if any (owner of the `user` scope).
     pub user_id: Option<UserId>,
+    /// The session the run acts for, if any (owner of the `session` scope).
     pub session_id: Option<SessionId>,
     /// Depth in the automation chain: 0 for a run started by a user, a schedule or a webhook;
     /// `source.automationDepth` of the triggering event, or the caller's depth plus one.
@@ -46,6 +51,7 @@ pub enum ServiceError {
 /// One condition an awaited event must meet (validated by the host).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WaitCondition {
+    /// The type the event must have.
     pub event_type: EventType,
     /// Dotted paths into the event (`payload.order.id`) and the value each must equal.
     pub filters: Vec<(String, Value)>,
@@ -102,9 +108,13 @@ pub trait EventBus: Send + Sync {
 /// Where a state variable lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StateScope {
+    /// The workspace's, shared by every run.
     Global,
+    /// The run's user's.
     User,
+    /// The run's session's.
     Session,
+    /// Shared by a run and the automations it calls (same correlation id).
     Run,
 }
 
@@ -112,12 +122,14 @@ pub enum StateScope {
 /// the scope has an owner in this run and that the path is well-formed.
 #[async_trait]
 pub trait StateStore: Send + Sync {
+    /// The value at `path` of `scope`, `None` when nothing is there.
     async fn get(
         &self,
         run: &RunContext,
         scope: StateScope,
         path: &str,
     ) -> Result<Option<Value>, ServiceError>;
+    /// Writes `value` at `path` of `scope`.
     async fn set(
         &self,
         run: &RunContext,
@@ -125,81 +137,79 @@ pub trait StateStore: Send + Sync {
         path: &str,
         value: Value,
     ) -> Result<(), ServiceError>;
+    /// Removes what is at `path` of `scope` (nothing there: not an error).
     async fn delete(
         &self,
         run: &RunContext,
         scope: StateScope,
         path: &str,
     ) -> Result<(), ServiceError>;
+}
 
-    /// Takes `consume` points from the workspace's limiter `name`/`consumer` (WIT 0.1.1
-    /// `rate-limit`; the host checked `limit` and `window` are not zero). Cluster-wide in the
-    /// runtime. The default refuses: a store without counters.
+/// Cluster-wide coordination of runs (WIT 0.1.1 additions to `state`): rate limits and user
+/// topics. Without it, the host refuses those imports.
+#[async_trait]
+pub trait Coordination: Send + Sync {
+    /// Takes `consume` points from the workspace's limiter `name`/`consumer` (`rate-limit`;
+    /// the host checked `limit` and `window` are not zero).
     async fn rate_limit(
         &self,
-        _run: &RunContext,
-        _limiter: &RateLimiter,
-    ) -> Result<RateLimitState, ServiceError> {
-        Err(ServiceError::Unavailable(
-            "rate limits are not available here".into(),
-        ))
-    }
+        run: &RunContext,
+        limiter: &RateLimiter,
+    ) -> Result<RateLimitState, ServiceError>;
 
     /// Adds `topic` to the workspace's user topics and makes `users` members; `true` if the
-    /// topic existed (WIT 0.1.1 `create-user-topic`). The default refuses.
+    /// topic existed (`create-user-topic`).
     async fn create_user_topic(
         &self,
-        _run: &RunContext,
-        _topic: &str,
-        _users: &[UserId],
-    ) -> Result<bool, ServiceError> {
-        Err(ServiceError::Unavailable(
-            "user topics are not available here".into(),
-        ))
-    }
-
-    /// Writes `value` (`None`: removes it) at `path` of the workspace's config (WIT 0.1.2
-    /// `set-config`; the host checked the path and the value's size). The default refuses.
-    async fn set_config(
-        &self,
-        _run: &RunContext,
-        _path: &str,
-        _value: Option<Value>,
-    ) -> Result<(), ServiceError> {
-        Err(ServiceError::Unavailable(
-            "config writes are not available here".into(),
-        ))
-    }
-
-    /// The user of login session `session`, when the platform knows the session (WIT 0.1.2
-    /// `switch-identity`). The default knows none.
-    async fn session_user(
-        &self,
-        _run: &RunContext,
-        _session: &SessionId,
-    ) -> Result<Option<UserId>, ServiceError> {
-        Ok(None)
-    }
+        run: &RunContext,
+        topic: &str,
+        users: &[UserId],
+    ) -> Result<bool, ServiceError>;
 
     /// Makes `users` members of `topic`, creating it when `create`; `Invalid` for an unknown
-    /// topic otherwise (WIT 0.1.1 `join-user-topic`). The default refuses.
+    /// topic otherwise (`join-user-topic`).
     async fn join_user_topic(
         &self,
-        _run: &RunContext,
-        _topic: &str,
-        _users: &[UserId],
-        _create: bool,
-    ) -> Result<(), ServiceError> {
-        Err(ServiceError::Unavailable(
-            "user topics are not available here".into(),
-        ))
-    }
+        run: &RunContext,
+        topic: &str,
+        users: &[UserId],
+        create: bool,
+    ) -> Result<(), ServiceError>;
+}
+
+/// Writes to the workspace's config (WIT 0.1.2 `set-config`). Without it, the host refuses
+/// config writes.
+#[async_trait]
+pub trait ConfigStore: Send + Sync {
+    /// Writes `value` (`None`: removes it) at `path` of the workspace's config (the host
+    /// checked the path and the value's size).
+    async fn set_config(
+        &self,
+        run: &RunContext,
+        path: &str,
+        value: Option<Value>,
+    ) -> Result<(), ServiceError>;
+}
+
+/// Who is behind a login session (WIT 0.1.2 `switch-identity`). Without it, no session is
+/// known: a switch to session S continues as session S and user S.
+#[async_trait]
+pub trait Identities: Send + Sync {
+    /// The user of login session `session`, when the platform knows it and may tell this run.
+    async fn session_user(
+        &self,
+        run: &RunContext,
+        session: &SessionId,
+    ) -> Result<Option<UserId>, ServiceError>;
 }
 
 /// One `rate-limit` call: limiter `name` of the workspace, partitioned by `consumer`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimiter {
+    /// The limiter's name, per workspace.
     pub name: String,
+    /// Who is counted.
     pub consumer: String,
     /// Points per window (> 0).
     pub limit: u32,
@@ -212,7 +222,9 @@ pub struct RateLimiter {
 /// A limiter after a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimitState {
+    /// The points were taken.
     pub ok: bool,
+    /// Points left in the window.
     pub remaining: u32,
     /// Whole seconds to the end of the window; 0 when accepted.
     pub retry_after: u32,
@@ -221,15 +233,20 @@ pub struct RateLimitState {
 /// Why a call to another automation returned no output; mirrors the WIT `call-error`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallFailure {
+    /// No automation of that slug in the workspace.
     #[error("no automation {0}")]
     NotFound(String),
+    /// The arguments do not match the callee's declared arguments.
     #[error("invalid arguments: {0}")]
     InvalidArguments(String),
     /// The callee returned its own typed error.
     #[error("{code}: {message}")]
     Failed {
+        /// The callee's error code.
         code: String,
+        /// The callee's message.
         message: String,
+        /// The callee's details, as JSON text.
         details: Option<String>,
     },
     /// The callee trapped or hit a sandbox limit.
@@ -245,6 +262,7 @@ pub enum CallFailure {
 /// one level deeper, with a fresh run id.
 #[async_trait]
 pub trait AutomationCaller: Send + Sync {
+    /// Runs `slug` as `callee` with `arguments`; its output.
     async fn call(
         &self,
         callee: RunContext,
@@ -253,16 +271,85 @@ pub trait AutomationCaller: Send + Sync {
     ) -> Result<Value, CallFailure>;
 }
 
-/// The services one run uses.
+/// The services one run uses: the core three every run has, and the capabilities a host may
+/// lack. A missing capability is refused here, in one place, for every import that needs it.
 #[derive(Clone)]
 pub struct Services {
+    /// Emitting and awaiting events.
     pub events: Arc<dyn EventBus>,
+    /// Context variables.
     pub state: Arc<dyn StateStore>,
+    /// Calls of other automations.
     pub automations: Arc<dyn AutomationCaller>,
+    coordination: Option<Arc<dyn Coordination>>,
+    config: Option<Arc<dyn ConfigStore>>,
+    identities: Option<Arc<dyn Identities>>,
+}
+
+impl Services {
+    /// Events, state and calls; no coordination, config writes or session lookups.
+    pub fn new(
+        events: Arc<dyn EventBus>,
+        state: Arc<dyn StateStore>,
+        automations: Arc<dyn AutomationCaller>,
+    ) -> Self {
+        Services {
+            events,
+            state,
+            automations,
+            coordination: None,
+            config: None,
+            identities: None,
+        }
+    }
+
+    /// With rate limits and user topics.
+    pub fn with_coordination(mut self, coordination: Arc<dyn Coordination>) -> Self {
+        self.coordination = Some(coordination);
+        self
+    }
+
+    /// With config writes.
+    pub fn with_config(mut self, config: Arc<dyn ConfigStore>) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// With session lookups for identity switches.
+    pub fn with_identities(mut self, identities: Arc<dyn Identities>) -> Self {
+        self.identities = Some(identities);
+        self
+    }
+
+    /// Rate limits and user topics, or their refusal; `what` names the refused feature.
+    pub(crate) fn coordination(&self, what: &str) -> Result<Arc<dyn Coordination>, ServiceError> {
+        self.coordination.clone().ok_or_else(|| unavailable(what))
+    }
+
+    /// Config writes, or their refusal.
+    pub(crate) fn config(&self) -> Result<Arc<dyn ConfigStore>, ServiceError> {
+        self.config
+            .clone()
+            .ok_or_else(|| unavailable("config writes are"))
+    }
+
+    /// Session lookups; `None`: no session is known.
+    pub(crate) fn identities(&self) -> Option<Arc<dyn Identities>> {
+        self.identities.clone()
+    }
+}
+
+/// The refusal of a capability this host lacks.
+fn unavailable(what: &str) -> ServiceError {
+    ServiceError::Unavailable(format!("{what} not available here"))
 }
 
 impl std::fmt::Debug for Services {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Services { .. }")
+        f.debug_struct("Services")
+            .field("coordination", &self.coordination.is_some())
+            .field("config", &self.config.is_some())
+            .field("identities", &self.identities.is_some())
+            .finish_non_exhaustive()
     }
 }

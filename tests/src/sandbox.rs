@@ -106,10 +106,12 @@ pub fn call(slug: &str, args: Value, limits: Limits, egress: EgressPolicy) -> Ru
 
 /// The services of `registry` (alive while the caller holds it).
 pub fn registry_services(registry: &Arc<MemoryAutomations>) -> Services {
-    registry.services().unwrap_or_else(|| Services {
-        events: registry.events().clone(),
-        state: Arc::new(MemoryStateStore::default()),
-        automations: registry.clone(),
+    registry.services().unwrap_or_else(|| {
+        Services::new(
+            registry.events().clone(),
+            Arc::new(MemoryStateStore::default()),
+            registry.clone(),
+        )
     })
 }
 

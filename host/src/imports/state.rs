@@ -131,11 +131,18 @@ impl RunCtx {
             // As login session S and its user, or a session and a user of that id.
             (None, Some(session)) => {
                 let session = SessionId::new(session).map_err(invalid)?;
-                let (store, info) = (self.services.state.clone(), self.info.clone());
-                let known = self
-                    .io("state.session_user", store.session_user(&info, &session))
-                    .await
-                    .map_err(to_wit)?;
+                let known = match self.services.identities() {
+                    Some(identities) => {
+                        let info = self.info.clone();
+                        self.io(
+                            "state.session_user",
+                            identities.session_user(&info, &session),
+                        )
+                        .await
+                        .map_err(to_wit)?
+                    }
+                    None => None,
+                };
                 let user = match known {
                     Some(user) => user,
                     None => UserId::new(session.as_str()).map_err(invalid)?,
@@ -180,9 +187,13 @@ impl Host for RunCtx {
             },
             None => None,
         };
-        let (store, info) = (self.services.state.clone(), self.info.clone());
+        let config = match self.services.config() {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(to_wit(e))),
+        };
+        let info = self.info.clone();
         let result = self
-            .io("state.set_config", store.set_config(&info, &path, value))
+            .io("state.set_config", config.set_config(&info, &path, value))
             .await;
         Ok(result.map_err(to_wit))
     }
@@ -278,9 +289,13 @@ impl Host for RunCtx {
             window: Duration::from_secs(u64::from(window_secs)),
             consume,
         };
-        let (store, info) = (self.services.state.clone(), self.info.clone());
+        let coordination = match self.services.coordination("rate limits are") {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(to_wit(e))),
+        };
+        let info = self.info.clone();
         let result = self
-            .io("rate_limit", store.rate_limit(&info, &limiter))
+            .io("rate_limit", coordination.rate_limit(&info, &limiter))
             .await;
         Ok(result
             .map(|s| RateLimitState {
@@ -300,11 +315,15 @@ impl Host for RunCtx {
             Ok(u) => u,
             Err(e) => return Ok(Err(e)),
         };
-        let (store, info) = (self.services.state.clone(), self.info.clone());
+        let coordination = match self.services.coordination("user topics are") {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(to_wit(e))),
+        };
+        let info = self.info.clone();
         match self
             .io(
                 "create_user_topic",
-                store.create_user_topic(&info, &topic, &users),
+                coordination.create_user_topic(&info, &topic, &users),
             )
             .await
         {
@@ -336,11 +355,15 @@ impl Host for RunCtx {
                 None => return Ok(Err(StateError::NoSuchScope)),
             }
         }
-        let (store, info) = (self.services.state.clone(), self.info.clone());
+        let coordination = match self.services.coordination("user topics are") {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(to_wit(e))),
+        };
+        let info = self.info.clone();
         if let Err(e) = self
             .io(
                 "join_user_topic",
-                store.join_user_topic(&info, &topic, &users, create),
+                coordination.join_user_topic(&info, &topic, &users, create),
             )
             .await
         {

@@ -9,39 +9,23 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use refract_dsl::interpreter::{
-    FetchRequest, FetchResponse, Outside, RateLimitCall, RateLimitState, RunInput, Scope, WaitFor,
+    ConfigWriter, Coordination, FetchRequest, FetchResponse, IdentitySwitch, Outside,
+    RateLimitCall, RateLimitState, RunInput, Scope, WaitFor,
 };
-use refract_dsl::{DslError, Program};
+use refract_dsl::{DslError, Program, Setup};
 use refract_sdk::state::Scope as WitScope;
 use refract_sdk::{Condition, Emit, Error, Invocation, Output, Target, Trigger};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-/// What the runtime puts in the invocation's config for a DSL run.
-#[derive(Deserialize)]
-struct Setup {
-    /// The compiled program, as [`Program::encode`] wrote it.
-    program: String,
-    #[serde(default)]
-    config: Value,
-    #[serde(default)]
-    depth: u32,
-    /// The WebSocket the triggering event came from.
-    #[serde(default, rename = "socketId")]
-    socket_id: Option<String>,
-    /// `{type, value, id?}`.
-    #[serde(default)]
-    trigger: Value,
-    /// A webhook run's initial locals (`method`, `headers`, `query`, `body` decoded by its
-    /// content type, `workspaceId`, `automationSlug`), as the runtime read the request.
-    #[serde(default)]
-    locals: Option<Map<String, Value>>,
-}
-
 #[refract_sdk::automation]
 fn handler(inv: Invocation) -> Result<Output, Error> {
-    let setup = Setup::deserialize(&inv.config)
-        .map_err(|e| Error::new("InvalidInvocation", format!("no DSL program in the invocation: {e}")))?;
+    let setup = Setup::deserialize(&inv.config).map_err(|e| {
+        Error::new(
+            "InvalidInvocation",
+            format!("no DSL program in the invocation: {e}"),
+        )
+    })?;
     let program = Program::decode(&setup.program)
         .map_err(|e| Error::new("InvalidInvocation", format!("unreadable DSL program: {e}")))?;
     let input = input(&inv, setup);
@@ -68,7 +52,9 @@ fn handler(inv: Invocation) -> Result<Output, Error> {
 }
 
 fn now_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The initial locals and computed scope fields of the run (`automation-dsl.md` §2.7, §5.2).
@@ -99,7 +85,10 @@ fn input(inv: &Invocation, setup: Setup) -> RunInput {
     run.insert("depth".into(), json!(setup.depth));
     run.insert("correlationId".into(), json!(inv.correlation_id));
     run.insert("date".into(), json!(date));
-    run.insert("trigger".into(), setup.trigger);
+    run.insert(
+        "trigger".into(),
+        serde_json::to_value(&setup.trigger).unwrap_or(Value::Null),
+    );
     run.insert("automationSlug".into(), json!(inv.automation_slug));
     if let Some(socket) = setup.socket_id {
         run.insert("socketId".into(), json!(socket));
@@ -134,11 +123,21 @@ fn host_error(class: &str, e: impl std::fmt::Display) -> DslError {
 }
 
 impl Outside for Wit {
-    fn emit(&mut self, event_type: &str, payload: &Value, target: Option<&Value>, persist: bool) -> Result<String, DslError> {
+    fn emit(
+        &mut self,
+        event_type: &str,
+        payload: &Value,
+        target: Option<&Value>,
+        persist: bool,
+    ) -> Result<String, DslError> {
         let mut emit = Emit::new(event_type, payload).persist(persist);
         if let Some(t) = target {
             let text = |k: &str| t.get(k).and_then(Value::as_str).map(str::to_owned);
-            emit = emit.target(Target { user_id: text("userId"), session_id: text("sessionId"), user_topic: text("userTopic") });
+            emit = emit.target(Target {
+                user_id: text("userId"),
+                session_id: text("sessionId"),
+                user_topic: text("userTopic"),
+            });
         }
         emit.send().map_err(|e| {
             let class = match e {
@@ -153,11 +152,22 @@ impl Outside for Wit {
     fn wait(&mut self, on: &[WaitFor], timeout_ms: u32) -> Result<Option<Value>, DslError> {
         let conditions: Vec<Condition> = on
             .iter()
-            .map(|w| w.filters.iter().fold(Condition::new(w.event_type.clone()), |c, (k, v)| c.filter(k.clone(), v)))
+            .map(|w| {
+                w.filters
+                    .iter()
+                    .fold(Condition::new(w.event_type.clone()), |c, (k, v)| {
+                        c.filter(k.clone(), v)
+                    })
+            })
             .collect();
-        let event = refract_sdk::wait(&conditions, std::time::Duration::from_millis(u64::from(timeout_ms)))
-            .map_err(|e| host_error("InvalidInstructionError", e))?;
-        Ok(event.map(|e| json!({"id": e.id, "type": e.event_type, "payload": e.payload, "source": e.source})))
+        let event = refract_sdk::wait(
+            &conditions,
+            std::time::Duration::from_millis(u64::from(timeout_ms)),
+        )
+        .map_err(|e| host_error("InvalidInstructionError", e))?;
+        Ok(event.map(
+            |e| json!({"id": e.id, "type": e.event_type, "payload": e.payload, "source": e.source}),
+        ))
     }
 
     fn fetch(&mut self, request: FetchRequest) -> Result<FetchResponse, DslError> {
@@ -169,18 +179,14 @@ impl Outside for Wit {
             req = req.body(body);
         }
         let resp = req.send().map_err(|e| {
-            DslError::new("FetchError", e.to_string()).with_details(json!({"url": request.url, "code": e.kind()}))
+            DslError::new("FetchError", e.to_string())
+                .with_details(json!({"url": request.url, "code": e.kind()}))
         })?;
-        Ok(FetchResponse { status: resp.status, headers: resp.headers, body: resp.body })
-    }
-
-    fn set_config(&mut self, name: &str, value: Option<&Value>) -> Result<(), DslError> {
-        refract_sdk::state::set_config(name, value).map_err(|e| host_error("InvalidInstructionError", e))
-    }
-
-    fn switch_identity(&mut self, user_id: Option<&str>, session_id: Option<&str>) -> Result<(Option<String>, Option<String>), DslError> {
-        let now = refract_sdk::state::switch_identity(user_id, session_id).map_err(|e| host_error("InvalidInstructionError", e))?;
-        Ok((now.user_id, now.session_id))
+        Ok(FetchResponse {
+            status: resp.status,
+            headers: resp.headers,
+            body: resp.body,
+        })
     }
 
     fn get(&mut self, scope: Scope, name: &str) -> Result<Option<Value>, DslError> {
@@ -194,8 +200,11 @@ impl Outside for Wit {
         match refract_sdk::state::set(wit_scope(scope), name, value) {
             // A scope without an owner in this run (no user): the write stays in memory.
             Err(refract_sdk::StateError::NoSuchScope) => Ok(()),
-            Err(refract_sdk::StateError::TooLarge(n)) => Err(DslError::new("LimitExceededError", format!("value over {n} bytes"))
-                .with_details(json!({"limit": "valueSize", "value": n}))),
+            Err(refract_sdk::StateError::TooLarge(n)) => Err(DslError::new(
+                "LimitExceededError",
+                format!("value over {n} bytes"),
+            )
+            .with_details(json!({"limit": "valueSize", "value": n}))),
             other => other.map_err(|e| host_error("InvalidInstructionError", e)),
         }
     }
@@ -213,29 +222,26 @@ impl Outside for Wit {
             CallError::NotFound(_) => DslError::new("ObjectNotFoundError", "Automation not found")
                 .with_details(json!({"automation": slug})),
             CallError::DepthExceeded(limit) => {
-                DslError::new("TooManyCallError", "Too many automation calls").with_details(json!({"limit": limit}))
+                DslError::new("TooManyCallError", "Too many automation calls")
+                    .with_details(json!({"limit": limit}))
             }
-            CallError::Failed(err) => DslError::new(err.code, err.message).with_details(err.details.unwrap_or(Value::Null)),
+            CallError::Failed(err) => DslError::new(err.code, err.message)
+                .with_details(err.details.unwrap_or(Value::Null)),
             CallError::InvalidArguments(m) => DslError::new("InvalidArgumentsError", m),
             other => host_error("AutomationError", other),
         })
     }
 
-    fn rate_limit(&mut self, l: &RateLimitCall) -> Result<RateLimitState, DslError> {
-        let s = refract_sdk::state::rate_limit(&l.name, &l.consumer, l.limit, l.window_secs, l.consume)
-            .map_err(|e| host_error("PrismeError", e))?;
-        Ok(RateLimitState { ok: s.ok, remaining: s.remaining, retry_after: s.retry_after })
+    fn coordination(&mut self) -> Option<&mut dyn Coordination> {
+        Some(self)
     }
 
-    fn create_user_topic(&mut self, topic: &str, user_ids: &[String]) -> Result<Option<Value>, DslError> {
-        refract_sdk::state::create_user_topic(topic, user_ids).map_err(|e| host_error("PrismeError", e))
+    fn config(&mut self) -> Option<&mut dyn ConfigWriter> {
+        Some(self)
     }
 
-    fn join_user_topic(&mut self, topic: &str, user_ids: &[String], create: bool) -> Result<Vec<Value>, DslError> {
-        refract_sdk::state::join_user_topic(topic, user_ids, create).map_err(|e| match e {
-            refract_sdk::StateError::NoSuchScope => DslError::new("PrismeError", "joinUserTopic needs userIds or a user"),
-            other => host_error("PrismeError", other),
-        })
+    fn identity(&mut self) -> Option<&mut dyn IdentitySwitch> {
+        Some(self)
     }
 
     fn random(&mut self) -> f64 {
@@ -244,5 +250,60 @@ impl Outside for Wit {
         #[allow(clippy::cast_precision_loss)]
         let r = bits as f64 / (1u64 << 53) as f64;
         r
+    }
+}
+
+impl Coordination for Wit {
+    fn rate_limit(&mut self, l: &RateLimitCall) -> Result<RateLimitState, DslError> {
+        let s =
+            refract_sdk::state::rate_limit(&l.name, &l.consumer, l.limit, l.window_secs, l.consume)
+                .map_err(|e| host_error("PrismeError", e))?;
+        Ok(RateLimitState {
+            ok: s.ok,
+            remaining: s.remaining,
+            retry_after: s.retry_after,
+        })
+    }
+
+    fn create_user_topic(
+        &mut self,
+        topic: &str,
+        user_ids: &[String],
+    ) -> Result<Option<Value>, DslError> {
+        refract_sdk::state::create_user_topic(topic, user_ids)
+            .map_err(|e| host_error("PrismeError", e))
+    }
+
+    fn join_user_topic(
+        &mut self,
+        topic: &str,
+        user_ids: &[String],
+        create: bool,
+    ) -> Result<Vec<Value>, DslError> {
+        refract_sdk::state::join_user_topic(topic, user_ids, create).map_err(|e| match e {
+            refract_sdk::StateError::NoSuchScope => {
+                DslError::new("PrismeError", "joinUserTopic needs userIds or a user")
+            }
+            other => host_error("PrismeError", other),
+        })
+    }
+}
+
+impl ConfigWriter for Wit {
+    fn set_config(&mut self, name: &str, value: Option<&Value>) -> Result<(), DslError> {
+        refract_sdk::state::set_config(name, value)
+            .map_err(|e| host_error("InvalidInstructionError", e))
+    }
+}
+
+impl IdentitySwitch for Wit {
+    fn switch_identity(
+        &mut self,
+        user_id: Option<&str>,
+        session_id: Option<&str>,
+    ) -> Result<(Option<String>, Option<String>), DslError> {
+        let now = refract_sdk::state::switch_identity(user_id, session_id)
+            .map_err(|e| host_error("InvalidInstructionError", e))?;
+        Ok((now.user_id, now.session_id))
     }
 }

@@ -68,7 +68,9 @@ fn argument_schema(arg: &Value) -> (Value, bool) {
 /// repeat the value, which may be a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
+    /// Where in the value, as a JSON pointer.
     pub path: String,
+    /// The rule it breaks.
     pub message: String,
 }
 

@@ -29,7 +29,7 @@ pub const MAX_DOCUMENT_NODES: usize = 250_000;
 
 /// Deepest nesting of sequences and mappings. Below the parsers' own recursion limits (128),
 /// so a too-deep document gets this budget's error; above what the deepest instruction lists
-/// the DSL accepts need (`document::MAX_NESTING` levels of `all: [...]` nest 2 per level).
+/// the DSL accepts need (`MAX_NESTING` levels of `all: [...]` nest 2 per level).
 pub const MAX_DOCUMENT_DEPTH: usize = 100;
 
 /// What parsing tenant documents may cost. One budget can serve several documents (the files
@@ -154,14 +154,30 @@ impl Budget {
 /// Why a document was not parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DocumentError {
+    /// Over the byte limit (`PayloadTooLarge`).
     #[error("the document is over the {limit}-byte limit")]
-    TooLarge { limit: usize },
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// Over the node limit once aliases are expanded (`DocumentTooComplex`).
     #[error("the document has more than {limit} nodes once its aliases are expanded")]
-    TooManyNodes { limit: usize },
+    TooManyNodes {
+        /// The limit, in nodes.
+        limit: usize,
+    },
+    /// Several documents sharing one budget are over its node limit together.
     #[error("these documents have more than {limit} nodes in all once their aliases are expanded")]
-    TooManyNodesInAll { limit: usize },
+    TooManyNodesInAll {
+        /// The limit, in nodes.
+        limit: usize,
+    },
+    /// Nested deeper than the depth limit (`DocumentTooComplex`).
     #[error("the document nests deeper than {limit} levels")]
-    TooDeep { limit: usize },
+    TooDeep {
+        /// The limit, in levels.
+        limit: usize,
+    },
     /// Not well-formed YAML or JSON (the parser's message).
     #[error("{0}")]
     Syntax(String),

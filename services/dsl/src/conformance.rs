@@ -50,7 +50,7 @@ fn expr(src: &str) -> Value {
 fn tpl(src: &str) -> Value {
     let t = match compile(&json!(src)) {
         Ok(t) => t,
-        Err((rule, _)) => return json!(rule),
+        Err(e) => return json!(e.rule),
     };
     match render(&t, &mut scopes()) {
         Ok(Val::Undefined) => json!("<undefined>"),

@@ -1,128 +1,16 @@
-//! Automation documents (`automation-dsl.md` §2.3, §3): validation on save and the compiled
-//! [`Program`] the interpreter runs, with every template and expression already parsed.
+//! Automation documents (`automation-dsl.md` §2.3, §3): the closed schema of a document, and
+//! its compilation into the [`Program`] the interpreter runs (each instruction's own checks are
+//! in [`crate::instructions`]); YAML loading behind the `yaml` feature.
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 #[cfg(feature = "yaml")]
 use crate::budget::Budget;
 use crate::budget::DocumentError;
 use crate::error::Invalid;
-use crate::expr::{self, Expr};
-use crate::template::{self, Tpl};
-
-/// Instruction lists nested deeper than this are refused on save, so running one can never
-/// exhaust the interpreter's stack.
-pub const MAX_NESTING: usize = 48;
-
-/// A compiled automation: what the interpreter component receives per run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Program {
-    pub instructions: Vec<Instr>,
-    /// `output`, evaluated after `do`; `None` returns `{}`.
-    pub output: Option<Tpl>,
-}
-
-impl Program {
-    /// The compact form the runtime hands the interpreter on every run: postcard bytes as
-    /// base64 text (it travels in the invocation's JSON config). Decoding it costs a fraction
-    /// of decoding the JSON form, which matters because every run decodes it in a fresh
-    /// instance.
-    pub fn encode(&self) -> String {
-        use base64::Engine as _;
-        // Serializing into a Vec fails only for types postcard cannot express; Program has none.
-        let bytes = postcard::to_allocvec(self).unwrap_or_default();
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    }
-
-    /// Reads what [`Program::encode`] wrote.
-    pub fn decode(text: &str) -> Result<Program, String> {
-        use base64::Engine as _;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .map_err(|e| format!("not base64: {e}"))?;
-        match postcard::take_from_bytes(&bytes) {
-            Ok((program, [])) => Ok(program),
-            Ok((_, rest)) => Err(format!(
-                "not a compiled program: {} bytes after its end",
-                rest.len()
-            )),
-            Err(e) => Err(format!("not a compiled program: {e}")),
-        }
-    }
-}
-
-/// Serde for the JSON constants inside a program: as themselves in human-readable formats
-/// (JSON), as JSON text in binary ones (postcard cannot carry a self-describing value).
-pub(crate) mod json_value {
-    use serde::de::Error as _;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use serde_json::Value;
-
-    pub fn serialize<S: Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            v.serialize(s)
-        } else {
-            s.serialize_str(&v.to_string())
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
-        if d.is_human_readable() {
-            Value::deserialize(d)
-        } else {
-            let text = <&str>::deserialize(d)?;
-            // Most constants are plain strings (names, event types, text): no parser needed.
-            if let Some(plain) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))
-                && !plain.contains(['"', '\\'])
-            {
-                return Ok(Value::String(plain.to_owned()));
-            }
-            serde_json::from_str(text).map_err(D::Error::custom)
-        }
-    }
-}
-
-/// One instruction with its argument pre-parsed. Lazy parts (`conditions` bodies, `repeat.do`,
-/// `try.do`/`catch`) are instruction lists; everything else is interpolated when it starts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Instr {
-    Set(Tpl),
-    Delete(Tpl),
-    Emit(Tpl),
-    Wait(Tpl),
-    Fetch(Tpl),
-    Conditions {
-        branches: Vec<(Expr, Vec<Instr>)>,
-        default: Vec<Instr>,
-    },
-    /// `args` holds every member but `do`.
-    Repeat {
-        args: Tpl,
-        body: Vec<Instr>,
-    },
-    All(Vec<Instr>),
-    Break(Tpl),
-    Comment,
-    Try {
-        body: Vec<Instr>,
-        catch: Option<Vec<Instr>>,
-    },
-    /// A call of another automation (`slug` or `instance.slug`), `args` its argument object.
-    Call {
-        slug: String,
-        args: Tpl,
-    },
-    /// `rateLimit` (§3.13).
-    RateLimit(Tpl),
-    /// `createUserTopic` / `joinUserTopic` (§3.14).
-    CreateUserTopic(Tpl),
-    JoinUserTopic(Tpl),
-    /// An instruction given a `null` argument: raises `InvalidInstructionError` when reached.
-    Null(String),
-    /// A known instruction this interpreter does not run yet: fails when reached.
-    Unsupported(String),
-}
+use crate::instructions;
+use crate::program::Program;
+use crate::template;
 
 /// Top-level members an automation document may have (§2.3, closed schema).
 const FIELDS: &[&str] = &[
@@ -148,9 +36,6 @@ const FIELDS: &[&str] = &[
     "workspaceId",
     "id",
 ];
-
-/// Instructions of the spec not run by this interpreter yet (they fail when reached).
-const UNSUPPORTED: &[&str] = &[];
 
 /// Validates a whole automation document (JSON form of the YAML) and compiles it.
 pub fn compile_document(doc: &Value) -> Result<Program, Invalid> {
@@ -180,254 +65,16 @@ pub fn compile_document(doc: &Value) -> Result<Program, Invalid> {
 
 /// Compiles `do` and `output` (what the automations API stores).
 pub fn compile(instructions: &Value, output: Option<&Value>) -> Result<Program, Invalid> {
-    let instructions = list(instructions, "do", 0)?;
+    let instructions = instructions::list(instructions, "do", 0)?;
     let output = match output {
         None | Some(Value::Null) => None,
-        Some(o) => Some(tpl(o, "output")?),
+        Some(o) => {
+            Some(template::compile(o).map_err(|e| Invalid::new("output", e.rule, e.message))?)
+        }
     };
     Ok(Program {
         instructions,
         output,
-    })
-}
-
-fn tpl(v: &Value, path: &str) -> Result<Tpl, Invalid> {
-    template::compile(v).map_err(|(rule, m)| Invalid::new(path, rule, m))
-}
-
-fn list(v: &Value, path: &str, depth: usize) -> Result<Vec<Instr>, Invalid> {
-    if depth > MAX_NESTING {
-        return Err(Invalid::new(
-            path,
-            "InvalidInstructionError",
-            format!("instructions nested deeper than {MAX_NESTING}"),
-        ));
-    }
-    let Value::Array(items) = v else {
-        return Err(Invalid::new(
-            path,
-            "InvalidInstructionError",
-            "must be a list of instructions",
-        ));
-    };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| instruction(item, &format!("{path}[{i}]"), depth))
-        .collect()
-}
-
-/// `a.b` for identifier-like keys, `a['k']` for the rest.
-fn member(path: &str, key: &str) -> String {
-    if key
-        .chars()
-        .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
-        && !key.is_empty()
-    {
-        format!("{path}.{key}")
-    } else {
-        format!("{path}[{key:?}]")
-    }
-}
-
-fn object<'a>(arg: &'a Value, path: &str, name: &str) -> Result<&'a Map<String, Value>, Invalid> {
-    arg.as_object().ok_or_else(|| {
-        Invalid::new(
-            path,
-            "InvalidInstructionError",
-            format!("{name} takes a mapping"),
-        )
-    })
-}
-
-fn instruction(item: &Value, path: &str, depth: usize) -> Result<Instr, Invalid> {
-    let Some(map) = item.as_object() else {
-        return Err(Invalid::new(
-            path,
-            "InvalidInstructionError",
-            "an instruction is a one-key mapping",
-        ));
-    };
-    // `{}` is a no-op; several keys: the first one counts (as in Prisme.ai).
-    let Some((name, arg)) = map.iter().next() else {
-        return Ok(Instr::Comment);
-    };
-    let at = member(path, name);
-    if arg.is_null() && name != "break" && name != "comment" {
-        return Ok(Instr::Null(name.clone()));
-    }
-    Ok(match name.as_str() {
-        "set" | "delete" => {
-            let m = object(arg, &at, name)?;
-            match m.get("name") {
-                Some(Value::String(_)) => {}
-                Some(_) => {
-                    return Err(Invalid::new(
-                        &member(&at, "name"),
-                        "InvalidInstructionError",
-                        "name must be a string",
-                    ));
-                }
-                None => {
-                    return Err(Invalid::new(
-                        &at,
-                        "InvalidInstructionError",
-                        format!("{name} needs a name"),
-                    ));
-                }
-            }
-            if name == "set" {
-                if let Some(t) = m.get("type").and_then(Value::as_str)
-                    && !["replace", "merge", "push"].contains(&t)
-                {
-                    return Err(Invalid::new(
-                        &member(&at, "type"),
-                        "InvalidInstructionError",
-                        "type is replace, merge or push",
-                    ));
-                }
-                Instr::Set(tpl(arg, &at)?)
-            } else {
-                Instr::Delete(tpl(arg, &at)?)
-            }
-        }
-        "emit" => {
-            let m = object(arg, &at, name)?;
-            if !m.get("event").is_some_and(Value::is_string) {
-                return Err(Invalid::new(
-                    &member(&at, "event"),
-                    "InvalidInstructionError",
-                    "emit needs an event (a string)",
-                ));
-            }
-            Instr::Emit(tpl(arg, &at)?)
-        }
-        "wait" => {
-            let m = object(arg, &at, name)?;
-            if !m.get("oneOf").is_some_and(Value::is_array) {
-                return Err(Invalid::new(
-                    &member(&at, "oneOf"),
-                    "InvalidInstructionError",
-                    "wait needs oneOf (a list)",
-                ));
-            }
-            Instr::Wait(tpl(arg, &at)?)
-        }
-        "fetch" => {
-            let m = object(arg, &at, name)?;
-            if m.get("url")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty)
-            {
-                return Err(Invalid::new(
-                    &member(&at, "url"),
-                    "InvalidInstructionError",
-                    "fetch needs a url",
-                ));
-            }
-            Instr::Fetch(tpl(arg, &at)?)
-        }
-        "conditions" => {
-            let m = object(arg, &at, name)?;
-            let mut branches = Vec::new();
-            let mut default = Vec::new();
-            for (key, body) in m {
-                let p = format!("{at}[{key:?}]");
-                let body = if body.is_null() {
-                    Vec::new()
-                } else {
-                    list(body, &p, depth + 1)?
-                };
-                if key == "default" {
-                    default = body;
-                } else {
-                    let e = expr::parse(key)
-                        .map_err(|msg| Invalid::new(&p, "InvalidExpressionSyntax", msg))?;
-                    branches.push((e, body));
-                }
-            }
-            Instr::Conditions { branches, default }
-        }
-        "repeat" => {
-            let m = object(arg, &at, name)?;
-            if !m.contains_key("on") && !m.contains_key("until") {
-                return Err(Invalid::new(
-                    &at,
-                    "InvalidInstructionError",
-                    "repeat needs on or until",
-                ));
-            }
-            let body = list(
-                m.get("do").unwrap_or(&Value::Null),
-                &member(&at, "do"),
-                depth + 1,
-            )?;
-            let mut rest = m.clone();
-            rest.remove("do");
-            Instr::Repeat {
-                args: tpl(&Value::Object(rest), &at)?,
-                body,
-            }
-        }
-        "all" => Instr::All(list(arg, &at, depth + 1)?),
-        "break" => Instr::Break(tpl(if arg.is_null() { &Value::Null } else { arg }, &at)?),
-        "comment" => Instr::Comment,
-        "try" => {
-            let m = object(arg, &at, name)?;
-            let body = list(
-                m.get("do").unwrap_or(&Value::Null),
-                &member(&at, "do"),
-                depth + 1,
-            )?;
-            let catch = match m.get("catch") {
-                None | Some(Value::Null) => None,
-                Some(c) => Some(list(c, &member(&at, "catch"), depth + 1)?),
-            };
-            Instr::Try { body, catch }
-        }
-        "rateLimit" => {
-            let m = object(arg, &at, name)?;
-            for key in ["name", "limit", "window"] {
-                if !m.contains_key(key) {
-                    return Err(Invalid::new(
-                        &at,
-                        "InvalidInstructionError",
-                        format!("rateLimit needs {key}"),
-                    ));
-                }
-            }
-            Instr::RateLimit(tpl(arg, &at)?)
-        }
-        "createUserTopic" | "joinUserTopic" => {
-            let m = object(arg, &at, name)?;
-            if !m.contains_key("topic") {
-                return Err(Invalid::new(
-                    &member(&at, "topic"),
-                    "InvalidInstructionError",
-                    format!("{name} needs a topic"),
-                ));
-            }
-            let t = tpl(arg, &at)?;
-            if name == "createUserTopic" {
-                Instr::CreateUserTopic(t)
-            } else {
-                Instr::JoinUserTopic(t)
-            }
-        }
-        n if UNSUPPORTED.contains(&n) => Instr::Unsupported(n.to_owned()),
-        slug => {
-            if !arg.is_object() {
-                return Err(Invalid::new(
-                    &at,
-                    "InvalidInstructionError",
-                    "an automation call takes a mapping of arguments",
-                ));
-            }
-            Instr::Call {
-                slug: slug.to_owned(),
-                args: tpl(arg, &at)?,
-            }
-        }
     })
 }
 
@@ -449,6 +96,7 @@ impl From<DocumentError> for Invalid {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::program::Instr;
     use serde_json::json;
 
     fn err(doc: Value) -> Invalid {
@@ -477,6 +125,7 @@ mod tests {
         assert!(
             Program::decode("not base64!")
                 .unwrap_err()
+                .to_string()
                 .contains("base64")
         );
         assert!(

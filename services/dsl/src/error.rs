@@ -1,6 +1,9 @@
 //! Errors: [`DslError`] is a run-time error of the DSL (its `class` is the spec's error name,
 //! `automation-dsl.md` §6.3); [`Invalid`] is a document that fails validation on save, with the
-//! path of the offending member and the rule it breaks.
+//! path of the offending member and the rule it breaks. The parsers' own errors are typed too:
+//! [`SyntaxError`] (an expression or a variable path), [`TemplateError`] (a template, with the
+//! rule it breaks) and [`DecodeError`] (a compiled program that cannot be read back); their
+//! text is the message users see.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -11,12 +14,14 @@ use serde_json::Value;
 pub struct DslError {
     /// `InvalidInstructionError`, `InvalidExpressionSyntax`, `ObjectNotFoundError`, …
     pub class: String,
+    /// What went wrong, for a person.
     pub message: String,
     /// Structured details (`null` when none).
     pub details: Value,
 }
 
 impl DslError {
+    /// An error of `class` without details.
     pub fn new(class: impl Into<String>, message: impl Into<String>) -> Self {
         DslError {
             class: class.into(),
@@ -25,6 +30,7 @@ impl DslError {
         }
     }
 
+    /// The same error with structured `details` (what `$error.details` shows).
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = details;
         self
@@ -41,10 +47,12 @@ pub struct Invalid {
     /// `InvalidVariableNameError`, `InvalidAutomationError`, `InvalidYamlError`, and for a
     /// document over its parse budget `DocumentTooComplex` or `PayloadTooLarge`.
     pub rule: String,
+    /// What breaks the rule, for a person.
     pub message: String,
 }
 
 impl Invalid {
+    /// The member at `path` breaks `rule`.
     pub fn new(path: &str, rule: &str, message: impl Into<String>) -> Self {
         Invalid {
             path: path.to_owned(),
@@ -52,4 +60,41 @@ impl Invalid {
             message: message.into(),
         }
     }
+}
+
+/// An expression or a variable path that does not parse; the text says where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SyntaxError(pub String);
+
+impl SyntaxError {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        SyntaxError(message.into())
+    }
+}
+
+/// A template that does not compile: the rule it breaks (`InvalidVariableNameError`,
+/// `InvalidExpressionSyntax`) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TemplateError {
+    /// The error class of the rule, as [`Invalid::rule`] reports it.
+    pub rule: &'static str,
+    /// What breaks the rule, for a person.
+    pub message: String,
+}
+
+/// A compiled program that cannot be read back ([`Program::decode`](crate::Program::decode)):
+/// the runtime handed the interpreter something it did not encode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The text is not base64.
+    #[error("not base64: {0}")]
+    NotBase64(String),
+    /// The bytes are not a program.
+    #[error("not a compiled program: {0}")]
+    NotAProgram(String),
+    /// A program followed by bytes that belong to none.
+    #[error("not a compiled program: {0} bytes after its end")]
+    TrailingBytes(usize),
 }

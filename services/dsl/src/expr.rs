@@ -4,15 +4,20 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::SyntaxError;
+
 /// A parsed expression.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Expr {
     /// A literal (string, number, boolean, null, bare word).
-    Lit(#[serde(with = "crate::document::json_value")] Value),
+    Lit(#[serde(with = "crate::program::json_value")] Value),
+    /// The bare word `undefined`.
     Undefined,
     /// `{{path}}` with its segments (names, or expressions inside `[]`).
     Var(Vec<PathSeg>),
+    /// `not x` / `!x`.
     Not(Box<Expr>),
+    /// A binary operation.
     Bin(Op, Box<Expr>, Box<Expr>),
     /// `x exists` (`false`) / `x not exists` (`true`).
     Exists(Box<Expr>, bool),
@@ -25,7 +30,9 @@ pub enum Expr {
 /// One segment of a variable inside an expression.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PathSeg {
+    /// `.name` (or the first name).
     Name(String),
+    /// `[expr]`.
     Index(Box<Expr>),
 }
 
@@ -38,26 +45,46 @@ pub enum RegexBody {
     Var(Vec<PathSeg>),
 }
 
+/// A binary operator (`automation-dsl.md` §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
+    /// `and` / `&&`.
     And,
+    /// `or` / `||`.
     Or,
+    /// `==` / `=`: JS loose equality.
     LooseEq,
+    /// `!=`: JS loose inequality.
     LooseNe,
+    /// `===`.
     StrictEq,
+    /// `!==`.
     StrictNe,
+    /// `matches`.
     Matches,
+    /// `not matches`.
     NotMatches,
+    /// `in`.
     In,
+    /// `not in`.
     NotIn,
+    /// `<`.
     Lt,
+    /// `<=`.
     Le,
+    /// `>`.
     Gt,
+    /// `>=`.
     Ge,
+    /// `+`.
     Add,
+    /// `-`.
     Sub,
+    /// `*`.
     Mul,
+    /// `/`.
     Div,
+    /// `%`.
     Rem,
 }
 
@@ -76,7 +103,11 @@ const KEYWORDS: &[&str] = &[
 ];
 
 /// Parses an expression; the error text says where it fails (`InvalidExpressionSyntax`).
-pub fn parse(input: &str) -> Result<Expr, String> {
+pub fn parse(input: &str) -> Result<Expr, SyntaxError> {
+    parse_text(input).map_err(SyntaxError::new)
+}
+
+fn parse_text(input: &str) -> Result<Expr, String> {
     let chars: Vec<char> = input.trim().chars().collect();
     if chars.is_empty() {
         return Err("empty expression".into());

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::error::SyntaxError;
 use crate::value::{Val, utf16_len};
 
 /// Largest array index a write may create, so `a[4000000000]` cannot allocate gigabytes.
@@ -14,7 +15,9 @@ pub const MAX_WRITE_INDEX: usize = 100_000;
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Seg {
+    /// A member name.
     Key(String),
+    /// A list index (`[2]`).
     Index(usize),
 }
 
@@ -41,7 +44,11 @@ impl Seg {
 }
 
 /// Parses a path; the error text says what is wrong (`InvalidVariableNameError`).
-pub fn parse(path: &str) -> Result<Vec<Seg>, String> {
+pub fn parse(path: &str) -> Result<Vec<Seg>, SyntaxError> {
+    parse_text(path).map_err(SyntaxError::new)
+}
+
+fn parse_text(path: &str) -> Result<Vec<Seg>, String> {
     let p = path.trim();
     if p.is_empty() {
         return Err("empty variable path".into());
@@ -181,7 +188,7 @@ pub fn lookup_value(root: Option<&Value>, segs: &[Seg]) -> Val {
 
 /// The container at `segs` inside `doc`, creating `{}` for missing or `null` intermediates;
 /// `Err` when a scalar stands in the way (`InvalidInstructionError`).
-pub fn container<'a>(doc: &'a mut Value, segs: &[Seg]) -> Result<&'a mut Value, String> {
+pub(crate) fn container<'a>(doc: &'a mut Value, segs: &[Seg]) -> Result<&'a mut Value, String> {
     let mut cur = doc;
     for s in segs {
         if cur.is_null() {
@@ -214,7 +221,7 @@ pub fn container<'a>(doc: &'a mut Value, segs: &[Seg]) -> Result<&'a mut Value, 
 }
 
 /// The slot at `segs` (non-empty), creating intermediates.
-pub fn slot<'a>(doc: &'a mut Value, segs: &[Seg]) -> Result<&'a mut Value, String> {
+pub(crate) fn slot<'a>(doc: &'a mut Value, segs: &[Seg]) -> Result<&'a mut Value, String> {
     let (last, parents) = segs.split_last().ok_or("empty path")?;
     let parent = container(doc, parents)?;
     match parent {
@@ -236,7 +243,7 @@ pub fn slot<'a>(doc: &'a mut Value, segs: &[Seg]) -> Result<&'a mut Value, Strin
 }
 
 /// Removes the member at `segs` (array elements are spliced out); missing is no error.
-pub fn delete(doc: &mut Value, segs: &[Seg]) -> Result<(), String> {
+pub(crate) fn delete(doc: &mut Value, segs: &[Seg]) -> Result<(), String> {
     let Some((last, parents)) = segs.split_last() else {
         return Ok(());
     };

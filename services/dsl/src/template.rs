@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::DslError;
+use crate::error::{DslError, TemplateError};
 use crate::eval::{Env, eval};
 use crate::expr::{self, Expr};
 use crate::path::{self, Seg};
@@ -14,8 +14,11 @@ use crate::value::{Val, render_in_text};
 /// A piece of a template string.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Part {
+    /// Literal text.
     Text(String),
+    /// A `{{path}}` placeholder.
     Var(VarRef),
+    /// A `{% expr %}` block.
     Block(Expr),
 }
 
@@ -23,37 +26,40 @@ pub enum Part {
 /// (`{{prices[{{item.sku}}]}}`, §4.3 step 5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum VarRef {
+    /// A path parsed on save.
     Path(Vec<Seg>),
+    /// A path rendered from these parts at run time, then parsed.
     Dynamic(Vec<Part>),
 }
 
 /// A value that may hold templates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Tpl {
-    Const(#[serde(with = "crate::document::json_value")] Value),
+    /// A value without templates, used as is.
+    Const(#[serde(with = "crate::program::json_value")] Value),
+    /// A string with placeholders or blocks.
     Str(Vec<Part>),
+    /// A list with templates among its items.
     Arr(Vec<Tpl>),
+    /// A mapping with templates among its members, in document order.
     Obj(Vec<(String, Tpl)>),
 }
-
-/// Why a template does not parse: the rule and the message.
-pub type TplError = (&'static str, String);
 
 /// Placeholders nested deeper than this (`{{a[{{b[{{…}}]}}]}}`) are refused, so a hostile
 /// template cannot overflow the stack.
 const MAX_PLACEHOLDER_NESTING: usize = 32;
 
 /// Parses the template parts of `s`.
-pub fn parse_str(s: &str) -> Result<Vec<Part>, TplError> {
+pub fn parse_str(s: &str) -> Result<Vec<Part>, TemplateError> {
     parse_nested(s, 0)
 }
 
-fn parse_nested(s: &str, depth: usize) -> Result<Vec<Part>, TplError> {
+fn parse_nested(s: &str, depth: usize) -> Result<Vec<Part>, TemplateError> {
     if depth > MAX_PLACEHOLDER_NESTING {
-        return Err((
-            "InvalidVariableNameError",
-            format!("placeholders nested deeper than {MAX_PLACEHOLDER_NESTING}"),
-        ));
+        return Err(TemplateError {
+            rule: "InvalidVariableNameError",
+            message: format!("placeholders nested deeper than {MAX_PLACEHOLDER_NESTING}"),
+        });
     }
     let chars: Vec<char> = s.chars().collect();
     let mut parts = Vec::new();
@@ -66,11 +72,9 @@ fn parse_nested(s: &str, depth: usize) -> Result<Vec<Part>, TplError> {
             && let Some(end) = matching(&chars, i, ('{', '%'), ('%', '}'))
         {
             let inner: String = chars[i + 2..end].iter().collect();
-            let e = expr::parse(&inner).map_err(|m| {
-                (
-                    "InvalidExpressionSyntax",
-                    format!("{{% {} %}}: {m}", inner.trim()),
-                )
+            let e = expr::parse(&inner).map_err(|m| TemplateError {
+                rule: "InvalidExpressionSyntax",
+                message: format!("{{% {} %}}: {m}", inner.trim()),
             })?;
             flush(&mut text, &mut parts);
             parts.push(Part::Block(e));
@@ -84,7 +88,10 @@ fn parse_nested(s: &str, depth: usize) -> Result<Vec<Part>, TplError> {
             let inner_parts = parse_nested(&inner, depth + 1)?;
             flush(&mut text, &mut parts);
             if inner_parts.iter().all(|p| matches!(p, Part::Text(_))) {
-                let segs = path::parse(&inner).map_err(|m| ("InvalidVariableNameError", m))?;
+                let segs = path::parse(&inner).map_err(|m| TemplateError {
+                    rule: "InvalidVariableNameError",
+                    message: m.to_string(),
+                })?;
                 parts.push(Part::Var(VarRef::Path(segs)));
             } else {
                 parts.push(Part::Var(VarRef::Dynamic(inner_parts)));
@@ -132,7 +139,7 @@ fn matching(
 }
 
 /// Compiles a value: strings with items become templates, the rest constants.
-pub fn compile(v: &Value) -> Result<Tpl, TplError> {
+pub fn compile(v: &Value) -> Result<Tpl, TemplateError> {
     Ok(match v {
         Value::String(s) => {
             let parts = parse_str(s)?;
@@ -154,7 +161,7 @@ pub fn compile(v: &Value) -> Result<Tpl, TplError> {
             let t = m
                 .iter()
                 .map(|(k, x)| Ok((k.clone(), compile(x)?)))
-                .collect::<Result<Vec<_>, TplError>>()?;
+                .collect::<Result<Vec<_>, TemplateError>>()?;
             if t.iter().all(|(_, x)| matches!(x, Tpl::Const(_))) {
                 Tpl::Const(v.clone())
             } else {
@@ -218,8 +225,8 @@ fn item(p: &Part, env: &mut dyn Env) -> Result<Val, DslError> {
                     other => text.push_str(&render_in_text(&item(other, env)?)),
                 }
             }
-            let segs =
-                path::parse(&text).map_err(|m| DslError::new("InvalidVariableNameError", m))?;
+            let segs = path::parse(&text)
+                .map_err(|m| DslError::new("InvalidVariableNameError", m.to_string()))?;
             env.lookup(&segs)
         }
     }
@@ -305,11 +312,11 @@ mod tests {
             Tpl::Const(json!({"a": [1, "b"]}))
         );
         assert_eq!(
-            compile(&json!("{{a..b}}")).unwrap_err().0,
+            compile(&json!("{{a..b}}")).unwrap_err().rule,
             "InvalidVariableNameError"
         );
         assert_eq!(
-            compile(&json!("{% {{a}}==1 %}")).unwrap_err().0,
+            compile(&json!("{% {{a}}==1 %}")).unwrap_err().rule,
             "InvalidExpressionSyntax"
         );
     }

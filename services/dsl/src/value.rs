@@ -7,9 +7,11 @@ use serde_json::{Map, Number, Value};
 /// A value during evaluation: JSON, `undefined`, or a number JSON cannot hold (NaN, ±Infinity).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Val {
+    /// JS `undefined`: a missing variable or member.
     Undefined,
     /// Any JSON value except a number.
     Json(Value),
+    /// A number, NaN and ±Infinity included.
     Num(f64),
 }
 
@@ -22,14 +24,17 @@ impl Val {
         }
     }
 
+    /// Reads an optional JSON value (`None` is `undefined`).
     pub fn from_opt(v: Option<Value>) -> Val {
         v.map_or(Val::Undefined, Val::from_json)
     }
 
+    /// A string value.
     pub fn str(s: impl Into<String>) -> Val {
         Val::Json(Value::String(s.into()))
     }
 
+    /// A boolean value.
     pub fn bool(b: bool) -> Val {
         Val::Json(Value::Bool(b))
     }
@@ -49,10 +54,12 @@ impl Val {
         self.into_json().unwrap_or(Value::Null)
     }
 
+    /// `null` or `undefined` (what `??`-like defaults test).
     pub fn is_nullish(&self) -> bool {
         matches!(self, Val::Undefined | Val::Json(Value::Null))
     }
 
+    /// The text of a string value.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Val::Json(Value::String(s)) => Some(s),
@@ -135,6 +142,7 @@ pub fn pairs_object(pairs: impl IntoIterator<Item = (String, Value)>) -> Map<Str
     out
 }
 
+/// The JS `typeof`-like name of a JSON value, as error messages show it.
 pub fn json_type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",

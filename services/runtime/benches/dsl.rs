@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use refract_core::{CorrelationId, UserId, WorkspaceId};
 use refract_dsl::interpreter::{FetchRequest, FetchResponse, Outside, RunInput, Scope, WaitFor};
-use refract_dsl::{DslError, Program};
+use refract_dsl::{DslError, Program, Setup, SetupTrigger};
 use refract_host::memory::{MemoryAutomations, MemoryEventBus, MemoryStateStore};
 use refract_host::{
     EgressPolicy, Host, HostConfig, HttpRequest, Limits, MemoryArtifactStore, RunContext,
@@ -128,11 +128,22 @@ fn request(program: &str) -> RunRequest {
             headers: Vec::new(),
             body: Vec::new(),
         }),
-        config: json!({"program": program, "config": {}, "depth": 0,
-            "trigger": {"type": "endpoint", "value": "bench"},
-            "locals": {"method": "POST", "headers": {"content-type": "application/json"}, "query": {}, "body": body(),
-                "workspaceId": "ws-bench", "automationSlug": "bench"}})
-        .to_string(),
+        config: Setup {
+            program: program.to_owned(),
+            config: json!({}),
+            depth: 0,
+            socket_id: None,
+            trigger: SetupTrigger {
+                kind: "endpoint".into(),
+                value: "bench".into(),
+                id: None,
+            },
+            locals: json!({"method": "POST", "headers": {"content-type": "application/json"}, "query": {}, "body": body(),
+                "workspaceId": "ws-bench", "automationSlug": "bench"})
+            .as_object()
+            .cloned(),
+        }
+        .to_config(),
         limits: Arc::new(Limits {
             max_emits: 10_000,
             ..Limits::default()
@@ -174,11 +185,11 @@ fn main() -> anyhow::Result<()> {
         Arc::new(Limits::default()),
         Arc::new(EgressPolicy::default()),
     );
-    let services = Services {
-        events: Arc::new(MemoryEventBus::new(false)),
-        state: Arc::new(MemoryStateStore::default()),
-        automations: registry,
-    };
+    let services = Services::new(
+        Arc::new(MemoryEventBus::new(false)),
+        Arc::new(MemoryStateStore::default()),
+        registry,
+    );
     println!(
         "DSL benchmark: {runs} runs per case (1,000-item repeat: {} runs), one thread",
         runs / 10

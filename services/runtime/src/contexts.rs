@@ -23,7 +23,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use refract_core::{SessionId, UserId};
-use refract_host::{RateLimitState, RateLimiter, RunContext, ServiceError, StateScope, StateStore};
+use refract_host::{
+    Coordination, Identities, RateLimitState, RateLimiter, RunContext, ServiceError, StateScope,
+    StateStore,
+};
 use refract_storage::keys::ContextScope;
 use refract_storage::{Cache, CacheKey, DocumentStore};
 use serde_json::Value;
@@ -32,7 +35,6 @@ use tokio::time::Instant;
 use crate::coordination;
 use crate::paths::{self, Segment};
 use crate::user_fields;
-use crate::workspace_config::WorkspaceConfig;
 
 /// Variables one scope owner (a run scope, a workspace's global scope, a user's or a session's)
 /// may hold: protects the runtime's memory and the cache from a run writing endless names.
@@ -84,15 +86,14 @@ impl RunScopes {
     }
 }
 
-/// The context store behind the `state` import (and its `set-config`).
+/// The context store behind the `state` import, and the cache-backed capabilities the host
+/// lends runs beside it: coordination (rate limits, user topics) and session identities.
 pub struct ContextStore {
     cache: Arc<dyn Cache>,
     session_ttl: Duration,
     run_ttl: Duration,
     max_variable_bytes: usize,
     runs: Mutex<RunScopes>,
-    /// Where `set-config` writes; without it config writes are refused.
-    config: Option<Arc<WorkspaceConfig>>,
     /// Accounts and memberships, for `user.email`, `user.authData`, `user.role`.
     store: Option<Arc<dyn DocumentStore>>,
 }
@@ -120,20 +121,14 @@ impl ContextStore {
             run_ttl,
             max_variable_bytes,
             runs: Mutex::default(),
-            config: None,
             store: None,
         }
     }
 
-    /// Lets runs read the computed fields of their user from `store` and write their
-    /// workspace's config through `config`.
-    pub fn with_platform(
-        self,
-        store: Arc<dyn DocumentStore>,
-        config: Arc<WorkspaceConfig>,
-    ) -> Self {
+    /// Lets runs read the computed fields of their user from `store`, and learn the users of
+    /// sessions of their workspace's members.
+    pub fn with_platform(self, store: Arc<dyn DocumentStore>) -> Self {
         Self {
-            config: Some(config),
             store: Some(store),
             ..self
         }
@@ -421,21 +416,10 @@ impl StateStore for ContextStore {
         }
         Ok(())
     }
+}
 
-    async fn set_config(
-        &self,
-        run: &RunContext,
-        path: &str,
-        value: Option<Value>,
-    ) -> Result<(), ServiceError> {
-        match &self.config {
-            Some(config) => config.write(run, path, value).await,
-            None => Err(ServiceError::Unavailable(
-                "config writes are not available here".into(),
-            )),
-        }
-    }
-
+#[async_trait]
+impl Identities for ContextStore {
     /// The user of login session `session`, only when that user is the run's own or a member of
     /// its workspace: a session of anyone else is unknown here (the run goes on as session S,
     /// user S), so no run can take on, or learn, the identity behind another tenant's session.
@@ -467,7 +451,10 @@ impl StateStore for ContextStore {
                 .map_err(unavailable)?;
         Ok(member.then_some(user))
     }
+}
 
+#[async_trait]
+impl Coordination for ContextStore {
     async fn rate_limit(
         &self,
         run: &RunContext,
@@ -699,5 +686,50 @@ mod tests {
         );
         tokio::time::advance(Duration::from_secs(3601)).await;
         assert_eq!(s.get(&r, StateScope::Session, "cart").await.unwrap(), None);
+    }
+
+    /// The host's conformance suites against the context store over `cache`.
+    async fn conforms(cache: Arc<dyn refract_storage::Cache>) {
+        use refract_host::conformance;
+        let s = ContextStore::new(
+            cache.clone(),
+            Duration::from_secs(3600),
+            Duration::from_secs(60),
+            1024,
+        );
+        conformance::state_store(&s).await;
+        conformance::coordination(&s).await;
+        conformance::identities(&s, |session, user| {
+            let cache = cache.clone();
+            async move {
+                cache
+                    .set(
+                        &CacheKey::session_user(&session),
+                        user.as_str().as_bytes(),
+                        None,
+                    )
+                    .await
+                    .expect("session written");
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_context_store_conforms_over_the_memory_cache() {
+        conforms(Arc::new(MemoryCache::new("t"))).await;
+    }
+
+    #[tokio::test]
+    async fn the_context_store_conforms_over_redis() {
+        let Ok(url) = std::env::var("REFRACT_TEST_REDIS_URL") else {
+            eprintln!("skipped: context store over redis: REFRACT_TEST_REDIS_URL not set");
+            return;
+        };
+        let ns = format!("refract-contexts-{}", CorrelationId::generate());
+        let cache = refract_storage::open_cache(&url, &ns)
+            .await
+            .expect("redis cache");
+        conforms(cache).await;
     }
 }

@@ -13,8 +13,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use refract_core::model::Automation;
+use refract_dsl::Setup;
 use refract_host::{ComponentDigest, Host, HostError, RunContext};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use crate::run::TriggerInfo;
@@ -107,10 +108,9 @@ impl Interpreter {
     }
 }
 
-/// The invocation config of a DSL run: the program, the run's `config` scope, the run's call
-/// depth and the WebSocket of its triggering event (`run.socketId`), the trigger as the
-/// interpreter exposes it in `run.trigger`, and a webhook run's initial locals
-/// (`automation-dsl.md` §2.7).
+/// The invocation config of a DSL run: the interpreter's [`Setup`] (the program, the run's
+/// `config` scope, its call depth and the WebSocket of its triggering event, the trigger as
+/// `run.trigger` exposes it, and a webhook run's initial locals, `automation-dsl.md` §2.7).
 pub fn invocation_config(
     program: &str,
     config: &Value,
@@ -118,24 +118,21 @@ pub fn invocation_config(
     info: &TriggerInfo,
     locals: Option<&Value>,
 ) -> String {
-    let mut config = json!({
-        "program": program,
-        "config": config,
-        "depth": run.depth,
-        "trigger": info.to_json(),
-    });
-    if let Some(socket) = &run.socket_id {
-        config["socketId"] = json!(socket);
+    Setup {
+        program: program.to_owned(),
+        config: config.clone(),
+        depth: run.depth,
+        socket_id: run.socket_id.clone(),
+        trigger: info.to_setup(),
+        locals: locals.and_then(Value::as_object).cloned(),
     }
-    if let Some(locals) = locals {
-        config["locals"] = locals.clone();
-    }
-    config.to_string()
+    .to_config()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn automation(body: Value) -> Automation {
         let mut v = json!({"slug": "a", "name": "a", "kind": "dsl",

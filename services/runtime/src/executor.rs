@@ -313,11 +313,10 @@ impl Executor {
             bus: self.bus.clone(),
             throttles: self.throttles.clone(),
         });
-        Ok(Services {
-            events,
-            state: self.contexts.clone(),
-            automations: me,
-        })
+        Ok(Services::new(events, self.contexts.clone(), me)
+            .with_coordination(self.contexts.clone())
+            .with_identities(self.contexts.clone())
+            .with_config(self.configs.clone()))
     }
 
     /// No artifact for this engine (uploaded before an engine upgrade, or by a workspaces

@@ -99,7 +99,7 @@ impl RuntimeState {
             config.run_scope_ttl,
             config.max_variable_bytes,
         );
-        let contexts = Arc::new(contexts.with_platform(store.clone(), configs.clone()));
+        let contexts = Arc::new(contexts.with_platform(store.clone()));
         let throttles = Arc::new(Throttles::new(cache.clone(), store.clone()));
         let executor = Executor::new(
             host,

@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use refract_host::{RunContext, ServiceError};
+use async_trait::async_trait;
+use refract_host::{ConfigStore, RunContext, ServiceError};
 use refract_storage::{DocumentStore, Expect, StorageError, collections};
 use serde_json::{Value, json};
 
@@ -124,5 +125,18 @@ impl WorkspaceConfig {
         if let Err(e) = self.bus.publish(event).await {
             tracing::warn!(workspace_id = %run.workspace_id, error = %e, "config written, but workspaces.configured was not published");
         }
+    }
+}
+
+/// Config writes of runs (`set-config`).
+#[async_trait]
+impl ConfigStore for WorkspaceConfig {
+    async fn set_config(
+        &self,
+        run: &RunContext,
+        path: &str,
+        value: Option<Value>,
+    ) -> Result<(), ServiceError> {
+        self.write(run, path, value).await
     }
 }

@@ -17,7 +17,7 @@ use chrono::Utc;
 use http_body_util::BodyExt;
 use refract_core::ErrorKind;
 use refract_core::model::{AutomationKind, ComponentStatus};
-use refract_host::{HostError, validate};
+use refract_host::HostError;
 use refract_http::{ApiError, Caller, Json};
 use refract_storage::Expect;
 use serde_json::{Value, json};
@@ -401,20 +401,8 @@ async fn check_without_storing(
     slot: CompileSlot,
     bytes: Bytes,
 ) -> Result<(), ApiError> {
-    validate::check_preamble(&bytes).map_err(host_error)?;
-    let engine = state.host.engine().clone();
-    let task = async move {
-        tokio::task::spawn_blocking(move || {
-            let component =
-                wasmtime::component::Component::new(&engine, &bytes[..]).map_err(|e| {
-                    HostError::Compile {
-                        message: format!("{e:#}"),
-                    }
-                })?;
-            validate::check_world(&engine, &component)
-        })
-        .await
-    };
+    let host = state.host.clone();
+    let task = async move { tokio::task::spawn_blocking(move || host.check(&bytes)).await };
     compiles::run(slot, state.config.compile_timeout, task)
         .await
         .map_err(|e| unfinished(e, state))?

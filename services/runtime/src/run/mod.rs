@@ -4,6 +4,7 @@
 //! trigger (event consumer, scheduler, webhooks, calls) builds an [`Execution`] and the executor
 //! runs it, so neither side needs the other's module.
 
+use refract_dsl::SetupTrigger;
 use std::sync::Arc;
 
 use refract_core::model::Automation;
@@ -61,11 +62,16 @@ impl TriggerInfo {
     /// The trigger as every event and the DSL's `run.trigger` show it:
     /// `{type, value}`, plus `id` for an event.
     pub(crate) fn to_json(&self) -> Value {
-        let mut trigger = json!({"type": self.kind.as_str(), "value": self.value});
-        if let Some(id) = &self.id {
-            trigger["id"] = json!(id);
+        serde_json::to_value(self.to_setup()).unwrap_or_default()
+    }
+
+    /// The same trigger, typed, as the DSL interpreter's setup carries it.
+    pub(crate) fn to_setup(&self) -> SetupTrigger {
+        SetupTrigger {
+            kind: self.kind.as_str().to_owned(),
+            value: self.value.clone(),
+            id: self.id.clone(),
         }
-        trigger
     }
 }
 

@@ -1,0 +1,75 @@
+//! Automation calls (§3.15): any other instruction name is the slug of an automation to run
+//! with the argument mapping; `output` gets what it returns.
+
+use serde_json::{Map, Value};
+
+use crate::error::{DslError, Invalid};
+use crate::interpreter::runner::{Flow, Runner};
+use crate::program::Instr;
+
+use super::Arg;
+
+pub(super) fn compile(arg: &Arg) -> Result<Instr, Invalid> {
+    if !arg.value.is_object() {
+        return Err(Arg::invalid(
+            arg.at,
+            "an automation call takes a mapping of arguments",
+        ));
+    }
+    Ok(Instr::Call {
+        slug: arg.name.to_owned(),
+        args: arg.tpl()?,
+    })
+}
+
+pub(super) fn run(r: &mut Runner, slug: &str, a: &Map<String, Value>) -> Result<Flow, DslError> {
+    let result = r.out.call(slug, &Value::Object(a.clone()));
+    // The callee shares the persistent scopes: what it wrote is read afresh (§5.3).
+    r.scopes.clear();
+    r.output_to(a, Some(result?))?;
+    Ok(Flow::Next)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::interpreter::twin::*;
+
+    #[test]
+    fn calls_pass_interpolated_arguments_and_write_the_output() {
+        let mut w = World::default();
+        let r = go_with(
+            &mut w,
+            json!([{"quote": {"sku": "{{sku}}", "output": "price"}}]),
+            json!("{{price.with.sku}}"),
+            json!({"sku": "A1"}),
+        )
+        .unwrap();
+        assert_eq!(r.output, json!("A1"));
+        assert_eq!(
+            w.calls,
+            vec![("quote".into(), json!({"sku": "A1", "output": "price"}))]
+        );
+        let e = go_with(
+            &mut World::default(),
+            json!([{"missing": {}}]),
+            json!({}),
+            json!({}),
+        )
+        .unwrap_err();
+        assert_eq!(e.class, "ObjectNotFoundError");
+    }
+
+    #[test]
+    fn a_callees_writes_to_shared_scopes_are_seen_after_the_call() {
+        let out = go(
+            json!([
+                {"set": {"name": "global.n", "value": 1}},
+                {"set": {"name": "before", "value": "{{global.n}}"}},
+                {"bump": {}},
+                {"set": {"name": "after", "value": "{{global.n}}"}}
+            ]),
+            json!({"before": "{{before}}", "after": "{{after}}"}),
+        );
+        assert_eq!(out, json!({"before": 1, "after": 2}));
+    }
+}
