@@ -9,12 +9,11 @@
 use std::future::Future;
 use std::time::Duration;
 
-use refract_core::{CorrelationId, SessionId, UserId, WorkspaceId};
+use refract_core::{CorrelationId, Scope, SessionId, UserId, WorkspaceId};
 use serde_json::json;
 
 use crate::services::{
-    ConfigStore, Coordination, Identities, RateLimiter, RunContext, ServiceError, StateScope,
-    StateStore,
+    ConfigStore, Coordination, Identities, RateLimiter, RunContext, ServiceError, StateStore,
 };
 
 /// A run of `user` in workspace `ws` with a fresh correlation id; its session is `s-<user>`.
@@ -50,10 +49,10 @@ pub async fn state_store(store: &dyn StateStore) {
     let alice = run_of(&ws, Some("alice"));
     let bob = run_of(&ws, Some("bob"));
     for scope in [
-        StateScope::Global,
-        StateScope::User,
-        StateScope::Session,
-        StateScope::Run,
+        Scope::Global,
+        Scope::User,
+        Scope::Session,
+        Scope::Run,
     ] {
         assert_eq!(
             store.get(&alice, scope, "absent").await.expect("get"),
@@ -69,7 +68,7 @@ pub async fn state_store(store: &dyn StateStore) {
             Some(json!({"n": 1, "l": [1, "x"]})),
             "{scope:?}: reads back"
         );
-        let shared = scope == StateScope::Global;
+        let shared = scope == Scope::Global;
         assert_eq!(
             store.get(&bob, scope, "v").await.expect("get").is_some(),
             shared,
@@ -88,12 +87,12 @@ pub async fn state_store(store: &dyn StateStore) {
         ..alice.clone()
     };
     store
-        .set(&alice, StateScope::Run, "step", json!(1))
+        .set(&alice, Scope::Run, "step", json!(1))
         .await
         .expect("set");
     assert_eq!(
         store
-            .get(&callee, StateScope::Run, "step")
+            .get(&callee, Scope::Run, "step")
             .await
             .expect("get"),
         Some(json!(1)),
@@ -102,7 +101,7 @@ pub async fn state_store(store: &dyn StateStore) {
     let elsewhere = run_of(&unique_workspace(), Some("alice"));
     assert_eq!(
         store
-            .get(&elsewhere, StateScope::User, "step")
+            .get(&elsewhere, Scope::User, "step")
             .await
             .expect("get"),
         None,

@@ -50,5 +50,5 @@ pub use outcome::{
 pub use run::{Host, HostConfig, RunRequest};
 pub use services::{
     AutomationCaller, CallFailure, ConfigStore, Coordination, EventBus, Identities, RateLimitState,
-    RateLimiter, RunContext, ServiceError, Services, StateScope, StateStore, WaitCondition,
+    RateLimiter, RunContext, ServiceError, Services, StateStore, WaitCondition,
 };

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use refract_core::{Event, EventId, SessionId, UserId};
+use refract_core::{Event, EventId, Scope, SessionId, UserId};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
@@ -25,7 +25,7 @@ use crate::outcome::RunOutcome;
 use crate::run::{Host, RunRequest};
 use crate::services::{
     AutomationCaller, CallFailure, ConfigStore, Coordination, EventBus, Identities, RateLimitState,
-    RateLimiter, RunContext, ServiceError, Services, StateScope, StateStore, WaitCondition,
+    RateLimiter, RunContext, ServiceError, Services, StateStore, WaitCondition,
 };
 
 /// Events kept in memory and broadcast to waiters.
@@ -132,15 +132,15 @@ pub struct MemoryStateStore {
     map: Mutex<HashMap<(String, String), Value>>,
 }
 
-fn owner(run: &RunContext, scope: StateScope) -> String {
+fn owner(run: &RunContext, scope: Scope) -> String {
     match scope {
-        StateScope::Global => format!("g:{}", run.workspace_id),
-        StateScope::User => format!(
+        Scope::Global => format!("g:{}", run.workspace_id),
+        Scope::User => format!(
             "u:{}:{}",
             run.workspace_id,
             run.user_id.as_ref().map_or("", |u| u.as_str())
         ),
-        StateScope::Session => {
+        Scope::Session => {
             format!(
                 "s:{}:{}",
                 run.workspace_id,
@@ -148,7 +148,7 @@ fn owner(run: &RunContext, scope: StateScope) -> String {
             )
         }
         // A run and the automations it calls share the correlation id.
-        StateScope::Run => format!("r:{}:{}", run.workspace_id, run.correlation_id),
+        Scope::Run => format!("r:{}:{}", run.workspace_id, run.correlation_id),
     }
 }
 
@@ -157,7 +157,7 @@ impl StateStore for MemoryStateStore {
     async fn get(
         &self,
         run: &RunContext,
-        scope: StateScope,
+        scope: Scope,
         path: &str,
     ) -> Result<Option<Value>, ServiceError> {
         let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
@@ -167,7 +167,7 @@ impl StateStore for MemoryStateStore {
     async fn set(
         &self,
         run: &RunContext,
-        scope: StateScope,
+        scope: Scope,
         path: &str,
         value: Value,
     ) -> Result<(), ServiceError> {
@@ -181,7 +181,7 @@ impl StateStore for MemoryStateStore {
     async fn delete(
         &self,
         run: &RunContext,
-        scope: StateScope,
+        scope: Scope,
         path: &str,
     ) -> Result<(), ServiceError> {
         self.map

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use refract_core::{CorrelationId, Event, EventId, EventType, SessionId, UserId, WorkspaceId};
+use refract_core::{
+    CorrelationId, Event, EventId, EventType, Scope, SessionId, UserId, WorkspaceId,
+};
 use serde_json::Value;
 
 /// Who and what a run is: the identity every import acts under.
@@ -105,18 +107,6 @@ pub trait EventBus: Send + Sync {
     ) -> Result<Option<Event>, ServiceError>;
 }
 
-/// Where a state variable lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum StateScope {
-    /// The workspace's, shared by every run.
-    Global,
-    /// The run's user's.
-    User,
-    /// The run's session's.
-    Session,
-    /// Shared by a run and the automations it calls (same correlation id).
-    Run,
-}
 
 /// Context variables (the runtime backs it with the context store). The host has checked that
 /// the scope has an owner in this run and that the path is well-formed.
@@ -126,14 +116,14 @@ pub trait StateStore: Send + Sync {
     async fn get(
         &self,
         run: &RunContext,
-        scope: StateScope,
+        scope: Scope,
         path: &str,
     ) -> Result<Option<Value>, ServiceError>;
     /// Writes `value` at `path` of `scope`.
     async fn set(
         &self,
         run: &RunContext,
-        scope: StateScope,
+        scope: Scope,
         path: &str,
         value: Value,
     ) -> Result<(), ServiceError>;
@@ -141,7 +131,7 @@ pub trait StateStore: Send + Sync {
     async fn delete(
         &self,
         run: &RunContext,
-        scope: StateScope,
+        scope: Scope,
         path: &str,
     ) -> Result<(), ServiceError>;
 }

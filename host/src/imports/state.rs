@@ -5,24 +5,25 @@ use std::time::Duration;
 use refract_core::{EventLimits, SessionId, UserId};
 use serde_json::{Value, json};
 
-use crate::bindings::state::{Host, Identity, RateLimitState, Scope, StateError};
-use crate::services::{RateLimiter, ServiceError, StateScope};
+use crate::bindings::state::{Host, Identity, RateLimitState, Scope as WitScope, StateError};
+use refract_core::Scope;
+use crate::services::{RateLimiter, ServiceError};
 use crate::store::RunCtx;
 
 use super::parse_json;
 
 impl RunCtx {
     /// Checks the scope has an owner in this run and the path is well-formed.
-    fn check(&self, scope: Scope, path: &str) -> Result<StateScope, StateError> {
+    fn check(&self, scope: WitScope, path: &str) -> Result<Scope, StateError> {
         let scope = match scope {
-            Scope::Global => StateScope::Global,
-            Scope::User if self.info.user_id.is_none() => return Err(StateError::NoSuchScope),
-            Scope::User => StateScope::User,
-            Scope::Session if self.info.session_id.is_none() => {
+            WitScope::Global => Scope::Global,
+            WitScope::User if self.info.user_id.is_none() => return Err(StateError::NoSuchScope),
+            WitScope::User => Scope::User,
+            WitScope::Session if self.info.session_id.is_none() => {
                 return Err(StateError::NoSuchScope);
             }
-            Scope::Session => StateScope::Session,
-            Scope::Run => StateScope::Run,
+            WitScope::Session => Scope::Session,
+            WitScope::Run => Scope::Run,
         };
         valid_path(path).map_err(StateError::Invalid)?;
         Ok(scope)
@@ -208,7 +209,7 @@ impl Host for RunCtx {
 
     async fn get(
         &mut self,
-        scope: Scope,
+        scope: WitScope,
         path: String,
     ) -> wasmtime::Result<Result<Option<String>, StateError>> {
         let scope = match self.check(scope, &path) {
@@ -224,7 +225,7 @@ impl Host for RunCtx {
 
     async fn set(
         &mut self,
-        scope: Scope,
+        scope: WitScope,
         path: String,
         value: String,
     ) -> wasmtime::Result<Result<(), StateError>> {
@@ -250,7 +251,7 @@ impl Host for RunCtx {
 
     async fn delete(
         &mut self,
-        scope: Scope,
+        scope: WitScope,
         path: String,
     ) -> wasmtime::Result<Result<(), StateError>> {
         let scope = match self.check(scope, &path) {

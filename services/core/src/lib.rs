@@ -20,6 +20,7 @@ pub mod ids;
 pub mod model;
 pub mod permissions;
 pub mod platform;
+pub mod scope;
 
 pub use error::{ErrorKind, ValidationError};
 pub use event::{
@@ -27,3 +28,4 @@ pub use event::{
     Source, SourceHost, SourceHttp, Target, type_is_under,
 };
 pub use ids::{CorrelationId, EventId, SessionId, UserId, WorkspaceId};
+pub use scope::Scope;

@@ -22,12 +22,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use refract_core::{SessionId, UserId};
+use refract_core::{Scope, SessionId, UserId};
 use refract_host::{
-    Coordination, Identities, RateLimitState, RateLimiter, RunContext, ServiceError, StateScope,
-    StateStore,
+    Coordination, Identities, RateLimitState, RateLimiter, RunContext, ServiceError, StateStore,
 };
-use refract_storage::keys::ContextScope;
 use refract_storage::{Cache, CacheKey, DocumentStore};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -138,28 +136,28 @@ impl ContextStore {
     fn key(
         &self,
         run: &RunContext,
-        scope: StateScope,
+        scope: Scope,
     ) -> Result<(CacheKey, Option<Duration>), ServiceError> {
         let ws = &run.workspace_id;
         let no_owner = || ServiceError::Invalid("the scope has no owner in this run".into());
         Ok(match scope {
-            StateScope::Global => (CacheKey::context(ws, ContextScope::Global, ""), None),
-            StateScope::User => {
+            Scope::Global => (CacheKey::context(ws, Scope::Global, ""), None),
+            Scope::User => {
                 let user = run.user_id.as_ref().ok_or_else(no_owner)?;
                 (
-                    CacheKey::context(ws, ContextScope::User, user.as_str()),
+                    CacheKey::context(ws, Scope::User, user.as_str()),
                     None,
                 )
             }
-            StateScope::Session => {
+            Scope::Session => {
                 let session = run.session_id.as_ref().ok_or_else(no_owner)?;
                 (
-                    CacheKey::context(ws, ContextScope::Session, session.as_str()),
+                    CacheKey::context(ws, Scope::Session, session.as_str()),
                     Some(self.session_ttl),
                 )
             }
-            StateScope::Run => (
-                CacheKey::context(ws, ContextScope::Run, run.correlation_id.as_str()),
+            Scope::Run => (
+                CacheKey::context(ws, Scope::Run, run.correlation_id.as_str()),
                 Some(self.run_ttl),
             ),
         })
@@ -279,10 +277,10 @@ impl ContextStore {
     async fn read_var(
         &self,
         run: &RunContext,
-        scope: StateScope,
+        scope: Scope,
         name: &str,
     ) -> Result<Option<Value>, ServiceError> {
-        if scope == StateScope::Run {
+        if scope == Scope::Run {
             return Ok(self.run_var(run, name));
         }
         let (key, _) = self.key(run, scope)?;
@@ -296,7 +294,7 @@ impl ContextStore {
     async fn write_var(
         &self,
         run: &RunContext,
-        scope: StateScope,
+        scope: Scope,
         name: &str,
         value: Option<Value>,
     ) -> Result<(), ServiceError> {
@@ -313,7 +311,7 @@ impl ContextStore {
             }
             None => None,
         };
-        if scope == StateScope::Run {
+        if scope == Scope::Run {
             return self.put_run_var(run, name, value.map(|(v, bytes)| (v, bytes.len())));
         }
         let (key, ttl) = self.key(run, scope)?;
@@ -359,11 +357,11 @@ impl StateStore for ContextStore {
     async fn get(
         &self,
         run: &RunContext,
-        scope: StateScope,
+        scope: Scope,
         path: &str,
     ) -> Result<Option<Value>, ServiceError> {
         let (name, rest) = split(path)?;
-        if let (StateScope::User, Some(store), Some(user)) = (scope, &self.store, &run.user_id)
+        if let (Scope::User, Some(store), Some(user)) = (scope, &self.store, &run.user_id)
             && user_fields::COMPUTED.contains(&name.as_str())
         {
             let value = user_fields::computed(store.as_ref(), run, user, &name)
@@ -380,7 +378,7 @@ impl StateStore for ContextStore {
     async fn set(
         &self,
         run: &RunContext,
-        scope: StateScope,
+        scope: Scope,
         path: &str,
         value: Value,
     ) -> Result<(), ServiceError> {
@@ -401,7 +399,7 @@ impl StateStore for ContextStore {
     async fn delete(
         &self,
         run: &RunContext,
-        scope: StateScope,
+        scope: Scope,
         path: &str,
     ) -> Result<(), ServiceError> {
         let (name, rest) = split(path)?;
@@ -518,42 +516,42 @@ mod tests {
         let c = CorrelationId::generate();
         let alice = run(Some("alice"), &c);
         let bob = run(Some("bob"), &c);
-        s.set(&alice, StateScope::Global, "counter.value", json!(1))
+        s.set(&alice, Scope::Global, "counter.value", json!(1))
             .await
             .unwrap();
-        s.set(&alice, StateScope::Global, "counter.list[1]", json!("x"))
+        s.set(&alice, Scope::Global, "counter.list[1]", json!("x"))
             .await
             .unwrap();
         assert_eq!(
-            s.get(&bob, StateScope::Global, "counter").await.unwrap(),
+            s.get(&bob, Scope::Global, "counter").await.unwrap(),
             Some(json!({"value": 1, "list": [null, "x"]}))
         );
-        s.set(&alice, StateScope::User, "prefs.lang", json!("fr"))
+        s.set(&alice, Scope::User, "prefs.lang", json!("fr"))
             .await
             .unwrap();
         assert_eq!(
-            s.get(&alice, StateScope::User, "prefs.lang").await.unwrap(),
+            s.get(&alice, Scope::User, "prefs.lang").await.unwrap(),
             Some(json!("fr"))
         );
         assert_eq!(
-            s.get(&bob, StateScope::User, "prefs.lang").await.unwrap(),
+            s.get(&bob, Scope::User, "prefs.lang").await.unwrap(),
             None,
             "users are isolated"
         );
-        s.delete(&alice, StateScope::Global, "counter.value")
+        s.delete(&alice, Scope::Global, "counter.value")
             .await
             .unwrap();
         assert_eq!(
-            s.get(&bob, StateScope::Global, "counter.value")
+            s.get(&bob, Scope::Global, "counter.value")
                 .await
                 .unwrap(),
             None
         );
-        s.delete(&alice, StateScope::Global, "counter")
+        s.delete(&alice, Scope::Global, "counter")
             .await
             .unwrap();
         assert_eq!(
-            s.get(&bob, StateScope::Global, "counter").await.unwrap(),
+            s.get(&bob, Scope::Global, "counter").await.unwrap(),
             None
         );
     }
@@ -563,12 +561,12 @@ mod tests {
         let s = store();
         let r = run(None, &CorrelationId::generate());
         let err = s
-            .set(&r, StateScope::Global, "big", json!("x".repeat(2000)))
+            .set(&r, Scope::Global, "big", json!("x".repeat(2000)))
             .await
             .unwrap_err();
         assert_eq!(err, ServiceError::TooLarge(1024));
         assert!(
-            s.set(&r, StateScope::User, "x", json!(1)).await.is_err(),
+            s.set(&r, Scope::User, "x", json!(1)).await.is_err(),
             "no user, no user scope"
         );
     }
@@ -577,7 +575,7 @@ mod tests {
     async fn scopes_hold_a_bounded_number_of_variables() {
         let s = store();
         let r = run(Some("alice"), &CorrelationId::generate());
-        for scope in [StateScope::Run, StateScope::Global] {
+        for scope in [Scope::Run, Scope::Global] {
             for i in 0..MAX_SCOPE_VARIABLES {
                 s.set(&r, scope, &format!("v{i}"), json!(i)).await.unwrap();
             }
@@ -609,7 +607,7 @@ mod tests {
         let mut refused = None;
         for i in 0..16 {
             if let Err(e) = s
-                .set(&r, StateScope::Run, &format!("big{i}"), big.clone())
+                .set(&r, Scope::Run, &format!("big{i}"), big.clone())
                 .await
             {
                 refused = Some((i, e));
@@ -624,7 +622,7 @@ mod tests {
         let mut refused = false;
         for _ in 0..200 {
             let other = run(None, &CorrelationId::generate());
-            if s.set(&other, StateScope::Run, "big", big.clone())
+            if s.set(&other, Scope::Run, "big", big.clone())
                 .await
                 .is_err()
             {
@@ -641,7 +639,7 @@ mod tests {
             workspace_id: WorkspaceId::new("ws2").unwrap(),
             ..run(None, &CorrelationId::generate())
         };
-        s.set(&elsewhere, StateScope::Run, "big", big)
+        s.set(&elsewhere, Scope::Run, "big", big)
             .await
             .expect("another workspace has its own budget");
     }
@@ -656,18 +654,18 @@ mod tests {
             depth: 1,
             ..caller.clone()
         };
-        s.set(&caller, StateScope::Run, "step", json!(1))
+        s.set(&caller, Scope::Run, "step", json!(1))
             .await
             .unwrap();
         assert_eq!(
-            s.get(&callee, StateScope::Run, "step").await.unwrap(),
+            s.get(&callee, Scope::Run, "step").await.unwrap(),
             Some(json!(1))
         );
         let other = run(Some("alice"), &CorrelationId::generate());
-        assert_eq!(s.get(&other, StateScope::Run, "step").await.unwrap(), None);
+        assert_eq!(s.get(&other, Scope::Run, "step").await.unwrap(), None);
         tokio::time::advance(Duration::from_secs(61)).await;
         assert_eq!(
-            s.get(&caller, StateScope::Run, "step").await.unwrap(),
+            s.get(&caller, Scope::Run, "step").await.unwrap(),
             None,
             "expired"
         );
@@ -677,15 +675,15 @@ mod tests {
     async fn session_scope_expires_after_its_ttl() {
         let s = store();
         let r = run(Some("alice"), &CorrelationId::generate());
-        s.set(&r, StateScope::Session, "cart", json!([1]))
+        s.set(&r, Scope::Session, "cart", json!([1]))
             .await
             .unwrap();
         assert_eq!(
-            s.get(&r, StateScope::Session, "cart[0]").await.unwrap(),
+            s.get(&r, Scope::Session, "cart[0]").await.unwrap(),
             Some(json!(1))
         );
         tokio::time::advance(Duration::from_secs(3601)).await;
-        assert_eq!(s.get(&r, StateScope::Session, "cart").await.unwrap(), None);
+        assert_eq!(s.get(&r, Scope::Session, "cart").await.unwrap(), None);
     }
 
     /// The host's conformance suites against the context store over `cache`.

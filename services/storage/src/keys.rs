@@ -5,44 +5,13 @@
 //! string has `:` and control characters replaced, so one key can never impersonate another
 //! by embedding the separator. The cache adds its namespace prefix in front.
 
-use refract_core::{SessionId, UserId, WorkspaceId};
+use refract_core::{Scope, SessionId, UserId, WorkspaceId};
 
 /// A cache key, and whether its value must outlive a restart of the embedded mode.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     name: String,
     durable: bool,
-}
-
-/// Whose context a context hash holds (`spec/automation-dsl.md` scopes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ContextScope {
-    /// Shared by the whole workspace; survives restarts.
-    Global,
-    /// One user's variables; survives restarts.
-    User,
-    /// One login session's variables.
-    Session,
-    /// One WebSocket's variables.
-    Socket,
-    /// One run's variables.
-    Run,
-}
-
-impl ContextScope {
-    fn as_str(self) -> &'static str {
-        match self {
-            ContextScope::Global => "global",
-            ContextScope::User => "user",
-            ContextScope::Session => "session",
-            ContextScope::Socket => "socket",
-            ContextScope::Run => "run",
-        }
-    }
-
-    fn durable(self) -> bool {
-        matches!(self, ContextScope::Global | ContextScope::User)
-    }
 }
 
 /// A caller-supplied part with the separator and control characters replaced.
@@ -107,10 +76,10 @@ impl CacheKey {
     }
 
     /// A context hash: field = variable name. Global and user contexts are durable.
-    pub fn context(workspace: &WorkspaceId, scope: ContextScope, owner: &str) -> Self {
+    pub fn context(workspace: &WorkspaceId, scope: Scope, owner: &str) -> Self {
         Self::new(
             format!("context:{workspace}:{}:{}", scope.as_str(), part(owner)),
-            scope.durable(),
+            scope.is_persistent(),
         )
     }
 
@@ -144,11 +113,11 @@ mod tests {
     fn names_are_stable_and_separators_cannot_be_injected() {
         let ws = WorkspaceId::new("ws1").unwrap();
         assert_eq!(
-            CacheKey::context(&ws, ContextScope::Global, "").name(),
+            CacheKey::context(&ws, Scope::Global, "").name(),
             "context:ws1:global:"
         );
-        assert!(CacheKey::context(&ws, ContextScope::User, "u1").is_durable());
-        assert!(!CacheKey::context(&ws, ContextScope::Run, "r1").is_durable());
+        assert!(CacheKey::context(&ws, Scope::User, "u1").is_durable());
+        assert!(!CacheKey::context(&ws, Scope::Run, "r1").is_durable());
         assert_eq!(CacheKey::lock("a:b\n").name(), "lock:a_b_");
         assert_eq!(
             CacheKey::rate_limit("emit", "u:1", 60).name(),

@@ -6,31 +6,8 @@ use serde_json::{Map, Value};
 
 use crate::error::DslError;
 
-/// A persistent scope of the state import (§5.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scope {
-    /// The workspace's variables, shared by every run.
-    Global,
-    /// The run's user's variables.
-    User,
-    /// The run's session's variables (a user's when there is no session).
-    Session,
-    /// Variables shared by a run and the automations it calls.
-    Run,
-}
-
-impl Scope {
-    /// The scope a variable path starts with, if it starts with one.
-    pub(crate) fn of(name: &str) -> Option<Scope> {
-        Some(match name {
-            "global" => Scope::Global,
-            "user" => Scope::User,
-            "session" => Scope::Session,
-            "run" => Scope::Run,
-            _ => return None,
-        })
-    }
-}
+/// A persistent scope of the state import (§5.2): the platform's one scope vocabulary.
+pub use refract_core::Scope;
 
 /// One entry of a `wait`: an event type and equality filters on envelope paths.
 #[derive(Debug, Clone, PartialEq)]

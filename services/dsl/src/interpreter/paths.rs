@@ -72,7 +72,7 @@ impl Runner<'_> {
             }
             return Ok(());
         }
-        if let Some(scope) = Scope::of(&first) {
+        if let Some(scope) = Scope::parse(&first) {
             let Some(var) = segs.get(1).map(|s| s.as_key().into_owned()) else {
                 return Err(invalid(format!("cannot replace the whole {first} scope")));
             };
@@ -99,7 +99,7 @@ impl Runner<'_> {
     pub(crate) fn remove(&mut self, name: &str) -> Result<(), DslError> {
         let segs = path::parse(name).map_err(|e| invalid(e.to_string()))?;
         let first = segs[0].as_key();
-        if let Some(scope) = Scope::of(&first) {
+        if let Some(scope) = Scope::parse(&first) {
             let Some(var) = segs.get(1).map(|s| s.as_key().into_owned()) else {
                 return Err(invalid(format!("cannot delete the whole {first} scope")));
             };

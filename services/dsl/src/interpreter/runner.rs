@@ -132,7 +132,7 @@ impl Env for Runner<'_> {
         if first == "config" {
             return Ok(path::lookup_value(Some(&self.input.config), &segs[1..]));
         }
-        let Some(scope) = Scope::of(&first) else {
+        let Some(scope) = Scope::parse(&first) else {
             return Ok(path::lookup_value(self.locals.get(&*first), &segs[1..]));
         };
         let Some(name) = segs.get(1) else {

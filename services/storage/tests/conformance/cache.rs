@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use refract_core::{ErrorKind, SessionId, UserId, WorkspaceId};
-use refract_storage::keys::ContextScope;
+use refract_core::Scope;
 use refract_storage::{Cache, CacheKey, TokenBucket, open_cache};
 
 use crate::support::{eventually, redis_url, skip, unique, with_cleanup};
@@ -250,7 +250,7 @@ async fn token_buckets_delay_past_their_burst(cache: &Arc<dyn Cache>) {
 }
 
 async fn hashes_hold_contexts(cache: &Arc<dyn Cache>) {
-    let key = CacheKey::context(&ws(), ContextScope::Run, &unique("run"));
+    let key = CacheKey::context(&ws(), Scope::Run, &unique("run"));
     assert!(cache.hgetall(&key).await.expect("empty").is_empty());
     cache.hset(&key, "a", b"1").await.expect("a");
     cache.hset(&key, "b", br#"{"x":2}"#).await.expect("b");
@@ -381,13 +381,13 @@ async fn durable_keys_of_the_embedded_cache_survive_a_restart() {
     let url = format!("sqlite://{}/refract.db", dir.path().display());
     let w = ws();
     let session = CacheKey::session(&SessionId::new("s1").expect("s"));
-    let global = CacheKey::context(&w, ContextScope::Global, "");
+    let global = CacheKey::context(&w, Scope::Global, "");
     let user = CacheKey::context(
         &w,
-        ContextScope::User,
+        Scope::User,
         UserId::new("u1").expect("u").as_str(),
     );
-    let run = CacheKey::context(&w, ContextScope::Run, "r1");
+    let run = CacheKey::context(&w, Scope::Run, "r1");
     let short = CacheKey::session(&SessionId::new("s2").expect("s"));
     {
         let cache = open_cache(&url, "prod").await.expect("open");
