@@ -48,12 +48,7 @@ pub async fn state_store(store: &dyn StateStore) {
     let ws = unique_workspace();
     let alice = run_of(&ws, Some("alice"));
     let bob = run_of(&ws, Some("bob"));
-    for scope in [
-        Scope::Global,
-        Scope::User,
-        Scope::Session,
-        Scope::Run,
-    ] {
+    for scope in [Scope::Global, Scope::User, Scope::Session, Scope::Run] {
         assert_eq!(
             store.get(&alice, scope, "absent").await.expect("get"),
             None,
@@ -91,10 +86,7 @@ pub async fn state_store(store: &dyn StateStore) {
         .await
         .expect("set");
     assert_eq!(
-        store
-            .get(&callee, Scope::Run, "step")
-            .await
-            .expect("get"),
+        store.get(&callee, Scope::Run, "step").await.expect("get"),
         Some(json!(1)),
         "a callee shares its caller's run scope"
     );

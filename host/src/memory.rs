@@ -178,12 +178,7 @@ impl StateStore for MemoryStateStore {
         Ok(())
     }
 
-    async fn delete(
-        &self,
-        run: &RunContext,
-        scope: Scope,
-        path: &str,
-    ) -> Result<(), ServiceError> {
+    async fn delete(&self, run: &RunContext, scope: Scope, path: &str) -> Result<(), ServiceError> {
         self.map
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

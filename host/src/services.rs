@@ -107,7 +107,6 @@ pub trait EventBus: Send + Sync {
     ) -> Result<Option<Event>, ServiceError>;
 }
 
-
 /// Context variables (the runtime backs it with the context store). The host has checked that
 /// the scope has an owner in this run and that the path is well-formed.
 #[async_trait]
@@ -128,12 +127,7 @@ pub trait StateStore: Send + Sync {
         value: Value,
     ) -> Result<(), ServiceError>;
     /// Removes what is at `path` of `scope` (nothing there: not an error).
-    async fn delete(
-        &self,
-        run: &RunContext,
-        scope: Scope,
-        path: &str,
-    ) -> Result<(), ServiceError>;
+    async fn delete(&self, run: &RunContext, scope: Scope, path: &str) -> Result<(), ServiceError>;
 }
 
 /// Cluster-wide coordination of runs (WIT 0.1.1 additions to `state`): rate limits and user

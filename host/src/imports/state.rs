@@ -1,14 +1,15 @@
 //! `refract:automation/state`: context variables by scope.
 
+use refract_core::platform::types;
 use std::time::Duration;
 
 use refract_core::{EventLimits, SessionId, UserId};
 use serde_json::{Value, json};
 
 use crate::bindings::state::{Host, Identity, RateLimitState, Scope as WitScope, StateError};
-use refract_core::Scope;
 use crate::services::{RateLimiter, ServiceError};
 use crate::store::RunCtx;
+use refract_core::Scope;
 
 use super::parse_json;
 
@@ -336,7 +337,7 @@ impl Host for RunCtx {
         if !user_ids.is_empty() {
             payload["userIds"] = json!(user_ids);
         }
-        let event = self.topic_event("events.userTopics.created", payload).await;
+        let event = self.topic_event(types::USER_TOPICS_CREATED, payload).await;
         Ok(event.map(|e| Some(e.to_string())))
     }
 
@@ -373,7 +374,7 @@ impl Host for RunCtx {
         let mut out = Vec::with_capacity(users.len());
         for user in users {
             let payload = json!({"topic": topic, "user": {"id": user.as_str()}});
-            match self.topic_event("events.userTopics.joined", payload).await {
+            match self.topic_event(types::USER_TOPICS_JOINED, payload).await {
                 Ok(e) => out.push(e.to_string()),
                 Err(e) => return Ok(Err(e)),
             }

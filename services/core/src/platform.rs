@@ -127,6 +127,31 @@ pub const RESERVED_TYPES: &[&str] = &[types::ERROR, "usage"];
 /// only trigger automations of the run's own workspace, like any event it may emit.
 pub const RUN_REPORTS: &[&str] = &[types::ERROR, types::FETCH_FAILED];
 
+/// Platform event types that may trigger automations (automation-dsl §2.6). No other reserved
+/// type does: `runtime.automations.executed` triggering a run would loop.
+pub const TRIGGERING: &[&str] = &[
+    types::WORKSPACES_CONFIGURED,
+    types::WORKSPACES_DELETED,
+    types::WORKSPACES_DUPLICATED,
+    types::APPS_INSTALLED,
+    types::APPS_CONFIGURED,
+    types::APPS_UNINSTALLED,
+    types::VERSIONS_PUBLISHED,
+    types::VERSIONS_DELETED,
+    types::PAGES_PERMISSIONS_SHARED,
+    types::PAGES_PERMISSIONS_DELETED,
+    types::APPS_PUBLISHED,
+    types::APPS_DELETED,
+    types::FETCH_FAILED,
+    types::INTERACTIONS_TRIGGERED,
+];
+
+/// Whether an event of `event_type` may start automations: any tenant type, and the reserved
+/// types listed in [`TRIGGERING`].
+pub fn triggers_automations(event_type: &str) -> bool {
+    TRIGGERING.contains(&event_type) || !is_reserved(event_type)
+}
+
 /// Who, other than the platform, asks to publish an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Emitter {

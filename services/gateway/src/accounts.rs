@@ -1,6 +1,7 @@
 //! Local accounts and sessions (`spec/http-api.md` §2.2 [core]; OIDC logins are [`crate::oidc`]'s): signup, password
 //! login, anonymous login, logout and `/v2/me`.
 
+use refract_core::platform::types;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -125,7 +126,7 @@ pub async fn signup(
     let payload = json!({ "user": user, "ip": meta.ip() });
     state
         .emit(
-            "gateway.signup.succeeded",
+            types::SIGNUP_SUCCEEDED,
             payload,
             &meta,
             Some(&user.id),
@@ -209,7 +210,7 @@ pub async fn login(
         _ => {
             let payload = json!({ "email": email, "ip": meta.ip(), "provider": "prismeai" });
             state
-                .emit("gateway.login.failed", payload, &meta, None, None)
+                .emit(types::LOGIN_FAILED, payload, &meta, None, None)
                 .await;
             return Err(ApiError::unauthenticated(BAD_CREDENTIALS));
         }
@@ -247,7 +248,7 @@ pub(crate) async fn start_session(
     }
     state
         .emit(
-            "gateway.login.succeeded",
+            types::LOGIN_SUCCEEDED,
             payload,
             meta,
             Some(&user.id),

@@ -13,6 +13,7 @@
 //! `app_versions` collections: at start, and on `workspaces.apps.*`, `apps.published` and
 //! `apps.deleted`, on every runtime instance (fan-out).
 
+use refract_core::platform::types;
 use std::collections::BTreeSet;
 
 use refract_core::WorkspaceId;
@@ -29,11 +30,11 @@ pub(crate) const INSTALLED: &str = "installed";
 
 /// Event types after which a workspace's instances are reloaded.
 pub(crate) const APP_EVENTS: &[&str] = &[
-    "workspaces.apps.installed",
-    "workspaces.apps.configured",
-    "workspaces.apps.uninstalled",
-    "apps.published",
-    "apps.deleted",
+    types::APPS_INSTALLED,
+    types::APPS_CONFIGURED,
+    types::APPS_UNINSTALLED,
+    types::APPS_PUBLISHED,
+    types::APPS_DELETED,
 ];
 
 /// One installed app instance, as runs see it.

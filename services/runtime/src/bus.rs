@@ -1,5 +1,6 @@
 //! The `emit` and `wait` imports over the broker, and the system events of a run.
 
+use refract_core::platform::types;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -181,12 +182,12 @@ impl EventBus for BrokerBus {
             .saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX));
         let one_of: Vec<&str> = conditions.iter().map(|c| c.event_type.as_str()).collect();
         let pending = json!({"id": id, "expiresAt": expires_at, "wait": {"oneOf": one_of, "timeout": timeout.as_millis() as u64}});
-        self.announce(run, "runtime.waits.pending", pending).await;
+        self.announce(run, types::WAITS_PENDING, pending).await;
         match tokio::time::timeout(timeout, &mut handle.rx).await {
             Ok(Ok(event)) => {
                 self.announce(
                     run,
-                    "runtime.waits.fulfilled",
+                    types::WAITS_FULFILLED,
                     json!({"id": id, "event": event}),
                 )
                 .await;

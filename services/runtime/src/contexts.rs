@@ -144,10 +144,7 @@ impl ContextStore {
             Scope::Global => (CacheKey::context(ws, Scope::Global, ""), None),
             Scope::User => {
                 let user = run.user_id.as_ref().ok_or_else(no_owner)?;
-                (
-                    CacheKey::context(ws, Scope::User, user.as_str()),
-                    None,
-                )
+                (CacheKey::context(ws, Scope::User, user.as_str()), None)
             }
             Scope::Session => {
                 let session = run.session_id.as_ref().ok_or_else(no_owner)?;
@@ -396,12 +393,7 @@ impl StateStore for ContextStore {
         self.write_var(run, scope, &name, Some(new)).await
     }
 
-    async fn delete(
-        &self,
-        run: &RunContext,
-        scope: Scope,
-        path: &str,
-    ) -> Result<(), ServiceError> {
+    async fn delete(&self, run: &RunContext, scope: Scope, path: &str) -> Result<(), ServiceError> {
         let (name, rest) = split(path)?;
         if rest.is_empty() {
             return self.write_var(run, scope, &name, None).await;
@@ -542,18 +534,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            s.get(&bob, Scope::Global, "counter.value")
-                .await
-                .unwrap(),
+            s.get(&bob, Scope::Global, "counter.value").await.unwrap(),
             None
         );
-        s.delete(&alice, Scope::Global, "counter")
-            .await
-            .unwrap();
-        assert_eq!(
-            s.get(&bob, Scope::Global, "counter").await.unwrap(),
-            None
-        );
+        s.delete(&alice, Scope::Global, "counter").await.unwrap();
+        assert_eq!(s.get(&bob, Scope::Global, "counter").await.unwrap(), None);
     }
 
     #[tokio::test]
@@ -606,10 +591,7 @@ mod tests {
         let r = run(None, &CorrelationId::generate());
         let mut refused = None;
         for i in 0..16 {
-            if let Err(e) = s
-                .set(&r, Scope::Run, &format!("big{i}"), big.clone())
-                .await
-            {
+            if let Err(e) = s.set(&r, Scope::Run, &format!("big{i}"), big.clone()).await {
                 refused = Some((i, e));
                 break;
             }
@@ -622,10 +604,7 @@ mod tests {
         let mut refused = false;
         for _ in 0..200 {
             let other = run(None, &CorrelationId::generate());
-            if s.set(&other, Scope::Run, "big", big.clone())
-                .await
-                .is_err()
-            {
+            if s.set(&other, Scope::Run, "big", big.clone()).await.is_err() {
                 refused = true;
                 break;
             }
@@ -654,9 +633,7 @@ mod tests {
             depth: 1,
             ..caller.clone()
         };
-        s.set(&caller, Scope::Run, "step", json!(1))
-            .await
-            .unwrap();
+        s.set(&caller, Scope::Run, "step", json!(1)).await.unwrap();
         assert_eq!(
             s.get(&callee, Scope::Run, "step").await.unwrap(),
             Some(json!(1))
@@ -675,9 +652,7 @@ mod tests {
     async fn session_scope_expires_after_its_ttl() {
         let s = store();
         let r = run(Some("alice"), &CorrelationId::generate());
-        s.set(&r, Scope::Session, "cart", json!([1]))
-            .await
-            .unwrap();
+        s.set(&r, Scope::Session, "cart", json!([1])).await.unwrap();
         assert_eq!(
             s.get(&r, Scope::Session, "cart[0]").await.unwrap(),
             Some(json!(1))

@@ -2,6 +2,7 @@
 //! schedule, per workspace. Loaded from the `automations` collection at start, then kept
 //! current from `workspaces.automations.*` events that every instance reads (fan-out).
 
+use refract_core::platform::types;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -16,10 +17,10 @@ use crate::dsl::{Compiled, Programs};
 
 /// The event types that keep the index current.
 pub(crate) const INDEX_EVENTS: &[&str] = &[
-    "workspaces.automations.created",
-    "workspaces.automations.updated",
-    "workspaces.automations.deleted",
-    "workspaces.deleted",
+    types::AUTOMATIONS_CREATED,
+    types::AUTOMATIONS_UPDATED,
+    types::AUTOMATIONS_DELETED,
+    types::WORKSPACES_DELETED,
 ];
 
 /// Automations by workspace and slug. Reads take a std lock briefly, never across an await.

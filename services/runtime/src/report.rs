@@ -2,6 +2,7 @@
 //! trigger starts an interaction, `runtime.automations.executed` for every run (its input and
 //! output cut to the configured preview size) and `error` for a failed one.
 
+use refract_core::platform::types;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,7 +95,7 @@ impl Reports {
                 json!({"error": code, "message": message, "details": details}),
             );
         }
-        self.publish("runtime.automations.executed", exec, payload, None)
+        self.publish(types::AUTOMATIONS_EXECUTED, exec, payload, None)
             .await;
         if let Some((code, message, details)) = error {
             let mut details = details;
@@ -131,7 +132,7 @@ impl Reports {
             "startedAt".into(),
             json!(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
         );
-        self.publish("runtime.interactions.triggered", exec, payload, None)
+        self.publish(types::INTERACTIONS_TRIGGERED, exec, payload, None)
             .await;
     }
 

@@ -2,6 +2,7 @@
 //! listener (index updates and waits) and the scheduler. Triggers only: every run goes through
 //! the [`Executor`](crate::executor::Executor).
 
+use refract_core::platform::types;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ use crate::fair::FairPermits;
 use crate::run::{Execution, TriggerInfo, TriggerKind, run_context};
 use crate::schedule::{Fire, Planner, claim_tick, tick_lock};
 use crate::state::RuntimeState;
-use crate::triggering::is_triggering;
+use refract_core::platform::triggers_automations;
 
 /// Runs the event consumer, the fan-out listener and the scheduler until `shutdown` resolves
 /// (then returns `Ok`) or the broker closes (an error). Call once per state.
@@ -109,7 +110,7 @@ fn wit_event(event: &Event) -> WitEvent {
 async fn handle_event(state: &RuntimeState, delivery: Delivery) {
     let event = &delivery.event;
     let ty = event.event_type.as_str();
-    if APP_EVENTS.contains(&ty) && ty != "workspaces.apps.uninstalled" {
+    if APP_EVENTS.contains(&ty) && ty != types::APPS_UNINSTALLED {
         // The new instance definition is loaded before its triggers run (§8.4), whatever the
         // fan-out listener of this instance has done so far.
         if let Err(e) = state.reload_for(event).await {
@@ -137,7 +138,7 @@ async fn handle_event(state: &RuntimeState, delivery: Delivery) {
                 .map(move |a| (app.clone(), local.clone(), a))
         })
         .collect();
-    if ty == "workspaces.automations.created" || ty == "workspaces.automations.updated" {
+    if ty == types::AUTOMATIONS_CREATED || ty == types::AUTOMATIONS_UPDATED {
         announce_schedules(state, event).await;
     }
     let mut runs = Vec::with_capacity(automations.len());
@@ -207,7 +208,7 @@ fn listeners(state: &RuntimeState, event: &Event) -> Vec<(Option<Arc<AppScope>>,
     };
     let ty = event.event_type.as_str();
     let mut out = Vec::new();
-    if is_triggering(ty) {
+    if triggers_automations(ty) {
         out.push((None, ty.to_owned()));
         out.extend(
             state
@@ -224,14 +225,12 @@ fn listeners(state: &RuntimeState, event: &Event) -> Vec<(Option<Arc<AppScope>>,
     }
     let text = |k: &str| event.payload.get(k).and_then(serde_json::Value::as_str);
     match ty {
-        "workspaces.apps.installed"
-        | "workspaces.apps.configured"
-        | "workspaces.apps.uninstalled" => {
+        types::APPS_INSTALLED | types::APPS_CONFIGURED | types::APPS_UNINSTALLED => {
             if let Some(scope) = text("slug").and_then(|slug| state.index().scope(ws, slug)) {
                 out.push((Some(scope), ty.to_owned()));
             }
         }
-        "apps.published" | "apps.deleted" => {
+        types::APPS_PUBLISHED | types::APPS_DELETED => {
             if let Some(app) = text("appSlug") {
                 out.extend(
                     state
@@ -269,7 +268,7 @@ async fn announce_schedules(state: &RuntimeState, event: &Event) {
         return;
     }
     let (Ok(ty), Some(ws)) = (
-        EventType::new("runtime.automations.scheduled"),
+        EventType::new(types::AUTOMATIONS_SCHEDULED),
         event.source.workspace_id.clone(),
     ) else {
         return;
@@ -298,7 +297,7 @@ async fn listen(state: RuntimeState, mut sub: Box<dyn Subscriber>) -> Result<(),
             tracing::warn!(event_type = %event.event_type, error = %e, "app instances not reloaded");
         }
         state.inner.waiters.dispatch(event);
-        if event.event_type.as_str() == "workspaces.components.uploaded"
+        if event.event_type.as_str() == types::COMPONENTS_UPLOADED
             && event.published_by(service::WORKSPACES)
             && let Some(digest) = event
                 .payload

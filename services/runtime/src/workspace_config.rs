@@ -3,6 +3,7 @@
 //! workspace document (optimistic concurrency, retried) and announced by
 //! `workspaces.configured`, whose fan-out makes every runtime instance read it afresh.
 
+use refract_core::platform::types;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -116,7 +117,7 @@ impl WorkspaceConfig {
     async fn announce(&self, run: &RunContext, payload: Value) {
         let Some(event) = run_event(
             run,
-            "workspaces.configured",
+            types::WORKSPACES_CONFIGURED,
             payload,
             run.depth.saturating_add(1),
         ) else {

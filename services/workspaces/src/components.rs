@@ -4,6 +4,7 @@
 //! [`crate::compiles`]), store the `.wasm` by content hash and the artifact through the host's
 //! artifact store, and point the automation at the new digest.
 
+use refract_core::platform::types;
 use std::io::Read;
 
 use axum::body::Body;
@@ -257,7 +258,7 @@ pub async fn upload(
         .emit(
             &caller,
             &access.id,
-            "workspaces.automations.updated",
+            types::AUTOMATIONS_UPDATED,
             event_payload(&automation, None),
         )
         .await;
@@ -272,12 +273,7 @@ pub async fn upload(
         uploaded["previousDigest"] = json!(p);
     }
     state
-        .emit(
-            &caller,
-            &access.id,
-            "workspaces.components.uploaded",
-            uploaded,
-        )
+        .emit(&caller, &access.id, types::COMPONENTS_UPLOADED, uploaded)
         .await;
     let mut out = encode(&automation)?;
     out["unchanged"] = json!(false);

@@ -7,6 +7,7 @@ mod stream;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use refract_core::platform::types;
 use serde_json::{Map, Value, json};
 
 use crate::error::{DslError, Invalid};
@@ -141,7 +142,7 @@ fn fetch(r: &mut Runner, a: &Map<String, Value>) -> Result<Value, DslError> {
             .is_none_or(|e| Val::from_json(e.clone()).truthy())
     {
         let failed = json!({"request": a, "response": {"status": resp.status, "body": body, "headers": headers}});
-        r.out.emit("runtime.fetch.failed", &failed, None, true)?;
+        r.out.emit(types::FETCH_FAILED, &failed, None, true)?;
     }
     Ok(match a.get("outputMode").and_then(Value::as_str) {
         Some("detailed_response") => {

@@ -15,6 +15,7 @@
 pub(crate) mod link;
 pub(crate) mod provider;
 
+use refract_core::platform::types;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -305,7 +306,7 @@ async fn fail(
     let payload =
         json!({ "ip": meta.ip(), "provider": provider, "error": code, "message": description });
     state
-        .emit("gateway.login.failed", payload, meta, None, None)
+        .emit(types::LOGIN_FAILED, payload, meta, None, None)
         .await;
     let Some(target) = redirect.and_then(|r| Url::parse(r).ok()) else {
         return Err(ApiError::new(

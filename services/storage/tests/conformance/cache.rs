@@ -5,8 +5,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use refract_core::{ErrorKind, SessionId, UserId, WorkspaceId};
 use refract_core::Scope;
+use refract_core::{ErrorKind, SessionId, UserId, WorkspaceId};
 use refract_storage::{Cache, CacheKey, TokenBucket, open_cache};
 
 use crate::support::{eventually, redis_url, skip, unique, with_cleanup};
@@ -382,11 +382,7 @@ async fn durable_keys_of_the_embedded_cache_survive_a_restart() {
     let w = ws();
     let session = CacheKey::session(&SessionId::new("s1").expect("s"));
     let global = CacheKey::context(&w, Scope::Global, "");
-    let user = CacheKey::context(
-        &w,
-        Scope::User,
-        UserId::new("u1").expect("u").as_str(),
-    );
+    let user = CacheKey::context(&w, Scope::User, UserId::new("u1").expect("u").as_str());
     let run = CacheKey::context(&w, Scope::Run, "r1");
     let short = CacheKey::session(&SessionId::new("s2").expect("s"));
     {
