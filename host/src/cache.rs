@@ -22,6 +22,7 @@ pub const DEFAULT_INSTANCE_CACHE: usize = 256;
 pub struct ComponentDigest(String);
 
 impl ComponentDigest {
+    /// The digest of `bytes`: what an upload is stored and run under.
     pub fn of(bytes: &[u8]) -> Self {
         ComponentDigest(hex::encode(Sha256::digest(bytes)))
     }
@@ -33,6 +34,7 @@ impl ComponentDigest {
             .then(|| ComponentDigest(hex.to_ascii_lowercase()))
     }
 
+    /// The bare hex, without the `sha256:` prefix (file names, artifact keys).
     pub fn hex(&self) -> &str {
         &self.0
     }
@@ -55,6 +57,7 @@ pub fn artifact_key(digest: &ComponentDigest, engine_fingerprint: &str) -> Strin
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct ArtifactStoreError {
+    /// What failed, for logs (the backend's own error, with context).
     pub message: String,
     /// Whether trying again later may succeed.
     pub transient: bool,
@@ -64,7 +67,9 @@ pub struct ArtifactStoreError {
 /// writers (the workspaces service and the runtime, through this host) may write this storage.
 #[async_trait]
 pub trait ArtifactStore: Send + Sync {
+    /// The artifact stored under `key` (see [`artifact_key`]), or `None` if there is none.
     async fn get(&self, key: &str) -> Result<Option<Arc<[u8]>>, ArtifactStoreError>;
+    /// Stores an artifact under `key`, replacing any previous one (same key, same bytes).
     async fn put(&self, key: &str, bytes: Arc<[u8]>) -> Result<(), ArtifactStoreError>;
 }
 
@@ -75,10 +80,12 @@ pub struct MemoryArtifactStore {
 }
 
 impl MemoryArtifactStore {
+    /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Number of artifacts stored (tests check that uploads compiled something).
     pub fn len(&self) -> usize {
         self.map
             .lock()
@@ -86,6 +93,7 @@ impl MemoryArtifactStore {
             .len()
     }
 
+    /// Whether nothing was stored yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

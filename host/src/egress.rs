@@ -3,7 +3,7 @@
 //! The checks, in order, for the first request and every redirect hop:
 //! 1. scheme `http`/`https`, and the host on the workspace's allow-list;
 //! 2. an IP-literal host is checked against the denied ranges before anything else happens;
-//! 3. a name is resolved by [`CheckedResolver`], which drops denied addresses, so the client can
+//! 3. a name is resolved by `CheckedResolver`, which drops denied addresses, so the client can
 //!    only connect to an address that passed the check (DNS rebinding cannot slip through).
 //!
 //! The client never uses a proxy (that would bypass the address check), never follows redirects
@@ -29,7 +29,9 @@ pub struct EgressConfig {
     /// Allow loopback addresses (127.0.0.0/8, ::1). For tests and local development only: in
     /// production it would let guests reach services on the worker itself.
     pub allow_loopback: bool,
+    /// Connect timeout of every outbound request ([`DEFAULT_FETCH_CONNECT_TIMEOUT`]).
     pub connect_timeout: Duration,
+    /// Idle connections kept per remote host ([`DEFAULT_POOL_IDLE_PER_HOST`]).
     pub pool_idle_per_host: usize,
 }
 
@@ -212,38 +214,54 @@ impl reqwest::dns::Resolve for CheckedResolver {
 /// An outbound request, as the guest asked for it.
 #[derive(Debug, Clone)]
 pub struct FetchRequest {
+    /// The HTTP method, as the guest spelled it (checked when the request is built).
     pub method: String,
+    /// The absolute URL; its host is checked against the policy before anything is sent.
     pub url: String,
+    /// Request headers, in order, repeats allowed.
     pub headers: Vec<(String, String)>,
+    /// The request body, if any.
     pub body: Option<Vec<u8>>,
 }
 
+/// The response to a [`FetchRequest`], after the last redirect, body read in full.
 #[derive(Debug, Clone)]
 pub struct FetchResponse {
+    /// The HTTP status code.
     pub status: u16,
+    /// Response headers, in order, repeats kept.
     pub headers: Vec<(String, String)>,
+    /// The whole body (at most [`FetchLimits::max_bytes`]).
     pub body: Vec<u8>,
 }
 
 /// Per-request limits (from the run's [`crate::Limits`]).
 #[derive(Debug, Clone, Copy)]
 pub struct FetchLimits {
+    /// Time for the whole request: connects, redirects and body.
     pub total_timeout: Duration,
+    /// Largest response body; a bigger one is refused while streaming.
     pub max_bytes: u64,
+    /// Redirect hops followed, each re-checked against the policy.
     pub max_redirects: u32,
 }
 
 /// Why a request got no response; mirrors the WIT `fetch-error`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
+    /// The policy refused the host or one of its addresses; the text says which.
     #[error("denied: {0}")]
     Denied(String),
+    /// The request ran out of its total time.
     #[error("timed out")]
     Timeout,
+    /// The response body is over the given limit.
     #[error("response body over {0} bytes")]
     TooLarge(u64),
+    /// DNS, connect, TLS, the transfer or a redirect failed.
     #[error("connection failed: {0}")]
     ConnectionFailed(String),
+    /// The request itself is malformed (method, URL, header).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
 }
@@ -263,6 +281,7 @@ impl std::fmt::Debug for Egress {
 }
 
 impl Egress {
+    /// Builds the pooled client: no proxy, redirects handled by us, DNS answers checked.
     pub fn new(config: &EgressConfig) -> Result<Self, HostError> {
         let client = reqwest::Client::builder()
             .no_proxy()

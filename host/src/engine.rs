@@ -40,13 +40,19 @@ pub const DEFAULT_DECOMMIT_BATCH: usize = 1;
 /// Engine-wide settings, fixed for the life of the process.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
+    /// Interval of the epoch ticker: the precision of CPU limits ([`DEFAULT_EPOCH_TICK`]).
     pub epoch_tick: Duration,
+    /// Instance slots of the pool, all workspaces together ([`DEFAULT_MAX_INSTANCES`]).
     pub max_instances: u32,
     /// Instances one workspace may hold at once (its runs and their nested calls), so a flood
     /// from one tenant leaves slots for the others; `None`: half the pool (at least 1).
     pub max_instances_per_workspace: Option<u32>,
+    /// Size of a memory slot: the ceiling of any workspace's memory limit
+    /// ([`DEFAULT_MAX_MEMORY_BYTES`]).
     pub max_memory_bytes: usize,
+    /// Guest stack before a stack-overflow trap ([`DEFAULT_MAX_WASM_STACK`]).
     pub max_wasm_stack: usize,
+    /// Bytes of a reused slot's memory kept resident ([`DEFAULT_KEEP_RESIDENT_BYTES`]).
     pub keep_resident_bytes: usize,
     /// Slots whose memory is returned to the OS (`madvise`) in one batch; 1 = at every drop.
     pub decommit_batch_size: usize,

@@ -26,14 +26,22 @@ impl NotAComponent {
     }
 }
 
+/// What went wrong outside a run: an upload, the compile cache, the configuration or the host
+/// itself. [`HostError::kind`] is what callers branch on.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     /// The upload is not a component (`InvalidComponent`).
     #[error("invalid component: {}", reason.as_str())]
-    InvalidComponent { reason: NotAComponent },
+    InvalidComponent {
+        /// What the bytes are instead.
+        reason: NotAComponent,
+    },
     /// Cranelift (or the validator inside it) rejected the component (`ComponentCompileError`).
     #[error("component does not compile: {message}")]
-    Compile { message: String },
+    Compile {
+        /// Cranelift's or the validator's message.
+        message: String,
+    },
     /// The component does not target the Refract world (`ComponentWorldMismatch`).
     #[error(
         "component does not target refract:automation@0.1.x: missing exports {missing_exports:?}, \
@@ -41,7 +49,9 @@ pub enum HostError {
         detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
     )]
     WorldMismatch {
+        /// Exports of the world the component lacks (`run`).
         missing_exports: Vec<String>,
+        /// Imports outside the allow-list (our interfaces and minimal WASI).
         forbidden_imports: Vec<String>,
         /// Set when names match but types do not (e.g. `run` with another signature).
         detail: Option<String>,
@@ -49,25 +59,42 @@ pub enum HostError {
     /// No precompiled artifact for this digest: the component was never uploaded to this
     /// engine configuration (`ComponentNotReady`). The run path never compiles.
     #[error("no compiled artifact for component {digest}")]
-    NotCompiled { digest: String },
+    NotCompiled {
+        /// The component's digest (`sha256:<hex>`).
+        digest: String,
+    },
     /// The artifact store failed.
     #[error("artifact store: {message}")]
-    ArtifactStore { message: String, transient: bool },
+    ArtifactStore {
+        /// The store's error.
+        message: String,
+        /// Whether trying again later may succeed.
+        transient: bool,
+    },
     /// Every instance slot of the pool is in use.
     #[error("no free instance slot: {message}")]
-    Busy { message: String },
+    Busy {
+        /// wasmtime's refusal.
+        message: String,
+    },
     /// A configuration value is out of range; `setting` names it.
     #[error("invalid host configuration: {setting}: {message}")]
     Config {
+        /// The setting's field name.
         setting: &'static str,
+        /// Why its value is refused.
         message: String,
     },
     /// A fault of the host itself (a bug, or wasmtime refusing a valid configuration).
     #[error("host fault: {message}")]
-    Internal { message: String },
+    Internal {
+        /// What failed, with context.
+        message: String,
+    },
 }
 
 impl HostError {
+    /// The error's class, which retries and the HTTP status are derived from.
     pub fn kind(&self) -> ErrorKind {
         match self {
             HostError::InvalidComponent { .. }

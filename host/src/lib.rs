@@ -20,6 +20,8 @@
 //! service crate. Errors a guest causes are values ([`RunOutcome`], the WIT error variants);
 //! traps are for exceeded limits and host bugs.
 
+#![warn(missing_docs)]
+
 pub mod bindings;
 pub mod cache;
 #[cfg(any(test, feature = "testing"))]

@@ -43,20 +43,34 @@ pub const DEFAULT_FETCH_MAX_REDIRECTS: u32 = 5;
 /// The limits of one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
+    /// Wall-clock budget of the run, host calls included ([`DEFAULT_WALL_TIME`]).
     pub wall_time: Duration,
+    /// Guest compute budget, host calls excluded ([`DEFAULT_CPU_TIME`]).
     pub cpu_time: Duration,
+    /// Linear memory of the instance; capped by the engine's slot size
+    /// ([`DEFAULT_MEMORY_BYTES`]).
     pub memory_bytes: usize,
+    /// Size of the output, body plus HTTP headers ([`DEFAULT_OUTPUT_BYTES`]).
     pub output_bytes: usize,
+    /// Events the run may emit ([`DEFAULT_MAX_EMITS`]).
     pub max_emits: u32,
+    /// Outbound requests the run may make ([`DEFAULT_MAX_FETCHES`]).
     pub max_fetches: u32,
+    /// Depth of automation chains, calls and emitted events ([`DEFAULT_MAX_CALL_DEPTH`]).
     pub max_call_depth: u32,
+    /// Log and stdio bytes kept for the run ([`DEFAULT_MAX_LOG_BYTES`]).
     pub max_log_bytes: usize,
+    /// Longest log line kept; longer ones are truncated ([`DEFAULT_MAX_LOG_LINE`]).
     pub max_log_line: usize,
+    /// Largest state value the run may write ([`DEFAULT_MAX_STATE_VALUE_BYTES`]).
     pub max_state_value_bytes: usize,
     /// Largest serialized event `emit` accepts (refract-core's limit by default).
     pub max_event_bytes: usize,
+    /// Total time of one outbound request ([`DEFAULT_FETCH_TIMEOUT`]).
     pub fetch_timeout: Duration,
+    /// Largest response body `fetch` returns ([`DEFAULT_FETCH_MAX_BYTES`]).
     pub fetch_max_bytes: u64,
+    /// Redirect hops `fetch` follows ([`DEFAULT_FETCH_MAX_REDIRECTS`]).
     pub fetch_max_redirects: u32,
 }
 

@@ -26,6 +26,7 @@ pub enum TrapReason {
 }
 
 impl TrapReason {
+    /// The reason as the API and the run records spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             TrapReason::Cpu => "cpu",
@@ -43,7 +44,9 @@ impl TrapReason {
 /// A run that did not return: why, and a message for humans.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trapped {
+    /// What stopped the run.
     pub reason: TrapReason,
+    /// Details for the author (the limit hit, the panic message, the trap).
     pub message: String,
 }
 
@@ -59,6 +62,7 @@ pub enum RunOutcome {
 }
 
 impl RunOutcome {
+    /// Why the sandbox stopped the run; `None` if the guest returned.
     pub fn trap_reason(&self) -> Option<TrapReason> {
         match self {
             RunOutcome::Trapped(t) => Some(t.reason),
@@ -70,13 +74,17 @@ impl RunOutcome {
 /// A finished run: its outcome and what it used.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunReport {
+    /// How the run ended.
     pub outcome: RunOutcome,
+    /// Events the run emitted.
     pub emits: u32,
+    /// Outbound requests the run made.
     pub fetches: u32,
     /// Wall-clock time of the run (instantiation included).
     pub elapsed: Duration,
     /// Log lines and stdio bytes dropped over the log budget.
     pub logs_dropped: u64,
+    /// The run's time, phase by phase.
     pub timings: RunTimings,
 }
 

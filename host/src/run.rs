@@ -30,7 +30,9 @@ const YIELD_TICKS: u64 = 10;
 /// Everything the host needs at start-up.
 #[derive(Debug, Clone)]
 pub struct HostConfig {
+    /// The engine and its instance pool.
     pub engine: EngineConfig,
+    /// The outbound HTTP client shared by every run.
     pub egress: EgressConfig,
     /// Entries of the `InstancePre` LRU.
     pub instance_cache: usize,
@@ -49,11 +51,15 @@ impl Default for HostConfig {
 /// One run to do.
 #[derive(Debug, Clone)]
 pub struct RunRequest {
+    /// Who runs what: ids, user, call depth.
     pub context: RunContext,
+    /// What started the run; becomes the guest's invocation.
     pub trigger: Trigger,
     /// The automation's config, secrets resolved, as a JSON object.
     pub config: String,
+    /// The workspace's limits for this run.
     pub limits: Arc<Limits>,
+    /// The workspace's egress allow-list.
     pub egress: Arc<EgressPolicy>,
 }
 
@@ -113,6 +119,7 @@ impl Host {
         })
     }
 
+    /// The process's engine (the benchmark compiles and loads components with it directly).
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 /// A listening balancer; dropping it stops accepting (open connections finish on their own).
 pub struct Balancer {
+    /// Where clients connect (a loopback port of its own).
     pub addr: SocketAddr,
     accept: JoinHandle<()>,
 }

@@ -22,7 +22,9 @@ const START_PATIENCE: Duration = Duration::from_secs(90);
 /// The backends every instance shares.
 #[derive(Debug, Clone)]
 pub struct SharedBackends {
+    /// The Redis of the broker and the cache.
     pub redis_url: String,
+    /// The PostgreSQL of the document store.
     pub database_url: String,
     /// The file store of the workspaces and runtimes (e.g. `s3://bucket/prefix?endpoint=…`);
     /// `None`: a folder of the cluster's own.
@@ -47,8 +49,11 @@ impl SharedBackends {
 /// How many instances of each service.
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
+    /// Gateway processes, all behind the balancer.
     pub gateways: usize,
+    /// Runtime processes (the workers that run automations).
     pub runtimes: usize,
+    /// Events processes (WebSocket delivery).
     pub events: usize,
 }
 

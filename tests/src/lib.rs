@@ -13,6 +13,8 @@
 //! - [`sandbox`]: one shared pair of hosts per test binary (strict egress, and loopback allowed
 //!   for local HTTP servers), with every fixture compiled once, plus request builders.
 
+#![warn(missing_docs)]
+
 pub mod balancer;
 pub mod cluster;
 pub mod fixtures;

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 /// A running embedded platform on a loopback port.
 pub struct Platform {
+    /// Base URL of its gateway (`http://127.0.0.1:<port>`).
     pub url: String,
     stop: oneshot::Sender<()>,
     server: JoinHandle<anyhow::Result<()>>,
@@ -80,8 +81,11 @@ impl Platform {
 /// An HTTP client of the platform, optionally authenticated.
 #[derive(Clone)]
 pub struct Client {
+    /// The underlying client (connection pool shared by clones).
     pub http: reqwest::Client,
+    /// Base URL the request paths are appended to.
     pub url: String,
+    /// The bearer token sent with every request; `None`: anonymous.
     pub token: Option<String>,
 }
 
@@ -102,6 +106,7 @@ impl Client {
         self.logged_in(email, password).await
     }
 
+    /// Logs in an existing user; returns a client carrying the session token.
     pub async fn logged_in(&self, email: &str, password: &str) -> anyhow::Result<Client> {
         let (status, body) = self
             .json(
@@ -123,6 +128,7 @@ impl Client {
         })
     }
 
+    /// A request to `path` on the platform, with the token if the client has one.
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         let req = self.http.request(method, format!("{}{path}", self.url));
         match &self.token {

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 /// A listening proxy; dropping it stops it.
 pub struct Proxy {
+    /// Where clients connect instead of the backend.
     pub addr: SocketAddr,
     cut: Arc<AtomicBool>,
     /// Bumped on every cut: open connections watch it and close.

@@ -14,7 +14,7 @@ const START_PATIENCE: Duration = Duration::from_secs(20);
 
 /// A running `redis-server`; dropping it kills it.
 pub struct RedisServer {
-    pub port: u16,
+    port: u16,
     child: Child,
     dir: tempfile::TempDir,
 }

@@ -16,10 +16,15 @@ use crate::fixtures::fixture;
 /// Two hosts over one artifact store: `strict` (default egress: loopback refused) compiled
 /// every fixture; `loopback` (loopback allowed, for local HTTP servers) loaded the artifacts.
 pub struct Sandbox {
+    /// Default egress: what production does (loopback refused).
     pub strict: Arc<Host>,
+    /// Loopback allowed, for tests against local HTTP servers.
     pub loopback: Arc<Host>,
+    /// The artifact store both hosts share.
     pub artifacts: Arc<MemoryArtifactStore>,
+    /// The `hostile` fixture: one mode per behaviour a sandbox test checks, misbehaviours first.
     pub hostile: ComponentDigest,
+    /// The `trivial` fixture: the benchmark guest, which does as little as possible.
     pub trivial: ComponentDigest,
 }
 

@@ -3,6 +3,8 @@
 //! Use it as `#[refract_sdk::automation]`; the expansion names `::refract_sdk`, so this crate
 //! is useless on its own. It depends on nothing of Refract's.
 
+#![warn(missing_docs)]
+
 use proc_macro::TokenStream;
 use quote::quote;
 use syn::{FnArg, ItemFn, ReturnType, parse_macro_input};
