@@ -126,6 +126,7 @@ conformance!(
     a_workspace_is_read_back_after_an_id,
     a_batch_is_acknowledged_at_once,
     a_batch_is_published_in_order_or_not_at_all,
+    an_abandoned_read_loses_nothing,
 );
 
 fn event(event_type: &str, workspace: &str, payload: Value) -> Event {
@@ -415,6 +416,66 @@ async fn a_batch_is_acknowledged_at_once(backend: Backend) {
     );
     assert!(broker.dead_letters(10).await.unwrap().is_empty());
     Delivery::ack_all(Vec::new()).await.unwrap();
+}
+
+/// A consumer may stop waiting for `next()` at any moment (a timeout, or a `select!` such as
+/// the events service's batch window): what Redis hands the read it was waiting on belongs to
+/// the next call, not left pending unseen until it is reclaimed claim-idle later as a
+/// redelivery (issue #22: the history writers' slow tail).
+async fn an_abandoned_read_loses_nothing(backend: Backend) {
+    const EVENTS: u64 = 1_000;
+    const CHUNK: u64 = 5;
+    let broker = backend.broker();
+    let mut sub = broker
+        .subscribe(Subscription::group("events", "e1", TypeFilter::all()))
+        .await
+        .unwrap();
+    // Events keep arriving while the consumer reads, as a cluster's runs publish theirs.
+    let publisher = {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            for chunk in 0..EVENTS / CHUNK {
+                let events = (chunk * CHUNK..(chunk + 1) * CHUNK)
+                    .map(|seq| event("job", &format!("ws-{}", seq % 8), json!({"seq": seq})))
+                    .collect();
+                broker.publish_all(events).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let mut seen = HashSet::new();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    for i in 0.. {
+        if seen.len() as u64 == EVENTS || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        // Every other call is given up after a moment, mostly while its read waits for entries.
+        let wait = if i % 2 == 0 {
+            Duration::from_micros(100 << (i / 2 % 6))
+        } else {
+            PATIENCE
+        };
+        let Ok(delivery) = tokio::time::timeout(wait, sub.next()).await else {
+            continue;
+        };
+        let d = delivery.expect("broker open");
+        assert_eq!(
+            d.attempt,
+            1,
+            "event {} came back as a redelivery: an abandoned read lost it",
+            seq(&d)
+        );
+        assert!(seen.insert(seq(&d)), "event {} delivered twice", seq(&d));
+        d.ack().await.unwrap();
+    }
+    publisher.await.unwrap();
+    assert_eq!(seen.len() as u64, EVENTS, "every event delivered");
+    assert!(
+        receives_within(&mut sub, Duration::from_millis(1200))
+            .await
+            .is_none(),
+        "nothing left pending to be redelivered"
+    );
 }
 
 async fn a_dropped_consumers_work_is_reclaimed(backend: Backend) {

@@ -2,6 +2,8 @@
 //! dead-lettering.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -22,10 +24,26 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 pub(crate) struct RedisSubscriber {
+    /// Deliveries read and not yet handed out.
+    buffer: VecDeque<Delivery>,
+    /// The next read from Redis, kept here rather than in a `next` call, because a caller may
+    /// give up on `next` at any moment (a timeout, a `select!` such as the events service's
+    /// batch window) while the read waits on Redis. Redis hands the entries that arrive to
+    /// that read all the same and records them as pending for this consumer: dropped with the
+    /// call, they would sit unseen until reclaimed claim-idle later, as redeliveries. Kept,
+    /// the read is resumed by the next call. Lazy: nothing is read while `buffer` holds some.
+    read: Pin<Box<dyn Future<Output = (Reader, VecDeque<Delivery>)> + Send>>,
+    /// The group's heartbeat (none for fan-out), stopped with the subscriber.
+    heartbeat: Option<AbortHandle>,
+}
+
+/// Everything a read needs, owned by the read in progress.
+struct Reader {
     shared: Arc<Shared>,
-    reader: ConnectionManager,
+    conn: ConnectionManager,
     filter: TypeFilter,
     kind: Kind,
+    /// What the read in progress has taken so far.
     buffer: VecDeque<Delivery>,
     backoff: Duration,
 }
@@ -34,7 +52,6 @@ enum Kind {
     Group {
         state: Arc<GroupState>,
         next_reclaim: Instant,
-        heartbeat: AbortHandle,
     },
     FanOut {
         cursors: Vec<String>,
@@ -65,9 +82,10 @@ impl RedisSubscriber {
             url: shared.url.clone(),
             source,
         };
-        let reader = connection(&shared.client, shared.config.block + RESPONSE_TIMEOUT)
+        let conn = connection(&shared.client, shared.config.block + RESPONSE_TIMEOUT)
             .await
             .map_err(connect_err)?;
+        let mut heartbeat_task = None;
         let kind = match subscription.mode {
             Mode::Group { group, consumer } => {
                 create_groups(&shared, &group, "$").await?;
@@ -77,12 +95,12 @@ impl RedisSubscriber {
                     consumer,
                     inflight: Mutex::new(HashSet::new()),
                 });
-                let heartbeat =
-                    tokio::spawn(heartbeat(shared.clone(), Arc::downgrade(&state))).abort_handle();
+                heartbeat_task = Some(
+                    tokio::spawn(heartbeat(shared.clone(), Arc::downgrade(&state))).abort_handle(),
+                );
                 Kind::Group {
                     state,
                     next_reclaim: Instant::now(),
-                    heartbeat,
                 }
             }
             Mode::FanOut => {
@@ -107,20 +125,57 @@ impl RedisSubscriber {
                 Kind::FanOut { cursors }
             }
         };
-        Ok(Self {
+        let reader = Reader {
             shared,
-            reader,
+            conn,
             filter: subscription.filter,
             kind,
             buffer: VecDeque::new(),
             backoff: MIN_BACKOFF,
+        };
+        Ok(Self {
+            buffer: VecDeque::new(),
+            read: Box::pin(reader.read()),
+            heartbeat: heartbeat_task,
         })
+    }
+}
+
+impl Reader {
+    /// One read (retrying a failed one after a backoff): returns the reader and what it took,
+    /// possibly nothing (the blocking read timed out).
+    async fn read(mut self) -> (Self, VecDeque<Delivery>) {
+        match self.fill().await {
+            Ok(()) => self.backoff = MIN_BACKOFF,
+            Err(e) if e.code() == Some("NOGROUP") => {
+                // Redis lost the group (a restart without persistence): recreate it from the
+                // start of the new streams, so nothing published since is skipped.
+                if let Kind::Group { state, .. } = &self.kind {
+                    tracing::warn!(group = %state.group, "consumer group vanished; recreating it");
+                    if let Err(e) = create_groups(&self.shared, &state.group, "0").await {
+                        tracing::warn!(error = %e, "recreating the consumer group failed");
+                        self.sleep_backoff().await;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(url = %self.shared.url, error = %e, retry_in_ms = self.backoff.as_millis() as u64, "broker read failed; retrying");
+                self.sleep_backoff().await;
+            }
+        }
+        let taken = std::mem::take(&mut self.buffer);
+        (self, taken)
+    }
+
+    async fn sleep_backoff(&mut self) {
+        tokio::time::sleep(self.backoff).await;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
 
     async fn fill(&mut self) -> Result<(), redis::RedisError> {
         match &mut self.kind {
             Kind::FanOut { cursors } => {
-                let reply = read(&mut self.reader, &self.shared, None, cursors).await?;
+                let reply = read(&mut self.conn, &self.shared, None, cursors).await?;
                 for stream in reply.keys {
                     let Some(p) = self.shared.streams.iter().position(|s| *s == stream.key) else {
                         continue;
@@ -158,7 +213,7 @@ impl RedisSubscriber {
                     }
                 }
                 let ids = vec![">".to_string(); self.shared.streams.len()];
-                let reply = read(&mut self.reader, &self.shared, Some(&state), &ids).await?;
+                let reply = read(&mut self.conn, &self.shared, Some(&state), &ids).await?;
                 for stream in reply.keys {
                     let Some(p) = self.shared.streams.iter().position(|s| *s == stream.key) else {
                         continue;
@@ -296,43 +351,25 @@ impl RedisSubscriber {
 
 #[async_trait]
 impl Subscriber for RedisSubscriber {
+    /// Cancel-safe: a call given up mid-read leaves the read in `self.read`, where the next
+    /// call resumes it, so what Redis handed it is delivered, not stranded as pending.
     async fn next(&mut self) -> Result<Delivery, BrokerError> {
         loop {
             if let Some(delivery) = self.buffer.pop_front() {
                 return Ok(delivery);
             }
-            match self.fill().await {
-                Ok(()) => self.backoff = MIN_BACKOFF,
-                Err(e) if e.code() == Some("NOGROUP") => {
-                    // Redis lost the group (a restart without persistence): recreate it from
-                    // the start of the new streams, so nothing published since is skipped.
-                    if let Kind::Group { state, .. } = &self.kind {
-                        tracing::warn!(group = %state.group, "consumer group vanished; recreating it");
-                        if let Err(e) = create_groups(&self.shared, &state.group, "0").await {
-                            tracing::warn!(error = %e, "recreating the consumer group failed");
-                            self.sleep_backoff().await;
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(url = %self.shared.url, error = %e, retry_in_ms = self.backoff.as_millis() as u64, "broker read failed; retrying");
-                    self.sleep_backoff().await;
-                }
-            }
+            // No await between the read's end and its replacement: a cancelled call leaves
+            // either the read in progress or its successor, never a finished read.
+            let (reader, taken) = self.read.as_mut().await;
+            self.buffer = taken;
+            self.read = Box::pin(reader.read());
         }
-    }
-}
-
-impl RedisSubscriber {
-    async fn sleep_backoff(&mut self) {
-        tokio::time::sleep(self.backoff).await;
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
 }
 
 impl Drop for RedisSubscriber {
     fn drop(&mut self) {
-        if let Kind::Group { heartbeat, .. } = &self.kind {
+        if let Some(heartbeat) = &self.heartbeat {
             heartbeat.abort();
         }
     }
