@@ -35,9 +35,10 @@ LUA="$PWD/tests/benches/webhook.lua"
 API="http://127.0.0.1:$PORT"
 
 wants() { [[ " $TARGETS " == *" $1 "* ]]; }
-if wants component || wants yaml; then cargo build --release -p refract; fi
+# REFRACT_BIN: measure an already built `refract` instead (e.g. another commit's, to compare).
+if [ -z "${REFRACT_BIN:-}" ] && { wants component || wants yaml; }; then cargo build --release -p refract; fi
 if wants ceiling; then cargo build --release --manifest-path tests/benches/ceiling/Cargo.toml; fi
-REFRACT="$CARGO_TARGET_DIR/release/refract"
+REFRACT="${REFRACT_BIN:-$CARGO_TARGET_DIR/release/refract}"
 CEILING="$CARGO_TARGET_DIR/release/refract-bench-ceiling"
 
 # Node-RED and its Node, once: Node-RED 5 needs Node >= 22.9, which the system may not have.
