@@ -21,7 +21,6 @@ use crate::bindings::types::Trigger;
 use crate::cache::ComponentDigest;
 use crate::egress::EgressPolicy;
 use crate::limits::Limits;
-use crate::outcome::RunOutcome;
 use crate::run::{Host, RunRequest};
 use crate::services::{
     AutomationCaller, CallFailure, ConfigStore, Coordination, EventBus, Identities, RateLimitState,
@@ -451,19 +450,8 @@ impl AutomationCaller for MemoryAutomations {
             .await
             .map_err(|e| CallFailure::Unavailable(e.to_string()))?
             .map_err(|e| CallFailure::Unavailable(e.to_string()))?;
-        match report.outcome {
-            RunOutcome::Ok(output) => serde_json::from_str(&output.body)
-                .map_err(|e| CallFailure::Trapped(format!("callee output is not JSON: {e}"))),
-            RunOutcome::Failed(e) => Err(CallFailure::Failed {
-                code: e.code,
-                message: e.message,
-                details: e.details,
-            }),
-            RunOutcome::Trapped(t) => Err(CallFailure::Trapped(format!(
-                "{}: {}",
-                t.reason.as_str(),
-                t.message
-            ))),
-        }
+        let output = CallFailure::from_outcome(report.outcome)?;
+        serde_json::from_str(&output.body)
+            .map_err(|e| CallFailure::Trapped(format!("callee output is not JSON: {e}")))
     }
 }

@@ -241,6 +241,26 @@ pub enum CallFailure {
     Unavailable(String),
 }
 
+impl CallFailure {
+    /// A callee's run as its caller sees it: its output, or why it gave none (its own typed
+    /// error, or the sandbox's trap).
+    pub fn from_outcome(outcome: crate::RunOutcome) -> Result<crate::Output, CallFailure> {
+        match outcome {
+            crate::RunOutcome::Ok(output) => Ok(output),
+            crate::RunOutcome::Failed(e) => Err(CallFailure::Failed {
+                code: e.code,
+                message: e.message,
+                details: e.details,
+            }),
+            crate::RunOutcome::Trapped(t) => Err(CallFailure::Trapped(format!(
+                "{}: {}",
+                t.reason.as_str(),
+                t.message
+            ))),
+        }
+    }
+}
+
 /// Runs another automation of the workspace (the runtime routes it; the in-memory twin runs it
 /// on the same host). `callee` is the context of the new run: same correlation, user, session,
 /// one level deeper, with a fresh run id.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use refract_core::model::Automation;
-use refract_host::{AutomationCaller, CallFailure, RunContext, RunOutcome, Trigger};
+use refract_host::{AutomationCaller, CallFailure, RunContext, Trigger};
 use serde_json::Value;
 
 use super::Executor;
@@ -71,18 +71,6 @@ impl AutomationCaller for Executor {
             .execute(exec)
             .await
             .map_err(|e| CallFailure::Unavailable(e.to_string()))?;
-        match report.outcome {
-            RunOutcome::Ok(out) => Ok(output_value(&out.body)),
-            RunOutcome::Failed(e) => Err(CallFailure::Failed {
-                code: e.code,
-                message: e.message,
-                details: e.details,
-            }),
-            RunOutcome::Trapped(t) => Err(CallFailure::Trapped(format!(
-                "{}: {}",
-                t.reason.as_str(),
-                t.message
-            ))),
-        }
+        CallFailure::from_outcome(report.outcome).map(|out| output_value(&out.body))
     }
 }
