@@ -32,6 +32,7 @@ fn main() {
     let target_dir = interpreter_target_dir(&out_dir);
     let manifest = root.join("services/dsl-interpreter/Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    ensure_wasm_target();
     let status = Command::new(&cargo)
         .args([
             "build",
@@ -65,6 +66,40 @@ fn main() {
         "cargo:rustc-env=REFRACT_DSL_INTERPRETER_WASM={}",
         wasm.display()
     );
+}
+
+/// rustup installs the targets of `rust-toolchain.toml` only when it installs the toolchain
+/// itself: on a machine that already had this toolchain, `wasm32-wasip2` is missing and the
+/// first build would stop here. Under rustup (which sets `RUSTUP_TOOLCHAIN`), add the target
+/// to the toolchain in use when its standard library is not there; elsewhere, the panic
+/// below says what to do.
+fn ensure_wasm_target() {
+    let Some(toolchain) = std::env::var_os("RUSTUP_TOOLCHAIN") else {
+        return;
+    };
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let Some(sysroot) = sysroot else {
+        return;
+    };
+    if sysroot.join("lib/rustlib/wasm32-wasip2/lib").is_dir() {
+        return;
+    }
+    println!(
+        "cargo:warning=the wasm32-wasip2 target is missing from this toolchain; installing it with rustup"
+    );
+    let added = Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2", "--toolchain"])
+        .arg(&toolchain)
+        .status();
+    if !matches!(added, Ok(s) if s.success()) {
+        println!("cargo:warning=`rustup target add wasm32-wasip2` failed: {added:?}");
+    }
 }
 
 /// `<outer target dir>/refract-dsl-interpreter`, found from OUT_DIR

@@ -1,5 +1,7 @@
 //! The broker abstraction every service programs against.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use refract_core::{Event, EventId, WorkspaceId};
 
@@ -151,8 +153,9 @@ pub enum Mode {
 
 /// One event handed to one subscriber.
 pub struct Delivery {
-    /// The event as read back from its partition, with its id set.
-    pub event: Event,
+    /// The event as read back from its partition, with its id set; shared, not copied,
+    /// between the subscribers it is delivered to.
+    pub event: Arc<Event>,
     /// 1 on first delivery; higher when the event is redelivered.
     pub attempt: u32,
     pub(crate) acker: Option<Box<dyn Acker>>,

@@ -296,6 +296,7 @@ impl Broker for MemoryBroker {
             .into_iter()
             .filter_map(|entry| parse(entry).ok())
             .filter(|event| event.source.workspace_id.as_ref() == Some(workspace))
+            .map(Arc::unwrap_or_clone)
             .collect();
         Ok(Page {
             events,
@@ -493,7 +494,7 @@ impl MemorySubscriber {
         Step::Idle(retry_at)
     }
 
-    fn delivery(&self, group: &str, key: (u32, u64), event: Event, attempt: u32) -> Delivery {
+    fn delivery(&self, group: &str, key: (u32, u64), event: Arc<Event>, attempt: u32) -> Delivery {
         let acker = MemoryAcker {
             shared: self.shared.clone(),
             group: group.to_string(),
@@ -507,15 +508,17 @@ impl MemorySubscriber {
     }
 }
 
-fn parse(entry: &Entry) -> Result<Event, String> {
+/// The entry's event: the published one itself (its id was set when it was appended), or
+/// the raw text parsed.
+fn parse(entry: &Entry) -> Result<Arc<Event>, String> {
     let raw = match &entry.body {
-        Body::Event(event) => return Ok(Event::clone(event)),
+        Body::Event(event) => return Ok(Arc::clone(event)),
         Body::Raw(raw) => raw,
     };
     let mut event =
         Event::from_json(raw.as_bytes()).map_err(|e| format!("not a valid event: {e}"))?;
     event.id = Some(entry.id.clone());
-    Ok(event)
+    Ok(Arc::new(event))
 }
 
 #[async_trait]

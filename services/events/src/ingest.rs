@@ -98,7 +98,7 @@ async fn store(state: &EventsState, batch: Vec<Delivery>) {
     let events: Vec<Event> = batch
         .iter()
         .filter(|d| persists(&d.event))
-        .map(|d| d.event.clone())
+        .map(|d| Event::clone(&d.event))
         .collect();
     let deleted: Vec<WorkspaceId> = batch
         .iter()

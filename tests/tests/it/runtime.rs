@@ -259,7 +259,7 @@ async fn next_event(
         loop {
             let delivery = sub.next().await?;
             if pred(&delivery.event) {
-                return anyhow::Ok(delivery.event.clone());
+                return anyhow::Ok(Event::clone(&delivery.event));
             }
         }
     })

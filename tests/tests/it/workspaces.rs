@@ -68,7 +68,7 @@ fn wasm_req(path: &str, bytes: Vec<u8>) -> anyhow::Result<Request<Body>> {
 
 async fn next_event(sub: &mut Box<dyn Subscriber>) -> anyhow::Result<refract_core::Event> {
     let d = tokio::time::timeout(Duration::from_secs(2), sub.next()).await??;
-    Ok(d.event.clone())
+    Ok(refract_core::Event::clone(&d.event))
 }
 
 #[tokio::test]

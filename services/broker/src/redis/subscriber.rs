@@ -187,7 +187,7 @@ impl Reader {
                         }
                         match parse(&entry) {
                             Ok((event, _)) => self.buffer.push_back(Delivery {
-                                event,
+                                event: Arc::new(event),
                                 attempt: 1,
                                 acker: None,
                             }),
@@ -262,7 +262,7 @@ impl Reader {
                     attempt,
                 };
                 self.buffer.push_back(Delivery {
-                    event,
+                    event: Arc::new(event),
                     attempt,
                     acker: Some(Box::new(acker)),
                 });

@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{any, post};
 use refract_core::WorkspaceId;
-use refract_core::model::{Automation, ComponentStatus};
+use refract_core::model::{Automation, AutomationKind, ComponentStatus};
 use refract_host::{Output, RunReport};
 use refract_http::{ApiError, Caller};
 use tokio::task::JoinHandle;
@@ -61,11 +61,17 @@ async fn sandboxed(mut response: Response) -> Response {
     response
 }
 
-/// Whether the index's copy of `a` can run as is (a component is uploaded).
+/// Whether the index's copy of `a` can run as is: a DSL automation always (the index compiled
+/// its program when it took it in), a component once it is uploaded. A webhook or test run
+/// re-reads an automation that is not, in case its upload has not reached this instance yet.
 fn is_ready(a: &Automation) -> bool {
-    a.component
-        .as_ref()
-        .is_some_and(|c| c.status == ComponentStatus::Ready)
+    match a.kind {
+        AutomationKind::Dsl => true,
+        AutomationKind::Component => a
+            .component
+            .as_ref()
+            .is_some_and(|c| c.status == ComponentStatus::Ready),
+    }
 }
 
 fn workspace(id: &str) -> Result<WorkspaceId, ApiError> {

@@ -188,3 +188,29 @@ fn guests_never_see_credentials_or_internal_headers() {
     assert!(seen.contains(&"content-type".to_string()));
     assert!(seen.contains(&"x-prismeai-workspace-id".to_string()));
 }
+
+/// A DSL automation in the index runs as it is; only a component waits for its upload. (A
+/// DSL automation counted as not ready made every webhook request re-read it from the store
+/// and recompile its program: a third of the YAML webhook path's CPU.)
+#[test]
+fn dsl_automations_are_ready_components_once_uploaded() {
+    use refract_core::model::{Automation, ComponentStatus};
+    let automation = |kind: &str, component: Option<Value>| -> Automation {
+        let mut v = serde_json::json!({"slug": "a", "name": "a", "kind": kind,
+            "createdAt": "2026-11-27T10:00:00.000Z", "createdBy": "u",
+            "updatedAt": "2026-11-27T10:00:00.000Z", "updatedBy": "u"});
+        if let Some(c) = component {
+            v["component"] = c;
+        }
+        serde_json::from_value(v).expect("automation")
+    };
+    assert!(super::is_ready(&automation("dsl", None)));
+    assert!(!super::is_ready(&automation("component", None)));
+    let missing = automation("component", Some(serde_json::json!({"status": "missing"})));
+    assert!(!super::is_ready(&missing), "a component not uploaded yet");
+    let mut uploaded = missing;
+    if let Some(c) = uploaded.component.as_mut() {
+        c.status = ComponentStatus::Ready;
+    }
+    assert!(super::is_ready(&uploaded));
+}

@@ -150,7 +150,7 @@ impl App {
 /// The next event, or an error after a second.
 pub async fn next_event(sub: &mut Box<dyn Subscriber>) -> anyhow::Result<Event> {
     let delivery = tokio::time::timeout(Duration::from_secs(1), sub.next()).await??;
-    Ok(delivery.event.clone())
+    Ok(Event::clone(&delivery.event))
 }
 
 pub fn component_body() -> Value {
