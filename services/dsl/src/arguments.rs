@@ -14,6 +14,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::{Map, Value, json};
 
+use crate::error::SchemaError;
+
 /// Most failures reported for one value (the rest are dropped).
 pub const MAX_REPORTED: usize = 20;
 
@@ -82,13 +84,13 @@ pub struct Arguments {
 
 impl Arguments {
     /// Compiles `arguments`; `Err` says why the map is not a valid schema.
-    pub fn compile(arguments: &Map<String, Value>) -> Result<Self, String> {
+    pub fn compile(arguments: &Map<String, Value>) -> Result<Self, SchemaError> {
         let schema = json_schema(arguments);
         let validator = formats(jsonschema::draft7::options())
             .should_validate_formats(true)
             .with_pattern_options(jsonschema::PatternOptions::regex())
             .build(&schema)
-            .map_err(|e| e.masked().to_string())?;
+            .map_err(|e| SchemaError(e.masked().to_string()))?;
         Ok(Arguments { validator })
     }
 

@@ -73,6 +73,18 @@ impl SyntaxError {
     }
 }
 
+/// An `arguments` map (a TypedArgument map, `automation-dsl.md` §2.4) that is not a valid
+/// JSON schema; the text says why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SchemaError(pub String);
+
+/// A `jsonmatch` query that is not one (an unknown operator, an operand of the wrong type, a
+/// bad `$regex`); the text says which.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryError(pub String);
+
 /// A template that does not compile: the rule it breaks (`InvalidVariableNameError`,
 /// `InvalidExpressionSyntax`) and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -135,7 +135,7 @@ pub fn call(
             match arg(0) {
                 Val::Json(doc @ Value::Object(_)) => crate::jsonmatch::matches(&doc, &query)
                     .map(Val::bool)
-                    .map_err(|e| bad(name, &e)),
+                    .map_err(|e| bad(name, &e.0)),
                 _ => Ok(Val::bool(false)),
             }
         }

@@ -8,18 +8,24 @@ use std::cmp::Ordering;
 use regex::RegexBuilder;
 use serde_json::{Map, Value};
 
+use crate::error::QueryError;
+
 /// Whether `doc` matches `query` (both objects; the caller checked `query`).
-pub fn matches(doc: &Value, query: &Map<String, Value>) -> Result<bool, String> {
+pub fn matches(doc: &Value, query: &Map<String, Value>) -> Result<bool, QueryError> {
+    query_matches(doc, query).map_err(QueryError)
+}
+
+fn query_matches(doc: &Value, query: &Map<String, Value>) -> Result<bool, String> {
     for (key, cond) in query {
         let ok = match key.as_str() {
             "$and" => list(cond, key)?.iter().try_fold(true, |acc, q| {
-                Ok::<_, String>(acc && matches(doc, sub(q, key)?)?)
+                Ok::<_, String>(acc && query_matches(doc, sub(q, key)?)?)
             })?,
             "$or" => list(cond, key)?.iter().try_fold(false, |acc, q| {
-                Ok::<_, String>(acc || matches(doc, sub(q, key)?)?)
+                Ok::<_, String>(acc || query_matches(doc, sub(q, key)?)?)
             })?,
             "$nor" => !list(cond, key)?.iter().try_fold(false, |acc, q| {
-                Ok::<_, String>(acc || matches(doc, sub(q, key)?)?)
+                Ok::<_, String>(acc || query_matches(doc, sub(q, key)?)?)
             })?,
             k if k.starts_with('$') => return Err(format!("unknown top-level operator {k}")),
             path => {
@@ -145,7 +151,7 @@ fn field(values: &[Option<&Value>], cond: &Value) -> Result<bool, String> {
                         let hit = if is_operator_object(arg) {
                             field(&[Some(item)], arg)?
                         } else {
-                            matches(item, q)?
+                            query_matches(item, q)?
                         };
                         any |= hit;
                     }

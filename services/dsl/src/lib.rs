@@ -49,7 +49,9 @@ pub use budget::{Budget, DocumentError};
 #[cfg(feature = "yaml")]
 pub use document::from_yaml;
 pub use document::{compile, compile_document};
-pub use error::{DecodeError, DslError, Invalid, SyntaxError, TemplateError};
+pub use error::{
+    DecodeError, DslError, Invalid, QueryError, SchemaError, SyntaxError, TemplateError,
+};
 pub use instructions::MAX_NESTING;
 pub use interpreter::{
     ConfigWriter, Coordination, FetchRequest, FetchResponse, HttpOut, IdentitySwitch, Outside,

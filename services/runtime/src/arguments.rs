@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use refract_core::model::Automation;
+use refract_dsl::SchemaError;
 use refract_dsl::arguments::Arguments;
 use serde_json::{Map, Value, json};
 
@@ -15,7 +16,7 @@ const MAX_ARGUMENT_SCHEMAS: usize = 1_024;
 /// a run never recompiles a schema it has seen (and an edited one is simply a new entry).
 #[derive(Debug, Default)]
 pub(crate) struct ArgumentSchemas {
-    compiled: Mutex<HashMap<String, Arc<Result<Arguments, String>>>>,
+    compiled: Mutex<HashMap<String, Arc<Result<Arguments, SchemaError>>>>,
 }
 
 impl ArgumentSchemas {
