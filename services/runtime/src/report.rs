@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use refract_core::{ErrorLevel, Event, EventError, EventType, Source};
+use refract_core::{ErrorLevel, Event, EventError};
 use refract_host::{AutomationError, RunOutcome, RunReport};
 use serde_json::{Map, Value, json};
 
-use crate::bus::BrokerBus;
+use crate::bus::{BrokerBus, run_event};
 use crate::error::RuntimeError;
 use crate::run::{Execution, output_value};
 
@@ -151,23 +151,19 @@ impl Reports {
         payload: Map<String, Value>,
         error: Option<EventError>,
     ) {
-        let Ok(event_type) = EventType::new(ty) else {
+        let c = &exec.context;
+        let Some(mut event) = run_event(c, ty, Value::Object(payload), c.depth) else {
             return;
         };
-        let c = &exec.context;
-        let mut event = Event::new(event_type, Some(c.workspace_id.clone()), payload);
-        event.source = Source {
-            workspace_id: Some(c.workspace_id.clone()),
-            user_id: c.user_id.clone(),
-            session_id: c.session_id.clone(),
-            correlation_id: c.correlation_id.clone(),
-            automation_slug: Some(exec.automation.slug.clone()),
-            automation_depth: Some(c.depth),
-            app_slug: exec.app.as_ref().map(|s| s.app_slug.clone()),
-            app_instance_full_slug: exec.app.as_ref().map(|s| s.full_slug.clone()),
-            app_instance_depth: exec.app.as_ref().map(|s| s.depth),
-            ..Source::default()
-        };
+        // The automation as the index names it (a call's context carries the slug it was
+        // called by), and the app instance it belongs to.
+        let source = &mut event.source;
+        source.automation_slug = Some(exec.automation.slug.clone());
+        if let Some(app) = &exec.app {
+            source.app_slug = Some(app.app_slug.clone());
+            source.app_instance_full_slug = Some(app.full_slug.clone());
+            source.app_instance_depth = Some(app.depth);
+        }
         event.error = error;
         if let Err(e) = self.bus.publish(event).await {
             tracing::warn!(workspace_id = %c.workspace_id, automation = %exec.automation.slug, event_type = ty,
