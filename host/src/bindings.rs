@@ -1,8 +1,8 @@
 //! The one `bindgen!` of the host side: Rust types and traits for `wit/automation.wit`.
 //!
 //! I/O imports (`emit`, `wait`, `fetch`, state, `call`) are async so the runtime's
-//! implementations can await their backends; `log` stays sync because it only hands a line to
-//! `tracing`. Every import is `trappable`: an `Err` ends the run, and the host uses that only for
+//! implementations can await their backends; `log` and `secrets.get` stay sync because they
+//! only hand a line to `tracing` or read the run's secrets snapshot. Every import is `trappable`: an `Err` ends the run, and the host uses that only for
 //! exceeded limits (a guest that keeps calling after a refusal), never for errors the guest can
 //! handle.
 
@@ -16,10 +16,11 @@ wasmtime::component::bindgen!({
     world: "automation",
     imports: {
         "refract:automation/logging.log": trappable,
+        "refract:automation/secrets.get": trappable,
         default: async | trappable,
     },
     exports: { default: async },
     additional_derives: [PartialEq],
 });
 
-pub use refract::automation::{automations, events, http, logging, state, types};
+pub use refract::automation::{automations, events, http, logging, secrets, state, types};

@@ -7,6 +7,7 @@
 //! - [`cache`]: compile once per content hash; [`ArtifactStore`] and the `InstancePre` LRU.
 //! - [`run`]: the [`Host`]: `check`, `upload` and `run`.
 //! - [`outcome`]: the typed result of a run ([`RunOutcome`], [`TrapReason`]).
+//! - [`runlog`]: a run's log as its workspace reads it ([`LogLine`]), bounded and redacted.
 //! - [`services`]: the traits the runtime implements for the imports, one per capability
 //!   ([`EventBus`], [`StateStore`], [`AutomationCaller`], and the optional [`Coordination`],
 //!   [`ConfigStore`], [`Identities`]) gathered in [`Services`]; [`memory`] has their in-memory
@@ -34,6 +35,7 @@ pub mod limits;
 pub mod memory;
 pub mod outcome;
 pub mod run;
+pub mod runlog;
 pub mod services;
 mod shares;
 mod stdio;
@@ -50,6 +52,7 @@ pub use outcome::{
     AutomationError, HttpResponse, Output, RunOutcome, RunReport, RunTimings, TrapReason, Trapped,
 };
 pub use run::{Host, HostConfig, RunRequest};
+pub use runlog::{LogLevel, LogLine, LogSource};
 pub use services::{
     AutomationCaller, CallFailure, ConfigStore, Coordination, EventBus, Identities, RateLimitState,
     RateLimiter, RunContext, ServiceError, Services, StateStore, WaitCondition,

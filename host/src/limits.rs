@@ -24,9 +24,13 @@ pub const DEFAULT_MAX_FETCHES: u32 = 20;
 /// Depth of automation chains (calls and emitted events). Protects against automations that
 /// trigger each other forever.
 pub const DEFAULT_MAX_CALL_DEPTH: u32 = 20;
-/// Bytes of log messages and stdout/stderr kept per run; the rest is dropped and counted.
-/// Protects the log pipeline from chatty guests.
-pub const DEFAULT_MAX_LOG_BYTES: usize = 64 << 10;
+/// Bytes of log text (`log` lines, stdout/stderr lines, the host's messages) kept per run; the
+/// rest is dropped and counted. Protects the log pipeline from chatty guests, and keeps a run's
+/// record (`runtime.automations.executed`, with its input and output previews) well under the
+/// event size limit.
+pub const DEFAULT_MAX_LOG_BYTES: usize = 32 << 10;
+/// Log lines kept per run; the rest is dropped and counted.
+pub const DEFAULT_MAX_LOG_LINES: usize = 200;
 /// Longest single log line kept; longer lines are truncated.
 pub const DEFAULT_MAX_LOG_LINE: usize = 4 << 10;
 /// Largest state value a run may write. Protects the context store.
@@ -60,6 +64,8 @@ pub struct Limits {
     pub max_call_depth: u32,
     /// Log and stdio bytes kept for the run ([`DEFAULT_MAX_LOG_BYTES`]).
     pub max_log_bytes: usize,
+    /// Log lines kept for the run ([`DEFAULT_MAX_LOG_LINES`]).
+    pub max_log_lines: usize,
     /// Longest log line kept; longer ones are truncated ([`DEFAULT_MAX_LOG_LINE`]).
     pub max_log_line: usize,
     /// Largest state value the run may write ([`DEFAULT_MAX_STATE_VALUE_BYTES`]).
@@ -85,6 +91,7 @@ impl Default for Limits {
             max_fetches: DEFAULT_MAX_FETCHES,
             max_call_depth: DEFAULT_MAX_CALL_DEPTH,
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+            max_log_lines: DEFAULT_MAX_LOG_LINES,
             max_log_line: DEFAULT_MAX_LOG_LINE,
             max_state_value_bytes: DEFAULT_MAX_STATE_VALUE_BYTES,
             max_event_bytes: refract_core::DEFAULT_MAX_EVENT_SIZE,

@@ -443,6 +443,7 @@ impl AutomationCaller for MemoryAutomations {
             config: "{}".into(),
             limits: self.limits.clone(),
             egress: self.egress.clone(),
+            secrets: Arc::default(),
         };
         // The callee runs as its own task, like a run routed to another worker would.
         let host = self.host.clone();

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::runlog::LogLine;
+
 pub use crate::bindings::types::{AutomationError, HttpResponse, Output};
 
 /// Why a run was stopped; the `reason` of the API's `ComponentTrap` (`spec/http-api.md` §1.2).
@@ -82,6 +84,9 @@ pub struct RunReport {
     pub fetches: u32,
     /// Wall-clock time of the run (instantiation included).
     pub elapsed: Duration,
+    /// The run's log as kept ([`crate::runlog`]): its `log` lines, stdio lines and the host's
+    /// messages about it, secrets redacted.
+    pub logs: Vec<LogLine>,
     /// Log lines and stdio bytes dropped over the log budget.
     pub logs_dropped: u64,
     /// The run's time, phase by phase.

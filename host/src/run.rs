@@ -18,6 +18,9 @@ use crate::engine::{EngineConfig, EpochTicker, build_engine, engine_fingerprint}
 use crate::error::HostError;
 use crate::limits::{Limits, MemoryExceeded};
 use crate::outcome::{AutomationError, RunOutcome, RunReport, RunTimings, TrapReason, Trapped};
+use refract_secrets::WorkspaceSecrets;
+
+use crate::runlog::{LogLevel, RunLog};
 use crate::services::{RunContext, Services};
 use crate::shares::Shares;
 use crate::store::{LimitTrap, RunCtx, StoreData, add_minimal_wasi};
@@ -61,6 +64,9 @@ pub struct RunRequest {
     pub limits: Arc<Limits>,
     /// The workspace's egress allow-list.
     pub egress: Arc<EgressPolicy>,
+    /// The workspace's secrets as this run sees them: what the `secrets` import reads, and
+    /// what is redacted from the run's emits and log lines.
+    pub secrets: Arc<WorkspaceSecrets>,
 }
 
 /// The error the epoch callback raises when the guest-compute budget is spent.
@@ -266,6 +272,7 @@ impl Host {
             config,
             limits,
             egress,
+            secrets,
         } = request;
         let info = Arc::new(context);
         let invocation = Invocation {
@@ -278,6 +285,14 @@ impl Host {
             config,
         };
         let started = Instant::now();
+        let log = RunLog::new(
+            info.clone(),
+            secrets.redactor().clone(),
+            started,
+            limits.max_log_lines,
+            limits.max_log_bytes,
+            limits.max_log_line,
+        );
         let ctx = RunCtx {
             info: info.clone(),
             services,
@@ -290,8 +305,8 @@ impl Host {
             fetches: 0,
             calls: 0,
             refused: Vec::new(),
-            log_bytes: 0,
-            logs_dropped: 0,
+            log,
+            secrets,
         };
         let mut store = Store::new(&self.engine, StoreData::new(ctx));
         store.limiter(|d| &mut d.limiter);
@@ -333,10 +348,6 @@ impl Host {
 
         let data = store.data();
         let (stderr, dropped_stdio) = data.finish_stdio();
-        let logs_dropped = dropped_stdio + u64::from(data.run.logs_dropped);
-        if logs_dropped > 0 {
-            tracing::warn!(run_id = %info.run_id, workspace_id = %info.workspace_id, logs_dropped, "run logged over its budget");
-        }
         let outcome = match result {
             Err(_elapsed) => trapped(
                 TrapReason::Timeout,
@@ -353,6 +364,21 @@ impl Host {
                 classify(&e, data.limiter.exceeded, &stderr)
             }
         };
+        if let RunOutcome::Trapped(t) = &outcome {
+            data.run.host_log(
+                LogLevel::Error,
+                &format!(
+                    "stopped by the sandbox ({}): {}",
+                    t.reason.as_str(),
+                    t.message
+                ),
+            );
+        }
+        let (logs, dropped_lines) = data.run.log.take();
+        let logs_dropped = dropped_stdio + dropped_lines;
+        if logs_dropped > 0 {
+            tracing::warn!(run_id = %info.run_id, workspace_id = %info.workspace_id, logs_dropped, "run logged over its budget");
+        }
         let (emits, fetches) = (data.run.emits, data.run.fetches);
         // Dropping the store returns the instance's pool slots (memory reset or decommit).
         let t = Instant::now();
@@ -363,6 +389,7 @@ impl Host {
             emits,
             fetches,
             elapsed: started.elapsed(),
+            logs,
             logs_dropped,
             timings,
         };

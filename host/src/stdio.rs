@@ -7,7 +7,9 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use crate::services::RunContext;
+use refract_secrets::Redactor;
+
+use crate::runlog::{LogLevel, LogSource, RunLog};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stream {
@@ -30,14 +32,18 @@ struct PipeState {
 #[derive(Clone)]
 pub(crate) struct LogPipe {
     stream: Stream,
-    run: Arc<RunContext>,
+    /// Where each complete line goes (redacted there).
+    log: RunLog,
+    /// Secret values never reach what stderr keeps for a trap message.
+    redactor: Redactor,
     state: Arc<Mutex<PipeState>>,
 }
 
 impl LogPipe {
     pub(crate) fn new(
         stream: Stream,
-        run: Arc<RunContext>,
+        log: RunLog,
+        redactor: Redactor,
         budget: usize,
         max_line: usize,
     ) -> Self {
@@ -50,7 +56,8 @@ impl LogPipe {
         };
         LogPipe {
             stream,
-            run,
+            log,
+            redactor,
             state: Arc::new(Mutex::new(state)),
         }
     }
@@ -76,18 +83,9 @@ impl LogPipe {
 
     fn emit(&self, line: &[u8]) {
         let text = String::from_utf8_lossy(line);
-        let r = &self.run;
         match self.stream {
-            Stream::Stdout => tracing::info!(
-                target: "refract::guest", run_id = %r.run_id, workspace_id = %r.workspace_id,
-                automation = %r.automation_slug, correlation_id = %r.correlation_id,
-                stream = "stdout", "{text}"
-            ),
-            Stream::Stderr => tracing::warn!(
-                target: "refract::guest", run_id = %r.run_id, workspace_id = %r.workspace_id,
-                automation = %r.automation_slug, correlation_id = %r.correlation_id,
-                stream = "stderr", "{text}"
-            ),
+            Stream::Stdout => self.log.push(LogLevel::Info, LogSource::Stdout, &text),
+            Stream::Stderr => self.log.push(LogLevel::Warn, LogSource::Stderr, &text),
         }
     }
 
@@ -98,7 +96,8 @@ impl LogPipe {
         if !line.is_empty() {
             self.emit(&line);
         }
-        (String::from_utf8_lossy(&st.kept).into_owned(), st.dropped)
+        let kept = String::from_utf8_lossy(&st.kept).into_owned();
+        (self.redactor.redact_text(kept), st.dropped)
     }
 }
 

@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{HasData, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use refract_secrets::WorkspaceSecrets;
+
 use crate::egress::{Egress, EgressPolicy};
 use crate::limits::{Limits, MemoryLimiter};
+use crate::runlog::{LogLevel, LogSource, RunLog};
 use crate::services::{RunContext, Services};
 use crate::stdio::{LogPipe, Stream};
 
@@ -41,8 +44,11 @@ pub(crate) struct RunCtx {
     pub(crate) fetches: u32,
     pub(crate) calls: u32,
     pub(crate) refused: Vec<Cap>,
-    pub(crate) log_bytes: usize,
-    pub(crate) logs_dropped: u32,
+    /// The run's log: `log` lines, stdio lines, the host's messages about the run.
+    pub(crate) log: RunLog,
+    /// The workspace's secrets for this run (the `secrets` import; redaction of what it
+    /// emits and logs).
+    pub(crate) secrets: Arc<WorkspaceSecrets>,
 }
 
 impl RunCtx {
@@ -68,11 +74,20 @@ impl RunCtx {
         what: &'static str,
         limit: u32,
     ) -> wasmtime::Result<()> {
+        self.host_log(
+            LogLevel::Warn,
+            &format!("{what} refused: the run reached its limit of {limit}"),
+        );
         if self.refused.contains(&cap) {
             return Err(wasmtime::Error::new(LimitTrap { what, limit }));
         }
         self.refused.push(cap);
         Ok(())
+    }
+
+    /// A message of the host about this run, into its log.
+    pub(crate) fn host_log(&self, level: LogLevel, message: &str) {
+        self.log.push(level, LogSource::Host, message);
     }
 }
 
@@ -99,8 +114,21 @@ struct Wasi {
 impl Wasi {
     fn new(run: &RunCtx) -> Self {
         let (budget, line) = (run.limits.max_log_bytes, run.limits.max_log_line);
-        let stdout = LogPipe::new(Stream::Stdout, run.info.clone(), budget, line);
-        let stderr = LogPipe::new(Stream::Stderr, run.info.clone(), budget, line);
+        let redactor = run.secrets.redactor();
+        let stdout = LogPipe::new(
+            Stream::Stdout,
+            run.log.clone(),
+            redactor.clone(),
+            budget,
+            line,
+        );
+        let stderr = LogPipe::new(
+            Stream::Stderr,
+            run.log.clone(),
+            redactor.clone(),
+            budget,
+            line,
+        );
         // The default context grants nothing: no args, no env, no preopens, stdin closed,
         // sockets denied (and the socket interfaces are not even linked).
         let ctx = WasiCtx::builder()

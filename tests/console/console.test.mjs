@@ -144,8 +144,17 @@ try {
   await expectText(history.locator('tr.failed'), 'NotAWebhook');
   await shot('06-runs');
 
+  step = 'a failed run opens with its error and log';
+  await history.locator('tr.failed a.run-log').first().click();
+  await page.getByRole('heading', { name: /^Run of / }).waitFor();
+  await expectText(page.locator('.run-view .notice.error'), 'NotAWebhook');
+  await page.locator('.run-view h2', { hasText: 'Log' }).waitFor();
+  await shot('06b-run');
+  await page.goBack();
+  await page.getByRole('heading', { name: 'Runs' }).waitFor();
+
   step = 'the correlation id leads to the events of that run';
-  await history.locator('tbody tr').first().locator('td').last().locator('a').click();
+  await history.locator('tbody tr').first().locator('a[title="Events of this run"]').click();
   await expectText(page.locator('.notice'), 'Showing the events of run');
   await expectText(page.locator('.feed'), 'runtime.interactions.triggered');
 

@@ -86,6 +86,8 @@ pub struct LocalCluster {
     /// The gateway key every process of this cluster shares (`REFRACT_GATEWAY_KEY`): what a
     /// test that calls a backend directly must send to be believed.
     pub gateway_key: String,
+    /// The keyring the workspaces and runtime processes share (`REFRACT_SECRETS_KEYRING`).
+    secrets_keyring: String,
     bin: PathBuf,
     backends: SharedBackends,
     database_url: String,
@@ -116,7 +118,9 @@ impl LocalCluster {
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
+        let (_, secrets_keyring) = refract_secrets::Keyring::generate("cluster")?;
         let mut cluster = Self {
+            secrets_keyring,
             bin: bin.to_path_buf(),
             backends: backends.clone(),
             database_url: backends.database_url.clone(),
@@ -221,6 +225,7 @@ impl LocalCluster {
             .env("REFRACT_NAMESPACE", &self.namespace)
             .env("REFRACT_INSTANCE", name)
             .env("REFRACT_GATEWAY_KEY", &self.gateway_key)
+            .env("REFRACT_SECRETS_KEYRING", &self.secrets_keyring)
             .env("REFRACT_DISABLE_RATE_LIMIT", "true")
             .env("RUST_LOG", "warn,refract=info")
             .env("RUST_LIB_BACKTRACE", "0")

@@ -246,7 +246,7 @@ impl Client {
 static EXAMPLES: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
 /// The bytes of the SDK example `name` (`webhook-echo`, `event-emitter`, `counter`,
-/// `fetch-then-wait`), built once per test binary.
+/// `fetch-then-wait`, `authorized-fetch`), built once per test binary.
 pub fn example(name: &str) -> anyhow::Result<Vec<u8>> {
     let dir = EXAMPLES
         .get_or_init(|| build_examples().map_err(|e| format!("{e:#}")))

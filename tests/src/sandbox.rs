@@ -106,6 +106,7 @@ pub fn call(slug: &str, args: Value, limits: Limits, egress: EgressPolicy) -> Ru
         config: "{}".into(),
         limits: Arc::new(limits),
         egress: Arc::new(egress),
+        secrets: Arc::default(),
     }
 }
 

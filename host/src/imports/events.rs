@@ -36,6 +36,8 @@ impl Host for RunCtx {
             Ok(e) => e,
             Err(e) => return Ok(Err(e)),
         };
+        // What a run emits is recorded (history, deliveries): its secrets never are.
+        self.secrets.redactor().redact_members(&mut event.payload);
         match event.seal(&EventLimits {
             max_size: self.limits.max_event_bytes,
         }) {

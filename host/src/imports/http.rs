@@ -2,6 +2,7 @@
 
 use crate::bindings::http::{FetchError, Host, Request, Response};
 use crate::egress::{self, FetchLimits, FetchRequest};
+use crate::runlog::LogLevel;
 use crate::store::{Cap, RunCtx};
 
 impl Host for RunCtx {
@@ -26,8 +27,7 @@ impl Host for RunCtx {
         let (client, policy) = (self.egress.clone(), self.policy.clone());
         let result = self.io("fetch", client.fetch(&policy, limits, req)).await;
         if let Err(e) = &result {
-            let r = &self.info;
-            tracing::info!(run_id = %r.run_id, workspace_id = %r.workspace_id, error = %e, "fetch refused or failed");
+            self.host_log(LogLevel::Warn, &format!("fetch refused or failed: {e}"));
         }
         Ok(result
             .map(|r| Response {

@@ -7,6 +7,7 @@ mod automations;
 mod events;
 mod http;
 mod logging;
+mod secrets;
 mod state;
 
 use wasmtime::component::{HasSelf, Linker};

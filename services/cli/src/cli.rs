@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use refract_telemetry::logs::LogFormat;
 
 use crate::admin::AdminCommand;
-use crate::{Config, Flags, admin, deploy, serve};
+use crate::{Config, Flags, admin, deploy, logs, serve};
 
 /// Log filter when `RUST_LOG` is unset: SQL statements are too chatty at info.
 const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn";
@@ -78,6 +78,28 @@ enum Command {
         #[arg(long, env = "REFRACT_URL", default_value = "http://127.0.0.1:3000")]
         url: String,
         /// A session token or personal access token.
+        #[arg(long, env = "REFRACT_TOKEN", hide_env_values = true)]
+        token: String,
+        /// The workspace id.
+        #[arg(long, env = "REFRACT_WORKSPACE")]
+        workspace: String,
+    },
+    /// Print the workspace's runs with their logs (oldest first), and with --follow the new
+    /// ones as they are recorded.
+    Logs {
+        /// Only the runs of this automation (slug).
+        #[arg(long)]
+        automation: Option<String>,
+        /// Keep printing new runs until interrupted.
+        #[arg(long, short)]
+        follow: bool,
+        /// How many of the latest runs to print first.
+        #[arg(long, default_value_t = 20)]
+        last: u32,
+        /// The platform's URL.
+        #[arg(long, env = "REFRACT_URL", default_value = "http://127.0.0.1:3000")]
+        url: String,
+        /// A session token, personal access token or API key.
         #[arg(long, env = "REFRACT_TOKEN", hide_env_values = true)]
         token: String,
         /// The workspace id.
@@ -167,6 +189,7 @@ fn log_settings(command: &Command) -> refract_telemetry::logs::LogSettings {
         Command::Runtime { .. } => "runtime",
         Command::Events { .. } => "events",
         Command::Deploy { .. } => "deploy",
+        Command::Logs { .. } => "logs",
         Command::Admin { .. } => "admin",
     };
     refract_telemetry::logs::LogSettings {
@@ -236,6 +259,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 workspace,
             })
             .await
+        }
+        Command::Logs {
+            automation,
+            follow,
+            last,
+            url,
+            token,
+            workspace,
+        } => {
+            let args = logs::Logs {
+                url,
+                token,
+                workspace,
+                automation,
+                last,
+                follow,
+            };
+            logs::logs(&args, &mut std::io::stdout()).await
         }
     }
 }

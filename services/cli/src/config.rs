@@ -7,12 +7,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use refract_http::gateway_key::GatewayKey;
 use refract_runtime::SandboxPolicy;
+use refract_secrets::Keyring;
 use serde::{Deserialize, Serialize};
 
 /// Where `refract serve` listens by default: loopback only, so a fresh install exposes nothing.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 /// Default data folder of the embedded mode, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "refract-data";
+/// The embedded mode's secrets keyring, in the data folder.
+pub const KEYRING_FILE: &str = "secrets.keyring";
 /// Default key namespace in shared Redis/caches, so several platforms can share a server.
 pub const DEFAULT_NAMESPACE: &str = "refract";
 
@@ -48,6 +51,12 @@ pub struct Config {
     /// Distributed mode: `false` lets a backend run without `gateway_key`, on a loopback
     /// listen address only (local development), and its gateways send none.
     pub require_gateway_key: bool,
+    /// The keys workspace secrets are sealed with (AES-256-GCM): `<id>:<base64 of 32 bytes>`
+    /// entries separated by commas, the sealing key first; older keys stay listed so the values
+    /// they sealed still open. Required by the workspaces and runtime services in distributed
+    /// mode (the same on every one); `refract serve` without it keeps a key file of its own in
+    /// the data folder.
+    pub secrets_keyring: Option<String>,
     /// Backend URLs the gateway forwards to in distributed mode.
     pub workspaces_url: Option<String>,
     /// The runtime backend's URL the gateway forwards to in distributed mode.
@@ -102,6 +111,10 @@ impl std::fmt::Debug for Config {
             )
             .field("gateway_key", &self.gateway_key.as_ref().map(|_| "***"))
             .field("require_gateway_key", &self.require_gateway_key)
+            .field(
+                "secrets_keyring",
+                &self.secrets_keyring.as_ref().map(|_| "***"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -122,6 +135,7 @@ impl Default for Config {
             internal_api_key: None,
             gateway_key: None,
             require_gateway_key: true,
+            secrets_keyring: None,
             workspaces_url: None,
             runtime_url: None,
             events_url: None,
@@ -263,6 +277,7 @@ impl Config {
             "internal_api_key",
             "gateway_key",
             "require_gateway_key",
+            "secrets_keyring",
             "workspaces_url",
             "runtime_url",
             "events_url",
@@ -283,6 +298,44 @@ impl Config {
             .map(GatewayKey::new)
             .transpose()
             .map_err(anyhow::Error::from)
+    }
+
+    /// The keyring of workspace secrets: `secrets_keyring`, else, when `embedded`, the key
+    /// file `secrets.keyring` in the data folder (made on first start, readable by its owner
+    /// only). A distributed-mode service without one refuses to start: a key of its own would
+    /// seal what no other process can open.
+    pub fn keyring(&self, embedded: bool) -> anyhow::Result<Keyring> {
+        if let Some(text) = &self.secrets_keyring {
+            return Keyring::parse(text).context("secrets_keyring (REFRACT_SECRETS_KEYRING)");
+        }
+        if !embedded {
+            bail!(
+                "the workspaces and runtime services need secrets_keyring (REFRACT_SECRETS_KEYRING), the same \
+                 on every one: `<id>:<base64 of 32 random bytes>`, e.g. `k1:$(openssl rand -base64 32)`"
+            );
+        }
+        let path = self.data_dir.join(KEYRING_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                return Keyring::parse(&text)
+                    .with_context(|| format!("reading {}", path.display()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+        let (keyring, text) = Keyring::generate("k1")?;
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("creating the data folder {}", self.data_dir.display()))?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        std::io::Write::write_all(&mut file, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(keyring)
     }
 
     /// The broker URL, defaulting to the embedded one.

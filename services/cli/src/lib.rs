@@ -5,6 +5,7 @@
 //! - [`config`]: settings, layered defaults < TOML file < `REFRACT_*` env < flags.
 //! - [`serve`]: the embedded mode (every service in one process) and one-service modes.
 //! - [`deploy`]: build, register and upload an automation.
+//! - [`logs`]: the runs of a workspace and their logs (`refract logs`).
 //! - [`admin`]: operator commands on accounts (superadmin grants, deactivation).
 //! - [`observability`]: readiness, `/metrics` and the HTTP metrics layer of every process.
 #![warn(missing_docs)]
@@ -13,6 +14,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod deploy;
+pub mod logs;
 pub mod observability;
 pub mod serve;
 

@@ -10,6 +10,7 @@ use axum::Router;
 use refract_broker::{Broker, BrokerConfig};
 use refract_host::{Host, HostConfig};
 use refract_http::gateway_key::{self, GatewayGuard, GatewayKey};
+use refract_secrets::Keyring;
 use refract_storage::{Cache, DocumentStore, FileStore};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -119,6 +120,7 @@ impl Cluster {
     /// Opens the backends and starts every service's workers; the caller serves
     /// [`Cluster::app`] and calls [`Cluster::shutdown`] when done.
     pub async fn embedded(config: &Config) -> anyhow::Result<Self> {
+        let keyring = config.keyring(true)?;
         let backends = Backends::open(config).await?;
         let (stop, stopped) = watch::channel(false);
         let mut workers = Vec::new();
@@ -129,7 +131,7 @@ impl Cluster {
             until(stopped.clone()),
         )));
 
-        let runtime = runtime_state(&backends, config).await?;
+        let runtime = runtime_state(&backends, config, keyring.clone()).await?;
         let runtime_workers = runtime.clone();
         let runtime_stopped = stopped.clone();
         workers.push(tokio::spawn(async move {
@@ -140,7 +142,7 @@ impl Cluster {
             }
         }));
 
-        let workspaces = workspaces_state(&backends);
+        let workspaces = workspaces_state(&backends, keyring);
         // The backends are reached in process only, so no secret needs configuring; they keep
         // the distributed mode's guard all the same, with a random key of this process.
         let key = GatewayKey::random().context("making the embedded gateway key")?;
@@ -222,6 +224,10 @@ pub async fn service(which: Service, config: Config) -> anyhow::Result<()> {
     tracing::info!(?which, ?config, "starting refract service");
     // Before opening anything: a process that would not be safe refuses to start.
     let (gateway_key, guard) = gateway_key_of(which, &config)?;
+    let keyring = match which {
+        Service::Workspaces | Service::Runtime => Some(config.keyring(false)?),
+        Service::Gateway | Service::Events => None,
+    };
     let backends = Backends::open(&config).await?;
     let (stop, stopped) = watch::channel(false);
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
@@ -267,11 +273,15 @@ pub async fn service(which: Service, config: Config) -> anyhow::Result<()> {
             observability::public(gateway, Some(Service::Gateway), &backends, key, probed)
         }
         Service::Workspaces => with_health(
-            refract_workspaces::router(workspaces_state(&backends)),
+            refract_workspaces::router(workspaces_state(
+                &backends,
+                keyring.context("the workspaces service's keyring")?,
+            )),
             which,
         ),
         Service::Runtime => {
-            let runtime = runtime_state(&backends, &config).await?;
+            let keyring = keyring.context("the runtime's keyring")?;
+            let runtime = runtime_state(&backends, &config, keyring).await?;
             let workers_state = runtime.clone();
             let worker_stop = stopped.clone();
             workers.push(tokio::spawn(async move {
@@ -350,21 +360,26 @@ fn events_state(backends: &Backends, config: &Config) -> refract_events::EventsS
     )
 }
 
-fn workspaces_state(backends: &Backends) -> refract_workspaces::WorkspacesState {
+fn workspaces_state(backends: &Backends, keyring: Keyring) -> refract_workspaces::WorkspacesState {
     refract_workspaces::WorkspacesState::new(
         backends.broker.clone(),
         backends.store.clone(),
         backends.files.clone(),
         backends.host.clone(),
-        refract_workspaces::Config::default(),
+        refract_workspaces::Config {
+            keyring,
+            ..refract_workspaces::Config::default()
+        },
     )
 }
 
 async fn runtime_state(
     backends: &Backends,
     config: &Config,
+    keyring: Keyring,
 ) -> anyhow::Result<refract_runtime::RuntimeState> {
     let runtime_config = refract_runtime::Config {
+        keyring,
         instance_id: config.instance(),
         allow_loopback: config.allow_loopback_fetch,
         sandbox: config.sandbox.clone(),

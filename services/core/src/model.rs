@@ -256,6 +256,9 @@ pub struct Automation {
     /// Who may run it (`authorizations.action`, `spec/http-api.md` §9.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorizations: Option<AutomationAuthorizations>,
+    /// How a failed event- or schedule-triggered run is tried again; none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
     /// Free-form config handed to every run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<Value>,
@@ -278,6 +281,101 @@ pub struct Automation {
     pub updated_at: DateTime<Utc>,
     /// The user id that last changed it.
     pub updated_by: String,
+}
+
+/// `retry` of an automation: a failed run started by an event or a schedule is tried again,
+/// up to `attempts` runs in all, after a delay that starts at `backoff.initialMs` and is
+/// multiplied by `backoff.factor` after each attempt, up to `backoff.maxMs`. A run that fails
+/// every attempt becomes a dead letter of its workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Runs in all, the first included (2 to [`RetryPolicy::MAX_ATTEMPTS`]).
+    pub attempts: u32,
+    /// The delays between attempts.
+    #[serde(default)]
+    pub backoff: Backoff,
+}
+
+/// Delays between the attempts of a [`RetryPolicy`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Backoff {
+    /// Delay before the second attempt, in ms.
+    #[serde(default = "Backoff::default_initial")]
+    pub initial_ms: u64,
+    /// Longest delay, in ms.
+    #[serde(default = "Backoff::default_max")]
+    pub max_ms: u64,
+    /// What each delay is multiplied by for the next one.
+    #[serde(default = "Backoff::default_factor")]
+    pub factor: f64,
+}
+
+impl Backoff {
+    fn default_initial() -> u64 {
+        1_000
+    }
+    fn default_max() -> u64 {
+        60_000
+    }
+    fn default_factor() -> f64 {
+        2.0
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial_ms: Self::default_initial(),
+            max_ms: Self::default_max(),
+            factor: Self::default_factor(),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Most runs a policy may ask for.
+    pub const MAX_ATTEMPTS: u32 = 10;
+    /// Shortest first delay and longest delay allowed, in ms.
+    pub const MIN_DELAY_MS: u64 = 100;
+    /// See [`RetryPolicy::MIN_DELAY_MS`].
+    pub const MAX_DELAY_MS: u64 = 3_600_000;
+
+    /// Why the policy is not allowed, naming the member; `Ok` when it is.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if !(2..=Self::MAX_ATTEMPTS).contains(&self.attempts) {
+            return Err((
+                "retry.attempts",
+                format!("must be 2 to {} (runs in all)", Self::MAX_ATTEMPTS),
+            ));
+        }
+        let b = &self.backoff;
+        if !(Self::MIN_DELAY_MS..=Self::MAX_DELAY_MS).contains(&b.initial_ms) {
+            return Err((
+                "retry.backoff.initialMs",
+                format!("must be {} to {}", Self::MIN_DELAY_MS, Self::MAX_DELAY_MS),
+            ));
+        }
+        if !(b.initial_ms..=Self::MAX_DELAY_MS).contains(&b.max_ms) {
+            return Err((
+                "retry.backoff.maxMs",
+                format!("must be initialMs to {}", Self::MAX_DELAY_MS),
+            ));
+        }
+        if !(b.factor.is_finite() && (1.0..=10.0).contains(&b.factor)) {
+            return Err(("retry.backoff.factor", "must be 1 to 10".into()));
+        }
+        Ok(())
+    }
+
+    /// The delay before attempt `next` (2 for the first retry).
+    pub fn delay_before(&self, next: u32) -> std::time::Duration {
+        let b = &self.backoff;
+        let exponent = i32::try_from(next.saturating_sub(2)).unwrap_or(i32::MAX);
+        let ms = (b.initial_ms as f64) * b.factor.powi(exponent);
+        std::time::Duration::from_millis(ms.min(b.max_ms as f64) as u64)
+    }
 }
 
 /// `authorizations` of an automation: with `action` set, only owners, editors and principals
@@ -372,6 +470,38 @@ pub fn automation_doc_id(workspace: &str, slug: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_delays_grow_to_their_ceiling_and_bad_policies_name_the_member() {
+        let p: RetryPolicy = serde_json::from_value(serde_json::json!(
+            {"attempts": 4, "backoff": {"initialMs": 500, "maxMs": 1500, "factor": 2}}
+        ))
+        .unwrap();
+        assert!(p.check().is_ok());
+        let ms = |n| p.delay_before(n).as_millis();
+        assert_eq!((ms(2), ms(3), ms(4), ms(5)), (500, 1000, 1500, 1500));
+        let d: RetryPolicy = serde_json::from_value(serde_json::json!({"attempts": 3})).unwrap();
+        assert_eq!(d.backoff, Backoff::default());
+        for (bad, member) in [
+            (serde_json::json!({"attempts": 1}), "retry.attempts"),
+            (serde_json::json!({"attempts": 11}), "retry.attempts"),
+            (
+                serde_json::json!({"attempts": 2, "backoff": {"initialMs": 10}}),
+                "retry.backoff.initialMs",
+            ),
+            (
+                serde_json::json!({"attempts": 2, "backoff": {"initialMs": 5000, "maxMs": 1000}}),
+                "retry.backoff.maxMs",
+            ),
+            (
+                serde_json::json!({"attempts": 2, "backoff": {"factor": 0.5}}),
+                "retry.backoff.factor",
+            ),
+        ] {
+            let p: RetryPolicy = serde_json::from_value(bad).unwrap();
+            assert_eq!(p.check().unwrap_err().0, member);
+        }
+    }
     use serde_json::json;
 
     #[test]

@@ -80,6 +80,8 @@ pub mod types {
     // runtime
     /// A run ended: its trigger, duration, output excerpt and error.
     pub const AUTOMATIONS_EXECUTED: &str = "runtime.automations.executed";
+    /// A run failed every attempt of its retry policy and became a dead letter.
+    pub const AUTOMATIONS_DEADLETTERED: &str = "runtime.automations.deadlettered";
     /// A run was scheduled by a cron trigger or `repeat`/`schedule`.
     pub const AUTOMATIONS_SCHEDULED: &str = "runtime.automations.scheduled";
     /// A run changed a context (user, session, global) variable.

@@ -232,6 +232,10 @@ impl Outside for Wit {
         })
     }
 
+    fn secret(&mut self, name: &str) -> Result<Option<Value>, DslError> {
+        Ok(refract_sdk::secrets::get_json(name))
+    }
+
     fn coordination(&mut self) -> Option<&mut dyn Coordination> {
         Some(self)
     }

@@ -26,6 +26,7 @@ const FIELDS: &[&str] = &[
     "private",
     "disabled",
     "authorizations",
+    "retry",
     "events",
     "createdAt",
     "createdBy",

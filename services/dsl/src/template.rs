@@ -197,6 +197,25 @@ pub fn render(t: &Tpl, env: &mut dyn Env) -> Result<Val, DslError> {
     }
 }
 
+/// The variables of a restricted rendering: one JSON document, nothing from outside.
+struct Vars<'a>(&'a Value);
+
+impl Env for Vars<'_> {
+    fn lookup(&mut self, segs: &[Seg]) -> Result<Val, DslError> {
+        Ok(path::lookup_value(Some(self.0), segs))
+    }
+    fn random(&mut self) -> f64 {
+        0.0
+    }
+}
+
+/// Renders `value` in restricted mode (§4.3): its templates read only the members of `vars`
+/// (`{config, secret}` for a config at load time, §5.8), never a scope or the outside world.
+pub fn render_with(value: &Value, vars: &Value) -> Result<Option<Value>, DslError> {
+    let tpl = compile(value).map_err(|e| DslError::new("InvalidTemplate", e.to_string()))?;
+    Ok(render(&tpl, &mut Vars(vars))?.into_json())
+}
+
 /// Renders string parts: one item alone is its typed value, else text.
 pub fn render_parts(parts: &[Part], env: &mut dyn Env) -> Result<Val, DslError> {
     if let [only] = parts {
@@ -237,23 +256,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    struct Vars(Value);
-
-    impl Env for Vars {
-        fn lookup(&mut self, segs: &[Seg]) -> Result<Val, DslError> {
-            Ok(path::lookup(&Val::Json(self.0.clone()), segs))
-        }
-        fn random(&mut self) -> f64 {
-            0.0
-        }
-    }
-
     fn r(v: Value) -> Option<Value> {
-        let mut env = Vars(
-            json!({"n": 7, "name": "Ada", "tags": ["a", "b"], "obj": {"k": 1}, "key": "k",
-            "prices": {"A1": 5}, "item": {"sku": "A1"}, "field": "name", "i": 0, "a": [10, 20]}),
-        );
-        render(&compile(&v).unwrap(), &mut env).unwrap().into_json()
+        let vars = json!({"n": 7, "name": "Ada", "tags": ["a", "b"], "obj": {"k": 1}, "key": "k",
+            "prices": {"A1": 5}, "item": {"sku": "A1"}, "field": "name", "i": 0, "a": [10, 20]});
+        render_with(&v, &vars).unwrap()
     }
 
     #[test]
@@ -297,9 +303,8 @@ mod tests {
 
     #[test]
     fn inserted_text_is_not_rescanned_and_unmatched_delimiters_are_text() {
-        let mut env = Vars(json!({"t": "{{n}}", "n": 1}));
-        let v = render(&compile(&json!("a {{t}}")).unwrap(), &mut env).unwrap();
-        assert_eq!(v, Val::str("a {{n}}"));
+        let v = render_with(&json!("a {{t}}"), &json!({"t": "{{n}}", "n": 1})).unwrap();
+        assert_eq!(v, Some(json!("a {{n}}")));
         assert_eq!(r(json!("a {{ b")), Some(json!("a {{ b")));
         assert_eq!(r(json!("50% {% off")), Some(json!("50% {% off")));
         assert_eq!(r(json!("{% \"{{x}}\" %}")), Some(json!("{{x}}")));

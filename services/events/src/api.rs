@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::config::MAX_WAIT;
 use crate::emit::{EmitEvent, Emitter, emit};
 use crate::live::socket;
-use crate::{EventsState, MAX_EMIT_BODY, readers, search};
+use crate::{EventsState, MAX_EMIT_BODY, readers, runs, search};
 
 /// Default and largest history page (`spec/http-api.md` §1.3).
 const DEFAULT_LIMIT: u32 = 50;
@@ -51,6 +51,11 @@ pub fn router(state: EventsState) -> Router {
         .route(
             "/v2/workspaces/{workspace_id}/search",
             post(search).layer(DefaultBodyLimit::max(MAX_SEARCH_BODY)),
+        )
+        .route("/v2/workspaces/{workspace_id}/runs", get(runs::list))
+        .route(
+            "/v2/workspaces/{workspace_id}/runs/{run_id}",
+            get(runs::one),
         )
         .layer(DefaultBodyLimit::max(MAX_EMIT_BODY))
         .fallback(refract_http::not_found)

@@ -7,6 +7,8 @@
 //! - [`api`]: `GET /v2/workspaces/{id}/events` (history with filters, cursors and
 //!   long-polling), `POST …/events` (client emits, [`emit`]), `POST …/search` ([`search`]) and
 //!   the WebSocket upgrade `GET …/events/ws` ([`live`]).
+//! - [`runs`]: `GET …/runs` and `…/runs/{runId}`, the runs (status, timings, output, log) as
+//!   their `runtime.automations.executed` records tell them.
 //! - [`readers`]: who reads what — the caller's reader and the readable page every read path
 //!   (history, long-poll, search, sockets) goes through.
 //! - [`topics`]: user-topic membership (in the cache).
@@ -22,6 +24,7 @@ pub mod ingest;
 pub mod live;
 pub mod readers;
 pub mod retention;
+pub mod runs;
 pub mod search;
 pub mod topics;
 

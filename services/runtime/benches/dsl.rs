@@ -149,6 +149,7 @@ fn request(program: &str) -> RunRequest {
             ..Limits::default()
         }),
         egress: Arc::new(EgressPolicy::default()),
+        secrets: Arc::default(),
     }
 }
 

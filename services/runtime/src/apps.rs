@@ -212,12 +212,7 @@ pub(crate) async fn workspaces_with_instances(
     store: &dyn DocumentStore,
 ) -> Result<BTreeSet<String>, StorageError> {
     let docs = store
-        .find(
-            &collections::APP_INSTANCES,
-            INSTALLED,
-            &json!(true),
-            MAX_FIND_LIMIT,
-        )
+        .find_all(&collections::APP_INSTANCES, INSTALLED, &json!(true))
         .await?;
     Ok(docs
         .into_iter()
@@ -236,12 +231,7 @@ pub(crate) async fn workspaces_installing(
     app_slug: &str,
 ) -> Result<BTreeSet<String>, StorageError> {
     let docs = store
-        .find(
-            &collections::APP_INSTANCES,
-            "appSlug",
-            &json!(app_slug),
-            MAX_FIND_LIMIT,
-        )
+        .find_all(&collections::APP_INSTANCES, "appSlug", &json!(app_slug))
         .await?;
     Ok(docs
         .into_iter()

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use refract_host::{EgressConfig, HostConfig};
+use refract_secrets::Keyring;
 
 use crate::sandbox::{SandboxPolicy, Sandboxes};
 
@@ -90,6 +91,10 @@ pub struct Config {
     /// Lets `fetch` reach loopback addresses. Tests and local development only. It is a
     /// setting of the host: build the host with [`Config::host_config`].
     pub allow_loopback: bool,
+    /// Opens the workspaces' sealed secrets: the keyring the workspaces service seals with.
+    /// The default is a random key of this process only; binaries always set the configured
+    /// one.
+    pub keyring: Keyring,
 }
 
 impl Default for Config {
@@ -109,6 +114,7 @@ impl Default for Config {
             sandbox: SandboxPolicy::default(),
             workspace_sandboxes: HashMap::new(),
             allow_loopback: false,
+            keyring: Keyring::ephemeral(),
         }
     }
 }

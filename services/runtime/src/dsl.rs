@@ -3,14 +3,16 @@
 //! The interpreter (`services/dsl-interpreter`, built by this crate's build script) is one
 //! component for every DSL automation: compiled by wasmtime once per process (its artifact is
 //! stored like an uploaded component's, so a restart only deserializes it). A DSL automation's
-//! `do`/`output` are compiled into a [`Program`](refract_dsl::Program) when the index learns of
-//! the automation (the workspaces service has validated it on save); each run hands the program
+//! `do`/`output` are compiled into a [`Program`](refract_dsl::Program) on its first run in
+//! this instance and kept in a byte-bounded LRU ([`Programs`]), so an instance holding many
+//! tenants' automations keeps compiled only those that run; each run hands the program
 //! to the interpreter in the invocation's config, in its compact form
 //! ([`Program::encode`](refract_dsl::Program::encode)), never parsing YAML or templates on the
 //! event path.
 
-use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use lru::LruCache;
 
 use refract_core::model::Automation;
 use refract_dsl::Setup;
@@ -35,52 +37,124 @@ pub fn compile(automation: &Automation) -> Compiled {
     Ok(program.encode().into())
 }
 
-/// Compiled programs by workspace and slug, kept beside the trigger index.
-#[derive(Debug, Default)]
+/// Bytes of compiled programs (their compact form) one instance keeps: the most used ones stay
+/// compiled; the others are compiled again on their next run. 10,000 typical automations fit.
+pub const PROGRAM_CACHE_BYTES: usize = 64 << 20;
+
+/// What a program that does not compile counts for in the cache.
+const INVALID_BYTES: usize = 256;
+
+/// Compiled programs by workspace and slug, compiled on an automation's first run and kept
+/// while they fit in [`PROGRAM_CACHE_BYTES`] (least recently run out first). Each entry
+/// remembers the automation it was compiled from: a run of a newer version (an update that
+/// raced the compile) compiles again instead of reusing it.
+#[derive(Debug)]
 pub struct Programs {
-    map: RwLock<HashMap<(String, String), Arc<Compiled>>>,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Debug)]
+struct Cache {
+    lru: LruCache<(String, String), Entry>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+#[derive(Debug)]
+struct Entry {
+    source: Arc<Automation>,
+    compiled: Arc<Compiled>,
+    bytes: usize,
+}
+
+impl Default for Programs {
+    fn default() -> Self {
+        Self::with_capacity(PROGRAM_CACHE_BYTES)
+    }
 }
 
 impl Programs {
-    /// Compiles and keeps `automation`'s program (DSL automations only).
-    pub fn insert(&self, workspace: &str, automation: &Automation) {
-        let compiled = Arc::new(compile(automation));
-        if let Err(e) = compiled.as_ref() {
-            tracing::warn!(%workspace, automation = %automation.slug, error = %e, "stored DSL automation does not compile");
+    /// A cache of at most `max_bytes` of compiled programs.
+    pub fn with_capacity(max_bytes: usize) -> Self {
+        Self {
+            cache: Mutex::new(Cache {
+                lru: LruCache::unbounded(),
+                bytes: 0,
+                max_bytes,
+            }),
         }
-        self.map
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert((workspace.to_owned(), automation.slug.clone()), compiled);
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Forgets the program of `slug` (the automation changed or is gone).
     pub fn remove(&self, workspace: &str, slug: &str) {
-        self.map
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&(workspace.to_owned(), slug.to_owned()));
-    }
-
-    pub fn remove_workspace(&self, workspace: &str) {
-        self.map
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(w, _), _| w != workspace);
-    }
-
-    /// The program of `automation`: the one compiled when the index learnt of it, else (an
-    /// automation read from the collection before the index caught up) compiled now.
-    pub fn get(&self, workspace: &str, automation: &Automation) -> Arc<Compiled> {
-        let key = (workspace.to_owned(), automation.slug.clone());
-        if let Some(p) = self
-            .map
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-        {
-            return p.clone();
+        let mut cache = self.lock();
+        if let Some(e) = cache.lru.pop(&(workspace.to_owned(), slug.to_owned())) {
+            cache.bytes -= e.bytes;
         }
-        Arc::new(compile(automation))
+    }
+
+    /// Forgets every program of `workspace`.
+    pub fn remove_workspace(&self, workspace: &str) {
+        let mut cache = self.lock();
+        let keys: Vec<_> = cache
+            .lru
+            .iter()
+            .filter(|((w, _), _)| w == workspace)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            if let Some(e) = cache.lru.pop(&k) {
+                cache.bytes -= e.bytes;
+            }
+        }
+    }
+
+    /// Bytes of the programs kept.
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// The program of `automation` (its `do` and `output` compiled): kept from an earlier run
+    /// of this same version, else compiled now and kept.
+    pub fn get(&self, workspace: &str, automation: &Arc<Automation>) -> Arc<Compiled> {
+        let key = (workspace.to_owned(), automation.slug.clone());
+        if let Some(e) = self.lock().lru.get(&key)
+            && Arc::ptr_eq(&e.source, automation)
+        {
+            return e.compiled.clone();
+        }
+        let compiled = Arc::new(compile(automation));
+        let bytes = match compiled.as_ref() {
+            Ok(program) => program.len(),
+            Err(e) => {
+                tracing::warn!(%workspace, automation = %automation.slug, error = %e, "stored DSL automation does not compile");
+                INVALID_BYTES
+            }
+        };
+        let mut cache = self.lock();
+        if bytes <= cache.max_bytes {
+            let entry = Entry {
+                source: automation.clone(),
+                compiled: compiled.clone(),
+                bytes,
+            };
+            if let Some(old) = cache.lru.put(key, entry) {
+                cache.bytes -= old.bytes;
+            }
+            cache.bytes += bytes;
+            while cache.bytes > cache.max_bytes {
+                let Some((_, e)) = cache.lru.pop_lru() else {
+                    break;
+                };
+                cache.bytes -= e.bytes;
+            }
+        }
+        compiled
     }
 }
 
@@ -155,29 +229,51 @@ mod tests {
     }
 
     #[test]
-    fn programs_are_compiled_once_and_bad_documents_are_reported() {
+    fn programs_are_compiled_once_per_version_and_bad_documents_are_reported() {
         let programs = Programs::default();
-        let good =
-            automation(json!({"do": [{"set": {"name": "a", "value": 1}}], "output": "{{a}}"}));
-        programs.insert("ws", &good);
+        let good = Arc::new(automation(
+            json!({"do": [{"set": {"name": "a", "value": 1}}], "output": "{{a}}"}),
+        ));
         let p = programs.get("ws", &good);
         let text = p.as_ref().as_ref().expect("compiles");
         let back = refract_dsl::Program::decode(text).expect("compact program");
         assert_eq!(back.instructions.len(), 1);
-        let bad = automation(json!({"slug": "b", "do": [{"set": {}}]}));
-        programs.insert("ws", &bad);
+        assert!(Arc::ptr_eq(&p, &programs.get("ws", &good)), "kept");
+        // A new version of the same slug is compiled from its own document.
+        let newer = Arc::new(automation(json!({"do": [
+            {"set": {"name": "a", "value": 1}}, {"set": {"name": "b", "value": 2}}]})));
+        let p2 = programs.get("ws", &newer);
+        let back = refract_dsl::Program::decode(p2.as_ref().as_ref().expect("compiles"))
+            .expect("compact program");
+        assert_eq!(back.instructions.len(), 2);
+        let bad = Arc::new(automation(json!({"slug": "b", "do": [{"set": {}}]})));
         assert_eq!(
             programs.get("ws", &bad).as_ref().as_ref().unwrap_err().path,
             "do[0].set"
         );
         programs.remove_workspace("ws");
-        assert!(
-            programs
-                .map
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .is_empty()
-        );
+        assert_eq!(programs.bytes(), 0);
+    }
+
+    #[test]
+    fn the_least_recently_run_programs_leave_a_full_cache() {
+        let one = |slug: &str| {
+            Arc::new(automation(
+                json!({"slug": slug, "do": [{"set": {"name": "a", "value": 1}}]}),
+            ))
+        };
+        let (a, b, c) = (one("a"), one("b"), one("c"));
+        let size = compile(&a).expect("compiles").len();
+        let programs = Programs::with_capacity(2 * size);
+        let pa = programs.get("ws", &a);
+        programs.get("ws", &b);
+        assert!(Arc::ptr_eq(&pa, &programs.get("ws", &a)), "a is kept");
+        programs.get("ws", &c);
+        assert_eq!(programs.bytes(), 2 * size);
+        // b was the least recently run: it left; a is still kept.
+        assert!(Arc::ptr_eq(&pa, &programs.get("ws", &a)));
+        let lock = programs.lock();
+        assert!(!lock.lru.contains(&("ws".to_owned(), "b".to_owned())));
     }
 
     #[test]

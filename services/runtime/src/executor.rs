@@ -13,6 +13,7 @@ use refract_host::{
     ComponentDigest, EgressPolicy, Host, HostError, HttpRequest, Limits, RunReport, RunRequest,
     Services, Trigger,
 };
+use refract_secrets::WorkspaceSecrets;
 use refract_storage::{Digest, DocumentStore, FileStore};
 use serde_json::{Value, json};
 use tracing::Instrument;
@@ -24,8 +25,10 @@ use crate::dsl;
 use crate::error::RuntimeError;
 use crate::index::TriggerIndex;
 use crate::report::Reports;
+use crate::retries::{Attempt, Retries};
 use crate::run::{Execution, Refusal};
 use crate::sandbox::Sandboxes;
+use crate::secrets::Secrets;
 use crate::throttle::{Throttle, ThrottledBus, Throttles};
 use crate::workspace_config::WorkspaceConfig;
 
@@ -52,6 +55,10 @@ pub(crate) struct Executor {
     configs: Arc<WorkspaceConfig>,
     /// Per-workspace execution and emit throttles.
     throttles: Arc<Throttles>,
+    /// Workspaces' secrets: each run reads a snapshot and is redacted with it.
+    secrets: Arc<Secrets>,
+    /// Failed runs' next attempts and dead letters.
+    retries: Arc<Retries>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -74,6 +81,8 @@ impl Executor {
         sandboxes: Sandboxes,
         configs: Arc<WorkspaceConfig>,
         throttles: Arc<Throttles>,
+        secrets: Arc<Secrets>,
+        retries: Arc<Retries>,
         preview_bytes: usize,
     ) -> Arc<Self> {
         Arc::new_cyclic(|this| Executor {
@@ -90,7 +99,24 @@ impl Executor {
             arguments: ArgumentSchemas::default(),
             configs,
             throttles,
+            secrets,
+            retries,
         })
+    }
+
+    /// Failed runs' next attempts and dead letters.
+    pub(crate) fn retries(&self) -> &Retries {
+        &self.retries
+    }
+
+    /// The trigger index the executor runs from.
+    pub(crate) fn index(&self) -> &TriggerIndex {
+        &self.index
+    }
+
+    /// Forgets what is kept of `workspace`'s secrets (they changed).
+    pub(crate) fn forget_secrets(&self, workspace: &str) {
+        self.secrets.forget(workspace);
     }
 
     /// The events of runs, for triggers that announce an interaction or publish their own.
@@ -99,39 +125,90 @@ impl Executor {
     }
 
     /// Runs `exec` and reports it. `Err` only when the run could not happen; a transient error
-    /// (host busy, storage down) is not reported, so a redelivery can try again.
+    /// (host busy, storage down) is not reported, so a redelivery can try again. A failed run
+    /// started by an event or a schedule is retried as its automation's `retry` says.
     pub(crate) async fn execute(&self, exec: Execution) -> Result<RunReport, RuntimeError> {
+        self.attempt(&exec, Attempt::First).await
+    }
+
+    /// Runs `exec` as `attempt` and reports it; a failure of a first attempt or a retry is kept
+    /// for the next attempt or as a dead letter ([`crate::retries`]), one of a replay is not.
+    pub(crate) async fn attempt(
+        &self,
+        exec: &Execution,
+        attempt: Attempt,
+    ) -> Result<RunReport, RuntimeError> {
+        let result = self.execute_reported(exec, attempt.number()).await;
+        let first_failed_at = match &attempt {
+            Attempt::First => Some(None),
+            Attempt::Retry {
+                first_failed_at, ..
+            } => Some(Some(first_failed_at.clone())),
+            Attempt::Replay { .. } => None,
+        };
+        if let Some(first_failed_at) = first_failed_at
+            && let Some(error) = crate::retries::failure(&result)
+            && let Err(e) = self
+                .retries
+                .failed(exec, attempt.number(), error, first_failed_at)
+                .await
+        {
+            tracing::warn!(workspace_id = %exec.context.workspace_id, automation = %exec.automation.slug,
+                error = %e, "a failed run's retry could not be kept");
+        }
+        result
+    }
+
+    async fn execute_reported(
+        &self,
+        exec: &Execution,
+        attempt: u32,
+    ) -> Result<RunReport, RuntimeError> {
         let started_at = Utc::now();
         let wall = std::time::Instant::now();
         let span = tracing::info_span!("execute", workspace_id = %exec.context.workspace_id,
             automation = %exec.automation.slug, correlation_id = %exec.context.correlation_id,
             trigger = exec.info.kind.as_str());
         let c = &exec.context;
-        let result = match self
-            .throttles
-            .wait(&c.workspace_id, &c.run_id, Throttle::Executions)
-            .await
-        {
-            Ok(()) => {
-                let guard = self
-                    .bus
-                    .enter(&c.run_id, exec.app.clone(), exec.credentials.clone());
-                let result = self.run(&exec).instrument(span).await;
-                drop(guard);
-                result
-            }
-            Err(e) => Ok(Refusal::Throttled(e).into_report()),
+        // The run's snapshot of its workspace's secrets: what it may read, and what is
+        // redacted from everything it leaves, even if they change while it runs.
+        let secrets = self.secrets.of(c.workspace_id.as_str()).await;
+        let redactor = secrets
+            .as_ref()
+            .map(|s| s.redactor().clone())
+            .unwrap_or_default();
+        let result = match secrets {
+            Err(e) => Err(RuntimeError::from(e)),
+            Ok(secrets) => match self
+                .throttles
+                .wait(&c.workspace_id, &c.run_id, Throttle::Executions)
+                .await
+            {
+                Ok(()) => {
+                    let guard =
+                        self.bus
+                            .enter(&c.run_id, exec.app.clone(), exec.credentials.clone());
+                    let result = self.run(exec, secrets).instrument(span).await;
+                    drop(guard);
+                    result
+                }
+                Err(e) => Ok(Refusal::Throttled(e).into_report()),
+            },
         };
+        let mut result = result;
+        if let Ok(report) = &mut result {
+            crate::secrets::redact_failure(&mut report.outcome, &redactor);
+        }
         let throttled = self.throttles.take_tally(&c.run_id);
         match &result {
             Ok(report) => {
                 (self.reports)
-                    .executed(&exec, started_at, throttled, Ok(report))
+                    .executed(exec, attempt, started_at, throttled, Ok(report), &redactor)
                     .await
             }
             Err(e) if !e.is_transient() => {
                 (self.reports)
-                    .executed(&exec, started_at, throttled, Err(e))
+                    .executed(exec, attempt, started_at, throttled, Err(e), &redactor)
                     .await
             }
             Err(e) => {
@@ -139,11 +216,15 @@ impl Executor {
                 error = %e, "run not started")
             }
         }
-        crate::observe::record_run(&exec, &result, wall.elapsed());
+        crate::observe::record_run(exec, &result, wall.elapsed());
         result
     }
 
-    async fn run(&self, exec: &Execution) -> Result<RunReport, RuntimeError> {
+    async fn run(
+        &self,
+        exec: &Execution,
+        secrets: Arc<WorkspaceSecrets>,
+    ) -> Result<RunReport, RuntimeError> {
         let automation = &exec.automation;
         let not_ready = |reason: &str| RuntimeError::NotReady {
             slug: automation.slug.clone(),
@@ -182,6 +263,7 @@ impl Executor {
                     exec,
                     Arc::new(policy.limits_for(automation)),
                     egress.clone(),
+                    secrets,
                 )
                 .await;
         }
@@ -200,9 +282,10 @@ impl Executor {
         let request = RunRequest {
             context: exec.context.clone(),
             trigger: exec.trigger.clone(),
-            config: self.run_config(exec).await?.to_string(),
+            config: self.run_config(exec, &secrets).await?.to_string(),
             limits: Arc::new(policy.limits_for(automation)),
             egress: egress.clone(),
+            secrets,
         };
         let services = self.services()?;
         match self
@@ -226,6 +309,7 @@ impl Executor {
         exec: &Execution,
         limits: Arc<Limits>,
         egress: Arc<EgressPolicy>,
+        secrets: Arc<WorkspaceSecrets>,
     ) -> Result<RunReport, RuntimeError> {
         let automation = &exec.automation;
         let compiled = self.index.program(exec.key(), automation);
@@ -254,21 +338,27 @@ impl Executor {
             trigger,
             config: dsl::invocation_config(
                 &program,
-                &self.run_config(exec).await?,
+                &self.run_config(exec, &secrets).await?,
                 &exec.context,
                 &exec.info,
                 locals,
             ),
             limits,
             egress,
+            secrets,
         };
         Ok(self.host.run(&digest, request, self.services()?).await?)
     }
 
     /// The `config` a run sees (automation-dsl §5.2): the workspace's `config.value` overlaid
-    /// by the automation's own `config`; inside an app instance, the automation's config (the
-    /// instance's, merged in when the instance was loaded) alone.
-    async fn run_config(&self, exec: &Execution) -> Result<Value, RuntimeError> {
+    /// by the automation's own `config`, with `{{secret.name}}` and `{{config.key}}` resolved
+    /// (§5.8); inside an app instance, the automation's config (the instance's, merged in when
+    /// the instance was loaded) alone, which cannot read the workspace's secrets.
+    async fn run_config(
+        &self,
+        exec: &Execution,
+        secrets: &WorkspaceSecrets,
+    ) -> Result<Value, RuntimeError> {
         let own = exec.automation.config.clone().unwrap_or_else(|| json!({}));
         if exec.app.is_some() {
             return Ok(own);
@@ -277,14 +367,15 @@ impl Executor {
             .configs
             .value(exec.context.workspace_id.as_str())
             .await?;
-        Ok(match (shared.as_ref(), own) {
+        let merged = match (shared.as_ref(), own) {
             (Value::Object(base), Value::Object(own)) => {
                 let mut merged = base.clone();
                 merged.extend(own);
                 Value::Object(merged)
             }
             (_, own) => own,
-        })
+        };
+        Ok(crate::secrets::resolve_config(merged, secrets))
     }
 
     /// Whether the run's principal (its user, plus what an HTTP caller presented) may execute

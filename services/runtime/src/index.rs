@@ -29,7 +29,7 @@ pub struct TriggerIndex {
     workspaces: RwLock<HashMap<String, BTreeMap<String, Arc<Automation>>>>,
     /// Bumped on every change, so the scheduler knows when to rebuild its plan.
     version: AtomicU64,
-    /// Compiled programs of the DSL automations, compiled when they enter the index.
+    /// Compiled programs of the DSL automations, compiled on their first run.
     programs: Programs,
     /// App instances by root workspace and full slug; their automations are in `workspaces`
     /// under [`AppScope::key`].
@@ -58,7 +58,7 @@ impl TriggerIndex {
     /// Adds or replaces an automation of `workspace`.
     pub(crate) fn upsert(&self, workspace: &str, automation: Automation) {
         if automation.kind == AutomationKind::Dsl {
-            self.programs.insert(workspace, &automation);
+            self.programs.remove(workspace, &automation.slug);
         }
         let mut map = self
             .workspaces
@@ -126,9 +126,6 @@ impl TriggerIndex {
         for Loaded { scope, automations } in loaded {
             let entry = map.entry(scope.key.clone()).or_default();
             for a in automations {
-                if a.kind == AutomationKind::Dsl {
-                    self.programs.insert(&scope.key, &a);
-                }
                 entry.insert(a.slug.clone(), Arc::new(a));
             }
             scopes.insert(scope.full_slug.clone(), Arc::new(scope));
@@ -207,7 +204,7 @@ impl TriggerIndex {
     }
 
     /// The compiled program of the DSL automation `automation` of `workspace`.
-    pub(crate) fn program(&self, workspace: &str, automation: &Automation) -> Arc<Compiled> {
+    pub(crate) fn program(&self, workspace: &str, automation: &Arc<Automation>) -> Arc<Compiled> {
         self.programs.get(workspace, automation)
     }
 

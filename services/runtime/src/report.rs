@@ -1,6 +1,10 @@
 //! [`Reports`]: the events a run leaves on the bus. `runtime.interactions.triggered` when a
 //! trigger starts an interaction, `runtime.automations.executed` for every run (its input and
-//! output cut to the configured preview size) and `error` for a failed one.
+//! output cut to the configured preview size) and `error` for a failed one. Every one of them
+//! that carries what the run saw or made (input, output, error) is redacted with the run's
+//! secrets (`automation-dsl.md` §6.6) before it leaves: no secret value reaches the bus, the
+//! history or a client reading either. (The announcement carries only names the platform
+//! chose: slug, trigger, time.)
 
 use refract_core::platform::types;
 use std::sync::Arc;
@@ -8,7 +12,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use refract_core::{ErrorLevel, Event, EventError};
-use refract_host::{AutomationError, RunOutcome, RunReport};
+use refract_host::{AutomationError, LogLine, RunOutcome, RunReport};
+use refract_secrets::Redactor;
 use serde_json::{Map, Value, json};
 
 use crate::bus::{BrokerBus, run_event};
@@ -38,13 +43,18 @@ impl Reports {
     }
 
     /// Publishes `runtime.automations.executed` for a run that happened or failed to start
-    /// for good, and `error` when it failed.
+    /// for good, and `error` when it failed. `redactor` holds the secrets the run could read:
+    /// its input and output are redacted here, its error already was ([`Executor::execute`]).
+    ///
+    /// [`Executor::execute`]: crate::executor::Executor::execute
     pub(crate) async fn executed(
         &self,
         exec: &Execution,
+        attempt: u32,
         started_at: DateTime<Utc>,
         throttled: Duration,
         result: Result<&RunReport, &RuntimeError>,
+        redactor: &Redactor,
     ) {
         let (output, error, duration) = match result {
             Ok(report) => {
@@ -69,6 +79,10 @@ impl Reports {
         let error = error
             .map(|(code, message, details)| (code, message, preview(&details, self.preview_bytes)));
         let mut payload = Map::new();
+        payload.insert("runId".into(), json!(exec.context.run_id));
+        if attempt > 1 {
+            payload.insert("attempt".into(), json!(attempt));
+        }
         payload.insert("slug".into(), json!(exec.automation.slug));
         payload.insert("kind".into(), json!(exec.automation.kind));
         payload.insert("trigger".into(), exec.info.to_json());
@@ -83,6 +97,10 @@ impl Reports {
                 .as_ref()
                 .map_or(Value::Null, |o| preview(o, self.preview_bytes)),
         );
+        if let Ok(report) = result {
+            payload.insert("logs".into(), log_lines(&report.logs));
+            payload.insert("logsDropped".into(), json!(report.logs_dropped));
+        }
         payload.insert("duration".into(), json!(duration));
         payload.insert("throttled".into(), json!(throttled.as_millis()));
         payload.insert(
@@ -95,6 +113,7 @@ impl Reports {
                 json!({"error": code, "message": message, "details": details}),
             );
         }
+        redactor.redact_members(&mut payload);
         self.publish(types::AUTOMATIONS_EXECUTED, exec, payload, None)
             .await;
         if let Some((code, message, details)) = error {
@@ -198,6 +217,20 @@ fn runtime_error(e: &RuntimeError) -> (String, String, Value) {
             json!({}),
         ),
     }
+}
+
+/// A run's log as its record carries it: `[{at (ms since the run started), level, source,
+/// message}]`.
+fn log_lines(lines: &[LogLine]) -> Value {
+    Value::Array(
+        lines
+            .iter()
+            .map(|l| {
+                json!({"at": l.at.as_millis() as u64, "level": l.level.as_str(),
+                    "source": l.source.as_str(), "message": l.message})
+            })
+            .collect(),
+    )
 }
 
 /// `value` if its JSON is at most `limit` bytes, else its JSON text cut to `limit` bytes.

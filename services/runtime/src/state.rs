@@ -6,7 +6,6 @@ use refract_broker::{Broker, Subscriber, Subscription, TypeFilter};
 use refract_core::WorkspaceId;
 use refract_core::model::Automation;
 use refract_host::Host;
-use refract_storage::documents::MAX_FIND_LIMIT;
 use refract_storage::{Cache, DocumentStore, FileStore, collections};
 use serde_json::json;
 
@@ -16,6 +15,8 @@ use crate::contexts::ContextStore;
 use crate::error::RuntimeError;
 use crate::executor::Executor;
 use crate::index::{TriggerIndex, split_doc_id};
+use crate::retries::Retries;
+use crate::secrets::Secrets;
 use crate::throttle::Throttles;
 use crate::triggering::{GROUP, NOT_CONSUMED};
 use crate::waiters::Waiters;
@@ -101,6 +102,12 @@ impl RuntimeState {
         );
         let contexts = Arc::new(contexts.with_platform(store.clone()));
         let throttles = Arc::new(Throttles::new(cache.clone(), store.clone()));
+        let secrets = Arc::new(Secrets::new(store.clone(), config.keyring.clone()));
+        let retries = Arc::new(Retries::new(
+            store.clone(),
+            bus.clone(),
+            config.instance_id.clone(),
+        ));
         let executor = Executor::new(
             host,
             files,
@@ -111,6 +118,8 @@ impl RuntimeState {
             sandboxes,
             configs,
             throttles,
+            secrets,
+            retries,
             config.executed_preview_bytes,
         );
         let state = RuntimeState {
@@ -130,52 +139,47 @@ impl RuntimeState {
         Ok(state)
     }
 
-    /// Reads every automation from the `automations` collection into the index. The store
-    /// has no "list all": this finds by `kind`, at most [`MAX_FIND_LIMIT`] of each kind.
+    /// Reads every automation from the `automations` collection into the index, whatever the
+    /// number of tenants: by `kind`, page after page.
     pub(crate) async fn load_index(&self) -> Result<usize, RuntimeError> {
         let mut loaded = 0;
         for kind in ["component", "dsl"] {
             let docs = self
                 .inner
                 .store
-                .find(
-                    &collections::AUTOMATIONS,
-                    "kind",
-                    &json!(kind),
-                    MAX_FIND_LIMIT,
-                )
+                .find_all(&collections::AUTOMATIONS, "kind", &json!(kind))
                 .await?;
-            if docs.len() as u32 == MAX_FIND_LIMIT {
-                tracing::warn!(
-                    kind,
-                    limit = MAX_FIND_LIMIT,
-                    "automation index truncated at the find limit"
-                );
-            }
-            for doc in docs {
-                // Workspaces stores `workspaceId` beside the automation; the id also holds it.
-                let from_body = doc
-                    .body
-                    .get("workspaceId")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned);
-                let Some(workspace) =
-                    from_body.or_else(|| split_doc_id(&doc.id).map(|(w, _)| w.to_owned()))
-                else {
-                    continue;
-                };
-                match serde_json::from_value::<Automation>(doc.body) {
-                    Ok(a) => {
-                        self.inner.index.upsert(&workspace, a);
-                        loaded += 1;
-                    }
-                    Err(e) => {
-                        tracing::warn!(doc_id = %doc.id, error = %e, "unreadable automation skipped")
-                    }
+            loaded += self.index_documents(docs);
+        }
+        Ok(loaded)
+    }
+
+    /// Puts stored automation documents into the index; returns how many it could read.
+    fn index_documents(&self, docs: Vec<refract_storage::Document>) -> usize {
+        let mut loaded = 0;
+        for doc in docs {
+            // Workspaces stores `workspaceId` beside the automation; the id also holds it.
+            let from_body = doc
+                .body
+                .get("workspaceId")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned);
+            let Some(workspace) =
+                from_body.or_else(|| split_doc_id(&doc.id).map(|(w, _)| w.to_owned()))
+            else {
+                continue;
+            };
+            match serde_json::from_value::<Automation>(doc.body) {
+                Ok(a) => {
+                    self.inner.index.upsert(&workspace, a);
+                    loaded += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(doc_id = %doc.id, error = %e, "unreadable automation skipped")
                 }
             }
         }
-        Ok(loaded)
+        loaded
     }
 
     /// Loads the app instances of every workspace that has some; returns how many workspaces.

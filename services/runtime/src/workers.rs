@@ -18,6 +18,7 @@ use tokio::time::MissedTickBehavior;
 use crate::apps::{APP_EVENTS, AppScope};
 use crate::error::RuntimeError;
 use crate::fair::FairPermits;
+use crate::retries::{self, Attempt};
 use crate::run::{Execution, TriggerInfo, TriggerKind, run_context};
 use crate::schedule::{Fire, Planner, claim_tick, tick_lock};
 use crate::state::RuntimeState;
@@ -37,10 +38,59 @@ pub async fn run_workers(
         r = consume(state.clone(), subs.group) => r,
         r = listen(state.clone(), subs.fan_out) => r,
         () = schedule(state.clone()) => Ok(()),
+        () = retry(state.clone()) => Ok(()),
         () = shutdown => Ok(()),
     };
     tracing::info!(instance_id = %state.config().instance_id, "runtime workers stopped");
     result
+}
+
+/// Retry worker: every [`retries::POLL`], claims the failed runs whose next attempt is due (on
+/// whichever instance failed them) and runs each again; a retry whose automation or instance
+/// is gone becomes a dead letter at once.
+async fn retry(state: RuntimeState) {
+    let mut tick = tokio::time::interval(retries::POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let executor = state.executor().clone();
+        let claimed = match executor.retries().claim_due().await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read due retries");
+                continue;
+            }
+        };
+        for (id, pending) in claimed {
+            let executor = executor.clone();
+            tokio::spawn(async move {
+                let attempt = Attempt::Retry {
+                    number: pending.attempt,
+                    first_failed_at: pending.first_failed_at.clone(),
+                };
+                match pending.run.execution(executor.index()) {
+                    Ok(exec) => {
+                        if let Err(e) = executor.attempt(&exec, attempt).await
+                            && e.is_transient()
+                        {
+                            // Not run: leave the claim to expire and be taken again.
+                            tracing::warn!(error = %e, "a retry could not start; it will be tried again");
+                            return;
+                        }
+                    }
+                    Err(gone) => {
+                        if let Err(e) = executor.retries().orphaned(&pending, gone).await {
+                            tracing::warn!(error = %e, "an orphaned retry could not be dead-lettered");
+                            return;
+                        }
+                    }
+                }
+                if let Err(e) = executor.retries().done(&id).await {
+                    tracing::warn!(error = %e, "a finished retry could not be forgotten");
+                }
+            });
+        }
+    }
 }
 
 /// Group consumer: each event is handled by one instance; acknowledged once its runs are done.
@@ -291,6 +341,13 @@ async fn listen(state: RuntimeState, mut sub: Box<dyn Subscriber>) -> Result<(),
         let delivery = sub.next().await?;
         let event = &delivery.event;
         state.index().apply(event);
+        if matches!(
+            event.event_type.as_str(),
+            types::SECRETS_UPDATED | types::WORKSPACES_DELETED
+        ) && let Some(ws) = &event.source.workspace_id
+        {
+            state.executor().forget_secrets(ws.as_str());
+        }
         if APP_EVENTS.contains(&event.event_type.as_str())
             && let Err(e) = state.reload_for(event).await
         {

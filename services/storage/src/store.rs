@@ -117,14 +117,17 @@ impl Collections for MemoryStore {
     async fn delete(&self, c: &CollectionSpec, id: &str, expect: Expect) -> Result<bool> {
         self.collections.delete(c, id, expect).await
     }
-    async fn find(
+    async fn find_after(
         &self,
         c: &CollectionSpec,
         field: &str,
         value: &Value,
+        after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<Document>> {
-        self.collections.find(c, field, value, limit).await
+        self.collections
+            .find_after(c, field, value, after, limit)
+            .await
     }
 }
 

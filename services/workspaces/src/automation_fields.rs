@@ -5,8 +5,8 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use refract_core::EventType;
 use refract_core::model::{
-    Automation, AutomationAuthorizations, ComponentLimits, Endpoint, When, automation_doc_id,
-    check_automation_slug,
+    Automation, AutomationAuthorizations, ComponentLimits, Endpoint, RetryPolicy, When,
+    automation_doc_id, check_automation_slug,
 };
 use refract_dsl::arguments::Arguments;
 use refract_http::ApiError;
@@ -71,6 +71,15 @@ pub(crate) fn apply(
                 a.validate_arguments = value
                     .as_bool()
                     .ok_or_else(|| ApiError::validation("validateArguments", "must be a boolean"))?
+            }
+            "retry" if value.is_null() => a.retry = None,
+            "retry" => {
+                let policy: RetryPolicy = serde_json::from_value(value)
+                    .map_err(|e| ApiError::validation("retry", e.to_string()))?;
+                policy
+                    .check()
+                    .map_err(|(member, reason)| ApiError::validation(member, reason))?;
+                a.retry = Some(policy);
             }
             "authorizations" if value.is_null() => a.authorizations = None,
             "authorizations" => a.authorizations = check_authorizations(value)?,

@@ -237,6 +237,7 @@ pub async fn create(
         arguments: None,
         validate_arguments: false,
         authorizations: None,
+        retry: None,
         config: None,
         kind,
         instructions: None,

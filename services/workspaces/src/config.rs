@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use refract_secrets::Keyring;
+
 /// Largest component accepted, decompressed (`COMPONENTS_MAX_SIZE`). JS and Python components
 /// embed an engine, hence 64 MiB; more would let one upload pin that much memory per request.
 pub const DEFAULT_MAX_COMPONENT_BYTES: usize = 64 << 20;
@@ -49,6 +51,9 @@ pub struct Config {
     pub max_workspace_compiles: usize,
     /// Shortest interval between two ticks of a schedule accepted on save (default 1 s).
     pub min_schedule_interval: Duration,
+    /// Seals secret values at rest; the runtime must open them with the same keys. The
+    /// default is a random key of this process only: binaries always set the configured one.
+    pub keyring: Keyring,
 }
 
 impl Default for Config {
@@ -60,6 +65,7 @@ impl Default for Config {
             max_compiles: DEFAULT_MAX_COMPILES,
             max_workspace_compiles: DEFAULT_MAX_WORKSPACE_COMPILES,
             min_schedule_interval: DEFAULT_MIN_SCHEDULE_INTERVAL,
+            keyring: Keyring::ephemeral(),
         }
     }
 }

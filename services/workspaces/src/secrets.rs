@@ -1,7 +1,13 @@
 //! Workspace secrets (`spec/http-api.md` §9.2): values are write-only, listings carry names and
 //! metadata only. Documents live in the `secrets` collection under `<workspaceId>:<name>`, body
-//! `{workspaceId, name, value, description?, createdAt, createdBy, updatedAt, updatedBy}`; the
-//! runtime reads `value` from there. Owners only (`manage_security`).
+//! `{workspaceId, name, sealed | value, description?, createdAt, createdBy, updatedAt,
+//! updatedBy}`. Owners only (`manage_security`).
+//!
+//! A tenant's value is stored sealed (`sealed`: AES-256-GCM under the platform keyring's
+//! sealing key, bound to the workspace and name, [`refract_secrets`]); the runtime opens it for
+//! runs. System secrets (`prismeai_*`: rate-limit settings written by superadmins, read by the
+//! gateway and the runtime's throttles) are platform settings, not credentials, and keep their
+//! `value` in the clear; so do values written before sealing existed, until their next write.
 
 use refract_core::platform::types;
 use std::collections::BTreeMap;
@@ -13,6 +19,8 @@ use refract_http::{ApiError, Caller, Json};
 use refract_storage::{Expect, collections};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+
+use refract_secrets::{Sealed, seal_secret};
 
 use crate::body::Unread;
 use crate::config::{MAX_SECRET_BYTES, MAX_SECRETS};
@@ -27,7 +35,12 @@ const SYSTEM_PREFIX: &str = "prismeai_";
 pub(crate) struct Secret {
     pub workspace_id: String,
     pub name: String,
-    pub value: Value,
+    /// The value in the clear: system secrets, and values stored before sealing existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+    /// The value sealed under the platform keyring (every tenant secret written since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<Sealed>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -230,9 +243,19 @@ async fn write(
     }
     let now = Utc::now();
     for (name, value, description) in input {
+        let (value, sealed) = if name.starts_with(SYSTEM_PREFIX) {
+            (Some(value), None)
+        } else {
+            let sealed = seal_secret(&state.config.keyring, ws, &name, &value).map_err(|e| {
+                tracing::error!(workspace_id = ws, error = %e, "could not seal a secret");
+                ApiError::unavailable("secrets cannot be stored right now")
+            })?;
+            (None, Some(sealed))
+        };
         let secret = match all.get(&name) {
             Some(old) => Secret {
                 value,
+                sealed,
                 description: description.or(old.description.clone()),
                 updated_at: now,
                 updated_by: user.clone(),
@@ -242,6 +265,7 @@ async fn write(
                 workspace_id: ws.to_string(),
                 name: name.clone(),
                 value,
+                sealed,
                 description,
                 created_at: now,
                 created_by: user.clone(),

@@ -739,14 +739,15 @@ mod probe {
         async fn delete(&self, c: &CollectionSpec, id: &str, expect: Expect) -> Result<bool> {
             self.inner.delete(c, id, expect).await
         }
-        async fn find(
+        async fn find_after(
             &self,
             c: &CollectionSpec,
             field: &str,
             value: &Value,
+            after: Option<&str>,
             limit: u32,
         ) -> Result<Vec<Document>> {
-            self.inner.find(c, field, value, limit).await
+            self.inner.find_after(c, field, value, after, limit).await
         }
     }
 

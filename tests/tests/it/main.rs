@@ -17,5 +17,7 @@ mod oidc;
 mod platform;
 mod runtime;
 mod sandbox;
+mod secrets;
+mod tenants;
 mod validation;
 mod workspaces;

@@ -572,3 +572,49 @@ async fn guest_stdio_and_logs_become_log_lines_tagged_with_the_run() -> anyhow::
     }
     Ok(())
 }
+
+/// A component reads a workspace secret through the `secrets` import (WIT 0.1.3) and tries to
+/// leave it in every record the host keeps of a run: its log line, stdout and stderr lines (the
+/// run's log, which is also what the operator's log gets) and the event it emits all read
+/// `REDACTED`; the value still reaches the guest itself, and a name the workspace does not have
+/// reads as none.
+#[tokio::test]
+async fn secrets_reach_the_guest_and_none_of_its_records() -> anyhow::Result<()> {
+    const KEY: &str = "sk-live-7f3a9c21";
+    let sb = sandbox()?;
+    let (services, bus) = services(&sb.strict);
+    let mut req = call(
+        "hostile",
+        json!({"mode": "secret", "name": "apiKey"}),
+        Limits::default(),
+        EgressPolicy::default(),
+    );
+    req.secrets = Arc::new(refract_secrets::WorkspaceSecrets::new(
+        [("apiKey".to_owned(), json!(KEY))].into(),
+    ));
+    let report = sb.strict.run(&sb.hostile, req, services).await?;
+    assert_eq!(
+        body(&report.outcome),
+        json!({"value": format!("\"{KEY}\""), "emitted": true, "missing": null})
+    );
+    let lines: Vec<(&str, &str)> = report
+        .logs
+        .iter()
+        .map(|l| (l.source.as_str(), l.message.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("log", "log: key=REDACTED"),
+            ("stdout", "stdout: key=REDACTED"),
+            ("stderr", "stderr: key=REDACTED")
+        ]
+    );
+    let emitted = bus.published();
+    assert_eq!(emitted.len(), 1);
+    assert_eq!(
+        serde_json::Value::Object(emitted[0].payload.clone()),
+        json!({"key": "REDACTED", "nested": ["Bearer REDACTED"]})
+    );
+    Ok(())
+}

@@ -73,6 +73,12 @@ pub trait Outside {
     fn call(&mut self, slug: &str, arguments: &Value) -> Result<Value, DslError>;
     /// A float in [0, 1).
     fn random(&mut self) -> f64;
+    /// The workspace secret `name` (the `secret` scope, §5.2); `None` when there is no such
+    /// secret or this outside has none.
+    fn secret(&mut self, name: &str) -> Result<Option<Value>, DslError> {
+        let _ = name;
+        Ok(None)
+    }
     /// Rate limits and user topics, if this outside has them (`None`: refused).
     fn coordination(&mut self) -> Option<&mut dyn Coordination> {
         None

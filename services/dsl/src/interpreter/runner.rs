@@ -133,7 +133,17 @@ impl Env for Runner<'_> {
             return Ok(path::lookup_value(Some(&self.input.config), &segs[1..]));
         }
         let Some(scope) = Scope::parse(&first) else {
-            return Ok(path::lookup_value(self.locals.get(&*first), &segs[1..]));
+            let local = self.locals.get(&*first);
+            // `secret` means the workspace's secrets unless a local of that name exists
+            // (§5.1); read one by one, never as a whole scope.
+            if first == "secret"
+                && local.is_none()
+                && let Some(name) = segs.get(1)
+            {
+                let value = self.out.secret(&name.as_key())?;
+                return Ok(path::lookup_value(value.as_ref(), &segs[2..]));
+            }
+            return Ok(path::lookup_value(local, &segs[1..]));
         };
         let Some(name) = segs.get(1) else {
             return Ok(Val::Json(self.whole_scope(scope)));

@@ -103,6 +103,29 @@ mod tests {
     use crate::interpreter::twin::*;
 
     #[test]
+    fn secrets_are_read_by_name_unless_a_local_is_called_secret() {
+        let mut w = World::default();
+        w.secrets.insert("apiKey".into(), json!("k-1"));
+        w.secrets.insert("db".into(), json!({"user": "admin"}));
+        let r = go_with(
+            &mut w,
+            json!([]),
+            json!({"key": "Bearer {{secret.apiKey}}", "user": "{{secret.db.user}}", "none": "{{secret.missing}}"}),
+            json!({}),
+        )
+        .unwrap();
+        assert_eq!(r.output, json!({"key": "Bearer k-1", "user": "admin"}));
+        let r = go_with(
+            &mut w,
+            json!([]),
+            json!({"key": "{{secret.apiKey}}"}),
+            json!({"secret": {"apiKey": "local"}}),
+        )
+        .unwrap();
+        assert_eq!(r.output, json!({"key": "local"}));
+    }
+
+    #[test]
     fn persistent_scopes_go_through_the_outside_and_computed_fields_are_read_only() {
         let mut w = World::default();
         w.state.insert((Scope::Global, "counter".into()), json!(41));

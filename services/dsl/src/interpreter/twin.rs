@@ -27,6 +27,8 @@ pub(crate) struct World {
     /// The user a switched run acts as: its `user` variables are kept under `<user>/<name>`.
     pub(crate) switched_to: Option<String>,
     pub(crate) config_writes: Vec<(String, Option<Value>)>,
+    /// The workspace's secrets, by name.
+    pub(crate) secrets: HashMap<String, Value>,
 }
 
 impl World {
@@ -94,6 +96,9 @@ impl Outside for World {
     }
     fn random(&mut self) -> f64 {
         0.5
+    }
+    fn secret(&mut self, name: &str) -> Result<Option<Value>, DslError> {
+        Ok(self.secrets.get(name).cloned())
     }
     fn coordination(&mut self) -> Option<&mut dyn Coordination> {
         Some(self)

@@ -1,6 +1,7 @@
-// Run history from runtime.automations.executed and the per-automation charts.
+// Run history from runtime.automations.executed, the per-automation charts, and one run with
+// its log (GET /v2/workspaces/{id}/runs/{runId}).
 
-import { enc } from './api.js';
+import { api, enc } from './api.js';
 import { h, mount, ms, time } from './dom.js';
 import { bucketize, loadRuns, RANGES, summary } from './stats.js';
 import { durationChart, legend, runsChart } from './charts.js';
@@ -9,7 +10,7 @@ import { durationChart, legend, runsChart } from './charts.js';
 export function runsTable(runs, base, { showSlug = true } = {}) {
   if (!runs.length) return h('p', { class: 'empty' }, 'No run in this period.');
   return h('div', { class: 'table-wrap' }, h('table', { class: 'runs' },
-    h('thead', {}, h('tr', {}, [showSlug ? 'Automation' : null, 'Started', 'Status', 'Duration', 'Trigger', 'Run']
+    h('thead', {}, h('tr', {}, [showSlug ? 'Automation' : null, 'Started', 'Status', 'Duration', 'Trigger', 'Events', 'Log']
       .filter(Boolean).map((t) => h('th', { scope: 'col' }, t)))),
     h('tbody', {}, runs.map((run) => {
       const p = run.payload || {};
@@ -22,7 +23,9 @@ export function runsTable(runs, base, { showSlug = true } = {}) {
           p.error ? h('div', { class: 'error-text' }, `${p.error.error || ''} ${p.error.message || ''}`) : null),
         h('td', { class: 'num' }, ms(p.duration)),
         h('td', {}, h('code', {}, trig.type || ''), trig.value ? h('span', { class: 'muted' }, ` ${trig.value}`) : null),
-        h('td', {}, corr ? h('a', { href: `${base}/events/${enc(corr)}`, title: 'Events of this run' }, h('code', {}, corr.slice(0, 12))) : '—'));
+        h('td', {}, corr ? h('a', { href: `${base}/events/${enc(corr)}`, title: 'Events of this run' }, h('code', {}, corr.slice(0, 12))) : '—'),
+        h('td', {}, p.runId ? h('a', { class: 'run-log', href: `${base}/runs/${enc(p.runId)}`, title: 'This run: output and log' },
+          `${(p.logs || []).length} lines`) : '—'));
     }))));
 }
 
@@ -80,4 +83,32 @@ export async function runsView(ctx) {
   };
   await show('hour');
   return body;
+}
+
+/** One run: its status, trigger, timings, input, output, error and log lines. */
+export async function runView(ctx, runId) {
+  const { ws, base } = ctx;
+  const run = await api('GET', `/v2/workspaces/${enc(ws.id)}/runs/${enc(runId)}`);
+  const json = (v) => h('pre', { class: 'json' }, JSON.stringify(v, null, 2));
+  const trig = run.trigger || {};
+  const logs = run.logs || [];
+  return h('div', { class: 'stack run-view' },
+    h('div', { class: 'page-head' }, h('h1', {}, `Run of ${run.automation}`),
+      h('span', { class: `badge ${run.status === 'error' ? 'bad' : 'ok'}` }, run.status)),
+    h('dl', { class: 'facts' },
+      h('dt', {}, 'Started'), h('dd', {}, time(run.startedAt)),
+      h('dt', {}, 'Duration'), h('dd', {}, ms(run.duration)),
+      h('dt', {}, 'Trigger'), h('dd', {}, h('code', {}, trig.type || ''), trig.value ? ` ${trig.value}` : ''),
+      h('dt', {}, 'Automation'), h('dd', {}, h('a', { href: `${base}/automations/${enc(run.automation)}` }, run.automation)),
+      h('dt', {}, 'Events'), h('dd', {}, h('a', { href: `${base}/events/${enc(run.correlationId)}` }, h('code', {}, run.correlationId)))),
+    run.error ? h('div', { class: 'notice error' }, `${run.error.error}: ${run.error.message}`) : null,
+    h('section', { class: 'card' }, h('h2', {}, 'Log'),
+      logs.length
+        ? h('ol', { class: 'log-lines' }, logs.map((l) => h('li', { class: `log ${l.level}` },
+          h('span', { class: 'log-at' }, `+${l.at} ms`), h('span', { class: 'log-level' }, l.level),
+          h('span', { class: 'log-source' }, l.source), h('span', { class: 'log-message' }, l.message))))
+        : h('p', { class: 'empty' }, 'This run logged nothing.'),
+      run.logsDropped ? h('p', { class: 'muted' }, `${run.logsDropped} lines or bytes over the log budget were dropped.`) : null),
+    h('section', { class: 'card' }, h('h2', {}, 'Output'), json(run.output)),
+    h('section', { class: 'card' }, h('h2', {}, 'Input'), json(run.input)));
 }

@@ -5,7 +5,7 @@ import { h } from './dom.js';
 import { automationsView } from './automations.js';
 import { automationView } from './automation.js';
 import { eventsView } from './events.js';
-import { runsView } from './runs.js';
+import { runsView, runView } from './runs.js';
 import { settingsView } from './settings.js';
 import { dslEditorView } from './dsl.js';
 
@@ -24,6 +24,9 @@ export async function workspaceView(ctx, id, tab, sub) {
   let content;
   if (tab === 'dsl') {
     content = await dslEditorView(wctx, sub);
+  } else if (tab === 'runs' && sub) {
+    ctx.crumbs([...trail, ['Runs', `${base}/runs`], [sub]]);
+    content = await runView(wctx, sub);
   } else if (tab === 'automations' && sub) {
     ctx.crumbs([...trail, ['Automations', `${base}/automations`], [sub]]);
     content = await automationView(wctx, sub);

@@ -158,10 +158,12 @@ const ROUTES: &[(&str, Kind)] = &[
         Kind::Webhook,
     ),
     ("/v2/workspaces/{workspace_id}/test/{slug}", Kind::TestRun),
-    // The events service: history, emits, the live socket, search.
+    // The events service: history, emits, the live socket, search, the runs' records.
     ("/v2/workspaces/{workspace_id}/events", Kind::Events),
     ("/v2/workspaces/{workspace_id}/events/ws", Kind::Events),
     ("/v2/workspaces/{workspace_id}/search", Kind::Events),
+    ("/v2/workspaces/{workspace_id}/runs", Kind::Events),
+    ("/v2/workspaces/{workspace_id}/runs/{run_id}", Kind::Events),
 ];
 
 /// The route of `path`, or `None` for paths the gateway does not proxy.

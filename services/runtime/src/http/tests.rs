@@ -18,6 +18,7 @@ fn report(outcome: RunOutcome) -> RunReport {
         emits: 0,
         fetches: 0,
         elapsed: std::time::Duration::ZERO,
+        logs: Vec::new(),
         logs_dropped: 0,
         timings: Default::default(),
     }

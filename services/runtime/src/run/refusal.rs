@@ -129,6 +129,7 @@ impl Refusal {
             emits: 0,
             fetches: 0,
             elapsed: Duration::ZERO,
+            logs: Vec::new(),
             logs_dropped: 0,
             timings: Default::default(),
         }

@@ -1,6 +1,7 @@
 //! In-memory document collections: the twin of the database backends.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -97,11 +98,12 @@ impl Collections for MemoryCollections {
         Ok(coll.docs.remove(id).is_some())
     }
 
-    async fn find(
+    async fn find_after(
         &self,
         spec: &CollectionSpec,
         field: &str,
         value: &Value,
+        after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<Document>> {
         check_find(spec, field, value, limit)?;
@@ -109,9 +111,11 @@ impl Collections for MemoryCollections {
         let Some(coll) = all.get(spec.name) else {
             return Ok(Vec::new());
         };
+        let from = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_owned()));
         Ok(coll
             .docs
-            .values()
+            .range((from, Bound::Unbounded))
+            .map(|(_, d)| d)
             .filter(|d| value_at(&d.body, field).is_some_and(|v| json_eq(v, value)))
             .take(limit as usize)
             .cloned()

@@ -53,6 +53,16 @@ pub mod collections {
         name: "automations",
         unique: &[],
     };
+    /// Failed runs waiting for their next attempt (`state` pending or running), by id.
+    pub const RETRIES: CollectionSpec = CollectionSpec {
+        name: "run_retries",
+        unique: &[],
+    };
+    /// Runs that failed every attempt, by id (time-ordered: `dl-<ms>-<random>`).
+    pub const DEAD_LETTERS: CollectionSpec = CollectionSpec {
+        name: "dead_letters",
+        unique: &[],
+    };
     /// Workspace secrets, by `<workspaceId>:<name>`.
     pub const SECRETS: CollectionSpec = CollectionSpec {
         name: "secrets",
@@ -144,7 +154,43 @@ pub trait Collections: Send + Sync {
         field: &str,
         value: &Value,
         limit: u32,
+    ) -> Result<Vec<Document>> {
+        self.find_after(collection, field, value, None, limit).await
+    }
+
+    /// One page of [`find`](Self::find): the documents with ids after `after` (from the first
+    /// when `None`), by id, at most `limit`. A listing longer than [`MAX_FIND_LIMIT`] is read
+    /// page by page, each starting after the last id of the one before.
+    async fn find_after(
+        &self,
+        collection: &CollectionSpec,
+        field: &str,
+        value: &Value,
+        after: Option<&str>,
+        limit: u32,
     ) -> Result<Vec<Document>>;
+
+    /// Every document whose body has `value` at `field`, by id, read page by page (startup
+    /// loads that must see all tenants' documents, however many).
+    async fn find_all(
+        &self,
+        collection: &CollectionSpec,
+        field: &str,
+        value: &Value,
+    ) -> Result<Vec<Document>> {
+        let mut all: Vec<Document> = Vec::new();
+        loop {
+            let after = all.last().map(|d| d.id.clone());
+            let page = self
+                .find_after(collection, field, value, after.as_deref(), MAX_FIND_LIMIT)
+                .await?;
+            let full = page.len() == MAX_FIND_LIMIT as usize;
+            all.extend(page);
+            if !full {
+                return Ok(all);
+            }
+        }
+    }
 }
 
 /// Checks a write's input; shared by every backend.

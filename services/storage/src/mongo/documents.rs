@@ -184,17 +184,21 @@ impl Collections for MongoStore {
         Ok(done.deleted_count > 0)
     }
 
-    async fn find(
+    async fn find_after(
         &self,
         spec: &CollectionSpec,
         field: &str,
         value: &Value,
+        after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<Document>> {
         check_find(spec, field, value, limit)?;
         let coll = self.docs(spec).await?;
         let mut filter = BsonDoc::new();
         filter.insert(format!("body.{field}"), to_bson(value)?);
+        if let Some(after) = after {
+            filter.insert("_id", doc! { "$gt": after });
+        }
         let cursor = coll
             .find(filter)
             .sort(doc! { "_id": 1 })

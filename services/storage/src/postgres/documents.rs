@@ -115,16 +115,17 @@ impl Collections for PostgresStore {
         Ok(true)
     }
 
-    async fn find(
+    async fn find_after(
         &self,
         spec: &CollectionSpec,
         field: &str,
         value: &Value,
+        after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<Document>> {
         let segments = check_find(spec, field, value, limit)?;
         self.pools()
-            .find_documents(spec, &segments, value, limit)
+            .find_documents(spec, &segments, value, after, limit)
             .await
     }
 }

@@ -39,12 +39,14 @@ where
         row.map(|r| decode_document::<DB>(spec, &r)).transpose()
     }
 
-    /// Up to `limit` documents of `spec` with `value` at `segments`, by id.
+    /// Up to `limit` documents of `spec` with `value` at `segments` and an id after `after`,
+    /// by id.
     pub(crate) async fn find_documents(
         &self,
         spec: &CollectionSpec,
         segments: &[String],
         value: &Value,
+        after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<Document>> {
         let mut qb = QueryBuilder::<DB>::new(format!(
@@ -52,6 +54,9 @@ where
             DB::json_as_text("body")
         ));
         qb.push_bind(spec.name).push(" AND ");
+        if let Some(after) = after {
+            qb.push("id > ").push_bind(after.to_owned()).push(" AND ");
+        }
         DB::push_json_eq(&mut qb, "body", segments, value);
         qb.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
         let rows = qb

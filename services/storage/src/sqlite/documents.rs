@@ -89,16 +89,17 @@ impl Collections for SqliteStore {
         Ok(current.is_some())
     }
 
-    async fn find(
+    async fn find_after(
         &self,
         spec: &CollectionSpec,
         field: &str,
         value: &Value,
+        after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<Document>> {
         let segments = check_find(spec, field, value, limit)?;
         self.pools()
-            .find_documents(spec, &segments, value, limit)
+            .find_documents(spec, &segments, value, after, limit)
             .await
     }
 }

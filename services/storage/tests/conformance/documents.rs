@@ -186,6 +186,25 @@ async fn find_matches_a_field(store: &Arc<dyn DocumentStore>) {
         .await
         .expect("limit");
     assert_eq!(first.len(), 1);
+    // Page by page: each page starts after the last id of the one before.
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .find_after(
+                &collections::PERMISSIONS,
+                "team.id",
+                &json!(team),
+                after.as_deref(),
+                2,
+            )
+            .await
+            .expect("page");
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        paged.extend(page.into_iter().map(|d| d.id));
+    }
+    assert_eq!(paged, all.iter().map(|d| d.id.clone()).collect::<Vec<_>>());
     let ranked = store
         .find(&collections::PERMISSIONS, "rank", &json!(2.0), 10)
         .await

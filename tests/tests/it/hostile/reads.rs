@@ -325,3 +325,74 @@ async fn a_cookie_upgrade_from_a_foreign_origin_is_refused() {
     let _ = own.close(None).await;
     platform.stop().await.unwrap();
 }
+
+/// The runs view is the history read another way: a member whose role reads `tickets.*` only
+/// sees no run (their records are `runtime.automations.executed`), and so cannot open one by
+/// id; a stranger gets 404 for the workspace itself. The owner reads both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_read_like_their_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(dir.path()).await.unwrap();
+    let ada = platform
+        .client()
+        .signed_up("ada@example.com")
+        .await
+        .unwrap();
+    let sam = platform
+        .client()
+        .signed_up("sam@example.com")
+        .await
+        .unwrap();
+    let eve = platform
+        .client()
+        .signed_up("eve@example.com")
+        .await
+        .unwrap();
+    let (ws, _) = support_desk(&ada, &sam).await;
+    let automation = json!({"slug": "payroll", "name": "Payroll", "when": {"endpoint": true},
+        "do": [], "output": {"iban": "FR7630001007941234567890185"}});
+    let (status, body) = ada
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/automations"),
+            Some(automation),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let res = ada
+        .request(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/webhooks/payroll"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    ada.wait_for_event(&ws, "runtime.automations.executed", |_| true)
+        .await
+        .unwrap();
+    let list = format!("/v2/workspaces/{ws}/runs");
+    let (status, owner) = ada.json(Method::GET, &list, None).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{owner}");
+    let run_id = owner["result"]["runs"][0]["runId"]
+        .as_str()
+        .expect("a run")
+        .to_string();
+    let one = format!("/v2/workspaces/{ws}/runs/{run_id}");
+    let (status, run) = ada.json(Method::GET, &one, None).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{run}");
+    assert_eq!(run["output"]["iban"], "FR7630001007941234567890185");
+
+    let (status, member) = sam.json(Method::GET, &list, None).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{member}");
+    assert_eq!(member["result"]["runs"], json!([]), "{member}");
+    let (status, body) = sam.json(Method::GET, &one, None).await.unwrap();
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    for path in [&list, &one] {
+        let (status, body) = eve.json(Method::GET, path, None).await.unwrap();
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert!(!body.to_string().contains("FR76"), "{body}");
+    }
+    platform.stop().await.unwrap();
+}
