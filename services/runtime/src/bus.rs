@@ -108,6 +108,14 @@ impl BrokerBus {
         })
     }
 
+    /// The broker's newest `limit` dead letters, every group's and workspace's.
+    pub(crate) async fn broker_dead_letters(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<refract_broker::DeadLetter>, BrokerError> {
+        self.broker.dead_letters(limit).await
+    }
+
     /// Publishes an event of the runtime itself (stamped with this instance).
     pub(crate) async fn publish(&self, mut event: Event) -> Result<EventId, BrokerError> {
         event.source.host = Some(SourceHost {

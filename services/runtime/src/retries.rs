@@ -38,6 +38,8 @@ const CLAIMS_PER_POLL: usize = 32;
 pub(crate) const MAX_PENDING: u32 = 1_000;
 /// Dead letters kept per workspace; the oldest gives way.
 pub(crate) const MAX_DEAD_LETTERS: u32 = 1_000;
+/// The broker's newest dead letters read for a workspace's view (every workspace's).
+const BROKER_SCAN: usize = 1_000;
 
 /// A run as it can be started again on any instance: what it was given, not how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -439,10 +441,9 @@ impl Retries {
             .map(|ws| letter.run.context(&ws));
         if let Some(event) =
             context.and_then(|c| run_event(&c, types::AUTOMATIONS_DEADLETTERED, payload, c.depth))
+            && let Err(e) = self.bus.publish(event).await
         {
-            if let Err(e) = self.bus.publish(event).await {
-                tracing::warn!(error = %e, "could not announce a dead letter");
-            }
+            tracing::warn!(error = %e, "could not announce a dead letter");
         }
         Ok(())
     }
@@ -531,6 +532,32 @@ impl Retries {
             .into_iter()
             .filter_map(|d| serde_json::from_value(d.body).ok())
             .collect())
+    }
+
+    /// The broker's own dead letters of `workspace`'s events (entries the runtime's consumer
+    /// group gave up on after repeated transient failures), among the newest
+    /// [`BROKER_SCAN`] of every workspace, newest first.
+    pub(crate) async fn broker_dead_letters(&self, workspace: &str) -> Vec<Value> {
+        let letters = match self.bus.broker_dead_letters(BROKER_SCAN).await {
+            Ok(letters) => letters,
+            Err(e) => {
+                tracing::warn!(error = %e, "the broker's dead letters are unreadable");
+                return Vec::new();
+            }
+        };
+        letters
+            .into_iter()
+            .filter(|l| l.group == crate::triggering::GROUP)
+            .filter_map(|l| {
+                let event: refract_core::Event = serde_json::from_str(&l.raw).ok()?;
+                let ws = event.source.workspace_id.as_ref()?;
+                (ws.as_str() == workspace).then(|| {
+                    json!({"id": l.id, "source": "broker", "event": {"id": event.id, "type": event.event_type,
+                        "payload": event.payload}, "error": {"error": "DeliveryFailed", "message": l.error},
+                        "attempts": l.deliveries, "correlationId": event.source.correlation_id})
+                })
+            })
+            .collect()
     }
 
     /// Dead letter `id` of `workspace`, with its version.

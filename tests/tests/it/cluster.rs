@@ -225,6 +225,22 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
     create(&ada, &ws, ticker).await?;
     waits_cross_runtimes(cluster, &ada, &ws).await?;
 
+    // A failed run whose retry is due in 3 s, kept in PostgreSQL: it is still pending when a
+    // runtime is killed below, and a surviving one runs it.
+    let retried = json!({"slug": "retried", "name": "Retried", "when": {"events": ["retry.me"]},
+    "retry": {"attempts": 2, "backoff": {"initialMs": 3000}},
+    "do": [
+        {"set": {"name": "global.retried", "value": "{% ({{global.retried}} || 0) + 1 %}"}},
+        {"conditions": {"{{global.retried}} < 2": [{"emit": {"event": "not a valid type!"}}], "default": []}}
+    ]});
+    create(&ada, &ws, retried).await?;
+    emit_http(&ada, &ws, json!([{"type": "retry.me", "payload": {}}])).await?;
+    let first_failure = runs_of(&ada, &ws, "retried", 1).await?;
+    ensure!(
+        first_failure[0]["payload"]["status"] == "error",
+        "the first attempt fails: {first_failure:?}"
+    );
+
     // SIGKILL one runtime while orders keep coming: the survivor takes over what the dead one
     // had claimed (after the reclaim idle time) and everything new.
     let from = first.len() as u64;
@@ -251,6 +267,13 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
     );
     let twice: Vec<_> = runs.iter().filter(|(_, r)| r.len() > 1).collect();
     eprintln!("orders run twice around the kill (at-least-once): {twice:?}");
+    let retried = runs_of(&ada, &ws, "retried", 2).await?;
+    ensure!(
+        retried[1]["payload"]["status"] == "success"
+            && retried[1]["payload"]["attempt"] == 2
+            && retried[1]["source"]["host"]["replica"] == "rt-2",
+        "the retry pending across the kill ran on the survivor: {retried:?}"
+    );
 
     // The schedule: one run per tick while both runtimes were up, and ticks after the kill
     // still fire (on the survivor), still once each.
@@ -337,6 +360,32 @@ async fn webhook_fails_over(cluster: &LocalCluster, ada: &Client, ws: &str) -> a
 }
 
 /// Creates a DSL automation (`do` …) through the API.
+/// The `runtime.automations.executed` records of `slug`, oldest first, once there are `n`.
+async fn runs_of(client: &Client, ws: &str, slug: &str, n: usize) -> anyhow::Result<Vec<Value>> {
+    let started = Instant::now();
+    loop {
+        let (status, body) = client
+            .json(
+                Method::GET,
+                &format!("/v2/workspaces/{ws}/events?types=runtime.automations.executed&payload.slug={slug}&sort=asc&limit=50"),
+                None,
+            )
+            .await?;
+        ensure!(status == StatusCode::OK, "history: {status} {body}");
+        let runs = body["result"]["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if runs.len() >= n {
+            return Ok(runs);
+        }
+        if started.elapsed() > PATIENCE {
+            bail!("{slug}: {} of {n} runs: {body}", runs.len());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn create(client: &Client, ws: &str, automation: Value) -> anyhow::Result<()> {
     let (status, body) = client
         .json(

@@ -50,6 +50,8 @@ enum Kind {
     TestRun,
     /// The events service: credentials required, the ordinary body cap and timeout.
     Events,
+    /// The runtime's other routes: credentials required, the ordinary body cap and timeout.
+    Runtime,
 }
 
 impl Kind {
@@ -81,6 +83,10 @@ impl Kind {
             },
             Kind::Events => Route {
                 service: Service::Events,
+                ..ordinary
+            },
+            Kind::Runtime => Route {
+                service: Service::Runtime,
                 ..ordinary
             },
         }
@@ -158,6 +164,16 @@ const ROUTES: &[(&str, Kind)] = &[
         Kind::Webhook,
     ),
     ("/v2/workspaces/{workspace_id}/test/{slug}", Kind::TestRun),
+    // The runtime: dead letters (a replay runs the automation, hence the test-run rule).
+    ("/v2/workspaces/{workspace_id}/deadletters", Kind::Runtime),
+    (
+        "/v2/workspaces/{workspace_id}/deadletters/{id}",
+        Kind::Runtime,
+    ),
+    (
+        "/v2/workspaces/{workspace_id}/deadletters/{id}/replay",
+        Kind::TestRun,
+    ),
     // The events service: history, emits, the live socket, search, the runs' records.
     ("/v2/workspaces/{workspace_id}/events", Kind::Events),
     ("/v2/workspaces/{workspace_id}/events/ws", Kind::Events),

@@ -9,7 +9,7 @@
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::{any, post};
+use axum::routing::{any, delete, get, post};
 use refract_core::WorkspaceId;
 use refract_core::model::{Automation, AutomationKind, ComponentStatus};
 use refract_host::{Output, RunReport};
@@ -21,6 +21,7 @@ use crate::run::Execution;
 use crate::state::RuntimeState;
 
 mod answer;
+mod deadletters;
 mod input;
 mod test_run;
 mod webhook;
@@ -36,6 +37,18 @@ pub fn router(state: RuntimeState) -> Router {
         .route(
             "/v2/workspaces/{workspace_id}/test/{slug}",
             post(test_run::test_run),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/deadletters",
+            get(deadletters::list),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/deadletters/{id}",
+            delete(deadletters::remove),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/deadletters/{id}/replay",
+            post(deadletters::replay),
         )
         .layer(axum::middleware::map_response(sandboxed))
         .with_state(state)
@@ -61,8 +74,8 @@ async fn sandboxed(mut response: Response) -> Response {
     response
 }
 
-/// Whether the index's copy of `a` can run as is: a DSL automation always (the index compiled
-/// its program when it took it in), a component once it is uploaded. A webhook or test run
+/// Whether the index's copy of `a` can run as is: a DSL automation always (its program compiles
+/// on its first run), a component once it is uploaded. A webhook or test run
 /// re-reads an automation that is not, in case its upload has not reached this instance yet.
 fn is_ready(a: &Automation) -> bool {
     match a.kind {
@@ -76,6 +89,26 @@ fn is_ready(a: &Automation) -> bool {
 
 fn workspace(id: &str) -> Result<WorkspaceId, ApiError> {
     WorkspaceId::new(id).map_err(|_| ApiError::not_found("no such workspace"))
+}
+
+/// The caller's rights in `ws` (`refract_storage::access_of`: built-in and custom roles, API
+/// key rules): 401 without any credential, 404 when the workspace is invisible to it.
+async fn rights(
+    state: &RuntimeState,
+    ws: &WorkspaceId,
+    caller: &Caller,
+) -> Result<refract_storage::WorkspaceAccess, ApiError> {
+    if caller.user_id.is_none() && caller.api_key.is_none() && !caller.superadmin {
+        return Err(ApiError::unauthenticated("authentication required"));
+    }
+    let access =
+        refract_storage::access_of(state.inner.store.as_ref(), ws.as_str(), &caller.principal())
+            .await
+            .map_err(|e| ApiError::from_kind(e.kind(), &e))?;
+    if !access.visible() {
+        return Err(ApiError::not_found("no such workspace"));
+    }
+    Ok(access)
 }
 
 /// Starts `exec` (announced by the caller). Spawned: the run goes on past the webhook timeout,

@@ -13,7 +13,7 @@ use refract_http::{ApiError, Caller, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{answer, is_ready, reply, spawn_run, workspace};
+use super::{answer, is_ready, reply, rights, spawn_run, workspace};
 use crate::run::{Credentials, Execution, TriggerInfo, TriggerKind, run_context};
 use crate::state::RuntimeState;
 
@@ -34,21 +34,13 @@ async fn may_test(
     slug: &str,
     caller: &Caller,
 ) -> Result<(), ApiError> {
-    if caller.user_id.is_none() && caller.api_key.is_none() && !caller.superadmin {
-        return Err(ApiError::unauthenticated("authentication required"));
-    }
-    let access =
-        refract_storage::access_of(state.inner.store.as_ref(), ws.as_str(), &caller.principal())
-            .await
-            .map_err(|e| ApiError::from_kind(e.kind(), &e))?;
+    let access = rights(state, ws, caller).await?;
     if access.allows(Action::Test, Subject::Automations, &json!({ "slug": slug })) {
         Ok(())
-    } else if access.visible() {
+    } else {
         Err(ApiError::forbidden(
             "testing automations needs the editor role or a rule allowing test",
         ))
-    } else {
-        Err(ApiError::not_found("no such workspace"))
     }
 }
 

@@ -1,0 +1,165 @@
+//! Dead letters (`/v2/workspaces/{workspaceId}/deadletters`): the runs that failed every
+//! attempt of their automation's `retry` policy, and the broker's own dead letters of the
+//! workspace's events. Listed to those who may read automations; replayed (run once more with
+//! the automation as it is now) by those who may test them; deleted by those who may change
+//! them.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, Uri};
+use refract_core::permissions::{Action, Subject};
+use refract_host::RunOutcome;
+use refract_http::{ApiError, Caller, Json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{rights, workspace};
+use crate::retries::{Attempt, failure};
+use crate::run::output_value;
+use crate::state::RuntimeState;
+
+/// Default and largest page.
+const DEFAULT_LIMIT: u32 = 50;
+const MAX_LIMIT: u32 = 200;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    /// The last id of the previous page.
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+fn storage(e: refract_storage::StorageError) -> ApiError {
+    ApiError::from_kind(e.kind(), e)
+}
+
+/// `GET …/deadletters`: `{result: {deadLetters, next, broker}}`, oldest first; `next` is the
+/// cursor of the next page (`after`), `broker` the broker's dead letters of the workspace's
+/// events (first page only).
+pub(super) async fn list(
+    State(state): State<RuntimeState>,
+    Path(workspace_id): Path<String>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&workspace_id)?;
+    let access = rights(&state, &ws, &caller).await?;
+    if !access.allows(Action::Read, Subject::Automations, &json!({})) {
+        return Err(ApiError::forbidden(
+            "reading dead letters needs read access to automations",
+        ));
+    }
+    let Query(page) = Query::<Page>::try_from_uri(&uri)
+        .map_err(|e| ApiError::validation("query", e.body_text()))?;
+    let limit = page.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let retries = state.executor().retries();
+    let letters = retries
+        .dead_letters(ws.as_str(), page.after.as_deref(), limit)
+        .await
+        .map_err(storage)?;
+    let next = (letters.len() as u32 == limit)
+        .then(|| letters.last().map(|l| l.id.clone()))
+        .flatten();
+    let broker = if page.after.is_none() {
+        retries.broker_dead_letters(ws.as_str()).await
+    } else {
+        Vec::new()
+    };
+    let letters: Vec<Value> = letters.iter().map(|l| l.to_json()).collect();
+    Ok(Json(
+        json!({"result": {"deadLetters": letters, "next": next, "broker": broker}}),
+    ))
+}
+
+/// `POST …/deadletters/{id}/replay`: runs it once more with the automation as it is now. A
+/// success removes the dead letter; a failure is recorded on it. Answers the run:
+/// `{status, runId, output | error, deadLetter?}`.
+pub(super) async fn replay(
+    State(state): State<RuntimeState>,
+    Path((workspace_id, id)): Path<(String, String)>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&workspace_id)?;
+    let access = rights(&state, &ws, &caller).await?;
+    let retries = state.executor().retries();
+    let (letter, version) = retries
+        .dead_letter_of(ws.as_str(), &id)
+        .await
+        .map_err(storage)?
+        .ok_or_else(|| ApiError::not_found(format!("no dead letter {id}")))?;
+    if !access.allows(
+        Action::Test,
+        Subject::Automations,
+        &json!({"slug": letter.run.automation}),
+    ) {
+        return Err(ApiError::forbidden(
+            "replaying needs the right to test the automation (editor)",
+        ));
+    }
+    let exec = letter
+        .run
+        .execution(state.index())
+        .map_err(|why| ApiError::new(StatusCode::CONFLICT, "AutomationGone", why))?;
+    let run_id = exec.context.run_id.clone();
+    let attempt = Attempt::Replay {
+        number: letter.attempts + 1,
+    };
+    let result = state.executor().attempt(&exec, attempt).await;
+    if let Err(e) = &result
+        && e.is_transient()
+    {
+        return Err(ApiError::from_kind(e.kind(), e));
+    }
+    match failure(&result) {
+        None => {
+            retries.delete_dead_letter(&id).await.map_err(storage)?;
+            let output = match result {
+                Ok(report) => match report.outcome {
+                    RunOutcome::Ok(out) => output_value(&out.body),
+                    _ => Value::Null,
+                },
+                Err(_) => Value::Null,
+            };
+            Ok(Json(
+                json!({"status": "success", "runId": run_id, "output": output}),
+            ))
+        }
+        Some(error) => {
+            let letter = retries
+                .failed_again(letter, version, error.clone())
+                .await
+                .map_err(storage)?;
+            Ok(Json(
+                json!({"status": "error", "runId": run_id, "error": error,
+                "deadLetter": letter.to_json()}),
+            ))
+        }
+    }
+}
+
+/// `DELETE …/deadletters/{id}`: `{id}`.
+pub(super) async fn remove(
+    State(state): State<RuntimeState>,
+    Path((workspace_id, id)): Path<(String, String)>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&workspace_id)?;
+    let access = rights(&state, &ws, &caller).await?;
+    let retries = state.executor().retries();
+    let (letter, _) = retries
+        .dead_letter_of(ws.as_str(), &id)
+        .await
+        .map_err(storage)?
+        .ok_or_else(|| ApiError::not_found(format!("no dead letter {id}")))?;
+    if !access.allows(
+        Action::Update,
+        Subject::Automations,
+        &json!({"slug": letter.run.automation}),
+    ) {
+        return Err(ApiError::forbidden(
+            "deleting a dead letter needs the right to change the automation (editor)",
+        ));
+    }
+    retries.delete_dead_letter(&id).await.map_err(storage)?;
+    Ok(Json(json!({ "id": id })))
+}
