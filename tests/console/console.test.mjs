@@ -153,6 +153,35 @@ try {
   await page.goBack();
   await page.getByRole('heading', { name: 'Runs' }).waitFor();
 
+  step = 'a run that failed every retry is a dead letter, replayed from its page';
+  const created = await page.evaluate(async () => {
+    const ws = location.hash.split('/')[2];
+    const me = await fetch('/v2/me');
+    const csrf = me.headers.get('x-prismeai-csrf-token');
+    const headers = { 'content-type': 'application/json', 'x-prismeai-csrf-token': csrf };
+    const a = await fetch(`/v2/workspaces/${ws}/automations`, { method: 'POST', headers, body: JSON.stringify({
+      slug: 'always-fails', name: 'Always fails', when: { events: ['job.failed'] },
+      retry: { attempts: 2, backoff: { initialMs: 100 } }, do: [{ emit: { event: 'not a valid type!' } }] }) });
+    const e = await fetch(`/v2/workspaces/${ws}/events`, { method: 'POST', headers, body: JSON.stringify({ events: [{ type: 'job.failed', payload: {} }] }) });
+    return [a.status, e.status];
+  });
+  if (created.join() !== '200,200') throw new Error(`creating the failing automation answered ${created}`);
+  await page.getByRole('link', { name: 'Dead letters' }).click();
+  await page.getByRole('heading', { name: 'Dead letters' }).waitFor();
+  // Two attempts 100 ms apart, then the dead letter: read the page again until it is there.
+  for (let i = 0; i < 40 && await page.locator('table.deadletters').count() === 0; i += 1) {
+    await page.waitForTimeout(250);
+    await page.reload();
+    await page.getByRole('heading', { name: 'Dead letters' }).waitFor();
+  }
+  const letter = page.locator('table.deadletters tbody tr').filter({ hasText: 'always-fails' });
+  await expectText(letter, 'InvalidEventError');
+  await shot('06c-dead-letters');
+  await letter.getByRole('button', { name: 'Replay' }).click();
+  await expectText(page.locator('#toasts'), 'failed again');
+  await page.getByRole('link', { name: 'Runs', exact: true }).click();
+  await page.getByRole('heading', { name: 'Runs' }).waitFor();
+
   step = 'the correlation id leads to the events of that run';
   await history.locator('tbody tr').first().locator('a[title="Events of this run"]').click();
   await expectText(page.locator('.notice'), 'Showing the events of run');

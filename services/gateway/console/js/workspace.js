@@ -8,11 +8,13 @@ import { eventsView } from './events.js';
 import { runsView, runView } from './runs.js';
 import { settingsView } from './settings.js';
 import { dslEditorView } from './dsl.js';
+import { deadLettersView } from './deadletters.js';
 
 const TABS = [
   ['automations', 'Automations'],
   ['events', 'Live events'],
   ['runs', 'Runs'],
+  ['deadletters', 'Dead letters'],
   ['settings', 'Members & security'],
 ];
 
@@ -35,6 +37,7 @@ export async function workspaceView(ctx, id, tab, sub) {
     ctx.crumbs([...trail, [label]]);
     if (tab === 'events') content = await eventsView(wctx, sub);
     else if (tab === 'runs') content = await runsView(wctx);
+    else if (tab === 'deadletters') content = await deadLettersView(wctx);
     else if (tab === 'settings') content = await settingsView(wctx);
     else content = await automationsView(wctx);
   }
