@@ -60,52 +60,82 @@ enum HostPattern {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EgressPolicy {
     allowed: Vec<HostPattern>,
+    /// A narrower list the workspace itself chose: a host must be on both.
+    narrowed: Option<Vec<HostPattern>>,
 }
 
 impl EgressPolicy {
     /// Builds a policy from host patterns: `api.example.com`, `*.example.com`, or `*` (any host).
     pub fn new<S: AsRef<str>>(patterns: impl IntoIterator<Item = S>) -> Result<Self, HostError> {
-        let mut allowed = Vec::new();
-        for p in patterns {
-            let p = p.as_ref().trim().to_ascii_lowercase();
-            let bad = |m: &str| HostError::Config {
-                setting: "egress.allowedHosts",
-                message: format!("{p:?}: {m}"),
-            };
-            if p == "*" {
-                allowed.push(HostPattern::Any);
-            } else if let Some(rest) = p.strip_prefix("*.") {
-                if rest.is_empty() || rest.contains('*') {
-                    return Err(bad("a wildcard must be `*.domain`"));
-                }
-                allowed.push(HostPattern::Subdomains(format!(".{rest}")));
-            } else if p.is_empty() || p.contains('*') || p.contains('/') {
-                return Err(bad("expected a host name, `*.domain` or `*`"));
-            } else {
-                allowed.push(HostPattern::Exact(p.trim_matches(['[', ']']).to_owned()));
-            }
-        }
-        Ok(EgressPolicy { allowed })
+        Ok(EgressPolicy {
+            allowed: parse_patterns(patterns)?,
+            narrowed: None,
+        })
+    }
+
+    /// This policy narrowed by a second list (same patterns): a host must be allowed by both,
+    /// so the second list can take hosts away, never add one.
+    pub fn narrowed_to<S: AsRef<str>>(
+        &self,
+        patterns: impl IntoIterator<Item = S>,
+    ) -> Result<Self, HostError> {
+        Ok(EgressPolicy {
+            allowed: self.allowed.clone(),
+            narrowed: Some(parse_patterns(patterns)?),
+        })
     }
 
     /// Any host, subject to the address checks.
     pub fn any_host() -> Self {
         EgressPolicy {
             allowed: vec![HostPattern::Any],
+            narrowed: None,
         }
     }
 
     /// Is `host` (lower-case, IPv6 without brackets) on the allow-list?
     pub fn allows_host(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.');
-        self.allowed.iter().any(|p| match p {
-            HostPattern::Any => true,
-            HostPattern::Exact(h) => h == host,
-            HostPattern::Subdomains(suffix) => {
-                host.len() > suffix.len() && host.ends_with(suffix.as_str())
-            }
-        })
+        matches_any(&self.allowed, host)
+            && self.narrowed.as_ref().is_none_or(|n| matches_any(n, host))
     }
+}
+
+fn matches_any(patterns: &[HostPattern], host: &str) -> bool {
+    patterns.iter().any(|p| match p {
+        HostPattern::Any => true,
+        HostPattern::Exact(h) => h == host,
+        HostPattern::Subdomains(suffix) => {
+            host.len() > suffix.len() && host.ends_with(suffix.as_str())
+        }
+    })
+}
+
+/// Host patterns, checked: `api.example.com`, `*.example.com`, or `*`.
+fn parse_patterns<S: AsRef<str>>(
+    patterns: impl IntoIterator<Item = S>,
+) -> Result<Vec<HostPattern>, HostError> {
+    let mut allowed = Vec::new();
+    for p in patterns {
+        let p = p.as_ref().trim().to_ascii_lowercase();
+        let bad = |m: &str| HostError::Config {
+            setting: "egress.allowedHosts",
+            message: format!("{p:?}: {m}"),
+        };
+        if p == "*" {
+            allowed.push(HostPattern::Any);
+        } else if let Some(rest) = p.strip_prefix("*.") {
+            if rest.is_empty() || rest.contains('*') {
+                return Err(bad("a wildcard must be `*.domain`"));
+            }
+            allowed.push(HostPattern::Subdomains(format!(".{rest}")));
+        } else if p.is_empty() || p.contains('*') || p.contains('/') {
+            return Err(bad("expected a host name, `*.domain` or `*`"));
+        } else {
+            allowed.push(HostPattern::Exact(p.trim_matches(['[', ']']).to_owned()));
+        }
+    }
+    Ok(allowed)
 }
 
 /// Why an address may not be contacted, or `None` when it may.
@@ -469,6 +499,22 @@ fn classify(e: reqwest::Error) -> FetchError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_narrowed_policy_allows_only_what_both_lists_allow() {
+        let base = EgressPolicy::new(["*.example.com", "api.partner.test"]).unwrap();
+        let narrowed = base
+            .narrowed_to(["crm.example.com", "evil.test", "*"])
+            .unwrap();
+        assert!(narrowed.allows_host("crm.example.com"));
+        // On the narrower list (`*`) but not on the platform's: still refused.
+        assert!(!narrowed.allows_host("evil.test"));
+        assert!(narrowed.allows_host("api.partner.test"));
+        let only = base.narrowed_to(["crm.example.com"]).unwrap();
+        assert!(!only.allows_host("api.partner.test"));
+        assert!(!only.allows_host("mail.example.com"));
+        assert!(base.narrowed_to(["bad*host"]).is_err());
+    }
 
     fn denied(s: &str) -> bool {
         denied_reason(s.parse().expect("test address"), false).is_some()

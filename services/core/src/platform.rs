@@ -82,6 +82,8 @@ pub mod types {
     pub const AUTOMATIONS_EXECUTED: &str = "runtime.automations.executed";
     /// A run failed every attempt of its retry policy and became a dead letter.
     pub const AUTOMATIONS_DEADLETTERED: &str = "runtime.automations.deadlettered";
+    /// A workspace's limits were changed through the API: every runtime instance applies them.
+    pub const QUOTAS_UPDATED: &str = "runtime.quotas.updated";
     /// A run was scheduled by a cron trigger or `repeat`/`schedule`.
     pub const AUTOMATIONS_SCHEDULED: &str = "runtime.automations.scheduled";
     /// A run changed a context (user, session, global) variable.

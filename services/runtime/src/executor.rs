@@ -30,6 +30,7 @@ use crate::run::{Execution, Refusal};
 use crate::sandbox::Sandboxes;
 use crate::secrets::Secrets;
 use crate::throttle::{Throttle, ThrottledBus, Throttles};
+use crate::usage::Usage;
 use crate::workspace_config::WorkspaceConfig;
 
 mod call;
@@ -59,6 +60,8 @@ pub(crate) struct Executor {
     secrets: Arc<Secrets>,
     /// Failed runs' next attempts and dead letters.
     retries: Arc<Retries>,
+    /// Runs, run time, emits and fetches per workspace and day.
+    usage: Usage,
 }
 
 impl std::fmt::Debug for Executor {
@@ -83,6 +86,7 @@ impl Executor {
         throttles: Arc<Throttles>,
         secrets: Arc<Secrets>,
         retries: Arc<Retries>,
+        usage: Usage,
         preview_bytes: usize,
     ) -> Arc<Self> {
         Arc::new_cyclic(|this| Executor {
@@ -101,7 +105,23 @@ impl Executor {
             throttles,
             secrets,
             retries,
+            usage,
         })
+    }
+
+    /// The workspaces' sandbox policies, live changes included.
+    pub(crate) fn sandboxes(&self) -> &Sandboxes {
+        &self.sandboxes
+    }
+
+    /// The usage counters of this instance.
+    pub(crate) fn usage(&self) -> &Usage {
+        &self.usage
+    }
+
+    /// The per-workspace throttles.
+    pub(crate) fn throttles(&self) -> &Throttles {
+        &self.throttles
     }
 
     /// Failed runs' next attempts and dead letters.
@@ -217,6 +237,9 @@ impl Executor {
             }
         }
         crate::observe::record_run(exec, &result, wall.elapsed());
+        if let Ok(report) = &result {
+            self.usage.record(&exec.context.workspace_id, report);
+        }
         result
     }
 
@@ -230,7 +253,8 @@ impl Executor {
             slug: automation.slug.clone(),
             reason: reason.into(),
         };
-        let (policy, egress) = self.sandboxes.of(exec.context.workspace_id.as_str());
+        let sandbox = self.sandboxes.of(exec.context.workspace_id.as_str());
+        let (policy, egress) = (&sandbox.policy, &sandbox.egress);
         if exec.context.depth > policy.max_call_depth {
             let refusal = Refusal::TooDeep {
                 depth: exec.context.depth,

@@ -4,7 +4,7 @@
 //! within its workspace's policy.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use refract_core::model::Automation;
@@ -100,24 +100,96 @@ impl SandboxPolicy {
     }
 }
 
-/// The platform policy and the per-workspace ones, with their egress allow-lists parsed once.
-#[derive(Debug)]
-pub(crate) struct Sandboxes {
-    platform: Resolved,
-    workspaces: HashMap<String, Resolved>,
+/// Changes to one workspace's policy made through the API (`PUT …/quotas` by a superadmin,
+/// `PUT …/quotas/egress` by an owner), over the policy the operator configured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct PolicyPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) allow_hosts: Option<Vec<String>>,
+    #[serde(
+        default,
+        rename = "maxMemoryMiB",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) max_memory_mib: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) max_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cpu_ms: Option<u64>,
+    #[serde(
+        default,
+        rename = "maxOutputKiB",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) max_output_kib: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) max_emits: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) max_fetches: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) max_call_depth: Option<u32>,
 }
 
+impl PolicyPatch {
+    /// `base` with this patch's settings over it.
+    pub(crate) fn over(&self, base: &SandboxPolicy) -> SandboxPolicy {
+        SandboxPolicy {
+            allow_hosts: self
+                .allow_hosts
+                .clone()
+                .unwrap_or_else(|| base.allow_hosts.clone()),
+            max_memory_mib: self.max_memory_mib.unwrap_or(base.max_memory_mib),
+            max_timeout_ms: self.max_timeout_ms.unwrap_or(base.max_timeout_ms),
+            cpu_ms: self.cpu_ms.unwrap_or(base.cpu_ms),
+            max_output_kib: self.max_output_kib.unwrap_or(base.max_output_kib),
+            max_emits: self.max_emits.unwrap_or(base.max_emits),
+            max_fetches: self.max_fetches.unwrap_or(base.max_fetches),
+            max_call_depth: self.max_call_depth.unwrap_or(base.max_call_depth),
+        }
+    }
+}
+
+/// A workspace's changes made through the API: the superadmin's patch, and the narrower
+/// egress allow-list its owner chose (a host must be on both lists).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct LiveQuota {
+    pub(crate) patch: PolicyPatch,
+    pub(crate) narrowed_hosts: Option<Vec<String>>,
+}
+
+/// The platform policy, the per-workspace ones the operator configured, and the changes made
+/// live through the API, with their egress allow-lists parsed once.
 #[derive(Debug)]
-struct Resolved {
-    policy: SandboxPolicy,
-    egress: Arc<EgressPolicy>,
+pub(crate) struct Sandboxes {
+    platform: Arc<Resolved>,
+    configured: HashMap<String, Arc<Resolved>>,
+    live: RwLock<HashMap<String, Arc<Resolved>>>,
+}
+
+/// A workspace's effective policy.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    pub(crate) policy: SandboxPolicy,
+    pub(crate) egress: Arc<EgressPolicy>,
+    /// The owner's narrower allow-list, if any.
+    pub(crate) narrowed_hosts: Option<Vec<String>>,
 }
 
 impl Resolved {
-    fn new(policy: SandboxPolicy) -> Result<Self, String> {
+    fn new(policy: SandboxPolicy, narrowed_hosts: Option<Vec<String>>) -> Result<Self, String> {
         policy.validate()?;
-        let egress = Arc::new(EgressPolicy::new(&policy.allow_hosts).map_err(|e| e.to_string())?);
-        Ok(Self { policy, egress })
+        let mut egress = EgressPolicy::new(&policy.allow_hosts).map_err(|e| e.to_string())?;
+        if let Some(hosts) = &narrowed_hosts {
+            egress = egress
+                .narrowed_to(hosts)
+                .map_err(|e| format!("allowHosts: {e}"))?;
+        }
+        Ok(Self {
+            policy,
+            egress: Arc::new(egress),
+            narrowed_hosts,
+        })
     }
 }
 
@@ -127,25 +199,66 @@ impl Sandboxes {
         platform: SandboxPolicy,
         workspaces: &HashMap<String, SandboxPolicy>,
     ) -> Result<Self, String> {
-        let workspaces = workspaces
+        let configured = workspaces
             .iter()
             .map(|(id, policy)| {
                 Ok((
                     id.clone(),
-                    Resolved::new(policy.clone()).map_err(|e| format!("workspace {id}: {e}"))?,
+                    Arc::new(
+                        Resolved::new(policy.clone(), None)
+                            .map_err(|e| format!("workspace {id}: {e}"))?,
+                    ),
                 ))
             })
             .collect::<Result<_, String>>()?;
         Ok(Self {
-            platform: Resolved::new(platform)?,
-            workspaces,
+            platform: Arc::new(Resolved::new(platform, None)?),
+            configured,
+            live: RwLock::default(),
         })
     }
 
-    /// The policy of `workspace_id` and its parsed egress allow-list.
-    pub(crate) fn of(&self, workspace_id: &str) -> (&SandboxPolicy, &Arc<EgressPolicy>) {
-        let resolved = self.workspaces.get(workspace_id).unwrap_or(&self.platform);
-        (&resolved.policy, &resolved.egress)
+    /// The effective policy of `workspace_id` and its parsed egress allow-list.
+    pub(crate) fn of(&self, workspace_id: &str) -> Arc<Resolved> {
+        if let Some(live) = self
+            .live
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(workspace_id)
+        {
+            return live.clone();
+        }
+        self.configured_of(workspace_id).clone()
+    }
+
+    /// What the operator configured for `workspace_id` (before any live change).
+    pub(crate) fn configured_of(&self, workspace_id: &str) -> &Arc<Resolved> {
+        self.configured.get(workspace_id).unwrap_or(&self.platform)
+    }
+
+    /// The policy `quota` makes of the configured one, checked (without applying it).
+    pub(crate) fn resolve(
+        &self,
+        workspace_id: &str,
+        quota: &LiveQuota,
+    ) -> Result<Resolved, String> {
+        let base = &self.configured_of(workspace_id).policy;
+        Resolved::new(quota.patch.over(base), quota.narrowed_hosts.clone())
+    }
+
+    /// Applies `quota` to `workspace_id` from now on (`None`: back to the configured policy).
+    pub(crate) fn set_live(
+        &self,
+        workspace_id: &str,
+        quota: Option<&LiveQuota>,
+    ) -> Result<(), String> {
+        let resolved = quota.map(|q| self.resolve(workspace_id, q)).transpose()?;
+        let mut live = self.live.write().unwrap_or_else(PoisonError::into_inner);
+        match resolved {
+            Some(r) => live.insert(workspace_id.to_owned(), Arc::new(r)),
+            None => live.remove(workspace_id),
+        };
+        Ok(())
     }
 }
 
@@ -202,10 +315,39 @@ mod tests {
             &HashMap::from([("ws1".to_string(), partner.clone())]),
         )
         .unwrap();
-        assert_eq!(sandboxes.of("ws1").0, &partner);
-        assert_eq!(sandboxes.of("ws2").0, &SandboxPolicy::default());
-        assert!(sandboxes.of("ws1").1.allows_host("api.partner.example"));
-        assert!(!sandboxes.of("ws2").1.allows_host("api.partner.example"));
+        assert_eq!(sandboxes.of("ws1").policy, partner);
+        assert_eq!(sandboxes.of("ws2").policy, SandboxPolicy::default());
+        assert!(
+            sandboxes
+                .of("ws1")
+                .egress
+                .allows_host("api.partner.example")
+        );
+        assert!(
+            !sandboxes
+                .of("ws2")
+                .egress
+                .allows_host("api.partner.example")
+        );
+        // Changed live: a patch over the configured policy, an owner's narrower list.
+        let quota = LiveQuota {
+            patch: PolicyPatch {
+                max_emits: Some(2),
+                ..PolicyPatch::default()
+            },
+            narrowed_hosts: Some(vec!["other.example".into()]),
+        };
+        sandboxes.set_live("ws1", Some(&quota)).unwrap();
+        let live = sandboxes.of("ws1");
+        assert_eq!(live.policy.max_emits, 2);
+        assert_eq!(live.policy.allow_hosts, partner.allow_hosts);
+        assert!(!live.egress.allows_host("api.partner.example"));
+        assert!(
+            !live.egress.allows_host("other.example"),
+            "narrowing never adds a host"
+        );
+        sandboxes.set_live("ws1", None).unwrap();
+        assert_eq!(sandboxes.of("ws1").policy, partner);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::retries::Retries;
 use crate::secrets::Secrets;
 use crate::throttle::Throttles;
 use crate::triggering::{GROUP, NOT_CONSUMED};
+use crate::usage::Usage;
 use crate::waiters::Waiters;
 use crate::workspace_config::WorkspaceConfig;
 
@@ -120,6 +121,7 @@ impl RuntimeState {
             throttles,
             secrets,
             retries,
+            Usage::new(cache.clone()),
             config.executed_preview_bytes,
         );
         let state = RuntimeState {
@@ -133,9 +135,12 @@ impl RuntimeState {
                 subscriptions: Mutex::new(Some(Subscriptions { group, fan_out })),
             }),
         };
+        let quotas =
+            crate::quotas::load_all(state.inner.store.as_ref(), state.executor().sandboxes())
+                .await?;
         let loaded = state.load_index().await?;
         let apps = state.load_apps().await?;
-        tracing::info!(instance_id = %state.inner.config.instance_id, automations = loaded, workspaces_with_apps = apps, "runtime index loaded");
+        tracing::info!(instance_id = %state.inner.config.instance_id, automations = loaded, workspaces_with_apps = apps, quotas, "runtime index loaded");
         Ok(state)
     }
 

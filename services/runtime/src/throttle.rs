@@ -72,9 +72,9 @@ pub(crate) struct ThrottledError {
 
 /// A workspace's budgets (`None`: throttles off).
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Budgets {
-    executions: TokenBucket,
-    emits: TokenBucket,
+pub(crate) struct Budgets {
+    pub(crate) executions: TokenBucket,
+    pub(crate) emits: TokenBucket,
 }
 
 /// The throttles of one runtime instance.
@@ -165,7 +165,7 @@ impl Throttles {
     }
 
     /// The budgets of `workspace`: the defaults, or what its secrets say (cached a while).
-    async fn budgets(&self, workspace: &WorkspaceId) -> Option<Budgets> {
+    pub(crate) async fn budgets(&self, workspace: &WorkspaceId) -> Option<Budgets> {
         let now = Instant::now();
         {
             let map = self

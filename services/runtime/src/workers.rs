@@ -22,6 +22,7 @@ use crate::retries::{self, Attempt};
 use crate::run::{Execution, TriggerInfo, TriggerKind, run_context};
 use crate::schedule::{Fire, Planner, claim_tick, tick_lock};
 use crate::state::RuntimeState;
+use crate::usage;
 use refract_core::platform::triggers_automations;
 
 /// Runs the event consumer, the fan-out listener and the scheduler until `shutdown` resolves
@@ -39,10 +40,21 @@ pub async fn run_workers(
         r = listen(state.clone(), subs.fan_out) => r,
         () = schedule(state.clone()) => Ok(()),
         () = retry(state.clone()) => Ok(()),
+        () = count_usage(state.clone()) => Ok(()),
         () = shutdown => Ok(()),
     };
     tracing::info!(instance_id = %state.config().instance_id, "runtime workers stopped");
     result
+}
+
+/// Adds this instance's usage counts to the shared counters every [`usage::FLUSH_EVERY`].
+async fn count_usage(state: RuntimeState) {
+    let mut tick = tokio::time::interval(usage::FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        state.executor().usage().flush().await;
+    }
 }
 
 /// Retry worker: every [`retries::POLL`], claims the failed runs whose next attempt is due (on
@@ -347,6 +359,18 @@ async fn listen(state: RuntimeState, mut sub: Box<dyn Subscriber>) -> Result<(),
         ) && let Some(ws) = &event.source.workspace_id
         {
             state.executor().forget_secrets(ws.as_str());
+        }
+        if event.event_type.as_str() == types::QUOTAS_UPDATED
+            && event.published_by(service::RUNTIME)
+            && let Some(ws) = &event.source.workspace_id
+            && let Err(e) = crate::quotas::reload(
+                state.inner.store.as_ref(),
+                state.executor().sandboxes(),
+                ws.as_str(),
+            )
+            .await
+        {
+            tracing::warn!(workspace_id = %ws, error = %e, "a workspace's new limits could not be read");
         }
         if APP_EVENTS.contains(&event.event_type.as_str())
             && let Err(e) = state.reload_for(event).await

@@ -99,6 +99,15 @@ impl CacheKey {
         Self::new(format!("socket:{}", part(socket_id)), false)
     }
 
+    /// A workspace's usage counter `metric` of one UTC day (`YYYY-MM-DD`), kept across
+    /// restarts.
+    pub fn usage(workspace: &WorkspaceId, day: &str, metric: &str) -> Self {
+        Self::new(
+            format!("usage:{workspace}:{}:{}", part(day), part(metric)),
+            true,
+        )
+    }
+
     /// Live subscriptions (WebSocket filters) of a workspace, field = socket id.
     pub fn subscriptions(workspace: &WorkspaceId) -> Self {
         Self::new(format!("subscriptions:{workspace}"), false)

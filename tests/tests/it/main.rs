@@ -15,6 +15,7 @@ mod identity;
 mod observability;
 mod oidc;
 mod platform;
+mod quotas;
 mod retries;
 mod runtime;
 mod sandbox;

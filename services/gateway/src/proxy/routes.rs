@@ -174,6 +174,10 @@ const ROUTES: &[(&str, Kind)] = &[
         "/v2/workspaces/{workspace_id}/deadletters/{id}/replay",
         Kind::TestRun,
     ),
+    // The runtime: limits and usage.
+    ("/v2/workspaces/{workspace_id}/quotas", Kind::Runtime),
+    ("/v2/workspaces/{workspace_id}/quotas/egress", Kind::Runtime),
+    ("/v2/workspaces/{workspace_id}/usage", Kind::Runtime),
     // The events service: history, emits, the live socket, search, the runs' records.
     ("/v2/workspaces/{workspace_id}/events", Kind::Events),
     ("/v2/workspaces/{workspace_id}/events/ws", Kind::Events),

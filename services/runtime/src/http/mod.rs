@@ -9,7 +9,7 @@
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::{any, delete, get, post};
+use axum::routing::{any, delete, get, post, put};
 use refract_core::WorkspaceId;
 use refract_core::model::{Automation, AutomationKind, ComponentStatus};
 use refract_host::{Output, RunReport};
@@ -23,6 +23,7 @@ use crate::state::RuntimeState;
 mod answer;
 mod deadletters;
 mod input;
+mod quotas;
 mod test_run;
 mod webhook;
 
@@ -42,6 +43,15 @@ pub fn router(state: RuntimeState) -> Router {
             "/v2/workspaces/{workspace_id}/deadletters",
             get(deadletters::list),
         )
+        .route(
+            "/v2/workspaces/{workspace_id}/quotas",
+            get(quotas::get).put(quotas::put),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/quotas/egress",
+            put(quotas::put_egress),
+        )
+        .route("/v2/workspaces/{workspace_id}/usage", get(quotas::usage))
         .route(
             "/v2/workspaces/{workspace_id}/deadletters/{id}",
             delete(deadletters::remove),

@@ -53,6 +53,11 @@ pub mod collections {
         name: "automations",
         unique: &[],
     };
+    /// Limits changed live through the API, by workspace id.
+    pub const WORKSPACE_QUOTAS: CollectionSpec = CollectionSpec {
+        name: "workspace_quotas",
+        unique: &[],
+    };
     /// Failed runs waiting for their next attempt (`state` pending or running), by id.
     pub const RETRIES: CollectionSpec = CollectionSpec {
         name: "run_retries",
