@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{rights, workspace};
-use crate::retries::{Attempt, failure};
+use crate::retries::{Attempt, DeadLetter, failure};
 use crate::run::output_value;
 use crate::state::RuntimeState;
 
@@ -71,6 +71,35 @@ pub(super) async fn list(
     ))
 }
 
+/// Dead letter `id` of the workspace, with its version, when `caller` may do `action` on its
+/// automation (`refusal` otherwise); 404 when the workspace or the letter is not there.
+async fn letter_for(
+    state: &RuntimeState,
+    workspace_id: &str,
+    id: &str,
+    caller: &Caller,
+    action: Action,
+    refusal: &str,
+) -> Result<(DeadLetter, u64), ApiError> {
+    let ws = workspace(workspace_id)?;
+    let access = rights(state, &ws, caller).await?;
+    let (letter, version) = state
+        .executor()
+        .retries()
+        .dead_letter_of(ws.as_str(), id)
+        .await
+        .map_err(storage)?
+        .ok_or_else(|| ApiError::not_found(format!("no dead letter {id}")))?;
+    if !access.allows(
+        action,
+        Subject::Automations,
+        &json!({"slug": letter.run.automation}),
+    ) {
+        return Err(ApiError::forbidden(refusal.to_owned()));
+    }
+    Ok((letter, version))
+}
+
 /// `POST …/deadletters/{id}/replay`: runs it once more with the automation as it is now. A
 /// success removes the dead letter; a failure is recorded on it. Answers the run:
 /// `{status, runId, output | error, deadLetter?}`.
@@ -79,23 +108,16 @@ pub(super) async fn replay(
     Path((workspace_id, id)): Path<(String, String)>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let ws = workspace(&workspace_id)?;
-    let access = rights(&state, &ws, &caller).await?;
-    let retries = state.executor().retries();
-    let (letter, version) = retries
-        .dead_letter_of(ws.as_str(), &id)
-        .await
-        .map_err(storage)?
-        .ok_or_else(|| ApiError::not_found(format!("no dead letter {id}")))?;
-    if !access.allows(
+    let (letter, version) = letter_for(
+        &state,
+        &workspace_id,
+        &id,
+        &caller,
         Action::Test,
-        Subject::Automations,
-        &json!({"slug": letter.run.automation}),
-    ) {
-        return Err(ApiError::forbidden(
-            "replaying needs the right to test the automation (editor)",
-        ));
-    }
+        "replaying needs the right to test the automation (editor)",
+    )
+    .await?;
+    let retries = state.executor().retries();
     let exec = letter
         .run
         .execution(state.index())
@@ -143,23 +165,18 @@ pub(super) async fn remove(
     Path((workspace_id, id)): Path<(String, String)>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let ws = workspace(&workspace_id)?;
-    let access = rights(&state, &ws, &caller).await?;
-    let retries = state.executor().retries();
-    let (letter, _) = retries
-        .dead_letter_of(ws.as_str(), &id)
-        .await
-        .map_err(storage)?
-        .ok_or_else(|| ApiError::not_found(format!("no dead letter {id}")))?;
-    if !access.allows(
+    letter_for(
+        &state,
+        &workspace_id,
+        &id,
+        &caller,
         Action::Update,
-        Subject::Automations,
-        &json!({"slug": letter.run.automation}),
-    ) {
-        return Err(ApiError::forbidden(
-            "deleting a dead letter needs the right to change the automation (editor)",
-        ));
-    }
-    retries.delete_dead_letter(&id).await.map_err(storage)?;
+        "deleting a dead letter needs the right to change the automation (editor)",
+    )
+    .await?;
+    (state.executor().retries())
+        .delete_dead_letter(&id)
+        .await
+        .map_err(storage)?;
     Ok(Json(json!({ "id": id })))
 }
