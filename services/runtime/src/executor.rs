@@ -159,19 +159,8 @@ impl Executor {
         attempt: Attempt,
     ) -> Result<RunReport, RuntimeError> {
         let result = self.execute_reported(exec, attempt.number()).await;
-        let first_failed_at = match &attempt {
-            Attempt::First => Some(None),
-            Attempt::Retry {
-                first_failed_at, ..
-            } => Some(Some(first_failed_at.clone())),
-            Attempt::Replay { .. } => None,
-        };
-        if let Some(first_failed_at) = first_failed_at
-            && let Some(error) = crate::retries::failure(&result)
-            && let Err(e) = self
-                .retries
-                .failed(exec, attempt.number(), error, first_failed_at)
-                .await
+        if let Some(error) = crate::retries::failure(&result)
+            && let Err(e) = self.retries.failed(exec, &attempt, error).await
         {
             tracing::warn!(workspace_id = %exec.context.workspace_id, automation = %exec.automation.slug,
                 error = %e, "a failed run's retry could not be kept");

@@ -318,15 +318,23 @@ impl Retries {
         }
     }
 
-    /// After attempt `attempt` of `exec` failed with `error`: keeps its next attempt, or makes
-    /// it a dead letter when it was the last (or its workspace has too many pending).
+    /// After `attempt` of `exec` failed with `error`: keeps its next attempt, or makes it a
+    /// dead letter when it was the last (or its workspace has too many pending). A replay's
+    /// failure is the dead letter's own business ([`Retries::failed_again`]).
     pub(crate) async fn failed(
         &self,
         exec: &Execution,
-        attempt: u32,
+        attempt: &Attempt,
         error: Value,
-        first_failed_at: Option<String>,
     ) -> Result<(), StorageError> {
+        let first = match attempt {
+            Attempt::First => now_text(),
+            Attempt::Retry {
+                first_failed_at, ..
+            } => first_failed_at.clone(),
+            Attempt::Replay { .. } => return Ok(()),
+        };
+        let attempt = attempt.number();
         let Some(policy) = exec.automation.retry else {
             return Ok(());
         };
@@ -334,7 +342,6 @@ impl Retries {
             return Ok(());
         };
         let ws = run.workspace_id.clone();
-        let first = first_failed_at.unwrap_or_else(now_text);
         if attempt < policy.attempts {
             let pending = self
                 .store
