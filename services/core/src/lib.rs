@@ -20,6 +20,7 @@ pub mod ids;
 pub mod model;
 pub mod permissions;
 pub mod platform;
+pub mod retention;
 pub mod scope;
 
 pub use error::{ErrorKind, ValidationError};

@@ -23,9 +23,9 @@ pub const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 
 /// How long events are kept when the workspace does not say (`config.value.eventsRetentionDays`).
-pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+pub const DEFAULT_RETENTION_DAYS: u32 = refract_core::retention::DEFAULT_DAYS;
 /// Longest retention a workspace may ask for (ten years).
-pub const MAX_RETENTION_DAYS: u32 = 3_650;
+pub const MAX_RETENTION_DAYS: u32 = refract_core::retention::MAX_DAYS;
 /// How often the retention pass runs: deleting by age is not urgent, and each pass scans the
 /// list of workspaces.
 pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(3_600);

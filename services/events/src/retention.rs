@@ -1,19 +1,18 @@
 //! Retention: deletes history older than each workspace's age limit.
 //!
 //! A workspace sets its limit in its config, `config.value.eventsRetentionDays` (1 to
-//! [`MAX_RETENTION_DAYS`]); others keep events [`Config::default_retention_days`]. Every events
+//! [`refract_core::retention::MAX_DAYS`]); others keep events [`Config::default_retention_days`]. Every events
 //! instance runs the pass; deleting what is already deleted costs one indexed query.
 
 use std::future::Future;
 
 use chrono::{Duration, Utc};
 use refract_core::WorkspaceId;
+use refract_core::retention::configured_days;
 use refract_storage::StorageError;
 use refract_storage::collections::WORKSPACES;
-use serde_json::Value;
 
 use crate::EventsState;
-use crate::config::MAX_RETENTION_DAYS;
 
 /// Runs a retention pass every [`Config::retention_interval`] until `shutdown`.
 pub async fn run_retention(state: EventsState, shutdown: impl Future<Output = ()>) {
@@ -50,43 +49,9 @@ pub async fn retention_pass(state: &EventsState) -> Result<u64, StorageError> {
 /// The workspace's retention in days: its config's `eventsRetentionDays`, else the default.
 async fn retention_days(state: &EventsState, workspace: &WorkspaceId) -> Result<u32, StorageError> {
     let doc = state.store.get(&WORKSPACES, workspace.as_str()).await?;
-    let configured = doc.as_ref().and_then(|d| configured_days(&d.body));
+    let configured = doc
+        .as_ref()
+        .and_then(|d| d.body.pointer("/config/value"))
+        .and_then(configured_days);
     Ok(configured.unwrap_or(state.config.default_retention_days))
-}
-
-fn configured_days(workspace: &Value) -> Option<u32> {
-    let days = workspace
-        .pointer("/config/value/eventsRetentionDays")?
-        .as_u64()?;
-    u32::try_from(days)
-        .ok()
-        .map(|d| d.clamp(1, MAX_RETENTION_DAYS))
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::configured_days;
-
-    #[test]
-    fn a_workspace_config_sets_its_retention_within_bounds() {
-        assert_eq!(
-            configured_days(&json!({"config": {"value": {"eventsRetentionDays": 7}}})),
-            Some(7)
-        );
-        assert_eq!(
-            configured_days(&json!({"config": {"value": {"eventsRetentionDays": 0}}})),
-            Some(1)
-        );
-        assert_eq!(
-            configured_days(&json!({"config": {"value": {"eventsRetentionDays": 99999}}})),
-            Some(3_650)
-        );
-        assert_eq!(
-            configured_days(&json!({"config": {"value": {"eventsRetentionDays": "7"}}})),
-            None
-        );
-        assert_eq!(configured_days(&json!({"name": "x"})), None);
-    }
 }

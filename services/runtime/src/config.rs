@@ -120,6 +120,13 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Event deliveries of one workspace handled at once: the setting, else half of
+    /// `max_concurrent_events` (at least 1).
+    pub(crate) fn event_share(&self) -> usize {
+        self.max_concurrent_events_per_workspace
+            .unwrap_or_else(|| (self.max_concurrent_events / 2).max(1))
+    }
+
     /// Checks the settings, naming the first wrong one.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let ok_id = !self.instance_id.is_empty()

@@ -114,6 +114,11 @@ impl Executor {
         &self.sandboxes
     }
 
+    /// The workspaces' `config.value`.
+    pub(crate) fn configs(&self) -> &WorkspaceConfig {
+        &self.configs
+    }
+
     /// The usage counters of this instance.
     pub(crate) fn usage(&self) -> &Usage {
         &self.usage

@@ -36,11 +36,6 @@ impl FairPermits {
         })
     }
 
-    /// The default share: half the permits, at least one.
-    pub(crate) fn default_share(total: usize) -> usize {
-        (total / 2).max(1)
-    }
-
     /// Waits until `workspace` holds less than its share, then for a free permit. A workspace
     /// waiting for its share holds nothing the others need.
     pub(crate) async fn acquire(self: &Arc<Self>, workspace: &str) -> FairPermit {

@@ -123,8 +123,25 @@ pub(crate) async fn write(
     Ok(())
 }
 
+/// The limits of a workspace that are not sandbox policy: the instance's concurrency and the
+/// workspace's history retention.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Event-triggered runs of one workspace at once on one instance.
+    pub(crate) event_share: usize,
+    /// Event-triggered runs of every workspace at once on one instance.
+    pub(crate) event_runs: usize,
+    /// The retention the workspace's config asks for, if it does.
+    pub(crate) retention_days: Option<u32>,
+}
+
 /// The limits as `GET …/quotas` shows them.
-pub(crate) fn view(resolved: &Resolved, changed: bool, budgets: Option<Budgets>) -> Value {
+pub(crate) fn view(
+    resolved: &Resolved,
+    changed: bool,
+    budgets: Option<Budgets>,
+    limits: &Limits,
+) -> Value {
     let p = &resolved.policy;
     let bucket = |b: Option<refract_storage::TokenBucket>| {
         b.map_or(
@@ -148,6 +165,14 @@ pub(crate) fn view(resolved: &Resolved, changed: bool, budgets: Option<Budgets>)
             "runScopeBytes": crate::contexts::MAX_RUN_SCOPE_BYTES,
             "workspaceRunScopesBytes": crate::contexts::MAX_WORKSPACE_RUN_SCOPE_BYTES,
             "persistentScopeBytes": crate::contexts::MAX_PERSISTENT_SCOPE_BYTES,
+        },
+        "concurrency": {
+            "eventRunsPerInstance": limits.event_share,
+            "allWorkspacesPerInstance": limits.event_runs,
+        },
+        "history": {
+            "retentionDays": limits.retention_days.unwrap_or(refract_core::retention::DEFAULT_DAYS),
+            "setByWorkspace": limits.retention_days.is_some(),
         },
         "changedLive": changed,
     })

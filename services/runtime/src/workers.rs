@@ -109,10 +109,7 @@ async fn retry(state: RuntimeState) {
 async fn consume(state: RuntimeState, mut sub: Box<dyn Subscriber>) -> Result<(), RuntimeError> {
     let config = state.config();
     let total = config.max_concurrent_events;
-    let share = config
-        .max_concurrent_events_per_workspace
-        .unwrap_or_else(|| FairPermits::default_share(total));
-    let permits = FairPermits::new(total, share);
+    let permits = FairPermits::new(total, config.event_share());
     // Deliveries held at once: those running, and as many waiting for their workspace's share
     // (a workspace over its share does not stop the consumer from reading the others' events).
     let held = Arc::new(Semaphore::new(total.saturating_mul(2)));

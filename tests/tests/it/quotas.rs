@@ -108,6 +108,15 @@ async fn a_limit_lowered_live_holds_on_the_next_run_and_usage_adds_up() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
     assert_eq!(seen["changedLive"], true, "{seen}");
+    assert_eq!(
+        seen["history"],
+        json!({"retentionDays": 90, "setByWorkspace": false}),
+        "{seen}"
+    );
+    assert!(
+        seen["concurrency"]["eventRunsPerInstance"].as_u64() >= Some(1),
+        "{seen}"
+    );
     assert_eq!(seen["usage"]["runs"], 2, "{seen}");
     assert_eq!(
         seen["usage"]["emits"], 5,

@@ -46,7 +46,17 @@ async fn current(state: &RuntimeState, ws: &WorkspaceId) -> Result<Value, ApiErr
         .map_err(storage)?
         .is_some();
     let budgets = executor.throttles().budgets(ws).await;
-    let mut view = quotas::view(&resolved, changed, budgets);
+    let config = executor
+        .configs()
+        .value(ws.as_str())
+        .await
+        .map_err(storage)?;
+    let limits = quotas::Limits {
+        event_share: state.config().event_share(),
+        event_runs: state.config().max_concurrent_events,
+        retention_days: refract_core::retention::configured_days(&config),
+    };
+    let mut view = quotas::view(&resolved, changed, budgets, &limits);
     let today = Utc::now().date_naive();
     view["usage"] = executor
         .usage()
