@@ -2,7 +2,8 @@
 //! `run_duration_seconds` by kind (`wasm`, `dsl`), trigger (`event`, `endpoint`, `schedule`,
 //! `automation`) and outcome (`success`, `error`, `trapped`, `not_started`), and the consumer's
 //! `events_pickup_delay_seconds` / `events_process_duration_seconds`. Labels are small closed
-//! sets: never a workspace or automation id, which would make one series per tenant.
+//! sets: never a workspace or automation id, which would make one series per tenant (the
+//! per-workspace usage counters, with their cap on series, are [`crate::usage`]'s).
 
 use std::time::Duration;
 

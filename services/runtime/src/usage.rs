@@ -1,9 +1,12 @@
 //! Usage per workspace and UTC day: runs, run-milliseconds, emits and fetches. Counted in
 //! memory on the run path (a map update), added to durable cache counters every
 //! [`FLUSH_EVERY`] by [`Usage::flush`], so every instance's runs add up; read back by day for
-//! `GET /v2/workspaces/{id}/usage` and the quotas view.
+//! `GET /v2/workspaces/{id}/usage` and the quotas view. Each flush also adds the counts to
+//! Prometheus counters labelled by workspace (`workspace_runs_total{workspace_id}`, …): the
+//! first [`LABELLED_WORKSPACES`] workspaces this instance sees get their own series, the rest
+//! share `workspace_id="_other"`, so a platform with many tenants cannot blow up the metrics.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -19,6 +22,17 @@ pub(crate) const FLUSH_EVERY: Duration = Duration::from_secs(2);
 const KEEP: Duration = Duration::from_secs(400 * 24 * 3600);
 /// The metrics counted.
 pub(crate) const METRICS: [&str; 4] = ["runs", "runMs", "emits", "fetches"];
+/// The Prometheus counter of each metric.
+const SERIES: [&str; 4] = [
+    "workspace_runs_total",
+    "workspace_run_milliseconds_total",
+    "workspace_emits_total",
+    "workspace_fetches_total",
+];
+/// Workspaces with their own series on one instance; the others are `_other`.
+pub(crate) const LABELLED_WORKSPACES: usize = 100;
+/// The label of the workspaces past [`LABELLED_WORKSPACES`].
+const OTHER: &str = "_other";
 
 /// Counts not yet flushed, by workspace and day.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +42,8 @@ struct Counts([i64; 4]);
 pub(crate) struct Usage {
     cache: Arc<dyn Cache>,
     pending: Mutex<HashMap<(WorkspaceId, NaiveDate), Counts>>,
+    /// The workspaces that have their own series.
+    labelled: Mutex<HashSet<WorkspaceId>>,
 }
 
 impl Usage {
@@ -35,6 +51,18 @@ impl Usage {
         Self {
             cache,
             pending: Mutex::default(),
+            labelled: Mutex::default(),
+        }
+    }
+
+    /// The `workspace_id` label of `workspace`'s series.
+    fn label(&self, workspace: &WorkspaceId) -> String {
+        let mut labelled = self.labelled.lock().unwrap_or_else(PoisonError::into_inner);
+        if labelled.contains(workspace) || labelled.len() < LABELLED_WORKSPACES {
+            labelled.insert(workspace.clone());
+            workspace.to_string()
+        } else {
+            OTHER.to_owned()
         }
     }
 
@@ -60,6 +88,13 @@ impl Usage {
                 .into_iter()
                 .collect();
         for ((ws, day), counts) in batch {
+            let label = self.label(&ws);
+            for (series, by) in SERIES.iter().zip(counts.0) {
+                if by > 0 {
+                    metrics::counter!(*series, "workspace_id" => label.clone())
+                        .increment(by.unsigned_abs());
+                }
+            }
             let day_text = day.format("%Y-%m-%d").to_string();
             let mut left = Counts::default();
             for (i, metric) in METRICS.iter().enumerate() {
@@ -145,6 +180,24 @@ mod tests {
             logs_dropped: 0,
             timings: RunTimings::default(),
         }
+    }
+
+    #[tokio::test]
+    async fn past_the_cap_workspaces_share_one_label() {
+        let cache = open_cache("memory://", "test").await.unwrap();
+        let usage = Usage::new(cache);
+        let ids: Vec<_> = (0..=LABELLED_WORKSPACES)
+            .map(|i| WorkspaceId::new(format!("ws{i}")).unwrap())
+            .collect();
+        for id in &ids[..LABELLED_WORKSPACES] {
+            assert_eq!(usage.label(id), id.to_string());
+        }
+        assert_eq!(usage.label(&ids[LABELLED_WORKSPACES]), OTHER);
+        assert_eq!(
+            usage.label(&ids[0]),
+            "ws0",
+            "a labelled workspace keeps its label"
+        );
     }
 
     #[tokio::test]

@@ -126,6 +126,22 @@ fn describe() {
         "Automation run duration, by kind, trigger and outcome"
     );
     describe_counter!(
+        "workspace_runs_total",
+        "Runs per workspace (the first 100 workspaces an instance sees; the rest as _other)"
+    );
+    describe_counter!(
+        "workspace_run_milliseconds_total",
+        "Run time per workspace, in milliseconds"
+    );
+    describe_counter!(
+        "workspace_emits_total",
+        "Events emitted by runs, per workspace"
+    );
+    describe_counter!(
+        "workspace_fetches_total",
+        "Fetches made by runs, per workspace"
+    );
+    describe_counter!(
         "ratelimit_rejections_total",
         "Requests refused by a gateway rate limiter"
     );

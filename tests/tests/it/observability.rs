@@ -146,9 +146,27 @@ async fn metrics_count_a_webhook_run_and_are_closed_to_tenants() {
         "{after}"
     );
     assert!(
-        !after.contains(&ws),
-        "a workspace id leaked into metric labels"
+        !after
+            .lines()
+            .filter(|l| !l.starts_with("workspace_"))
+            .any(|l| l.contains(&ws)),
+        "a workspace id leaked into a metric other than the per-workspace usage: {after}"
     );
+    // Usage per workspace is labelled by workspace (added every flush, at most 2 s behind):
+    // the webhook's run and the run it triggered.
+    let series = format!(r#"workspace_id="{ws}""#);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, text) = scrape(&platform.url, Some(KEY)).await;
+        if sample(&text, "workspace_runs_total", &series) >= 2.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no workspace_runs_total for {ws}: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
     assert!(
         after.contains(r#"http_requests_total{service="gateway""#),
         "{after}"
