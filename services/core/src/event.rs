@@ -330,9 +330,7 @@ impl Event {
     /// The size counts the envelope as stored, without `id` and `size`, which the broker adds.
     pub fn seal(&mut self, limits: &EventLimits) -> Result<usize, ValidationError> {
         let (id, _) = (self.id.take(), self.size.take());
-        let size = serde_json::to_vec(self)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX);
+        let size = json_size(self);
         self.id = id;
         if size > limits.max_size {
             return Err(ValidationError::TooLarge {
@@ -342,6 +340,26 @@ impl Event {
         }
         self.size = Some(size);
         Ok(size)
+    }
+}
+
+/// The length of `value`'s JSON text, counted as it is written: nothing is allocated
+/// (`usize::MAX` if it cannot be serialized).
+pub fn json_size<T: Serialize + ?Sized>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
     }
 }
 
@@ -464,5 +482,16 @@ mod tests {
         assert!(t.is_under("workspaces.automations.created"));
         assert!(!t.is_under("work"));
         assert!(!t.is_under("workspaces.automations.created.x"));
+    }
+
+    #[test]
+    fn json_size_is_the_length_of_the_json_text() {
+        for v in [
+            serde_json::json!({"a": [1, "é\"x", null], "b": {"c": 1.5}}),
+            serde_json::json!("x"),
+            serde_json::json!({}),
+        ] {
+            assert_eq!(json_size(&v), serde_json::to_vec(&v).unwrap().len());
+        }
     }
 }

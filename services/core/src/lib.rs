@@ -26,7 +26,7 @@ pub mod scope;
 pub use error::{ErrorKind, ValidationError};
 pub use event::{
     DEFAULT_MAX_EVENT_SIZE, ErrorLevel, Event, EventError, EventLimits, EventOptions, EventType,
-    Source, SourceHost, SourceHttp, Target, type_is_under,
+    Source, SourceHost, SourceHttp, Target, json_size, type_is_under,
 };
 pub use ids::{CorrelationId, EventId, SessionId, UserId, WorkspaceId};
 pub use scope::Scope;

@@ -95,10 +95,11 @@ pub async fn run_ingest(state: EventsState, shutdown: impl Future<Output = ()>) 
 
 /// Writes `batch` (retrying until it is stored) and acknowledges it.
 async fn store(state: &EventsState, batch: Vec<Delivery>) {
-    let events: Vec<Event> = batch
+    // The deliveries' own events, shared: nothing is copied on the way to the store.
+    let events: Vec<Arc<Event>> = batch
         .iter()
         .filter(|d| persists(&d.event))
-        .map(|d| Event::clone(&d.event))
+        .map(|d| d.event.clone())
         .collect();
     let deleted: Vec<WorkspaceId> = batch
         .iter()
@@ -124,7 +125,7 @@ async fn store(state: &EventsState, batch: Vec<Delivery>) {
 
 async fn write(
     state: &EventsState,
-    events: &[Event],
+    events: &[Arc<Event>],
     deleted: &[WorkspaceId],
 ) -> Result<(), refract_storage::StorageError> {
     if !events.is_empty() {

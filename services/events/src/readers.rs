@@ -124,14 +124,14 @@ mod tests {
 
     async fn store_with(events: &[(&str, Value)]) -> MemoryStore {
         let store = MemoryStore::new();
-        let events: Vec<Event> = events
+        let events: Vec<std::sync::Arc<Event>> = events
             .iter()
             .enumerate()
             .map(|(i, (ty, payload))| {
                 let payload = payload.as_object().cloned().unwrap_or_default();
                 let mut e = Event::new(EventType::new(*ty).expect("type"), Some(ws()), payload);
                 e.id = Some(refract_core::EventId::new(format!("1-{i}")).expect("id"));
-                e
+                std::sync::Arc::new(e)
             })
             .collect();
         store.append(&events).await.expect("append");

@@ -235,10 +235,10 @@ fn log_lines(lines: &[LogLine]) -> Value {
 
 /// `value` if its JSON is at most `limit` bytes, else its JSON text cut to `limit` bytes.
 fn preview(value: &Value, limit: usize) -> Value {
-    let text = value.to_string();
-    if text.len() <= limit {
+    if refract_core::json_size(value) <= limit {
         return value.clone();
     }
+    let text = value.to_string();
     let mut end = limit;
     while !text.is_char_boundary(end) {
         end -= 1;

@@ -116,7 +116,7 @@ async fn insert(store: &Arc<dyn DocumentStore>, n: u64, batch: u64) -> anyhow::R
     while done < n {
         let size = batch.min(n - done);
         let events = (done..done + size)
-            .map(|i| event(i, n, &mut rng))
+            .map(|i| event(i, n, &mut rng).map(Arc::new))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let (started, cpu_before) = (Instant::now(), cpu_time());
         let outcome = store.append(&events).await?;

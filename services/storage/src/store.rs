@@ -71,7 +71,7 @@ impl DocumentStore for MemoryStore {
 
 #[async_trait]
 impl EventHistory for MemoryStore {
-    async fn append(&self, events: &[Event]) -> Result<AppendOutcome> {
+    async fn append(&self, events: &[Arc<Event>]) -> Result<AppendOutcome> {
         self.history.append(events).await
     }
     async fn query(&self, q: &HistoryQuery) -> Result<Vec<Event>> {

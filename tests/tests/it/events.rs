@@ -689,7 +689,7 @@ mod probe {
 
     #[async_trait]
     impl EventHistory for Probe {
-        async fn append(&self, events: &[Event]) -> Result<AppendOutcome> {
+        async fn append(&self, events: &[Arc<Event>]) -> Result<AppendOutcome> {
             let outcome = self.inner.append(events).await?;
             self.duplicates
                 .fetch_add(outcome.duplicates, Ordering::Relaxed);

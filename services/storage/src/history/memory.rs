@@ -2,6 +2,7 @@
 //! against, and the store of tests and throw-away runs.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::sync::RwLock;
 
 use async_trait::async_trait;
@@ -73,7 +74,7 @@ impl MemoryHistory {
 
 #[async_trait]
 impl EventHistory for MemoryHistory {
-    async fn append(&self, events: &[Event]) -> Result<AppendOutcome> {
+    async fn append(&self, events: &[Arc<Event>]) -> Result<AppendOutcome> {
         let rows = EventRow::batch(events)?;
         let mut map = self.write()?;
         let mut outcome = AppendOutcome::default();
@@ -92,7 +93,7 @@ impl EventHistory for MemoryHistory {
                     row,
                     doc,
                     words,
-                    event: event.clone(),
+                    event: Event::clone(event),
                 },
             );
             outcome.inserted += 1;

@@ -11,9 +11,11 @@ pub(crate) mod memory;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use refract_core::{CorrelationId, Event, EventId, WorkspaceId};
+use std::sync::Arc;
 
 use crate::error::{Result, StorageError};
 
+use filter::search_words;
 pub use filter::{FieldFilter, TypeFilter, event_text, text_words};
 pub(crate) use filter::{json_eq, segment_ok as filter_path_ok};
 
@@ -132,7 +134,7 @@ pub struct AppendOutcome {
 pub trait EventHistory: Send + Sync {
     /// Stores `events`; already-stored `(workspace, id)` pairs are skipped. Every event needs
     /// an id and a workspace; a batch with one that lacks them stores nothing.
-    async fn append(&self, events: &[Event]) -> Result<AppendOutcome>;
+    async fn append(&self, events: &[Arc<Event>]) -> Result<AppendOutcome>;
 
     /// One page of matching events.
     async fn query(&self, query: &HistoryQuery) -> Result<Vec<Event>>;
@@ -199,20 +201,20 @@ impl EventRow {
             created_at: event.created_at.timestamp_millis(),
             // Pre-split into lowercase words so every backend's tokenizer sees the same words
             // (PostgreSQL's parser would otherwise keep `orders.paid` as one host-like token).
-            text: text_words(&event_text(event)).join(" "),
+            text: search_words(&event_text(event)),
             json,
         })
     }
 
     /// Rows for a whole batch, or the first event's error.
-    pub fn batch(events: &[Event]) -> Result<Vec<Self>> {
+    pub fn batch(events: &[Arc<Event>]) -> Result<Vec<Self>> {
         if events.len() > MAX_APPEND_BATCH {
             return Err(StorageError::invalid(
                 "events",
                 format!("at most {MAX_APPEND_BATCH} events per append"),
             ));
         }
-        events.iter().map(Self::from_event).collect()
+        events.iter().map(|e| Self::from_event(e)).collect()
     }
 }
 

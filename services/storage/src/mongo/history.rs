@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document as BsonDoc, doc};
 use refract_core::{Event, WorkspaceId};
+use std::sync::Arc;
 
 use super::{BACKEND, MongoStore, op_error, to_bson, to_json};
 use crate::error::{Result, StorageError};
@@ -105,7 +106,7 @@ fn decode(d: BsonDoc) -> Result<Event> {
 
 #[async_trait]
 impl EventHistory for MongoStore {
-    async fn append(&self, events: &[Event]) -> Result<AppendOutcome> {
+    async fn append(&self, events: &[Arc<Event>]) -> Result<AppendOutcome> {
         let rows = EventRow::batch(events)?;
         if rows.is_empty() {
             return Ok(AppendOutcome::default());

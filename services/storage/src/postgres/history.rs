@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use refract_core::{Event, WorkspaceId};
+use std::sync::Arc;
 
 use super::{PostgresStore, op_error};
 use crate::error::Result;
@@ -11,7 +12,7 @@ use crate::history::{AppendOutcome, EventHistory, EventRow, HistoryQuery};
 
 #[async_trait]
 impl EventHistory for PostgresStore {
-    async fn append(&self, events: &[Event]) -> Result<AppendOutcome> {
+    async fn append(&self, events: &[Arc<Event>]) -> Result<AppendOutcome> {
         let rows = EventRow::batch(events)?;
         if rows.is_empty() {
             return Ok(AppendOutcome::default());

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use refract_core::{Event, WorkspaceId};
 use sqlx::{QueryBuilder, Sqlite};
+use std::sync::Arc;
 
 use super::{SqliteStore, op_error};
 use crate::error::Result;
@@ -15,7 +16,7 @@ const INSERT_CHUNK: usize = 1_000;
 
 #[async_trait]
 impl EventHistory for SqliteStore {
-    async fn append(&self, events: &[Event]) -> Result<AppendOutcome> {
+    async fn append(&self, events: &[Arc<Event>]) -> Result<AppendOutcome> {
         let rows = EventRow::batch(events)?;
         let loc = &self.location;
         let mut tx = self
@@ -29,15 +30,16 @@ impl EventHistory for SqliteStore {
                 "INSERT INTO events (workspace, id_ms, id_seq, id, type, correlation_id, created_at, text, doc) ",
             );
             qb.push_values(chunk, |mut b, r| {
-                b.push_bind(r.workspace.clone())
+                // Bound by reference: the rows outlive the statement, so no column is copied.
+                b.push_bind(r.workspace.as_str())
                     .push_bind(r.id_ms)
                     .push_bind(r.id_seq)
-                    .push_bind(r.id.clone())
-                    .push_bind(r.event_type.clone())
-                    .push_bind(r.correlation_id.clone())
+                    .push_bind(r.id.as_str())
+                    .push_bind(r.event_type.as_str())
+                    .push_bind(r.correlation_id.as_str())
                     .push_bind(r.created_at)
-                    .push_bind(r.text.clone())
-                    .push_bind(r.json.clone());
+                    .push_bind(r.text.as_str())
+                    .push_bind(r.json.as_str());
             });
             qb.push(" ON CONFLICT (workspace, id_ms, id_seq) DO NOTHING");
             let done = qb

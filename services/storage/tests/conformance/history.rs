@@ -38,6 +38,11 @@ fn ids(events: &[Event]) -> Vec<String> {
         .collect()
 }
 
+/// `events` as the store takes them.
+fn shared(events: &[Event]) -> Vec<Arc<Event>> {
+    events.iter().cloned().map(Arc::new).collect()
+}
+
 fn id(seq: i64) -> String {
     format!("{}-0", 1_780_000_000_000 + seq * 1000)
 }
@@ -47,11 +52,11 @@ async fn appends_are_idempotent_by_workspace_and_id(store: &Arc<dyn DocumentStor
     let batch: Vec<Event> = (0..3)
         .map(|i| event(&a, i, "orders.created", json!({})))
         .collect();
-    let first = store.append(&batch).await.expect("append");
+    let first = store.append(&shared(&batch)).await.expect("append");
     assert_eq!((first.inserted, first.duplicates), (3, 0));
     let mut again = batch.clone();
     again.push(event(&a, 3, "orders.created", json!({})));
-    let second = store.append(&again).await.expect("append again");
+    let second = store.append(&shared(&again)).await.expect("append again");
     assert_eq!(
         (second.inserted, second.duplicates),
         (1, 3),
@@ -59,7 +64,7 @@ async fn appends_are_idempotent_by_workspace_and_id(store: &Arc<dyn DocumentStor
     );
     // The same id in another workspace is another event.
     let other = store
-        .append(&[event(&b, 0, "orders.created", json!({}))])
+        .append(&shared(&[event(&b, 0, "orders.created", json!({}))]))
         .await
         .expect("append b");
     assert_eq!(other.inserted, 1);
@@ -86,14 +91,18 @@ async fn events_without_id_or_workspace_are_refused_whole(store: &Arc<dyn Docume
     let mut no_id = event(&w, 1, "a", json!({}));
     no_id.id = None;
     let err = store
-        .append(&[good.clone(), no_id])
+        .append(&shared(&[good.clone(), no_id]))
         .await
         .expect_err("no id");
     assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
     let mut no_ws = event(&w, 2, "a", json!({}));
     no_ws.source.workspace_id = None;
     assert_eq!(
-        store.append(&[no_ws]).await.expect_err("no ws").kind(),
+        store
+            .append(&shared(&[no_ws]))
+            .await
+            .expect_err("no ws")
+            .kind(),
         ErrorKind::Invalid
     );
     assert_eq!(
@@ -115,7 +124,7 @@ async fn events_round_trip_unchanged(store: &Arc<dyn DocumentStore>) {
     e.source.automation_depth = Some(2);
     e.size = Some(321);
     store
-        .append(std::slice::from_ref(&e))
+        .append(&shared(std::slice::from_ref(&e)))
         .await
         .expect("append");
     let got = store.query(&HistoryQuery::new(w)).await.expect("query");
@@ -128,7 +137,7 @@ async fn pages_are_newest_first_with_cursors(store: &Arc<dyn DocumentStore>) {
         .rev()
         .map(|i| event(&w, i, "tick", json!({"n": i})))
         .collect();
-    store.append(&batch).await.expect("append");
+    store.append(&shared(&batch)).await.expect("append");
     let mut q = HistoryQuery::new(w.clone());
     q.limit = 3;
     assert_eq!(
@@ -165,7 +174,7 @@ async fn pages_are_newest_first_with_cursors(store: &Arc<dyn DocumentStore>) {
     small.id = Some(EventId::from_parts(9, 5));
     let mut big = event(&w2, 1, "t", json!({}));
     big.id = Some(EventId::from_parts(10, 0));
-    store.append(&[small, big]).await.expect("append");
+    store.append(&shared(&[small, big])).await.expect("append");
     assert_eq!(
         ids(&store.query(&HistoryQuery::new(w2)).await.expect("numeric")),
         vec!["10-0", "9-5"]
@@ -221,7 +230,7 @@ async fn filters_select_what_users_ask_for(store: &Arc<dyn DocumentStore>) {
     events[2].source.correlation_id = corr.clone();
     events[4].source.correlation_id = corr.clone();
     events[4].source.user_id = Some(UserId::new("u42").expect("user"));
-    store.append(&events).await.expect("append");
+    store.append(&shared(&events)).await.expect("append");
     let base = HistoryQuery::new(w.clone());
     let run = |q: HistoryQuery| {
         let store = store.clone();
@@ -268,7 +277,10 @@ async fn filters_select_what_users_ask_for(store: &Arc<dyn DocumentStore>) {
     e1.source.correlation_id = dashed.clone();
     let mut e2 = event(&w, 6, "t.dashed", json!({}));
     e2.source.correlation_id = near;
-    store.append(&[e1, e2]).await.expect("append dashed");
+    store
+        .append(&shared(&[e1, e2]))
+        .await
+        .expect("append dashed");
     let mut q = base.clone();
     q.correlation_id = Some(dashed);
     assert_eq!(run(q).await, vec![id(5)], "dashed correlation id");
@@ -352,7 +364,10 @@ async fn retention_and_workspace_deletion(store: &Arc<dyn DocumentStore>) {
     recent.created_at = now - Duration::days(1);
     let mut other = event(&b, 0, "t", json!({"text": "recent"}));
     other.created_at = now;
-    store.append(&[old, recent, other]).await.expect("append");
+    store
+        .append(&shared(&[old, recent, other]))
+        .await
+        .expect("append");
     let removed = store
         .delete_before(now - Duration::days(30))
         .await
@@ -371,7 +386,7 @@ async fn retention_and_workspace_deletion(store: &Arc<dyn DocumentStore>) {
     // Per-workspace retention touches only that workspace.
     let mut other_old = event(&b, 1, "t", json!({"text": "old"}));
     other_old.created_at = now - Duration::days(10);
-    store.append(&[other_old]).await.expect("append");
+    store.append(&shared(&[other_old])).await.expect("append");
     let mut listed = store.workspaces().await.expect("workspaces");
     listed.sort_by(|x, y| x.as_str().cmp(y.as_str()));
     let mut expected = vec![a.clone(), b.clone()];
