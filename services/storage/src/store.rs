@@ -80,9 +80,6 @@ impl EventHistory for MemoryStore {
     async fn count(&self, q: &HistoryQuery) -> Result<u64> {
         self.history.count(q).await
     }
-    async fn delete_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
-        self.history.delete_before(cutoff).await
-    }
     async fn delete_workspace(&self, workspace: &WorkspaceId) -> Result<u64> {
         self.history.delete_workspace(workspace).await
     }

@@ -704,9 +704,6 @@ mod probe {
         async fn count(&self, q: &HistoryQuery) -> Result<u64> {
             self.inner.count(q).await
         }
-        async fn delete_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
-            self.inner.delete_before(cutoff).await
-        }
         async fn delete_workspace(&self, w: &WorkspaceId) -> Result<u64> {
             self.inner.delete_workspace(w).await
         }

@@ -125,14 +125,6 @@ impl EventHistory for MemoryHistory {
         Ok(Self::matching(&map, q).count() as u64)
     }
 
-    async fn delete_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
-        let cutoff = cutoff.timestamp_millis();
-        let mut map = self.write()?;
-        let before = map.len();
-        map.retain(|_, s| s.row.created_at >= cutoff);
-        Ok((before - map.len()) as u64)
-    }
-
     async fn delete_workspace(&self, workspace: &WorkspaceId) -> Result<u64> {
         let mut map = self.write()?;
         let before = map.len();

@@ -142,9 +142,6 @@ pub trait EventHistory: Send + Sync {
     /// How many events match, ignoring `page` and `limit`.
     async fn count(&self, query: &HistoryQuery) -> Result<u64>;
 
-    /// Retention: deletes every event created before `cutoff`; returns how many.
-    async fn delete_before(&self, cutoff: DateTime<Utc>) -> Result<u64>;
-
     /// Deletes every event of `workspace` (workspace deletion); returns how many.
     async fn delete_workspace(&self, workspace: &WorkspaceId) -> Result<u64>;
 

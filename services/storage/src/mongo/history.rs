@@ -170,15 +170,6 @@ impl EventHistory for MongoStore {
             .map_err(|e| op_error(&self.location, "count", e))
     }
 
-    async fn delete_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
-        let done = self
-            .events()
-            .delete_many(doc! { "at": { "$lt": cutoff.timestamp_millis() } })
-            .await
-            .map_err(|e| op_error(&self.location, "retention", e))?;
-        Ok(done.deleted_count)
-    }
-
     async fn delete_workspace(&self, workspace: &WorkspaceId) -> Result<u64> {
         let done = self
             .events()

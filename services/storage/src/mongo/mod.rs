@@ -97,7 +97,6 @@ impl MongoStore {
             ),
             index(doc! { "ws": 1, "at": 1 }, "events_ws_created"),
             index(doc! { "ws": 1, "corr": 1 }, "events_ws_corr"),
-            index(doc! { "at": 1 }, "events_created"),
             text,
         ];
         self.db

@@ -53,15 +53,9 @@ impl EventHistory for PostgresStore {
         self.pools().count_events(q).await
     }
 
-    async fn delete_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {
-        self.pools()
-            .delete_events("retention", None, Some(cutoff))
-            .await
-    }
-
     async fn delete_workspace(&self, workspace: &WorkspaceId) -> Result<u64> {
         self.pools()
-            .delete_events("delete workspace", Some(workspace), None)
+            .delete_events("delete workspace", workspace, None)
             .await
     }
 
@@ -71,7 +65,7 @@ impl EventHistory for PostgresStore {
         cutoff: DateTime<Utc>,
     ) -> Result<u64> {
         self.pools()
-            .delete_events("retention", Some(workspace), Some(cutoff))
+            .delete_events("retention", workspace, Some(cutoff))
             .await
     }
 

@@ -29,9 +29,10 @@ const MAX_CONNECTIONS: u32 = 8;
 const MIGRATION_LOCK: i64 = 0x5245_4652_4143_5401;
 
 /// Schema versions, applied in order. Never edit a released entry: add a new one.
-const MIGRATIONS: &[Migration] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[Migration] = &[
+    (
+        1,
+        r#"
 CREATE TABLE events (
     workspace TEXT NOT NULL,
     id_ms BIGINT NOT NULL,
@@ -67,7 +68,14 @@ CREATE TABLE document_keys (
 );
 CREATE INDEX document_keys_owner ON document_keys (collection, id);
 "#,
-)];
+    ),
+    (
+        2,
+        // Every delete by age is per workspace (`events_ws_created`); the global index on
+        // `created_at` only cost an index write per appended event.
+        "DROP INDEX IF EXISTS events_created;",
+    ),
+];
 
 /// The PostgreSQL document store.
 pub struct PostgresStore {

@@ -49,26 +49,19 @@ where
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// Deletes the events of `workspace` (every workspace when `None`) created before
-    /// `cutoff` (whenever created when `None`); `operation` names it in errors.
+    /// Deletes the events of `workspace` created before `cutoff` (whenever created when
+    /// `None`); `operation` names it in errors.
     pub(crate) async fn delete_events(
         &self,
         operation: &'static str,
-        workspace: Option<&WorkspaceId>,
+        workspace: &WorkspaceId,
         cutoff: Option<DateTime<Utc>>,
     ) -> Result<u64> {
-        let mut qb = QueryBuilder::<DB>::new("DELETE FROM events WHERE ");
-        let mut sep = qb.separated(" AND ");
-        if workspace.is_none() && cutoff.is_none() {
-            sep.push("1 = 1");
-        }
-        if let Some(ws) = workspace {
-            sep.push("workspace = ")
-                .push_bind_unseparated(ws.as_str().to_string());
-        }
+        let mut qb = QueryBuilder::<DB>::new("DELETE FROM events WHERE workspace = ");
+        qb.push_bind(workspace.as_str().to_string());
         if let Some(cutoff) = cutoff {
-            sep.push("created_at < ")
-                .push_bind_unseparated(cutoff.timestamp_millis());
+            qb.push(" AND created_at < ")
+                .push_bind(cutoff.timestamp_millis());
         }
         let done = qb
             .build()

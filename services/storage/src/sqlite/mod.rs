@@ -45,9 +45,10 @@ const WAL_CHECKPOINT_PAGES: u32 = 10_000;
 ///
 /// Schema versions, applied in order, each in one transaction. Never edit a released entry:
 /// add a new one.
-const MIGRATIONS: &[Migration] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[Migration] = &[
+    (
+        1,
+        r#"
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY,
     workspace TEXT NOT NULL,
@@ -96,7 +97,14 @@ CREATE TABLE cache_entries (
     expires_at INTEGER
 ) WITHOUT ROWID;
 "#,
-)];
+    ),
+    (
+        2,
+        // Every delete by age is per workspace (`events_ws_created`); the global index on
+        // `created_at` only cost a b-tree write per appended event.
+        "DROP INDEX IF EXISTS events_created;",
+    ),
+];
 
 /// The SQLite document store (history + collections). Writes go through one dedicated
 /// connection: SQLite allows one writer at a time anyway, and a connection's page cache is
@@ -248,9 +256,19 @@ mod tests {
         let url = format!("sqlite://{}/sub/r.db", dir.path().display());
         let loc = Location::parse("document store", &url).unwrap();
         let store = SqliteStore::open(&loc).await.unwrap();
-        assert_eq!(schema_version(store.pool()).await.unwrap(), 1);
+        assert_eq!(schema_version(store.pool()).await.unwrap(), 2);
         drop(store);
         let again = SqliteStore::open(&loc).await.unwrap();
-        assert_eq!(schema_version(again.pool()).await.unwrap(), 1);
+        assert_eq!(schema_version(again.pool()).await.unwrap(), 2);
+        // Version 2 dropped the global `created_at` index (deletes by age are per workspace).
+        let indexes: Vec<(String,)> = sqlx::query_as(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
+        )
+        .fetch_all(again.pool())
+        .await
+        .unwrap();
+        let names: Vec<&str> = indexes.iter().map(|(n,)| n.as_str()).collect();
+        assert!(names.contains(&"events_ws_created"), "{names:?}");
+        assert!(!names.contains(&"events_created"), "{names:?}");
     }
 }
