@@ -14,7 +14,9 @@
 # connections. Refract runs with its rate limits off, both the gateway's
 # (REFRACT_DISABLE_RATE_LIMIT) and the workspace's throttles (system secret
 # `prismeai_ratelimit_disabled`, set as a superadmin), and the script fails if a warm-up still
-# sees errors or a throttled rate. Prints one markdown table and the ratios. Needs wrk, jq, curl,
+# sees errors or a throttled rate. Prints one markdown table (with the CPU time the target
+# spent per request at c=16, from /proc: steadier than req/s on a shared machine) and the
+# ratios. Needs wrk, jq, curl,
 # npm (first run only). Numbers mean something only on a quiet machine.
 #
 #   bash tests/benches/peers.sh                              # 15 s per level after 3 s
@@ -60,6 +62,10 @@ stop() {
 trap 'stop; rm -rf "$WORK"' EXIT
 
 rss_mib() { awk '/VmRSS/ {printf "%.0f MiB", $2 / 1024}' "/proc/$1/status"; }
+# cpu_ticks PID: the user + system CPU time the process (all its threads) has used, in clock
+# ticks (the fields after the command name, which may hold spaces).
+cpu_ticks() { sed -E 's/^.*\) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))
 
 # wait_answer URL: until URL answers the contract, 60 s at most.
 wait_answer() {
@@ -83,7 +89,7 @@ field() { # LINE NAME: the number after NAME (or before, for "req/s")
 }
 
 ROWS=()
-declare -A RATE16 RATE64
+declare -A RATE16 RATE64 CPU16
 # measure NAME LABEL URL [MIN_RATE]: the target at URL, already started as $PID.
 measure() {
   local name="$1" label="$2" url="$3" min_rate="${4:-0}"
@@ -107,14 +113,20 @@ measure() {
     perf record -F 199 --call-graph dwarf,32768 -p "$PID" -o "$PROFILE/$name.data" 2>/dev/null &
     local perf_pid=$!
   fi
+  local ticks; ticks=$(cpu_ticks "$PID")
   c16=$(wrk_run 16 "$DURATION" "$url"); echo "  c=16: $c16"
+  ticks=$(( $(cpu_ticks "$PID") - ticks ))
+  # CPU per request at c=16: what the target itself spent (wrk's own CPU is not counted), a
+  # steadier figure than req/s on a shared machine.
+  local requests; requests=$(sed -E 's/^([0-9]+) requests.*/\1/' <<<"$c16")
+  CPU16[$name]=$(( ticks * TICK_US / (requests > 0 ? requests : 1) ))
   if [ -n "${PROFILE:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
   c64=$(wrk_run 64 "$DURATION" "$url"); echo "  c=64: $c64"
   local after; after=$(rss_mib "$PID")
   RATE16[$name]=$(field "$c16" req/s)
   RATE64[$name]=$(field "$c64" req/s)
   local errors=$(( $(field "$c16" errors) + $(field "$c64" errors) ))
-  ROWS+=("| $label | ${RATE16[$name]} | $(field "$c16" p50) ms | $(field "$c16" p99) ms | ${RATE64[$name]} | $idle | $after | $errors |")
+  ROWS+=("| $label | ${RATE16[$name]} | $(field "$c16" p50) ms | $(field "$c16" p99) ms | ${CPU16[$name]} µs | ${RATE64[$name]} | $idle | $after | $errors |")
 }
 
 # refract_serve KIND: a fresh `refract serve` with the rate limits off, signed up as a
@@ -223,8 +235,8 @@ EOF
 done
 
 echo
-echo "| target | c=16 req/s | p50 | p99 | c=64 req/s | idle RSS | RSS after load | errors |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| target | c=16 req/s | p50 | p99 | CPU per request (c=16) | c=64 req/s | idle RSS | RSS after load | errors |"
+echo "|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 ratio() { # A B LEVEL: "A/B at c=LEVEL: x.xx" when both ran
   local -n rates="RATE$3"
@@ -236,5 +248,8 @@ echo
 for refract in component yaml; do
   line="$(ratio "$refract" node-red 16)$(ratio "$refract" node-red 64)$(ratio "$refract" ceiling 16)$(ratio "$refract" ceiling 64)"
   [ -n "$line" ] && echo "${line%; }"
+  if [ -n "${CPU16[$refract]:-}" ] && [ -n "${CPU16[node-red]:-}" ]; then
+    printf 'node-red/%s CPU per request: %.2f\n' "$refract" "$(echo "${CPU16[node-red]} / ${CPU16[$refract]}" | bc -l)"
+  fi
 done
 exit 0
