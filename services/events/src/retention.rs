@@ -1,8 +1,9 @@
 //! Retention: deletes history older than each workspace's age limit.
 //!
-//! A workspace sets its limit in its config, `config.value.eventsRetentionDays` (1 to
-//! [`refract_core::retention::MAX_DAYS`]); others keep events [`Config::default_retention_days`]. Every events
-//! instance runs the pass; deleting what is already deleted costs one indexed query.
+//! A workspace sets its limit in its config, `config.value.eventsRetentionDays` (the rule is
+//! [`refract_core::retention`]'s); others keep events [`Config::default_retention_days`].
+//! Every events instance runs the pass; deleting what is already deleted costs one indexed
+//! query.
 
 use std::future::Future;
 
