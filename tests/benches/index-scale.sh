@@ -19,21 +19,22 @@ EMPTY="$(mktemp -d)"
 PID=""
 trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$DATA" "$EMPTY"' EXIT
 
-# start DIR: starts refract serve on DIR; prints the ms until it answers /sys/readiness.
+# start DIR: starts refract serve on DIR (its pid in PID, in this shell: not called in a
+# subshell); READY_MS: the ms until it answered /sys/readiness.
 start() {
   local t0; t0=$(date +%s%N)
   REFRACT_DISABLE_RATE_LIMIT=true "$BIN" serve --data-dir "$1" --listen "127.0.0.1:$PORT" \
     >"$1/serve.log" 2>&1 &
   PID=$!
   until curl -fs "$API/sys/readiness" >/dev/null 2>&1; do sleep 0.02; done
-  echo $(( ($(date +%s%N) - t0) / 1000000 ))
+  READY_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
 }
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
 rss_mib() { sleep 5; echo $(( $(awk '/VmRSS/ {print $2}' "/proc/$PID/status") / 1024 )); }
 
-empty_ms=$(start "$EMPTY"); empty_rss=$(rss_mib); stop
+start "$EMPTY"; empty_ms=$READY_MS; empty_rss=$(rss_mib); stop
 
-start "$DATA" >/dev/null
+start "$DATA"
 curl -fs "$API/v2/signup" -H 'content-type: application/json' \
   -d '{"email":"bench@example.com","password":"correct horse battery","firstName":"Bench"}' >/dev/null
 TOKEN=$(curl -fs "$API/v2/login" -H 'content-type: application/json' \
@@ -51,7 +52,7 @@ done
 echo "created $((WORKSPACES * PER_WORKSPACE)) automations over $WORKSPACES workspaces in $(( $(date +%s) - t0 )) s"
 stop
 
-ms=$(start "$DATA"); rss=$(rss_mib)
+start "$DATA"; ms=$READY_MS; rss=$(rss_mib)
 for ws in "${workspaces[@]}"; do
   curl -fs -o /dev/null "$API/v2/workspaces/$ws/events" "${auth[@]}" -d '{"events":[{"type":"tick","payload":{}}]}'
 done
@@ -65,7 +66,7 @@ for _ in $(seq 1 300); do
   [ "$ran" -ge $((WORKSPACES * PER_WORKSPACE)) ] && break
   sleep 1
 done
-loaded=$(grep -o 'automations=[0-9]*' "$DATA/serve.log" | tail -1 || true)
+loaded=$(sed 's/\x1b\[[0-9;]*m//g' "$DATA/serve.log" | grep -o 'automations=[0-9]*' | tail -1 || true)
 echo "after a restart: ready in $ms ms ($loaded), idle RSS $rss MiB; empty data folder: ready in $empty_ms ms, idle RSS $empty_rss MiB"
 echo "runs after one event per workspace: $ran of $((WORKSPACES * PER_WORKSPACE))"
 stop
