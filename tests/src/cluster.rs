@@ -98,6 +98,17 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
+    /// The PostgreSQL URL of this cluster's schema, as its processes use it (e.g. to run
+    /// `refract admin` against the cluster).
+    pub fn database_url(&self) -> String {
+        let separator = if self.database_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        format!("{}{separator}schema={}", self.database_url, self.namespace)
+    }
+
     /// Starts `shape` on `backends` with the `refract` binary `bin` (end-to-end tests pass their
     /// `CARGO_BIN_EXE_refract-node`): workspaces `ws-1`, runtimes `rt-N`, events `ev-N`, gateways
     /// `gw-N` (gateway N prefers runtime N and events N, wrapping around, and fails over to the
@@ -200,11 +211,6 @@ impl LocalCluster {
             .create(true)
             .append(true)
             .open(&log)?;
-        let separator = if backends.database_url.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
         let files = backends
             .files_url
             .clone()
@@ -214,13 +220,7 @@ impl LocalCluster {
             .args([service, "--listen", &format!("127.0.0.1:{port}")])
             .env("REFRACT_BROKER_URL", &backends.redis_url)
             .env("REFRACT_CACHE_URL", &backends.redis_url)
-            .env(
-                "REFRACT_DATABASE_URL",
-                format!(
-                    "{}{separator}schema={}",
-                    backends.database_url, self.namespace
-                ),
-            )
+            .env("REFRACT_DATABASE_URL", self.database_url())
             .env("REFRACT_FILES_URL", files)
             .env("REFRACT_NAMESPACE", &self.namespace)
             .env("REFRACT_INSTANCE", name)

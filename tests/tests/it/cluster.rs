@@ -219,6 +219,8 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
         "orders run more than once while all were healthy: {twice:?}"
     );
 
+    quota_reaches_every_runtime(cluster, &ada, &ws).await?;
+
     // A schedule ticking every second from now on, and waits across runtimes.
     let ticker = json!({"slug": "ticker", "name": "Every second", "when": {"schedules": ["* * * * * *"]},
         "do": [{"set": {"name": "n", "value": 1}}]});
@@ -307,6 +309,85 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
         ticks.len(),
         started.elapsed()
     );
+    Ok(())
+}
+
+/// A superadmin lowers the workspace's emits per run through one gateway: the runtime that took
+/// the change applies it, the other hears `runtime.quotas.updated` and reads it again, so runs
+/// on both runtimes are refused their second emit. Then back to the configured policy.
+async fn quota_reaches_every_runtime(
+    cluster: &LocalCluster,
+    ada: &Client,
+    ws: &str,
+) -> anyhow::Result<()> {
+    let root = cluster.client().signed_up("root@example.com").await?;
+    let admin = refract::Config {
+        database_url: Some(cluster.database_url()),
+        ..refract::Config::default()
+    };
+    refract::admin::run(
+        &admin,
+        refract::admin::AdminCommand::Grant,
+        "root@example.com",
+    )
+    .await?;
+    let quotas = format!("/v2/workspaces/{ws}/quotas");
+    let (status, body) = root
+        .json(Method::PUT, &quotas, Some(json!({"maxEmits": 1})))
+        .await?;
+    ensure!(
+        status == StatusCode::OK,
+        "lowering maxEmits: {status} {body}"
+    );
+    create(
+        ada,
+        ws,
+        json!({"slug": "twice", "name": "Emits twice", "when": {"events": ["quota.check"]},
+        "do": [{"emit": {"event": "quota.one"}}, {"emit": {"event": "quota.two"}}]}),
+    )
+    .await?;
+    // The broker carries the change to the other runtime within milliseconds; leave it a moment.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut replicas = BTreeSet::new();
+    let mut runs = Vec::new();
+    for round in 0..5 {
+        let events: Vec<Value> = (0..10)
+            .map(|i| json!({"type": "quota.check", "payload": {"n": round * 10 + i}}))
+            .collect();
+        emit_http(ada, ws, Value::Array(events)).await?;
+        // A runtime may still be adding `twice` to its index when the first events come: count
+        // on at least one run per round, not ten.
+        runs = runs_of(ada, ws, "twice", round * 10 + 1).await?;
+        replicas = runs
+            .iter()
+            .filter_map(|r| r["source"]["host"]["replica"].as_str())
+            .map(str::to_owned)
+            .collect();
+        if replicas.len() == 2 {
+            break;
+        }
+    }
+    ensure!(
+        replicas == BTreeSet::from(["rt-1".to_owned(), "rt-2".to_owned()]),
+        "both runtimes should have run `twice`: {replicas:?}"
+    );
+    let allowed: Vec<&Value> = runs
+        .iter()
+        .filter(|r| r["payload"]["status"] != "error")
+        .map(|r| &r["source"]["host"]["replica"])
+        .collect();
+    ensure!(
+        allowed.is_empty(),
+        "{} of {} runs went past the lowered limit (their runtime did not apply the change), on {allowed:?}",
+        allowed.len(),
+        runs.len()
+    );
+    let (status, body) = root.json(Method::PUT, &quotas, Some(json!({}))).await?;
+    ensure!(
+        status == StatusCode::OK,
+        "back to the configured policy: {status} {body}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
     Ok(())
 }
 
