@@ -11,13 +11,16 @@
 //!
 //! `workspaces.deleted` events also delete that workspace's history.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use refract_broker::{Delivery, Subscription, TypeFilter};
 use refract_core::platform::{service, types};
 use refract_core::{Event, WorkspaceId};
+use refract_storage::{CacheKey, UsageMetric};
 use tokio::sync::Semaphore;
 
 use crate::EventsState;
@@ -137,6 +140,7 @@ async fn write(
         );
         // Prometheus computes the rate (events stored per second) from the counter.
         metrics::counter!("events_stored_total").increment(outcome.inserted);
+        count_stored_bytes(state, events).await;
     }
     // After the append: a deleted workspace's own last events are in the same batch.
     for workspace in deleted {
@@ -144,6 +148,27 @@ async fn write(
         tracing::info!(%workspace, removed, "events: history of a deleted workspace removed");
     }
     Ok(())
+}
+
+/// Adds what `events` take in the history (each one's JSON size, measured when it was
+/// published) to its workspace's usage of the day. A count that fails is logged, not retried:
+/// usage is reported, never enforced, and the events are stored either way.
+async fn count_stored_bytes(state: &EventsState, events: &[Arc<Event>]) {
+    let mut by_workspace: HashMap<&WorkspaceId, i64> = HashMap::new();
+    for event in events {
+        if let Some(ws) = &event.source.workspace_id {
+            let size = i64::try_from(event.size.unwrap_or_default()).unwrap_or(i64::MAX);
+            let n = by_workspace.entry(ws).or_default();
+            *n = n.saturating_add(size);
+        }
+    }
+    let day = Utc::now().format("%Y-%m-%d").to_string();
+    for (ws, bytes) in by_workspace {
+        let key = CacheKey::usage(ws, &day, UsageMetric::StoredBytes);
+        if let Err(error) = state.cache.incr(&key, bytes, UsageMetric::KEPT).await {
+            tracing::warn!(workspace_id = %ws, %error, "events: stored bytes not counted");
+        }
+    }
 }
 
 /// Whether `event` belongs in history: it persists and has a workspace.

@@ -1,4 +1,5 @@
-//! Usage per workspace and UTC day: runs, run-milliseconds, emits and fetches. Counted in
+//! Usage per workspace and UTC day: runs, run-milliseconds, emits and fetches (the events
+//! service adds the bytes stored in the history to the same counters). Counted in
 //! memory on the run path (a map update), added to durable cache counters every
 //! [`FLUSH_EVERY`] by [`Usage::flush`], so every instance's runs add up; read back by day for
 //! `GET /v2/workspaces/{id}/usage` and the quotas view. Each flush also adds the counts to
@@ -13,15 +14,18 @@ use std::time::Duration;
 use chrono::{NaiveDate, Utc};
 use refract_core::WorkspaceId;
 use refract_host::RunReport;
-use refract_storage::{Cache, CacheKey, StorageError};
+use refract_storage::{Cache, CacheKey, StorageError, UsageMetric};
 use serde_json::{Map, Value, json};
 
 /// How often the counts are added to the shared counters.
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_secs(2);
-/// How long a day's counters are kept.
-const KEEP: Duration = Duration::from_secs(400 * 24 * 3600);
-/// The metrics counted.
-pub(crate) const METRICS: [&str; 4] = ["runs", "runMs", "emits", "fetches"];
+/// The metrics this service counts (the events service counts [`UsageMetric::StoredBytes`]).
+const COUNTED: [UsageMetric; 4] = [
+    UsageMetric::Runs,
+    UsageMetric::RunMs,
+    UsageMetric::Emits,
+    UsageMetric::Fetches,
+];
 /// The Prometheus counter of each metric.
 const SERIES: [&str; 4] = [
     "workspace_runs_total",
@@ -97,14 +101,18 @@ impl Usage {
             }
             let day_text = day.format("%Y-%m-%d").to_string();
             let mut left = Counts::default();
-            for (i, metric) in METRICS.iter().enumerate() {
+            for (i, metric) in COUNTED.into_iter().enumerate() {
                 let by = counts.0[i];
                 if by == 0 {
                     continue;
                 }
                 if let Err(e) = self
                     .cache
-                    .incr(&CacheKey::usage(&ws, &day_text, metric), by, KEEP)
+                    .incr(
+                        &CacheKey::usage(&ws, &day_text, metric),
+                        by,
+                        UsageMetric::KEPT,
+                    )
                     .await
                 {
                     tracing::warn!(workspace_id = %ws, error = %e, "usage not counted yet");
@@ -122,7 +130,7 @@ impl Usage {
     }
 
     /// `workspace`'s usage from `from` to `to` (UTC days, both included): `{days: [{day,
-    /// runs, runMs, emits, fetches}], total: {…}}`.
+    /// runs, runMs, emits, fetches, storedBytes}], total: {…}}`.
     pub(crate) async fn between(
         &self,
         workspace: &WorkspaceId,
@@ -130,13 +138,13 @@ impl Usage {
         to: NaiveDate,
     ) -> Result<Value, StorageError> {
         let mut days = Vec::new();
-        let mut total = [0i64; 4];
+        let mut total = [0i64; UsageMetric::ALL.len()];
         let mut day = from;
         while day <= to {
             let text = day.format("%Y-%m-%d").to_string();
             let mut row = Map::new();
             row.insert("day".into(), json!(text));
-            for (i, metric) in METRICS.iter().enumerate() {
+            for (i, metric) in UsageMetric::ALL.into_iter().enumerate() {
                 let n = self
                     .cache
                     .get(&CacheKey::usage(workspace, &text, metric))
@@ -145,16 +153,16 @@ impl Usage {
                     .and_then(|s| s.parse::<i64>().ok())
                     .unwrap_or(0);
                 total[i] = total[i].saturating_add(n);
-                row.insert((*metric).into(), json!(n));
+                row.insert(metric.name().into(), json!(n));
             }
             days.push(Value::Object(row));
             let Some(next) = day.succ_opt() else { break };
             day = next;
         }
-        let total: Map<String, Value> = METRICS
+        let total: Map<String, Value> = UsageMetric::ALL
             .iter()
             .zip(total)
-            .map(|(m, n)| ((*m).to_owned(), json!(n)))
+            .map(|(m, n)| (m.name().to_owned(), json!(n)))
             .collect();
         Ok(json!({"days": days, "total": total}))
     }
@@ -214,7 +222,7 @@ mod tests {
         let got = usage.between(&ws, today, today).await.unwrap();
         assert_eq!(
             got["total"],
-            json!({"runs": 3, "runMs": 45, "emits": 3, "fetches": 1})
+            json!({"runs": 3, "runMs": 45, "emits": 3, "fetches": 1, "storedBytes": 0})
         );
         assert_eq!(
             got["days"][0]["day"],

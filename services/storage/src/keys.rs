@@ -21,6 +21,47 @@ fn part(s: &str) -> String {
         .collect()
 }
 
+/// What is counted of a workspace's use, per UTC day ([`CacheKey::usage`]): the runtime counts
+/// runs, their time, emits and fetches; the events service the bytes its history stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UsageMetric {
+    /// Runs that happened.
+    Runs,
+    /// Their wall time, in milliseconds.
+    RunMs,
+    /// Events their guests emitted.
+    Emits,
+    /// Fetches their guests made.
+    Fetches,
+    /// Bytes the workspace's events added to the history (each event's stored JSON).
+    StoredBytes,
+}
+
+impl UsageMetric {
+    /// Every metric, in the order the API lists them.
+    pub const ALL: [UsageMetric; 5] = [
+        UsageMetric::Runs,
+        UsageMetric::RunMs,
+        UsageMetric::Emits,
+        UsageMetric::Fetches,
+        UsageMetric::StoredBytes,
+    ];
+
+    /// How long a day's counters are kept.
+    pub const KEPT: std::time::Duration = std::time::Duration::from_secs(400 * 24 * 3600);
+
+    /// Its name in keys and in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            UsageMetric::Runs => "runs",
+            UsageMetric::RunMs => "runMs",
+            UsageMetric::Emits => "emits",
+            UsageMetric::Fetches => "fetches",
+            UsageMetric::StoredBytes => "storedBytes",
+        }
+    }
+}
+
 impl CacheKey {
     fn new(name: String, durable: bool) -> Self {
         Self { name, durable }
@@ -101,9 +142,9 @@ impl CacheKey {
 
     /// A workspace's usage counter `metric` of one UTC day (`YYYY-MM-DD`), kept across
     /// restarts.
-    pub fn usage(workspace: &WorkspaceId, day: &str, metric: &str) -> Self {
+    pub fn usage(workspace: &WorkspaceId, day: &str, metric: UsageMetric) -> Self {
         Self::new(
-            format!("usage:{workspace}:{}:{}", part(day), part(metric)),
+            format!("usage:{workspace}:{}:{}", part(day), metric.name()),
             true,
         )
     }

@@ -54,6 +54,6 @@ pub use documents::{CollectionSpec, Collections, Document, Expect, collections};
 pub use error::{Result, StorageError};
 pub use files::{Digest, FILE_STORE_SCHEMES, FileStore, open_file_store, open_file_store_with};
 pub use history::{AppendOutcome, EventHistory, FieldFilter, HistoryQuery, SortOrder, TypeFilter};
-pub use keys::CacheKey;
+pub use keys::{CacheKey, UsageMetric};
 pub use refract_core::permissions::Principal;
 pub use store::{DOCUMENT_STORE_SCHEMES, DocumentStore, MemoryStore, open_document_store};

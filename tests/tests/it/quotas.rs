@@ -102,7 +102,9 @@ async fn a_limit_lowered_live_holds_on_the_next_run_and_usage_adds_up() {
     let seen = loop {
         let (status, body) = call(&ada, Method::GET, &quotas, None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        if body["usage"]["runs"].as_i64() >= Some(2) || tokio::time::Instant::now() > deadline {
+        let counted = body["usage"]["runs"].as_i64() >= Some(2)
+            && body["usage"]["storedBytes"].as_i64() > Some(0);
+        if counted || tokio::time::Instant::now() > deadline {
             break body;
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -118,6 +120,11 @@ async fn a_limit_lowered_live_holds_on_the_next_run_and_usage_adds_up() {
         "{seen}"
     );
     assert_eq!(seen["usage"]["runs"], 2, "{seen}");
+    // The two runs' records and the events they emitted, as the history stores them.
+    assert!(
+        seen["usage"]["storedBytes"].as_i64() > Some(1_000),
+        "{seen}"
+    );
     assert_eq!(
         seen["usage"]["emits"], 5,
         "3 + 2 before the refusal: {seen}"
