@@ -9,13 +9,15 @@
 #                tests/benches/webhook-double;
 #   - yaml:      `refract serve` with the YAML automation
 #                `output: {result: '{% {{body.n}} * 2 %}'}`.
-# Each target runs alone (start, check the answer, idle RSS, warm-up, measure, RSS, stop):
+# Each target runs alone (start, check the answer, idle RSS, warm-up, measure, RSS, stop);
+# Refract is measured restarted on its data, as a platform runs once it has compiled its
+# component or its DSL interpreter (the RSS of that first process is its own column):
 # wrk, 2 threads, a $WARMUP warm-up at 16 connections, then $DURATION closed loops at 16 and 64
 # connections. Refract runs with its rate limits off, both the gateway's
 # (REFRACT_DISABLE_RATE_LIMIT) and the workspace's throttles (system secret
 # `prismeai_ratelimit_disabled`, set as a superadmin), and the script fails if a warm-up still
 # sees errors or a throttled rate. Prints one markdown table (with the CPU time the target
-# spent per request at c=16, from /proc: steadier than req/s on a shared machine) and the
+# spent per request at c=16, from /proc: it leaves out wrk's share of the cores) and the
 # ratios. Needs wrk, jq, curl,
 # npm (first run only). Numbers mean something only on a quiet machine.
 #
@@ -116,8 +118,7 @@ measure() {
   local ticks; ticks=$(cpu_ticks "$PID")
   c16=$(wrk_run 16 "$DURATION" "$url"); echo "  c=16: $c16"
   ticks=$(( $(cpu_ticks "$PID") - ticks ))
-  # CPU per request at c=16: what the target itself spent (wrk's own CPU is not counted), a
-  # steadier figure than req/s on a shared machine.
+  # CPU per request at c=16: what the target itself spent (wrk's own CPU is not counted).
   local requests; requests=$(sed -E 's/^([0-9]+) requests.*/\1/' <<<"$c16")
   CPU16[$name]=$(( ticks * TICK_US / (requests > 0 ? requests : 1) ))
   if [ -n "${PROFILE:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
@@ -126,21 +127,35 @@ measure() {
   RATE16[$name]=$(field "$c16" req/s)
   RATE64[$name]=$(field "$c64" req/s)
   local errors=$(( $(field "$c16" errors) + $(field "$c64" errors) ))
-  ROWS+=("| $label | ${RATE16[$name]} | $(field "$c16" p50) ms | $(field "$c16" p99) ms | ${CPU16[$name]} µs | ${RATE64[$name]} | $idle | $after | $errors |")
+  ROWS+=("| $label | ${RATE16[$name]} | $(field "$c16" p50) ms | $(field "$c16" p99) ms | ${CPU16[$name]} µs | ${RATE64[$name]} | $idle | ${FIRST[$name]:-–} | $after | $errors |")
 }
 
 # refract_serve KIND: a fresh `refract serve` with the rate limits off, signed up as a
 # superadmin (the throttle secret is a system secret); sets REFRACT_TOKEN, REFRACT_WORKSPACE.
 source tests/benches/common.sh
-refract_serve() {
+start_serve() { # KIND: `refract serve` on $WORK/refract-KIND, healthy; its pid in PID
   local data="$WORK/refract-$1"
   mkdir -p "$data"
   REFRACT_DISABLE_RATE_LIMIT=true RUST_LOG=warn "$REFRACT" serve --data-dir "$data" \
-    --listen "127.0.0.1:$PORT" 2>"$data/serve.log" &
+    --listen "127.0.0.1:$PORT" 2>>"$data/serve.log" &
   PID=$!
   for _ in $(seq 1 300); do curl -fs "$API/sys/healthcheck" >/dev/null && break; sleep 0.1; done
+}
+# restarted KIND URL: notes the RSS of the first process (it compiled the component or the DSL
+# interpreter: what Cranelift freed stays with the allocator), then restarts `refract serve` on
+# the same data, as a platform runs once its artifacts are stored, and waits for URL's answer.
+declare -A FIRST
+restarted() {
+  sleep 2
+  FIRST[$1]=$(rss_mib "$PID")
+  stop
+  start_serve "$1"
+  wait_answer "$2"
+}
+refract_serve() {
+  start_serve "$1"
   sign_up
-  "$REFRACT" admin grant bench@example.com --data-dir "$data" >/dev/null
+  "$REFRACT" admin grant bench@example.com --data-dir "$WORK/refract-$1" >/dev/null
   curl -fs -X PATCH "$API/v2/workspaces/$REFRACT_WORKSPACE/security/secrets" \
     -H "authorization: Bearer $REFRACT_TOKEN" -H 'content-type: application/json' \
     -d '{"prismeai_ratelimit_disabled":{"value":"true"}}' >/dev/null
@@ -206,6 +221,7 @@ EOF
       hook="$API/v2/workspaces/$REFRACT_WORKSPACE/webhooks/double"
       wait_answer "$hook"
       unthrottled "$hook"
+      restarted component "$hook"
       measure component "Refract, Rust component (webhook-double)" "$hook" 600
       ;;
     yaml)
@@ -224,6 +240,7 @@ EOF
       hook="$API/v2/workspaces/$REFRACT_WORKSPACE/webhooks/double"
       wait_answer "$hook"
       unthrottled "$hook"
+      restarted yaml "$hook"
       measure yaml "Refract, YAML automation" "$hook" 600
       ;;
     *)
@@ -235,8 +252,8 @@ EOF
 done
 
 echo
-echo "| target | c=16 req/s | p50 | p99 | CPU per request (c=16) | c=64 req/s | idle RSS | RSS after load | errors |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| target | c=16 req/s | p50 | p99 | CPU per request (c=16) | c=64 req/s | idle RSS | idle RSS, first start | RSS after load | errors |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 ratio() { # A B LEVEL: "A/B at c=LEVEL: x.xx" when both ran
   local -n rates="RATE$3"
