@@ -39,6 +39,10 @@ pub struct HostConfig {
     pub egress: EgressConfig,
     /// Entries of the `InstancePre` LRU.
     pub instance_cache: usize,
+    /// Called on the compiling thread once a compile is done: the embedding process can ask its
+    /// allocator to give back what the compiler freed (Cranelift's working memory, tens of MiB,
+    /// would otherwise stay with idle threads).
+    pub after_compile: Option<fn()>,
 }
 
 impl Default for HostConfig {
@@ -47,6 +51,7 @@ impl Default for HostConfig {
             engine: EngineConfig::default(),
             egress: EgressConfig::default(),
             instance_cache: DEFAULT_INSTANCE_CACHE,
+            after_compile: None,
         }
     }
 }
@@ -89,6 +94,8 @@ pub struct Host {
     max_memory: usize,
     /// Instance slots held per workspace (runs and nested calls), capped at a fair share.
     shares: Shares,
+    /// [`HostConfig::after_compile`].
+    after_compile: Option<fn()>,
     _ticker: EpochTicker,
 }
 
@@ -121,6 +128,7 @@ impl Host {
             tick: config.engine.epoch_tick,
             max_memory: config.engine.max_memory_bytes,
             shares: Shares::new(config.engine.workspace_share()),
+            after_compile: config.after_compile,
             _ticker: ticker,
         })
     }
@@ -145,7 +153,11 @@ impl Host {
     /// blocking thread.
     pub fn check(&self, bytes: &[u8]) -> Result<(), HostError> {
         validate::check_preamble(bytes)?;
-        let component = Component::new(&self.engine, bytes).map_err(|e| HostError::Compile {
+        let component = Component::new(&self.engine, bytes);
+        if let Some(after) = self.after_compile {
+            after();
+        }
+        let component = component.map_err(|e| HostError::Compile {
             message: format!("{e:#}"),
         })?;
         validate::check_world(&self.engine, &component)
@@ -161,12 +173,19 @@ impl Host {
         }
         let engine = self.engine.clone();
         let owned = bytes.to_vec();
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, owned))
-            .await
-            .map_err(|e| HostError::internal("compile task", e))?
-            .map_err(|e| HostError::Compile {
-                message: format!("{e:#}"),
-            })?;
+        let after = self.after_compile;
+        let component = tokio::task::spawn_blocking(move || {
+            let component = Component::new(&engine, owned);
+            if let Some(after) = after {
+                after();
+            }
+            component
+        })
+        .await
+        .map_err(|e| HostError::internal("compile task", e))?
+        .map_err(|e| HostError::Compile {
+            message: format!("{e:#}"),
+        })?;
         validate::check_world(&self.engine, &component)?;
         let pre = self.pre_for(&component)?;
         let artifact = component

@@ -27,3 +27,19 @@ pub use config::{Config, Flags};
 /// the same command line the cluster tests and benchmarks start as processes.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Gives back what a compile freed (the host calls it after compiling a component or the DSL
+/// interpreter): mimalloc keeps a thread's freed pages until that thread allocates again, and
+/// Cranelift compiles on rayon's threads, which then sit idle. Measured: `refract serve` idled
+/// at 132 MiB after compiling the interpreter, against 54 MiB once restarted on its stored
+/// artifact.
+pub(crate) fn release_compiler_memory() {
+    #[allow(unsafe_code)]
+    fn collect() {
+        // SAFETY: `mi_collect` takes no pointer and may be called from any thread at any time;
+        // it only returns this thread's free pages (and abandoned ones) to the OS.
+        unsafe { libmimalloc_sys::mi_collect(true) }
+    }
+    rayon::broadcast(|_| collect());
+    collect();
+}

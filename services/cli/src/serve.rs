@@ -89,6 +89,7 @@ impl Backends {
             .context("files_url")?;
         let mut host_config = HostConfig::default();
         host_config.egress.allow_loopback = config.allow_loopback_fetch;
+        host_config.after_compile = Some(crate::release_compiler_memory);
         let artifacts = Arc::new(refract_workspaces::FileArtifactStore::new(files.clone()));
         let host = Arc::new(
             Host::new(host_config, artifacts)

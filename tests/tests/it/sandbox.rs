@@ -618,3 +618,26 @@ async fn secrets_reach_the_guest_and_none_of_its_records() -> anyhow::Result<()>
     );
     Ok(())
 }
+
+/// Compiles counted by the embedder's `after_compile` hook of the test below.
+static COMPILES_SEEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[tokio::test]
+async fn the_embedder_hears_of_every_compile_on_the_compiling_thread() -> anyhow::Result<()> {
+    fn seen() {
+        COMPILES_SEEN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    let sb = sandbox()?;
+    let config = refract_host::HostConfig {
+        after_compile: Some(seen),
+        ..Default::default()
+    };
+    let host = refract_host::Host::new(config, sb.artifacts.clone())?;
+    let bytes = refract_tests::fixtures::fixture("trivial")?;
+    host.upload(&bytes).await?;
+    assert_eq!(COMPILES_SEEN.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // A validation (`validateOnly`) compiles too.
+    host.check(&bytes)?;
+    assert_eq!(COMPILES_SEEN.load(std::sync::atomic::Ordering::SeqCst), 2);
+    Ok(())
+}
