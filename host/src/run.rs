@@ -153,13 +153,7 @@ impl Host {
     /// blocking thread.
     pub fn check(&self, bytes: &[u8]) -> Result<(), HostError> {
         validate::check_preamble(bytes)?;
-        let component = Component::new(&self.engine, bytes);
-        if let Some(after) = self.after_compile {
-            after();
-        }
-        let component = component.map_err(|e| HostError::Compile {
-            message: format!("{e:#}"),
-        })?;
+        let component = compile(&self.engine, bytes, self.after_compile)?;
         validate::check_world(&self.engine, &component)
     }
 
@@ -174,18 +168,9 @@ impl Host {
         let engine = self.engine.clone();
         let owned = bytes.to_vec();
         let after = self.after_compile;
-        let component = tokio::task::spawn_blocking(move || {
-            let component = Component::new(&engine, owned);
-            if let Some(after) = after {
-                after();
-            }
-            component
-        })
-        .await
-        .map_err(|e| HostError::internal("compile task", e))?
-        .map_err(|e| HostError::Compile {
-            message: format!("{e:#}"),
-        })?;
+        let component = tokio::task::spawn_blocking(move || compile(&engine, &owned, after))
+            .await
+            .map_err(|e| HostError::internal("compile task", e))??;
         validate::check_world(&self.engine, &component)?;
         let pre = self.pre_for(&component)?;
         let artifact = component
@@ -423,6 +408,18 @@ impl Host {
 enum Phase {
     Instantiate(wasmtime::Error),
     Call(wasmtime::Error),
+}
+
+/// Compiles `bytes` with Cranelift on this thread, then tells the embedder
+/// ([`HostConfig::after_compile`]), whether the compile succeeded or not.
+fn compile(engine: &Engine, bytes: &[u8], after: Option<fn()>) -> Result<Component, HostError> {
+    let component = Component::new(engine, bytes);
+    if let Some(after) = after {
+        after();
+    }
+    component.map_err(|e| HostError::Compile {
+        message: format!("{e:#}"),
+    })
 }
 
 /// SAFETY: `Component::deserialize` maps the bytes as native code. Artifacts are produced by
