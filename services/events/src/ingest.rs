@@ -162,9 +162,9 @@ async fn count_stored_bytes(state: &EventsState, events: &[Arc<Event>]) {
             *n = n.saturating_add(size);
         }
     }
-    let day = Utc::now().format("%Y-%m-%d").to_string();
+    let day = Utc::now().date_naive();
     for (ws, bytes) in by_workspace {
-        let key = CacheKey::usage(ws, &day, UsageMetric::StoredBytes);
+        let key = CacheKey::usage(ws, day, UsageMetric::StoredBytes);
         if let Err(error) = state.cache.incr(&key, bytes, UsageMetric::KEPT).await {
             tracing::warn!(workspace_id = %ws, %error, "events: stored bytes not counted");
         }

@@ -19,19 +19,13 @@ use serde_json::{Map, Value, json};
 
 /// How often the counts are added to the shared counters.
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_secs(2);
-/// The metrics this service counts (the events service counts [`UsageMetric::StoredBytes`]).
-const COUNTED: [UsageMetric; 4] = [
-    UsageMetric::Runs,
-    UsageMetric::RunMs,
-    UsageMetric::Emits,
-    UsageMetric::Fetches,
-];
-/// The Prometheus counter of each metric.
-const SERIES: [&str; 4] = [
-    "workspace_runs_total",
-    "workspace_run_milliseconds_total",
-    "workspace_emits_total",
-    "workspace_fetches_total",
+/// The metrics this service counts, each with its Prometheus counter (the events service counts
+/// [`UsageMetric::StoredBytes`]).
+const COUNTED: [(UsageMetric, &str); 4] = [
+    (UsageMetric::Runs, "workspace_runs_total"),
+    (UsageMetric::RunMs, "workspace_run_milliseconds_total"),
+    (UsageMetric::Emits, "workspace_emits_total"),
+    (UsageMetric::Fetches, "workspace_fetches_total"),
 ];
 /// Workspaces with their own series on one instance; the others are `_other`.
 pub(crate) const LABELLED_WORKSPACES: usize = 100;
@@ -93,26 +87,21 @@ impl Usage {
                 .collect();
         for ((ws, day), counts) in batch {
             let label = self.label(&ws);
-            for (series, by) in SERIES.iter().zip(counts.0) {
+            for ((_, series), by) in COUNTED.into_iter().zip(counts.0) {
                 if by > 0 {
-                    metrics::counter!(*series, "workspace_id" => label.clone())
+                    metrics::counter!(series, "workspace_id" => label.clone())
                         .increment(by.unsigned_abs());
                 }
             }
-            let day_text = day.format("%Y-%m-%d").to_string();
             let mut left = Counts::default();
-            for (i, metric) in COUNTED.into_iter().enumerate() {
+            for (i, (metric, _)) in COUNTED.into_iter().enumerate() {
                 let by = counts.0[i];
                 if by == 0 {
                     continue;
                 }
                 if let Err(e) = self
                     .cache
-                    .incr(
-                        &CacheKey::usage(&ws, &day_text, metric),
-                        by,
-                        UsageMetric::KEPT,
-                    )
+                    .incr(&CacheKey::usage(&ws, day, metric), by, UsageMetric::KEPT)
                     .await
                 {
                     tracing::warn!(workspace_id = %ws, error = %e, "usage not counted yet");
@@ -147,7 +136,7 @@ impl Usage {
             for (i, metric) in UsageMetric::ALL.into_iter().enumerate() {
                 let n = self
                     .cache
-                    .get(&CacheKey::usage(workspace, &text, metric))
+                    .get(&CacheKey::usage(workspace, day, metric))
                     .await?
                     .and_then(|b| String::from_utf8(b).ok())
                     .and_then(|s| s.parse::<i64>().ok())

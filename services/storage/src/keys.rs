@@ -140,11 +140,15 @@ impl CacheKey {
         Self::new(format!("socket:{}", part(socket_id)), false)
     }
 
-    /// A workspace's usage counter `metric` of one UTC day (`YYYY-MM-DD`), kept across
-    /// restarts.
-    pub fn usage(workspace: &WorkspaceId, day: &str, metric: UsageMetric) -> Self {
+    /// A workspace's usage counter `metric` of one UTC day (`YYYY-MM-DD` in the key), kept
+    /// across restarts.
+    pub fn usage(workspace: &WorkspaceId, day: chrono::NaiveDate, metric: UsageMetric) -> Self {
         Self::new(
-            format!("usage:{workspace}:{}:{}", part(day), metric.name()),
+            format!(
+                "usage:{workspace}:{}:{}",
+                day.format("%Y-%m-%d"),
+                metric.name()
+            ),
             true,
         )
     }

@@ -176,14 +176,18 @@ fn collect_strings(v: &Value, out: &mut String) {
     }
 }
 
+/// The words of `text` as they are: runs of letters and digits. The one rule of what a word is,
+/// for what is stored and what is searched.
+fn raw_words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+}
+
 /// The lowercase words of `text` joined by single spaces: what the backends index, built in
 /// one string (an event's text is split once per stored event).
 pub fn search_words(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for word in text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
+    for word in raw_words(text) {
         if !out.is_empty() {
             out.push(' ');
         }
@@ -199,10 +203,7 @@ pub fn search_words(text: &str) -> String {
 /// Splits text into lowercase words (runs of letters and digits), the unit text search
 /// matches on every backend.
 pub fn text_words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
+    raw_words(text).map(str::to_lowercase).collect()
 }
 
 #[cfg(test)]
