@@ -350,11 +350,14 @@ async fn quota_reaches_every_runtime(
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut replicas = BTreeSet::new();
     let mut runs = Vec::new();
-    for round in 0..5 {
-        let events: Vec<Value> = (0..10)
-            .map(|i| json!({"type": "quota.check", "payload": {"n": round * 10 + i}}))
-            .collect();
-        emit_http(ada, ws, Value::Array(events)).await?;
+    for round in 0..8 {
+        // One event per request, a little apart: a batch in one request is one stream read, so
+        // one runtime could take it whole, round after round.
+        for i in 0..10 {
+            let event = json!({"type": "quota.check", "payload": {"n": round * 10 + i}});
+            emit_http(ada, ws, json!([event])).await?;
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
         // A runtime may still be adding `twice` to its index when the first events come: count
         // on at least one run per round, not ten.
         runs = runs_of(ada, ws, "twice", round * 10 + 1).await?;
@@ -448,7 +451,7 @@ async fn runs_of(client: &Client, ws: &str, slug: &str, n: usize) -> anyhow::Res
         let (status, body) = client
             .json(
                 Method::GET,
-                &format!("/v2/workspaces/{ws}/events?types=runtime.automations.executed&payload.slug={slug}&sort=asc&limit=50"),
+                &format!("/v2/workspaces/{ws}/events?types=runtime.automations.executed&payload.slug={slug}&sort=asc&limit=100"),
                 None,
             )
             .await?;
