@@ -184,6 +184,48 @@ fn every_operator_and_keyword() {
     }
 }
 
+/// The functions of the newer runtime (`docs/dsl.md`, "Functions").
+#[test]
+fn newer_runtime_functions() {
+    let rows: &[(&str, Value)] = &[
+        ("lower(\"ÀDA Lovelace\")", json!("àda lovelace")),
+        ("upper({{name}})", json!("ADA")),
+        ("lower({{n}})", json!("InvalidExpressionSyntax")),
+        ("number({{s}}) + 1", json!(8)),
+        ("number(\"abc\")", json!(null)),
+        ("number(true)", json!(1)),
+        ("min(3, {{s}}, 9)", json!(3)),
+        ("max({{rows}})", json!(20)),
+        ("max(1, \"x\")", json!(null)),
+        ("truncate(\"hello world\", 5)", json!("hello...")),
+        ("truncate(\"hello world\", 5, \"…\")", json!("hello…")),
+        ("truncate({{name}}, 10)", json!("Ada")),
+        ("truncate({{emoji}}, 1)", json!("...")),
+        (
+            "truncate({{name}}, \"2\")",
+            json!("InvalidExpressionSyntax"),
+        ),
+        (
+            "deepmerge({{obj}}, {{p}})",
+            json!({"k": 1, "city": "New York", "n": 2}),
+        ),
+        ("deepmerge({{tags}}, {{rows}})", json!(["a", "b", 10, 20])),
+        ("deepmerge({{obj}}, {{missing}})", json!({"k": 1})),
+        ("base64(\"hello\")", json!("aGVsbG8=")),
+        ("base64({{n}})", json!("InvalidExpressionSyntax")),
+        ("uuid()", json!("00000080-0000-4080-8000-008000000080")),
+        ("isString({{s}})", json!(true)),
+        ("isString({{n}})", json!(false)),
+        ("isNumber({{n}})", json!(true)),
+        ("isNumber({{s}})", json!(false)),
+        ("isNumber(number(\"x\"))", json!(true)),
+        ("unsafejson(\"{}\")", json!("InvalidExpressionSyntax")),
+    ];
+    for (src, want) in rows {
+        assert_eq!(&expr(src), want, "{src}");
+    }
+}
+
 #[test]
 fn section_4_8_templates_and_paths() {
     let rows: &[(&str, Value)] = &[

@@ -39,7 +39,8 @@ pub fn run(
     let flow = instructions::block(&mut r, &program.instructions)?;
     let output = match &program.output {
         None => json!({}),
-        Some(t) => render(t, &mut r)?.into_json().unwrap_or_else(|| json!({})),
+        // A template resolving to nothing answers `undefined`, which JSON writes as null.
+        Some(t) => render(t, &mut r)?.into_json_or_null(),
     };
     Ok(RunResult {
         output,

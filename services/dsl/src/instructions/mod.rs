@@ -263,7 +263,8 @@ mod tests {
                 json!([{"break": null}, {"set": {"name": "a", "value": 1}}]),
                 json!("{{a}}")
             ),
-            json!({})
+            json!(null),
+            "the output names a variable never set: undefined, null in JSON"
         );
     }
 

@@ -23,11 +23,11 @@ pub(super) fn compile(arg: &Arg) -> Result<Instr, Invalid> {
     let m = arg.object()?;
     check_name(arg, m)?;
     if let Some(t) = m.get("type").and_then(Value::as_str)
-        && !["replace", "merge", "push"].contains(&t)
+        && !["replace", "merge", "push", "delete"].contains(&t)
     {
         return Err(Arg::invalid(
             &arg.member("type"),
-            "type is replace, merge or push",
+            "type is replace, merge, push or delete",
         ));
     }
     Ok(Instr::Set(arg.tpl()?))
@@ -68,6 +68,11 @@ fn set(
     let mode = match kind.and_then(Value::as_str) {
         Some("merge") => SetMode::Merge,
         Some("push") => SetMode::Push,
+        // As the reference runtime does: `type: delete` is a `delete` of `name`.
+        Some("delete") => {
+            r.remove(name)?;
+            return Ok(Flow::Next);
+        }
         _ => SetMode::Replace,
     };
     let (name, mode) = match name.strip_suffix("[]") {
@@ -105,5 +110,18 @@ mod tests {
             json!({"cart": {"items": [{"sku": "A1", "qty": 2}], "total": 18.5}, "l": [1, 2, 3, [4]],
             "s": ["y"], "o": {"a": 1}, "first": "A1"})
         );
+    }
+
+    #[test]
+    fn set_with_type_delete_deletes() {
+        let out = go(
+            json!([
+                {"set": {"name": "cart", "value": {"items": [1, 2, 3], "total": 6}}},
+                {"set": {"name": "cart.total", "type": "delete"}},
+                {"set": {"name": "cart.items[1]", "type": "delete", "value": "ignored"}}
+            ]),
+            json!("{{cart}}"),
+        );
+        assert_eq!(out, json!({"items": [1, 3]}));
     }
 }

@@ -1,6 +1,8 @@
 //! Expression functions (`automation-dsl.md` §4.7). Wrong argument types and unknown names
 //! raise `InvalidExpressionSyntax`.
 
+mod newer;
+
 use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use serde_json::Value;
 
@@ -140,10 +142,12 @@ pub fn call(
             }
         }
         "URLSearchParams" => Ok(url_search_params(&arg(0), field)),
-        _ => Err(DslError::new(
-            "InvalidExpressionSyntax",
-            format!("unknown or unsupported function {name}()"),
-        )),
+        _ => newer::call(name, &args, env).unwrap_or_else(|| {
+            Err(DslError::new(
+                "InvalidExpressionSyntax",
+                format!("unknown or unsupported function {name}()"),
+            ))
+        }),
     }
 }
 
