@@ -41,6 +41,8 @@ pub mod interpreter;
 pub mod jsonmatch;
 pub mod path;
 pub mod program;
+#[cfg(test)]
+mod reference_examples;
 pub mod setup;
 pub mod template;
 pub mod value;
