@@ -29,6 +29,7 @@ fn handler(inv: Invocation) -> Result<Output, Error> {
     let program = Program::decode(&setup.program)
         .map_err(|e| Error::new("InvalidInvocation", format!("unreadable DSL program: {e}")))?;
     let input = input(&inv, setup);
+    let called = matches!(inv.trigger, Trigger::Call { .. });
     let ran = refract_dsl::run(&program, input, &mut Wit);
     // Every run has an instance of its own, thrown away with all its memory when the run
     // ends: freeing the program and the invocation node by node first would only cost time
@@ -36,6 +37,13 @@ fn handler(inv: Invocation) -> Result<Output, Error> {
     std::mem::forget(program);
     std::mem::forget(inv);
     match ran {
+        // `break: {scope: all}` in a called automation stops its callers too: the call fails
+        // with this code, its output in the details, and the caller breaks the same way.
+        Ok(result) if called && result.stops_callers => Err(Error::new(
+            refract_dsl::BREAK_ALL,
+            "break with scope all: the callers stop too",
+        )
+        .with_details(&result.output)),
         Ok(result) => {
             let mut out = Output::json(&result.output);
             std::mem::forget(result.output);

@@ -27,7 +27,12 @@ use crate::error::DslError;
 use crate::instructions;
 use crate::program::Program;
 use crate::template::render;
-use runner::{Flow, Runner};
+use runner::{BreakScope, Flow, Runner};
+
+/// The error code by which a called automation that ended with `break: {scope: all}` stops
+/// its caller (whose own run then ends the same way, up to the root, where it is a plain
+/// break); the details are the callee's output. The runtime records such a run as a success.
+pub const BREAK_ALL: &str = "BreakAll";
 
 /// Runs `program` with `input` against `outside`.
 pub fn run(
@@ -46,6 +51,7 @@ pub fn run(
         output,
         http: r.http,
         broke: matches!(flow, Flow::Break(_)),
+        stops_callers: matches!(flow, Flow::Break(BreakScope::All)),
     })
 }
 

@@ -56,8 +56,8 @@ pub use error::{
 };
 pub use instructions::MAX_NESTING;
 pub use interpreter::{
-    ConfigWriter, Coordination, FetchRequest, FetchResponse, HttpOut, IdentitySwitch, Outside,
-    RateLimitCall, RateLimitState, RunInput, RunResult, Scope, WaitFor, run,
+    BREAK_ALL, ConfigWriter, Coordination, FetchRequest, FetchResponse, HttpOut, IdentitySwitch,
+    Outside, RateLimitCall, RateLimitState, RunInput, RunResult, Scope, WaitFor, run,
 };
 pub use program::{Instr, Program};
 pub use setup::{Setup, SetupTrigger};

@@ -4,12 +4,15 @@
 //! - `user`: one hash per workspace and user; persistent.
 //! - `session`: one hash per workspace and session; expires [`Config::session_ttl`] after
 //!   the last write.
-//! - `run`: in this process, keyed by workspace and correlation id, so the automations a run
-//!   calls share it; dropped [`Config::run_scope_ttl`] after the last write.
+//! - `run`: one hash per workspace and correlation id, so every run of a chain (calls, the
+//!   automations its events trigger, fetches back into the platform with its
+//!   `x-correlation-id`) shares it on whichever runtime instance it runs; expires
+//!   [`Config::run_scope_ttl`] after the last write.
 //!
-//! Every scope owner holds at most [`MAX_SCOPE_VARIABLES`]; run scopes are capped in bytes per
-//! run and per workspace, persistent ones in bytes when a variable is created. A write past a
-//! cap is an error the run sees, never a crash.
+//! Every scope owner holds at most [`MAX_SCOPE_VARIABLES`] and a bounded number of bytes,
+//! checked when a variable is created; what a workspace writes into run scopes is also bounded
+//! per minute, so many correlations of one tenant cannot fill the cache. A write past a cap is
+//! an error the run sees, never a crash.
 //!
 //! A write reads the variable, changes it at its dotted path and writes it back: last writer
 //! wins between concurrent runs on the same variable.
@@ -17,8 +20,7 @@
 //! [`Config::session_ttl`]: crate::Config::session_ttl
 //! [`Config::run_scope_ttl`]: crate::Config::run_scope_ttl
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,7 +30,6 @@ use refract_host::{
 };
 use refract_storage::{Cache, CacheKey, DocumentStore};
 use serde_json::Value;
-use tokio::time::Instant;
 
 use crate::coordination;
 use crate::paths::{self, Segment};
@@ -39,50 +40,15 @@ use crate::user_fields;
 pub const MAX_SCOPE_VARIABLES: usize = 1_000;
 /// Serialized bytes of one run scope, all its variables together.
 pub const MAX_RUN_SCOPE_BYTES: usize = 8 << 20;
-/// Serialized bytes of every run scope of one workspace in this instance: many concurrent
-/// correlations of one tenant cannot fill the process.
+/// Serialized bytes a workspace may write into run scopes per [`RUN_SCOPE_WINDOW`], all its
+/// correlations together: run scopes expire a minute after their last write, so this bounds
+/// what one tenant's run scopes hold in the shared cache.
 pub const MAX_WORKSPACE_RUN_SCOPE_BYTES: usize = 64 << 20;
+/// The window of [`MAX_WORKSPACE_RUN_SCOPE_BYTES`].
+const RUN_SCOPE_WINDOW: Duration = Duration::from_secs(60);
 /// Serialized bytes of one persistent scope (global, user, session), checked when a variable is
 /// created: protects the shared cache from one tenant's state.
 pub const MAX_PERSISTENT_SCOPE_BYTES: usize = 16 << 20;
-
-/// One run scope: its variables with their serialized sizes.
-struct RunScope {
-    vars: HashMap<String, (Value, usize)>,
-    bytes: usize,
-    touched: Instant,
-}
-
-/// Run scopes kept in memory, and the bytes each workspace holds in them.
-#[derive(Default)]
-struct RunScopes {
-    map: HashMap<(String, String), RunScope>,
-    bytes_of: HashMap<String, usize>,
-    writes: u64,
-}
-
-impl RunScopes {
-    fn release(bytes_of: &mut HashMap<String, usize>, workspace: &str, bytes: usize) {
-        if let Some(n) = bytes_of.get_mut(workspace) {
-            *n = n.saturating_sub(bytes);
-            if *n == 0 {
-                bytes_of.remove(workspace);
-            }
-        }
-    }
-
-    /// Drops the scopes not written for `ttl`.
-    fn sweep(&mut self, now: Instant, ttl: Duration) {
-        let bytes_of = &mut self.bytes_of;
-        self.map.retain(|(ws, _), scope| {
-            let live = now.duration_since(scope.touched) < ttl;
-            if !live {
-                Self::release(bytes_of, ws, scope.bytes);
-            }
-            live
-        });
-    }
-}
 
 /// The context store behind the `state` import, and the cache-backed capabilities the host
 /// lends runs beside it: coordination (rate limits, user topics) and session identities.
@@ -91,7 +57,6 @@ pub struct ContextStore {
     session_ttl: Duration,
     run_ttl: Duration,
     max_variable_bytes: usize,
-    runs: Mutex<RunScopes>,
     /// Accounts and memberships, for `user.email`, `user.authData`, `user.role`.
     store: Option<Arc<dyn DocumentStore>>,
 }
@@ -118,7 +83,6 @@ impl ContextStore {
             session_ttl,
             run_ttl,
             max_variable_bytes,
-            runs: Mutex::default(),
             store: None,
         }
     }
@@ -160,90 +124,38 @@ impl ContextStore {
         })
     }
 
-    fn run_key(run: &RunContext) -> (String, String) {
-        (run.workspace_id.to_string(), run.correlation_id.to_string())
-    }
-
-    /// The run scope's variable `name` (expired scopes read as empty).
-    fn run_var(&self, run: &RunContext, name: &str) -> Option<Value> {
-        let now = Instant::now();
-        let runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
-        runs.map
-            .get(&Self::run_key(run))
-            .filter(|scope| now.duration_since(scope.touched) < self.run_ttl)
-            .and_then(|scope| scope.vars.get(name).map(|(v, _)| v.clone()))
-    }
-
-    /// Writes (or deletes) a run-scope variable of `size` serialized bytes, within the caps.
-    fn put_run_var(
-        &self,
-        run: &RunContext,
-        name: &str,
-        value: Option<(Value, usize)>,
-    ) -> Result<(), ServiceError> {
-        let now = Instant::now();
-        let ttl = self.run_ttl;
-        let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
-        let runs = &mut *runs;
-        runs.writes += 1;
-        if runs.writes.is_multiple_of(256) {
-            runs.sweep(now, ttl);
-        }
-        let key = Self::run_key(run);
-        let scope = runs.map.entry(key.clone()).or_insert_with(|| RunScope {
-            vars: HashMap::new(),
-            bytes: 0,
-            touched: now,
-        });
-        if now.duration_since(scope.touched) >= ttl {
-            RunScopes::release(&mut runs.bytes_of, &key.0, scope.bytes);
-            scope.vars.clear();
-            scope.bytes = 0;
-        }
-        scope.touched = now;
-        let old = scope.vars.get(name).map_or(0, |(_, size)| *size);
-        match value {
-            Some((v, size)) => {
-                if old == 0
-                    && !scope.vars.contains_key(name)
-                    && scope.vars.len() >= MAX_SCOPE_VARIABLES
-                {
-                    return Err(ServiceError::Invalid(format!(
-                        "the run scope holds at most {MAX_SCOPE_VARIABLES} variables"
-                    )));
-                }
-                let grows = size.saturating_sub(old);
-                if scope.bytes + grows > MAX_RUN_SCOPE_BYTES {
-                    return Err(ServiceError::TooLarge(
-                        u32::try_from(MAX_RUN_SCOPE_BYTES).unwrap_or(u32::MAX),
-                    ));
-                }
-                let workspace = runs.bytes_of.get(&key.0).copied().unwrap_or(0);
-                if workspace + grows > MAX_WORKSPACE_RUN_SCOPE_BYTES {
-                    return Err(ServiceError::TooLarge(
-                        u32::try_from(MAX_WORKSPACE_RUN_SCOPE_BYTES).unwrap_or(u32::MAX),
-                    ));
-                }
-                scope.vars.insert(name.to_owned(), (v, size));
-                scope.bytes = scope.bytes - old + size;
-                *runs.bytes_of.entry(key.0.clone()).or_insert(0) += size;
-                RunScopes::release(&mut runs.bytes_of, &key.0, old);
-            }
-            None => {
-                if scope.vars.remove(name).is_some() {
-                    scope.bytes -= old;
-                    RunScopes::release(&mut runs.bytes_of, &key.0, old);
-                }
-            }
+    /// Counts `bytes` written into a run scope of the workspace against its budget for this
+    /// minute; refuses (and uncounts) a write past it.
+    async fn charge_run_scope(&self, run: &RunContext, bytes: usize) -> Result<(), ServiceError> {
+        let window = RUN_SCOPE_WINDOW.as_secs();
+        let now = chrono::Utc::now().timestamp().max(0).unsigned_abs();
+        let key = CacheKey::rate_limit(
+            "run-scope-bytes",
+            run.workspace_id.as_str(),
+            i64::try_from(now - now % window).unwrap_or(i64::MAX),
+        );
+        let by = i64::try_from(bytes).unwrap_or(i64::MAX);
+        let total = self
+            .cache
+            .incr(&key, by, RUN_SCOPE_WINDOW * 2)
+            .await
+            .map_err(unavailable)?;
+        if total > i64::try_from(MAX_WORKSPACE_RUN_SCOPE_BYTES).unwrap_or(i64::MAX) {
+            // Best effort: a refused write should not use the budget up.
+            let _ = self.cache.incr(&key, -by, RUN_SCOPE_WINDOW * 2).await;
+            return Err(ServiceError::TooLarge(
+                u32::try_from(MAX_WORKSPACE_RUN_SCOPE_BYTES).unwrap_or(u32::MAX),
+            ));
         }
         Ok(())
     }
 
-    /// Refuses to create one more variable in a persistent scope past its caps (a variable
-    /// that exists may be rewritten: the per-variable cap bounds it).
+    /// Refuses to create one more variable in a scope past its caps (a variable that exists
+    /// may be rewritten: the per-variable cap bounds it).
     async fn check_new_variable(
         &self,
         key: &CacheKey,
+        scope: Scope,
         name: &str,
         size: usize,
     ) -> Result<(), ServiceError> {
@@ -262,10 +174,15 @@ impl ContextStore {
                 "a context scope holds at most {MAX_SCOPE_VARIABLES} variables"
             )));
         }
+        let cap = if scope == Scope::Run {
+            MAX_RUN_SCOPE_BYTES
+        } else {
+            MAX_PERSISTENT_SCOPE_BYTES
+        };
         let bytes: usize = all.iter().map(|(k, v)| k.len() + v.len()).sum();
-        if bytes + name.len() + size > MAX_PERSISTENT_SCOPE_BYTES {
+        if bytes + name.len() + size > cap {
             return Err(ServiceError::TooLarge(
-                u32::try_from(MAX_PERSISTENT_SCOPE_BYTES).unwrap_or(u32::MAX),
+                u32::try_from(cap).unwrap_or(u32::MAX),
             ));
         }
         Ok(())
@@ -277,9 +194,6 @@ impl ContextStore {
         scope: Scope,
         name: &str,
     ) -> Result<Option<Value>, ServiceError> {
-        if scope == Scope::Run {
-            return Ok(self.run_var(run, name));
-        }
         let (key, _) = self.key(run, scope)?;
         let Some(bytes) = self.cache.hget(&key, name).await.map_err(unavailable)? else {
             return Ok(None);
@@ -304,17 +218,18 @@ impl ContextStore {
                         u32::try_from(self.max_variable_bytes).unwrap_or(u32::MAX),
                     ));
                 }
-                Some((v, bytes))
+                Some(bytes)
             }
             None => None,
         };
-        if scope == Scope::Run {
-            return self.put_run_var(run, name, value.map(|(v, bytes)| (v, bytes.len())));
-        }
         let (key, ttl) = self.key(run, scope)?;
         match value {
-            Some((_, bytes)) => {
-                self.check_new_variable(&key, name, bytes.len()).await?;
+            Some(bytes) => {
+                self.check_new_variable(&key, scope, name, bytes.len())
+                    .await?;
+                if scope == Scope::Run {
+                    self.charge_run_scope(run, name.len() + bytes.len()).await?;
+                }
                 self.cache
                     .hset(&key, name, &bytes)
                     .await
@@ -686,6 +601,44 @@ mod tests {
             }
         })
         .await;
+    }
+
+    #[tokio::test]
+    async fn a_run_scope_is_shared_by_instances_over_redis() {
+        let Ok(url) = std::env::var("REFRACT_TEST_REDIS_URL") else {
+            eprintln!("skipped: run scope over redis: REFRACT_TEST_REDIS_URL not set");
+            return;
+        };
+        let ns = format!("refract-runscope-{}", CorrelationId::generate());
+        let instance = || async {
+            let cache = refract_storage::open_cache(&url, &ns)
+                .await
+                .expect("redis cache");
+            ContextStore::new(
+                cache,
+                Duration::from_secs(3600),
+                Duration::from_secs(60),
+                1024,
+            )
+        };
+        let (one, two) = (instance().await, instance().await);
+        let c = CorrelationId::generate();
+        let first = run(Some("alice"), &c);
+        let next = RunContext {
+            run_id: "r2".into(),
+            depth: 1,
+            ..first.clone()
+        };
+        one.set(&first, Scope::Run, "order.id", json!(42))
+            .await
+            .unwrap();
+        assert_eq!(
+            two.get(&next, Scope::Run, "order").await.unwrap(),
+            Some(json!({"id": 42})),
+            "a run of the same correlation on another instance reads it"
+        );
+        let other = run(Some("alice"), &CorrelationId::generate());
+        assert_eq!(two.get(&other, Scope::Run, "order").await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -28,8 +28,9 @@ pub(crate) fn record_run(
     };
     let (outcome, seconds) = match result {
         Ok(report) => {
-            let outcome = match report.outcome {
+            let outcome = match &report.outcome {
                 RunOutcome::Ok(_) => "success",
+                RunOutcome::Failed(e) if crate::run::stops_callers(e) => "success",
                 RunOutcome::Failed(_) => "error",
                 RunOutcome::Trapped(_) => "trapped",
             };

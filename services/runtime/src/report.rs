@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 
 use crate::bus::{BrokerBus, run_event};
 use crate::error::RuntimeError;
-use crate::run::{Execution, output_value};
+use crate::run::{Execution, output_value, stops_callers};
 
 /// Publishes the events of runs, stamped with this instance.
 #[derive(Clone)]
@@ -56,11 +56,18 @@ impl Reports {
         result: Result<&RunReport, &RuntimeError>,
         redactor: &Redactor,
     ) {
+        let mut stopped_callers = false;
         let (output, error, duration) = match result {
             Ok(report) => {
                 let duration = report.elapsed.as_millis();
                 match &report.outcome {
                     RunOutcome::Ok(out) => (Some(output_value(&out.body)), None, duration),
+                    // A called DSL automation that ended with `break: {scope: all}`: a break,
+                    // not a failure; its output travels in the details to its caller.
+                    RunOutcome::Failed(e) if stops_callers(e) => {
+                        stopped_callers = true;
+                        (Some(guest_error(e).2), None, duration)
+                    }
                     RunOutcome::Failed(e) => (None, Some(guest_error(e)), duration),
                     RunOutcome::Trapped(t) => (
                         None,
@@ -100,6 +107,9 @@ impl Reports {
         if let Ok(report) = result {
             payload.insert("logs".into(), log_lines(&report.logs));
             payload.insert("logsDropped".into(), json!(report.logs_dropped));
+        }
+        if stopped_callers {
+            payload.insert("break".into(), json!(true));
         }
         payload.insert("duration".into(), json!(duration));
         payload.insert("throttled".into(), json!(throttled.as_millis()));

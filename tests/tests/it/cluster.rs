@@ -528,12 +528,15 @@ async fn waits_cross_runtimes(
     ada: &Client,
     ws: &str,
 ) -> anyhow::Result<()> {
+    // The `run` scope belongs to the correlation, not to a process: what `ask` writes there on
+    // one runtime, `answer` reads on the other.
     let ask = json!({"slug": "ask", "name": "Ask", "when": {"endpoint": true}, "do": [
+        {"set": {"name": "run.asked", "value": "q{{body.q}}"}},
         {"emit": {"event": "question", "payload": {"q": "{{body.q}}"}}},
         {"wait": {"oneOf": [{"event": "answer", "filters": {"source.correlationId": "{{run.correlationId}}"}}], "timeout": 20, "output": "reply"}}
-    ], "output": {"q": "{{body.q}}", "a": "{{reply.payload.a}}"}});
+    ], "output": {"q": "{{body.q}}", "a": "{{reply.payload.a}}", "seen": "{{reply.payload.seen}}"}});
     let answer = json!({"slug": "answer", "name": "Answer", "when": {"events": ["question"]}, "do": [
-        {"emit": {"event": "answer", "payload": {"q": "{{payload.q}}", "a": "{% {{payload.q}} * 2 %}"}}}
+        {"emit": {"event": "answer", "payload": {"q": "{{payload.q}}", "a": "{% {{payload.q}} * 2 %}", "seen": "{{run.asked}}"}}}
     ]});
     create(ada, ws, ask).await?;
     create(ada, ws, answer).await?;
@@ -576,6 +579,10 @@ async fn waits_cross_runtimes(
         ensure!(
             asked_on == "rt-1",
             "a webhook through gw-1 runs on its runtime"
+        );
+        ensure!(
+            body["seen"] == format!("q{q}").as_str(),
+            "ask {q}: `answer` on {answered_by} did not see the run variable `ask` set on {asked_on}: {body}"
         );
         if answered_by == "rt-2" {
             return Ok(());

@@ -171,6 +171,52 @@ async fn a_dsl_automation_answers_a_webhook() {
         binary["body"],
         json!({"base64": "iVBORw==", "mimetype": "image/png"})
     );
+
+    // `break: {scope: all}` in a callee stops every caller up to the root (a `try` does not
+    // catch it), each still computing its output; the webhook answers the root's.
+    for doc in [
+        json!({"slug": "inner", "name": "Inner", "do": [
+            {"set": {"name": "x", "value": 1}}, {"break": {"scope": "all"}}, {"set": {"name": "x", "value": 2}}
+        ], "output": {"x": "{{x}}"}}),
+        json!({"slug": "middle", "name": "Middle", "do": [
+            {"inner": {"output": "got"}}, {"set": {"name": "late", "value": true}}
+        ], "output": {"inner": "{{got}}", "late": "{{late}}"}}),
+        json!({"slug": "outer", "name": "Outer", "when": {"endpoint": true}, "do": [
+            {"try": {"do": [{"middle": {"output": "got"}}], "catch": [{"set": {"name": "caught", "value": true}}]}},
+            {"set": {"name": "late", "value": true}}
+        ], "output": {"middle": "{{got}}", "late": "{{late}}", "caught": "{{caught}}"}}),
+    ] {
+        let (status, body) = ada
+            .json(Method::POST, &automations, Some(doc))
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let res = platform
+        .client()
+        .request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/outer"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let correlation = res.headers()["x-correlation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body, json!({"middle": {"inner": {"x": 1}}}));
+    let inner = ada
+        .wait_for_event(&ws, "runtime.automations.executed", |e| {
+            e["source"]["correlationId"] == correlation.as_str() && e["payload"]["slug"] == "inner"
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (&inner["payload"]["status"], &inner["payload"]["break"]),
+        (&json!("success"), &json!(true)),
+        "a break is not a failure: {inner}"
+    );
     platform.stop().await.unwrap();
 }
 

@@ -4,7 +4,8 @@
 use serde_json::{Map, Value};
 
 use crate::error::{DslError, Invalid};
-use crate::interpreter::runner::{Flow, Runner};
+use crate::interpreter::BREAK_ALL;
+use crate::interpreter::runner::{BreakScope, Flow, Runner};
 use crate::program::Instr;
 
 use super::Arg;
@@ -26,8 +27,18 @@ pub(super) fn run(r: &mut Runner, slug: &str, a: &Map<String, Value>) -> Result<
     let result = r.out.call(slug, &Value::Object(a.clone()));
     // The callee shares the persistent scopes: what it wrote is read afresh (§5.3).
     r.scopes.clear();
-    r.output_to(a, Some(result?))?;
-    Ok(Flow::Next)
+    match result {
+        // The callee ended with `break: {scope: all}`: its output is still the call's result,
+        // and this automation stops too (§3.11). A break, not an error: `try` lets it pass.
+        Err(e) if e.class == BREAK_ALL => {
+            r.output_to(a, Some(e.details))?;
+            Ok(Flow::Break(BreakScope::All))
+        }
+        result => {
+            r.output_to(a, Some(result?))?;
+            Ok(Flow::Next)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -57,6 +68,26 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.class, "ObjectNotFoundError");
+    }
+
+    #[test]
+    fn a_callee_breaking_all_stops_its_caller_which_still_computes_its_output() {
+        let r = go_with(
+            &mut World::default(),
+            json!([
+                {"set": {"name": "before", "value": true}},
+                {"try": {"do": [{"breaks-all": {"output": "got"}}], "catch": [{"set": {"name": "caught", "value": true}}]}},
+                {"set": {"name": "after", "value": true}}
+            ]),
+            json!({"before": "{{before}}", "got": "{{got}}", "caught": "{{caught}}", "after": "{{after}}"}),
+            json!({}),
+        )
+        .unwrap();
+        assert_eq!(r.output, json!({"before": true, "got": {"partial": 1}}));
+        assert!(
+            r.broke && r.stops_callers,
+            "the caller stops its own callers"
+        );
     }
 
     #[test]

@@ -192,4 +192,7 @@ pub struct RunResult {
     pub http: HttpOut,
     /// A `break` ended the automation.
     pub broke: bool,
+    /// It was a `break: {scope: all}`: a called automation stops its callers too (§3.11), by
+    /// failing its call with [`BREAK_ALL`](crate::BREAK_ALL) and its output as the details.
+    pub stops_callers: bool,
 }

@@ -82,6 +82,12 @@ impl Outside for World {
         if slug == "missing" {
             return Err(DslError::new("ObjectNotFoundError", "Automation not found"));
         }
+        if slug == "breaks-all" {
+            // A callee that ended with `break: {scope: all}` after computing its output.
+            return Err(
+                DslError::new(crate::BREAK_ALL, "break").with_details(json!({"partial": 1}))
+            );
+        }
         if slug == "bump" {
             // A callee writing a shared scope.
             let n = self

@@ -149,6 +149,13 @@ pub(crate) fn run_context(
 }
 
 /// The run's output body as JSON (`{}` when empty or unreadable).
+/// Whether a failed run is in fact a called DSL automation's `break: {scope: all}`
+/// ([`refract_dsl::BREAK_ALL`]): a break that stops its callers, with its output in the
+/// details, which reports and metrics count as a success.
+pub(crate) fn stops_callers(e: &refract_host::AutomationError) -> bool {
+    e.code == refract_dsl::BREAK_ALL
+}
+
 pub(crate) fn output_value(body: &str) -> Value {
     if body.trim().is_empty() {
         return json!({});
