@@ -110,6 +110,7 @@ fn input(inv: &Invocation, setup: Setup) -> RunInput {
         user_id: inv.user_id.clone(),
         session_id: inv.session_id.clone(),
         config: setup.config,
+        workspace: setup.workspace,
     }
 }
 

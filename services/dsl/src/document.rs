@@ -64,6 +64,22 @@ pub fn compile_document(doc: &Value) -> Result<Program, Invalid> {
     compile(map.get("do").unwrap_or(&Value::Null), map.get("output"))
 }
 
+/// Whether `do` or `output` mention the `$workspace` scope anywhere (a template, a condition,
+/// a key): only such runs are handed the workspace's document.
+pub fn reads_workspace(instructions: &Value, output: Option<&Value>) -> bool {
+    fn mentions(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains("$workspace"),
+            Value::Array(items) => items.iter().any(mentions),
+            Value::Object(m) => m
+                .iter()
+                .any(|(k, v)| k.contains("$workspace") || mentions(v)),
+            _ => false,
+        }
+    }
+    mentions(instructions) || output.is_some_and(mentions)
+}
+
 /// Compiles `do` and `output` (what the automations API stores).
 pub fn compile(instructions: &Value, output: Option<&Value>) -> Result<Program, Invalid> {
     let instructions = instructions::list(instructions, "do", 0)?;
@@ -99,6 +115,20 @@ mod tests {
     use super::*;
     use crate::program::Instr;
     use serde_json::json;
+
+    #[test]
+    fn only_programs_mentioning_workspace_read_it() {
+        let uses = json!([{"conditions": {"{{$workspace.slug}} == shop": [], "default": []}}]);
+        assert!(reads_workspace(&uses, None));
+        assert!(reads_workspace(
+            &json!([]),
+            Some(&json!({"n": "{{$workspace.name}}"}))
+        ));
+        assert!(!reads_workspace(
+            &json!([{"set": {"name": "w", "value": "{{workspace}}"}}]),
+            Some(&json!("{{config.x}}"))
+        ));
+    }
 
     fn err(doc: Value) -> Invalid {
         compile(&doc, None).unwrap_err()

@@ -50,7 +50,7 @@ pub mod value;
 pub use budget::{Budget, DocumentError};
 #[cfg(feature = "yaml")]
 pub use document::from_yaml;
-pub use document::{compile, compile_document};
+pub use document::{compile, compile_document, reads_workspace};
 pub use error::{
     DecodeError, DslError, Invalid, QueryError, SchemaError, SyntaxError, TemplateError,
 };

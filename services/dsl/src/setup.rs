@@ -29,6 +29,10 @@ pub struct Setup {
     /// for every other trigger, whose locals the interpreter builds from the invocation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locals: Option<Map<String, Value>>,
+    /// The `$workspace` scope: the running workspace's document, for a program that reads it
+    /// ([`reads_workspace`](crate::reads_workspace)); `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<Value>,
 }
 
 /// What started a run (`run.trigger`): `{type, value, id?}`.
@@ -70,6 +74,7 @@ mod tests {
                 id: None,
             },
             locals: None,
+            workspace: None,
         };
         let text = setup.to_config();
         let v: Value = serde_json::from_str(&text).expect("json");

@@ -25,16 +25,26 @@ use crate::run::TriggerInfo;
 /// The interpreter component, built for wasm32-wasip2 by `build.rs`.
 pub static INTERPRETER: &[u8] = include_bytes!(env!("REFRACT_DSL_INTERPRETER_WASM"));
 
-/// A compiled program in its compact form, or why the stored automation does not compile.
-pub type Compiled = Result<Arc<str>, refract_dsl::Invalid>;
+/// A compiled program: its compact form, and whether it reads `$workspace` (only then is the
+/// workspace's document handed to its runs).
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub encoded: Arc<str>,
+    pub reads_workspace: bool,
+}
+
+/// A compiled program, or why the stored automation does not compile.
+pub type Compiled = Result<Ready, refract_dsl::Invalid>;
 
 /// Compiles a DSL automation's `do` and `output`.
 pub fn compile(automation: &Automation) -> Compiled {
-    let program = refract_dsl::compile(
-        automation.instructions.as_ref().unwrap_or(&Value::Null),
-        automation.output.as_ref(),
-    )?;
-    Ok(program.encode().into())
+    let instructions = automation.instructions.as_ref().unwrap_or(&Value::Null);
+    let output = automation.output.as_ref();
+    let program = refract_dsl::compile(instructions, output)?;
+    Ok(Ready {
+        encoded: program.encode().into(),
+        reads_workspace: refract_dsl::reads_workspace(instructions, output),
+    })
 }
 
 /// Bytes of compiled programs (their compact form) one instance keeps: the most used ones stay
@@ -130,7 +140,7 @@ impl Programs {
         }
         let compiled = Arc::new(compile(automation));
         let bytes = match compiled.as_ref() {
-            Ok(program) => program.len(),
+            Ok(program) => program.encoded.len(),
             Err(e) => {
                 tracing::warn!(%workspace, automation = %automation.slug, error = %e, "stored DSL automation does not compile");
                 INVALID_BYTES
@@ -184,13 +194,15 @@ impl Interpreter {
 
 /// The invocation config of a DSL run: the interpreter's [`Setup`] (the program, the run's
 /// `config` scope, its call depth and the WebSocket of its triggering event, the trigger as
-/// `run.trigger` exposes it, and a webhook run's initial locals, `automation-dsl.md` §2.7).
+/// `run.trigger` exposes it, a webhook run's initial locals, `automation-dsl.md` §2.7, and the
+/// `$workspace` document when the program reads it).
 pub fn invocation_config(
     program: &str,
     config: &Value,
     run: &RunContext,
     info: &TriggerInfo,
     locals: Option<&Value>,
+    workspace: Option<&Value>,
 ) -> String {
     Setup {
         program: program.to_owned(),
@@ -199,6 +211,7 @@ pub fn invocation_config(
         socket_id: run.socket_id.clone(),
         trigger: info.to_setup(),
         locals: locals.and_then(Value::as_object).cloned(),
+        workspace: workspace.cloned(),
     }
     .to_config()
 }
@@ -235,15 +248,16 @@ mod tests {
             json!({"do": [{"set": {"name": "a", "value": 1}}], "output": "{{a}}"}),
         ));
         let p = programs.get("ws", &good);
-        let text = p.as_ref().as_ref().expect("compiles");
-        let back = refract_dsl::Program::decode(text).expect("compact program");
+        let ready = p.as_ref().as_ref().expect("compiles");
+        assert!(!ready.reads_workspace);
+        let back = refract_dsl::Program::decode(&ready.encoded).expect("compact program");
         assert_eq!(back.instructions.len(), 1);
         assert!(Arc::ptr_eq(&p, &programs.get("ws", &good)), "kept");
         // A new version of the same slug is compiled from its own document.
         let newer = Arc::new(automation(json!({"do": [
             {"set": {"name": "a", "value": 1}}, {"set": {"name": "b", "value": 2}}]})));
         let p2 = programs.get("ws", &newer);
-        let back = refract_dsl::Program::decode(p2.as_ref().as_ref().expect("compiles"))
+        let back = refract_dsl::Program::decode(&p2.as_ref().as_ref().expect("compiles").encoded)
             .expect("compact program");
         assert_eq!(back.instructions.len(), 2);
         let bad = Arc::new(automation(json!({"slug": "b", "do": [{"set": {}}]})));
@@ -263,7 +277,7 @@ mod tests {
             ))
         };
         let (a, b, c) = (one("a"), one("b"), one("c"));
-        let size = compile(&a).expect("compiles").len();
+        let size = compile(&a).expect("compiles").encoded.len();
         let programs = Programs::with_capacity(2 * size);
         let pa = programs.get("ws", &a);
         programs.get("ws", &b);
@@ -302,6 +316,7 @@ mod tests {
             &run,
             &info,
             Some(&locals),
+            None,
         ))
         .expect("json");
         assert_eq!(cfg["depth"], json!(3));
@@ -313,5 +328,9 @@ mod tests {
         );
         assert_eq!(cfg["program"], json!("{\"instructions\":[]}"));
         assert_eq!(cfg["locals"], locals);
+        assert!(
+            cfg.get("workspace").is_none(),
+            "no document for a program that does not read $workspace"
+        );
     }
 }

@@ -351,15 +351,28 @@ impl Executor {
             }
             other => (other.clone(), None),
         };
+        let workspace = match &exec.app {
+            _ if !program.reads_workspace => None,
+            // Inside an app instance, `$workspace` is the app's (§5.3): its identity.
+            Some(app) => Some(Arc::new(
+                json!({"slug": app.app_slug, "version": app.app_version}),
+            )),
+            None => Some(
+                self.configs
+                    .document(exec.context.workspace_id.as_str())
+                    .await?,
+            ),
+        };
         let request = RunRequest {
             context: exec.context.clone(),
             trigger,
             config: dsl::invocation_config(
-                &program,
+                &program.encoded,
                 &self.run_config(exec, &secrets).await?,
                 &exec.context,
                 &exec.info,
                 locals,
+                workspace.as_deref(),
             ),
             limits,
             egress,
@@ -381,11 +394,11 @@ impl Executor {
         if exec.app.is_some() {
             return Ok(own);
         }
-        let shared = self
+        let document = self
             .configs
-            .value(exec.context.workspace_id.as_str())
+            .document(exec.context.workspace_id.as_str())
             .await?;
-        let merged = match (shared.as_ref(), own) {
+        let merged = match (crate::workspace_config::config_value(&document), own) {
             (Value::Object(base), Value::Object(own)) => {
                 let mut merged = base.clone();
                 merged.extend(own);

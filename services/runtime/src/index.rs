@@ -269,8 +269,9 @@ impl TriggerIndex {
             .collect()
     }
 
-    /// The `config.value` of `workspace` if this index has it; else the generation to hand
-    /// [`keep_config`](Self::keep_config) with the value read from the store.
+    /// The document of `workspace` (its config, name, …) if this index has it; else the
+    /// generation to hand [`keep_config`](Self::keep_config) with the document read from the
+    /// store.
     pub(crate) fn config(&self, workspace: &str) -> Result<Arc<Value>, u64> {
         let generation = self.config_generation.load(Ordering::Acquire);
         self.configs
@@ -281,7 +282,7 @@ impl TriggerIndex {
             .ok_or(generation)
     }
 
-    /// Keeps `value` as the `config.value` of `workspace` until the workspace changes, unless a
+    /// Keeps `value` as the document of `workspace` until the workspace changes, unless a
     /// change came after `generation` (the value may predate it).
     pub(crate) fn keep_config(&self, workspace: &str, value: Arc<Value>, generation: u64) {
         let mut map = self.configs.write().unwrap_or_else(PoisonError::into_inner);

@@ -15,6 +15,14 @@ use crate::bus::{BrokerBus, run_event};
 use crate::index::TriggerIndex;
 use crate::paths;
 
+/// The `config.value` of a workspace document (`null` when it has none).
+pub(crate) fn config_value(document: &Value) -> &Value {
+    document
+        .get("config")
+        .and_then(|c| c.get("value"))
+        .unwrap_or(&Value::Null)
+}
+
 /// Attempts at a config write that keeps meeting concurrent writes.
 const WRITE_ATTEMPTS: usize = 5;
 
@@ -35,18 +43,17 @@ impl WorkspaceConfig {
         Self { store, index, bus }
     }
 
-    /// The workspace's `config.value` (`null` when it has none).
-    pub(crate) async fn value(&self, workspace: &str) -> Result<Arc<Value>, StorageError> {
+    /// The workspace's document (`null` when it has none): what `$workspace` reads, and
+    /// where [`config_value`] finds the config.
+    pub(crate) async fn document(&self, workspace: &str) -> Result<Arc<Value>, StorageError> {
         match self.index.config(workspace) {
-            Ok(value) => Ok(value),
+            Ok(document) => Ok(document),
             Err(generation) => {
                 let doc = self.store.get(&collections::WORKSPACES, workspace).await?;
-                let value = Arc::new(
-                    doc.and_then(|d| d.body.get("config")?.get("value").cloned())
-                        .unwrap_or(Value::Null),
-                );
-                self.index.keep_config(workspace, value.clone(), generation);
-                Ok(value)
+                let document = Arc::new(doc.map_or(Value::Null, |d| d.body));
+                self.index
+                    .keep_config(workspace, document.clone(), generation);
+                Ok(document)
             }
         }
     }

@@ -1128,6 +1128,9 @@ async fn runs_see_the_workspace_config() {
             "output": {"greeting": "{{config.greeting}}", "shared": "{{config.shared}}"}}),
         json!({"slug": "own", "name": "Own", "when": {"endpoint": true}, "config": {"shared": 2}, "do": [],
             "output": {"greeting": "{{config.greeting}}", "shared": "{{config.shared}}"}}),
+        json!({"slug": "whoami", "name": "Who am I", "when": {"endpoint": true}, "do": [
+            {"set": {"name": "$workspace.name", "value": "overwritten?"}}
+        ], "output": {"id": "{{$workspace.id}}", "name": "{{$workspace.name}}", "greeting": "{{$workspace.config.value.greeting}}"}}),
         json!({"slug": "on-configured", "name": "On configured", "when": {"events": ["workspaces.configured"]}, "do": [
             {"emit": {"event": "config.seen", "payload": {"was": "{{payload.oldConfig.value.greeting}}", "now": "{{payload.config.value.greeting}}"}}}
         ]}),
@@ -1153,6 +1156,11 @@ async fn runs_see_the_workspace_config() {
         hook("own").await,
         json!({"greeting": "Hello", "shared": 2}),
         "the automation's own config wins"
+    );
+    assert_eq!(
+        hook("whoami").await,
+        json!({"id": ws, "name": "Configured", "greeting": "Hello"}),
+        "`$workspace` is the running workspace's document, read-only"
     );
 
     configure(json!({"greeting": "Bonjour", "shared": 1})).await;

@@ -172,6 +172,9 @@ pub struct RunInput {
     pub session_id: Option<String>,
     /// The `config` scope.
     pub config: Value,
+    /// The `$workspace` scope (read-only): the running workspace's document, when the
+    /// program reads it.
+    pub workspace: Option<Value>,
 }
 
 /// The HTTP response channel (`$http`, §6.2).

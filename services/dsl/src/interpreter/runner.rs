@@ -132,6 +132,13 @@ impl Env for Runner<'_> {
         if first == "config" {
             return Ok(path::lookup_value(Some(&self.input.config), &segs[1..]));
         }
+        if first == "$workspace" {
+            // Read-only (§5.1): a `set` of it writes a local that reads never see.
+            return Ok(path::lookup_value(
+                self.input.workspace.as_ref(),
+                &segs[1..],
+            ));
+        }
         let Some(scope) = Scope::parse(&first) else {
             let local = self.locals.get(&*first);
             // `secret` means the workspace's secrets unless a local of that name exists

@@ -223,6 +223,7 @@ pub(crate) fn go_with(
         user_id: Some("u1".into()),
         session_id: None,
         config: json!({"apiBase": "https://api.example"}),
+        workspace: Some(json!({"id": "ws1", "name": "Shop", "slug": "shop", "labels": ["retail"]})),
     };
     run(&program, input, world)
 }

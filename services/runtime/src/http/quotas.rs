@@ -46,15 +46,16 @@ async fn current(state: &RuntimeState, ws: &WorkspaceId) -> Result<Value, ApiErr
         .map_err(storage)?
         .is_some();
     let budgets = executor.throttles().budgets(ws).await;
-    let config = executor
+    let document = executor
         .configs()
-        .value(ws.as_str())
+        .document(ws.as_str())
         .await
         .map_err(storage)?;
+    let config = crate::workspace_config::config_value(&document);
     let limits = quotas::Limits {
         event_share: state.config().event_share(),
         event_runs: state.config().max_concurrent_events,
-        retention_days: refract_core::retention::configured_days(&config),
+        retention_days: refract_core::retention::configured_days(config),
     };
     let mut view = quotas::view(&resolved, changed, budgets, &limits);
     let today = Utc::now().date_naive();
