@@ -142,6 +142,7 @@ fn request(program: &str) -> RunRequest {
                 "workspaceId": "ws-bench", "automationSlug": "bench"})
             .as_object()
             .cloned(),
+            workspace: None,
         }
         .to_config(),
         limits: Arc::new(Limits {
