@@ -5,8 +5,7 @@
 //! - `session`: one hash per workspace and session; expires [`Config::session_ttl`] after
 //!   the last write.
 //! - `run`: one hash per workspace and correlation id, so every run of a chain (calls, the
-//!   automations its events trigger, fetches back into the platform with its
-//!   `x-correlation-id`) shares it on whichever runtime instance it runs; expires
+//!   automations its events trigger) shares it on whichever runtime instance it runs; expires
 //!   [`Config::run_scope_ttl`] after the last write.
 //!
 //! Every scope owner holds at most [`MAX_SCOPE_VARIABLES`] and a bounded number of bytes,
