@@ -67,15 +67,7 @@ fn fetch(r: &mut Runner, a: &Map<String, Value>) -> Result<Value, DslError> {
         .and_then(Value::as_str)
         .unwrap_or("GET")
         .to_ascii_uppercase();
-    let mut headers: Vec<(String, String)> = a
-        .get("headers")
-        .and_then(Value::as_object)
-        .map(|h| {
-            h.iter()
-                .map(|(k, v)| (k.clone(), Val::from_json(v.clone()).to_js_string()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut headers = platform_headers(r, a.get("headers").and_then(Value::as_object));
     let body = match a.get("multipart") {
         Some(Value::Array(parts)) => {
             let boundary = format!(
@@ -160,6 +152,28 @@ fn fetch(r: &mut Runner, a: &Map<String, Value>) -> Result<Value, DslError> {
     })
 }
 
+/// The request's headers (§3.6): `x-correlation-id` (the run's, unless the caller's headers
+/// set one), the caller's headers with their values as JS strings, and the workspace id in
+/// `x-prismeai-workspace-id`, which the caller cannot change.
+fn platform_headers(r: &Runner, own: Option<&Map<String, Value>>) -> Vec<(String, String)> {
+    let text =
+        |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
+    let mut headers = Vec::new();
+    let overrides_correlation =
+        own.is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("x-correlation-id")));
+    if !overrides_correlation && let Some(id) = text(&r.input.run, "correlationId") {
+        headers.push(("x-correlation-id".to_owned(), id));
+    }
+    headers.extend(own.into_iter().flatten().filter_map(|(k, v)| {
+        (!k.eq_ignore_ascii_case("x-prismeai-workspace-id"))
+            .then(|| (k.clone(), Val::from_json(v.clone()).to_js_string()))
+    }));
+    if let Some(ws) = text(&r.input.global, "workspaceId") {
+        headers.push(("x-prismeai-workspace-id".to_owned(), ws));
+    }
+    headers
+}
+
 #[cfg(test)]
 mod tests {
     use crate::interpreter::twin::*;
@@ -184,6 +198,24 @@ mod tests {
             req.headers
                 .contains(&("content-type".into(), "application/json".into()))
         );
+    }
+
+    #[test]
+    fn requests_carry_the_correlation_and_the_workspace() {
+        let mut w = World::default();
+        go_with(&mut w, json!([
+            {"fetch": {"url": "https://x.example/a", "headers": {"x-prismeai-workspace-id": "other", "accept": "text/plain"}}},
+            {"fetch": {"url": "https://x.example/b", "headers": {"X-Correlation-Id": "mine"}}}
+        ]), json!({}), json!({}))
+        .unwrap();
+        let has = |i: usize, k: &str, v: &str| w.fetched[i].headers.contains(&(k.into(), v.into()));
+        assert!(has(0, "x-correlation-id", "c1") && has(0, "accept", "text/plain"));
+        assert!(
+            has(0, "x-prismeai-workspace-id", "ws1") && !has(0, "x-prismeai-workspace-id", "other"),
+            "the workspace header is the platform's: {:?}",
+            w.fetched[0].headers
+        );
+        assert!(has(1, "X-Correlation-Id", "mine") && !has(1, "x-correlation-id", "c1"));
     }
 
     #[test]
