@@ -164,10 +164,12 @@ fn platform_headers(r: &Runner, own: Option<&Map<String, Value>>) -> Vec<(String
     if !overrides_correlation && let Some(id) = text(&r.input.run, "correlationId") {
         headers.push(("x-correlation-id".to_owned(), id));
     }
-    headers.extend(own.into_iter().flatten().filter_map(|(k, v)| {
-        (!k.eq_ignore_ascii_case("x-prismeai-workspace-id"))
-            .then(|| (k.clone(), Val::from_json(v.clone()).to_js_string()))
-    }));
+    headers.extend(
+        own.into_iter()
+            .flatten()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("x-prismeai-workspace-id"))
+            .map(|(k, v)| (k.clone(), Val::from_json(v.clone()).to_js_string())),
+    );
     if let Some(ws) = text(&r.input.global, "workspaceId") {
         headers.push(("x-prismeai-workspace-id".to_owned(), ws));
     }
