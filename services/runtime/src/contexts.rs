@@ -123,6 +123,18 @@ impl ContextStore {
         })
     }
 
+    /// A `wait` of `timeout` starts: the run's `run` scope lives at least its TTL plus
+    /// `timeout` from now (§5.2), so what the chain wrote is still there when the wait ends.
+    /// Best effort: a cache that cannot be reached only shortens the scope's life.
+    pub(crate) async fn hold_run_scope(&self, run: &RunContext, timeout: Duration) {
+        let Ok((key, _)) = self.key(run, Scope::Run) else {
+            return;
+        };
+        if let Err(e) = self.cache.expire(&key, self.run_ttl + timeout).await {
+            tracing::warn!(workspace_id = %run.workspace_id, error = %e, "could not extend a run scope for a wait");
+        }
+    }
+
     /// Counts `bytes` written into a run scope of the workspace against its budget for this
     /// minute; refuses (and uncounts) a write past it.
     async fn charge_run_scope(&self, run: &RunContext, bytes: usize) -> Result<(), ServiceError> {
@@ -560,6 +572,22 @@ mod tests {
             None,
             "expired"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_keeps_the_run_scope_for_its_timeout() {
+        let s = store();
+        let r = run(Some("alice"), &CorrelationId::generate());
+        s.set(&r, Scope::Run, "step", json!(1)).await.unwrap();
+        s.hold_run_scope(&r, Duration::from_secs(120)).await;
+        tokio::time::advance(Duration::from_secs(150)).await;
+        assert_eq!(
+            s.get(&r, Scope::Run, "step").await.unwrap(),
+            Some(json!(1)),
+            "60 s plus the wait's 120 s"
+        );
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert_eq!(s.get(&r, Scope::Run, "step").await.unwrap(), None);
     }
 
     #[tokio::test(start_paused = true)]

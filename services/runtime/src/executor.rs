@@ -434,6 +434,7 @@ impl Executor {
         let events = Arc::new(ThrottledBus {
             bus: self.bus.clone(),
             throttles: self.throttles.clone(),
+            contexts: self.contexts.clone(),
         });
         Ok(Services::new(events, self.contexts.clone(), me)
             .with_coordination(self.contexts.clone())

@@ -260,10 +260,12 @@ fn budgets_from(values: &HashMap<&str, String>) -> Option<Budgets> {
     })
 }
 
-/// The event bus of runs: every emit first waits for its workspace's emit token.
+/// The event bus of runs: every emit first waits for its workspace's emit token, and a wait
+/// keeps the run's `run` scope alive for as long as it may last.
 pub(crate) struct ThrottledBus {
     pub(crate) bus: Arc<dyn EventBus>,
     pub(crate) throttles: Arc<Throttles>,
+    pub(crate) contexts: Arc<crate::contexts::ContextStore>,
 }
 
 impl ThrottledBus {
@@ -299,6 +301,7 @@ impl EventBus for ThrottledBus {
         conditions: &[WaitCondition],
         timeout: Duration,
     ) -> Result<Option<Event>, ServiceError> {
+        self.contexts.hold_run_scope(run, timeout).await;
         self.bus.wait(run, conditions, timeout).await
     }
 }
