@@ -1,6 +1,6 @@
 //! `refract-sdk`: what Refract automation authors depend on.
 //!
-//! An automation is a WebAssembly component targeting the `refract:automation@0.1.3` world
+//! An automation is a WebAssembly component targeting the `refract:automation@0.1.4` world
 //! (`wit/automation.wit`). Every run gets a fresh instance: nothing in guest memory survives from
 //! one run to the next; what must survive goes through [`state`]. This crate hides the
 //! `wit-bindgen` bindings behind hand-written types and one attribute macro,
@@ -113,7 +113,7 @@ extern crate self as refract_sdk;
 pub mod __bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "refract:automation/automation@0.1.3",
+        world: "refract:automation/automation@0.1.4",
         // The export macro is used by `#[automation]` in the author's crate.
         pub_export_macro: true,
         default_bindings_module: "::refract_sdk::__bindings",

@@ -36,6 +36,20 @@ pub struct RunContext {
     pub socket_id: Option<String>,
 }
 
+impl RunContext {
+    /// Who owns the run's `socket` scope (automation-dsl §5.2): its WebSocket, else its
+    /// session, its user, its correlation id. Prefixed by kind, so a session id can never
+    /// name another tenant's socket scope.
+    pub fn socket_owner(&self) -> String {
+        match (&self.socket_id, &self.session_id, &self.user_id) {
+            (Some(socket), _, _) => format!("socket:{socket}"),
+            (None, Some(session), _) => format!("session:{session}"),
+            (None, None, Some(user)) => format!("user:{user}"),
+            (None, None, None) => format!("correlation:{}", self.correlation_id),
+        }
+    }
+}
+
 /// A failure of a backend service, as the guest will see it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceError {

@@ -14,20 +14,69 @@ use refract_core::Scope;
 use super::parse_json;
 
 impl RunCtx {
-    /// Checks the scope has an owner in this run and the path is well-formed.
-    fn check(&self, scope: WitScope, path: &str) -> Result<Scope, StateError> {
+    /// Checks the scope has an owner in this run and the path is well-formed. `None` is the
+    /// `socket` scope (0.1.4), which always has one (its owner falls back to the session, the
+    /// user, the correlation).
+    fn check(&self, scope: Option<WitScope>, path: &str) -> Result<Scope, StateError> {
         let scope = match scope {
-            WitScope::Global => Scope::Global,
-            WitScope::User if self.info.user_id.is_none() => return Err(StateError::NoSuchScope),
-            WitScope::User => Scope::User,
-            WitScope::Session if self.info.session_id.is_none() => {
+            None => Scope::Socket,
+            Some(WitScope::Global) => Scope::Global,
+            Some(WitScope::User) if self.info.user_id.is_none() => {
                 return Err(StateError::NoSuchScope);
             }
-            WitScope::Session => Scope::Session,
-            WitScope::Run => Scope::Run,
+            Some(WitScope::User) => Scope::User,
+            Some(WitScope::Session) if self.info.session_id.is_none() => {
+                return Err(StateError::NoSuchScope);
+            }
+            Some(WitScope::Session) => Scope::Session,
+            Some(WitScope::Run) => Scope::Run,
         };
         valid_path(path).map_err(StateError::Invalid)?;
         Ok(scope)
+    }
+
+    async fn state_get(
+        &mut self,
+        scope: Option<WitScope>,
+        path: String,
+    ) -> Result<Option<String>, StateError> {
+        let scope = self.check(scope, &path)?;
+        let (store, info) = (self.services.state.clone(), self.info.clone());
+        let result = self.io("state.get", store.get(&info, scope, &path)).await;
+        result
+            .map(|v| v.map(|v| serde_json::to_string(&v).unwrap_or_else(|_| "null".into())))
+            .map_err(to_wit)
+    }
+
+    async fn state_set(
+        &mut self,
+        scope: Option<WitScope>,
+        path: String,
+        value: String,
+    ) -> Result<(), StateError> {
+        let scope = self.check(scope, &path)?;
+        if value.len() > self.limits.max_state_value_bytes {
+            return Err(StateError::TooLarge(
+                u32::try_from(self.limits.max_state_value_bytes).unwrap_or(u32::MAX),
+            ));
+        }
+        let value = parse_json("value", &value).map_err(StateError::Invalid)?;
+        let (store, info) = (self.services.state.clone(), self.info.clone());
+        self.io("state.set", store.set(&info, scope, &path, value))
+            .await
+            .map_err(to_wit)
+    }
+
+    async fn state_delete(
+        &mut self,
+        scope: Option<WitScope>,
+        path: String,
+    ) -> Result<(), StateError> {
+        let scope = self.check(scope, &path)?;
+        let (store, info) = (self.services.state.clone(), self.info.clone());
+        self.io("state.delete", store.delete(&info, scope, &path))
+            .await
+            .map_err(to_wit)
     }
 }
 
@@ -213,15 +262,7 @@ impl Host for RunCtx {
         scope: WitScope,
         path: String,
     ) -> wasmtime::Result<Result<Option<String>, StateError>> {
-        let scope = match self.check(scope, &path) {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(e)),
-        };
-        let (store, info) = (self.services.state.clone(), self.info.clone());
-        let result = self.io("state.get", store.get(&info, scope, &path)).await;
-        Ok(result
-            .map(|v| v.map(|v| serde_json::to_string(&v).unwrap_or_else(|_| "null".into())))
-            .map_err(to_wit))
+        Ok(self.state_get(Some(scope), path).await)
     }
 
     async fn set(
@@ -230,24 +271,7 @@ impl Host for RunCtx {
         path: String,
         value: String,
     ) -> wasmtime::Result<Result<(), StateError>> {
-        let scope = match self.check(scope, &path) {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(e)),
-        };
-        if value.len() > self.limits.max_state_value_bytes {
-            return Ok(Err(StateError::TooLarge(
-                u32::try_from(self.limits.max_state_value_bytes).unwrap_or(u32::MAX),
-            )));
-        }
-        let value = match parse_json("value", &value) {
-            Ok(v) => v,
-            Err(m) => return Ok(Err(StateError::Invalid(m))),
-        };
-        let (store, info) = (self.services.state.clone(), self.info.clone());
-        let result = self
-            .io("state.set", store.set(&info, scope, &path, value))
-            .await;
-        Ok(result.map_err(to_wit))
+        Ok(self.state_set(Some(scope), path, value).await)
     }
 
     async fn delete(
@@ -255,15 +279,26 @@ impl Host for RunCtx {
         scope: WitScope,
         path: String,
     ) -> wasmtime::Result<Result<(), StateError>> {
-        let scope = match self.check(scope, &path) {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(e)),
-        };
-        let (store, info) = (self.services.state.clone(), self.info.clone());
-        let result = self
-            .io("state.delete", store.delete(&info, scope, &path))
-            .await;
-        Ok(result.map_err(to_wit))
+        Ok(self.state_delete(Some(scope), path).await)
+    }
+
+    async fn socket_get(
+        &mut self,
+        path: String,
+    ) -> wasmtime::Result<Result<Option<String>, StateError>> {
+        Ok(self.state_get(None, path).await)
+    }
+
+    async fn socket_set(
+        &mut self,
+        path: String,
+        value: String,
+    ) -> wasmtime::Result<Result<(), StateError>> {
+        Ok(self.state_set(None, path, value).await)
+    }
+
+    async fn socket_delete(&mut self, path: String) -> wasmtime::Result<Result<(), StateError>> {
+        Ok(self.state_delete(None, path).await)
     }
 
     async fn rate_limit(

@@ -12,6 +12,9 @@ pub enum Scope {
     Session,
     /// One run's variables, shared with the automations it calls.
     Run,
+    /// One WebSocket connection's variables (the socket the triggering event came from; else
+    /// the session, the user or the correlation); expire hours after the last write.
+    Socket,
 }
 
 impl Scope {
@@ -22,16 +25,18 @@ impl Scope {
             Scope::User => "user",
             Scope::Session => "session",
             Scope::Run => "run",
+            Scope::Socket => "socket",
         }
     }
 
-    /// The scope named `name` (`global`, `user`, `session`, `run`).
+    /// The scope named `name` (`global`, `user`, `session`, `run`, `socket`).
     pub fn parse(name: &str) -> Option<Scope> {
         Some(match name {
             "global" => Scope::Global,
             "user" => Scope::User,
             "session" => Scope::Session,
             "run" => Scope::Run,
+            "socket" => Scope::Socket,
             _ => return None,
         })
     }
@@ -48,10 +53,16 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_unknown_names_are_none() {
-        for s in [Scope::Global, Scope::User, Scope::Session, Scope::Run] {
+        for s in [
+            Scope::Global,
+            Scope::User,
+            Scope::Session,
+            Scope::Run,
+            Scope::Socket,
+        ] {
             assert_eq!(Scope::parse(s.as_str()), Some(s));
         }
-        assert_eq!(Scope::parse("socket"), None);
+        assert_eq!(Scope::parse("sockets"), None);
         assert_eq!(Scope::parse("Global"), None);
     }
 }

@@ -123,6 +123,7 @@ fn wit_scope(s: Scope) -> WitScope {
         Scope::User => WitScope::User,
         Scope::Session => WitScope::Session,
         Scope::Run => WitScope::Run,
+        Scope::Socket => WitScope::Socket,
     }
 }
 

@@ -45,8 +45,10 @@ pub const MAX_RUN_SCOPE_BYTES: usize = 8 << 20;
 pub const MAX_WORKSPACE_RUN_SCOPE_BYTES: usize = 64 << 20;
 /// The window of [`MAX_WORKSPACE_RUN_SCOPE_BYTES`].
 const RUN_SCOPE_WINDOW: Duration = Duration::from_secs(60);
-/// Serialized bytes of one persistent scope (global, user, session), checked when a variable is
-/// created: protects the shared cache from one tenant's state.
+/// How long a `socket` scope lives after its last write (automation-dsl §5.2: 21,600 s).
+pub const SOCKET_SCOPE_TTL: Duration = Duration::from_secs(6 * 3600);
+/// Serialized bytes of one persistent scope (global, user, session, socket), checked when a
+/// variable is created: protects the shared cache from one tenant's state.
 pub const MAX_PERSISTENT_SCOPE_BYTES: usize = 16 << 20;
 
 /// The context store behind the `state` import, and the cache-backed capabilities the host
@@ -119,6 +121,10 @@ impl ContextStore {
             Scope::Run => (
                 CacheKey::context(ws, Scope::Run, run.correlation_id.as_str()),
                 Some(self.run_ttl),
+            ),
+            Scope::Socket => (
+                CacheKey::context(ws, Scope::Socket, &run.socket_owner()),
+                Some(SOCKET_SCOPE_TTL),
             ),
         })
     }
@@ -569,6 +575,51 @@ mod tests {
         tokio::time::advance(Duration::from_secs(61)).await;
         assert_eq!(
             s.get(&caller, Scope::Run, "step").await.unwrap(),
+            None,
+            "expired"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_socket_scope_belongs_to_the_socket_else_the_session_and_expires() {
+        let s = store();
+        let on = |socket: Option<&str>| RunContext {
+            socket_id: socket.map(str::to_owned),
+            ..run(Some("alice"), &CorrelationId::generate())
+        };
+        s.set(&on(Some("k1")), Scope::Socket, "draft", json!("hi"))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get(&on(Some("k1")), Scope::Socket, "draft")
+                .await
+                .unwrap(),
+            Some(json!("hi")),
+            "another run from the same socket reads it"
+        );
+        assert_eq!(
+            s.get(&on(Some("k2")), Scope::Socket, "draft")
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            s.get(&on(None), Scope::Socket, "draft").await.unwrap(),
+            None,
+            "a run without a socket has the session's"
+        );
+        s.set(&on(None), Scope::Socket, "draft", json!("session"))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get(&on(None), Scope::Socket, "draft").await.unwrap(),
+            Some(json!("session"))
+        );
+        tokio::time::advance(SOCKET_SCOPE_TTL + Duration::from_secs(1)).await;
+        assert_eq!(
+            s.get(&on(Some("k1")), Scope::Socket, "draft")
+                .await
+                .unwrap(),
             None,
             "expired"
         );

@@ -262,9 +262,13 @@ async fn sockets_receive_an_automations_events_in_order_through_their_filters() 
         "the other socket got only the HTTP-emitted order: {seen:?}"
     );
 
-    // A DSL automation sees the socket in `run.socketId`.
+    // A DSL automation sees the socket in `run.socketId`, and keeps variables per socket in
+    // the `socket` scope (WIT 0.1.4).
     let answer = json!({"slug": "answer", "name": "Answer", "when": {"events": ["orders.asked"]},
-        "do": [{"emit": {"event": "orders.answered", "payload": {"socket": "{{run.socketId}}"}}}]});
+    "do": [
+        {"set": {"name": "socket.asked", "value": "{% ({{socket.asked}} || 0) + 1 %}"}},
+        {"emit": {"event": "orders.answered", "payload": {"socket": "{{run.socketId}}", "count": "{{socket.asked}}"}}}
+    ]});
     let (status, body) = ada
         .json(
             Method::POST,
@@ -290,6 +294,32 @@ async fn sockets_receive_an_automations_events_in_order_through_their_filters() 
         answered["payload"]["socket"],
         json!(socket.id()),
         "{answered}"
+    );
+    async fn answer_on(socket: &mut Socket) -> Value {
+        socket
+            .send(json!({"type": "emit", "events": [{"type": "orders.asked"}]}))
+            .await;
+        loop {
+            let e = socket.event().await;
+            if e["type"] == "orders.answered" {
+                break e;
+            }
+        }
+    }
+    let first = answered["payload"]["count"].as_i64().expect("a count");
+    let again = answer_on(&mut socket).await;
+    assert!(
+        again["payload"]["count"].as_i64() > Some(first),
+        "the socket's own scope counts on: {first} then {again}"
+    );
+    let elsewhere = answer_on(&mut other).await;
+    assert_eq!(
+        (
+            &elsewhere["payload"]["socket"],
+            &elsewhere["payload"]["count"]
+        ),
+        (&json!(other.id()), &json!(1)),
+        "another socket of the same user has a scope of its own: {elsewhere}"
     );
     platform.stop().await.unwrap();
 }

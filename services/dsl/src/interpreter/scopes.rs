@@ -55,6 +55,7 @@ impl Runner<'_> {
         let computed: Vec<(String, Value)> = match scope {
             Scope::Global => self.input.global.clone().into_iter().collect(),
             Scope::Run => self.input.run.clone().into_iter().collect(),
+            Scope::Socket => Vec::new(),
             Scope::User | Scope::Session => self
                 .computed(scope, "id")
                 .map(|v| ("id".to_owned(), v))
