@@ -28,8 +28,9 @@ fn handler(inv: Invocation) -> Result<Output, Error> {
     })?;
     let program = Program::decode(&setup.program)
         .map_err(|e| Error::new("InvalidInvocation", format!("unreadable DSL program: {e}")))?;
+    // Called by another automation (a test run is a call trigger too, but at depth 0: a root).
+    let called = matches!(inv.trigger, Trigger::Call { .. }) && setup.depth > 0;
     let input = input(&inv, setup);
-    let called = matches!(inv.trigger, Trigger::Call { .. });
     let ran = refract_dsl::run(&program, input, &mut Wit);
     // Every run has an instance of its own, thrown away with all its memory when the run
     // ends: freeing the program and the invocation node by node first would only cost time

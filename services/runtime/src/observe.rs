@@ -30,7 +30,7 @@ pub(crate) fn record_run(
         Ok(report) => {
             let outcome = match &report.outcome {
                 RunOutcome::Ok(_) => "success",
-                RunOutcome::Failed(e) if crate::run::stops_callers(e) => "success",
+                RunOutcome::Failed(e) if crate::run::stops_callers(exec, e) => "success",
                 RunOutcome::Failed(_) => "error",
                 RunOutcome::Trapped(_) => "trapped",
             };

@@ -64,7 +64,7 @@ impl Reports {
                     RunOutcome::Ok(out) => (Some(output_value(&out.body)), None, duration),
                     // A called DSL automation that ended with `break: {scope: all}`: a break,
                     // not a failure; its output travels in the details to its caller.
-                    RunOutcome::Failed(e) if stops_callers(e) => {
+                    RunOutcome::Failed(e) if stops_callers(exec, e) => {
                         stopped_callers = true;
                         (Some(guest_error(e).2), None, duration)
                     }

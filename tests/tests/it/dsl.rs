@@ -217,6 +217,20 @@ async fn a_dsl_automation_answers_a_webhook() {
         (&json!("success"), &json!(true)),
         "a break is not a failure: {inner}"
     );
+    // At the root (a test run is one), `break: {scope: all}` is a plain break.
+    let (status, body) = ada
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/test/inner"),
+            Some(json!({"payload": {}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"x": 1})),
+        "a test run answers the output"
+    );
     platform.stop().await.unwrap();
 }
 

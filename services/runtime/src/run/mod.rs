@@ -151,9 +151,13 @@ pub(crate) fn run_context(
 /// The run's output body as JSON (`{}` when empty or unreadable).
 /// Whether a failed run is in fact a called DSL automation's `break: {scope: all}`
 /// ([`refract_dsl::BREAK_ALL`]): a break that stops its callers, with its output in the
-/// details, which reports and metrics count as a success.
-pub(crate) fn stops_callers(e: &refract_host::AutomationError) -> bool {
+/// details, which reports and metrics count as a success. Only the interpreter, in a called
+/// run, ends that way: the same code from a component, or at the root, is a plain error.
+pub(crate) fn stops_callers(exec: &Execution, e: &refract_host::AutomationError) -> bool {
     e.code == refract_dsl::BREAK_ALL
+        && exec.automation.kind == refract_core::model::AutomationKind::Dsl
+        && matches!(exec.trigger, Trigger::Call(_))
+        && exec.context.depth > 0
 }
 
 pub(crate) fn output_value(body: &str) -> Value {
