@@ -30,7 +30,7 @@ pub enum Scope {
     /// This run only (and the automations it calls).
     Run,
     /// Per WebSocket connection (the socket the triggering event came from; else the session,
-    /// the user or the correlation); expires 6 hours after the last write. World 0.1.4.
+    /// else the user; unavailable without any); expires 6 hours after the last write. World 0.1.4.
     Socket,
 }
 

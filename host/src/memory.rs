@@ -148,7 +148,11 @@ fn owner(run: &RunContext, scope: Scope) -> String {
         }
         // A run and the automations it calls share the correlation id.
         Scope::Run => format!("r:{}:{}", run.workspace_id, run.correlation_id),
-        Scope::Socket => format!("k:{}:{}", run.workspace_id, run.socket_owner()),
+        Scope::Socket => format!(
+            "k:{}:{}",
+            run.workspace_id,
+            run.socket_owner().unwrap_or_default()
+        ),
     }
 }
 

@@ -38,14 +38,15 @@ pub struct RunContext {
 
 impl RunContext {
     /// Who owns the run's `socket` scope (automation-dsl §5.2): its WebSocket, else its
-    /// session, its user, its correlation id. Prefixed by kind, so a session id can never
-    /// name another tenant's socket scope.
-    pub fn socket_owner(&self) -> String {
+    /// session, else its user; prefixed by kind, so a session id can never name a socket's
+    /// scope. `None` for an anonymous run without a socket: keying it by the correlation id
+    /// would give every anonymous webhook call a scope of its own that lives for hours.
+    pub fn socket_owner(&self) -> Option<String> {
         match (&self.socket_id, &self.session_id, &self.user_id) {
-            (Some(socket), _, _) => format!("socket:{socket}"),
-            (None, Some(session), _) => format!("session:{session}"),
-            (None, None, Some(user)) => format!("user:{user}"),
-            (None, None, None) => format!("correlation:{}", self.correlation_id),
+            (Some(socket), _, _) => Some(format!("socket:{socket}")),
+            (None, Some(session), _) => Some(format!("session:{session}")),
+            (None, None, Some(user)) => Some(format!("user:{user}")),
+            (None, None, None) => None,
         }
     }
 }

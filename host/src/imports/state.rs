@@ -15,10 +15,10 @@ use super::parse_json;
 
 impl RunCtx {
     /// Checks the scope has an owner in this run and the path is well-formed. `None` is the
-    /// `socket` scope (0.1.4), which always has one (its owner falls back to the session, the
-    /// user, the correlation).
+    /// `socket` scope (0.1.4), owned by the run's socket, else its session, else its user.
     fn check(&self, scope: Option<WitScope>, path: &str) -> Result<Scope, StateError> {
         let scope = match scope {
+            None if self.info.socket_owner().is_none() => return Err(StateError::NoSuchScope),
             None => Scope::Socket,
             Some(WitScope::Global) => Scope::Global,
             Some(WitScope::User) if self.info.user_id.is_none() => {

@@ -13,7 +13,7 @@ pub enum Scope {
     /// One run's variables, shared with the automations it calls.
     Run,
     /// One WebSocket connection's variables (the socket the triggering event came from; else
-    /// the session, the user or the correlation); expire hours after the last write.
+    /// the session, else the user); expire hours after the last write.
     Socket,
 }
 

@@ -61,7 +61,11 @@ fn examples(text: &str) -> Vec<Example> {
         match expects.trim() {
             "output" => example.output = Some(value),
             "events" => example.events = Some(value),
-            "error" => example.error = value.as_str().map(str::to_owned),
+            "error" => {
+                let class = value.as_str().map(str::to_owned);
+                example.error =
+                    Some(class.unwrap_or_else(|| panic!("{}: an error is a class name", at())));
+            }
             other => panic!("{}: unknown expectation {other:?}", at()),
         }
     }

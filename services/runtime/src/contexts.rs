@@ -37,11 +37,12 @@ use crate::user_fields;
 /// Variables one scope owner (a run scope, a workspace's global scope, a user's or a session's)
 /// may hold: protects the runtime's memory and the cache from a run writing endless names.
 pub const MAX_SCOPE_VARIABLES: usize = 1_000;
-/// Serialized bytes of one run scope, all its variables together.
+/// Serialized bytes of one run or socket scope, all its variables together (checked when a
+/// variable is created).
 pub const MAX_RUN_SCOPE_BYTES: usize = 8 << 20;
-/// Serialized bytes a workspace may write into run scopes per [`RUN_SCOPE_WINDOW`], all its
-/// correlations together: run scopes expire a minute after their last write, so this bounds
-/// what one tenant's run scopes hold in the shared cache.
+/// Serialized bytes a workspace may write into its short-lived scopes (`run`, `socket`) per
+/// [`RUN_SCOPE_WINDOW`], all its correlations and sockets together: with their expiry, this
+/// bounds what one tenant's short-lived scopes hold in the shared cache.
 pub const MAX_WORKSPACE_RUN_SCOPE_BYTES: usize = 64 << 20;
 /// The window of [`MAX_WORKSPACE_RUN_SCOPE_BYTES`].
 const RUN_SCOPE_WINDOW: Duration = Duration::from_secs(60);
@@ -123,7 +124,7 @@ impl ContextStore {
                 Some(self.run_ttl),
             ),
             Scope::Socket => (
-                CacheKey::context(ws, Scope::Socket, &run.socket_owner()),
+                CacheKey::context(ws, Scope::Socket, &run.socket_owner().ok_or_else(no_owner)?),
                 Some(SOCKET_SCOPE_TTL),
             ),
         })
@@ -136,8 +137,41 @@ impl ContextStore {
         let Ok((key, _)) = self.key(run, Scope::Run) else {
             return;
         };
-        if let Err(e) = self.cache.expire(&key, self.run_ttl + timeout).await {
+        let hold = self.run_ttl + timeout;
+        let until = now_ms().saturating_add(u64::try_from(hold.as_millis()).unwrap_or(u64::MAX));
+        let hold_key = CacheKey::run_hold(&run.workspace_id, run.correlation_id.as_str());
+        // A later hold (a longer wait of the chain) stays.
+        let held = self.held_until(run).await.unwrap_or(0);
+        let result = async {
+            if until > held {
+                self.cache
+                    .set(&hold_key, until.to_string().as_bytes(), Some(hold))
+                    .await?;
+            }
+            self.cache.expire(&key, hold).await.map(drop)
+        }
+        .await;
+        if let Err(e) = result {
             tracing::warn!(workspace_id = %run.workspace_id, error = %e, "could not extend a run scope for a wait");
+        }
+    }
+
+    /// Until when (epoch ms) a wait holds the run's `run` scope, if one does.
+    async fn held_until(&self, run: &RunContext) -> Option<u64> {
+        let key = CacheKey::run_hold(&run.workspace_id, run.correlation_id.as_str());
+        let bytes = self.cache.get(&key).await.ok()??;
+        std::str::from_utf8(&bytes).ok()?.parse().ok()
+    }
+
+    /// How long a scope written now lives: its TTL, and for a `run` scope at least what a
+    /// wait of its chain still holds.
+    async fn ttl_after_write(&self, run: &RunContext, scope: Scope, ttl: Duration) -> Duration {
+        if scope != Scope::Run {
+            return ttl;
+        }
+        match self.held_until(run).await {
+            Some(until) => ttl.max(Duration::from_millis(until.saturating_sub(now_ms()))),
+            None => ttl,
         }
     }
 
@@ -191,7 +225,7 @@ impl ContextStore {
                 "a context scope holds at most {MAX_SCOPE_VARIABLES} variables"
             )));
         }
-        let cap = if scope == Scope::Run {
+        let cap = if matches!(scope, Scope::Run | Scope::Socket) {
             MAX_RUN_SCOPE_BYTES
         } else {
             MAX_PERSISTENT_SCOPE_BYTES
@@ -244,7 +278,7 @@ impl ContextStore {
             Some(bytes) => {
                 self.check_new_variable(&key, scope, name, bytes.len())
                     .await?;
-                if scope == Scope::Run {
+                if matches!(scope, Scope::Run | Scope::Socket) {
                     self.charge_run_scope(run, name.len() + bytes.len()).await?;
                 }
                 self.cache
@@ -257,10 +291,16 @@ impl ContextStore {
             }
         }
         if let Some(ttl) = ttl {
+            let ttl = self.ttl_after_write(run, scope, ttl).await;
             self.cache.expire(&key, ttl).await.map_err(unavailable)?;
         }
         Ok(())
     }
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
 }
 
 fn split(path: &str) -> Result<(String, Vec<Segment>), ServiceError> {
@@ -615,6 +655,17 @@ mod tests {
             s.get(&on(None), Scope::Socket, "draft").await.unwrap(),
             Some(json!("session"))
         );
+        let anonymous = RunContext {
+            user_id: None,
+            session_id: None,
+            ..on(None)
+        };
+        assert!(
+            s.set(&anonymous, Scope::Socket, "draft", json!(1))
+                .await
+                .is_err(),
+            "an anonymous run without a socket has no socket scope to fill"
+        );
         tokio::time::advance(SOCKET_SCOPE_TTL + Duration::from_secs(1)).await;
         assert_eq!(
             s.get(&on(Some("k1")), Scope::Socket, "draft")
@@ -639,6 +690,27 @@ mod tests {
         );
         tokio::time::advance(Duration::from_secs(31)).await;
         assert_eq!(s.get(&r, Scope::Run, "step").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_write_during_a_wait_does_not_cut_its_hold_short() {
+        let s = store();
+        let r = run(Some("alice"), &CorrelationId::generate());
+        s.hold_run_scope(&r, Duration::from_secs(600)).await;
+        s.set(&r, Scope::Run, "step", json!(2)).await.unwrap();
+        let held = s
+            .ttl_after_write(&r, Scope::Run, Duration::from_secs(60))
+            .await;
+        assert!(
+            held > Duration::from_secs(600),
+            "a write keeps the wait's hold: {held:?}"
+        );
+        let other = run(Some("alice"), &CorrelationId::generate());
+        assert_eq!(
+            s.ttl_after_write(&other, Scope::Run, Duration::from_secs(60))
+                .await,
+            Duration::from_secs(60)
+        );
     }
 
     #[tokio::test(start_paused = true)]

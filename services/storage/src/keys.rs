@@ -124,6 +124,12 @@ impl CacheKey {
         )
     }
 
+    /// Until when (epoch ms) a `wait` holds the `run` scope of a correlation: its writes keep
+    /// the scope at least that long.
+    pub fn run_hold(workspace: &WorkspaceId, correlation: &str) -> Self {
+        Self::new(format!("runhold:{workspace}:{}", part(correlation)), false)
+    }
+
     /// The user topics a user joined in a workspace.
     pub fn user_topics(workspace: &WorkspaceId, user: &UserId) -> Self {
         Self::new(format!("usertopics:{workspace}:{user}"), false)

@@ -93,8 +93,9 @@ impl Runner<'_> {
         self.input.user_id = user;
         self.input.session_id = session;
         self.switched = true;
+        // The socket scope of a run without a socket is its session's or user's.
         self.scopes
-            .retain(|(s, _), _| !matches!(s, Scope::User | Scope::Session));
+            .retain(|(s, _), _| !matches!(s, Scope::User | Scope::Session | Scope::Socket));
         Ok(())
     }
 }

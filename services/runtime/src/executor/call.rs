@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use refract_core::model::Automation;
-use refract_host::{AutomationCaller, CallFailure, RunContext, Trigger};
+use refract_core::model::{Automation, AutomationKind};
+use refract_host::{AutomationCaller, CallFailure, RunContext, RunOutcome, Trigger};
 use serde_json::Value;
 
 use super::Executor;
@@ -67,10 +67,19 @@ impl AutomationCaller for Executor {
             context: callee,
             payload: arguments,
         };
-        let report = self
+        let from_dsl = exec.automation.kind == AutomationKind::Dsl;
+        let mut report = self
             .execute(exec)
             .await
             .map_err(|e| CallFailure::Unavailable(e.to_string()))?;
+        // Only the interpreter may stop its callers (`BreakAll`): a component failing with
+        // that code is failing, and its caller must not mistake it for a break.
+        if !from_dsl
+            && let RunOutcome::Failed(e) = &mut report.outcome
+            && e.code == refract_dsl::BREAK_ALL
+        {
+            e.code = "AutomationError".to_owned();
+        }
         CallFailure::from_outcome(report.outcome).map(|out| output_value(&out.body))
     }
 }
