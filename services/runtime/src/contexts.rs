@@ -175,9 +175,9 @@ impl ContextStore {
         }
     }
 
-    /// Counts `bytes` written into a run scope of the workspace against its budget for this
-    /// minute; refuses (and uncounts) a write past it.
-    async fn charge_run_scope(&self, run: &RunContext, bytes: usize) -> Result<(), ServiceError> {
+    /// Counts `bytes` written into a `run` or `socket` scope of the workspace against its
+    /// budget for this minute; refuses (and uncounts) a write past it.
+    async fn charge_short_lived(&self, run: &RunContext, bytes: usize) -> Result<(), ServiceError> {
         let window = RUN_SCOPE_WINDOW.as_secs();
         let now = chrono::Utc::now().timestamp().max(0).unsigned_abs();
         let key = CacheKey::rate_limit(
@@ -279,7 +279,8 @@ impl ContextStore {
                 self.check_new_variable(&key, scope, name, bytes.len())
                     .await?;
                 if matches!(scope, Scope::Run | Scope::Socket) {
-                    self.charge_run_scope(run, name.len() + bytes.len()).await?;
+                    self.charge_short_lived(run, name.len() + bytes.len())
+                        .await?;
                 }
                 self.cache
                     .hset(&key, name, &bytes)
