@@ -221,19 +221,24 @@ pub fn json_to_string(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => number_to_string(n.as_f64().unwrap_or(f64::NAN)),
         Value::String(s) => s.clone(),
-        Value::Array(items) => items
-            .iter()
-            .map(|i| {
-                if i.is_null() {
-                    String::new()
-                } else {
-                    json_to_string(i)
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(","),
+        Value::Array(items) => join(items, ","),
         Value::Object(_) => "[object Object]".into(),
     }
+}
+
+/// JS `Array.prototype.join`: each item's ToString, `null` items empty, between `sep`s.
+pub fn join(items: &[Value], sep: &str) -> String {
+    items
+        .iter()
+        .map(|i| {
+            if i.is_null() {
+                String::new()
+            } else {
+                json_to_string(i)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 /// JS strict equality (`===`); objects and arrays are never equal (D8).

@@ -71,19 +71,9 @@ pub fn call(
             _ => Err(bad(name, "takes two strings")),
         },
         "join" => match (arg(0), arg(1).as_str()) {
-            (Val::Json(Value::Array(items)), Some(sep)) => Ok(Val::str(
-                items
-                    .iter()
-                    .map(|i| {
-                        if i.is_null() {
-                            String::new()
-                        } else {
-                            json_to_string(i)
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(sep),
-            )),
+            (Val::Json(Value::Array(items)), Some(sep)) => {
+                Ok(Val::str(crate::value::join(&items, sep)))
+            }
             _ => Err(bad(name, "takes an array and a string")),
         },
         "json" => match arg(0) {
