@@ -13,34 +13,38 @@ use refract_core::Scope;
 
 use super::parse_json;
 
+/// The context scope a WIT `scope` names (the `socket` scope has functions of its own).
+fn scope_of(scope: WitScope) -> Scope {
+    match scope {
+        WitScope::Global => Scope::Global,
+        WitScope::User => Scope::User,
+        WitScope::Session => Scope::Session,
+        WitScope::Run => Scope::Run,
+    }
+}
+
 impl RunCtx {
-    /// Checks the scope has an owner in this run and the path is well-formed. `None` is the
-    /// `socket` scope (0.1.4), owned by the run's socket, else its session, else its user.
-    fn check(&self, scope: Option<WitScope>, path: &str) -> Result<Scope, StateError> {
-        let scope = match scope {
-            None if self.info.socket_owner().is_none() => return Err(StateError::NoSuchScope),
-            None => Scope::Socket,
-            Some(WitScope::Global) => Scope::Global,
-            Some(WitScope::User) if self.info.user_id.is_none() => {
-                return Err(StateError::NoSuchScope);
-            }
-            Some(WitScope::User) => Scope::User,
-            Some(WitScope::Session) if self.info.session_id.is_none() => {
-                return Err(StateError::NoSuchScope);
-            }
-            Some(WitScope::Session) => Scope::Session,
-            Some(WitScope::Run) => Scope::Run,
+    /// Checks the scope has an owner in this run (a user, a session; for `socket`, a socket,
+    /// a session or a user) and the path is well-formed.
+    fn check(&self, scope: Scope, path: &str) -> Result<(), StateError> {
+        let owned = match scope {
+            Scope::Global | Scope::Run => true,
+            Scope::User => self.info.user_id.is_some(),
+            Scope::Session => self.info.session_id.is_some(),
+            Scope::Socket => self.info.socket_owner().is_some(),
         };
-        valid_path(path).map_err(StateError::Invalid)?;
-        Ok(scope)
+        if !owned {
+            return Err(StateError::NoSuchScope);
+        }
+        valid_path(path).map_err(StateError::Invalid)
     }
 
     async fn state_get(
         &mut self,
-        scope: Option<WitScope>,
+        scope: Scope,
         path: String,
     ) -> Result<Option<String>, StateError> {
-        let scope = self.check(scope, &path)?;
+        self.check(scope, &path)?;
         let (store, info) = (self.services.state.clone(), self.info.clone());
         let result = self.io("state.get", store.get(&info, scope, &path)).await;
         result
@@ -50,11 +54,11 @@ impl RunCtx {
 
     async fn state_set(
         &mut self,
-        scope: Option<WitScope>,
+        scope: Scope,
         path: String,
         value: String,
     ) -> Result<(), StateError> {
-        let scope = self.check(scope, &path)?;
+        self.check(scope, &path)?;
         if value.len() > self.limits.max_state_value_bytes {
             return Err(StateError::TooLarge(
                 u32::try_from(self.limits.max_state_value_bytes).unwrap_or(u32::MAX),
@@ -67,12 +71,8 @@ impl RunCtx {
             .map_err(to_wit)
     }
 
-    async fn state_delete(
-        &mut self,
-        scope: Option<WitScope>,
-        path: String,
-    ) -> Result<(), StateError> {
-        let scope = self.check(scope, &path)?;
+    async fn state_delete(&mut self, scope: Scope, path: String) -> Result<(), StateError> {
+        self.check(scope, &path)?;
         let (store, info) = (self.services.state.clone(), self.info.clone());
         self.io("state.delete", store.delete(&info, scope, &path))
             .await
@@ -262,7 +262,7 @@ impl Host for RunCtx {
         scope: WitScope,
         path: String,
     ) -> wasmtime::Result<Result<Option<String>, StateError>> {
-        Ok(self.state_get(Some(scope), path).await)
+        Ok(self.state_get(scope_of(scope), path).await)
     }
 
     async fn set(
@@ -271,7 +271,7 @@ impl Host for RunCtx {
         path: String,
         value: String,
     ) -> wasmtime::Result<Result<(), StateError>> {
-        Ok(self.state_set(Some(scope), path, value).await)
+        Ok(self.state_set(scope_of(scope), path, value).await)
     }
 
     async fn delete(
@@ -279,14 +279,14 @@ impl Host for RunCtx {
         scope: WitScope,
         path: String,
     ) -> wasmtime::Result<Result<(), StateError>> {
-        Ok(self.state_delete(Some(scope), path).await)
+        Ok(self.state_delete(scope_of(scope), path).await)
     }
 
     async fn socket_get(
         &mut self,
         path: String,
     ) -> wasmtime::Result<Result<Option<String>, StateError>> {
-        Ok(self.state_get(None, path).await)
+        Ok(self.state_get(Scope::Socket, path).await)
     }
 
     async fn socket_set(
@@ -294,11 +294,11 @@ impl Host for RunCtx {
         path: String,
         value: String,
     ) -> wasmtime::Result<Result<(), StateError>> {
-        Ok(self.state_set(None, path, value).await)
+        Ok(self.state_set(Scope::Socket, path, value).await)
     }
 
     async fn socket_delete(&mut self, path: String) -> wasmtime::Result<Result<(), StateError>> {
-        Ok(self.state_delete(None, path).await)
+        Ok(self.state_delete(Scope::Socket, path).await)
     }
 
     async fn rate_limit(
