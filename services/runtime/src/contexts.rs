@@ -30,7 +30,7 @@ use refract_host::{
 use refract_storage::{Cache, CacheKey, DocumentStore};
 use serde_json::Value;
 
-use crate::coordination;
+use crate::coordination::{self, now_ms};
 use crate::paths::{self, Segment};
 use crate::user_fields;
 
@@ -48,8 +48,8 @@ pub const MAX_WORKSPACE_RUN_SCOPE_BYTES: usize = 64 << 20;
 const RUN_SCOPE_WINDOW: Duration = Duration::from_secs(60);
 /// How long a `socket` scope lives after its last write (automation-dsl §5.2: 21,600 s).
 pub const SOCKET_SCOPE_TTL: Duration = Duration::from_secs(6 * 3600);
-/// Serialized bytes of one persistent scope (global, user, session, socket), checked when a
-/// variable is created: protects the shared cache from one tenant's state.
+/// Serialized bytes of one persistent scope (global, user, session), checked when a variable is
+/// created: protects the shared cache from one tenant's state.
 pub const MAX_PERSISTENT_SCOPE_BYTES: usize = 16 << 20;
 
 /// The context store behind the `state` import, and the cache-backed capabilities the host
@@ -138,7 +138,7 @@ impl ContextStore {
             return;
         };
         let hold = self.run_ttl + timeout;
-        let until = now_ms().saturating_add(u64::try_from(hold.as_millis()).unwrap_or(u64::MAX));
+        let until = now_ms().saturating_add(i64::try_from(hold.as_millis()).unwrap_or(i64::MAX));
         let hold_key = CacheKey::run_hold(&run.workspace_id, run.correlation_id.as_str());
         // A later hold (a longer wait of the chain) stays.
         let held = self.held_until(run).await.unwrap_or(0);
@@ -157,7 +157,7 @@ impl ContextStore {
     }
 
     /// Until when (epoch ms) a wait holds the run's `run` scope, if one does.
-    async fn held_until(&self, run: &RunContext) -> Option<u64> {
+    async fn held_until(&self, run: &RunContext) -> Option<i64> {
         let key = CacheKey::run_hold(&run.workspace_id, run.correlation_id.as_str());
         let bytes = self.cache.get(&key).await.ok()??;
         std::str::from_utf8(&bytes).ok()?.parse().ok()
@@ -170,7 +170,10 @@ impl ContextStore {
             return ttl;
         }
         match self.held_until(run).await {
-            Some(until) => ttl.max(Duration::from_millis(until.saturating_sub(now_ms()))),
+            Some(until) => {
+                let left = u64::try_from(until.saturating_sub(now_ms())).unwrap_or(0);
+                ttl.max(Duration::from_millis(left))
+            }
             None => ttl,
         }
     }
@@ -178,12 +181,12 @@ impl ContextStore {
     /// Counts `bytes` written into a `run` or `socket` scope of the workspace against its
     /// budget for this minute; refuses (and uncounts) a write past it.
     async fn charge_short_lived(&self, run: &RunContext, bytes: usize) -> Result<(), ServiceError> {
-        let window = RUN_SCOPE_WINDOW.as_secs();
-        let now = chrono::Utc::now().timestamp().max(0).unsigned_abs();
+        let window = i64::try_from(RUN_SCOPE_WINDOW.as_secs()).unwrap_or(i64::MAX);
+        let now = now_ms() / 1000;
         let key = CacheKey::rate_limit(
             "run-scope-bytes",
             run.workspace_id.as_str(),
-            i64::try_from(now - now % window).unwrap_or(i64::MAX),
+            now - now.rem_euclid(window),
         );
         let by = i64::try_from(bytes).unwrap_or(i64::MAX);
         let total = self
@@ -225,7 +228,7 @@ impl ContextStore {
                 "a context scope holds at most {MAX_SCOPE_VARIABLES} variables"
             )));
         }
-        let cap = if matches!(scope, Scope::Run | Scope::Socket) {
+        let cap = if short_lived(scope) {
             MAX_RUN_SCOPE_BYTES
         } else {
             MAX_PERSISTENT_SCOPE_BYTES
@@ -278,7 +281,7 @@ impl ContextStore {
             Some(bytes) => {
                 self.check_new_variable(&key, scope, name, bytes.len())
                     .await?;
-                if matches!(scope, Scope::Run | Scope::Socket) {
+                if short_lived(scope) {
                     self.charge_short_lived(run, name.len() + bytes.len())
                         .await?;
                 }
@@ -299,9 +302,10 @@ impl ContextStore {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
+/// The scopes that expire minutes or hours after their last write (`run`, `socket`): capped
+/// per owner at [`MAX_RUN_SCOPE_BYTES`] and counted in the workspace's per-minute budget.
+fn short_lived(scope: Scope) -> bool {
+    matches!(scope, Scope::Run | Scope::Socket)
 }
 
 fn split(path: &str) -> Result<(String, Vec<Segment>), ServiceError> {

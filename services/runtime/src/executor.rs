@@ -152,8 +152,8 @@ impl Executor {
     /// Runs `exec` and reports it. `Err` only when the run could not happen; a transient error
     /// (host busy, storage down) is not reported, so a redelivery can try again. A failed run
     /// started by an event or a schedule is retried as its automation's `retry` says.
-    pub(crate) async fn execute(&self, exec: Execution) -> Result<RunReport, RuntimeError> {
-        self.attempt(&exec, Attempt::First).await
+    pub(crate) async fn execute(&self, exec: &Execution) -> Result<RunReport, RuntimeError> {
+        self.attempt(exec, Attempt::First).await
     }
 
     /// Runs `exec` as `attempt` and reports it; a failure of a first attempt or a retry is kept

@@ -240,7 +240,7 @@ async fn handle_event(state: &RuntimeState, delivery: Delivery) {
             if std::mem::take(&mut announce) {
                 executor.reports().announce(&exec, false).await;
             }
-            runs.push(async move { executor.execute(exec).await });
+            runs.push(async move { executor.execute(&exec).await });
         }
     }
     let results = futures::future::join_all(runs).await;
@@ -469,5 +469,5 @@ async fn fire_tick(state: &RuntimeState, fire: Fire) {
         payload,
     };
     state.executor().reports().announce(&exec, false).await;
-    let _ = state.executor().execute(exec).await;
+    let _ = state.executor().execute(&exec).await;
 }

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use refract_core::model::{Automation, AutomationKind};
+use refract_core::model::Automation;
 use refract_host::{AutomationCaller, CallFailure, RunContext, RunOutcome, Trigger};
 use serde_json::Value;
 
 use super::Executor;
 use crate::apps::AppScope;
-use crate::run::{Execution, TriggerInfo, TriggerKind, output_value};
+use crate::run::{Execution, TriggerInfo, TriggerKind, output_value, stops_callers};
 
 impl Executor {
     /// The automation a call to `target` from a run of `caller` (an app instance, or the
@@ -67,16 +67,15 @@ impl AutomationCaller for Executor {
             context: callee,
             payload: arguments,
         };
-        let from_dsl = exec.automation.kind == AutomationKind::Dsl;
         let mut report = self
-            .execute(exec)
+            .execute(&exec)
             .await
             .map_err(|e| CallFailure::Unavailable(e.to_string()))?;
-        // Only the interpreter may stop its callers (`BreakAll`): a component failing with
+        // Only a called DSL run may stop its callers (`BreakAll`): a component failing with
         // that code is failing, and its caller must not mistake it for a break.
-        if !from_dsl
-            && let RunOutcome::Failed(e) = &mut report.outcome
+        if let RunOutcome::Failed(e) = &mut report.outcome
             && e.code == refract_dsl::BREAK_ALL
+            && !stops_callers(&exec, e)
         {
             e.code = "AutomationError".to_owned();
         }

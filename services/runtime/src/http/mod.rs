@@ -126,7 +126,7 @@ async fn rights(
 fn spawn_run(state: &RuntimeState, exec: Execution) -> JoinHandle<Result<RunReport, RuntimeError>> {
     let executor = state.executor().clone();
     tokio::spawn(tracing::Instrument::in_current_span(async move {
-        executor.execute(exec).await
+        executor.execute(&exec).await
     }))
 }
 

@@ -148,7 +148,6 @@ pub(crate) fn run_context(
     }
 }
 
-/// The run's output body as JSON (`{}` when empty or unreadable).
 /// Whether a failed run is in fact a called DSL automation's `break: {scope: all}`
 /// ([`refract_dsl::BREAK_ALL`]): a break that stops its callers, with its output in the
 /// details, which reports and metrics count as a success. Only the interpreter, in a called
@@ -160,6 +159,7 @@ pub(crate) fn stops_callers(exec: &Execution, e: &refract_host::AutomationError)
         && exec.context.depth > 0
 }
 
+/// The run's output body as JSON (`{}` when empty or unreadable).
 pub(crate) fn output_value(body: &str) -> Value {
     if body.trim().is_empty() {
         return json!({});
