@@ -77,7 +77,7 @@ impl From<CallError> for Error {
     }
 }
 
-fn call_result<T: DeserializeOwned>(
+pub(crate) fn call_result<T: DeserializeOwned>(
     result: Result<String, host::CallError>,
 ) -> Result<T, CallError> {
     let body = result.map_err(CallError::from_raw)?;

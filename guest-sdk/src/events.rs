@@ -292,18 +292,20 @@ impl From<WaitError> for Error {
 
 /// `timeout` in whole milliseconds, saturating at `u32::MAX` (about 49 days; the host caps the
 /// wait by the run's remaining wall-clock budget anyway).
-fn timeout_ms(timeout: Duration) -> u32 {
+pub(crate) fn timeout_ms(timeout: Duration) -> u32 {
     u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX)
 }
 
-fn conditions_to_raw(conditions: &[Condition]) -> Result<Vec<host::Condition>, WaitError> {
+pub(crate) fn conditions_to_raw(
+    conditions: &[Condition],
+) -> Result<Vec<host::Condition>, WaitError> {
     if conditions.is_empty() {
         return Err(WaitError::Invalid("no condition".to_owned()));
     }
     conditions.iter().map(Condition::to_raw).collect()
 }
 
-fn wait_result(
+pub(crate) fn wait_result(
     result: Result<Option<raw::Event>, host::WaitError>,
 ) -> Result<Option<Event>, WaitError> {
     match result {

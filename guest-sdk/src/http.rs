@@ -89,7 +89,7 @@ impl Request {
         self
     }
 
-    fn into_raw(self) -> Result<host::Request, FetchError> {
+    pub(crate) fn into_raw(self) -> Result<host::Request, FetchError> {
         Ok(host::Request {
             body: self.body.map_err(FetchError::InvalidRequest)?,
             method: self.method,
@@ -206,7 +206,14 @@ impl From<FetchError> for Error {
 /// re-checked against the egress policy.
 pub fn fetch(request: Request) -> Result<Response, FetchError> {
     let raw = request.into_raw()?;
-    host::fetch(&raw)
+    fetch_result(host::fetch(&raw))
+}
+
+/// What the host answered to a fetch.
+pub(crate) fn fetch_result(
+    result: Result<host::Response, host::FetchError>,
+) -> Result<Response, FetchError> {
+    result
         .map(|r| Response {
             status: r.status,
             headers: r.headers,

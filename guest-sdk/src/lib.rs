@@ -1,6 +1,6 @@
 //! `refract-sdk`: what Refract automation authors depend on.
 //!
-//! An automation is a WebAssembly component targeting the `refract:automation@0.1.4` world
+//! An automation is a WebAssembly component targeting the `refract:automation@0.1.5` world
 //! (`wit/automation.wit`). Every run gets a fresh instance: nothing in guest memory survives from
 //! one run to the next; what must survive goes through [`state`]. This crate hides the
 //! `wit-bindgen` bindings behind hand-written types and one attribute macro,
@@ -27,7 +27,8 @@
 //! - [`invocation`]: what a run is given ([`Invocation`], [`Trigger`]).
 //! - [`output`] and [`error`](mod@error): what a run returns ([`Output`], [`Error`]).
 //! - [`events`]: [`emit`] and [`wait`]; [`http`]: [`fetch`]; [`state`]; [`log`];
-//!   [`automations`]: [`call`]; [`secrets`]: the workspace's secrets (world 0.1.3).
+//!   [`automations`]: [`call`]; [`secrets`]: the workspace's secrets (world 0.1.3);
+//!   [`concurrent`]: fetches, waits and calls started without blocking (world 0.1.5).
 //!
 //! Errors are values: every host error is a typed enum, host data that fails to parse becomes an
 //! error rather than a panic, and every SDK error converts into [`Error`] so `?` works in a
@@ -36,6 +37,7 @@
 #![warn(missing_docs)]
 
 pub mod automations;
+pub mod concurrent;
 pub mod error;
 pub mod events;
 pub mod http;
@@ -113,7 +115,7 @@ extern crate self as refract_sdk;
 pub mod __bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "refract:automation/automation@0.1.4",
+        world: "refract:automation/automation@0.1.5",
         // The export macro is used by `#[automation]` in the author's crate.
         pub_export_macro: true,
         default_bindings_module: "::refract_sdk::__bindings",

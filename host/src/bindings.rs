@@ -23,4 +23,6 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq],
 });
 
-pub use refract::automation::{automations, events, http, logging, secrets, state, types};
+pub use refract::automation::{
+    automations, concurrent, events, http, logging, secrets, state, types,
+};

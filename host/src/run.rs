@@ -20,6 +20,7 @@ use crate::limits::{Limits, MemoryExceeded};
 use crate::outcome::{AutomationError, RunOutcome, RunReport, RunTimings, TrapReason, Trapped};
 use refract_secrets::WorkspaceSecrets;
 
+use crate::imports::InFlight;
 use crate::runlog::{LogLevel, RunLog};
 use crate::services::{RunContext, Services};
 use crate::shares::Shares;
@@ -311,6 +312,7 @@ impl Host {
             refused: Vec::new(),
             log,
             secrets,
+            in_flight: InFlight::default(),
         };
         let mut store = Store::new(&self.engine, StoreData::new(ctx));
         store.limiter(|d| &mut d.limiter);

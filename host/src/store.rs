@@ -1,6 +1,8 @@
 //! The data of one run's `Store`: the WASI context that grants nothing, the memory limiter, and
 //! the [`RunCtx`] the imports reach through the [`RunView`] trait.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,10 +12,15 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use refract_secrets::WorkspaceSecrets;
 
 use crate::egress::{Egress, EgressPolicy};
+use crate::imports::InFlight;
 use crate::limits::{Limits, MemoryLimiter};
 use crate::runlog::{LogLevel, LogSource, RunLog};
 use crate::services::{RunContext, Services};
 use crate::stdio::{LogPipe, Stream};
+
+/// A host call in progress, owning all it needs: awaited at once by a blocking import, or
+/// kept in flight by the `concurrent` interface.
+pub(crate) type HostFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// A per-run cap the guest hit once; calling again after the refusal ends the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +56,8 @@ pub(crate) struct RunCtx {
     /// The workspace's secrets for this run (the `secrets` import; redaction of what it
     /// emits and logs).
     pub(crate) secrets: Arc<WorkspaceSecrets>,
+    /// Host calls started through the `concurrent` interface and not reported yet.
+    pub(crate) in_flight: InFlight,
 }
 
 impl RunCtx {

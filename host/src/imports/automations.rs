@@ -3,7 +3,7 @@
 use crate::bindings::automations::{CallError, Host};
 use crate::bindings::types::AutomationError;
 use crate::services::{CallFailure, RunContext};
-use crate::store::RunCtx;
+use crate::store::{HostFuture, RunCtx};
 
 use super::parse_json;
 
@@ -13,44 +13,63 @@ impl Host for RunCtx {
         slug: String,
         arguments: String,
     ) -> wasmtime::Result<Result<String, CallError>> {
+        let call = self.automation_call(slug, &arguments, false);
+        Ok(self.io("call", call).await)
+    }
+}
+
+impl RunCtx {
+    /// Checks a call; the call, to be awaited now or later (`fanned_out`: among others, started
+    /// by `concurrent.start-call`).
+    pub(crate) fn automation_call(
+        &mut self,
+        slug: String,
+        arguments: &str,
+        fanned_out: bool,
+    ) -> HostFuture<Result<String, CallError>> {
+        let refused = |e: CallError| -> HostFuture<_> { Box::pin(std::future::ready(Err(e))) };
         let max = self.limits.max_call_depth;
         let depth = self.info.depth.saturating_add(1);
         if depth > max {
-            return Ok(Err(CallError::DepthExceeded(max)));
+            return refused(CallError::DepthExceeded(max));
         }
-        let args = match parse_json("arguments", &arguments) {
+        let args = match parse_json("arguments", arguments) {
             Ok(v) if v.is_object() => v,
             Ok(_) => {
-                return Ok(Err(CallError::InvalidArguments(
+                return refused(CallError::InvalidArguments(
                     "arguments must be a JSON object".into(),
-                )));
+                ));
             }
-            Err(m) => return Ok(Err(CallError::InvalidArguments(m))),
+            Err(m) => return refused(CallError::InvalidArguments(m)),
         };
         self.calls += 1;
         let callee = RunContext {
             run_id: format!("{}.c{}", self.info.run_id, self.calls),
             automation_slug: slug.clone(),
             depth,
+            fanned_out: self.info.fanned_out || fanned_out,
             ..(*self.info).clone()
         };
         let caller = self.services.automations.clone();
-        let result = self.io("call", caller.call(callee, &slug, args)).await;
-        Ok(match result {
-            Ok(v) => Ok(serde_json::to_string(&v).unwrap_or_else(|_| "null".into())),
-            Err(CallFailure::NotFound(s)) => Err(CallError::NotFound(s)),
-            Err(CallFailure::InvalidArguments(m)) => Err(CallError::InvalidArguments(m)),
-            Err(CallFailure::Failed {
-                code,
-                message,
-                details,
-            }) => Err(CallError::Failed(AutomationError {
-                code,
-                message,
-                details,
-            })),
-            Err(CallFailure::Trapped(m)) => Err(CallError::Trapped(m)),
-            Err(CallFailure::Unavailable(m)) => Err(CallError::Trapped(format!("not run: {m}"))),
+        Box::pin(async move {
+            match caller.call(callee, &slug, args).await {
+                Ok(v) => Ok(serde_json::to_string(&v).unwrap_or_else(|_| "null".into())),
+                Err(CallFailure::NotFound(s)) => Err(CallError::NotFound(s)),
+                Err(CallFailure::InvalidArguments(m)) => Err(CallError::InvalidArguments(m)),
+                Err(CallFailure::Failed {
+                    code,
+                    message,
+                    details,
+                }) => Err(CallError::Failed(AutomationError {
+                    code,
+                    message,
+                    details,
+                })),
+                Err(CallFailure::Trapped(m)) => Err(CallError::Trapped(m)),
+                Err(CallFailure::Unavailable(m)) => {
+                    Err(CallError::Trapped(format!("not run: {m}")))
+                }
+            }
         })
     }
 }

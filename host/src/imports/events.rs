@@ -10,7 +10,7 @@ use super::parse_json;
 use crate::bindings::events::{Condition, EmitError, Host, WaitError};
 use crate::bindings::types;
 use crate::services::{ServiceError, WaitCondition};
-use crate::store::{Cap, RunCtx};
+use crate::store::{Cap, HostFuture, RunCtx};
 
 /// Time kept for the guest to answer after a `wait` capped by the run's wall-clock budget.
 const WAIT_MARGIN: Duration = Duration::from_secs(1);
@@ -66,25 +66,39 @@ impl Host for RunCtx {
         conditions: Vec<Condition>,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<Option<types::Event>, WaitError>> {
+        let call = self.wait_call(conditions, timeout_ms);
+        Ok(self.io("wait", call).await)
+    }
+}
+
+impl RunCtx {
+    /// Checks a wait; the wait, to be awaited now or later (the conditions are registered
+    /// when it is first polled).
+    pub(crate) fn wait_call(
+        &mut self,
+        conditions: Vec<Condition>,
+        timeout_ms: u32,
+    ) -> HostFuture<Result<Option<types::Event>, WaitError>> {
+        let invalid = |m: String| -> HostFuture<_> {
+            Box::pin(std::future::ready(Err(WaitError::Invalid(m))))
+        };
         if conditions.is_empty() {
-            return Ok(Err(WaitError::Invalid("no condition".into())));
+            return invalid("no condition".into());
         }
         let mut parsed = Vec::with_capacity(conditions.len());
         for c in conditions {
             let event_type = match EventType::new(c.type_) {
                 Ok(t) => t,
-                Err(e) => return Ok(Err(WaitError::Invalid(e.to_string()))),
+                Err(e) => return invalid(e.to_string()),
             };
             let mut filters = Vec::with_capacity(c.filters.len());
             for (path, value) in c.filters {
                 if path.is_empty() || path.split('.').any(str::is_empty) {
-                    return Ok(Err(WaitError::Invalid(format!(
-                        "malformed filter path {path:?}"
-                    ))));
+                    return invalid(format!("malformed filter path {path:?}"));
                 }
                 match parse_json("filter value", &value) {
                     Ok(v) => filters.push((path, v)),
-                    Err(m) => return Ok(Err(WaitError::Invalid(m))),
+                    Err(m) => return invalid(m),
                 }
             }
             parsed.push(WaitCondition {
@@ -99,20 +113,19 @@ impl Host for RunCtx {
         let timeout = Duration::from_millis(u64::from(timeout_ms)).min(left.saturating_sub(margin));
         let events = self.services.events.clone();
         let info = self.info.clone();
-        let result = self.io("wait", events.wait(&info, &parsed, timeout)).await;
-        Ok(match result {
-            Ok(None) => Ok(None),
-            Ok(Some(event)) => Ok(Some(to_wit_event(&event))),
-            Err(ServiceError::Invalid(m)) => Err(WaitError::Invalid(m)),
-            Err(ServiceError::TooLarge(n)) => {
-                Err(WaitError::Invalid(format!("too large: {n} bytes")))
+        Box::pin(async move {
+            match events.wait(&info, &parsed, timeout).await {
+                Ok(None) => Ok(None),
+                Ok(Some(event)) => Ok(Some(to_wit_event(&event))),
+                Err(ServiceError::Invalid(m)) => Err(WaitError::Invalid(m)),
+                Err(ServiceError::TooLarge(n)) => {
+                    Err(WaitError::Invalid(format!("too large: {n} bytes")))
+                }
+                Err(ServiceError::Unavailable(m)) => Err(WaitError::Unavailable(m)),
             }
-            Err(ServiceError::Unavailable(m)) => Err(WaitError::Unavailable(m)),
         })
     }
-}
 
-impl RunCtx {
     pub(super) fn build_event(
         &self,
         ty: &str,

@@ -2,15 +2,29 @@
 
 use crate::bindings::http::{FetchError, Host, Request, Response};
 use crate::egress::{self, FetchLimits, FetchRequest};
-use crate::runlog::LogLevel;
-use crate::store::{Cap, RunCtx};
+use crate::runlog::{LogLevel, LogSource};
+use crate::store::{Cap, HostFuture, RunCtx};
 
 impl Host for RunCtx {
     async fn fetch(&mut self, request: Request) -> wasmtime::Result<Result<Response, FetchError>> {
+        let call = self.fetch_call(request)?;
+        Ok(self.io("fetch", call).await)
+    }
+}
+
+impl RunCtx {
+    /// Checks and counts a fetch (a trap only for a guest that keeps calling after the run's
+    /// cap refused it); the request, to be awaited now or later.
+    pub(crate) fn fetch_call(
+        &mut self,
+        request: Request,
+    ) -> wasmtime::Result<HostFuture<Result<Response, FetchError>>> {
         let max = self.limits.max_fetches;
         if self.fetches >= max {
             self.refuse(Cap::Fetches, "fetch", max)?;
-            return Ok(Err(FetchError::LimitExceeded(max)));
+            return Ok(Box::pin(std::future::ready(Err(
+                FetchError::LimitExceeded(max),
+            ))));
         }
         self.fetches += 1;
         let limits = FetchLimits {
@@ -24,23 +38,29 @@ impl Host for RunCtx {
             headers: request.headers,
             body: request.body,
         };
-        let (client, policy) = (self.egress.clone(), self.policy.clone());
-        let result = self.io("fetch", client.fetch(&policy, limits, req)).await;
-        if let Err(e) = &result {
-            self.host_log(LogLevel::Warn, &format!("fetch refused or failed: {e}"));
-        }
-        Ok(result
-            .map(|r| Response {
-                status: r.status,
-                headers: r.headers,
-                body: r.body,
-            })
-            .map_err(|e| match e {
-                egress::FetchError::Denied(m) => FetchError::Denied(m),
-                egress::FetchError::Timeout => FetchError::Timeout,
-                egress::FetchError::TooLarge(n) => FetchError::TooLarge(n),
-                egress::FetchError::ConnectionFailed(m) => FetchError::ConnectionFailed(m),
-                egress::FetchError::InvalidRequest(m) => FetchError::InvalidRequest(m),
-            }))
+        let (client, policy, log) = (self.egress.clone(), self.policy.clone(), self.log.clone());
+        Ok(Box::pin(async move {
+            let result = client.fetch(&policy, limits, req).await;
+            if let Err(e) = &result {
+                log.push(
+                    LogLevel::Warn,
+                    LogSource::Host,
+                    &format!("fetch refused or failed: {e}"),
+                );
+            }
+            result
+                .map(|r| Response {
+                    status: r.status,
+                    headers: r.headers,
+                    body: r.body,
+                })
+                .map_err(|e| match e {
+                    egress::FetchError::Denied(m) => FetchError::Denied(m),
+                    egress::FetchError::Timeout => FetchError::Timeout,
+                    egress::FetchError::TooLarge(n) => FetchError::TooLarge(n),
+                    egress::FetchError::ConnectionFailed(m) => FetchError::ConnectionFailed(m),
+                    egress::FetchError::InvalidRequest(m) => FetchError::InvalidRequest(m),
+                })
+        }))
     }
 }

@@ -4,6 +4,7 @@
 //! refused it gets a trap.
 
 mod automations;
+mod concurrent;
 mod events;
 mod http;
 mod logging;
@@ -11,6 +12,8 @@ mod secrets;
 mod state;
 
 use wasmtime::component::{HasSelf, Linker};
+
+pub(crate) use concurrent::InFlight;
 
 use crate::bindings::{Automation, types};
 use crate::store::{RunCtx, RunView};

@@ -6,15 +6,17 @@
 //! (in its compact form, compiled when the automation was saved), the automation's own config,
 //! the call depth and the trigger as `runtime.automations.executed` reports it.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use refract_dsl::interpreter::{
-    ConfigWriter, Coordination, FetchRequest, FetchResponse, IdentitySwitch, Outside,
-    RateLimitCall, RateLimitState, RunInput, Scope, WaitFor,
+    ConfigWriter, Coordination, FetchRequest, FetchResponse, HostCall, HostReply, IdentitySwitch,
+    Outside, RateLimitCall, RateLimitState, RunInput, Scope, Ticket, WaitFor,
 };
+use refract_sdk::concurrent::{self, Outcome};
 use refract_dsl::{DslError, Program, Setup};
 use refract_sdk::state::Scope as WitScope;
-use refract_sdk::{Condition, Emit, Error, Invocation, Output, Target, Trigger};
+use refract_sdk::{Condition, Emit, Error, Invocation, Output, Request, Target, Trigger};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -31,7 +33,7 @@ fn handler(inv: Invocation) -> Result<Output, Error> {
     // Called by another automation (a test run is a call trigger too, but at depth 0: a root).
     let called = matches!(inv.trigger, Trigger::Call { .. }) && setup.depth > 0;
     let input = input(&inv, setup);
-    let ran = refract_dsl::run(&program, input, &mut Wit);
+    let ran = refract_dsl::run(&program, input, &mut Wit::default());
     // Every run has an instance of its own, thrown away with all its memory when the run
     // ends: freeing the program and the invocation node by node first would only cost time
     // (the allocator was a quarter of the guest's time in the DSL benchmark).
@@ -116,7 +118,11 @@ fn input(inv: &Invocation, setup: Setup) -> RunInput {
 }
 
 /// The outside world through the WIT imports.
-struct Wit;
+#[derive(Default)]
+struct Wit {
+    /// Calls in flight: what their errors name (a fetch's URL, a callee's slug).
+    started: HashMap<Ticket, String>,
+}
 
 fn wit_scope(s: Scope) -> WitScope {
     match s {
@@ -126,6 +132,74 @@ fn wit_scope(s: Scope) -> WitScope {
         Scope::Run => WitScope::Run,
         Scope::Socket => WitScope::Socket,
     }
+}
+
+fn millis(ms: u32) -> Duration {
+    Duration::from_millis(u64::from(ms))
+}
+
+fn sdk_request(request: &FetchRequest) -> Request {
+    let mut req = Request::new(&request.method, request.url.clone());
+    for (k, v) in &request.headers {
+        req = req.header(k.clone(), v.clone());
+    }
+    if let Some(body) = &request.body {
+        req = req.body(body.clone());
+    }
+    req
+}
+
+fn fetch_reply(
+    url: &str,
+    reply: Result<refract_sdk::Response, refract_sdk::FetchError>,
+) -> Result<FetchResponse, DslError> {
+    let resp = reply.map_err(|e| {
+        DslError::new("FetchError", e.to_string())
+            .with_details(json!({"url": url, "code": e.kind()}))
+    })?;
+    Ok(FetchResponse {
+        status: resp.status,
+        headers: resp.headers,
+        body: resp.body,
+    })
+}
+
+fn conditions(on: &[WaitFor]) -> Vec<Condition> {
+    on.iter()
+        .map(|w| {
+            w.filters
+                .iter()
+                .fold(Condition::new(w.event_type.clone()), |c, (k, v)| {
+                    c.filter(k.clone(), v)
+                })
+        })
+        .collect()
+}
+
+fn wait_reply(
+    reply: Result<Option<refract_sdk::Event>, refract_sdk::WaitError>,
+) -> Result<Option<Value>, DslError> {
+    let event = reply.map_err(|e| host_error("InvalidInstructionError", e))?;
+    Ok(event.map(
+        |e| json!({"id": e.id, "type": e.event_type, "payload": e.payload, "source": e.source}),
+    ))
+}
+
+fn call_reply(slug: &str, reply: Result<Value, refract_sdk::CallError>) -> Result<Value, DslError> {
+    use refract_sdk::CallError;
+    reply.map_err(|e| match e {
+        CallError::NotFound(_) => DslError::new("ObjectNotFoundError", "Automation not found")
+            .with_details(json!({"automation": slug})),
+        CallError::DepthExceeded(limit) => {
+            DslError::new("TooManyCallError", "Too many automation calls")
+                .with_details(json!({"limit": limit}))
+        }
+        CallError::Failed(err) => {
+            DslError::new(err.code, err.message).with_details(err.details.unwrap_or(Value::Null))
+        }
+        CallError::InvalidArguments(m) => DslError::new("InvalidArgumentsError", m),
+        other => host_error("AutomationError", other),
+    })
 }
 
 /// Host errors as DSL errors: the class a `try` sees and an error event reports.
@@ -161,43 +235,11 @@ impl Outside for Wit {
     }
 
     fn wait(&mut self, on: &[WaitFor], timeout_ms: u32) -> Result<Option<Value>, DslError> {
-        let conditions: Vec<Condition> = on
-            .iter()
-            .map(|w| {
-                w.filters
-                    .iter()
-                    .fold(Condition::new(w.event_type.clone()), |c, (k, v)| {
-                        c.filter(k.clone(), v)
-                    })
-            })
-            .collect();
-        let event = refract_sdk::wait(
-            &conditions,
-            std::time::Duration::from_millis(u64::from(timeout_ms)),
-        )
-        .map_err(|e| host_error("InvalidInstructionError", e))?;
-        Ok(event.map(
-            |e| json!({"id": e.id, "type": e.event_type, "payload": e.payload, "source": e.source}),
-        ))
+        wait_reply(refract_sdk::wait(&conditions(on), millis(timeout_ms)))
     }
 
     fn fetch(&mut self, request: FetchRequest) -> Result<FetchResponse, DslError> {
-        let mut req = refract_sdk::Request::new(&request.method, request.url.clone());
-        for (k, v) in request.headers {
-            req = req.header(k, v);
-        }
-        if let Some(body) = request.body {
-            req = req.body(body);
-        }
-        let resp = req.send().map_err(|e| {
-            DslError::new("FetchError", e.to_string())
-                .with_details(json!({"url": request.url, "code": e.kind()}))
-        })?;
-        Ok(FetchResponse {
-            status: resp.status,
-            headers: resp.headers,
-            body: resp.body,
-        })
+        fetch_reply(&request.url, sdk_request(&request).send())
     }
 
     fn get(&mut self, scope: Scope, name: &str) -> Result<Option<Value>, DslError> {
@@ -228,19 +270,46 @@ impl Outside for Wit {
     }
 
     fn call(&mut self, slug: &str, arguments: &Value) -> Result<Value, DslError> {
-        use refract_sdk::CallError;
-        refract_sdk::call::<Value>(slug, arguments).map_err(|e| match e {
-            CallError::NotFound(_) => DslError::new("ObjectNotFoundError", "Automation not found")
-                .with_details(json!({"automation": slug})),
-            CallError::DepthExceeded(limit) => {
-                DslError::new("TooManyCallError", "Too many automation calls")
-                    .with_details(json!({"limit": limit}))
-            }
-            CallError::Failed(err) => DslError::new(err.code, err.message)
-                .with_details(err.details.unwrap_or(Value::Null)),
-            CallError::InvalidArguments(m) => DslError::new("InvalidArgumentsError", m),
-            other => host_error("AutomationError", other),
-        })
+        call_reply(slug, refract_sdk::call::<Value>(slug, arguments))
+    }
+
+    fn start(&mut self, call: HostCall) -> Result<Ticket, HostCall> {
+        let (started, names) = match &call {
+            HostCall::Fetch(req) => (
+                concurrent::start_fetch(sdk_request(req)).ok().flatten(),
+                req.url.clone(),
+            ),
+            HostCall::Wait { on, timeout_ms } => (
+                concurrent::start_wait(&conditions(on), millis(*timeout_ms))
+                    .ok()
+                    .flatten(),
+                String::new(),
+            ),
+            HostCall::Call { slug, arguments } => (
+                concurrent::start_call(slug, arguments).ok().flatten(),
+                slug.clone(),
+            ),
+        };
+        // Not started (64 in flight, or a request the host would refuse): the interpreter
+        // makes it with the blocking import, which answers the same way.
+        let ticket = started.ok_or(call)?;
+        self.started.insert(ticket, names);
+        Ok(ticket)
+    }
+
+    fn next_done(&mut self) -> Vec<(Ticket, HostReply)> {
+        concurrent::next_done()
+            .into_iter()
+            .map(|(ticket, outcome)| {
+                let names = self.started.remove(&ticket).unwrap_or_default();
+                let reply = match outcome {
+                    Outcome::Fetched(r) => HostReply::Fetch(fetch_reply(&names, r)),
+                    Outcome::Waited(r) => HostReply::Wait(wait_reply(r)),
+                    Outcome::Called(r) => HostReply::Call(call_reply(&names, r)),
+                };
+                (ticket, reply)
+            })
+            .collect()
     }
 
     fn secret(&mut self, name: &str) -> Result<Option<Value>, DslError> {

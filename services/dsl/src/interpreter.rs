@@ -5,21 +5,26 @@
 //! - `outside`: the [`Outside`] trait, its optional capabilities and the run's plain types.
 //! - `runner`: the state of one run ([`Runner`](runner::Runner)): locals, the `$http` channel,
 //!   how an instruction's argument is rendered and its result written.
+//! - `concurrent`: how the branches of an `all` run together on one thread.
 //! - `scopes`: the persistent and computed scopes (§5.2) and identity switches (§5.5).
 //! - `paths`: writes and deletes at a variable path (§3.2, §3.3): locals, scopes, `config`,
 //!   `$http`.
 //!
 //! The instructions themselves (each one's compile and run) are in [`crate::instructions`].
 
+pub(crate) mod concurrent;
 mod outside;
 pub(crate) mod paths;
 pub(crate) mod runner;
 mod scopes;
 
 pub use outside::{
-    ConfigWriter, Coordination, FetchRequest, FetchResponse, HttpOut, IdentitySwitch, Outside,
-    RateLimitCall, RateLimitState, RunInput, RunResult, Scope, WaitFor,
+    ConfigWriter, Coordination, FetchRequest, FetchResponse, HostCall, HostReply, HttpOut,
+    IdentitySwitch, Outside, RateLimitCall, RateLimitState, RunInput, RunResult, Scope, Ticket,
+    WaitFor,
 };
+
+use std::cell::RefCell;
 
 use serde_json::json;
 
@@ -40,8 +45,9 @@ pub fn run(
     input: RunInput,
     outside: &mut dyn Outside,
 ) -> Result<RunResult, DslError> {
-    let mut r = Runner::new(input, outside);
-    let flow = instructions::block(&mut r, &program.instructions)?;
+    let r = RefCell::new(Runner::new(input, outside));
+    let flow = concurrent::complete(instructions::block(&r, &program.instructions))?;
+    let mut r = r.into_inner();
     let output = match &program.output {
         None => json!({}),
         // A template resolving to nothing answers `undefined`, which JSON writes as null.

@@ -56,8 +56,9 @@ pub use error::{
 };
 pub use instructions::MAX_NESTING;
 pub use interpreter::{
-    BREAK_ALL, ConfigWriter, Coordination, FetchRequest, FetchResponse, HttpOut, IdentitySwitch,
-    Outside, RateLimitCall, RateLimitState, RunInput, RunResult, Scope, WaitFor, run,
+    BREAK_ALL, ConfigWriter, Coordination, FetchRequest, FetchResponse, HostCall, HostReply,
+    HttpOut, IdentitySwitch, Outside, RateLimitCall, RateLimitState, RunInput, RunResult, Scope,
+    Ticket, WaitFor, run,
 };
 pub use program::{Instr, Program};
 pub use setup::{Setup, SetupTrigger};

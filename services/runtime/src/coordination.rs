@@ -156,6 +156,7 @@ mod tests {
             user_id: None,
             session_id: None,
             depth: 0,
+            fanned_out: false,
             socket_id: None,
         }
     }

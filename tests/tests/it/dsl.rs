@@ -1,6 +1,10 @@
 //! End-to-end: DSL automations (YAML-language `do`/`output`) saved through the automations API
 //! and run by the runtime's embedded interpreter component, driven through the gateway.
 
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use refract::Config;
 use refract_tests::platform::{Client, Platform};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -1236,4 +1240,103 @@ async fn runs_see_the_workspace_config() {
     .await
     .unwrap();
     platform.stop().await.unwrap();
+}
+
+/// An endpoint answering `{"n": n}` at `/slow/{n}` 300 ms after each request arrived; the times
+/// the requests arrived.
+async fn slow_api() -> (String, Arc<Mutex<Vec<Instant>>>) {
+    let arrived = Arc::new(Mutex::new(Vec::new()));
+    let seen = arrived.clone();
+    let app = axum::Router::new().route(
+        "/slow/{n}",
+        axum::routing::get(move |axum::extract::Path(n): axum::extract::Path<u32>| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(Instant::now());
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                axum::Json(json!({"n": n}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, arrived)
+}
+
+/// `all` through the public API: three branches that each fetch an endpoint answering after
+/// 300 ms, and a fourth waiting 300 ms for an event, end together in about 300 ms, not 1.2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_branches_fetch_and_wait_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start_with(Config {
+        data_dir: dir.path().to_path_buf(),
+        disable_rate_limit: true,
+        allow_loopback_fetch: true,
+        sandbox: refract_runtime::SandboxPolicy {
+            allow_hosts: vec!["127.0.0.1".into()],
+            ..refract_runtime::SandboxPolicy::default()
+        },
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let ada = platform
+        .client()
+        .signed_up("ada@example.com")
+        .await
+        .unwrap();
+    let ws = ada.workspace("Fan-out").await.unwrap();
+    let (api, arrived) = slow_api().await;
+    let fetch = |n: u32, output: &str| json!({"fetch": {"url": format!("{api}/slow/{n}"), "output": output}});
+    let automation = json!({"slug": "fan-out", "name": "Fan out", "when": {"endpoint": true}, "do": [
+        {"all": [
+            fetch(1, "a"),
+            fetch(2, "b"),
+            {"conditions": {"default": [fetch(3, "c"), {"set": {"name": "after", "value": "{{c.n}}"}}]}},
+            {"wait": {"oneOf": [{"event": "never.sent"}], "timeout": 0.3, "output": "none"}}
+        ]}
+    ], "output": {"sum": "{% {{a.n}} + {{b.n}} + {{after}} %}", "timedOut": "{% !{{none}} %}"}});
+    let (status, body) = ada
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/automations"),
+            Some(automation),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let run = || async {
+        let started = Instant::now();
+        let res = ada
+            .request(
+                Method::POST,
+                &format!("/v2/workspaces/{ws}/webhooks/fan-out"),
+            )
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let answer: Value = res.json().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        (answer, started.elapsed())
+    };
+    // The first run compiles the interpreter; the second is timed.
+    run().await;
+    arrived.lock().unwrap().clear();
+    let (answer, took) = run().await;
+    assert_eq!(answer, json!({"sum": 6, "timedOut": true}));
+    let arrived = arrived.lock().unwrap().clone();
+    assert_eq!(arrived.len(), 3);
+    let spread = *arrived.iter().max().unwrap() - *arrived.iter().min().unwrap();
+    assert!(
+        spread < Duration::from_millis(300),
+        "the three requests were all sent before the first was answered (spread {spread:?})"
+    );
+    eprintln!("all: three 300 ms fetches and a 300 ms wait answered in {took:?}");
+    assert!(
+        took < Duration::from_millis(900),
+        "one after the other they take 1.2 s; together about 300 ms (took {took:?})"
+    );
 }

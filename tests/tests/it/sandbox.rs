@@ -279,6 +279,45 @@ async fn emitted_events_carry_the_chain_and_depth_is_capped() -> anyhow::Result<
     Ok(())
 }
 
+/// Calls started without blocking (`concurrent.start-call`) cannot multiply runs: a run has
+/// at most 8 calls and 64 host calls in flight, and a run started that way starts none itself,
+/// so a chain of calls fans out at one level only.
+#[tokio::test]
+async fn a_fan_out_of_calls_is_bounded() -> anyhow::Result<()> {
+    let sb = sandbox()?;
+    let registry = MemoryAutomations::new(
+        sb.strict.clone(),
+        Arc::new(Limits::default()),
+        Arc::new(EgressPolicy::default()),
+    );
+    registry.register("fan", sb.hostile.clone());
+    let services = registry_services(&registry);
+    let again = json!({"mode": "fan-out", "slug": "fan", "calls": 3, "args": {"mode": "echo"}});
+    let req = call(
+        "fan",
+        json!({"mode": "fan-out", "slug": "fan", "calls": 12, "waits": 60, "args": again}),
+        Limits::default(),
+        EgressPolicy::default(),
+    );
+    let out = body(
+        &sb.strict
+            .run(&sb.hostile, req, services.clone())
+            .await?
+            .outcome,
+    );
+    assert_eq!(out["callsStarted"], 8, "{out}");
+    assert_eq!(out["waitsStarted"], 64 - 8, "{out}");
+    let outputs = out["outputs"].as_array().expect("the calls' outputs");
+    assert_eq!(outputs.len(), 8, "{out}");
+    for o in outputs {
+        assert_eq!(
+            o["callsStarted"], 0,
+            "a run started by start-call starts no call of its own: {o}"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn call_runs_another_automation_on_the_same_host() -> anyhow::Result<()> {
     let sb = sandbox()?;

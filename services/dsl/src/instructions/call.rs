@@ -5,7 +5,8 @@ use serde_json::{Map, Value};
 
 use crate::error::{DslError, Invalid};
 use crate::interpreter::BREAK_ALL;
-use crate::interpreter::runner::{BreakScope, Flow, Runner};
+use crate::interpreter::concurrent::{self, Shared};
+use crate::interpreter::runner::{BreakScope, Flow};
 use crate::program::Instr;
 
 use super::Arg;
@@ -23,8 +24,13 @@ pub(super) fn compile(arg: &Arg) -> Result<Instr, Invalid> {
     })
 }
 
-pub(super) fn run(r: &mut Runner, slug: &str, a: &Map<String, Value>) -> Result<Flow, DslError> {
-    let result = r.out.call(slug, &Value::Object(a.clone()));
+pub(super) async fn run(
+    r: Shared<'_, '_>,
+    slug: &str,
+    a: &Map<String, Value>,
+) -> Result<Flow, DslError> {
+    let result = concurrent::call(r, slug, Value::Object(a.clone())).await;
+    let mut r = r.borrow_mut();
     // The callee shares the persistent scopes: what it wrote is read afresh (§5.3).
     r.scopes.clear();
     match result {

@@ -3,7 +3,8 @@
 use crate::error::{DslError, Invalid};
 use crate::eval::eval;
 use crate::expr::{self, Expr};
-use crate::interpreter::runner::{Flow, Runner};
+use crate::interpreter::concurrent::Shared;
+use crate::interpreter::runner::Flow;
 use crate::program::Instr;
 
 use super::{Arg, block};
@@ -30,17 +31,18 @@ pub(super) fn compile(arg: &Arg) -> Result<Instr, Invalid> {
     Ok(Instr::Conditions { branches, default })
 }
 
-pub(super) fn run(
-    r: &mut Runner,
+pub(super) async fn run(
+    r: Shared<'_, '_>,
     branches: &[(Expr, Vec<Instr>)],
     default: &[Instr],
 ) -> Result<Flow, DslError> {
     for (cond, body) in branches {
-        if eval(cond, r)?.truthy() {
-            return block(r, body);
+        let yes = eval(cond, &mut *r.borrow_mut())?.truthy();
+        if yes {
+            return block(r, body).await;
         }
     }
-    block(r, default)
+    block(r, default).await
 }
 
 #[cfg(test)]

@@ -11,8 +11,9 @@ use refract_core::platform::types;
 use serde_json::{Map, Value, json};
 
 use crate::error::{DslError, Invalid};
-use crate::interpreter::FetchRequest;
+use crate::interpreter::concurrent::{self, Shared};
 use crate::interpreter::runner::{Flow, Runner, invalid};
+use crate::interpreter::{FetchRequest, FetchResponse};
 use crate::program::Instr;
 use crate::value::{Val, pairs_object};
 
@@ -29,13 +30,17 @@ pub(super) fn compile(arg: &Arg) -> Result<Instr, Invalid> {
     Ok(Instr::Fetch(arg.tpl()?))
 }
 
-pub(super) fn run(r: &mut Runner, a: &Map<String, Value>) -> Result<Flow, DslError> {
-    let result = fetch(r, a)?;
+pub(super) async fn run(r: Shared<'_, '_>, a: &Map<String, Value>) -> Result<Flow, DslError> {
+    let req = request(&mut r.borrow_mut(), a)?;
+    let resp = concurrent::fetch(r, req).await?;
+    let mut r = r.borrow_mut();
+    let result = answer(&mut r, a, &resp)?;
     r.output_to(a, Some(result))?;
     Ok(Flow::Next)
 }
 
-fn fetch(r: &mut Runner, a: &Map<String, Value>) -> Result<Value, DslError> {
+/// The request `a` describes.
+fn request(r: &mut Runner, a: &Map<String, Value>) -> Result<FetchRequest, DslError> {
     let url = a
         .get("url")
         .and_then(Value::as_str)
@@ -89,12 +94,16 @@ fn fetch(r: &mut Runner, a: &Map<String, Value>) -> Result<Value, DslError> {
         }
     };
     let body = body.filter(|_| method != "GET");
-    let resp = r.out.fetch(FetchRequest {
+    Ok(FetchRequest {
         method,
         url,
         headers,
         body,
-    })?;
+    })
+}
+
+/// What `output` gets of `resp`; a `runtime.fetch.failed` event for an error status.
+fn answer(r: &mut Runner, a: &Map<String, Value>, resp: &FetchResponse) -> Result<Value, DslError> {
     let content_type = resp
         .headers
         .iter()
@@ -112,7 +121,7 @@ fn fetch(r: &mut Runner, a: &Map<String, Value>) -> Result<Value, DslError> {
         .and_then(Value::as_str)
         .filter(|e| !e.is_empty());
     if content_type.contains("text/event-stream") || stream_event.is_some() {
-        return stream::streamed(r, &resp, headers, &content_type, stream);
+        return stream::streamed(r, resp, headers, &content_type, stream);
     }
     let body = if content_type.contains("application/json") {
         if resp.body.is_empty() {

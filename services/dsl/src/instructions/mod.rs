@@ -25,6 +25,7 @@ mod wait;
 use serde_json::{Map, Value};
 
 use crate::error::{DslError, Invalid};
+use crate::interpreter::concurrent::Shared;
 use crate::interpreter::runner::{Flow, Runner, invalid};
 use crate::program::Instr;
 use crate::template::{self, Tpl, render};
@@ -160,9 +161,9 @@ fn compile_one(arg: &Arg) -> Result<Instr, Invalid> {
 }
 
 /// Runs an instruction list until its end or a break.
-pub(crate) fn block(r: &mut Runner, list: &[Instr]) -> Result<Flow, DslError> {
+pub(crate) async fn block(r: Shared<'_, '_>, list: &[Instr]) -> Result<Flow, DslError> {
     for i in list {
-        let flow = run(r, i)?;
+        let flow = run(r, i).await?;
         if flow != Flow::Next {
             return Ok(flow);
         }
@@ -170,12 +171,12 @@ pub(crate) fn block(r: &mut Runner, list: &[Instr]) -> Result<Flow, DslError> {
     Ok(Flow::Next)
 }
 
-fn run(r: &mut Runner, i: &Instr) -> Result<Flow, DslError> {
+async fn run(r: Shared<'_, '_>, i: &Instr) -> Result<Flow, DslError> {
     if let Instr::Set(Tpl::Obj(members)) = i {
-        return set::run_members(r, members);
+        return set::run_members(&mut r.borrow_mut(), members);
     }
-    let args = render_args(r, i)?;
-    exec(r, i, args)
+    let args = render_args(&mut r.borrow_mut(), i)?;
+    exec(r, i, args).await
 }
 
 impl Instr {
@@ -213,8 +214,13 @@ fn render_args(r: &mut Runner, i: &Instr) -> Result<Option<Map<String, Value>>, 
     }
 }
 
-/// The registry of instruction kinds: runs one instruction, its argument rendered.
-fn exec(r: &mut Runner, i: &Instr, args: Option<Map<String, Value>>) -> Result<Flow, DslError> {
+/// The registry of instruction kinds: runs one instruction, its argument rendered. The
+/// instructions holding lists are boxed: they are where the run recurses.
+async fn exec(
+    r: Shared<'_, '_>,
+    i: &Instr,
+    args: Option<Map<String, Value>>,
+) -> Result<Flow, DslError> {
     let a = args.unwrap_or_default();
     match i {
         Instr::Comment => Ok(Flow::Next),
@@ -222,20 +228,22 @@ fn exec(r: &mut Runner, i: &Instr, args: Option<Map<String, Value>>) -> Result<F
         Instr::Unsupported(name) => Err(invalid(format!(
             "{name} is not supported by this interpreter yet"
         ))),
-        Instr::Set(_) => set::run(r, a),
-        Instr::Delete(_) => delete::run(r, &a),
-        Instr::Emit(_) => emit::run(r, &a),
-        Instr::Wait(_) => wait::run(r, &a),
-        Instr::Fetch(_) => fetch::run(r, &a),
-        Instr::Conditions { branches, default } => conditions::run(r, branches, default),
-        Instr::Repeat { body, .. } => repeat::run(r, &a, body),
-        Instr::All(branches) => all::run(r, branches),
+        Instr::Set(_) => set::run(&mut r.borrow_mut(), a),
+        Instr::Delete(_) => delete::run(&mut r.borrow_mut(), &a),
+        Instr::Emit(_) => emit::run(&mut r.borrow_mut(), &a),
+        Instr::Wait(_) => wait::run(r, &a).await,
+        Instr::Fetch(_) => fetch::run(r, &a).await,
+        Instr::Conditions { branches, default } => {
+            Box::pin(conditions::run(r, branches, default)).await
+        }
+        Instr::Repeat { body, .. } => Box::pin(repeat::run(r, &a, body)).await,
+        Instr::All(branches) => Box::pin(all::run(r, branches)).await,
         Instr::Break(_) => Ok(r#break::run(&a)),
-        Instr::Try { body, catch } => r#try::run(r, body, catch.as_deref()),
-        Instr::RateLimit(_) => rate_limit::run(r, &a),
-        Instr::CreateUserTopic(_) => user_topics::run_create(r, &a),
-        Instr::JoinUserTopic(_) => user_topics::run_join(r, &a),
-        Instr::Call { slug, .. } => call::run(r, slug, &a),
+        Instr::Try { body, catch } => Box::pin(r#try::run(r, body, catch.as_deref())).await,
+        Instr::RateLimit(_) => rate_limit::run(&mut r.borrow_mut(), &a),
+        Instr::CreateUserTopic(_) => user_topics::run_create(&mut r.borrow_mut(), &a),
+        Instr::JoinUserTopic(_) => user_topics::run_join(&mut r.borrow_mut(), &a),
+        Instr::Call { slug, .. } => call::run(r, slug, &a).await,
     }
 }
 

@@ -4,7 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::{DslError, Invalid};
-use crate::interpreter::runner::{BreakScope, Flow, Runner};
+use crate::interpreter::concurrent::Shared;
+use crate::interpreter::runner::{BreakScope, Flow};
 use crate::program::Instr;
 use crate::value::Val;
 
@@ -24,8 +25,8 @@ pub(super) fn compile(arg: &Arg) -> Result<Instr, Invalid> {
     })
 }
 
-pub(super) fn run(
-    r: &mut Runner,
+pub(super) async fn run(
+    r: Shared<'_, '_>,
     a: &Map<String, Value>,
     body: &[Instr],
 ) -> Result<Flow, DslError> {
@@ -64,9 +65,12 @@ pub(super) fn run(
     };
     let mut flow = Flow::Next;
     for (index, item) in items.take(cap).enumerate() {
-        r.set_local("item", item);
-        r.set_local("$index", json!(index));
-        match block(r, body)? {
+        {
+            let mut g = r.borrow_mut();
+            g.set_local("item", item);
+            g.set_local("$index", json!(index));
+        }
+        match block(r, body).await? {
             Flow::Next => {}
             Flow::Break(BreakScope::Repeat) => break,
             other => {
@@ -75,7 +79,7 @@ pub(super) fn run(
             }
         }
     }
-    if let Value::Object(m) = &mut r.locals {
+    if let Value::Object(m) = &mut r.borrow_mut().locals {
         m.remove("item");
     }
     Ok(flow)

@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::error::{DslError, Invalid};
-use crate::interpreter::runner::{Flow, Runner};
+use crate::interpreter::concurrent::Shared;
+use crate::interpreter::runner::Flow;
 use crate::program::Instr;
 
 use super::{Arg, block};
@@ -19,17 +20,17 @@ pub(super) fn compile(arg: &Arg) -> Result<Instr, Invalid> {
     Ok(Instr::Try { body, catch })
 }
 
-pub(super) fn run(
-    r: &mut Runner,
+pub(super) async fn run(
+    r: Shared<'_, '_>,
     body: &[Instr],
     catch: Option<&[Instr]>,
 ) -> Result<Flow, DslError> {
-    match block(r, body) {
+    match block(r, body).await {
         Err(e) => {
             let err = json!({"error": e.class, "name": e.class, "message": e.message, "details": e.details});
-            r.set_local("$error", err);
+            r.borrow_mut().set_local("$error", err);
             match catch {
-                Some(c) => block(r, c),
+                Some(c) => block(r, c).await,
                 None => Ok(Flow::Next),
             }
         }

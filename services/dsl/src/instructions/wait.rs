@@ -4,7 +4,8 @@ use serde_json::{Map, Value};
 
 use crate::error::{DslError, Invalid};
 use crate::interpreter::WaitFor;
-use crate::interpreter::runner::{Flow, Runner, invalid};
+use crate::interpreter::concurrent::{self, Shared};
+use crate::interpreter::runner::{Flow, invalid};
 use crate::program::Instr;
 use crate::value::Val;
 
@@ -24,13 +25,15 @@ pub(super) fn compile(arg: &Arg) -> Result<Instr, Invalid> {
     Ok(Instr::Wait(arg.tpl()?))
 }
 
-pub(super) fn run(r: &mut Runner, a: &Map<String, Value>) -> Result<Flow, DslError> {
-    let event = wait(r, a)?;
-    r.output_to(a, event)?;
+pub(super) async fn run(r: Shared<'_, '_>, a: &Map<String, Value>) -> Result<Flow, DslError> {
+    let (on, ms) = conditions(a)?;
+    let event = concurrent::wait(r, on, ms).await?;
+    r.borrow_mut().output_to(a, event)?;
     Ok(Flow::Next)
 }
 
-fn wait(r: &mut Runner, a: &Map<String, Value>) -> Result<Option<Value>, DslError> {
+/// The entries of `oneOf` and the timeout in milliseconds.
+fn conditions(a: &Map<String, Value>) -> Result<(Vec<WaitFor>, u32), DslError> {
     let Some(Value::Array(entries)) = a.get("oneOf") else {
         return Err(invalid("wait needs oneOf"));
     };
@@ -56,7 +59,7 @@ fn wait(r: &mut Runner, a: &Map<String, Value>) -> Result<Option<Value>, DslErro
         .unwrap_or(DEFAULT_TIMEOUT_SECS);
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let ms = (secs * 1000.0).min(f64::from(u32::MAX)) as u32;
-    r.out.wait(&on, ms)
+    Ok((on, ms))
 }
 
 #[cfg(test)]

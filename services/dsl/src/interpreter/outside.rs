@@ -42,6 +42,42 @@ pub struct FetchResponse {
     pub body: Vec<u8>,
 }
 
+/// A slow host call the interpreter can start without waiting for it, so that the branches of
+/// an `all` wait for theirs together (§3.10).
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostCall {
+    /// [`Outside::fetch`].
+    Fetch(FetchRequest),
+    /// [`Outside::wait`].
+    Wait {
+        /// The entries, any of which ends the wait.
+        on: Vec<WaitFor>,
+        /// Milliseconds before it ends with nothing.
+        timeout_ms: u32,
+    },
+    /// [`Outside::call`].
+    Call {
+        /// The automation called.
+        slug: String,
+        /// Its arguments (a mapping).
+        arguments: Value,
+    },
+}
+
+/// What a [`HostCall`] came back with, as its blocking method returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostReply {
+    /// Of a [`HostCall::Fetch`].
+    Fetch(Result<FetchResponse, DslError>),
+    /// Of a [`HostCall::Wait`].
+    Wait(Result<Option<Value>, DslError>),
+    /// Of a [`HostCall::Call`].
+    Call(Result<Value, DslError>),
+}
+
+/// The number a started [`HostCall`] is reported under by [`Outside::next_done`].
+pub type Ticket = u64;
+
 /// The outside world of a run. Errors are DSL errors (their class is what `try` sees).
 ///
 /// The core effects every outside has are methods; the capabilities an outside may lack
@@ -73,6 +109,17 @@ pub trait Outside {
     fn call(&mut self, slug: &str, arguments: &Value) -> Result<Value, DslError>;
     /// A float in [0, 1).
     fn random(&mut self) -> f64;
+    /// Starts `call` and returns at once with its ticket, or gives the call back when this
+    /// outside cannot run it alongside others (the default; also when too many are in flight):
+    /// the interpreter then makes it with the blocking method and waits.
+    fn start(&mut self, call: HostCall) -> Result<Ticket, HostCall> {
+        Err(call)
+    }
+    /// Blocks until at least one started call has ended, and returns every one that has; empty
+    /// when none is in flight.
+    fn next_done(&mut self) -> Vec<(Ticket, HostReply)> {
+        Vec::new()
+    }
     /// The workspace secret `name` (the `secret` scope, §5.2); `None` when there is no such
     /// secret or this outside has none.
     fn secret(&mut self, name: &str) -> Result<Option<Value>, DslError> {

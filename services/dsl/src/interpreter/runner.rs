@@ -12,7 +12,8 @@ use crate::template::{Tpl, render};
 use crate::value::Val;
 
 use super::outside::{
-    ConfigWriter, Coordination, HttpOut, IdentitySwitch, Outside, RunInput, Scope,
+    ConfigWriter, Coordination, HostReply, HttpOut, IdentitySwitch, Outside, RunInput, Scope,
+    Ticket,
 };
 use super::paths::SetMode;
 
@@ -43,6 +44,11 @@ pub(crate) struct Runner<'o> {
     pub(crate) http: HttpOut,
     /// The run switched identity (§5.5): `user.email` and `user.authData` are empty.
     pub(crate) switched: bool,
+    /// How many `all` are running (nested ones count): inside one, slow host calls are started,
+    /// not waited for ([`super::concurrent`]).
+    pub(crate) concurrent: u32,
+    /// The host's replies to started calls, until their branch takes them.
+    pub(crate) replies: HashMap<Ticket, HostReply>,
 }
 
 /// The error of an instruction used the wrong way.
@@ -66,6 +72,8 @@ impl<'o> Runner<'o> {
             http: HttpOut::default(),
             locals,
             switched: false,
+            concurrent: 0,
+            replies: HashMap::new(),
         }
     }
 

@@ -29,55 +29,61 @@ pub(crate) struct World {
     pub(crate) config_writes: Vec<(String, Option<Value>)>,
     /// The workspace's secrets, by name.
     pub(crate) secrets: HashMap<String, Value>,
+    /// Host calls can be started and run together (`Outside::start`).
+    pub(crate) concurrent: bool,
+    /// The world's clock, in milliseconds: a fetch of a URL ending in `/<n>` takes n ms, a
+    /// wait takes its timeout (or 0 ms with a `reply`); blocking calls advance it one by one.
+    pub(crate) clock: u64,
+    /// Started calls: ticket, when it ends, the call.
+    pub(crate) in_flight: Vec<(Ticket, u64, HostCall)>,
+    pub(crate) tickets: Ticket,
+    /// `start <what>` and `end <what>`, in the order they happened.
+    pub(crate) journal: Vec<String>,
 }
 
 impl World {
-    fn key(&self, scope: Scope, name: &str) -> (Scope, String) {
-        match (&self.switched_to, scope) {
-            (Some(user), Scope::User) => (scope, format!("{user}/{name}")),
-            _ => (scope, name.to_owned()),
+    /// How long `call` takes, and its name in the journal.
+    fn timing(&self, call: &HostCall) -> (u64, String) {
+        match call {
+            HostCall::Fetch(req) => {
+                let ms = req.url.rsplit('/').next().and_then(|n| n.parse().ok());
+                (ms.unwrap_or(0), format!("fetch {}", req.url))
+            }
+            HostCall::Wait { on, timeout_ms } => {
+                let ms = if self.reply.is_some() {
+                    0
+                } else {
+                    u64::from(*timeout_ms)
+                };
+                (ms, format!("wait {}", on[0].event_type))
+            }
+            HostCall::Call { slug, .. } => (0, format!("call {slug}")),
         }
     }
-}
 
-impl Outside for World {
-    fn emit(
-        &mut self,
-        t: &str,
-        payload: &Value,
-        _target: Option<&Value>,
-        persist: bool,
-    ) -> Result<String, DslError> {
-        self.emitted.push((t.to_owned(), payload.clone(), persist));
-        Ok(format!("e{}", self.emitted.len()))
-    }
-    fn wait(&mut self, on: &[WaitFor], timeout_ms: u32) -> Result<Option<Value>, DslError> {
-        self.waits.push((on.to_vec(), timeout_ms));
-        Ok(self.reply.clone())
-    }
-    fn fetch(&mut self, request: FetchRequest) -> Result<FetchResponse, DslError> {
-        self.fetched.push(request);
-        if let Some(r) = &self.response {
-            return Ok(r.clone());
+    /// Answers `call`, the clock already at its end.
+    fn make(&mut self, call: HostCall) -> HostReply {
+        match call {
+            HostCall::Fetch(request) => {
+                self.fetched.push(request);
+                HostReply::Fetch(Ok(self.response.clone().unwrap_or_else(|| FetchResponse {
+                    status: 200,
+                    headers: vec![("content-type".into(), "application/json".into())],
+                    body: br#"{"ok":true}"#.to_vec(),
+                })))
+            }
+            HostCall::Wait { on, timeout_ms } => {
+                self.waits.push((on, timeout_ms));
+                HostReply::Wait(Ok(self.reply.clone()))
+            }
+            HostCall::Call { slug, arguments } => {
+                HostReply::Call(self.answer_call(&slug, &arguments))
+            }
         }
-        Ok(FetchResponse {
-            status: 200,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: br#"{"ok":true}"#.to_vec(),
-        })
     }
-    fn get(&mut self, scope: Scope, name: &str) -> Result<Option<Value>, DslError> {
-        Ok(self.state.get(&self.key(scope, name)).cloned())
-    }
-    fn set(&mut self, scope: Scope, name: &str, value: &Value) -> Result<(), DslError> {
-        self.state.insert(self.key(scope, name), value.clone());
-        Ok(())
-    }
-    fn delete(&mut self, scope: Scope, name: &str) -> Result<(), DslError> {
-        self.state.remove(&self.key(scope, name));
-        Ok(())
-    }
-    fn call(&mut self, slug: &str, arguments: &Value) -> Result<Value, DslError> {
+
+    /// What `call` answers: a few slugs behave in their own way.
+    fn answer_call(&mut self, slug: &str, arguments: &Value) -> Result<Value, DslError> {
         self.calls.push((slug.to_owned(), arguments.clone()));
         if slug == "missing" {
             return Err(DslError::new("ObjectNotFoundError", "Automation not found"));
@@ -100,8 +106,88 @@ impl Outside for World {
         }
         Ok(json!({"called": slug, "with": arguments}))
     }
+
+    /// Makes `call` at once: the clock moves by its duration.
+    fn block(&mut self, call: HostCall) -> HostReply {
+        self.clock += self.timing(&call).0;
+        self.make(call)
+    }
+
+    fn key(&self, scope: Scope, name: &str) -> (Scope, String) {
+        match (&self.switched_to, scope) {
+            (Some(user), Scope::User) => (scope, format!("{user}/{name}")),
+            _ => (scope, name.to_owned()),
+        }
+    }
+}
+
+impl Outside for World {
+    fn emit(
+        &mut self,
+        t: &str,
+        payload: &Value,
+        _target: Option<&Value>,
+        persist: bool,
+    ) -> Result<String, DslError> {
+        self.emitted.push((t.to_owned(), payload.clone(), persist));
+        Ok(format!("e{}", self.emitted.len()))
+    }
+    fn wait(&mut self, on: &[WaitFor], timeout_ms: u32) -> Result<Option<Value>, DslError> {
+        let on = on.to_vec();
+        match self.block(HostCall::Wait { on, timeout_ms }) {
+            HostReply::Wait(reply) => reply,
+            _ => unreachable!(),
+        }
+    }
+    fn fetch(&mut self, request: FetchRequest) -> Result<FetchResponse, DslError> {
+        match self.block(HostCall::Fetch(request)) {
+            HostReply::Fetch(reply) => reply,
+            _ => unreachable!(),
+        }
+    }
+    fn get(&mut self, scope: Scope, name: &str) -> Result<Option<Value>, DslError> {
+        Ok(self.state.get(&self.key(scope, name)).cloned())
+    }
+    fn set(&mut self, scope: Scope, name: &str, value: &Value) -> Result<(), DslError> {
+        self.state.insert(self.key(scope, name), value.clone());
+        Ok(())
+    }
+    fn delete(&mut self, scope: Scope, name: &str) -> Result<(), DslError> {
+        self.state.remove(&self.key(scope, name));
+        Ok(())
+    }
+    fn call(&mut self, slug: &str, arguments: &Value) -> Result<Value, DslError> {
+        self.answer_call(slug, arguments)
+    }
     fn random(&mut self) -> f64 {
         0.5
+    }
+    fn start(&mut self, call: HostCall) -> Result<Ticket, HostCall> {
+        if !self.concurrent {
+            return Err(call);
+        }
+        let (ms, what) = self.timing(&call);
+        self.tickets += 1;
+        self.journal.push(format!("start {what}"));
+        self.in_flight.push((self.tickets, self.clock + ms, call));
+        Ok(self.tickets)
+    }
+    fn next_done(&mut self) -> Vec<(Ticket, HostReply)> {
+        let Some(due) = self.in_flight.iter().map(|(_, due, _)| *due).min() else {
+            return Vec::new();
+        };
+        self.clock = due;
+        let (ended, left) = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .partition::<Vec<_>, _>(|(_, d, _)| *d == due);
+        self.in_flight = left;
+        let mut replies = Vec::new();
+        for (ticket, _, call) in ended {
+            let what = self.timing(&call).1;
+            self.journal.push(format!("end {what}"));
+            replies.push((ticket, self.make(call)));
+        }
+        replies
     }
     fn secret(&mut self, name: &str) -> Result<Option<Value>, DslError> {
         Ok(self.secrets.get(name).cloned())

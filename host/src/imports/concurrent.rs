@@ -1,0 +1,133 @@
+//! `refract:automation/concurrent`: fetch, wait and call started without blocking the guest,
+//! and awaited together by `next-done` (the DSL's `all`).
+//!
+//! A started call is checked and counted at once, by the same code as its blocking twin, and
+//! kept in [`InFlight`] as a future that owns what it needs. The futures make progress while
+//! the guest is blocked in `next-done`; those still in flight when the run ends are dropped
+//! with its store, which cancels them.
+
+use futures::FutureExt as _;
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
+use std::task::{Context, Poll, Waker};
+
+use tracing::Instrument as _;
+
+use crate::bindings::concurrent::{Done, Host, Outcome, Ticket};
+use crate::bindings::events::Condition;
+use crate::bindings::http::Request;
+use crate::store::{HostFuture, RunCtx};
+
+/// Calls a run may have in flight at once (the WIT promises this number).
+pub(crate) const MAX_IN_FLIGHT: usize = 64;
+/// Automation calls among them: each is a run of its own, with its own memory.
+pub(crate) const MAX_CALLS_IN_FLIGHT: usize = 8;
+
+/// The started calls of one run that `next-done` has not reported yet.
+#[derive(Default)]
+pub(crate) struct InFlight {
+    last: Ticket,
+    running: FuturesUnordered<HostFuture<Done>>,
+    /// Ended when they were started or polled, not reported yet.
+    ended: Vec<Done>,
+    /// Automation calls among `running`.
+    calls: usize,
+}
+
+impl InFlight {
+    /// A ticket for one more call, unless `MAX_IN_FLIGHT` are in flight.
+    fn admit(&mut self) -> Option<Ticket> {
+        if self.running.len() + self.ended.len() >= MAX_IN_FLIGHT {
+            return None;
+        }
+        self.last += 1;
+        Some(self.last)
+    }
+
+    /// Keeps `call` in flight under `ticket`, polling it once: a wait registers its
+    /// conditions before the guest goes on, so it misses no event published after the start.
+    fn start(&mut self, ticket: Ticket, name: &'static str, call: HostFuture<Outcome>) {
+        let call = call
+            .map(move |outcome| Done { ticket, outcome })
+            .instrument(tracing::info_span!("host_call", call = name));
+        self.running.push(Box::pin(call));
+        self.collect_ended();
+    }
+
+    /// Moves every call that has ended to `ended`, without waiting.
+    fn collect_ended(&mut self) {
+        let mut cx = Context::from_waker(Waker::noop());
+        while let Poll::Ready(Some(done)) = self.running.poll_next_unpin(&mut cx) {
+            self.ended(done);
+        }
+    }
+
+    fn ended(&mut self, done: Done) {
+        if matches!(done.outcome, Outcome::Called(_)) {
+            self.calls -= 1;
+        }
+        self.ended.push(done);
+    }
+
+    /// Every call that has ended, waiting for one if none has; empty when none is in flight.
+    async fn next_done(&mut self) -> Vec<Done> {
+        if self.ended.is_empty()
+            && let Some(done) = self.running.next().await
+        {
+            self.ended(done);
+        }
+        self.collect_ended();
+        std::mem::take(&mut self.ended)
+    }
+}
+
+impl Host for RunCtx {
+    async fn start_fetch(&mut self, request: Request) -> wasmtime::Result<Option<Ticket>> {
+        let Some(ticket) = self.in_flight.admit() else {
+            return Ok(None);
+        };
+        let call = self.fetch_call(request)?;
+        self.in_flight
+            .start(ticket, "fetch", Box::pin(call.map(Outcome::Fetched)));
+        Ok(Some(ticket))
+    }
+
+    async fn start_wait(
+        &mut self,
+        conditions: Vec<Condition>,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Option<Ticket>> {
+        let Some(ticket) = self.in_flight.admit() else {
+            return Ok(None);
+        };
+        let call = self.wait_call(conditions, timeout_ms);
+        self.in_flight
+            .start(ticket, "wait", Box::pin(call.map(Outcome::Waited)));
+        Ok(Some(ticket))
+    }
+
+    async fn start_call(
+        &mut self,
+        slug: String,
+        arguments: String,
+    ) -> wasmtime::Result<Option<Ticket>> {
+        if self.info.fanned_out || self.in_flight.calls >= MAX_CALLS_IN_FLIGHT {
+            return Ok(None);
+        }
+        let Some(ticket) = self.in_flight.admit() else {
+            return Ok(None);
+        };
+        self.in_flight.calls += 1;
+        let call = self.automation_call(slug, &arguments, true);
+        self.in_flight
+            .start(ticket, "call", Box::pin(call.map(Outcome::Called)));
+        Ok(Some(ticket))
+    }
+
+    async fn next_done(&mut self) -> wasmtime::Result<Vec<Done>> {
+        let started = std::time::Instant::now();
+        let done = self.in_flight.next_done().await;
+        self.io_time += started.elapsed();
+        Ok(done)
+    }
+}
