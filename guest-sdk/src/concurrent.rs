@@ -8,7 +8,7 @@
 //! # fn main() -> Result<(), refract_sdk::FetchError> {
 //! let mut pending = Vec::new();
 //! for url in ["https://a.example/", "https://b.example/"] {
-//!     // `None`: 64 calls are in flight already; make this one with `fetch` instead.
+//!     // `None`: too many calls are in flight already; make this one with `fetch` instead.
 //!     if let Some(ticket) = concurrent::start_fetch(Request::get(url))? {
 //!         pending.push(ticket);
 //!     }
@@ -27,8 +27,10 @@
 //!
 //! Each started call is checked and counted like its blocking twin ([`fetch`](crate::fetch),
 //! [`wait`](crate::wait), [`call`](crate::call)); a `wait` catches every event published from
-//! the moment it was started. A run has at most 64 calls in flight; those still in flight when
-//! the run ends are cancelled.
+//! the moment it was started. A run has at most 64 calls in flight, of them 4 automation calls
+//! (only in a run a trigger started: a callee's calls run one at a time) and as many fetches as
+//! fit in its memory limit at the fetch size cap; a start function answers `None` past that.
+//! Calls still in flight when the run ends are cancelled.
 
 use std::time::Duration;
 

@@ -27,7 +27,6 @@ pub fn run_of(ws: &str, user: Option<&str>) -> RunContext {
         user_id: user.map(|u| UserId::new(u).expect("a valid user id")),
         session_id: user.map(|u| SessionId::new(format!("s-{u}")).expect("a valid session id")),
         depth: 0,
-        fanned_out: false,
         socket_id: None,
     }
 }

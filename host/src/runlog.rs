@@ -188,7 +188,6 @@ mod tests {
             user_id: None,
             session_id: None,
             depth: 0,
-            fanned_out: false,
             socket_id: None,
         })
     }

@@ -34,10 +34,6 @@ pub struct RunContext {
     /// `source.socketId` of the triggering event: the run's events carry it, so what they
     /// answer reaches that WebSocket only (http-api §7.4, automation-dsl §3.4).
     pub socket_id: Option<String>,
-    /// The run, or a caller up its chain, was started by `concurrent.start-call`: its own
-    /// calls run one at a time, so a chain of calls fans out at one level only and one request
-    /// never runs more than a few automations at once.
-    pub fanned_out: bool,
 }
 
 impl RunContext {

@@ -22,6 +22,11 @@ use crate::stdio::{LogPipe, Stream};
 /// kept in flight by the `concurrent` interface.
 pub(crate) type HostFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// A host call refused before it started: its error, ready at once.
+pub(crate) fn refused<T: Send + 'static, E: Send + 'static>(e: E) -> HostFuture<Result<T, E>> {
+    Box::pin(std::future::ready(Err(e)))
+}
+
 /// A per-run cap the guest hit once; calling again after the refusal ends the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Cap {

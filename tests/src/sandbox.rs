@@ -94,7 +94,6 @@ pub fn context(slug: &str) -> RunContext {
         user_id: UserId::new("user-1").ok(),
         session_id: None,
         depth: 0,
-        fanned_out: false,
         socket_id: None,
     }
 }

@@ -3,7 +3,7 @@
 use crate::bindings::automations::{CallError, Host};
 use crate::bindings::types::AutomationError;
 use crate::services::{CallFailure, RunContext};
-use crate::store::{HostFuture, RunCtx};
+use crate::store::{HostFuture, RunCtx, refused};
 
 use super::parse_json;
 
@@ -13,21 +13,18 @@ impl Host for RunCtx {
         slug: String,
         arguments: String,
     ) -> wasmtime::Result<Result<String, CallError>> {
-        let call = self.automation_call(slug, &arguments, false);
+        let call = self.automation_call(slug, &arguments);
         Ok(self.io("call", call).await)
     }
 }
 
 impl RunCtx {
-    /// Checks a call; the call, to be awaited now or later (`fanned_out`: among others, started
-    /// by `concurrent.start-call`).
+    /// Checks a call; the call, to be awaited now or later.
     pub(crate) fn automation_call(
         &mut self,
         slug: String,
         arguments: &str,
-        fanned_out: bool,
     ) -> HostFuture<Result<String, CallError>> {
-        let refused = |e: CallError| -> HostFuture<_> { Box::pin(std::future::ready(Err(e))) };
         let max = self.limits.max_call_depth;
         let depth = self.info.depth.saturating_add(1);
         if depth > max {
@@ -47,7 +44,6 @@ impl RunCtx {
             run_id: format!("{}.c{}", self.info.run_id, self.calls),
             automation_slug: slug.clone(),
             depth,
-            fanned_out: self.info.fanned_out || fanned_out,
             ..(*self.info).clone()
         };
         let caller = self.services.automations.clone();

@@ -6,13 +6,17 @@
 //! the guest is blocked in `next-done`; those still in flight when the run ends are dropped
 //! with its store, which cancels them.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
 use futures::FutureExt as _;
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
-use std::task::{Context, Poll, Waker};
 
 use tracing::Instrument as _;
 
+use crate::bindings::automations::CallError;
 use crate::bindings::concurrent::{Done, Host, Outcome, Ticket};
 use crate::bindings::events::Condition;
 use crate::bindings::http::Request;
@@ -20,8 +24,8 @@ use crate::store::{HostFuture, RunCtx};
 
 /// Calls a run may have in flight at once (the WIT promises this number).
 pub(crate) const MAX_IN_FLIGHT: usize = 64;
-/// Automation calls among them: each is a run of its own, with its own memory.
-pub(crate) const MAX_CALLS_IN_FLIGHT: usize = 8;
+/// Automation calls among them: each is a run of its own, with its own instance and memory.
+pub(crate) const MAX_CALLS_IN_FLIGHT: usize = 4;
 
 /// The started calls of one run that `next-done` has not reported yet.
 #[derive(Default)]
@@ -32,6 +36,9 @@ pub(crate) struct InFlight {
     ended: Vec<Done>,
     /// Automation calls among `running`.
     calls: usize,
+    /// Fetches started and not handed to the guest yet: the host may hold each one's body, up
+    /// to the run's fetch size cap.
+    fetches: usize,
 }
 
 impl InFlight {
@@ -58,11 +65,12 @@ impl InFlight {
     fn collect_ended(&mut self) {
         let mut cx = Context::from_waker(Waker::noop());
         while let Poll::Ready(Some(done)) = self.running.poll_next_unpin(&mut cx) {
-            self.ended(done);
+            self.finished(done);
         }
     }
 
-    fn ended(&mut self, done: Done) {
+    /// Keeps `done` for the guest.
+    fn finished(&mut self, done: Done) {
         if matches!(done.outcome, Outcome::Called(_)) {
             self.calls -= 1;
         }
@@ -74,18 +82,45 @@ impl InFlight {
         if self.ended.is_empty()
             && let Some(done) = self.running.next().await
         {
-            self.ended(done);
+            self.finished(done);
         }
         self.collect_ended();
-        std::mem::take(&mut self.ended)
+        let done = std::mem::take(&mut self.ended);
+        self.fetches -= done
+            .iter()
+            .filter(|d| matches!(d.outcome, Outcome::Fetched(_)))
+            .count();
+        done
+    }
+}
+
+/// A spawned call, aborted when dropped (its caller ended before it).
+struct Spawned<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Future for Spawned<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for Spawned<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
 impl Host for RunCtx {
     async fn start_fetch(&mut self, request: Request) -> wasmtime::Result<Option<Ticket>> {
+        // The bodies the host may hold for the run stay within the run's own memory limit.
+        let held = (self.in_flight.fetches as u64 + 1).saturating_mul(self.limits.fetch_max_bytes);
+        if held > self.limits.memory_bytes as u64 {
+            return Ok(None);
+        }
         let Some(ticket) = self.in_flight.admit() else {
             return Ok(None);
         };
+        self.in_flight.fetches += 1;
         let call = self.fetch_call(request)?;
         self.in_flight
             .start(ticket, "fetch", Box::pin(call.map(Outcome::Fetched)));
@@ -111,16 +146,27 @@ impl Host for RunCtx {
         slug: String,
         arguments: String,
     ) -> wasmtime::Result<Option<Ticket>> {
-        if self.info.fanned_out || self.in_flight.calls >= MAX_CALLS_IN_FLIGHT {
+        // Only the run a trigger started fans out: a callee's calls (depth 1 and deeper) run
+        // one at a time, so one request keeps at most 1 + MAX_CALLS_IN_FLIGHT call chains alive.
+        if self.info.depth > 0 || self.in_flight.calls >= MAX_CALLS_IN_FLIGHT {
             return Ok(None);
         }
         let Some(ticket) = self.in_flight.admit() else {
             return Ok(None);
         };
         self.in_flight.calls += 1;
-        let call = self.automation_call(slug, &arguments, true);
-        self.in_flight
-            .start(ticket, "call", Box::pin(call.map(Outcome::Called)));
+        // A task of its own: the callee runs on while this guest computes or makes a blocking
+        // call, and its CPU time is never its caller's (or frozen into its own budget).
+        let call = Spawned(tokio::spawn(self.automation_call(slug, &arguments)));
+        self.in_flight.start(
+            ticket,
+            "call",
+            Box::pin(call.map(|joined| {
+                Outcome::Called(joined.unwrap_or_else(|e| {
+                    Err(CallError::Trapped(format!("the call's task ended: {e}")))
+                }))
+            })),
+        );
         Ok(Some(ticket))
     }
 

@@ -10,7 +10,7 @@ use super::parse_json;
 use crate::bindings::events::{Condition, EmitError, Host, WaitError};
 use crate::bindings::types;
 use crate::services::{ServiceError, WaitCondition};
-use crate::store::{Cap, HostFuture, RunCtx};
+use crate::store::{Cap, HostFuture, RunCtx, refused};
 
 /// Time kept for the guest to answer after a `wait` capped by the run's wall-clock budget.
 const WAIT_MARGIN: Duration = Duration::from_secs(1);
@@ -79,9 +79,7 @@ impl RunCtx {
         conditions: Vec<Condition>,
         timeout_ms: u32,
     ) -> HostFuture<Result<Option<types::Event>, WaitError>> {
-        let invalid = |m: String| -> HostFuture<_> {
-            Box::pin(std::future::ready(Err(WaitError::Invalid(m))))
-        };
+        let invalid = |m: String| refused(WaitError::Invalid(m));
         if conditions.is_empty() {
             return invalid("no condition".into());
         }
@@ -113,8 +111,12 @@ impl RunCtx {
         let timeout = Duration::from_millis(u64::from(timeout_ms)).min(left.saturating_sub(margin));
         let events = self.services.events.clone();
         let info = self.info.clone();
+        // Ends at the deadline counted from now, however late the wait is first polled (one
+        // started through `concurrent` is polled when the guest asks for its answers).
+        let deadline = tokio::time::Instant::now() + timeout;
         Box::pin(async move {
-            match events.wait(&info, &parsed, timeout).await {
+            let waited = tokio::time::timeout_at(deadline, events.wait(&info, &parsed, timeout));
+            match waited.await.unwrap_or(Ok(None)) {
                 Ok(None) => Ok(None),
                 Ok(Some(event)) => Ok(Some(to_wit_event(&event))),
                 Err(ServiceError::Invalid(m)) => Err(WaitError::Invalid(m)),

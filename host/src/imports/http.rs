@@ -3,7 +3,7 @@
 use crate::bindings::http::{FetchError, Host, Request, Response};
 use crate::egress::{self, FetchLimits, FetchRequest};
 use crate::runlog::{LogLevel, LogSource};
-use crate::store::{Cap, HostFuture, RunCtx};
+use crate::store::{Cap, HostFuture, RunCtx, refused};
 
 impl Host for RunCtx {
     async fn fetch(&mut self, request: Request) -> wasmtime::Result<Result<Response, FetchError>> {
@@ -22,9 +22,7 @@ impl RunCtx {
         let max = self.limits.max_fetches;
         if self.fetches >= max {
             self.refuse(Cap::Fetches, "fetch", max)?;
-            return Ok(Box::pin(std::future::ready(Err(
-                FetchError::LimitExceeded(max),
-            ))));
+            return Ok(refused(FetchError::LimitExceeded(max)));
         }
         self.fetches += 1;
         let limits = FetchLimits {

@@ -119,7 +119,6 @@ fn request(program: &str) -> RunRequest {
             user_id: UserId::new("user-1").ok(),
             session_id: None,
             depth: 0,
-            fanned_out: false,
             socket_id: None,
         },
         trigger: Trigger::Http(HttpRequest {

@@ -466,7 +466,6 @@ mod tests {
             user_id: user.map(|u| UserId::new(u).unwrap()),
             session_id: Some(SessionId::new("s1").unwrap()),
             depth: 0,
-            fanned_out: false,
             socket_id: None,
         }
     }

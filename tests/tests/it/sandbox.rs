@@ -279,9 +279,10 @@ async fn emitted_events_carry_the_chain_and_depth_is_capped() -> anyhow::Result<
     Ok(())
 }
 
-/// Calls started without blocking (`concurrent.start-call`) cannot multiply runs: a run has
-/// at most 8 calls and 64 host calls in flight, and a run started that way starts none itself,
-/// so a chain of calls fans out at one level only.
+/// Host calls started without blocking (`concurrent`) cannot multiply what one run costs the
+/// host: at most 64 in flight, of them 4 automation calls (only in a root run: a callee starts
+/// none, so one request keeps at most five call chains alive) and as many fetches as the run's
+/// memory limit holds at the fetch size cap (64 MiB / 5 MiB: 12).
 #[tokio::test]
 async fn a_fan_out_of_calls_is_bounded() -> anyhow::Result<()> {
     let sb = sandbox()?;
@@ -295,7 +296,8 @@ async fn a_fan_out_of_calls_is_bounded() -> anyhow::Result<()> {
     let again = json!({"mode": "fan-out", "slug": "fan", "calls": 3, "args": {"mode": "echo"}});
     let req = call(
         "fan",
-        json!({"mode": "fan-out", "slug": "fan", "calls": 12, "waits": 60, "args": again}),
+        json!({"mode": "fan-out", "slug": "fan", "calls": 12, "fetches": 20, "waits": 60,
+            "args": again}),
         Limits::default(),
         EgressPolicy::default(),
     );
@@ -305,16 +307,33 @@ async fn a_fan_out_of_calls_is_bounded() -> anyhow::Result<()> {
             .await?
             .outcome,
     );
-    assert_eq!(out["callsStarted"], 8, "{out}");
-    assert_eq!(out["waitsStarted"], 64 - 8, "{out}");
+    assert_eq!(out["callsStarted"], 4, "{out}");
+    assert_eq!(out["fetchesStarted"], 12, "{out}");
+    assert_eq!(out["waitsStarted"], 64 - 4 - 12, "{out}");
     let outputs = out["outputs"].as_array().expect("the calls' outputs");
-    assert_eq!(outputs.len(), 8, "{out}");
+    assert_eq!(outputs.len(), 4, "{out}");
     for o in outputs {
         assert_eq!(
             o["callsStarted"], 0,
-            "a run started by start-call starts no call of its own: {o}"
+            "a callee starts no call of its own: {o}"
         );
     }
+    let req = call(
+        "fan",
+        json!({"mode": "call", "slug": "fan", "args": again}),
+        Limits::default(),
+        EgressPolicy::default(),
+    );
+    let out = body(
+        &sb.strict
+            .run(&sb.hostile, req, services.clone())
+            .await?
+            .outcome,
+    );
+    assert_eq!(
+        out["output"]["callsStarted"], 0,
+        "nor does one called the blocking way: {out}"
+    );
     Ok(())
 }
 

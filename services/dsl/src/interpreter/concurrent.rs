@@ -144,14 +144,19 @@ pub(crate) async fn join(
         }
         if !outermost {
             // The enclosing `all` collects the host's replies, then polls this one again.
-            Suspend(false).await;
+            YieldOnce(false).await;
             continue;
         }
         let replies = r.borrow_mut().out.next_done();
         if replies.is_empty() {
-            // Branches wait on calls the host no longer knows: none can end.
+            // Branches wait on calls the host no longer knows: none can end. Dropping them
+            // drops their nested `all`s too, so the run leaves every `all` here at once.
             let lost = running.iter().filter(|s| s.is_some()).count();
             settled.extend((0..lost).map(|_| Err(internal("a host call in flight was lost"))));
+            running.clear();
+            let mut g = r.borrow_mut();
+            g.concurrent = 1;
+            g.replies.clear();
             break;
         }
         r.borrow_mut().replies.extend(replies);
@@ -161,9 +166,9 @@ pub(crate) async fn join(
 }
 
 /// Suspends once.
-struct Suspend(bool);
+struct YieldOnce(bool);
 
-impl Future for Suspend {
+impl Future for YieldOnce {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
         if self.0 {

@@ -55,7 +55,8 @@ impl World {
                 } else {
                     u64::from(*timeout_ms)
                 };
-                (ms, format!("wait {}", on[0].event_type))
+                let first = on.first().map_or("", |w| w.event_type.as_str());
+                (ms, format!("wait {first}"))
             }
             HostCall::Call { slug, .. } => (0, format!("call {slug}")),
         }

@@ -144,7 +144,6 @@ pub(crate) fn run_context(
         user_id: user,
         session_id: session,
         depth,
-        fanned_out: false,
         socket_id: None,
     }
 }
