@@ -2,9 +2,11 @@
 //! and awaited together by `next-done` (the DSL's `all`).
 //!
 //! A started call is checked and counted at once, by the same code as its blocking twin, and
-//! kept in [`InFlight`] as a future that owns what it needs. The futures make progress while
-//! the guest is blocked in `next-done`; those still in flight when the run ends are dropped
-//! with its store, which cancels them.
+//! kept in [`InFlight`] as a future that owns what it needs. Fetches and waits make progress
+//! while the guest is blocked in `next-done` (a wait is registered when it starts; its timeout,
+//! capped a margin short of the run's wall clock, absorbs a late first poll); an automation call
+//! is a task of its own, so the callee runs, and is timed, on its own. What is still in flight
+//! when the run ends is dropped with its store, which cancels it.
 
 use std::future::Future;
 use std::pin::Pin;

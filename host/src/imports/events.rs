@@ -111,12 +111,8 @@ impl RunCtx {
         let timeout = Duration::from_millis(u64::from(timeout_ms)).min(left.saturating_sub(margin));
         let events = self.services.events.clone();
         let info = self.info.clone();
-        // Ends at the deadline counted from now, however late the wait is first polled (one
-        // started through `concurrent` is polled when the guest asks for its answers).
-        let deadline = tokio::time::Instant::now() + timeout;
         Box::pin(async move {
-            let waited = tokio::time::timeout_at(deadline, events.wait(&info, &parsed, timeout));
-            match waited.await.unwrap_or(Ok(None)) {
+            match events.wait(&info, &parsed, timeout).await {
                 Ok(None) => Ok(None),
                 Ok(Some(event)) => Ok(Some(to_wit_event(&event))),
                 Err(ServiceError::Invalid(m)) => Err(WaitError::Invalid(m)),

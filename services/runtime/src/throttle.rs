@@ -301,8 +301,14 @@ impl EventBus for ThrottledBus {
         conditions: &[WaitCondition],
         timeout: Duration,
     ) -> Result<Option<Event>, ServiceError> {
-        self.contexts.hold_run_scope(run, timeout).await;
-        self.bus.wait(run, conditions, timeout).await
+        // Both at once: the wait registers its conditions on its first poll, before the hold's
+        // round trip to the cache, so a wait started alongside others (`all`) misses nothing
+        // published right after it started.
+        let (_, waited) = tokio::join!(
+            self.contexts.hold_run_scope(run, timeout),
+            self.bus.wait(run, conditions, timeout)
+        );
+        waited
     }
 }
 

@@ -1265,7 +1265,8 @@ async fn slow_api() -> (String, Arc<Mutex<Vec<Instant>>>) {
 }
 
 /// `all` through the public API: three branches that each fetch an endpoint answering after
-/// 300 ms, and a fourth waiting 300 ms for an event, end together in about 300 ms, not 1.2 s.
+/// 300 ms, and a fourth waiting 300 ms for an event, end together in about 300 ms, not 1.2 s;
+/// a wait in one branch catches the event a later branch emits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_branches_fetch_and_wait_together() {
     let dir = tempfile::tempdir().unwrap();
@@ -1294,9 +1295,12 @@ async fn all_branches_fetch_and_wait_together() {
             fetch(1, "a"),
             fetch(2, "b"),
             {"conditions": {"default": [fetch(3, "c"), {"set": {"name": "after", "value": "{{c.n}}"}}]}},
-            {"wait": {"oneOf": [{"event": "never.sent"}], "timeout": 0.3, "output": "none"}}
+            {"wait": {"oneOf": [{"event": "never.sent"}], "timeout": 0.3, "output": "none"}},
+            {"wait": {"oneOf": [{"event": "fan.reply"}], "timeout": 5, "output": "reply"}},
+            {"emit": {"event": "fan.reply", "payload": {"n": 4}}}
         ]}
-    ], "output": {"sum": "{% {{a.n}} + {{b.n}} + {{after}} %}", "timedOut": "{% !{{none}} %}"}});
+    ], "output": {"sum": "{% {{a.n}} + {{b.n}} + {{after}} %}", "timedOut": "{% !{{none}} %}",
+        "reply": "{{reply.payload.n}}"}});
     let (status, body) = ada
         .json(
             Method::POST,
@@ -1326,7 +1330,11 @@ async fn all_branches_fetch_and_wait_together() {
     run().await;
     arrived.lock().unwrap().clear();
     let (answer, took) = run().await;
-    assert_eq!(answer, json!({"sum": 6, "timedOut": true}));
+    assert_eq!(
+        answer,
+        json!({"sum": 6, "timedOut": true, "reply": 4}),
+        "a wait started in one branch catches what a later branch emits"
+    );
     let arrived = arrived.lock().unwrap().clone();
     assert_eq!(arrived.len(), 3);
     let spread = *arrived.iter().max().unwrap() - *arrived.iter().min().unwrap();
