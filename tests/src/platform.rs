@@ -34,6 +34,19 @@ impl Platform {
         .await
     }
 
+    /// Like [`start`](Self::start), with runs allowed to `fetch` loopback servers (a test's
+    /// own endpoints on 127.0.0.1).
+    pub async fn start_reaching_loopback(data_dir: &Path) -> anyhow::Result<Self> {
+        let mut config = Config {
+            data_dir: data_dir.to_path_buf(),
+            disable_rate_limit: true,
+            allow_loopback_fetch: true,
+            ..Config::default()
+        };
+        config.sandbox.allow_hosts = vec!["127.0.0.1".into()];
+        Self::start_with(config).await
+    }
+
     /// Starts the platform in process with `config` (its `listen` is replaced by a free
     /// loopback port). Several platforms on the same shared backends are a distributed
     /// deployment in one process.

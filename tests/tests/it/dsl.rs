@@ -4,7 +4,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use refract::Config;
 use refract_tests::platform::{Client, Platform};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -1270,18 +1269,7 @@ async fn slow_api() -> (String, Arc<Mutex<Vec<Instant>>>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_branches_fetch_and_wait_together() {
     let dir = tempfile::tempdir().unwrap();
-    let platform = Platform::start_with(Config {
-        data_dir: dir.path().to_path_buf(),
-        disable_rate_limit: true,
-        allow_loopback_fetch: true,
-        sandbox: refract_runtime::SandboxPolicy {
-            allow_hosts: vec!["127.0.0.1".into()],
-            ..refract_runtime::SandboxPolicy::default()
-        },
-        ..Config::default()
-    })
-    .await
-    .unwrap();
+    let platform = Platform::start_reaching_loopback(dir.path()).await.unwrap();
     let ada = platform
         .client()
         .signed_up("ada@example.com")

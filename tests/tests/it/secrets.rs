@@ -6,7 +6,6 @@
 use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
-use refract::Config;
 use refract_storage::collections;
 use refract_tests::platform::{Platform, example};
 use reqwest::{Method, StatusCode};
@@ -39,18 +38,7 @@ async fn api_refusing_all() -> (String, Arc<Mutex<Vec<String>>>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_reach_runs_and_never_what_the_platform_records() {
     let dir = tempfile::tempdir().unwrap();
-    let platform = Platform::start_with(Config {
-        data_dir: dir.path().to_path_buf(),
-        disable_rate_limit: true,
-        allow_loopback_fetch: true,
-        sandbox: refract_runtime::SandboxPolicy {
-            allow_hosts: vec!["127.0.0.1".into()],
-            ..refract_runtime::SandboxPolicy::default()
-        },
-        ..Config::default()
-    })
-    .await
-    .unwrap();
+    let platform = Platform::start_reaching_loopback(dir.path()).await.unwrap();
     let ada = platform
         .client()
         .signed_up("ada@example.com")
