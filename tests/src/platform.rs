@@ -258,6 +258,15 @@ impl Client {
 
 static EXAMPLES: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
+/// Serves `app` on a free loopback port for the rest of the test (an API a run fetches, a
+/// collector the platform exports to); its address.
+pub async fn serve_on_loopback(app: axum::Router) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(addr)
+}
+
 /// The bytes of the SDK example `name` (`webhook-echo`, `event-emitter`, `counter`,
 /// `fetch-then-wait`, `authorized-fetch`), built once per test binary.
 pub fn example(name: &str) -> anyhow::Result<Vec<u8>> {

@@ -121,13 +121,18 @@ pub fn registry_services(registry: &Arc<MemoryAutomations>) -> Services {
     })
 }
 
-/// Fresh in-memory services (no callable automations).
-pub fn services(host: &Arc<Host>) -> (Services, Arc<MemoryEventBus>) {
-    let registry = MemoryAutomations::new(
+/// An empty registry of callable automations on `host`, run with default limits and egress.
+pub fn registry(host: &Arc<Host>) -> Arc<MemoryAutomations> {
+    MemoryAutomations::new(
         host.clone(),
         Arc::new(Limits::default()),
         Arc::new(EgressPolicy::default()),
-    );
+    )
+}
+
+/// Fresh in-memory services (no callable automations).
+pub fn services(host: &Arc<Host>) -> (Services, Arc<MemoryEventBus>) {
+    let registry = registry(host);
     let events = registry.events().clone();
     (registry_services(&registry), events)
 }

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use refract_tests::platform::{Client, Platform};
+use refract_tests::platform::{Client, Platform, serve_on_loopback};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -1257,10 +1257,8 @@ async fn slow_api() -> (String, Arc<Mutex<Vec<Instant>>>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, arrived)
+    let addr = serve_on_loopback(app).await.unwrap();
+    (format!("http://{addr}"), arrived)
 }
 
 /// `all` through the public API: three branches that each fetch an endpoint answering after

@@ -4,11 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use refract_core::{Event, EventType};
-use refract_host::memory::MemoryAutomations;
 use refract_host::{
     ComponentDigest, EgressPolicy, HostError, Limits, Output, RunOutcome, RunReport, TrapReason,
 };
-use refract_tests::sandbox::{call, registry_services, sandbox, services};
+use refract_tests::sandbox::{call, registry, registry_services, sandbox, services};
 use serde_json::{Value, json};
 
 async fn run(args: Value, limits: Limits) -> anyhow::Result<RunReport> {
@@ -286,11 +285,7 @@ async fn emitted_events_carry_the_chain_and_depth_is_capped() -> anyhow::Result<
 #[tokio::test]
 async fn a_fan_out_of_calls_is_bounded() -> anyhow::Result<()> {
     let sb = sandbox()?;
-    let registry = MemoryAutomations::new(
-        sb.strict.clone(),
-        Arc::new(Limits::default()),
-        Arc::new(EgressPolicy::default()),
-    );
+    let registry = registry(&sb.strict);
     registry.register("fan", sb.hostile.clone());
     let services = registry_services(&registry);
     let again = json!({"mode": "fan-out", "slug": "fan", "calls": 3, "args": {"mode": "echo"}});
@@ -340,11 +335,7 @@ async fn a_fan_out_of_calls_is_bounded() -> anyhow::Result<()> {
 #[tokio::test]
 async fn call_runs_another_automation_on_the_same_host() -> anyhow::Result<()> {
     let sb = sandbox()?;
-    let registry = MemoryAutomations::new(
-        sb.strict.clone(),
-        Arc::new(Limits::default()),
-        Arc::new(EgressPolicy::default()),
-    );
+    let registry = registry(&sb.strict);
     registry.register("echo", sb.hostile.clone());
     let services = registry_services(&registry);
     let req = call(
@@ -542,11 +533,7 @@ async fn a_full_pool_is_a_host_error_not_a_guest_trap() -> anyhow::Result<()> {
         ..Default::default()
     };
     let host = Arc::new(refract_host::Host::new(config, sb.artifacts.clone())?);
-    let registry = MemoryAutomations::new(
-        host.clone(),
-        Arc::new(Limits::default()),
-        Arc::new(EgressPolicy::default()),
-    );
+    let registry = registry(&host);
     registry.register("echo", sb.hostile.clone());
     let req = call(
         "caller",

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use refract_storage::collections;
-use refract_tests::platform::{Platform, example};
+use refract_tests::platform::{Platform, example, serve_on_loopback};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -29,10 +29,8 @@ async fn api_refusing_all() -> (String, Arc<Mutex<Vec<String>>>) {
             (AxumStatus::UNAUTHORIZED, "{\"error\":\"bad key\"}")
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, seen)
+    let addr = serve_on_loopback(app).await.unwrap();
+    (format!("http://{addr}"), seen)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
