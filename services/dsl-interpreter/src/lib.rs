@@ -138,13 +138,13 @@ fn millis(ms: u32) -> Duration {
     Duration::from_millis(u64::from(ms))
 }
 
-fn sdk_request(request: &FetchRequest) -> Request {
-    let mut req = Request::new(&request.method, request.url.clone());
-    for (k, v) in &request.headers {
-        req = req.header(k.clone(), v.clone());
+fn sdk_request(request: FetchRequest) -> Request {
+    let mut req = Request::new(&request.method, request.url);
+    for (k, v) in request.headers {
+        req = req.header(k, v);
     }
-    if let Some(body) = &request.body {
-        req = req.body(body.clone());
+    if let Some(body) = request.body {
+        req = req.body(body);
     }
     req
 }
@@ -239,7 +239,8 @@ impl Outside for Wit {
     }
 
     fn fetch(&mut self, request: FetchRequest) -> Result<FetchResponse, DslError> {
-        fetch_reply(&request.url, sdk_request(&request).send())
+        let url = request.url.clone();
+        fetch_reply(&url, sdk_request(request).send())
     }
 
     fn get(&mut self, scope: Scope, name: &str) -> Result<Option<Value>, DslError> {
@@ -276,7 +277,8 @@ impl Outside for Wit {
     fn start(&mut self, call: HostCall) -> Result<Ticket, HostCall> {
         let (started, names) = match &call {
             HostCall::Fetch(req) => (
-                concurrent::start_fetch(sdk_request(req)).ok().flatten(),
+                // A copy: a start the host refuses gives the call back to be made blocking.
+                concurrent::start_fetch(sdk_request(req.clone())).ok().flatten(),
                 req.url.clone(),
             ),
             HostCall::Wait { on, timeout_ms } => (
