@@ -18,6 +18,8 @@ pub const CODE_WAIT_FAILED: &str = "WaitFailed";
 pub const CODE_FETCH_FAILED: &str = "FetchFailed";
 /// Code of an error converted from [`StateError`](crate::StateError).
 pub const CODE_STATE_FAILED: &str = "StateFailed";
+/// [`StreamError`](crate::response::StreamError) converted by `?`.
+pub const CODE_STREAM_FAILED: &str = "StreamFailed";
 /// Code of an error converted from a [`CallError`](crate::CallError) other than `Failed`
 /// (a callee's own error is passed on unchanged).
 pub const CODE_CALL_FAILED: &str = "CallFailed";

@@ -1,6 +1,6 @@
 //! `refract-sdk`: what Refract automation authors depend on.
 //!
-//! An automation is a WebAssembly component targeting the `refract:automation@0.1.5` world
+//! An automation is a WebAssembly component targeting the `refract:automation@0.1.6` world
 //! (`wit/automation.wit`). Every run gets a fresh instance: nothing in guest memory survives from
 //! one run to the next; what must survive goes through [`state`]. This crate hides the
 //! `wit-bindgen` bindings behind hand-written types and one attribute macro,
@@ -28,7 +28,8 @@
 //! - [`output`] and [`error`](mod@error): what a run returns ([`Output`], [`Error`]).
 //! - [`events`]: [`emit`] and [`wait`]; [`http`]: [`fetch`]; [`state`]; [`log`];
 //!   [`automations`]: [`call`]; [`secrets`]: the workspace's secrets (world 0.1.3);
-//!   [`concurrent`]: fetches, waits and calls started without blocking (world 0.1.5).
+//!   [`concurrent`]: fetches, waits and calls started without blocking (world 0.1.5);
+//!   [`response`]: a webhook's answer streamed while the run goes on (world 0.1.6).
 //!
 //! Errors are values: every host error is a typed enum, host data that fails to parse becomes an
 //! error rather than a panic, and every SDK error converts into [`Error`] so `?` works in a
@@ -44,6 +45,7 @@ pub mod http;
 pub mod invocation;
 pub mod log;
 pub mod output;
+pub mod response;
 pub mod secrets;
 pub mod state;
 
@@ -115,7 +117,7 @@ extern crate self as refract_sdk;
 pub mod __bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "refract:automation/automation@0.1.5",
+        world: "refract:automation/automation@0.1.6",
         // The export macro is used by `#[automation]` in the author's crate.
         pub_export_macro: true,
         default_bindings_module: "::refract_sdk::__bindings",

@@ -12,6 +12,7 @@
 //!   ([`EventBus`], [`StateStore`], [`AutomationCaller`], and the optional [`Coordination`],
 //!   [`ConfigStore`], [`Identities`]) gathered in [`Services`]; [`memory`] has their in-memory
 //!   twins and `conformance` (feature `testing`) the one test suite every implementation passes.
+//! - [`answer`]: a webhook run's answer streamed while it runs ([`AnswerSink`]).
 //! - [`egress`]: `fetch` under the egress policy (allow-list, refused address ranges after
 //!   DNS, redirects re-checked, timeouts, size cap).
 //! - `imports/`: one file per WIT interface; `store`: what a run's `Store` holds; `stdio`:
@@ -23,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+pub mod answer;
 pub mod bindings;
 pub mod cache;
 #[cfg(any(test, feature = "testing"))]
@@ -42,6 +44,7 @@ mod stdio;
 mod store;
 pub mod validate;
 
+pub use answer::{AnswerPart, AnswerSink};
 pub use bindings::types::{Event as WitEvent, HttpRequest, Invocation, ScheduleTick, Trigger};
 pub use cache::{ArtifactStore, ArtifactStoreError, ComponentDigest, MemoryArtifactStore};
 pub use egress::{EgressConfig, EgressPolicy};

@@ -35,6 +35,9 @@ pub const DEFAULT_MAX_LOG_LINES: usize = 200;
 pub const DEFAULT_MAX_LOG_LINE: usize = 4 << 10;
 /// Largest state value a run may write. Protects the context store.
 pub const DEFAULT_MAX_STATE_VALUE_BYTES: usize = 256 << 10;
+/// Bytes a webhook run may stream as its answer (`refract:automation/response`), event framing
+/// included. Protects webhook clients and the gateway from endless streams.
+pub const DEFAULT_STREAM_BYTES: u64 = 8 << 20;
 /// Connect timeout of one outbound request (process-wide: [`crate::EgressConfig`]).
 pub const DEFAULT_FETCH_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Total time of one outbound request, redirects and body included.
@@ -70,6 +73,8 @@ pub struct Limits {
     pub max_log_line: usize,
     /// Largest state value the run may write ([`DEFAULT_MAX_STATE_VALUE_BYTES`]).
     pub max_state_value_bytes: usize,
+    /// Bytes of a streamed webhook answer ([`DEFAULT_STREAM_BYTES`]).
+    pub stream_bytes: u64,
     /// Largest serialized event `emit` accepts (refract-core's limit by default).
     pub max_event_bytes: usize,
     /// Total time of one outbound request ([`DEFAULT_FETCH_TIMEOUT`]).
@@ -94,6 +99,7 @@ impl Default for Limits {
             max_log_lines: DEFAULT_MAX_LOG_LINES,
             max_log_line: DEFAULT_MAX_LOG_LINE,
             max_state_value_bytes: DEFAULT_MAX_STATE_VALUE_BYTES,
+            stream_bytes: DEFAULT_STREAM_BYTES,
             max_event_bytes: refract_core::DEFAULT_MAX_EVENT_SIZE,
             fetch_timeout: DEFAULT_FETCH_TIMEOUT,
             fetch_max_bytes: DEFAULT_FETCH_MAX_BYTES,

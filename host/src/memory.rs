@@ -449,6 +449,7 @@ impl AutomationCaller for MemoryAutomations {
             limits: self.limits.clone(),
             egress: self.egress.clone(),
             secrets: Arc::default(),
+            answer: None,
         };
         // The callee runs as its own task, like a run routed to another worker would.
         let host = self.host.clone();

@@ -8,6 +8,7 @@ use tracing::Instrument;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
+use crate::answer::{Answer, AnswerSink};
 use crate::bindings::AutomationPre;
 use crate::bindings::types::{Invocation, Trigger};
 use crate::cache::{
@@ -73,6 +74,8 @@ pub struct RunRequest {
     /// The workspace's secrets as this run sees them: what the `secrets` import reads, and
     /// what is redacted from the run's emits and log lines.
     pub secrets: Arc<WorkspaceSecrets>,
+    /// Where the run's streamed answer goes: only the run a webhook started has one.
+    pub answer: Option<AnswerSink>,
 }
 
 /// The error the epoch callback raises when the guest-compute budget is spent.
@@ -278,6 +281,7 @@ impl Host {
             limits,
             egress,
             secrets,
+            answer,
         } = request;
         let info = Arc::new(context);
         let invocation = Invocation {
@@ -313,6 +317,7 @@ impl Host {
             log,
             secrets,
             in_flight: InFlight::default(),
+            answer: answer.map(Answer::new),
         };
         let mut store = Store::new(&self.engine, StoreData::new(ctx));
         store.limiter(|d| &mut d.limiter);

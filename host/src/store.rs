@@ -11,6 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use refract_secrets::WorkspaceSecrets;
 
+use crate::answer::Answer;
 use crate::egress::{Egress, EgressPolicy};
 use crate::imports::InFlight;
 use crate::limits::{Limits, MemoryLimiter};
@@ -63,6 +64,8 @@ pub(crate) struct RunCtx {
     pub(crate) secrets: Arc<WorkspaceSecrets>,
     /// Host calls started through the `concurrent` interface and not reported yet.
     pub(crate) in_flight: InFlight,
+    /// The streamed answer of a run a webhook started; `None` for every other run.
+    pub(crate) answer: Option<Answer>,
 }
 
 impl RunCtx {

@@ -41,9 +41,11 @@ const ALLOWED_WASI: &[&str] = &[
 /// WASI versions the linked implementation serves (semver-compatible 0.2.x).
 const WASI_VERSION_PREFIX: &str = "0.2.";
 /// Versions of our package this host serves.
-/// A 0.1.0 to 0.1.4 component links against the 0.1.5 definitions (wasmtime matches
+/// A 0.1.0 to 0.1.5 component links against the 0.1.6 definitions (wasmtime matches
 /// semver-compatible imports).
-const WORLD_VERSIONS: &[&str] = &["0.1.0", "0.1.1", "0.1.2", "0.1.3", "0.1.4", "0.1.5"];
+const WORLD_VERSIONS: &[&str] = &[
+    "0.1.0", "0.1.1", "0.1.2", "0.1.3", "0.1.4", "0.1.5", "0.1.6",
+];
 
 /// Checks the preamble: WebAssembly, component layer, supported version.
 pub fn check_preamble(bytes: &[u8]) -> Result<(), HostError> {

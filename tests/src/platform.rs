@@ -306,3 +306,19 @@ fn build_examples() -> anyhow::Result<PathBuf> {
     }
     Ok(target.join("wasm32-wasip2").join("release"))
 }
+
+/// The next server-sent event's `data` from a streamed answer, `None` when the stream ends.
+pub async fn next_event(res: &mut reqwest::Response, buf: &mut String) -> Option<Value> {
+    loop {
+        if let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            let data = event.strip_prefix("data: ").expect("a data event");
+            return Some(serde_json::from_str(data.trim_end()).expect("JSON data"));
+        }
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), res.chunk())
+            .await
+            .expect("an event within 20 s")
+            .expect("the stream reads")?;
+        buf.push_str(std::str::from_utf8(&chunk).expect("UTF-8 events"));
+    }
+}

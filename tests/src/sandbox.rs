@@ -107,6 +107,7 @@ pub fn call(slug: &str, args: Value, limits: Limits, egress: EgressPolicy) -> Ru
         limits: Arc::new(limits),
         egress: Arc::new(egress),
         secrets: Arc::default(),
+        answer: None,
     }
 }
 

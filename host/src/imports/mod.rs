@@ -8,6 +8,7 @@ mod concurrent;
 mod events;
 mod http;
 mod logging;
+mod response;
 mod secrets;
 mod state;
 

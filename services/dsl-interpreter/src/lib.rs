@@ -10,10 +10,11 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use refract_dsl::interpreter::{
-    ConfigWriter, Coordination, FetchRequest, FetchResponse, HostCall, HostReply, IdentitySwitch,
+    ConfigWriter, Coordination, FetchRequest, FetchResponse, HostCall, HostReply, HttpOut, IdentitySwitch,
     Outside, RateLimitCall, RateLimitState, RunInput, Scope, Ticket, WaitFor,
 };
 use refract_sdk::concurrent::{self, Outcome};
+use refract_sdk::response::{self, StreamError};
 use refract_dsl::{DslError, Program, Setup};
 use refract_sdk::state::Scope as WitScope;
 use refract_sdk::{Condition, Emit, Error, Invocation, Output, Request, Target, Trigger};
@@ -207,6 +208,20 @@ fn host_error(class: &str, e: impl std::fmt::Display) -> DslError {
     DslError::new(class, e.to_string())
 }
 
+/// A `$http` write to the streamed answer, as the run sees it: with no client (not a webhook
+/// run, a callee) or a client gone, the run goes on as if it had been sent (§6.2).
+fn streamed(sent: Result<(), StreamError>) -> Result<(), DslError> {
+    match sent {
+        Ok(()) | Err(StreamError::NoClient | StreamError::Closed) => Ok(()),
+        Err(StreamError::TooLarge(n)) => Err(DslError::new(
+            "LimitExceededError",
+            format!("the streamed answer is over its limit of {n} bytes"),
+        )
+        .with_details(json!({"limit": "streamBytes", "value": n}))),
+        Err(e @ StreamError::Invalid(_)) => Err(host_error("InvalidInstructionError", e)),
+    }
+}
+
 impl Outside for Wit {
     fn emit(
         &mut self,
@@ -316,6 +331,23 @@ impl Outside for Wit {
 
     fn secret(&mut self, name: &str) -> Result<Option<Value>, DslError> {
         Ok(refract_sdk::secrets::get_json(name))
+    }
+
+    fn start_answer(&mut self, head: &HttpOut) -> Result<(), DslError> {
+        let headers: Vec<(&str, &str)> = head
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        streamed(response::start(
+            head.status.unwrap_or(200),
+            &headers,
+            head.keep_alive_ms,
+        ))
+    }
+
+    fn send_chunk(&mut self, chunk: &Value) -> Result<(), DslError> {
+        streamed(response::send(chunk))
     }
 
     fn coordination(&mut self) -> Option<&mut dyn Coordination> {

@@ -151,6 +151,7 @@ fn request(program: &str) -> RunRequest {
         }),
         egress: Arc::new(EgressPolicy::default()),
         secrets: Arc::default(),
+        answer: None,
     }
 }
 

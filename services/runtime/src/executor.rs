@@ -304,6 +304,7 @@ impl Executor {
             limits: Arc::new(policy.limits_for(automation)),
             egress: egress.clone(),
             secrets,
+            answer: exec.answer.clone(),
         };
         let services = self.services()?;
         match self
@@ -377,6 +378,7 @@ impl Executor {
             limits,
             egress,
             secrets,
+            answer: exec.answer.clone(),
         };
         Ok(self.host.run(&digest, request, self.services()?).await?)
     }

@@ -188,6 +188,7 @@ impl StoredRun {
             payload: self.payload.clone(),
             app,
             credentials: None,
+            answer: None,
         })
     }
 }

@@ -235,6 +235,7 @@ async fn handle_event(state: &RuntimeState, delivery: Delivery) {
                 },
                 context,
                 payload: payload.clone(),
+                answer: None,
             };
             let executor = state.executor().clone();
             if std::mem::take(&mut announce) {
@@ -467,6 +468,7 @@ async fn fire_tick(state: &RuntimeState, fire: Fire) {
         info,
         automation: fire.automation,
         payload,
+        answer: None,
     };
     state.executor().reports().announce(&exec, false).await;
     let _ = state.executor().execute(&exec).await;

@@ -5,7 +5,7 @@ use refract_host::validate::WORLD_PACKAGE;
 use wasmparser::{KnownCustom, Parser, Payload};
 
 /// The world reported when a component imports nothing of ours.
-pub const DEFAULT_WORLD: &str = "refract:automation/automation@0.1.5";
+pub const DEFAULT_WORLD: &str = "refract:automation/automation@0.1.6";
 
 /// Facts read from a component binary.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

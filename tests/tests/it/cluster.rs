@@ -20,7 +20,7 @@ use anyhow::{Context, bail, ensure};
 use futures::{SinkExt, StreamExt};
 use refract_tests::balancer::Balancer;
 use refract_tests::cluster::{LocalCluster, Shape, SharedBackends};
-use refract_tests::platform::{Client, example};
+use refract_tests::platform::{Client, example, next_event};
 use refract_tests::proxy::Proxy;
 use refract_tests::redis_server::RedisServer;
 use reqwest::{Method, StatusCode};
@@ -220,6 +220,7 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
     );
 
     quota_reaches_every_runtime(cluster, &ada, &ws).await?;
+    answers_stream_through_a_gateway(cluster, &ada, &ws).await?;
 
     // A schedule ticking every second from now on, and waits across runtimes.
     let ticker = json!({"slug": "ticker", "name": "Every second", "when": {"schedules": ["* * * * * *"]},
@@ -397,6 +398,44 @@ async fn quota_reaches_every_runtime(
 /// With rt-1 dead, a webhook through gw-1 (which prefers rt-1) runs on rt-2: the gateway passes
 /// over the instance that refuses connections. A request that was already on its way to the
 /// dead one gets 503 with `Retry-After`, and its retry goes to the other.
+/// A webhook answer streamed by a run on a runtime process crosses a gateway process as it
+/// comes: the first event arrives while the run still waits for an event the client sends.
+async fn answers_stream_through_a_gateway(
+    cluster: &LocalCluster,
+    ada: &Client,
+    ws: &str,
+) -> anyhow::Result<()> {
+    let streams = json!({"slug": "streams", "name": "Streams", "when": {"endpoint": true}, "do": [
+        {"set": {"name": "$http", "value": {"chunk": {"step": 1}}}},
+        {"wait": {"oneOf": [{"event": "stream.go"}], "timeout": 20}},
+        {"set": {"name": "$http", "value": {"chunk": {"step": 2}}}}
+    ], "output": "done"});
+    create(ada, ws, streams).await?;
+    let gw2 = Client {
+        url: cluster.node_url("gw-2").context("gw-2")?.to_string(),
+        ..ada.clone()
+    };
+    let mut res = gw2
+        .request(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/webhooks/streams"),
+        )
+        .send()
+        .await?;
+    ensure!(res.status() == StatusCode::OK, "{}", res.status());
+    ensure!(res.headers()["content-type"] == "text/event-stream");
+    let mut buf = String::new();
+    let first = next_event(&mut res, &mut buf).await;
+    ensure!(first == Some(json!({"step": 1})), "{first:?}");
+    emit_http(ada, ws, json!([{"type": "stream.go", "payload": {}}])).await?;
+    let mut rest = Vec::new();
+    while let Some(event) = next_event(&mut res, &mut buf).await {
+        rest.push(event);
+    }
+    ensure!(rest == vec![json!({"step": 2}), json!("done")], "{rest:?}");
+    Ok(())
+}
+
 async fn webhook_fails_over(cluster: &LocalCluster, ada: &Client, ws: &str) -> anyhow::Result<()> {
     let gw1 = Client {
         url: cluster.node_url("gw-1").context("gw-1")?.to_string(),

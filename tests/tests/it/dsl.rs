@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use refract_tests::platform::{Client, Platform, serve_on_loopback};
+use refract_tests::platform::{Client, Platform, next_event, serve_on_loopback};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -1333,4 +1333,105 @@ async fn all_branches_fetch_and_wait_together() {
         took < Duration::from_millis(900),
         "one after the other they take 1.2 s; together about 300 ms (took {took:?})"
     );
+}
+
+/// `$http` `chunk` through the public API: the client reads the first event while the run is
+/// still waiting for an event only the client can send, then a keep-alive during the silence
+/// it asked for, then the next chunk and the output last. A run that fails after it started
+/// streaming ends its answer with its error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_answer_reaches_the_client_while_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(dir.path()).await.unwrap();
+    let ada = platform
+        .client()
+        .signed_up("ada@example.com")
+        .await
+        .unwrap();
+    let ws = ada.workspace("Streams").await.unwrap();
+    let automations = [
+        json!({"slug": "tokens", "name": "Tokens", "when": {"endpoint": true}, "do": [
+            {"set": {"name": "$http", "value": {"status": 201, "headers": {"x-model": "small"}, "sseKeepAlive": 5000}}},
+            {"set": {"name": "$http", "value": {"chunk": {"token": "Hel"}}}},
+            {"wait": {"oneOf": [{"event": "go.on"}], "timeout": 20, "output": "go"}},
+            {"set": {"name": "$http", "value": {"chunk": {"token": "{{go.payload.next}}"}}}}
+        ], "output": {"done": true}}),
+        json!({"slug": "half", "name": "Half", "when": {"endpoint": true}, "do": [
+            {"set": {"name": "$http", "value": {"chunk": "first"}}},
+            {"fetch": {"url": "{{nowhere}}"}}
+        ]}),
+    ];
+    for automation in automations {
+        let (status, body) = ada
+            .json(
+                Method::POST,
+                &format!("/v2/workspaces/{ws}/automations"),
+                Some(automation),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    let mut res = ada
+        .request(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/webhooks/tokens"),
+        )
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    assert_eq!(res.headers()["x-model"], "small");
+    let mut buf = String::new();
+    assert_eq!(
+        next_event(&mut res, &mut buf).await,
+        Some(json!({"token": "Hel"})),
+        "the first chunk arrives while the run waits for go.on"
+    );
+    let silent = Instant::now();
+    assert_eq!(
+        next_event(&mut res, &mut buf).await,
+        Some(json!({"keepAlive": true}))
+    );
+    assert!(
+        silent.elapsed() >= Duration::from_secs(4),
+        "after the 5 s of silence asked for"
+    );
+    let (status, body) = ada
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/events"),
+            Some(json!({"events": [{"type": "go.on", "payload": {"next": "lo"}}]})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut rest = Vec::new();
+    while let Some(event) = next_event(&mut res, &mut buf).await {
+        if event != json!({"keepAlive": true}) {
+            rest.push(event);
+        }
+    }
+    assert_eq!(rest, vec![json!({"token": "lo"}), json!({"done": true})]);
+
+    let mut res = ada
+        .request(Method::POST, &format!("/v2/workspaces/{ws}/webhooks/half"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut buf = String::new();
+    assert_eq!(next_event(&mut res, &mut buf).await, Some(json!("first")));
+    let error = next_event(&mut res, &mut buf)
+        .await
+        .expect("the error event");
+    assert_eq!(error["error"], "AutomationError", "{error}");
+    assert_eq!(
+        error["details"]["error"], "InvalidInstructionError",
+        "{error}"
+    );
+    assert_eq!(next_event(&mut res, &mut buf).await, None);
 }

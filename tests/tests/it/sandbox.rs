@@ -696,3 +696,86 @@ async fn the_embedder_hears_of_every_compile_on_the_compiling_thread() -> anyhow
     assert_eq!(COMPILES_SEEN.load(std::sync::atomic::Ordering::SeqCst), 2);
     Ok(())
 }
+
+/// A streamed answer (`refract:automation/response`) is bounded by the run's streamed-bytes
+/// limit, refuses a second head, reaches only a client a webhook gave the run, and tells the
+/// run when that client has gone.
+#[tokio::test]
+async fn a_streamed_answer_is_bounded_and_needs_a_client() -> anyhow::Result<()> {
+    use refract_host::{AnswerPart, AnswerSink};
+    let sb = sandbox()?;
+    let (services, _) = services(&sb.strict);
+    let limits = Limits {
+        stream_bytes: 64 << 10,
+        ..Limits::default()
+    };
+    let args = json!({"mode": "stream", "size": 10_000, "chunks": 100});
+    let stream = |answer: Option<AnswerSink>| {
+        let mut req = call(
+            "hostile",
+            args.clone(),
+            limits.clone(),
+            EgressPolicy::default(),
+        );
+        req.answer = answer;
+        sb.strict.run(&sb.hostile, req, services.clone())
+    };
+
+    let out = body(&stream(None).await?.outcome);
+    assert_eq!(out, json!({"sent": 0, "error": "StreamError::NoClient"}));
+
+    let (sink, mut parts) = AnswerSink::channel();
+    let client = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while let Some(part) = parts.recv().await {
+            got.push(part);
+        }
+        got
+    });
+    let out = body(&stream(Some(sink)).await?.outcome);
+    // Each chunk is a 10,002-byte JSON string plus 8 bytes of framing; the head's header
+    // counts too: 6 chunks fit in 64 KiB, the 7th would not.
+    assert_eq!(out["sent"], 6, "{out}");
+    assert_eq!(out["error"], "StreamError::TooLarge(65536)", "{out}");
+    let got = client.await?;
+    assert_eq!(
+        got[0],
+        AnswerPart::Head {
+            status: 200,
+            headers: vec![("x-mode".into(), "stream".into())],
+            keep_alive: None
+        }
+    );
+    assert_eq!(got.len(), 7, "the head and the six chunks that fit");
+    assert!(matches!(&got[6], AnswerPart::Chunk(c) if c.len() == 10_002));
+
+    // The client went away before the first byte: the run learns it and goes on.
+    let (sink, parts) = AnswerSink::channel();
+    drop(parts);
+    let out = body(&stream(Some(sink)).await?.outcome);
+    assert_eq!(out, json!({"sent": 0, "error": "StreamError::Closed"}));
+
+    // A status HTTP cannot carry is refused before anything is sent.
+    let (sink, _parts) = AnswerSink::channel();
+    let mut req = call(
+        "hostile",
+        json!({"mode": "stream", "status": 999}),
+        limits.clone(),
+        EgressPolicy::default(),
+    );
+    req.answer = Some(sink);
+    let out = body(
+        &sb.strict
+            .run(&sb.hostile, req, services.clone())
+            .await?
+            .outcome,
+    );
+    assert!(
+        out["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("StreamError::Invalid"),
+        "{out}"
+    );
+    Ok(())
+}

@@ -103,7 +103,7 @@ async fn a_guest_without_wasi_imports_is_accepted_and_runs() -> anyhow::Result<(
 }
 
 /// A component built against the released 0.1.1 world (a frozen copy of its WIT) still links
-/// and runs on this host, which serves 0.1.5: additions to the world never break older guests.
+/// and runs on this host, which serves 0.1.6: additions to the world never break older guests.
 #[tokio::test]
 async fn a_component_of_an_older_world_version_still_runs() -> anyhow::Result<()> {
     use refract_host::{EgressPolicy, Limits, RunOutcome};

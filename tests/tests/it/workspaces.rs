@@ -130,7 +130,7 @@ async fn a_real_component_uploads_compiles_and_is_stored_for_the_runtime() -> an
     assert_eq!(out["component"]["size"], trivial.len());
     assert_eq!(
         out["component"]["world"],
-        "refract:automation/automation@0.1.5"
+        "refract:automation/automation@0.1.6"
     );
     assert_eq!(out["component"]["language"], "rust", "{out}");
     assert!(

@@ -120,6 +120,19 @@ pub trait Outside {
     fn next_done(&mut self) -> Vec<(Ticket, HostReply)> {
         Vec::new()
     }
+    /// Starts the webhook's answer as a stream of server-sent events with `head`'s status,
+    /// headers and keep-alive (`$http` `chunk` or `sseKeepAlive`, §6.2). Does nothing where the
+    /// run has no client to answer (the default; a run not started by a webhook, a callee).
+    fn start_answer(&mut self, head: &HttpOut) -> Result<(), DslError> {
+        let _ = head;
+        Ok(())
+    }
+    /// Sends `chunk` as the next event of the answer [`start_answer`](Self::start_answer)
+    /// started, at once.
+    fn send_chunk(&mut self, chunk: &Value) -> Result<(), DslError> {
+        let _ = chunk;
+        Ok(())
+    }
     /// The workspace secret `name` (the `secret` scope, §5.2); `None` when there is no such
     /// secret or this outside has none.
     fn secret(&mut self, name: &str) -> Result<Option<Value>, DslError> {
@@ -231,6 +244,12 @@ pub struct HttpOut {
     pub status: Option<u16>,
     /// Lower-case header names and their values, as the run set them.
     pub headers: Vec<(String, String)>,
+    /// `sseKeepAlive`: milliseconds of silence after which a streamed answer gets a
+    /// keep-alive event.
+    pub keep_alive_ms: Option<u32>,
+    /// The answer started streaming (a `chunk` or `sseKeepAlive`): status and headers went out
+    /// with its first event, and later writes of them do nothing.
+    pub streamed: bool,
 }
 
 /// The result of a run.

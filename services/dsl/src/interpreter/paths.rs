@@ -68,7 +68,7 @@ impl Runner<'_> {
             if segs.len() == 1
                 && let Some(Value::Object(v)) = &value
             {
-                self.set_http(v);
+                return self.set_http(v);
             }
             return Ok(());
         }
@@ -155,22 +155,42 @@ impl Runner<'_> {
         self.config_writer()?.set_config(&key, value.as_ref())
     }
 
-    fn set_http(&mut self, v: &Map<String, Value>) {
-        if let Some(s) = v
-            .get("status")
-            .and_then(Value::as_u64)
-            .and_then(|s| u16::try_from(s).ok())
-        {
-            self.http.status = Some(s);
-        }
-        if let Some(Value::Object(h)) = v.get("headers") {
-            for (k, val) in h {
-                let text = Val::from_json(val.clone()).to_js_string();
-                self.http
-                    .headers
-                    .retain(|(n, _)| !n.eq_ignore_ascii_case(k));
-                self.http.headers.push((k.to_ascii_lowercase(), text));
+    /// `set $http` (§6.2): `status`, `headers` and `sseKeepAlive` until the answer streams;
+    /// `sseKeepAlive` or a `chunk` starts streaming it, and each `chunk` is sent at once.
+    fn set_http(&mut self, v: &Map<String, Value>) -> Result<(), DslError> {
+        if !self.http.streamed {
+            if let Some(s) = v
+                .get("status")
+                .and_then(Value::as_u64)
+                .and_then(|s| u16::try_from(s).ok())
+            {
+                self.http.status = Some(s);
             }
+            if let Some(Value::Object(h)) = v.get("headers") {
+                for (k, val) in h {
+                    let text = Val::from_json(val.clone()).to_js_string();
+                    self.http
+                        .headers
+                        .retain(|(n, _)| !n.eq_ignore_ascii_case(k));
+                    self.http.headers.push((k.to_ascii_lowercase(), text));
+                }
+            }
+            let keep_alive = v
+                .get("sseKeepAlive")
+                .and_then(Value::as_f64)
+                .filter(|ms| *ms >= 1.0);
+            if let Some(ms) = keep_alive {
+                // Saturates: the host raises anything under 5 s to 5 s.
+                self.http.keep_alive_ms = Some(ms as u32);
+            }
+            if keep_alive.is_some() || v.contains_key("chunk") {
+                self.out.start_answer(&self.http)?;
+                self.http.streamed = true;
+            }
+        }
+        match v.get("chunk") {
+            Some(chunk) => self.out.send_chunk(chunk),
+            None => Ok(()),
         }
     }
 }
@@ -209,9 +229,64 @@ mod tests {
             r.http,
             HttpOut {
                 status: Some(201),
-                headers: vec![("x-id".into(), "5".into())]
+                headers: vec![("x-id".into(), "5".into())],
+                ..HttpOut::default()
             }
         );
+    }
+
+    #[test]
+    fn a_chunk_streams_the_answer_with_the_head_set_before_it() {
+        let mut w = World::default();
+        let r = go_with(
+            &mut w,
+            json!([
+                {"set": {"name": "$http", "value": {"status": 202, "headers": {"X-Run": "a"}}}},
+                {"set": {"name": "$http", "value": {"chunk": {"token": "Hel"}}}},
+                {"set": {"name": "$http", "value": {"status": 500, "headers": {"X-Late": 1}, "chunk": "lo"}}},
+                {"set": {"name": "$http", "value": {"chunk": null}}}
+            ]),
+            json!({"done": true}),
+            json!({}),
+        )
+        .unwrap();
+        let head = w.answer_head.expect("the answer started");
+        assert_eq!(head.status, Some(202));
+        assert_eq!(head.headers, vec![("x-run".to_owned(), "a".to_owned())]);
+        assert_eq!(
+            w.chunks,
+            vec![json!({"token": "Hel"}), json!("lo"), json!(null)]
+        );
+        // Status and headers written once the answer streams change nothing.
+        assert_eq!(r.http.status, Some(202));
+        assert!(r.http.streamed);
+        assert_eq!(r.output, json!({"done": true}));
+    }
+
+    #[test]
+    fn sse_keep_alive_starts_the_answer_and_a_run_without_one_buffers() {
+        let mut w = World::default();
+        go_with(
+            &mut w,
+            json!([{"set": {"name": "$http", "value": {"sseKeepAlive": 15000}}}]),
+            json!({}),
+            json!({}),
+        )
+        .unwrap();
+        let head = w.answer_head.expect("the keep-alive started the answer");
+        assert_eq!(head.keep_alive_ms, Some(15000));
+        assert!(w.chunks.is_empty());
+        // Without a chunk or a keep-alive nothing streams: the answer is the output.
+        let mut w = World::default();
+        let r = go_with(
+            &mut w,
+            json!([{"set": {"name": "$http", "value": {"status": 201}}}]),
+            json!({}),
+            json!({}),
+        )
+        .unwrap();
+        assert!(w.answer_head.is_none());
+        assert!(!r.http.streamed);
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub(crate) struct World {
     pub(crate) tickets: Ticket,
     /// `start <what>` and `end <what>`, in the order they happened.
     pub(crate) journal: Vec<String>,
+    /// The head of the streamed answer, once started.
+    pub(crate) answer_head: Option<HttpOut>,
+    /// The chunks streamed, in order.
+    pub(crate) chunks: Vec<Value>,
 }
 
 impl World {
@@ -192,6 +196,16 @@ impl Outside for World {
     }
     fn secret(&mut self, name: &str) -> Result<Option<Value>, DslError> {
         Ok(self.secrets.get(name).cloned())
+    }
+    fn start_answer(&mut self, head: &HttpOut) -> Result<(), DslError> {
+        assert!(self.answer_head.is_none(), "the answer starts once");
+        self.answer_head = Some(head.clone());
+        Ok(())
+    }
+    fn send_chunk(&mut self, chunk: &Value) -> Result<(), DslError> {
+        assert!(self.answer_head.is_some(), "a chunk follows the head");
+        self.chunks.push(chunk.clone());
+        Ok(())
     }
     fn coordination(&mut self) -> Option<&mut dyn Coordination> {
         Some(self)

@@ -66,6 +66,7 @@ impl AutomationCaller for Executor {
             },
             context: callee,
             payload: arguments,
+            answer: None,
         };
         let mut report = self
             .execute(&exec)

@@ -95,16 +95,10 @@ fn refused_header(name: &str, value: &str) -> bool {
     ) || (name == "set-cookie" && refract_http::cookies::sets_platform_cookie(value))
 }
 
-/// A webhook answer: the guest's status and headers; a JSON string body as text, anything
-/// else as JSON, no output as `{}`.
-pub(crate) fn webhook_output(output: &Output) -> Response {
-    let status = output
-        .http
-        .as_ref()
-        .and_then(|h| StatusCode::from_u16(h.status).ok())
-        .unwrap_or(StatusCode::OK);
+/// The response headers a guest set, without those it may not set and those HTTP cannot carry.
+pub(super) fn guest_headers<'a>(set: impl Iterator<Item = &'a (String, String)>) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    for (name, value) in output.http.iter().flat_map(|h| h.headers.iter()) {
+    for (name, value) in set {
         let lower = name.to_ascii_lowercase();
         if refused_header(&lower, value) {
             continue;
@@ -116,6 +110,18 @@ pub(crate) fn webhook_output(output: &Output) -> Response {
             headers.append(n, v);
         }
     }
+    headers
+}
+
+/// A webhook answer: the guest's status and headers; a JSON string body as text, anything
+/// else as JSON, no output as `{}`.
+pub(crate) fn webhook_output(output: &Output) -> Response {
+    let status = output
+        .http
+        .as_ref()
+        .and_then(|h| StatusCode::from_u16(h.status).ok())
+        .unwrap_or(StatusCode::OK);
+    let mut headers = guest_headers(output.http.iter().flat_map(|h| h.headers.iter()));
     let (content_type, body) = match output_value(&output.body) {
         Value::String(text) => ("text/plain; charset=utf-8", text),
         _ if output.body.trim().is_empty() => ("application/json", "{}".to_owned()),

@@ -12,9 +12,10 @@ use axum::response::Response;
 use axum::routing::{any, delete, get, post, put};
 use refract_core::WorkspaceId;
 use refract_core::model::{Automation, AutomationKind, ComponentStatus};
-use refract_host::{Output, RunReport};
+use refract_host::{AnswerPart, Output, RunReport};
 use refract_http::{ApiError, Caller};
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
+use tokio::task::{JoinError, JoinHandle};
 
 use crate::error::RuntimeError;
 use crate::run::Execution;
@@ -24,6 +25,7 @@ mod answer;
 mod deadletters;
 mod input;
 mod quotas;
+mod streamed;
 mod test_run;
 mod webhook;
 
@@ -131,20 +133,38 @@ fn spawn_run(state: &RuntimeState, exec: Execution) -> JoinHandle<Result<RunRepo
 }
 
 /// The HTTP answer of the run `handle` of automation `slug`, once it ends or the webhook
-/// timeout passes (504); `ok` renders its output.
+/// timeout passes (504); `ok` renders its output. A run given the sending end of `answer`
+/// may start streaming its answer instead ([`streamed`]); the timeout then ends with the
+/// first event.
 async fn reply(
     state: &RuntimeState,
-    handle: JoinHandle<Result<RunReport, RuntimeError>>,
+    mut handle: JoinHandle<Result<RunReport, RuntimeError>>,
+    answer: Option<mpsc::Receiver<AnswerPart>>,
     slug: &str,
     caller: &Caller,
     ok: fn(&Output) -> Response,
 ) -> Result<Response, ApiError> {
-    let result = match tokio::time::timeout(state.config().webhook_timeout, handle).await {
-        Err(_) => return Err(timeout()),
-        Ok(Err(join)) => return Err(ApiError::internal(join)),
-        Ok(Ok(result)) => result,
+    enum First {
+        Ended(Result<Result<RunReport, RuntimeError>, JoinError>),
+        Streams(AnswerPart, mpsc::Receiver<AnswerPart>),
+    }
+    let first = async {
+        match answer {
+            Some(mut parts) => tokio::select! {
+                biased;
+                Some(head) = parts.recv() => First::Streams(head, parts),
+                ended = &mut handle => First::Ended(ended),
+            },
+            None => First::Ended((&mut handle).await),
+        }
     };
-    Ok(with_correlation(answer::respond(result, slug, ok), caller))
+    let response = match tokio::time::timeout(state.config().webhook_timeout, first).await {
+        Err(_) => return Err(timeout()),
+        Ok(First::Ended(Err(join))) => return Err(ApiError::internal(join)),
+        Ok(First::Ended(Ok(result))) => answer::respond(result, slug, ok),
+        Ok(First::Streams(head, parts)) => streamed::answer(head, parts, handle, slug),
+    };
+    Ok(with_correlation(response, caller))
 }
 
 fn timeout() -> ApiError {

@@ -87,8 +87,9 @@ pub(super) async fn test_run(
             id: None,
         },
         payload,
+        answer: None,
     };
     state.executor().reports().announce(&exec, true).await;
     let handle = spawn_run(&state, exec);
-    reply(&state, handle, &slug, &caller, answer::test_output).await
+    reply(&state, handle, None, &slug, &caller, answer::test_output).await
 }

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use refract_core::model::Automation;
-use refract_host::{HttpRequest, Trigger};
+use refract_host::{AnswerSink, HttpRequest, Trigger};
 use refract_http::{ApiError, Caller};
 use serde_json::{Map, Value, json};
 
@@ -102,6 +102,9 @@ pub(super) async fn webhook(
         id: None,
     };
     let credentials = Credentials::of(&caller);
+    // The first automation's run answers, and may stream its answer while it runs.
+    let (sink, parts) = AnswerSink::channel();
+    let mut sink = Some(sink);
     let mut first = None;
     for (app, automation) in automations {
         let slug = automation.slug.clone();
@@ -120,6 +123,7 @@ pub(super) async fn webhook(
             trigger: Trigger::Http(http.clone()),
             info: info.clone(),
             payload: payload.clone(),
+            answer: sink.take(),
         };
         if first.is_none() {
             state.executor().reports().announce(&exec, false).await;
@@ -129,7 +133,15 @@ pub(super) async fn webhook(
     let Some((handle, slug)) = first else {
         return Err(ApiError::not_found("no automation answers this endpoint"));
     };
-    reply(&state, handle, &slug, &caller, answer::webhook_output).await
+    reply(
+        &state,
+        handle,
+        Some(parts),
+        &slug,
+        &caller,
+        answer::webhook_output,
+    )
+    .await
 }
 
 /// The automations of app instances answering the dotted endpoint `name`, with their instance.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use refract_core::model::Automation;
 use refract_core::{CorrelationId, SessionId, UserId, WorkspaceId};
-use refract_host::{RunContext, Trigger};
+use refract_host::{AnswerSink, RunContext, Trigger};
 use refract_http::Caller;
 use serde_json::{Value, json};
 
@@ -93,6 +93,8 @@ pub(crate) struct Execution {
     /// What the HTTP caller presented besides its user, for `authorizations.action` checks
     /// (`None` for events and schedules; a call inherits its caller's).
     pub(crate) credentials: Option<Arc<Credentials>>,
+    /// Where the run streams its answer: only the run a webhook answers with has one.
+    pub(crate) answer: Option<AnswerSink>,
 }
 
 impl Execution {
