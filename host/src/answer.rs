@@ -9,6 +9,11 @@ use tokio::sync::mpsc;
 /// The shortest keep-alive interval; a guest asking for less gets this (`sseKeepAlive`, §6.2).
 pub const MIN_KEEP_ALIVE: Duration = Duration::from_secs(5);
 
+/// Headers a streamed answer's head may carry (also the most a webhook answer keeps).
+pub const MAX_HEAD_HEADERS: usize = 64;
+/// Bytes of a streamed answer's head headers, names and values.
+pub const MAX_HEAD_BYTES: usize = 16 << 10;
+
 /// Parts the channel holds before `send` blocks the guest: a client slower than the run slows
 /// the run (its wall clock still counting) instead of filling the host's memory.
 const CHANNEL_PARTS: usize = 16;
@@ -38,8 +43,8 @@ pub struct AnswerSink {
 }
 
 impl AnswerSink {
-    /// A sink and the receiver the HTTP answer drains. The receiver ends when every sink is
-    /// dropped, which the run does when it ends.
+    /// A sink and the receiver the HTTP answer drains. The receiver ends once every sink is
+    /// dropped: the run's own when it ends, the runtime's when its task does.
     pub fn channel() -> (AnswerSink, mpsc::Receiver<AnswerPart>) {
         let (tx, rx) = mpsc::channel(CHANNEL_PARTS);
         (AnswerSink { tx }, rx)
@@ -51,12 +56,14 @@ impl AnswerSink {
     }
 }
 
-/// A run's side of its streamed answer: the sink, whether the head went out, the bytes sent.
+/// A run's side of its streamed answer: the sink, whether the head went out, the bytes sent,
+/// whether the client is gone.
 #[derive(Debug)]
 pub(crate) struct Answer {
     pub(crate) sink: AnswerSink,
     pub(crate) started: bool,
     pub(crate) bytes: u64,
+    pub(crate) closed: bool,
 }
 
 impl Answer {
@@ -65,6 +72,13 @@ impl Answer {
             sink,
             started: false,
             bytes: 0,
+            closed: false,
         }
     }
+}
+
+/// Whether a streamed answer can have status `status`: a final status whose response has a
+/// body (not 1xx, 204, 205 or 304).
+pub(crate) fn streams_with(status: u16) -> bool {
+    (200..=599).contains(&status) && !matches!(status, 204 | 205 | 304)
 }

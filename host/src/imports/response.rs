@@ -7,11 +7,11 @@ use std::time::Duration;
 use reqwest::header::{HeaderName, HeaderValue};
 
 use super::parse_json;
-use crate::answer::{AnswerPart, MIN_KEEP_ALIVE};
+use crate::answer::{AnswerPart, MAX_HEAD_BYTES, MAX_HEAD_HEADERS, MIN_KEEP_ALIVE, streams_with};
 use crate::bindings::response::{Host, StreamError};
 use crate::store::RunCtx;
 
-/// `data: ` and the blank line that ends an event.
+/// `data: ` and the blank line that end an event as the runtime frames it.
 const EVENT_FRAMING: u64 = 8;
 
 impl Host for RunCtx {
@@ -21,30 +21,32 @@ impl Host for RunCtx {
         headers: Vec<(String, String)>,
         keep_alive_ms: Option<u32>,
     ) -> wasmtime::Result<Result<(), StreamError>> {
-        let Some(answer) = self.answer.as_ref() else {
-            return Ok(Err(StreamError::NoClient));
-        };
-        if answer.started {
+        if let Err(e) = self.answer_open() {
+            return Ok(Err(e));
+        }
+        if self.answer.as_ref().is_some_and(|a| a.started) {
             return Ok(Err(StreamError::Invalid(
                 "the answer has already started".into(),
             )));
         }
-        if !(100..=599).contains(&status) {
+        if !streams_with(status) {
             return Ok(Err(StreamError::Invalid(format!(
-                "status {status} is not between 100 and 599"
+                "status {status} cannot carry a streamed answer (200 to 599, not 204, 205 or 304)"
             ))));
         }
-        if let Some((name, _)) = headers.iter().find(|(n, v)| {
-            HeaderName::from_bytes(n.as_bytes()).is_err() || HeaderValue::from_str(v).is_err()
-        }) {
+        let size: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+        if headers.len() > MAX_HEAD_HEADERS || size > MAX_HEAD_BYTES {
             return Ok(Err(StreamError::Invalid(format!(
-                "the header {name:?} is not a valid HTTP header"
+                "at most {MAX_HEAD_HEADERS} headers of {MAX_HEAD_BYTES} bytes in all"
             ))));
         }
-        let size = headers
-            .iter()
-            .map(|(n, v)| n.len() + v.len() + 4)
-            .sum::<usize>() as u64;
+        // As in a webhook's output: headers HTTP cannot carry are dropped, not an error.
+        let headers = headers
+            .into_iter()
+            .filter(|(n, v)| {
+                HeaderName::from_bytes(n.as_bytes()).is_ok() && HeaderValue::from_str(v).is_ok()
+            })
+            .collect();
         let keep_alive =
             keep_alive_ms.map(|ms| Duration::from_millis(ms.into()).max(MIN_KEEP_ALIVE));
         let head = AnswerPart::Head {
@@ -52,18 +54,26 @@ impl Host for RunCtx {
             headers,
             keep_alive,
         };
-        Ok(self.answer_part(head, size).await)
+        Ok(self.answer_part(head, size as u64).await)
     }
 
     async fn send(&mut self, chunk: String) -> wasmtime::Result<Result<(), StreamError>> {
-        if self.answer.is_none() {
-            return Ok(Err(StreamError::NoClient));
+        if let Err(e) = self.answer_open() {
+            return Ok(Err(e));
+        }
+        // Refused by its raw size before it is parsed: the host never holds more than the
+        // run's remaining budget of a guest's chunk.
+        let limit = self.limits.stream_bytes;
+        let sent = self.answer.as_ref().map_or(0, |a| a.bytes);
+        if sent.saturating_add(chunk.len() as u64 + EVENT_FRAMING) > limit {
+            return Ok(Err(StreamError::TooLarge(limit)));
         }
         // One event is one `data:` line: the guest's JSON, checked and made compact.
         let data = match parse_json("the chunk", &chunk) {
             Ok(value) => value.to_string(),
             Err(e) => return Ok(Err(StreamError::Invalid(e))),
         };
+        drop(chunk);
         if !self.answer.as_ref().is_some_and(|a| a.started) {
             let head = AnswerPart::Head {
                 status: 200,
@@ -80,6 +90,15 @@ impl Host for RunCtx {
 }
 
 impl RunCtx {
+    /// `Ok` while the run has a client that has not gone away.
+    fn answer_open(&self) -> Result<(), StreamError> {
+        match &self.answer {
+            None => Err(StreamError::NoClient),
+            Some(a) if a.closed => Err(StreamError::Closed),
+            Some(_) => Ok(()),
+        }
+    }
+
     /// Hands `part` (`size` bytes) to the client once the run's streamed-bytes limit allows it.
     async fn answer_part(&mut self, part: AnswerPart, size: u64) -> Result<(), StreamError> {
         let limit = self.limits.stream_bytes;
@@ -93,9 +112,11 @@ impl RunCtx {
         answer.started = true;
         let sink = answer.sink.clone();
         if self.io("respond", sink.send(part)).await {
-            Ok(())
-        } else {
-            Err(StreamError::Closed)
+            return Ok(());
         }
+        if let Some(answer) = self.answer.as_mut() {
+            answer.closed = true;
+        }
+        Err(StreamError::Closed)
     }
 }

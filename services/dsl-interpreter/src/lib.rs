@@ -10,12 +10,12 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use refract_dsl::interpreter::{
-    ConfigWriter, Coordination, FetchRequest, FetchResponse, HostCall, HostReply, HttpOut, IdentitySwitch,
-    Outside, RateLimitCall, RateLimitState, RunInput, Scope, Ticket, WaitFor,
+    ConfigWriter, Coordination, FetchRequest, FetchResponse, HostCall, HostReply, HttpOut,
+    IdentitySwitch, Outside, RateLimitCall, RateLimitState, RunInput, Scope, Ticket, WaitFor,
 };
+use refract_dsl::{DslError, Program, Setup};
 use refract_sdk::concurrent::{self, Outcome};
 use refract_sdk::response::{self, StreamError};
-use refract_dsl::{DslError, Program, Setup};
 use refract_sdk::state::Scope as WitScope;
 use refract_sdk::{Condition, Emit, Error, Invocation, Output, Request, Target, Trigger};
 use serde::Deserialize;
@@ -293,7 +293,9 @@ impl Outside for Wit {
         let (started, names) = match &call {
             HostCall::Fetch(req) => (
                 // A copy: a start the host refuses gives the call back to be made blocking.
-                concurrent::start_fetch(sdk_request(req.clone())).ok().flatten(),
+                concurrent::start_fetch(sdk_request(req.clone()))
+                    .ok()
+                    .flatten(),
                 req.url.clone(),
             ),
             HostCall::Wait { on, timeout_ms } => (

@@ -29,6 +29,8 @@ pub struct SandboxPolicy {
     pub cpu_ms: u64,
     /// Largest run output (body and headers).
     pub max_output_kib: usize,
+    /// Largest streamed webhook answer (`$http` `chunk`, the `response` import).
+    pub max_stream_kib: u64,
     /// Events one run may emit.
     pub max_emits: u32,
     /// Outbound requests one run may make.
@@ -46,6 +48,7 @@ impl Default for SandboxPolicy {
             max_timeout_ms: 120_000,
             cpu_ms: millis(limits.cpu_time),
             max_output_kib: limits.output_bytes >> 10,
+            max_stream_kib: limits.stream_bytes >> 10,
             max_emits: limits.max_emits,
             max_fetches: limits.max_fetches,
             max_call_depth: limits.max_call_depth,
@@ -66,6 +69,7 @@ impl SandboxPolicy {
             ("max_timeout_ms", self.max_timeout_ms),
             ("cpu_ms", self.cpu_ms),
             ("max_output_kib", self.max_output_kib as u64),
+            ("max_stream_kib", self.max_stream_kib),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be positive"));
@@ -92,6 +96,7 @@ impl SandboxPolicy {
             wall_time: Duration::from_millis(timeout_ms.clamp(1, self.max_timeout_ms)),
             cpu_time: Duration::from_millis(self.cpu_ms),
             output_bytes: self.max_output_kib << 10,
+            stream_bytes: self.max_stream_kib.saturating_mul(1024),
             max_emits: self.max_emits,
             max_fetches: self.max_fetches,
             max_call_depth: self.max_call_depth,
@@ -123,6 +128,12 @@ pub(crate) struct PolicyPatch {
         skip_serializing_if = "Option::is_none"
     )]
     pub(crate) max_output_kib: Option<usize>,
+    #[serde(
+        default,
+        rename = "maxStreamKiB",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) max_stream_kib: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) max_emits: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,6 +154,7 @@ impl PolicyPatch {
             max_timeout_ms: self.max_timeout_ms.unwrap_or(base.max_timeout_ms),
             cpu_ms: self.cpu_ms.unwrap_or(base.cpu_ms),
             max_output_kib: self.max_output_kib.unwrap_or(base.max_output_kib),
+            max_stream_kib: self.max_stream_kib.unwrap_or(base.max_stream_kib),
             max_emits: self.max_emits.unwrap_or(base.max_emits),
             max_fetches: self.max_fetches.unwrap_or(base.max_fetches),
             max_call_depth: self.max_call_depth.unwrap_or(base.max_call_depth),

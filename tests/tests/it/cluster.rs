@@ -395,9 +395,6 @@ async fn quota_reaches_every_runtime(
     Ok(())
 }
 
-/// With rt-1 dead, a webhook through gw-1 (which prefers rt-1) runs on rt-2: the gateway passes
-/// over the instance that refuses connections. A request that was already on its way to the
-/// dead one gets 503 with `Retry-After`, and its retry goes to the other.
 /// A webhook answer streamed by a run on a runtime process crosses a gateway process as it
 /// comes: the first event arrives while the run still waits for an event the client sends.
 async fn answers_stream_through_a_gateway(
@@ -436,6 +433,9 @@ async fn answers_stream_through_a_gateway(
     Ok(())
 }
 
+/// With rt-1 dead, a webhook through gw-1 (which prefers rt-1) runs on rt-2: the gateway passes
+/// over the instance that refuses connections. A request that was already on its way to the
+/// dead one gets 503 with `Retry-After`, and its retry goes to the other.
 async fn webhook_fails_over(cluster: &LocalCluster, ada: &Client, ws: &str) -> anyhow::Result<()> {
     let gw1 = Client {
         url: cluster.node_url("gw-1").context("gw-1")?.to_string(),

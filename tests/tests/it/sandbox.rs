@@ -755,27 +755,30 @@ async fn a_streamed_answer_is_bounded_and_needs_a_client() -> anyhow::Result<()>
     let out = body(&stream(Some(sink)).await?.outcome);
     assert_eq!(out, json!({"sent": 0, "error": "StreamError::Closed"}));
 
-    // A status HTTP cannot carry is refused before anything is sent.
-    let (sink, _parts) = AnswerSink::channel();
-    let mut req = call(
-        "hostile",
+    // A status that cannot carry a stream, or more headers than a proxy passes, are refused
+    // before anything is sent.
+    for args in [
         json!({"mode": "stream", "status": 999}),
-        limits.clone(),
-        EgressPolicy::default(),
-    );
-    req.answer = Some(sink);
-    let out = body(
-        &sb.strict
-            .run(&sb.hostile, req, services.clone())
-            .await?
-            .outcome,
-    );
-    assert!(
-        out["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("StreamError::Invalid"),
-        "{out}"
-    );
+        json!({"mode": "stream", "status": 204}),
+        json!({"mode": "stream", "headers": 100_000}),
+    ] {
+        let (sink, mut parts) = AnswerSink::channel();
+        let mut req = call("hostile", args, limits.clone(), EgressPolicy::default());
+        req.answer = Some(sink);
+        let out = body(
+            &sb.strict
+                .run(&sb.hostile, req, services.clone())
+                .await?
+                .outcome,
+        );
+        assert!(
+            out["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("StreamError::Invalid"),
+            "{out}"
+        );
+        assert!(parts.try_recv().is_err(), "nothing was sent");
+    }
     Ok(())
 }

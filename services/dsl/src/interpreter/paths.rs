@@ -163,6 +163,7 @@ impl Runner<'_> {
                 .get("status")
                 .and_then(Value::as_u64)
                 .and_then(|s| u16::try_from(s).ok())
+                .filter(|s| (100..=599).contains(s))
             {
                 self.http.status = Some(s);
             }

@@ -4,6 +4,7 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use refract_host::answer::MAX_HEAD_HEADERS;
 use refract_host::{Output, RunOutcome, RunReport};
 use refract_http::ApiError;
 use serde_json::{Value, json};
@@ -95,10 +96,11 @@ fn refused_header(name: &str, value: &str) -> bool {
     ) || (name == "set-cookie" && refract_http::cookies::sets_platform_cookie(value))
 }
 
-/// The response headers a guest set, without those it may not set and those HTTP cannot carry.
+/// The response headers a guest set, without those it may not set and those HTTP cannot carry;
+/// the first [`MAX_HEAD_HEADERS`] only (a proxy refuses answers with many more).
 pub(super) fn guest_headers<'a>(set: impl Iterator<Item = &'a (String, String)>) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    for (name, value) in set {
+    for (name, value) in set.take(MAX_HEAD_HEADERS) {
         let lower = name.to_ascii_lowercase();
         if refused_header(&lower, value) {
             continue;

@@ -14,7 +14,6 @@ use refract_core::WorkspaceId;
 use refract_core::model::{Automation, AutomationKind, ComponentStatus};
 use refract_host::{AnswerPart, Output, RunReport};
 use refract_http::{ApiError, Caller};
-use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
 
 use crate::error::RuntimeError;
@@ -133,26 +132,26 @@ fn spawn_run(state: &RuntimeState, exec: Execution) -> JoinHandle<Result<RunRepo
 }
 
 /// The HTTP answer of the run `handle` of automation `slug`, once it ends or the webhook
-/// timeout passes (504); `ok` renders its output. A run given the sending end of `answer`
-/// may start streaming its answer instead ([`streamed`]); the timeout then ends with the
-/// first event.
+/// timeout passes (504); `ok` renders its output. A run given the sending end of `client`
+/// may start streaming its answer instead ([`streamed`]): the timeout then ends with the
+/// head it sends first.
 async fn reply(
     state: &RuntimeState,
     mut handle: JoinHandle<Result<RunReport, RuntimeError>>,
-    answer: Option<mpsc::Receiver<AnswerPart>>,
+    client: Option<streamed::Client>,
     slug: &str,
     caller: &Caller,
     ok: fn(&Output) -> Response,
 ) -> Result<Response, ApiError> {
     enum First {
         Ended(Result<Result<RunReport, RuntimeError>, JoinError>),
-        Streams(AnswerPart, mpsc::Receiver<AnswerPart>),
+        Streams(AnswerPart, streamed::Client),
     }
     let first = async {
-        match answer {
-            Some(mut parts) => tokio::select! {
+        match client {
+            Some(mut client) => tokio::select! {
                 biased;
-                Some(head) = parts.recv() => First::Streams(head, parts),
+                Some(head) = client.parts.recv() => First::Streams(head, client),
                 ended = &mut handle => First::Ended(ended),
             },
             None => First::Ended((&mut handle).await),
@@ -162,7 +161,7 @@ async fn reply(
         Err(_) => return Err(timeout()),
         Ok(First::Ended(Err(join))) => return Err(ApiError::internal(join)),
         Ok(First::Ended(Ok(result))) => answer::respond(result, slug, ok),
-        Ok(First::Streams(head, parts)) => streamed::answer(head, parts, handle, slug),
+        Ok(First::Streams(head, client)) => streamed::answer(head, client, handle, slug),
     };
     Ok(with_correlation(response, caller))
 }

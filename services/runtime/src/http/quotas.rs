@@ -126,9 +126,9 @@ async fn apply(
 }
 
 /// `PUT …/quotas`: superadmins only. The body sets the sandbox limits over what the operator
-/// configured (`{allowHosts?, maxMemoryMiB?, maxTimeoutMs?, cpuMs?, maxOutputKiB?, maxEmits?,
-/// maxFetches?, maxCallDepth?}`; `{}` goes back to the configured policy). The owner's narrower
-/// allow-list is kept.
+/// configured (`{allowHosts?, maxMemoryMiB?, maxTimeoutMs?, cpuMs?, maxOutputKiB?,
+/// maxStreamKiB?, maxEmits?, maxFetches?, maxCallDepth?}`; `{}` goes back to the configured
+/// policy). The owner's narrower allow-list is kept.
 pub(super) async fn put(
     State(state): State<RuntimeState>,
     Path(workspace_id): Path<String>,

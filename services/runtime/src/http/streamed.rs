@@ -1,8 +1,9 @@
 //! A webhook answer streamed while its run goes on (`$http` `chunk`, the `response` import;
 //! `spec/http-api.md` §6.1): server-sent events, one `data:` line per chunk the run sends, a
 //! keep-alive event after each silence of the interval it asked for, and last its output
-//! (unless `{}`) or its error. A stream silent for [`IDLE_CLOSE`] is closed; the run goes on,
-//! and its next chunk learns that the client is gone.
+//! (unless `{}`) or its error. A stream silent for [`IDLE_CLOSE`] is closed, and so is one
+//! still open past its run's wall clock and [`REPORT_GRACE`]; the run goes on, and its next
+//! chunk learns that the client is gone.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -24,32 +25,39 @@ use crate::run::output_value;
 pub(super) const IDLE_CLOSE: Duration = Duration::from_secs(60);
 /// The data of a keep-alive event.
 const KEEP_ALIVE: &str = r#"{"keepAlive":true}"#;
-/// Bytes of a failure's error body kept for the last event.
-const ERROR_BYTES: usize = 64 << 10;
+/// Time after the run's wall clock for its end to be reported before its stream is closed.
+pub(super) const REPORT_GRACE: Duration = Duration::from_secs(10);
+/// Bytes of a failure's error body kept for the last event (an error's details are bounded by
+/// the run's output limit, 1 MiB by default).
+const ERROR_BYTES: usize = 4 << 20;
 
 type Run = JoinHandle<Result<RunReport, RuntimeError>>;
 
-/// The streamed answer that `head` starts: the run's next parts as events, then its end.
-pub(super) fn answer(
-    head: AnswerPart,
-    parts: mpsc::Receiver<AnswerPart>,
-    run: Run,
-    slug: &str,
-) -> Response {
-    let (status, headers, keep_alive) = match head {
+/// Where a run streams its answer: the parts it sends, and how long its stream may last.
+pub(super) struct Client {
+    pub(super) parts: mpsc::Receiver<AnswerPart>,
+    /// The run's wall clock: the stream ends [`REPORT_GRACE`] after it.
+    pub(super) wall_time: Duration,
+}
+
+/// The streamed answer that `first` (the head, as the host sends it) starts: the run's next
+/// parts as events, then its end.
+pub(super) fn answer(first: AnswerPart, client: Client, run: Run, slug: &str) -> Response {
+    let (status, headers, keep_alive, pending) = match first {
         AnswerPart::Head {
             status,
             headers,
             keep_alive,
-        } => (status, headers, keep_alive),
-        // The host always sends the head first; a stray chunk still gets a valid answer.
-        AnswerPart::Chunk(_) => (200, Vec::new(), None),
+        } => (status, headers, keep_alive, None),
+        AnswerPart::Chunk(data) => (200, Vec::new(), None, Some(data)),
     };
     let events = Events {
-        parts,
+        parts: client.parts,
+        pending,
         run: Some(run),
         keep_alive,
         slug: slug.to_owned(),
+        ends_at: tokio::time::Instant::now() + client.wall_time + REPORT_GRACE,
     };
     let body = futures::stream::unfold(events, Events::next);
     let mut response = Response::new(Body::from_stream(body));
@@ -71,15 +79,21 @@ pub(super) fn answer(
 /// The state of a streamed answer between two events.
 struct Events {
     parts: mpsc::Receiver<AnswerPart>,
+    /// A chunk received before its turn.
+    pending: Option<String>,
     /// The run, until it has ended.
     run: Option<Run>,
     keep_alive: Option<Duration>,
     slug: String,
+    ends_at: tokio::time::Instant,
 }
 
 impl Events {
     /// The next event, `None` once the run's last one is out or the stream went silent.
     async fn next(mut self) -> Option<(Result<Bytes, Infallible>, Self)> {
+        if let Some(data) = self.pending.take() {
+            return Some((Ok(event(&data)), self));
+        }
         loop {
             let run = self.run.as_mut()?;
             let quiet = self.keep_alive.map_or(IDLE_CLOSE, |k| k.min(IDLE_CLOSE));
@@ -88,6 +102,7 @@ impl Events {
                 biased;
                 Some(part) = self.parts.recv() => match part {
                     AnswerPart::Chunk(data) => data,
+                    // The host sends one head, first; another would change nothing now.
                     AnswerPart::Head { .. } => continue,
                 },
                 ended = run => {
@@ -98,6 +113,7 @@ impl Events {
                     Some(_) => KEEP_ALIVE.to_owned(),
                     None => return None,
                 },
+                () = tokio::time::sleep_until(self.ends_at) => return None,
             };
             return Some((Ok(event(&data)), self));
         }
@@ -125,8 +141,7 @@ async fn last_event(
     }) = &result
     {
         let value = output_value(&output.body);
-        let empty = output.body.trim().is_empty() || value == json!({});
-        return (!empty).then(|| value.to_string());
+        return (value != json!({})).then(|| value.to_string());
     }
     Some(error_body(answer::respond(result, slug, answer::webhook_output)).await)
 }

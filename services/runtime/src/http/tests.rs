@@ -215,3 +215,138 @@ fn dsl_automations_are_ready_components_once_uploaded() {
     }
     assert!(super::is_ready(&uploaded));
 }
+
+/// The events of a streamed answer as its client reads them, each with the (virtual) time it
+/// arrived after the previous one.
+async fn events(response: Response) -> Vec<(String, std::time::Duration)> {
+    use futures::StreamExt;
+    let mut body = response.into_body().into_data_stream();
+    let mut got = Vec::new();
+    let mut at = tokio::time::Instant::now();
+    while let Some(bytes) = body.next().await {
+        let text = String::from_utf8(bytes.unwrap().to_vec()).unwrap();
+        got.push((text, at.elapsed()));
+        at = tokio::time::Instant::now();
+    }
+    got
+}
+
+fn client(parts: tokio::sync::mpsc::Receiver<refract_host::AnswerPart>) -> super::streamed::Client {
+    super::streamed::Client {
+        parts,
+        wall_time: std::time::Duration::from_secs(120),
+    }
+}
+
+fn head(keep_alive: Option<std::time::Duration>) -> refract_host::AnswerPart {
+    refract_host::AnswerPart::Head {
+        status: 200,
+        headers: vec![
+            ("content-type".into(), "text/html".into()),
+            ("set-cookie".into(), "access-token=stolen".into()),
+            ("x-model".into(), "small".into()),
+        ],
+        keep_alive,
+    }
+}
+
+/// A streamed answer is `text/event-stream` whatever the guest set, keeps only the headers a
+/// webhook may set, sends every chunk before the output, and skips an output of `{}`.
+#[tokio::test]
+async fn a_streamed_answer_sends_its_chunks_then_the_output() {
+    use refract_host::AnswerPart;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(AnswerPart::Chunk(r#"{"n":1}"#.into()))
+        .await
+        .unwrap();
+    tx.send(AnswerPart::Chunk(r#""two""#.into())).await.unwrap();
+    // The run ends with the chunks still queued: they go out first.
+    let run = tokio::spawn(async move {
+        drop(tx);
+        Ok(report(out(r#"{"done":true}"#, None)))
+    });
+    let response = super::streamed::answer(head(None), client(rx), run, "s");
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    assert_eq!(response.headers()["x-model"], "small");
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    let got: Vec<String> = events(response).await.into_iter().map(|(e, _)| e).collect();
+    assert_eq!(
+        got,
+        [
+            "data: {\"n\":1}\n\n",
+            "data: \"two\"\n\n",
+            "data: {\"done\":true}\n\n"
+        ]
+    );
+
+    let (_tx, rx) = tokio::sync::mpsc::channel(4);
+    let run = tokio::spawn(async { Ok(report(out("{}", None))) });
+    let got = events(super::streamed::answer(head(None), client(rx), run, "s")).await;
+    assert!(got.is_empty(), "an output of {{}} is not sent: {got:?}");
+}
+
+/// Silence is filled with keep-alives at the interval asked for; without one, a stream silent
+/// for 60 s is closed while its run goes on.
+#[tokio::test(start_paused = true)]
+async fn a_silent_stream_gets_keep_alives_or_is_closed() {
+    use std::time::Duration;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let run = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        drop(tx);
+        Ok(report(out("\"end\"", None)))
+    });
+    let got = events(super::streamed::answer(
+        head(Some(Duration::from_secs(5))),
+        client(rx),
+        run,
+        "s",
+    ))
+    .await;
+    let keep_alive = "data: {\"keepAlive\":true}\n\n".to_owned();
+    assert_eq!(
+        got,
+        [
+            (keep_alive.clone(), Duration::from_secs(5)),
+            (keep_alive, Duration::from_secs(5)),
+            ("data: \"end\"\n\n".to_owned(), Duration::from_secs(2)),
+        ]
+    );
+
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let run = tokio::spawn(async move {
+        let _sink = tx;
+        std::future::pending().await
+    });
+    let started = tokio::time::Instant::now();
+    let got = events(super::streamed::answer(head(None), client(rx), run, "s")).await;
+    assert!(got.is_empty(), "{got:?}");
+    assert_eq!(started.elapsed(), super::streamed::IDLE_CLOSE);
+
+    // Keep-alives do not hold a stream open past its run's wall clock and the report's grace.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let run = tokio::spawn(async move {
+        let _sink = tx;
+        std::future::pending().await
+    });
+    let started = tokio::time::Instant::now();
+    let streamed = super::streamed::Client {
+        parts: rx,
+        wall_time: Duration::from_secs(12),
+    };
+    let got = events(super::streamed::answer(
+        head(Some(Duration::from_secs(5))),
+        streamed,
+        run,
+        "s",
+    ))
+    .await;
+    assert_eq!(got.len(), 4, "keep-alives at 5, 10, 15 and 20 s: {got:?}");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(12) + super::streamed::REPORT_GRACE
+    );
+}
