@@ -185,6 +185,26 @@ impl Client {
             .to_string())
     }
 
+    /// Creates `automation` (a DSL document, or a component's declaration) in `workspace`.
+    pub async fn create_automation(
+        &self,
+        workspace: &str,
+        automation: Value,
+    ) -> anyhow::Result<()> {
+        let slug = automation["slug"].as_str().unwrap_or_default().to_owned();
+        let (status, body) = self
+            .json(
+                Method::POST,
+                &format!("/v2/workspaces/{workspace}/automations"),
+                Some(automation),
+            )
+            .await?;
+        if status != StatusCode::OK {
+            bail!("creating automation {slug} failed: {status} {body}");
+        }
+        Ok(())
+    }
+
     /// Creates a component automation and uploads `wasm` for it.
     pub async fn deploy(
         &self,
@@ -196,16 +216,7 @@ impl Client {
             .as_str()
             .context("automation without slug")?
             .to_string();
-        let (status, body) = self
-            .json(
-                Method::POST,
-                &format!("/v2/workspaces/{workspace}/automations"),
-                Some(automation),
-            )
-            .await?;
-        if status != StatusCode::OK {
-            bail!("creating automation {slug} failed: {status} {body}");
-        }
+        self.create_automation(workspace, automation).await?;
         let res = self
             .request(
                 Method::PUT,

@@ -48,10 +48,15 @@ pub fn run(
     let r = RefCell::new(Runner::new(input, outside));
     let flow = concurrent::complete(instructions::block(&r, &program.instructions))?;
     let mut r = r.into_inner();
-    let output = match &program.output {
-        None => json!({}),
+    let payload = r
+        .break_payload
+        .take()
+        .filter(|_| matches!(flow, Flow::Break(_)));
+    let output = match (&program.output, payload) {
+        (_, Some(payload)) => payload,
+        (None, None) => json!({}),
         // A template resolving to nothing answers `undefined`, which JSON writes as null.
-        Some(t) => render(t, &mut r)?.into_json_or_null(),
+        (Some(t), None) => render(t, &mut r)?.into_json_or_null(),
     };
     Ok(RunResult {
         output,

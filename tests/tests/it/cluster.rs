@@ -225,7 +225,7 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
     // A schedule ticking every second from now on, and waits across runtimes.
     let ticker = json!({"slug": "ticker", "name": "Every second", "when": {"schedules": ["* * * * * *"]},
         "do": [{"set": {"name": "n", "value": 1}}]});
-    create(&ada, &ws, ticker).await?;
+    ada.create_automation(&ws, ticker).await?;
     waits_cross_runtimes(cluster, &ada, &ws).await?;
 
     // A failed run whose retry is due in 3 s, kept in PostgreSQL: it is still pending when a
@@ -236,7 +236,7 @@ async fn scenario(cluster: &mut LocalCluster) -> anyhow::Result<()> {
         {"set": {"name": "global.retried", "value": "{% ({{global.retried}} || 0) + 1 %}"}},
         {"conditions": {"{{global.retried}} < 2": [{"emit": {"event": "not a valid type!"}}], "default": []}}
     ]});
-    create(&ada, &ws, retried).await?;
+    ada.create_automation(&ws, retried).await?;
     emit_http(&ada, &ws, json!([{"type": "retry.me", "payload": {}}])).await?;
     let first_failure = runs_of(&ada, &ws, "retried", 1).await?;
     ensure!(
@@ -340,8 +340,7 @@ async fn quota_reaches_every_runtime(
         status == StatusCode::OK,
         "lowering maxEmits: {status} {body}"
     );
-    create(
-        ada,
+    ada.create_automation(
         ws,
         json!({"slug": "twice", "name": "Emits twice", "when": {"events": ["quota.check"]},
         "do": [{"emit": {"event": "quota.one"}}, {"emit": {"event": "quota.two"}}]}),
@@ -407,7 +406,7 @@ async fn answers_stream_through_a_gateway(
         {"wait": {"oneOf": [{"event": "stream.go"}], "timeout": 20}},
         {"set": {"name": "$http", "value": {"chunk": {"step": 2}}}}
     ], "output": "done"});
-    create(ada, ws, streams).await?;
+    ada.create_automation(ws, streams).await?;
     let gw2 = Client {
         url: cluster.node_url("gw-2").context("gw-2")?.to_string(),
         ..ada.clone()
@@ -482,7 +481,6 @@ async fn webhook_fails_over(cluster: &LocalCluster, ada: &Client, ws: &str) -> a
     Ok(())
 }
 
-/// Creates a DSL automation (`do` …) through the API.
 /// The `runtime.automations.executed` records of `slug`, oldest first, once there are `n`.
 async fn runs_of(client: &Client, ws: &str, slug: &str, n: usize) -> anyhow::Result<Vec<Value>> {
     let started = Instant::now();
@@ -507,20 +505,6 @@ async fn runs_of(client: &Client, ws: &str, slug: &str, n: usize) -> anyhow::Res
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-async fn create(client: &Client, ws: &str, automation: Value) -> anyhow::Result<()> {
-    let (status, body) = client
-        .json(
-            Method::POST,
-            &format!("/v2/workspaces/{ws}/automations"),
-            Some(automation),
-        )
-        .await?;
-    if status != StatusCode::OK {
-        bail!("creating an automation: {status} {body}");
-    }
-    Ok(())
 }
 
 /// Every `runtime.automations.executed` of the `ticker` schedule, by tick time, with the
@@ -577,8 +561,8 @@ async fn waits_cross_runtimes(
     let answer = json!({"slug": "answer", "name": "Answer", "when": {"events": ["question"]}, "do": [
         {"emit": {"event": "answer", "payload": {"q": "{{payload.q}}", "a": "{% {{payload.q}} * 2 %}", "seen": "{{run.asked}}"}}}
     ]});
-    create(ada, ws, ask).await?;
-    create(ada, ws, answer).await?;
+    ada.create_automation(ws, ask).await?;
+    ada.create_automation(ws, answer).await?;
     let gw1 = Client {
         url: cluster.node_url("gw-1").context("gw-1")?.to_string(),
         ..ada.clone()

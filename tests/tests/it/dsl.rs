@@ -257,15 +257,7 @@ async fn an_event_triggers_a_dsl_automation_that_emits() {
         {"emit": {"event": "orders.priced", "payload": {"order": "{{payload.order}}", "total": "{{total}}",
             "trigger": "{{run.trigger.type}}:{{run.trigger.value}}"}}}
     ]});
-    let (status, body) = ada
-        .json(
-            Method::POST,
-            &format!("/v2/workspaces/{ws}/automations"),
-            Some(automation),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
+    ada.create_automation(&ws, automation).await.unwrap();
 
     let order = json!({"order": 42, "lines": [{"qty": 2, "price": 5}, {"qty": 1, "price": 2.5}]});
     let events = json!({"events": [{"type": "orders.created", "payload": order}]});
@@ -294,15 +286,7 @@ async fn an_event_triggers_a_dsl_automation_that_emits() {
     let failing = json!({"slug": "fails", "name": "Fails", "when": {"events": ["orders.cancelled"]}, "do": [
         {"emit": {"event": "not a valid type!"}}
     ]});
-    let (status, body) = ada
-        .json(
-            Method::POST,
-            &format!("/v2/workspaces/{ws}/automations"),
-            Some(failing),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
+    ada.create_automation(&ws, failing).await.unwrap();
     let events = json!({"events": [{"type": "orders.cancelled", "payload": {}}]});
     let (status, _) = ada
         .json(
@@ -1287,15 +1271,7 @@ async fn all_branches_fetch_and_wait_together() {
         ]}
     ], "output": {"sum": "{% {{a.n}} + {{b.n}} + {{after}} %}", "timedOut": "{% !{{none}} %}",
         "reply": "{{reply.payload.n}}"}});
-    let (status, body) = ada
-        .json(
-            Method::POST,
-            &format!("/v2/workspaces/{ws}/automations"),
-            Some(automation),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
+    ada.create_automation(&ws, automation).await.unwrap();
     let run = || async {
         let started = Instant::now();
         let res = ada
@@ -1362,15 +1338,7 @@ async fn a_streamed_answer_reaches_the_client_while_the_run_goes_on() {
         ]}),
     ];
     for automation in automations {
-        let (status, body) = ada
-            .json(
-                Method::POST,
-                &format!("/v2/workspaces/{ws}/automations"),
-                Some(automation),
-            )
-            .await
-            .unwrap();
-        assert_eq!(status, StatusCode::OK, "{body}");
+        ada.create_automation(&ws, automation).await.unwrap();
     }
 
     let mut res = ada

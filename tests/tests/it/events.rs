@@ -269,15 +269,7 @@ async fn sockets_receive_an_automations_events_in_order_through_their_filters() 
         {"set": {"name": "socket.asked", "value": "{% ({{socket.asked}} || 0) + 1 %}"}},
         {"emit": {"event": "orders.answered", "payload": {"socket": "{{run.socketId}}", "count": "{{socket.asked}}"}}}
     ]});
-    let (status, body) = ada
-        .json(
-            Method::POST,
-            &format!("/v2/workspaces/{ws}/automations"),
-            Some(answer),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
+    ada.create_automation(&ws, answer).await.unwrap();
     // The runtime learns of the automation from the broker: ask until it answers.
     let answered = 'ask: loop {
         socket

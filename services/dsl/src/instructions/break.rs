@@ -1,10 +1,11 @@
 //! `break` (§3.11): ends the automation, the enclosing `all` or the enclosing `repeat`
-//! (`scope`); `output` is still computed.
+//! (`scope`); `output` is still computed, unless a `payload` [newer] is the automation's output
+//! instead.
 
 use serde_json::{Map, Value};
 
 use crate::error::Invalid;
-use crate::interpreter::runner::{BreakScope, Flow};
+use crate::interpreter::runner::{BreakScope, Flow, Runner};
 use crate::program::Instr;
 
 use super::Arg;
@@ -13,12 +14,19 @@ pub(super) fn compile(arg: &Arg) -> Result<Instr, Invalid> {
     Ok(Instr::Break(arg.tpl()?))
 }
 
-pub(super) fn run(a: &Map<String, Value>) -> Flow {
-    Flow::Break(match a.get("scope").and_then(Value::as_str) {
+pub(super) fn run(r: &mut Runner<'_>, mut a: Map<String, Value>) -> Flow {
+    let scope = match a.get("scope").and_then(Value::as_str) {
         Some("all") => BreakScope::All,
         Some("repeat") => BreakScope::Repeat,
         _ => BreakScope::Automation,
-    })
+    };
+    // A loop's break leaves the automation running: its payload has no output to become.
+    if scope != BreakScope::Repeat
+        && let Some(payload) = a.remove("payload")
+    {
+        r.break_payload = Some(payload);
+    }
+    Flow::Break(scope)
 }
 
 #[cfg(test)]
@@ -43,6 +51,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.output, json!({"seen": [1], "after": true}));
+        assert!(r.broke);
+    }
+
+    #[test]
+    fn a_break_payload_is_the_output() {
+        let r = go_with(
+            &mut World::default(),
+            json!([
+                {"set": {"name": "n", "value": 2}},
+                {"repeat": {"on": [1], "do": [{"break": {"scope": "repeat", "payload": {"loop": true}}}]}},
+                {"break": {"payload": {"error": "NotFound", "n": "{{n}}"}}},
+                {"set": {"name": "never", "value": true}}
+            ]),
+            json!({"computed": true}),
+            json!({}),
+        )
+        .unwrap();
+        assert_eq!(r.output, json!({"error": "NotFound", "n": 2}));
         assert!(r.broke);
     }
 }

@@ -1,15 +1,32 @@
 //! `repeat` (§3.8): runs `do` once per item of `on` (a list, a mapping's entries, a string's
-//! UTF-16 units) or `until` times, with `item` and `$index` set.
+//! UTF-16 units) or `until` times, with `item` and `$index` set. With `batch: {size, interval}`
+//! [newer], the iterations run `size` at a time, together as the branches of an `all` do
+//! ([`concurrent`]), each seeing its own `item` and `$index`; a batch starts once the previous
+//! one has settled and `interval` ms have passed.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use serde_json::{Map, Value, json};
 
 use crate::error::{DslError, Invalid};
-use crate::interpreter::concurrent::Shared;
+use crate::interpreter::WaitFor;
+use crate::interpreter::concurrent::{self, Branch, Shared};
 use crate::interpreter::runner::{BreakScope, Flow};
 use crate::program::Instr;
 use crate::value::Val;
 
 use super::{Arg, block};
+
+/// The most iterations of one batch: each is a branch in memory at once, and the host runs
+/// no more than 64 calls together anyway.
+const MAX_BATCH: usize = 100;
+
+/// A reserved event type the platform never publishes: the pause between two batches waits
+/// for it, so it takes the host's wait (I/O time, bounded by the run's wall clock) and not the
+/// guest's CPU.
+const PAUSE: &str = "runtime.repeat.paused";
 
 pub(super) fn compile(arg: &Arg) -> Result<Instr, Invalid> {
     let m = arg.object()?;
@@ -63,8 +80,39 @@ pub(super) async fn run(
     } else {
         usize::MAX
     };
+    let batch = a.get("batch").and_then(Value::as_object);
+    let number = |name: &str| {
+        let n = batch
+            .and_then(|b| b.get(name))
+            .map(|v| Val::from_json(v.clone()).to_number());
+        n.filter(|n| *n >= 1.0).unwrap_or(0.0)
+    };
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let (size, interval) = (
+        (number("size") as usize).clamp(1, MAX_BATCH),
+        number("interval").min(f64::from(u32::MAX)) as u32,
+    );
+    let mut items = items.take(cap).enumerate();
+    let flow = if size > 1 || interval > 0 {
+        batches(r, &mut items, body, size, interval).await?
+    } else {
+        one_by_one(r, &mut items, body).await?
+    };
+    if let Value::Object(m) = &mut r.borrow_mut().locals {
+        m.remove("item");
+    }
+    Ok(flow)
+}
+
+type Items<'i> = dyn Iterator<Item = (usize, Value)> + 'i;
+
+async fn one_by_one(
+    r: Shared<'_, '_>,
+    items: &mut Items<'_>,
+    body: &[Instr],
+) -> Result<Flow, DslError> {
     let mut flow = Flow::Next;
-    for (index, item) in items.take(cap).enumerate() {
+    for (index, item) in items {
         {
             let mut g = r.borrow_mut();
             g.set_local("item", item);
@@ -79,10 +127,93 @@ pub(super) async fn run(
             }
         }
     }
-    if let Value::Object(m) = &mut r.borrow_mut().locals {
-        m.remove("item");
-    }
     Ok(flow)
+}
+
+/// The iterations `size` at a time. A `break` with scope `repeat` ends the loop once its batch
+/// has settled; any other break or error, the first to settle, ends it then too and is raised.
+async fn batches(
+    r: Shared<'_, '_>,
+    items: &mut Items<'_>,
+    body: &[Instr],
+    size: usize,
+    interval: u32,
+) -> Result<Flow, DslError> {
+    let mut first = true;
+    loop {
+        let batch: Vec<(usize, Value)> = (&mut *items).take(size).collect();
+        if batch.is_empty() {
+            return Ok(Flow::Next);
+        }
+        if !first && interval > 0 {
+            let pause = vec![WaitFor {
+                event_type: PAUSE.to_owned(),
+                filters: Vec::new(),
+            }];
+            concurrent::wait(r, pause, interval).await?;
+        }
+        first = false;
+        let last = batch.last().map_or(0, |(i, _)| *i);
+        let running: Vec<Branch<'_>> = batch
+            .into_iter()
+            .map(|(index, item)| -> Branch<'_> {
+                Box::pin(Iteration {
+                    r,
+                    item: Some(item),
+                    index,
+                    body: Box::pin(block(r, body)),
+                })
+            })
+            .collect();
+        let settled = concurrent::join(r, running).await;
+        r.borrow_mut().set_local("$index", json!(last));
+        let mut stop = false;
+        for result in settled {
+            match result? {
+                Flow::Next => {}
+                Flow::Break(BreakScope::Repeat) => stop = true,
+                other => return Ok(other),
+            }
+        }
+        if stop {
+            return Ok(Flow::Next);
+        }
+    }
+}
+
+/// One iteration of a batch: its own `item` and `$index` are the locals while it runs, put
+/// back before each of its steps (the others change them between two).
+struct Iteration<'r, 'o, 'b> {
+    r: Shared<'r, 'o>,
+    item: Option<Value>,
+    index: usize,
+    body: Branch<'b>,
+}
+
+impl Future for Iteration<'_, '_, '_> {
+    type Output = Result<Flow, DslError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        {
+            let mut g = this.r.borrow_mut();
+            match this.item.take() {
+                Some(item) => g.set_local("item", item),
+                None => {
+                    if let Value::Object(m) = &mut g.locals {
+                        m.remove("item");
+                    }
+                }
+            }
+            g.set_local("$index", json!(this.index));
+        }
+        let polled = this.body.as_mut().poll(cx);
+        if polled.is_pending()
+            && let Value::Object(m) = &mut this.r.borrow_mut().locals
+        {
+            this.item = m.remove("item");
+        }
+        polled
+    }
 }
 
 #[cfg(test)]
@@ -107,5 +238,57 @@ mod tests {
             out,
             json!({"sum": 6, "keys": ["a", "b"], "chars": ["h", "é"], "idx": [0, 1, 2], "capped": [1, 2], "last": 1})
         );
+    }
+
+    #[test]
+    fn a_batch_runs_its_iterations_together_each_with_its_own_item() {
+        let mut w = World {
+            concurrent: true,
+            ..World::default()
+        };
+        let r = go_with(
+            &mut w,
+            json!([{"repeat": {"on": ["a", "b", "c", "d", "e"], "batch": {"size": 2, "interval": 50}, "do": [
+                {"fetch": {"url": "https://slow.example/{{item}}/100", "output": "got"}},
+                {"set": {"name": "seen[]", "value": "{{item}}{{$index}}"}}
+            ]}}]),
+            json!({"seen": "{{seen}}", "item": "{{item}}", "last": "{{$index}}"}),
+            json!({}),
+        )
+        .unwrap();
+        // After its fetch, each iteration still sees its own item, not the last one started.
+        assert_eq!(
+            r.output,
+            json!({"seen": ["a0", "b1", "c2", "d3", "e4"], "last": 4})
+        );
+        assert_eq!(
+            w.clock,
+            3 * 100 + 2 * 50,
+            "three batches of 100 ms fetches run together, 50 ms apart"
+        );
+        let pauses: Vec<_> = w
+            .waits
+            .iter()
+            .map(|(on, ms)| (on[0].event_type.as_str(), *ms))
+            .collect();
+        assert_eq!(pauses, [("runtime.repeat.paused", 50); 2]);
+    }
+
+    #[test]
+    fn a_break_ends_the_batched_loop_once_its_batch_settled() {
+        let r = go_with(
+            &mut World {
+                concurrent: true,
+                ..World::default()
+            },
+            json!([{"repeat": {"until": 10, "batch": {"size": 3}, "do": [
+                {"conditions": {"{{item}} == 4": [{"break": {"scope": "repeat"}}], "default": []}},
+                {"set": {"name": "ran[]", "value": "{{item}}"}}
+            ]}}, {"set": {"name": "after", "value": true}}]),
+            json!({"ran": "{{ran}}", "after": "{{after}}"}),
+            json!({}),
+        )
+        .unwrap();
+        assert_eq!(r.output, json!({"ran": [0, 1, 2, 3, 5], "after": true}));
     }
 }

@@ -49,6 +49,9 @@ pub(crate) struct Runner<'o> {
     pub(crate) concurrent: u32,
     /// The host's replies to started calls, until their branch takes them.
     pub(crate) replies: HashMap<Ticket, HostReply>,
+    /// The `payload` of the `break` that ended the automation: its output instead of
+    /// `output`.
+    pub(crate) break_payload: Option<Value>,
 }
 
 /// The error of an instruction used the wrong way.
@@ -74,6 +77,7 @@ impl<'o> Runner<'o> {
             switched: false,
             concurrent: 0,
             replies: HashMap::new(),
+            break_payload: None,
         }
     }
 

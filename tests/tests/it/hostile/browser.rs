@@ -254,15 +254,7 @@ async fn whoami(platform: &Platform) -> (Client, String, String) {
     let automation = json!({"slug": "whoami", "name": "Who am I", "when": {"endpoint": true},
         "do": [{"set": {"name": "seen", "value": true}}],
         "output": {"user": "{{user.id}}"}});
-    let (status, body) = ada
-        .json(
-            Method::POST,
-            &format!("/v2/workspaces/{ws}/automations"),
-            Some(automation),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
+    ada.create_automation(&ws, automation).await.unwrap();
     (ada, ada_id, ws)
 }
 

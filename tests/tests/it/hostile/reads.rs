@@ -351,15 +351,7 @@ async fn runs_are_read_like_their_records() {
     let (ws, _) = support_desk(&ada, &sam).await;
     let automation = json!({"slug": "payroll", "name": "Payroll", "when": {"endpoint": true},
         "do": [], "output": {"iban": "FR7630001007941234567890185"}});
-    let (status, body) = ada
-        .json(
-            Method::POST,
-            &format!("/v2/workspaces/{ws}/automations"),
-            Some(automation),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
+    ada.create_automation(&ws, automation).await.unwrap();
     let res = ada
         .request(
             Method::POST,

@@ -9,15 +9,7 @@ const FLOOD: usize = 110;
 
 /// Saves the DSL automation `doc` in `ws`.
 async fn save(client: &Client, ws: &str, doc: Value) {
-    let (status, body) = client
-        .json(
-            Method::POST,
-            &format!("/v2/workspaces/{ws}/automations"),
-            Some(doc),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
+    client.create_automation(ws, doc).await.unwrap();
 }
 
 /// Emits one event of `ty` in `ws`.
