@@ -1259,6 +1259,7 @@ async fn all_branches_fetch_and_wait_together() {
         .unwrap();
     let ws = ada.workspace("Fan-out").await.unwrap();
     let (api, arrived) = slow_api().await;
+    let arrivals = arrived.clone();
     let fetch = |n: u32, output: &str| json!({"fetch": {"url": format!("{api}/slow/{n}"), "output": output}});
     let automation = json!({"slug": "fan-out", "name": "Fan out", "when": {"endpoint": true}, "do": [
         {"all": [
@@ -1308,6 +1309,46 @@ async fn all_branches_fetch_and_wait_together() {
     assert!(
         took < Duration::from_millis(900),
         "one after the other they take 1.2 s; together about 300 ms (took {took:?})"
+    );
+
+    // `repeat` with `batch`: two 300 ms fetches at a time, 200 ms apart, each iteration
+    // keeping its own item across its fetch.
+    let batched = json!({"slug": "batched", "name": "Batched", "when": {"endpoint": true}, "do": [
+        {"repeat": {"on": [1, 2, 3, 4], "batch": {"size": 2, "interval": 200}, "do": [
+            {"fetch": {"url": format!("{api}/slow/{{{{item}}}}"), "output": "got"}},
+            {"set": {"name": "pairs[]", "value": "{{item}}={{got.n}}"}}
+        ]}}
+    ], "output": "{{pairs}}"});
+    ada.create_automation(&ws, batched).await.unwrap();
+    arrivals.lock().unwrap().clear();
+    let res = ada
+        .request(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/webhooks/batched"),
+        )
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let mut pairs: Vec<String> = res.json().await.unwrap();
+    // Within a batch, the iterations end in the order their fetches are answered.
+    pairs.sort();
+    assert_eq!(pairs, ["1=1", "2=2", "3=3", "4=4"]);
+    let arrived = arrivals.lock().unwrap().clone();
+    assert_eq!(arrived.len(), 4);
+    let apart = |a: usize, b: usize| arrived[b].duration_since(arrived[a]);
+    assert!(
+        apart(0, 1) < Duration::from_millis(250),
+        "a batch's fetches start together"
+    );
+    assert!(
+        apart(2, 3) < Duration::from_millis(250),
+        "a batch's fetches start together"
+    );
+    assert!(
+        apart(0, 2) >= Duration::from_millis(450),
+        "the next batch starts after the first one ended and the 200 ms pause ({:?})",
+        apart(0, 2)
     );
 }
 
