@@ -23,7 +23,7 @@ const CHANNEL_PARTS: usize = 16;
 pub enum AnswerPart {
     /// The answer starts: always the first part, sent once.
     Head {
-        /// Status code, 100 to 599.
+        /// Status code: 200 to 599, not 204, 205 or 304 (one that carries a body).
         status: u16,
         /// Extra headers as the guest set them; the runtime drops those a webhook may not set.
         headers: Vec<(String, String)>,
