@@ -48,10 +48,16 @@ pub fn run(
     let r = RefCell::new(Runner::new(input, outside));
     let flow = concurrent::complete(instructions::block(&r, &program.instructions))?;
     let mut r = r.into_inner();
-    let payload = r
-        .break_payload
-        .take()
-        .filter(|_| matches!(flow, Flow::Break(_)));
+    let (broke, stops_callers) = (
+        matches!(flow, Flow::Break(..)),
+        matches!(flow, Flow::Break(BreakScope::All, _)),
+    );
+    // A loop's break outside any loop still ends the automation; its payload is meant for a
+    // loop, so it has no output to become here either.
+    let payload = match flow {
+        Flow::Break(BreakScope::Automation | BreakScope::All, payload) => payload,
+        _ => None,
+    };
     let output = match (&program.output, payload) {
         (_, Some(payload)) => payload,
         (None, None) => json!({}),
@@ -61,8 +67,8 @@ pub fn run(
     Ok(RunResult {
         output,
         http: r.http,
-        broke: matches!(flow, Flow::Break(_)),
-        stops_callers: matches!(flow, Flow::Break(BreakScope::All)),
+        broke,
+        stops_callers,
     })
 }
 

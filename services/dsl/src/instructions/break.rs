@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::Invalid;
-use crate::interpreter::runner::{BreakScope, Flow, Runner};
+use crate::interpreter::runner::{BreakScope, Flow};
 use crate::program::Instr;
 
 use super::Arg;
@@ -14,19 +14,13 @@ pub(super) fn compile(arg: &Arg) -> Result<Instr, Invalid> {
     Ok(Instr::Break(arg.tpl()?))
 }
 
-pub(super) fn run(r: &mut Runner<'_>, mut a: Map<String, Value>) -> Flow {
+pub(super) fn run(mut a: Map<String, Value>) -> Flow {
     let scope = match a.get("scope").and_then(Value::as_str) {
         Some("all") => BreakScope::All,
         Some("repeat") => BreakScope::Repeat,
         _ => BreakScope::Automation,
     };
-    // A loop's break leaves the automation running: its payload has no output to become.
-    if scope != BreakScope::Repeat
-        && let Some(payload) = a.remove("payload")
-    {
-        r.break_payload = Some(payload);
-    }
-    Flow::Break(scope)
+    Flow::Break(scope, a.remove("payload"))
 }
 
 #[cfg(test)]
@@ -70,5 +64,26 @@ mod tests {
         .unwrap();
         assert_eq!(r.output, json!({"error": "NotFound", "n": 2}));
         assert!(r.broke);
+        // The payload is the one of the break that ends the run: the first of an `all` to
+        // settle, never one whose break was passed over.
+        let r = go_with(
+            &mut World::default(),
+            json!([{"all": [{"break": {"payload": "A"}}, {"break": {"payload": "B"}}]}]),
+            json!("output"),
+            json!({}),
+        )
+        .unwrap();
+        assert_eq!(r.output, json!("A"));
+        let r = go_with(
+            &mut World::default(),
+            json!([
+                {"try": {"do": [{"all": [{"missing": {}}, {"break": {"payload": "stale"}}]}]}},
+                {"break": {}}
+            ]),
+            json!("output"),
+            json!({}),
+        )
+        .unwrap();
+        assert_eq!(r.output, json!("output"));
     }
 }

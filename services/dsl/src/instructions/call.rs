@@ -38,7 +38,7 @@ pub(super) async fn run(
         // and this automation stops too (§3.11). A break, not an error: `try` lets it pass.
         Err(e) if e.class == BREAK_ALL => {
             r.output_to(a, Some(e.details))?;
-            Ok(Flow::Break(BreakScope::All))
+            Ok(Flow::Break(BreakScope::All, None))
         }
         result => {
             r.output_to(a, Some(result?))?;

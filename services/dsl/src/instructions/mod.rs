@@ -238,7 +238,7 @@ async fn exec(
         }
         Instr::Repeat { body, .. } => Box::pin(repeat::run(r, &a, body)).await,
         Instr::All(branches) => Box::pin(all::run(r, branches)).await,
-        Instr::Break(_) => Ok(r#break::run(&mut r.borrow_mut(), a)),
+        Instr::Break(_) => Ok(r#break::run(a)),
         Instr::Try { body, catch } => Box::pin(r#try::run(r, body, catch.as_deref())).await,
         Instr::RateLimit(_) => rate_limit::run(&mut r.borrow_mut(), &a),
         Instr::CreateUserTopic(_) => user_topics::run_create(&mut r.borrow_mut(), &a),

@@ -65,7 +65,7 @@ pub(super) fn run(r: &mut Runner, a: &Map<String, Value>) -> Result<Flow, DslErr
         .get("break")
         .is_none_or(|b| Val::from_json(b.clone()).truthy());
     Ok(if !state.ok && breaks {
-        Flow::Break(BreakScope::Automation)
+        Flow::Break(BreakScope::Automation, None)
     } else {
         Flow::Next
     })

@@ -94,14 +94,15 @@ pub(super) async fn run(
     );
     let mut items = items.take(cap).enumerate();
     let flow = if size > 1 || interval > 0 {
-        batches(r, &mut items, body, size, interval).await?
+        batches(r, &mut items, body, size, interval).await
     } else {
-        one_by_one(r, &mut items, body).await?
+        one_by_one(r, &mut items, body).await
     };
+    // Also after an error: a `try` around the loop does not see its last item.
     if let Value::Object(m) = &mut r.borrow_mut().locals {
         m.remove("item");
     }
-    Ok(flow)
+    flow
 }
 
 type Items<'i> = dyn Iterator<Item = (usize, Value)> + 'i;
@@ -120,7 +121,7 @@ async fn one_by_one(
         }
         match block(r, body).await? {
             Flow::Next => {}
-            Flow::Break(BreakScope::Repeat) => break,
+            Flow::Break(BreakScope::Repeat, _) => break,
             other => {
                 flow = other;
                 break;
@@ -157,12 +158,7 @@ async fn batches(
         let running: Vec<Branch<'_>> = batch
             .into_iter()
             .map(|(index, item)| -> Branch<'_> {
-                Box::pin(Iteration {
-                    r,
-                    item: Some(item),
-                    index,
-                    body: Box::pin(block(r, body)),
-                })
+                Box::pin(Iteration::new(r, index, item, Box::pin(block(r, body))))
             })
             .collect();
         let settled = concurrent::join(r, running).await;
@@ -171,7 +167,7 @@ async fn batches(
         for result in settled {
             match result? {
                 Flow::Next => {}
-                Flow::Break(BreakScope::Repeat) => stop = true,
+                Flow::Break(BreakScope::Repeat, _) => stop = true,
                 other => return Ok(other),
             }
         }
@@ -181,36 +177,47 @@ async fn batches(
     }
 }
 
-/// One iteration of a batch: its own `item` and `$index` are the locals while it runs, put
-/// back before each of its steps (the others change them between two).
+/// The locals each iteration of a batch has its own of.
+const OWN: [&str; 2] = ["item", "$index"];
+
+/// One iteration of a batch: its own `item` and `$index` (as it, or a loop nested in it, left
+/// them) are the locals while it runs, put back before each of its steps (the others change
+/// them between two).
 struct Iteration<'r, 'o, 'b> {
     r: Shared<'r, 'o>,
-    item: Option<Value>,
-    index: usize,
+    own: [Option<Value>; 2],
     body: Branch<'b>,
+}
+
+impl<'r, 'o, 'b> Iteration<'r, 'o, 'b> {
+    fn new(r: Shared<'r, 'o>, index: usize, item: Value, body: Branch<'b>) -> Self {
+        Iteration {
+            r,
+            own: [Some(item), Some(json!(index))],
+            body,
+        }
+    }
 }
 
 impl Future for Iteration<'_, '_, '_> {
     type Output = Result<Flow, DslError>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        {
-            let mut g = this.r.borrow_mut();
-            match this.item.take() {
-                Some(item) => g.set_local("item", item),
-                None => {
-                    if let Value::Object(m) = &mut g.locals {
-                        m.remove("item");
-                    }
-                }
+        if let Value::Object(m) = &mut this.r.borrow_mut().locals {
+            for (name, value) in OWN.iter().zip(&mut this.own) {
+                match value.take() {
+                    Some(v) => m.insert((*name).to_owned(), v),
+                    None => m.remove(*name),
+                };
             }
-            g.set_local("$index", json!(this.index));
         }
         let polled = this.body.as_mut().poll(cx);
         if polled.is_pending()
             && let Value::Object(m) = &mut this.r.borrow_mut().locals
         {
-            this.item = m.remove("item");
+            for (name, value) in OWN.iter().zip(&mut this.own) {
+                *value = m.remove(*name);
+            }
         }
         polled
     }
@@ -272,6 +279,36 @@ mod tests {
             .map(|(on, ms)| (on[0].event_type.as_str(), *ms))
             .collect();
         assert_eq!(pauses, [("runtime.repeat.paused", 50); 2]);
+    }
+
+    #[test]
+    fn a_loop_nested_in_a_batch_keeps_its_own_index_and_a_failed_loop_its_item() {
+        let r = go_with(
+            &mut World {
+                concurrent: true,
+                ..World::default()
+            },
+            json!([
+                {"repeat": {"on": ["a", "b"], "batch": {"size": 2}, "do": [
+                    {"repeat": {"on": ["x", "y"], "do": [
+                        {"fetch": {"url": "https://slow.example/10"}},
+                        {"set": {"name": "seen[]", "value": "{{item}}{{$index}}"}}
+                    ]}}
+                ]}},
+                {"try": {"do": [{"repeat": {"on": [1], "do": [{"missing": {}}]}}]}}
+            ]),
+            json!({"seen": "{{seen}}", "item": "{{item}}"}),
+            json!({}),
+        )
+        .unwrap();
+        let mut seen: Vec<String> = serde_json::from_value(r.output["seen"].clone()).unwrap();
+        seen.sort();
+        assert_eq!(seen, ["x0", "x0", "y1", "y1"]);
+        assert_eq!(
+            r.output.get("item"),
+            None,
+            "a failed loop removes its item too"
+        );
     }
 
     #[test]

@@ -18,12 +18,13 @@ use super::outside::{
 use super::paths::SetMode;
 
 /// How an instruction list ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Flow {
     /// On to the next instruction.
     Next,
-    /// A `break` (or a refused `rateLimit`) of this scope.
-    Break(BreakScope),
+    /// A `break` (or a refused `rateLimit`) of this scope, with the `payload` that becomes the
+    /// automation's output when this break ends it.
+    Break(BreakScope, Option<Value>),
 }
 
 /// What a `break` ends (§3.11).
@@ -49,9 +50,6 @@ pub(crate) struct Runner<'o> {
     pub(crate) concurrent: u32,
     /// The host's replies to started calls, until their branch takes them.
     pub(crate) replies: HashMap<Ticket, HostReply>,
-    /// The `payload` of the `break` that ended the automation: its output instead of
-    /// `output`.
-    pub(crate) break_payload: Option<Value>,
 }
 
 /// The error of an instruction used the wrong way.
@@ -77,7 +75,6 @@ impl<'o> Runner<'o> {
             switched: false,
             concurrent: 0,
             replies: HashMap::new(),
-            break_payload: None,
         }
     }
 
