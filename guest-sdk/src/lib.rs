@@ -29,7 +29,8 @@
 //! - [`events`]: [`emit`] and [`wait`]; [`http`]: [`fetch`]; [`state`]; [`log`];
 //!   [`automations`]: [`call`]; [`secrets`]: the workspace's secrets (world 0.1.3);
 //!   [`concurrent`]: fetches, waits and calls started without blocking (world 0.1.5);
-//!   [`response`]: a webhook's answer streamed while the run goes on (world 0.1.6).
+//!   [`response`]: a webhook's answer streamed while the run goes on, and [`timers`]: a pause
+//!   that spends wall clock, not CPU (world 0.1.6).
 //!
 //! Errors are values: every host error is a typed enum, host data that fails to parse becomes an
 //! error rather than a panic, and every SDK error converts into [`Error`] so `?` works in a
@@ -48,6 +49,7 @@ pub mod output;
 pub mod response;
 pub mod secrets;
 pub mod state;
+pub mod timers;
 
 pub use automations::{CallError, call};
 pub use error::Error;

@@ -24,5 +24,5 @@ wasmtime::component::bindgen!({
 });
 
 pub use refract::automation::{
-    automations, concurrent, events, http, logging, response, secrets, state, types,
+    automations, concurrent, events, http, logging, response, secrets, state, timers, types,
 };

@@ -12,7 +12,8 @@ use crate::bindings::types;
 use crate::services::{ServiceError, WaitCondition};
 use crate::store::{Cap, HostFuture, RunCtx, refused};
 
-/// Time kept for the guest to answer after a `wait` capped by the run's wall-clock budget.
+/// Time kept for the guest to answer after a `wait` or a pause capped by the run's wall-clock
+/// budget.
 const WAIT_MARGIN: Duration = Duration::from_secs(1);
 
 impl Host for RunCtx {
@@ -72,6 +73,13 @@ impl Host for RunCtx {
 }
 
 impl RunCtx {
+    /// What is left of the run's wall-clock budget, less a margin (a tenth of it, at most
+    /// 1 s) for the guest to answer after a wait or a pause instead of being cut off.
+    pub(crate) fn time_left(&self) -> Duration {
+        let left = self.limits.wall_time.saturating_sub(self.started.elapsed());
+        left.saturating_sub((self.limits.wall_time / 10).min(WAIT_MARGIN))
+    }
+
     /// Checks a wait; the wait, to be awaited now or later (the conditions are registered
     /// when it is first polled).
     pub(crate) fn wait_call(
@@ -106,9 +114,7 @@ impl RunCtx {
         }
         // Capped by what is left of the run's wall-clock budget, less a margin, so the guest
         // gets `none` and can still answer instead of being cut off by the run's timeout.
-        let left = self.limits.wall_time.saturating_sub(self.started.elapsed());
-        let margin = (self.limits.wall_time / 10).min(WAIT_MARGIN);
-        let timeout = Duration::from_millis(u64::from(timeout_ms)).min(left.saturating_sub(margin));
+        let timeout = Duration::from_millis(u64::from(timeout_ms)).min(self.time_left());
         let events = self.services.events.clone();
         let info = self.info.clone();
         Box::pin(async move {

@@ -11,6 +11,7 @@ mod logging;
 mod response;
 mod secrets;
 mod state;
+mod timers;
 
 use wasmtime::component::{HasSelf, Linker};
 

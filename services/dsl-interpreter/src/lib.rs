@@ -348,6 +348,18 @@ impl Outside for Wit {
         ))
     }
 
+    fn sleep(&mut self, ms: u32) -> Result<(), DslError> {
+        if refract_sdk::timers::sleep(Duration::from_millis(ms.into())) {
+            return Ok(());
+        }
+        // Pacing that cannot be kept any longer stops the run rather than going on unpaced.
+        Err(DslError::new(
+            "LimitExceededError",
+            format!("a pause of {ms} ms would outlast the run's wall clock"),
+        )
+        .with_details(json!({"limit": "wallTime", "value": ms})))
+    }
+
     fn send_chunk(&mut self, chunk: &Value) -> Result<(), DslError> {
         streamed(response::send(chunk))
     }

@@ -782,3 +782,33 @@ async fn a_streamed_answer_is_bounded_and_needs_a_client() -> anyhow::Result<()>
     }
     Ok(())
 }
+
+/// A pause (`refract:automation/timers`) spends the run's wall clock, not its CPU budget, and
+/// one that would outlast the wall clock is refused at once instead of being cut short.
+#[tokio::test]
+async fn a_pause_spends_wall_clock_not_cpu_and_never_outlasts_the_run() -> anyhow::Result<()> {
+    let limits = Limits {
+        wall_time: Duration::from_secs(3),
+        cpu_time: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let started = std::time::Instant::now();
+    let report = run(
+        json!({"mode": "sleep", "ms": 600, "twice": true}),
+        limits.clone(),
+    )
+    .await?;
+    assert_eq!(body(&report.outcome), json!({"slept": true}));
+    assert!(
+        started.elapsed() >= Duration::from_millis(1200),
+        "two pauses of 600 ms, six times the CPU budget"
+    );
+    let started = std::time::Instant::now();
+    let report = run(json!({"mode": "sleep", "ms": 10_000}), limits).await?;
+    assert_eq!(body(&report.outcome), json!({"slept": false}));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refused at once"
+    );
+    Ok(())
+}

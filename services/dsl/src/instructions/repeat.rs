@@ -2,7 +2,7 @@
 //! UTF-16 units) or `until` times, with `item` and `$index` set. With `batch: {size, interval}`
 //! [newer], the iterations run `size` at a time, together as the branches of an `all` do
 //! ([`concurrent`]), each seeing its own `item` and `$index`; a batch starts once the previous
-//! one has settled and `interval` ms have passed.
+//! one has settled and `interval` ms have passed ([`Outside::sleep`](crate::interpreter::Outside::sleep)).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,7 +11,6 @@ use std::task::{Context, Poll};
 use serde_json::{Map, Value, json};
 
 use crate::error::{DslError, Invalid};
-use crate::interpreter::WaitFor;
 use crate::interpreter::concurrent::{self, Branch, Shared};
 use crate::interpreter::runner::{BreakScope, Flow};
 use crate::program::Instr;
@@ -22,11 +21,6 @@ use super::{Arg, block};
 /// The most iterations of one batch: each is a branch in memory at once, and the host runs
 /// no more than 64 calls together anyway.
 const MAX_BATCH: usize = 100;
-
-/// A reserved event type the platform never publishes: the pause between two batches waits
-/// for it, so it takes the host's wait (I/O time, bounded by the run's wall clock) and not the
-/// guest's CPU.
-const PAUSE: &str = "runtime.repeat.paused";
 
 pub(super) fn compile(arg: &Arg) -> Result<Instr, Invalid> {
     let m = arg.object()?;
@@ -147,11 +141,8 @@ async fn batches(
             return Ok(Flow::Next);
         }
         if !first && interval > 0 {
-            let pause = vec![WaitFor {
-                event_type: PAUSE.to_owned(),
-                filters: Vec::new(),
-            }];
-            concurrent::wait(r, pause, interval).await?;
+            // A blocking pause: inside an `all`, the other branches wait for it too.
+            r.borrow_mut().out.sleep(interval)?;
         }
         first = false;
         let last = batch.last().map_or(0, |(i, _)| *i);
@@ -274,11 +265,11 @@ mod tests {
             "three batches of 100 ms fetches run together, 50 ms apart"
         );
         let pauses: Vec<_> = w
-            .waits
+            .journal
             .iter()
-            .map(|(on, ms)| (on[0].event_type.as_str(), *ms))
+            .filter(|j| j.starts_with("sleep"))
             .collect();
-        assert_eq!(pauses, [("runtime.repeat.paused", 50); 2]);
+        assert_eq!(pauses, ["sleep 50", "sleep 50"]);
     }
 
     #[test]

@@ -133,6 +133,15 @@ pub trait Outside {
         let _ = chunk;
         Ok(())
     }
+    /// Pauses the run for `ms` milliseconds without spending its CPU (`repeat.batch.interval`);
+    /// an error when the pause cannot be made (the default: this outside cannot pause).
+    fn sleep(&mut self, ms: u32) -> Result<(), DslError> {
+        let _ = ms;
+        Err(DslError::new(
+            "PrismeError",
+            "pausing is not available here",
+        ))
+    }
     /// The workspace secret `name` (the `secret` scope, §5.2); `None` when there is no such
     /// secret or this outside has none.
     fn secret(&mut self, name: &str) -> Result<Option<Value>, DslError> {

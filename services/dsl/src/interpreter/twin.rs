@@ -197,6 +197,11 @@ impl Outside for World {
     fn secret(&mut self, name: &str) -> Result<Option<Value>, DslError> {
         Ok(self.secrets.get(name).cloned())
     }
+    fn sleep(&mut self, ms: u32) -> Result<(), DslError> {
+        self.clock += u64::from(ms);
+        self.journal.push(format!("sleep {ms}"));
+        Ok(())
+    }
     fn start_answer(&mut self, head: &HttpOut) -> Result<(), DslError> {
         assert!(self.answer_head.is_none(), "the answer starts once");
         self.answer_head = Some(head.clone());
