@@ -21,6 +21,10 @@ pub const DEFAULT_OUTPUT_BYTES: usize = 1 << 20;
 pub const DEFAULT_MAX_EMITS: u32 = 100;
 /// Outbound requests one run may make. Protects third parties (and our egress) from floods.
 pub const DEFAULT_MAX_FETCHES: u32 = 20;
+/// Waits one run may make. Each wait is recorded as platform events (`runtime.waits.pending`,
+/// `runtime.waits.fulfilled`) that no emit limit counts: this protects the broker and the
+/// history from a run waiting in a tight loop.
+pub const DEFAULT_MAX_WAITS: u32 = 100;
 /// Depth of automation chains (calls and emitted events). Protects against automations that
 /// trigger each other forever.
 pub const DEFAULT_MAX_CALL_DEPTH: u32 = 20;
@@ -63,6 +67,8 @@ pub struct Limits {
     pub max_emits: u32,
     /// Outbound requests the run may make ([`DEFAULT_MAX_FETCHES`]).
     pub max_fetches: u32,
+    /// Waits the run may make, started ones included ([`DEFAULT_MAX_WAITS`]).
+    pub max_waits: u32,
     /// Depth of automation chains, calls and emitted events ([`DEFAULT_MAX_CALL_DEPTH`]).
     pub max_call_depth: u32,
     /// Log and stdio bytes kept for the run ([`DEFAULT_MAX_LOG_BYTES`]).
@@ -94,6 +100,7 @@ impl Default for Limits {
             output_bytes: DEFAULT_OUTPUT_BYTES,
             max_emits: DEFAULT_MAX_EMITS,
             max_fetches: DEFAULT_MAX_FETCHES,
+            max_waits: DEFAULT_MAX_WAITS,
             max_call_depth: DEFAULT_MAX_CALL_DEPTH,
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
             max_log_lines: DEFAULT_MAX_LOG_LINES,

@@ -312,6 +312,7 @@ impl Host {
             io_time: Duration::ZERO,
             emits: 0,
             fetches: 0,
+            waits: 0,
             calls: 0,
             refused: Vec::new(),
             log,

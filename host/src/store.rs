@@ -33,6 +33,7 @@ pub(crate) fn refused<T: Send + 'static, E: Send + 'static>(e: E) -> HostFuture<
 pub(crate) enum Cap {
     Emits,
     Fetches,
+    Waits,
 }
 
 /// The error an import raises (a trap) when a guest keeps calling after a refusal.
@@ -55,6 +56,7 @@ pub(crate) struct RunCtx {
     pub(crate) io_time: Duration,
     pub(crate) emits: u32,
     pub(crate) fetches: u32,
+    pub(crate) waits: u32,
     pub(crate) calls: u32,
     pub(crate) refused: Vec<Cap>,
     /// The run's log: `log` lines, stdio lines, the host's messages about the run.

@@ -137,7 +137,7 @@ impl Host for RunCtx {
         let Some(ticket) = self.in_flight.admit() else {
             return Ok(None);
         };
-        let call = self.wait_call(conditions, timeout_ms);
+        let call = self.wait_call(conditions, timeout_ms)?;
         self.in_flight
             .start(ticket, "wait", Box::pin(call.map(Outcome::Waited)));
         Ok(Some(ticket))

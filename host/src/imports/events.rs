@@ -67,7 +67,7 @@ impl Host for RunCtx {
         conditions: Vec<Condition>,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<Option<types::Event>, WaitError>> {
-        let call = self.wait_call(conditions, timeout_ms);
+        let call = self.wait_call(conditions, timeout_ms)?;
         Ok(self.io("wait", call).await)
     }
 }
@@ -80,9 +80,26 @@ impl RunCtx {
         left.saturating_sub((self.limits.wall_time / 10).min(WAIT_MARGIN))
     }
 
-    /// Checks a wait; the wait, to be awaited now or later (the conditions are registered
+    /// Checks and counts a wait (a trap only for a guest that keeps waiting after the run's
+    /// cap refused it); the wait, to be awaited now or later (the conditions are registered
     /// when it is first polled).
     pub(crate) fn wait_call(
+        &mut self,
+        conditions: Vec<Condition>,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<HostFuture<Result<Option<types::Event>, WaitError>>> {
+        let max = self.limits.max_waits;
+        if self.waits >= max {
+            self.refuse(Cap::Waits, "wait", max)?;
+            return Ok(refused(WaitError::Invalid(format!(
+                "the run reached its limit of {max} waits"
+            ))));
+        }
+        self.waits += 1;
+        Ok(self.check_wait(conditions, timeout_ms))
+    }
+
+    fn check_wait(
         &mut self,
         conditions: Vec<Condition>,
         timeout_ms: u32,

@@ -152,7 +152,7 @@ pub(crate) fn view(
     json!({
         "sandbox": {
             "maxMemoryMiB": p.max_memory_mib, "maxTimeoutMs": p.max_timeout_ms, "cpuMs": p.cpu_ms,
-            "maxOutputKiB": p.max_output_kib, "maxStreamKiB": p.max_stream_kib, "maxEmits": p.max_emits, "maxFetches": p.max_fetches,
+            "maxOutputKiB": p.max_output_kib, "maxStreamKiB": p.max_stream_kib, "maxEmits": p.max_emits, "maxFetches": p.max_fetches, "maxWaits": p.max_waits,
             "maxCallDepth": p.max_call_depth,
         },
         "egress": {"allowHosts": p.allow_hosts, "narrowedTo": resolved.narrowed_hosts},

@@ -35,6 +35,8 @@ pub struct SandboxPolicy {
     pub max_emits: u32,
     /// Outbound requests one run may make.
     pub max_fetches: u32,
+    /// Waits one run may make.
+    pub max_waits: u32,
     /// Depth of automation chains (calls and emitted events).
     pub max_call_depth: u32,
 }
@@ -51,6 +53,7 @@ impl Default for SandboxPolicy {
             max_stream_kib: limits.stream_bytes >> 10,
             max_emits: limits.max_emits,
             max_fetches: limits.max_fetches,
+            max_waits: limits.max_waits,
             max_call_depth: limits.max_call_depth,
         }
     }
@@ -99,6 +102,7 @@ impl SandboxPolicy {
             stream_bytes: self.max_stream_kib.saturating_mul(1024),
             max_emits: self.max_emits,
             max_fetches: self.max_fetches,
+            max_waits: self.max_waits,
             max_call_depth: self.max_call_depth,
             ..defaults
         }
@@ -139,6 +143,8 @@ pub(crate) struct PolicyPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) max_fetches: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) max_waits: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) max_call_depth: Option<u32>,
 }
 
@@ -157,6 +163,7 @@ impl PolicyPatch {
             max_stream_kib: self.max_stream_kib.unwrap_or(base.max_stream_kib),
             max_emits: self.max_emits.unwrap_or(base.max_emits),
             max_fetches: self.max_fetches.unwrap_or(base.max_fetches),
+            max_waits: self.max_waits.unwrap_or(base.max_waits),
             max_call_depth: self.max_call_depth.unwrap_or(base.max_call_depth),
         }
     }

@@ -812,3 +812,24 @@ async fn a_pause_spends_wall_clock_not_cpu_and_never_outlasts_the_run() -> anyho
     );
     Ok(())
 }
+
+/// Each wait is recorded as platform events no emit limit counts, so waits are capped per run:
+/// a guest waiting in a tight loop is refused at the cap, then stopped if it keeps waiting.
+#[tokio::test]
+async fn waits_are_capped_per_run() -> anyhow::Result<()> {
+    let limits = Limits {
+        max_waits: 5,
+        ..Limits::default()
+    };
+    let out = body(
+        &run(json!({"mode": "wait-until-refused"}), limits)
+            .await?
+            .outcome,
+    );
+    assert_eq!(out["waited"], 5, "{out}");
+    assert!(
+        out["error"].as_str().unwrap().contains("limit of 5 waits"),
+        "{out}"
+    );
+    Ok(())
+}

@@ -127,7 +127,7 @@ async fn apply(
 
 /// `PUT …/quotas`: superadmins only. The body sets the sandbox limits over what the operator
 /// configured (`{allowHosts?, maxMemoryMiB?, maxTimeoutMs?, cpuMs?, maxOutputKiB?,
-/// maxStreamKiB?, maxEmits?, maxFetches?, maxCallDepth?}`; `{}` goes back to the configured
+/// maxStreamKiB?, maxEmits?, maxFetches?, maxWaits?, maxCallDepth?}`; `{}` goes back to the configured
 /// policy). The owner's narrower allow-list is kept.
 pub(super) async fn put(
     State(state): State<RuntimeState>,
