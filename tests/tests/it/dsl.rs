@@ -1275,17 +1275,14 @@ async fn all_branches_fetch_and_wait_together() {
     ada.create_automation(&ws, automation).await.unwrap();
     let run = || async {
         let started = Instant::now();
-        let res = ada
-            .request(
+        let (status, answer) = ada
+            .json(
                 Method::POST,
                 &format!("/v2/workspaces/{ws}/webhooks/fan-out"),
+                Some(json!({})),
             )
-            .json(&json!({}))
-            .send()
             .await
             .unwrap();
-        let status = res.status();
-        let answer: Value = res.json().await.unwrap();
         assert_eq!(status, StatusCode::OK, "{answer}");
         (answer, started.elapsed())
     };
@@ -1321,16 +1318,16 @@ async fn all_branches_fetch_and_wait_together() {
     ], "output": "{{pairs}}"});
     ada.create_automation(&ws, batched).await.unwrap();
     arrivals.lock().unwrap().clear();
-    let res = ada
-        .request(
+    let (status, answer) = ada
+        .json(
             Method::POST,
             &format!("/v2/workspaces/{ws}/webhooks/batched"),
+            Some(json!({})),
         )
-        .json(&json!({}))
-        .send()
         .await
         .unwrap();
-    let mut pairs: Vec<String> = res.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let mut pairs: Vec<String> = serde_json::from_value(answer).unwrap();
     // Within a batch, the iterations end in the order their fetches are answered.
     pairs.sort();
     assert_eq!(pairs, ["1=1", "2=2", "3=3", "4=4"]);

@@ -77,14 +77,6 @@ mod tests {
         assert_eq!(w.emitted.len(), 1, "later branches still ran");
     }
 
-    /// A world where host calls run together.
-    fn together() -> World {
-        World {
-            concurrent: true,
-            ..World::default()
-        }
-    }
-
     /// A branch of several instructions.
     fn seq(steps: Value) -> Value {
         json!({"conditions": {"default": steps}})
@@ -96,7 +88,7 @@ mod tests {
 
     #[test]
     fn branches_wait_on_the_host_together() {
-        let mut w = together();
+        let mut w = World::together();
         let r = go_with(
             &mut w,
             json!([{"all": [fetch(300, "a"), fetch(300, "b"), fetch(300, "c")]}]),
@@ -110,7 +102,7 @@ mod tests {
             "three 300 ms fetches in one all take 300 ms, not 900"
         );
         assert_eq!(w.fetched.len(), 3);
-        let mut w = together();
+        let mut w = World::together();
         go_with(
             &mut w,
             json!([fetch(300, "a"), fetch(300, "b")]),
@@ -120,7 +112,7 @@ mod tests {
         .unwrap();
         assert_eq!(w.clock, 600, "outside of all, one call after the other");
         assert!(w.journal.is_empty(), "nothing was started outside of all");
-        let mut w = together();
+        let mut w = World::together();
         go_with(
             &mut w,
             json!([{"all": [
@@ -140,7 +132,7 @@ mod tests {
 
     #[test]
     fn branches_interleave_at_host_calls_and_share_locals() {
-        let mut w = together();
+        let mut w = World::together();
         let push = |v: &str| json!({"set": {"name": "order", "type": "push", "value": v}});
         let r = go_with(
             &mut w,
@@ -170,7 +162,7 @@ mod tests {
 
     #[test]
     fn nested_all_run_together_with_their_parent() {
-        let mut w = together();
+        let mut w = World::together();
         go_with(
             &mut w,
             json!([{"all": [
@@ -187,7 +179,7 @@ mod tests {
 
     #[test]
     fn the_first_error_to_settle_is_raised_once_all_settled() {
-        let mut w = together();
+        let mut w = World::together();
         let e = go_with(
             &mut w,
             json!([{"all": [

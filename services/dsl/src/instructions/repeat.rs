@@ -240,10 +240,7 @@ mod tests {
 
     #[test]
     fn a_batch_runs_its_iterations_together_each_with_its_own_item() {
-        let mut w = World {
-            concurrent: true,
-            ..World::default()
-        };
+        let mut w = World::together();
         let r = go_with(
             &mut w,
             json!([{"repeat": {"on": ["a", "b", "c", "d", "e"], "batch": {"size": 2, "interval": 50}, "do": [
@@ -275,10 +272,7 @@ mod tests {
     #[test]
     fn a_loop_nested_in_a_batch_keeps_its_own_index_and_a_failed_loop_its_item() {
         let r = go_with(
-            &mut World {
-                concurrent: true,
-                ..World::default()
-            },
+            &mut World::together(),
             json!([
                 {"repeat": {"on": ["a", "b"], "batch": {"size": 2}, "do": [
                     {"repeat": {"on": ["x", "y"], "do": [
@@ -305,10 +299,7 @@ mod tests {
     #[test]
     fn a_break_ends_the_batched_loop_once_its_batch_settled() {
         let r = go_with(
-            &mut World {
-                concurrent: true,
-                ..World::default()
-            },
+            &mut World::together(),
             json!([{"repeat": {"until": 10, "batch": {"size": 3}, "do": [
                 {"conditions": {"{{item}} == 4": [{"break": {"scope": "repeat"}}], "default": []}},
                 {"set": {"name": "ran[]", "value": "{{item}}"}}

@@ -46,6 +46,14 @@ pub(crate) struct World {
 }
 
 impl World {
+    /// A world where host calls run together (`Outside::start`).
+    pub(crate) fn together() -> Self {
+        World {
+            concurrent: true,
+            ..World::default()
+        }
+    }
+
     /// How long `call` takes, and its name in the journal.
     fn timing(&self, call: &HostCall) -> (u64, String) {
         match call {
