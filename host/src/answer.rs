@@ -2,7 +2,7 @@
 //! parts the guest sends, in order, through a bounded channel the runtime drains into the HTTP
 //! response. The host checks and counts each part; the runtime frames it as server-sent events.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -30,6 +30,8 @@ pub enum AnswerPart {
         /// Silence after which the runtime sends a keep-alive event, at least
         /// [`MIN_KEEP_ALIVE`]; none without one.
         keep_alive: Option<Duration>,
+        /// When the run's wall clock runs out: no part comes after it.
+        run_ends_by: Instant,
     },
     /// One event's data: compact JSON on one line.
     Chunk(String),

@@ -53,6 +53,7 @@ impl Host for RunCtx {
             status,
             headers,
             keep_alive,
+            run_ends_by: self.started + self.limits.wall_time,
         };
         Ok(self.answer_part(head, size as u64).await)
     }
@@ -79,6 +80,7 @@ impl Host for RunCtx {
                 status: 200,
                 headers: Vec::new(),
                 keep_alive: None,
+                run_ends_by: self.started + self.limits.wall_time,
             };
             if let Err(e) = self.answer_part(head, 0).await {
                 return Ok(Err(e));

@@ -14,6 +14,7 @@ use refract_core::WorkspaceId;
 use refract_core::model::{Automation, AutomationKind, ComponentStatus};
 use refract_host::{AnswerPart, Output, RunReport};
 use refract_http::{ApiError, Caller};
+use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
 
 use crate::error::RuntimeError;
@@ -132,26 +133,26 @@ fn spawn_run(state: &RuntimeState, exec: Execution) -> JoinHandle<Result<RunRepo
 }
 
 /// The HTTP answer of the run `handle` of automation `slug`, once it ends or the webhook
-/// timeout passes (504); `ok` renders its output. A run given the sending end of `client`
+/// timeout passes (504); `ok` renders its output. A run given the sending end of `answer`
 /// may start streaming its answer instead ([`streamed`]): the timeout then ends with the
 /// head it sends first.
 async fn reply(
     state: &RuntimeState,
     mut handle: JoinHandle<Result<RunReport, RuntimeError>>,
-    client: Option<streamed::Client>,
+    answer: Option<mpsc::Receiver<AnswerPart>>,
     slug: &str,
     caller: &Caller,
     ok: fn(&Output) -> Response,
 ) -> Result<Response, ApiError> {
     enum First {
         Ended(Result<Result<RunReport, RuntimeError>, JoinError>),
-        Streams(AnswerPart, streamed::Client),
+        Streams(AnswerPart, mpsc::Receiver<AnswerPart>),
     }
     let first = async {
-        match client {
-            Some(mut client) => tokio::select! {
+        match answer {
+            Some(mut parts) => tokio::select! {
                 biased;
-                Some(head) = client.parts.recv() => First::Streams(head, client),
+                Some(head) = parts.recv() => First::Streams(head, parts),
                 ended = &mut handle => First::Ended(ended),
             },
             None => First::Ended((&mut handle).await),
@@ -161,7 +162,7 @@ async fn reply(
         Err(_) => return Err(timeout()),
         Ok(First::Ended(Err(join))) => return Err(ApiError::internal(join)),
         Ok(First::Ended(Ok(result))) => answer::respond(result, slug, ok),
-        Ok(First::Streams(head, client)) => streamed::answer(head, client, handle, slug),
+        Ok(First::Streams(head, parts)) => streamed::answer(head, parts, handle, slug),
     };
     Ok(with_correlation(response, caller))
 }

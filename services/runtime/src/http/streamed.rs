@@ -33,31 +33,32 @@ const ERROR_BYTES: usize = 4 << 20;
 
 type Run = JoinHandle<Result<RunReport, RuntimeError>>;
 
-/// Where a run streams its answer: the parts it sends, and how long its stream may last.
-pub(super) struct Client {
-    pub(super) parts: mpsc::Receiver<AnswerPart>,
-    /// The run's wall clock: the stream ends [`REPORT_GRACE`] after it.
-    pub(super) wall_time: Duration,
-}
-
 /// The streamed answer that `first` (the head, as the host sends it) starts: the run's next
-/// parts as events, then its end.
-pub(super) fn answer(first: AnswerPart, client: Client, run: Run, slug: &str) -> Response {
-    let (status, headers, keep_alive, pending) = match first {
+/// `parts` as events, then its end.
+pub(super) fn answer(
+    first: AnswerPart,
+    parts: mpsc::Receiver<AnswerPart>,
+    run: Run,
+    slug: &str,
+) -> Response {
+    let (status, headers, keep_alive, ends_by, pending) = match first {
         AnswerPart::Head {
             status,
             headers,
             keep_alive,
-        } => (status, headers, keep_alive, None),
-        AnswerPart::Chunk(data) => (200, Vec::new(), None, Some(data)),
+            run_ends_by,
+        } => (status, headers, keep_alive, Some(run_ends_by), None),
+        AnswerPart::Chunk(data) => (200, Vec::new(), None, None, Some(data)),
     };
+    // The host always sends its head first; a stream without one ends soon.
+    let ends_by = ends_by.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std);
     let events = Events {
-        parts: client.parts,
+        parts,
         pending,
         run: Some(run),
         keep_alive,
         slug: slug.to_owned(),
-        ends_at: tokio::time::Instant::now() + client.wall_time + REPORT_GRACE,
+        ends_at: ends_by + REPORT_GRACE,
     };
     let body = futures::stream::unfold(events, Events::next);
     let mut response = Response::new(Body::from_stream(body));

@@ -231,14 +231,11 @@ async fn events(response: Response) -> Vec<(String, std::time::Duration)> {
     got
 }
 
-fn client(parts: tokio::sync::mpsc::Receiver<refract_host::AnswerPart>) -> super::streamed::Client {
-    super::streamed::Client {
-        parts,
-        wall_time: std::time::Duration::from_secs(120),
-    }
-}
-
-fn head(keep_alive: Option<std::time::Duration>) -> refract_host::AnswerPart {
+/// A head whose run may last `wall_time` from now.
+fn head_of(
+    keep_alive: Option<std::time::Duration>,
+    wall_time: std::time::Duration,
+) -> refract_host::AnswerPart {
     refract_host::AnswerPart::Head {
         status: 200,
         headers: vec![
@@ -247,7 +244,12 @@ fn head(keep_alive: Option<std::time::Duration>) -> refract_host::AnswerPart {
             ("x-model".into(), "small".into()),
         ],
         keep_alive,
+        run_ends_by: (tokio::time::Instant::now() + wall_time).into_std(),
     }
+}
+
+fn head(keep_alive: Option<std::time::Duration>) -> refract_host::AnswerPart {
+    head_of(keep_alive, std::time::Duration::from_secs(120))
 }
 
 /// A streamed answer is `text/event-stream` whatever the guest set, keeps only the headers a
@@ -265,7 +267,7 @@ async fn a_streamed_answer_sends_its_chunks_then_the_output() {
         drop(tx);
         Ok(report(out(r#"{"done":true}"#, None)))
     });
-    let response = super::streamed::answer(head(None), client(rx), run, "s");
+    let response = super::streamed::answer(head(None), rx, run, "s");
     assert_eq!(
         response.headers()[header::CONTENT_TYPE],
         "text/event-stream"
@@ -284,7 +286,7 @@ async fn a_streamed_answer_sends_its_chunks_then_the_output() {
 
     let (_tx, rx) = tokio::sync::mpsc::channel(4);
     let run = tokio::spawn(async { Ok(report(out("{}", None))) });
-    let got = events(super::streamed::answer(head(None), client(rx), run, "s")).await;
+    let got = events(super::streamed::answer(head(None), rx, run, "s")).await;
     assert!(got.is_empty(), "an output of {{}} is not sent: {got:?}");
 }
 
@@ -301,7 +303,7 @@ async fn a_silent_stream_gets_keep_alives_or_is_closed() {
     });
     let got = events(super::streamed::answer(
         head(Some(Duration::from_secs(5))),
-        client(rx),
+        rx,
         run,
         "s",
     ))
@@ -322,7 +324,7 @@ async fn a_silent_stream_gets_keep_alives_or_is_closed() {
         std::future::pending().await
     });
     let started = tokio::time::Instant::now();
-    let got = events(super::streamed::answer(head(None), client(rx), run, "s")).await;
+    let got = events(super::streamed::answer(head(None), rx, run, "s")).await;
     assert!(got.is_empty(), "{got:?}");
     assert_eq!(started.elapsed(), super::streamed::IDLE_CLOSE);
 
@@ -333,13 +335,9 @@ async fn a_silent_stream_gets_keep_alives_or_is_closed() {
         std::future::pending().await
     });
     let started = tokio::time::Instant::now();
-    let streamed = super::streamed::Client {
-        parts: rx,
-        wall_time: Duration::from_secs(12),
-    };
     let got = events(super::streamed::answer(
-        head(Some(Duration::from_secs(5))),
-        streamed,
+        head_of(Some(Duration::from_secs(5)), Duration::from_secs(12)),
+        rx,
         run,
         "s",
     ))

@@ -12,7 +12,7 @@ use refract_host::{AnswerSink, HttpRequest, Trigger};
 use refract_http::{ApiError, Caller};
 use serde_json::{Map, Value, json};
 
-use super::{answer, input, is_ready, reply, spawn_run, streamed, workspace};
+use super::{answer, input, is_ready, reply, spawn_run, workspace};
 use crate::apps::AppScope;
 use crate::run::{Credentials, Execution, TriggerInfo, TriggerKind, run_context};
 use crate::state::RuntimeState;
@@ -105,13 +105,6 @@ pub(super) async fn webhook(
     // The first automation's run answers, and may stream its answer while it runs.
     let (sink, answer_parts) = AnswerSink::channel();
     let mut sink = Some(sink);
-    let wall_time = state
-        .executor()
-        .sandboxes()
-        .of(ws.as_str())
-        .policy
-        .limits_for(&automations[0].1)
-        .wall_time;
     let mut first = None;
     for (app, automation) in automations {
         let slug = automation.slug.clone();
@@ -143,10 +136,7 @@ pub(super) async fn webhook(
     reply(
         &state,
         handle,
-        Some(streamed::Client {
-            parts: answer_parts,
-            wall_time,
-        }),
+        Some(answer_parts),
         &slug,
         &caller,
         answer::webhook_output,
