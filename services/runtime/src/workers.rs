@@ -204,7 +204,13 @@ async fn handle_event(state: &RuntimeState, delivery: Delivery) {
     // Events sent by users and the platform start an interaction; those emitted by automations
     // continue one.
     let mut announce = event.source.automation_slug.is_none();
-    if let Some(ws) = event.source.workspace_id.as_ref() {
+    // Most events start nothing (every run's own records among them): nothing is copied for them.
+    if let Some(ws) = event
+        .source
+        .workspace_id
+        .as_ref()
+        .filter(|_| !automations.is_empty())
+    {
         let wit = wit_event(event);
         let id = event.id.as_ref().map(|i| i.as_str().to_owned());
         let payload = json!({"payload": event.payload, "source": event.source, "id": id});
