@@ -70,6 +70,8 @@ pub struct Config {
     /// Turns every HTTP rate limiter of the gateway off (`DISABLE_RATE_LIMIT`). Tests and
     /// benchmarks only: the limits protect logins and the sandboxes.
     pub disable_rate_limit: bool,
+    /// Previous versions kept per automation (`AUTOMATION_VERSIONS`, 1 to 100; default 20).
+    pub automation_versions: usize,
     /// Emails of the platform's super-admins (validated accounts only).
     pub super_admin_emails: Vec<String>,
     /// The public base URL of the gateway (`https://api.example.org`): OpenID Connect
@@ -142,6 +144,7 @@ impl Default for Config {
             allow_loopback_fetch: false,
             secure_cookies: false,
             disable_rate_limit: false,
+            automation_versions: refract_workspaces::config::DEFAULT_AUTOMATION_VERSIONS,
             super_admin_emails: Vec::new(),
             public_url: None,
             trusted_proxies: Vec::new(),
@@ -250,6 +253,10 @@ impl Config {
         let mut config: Config = table
             .try_into()
             .map_err(|e: toml::de::Error| anyhow::anyhow!("invalid setting: {}", e.message()))?;
+        let most = refract_workspaces::config::MAX_AUTOMATION_VERSIONS;
+        if !(1..=most).contains(&config.automation_versions) {
+            bail!("invalid setting: automation_versions must be 1 to {most}");
+        }
         if let Some(listen) = flags.listen {
             config.listen = listen;
         }
@@ -284,6 +291,7 @@ impl Config {
             "allow_loopback_fetch",
             "secure_cookies",
             "disable_rate_limit",
+            "automation_versions",
             "super_admin_emails",
             "public_url",
             "trusted_proxies",

@@ -143,7 +143,7 @@ impl Cluster {
             }
         }));
 
-        let workspaces = workspaces_state(&backends, keyring);
+        let workspaces = workspaces_state(&backends, config, keyring);
         // The backends are reached in process only, so no secret needs configuring; they keep
         // the distributed mode's guard all the same, with a random key of this process.
         let key = GatewayKey::random().context("making the embedded gateway key")?;
@@ -276,6 +276,7 @@ pub async fn service(which: Service, config: Config) -> anyhow::Result<()> {
         Service::Workspaces => with_health(
             refract_workspaces::router(workspaces_state(
                 &backends,
+                &config,
                 keyring.context("the workspaces service's keyring")?,
             )),
             which,
@@ -361,7 +362,11 @@ fn events_state(backends: &Backends, config: &Config) -> refract_events::EventsS
     )
 }
 
-fn workspaces_state(backends: &Backends, keyring: Keyring) -> refract_workspaces::WorkspacesState {
+fn workspaces_state(
+    backends: &Backends,
+    config: &Config,
+    keyring: Keyring,
+) -> refract_workspaces::WorkspacesState {
     refract_workspaces::WorkspacesState::new(
         backends.broker.clone(),
         backends.store.clone(),
@@ -369,6 +374,7 @@ fn workspaces_state(backends: &Backends, keyring: Keyring) -> refract_workspaces
         backends.host.clone(),
         refract_workspaces::Config {
             keyring,
+            automation_versions: config.automation_versions,
             ..refract_workspaces::Config::default()
         },
     )

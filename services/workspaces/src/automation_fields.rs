@@ -5,8 +5,8 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use refract_core::EventType;
 use refract_core::model::{
-    Automation, AutomationAuthorizations, ComponentLimits, Endpoint, RetryPolicy, When,
-    automation_doc_id, check_automation_slug,
+    Automation, AutomationAuthorizations, AutomationKind, ComponentLimits, Endpoint, RetryPolicy,
+    When, automation_doc_id, check_automation_slug,
 };
 use refract_dsl::arguments::Arguments;
 use refract_http::ApiError;
@@ -173,6 +173,19 @@ fn component_limits(value: &Value) -> Result<Option<ComponentLimits>, ApiError> 
 }
 
 /// Parses and checks `when` (§5.1; `automation-dsl.md` §2.6).
+/// Checks again what a save checks of an automation stored earlier (a restored version): its
+/// triggers, against today's rules (a schedule interval may have been tightened since).
+pub(crate) fn recheck(state: &WorkspacesState, a: &Automation) -> Result<(), ApiError> {
+    if let Some(when) = &a.when {
+        let value = serde_json::to_value(when).map_err(ApiError::internal)?;
+        check_when(state, value)?;
+    }
+    if a.kind == AutomationKind::Dsl {
+        crate::dsl::check(a)?;
+    }
+    Ok(())
+}
+
 fn check_when(state: &WorkspacesState, value: Value) -> Result<When, ApiError> {
     let when: When =
         serde_json::from_value(value).map_err(|e| ApiError::validation("when", e.to_string()))?;

@@ -84,11 +84,13 @@ pub async fn store(
         .await)
 }
 
+/// Deletes automation `slug` and its versions.
 pub(crate) async fn delete_doc(
     state: &WorkspacesState,
     workspace: &str,
     slug: &str,
 ) -> Result<(), ApiError> {
+    crate::automation_versions::remove_all(state, workspace, slug).await?;
     state
         .store
         .delete(
@@ -386,8 +388,10 @@ pub async fn update(
         Err(e) => return Err(storage(e)),
     }
     if renamed {
+        crate::automation_versions::rename(&state, ws, &old.slug, &a.slug).await;
         delete_doc(&state, ws, &old.slug).await?;
     }
+    crate::automation_versions::saved(&state, ws, &a.slug, &old).await;
     let old_slug = renamed.then_some(old.slug.as_str());
     state
         .emit(

@@ -223,6 +223,12 @@ pub async fn upload(
         )));
     }
     let language = language.or(facts.language.map(|l| normalize_language(&l)));
+    // The component it ran until now stays one restore away (a first upload replaces nothing).
+    let previous = automation
+        .component
+        .as_ref()
+        .is_some_and(|c| c.digest.is_some())
+        .then(|| automation.clone());
     let now = Utc::now();
     let Some(info) = automation.component.as_mut() else {
         return Err(ApiError::internal(
@@ -251,6 +257,9 @@ pub async fn upload(
             .with_details(json!({ "field": "version" })));
         }
         Err(e) => return Err(storage(e)),
+    }
+    if let Some(previous) = &previous {
+        crate::automation_versions::saved(&state, ws, &automation.slug, previous).await;
     }
     tracing::info!(workspace_id = %access.id, automation = %automation.slug, digest = %digest_text, size,
         correlation_id = %caller.correlation_id, "component uploaded");

@@ -30,6 +30,13 @@ pub const DEFAULT_MAX_WORKSPACE_COMPILES: usize = 2;
 /// firing more often is refused on save.
 pub const DEFAULT_MIN_SCHEDULE_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Versions kept per automation ([`crate::automation_versions`]).
+pub const DEFAULT_AUTOMATION_VERSIONS: usize = 20;
+
+/// Most versions an operator may keep per automation: each holds a whole automation, and a
+/// rename moves them all.
+pub const MAX_AUTOMATION_VERSIONS: usize = 100;
+
 /// Largest secret value, in bytes (§14.2).
 pub const MAX_SECRET_BYTES: usize = 64 << 10;
 
@@ -51,6 +58,8 @@ pub struct Config {
     pub max_workspace_compiles: usize,
     /// Shortest interval between two ticks of a schedule accepted on save (default 1 s).
     pub min_schedule_interval: Duration,
+    /// Previous versions kept per automation, 1 to [`MAX_AUTOMATION_VERSIONS`] (default 20).
+    pub automation_versions: usize,
     /// Seals secret values at rest; the runtime must open them with the same keys. The
     /// default is a random key of this process only: binaries always set the configured one.
     pub keyring: Keyring,
@@ -65,6 +74,7 @@ impl Default for Config {
             max_compiles: DEFAULT_MAX_COMPILES,
             max_workspace_compiles: DEFAULT_MAX_WORKSPACE_COMPILES,
             min_schedule_interval: DEFAULT_MIN_SCHEDULE_INTERVAL,
+            automation_versions: DEFAULT_AUTOMATION_VERSIONS,
             keyring: Keyring::ephemeral(),
         }
     }

@@ -412,6 +412,9 @@ async fn import_one(
         }
         Err(e) => return Err(storage(e)),
     }
+    if let Some((previous, _)) = &existing {
+        crate::automation_versions::saved(state, ws, &a.slug, previous).await;
+    }
     let event = if existing.is_some() {
         types::AUTOMATIONS_UPDATED
     } else {

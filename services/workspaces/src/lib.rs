@@ -27,6 +27,7 @@
 pub mod apps;
 pub mod artifacts;
 pub mod automation_fields;
+pub mod automation_versions;
 pub mod automations;
 pub mod body;
 pub mod compiles;
@@ -77,6 +78,18 @@ pub fn router(state: WorkspacesState) -> Router {
             get(automations::get_one)
                 .patch(automations::update)
                 .delete(automations::remove),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/automations/{slug}/versions",
+            get(automation_versions::list),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/automations/{slug}/versions/{version}",
+            get(automation_versions::get_one),
+        )
+        .route(
+            "/v2/workspaces/{workspace_id}/automations/{slug}/versions/{version}/restore",
+            post(automation_versions::restore),
         )
         .route(
             "/v2/workspaces/{workspace_id}/permissions",

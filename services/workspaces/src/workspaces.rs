@@ -399,6 +399,7 @@ pub async fn remove(
     for a in automations::load_all(&state, &access.id).await? {
         automations::delete_doc(&state, id, &a.slug).await?;
     }
+    crate::automation_versions::delete_workspace(&state, id).await?;
     secrets::delete_all(&state, id).await?;
     crate::instances::delete_all(&state, id).await?;
     // Bounded: a backend that reports a delete but keeps the document must not spin us.

@@ -22,4 +22,5 @@ mod sandbox;
 mod secrets;
 mod tenants;
 mod validation;
+mod versions;
 mod workspaces;

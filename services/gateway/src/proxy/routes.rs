@@ -115,6 +115,18 @@ const ROUTES: &[(&str, Kind)] = &[
         Kind::Upload,
     ),
     (
+        "/v2/workspaces/{workspace_id}/automations/{slug}/versions",
+        Kind::Workspaces,
+    ),
+    (
+        "/v2/workspaces/{workspace_id}/automations/{slug}/versions/{version}",
+        Kind::Workspaces,
+    ),
+    (
+        "/v2/workspaces/{workspace_id}/automations/{slug}/versions/{version}/restore",
+        Kind::Workspaces,
+    ),
+    (
         "/v2/workspaces/{workspace_id}/permissions",
         Kind::Workspaces,
     ),

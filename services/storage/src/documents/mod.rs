@@ -110,6 +110,12 @@ pub mod collections {
         name: "workspace_versions",
         unique: &[],
     };
+    /// Automation versions (`refract_workspaces`): an index per automation by
+    /// `<workspaceId>:<slug>`, and each version by `<workspaceId>:<slug>@<n>`.
+    pub const AUTOMATION_VERSIONS: CollectionSpec = CollectionSpec {
+        name: "automation_versions",
+        unique: &[],
+    };
 }
 
 /// A stored document.

@@ -1,0 +1,437 @@
+//! Versions of an automation: every successful save (an update, a component upload, an import
+//! over it, a restore) keeps the automation as it was as a numbered version, so a bad save can
+//! be undone. Numbers grow from 1 for as long as the automation lives (a deleted automation's
+//! versions go with it); the newest [`Config::automation_versions`] are kept, older ones are
+//! deleted.
+//!
+//! Stored in the `automation_versions` collection: one index document per automation under
+//! its own document id (`<workspaceId>:<slug>`, `{workspaceId, slug, next, numbers}`) and one
+//! document per version under `<workspaceId>:<slug>@<n>` (`{workspaceId, slug, number,
+//! automation}`), so nothing is ever scanned. Versions follow a rename and go with the
+//! automation when it or its workspace is deleted.
+//!
+//! Routes: `GET …/automations/{slug}/versions` (newest first, without `do`/`output`),
+//! `GET …/versions/{n}` (the whole automation as it was) and `POST …/versions/{n}/restore`.
+//!
+//! [`Config::automation_versions`]: crate::Config::automation_versions
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use refract_core::ErrorKind;
+use refract_core::model::{Automation, automation_doc_id};
+use refract_core::platform::types;
+use refract_http::{ApiError, Caller, Json};
+use refract_storage::{Expect, collections};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::automations::{event_payload, load, meta, store};
+use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage};
+
+/// Attempts at updating an automation's index when concurrent saves race for it.
+const INDEX_ATTEMPTS: usize = 8;
+
+/// The index document of one automation's versions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Index {
+    workspace_id: String,
+    slug: String,
+    /// The number the next version gets.
+    next: u64,
+    /// The numbers kept, oldest first.
+    numbers: Vec<u64>,
+}
+
+fn version_id(workspace: &str, slug: &str, number: u64) -> String {
+    format!("{}@{number}", automation_doc_id(workspace, slug))
+}
+
+async fn read_index(
+    state: &WorkspacesState,
+    workspace: &str,
+    slug: &str,
+) -> Result<Option<(Index, u64)>, ApiError> {
+    let doc = state
+        .store
+        .get(
+            &collections::AUTOMATION_VERSIONS,
+            &automation_doc_id(workspace, slug),
+        )
+        .await
+        .map_err(storage)?;
+    doc.map(|d| Ok((decode(d.body, "automation versions")?, d.version)))
+        .transpose()
+}
+
+/// Keeps `previous`, what a save that succeeded just replaced, as a version of the automation
+/// now at `slug`. The save stands whatever happens here: a failure is logged, and costs that one
+/// version.
+pub async fn saved(state: &WorkspacesState, workspace: &str, slug: &str, previous: &Automation) {
+    let mut previous = previous.clone();
+    previous.slug = slug.to_owned();
+    if let Err(e) = keep(state, workspace, &previous).await {
+        tracing::warn!(workspace_id = workspace, automation = slug, error = %e.message,
+            "a saved automation's previous version was not kept");
+    }
+}
+
+/// Keeps `previous`, the automation `workspace` holds before a save, as its next version;
+/// deletes the versions past the configured count. Returns the new version's number.
+async fn keep(
+    state: &WorkspacesState,
+    workspace: &str,
+    previous: &Automation,
+) -> Result<u64, ApiError> {
+    let slug = previous.slug.as_str();
+    let kept = state.config.automation_versions.max(1);
+    for _ in 0..INDEX_ATTEMPTS {
+        let (mut index, expect) = match read_index(state, workspace, slug).await? {
+            Some((index, version)) => (index, Expect::Version(version)),
+            None => (
+                Index {
+                    workspace_id: workspace.to_owned(),
+                    slug: slug.to_owned(),
+                    next: 1,
+                    numbers: Vec::new(),
+                },
+                Expect::Absent,
+            ),
+        };
+        // The number is claimed in the index first, so two saves racing never write the same
+        // version; a version whose write failed afterwards is only missing from the listing.
+        let number = index.next;
+        index.next = number + 1;
+        index.numbers.push(number);
+        let gone: Vec<u64> = if index.numbers.len() > kept {
+            index.numbers.drain(..index.numbers.len() - kept).collect()
+        } else {
+            Vec::new()
+        };
+        match state
+            .store
+            .put(
+                &collections::AUTOMATION_VERSIONS,
+                &automation_doc_id(workspace, slug),
+                &encode(&index)?,
+                expect,
+            )
+            .await
+        {
+            Ok(_) => {}
+            // Another save took this number: try the next.
+            Err(e) if e.kind() == ErrorKind::Conflict => continue,
+            Err(e) => return Err(storage(e)),
+        }
+        let version = Version {
+            workspace_id: workspace.to_owned(),
+            slug: slug.to_owned(),
+            number,
+            automation: previous.clone(),
+        };
+        state
+            .store
+            .put(
+                &collections::AUTOMATION_VERSIONS,
+                &version_id(workspace, slug, number),
+                &encode(&version)?,
+                Expect::Any,
+            )
+            .await
+            .map_err(storage)?;
+        for n in gone {
+            if let Err(e) = delete_version(state, workspace, slug, n).await {
+                tracing::warn!(workspace_id = workspace, automation = slug, version = n,
+                    error = %e.message, "an old automation version was not deleted");
+            }
+        }
+        return Ok(number);
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "AlreadyUsedError",
+        "the automation is being saved by someone else; retry",
+    ))
+}
+
+async fn delete_version(
+    state: &WorkspacesState,
+    workspace: &str,
+    slug: &str,
+    number: u64,
+) -> Result<(), ApiError> {
+    state
+        .store
+        .delete(
+            &collections::AUTOMATION_VERSIONS,
+            &version_id(workspace, slug, number),
+            Expect::Any,
+        )
+        .await
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// Deletes every version of automation `slug` (it was deleted, or renamed and its versions
+/// moved).
+pub async fn remove_all(
+    state: &WorkspacesState,
+    workspace: &str,
+    slug: &str,
+) -> Result<(), ApiError> {
+    let Some((index, _)) = read_index(state, workspace, slug).await? else {
+        return Ok(());
+    };
+    for n in index.numbers {
+        delete_version(state, workspace, slug, n).await?;
+    }
+    state
+        .store
+        .delete(
+            &collections::AUTOMATION_VERSIONS,
+            &automation_doc_id(workspace, slug),
+            Expect::Any,
+        )
+        .await
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// Moves the versions of automation `old` to its new slug `new` (a rename, already stored);
+/// their numbers stay. A failure is logged: the rename stands, and the versions not moved yet
+/// go with the old slug when it is deleted.
+pub async fn rename(state: &WorkspacesState, workspace: &str, old: &str, new: &str) {
+    if let Err(e) = move_all(state, workspace, old, new).await {
+        tracing::warn!(workspace_id = workspace, automation = new, old_slug = old,
+            error = %e.message, "a renamed automation's versions were not all moved");
+    }
+}
+
+async fn move_all(
+    state: &WorkspacesState,
+    workspace: &str,
+    old: &str,
+    new: &str,
+) -> Result<(), ApiError> {
+    let Some((mut index, _)) = read_index(state, workspace, old).await? else {
+        return Ok(());
+    };
+    let mut moved = Vec::with_capacity(index.numbers.len());
+    for &n in &index.numbers {
+        let Some(mut version) = read_version(state, workspace, old, n).await? else {
+            continue;
+        };
+        version.slug = new.to_owned();
+        version.automation.slug = new.to_owned();
+        state
+            .store
+            .put(
+                &collections::AUTOMATION_VERSIONS,
+                &version_id(workspace, new, n),
+                &encode(&version)?,
+                Expect::Any,
+            )
+            .await
+            .map_err(storage)?;
+        moved.push(n);
+    }
+    index.slug = new.to_owned();
+    index.numbers = moved;
+    // The new slug was free (the rename stored it as new), so it has no index of its own.
+    state
+        .store
+        .put(
+            &collections::AUTOMATION_VERSIONS,
+            &automation_doc_id(workspace, new),
+            &encode(&index)?,
+            Expect::Absent,
+        )
+        .await
+        .map_err(storage)?;
+    remove_all(state, workspace, old).await
+}
+
+/// Deletes what is left of a deleted workspace's versions: those of its automations went with
+/// them; this also takes any a save racing a deletion left behind.
+pub async fn delete_workspace(state: &WorkspacesState, workspace: &str) -> Result<(), ApiError> {
+    // Bounded: a backend that reports a delete but keeps the document must not spin us.
+    for _ in 0..16 {
+        let left = state
+            .store
+            .find(
+                &collections::AUTOMATION_VERSIONS,
+                "workspaceId",
+                &json!(workspace),
+                refract_storage::documents::MAX_FIND_LIMIT,
+            )
+            .await
+            .map_err(storage)?;
+        if left.is_empty() {
+            break;
+        }
+        for doc in left {
+            state
+                .store
+                .delete(&collections::AUTOMATION_VERSIONS, &doc.id, Expect::Any)
+                .await
+                .map_err(storage)?;
+        }
+    }
+    Ok(())
+}
+
+/// One stored version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Version {
+    workspace_id: String,
+    slug: String,
+    number: u64,
+    automation: Automation,
+}
+
+async fn read_version(
+    state: &WorkspacesState,
+    workspace: &str,
+    slug: &str,
+    number: u64,
+) -> Result<Option<Version>, ApiError> {
+    let doc = state
+        .store
+        .get(
+            &collections::AUTOMATION_VERSIONS,
+            &version_id(workspace, slug, number),
+        )
+        .await
+        .map_err(storage)?;
+    doc.map(|d| decode(d.body, "automation version"))
+        .transpose()
+}
+
+/// The version `n` of automation `slug` (which must exist), or 404.
+async fn version_or_404(
+    state: &WorkspacesState,
+    workspace: &str,
+    slug: &str,
+    n: &str,
+) -> Result<Version, ApiError> {
+    let missing = || ApiError::not_found(format!("automation {slug:?} has no version {n:?}"));
+    load(state, workspace, slug).await?;
+    let number: u64 = n.parse().map_err(|_| missing())?;
+    let listed = read_index(state, workspace, slug)
+        .await?
+        .is_some_and(|(index, _)| index.numbers.contains(&number));
+    if !listed {
+        return Err(missing());
+    }
+    read_version(state, workspace, slug, number)
+        .await?
+        .ok_or_else(missing)
+}
+
+/// A version as listed: its number and the automation's metadata as it was.
+fn listed(version: &Version) -> Result<Value, ApiError> {
+    let mut v = meta(&version.automation)?;
+    if let Some(map) = v.as_object_mut() {
+        map.insert("version".into(), json!(version.number));
+    }
+    Ok(v)
+}
+
+/// `GET …/automations/{slug}/versions`: `{versions: [AutomationMeta + version], next}`, newest
+/// first; `next` is the number the next save will keep.
+pub async fn list(
+    State(state): State<WorkspacesState>,
+    caller: Caller,
+    Path((workspace_id, slug)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let access = state
+        .authorize(&caller, &workspace_id, (Action::Read, Subject::Automations))
+        .await?;
+    let ws = access.id.as_str();
+    load(&state, ws, &slug).await?;
+    let index = read_index(&state, ws, &slug)
+        .await?
+        .map(|(i, _)| i)
+        .unwrap_or_default();
+    let mut versions = Vec::with_capacity(index.numbers.len());
+    for &n in index.numbers.iter().rev() {
+        if let Some(version) = read_version(&state, ws, &slug, n).await? {
+            versions.push(listed(&version)?);
+        }
+    }
+    Ok(Json(
+        json!({"versions": versions, "next": index.next.max(1)}),
+    ))
+}
+
+/// `GET …/automations/{slug}/versions/{n}`: `{version, automation}`, the automation whole.
+pub async fn get_one(
+    State(state): State<WorkspacesState>,
+    caller: Caller,
+    Path((workspace_id, slug, n)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let access = state
+        .authorize(&caller, &workspace_id, (Action::Read, Subject::Automations))
+        .await?;
+    let version = version_or_404(&state, access.id.as_str(), &slug, &n).await?;
+    Ok(Json(
+        json!({"version": version.number, "automation": encode(&version.automation)?}),
+    ))
+}
+
+/// `POST …/automations/{slug}/versions/{n}/restore`: the automation becomes version `n` again
+/// (its slug stays, and what it was just before is kept as a version too, so a restore can be
+/// undone). The version must be of the automation's kind and pass today's checks of a save; a
+/// component version runs the component it had, whose bytes stay stored by digest.
+pub async fn restore(
+    State(state): State<WorkspacesState>,
+    caller: Caller,
+    Path((workspace_id, slug, n)): Path<(String, String, String)>,
+) -> Result<Json<Automation>, ApiError> {
+    let access = state
+        .authorize(
+            &caller,
+            &workspace_id,
+            (Action::Update, Subject::Automations),
+        )
+        .await?;
+    let ws = access.id.as_str();
+    let version = version_or_404(&state, ws, &slug, &n).await?;
+    let (current, expect) = load(&state, ws, &slug).await?;
+    let mut a = version.automation;
+    if a.kind != current.kind {
+        return Err(crate::automations::kind_conflict(
+            "this version is of another kind of automation",
+        ));
+    }
+    a.slug = current.slug.clone();
+    a.created_at = current.created_at;
+    a.created_by = current.created_by.clone();
+    a.updated_at = Utc::now();
+    a.updated_by = caller.require_user()?.to_string();
+    crate::automation_fields::recheck(&state, &a)?;
+    match store(&state, ws, &a, Expect::Version(expect)).await? {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::Conflict => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "AlreadyUsedError",
+                "the automation changed while restoring; retry",
+            )
+            .with_details(json!({ "field": "version" })));
+        }
+        Err(e) => return Err(storage(e)),
+    }
+    saved(&state, ws, &a.slug, &current).await;
+    state
+        .emit(
+            &caller,
+            &access.id,
+            types::AUTOMATIONS_UPDATED,
+            event_payload(&a, None),
+        )
+        .await;
+    Ok(Json(a))
+}
