@@ -34,6 +34,7 @@ pub mod compiles;
 pub mod components;
 pub mod config;
 pub mod dsl;
+pub mod export;
 pub mod import;
 pub mod inspect;
 pub mod instances;
@@ -144,6 +145,7 @@ pub fn router(state: WorkspacesState) -> Router {
             "/v2/workspaces/{workspace_id}/apps/{slug}/config",
             get(instances::get_config).patch(instances::patch_config),
         )
+        .route("/v2/workspaces/{workspace_id}/export", get(export::export))
         .route(
             "/v2/workspaces/{workspace_id}/versions",
             get(versions::list).post(versions::create),

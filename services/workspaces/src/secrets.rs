@@ -114,6 +114,12 @@ fn listing(all: &BTreeMap<String, Secret>) -> Value {
     Value::Object(all.iter().map(|(k, s)| (k.clone(), public(s))).collect())
 }
 
+/// The workspace's secrets by name, with their descriptions and dates, never their values (a
+/// workspace export).
+pub(crate) async fn names(state: &WorkspacesState, workspace: &str) -> Result<Value, ApiError> {
+    Ok(listing(&load_all(state, workspace).await?))
+}
+
 /// `GET …/security/secrets`.
 pub async fn list(
     State(state): State<WorkspacesState>,

@@ -10,6 +10,7 @@ mod console;
 mod dsl;
 mod egress;
 mod events;
+mod export;
 mod hostile;
 mod identity;
 mod observability;

@@ -165,6 +165,7 @@ const ROUTES: &[(&str, Kind)] = &[
         Kind::Workspaces,
     ),
     ("/v2/workspaces/{workspace_id}/versions", Kind::Workspaces),
+    ("/v2/workspaces/{workspace_id}/export", Kind::Workspaces),
     (
         "/v2/workspaces/{workspace_id}/versions/{name}",
         Kind::Workspaces,

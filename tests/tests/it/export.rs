@@ -1,0 +1,188 @@
+//! Workspace export through the gateway: the zip is in the import's layout, an import of it into
+//! another workspace gives the same DSL automations and config (the new workspace's webhook
+//! answers like the old one), secrets leave by name only, and only the workspace's owners may
+//! export.
+
+use std::collections::BTreeMap;
+use std::io::{Cursor, Read};
+
+use anyhow::{Context, ensure};
+use refract_tests::platform::Platform;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// The files of a zip, by name, parsed (every document of an export is JSON, hence YAML).
+fn files(zip: &[u8]) -> anyhow::Result<BTreeMap<String, Value>> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(zip))?;
+    let mut out = BTreeMap::new();
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i)?;
+        let mut text = String::new();
+        entry.read_to_string(&mut text)?;
+        out.insert(entry.name()?.into_owned(), serde_json::from_str(&text)?);
+    }
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_imports_into_another_workspace_as_it_was() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let platform = Platform::start(dir.path()).await?;
+    let ada = platform.client().signed_up("ada@example.com").await?;
+    let ws = ada.workspace("Source").await?;
+    let (status, body) = ada
+        .json(
+            Method::PATCH,
+            &format!("/v2/workspaces/{ws}"),
+            Some(json!({"config": {"value": {"greeting": "Bonjour"}}})),
+        )
+        .await?;
+    ensure!(status == StatusCode::OK, "{status} {body}");
+    let hello = json!({"slug": "hello", "name": "Hello", "when": {"endpoint": true},
+        "do": [{"set": {"name": "to", "value": "{{body.name}}"}}],
+        "output": {"message": "{{config.greeting}} {{to}}"}});
+    ada.create_automation(&ws, hello.clone()).await?;
+    ada.create_automation(
+        &ws,
+        json!({"slug": "noted", "name": "Noted", "when": {"events": ["note.taken"]},
+            "do": [{"emit": {"event": "note.stored"}}]}),
+    )
+    .await?;
+    let (status, body) = ada
+        .json(
+            Method::PATCH,
+            &format!("/v2/workspaces/{ws}/security/secrets"),
+            Some(json!({"apiToken": {"value": "s3cr3t-value", "description": "the CRM's"}})),
+        )
+        .await?;
+    ensure!(status == StatusCode::OK, "{status} {body}");
+
+    let res = ada
+        .request(Method::GET, &format!("/v2/workspaces/{ws}/export"))
+        .send()
+        .await?;
+    ensure!(res.status() == StatusCode::OK, "export: {}", res.status());
+    ensure!(
+        res.headers()
+            .get("content-type")
+            .is_some_and(|v| v == "application/zip")
+    );
+    let zip = res.bytes().await?.to_vec();
+    ensure!(
+        !String::from_utf8_lossy(&zip).contains("s3cr3t") && !zip_text(&zip)?.contains("s3cr3t"),
+        "a secret value left in the export"
+    );
+    let exported = files(&zip)?;
+    let names: Vec<&str> = exported.keys().map(String::as_str).collect();
+    ensure!(
+        names
+            == [
+                "automations/hello.yml",
+                "automations/noted.yml",
+                "index.yml",
+                "secrets.yml",
+                "security.yml",
+            ],
+        "{names:?}"
+    );
+    ensure!(
+        exported["index.yml"]["config"]["value"] == json!({"greeting": "Bonjour"}),
+        "{}",
+        exported["index.yml"]
+    );
+    ensure!(
+        exported["secrets.yml"]["apiToken"]["description"] == "the CRM's",
+        "{}",
+        exported["secrets.yml"]
+    );
+    ensure!(
+        exported["security.yml"]["authorizations"]["roles"].is_object(),
+        "{}",
+        exported["security.yml"]
+    );
+
+    // Another workspace imports it: the same automations, the same config, the same answer.
+    let copy = ada.workspace("Copy").await?;
+    let res = ada
+        .request(Method::POST, &format!("/v2/workspaces/{copy}/import"))
+        .header("content-type", "application/zip")
+        .body(zip.clone())
+        .send()
+        .await?;
+    let status = res.status();
+    let report: Value = res.json().await?;
+    ensure!(status == StatusCode::OK, "{status} {report}");
+    ensure!(
+        report["errors"].as_array().is_some_and(Vec::is_empty),
+        "{report}"
+    );
+    for slug in ["hello", "noted"] {
+        let (_, original) = ada
+            .json(
+                Method::GET,
+                &format!("/v2/workspaces/{ws}/automations/{slug}"),
+                None,
+            )
+            .await?;
+        let (status, imported) = ada
+            .json(
+                Method::GET,
+                &format!("/v2/workspaces/{copy}/automations/{slug}"),
+                None,
+            )
+            .await?;
+        ensure!(status == StatusCode::OK, "{slug}: {status} {imported}");
+        for member in ["name", "when", "do", "output", "kind"] {
+            ensure!(
+                original[member] == imported[member],
+                "{slug}.{member}: {} vs {}",
+                original[member],
+                imported[member]
+            );
+        }
+    }
+    let (status, answer) = platform
+        .client()
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{copy}/webhooks/hello"),
+            Some(json!({"name": "Ada"})),
+        )
+        .await?;
+    ensure!(status == StatusCode::OK, "{status} {answer}");
+    ensure!(answer == json!({"message": "Bonjour Ada"}), "{answer}");
+
+    // Only owners export: an editor of the workspace may not, a stranger does not see it.
+    let bob = platform.client().signed_up("bob@example.com").await?;
+    let (_, me) = bob.json(Method::GET, "/v2/me", None).await?;
+    let bob_id = me["id"].as_str().context("bob's id")?.to_owned();
+    let (status, body) = ada
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/permissions"),
+            Some(json!({"target": {"id": bob_id}, "permissions": {"role": "editor"}})),
+        )
+        .await?;
+    ensure!(status == StatusCode::OK, "sharing: {status} {body}");
+    let (status, _) = bob
+        .json(Method::GET, &format!("/v2/workspaces/{ws}/export"), None)
+        .await?;
+    ensure!(status == StatusCode::FORBIDDEN, "an editor: {status}");
+    let eve = platform.client().signed_up("eve@example.com").await?;
+    let (status, _) = eve
+        .json(Method::GET, &format!("/v2/workspaces/{ws}/export"), None)
+        .await
+        .context("a stranger's export")?;
+    ensure!(status == StatusCode::NOT_FOUND, "a stranger: {status}");
+    platform.stop().await
+}
+
+/// Every entry's text, decompressed, concatenated.
+fn zip_text(zip: &[u8]) -> anyhow::Result<String> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(zip))?;
+    let mut all = String::new();
+    for i in 0..archive.len() {
+        archive.by_index(i)?.read_to_string(&mut all)?;
+    }
+    Ok(all)
+}
