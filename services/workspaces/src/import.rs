@@ -8,8 +8,10 @@
 //! and the rule broken (`InvalidInstructionError`, `InvalidSlugError`,
 //! `InvalidScheduleError`, …); valid documents are created, or replace the DSL automation of
 //! the same slug. The export's `config.value` (index.yml) becomes the workspace's, which every
-//! run reads as `{{config.x}}`. Automations missing from the archive are kept (`deleted` is
-//! always empty); app instances, security and pages are reported as skipped.
+//! run reads as `{{config.x}}`. `security.yml` replaces the workspace's roles and rules when the
+//! importer may manage its security (else it is listed among the errors). Automations missing
+//! from the archive are kept (`deleted` is always empty); app instances, components, secrets and
+//! pages are reported as skipped.
 
 use refract_core::platform::types;
 use std::io::{Cursor, Read};
@@ -48,6 +50,8 @@ pub struct Export {
     pub workspace: Option<Map<String, Value>>,
     /// `(file, slug from the file name or map key, document)`.
     pub automations: Vec<(String, String, Value)>,
+    /// `security.yml`: the workspace's roles and rules.
+    pub security: Option<Value>,
     /// Files read but not imported, with why.
     pub skipped: Vec<(String, String)>,
     /// Files that do not load: `(file, rule, message)`.
@@ -61,6 +65,7 @@ impl Default for Export {
         Export {
             workspace: None,
             automations: Vec::new(),
+            security: None,
             skipped: Vec::new(),
             errors: Vec::new(),
             // A zip entry is capped at MAX_FILE_BYTES before it is read; the single-file
@@ -109,6 +114,11 @@ impl Export {
                 None => {}
             },
             ["runtime.yml" | "runtime.yaml"] => self.add_runtime(path, text),
+            ["security.yml" | "security.yaml"] => {
+                if let Some(doc) = yaml(self, path, text) {
+                    self.security = Some(doc);
+                }
+            }
             ["automations", file] => match stem(file) {
                 Some(slug) => {
                     if let Some(doc) = yaml(self, path, text) {
@@ -123,7 +133,7 @@ impl Export {
             )),
             _ => self.skipped.push((
                 path.into(),
-                "not used by Refract's import (security, pages, blocks, …)".into(),
+                "not used by Refract's import (components, secrets, pages, blocks, …)".into(),
             )),
         }
     }
@@ -324,6 +334,15 @@ pub async fn import(
     let mut imported = Vec::new();
     for (file, slug, doc) in export.automations {
         match import_one(&state, &caller, &access, &user, &slug, doc).await {
+            Ok(()) => imported.push(json!(file)),
+            Err(e) => errors.push(
+                json!({"path": file, "error": e.code, "message": e.message, "details": e.details}),
+            ),
+        }
+    }
+    if let Some(security) = export.security {
+        let file = "security.yml";
+        match crate::security::import(&state, &caller, &workspace_id, security).await {
             Ok(()) => imported.push(json!(file)),
             Err(e) => errors.push(
                 json!({"path": file, "error": e.code, "message": e.message, "details": e.details}),

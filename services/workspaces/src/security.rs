@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine;
 use chrono::Utc;
+use refract_core::WorkspaceId;
 use refract_core::permissions::{
     API_KEY_PREFIX, ApiKeyRecord, Authorizations, PermissionRule, rule_problems,
 };
@@ -72,6 +73,17 @@ pub async fn replace(
     caller.require_user()?;
     let access = state.authorize(&caller, &workspace_id, MANAGE).await?;
     let input: WorkspaceSecurity = body.json(&access).await?;
+    store(&state, &caller, &access.id, &input).await.map(Json)
+}
+
+/// Checks and stores `input` as the roles and rules of `workspace` (the caller may manage its
+/// security); answers `{authorizations}` as stored.
+async fn store(
+    state: &WorkspacesState,
+    caller: &Caller,
+    workspace: &WorkspaceId,
+    input: &WorkspaceSecurity,
+) -> Result<Value, ApiError> {
     let problems = input.authorizations.problems();
     if !problems.is_empty() {
         return Err(invalid(problems));
@@ -81,7 +93,7 @@ pub async fn replace(
         .store
         .put(
             &collections::SECURITY,
-            access.id.as_str(),
+            workspace.as_str(),
             &body,
             Expect::Any,
         )
@@ -89,9 +101,24 @@ pub async fn replace(
         .map_err(storage)?;
     let saved = json!({ "authorizations": body });
     state
-        .emit(&caller, &access.id, types::SECURITY_UPDATED, saved.clone())
+        .emit(caller, workspace, types::SECURITY_UPDATED, saved.clone())
         .await;
-    Ok(Json(saved))
+    Ok(saved)
+}
+
+/// Imports a workspace export's `security.yml` (`{authorizations: {roles, rules}}`), as `PUT
+/// …/security` would: the importer must be allowed to manage the workspace's security.
+pub(crate) async fn import(
+    state: &WorkspacesState,
+    caller: &Caller,
+    workspace_id: &str,
+    document: Value,
+) -> Result<(), ApiError> {
+    caller.require_user()?;
+    let access = state.authorize(caller, workspace_id, MANAGE).await?;
+    let input: WorkspaceSecurity = serde_json::from_value(document)
+        .map_err(|e| ApiError::validation("authorizations", e.to_string()))?;
+    store(state, caller, &access.id, &input).await.map(drop)
 }
 
 /// `GET …/security/roles`: built-in and custom roles.

@@ -1,7 +1,7 @@
 //! Workspace export through the gateway: the zip is in the import's layout, an import of it into
-//! another workspace gives the same DSL automations and config (the new workspace's webhook
-//! answers like the old one), secrets leave by name only, and only the workspace's owners may
-//! export.
+//! another workspace gives the same DSL automations, config and security rules (the new
+//! workspace's webhook answers like the old one), secrets leave by name only, and only the
+//! workspace's owners may export.
 
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
@@ -57,6 +57,18 @@ async fn an_export_imports_into_another_workspace_as_it_was() -> anyhow::Result<
         .await?;
     ensure!(status == StatusCode::OK, "{status} {body}");
 
+    let security = json!({"authorizations": {
+        "roles": {"auditor": {}},
+        "rules": [{"role": "auditor", "action": "read", "subject": ["workspaces", "automations"]}]
+    }});
+    let (status, body) = ada
+        .json(
+            Method::PUT,
+            &format!("/v2/workspaces/{ws}/security"),
+            Some(security),
+        )
+        .await?;
+    ensure!(status == StatusCode::OK, "{status} {body}");
     let res = ada
         .request(Method::GET, &format!("/v2/workspaces/{ws}/export"))
         .send()
@@ -141,6 +153,21 @@ async fn an_export_imports_into_another_workspace_as_it_was() -> anyhow::Result<
             );
         }
     }
+    let (_, source_security) = ada
+        .json(Method::GET, &format!("/v2/workspaces/{ws}/security"), None)
+        .await?;
+    let (_, copied_security) = ada
+        .json(
+            Method::GET,
+            &format!("/v2/workspaces/{copy}/security"),
+            None,
+        )
+        .await?;
+    ensure!(
+        source_security == copied_security
+            && copied_security["authorizations"]["rules"][0]["role"] == "auditor",
+        "{source_security} vs {copied_security}"
+    );
     let (status, answer) = platform
         .client()
         .json(
