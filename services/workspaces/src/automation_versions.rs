@@ -415,12 +415,7 @@ pub async fn restore(
     match store(&state, ws, &a, Expect::Version(expect)).await? {
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::Conflict => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "AlreadyUsedError",
-                "the automation changed while restoring; retry",
-            )
-            .with_details(json!({ "field": "version" })));
+            return Err(crate::automations::changed_meanwhile("while restoring"));
         }
         Err(e) => return Err(storage(e)),
     }

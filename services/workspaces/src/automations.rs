@@ -136,6 +136,17 @@ pub fn event_payload(a: &Automation, old_slug: Option<&str>) -> Value {
     p
 }
 
+/// 409 `AlreadyUsedError` on `version`: the automation was written by someone else between
+/// this request's read and its write (`while` says during what).
+pub fn changed_meanwhile(while_: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "AlreadyUsedError",
+        format!("the automation changed {while_}; retry"),
+    )
+    .with_details(json!({ "field": "version" }))
+}
+
 /// 409 `AutomationKindConflict`.
 pub fn kind_conflict(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::CONFLICT, "AutomationKindConflict", message)
@@ -378,12 +389,7 @@ pub async fn update(
             ));
         }
         Err(e) if e.kind() == ErrorKind::Conflict => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "AlreadyUsedError",
-                "the automation changed while updating; retry",
-            )
-            .with_details(json!({ "field": "version" })));
+            return Err(changed_meanwhile("while updating"));
         }
         Err(e) => return Err(storage(e)),
     }

@@ -249,12 +249,7 @@ pub async fn upload(
     match automations::store(&state, ws, &automation, Expect::Version(version)).await? {
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::Conflict => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "AlreadyUsedError",
-                "the automation changed during the upload; retry",
-            )
-            .with_details(json!({ "field": "version" })));
+            return Err(automations::changed_meanwhile("during the upload"));
         }
         Err(e) => return Err(storage(e)),
     }

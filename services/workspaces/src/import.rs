@@ -9,9 +9,10 @@
 //! `InvalidScheduleError`, …); valid documents are created, or replace the DSL automation of
 //! the same slug. The export's `config.value` (index.yml) becomes the workspace's, which every
 //! run reads as `{{config.x}}`. `security.yml` replaces the workspace's roles and rules when the
-//! importer may manage its security (else it is listed among the errors). Automations missing
-//! from the archive are kept (`deleted` is always empty); app instances, components, secrets and
-//! pages are reported as skipped.
+//! importer may manage its security (else it is listed among the errors); each
+//! `imports/<slug>.yml` installs its app instance as the install route would (the app must be
+//! published on this platform). Automations missing from the archive are kept (`deleted` is
+//! always empty); components, secrets and pages are reported as skipped.
 
 use refract_core::platform::types;
 use std::io::{Cursor, Read};
@@ -52,6 +53,8 @@ pub struct Export {
     pub automations: Vec<(String, String, Value)>,
     /// `security.yml`: the workspace's roles and rules.
     pub security: Option<Value>,
+    /// `(file, document)` of each `imports/<slug>.yml`: an app instance to install.
+    pub instances: Vec<(String, Value)>,
     /// Files read but not imported, with why.
     pub skipped: Vec<(String, String)>,
     /// Files that do not load: `(file, rule, message)`.
@@ -66,6 +69,7 @@ impl Default for Export {
             workspace: None,
             automations: Vec::new(),
             security: None,
+            instances: Vec::new(),
             skipped: Vec::new(),
             errors: Vec::new(),
             // A zip entry is capped at MAX_FILE_BYTES before it is read; the single-file
@@ -127,10 +131,11 @@ impl Export {
                 }
                 None => self.skipped.push((path.into(), "not a YAML file".into())),
             },
-            ["imports", ..] => self.skipped.push((
-                path.into(),
-                "app instances are installed through the apps API".into(),
-            )),
+            ["imports", file] if stem(file).is_some() => {
+                if let Some(doc) = yaml(self, path, text) {
+                    self.instances.push((path.to_owned(), doc));
+                }
+            }
             _ => self.skipped.push((
                 path.into(),
                 "not used by Refract's import (components, secrets, pages, blocks, …)".into(),
@@ -165,11 +170,21 @@ impl Export {
                 "must be a map slug → automation".into(),
             )),
         }
-        if m.remove("imports").is_some_and(|i| !i.is_null()) {
-            self.skipped.push((
+        match m.remove("imports") {
+            Some(Value::Object(instances)) => {
+                for (slug, mut doc) in instances {
+                    if let Some(map) = doc.as_object_mut() {
+                        map.entry("slug").or_insert_with(|| json!(slug));
+                    }
+                    self.instances.push((format!("{path}#imports.{slug}"), doc));
+                }
+            }
+            None | Some(Value::Null) => {}
+            Some(_) => self.errors.push((
                 format!("{path}#imports"),
-                "app instances are installed through the apps API".into(),
-            ));
+                "InvalidYamlError".into(),
+                "must be a map slug → app instance".into(),
+            )),
         }
         self.workspace = Some(m);
     }
@@ -340,6 +355,14 @@ pub async fn import(
             ),
         }
     }
+    for (file, doc) in export.instances {
+        match import_instance(&state, &caller, &workspace_id, doc).await {
+            Ok(()) => imported.push(json!(file)),
+            Err(e) => errors.push(
+                json!({"path": file, "error": e.code, "message": e.message, "details": e.details}),
+            ),
+        }
+    }
     if let Some(security) = export.security {
         let file = "security.yml";
         match crate::security::import(&state, &caller, &workspace_id, security).await {
@@ -362,6 +385,25 @@ pub async fn import(
         "updatedWorkspaceIds": [access.id.as_str()],
         "workspace": {"id": access.id.as_str(), "name": access.workspace.name},
     })))
+}
+
+/// Installs one app instance of an export (`imports/<slug>.yml`) as the install route would:
+/// the importer may update the workspace, the app is published on this platform, and no
+/// instance of that slug is installed yet.
+async fn import_instance(
+    state: &WorkspacesState,
+    caller: &Caller,
+    workspace_id: &str,
+    doc: Value,
+) -> Result<(), ApiError> {
+    let access = state
+        .authorize(caller, workspace_id, (Action::Update, Subject::Workspaces))
+        .await?;
+    let Value::Object(body) = doc else {
+        return Err(ApiError::validation("body", "an app instance is a mapping"));
+    };
+    crate::instances::install_into(state, caller, &access, body).await?;
+    Ok(())
 }
 
 /// Validates one automation document and creates it, or replaces the DSL automation of the
@@ -489,7 +531,11 @@ mod tests {
         );
         assert_eq!(e.errors[0].0, "automations/bad.yml");
         assert_eq!(e.errors[0].1, "InvalidYamlError");
-        assert_eq!(e.skipped.len(), 3);
+        assert_eq!(e.security, Some(json!({"authorizations": {}})));
+        assert_eq!(e.instances.len(), 1);
+        assert_eq!(e.instances[0].0, "imports/crm.yml");
+        assert_eq!(e.skipped.len(), 1, "{:?}", e.skipped);
+        assert_eq!(e.skipped[0].0, "pages/home.yml");
     }
 
     #[test]
@@ -504,7 +550,15 @@ mod tests {
             ["a", "b"]
         );
         assert_eq!(e.workspace.unwrap()["name"], json!("Shop"));
-        assert_eq!(e.skipped.len(), 1);
+        assert_eq!(e.instances.len(), 1);
+        assert_eq!(
+            e.instances[0],
+            (
+                "runtime.yml#imports.crm".to_owned(),
+                json!({"appSlug": "crm", "slug": "crm"})
+            )
+        );
+        assert!(e.skipped.is_empty(), "{:?}", e.skipped);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use serde_json::{Map, Value, json};
 use crate::apps;
 use crate::body::Unread;
 use crate::params;
-use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage};
+use crate::state::{Access, Action, Subject, WorkspacesState, decode, encode, storage};
 use crate::versions::instances_of;
 
 /// The constant member of every instance document (see `refract_runtime::apps`).
@@ -219,12 +219,26 @@ pub async fn install(
         )
         .await?;
     let body: Map<String, Value> = body.json(&access).await?;
+    let instance = install_into(&state, &caller, &access, body).await?;
+    Ok(Json(detailed(&state, &instance).await?))
+}
+
+/// Installs the instance `body` describes (`appSlug`, and optionally `slug`, `appVersion`,
+/// `disabled`, `labels`, `config`) in the workspace of `access`, which the caller may update:
+/// the install route's checks, stored, `apps.installed` emitted. A workspace import installs
+/// its `imports/` this way.
+pub(crate) async fn install_into(
+    state: &WorkspacesState,
+    caller: &Caller,
+    access: &Access,
+    body: Map<String, Value>,
+) -> Result<AppInstance, ApiError> {
     let app_slug = body
         .get("appSlug")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::validation("appSlug", "is required"))?
         .to_owned();
-    let app = apps::load(&state, &app_slug).await?;
+    let app = apps::load(state, &app_slug).await?;
     let now = Utc::now();
     let mut instance = AppInstance {
         slug: app_slug.clone(),
@@ -240,22 +254,22 @@ pub async fn install(
     apply(&mut instance, body, true)?;
     // The slug given, or the app's own by default.
     check_instance_slug(&instance.slug).map_err(|e| params::invalid_slug(&instance.slug, e))?;
-    let version = apps::load_version(&state, &app, instance.app_version).await?;
-    check_not_recursive(&state, access.id.as_str(), &app, instance.app_version).await?;
+    let version = apps::load_version(state, &app, instance.app_version).await?;
+    check_not_recursive(state, access.id.as_str(), &app, instance.app_version).await?;
     validate_config(
         &app,
         &instance_config(&version.snapshot.default_config(), &instance.config),
     )?;
-    store(&state, access.id.as_str(), &instance, Expect::Absent).await?;
+    store(state, access.id.as_str(), &instance, Expect::Absent).await?;
     state
         .emit(
-            &caller,
+            caller,
             &access.id,
             types::APPS_INSTALLED,
             event_payload(&instance, Some(&app)),
         )
         .await;
-    Ok(Json(detailed(&state, &instance).await?))
+    Ok(instance)
 }
 
 /// Applies body members; `installing` allows `appSlug` and `slug`.

@@ -1,5 +1,5 @@
 //! Workspace export through the gateway: the zip is in the import's layout, an import of it into
-//! another workspace gives the same DSL automations, config and security rules (the new
+//! another workspace gives the same DSL automations, config, security rules and app instances (the new
 //! workspace's webhook answers like the old one), secrets leave by name only, and only the
 //! workspace's owners may export.
 
@@ -57,6 +57,30 @@ async fn an_export_imports_into_another_workspace_as_it_was() -> anyhow::Result<
         .await?;
     ensure!(status == StatusCode::OK, "{status} {body}");
 
+    // An app published from another workspace, installed in this one.
+    let lib = ada.workspace("Library").await?;
+    ada.create_automation(
+        &lib,
+        json!({"slug": "hi", "name": "Hi", "when": {"endpoint": true}, "do": [],
+            "output": {"hi": true}}),
+    )
+    .await?;
+    let (status, body) = ada
+        .json(
+            Method::POST,
+            "/v2/apps",
+            Some(json!({"workspaceId": lib, "slug": "greeter"})),
+        )
+        .await?;
+    ensure!(status == StatusCode::OK, "publish: {status} {body}");
+    let (status, body) = ada
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/apps"),
+            Some(json!({"appSlug": "greeter", "slug": "greet", "config": {"tone": "warm"}})),
+        )
+        .await?;
+    ensure!(status == StatusCode::OK, "install: {status} {body}");
     let security = json!({"authorizations": {
         "roles": {"auditor": {}},
         "rules": [{"role": "auditor", "action": "read", "subject": ["workspaces", "automations"]}]
@@ -91,6 +115,7 @@ async fn an_export_imports_into_another_workspace_as_it_was() -> anyhow::Result<
             == [
                 "automations/hello.yml",
                 "automations/noted.yml",
+                "imports/greet.yml",
                 "index.yml",
                 "secrets.yml",
                 "security.yml",
@@ -167,6 +192,18 @@ async fn an_export_imports_into_another_workspace_as_it_was() -> anyhow::Result<
         source_security == copied_security
             && copied_security["authorizations"]["rules"][0]["role"] == "auditor",
         "{source_security} vs {copied_security}"
+    );
+    let (status, instance) = ada
+        .json(
+            Method::GET,
+            &format!("/v2/workspaces/{copy}/apps/greet"),
+            None,
+        )
+        .await?;
+    ensure!(status == StatusCode::OK, "{status} {instance}");
+    ensure!(
+        instance["appSlug"] == "greeter" && instance["config"]["tone"] == "warm",
+        "{instance}"
     );
     let (status, answer) = platform
         .client()
