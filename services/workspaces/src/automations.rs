@@ -372,6 +372,8 @@ pub async fn update(
     if a.kind == AutomationKind::Dsl {
         crate::dsl::check(&a)?;
     }
+    // A save that changes nothing keeps no version: repeating it cannot push out real history.
+    let changed = a != old;
     a.updated_at = Utc::now();
     a.updated_by = caller.require_user()?.to_string();
     let renamed = a.slug != old.slug;
@@ -397,7 +399,9 @@ pub async fn update(
         crate::automation_versions::rename(&state, ws, &old.slug, &a.slug).await;
         delete_doc(&state, ws, &old.slug).await?;
     }
-    crate::automation_versions::saved(&state, ws, &a.slug, &old).await;
+    if changed {
+        crate::automation_versions::saved(&state, ws, &a.slug, &old).await;
+    }
     let old_slug = renamed.then_some(old.slug.as_str());
     state
         .emit(

@@ -80,6 +80,8 @@ async fn saves_keep_versions_that_restore_follow_renames_and_stay_bounded() -> a
     );
 
     save_output(&ada, &path, 2).await?;
+    // The same save again changes nothing, and keeps nothing.
+    save_output(&ada, &path, 2).await?;
     answers(&ada, &ws, "hello", json!({"n": 2})).await?;
     let (_, listing) = ada
         .json(Method::GET, &format!("{path}/versions"), None)
