@@ -224,6 +224,25 @@ try {
   await page.getByRole('heading', { name: /Nightly/ }).waitFor();
   await expectText(page.locator('.chip.schedule'), 'next');
 
+  step = 'a second save keeps the first as a version: diffed, then restored';
+  await page.getByRole('link', { name: 'Edit YAML' }).click();
+  const edit = page.getByLabel('Automation YAML');
+  await edit.waitFor();
+  await edit.fill((await edit.inputValue()).replace('0 3 * * *', '0 4 * * *'));
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('heading', { name: /Nightly/ }).waitFor();
+  const versions = page.locator('table.versions tbody tr');
+  await versions.first().waitFor();
+  if (await versions.count() !== 1) throw new Error(`expected one version, saw ${await versions.count()}`);
+  await versions.first().getByRole('button', { name: 'Diff' }).click();
+  await expectText(page.locator('.diff .line.removed'), '0 3 * * *');
+  await expectText(page.locator('.diff .line.added'), '0 4 * * *');
+  await shot('09-versions-diff');
+  await versions.first().getByRole('button', { name: 'Restore' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Restore' }).click();
+  await page.waitForFunction(() => document.querySelectorAll('table.versions tbody tr').length === 2);
+  await expectText(page.locator('.chip.schedule'), '0 3 * * *');
+
   step = 'without the WebSocket the feed falls back to polling the history';
   const polled = await context.newPage();
   await polled.routeWebSocket(/\/events\/ws/, (ws) => ws.close({ code: 1008, reason: 'blocked by the test' }));

@@ -5,6 +5,7 @@ import { api, apiRaw, describe, enc } from './api.js';
 import { bytes, confirmDialog, copyButton, field, h, mount, time, toast } from './dom.js';
 import { nameOf, statusBadge, triggerList } from './triggers.js';
 import { testPanel } from './testpanel.js';
+import { versionsCard } from './versions.js';
 import { chartsFor, runsTable } from './runs.js';
 import { loadRuns, RANGES } from './stats.js';
 
@@ -54,6 +55,7 @@ export async function automationView(ctx, slug) {
     h('div', { class: 'card' }, h('h2', {}, 'Triggers'), triggerList(ws, automation)),
     automation.kind === 'component' ? componentCard(path, automation, reload) : null,
     testPanel(ctx, automation),
+    versionsCard(path, automation, reload),
     h('h2', {}, 'Activity'),
     runsBox);
 }

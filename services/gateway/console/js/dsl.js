@@ -23,7 +23,7 @@ output:
 /** Fields the server computes; they are dropped from the YAML shown for editing. */
 const COMPUTED = ['kind', 'events', 'createdAt', 'createdBy', 'updatedAt', 'updatedBy'];
 
-function toYaml(automation) {
+export function toYaml(automation) {
   const clean = Object.fromEntries(Object.entries(automation).filter(([k]) => !COMPUTED.includes(k)));
   return dump(clean, { lineWidth: 100, noRefs: true });
 }
