@@ -22,7 +22,7 @@ use refract_core::ErrorKind;
 use refract_core::model::{Automation, automation_doc_id};
 use refract_core::platform::types;
 use refract_http::{ApiError, Caller, Json};
-use refract_storage::{Expect, collections};
+use refract_storage::{Document, Expect, StorageError, collections};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -33,7 +33,7 @@ use crate::state::{Action, Subject, WorkspacesState, decode, encode, storage};
 const INDEX_ATTEMPTS: usize = 8;
 
 /// The index document of one automation's versions.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Index {
     workspace_id: String,
@@ -48,20 +48,47 @@ fn version_id(workspace: &str, slug: &str, number: u64) -> String {
     format!("{}@{number}", automation_doc_id(workspace, slug))
 }
 
+/// The document `id` of the collection, if any.
+async fn get(state: &WorkspacesState, id: &str) -> Result<Option<Document>, ApiError> {
+    state
+        .store
+        .get(&collections::AUTOMATION_VERSIONS, id)
+        .await
+        .map_err(storage)
+}
+
+/// Writes `body` as document `id` if it is as `expect`ed (a conflict is the caller's to read).
+async fn put(
+    state: &WorkspacesState,
+    id: &str,
+    body: &impl Serialize,
+    expect: Expect,
+) -> Result<Result<(), StorageError>, ApiError> {
+    let body = encode(body)?;
+    Ok(state
+        .store
+        .put(&collections::AUTOMATION_VERSIONS, id, &body, expect)
+        .await
+        .map(drop))
+}
+
+async fn delete(state: &WorkspacesState, id: &str) -> Result<(), ApiError> {
+    state
+        .store
+        .delete(&collections::AUTOMATION_VERSIONS, id, Expect::Any)
+        .await
+        .map_err(storage)?;
+    Ok(())
+}
+
 async fn read_index(
     state: &WorkspacesState,
     workspace: &str,
     slug: &str,
 ) -> Result<Option<(Index, u64)>, ApiError> {
-    let doc = state
-        .store
-        .get(
-            &collections::AUTOMATION_VERSIONS,
-            &automation_doc_id(workspace, slug),
-        )
-        .await
-        .map_err(storage)?;
-    doc.map(|d| Ok((decode(d.body, "automation versions")?, d.version)))
+    get(state, &automation_doc_id(workspace, slug))
+        .await?
+        .map(|d| Ok((decode(d.body, "automation versions")?, d.version)))
         .transpose()
 }
 
@@ -71,20 +98,21 @@ async fn read_index(
 pub async fn saved(state: &WorkspacesState, workspace: &str, slug: &str, previous: &Automation) {
     let mut previous = previous.clone();
     previous.slug = slug.to_owned();
-    if let Err(e) = keep(state, workspace, &previous).await {
+    if let Err(e) = keep(state, workspace, previous).await {
         tracing::warn!(workspace_id = workspace, automation = slug, error = %e.message,
             "a saved automation's previous version was not kept");
     }
 }
 
-/// Keeps `previous`, the automation `workspace` holds before a save, as its next version;
-/// deletes the versions past the configured count. Returns the new version's number.
+/// Keeps `previous`, the automation `workspace` held before a save, as its next version;
+/// deletes the versions past the configured count.
 async fn keep(
     state: &WorkspacesState,
     workspace: &str,
-    previous: &Automation,
-) -> Result<u64, ApiError> {
-    let slug = previous.slug.as_str();
+    previous: Automation,
+) -> Result<(), ApiError> {
+    let slug = previous.slug.clone();
+    let slug = slug.as_str();
     let kept = state.config.automation_versions.max(1);
     for _ in 0..INDEX_ATTEMPTS {
         let (mut index, expect) = match read_index(state, workspace, slug).await? {
@@ -109,17 +137,8 @@ async fn keep(
         } else {
             Vec::new()
         };
-        match state
-            .store
-            .put(
-                &collections::AUTOMATION_VERSIONS,
-                &automation_doc_id(workspace, slug),
-                &encode(&index)?,
-                expect,
-            )
-            .await
-        {
-            Ok(_) => {}
+        match put(state, &automation_doc_id(workspace, slug), &index, expect).await? {
+            Ok(()) => {}
             // Another save took this number: try the next.
             Err(e) if e.kind() == ErrorKind::Conflict => continue,
             Err(e) => return Err(storage(e)),
@@ -128,49 +147,29 @@ async fn keep(
             workspace_id: workspace.to_owned(),
             slug: slug.to_owned(),
             number,
-            automation: previous.clone(),
+            automation: previous,
         };
-        state
-            .store
-            .put(
-                &collections::AUTOMATION_VERSIONS,
-                &version_id(workspace, slug, number),
-                &encode(&version)?,
-                Expect::Any,
-            )
-            .await
-            .map_err(storage)?;
+        put(
+            state,
+            &version_id(workspace, slug, number),
+            &version,
+            Expect::Any,
+        )
+        .await?
+        .map_err(storage)?;
         for n in gone {
-            if let Err(e) = delete_version(state, workspace, slug, n).await {
+            if let Err(e) = delete(state, &version_id(workspace, slug, n)).await {
                 tracing::warn!(workspace_id = workspace, automation = slug, version = n,
                     error = %e.message, "an old automation version was not deleted");
             }
         }
-        return Ok(number);
+        return Ok(());
     }
     Err(ApiError::new(
         StatusCode::CONFLICT,
         "AlreadyUsedError",
         "the automation is being saved by someone else; retry",
     ))
-}
-
-async fn delete_version(
-    state: &WorkspacesState,
-    workspace: &str,
-    slug: &str,
-    number: u64,
-) -> Result<(), ApiError> {
-    state
-        .store
-        .delete(
-            &collections::AUTOMATION_VERSIONS,
-            &version_id(workspace, slug, number),
-            Expect::Any,
-        )
-        .await
-        .map_err(storage)?;
-    Ok(())
 }
 
 /// Deletes every version of automation `slug` (it was deleted, or renamed and its versions
@@ -184,23 +183,14 @@ pub async fn remove_all(
         return Ok(());
     };
     for n in index.numbers {
-        delete_version(state, workspace, slug, n).await?;
+        delete(state, &version_id(workspace, slug, n)).await?;
     }
-    state
-        .store
-        .delete(
-            &collections::AUTOMATION_VERSIONS,
-            &automation_doc_id(workspace, slug),
-            Expect::Any,
-        )
-        .await
-        .map_err(storage)?;
-    Ok(())
+    delete(state, &automation_doc_id(workspace, slug)).await
 }
 
-/// Moves the versions of automation `old` to its new slug `new` (a rename, already stored);
-/// their numbers stay. A failure is logged: the rename stands, and the versions not moved yet
-/// go with the old slug when it is deleted.
+/// Copies the versions of automation `old` to its new slug `new` (a rename, already stored);
+/// their numbers stay. The caller then deletes the old slug, its versions with it. A failure
+/// is logged: the rename stands, and the versions not copied go with the old slug.
 pub async fn rename(state: &WorkspacesState, workspace: &str, old: &str, new: &str) {
     if let Err(e) = move_all(state, workspace, old, new).await {
         tracing::warn!(workspace_id = workspace, automation = new, old_slug = old,
@@ -224,61 +214,22 @@ async fn move_all(
         };
         version.slug = new.to_owned();
         version.automation.slug = new.to_owned();
-        state
-            .store
-            .put(
-                &collections::AUTOMATION_VERSIONS,
-                &version_id(workspace, new, n),
-                &encode(&version)?,
-                Expect::Any,
-            )
-            .await
+        put(state, &version_id(workspace, new, n), &version, Expect::Any)
+            .await?
             .map_err(storage)?;
         moved.push(n);
     }
     index.slug = new.to_owned();
     index.numbers = moved;
     // The new slug was free (the rename stored it as new), so it has no index of its own.
-    state
-        .store
-        .put(
-            &collections::AUTOMATION_VERSIONS,
-            &automation_doc_id(workspace, new),
-            &encode(&index)?,
-            Expect::Absent,
-        )
-        .await
-        .map_err(storage)?;
-    remove_all(state, workspace, old).await
-}
-
-/// Deletes what is left of a deleted workspace's versions: those of its automations went with
-/// them; this also takes any a save racing a deletion left behind.
-pub async fn delete_workspace(state: &WorkspacesState, workspace: &str) -> Result<(), ApiError> {
-    // Bounded: a backend that reports a delete but keeps the document must not spin us.
-    for _ in 0..16 {
-        let left = state
-            .store
-            .find(
-                &collections::AUTOMATION_VERSIONS,
-                "workspaceId",
-                &json!(workspace),
-                refract_storage::documents::MAX_FIND_LIMIT,
-            )
-            .await
-            .map_err(storage)?;
-        if left.is_empty() {
-            break;
-        }
-        for doc in left {
-            state
-                .store
-                .delete(&collections::AUTOMATION_VERSIONS, &doc.id, Expect::Any)
-                .await
-                .map_err(storage)?;
-        }
-    }
-    Ok(())
+    put(
+        state,
+        &automation_doc_id(workspace, new),
+        &index,
+        Expect::Absent,
+    )
+    .await?
+    .map_err(storage)
 }
 
 /// One stored version.
@@ -297,19 +248,13 @@ async fn read_version(
     slug: &str,
     number: u64,
 ) -> Result<Option<Version>, ApiError> {
-    let doc = state
-        .store
-        .get(
-            &collections::AUTOMATION_VERSIONS,
-            &version_id(workspace, slug, number),
-        )
-        .await
-        .map_err(storage)?;
-    doc.map(|d| decode(d.body, "automation version"))
+    get(state, &version_id(workspace, slug, number))
+        .await?
+        .map(|d| decode(d.body, "automation version"))
         .transpose()
 }
 
-/// The version `n` of automation `slug` (which must exist), or 404.
+/// The version `n` of automation `slug` (the caller has loaded the automation), or 404.
 async fn version_or_404(
     state: &WorkspacesState,
     workspace: &str,
@@ -317,7 +262,6 @@ async fn version_or_404(
     n: &str,
 ) -> Result<Version, ApiError> {
     let missing = || ApiError::not_found(format!("automation {slug:?} has no version {n:?}"));
-    load(state, workspace, slug).await?;
     let number: u64 = n.parse().map_err(|_| missing())?;
     let listed = read_index(state, workspace, slug)
         .await?
@@ -351,19 +295,17 @@ pub async fn list(
         .await?;
     let ws = access.id.as_str();
     load(&state, ws, &slug).await?;
-    let index = read_index(&state, ws, &slug)
+    // An automation never saved since its creation has no index yet: its first version is 1.
+    let (numbers, next) = read_index(&state, ws, &slug)
         .await?
-        .map(|(i, _)| i)
-        .unwrap_or_default();
-    let mut versions = Vec::with_capacity(index.numbers.len());
-    for &n in index.numbers.iter().rev() {
+        .map_or((Vec::new(), 1), |(i, _)| (i.numbers, i.next));
+    let mut versions = Vec::with_capacity(numbers.len());
+    for &n in numbers.iter().rev() {
         if let Some(version) = read_version(&state, ws, &slug, n).await? {
             versions.push(listed(&version)?);
         }
     }
-    Ok(Json(
-        json!({"versions": versions, "next": index.next.max(1)}),
-    ))
+    Ok(Json(json!({"versions": versions, "next": next})))
 }
 
 /// `GET …/automations/{slug}/versions/{n}`: `{version, automation}`, the automation whole.
@@ -375,7 +317,9 @@ pub async fn get_one(
     let access = state
         .authorize(&caller, &workspace_id, (Action::Read, Subject::Automations))
         .await?;
-    let version = version_or_404(&state, access.id.as_str(), &slug, &n).await?;
+    let ws = access.id.as_str();
+    load(&state, ws, &slug).await?;
+    let version = version_or_404(&state, ws, &slug, &n).await?;
     Ok(Json(
         json!({"version": version.number, "automation": encode(&version.automation)?}),
     ))
@@ -398,8 +342,8 @@ pub async fn restore(
         )
         .await?;
     let ws = access.id.as_str();
-    let version = version_or_404(&state, ws, &slug, &n).await?;
     let (current, expect) = load(&state, ws, &slug).await?;
+    let version = version_or_404(&state, ws, &slug, &n).await?;
     let mut a = version.automation;
     if a.kind != current.kind {
         return Err(crate::automations::kind_conflict(

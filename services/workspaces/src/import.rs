@@ -350,26 +350,20 @@ pub async fn import(
     for (file, slug, doc) in export.automations {
         match import_one(&state, &caller, &access, &user, &slug, doc).await {
             Ok(()) => imported.push(json!(file)),
-            Err(e) => errors.push(
-                json!({"path": file, "error": e.code, "message": e.message, "details": e.details}),
-            ),
+            Err(e) => errors.push(file_error(file, e)),
         }
     }
     for (file, doc) in export.instances {
         match import_instance(&state, &caller, &workspace_id, doc).await {
             Ok(()) => imported.push(json!(file)),
-            Err(e) => errors.push(
-                json!({"path": file, "error": e.code, "message": e.message, "details": e.details}),
-            ),
+            Err(e) => errors.push(file_error(file, e)),
         }
     }
     if let Some(security) = export.security {
         let file = "security.yml";
         match crate::security::import(&state, &caller, &workspace_id, security).await {
             Ok(()) => imported.push(json!(file)),
-            Err(e) => errors.push(
-                json!({"path": file, "error": e.code, "message": e.message, "details": e.details}),
-            ),
+            Err(e) => errors.push(file_error(file, e)),
         }
     }
     let skipped: Vec<Value> = export
@@ -385,6 +379,11 @@ pub async fn import(
         "updatedWorkspaceIds": [access.id.as_str()],
         "workspace": {"id": access.id.as_str(), "name": access.workspace.name},
     })))
+}
+
+/// One file's failure in the import's report: `{path, error, message, details}`.
+fn file_error(file: impl Into<String>, e: ApiError) -> Value {
+    json!({"path": file.into(), "error": e.code, "message": e.message, "details": e.details})
 }
 
 /// Installs one app instance of an export (`imports/<slug>.yml`) as the install route would:

@@ -9,7 +9,7 @@ use refract_core::platform::types;
 use refract_core::{ErrorKind, WorkspaceId};
 use refract_http::{ApiError, Caller, Json};
 use refract_storage::documents::MAX_FIND_LIMIT;
-use refract_storage::{Expect, collections};
+use refract_storage::{CollectionSpec, Expect, collections};
 use serde_json::{Map, Value, json};
 
 use crate::body::Unread;
@@ -282,6 +282,39 @@ pub async fn get_one(
 /// Rounds of `find` + delete over a deleted workspace's memberships.
 const MEMBERSHIP_SWEEPS: usize = 100;
 
+/// Rounds over what is left of a deleted workspace's automation versions (those of its
+/// automations went with them; only a save racing the deletion leaves any).
+const VERSION_SWEEPS: usize = 16;
+
+/// Deletes every document of `workspace` in `collection` (by its `workspaceId`), a page per
+/// round, in at most `rounds`: a backend that reports a delete but keeps the document must not
+/// spin us.
+async fn sweep(
+    state: &WorkspacesState,
+    collection: &CollectionSpec,
+    workspace: &str,
+    rounds: usize,
+) -> Result<(), ApiError> {
+    for _ in 0..rounds {
+        let left = state
+            .store
+            .find(collection, "workspaceId", &json!(workspace), MAX_FIND_LIMIT)
+            .await
+            .map_err(storage)?;
+        if left.is_empty() {
+            break;
+        }
+        for doc in left {
+            state
+                .store
+                .delete(collection, &doc.id, Expect::Any)
+                .await
+                .map_err(storage)?;
+        }
+    }
+    Ok(())
+}
+
 /// Attempts at a PATCH that lost an optimistic-version race.
 const WRITE_ATTEMPTS: usize = 3;
 
@@ -399,32 +432,18 @@ pub async fn remove(
     for a in automations::load_all(&state, &access.id).await? {
         automations::delete_doc(&state, id, &a.slug).await?;
     }
-    crate::automation_versions::delete_workspace(&state, id).await?;
+    // Versions of its automations went with them; this takes any a save racing the deletion
+    // left behind.
+    sweep(
+        &state,
+        &collections::AUTOMATION_VERSIONS,
+        id,
+        VERSION_SWEEPS,
+    )
+    .await?;
     secrets::delete_all(&state, id).await?;
     crate::instances::delete_all(&state, id).await?;
-    // Bounded: a backend that reports a delete but keeps the document must not spin us.
-    for _ in 0..MEMBERSHIP_SWEEPS {
-        let members = state
-            .store
-            .find(
-                &collections::PERMISSIONS,
-                "workspaceId",
-                &json!(id),
-                MAX_FIND_LIMIT,
-            )
-            .await
-            .map_err(storage)?;
-        if members.is_empty() {
-            break;
-        }
-        for m in members {
-            state
-                .store
-                .delete(&collections::PERMISSIONS, &m.id, Expect::Any)
-                .await
-                .map_err(storage)?;
-        }
-    }
+    sweep(&state, &collections::PERMISSIONS, id, MEMBERSHIP_SWEEPS).await?;
     tracing::info!(workspace_id = %access.id, correlation_id = %caller.correlation_id, "workspace deleted");
     let payload = json!({ "workspaceId": id, "workspaceSlug": access.workspace.slug });
     state
