@@ -128,6 +128,11 @@ fn view(app: &App, version: &AppVersion) -> Result<Value, ApiError> {
 /// `POST /v2/apps`: `{workspaceId, workspaceVersion?, slug?, name?, description?, labels?,
 /// photo?, configSchema?}` → `App`. A new version of the app when the slug is already this
 /// workspace's; 409 when it is another workspace's.
+#[utoipa::path(post, path = "/v2/apps", tag = "apps",
+    request_body = crate::openapi::PublishInput,
+    responses((status = 200, description = "The app at the version published.", body = crate::openapi::AppView),
+        (status = 409, description = "The slug is another workspace's app, or the app was published concurrently.", body = refract_http::openapi::ErrorBody),
+        (status = 422, description = "The app keeps the most versions it may (`TooManyVersions`).", body = refract_http::openapi::ErrorBody)))]
 pub async fn publish(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -332,6 +337,12 @@ pub fn recursive(slug: &str) -> ApiError {
 }
 
 /// `GET /v2/apps`: query `text, workspaceId, labels, page, limit` → `[App]` (current versions).
+#[utoipa::path(get, path = "/v2/apps", tag = "apps",
+    params(crate::openapi::Page,
+        ("text" = Option<String>, Query, description = "Text the slug, name or description must contain (case-insensitive)."),
+        ("workspaceId" = Option<String>, Query, description = "Only the apps published from this workspace."),
+        ("labels" = Option<String>, Query, description = "Comma-separated labels the app must all have.")),
+    responses((status = 200, description = "The published apps, by slug.", body = Vec<App>)))]
 pub async fn list(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -391,6 +402,10 @@ pub async fn list(
 }
 
 /// `GET /v2/apps/{appSlug}`: query `version` (a number or `current`, the default) → `App`.
+#[utoipa::path(get, path = "/v2/apps/{app_slug}", tag = "apps",
+    params(("app_slug" = String, Path, description = "The app's slug."),
+        ("version" = Option<String>, Query, description = "A version number, or `current` (the default).")),
+    responses((status = 200, description = "The app at that version.", body = crate::openapi::AppView)))]
 pub async fn get_one(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -410,6 +425,11 @@ pub async fn get_one(
 
 /// `DELETE /v2/apps/{appSlug}`: 409 `AppInUse` while installed, unless `force=true`, which
 /// uninstalls every instance first. Needs `delete apps` on the source workspace.
+#[utoipa::path(delete, path = "/v2/apps/{app_slug}", tag = "apps",
+    params(("app_slug" = String, Path, description = "The app's slug."),
+        ("force" = Option<bool>, Query, description = "`true` uninstalls every instance first.")),
+    responses((status = 200, description = "The app and its versions are deleted.", body = crate::openapi::Deleted),
+        (status = 409, description = "The app is installed somewhere and `force` is not `true` (`AppInUse`).", body = refract_http::openapi::ErrorBody)))]
 pub async fn remove(
     State(state): State<WorkspacesState>,
     caller: Caller,

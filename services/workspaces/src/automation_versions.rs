@@ -285,6 +285,9 @@ fn listed(version: &Version) -> Result<Value, ApiError> {
 
 /// `GET …/automations/{slug}/versions`: `{versions: [AutomationMeta + version], next}`, newest
 /// first; `next` is the number the next save will keep.
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/automations/{slug}/versions", tag = "automations",
+    params(refract_http::openapi::InWorkspace, ("slug" = String, Path, description = "The automation's slug.")),
+    responses((status = 200, description = "The automation's versions, newest first, and the number the next save keeps.", body = crate::openapi::AutomationVersions)))]
 pub async fn list(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -309,6 +312,9 @@ pub async fn list(
 }
 
 /// `GET …/automations/{slug}/versions/{n}`: `{version, automation}`, the automation whole.
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/automations/{slug}/versions/{version}", tag = "automations",
+    params(refract_http::openapi::InWorkspace, ("slug" = String, Path, description = "The automation's slug."), ("version" = String, Path, description = "The version's number.")),
+    responses((status = 200, description = "The version, with the automation whole as it was.", body = crate::openapi::AutomationVersion)))]
 pub async fn get_one(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -329,6 +335,10 @@ pub async fn get_one(
 /// (its slug stays, and what it was just before is kept as a version too, so a restore can be
 /// undone). The version must be of the automation's kind and pass today's checks of a save; a
 /// component version runs the component it had, whose bytes stay stored by digest.
+#[utoipa::path(post, path = "/v2/workspaces/{workspace_id}/automations/{slug}/versions/{version}/restore", tag = "automations",
+    params(refract_http::openapi::InWorkspace, ("slug" = String, Path, description = "The automation's slug."), ("version" = String, Path, description = "The version's number.")),
+    responses((status = 200, description = "The automation as restored.", body = Automation),
+        (status = 409, description = "The version is of another kind (`AutomationKindConflict`), or the automation changed meanwhile.", body = refract_http::openapi::ErrorBody)))]
 pub async fn restore(
     State(state): State<WorkspacesState>,
     caller: Caller,

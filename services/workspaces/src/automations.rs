@@ -153,6 +153,11 @@ pub fn kind_conflict(message: impl Into<String>) -> ApiError {
 }
 
 /// `GET …/automations`: `[AutomationMeta]`, query `page, limit, labels, kind`.
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/automations", tag = "automations",
+    params(refract_http::openapi::InWorkspace, crate::openapi::Page,
+        ("labels" = Option<String>, Query, description = "Comma-separated labels the automation must all have."),
+        ("kind" = Option<AutomationKind>, Query, description = "Only automations of this kind.")),
+    responses((status = 200, description = "The workspace's automations by slug (`AutomationMeta`: without `do`, `output`, `component.imports`).", body = Vec<Automation>)))]
 pub async fn list(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -188,6 +193,11 @@ pub async fn list(
 }
 
 /// `POST …/automations`: kind from the body (`do` → dsl, `component` → component).
+#[utoipa::path(post, path = "/v2/workspaces/{workspace_id}/automations", tag = "automations", params(refract_http::openapi::InWorkspace),
+    request_body(description = "An automation document (`spec/http-api.md` §5.1): `name` required, `do` (and `output`) for a DSL automation or `component` for a component one, and optionally `slug`, `description`, `labels`, `disabled`, `private`, `when`, `arguments`, `validateArguments`, `authorizations`, `retry`, `config`. JSON, or YAML (a Prisme.ai `automations/<slug>.yml` as is).",
+        content((Object = "application/json"), (Object = "application/yaml"))),
+    responses((status = 200, description = "The automation created.", body = Automation),
+        (status = 409, description = "The slug is already used.", body = refract_http::openapi::ErrorBody)))]
 pub async fn create(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -306,6 +316,10 @@ pub async fn create(
 }
 
 /// `GET …/automations/{slug}`: the automation; `ETag` is the component digest.
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/automations/{slug}", tag = "automations",
+    params(refract_http::openapi::InWorkspace, ("slug" = String, Path, description = "The automation's slug.")),
+    responses((status = 200, description = "The automation.", body = Automation,
+        headers(("etag" = String, description = "A component automation's component digest, once uploaded.")))))]
 pub async fn get_one(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -328,6 +342,12 @@ pub async fn get_one(
 }
 
 /// `PATCH …/automations/{slug}`: top-level members to replace; `slug` renames.
+#[utoipa::path(patch, path = "/v2/workspaces/{workspace_id}/automations/{slug}", tag = "automations",
+    params(refract_http::openapi::InWorkspace, ("slug" = String, Path, description = "The automation's slug.")),
+    request_body(description = "The members to replace (those of the create body); `slug` renames the automation. JSON or YAML.",
+        content((Object = "application/json"), (Object = "application/yaml"))),
+    responses((status = 200, description = "The automation as updated.", body = Automation),
+        (status = 409, description = "The new slug is already used, the automation changed meanwhile (`AlreadyUsedError`), or the body is of the other kind (`AutomationKindConflict`).", body = refract_http::openapi::ErrorBody)))]
 pub async fn update(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -416,6 +436,9 @@ pub async fn update(
 
 /// `DELETE …/automations/{slug}`: `{slug}`. The component blob stays (content-addressed,
 /// possibly shared); the runtime drops the automation's triggers on the event.
+#[utoipa::path(delete, path = "/v2/workspaces/{workspace_id}/automations/{slug}", tag = "automations",
+    params(refract_http::openapi::InWorkspace, ("slug" = String, Path, description = "The automation's slug.")),
+    responses((status = 200, description = "The automation and its versions are deleted.", body = crate::openapi::DeletedAutomation)))]
 pub async fn remove(
     State(state): State<WorkspacesState>,
     caller: Caller,

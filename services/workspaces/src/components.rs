@@ -105,7 +105,20 @@ fn header(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> O
         .map(str::trim)
 }
 
-/// The upload handler.
+/// `PUT …/automations/{slug}/component`: uploads, checks and compiles the automation's
+/// WebAssembly component.
+#[utoipa::path(put, path = "/v2/workspaces/{workspace_id}/automations/{slug}/component", tag = "automations",
+    params(refract_http::openapi::InWorkspace, ("slug" = String, Path, description = "The automation's slug."),
+        ("validateOnly" = Option<bool>, Query, description = "`true`: every check of the upload, nothing stored."),
+        ("content-encoding" = Option<String>, Header, nullable = false, description = "`gzip`, or none."),
+        ("content-digest" = Option<String>, Header, nullable = false, description = "`sha-256=:<base64>:` of the body as sent, or of the decompressed component."),
+        ("if-match" = Option<String>, Header, nullable = false, description = "The component digest the upload replaces (`*`: any)."),
+        ("x-refract-component-language" = Option<String>, Header, nullable = false, description = "The source language: `rust`, `js`, `python` or `other`.")),
+    request_body(description = "The WebAssembly component (optionally gzip-compressed), at most the configured size (64 MiB by default).", content((crate::openapi::Binary = "application/wasm"))),
+    responses((status = 200, description = "The automation with its component, and whether the upload changed it.", body = crate::openapi::UploadedAutomation),
+        (status = 409, description = "A DSL automation (`AutomationKindConflict`), or the automation changed during the upload.", body = refract_http::openapi::ErrorBody),
+        (status = 412, description = "`If-Match` does not match the current component digest.", body = refract_http::openapi::ErrorBody),
+        (status = 422, description = "The component does not compile (in time), or does not target the Refract world.", body = refract_http::openapi::ErrorBody)))]
 pub async fn upload(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -286,6 +299,10 @@ pub async fn upload(
 
 /// `GET …/automations/{slug}/component` [next]: the stored `.wasm`, `ETag: "sha256:<hex>"`;
 /// 404 while `status: missing`.
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/automations/{slug}/component", tag = "automations",
+    params(refract_http::openapi::InWorkspace, ("slug" = String, Path, description = "The automation's slug.")),
+    responses((status = 200, description = "The stored component (404 while none is uploaded).", content_type = "application/wasm", body = crate::openapi::Binary,
+        headers(("etag" = String, description = "`\"sha256:<hex>\"`: the component's digest.")))))]
 pub async fn download(
     State(state): State<WorkspacesState>,
     caller: Caller,

@@ -32,6 +32,10 @@ use crate::state::{Action, Subject, WorkspacesState, encode};
 const SET_BY_PLATFORM: &[&str] = &["createdAt", "createdBy", "updatedAt", "updatedBy"];
 
 /// `GET …/export`: the zip (`application/zip`, `attachment; filename="<slug>.zip"`).
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/export", tag = "workspaces", params(refract_http::openapi::InWorkspace),
+    responses((status = 200, description = "A zip of the workspace (`index.yml`, `automations/`, `components/`, `security.yml`, `imports/`, `secrets.yml` without values), as the import takes it.",
+        content_type = "application/zip", body = crate::openapi::Binary,
+        headers(("content-disposition" = String, description = "`attachment; filename=\"<slug>.zip\"`")))))]
 pub async fn export(
     State(state): State<WorkspacesState>,
     caller: Caller,

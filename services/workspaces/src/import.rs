@@ -305,7 +305,13 @@ async fn read_request(req: Request, state: &WorkspacesState) -> Result<Export, A
     read_zip(&bytes)
 }
 
-/// `POST /v2/workspaces/{workspaceId}/import`.
+/// `POST /v2/workspaces/{workspaceId}/import`: imports a Prisme.ai workspace export (a zip, or
+/// the `runtime.yml` form) into the workspace, and reports each file's fate.
+#[utoipa::path(post, path = "/v2/workspaces/{workspace_id}/import", tag = "workspaces", params(refract_http::openapi::InWorkspace),
+    request_body(description = "A Prisme.ai export: a zip (the body, or the multipart field `archive`), or the single-file `runtime.yml` form as YAML. At most 10 MiB.",
+        content((crate::openapi::Binary = "application/zip"), (Object = "multipart/form-data"), (Object = "application/yaml"))),
+    responses((status = 200, description = "The import's report: the files imported, failed (with why) and skipped.", body = crate::openapi::ImportReport),
+        (status = 409, description = "The workspace changed while its config was imported.", body = refract_http::openapi::ErrorBody)))]
 pub async fn import(
     State(state): State<WorkspacesState>,
     caller: Caller,

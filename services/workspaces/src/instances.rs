@@ -189,6 +189,8 @@ async fn check_not_recursive(
 }
 
 /// `GET …/apps` → `[DetailedAppInstance]`.
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/apps", tag = "app instances", params(refract_http::openapi::InWorkspace),
+    responses((status = 200, description = "The apps installed in the workspace.", body = Vec<crate::openapi::DetailedAppInstance>)))]
 pub async fn list(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -205,6 +207,11 @@ pub async fn list(
 }
 
 /// `POST …/apps`: `{appSlug, appVersion?, slug?, disabled?, labels?, config?}` → `AppInstance`.
+#[utoipa::path(post, path = "/v2/workspaces/{workspace_id}/apps", tag = "app instances", params(refract_http::openapi::InWorkspace),
+    request_body = crate::openapi::InstanceInput,
+    responses((status = 200, description = "The instance installed.", body = crate::openapi::DetailedAppInstance),
+        (status = 409, description = "An instance of that slug is already installed.", body = refract_http::openapi::ErrorBody),
+        (status = 422, description = "The app's config schema is not a valid schema (`InvalidAppSchema`).", body = refract_http::openapi::ErrorBody)))]
 pub async fn install(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -322,6 +329,9 @@ fn apply(
 }
 
 /// `GET …/apps/{slug}` → `DetailedAppInstance`.
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/apps/{slug}", tag = "app instances",
+    params(refract_http::openapi::InWorkspace, ("slug" = String, Path, description = "The instance's slug.")),
+    responses((status = 200, description = "The instance.", body = crate::openapi::DetailedAppInstance)))]
 pub async fn get_one(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -382,6 +392,12 @@ async fn save(
 }
 
 /// `PATCH …/apps/{slug}`: `AppInstance` members (`appVersion`, `disabled`, `labels`, `config`).
+#[utoipa::path(patch, path = "/v2/workspaces/{workspace_id}/apps/{slug}", tag = "app instances",
+    params(refract_http::openapi::InWorkspace, ("slug" = String, Path, description = "The instance's slug.")),
+    request_body = crate::openapi::InstanceInput,
+    responses((status = 200, description = "The instance as updated.", body = crate::openapi::DetailedAppInstance),
+        (status = 409, description = refract_http::openapi::CONFLICT, body = refract_http::openapi::ErrorBody),
+        (status = 422, description = "The app's config schema is not a valid schema (`InvalidAppSchema`).", body = refract_http::openapi::ErrorBody)))]
 pub async fn update(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -405,6 +421,9 @@ pub async fn update(
 }
 
 /// `GET …/apps/{slug}/config`: the instance's own config, secrets redacted.
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/apps/{slug}/config", tag = "app instances",
+    params(refract_http::openapi::InWorkspace, ("slug" = String, Path, description = "The instance's slug.")),
+    responses((status = 200, description = "The instance's own config, secret fields read as `REDACTED`.", body = Object)))]
 pub async fn get_config(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -425,6 +444,12 @@ pub async fn get_config(
 
 /// `PATCH …/apps/{slug}/config`: merges top-level keys into the instance config (`null`
 /// removes one) → `AppInstance`.
+#[utoipa::path(patch, path = "/v2/workspaces/{workspace_id}/apps/{slug}/config", tag = "app instances",
+    params(refract_http::openapi::InWorkspace, ("slug" = String, Path, description = "The instance's slug.")),
+    request_body(description = "Config keys to set; a `null` value removes the key. A secret field sent back as `REDACTED` keeps its value.", content((Object = "application/json"))),
+    responses((status = 200, description = "The instance as updated.", body = crate::openapi::DetailedAppInstance),
+        (status = 409, description = refract_http::openapi::CONFLICT, body = refract_http::openapi::ErrorBody),
+        (status = 422, description = "The app's config schema is not a valid schema (`InvalidAppSchema`).", body = refract_http::openapi::ErrorBody)))]
 pub async fn patch_config(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -488,6 +513,9 @@ pub async fn uninstall(
 }
 
 /// `DELETE …/apps/{slug}` → `{id}`.
+#[utoipa::path(delete, path = "/v2/workspaces/{workspace_id}/apps/{slug}", tag = "app instances",
+    params(refract_http::openapi::InWorkspace, ("slug" = String, Path, description = "The instance's slug.")),
+    responses((status = 200, description = "The instance is uninstalled.", body = crate::openapi::Deleted)))]
 pub async fn remove(
     State(state): State<WorkspacesState>,
     caller: Caller,

@@ -19,6 +19,7 @@
 //!   delete); [`instances`]: apps installed in a workspace, their config and lifecycle events.
 //! - [`sharing`]: shares with users, the public or custom roles (`…/permissions`).
 //! - [`security`]: custom roles and rules, workspace API keys (`…/security`).
+//! - [`openapi`]: schemas of the answers built as JSON values, for the OpenAPI document.
 //! - `params`: query strings and body-map helpers shared by the handlers.
 //!
 //! Depends on core, http, broker, storage and host; never on another service crate.
@@ -38,6 +39,7 @@ pub mod export;
 pub mod import;
 pub mod inspect;
 pub mod instances;
+pub mod openapi;
 mod params;
 pub mod schedule;
 pub mod secrets;
@@ -53,121 +55,74 @@ pub use state::WorkspacesState;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post, put};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The service's routes, all under `/v2/workspaces`. Serving (listener, shutdown) is the
-/// caller's job, so tests drive this with `oneshot`.
-pub fn router(state: WorkspacesState) -> Router {
-    let json_limit = state.config.max_json_bytes;
-    let api = Router::new()
-        .route(
-            "/v2/workspaces",
-            get(workspaces::list).post(workspaces::create),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}",
-            get(workspaces::get_one)
-                .patch(workspaces::update)
-                .delete(workspaces::remove),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/automations",
-            get(automations::list).post(automations::create),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/automations/{slug}",
-            get(automations::get_one)
-                .patch(automations::update)
-                .delete(automations::remove),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/automations/{slug}/versions",
-            get(automation_versions::list),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/automations/{slug}/versions/{version}",
-            get(automation_versions::get_one),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/automations/{slug}/versions/{version}/restore",
-            post(automation_versions::restore),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/permissions",
-            get(sharing::list).post(sharing::share),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/permissions/{user_id}",
-            delete(sharing::revoke),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/security",
-            get(security::get).put(security::replace),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/security/roles",
-            get(security::roles),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/security/apikeys",
-            get(security::list_keys).post(security::create_key),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/security/apikeys/{key_id}",
-            put(security::update_key).delete(security::delete_key),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/security/secrets",
-            get(secrets::list)
-                .patch(secrets::merge)
-                .put(secrets::replace),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/security/secrets/{name}",
-            delete(secrets::remove),
-        )
-        .route("/v2/apps", get(apps::list).post(apps::publish))
-        .route(
-            "/v2/apps/{app_slug}",
-            get(apps::get_one).delete(apps::remove),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/apps",
-            get(instances::list).post(instances::install),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/apps/{slug}",
-            get(instances::get_one)
-                .patch(instances::update)
-                .delete(instances::remove),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/apps/{slug}/config",
-            get(instances::get_config).patch(instances::patch_config),
-        )
-        .route("/v2/workspaces/{workspace_id}/export", get(export::export))
-        .route(
-            "/v2/workspaces/{workspace_id}/versions",
-            get(versions::list).post(versions::create),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/versions/{name}",
-            delete(versions::remove),
-        )
+/// The service's routes with their operations (the OpenAPI document of
+/// `spec/http-api.md` §4, §5, §9–§11), JSON bodies capped at the default
+/// [`config::DEFAULT_MAX_JSON_BYTES`]: the document does not depend on the caps, so this is
+/// what the platform's document is built from. [`router`] serves them with the configured
+/// caps.
+pub fn api() -> OpenApiRouter<WorkspacesState> {
+    api_with(config::DEFAULT_MAX_JSON_BYTES)
+}
+
+/// The service's routes with their operations, all under `/v2/workspaces` and `/v2/apps`;
+/// JSON bodies are capped at `json_limit` bytes ([`Config::max_json_bytes`]).
+pub fn api_with(json_limit: usize) -> OpenApiRouter<WorkspacesState> {
+    let api = OpenApiRouter::new()
+        .routes(routes!(workspaces::list, workspaces::create))
+        .routes(routes!(
+            workspaces::get_one,
+            workspaces::update,
+            workspaces::remove
+        ))
+        .routes(routes!(automations::list, automations::create))
+        .routes(routes!(
+            automations::get_one,
+            automations::update,
+            automations::remove
+        ))
+        .routes(routes!(automation_versions::list))
+        .routes(routes!(automation_versions::get_one))
+        .routes(routes!(automation_versions::restore))
+        .routes(routes!(sharing::list, sharing::share))
+        .routes(routes!(sharing::revoke))
+        .routes(routes!(security::get, security::replace))
+        .routes(routes!(security::roles))
+        .routes(routes!(security::list_keys, security::create_key))
+        .routes(routes!(security::update_key, security::delete_key))
+        .routes(routes!(secrets::list, secrets::merge, secrets::replace))
+        .routes(routes!(secrets::remove))
+        .routes(routes!(apps::list, apps::publish))
+        .routes(routes!(apps::get_one, apps::remove))
+        .routes(routes!(instances::list, instances::install))
+        .routes(routes!(
+            instances::get_one,
+            instances::update,
+            instances::remove
+        ))
+        .routes(routes!(instances::get_config, instances::patch_config))
+        .routes(routes!(export::export))
+        .routes(routes!(versions::list, versions::create))
+        .routes(routes!(versions::remove))
         .layer(DefaultBodyLimit::max(json_limit));
     // The upload reads its body itself, with its own cap and gzip handling.
-    let upload = Router::new()
-        .route(
-            "/v2/workspaces/{workspace_id}/automations/{slug}/component",
-            get(components::download).put(components::upload),
-        )
+    let upload = OpenApiRouter::new()
+        .routes(routes!(components::download, components::upload))
         .layer(DefaultBodyLimit::disable());
     // Archives of a Prisme.ai export (zip, or the runtime.yml form).
-    let import = Router::new()
-        .route("/v2/workspaces/{workspace_id}/import", post(import::import))
+    let import = OpenApiRouter::new()
+        .routes(routes!(import::import))
         .layer(DefaultBodyLimit::max(import::MAX_ARCHIVE_BYTES + 64 * 1024));
     api.merge(upload)
         .merge(import)
         .fallback(refract_http::not_found)
-        .with_state(state)
+}
+
+/// The service's routes, ready to serve. Serving (listener, shutdown) is the caller's job, so
+/// tests drive this with `oneshot`.
+pub fn router(state: WorkspacesState) -> Router {
+    let json_limit = state.config.max_json_bytes;
+    api_with(json_limit).split_for_parts().0.with_state(state)
 }

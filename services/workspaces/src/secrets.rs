@@ -121,6 +121,8 @@ pub(crate) async fn names(state: &WorkspacesState, workspace: &str) -> Result<Va
 }
 
 /// `GET …/security/secrets`.
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/security/secrets", tag = "secrets", params(refract_http::openapi::InWorkspace),
+    responses((status = 200, description = "The secrets by name, with their metadata, never their values.", body = BTreeMap<String, crate::openapi::SecretMeta>)))]
 pub async fn list(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -137,6 +139,9 @@ pub async fn list(
 }
 
 /// `PATCH …/security/secrets`: `{name: {value, description?}}` merged into the existing ones.
+#[utoipa::path(patch, path = "/v2/workspaces/{workspace_id}/security/secrets", tag = "secrets", params(refract_http::openapi::InWorkspace),
+    request_body(description = "Secrets by name, merged into the existing ones.", content((BTreeMap<String, crate::openapi::SecretInput> = "application/json"))),
+    responses((status = 200, description = "Every secret by name, with its metadata.", body = BTreeMap<String, crate::openapi::SecretMeta>)))]
 pub async fn merge(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -147,6 +152,9 @@ pub async fn merge(
 }
 
 /// `PUT …/security/secrets`: the full map; names left out are deleted.
+#[utoipa::path(put, path = "/v2/workspaces/{workspace_id}/security/secrets", tag = "secrets", params(refract_http::openapi::InWorkspace),
+    request_body(description = "Every secret by name; secrets left out are deleted (system secrets only by superadmins).", content((BTreeMap<String, crate::openapi::SecretInput> = "application/json"))),
+    responses((status = 200, description = "Every secret by name, with its metadata.", body = BTreeMap<String, crate::openapi::SecretMeta>)))]
 pub async fn replace(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -305,6 +313,9 @@ async fn write(
 }
 
 /// `DELETE …/security/secrets/{name}`: `{secretName}`.
+#[utoipa::path(delete, path = "/v2/workspaces/{workspace_id}/security/secrets/{name}", tag = "secrets",
+    params(refract_http::openapi::InWorkspace, ("name" = String, Path, description = "The secret's name.")),
+    responses((status = 200, description = "The secret is deleted.", body = crate::openapi::DeletedSecret)))]
 pub async fn remove(
     State(state): State<WorkspacesState>,
     caller: Caller,

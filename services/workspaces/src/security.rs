@@ -44,14 +44,18 @@ fn invalid(problems: Vec<(String, String)>) -> ApiError {
     .with_details(Value::Array(details))
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `PUT …/security`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WorkspaceSecurity {
+    /// The custom roles and the rules; none clears them.
     #[serde(default)]
     authorizations: Authorizations,
 }
 
 /// `GET …/security`: `{authorizations: {roles, rules}}`.
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/security", tag = "security", params(refract_http::openapi::InWorkspace),
+    responses((status = 200, description = "The workspace's custom roles and rules.", body = crate::openapi::SecurityView)))]
 pub async fn get(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -64,6 +68,9 @@ pub async fn get(
 }
 
 /// `PUT …/security`: replaces the roles and rules.
+#[utoipa::path(put, path = "/v2/workspaces/{workspace_id}/security", tag = "security", params(refract_http::openapi::InWorkspace),
+    request_body = WorkspaceSecurity,
+    responses((status = 200, description = "The roles and rules as stored.", body = crate::openapi::SecurityView)))]
 pub async fn replace(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -122,6 +129,8 @@ pub(crate) async fn import(
 }
 
 /// `GET …/security/roles`: built-in and custom roles.
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/security/roles", tag = "security", params(refract_http::openapi::InWorkspace),
+    responses((status = 200, description = "The built-in roles, then the custom ones.", body = Vec<crate::openapi::RoleView>)))]
 pub async fn roles(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -143,12 +152,16 @@ pub async fn roles(
     Ok(Json(Value::Array(out)))
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of an API key's creation or update.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct KeyInput {
+    /// 1 to 200 characters.
     name: String,
+    /// What the key may do (rules without `role`).
     #[serde(default)]
     rules: Vec<PermissionRule>,
+    /// A disabled key is refused.
     #[serde(default)]
     disabled: bool,
 }
@@ -210,6 +223,8 @@ fn new_key() -> Result<String, ApiError> {
 }
 
 /// `GET …/security/apikeys`.
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/security/apikeys", tag = "security", params(refract_http::openapi::InWorkspace),
+    responses((status = 200, description = "The workspace's API keys, oldest first (without the keys themselves).", body = Vec<crate::openapi::ApiKeyView>)))]
 pub async fn list_keys(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -225,6 +240,9 @@ pub async fn list_keys(
 }
 
 /// `POST …/security/apikeys`: `{name, rules}` → `ApiKey` with `apiKey`, shown this once.
+#[utoipa::path(post, path = "/v2/workspaces/{workspace_id}/security/apikeys", tag = "security", params(refract_http::openapi::InWorkspace),
+    request_body = KeyInput,
+    responses((status = 200, description = "The key created, with `apiKey` (shown this once).", body = crate::openapi::ApiKeyView)))]
 pub async fn create_key(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -298,6 +316,11 @@ async fn key_in(
 }
 
 /// `PUT …/security/apikeys/{id}`: `{name, rules, disabled?}`.
+#[utoipa::path(put, path = "/v2/workspaces/{workspace_id}/security/apikeys/{key_id}", tag = "security",
+    params(refract_http::openapi::InWorkspace, ("key_id" = String, Path, description = "The key's id.")),
+    request_body = KeyInput,
+    responses((status = 200, description = "The key as updated.", body = crate::openapi::ApiKeyView),
+        (status = 409, description = refract_http::openapi::CONFLICT, body = refract_http::openapi::ErrorBody)))]
 pub async fn update_key(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -334,6 +357,9 @@ pub async fn update_key(
 }
 
 /// `DELETE …/security/apikeys/{id}`: `{id}`; the key stops working at once.
+#[utoipa::path(delete, path = "/v2/workspaces/{workspace_id}/security/apikeys/{key_id}", tag = "security",
+    params(refract_http::openapi::InWorkspace, ("key_id" = String, Path, description = "The key's id.")),
+    responses((status = 200, description = "The key is deleted and stops working at once.", body = crate::openapi::Deleted)))]
 pub async fn delete_key(
     State(state): State<WorkspacesState>,
     caller: Caller,

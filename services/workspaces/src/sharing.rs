@@ -20,27 +20,38 @@ use serde_json::{Value, json};
 use crate::body::Unread;
 use crate::state::{Action, Subject, WorkspacesState, encode, storage, workspace_documents};
 
-#[derive(Debug, Deserialize)]
+/// The body of a share: who it is for and the role it gives.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct ShareRequest {
     pub target: Target,
     pub permissions: Permissions,
 }
 
-#[derive(Debug, Deserialize)]
+/// Who a share is for: exactly one of `id`, `public: true` or `role`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ShareTarget)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct Target {
+    /// A user id.
     pub id: Option<String>,
+    /// Not supported yet (a 400): use `id`.
     pub email: Option<String>,
+    /// Every authenticated user.
     #[serde(default)]
     pub public: bool,
+    /// The holders of this custom role.
     pub role: Option<String>,
+    /// Accepted and not stored.
     pub display_name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The role a share gives.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = SharePermissions)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Permissions {
+    /// A built-in role (`owner`, `editor`, `viewer`) or a custom role of the workspace.
     pub role: String,
 }
 
@@ -119,6 +130,10 @@ async fn member_of(
 }
 
 /// `POST /v2/workspaces/{id}/permissions`: `{target: {id | public | role}, permissions: {role}}`.
+#[utoipa::path(post, path = "/v2/workspaces/{workspace_id}/permissions", tag = "sharing", params(refract_http::openapi::InWorkspace),
+    request_body = ShareRequest,
+    responses((status = 200, description = "The share as stored.", body = crate::openapi::UserPermissions),
+        (status = 409, description = "The share would take the role of the last owner (`LastOwnerError`).", body = refract_http::openapi::ErrorBody)))]
 pub async fn share(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -174,6 +189,8 @@ pub async fn share(
 }
 
 /// `GET /v2/workspaces/{id}/permissions`: `{result: [UserPermissions]}`.
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/permissions", tag = "sharing", params(refract_http::openapi::InWorkspace),
+    responses((status = 200, description = "The workspace's shares.", body = crate::openapi::SharesList)))]
 pub async fn list(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -196,6 +213,10 @@ pub async fn list(
 
 /// `DELETE /v2/workspaces/{id}/permissions/{id}` (a user id, `*` or `role:<name>`): owners
 /// revoke any share; a member may remove itself.
+#[utoipa::path(delete, path = "/v2/workspaces/{workspace_id}/permissions/{user_id}", tag = "sharing",
+    params(refract_http::openapi::InWorkspace, ("user_id" = String, Path, description = "A user id, `*` (the public) or `role:<name>`.")),
+    responses((status = 200, description = "The share is revoked.", body = crate::openapi::Deleted),
+        (status = 409, description = "That member is the last owner (`LastOwnerError`).", body = refract_http::openapi::ErrorBody)))]
 pub async fn revoke(
     State(state): State<WorkspacesState>,
     caller: Caller,

@@ -78,6 +78,8 @@ fn meta(v: &WorkspaceVersion) -> Value {
 }
 
 /// `GET …/versions`: `[{name, description, createdAt, repository?}]`, newest first.
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/versions", tag = "versions", params(refract_http::openapi::InWorkspace),
+    responses((status = 200, description = "The workspace's versions, newest first.", body = Vec<crate::openapi::WorkspaceVersionMeta>)))]
 pub async fn list(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -98,6 +100,11 @@ pub async fn list(
 }
 
 /// `POST …/versions`: `{name?, description, repository?}` → the version's metadata.
+#[utoipa::path(post, path = "/v2/workspaces/{workspace_id}/versions", tag = "versions", params(refract_http::openapi::InWorkspace),
+    request_body = crate::openapi::VersionInput,
+    responses((status = 200, description = "The version made.", body = crate::openapi::WorkspaceVersionMeta),
+        (status = 409, description = "A version of that name exists.", body = refract_http::openapi::ErrorBody),
+        (status = 422, description = "The workspace keeps the most versions it may (`TooManyVersions`).", body = refract_http::openapi::ErrorBody)))]
 pub async fn create(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -188,6 +195,9 @@ pub async fn create(
 }
 
 /// `DELETE …/versions/{name}` → `{id}`.
+#[utoipa::path(delete, path = "/v2/workspaces/{workspace_id}/versions/{name}", tag = "versions",
+    params(refract_http::openapi::InWorkspace, ("name" = String, Path, description = "The version's name.")),
+    responses((status = 200, description = "The version is deleted.", body = crate::openapi::Deleted)))]
 pub async fn remove(
     State(state): State<WorkspacesState>,
     caller: Caller,

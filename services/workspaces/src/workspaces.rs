@@ -44,6 +44,14 @@ pub fn generate_slug() -> String {
 }
 
 /// `GET /v2/workspaces`: the caller's workspaces (`WorkspaceMeta`), filtered, sorted, paged.
+#[utoipa::path(get, path = "/v2/workspaces", tag = "workspaces",
+    params(crate::openapi::Page,
+        ("labels" = Option<String>, Query, description = "Comma-separated labels the workspace must all have."),
+        ("ids" = Option<String>, Query, description = "Comma-separated workspace ids to keep."),
+        ("name" = Option<String>, Query, description = "Text the name must contain (case-insensitive)."),
+        ("slug" = Option<String>, Query, description = "The exact slug."),
+        ("sort" = Option<String>, Query, description = "`createdAt`, `updatedAt`, `name` or `slug`, `-` first for descending (default `-createdAt`).")),
+    responses((status = 200, description = "The caller's workspaces (`WorkspaceMeta`: without `config`).", body = Vec<Workspace>)))]
 pub async fn list(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -133,6 +141,10 @@ fn meta(ws: &Workspace) -> Result<Value, ApiError> {
 }
 
 /// `POST /v2/workspaces`: `name` required; `slug` checked, or generated when absent.
+#[utoipa::path(post, path = "/v2/workspaces", tag = "workspaces",
+    request_body = crate::openapi::WorkspaceInput,
+    responses((status = 200, description = "The workspace created; the caller owns it.", body = Workspace),
+        (status = 409, description = "The slug is already used.", body = refract_http::openapi::ErrorBody)))]
 pub async fn create(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -258,6 +270,8 @@ fn apply(ws: &mut Workspace, body: Map<String, Value>) -> Result<(), ApiError> {
 }
 
 /// `GET /v2/workspaces/{id}`: `WorkspaceDetail` (with `automations` as `{slug: AutomationMeta}`).
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}", tag = "workspaces", params(refract_http::openapi::InWorkspace),
+    responses((status = 200, description = "The workspace with its automations' metadata (`WorkspaceDetail`).", body = crate::openapi::WorkspaceDetail)))]
 pub async fn get_one(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -319,6 +333,10 @@ async fn sweep(
 const WRITE_ATTEMPTS: usize = 3;
 
 /// `PATCH /v2/workspaces/{id}`: any subset of the writable members.
+#[utoipa::path(patch, path = "/v2/workspaces/{workspace_id}", tag = "workspaces", params(refract_http::openapi::InWorkspace),
+    request_body = crate::openapi::WorkspaceInput,
+    responses((status = 200, description = "The workspace as updated.", body = Workspace),
+        (status = 409, description = refract_http::openapi::CONFLICT, body = refract_http::openapi::ErrorBody)))]
 pub async fn update(
     State(state): State<WorkspacesState>,
     caller: Caller,
@@ -411,6 +429,8 @@ async fn slug_taken(state: &WorkspacesState, slug: &str, own_id: &str) -> Result
 
 /// `DELETE /v2/workspaces/{id}` (owners): the workspace, its memberships, automations and
 /// secrets. Component blobs are content-addressed and may be shared, so they stay.
+#[utoipa::path(delete, path = "/v2/workspaces/{workspace_id}", tag = "workspaces", params(refract_http::openapi::InWorkspace),
+    responses((status = 200, description = "The workspace is deleted, with its memberships, automations, secrets and app instances.", body = crate::openapi::Deleted)))]
 pub async fn remove(
     State(state): State<WorkspacesState>,
     caller: Caller,

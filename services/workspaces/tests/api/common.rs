@@ -1,6 +1,6 @@
 //! The test app and request helpers.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -69,14 +69,20 @@ pub struct Reply {
 }
 
 impl App {
+    /// Sends `req`; every answer is checked against the service's OpenAPI document
+    /// ([`conforms`]).
     pub async fn send(&self, req: Request<Body>) -> anyhow::Result<Reply> {
+        let method = req.method().as_str().to_owned();
+        let path = req.uri().path().to_owned();
         let res = self.router.clone().oneshot(req).await?;
         let status = res.status();
         let headers = res.headers().clone();
         let bytes = res.into_body().collect().await?.to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        conforms(&method, &path, status, &headers, &body)?;
         Ok(Reply {
             status,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            body,
             headers,
         })
     }
@@ -145,6 +151,89 @@ impl App {
             .subscribe(Subscription::fan_out(TypeFilter::all()))
             .await?)
     }
+}
+
+/// The service's OpenAPI document, finished as the platform serves it, as JSON.
+fn document() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc = refract_workspaces::api().into_openapi();
+        refract_http::openapi::finish(&mut doc);
+        serde_json::to_value(&doc).unwrap_or(Value::Null)
+    })
+}
+
+/// The path template of the document that `path` matches, if any.
+fn template<'a>(paths: &'a serde_json::Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let segments: Vec<&str> = path.split('/').collect();
+    paths.iter().find_map(|(t, item)| {
+        let ts: Vec<&str> = t.split('/').collect();
+        let matches = ts.len() == segments.len()
+            && ts
+                .iter()
+                .zip(&segments)
+                .all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s);
+        matches.then_some(item)
+    })
+}
+
+/// Checks an answer against the document: its status is documented for the operation and a
+/// JSON answer matches the documented schema (formats included). Routes the document lacks
+/// (the fallback's 404, a method's 405) are not checked.
+fn conforms(
+    method: &str,
+    path: &str,
+    status: StatusCode,
+    headers: &axum::http::HeaderMap,
+    body: &Value,
+) -> anyhow::Result<()> {
+    let doc = document();
+    let Some(paths) = doc["paths"].as_object() else {
+        anyhow::bail!("the document has no paths");
+    };
+    let Some(op) = template(paths, path).map(|item| &item[method.to_lowercase()]) else {
+        return Ok(());
+    };
+    if op.is_null() {
+        return Ok(());
+    }
+    let label = format!("{method} {path} → {status}");
+    let response = &op["responses"][status.as_str()];
+    anyhow::ensure!(!response.is_null(), "{label}: status not documented");
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    let content = &response["content"];
+    if content.as_object().is_none_or(|c| c.is_empty()) {
+        return Ok(());
+    }
+    let Some(media) = content.get(&content_type) else {
+        anyhow::bail!("{label}: content type {content_type:?} not documented ({content})");
+    };
+    if content_type != "application/json" {
+        return Ok(());
+    }
+    let mut schema = media["schema"].clone();
+    schema["components"] = doc["components"].clone();
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .map_err(|e| anyhow::anyhow!("{label}: schema does not compile: {e}"))?;
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    anyhow::ensure!(
+        errors.is_empty(),
+        "{label}: the answer does not match its schema: {errors:#?}\n{body:#}"
+    );
+    Ok(())
 }
 
 /// The next event, or an error after a second.
