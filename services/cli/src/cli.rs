@@ -1,5 +1,6 @@
-//! The command line of `refract`: run the platform (`serve`), one of its services, deploy
-//! an automation, or administer accounts (`admin`).
+//! The command line of `refract`: run the platform (`serve`), one of its services, administer
+//! accounts (`admin`), or call a platform's API ([`commands`]: `login`, `workspaces`,
+//! `automations`, `export`, `import`, `deploy`, `logs`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,7 +10,11 @@ use clap::{Parser, Subcommand};
 use refract_telemetry::logs::LogFormat;
 
 use crate::admin::AdminCommand;
-use crate::{Config, Flags, admin, deploy, logs, serve};
+use crate::commands::{
+    ApiCommand, AutomationsCommand, Console, DeployArgs, ExportArgs, ImportArgs, LoginArgs,
+    LogoutArgs, LogsArgs, WorkspacesCommand,
+};
+use crate::{Config, Flags, admin, commands, serve};
 
 /// Log filter when `RUST_LOG` is unset: SQL statements are too chatty at info.
 const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn";
@@ -44,10 +49,14 @@ enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
-    /// The workspaces service alone (distributed mode).
+    /// The workspaces service alone (distributed mode); with a subcommand, the workspaces
+    /// you belong to (list, create, use).
+    #[command(args_conflicts_with_subcommands = true)]
     Workspaces {
         #[arg(long)]
         listen: Option<SocketAddr>,
+        #[command(subcommand)]
+        action: Option<WorkspacesCommand>,
     },
     /// The runtime alone (distributed mode).
     Runtime {
@@ -67,45 +76,23 @@ enum Command {
         #[command(subcommand)]
         action: Admin,
     },
+    /// Log in to a platform: stores its URL and a new personal access token in the CLI's
+    /// profile (the password is read from the terminal or stdin, never from arguments).
+    Login(LoginArgs),
+    /// Remove the stored login (--revoke also revokes its token on the platform).
+    Logout(LogoutArgs),
+    /// A workspace's automations: list, get, apply a YAML file, versions, rollback.
+    #[command(subcommand)]
+    Automations(AutomationsCommand),
+    /// Download a workspace as a zip (owners only).
+    Export(ExportArgs),
+    /// Import an export (zip or runtime.yml) into a workspace; prints its report.
+    Import(ImportArgs),
     /// Build a guest crate (or take a .wasm) and deploy it as an automation.
-    Deploy {
-        /// A guest crate folder (with refract.toml) or a .wasm file.
-        path: PathBuf,
-        /// The manifest (default: refract.toml in the crate folder).
-        #[arg(long)]
-        manifest: Option<PathBuf>,
-        /// The platform's URL.
-        #[arg(long, env = "REFRACT_URL", default_value = "http://127.0.0.1:3000")]
-        url: String,
-        /// A session token or personal access token.
-        #[arg(long, env = "REFRACT_TOKEN", hide_env_values = true)]
-        token: String,
-        /// The workspace id.
-        #[arg(long, env = "REFRACT_WORKSPACE")]
-        workspace: String,
-    },
+    Deploy(DeployArgs),
     /// Print the workspace's runs with their logs (oldest first), and with --follow the new
     /// ones as they are recorded.
-    Logs {
-        /// Only the runs of this automation (slug).
-        #[arg(long)]
-        automation: Option<String>,
-        /// Keep printing new runs until interrupted.
-        #[arg(long, short)]
-        follow: bool,
-        /// How many of the latest runs to print first.
-        #[arg(long, default_value_t = 20)]
-        last: u32,
-        /// The platform's URL.
-        #[arg(long, env = "REFRACT_URL", default_value = "http://127.0.0.1:3000")]
-        url: String,
-        /// A session token, personal access token or API key.
-        #[arg(long, env = "REFRACT_TOKEN", hide_env_values = true)]
-        token: String,
-        /// The workspace id.
-        #[arg(long, env = "REFRACT_WORKSPACE")]
-        workspace: String,
-    },
+    Logs(LogsArgs),
 }
 
 #[derive(Subcommand)]
@@ -154,12 +141,21 @@ pub fn main() -> std::process::ExitCode {
         }
     };
     let code = runtime.block_on(async {
-        match run(cli).await {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("refract: {e:#}");
-                std::process::ExitCode::FAILURE
-            }
+        match cli.command.dispatch() {
+            Dispatch::Api(command) => match run_api(command).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{}", commands::error_message(&e));
+                    std::process::ExitCode::FAILURE
+                }
+            },
+            Dispatch::Platform(command) => match run(cli.config, command).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("refract: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            },
         }
     });
     // Flushes the spans not yet exported.
@@ -188,9 +184,14 @@ fn log_settings(command: &Command) -> refract_telemetry::logs::LogSettings {
         Command::Workspaces { .. } => "workspaces",
         Command::Runtime { .. } => "runtime",
         Command::Events { .. } => "events",
-        Command::Deploy { .. } => "deploy",
-        Command::Logs { .. } => "logs",
         Command::Admin { .. } => "admin",
+        Command::Login(_) => "login",
+        Command::Logout(_) => "logout",
+        Command::Automations(_) => "automations",
+        Command::Export(_) => "export",
+        Command::Import(_) => "import",
+        Command::Deploy(_) => "deploy",
+        Command::Logs(_) => "logs",
     };
     refract_telemetry::logs::LogSettings {
         format,
@@ -200,25 +201,83 @@ fn log_settings(command: &Command) -> refract_telemetry::logs::LogSettings {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// What a parsed command line runs.
+enum Dispatch {
+    /// A command that calls a platform's API ([`commands`]).
+    Api(ApiCommand),
+    /// A command that runs the platform, one of its services, or administers it.
+    Platform(Command),
+}
+
+impl Command {
+    /// The API command this is, or itself when it runs the platform or administers it.
+    fn dispatch(self) -> Dispatch {
+        Dispatch::Api(match self {
+            Command::Login(args) => ApiCommand::Login(args),
+            Command::Logout(args) => ApiCommand::Logout(args),
+            Command::Workspaces {
+                action: Some(action),
+                ..
+            } => ApiCommand::Workspaces(action),
+            Command::Automations(command) => ApiCommand::Automations(command),
+            Command::Export(args) => ApiCommand::Export(args),
+            Command::Import(args) => ApiCommand::Import(args),
+            Command::Deploy(args) => ApiCommand::Deploy(args),
+            Command::Logs(args) => ApiCommand::Logs(args),
+            other => return Dispatch::Platform(other),
+        })
+    }
+}
+
+/// Parses `args` (without the program's name) as the `refract` command line, for an API
+/// command; any other command is an error.
+pub(crate) fn parse_api_command(
+    args: impl IntoIterator<Item = String>,
+) -> anyhow::Result<ApiCommand> {
+    let argv = std::iter::once("refract".to_owned()).chain(args);
+    let cli = Cli::try_parse_from(argv).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
+    match cli.command.dispatch() {
+        Dispatch::Api(command) => Ok(command),
+        Dispatch::Platform(_) => anyhow::bail!("not a command that calls the API"),
+    }
+}
+
+/// Runs an API command with the process's own environment, stdin and stdout, and progress
+/// bars when stderr is a terminal.
+async fn run_api(command: ApiCommand) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let mut stdin = std::io::BufReader::new(std::io::stdin());
+    let mut stdout = std::io::stdout();
+    let mut console = Console {
+        env: std::env::vars().collect(),
+        stdin: &mut stdin,
+        stdout: &mut stdout,
+        stdin_is_terminal: std::io::stdin().is_terminal(),
+        progress: std::io::stderr().is_terminal(),
+    };
+    commands::run(command, &mut console).await
+}
+
+async fn run(config: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     let load = |flags: Flags| {
-        Config::load(cli.config.as_deref(), &env, flags).context("loading the configuration")
+        Config::load(config.as_deref(), &env, flags).context("loading the configuration")
     };
     let only = |listen| Flags {
         listen,
         data_dir: None,
     };
-    match cli.command {
+    match command {
         Command::Serve { data_dir, listen } => {
             serve::serve(load(Flags { listen, data_dir })?, serve::shutdown_signal()).await
         }
         Command::Gateway { listen } => {
             serve::service(serve::Service::Gateway, load(only(listen))?).await
         }
-        Command::Workspaces { listen } => {
-            serve::service(serve::Service::Workspaces, load(only(listen))?).await
-        }
+        Command::Workspaces {
+            listen,
+            action: None,
+        } => serve::service(serve::Service::Workspaces, load(only(listen))?).await,
         Command::Runtime { listen } => {
             serve::service(serve::Service::Runtime, load(only(listen))?).await
         }
@@ -244,39 +303,51 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{done}");
             Ok(())
         }
-        Command::Deploy {
-            path,
-            manifest,
-            url,
-            token,
-            workspace,
-        } => {
-            deploy::deploy(deploy::Deploy {
-                path,
-                manifest,
-                url,
-                token,
-                workspace,
+        // `main` runs these through `run_api` (`Command::dispatch`).
+        Command::Workspaces {
+            action: Some(_), ..
+        }
+        | Command::Login(_)
+        | Command::Logout(_)
+        | Command::Automations(_)
+        | Command::Export(_)
+        | Command::Import(_)
+        | Command::Deploy(_)
+        | Command::Logs(_) => anyhow::bail!("an API command reached the platform's dispatch"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Dispatch {
+        let argv = std::iter::once("refract").chain(args.iter().copied());
+        Cli::try_parse_from(argv).unwrap().command.dispatch()
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn workspaces_runs_the_service_or_calls_the_api() {
+        assert!(matches!(
+            parse(&["workspaces", "--listen", "127.0.0.1:4000"]),
+            Dispatch::Platform(Command::Workspaces {
+                listen: Some(_),
+                action: None
             })
-            .await
-        }
-        Command::Logs {
-            automation,
-            follow,
-            last,
-            url,
-            token,
-            workspace,
-        } => {
-            let args = logs::Logs {
-                url,
-                token,
-                workspace,
-                automation,
-                last,
-                follow,
-            };
-            logs::logs(&args, &mut std::io::stdout()).await
-        }
+        ));
+        assert!(matches!(
+            parse(&["workspaces", "list", "--json"]),
+            Dispatch::Api(ApiCommand::Workspaces(WorkspacesCommand::List(c))) if c.json
+        ));
+        assert!(matches!(parse(&["serve"]), Dispatch::Platform(_)));
+        let mixed = Cli::try_parse_from(["refract", "workspaces", "--listen", "1.2.3.4:5", "list"]);
+        assert!(mixed.is_err(), "a service flag and a subcommand do not mix");
     }
 }

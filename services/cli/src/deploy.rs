@@ -1,12 +1,19 @@
 //! `refract deploy`: build a guest crate (or take a `.wasm`), create or update its automation
-//! from a small manifest, and upload the component.
+//! from a small manifest, and upload the component (streamed, with a progress bar on a
+//! terminal).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
+use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+use crate::api::{Api, ApiError};
+use crate::commands::segment;
+use crate::{output, progress};
 
 /// The manifest beside a guest crate (`refract.toml`).
 #[derive(Debug, Deserialize)]
@@ -36,17 +43,22 @@ pub(crate) struct Deploy {
     pub path: PathBuf,
     /// The manifest; `refract.toml` in the crate folder by default.
     pub manifest: Option<PathBuf>,
-    /// The platform's base URL.
-    pub url: String,
-    /// A session token or personal access token.
-    pub token: String,
     /// The workspace id.
     pub workspace: String,
+    /// Print the automation as uploaded (JSON) instead of its webhook URL.
+    pub json: bool,
+    /// Draw the upload's progress bar on stderr.
+    pub progress: bool,
 }
 
 /// Builds the component if needed, creates the automation (or updates the one with the
-/// manifest's slug) and uploads the component.
-pub(crate) async fn deploy(args: Deploy) -> anyhow::Result<()> {
+/// manifest's slug) and uploads the component, through `api`; prints the webhook URL when the
+/// automation has an endpoint (or, with `json`, the automation as uploaded).
+pub(crate) async fn deploy(
+    api: &Api,
+    args: Deploy,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
     let manifest_path = match &args.manifest {
         Some(p) => p.clone(),
         None if args.path.is_dir() => args.path.join("refract.toml"),
@@ -66,9 +78,8 @@ pub(crate) async fn deploy(args: Deploy) -> anyhow::Result<()> {
         std::fs::read(&wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
     eprintln!("component: {} ({} bytes)", wasm_path.display(), wasm.len());
 
-    let client = reqwest::Client::new();
-    let base = args.url.trim_end_matches('/');
-    let automations = format!("{base}/v2/workspaces/{}/automations", args.workspace);
+    let automations = format!("/v2/workspaces/{}/automations", segment(&args.workspace));
+    let automation = format!("{automations}/{}", segment(&manifest.slug));
     let mut body = json!({
         "slug": manifest.slug,
         "name": manifest.name,
@@ -84,75 +95,56 @@ pub(crate) async fn deploy(args: Deploy) -> anyhow::Result<()> {
         body["config"] = toml_to_json(config);
     }
 
-    let res = client
-        .post(&automations)
-        .bearer_auth(&args.token)
-        .json(&body)
-        .send()
+    match api
+        .call::<Value>(Method::POST, &automations, Some(&body))
         .await
-        .context("calling the API")?;
-    if res.status() == reqwest::StatusCode::CONFLICT {
-        eprintln!("automation {} exists: updating it", manifest.slug);
-        let mut patch = body.clone();
-        if let Some(map) = patch.as_object_mut() {
-            map.remove("slug");
-            map.remove("component");
+    {
+        Ok(_) => eprintln!("automation {} created", manifest.slug),
+        Err(e) if ApiError::has_status(&e, StatusCode::CONFLICT) => {
+            eprintln!("automation {} exists: updating it", manifest.slug);
+            let mut patch = body.clone();
+            if let Some(map) = patch.as_object_mut() {
+                map.remove("slug");
+                map.remove("component");
+            }
+            api.call::<Value>(Method::PATCH, &automation, Some(&patch))
+                .await?;
         }
-        let res = client
-            .patch(format!("{automations}/{}", manifest.slug))
-            .bearer_auth(&args.token)
-            .json(&patch)
-            .send()
-            .await
-            .context("calling the API")?;
-        check(res, "updating the automation").await?;
-    } else {
-        check(res, "creating the automation").await?;
-        eprintln!("automation {} created", manifest.slug);
+        Err(e) => return Err(e),
     }
 
-    let res = client
-        .put(format!("{automations}/{}/component", manifest.slug))
-        .bearer_auth(&args.token)
-        .header("content-type", "application/wasm")
-        .header("x-refract-component-language", "rust")
-        .body(wasm)
-        .send()
-        .await
-        .context("uploading the component")?;
-    let uploaded = check(res, "uploading the component").await?;
+    let bar = progress::bar(wasm.len() as u64, "uploading the component", args.progress);
+    let mut upload = progress::upload_bytes(wasm.into(), "application/wasm", &bar);
+    upload
+        .headers
+        .push(("x-refract-component-language", "rust".to_owned()));
+    let uploaded: anyhow::Result<Value> = api
+        .upload(Method::PUT, &format!("{automation}/component"), upload)
+        .await;
+    bar.finish_and_clear();
+    let uploaded = uploaded?;
     let digest = uploaded
         .pointer("/component/digest")
         .and_then(Value::as_str)
         .unwrap_or("?");
     eprintln!("component uploaded: {digest}");
+    if args.json {
+        return output::json(out, &uploaded);
+    }
     let endpoint = match manifest.when.as_ref().and_then(|w| w.get("endpoint")) {
         Some(toml::Value::Boolean(true)) => Some(manifest.slug.clone()),
         Some(toml::Value::String(name)) => Some(name.clone()),
         _ => None,
     };
     if let Some(endpoint) = endpoint {
-        println!(
-            "{base}/v2/workspaces/{}/webhooks/{endpoint}",
+        writeln!(
+            out,
+            "{}/v2/workspaces/{}/webhooks/{endpoint}",
+            api.base(),
             args.workspace
-        );
+        )?;
     }
     Ok(())
-}
-
-/// The JSON body of a successful response, or an error carrying the API's message.
-async fn check(res: reqwest::Response, what: &str) -> anyhow::Result<Value> {
-    let status = res.status();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        let code = body.get("error").and_then(Value::as_str).unwrap_or("error");
-        let message = body
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("no message");
-        bail!("{what} failed: {status} {code}: {message}");
-    }
-    Ok(body)
 }
 
 /// Builds the guest crate in `dir` for wasm32-wasip2 (release) and returns its `.wasm`.

@@ -4,6 +4,11 @@
 //! - [`cli`]: the command line (the binary's `main`).
 //! - [`config`]: settings, layered defaults < TOML file < `REFRACT_*` env < flags.
 //! - [`serve`]: the embedded mode (every service in one process) and one-service modes.
+//! - [`commands`]: the commands that call a platform's HTTP API (`login`, `workspaces`,
+//!   `automations`, `export`, `import`, `deploy`, `logs`), runnable in process with
+//!   [`run_api_command`]; they share [`api`] (the HTTP client), [`profile`] (where the URL,
+//!   token and workspace come from), [`output`] (JSON or tables) and [`progress`] (upload
+//!   progress bars).
 //! - [`deploy`]: build, register and upload an automation.
 //! - [`logs`]: the runs of a workspace and their logs (`refract logs`).
 //! - [`admin`]: operator commands on accounts (superadmin grants, deactivation).
@@ -11,13 +16,19 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod api;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod deploy;
 pub mod logs;
 pub mod observability;
+pub mod output;
+pub mod profile;
+pub mod progress;
 pub mod serve;
 
+pub use commands::{Console, run_api_command};
 pub use config::{Config, Flags};
 
 /// mimalloc rather than glibc's malloc: the platform allocates and frees many short-lived

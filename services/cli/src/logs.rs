@@ -5,8 +5,11 @@
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use serde::Deserialize;
 use serde_json::Value;
+
+use crate::api::Api;
+use crate::commands::segment;
 
 /// How often `--follow` asks for new runs.
 const FOLLOW_EVERY: Duration = Duration::from_secs(1);
@@ -28,18 +31,47 @@ pub struct Logs {
     pub follow: bool,
 }
 
+/// How `refract logs` prints runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// [`format_run`]'s lines.
+    Text,
+    /// Each run whole as the API answers it: one JSON array without `follow`, else one run
+    /// per line (JSON Lines).
+    Json,
+}
+
 /// Prints the last runs of the workspace to `out`, then, with `follow`, the new ones as they
 /// come.
 pub async fn logs(args: &Logs, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
-    let mut runs = list(&client, args, &[("limit", args.last.to_string())]).await?;
+    logs_as(args, Format::Text, out).await
+}
+
+/// [`logs`], printed as `format`.
+pub async fn logs_as(
+    args: &Logs,
+    format: Format,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
+    let api = Api::new(&args.url, Some(args.token.clone()))?;
+    let runs_path = format!("/v2/workspaces/{}/runs", segment(&args.workspace));
+    let mut runs = list(&api, &runs_path, args, &[("limit", args.last.to_string())]).await?;
     runs.reverse();
     let mut cursor = None;
+    let mut printed = Vec::new();
     for summary in &runs {
-        print_run(&client, args, summary, out).await?;
-        cursor = summary["recordId"].as_str().map(str::to_owned);
+        if let Some(run) = fetch_run(&api, &runs_path, summary).await? {
+            match (format, args.follow) {
+                (Format::Json, false) => printed.push(run),
+                _ => print_run(&run, format, out)?,
+            }
+        }
+        cursor = summary.record_id.clone();
     }
     if !args.follow {
+        if format == Format::Json {
+            crate::output::json(out, &printed)?;
+        }
         return Ok(());
     }
     loop {
@@ -48,74 +80,81 @@ pub async fn logs(args: &Logs, out: &mut (dyn Write + Send)) -> anyhow::Result<(
         if let Some(c) = &cursor {
             query.push(("afterId", c.clone()));
         }
-        let new = list(&client, args, &query).await?;
+        let new = list(&api, &runs_path, args, &query).await?;
         // Without a cursor yet the page is newest first; with one, oldest first.
-        let new: Vec<Value> = if cursor.is_none() {
+        let new: Vec<RunSummary> = if cursor.is_none() {
             new.into_iter().rev().collect()
         } else {
             new
         };
         for summary in &new {
-            print_run(&client, args, summary, out).await?;
-            cursor = summary["recordId"].as_str().map(str::to_owned);
+            if let Some(run) = fetch_run(&api, &runs_path, summary).await? {
+                print_run(&run, format, out)?;
+            }
+            cursor = summary.record_id.clone();
         }
     }
 }
 
-async fn get(
-    client: &reqwest::Client,
-    args: &Logs,
-    path: &str,
-    query: &[(&str, String)],
-) -> anyhow::Result<Value> {
-    let url = format!(
-        "{}/v2/workspaces/{}/{path}",
-        args.url.trim_end_matches('/'),
-        args.workspace
-    );
-    let url = reqwest::Url::parse_with_params(&url, query)
-        .with_context(|| format!("the platform URL {}", args.url))?;
-    let res = client
-        .get(url.clone())
-        .bearer_auth(&args.token)
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?;
-    let status = res.status();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!("GET {url}: {status} {body}");
-    }
-    Ok(body)
+/// A run in the listing: what the CLI reads of it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RunSummary {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    record_id: Option<String>,
+}
+
+/// `GET …/runs`' answer.
+#[derive(Deserialize)]
+struct Listing {
+    result: ListingResult,
+}
+
+#[derive(Deserialize)]
+struct ListingResult {
+    #[serde(default)]
+    runs: Vec<RunSummary>,
 }
 
 async fn list(
-    client: &reqwest::Client,
+    api: &Api,
+    runs_path: &str,
     args: &Logs,
     query: &[(&str, String)],
-) -> anyhow::Result<Vec<Value>> {
+) -> anyhow::Result<Vec<RunSummary>> {
     let mut query = query.to_vec();
     if let Some(a) = &args.automation {
         query.push(("automation", a.clone()));
     }
-    let body = get(client, args, "runs", &query).await?;
-    Ok(body["result"]["runs"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default())
+    let listing: Listing = api.get(runs_path, &query).await?;
+    Ok(listing.result.runs)
 }
 
-async fn print_run(
-    client: &reqwest::Client,
-    args: &Logs,
-    summary: &Value,
-    out: &mut (dyn Write + Send),
-) -> anyhow::Result<()> {
-    let Some(id) = summary["runId"].as_str() else {
-        return Ok(());
+/// The run of `summary`, whole.
+async fn fetch_run(
+    api: &Api,
+    runs_path: &str,
+    summary: &RunSummary,
+) -> anyhow::Result<Option<Value>> {
+    let Some(id) = &summary.run_id else {
+        return Ok(None);
     };
-    let run = get(client, args, &format!("runs/{id}"), &[]).await?;
-    out.write_all(format_run(&run).as_bytes())?;
+    let run = api
+        .get(&format!("{runs_path}/{}", segment(id)), &[])
+        .await?;
+    Ok(Some(run))
+}
+
+fn print_run(run: &Value, format: Format, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+    match format {
+        Format::Text => out.write_all(format_run(run).as_bytes())?,
+        Format::Json => {
+            serde_json::to_writer(&mut *out, run)?;
+            writeln!(out)?;
+        }
+    }
     out.flush()?;
     Ok(())
 }

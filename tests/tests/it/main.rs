@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod apps;
+mod cli;
 mod cluster;
 mod console;
 mod dsl;
