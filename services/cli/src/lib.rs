@@ -2,6 +2,7 @@
 //! in process.
 //!
 //! - [`cli`]: the command line (the binary's `main`).
+//! - [`contract`]: the API's OpenAPI document, merged from every service's operations.
 //! - [`config`]: settings, layered defaults < TOML file < `REFRACT_*` env < flags.
 //! - [`serve`]: the embedded mode (every service in one process) and one-service modes.
 //! - [`commands`]: the commands that call a platform's HTTP API (`login`, `workspaces`,
@@ -20,6 +21,7 @@ pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod contract;
 pub mod deploy;
 pub mod logs;
 pub mod observability;

@@ -423,14 +423,16 @@ fn gateway_state(
         webhooks_origin: config.webhooks_origin.clone(),
         ..refract_gateway::Config::default()
     };
-    refract_gateway::GatewayState::new(
+    let state = refract_gateway::GatewayState::new(
         gateway_config,
         backends.store.clone(),
         backends.cache.clone(),
         backends.broker.clone(),
         upstreams,
     )
-    .map_err(|e| anyhow!("gateway configuration: {e}"))
+    .map_err(|e| anyhow!("gateway configuration: {e}"))?;
+    state.publish_api(&crate::contract::api_document())?;
+    Ok(state)
 }
 
 /// Resolves once `stopped` turns true (or its sender is gone).

@@ -21,7 +21,8 @@ pub const MAX_APP_DEPTH: u32 = 8;
 pub const REDACTED: &str = "REDACTED";
 
 /// A published app, by slug.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct App {
     /// The app's slug, unique on the platform: what instances name it by.
@@ -56,7 +57,8 @@ pub struct App {
 }
 
 /// One published version in an app's list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AppVersionMeta {
     /// The version number, from 1.
@@ -136,7 +138,8 @@ pub struct WorkspaceVersion {
 }
 
 /// An app installed in a workspace (`AppInstance`, `imports/<slug>.yml`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AppInstance {
     /// The instance's slug in the workspace: its events and calls are prefixed with it.

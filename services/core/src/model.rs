@@ -54,7 +54,8 @@ pub fn check_automation_slug(slug: &str) -> Result<(), ValidationError> {
 }
 
 /// A workspace's metadata (`WorkspaceMeta` plus `config`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Workspace {
     /// The workspace id, generated at creation; stable across renames.
@@ -84,7 +85,8 @@ pub struct Workspace {
 }
 
 /// How an automation is implemented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum AutomationKind {
     /// Instructions in the automation DSL, run by the interpreter.
@@ -94,7 +96,8 @@ pub enum AutomationKind {
 }
 
 /// What starts an automation.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct When {
     /// Event types (exact match within the workspace).
@@ -110,7 +113,8 @@ pub struct When {
 
 /// One entry of `when.schedules`: a plain cron string (UTC), or `{cron, timezone}` with an IANA
 /// time zone (`automation-dsl.md` §2.6, D24). Cron has 5 fields, or 6 with leading seconds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum Schedule {
     /// A cron expression evaluated in UTC.
@@ -142,7 +146,8 @@ impl Schedule {
 }
 
 /// `when.endpoint`: whether and under which name an automation answers webhooks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum Endpoint {
     /// `true`: the automation's slug is the endpoint name; `false`: no endpoint.
@@ -163,7 +168,8 @@ impl When {
 }
 
 /// Whether a component automation can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ComponentStatus {
     /// No component uploaded yet: runs fail until one is.
@@ -174,7 +180,8 @@ pub enum ComponentStatus {
 
 /// Per-automation sandbox limits (`component.limits`); unset fields take the workspace's or
 /// the platform's defaults.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ComponentLimits {
     /// `memoryMiB` in the API (§5.1), not serde's `memoryMib`.
@@ -189,7 +196,8 @@ pub struct ComponentLimits {
 }
 
 /// The `component` member of a component automation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentInfo {
     /// Whether a component is uploaded and runnable.
@@ -224,7 +232,8 @@ pub struct ComponentInfo {
 }
 
 /// An automation of a workspace.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Automation {
     /// The automation's slug, unique in its workspace: what triggers, calls and URLs name it by.
@@ -287,7 +296,8 @@ pub struct Automation {
 /// up to `attempts` runs in all, after a delay that starts at `backoff.initialMs` and is
 /// multiplied by `backoff.factor` after each attempt, up to `backoff.maxMs`. A run that fails
 /// every attempt becomes a dead letter of its workspace.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Runs in all, the first included (2 to [`RetryPolicy::MAX_ATTEMPTS`]).
@@ -298,7 +308,8 @@ pub struct RetryPolicy {
 }
 
 /// Delays between the attempts of a [`RetryPolicy`].
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Backoff {
     /// Delay before the second attempt, in ms.
@@ -381,7 +392,8 @@ impl RetryPolicy {
 /// `authorizations` of an automation: with `action` set, only owners, editors and principals
 /// a rule allows `execute` on `automations` (conditions see the automation's `slug` and
 /// `authorizations.action`) may run it, whatever the trigger.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AutomationAuthorizations {
     /// The custom action a rule must allow for a principal to run the automation.
@@ -399,9 +411,8 @@ impl Automation {
 }
 
 /// A member's role in a workspace (`spec/http-api.md` §9.1).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads the workspace, its automations and events; no writes, no secrets.

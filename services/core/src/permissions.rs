@@ -21,9 +21,10 @@ use crate::model::Role;
 pub mod reads;
 
 /// What a rule protects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
-#[schema(as = PermissionSubject)]
+#[cfg_attr(feature = "openapi", schema(as = PermissionSubject))]
 pub enum Subject {
     /// The workspace itself: its settings, security and sharing.
     Workspaces,
@@ -42,9 +43,10 @@ pub enum Subject {
 }
 
 /// What a rule allows (or, inverted, denies). `Manage` stands for every action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
-#[schema(as = PermissionAction)]
+#[cfg_attr(feature = "openapi", schema(as = PermissionAction))]
 pub enum Action {
     /// Every action.
     Manage,
@@ -75,7 +77,8 @@ pub enum Action {
 }
 
 /// One value or a list of them, as rules accept both (`action: read` or `action: [read]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum OneOrMany<T> {
     /// A single value.
@@ -101,7 +104,8 @@ impl<T: PartialEq> OneOrMany<T> {
 }
 
 /// `PermissionRule` (§9.1). Rules without `role` apply to everyone.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PermissionRule {
     /// The role or roles the rule applies to (built-in or custom); none means everyone.
@@ -136,7 +140,8 @@ impl PermissionRule {
 
 /// `WorkspaceRole` (§9.1): a custom role; `auth` binds users to it by their `authData`
 /// (`{provider: {conditions}}`), so an identity provider's claims can give a role.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkspaceRole {
     /// What the role is for.
@@ -148,7 +153,8 @@ pub struct WorkspaceRole {
 }
 
 /// One provider's binding of a custom role.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoleBinding {
     /// Mongo-style query on the provider's `authData` entry of the user.
@@ -157,7 +163,8 @@ pub struct RoleBinding {
 }
 
 /// A workspace's custom roles and rules (`WorkspaceSecurity.authorizations`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Authorizations {
     /// The custom roles, by name.

@@ -7,7 +7,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use refract_core::model::Role;
 use refract_core::permissions::reads::EventReader;
@@ -17,6 +16,8 @@ use refract_http::{ApiError, Caller, Json};
 use refract_storage::{FieldFilter, HistoryQuery, SortOrder, TypeFilter, WorkspaceAccess};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::MAX_WAIT;
 use crate::emit::{EmitEvent, Emitter, emit};
@@ -36,28 +37,26 @@ const SEARCH_TIMEOUT: Duration = Duration::from_secs(2);
 const CATCH_UP: Duration = Duration::from_secs(1);
 const CATCH_UP_STEP: Duration = Duration::from_millis(25);
 
-/// The events service's routes: history and emits, the WebSocket upgrade and search, under
+/// The events service's routes with their operations: history and emits, the WebSocket upgrade and search, under
 /// `/v2/workspaces/{workspace_id}/…`.
-pub fn router(state: EventsState) -> Router {
-    Router::new()
-        .route(
-            "/v2/workspaces/{workspace_id}/events",
-            get(history).post(emit_events),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/events/ws",
-            get(socket::upgrade),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/search",
-            post(search).layer(DefaultBodyLimit::max(MAX_SEARCH_BODY)),
-        )
-        .route("/v2/workspaces/{workspace_id}/runs", get(runs::list))
-        .route(
-            "/v2/workspaces/{workspace_id}/runs/{run_id}",
-            get(runs::one),
-        )
+pub fn api() -> OpenApiRouter<EventsState> {
+    let search = OpenApiRouter::new()
+        .routes(routes!(search))
+        .layer(DefaultBodyLimit::max(MAX_SEARCH_BODY));
+    OpenApiRouter::new()
+        .routes(routes!(history, emit_events))
+        .routes(routes!(socket::upgrade))
+        .routes(routes!(runs::list))
+        .routes(routes!(runs::one))
         .layer(DefaultBodyLimit::max(MAX_EMIT_BODY))
+        .merge(search)
+}
+
+/// The events service's routes, ready to serve.
+pub fn router(state: EventsState) -> Router {
+    api()
+        .split_for_parts()
+        .0
         .fallback(refract_http::not_found)
         .with_state(state)
 }
@@ -124,6 +123,20 @@ fn emitter_role(rights: &WorkspaceAccess) -> Role {
     }
 }
 
+/// `GET …/events`: the workspace's history the caller may read, newest first. Also filters
+/// on fields: `payload.*`, `source.*`, `target.*`, `error.*` query parameters match exactly.
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/events", tag = "events",
+    params(refract_http::openapi::InWorkspace, ("types" = Option<String>, Query, description = "Comma-separated event types; `prefix.*` matches a prefix."),
+        ("text" = Option<String>, Query, description = "Full-text search over the events."),
+        ("afterDate" = Option<String>, Query, description = "RFC 3339 date: only events after it."),
+        ("beforeDate" = Option<String>, Query, description = "RFC 3339 date: only events before it."),
+        ("beforeId" = Option<String>, Query, description = "Cursor: only events older than this id."),
+        ("afterId" = Option<String>, Query, description = "Cursor: only events newer than this id."),
+        ("page" = Option<u32>, Query, description = "Page number (page × limit ≤ 10,000; deeper pages use beforeId)."),
+        ("limit" = Option<u32>, Query, description = "Events per page, 1 to 500 (default 50)."),
+        ("sort" = Option<String>, Query, description = "`asc` or `desc` (default)."),
+        ("wait" = Option<f64>, Query, description = "With afterId: long-poll up to this many seconds (at most 15) for a new event.")),
+    responses((status = 200, description = "`{result: {events: [Event]}}`.", body = Object)))]
 async fn history(
     State(state): State<EventsState>,
     caller: Caller,
@@ -300,12 +313,18 @@ fn parse_query(
     Ok(query)
 }
 
-#[derive(Deserialize)]
+/// The body of `POST …/events`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EmitBody {
     events: Vec<EmitEvent>,
 }
 
+/// `POST …/events`: emits custom events (members; others by a rule allowing it). Platform
+/// event types are reserved.
+#[utoipa::path(post, path = "/v2/workspaces/{workspace_id}/events", tag = "events",
+    params(refract_http::openapi::InWorkspace), request_body = EmitBody,
+    responses((status = 200, description = "The events as stored, with their ids and sources.", body = [Object])))]
 async fn emit_events(
     State(state): State<EventsState>,
     caller: Caller,
@@ -335,6 +354,11 @@ async fn emit_events(
     Ok(Json(emit(&state, &who, body.events).await?))
 }
 
+/// `POST …/search`: an Elasticsearch-style query over the history the caller may read.
+#[utoipa::path(post, path = "/v2/workspaces/{workspace_id}/search", tag = "events",
+    params(refract_http::openapi::InWorkspace),
+    request_body(description = "`{query?, aggs?, page?, limit?, sort?}`: a bounded subset of the Elasticsearch query DSL.", content((Object = "application/json"))),
+    responses((status = 200, description = "The hits and aggregations.", body = Object)))]
 async fn search(
     State(state): State<EventsState>,
     caller: Caller,

@@ -12,16 +12,20 @@ use serde_json::{Map, Value};
 use crate::{EventsState, MAX_EMIT_BATCH, topics};
 
 /// One event as a client sends it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EmitEvent {
     #[serde(rename = "type")]
     pub event_type: String,
     #[serde(default)]
     pub payload: Option<Value>,
+    /// `{userId?, sessionId?, topic?}`: who receives it (editors and above).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub target: Option<Target>,
+    /// `{persist?}`.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub options: Option<EventOptions>,
     /// Accepted and ignored: the server sets the source.
     #[serde(default, rename = "source")]

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use refract_broker::Broker;
 use refract_storage::{Cache, DocumentStore};
 
-pub use api::router;
+pub use api::{api, router};
 pub use config::Config;
 pub use ingest::run_ingest;
 pub use live::hub::Hub;

@@ -21,7 +21,8 @@ const DEFAULT_LIMIT: u32 = 20;
 const MAX_LIMIT: u32 = 200;
 
 /// The filters of a run list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct RunFilters {
     /// Only the runs of this automation (slug).
@@ -69,6 +70,9 @@ async fn records(
 }
 
 /// `GET …/runs`: the newest runs first, `{result: {runs: [summary]}}`; `beforeId` pages.
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/runs", tag = "runs",
+    params(refract_http::openapi::InWorkspace, RunFilters),
+    responses((status = 200, description = "`{runs, next}`: the runs, newest first, and the cursor of the next page.", body = Object)))]
 pub(crate) async fn list(
     State(state): State<EventsState>,
     caller: Caller,
@@ -104,6 +108,9 @@ pub(crate) async fn list(
 }
 
 /// `GET …/runs/{runId}`: one run whole (input, output, error, log).
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/runs/{run_id}", tag = "runs",
+    params(refract_http::openapi::InWorkspace, ("run_id" = String, Path, description = "The run's id.")),
+    responses((status = 200, description = "The run with its log.", body = Object)))]
 pub(crate) async fn one(
     State(state): State<EventsState>,
     caller: Caller,

@@ -27,10 +27,11 @@ const BAD_CREDENTIALS: &str = "wrong email or password";
 const MAX_NAME_LEN: usize = 200;
 const MAX_LANGUAGE_LEN: usize = 35;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignupInput {
     email: String,
+    #[schema(value_type = String)]
     password: Secret,
     first_name: String,
     #[serde(default)]
@@ -39,14 +40,15 @@ pub struct SignupInput {
     language: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginInput {
     email: String,
+    #[schema(value_type = String)]
     password: Secret,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AnonymousInput {
     #[serde(default)]
@@ -71,6 +73,9 @@ fn iso(t: DateTime<Utc>) -> String {
 
 /// `POST /v2/signup`: creates a validated local account (`ACCOUNT_VALIDATION_METHOD=auto`);
 /// opens no session.
+#[utoipa::path(post, path = "/v2/signup", tag = "accounts", security(()), request_body = SignupInput,
+    responses((status = 200, description = "The new account.", body = crate::users::User),
+        (status = 409, description = "The email is taken.", body = refract_http::openapi::ErrorBody)))]
 pub async fn signup(
     State(state): State<GatewayState>,
     meta: RequestMeta,
@@ -183,6 +188,8 @@ fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) -> Result<()
 
 /// `POST /v2/login`: password login. Unknown email, wrong password and deactivated account
 /// all get the same 401.
+#[utoipa::path(post, path = "/v2/login", tag = "accounts", security(()), request_body = LoginInput,
+    responses((status = 200, description = "The session: `{token, expires, sessionId, csrfToken?}` with the user (the token is shown once); the cookie is set too.", body = Object)))]
 pub async fn login(
     State(state): State<GatewayState>,
     meta: RequestMeta,
@@ -272,6 +279,9 @@ async fn open_session(
 
 /// `POST /v2/login/anonymous`: a user without email or password, and a session lasting
 /// `expiresAfter` seconds (capped at the session lifetime).
+#[utoipa::path(post, path = "/v2/login/anonymous", tag = "accounts", security(()),
+    request_body(content = Option<AnonymousInput>, description = "Optional: `{expiresAfter}` seconds."),
+    responses((status = 200, description = "The session: `{token, expires, sessionId, csrfToken?}` with the user (the token is shown once); the cookie is set too.", body = Object)))]
 pub async fn login_anonymous(
     State(state): State<GatewayState>,
     meta: RequestMeta,
@@ -317,6 +327,8 @@ pub async fn login_anonymous(
 
 /// `POST /v2/logout`: revokes the calling session and clears the cookie. Idempotent: without a
 /// live session it still answers 200. Personal access tokens get 403.
+#[utoipa::path(post, path = "/v2/logout", tag = "accounts", security((), ("bearer" = []), ("sessionCookie" = [], "csrfToken" = [])),
+    responses((status = 200, description = "`{success: true}`; the cookie is cleared.", body = Object)))]
 pub async fn logout(
     State(state): State<GatewayState>,
     method: Method,
@@ -351,6 +363,8 @@ pub async fn logout(
 }
 
 /// `GET /v2/me`: the caller, its session id and expiry; the CSRF token for cookie sessions.
+#[utoipa::path(get, path = "/v2/me", tag = "accounts",
+    responses((status = 200, description = "The caller with `sessionId`, `expires` and, for cookie sessions, `csrfToken`.", body = Object)))]
 pub async fn me(
     State(state): State<GatewayState>,
     headers: HeaderMap,

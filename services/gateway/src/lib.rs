@@ -59,12 +59,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use refract_http::ApiError;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use config::{Config, ConfigError, SameSite};
-pub use proxy::{Instances, Upstream, Upstreams};
+pub use proxy::{Instances, Upstream, Upstreams, proxied_paths};
 pub use state::GatewayState;
 
 /// How long the healthcheck waits for the cache.
@@ -72,6 +73,8 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `GET /sys/healthcheck`: 200 `{"status":"ok","healthy":true}` while the gateway's own
 /// dependency (the session cache) answers, 503 JSON otherwise.
+#[utoipa::path(get, path = "/sys/healthcheck", tag = "platform", security(()),
+    responses((status = 200, description = "`{status: \"ok\", healthy: true}`.", body = Object)))]
 async fn healthcheck(State(state): State<GatewayState>) -> Response {
     match tokio::time::timeout(HEALTH_TIMEOUT, state.cache().ping()).await {
         Ok(Ok(())) => axum::Json(json!({ "status": "ok", "healthy": true })).into_response(),
@@ -88,6 +91,45 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
+/// The gateway's own routes (accounts, sessions, tokens, the API document) with their
+/// operations; [`router`] serves them.
+pub fn api() -> OpenApiRouter<GatewayState> {
+    OpenApiRouter::new()
+        .routes(routes!(accounts::signup))
+        .routes(routes!(oidc::start, accounts::login))
+        .routes(routes!(oidc::callback))
+        .routes(routes!(oidc::list))
+        .routes(routes!(accounts::login_anonymous))
+        .routes(routes!(accounts::logout))
+        .routes(routes!(accounts::me))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(openapi_json))
+        .routes(routes!(healthcheck))
+}
+
+/// `GET /v2/openapi.json`: the platform's API as an OpenAPI 3.1 document (the gateway's own
+/// operations alone until the binary publishes the whole one).
+#[utoipa::path(get, path = "/v2/openapi.json", tag = "platform", security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document.", body = Object)))]
+async fn openapi_json(State(state): State<GatewayState>) -> Response {
+    let body = match state.api_document() {
+        Some(published) => published.clone(),
+        None => match serde_json::to_vec(&refract_http::openapi::document(
+            env!("CARGO_PKG_VERSION"),
+            [api().into_openapi()],
+        )) {
+            Ok(own) => own.into(),
+            Err(e) => return ApiError::internal(e).into_response(),
+        },
+    };
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
 /// The whole public app: the gateway's own routes, `/sys/healthcheck`, dispatch of
 /// `/v2/workspaces**` to the backends, and JSON 404s for everything else. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so `x-forwarded-for` and event IPs
@@ -97,23 +139,12 @@ async fn method_not_allowed() -> ApiError {
 /// a router's own layers run after it picked a route, and the route must be picked from the
 /// canonical path the edge computes.
 pub fn router(state: GatewayState) -> Router {
-    let own = Router::new()
-        .route("/v2/signup", post(accounts::signup))
-        .route("/v2/login", get(oidc::start).post(accounts::login))
-        .route("/v2/login/callback", get(oidc::callback))
-        .route("/v2/login/providers", get(oidc::list))
-        .route("/v2/login/anonymous", post(accounts::login_anonymous))
-        .route("/v2/logout", post(accounts::logout))
-        .route("/v2/me", get(accounts::me))
-        .route(
-            "/v2/user/accessTokens",
-            get(tokens::list).post(tokens::create),
-        )
-        .route("/v2/user/accessTokens/{token}", delete(tokens::revoke))
+    let own = api()
+        .split_for_parts()
+        .0
         .layer(DefaultBodyLimit::max(state.config().body_limit));
     let routed = Router::new()
         .merge(own)
-        .route("/sys/healthcheck", get(healthcheck))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(console::console_or_dispatch)
         .layer(axum::middleware::from_fn_with_state(

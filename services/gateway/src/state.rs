@@ -36,6 +36,8 @@ struct Inner {
     oidc: oidc::Providers,
     trusted_proxies: client::TrustedProxies,
     webhooks_origin: Option<webhooks_host::WebhooksOrigin>,
+    /// The platform's OpenAPI document as served, once published ([`GatewayState::publish_api`]).
+    api_document: std::sync::OnceLock<bytes::Bytes>,
 }
 
 impl std::fmt::Debug for GatewayState {
@@ -97,8 +99,25 @@ impl GatewayState {
                 oidc,
                 trusted_proxies,
                 webhooks_origin,
+                api_document: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Serves `document` (the gateway's and its backends' operations, merged by the binary
+    /// that knows them all) at `GET /v2/openapi.json`; the first call wins.
+    pub fn publish_api(
+        &self,
+        document: &utoipa::openapi::OpenApi,
+    ) -> Result<(), serde_json::Error> {
+        let bytes = serde_json::to_vec(document)?;
+        let _ = self.inner.api_document.set(bytes.into());
+        Ok(())
+    }
+
+    /// The published OpenAPI document, if any.
+    pub(crate) fn api_document(&self) -> Option<&bytes::Bytes> {
+        self.inner.api_document.get()
     }
 
     /// The validated configuration the gateway runs with.

@@ -37,7 +37,7 @@ pub struct StoredToken {
 }
 
 /// `AccessToken` as clients see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessToken {
     pub id: String,
@@ -86,7 +86,7 @@ pub async fn lookup(store: &dyn Collections, token: &str) -> Result<Option<Store
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateToken {
     name: String,
@@ -107,6 +107,8 @@ async fn login_principal(
 }
 
 /// `POST /v2/user/accessTokens`.
+#[utoipa::path(post, path = "/v2/user/accessTokens", tag = "accounts", request_body = CreateToken,
+    responses((status = 200, description = "The token, with its value shown this once.", body = AccessToken)))]
 pub async fn create(
     State(state): State<GatewayState>,
     headers: HeaderMap,
@@ -168,6 +170,8 @@ pub async fn create(
 }
 
 /// `GET /v2/user/accessTokens`: the caller's tokens, without their values.
+#[utoipa::path(get, path = "/v2/user/accessTokens", tag = "accounts",
+    responses((status = 200, description = "The caller's tokens, without their values.", body = [AccessToken])))]
 pub async fn list(
     State(state): State<GatewayState>,
     headers: HeaderMap,
@@ -193,6 +197,9 @@ pub async fn list(
 }
 
 /// `DELETE /v2/user/accessTokens/{token}`: by id, or by the token value itself.
+#[utoipa::path(delete, path = "/v2/user/accessTokens/{token}", tag = "accounts",
+    params(("token" = String, Path, description = "The token's id, or its value.")),
+    responses((status = 200, description = "The revoked token.", body = AccessToken)))]
 pub async fn revoke(
     State(state): State<GatewayState>,
     headers: HeaderMap,

@@ -14,7 +14,7 @@ use crate::error::{internal, storage};
 pub const MAX_EMAIL_LEN: usize = 254;
 
 /// Account status (`ACCOUNT_VALIDATION_METHOD` is `auto` for now: new accounts are validated).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UserStatus {
     /// Signed up, not yet validated (email or manual validation).
@@ -26,7 +26,7 @@ pub enum UserStatus {
 }
 
 /// A user as clients see it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     /// The account's id (a UUID), stable across email changes.
@@ -49,6 +49,7 @@ pub struct User {
     pub status: UserStatus,
     /// Provider name (`prismeai`, `anonymous`, an OIDC provider) → that provider's identity.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub auth_data: Map<String, Value>,
     /// When the account was created.
     pub created_at: DateTime<Utc>,

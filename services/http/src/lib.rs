@@ -5,6 +5,8 @@
 //! - [`headers`]: the trusted `x-prismeai-*` headers the gateway sets and backends read, and the
 //!   [`Caller`] extractor built from them.
 //! - [`json`]: a [`Json`] extractor whose rejections are API errors.
+//! - [`openapi`]: the API contract's shared parts (the `Error` schema, platform-wide answers,
+//!   security schemes) that every service's generated OpenAPI document is finished with.
 //! - [`gateway_key`]: the secret proving a request came through a gateway, and the guard every
 //!   backend's app is wrapped in.
 //!
@@ -17,6 +19,7 @@ pub mod error;
 pub mod gateway_key;
 pub mod headers;
 pub mod json;
+pub mod openapi;
 
 pub use error::ApiError;
 pub use headers::Caller;

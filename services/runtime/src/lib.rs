@@ -81,7 +81,7 @@ mod workspace_config;
 pub use config::{Config, ConfigError};
 pub use dsl::INTERPRETER;
 pub use error::RuntimeError;
-pub use http::router;
+pub use http::{api, router};
 pub use index::TriggerIndex;
 pub use sandbox::SandboxPolicy;
 pub use state::RuntimeState;

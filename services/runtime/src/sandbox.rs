@@ -111,7 +111,7 @@ impl SandboxPolicy {
 
 /// Changes to one workspace's policy made through the API (`PUT …/quotas` by a superadmin,
 /// `PUT …/quotas/egress` by an owner), over the policy the operator configured.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct PolicyPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]

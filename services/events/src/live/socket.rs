@@ -39,6 +39,10 @@ const CLOSE_SLOW: u16 = 4008;
 /// Longest `ref` echoed back.
 const MAX_REF: usize = 64;
 
+/// `GET …/events/ws`: the live event stream over a WebSocket (members).
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/events/ws", tag = "events",
+    params(refract_http::openapi::InWorkspace, ("types" = Option<String>, Query, description = "Comma-separated event types to receive.")),
+    responses((status = 101, description = "Switching to the WebSocket protocol (400 when the request is not an upgrade).")))]
 pub(crate) async fn upgrade(
     State(state): State<EventsState>,
     caller: Caller,

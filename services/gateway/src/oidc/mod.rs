@@ -243,6 +243,10 @@ fn query(
 
 /// `GET /v2/login?provider=<name>&redirect=<url>`: 302 to the provider's authorization
 /// endpoint.
+#[utoipa::path(get, path = "/v2/login", tag = "accounts", security(()),
+    params(("provider" = String, Query, description = "A configured OpenID provider's name."),
+        ("redirect" = Option<String>, Query, description = "Where to go after login: a path, or a URL of an allowed origin.")),
+    responses((status = 302, description = "To the provider's authorization endpoint.")))]
 pub(crate) async fn start(
     State(state): State<GatewayState>,
     headers: HeaderMap,
@@ -334,6 +338,11 @@ async fn fail(
 
 /// `GET /v2/login/callback?code=…&state=…` (or `error=…`): finishes a login started by
 /// [`start`] on any gateway instance.
+#[utoipa::path(get, path = "/v2/login/callback", tag = "accounts", security(()),
+    params(("code" = Option<String>, Query, description = "The provider's authorization code."),
+        ("state" = Option<String>, Query, description = "The login's state."),
+        ("error" = Option<String>, Query, description = "The provider's error, instead of a code.")),
+    responses((status = 302, description = "Back to the login's redirect, with the session cookie set.")))]
 pub(crate) async fn callback(
     State(state): State<GatewayState>,
     meta: RequestMeta,
@@ -494,6 +503,8 @@ pub(crate) async fn callback(
 }
 
 /// `GET /v2/login/providers`: the configured providers, for login pages.
+#[utoipa::path(get, path = "/v2/login/providers", tag = "accounts", security(()),
+    responses((status = 200, description = "`{providers: [{name, type, label}]}`.", body = Object)))]
 pub(crate) async fn list(State(state): State<GatewayState>) -> axum::Json<serde_json::Value> {
     let providers: Vec<_> = state
         .config()

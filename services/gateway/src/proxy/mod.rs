@@ -13,6 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+pub use routes::proxied_paths;
 pub(crate) use routes::{Service, classify};
 pub use upstream::{Instances, Upstream, Upstreams};
 

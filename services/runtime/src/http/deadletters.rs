@@ -21,7 +21,8 @@ use crate::state::RuntimeState;
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 200;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct Page {
     /// The last id of the previous page.
@@ -36,6 +37,9 @@ fn storage(e: refract_storage::StorageError) -> ApiError {
 /// `GET …/deadletters`: `{result: {deadLetters, next, broker}}`, oldest first; `next` is the
 /// cursor of the next page (`after`), `broker` the broker's dead letters of the workspace's
 /// events (first page only).
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/deadletters", tag = "dead letters",
+    params(refract_http::openapi::InWorkspace, Page),
+    responses((status = 200, description = "`{result: {deadLetters, next, broker}}`, oldest first.", body = Object)))]
 pub(super) async fn list(
     State(state): State<RuntimeState>,
     Path(workspace_id): Path<String>,
@@ -103,6 +107,10 @@ async fn letter_for(
 /// `POST …/deadletters/{id}/replay`: runs it once more with the automation as it is now. A
 /// success removes the dead letter; a failure is recorded on it. Answers the run:
 /// `{status, runId, output | error, deadLetter?}`.
+#[utoipa::path(post, path = "/v2/workspaces/{workspace_id}/deadletters/{id}/replay", tag = "dead letters",
+    params(refract_http::openapi::InWorkspace, ("id" = String, Path, description = "The dead letter's id.")),
+    responses((status = 200, description = "The run: `{status, runId, output | error, deadLetter?}`.", body = Object),
+        (status = 409, description = refract_http::openapi::CONFLICT, body = refract_http::openapi::ErrorBody)))]
 pub(super) async fn replay(
     State(state): State<RuntimeState>,
     Path((workspace_id, id)): Path<(String, String)>,
@@ -160,6 +168,9 @@ pub(super) async fn replay(
 }
 
 /// `DELETE …/deadletters/{id}`: `{id}`.
+#[utoipa::path(delete, path = "/v2/workspaces/{workspace_id}/deadletters/{id}", tag = "dead letters",
+    params(refract_http::openapi::InWorkspace, ("id" = String, Path, description = "The dead letter's id.")),
+    responses((status = 200, description = "`{id}` of the removed letter.", body = Object)))]
 pub(super) async fn remove(
     State(state): State<RuntimeState>,
     Path((workspace_id, id)): Path<(String, String)>,

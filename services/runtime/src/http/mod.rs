@@ -9,13 +9,16 @@
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::{any, delete, get, post, put};
+use axum::routing::any;
 use refract_core::WorkspaceId;
 use refract_core::model::{Automation, AutomationKind, ComponentStatus};
 use refract_host::{AnswerPart, Output, RunReport};
 use refract_http::{ApiError, Caller};
 use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::RuntimeError;
 use crate::run::Execution;
@@ -29,41 +32,32 @@ mod streamed;
 mod test_run;
 mod webhook;
 
-/// The routes of the runtime (paths as the gateway forwards them). Every answer, whatever the
-/// automation wrote and whether it succeeded or failed, is sandboxed ([`sandboxed`]).
-pub fn router(state: RuntimeState) -> Router {
-    Router::new()
-        .route(
-            "/v2/workspaces/{workspace_id}/webhooks/{endpoint}",
-            any(webhook::webhook),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/test/{slug}",
-            post(test_run::test_run),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/deadletters",
-            get(deadletters::list),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/quotas",
-            get(quotas::get).put(quotas::put),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/quotas/egress",
-            put(quotas::put_egress),
-        )
-        .route("/v2/workspaces/{workspace_id}/usage", get(quotas::usage))
-        .route(
-            "/v2/workspaces/{workspace_id}/deadletters/{id}",
-            delete(deadletters::remove),
-        )
-        .route(
-            "/v2/workspaces/{workspace_id}/deadletters/{id}/replay",
-            post(deadletters::replay),
-        )
+/// The routes of the runtime (paths as the gateway forwards them), with their operations.
+/// Every answer, whatever the automation wrote and whether it succeeded or failed, is
+/// sandboxed ([`sandboxed`]).
+pub fn api() -> OpenApiRouter<RuntimeState> {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(webhook::webhook))]
+    struct Webhook;
+    // A webhook takes every method (HEAD and OPTIONS too); the document names the usual five.
+    let mut api = OpenApiRouter::new().route(
+        "/v2/workspaces/{workspace_id}/webhooks/{endpoint}",
+        any(webhook::webhook),
+    );
+    api.get_openapi_mut().merge(Webhook::openapi());
+    api.routes(routes!(test_run::test_run))
+        .routes(routes!(deadletters::list))
+        .routes(routes!(quotas::get, quotas::put))
+        .routes(routes!(quotas::put_egress))
+        .routes(routes!(quotas::usage))
+        .routes(routes!(deadletters::remove))
+        .routes(routes!(deadletters::replay))
         .layer(axum::middleware::map_response(sandboxed))
-        .with_state(state)
+}
+
+/// The runtime's routes, ready to serve.
+pub fn router(state: RuntimeState) -> Router {
+    api().split_for_parts().0.with_state(state)
 }
 
 /// `Content-Security-Policy` of every runtime answer: a tenant's page is served from the

@@ -70,6 +70,9 @@ async fn current(state: &RuntimeState, ws: &WorkspaceId) -> Result<Value, ApiErr
 }
 
 /// `GET …/quotas`: every member and API key that sees the workspace.
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/quotas", tag = "quotas",
+    params(refract_http::openapi::InWorkspace),
+    responses((status = 200, description = "The workspace's effective limits and today's usage.", body = Object)))]
 pub(super) async fn get(
     State(state): State<RuntimeState>,
     Path(workspace_id): Path<String>,
@@ -129,6 +132,9 @@ async fn apply(
 /// configured (`{allowHosts?, maxMemoryMiB?, maxTimeoutMs?, cpuMs?, maxOutputKiB?,
 /// maxStreamKiB?, maxEmits?, maxFetches?, maxWaits?, maxCallDepth?}`; `{}` goes back to the configured
 /// policy). The owner's narrower allow-list is kept.
+#[utoipa::path(put, path = "/v2/workspaces/{workspace_id}/quotas", tag = "quotas",
+    params(refract_http::openapi::InWorkspace), request_body = PolicyPatch,
+    responses((status = 200, description = "The limits now in force.", body = Object)))]
 pub(super) async fn put(
     State(state): State<RuntimeState>,
     Path(workspace_id): Path<String>,
@@ -156,7 +162,7 @@ pub(super) async fn put(
 }
 
 /// The body of `PUT …/quotas/egress`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Egress {
     /// Hosts the workspace's runs may reach, within the platform's list; `null`: the whole
@@ -166,6 +172,9 @@ struct Egress {
 
 /// `PUT …/quotas/egress`: owners (security managers). A host must be on this list and on the
 /// platform's: the list narrows, it never widens.
+#[utoipa::path(put, path = "/v2/workspaces/{workspace_id}/quotas/egress", tag = "quotas",
+    params(refract_http::openapi::InWorkspace), request_body = Egress,
+    responses((status = 200, description = "The limits now in force.", body = Object)))]
 pub(super) async fn put_egress(
     State(state): State<RuntimeState>,
     Path(workspace_id): Path<String>,
@@ -197,7 +206,8 @@ pub(super) async fn put_egress(
     Ok(Json(current(&state, &ws).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct Period {
     from: Option<NaiveDate>,
@@ -206,6 +216,9 @@ struct Period {
 
 /// `GET …/usage?from=YYYY-MM-DD&to=YYYY-MM-DD` (UTC days, default the last 30): those who may
 /// read the workspace's usage.
+#[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/usage", tag = "quotas",
+    params(refract_http::openapi::InWorkspace, Period),
+    responses((status = 200, description = "Runs, run time, emits and fetches per UTC day, with the total.", body = Object)))]
 pub(super) async fn usage(
     State(state): State<RuntimeState>,
     Path(workspace_id): Path<String>,

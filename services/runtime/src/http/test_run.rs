@@ -18,7 +18,7 @@ use crate::run::{Credentials, Execution, TriggerInfo, TriggerKind, run_context};
 use crate::state::RuntimeState;
 
 /// The body of a test run: the run's payload (an object; none is `{}`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TestBody {
     #[serde(default)]
@@ -45,6 +45,10 @@ async fn may_test(
 }
 
 /// Runs automation `slug` with the body's payload; answers with its output as JSON.
+#[utoipa::path(post, path = "/v2/workspaces/{workspace_id}/test/{slug}", tag = "automations",
+    params(refract_http::openapi::InWorkspace, ("slug" = String, Path, description = "The automation's slug.")),
+    request_body = TestBody,
+    responses((status = 200, description = "The run's output as JSON.", body = Object)))]
 pub(super) async fn test_run(
     State(state): State<RuntimeState>,
     Path((workspace_id, slug)): Path<(String, String)>,
