@@ -6,7 +6,7 @@
 #      schema, any undocumented status code or content type.
 # Python tools live in a venv under ~/.cache (kept across runs). Usage:
 #   tests/contract/run.sh [REFRACT_BINARY]     (default: builds the dev binary)
-# Env: MAX_EXAMPLES (default 8 per operation), PORT (default 3979).
+# Env: MAX_EXAMPLES (default 25 per operation), PORT (default 3979).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -14,7 +14,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/refract-target}"
 VENV="${REFRACT_CONTRACT_VENV:-$HOME/.cache/refract-contract-venv}"
 PORT="${PORT:-3979}"
 API="http://127.0.0.1:$PORT"
-MAX_EXAMPLES="${MAX_EXAMPLES:-8}"
+MAX_EXAMPLES="${MAX_EXAMPLES:-25}"
 
 if ! [ -x "$VENV/bin/schemathesis" ] || ! [ -x "$VENV/bin/openapi-spec-validator" ]; then
   python3 -m venv "$VENV"
@@ -40,15 +40,39 @@ post() { # PATH BODY [TOKEN]
 }
 
 # A user, a personal access token (a session would end at the generated POST /v2/logout), a
-# workspace with a DSL automation answering a webhook, so path parameters name real objects.
+# workspace with a DSL automation answering a webhook, one of its versions and runs, a secret,
+# an API key and an app instance, so path parameters name real objects.
 post /v2/signup '{"email":"contract@example.com","password":"correct horse battery","firstName":"Contract"}' >/dev/null
 SESSION=$(post /v2/login '{"email":"contract@example.com","password":"correct horse battery"}' | json token)
 export REFRACT_CONTRACT_TOKEN=$(post /v2/user/accessTokens \
   "{\"name\":\"contract\",\"expiresAt\":\"$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)\"}" "$SESSION" | json token)
 export REFRACT_CONTRACT_WORKSPACE=$(post /v2/workspaces '{"name":"Contract"}' "$REFRACT_CONTRACT_TOKEN" | json id)
-post "/v2/workspaces/$REFRACT_CONTRACT_WORKSPACE/automations" \
-  '{"slug":"echo","name":"Echo","when":{"endpoint":true},"do":[],"output":{"ok":true}}' \
-  "$REFRACT_CONTRACT_TOKEN" >/dev/null
+TOKEN="$REFRACT_CONTRACT_TOKEN"
+WS="$REFRACT_CONTRACT_WORKSPACE"
+call() { # METHOD PATH BODY
+  curl -fsS -X "$1" "$API$2" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" -d "$3"
+}
+call POST "/v2/workspaces/$WS/automations" \
+  '{"slug":"echo","name":"Echo","when":{"endpoint":true},"do":[],"output":{"ok":true}}' >/dev/null
+# version 1 of echo, a run of it, a secret, an API key
+call PATCH "/v2/workspaces/$WS/automations/echo" '{"output":{"ok":"yes"}}' >/dev/null
+curl -fsS -X POST "$API/v2/workspaces/$WS/webhooks/echo" -d '{}' >/dev/null
+call PATCH "/v2/workspaces/$WS/security/secrets" '{"apiToken":{"value":"s3cret"}}' >/dev/null
+export REFRACT_CONTRACT_KEY=$(call POST "/v2/workspaces/$WS/security/apikeys" '{"name":"contract"}' | json id)
+# an app published from another workspace, installed here as instance "echo"
+SOURCE=$(call POST /v2/workspaces '{"name":"Source"}' | json id)
+call POST "/v2/workspaces/$SOURCE/automations" \
+  '{"slug":"hello","name":"Hello","when":{"endpoint":true},"do":[],"output":{"hi":true}}' >/dev/null
+call POST /v2/apps "{\"workspaceId\":\"$SOURCE\",\"slug\":\"contract-app\",\"name\":\"Contract app\"}" >/dev/null
+call POST "/v2/workspaces/$WS/apps" '{"appSlug":"contract-app","slug":"echo"}' >/dev/null
+export REFRACT_CONTRACT_USER=$(curl -fsS "$API/v2/me" -H "authorization: Bearer $TOKEN" | json id)
+for _ in $(seq 1 50); do # the run's record reaches the history within a batch window
+  REFRACT_CONTRACT_RUN=$(curl -fsS "$API/v2/workspaces/$WS/runs" -H "authorization: Bearer $TOKEN" |
+    python3 -c 'import json,sys; r=json.load(sys.stdin)["result"]["runs"]; print(r[0]["runId"] if r else "")')
+  [ -n "$REFRACT_CONTRACT_RUN" ] && break
+  sleep 0.1
+done
+export REFRACT_CONTRACT_RUN
 
 echo "== OpenAPI document"
 curl -fsS "$API/v2/openapi.json" -o "$WORK/openapi.json"

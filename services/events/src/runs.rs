@@ -72,7 +72,7 @@ async fn records(
 /// `GET …/runs`: the newest runs first, `{result: {runs: [summary]}}`; `beforeId` pages.
 #[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/runs", tag = "runs",
     params(refract_http::openapi::InWorkspace, RunFilters),
-    responses((status = 200, description = "`{runs, next}`: the runs, newest first, and the cursor of the next page.", body = Object)))]
+    responses((status = 200, description = "`{result: {runs}}`: the runs, newest first (each with its `recordId`, the cursor of the next page).", body = Object)))]
 pub(crate) async fn list(
     State(state): State<EventsState>,
     caller: Caller,

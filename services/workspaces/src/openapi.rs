@@ -399,7 +399,8 @@ pub struct ImportError {
     /// What went wrong.
     pub message: String,
     /// Structured context, when any.
-    pub details: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
 }
 
 /// A file of the archive read but not imported (components, secrets, pages).

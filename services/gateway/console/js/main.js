@@ -35,6 +35,7 @@ function topbar() {
     h('a', { class: 'brand', href: '#/' }, h('img', { src: '/favicon.svg', alt: '', width: 24, height: 24 }), 'Refract'),
     app.user ? h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb', id: 'crumbs' }) : null,
     h('div', { class: 'spacer' }),
+    h('a', { href: '/api.html', class: 'ghost small', title: 'The HTTP API reference (OpenAPI)' }, 'API'),
     app.user ? h('div', { class: 'user' },
       h('a', { href: '#/account', class: 'who', title: app.user.email || '' }, displayName(app.user)),
       h('button', { type: 'button', class: 'ghost small', onclick: signOut }, 'Sign out')) : null);
