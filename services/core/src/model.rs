@@ -231,6 +231,24 @@ pub struct ComponentInfo {
     pub compiled_with: Option<String>,
 }
 
+impl ComponentInfo {
+    /// A component automation's before its first upload: nothing to run, default limits.
+    pub fn missing() -> Self {
+        Self {
+            status: ComponentStatus::Missing,
+            limits: ComponentLimits::default(),
+            digest: None,
+            size: None,
+            world: None,
+            imports: Vec::new(),
+            language: None,
+            uploaded_at: None,
+            uploaded_by: None,
+            compiled_with: None,
+        }
+    }
+}
+
 /// An automation of a workspace.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -29,6 +29,13 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
      img-src 'self' data:; font-src 'self'; connect-src 'self'; manifest-src 'self'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
 
+/// The API reference page (`/api.html`): the console's policy with inline styles allowed, which
+/// the vendored viewer (RapiDoc) sets on its elements. Scripts stay `'self'` only, and what it
+/// renders is the platform's own OpenAPI document, with nothing a tenant wrote.
+const API_REFERENCE_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; \
+     base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'";
+
 /// Path prefixes that are API, operations or reserved, never console pages.
 const NOT_CONSOLE: &[&str] = &["/v2", "/sys", "/metrics", "/oidc", "/.well-known"];
 
@@ -96,9 +103,14 @@ pub fn asset(method: &Method, path: &str, headers: &HeaderMap) -> Response {
         out.insert(header::ETAG, v);
     }
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let policy = if name == "api.html" {
+        API_REFERENCE_POLICY
+    } else {
+        CONTENT_SECURITY_POLICY
+    };
     out.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        HeaderValue::from_static(policy),
     );
     out.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -8,8 +8,7 @@ use axum::http::header::ETAG;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use refract_core::model::{
-    Automation, AutomationKind, ComponentInfo, ComponentLimits, ComponentStatus, automation_doc_id,
-    check_automation_slug,
+    Automation, AutomationKind, ComponentInfo, automation_doc_id, check_automation_slug,
 };
 use refract_core::platform::types;
 use refract_core::{ErrorKind, WorkspaceId};
@@ -265,18 +264,7 @@ pub async fn create(
         kind,
         instructions: None,
         output: None,
-        component: (kind == AutomationKind::Component).then(|| ComponentInfo {
-            status: ComponentStatus::Missing,
-            limits: ComponentLimits::default(),
-            digest: None,
-            size: None,
-            world: None,
-            imports: Vec::new(),
-            language: None,
-            uploaded_at: None,
-            uploaded_by: None,
-            compiled_with: None,
-        }),
+        component: (kind == AutomationKind::Component).then(ComponentInfo::missing),
         created_at: now,
         created_by: user.clone(),
         updated_at: now,

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use http_body_util::BodyExt;
 use refract_core::ErrorKind;
-use refract_core::model::{AutomationKind, ComponentStatus};
+use refract_core::model::{Automation, AutomationKind, ComponentStatus};
 use refract_host::HostError;
 use refract_http::{ApiError, Caller, Json};
 use refract_storage::Expect;
@@ -28,7 +28,7 @@ use crate::automations::{self, event_payload, kind_conflict};
 use crate::compiles::{self, CompileSlot, Unfinished};
 use crate::inspect::{self, normalize_language};
 use crate::params;
-use crate::state::{Action, Subject, WorkspacesState, encode, storage};
+use crate::state::{Access, Action, Subject, WorkspacesState, encode, storage};
 
 /// The only accepted content type.
 pub const WASM_CONTENT_TYPE: &str = "application/wasm";
@@ -134,9 +134,10 @@ pub async fn upload(
             (Action::Update, Subject::Automations),
         )
         .await?;
-    let user = caller.require_user()?.to_string();
+    // Uploads are a user's (API keys read and run).
+    caller.require_user()?;
     let ws = access.id.as_str();
-    let (mut automation, version) = automations::load(&state, ws, &slug).await?;
+    let (automation, version) = automations::load(&state, ws, &slug).await?;
     if automation.kind != AutomationKind::Component {
         return Err(kind_conflict(
             "this is a dsl automation; components go to component automations",
@@ -205,6 +206,37 @@ pub async fn upload(
         out["unchanged"] = json!(false);
         return Ok(Json(out));
     }
+    let (automation, unchanged) = install(
+        &state,
+        &caller,
+        &access,
+        (automation, version),
+        slot,
+        bytes,
+        language,
+    )
+    .await?;
+    let mut out = encode(&automation)?;
+    out["unchanged"] = json!(unchanged);
+    Ok(Json(out))
+}
+
+/// Compiles `bytes` (within `slot`), stores them as the component of `automation` (read at
+/// `version`), keeps the automation it replaces as a version, and announces it: the upload's
+/// last steps, shared with an import that brings a component by its grant. Answers the
+/// automation and whether it was already running these bytes (then nothing changed).
+pub(crate) async fn install(
+    state: &WorkspacesState,
+    caller: &Caller,
+    access: &Access,
+    (mut automation, version): (Automation, u64),
+    slot: CompileSlot,
+    bytes: Bytes,
+    language: Option<String>,
+) -> Result<(Automation, bool), ApiError> {
+    let ws = access.id.as_str();
+    let user = caller.require_user()?.to_string();
+    let previous = automation.component.as_ref().and_then(|c| c.digest.clone());
     let host = state.host.clone();
     let sent_to_host = bytes.clone();
     let compiled = compiles::run(slot, state.config.compile_timeout, async move {
@@ -212,7 +244,7 @@ pub async fn upload(
     })
     .await;
     let digest = compiled
-        .map_err(|e| unfinished(e, &state))?
+        .map_err(|e| unfinished(e, state))?
         .map_err(host_error)?;
     let digest_text = digest.to_string();
     let ready = automation
@@ -220,9 +252,7 @@ pub async fn upload(
         .as_ref()
         .is_some_and(|c| c.status == ComponentStatus::Ready);
     if ready && previous.as_deref() == Some(digest_text.as_str()) {
-        let mut out = encode(&automation)?;
-        out["unchanged"] = json!(true);
-        return Ok(Json(out));
+        return Ok((automation, true));
     }
     let size = bytes.len();
     let for_inspect = bytes.clone();
@@ -259,7 +289,7 @@ pub async fn upload(
     info.compiled_with = Some(state.host.fingerprint().to_string());
     automation.updated_at = now;
     automation.updated_by = user;
-    match automations::store(&state, ws, &automation, Expect::Version(version)).await? {
+    match automations::store(state, ws, &automation, Expect::Version(version)).await? {
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::Conflict => {
             return Err(automations::changed_meanwhile("during the upload"));
@@ -267,13 +297,13 @@ pub async fn upload(
         Err(e) => return Err(storage(e)),
     }
     if let Some(previous) = &previous {
-        crate::automation_versions::saved(&state, ws, &automation.slug, previous).await;
+        crate::automation_versions::saved(state, ws, &automation.slug, previous).await;
     }
     tracing::info!(workspace_id = %access.id, automation = %automation.slug, digest = %digest_text, size,
         correlation_id = %caller.correlation_id, "component uploaded");
     state
         .emit(
-            &caller,
+            caller,
             &access.id,
             types::AUTOMATIONS_UPDATED,
             event_payload(&automation, None),
@@ -290,11 +320,9 @@ pub async fn upload(
         uploaded["previousDigest"] = json!(p);
     }
     state
-        .emit(&caller, &access.id, types::COMPONENTS_UPLOADED, uploaded)
+        .emit(caller, &access.id, types::COMPONENTS_UPLOADED, uploaded)
         .await;
-    let mut out = encode(&automation)?;
-    out["unchanged"] = json!(false);
-    Ok(Json(out))
+    Ok((automation, false))
 }
 
 /// `GET …/automations/{slug}/component` [next]: the stored `.wasm`, `ETag: "sha256:<hex>"`;

@@ -1,11 +1,12 @@
 //! Workspace export: `GET /v2/workspaces/{workspaceId}/export` answers a zip in the layout the
-//! import takes ([`crate::import`]), so export → import into another workspace brings its DSL
-//! automations and config along:
+//! import takes ([`crate::import`]), so export → import into another workspace of this platform
+//! brings its automations, config, security rules and app instances along:
 //!
 //! - `index.yml`: the workspace's `name`, `slug`, `description`, `labels` and `config`;
 //! - `automations/<slug>.yml`: each DSL automation, as the automations API takes it;
-//! - `components/<slug>.yml`: each component automation, with its component's digest (the
-//!   bytes are downloaded by `GET …/automations/{slug}/component`, not copied into the
+//! - `components/<slug>.yml`: each component automation, with its component's digest and a
+//!   grant ([`crate::grants`]) that lets an import on this platform run the same stored bytes
+//!   (they are downloaded by `GET …/automations/{slug}/component`, not copied into the
 //!   archive, so an export stays small);
 //! - `security.yml`: the workspace's roles and rules;
 //! - `imports/<slug>.yml`: each app instance (app, pinned version, config);
@@ -68,7 +69,11 @@ pub async fn export(
             AutomationKind::Dsl => "automations",
             AutomationKind::Component => "components",
         };
-        files.push((format!("{folder}/{}.yml", a.slug), document(&a)?));
+        let mut doc = document(&a)?;
+        if let Some(digest) = a.component.as_ref().and_then(|c| c.digest.as_deref()) {
+            doc["grant"] = crate::grants::issue(&state.config.keyring, digest)?;
+        }
+        files.push((format!("{folder}/{}.yml", a.slug), doc));
     }
     files.push((
         "security.yml".into(),

@@ -23,7 +23,7 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use chrono::Utc;
 use refract_core::ErrorKind;
-use refract_core::model::{Automation, AutomationKind};
+use refract_core::model::{Automation, AutomationKind, ComponentInfo};
 use refract_dsl::{Budget, Invalid};
 use refract_http::{ApiError, Caller, Json};
 use refract_storage::Expect;
@@ -51,6 +51,9 @@ pub struct Export {
     pub workspace: Option<Map<String, Value>>,
     /// `(file, slug from the file name or map key, document)`.
     pub automations: Vec<(String, String, Value)>,
+    /// `(file, slug from the file name, document)` of each `components/<slug>.yml`: a
+    /// component automation of an export of this platform, with its grant.
+    pub components: Vec<(String, String, Value)>,
     /// `security.yml`: the workspace's roles and rules.
     pub security: Option<Value>,
     /// `(file, document)` of each `imports/<slug>.yml`: an app instance to install.
@@ -68,6 +71,7 @@ impl Default for Export {
         Export {
             workspace: None,
             automations: Vec::new(),
+            components: Vec::new(),
             security: None,
             instances: Vec::new(),
             skipped: Vec::new(),
@@ -131,6 +135,11 @@ impl Export {
                 }
                 None => self.skipped.push((path.into(), "not a YAML file".into())),
             },
+            ["components", file] if stem(file).is_some() => {
+                if let (Some(slug), Some(doc)) = (stem(file), yaml(self, path, text)) {
+                    self.components.push((path.to_owned(), slug, doc));
+                }
+            }
             ["imports", file] if stem(file).is_some() => {
                 if let Some(doc) = yaml(self, path, text) {
                     self.instances.push((path.to_owned(), doc));
@@ -138,7 +147,7 @@ impl Export {
             }
             _ => self.skipped.push((
                 path.into(),
-                "not used by Refract's import (components, secrets, pages, blocks, …)".into(),
+                "not used by Refract's import (secrets, pages, blocks, …)".into(),
             )),
         }
     }
@@ -353,8 +362,14 @@ pub async fn import(
         .await?;
     }
     let mut imported = Vec::new();
-    for (file, slug, doc) in export.automations {
-        match import_one(&state, &caller, &access, &user, &slug, doc).await {
+    let documents = (export.automations.into_iter())
+        .map(|(file, slug, doc)| (file, slug, doc, AutomationKind::Dsl))
+        .chain(
+            (export.components.into_iter())
+                .map(|(file, slug, doc)| (file, slug, doc, AutomationKind::Component)),
+        );
+    for (file, slug, doc, kind) in documents {
+        match import_one(&state, &caller, &access, &user, &slug, doc, kind).await {
             Ok(()) => imported.push(json!(file)),
             Err(e) => errors.push(file_error(file, e)),
         }
@@ -411,8 +426,11 @@ async fn import_instance(
     Ok(())
 }
 
-/// Validates one automation document and creates it, or replaces the DSL automation of the
-/// same slug.
+/// Validates one automation document and creates it, or replaces the automation of the same
+/// slug and kind. A component automation (`components/<slug>.yml`) comes with the grant of its
+/// export ([`crate::grants`]): its component is the stored blob of that digest, compiled and
+/// installed as an upload would ([`crate::components::install`], which also keeps the
+/// automation it replaces as a version).
 async fn import_one(
     state: &WorkspacesState,
     caller: &Caller,
@@ -420,6 +438,7 @@ async fn import_one(
     user: &str,
     slug: &str,
     doc: Value,
+    kind: AutomationKind,
 ) -> Result<(), ApiError> {
     let Value::Object(mut body) = doc else {
         return Err(ApiError::new(
@@ -431,7 +450,14 @@ async fn import_one(
     // The platform assigns these.
     body.remove("workspaceId");
     body.remove("id");
-    refract_dsl::compile_document(&Value::Object(body.clone())).map_err(crate::dsl::invalid)?;
+    let component = match kind {
+        AutomationKind::Dsl => {
+            refract_dsl::compile_document(&Value::Object(body.clone()))
+                .map_err(crate::dsl::invalid)?;
+            None
+        }
+        AutomationKind::Component => Some(granted_component(state, &mut body).await?),
+    };
     body.entry("slug").or_insert_with(|| json!(slug));
     let ws = access.id.as_str();
     let target = body
@@ -445,10 +471,10 @@ async fn import_one(
         Err(e) => return Err(e),
     };
     if let Some((old, _)) = &existing
-        && old.kind != AutomationKind::Dsl
+        && old.kind != kind
     {
         return Err(crate::automations::kind_conflict(format!(
-            "{target:?} is a component automation"
+            "{target:?} is an automation of the other kind"
         )));
     }
     let now = Utc::now();
@@ -456,15 +482,24 @@ async fn import_one(
         (a.created_at, a.created_by.clone())
     });
     let mut a: Automation = serde_json::from_value(json!({
-        "slug": target, "name": null, "kind": "dsl", "createdAt": created_at, "createdBy": created_by,
-        "updatedAt": now, "updatedBy": user,
+        "slug": target, "name": null, "kind": kind, "createdAt": created_at,
+        "createdBy": created_by, "updatedAt": now, "updatedBy": user,
     }))
     .map_err(|e| ApiError::validation("body", e.to_string()))?;
+    if kind == AutomationKind::Component {
+        // Until the install below, the component it ran (none for a new automation).
+        a.component = Some(match &existing {
+            Some((old, _)) => old.component.clone().unwrap_or_else(ComponentInfo::missing),
+            None => ComponentInfo::missing(),
+        });
+    }
     apply(state, &mut a, body)?;
     if a.name.is_null() {
         return Err(ApiError::validation("name", "is required"));
     }
-    crate::dsl::check(&a)?;
+    if kind == AutomationKind::Dsl {
+        crate::dsl::check(&a)?;
+    }
     let expect = existing
         .as_ref()
         .map_or(Expect::Absent, |(_, v)| Expect::Version(*v));
@@ -478,7 +513,7 @@ async fn import_one(
         }
         Err(e) => return Err(storage(e)),
     }
-    if let Some((previous, _)) = &existing {
+    if let (Some((previous, _)), AutomationKind::Dsl) = (&existing, kind) {
         crate::automation_versions::saved(state, ws, &a.slug, previous).await;
     }
     let event = if existing.is_some() {
@@ -489,7 +524,43 @@ async fn import_one(
     state
         .emit(caller, &access.id, event, event_payload(&a, None))
         .await;
+    if let Some((bytes, language)) = component {
+        let stored = load(state, ws, &a.slug).await?;
+        let slot = state.compile_slots().try_acquire(&access.id)?;
+        crate::components::install(state, caller, access, stored, slot, bytes, language).await?;
+    }
     Ok(())
+}
+
+/// The bytes and source language of the component a `components/<slug>.yml` names: its
+/// `grant` must open to a digest stored on this platform (403 otherwise; 404 when the blob is
+/// gone). The document keeps `component.limits` only: the other component members are facts
+/// the install reads from the bytes again.
+async fn granted_component(
+    state: &WorkspacesState,
+    body: &mut Map<String, Value>,
+) -> Result<(Bytes, Option<String>), ApiError> {
+    let grant = body.remove("grant").ok_or_else(|| {
+        ApiError::forbidden("a component automation imports only with the grant of its export")
+    })?;
+    let digest = crate::grants::redeem(&state.config.keyring, &grant)?;
+    let component = body.remove("component").unwrap_or(Value::Null);
+    if let Some(limits) = component.get("limits") {
+        body.insert("component".into(), json!({ "limits": limits }));
+    }
+    let language = component
+        .get("language")
+        .and_then(Value::as_str)
+        .filter(|l| ["rust", "js", "python", "other"].contains(l))
+        .map(str::to_owned);
+    let parsed: refract_storage::Digest = digest.parse().map_err(ApiError::internal)?;
+    let bytes = state
+        .files
+        .get_blob(&parsed)
+        .await
+        .map_err(storage)?
+        .ok_or_else(|| ApiError::not_found("the component is no longer stored on this platform"))?;
+    Ok((bytes, language))
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@
 //!   [`inspect`] reads imports and the source language from the binary.
 //! - [`artifacts`]: [`FileArtifactStore`], the host's artifact store over file storage.
 //! - [`secrets`]: write-only workspace secrets.
+//! - [`export`]: the workspace as a zip the import takes; [`grants`]: what lets an import run
+//!   an exported component by digest.
 //! - [`versions`]: workspace versions (snapshots); [`apps`]: the app store (publish, search,
 //!   delete); [`instances`]: apps installed in a workspace, their config and lifecycle events.
 //! - [`sharing`]: shares with users, the public or custom roles (`…/permissions`).
@@ -36,6 +38,7 @@ pub mod components;
 pub mod config;
 pub mod dsl;
 pub mod export;
+pub mod grants;
 pub mod import;
 pub mod inspect;
 pub mod instances;

@@ -1,13 +1,14 @@
 //! Workspace export through the gateway: the zip is in the import's layout, an import of it into
-//! another workspace gives the same DSL automations, config, security rules and app instances (the new
-//! workspace's webhook answers like the old one), secrets leave by name only, and only the
-//! workspace's owners may export.
+//! another workspace gives the same DSL and component automations, config, security rules and
+//! app instances (the new workspace's webhooks answer like the old one's), secrets leave by name
+//! only, a component crosses only with its export's grant, and only the workspace's owners may
+//! export.
 
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
 
 use anyhow::{Context, ensure};
-use refract_tests::platform::Platform;
+use refract_tests::platform::{Platform, example};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -56,6 +57,9 @@ async fn an_export_imports_into_another_workspace_as_it_was() -> anyhow::Result<
         )
         .await?;
     ensure!(status == StatusCode::OK, "{status} {body}");
+    let echo = json!({"slug": "echo", "name": "Echo", "when": {"endpoint": true},
+        "component": {"limits": {"memoryMiB": 32}}});
+    ada.deploy(&ws, echo, &example("webhook-echo")?).await?;
 
     // An app published from another workspace, installed in this one.
     let lib = ada.workspace("Library").await?;
@@ -115,6 +119,7 @@ async fn an_export_imports_into_another_workspace_as_it_was() -> anyhow::Result<
             == [
                 "automations/hello.yml",
                 "automations/noted.yml",
+                "components/echo.yml",
                 "imports/greet.yml",
                 "index.yml",
                 "secrets.yml",
@@ -215,6 +220,66 @@ async fn an_export_imports_into_another_workspace_as_it_was() -> anyhow::Result<
         .await?;
     ensure!(status == StatusCode::OK, "{status} {answer}");
     ensure!(answer == json!({"message": "Bonjour Ada"}), "{answer}");
+    let (_, original) = ada
+        .json(
+            Method::GET,
+            &format!("/v2/workspaces/{ws}/automations/echo"),
+            None,
+        )
+        .await?;
+    let (_, component) = ada
+        .json(
+            Method::GET,
+            &format!("/v2/workspaces/{copy}/automations/echo"),
+            None,
+        )
+        .await?;
+    ensure!(
+        component["component"]["digest"] == original["component"]["digest"]
+            && component["component"]["status"] == "ready"
+            && component["component"]["limits"]["memoryMiB"] == 32,
+        "{component}"
+    );
+    let res = platform
+        .client()
+        .request(
+            Method::POST,
+            &format!("/v2/workspaces/{copy}/webhooks/echo"),
+        )
+        .json(&json!({"n": 1}))
+        .send()
+        .await?;
+    ensure!(res.status() == StatusCode::CREATED, "{}", res.status());
+    let echoed: Value = res.json().await?;
+    ensure!(echoed["body"] == json!({"n": 1}), "{echoed}");
+
+    // A component crosses with its grant only: a document naming a digest without one, or with
+    // an edited one, is refused (a digest alone would run another tenant's code).
+    let mut doc = exported["components/echo.yml"].clone();
+    let grant = doc["grant"].take();
+    ensure!(grant.is_object(), "{doc}");
+    let mut forged = grant.clone();
+    forged["data"] = json!("AAAA".repeat(16));
+    for (name, grant) in [("no grant", Value::Null), ("an edited grant", forged)] {
+        let mut doc = doc.clone();
+        if !grant.is_null() {
+            doc["grant"] = grant;
+        }
+        let stranger = ada.workspace(&format!("Stranger {name}")).await?;
+        let report = import_files(&ada, &stranger, &[("components/echo.yml", &doc)]).await?;
+        ensure!(
+            report["errors"][0]["error"] == "ForbiddenError" && report["imported"] == json!([]),
+            "{name}: {report}"
+        );
+        let (status, _) = ada
+            .json(
+                Method::GET,
+                &format!("/v2/workspaces/{stranger}/automations/echo"),
+                None,
+            )
+            .await?;
+        ensure!(status == StatusCode::NOT_FOUND, "{name}: {status}");
+    }
 
     // Only owners export: an editor of the workspace may not, a stranger does not see it.
     let bob = platform.client().signed_up("bob@example.com").await?;
@@ -239,6 +304,32 @@ async fn an_export_imports_into_another_workspace_as_it_was() -> anyhow::Result<
         .context("a stranger's export")?;
     ensure!(status == StatusCode::NOT_FOUND, "a stranger: {status}");
     platform.stop().await
+}
+
+/// Imports a zip of `files` (JSON documents) into `workspace`; answers the import's report.
+async fn import_files(
+    client: &refract_tests::platform::Client,
+    workspace: &str,
+    files: &[(&str, &Value)],
+) -> anyhow::Result<Value> {
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    zip.add_directory("export/", zip::write::SimpleFileOptions::default())?;
+    for (name, doc) in files {
+        zip.start_file(
+            format!("export/{name}"),
+            zip::write::SimpleFileOptions::default(),
+        )?;
+        std::io::Write::write_all(&mut zip, doc.to_string().as_bytes())?;
+    }
+    let zip = zip.finish()?.into_inner();
+    let res = client
+        .request(Method::POST, &format!("/v2/workspaces/{workspace}/import"))
+        .header("content-type", "application/zip")
+        .body(zip)
+        .send()
+        .await?;
+    ensure!(res.status() == StatusCode::OK, "import: {}", res.status());
+    Ok(res.json().await?)
 }
 
 /// Every entry's text, decompressed, concatenated.
