@@ -156,7 +156,7 @@ pub async fn upload(
     };
     let language = match header(&headers, LANGUAGE_HEADER) {
         None => None,
-        Some(l @ ("rust" | "js" | "python" | "other")) => Some(l.to_string()),
+        Some(l) if LANGUAGES.contains(&l) => Some(l.to_string()),
         Some(_) => {
             return Err(ApiError::validation(
                 LANGUAGE_HEADER,
@@ -345,13 +345,7 @@ pub async fn download(
         .component
         .and_then(|c| c.digest)
         .ok_or_else(missing)?;
-    let parsed: refract_storage::Digest = digest.parse().map_err(ApiError::internal)?;
-    let bytes = state
-        .files
-        .get_blob(&parsed)
-        .await
-        .map_err(storage)?
-        .ok_or_else(missing)?;
+    let bytes = stored(&state, &digest).await?.ok_or_else(missing)?;
     let mut response = Response::new(Body::from(bytes));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(WASM_CONTENT_TYPE));
@@ -359,6 +353,18 @@ pub async fn download(
         headers.insert(ETAG, tag);
     }
     Ok(response)
+}
+
+/// The source languages an upload may name (`x-refract-component-language`).
+pub(crate) const LANGUAGES: &[&str] = &["rust", "js", "python", "other"];
+
+/// The bytes of the stored component `digest` (`sha256:<hex>`), while its blob is kept.
+pub(crate) async fn stored(
+    state: &WorkspacesState,
+    digest: &str,
+) -> Result<Option<Bytes>, ApiError> {
+    let parsed: refract_storage::Digest = digest.parse().map_err(ApiError::internal)?;
+    state.files.get_blob(&parsed).await.map_err(storage)
 }
 
 /// Reads at most `limit` bytes of `body`.

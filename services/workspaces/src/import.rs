@@ -551,14 +551,10 @@ async fn granted_component(
     let language = component
         .get("language")
         .and_then(Value::as_str)
-        .filter(|l| ["rust", "js", "python", "other"].contains(l))
+        .filter(|l| crate::components::LANGUAGES.contains(l))
         .map(str::to_owned);
-    let parsed: refract_storage::Digest = digest.parse().map_err(ApiError::internal)?;
-    let bytes = state
-        .files
-        .get_blob(&parsed)
-        .await
-        .map_err(storage)?
+    let bytes = crate::components::stored(state, &digest)
+        .await?
         .ok_or_else(|| ApiError::not_found("the component is no longer stored on this platform"))?;
     Ok((bytes, language))
 }
