@@ -206,12 +206,15 @@ impl HasData for IoTable {
     type Data<'a> = &'a mut ResourceTable;
 }
 
-/// Links the minimal WASI subset: I/O streams, clocks, random, and the `wasi:cli` interfaces Rust's
-/// std imports (environment, exit, stdio, terminals). No filesystem, no sockets, no HTTP.
+/// Links the minimal WASI subset: I/O streams, clocks, random, the `wasi:cli` interfaces Rust's
+/// std imports (environment, exit, stdio, terminals), and `wasi:filesystem` with no preopened
+/// directory (JavaScript components built by ComponentizeJS import it through their WASI
+/// adapter; with nothing preopened, no descriptor can be had). No sockets, no HTTP.
 pub(crate) fn add_minimal_wasi<T: WasiView + 'static>(l: &mut Linker<T>) -> wasmtime::Result<()> {
     use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
     use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
-    use wasmtime_wasi::p2::bindings::{cli, clocks, io, random};
+    use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView as _};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, io, random};
     use wasmtime_wasi::random::{WasiRandom, WasiRandomView as _};
 
     io::error::add_to_linker::<T, IoTable>(l, |t| t.ctx().table)?;
@@ -232,5 +235,9 @@ pub(crate) fn add_minimal_wasi<T: WasiView + 'static>(l: &mut Linker<T>) -> wasm
     cli::terminal_stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
     cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
     cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    // The context preopens nothing: `get-directories` is empty and every descriptor call
+    // needs a descriptor the guest cannot obtain.
+    filesystem::types::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+    filesystem::preopens::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
     Ok(())
 }

@@ -17,7 +17,8 @@ pub const RUN_EXPORT: &str = "run";
 
 /// WASI interfaces the host links (with a context that grants nothing: no preopens, no env, no
 /// args, stdin closed, no sockets). Rust's std imports the `wasi:cli` and `wasi:io` ones even when
-/// unused, so they must be accepted; `wasi:filesystem`, `wasi:sockets`, `wasi:http` are not.
+/// unused, so they must be accepted; ComponentizeJS's WASI adapter imports `wasi:filesystem`,
+/// linked with no preopened directory (nothing to open); `wasi:sockets`, `wasi:http` are not.
 const ALLOWED_WASI: &[&str] = &[
     "wasi:cli/environment",
     "wasi:cli/exit",
@@ -37,6 +38,8 @@ const ALLOWED_WASI: &[&str] = &[
     "wasi:random/random",
     "wasi:random/insecure",
     "wasi:random/insecure-seed",
+    "wasi:filesystem/types",
+    "wasi:filesystem/preopens",
 ];
 /// WASI versions the linked implementation serves (semver-compatible 0.2.x).
 const WASI_VERSION_PREFIX: &str = "0.2.";
@@ -134,7 +137,7 @@ mod tests {
         assert!(!import_allowed("refract:automationx/events@0.1.0"));
         assert!(import_allowed("wasi:io/poll@0.2.6"));
         assert!(import_allowed("wasi:cli/stderr@0.2.0"));
-        assert!(!import_allowed("wasi:filesystem/types@0.2.6"));
+        assert!(import_allowed("wasi:filesystem/preopens@0.2.6"));
         assert!(!import_allowed("wasi:sockets/tcp@0.2.6"));
         assert!(!import_allowed("wasi:io/poll@0.3.0"));
         assert!(!import_allowed("evil:net/raw"));

@@ -88,7 +88,8 @@ enum Command {
     Export(ExportArgs),
     /// Import an export (zip or runtime.yml) into a workspace; prints its report.
     Import(ImportArgs),
-    /// Build a guest crate (or take a .wasm) and deploy it as an automation.
+    /// Build a guest folder (Rust crate or npm package), or take a .wasm, and deploy it as an
+    /// automation.
     Deploy(DeployArgs),
     /// Print the workspace's runs with their logs (oldest first), and with --follow the new
     /// ones as they are recorded.

@@ -1,10 +1,9 @@
-//! `refract deploy`: build a guest crate (or take a `.wasm`), create or update its automation
-//! from a small manifest, and upload the component (streamed, with a progress bar on a
-//! terminal).
+//! `refract deploy`: build a guest folder (a Rust crate or a JavaScript/TypeScript package: see
+//! the `build` module) or take a `.wasm`, create or update its automation from a small manifest,
+//! and upload the component (streamed, with a progress bar on a terminal).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use reqwest::{Method, StatusCode};
@@ -12,10 +11,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::{Api, ApiError};
+use crate::build;
 use crate::commands::segment;
 use crate::{output, progress};
 
-/// The manifest beside a guest crate (`refract.toml`).
+/// The manifest in a guest folder (`refract.toml`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Manifest {
@@ -39,9 +39,9 @@ pub(crate) struct Manifest {
 
 /// The arguments of `refract deploy`.
 pub(crate) struct Deploy {
-    /// A guest crate folder (built here) or a `.wasm` file.
+    /// A guest folder (a Rust crate or an npm package, built here) or a `.wasm` file.
     pub path: PathBuf,
-    /// The manifest; `refract.toml` in the crate folder by default.
+    /// The manifest; `refract.toml` in the guest folder by default.
     pub manifest: Option<PathBuf>,
     /// The workspace id.
     pub workspace: String,
@@ -69,14 +69,20 @@ pub(crate) async fn deploy(
     let manifest: Manifest = toml::from_str(&text)
         .with_context(|| format!("parsing the manifest {}", manifest_path.display()))?;
 
-    let wasm_path = if args.path.is_dir() {
-        build(&args.path)?
+    let (wasm_path, language) = if args.path.is_dir() {
+        let (language, wasm) = build::build(&args.path)?;
+        (wasm, Some(language.header()))
     } else {
-        args.path.clone()
+        (args.path.clone(), None)
     };
     let wasm =
         std::fs::read(&wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
-    eprintln!("component: {} ({} bytes)", wasm_path.display(), wasm.len());
+    let language = language.unwrap_or_else(|| build::language_of_component(&wasm));
+    eprintln!(
+        "component: {} ({} bytes, {language})",
+        wasm_path.display(),
+        wasm.len()
+    );
 
     let automations = format!("/v2/workspaces/{}/automations", segment(&args.workspace));
     let automation = format!("{automations}/{}", segment(&manifest.slug));
@@ -117,7 +123,7 @@ pub(crate) async fn deploy(
     let mut upload = progress::upload_bytes(wasm.into(), "application/wasm", &bar);
     upload
         .headers
-        .push(("x-refract-component-language", "rust".to_owned()));
+        .push(("x-refract-component-language", language.to_owned()));
     let uploaded: anyhow::Result<Value> = api
         .upload(Method::PUT, &format!("{automation}/component"), upload)
         .await;
@@ -145,50 +151,6 @@ pub(crate) async fn deploy(
         )?;
     }
     Ok(())
-}
-
-/// Builds the guest crate in `dir` for wasm32-wasip2 (release) and returns its `.wasm`.
-fn build(dir: &Path) -> anyhow::Result<PathBuf> {
-    eprintln!("building {} for wasm32-wasip2 …", dir.display());
-    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--message-format=json-render-diagnostics",
-        ])
-        .current_dir(dir)
-        .stderr(Stdio::inherit())
-        .output()
-        .context(
-            "running cargo (is the Rust toolchain installed? `rustup target add wasm32-wasip2`)",
-        )?;
-    if !output.status.success() {
-        bail!("cargo build failed in {}", dir.display());
-    }
-    let manifest = std::fs::canonicalize(dir.join("Cargo.toml"))
-        .with_context(|| format!("{} has no Cargo.toml", dir.display()))?;
-    let mut found = None;
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Ok(message) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        if message["reason"] != "compiler-artifact"
-            || message["manifest_path"].as_str() != manifest.to_str()
-        {
-            continue;
-        }
-        if let Some(files) = message["filenames"].as_array() {
-            found = files
-                .iter()
-                .filter_map(Value::as_str)
-                .find(|f| f.ends_with(".wasm"))
-                .map(PathBuf::from)
-                .or(found);
-        }
-    }
-    found.context("the build produced no .wasm: is the crate a cdylib?")
 }
 
 fn toml_to_json(table: toml::Table) -> Value {

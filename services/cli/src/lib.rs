@@ -18,6 +18,7 @@
 
 pub mod admin;
 pub mod api;
+mod build;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -200,9 +200,10 @@ pub struct ImportArgs {
 /// `refract deploy`.
 #[derive(Args, Debug, Clone)]
 pub struct DeployArgs {
-    /// A guest crate folder (with refract.toml) or a .wasm file.
+    /// A guest folder with refract.toml (a Rust crate: Cargo.toml; a JavaScript or TypeScript
+    /// package: package.json, built with `npm run build`) or a .wasm file.
     pub path: PathBuf,
-    /// The manifest (default: refract.toml in the crate folder).
+    /// The manifest (default: refract.toml in the guest folder).
     #[arg(long)]
     pub manifest: Option<PathBuf>,
     #[command(flatten)]
