@@ -41,7 +41,7 @@ post() { # PATH BODY [TOKEN]
 
 # A user, a personal access token (a session would end at the generated POST /v2/logout), a
 # workspace with a DSL automation answering a webhook, one of its versions and runs, a secret,
-# an API key and an app instance, so path parameters name real objects.
+# an API key, an app instance and a dead letter, so path parameters name real objects.
 post /v2/signup '{"email":"contract@example.com","password":"correct horse battery","firstName":"Contract"}' >/dev/null
 SESSION=$(post /v2/login '{"email":"contract@example.com","password":"correct horse battery"}' | json token)
 export REFRACT_CONTRACT_TOKEN=$(post /v2/user/accessTokens \
@@ -73,6 +73,18 @@ for _ in $(seq 1 50); do # the run's record reaches the history within a batch w
   sleep 0.1
 done
 export REFRACT_CONTRACT_RUN
+# A dead letter: an event-triggered automation that fails both attempts of its retry policy
+# (its failed runs are in the run list too).
+call POST "/v2/workspaces/$WS/automations" '{"slug":"broken","name":"Broken","when":{"events":["contract.broken"]},
+  "retry":{"attempts":2,"backoff":{"initialMs":100}},"do":[{"emit":{"event":"not a valid type!"}}]}' >/dev/null
+call POST "/v2/workspaces/$WS/events" '{"events":[{"type":"contract.broken","payload":{"n":1}}]}' >/dev/null
+for _ in $(seq 1 100); do
+  REFRACT_CONTRACT_DEADLETTER=$(curl -fsS "$API/v2/workspaces/$WS/deadletters" -H "authorization: Bearer $TOKEN" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin)["result"]["deadLetters"]; print(d[0]["id"] if d else "")')
+  [ -n "$REFRACT_CONTRACT_DEADLETTER" ] && break
+  sleep 0.1
+done
+export REFRACT_CONTRACT_DEADLETTER
 
 echo "== OpenAPI document"
 curl -fsS "$API/v2/openapi.json" -o "$WORK/openapi.json"

@@ -98,6 +98,8 @@ impl<'de> Deserialize<'de> for EventType {
 
 /// The service instance that produced an event.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = EventSourceHost))]
 pub struct SourceHost {
     /// The service name (`runtime`, `workspaces`, …).
     pub service: String,
@@ -108,6 +110,8 @@ pub struct SourceHost {
 
 /// The HTTP request an event was born from.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = EventSourceHttp))]
 #[serde(rename_all = "camelCase")]
 pub struct SourceHttp {
     /// The request method.
@@ -124,19 +128,25 @@ pub struct SourceHttp {
 
 /// Where an event came from. The correlation id is generated when a producer leaves it out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = EventSource))]
 #[serde(rename_all = "camelCase")]
 pub struct Source {
     /// The workspace the event belongs to; `None` for platform-wide events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub workspace_id: Option<WorkspaceId>,
     /// The user whose action caused the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub user_id: Option<UserId>,
     /// The session it came from; routes events targeted at that session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub session_id: Option<SessionId>,
     /// Ties together every event, log and run one trigger caused.
     #[serde(default = "CorrelationId::generate")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true))]
     pub correlation_id: CorrelationId,
     /// The automation whose run emitted the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -200,13 +210,17 @@ impl Default for Source {
 
 /// Restricts delivery to a user, session or user topic (and grants them read).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = EventTarget))]
 #[serde(rename_all = "camelCase")]
 pub struct Target {
     /// A user the event is delivered to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub user_id: Option<UserId>,
     /// A session the event is delivered to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub session_id: Option<SessionId>,
     /// A user topic whose members the event is delivered to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,6 +233,7 @@ pub struct Target {
 
 /// Per-event options.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventOptions {
     /// `false` keeps the event out of history (default `true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -227,6 +242,8 @@ pub struct EventOptions {
 
 /// How bad an error event is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = EventErrorLevel))]
 #[serde(rename_all = "lowercase")]
 pub enum ErrorLevel {
     /// Something went wrong but the run went on.
@@ -239,6 +256,7 @@ pub enum ErrorLevel {
 
 /// The `error` member of error events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventError {
     /// The stable error code (`ComponentTrap`, …).
     pub error: String,
@@ -253,19 +271,24 @@ pub struct EventError {
 
 /// The event envelope.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     /// Assigned by the broker at first publish; `None` before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub id: Option<EventId>,
     /// The event type.
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[A-Za-z0-9 ._-]{1,128}$"))]
     pub event_type: EventType,
     /// Where the event came from.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub source: Source,
     /// The event's data: always a JSON object.
     #[serde(default, deserialize_with = "payload_object")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object, required = true))]
     pub payload: Map<String, Value>,
     /// Restricts who receives the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -278,6 +301,7 @@ pub struct Event {
     pub error: Option<EventError>,
     /// When the event was created (milliseconds since the epoch on the wire).
     #[serde(default = "Utc::now", with = "millis")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub created_at: DateTime<Utc>,
     /// Bytes of the serialized event, set by [`Event::seal`].
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -136,7 +136,7 @@ fn emitter_role(rights: &WorkspaceAccess) -> Role {
         ("limit" = Option<u32>, Query, description = "Events per page, 1 to 500 (default 50)."),
         ("sort" = Option<String>, Query, description = "`asc` or `desc` (default)."),
         ("wait" = Option<f64>, Query, description = "With afterId: long-poll up to this many seconds (at most 15) for a new event.")),
-    responses((status = 200, description = "`{result: {events: [Event]}}`.", body = Object)))]
+    responses((status = 200, description = "`{result: {events: [Event]}}`.", body = crate::openapi::EventPage)))]
 async fn history(
     State(state): State<EventsState>,
     caller: Caller,
@@ -313,10 +313,16 @@ fn parse_query(
     Ok(query)
 }
 
+// The body's schema caps `events` at 100.
+const _: () = assert!(crate::MAX_EMIT_BATCH == 100);
+
 /// The body of `POST …/events`.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EmitBody {
+    /// The events, published in order, all or none.
+    // max_items is `crate::MAX_EMIT_BATCH`.
+    #[schema(min_items = 1, max_items = 100)]
     events: Vec<EmitEvent>,
 }
 
@@ -324,7 +330,7 @@ struct EmitBody {
 /// event types are reserved.
 #[utoipa::path(post, path = "/v2/workspaces/{workspace_id}/events", tag = "events",
     params(refract_http::openapi::InWorkspace), request_body = EmitBody,
-    responses((status = 200, description = "The events as stored, with their ids and sources.", body = [Object])))]
+    responses((status = 200, description = "The events as stored, with their ids and sources.", body = [refract_core::Event])))]
 async fn emit_events(
     State(state): State<EventsState>,
     caller: Caller,
@@ -357,8 +363,8 @@ async fn emit_events(
 /// `POST …/search`: an Elasticsearch-style query over the history the caller may read.
 #[utoipa::path(post, path = "/v2/workspaces/{workspace_id}/search", tag = "events",
     params(refract_http::openapi::InWorkspace),
-    request_body(description = "`{query?, aggs?, page?, limit?, sort?}`: a bounded subset of the Elasticsearch query DSL.", content((Object = "application/json"))),
-    responses((status = 200, description = "The hits and aggregations.", body = Object)))]
+    request_body(description = "`{scope?, where?, sort?, fields?, page?, limit?, trackTotal?}`: a condition tree over the history's indexed fields (never a raw search-engine query).", content((crate::openapi::SearchRequest = "application/json"))),
+    responses((status = 200, description = "`{size, documents}`: how many events match and the page of them (projected on `fields`).", body = crate::openapi::SearchAnswer)))]
 async fn search(
     State(state): State<EventsState>,
     caller: Caller,

@@ -15,17 +15,21 @@ use crate::{EventsState, MAX_EMIT_BATCH, topics};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EmitEvent {
+    /// The event type: dotted by convention (`orders.created`); the platform's own types are
+    /// reserved.
     #[serde(rename = "type")]
+    #[schema(pattern = "^[A-Za-z0-9 ._-]{1,128}$")]
     pub event_type: String,
-    #[serde(default)]
-    pub payload: Option<Value>,
-    /// `{userId?, sessionId?, topic?}`: who receives it (editors and above).
+    /// The event's data: a JSON object (none is `{}`).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
+    pub payload: Option<Value>,
+    /// `{userId?, sessionId?, userTopic?, currentSocket?}`: who receives it (another user,
+    /// session or a topic the caller has not joined: editors and above).
+    #[serde(default)]
     pub target: Option<Target>,
     /// `{persist?}`.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub options: Option<EventOptions>,
     /// Accepted and ignored: the server sets the source.
     #[serde(default, rename = "source")]

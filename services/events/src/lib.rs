@@ -22,6 +22,7 @@ pub mod config;
 pub mod emit;
 pub mod ingest;
 pub mod live;
+pub mod openapi;
 pub mod readers;
 pub mod retention;
 pub mod runs;

@@ -72,7 +72,7 @@ async fn records(
 /// `GET …/runs`: the newest runs first, `{result: {runs: [summary]}}`; `beforeId` pages.
 #[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/runs", tag = "runs",
     params(refract_http::openapi::InWorkspace, RunFilters),
-    responses((status = 200, description = "`{result: {runs}}`: the runs, newest first (each with its `recordId`, the cursor of the next page).", body = Object)))]
+    responses((status = 200, description = "`{result: {runs}}`: the runs, newest first (each with its `recordId`, the cursor of the next page).", body = crate::openapi::RunPage)))]
 pub(crate) async fn list(
     State(state): State<EventsState>,
     caller: Caller,
@@ -110,7 +110,7 @@ pub(crate) async fn list(
 /// `GET …/runs/{runId}`: one run whole (input, output, error, log).
 #[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/runs/{run_id}", tag = "runs",
     params(refract_http::openapi::InWorkspace, ("run_id" = String, Path, description = "The run's id.")),
-    responses((status = 200, description = "The run with its log.", body = Object)))]
+    responses((status = 200, description = "The run with its input, output and log.", body = crate::openapi::Run)))]
 pub(crate) async fn one(
     State(state): State<EventsState>,
     caller: Caller,
@@ -137,7 +137,7 @@ pub(crate) async fn one(
 }
 
 /// A run from its record: the summary, and with `whole` its input, output and log.
-fn run(event: &Event, whole: bool) -> Value {
+pub(crate) fn run(event: &Event, whole: bool) -> Value {
     let p = &event.payload;
     let text = |k: &str| p.get(k).cloned().unwrap_or(Value::Null);
     let mut run = Map::new();

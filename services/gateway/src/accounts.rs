@@ -189,7 +189,10 @@ fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) -> Result<()
 /// `POST /v2/login`: password login. Unknown email, wrong password and deactivated account
 /// all get the same 401.
 #[utoipa::path(post, path = "/v2/login", tag = "accounts", security(()), request_body = LoginInput,
-    responses((status = 200, description = "The session: `{token, expires, sessionId, csrfToken?}` with the user (the token is shown once); the cookie is set too.", body = Object)))]
+    responses((status = 200, description = "The session: the user with `token` (shown once), `sessionId` and `expires`; the session cookie is set, and the CSRF token it needs on writes is in a header.", body = crate::openapi::Session,
+        headers(("x-prismeai-session-id" = String, description = "The session's id."),
+            ("x-prismeai-csrf-token" = String, description = "The session's CSRF token: send it with the cookie on every write."),
+            ("set-cookie" = String, description = "The session cookie (HttpOnly).")))))]
 pub async fn login(
     State(state): State<GatewayState>,
     meta: RequestMeta,
@@ -281,7 +284,10 @@ async fn open_session(
 /// `expiresAfter` seconds (capped at the session lifetime).
 #[utoipa::path(post, path = "/v2/login/anonymous", tag = "accounts", security(()),
     request_body(content = Option<AnonymousInput>, description = "Optional: `{expiresAfter}` seconds."),
-    responses((status = 200, description = "The session: `{token, expires, sessionId, csrfToken?}` with the user (the token is shown once); the cookie is set too.", body = Object)))]
+    responses((status = 200, description = "The session: the user with `token` (shown once), `sessionId` and `expires`; the session cookie is set, and the CSRF token it needs on writes is in a header.", body = crate::openapi::Session,
+        headers(("x-prismeai-session-id" = String, description = "The session's id."),
+            ("x-prismeai-csrf-token" = String, description = "The session's CSRF token: send it with the cookie on every write."),
+            ("set-cookie" = String, description = "The session cookie (HttpOnly).")))))]
 pub async fn login_anonymous(
     State(state): State<GatewayState>,
     meta: RequestMeta,
@@ -328,7 +334,7 @@ pub async fn login_anonymous(
 /// `POST /v2/logout`: revokes the calling session and clears the cookie. Idempotent: without a
 /// live session it still answers 200. Personal access tokens get 403.
 #[utoipa::path(post, path = "/v2/logout", tag = "accounts", security((), ("bearer" = []), ("sessionCookie" = [], "csrfToken" = [])),
-    responses((status = 200, description = "`{success: true}`; the cookie is cleared.", body = Object)))]
+    responses((status = 200, description = "`{success: true}`; the cookie is cleared.", body = crate::openapi::LoggedOut)))]
 pub async fn logout(
     State(state): State<GatewayState>,
     method: Method,
@@ -364,7 +370,9 @@ pub async fn logout(
 
 /// `GET /v2/me`: the caller, its session id and expiry; the CSRF token for cookie sessions.
 #[utoipa::path(get, path = "/v2/me", tag = "accounts",
-    responses((status = 200, description = "The caller with `sessionId`, `expires` and, for cookie sessions, `csrfToken`.", body = Object)))]
+    responses((status = 200, description = "The caller with `sessionId` and `expires`; for cookie sessions the CSRF token is in a header.", body = crate::openapi::Me,
+        headers(("x-prismeai-session-id" = String, description = "The session's id."),
+            ("x-prismeai-csrf-token" = String, description = "Cookie sessions only: the session's CSRF token, to send with the cookie on every write.")))))]
 pub async fn me(
     State(state): State<GatewayState>,
     headers: HeaderMap,

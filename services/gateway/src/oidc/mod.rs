@@ -504,7 +504,7 @@ pub(crate) async fn callback(
 
 /// `GET /v2/login/providers`: the configured providers, for login pages.
 #[utoipa::path(get, path = "/v2/login/providers", tag = "accounts", security(()),
-    responses((status = 200, description = "The configured providers: `[{name, type, label}]`.", body = [Object])))]
+    responses((status = 200, description = "The configured providers: `[{name, type, label}]`.", body = [crate::openapi::LoginProvider])))]
 pub(crate) async fn list(State(state): State<GatewayState>) -> axum::Json<serde_json::Value> {
     let providers: Vec<_> = state
         .config()

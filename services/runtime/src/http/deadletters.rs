@@ -39,7 +39,7 @@ fn storage(e: refract_storage::StorageError) -> ApiError {
 /// events (first page only).
 #[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/deadletters", tag = "dead letters",
     params(refract_http::openapi::InWorkspace, Page),
-    responses((status = 200, description = "`{result: {deadLetters, next, broker}}`, oldest first.", body = Object)))]
+    responses((status = 200, description = "`{result: {deadLetters, next, broker}}`, oldest first.", body = super::openapi::DeadLetterPage)))]
 pub(super) async fn list(
     State(state): State<RuntimeState>,
     Path(workspace_id): Path<String>,
@@ -109,7 +109,7 @@ async fn letter_for(
 /// `{status, runId, output | error, deadLetter?}`.
 #[utoipa::path(post, path = "/v2/workspaces/{workspace_id}/deadletters/{id}/replay", tag = "dead letters",
     params(refract_http::openapi::InWorkspace, ("id" = String, Path, description = "The dead letter's id.")),
-    responses((status = 200, description = "The run: `{status, runId, output | error, deadLetter?}`.", body = Object),
+    responses((status = 200, description = "The run: `{status: success, runId, output}`, or `{status: error, runId, error, deadLetter}`.", body = super::openapi::Replay),
         (status = 409, description = refract_http::openapi::CONFLICT, body = refract_http::openapi::ErrorBody)))]
 pub(super) async fn replay(
     State(state): State<RuntimeState>,
@@ -170,7 +170,7 @@ pub(super) async fn replay(
 /// `DELETE …/deadletters/{id}`: `{id}`.
 #[utoipa::path(delete, path = "/v2/workspaces/{workspace_id}/deadletters/{id}", tag = "dead letters",
     params(refract_http::openapi::InWorkspace, ("id" = String, Path, description = "The dead letter's id.")),
-    responses((status = 200, description = "`{id}` of the removed letter.", body = Object)))]
+    responses((status = 200, description = "`{id}` of the removed letter.", body = super::openapi::DeletedLetter)))]
 pub(super) async fn remove(
     State(state): State<RuntimeState>,
     Path((workspace_id, id)): Path<(String, String)>,

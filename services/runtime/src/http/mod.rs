@@ -27,6 +27,7 @@ use crate::state::RuntimeState;
 mod answer;
 mod deadletters;
 mod input;
+mod openapi;
 mod quotas;
 mod streamed;
 mod test_run;

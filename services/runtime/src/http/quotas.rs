@@ -72,7 +72,7 @@ async fn current(state: &RuntimeState, ws: &WorkspaceId) -> Result<Value, ApiErr
 /// `GET …/quotas`: every member and API key that sees the workspace.
 #[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/quotas", tag = "quotas",
     params(refract_http::openapi::InWorkspace),
-    responses((status = 200, description = "The workspace's effective limits and today's usage.", body = Object)))]
+    responses((status = 200, description = "The workspace's effective limits and today's usage.", body = super::openapi::Quotas)))]
 pub(super) async fn get(
     State(state): State<RuntimeState>,
     Path(workspace_id): Path<String>,
@@ -134,7 +134,7 @@ async fn apply(
 /// policy). The owner's narrower allow-list is kept.
 #[utoipa::path(put, path = "/v2/workspaces/{workspace_id}/quotas", tag = "quotas",
     params(refract_http::openapi::InWorkspace), request_body = PolicyPatch,
-    responses((status = 200, description = "The limits now in force.", body = Object)))]
+    responses((status = 200, description = "The limits now in force.", body = super::openapi::Quotas)))]
 pub(super) async fn put(
     State(state): State<RuntimeState>,
     Path(workspace_id): Path<String>,
@@ -174,7 +174,7 @@ struct Egress {
 /// platform's: the list narrows, it never widens.
 #[utoipa::path(put, path = "/v2/workspaces/{workspace_id}/quotas/egress", tag = "quotas",
     params(refract_http::openapi::InWorkspace), request_body = Egress,
-    responses((status = 200, description = "The limits now in force.", body = Object)))]
+    responses((status = 200, description = "The limits now in force.", body = super::openapi::Quotas)))]
 pub(super) async fn put_egress(
     State(state): State<RuntimeState>,
     Path(workspace_id): Path<String>,
@@ -218,7 +218,7 @@ struct Period {
 /// read the workspace's usage.
 #[utoipa::path(get, path = "/v2/workspaces/{workspace_id}/usage", tag = "quotas",
     params(refract_http::openapi::InWorkspace, Period),
-    responses((status = 200, description = "Runs, run time, emits and fetches per UTC day, with the total.", body = Object)))]
+    responses((status = 200, description = "Runs, run time, emits and fetches per UTC day, with the total.", body = super::openapi::Usage)))]
 pub(super) async fn usage(
     State(state): State<RuntimeState>,
     Path(workspace_id): Path<String>,

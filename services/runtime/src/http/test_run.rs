@@ -21,7 +21,9 @@ use crate::state::RuntimeState;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TestBody {
+    /// The run's payload: a JSON object (none or null is `{}`).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     payload: Option<Value>,
 }
 
@@ -48,7 +50,7 @@ async fn may_test(
 #[utoipa::path(post, path = "/v2/workspaces/{workspace_id}/test/{slug}", tag = "automations",
     params(refract_http::openapi::InWorkspace, ("slug" = String, Path, description = "The automation's slug.")),
     request_body = TestBody,
-    responses((status = 200, description = "The run's output as JSON.", body = Object)))]
+    responses((status = 200, description = "The run's output as JSON: any JSON value the automation answered (`{}` when it answered nothing), so it stays untyped.", body = serde_json::Value)))]
 pub(super) async fn test_run(
     State(state): State<RuntimeState>,
     Path((workspace_id, slug)): Path<(String, String)>,

@@ -36,12 +36,15 @@ pub(crate) fn guest_headers(headers: &HeaderMap) -> Vec<(String, String)> {
 }
 
 /// Runs the automations answering `endpoint`; answers with the first one's output.
+// The answer stays loose: any JSON value (`answer::webhook_output`: a JSON string output is
+// sent as text/plain), or whatever status, content type and body the automation wrote.
 #[utoipa::path(method(get, post, put, patch, delete), path = "/v2/workspaces/{workspace_id}/webhooks/{endpoint}",
     tag = "webhooks", security((), ("bearer" = []), ("apiKey" = [])),
     params(refract_http::openapi::InWorkspace, ("endpoint" = String, Path, description = "The endpoint an automation answers (`when.endpoint`).")),
     request_body(description = "Anything: JSON, a form, multipart or raw bytes, as the automation reads it.", content(
         (Object = "application/json"), (Object = "application/x-www-form-urlencoded"), (Object = "multipart/form-data"), (String = "application/octet-stream"))),
-    responses((status = 200, description = "The automation's answer: its status, headers and body as it wrote them (any content type).", body = Object),
+    responses((status = 200, description = "The automation's answer: its status, headers and body as it wrote them (any content type): by default its output as JSON (any JSON value), or as text when the output is a string.",
+            content((serde_json::Value = "application/json"), (String = "text/plain"))),
         (status = "default", description = "Any status the automation chose.")))]
 pub(super) async fn webhook(
     State(state): State<RuntimeState>,
