@@ -160,7 +160,9 @@ async fn history(
                     )
                     .with_details(json!({ "path": "wait", "reason": "seconds, at most 15" }))
                 })?;
-            wait = Some(Duration::from_secs_f64(secs).min(MAX_WAIT));
+            // A finite wait past what a Duration holds (1.8e19 s) panics in from_secs_f64:
+            // anything over the cap is the cap.
+            wait = Some(Duration::try_from_secs_f64(secs).map_or(MAX_WAIT, |d| d.min(MAX_WAIT)));
         } else {
             rest.push((key, value));
         }
