@@ -185,6 +185,17 @@ async fn stdio_and_logs_do_not_disturb_the_run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The host links `wasi:filesystem` (ComponentizeJS's WASI adapter imports it) with nothing
+/// preopened: a guest that reads, lists, writes or creates files reaches none.
+#[tokio::test]
+async fn no_file_is_within_reach() -> anyhow::Result<()> {
+    let report = run(json!({"mode": "files"}), Limits::default()).await?;
+    let out = body(&report.outcome);
+    assert_eq!(out["tried"], 5, "{out}");
+    assert_eq!(out["reached"], json!([]), "{out}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn state_errors_are_values() -> anyhow::Result<()> {
     let report = run(json!({"mode": "state"}), Limits::default()).await?;
