@@ -209,7 +209,7 @@ fn id_from_path(method: &str, path: &str) -> String {
 }
 
 /// An error answer with the `Error` body.
-pub fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
     ResponseBuilder::new()
         .description(description)
         .content(
@@ -223,7 +223,7 @@ pub fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
 }
 
 /// Every operation of a path.
-pub fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     methods_mut(item).map(|(_, op)| op)
 }
 
