@@ -503,8 +503,8 @@ async fn import_one(
     let expect = existing
         .as_ref()
         .map_or(Expect::Absent, |(_, v)| Expect::Version(*v));
-    match store(state, ws, &a, expect).await? {
-        Ok(_) => {}
+    let version = match store(state, ws, &a, expect).await? {
+        Ok(doc) => doc.version,
         Err(e) if e.kind() == ErrorKind::Conflict => {
             return Err(ApiError::already_used(
                 "slug",
@@ -512,7 +512,7 @@ async fn import_one(
             ));
         }
         Err(e) => return Err(storage(e)),
-    }
+    };
     if let (Some((previous, _)), AutomationKind::Dsl) = (&existing, kind) {
         crate::automation_versions::saved(state, ws, &a.slug, previous).await;
     }
@@ -525,9 +525,10 @@ async fn import_one(
         .emit(caller, &access.id, event, event_payload(&a, None))
         .await;
     if let Some((bytes, language)) = component {
-        let stored = load(state, ws, &a.slug).await?;
+        // The automation as just stored, at the version the write gave it.
         let slot = state.compile_slots().try_acquire(&access.id)?;
-        crate::components::install(state, caller, access, stored, slot, bytes, language).await?;
+        crate::components::install(state, caller, access, (a, version), slot, bytes, language)
+            .await?;
     }
     Ok(())
 }
