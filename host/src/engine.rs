@@ -18,8 +18,10 @@ pub const DEFAULT_MAX_INSTANCES: u32 = 100;
 /// Per-component caps of the pool, at the pool's average per component instance: one
 /// component with many core modules, memories or tables cannot take the slots of many runs
 /// (the pool's totals are these times `max_instances`). A Rust guest is one core module plus
-/// a few adapter shims.
-pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 8;
+/// a few adapter shims; a JavaScript one (ComponentizeJS) a few more; a Python one
+/// (componentize-py) 14: CPython and its C libraries are dynamically linked core modules, with
+/// their shims. A core instance slot is a small VM context, not a memory.
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
 /// See [`MAX_CORE_INSTANCES_PER_COMPONENT`].
 pub const MAX_MEMORIES_PER_COMPONENT: u32 = 2;
 /// See [`MAX_CORE_INSTANCES_PER_COMPONENT`].

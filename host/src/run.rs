@@ -162,11 +162,17 @@ impl Host {
     }
 
     /// Validates an upload, compiles it once (Cranelift, on a blocking thread), checks it targets
-    /// our world, and stores the artifact. Uploading the same bytes again is cheap.
+    /// our world, and stores the artifact. Uploading the same bytes again is cheap: from the
+    /// ready LRU, or from the artifact this engine stored for them (in this process, before a
+    /// restart, or on another instance sharing the store), which is what the compile would make.
     pub async fn upload(&self, bytes: &[u8]) -> Result<ComponentDigest, HostError> {
         validate::check_preamble(bytes)?;
         let digest = ComponentDigest::of(bytes);
         if self.pres.get(&digest).is_some() {
+            return Ok(digest);
+        }
+        if let Some(pre) = self.stored_pre(&digest).await? {
+            self.pres.put(digest.clone(), pre);
             return Ok(digest);
         }
         let engine = self.engine.clone();
@@ -190,6 +196,25 @@ impl Host {
             })?;
         self.pres.put(digest.clone(), pre);
         Ok(digest)
+    }
+
+    /// The `InstancePre` of `digest` from the artifact store, checked against our world like a
+    /// fresh compile; `None` when there is no artifact, or one this engine cannot load (the
+    /// upload then compiles and replaces it). A store that cannot be read is a miss too: the
+    /// compile's own write will say whether it is down.
+    async fn stored_pre(
+        &self,
+        digest: &ComponentDigest,
+    ) -> Result<Option<AutomationPre<StoreData>>, HostError> {
+        let key = artifact_key(digest, &self.fingerprint);
+        let Ok(Some(bytes)) = self.artifacts.get(&key).await else {
+            return Ok(None);
+        };
+        let Ok(component) = load_artifact(&self.engine, &bytes) else {
+            return Ok(None);
+        };
+        validate::check_world(&self.engine, &component)?;
+        self.pre_for(&component).map(Some)
     }
 
     fn pre_for(&self, component: &Component) -> Result<AutomationPre<StoreData>, HostError> {

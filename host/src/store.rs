@@ -148,11 +148,16 @@ impl Wasi {
             budget,
             line,
         );
-        // The default context grants nothing: no args, no env, no preopens, stdin closed,
-        // sockets denied (and the socket interfaces are not even linked).
+        // The context grants nothing: no args, no env, no preopens, stdin closed, and no
+        // network: TCP, UDP and name lookups are off and no socket address passes the check
+        // (each already the default; said here so that no default change can open them).
         let ctx = WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }))
             .build();
         Wasi {
             ctx,
@@ -209,13 +214,16 @@ impl HasData for IoTable {
 /// Links the minimal WASI subset: I/O streams, clocks, random, the `wasi:cli` interfaces Rust's
 /// std imports (environment, exit, stdio, terminals), and `wasi:filesystem` with no preopened
 /// directory (JavaScript components built by ComponentizeJS import it through their WASI
-/// adapter; with nothing preopened, no descriptor can be had). No sockets, no HTTP.
+/// adapter; with nothing preopened, no descriptor can be had), and `wasi:sockets` with every use
+/// denied by the context (Python components built by componentize-py import it: CPython is
+/// built with socket support). No HTTP: outbound requests go through our `http` import.
 pub(crate) fn add_minimal_wasi<T: WasiView + 'static>(l: &mut Linker<T>) -> wasmtime::Result<()> {
     use wasmtime_wasi::cli::{WasiCli, WasiCliView as _};
     use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView as _};
     use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView as _};
-    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, io, random};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, io, random, sockets};
     use wasmtime_wasi::random::{WasiRandom, WasiRandomView as _};
+    use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView as _};
 
     io::error::add_to_linker::<T, IoTable>(l, |t| t.ctx().table)?;
     io::poll::add_to_linker::<T, IoTable>(l, |t| t.ctx().table)?;
@@ -239,5 +247,14 @@ pub(crate) fn add_minimal_wasi<T: WasiView + 'static>(l: &mut Linker<T>) -> wasm
     // needs a descriptor the guest cannot obtain.
     filesystem::types::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
     filesystem::preopens::add_to_linker::<T, WasiFilesystem>(l, T::filesystem)?;
+    // Every socket call answers `access-denied` (or `not-supported`): see `Wasi::new`.
+    let options = sockets::network::LinkOptions::default();
+    sockets::network::add_to_linker::<T, WasiSockets>(l, &options, T::sockets)?;
+    sockets::instance_network::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    sockets::ip_name_lookup::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    sockets::tcp_create_socket::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    sockets::tcp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    sockets::udp_create_socket::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
+    sockets::udp::add_to_linker::<T, WasiSockets>(l, T::sockets)?;
     Ok(())
 }

@@ -18,7 +18,9 @@ pub const RUN_EXPORT: &str = "run";
 /// WASI interfaces the host links (with a context that grants nothing: no preopens, no env, no
 /// args, stdin closed, no sockets). Rust's std imports the `wasi:cli` and `wasi:io` ones even when
 /// unused, so they must be accepted; ComponentizeJS's WASI adapter imports `wasi:filesystem`,
-/// linked with no preopened directory (nothing to open); `wasi:sockets`, `wasi:http` are not.
+/// linked with no preopened directory (nothing to open); componentize-py's CPython imports
+/// `wasi:sockets`, linked with every use denied (no TCP, no UDP, no name lookup, no address
+/// allowed): outbound HTTP goes through our `http` interface only. `wasi:http` is not linked.
 const ALLOWED_WASI: &[&str] = &[
     "wasi:cli/environment",
     "wasi:cli/exit",
@@ -40,6 +42,13 @@ const ALLOWED_WASI: &[&str] = &[
     "wasi:random/insecure-seed",
     "wasi:filesystem/types",
     "wasi:filesystem/preopens",
+    "wasi:sockets/network",
+    "wasi:sockets/instance-network",
+    "wasi:sockets/ip-name-lookup",
+    "wasi:sockets/tcp",
+    "wasi:sockets/tcp-create-socket",
+    "wasi:sockets/udp",
+    "wasi:sockets/udp-create-socket",
 ];
 /// WASI versions the linked implementation serves (semver-compatible 0.2.x).
 const WASI_VERSION_PREFIX: &str = "0.2.";
@@ -138,7 +147,9 @@ mod tests {
         assert!(import_allowed("wasi:io/poll@0.2.6"));
         assert!(import_allowed("wasi:cli/stderr@0.2.0"));
         assert!(import_allowed("wasi:filesystem/preopens@0.2.6"));
-        assert!(!import_allowed("wasi:sockets/tcp@0.2.6"));
+        // Linked with every use denied (componentize-py's CPython imports them).
+        assert!(import_allowed("wasi:sockets/tcp@0.2.6"));
+        assert!(!import_allowed("wasi:http/outgoing-handler@0.2.6"));
         assert!(!import_allowed("wasi:io/poll@0.3.0"));
         assert!(!import_allowed("evil:net/raw"));
     }

@@ -669,18 +669,51 @@ async fn the_embedder_hears_of_every_compile_on_the_compiling_thread() -> anyhow
     fn seen() {
         COMPILES_SEEN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
-    let sb = sandbox()?;
-    let config = refract_host::HostConfig {
+    let compiles = || COMPILES_SEEN.load(std::sync::atomic::Ordering::SeqCst);
+    let config = || refract_host::HostConfig {
         after_compile: Some(seen),
         ..Default::default()
     };
-    let host = refract_host::Host::new(config, sb.artifacts.clone())?;
+    let artifacts = Arc::new(refract_host::MemoryArtifactStore::new());
+    let host = refract_host::Host::new(config(), artifacts.clone())?;
     let bytes = refract_tests::fixtures::fixture("trivial")?;
     host.upload(&bytes).await?;
-    assert_eq!(COMPILES_SEEN.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(compiles(), 1);
     // A validation (`validateOnly`) compiles too.
     host.check(&bytes)?;
-    assert_eq!(COMPILES_SEEN.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(compiles(), 2);
+    // Another host on the same artifact store (a restart, another instance) takes the stored
+    // artifact for the same bytes instead of compiling them again, and runs them.
+    let other = Arc::new(refract_host::Host::new(config(), artifacts.clone())?);
+    let digest = other.upload(&bytes).await?;
+    assert_eq!(compiles(), 2, "the second upload compiled");
+    assert_eq!(other.cached_instances(), 1);
+    let (services, _) = services(&other);
+    let report = other
+        .run(
+            &digest,
+            call(
+                "trivial",
+                json!({}),
+                Limits::default(),
+                EgressPolicy::default(),
+            ),
+            services,
+        )
+        .await?;
+    assert!(
+        matches!(report.outcome, RunOutcome::Ok(_)),
+        "{:?}",
+        report.outcome
+    );
+    // An artifact this engine cannot load is replaced by a compile.
+    let hostile = refract_tests::fixtures::fixture("hostile")?;
+    let key =
+        refract_host::cache::artifact_key(&ComponentDigest::of(&hostile), other.fingerprint());
+    refract_host::ArtifactStore::put(artifacts.as_ref(), &key, Arc::from(&b"not an artifact"[..]))
+        .await?;
+    other.upload(&hostile).await?;
+    assert_eq!(compiles(), 3, "a corrupt artifact is compiled over");
     Ok(())
 }
 
