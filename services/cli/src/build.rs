@@ -1,6 +1,7 @@
 //! Building a guest folder into a component, one room per language: the folder says which
-//! (`Cargo.toml`: Rust, `package.json`: JavaScript or TypeScript).
+//! (`Cargo.toml`: Rust, `package.json`: JavaScript or TypeScript, `pyproject.toml`: Python).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -12,18 +13,23 @@ use serde_json::Value;
 pub(crate) enum Language {
     Rust,
     Js,
+    Python,
 }
 
 impl Language {
-    /// What a guest folder holds: `Cargo.toml` wins over `package.json`.
+    /// What a guest folder holds: `Cargo.toml` wins over `package.json`, which wins over
+    /// `pyproject.toml`.
     pub(crate) fn of_folder(dir: &Path) -> anyhow::Result<Self> {
         if dir.join("Cargo.toml").is_file() {
             Ok(Self::Rust)
         } else if dir.join("package.json").is_file() {
             Ok(Self::Js)
+        } else if dir.join("pyproject.toml").is_file() {
+            Ok(Self::Python)
         } else {
             bail!(
-                "{} has neither a Cargo.toml (a Rust guest) nor a package.json (a JavaScript or TypeScript guest)",
+                "{} has no Cargo.toml (a Rust guest), package.json (a JavaScript or TypeScript guest) \
+                 or pyproject.toml (a Python guest)",
                 dir.display()
             )
         }
@@ -34,27 +40,37 @@ impl Language {
         match self {
             Self::Rust => "rust",
             Self::Js => "js",
+            Self::Python => "python",
         }
     }
 }
 
-/// The language a built `.wasm` names in its producers section (ComponentizeJS writes
-/// `processed-by: ComponentizeJS`); Rust otherwise.
+/// The language a built `.wasm` says it was made from: ComponentizeJS writes
+/// `processed-by: ComponentizeJS` in its producers section; componentize-py's producers name
+/// only `wit-component` and `component-init-transform`, but its runtime module
+/// (`componentize_py_runtime`) is named throughout the component. Rust otherwise.
 pub(crate) fn language_of_component(wasm: &[u8]) -> &'static str {
     let has = |needle: &[u8]| wasm.windows(needle.len()).any(|w| w == needle);
     if has(b"ComponentizeJS") {
         Language::Js.header()
+    } else if has(b"componentize_py_runtime") {
+        Language::Python.header()
     } else {
         Language::Rust.header()
     }
 }
 
-/// Builds the guest in `dir` and returns its language and `.wasm`.
-pub(crate) fn build(dir: &Path) -> anyhow::Result<(Language, PathBuf)> {
+/// Builds the guest in `dir` and returns its language and `.wasm`. `env` is the command's
+/// environment (the Python build reads `REFRACT_PYTHON`, `VIRTUAL_ENV` and `PYTHONPATH`).
+pub(crate) fn build(
+    dir: &Path,
+    env: &HashMap<String, String>,
+) -> anyhow::Result<(Language, PathBuf)> {
     let language = Language::of_folder(dir)?;
     let wasm = match language {
         Language::Rust => rust(dir)?,
         Language::Js => js(dir)?,
+        Language::Python => python(dir, env)?,
     };
     Ok((language, wasm))
 }
@@ -164,4 +180,197 @@ fn js(dir: &Path) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(wasm)
+}
+
+/// Where `refract-build` (the Python SDK's build) writes the component by default.
+const PYTHON_OUTPUT: &str = "dist/component.wasm";
+
+/// The componentize-py the Python SDK pins (guest-sdk/python/pyproject.toml).
+pub(crate) const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+
+/// What the interpreter lacks, printed by a probe run before the build: `old` (before 3.10),
+/// `refract` (the SDK), `componentize_py`.
+const PYTHON_PROBE: &str = r#"import importlib.util as u, sys
+missing = [] if sys.version_info >= (3, 10) else ['old']
+for m in ('refract', 'componentize_py'):
+    try:
+        found = u.find_spec(m) is not None
+    except Exception:
+        found = False
+    if not found:
+        missing.append(m)
+if 'refract' not in missing and u.find_spec('refract.build') is None:
+    missing.append('refract')
+print(' '.join(missing))
+"#;
+
+/// The interpreter that builds a Python guest: `REFRACT_PYTHON`, else the folder's `.venv`, else
+/// the active virtualenv's (`VIRTUAL_ENV`), else `python3` on PATH.
+/// A path is made absolute (against the command's own folder): the build runs in `dir`.
+fn python_interpreter(dir: &Path, env: &HashMap<String, String>) -> PathBuf {
+    let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+    let set = |k: &str| env.get(k).filter(|v| !v.trim().is_empty());
+    if let Some(p) = set("REFRACT_PYTHON") {
+        // A bare name (`python3.12`) is looked up on PATH; a path is a path.
+        return if p.contains('/') {
+            absolute(PathBuf::from(p))
+        } else {
+            PathBuf::from(p)
+        };
+    }
+    let local = dir.join(".venv/bin/python");
+    if local.is_file() {
+        return absolute(local);
+    }
+    if let Some(venv) = set("VIRTUAL_ENV") {
+        let p = Path::new(venv).join("bin/python");
+        if p.is_file() {
+            return absolute(p);
+        }
+    }
+    PathBuf::from("python3")
+}
+
+/// `python -m refract.build` (the Python SDK's `refract-build`, which runs componentize-py);
+/// the component it wrote at `dist/component.wasm`. Says which piece is missing first.
+fn python(dir: &Path, env: &HashMap<String, String>) -> anyhow::Result<PathBuf> {
+    let interpreter = python_interpreter(dir, env);
+    let shown = interpreter.display();
+    let command = |args: &[&str]| {
+        let mut c = Command::new(&interpreter);
+        c.args(args).current_dir(dir);
+        if let Some(path) = env.get("PYTHONPATH") {
+            c.env("PYTHONPATH", path);
+        }
+        c
+    };
+    let probe = match command(&["-c", PYTHON_PROBE]).output() {
+        Ok(out) if out.status.success() => out,
+        Ok(out) => bail!(
+            "{shown} failed ({}): Python guests need Python 3.10+ (set REFRACT_PYTHON, or activate a virtualenv)\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(_) => bail!(
+            "{shown} not found: Python guests need Python 3.10+ on PATH (or set REFRACT_PYTHON, or activate a virtualenv)"
+        ),
+    };
+    let missing = String::from_utf8_lossy(&probe.stdout);
+    let missing: Vec<&str> = missing.split_whitespace().collect();
+    if missing.contains(&"old") {
+        bail!("{shown} is older than Python 3.10: Python guests need 3.10+ (set REFRACT_PYTHON)");
+    }
+    if missing.contains(&"componentize_py") && missing.contains(&"refract") {
+        bail!(
+            "neither the Python SDK nor componentize-py is installed for {shown}: \
+             pip install refract-sdk (from a checkout: pip install ./guest-sdk/python), which brings {COMPONENTIZE_PY}"
+        );
+    }
+    if missing.contains(&"componentize_py") {
+        bail!("componentize-py not installed for {shown}: pip install {COMPONENTIZE_PY}");
+    }
+    if missing.contains(&"refract") {
+        bail!(
+            "the Python SDK (import refract) is not installed for {shown}: \
+             pip install refract-sdk (from a checkout: pip install ./guest-sdk/python)"
+        );
+    }
+
+    eprintln!(
+        "building {} (Python): {shown} -m refract.build (componentize-py) …",
+        dir.display()
+    );
+    let wasm = dir.join(PYTHON_OUTPUT);
+    match std::fs::remove_file(&wasm) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("removing the old {}", wasm.display()));
+        }
+        _ => {}
+    }
+    let status = command(&["-m", "refract.build", "--quiet", "-o", PYTHON_OUTPUT])
+        // The build's own output would go to stdout, which is the command's answer.
+        .stdout(Stdio::from(std::io::stderr()))
+        .stderr(Stdio::inherit())
+        .status()
+        .with_context(|| format!("running {shown}"))?;
+    if !status.success() {
+        bail!(
+            "python -m refract.build failed in {} ({status})",
+            dir.display()
+        );
+    }
+    if !wasm.is_file() {
+        bail!("python -m refract.build did not write {}", wasm.display());
+    }
+    Ok(wasm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh folder under the system's temporary one.
+    fn scratch() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("refract-build-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_folder_names_its_language_cargo_first_then_npm_then_python() {
+        let dir = scratch();
+        let language = || Language::of_folder(&dir);
+        let err = language().unwrap_err().to_string();
+        assert!(err.contains("pyproject.toml"), "{err}");
+        std::fs::write(dir.join("pyproject.toml"), "").unwrap();
+        assert_eq!(language().unwrap(), Language::Python);
+        std::fs::write(dir.join("package.json"), "{}").unwrap();
+        assert_eq!(language().unwrap(), Language::Js);
+        std::fs::write(dir.join("Cargo.toml"), "").unwrap();
+        assert_eq!(language().unwrap(), Language::Rust);
+        assert_eq!(Language::Python.header(), "python");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_component_says_what_made_it() {
+        assert_eq!(language_of_component(b"\0asm...wit-component"), "rust");
+        assert_eq!(
+            language_of_component(b"\0asm..processed-by..ComponentizeJS"),
+            "js"
+        );
+        assert_eq!(
+            language_of_component(b"\0asm..componentize_py_runtime.."),
+            "python"
+        );
+    }
+
+    #[test]
+    fn a_python_build_says_what_is_missing() {
+        let dir = scratch();
+        std::fs::write(dir.join("pyproject.toml"), "[project]\nname = \"x\"\n").unwrap();
+        let env: HashMap<String, String> = [(
+            "REFRACT_PYTHON".to_owned(),
+            dir.join("no-such-python").display().to_string(),
+        )]
+        .into();
+        let err = build(&dir, &env).unwrap_err().to_string();
+        assert!(
+            err.contains("not found") && err.contains("REFRACT_PYTHON"),
+            "{err}"
+        );
+        // A real interpreter without the SDK (an empty PYTHONPATH cannot bring it, and the
+        // system's python3 has none): the message names what to install.
+        let has_sdk = Command::new("python3")
+            .args(["-c", "import refract.build"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if Command::new("python3").arg("--version").output().is_ok() && !has_sdk {
+            let env: HashMap<String, String> =
+                [("REFRACT_PYTHON".to_owned(), "python3".to_owned())].into();
+            let err = build(&dir, &env).unwrap_err().to_string();
+            assert!(err.contains("pip install"), "{err}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -1,5 +1,5 @@
 //! The command line of `refract`: run the platform (`serve`), one of its services, administer
-//! accounts (`admin`), or call a platform's API ([`commands`]: `login`, `workspaces`,
+//! accounts (`admin`), make a new automation folder (`new`), or call a platform's API ([`commands`]: `login`, `workspaces`,
 //! `automations`, `export`, `import`, `deploy`, `logs`).
 
 use std::net::SocketAddr;
@@ -88,12 +88,41 @@ enum Command {
     Export(ExportArgs),
     /// Import an export (zip or runtime.yml) into a workspace; prints its report.
     Import(ImportArgs),
-    /// Build a guest folder (Rust crate or npm package), or take a .wasm, and deploy it as an
-    /// automation.
+    /// Build a guest folder (Rust crate, npm package or Python project), or take a .wasm, and
+    /// deploy it as an automation.
     Deploy(DeployArgs),
+    /// Make a new automation folder, ready for `refract deploy`, from the webhook-echo example
+    /// of a language.
+    New(NewArgs),
     /// Print the workspace's runs with their logs (oldest first), and with --follow the new
     /// ones as they are recorded.
     Logs(LogsArgs),
+}
+
+/// `refract new`.
+#[derive(clap::Args)]
+#[command(
+    after_help = "The Rust SDK (refract-sdk) is not on crates.io: a Rust folder depends on it \
+by path (--sdk-path, default: the checkout this binary was built from, if it is still there) or by \
+git (--sdk-git). A JavaScript/TypeScript folder depends on @refract/sdk and a Python one on \
+refract-sdk by version, or on a local copy with --sdk-path (guest-sdk/js, guest-sdk/python)."
+)]
+struct NewArgs {
+    /// The language: rust, js, ts (TypeScript) or python.
+    #[arg(value_enum)]
+    language: crate::scaffold::Language,
+    /// The automation's slug, also the folder's name (lower-case letters, digits, dashes).
+    name: String,
+    /// Where to create the folder.
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// Depend on a local copy of the SDK: <checkout>/guest-sdk (Rust), guest-sdk/js (js, ts)
+    /// or guest-sdk/python (python).
+    #[arg(long)]
+    sdk_path: Option<PathBuf>,
+    /// Rust only: depend on refract-sdk from this git repository (the Refract repository).
+    #[arg(long, conflicts_with = "sdk_path")]
+    sdk_git: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -193,6 +222,7 @@ fn log_settings(command: &Command) -> refract_telemetry::logs::LogSettings {
         Command::Import(_) => "import",
         Command::Deploy(_) => "deploy",
         Command::Logs(_) => "logs",
+        Command::New(_) => "new",
     };
     refract_telemetry::logs::LogSettings {
         format,
@@ -304,6 +334,17 @@ async fn run(config: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
             println!("{done}");
             Ok(())
         }
+        Command::New(args) => {
+            let dir = crate::scaffold::new(&crate::scaffold::New {
+                language: args.language,
+                name: args.name,
+                parent: args.dir,
+                sdk_path: args.sdk_path,
+                sdk_git: args.sdk_git,
+            })?;
+            println!("{}", crate::scaffold::next_steps(args.language, &dir));
+            Ok(())
+        }
         // `main` runs these through `run_api` (`Command::dispatch`).
         Command::Workspaces {
             action: Some(_), ..
@@ -350,5 +391,29 @@ mod tests {
         assert!(matches!(parse(&["serve"]), Dispatch::Platform(_)));
         let mixed = Cli::try_parse_from(["refract", "workspaces", "--listen", "1.2.3.4:5", "list"]);
         assert!(mixed.is_err(), "a service flag and a subcommand do not mix");
+    }
+
+    #[test]
+    fn new_takes_a_language_and_a_name() {
+        assert!(matches!(
+            parse(&["new", "python", "order-hook", "--dir", "/tmp"]),
+            Dispatch::Platform(Command::New(NewArgs {
+                language: crate::scaffold::Language::Python,
+                ..
+            }))
+        ));
+        assert!(Cli::try_parse_from(["refract", "new", "cobol", "x"]).is_err());
+        assert!(Cli::try_parse_from(["refract", "new", "rust"]).is_err());
+        let both = [
+            "refract",
+            "new",
+            "rust",
+            "x",
+            "--sdk-path",
+            "a",
+            "--sdk-git",
+            "b",
+        ];
+        assert!(Cli::try_parse_from(both).is_err());
     }
 }

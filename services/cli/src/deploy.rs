@@ -1,6 +1,7 @@
-//! `refract deploy`: build a guest folder (a Rust crate or a JavaScript/TypeScript package: see
-//! the `build` module) or take a `.wasm`, create or update its automation from a small manifest,
-//! and upload the component (streamed, with a progress bar on a terminal).
+//! `refract deploy`: build a guest folder (a Rust crate, a JavaScript/TypeScript package or a
+//! Python project: see the `build` module) or take a `.wasm`, create or update its automation
+//! from a small manifest, and upload the component (streamed, with a progress bar on a
+//! terminal).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -49,6 +50,9 @@ pub(crate) struct Deploy {
     pub json: bool,
     /// Draw the upload's progress bar on stderr.
     pub progress: bool,
+    /// The command's environment (the Python build reads `REFRACT_PYTHON`, `VIRTUAL_ENV` and
+    /// `PYTHONPATH` from it).
+    pub env: std::collections::HashMap<String, String>,
 }
 
 /// Builds the component if needed, creates the automation (or updates the one with the
@@ -70,7 +74,7 @@ pub(crate) async fn deploy(
         .with_context(|| format!("parsing the manifest {}", manifest_path.display()))?;
 
     let (wasm_path, language) = if args.path.is_dir() {
-        let (language, wasm) = build::build(&args.path)?;
+        let (language, wasm) = build::build(&args.path, &args.env)?;
         (wasm, Some(language.header()))
     } else {
         (args.path.clone(), None)

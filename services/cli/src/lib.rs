@@ -12,6 +12,8 @@
 //!   progress bars).
 //! - [`deploy`]: build, register and upload an automation.
 //! - [`logs`]: the runs of a workspace and their logs (`refract logs`).
+//! - [`scaffold`]: `refract new`, a new automation folder in Rust, JavaScript, TypeScript or
+//!   Python.
 //! - [`admin`]: operator commands on accounts (superadmin grants, deactivation).
 //! - [`observability`]: readiness, `/metrics` and the HTTP metrics layer of every process.
 #![warn(missing_docs)]
@@ -29,6 +31,7 @@ pub mod observability;
 pub mod output;
 pub mod profile;
 pub mod progress;
+pub mod scaffold;
 pub mod serve;
 
 pub use commands::{Console, run_api_command};

@@ -294,6 +294,7 @@ pub async fn run(command: ApiCommand, console: &mut Console<'_>) -> anyhow::Resu
                 workspace,
                 json: args.at.conn.json,
                 progress: console.progress,
+                env: console.env.clone(),
             };
             crate::deploy::deploy(&api, deploy, &mut *console.stdout).await
         }
