@@ -5,7 +5,9 @@
 //!
 //! Needs Node.js 20+ and `npm ci --prefix guest-sdk/js` (`.ci/run` does it); without them the
 //! tests fail and say so. Components are cached under the guest target folder by a hash of
-//! their sources, the SDK and its lockfile, so a warm run does not componentize again.
+//! their sources, the SDK and its lockfile, so a warm run does not componentize again, and so
+//! are their compiled artifacts (a file storage the platforms share), so it does not compile
+//! them again either.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -121,6 +123,11 @@ fn build_guests() -> anyhow::Result<PathBuf> {
     if pending.is_empty() {
         return Ok(out);
     }
+    // Artifacts of the components replaced would only pile up.
+    match std::fs::remove_dir_all(shared_files()) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
     check_node(&sdk)?;
     let started = Instant::now();
     for batch in pending.chunks(2) {
@@ -156,6 +163,36 @@ fn build_guests() -> anyhow::Result<PathBuf> {
     Ok(out)
 }
 
+/// The file storage the JavaScript tests' platforms share, kept across runs beside the cached
+/// components: component blobs by digest and their precompiled artifacts (keyed by digest and
+/// engine fingerprint), so a component an earlier run compiled is loaded, not compiled again
+/// (each compile of a 12 MB component takes the cores for seconds). Emptied whenever a guest is
+/// rebuilt. `refract deploy` below keeps its own storage and compiles.
+fn shared_files() -> PathBuf {
+    refract_tests::fixtures::guest_target_dir()
+        .with_file_name("js-guests")
+        .join("files")
+}
+
+/// A platform on `dir` with the shared file storage; `cpu_ms` per run if given, loopback
+/// reachable by `fetch` if asked.
+async fn platform(dir: &Path, cpu_ms: Option<u64>, loopback: bool) -> anyhow::Result<Platform> {
+    let mut config = Config {
+        data_dir: dir.to_path_buf(),
+        disable_rate_limit: true,
+        files_url: Some(format!("file://{}", shared_files().display())),
+        allow_loopback_fetch: loopback,
+        ..Config::default()
+    };
+    if loopback {
+        config.sandbox.allow_hosts = vec!["127.0.0.1".into()];
+    }
+    if let Some(cpu_ms) = cpu_ms {
+        config.sandbox.cpu_ms = cpu_ms;
+    }
+    Platform::start_with(config).await
+}
+
 /// A platform, a signed-up owner and a workspace.
 async fn workspace(platform: &Platform) -> anyhow::Result<(Client, String)> {
     let ada = platform.client().signed_up("ada@example.com").await?;
@@ -184,7 +221,7 @@ async fn the_js_webhook_echo_answers_like_the_rust_one() -> anyhow::Result<()> {
     let _serial = SERIAL.lock().await;
     let wasm = js_guest("webhook-echo")?;
     let dir = tempfile::tempdir()?;
-    let platform = Platform::start(dir.path()).await?;
+    let platform = platform(dir.path(), None, false).await?;
     let (ada, ws) = workspace(&platform).await?;
     let started = Instant::now();
     let uploaded = ada
@@ -282,7 +319,7 @@ async fn the_js_webhook_echo_answers_like_the_rust_one() -> anyhow::Result<()> {
         ));
     }
     eprintln!(
-        "| webhook-echo | component | upload (validate + compile) | run (webhook round trip, mean of 50) |\n|---|---|---|---|\n{}",
+        "| webhook-echo | component | upload (validate + compile, or load of the artifact an earlier run compiled) | run (webhook round trip, mean of 50) |\n|---|---|---|---|\n{}",
         table.join("\n")
     );
     platform.stop().await
@@ -293,7 +330,7 @@ async fn the_js_counter_keeps_its_count_in_state_across_runs() -> anyhow::Result
     let _serial = SERIAL.lock().await;
     let wasm = js_guest("counter")?;
     let dir = tempfile::tempdir()?;
-    let platform = Platform::start(dir.path()).await?;
+    let platform = platform(dir.path(), None, false).await?;
     let (ada, ws) = workspace(&platform).await?;
     ada.deploy(
         &ws,
@@ -319,7 +356,7 @@ async fn the_js_event_emitter_emits_the_derived_event() -> anyhow::Result<()> {
     let _serial = SERIAL.lock().await;
     let wasm = js_guest("event-emitter")?;
     let dir = tempfile::tempdir()?;
-    let platform = Platform::start(dir.path()).await?;
+    let platform = platform(dir.path(), None, false).await?;
     let (ada, ws) = workspace(&platform).await?;
     ada.deploy(
         &ws,
@@ -360,7 +397,7 @@ async fn the_ts_fetch_then_wait_fetches_emits_and_times_out_waiting() -> anyhow:
     ))
     .await?;
     let dir = tempfile::tempdir()?;
-    let platform = Platform::start_reaching_loopback(dir.path()).await?;
+    let platform = platform(dir.path(), None, true).await?;
     let (ada, ws) = workspace(&platform).await?;
     ada.deploy(
         &ws,
@@ -392,17 +429,6 @@ async fn the_ts_fetch_then_wait_fetches_emits_and_times_out_waiting() -> anyhow:
     platform.stop().await
 }
 
-/// A platform whose runs get one second of CPU.
-async fn strict_platform(dir: &Path) -> anyhow::Result<Platform> {
-    let mut config = Config {
-        data_dir: dir.to_path_buf(),
-        disable_rate_limit: true,
-        ..Config::default()
-    };
-    config.sandbox.cpu_ms = 1_000;
-    Platform::start_with(config).await
-}
-
 /// The platform still answers: the healthcheck, and a normal run of the same guest.
 async fn still_answers(platform: &Platform, ws: &str, endpoint: &str) -> anyhow::Result<()> {
     let (status, _) = platform
@@ -427,7 +453,8 @@ async fn hostile_js_guests_are_stopped_by_the_sandbox_limits() -> anyhow::Result
     let _serial = SERIAL.lock().await;
     let wasm = js_guest("hostile")?;
     let dir = tempfile::tempdir()?;
-    let platform = strict_platform(dir.path()).await?;
+    // Runs get one second of CPU.
+    let platform = platform(dir.path(), Some(1_000), false).await?;
     let (ada, ws) = workspace(&platform).await?;
     ada.deploy(
         &ws,

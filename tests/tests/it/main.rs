@@ -18,6 +18,7 @@ mod js_guests;
 mod observability;
 mod oidc;
 mod platform;
+mod python_guests;
 mod quotas;
 mod retries;
 mod runtime;
