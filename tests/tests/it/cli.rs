@@ -672,3 +672,56 @@ async fn unreachable_platforms_and_bad_arguments_say_what_failed() -> anyhow::Re
     ensure!(error.to_string().contains("--password-stdin"), "{error:#}");
     Ok(())
 }
+
+/// `refract new rust NAME` makes a crate that `refract deploy` builds for wasm32-wasip2 and
+/// uploads; the automation answers like the webhook echo it was made from. (The examples'
+/// lockfile is copied in, so cargo resolves nothing new.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refract_new_rust_then_deploy_builds_uploads_and_answers() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let platform = Platform::start(data.path()).await?;
+    let ada = platform.client().signed_up("ada@example.com").await?;
+    let ws = ada.workspace("New").await?;
+    let home = tempfile::tempdir()?;
+    let checkout = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let folder = refract::scaffold::new(&refract::scaffold::New {
+        language: refract::scaffold::Language::Rust,
+        name: "rust-hook".into(),
+        parent: home.path().to_path_buf(),
+        sdk_path: Some(checkout.join("guest-sdk")),
+        sdk_git: None,
+    })?;
+    std::fs::copy(
+        checkout.join("guest-sdk/examples/Cargo.lock"),
+        folder.join("Cargo.lock"),
+    )?;
+    let mut shell = Shell::new(home.path());
+    shell.env.insert("REFRACT_URL".into(), platform.url.clone());
+    shell.env.insert(
+        "REFRACT_TOKEN".into(),
+        ada.token.clone().context("no token")?,
+    );
+    shell.env.insert("REFRACT_WORKSPACE".into(), ws.clone());
+    let uploaded = shell
+        .json(&["deploy", folder.to_str().context("path")?])
+        .await?;
+    ensure!(
+        uploaded["slug"] == "rust-hook"
+            && uploaded["component"]["status"] == "ready"
+            && uploaded["component"]["language"] == "rust",
+        "{uploaded}"
+    );
+    let (status, body) = platform
+        .client()
+        .json(
+            Method::POST,
+            &format!("/v2/workspaces/{ws}/webhooks/rust-hook"),
+            Some(json!({"hello": "new"})),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::CREATED && body["body"] == json!({"hello": "new"}),
+        "{status} {body}"
+    );
+    platform.stop().await
+}
