@@ -23,7 +23,7 @@
 #
 #   bash tests/benches/peers.sh                              # 15 s per level after 3 s
 #   DURATION=3s WARMUP=1s TARGETS="ceiling yaml" bash tests/benches/peers.sh
-#   PROFILE=/tmp/prof TARGETS=component bash tests/benches/peers.sh   # + perf record at c=16
+#   PROFILE=/tmp/prof TARGETS=component bash tests/benches/peers.sh   # + perf record at c=16, CPU by stage
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/refract-target}"
@@ -267,6 +267,16 @@ for refract in component yaml; do
   [ -n "$line" ] && echo "${line%; }"
   if [ -n "${CPU16[$refract]:-}" ] && [ -n "${CPU16[node-red]:-}" ]; then
     printf 'node-red/%s CPU per request: %.2f\n' "$refract" "$(echo "${CPU16[node-red]} / ${CPU16[$refract]}" | bc -l)"
+  fi
+done
+# With PROFILE: where Refract's CPU went at c=16, by stage (tests/benches/stages.py), once the
+# load is over (perf script is slow).
+for refract in component yaml; do
+  if [ -n "${PROFILE:-}" ] && [ -f "$PROFILE/$refract.data" ]; then
+    echo
+    echo "$refract, CPU by stage at c=16 (perf report -i $PROFILE/$refract.data for the frames):"
+    perf script -i "$PROFILE/$refract.data" -F comm,ip,sym --no-inline 2>/dev/null \
+      | python3 tests/benches/stages.py
   fi
 done
 exit 0
