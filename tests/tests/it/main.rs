@@ -14,6 +14,7 @@ mod events;
 mod export;
 mod hostile;
 mod identity;
+mod interpreted;
 mod js_guests;
 mod observability;
 mod oidc;

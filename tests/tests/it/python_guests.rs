@@ -19,9 +19,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::interpreted::{still_answers, webhook};
 use anyhow::{Context, bail, ensure};
 use axum::routing::get;
-use refract::Config;
 use refract_tests::platform::{Client, Platform, example, serve_on_loopback};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -199,20 +199,7 @@ fn shared_files() -> PathBuf {
 /// A platform on `dir` with the shared file storage; `cpu_ms` per run if given, loopback
 /// reachable by `fetch` if asked.
 async fn platform(dir: &Path, cpu_ms: Option<u64>, loopback: bool) -> anyhow::Result<Platform> {
-    let mut config = Config {
-        data_dir: dir.to_path_buf(),
-        disable_rate_limit: true,
-        files_url: Some(format!("file://{}", shared_files().display())),
-        allow_loopback_fetch: loopback,
-        ..Config::default()
-    };
-    if loopback {
-        config.sandbox.allow_hosts = vec!["127.0.0.1".into()];
-    }
-    if let Some(cpu_ms) = cpu_ms {
-        config.sandbox.cpu_ms = cpu_ms;
-    }
-    Platform::start_with(config).await
+    crate::interpreted::platform(&shared_files(), dir, cpu_ms, loopback).await
 }
 
 /// A platform, a signed-up owner and a workspace.
@@ -220,22 +207,6 @@ async fn workspace(platform: &Platform) -> anyhow::Result<(Client, String)> {
     let ada = platform.client().signed_up("ada@example.com").await?;
     let ws = ada.workspace("Python").await?;
     Ok((ada, ws))
-}
-
-async fn webhook(
-    client: &Client,
-    ws: &str,
-    endpoint: &str,
-    body: Option<Value>,
-) -> anyhow::Result<reqwest::Response> {
-    let mut req = client.request(
-        Method::POST,
-        &format!("/v2/workspaces/{ws}/webhooks/{endpoint}"),
-    );
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    Ok(req.send().await?)
 }
 
 /// Deploys `wasm` as `automation`, timing the upload (validate + compile + store).
@@ -505,23 +476,6 @@ async fn the_python_fetch_then_wait_fetches_emits_and_waits_for_the_reply() -> a
         );
     }
     platform.stop().await
-}
-
-/// The platform still answers: the healthcheck, and a normal run of the same guest.
-async fn still_answers(platform: &Platform, ws: &str, endpoint: &str) -> anyhow::Result<()> {
-    let (status, _) = platform
-        .client()
-        .json(Method::GET, "/sys/healthcheck", None)
-        .await?;
-    ensure!(status == StatusCode::OK, "healthcheck: {status}");
-    let res = webhook(&platform.client(), ws, endpoint, None).await?;
-    let status = res.status();
-    let body: Value = res.json().await?;
-    ensure!(
-        status == StatusCode::OK && body == json!({"ok": true}),
-        "{status} {body}"
-    );
-    Ok(())
 }
 
 async fn hostile(
